@@ -1,0 +1,30 @@
+# The README's two commands: `make run` (set up, launch the app) and `make test` (set up, run every test).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint screenshots bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the package metadata changes; a second `make` run installs nothing.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,export]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) main.py
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) tools/screenshots.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

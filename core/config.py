@@ -1,0 +1,184 @@
+"""Settings dataclasses (data, model, training) with validation and a JSON round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the field."""
+
+
+def _check(cond: bool, name: str, value: Any, why: str) -> None:
+    if not cond:
+        raise ConfigError(f"{name}={value!r}: {why}")
+
+
+AUGMENTATIONS = ("none", "light", "standard", "strong")
+CACHE_MODES = ("auto", "memory", "stream")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("cosine", "step", "plateau", "none")
+MONITORS = ("val_acc", "val_loss")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MODES = ("scratch", "linear", "finetune")
+
+
+@dataclass
+class DataConfig:
+    """Where the images are, how they are split and how they are augmented."""
+
+    root: str = ""
+    image_size: int = 64
+    val_split: float = 0.2
+    test_split: float = 0.0
+    seed: int = 0
+    augment: str = "standard"  # none | light | standard | strong
+    hflip: bool = True
+    color_jitter: float = 0.0  # strength 0..1
+    random_erasing: float = 0.0  # probability 0..1
+    cache: str = "auto"  # auto | memory | stream
+    cache_budget_mb: int | None = None  # None: a quarter of RAM (CPU) / a share of free GPU memory
+    num_workers: int | None = None  # None: from the core count
+
+    def validate(self) -> None:
+        _check(16 <= self.image_size <= 1024, "image_size", self.image_size, "must be 16..1024")
+        _check(0.0 <= self.val_split < 1.0, "val_split", self.val_split, "must be in [0, 1)")
+        _check(0.0 <= self.test_split < 1.0, "test_split", self.test_split, "must be in [0, 1)")
+        _check(self.val_split + self.test_split < 1.0, "val_split", self.val_split, "val + test must be < 1")
+        _check(self.augment in AUGMENTATIONS, "augment", self.augment, f"one of {AUGMENTATIONS}")
+        _check(0.0 <= self.color_jitter <= 1.0, "color_jitter", self.color_jitter, "must be 0..1")
+        _check(0.0 <= self.random_erasing <= 1.0, "random_erasing", self.random_erasing, "must be 0..1")
+        _check(self.cache in CACHE_MODES, "cache", self.cache, f"one of {CACHE_MODES}")
+        _check(self.cache_budget_mb is None or self.cache_budget_mb >= 0, "cache_budget_mb",
+               self.cache_budget_mb, "must be ≥ 0")
+        _check(self.num_workers is None or self.num_workers >= 0, "num_workers", self.num_workers, "must be ≥ 0")
+
+
+@dataclass
+class ModelConfig:
+    """Which network, and where its starting weights come from."""
+
+    arch: str = "auto"  # "auto" → chosen for the device (see core.engine.resolve_defaults)
+    pretrained: str | None = None  # None | "imagenet" | path to a state-dict file
+    mode: str = "scratch"  # scratch | linear | finetune
+    freeze_backbone: bool = False
+
+    def validate(self) -> None:
+        _check(bool(self.arch), "arch", self.arch, "must not be empty")
+        _check(self.mode in MODES, "mode", self.mode, f"one of {MODES}")
+        _check(self.mode == "scratch" or self.pretrained is not None, "mode", self.mode,
+               "linear and finetune need pretrained weights (--pretrained imagenet|PATH)")
+
+
+@dataclass
+class TrainConfig:
+    """How the network is trained."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
+    step_size: int = 10
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    mixup: float = 0.0  # alpha; 0 = off
+    cutmix: float = 0.0  # alpha; 0 = off
+    class_weights: bool = False
+    early_stop_patience: int | None = None
+    monitor: str = "val_acc"
+    device: str = "auto"
+    amp: bool = True  # used on CUDA only
+    channels_last: str = "auto"  # auto | on | off
+    compile: bool = False
+    seed: int = 0
+    sync_bn: bool = False  # DDP only
+    backbone_lr_mult: float = 0.1  # finetune: backbone lr = lr × this
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "epochs", self.epochs, "must be ≥ 1")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be ≥ 1")
+        _check(self.lr > 0, "lr", self.lr, "must be > 0")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")
+        _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be ≥ 0")
+        _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {SCHEDULERS}")
+        _check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "must be ≥ 0")
+        _check(self.step_size >= 1, "step_size", self.step_size, "must be ≥ 1")
+        _check(0 < self.gamma <= 1, "gamma", self.gamma, "must be in (0, 1]")
+        _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing, "must be in [0, 1)")
+        _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", self.grad_clip, "must be > 0")
+        _check(self.mixup >= 0, "mixup", self.mixup, "must be ≥ 0")
+        _check(self.cutmix >= 0, "cutmix", self.cutmix, "must be ≥ 0")
+        _check(self.early_stop_patience is None or self.early_stop_patience >= 1, "early_stop_patience",
+               self.early_stop_patience, "must be ≥ 1")
+        _check(self.monitor in MONITORS, "monitor", self.monitor, f"one of {MONITORS}")
+        _check(self.device in DEVICES or self.device.startswith("cuda:"), "device", self.device,
+               f"one of {DEVICES}")
+        _check(self.channels_last in ("auto", "on", "off"), "channels_last", self.channels_last, "auto|on|off")
+        _check(self.backbone_lr_mult > 0, "backbone_lr_mult", self.backbone_lr_mult, "must be > 0")
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs: data, model and training settings."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> RunConfig:
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return cls(
+            data=_from_dict(DataConfig, d.get("data", {}), "data"),
+            model=_from_dict(ModelConfig, d.get("model", {}), "model"),
+            train=_from_dict(TrainConfig, d.get("train", {}), "train"),
+        )
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> RunConfig:
+        p = Path(text_or_path)
+        text = p.read_text(encoding="utf-8") if not str(text_or_path).lstrip().startswith("{") else str(text_or_path)
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{text_or_path}: not valid JSON ({e})") from None
+
+
+def _from_dict(kind: type, d: dict[str, Any], section: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{section}: expected an object, got {type(d).__name__}")
+    names = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise ConfigError(f"{section}.{unknown[0]}: unknown setting")
+    obj = kind(**d)
+    try:
+        obj.validate()
+    except ConfigError as e:
+        raise ConfigError(f"{section}.{e}") from None
+    return obj
