@@ -1,0 +1,499 @@
+"""Headless command line: argparse subcommands over core (scan, summary, train, evaluate, predict, export, runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PROG = "resnext-studio"
+
+
+class UsageError(Exception):
+    """Bad flag or input: exit 2 with one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints a usage block otherwise)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _fmt_time(s: float | None) -> str:
+    if s is None or s != s or s == float("inf"):
+        return "--:--"
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+
+
+# ---------------------------------------------------------------- scan / summary
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from core.data import DataError, scan
+
+    progress = _Progress("scanning") if not args.quiet else None
+    try:
+        index = scan(args.dir, progress=progress)
+    except DataError as e:
+        if progress:
+            progress.close()
+        raise UsageError(str(e)) from None
+    if progress:
+        progress.close()
+    doc = index.to_dict()
+    if args.json:
+        _emit_json(doc)
+    else:
+        print(f"{doc['root']}  ({doc['layout']} layout)")
+        print(f"{doc['num_images']} images in {len(doc['classes'])} classes")
+        width = max(len(c["name"]) for c in doc["classes"])
+        for c in doc["classes"]:
+            print(f"  {c['name']:<{width}}  {c['count']:>6}")
+        for name in doc["empty_classes"]:
+            print(f"  empty class folder (ignored): {name}")
+        if doc["duplicates"]:
+            print(f"{len(doc['duplicates'])} groups of identical files (kept together in one split):")
+            for group in doc["duplicates"][:20]:
+                print("  " + "  ==  ".join(group))
+        if doc["bad_files"]:
+            print(f"{len(doc['bad_files'])} files could not be used:")
+            for b in doc["bad_files"]:
+                print(f"  {b['path']}: {b['reason']}")
+    return 1 if doc["bad_files"] else 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from core.models import ModelError, summary
+
+    try:
+        s = summary(args.arch, num_classes=args.num_classes, image_size=args.image_size)
+    except ModelError as e:
+        raise UsageError(str(e)) from None
+    s = {"arch": args.arch, "num_classes": args.num_classes, "image_size": args.image_size, **s}
+    if args.json:
+        _emit_json(s)
+        return 0
+    print(f"{args.arch}: {s['params']:,} parameters, {s['macs'] / 1e9:.2f} G multiply-adds "
+          f"at {args.image_size}×{args.image_size}, {args.num_classes} classes")
+    for st in s.get("stages", []):
+        shape = "×".join(str(v) for v in st.get("output_shape", []))
+        print(f"  {st['name']:<10} {shape:>18}  {st['params']:>12,}")
+    return 0
+
+
+# ---------------------------------------------------------------- progress printing
+
+
+class _Progress:
+    """A one-line progress bar on stderr (redrawn in place on a terminal, sparse lines otherwise)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, extra: str = "") -> None:
+        now = time.monotonic()
+        if done < total and now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        width = 24
+        frac = done / total if total else 1.0
+        bar = "█" * int(frac * width) + "·" * (width - int(frac * width))
+        line = f"{self.label} {bar} {done}/{total} {extra}"
+        if self.tty:
+            sys.stderr.write("\r" + line[:160].ljust(100))
+            sys.stderr.flush()
+        else:
+            _err(line)
+
+    def close(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _make_printer():
+    from core.engine import Callback
+
+    class Printer(Callback):
+        """Prints trainer events to stderr: a per-batch bar and one line per epoch."""
+
+        def __init__(self) -> None:
+            self.bar: _Progress | None = None
+            self.epochs = 0
+
+        def on_fit_start(self, info) -> None:
+            self.epochs = info.epochs
+            _err(f"run folder: {info.run_dir}")
+            _err(f"device: {info.device_name}; model {info.arch} ({info.params:,} parameters), "
+                 f"{info.num_classes} classes; images: {info.train_size} train / {info.val_size} val / "
+                 f"{info.test_size} test; data: {info.loader_mode}")
+
+        def on_epoch_start(self, epoch: int) -> None:
+            self.bar = _Progress(f"epoch {epoch}/{self.epochs}")
+
+        def on_batch_end(self, p) -> None:
+            if self.bar:
+                self.bar(p.step, p.steps, f"loss {p.loss:.4f}  {p.images_per_s:,.0f} img/s  ETA {_fmt_time(p.eta_s)}")
+
+        def on_epoch_end(self, m) -> None:
+            if self.bar:
+                self.bar.close()
+            val = "" if m.val_loss is None else f"  val loss {m.val_loss:.4f}  val acc {m.val_acc:.2%}"
+            _err(f"epoch {m.epoch}/{self.epochs}: train loss {m.train_loss:.4f}  acc {m.train_acc:.2%}{val}  "
+                 f"lr {m.lr:.2e}  {m.seconds:.1f}s")
+
+        def on_warning(self, msg: str) -> None:
+            _err(f"warning: {msg}")
+
+        def on_fit_end(self, r) -> None:
+            best = "" if r.best_metric is None else f"; best epoch {r.best_epoch} ({r.best_metric:.4g})"
+            _err(f"{r.reason}{': ' + r.message if r.message else ''}{best}")
+
+    return Printer()
+
+
+# ---------------------------------------------------------------- train / evaluate / runs
+
+
+def _train_config(args: argparse.Namespace):
+    from core.config import ConfigError, RunConfig
+
+    cfg = RunConfig()
+    if args.config:
+        try:
+            cfg = RunConfig.from_json(Path(args.config))
+        except (OSError, ConfigError) as e:
+            raise UsageError(f"--config {args.config}: {e}") from None
+    d, m, t = cfg.data, cfg.model, cfg.train
+    d.root = args.data
+    for name, obj in (
+        ("image_size", d), ("val_split", d), ("test_split", d), ("augment", d), ("cache", d), ("num_workers", d),
+        ("arch", m), ("mode", m),
+        ("epochs", t), ("batch_size", t), ("lr", t), ("optimizer", t), ("weight_decay", t), ("scheduler", t),
+        ("warmup_epochs", t), ("label_smoothing", t), ("mixup", t), ("cutmix", t), ("grad_clip", t),
+        ("early_stop_patience", t), ("device", t), ("sync_bn", t),
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(obj, name, value)
+    if args.seed is not None:
+        d.seed = t.seed = args.seed
+    if args.pretrained is not None:
+        m.pretrained = args.pretrained
+    if args.freeze_backbone:
+        m.freeze_backbone = True
+    if args.class_weights:
+        t.class_weights = True
+    if args.no_amp:
+        t.amp = False
+    if args.compile:
+        t.compile = True
+    if args.channels_last is not None:
+        t.channels_last = args.channels_last
+    if args.no_augment:
+        d.augment = "none"
+    try:
+        cfg.validate()
+    except ConfigError as e:
+        raise UsageError(f"--{str(e).split('=')[0].split('.')[-1].replace('_', '-')}: {e}") from None
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.engine import Trainer
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "last.pt").is_file():
+            raise UsageError(f"--resume {args.resume}: no last.pt in that folder")
+        cfg = None
+    else:
+        if not args.data:
+            raise UsageError("train: --data DIR is required (or --resume RUN_DIR)")
+        if not Path(args.data).is_dir():
+            raise UsageError(f"--data {args.data}: no such folder")
+        cfg = _train_config(args)
+    callbacks = [] if args.quiet else [_make_printer()]
+    from core.config import ConfigError
+    from core.data import DataError
+    from core.models import ModelError
+
+    try:
+        trainer = Trainer(cfg, callbacks=callbacks, runs_dir=args.runs_dir, resume=args.resume)
+        result = trainer.fit()
+    except (ConfigError, DataError, ModelError) as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        _emit_json({
+            "run_dir": str(result.run_dir), "reason": result.reason, "message": result.message,
+            "best_epoch": result.best_epoch, "best_metric": result.best_metric,
+            "history": result.history, "evaluation": _eval_summary(result.evaluation),
+        })
+    return 0 if result.reason in ("completed", "early_stop") else 1
+
+
+def _eval_summary(ev: dict | None) -> dict | None:
+    if not ev:
+        return None
+    keys = ("split", "loss", "accuracy", "top5", "num_samples", "class_names", "confusion_matrix", "per_class", "macro")
+    return {k: ev[k] for k in keys if k in ev}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.checkpoint import CheckpointError, load
+    from core.data import DataError, scan
+    from core.engine import evaluate
+
+    try:
+        ckpt = load(args.checkpoint)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+    data = args.data or ckpt.get("config", {}).get("data", {}).get("root")
+    if not data:
+        raise UsageError("evaluate: --data DIR is required (the checkpoint names no data folder)")
+    try:
+        index = scan(data)
+    except DataError as e:
+        raise UsageError(f"--data: {e}") from None
+    bar = None if args.quiet else _Progress(f"evaluating ({args.split})")
+    ev = evaluate(ckpt, index, split=args.split, device=args.device, progress=bar)
+    if bar:
+        bar.close()
+    if args.json:
+        _emit_json({k: v for k, v in ev.items() if k != "predictions"})
+    else:
+        top5 = "" if ev.get("top5") is None else f", top-5 {ev['top5']:.2%}"
+        print(f"{ev['num_samples']} images ({args.split}): accuracy {ev['accuracy']:.2%}{top5}, loss {ev['loss']:.4f}")
+        names = ev["class_names"]
+        w = max(8, *(len(n) for n in names))
+        print(f"{'class':<{w}}  precision  recall     f1  support")
+        for row in ev["per_class"]:
+            print(f"{row['name']:<{w}}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
+                  f"{row['support']:>7}")
+        print("confusion matrix (rows = true, columns = predicted):")
+        for name, row in zip(names, ev["confusion_matrix"]):
+            print(f"  {name:<{w}} " + " ".join(f"{v:>5}" for v in row))
+        for e in ev.get("errors", []):
+            _err(f"could not read {e['path']}: {e['reason']}" if isinstance(e, dict) else f"could not read {e}")
+    return 1 if ev.get("errors") else 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from core.runs import RunStore, default_runs_dir
+
+    root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+    runs = RunStore(root).list()
+    if args.json:
+        _emit_json({"runs_dir": str(root), "runs": [_run_info_dict(r) for r in runs]})
+        return 0
+    if not runs:
+        print(f"no runs in {root}")
+        return 0
+    print(f"{len(runs)} runs in {root}")
+    for r in runs:
+        acc = "" if r.best_val_acc is None else f"{r.best_val_acc:.2%}"
+        print(f"  {r.name:<48} {r.status:<12} epochs {r.epochs_done}/{r.epochs_planned}  best val acc {acc}")
+    return 0
+
+
+def _run_info_dict(r) -> dict:
+    import dataclasses
+
+    d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) else dict(vars(r))
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+# ---------------------------------------------------------------- predict / export
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from core.checkpoint import CheckpointError
+    from core.predict import Predictor, expand_paths, prediction_to_dict, write_csv
+
+    if args.top_k < 1:
+        raise UsageError(f"--top-k {args.top_k}: must be ≥ 1")
+    try:
+        predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+    except (CheckpointError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    files, problems = expand_paths(args.paths)
+    bar = None if args.quiet or len(files) < 2 else _Progress("predicting")
+    preds = predictor.predict(files, top_k=args.top_k, progress=bar) if files else []
+    if bar:
+        bar.close()
+    failed = [p for p in preds if not p.ok]
+    for path, reason in problems:
+        _err(f"error: {path}: {reason}")
+    for p in failed:
+        _err(f"error: {p.source}: {p.error}")
+    if args.cam:
+        from core.predict import save_cam_overlay
+
+        out = Path(args.cam)
+        out.mkdir(parents=True, exist_ok=True)
+        for p in preds:
+            if p.ok:
+                save_cam_overlay(predictor.gradcam(p.source), out, p.source)
+    if args.csv:
+        write_csv(preds, args.csv, args.top_k)
+    if args.json:
+        _emit_json({
+            "checkpoint": str(args.checkpoint), "class_names": predictor.class_names,
+            "predictions": [prediction_to_dict(p) for p in preds],
+            "errors": [{"source": str(s), "error": r} for s, r in problems],
+        })
+    else:
+        for p in preds:
+            if p.ok:
+                tops = "  ".join(f"{n} {c:.1%}" for n, c in p.top[1:])
+                print(f"{p.source}\t{p.label}\t{p.confidence:.1%}" + (f"\t({tops})" if tops else ""))
+    if not files and not problems:
+        raise UsageError("predict: no images found in the given paths")
+    return 1 if (failed or problems) else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.checkpoint import CheckpointError
+    from core.export import ExportError, export_onnx, export_torchscript
+
+    fn = export_onnx if args.format == "onnx" else export_torchscript
+    try:
+        info = fn(args.checkpoint, args.out)
+    except (CheckpointError, ExportError) as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        _emit_json(info)
+    else:
+        print(f"wrote {info['path']} ({info['size_bytes'] / 1e6:.1f} MB); checked on {info['n_samples']} images: "
+              f"max |Δ logits| {info['max_abs_diff']:.2e}, top-1 agrees: {info['top1_agree']}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Train, evaluate and use ResNeXt image classifiers. "
+                "With no command, opens the desktop app.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__import__('core').__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, help: str, fn) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=fn)
+        return sp
+
+    sp = sub.add_parser("gui", help="open the desktop app (same as no command)")
+    sp.add_argument("--data", metavar="DIR")
+
+    sp = add("scan", "check a folder of class sub-folders: counts, bad files, duplicates", cmd_scan)
+    sp.add_argument("dir", metavar="DIR")
+    sp.add_argument("--json", action="store_true", help="print one JSON document")
+    sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    sp = add("summary", "parameters and multiply-adds of an architecture", cmd_summary)
+    sp.add_argument("--arch", required=True, metavar="NAME", help="e.g. resnext50_32x4d, resnext29_8x64d")
+    sp.add_argument("--num-classes", type=int, default=1000, metavar="N")
+    sp.add_argument("--image-size", type=int, default=224, metavar="S")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("train", "train a classifier on a folder of images", cmd_train)
+    sp.add_argument("--data", metavar="DIR", help="folder of class sub-folders (or train/val/test folders)")
+    sp.add_argument("--config", metavar="JSON", help="start from a saved config.json (flags override it)")
+    sp.add_argument("--arch", metavar="NAME", help="architecture; default: chosen for the device")
+    sp.add_argument("--mode", choices=["scratch", "linear", "finetune"])
+    sp.add_argument("--pretrained", metavar="imagenet|PATH", help="start from ImageNet weights or a state-dict file")
+    sp.add_argument("--freeze-backbone", action="store_true", help="train only the classifier head")
+    sp.add_argument("--epochs", type=int, metavar="N")
+    sp.add_argument("--batch-size", type=int, metavar="B")
+    sp.add_argument("--lr", type=float, metavar="LR")
+    sp.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    sp.add_argument("--weight-decay", type=float, metavar="WD")
+    sp.add_argument("--scheduler", choices=["cosine", "step", "plateau", "none"])
+    sp.add_argument("--warmup-epochs", type=float, metavar="E")
+    sp.add_argument("--label-smoothing", type=float, metavar="F")
+    sp.add_argument("--mixup", type=float, metavar="ALPHA")
+    sp.add_argument("--cutmix", type=float, metavar="ALPHA")
+    sp.add_argument("--grad-clip", type=float, metavar="NORM")
+    sp.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
+    sp.add_argument("--early-stop-patience", type=int, metavar="N")
+    sp.add_argument("--image-size", type=int, metavar="S")
+    sp.add_argument("--val-split", type=float, metavar="F")
+    sp.add_argument("--test-split", type=float, metavar="F")
+    sp.add_argument("--augment", choices=["none", "light", "standard", "strong"])
+    sp.add_argument("--no-augment", action="store_true")
+    sp.add_argument("--cache", choices=["auto", "memory", "stream"], help="decoded-image cache (default auto)")
+    sp.add_argument("--num-workers", type=int, metavar="N", help="DataLoader workers when streaming")
+    sp.add_argument("--seed", type=int, metavar="N")
+    sp.add_argument("--device", metavar="auto|cpu|cuda|mps")
+    sp.add_argument("--no-amp", action="store_true", help="train in fp32 on CUDA")
+    sp.add_argument("--channels-last", choices=["auto", "on", "off"])
+    sp.add_argument("--compile", action="store_true", help="torch.compile the model")
+    sp.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm under torchrun")
+    sp.add_argument("--runs-dir", metavar="DIR", help="where run folders go (env RESNEXT_STUDIO_RUNS)")
+    sp.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--quiet", action="store_true")
+
+    sp = add("evaluate", "accuracy, confusion matrix and per-class scores of a checkpoint", cmd_evaluate)
+    sp.add_argument("--checkpoint", required=True, metavar="CKPT")
+    sp.add_argument("--data", metavar="DIR", help="default: the data folder the model was trained on")
+    sp.add_argument("--split", choices=["val", "test", "all"], default="val")
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--quiet", action="store_true")
+
+    sp = add("predict", "classify images (files or folders)", cmd_predict)
+    sp.add_argument("--checkpoint", required=True, metavar="CKPT")
+    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp.add_argument("--top-k", type=int, default=3, metavar="K")
+    sp.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
+    sp.add_argument("--cam", metavar="DIR", help="write Grad-CAM overlays into DIR")
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--quiet", action="store_true")
+
+    sp = add("export", "export a checkpoint to ONNX or TorchScript (checked against PyTorch)", cmd_export)
+    sp.add_argument("--checkpoint", required=True, metavar="CKPT")
+    sp.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    sp.add_argument("--out", required=True, metavar="FILE")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("runs", "list past training runs", cmd_runs)
+    sp.add_argument("--runs-dir", metavar="DIR")
+    sp.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0 if not argv else 2
+        return int(args.func(args) or 0)
+    except UsageError as e:
+        _err(f"error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        os._exit(0)

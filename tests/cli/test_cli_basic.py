@@ -1,0 +1,97 @@
+"""The command line's contract for scan and summary: JSON documents, exact counts, exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize(
+    ("arch", "classes", "size", "params", "gmacs"),
+    [
+        ("resnext50_32x4d", 1000, 224, 25_028_904, 4.23),
+        ("resnet50", 1000, 224, 25_557_032, 4.09),
+        ("resnext50_8x14d", 1000, 224, 25_603_016, None),
+        ("resnext50_2x40d", 1000, 224, 25_425_000, None),
+        ("resnext101_32x8d", 1000, 224, 88_791_336, None),
+        ("resnext29_8x64d", 10, 32, 34_426_698, 5.39),
+        ("resnext29_16x64d", 10, 32, 68_155_210, None),
+    ],
+)
+def test_summary_json_matches_the_paper(capsys, arch, classes, size, params, gmacs):
+    rc, out, _ = run(capsys, "summary", "--arch", arch, "--num-classes", str(classes), "--image-size", str(size),
+                     "--json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["params"] == params
+    if gmacs is not None:
+        assert round(doc["macs"] / 1e9, 2) == gmacs
+
+
+def test_summary_unknown_arch_is_a_usage_error(capsys):
+    rc, out, err = run(capsys, "summary", "--arch", "resnext7_1x1d")
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and "resnext7_1x1d" in err
+
+
+def test_scan_json_on_the_sample(capsys, sample_dir):
+    rc, out, _ = run(capsys, "scan", str(sample_dir), "--json", "--quiet")
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["layout"] == "classes"
+    assert len(doc["classes"]) >= 3 and all(c["count"] >= 80 for c in doc["classes"])
+    assert doc["num_images"] == sum(c["count"] for c in doc["classes"])
+    assert doc["bad_files"] == [] and doc["empty_classes"] == []
+
+
+def _make_set(root: Path, classes: dict[str, int]) -> None:
+    for name, n in classes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (20, 20), (i * 40 % 255, 10, 200)).save(root / name / f"{i}.png")
+
+
+def test_scan_with_bad_files_exits_1_and_names_them(capsys, tmp_path):
+    _make_set(tmp_path, {"a": 2, "b": 2})
+    (tmp_path / "a" / "broken.jpg").write_text("not a picture")
+    (tmp_path / "b" / "empty.png").write_bytes(b"")
+    rc, out, _ = run(capsys, "scan", str(tmp_path), "--json", "--quiet")
+    assert rc == 1
+    bad = {Path(b["path"]).name: b["reason"] for b in json.loads(out)["bad_files"]}
+    assert set(bad) == {"broken.jpg", "empty.png"}
+    assert all(bad.values())
+
+
+def test_scan_missing_and_one_class_exit_2_with_one_line(capsys, tmp_path):
+    rc, out, err = run(capsys, "scan", str(tmp_path / "nope"))
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "nope" in err
+    _make_set(tmp_path / "one", {"only": 3})
+    rc, out, err = run(capsys, "scan", str(tmp_path / "one"), "--quiet")
+    assert rc == 2 and err.count("\n") == 1
+
+
+def test_bad_flag_is_one_line_exit_2(capsys):
+    rc, out, err = run(capsys, "train", "--data", ".", "--epochs", "many")
+    assert rc == 2 and err.count("\n") == 1 and "--epochs" in err
+
+
+def test_main_py_entry_point_runs_headless_commands():
+    out = subprocess.run([sys.executable, "main.py", "summary", "--arch", "resnet18", "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["params"] == 11_689_512

@@ -1,0 +1,49 @@
+"""Settings: JSON round trip, and bad values named by field."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+
+
+def test_round_trip_through_json(tmp_path):
+    cfg = RunConfig(DataConfig(root="/x", image_size=96, val_split=0.1, augment="strong"),
+                    ModelConfig(arch="resnext29_8x64d"), TrainConfig(epochs=3, lr=0.05, optimizer="sgd"))
+    path = tmp_path / "c.json"
+    cfg.to_json(path)
+    back = RunConfig.from_json(path)
+    assert back == cfg
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [("train", "epochs", 0), ("train", "lr", -1.0), ("train", "optimizer", "rmsprop"), ("data", "val_split", 1.5),
+     ("data", "image_size", 3), ("train", "monitor", "f1"), ("model", "mode", "magic")],
+)
+def test_bad_value_names_the_field(section, field, value):
+    d = RunConfig().to_dict()
+    d[section][field] = value
+    with pytest.raises(ConfigError) as e:
+        RunConfig.from_dict(d)
+    assert f"{section}.{field}" in str(e.value)
+    assert repr(value) in str(e.value)
+
+
+def test_unknown_setting_is_named():
+    with pytest.raises(ConfigError, match=r"train\.epochz: unknown setting"):
+        RunConfig.from_dict({"train": {"epochz": 3}})
+
+
+def test_linear_mode_needs_weights():
+    with pytest.raises(ConfigError, match="mode"):
+        RunConfig(model=ModelConfig(mode="linear")).validate()
+    RunConfig(model=ModelConfig(mode="linear", pretrained="imagenet")).validate()
+
+
+def test_bad_json_file(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text("{nope")
+    with pytest.raises(ConfigError, match="bad.json"):
+        RunConfig.from_json(p)
