@@ -1,0 +1,236 @@
+"""GUI overhead benchmark: training through the Train tab vs headless, event-loop stalls, start-up to window.
+
+Usage: python benchmarks/bench_gui.py [--epochs 3] [--repeats 2] [--per-class 48] [--image-size 32]
+Prints a table: (a) headless/GUI throughput ratio (target ≥ 0.97), (b) longest event-loop gap while the GUI
+trains (target ≤ 100 ms), (c) seconds from process start to a visible window (target ≤ 1.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def make_dataset(root: Path, classes: int, per_class: int, size: int = 40) -> Path:
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(0)
+    for c in range(classes):
+        d = root / f"class{c}"
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = Image.new("RGB", (size, size), tuple(rng.randrange(256) for _ in range(3)))
+            draw = ImageDraw.Draw(img)
+            x, y = rng.randrange(size // 2), rng.randrange(size // 2)
+            box = [x, y, x + size // 3, y + size // 3]
+            (draw.ellipse if c % 2 else draw.rectangle)(box, fill=(255, 255, 255) if c < 2 else (0, 0, 0))
+            img.save(d / f"{i:03d}.jpg", quality=90)
+    return root
+
+
+def startup_times(repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as home:
+            env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "RESNEXT_STUDIO_EXIT_WHEN_SHOWN": "1",
+                   "HOME": home, "XDG_CONFIG_HOME": str(Path(home) / "cfg"), "PYTHONPATH": str(REPO)}
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([sys.executable, str(REPO / "main.py"), "gui"], env=env, cwd=REPO,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            line = proc.stdout.readline()
+            t = time.perf_counter() - t0
+            proc.wait(timeout=120)
+            if "window-visible True" in line:
+                times.append(t)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--per-class", type=int, default=48)
+    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--arch", default="resnext11_4x8d")
+    ap.add_argument("--startup-repeats", type=int, default=5)
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-gui-"))
+    os.environ["RESNEXT_STUDIO_RUNS"] = str(tmp / "runs")
+    from PySide6.QtCore import QSettings, QTimer
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp / "settings"))
+    from gui.app import create_application
+
+    app = create_application()
+    from core.data import scan
+    from core.engine import Trainer
+    from gui.dataset_panel import DatasetPanel
+    from gui.train_tab import TrainTab
+    from gui.worker import wait_for_workers
+
+    data = make_dataset(tmp / "data", 4, args.per_class)
+    index = scan(data)
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(tmp / "runs"))
+    tab.resize(1280, 800)
+    tab.show()
+    panel.load_folder(str(data))
+    while panel.index is None:
+        app.processEvents()
+        time.sleep(0.01)
+    panel.set_image_size(args.image_size)
+    tab.model_panel.set_arch(args.arch)
+    tab.set_train_values({"epochs": args.epochs, "batch_size": 16, "device": "cpu", "warmup_epochs": 0})
+    config = tab.build_config()
+    n_train = None
+
+    def headless() -> tuple[float, float]:
+        t0 = time.perf_counter()
+        result = Trainer(copy.deepcopy(config), index, runs_dir=str(tmp / "runs")).fit()
+        wall = time.perf_counter() - t0
+        assert result.reason == "completed", result.message
+        return wall, sum(r["seconds"] for r in result.history)
+
+    gaps: list[float] = []
+    draw_cpu: list[float] = []
+    slot_cpu: list[float] = []
+    tab.ensure_charts()
+    canvas = tab.charts
+    plain_draw = canvas.draw
+
+    def timed_draw(*a, **k):  # GUI-thread CPU time of one chart draw (insensitive to other processes)
+        t = time.thread_time()
+        plain_draw(*a, **k)
+        draw_cpu.append(time.thread_time() - t)
+
+    canvas.draw = timed_draw
+    plain_batch = tab._on_batch
+
+    def timed_batch(p):
+        t = time.thread_time()
+        plain_batch(p)
+        slot_cpu.append(time.thread_time() - t)
+
+    from gui.worker import _Relay
+
+    tab.worker_slot_for_bench_receiver = _Relay(timed_batch, tab)
+
+    def idle_gaps(seconds: float) -> list[float]:
+        out: list[float] = []
+        last = [time.perf_counter()]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            out.append(now - last[0])
+            last[0] = now
+
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(tick)
+        timer.start()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.001)
+        timer.stop()
+        return out
+
+    def gui_run() -> tuple[float, float]:
+        nonlocal n_train
+        last = [time.perf_counter()]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(tick)
+        t0 = time.perf_counter()
+        assert tab.start(), tab.banner.text()
+        tab.worker.batch.disconnect(tab._on_batch)
+        tab.worker.batch.connect(tab.worker_slot_for_bench_receiver.call)
+        last[0] = time.perf_counter()
+        timer.start()
+        while tab.state != "idle" or tab.result is None:
+            app.processEvents()
+            time.sleep(0.001)
+        timer.stop()
+        wall = time.perf_counter() - t0
+        assert tab.result.reason == "completed", tab.result.message
+        n_train = tab.fit_info.train_size
+        tab.result = None
+        with open(Path(tab.run_dir) / "history.csv", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        return wall, sum(float(r["seconds"]) for r in rows)
+
+    headless()  # warm-up: first-run allocations, thread pools
+    h_runs, g_runs = [], []
+    for i in range(args.repeats):  # alternate the order: the machine's load drifts
+        if i % 2:
+            g_runs.append(gui_run())
+            h_runs.append(headless())
+        else:
+            h_runs.append(headless())
+            g_runs.append(gui_run())
+    wait_for_workers(60)
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    for w in (tab, panel):
+        w.close()
+        w.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
+
+    h_wall = min(r[0] for r in h_runs)
+    g_wall = min(r[0] for r in g_runs)
+    h_ep = min(r[1] for r in h_runs)
+    g_ep = min(r[1] for r in g_runs)
+    baseline = idle_gaps(5.0)
+    worst_gap_ms = max(gaps) * 1000 if gaps else float("nan")
+    p99 = sorted(gaps)[int(0.99 * (len(gaps) - 1))] * 1000 if gaps else float("nan")
+    starts = startup_times(args.startup_repeats)
+
+    print(f"\nGUI benchmark ({args.arch}, {args.image_size} px, {args.epochs} epochs, {n_train} training images, "
+          f"batch 16, CPU, best of {args.repeats})")
+    print(f"{'measure':48s} {'value':>12s} {'target':>10s}")
+    print(f"{'headless fit() wall time (s)':48s} {h_wall:12.2f}")
+    print(f"{'GUI (Train tab + worker) wall time (s)':48s} {g_wall:12.2f}")
+    print(f"{'(a) throughput ratio GUI/headless, wall':48s} {h_wall / g_wall:12.3f} {'≥ 0.97':>10s}")
+    print(f"{'(a) throughput ratio GUI/headless, epoch time':48s} {h_ep / g_ep:12.3f} {'≥ 0.97':>10s}")
+    print(f"{'(b) longest event-loop gap while training (ms)':48s} {worst_gap_ms:12.1f} {'≤ 100':>10s}")
+    print(f"{'    99th percentile gap (ms)':48s} {p99:12.1f}")
+    print(f"{'    same timer, idle loop, no training (ms)':48s} {max(baseline) * 1000:12.1f}")
+    if draw_cpu:
+        print(f"{'    chart draws: count / max GUI CPU (ms)':48s} {len(draw_cpu):6d} / {max(draw_cpu) * 1000:5.1f}")
+    if slot_cpu:
+        print(f"{'    batch updates: count / max GUI CPU (ms)':48s} {len(slot_cpu):6d} / {max(slot_cpu) * 1000:5.1f}")
+    if starts:
+        print(f"{'(c) process start → visible window, median (s)':48s} {statistics.median(starts):12.2f} "
+              f"{'≤ 1.5':>10s}")
+        print(f"{'    best of ' + str(len(starts)) + ' (s)':48s} {min(starts):12.2f}")
+    else:
+        print("(c) the window did not report itself visible")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{'machine load average (1 min) / cores':48s} {load:8.1f} / {os.cpu_count()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Checkpoint files: atomic save, safe (weights-only) load, and rebuilding a model from a checkpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "resnext-studio/1"
+
+# Keys every checkpoint carries; last.pt adds optimizer, scheduler, scaler, rng.
+REQUIRED_KEYS = ("format", "model", "arch", "num_classes", "class_names", "image_size")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not ours; the message names the file."""
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write `payload` to `path` atomically: the previous file stays intact if anything fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a ResNeXt Studio checkpoint with the weights-only unpickler; never runs code from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (refused by the safe loader: {first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (unreadable: {e})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (contains a {type(ckpt).__name__}, not a dict)")
+    if "format" not in ckpt:
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (no 'format' key)")
+    if not str(ckpt["format"]).startswith("resnext-studio/"):
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (format {ckpt['format']!r})")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (missing {', '.join(missing)})")
+    return ckpt
+
+
+def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict without DDP ("module.") or torch.compile ("_orig_mod.") wrappers, on the CPU."""
+    inner = model
+    for _ in range(4):
+        inner = getattr(inner, "_orig_mod", inner)
+        inner = getattr(inner, "module", inner) if isinstance(inner, torch.nn.parallel.DistributedDataParallel) else inner
+    out = {}
+    for k, v in inner.state_dict().items():
+        for prefix in ("_orig_mod.", "module."):
+            while k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v.detach().to("cpu", copy=True)
+    return out
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Build the checkpoint's architecture, load its weights, and return it in eval mode on `device`."""
+    from core import models
+
+    model = models.build(ckpt["arch"], int(ckpt["num_classes"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint weights do not fit {ckpt['arch']}: {str(e).splitlines()[0]}") from None
+    return model.to(device).eval()
+
+
+def rng_state() -> dict[str, Any]:
+    """All random generator states as tensors and plain types, so the weights-only loader accepts them."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": _to_plain(random.getstate()),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured (missing parts are left alone)."""
+    import random
+
+    import numpy as np
+
+    if "torch" in state:
+        torch.set_rng_state(state["torch"].cpu())
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "numpy" in state:
+        n = state["numpy"]
+        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                             n["cached_gaussian"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = [s.cpu() for s in state["cuda"]]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, tuple):
+        return [_to_plain(x) for x in obj]
+    return obj

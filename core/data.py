@@ -1,0 +1,993 @@
+"""Data layer: scan an image folder, the one image-loading rule, splits, transforms and batch loaders."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import random
+import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.config import DataConfig
+
+if TYPE_CHECKING:
+    import torch
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+SKIP_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+PROGRESS_STEPS = 200  # at most this many progress calls per scan / cache fill
+
+
+class DataError(ValueError):
+    """The whole data set is unusable (missing folder, fewer than two classes); the message is one line."""
+
+
+class ImageLoadError(Exception):
+    """One image cannot be used; str(e) == f"{path}: {reason}"."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading one image
+
+
+def error_reason(exc: BaseException) -> str:
+    """The human reason for an image that failed to open or decode (shared by scan, load_image and loaders)."""
+    msg = str(exc)
+    if isinstance(exc, Image.DecompressionBombError):
+        m = re.search(r"\((\d+) pixels\)", msg)
+        pixels = int(m.group(1)) if m else None
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        return f"decompression bomb ({pixels if pixels is not None else '?'} pixels > {limit} limit)"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image (cannot identify image file)"
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a file"
+    if isinstance(exc, ImageLoadError):
+        return exc.reason
+    low = msg.lower()
+    if "truncated" in low or "premature end" in low:
+        return "truncated image"
+    if "broken data stream" in low:
+        return "corrupt image data (broken data stream)"
+    if isinstance(exc, MemoryError):
+        return "image too large to decode (out of memory)"
+    if isinstance(exc, (OSError, SyntaxError, ValueError)):
+        return f"corrupt image ({msg or type(exc).__name__})"
+    return f"cannot decode image ({type(exc).__name__}: {msg})"
+
+
+def _composite_on_white(img: Image.Image) -> Image.Image:
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _gray_array_to_rgb(a: np.ndarray) -> Image.Image:
+    return Image.fromarray(a.astype(np.uint8)).convert("RGB")
+
+
+def _rescale_16bit(a: np.ndarray) -> np.ndarray:
+    """0..65535 → 0..255 by /257 with rounding, so full scale stays full scale (never clamped)."""
+    return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _scale_wide(a: np.ndarray) -> np.ndarray:
+    """Integer or float pixel data of unknown range → uint8: keep 0..255, /257 for 16-bit, else min-max."""
+    a = a.astype(np.float64)
+    finite = np.isfinite(a)
+    if not finite.all():
+        a = np.where(finite, a, 0.0)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if lo >= 0 and hi <= 1.0 and a.dtype.kind == "f" and hi > 0 and not np.all(a == np.round(a)):
+        out = a * 255.0
+    elif lo >= 0 and hi <= 255:
+        out = a
+    elif lo >= 0 and hi <= 65535:
+        out = a / 257.0
+    else:
+        out = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode == "RGB" and "transparency" not in img.info:
+        return img
+    if mode.startswith("I;16"):
+        return _gray_array_to_rgb(_rescale_16bit(np.asarray(img)))
+    if mode in ("I", "F"):
+        return _gray_array_to_rgb(_scale_wide(np.asarray(img)))
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode in ("P", "L", "RGB", "1") and "transparency" in img.info):
+        return _composite_on_white(img)
+    return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def _from_array(a: np.ndarray) -> Image.Image:
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
+        raise ImageLoadError("<array>", f"unsupported array shape {tuple(a.shape)} (expected HxW, HxWx3 or HxWx4)")
+    if a.dtype != np.uint8:
+        if a.dtype.kind not in "uif" and a.dtype != np.bool_:
+            raise ImageLoadError("<array>", f"unsupported array dtype {a.dtype}")
+        a = _rescale_16bit(a) if a.dtype == np.uint16 else _scale_wide(a)
+    a = np.ascontiguousarray(a)
+    if a.ndim == 2:
+        return Image.fromarray(a).convert("RGB")
+    if a.shape[2] == 4:
+        return _composite_on_white(Image.fromarray(a))
+    return Image.fromarray(a)
+
+
+def _source_name(source: Any) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    name = getattr(source, "filename", None) or getattr(source, "name", None)
+    return str(name) if isinstance(name, (str, Path)) and name else "<image>"
+
+
+def load_image(source: str | Path | Image.Image | np.ndarray | Any) -> Image.Image:
+    """Path, file object, PIL image or uint8 array → RGB PIL image with EXIF orientation applied.
+
+    Raises ImageLoadError(path, reason) for anything unusable; Pillow's decompression-bomb limit stays on.
+    """
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    name = _source_name(source)
+    try:
+        if isinstance(source, Image.Image):
+            return _to_rgb(ImageOps.exif_transpose(source) or source)
+        if isinstance(source, (str, Path)):
+            if os.path.isdir(source):
+                raise IsADirectoryError(name)
+            if os.path.getsize(source) == 0:
+                raise ImageLoadError(name, "empty file (0 bytes)")
+        with Image.open(source) as im:
+            im.load()
+            out = ImageOps.exif_transpose(im) or im
+            out = _to_rgb(out)
+            if out is im:
+                out = im.copy()
+            return out
+    except ImageLoadError:
+        raise
+    except Exception as e:  # any decoder failure becomes one clear message
+        raise ImageLoadError(name, error_reason(e)) from None
+
+
+def verify_image(path: str) -> tuple[str | None, str | None]:
+    """Cheap check used by scan: (content hash, None) for a decodable image, (hash or None, reason) otherwise."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except Exception as e:
+        return None, error_reason(e)
+    if not data:
+        return None, "empty file (0 bytes)"
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format == "JPEG":
+                im.draft("RGB", (64, 64))
+            im.load()
+    except Exception as e:
+        return digest, error_reason(e)
+    return digest, None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scanning a folder
+
+
+@dataclass
+class Sample:
+    path: str
+    label: int
+    split: str | None = None  # set only for pre-split layouts
+
+
+@dataclass
+class DatasetIndex:
+    root: str
+    layout: str  # "classes" | "splits"
+    classes: list[str]
+    samples: list[Sample]
+    bad_files: list[tuple[str, str]] = field(default_factory=list)
+    empty_classes: list[str] = field(default_factory=list)
+    duplicates: list[list[str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(self.classes, 0)
+        for s in self.samples:
+            out[self.classes[s.label]] += 1
+        return out
+
+    def to_dict(self) -> dict:
+        counts = self.counts()
+        return {
+            "root": self.root,
+            "layout": self.layout,
+            "classes": [{"name": c, "count": counts[c]} for c in self.classes],
+            "num_images": len(self.samples),
+            "bad_files": [{"path": p, "reason": r} for p, r in self.bad_files],
+            "empty_classes": list(self.empty_classes),
+            "duplicates": [list(g) for g in self.duplicates],
+        }
+
+
+def _is_stopped(stop: Any) -> bool:
+    if stop is None:
+        return False
+    flag = getattr(stop, "stopped", None)
+    if flag is not None and not callable(flag):
+        return bool(flag)
+    is_set = getattr(stop, "is_set", None)
+    return bool(is_set()) if callable(is_set) else False
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name.lower() in SKIP_NAMES
+
+
+def _subdirs(folder: str) -> list[os.DirEntry]:
+    with os.scandir(folder) as it:
+        return sorted((e for e in it if not _skipped(e.name) and e.is_dir()), key=lambda e: e.name)
+
+
+def _loose_images(folder: str) -> list[str]:
+    with os.scandir(folder) as it:
+        return sorted(e.path for e in it if not _skipped(e.name) and e.is_file()
+                      and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS)
+
+
+def _walk_images(folder: str, stop: Any) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        if _is_stopped(stop):
+            raise DataError("scan cancelled")
+        dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
+        for name in filenames:
+            if not _skipped(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append(os.path.join(dirpath, name))
+    return sorted(found)
+
+
+def _detect_splits(root: str, top: list[os.DirEntry]) -> bool:
+    names = [SPLIT_NAMES.get(e.name.lower()) for e in top]
+    return bool(top) and all(names) and "train" in names and any(_subdirs(e.path) for e in top)
+
+
+def default_workers() -> int:
+    return max(2, min(16, 2 * (os.cpu_count() or 1)))
+
+
+def scan(root: str | Path, progress: Callable[[int, int], None] | None = None, stop: Any = None,
+         workers: int | None = None) -> DatasetIndex:
+    """Index an image folder (class folders or train/val/test folders), verifying every image by decoding it."""
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: no such folder")
+    root_s = os.path.abspath(root)
+    try:
+        top = _subdirs(root_s)
+    except OSError as e:
+        raise DataError(f"{root_s}: cannot read folder ({e.strerror or e})") from None
+
+    bad: list[tuple[str, str]] = [(p, "outside any class folder (ignored)") for p in _loose_images(root_s)]
+    candidates: list[tuple[str, str, str | None]] = []  # (path, class, split)
+    class_names: set[str] = set()
+    if _detect_splits(root_s, top):
+        layout = "splits"
+        for split_dir in top:
+            split_name = SPLIT_NAMES[split_dir.name.lower()]
+            bad += [(p, "outside any class folder (ignored)") for p in _loose_images(split_dir.path)]
+            for cls in _subdirs(split_dir.path):
+                class_names.add(cls.name)
+                candidates += [(p, cls.name, split_name) for p in _walk_images(cls.path, stop)]
+    else:
+        layout = "classes"
+        for cls in top:
+            class_names.add(cls.name)
+            candidates += [(p, cls.name, None) for p in _walk_images(cls.path, stop)]
+
+    results = _verify_all([c[0] for c in candidates], progress, stop, workers)
+
+    good: dict[str, list[tuple[str, str | None]]] = {c: [] for c in class_names}
+    by_hash: dict[str, list[str]] = {}
+    for (path, cls, split_name), (digest, reason) in zip(candidates, results, strict=True):
+        if reason is not None:
+            bad.append((path, reason))
+            continue
+        good[cls].append((path, split_name))
+        by_hash.setdefault(digest, []).append(path)
+
+    classes = sorted(c for c in class_names if good[c])
+    empty = sorted(c for c in class_names if not good[c])
+    if len(classes) < 2:
+        if not class_names:
+            why = "no class folders (expected ROOT/<class>/<image> or ROOT/train/<class>/<image>)"
+        elif not classes:
+            why = f"no readable images in {len(class_names)} class folder(s)"
+        else:
+            why = f"only one class with images ({classes[0]!r}); at least two are needed"
+        raise DataError(f"{root_s}: {why}")
+
+    samples = [Sample(path, label, split_name)
+               for label, cls in enumerate(classes) for path, split_name in good[cls]]
+    duplicates = sorted(sorted(g) for g in by_hash.values() if len(g) > 1)
+    return DatasetIndex(root=root_s, layout=layout, classes=classes, samples=samples,
+                        bad_files=sorted(bad), empty_classes=empty, duplicates=duplicates)
+
+
+def _verify_all(paths: list[str], progress: Callable[[int, int], None] | None, stop: Any,
+                workers: int | None) -> list[tuple[str | None, str | None]]:
+    total = len(paths)
+    results: list[tuple[str | None, str | None]] = [(None, None)] * total
+    if progress:
+        progress(0, total)
+    if not total:
+        return results
+    step = max(1, total // PROGRESS_STEPS)
+    n_workers = max(1, min(workers or default_workers(), total))
+
+    def check(i: int) -> tuple[int, tuple[str | None, str | None] | None]:
+        return i, None if _is_stopped(stop) else verify_image(paths[i])
+
+    done = 0
+    with ThreadPoolExecutor(n_workers, thread_name_prefix="scan") as pool:
+        futures = [pool.submit(check, i) for i in range(total)]
+        try:
+            for fut in as_completed(futures):
+                i, res = fut.result()
+                if res is None or _is_stopped(stop):
+                    raise DataError("scan cancelled")
+                results[i] = res
+                done += 1
+                if progress and (done % step == 0 or done == total):
+                    progress(done, total)
+        finally:
+            for fut in futures:
+                fut.cancel()
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Splitting
+
+
+@dataclass
+class Split:
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+
+def _groups(index: DatasetIndex) -> list[list[int]]:
+    """Sample indices grouped so that identical files stay together."""
+    pos = {s.path: i for i, s in enumerate(index.samples)}
+    seen: set[int] = set()
+    groups = []
+    for dup in index.duplicates:
+        g = sorted(pos[p] for p in dup if p in pos and pos[p] not in seen)
+        if g:
+            seen.update(g)
+            groups.append(g)
+    groups += [[i] for i in range(len(index.samples)) if i not in seen]
+    return groups
+
+
+def _stratified(index: DatasetIndex, pool: Sequence[int], val: float, test: float, seed: int
+                ) -> tuple[list[int], list[int], list[int]]:
+    in_pool = set(pool)
+    by_class: dict[int, list[list[int]]] = {}
+    for g in _groups(index):
+        g = [i for i in g if i in in_pool]
+        if g:
+            by_class.setdefault(index.samples[g[0]].label, []).append(g)
+    rng = random.Random(seed)
+    train: list[int] = []
+    val_l: list[int] = []
+    test_l: list[int] = []
+    for label in sorted(by_class):
+        units = by_class[label]
+        rng.shuffle(units)
+        n = sum(len(u) for u in units)
+        n_val = round(n * val)
+        n_test = round(n * test)
+        if val > 0 and n >= 2:
+            n_val = max(1, n_val)
+        if test > 0 and n >= 3:
+            n_test = max(1, n_test)
+        while n_val + n_test > n - 1 and n_val + n_test > 0:
+            if n_test >= n_val and n_test > 0:
+                n_test -= 1
+            else:
+                n_val -= 1
+        k_val = k_test = 0
+        for u in units:
+            if k_val < n_val:
+                val_l += u
+                k_val += len(u)
+            elif k_test < n_test:
+                test_l += u
+                k_test += len(u)
+            else:
+                train += u
+    return sorted(train), sorted(val_l), sorted(test_l)
+
+
+def split(index: DatasetIndex, val: float = 0.2, test: float = 0.0, seed: int = 0) -> Split:
+    """Stratified, seeded split; duplicate files always land in the same part; pre-split folders are respected."""
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise DataError(f"val={val}, test={test}: fractions must be in [0, 1) and sum to less than 1")
+    if index.layout == "splits":
+        parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+        for i, s in enumerate(index.samples):
+            parts[s.split or "train"].append(i)
+        if not parts["val"] and val > 0:
+            # Only train/ (and maybe test/) exists: carve the validation part out of train.
+            tr, va, _ = _stratified(index, parts["train"], val, 0.0, seed)
+            parts["train"], parts["val"] = tr, va
+        return Split(parts["train"], parts["val"], parts["test"])
+    tr, va, te = _stratified(index, range(len(index.samples)), val, test, seed)
+    return Split(tr, va, te)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Decode stage and batch transforms
+
+
+def resize_size(image_size: int) -> int:
+    return image_size if image_size <= 64 else round(image_size * 256 / 224)
+
+
+def _resize_crop(img: Image.Image, r: int) -> Image.Image:
+    w, h = img.size
+    if w <= h:
+        nw, nh = r, max(r, int(r * h / w))
+    else:
+        nw, nh = max(r, int(r * w / h)), r
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+    left = int(round((nw - r) / 2.0))
+    top = int(round((nh - r) / 2.0))
+    if (nw, nh) != (r, r):
+        img = img.crop((left, top, left + r, top + r))
+    return img
+
+
+def decode_for_size(img: Image.Image, image_size: int) -> torch.Tensor:
+    """RGB PIL image → uint8 [3, R, R]: shorter side resized to R = resize_size(image_size), centre-cropped."""
+    import torch
+
+    if img.mode != "RGB":
+        img = _to_rgb(img)
+    img = _resize_crop(img, resize_size(image_size))
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def load_for_model(source: Any, image_size: int) -> torch.Tensor:
+    """load_image + decode_for_size: the uint8 [3, R, R] tensor that the cache and streaming loader hold."""
+    return decode_for_size(load_image(source), image_size)
+
+
+@dataclass
+class AugmentPlan:
+    crop: str  # "center" | "pad" | "rrc"
+    scale: tuple[float, float] = (1.0, 1.0)
+    hflip: bool = False
+    jitter: float = 0.0
+    erasing: float = 0.0
+
+
+def augment_plan(cfg: DataConfig, train: bool) -> AugmentPlan:
+    if not train:
+        return AugmentPlan("center")
+    small = cfg.image_size <= 64
+    level = cfg.augment
+    if level == "none":
+        plan = AugmentPlan("center")
+    elif level == "light":
+        plan = AugmentPlan("pad", hflip=True) if small else AugmentPlan("rrc", (0.6, 1.0), hflip=True)
+    else:
+        plan = AugmentPlan("pad", hflip=True) if small else AugmentPlan("rrc", (0.35, 1.0), hflip=True)
+        if level == "strong":
+            plan.jitter, plan.erasing = 0.3, 0.25
+    if not cfg.hflip:
+        plan.hflip = False
+    if cfg.color_jitter > 0:
+        plan.jitter = cfg.color_jitter
+    if cfg.random_erasing > 0:
+        plan.erasing = cfg.random_erasing
+    return plan
+
+
+class BatchTransform:
+    """uint8 [B, 3, R, R] on any device → float32 normalised [B, 3, S, S]; per-sample augmentation when training."""
+
+    def __init__(self, cfg: DataConfig, train: bool) -> None:
+        self.image_size = cfg.image_size
+        self.resize = resize_size(cfg.image_size)
+        self.train = train
+        self.plan = augment_plan(cfg, train)
+        self.mean = IMAGENET_MEAN
+        self.std = IMAGENET_STD
+
+    def describe(self) -> str:
+        p, s = self.plan, self.image_size
+        parts = []
+        if p.crop == "center":
+            parts.append(f"centre-crop {s}" if self.resize != s else f"{s}px")
+        elif p.crop == "pad":
+            parts.append(f"pad-4 random crop {s}")
+        else:
+            parts.append(f"random-resized-crop {s} (scale {p.scale[0]:g}-{p.scale[1]:g})")
+        if p.hflip:
+            parts.append("h-flip")
+        if p.jitter:
+            parts.append(f"colour jitter {p.jitter:g}")
+        if p.erasing:
+            parts.append(f"random erasing {p.erasing:g}")
+        parts.append("normalise (ImageNet)")
+        return ("train: " if self.train else "eval: ") + ", ".join(parts)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        import torch
+
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"BatchTransform expects uint8 [B, 3, R, R], got {tuple(x.shape)}")
+        dev, b, s = x.device, x.shape[0], self.image_size
+        p = self.plan
+
+        def rand(*shape: int) -> torch.Tensor:  # parameters drawn on the CPU so a CPU generator works anywhere
+            return torch.rand(*shape, generator=generator).to(dev)
+
+        if b == 0:
+            return torch.empty(0, 3, s, s, device=dev)
+        if p.crop == "rrc":
+            y = self._rrc(x.float(), p, rand)
+        else:
+            x = self._center(x, s)
+            if p.crop == "pad":
+                x = self._pad_crop(x, s, generator)
+            if p.hflip:
+                flip = rand(b) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            y = x.float()
+        y = y / 255.0
+        if p.jitter:
+            y = self._jitter(y, p.jitter, rand)
+        mean = torch.tensor(self.mean, device=dev).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=dev).view(1, 3, 1, 1)
+        y = (y - mean) / std
+        if p.erasing:
+            y = self._erase(y, p.erasing, rand)
+        return y
+
+    @staticmethod
+    def _center(x: torch.Tensor, s: int) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if (h, w) == (s, s):
+            return x
+        if h < s or w < s:
+            import torch.nn.functional as F
+
+            return F.interpolate(x.float(), size=(s, s), mode="bilinear", antialias=True,
+                                 align_corners=False).round().clamp(0, 255).to(x.dtype)
+        top, left = (h - s) // 2, (w - s) // 2
+        return x[..., top:top + s, left:left + s]
+
+    @staticmethod
+    def _pad_crop(x: torch.Tensor, s: int, generator: torch.Generator | None, pad: int = 4) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
+        b, _, h, w = x.shape
+        xp = F.pad(x, (pad, pad, pad, pad))
+        oy = torch.randint(0, h + 2 * pad - s + 1, (b,), generator=generator).to(x.device)
+        ox = torch.randint(0, w + 2 * pad - s + 1, (b,), generator=generator).to(x.device)
+        ar = torch.arange(s, device=x.device)
+        rows = (oy[:, None] + ar)[:, None, :, None].expand(b, 3, s, w + 2 * pad)
+        xp = xp.gather(2, rows)
+        cols = (ox[:, None] + ar)[:, None, None, :].expand(b, 3, s, s)
+        return xp.gather(3, cols)
+
+    def _rrc(self, x: torch.Tensor, p: AugmentPlan, rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
+        b, _, h, w = x.shape
+        s = self.image_size
+        lo, hi = p.scale
+        area = lo + (hi - lo) * rand(b)
+        log_r = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * rand(b)
+        ratio = torch.exp(log_r)
+        cw = torch.sqrt(area * ratio).clamp(max=1.0)  # fractions of the full width / height
+        ch = torch.sqrt(area / ratio).clamp(max=1.0)
+        cx = (1 - cw) * (2 * rand(b) - 1)  # centre in normalised coords, crop stays inside
+        cy = (1 - ch) * (2 * rand(b) - 1)
+        sx = cw
+        if p.hflip:
+            sx = torch.where(rand(b) < 0.5, -cw, cw)
+        theta = torch.zeros(b, 2, 3, device=x.device)
+        theta[:, 0, 0], theta[:, 0, 2] = sx, cx
+        theta[:, 1, 1], theta[:, 1, 2] = ch, cy
+        grid = F.affine_grid(theta, [b, 3, s, s], align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    @staticmethod
+    def _jitter(y: torch.Tensor, j: float, rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+        b = y.shape[0]
+        weights = y.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+        def factor() -> torch.Tensor:
+            return (1 - j + 2 * j * rand(b)).clamp(min=0).view(b, 1, 1, 1)
+
+        y = (y * factor()).clamp(0, 1)
+        mean = (y * weights).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+        y = ((y - mean) * factor() + mean).clamp(0, 1)
+        gray = (y * weights).sum(1, keepdim=True)
+        return ((y - gray) * factor() + gray).clamp(0, 1)
+
+    @staticmethod
+    def _erase(y: torch.Tensor, prob: float, rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+        import torch
+
+        b, _, h, w = y.shape
+        area = (0.02 + (0.33 - 0.02) * rand(b)) * h * w
+        ratio = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * rand(b))
+        eh = torch.sqrt(area * ratio).clamp(1, h).floor()
+        ew = torch.sqrt(area / ratio).clamp(1, w).floor()
+        y0 = ((h - eh + 1) * rand(b)).floor().clamp(max=h - 1)
+        x0 = ((w - ew + 1) * rand(b)).floor().clamp(max=w - 1)
+        apply = rand(b) < prob
+        rows = torch.arange(h, device=y.device).view(1, h, 1)
+        cols = torch.arange(w, device=y.device).view(1, 1, w)
+        mask = ((rows >= y0.view(b, 1, 1)) & (rows < (y0 + eh).view(b, 1, 1))
+                & (cols >= x0.view(b, 1, 1)) & (cols < (x0 + ew).view(b, 1, 1)) & apply.view(b, 1, 1))
+        return y.masked_fill(mask[:, None], 0.0)
+
+
+def denormalize(y: torch.Tensor) -> torch.Tensor:
+    """Normalised float [B, 3, S, S] → uint8 images (for previews)."""
+    import torch
+
+    mean = torch.tensor(IMAGENET_MEAN, device=y.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=y.device).view(1, 3, 1, 1)
+    return ((y * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def preview_augmentations(path: Any, cfg: DataConfig, n: int = 8, seed: int = 0) -> list[Image.Image]:
+    """n augmented versions of one image as the training pipeline sees them (for the GUI's live preview)."""
+    import torch
+
+    x = load_for_model(path, cfg.image_size).unsqueeze(0).repeat(n, 1, 1, 1)
+    y = BatchTransform(cfg, train=True)(x, generator=torch.Generator().manual_seed(seed))
+    arr = denormalize(y).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a) for a in arr]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loaders
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # uint8 [B, 3, R, R], on the loader's device
+    y: torch.Tensor  # long [B], on the loader's device
+    idx: torch.Tensor  # long [B] indices into index.samples, on the CPU
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) dropped from this batch
+
+
+def epoch_order(n: int, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """Positions 0..n-1 this rank visits in an epoch (DistributedSampler semantics: padded to divide evenly)."""
+    import torch
+
+    if shuffle:
+        g = torch.Generator().manual_seed(seed + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+    else:
+        order = list(range(n))
+    if world_size > 1 and n:
+        total = math.ceil(n / world_size) * world_size
+        while len(order) < total:
+            order += order[: total - len(order)]
+        order = order[rank:total:world_size]
+    return order
+
+
+class _EpochSampler:
+    def __init__(self, n: int, shuffle: bool, seed: int, rank: int, world_size: int) -> None:
+        self.n, self.shuffle, self.seed, self.rank, self.world_size = n, shuffle, seed, rank, world_size
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(epoch_order(self.n, self.shuffle, self.seed, self.epoch, self.rank, self.world_size))
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.world_size) if self.n else 0
+
+
+class _StreamDataset:
+    """Map-style dataset: position → (uint8 tensor | None, label, sample index, error reason | None)."""
+
+    def __init__(self, paths: list[str], labels: list[int], ids: list[int], image_size: int) -> None:
+        self.paths, self.labels, self.ids, self.image_size = paths, labels, ids, image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[Any, int, int, str | None]:
+        try:
+            return load_for_model(self.paths[i], self.image_size), self.labels[i], self.ids[i], None
+        except ImageLoadError as e:
+            return None, self.labels[i], self.ids[i], e.reason
+        except Exception as e:
+            return None, self.labels[i], self.ids[i], error_reason(e)
+
+
+def _collate(items: list[tuple[Any, int, int, str | None]], resize: int) -> tuple[Any, Any, Any, list[tuple[int, str]]]:
+    import torch
+
+    ok = [it for it in items if it[3] is None]
+    errors = [(it[2], it[3]) for it in items if it[3] is not None]
+    x = torch.stack([it[0] for it in ok]) if ok else torch.empty(0, 3, resize, resize, dtype=torch.uint8)
+    y = torch.tensor([it[1] for it in ok], dtype=torch.long)
+    idx = torch.tensor([it[2] for it in ok], dtype=torch.long)
+    return x, y, idx, errors
+
+
+class _Collate:
+    def __init__(self, resize: int) -> None:
+        self.resize = resize
+
+    def __call__(self, items: list) -> tuple:
+        return _collate(items, self.resize)
+
+
+def _device(device: Any) -> torch.device:
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def available_memory_bytes() -> int:
+    """Available host memory (MemAvailable), or total physical memory where /proc/meminfo is missing."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return total_memory_bytes()
+
+
+def total_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def cache_budget_bytes(cfg: DataConfig, device: Any) -> int:
+    """How many bytes the decoded-image cache may use on this device."""
+    if cfg.cache_budget_mb is not None:
+        return int(cfg.cache_budget_mb) * 1024 * 1024
+    dev = _device(device)
+    if dev.type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free * 0.25)
+    return int(min(total_memory_bytes() / 4, available_memory_bytes() / 2))
+
+
+def default_num_workers() -> int:
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+class BatchLoader:
+    """Iterable of Batch for one split: "memory" (decoded-image cache) or "stream" (DataLoader) mode."""
+
+    def __init__(self, index: DatasetIndex, indices: Sequence[int], cfg: DataConfig, *, batch_size: int,
+                 shuffle: bool, seed: int, device: Any, drop_last: bool = False, num_workers: int | None = None,
+                 rank: int = 0, world_size: int = 1, progress: Callable[[int, int], None] | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: must be ≥ 1")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank}: must be in [0, world_size={world_size})")
+        self.index, self.cfg = index, cfg
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.device = _device(device)
+        self.epoch = 0
+        self.resize = resize_size(cfg.image_size)
+        self.ids = [int(i) for i in indices]
+        self._pending: list[tuple[str, str]] = []
+        self.budget = cache_budget_bytes(cfg, self.device)
+        self.need = len(self.ids) * 3 * self.resize * self.resize
+        self.note = ""
+        want_memory = cfg.cache != "stream" and self.need <= self.budget
+        if cfg.cache == "memory" and not want_memory:
+            self.note = f" (cache=memory but {_mb(self.need)} > budget {_mb(self.budget)})"
+        self.mode = "memory" if want_memory else "stream"
+        self.workers = 0
+        self._loader = None
+        if self.mode == "memory":
+            self._fill_cache(progress)
+        else:
+            self._make_stream(num_workers)
+
+    # -- memory mode
+    def _fill_cache(self, progress: Callable[[int, int], None] | None) -> None:
+        import torch
+
+        total = len(self.ids)
+        r = self.resize
+        cache = torch.empty(total, 3, r, r, dtype=torch.uint8, device=self.device)
+        ok = [False] * total
+        step = max(1, total // PROGRESS_STEPS)
+        done = 0
+        if progress:
+            progress(0, total)
+
+        def work(pos: int) -> tuple[int, Any, str | None]:
+            path = self.index.samples[self.ids[pos]].path
+            try:
+                return pos, load_for_model(path, self.cfg.image_size), None
+            except ImageLoadError as e:
+                return pos, None, e.reason
+            except Exception as e:
+                return pos, None, error_reason(e)
+
+        threads = max(1, min(default_workers(), total or 1))
+        chunk = 1024
+        with ThreadPoolExecutor(threads, thread_name_prefix="cache") as pool:
+            for start in range(0, total, chunk):
+                stage = torch.empty(min(chunk, total - start), 3, r, r, dtype=torch.uint8)
+                for pos, t, reason in pool.map(work, range(start, min(start + chunk, total))):
+                    if reason is None:
+                        stage[pos - start] = t
+                        ok[pos] = True
+                    else:
+                        self._pending.append((self.index.samples[self.ids[pos]].path, reason))
+                    done += 1
+                    if progress and (done % step == 0 or done == total):
+                        progress(done, total)
+                cache[start:start + len(stage)] = stage.to(self.device)
+        keep = [p for p in range(total) if ok[p]]
+        if len(keep) < total:
+            cache = cache[torch.tensor(keep, dtype=torch.long, device=self.device)]
+            self.ids = [self.ids[p] for p in keep]
+        self.cache = cache
+        self.labels = torch.tensor([self.index.samples[i].label for i in self.ids], dtype=torch.long,
+                                   device=self.device)
+        self.need = cache.numel()
+
+    # -- stream mode
+    def _make_stream(self, num_workers: int | None) -> None:
+        import torch
+        from torch.utils.data import DataLoader
+
+        workers = num_workers if num_workers is not None else self.cfg.num_workers
+        self.workers = default_num_workers() if workers is None else int(workers)
+        samples = self.index.samples
+        ds = _StreamDataset([samples[i].path for i in self.ids], [samples[i].label for i in self.ids],
+                            list(self.ids), self.cfg.image_size)
+        self._sampler = _EpochSampler(len(self.ids), self.shuffle, self.seed, self.rank, self.world_size)
+        kwargs: dict[str, Any] = {}
+        if self.workers > 0:
+            kwargs = {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 4}
+        self._loader = DataLoader(ds, batch_size=self.batch_size, sampler=self._sampler, drop_last=self.drop_last,
+                                  num_workers=self.workers, collate_fn=_Collate(self.resize),
+                                  pin_memory=self.device.type == "cuda" and torch.cuda.is_available(), **kwargs)
+
+    # -- common
+    @property
+    def num_samples(self) -> int:
+        """Images this rank sees per epoch (before drop_last)."""
+        n = len(self.ids)
+        return math.ceil(n / self.world_size) if n else 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if self.mode == "stream":
+            self._sampler.epoch = self.epoch
+
+    def __len__(self) -> int:
+        n = self.num_samples
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def describe(self) -> str:
+        n = len(self.ids)
+        if self.mode == "memory":
+            where = "GPU" if self.device.type == "cuda" else "memory"
+            return f"cached {n} images in {where}, {_mb(self.need)}"
+        return (f"streaming {n} images from disk with {self.workers} worker(s) "
+                f"({_mb(self.need)} decoded > cache budget {_mb(self.budget)}){self.note}"
+                if self.cfg.cache != "stream" else
+                f"streaming {n} images from disk with {self.workers} worker(s)")
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.mode == "memory":
+            yield from self._iter_memory()
+        else:
+            yield from self._iter_stream()
+
+    def _take_pending(self) -> list[tuple[str, str]]:
+        errs, self._pending = self._pending, []
+        return errs
+
+    def _iter_memory(self) -> Iterator[Batch]:
+        import torch
+
+        order = epoch_order(len(self.ids), self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
+        ids = torch.tensor(self.ids, dtype=torch.long)
+        for start in range(0, len(order), self.batch_size):
+            pos = order[start:start + self.batch_size]
+            if self.drop_last and len(pos) < self.batch_size:
+                break
+            p_cpu = torch.tensor(pos, dtype=torch.long)
+            p_dev = p_cpu.to(self.device)
+            yield Batch(self.cache[p_dev], self.labels[p_dev], ids[p_cpu], self._take_pending())
+        if self._pending:
+            yield self._empty(self._take_pending())
+
+    def _empty(self, errors: list[tuple[str, str]]) -> Batch:
+        import torch
+
+        r = self.resize
+        return Batch(torch.empty(0, 3, r, r, dtype=torch.uint8, device=self.device),
+                     torch.empty(0, dtype=torch.long, device=self.device), torch.empty(0, dtype=torch.long), errors)
+
+    def _iter_stream(self) -> Iterator[Batch]:
+        samples = self.index.samples
+        non_blocking = self.device.type == "cuda"
+        assert self._loader is not None
+        for x, y, idx, errs in self._loader:
+            self._pending += [(samples[i].path, reason) for i, reason in errs]
+            if len(idx) == 0:
+                continue  # every image of this batch failed: its errors ride on the next batch
+            yield Batch(x.to(self.device, non_blocking=non_blocking), y.to(self.device, non_blocking=non_blocking),
+                        idx, self._take_pending())
+        if self._pending:
+            yield self._empty(self._take_pending())
+
+
+def _mb(n: float) -> str:
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.1f} GB"
+    return f"{n / (1 << 20):.1f} MB"
+
+
+def make_loader(index: DatasetIndex, indices: Sequence[int], cfg: DataConfig, *, batch_size: int, shuffle: bool,
+                seed: int, device: Any, drop_last: bool = False, num_workers: int | None = None, rank: int = 0,
+                world_size: int = 1, progress: Callable[[int, int], None] | None = None) -> BatchLoader:
+    """A BatchLoader over index.samples[i] for i in indices; yields uint8 batches (transform them on the device)."""
+    return BatchLoader(index, indices, cfg, batch_size=batch_size, shuffle=shuffle, seed=seed, device=device,
+                       drop_last=drop_last, num_workers=num_workers, rank=rank, world_size=world_size,
+                       progress=progress)

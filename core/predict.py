@@ -1,0 +1,464 @@
+"""Prediction with a trained checkpoint: Predictor (top-k for paths, PIL images, arrays), Grad-CAM, CSV/JSON output."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core import checkpoint as ckpt_mod
+from core import data
+
+Item = Any  # str | Path | PIL.Image.Image | numpy.ndarray
+
+CANCELLED = "cancelled"
+BACKENDS = ("auto", "torch", "onnx")
+
+
+@dataclass
+class Prediction:
+    """The answer for one input: top-k (class name, probability), or ok=False and the reason."""
+
+    source: str
+    ok: bool
+    error: str | None = None
+    top: list[tuple[str, float]] = field(default_factory=list)
+    label: str | None = None
+    confidence: float | None = None
+    index: int | None = None
+
+
+@dataclass
+class CamResult:
+    """A Grad-CAM explanation: heatmap in [0, 1] at the input image's size and a colour overlay on the image."""
+
+    heatmap: np.ndarray  # float32 [H, W]
+    overlay: Image.Image
+    class_index: int
+    label: str
+    confidence: float
+    source: str = ""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" → cuda, then mps, then cpu; anything else is passed to torch.device."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _source_name(item: Item, position: int) -> str:
+    if isinstance(item, (str, Path)):
+        return str(item)
+    if isinstance(item, Image.Image):
+        name = getattr(item, "filename", "") or ""
+        return name or f"<image {position}>"
+    if isinstance(item, np.ndarray):
+        return f"<array {position}>"
+    return f"<{type(item).__name__} {position}>"
+
+
+class Predictor:
+    """A checkpoint ready to classify images with exactly the evaluation pipeline it was trained with.
+
+    Build it once (`from_checkpoint`) and call `predict` / `predict_iter` / `gradcam` many times; nothing is rebuilt
+    per call. Batches are decoded on a background thread while the model runs on the previous one.
+    """
+
+    def __init__(self, model: torch.nn.Module, class_names: Sequence[str], image_size: int, *, mean: Sequence[float] = data.IMAGENET_MEAN,
+                 std: Sequence[float] = data.IMAGENET_STD, device: str | torch.device = "cpu", arch: str = "",
+                 checkpoint_path: str | None = None) -> None:
+        from core.config import DataConfig
+
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.class_names = [str(c) for c in class_names]
+        self.image_size = int(image_size)
+        # what decode_for_size applies; a checkpoint's stored resize_size is written from the same rule
+        self.resize_size = data.resize_size(self.image_size)
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+        self.arch = arch
+        self.checkpoint_path = checkpoint_path
+        self.backend = "torch"
+        self._onnx_session: Any = None
+        self.onnx_path: str | None = None
+        self.transform = data.BatchTransform(DataConfig(image_size=self.image_size), train=False)
+        # the checkpoint's own statistics win (they equal ImageNet's for every model the trainer makes)
+        self.transform.mean, self.transform.std = self.mean, self.std
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", backend: str = "auto") -> Predictor:
+        """Load a checkpoint (weights-only) and build the model, class names and eval pipeline it describes.
+
+        backend: "torch" (default for "auto"), or "onnx" — a cached, parity-checked ONNX export run with onnxruntime
+        on the CPU (needs the 'export' extra). "auto" means torch: an export costs seconds on first use and the
+        speed-up is CPU-specific (see benchmarks/bench_predict.py).
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}: one of {BACKENDS}")
+        ckpt = ckpt_mod.load(path, map_location="cpu")
+        dev = resolve_device(device)
+        if backend == "onnx":
+            dev = torch.device("cpu")
+        model = ckpt_mod.model_from_checkpoint(ckpt, dev)
+        for p in model.parameters():  # inference only; Grad-CAM needs gradients of activations, not of weights
+            p.requires_grad_(False)
+        image_size = int(ckpt["image_size"])
+        pred = cls(model, list(ckpt["class_names"]), image_size, mean=ckpt.get("mean") or data.IMAGENET_MEAN, std=ckpt.get("std") or data.IMAGENET_STD,
+                   device=dev, arch=str(ckpt.get("arch", "")), checkpoint_path=str(path))
+        if len(pred.class_names) != int(ckpt["num_classes"]):
+            raise ckpt_mod.CheckpointError(f"{path}: {len(pred.class_names)} class names for "
+                                           f"{ckpt['num_classes']} classes")
+        if backend == "onnx":
+            pred._use_onnx(Path(path))
+        return pred
+
+    def _use_onnx(self, path: Path) -> None:
+        from core import export
+
+        cache = onnx_cache_path(path)
+        if not cache.is_file():
+            export.export_onnx(path, cache)
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(cache), opts, providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 - a damaged cache entry: export again
+            export.export_onnx(path, cache)
+            session = ort.InferenceSession(str(cache), opts, providers=["CPUExecutionProvider"])
+        self._onnx_session = session
+        self.onnx_path = str(cache)
+        self.backend = "onnx"
+
+    # ------------------------------------------------------------------ pipeline
+
+    def preprocess(self, uint8_batch: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, R, R] (any device) → float32 normalised [B, 3, S, S] on the predictor's device."""
+        return self.transform(uint8_batch.to(self.device, non_blocking=True))
+
+    def decode(self, item: Item) -> torch.Tensor:
+        """One input → uint8 [3, R, R] (the cached/streamed form); raises data.ImageLoadError."""
+        return data.decode_for_size(data.load_image(item), self.image_size)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised float batch → logits (CPU tensor for the onnx backend)."""
+        if self._onnx_session is not None:
+            out = self._onnx_session.run(None, {"input": x.detach().cpu().numpy()})[0]
+            return torch.from_numpy(out)
+        with torch.inference_mode():
+            return self.model(x)
+
+    def _load(self, item: Item) -> tuple[torch.Tensor | None, str | None]:
+        if isinstance(item, (str, Path)) and Path(item).is_dir():
+            return None, "is a folder, not an image (use expand_paths)"
+        try:
+            return self.decode(item), None
+        except data.ImageLoadError as e:
+            return None, e.reason
+        except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
+            return None, f"{type(e).__name__}: {e}"
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, items: Iterable[Item], top_k: int = 5, batch_size: int = 32,
+                progress: Callable[[int, int], None] | None = None, stop: Any = None) -> list[Prediction]:
+        """One Prediction per input, in input order.
+
+        Inputs that cannot be read come back as ok=False with the reason; the rest are predicted. When `stop`
+        (anything with a `.stopped` attribute) is set, the batch in flight finishes and every later input comes back
+        as ok=False, error="cancelled", so the list always has one entry per input.
+        """
+        return list(self.predict_iter(items, top_k=top_k, batch_size=batch_size, progress=progress, stop=stop))
+
+    def predict_iter(self, items: Iterable[Item], top_k: int = 5, batch_size: int = 32,
+                     progress: Callable[[int, int], None] | None = None, stop: Any = None) -> Iterator[Prediction]:
+        """Like `predict`, yielding predictions in input order as each batch finishes (for live tables)."""
+        items = list(items)
+        total = len(items)
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: must be ≥ 1")
+        k = max(1, min(int(top_k), len(self.class_names)))
+        starts = list(range(0, total, batch_size))
+        if not starts:
+            return
+        pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) if len(starts) > 1 else None
+
+        def submit(start: int) -> list:
+            chunk = items[start:start + batch_size]
+            if pool is None:
+                return [_Done(self._load(it)) for it in chunk]
+            return [pool.submit(self._load, it) for it in chunk]
+
+        done = 0
+        try:
+            pending = submit(starts[0])
+            for bi, start in enumerate(starts):
+                if stop is not None and getattr(stop, "stopped", False):
+                    for i in range(start, total):
+                        yield Prediction(_source_name(items[i], i), False, CANCELLED)
+                    return
+                loaded = [f.result() for f in pending]
+                if bi + 1 < len(starts):
+                    pending = submit(starts[bi + 1])  # decode the next batch while the model runs this one
+                yield from self._run_batch(items, start, loaded, k)
+                done += len(loaded)
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run_batch(self, items: list, start: int, loaded: list, k: int) -> list[Prediction]:
+        good = [i for i, (t, _) in enumerate(loaded) if t is not None]
+        out: list[Prediction] = []
+        probs = idx = None
+        if good:
+            x = self.preprocess(torch.stack([loaded[i][0] for i in good]))
+            p = torch.softmax(self.logits(x).float(), dim=1)
+            probs, idx = (t.cpu().tolist() for t in p.topk(k, dim=1))
+        row = 0
+        for j, (_, err) in enumerate(loaded):
+            src = _source_name(items[start + j], start + j)
+            if err is not None:
+                out.append(Prediction(src, False, err))
+                continue
+            top = [(self.class_names[c], float(pv)) for c, pv in zip(idx[row], probs[row], strict=False)]
+            out.append(Prediction(src, True, None, top, top[0][0], top[0][1], int(idx[row][0])))
+            row += 1
+        return out
+
+    # ------------------------------------------------------------------ Grad-CAM
+
+    def gradcam(self, item: Item, class_index: int | None = None, layer: torch.nn.Module | None = None,
+                alpha: float = 0.5) -> CamResult:
+        """Grad-CAM for one input: which parts of the image drove the score of `class_index` (default: top-1).
+
+        One forward and one backward through the layers after `layer` (default: models.cam_layer, the last
+        convolutional stage). The heatmap covers the whole input image; the area outside the centre crop the model
+        sees is 0. Raises data.ImageLoadError for an unreadable input.
+        """
+        from core import models
+
+        img = data.load_image(item)
+        x = self.preprocess(data.decode_for_size(img, self.image_size).unsqueeze(0))
+        target = layer if layer is not None else models.cam_layer(self.model)
+        store: dict[str, torch.Tensor] = {}
+        me = threading.get_ident()
+
+        def hook(_m: torch.nn.Module, _inp: Any, out: torch.Tensor) -> torch.Tensor | None:
+            if threading.get_ident() != me:  # a predict() running on another thread shares the model
+                return None
+            act = out.detach().requires_grad_(True)  # graph starts here: backward only runs through the head
+            store["act"] = act
+            return act
+
+        handle = target.register_forward_hook(hook)
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                logits = self.model(x.clone())
+                probs = torch.softmax(logits.detach().float(), dim=1)[0]
+                c = int(probs.argmax()) if class_index is None else int(class_index)
+                if not 0 <= c < logits.shape[1]:
+                    raise ValueError(f"class_index={class_index}: must be 0..{logits.shape[1] - 1}")
+                if "act" not in store:
+                    raise RuntimeError("Grad-CAM layer did not run in the forward pass")
+                logits[0, c].backward()
+        finally:
+            handle.remove()
+        act, grad = store["act"].detach()[0], store["act"].grad[0]
+        weights = grad.float().mean(dim=(1, 2))
+        cam = torch.relu((weights[:, None, None] * act.float()).sum(0)).cpu().numpy()
+        heat = _place_heatmap(cam, img.size, self.image_size, self.resize_size)
+        return CamResult(heat, overlay_heatmap(img, heat, alpha), c, self.class_names[c], float(probs[c]),
+                         _source_name(item, 0))
+
+
+class _Done:
+    """A finished value with the Future interface (for the single-batch path without a thread pool)."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def result(self) -> Any:
+        return self._value
+
+
+def _place_heatmap(cam: np.ndarray, size: tuple[int, int], image_size: int, resize_size: int) -> np.ndarray:
+    """Map a CAM over the S×S model input back onto the original W×H image (0 outside the crop), scaled to [0, 1]."""
+    w, h = size
+    peak = float(cam.max()) if cam.size else 0.0
+    cam = (cam / peak if peak > 0 else np.zeros_like(cam)).astype(np.float32)
+    side = image_size * min(w, h) / resize_size  # the crop's side in original pixels
+    left, top = (w - side) / 2, (h - side) / 2
+    x0, y0 = max(0, int(round(left))), max(0, int(round(top)))
+    x1, y1 = min(w, int(round(left + side))), min(h, int(round(top + side)))
+    heat = np.zeros((h, w), dtype=np.float32)
+    if x1 > x0 and y1 > y0:
+        up = Image.fromarray(cam).resize((x1 - x0, y1 - y0), Image.BILINEAR)
+        heat[y0:y1, x0:x1] = np.asarray(up, dtype=np.float32)
+    return np.clip(heat, 0.0, 1.0)
+
+
+def _jet_lut() -> np.ndarray:
+    x = np.linspace(0.0, 1.0, 256)
+    rgb = [np.clip(1.5 - np.abs(4 * x - c), 0, 1) for c in (3, 2, 1)]
+    return (np.stack(rgb, axis=1) * 255 + 0.5).astype(np.uint8)
+
+
+_JET = _jet_lut()
+
+
+def colorize(heatmap: np.ndarray) -> Image.Image:
+    """A [H, W] map in [0, 1] as a jet-coloured RGB image (blue = 0, red = 1)."""
+    idx = np.empty(heatmap.shape, dtype=np.uint8)
+    np.multiply(np.clip(heatmap, 0, 1), 255, out=idx, casting="unsafe")
+    img = Image.fromarray(idx)
+    img.putpalette(_JET.tobytes())  # palette lookup in C: much faster than indexing a [H, W, 3] array
+    return img.convert("RGB")
+
+
+def overlay_heatmap(img: Image.Image, heatmap: np.ndarray, alpha: float = 0.5) -> Image.Image:
+    """The colour-mapped heatmap blended over the image at a constant `alpha` (no threshold)."""
+    return Image.blend(img.convert("RGB"), colorize(heatmap), alpha)
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def _is_skipped(name: str) -> bool:
+    """The data scanner's rule: hidden (dot) names and system clutter (__MACOSX, Thumbs.db, …)."""
+    return name.startswith(".") or name.lower() in data.SKIP_NAMES
+
+
+def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files and folders → (image files, problems).
+
+    Folders are walked (sorted; recursively unless recursive=False) for files with an image extension, skipping
+    hidden files/folders, __MACOSX and Thumbs.db as the data scanner does. Files named explicitly are kept whatever
+    their extension or existence, so `predict` reports why each one fails. problems holds (folder, reason) for
+    folders that hold no images or cannot be read.
+    """
+    files: list[str] = []
+    problems: list[tuple[str, str]] = []
+    exts = {e.lower() for e in data.IMAGE_EXTENSIONS}
+    for raw in paths:
+        p = Path(raw)
+        if not p.is_dir():
+            files.append(str(raw))
+            continue
+        found: list[str] = []
+        errors: list[OSError] = []
+        if recursive:
+            for root, dirs, names in os.walk(p, onerror=errors.append):
+                dirs[:] = sorted(d for d in dirs if not _is_skipped(d))
+                found += [os.path.join(root, n) for n in sorted(names)
+                          if not _is_skipped(n) and os.path.splitext(n)[1].lower() in exts]
+        else:
+            try:
+                found = [str(c) for c in sorted(p.iterdir()) if c.is_file() and not _is_skipped(c.name)
+                         and c.suffix.lower() in exts]
+            except OSError as e:
+                errors.append(e)
+        for e in errors:
+            problems.append((str(getattr(e, "filename", None) or raw), f"cannot read folder: {e.strerror or e}"))
+        if not found and not errors:
+            problems.append((str(raw), "no image files in this folder"))
+        files += found
+    return files, problems
+
+
+# ---------------------------------------------------------------------- output
+
+
+def prediction_to_dict(p: Prediction) -> dict[str, Any]:
+    """A JSON-ready dict for one prediction."""
+    return {"source": p.source, "ok": p.ok, "error": p.error, "label": p.label, "confidence": p.confidence,
+            "index": p.index, "top": [{"label": n, "probability": pr} for n, pr in p.top]}
+
+
+def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -> None:
+    """Write predictions as CSV (source, ok, error, label, confidence, top1, prob1, …), atomically."""
+    header = ["source", "ok", "error", "label", "confidence"]
+    for i in range(1, top_k + 1):
+        header += [f"top{i}", f"prob{i}"]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for p in predictions:
+        row: list[Any] = [p.source, "yes" if p.ok else "no", p.error or "", p.label or "",
+                          "" if p.confidence is None else f"{p.confidence:.6f}"]
+        for i in range(top_k):
+            row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
+        w.writerow(row)
+    _atomic_write(Path(path), buf.getvalue().encode("utf-8"))
+
+
+def save_cam_overlay(cam: CamResult, out_dir: str | Path, source: str | Path | None = None) -> Path:
+    """Save the overlay as `<out_dir>/<image stem>_gradcam.png` (overwriting) and return its path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = str(source if source is not None else cam.source)
+    stem = Path(name).stem if not name.startswith("<") else name.strip("<>").replace(" ", "_")
+    path = out_dir / f"{stem}_gradcam.png"
+    buf = io.BytesIO()
+    cam.overlay.save(buf, format="PNG")
+    _atomic_write(path, buf.getvalue())
+    return path
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------- ONNX cache
+
+
+def cache_dir() -> Path:
+    """Where exported ONNX files for the onnx backend live: $RESNEXT_STUDIO_CACHE or the user cache dir."""
+    env = os.environ.get("RESNEXT_STUDIO_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("resnext-studio")) / "onnx"
+
+
+def onnx_cache_path(checkpoint_path: str | Path) -> Path:
+    """The cached ONNX file for a checkpoint, keyed by the checkpoint's content hash."""
+    h = hashlib.sha256()
+    with open(checkpoint_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return cache_dir() / f"{h.hexdigest()[:24]}.onnx"

@@ -1,0 +1,317 @@
+"""Run folders: create / list / load / delete, status.json, history.csv and the curves plot."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
+
+
+def default_runs_dir() -> Path:
+    """$RESNEXT_STUDIO_RUNS if set, else the platform's user data dir / "runs"."""
+    env = os.environ.get("RESNEXT_STUDIO_RUNS")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("resnext-studio", appauthor=False)) / "runs"
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    name: str
+    created: float  # seconds since the epoch
+    arch: str
+    dataset: str
+    epochs_done: int
+    epochs_planned: int | None
+    best_val_acc: float | None
+    best_epoch: int | None
+    status: str
+    has_best: bool
+    has_last: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["path"] = str(self.path)
+        return d
+
+
+@dataclass
+class RunRecord:
+    path: Path
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    status: dict[str, Any]
+    evaluation: dict[str, Any] | None
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return s[:60] or "data"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write JSON to `path` via a temp file + os.replace, so readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_status(run_dir: str | Path, status: str, **extra: Any) -> dict[str, Any]:
+    """Replace status.json with {status, updated, ...extra}; keeps pid/hostname/started from the previous file."""
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r}: one of {STATUSES}")
+    run_dir = Path(run_dir)
+    prev = _read_json(run_dir / "status.json")
+    doc = {k: prev[k] for k in ("pid", "hostname", "started") if k in prev}
+    if status == "running":
+        doc.update(pid=os.getpid(), hostname=socket.gethostname())
+        doc.setdefault("started", time.time())
+    doc.update(status=status, updated=time.time())
+    doc.update(extra)
+    write_json_atomic(run_dir / "status.json", doc)
+    return doc
+
+
+def append_history(run_dir: str | Path, row: dict[str, Any]) -> None:
+    """Append one epoch row to history.csv (header written with the first row), flushed to disk."""
+    path = Path(run_dir) / "history.csv"
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_history(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite history.csv from `rows` (used on resume, so the file matches the checkpoint exactly)."""
+    path = Path(run_dir) / "history.csv"
+    fd, tmp = tempfile.mkstemp(prefix=".history.csv.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            for row in rows:
+                w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _num(text: str) -> int | float | None:
+    if text in ("", None):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """history.csv as a list of dicts with numbers (None for empty cells); [] if there is none."""
+    path = Path(run_dir) / "history.csv"
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return [{k: _num(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
+    except (OSError, csv.Error):
+        return []
+
+
+def draw_curves(history: list[dict[str, Any]], out_png: str | Path) -> None:
+    """Save loss and accuracy curves (train vs val) as a PNG, with the non-interactive Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    epochs = [r.get("epoch") for r in history]
+    for ax, key, title in ((fig.add_subplot(1, 2, 1), "loss", "Loss"), (fig.add_subplot(1, 2, 2), "acc", "Accuracy")):
+        for part, style in (("train", "-o"), ("val", "-s")):
+            pts = [(e, r.get(f"{part}_{key}")) for e, r in zip(epochs, history, strict=True)]
+            pts = [(e, v) for e, v in pts if e is not None and v is not None and math.isfinite(v)]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, markersize=3, label=part)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    fig.tight_layout()
+    out_png = Path(out_png)
+    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, out_png)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def effective_status(status: dict[str, Any]) -> str:
+    """The status to show: "running" becomes "interrupted" when its process is gone from this host."""
+    s = status.get("status") or "interrupted"
+    if s == "running" and status.get("hostname") == socket.gethostname():
+        try:
+            alive = pid_alive(int(status.get("pid", -1)))
+        except (TypeError, ValueError):
+            alive = False
+        if not alive:
+            return "interrupted"
+    return s
+
+
+class RunStore:
+    """All run folders under one root directory."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_runs_dir()
+
+    def create(self, arch: str, dataset_name: str) -> Path:
+        """Make a new, empty run folder `<YYYYmmdd-HHMMSS>-<arch>-<dataset>` (suffixed -2, -3… if taken)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        base = f"{datetime.now():%Y%m%d-%H%M%S}-{_slug(arch)}-{_slug(dataset_name)}"
+        for i in range(1, 1000):
+            path = self.root / (base if i == 1 else f"{base}-{i}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+        raise OSError(f"{self.root}: cannot create a new run folder named {base}")
+
+    def _run_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                and ((p / "config.json").exists() or (p / "status.json").exists())]
+
+    def info(self, path: str | Path) -> RunInfo:
+        """Summary of one run folder (tolerates missing or half-written files)."""
+        path = Path(path)
+        cfg = _read_json(path / "config.json")
+        status = _read_json(path / "status.json")
+        history = read_history(path)
+        model = cfg.get("model", {}) if isinstance(cfg.get("model"), dict) else {}
+        train = cfg.get("train", {}) if isinstance(cfg.get("train"), dict) else {}
+        dataset = cfg.get("dataset", {}) if isinstance(cfg.get("dataset"), dict) else {}
+        data = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
+        best_acc, best_epoch = None, None
+        for row in history:
+            acc = row.get("val_acc")
+            if acc is not None and (best_acc is None or acc > best_acc):
+                best_acc, best_epoch = acc, row.get("epoch")
+        if status.get("best_epoch") is not None and best_acc is None:
+            best_epoch = status.get("best_epoch")
+        try:
+            created = float(status.get("started") or path.stat().st_mtime)
+        except OSError:
+            created = 0.0
+        return RunInfo(
+            path=path, name=path.name, created=created,
+            arch=str(model.get("arch") or status.get("arch") or "?"),
+            dataset=str(dataset.get("name") or Path(str(data.get("root") or "?")).name),
+            epochs_done=len(history),
+            epochs_planned=train.get("epochs"),
+            best_val_acc=best_acc, best_epoch=best_epoch,
+            status=effective_status(status) if status else "interrupted",
+            has_best=(path / "best.pt").is_file(), has_last=(path / "last.pt").is_file(),
+        )
+
+    def list(self) -> list[RunInfo]:
+        """Every run under the root, newest first."""
+        infos = [self.info(p) for p in self._run_dirs()]
+        infos.sort(key=lambda r: (r.created, r.name), reverse=True)
+        return infos
+
+    def load(self, path: str | Path) -> RunRecord:
+        """Everything stored about one run: config, history, status and evaluation (None if not evaluated)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such run folder")
+        status = _read_json(path / "status.json")
+        if status:
+            status["status"] = effective_status(status)
+        ev = path / "evaluation.json"
+        return RunRecord(path=path, config=_read_json(path / "config.json"), history=read_history(path),
+                         status=status, evaluation=_read_json(ev) if ev.is_file() else None)
+
+    def delete(self, path: str | Path) -> None:
+        """Remove one run folder; refuses anything that is not a folder directly inside the root."""
+        target = Path(path).expanduser().resolve()
+        root = self.root.resolve()
+        if target.parent != root or not target.is_dir() or Path(path).is_symlink():
+            raise ValueError(f"{path}: not a run folder inside {root}; refusing to delete")
+        shutil.rmtree(target)

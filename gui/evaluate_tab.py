@@ -1,0 +1,716 @@
+"""Evaluate tab: a run's (or a checkpoint's) accuracy, confusion matrix, per-class scores and misclassified images."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
+from gui.predict_tab import PredictorCache
+from gui.worker import FunctionWorker, start_worker
+
+GALLERY_LIMIT = 500
+TILE = 96
+PAGE_EMPTY, PAGE_NOT_EVALUATED, PAGE_RESULTS = range(3)
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _evaluate_job(checkpoint: str, data_root: str, split: str, save_to: str | None,
+                  progress: Any = None, stop: Any = None) -> dict[str, Any]:
+    """Worker: scan the data folder, evaluate the checkpoint on one split, optionally save evaluation.json."""
+    from core.data import scan
+    from core.engine import evaluate
+
+    index = scan(data_root, progress=progress, stop=stop)
+    kwargs: dict[str, Any] = {"split": split}
+    if _accepts(evaluate, "progress"):
+        kwargs["progress"] = progress
+    if _accepts(evaluate, "stop"):
+        kwargs["stop"] = stop
+    ev = evaluate(str(checkpoint), index, **kwargs)
+    ev = {k: v for k, v in ev.items() if k != "predictions"}
+    ev["split"] = ev.get("split") or split
+    ev["checkpoint"] = ev.get("checkpoint") or str(checkpoint)
+    ev.setdefault("data", str(data_root))
+    if save_to and not ev.get("stopped"):
+        from core.runs import write_json_atomic
+
+        write_json_atomic(save_to, ev)
+    return ev
+
+
+def _thumbs_job(paths: list[str], generation: int, out: deque, progress: Any = None, stop: Any = None) -> int:
+    """Worker: small QImages of the misclassified images, pushed onto `out` as (generation, row, image)."""
+    for i, path in enumerate(paths):
+        if stop is not None and getattr(stop, "stopped", False):
+            break
+        out.append((generation, i, load_thumbnail(path, TILE)))
+        if progress:
+            progress(i + 1, len(paths))
+    return generation
+
+
+def _cam_job(cache: PredictorCache, checkpoint: str, path: str, class_name: str,
+             progress: Any = None, stop: Any = None) -> dict[str, Any]:
+    """Worker: the image and its Grad-CAM overlay for `class_name` (the wrongly predicted class)."""
+    from core.data import load_image
+
+    predictor = cache.get(checkpoint)
+    img = load_image(path)
+    out: dict[str, Any] = {"path": path, "image": pil_to_qimage(img), "cam": None, "cam_error": None}
+    try:
+        idx = predictor.class_names.index(class_name) if class_name in predictor.class_names else None
+        cam = predictor.gradcam(path, class_index=idx)
+        overlay = cam.overlay if cam.overlay.size == img.size else cam.overlay.resize(img.size)
+        out["cam"] = pil_to_qimage(overlay)
+    except Exception as e:  # noqa: BLE001 — the image is still worth showing
+        out["cam_error"] = f"Grad-CAM unavailable: {e}"
+    return out
+
+
+def _row_value(row: Any, key: str, pos: int) -> Any:
+    """A field of a per-class / misclassified row stored either as a dict or as a list."""
+    if isinstance(row, dict):
+        return row.get(key)
+    return row[pos] if isinstance(row, (list, tuple)) and len(row) > pos else None
+
+
+class _NumItem(QTableWidgetItem):
+    def __init__(self, text: str, key: Any) -> None:
+        super().__init__(text)
+        self.key = key
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        return (self.key if self.key is not None else -1) < (getattr(other, "key", None) or -1)
+
+
+class _Metric(QFrame):
+    """A small card: caption above a large number."""
+
+    def __init__(self, caption: str) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        v = QVBoxLayout(self)
+        v.setContentsMargins(12, 6, 12, 6)
+        self.caption = QLabel(caption)
+        self.caption.setStyleSheet("color: palette(placeholder-text);")
+        self.value = QLabel("—")
+        f = self.value.font()
+        f.setPointSizeF(f.pointSizeF() * 1.7)
+        f.setBold(True)
+        self.value.setFont(f)
+        v.addWidget(self.caption)
+        v.addWidget(self.value)
+
+    def set(self, text: str, tooltip: str = "") -> None:
+        self.value.setText(text)
+        self.setToolTip(tooltip)
+
+
+class ConfusionMatrixCanvas(QWidget):
+    """A confusion-matrix heat map: true classes down, predicted across, the number in every cell.
+
+    A QWidget around a matplotlib canvas, so that matplotlib is imported only when the first one is made.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(5.5, 5), dpi=100, layout="constrained", facecolor="white")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.canvas)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(320, 300)
+        self.ax = self.figure.add_subplot(1, 1, 1)
+        self._matrix: list[list[int]] = []
+        self._names: list[str] = []
+        self._normalized = False
+        self.cell_texts: list[list[Any]] = []
+        self._draw()
+
+    def set_matrix(self, matrix: list[list[int]], names: list[str], normalized: bool | None = None) -> None:
+        self._matrix = [[int(v) for v in row] for row in matrix]
+        self._names = [str(n) for n in names]
+        if normalized is not None:
+            self._normalized = normalized
+        self._draw()
+
+    def set_normalized(self, normalized: bool) -> None:
+        self._normalized = normalized
+        self._draw()
+
+    def _draw(self) -> None:
+        import numpy as np
+
+        self.figure.clear()
+        self.ax = self.figure.add_subplot(1, 1, 1)
+        self.cell_texts = []
+        n = len(self._matrix)
+        if n == 0:
+            self.ax.text(0.5, 0.5, "No evaluation yet", ha="center", va="center", color="#8a929c",
+                         transform=self.ax.transAxes)
+            self.ax.set_axis_off()
+            self.canvas.draw_idle()
+            return
+        counts = np.array(self._matrix, dtype=float)
+        if self._normalized:
+            sums = counts.sum(axis=1, keepdims=True)
+            shown = np.divide(counts, sums, out=np.zeros_like(counts), where=sums > 0)
+            vmax = 1.0
+        else:
+            shown = counts
+            vmax = max(1.0, float(counts.max()))
+        im = self.ax.imshow(shown, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")
+        cb = self.figure.colorbar(im, ax=self.ax, fraction=0.046, pad=0.03)
+        cb.ax.tick_params(labelsize=8)
+        if self._normalized:
+            cb.ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+        labels = [nm if len(nm) <= 18 else nm[:16] + "…" for nm in self._names]
+        fs = 9 if n <= 10 else 7 if n <= 20 else 5
+        self.ax.set_xticks(range(n), labels, rotation=45 if n > 3 else 0, ha="right" if n > 3 else "center",
+                           fontsize=fs, rotation_mode="anchor")
+        self.ax.set_yticks(range(n), labels, fontsize=fs)
+        self.ax.set_xlabel("Predicted class", fontsize=9)
+        self.ax.set_ylabel("True class", fontsize=9)
+        self.ax.set_title("Confusion matrix" + (" (each row sums to 100 %)" if self._normalized else " (counts)"),
+                          fontsize=10)
+        if n <= 30:
+            cell_fs = 10 if n <= 6 else 8 if n <= 12 else 6 if n <= 20 else 5
+            for i in range(n):
+                row = []
+                for j in range(n):
+                    text = f"{shown[i, j]:.0%}" if self._normalized else str(int(counts[i, j]))
+                    dark = shown[i, j] > vmax * 0.55
+                    row.append(self.ax.text(j, i, text, ha="center", va="center", fontsize=cell_fs,
+                                            color="white" if dark else "#1f2328"))
+                self.cell_texts.append(row)
+        self.canvas.draw_idle()
+
+    def texts(self) -> list[list[str]]:
+        """The numbers written in the cells, row by row."""
+        return [[t.get_text() for t in row] for row in self.cell_texts]
+
+
+class EvaluateTab(QWidget):
+    """Shows a run's evaluation (from evaluation.json, or computed on request) or evaluates any checkpoint."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._runs_dir: str | None = None
+        self._run_dir: str | None = None
+        self._checkpoint: str | None = None
+        self._evaluation: dict[str, Any] | None = None
+        self._cache = PredictorCache()
+        self._eval_worker: FunctionWorker | None = None
+        self._thumb_worker: FunctionWorker | None = None
+        self._cam_worker: FunctionWorker | None = None
+        self._cam_pending: tuple[str, str] | None = None
+        self._cam_result: dict[str, Any] | None = None
+        self._thumb_queue: deque = deque()
+        self._generation = 0
+        self._gallery_rows: list[dict[str, Any]] = []
+        self._build()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        form = QGridLayout()
+        form.setColumnStretch(1, 1)
+        self.source_label = QLabel("")
+        self.source_label.setStyleSheet("font-weight: bold;")
+        form.addWidget(self.source_label, 0, 0, 1, 4)
+        form.addWidget(QLabel("Checkpoint:"), 1, 0)
+        self.ckpt_edit = QLineEdit()
+        self.ckpt_edit.setPlaceholderText("best.pt of a run, or any ResNeXt Studio checkpoint")
+        form.addWidget(self.ckpt_edit, 1, 1)
+        b = QPushButton("Browse…")
+        b.clicked.connect(self._browse_checkpoint)
+        form.addWidget(b, 1, 2)
+        form.addWidget(QLabel("Data folder:"), 2, 0)
+        self.data_edit = QLineEdit()
+        self.data_edit.setPlaceholderText("folder of class sub-folders (default: the one the model was trained on)")
+        form.addWidget(self.data_edit, 2, 1)
+        b = QPushButton("Browse…")
+        b.clicked.connect(self._browse_data)
+        form.addWidget(b, 2, 2)
+        split_box = QHBoxLayout()
+        split_box.addWidget(QLabel("Split:"))
+        self.split_combo = QComboBox()
+        self.split_combo.addItems(["val", "test", "all"])
+        self.split_combo.setToolTip("val / test: the held-out images of the run's split; all: every image")
+        split_box.addWidget(self.split_combo)
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setDefault(True)
+        self.evaluate_button.clicked.connect(self.evaluate_now)
+        split_box.addWidget(self.evaluate_button)
+        form.addLayout(split_box, 1, 3, 2, 1)
+
+        status = QHBoxLayout()
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        status.addWidget(self.status_label, 1)
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(240)
+        self.progress.setVisible(False)
+        status.addWidget(self.progress)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        status.addWidget(self.cancel_button)
+
+        self.stack = QStackedWidget()
+        empty = QLabel("Nothing evaluated yet.\n\nPick a run in the Runs tab and press Evaluate,\n"
+                       "or choose a checkpoint and a data folder above and press Evaluate.")
+        empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        empty.setStyleSheet("color: palette(placeholder-text); font-size: 13pt;")
+        self.stack.addWidget(empty)
+        self.stack.addWidget(self._build_not_evaluated())
+        self.stack.addWidget(self._build_results())
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(status)
+        lay.addWidget(self.stack, 1)
+
+    def _build_not_evaluated(self) -> QWidget:
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.addStretch(1)
+        self.not_evaluated_label = QLabel("This run has not been evaluated yet.")
+        self.not_evaluated_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.not_evaluated_label.setWordWrap(True)
+        self.not_evaluated_label.setStyleSheet("font-size: 13pt;")
+        v.addWidget(self.not_evaluated_label)
+        v.addSpacing(16)
+        self.evaluate_now_button = QPushButton("Evaluate now")
+        self.evaluate_now_button.setMinimumSize(QSize(180, 40))
+        self.evaluate_now_button.clicked.connect(self.evaluate_now)
+        v.addWidget(self.evaluate_now_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        v.addStretch(2)
+        return page
+
+    def _build_results(self) -> QWidget:
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.setContentsMargins(0, 0, 0, 0)
+        cards = QHBoxLayout()
+        self.acc_card = _Metric("Accuracy")
+        self.top5_card = _Metric("Top-5 accuracy")
+        self.loss_card = _Metric("Loss")
+        self.f1_card = _Metric("Macro F1")
+        self.n_card = _Metric("Images")
+        for c in (self.acc_card, self.top5_card, self.loss_card, self.f1_card, self.n_card):
+            cards.addWidget(c)
+        v.addLayout(cards)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        toggle = QHBoxLayout()
+        toggle.addWidget(QLabel("Show:"))
+        self.counts_radio = QRadioButton("Counts")
+        self.norm_radio = QRadioButton("Row-normalised (recall)")
+        self.counts_radio.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.counts_radio)
+        group.addButton(self.norm_radio)
+        self.norm_radio.toggled.connect(lambda on: self.cm_canvas is not None and self.cm_canvas.set_normalized(on))
+        toggle.addWidget(self.counts_radio)
+        toggle.addWidget(self.norm_radio)
+        toggle.addStretch(1)
+        lv.addLayout(toggle)
+        self.cm_canvas: ConfusionMatrixCanvas | None = None  # made on first use: matplotlib loads slowly
+        self.cm_layout = lv
+
+        self.side_tabs = QTabWidget()
+        self.per_class_table = QTableWidget(0, 5)
+        self.per_class_table.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Support"])
+        self.per_class_table.verticalHeader().setVisible(False)
+        self.per_class_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.per_class_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.per_class_table.setAlternatingRowColors(True)
+        self.per_class_table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.per_class_table.setSortingEnabled(True)
+        h = self.per_class_table.horizontalHeader()
+        h.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in range(1, 5):
+            h.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self.side_tabs.addTab(self.per_class_table, "Per class")
+        self.side_tabs.addTab(self._build_gallery(), "Misclassified")
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self.side_tabs)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        split.setSizes([560, 600])
+        v.addWidget(split, 1)
+        return page
+
+    def _build_gallery(self) -> QWidget:
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.gallery = QListWidget()
+        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(TILE, TILE))
+        self.gallery.setGridSize(QSize(TILE + 84, TILE + 44))
+        self.gallery.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.gallery.setMovement(QListWidget.Movement.Static)
+        self.gallery.setWordWrap(True)
+        self.gallery.setSpacing(4)
+        self.gallery.currentRowChanged.connect(self._on_gallery_row)
+        split.addWidget(self.gallery)
+
+        detail = QWidget()
+        dv = QVBoxLayout(detail)
+        dv.setContentsMargins(0, 0, 0, 0)
+        self.detail_view = ImageView("Click a misclassified image to see it large with its Grad-CAM")
+        dv.addWidget(self.detail_view, 1)
+        row = QHBoxLayout()
+        self.detail_label = QLabel("")
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        row.addWidget(self.detail_label, 1)
+        self.cam_check = QCheckBox("Grad-CAM")
+        self.cam_check.setChecked(True)
+        self.cam_check.setToolTip("Overlay the regions that drove the (wrong) predicted class")
+        self.cam_check.toggled.connect(self._show_detail_image)
+        row.addWidget(self.cam_check)
+        dv.addLayout(row)
+        split.addWidget(detail)
+        split.setSizes([260, 320])
+        return split
+
+    # ------------------------------------------------------------------ sources
+
+    def set_runs_dir(self, path: str | os.PathLike) -> None:
+        self._runs_dir = str(path)
+
+    def _browse_checkpoint(self) -> None:
+        start = self.ckpt_edit.text() or self._runs_dir or ""
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", start,
+                                              "Checkpoints (*.pt *.pth);;All files (*)")
+        if path:
+            self.set_checkpoint(path)
+
+    def _browse_data(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose the data folder", self.data_edit.text())
+        if folder:
+            self.data_edit.setText(folder)
+
+    def set_checkpoint(self, path: str, data_root: str = "") -> None:
+        """Evaluate a checkpoint that is not (necessarily) a run: fill the fields, clear the run."""
+        self._run_dir = None
+        self.ckpt_edit.setText(str(path))
+        if data_root:
+            self.data_edit.setText(data_root)
+        self.source_label.setText("Checkpoint evaluation")
+        self.evaluate_button.setText("Evaluate")
+
+    def show_run(self, run_dir: str) -> None:
+        """Show the run's evaluation.json, or offer to evaluate its best.pt on its data set."""
+        run = Path(run_dir)
+        self._run_dir = str(run)
+        cfg = self._read_json(run / "config.json") or {}
+        data = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
+        self.ckpt_edit.setText(str(run / "best.pt"))
+        self.data_edit.setText(str(data.get("root") or ""))
+        test = float(data.get("test_split") or 0)
+        self.split_combo.setCurrentText("test" if test > 0 else "val")
+        self.source_label.setText(f"Run: {run.name}")
+        evaluation = self._read_json(run / "evaluation.json")
+        self._set_status("")
+        if evaluation:
+            self.evaluate_button.setText("Evaluate again")
+            self.show_evaluation(evaluation, str(run / "best.pt"))
+            if evaluation.get("split"):
+                self.split_combo.setCurrentText(str(evaluation["split"]))
+            return
+        self.evaluate_button.setText("Evaluate")
+        self._evaluation = None
+        if not (run / "best.pt").is_file():
+            self.not_evaluated_label.setText(f"{run.name} has no best.pt yet, so there is nothing to evaluate.\n"
+                                             "Train it (or resume it) until it saves a checkpoint.")
+            self.evaluate_now_button.setEnabled(False)
+        else:
+            where = data.get("root") or "its data folder"
+            self.not_evaluated_label.setText(f"{run.name} has not been evaluated yet.\n\n"
+                                             f"Evaluate its best.pt on the {self.split_combo.currentText()} split of "
+                                             f"{where}?")
+            self.evaluate_now_button.setEnabled(True)
+        self.stack.setCurrentIndex(PAGE_NOT_EVALUATED)
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, Any] | None:
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return d if isinstance(d, dict) else None
+
+    # ------------------------------------------------------------------ evaluating
+
+    def is_busy(self) -> bool:
+        return any(w is not None for w in (self._eval_worker, self._thumb_worker, self._cam_worker))
+
+    def evaluate_now(self) -> None:
+        """Evaluate the checkpoint in the fields on the data folder in the fields (in a worker)."""
+        if self._eval_worker is not None:
+            return
+        ckpt = self.ckpt_edit.text().strip()
+        data = self.data_edit.text().strip()
+        if not ckpt or not Path(ckpt).is_file():
+            self._set_status(f"Checkpoint not found: {ckpt or '(none chosen)'}", error=True)
+            return
+        if not data:
+            data = self._data_root_from_checkpoint(ckpt)
+            if not data:
+                self._set_status("Choose the data folder to evaluate on.", error=True)
+                return
+            self.data_edit.setText(data)
+        if not Path(data).is_dir():
+            self._set_status(f"Data folder not found: {data}", error=True)
+            return
+        save_to = None
+        if self._run_dir and Path(ckpt) == Path(self._run_dir) / "best.pt":
+            save_to = str(Path(self._run_dir) / "evaluation.json")
+        split = self.split_combo.currentText()
+        worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to)
+        worker.progress.connect(self._on_eval_progress)
+        worker.result.connect(lambda ev, c=ckpt: self.show_evaluation(ev, c))
+        worker.failed.connect(lambda msg: self._set_status(f"Evaluation failed: {msg}", error=True))
+        worker.finished.connect(self._on_eval_finished)
+        self._eval_worker = worker
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self.evaluate_button.setEnabled(False)
+        self.evaluate_now_button.setEnabled(False)
+        self._set_status(f"Evaluating {Path(ckpt).name} on the {split} split of {data}…")
+        start_worker(worker, self)
+
+    @staticmethod
+    def _data_root_from_checkpoint(ckpt: str) -> str:
+        run_cfg = Path(ckpt).parent / "config.json"
+        try:
+            cfg = json.loads(run_cfg.read_text(encoding="utf-8"))
+            return str(cfg.get("data", {}).get("root") or "")
+        except (OSError, ValueError, AttributeError):
+            return ""
+
+    def _on_eval_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def _on_eval_finished(self) -> None:
+        self._eval_worker = None
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self.evaluate_button.setEnabled(True)
+        self.evaluate_now_button.setEnabled(True)
+
+    def cancel(self) -> None:
+        if self._eval_worker is not None:
+            self._eval_worker.cancel()
+            self._set_status("Cancelling…")
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #b42318;" if error else "")
+
+    # ------------------------------------------------------------------ showing
+
+    def evaluation(self) -> dict[str, Any] | None:
+        return self._evaluation
+
+    def show_evaluation(self, ev: dict[str, Any], checkpoint: str | None = None) -> None:
+        """Fill the cards, confusion matrix, per-class table and misclassified gallery from an evaluation dict."""
+        self._evaluation = ev
+        self._checkpoint = checkpoint
+        names = [str(n) for n in ev.get("class_names", [])]
+        acc, top5, loss = ev.get("accuracy"), ev.get("top5"), ev.get("loss")
+        n = ev.get("num_samples") or sum(sum(r) for r in ev.get("confusion_matrix", []))
+        self.acc_card.set("—" if acc is None else f"{acc:.1%}")
+        self.top5_card.setVisible(top5 is not None)
+        self.top5_card.set("—" if top5 is None else f"{top5:.1%}")
+        self.loss_card.set("—" if loss is None else f"{loss:.4f}")
+        self.n_card.set(str(n), f"{n} images in the {ev.get('split', '?')} split")
+        self.n_card.caption.setText(f"Images ({ev.get('split', '?')} split)")
+        rows = ev.get("per_class", []) or []
+        f1s = [float(_row_value(r, "f1", 3) or 0) for r in rows]
+        macro_f1 = (ev.get("macro") or {}).get("f1", sum(f1s) / len(f1s) if f1s else None)
+        self.f1_card.set("—" if macro_f1 is None else f"{macro_f1:.3f}")
+        if self.cm_canvas is None:
+            self.cm_canvas = ConfusionMatrixCanvas()
+            self.cm_layout.addWidget(self.cm_canvas, 1)
+        self.cm_canvas.set_matrix(ev.get("confusion_matrix", []), names, self.norm_radio.isChecked())
+        self._fill_per_class(rows)
+        self._fill_gallery(ev.get("misclassified", []) or [])
+        errors = ev.get("errors") or []
+        if ev.get("stopped"):
+            self._set_status(f"Cancelled: these numbers cover only the first {n} images.", error=True)
+        elif errors:
+            self._set_status(f"{len(errors)} images could not be read and were left out.", error=True)
+        else:
+            self._set_status(f"Evaluated {Path(checkpoint).parent.name}/{Path(checkpoint).name}" if checkpoint else "")
+        self.stack.setCurrentIndex(PAGE_RESULTS)
+
+    def _fill_per_class(self, rows: list[Any]) -> None:
+        t = self.per_class_table
+        t.setSortingEnabled(False)
+        t.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            name = str(_row_value(r, "name", 0))
+            prec, rec, f1 = (_row_value(r, k, p) for k, p in (("precision", 1), ("recall", 2), ("f1", 3)))
+            support = _row_value(r, "support", 4)
+            t.setItem(i, 0, QTableWidgetItem(name))
+            for c, v in ((1, prec), (2, rec), (3, f1)):
+                t.setItem(i, c, _NumItem("—" if v is None else f"{float(v):.3f}", None if v is None else float(v)))
+            t.setItem(i, 4, _NumItem(str(support), support))
+        t.setSortingEnabled(True)
+
+    def _fill_gallery(self, mis: list[Any]) -> None:
+        if self._thumb_worker is not None:
+            self._thumb_worker.cancel()
+        self._generation += 1
+        self._thumb_queue.clear()
+        entries = []
+        for m in mis:
+            entries.append({"path": str(_row_value(m, "path", 0)), "true": str(_row_value(m, "true", 1)),
+                            "predicted": str(_row_value(m, "predicted", 2)),
+                            "confidence": float(_row_value(m, "confidence", 3) or 0.0)})
+        entries.sort(key=lambda e: -e["confidence"])
+        self._gallery_rows = entries[:GALLERY_LIMIT]
+        self.gallery.clear()
+        self.detail_view.set_image(None)
+        self.detail_label.setText("")
+        self._cam_result = None
+        placeholder = QPixmap(TILE, TILE)
+        placeholder.fill(Qt.GlobalColor.lightGray)
+        for e in self._gallery_rows:
+            item = QListWidgetItem(QIcon(placeholder), f"{e['true']} → {e['predicted']}\n({e['confidence']:.0%})")
+            item.setToolTip(f"{e['path']}\ntrue: {e['true']}\npredicted: {e['predicted']} ({e['confidence']:.1%})")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            self.gallery.addItem(item)
+        more = f", {len(entries) - GALLERY_LIMIT} more not shown" if len(entries) > GALLERY_LIMIT else ""
+        self.side_tabs.setTabText(1, f"Misclassified ({len(entries)}{more})")
+        if not entries:
+            self.detail_view.set_hint("No misclassified images — every image in this split was classified correctly.")
+            return
+        self.detail_view.set_hint("Click a misclassified image to see it large with its Grad-CAM")
+        worker = FunctionWorker(_thumbs_job, [e["path"] for e in self._gallery_rows], self._generation,
+                                self._thumb_queue)
+        worker.progress.connect(self._drain_thumbs)
+        worker.finished.connect(lambda w=worker: self._on_thumbs_finished(w))
+        self._thumb_worker = worker
+        start_worker(worker, self)
+
+    def _drain_thumbs(self, *_: Any) -> None:
+        while self._thumb_queue:
+            gen, row, img = self._thumb_queue.popleft()
+            if gen == self._generation and img is not None and row < self.gallery.count():
+                self.gallery.item(row).setIcon(QIcon(QPixmap.fromImage(img)))
+
+    def _on_thumbs_finished(self, worker: FunctionWorker) -> None:
+        self._drain_thumbs()
+        if self._thumb_worker is worker:
+            self._thumb_worker = None
+
+    def gallery_entries(self) -> list[dict[str, Any]]:
+        """The misclassified images as shown: path, true, predicted, confidence (most confident first)."""
+        return list(self._gallery_rows)
+
+    # ------------------------------------------------------------------ detail + Grad-CAM
+
+    def _on_gallery_row(self, row: int) -> None:
+        if 0 <= row < len(self._gallery_rows):
+            e = self._gallery_rows[row]
+            self.detail_label.setText(f"<b>{e['true']}</b> predicted as <b>{e['predicted']}</b> "
+                                      f"({e['confidence']:.1%})<br><small>{e['path']}</small>")
+            self.show_detail(e["path"], e["predicted"])
+
+    def show_detail(self, path: str, predicted: str) -> None:
+        """Show one image large with the Grad-CAM of `predicted` (computed in a worker)."""
+        if not self._checkpoint or not Path(self._checkpoint).is_file():
+            self.detail_view.set_image(None)
+            self.detail_view.set_hint("The checkpoint of this evaluation is gone; Grad-CAM is unavailable.")
+            return
+        if self._cam_worker is not None:
+            self._cam_pending = (path, predicted)
+            return
+        self.detail_view.set_hint("Computing Grad-CAM…")
+        worker = FunctionWorker(_cam_job, self._cache, self._checkpoint, path, predicted)
+        worker.result.connect(self._on_cam)
+        worker.failed.connect(lambda msg: self.detail_view.set_hint(msg))
+        worker.finished.connect(self._on_cam_finished)
+        self._cam_worker = worker
+        start_worker(worker, self)
+
+    def _on_cam(self, result: dict[str, Any]) -> None:
+        self._cam_result = result
+        self.cam_check.setEnabled(result["cam"] is not None)
+        if result["cam_error"]:
+            self.detail_label.setText(self.detail_label.text() + f"<br><small>{result['cam_error']}</small>")
+        self._show_detail_image()
+
+    def _show_detail_image(self) -> None:
+        r = self._cam_result
+        if not r:
+            return
+        use_cam = self.cam_check.isChecked() and r.get("cam") is not None
+        self.detail_view.set_image(r["cam"] if use_cam else r["image"])
+
+    def detail_result(self) -> dict[str, Any] | None:
+        return self._cam_result
+
+    def _on_cam_finished(self) -> None:
+        self._cam_worker = None
+        if self._cam_pending is not None:
+            path, predicted = self._cam_pending
+            self._cam_pending = None
+            self.show_detail(path, predicted)

@@ -1,0 +1,761 @@
+"""Predict tab: choose a model, drop / paste / open images, see top-k (one image) or a live results table (many)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+    QPixmap,
+    QShortcut,
+    QStandardItem,
+    QStandardItemModel,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QStyle,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.image_view import DropHint, ImageView, ProbabilityBars, load_thumbnail, pil_to_qimage
+from gui.worker import FunctionWorker, start_worker
+
+CHOOSE_FILE = "Choose checkpoint file…"
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
+THUMB = 48
+
+# table columns
+COL_THUMB, COL_FILE, COL_CLASS, COL_CONF, COL_TOPK = range(5)
+HEADERS = ["", "File", "Predicted class", "Confidence", "Top classes"]
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+OK_ROLE = Qt.ItemDataRole.UserRole + 2
+PATH_ROLE = Qt.ItemDataRole.UserRole + 3
+
+ALL_RESULTS = "All results"
+ERRORS_ONLY = "Errors only"
+
+
+class PredictorCache:
+    """Keeps the last Predictor so repeated predictions with one checkpoint load it once (used from workers)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[str, float] | None = None
+        self._predictor: Any = None
+
+    def get(self, checkpoint: str) -> Any:
+        from core.predict import Predictor
+
+        try:
+            key = (os.path.abspath(checkpoint), os.path.getmtime(checkpoint))
+        except OSError:
+            raise FileNotFoundError(f"{checkpoint}: no such checkpoint file") from None
+        with self._lock:
+            if self._key != key:
+                try:
+                    self._predictor = Predictor.from_checkpoint(checkpoint)
+                except (ValueError, OSError):
+                    raise  # CheckpointError / ModelError already name the file
+                except Exception as e:  # noqa: BLE001 — e.g. torch.load failing on a truncated file
+                    raise ValueError(f"{checkpoint}: cannot load this checkpoint ({type(e).__name__}: {e})") from e
+                self._key = key
+            return self._predictor
+
+
+def _iter_predictions(predictor: Any, files: list[str], top_k: int, stop: Any) -> Any:
+    """Predictions one by one, in small batches so results appear while the rest is computed."""
+    for pred in predictor.predict_iter(files, top_k=top_k, batch_size=16, stop=stop):
+        if not pred.ok and pred.error == "cancelled" and getattr(stop, "stopped", False):
+            return
+        yield pred
+
+
+def _predict_many(cache: PredictorCache, checkpoint: str, paths: list[str], top_k: int, out: deque,
+                  progress: Any = None, stop: Any = None) -> dict[str, Any]:
+    """Worker: expand folders, then predict every image, pushing (prediction, thumbnail) onto `out` as they come."""
+    from core.predict import expand_paths
+
+    predictor = cache.get(checkpoint)
+    files, problems = expand_paths(paths)
+    total = len(files) + len(problems)
+    for src, reason in problems:
+        out.append(("pred", _error_prediction(str(src), str(reason)), None, None))
+    done = len(problems)
+    if progress:
+        progress(done, total)
+    for pred in _iter_predictions(predictor, files, top_k, stop):
+        thumb = load_thumbnail(str(pred.source), THUMB) if pred.ok else None
+        out.append(("pred", pred, None, thumb))
+        done += 1
+        if progress:
+            progress(done, total)
+    return {"total": total, "done": done, "class_names": list(predictor.class_names)}
+
+
+def _error_prediction(source: str, reason: str) -> Any:
+    """A Prediction for an input that never reached the model (not an image, missing, unreadable)."""
+    from core.predict import Prediction
+
+    return Prediction(source=source, ok=False, error=reason, top=[], label=None, confidence=None, index=None)
+
+
+def _predict_one(cache: PredictorCache, checkpoint: str, item: Any, top_k: int, name: str,
+                 progress: Any = None, stop: Any = None) -> dict[str, Any]:
+    """Worker: predict one image (path or PIL image) and compute its Grad-CAM overlay."""
+    from core.data import load_image
+
+    predictor = cache.get(checkpoint)
+    pred = predictor.predict([item], top_k=top_k)[0]
+    result: dict[str, Any] = {"pred": pred, "name": name, "image": None, "cam": None, "cam_error": None}
+    if not pred.ok:
+        return result
+    img = load_image(item)
+    result["image"] = pil_to_qimage(img)
+    try:
+        cam = predictor.gradcam(item, class_index=pred.index)
+        overlay = cam.overlay
+        if overlay.size != img.size:
+            overlay = overlay.resize(img.size)
+        result["cam"] = pil_to_qimage(overlay)
+    except Exception as e:  # noqa: BLE001 — the prediction stands; the overlay is optional
+        result["cam_error"] = f"Grad-CAM unavailable: {e}"
+    return result
+
+
+class _ResultsFilter(QSortFilterProxyModel):
+    """Text filter on file and class, plus a mode: all rows, error rows only, or one predicted class."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._mode = ALL_RESULTS
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+
+    def set_text(self, text: str) -> None:
+        self._change_filter(lambda: setattr(self, "_text", text.strip().lower()))
+
+    def set_mode(self, mode: str) -> None:
+        self._change_filter(lambda: setattr(self, "_mode", mode))
+
+    def _change_filter(self, change: Any) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt ≥ 6.9; invalidateFilter is deprecated there
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
+        model = self.sourceModel()
+        ok = model.index(row, COL_FILE, parent).data(OK_ROLE)
+        cls = model.index(row, COL_CLASS, parent).data() or ""
+        if self._mode == ERRORS_ONLY and ok:
+            return False
+        if self._mode not in (ALL_RESULTS, ERRORS_ONLY) and (not ok or cls != self._mode):
+            return False
+        if self._text:
+            path = model.index(row, COL_FILE, parent).data(PATH_ROLE) or ""
+            return self._text in path.lower() or self._text in cls.lower()
+        return True
+
+
+class PredictTab(QWidget):
+    """Classify images with a trained model: drop, paste or open them; results fill in live."""
+
+    predictions_finished = Signal(int)  # number of results in the table / 1 for a single image
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self._runs_dir: str | None = None
+        self._cache = PredictorCache()
+        self._queue: deque = deque()
+        self._worker: FunctionWorker | None = None
+        self._pending: tuple[str, Any] | None = None
+        self._results: list[Any] = []  # Prediction objects (and error stand-ins) in arrival order
+        self._single: dict[str, Any] | None = None
+        self._classes_seen: set[str] = set()
+        self._prev_combo_index = -1
+        self._image_name = "Image"
+        self._build()
+        self.refresh_models()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Model:"))
+        self.model_combo = QComboBox()
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(36)
+        self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.model_combo.activated.connect(self._on_model_activated)
+        top.addWidget(self.model_combo, 1)
+        top.addSpacing(8)
+        top.addWidget(QLabel("Top-k:"))
+        self.topk_spin = QSpinBox()
+        self.topk_spin.setRange(1, 20)
+        self.topk_spin.setValue(5)
+        self.topk_spin.setToolTip("How many of the most likely classes to show per image")
+        top.addWidget(self.topk_spin)
+        top.addSpacing(8)
+        self.open_button = QPushButton("Open images…")
+        self.open_button.clicked.connect(self._open_images)
+        self.folder_button = QPushButton("Open folder…")
+        self.folder_button.clicked.connect(self._open_folder)
+        self.paste_button = QPushButton("Paste")
+        self.paste_button.setToolTip("Classify the image on the clipboard (Ctrl+V)")
+        self.paste_button.clicked.connect(self.paste)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._export_csv)
+        for b in (self.open_button, self.folder_button, self.paste_button, self.export_button):
+            top.addWidget(b)
+
+        self.stack = QStackedWidget()
+        self.drop_hint = DropHint("Drop images or folders here",
+                                  "…or use Open images / Open folder, or paste an image with Ctrl+V.\n"
+                                  "One image is shown large with its top classes and a Grad-CAM heat map; "
+                                  "many images fill a table you can sort, filter and export.")
+        self.stack.addWidget(self.drop_hint)
+        self.stack.addWidget(self._build_single())
+        self.stack.addWidget(self._build_table())
+
+        bottom = QHBoxLayout()
+        self.status_label = QLabel("")
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        bottom.addWidget(self.status_label, 1)
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(260)
+        self.progress.setFormat("%v / %m")
+        self.progress.setVisible(False)
+        bottom.addWidget(self.progress)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        bottom.addWidget(self.cancel_button)
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.stack, 1)
+        lay.addLayout(bottom)
+
+        paste = QShortcut(QKeySequence.StandardKey.Paste, self)
+        paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        paste.activated.connect(self.paste)
+
+    def _build_single(self) -> QWidget:
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.image_view = ImageView("")
+        split.addWidget(self.image_view)
+        side = QWidget()
+        side.setMinimumWidth(300)
+        v = QVBoxLayout(side)
+        self.back_button = QPushButton("← Back to the list")
+        self.back_button.clicked.connect(lambda: self.stack.setCurrentIndex(2))
+        self.back_button.setVisible(False)
+        v.addWidget(self.back_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.file_label = QLabel("")
+        self.file_label.setWordWrap(True)
+        self.file_label.setStyleSheet("color: palette(placeholder-text);")
+        v.addWidget(self.file_label)
+        self.class_label = QLabel("")
+        font = self.class_label.font()
+        font.setPointSizeF(font.pointSizeF() * 2.0)
+        font.setBold(True)
+        self.class_label.setFont(font)
+        self.class_label.setWordWrap(True)
+        v.addWidget(self.class_label)
+        self.conf_label = QLabel("")
+        v.addWidget(self.conf_label)
+        line = QFrame()
+        line.setFrameShape(QFrame.Shape.HLine)
+        line.setFrameShadow(QFrame.Shadow.Sunken)
+        v.addWidget(line)
+        v.addWidget(QLabel("Most likely classes"))
+        self.bars = ProbabilityBars()
+        v.addWidget(self.bars)
+        self.cam_check = QCheckBox("Show Grad-CAM overlay")
+        self.cam_check.setToolTip("Highlights the image regions that drove the predicted class")
+        self.cam_check.toggled.connect(self._show_single_image)
+        v.addWidget(self.cam_check)
+        self.cam_note = QLabel("")
+        self.cam_note.setWordWrap(True)
+        self.cam_note.setStyleSheet("color: palette(placeholder-text);")
+        v.addWidget(self.cam_note)
+        v.addStretch(1)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 340])
+        return split
+
+    def _build_table(self) -> QWidget:
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter by file name or class…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setAcceptDrops(False)
+        bar.addWidget(self.filter_edit, 1)
+        bar.addWidget(QLabel("Show:"))
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems([ALL_RESULTS, ERRORS_ONLY])
+        self.mode_combo.setMinimumContentsLength(14)
+        bar.addWidget(self.mode_combo)
+        self.count_label = QLabel("")
+        bar.addWidget(self.count_label)
+        v.addLayout(bar)
+
+        self.model = QStandardItemModel(0, len(HEADERS), self)
+        self.model.setHorizontalHeaderLabels(HEADERS)
+        self.proxy = _ResultsFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.filter_edit.textChanged.connect(self._on_filter_changed)
+        self.mode_combo.currentTextChanged.connect(self._on_filter_changed)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setIconSize(QPixmap(THUMB, THUMB).size())
+        self.table.verticalHeader().setDefaultSectionSize(THUMB + 6)
+        self.table.verticalHeader().setVisible(False)
+        h = self.table.horizontalHeader()
+        h.setSectionResizeMode(COL_THUMB, QHeaderView.ResizeMode.Fixed)
+        h.resizeSection(COL_THUMB, THUMB + 12)
+        h.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Interactive)
+        h.resizeSection(COL_FILE, 320)
+        h.resizeSection(COL_CLASS, 160)
+        h.resizeSection(COL_CONF, 100)
+        h.setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.doubleClicked.connect(self._on_row_activated)
+        self.table.setToolTip("Double-click a row to see the image large with its Grad-CAM")
+        v.addWidget(self.table, 1)
+        return page
+
+    # ------------------------------------------------------------------ models
+
+    def set_runs_dir(self, path: str | os.PathLike) -> None:
+        self._runs_dir = str(path)
+        self.refresh_models()
+
+    def _store(self) -> Any:
+        from core.runs import RunStore
+
+        return RunStore(self._runs_dir) if self._runs_dir else RunStore()
+
+    def refresh_models(self) -> None:
+        """Re-read the runs folder into the model combo, keeping the current choice (default: latest run)."""
+        current = self.checkpoint()
+        extra = [self.model_combo.itemData(i) for i in range(self.model_combo.count())
+                 if self.model_combo.itemText(i).startswith("File: ")]
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        try:
+            runs = [r for r in self._store().list() if r.has_best]
+        except OSError:
+            runs = []
+        for r in runs:
+            acc = "" if r.best_val_acc is None else f"  ·  val acc {r.best_val_acc:.1%}"
+            self.model_combo.addItem(f"{r.name}{acc}", str(Path(r.path) / "best.pt"))
+            self.model_combo.setItemData(self.model_combo.count() - 1, str(Path(r.path) / "best.pt"),
+                                         Qt.ItemDataRole.ToolTipRole)
+        for path in extra:
+            self._add_file_item(path)
+        if self.model_combo.count() == 0:
+            self.model_combo.addItem("No trained model yet — train one or choose a checkpoint file", None)
+        self.model_combo.addItem(CHOOSE_FILE, None)
+        idx = self.model_combo.findData(current) if current else -1
+        self.model_combo.setCurrentIndex(idx if idx >= 0 else 0)
+        self._prev_combo_index = self.model_combo.currentIndex()
+        self.model_combo.blockSignals(False)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._worker is None:
+            self.refresh_models()  # runs finished since the last visit appear in the list
+
+    def _add_file_item(self, path: str) -> int:
+        idx = self.model_combo.findData(path)
+        if idx >= 0:
+            return idx
+        pos = max(0, self.model_combo.count() - 1) if self.model_combo.findText(CHOOSE_FILE) >= 0 else \
+            self.model_combo.count()
+        self.model_combo.insertItem(pos, f"File: {path}", path)
+        self.model_combo.setItemData(pos, path, Qt.ItemDataRole.ToolTipRole)
+        placeholder = self.model_combo.findText("No trained model yet", Qt.MatchFlag.MatchStartsWith)
+        if placeholder >= 0:
+            self.model_combo.removeItem(placeholder)
+        return self.model_combo.findData(path)
+
+    def checkpoint(self) -> str | None:
+        """The checkpoint file predictions use, or None when none is chosen."""
+        data = self.model_combo.currentData()
+        return str(data) if data else None
+
+    def set_checkpoint(self, path: str) -> None:
+        """Use this checkpoint file (adds it to the model list if it is not a listed run's best.pt)."""
+        path = str(path)
+        idx = self.model_combo.findData(path)
+        if idx < 0:
+            idx = self._add_file_item(path)
+        self.model_combo.setCurrentIndex(idx)
+        self._prev_combo_index = idx
+        self._set_status(f"Model: {path}")
+
+    def _on_model_activated(self, index: int) -> None:
+        if self.model_combo.itemText(index) != CHOOSE_FILE:
+            self._prev_combo_index = index
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", str(self._runs_dir or ""),
+                                              "Checkpoints (*.pt *.pth);;All files (*)")
+        if path:
+            self.set_checkpoint(path)
+        else:
+            self.model_combo.setCurrentIndex(max(0, self._prev_combo_index))
+
+    # ------------------------------------------------------------------ input
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        mime = event.mimeData()
+        if (mime.hasUrls() and any(u.isLocalFile() for u in mime.urls())) or mime.hasImage():
+            event.acceptProposedAction()
+            self.drop_hint.set_active(True)
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802
+        event.acceptProposedAction()
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802
+        self.drop_hint.set_active(False)
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        self.drop_hint.set_active(False)
+        mime = event.mimeData()
+        paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+        if paths:
+            event.acceptProposedAction()
+            self.predict_paths(paths)
+        elif mime.hasImage():
+            event.acceptProposedAction()
+            self._predict_qimage(mime.imageData())
+        else:
+            event.ignore()
+
+    def paste(self) -> None:
+        """Classify the clipboard's image (or the files it holds)."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is not None and mime.hasImage():
+            self._predict_qimage(mime.imageData())
+        elif mime is not None and mime.hasUrls() and any(u.isLocalFile() for u in mime.urls()):
+            self.predict_paths([u.toLocalFile() for u in mime.urls() if u.isLocalFile()])
+        else:
+            self._set_status("The clipboard holds no image. Copy an image (or image files) and press Ctrl+V.",
+                             error=True)
+
+    def _predict_qimage(self, qimg: Any) -> None:
+        from gui.image_view import qimage_to_pil
+
+        if qimg is None or qimg.isNull():
+            self._set_status("The clipboard image is empty.", error=True)
+            return
+        self.predict_image(qimage_to_pil(qimg), "Pasted image")
+
+    def _open_images(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", IMAGE_FILTER)
+        if files:
+            self.predict_paths(files)
+
+    def _open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if folder:
+            self.predict_paths([folder])
+
+    # ------------------------------------------------------------------ running
+
+    def is_busy(self) -> bool:
+        return self._worker is not None
+
+    def predict_paths(self, paths: list[str]) -> None:
+        """Classify files and/or folders: one file → large view with Grad-CAM; otherwise → the results table."""
+        paths = [str(p) for p in paths if str(p)]
+        if not paths:
+            return
+        if len(paths) == 1 and os.path.isfile(paths[0]):
+            self._start("one", paths[0])
+        else:
+            self._start("many", paths)
+
+    def predict_image(self, image: Any, name: str = "Image") -> None:
+        """Classify a PIL image (e.g. from the clipboard) in the large view."""
+        self._image_name = name
+        self._start("one", image)
+
+    def cancel(self) -> None:
+        self._pending = None
+        if self._worker is not None:
+            self._worker.cancel()
+            self.cancel_button.setEnabled(False)
+            self._set_status("Cancelling…")
+
+    def _start(self, kind: str, item: Any, from_list: bool = False) -> None:
+        checkpoint = self.checkpoint()
+        if not checkpoint:
+            self._set_status("Choose a model first: train one in the Train tab, or pick “Choose checkpoint file…”.",
+                             error=True)
+            return
+        if self._worker is not None:  # run after the current job has stopped
+            self._pending = (kind, item, from_list)
+            self._worker.cancel()
+            return
+        top_k = self.topk_spin.value()
+        if kind == "many":
+            self._reset_table()
+            self.stack.setCurrentIndex(2)
+            worker = FunctionWorker(_predict_many, self._cache, checkpoint, list(item), top_k, self._queue)
+            worker.progress.connect(self._on_many_progress)
+            worker.result.connect(self._on_many_done)
+            self.progress.setRange(0, 0)
+            self._set_status(f"Predicting with {Path(checkpoint).parent.name}/{Path(checkpoint).name}…")
+        else:
+            name = item if isinstance(item, str) else self._image_name
+            worker = FunctionWorker(_predict_one, self._cache, checkpoint, item, top_k, name)
+            worker.result.connect(self._on_one_done)
+            self.back_button.setVisible(from_list or self.model.rowCount() > 0)
+            self.progress.setRange(0, 0)
+            self._set_status("Predicting…")
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(kind == "many")
+        self.cancel_button.setEnabled(True)
+        start_worker(worker, self)
+
+    def _on_finished(self) -> None:
+        self._drain()
+        self._worker = None
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        if self._pending is not None:
+            kind, item, from_list = self._pending
+            self._pending = None
+            self._start(kind, item, from_list)
+
+    def _on_failed(self, message: str) -> None:
+        self._set_status(message, error=True)
+        if self.stack.currentIndex() == 2 and self.model.rowCount() == 0:
+            self.stack.setCurrentIndex(0)
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setToolTip(text)
+        self.status_label.setStyleSheet("color: #b42318;" if error else "")
+
+    # ------------------------------------------------------------------ one image
+
+    def _on_one_done(self, result: dict[str, Any]) -> None:
+        pred = result["pred"]
+        self._single = result
+        self.stack.setCurrentIndex(1)
+        name = result["name"]
+        self.file_label.setText(name)
+        if not pred.ok:
+            self.image_view.set_image(None)
+            self.image_view.set_hint(f"Cannot read this image:\n{pred.error}")
+            self.class_label.setText("Unreadable image")
+            self.conf_label.setText(pred.error or "")
+            self.bars.set_items([])
+            self.cam_check.setEnabled(False)
+            self.cam_note.setText("")
+            self._set_status(f"{name}: {pred.error}", error=True)
+        else:
+            self.class_label.setText(pred.label)
+            self.conf_label.setText(f"Confidence {pred.confidence:.1%}")
+            self.bars.set_items(list(pred.top), highlight=pred.label)
+            self.cam_check.setEnabled(result["cam"] is not None)
+            self.cam_note.setText(result["cam_error"] or "")
+            self._show_single_image()
+            self._set_status(f"{Path(name).name}: {pred.label} ({pred.confidence:.1%})")
+        self.predictions_finished.emit(1)
+
+    def _show_single_image(self) -> None:
+        if not self._single or self._single.get("image") is None:
+            return
+        show_cam = self.cam_check.isChecked() and self._single.get("cam") is not None
+        self.image_view.set_image(self._single["cam"] if show_cam else self._single["image"])
+
+    def single_result(self) -> Any:
+        """The last single-image Prediction (None before the first)."""
+        return self._single["pred"] if self._single else None
+
+    # ------------------------------------------------------------------ many images
+
+    def _reset_table(self) -> None:
+        self._queue.clear()
+        self._results = []
+        self._classes_seen = set()
+        self.model.removeRows(0, self.model.rowCount())
+        self.mode_combo.blockSignals(True)
+        self.mode_combo.clear()
+        self.mode_combo.addItems([ALL_RESULTS, ERRORS_ONLY])
+        self.mode_combo.blockSignals(False)
+        self.proxy.set_mode(ALL_RESULTS)
+        self.export_button.setEnabled(False)
+        self._update_count()
+
+    def _on_many_progress(self, done: int, total: int) -> None:
+        self._drain()
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def _drain(self) -> None:
+        added = False
+        while self._queue:
+            _, pred, _, thumb = self._queue.popleft()
+            self._add_row(pred, thumb)
+            added = True
+        if added:
+            self._update_count()
+            self.export_button.setEnabled(bool(self._results))
+
+    def _add_row(self, pred: Any, thumb: Any) -> None:
+        self._results.append(pred)
+        source = str(pred.source)
+        thumb_item = QStandardItem()
+        if thumb is not None:
+            thumb_item.setIcon(QIcon(QPixmap.fromImage(thumb)))
+        else:
+            thumb_item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
+        thumb_item.setData(len(self._results), SORT_ROLE)
+        shown = Path(source).name if not Path(source).parent.name else f"{Path(source).parent.name}/{Path(source).name}"
+        file_item = QStandardItem(shown)
+        file_item.setToolTip(source)
+        file_item.setData(source.lower(), SORT_ROLE)
+        file_item.setData(bool(pred.ok), OK_ROLE)
+        file_item.setData(source, PATH_ROLE)
+        if pred.ok:
+            class_item = QStandardItem(pred.label)
+            class_item.setData(pred.label.lower(), SORT_ROLE)
+            conf_item = QStandardItem(f"{pred.confidence:.1%}")
+            conf_item.setData(float(pred.confidence), SORT_ROLE)
+            conf_item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            tops = "   ".join(f"{n} {p:.1%}" for n, p in pred.top)
+            top_item = QStandardItem(tops)
+            top_item.setToolTip("\n".join(f"{n}: {p:.2%}" for n, p in pred.top))
+            top_item.setData(tops, SORT_ROLE)
+            if pred.label not in self._classes_seen:
+                self._classes_seen.add(pred.label)
+                self._insert_class_choice(pred.label)
+        else:
+            class_item = QStandardItem("—")
+            class_item.setData("", SORT_ROLE)
+            conf_item = QStandardItem("")
+            conf_item.setData(-1.0, SORT_ROLE)
+            top_item = QStandardItem(f"Cannot read: {pred.error}")
+            top_item.setToolTip(f"{source}\n{pred.error}")
+            top_item.setForeground(QColor("#b42318"))
+            top_item.setData(str(pred.error), SORT_ROLE)
+        self.model.appendRow([thumb_item, file_item, class_item, conf_item, top_item])
+
+    def _insert_class_choice(self, label: str) -> None:
+        names = sorted(self._classes_seen)
+        self.mode_combo.insertItem(2 + names.index(label), label)
+
+    def _on_filter_changed(self, *_: Any) -> None:
+        self.proxy.set_text(self.filter_edit.text())
+        self.proxy.set_mode(self.mode_combo.currentText() or ALL_RESULTS)
+        self._update_count()
+
+    def _update_count(self) -> None:
+        total = self.model.rowCount()
+        shown = self.proxy.rowCount()
+        errors = sum(1 for r in self._results if not r.ok)
+        text = f"{total} images" + (f", {errors} unreadable" if errors else "")
+        if shown != total:
+            text += f" — showing {shown}"
+        self.count_label.setText(text)
+
+    def _on_many_done(self, info: dict[str, Any]) -> None:
+        self._drain()
+        n = len(self._results)
+        errors = sum(1 for r in self._results if not r.ok)
+        if info["done"] < info["total"]:
+            self._set_status(f"Cancelled after {info['done']} of {info['total']} images.")
+        elif n == 0:
+            self._set_status("No images found in what was dropped.", error=True)
+        else:
+            self._set_status(f"{n} images classified" + (f"; {errors} could not be read" if errors else "") + ".",
+                             error=False)
+        self.predictions_finished.emit(n)
+
+    def _on_row_activated(self, index: QModelIndex) -> None:
+        src = self.proxy.mapToSource(index)
+        path = self.model.index(src.row(), COL_FILE).data(PATH_ROLE)
+        ok = self.model.index(src.row(), COL_FILE).data(OK_ROLE)
+        if path and ok:
+            self._start("one", path, from_list=True)
+
+    def results(self) -> list[Any]:
+        """Every row's Prediction (error rows have ok=False, error=reason), in arrival order."""
+        return list(self._results)
+
+    def row_count(self) -> int:
+        return self.model.rowCount()
+
+    def visible_row_count(self) -> int:
+        return self.proxy.rowCount()
+
+    def _export_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export predictions as CSV", "predictions.csv",
+                                              "CSV files (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def export_csv(self, path: str) -> None:
+        """Write every result (errors included) to a CSV file."""
+        from core.predict import write_csv
+
+        try:
+            write_csv(self._results, path, self.topk_spin.value())
+        except OSError as e:
+            self._set_status(f"Could not write {path}: {e.strerror or e}", error=True)
+            return
+        self._set_status(f"Wrote {len(self._results)} rows to {path}")
+

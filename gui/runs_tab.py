@@ -1,0 +1,574 @@
+"""Runs tab: every run folder in a table, overlaid curves of the selected runs, their settings, and run actions."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
+COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
+PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+RESUMABLE = ("stopped", "interrupted", "failed")
+STATUS_COLORS = {"completed": "#1a7f37", "running": "#2f6fdf", "stopped": "#9a6700", "interrupted": "#9a6700",
+                 "failed": "#b42318"}
+RUN_COLORS = ["#2f6fdf", "#e0672b", "#1a7f37", "#9b51e0", "#d63384", "#0f9ea8", "#8c6d1f", "#5c6370",
+              "#b42318", "#3f51b5"]
+
+
+class _SortItem(QTableWidgetItem):
+    """A table cell that sorts by a key stored beside its display text."""
+
+    def __init__(self, text: str, key: Any) -> None:
+        super().__init__(text)
+        self.key = key
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a, b = self.key, getattr(other, "key", None)
+        if a is None or b is None:
+            return a is None and b is not None
+        return a < b
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if value is None:
+        return "—"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value) or "—"
+    return str(value)
+
+
+class RunsTab(QWidget):
+    """Lists the runs folder; compares curves; exports, deletes, and hands runs to Predict / Evaluate / Train."""
+
+    predict_requested = Signal(str)  # path of best.pt
+    evaluate_requested = Signal(str)  # run folder
+    resume_requested = Signal(str)  # run folder
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._runs_dir: str | None = None
+        self._infos: list[Any] = []
+        self._records: dict[str, Any] = {}
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(self._schedule_refresh)
+        self._watcher.fileChanged.connect(self._schedule_refresh)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(400)
+        self._debounce.timeout.connect(self.refresh)
+        self._build()
+        self.refresh()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        top = QHBoxLayout()
+        self.folder_label = QLabel("")
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.folder_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        top.addWidget(self.folder_label, 1)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Re-read the runs folder (runs made by the command line appear too)")
+        self.refresh_button.clicked.connect(self.refresh)
+        self.open_folder_button = QPushButton("Open folder")
+        self.open_folder_button.clicked.connect(self._open_folder)
+        top.addWidget(self.refresh_button)
+        top.addWidget(self.open_folder_button)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setSortingEnabled(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setWordWrap(False)
+        h = self.table.horizontalHeader()
+        h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for col, w in ((COL_DATE, 130), (COL_NAME, 300), (COL_ARCH, 150), (COL_DATA, 120), (COL_EPOCHS, 70),
+                       (COL_ACC, 100), (COL_STATUS, 100)):
+            h.resizeSection(col, w)
+        h.setStretchLastSection(True)
+        self.table.sortItems(COL_DATE, Qt.SortOrder.DescendingOrder)
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.table.doubleClicked.connect(lambda *_: self._evaluate())
+
+        self.empty_label = QLabel()
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setStyleSheet("color: palette(placeholder-text); font-size: 13pt;")
+        self.table_stack = QStackedWidget()
+        self.table_stack.addWidget(self.table)
+        self.table_stack.addWidget(self.empty_label)
+
+        buttons = QHBoxLayout()
+        self.predict_button = QPushButton("Predict with this model")
+        self.predict_button.clicked.connect(self._predict)
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.clicked.connect(self._evaluate)
+        self.resume_button = QPushButton("Resume training")
+        self.resume_button.setToolTip("Continue a stopped, interrupted or failed run from its last.pt")
+        self.resume_button.clicked.connect(self._resume)
+        self.png_button = QPushButton("Export curves as PNG…")
+        self.png_button.clicked.connect(self._export_png)
+        self.csv_button = QPushButton("Export history as CSV…")
+        self.csv_button.clicked.connect(self._export_csv)
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.clicked.connect(self.delete_selected)
+        for b in (self.predict_button, self.evaluate_button, self.resume_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        for b in (self.png_button, self.csv_button, self.delete_button):
+            buttons.addWidget(b)
+
+        upper = QWidget()
+        uv = QVBoxLayout(upper)
+        uv.setContentsMargins(0, 0, 0, 0)
+        uv.addWidget(self.table_stack, 1)
+        uv.addLayout(buttons)
+
+        # curves: the matplotlib canvas is made on first use (matplotlib takes most of a second to import)
+        self.canvas: Any = None
+        self.figure: Any = None
+        self._loss_ax: Any = None
+        self._acc_ax: Any = None
+        self.train_check = QCheckBox("Also show training curves (dashed)")
+        self.train_check.toggled.connect(self._draw_curves)
+        chart_box = QWidget()
+        chart_box.setMinimumHeight(220)
+        self.chart_layout = QVBoxLayout(chart_box)
+        self.chart_layout.setContentsMargins(0, 0, 0, 0)
+        self.chart_layout.addStretch(1)
+        self.chart_layout.addWidget(self.train_check)
+
+        self.settings_tree = QTreeWidget()
+        self.settings_tree.setHeaderLabels(["Setting", "Value"])
+        self.settings_tree.setAlternatingRowColors(True)
+        self.settings_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.settings_tree.setMinimumWidth(260)
+
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(chart_box)
+        lower.addWidget(self.settings_tree)
+        lower.setStretchFactor(0, 3)
+        lower.setStretchFactor(1, 1)
+        lower.setSizes([820, 340])
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(upper)
+        split.addWidget(lower)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([300, 420])
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(split, 1)
+        self._update_buttons()
+
+    def _ensure_canvas(self) -> None:
+        if self.canvas is not None:
+            return
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(8, 3.2), dpi=100, layout="constrained", facecolor="white")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._loss_ax = self.figure.add_subplot(1, 2, 1)
+        self._acc_ax = self.figure.add_subplot(1, 2, 2)
+        stretch = self.chart_layout.takeAt(0)  # the placeholder stretch
+        del stretch
+        self.chart_layout.insertWidget(0, self.canvas, 1)
+
+    @property
+    def loss_ax(self) -> Any:
+        self._ensure_canvas()
+        return self._loss_ax
+
+    @property
+    def acc_ax(self) -> Any:
+        self._ensure_canvas()
+        return self._acc_ax
+
+    # ------------------------------------------------------------------ data
+
+    def set_runs_dir(self, path: str | os.PathLike) -> None:
+        self._runs_dir = str(path)
+        self.refresh()
+
+    def runs_dir(self) -> Path:
+        from core.runs import default_runs_dir
+
+        return Path(self._runs_dir) if self._runs_dir else default_runs_dir()
+
+    def _store(self) -> Any:
+        from core.runs import RunStore
+
+        return RunStore(self.runs_dir())
+
+    def refresh(self) -> None:
+        """Re-read the runs folder, keeping the selection."""
+        selected = set(self.selected_paths())
+        root = self.runs_dir()
+        try:
+            self._infos = self._store().list()
+        except OSError as e:
+            self._infos = []
+            self.folder_label.setText(f"Cannot read {root}: {e.strerror or e}")
+        else:
+            self.folder_label.setText(f"{len(self._infos)} runs in {root}")
+        self._records.clear()
+        self._watch(root)
+        self.table.blockSignals(True)
+        self.table.setSortingEnabled(False)
+        self.table.clearContents()
+        self.table.setRowCount(len(self._infos))
+        for row, info in enumerate(self._infos):
+            self._fill_row(row, info)
+        self.table.setSortingEnabled(True)
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, COL_NAME).data(PATH_ROLE) in selected:
+                self.table.selectRow(row)
+        self.table.setSelectionMode(mode)
+        self.table.blockSignals(False)
+        if self._infos:
+            self.table_stack.setCurrentIndex(0)
+        else:
+            self.empty_label.setText(f"No runs yet in\n{root}\n\nTrain a model in the Train tab, or from a terminal:\n"
+                                     "python main.py train --data DIR")
+            self.table_stack.setCurrentIndex(1)
+        self._on_selection()
+
+    def _fill_row(self, row: int, info: Any) -> None:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created)) if info.created else "—"
+        planned = info.epochs_planned
+        epochs = f"{info.epochs_done} / {planned}" if planned else str(info.epochs_done)
+        acc = "—" if info.best_val_acc is None else f"{info.best_val_acc:.1%}"
+        if info.best_val_acc is not None and info.best_epoch is not None:
+            acc += f"  (ep {info.best_epoch})"
+        cells = [
+            _SortItem(created, info.created),
+            _SortItem(info.name, info.name.lower()),
+            _SortItem(info.arch, info.arch),
+            _SortItem(info.dataset, info.dataset.lower()),
+            _SortItem(epochs, info.epochs_done),
+            _SortItem(acc, info.best_val_acc),
+            _SortItem(info.status, info.status),
+        ]
+        cells[COL_NAME].setData(PATH_ROLE, str(info.path))
+        cells[COL_NAME].setToolTip(str(info.path))
+        cells[COL_STATUS].setForeground(QColor(STATUS_COLORS.get(info.status, "#4a525c")))
+        for c in (COL_EPOCHS, COL_ACC):
+            cells[c].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        for col, item in enumerate(cells):
+            self.table.setItem(row, col, item)
+
+    def _watch(self, root: Path) -> None:
+        old = self._watcher.directories() + self._watcher.files()
+        if old:
+            self._watcher.removePaths(old)
+        paths = [str(root)] if root.is_dir() else []
+        for info in self._infos:
+            if info.status == "running":
+                paths.append(str(info.path))
+                hist = Path(info.path) / "history.csv"
+                if hist.exists():
+                    paths.append(str(hist))
+        if paths:
+            self._watcher.addPaths(paths)
+
+    def _schedule_refresh(self, *_: Any) -> None:
+        self._debounce.start()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.refresh()
+        if self.canvas is None:
+            self._draw_curves()
+
+    def _info(self, path: str) -> Any:
+        return next((i for i in self._infos if str(i.path) == path), None)
+
+    def _record(self, path: str) -> Any:
+        if path not in self._records:
+            try:
+                self._records[path] = self._store().load(path)
+            except (OSError, ValueError):
+                self._records[path] = None
+        return self._records[path]
+
+    def run_count(self) -> int:
+        return self.table.rowCount()
+
+    def selected_paths(self) -> list[str]:
+        """Run folders of the selected rows, in table order."""
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.table.item(r, COL_NAME).data(PATH_ROLE) for r in rows if self.table.item(r, COL_NAME)]
+
+    def select_runs(self, paths: list[str]) -> None:
+        """Select these run folders (others are deselected)."""
+        wanted = {str(p) for p in paths}
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, COL_NAME).data(PATH_ROLE) in wanted:
+                self.table.selectRow(row)
+        self.table.setSelectionMode(mode)
+
+    # ------------------------------------------------------------------ selection → curves, settings, buttons
+
+    def _on_selection(self) -> None:
+        self._draw_curves()
+        self._show_settings()
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        paths = self.selected_paths()
+        one = self._info(paths[0]) if len(paths) == 1 else None
+        self.predict_button.setEnabled(bool(one and one.has_best))
+        self.evaluate_button.setEnabled(bool(one and one.has_best))
+        self.resume_button.setEnabled(bool(one and one.has_last and one.status in RESUMABLE))
+        self.png_button.setEnabled(bool(paths))
+        self.csv_button.setEnabled(len(paths) == 1)
+        self.delete_button.setEnabled(bool(paths) and all(
+            (i := self._info(p)) is not None and i.status != "running" for p in paths))
+        if one is not None and not one.has_best:
+            self.predict_button.setToolTip("This run has no best.pt yet")
+        else:
+            self.predict_button.setToolTip("Open the Predict tab with this run's best.pt")
+
+    def _style(self, ax: Any) -> None:
+        ax.grid(True, color="#e3e6ea", linewidth=0.8)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        for side in ("left", "bottom"):
+            ax.spines[side].set_color("#9aa3ad")
+        ax.tick_params(colors="#4a525c", labelsize=8)
+
+    def _draw_curves(self) -> None:
+        paths = self.selected_paths()
+        if self.canvas is None and not paths and not self.isVisible():
+            return
+        self._ensure_canvas()
+        for ax, title, ylabel in ((self.loss_ax, "Loss", "loss"), (self.acc_ax, "Accuracy", "accuracy")):
+            ax.clear()
+            self._style(ax)
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("epoch", fontsize=9)
+            ax.set_ylabel(ylabel, fontsize=9)
+        if not paths:
+            for legend in self.figure.legends:
+                legend.remove()
+            for ax in (self.loss_ax, self.acc_ax):
+                ax.text(0.5, 0.5, "Select one or more runs\nto compare their curves", ha="center", va="center",
+                        transform=ax.transAxes, color="#8a929c", fontsize=10)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            self.canvas.draw_idle()
+            return
+        show_train = self.train_check.isChecked()
+        for n, path in enumerate(paths):
+            record = self._record(path)
+            if record is None:
+                continue
+            color = RUN_COLORS[n % len(RUN_COLORS)]
+            label = Path(path).name
+            for ax, key in ((self.loss_ax, "loss"), (self.acc_ax, "acc")):
+                val = self._series(record.history, f"val_{key}")
+                train = self._series(record.history, f"train_{key}")
+                main = val if val[0] else train  # runs without a validation split show their training curve
+                ax.plot(main[0], main[1], "-o", color=color, markersize=3, linewidth=1.6, label=label, gid=path)
+                if show_train and val[0] and train[0]:
+                    ax.plot(train[0], train[1], "--", color=color, linewidth=1.0, alpha=0.8, gid=path)
+        self.acc_ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+        for ax in (self.loss_ax, self.acc_ax):
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        for legend in self.figure.legends:
+            legend.remove()
+        if self.loss_ax.get_lines():
+            self.figure.legend(handles=self.curve_lines(), loc="outside lower center", fontsize=8, frameon=False,
+                               ncols=min(3, len(paths)))
+        self.canvas.draw_idle()
+
+    @staticmethod
+    def _series(history: list[dict], key: str) -> tuple[list[float], list[float]]:
+        pts = [(r.get("epoch"), r.get(key)) for r in history]
+        pts = [(e, v) for e, v in pts if e is not None and v is not None and v == v]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    def curve_lines(self) -> list[Any]:
+        """The main (one per selected run) lines on the loss axes."""
+        return [ln for ln in self.loss_ax.get_lines() if ln.get_linestyle() != "--"]
+
+    def _show_settings(self) -> None:
+        self.settings_tree.clear()
+        paths = self.selected_paths()
+        if len(paths) != 1:
+            hint = QTreeWidgetItem(["Select one run to see its settings" if not paths else
+                                    f"{len(paths)} runs selected — select one to see its settings", ""])
+            hint.setForeground(0, QColor("#8a929c"))
+            self.settings_tree.addTopLevelItem(hint)
+            return
+        record = self._record(paths[0])
+        info = self._info(paths[0])
+        if record is None:
+            self.settings_tree.addTopLevelItem(QTreeWidgetItem(["Cannot read this run folder", ""]))
+            return
+        summary = QTreeWidgetItem(["run", Path(paths[0]).name])
+        summary.setToolTip(1, paths[0])
+        self.settings_tree.addTopLevelItem(summary)
+        rows = [("status", info.status if info else record.status.get("status"))]
+        if record.status.get("message"):
+            rows.append(("message", record.status.get("message")))
+        if info is not None:
+            rows += [("epochs", f"{info.epochs_done} of {info.epochs_planned or '?'}"),
+                     ("best val acc", "—" if info.best_val_acc is None else f"{info.best_val_acc:.2%}"),
+                     ("best epoch", info.best_epoch)]
+        if record.evaluation:
+            acc = record.evaluation.get("accuracy")
+            if acc is not None:
+                rows.append(("evaluated accuracy", f"{acc:.2%}"))
+        for k, v in rows:
+            summary.addChild(QTreeWidgetItem([k, _fmt(v)]))
+        self._add_tree(None, record.config)
+        self.settings_tree.expandAll()
+
+    def _add_tree(self, parent: QTreeWidgetItem | None, obj: dict) -> None:
+        for key, value in obj.items():
+            item = QTreeWidgetItem([str(key), "" if isinstance(value, dict) else _fmt(value)])
+            if not isinstance(value, dict):
+                item.setToolTip(1, _fmt(value))
+            if parent is None:
+                self.settings_tree.addTopLevelItem(item)
+            else:
+                parent.addChild(item)
+            if isinstance(value, dict):
+                self._add_tree(item, value)
+
+    # ------------------------------------------------------------------ actions
+
+    def _one(self) -> str | None:
+        paths = self.selected_paths()
+        return paths[0] if len(paths) == 1 else None
+
+    def _predict(self) -> None:
+        path = self._one()
+        if path:
+            self.predict_requested.emit(str(Path(path) / "best.pt"))
+
+    def _evaluate(self) -> None:
+        path = self._one()
+        if path and self.evaluate_button.isEnabled():
+            self.evaluate_requested.emit(path)
+
+    def _resume(self) -> None:
+        path = self._one()
+        if path:
+            self.resume_requested.emit(path)
+
+    def _open_folder(self) -> None:
+        root = self.runs_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(root)))
+
+    def _export_png(self) -> None:
+        name = "curves.png" if len(self.selected_paths()) != 1 else f"{Path(self.selected_paths()[0]).name}.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export curves as PNG", name, "PNG images (*.png)")
+        if path:
+            self.export_curves_png(path)
+
+    def export_curves_png(self, path: str) -> None:
+        """Save the curves as they are drawn now."""
+        self._ensure_canvas()
+        try:
+            self.figure.savefig(path, format="png", dpi=150, facecolor="white")
+        except OSError as e:
+            QMessageBox.warning(self, "Export curves", f"Could not write {path}: {e.strerror or e}")
+
+    def _export_csv(self) -> None:
+        run = self._one()
+        if not run:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export history as CSV", f"{Path(run).name}-history.csv",
+                                              "CSV files (*.csv)")
+        if path:
+            self.export_history_csv(run, path)
+
+    def export_history_csv(self, run_dir: str, path: str) -> None:
+        """Write the run's per-epoch history to `path` (atomically)."""
+        from core.runs import HISTORY_FIELDS
+
+        record = self._record(run_dir)
+        rows = record.history if record else []
+        target = Path(path)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(HISTORY_FIELDS), extrasaction="ignore")
+                w.writeheader()
+                for row in rows:
+                    w.writerow({k: "" if row.get(k) is None else row.get(k) for k in HISTORY_FIELDS})
+            os.replace(tmp, target)
+        except OSError as e:
+            QMessageBox.warning(self, "Export history", f"Could not write {path}: {e.strerror or e}")
+
+    def delete_selected(self) -> bool:
+        """Ask, then delete the selected run folders. True if something was deleted."""
+        paths = self.selected_paths()
+        if not paths:
+            return False
+        names = "\n".join(Path(p).name for p in paths[:10]) + ("\n…" if len(paths) > 10 else "")
+        answer = QMessageBox.question(
+            self, "Delete runs",
+            f"Delete {len(paths)} run folder{'s' if len(paths) > 1 else ''} with their checkpoints?\n\n{names}\n\n"
+            "This cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        store = self._store()
+        errors = []
+        for p in paths:
+            try:
+                store.delete(p)
+            except (OSError, ValueError) as e:
+                errors.append(f"{Path(p).name}: {e}")
+        self.table.clearSelection()
+        self.refresh()
+        if errors:
+            QMessageBox.warning(self, "Delete runs", "Some runs could not be deleted:\n" + "\n".join(errors))
+        return len(errors) < len(paths)

@@ -1,0 +1,120 @@
+"""Checkpoint save is atomic, load is weights-only and refuses foreign or malicious files."""
+
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from core import checkpoint
+from core.checkpoint import CheckpointError
+
+
+def _payload(value: float = 1.0) -> dict:
+    return {"format": checkpoint.FORMAT, "model": {"w": torch.full((2, 2), value)}, "arch": "resnet18",
+            "num_classes": 2, "class_names": ["a", "b"], "image_size": 32, "resize_size": 32,
+            "mean": [0.5] * 3, "std": [0.2] * 3, "config": {"train": {"lr": 0.1}}, "epoch": 1,
+            "metrics": {"val_acc": 0.5, "val_loss": None}, "history": [{"epoch": 1, "val_acc": 0.5}]}
+
+
+def test_round_trip_with_training_state(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    p = _payload()
+    p.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), plateau=plateau.state_dict(),
+             scaler=scaler.state_dict(), rng=checkpoint.rng_state())
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, p)
+    # the file loads with plain torch.load(weights_only=True) too, not only through our loader
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == checkpoint.FORMAT
+    back = checkpoint.load(path)
+    assert torch.equal(back["model"]["w"], p["model"]["w"])
+    assert back["optimizer"]["param_groups"][0]["momentum"] == 0.9
+
+
+def test_rng_state_restores_all_generators(tmp_path):
+    path = tmp_path / "rng.pt"
+    checkpoint.save(path, {**_payload(), "rng": checkpoint.rng_state()})
+    a = (torch.rand(3), random.random(), np.random.rand())
+    checkpoint.set_rng_state(checkpoint.load(path)["rng"])
+    b = (torch.rand(3), random.random(), np.random.rand())
+    assert torch.equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2]
+
+
+def test_interrupted_save_keeps_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    checkpoint.save(path, _payload(1.0))
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(path, _payload(2.0))
+    monkeypatch.undo()
+    assert torch.equal(checkpoint.load(path)["model"]["w"], torch.full((2, 2), 1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+    def half_write(obj, f, *a, **k):
+        f.write(b"partial")
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(torch, "save", half_write)
+    with pytest.raises(RuntimeError):
+        checkpoint.save(path, _payload(3.0))
+    monkeypatch.undo()
+    assert torch.equal(checkpoint.load(path)["model"]["w"], torch.full((2, 2), 1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    marker = str(tmp_path / "pwned")
+    path = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "model": _Evil(marker)}, path)
+    with pytest.raises(CheckpointError, match="not a ResNeXt Studio checkpoint"):
+        checkpoint.load(path)
+    assert not os.path.exists(marker)
+    # the file really is dangerous: the unsafe loader would have run its code
+    torch.load(path, weights_only=False)
+    assert os.path.exists(marker)
+
+
+def test_foreign_files_are_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        checkpoint.load(tmp_path / "missing.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no 'format' key"):
+        checkpoint.load(tmp_path / "other.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="not a dict"):
+        checkpoint.load(tmp_path / "list.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        checkpoint.load(tmp_path / "junk.pt")
+
+
+def test_plain_state_dict_strips_compile_prefix():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self._orig_mod = m
+
+    sd = checkpoint.plain_state_dict(Wrapper(model))
+    assert set(sd) == {"0.weight", "0.bias"}

@@ -1,0 +1,479 @@
+"""Tests for core.data: scanning awkward folders, the load rule, splits, transforms and loaders."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core import data
+from core.config import DataConfig
+from core.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BatchTransform,
+    DataError,
+    ImageLoadError,
+    decode_for_size,
+    load_image,
+    make_loader,
+    resize_size,
+    scan,
+    split,
+)
+
+# ---------------------------------------------------------------------------------------------------------- scan
+
+
+def test_scan_awkward_folder_keeps_good_and_reports_bad(awkward_dir):
+    progress = []
+    idx = scan(awkward_dir.root, progress=lambda d, t: progress.append((d, t)))
+    paths = {s.path for s in idx.samples}
+    assert idx.layout == "classes"
+    assert idx.classes == ["cats", "dogs"]
+    assert paths == {str(p) for p in awkward_dir.good.values()}
+    reasons = dict(idx.bad_files)
+    assert len(reasons) == len(awkward_dir.bad)
+    for name, (path, fragment) in awkward_dir.bad.items():
+        assert str(path) in reasons, name
+        assert reasons[str(path)].startswith(fragment), (name, reasons[str(path)])
+    everything = paths | set(reasons)
+    for p in awkward_dir.ignored:
+        assert str(p) not in everything
+    assert idx.empty_classes == ["empty_class"]
+    assert idx.duplicates == [sorted(str(p) for p in awkward_dir.duplicate_pair)]
+    assert progress[-1] == (len(paths) + len(reasons), len(paths) + len(reasons))
+    labels = {Path(s.path).name: idx.classes[s.label] for s in idx.samples}
+    assert labels["n.jpg"] == "cats"  # nested folders belong to their top class folder
+    assert labels["чёрный кот 猫.jpg"] == "cats"
+
+
+def test_scan_to_dict_document(awkward_dir):
+    d = scan(awkward_dir.root).to_dict()
+    assert set(d) == {"root", "layout", "classes", "num_images", "bad_files", "empty_classes", "duplicates"}
+    assert d["classes"] == [{"name": "cats", "count": 8}, {"name": "dogs", "count": 8}]
+    assert d["num_images"] == 16
+    assert all(set(b) == {"path", "reason"} for b in d["bad_files"])
+
+
+def test_bomb_png_is_reported_without_allocating(tmp_path, png_header_writer):
+    path = png_header_writer(tmp_path / "bomb.png", 20000, 20000)
+    with pytest.raises(ImageLoadError) as e:
+        load_image(path)
+    assert e.value.reason.startswith("decompression bomb (400000000 pixels")
+    assert str(e.value) == f"{path}: {e.value.reason}"
+    assert Image.MAX_IMAGE_PIXELS is not None  # the global limit is untouched
+
+
+def test_scan_missing_and_file_root(tmp_path, jpeg_writer):
+    missing = tmp_path / "nope"
+    with pytest.raises(DataError, match="no such folder") as e:
+        scan(missing)
+    assert str(e.value) == f"{missing}: no such folder"
+    f = jpeg_writer(tmp_path / "x.jpg", 0)
+    with pytest.raises(DataError, match="no such folder"):
+        scan(f)
+
+
+def test_scan_one_class_is_an_error(tmp_path, jpeg_writer):
+    for i in range(3):
+        jpeg_writer(tmp_path / "only" / f"{i}.jpg", i)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="only one class") as e:
+        scan(tmp_path)
+    assert "\n" not in str(e.value)
+
+
+def test_scan_no_class_folders_is_an_error(tmp_path, jpeg_writer):
+    jpeg_writer(tmp_path / "loose.jpg", 0)
+    with pytest.raises(DataError, match="no class folders"):
+        scan(tmp_path)
+
+
+def test_scan_cancel(small_dataset):
+    ev = threading.Event()
+    def progress(done, total):
+        if done >= 1:
+            ev.set()
+
+    with pytest.raises(DataError, match="scan cancelled"):
+        scan(small_dataset, progress=progress, stop=ev, workers=1)
+
+    class Token:
+        stopped = True
+
+    with pytest.raises(DataError, match="scan cancelled"):
+        scan(small_dataset, stop=Token())
+
+
+def test_scan_split_layout(tmp_path, jpeg_writer):
+    seed = iter(range(1000))
+    for part, n in (("train", 6), ("val", 2)):
+        for c in ("a", "b"):
+            for i in range(n):
+                jpeg_writer(tmp_path / part / c / f"{i}.jpg", next(seed))
+    jpeg_writer(tmp_path / "train" / "c" / "0.jpg", 555)  # a class only present in train
+    idx = scan(tmp_path)
+    assert idx.layout == "splits"
+    assert idx.classes == ["a", "b", "c"]
+    assert {s.split for s in idx.samples} == {"train", "val"}
+    sp = split(idx, val=0.5, test=0.3, seed=1)
+    assert len(sp.train) == 13 and len(sp.val) == 4 and sp.test == []
+    assert all(idx.samples[i].split == "val" for i in sp.val)
+    assert split(idx, seed=2) == sp  # folders decide, not the seed
+
+
+def test_scan_split_layout_without_val_carves_val_from_train(tmp_path, jpeg_writer):
+    seed = iter(range(1000))
+    for c in ("a", "b"):
+        for i in range(10):
+            jpeg_writer(tmp_path / "train" / c / f"{i}.jpg", next(seed))
+        jpeg_writer(tmp_path / "test" / c / "t.jpg", next(seed))
+    idx = scan(tmp_path)
+    sp = split(idx, val=0.2, seed=0)
+    assert len(sp.val) == 4 and len(sp.train) == 16 and len(sp.test) == 2
+    assert all(idx.samples[i].split == "test" for i in sp.test)
+
+
+# ---------------------------------------------------------------------------------------------------------- load_image
+
+
+def test_load_image_exif_rotation(awkward_dir):
+    img = load_image(awkward_dir.good["exif6"])
+    assert img.mode == "RGB" and img.size == (20, 40)  # stored 40x20, displayed rotated
+    a = np.asarray(img).astype(int)
+    # stored top half red → displayed on the right; bottom half blue → on the left
+    assert a[20, 15, 0] > 200 and a[20, 15, 2] < 60
+    assert a[20, 4, 2] > 200 and a[20, 4, 0] < 60
+
+
+def test_load_image_16bit_rescaled_not_clamped(awkward_dir):
+    assert Image.open(awkward_dir.good["gray16"]).mode.startswith("I")
+    a = np.asarray(load_image(awkward_dir.good["gray16"]))
+    assert a.shape == (10, 30, 3)
+    assert (a[:, :10] == 255).all() and (a[:, 10:20] == 128).all() and (a[:, 20:] == 0).all()
+
+
+def test_load_image_palette_transparency_on_white(awkward_dir):
+    a = np.asarray(load_image(awkward_dir.good["palette"]))
+    assert (a[:, :10] == 255).all()  # transparent → white, not black
+    assert (a[:, 10:] == (255, 0, 0)).all()
+
+
+def test_load_image_rgba_and_la_on_white():
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[:, :2, 3] = 0  # transparent black
+    rgba[:, 2:, 3] = 255  # opaque black
+    a = np.asarray(load_image(Image.fromarray(rgba)))
+    assert (a[:, :2] == 255).all() and (a[:, 2:] == 0).all()
+    la = Image.fromarray(rgba).convert("LA")
+    assert la.mode == "LA"
+    b = np.asarray(load_image(la))
+    assert (b[:, :2] == 255).all() and (b[:, 2:] == 0).all()
+
+
+def test_load_image_cmyk(awkward_dir):
+    a = np.asarray(load_image(awkward_dir.good["cmyk"])).astype(int)
+    assert a.shape == (24, 24, 3)
+    assert a[..., 0].min() > 200 and a[..., 1].max() < 60 and a[..., 2].max() < 60
+
+
+def test_load_image_sources(awkward_dir):
+    path = awkward_dir.good["cat0"]
+    ref = np.asarray(load_image(path))
+    assert ref.shape == (40, 48, 3)
+    assert np.array_equal(np.asarray(load_image(str(path))), ref)
+    with open(path, "rb") as f:
+        assert np.array_equal(np.asarray(load_image(f)), ref)
+    assert np.array_equal(np.asarray(load_image(io.BytesIO(path.read_bytes()))), ref)
+    assert np.array_equal(np.asarray(load_image(Image.open(path))), ref)
+    assert np.array_equal(np.asarray(load_image(ref)), ref)
+    assert np.asarray(load_image(ref[:, :, 0])).shape == (40, 48, 3)
+    gray = np.asarray(load_image(Image.fromarray(ref[:, :, 1])))
+    assert (gray[..., 0] == ref[..., 1]).all() and (gray[..., 2] == ref[..., 1]).all()
+
+
+def test_load_image_mode_i_and_f():
+    i_img = Image.fromarray(np.array([[0, 1000, 65535]], np.int32))
+    assert i_img.mode == "I"
+    assert np.asarray(load_image(i_img))[0, :, 0].tolist() == [0, 4, 255]
+    f_img = Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32))
+    assert f_img.mode == "F"
+    assert np.asarray(load_image(f_img))[0, :, 0].tolist() == [0, 128, 255]
+
+
+@pytest.mark.parametrize("name", ["truncated", "zero", "text", "bomb"])
+def test_load_image_errors_match_scan_reasons(awkward_dir, name):
+    path, fragment = awkward_dir.bad[name]
+    with pytest.raises(ImageLoadError) as e:
+        load_image(path)
+    assert e.value.path == str(path)
+    assert e.value.reason.startswith(fragment)
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def test_load_image_missing_file_and_bad_array(tmp_path):
+    with pytest.raises(ImageLoadError, match="file not found"):
+        load_image(tmp_path / "missing.jpg")
+    with pytest.raises(ImageLoadError, match="unsupported array shape"):
+        load_image(np.zeros((2, 2, 2), np.uint8))
+
+
+# ---------------------------------------------------------------------------------------------------------- split
+
+
+def test_split_deterministic_stratified(small_dataset):
+    idx = scan(small_dataset)
+    a = split(idx, val=0.25, test=0.25, seed=3)
+    assert a == split(idx, val=0.25, test=0.25, seed=3)
+    assert a != split(idx, val=0.25, test=0.25, seed=4)
+    assert sorted(a.train + a.val + a.test) == list(range(len(idx.samples)))
+    for part, n in ((a.val, 3), (a.test, 3), (a.train, 6)):
+        per_class = np.bincount([idx.samples[i].label for i in part], minlength=3)
+        assert per_class.tolist() == [n, n, n]
+
+
+def test_split_small_classes_get_a_val_image(tmp_path, jpeg_writer):
+    seed = iter(range(1000))
+    for c, n in (("a", 2), ("b", 3), ("c", 20)):
+        for i in range(n):
+            jpeg_writer(tmp_path / c / f"{i}.jpg", next(seed))
+    idx = scan(tmp_path)
+    sp = split(idx, val=0.1, seed=0)
+    val_labels = {idx.samples[i].label for i in sp.val}
+    train_labels = {idx.samples[i].label for i in sp.train}
+    assert val_labels == {0, 1, 2} and train_labels == {0, 1, 2}
+    assert split(idx, val=0.0).val == []
+
+
+def test_split_keeps_duplicates_together(tmp_path, jpeg_writer):
+    seed = iter(range(1000))
+    for c in ("a", "b"):
+        for i in range(10):
+            jpeg_writer(tmp_path / c / f"{i}.jpg", next(seed))
+    for k in range(3):
+        shutil.copy(tmp_path / "a" / "0.jpg", tmp_path / "a" / f"copy{k}.jpg")
+    shutil.copy(tmp_path / "b" / "1.jpg", tmp_path / "b" / "copy.jpg")
+    idx = scan(tmp_path)
+    assert len(idx.duplicates) == 2
+    pos = {s.path: i for i, s in enumerate(idx.samples)}
+    for seed in range(12):
+        sp = split(idx, val=0.3, test=0.2, seed=seed)
+        where = {i: name for name in ("train", "val", "test") for i in getattr(sp, name)}
+        for group in idx.duplicates:
+            assert len({where[pos[p]] for p in group}) == 1, (seed, group)
+
+
+# ---------------------------------------------------------------------------------------------------------- transforms
+
+
+def test_resize_size_and_decode_for_size(tmp_path):
+    assert resize_size(32) == 32 and resize_size(64) == 64 and resize_size(224) == 256 and resize_size(96) == 110
+    img = Image.new("RGB", (200, 100), (10, 20, 30))
+    t = decode_for_size(img, 224)
+    assert t.dtype == torch.uint8 and tuple(t.shape) == (3, 256, 256)
+    assert t[:, 0, 0].tolist() == [10, 20, 30]
+    assert tuple(decode_for_size(Image.new("L", (30, 50)), 32).shape) == (3, 32, 32)
+
+
+@pytest.mark.parametrize("augment", ["none", "light", "standard", "strong"])
+@pytest.mark.parametrize("size", [32, 80])
+def test_batch_transform_shapes_and_seeding(augment, size):
+    cfg = DataConfig(image_size=size, augment=augment)
+    r = resize_size(size)
+    x = torch.randint(0, 256, (6, 3, r, r), dtype=torch.uint8)
+    for train in (True, False):
+        bt = BatchTransform(cfg, train)
+        y = bt(x, generator=torch.Generator().manual_seed(1))
+        assert y.dtype == torch.float32 and tuple(y.shape) == (6, 3, size, size)
+        assert torch.isfinite(y).all()
+        assert torch.equal(y, bt(x, generator=torch.Generator().manual_seed(1)))
+        assert bt.describe().startswith("train:" if train else "eval:")
+    if augment != "none":
+        bt = BatchTransform(cfg, True)
+        assert not torch.equal(bt(x, generator=torch.Generator().manual_seed(1)),
+                               bt(x, generator=torch.Generator().manual_seed(2)))
+
+
+def test_batch_transform_eval_normalises_and_centre_crops():
+    cfg = DataConfig(image_size=80)
+    r = resize_size(80)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = torch.randint(0, 256, (2, 3, r, r), dtype=torch.uint8)
+    y = BatchTransform(cfg, train=False)(x)
+    off = (r - 80) // 2
+    expected = (x[:, :, off:off + 80, off:off + 80].float() / 255 - mean) / std
+    assert torch.allclose(y, expected, atol=1e-6)
+    # augment "none" for training is exactly the eval transform
+    assert torch.equal(BatchTransform(DataConfig(image_size=80, augment="none"), train=True)(x), y)
+
+
+def test_batch_transform_overrides():
+    bt = BatchTransform(DataConfig(image_size=32, augment="standard", hflip=False, color_jitter=0.5), True)
+    assert not bt.plan.hflip and bt.plan.jitter == 0.5 and bt.plan.crop == "pad"
+    x = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    x[:, :, :, :16] = 255
+    bt_flip = BatchTransform(DataConfig(image_size=32, augment="none", random_erasing=1.0), True)
+    y = bt_flip(x, generator=torch.Generator().manual_seed(0))
+    assert (y == 0).any()  # erased patches hold 0 after normalisation
+    assert "random erasing 1" in bt_flip.describe()
+
+
+def test_preview_augmentations(small_dataset):
+    path = next((small_dataset / "ant").glob("*.jpg"))
+    ims = data.preview_augmentations(path, DataConfig(image_size=32, augment="strong"), n=5, seed=3)
+    assert len(ims) == 5 and all(im.size == (32, 32) and im.mode == "RGB" for im in ims)
+    again = data.preview_augmentations(path, DataConfig(image_size=32, augment="strong"), n=5, seed=3)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(ims, again, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------------------- loaders
+
+
+def _collect(loader, epoch=0):
+    loader.set_epoch(epoch)
+    return list(loader)
+
+
+def test_memory_and_stream_give_identical_batches(small_dataset):
+    idx = scan(small_dataset)
+    sp = split(idx, val=0.25, seed=0)
+    kw = dict(batch_size=5, shuffle=True, seed=7, device="cpu", num_workers=0)
+    progress = []
+    mem = make_loader(idx, sp.train, DataConfig(image_size=32, cache="memory"), progress=lambda d, t: progress.append(
+        (d, t)), **kw)
+    stream = make_loader(idx, sp.train, DataConfig(image_size=32, cache="stream"), **kw)
+    assert mem.mode == "memory" and stream.mode == "stream"
+    assert progress[-1] == (len(sp.train), len(sp.train))
+    assert len(mem) == len(stream) == 6 and mem.num_samples == 27
+    assert "cached 27 images" in mem.describe() and "streaming 27 images" in stream.describe()
+    for epoch in (0, 1):
+        a, b = _collect(mem, epoch), _collect(stream, epoch)
+        assert len(a) == len(b) == 6
+        for ba, bb in zip(a, b, strict=True):
+            assert ba.x.dtype == torch.uint8 and tuple(ba.x.shape[1:]) == (3, 32, 32)
+            assert torch.equal(ba.x, bb.x) and torch.equal(ba.y, bb.y) and torch.equal(ba.idx, bb.idx)
+            assert ba.errors == bb.errors == []
+        assert sorted(torch.cat([x.idx for x in a]).tolist()) == sorted(sp.train)
+    assert not torch.equal(_collect(mem, 0)[0].idx, _collect(mem, 1)[0].idx)  # reshuffled per epoch
+    labels = [s.label for s in idx.samples]
+    assert all(labels[i] == int(y) for bt in a for i, y in zip(bt.idx.tolist(), bt.y, strict=True))
+
+
+def test_loader_matches_load_rule(small_dataset):
+    idx = scan(small_dataset)
+    loader = make_loader(idx, [0, 5], DataConfig(image_size=32), batch_size=2, shuffle=False, seed=0, device="cpu")
+    b = next(iter(loader))
+    for row, i in enumerate(b.idx.tolist()):
+        assert torch.equal(b.x[row], decode_for_size(load_image(idx.samples[i].path), 32))
+
+
+def test_cache_budget(small_dataset):
+    idx = scan(small_dataset)
+    ids = list(range(len(idx.samples)))
+    tiny = make_loader(idx, ids, DataConfig(image_size=32, cache_budget_mb=0), batch_size=4, shuffle=False, seed=0,
+                       device="cpu", num_workers=0)
+    assert tiny.mode == "stream" and "budget" in tiny.describe()
+    fits = make_loader(idx, ids, DataConfig(image_size=32, cache_budget_mb=1), batch_size=4, shuffle=False, seed=0,
+                       device="cpu", num_workers=0)
+    assert fits.mode == "memory"
+    assert fits.cache.numel() * fits.cache.element_size() <= 1024 * 1024
+    assert fits.cache.numel() == len(ids) * 3 * 32 * 32
+    big = DataConfig(image_size=224, cache_budget_mb=1)  # 36 x 3 x 256 x 256 = 7 MB > 1 MB
+    assert make_loader(idx, ids, big, batch_size=4, shuffle=False, seed=0, device="cpu", num_workers=0).mode == "stream"
+    assert data.cache_budget_bytes(DataConfig(), "cpu") > 0
+
+
+def test_distributed_shards_cover_everything(small_dataset):
+    idx = scan(small_dataset)
+    ids = list(range(35))
+    seen = []
+    lens = set()
+    for rank in range(4):
+        ld = make_loader(idx, ids, DataConfig(image_size=32), batch_size=4, shuffle=True, seed=0, device="cpu",
+                         rank=rank, world_size=4)
+        lens.add((len(ld), ld.num_samples))
+        seen += torch.cat([b.idx for b in ld]).tolist()
+    assert lens == {(3, 9)}
+    assert len(seen) == 36 and set(seen) == set(ids)  # padded to a multiple of the world size
+
+
+def test_drop_last(small_dataset):
+    idx = scan(small_dataset)
+    ld = make_loader(idx, range(10), DataConfig(image_size=32), batch_size=4, shuffle=False, seed=0, device="cpu",
+                     drop_last=True)
+    assert len(ld) == 2 and [len(b.y) for b in ld] == [4, 4]
+
+
+def test_stream_mid_epoch_failure_is_reported(small_dataset):
+    idx = scan(small_dataset)
+    ids = list(range(8))
+    ld = make_loader(idx, ids, DataConfig(image_size=32, cache="stream"), batch_size=4, shuffle=False, seed=0,
+                     device="cpu", num_workers=0)
+    victim = idx.samples[2].path
+    os.remove(victim)
+    Path(idx.samples[5].path).write_bytes(b"garbage")
+    batches = list(ld)
+    assert [len(b.y) for b in batches] == [3, 3]
+    assert batches[0].errors == [(victim, "file not found")]
+    assert batches[1].errors == [(idx.samples[5].path, "not an image (cannot identify image file)")]
+    assert 2 not in batches[0].idx.tolist()
+
+
+def test_memory_caching_failure_reported_in_first_batch_and_excluded(small_dataset):
+    idx = scan(small_dataset)
+    victim = idx.samples[3].path
+    Path(victim).write_bytes(Path(victim).read_bytes()[:100])
+    ld = make_loader(idx, range(8), DataConfig(image_size=32, cache="memory"), batch_size=4, shuffle=True, seed=0,
+                     device="cpu")
+    assert ld.mode == "memory" and ld.num_samples == 7 and len(ld) == 2
+    first = list(ld)
+    assert first[0].errors == [(victim, "truncated image")]
+    assert all(b.errors == [] for b in first[1:])
+    assert 3 not in torch.cat([b.idx for b in first]).tolist()
+    assert all(b.errors == [] for b in _collect(ld, 1))
+
+
+def test_all_failed_batch_errors_are_not_lost(small_dataset):
+    idx = scan(small_dataset)
+    ld = make_loader(idx, range(4), DataConfig(image_size=32, cache="stream"), batch_size=2, shuffle=False, seed=0,
+                     device="cpu", num_workers=0)
+    for i in (2, 3):
+        os.remove(idx.samples[i].path)
+    batches = list(ld)
+    assert sum(len(b.errors) for b in batches) == 2
+    assert sum(len(b.y) for b in batches) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_stream_with_spawned_worker(small_dataset):
+    idx = scan(small_dataset)
+    kw = dict(batch_size=6, shuffle=True, seed=1, device="cpu")
+    ld = make_loader(idx, range(12), DataConfig(image_size=32, cache="stream"), num_workers=1, **kw)
+    ref = make_loader(idx, range(12), DataConfig(image_size=32, cache="memory"), **kw)
+    assert ld.workers == 1
+    for a, b in zip(list(ld), list(ref), strict=True):
+        assert torch.equal(a.x, b.x) and torch.equal(a.idx, b.idx)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_memory_cache_lives_on_the_gpu(small_dataset):
+    idx = scan(small_dataset)
+    kw = dict(batch_size=8, shuffle=True, seed=0, device="cuda")
+    gpu = make_loader(idx, range(20), DataConfig(image_size=32, cache="memory"), **kw)
+    stream = make_loader(idx, range(20), DataConfig(image_size=32, cache="stream"), num_workers=0, **kw)
+    assert gpu.mode == "memory" and gpu.cache.is_cuda
+    for a, b in zip(list(gpu), list(stream), strict=True):
+        assert a.x.is_cuda and b.x.is_cuda and torch.equal(a.x, b.x) and torch.equal(a.idx, b.idx)
+        y = BatchTransform(DataConfig(image_size=32, augment="strong"), True)(a.x, torch.Generator().manual_seed(0))
+        assert y.is_cuda and y.shape == (len(a.y), 3, 32, 32)

@@ -1,0 +1,334 @@
+"""Trainer end to end on a tiny synthetic set: run folder, resume, stop, failures, early stopping; evaluate."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core import checkpoint, data, engine, models
+from core.config import ConfigError, RunConfig
+from core.engine import Callback, StopToken, Trainer, choose_memory_format, evaluate, resolve_defaults
+
+COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220)]
+
+
+def make_set(root: Path, per_class: int = 8, size: int = 16) -> Path:
+    rng = np.random.default_rng(0)
+    for c, col in enumerate(COLOURS):
+        d = root / f"c{c}"
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            a = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(a).save(d / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_set(tmp_path_factory.mktemp("data") / "colours")
+
+
+def config(root: Path, epochs: int = 2, arch: str = "resnext11_2x4d", **train) -> RunConfig:
+    cfg = RunConfig()
+    cfg.data.root, cfg.data.image_size, cfg.data.num_workers = str(root), 16, 0
+    cfg.model.arch = arch
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.lr = epochs, 8, 2e-3
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+class Recorder(Callback):
+    def __init__(self, trainer_hook=None):
+        self.events: list[tuple] = []
+        self.warnings: list[str] = []
+        self.hook = trainer_hook
+
+    def on_fit_start(self, info):
+        self.events.append(("fit_start", info))
+
+    def on_epoch_start(self, epoch):
+        self.events.append(("epoch_start", epoch))
+
+    def on_batch_end(self, p):
+        self.events.append(("batch", p))
+
+    def on_epoch_end(self, m):
+        self.events.append(("epoch_end", m))
+
+    def on_checkpoint(self, path, kind):
+        self.events.append(("checkpoint", kind))
+
+    def on_warning(self, msg):
+        self.warnings.append(msg)
+
+    def on_fit_end(self, r):
+        self.events.append(("fit_end", r))
+
+    def of(self, kind):
+        return [e[1] for e in self.events if e[0] == kind]
+
+
+def _status(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "status.json").read_text())
+
+
+def _strip_seconds(history):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+def test_end_to_end_run_folder(dataset, tmp_path):
+    rec = Recorder()
+    result = Trainer(config(dataset), callbacks=[rec], runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "completed", result.message
+    run = Path(result.run_dir)
+    assert run.parent == tmp_path / "runs" and run.name.endswith("-resnext11_2x4d-colours")
+    for name in ("config.json", "history.csv", "status.json", "best.pt", "last.pt", "evaluation.json", "curves.png"):
+        assert (run / name).is_file(), name
+    assert len(result.history) == 2 and (run / "history.csv").read_text().count("\n") == 3
+    assert _status(run)["status"] == "completed" and _status(run)["reason"] == "completed"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["dataset"]["classes"] == ["c0", "c1", "c2"] and cfg["train"]["epochs"] == 2
+    # an easy set: well above chance (1/3)
+    assert result.history[-1]["val_acc"] >= 0.66 and result.evaluation["accuracy"] >= 0.66
+    info = rec.of("fit_start")[0]
+    assert info.num_classes == 3 and info.train_size + info.val_size == 24 and info.start_epoch == 0
+    batches = rec.of("batch")
+    assert batches and all(b.steps == info.steps_per_epoch for b in batches)
+    assert [b.step for b in batches if b.epoch == 1][-1] == info.steps_per_epoch  # the last batch is reported
+    assert [m.epoch for m in rec.of("epoch_end")] == [1, 2]
+    assert rec.of("fit_end")[0] is result
+    best = torch.load(run / "best.pt", weights_only=True)  # plain torch, weights only
+    assert best["format"] == checkpoint.FORMAT and best["class_names"] == ["c0", "c1", "c2"]
+    assert best["image_size"] == 16 and best["resize_size"] == 16 and len(best["mean"]) == 3
+    assert best["epoch"] == result.best_epoch and "optimizer" not in best
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in best["model"])
+    last = checkpoint.load(run / "last.pt")
+    assert {"optimizer", "scheduler", "scaler", "rng", "history"} <= set(last) and last["epoch"] == 2
+    model = checkpoint.model_from_checkpoint(best)
+    assert not model.training
+    ev = json.loads((run / "evaluation.json").read_text())
+    assert ev["split"] == "val" and ev["num_samples"] == info.val_size and sum(map(sum, ev["confusion_matrix"])) == info.val_size
+
+
+def test_resume_is_exact(dataset, tmp_path):
+    cfg = config(dataset, mixup=0.2)
+    straight = Trainer(cfg, runs_dir=tmp_path / "a").fit()
+    assert straight.reason == "completed"
+
+    class StopAfterFirst(Callback):
+        def __init__(self, token):
+            self.token = token
+
+        def on_epoch_end(self, m):
+            if m.epoch == 1:
+                self.token.stop()
+
+    token = StopToken()
+    first = Trainer(cfg, callbacks=[StopAfterFirst(token)], stop=token, runs_dir=tmp_path / "b").fit()
+    assert first.reason == "stopped" and len(first.history) == 1
+    assert _status(first.run_dir)["status"] == "stopped"
+    rec = Recorder()
+    resumed = Trainer(None, callbacks=[rec], resume=first.run_dir).fit()
+    assert resumed.reason == "completed" and resumed.run_dir == first.run_dir
+    assert rec.of("fit_start")[0].start_epoch == 1 and rec.of("epoch_start") == [2]
+    assert _strip_seconds(resumed.history) == _strip_seconds(straight.history)
+    a = checkpoint.load(Path(straight.run_dir) / "last.pt")["model"]
+    b = checkpoint.load(Path(resumed.run_dir) / "last.pt")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert len((Path(resumed.run_dir) / "history.csv").read_text().strip().splitlines()) == 3
+
+
+def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # report every batch, so "step 2" is seen
+    token = StopToken()
+
+    class StopAtStep2(Recorder):
+        def on_batch_end(self, p):
+            super().on_batch_end(p)
+            if p.step >= 2:
+                token.stop()
+
+    rec = StopAtStep2()
+    cfg = config(dataset, epochs=3, batch_size=4)
+    result = Trainer(cfg, callbacks=[rec], stop=token, runs_dir=tmp_path).fit()
+    assert result.reason == "stopped" and result.history == []
+    assert [(p.epoch, p.step) for p in rec.of("batch")] == [(1, 1), (1, 2)]  # finished batch 2, then stopped
+    assert rec.of("batch")[-1].steps > 2 and rec.of("epoch_end") == []
+    run = Path(result.run_dir)
+    assert _status(run)["status"] == "stopped" and not (run / "evaluation.json").exists()
+    last = checkpoint.load(run / "last.pt")
+    assert last["epoch"] == 0 and last["partial_epoch"] is True
+    assert ("checkpoint", "last") in rec.events
+
+
+def test_pause_and_stop_token():
+    token = StopToken()
+    assert not token.paused and token.wait_if_paused(0)
+    token.pause()
+    assert token.paused and not token.wait_if_paused(0.01)
+    token.resume()
+    assert token.wait_if_paused(0)
+    token.pause()
+    token.stop()  # stopping wakes a paused job
+    assert token.stopped and token.wait_if_paused(0)
+
+
+def test_nan_loss_fails_and_keeps_best(dataset, tmp_path):
+    class Poison(Recorder):
+        trainer = None
+
+        def on_epoch_start(self, epoch):
+            if epoch == 2:
+                with torch.no_grad():
+                    for p in self.trainer.model.parameters():
+                        p.fill_(float("nan"))
+
+    rec = Poison()
+    trainer = Trainer(config(dataset, epochs=3), callbacks=[rec], runs_dir=tmp_path)
+    rec.trainer = trainer
+    result = trainer.fit()
+    assert result.reason == "failed"
+    assert "loss became NaN at epoch 2 step 1" in result.message and "lower learning rate" in result.message
+    run = Path(result.run_dir)
+    best = checkpoint.load(run / "best.pt")
+    assert best["epoch"] == 1 and all(torch.isfinite(v).all() for v in best["model"].values() if v.is_floating_point())
+    assert checkpoint.load(run / "last.pt")["epoch"] == 1
+    assert _status(run)["status"] == "failed" and "NaN" in _status(run)["message"]
+    assert len(result.history) == 1
+
+
+def test_out_of_memory_and_errors_are_reported(dataset, tmp_path):
+    class OOM(Recorder):
+        trainer = None
+
+        def on_fit_start(self, info):
+            def boom(x):
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+            self.trainer.model.forward = boom
+
+    rec = OOM()
+    trainer = Trainer(config(dataset, epochs=1), callbacks=[rec], runs_dir=tmp_path / "oom")
+    rec.trainer = trainer
+    result = trainer.fit()
+    assert result.reason == "failed" and "batch size 8" in result.message and "--batch-size 4" in result.message
+
+    class Boom(Callback):
+        def on_epoch_start(self, epoch):
+            raise RuntimeError("boom in a listener")
+
+    result = Trainer(config(dataset, epochs=1), callbacks=[Boom()], runs_dir=tmp_path / "err").fit()
+    assert result.reason == "failed" and "boom in a listener" in result.message
+    run = Path(result.run_dir)
+    assert "Traceback" in (run / "error.txt").read_text() and _status(run)["status"] == "failed"
+
+
+def test_config_errors_raise_before_anything(dataset, tmp_path):
+    with pytest.raises(ConfigError, match="arch"):
+        Trainer(config(dataset, arch="resnext7_1x1d"), runs_dir=tmp_path / "runs")
+    bad = config(dataset)
+    bad.train.lr = -1
+    with pytest.raises(ConfigError, match="lr"):
+        Trainer(bad, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(checkpoint.CheckpointError):
+        Trainer(None, resume=tmp_path)
+    with pytest.raises(data.DataError):
+        Trainer(config(tmp_path / "no-such-folder"), runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_early_stopping(tmp_path, monkeypatch):
+    dataset = make_set(tmp_path / "data", per_class=4)
+    vals = iter([(1.0, 0.5), (0.9, 0.6), (0.95, 0.6), (1.2, 0.4), (0.5, 0.9)])  # (val_loss, val_acc)
+    monkeypatch.setattr(Trainer, "_validate", lambda self: next(vals))
+    result = Trainer(config(dataset, epochs=5, early_stop_patience=2), runs_dir=tmp_path).fit()
+    assert result.reason == "early_stop" and len(result.history) == 4
+    # epoch 3 ties on accuracy but has a higher loss: not an improvement
+    assert result.best_epoch == 2 and result.best_metric == 0.6
+    assert checkpoint.load(Path(result.run_dir) / "best.pt")["epoch"] == 2
+    assert _status(result.run_dir)["status"] == "completed" and _status(result.run_dir)["reason"] == "early_stop"
+
+
+def test_deleted_file_is_a_warning(tmp_path):
+    root = make_set(tmp_path / "data")
+    cfg = config(root)
+    cfg.data.cache = "stream"
+    victim = root / "c1" / "03.png"
+
+    class Delete(Recorder):
+        def on_epoch_end(self, m):
+            super().on_epoch_end(m)
+            if m.epoch == 1:
+                victim.unlink()
+
+    rec = Delete()
+    result = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "completed" and len(result.history) == 2
+    assert any(w.startswith(f"skipped {victim}") for w in rec.warnings), rec.warnings
+
+
+def test_torchvision_checkpoint_loads_into_torchvision(dataset, tmp_path):
+    import torchvision
+
+    result = Trainer(config(dataset, epochs=1, arch="resnet18"), runs_dir=tmp_path).fit()
+    assert result.reason == "completed", result.message
+    ckpt = checkpoint.load(Path(result.run_dir) / "best.pt")
+    tv = torchvision.models.resnet18(num_classes=ckpt["num_classes"])
+    tv.load_state_dict(ckpt["model"])  # strict: every key and shape matches
+    tv.eval()
+    x = torch.randn(2, 3, 16, 16)
+    ours = checkpoint.model_from_checkpoint(ckpt)
+    assert torch.allclose(tv(x), ours(x), atol=1e-5)
+
+
+def test_evaluate_known_case(tmp_path):
+    root = make_set(tmp_path / "data", per_class=4)
+    index = data.scan(root)
+    (root / "c2" / "00.png").unlink()  # unreadable at evaluation time
+    model = models.build("resnext11_2x4d", 3)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(torch.tensor([2.0, 0.0, -1.0]))  # always predicts c0, with known probabilities
+    cfg = config(root)
+    ckpt = {"format": checkpoint.FORMAT, "model": model.state_dict(), "arch": "resnext11_2x4d", "num_classes": 3,
+            "class_names": ["c0", "c1", "c2"], "image_size": 16, "config": cfg.to_dict()}
+    ev = evaluate(ckpt, index, split="all", device="cpu")
+    assert ev["num_samples"] == 11 and ev["errors"][0]["path"].endswith("00.png")
+    assert ev["confusion_matrix"] == [[4, 0, 0], [4, 0, 0], [3, 0, 0]]
+    assert ev["accuracy"] == pytest.approx(4 / 11) and ev["top5"] is None
+    p = torch.tensor([2.0, 0.0, -1.0]).softmax(0)
+    expected_loss = -(4 * math.log(p[0]) + 4 * math.log(p[1]) + 3 * math.log(p[2])) / 11
+    assert ev["loss"] == pytest.approx(expected_loss, rel=1e-4)
+    c0, c1, c2 = ev["per_class"]
+    assert c0["precision"] == pytest.approx(4 / 11) and c0["recall"] == 1.0
+    assert c0["f1"] == pytest.approx(2 * (4 / 11) / (1 + 4 / 11))
+    assert c1 == {"name": "c1", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 4}
+    assert ev["macro"]["recall"] == pytest.approx(1 / 3)
+    assert len(ev["misclassified"]) == 7 and all(m["predicted"] == "c0" for m in ev["misclassified"])
+    assert ev["predictions"][0]["confidence"] == pytest.approx(float(p[0]), rel=1e-5)
+    with pytest.raises(ValueError, match="test split"):
+        evaluate(ckpt, index, split="test")
+    shutil.copytree(root / "c1", root / "zebra")
+    with pytest.raises(ValueError, match="zebra"):
+        evaluate(ckpt, data.scan(root), split="all")
+
+
+def test_resolve_defaults_cpu():
+    cfg = resolve_defaults(RunConfig(), "cpu")
+    assert cfg.model.arch == models.default_arch("cpu") and cfg.data.image_size == 32 and cfg.train.epochs == 15
+    mine = RunConfig()
+    mine.model.arch, mine.train.lr = "resnet18", 0.05
+    assert resolve_defaults(mine, "cpu").train.lr == 0.05 and resolve_defaults(mine, "cpu").model.arch == "resnet18"
+    assert choose_memory_format("resnext11_4x8d", "cpu") == torch.channels_last
+    assert choose_memory_format("resnet18", "cpu") == torch.contiguous_format
+    assert choose_memory_format("resnet18", "cuda") == torch.channels_last
+    assert choose_memory_format("resnext11_4x8d", "cpu", "off") == torch.contiguous_format
+    gpu = resolve_defaults(RunConfig(), "cuda")
+    assert gpu.model.arch == "resnext50_32x4d" and gpu.data.image_size == 224 and gpu.train.batch_size == 64

@@ -1,0 +1,338 @@
+"""Predictor: same answers as the model through the eval pipeline, per-item errors, inputs, stop, Grad-CAM."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core import checkpoint, data, models
+from core.predict import (
+    CANCELLED,
+    Predictor,
+    expand_paths,
+    onnx_cache_path,
+    prediction_to_dict,
+    save_cam_overlay,
+    write_csv,
+)
+
+ARCH = "resnext11_4x8d"
+SIZE = 32
+CLASSES = ["apple", "banana", "cherry"]
+
+
+def make_checkpoint(path: Path, arch: str = ARCH, classes=CLASSES, image_size: int = SIZE, seed: int = 0,
+                    model: torch.nn.Module | None = None) -> Path:
+    torch.manual_seed(seed)
+    model = model if model is not None else models.build(arch, len(classes))
+    checkpoint.save(path, {
+        "format": checkpoint.FORMAT, "model": model.state_dict(), "arch": arch, "num_classes": len(classes),
+        "class_names": list(classes), "image_size": image_size, "resize_size": data.resize_size(image_size),
+        "mean": list(data.IMAGENET_MEAN), "std": list(data.IMAGENET_STD), "config": {}, "epoch": 1, "metrics": {},
+    })
+    return path
+
+
+def make_images(folder: Path, n: int = 5, fmt: str = "JPEG") -> list[Path]:
+    rng = np.random.default_rng(7)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        w, h = 40 + 13 * i, 60 - 5 * i
+        arr = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+        arr[: h // 2, : w // 2] = (40 * i, 255 - 40 * i, 128)
+        p = folder / f"img{i}.{'jpg' if fmt == 'JPEG' else 'png'}"
+        Image.fromarray(arr).save(p, format=fmt)
+        out.append(p)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt")
+
+
+@pytest.fixture(scope="module")
+def predictor(ckpt) -> Predictor:
+    return Predictor.from_checkpoint(ckpt, device="cpu")
+
+
+def reference_probs(ckpt_path: Path, paths) -> torch.Tensor:
+    """The model run by hand: load_image → decode_for_size → BatchTransform(eval) → softmax."""
+    from core.config import DataConfig
+
+    c = checkpoint.load(ckpt_path)
+    model = checkpoint.model_from_checkpoint(c, "cpu")
+    tf = data.BatchTransform(DataConfig(image_size=c["image_size"]), train=False)
+    x = torch.stack([data.decode_for_size(data.load_image(p), c["image_size"]) for p in paths])
+    with torch.no_grad():
+        return torch.softmax(model(tf(x)), dim=1)
+
+
+def test_predict_matches_the_model_through_the_eval_pipeline(ckpt, predictor, tmp_path):
+    paths = make_images(tmp_path, 5)
+    ref = reference_probs(ckpt, paths)
+    for bs in (32, 2):  # one batch, and several batches decoded on the background thread
+        preds = predictor.predict(paths, top_k=3, batch_size=bs)
+        assert [p.source for p in preds] == [str(p) for p in paths]
+        assert all(p.ok for p in preds)
+        for p, r in zip(preds, ref, strict=True):
+            assert p.index == int(r.argmax())
+            assert p.label == CLASSES[p.index] == p.top[0][0]
+            assert p.confidence == pytest.approx(float(r.max()), abs=1e-5)
+            assert [n for n, _ in p.top] == [CLASSES[i] for i in r.argsort(descending=True).tolist()]
+            assert sum(pr for _, pr in p.top) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_matches_engine_evaluate(ckpt, predictor, tmp_path):
+    engine = pytest.importorskip("core.engine")
+    root = tmp_path / "set"
+    for i, name in enumerate(CLASSES):
+        make_images(root / name, 3 + i)
+    index = data.scan(root)
+    ev = engine.evaluate(str(ckpt), index, split="all", device="cpu")
+    rows = ev["predictions"]
+    assert len(rows) == len(index.samples)
+    by_path = {r["path"]: r["predicted"] for r in rows}
+    preds = predictor.predict([s.path for s in index.samples])
+    assert {p.source: p.label for p in preds} == by_path
+
+
+def test_good_and_bad_files_come_back_in_input_order(predictor, tmp_path):
+    good = make_images(tmp_path / "good", 2)
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a picture")
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(good[0].read_bytes()[:300])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing.jpg"
+    items = [good[0], missing, text, truncated, good[1], empty, tmp_path / "good"]
+    preds = predictor.predict(items, top_k=2)
+    assert [p.source for p in preds] == [str(i) for i in items]
+    assert [p.ok for p in preds] == [True, False, False, False, True, False, False]
+    errors = {Path(p.source).name: p.error for p in preds if not p.ok}
+    assert "not found" in errors["missing.jpg"]
+    assert "not an image" in errors["notes.jpg"] or "identify" in errors["notes.jpg"]
+    assert "truncated" in errors["cut.jpg"]
+    assert "empty" in errors["empty.png"]
+    assert "folder" in errors["good"]
+    for p in preds:
+        assert (p.label is None) == (not p.ok) and (p.top == []) == (not p.ok)
+
+
+def test_pil_images_and_arrays_give_the_same_answer_as_the_file(predictor, tmp_path):
+    paths = make_images(tmp_path, 3, fmt="PNG")  # lossless, so the file and the array hold the same pixels
+    pil = [Image.open(p).convert("RGB") for p in paths]
+    arrays = [np.asarray(im) for im in pil]
+    gray = np.asarray(pil[0].convert("L"))
+    by_file = predictor.predict(paths)
+    by_pil = predictor.predict(pil)
+    by_array = predictor.predict(arrays + [gray])
+    for f, p, a in zip(by_file, by_pil, by_array, strict=False):
+        assert f.index == p.index == a.index
+        assert f.confidence == pytest.approx(p.confidence, abs=1e-6) == pytest.approx(a.confidence, abs=1e-6)
+    assert by_array[3].ok and by_array[3].source == "<array 3>"
+    bad = predictor.predict([np.zeros((4, 4, 7), np.uint8)])[0]
+    assert not bad.ok and bad.error
+
+
+def test_top_k_is_clamped_and_sorted(predictor, tmp_path):
+    p = predictor.predict(make_images(tmp_path, 1), top_k=10)[0]
+    assert len(p.top) == len(CLASSES)
+    probs = [pr for _, pr in p.top]
+    assert probs == sorted(probs, reverse=True)
+    assert len(predictor.predict(make_images(tmp_path, 1), top_k=1)[0].top) == 1
+
+
+class _Stop:
+    stopped = False
+
+
+def test_progress_stop_and_live_iteration(predictor, tmp_path):
+    paths = make_images(tmp_path, 7)
+    calls = []
+    preds = predictor.predict(paths, batch_size=3, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(3, 7), (6, 7), (7, 7)]
+    assert all(p.ok for p in preds)
+
+    stop = _Stop()
+    it = predictor.predict_iter(paths, batch_size=3, stop=stop)
+    first = [next(it) for _ in range(3)]  # the first batch arrives before the rest is computed
+    stop.stopped = True
+    rest = list(it)
+    assert all(p.ok for p in first)
+    assert len(first) + len(rest) == 7
+    assert [p.source for p in first + rest] == [str(p) for p in paths]
+    assert all(not p.ok and p.error == CANCELLED for p in rest)
+
+
+def test_expand_paths_walks_folders_like_the_scanner(tmp_path):
+    root = tmp_path / "photos"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    (root / "__MACOSX").mkdir()
+    for rel in ("a.jpg", "sub/b.PNG", "sub/deeper/c.webp", ".hidden/d.jpg", "__MACOSX/e.jpg", ".f.jpg", "notes.txt",
+                "Thumbs.db"):
+        (root / rel).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    explicit = tmp_path / "readme.txt"
+    explicit.write_text("x")
+    files, problems = expand_paths([root, explicit, tmp_path / "missing.jpg", tmp_path / "empty"])
+    names = [Path(f).name for f in files]
+    assert names == ["a.jpg", "b.PNG", "c.webp", "readme.txt", "missing.jpg"]
+    assert problems == [(str(tmp_path / "empty"), "no image files in this folder")]
+    flat, _ = expand_paths([root], recursive=False)
+    assert [Path(f).name for f in flat] == ["a.jpg"]
+
+
+def test_csv_and_json_output(predictor, tmp_path):
+    paths = make_images(tmp_path, 2)
+    preds = predictor.predict(paths + [tmp_path / "missing.jpg"], top_k=2)
+    out = tmp_path / "out" / "preds.csv"
+    write_csv(preds, out, top_k=2)
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [r["source"] for r in rows] == [p.source for p in preds]
+    assert rows[0]["ok"] == "yes" and rows[0]["label"] == preds[0].label and rows[0]["top2"] == preds[0].top[1][0]
+    assert float(rows[0]["prob1"]) == pytest.approx(preds[0].confidence, abs=1e-6)
+    assert rows[2]["ok"] == "no" and "not found" in rows[2]["error"] and rows[2]["top1"] == ""
+    d = json.loads(json.dumps(prediction_to_dict(preds[0])))
+    assert d["label"] == preds[0].label and d["top"][0]["label"] == preds[0].label
+    assert not [f for f in os.listdir(out.parent) if f.endswith(".tmp")]
+
+
+def test_from_checkpoint_rejects_a_bad_file(tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="x.pt"):
+        Predictor.from_checkpoint(bad)
+    with pytest.raises(ValueError, match="backend"):
+        Predictor.from_checkpoint(bad, backend="tensorrt")
+
+
+# ---------------------------------------------------------------------------------------------- Grad-CAM
+
+
+def test_gradcam_map_covers_the_input_image(predictor, tmp_path):
+    img = Image.fromarray((np.random.default_rng(0).random((45, 80, 3)) * 255).astype(np.uint8))
+    cam = predictor.gradcam(img)
+    assert cam.heatmap.shape == (45, 80) and cam.heatmap.dtype == np.float32
+    assert cam.heatmap.min() >= 0.0 and cam.heatmap.max() <= 1.0
+    assert cam.overlay.size == (80, 45) and cam.overlay.mode == "RGB"
+    top = predictor.predict([img])[0]
+    assert cam.class_index == top.index and cam.label == top.label
+    assert cam.confidence == pytest.approx(top.confidence, abs=1e-5)
+    # the model sees only the centre 45×45 crop: the side bands carry no heat
+    assert cam.heatmap[:, :15].max() == 0 and cam.heatmap[:, -15:].max() == 0
+    other = predictor.gradcam(img, class_index=(top.index + 1) % 3)
+    assert other.class_index == (top.index + 1) % 3
+    with pytest.raises(ValueError, match="class_index"):
+        predictor.gradcam(img, class_index=7)
+    path = save_cam_overlay(cam, tmp_path / "cams", "/somewhere/photo.jpg")
+    assert path == tmp_path / "cams" / "photo_gradcam.png"
+    assert Image.open(path).size == (80, 45)
+    with pytest.raises(data.ImageLoadError):
+        predictor.gradcam(tmp_path / "missing.jpg")
+
+
+def _colour_detector_model() -> torch.nn.Module:
+    """A hand-wired CIFAR-style ResNeXt: class 0's logit is the mean of a 'red here' map, class 1's of 'blue here'.
+
+    The stem's channel 0 computes R - B - 1 and channel 1 B - R - 1 at each pixel; every residual branch is zero and
+    the shortcuts pass those two channels through (subsampling), so the last stage holds the two maps and the head
+    averages them. Grad-CAM must therefore light up exactly where the red (class 0) or blue (class 1) paint is.
+    """
+    model = models.build(ARCH, 2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+                m.weight.zero_()
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_parameters()
+                m.reset_running_stats()
+        model.conv1.weight[0, 0, 1, 1], model.conv1.weight[0, 2, 1, 1] = 1.0, -1.0
+        model.conv1.weight[1, 2, 1, 1], model.conv1.weight[1, 0, 1, 1] = 1.0, -1.0
+        model.bn1.bias[:2] = -1.0  # a threshold, so grey and dark pixels excite neither detector
+        for stage in (model.layer1, model.layer2, model.layer3):
+            shortcut = stage[0].downsample[0]
+            shortcut.weight[0, 0, 0, 0] = shortcut.weight[1, 1, 0, 0] = 1.0
+        model.fc.weight[0, 0] = model.fc.weight[1, 1] = 1.0
+    return model.eval()
+
+
+def test_gradcam_peaks_on_the_region_that_decides_the_class(tmp_path):
+    """On a non-square photo (two crops, R=110, S=96) the map must sit on the paint of the class asked about."""
+    ckpt_path = make_checkpoint(tmp_path / "colours.pt", classes=["red", "blue"], image_size=96,
+                                model=_colour_detector_model())
+    pred = Predictor.from_checkpoint(ckpt_path, device="cpu")
+    arr = (np.random.default_rng(0).random((120, 160, 1)) * 80).astype(np.uint8).repeat(3, axis=2)  # grey noise
+    red, blue = (20, 44, 40, 64), (78, 94, 98, 114)  # y0, y1, x0, x1 in the original image; both inside the crop
+    arr[red[0]:red[1], red[2]:red[3]] = (230, 30, 30)
+    arr[blue[0]:blue[1], blue[2]:blue[3]] = (30, 30, 230)
+    top = pred.predict([arr])[0]
+    assert top.label == "red"  # the red square is larger
+    for cls, (y0, y1, x0, x1) in ((None, red), (1, blue)):
+        cam = pred.gradcam(arr, class_index=cls)
+        h = cam.heatmap
+        assert h.shape == (120, 160)
+        py, px = np.unravel_index(h.argmax(), h.shape)
+        assert y0 - 4 <= py < y1 + 4 and x0 - 4 <= px < x1 + 4, (cam.label, (py, px))
+        away = np.ones_like(h, dtype=bool)
+        away[max(0, y0 - 6):y1 + 6, max(0, x0 - 6):x1 + 6] = False
+        assert h[y0:y1, x0:x1].mean() > 0.5 and h[away].mean() < 0.05, cam.label
+    assert pred.gradcam(arr).label == "red" and pred.gradcam(arr, class_index=1).label == "blue"
+
+
+# ---------------------------------------------------------------------------------------------- ONNX backend
+
+
+@pytest.mark.timeout(180)
+def test_onnx_backend_gives_the_same_answers(ckpt, predictor, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("RESNEXT_STUDIO_CACHE", str(tmp_path / "cache"))
+    paths = make_images(tmp_path / "imgs", 4)
+    fast = Predictor.from_checkpoint(ckpt, backend="onnx")
+    assert fast.backend == "onnx" and Path(fast.onnx_path) == onnx_cache_path(ckpt)
+    cached = Path(fast.onnx_path).stat().st_mtime_ns
+    for a, b in zip(fast.predict(paths), predictor.predict(paths), strict=True):
+        assert a.index == b.index and a.confidence == pytest.approx(b.confidence, abs=1e-5)
+    again = Predictor.from_checkpoint(ckpt, backend="onnx")  # reuses the cached export
+    assert Path(again.onnx_path).stat().st_mtime_ns == cached
+    Path(fast.onnx_path).write_bytes(b"damaged")  # a broken cache entry is exported again
+    repaired = Predictor.from_checkpoint(ckpt, backend="onnx")
+    assert repaired.predict(paths[:1])[0].index == fast.predict(paths[:1])[0].index
+    assert fast.gradcam(paths[0]).heatmap.shape == Image.open(paths[0]).size[::-1]
+
+
+def test_gradcam_and_predict_can_share_a_predictor_across_threads(predictor, tmp_path):
+    """The GUI runs a folder prediction and a Grad-CAM on worker threads with one cached Predictor."""
+    import threading
+
+    paths = make_images(tmp_path, 4)
+    expected = [(p.index, p.confidence) for p in predictor.predict(paths)]
+    cam_ref = predictor.gradcam(paths[0]).heatmap
+    failures: list[str] = []
+
+    def predicting() -> None:
+        for _ in range(6):
+            got = [(p.index, p.confidence) for p in predictor.predict(paths, batch_size=2)]
+            if [g[0] for g in got] != [e[0] for e in expected] or not np.allclose(
+                    [g[1] for g in got], [e[1] for e in expected], atol=1e-5):
+                failures.append(f"predict: {got} != {expected}")
+
+    t = threading.Thread(target=predicting)
+    t.start()
+    for _ in range(6):
+        if not np.allclose(predictor.gradcam(paths[0]).heatmap, cam_ref, atol=1e-5):
+            failures.append("gradcam map changed while predict ran on another thread")
+    t.join()
+    assert not failures, failures[:3]

@@ -1,0 +1,96 @@
+"""Run folders: create, list (with interrupted detection), load, delete, history and curves."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from core import runs
+from core.runs import RunStore
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def _fake_run(store: RunStore, arch: str, status: dict, epochs: int = 2, accs=(0.5, 0.75)) -> os.PathLike:
+    d = store.create(arch, "flowers")
+    (d / "config.json").write_text(json.dumps({"model": {"arch": arch}, "train": {"epochs": 5},
+                                               "dataset": {"name": "flowers"}}))
+    for e in range(1, epochs + 1):
+        runs.append_history(d, {"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.4, "val_loss": 0.9,
+                                "val_acc": accs[e - 1], "lr": 0.01, "seconds": 1.5})
+    (d / "status.json").write_text(json.dumps(status))
+    return d
+
+
+def test_default_runs_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("RESNEXT_STUDIO_RUNS", str(tmp_path / "r"))
+    assert runs.default_runs_dir() == tmp_path / "r"
+    monkeypatch.delenv("RESNEXT_STUDIO_RUNS")
+    assert runs.default_runs_dir().name == "runs"
+
+
+def test_create_names_are_unique(tmp_path):
+    store = RunStore(tmp_path)
+    a, b = store.create("resnet18", "my data/set"), store.create("resnet18", "my data/set")
+    assert a != b and a.is_dir() and b.is_dir()
+    assert a.name.endswith("-resnet18-my-data-set") and b.name.startswith(a.name)
+
+
+def test_list_detects_interrupted_and_reads_summary(tmp_path):
+    store = RunStore(tmp_path)
+    host = socket.gethostname()
+    dead = _fake_run(store, "resnet18", {"status": "running", "pid": _dead_pid(), "hostname": host, "started": 100})
+    alive = _fake_run(store, "resnext11_2x4d", {"status": "running", "pid": os.getpid(), "hostname": host,
+                                                "started": 200})
+    done = _fake_run(store, "resnet34", {"status": "completed", "started": 300}, epochs=1)
+    (dead / "last.pt").write_bytes(b"x")
+    infos = store.list()
+    assert [i.path for i in infos] == [done, alive, dead]  # newest first
+    by = {i.path: i for i in infos}
+    assert by[dead].status == "interrupted" and by[dead].has_last and not by[dead].has_best
+    assert by[alive].status == "running"
+    assert by[done].status == "completed" and by[done].epochs_done == 1
+    assert by[dead].best_val_acc == 0.75 and by[dead].best_epoch == 2 and by[dead].epochs_planned == 5
+    assert by[dead].arch == "resnet18" and by[dead].dataset == "flowers"
+    rec = store.load(dead)
+    assert rec.status["status"] == "interrupted" and rec.evaluation is None
+    assert rec.history[1] == {"epoch": 2, "train_loss": 0.5, "train_acc": 0.4, "val_loss": 0.9, "val_acc": 0.75,
+                              "lr": 0.01, "seconds": 1.5}
+
+
+def test_delete_refuses_outside_root(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    d = _fake_run(store, "resnet18", {"status": "completed"})
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    for bad in (outside, tmp_path, store.root, d / ".." / ".." / "precious", d / "nested"):
+        with pytest.raises(ValueError, match="refusing"):
+            store.delete(bad)
+    assert outside.is_dir() and store.root.is_dir()
+    store.delete(d)
+    assert not d.exists() and store.list() == []
+
+
+def test_status_history_and_curves(tmp_path):
+    doc = runs.write_status(tmp_path, "running", epoch=0)
+    assert doc["pid"] == os.getpid() and doc["hostname"] == socket.gethostname()
+    runs.write_status(tmp_path, "failed", reason="failed", message="boom")
+    st = json.loads((tmp_path / "status.json").read_text())
+    assert st["status"] == "failed" and st["pid"] == os.getpid() and st["message"] == "boom"
+    with pytest.raises(ValueError):
+        runs.write_status(tmp_path, "weird")
+    rows = [{"epoch": 1, "train_loss": 1.2, "train_acc": 0.3, "val_loss": None, "val_acc": None, "lr": 0.1,
+             "seconds": 2.0}, {"epoch": 2, "train_loss": 0.8, "train_acc": 0.6, "val_loss": None, "val_acc": None,
+                               "lr": 0.05, "seconds": 2.0}]
+    for r in rows:
+        runs.append_history(tmp_path, r)
+    assert runs.read_history(tmp_path) == rows
+    runs.draw_curves(rows, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

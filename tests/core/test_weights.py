@@ -1,0 +1,184 @@
+"""Tests for weights handling in core.models: local state-dict files and hash-checked downloads (loopback only)."""
+
+import hashlib
+import http.server
+import io
+import threading
+import urllib.error
+
+import pytest
+import torch
+
+from core import models as M
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch, tmp_path):
+    """Point the torch hub cache at tmp_path; any non-loopback URL fails like being offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    real = M.urllib.request.urlopen
+
+    def guarded(url, *a, **kw):
+        if not str(getattr(url, "full_url", url)).startswith("http://127.0.0.1:"):
+            raise urllib.error.URLError("network disabled in tests")
+        return real(url, *a, **kw)
+
+    monkeypatch.setattr(M.urllib.request, "urlopen", guarded)
+
+
+def _tiny_state_bytes() -> bytes:
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(300_000, dtype=torch.float32)}, buf)
+    return buf.getvalue()
+
+
+class _Server:
+    def __init__(self, files: dict[str, bytes]):
+        self.files, self.requests = files, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                outer.requests.append(self.path)
+                body = outer.files.get(self.path.lstrip("/"))
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def server():
+    body = _tiny_state_bytes()
+    name = f"tiny-{hashlib.sha256(body).hexdigest()[:8]}.pth"
+    bad = bytearray(body)
+    bad[len(bad) // 2] ^= 0xFF
+    srv = _Server({name: body, f"corrupt/{name}": bytes(bad)})
+    srv.name, srv.body = name, body
+    yield srv
+    srv.close()
+
+
+def test_download_verifies_caches_and_reports_progress(server, tmp_path):
+    calls = []
+    dest = tmp_path / "cache"
+    path = M.download_weights(server.base + server.name, dest, progress=lambda d, t: calls.append((d, t)))
+    assert path == dest / server.name and path.read_bytes() == server.body
+    assert calls[-1] == (len(server.body), len(server.body))
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and len(done) >= 2
+    assert sorted(p.name for p in dest.iterdir()) == [server.name]  # no temp file left
+    assert len(server.requests) == 1
+    again = M.download_weights(server.base + server.name, dest)
+    assert again == path and len(server.requests) == 1  # cached: no network
+    assert torch.load(path, weights_only=True)["w"].shape == (300_000,)
+
+
+def test_corrupted_download_is_rejected_and_not_cached(server, tmp_path):
+    dest = tmp_path / "cache"
+    with pytest.raises(M.ModelError, match="hash mismatch"):
+        M.download_weights(server.base + "corrupt/" + server.name, dest)
+    assert list(dest.iterdir()) == []
+
+
+def test_http_error_and_offline(server, tmp_path):
+    with pytest.raises(M.ModelError, match="404"):
+        M.download_weights(server.base + "missing-12345678.pth", tmp_path)
+    with pytest.raises(M.ModelError, match="no internet and no cached weights") as e:
+        M.imagenet_weights_path("resnet18")
+    assert "--pretrained PATH" in str(e.value)
+    assert list(tmp_path.glob("*.part")) == [] and list(M.weights_cache_dir().iterdir()) == []
+
+
+def test_imagenet_weights_from_cache_without_network(tmp_path):
+    cache = M.weights_cache_dir()
+    assert cache == tmp_path / "torch_home" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.manual_seed(0)
+    src = M.build("resnet18", 1000)
+    sd = {k: v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}  # like torchvision V1
+    torch.save(sd, cache / "resnet18-f37072fd.pth")
+    assert M.imagenet_weights_path("resnet18") == cache / "resnet18-f37072fd.pth"
+    model = M.build("resnet18", 3, pretrained="imagenet")
+    assert torch.equal(model.layer4[1].conv2.weight, src.layer4[1].conv2.weight)
+    assert model.fc.out_features == 3 and model.fc.weight.shape == (3, 512)
+    same_head = M.build("resnet18", 1000, pretrained="imagenet")
+    assert torch.equal(same_head.fc.weight, src.fc.weight)
+
+
+def test_no_imagenet_weights_for_cifar_style():
+    with pytest.raises(M.ModelError, match="resnext29_8x64d has no ImageNet weights"):
+        M.imagenet_weights_path("resnext29_8x64d")
+    with pytest.raises(M.ModelError, match="no ImageNet weights"):
+        M.build("resnext50_8x14d", 3, pretrained="imagenet")
+
+
+def test_local_file_checkpoint_with_module_prefix(tmp_path):
+    torch.manual_seed(0)
+    src = M.build("resnext11_4x8d", 5)
+    path = tmp_path / "best.pt"
+    torch.save({"model": {"module." + k: v for k, v in src.state_dict().items()}, "epoch": 3}, path)
+    model = M.build("resnext11_4x8d", 5, pretrained=str(path))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), src.state_dict().values(),
+                                                   strict=True))
+    torch.save({"state_dict": src.state_dict()}, tmp_path / "sd.pth")
+    new_head = M.build("resnext11_4x8d", 2, pretrained=str(tmp_path / "sd.pth"))
+    assert torch.equal(new_head.conv1.weight, src.conv1.weight) and new_head.fc.out_features == 2
+    info = M.load_weights(M.build("resnext11_4x8d", 2), tmp_path / "sd.pth")
+    assert info["skipped"] == ["fc.bias", "fc.weight"]
+
+
+def test_wrong_shape_layer_named(tmp_path):
+    sd = M.build("resnext11_4x8d", 5).state_dict()
+    sd["layer2.0.conv2.weight"] = torch.zeros(3, 3, 3, 3)
+    torch.save(sd, tmp_path / "w.pth")
+    with pytest.raises(M.ModelError, match=r"layer2\.0\.conv2\.weight.*\(3, 3, 3, 3\).*\(64, 16, 3, 3\)"):
+        M.build("resnext11_4x8d", 5, pretrained=str(tmp_path / "w.pth"))
+
+
+def test_missing_and_unexpected_keys(tmp_path):
+    sd = M.build("resnext11_4x8d", 5).state_dict()
+    sd.pop("layer3.0.bn3.running_var")
+    sd["extra.weight"] = torch.zeros(1)
+    torch.save(sd, tmp_path / "w.pth")
+    with pytest.raises(M.ModelError, match=r"missing 1 keys \(layer3\.0\.bn3\.running_var\).*extra\.weight"):
+        M.build("resnext11_4x8d", 5, pretrained=str(tmp_path / "w.pth"))
+    with torch.device("cpu"):
+        other = M.build("resnet18", 5).state_dict()
+    torch.save(other, tmp_path / "r18.pth")
+    with pytest.raises(M.ModelError, match="r18.pth"):
+        M.build("resnext11_4x8d", 5, pretrained=str(tmp_path / "r18.pth"))
+
+
+@pytest.mark.parametrize("content", ["text", "ints", "empty", "nested"])
+def test_not_a_weights_file(tmp_path, content):
+    path = tmp_path / f"{content}.pth"
+    if content == "text":
+        path.write_text("hello")
+    else:
+        obj = {"ints": {"a": 1}, "empty": {}, "nested": {"model": {"a": [1, 2]}}}[content]
+        torch.save(obj, path)
+    with pytest.raises(M.ModelError, match="not a weights file") as e:
+        M.build("resnext11_4x8d", 2, pretrained=str(path))
+    assert str(path) in str(e.value)
+
+
+def test_missing_weights_file(tmp_path):
+    with pytest.raises(M.ModelError, match="no such weights file"):
+        M.build("resnext11_4x8d", 2, pretrained=str(tmp_path / "nope.pth"))

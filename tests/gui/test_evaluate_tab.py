@@ -1,0 +1,159 @@
+"""Evaluate tab: evaluation.json drawn as cards, heat map (same numbers), per-class table, gallery; Evaluate now."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from gui.evaluate_tab import PAGE_NOT_EVALUATED, PAGE_RESULTS, EvaluateTab
+from gui.worker import active_threads
+
+CLASSES = ["cat", "dog", "fox"]
+
+
+def make_checkpoint(path: Path, data_root: str = "", val_split: float = 0.25) -> Path:
+    """A tiny untrained CIFAR-style ResNeXt (32 px, 3 classes) saved in the studio checkpoint format."""
+    import torch
+
+    from core import checkpoint, models
+    from core.config import DataConfig, RunConfig
+    from core.data import IMAGENET_MEAN, IMAGENET_STD
+
+    torch.manual_seed(0)
+    model = models.build("resnext11_2x4d", len(CLASSES)).eval()
+    cfg = RunConfig(data=DataConfig(root=data_root, image_size=32, val_split=val_split, num_workers=0))
+    cfg.model.arch = "resnext11_2x4d"
+    checkpoint.save(path, {
+        "format": checkpoint.FORMAT, "model": checkpoint.plain_state_dict(model), "arch": "resnext11_2x4d",
+        "num_classes": len(CLASSES), "class_names": CLASSES, "image_size": 32, "resize_size": 32,
+        "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "config": cfg.to_dict(), "epoch": 1, "metrics": {},
+    })
+    return path
+
+
+def make_dataset(root: Path, per_class: int = 4) -> Path:
+    import numpy as np
+
+    for ci, name in enumerate(CLASSES):
+        for i in range(per_class):
+            rng = np.random.default_rng(ci * 100 + i)
+            arr = rng.integers(0, 255, size=(36, 36, 3), dtype=np.uint8)
+            arr[..., ci] = 230
+            (root / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(arr).save(root / name / f"{i}.png")
+    return root
+
+
+def make_run(root: Path, data: Path, evaluation: dict | None) -> Path:
+    run = root / "20240101-000000-resnext11_2x4d-pets"
+    run.mkdir(parents=True)
+    make_checkpoint(run / "best.pt", str(data))
+    (run / "config.json").write_text(json.dumps({"data": {"root": str(data), "val_split": 0.25, "test_split": 0.0},
+                                                 "model": {"arch": "resnext11_2x4d"}}))
+    (run / "status.json").write_text(json.dumps({"status": "completed"}))
+    if evaluation is not None:
+        (run / "evaluation.json").write_text(json.dumps(evaluation))
+    return run
+
+
+def wait_idle(qtbot, w, timeout: int = 90_000) -> None:
+    def idle() -> bool:
+        try:
+            busy = w.is_busy()
+        except RuntimeError:  # the widget is already gone (teardown after a failure): only the threads matter
+            busy = False
+        return not busy and not active_threads()
+
+    qtbot.waitUntil(idle, timeout=timeout)
+
+
+@pytest.fixture
+def tab(qtbot) -> EvaluateTab:
+    w = EvaluateTab()
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    yield w
+    wait_idle(qtbot, w)
+
+
+def sample_evaluation(data: Path) -> dict:
+    cm = [[3, 1, 0], [2, 5, 1], [0, 0, 4]]
+    return {
+        "split": "val", "loss": 0.8123, "accuracy": 12 / 16, "top5": None, "num_samples": 16, "class_names": CLASSES,
+        "confusion_matrix": cm,
+        "per_class": [{"name": "cat", "precision": 0.6, "recall": 0.75, "f1": 0.667, "support": 4},
+                      {"name": "dog", "precision": 0.833, "recall": 0.625, "f1": 0.714, "support": 8},
+                      {"name": "fox", "precision": 0.8, "recall": 1.0, "f1": 0.889, "support": 4}],
+        "misclassified": [
+            {"path": str(data / "cat" / "0.png"), "true": "cat", "predicted": "dog", "confidence": 0.55},
+            {"path": str(data / "dog" / "1.png"), "true": "dog", "predicted": "cat", "confidence": 0.91},
+            {"path": str(data / "dog" / "2.png"), "true": "dog", "predicted": "fox", "confidence": 0.70},
+        ],
+        "errors": [],
+    }
+
+
+@pytest.mark.timeout(180)
+def test_show_run_draws_evaluation_json(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    ev = sample_evaluation(data)
+    run = make_run(tmp_path / "runs", data, ev)
+    tab.show_run(str(run))
+    assert tab.stack.currentIndex() == PAGE_RESULTS
+    assert tab.cm_canvas.texts() == [[str(v) for v in row] for row in ev["confusion_matrix"]]
+    ax = tab.cm_canvas.ax
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    assert tab.acc_card.value.text() == "75.0%"
+    assert not tab.top5_card.isVisibleTo(tab)
+    assert tab.per_class_table.rowCount() == 3
+    assert tab.per_class_table.item(1, 0).text() == "dog"
+    assert tab.per_class_table.item(1, 4).text() == "8"
+
+    tab.norm_radio.setChecked(True)
+    assert tab.cm_canvas.texts()[1] == ["25%", "62%", "12%"]
+    tab.counts_radio.setChecked(True)
+    assert tab.cm_canvas.texts()[0] == ["3", "1", "0"]
+
+    # gallery: most confident mistakes first; clicking one computes its Grad-CAM in a worker
+    assert [e["confidence"] for e in tab.gallery_entries()] == [0.91, 0.70, 0.55]
+    assert tab.gallery.count() == 3
+    assert "dog → cat" in tab.gallery.item(0).text()
+    wait_idle(qtbot, tab)
+    tab.gallery.setCurrentRow(0)
+    wait_idle(qtbot, tab)
+    detail = tab.detail_result()
+    assert detail is not None and detail["path"] == ev["misclassified"][1]["path"]
+    assert detail["cam"] is not None and detail["image"].width() == 36
+
+
+@pytest.mark.timeout(240)
+def test_evaluate_now_runs_in_a_worker_and_saves_the_json(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    tab.show_run(str(run))
+    assert tab.stack.currentIndex() == PAGE_NOT_EVALUATED
+    assert tab.evaluate_now_button.isEnabled()
+    tab.evaluate_now_button.click()
+    assert tab.is_busy()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS, tab.status_label.text()
+    saved = json.loads((run / "evaluation.json").read_text())
+    assert saved["num_samples"] == 3  # 25 % of 12 images, stratified
+    assert tab.cm_canvas.texts() == [[str(v) for v in row] for row in saved["confusion_matrix"]]
+    assert "predictions" not in saved
+
+    # show_run again now reads the saved file
+    tab.show_run(str(run))
+    assert tab.evaluate_button.text() == "Evaluate again"
+    assert tab.stack.currentIndex() == PAGE_RESULTS
+
+
+def test_missing_checkpoint_is_reported(tab, tmp_path):
+    tab.set_checkpoint(str(tmp_path / "nope.pt"), str(tmp_path))
+    tab.evaluate_now()
+    assert not tab.is_busy()
+    assert "Checkpoint not found" in tab.status_label.text()

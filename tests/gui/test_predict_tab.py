@@ -1,0 +1,251 @@
+"""Predict tab: drops (files, folders, non-images) fill one row per input, agreeing with Predictor and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+
+from gui.predict_tab import COL_CLASS, COL_FILE, ERRORS_ONLY, PATH_ROLE, PredictTab
+from gui.worker import active_threads
+
+REPO = Path(__file__).resolve().parents[2]
+CLASSES = ["cat", "dog", "fox"]
+
+
+def make_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A tiny untrained CIFAR-style ResNeXt (32 px, 3 classes) saved in the studio checkpoint format."""
+    import torch
+
+    from core import checkpoint, models
+    from core.config import DataConfig, RunConfig
+    from core.data import IMAGENET_MEAN, IMAGENET_STD
+
+    torch.manual_seed(seed)
+    model = models.build("resnext11_2x4d", len(CLASSES)).eval()
+    cfg = RunConfig(data=DataConfig(image_size=32))
+    cfg.model.arch = "resnext11_2x4d"
+    checkpoint.save(path, {
+        "format": checkpoint.FORMAT, "model": checkpoint.plain_state_dict(model), "arch": "resnext11_2x4d",
+        "num_classes": len(CLASSES), "class_names": CLASSES, "image_size": 32, "resize_size": 32,
+        "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "config": cfg.to_dict(), "epoch": 1, "metrics": {},
+    })
+    return path
+
+
+def make_image(path: Path, seed: int) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, size=(40, 48, 3), dtype=np.uint8)
+    arr[:, : 8 * (seed % 5 + 1)] = (seed * 53 % 255, seed * 97 % 255, 40)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.fixture
+def ckpt(tmp_path: Path) -> Path:
+    return make_checkpoint(tmp_path / "model" / "best.pt")
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, list[Path]]:
+    loose = [make_image(tmp_path / "in" / "a.png", 1), make_image(tmp_path / "in" / "b.jpg", 2)]
+    folder = tmp_path / "in" / "folder"
+    in_folder = [make_image(folder / f"img{i}.png", 10 + i) for i in range(3)]
+    note = tmp_path / "in" / "notes.txt"
+    note.write_text("not an image")
+    return {"loose": loose, "folder": [folder], "in_folder": in_folder, "bad": [note]}
+
+
+@pytest.fixture
+def tab(qtbot, tmp_path: Path) -> PredictTab:
+    (tmp_path / "runs").mkdir()
+    w = PredictTab()
+    w.set_runs_dir(tmp_path / "runs")
+    qtbot.addWidget(w)
+    w.resize(1100, 700)
+    yield w
+    wait_idle(qtbot, w)
+
+
+def wait_idle(qtbot, w, timeout: int = 90_000) -> None:
+    def idle() -> bool:
+        try:
+            busy = w.is_busy()
+        except RuntimeError:  # the widget is already gone (teardown after a failure): only the threads matter
+            busy = False
+        return not busy and not active_threads()
+
+    qtbot.waitUntil(idle, timeout=timeout)
+
+
+def drop(widget, paths: list[Path]) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(widget.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    widget.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(widget.rect().center()), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    widget.dropEvent(event)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.filterwarnings("ignore:Function.*QDragEnterEvent:DeprecationWarning")
+def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckpt, inputs, tmp_path):
+    from core.predict import Predictor
+
+    tab.set_checkpoint(str(ckpt))
+    dropped = inputs["loose"] + inputs["folder"] + inputs["bad"]
+    drop(tab, dropped)
+    wait_idle(qtbot, tab)
+
+    images = [str(p) for p in inputs["loose"] + inputs["in_folder"]]
+    rows = {tab.model.index(r, COL_FILE).data(PATH_ROLE): tab.model.index(r, COL_CLASS).data()
+            for r in range(tab.row_count())}
+    assert tab.row_count() == len(images) + 1
+    results = {str(p.source): p for p in tab.results()}
+    bad = results[str(inputs["bad"][0])]
+    assert not bad.ok and bad.error
+    assert rows[str(inputs["bad"][0])] == "—"
+
+    expected = {p.source: p.label for p in Predictor.from_checkpoint(ckpt, device="cpu").predict(images)}
+    assert {s: results[s].label for s in images} == expected
+    assert {s: rows[s] for s in images} == expected
+    assert tab.stack.currentIndex() == 2
+    assert "1 unreadable" in tab.count_label.text()
+
+    # the same answers from the command line (exit 1: one input was unreadable)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(REPO / "main.py"), "predict", "--checkpoint", str(ckpt), "--json",
+                           "--device", "cpu", *[str(p) for p in dropped]], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=180)
+    assert proc.returncode in (0, 1), proc.stderr
+    doc = json.loads(proc.stdout)
+    cli = {p["source"]: p["label"] for p in doc["predictions"] if p["ok"]}
+    assert cli == expected
+
+
+@pytest.mark.timeout(180)
+def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path):
+    import csv
+
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(p) for p in inputs["loose"] + inputs["folder"] + inputs["bad"]])
+    wait_idle(qtbot, tab)
+    assert tab.visible_row_count() == 6
+
+    tab.mode_combo.setCurrentText(ERRORS_ONLY)
+    assert tab.visible_row_count() == 1
+    tab.mode_combo.setCurrentIndex(0)
+    tab.filter_edit.setText("img")
+    assert tab.visible_row_count() == 3
+    tab.filter_edit.clear()
+    label = tab.results()[-1].label or tab.results()[0].label
+    tab.mode_combo.setCurrentText(label)
+    assert tab.visible_row_count() == sum(1 for r in tab.results() if r.ok and r.label == label)
+    tab.mode_combo.setCurrentIndex(0)
+
+    out = tmp_path / "preds.csv"
+    tab.export_csv(str(out))
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    assert sum(1 for r in rows if r["ok"] == "no") == 1
+
+
+@pytest.mark.timeout(180)
+def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
+    tab.set_checkpoint(str(ckpt))
+    tab.topk_spin.setValue(2)
+    tab.predict_paths([str(inputs["loose"][0])])
+    wait_idle(qtbot, tab)
+    pred = tab.single_result()
+    assert pred is not None and pred.ok
+    assert tab.stack.currentIndex() == 1
+    assert [n for n, _ in tab.bars.items()] == [n for n, _ in pred.top]
+    assert len(tab.bars.items()) == 2
+    assert tab.class_label.text() == pred.label
+    assert tab.cam_check.isEnabled()
+    plain = tab.image_view._pixmap.toImage()
+    tab.cam_check.setChecked(True)
+    assert tab.image_view._pixmap.toImage() != plain
+
+
+@pytest.mark.timeout(180)
+def test_paste_image_from_clipboard(qtbot, tab, ckpt, inputs):
+    tab.set_checkpoint(str(ckpt))
+    QGuiApplication.clipboard().setImage(QImage(str(inputs["loose"][1])))
+    if not QGuiApplication.clipboard().mimeData().hasImage():
+        pytest.skip("this Qt platform has no clipboard")
+    tab.paste()
+    wait_idle(qtbot, tab)
+    assert tab.single_result() is not None and tab.single_result().ok
+    assert tab.file_label.text() == "Pasted image"
+
+
+@pytest.mark.timeout(180)
+def test_cancel_keeps_partial_results_and_stops_the_worker(qtbot, tab, ckpt, tmp_path):
+    folder = tmp_path / "many"
+    for i in range(160):
+        make_image(folder / f"{i:03d}.png", i)
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(folder)])
+    assert tab.is_busy() and tab.cancel_button.isVisibleTo(tab)
+    qtbot.waitUntil(lambda: tab.row_count() > 0 or not tab.is_busy(), timeout=60_000)
+    tab.cancel()
+    wait_idle(qtbot, tab)
+    assert 0 < tab.row_count() < 160
+    assert all(r.ok for r in tab.results())  # no "cancelled" rows are added
+    assert tab.status_label.text().startswith("Cancelled after")
+    assert not tab.cancel_button.isVisibleTo(tab)
+
+
+def test_bad_checkpoint_is_reported_in_the_tab(qtbot, tab, inputs, tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    tab.set_checkpoint(str(bad))
+    tab.predict_paths([str(p) for p in inputs["loose"]])
+    wait_idle(qtbot, tab)
+    assert "broken.pt" in tab.status_label.text()
+    assert tab.row_count() == 0
+    assert tab.stack.currentIndex() == 0  # back to the drop hint
+
+
+def test_no_model_gives_a_hint_and_starts_nothing(qtbot, tab, inputs):
+    assert tab.checkpoint() is None
+    tab.predict_paths([str(inputs["loose"][0])])
+    assert not tab.is_busy()
+    assert "Choose a model" in tab.status_label.text()
+
+
+def test_default_model_is_the_latest_runs_best(qtbot, tmp_path, ckpt):
+    import shutil
+
+    runs = tmp_path / "runs2"
+    for name, started in (("20240101-000000-a-d", 1_700_000_000), ("20240202-000000-b-d", 1_800_000_000)):
+        d = runs / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"model": {"arch": "resnext11_2x4d"}}))
+        (d / "status.json").write_text(json.dumps({"status": "completed", "started": started}))
+        shutil.copy(ckpt, d / "best.pt")
+    w = PredictTab()
+    qtbot.addWidget(w)
+    w.set_runs_dir(runs)
+    assert w.checkpoint() == str(runs / "20240202-000000-b-d" / "best.pt")
+    other = tmp_path / "other.pt"
+    shutil.copy(ckpt, other)
+    w.set_checkpoint(str(other))
+    assert w.checkpoint() == str(other)
+    w.refresh_models()
+    assert w.checkpoint() == str(other)

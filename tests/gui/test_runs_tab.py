@@ -1,0 +1,158 @@
+"""Runs tab: lists run folders (CLI-made too), overlays curves per selected run, exports, asks before deleting."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from core.runs import write_history
+from gui.runs_tab import COL_ARCH, COL_NAME, COL_STATUS, RunsTab
+
+
+def make_run(root: Path, name: str, status: str, epochs: int, started: float, best: bool = True,
+             last: bool = True) -> Path:
+    """A run folder written by hand, as the trainer or the command line leaves it."""
+    d = root / name
+    d.mkdir(parents=True)
+    cfg = RunConfig(data=DataConfig(root="/data/shapes", image_size=32), model=ModelConfig(arch="resnext11_2x4d"),
+                    train=TrainConfig(epochs=5))
+    (d / "config.json").write_text(json.dumps(cfg.to_dict()))
+    (d / "status.json").write_text(json.dumps({"status": status, "started": started}))
+    write_history(d, [{"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.3 + 0.1 * e, "val_loss": 2.2 / e,
+                       "val_acc": 0.25 + 0.1 * e, "lr": 1e-3, "seconds": 1.5} for e in range(1, epochs + 1)])
+    for flag, fname in ((best, "best.pt"), (last, "last.pt")):
+        if flag:
+            (d / fname).write_bytes(b"placeholder")
+    return d
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> dict[str, Path]:
+    root = tmp_path / "runs"
+    return {
+        "done": make_run(root, "20240101-100000-resnext11_2x4d-shapes", "completed", 5, 1_704_100_000),
+        "stopped": make_run(root, "20240102-100000-resnext11_2x4d-shapes", "stopped", 3, 1_704_200_000),
+        "failed": make_run(root, "20240103-100000-resnext11_2x4d-shapes", "failed", 1, 1_704_300_000, best=False,
+                           last=False),
+    }
+
+
+@pytest.fixture
+def tab(qtbot, runs) -> RunsTab:
+    w = RunsTab()
+    qtbot.addWidget(w)
+    w.set_runs_dir(next(iter(runs.values())).parent)
+    w.resize(1200, 800)
+    return w
+
+
+def test_lists_every_run_with_its_columns(tab, runs):
+    assert tab.run_count() == 3
+    listed = {tab.table.item(r, COL_NAME).text(): tab.table.item(r, COL_STATUS).text() for r in range(3)}
+    assert listed == {p.name: s for p, s in ((runs["done"], "completed"), (runs["stopped"], "stopped"),
+                                               (runs["failed"], "failed"))}
+    assert tab.table.item(0, COL_ARCH).text() == "resnext11_2x4d"
+
+
+def test_refresh_picks_up_runs_made_elsewhere(tab, runs):
+    make_run(runs["done"].parent, "20240104-100000-resnet18-cli", "completed", 2, 1_704_400_000)
+    tab.refresh()
+    assert tab.run_count() == 4
+
+
+def test_one_line_per_selected_run(tab, runs):
+    assert len(tab.loss_ax.get_lines()) == 0
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    lines = tab.loss_ax.get_lines()
+    assert len(lines) == 2
+    assert {ln.get_label() for ln in lines} == {runs["done"].name, runs["stopped"].name}
+    assert len({ln.get_color() for ln in lines}) == 2
+    by_label = {ln.get_label(): ln for ln in lines}
+    assert list(by_label[runs["done"].name].get_xdata()) == [1, 2, 3, 4, 5]
+    assert len(tab.acc_ax.get_lines()) == 2
+    tab.train_check.setChecked(True)
+    assert len(tab.loss_ax.get_lines()) == 4
+    assert len(tab.curve_lines()) == 2
+    tab.select_runs([str(runs["failed"])])
+    assert len(tab.curve_lines()) == 1
+
+
+def test_settings_and_buttons_follow_the_selection(tab, runs):
+    tab.select_runs([str(runs["stopped"])])
+    tops = {tab.settings_tree.topLevelItem(i).text(0): tab.settings_tree.topLevelItem(i)
+            for i in range(tab.settings_tree.topLevelItemCount())}
+    assert {"run", "data", "model", "train"} <= set(tops)
+    train = tops["train"]
+    values = {train.child(i).text(0): train.child(i).text(1) for i in range(train.childCount())}
+    assert values["epochs"] == "5"
+    assert tab.resume_button.isEnabled()
+    assert tab.predict_button.isEnabled() and tab.evaluate_button.isEnabled()
+
+    tab.select_runs([str(runs["done"])])
+    assert not tab.resume_button.isEnabled()  # completed runs are not resumed
+    tab.select_runs([str(runs["failed"])])
+    assert not tab.resume_button.isEnabled()  # no last.pt
+    assert not tab.predict_button.isEnabled()  # no best.pt
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    assert not tab.csv_button.isEnabled() and tab.png_button.isEnabled() and tab.delete_button.isEnabled()
+
+
+def test_action_signals(qtbot, tab, runs):
+    tab.select_runs([str(runs["stopped"])])
+    with qtbot.waitSignal(tab.predict_requested) as sig:
+        tab.predict_button.click()
+    assert sig.args == [str(runs["stopped"] / "best.pt")]
+    with qtbot.waitSignal(tab.evaluate_requested) as sig:
+        tab.evaluate_button.click()
+    assert sig.args == [str(runs["stopped"])]
+    with qtbot.waitSignal(tab.resume_requested) as sig:
+        tab.resume_button.click()
+    assert sig.args == [str(runs["stopped"])]
+
+
+def test_exports(tab, runs, tmp_path):
+    tab.select_runs([str(runs["done"])])
+    out = tmp_path / "hist.csv"
+    tab.export_history_csv(str(runs["done"]), str(out))
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert float(rows[1]["val_acc"]) == pytest.approx(0.45)
+    png = tmp_path / "curves.png"
+    tab.export_curves_png(str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_delete_asks_and_removes(tab, runs, monkeypatch):
+    asked = []
+
+    def answer(reply):
+        def question(*args, **kwargs):
+            asked.append(args[2] if len(args) > 2 else "")
+            return reply
+        return question
+
+    tab.select_runs([str(runs["failed"])])
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    assert tab.delete_selected() is False
+    assert runs["failed"].is_dir() and tab.run_count() == 3
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    assert tab.delete_selected() is True
+    assert len(asked) == 2 and runs["failed"].name in asked[-1]
+    assert not runs["failed"].exists()
+    assert tab.run_count() == 2
+    assert runs["done"].is_dir()
+
+
+def test_empty_runs_folder_shows_a_hint(qtbot, tmp_path):
+    w = RunsTab()
+    qtbot.addWidget(w)
+    w.set_runs_dir(tmp_path / "nothing-here")
+    assert w.run_count() == 0
+    assert w.table_stack.currentIndex() == 1
+    assert "No runs yet" in w.empty_label.text()
