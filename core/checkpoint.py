@@ -64,8 +64,10 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (refused by the safe loader: {first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (unreadable: {e})") from None
+    except Exception as e:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
+        why = (str(e).strip().split(". ")[0] or "file is empty or cut short") if not isinstance(e, KeyError) \
+            else "not a torch.save file"
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (unreadable: {why})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (contains a {type(ckpt).__name__}, not a dict)")
     if "format" not in ckpt:

@@ -179,6 +179,11 @@ def _train_config(args: argparse.Namespace):
             cfg = RunConfig.from_json(Path(args.config))
         except (OSError, ConfigError) as e:
             raise UsageError(f"--config {args.config}: {e}") from None
+    if args.arch is None and cfg.model.arch == "auto":
+        # Device-suited defaults first, so every flag the user gives below overrides them.
+        from core.engine import resolve_defaults, resolve_device
+
+        cfg = resolve_defaults(cfg, resolve_device(args.device or cfg.train.device))
     d, m, t = cfg.data, cfg.model, cfg.train
     d.root = args.data
     for name, obj in (

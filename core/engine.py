@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import json
 import math
 import random
 import threading
@@ -314,6 +315,17 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
 
 
+def _mode_of(config: RunConfig | None, resume: str | Path | None) -> str:
+    """The training mode of a new run (its config) or of a run being resumed (its config.json)."""
+    if config is not None and not resume:
+        return config.model.mode
+    try:
+        stored = json.loads((Path(resume) / "config.json").read_text(encoding="utf-8"))
+        return str(stored.get("model", {}).get("mode", "scratch"))
+    except (OSError, ValueError, TypeError):
+        return "scratch"
+
+
 class Trainer:
     """Trains one run: `Trainer(config, index, callbacks).fit()`.
 
@@ -324,6 +336,14 @@ class Trainer:
     data folder, split, resume checkpoint) and raises ConfigError, data.DataError or checkpoint.CheckpointError;
     `fit()` itself never raises for training problems.
     """
+
+    def __new__(cls, config: RunConfig | None = None, *args: Any, **kwargs: Any) -> Trainer:
+        # Mode "linear" trains the head on cached backbone features: core.transfer.LinearTrainer does that.
+        if cls is Trainer and _mode_of(config, kwargs.get("resume")) == "linear":
+            from core.transfer import LinearTrainer
+
+            return super().__new__(LinearTrainer)
+        return super().__new__(cls)
 
     def __init__(self, config: RunConfig | None, index: data.DatasetIndex | None = None,
                  callbacks: Iterable[Callback] = (), stop: StopToken | None = None,

@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
 from gui.predict_tab import PredictorCache
-from gui.worker import FunctionWorker, start_worker
+from gui.worker import FunctionWorker, connect_worker, start_worker
 
 GALLERY_LIMIT = 500
 TILE = 96
@@ -522,8 +522,9 @@ class EvaluateTab(QWidget):
         split = self.split_combo.currentText()
         worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to)
         worker.progress.connect(self._on_eval_progress)
-        worker.result.connect(lambda ev, c=ckpt: self.show_evaluation(ev, c))
-        worker.failed.connect(lambda msg: self._set_status(f"Evaluation failed: {msg}", error=True))
+        # Lambdas connected straight to a worker run on its thread; connect_worker relays them to ours.
+        connect_worker(worker, self, result=lambda ev, c=ckpt: self.show_evaluation(ev, c),
+                       failed=lambda msg: self._set_status(f"Evaluation failed: {msg}", error=True))
         worker.finished.connect(self._on_eval_finished)
         self._eval_worker = worker
         self.progress.setRange(0, 0)
@@ -646,7 +647,7 @@ class EvaluateTab(QWidget):
         worker = FunctionWorker(_thumbs_job, [e["path"] for e in self._gallery_rows], self._generation,
                                 self._thumb_queue)
         worker.progress.connect(self._drain_thumbs)
-        worker.finished.connect(lambda w=worker: self._on_thumbs_finished(w))
+        connect_worker(worker, self, finished=lambda w=worker: self._on_thumbs_finished(w))
         self._thumb_worker = worker
         start_worker(worker, self)
 
@@ -686,7 +687,7 @@ class EvaluateTab(QWidget):
         self.detail_view.set_hint("Computing Grad-CAM…")
         worker = FunctionWorker(_cam_job, self._cache, self._checkpoint, path, predicted)
         worker.result.connect(self._on_cam)
-        worker.failed.connect(lambda msg: self.detail_view.set_hint(msg))
+        worker.failed.connect(self.detail_view.set_hint)
         worker.finished.connect(self._on_cam_finished)
         self._cam_worker = worker
         start_worker(worker, self)

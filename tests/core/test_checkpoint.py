@@ -118,3 +118,13 @@ def test_plain_state_dict_strips_compile_prefix():
 
     sd = checkpoint.plain_state_dict(Wrapper(model))
     assert set(sd) == {"0.weight", "0.bias"}
+
+
+def test_garbage_files_are_named_not_crashes(tmp_path):
+    from core.checkpoint import CheckpointError, load
+
+    for name, content in (("notes.pt", b"hello"), ("empty.pt", b""), ("zip.pt", b"PK\x03\x04garbage")):
+        p = tmp_path / name
+        p.write_bytes(content)
+        with pytest.raises(CheckpointError, match=name):
+            load(p)

@@ -1,0 +1,98 @@
+"""GUI start-up: display checks, QApplication, stylesheet, settings, the main window."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ORG = "ResNeXt Studio"
+APP = "ResNeXt Studio"
+NO_DISPLAY_MESSAGE = ("ResNeXt Studio needs a display: run it in a desktop session, or use the command line: "
+                      "python main.py --help (headless: QT_QPA_PLATFORM=offscreen)")
+XCB_CURSOR_MESSAGE = ("ResNeXt Studio needs the X11 library libxcb-cursor0 (Qt's xcb plugin): "
+                      "sudo apt install libxcb-cursor0")
+STYLE_PATH = Path(__file__).with_name("style.qss")
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "resources" / "sample"
+
+
+def check_display(environ: dict[str, str] | None = None, platform: str | None = None) -> str | None:
+    """The one-line reason the window cannot open here, or None when Qt has somewhere to draw."""
+    env = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    qpa = env.get("QT_QPA_PLATFORM", "").strip()
+    if not qpa and not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        return NO_DISPLAY_MESSAGE
+    uses_xcb = qpa.startswith("xcb") or (not qpa and not env.get("WAYLAND_DISPLAY"))
+    if uses_xcb:
+        import ctypes.util
+
+        if ctypes.util.find_library("xcb-cursor") is None:
+            return XCB_CURSOR_MESSAGE
+    return None
+
+
+def settings():  # -> QSettings
+    """The application's settings (an INI file in the user scope, so tests can redirect it with QSettings.setPath)."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
+
+
+def load_stylesheet() -> str:
+    try:
+        return STYLE_PATH.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="main.py gui", description="Open the ResNeXt Studio window.")
+    p.add_argument("--data", metavar="DIR", help="data set folder to open")
+    args, _qt_args = p.parse_known_args(argv)
+    return args
+
+
+def create_application(argv: list[str] | None = None):  # -> QApplication
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([sys.argv[0] if sys.argv else "resnext-studio", *(argv or [])])
+    app.setOrganizationName(ORG)
+    app.setApplicationName(APP)
+    app.setApplicationDisplayName(APP)
+    app.setStyle("Fusion")
+    app.setStyleSheet(load_stylesheet())
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the main window; returns the exit code (2 with one line on stderr when no display is usable)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parse(argv)
+    if args.data and not Path(args.data).is_dir():
+        print(f"--data {args.data}: not a folder", file=sys.stderr)
+        return 2
+    problem = check_display()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    app = create_application()
+    from gui.main_window import MainWindow
+
+    window = MainWindow(data_dir=args.data, defer=True)
+    window.show()
+    window.start_background_init()
+    if os.environ.get("RESNEXT_STUDIO_EXIT_WHEN_SHOWN"):  # start-up benchmark: report and leave
+        from PySide6.QtCore import QTimer
+
+        def _report() -> None:
+            print(f"window-visible {window.isVisible()}", flush=True)
+            os._exit(0)  # a measurement hook: skip waiting for the background imports
+
+        QTimer.singleShot(0, _report)
+    return int(app.exec())

@@ -1,0 +1,213 @@
+"""Matplotlib canvases for the GUI: live training curves (set_data updates) and the class-balance bar chart."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QSizePolicy
+
+TRAIN_COLOR = "#2f6fdf"
+VAL_COLOR = "#e0672b"
+BATCH_COLOR = "#9bb7ea"
+_RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
+       "legend.fontsize": 8}
+
+
+def _style_axes(ax: Any) -> None:
+    ax.grid(True, color="#e3e6ea", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color("#9aa3ad")
+    ax.tick_params(colors="#4a525c")
+
+
+class _Canvas(FigureCanvasQTAgg):
+    """A canvas that redraws at most every MIN_DRAW_INTERVAL_S, and only while it is visible."""
+
+    MIN_DRAW_INTERVAL_S = 0.25
+
+    def __init__(self, width: float, height: float) -> None:
+        import matplotlib
+
+        with matplotlib.rc_context(_RC):
+            fig = Figure(figsize=(width, height), dpi=100, layout="constrained", facecolor="white")
+        super().__init__(fig)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumHeight(160)
+        self._last_draw = 0.0
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._flush)
+
+    def request_draw(self) -> None:
+        """Schedule a redraw, coalescing bursts of updates (batch events) into a few draws per second."""
+        self._dirty = True
+        if not self.isVisible():
+            return  # drawn by showEvent
+        wait = self.MIN_DRAW_INTERVAL_S - (time.monotonic() - self._last_draw)
+        if wait <= 0:
+            self._flush()
+        elif not self._timer.isActive():
+            self._timer.start(int(wait * 1000) + 1)
+
+    def _flush(self) -> None:
+        if self._dirty and self.isVisible():
+            self._dirty = False
+            self._last_draw = time.monotonic()
+            self.draw_idle()
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().showEvent(event)
+        if self._dirty:
+            self._flush()
+
+
+class TrainingCharts(_Canvas):
+    """Loss and accuracy against epochs: per-epoch train/val points and a smoothed per-batch training loss.
+
+    The Line2D handles are created once; updates call set_data + relim + autoscale_view + draw_idle (throttled).
+    """
+
+    SMOOTHING = 0.9  # exponential moving average of the batch loss (bias-corrected)
+
+    def __init__(self, width: float = 7.0, height: float = 3.2) -> None:
+        super().__init__(width, height)
+        self.ax_loss, self.ax_acc = self.figure.subplots(1, 2)
+        for ax, title, ylabel in ((self.ax_loss, "Loss", "loss"), (self.ax_acc, "Accuracy", "accuracy (%)")):
+            _style_axes(ax)
+            ax.set_title(title, loc="left", fontweight="bold")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        (self.batch_line,) = self.ax_loss.plot([], [], color=BATCH_COLOR, linewidth=1.2, label="train (batches)")
+        (self.train_loss_line,) = self.ax_loss.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train")
+        (self.val_loss_line,) = self.ax_loss.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation")
+        (self.train_acc_line,) = self.ax_acc.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train")
+        (self.val_acc_line,) = self.ax_acc.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation")
+        self.ax_loss.legend(loc="best", frameon=False)
+        self.ax_acc.legend(loc="lower right", frameon=False)
+        self.reset()
+
+    def reset(self) -> None:
+        self.epochs: list[int] = []
+        self.train_loss: list[float] = []
+        self.val_loss: list[float] = []
+        self.train_acc: list[float] = []
+        self.val_acc: list[float] = []
+        self.batch_x: list[float] = []
+        self.batch_y: list[float] = []
+        self._ema = 0.0
+        self._ema_n = 0
+        self._refresh()
+
+    @property
+    def epoch_points(self) -> int:
+        """Number of per-epoch points drawn on the training-loss curve."""
+        return len(self.train_loss_line.get_xdata())
+
+    def add_batch(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        if loss is None or not math.isfinite(loss):
+            return
+        self._ema_n += 1
+        self._ema = self.SMOOTHING * self._ema + (1 - self.SMOOTHING) * float(loss)
+        smoothed = self._ema / (1 - self.SMOOTHING ** self._ema_n)
+        # epoch is 1-based and the epoch's point sits at x = epoch, so batch k of epoch e sits at e - 1 + k/steps
+        self.batch_x.append(epoch - 1 + step / max(steps, 1))
+        self.batch_y.append(smoothed)
+        self.batch_line.set_data(self.batch_x, self.batch_y)
+        self._rescale(self.ax_loss)
+
+    def add_epoch(self, epoch: int, train_loss: float, train_acc: float, val_loss: float | None,
+                  val_acc: float | None) -> None:
+        self.epochs.append(epoch)
+        self.train_loss.append(train_loss)
+        self.train_acc.append(100.0 * train_acc)
+        self.val_loss.append(math.nan if val_loss is None else val_loss)
+        self.val_acc.append(math.nan if val_acc is None else 100.0 * val_acc)
+        self._refresh()
+
+    def add_metrics(self, m: Any) -> None:
+        """Add one core.engine.EpochMetrics."""
+        self.add_epoch(m.epoch, m.train_loss, m.train_acc, m.val_loss, m.val_acc)
+
+    def set_history(self, history: Sequence[dict]) -> None:
+        """Show the epochs of an existing run (resume); rows as in history.csv."""
+        self.reset()
+        def num(row: dict, key: str) -> float | None:
+            v = row.get(key)
+            try:
+                return None if v in (None, "") else float(v)
+            except (TypeError, ValueError):
+                return None
+
+        for row in history:
+            self.epochs.append(int(float(row.get("epoch", len(self.epochs) + 1))))
+            tl, ta = num(row, "train_loss"), num(row, "train_acc")
+            self.train_loss.append(math.nan if tl is None else tl)
+            self.train_acc.append(math.nan if ta is None else 100.0 * ta)
+            vl, va = num(row, "val_loss"), num(row, "val_acc")
+            self.val_loss.append(math.nan if vl is None else vl)
+            self.val_acc.append(math.nan if va is None else 100.0 * va)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.train_loss_line.set_data(self.epochs, self.train_loss)
+        self.val_loss_line.set_data(self.epochs, self.val_loss)
+        self.train_acc_line.set_data(self.epochs, self.train_acc)
+        self.val_acc_line.set_data(self.epochs, self.val_acc)
+        self.batch_line.set_data(self.batch_x, self.batch_y)
+        self._rescale(self.ax_loss)
+        self._rescale(self.ax_acc)
+
+    def _rescale(self, ax: Any) -> None:
+        ax.relim()
+        ax.autoscale_view()
+        right = max([1, *self.epochs, *(math.ceil(x) for x in self.batch_x[-1:])])
+        ax.set_xlim(0, right + (0.2 if self.epochs or self.batch_x else 0))
+        if ax is self.ax_acc:
+            ax.set_ylim(0, 101)
+        elif not (self.epochs or self.batch_x):
+            ax.set_ylim(0, 1, auto=True)  # auto=True: later data still rescales the axis
+        self.request_draw()
+
+
+class BarChart(_Canvas):
+    """Horizontal bars: images per class, with the count printed at the end of each bar."""
+
+    def __init__(self, width: float = 4.0, height: float = 2.6) -> None:
+        super().__init__(width, height)
+        self.ax = self.figure.subplots()
+        self.set_counts([], [])
+
+    def set_counts(self, names: Sequence[str], counts: Sequence[int]) -> None:
+        ax = self.ax
+        ax.clear()
+        _style_axes(ax)
+        ax.grid(True, axis="x", color="#e3e6ea")
+        ax.grid(False, axis="y")
+        ax.set_title("Images per class", loc="left", fontweight="bold", fontsize=10)
+        if not names:
+            ax.text(0.5, 0.5, "no data set loaded", ha="center", va="center", color="#8a939c",
+                    transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        else:
+            y = list(range(len(names)))
+            mean = sum(counts) / len(counts)
+            colors = [VAL_COLOR if c < 0.5 * mean else TRAIN_COLOR for c in counts]
+            bars = ax.barh(y, counts, color=colors, height=0.65)
+            ax.set_yticks(y, [n if len(n) <= 18 else n[:17] + "…" for n in names], fontsize=8)
+            ax.invert_yaxis()
+            ax.bar_label(bars, padding=3, fontsize=8, color="#4a525c")
+            ax.set_xlim(0, max(counts) * 1.18 + 1)
+        self.request_draw()

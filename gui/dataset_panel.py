@@ -1,0 +1,694 @@
+"""Dataset tab: choose and scan a folder, classes and balance, thumbnails, problems, split and augmentation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QImage
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.app import settings
+from gui.widgets import Banner, ImageGrid, load_json_setting, pil_to_qimage, read_thumbnail, store_json_setting
+from gui.worker import FunctionWorker, connect_worker, start_worker
+
+MAX_RECENT = 10
+MAX_THUMBS = 600
+THUMB_CHUNK = 24
+THUMB_SIZE = 72
+PREVIEW_COUNT = 8
+AUGMENT_LEVELS = ("none", "light", "standard", "strong")
+LAYOUT_NAMES = {"classes": "class folders", "splits": "train/val/test folders"}
+
+
+def _scan(folder: str, progress: Any = None, stop: Any = None) -> Any:
+    from core.data import scan
+
+    return scan(folder, progress=progress, stop=stop)
+
+
+def _preview(path: str, cfg: Any, n: int, seed: int) -> list[QImage]:
+    from core.data import preview_augmentations
+
+    return [pil_to_qimage(im) for im in preview_augmentations(path, cfg, n=n, seed=seed)]
+
+
+class ThumbnailLoader(QObject):
+    """Loads thumbnails in a worker thread and hands them over in chunks: chunk(list[(row, QImage)])."""
+
+    chunk = Signal(object)
+    finished = Signal()
+
+    def __init__(self, paths: list[str], size: int = THUMB_SIZE) -> None:
+        super().__init__()
+        self.paths = paths
+        self.size = size
+        self._stop = False
+
+    def cancel(self) -> None:
+        self._stop = True
+
+    @Slot()
+    def run(self) -> None:
+        batch: list[tuple[int, QImage]] = []
+        try:
+            for row, path in enumerate(self.paths):
+                if self._stop:
+                    return
+                batch.append((row, read_thumbnail(path, self.size)))
+                if len(batch) >= THUMB_CHUNK:
+                    self.chunk.emit(batch)
+                    batch = []
+            if batch and not self._stop:
+                self.chunk.emit(batch)
+        finally:
+            self.finished.emit()
+
+
+class DatasetPanel(QWidget):
+    """Everything about the data set. `index` holds the last good scan; `data_config()` the chosen settings."""
+
+    index_changed = Signal(object)  # DatasetIndex | None
+    scan_finished = Signal(object)  # DatasetIndex, or None when the scan failed or was cancelled
+    config_changed = Signal()  # split / size / augmentation changed
+    status_message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, defer_charts: bool = False) -> None:
+        super().__init__(parent)
+        self.balance_chart: Any = None  # gui.charts.BarChart, created by ensure_charts() (matplotlib is slow)
+        self._chart_data: tuple[list, list] = ([], [])
+        self.index: Any = None
+        self.folder = ""
+        self.last_error = ""
+        self._scan_worker: FunctionWorker | None = None
+        self._scan_gen = 0
+        self._thumb_loader: ThumbnailLoader | None = None
+        self._thumb_gen = 0
+        self._preview_worker: FunctionWorker | None = None
+        self._preview_pending = False
+        self._preview_sample = 0
+        self._restoring = True
+        self._build()
+        self._restore_settings()
+        self._restoring = False
+        if not defer_charts:
+            self.ensure_charts()
+
+    def ensure_charts(self) -> None:
+        """Create the matplotlib chart (deferred at start-up so the window shows before matplotlib loads)."""
+        if self.balance_chart is None:
+            from gui.charts import BarChart
+
+            self.balance_chart = BarChart(4.0, 2.4)
+            self.chart_holder.layout().addWidget(self.balance_chart)
+            self.balance_chart.set_counts(*self._chart_data)
+
+    def _set_chart(self, names: list, counts: list) -> None:
+        self._chart_data = (list(names), list(counts))
+        if self.balance_chart is not None:
+            self.balance_chart.set_counts(names, counts)
+
+    # ---- layout -------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        root.setContentsMargins(12, 12, 12, 8)
+        root.setSpacing(8)
+
+        bar = QHBoxLayout()
+        title = QLabel("Data set folder")
+        title.setObjectName("sectionTitle")
+        bar.addWidget(title)
+        self.recent_combo = QComboBox()
+        self.recent_combo.setMinimumContentsLength(40)
+        self.recent_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.recent_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.recent_combo.setToolTip("Recently opened data sets; pick one to open it again")
+        self.recent_combo.activated.connect(self._on_recent_activated)
+        bar.addWidget(self.recent_combo, 1)
+        self.browse_button = QPushButton("Open folder…")
+        self.browse_button.setToolTip("Choose a folder with one sub-folder per class (or train/val/test folders)")
+        self.browse_button.clicked.connect(self.browse)
+        bar.addWidget(self.browse_button)
+        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button.setToolTip("Scan the folder again (after adding or removing images)")
+        self.rescan_button.clicked.connect(lambda: self.folder and self.load_folder(self.folder))
+        bar.addWidget(self.rescan_button)
+        root.addLayout(bar)
+
+        prog = QHBoxLayout()
+        self.scan_label = QLabel("")
+        self.scan_progress = QProgressBar()
+        self.scan_progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop scanning")
+        self.cancel_button.clicked.connect(self.cancel_scan)
+        prog.addWidget(self.scan_label)
+        prog.addWidget(self.scan_progress, 1)
+        prog.addWidget(self.cancel_button)
+        self.scan_row = QWidget()
+        self.scan_row.setLayout(prog)
+        prog.setContentsMargins(0, 0, 0, 0)
+        self.scan_row.hide()
+        root.addWidget(self.scan_row)
+
+        self.banner = Banner()
+        root.addWidget(self.banner)
+        self.summary_label = QLabel("Open a folder of images sorted into one sub-folder per class, or drop it here.")
+        self.summary_label.setObjectName("summaryLabel")
+        self.summary_label.setWordWrap(True)
+        root.addWidget(self.summary_label)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
+        split.addWidget(self._build_classes())
+        split.addWidget(self._build_middle())
+        split.addWidget(self._build_settings())
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 5)
+        split.setStretchFactor(2, 3)
+        split.setSizes([330, 560, 360])
+        root.addWidget(split, 1)
+
+    def _build_classes(self) -> QWidget:
+        box = QGroupBox("Classes")
+        lay = QVBoxLayout(box)
+        self.class_table = QTableWidget(0, 2)
+        self.class_table.setHorizontalHeaderLabels(["Class", "Images"])
+        self.class_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.class_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.class_table.verticalHeader().hide()
+        self.class_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.class_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.class_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.class_table.setAlternatingRowColors(True)
+        self.class_table.itemSelectionChanged.connect(self._on_class_selected)
+        self.class_table.setToolTip("Select a class to see its images")
+        lay.addWidget(self.class_table, 2)
+        self.chart_holder = QWidget()
+        self.chart_holder.setMinimumHeight(180)
+        holder = QVBoxLayout(self.chart_holder)
+        holder.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.chart_holder, 3)
+        return box
+
+    def _build_middle(self) -> QWidget:
+        self.middle_tabs = QTabWidget()
+        images = QWidget()
+        il = QVBoxLayout(images)
+        self.thumb_label = QLabel("Select a class on the left to see its images.")
+        self.thumb_label.setObjectName("hintLabel")
+        il.addWidget(self.thumb_label)
+        self.thumb_grid = ImageGrid(THUMB_SIZE, selectable=True)
+        self.thumb_grid.itemDoubleClicked.connect(lambda it: self.reveal(it.toolTip()))
+        il.addWidget(self.thumb_grid, 1)
+        self.middle_tabs.addTab(images, "Images")
+
+        problems = QWidget()
+        pl = QVBoxLayout(problems)
+        pl.addWidget(QLabel("Files that could not be used (they are skipped):"))
+        self.bad_table = QTableWidget(0, 3)
+        self.bad_table.setHorizontalHeaderLabels(["File", "Reason", ""])
+        hh = self.bad_table.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.bad_table.verticalHeader().hide()
+        self.bad_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.bad_table.setWordWrap(False)
+        pl.addWidget(self.bad_table, 3)
+        pl.addWidget(QLabel("Identical files (kept together in one split):"))
+        self.dup_list = QListWidget()
+        self.dup_list.itemDoubleClicked.connect(lambda it: self.reveal(it.data(Qt.ItemDataRole.UserRole)))
+        pl.addWidget(self.dup_list, 2)
+        self.middle_tabs.addTab(problems, "Problems")
+        return self.middle_tabs
+
+    def _build_settings(self) -> QWidget:
+        col = QWidget()
+        lay = QVBoxLayout(col)
+        lay.setContentsMargins(0, 0, 0, 0)
+
+        split_box = QGroupBox("Split")
+        f = QFormLayout(split_box)
+        self.val_spin = QSpinBox()
+        self.val_spin.setRange(0, 90)
+        self.val_spin.setSuffix(" %")
+        self.val_spin.setValue(20)
+        self.val_spin.setToolTip("Share of each class held out to validate after every epoch")
+        self.test_spin = QSpinBox()
+        self.test_spin.setRange(0, 90)
+        self.test_spin.setSuffix(" %")
+        self.test_spin.setToolTip("Share of each class kept aside for the final test (never used in training)")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setToolTip("Random seed of the split: the same seed gives the same split")
+        self.split_counts = QLabel("–")
+        self.split_counts.setObjectName("hintLabel")
+        f.addRow("Validation", self.val_spin)
+        f.addRow("Test", self.test_spin)
+        f.addRow("Seed", self.seed_spin)
+        f.addRow("Images", self.split_counts)
+        lay.addWidget(split_box)
+
+        aug_box = QGroupBox("Input and augmentation")
+        g = QFormLayout(aug_box)
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(16, 1024)
+        self.size_spin.setSingleStep(16)
+        self.size_spin.setValue(64)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setToolTip("Side of the square image the network sees (32-64 for small images, 224 for photos)")
+        self.augment_combo = QComboBox()
+        self.augment_combo.addItems(AUGMENT_LEVELS)
+        self.augment_combo.setCurrentText("standard")
+        self.augment_combo.setToolTip("How strongly training images are randomly cropped and scaled")
+        self.flip_check = QCheckBox("Horizontal flip")
+        self.flip_check.setChecked(True)
+        self.flip_check.setToolTip("Mirror training images at random (off for text, digits, left/right classes)")
+        self.jitter_spin = QDoubleSpinBox()
+        self.jitter_spin.setRange(0.0, 1.0)
+        self.jitter_spin.setSingleStep(0.1)
+        self.jitter_spin.setDecimals(2)
+        self.jitter_spin.setToolTip("Random brightness / contrast / saturation changes (0 = off, 1 = strong)")
+        self.erasing_spin = QDoubleSpinBox()
+        self.erasing_spin.setRange(0.0, 1.0)
+        self.erasing_spin.setSingleStep(0.1)
+        self.erasing_spin.setDecimals(2)
+        self.erasing_spin.setToolTip("Probability of blanking a random rectangle of each training image")
+        g.addRow("Image size", self.size_spin)
+        g.addRow("Augmentation", self.augment_combo)
+        g.addRow("", self.flip_check)
+        g.addRow("Colour jitter", self.jitter_spin)
+        g.addRow("Random erasing", self.erasing_spin)
+        lay.addWidget(aug_box)
+
+        prev_box = QGroupBox("Augmentation preview")
+        pv = QVBoxLayout(prev_box)
+        self.preview_grid = ImageGrid(72, selectable=False)
+        self.preview_grid.setMinimumHeight(200)
+        pv.addWidget(self.preview_grid, 1)
+        row = QHBoxLayout()
+        self.preview_label = QLabel("")
+        self.preview_label.setObjectName("hintLabel")
+        self.preview_label.setWordWrap(True)
+        self.preview_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        row.addWidget(self.preview_label, 1)
+        self.preview_next = QPushButton("Another image")
+        self.preview_next.setToolTip("Preview the augmentations on a different training image")
+        self.preview_next.clicked.connect(self._next_preview_sample)
+        row.addWidget(self.preview_next)
+        pv.addLayout(row)
+        lay.addWidget(prev_box, 1)
+
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(250)
+        self._preview_timer.timeout.connect(self._start_preview)
+        for w in (self.val_spin, self.test_spin, self.seed_spin):
+            w.valueChanged.connect(self._on_split_changed)
+        for w in (self.size_spin, self.jitter_spin, self.erasing_spin):
+            w.valueChanged.connect(self._on_augment_changed)
+        self.augment_combo.currentIndexChanged.connect(self._on_augment_changed)
+        self.flip_check.toggled.connect(self._on_augment_changed)
+        return col
+
+    # ---- public API ---------------------------------------------------------------------------------------------
+    def browse(self) -> None:
+        start = self.folder or str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open a data set folder", start)
+        if folder:
+            self.load_folder(folder)
+
+    def handle_dropped_paths(self, paths: list[str]) -> bool:
+        folders = [p for p in paths if os.path.isdir(p)]
+        if not folders:
+            return False
+        self.load_folder(folders[0])
+        return True
+
+    def load_folder(self, folder: str) -> None:
+        """Scan `folder` in the background; the result fills the panel (scan_finished is emitted either way)."""
+        folder = str(folder)
+        self.cancel_scan()
+        self._scan_gen += 1
+        gen = self._scan_gen
+        self.folder = folder
+        self.banner.clear_message()
+        self.summary_label.setText(f"Scanning {folder} …")
+        self.scan_label.setText("Checking images")
+        self.scan_progress.setRange(0, 0)
+        self.scan_row.show()
+        worker = FunctionWorker(_scan, folder)
+        connect_worker(worker, self,
+                       progress=lambda d, t: gen == self._scan_gen and self._on_scan_progress(d, t),
+                       result=lambda idx: gen == self._scan_gen and self._on_scan_done(idx),
+                       failed=lambda msg: gen == self._scan_gen and self._on_scan_failed(msg, worker.cancelled))
+        self._scan_worker = worker
+        start_worker(worker, self)
+
+    def cancel_scan(self) -> None:
+        if self._scan_worker is not None:
+            self._scan_worker.cancel()
+
+    def cancel_all(self) -> None:
+        """Stop every background job of this panel (scan, thumbnails, preview)."""
+        self.cancel_scan()
+        self._preview_timer.stop()
+        if self._thumb_loader is not None:
+            self._thumb_loader.cancel()
+
+    def is_scanning(self) -> bool:
+        return self._scan_worker is not None
+
+    def set_image_size(self, size: int) -> None:
+        self.size_spin.setValue(int(size))
+
+    def image_size(self) -> int:
+        return int(self.size_spin.value())
+
+    def data_config(self) -> Any:
+        """The chosen data settings as a core.config.DataConfig."""
+        from core.config import DataConfig
+
+        return DataConfig(
+            root=self.index.root if self.index is not None else self.folder,
+            image_size=self.image_size(),
+            val_split=self.val_spin.value() / 100.0,
+            test_split=self.test_spin.value() / 100.0,
+            seed=int(self.seed_spin.value()),
+            augment=self.augment_combo.currentText(),
+            hflip=self.flip_check.isChecked(),
+            color_jitter=round(self.jitter_spin.value(), 3),
+            random_erasing=round(self.erasing_spin.value(), 3),
+        )
+
+    def reveal(self, path: str | None) -> bool:
+        """Open the folder holding `path` in the file manager."""
+        if not path:
+            return False
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+
+    # ---- scan results -------------------------------------------------------------------------------------------
+    def _on_scan_progress(self, done: int, total: int) -> bool:
+        if total > 0:
+            self.scan_progress.setRange(0, total)
+            self.scan_progress.setValue(done)
+            self.scan_progress.setFormat("%v / %m images")
+        return True
+
+    def _on_scan_failed(self, message: str, cancelled: bool) -> bool:
+        self.scan_row.hide()
+        self._scan_worker = None
+        if cancelled:
+            self.last_error = ""
+            self.banner.set_info(f"Scan of {self.folder} cancelled.")
+            self.summary_label.setText("")
+        else:
+            self.last_error = message
+            self.banner.set_error(message)
+            self.summary_label.setText("Fix the folder and press Rescan, or open another folder.")
+            self._remember_folder(self.folder, ok=False)
+        self.index = None
+        self._fill(None)
+        self.index_changed.emit(None)
+        self.scan_finished.emit(None)
+        return True
+
+    def _on_scan_done(self, index: Any) -> bool:
+        self.scan_row.hide()
+        self._scan_worker = None
+        self.last_error = ""
+        self.index = index
+        self._remember_folder(index.root, ok=True)
+        self._fill(index)
+        self.status_message.emit(f"Opened {index.root}: {len(index.classes)} classes, {len(index.samples)} images")
+        self.index_changed.emit(index)
+        self.scan_finished.emit(index)
+        return True
+
+    def _fill(self, index: Any) -> None:
+        self.class_table.setRowCount(0)
+        self.bad_table.setRowCount(0)
+        self.dup_list.clear()
+        self._clear_thumbs()
+        self.preview_grid.clear()
+        if index is None:
+            self._set_chart([], [])
+            self.split_counts.setText("–")
+            self.middle_tabs.setTabText(1, "Problems")
+            return
+        counts = index.counts()
+        self.class_table.setRowCount(len(index.classes))
+        for row, name in enumerate(index.classes):
+            self.class_table.setItem(row, 0, QTableWidgetItem(name))
+            count = QTableWidgetItem()
+            count.setData(Qt.ItemDataRole.DisplayRole, counts[name])
+            count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.class_table.setItem(row, 1, count)
+        self._set_chart(index.classes, [counts[c] for c in index.classes])
+
+        parts = [f"<b>{len(index.classes)}</b> classes", f"<b>{len(index.samples)}</b> images",
+                 f"layout: {LAYOUT_NAMES.get(index.layout, index.layout)}"]
+        if index.bad_files:
+            parts.append(f"<span style='color:#b3261e'>{len(index.bad_files)} unusable files</span>")
+        if index.duplicates:
+            parts.append(f"{len(index.duplicates)} groups of identical files")
+        if index.empty_classes:
+            parts.append(f"empty folders ignored: {', '.join(index.empty_classes)}")
+        self.summary_label.setText(f"{index.root}<br>" + " · ".join(parts))
+
+        for path, reason in index.bad_files[:2000]:
+            r = self.bad_table.rowCount()
+            self.bad_table.insertRow(r)
+            item = QTableWidgetItem(os.path.relpath(path, index.root))
+            item.setToolTip(path)
+            self.bad_table.setItem(r, 0, item)
+            reason_item = QTableWidgetItem(reason)
+            reason_item.setToolTip(reason)
+            self.bad_table.setItem(r, 1, reason_item)
+            button = QPushButton("Reveal")
+            button.setToolTip("Open the folder holding this file")
+            button.clicked.connect(lambda _=False, p=path: self.reveal(p))
+            self.bad_table.setCellWidget(r, 2, button)
+        for group in index.duplicates:
+            rel = [os.path.relpath(p, index.root) for p in group]
+            item = QListWidgetItem(f"{len(group)} identical: " + ", ".join(rel))
+            item.setToolTip("\n".join(group))
+            item.setData(Qt.ItemDataRole.UserRole, group[0])
+            self.dup_list.addItem(item)
+        n_problems = len(index.bad_files) + len(index.duplicates)
+        self.middle_tabs.setTabText(1, f"Problems ({n_problems})" if n_problems else "Problems")
+
+        split_layout = index.layout == "splits"
+        for w in (self.val_spin, self.test_spin, self.seed_spin):
+            w.setEnabled(not split_layout)
+        self._update_split_counts()
+        if index.classes:
+            self.class_table.selectRow(0)
+        self._preview_sample = 0
+        self._schedule_preview()
+
+    # ---- split --------------------------------------------------------------------------------------------------
+    def _on_split_changed(self) -> None:
+        self._update_split_counts()
+        if not self._restoring:
+            self.config_changed.emit()
+
+    def _update_split_counts(self) -> None:
+        if self.index is None:
+            self.split_counts.setText("–")
+            return
+        if self.val_spin.value() + self.test_spin.value() >= 100:
+            self.split_counts.setText("validation + test must stay below 100 %")
+            return
+        try:
+            from core.data import split
+
+            s = split(self.index, self.val_spin.value() / 100, self.test_spin.value() / 100, self.seed_spin.value())
+        except Exception as exc:  # noqa: BLE001 — shown to the user, never a crash
+            self.split_counts.setText(str(exc))
+            return
+        text = f"train {len(s.train)} · val {len(s.val)} · test {len(s.test)}"
+        if self.index.layout == "splits":
+            text += " (from the folders)"
+        self.split_counts.setText(text)
+
+    # ---- thumbnails ---------------------------------------------------------------------------------------------
+    def _clear_thumbs(self) -> None:
+        if self._thumb_loader is not None:
+            self._thumb_loader.cancel()
+            self._thumb_loader = None
+        self._thumb_gen += 1
+        self.thumb_grid.clear()
+
+    def selected_class(self) -> int | None:
+        rows = self.class_table.selectionModel().selectedRows() if self.class_table.selectionModel() else []
+        return rows[0].row() if rows else None
+
+    def _on_class_selected(self) -> None:
+        label = self.selected_class()
+        self._clear_thumbs()
+        if self.index is None or label is None:
+            return
+        paths = [s.path for s in self.index.samples if s.label == label]
+        shown = paths[:MAX_THUMBS]
+        name = self.index.classes[label]
+        more = f" (showing the first {len(shown)})" if len(paths) > len(shown) else ""
+        self.thumb_label.setText(f"{name}: {len(paths)} images{more}. Double-click an image to open its folder.")
+        for p in shown:
+            self.thumb_grid.add_tile(Path(p).name, p)
+        gen = self._thumb_gen
+        loader = ThumbnailLoader(shown)
+        connect_worker(loader, self, chunk=lambda items: gen == self._thumb_gen and self._on_thumbs(items))
+        self._thumb_loader = loader
+        start_worker(loader, self)
+        self._preview_sample = 0
+        self._schedule_preview()
+
+    def _on_thumbs(self, items: list[tuple[int, QImage]]) -> bool:
+        for row, image in items:
+            item = self.thumb_grid.item(row)
+            if item is not None:
+                self.thumb_grid.set_tile_image(item, image)
+        return True
+
+    @property
+    def thumbnails_loaded(self) -> int:
+        return sum(1 for i in range(self.thumb_grid.count()) if ImageGrid.has_image(self.thumb_grid.item(i)))
+
+    # ---- augmentation preview -----------------------------------------------------------------------------------
+    def _on_augment_changed(self) -> None:
+        if not self._restoring:
+            self.config_changed.emit()
+        self._schedule_preview()
+
+    def _next_preview_sample(self) -> None:
+        self._preview_sample += 1
+        self._schedule_preview()
+
+    def _schedule_preview(self) -> None:
+        if self.index is not None and not self._restoring:
+            self._preview_timer.start()
+
+    def _preview_path(self) -> str | None:
+        if self.index is None or not self.index.samples:
+            return None
+        label = self.selected_class()
+        pool = [s.path for s in self.index.samples if label is None or s.label == label] or \
+            [s.path for s in self.index.samples]
+        return pool[self._preview_sample % len(pool)]
+
+    def _start_preview(self) -> None:
+        path = self._preview_path()
+        if path is None:
+            return
+        if self._preview_worker is not None:  # one at a time; the newest settings run when it ends
+            self._preview_pending = True
+            return
+        cfg = self.data_config()
+        try:
+            cfg.validate()
+        except ValueError as exc:
+            self.preview_label.setText(str(exc))
+            return
+        worker = FunctionWorker(_preview, path, cfg, PREVIEW_COUNT, self._preview_sample)
+        connect_worker(worker, self, result=lambda images, p=path: self._on_preview(p, images),
+                       failed=lambda msg: self.preview_label.setText(f"Preview failed: {msg}"),
+                       finished=self._on_preview_finished)
+        self._preview_worker = worker
+        self.preview_label.setText("Rendering…")
+        start_worker(worker, self)
+
+    def _on_preview(self, path: str, images: list[QImage]) -> None:
+        self.preview_grid.clear()
+        for i, img in enumerate(images):
+            self.preview_grid.add_tile(f"#{i + 1}", path, img)
+        self.preview_label.setText(f"{Path(path).parent.name}/{Path(path).name}, as training sees it")
+        self.preview_label.setToolTip(path)
+
+    def _on_preview_finished(self) -> None:
+        self._preview_worker = None
+        if self._preview_pending:
+            self._preview_pending = False
+            self._start_preview()
+
+    # ---- settings -----------------------------------------------------------------------------------------------
+    def recent_folders(self) -> list[str]:
+        return load_json_setting(settings(), "data/recent", [])
+
+    def _remember_folder(self, folder: str, ok: bool) -> None:
+        s = settings()
+        recent = [f for f in self.recent_folders() if f != folder]
+        if ok:
+            recent.insert(0, folder)
+            s.setValue("data/last_folder", folder)
+        store_json_setting(s, "data/recent", recent[:MAX_RECENT])
+        self._fill_recent(folder)
+
+    def _fill_recent(self, current: str = "") -> None:
+        self.recent_combo.blockSignals(True)
+        self.recent_combo.clear()
+        items = self.recent_folders()
+        if current and current not in items:
+            items = [current, *items]
+        for f in items:
+            self.recent_combo.addItem(f, f)
+            self.recent_combo.setItemData(self.recent_combo.count() - 1, f, Qt.ItemDataRole.ToolTipRole)
+        if current:
+            self.recent_combo.setCurrentIndex(max(0, self.recent_combo.findData(current)))
+        self.recent_combo.blockSignals(False)
+
+    def _on_recent_activated(self, i: int) -> None:
+        folder = self.recent_combo.itemData(i)
+        if folder and folder != self.folder:
+            self.load_folder(folder)
+
+    def _restore_settings(self) -> None:
+        s = settings()
+        self.val_spin.setValue(int(s.value("data/val_percent", 20)))
+        self.test_spin.setValue(int(s.value("data/test_percent", 0)))
+        self.seed_spin.setValue(int(s.value("data/seed", 0)))
+        self.size_spin.setValue(int(s.value("data/image_size", 64)))
+        level = str(s.value("data/augment", "standard"))
+        self.augment_combo.setCurrentText(level if level in AUGMENT_LEVELS else "standard")
+        self.flip_check.setChecked(str(s.value("data/hflip", "true")).lower() == "true")
+        self.jitter_spin.setValue(float(s.value("data/color_jitter", 0.0)))
+        self.erasing_spin.setValue(float(s.value("data/random_erasing", 0.0)))
+        self._fill_recent()
+
+    def save_settings(self) -> None:
+        s = settings()
+        s.setValue("data/val_percent", self.val_spin.value())
+        s.setValue("data/test_percent", self.test_spin.value())
+        s.setValue("data/seed", self.seed_spin.value())
+        s.setValue("data/image_size", self.size_spin.value())
+        s.setValue("data/augment", self.augment_combo.currentText())
+        s.setValue("data/hflip", "true" if self.flip_check.isChecked() else "false")
+        s.setValue("data/color_jitter", self.jitter_spin.value())
+        s.setValue("data/random_erasing", self.erasing_spin.value())

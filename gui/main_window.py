@@ -1,0 +1,299 @@
+"""MainWindow: the tabs Dataset · Train · Evaluate · Predict · Runs, their wiring, drops, settings, closing."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+
+from gui.app import SAMPLE_DIR, settings
+from gui.dataset_panel import DatasetPanel
+from gui.train_tab import TrainTab
+from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
+
+TAB_NAMES = ("Dataset", "Train", "Evaluate", "Predict", "Runs")
+OPTIONAL_TABS = {"evaluate": ("evaluate_tab", "EvaluateTab"), "predict": ("predict_tab", "PredictTab"),
+                 "runs": ("runs_tab", "RunsTab")}
+
+
+def describe_device() -> str:
+    """'GPU: <name>' or 'CPU, N threads' (imports torch: call it off the GUI thread)."""
+    import torch
+
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        name = torch.cuda.get_device_name(0)
+        return f"GPU: {name}" + (f" (×{n})" if n > 1 else "")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "GPU: Apple MPS"
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def warm_up() -> str:
+    """Import the heavy modules once in the background, so the first Start / summary does not stall."""
+    device = describe_device()
+    for name in ("core.data", "core.models", "core.engine"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    return device
+
+
+def import_plotting() -> None:
+    """Import matplotlib's Qt canvas (about a second) so that creating the charts afterwards is instant."""
+    importlib.import_module("gui.charts")
+
+
+def _placeholder(text: str) -> QWidget:
+    w = QWidget()
+    lay = QVBoxLayout(w)
+    label = QLabel(text)
+    label.setObjectName("placeholder")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    label.setWordWrap(True)
+    lay.addWidget(label)
+    return w
+
+
+def _optional_tab(module: str, cls: str) -> tuple[Any | None, QWidget]:
+    """Instantiate gui.<module>.<cls> if it exists; otherwise a placeholder label explaining why."""
+    try:
+        mod = importlib.import_module(f"gui.{module}")
+        widget = getattr(mod, cls)()
+        return widget, widget
+    except Exception as exc:  # noqa: BLE001 — a broken optional tab must not stop the window
+        print(f"{module}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None, _placeholder(f"This tab is not available in this build ({type(exc).__name__}: {exc}).")
+
+
+class MainWindow(QMainWindow):
+    """The application window. Tests use `.tabs`, the tab attributes and `confirm_close`."""
+
+    def __init__(self, data_dir: str | None = None, runs_dir: str | None = None, load_initial: bool = True,
+                 defer: bool = False) -> None:
+        """`defer=True` (the application) shows the window first and loads matplotlib and the other tabs just
+        after, in the background; tests build everything at once."""
+        super().__init__()
+        self.setWindowTitle("ResNeXt Studio")
+        self.setAcceptDrops(True)
+        self.confirm_close = True
+        self.runs_dir = runs_dir
+        self._closing = False
+        self._device_text = ""
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+
+        self.dataset_panel = DatasetPanel(defer_charts=defer)
+        self.train_tab = TrainTab(self.dataset_panel, runs_dir=runs_dir, defer_charts=defer)
+        self.tabs.addTab(self.dataset_panel, "Dataset")
+        self.tabs.addTab(self.train_tab, "Train")
+        self._optional: dict[str, Any] = {}  # name -> widget (or None when unavailable), once built
+        for name in OPTIONAL_TABS:
+            self.tabs.addTab(_placeholder("Loading…"), name.capitalize())
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+
+        self.device_label = QLabel("Device: detecting…")
+        self.device_label.setObjectName("deviceLabel")
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.dataset_panel.status_message.connect(self._show_status)
+        self.train_tab.status_message.connect(self._show_status)
+        self.train_tab.device_in_use.connect(self._on_device_in_use)
+        self._wire()
+        if not defer:
+            self.finish_deferred()
+
+        self._restore_geometry()
+        if load_initial:
+            self._open_initial(data_dir)
+
+    def _show_status(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8000)
+
+    # ---- tabs built on demand -----------------------------------------------------------------------------------
+    def _optional_tab(self, name: str) -> Any | None:
+        if name in self._optional:
+            return self._optional[name]
+        module, cls = OPTIONAL_TABS[name]
+        widget, shown = _optional_tab(module, cls)
+        self._optional[name] = widget
+        i = TAB_NAMES.index(name.capitalize())
+        current = self.tabs.currentIndex()
+        self.tabs.blockSignals(True)
+        old = self.tabs.widget(i)
+        self.tabs.removeTab(i)
+        old.deleteLater()
+        self.tabs.insertTab(i, shown, name.capitalize())
+        self.tabs.setCurrentIndex(current)
+        self.tabs.blockSignals(False)
+        if widget is not None:
+            if self.runs_dir and hasattr(widget, "set_runs_dir"):
+                widget.set_runs_dir(self.runs_dir)
+            if name == "runs":
+                for sig, slot in (("predict_requested", self.predict_with),
+                                  ("evaluate_requested", self.show_evaluation),
+                                  ("resume_requested", self.resume_run)):
+                    if hasattr(widget, sig):
+                        getattr(widget, sig).connect(slot)
+        return widget
+
+    @property
+    def evaluate_tab(self) -> Any | None:
+        return self._optional_tab("evaluate")
+
+    @property
+    def predict_tab(self) -> Any | None:
+        return self._optional_tab("predict")
+
+    @property
+    def runs_tab(self) -> Any | None:
+        return self._optional_tab("runs")
+
+    def _on_tab_changed(self, i: int) -> None:
+        name = TAB_NAMES[i].lower() if 0 <= i < len(TAB_NAMES) else ""
+        if name in OPTIONAL_TABS:
+            self._optional_tab(name)
+
+    def finish_deferred(self) -> None:
+        """Create the charts and the Evaluate / Predict / Runs tabs (synchronously)."""
+        self.dataset_panel.ensure_charts()
+        self.train_tab.ensure_charts()
+        for name in OPTIONAL_TABS:
+            self._optional_tab(name)
+
+    def _finish_deferred_step(self, remaining: list[str]) -> None:
+        """One piece per event-loop turn, so the window stays responsive while the rest appears."""
+        if self._closing:
+            return
+        if not remaining:
+            return
+        step = remaining.pop(0)
+        if step == "charts":
+            self.dataset_panel.ensure_charts()
+            self.train_tab.ensure_charts()
+        else:
+            self._optional_tab(step)
+        QTimer.singleShot(0, lambda: self._finish_deferred_step(remaining))
+
+    # ---- wiring -------------------------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        t = self.train_tab
+        t.run_finished.connect(self._on_run_finished)
+        t.evaluate_requested.connect(self.show_evaluation)
+        t.predict_requested.connect(self.predict_with)
+        t.open_folder_requested.connect(self.open_folder)
+
+    def _on_run_finished(self, _result: object) -> None:
+        runs = self._optional.get("runs")  # a tab not built yet lists the runs when it is
+        if runs is not None and hasattr(runs, "refresh"):
+            runs.refresh()
+
+    def show_evaluation(self, run_dir: str) -> None:
+        if self.evaluate_tab is None:
+            self.statusBar().showMessage("The Evaluate tab is not available in this build.", 8000)
+            return
+        self.evaluate_tab.show_run(str(run_dir))
+        self.tabs.setCurrentWidget(self.evaluate_tab)
+
+    def predict_with(self, checkpoint: str) -> None:
+        if self.predict_tab is None:
+            self.statusBar().showMessage("The Predict tab is not available in this build.", 8000)
+            return
+        self.predict_tab.set_checkpoint(str(checkpoint))
+        self.tabs.setCurrentWidget(self.predict_tab)
+
+    def resume_run(self, run_dir: str) -> None:
+        self.tabs.setCurrentWidget(self.train_tab)
+        self.train_tab.resume_run(str(run_dir))
+
+    def open_folder(self, path: str) -> bool:
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+    # ---- start-up -----------------------------------------------------------------------------------------------
+    def _open_initial(self, data_dir: str | None) -> None:
+        s = settings()
+        last = s.value("data/last_folder", "", str)
+        target = data_dir or (last if last and Path(last).is_dir() else "")
+        if not target and SAMPLE_DIR.is_dir():
+            target = str(SAMPLE_DIR)
+        if target:
+            self.dataset_panel.load_folder(target)
+
+    def start_background_init(self) -> None:
+        """After show: load matplotlib off the GUI thread, then the deferred widgets; import torch and the core
+        modules off the GUI thread and show the device in the status bar."""
+        plots = FunctionWorker(import_plotting)
+        connect_worker(plots, self, finished=lambda: self._finish_deferred_step(["charts", *OPTIONAL_TABS]))
+        start_worker(plots, self)
+        worker = FunctionWorker(warm_up)
+        connect_worker(worker, self, result=self._on_device_known,
+                       failed=lambda msg: self.device_label.setText("Device: unknown"))
+        self._warmup_thread = start_worker(worker, self)
+
+    def _on_device_known(self, text: str) -> None:
+        self._device_text = text
+        self.device_label.setText(text)
+        self.train_tab.on_environment_ready()
+
+    def _on_device_in_use(self, text: str) -> None:
+        self.device_label.setText(f"Training on {text}" if text else self._device_text)
+
+    def _restore_geometry(self) -> None:
+        geo = settings().value("window/geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 820)
+
+    # ---- drops --------------------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 — Qt override
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 — Qt override
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if self.handle_dropped_paths(paths):
+            event.acceptProposedAction()
+
+    def handle_dropped_paths(self, paths: list[str]) -> bool:
+        """A dropped folder opens as the data set; dropped image files go to the Predict tab if a model is set."""
+        folders = [p for p in paths if os.path.isdir(p)]
+        if folders:
+            self.tabs.setCurrentWidget(self.dataset_panel)
+            self.dataset_panel.load_folder(folders[0])
+            return True
+        files = [p for p in paths if os.path.isfile(p)]
+        if files and self.predict_tab is not None and hasattr(self.predict_tab, "predict_paths"):
+            self.tabs.setCurrentWidget(self.predict_tab)
+            self.predict_tab.predict_paths(files)
+            return True
+        if paths:
+            self.statusBar().showMessage("Drop a folder of class sub-folders to open it as a data set.", 8000)
+        return False
+
+    # ---- closing ------------------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt override
+        if self.train_tab.is_running() and self.confirm_close:
+            answer = QMessageBox.question(
+                self, "Training in progress",
+                "A training run is in progress. Stop it and close? The last finished epoch is kept (last.pt).",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self._closing = True
+        self.train_tab.save_settings()
+        self.dataset_panel.save_settings()
+        settings().setValue("window/geometry", self.saveGeometry())
+        self.train_tab.stop_and_wait()
+        self.dataset_panel.cancel_all()
+        wait_for_workers(timeout_s=120.0)
+        event.accept()

@@ -1,0 +1,370 @@
+"""Model choice: preset or custom ResNeXt, pretrained weights, training mode, and a live size/memory summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from gui.app import settings
+from gui.worker import FunctionWorker, connect_worker, start_worker
+
+AUTO = "auto"
+CUSTOM = "custom"
+PRETRAINED_CHOICES = (("none", "None (train from scratch)"), ("imagenet", "ImageNet (torchvision)"),
+                      ("file", "Local weights file…"))
+MODES = (("scratch", "Train everything from scratch"), ("linear", "Linear probe (train the last layer only)"),
+         ("finetune", "Fine-tune (all layers, lower backbone lr)"))
+
+
+def _presets() -> list[dict]:
+    from core.models import presets
+
+    return presets()
+
+
+def _summarise(arch: str, device_type: str, num_classes: int, image_size: int, batch_size: int,
+               amp: bool) -> dict:
+    from core import models
+
+    name = models.default_arch(device_type) if arch == AUTO else arch
+    spec = models.parse_arch(name)
+    info = models.summary(spec.name, num_classes, image_size)
+    memory = models.estimate_train_memory(spec.name, num_classes, image_size, batch_size,
+                                          amp=amp and device_type == "cuda")
+    return {"arch": spec.name, "params": info["params"], "macs": info["macs"], "memory": memory,
+            "has_imagenet_weights": spec.has_imagenet_weights, "image_size": image_size,
+            "batch_size": batch_size, "num_classes": num_classes}
+
+
+def human_count(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+def human_bytes(n: float) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+class ModelPanel(QGroupBox):
+    """The "Model" group on the Train tab. `model_config()` gives a core.config.ModelConfig."""
+
+    changed = Signal()
+    image_size_suggested = Signal(int)  # the user picked a preset whose usual input size differs
+    summary_ready = Signal(object)  # dict (see _summarise) or None on error
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Model", parent)
+        self.presets: list[dict] = []
+        self.last_summary: dict | None = None
+        self.summary_error = ""
+        self._context = {"device_type": "cpu", "num_classes": 10, "image_size": 64, "batch_size": 32, "amp": False}
+        self._summary_worker: FunctionWorker | None = None
+        self._summary_pending = False
+        self._saved_arch = str(settings().value("model/arch", AUTO))
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(300)
+        self._timer.timeout.connect(self._start_summary)
+        self._build()
+        self._restore()
+        self._load_presets()
+
+    # ---- layout -------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        form = QFormLayout(self)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.preset_combo = QComboBox()
+        self.preset_combo.setToolTip("The network to train; 'Auto' picks a good one for this computer")
+        self.preset_combo.addItem("Auto (chosen for the device)", AUTO)
+        self.preset_combo.addItem("Custom ResNeXt…", CUSTOM)
+        self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
+        self.preset_combo.activated.connect(self._on_preset_activated)
+        form.addRow("Architecture", self.preset_combo)
+
+        self.custom_row = QWidget()
+        cr = QHBoxLayout(self.custom_row)
+        cr.setContentsMargins(0, 0, 0, 0)
+        self.depth_spin = QSpinBox()
+        self.depth_spin.setRange(11, 1001)
+        self.depth_spin.setValue(29)
+        self.depth_spin.setToolTip("Depth: 50/101/152 = ImageNet-style (4 stages); 9n+2 (11, 20, 29…) = CIFAR-style")
+        self.card_spin = QSpinBox()
+        self.card_spin.setRange(1, 256)
+        self.card_spin.setValue(8)
+        self.card_spin.setToolTip("Cardinality C: number of parallel paths (groups) in each block")
+        self.width_spin = QSpinBox()
+        self.width_spin.setRange(1, 512)
+        self.width_spin.setValue(16)
+        self.width_spin.setToolTip("Width d: channels per path in the first stage (doubles every stage)")
+        for label, w in (("depth", self.depth_spin), ("C", self.card_spin), ("d", self.width_spin)):
+            cr.addWidget(QLabel(label))
+            cr.addWidget(w, 1)
+            w.valueChanged.connect(self._on_changed)
+        form.addRow("", self.custom_row)
+
+        self.description = QLabel("")
+        self.description.setObjectName("hintLabel")
+        self.description.setWordWrap(True)
+        form.addRow("", self.description)
+
+        self.pretrained_combo = QComboBox()
+        for key, text in PRETRAINED_CHOICES:
+            self.pretrained_combo.addItem(text, key)
+        self.pretrained_combo.setToolTip("Start from random weights, torchvision's ImageNet weights, or a file")
+        self.pretrained_combo.currentIndexChanged.connect(self._on_pretrained_changed)
+        form.addRow("Pretrained", self.pretrained_combo)
+
+        self.file_row = QWidget()
+        fr = QHBoxLayout(self.file_row)
+        fr.setContentsMargins(0, 0, 0, 0)
+        self.weights_edit = QLineEdit()
+        self.weights_edit.setPlaceholderText("state-dict or checkpoint file (.pt / .pth)")
+        self.weights_edit.setToolTip("A weights file for the same architecture (the classifier layer is replaced)")
+        self.weights_edit.textChanged.connect(self._on_changed)
+        self.weights_browse = QPushButton("Browse…")
+        self.weights_browse.setToolTip("Choose a weights file")
+        self.weights_browse.clicked.connect(self.browse_weights)
+        fr.addWidget(self.weights_edit, 1)
+        fr.addWidget(self.weights_browse)
+        form.addRow("", self.file_row)
+
+        self.mode_combo = QComboBox()
+        for key, text in MODES:
+            self.mode_combo.addItem(text, key)
+        self.mode_combo.setToolTip("Linear probe and fine-tune start from pretrained weights")
+        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
+        form.addRow("Mode", self.mode_combo)
+
+        self.freeze_check = QCheckBox("Freeze the backbone (train only the classifier)")
+        self.freeze_check.setToolTip("Keep the pretrained feature extractor fixed; much faster, needs pretrained weights")
+        self.freeze_check.toggled.connect(self._on_changed)
+        form.addRow("", self.freeze_check)
+
+        self.summary_label = QLabel("Model size: computing…")
+        self.summary_label.setObjectName("modelSummary")
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextFormat(Qt.TextFormat.RichText)
+        form.addRow("Summary", self.summary_label)
+        self._update_visibility()
+
+    # ---- presets ------------------------------------------------------------------------------------------------
+    def _load_presets(self) -> None:
+        worker = FunctionWorker(_presets)
+        connect_worker(worker, self, result=self._on_presets,
+                       failed=lambda msg: self.description.setText(f"Model list unavailable: {msg}"))
+        start_worker(worker, self)
+
+    def _on_presets(self, presets: list[dict]) -> None:
+        self.presets = list(presets)
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.clear()
+        self.preset_combo.addItem("Auto (chosen for the device)", AUTO)
+        for p in self.presets:
+            self.preset_combo.addItem(p["label"], p["name"])
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, p.get("description", ""),
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo.addItem("Custom ResNeXt…", CUSTOM)
+        self.preset_combo.blockSignals(False)
+        self.set_arch(self._saved_arch)
+        self._on_preset_changed()
+
+    def _preset(self, name: str) -> dict | None:
+        return next((p for p in self.presets if p["name"] == name), None)
+
+    def set_arch(self, name: str) -> None:
+        """Select `name` (a preset, "auto", or any other name as a custom ResNeXt)."""
+        i = self.preset_combo.findData(name)
+        if i >= 0:
+            self.preset_combo.setCurrentIndex(i)
+            return
+        import re
+
+        m = re.match(r"^resnext(\d+)_(\d+)x(\d+)d$", str(name))
+        if m:
+            self.depth_spin.setValue(int(m.group(1)))
+            self.card_spin.setValue(int(m.group(2)))
+            self.width_spin.setValue(int(m.group(3)))
+            self.preset_combo.setCurrentIndex(self.preset_combo.findData(CUSTOM))
+
+    def arch(self) -> str:
+        key = self.preset_combo.currentData()
+        if key == CUSTOM:
+            return f"resnext{self.depth_spin.value()}_{self.card_spin.value()}x{self.width_spin.value()}d"
+        return str(key or AUTO)
+
+    def pretrained_choice(self) -> str:
+        return str(self.pretrained_combo.currentData())
+
+    def model_config(self) -> Any:
+        from core.config import ModelConfig
+
+        choice = self.pretrained_choice()
+        pretrained = None if choice == "none" else "imagenet" if choice == "imagenet" else \
+            (self.weights_edit.text().strip() or None)
+        return ModelConfig(arch=self.arch(), pretrained=pretrained, mode=str(self.mode_combo.currentData()),
+                           freeze_backbone=self.freeze_check.isChecked())
+
+    def problem(self) -> str | None:
+        """Why the current choice cannot start, or None."""
+        choice = self.pretrained_choice()
+        if choice == "file" and not self.weights_edit.text().strip():
+            return "Choose a weights file, or set Pretrained to None or ImageNet."
+        if choice == "none" and self.mode_combo.currentData() != "scratch":
+            return "Linear probe and fine-tune need pretrained weights."
+        if self.summary_error:
+            return self.summary_error
+        return None
+
+    def browse_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", "",
+                                              "PyTorch weights (*.pt *.pth *.bin);;All files (*)")
+        if path:
+            self.weights_edit.setText(path)
+
+    # ---- reactions ----------------------------------------------------------------------------------------------
+    def _on_preset_activated(self, _i: int) -> None:
+        p = self._preset(self.arch())
+        if p is not None and p.get("default_image_size"):
+            self.image_size_suggested.emit(int(p["default_image_size"]))
+
+    def _on_preset_changed(self, *_: Any) -> None:
+        key = self.preset_combo.currentData()
+        p = self._preset(str(key))
+        if key == AUTO:
+            self.description.setText("A small CIFAR-style ResNeXt on a CPU, ResNeXt-50 32×4d on a GPU.")
+        elif key == CUSTOM:
+            self.description.setText("ResNeXt-{depth}_{C}×{d}d: depth 50/101/152 ImageNet-style, 9n+2 "
+                                     "CIFAR-style (e.g. 29). Higher cardinality beats deeper or wider.")
+        elif p is not None:
+            self.description.setText(p.get("description", ""))
+        self._update_visibility()
+        self._on_changed()
+
+    def _on_pretrained_changed(self, *_: Any) -> None:
+        if self.pretrained_choice() == "none":
+            self.mode_combo.setCurrentIndex(0)
+            self.freeze_check.setChecked(False)
+        elif self.mode_combo.currentData() == "scratch":
+            self.mode_combo.setCurrentIndex(2)  # pretrained weights: fine-tuning is the sensible default
+        self._update_visibility()
+        self._on_changed()
+
+    def _on_mode_changed(self, *_: Any) -> None:
+        if self.mode_combo.currentData() == "linear":
+            self.freeze_check.setChecked(True)
+        self._update_visibility()
+        self._on_changed()
+
+    def _update_visibility(self) -> None:
+        self.custom_row.setVisible(self.preset_combo.currentData() == CUSTOM)
+        self.file_row.setVisible(self.pretrained_choice() == "file")
+        has_weights = self.pretrained_choice() != "none"
+        model = self.mode_combo.model()
+        for row in (1, 2):
+            item = model.item(row) if hasattr(model, "item") else None
+            if item is not None:
+                item.setEnabled(has_weights)
+        self.freeze_check.setEnabled(has_weights)
+
+    def _on_changed(self, *_: Any) -> None:
+        self.changed.emit()
+        self.schedule_summary()
+
+    # ---- summary ------------------------------------------------------------------------------------------------
+    def set_context(self, *, device_type: str | None = None, num_classes: int | None = None,
+                    image_size: int | None = None, batch_size: int | None = None, amp: bool | None = None) -> None:
+        """What the summary depends on besides the model: device, classes, image size, batch size, AMP."""
+        new = {"device_type": device_type, "num_classes": num_classes, "image_size": image_size,
+               "batch_size": batch_size, "amp": amp}
+        changed = False
+        for k, v in new.items():
+            if v is not None and self._context[k] != v:
+                self._context[k] = v
+                changed = True
+        if changed:
+            self.schedule_summary()
+
+    def schedule_summary(self) -> None:
+        self._timer.start()
+
+    def _start_summary(self) -> None:
+        if self._summary_worker is not None:
+            self._summary_pending = True
+            return
+        c = self._context
+        worker = FunctionWorker(_summarise, self.arch(), c["device_type"], max(2, int(c["num_classes"])),
+                                int(c["image_size"]), int(c["batch_size"]), bool(c["amp"]))
+        connect_worker(worker, self, result=self._on_summary, failed=self._on_summary_failed,
+                       finished=self._on_summary_finished)
+        self._summary_worker = worker
+        self.summary_label.setText("Model size: computing…")
+        start_worker(worker, self)
+
+    def _on_summary(self, info: dict) -> None:
+        self.last_summary = info
+        self.summary_error = ""
+        text = (f"<b>{info['arch']}</b>: {human_count(info['params'])} parameters · "
+                f"{human_count(info['macs'])}MACs per image at {info['image_size']} px<br>"
+                f"≈ {human_bytes(info['memory'])} to train at batch {info['batch_size']} (weights, Adam state, "
+                f"activations)")
+        if self.pretrained_choice() == "imagenet" and not info["has_imagenet_weights"]:
+            text += ("<br><span style='color:#b3261e'>No ImageNet weights for this architecture: choose "
+                     "ResNeXt-50/101, a ResNet, or another weights source.</span>")
+            self.summary_error = f"{info['arch']} has no ImageNet weights."
+        self.summary_label.setText(text)
+        self.summary_ready.emit(info)
+
+    def _on_summary_failed(self, message: str) -> None:
+        self.last_summary = None
+        self.summary_error = message
+        self.summary_label.setText(f"<span style='color:#b3261e'>{message}</span>")
+        self.summary_ready.emit(None)
+
+    def _on_summary_finished(self) -> None:
+        self._summary_worker = None
+        if self._summary_pending:
+            self._summary_pending = False
+            self._start_summary()
+
+    def cancel_all(self) -> None:
+        self._timer.stop()
+
+    # ---- settings -----------------------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        s = settings()
+        self.set_arch(self._saved_arch)
+        choice = str(s.value("model/pretrained", "none"))
+        i = self.pretrained_combo.findData(choice)
+        self.pretrained_combo.setCurrentIndex(max(0, i))
+        self.weights_edit.setText(str(s.value("model/weights_file", "")))
+        mode = self.mode_combo.findData(str(s.value("model/mode", "scratch")))
+        self.mode_combo.setCurrentIndex(max(0, mode))
+        self.freeze_check.setChecked(str(s.value("model/freeze", "false")).lower() == "true")
+        self._update_visibility()
+
+    def save_settings(self) -> None:
+        s = settings()
+        s.setValue("model/arch", self.arch())
+        s.setValue("model/pretrained", self.pretrained_choice())
+        s.setValue("model/weights_file", self.weights_edit.text())
+        s.setValue("model/mode", str(self.mode_combo.currentData()))
+        s.setValue("model/freeze", "true" if self.freeze_check.isChecked() else "false")

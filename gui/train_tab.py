@@ -1,0 +1,800 @@
+"""Train tab: model choice, hyper-parameters, Start/Pause/Resume/Stop, progress, live curves, log, run summary."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, Signal
+from PySide6.QtGui import QDoubleValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QProgressDialog,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.app import settings
+from gui.model_panel import ModelPanel
+from gui.widgets import Banner
+from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_running, start_worker
+
+IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
+REASONS = {"completed": "Training completed", "early_stop": "Stopped early (no more improvement)",
+           "stopped": "Stopped by you", "failed": "Training failed"}
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "warmup_epochs",
+              "label_smoothing", "mixup", "cutmix", "early_stop_patience", "class_weights", "device", "amp", "seed")
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _resolved_defaults(device: str) -> dict:
+    """The engine's defaults for this device: arch, image size and TrainConfig values (imports torch)."""
+    from core.config import RunConfig
+    from core.engine import resolve_defaults, resolve_device
+
+    dev = resolve_device(device)
+    cfg = resolve_defaults(RunConfig(), dev)
+    import torch
+
+    return {"device_type": dev.type, "arch": cfg.model.arch, "image_size": cfg.data.image_size,
+            "train": cfg.to_dict()["train"], "cuda": torch.cuda.is_available(),
+            "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
+
+
+def _download_weights(arch: str, progress: Any = None) -> str:
+    from core.models import imagenet_weights_path
+
+    return str(imagenet_weights_path(arch, progress=progress))
+
+
+def _float_edit(value: float, tip: str, low: float = 0.0, high: float = 10.0) -> QLineEdit:
+    edit = QLineEdit(f"{value:g}")
+    v = QDoubleValidator(low, high, 10, edit)
+    v.setNotation(QDoubleValidator.Notation.ScientificNotation)
+    edit.setValidator(v)
+    edit.setToolTip(tip)
+    return edit
+
+
+class TrainTab(QWidget):
+    """The Train tab. Reads data settings from the dataset panel; emits requests for the other tabs."""
+
+    run_finished = Signal(object)  # FitResult
+    evaluate_requested = Signal(str)  # run dir
+    predict_requested = Signal(str)  # checkpoint path
+    open_folder_requested = Signal(str)
+    status_message = Signal(str)
+    device_in_use = Signal(str)
+    state_changed = Signal(str)
+
+    def __init__(self, dataset_panel: Any = None, runs_dir: str | None = None, parent: QWidget | None = None,
+                 defer_charts: bool = False) -> None:
+        super().__init__(parent)
+        self.charts: Any = None  # gui.charts.TrainingCharts, created by ensure_charts()
+        self.dataset_panel = dataset_panel
+        self.runs_dir = runs_dir
+        self.state = IDLE
+        self.worker: TrainingWorker | None = None
+        self.thread: Any = None
+        self.result: Any = None
+        self.fit_info: Any = None
+        self.best_checkpoint: str | None = None
+        self.last_checkpoint: str | None = None
+        self.run_dir: str | None = None
+        self._device_type = "cpu"
+        self._defaults: dict | None = None
+        self._had_saved_settings = bool(settings().value("train/epochs"))
+        self._build()
+        self._restore_settings()
+        self._set_state(IDLE)
+        if dataset_panel is not None:
+            dataset_panel.index_changed.connect(self._on_data_changed)
+            dataset_panel.config_changed.connect(self._on_data_changed)
+            self.model_panel.image_size_suggested.connect(dataset_panel.set_image_size)
+        self._on_data_changed()
+        if not defer_charts:
+            self.ensure_charts()
+
+    def ensure_charts(self) -> None:
+        """Create the live curves (deferred at start-up so the window shows before matplotlib loads)."""
+        if self.charts is None:
+            from gui.charts import TrainingCharts
+
+            self.charts = TrainingCharts()
+            self.charts_layout.addWidget(self.charts)
+
+    # ---- layout -------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(12, 12, 12, 8)
+        outer.setSpacing(10)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 6, 0)
+        self.model_panel = ModelPanel()
+        self.model_panel.changed.connect(self._on_model_changed)
+        ll.addWidget(self.model_panel)
+        ll.addWidget(self._build_form())
+        ll.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setMinimumWidth(430)
+        scroll.setMaximumWidth(520)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer.addWidget(scroll)
+
+        right = QVBoxLayout()
+        right.setSpacing(8)
+        controls = QHBoxLayout()
+        self.start_button = QPushButton("Start training")
+        self.start_button.setObjectName("primaryButton")
+        self.start_button.setToolTip("Train a new model on the open data set with these settings")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Pause after the current batch (the run keeps its place)")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue a paused run")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("dangerButton")
+        self.stop_button.setToolTip("Stop after the current batch; last.pt keeps the weights so far")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.pause)
+        self.resume_button.clicked.connect(self.resume)
+        self.stop_button.clicked.connect(self.stop)
+        for b in (self.start_button, self.pause_button, self.resume_button, self.stop_button):
+            controls.addWidget(b)
+        controls.addStretch(1)
+        self.state_label = QLabel("Idle")
+        self.state_label.setObjectName("stateLabel")
+        controls.addWidget(self.state_label)
+        right.addLayout(controls)
+
+        self.banner = Banner()
+        right.addWidget(self.banner)
+
+        prog = QGroupBox("Progress")
+        g = QGridLayout(prog)
+        g.setHorizontalSpacing(10)
+        self.epoch_label = QLabel("Epoch –")
+        self.epoch_bar = QProgressBar()
+        self.epoch_bar.setFormat("%v / %m epochs")
+        self.batch_label = QLabel("Batch –")
+        self.batch_bar = QProgressBar()
+        self.batch_bar.setFormat("%v / %m batches")
+        self.speed_label = QLabel("– images/s")
+        self.eta_label = QLabel("ETA –")
+        self.device_label = QLabel("Device: –")
+        self.device_label.setObjectName("hintLabel")
+        for w in (self.speed_label, self.eta_label):
+            w.setMinimumWidth(110)
+        g.addWidget(self.epoch_label, 0, 0)
+        g.addWidget(self.epoch_bar, 0, 1)
+        g.addWidget(self.speed_label, 0, 2)
+        g.addWidget(self.batch_label, 1, 0)
+        g.addWidget(self.batch_bar, 1, 1)
+        g.addWidget(self.eta_label, 1, 2)
+        g.addWidget(self.device_label, 2, 0, 1, 3)
+        g.setColumnStretch(1, 1)
+        right.addWidget(prog)
+
+        charts_box = QGroupBox("Curves")
+        self.charts_layout = QVBoxLayout(charts_box)
+        self.charts_layout.setContentsMargins(6, 6, 6, 6)
+        charts_box.setMinimumHeight(240)
+
+        bottom = QWidget()
+        bl = QHBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        log_box = QGroupBox("Log")
+        lg = QVBoxLayout(log_box)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setObjectName("logView")
+        self.log.setMaximumBlockCount(5000)
+        lg.addWidget(self.log)
+        bl.addWidget(log_box, 3)
+        bl.addWidget(self._build_result_box(), 2)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.setChildrenCollapsible(False)
+        split.addWidget(charts_box)
+        split.addWidget(bottom)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([360, 260])
+        right.addWidget(split, 1)
+        outer.addLayout(right, 1)
+
+    def _build_form(self) -> QGroupBox:
+        box = QGroupBox("Training")
+        f = QFormLayout(box)
+        f.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 10000)
+        self.epochs_spin.setValue(10)
+        self.epochs_spin.setToolTip("Passes over the training images")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 4096)
+        self.batch_spin.setValue(32)
+        self.batch_spin.setToolTip("Images per optimisation step; lower it if memory runs out")
+        self.lr_edit = _float_edit(1e-3, "Learning rate (AdamW: 1e-3; SGD: 0.1 from scratch, 0.01 fine-tuning)",
+                                   1e-8, 10.0)
+        self.optimizer_combo = QComboBox()
+        self.optimizer_combo.addItems(["adamw", "adam", "sgd"])
+        self.optimizer_combo.setToolTip("AdamW is a safe default; SGD with momentum 0.9 follows the paper")
+        self.wd_edit = _float_edit(5e-4, "Weight decay (L2 penalty): 5e-4 for small data, 1e-4 for ImageNet-size",
+                                   0.0, 1.0)
+        self.scheduler_combo = QComboBox()
+        self.scheduler_combo.addItems(["cosine", "step", "plateau", "none"])
+        self.scheduler_combo.setToolTip("How the learning rate decreases over the run")
+        self.warmup_spin = QDoubleSpinBox()
+        self.warmup_spin.setRange(0.0, 100.0)
+        self.warmup_spin.setSingleStep(0.5)
+        self.warmup_spin.setDecimals(1)
+        self.warmup_spin.setToolTip("Epochs over which the learning rate ramps up from near zero")
+        self.smoothing_spin = QDoubleSpinBox()
+        self.smoothing_spin.setRange(0.0, 0.5)
+        self.smoothing_spin.setSingleStep(0.05)
+        self.smoothing_spin.setToolTip("Label smoothing: 0.1 often helps; 0 = off")
+        self.mixup_spin = QDoubleSpinBox()
+        self.mixup_spin.setRange(0.0, 2.0)
+        self.mixup_spin.setSingleStep(0.1)
+        self.mixup_spin.setToolTip("Mixup alpha: blend pairs of images and labels (0.2 typical; 0 = off)")
+        self.cutmix_spin = QDoubleSpinBox()
+        self.cutmix_spin.setRange(0.0, 2.0)
+        self.cutmix_spin.setSingleStep(0.1)
+        self.cutmix_spin.setToolTip("CutMix alpha: paste patches between images (1.0 typical; 0 = off)")
+        self.patience_spin = QSpinBox()
+        self.patience_spin.setRange(0, 1000)
+        self.patience_spin.setSpecialValueText("off")
+        self.patience_spin.setToolTip("Stop when validation accuracy has not improved for this many epochs")
+        self.class_weights_check = QCheckBox("Weight the loss by class frequency")
+        self.class_weights_check.setToolTip("Helps when some classes have far fewer images than others")
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("Auto", "auto")
+        self.device_combo.addItem("CPU", "cpu")
+        self.device_combo.setToolTip("Where to train; Auto uses a GPU when there is one")
+        self.device_combo.currentIndexChanged.connect(self._on_device_changed)
+        self.amp_check = QCheckBox("Mixed precision (AMP, GPU only)")
+        self.amp_check.setChecked(True)
+        self.amp_check.setToolTip("Faster and lighter on NVIDIA GPUs; ignored on the CPU")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setToolTip("Random seed for initialisation and shuffling (same seed, same run)")
+        self.batch_spin.valueChanged.connect(self._on_model_changed)
+        self.amp_check.toggled.connect(self._on_model_changed)
+
+        f.addRow("Epochs", self.epochs_spin)
+        f.addRow("Batch size", self.batch_spin)
+        f.addRow("Learning rate", self.lr_edit)
+        f.addRow("Optimizer", self.optimizer_combo)
+        f.addRow("Weight decay", self.wd_edit)
+        f.addRow("LR schedule", self.scheduler_combo)
+        f.addRow("Warm-up epochs", self.warmup_spin)
+        f.addRow("Label smoothing", self.smoothing_spin)
+        f.addRow("Mixup", self.mixup_spin)
+        f.addRow("CutMix", self.cutmix_spin)
+        f.addRow("Early stop", self.patience_spin)
+        f.addRow("", self.class_weights_check)
+        f.addRow("Device", self.device_combo)
+        f.addRow("", self.amp_check)
+        f.addRow("Seed", self.seed_spin)
+        self.defaults_button = QPushButton("Reset to recommended values")
+        self.defaults_button.setToolTip("Recommended settings for this computer's device")
+        self.defaults_button.clicked.connect(self.apply_recommended)
+        f.addRow("", self.defaults_button)
+        self.form_box = box
+        return box
+
+    def _build_result_box(self) -> QGroupBox:
+        box = QGroupBox("Result")
+        lay = QVBoxLayout(box)
+        self.result_label = QLabel("No run yet. Press Start training.")
+        self.result_label.setWordWrap(True)
+        self.result_label.setTextFormat(Qt.TextFormat.RichText)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.result_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        scroll = QScrollArea()
+        scroll.setWidget(self.result_label)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        lay.addWidget(scroll, 1)
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setToolTip("Confusion matrix and per-class scores of the best model")
+        self.predict_button = QPushButton("Predict with this model")
+        self.predict_button.setToolTip("Classify new images with the best checkpoint")
+        self.open_button = QPushButton("Open run folder")
+        self.open_button.setToolTip("Checkpoints, history.csv, curves.png and config.json of this run")
+        self.evaluate_button.clicked.connect(lambda: self.run_dir and self.evaluate_requested.emit(self.run_dir))
+        self.predict_button.clicked.connect(self._request_predict)
+        self.open_button.clicked.connect(lambda: self.run_dir and self.open_folder_requested.emit(self.run_dir))
+        for b in (self.evaluate_button, self.predict_button, self.open_button):
+            lay.addWidget(b)
+            b.setEnabled(False)
+        return box
+
+    # ---- state --------------------------------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        busy = state != IDLE
+        self.start_button.setEnabled(not busy)
+        self.pause_button.setEnabled(state == RUNNING)
+        self.resume_button.setEnabled(state == PAUSED)
+        self.stop_button.setEnabled(state in (PREPARING, RUNNING, PAUSED))
+        self.model_panel.setEnabled(not busy)
+        self.form_box.setEnabled(not busy)
+        self.state_label.setText({IDLE: "Idle", PREPARING: "Preparing…", RUNNING: "Training", PAUSED: "Paused",
+                                  STOPPING: "Stopping after this batch…"}[state])
+        self.state_label.setProperty("state", state)
+        self.state_label.style().unpolish(self.state_label)
+        self.state_label.style().polish(self.state_label)
+        self.state_changed.emit(state)
+
+    def is_running(self) -> bool:
+        return self.state != IDLE or is_running(self.thread)
+
+    def log_line(self, text: str, kind: str = "info") -> None:
+        stamp = time.strftime("%H:%M:%S")
+        prefix = {"warning": "⚠ ", "error": "✖ "}.get(kind, "")
+        self.log.appendPlainText(f"{stamp}  {prefix}{text}")
+
+    # ---- environment and defaults -------------------------------------------------------------------------------
+    def on_environment_ready(self) -> None:
+        """Called once torch is imported: learn the devices and the recommended defaults (background)."""
+        worker = FunctionWorker(_resolved_defaults, "auto")
+        connect_worker(worker, self, result=self._on_defaults)
+        start_worker(worker, self)
+
+    def _on_defaults(self, d: dict) -> None:
+        self._defaults = d
+        self._device_type = d["device_type"]
+        if d.get("cuda") and self.device_combo.findData("cuda") < 0:
+            self.device_combo.addItem("GPU (CUDA)", "cuda")
+        if d.get("mps") and self.device_combo.findData("mps") < 0:
+            self.device_combo.addItem("Apple GPU (MPS)", "mps")
+        saved = str(settings().value("train/device", "auto"))
+        if self.device_combo.findData(saved) >= 0:
+            self.device_combo.setCurrentIndex(self.device_combo.findData(saved))
+        if not self._had_saved_settings:
+            self.apply_recommended()
+        self._on_device_changed()
+
+    def apply_recommended(self) -> None:
+        d = self._defaults
+        if d is None:
+            return
+        t = d["train"]
+        self.set_train_values(t)
+        if self.dataset_panel is not None and not self._had_saved_settings:
+            self.dataset_panel.set_image_size(int(d["image_size"]))
+        self.status_message.emit(f"Recommended settings for {d['device_type'].upper()} applied")
+
+    def _on_device_changed(self, *_: Any) -> None:
+        choice = self.device_combo.currentData()
+        if choice == "auto":
+            self._device_type = (self._defaults or {}).get("device_type", "cpu")
+        else:
+            self._device_type = str(choice)
+        self._on_model_changed()
+
+    def _on_model_changed(self, *_: Any) -> None:
+        self.model_panel.set_context(device_type=self._device_type, batch_size=self.batch_spin.value(),
+                                     amp=self.amp_check.isChecked())
+
+    def _on_data_changed(self, *_: Any) -> None:
+        panel = self.dataset_panel
+        if panel is None:
+            return
+        n = len(panel.index.classes) if panel.index is not None else None
+        self.model_panel.set_context(num_classes=n, image_size=panel.image_size())
+
+    # ---- the form -----------------------------------------------------------------------------------------------
+    def train_values(self) -> dict:
+        def num(edit: QLineEdit, name: str) -> float:
+            try:
+                return float(edit.text().strip())
+            except ValueError:
+                raise ValueError(f"{name}: {edit.text()!r} is not a number") from None
+
+        patience = self.patience_spin.value()
+        return {
+            "epochs": self.epochs_spin.value(), "batch_size": self.batch_spin.value(),
+            "lr": num(self.lr_edit, "Learning rate"), "optimizer": self.optimizer_combo.currentText(),
+            "weight_decay": num(self.wd_edit, "Weight decay"), "scheduler": self.scheduler_combo.currentText(),
+            "warmup_epochs": round(self.warmup_spin.value(), 3),
+            "label_smoothing": round(self.smoothing_spin.value(), 3),
+            "mixup": round(self.mixup_spin.value(), 3), "cutmix": round(self.cutmix_spin.value(), 3),
+            "early_stop_patience": patience or None, "class_weights": self.class_weights_check.isChecked(),
+            "device": str(self.device_combo.currentData()), "amp": self.amp_check.isChecked(),
+            "seed": self.seed_spin.value(),
+        }
+
+    def set_train_values(self, t: dict) -> None:
+        if "epochs" in t:
+            self.epochs_spin.setValue(int(t["epochs"]))
+        if "batch_size" in t:
+            self.batch_spin.setValue(int(t["batch_size"]))
+        if "lr" in t:
+            self.lr_edit.setText(f"{float(t['lr']):g}")
+        if "optimizer" in t:
+            self.optimizer_combo.setCurrentText(str(t["optimizer"]))
+        if "weight_decay" in t:
+            self.wd_edit.setText(f"{float(t['weight_decay']):g}")
+        if "scheduler" in t:
+            self.scheduler_combo.setCurrentText(str(t["scheduler"]))
+        for key, spin in (("warmup_epochs", self.warmup_spin), ("label_smoothing", self.smoothing_spin),
+                          ("mixup", self.mixup_spin), ("cutmix", self.cutmix_spin)):
+            if key in t:
+                spin.setValue(float(t[key] or 0.0))
+        if "early_stop_patience" in t:
+            self.patience_spin.setValue(int(t["early_stop_patience"] or 0))
+        if "class_weights" in t:
+            self.class_weights_check.setChecked(bool(t["class_weights"]))
+        if "device" in t:
+            i = self.device_combo.findData(str(t["device"]))
+            if i >= 0:
+                self.device_combo.setCurrentIndex(i)
+        if "amp" in t:
+            self.amp_check.setChecked(bool(t["amp"]))
+        if "seed" in t:
+            self.seed_spin.setValue(int(t["seed"]))
+
+    def build_config(self) -> Any:
+        """The RunConfig for a new run from the dataset panel, the model panel and the form (ConfigError/ValueError)."""
+        from core.config import RunConfig, TrainConfig
+
+        panel = self.dataset_panel
+        if panel is None or panel.index is None:
+            raise ValueError("Open a data set first (Dataset tab): no images to train on.")
+        train = TrainConfig(**self.train_values())
+        cfg = RunConfig(data=panel.data_config(), model=self.model_panel.model_config(), train=train)
+        return cfg.validate()
+
+    # ---- actions ------------------------------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Start a new run with the current settings; False (with a message) when something is missing."""
+        if self.state != IDLE:
+            return False
+        self.banner.clear_message()
+        problem = self.model_panel.problem()
+        if problem:
+            self.banner.set_error(problem)
+            return False
+        try:
+            config = self.build_config()
+        except ValueError as exc:  # ConfigError is a ValueError
+            self.banner.set_error(str(exc))
+            return False
+        if config.model.pretrained == "imagenet":
+            self._fetch_weights_then_start(config)
+            return True
+        self._launch(config, self.dataset_panel.index, resume=None)
+        return True
+
+    def resume_run(self, run_dir: str) -> bool:
+        """Continue an interrupted/stopped run from its last.pt (its stored settings; this form's epochs/device)."""
+        if self.state != IDLE:
+            self.banner.set_error("A run is already in progress; stop it before resuming another.")
+            return False
+        if not (Path(run_dir) / "last.pt").is_file():
+            self.banner.set_error(f"{run_dir}: no last.pt to resume from")
+            return False
+        from core.config import RunConfig, TrainConfig
+
+        try:
+            override = RunConfig(train=TrainConfig(**self.train_values()))
+        except ValueError as exc:
+            self.banner.set_error(str(exc))
+            return False
+        history = []
+        try:
+            from core.runs import RunStore
+
+            history = RunStore(Path(run_dir).parent).load(run_dir).history
+        except Exception:  # noqa: BLE001 — the chart just starts empty
+            history = []
+        stored_epochs = self._stored_epochs(run_dir)
+        if stored_epochs and override.train.epochs <= len(history):
+            override.train.epochs = max(stored_epochs, len(history) + 1)
+        override.data.root = ""
+        self._launch(override, None, resume=run_dir, history=history)
+        return True
+
+    @staticmethod
+    def _stored_epochs(run_dir: str) -> int | None:
+        import json
+
+        try:
+            return int(json.loads((Path(run_dir) / "config.json").read_text("utf-8"))["train"]["epochs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _launch(self, config: Any, index: Any, resume: str | None, history: list | None = None) -> None:
+        self.result = None
+        self.fit_info = None
+        self.best_checkpoint = self.last_checkpoint = None
+        self.run_dir = resume
+        for b in (self.evaluate_button, self.predict_button, self.open_button):
+            b.setEnabled(False)
+        self.ensure_charts()
+        self.charts.reset()
+        if history:
+            self.charts.set_history(history)
+        self.epoch_bar.setRange(0, config.train.epochs)
+        self.epoch_bar.setValue(len(history or []))
+        self.batch_bar.setRange(0, 1)
+        self.batch_bar.setValue(0)
+        self.speed_label.setText("– images/s")
+        self.eta_label.setText("ETA –")
+        self.result_label.setText("Training…")
+        self.log_line(f"Resuming {resume}" if resume else "Starting a new run")
+        self.save_settings()
+        worker = TrainingWorker(config, index, runs_dir=self.runs_dir, resume=resume)
+        worker.fit_started.connect(self._on_fit_started)
+        worker.epoch_started.connect(self._on_epoch_started)
+        worker.batch.connect(self._on_batch)
+        worker.epoch_end.connect(self._on_epoch_end)
+        worker.warning.connect(self._on_warning)
+        worker.checkpoint.connect(self._on_checkpoint)
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_state(PREPARING)
+        self.thread = start_worker(worker, self)
+
+    def pause(self) -> None:
+        if self.worker is not None and self.state == RUNNING:
+            self.worker.pause()
+            self._set_state(PAUSED)
+            self.log_line("Paused")
+
+    def resume(self) -> None:
+        if self.worker is not None and self.state == PAUSED:
+            self.worker.resume()
+            self._set_state(RUNNING)
+            self.log_line("Resumed")
+
+    def stop(self) -> None:
+        if getattr(self, "_download_worker", None) is not None:
+            self._download_worker.cancel()
+        if self.worker is not None and self.state in (PREPARING, RUNNING, PAUSED):
+            self.worker.stop()
+            self._set_state(STOPPING)
+            self.log_line("Stopping after the current batch…")
+
+    def stop_and_wait(self, timeout_s: float = 120.0) -> bool:
+        """Stop a run and wait for its thread while processing events (window close). True when it ended."""
+        self.stop()
+        deadline = time.monotonic() + timeout_s
+        app = QCoreApplication.instance()
+        while is_running(self.thread) and time.monotonic() < deadline:
+            if app is not None:
+                app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if is_running(self.thread):
+                self.thread.wait(20)
+        if app is not None:
+            app.processEvents()
+        return not is_running(self.thread)
+
+    # ---- ImageNet weights ---------------------------------------------------------------------------------------
+    def _fetch_weights_then_start(self, config: Any) -> None:
+        arch = config.model.arch
+        if arch == "auto":
+            self.banner.set_error("Choose an architecture with ImageNet weights (e.g. ResNeXt-50 32×4d) "
+                                  "instead of Auto.")
+            return
+        dialog = QProgressDialog(f"Downloading ImageNet weights for {arch}…", "Cancel", 0, 0, self)
+        dialog.setWindowTitle("ImageNet weights")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(300)
+        worker = FunctionWorker(_download_weights, arch)
+        self._download_worker = worker
+        self._set_state(PREPARING)
+
+        def progress(done: int, total: int) -> None:
+            if total > 0:
+                dialog.setRange(0, 1000)
+                dialog.setValue(int(1000 * done / total))
+                dialog.setLabelText(f"Downloading ImageNet weights for {arch}: "
+                                    f"{done / 2**20:.0f} / {total / 2**20:.0f} MB")
+
+        def done(_path: str) -> None:
+            dialog.reset()
+            self._download_worker = None
+            self._set_state(IDLE)
+            self._launch(config, self.dataset_panel.index, resume=None)
+
+        def failed(message: str) -> None:
+            dialog.reset()
+            self._download_worker = None
+            self._set_state(IDLE)
+            if worker.cancelled:
+                self.log_line("Download cancelled")
+                return
+            self._offline_choice(config, message)
+
+        dialog.canceled.connect(lambda: worker.cancel())  # a lambda runs here; a slot would queue
+        connect_worker(worker, self, progress=progress, result=done, failed=failed)
+        start_worker(worker, self)
+
+    def _offline_choice(self, config: Any, message: str) -> None:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("ImageNet weights unavailable")
+        box.setText("The ImageNet weights could not be downloaded (no internet connection?).")
+        box.setInformativeText(f"{message}\n\nUse a weights file you already have, or train from scratch.")
+        local = box.addButton("Use a local file…", QMessageBox.ButtonRole.AcceptRole)
+        scratch = box.addButton("Train from scratch", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is local:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", "",
+                                                  "PyTorch weights (*.pt *.pth *.bin);;All files (*)")
+            if path:
+                self.model_panel.pretrained_combo.setCurrentIndex(self.model_panel.pretrained_combo.findData("file"))
+                self.model_panel.weights_edit.setText(path)
+                self.start()
+        elif clicked is scratch:
+            self.model_panel.pretrained_combo.setCurrentIndex(0)
+            self.start()
+
+    # ---- worker events ------------------------------------------------------------------------------------------
+    def _on_fit_started(self, info: Any) -> None:
+        self.fit_info = info
+        self.run_dir = info.run_dir
+        if self.state == PREPARING or self.state == PAUSED and self.worker is not None and not self.worker.paused:
+            self._set_state(RUNNING)
+        self.epoch_bar.setRange(0, info.epochs)
+        self.epoch_bar.setValue(info.start_epoch)
+        self.batch_bar.setRange(0, max(1, info.steps_per_epoch))
+        self.device_label.setText(f"Device: {info.device_name} · data: {info.loader_mode}")
+        self.device_in_use.emit(info.device_name)
+        self.log_line(f"{info.arch} ({info.params / 1e6:.2f} M parameters), {info.num_classes} classes on "
+                      f"{info.device_name}")
+        self.log_line(f"Images: train {info.train_size} · val {info.val_size} · test {info.test_size}; "
+                      f"{info.steps_per_epoch} batches per epoch; data: {info.loader_mode}")
+        self.log_line(f"Run folder: {info.run_dir}")
+
+    def _on_epoch_started(self, epoch: int) -> None:
+        total = self.fit_info.epochs if self.fit_info is not None else self.epoch_bar.maximum()
+        self.epoch_label.setText(f"Epoch {epoch} / {total}")
+        self.batch_bar.setValue(0)
+        self.batch_label.setText(f"Batch 0 / {self.batch_bar.maximum()}")
+
+    def _on_batch(self, p: Any) -> None:
+        self.batch_bar.setRange(0, max(1, p.steps))
+        self.batch_bar.setValue(p.step)
+        self.batch_label.setText(f"Batch {p.step} / {p.steps}")
+        self.speed_label.setText(f"{p.images_per_s:,.0f} images/s" if p.images_per_s >= 10
+                                 else f"{p.images_per_s:.1f} images/s")
+        self.eta_label.setText(f"ETA {_fmt_duration(p.eta_s)}")
+        self.charts.add_batch(p.epoch, p.step, p.steps, p.loss)
+
+    def _on_epoch_end(self, m: Any) -> None:
+        self.charts.add_metrics(m)
+        self.epoch_bar.setValue(m.epoch)
+        val = (f" · val loss {m.val_loss:.4f}, acc {100 * m.val_acc:.1f} %" if m.val_acc is not None else "")
+        self.log_line(f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, acc {100 * m.train_acc:.1f} %{val} · "
+                      f"lr {m.lr:.2e} · {m.seconds:.1f} s")
+
+    def _on_warning(self, msg: str) -> None:
+        self.log_line(msg, "warning")
+
+    def _on_checkpoint(self, path: str, kind: str) -> None:
+        if kind == "best":
+            self.best_checkpoint = path
+        elif kind == "last":
+            self.last_checkpoint = path
+
+    def _on_failed(self, message: str) -> None:
+        self.log_line(message, "error")
+        self.banner.set_error(message)
+        QMessageBox.critical(self, "Training failed", message)
+
+    def _on_finished(self, result: Any) -> None:
+        self.worker = None
+        self.result = result
+        self._set_state(IDLE)
+        self.device_in_use.emit("")
+        if result is None:  # an exception; _on_failed has shown it
+            self.result_label.setText("<b>Training failed.</b> See the log.")
+            return
+        self.run_dir = result.run_dir or self.run_dir
+        title = REASONS.get(result.reason, result.reason)
+        lines = [f"<b>{html.escape(title)}</b>"]
+        if result.message:
+            lines.append(html.escape(result.message))
+        if result.best_epoch is not None:
+            best_row = next((r for r in result.history if r.get("epoch") == result.best_epoch), {})
+            acc = best_row.get("val_acc")
+            metric = f"validation accuracy {100 * acc:.1f} %" if acc is not None else \
+                f"train loss {best_row.get('train_loss', float('nan')):.4f}"
+            lines.append(f"Best epoch <b>{result.best_epoch}</b>: {metric}")
+        if result.evaluation and result.evaluation.get("accuracy") is not None:
+            ev = result.evaluation
+            split = {"val": "Validation", "test": "Test"}.get(ev.get("split"), "Held-out")
+            lines.append(f"{split} accuracy of best.pt: {100 * ev['accuracy']:.1f} % ({ev.get('num_samples')} images)")
+        if self.run_dir:
+            lines.append(f"Run folder: {html.escape(Path(self.run_dir).name)}")
+        self.result_label.setText("<br>".join(lines))
+        self.result_label.setToolTip(self.run_dir or "")
+        self.log_line(f"{title}{': ' + result.message if result.message else ''}",
+                      "error" if result.reason == "failed" else "info")
+        run = Path(self.run_dir) if self.run_dir else None
+        best = run / "best.pt" if run else None
+        if best is not None and best.is_file():
+            self.best_checkpoint = str(best)
+        self.evaluate_button.setEnabled(bool(best and best.is_file()))
+        self.predict_button.setEnabled(bool(best and best.is_file()))
+        self.open_button.setEnabled(bool(run and run.is_dir()))
+        self.status_message.emit(title)
+        if result.reason == "failed":
+            self.banner.set_error(result.message or "Training failed")
+            QMessageBox.critical(self, "Training failed", result.message or "Training failed (see the log).")
+        self.run_finished.emit(result)
+
+    def _request_predict(self) -> None:
+        if self.best_checkpoint:
+            self.predict_requested.emit(self.best_checkpoint)
+
+    # ---- settings -----------------------------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        s = settings()
+        values: dict = {}
+        for key in TRAIN_KEYS:
+            v = s.value(f"train/{key}")
+            if v is None:
+                continue
+            values[key] = {"true": True, "false": False}.get(str(v).lower(), v) if key in (
+                "class_weights", "amp") else v
+        if "early_stop_patience" in values:
+            values["early_stop_patience"] = int(values["early_stop_patience"] or 0)
+        with contextlib.suppress(TypeError, ValueError):
+            self.set_train_values(values)
+
+    def save_settings(self) -> None:
+        s = settings()
+        try:
+            values = self.train_values()
+        except ValueError:
+            return
+        for key, v in values.items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            s.setValue(f"train/{key}", 0 if v is None else v)
+        self.model_panel.save_settings()

@@ -1,0 +1,128 @@
+"""Small shared widgets and helpers: message banner, icon grid, PIL → QImage, settings helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QListWidget, QListWidgetItem, QWidget
+
+
+def pil_to_qimage(img: Any) -> QImage:
+    """A deep-copied QImage of a PIL image (safe to create in a worker thread; QPixmap is not)."""
+    rgba = img.convert("RGBA")
+    data = rgba.tobytes("raw", "RGBA")
+    return QImage(data, rgba.width, rgba.height, 4 * rgba.width, QImage.Format.Format_RGBA8888).copy()
+
+
+def read_thumbnail(path: str, size: int) -> QImage:
+    """The image at `path` scaled to fit `size` px (EXIF orientation applied); a null QImage if unreadable."""
+    from PySide6.QtGui import QImageReader
+
+    reader = QImageReader(path)
+    reader.setAutoTransform(True)
+    src = reader.size()
+    if src.isValid() and (src.width() > size or src.height() > size):
+        reader.setScaledSize(src.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
+    img = reader.read()
+    return img
+
+
+class Banner(QLabel):
+    """A one-line message strip: error (red) or info (blue); hidden when empty."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hide()
+
+    def _show(self, kind: str, text: str) -> None:
+        self.setObjectName(f"{kind}Banner")
+        self.setText(text)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.setVisible(bool(text))
+
+    def set_error(self, text: str) -> None:
+        self._show("error", text)
+
+    def set_info(self, text: str) -> None:
+        self._show("info", text)
+
+    def clear_message(self) -> None:
+        self.setText("")
+        self.hide()
+
+    @property
+    def kind(self) -> str:
+        return self.objectName().replace("Banner", "") if not self.isHidden() else ""
+
+
+class ImageGrid(QListWidget):
+    """A grid of image tiles with captions (QListWidget in icon mode)."""
+
+    def __init__(self, tile: int = 72, selectable: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tile = tile
+        self._blank_icon: QIcon | None = None
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setIconSize(QSize(tile, tile))
+        self.setGridSize(QSize(tile + 18, tile + 24))
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setUniformItemSizes(True)
+        self.setWordWrap(False)
+        self.setSpacing(2)
+        if not selectable:
+            self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+
+    def _blank(self) -> QIcon:
+        if getattr(self, "_blank_icon", None) is None:
+            pm = QPixmap(self.tile, self.tile)
+            pm.fill(QColor("#eef1f4"))
+            self._blank_icon = QIcon(pm)
+        return self._blank_icon
+
+    def add_tile(self, caption: str, tooltip: str = "", image: QImage | None = None) -> QListWidgetItem:
+        item = QListWidgetItem(caption)
+        item.setToolTip(tooltip or caption)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
+        item.setIcon(self._blank())  # a full-size tile from the start, so every cell has its final size
+        item.setData(Qt.ItemDataRole.UserRole + 1, False)
+        if image is not None:
+            self.set_tile_image(item, image)
+        self.addItem(item)
+        return item
+
+    def set_tile_image(self, item: QListWidgetItem, image: QImage) -> None:
+        if image.isNull():
+            return
+        pm = QPixmap.fromImage(image)
+        if pm.width() != self.tile and pm.height() != self.tile:
+            pm = pm.scaled(self.tile, self.tile, Qt.AspectRatioMode.KeepAspectRatio,
+                           Qt.TransformationMode.SmoothTransformation)
+        item.setIcon(QIcon(pm))
+        item.setData(Qt.ItemDataRole.UserRole + 1, True)
+
+    @staticmethod
+    def has_image(item: QListWidgetItem) -> bool:
+        return bool(item.data(Qt.ItemDataRole.UserRole + 1))
+
+
+def load_json_setting(s: Any, key: str, default: Any) -> Any:
+    """A JSON-encoded QSettings value (lists and dicts survive every backend unchanged)."""
+    raw = s.value(key, "")
+    if not raw:
+        return default
+    try:
+        value = json.loads(str(raw))
+    except ValueError:
+        return default
+    return value if isinstance(value, type(default)) else default
+
+
+def store_json_setting(s: Any, key: str, value: Any) -> None:
+    s.setValue(key, json.dumps(value))

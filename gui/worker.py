@@ -1,0 +1,372 @@
+"""Background work for the GUI: a generic FunctionWorker, the TrainingWorker (core events → Qt signals), threads."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QThread, Signal, Slot
+
+# Every (thread, worker) started by start_worker, kept alive here until the thread has finished.
+_ACTIVE: list[list[Any]] = []  # [thread, worker, relay]
+
+BATCH_INTERVAL_S = 0.1  # batch signals at most 10 per second
+
+
+class _LazyToken:
+    """Holds stop/pause requests until the real core.engine.StopToken exists (created in the worker thread).
+
+    Creating the StopToken needs `core.engine` (which imports torch); doing that on the GUI thread would stall it,
+    so the token is made in `run()` and requests made before then are replayed onto it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._token: Any = None
+        self._stopped = False
+        self._paused = False
+
+    def create(self) -> Any:
+        try:
+            from core.engine import StopToken
+        except ImportError:  # core.engine unavailable: this object answers `stopped` / `paused` itself
+            return self
+        with self._lock:
+            if self._token is None:
+                self._token = StopToken()
+                if self._paused:
+                    self._token.pause()
+                if self._stopped:
+                    self._token.stop()
+            return self._token
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self._token is not None:
+                self._token.stop()
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+            if self._token is not None:
+                self._token.pause()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            if self._token is not None:
+                self._token.resume()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def wait_if_paused(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._paused and not self._stopped and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.05)
+
+
+def _error_text(exc: BaseException) -> str:
+    """One readable line: our own error types carry a user message already; others get their type name."""
+    name = type(exc).__name__
+    text = str(exc).strip() or name
+    if name in ("DataError", "ModelError", "ConfigError", "CheckpointError", "ImageLoadError"):
+        return text
+    return f"{name}: {text}"
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+class FunctionWorker(QObject):
+    """Runs `fn(*args, **kwargs)` in a worker thread; `fn` also gets `progress=` and `stop=` if it accepts them.
+
+    Signals: progress(done, total) (throttled, the final one always sent), result(value), failed(message),
+    finished() — always last. `cancel()` sets the stop token; a function that honours it ends early.
+    """
+
+    progress = Signal(int, int)
+    result = Signal(object)
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.exception: BaseException | None = None
+        self._token = _LazyToken()
+        self._last_progress = 0.0
+
+    def cancel(self) -> None:
+        self._token.stop()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._token.stopped
+
+    def _progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - self._last_progress >= 0.05:
+            self._last_progress = now
+            self.progress.emit(int(done), int(total))
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            kwargs = dict(self.kwargs)
+            if _accepts(self.fn, "progress") and "progress" not in kwargs:
+                kwargs["progress"] = self._progress
+            if _accepts(self.fn, "stop") and "stop" not in kwargs:
+                kwargs["stop"] = self._token.create()
+            value = self.fn(*self.args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 — every failure becomes one `failed` signal
+            self.exception = exc
+            if type(exc).__name__ not in ("DataError", "ModelError", "ConfigError", "CheckpointError"):
+                traceback.print_exc(file=sys.stderr)
+            self.failed.emit(_error_text(exc))
+        else:
+            self.result.emit(value)
+        finally:
+            self.finished.emit()
+
+
+class _Relay(QObject):
+    """Calls a Python callable on the thread this relay lives in (the GUI thread).
+
+    PySide6 runs a plain function or lambda connected to a worker's signal in the *worker* thread; a bound method
+    of a QObject that lives in the GUI thread is queued there instead. Relays turn any callable into the latter.
+    """
+
+    def __init__(self, fn: Callable[..., Any], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.fn = fn
+
+    def call(self, *args: Any) -> None:
+        self.fn(*args)
+
+
+def connect_worker(worker: QObject, owner: QObject, **handlers: Callable[..., Any]) -> None:
+    """Connect `worker.<signal>` to callables that run on `owner`'s thread, e.g. result=..., failed=....
+
+    The relays are parented to `owner` and deleted once `worker.finished` has been delivered.
+    """
+    relays: list[_Relay] = []
+    for name, fn in handlers.items():
+        if name == "finished":
+            continue
+        relay = _Relay(fn, owner)
+        getattr(worker, name).connect(relay.call)
+        relays.append(relay)
+    done = handlers.get("finished")
+
+    def _finish(*args: Any) -> None:
+        try:
+            if done is not None:
+                done(*args)
+        finally:
+            for r in relays:
+                r.deleteLater()
+
+    last = _Relay(_finish, owner)
+    relays.append(last)
+    worker.finished.connect(last.call)
+
+
+def start_worker(worker: QObject, parent: QObject | None = None) -> QThread:
+    """Move `worker` to a new QThread and start it: started → run, worker.finished → quit, then deleteLater.
+
+    Call on the GUI thread. The thread has no Qt parent (destroying a parent with a running thread aborts Qt); it
+    is tracked here until it has finished. When `parent` is destroyed the worker is asked to stop. Connect the
+    worker's signals to bound methods of GUI objects or via `connect_worker` (a lambda would run in the worker
+    thread). `wait_for_workers()` stops and waits for all of them (window close, tests).
+    """
+    thread = QThread()
+    thread.setObjectName(f"{type(worker).__name__}Thread")
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    # direct: quit() is thread-safe, so the thread ends even while the GUI thread is blocked waiting for it
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    thread.finished.connect(worker.deleteLater)
+    entry: list[Any] = [thread, worker]
+
+    def _forget(*_: Any) -> None:  # on the GUI thread, after the thread has finished
+        thread.wait()
+        if entry in _ACTIVE:
+            _ACTIVE.remove(entry)
+        forget_relay.deleteLater()
+
+    forget_relay = _Relay(_forget)
+    entry.append(forget_relay)
+    thread.finished.connect(forget_relay.call)
+    _ACTIVE.append(entry)
+    if parent is not None:
+        stopper = getattr(worker, "cancel", None) or getattr(worker, "stop", None)
+        if stopper is not None:
+            ref = weakref.WeakMethod(stopper)
+            parent.destroyed.connect(lambda *_: (m := ref()) is not None and m())
+    thread.start()
+    return thread
+
+
+def is_running(thread: QThread | None) -> bool:
+    """True while `thread` exists and runs (safe on a thread whose C++ object was already deleted)."""
+    if thread is None:
+        return False
+    try:
+        import shiboken6
+
+        return shiboken6.isValid(thread) and thread.isRunning()
+    except RuntimeError:
+        return False
+
+
+def active_threads() -> list[QThread]:
+    """Threads started by start_worker that have not finished yet."""
+    return [e[0] for e in list(_ACTIVE) if is_running(e[0])]
+
+
+def wait_for_workers(timeout_s: float = 30.0, cancel: bool = True) -> bool:
+    """Ask every tracked worker to stop and wait for the threads while processing events. True if all ended."""
+    if cancel:
+        for _, worker, *_rest in list(_ACTIVE):
+            stopper = getattr(worker, "cancel", None) or getattr(worker, "stop", None)
+            if stopper is not None:
+                with contextlib.suppress(RuntimeError):
+                    stopper()
+    deadline = time.monotonic() + timeout_s
+    app = QCoreApplication.instance()
+    while time.monotonic() < deadline:
+        if not active_threads():
+            break
+        if app is not None:
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        for t in active_threads():
+            t.wait(20)
+    if app is not None:  # deliver the queued finished/deleteLater events
+        app.processEvents()
+    return not active_threads()
+
+
+class TrainingWorker(QObject):
+    """Runs `core.engine.Trainer.fit()` in a QThread and re-emits its events as Qt signals.
+
+    Signals: fit_started(FitInfo), epoch_started(int), batch(BatchProgress) at ≤ 10 Hz (the last step of each
+    epoch always), epoch_end(EpochMetrics), warning(str), checkpoint(path, kind), finished(FitResult | None),
+    failed(str) when an exception escapes (then finished(None) follows). stop() / pause() / resume() steer it.
+    """
+
+    fit_started = Signal(object)
+    epoch_started = Signal(int)
+    batch = Signal(object)
+    epoch_end = Signal(object)
+    warning = Signal(str)
+    checkpoint = Signal(str, str)
+    failed = Signal(str)
+    finished = Signal(object)
+
+    def __init__(self, config: Any, index: Any = None, runs_dir: str | None = None, resume: str | None = None,
+                 batch_interval_s: float = BATCH_INTERVAL_S) -> None:
+        super().__init__()
+        self.config = config
+        self.index = index
+        self.runs_dir = runs_dir
+        self.resume_dir = resume
+        self.batch_interval_s = batch_interval_s
+        self.result: Any = None
+        self.exception: BaseException | None = None
+        self._token = _LazyToken()
+
+    def stop(self) -> None:
+        self._token.stop()
+
+    cancel = stop
+
+    def pause(self) -> None:
+        self._token.pause()
+
+    def resume(self) -> None:
+        self._token.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self._token.paused
+
+    @property
+    def stopping(self) -> bool:
+        return self._token.stopped
+
+    def _make_callback(self) -> Any:
+        from core.engine import Callback
+
+        worker = self
+        last = [float("-inf")]
+
+        class _QtCallback(Callback):
+            def on_fit_start(self, info: Any) -> None:
+                worker.fit_started.emit(info)
+
+            def on_epoch_start(self, epoch: int) -> None:
+                worker.epoch_started.emit(int(epoch))
+
+            def on_batch_end(self, p: Any) -> None:
+                now = time.monotonic()
+                if now - last[0] >= worker.batch_interval_s or p.step >= p.steps:
+                    last[0] = now
+                    worker.batch.emit(p)
+
+            def on_epoch_end(self, m: Any) -> None:
+                worker.epoch_end.emit(m)
+
+            def on_checkpoint(self, path: str, kind: str) -> None:
+                worker.checkpoint.emit(str(path), str(kind))
+
+            def on_warning(self, msg: str) -> None:
+                worker.warning.emit(str(msg))
+
+        return _QtCallback()
+
+    @Slot()
+    def run(self) -> None:
+        result = None
+        try:
+            from core.engine import Trainer
+
+            token = self._token.create()
+            cfg = self.config
+            if cfg is not None and self.resume_dir is None and cfg.model.arch == "auto":
+                # pick the architecture here, so the engine's device preset does not replace the form's values
+                from core.engine import resolve_device
+                from core.models import default_arch
+
+                cfg.model.arch = default_arch(resolve_device(cfg.train.device).type)
+            trainer = Trainer(self.config, self.index, callbacks=[self._make_callback()], stop=token,
+                              runs_dir=self.runs_dir, resume=self.resume_dir)
+            result = trainer.fit()
+            self.result = result
+        except Exception as exc:  # noqa: BLE001 — surfaces as one `failed` signal and a dialog
+            self.exception = exc
+            traceback.print_exc(file=sys.stderr)
+            self.failed.emit(_error_text(exc))
+            result = None
+        finally:
+            self.finished.emit(result)

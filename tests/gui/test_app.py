@@ -1,0 +1,165 @@
+"""Start-up: display checks, lazy heavy imports, the main window, its tabs, settings, drops and wiring."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gui import app as gui_app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env_without_display() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the display check is Linux-only")
+def test_no_display_prints_one_line_and_returns_2():
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(REPO / "main.py")], env=_env_without_display(), cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [gui_app.NO_DISPLAY_MESSAGE]
+    assert "QT_QPA_PLATFORM=offscreen" in proc.stderr and "Aborted" not in proc.stderr
+    assert time.monotonic() - t0 < 30
+
+
+def test_display_checks():
+    assert gui_app.check_display({}, "linux") == gui_app.NO_DISPLAY_MESSAGE
+    assert gui_app.check_display({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert gui_app.check_display({}, "win32") is None
+    assert gui_app.check_display({}, "darwin") is None
+
+
+def test_missing_xcb_cursor_prints_the_apt_command(monkeypatch):
+    import ctypes.util
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    msg = gui_app.check_display({"DISPLAY": ":0"}, "linux")
+    assert msg == gui_app.XCB_CURSOR_MESSAGE and "sudo apt install libxcb-cursor0" in msg
+    assert gui_app.check_display({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert gui_app.check_display({"DISPLAY": ":0", "QT_QPA_PLATFORM": "xcb"}, "linux") == msg
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "libxcb-cursor.so.0")
+    assert gui_app.check_display({"DISPLAY": ":0"}, "linux") is None
+
+
+def test_bad_data_flag_is_a_usage_error(tmp_path, capsys):
+    assert gui_app.main(["--data", str(tmp_path / "missing")]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_importing_the_main_window_loads_no_torch_and_no_matplotlib():
+    code = ("import sys, gui.main_window, gui.app; "
+            "bad = [m for m in ('torch', 'torchvision', 'core.engine', 'core.models', 'matplotlib') "
+            "if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def window(qtbot, runs_dir):
+    from gui.main_window import MainWindow
+
+    created = []
+
+    def make(**kwargs):
+        w = MainWindow(runs_dir=str(runs_dir), **kwargs)
+        qtbot.addWidget(w)
+        w.show()
+        created.append(w)
+        return w
+
+    yield make
+    for w in created:
+        w.confirm_close = False
+        w.close()
+
+
+@pytest.mark.timeout(180)
+def test_first_start_opens_the_bundled_sample(qtbot, window, sample_path):
+    from core.data import scan
+
+    w = window()
+    assert w.windowTitle() == "ResNeXt Studio"
+    assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Dataset", "Train", "Evaluate", "Predict", "Runs"]
+    assert w.tabs.currentWidget() is w.dataset_panel
+    qtbot.waitUntil(lambda: w.dataset_panel.index is not None, timeout=150000)
+    t = w.dataset_panel.class_table
+    assert {t.item(r, 0).text(): int(t.item(r, 1).text()) for r in range(t.rowCount())} == \
+        scan(sample_path).counts()
+
+
+def test_last_folder_is_reopened_and_recent_list_kept(qtbot, window, tiny_dataset):
+    w = window(data_dir=str(tiny_dataset))
+    qtbot.waitUntil(lambda: w.dataset_panel.index is not None, timeout=60000)
+    w.close()
+    w2 = window()
+    assert w2.dataset_panel.folder == str(tiny_dataset)
+    assert w2.dataset_panel.recent_combo.itemData(0) == str(tiny_dataset)
+    qtbot.waitUntil(lambda: w2.dataset_panel.index is not None, timeout=60000)
+
+
+def test_hyper_parameters_survive_a_restart(qtbot, window, tiny_dataset):
+    w = window(data_dir=str(tiny_dataset))
+    w.train_tab.set_train_values({"epochs": 7, "batch_size": 12, "lr": 0.005, "optimizer": "sgd"})
+    w.dataset_panel.val_spin.setValue(30)
+    w.close()
+    w2 = window(data_dir=str(tiny_dataset))
+    v = w2.train_tab.train_values()
+    assert (v["epochs"], v["batch_size"], v["lr"], v["optimizer"]) == (7, 12, 0.005, "sgd")
+    assert w2.dataset_panel.val_spin.value() == 30
+
+
+def test_dropping_a_folder_opens_it(qtbot, window, tiny_dataset, tmp_path):
+    w = window(load_initial=False)
+    w.tabs.setCurrentIndex(1)
+    assert not w.handle_dropped_paths([str(tmp_path / "nothing-here")])
+    with qtbot.waitSignal(w.dataset_panel.scan_finished, timeout=60000):
+        assert w.handle_dropped_paths([str(tiny_dataset)])
+    assert w.tabs.currentWidget() is w.dataset_panel
+    assert w.dataset_panel.index.root == str(tiny_dataset)
+
+
+def test_result_buttons_switch_tabs(qtbot, window, monkeypatch):
+    w = window(load_initial=False)
+    calls = []
+    if w.evaluate_tab is not None:
+        monkeypatch.setattr(w.evaluate_tab, "show_run", lambda d: calls.append(("eval", d)))
+        w.train_tab.evaluate_requested.emit("/runs/r1")
+        assert calls[-1] == ("eval", "/runs/r1") and w.tabs.currentWidget() is w.evaluate_tab
+    if w.predict_tab is not None:
+        monkeypatch.setattr(w.predict_tab, "set_checkpoint", lambda p: calls.append(("pred", p)))
+        w.train_tab.predict_requested.emit("/runs/r1/best.pt")
+        assert calls[-1] == ("pred", "/runs/r1/best.pt") and w.tabs.currentWidget() is w.predict_tab
+    opened = []
+    monkeypatch.setattr("gui.main_window.QDesktopServices.openUrl", lambda url: opened.append(url) or True)
+    w.train_tab.open_folder_requested.emit("/runs/r1")
+    assert opened and opened[0].toLocalFile() == "/runs/r1"
+
+
+def test_status_bar_shows_the_device(qtbot, window):
+    w = window(load_initial=False)
+    w.start_background_init()
+    qtbot.waitUntil(lambda: "detecting" not in w.device_label.text(), timeout=120000)
+    text = w.device_label.text()
+    assert text.startswith("GPU") or (text.startswith("CPU, ") and text.endswith("threads"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="offscreen start-up path")
+def test_application_main_shows_the_window(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "RESNEXT_STUDIO_EXIT_WHEN_SHOWN": "1",
+           "PYTHONPATH": str(REPO), "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, str(REPO / "main.py"), "gui"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "window-visible True" in proc.stdout

@@ -1,0 +1,132 @@
+"""Dataset panel: scanning in the background, class table, thumbnails, problems, split and augmentation preview."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from gui.dataset_panel import DatasetPanel
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = DatasetPanel()
+    qtbot.addWidget(p)
+    p.resize(1200, 700)
+    p.show()
+    yield p
+    p.cancel_all()
+
+
+def _load(qtbot, panel, folder, timeout=60000):
+    with qtbot.waitSignal(panel.scan_finished, timeout=timeout) as blocker:
+        panel.load_folder(str(folder))
+    return blocker.args[0]
+
+
+def _table_counts(panel) -> dict[str, int]:
+    t = panel.class_table
+    return {t.item(r, 0).text(): int(t.item(r, 1).text()) for r in range(t.rowCount())}
+
+
+@pytest.mark.timeout(180)
+def test_bundled_sample_fills_class_table_with_scan_counts(qtbot, panel, sample_path):
+    from core.data import scan
+
+    index = _load(qtbot, panel, sample_path, timeout=150000)
+    assert index is not None, panel.banner.text()
+    assert _table_counts(panel) == scan(sample_path).counts()
+    assert panel.index is index
+    assert not panel.banner.isVisible()
+
+
+def test_tiny_dataset_counts_split_and_config(qtbot, panel, tiny_dataset):
+    index = _load(qtbot, panel, tiny_dataset)
+    assert _table_counts(panel) == {"blue": 12, "green": 12, "red": 12}
+    panel.val_spin.setValue(25)
+    panel.test_spin.setValue(0)
+    panel.size_spin.setValue(32)
+    panel.augment_combo.setCurrentText("light")
+    cfg = panel.data_config()
+    assert (cfg.root, cfg.val_split, cfg.image_size, cfg.augment) == (index.root, 0.25, 32, "light")
+    assert panel.split_counts.text().startswith("train 27 · val 9")
+
+
+def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_factory):
+    root = dataset_factory(tmp_path / "d", {"a": 4, "b": 4})
+    (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    shutil.copy(root / "b" / "b_000.jpg", root / "b" / "copy_of_b0.jpg")
+    _load(qtbot, panel, root)
+    assert panel.bad_table.rowCount() == 1
+    assert "broken.jpg" in panel.bad_table.item(0, 0).text()
+    assert panel.bad_table.item(0, 1).text()  # the reason
+    assert panel.bad_table.cellWidget(0, 2).text() == "Reveal"
+    assert panel.dup_list.count() == 1
+    assert "copy_of_b0.jpg" in panel.dup_list.item(0).text()
+    assert panel.middle_tabs.tabText(1) == "Problems (2)"
+
+
+def test_data_error_is_shown_in_the_panel(qtbot, panel, tmp_path, dataset_factory):
+    root = dataset_factory(tmp_path / "one", {"only": 3})
+    result = _load(qtbot, panel, root)
+    assert result is None and panel.index is None
+    assert panel.banner.isVisible() and panel.banner.kind == "error"
+    assert "at least two" in panel.banner.text()
+    assert panel.class_table.rowCount() == 0
+
+
+def test_missing_folder_is_an_error_not_a_crash(qtbot, panel, tmp_path):
+    assert _load(qtbot, panel, tmp_path / "nope") is None
+    assert "no such folder" in panel.last_error
+
+
+def test_cancel_scan(qtbot, panel, tmp_path, monkeypatch):
+    import gui.dataset_panel as dp
+
+    def slow_scan(folder, progress=None, stop=None):
+        from core.data import DataError
+
+        while not stop.stopped:
+            stop.wait_if_paused(0.01)
+            progress(1, 10)
+            import time
+
+            time.sleep(0.01)
+        raise DataError("scan cancelled")
+
+    monkeypatch.setattr(dp, "_scan", slow_scan)
+    with qtbot.waitSignal(panel.scan_finished, timeout=20000) as blocker:
+        panel.load_folder(str(tmp_path))
+        qtbot.waitUntil(lambda: panel.scan_row.isVisible())
+        assert panel.is_scanning()
+        panel.cancel_button.click()
+    assert blocker.args[0] is None
+    assert panel.banner.kind == "info" and "cancelled" in panel.banner.text()
+    assert not panel.is_scanning()
+
+
+def test_thumbnails_load_for_the_selected_class_only(qtbot, panel, tmp_path, dataset_factory):
+    root = dataset_factory(tmp_path / "t", {"a": 5, "b": 9})
+    _load(qtbot, panel, root)
+    panel.class_table.selectRow(1)
+    assert panel.thumb_grid.count() == 9
+    qtbot.waitUntil(lambda: panel.thumbnails_loaded == 9, timeout=20000)
+    assert all("b_" in panel.thumb_grid.item(i).text() for i in range(9))
+
+
+def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset):
+    _load(qtbot, panel, tiny_dataset)
+    qtbot.waitUntil(lambda: panel.preview_grid.count() == 8, timeout=60000)
+    panel.preview_grid.clear()
+    panel.augment_combo.setCurrentText("strong")
+    qtbot.waitUntil(lambda: panel.preview_grid.count() == 8, timeout=60000)
+    assert "as training sees it" in panel.preview_label.text()
+
+
+def test_dropped_folder_is_scanned(qtbot, panel, tiny_dataset, tmp_path):
+    assert not panel.handle_dropped_paths([str(tmp_path / "file.txt")])
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        assert panel.handle_dropped_paths([str(tiny_dataset)])
+    assert panel.index is not None and panel.folder == str(tiny_dataset)
+    assert panel.recent_folders()[0] == str(tiny_dataset)

@@ -1,0 +1,217 @@
+"""Train tab and TrainingWorker: a tiny run to the end, stop, close while training, failures, worker helpers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from gui.dataset_panel import DatasetPanel
+from gui.train_tab import IDLE, PAUSED, RUNNING, TrainTab
+from gui.worker import FunctionWorker, TrainingWorker, active_threads, is_running, start_worker, wait_for_workers
+
+TINY_ARCH = "resnext11_2x4d"  # the smallest CIFAR-style ResNeXt: one block per stage, C=2, d=4
+
+
+def _setup(qtbot, folder, runs_dir, epochs=2):
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        panel.load_folder(str(folder))
+    assert panel.index is not None
+    panel.set_image_size(32)
+    panel.augment_combo.setCurrentText("light")
+    panel.val_spin.setValue(25)
+    tab.model_panel.set_arch(TINY_ARCH)
+    tab.set_train_values({"epochs": epochs, "batch_size": 8, "lr": 2e-3, "device": "cpu", "warmup_epochs": 0,
+                          "scheduler": "cosine", "seed": 0})
+    tab.show()
+    return panel, tab
+
+
+def _cleanup(panel, tab):
+    tab.stop_and_wait()
+    panel.cancel_all()
+    wait_for_workers(60)
+
+
+@pytest.mark.timeout(300)
+def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_dir):
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=2)
+    try:
+        epochs_seen = []
+        with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
+            assert tab.start(), tab.banner.text()
+            assert tab.state != IDLE and not tab.start_button.isEnabled() and tab.stop_button.isEnabled()
+            tab.worker.epoch_end.connect(lambda m: epochs_seen.append(m.epoch))
+        result = done.args[0]
+        assert result.reason == "completed", result.message
+        assert tab.charts.epoch_points == 2
+        assert len(tab.charts.batch_x) >= 2  # smoothed per-batch loss drawn too
+        assert tab.state == IDLE and tab.start_button.isEnabled() and not tab.stop_button.isEnabled()
+        for b in (tab.evaluate_button, tab.predict_button, tab.open_button):
+            assert b.isEnabled()
+        run = Path(result.run_dir)
+        assert run.parent == runs_dir and (run / "best.pt").is_file()
+        assert tab.best_checkpoint == str(run / "best.pt")
+        assert "Training completed" in tab.result_label.text()
+        with qtbot.waitSignal(tab.predict_requested) as pred:
+            tab.predict_button.click()
+        assert pred.args == [str(run / "best.pt")]
+        with qtbot.waitSignal(tab.evaluate_requested) as ev:
+            tab.evaluate_button.click()
+        assert ev.args == [str(run)]
+        log = tab.log.toPlainText()
+        assert "CPU" in log and "Epoch 2:" in log
+    finally:
+        _cleanup(panel, tab)
+
+
+def _wait_running(qtbot, tab):
+    qtbot.waitUntil(lambda: tab.fit_info is not None and tab.state == RUNNING, timeout=120000)
+
+
+@pytest.mark.timeout(300)
+def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_dataset, runs_dir):
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=200)
+    try:
+        assert tab.start()
+        _wait_running(qtbot, tab)
+        tab.pause_button.click()
+        assert tab.state == PAUSED and tab.resume_button.isEnabled() and not tab.pause_button.isEnabled()
+        tab.resume_button.click()
+        assert tab.state == RUNNING and tab.pause_button.isEnabled()
+        with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
+            tab.stop_button.click()
+        assert done.args[0].reason == "stopped"
+        assert tab.state == IDLE and tab.start_button.isEnabled()
+        assert (Path(done.args[0].run_dir) / "last.pt").is_file()
+        qtbot.waitUntil(lambda: not is_running(tab.thread), timeout=30000)
+    finally:
+        _cleanup(panel, tab)
+
+
+@pytest.mark.timeout(300)
+def test_closing_the_window_during_training_ends_the_thread(qtbot, tiny_dataset, runs_dir, monkeypatch):
+    from gui.main_window import MainWindow
+
+    window = MainWindow(data_dir=str(tiny_dataset), runs_dir=str(runs_dir))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.dataset_panel.index is not None, timeout=60000)
+    tab = window.train_tab
+    window.dataset_panel.set_image_size(32)
+    tab.model_panel.set_arch(TINY_ARCH)
+    tab.set_train_values({"epochs": 200, "batch_size": 8, "device": "cpu"})
+    assert tab.start()
+    _wait_running(qtbot, tab)
+    thread = tab.thread
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.No)
+    assert not window.close()  # the user said No: keep training
+    assert asked and is_running(thread) and tab.state == RUNNING
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    t0 = time.monotonic()
+    assert window.close()
+    assert not is_running(thread) and not active_threads()
+    assert tab.result is not None and tab.result.reason == "stopped"
+    assert time.monotonic() - t0 < 120
+
+
+@pytest.mark.timeout(180)
+def test_exception_in_training_reaches_the_dialog(qtbot, tiny_dataset, runs_dir, monkeypatch):
+    import core.engine
+
+    def boom(self):
+        raise RuntimeError("boom inside fit")
+
+    monkeypatch.setattr(core.engine.Trainer, "fit", boom)
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a, **k: shown.append((title, text)))
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    try:
+        with qtbot.waitSignal(tab.state_changed, timeout=60000, check_params_cb=lambda s: s == IDLE):
+            assert tab.start()
+        assert shown and "boom inside fit" in shown[0][1]
+        assert tab.state == IDLE and tab.start_button.isEnabled()
+        assert tab.banner.kind == "error"
+        assert not tab.evaluate_button.isEnabled()
+    finally:
+        _cleanup(panel, tab)
+
+
+def test_start_without_data_explains_instead_of_failing(qtbot):
+    tab = TrainTab(DatasetPanel())
+    qtbot.addWidget(tab)
+    assert not tab.start()
+    assert "Open a data set" in tab.banner.text() and tab.state == IDLE
+    wait_for_workers(60, cancel=False)
+
+
+def test_bad_learning_rate_is_reported(qtbot, tiny_dataset, runs_dir):
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    try:
+        tab.lr_edit.setText("fast")
+        assert not tab.start()
+        assert "Learning rate" in tab.banner.text()
+    finally:
+        _cleanup(panel, tab)
+
+
+def test_function_worker_passes_progress_and_stop_and_reports(qtbot):
+    def job(n, progress=None, stop=None):
+        for i in range(n):
+            if stop.stopped:
+                return "stopped"
+            progress(i + 1, n)
+        return n * 2
+
+    w = FunctionWorker(job, 5)
+    got = []
+    w.progress.connect(lambda d, t: got.append((d, t)))  # runs in the worker thread: fine for a list
+    with qtbot.waitSignal(w.result, timeout=30000) as res:
+        start_worker(w)
+    assert res.args == [10]
+    assert got[-1] == (5, 5)
+    qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
+
+    failing = FunctionWorker(lambda: 1 / 0)
+    with qtbot.waitSignal(failing.failed, timeout=30000) as err:
+        start_worker(failing)
+    assert "ZeroDivisionError" in err.args[0]
+    qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
+
+
+def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
+    import core.engine
+    from core.engine import BatchProgress, FitResult
+
+    class FakeTrainer:
+        def __init__(self, config, index=None, callbacks=(), stop=None, runs_dir=None, resume=None):
+            self.callbacks = list(callbacks)
+
+        def fit(self):
+            for step in range(1, 2001):
+                for cb in self.callbacks:
+                    cb.on_batch_end(BatchProgress(1, step, 2000, 1.0, 100.0, 1.0))
+            return FitResult("completed", "", 1, 1.0, None)
+
+    monkeypatch.setattr(core.engine, "Trainer", FakeTrainer)
+    from core.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model.arch = TINY_ARCH
+    w = TrainingWorker(cfg, batch_interval_s=10.0)
+    batches = []
+    w.batch.connect(lambda p: batches.append(p.step))
+    with qtbot.waitSignal(w.finished, timeout=30000) as fin:
+        start_worker(w)
+    assert fin.args[0].reason == "completed"
+    assert batches[0] == 1 and batches[-1] == 2000 and len(batches) <= 3
+    qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
