@@ -227,6 +227,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not (run_dir / "last.pt").is_file():
             raise UsageError(f"--resume {args.resume}: no last.pt in that folder")
         cfg = None
+        if args.epochs is not None or args.device is not None:
+            # The run keeps its stored settings; these flags may extend it or move it to another device.
+            from core.checkpoint import CheckpointError, load
+            from core.config import RunConfig
+
+            try:
+                cfg = RunConfig.from_dict(load(run_dir / "last.pt")["config"])
+            except (CheckpointError, KeyError) as e:
+                raise UsageError(f"--resume {args.resume}: {e}") from None
+            cfg.data.root = ""
+            if args.epochs is not None:
+                cfg.train.epochs = args.epochs
+            if args.device is not None:
+                cfg.train.device = args.device
     else:
         if not args.data:
             raise UsageError("train: --data DIR is required (or --resume RUN_DIR)")
@@ -243,7 +257,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = trainer.fit()
     except (ConfigError, DataError, ModelError) as e:
         raise UsageError(str(e)) from None
-    if args.json:
+    if args.json and getattr(trainer, "is_main", True):  # under torchrun only rank 0 answers
         _emit_json({
             "run_dir": str(result.run_dir), "reason": result.reason, "message": result.message,
             "best_epoch": result.best_epoch, "best_metric": result.best_metric,

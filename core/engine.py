@@ -8,6 +8,8 @@ import gc
 import json
 import math
 import random
+import signal
+import sys
 import threading
 import time
 import traceback
@@ -20,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import checkpoint, data, metrics, models, runs
+from core import checkpoint, data, distributed, metrics, models, runs
 from core.config import ConfigError, DataConfig, RunConfig, TrainConfig
 
 PROGRESS_INTERVAL_S = 0.1  # batch events at most 10 per second (plus the first and last batch of an epoch)
+PROGRESS_FILE_INTERVAL_S = 0.5  # distributed runs: rank 0 rewrites progress.json at most twice a second
 
 # ------------------------------------------------------------------------------------------------------- events
 
@@ -77,6 +80,7 @@ class FitInfo:
     params: int
     loader_mode: str  # e.g. "cached 600 images in memory, 7.4 MB"
     config: dict[str, Any]
+    world_size: int = 1  # processes training together (torchrun); 1 for a plain run
 
 
 @dataclass
@@ -335,6 +339,8 @@ class Trainer:
     The constructor checks everything that can be checked before training (settings, device, architecture name,
     data folder, split, resume checkpoint) and raises ConfigError, data.DataError or checkpoint.CheckpointError;
     `fit()` itself never raises for training problems.
+    Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel; train.batch_size is then the GLOBAL batch
+    (see core.distributed for the rules). With one process nothing distributed happens: no DDP, no extra syncs.
     """
 
     def __new__(cls, config: RunConfig | None = None, *args: Any, **kwargs: Any) -> Trainer:
@@ -367,9 +373,21 @@ class Trainer:
         if config is None:
             raise ConfigError("config: required unless resuming a run")
         config.validate()
-        self.device = resolve_device(config.train.device)
+        # Under torchrun (WORLD_SIZE > 1) this joins the process group and picks cuda:LOCAL_RANK / the CPU.
+        self.dist = distributed.init_from_env(config.train.device) if distributed.env_world_size() > 1 \
+            else distributed.DistContext()
+        self.rank, self.world_size, self.is_main = self.dist.rank, self.dist.world_size, self.dist.is_main
+        if not self.is_main:
+            self.callbacks = []  # only rank 0 reports; the others print failures and warnings to stderr
+        self.device = self.dist.device if self.dist.enabled else resolve_device(config.train.device)
         self.config = config if self._resume_ckpt else resolve_defaults(config, self.device)
         self.config.validate()
+        self.local_batch, self._batch_note = self.config.train.batch_size, None
+        if self.dist.enabled:
+            if self.config.model.mode == "linear":
+                raise ConfigError("model.mode='linear': linear probing runs in one process; start it without torchrun")
+            self.local_batch, self._batch_note = distributed.per_rank_batch(self.config.train.batch_size,
+                                                                            self.world_size)
         try:
             models.parse_arch(self.config.model.arch)
         except models.ModelError as e:
@@ -394,6 +412,8 @@ class Trainer:
             getattr(cb, hook)(*args)
 
     def _warn(self, msg: str) -> None:
+        if not self.is_main:
+            print(f"[rank {self.rank}] warning: {msg}", file=sys.stderr, flush=True)
         self._emit("on_warning", msg)
 
     def _check_classes(self, index: data.DatasetIndex) -> None:
@@ -404,6 +424,33 @@ class Trainer:
     # -- public
     def fit(self) -> FitResult:
         """Train; returns how it ended. Training problems end with reason "failed" and a message, never raise."""
+        if not self.dist.enabled:
+            return self._fit()
+        restore = self._catch_signals()
+        try:
+            return self._fit()
+        finally:
+            restore()
+            if self.dist.initialized_here:
+                distributed.cleanup()
+
+    def _catch_signals(self) -> Callable[[], None]:
+        """Distributed runs: SIGINT/SIGTERM request a (collective) stop instead of killing the process."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, OSError):
+                old[sig] = signal.signal(sig, lambda *_: self.stop.stop())
+
+        def restore() -> None:
+            for sig, handler in old.items():
+                with contextlib.suppress(ValueError, OSError, TypeError):
+                    signal.signal(sig, handler)
+
+        return restore
+
+    def _fit(self) -> FitResult:
         try:
             self._setup()
         except Exception as e:  # noqa: BLE001 - anything before the first epoch: report, do not raise
@@ -416,6 +463,10 @@ class Trainer:
         except Exception as e:  # noqa: BLE001
             if _is_oom(e):
                 reason, message = "failed", self._oom_message()
+            elif self.dist.enabled and _is_peer_failure(e):
+                reason, message, tb = "failed", (f"another training process failed or was killed (see the torchrun "
+                                                 f"log); last.pt holds the last finished epoch. {_one_line(e)}"
+                                                 ), traceback.format_exc()
             else:
                 reason, message, tb = "failed", _one_line(e), traceback.format_exc()
         return self._finish(reason, message, tb=tb)
@@ -429,16 +480,23 @@ class Trainer:
 
         if self._resume_ckpt:
             self.run_dir = self.resume_dir
+        elif not self.dist.enabled:
+            self.run_dir = runs.RunStore(self.runs_dir).create(cfg.model.arch, Path(index.root).name or "data")
         else:
-            store = runs.RunStore(self.runs_dir)
-            self.run_dir = store.create(cfg.model.arch, Path(index.root).name or "data")
-        self._write_config()
-        runs.write_status(self.run_dir, "running", reason=None, message="", epochs=tc.epochs,
-                          arch=cfg.model.arch, epochs_done=len(self._resume_ckpt["history"]) if self._resume_ckpt
-                          else 0)
+            self.run_dir = self._shared_run_dir()
+        if self.is_main:
+            self._write_config()
+            runs.write_status(self.run_dir, "running", reason=None, message="", epochs=tc.epochs,
+                              arch=cfg.model.arch, epochs_done=len(self._resume_ckpt["history"])
+                              if self._resume_ckpt else 0)
+        if self.dist.enabled:
+            if self.is_main:
+                distributed.write_run_info(self.run_dir)
+            if self._batch_note and self.is_main:
+                self._warn(self._batch_note)
 
         dev = self.device
-        seed_everything(tc.seed)
+        seed_everything(tc.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -448,18 +506,29 @@ class Trainer:
         pretrained = None if self._resume_ckpt else cfg.model.pretrained
         model = models.build(cfg.model.arch, self.num_classes, pretrained=pretrained, freeze_backbone=freeze)
         self.memory_format = choose_memory_format(cfg.model.arch, dev, tc.channels_last)
+        if self.dist.enabled and tc.sync_bn:
+            if dev.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:
+                self._warn("sync_bn needs CUDA (NCCL); on the CPU each process keeps its own BatchNorm statistics")
         self.model = model.to(dev, memory_format=self.memory_format)
         self.forward = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.forward = DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
         if tc.compile:
             try:
-                self.forward = torch.compile(self.model)
+                self.forward = torch.compile(self.forward)
             except Exception as e:  # noqa: BLE001 - compile is an optional speed-up
                 self._warn(f"torch.compile unavailable ({_one_line(e)}); training without it")
 
-        self.train_loader = data.make_loader(index, self.split.train, cfg.data, batch_size=tc.batch_size,
-                                             shuffle=True, seed=tc.seed, device=dev)
-        self.val_loader = (data.make_loader(index, self.split.val, cfg.data, batch_size=tc.batch_size,
-                                            shuffle=False, seed=tc.seed, device=dev) if self.split.val else None)
+        shard = {"rank": self.rank, "world_size": self.world_size} if self.dist.enabled else {}
+        self.train_loader = data.make_loader(index, self.split.train, cfg.data, batch_size=self.local_batch,
+                                             shuffle=True, seed=tc.seed, device=dev, **shard)
+        self.val_loader = (data.make_loader(index, self.split.val, cfg.data, batch_size=self.local_batch,
+                                            shuffle=False, seed=tc.seed, device=dev, **shard)
+                           if self.split.val else None)
         self.train_tf = data.BatchTransform(cfg.data, train=True)
         self.eval_tf = data.BatchTransform(cfg.data, train=False)
         self.steps_per_epoch = max(1, len(self.train_loader))
@@ -483,14 +552,31 @@ class Trainer:
         self.bad_epochs = 0
         if self._resume_ckpt:
             self._restore(self._resume_ckpt)
+        name = device_name(dev)
+        if self.dist.enabled:
+            name = f"{self.world_size} processes ({self.dist.backend}); rank 0: {name}"
         info = FitInfo(
-            run_dir=str(self.run_dir), device=str(dev), device_name=device_name(dev), arch=cfg.model.arch,
+            run_dir=str(self.run_dir), device=str(dev), device_name=name, arch=cfg.model.arch,
             num_classes=self.num_classes, class_names=self.class_names, epochs=tc.epochs,
             start_epoch=self.start_epoch, steps_per_epoch=self.steps_per_epoch, train_size=len(self.split.train),
             val_size=len(self.split.val), test_size=len(self.split.test),
             params=sum(p.numel() for p in self.model.parameters()), loader_mode=self.train_loader.describe(),
-            config=cfg.to_dict())
+            config=cfg.to_dict(), world_size=self.world_size)
         self._emit("on_fit_start", info)
+
+    def _shared_run_dir(self) -> Path:
+        """Distributed: rank 0 creates the run folder and every rank receives its path (or rank 0's error)."""
+        doc: dict[str, str] = {}
+        if self.is_main:
+            try:
+                path = runs.RunStore(self.runs_dir).create(self.config.model.arch, Path(self.index.root).name or "data")
+                doc = {"path": str(path)}
+            except Exception as e:  # noqa: BLE001 - every rank must hear about it, not only rank 0
+                doc = {"error": _one_line(e)}
+        doc = distributed.broadcast_object(doc)
+        if "error" in doc:
+            raise OSError(f"rank 0 could not create the run folder: {doc['error']}")
+        return Path(doc["path"])
 
     def _write_config(self) -> None:
         index = self.index
@@ -514,13 +600,14 @@ class Trainer:
         self.start_epoch = int(ck["epoch"])
         self.best = dict(ck["best"]) if ck.get("best") else None
         self.bad_epochs = int(ck.get("bad_epochs", 0))
-        runs.write_history(self.run_dir, self.history)  # drop rows written after this checkpoint
+        if self.is_main:
+            runs.write_history(self.run_dir, self.history)  # drop rows written after this checkpoint
 
     # -- loop
     def _loop(self) -> tuple[str, str]:
         tc = self.config.train
         for epoch in range(self.start_epoch + 1, tc.epochs + 1):
-            if self.stop.stopped:
+            if self._stop_requested():
                 return "stopped", f"stopped before epoch {epoch}"
             self._emit("on_epoch_start", epoch)
             t0 = time.perf_counter()
@@ -534,24 +621,33 @@ class Trainer:
             row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                    "val_acc": val_acc, "lr": lr, "seconds": round(time.perf_counter() - t0 - paused, 3)}
             self.history.append(row)
-            runs.append_history(self.run_dir, row)
+            if self.is_main:
+                runs.append_history(self.run_dir, row)
             self._emit("on_epoch_end", EpochMetrics(**row))
             improved = self._update_best(row)
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(self._monitored(row))
             elif isinstance(self.scheduler, torch.optim.lr_scheduler.StepLR):
                 self.scheduler.step()
-            if improved:
+            if improved and self.is_main:
                 path = self.run_dir / "best.pt"
                 checkpoint.save(path, self._payload(epoch, row))
                 self._emit("on_checkpoint", str(path), "best")
             self._save_last(epoch)
-            runs.write_status(self.run_dir, "running", epochs_done=epoch, best_epoch=self.best["epoch"],
-                              best_metric=self.best["metric"])
+            if self.is_main:
+                runs.write_status(self.run_dir, "running", epochs_done=epoch, best_epoch=self.best["epoch"],
+                                  best_metric=self.best["metric"])
             if tc.early_stop_patience and self.bad_epochs >= tc.early_stop_patience:
                 return "early_stop", (f"no improvement in {tc.monitor if self.has_val else 'train_loss'} for "
                                       f"{self.bad_epochs} epochs; best epoch {self.best['epoch']}")
         return "completed", ""
+
+    def _stop_requested(self) -> bool:
+        """The stop token; distributed: True on every rank when any rank was asked to stop (collective)."""
+        if not self.dist.enabled:
+            return self.stop.stopped
+        flag = torch.tensor([float(self.stop.stopped)], device=self.device)
+        return bool(distributed.all_reduce_sum(flag).item() > 0)
 
     @property
     def _epochs_done(self) -> int:
@@ -577,6 +673,8 @@ class Trainer:
         return False
 
     def _train_one_epoch(self, epoch: int) -> tuple[float, float, float]:
+        if self.dist.enabled:
+            return self._train_one_epoch_ddp(epoch)
         tc, dev, stop = self.config.train, self.device, self.stop
         model, opt, sched = self.model, self.optimizer, self.scheduler
         per_step = isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
@@ -653,13 +751,141 @@ class Trainer:
         if math.isfinite(mean_loss):
             return
         bad = int(first_bad)
-        what = "NaN" if math.isnan(mean_loss) else "infinite"
+        self._fail_nonfinite(math.isnan(mean_loss), epoch, bad if bad > 0 else step)
+
+    def _fail_nonfinite(self, nan: bool, epoch: int, step: int) -> None:
         lr = self.config.train.lr
-        raise _Failed(f"loss became {what} at epoch {epoch} step {bad if bad > 0 else step}; try a lower learning "
-                      f"rate (lr is {lr:g}, e.g. --lr {lr / 10:g})")
+        raise _Failed(f"loss became {'NaN' if nan else 'infinite'} at epoch {epoch} step {step}; try a lower "
+                      f"learning rate (lr is {lr:g}, e.g. --lr {lr / 10:g})")
+
+    # -- distributed (WORLD_SIZE > 1): every rank runs the same number of steps and decides together
+    def _agree(self, stop: bool, skip: bool, last_loss: torch.Tensor) -> tuple[bool, bool, bool, bool]:
+        """One all-reduce per step: (any rank stopping, any batch too small, last loss NaN, last loss inf)."""
+        dev = self.device
+        flags = torch.cat([torch.tensor([float(stop), float(skip)], device=dev),
+                           torch.isnan(last_loss).float().view(1), torch.isinf(last_loss).float().view(1)])
+        s, k, nan, inf = (v > 0 for v in distributed.all_reduce_sum(flags).tolist())
+        return s, k, nan, inf
+
+    def _train_one_epoch_ddp(self, epoch: int) -> tuple[float, float, float]:
+        tc, dev, stop = self.config.train, self.device, self.stop
+        opt, sched = self.optimizer, self.scheduler
+        per_step = isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
+        self.model.train()
+        self.train_loader.set_epoch(epoch)
+        seed = (tc.seed + self.rank) * 1000 + epoch  # per-rank augmentation, repeatable on resume
+        gen = torch.Generator().manual_seed(seed)
+        mix_rng = random.Random(seed)
+        mixing = tc.mixup > 0 or tc.cutmix > 0
+        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+        correct = torch.zeros((), device=dev, dtype=torch.float64)
+        last_loss = torch.zeros((), device=dev)
+        seen, steps = 0, self.steps_per_epoch
+        t0 = time.perf_counter()
+        last_emit = last_file = -1.0
+        self._batch_size_now = self.local_batch
+        late: list[tuple[str, str]] = []
+        for step, (batch, errors) in enumerate(_exact_steps(self.train_loader, steps, late), 1):
+            for path, reason in errors:
+                self._warn(f"skipped {path}: {reason}")
+            b = 0 if batch is None else int(batch.x.shape[0])
+            stopping, small, nan, inf = self._agree(stop.stopped, b < 2, last_loss)
+            if nan or inf:
+                self._fail_nonfinite(nan, epoch, step - 1)
+            if stopping:
+                raise _Stopped
+            if not small:  # BatchNorm cannot train on one image: when any rank has < 2, all skip the step
+                x = self.train_tf(batch.x.to(dev, non_blocking=True), generator=gen)
+                x = x.contiguous(memory_format=self.memory_format)
+                y = batch.y.to(dev, non_blocking=True)
+                y2, lam = y, 1.0
+                if mixing:
+                    x, y2, lam = _mix(x, y, tc, mix_rng, gen)
+                with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                    out = self.forward(x)
+                    loss = self.criterion(out, y) if lam == 1.0 else (
+                        lam * self.criterion(out, y) + (1 - lam) * self.criterion(out, y2))
+                opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                if tc.grad_clip:
+                    self.scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+                self.scaler.step(opt)
+                self.scaler.update()
+                if per_step:
+                    sched.step()
+                last_loss = loss.detach().float()
+                loss_sum += last_loss.double() * b
+                pred = out.detach().argmax(1)
+                correct += (pred == y).sum() if lam == 1.0 else lam * (pred == y).sum() + (1 - lam) * (pred == y2).sum()
+                seen += b
+            now = time.perf_counter()
+            if self.is_main and seen and (step == 1 or step == steps or now - last_emit >= PROGRESS_INTERVAL_S):
+                last_emit = now
+                active = max(1e-9, now - t0)
+                left = (steps - step) + (tc.epochs - epoch) * steps
+                # rank 0's running loss; the epoch's numbers (history) are reduced over all ranks
+                p = BatchProgress(epoch, step, steps, float(loss_sum) / seen, seen * self.world_size / active,
+                                  left * active / step)
+                self._emit("on_batch_end", p)
+                if step == steps or now - last_file >= PROGRESS_FILE_INTERVAL_S:
+                    last_file = now
+                    self._write_progress(p)
+        for path, reason in late:
+            self._warn(f"skipped {path}: {reason}")
+        totals = distributed.all_reduce_sum(torch.stack([loss_sum, correct,
+                                                         torch.tensor(float(seen), device=dev, dtype=torch.float64)]))
+        loss_total, correct_total, seen_total = totals.tolist()
+        if not seen_total:
+            raise _Failed(f"epoch {epoch}: no training image could be read")
+        if not math.isfinite(loss_total):
+            self._fail_nonfinite(math.isnan(loss_total), epoch, steps)
+        return loss_total / seen_total, correct_total / seen_total, 0.0
+
+    def _validate_ddp(self) -> tuple[float, float]:
+        dev, loader = self.device, self.val_loader
+        self.model.eval()  # the plain module: no DDP collectives, each rank evaluates its shard
+        n, per = len(loader.ids), loader.num_samples
+        last_pos = self.rank + (per - 1) * self.world_size
+        pad_idx = loader.ids[last_pos - n] if n and last_pos >= n else None  # the padding copy that ends this shard
+        steps = len(loader)
+        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+        correct = torch.zeros((), device=dev, dtype=torch.float64)
+        seen = 0
+        zero = torch.zeros((), device=dev)
+        late: list[tuple[str, str]] = []
+        for step, (batch, errors) in enumerate(_exact_steps(loader, steps, late), 1):
+            for path, reason in errors:
+                self._warn(f"skipped {path}: {reason}")
+            if self._agree(self.stop.stopped, False, zero)[0]:
+                raise _Stopped
+            if batch is None:
+                continue
+            x, y = batch.x, batch.y
+            if step == steps and pad_idx is not None and int(batch.idx[-1]) == pad_idx:
+                x, y = x[:-1], y[:-1]
+            if x.shape[0] == 0:
+                continue
+            x = self.eval_tf(x.to(dev, non_blocking=True)).contiguous(memory_format=self.memory_format)
+            y = y.to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                out = self.model(x)
+            loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
+            correct += (out.argmax(1) == y).sum()
+            seen += int(y.shape[0])
+        for path, reason in late:
+            self._warn(f"skipped {path}: {reason}")
+        totals = distributed.all_reduce_sum(torch.stack([loss_sum, correct,
+                                                         torch.tensor(float(seen), device=dev, dtype=torch.float64)]))
+        loss_total, correct_total, seen_total = totals.tolist()
+        if not seen_total:
+            return None, None  # type: ignore[return-value]
+        return loss_total / seen_total, correct_total / seen_total
 
     @torch.inference_mode()
     def _validate(self) -> tuple[float, float]:
+        if self.dist.enabled:
+            return self._validate_ddp()
         dev = self.device
         self.model.eval()
         loss_sum = torch.zeros((), device=dev)
@@ -695,6 +921,8 @@ class Trainer:
         }
 
     def _save_last(self, epoch: int, partial: bool = False) -> None:
+        if not self.is_main:
+            return
         p = self._payload(epoch, self.history[-1] if self.history else None)
         p.update(optimizer=self.optimizer.state_dict(),
                  scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -703,6 +931,16 @@ class Trainer:
         path = self.run_dir / "last.pt"
         checkpoint.save(path, p)
         self._emit("on_checkpoint", str(path), "last")
+
+    def _write_progress(self, p: BatchProgress) -> None:
+        """Distributed runs, rank 0: progress.json for a launcher that follows the run folder (follow_run)."""
+        doc = {"epoch": p.epoch, "epochs": self.config.train.epochs, "step": p.step, "steps": p.steps,
+               "loss": p.loss, "images_per_s": p.images_per_s, "eta_s": p.eta_s, "world_size": self.world_size,
+               "updated": time.time()}
+        try:
+            runs.write_json_atomic(self.run_dir / "progress.json", doc)
+        except OSError as e:
+            self._warn(f"could not write progress.json: {e}")
 
     def _oom_message(self) -> str:
         b = getattr(self, "_batch_size_now", self.config.train.batch_size)
@@ -720,7 +958,9 @@ class Trainer:
     def _finish(self, reason: str, message: str, tb: str | None = None) -> FitResult:
         run_dir = self.run_dir
         evaluation = None
-        if run_dir is not None:
+        if not self.is_main and reason == "failed":
+            print(f"[rank {self.rank}] failed: {message}\n{tb or ''}", file=sys.stderr, flush=True)
+        if run_dir is not None and self.is_main:
             if tb:
                 with contextlib.suppress(OSError):
                     (run_dir / "error.txt").write_text(tb, encoding="utf-8")
@@ -769,6 +1009,38 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - training is done and saved; report the evaluation problem only
             self._safe_warn(f"evaluation on the {split} split failed: {_one_line(e)}")
             return None
+
+
+def _exact_steps(loader: Iterable[data.Batch], steps: int, late: list[tuple[str, str]]
+                 ) -> Iterable[tuple[data.Batch | None, list[tuple[str, str]]]]:
+    """Exactly `steps` (non-empty batch or None, load errors) pairs, so every rank runs the same number of steps
+    even when unreadable images empty a batch on one of them; errors left after the last step go to `late`."""
+    it = iter(loader)
+    done = False
+    for _ in range(steps):
+        errors: list[tuple[str, str]] = []
+        batch = None
+        if not done:
+            for b in it:
+                errors += b.errors
+                if b.x.shape[0]:
+                    batch = b
+                    break
+            else:
+                done = True
+        yield batch, errors
+    if not done:
+        for b in it:
+            late += b.errors
+
+
+def _is_peer_failure(e: BaseException) -> bool:
+    """A collective that failed because another rank died or timed out (not this rank's own problem)."""
+    dist_error = getattr(torch.distributed, "DistError", None)
+    text = str(e)
+    return (dist_error is not None and isinstance(e, dist_error)) or any(
+        s in text for s in ("Connection closed by peer", "Connection reset by peer", "timed out", "Timeout",
+                            "NCCL communicator was aborted", "ProcessGroup"))
 
 
 def _one_line(e: BaseException) -> str:

@@ -388,6 +388,9 @@ class DatasetPanel(QWidget):
     def set_image_size(self, size: int) -> None:
         self.size_spin.setValue(int(size))
 
+    def set_augment(self, level: str) -> None:
+        self.augment_combo.setCurrentText(level)
+
     def image_size(self) -> int:
         return int(self.size_spin.value())
 

@@ -67,6 +67,7 @@ def _resolved_defaults(device: str) -> dict:
     import torch
 
     return {"device_type": dev.type, "arch": cfg.model.arch, "image_size": cfg.data.image_size,
+            "augment": cfg.data.augment,
             "train": cfg.to_dict()["train"], "cuda": torch.cuda.is_available(),
             "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
 
@@ -401,6 +402,7 @@ class TrainTab(QWidget):
         self.set_train_values(t)
         if self.dataset_panel is not None and not self._had_saved_settings:
             self.dataset_panel.set_image_size(int(d["image_size"]))
+            self.dataset_panel.set_augment(d["augment"])
         self.status_message.emit(f"Recommended settings for {d['device_type'].upper()} applied")
 
     def _on_device_changed(self, *_: Any) -> None:

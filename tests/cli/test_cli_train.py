@@ -1,0 +1,99 @@
+"""train → runs → evaluate → predict → export through the command line, on a tiny data set, as a user would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from core.cli import main
+
+TINY = ["--arch", "resnext11_2x4d", "--image-size", "16", "--batch-size", "4", "--device", "cpu", "--num-workers", "0",
+        "--no-augment", "--lr", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    for c, name in enumerate(("dark", "light", "striped")):
+        (root / name).mkdir()
+        for i in range(8):
+            im = Image.new("RGB", (24, 24), (30 + c * 100, 20 + i * 5, 200 - c * 80))
+            if name == "striped":
+                d = ImageDraw.Draw(im)
+                for x in range(0, 24, 4):
+                    d.line([(x, 0), (x, 23)], fill=(255, 255, 255))
+            im.save(root / name / f"{i}.png")
+    return root
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.timeout(300)
+def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
+    runs = tmp_path / "runs"
+    rc, out, err = run(capsys, "train", "--data", tiny_set, "--epochs", "1", "--runs-dir", runs, "--json", *TINY)
+    assert rc == 0, err
+    doc = json.loads(out)
+    run_dir = Path(doc["run_dir"])
+    assert doc["reason"] == "completed" and len(doc["history"]) == 1
+    assert "epoch 1/1" in err  # progress went to stderr
+    for name in ("config.json", "history.csv", "status.json", "best.pt", "last.pt", "evaluation.json", "curves.png"):
+        assert (run_dir / name).is_file(), name
+
+    # Extend the finished run by one epoch: same folder, history continues.
+    rc, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "2", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert Path(doc["run_dir"]) == run_dir
+    assert [h["epoch"] for h in doc["history"]] == [1, 2]
+
+    rc, out, _ = run(capsys, "runs", "--runs-dir", runs, "--json")
+    listed = json.loads(out)["runs"]
+    assert [Path(r["path"]) for r in listed] == [run_dir]
+    assert listed[0]["status"] == "completed" and listed[0]["epochs_done"] == 2
+
+    rc, out, _ = run(capsys, "evaluate", "--checkpoint", run_dir / "best.pt", "--data", tiny_set, "--split", "all",
+                     "--json", "--quiet")
+    assert rc == 0
+    ev = json.loads(out)
+    assert ev["num_samples"] == 24
+    assert sum(map(sum, ev["confusion_matrix"])) == 24
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    rc, out, err = run(capsys, "predict", "--checkpoint", run_dir / "best.pt", tiny_set / "dark", notes,
+                       "--json", "--csv", tmp_path / "p.csv", "--top-k", "2")
+    assert rc == 1  # one input could not be read; the rest were predicted
+    doc = json.loads(out)
+    ok = [p for p in doc["predictions"] if p["ok"]]
+    bad = [p for p in doc["predictions"] if not p["ok"]] + doc["errors"]
+    assert len(ok) == 8 and len(bad) == 1
+    assert "notes.txt" in err
+    assert (tmp_path / "p.csv").read_text().count("\n") >= 9
+
+    out_file = tmp_path / "m.pt"
+    rc, out, err = run(capsys, "export", "--checkpoint", run_dir / "best.pt", "--format", "torchscript",
+                       "--out", out_file, "--json")
+    assert rc == 0, err
+    info = json.loads(out)
+    assert out_file.is_file() and info["top1_agree"] and info["max_abs_diff"] <= 1e-4
+
+
+def test_train_usage_errors_are_one_line(capsys, tmp_path, tiny_set):
+    rc, _, err = run(capsys, "train", "--data", tmp_path / "missing")
+    assert rc == 2 and "missing" in err and err.count("\n") == 1
+    rc, _, err = run(capsys, "train", "--data", tiny_set, "--val-split", "1.5")
+    assert rc == 2 and "val_split" in err and err.count("\n") == 1
+    rc, _, err = run(capsys, "train", "--resume", tmp_path)
+    assert rc == 2 and "last.pt" in err
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_text("hello")
+    rc, _, err = run(capsys, "predict", "--checkpoint", bogus, str(tiny_set))
+    assert rc == 2 and "bogus.pt" in err and err.count("\n") == 1
