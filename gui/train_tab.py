@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QTimer, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -44,6 +51,8 @@ from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_runnin
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
 REASONS = {"completed": "Training completed", "early_stop": "Stopped early (no more improvement)",
            "stopped": "Stopped by you", "failed": "Training failed"}
+DDP_POLL_MS = 500  # how often a torchrun run's folder is read
+DDP_STOP_WAIT_S = 60.0  # window close: how long a stopped torchrun job may take before it is killed
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "warmup_epochs",
               "label_smoothing", "mixup", "cutmix", "early_stop_patience", "class_weights", "device", "amp", "seed")
 
@@ -57,6 +66,13 @@ def _fmt_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _gpu_count() -> int:
+    """CUDA devices on this machine (0 without CUDA); imports torch."""
+    import torch
+
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
 def _resolved_defaults(device: str) -> dict:
     """The engine's defaults for this device: arch, image size and TrainConfig values (imports torch)."""
     from core.config import RunConfig
@@ -68,7 +84,7 @@ def _resolved_defaults(device: str) -> dict:
 
     return {"device_type": dev.type, "arch": cfg.model.arch, "image_size": cfg.data.image_size,
             "augment": cfg.data.augment,
-            "train": cfg.to_dict()["train"], "cuda": torch.cuda.is_available(),
+            "train": cfg.to_dict()["train"], "cuda": torch.cuda.is_available(), "gpu_count": _gpu_count(),
             "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
 
 
@@ -112,6 +128,12 @@ class TrainTab(QWidget):
         self.best_checkpoint: str | None = None
         self.last_checkpoint: str | None = None
         self.run_dir: str | None = None
+        self.proc: subprocess.Popen | None = None  # a torchrun job ("Use all GPUs"), else None
+        self._ddp: dict[str, Any] = {}  # that job's follow state: temp dir, files, what was shown already
+        self._ddp_timer = QTimer(self)
+        self._ddp_timer.setInterval(DDP_POLL_MS)
+        self._ddp_timer.timeout.connect(self._poll_ddp)
+        self.gpu_count = 0
         self._device_type = "cpu"
         self._defaults: dict | None = None
         self._had_saved_settings = bool(settings().value("train/epochs"))
@@ -174,8 +196,13 @@ class TrainTab(QWidget):
         self.pause_button.clicked.connect(self.pause)
         self.resume_button.clicked.connect(self.resume)
         self.stop_button.clicked.connect(self.stop)
+        self.all_gpus_check = QCheckBox("Use all GPUs")
+        self.all_gpus_check.setToolTip("Train on every GPU of this computer at once (torchrun, one process per GPU). "
+                                       "The batch size is the total over all GPUs. Pause is not available.")
+        self.all_gpus_check.setVisible(False)
         for b in (self.start_button, self.pause_button, self.resume_button, self.stop_button):
             controls.addWidget(b)
+        controls.addWidget(self.all_gpus_check)
         controls.addStretch(1)
         self.state_label = QLabel("Idle")
         self.state_label.setObjectName("stateLabel")
@@ -353,11 +380,12 @@ class TrainTab(QWidget):
         self.state = state
         busy = state != IDLE
         self.start_button.setEnabled(not busy)
-        self.pause_button.setEnabled(state == RUNNING)
+        self.pause_button.setEnabled(state == RUNNING and self.proc is None)
         self.resume_button.setEnabled(state == PAUSED)
         self.stop_button.setEnabled(state in (PREPARING, RUNNING, PAUSED))
         self.model_panel.setEnabled(not busy)
         self.form_box.setEnabled(not busy)
+        self.all_gpus_check.setEnabled(not busy)
         self.state_label.setText({IDLE: "Idle", PREPARING: "Preparing…", RUNNING: "Training", PAUSED: "Paused",
                                   STOPPING: "Stopping after this batch…"}[state])
         self.state_label.setProperty("state", state)
@@ -366,7 +394,7 @@ class TrainTab(QWidget):
         self.state_changed.emit(state)
 
     def is_running(self) -> bool:
-        return self.state != IDLE or is_running(self.thread)
+        return self.state != IDLE or is_running(self.thread) or self.proc is not None
 
     def log_line(self, text: str, kind: str = "info") -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -383,6 +411,7 @@ class TrainTab(QWidget):
     def _on_defaults(self, d: dict) -> None:
         self._defaults = d
         self._device_type = d["device_type"]
+        self.set_gpu_count(int(d.get("gpu_count") or 0))
         if d.get("cuda") and self.device_combo.findData("cuda") < 0:
             self.device_combo.addItem("GPU (CUDA)", "cuda")
         if d.get("mps") and self.device_combo.findData("mps") < 0:
@@ -393,6 +422,20 @@ class TrainTab(QWidget):
         if not self._had_saved_settings:
             self.apply_recommended()
         self._on_device_changed()
+
+    def set_gpu_count(self, n: int) -> None:
+        """Show "Use all GPUs (n)" when there is more than one GPU; hide (and clear) it otherwise."""
+        self.gpu_count = max(0, int(n))
+        self.all_gpus_check.setText(f"Use all GPUs ({self.gpu_count})")
+        if self.gpu_count > 1:
+            self.all_gpus_check.setChecked(str(settings().value("train/all_gpus", "false")).lower() == "true")
+        else:
+            self.all_gpus_check.setChecked(False)
+        self.all_gpus_check.setVisible(self.gpu_count > 1)
+
+    def use_all_gpus(self) -> bool:
+        """True when Start will train through torchrun on every GPU."""
+        return self.gpu_count > 1 and self.all_gpus_check.isChecked()
 
     def apply_recommended(self) -> None:
         d = self._defaults
@@ -565,6 +608,9 @@ class TrainTab(QWidget):
         self.result_label.setText("Training…")
         self.log_line(f"Resuming {resume}" if resume else "Starting a new run")
         self.save_settings()
+        if resume is None and index is not None and self.use_all_gpus():
+            self._launch_torchrun(config, self.gpu_count)
+            return
         worker = TrainingWorker(config, index, runs_dir=self.runs_dir, resume=resume)
         worker.fit_started.connect(self._on_fit_started)
         worker.epoch_started.connect(self._on_epoch_started)
@@ -579,7 +625,7 @@ class TrainTab(QWidget):
         self.thread = start_worker(worker, self)
 
     def pause(self) -> None:
-        if self.worker is not None and self.state == RUNNING:
+        if self.worker is not None and self.proc is None and self.state == RUNNING:
             self.worker.pause()
             self._set_state(PAUSED)
             self.log_line("Paused")
@@ -597,9 +643,18 @@ class TrainTab(QWidget):
             self.worker.stop()
             self._set_state(STOPPING)
             self.log_line("Stopping after the current batch…")
+        elif self.proc is not None and self.state in (PREPARING, RUNNING):
+            from core.distributed import stop_torchrun
+
+            self._ddp["stop_requested"] = True
+            stop_torchrun(self.proc)
+            self._set_state(STOPPING)
+            self.log_line("Stopping all processes after the current batch…")
 
     def stop_and_wait(self, timeout_s: float = 120.0) -> bool:
         """Stop a run and wait for its thread while processing events (window close). True when it ended."""
+        if self.proc is not None:
+            return self._stop_torchrun_and_wait(min(timeout_s, DDP_STOP_WAIT_S))
         self.stop()
         deadline = time.monotonic() + timeout_s
         app = QCoreApplication.instance()
@@ -611,6 +666,224 @@ class TrainTab(QWidget):
         if app is not None:
             app.processEvents()
         return not is_running(self.thread)
+
+    # ---- "Use all GPUs": a torchrun child process followed through its run folder -------------------------------
+    def _launch_torchrun(self, config: Any, nproc: int) -> None:
+        """Start `main.py train` under torchrun on `nproc` processes; a QTimer follows the run folder it writes."""
+        from core.distributed import launch_torchrun
+
+        if config.model.arch == "auto":  # chosen here, so the CLI's device preset does not replace the form's values
+            from core.engine import resolve_device
+            from core.models import default_arch
+
+            config.model.arch = default_arch(resolve_device(config.train.device).type)
+        tmp = Path(tempfile.mkdtemp(prefix="resnext-studio-ddp-"))
+        cfg_path, out_path, log_path = tmp / "config.json", tmp / "result.json", tmp / "train.log"
+        args = ["train", "--data", config.data.root, "--config", str(cfg_path), "--json"]
+        if self.runs_dir:
+            args += ["--runs-dir", str(self.runs_dir)]
+        try:
+            config.to_json(cfg_path)
+            with open(out_path, "w", encoding="utf-8") as out, open(log_path, "w", encoding="utf-8") as err:
+                proc = launch_torchrun(args, nproc, stdout=out, stderr=err)
+        except (OSError, ValueError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            message = f"Could not start training on {nproc} GPUs: {exc}"
+            self.log_line(message, "error")
+            self.banner.set_error(message)
+            self.result_label.setText("<b>Training failed.</b> See the log.")
+            return
+        self.proc = proc
+        self._ddp = {"tmp": tmp, "out": out_path, "log": log_path, "log_pos": 0, "rows": 0, "epoch": 0,
+                     "progress": None, "stop_requested": False, "nproc": nproc}
+        self.log_line(f"Training with {nproc} processes (torchrun); per-process log: {log_path}")
+        self.device_label.setText(f"Device: {nproc} processes (torchrun) · starting…")
+        self._set_state(PREPARING)
+        self._ddp_timer.start()
+
+    def _poll_ddp(self) -> None:
+        """Timer tick: show new progress, epochs and log lines of the torchrun job; finish when it has exited."""
+        proc = self.proc
+        if proc is None:
+            self._ddp_timer.stop()
+            return
+        from core.distributed import follow_run, run_dir_of
+
+        if self.run_dir is None:
+            found = run_dir_of(proc)
+            if found is not None:
+                self.run_dir = str(found)
+                self.log_line(f"Run folder: {found}")
+                if self.state == PREPARING:
+                    self._set_state(RUNNING)
+        self._forward_log()
+        if self.run_dir is not None:
+            self._show_snapshot(follow_run(self.run_dir))
+        if proc.poll() is not None:
+            self._finish_ddp()
+
+    def _show_snapshot(self, snap: dict) -> None:
+        from core.engine import BatchProgress, EpochMetrics
+
+        rows = snap.get("history") or []
+        for row in rows[self._ddp["rows"]:]:
+            try:
+                m = EpochMetrics(epoch=int(row["epoch"]), train_loss=float(row["train_loss"]),
+                                 train_acc=float(row["train_acc"]), val_loss=row.get("val_loss"),
+                                 val_acc=row.get("val_acc"), lr=float(row.get("lr") or 0.0),
+                                 seconds=float(row.get("seconds") or 0.0))
+            except (KeyError, TypeError, ValueError):
+                continue  # a row still being written; read again next tick
+            self._on_epoch_end(m)
+            self._ddp["rows"] += 1
+        p = snap.get("progress")
+        if not p or p.get("updated") == self._ddp["progress"]:
+            return
+        self._ddp["progress"] = p.get("updated")
+        try:
+            bp = BatchProgress(epoch=int(p["epoch"]), step=int(p["step"]), steps=int(p["steps"]),
+                               loss=float(p["loss"]), images_per_s=float(p["images_per_s"]), eta_s=float(p["eta_s"]))
+        except (KeyError, TypeError, ValueError):
+            return
+        if bp.epoch <= self._ddp["rows"]:
+            return  # an epoch already finished (history.csv is ahead of progress.json)
+        if self.state == PREPARING:
+            self._set_state(RUNNING)
+        if bp.epoch != self._ddp["epoch"]:
+            self._ddp["epoch"] = bp.epoch
+            self._on_epoch_started(bp.epoch)
+        self._on_batch(bp)
+
+    def _forward_log(self) -> None:
+        """Rank 0's device line and warnings from the job's stderr log into the Log panel."""
+        try:
+            with open(self._ddp["log"], "rb") as f:
+                f.seek(self._ddp["log_pos"])
+                chunk = f.read()
+        except OSError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        self._ddp["log_pos"] += end + 1
+        for line in chunk[:end].decode("utf-8", "replace").splitlines():
+            line = line.strip()
+            if line.startswith("warning: "):
+                self._on_warning(line[len("warning: "):])
+            elif line.startswith("device: "):
+                device = line[len("device: "):].split(";")[0]
+                self.device_label.setText(f"Device: {device}")
+                self.device_in_use.emit(device)
+                self.log_line(line[len("device: "):])
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            text = Path(self._ddp["log"]).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def _log_error(self) -> str:
+        """The job's own error line: the CLI's "error: ..." or the last "SomeError: ..." of a traceback ("" if none)."""
+        try:
+            lines = Path(self._ddp["log"]).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return ""
+        for line in lines:
+            if line.startswith("error: "):
+                return line[len("error: "):].strip()
+        found = [ln.strip() for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln.strip())]
+        return found[-1] if found else ""
+
+    def _ddp_result(self, returncode: int) -> Any:
+        """A FitResult from what the job left: status.json (reason, message), its --json answer, the run folder."""
+        from core.distributed import follow_run
+        from core.engine import FitResult
+
+        answer: dict = {}
+        with contextlib.suppress(OSError, ValueError):
+            text = Path(self._ddp["out"]).read_text(encoding="utf-8")
+            start = text.find("{")
+            doc = json.loads(text[start:]) if start >= 0 else {}
+            answer = doc if isinstance(doc, dict) else {}
+        snap = follow_run(self.run_dir) if self.run_dir else {"status": None, "history": []}
+        status = snap.get("status") or {}
+        reason = status.get("reason") or answer.get("reason")
+        if reason is None or status.get("status") == "running":
+            reason = "stopped" if self._ddp.get("stop_requested") else "failed"
+        message = str(status.get("message") or answer.get("message") or "")
+        if reason == "failed" and not message:
+            tail = self._log_tail()
+            message = self._log_error() or (f"torchrun exited with code {returncode}" + (f":\n{tail}" if tail else "")
+                                            if returncode else (tail or "the training processes ended without a result"))
+        evaluation = answer.get("evaluation")
+        if evaluation is None and self.run_dir:
+            with contextlib.suppress(OSError, ValueError):
+                evaluation = json.loads((Path(self.run_dir) / "evaluation.json").read_text(encoding="utf-8"))
+        best_epoch = answer.get("best_epoch", status.get("best_epoch"))
+        return FitResult(reason=reason, message=message, best_epoch=best_epoch,
+                         best_metric=answer.get("best_metric", status.get("best_metric")), run_dir=self.run_dir,
+                         history=answer.get("history") or snap.get("history") or [], evaluation=evaluation)
+
+    def _finish_ddp(self) -> None:
+        """The torchrun job has exited: show its last epochs and the same summary as a normal run, then idle."""
+        proc = self.proc
+        if proc is None:
+            return
+        self._ddp_timer.stop()
+        returncode = proc.wait()
+        if os.name == "posix":  # a rank that outlived torchrun would hold its GPU: end the job's process group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        from core.distributed import follow_run
+
+        self._forward_log()
+        if self.run_dir is None:
+            from core.distributed import run_dir_of
+
+            found = run_dir_of(proc)
+            self.run_dir = str(found) if found is not None else None
+        if self.run_dir is not None:
+            self._show_snapshot(follow_run(self.run_dir))
+        result = self._ddp_result(returncode)
+        if result.reason == "failed":
+            tail = self._log_tail()
+            if tail and tail not in result.message:
+                self.log_line(f"Last lines of the training log:\n{tail}", "error")
+        if self.run_dir and (Path(self.run_dir) / "last.pt").is_file():
+            self.last_checkpoint = str(Path(self.run_dir) / "last.pt")
+        info_path = getattr(proc, "run_info_path", None)
+        if info_path:
+            with contextlib.suppress(OSError):
+                os.unlink(info_path)
+        shutil.rmtree(self._ddp.get("tmp") or "", ignore_errors=True)
+        self.proc = None
+        self._ddp = {}
+        self._on_finished(result)
+
+    def _stop_torchrun_and_wait(self, timeout_s: float) -> bool:
+        """Stop the torchrun job, wait for it while processing events, kill it if it outlives `timeout_s`."""
+        proc = self.proc
+        if proc is None:
+            return True
+        self.stop()
+        loop = QEventLoop()
+        deadline = time.monotonic() + timeout_s
+        while proc.poll() is None and time.monotonic() < deadline:
+            loop.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(0.05)
+        if proc.poll() is None:
+            self.log_line("The training processes did not stop in time; ending them", "warning")
+            if os.name == "posix":
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+            proc.wait()
+        if self.proc is proc:  # the timer has not finished it yet
+            self._finish_ddp()
+        return True
 
     # ---- ImageNet weights ---------------------------------------------------------------------------------------
     def _fetch_weights_then_start(self, config: Any) -> None:
@@ -799,4 +1072,6 @@ class TrainTab(QWidget):
             if isinstance(v, bool):
                 v = "true" if v else "false"
             s.setValue(f"train/{key}", 0 if v is None else v)
+        if self.gpu_count > 1:
+            s.setValue("train/all_gpus", "true" if self.all_gpus_check.isChecked() else "false")
         self.model_panel.save_settings()
