@@ -212,6 +212,12 @@ def _train_config(args: argparse.Namespace):
         t.channels_last = args.channels_last
     if args.no_augment:
         d.augment = "none"
+    if args.mode is None and m.pretrained and m.mode == "scratch":
+        # Pretrained weights without a mode: a linear probe on a CPU, fine-tuning on a GPU.
+        from core.engine import resolve_device
+        from core.transfer import default_mode
+
+        m.mode = default_mode(m.pretrained, resolve_device(t.device).type)
     try:
         cfg.validate()
     except ConfigError as e:

@@ -212,6 +212,9 @@ _DEFAULT_TRAIN = TrainConfig()
 #   CUDA / MPS: resnext50_32x4d at 224 px, batch 64, AdamW lr 1e-3, cosine with 1 warm-up epoch, 10 epochs,
 #        standard augmentation, AMP (bf16 where supported, else fp16 + GradScaler) on CUDA.
 CPU_PRESET = {"image_size": 32, "augment": "none", "batch_size": 16, "lr": 3e-3, "epochs": 15, "warmup_epochs": 0.5}
+# A CPU with pretrained weights: a linear probe (or fine-tune) of ResNeXt-50 at its native 224 px.
+TRANSFER_PRESET = {"image_size": 224, "augment": "light", "batch_size": 32, "lr": 1e-3, "epochs": 10,
+                   "warmup_epochs": 0.0}
 GPU_PRESET = {"image_size": 224, "augment": "standard", "batch_size": 64, "lr": 1e-3, "epochs": 10,
               "warmup_epochs": 1.0}
 
@@ -224,8 +227,11 @@ def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig
     cfg = copy.deepcopy(config)
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     if cfg.model.arch == "auto":
-        cfg.model.arch = models.default_arch(dev.type)
-        preset = CPU_PRESET if dev.type == "cpu" else GPU_PRESET
+        if cfg.model.pretrained:  # pretrained weights exist for the ImageNet-sized family, not the tiny CPU nets
+            cfg.model.arch, preset = "resnext50_32x4d", TRANSFER_PRESET if dev.type == "cpu" else GPU_PRESET
+        else:
+            cfg.model.arch = models.default_arch(dev.type)
+            preset = CPU_PRESET if dev.type == "cpu" else GPU_PRESET
         for key in ("image_size", "augment"):
             if getattr(cfg.data, key) == getattr(_DEFAULT_DATA, key):
                 setattr(cfg.data, key, preset[key])
@@ -502,7 +508,6 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         freeze = cfg.model.freeze_backbone or cfg.model.mode == "linear"
-        # mode "linear" currently trains fc on the frozen backbone end to end (no cached features yet).
         pretrained = None if self._resume_ckpt else cfg.model.pretrained
         model = models.build(cfg.model.arch, self.num_classes, pretrained=pretrained, freeze_backbone=freeze)
         self.memory_format = choose_memory_format(cfg.model.arch, dev, tc.channels_last)

@@ -264,7 +264,10 @@ class ModelPanel(QGroupBox):
             self.mode_combo.setCurrentIndex(0)
             self.freeze_check.setChecked(False)
         elif self.mode_combo.currentData() == "scratch":
-            self.mode_combo.setCurrentIndex(2)  # pretrained weights: fine-tuning is the sensible default
+            from core.transfer import default_mode  # torch is loaded by now (background warm-up)
+
+            mode = default_mode(self.pretrained_choice(), self._context["device_type"])
+            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(mode)))
         self._update_visibility()
         self._on_changed()
 

@@ -1,0 +1,480 @@
+"""Transfer learning: the default mode, the on-disk backbone-feature cache and LinearTrainer (head on cached features)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core import checkpoint, data, metrics, models, runs
+from core.engine import (
+    PROGRESS_INTERVAL_S,
+    BatchProgress,
+    FitInfo,
+    Trainer,
+    _Stopped,
+    choose_memory_format,
+    device_name,
+    make_optimizer,
+    make_scheduler,
+    seed_everything,
+)
+
+FEATURE_FORMAT = "resnext-studio-features/1"
+DEFAULT_VIEWS = 4  # augmented views per training image when augmentation is on (plus the un-augmented view)
+FEATURE_BATCH = 64  # views per backbone call while computing features
+FLUSH_INTERVAL_S = 30.0  # computed features are written at least this often, so a stopped run keeps its work
+MAX_SHARDS = 16  # more shard files than this in one cache folder are merged into one
+
+
+def default_mode(pretrained: str | None, device_type: str) -> str:
+    """The training mode to pre-select: "scratch" without weights, "linear" on a CPU, "finetune" on a GPU."""
+    if pretrained is None or str(pretrained).strip().lower() in ("", "none"):
+        return "scratch"
+    return "linear" if str(device_type).split(":")[0] == "cpu" else "finetune"
+
+
+def feature_cache_dir() -> Path:
+    """$RESNEXT_STUDIO_CACHE/features, else the platform's user cache folder for resnext-studio / features."""
+    env = os.environ.get("RESNEXT_STUDIO_CACHE")
+    if env:
+        return Path(env) / "features"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("resnext-studio")) / "features"
+
+
+def file_digest(path: str | Path) -> str:
+    """Content hash of a file (blake2b-128, the digest scan uses for duplicates)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def module_digest(module: nn.Module) -> str:
+    """sha256 of a module's state (names, dtypes, shapes, bytes): identifies the exact backbone weights."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class FeatureStore:
+    """One cache folder of per-image features (one setting key): shard files {hashes, features}, written atomically.
+
+    Entries are keyed by image content hash, so an edited or added image costs only its own features.
+    """
+
+    def __init__(self, folder: str | Path, describe: dict[str, Any] | None = None) -> None:
+        self.folder = Path(folder)
+        self.describe = describe or {}
+
+    def shards(self) -> list[Path]:
+        return sorted(self.folder.glob("shard-*.pt")) if self.folder.is_dir() else []
+
+    def load(self, warn: Any = None) -> dict[str, torch.Tensor]:
+        """content hash → feature tensor; unreadable shards are reported through `warn` and deleted."""
+        out: dict[str, torch.Tensor] = {}
+        for path in self.shards():
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+                if not (isinstance(obj, dict) and obj.get("format") == FEATURE_FORMAT
+                        and len(obj["hashes"]) == len(obj["features"])):
+                    raise ValueError("not a feature shard")
+            except Exception as e:  # noqa: BLE001 - a damaged cache file is recomputed, never trusted
+                if warn is not None:
+                    warn(f"feature cache {path}: unreadable ({type(e).__name__}); recomputing its images")
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            for h, f in zip(obj["hashes"], obj["features"], strict=True):
+                out[h] = f
+        return out
+
+    def add(self, feats: dict[str, torch.Tensor]) -> Path | None:
+        """Write new entries as one shard (atomically); merge shards when there are too many."""
+        if not feats:
+            return None
+        path = self._write(feats)
+        shards = self.shards()
+        if len(shards) > MAX_SHARDS:
+            merged = self.load()
+            keep = self._write(merged)
+            for p in shards:
+                if p != keep:
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+            return keep
+        return path
+
+    def _write(self, feats: dict[str, torch.Tensor]) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        info = self.folder / "key.json"
+        if self.describe and not info.exists():
+            runs.write_json_atomic(info, self.describe)
+        hashes = sorted(feats)
+        payload = {"format": FEATURE_FORMAT, "hashes": hashes,
+                   "features": torch.stack([feats[h].detach().to("cpu", torch.float32) for h in hashes])}
+        path = self.folder / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.pt"
+        fd, tmp = tempfile.mkstemp(prefix=".shard.", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return path
+
+
+def _num_views(cfg_data: Any, cfg_train: Any) -> int:
+    """Augmented views per training image: 0 when the training transform is deterministic."""
+    plan = data.augment_plan(cfg_data, train=True)
+    if plan.crop == "center" and not (plan.hflip or plan.jitter or plan.erasing):
+        return 0
+    return int(getattr(cfg_train, "feature_views", DEFAULT_VIEWS))
+
+
+class LinearTrainer(Trainer):
+    """Mode "linear": the frozen pretrained backbone's pooled features are computed once per image and view, cached
+    on disk (feature_cache_dir), and only fc trains, on those features. Checkpoints hold the full model.
+
+    Each training image has view 0 (the evaluation transform) and views 1..V (the training augmentation, drawn
+    from a generator seeded by the image's content hash and train.seed); an epoch picks one view per image.
+    Validation and test images need view 0 only. So a first run computes N_train × (V + 1) + N_val + N_test
+    backbone passes, and a second run on the same files and weights none.
+    """
+
+    # -- setup
+    def _setup(self) -> None:
+        cfg, tc = self.config, self.config.train
+        index = self.index
+        self.class_names = list(index.classes)
+        self.num_classes = len(self.class_names)
+        if self._resume_ckpt:
+            self.run_dir = self.resume_dir
+        else:
+            self.run_dir = runs.RunStore(self.runs_dir).create(cfg.model.arch, Path(index.root).name or "data")
+        self._write_config()
+        runs.write_status(self.run_dir, "running", reason=None, message="", epochs=tc.epochs, arch=cfg.model.arch,
+                          epochs_done=len(self._resume_ckpt["history"]) if self._resume_ckpt else 0)
+        dev = self.device
+        seed_everything(tc.seed)
+        pretrained = None if self._resume_ckpt else cfg.model.pretrained
+        model = models.build(cfg.model.arch, self.num_classes, pretrained=pretrained, freeze_backbone=True)
+        self.memory_format = choose_memory_format(cfg.model.arch, dev, tc.channels_last)
+        self.model = model.to(dev, memory_format=self.memory_format)
+        self.forward = self.model
+        self.backbone, self.head = models.split_backbone_head(self.model)
+        self.train_tf = data.BatchTransform(cfg.data, train=True)
+        self.eval_tf = data.BatchTransform(cfg.data, train=False)
+        self.views = _num_views(cfg.data, tc)
+        if tc.mixup > 0 or tc.cutmix > 0:
+            self._warn("mixup/cutmix do not apply to cached features; linear mode trains without them")
+
+        weight = None
+        if tc.class_weights:
+            counts = torch.bincount(torch.tensor([index.samples[i].label for i in self.split.train]),
+                                    minlength=self.num_classes).float()
+            weight = torch.where(counts > 0, counts.sum() / (self.num_classes * counts.clamp(min=1)),
+                                 torch.zeros_like(counts)).to(dev)
+        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=tc.label_smoothing)
+        self.steps_per_epoch = max(1, math.ceil(len(self.split.train) / tc.batch_size))
+        self.optimizer = make_optimizer(self.model, tc, finetune=False)  # fc only: the rest is frozen
+        self.has_val = bool(self.split.val)
+        plateau_mode = "max" if (self.has_val and tc.monitor == "val_acc") else "min"
+        self.scheduler = make_scheduler(self.optimizer, tc, self.steps_per_epoch, plateau_mode)
+        self.amp_dtype = None  # features and head in float32: the cached features match evaluate() exactly
+        self.scaler = torch.amp.GradScaler("cuda", enabled=False)
+        self.start_epoch = 0
+        self.best: dict[str, Any] | None = None
+        self.bad_epochs = 0
+        if self._resume_ckpt:
+            self._restore(self._resume_ckpt)
+        self._prepare_features()
+
+    def _prepare_features(self) -> None:
+        cfg, tc, dev = self.config, self.config.train, self.device
+        samples = self.index.samples
+        parts = {"train": list(self.split.train), "val": list(self.split.val), "test": list(self.split.test)}
+        digests: dict[int, str] = {}
+        for ids in parts.values():
+            for i in ids:
+                try:
+                    digests[i] = file_digest(samples[i].path)
+                except OSError as e:
+                    self._warn(f"skipped {samples[i].path}: {e.strerror or e}")
+        parts = {k: [i for i in ids if i in digests] for k, ids in parts.items()}
+
+        self.backbone.eval()
+        weights_id = module_digest(self.backbone)
+        root = feature_cache_dir()
+        eval_desc = {"format": FEATURE_FORMAT, "backbone": weights_id, "arch": cfg.model.arch,
+                     "image_size": cfg.data.image_size, "resize": data.resize_size(cfg.data.image_size),
+                     "transform": self.eval_tf.describe(), "memory_format": str(self.memory_format)}
+        aug_desc = dict(eval_desc, transform=self.train_tf.describe(), views=self.views, seed=tc.seed)
+        self.eval_store = FeatureStore(root / _key(eval_desc), eval_desc)
+        self.aug_store = FeatureStore(root / _key(aug_desc), aug_desc)
+        eval_have = self.eval_store.load(self._warn)
+        aug_have = self.aug_store.load(self._warn) if self.views else {}
+
+        want_eval = {digests[i]: i for ids in parts.values() for i in ids if digests[i] not in eval_have}
+        want_aug = {digests[i]: i for i in parts["train"] if self.views and digests[i] not in aug_have}
+        jobs = sorted(set(want_eval) | set(want_aug), key=lambda h: (want_eval.get(h, want_aug.get(h))))
+        n_views = len(want_eval) + self.views * len(want_aug)
+        total = sum(len(ids) for ids in parts.values())
+        if n_views:
+            what = (f"features: computing {n_views} backbone views for {len(jobs)} images "
+                    f"({total - len(jobs)} cached) in {root}")
+        else:
+            what = f"features: all {total} images cached in {root} (backbone skipped)"
+        self.feature_note = what
+        self._emit("on_fit_start", FitInfo(
+            run_dir=str(self.run_dir), device=str(dev), device_name=device_name(dev), arch=cfg.model.arch,
+            num_classes=self.num_classes, class_names=self.class_names, epochs=tc.epochs,
+            start_epoch=self.start_epoch, steps_per_epoch=self.steps_per_epoch, train_size=len(parts["train"]),
+            val_size=len(parts["val"]), test_size=len(parts["test"]),
+            params=sum(p.numel() for p in self.model.parameters()), loader_mode=what, config=cfg.to_dict()))
+
+        bad: set[str] = set()
+        if jobs:
+            bad = self._compute(jobs, {h: samples[i].path for h, i in {**want_aug, **want_eval}.items()},
+                                set(want_eval), set(want_aug), eval_have, aug_have)
+        self.backbone_passes = n_views
+        if self.stop.stopped:
+            return  # the loop ends the run as "stopped"; what was computed is in the cache
+
+        def gather(ids: list[int], with_aug: bool) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+            ids = [i for i in ids if digests[i] not in bad]
+            if not ids:
+                return torch.empty(0), torch.empty(0, dtype=torch.long), []
+            rows = []
+            for i in ids:
+                e = eval_have[digests[i]]
+                rows.append(torch.cat([e[None], aug_have[digests[i]]]) if with_aug else e)
+            y = torch.tensor([samples[i].label for i in ids], dtype=torch.long)
+            return torch.stack(rows).to(dev), y.to(dev), ids
+
+        self.feats = {"train": gather(parts["train"], self.views > 0),
+                      "val": gather(parts["val"], False), "test": gather(parts["test"], False)}
+        if len(self.feats["train"][2]) < 1:
+            raise data.DataError(f"{self.index.root}: no training image could be read")
+        self.has_val = bool(self.feats["val"][2])
+        if not self.has_val and self.split.val:
+            self.scheduler = make_scheduler(self.optimizer, tc, self.steps_per_epoch, "min")
+
+    @torch.inference_mode()
+    def _compute(self, jobs: list[str], paths: dict[str, str], need_eval: set[str], need_aug: set[str],
+                 eval_have: dict[str, torch.Tensor], aug_have: dict[str, torch.Tensor]) -> set[str]:
+        """Run the backbone over the missing views, adding them to the *_have maps and the cache; returns the
+        hashes of images that could not be read."""
+        dev, tc, stop, v = self.device, self.config.train, self.stop, self.views
+        per_image = (1 if v == 0 else v + 1)
+        chunk = max(1, FEATURE_BATCH // per_image)
+        steps = math.ceil(len(jobs) / chunk)
+        size = self.config.data.image_size
+        bad: set[str] = set()
+        new_eval: dict[str, torch.Tensor] = {}
+        new_aug: dict[str, torch.Tensor] = {}
+        self._emit("on_epoch_start", 0)  # "epoch 0": the feature pass, shown by the usual progress bar
+        t0 = last_emit = last_flush = time.perf_counter()
+        paused, done_views = 0.0, 0
+
+        def load(h: str) -> tuple[str, torch.Tensor | None, str | None]:
+            try:
+                return h, data.load_for_model(paths[h], size), None
+            except data.ImageLoadError as e:
+                return h, None, e.reason
+            except Exception as e:  # noqa: BLE001
+                return h, None, data.error_reason(e)
+
+        def flush() -> None:
+            self.eval_store.add(new_eval)
+            self.aug_store.add(new_aug)
+            new_eval.clear()
+            new_aug.clear()
+
+        try:
+            with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="features") as pool:
+                for step, start in enumerate(range(0, len(jobs), chunk), 1):
+                    if stop.paused:
+                        p0 = time.perf_counter()
+                        while not stop.wait_if_paused(0.25) and not stop.stopped:
+                            pass
+                        paused += time.perf_counter() - p0
+                    if stop.stopped:
+                        break
+                    views, owners = [], []
+                    for h, x, reason in pool.map(load, jobs[start:start + chunk]):
+                        if x is None:
+                            bad.add(h)
+                            self._warn(f"skipped {paths[h]}: {reason}")
+                            continue
+                        x = x.to(dev)[None]
+                        if h in need_eval:
+                            views.append(self.eval_tf(x))
+                            owners.append((h, "eval", 1))
+                        if h in need_aug:
+                            gen = torch.Generator().manual_seed((int(h[:15], 16) + 1_000_003 * tc.seed) % 2**62)
+                            views.append(self.train_tf(x.expand(v, -1, -1, -1), generator=gen))
+                            owners.append((h, "aug", v))
+                    if views:
+                        xb = torch.cat(views).contiguous(memory_format=self.memory_format)
+                        fb = self.backbone(xb).float().cpu()
+                        pos = 0
+                        for h, kind, n in owners:
+                            if kind == "eval":
+                                eval_have[h] = new_eval[h] = fb[pos].clone()
+                            else:
+                                aug_have[h] = new_aug[h] = fb[pos:pos + n].clone()
+                            pos += n
+                        done_views += pos
+                    now = time.perf_counter()
+                    if now - last_flush >= FLUSH_INTERVAL_S:
+                        flush()
+                        last_flush = now
+                    if step == 1 or step == steps or now - last_emit >= PROGRESS_INTERVAL_S:
+                        last_emit = now
+                        active = max(1e-9, now - t0 - paused)
+                        self._emit("on_batch_end", BatchProgress(0, step, steps, float("nan"), done_views / active,
+                                                                 (steps - step) * active / step))
+        finally:
+            flush()
+        return bad
+
+    # -- training on features
+    def _train_one_epoch(self, epoch: int) -> tuple[float, float, float]:
+        tc, dev, stop = self.config.train, self.device, self.stop
+        opt, sched, head = self.optimizer, self.scheduler, self.head
+        per_step = isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
+        self.model.train()
+        x_all, y_all, _ = self.feats["train"]
+        n = int(y_all.shape[0])
+        gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
+        order = torch.randperm(n, generator=gen)
+        # one view per image and epoch: view 0 is the un-augmented image, 1..V the augmented ones
+        view = torch.randint(0, x_all.shape[1], (n,), generator=gen) if x_all.ndim == 3 else None
+        steps = self.steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev)
+        first_bad = torch.full((), -1, dtype=torch.long, device=dev)
+        seen, t0, paused, last_emit = 0, time.perf_counter(), 0.0, -1.0
+        for step in range(1, steps + 1):
+            if stop.paused:
+                p0 = time.perf_counter()
+                while not stop.wait_if_paused(0.25) and not stop.stopped:
+                    pass
+                paused += time.perf_counter() - p0
+            if stop.stopped:
+                raise _Stopped
+            idx = order[(step - 1) * tc.batch_size:step * tc.batch_size]
+            x = x_all[idx.to(dev), view[idx].to(dev)] if view is not None else x_all[idx.to(dev)]
+            y = y_all[idx.to(dev)]
+            out = head(x)
+            loss = self.criterion(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip:
+                nn.utils.clip_grad_norm_(head.parameters(), tc.grad_clip)
+            opt.step()
+            if per_step:
+                sched.step()
+            b = int(y.shape[0])
+            loss = loss.detach()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+            loss_sum += loss * b
+            correct += (out.detach().argmax(1) == y).sum()
+            seen += b
+            now = time.perf_counter()
+            if step == 1 or step == steps or now - last_emit >= PROGRESS_INTERVAL_S:
+                last_emit = now
+                mean_loss = float(loss_sum) / seen
+                self._check_finite(mean_loss, first_bad, epoch, step)
+                active = max(1e-9, now - t0 - paused)
+                left = (steps - step) + (tc.epochs - epoch) * steps
+                self._emit("on_batch_end", BatchProgress(epoch, step, steps, mean_loss, seen / active,
+                                                         left * active / step))
+        mean_loss = float(loss_sum) / seen
+        self._check_finite(mean_loss, first_bad, epoch, steps)
+        return mean_loss, float(correct) / seen, paused
+
+    @torch.inference_mode()
+    def _validate(self) -> tuple[float, float]:
+        x, y, _ = self.feats["val"]
+        if self.stop.stopped:
+            raise _Stopped
+        if not len(y):
+            return None, None  # type: ignore[return-value]
+        self.model.eval()
+        out = self.head(x)
+        return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
+
+    def _final_evaluation(self, run_dir: Path) -> dict[str, Any] | None:
+        """evaluation.json from the cached features (same numbers as engine.evaluate on best.pt, no backbone)."""
+        split = "test" if self.feats["test"][2] else ("val" if self.feats["val"][2] else None)
+        if split is None:
+            return None
+        try:
+            ckpt = checkpoint.load(run_dir / "best.pt")
+            head = nn.Linear(self.head.in_features, self.head.out_features).to(self.device)
+            head.load_state_dict({"weight": ckpt["model"]["fc.weight"], "bias": ckpt["model"]["fc.bias"]})
+            x, y, ids = self.feats[split]
+            with torch.inference_mode():
+                logits = head(x).float().cpu()
+            ev = evaluation_doc(ckpt, self.index, split, ids, y.cpu(), logits, str(run_dir / "best.pt"))
+            runs.write_json_atomic(run_dir / "evaluation.json", ev)
+            return ev
+        except Exception as e:  # noqa: BLE001 - training is done and saved; report the evaluation problem only
+            self._safe_warn(f"evaluation on the {split} split failed: {type(e).__name__}: {e}")
+            return None
+
+
+def evaluation_doc(ckpt: dict[str, Any], index: data.DatasetIndex, split: str, ids: list[int], y: torch.Tensor,
+                   logits: torch.Tensor, source: str | None) -> dict[str, Any]:
+    """The evaluation.json document (as core.engine.evaluate writes it) from logits of index.samples[ids]."""
+    names = list(ckpt["class_names"])
+    k = len(names)
+    prob = logits.softmax(1)
+    conf, pred = prob.max(1)
+    n = int(y.numel())
+    cm = metrics.confusion_matrix(y, pred, k)
+    rows = metrics.per_class(cm, names)
+    predictions = [{"path": index.samples[i].path, "true": names[int(t)], "predicted": names[int(p)],
+                    "confidence": float(c)} for i, t, p, c in zip(ids, y.tolist(), pred.tolist(), conf.tolist(),
+                                                                   strict=True)]
+    wrong = sorted((p for p in predictions if p["true"] != p["predicted"]), key=lambda p: -p["confidence"])
+    return {
+        "split": split, "checkpoint": source, "arch": ckpt["arch"], "epoch": ckpt.get("epoch"),
+        "loss": float(F.cross_entropy(logits, y, reduction="mean")) if n else None,
+        "accuracy": metrics.accuracy(y, pred) if n else None,
+        "top5": metrics.topk_accuracy(logits, y, 5) if n and k >= 5 else None,
+        "num_samples": n, "class_names": names, "confusion_matrix": cm, "per_class": rows,
+        "macro": metrics.macro(rows), "misclassified": wrong, "predictions": predictions,
+        "errors": [], "stopped": False,
+    }
+
+
+__all__ = ["DEFAULT_VIEWS", "FeatureStore", "LinearTrainer", "default_mode", "evaluation_doc", "feature_cache_dir",
+           "file_digest", "module_digest"]
