@@ -311,7 +311,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"{row['name']:<{w}}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
                   f"{row['support']:>7}")
         print("confusion matrix (rows = true, columns = predicted):")
-        for name, row in zip(names, ev["confusion_matrix"]):
+        for name, row in zip(names, ev["confusion_matrix"], strict=True):
             print(f"  {name:<{w}} " + " ".join(f"{v:>5}" for v in row))
         for e in ev.get("errors", []):
             _err(f"could not read {e['path']}: {e['reason']}" if isinstance(e, dict) else f"could not read {e}")
