@@ -308,7 +308,7 @@ def _mix(x: torch.Tensor, y: torch.Tensor, tc: TrainConfig, rng: random.Random, 
     kind = kinds[0] if len(kinds) == 1 else rng.choice(kinds)
     alpha = tc.mixup if kind == "mixup" else tc.cutmix
     lam = rng.betavariate(alpha, alpha)
-    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    perm = torch.randperm(x.shape[0], generator=gen).to(x.device, non_blocking=True)
     if kind == "mixup":
         return lam * x + (1 - lam) * x[perm], y[perm], lam
     h, w = x.shape[-2:]

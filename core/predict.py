@@ -161,7 +161,7 @@ class Predictor:
 
     def decode(self, item: Item) -> torch.Tensor:
         """One input → uint8 [3, R, R] (the cached/streamed form); raises data.ImageLoadError."""
-        return data.decode_for_size(data.load_image(item), self.image_size)
+        return data.load_for_model(item, self.image_size)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised float batch → logits (CPU tensor for the onnx backend)."""
@@ -262,8 +262,8 @@ class Predictor:
         """
         from core import models
 
-        img = data.load_image(item)
-        x = self.preprocess(data.decode_for_size(img, self.image_size).unsqueeze(0))
+        u8, img = data.load_with_original(item, self.image_size)
+        x = self.preprocess(u8.unsqueeze(0))
         target = layer if layer is not None else models.cam_layer(self.model)
         store: dict[str, torch.Tensor] = {}
         me = threading.get_ident()

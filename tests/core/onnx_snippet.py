@@ -4,7 +4,7 @@ from PIL import Image, ImageOps
 session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 meta = session.get_modelmeta().custom_metadata_map
 R, S, mean, std, names = (json.loads(meta[k]) for k in ("resize_size", "image_size", "mean", "std", "class_names"))
-img = ImageOps.exif_transpose(Image.open(sys.argv[2])).convert("RGB")
+img = Image.open(sys.argv[2]); img.draft("RGB", (R, R)); img = ImageOps.exif_transpose(img).convert("RGB")
 w, h = img.size
 img = img.resize((R, max(R, int(R * h / w))) if w <= h else (max(R, int(R * w / h)), R), Image.BILINEAR)
 left, top = round((img.width - R) / 2) + (R - S) // 2, round((img.height - R) / 2) + (R - S) // 2

@@ -373,7 +373,7 @@ def test_loader_matches_load_rule(small_dataset):
     loader = make_loader(idx, [0, 5], DataConfig(image_size=32), batch_size=2, shuffle=False, seed=0, device="cpu")
     b = next(iter(loader))
     for row, i in enumerate(b.idx.tolist()):
-        assert torch.equal(b.x[row], decode_for_size(load_image(idx.samples[i].path), 32))
+        assert torch.equal(b.x[row], data.load_for_model(idx.samples[i].path, 32))
 
 
 def test_cache_budget(small_dataset):
@@ -477,3 +477,92 @@ def test_memory_cache_lives_on_the_gpu(small_dataset):
         assert a.x.is_cuda and b.x.is_cuda and torch.equal(a.x, b.x) and torch.equal(a.idx, b.idx)
         y = BatchTransform(DataConfig(image_size=32, augment="strong"), True)(a.x, torch.Generator().manual_seed(0))
         assert y.is_cuda and y.shape == (len(a.y), 3, 32, 32)
+
+
+# ---------------------------------------------------------------------------------------------------------- draft decode
+
+
+def _photo(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """Smooth colours plus mild noise: JPEG DCT scaling of this is close to a full decode + resize."""
+    low = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    base = np.asarray(Image.fromarray(low).resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
+    return Image.fromarray(np.clip(base + rng.normal(0, 4, (h, w, 1)), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture
+def large_jpegs(tmp_path):
+    """Two classes of 320x240 JPEGs (much larger than the 32 px model input), one with EXIF orientation 6."""
+    rng = np.random.default_rng(5)
+    for i in range(8):
+        folder = tmp_path / ("a" if i % 2 else "b")
+        folder.mkdir(exist_ok=True)
+        img = _photo(rng, 320, 240)
+        if i == 3:
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            img.save(folder / f"{i}.jpg", "JPEG", quality=90, exif=exif)
+        else:
+            img.save(folder / f"{i}.jpg", "JPEG", quality=90)
+    return tmp_path
+
+
+def test_draft_reduces_jpeg_decoding_but_keeps_the_short_side(large_jpegs):
+    path = next((large_jpegs / "a").glob("*.jpg"))
+    assert load_image(path).size == (320, 240)
+    assert load_image(path, draft=32).size == (80, 60)  # 1/4 scale: 1/8 would make the short side 30 < 32
+    assert load_image(path, draft=120).size == (160, 120)
+    assert load_image(path, draft=256).size == (320, 240)  # never below the requested size
+    fast, full = data.load_for_model(path, 32), decode_for_size(load_image(path), 32)
+    assert fast.shape == full.shape == (3, 32, 32)
+    assert (fast.float() - full.float()).abs().mean() < 3  # same picture, decoded at another scale
+    png = large_jpegs / "big.png"
+    _photo(np.random.default_rng(1), 320, 240).save(png)
+    assert load_image(png, draft=32).size == (320, 240)  # not a JPEG: draft is a no-op
+
+
+def test_draft_decode_is_identical_through_every_path(large_jpegs):
+    from core.predict import Predictor
+
+    idx = scan(large_jpegs)
+    ids = list(range(len(idx.samples)))
+    kw = dict(batch_size=3, shuffle=True, seed=2, device="cpu", num_workers=0)
+    mem = make_loader(idx, ids, DataConfig(image_size=32, cache="memory"), **kw)
+    stream = make_loader(idx, ids, DataConfig(image_size=32, cache="stream"), **kw)
+    over = make_loader(idx, ids, DataConfig(image_size=32, cache="memory", cache_budget_mb=0), **kw)
+    assert (mem.mode, stream.mode, over.mode) == ("memory", "stream", "stream")
+    pred = Predictor(torch.nn.Identity(), idx.classes, 32)
+    rotated = 0
+    for bm, bs, bo in zip(list(mem), list(stream), list(over), strict=True):
+        assert torch.equal(bm.x, bs.x) and torch.equal(bm.x, bo.x) and torch.equal(bm.idx, bs.idx)
+        for row, i in enumerate(bm.idx.tolist()):
+            path = idx.samples[i].path
+            ref = data.load_for_model(path, 32)
+            assert torch.equal(bm.x[row], ref)
+            assert torch.equal(pred.decode(path), ref)  # the Predictor decodes exactly like training
+            with open(path, "rb") as f:
+                x, original = data.load_with_original(f, 32)
+            assert torch.equal(x, ref)
+            assert original.size in ((320, 240), (240, 320))
+            rotated += original.size == (240, 320)
+    assert rotated == 1  # the EXIF-rotated file went through draft + transpose like the others
+
+
+def test_load_with_original_names_the_source_on_failure(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageLoadError, match="bad.jpg"):
+        data.load_with_original(bad, 32)
+    with open(bad, "rb") as f, pytest.raises(ImageLoadError, match="bad.jpg: not an image"):
+        data.load_with_original(f, 32)
+
+
+def test_stream_over_budget_delivers_every_image_once_per_epoch(small_dataset):
+    idx = scan(small_dataset)
+    ids = list(range(len(idx.samples)))
+    cfg = DataConfig(image_size=32, cache="memory", cache_budget_mb=0)  # asks for memory, cannot have it
+    ld = make_loader(idx, ids, cfg, batch_size=8, shuffle=True, seed=3, device="cpu", num_workers=0)
+    assert ld.mode == "stream" and ld.need > ld.budget == 0 and not hasattr(ld, "cache")
+    assert "cache=memory but" in ld.describe()
+    for epoch in (0, 1):
+        got = torch.cat([b.idx for b in _collect(ld, epoch)]).tolist()
+        assert sorted(got) == ids

@@ -71,7 +71,7 @@ def reference_probs(ckpt_path: Path, paths) -> torch.Tensor:
     c = checkpoint.load(ckpt_path)
     model = checkpoint.model_from_checkpoint(c, "cpu")
     tf = data.BatchTransform(DataConfig(image_size=c["image_size"]), train=False)
-    x = torch.stack([data.decode_for_size(data.load_image(p), c["image_size"]) for p in paths])
+    x = torch.stack([data.load_for_model(p, c["image_size"]) for p in paths])
     with torch.no_grad():
         return torch.softmax(model(tf(x)), dim=1)
 
