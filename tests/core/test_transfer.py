@@ -193,6 +193,7 @@ def test_linear_checkpoint_is_a_normal_model(dataset, weights, tmp_path):
 
 def test_linear_stop_during_features_keeps_the_work(dataset, weights, tmp_path, monkeypatch):
     monkeypatch.setattr(transfer, "FEATURE_BATCH", 6)  # 2 images (3 views each) per backbone call
+    monkeypatch.setattr(transfer, "PROGRESS_INTERVAL_S", 0.0)  # report every call, so "step 2" is always seen
     cfg = config(dataset, weights)
     stop = StopToken()
     _, r, _, passes = fit(cfg, tmp_path, stop_at_feature_step=2, stop=stop)
