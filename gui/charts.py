@@ -33,7 +33,8 @@ def _style_axes(ax: Any) -> None:
 class _Canvas(FigureCanvasQTAgg):
     """A canvas that redraws at most every MIN_DRAW_INTERVAL_S, and only while it is visible."""
 
-    MIN_DRAW_INTERVAL_S = 0.25
+    MIN_DRAW_INTERVAL_S = 0.25  # epoch points, dataset charts: soon
+    BATCH_DRAW_INTERVAL_S = 2.0  # per-batch curve: at most every two seconds (a draw holds the GIL)
 
     def __init__(self, width: float, height: float) -> None:
         import matplotlib
@@ -44,27 +45,46 @@ class _Canvas(FigureCanvasQTAgg):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(160)
         self._last_draw = 0.0
+        self._draw_cost = 0.0
         self._dirty = False
+        self._relayout = True
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._flush)
 
-    def request_draw(self) -> None:
-        """Schedule a redraw, coalescing bursts of updates (batch events) into a few draws per second."""
+    def request_draw(self, soon: bool = True) -> None:
+        """Schedule a redraw, coalescing bursts of updates (batch events) into a few draws per second.
+
+        Training runs in a thread of this process, so every millisecond spent drawing here is taken from it:
+        batch-driven draws wait at least two seconds, and longer when a draw is expensive.
+        """
         self._dirty = True
         if not self.isVisible():
             return  # drawn by showEvent
-        wait = self.MIN_DRAW_INTERVAL_S - (time.monotonic() - self._last_draw)
+        interval = self.MIN_DRAW_INTERVAL_S if soon else max(self.BATCH_DRAW_INTERVAL_S, 10 * self._draw_cost)
+        wait = interval - (time.monotonic() - self._last_draw)
         if wait <= 0:
             self._flush()
-        elif not self._timer.isActive():
+        elif not self._timer.isActive() or (soon and self._timer.remainingTime() > wait * 1000):
             self._timer.start(int(wait * 1000) + 1)
 
     def _flush(self) -> None:
         if self._dirty and self.isVisible():
             self._dirty = False
+            start = time.monotonic()
+            self.draw()
+            if self._relayout:
+                # Constrained layout doubles the cost of a draw; lay out once, again only after a resize.
+                self.figure.set_layout_engine("none")
+                self._relayout = False
             self._last_draw = time.monotonic()
-            self.draw_idle()
+            self._draw_cost = self._last_draw - start
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        if not self._relayout:
+            self.figure.set_layout_engine("constrained")
+            self._relayout = True
+        super().resizeEvent(event)
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         super().showEvent(event)
@@ -75,7 +95,7 @@ class _Canvas(FigureCanvasQTAgg):
 class TrainingCharts(_Canvas):
     """Loss and accuracy against epochs: per-epoch train/val points and a smoothed per-batch training loss.
 
-    The Line2D handles are created once; updates call set_data + relim + autoscale_view + draw_idle (throttled).
+    The Line2D handles are created once; updates call set_data + relim + autoscale_view, then a throttled draw.
     """
 
     SMOOTHING = 0.9  # exponential moving average of the batch loss (bias-corrected)
@@ -125,7 +145,7 @@ class TrainingCharts(_Canvas):
         self.batch_x.append(epoch - 1 + step / max(steps, 1))
         self.batch_y.append(smoothed)
         self.batch_line.set_data(self.batch_x, self.batch_y)
-        self._rescale(self.ax_loss)
+        self._rescale(self.ax_loss, soon=False)
 
     def add_epoch(self, epoch: int, train_loss: float, train_acc: float, val_loss: float | None,
                   val_acc: float | None) -> None:
@@ -169,7 +189,7 @@ class TrainingCharts(_Canvas):
         self._rescale(self.ax_loss)
         self._rescale(self.ax_acc)
 
-    def _rescale(self, ax: Any) -> None:
+    def _rescale(self, ax: Any, soon: bool = True) -> None:
         ax.relim()
         ax.autoscale_view()
         right = max([1, *self.epochs, *(math.ceil(x) for x in self.batch_x[-1:])])
@@ -178,7 +198,7 @@ class TrainingCharts(_Canvas):
             ax.set_ylim(0, 101)
         elif not (self.epochs or self.batch_x):
             ax.set_ylim(0, 1, auto=True)  # auto=True: later data still rescales the axis
-        self.request_draw()
+        self.request_draw(soon)
 
 
 class BarChart(_Canvas):

@@ -115,7 +115,7 @@ class RunsTab(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for col, w in ((COL_DATE, 130), (COL_NAME, 300), (COL_ARCH, 150), (COL_DATA, 120), (COL_EPOCHS, 70),
-                       (COL_ACC, 100), (COL_STATUS, 100)):
+                       (COL_ACC, 130), (COL_STATUS, 100)):
             h.resizeSection(col, w)
         h.setStretchLastSection(True)
         self.table.sortItems(COL_DATE, Qt.SortOrder.DescendingOrder)
