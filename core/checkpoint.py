@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from core import runs
 
 FORMAT = "resnext-studio/1"
 
@@ -25,17 +25,8 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
     """Write `payload` to `path` atomically: the previous file stays intact if anything fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with runs.atomic_file(path, "wb") as f:
+        torch.save(payload, f)
     _fsync_dir(path.parent)
 
 

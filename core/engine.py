@@ -681,14 +681,11 @@ class Trainer:
         if self.dist.enabled:
             return self._train_one_epoch_ddp(epoch)
         tc, dev, stop = self.config.train, self.device, self.stop
-        model, opt, sched = self.model, self.optimizer, self.scheduler
-        per_step = isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
-        model.train()
+        self.model.train()
         self.train_loader.set_epoch(epoch)
         # Augmentation and mixing draw from generators seeded by (seed, epoch): resuming repeats them exactly.
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
         mix_rng = random.Random(tc.seed * 1000 + epoch)
-        mixing = tc.mixup > 0 or tc.cutmix > 0
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev)
         first_bad = torch.full((), -1, dtype=torch.long, device=dev)
@@ -710,30 +707,10 @@ class Trainer:
             b = int(batch.x.shape[0])
             if b >= 2:  # BatchNorm cannot train on one image (an odd last batch or a batch of unreadable files)
                 self._batch_size_now = b
-                x = batch.x.to(dev, non_blocking=True)
-                y = batch.y.to(dev, non_blocking=True)
-                x = self.train_tf(x, generator=gen).contiguous(memory_format=self.memory_format)
-                y2, lam = y, 1.0
-                if mixing:
-                    x, y2, lam = _mix(x, y, tc, mix_rng, gen)
-                with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                    out = self.forward(x)
-                    loss = self.criterion(out, y) if lam == 1.0 else (
-                        lam * self.criterion(out, y) + (1 - lam) * self.criterion(out, y2))
-                opt.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                if tc.grad_clip:
-                    self.scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                self.scaler.step(opt)
-                self.scaler.update()
-                if per_step:
-                    sched.step()
-                loss = loss.detach().float()
+                loss, n_correct = self._train_step(batch, gen, mix_rng)
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
                 loss_sum += loss * b
-                pred = out.detach().argmax(1)
-                correct += (pred == y).sum() if lam == 1.0 else lam * (pred == y).sum() + (1 - lam) * (pred == y2).sum()
+                correct += n_correct
                 seen += b
             now = time.perf_counter()
             if seen and (step == 1 or step == steps or now - last_emit >= PROGRESS_INTERVAL_S):
@@ -751,6 +728,36 @@ class Trainer:
         mean_loss = float(loss_sum) / seen
         self._check_finite(mean_loss, first_bad, epoch, steps)
         return mean_loss, float(correct) / seen, paused
+
+    def _train_step(self, batch: data.Batch, gen: torch.Generator,
+                    mix_rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step: augment on the device, forward (AMP), backward, step (and a per-step lr schedule).
+
+        Returns the batch's detached loss and its number of correct predictions (mixup-weighted), on the device.
+        """
+        tc, dev, opt = self.config.train, self.device, self.optimizer
+        x = self.train_tf(batch.x.to(dev, non_blocking=True), generator=gen)
+        x = x.contiguous(memory_format=self.memory_format)
+        y = batch.y.to(dev, non_blocking=True)
+        y2, lam = y, 1.0
+        if tc.mixup > 0 or tc.cutmix > 0:
+            x, y2, lam = _mix(x, y, tc, mix_rng, gen)
+        with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            out = self.forward(x)
+            loss = self.criterion(out, y) if lam == 1.0 else (
+                lam * self.criterion(out, y) + (1 - lam) * self.criterion(out, y2))
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if tc.grad_clip:
+            self.scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+            self.scheduler.step()
+        pred = out.detach().argmax(1)
+        correct = (pred == y).sum() if lam == 1.0 else lam * (pred == y).sum() + (1 - lam) * (pred == y2).sum()
+        return loss.detach().float(), correct
 
     def _check_finite(self, mean_loss: float, first_bad: torch.Tensor, epoch: int, step: int) -> None:
         if math.isfinite(mean_loss):
@@ -774,14 +781,11 @@ class Trainer:
 
     def _train_one_epoch_ddp(self, epoch: int) -> tuple[float, float, float]:
         tc, dev, stop = self.config.train, self.device, self.stop
-        opt, sched = self.optimizer, self.scheduler
-        per_step = isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
         self.model.train()
         self.train_loader.set_epoch(epoch)
         seed = (tc.seed + self.rank) * 1000 + epoch  # per-rank augmentation, repeatable on resume
         gen = torch.Generator().manual_seed(seed)
         mix_rng = random.Random(seed)
-        mixing = tc.mixup > 0 or tc.cutmix > 0
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
         correct = torch.zeros((), device=dev, dtype=torch.float64)
         last_loss = torch.zeros((), device=dev)
@@ -800,29 +804,9 @@ class Trainer:
             if stopping:
                 raise _Stopped
             if not small:  # BatchNorm cannot train on one image: when any rank has < 2, all skip the step
-                x = self.train_tf(batch.x.to(dev, non_blocking=True), generator=gen)
-                x = x.contiguous(memory_format=self.memory_format)
-                y = batch.y.to(dev, non_blocking=True)
-                y2, lam = y, 1.0
-                if mixing:
-                    x, y2, lam = _mix(x, y, tc, mix_rng, gen)
-                with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                    out = self.forward(x)
-                    loss = self.criterion(out, y) if lam == 1.0 else (
-                        lam * self.criterion(out, y) + (1 - lam) * self.criterion(out, y2))
-                opt.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                if tc.grad_clip:
-                    self.scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
-                self.scaler.step(opt)
-                self.scaler.update()
-                if per_step:
-                    sched.step()
-                last_loss = loss.detach().float()
+                last_loss, n_correct = self._train_step(batch, gen, mix_rng)
                 loss_sum += last_loss.double() * b
-                pred = out.detach().argmax(1)
-                correct += (pred == y).sum() if lam == 1.0 else lam * (pred == y).sum() + (1 - lam) * (pred == y2).sum()
+                correct += n_correct
                 seen += b
             now = time.perf_counter()
             if self.is_main and seen and (step == 1 or step == steps or now - last_emit >= PROGRESS_INTERVAL_S):

@@ -12,10 +12,11 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
@@ -74,13 +75,17 @@ def _read_json(path: Path) -> dict[str, Any]:
     return d if isinstance(d, dict) else {}
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write JSON to `path` via a temp file + os.replace, so readers never see half a file."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Write `path` through a temp file in the same folder, flushed and fsynced, then `os.replace`.
+
+    Readers never see half a file; if anything fails the temp file is removed and the previous file stays.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, default=_json_default)
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -88,6 +93,12 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write JSON to `path` atomically (see atomic_file)."""
+    with atomic_file(path) as f:
+        json.dump(obj, f, indent=2, default=_json_default)
 
 
 def _json_default(o: Any) -> Any:
