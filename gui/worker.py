@@ -193,7 +193,7 @@ def connect_worker(worker: QObject, owner: QObject, **handlers: Callable[..., An
 
 
 def start_worker(worker: QObject, parent: QObject | None = None) -> QThread:
-    """Move `worker` to a new QThread and start it: started → run, worker.finished → quit, then deleteLater.
+    """Move `worker` to a new QThread and start it: started → run, worker.finished → quit; released when done.
 
     Call on the GUI thread. The thread has no Qt parent (destroying a parent with a running thread aborts Qt); it
     is tracked here until it has finished. When `parent` is destroyed the worker is asked to stop. Connect the
@@ -206,7 +206,9 @@ def start_worker(worker: QObject, parent: QObject | None = None) -> QThread:
     thread.started.connect(worker.run)
     # direct: quit() is thread-safe, so the thread ends even while the GUI thread is blocked waiting for it
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    thread.finished.connect(worker.deleteLater)
+    # No worker.deleteLater: it would run ~QObject on the worker thread, which needs the GIL while holding Qt's
+    # connection lock, and deadlocks with a GUI thread that holds the GIL while connecting signals. The worker and
+    # the thread are released by _forget instead, on the GUI thread, once the thread has finished.
     entry: list[Any] = [thread, worker]
 
     def _forget(*_: Any) -> None:  # on the GUI thread, after the thread has finished

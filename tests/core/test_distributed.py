@@ -9,16 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from core import checkpoint, distributed, engine, models
 from core.config import ConfigError, RunConfig
+from tests.helpers import make_colour_set
 
 ROOT = Path(__file__).resolve().parents[2]
-COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220)]
 # 24 images, 3 classes → 18 train / 6 val. Global batch 6 = 3 per rank: 3 full steps per epoch on either layout,
 # so one process and two see exactly the same images per step.
 BATCH = 6
@@ -27,20 +25,9 @@ COMMON = ["--arch", "resnext11_2x4d", "--image-size", "16", "--batch-size", str(
           "--seed", "0", "--quiet"]
 
 
-def make_set(root: Path, per_class: int = 8, size: int = 16) -> Path:
-    rng = np.random.default_rng(0)
-    for c, col in enumerate(COLOURS):
-        d = root / f"c{c}"
-        d.mkdir(parents=True)
-        for i in range(per_class):
-            a = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(a).save(d / f"{i:02d}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    return make_set(tmp_path_factory.mktemp("ddp-data") / "colours")
+    return make_colour_set(tmp_path_factory.mktemp("ddp-data") / "colours")
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -5,32 +5,18 @@ import math
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from core import checkpoint, data, engine, models
 from core.config import ConfigError, RunConfig
 from core.engine import Callback, StopToken, Trainer, choose_memory_format, evaluate, resolve_defaults
-
-COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220)]
-
-
-def make_set(root: Path, per_class: int = 8, size: int = 16) -> Path:
-    rng = np.random.default_rng(0)
-    for c, col in enumerate(COLOURS):
-        d = root / f"c{c}"
-        d.mkdir(parents=True)
-        for i in range(per_class):
-            a = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(a).save(d / f"{i:02d}.png")
-    return root
+from tests.helpers import make_colour_set
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    return make_set(tmp_path_factory.mktemp("data") / "colours")
+    return make_colour_set(tmp_path_factory.mktemp("data") / "colours")
 
 
 def config(root: Path, epochs: int = 2, arch: str = "resnext11_2x4d", **train) -> RunConfig:
@@ -245,7 +231,7 @@ def test_config_errors_raise_before_anything(dataset, tmp_path):
 
 
 def test_early_stopping(tmp_path, monkeypatch):
-    dataset = make_set(tmp_path / "data", per_class=4)
+    dataset = make_colour_set(tmp_path / "data", per_class=4)
     vals = iter([(1.0, 0.5), (0.9, 0.6), (0.95, 0.6), (1.2, 0.4), (0.5, 0.9)])  # (val_loss, val_acc)
     monkeypatch.setattr(Trainer, "_validate", lambda self: next(vals))
     result = Trainer(config(dataset, epochs=5, early_stop_patience=2), runs_dir=tmp_path).fit()
@@ -257,7 +243,7 @@ def test_early_stopping(tmp_path, monkeypatch):
 
 
 def test_deleted_file_is_a_warning(tmp_path):
-    root = make_set(tmp_path / "data")
+    root = make_colour_set(tmp_path / "data")
     cfg = config(root)
     cfg.data.cache = "stream"
     victim = root / "c1" / "03.png"
@@ -289,7 +275,7 @@ def test_torchvision_checkpoint_loads_into_torchvision(dataset, tmp_path):
 
 
 def test_evaluate_known_case(tmp_path):
-    root = make_set(tmp_path / "data", per_class=4)
+    root = make_colour_set(tmp_path / "data", per_class=4)
     index = data.scan(root)
     (root / "c2" / "00.png").unlink()  # unreadable at evaluation time
     model = models.build("resnext11_2x4d", 3)

@@ -12,25 +12,14 @@ from core import checkpoint, engine, export, models, transfer
 from core.config import RunConfig
 from core.engine import Callback, StopToken, Trainer, evaluate
 from core.predict import Predictor
+from tests.helpers import make_colour_set
 
 ARCH = "resnext11_2x4d"
-COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220)]
-
-
-def make_set(root: Path, per_class: int = 8, size: int = 16) -> Path:
-    rng = np.random.default_rng(0)
-    for c, col in enumerate(COLOURS):
-        d = root / f"c{c}"
-        d.mkdir(parents=True)
-        for i in range(per_class):
-            a = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(a).save(d / f"{i:02d}.png")
-    return root
 
 
 @pytest.fixture
 def dataset(tmp_path) -> Path:
-    return make_set(tmp_path / "colours")
+    return make_colour_set(tmp_path / "colours")
 
 
 @pytest.fixture

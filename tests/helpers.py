@@ -1,0 +1,22 @@
+"""Small builders shared by the test modules (tiny data sets that a tiny model learns in seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220)]
+
+
+def make_colour_set(root: Path, per_class: int = 8, size: int = 16) -> Path:
+    """Three classes (c0, c1, c2) of noisy red, green and blue PNGs; deterministic."""
+    rng = np.random.default_rng(0)
+    for c, col in enumerate(COLOURS):
+        d = root / f"c{c}"
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            a = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(a).save(d / f"{i:02d}.png")
+    return root
