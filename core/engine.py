@@ -478,7 +478,8 @@ class Trainer:
         return self._finish(reason, message, tb=tb)
 
     # -- setup
-    def _setup(self) -> None:
+    def _open_run(self) -> None:
+        """Class names, the run folder (new, resumed, or rank 0's under DDP), config.json and status "running"."""
         cfg, tc = self.config, self.config.train
         index = self.index
         self.class_names = list(index.classes)
@@ -500,6 +501,11 @@ class Trainer:
                 distributed.write_run_info(self.run_dir)
             if self._batch_note and self.is_main:
                 self._warn(self._batch_note)
+
+    def _setup(self) -> None:
+        cfg, tc = self.config, self.config.train
+        index = self.index
+        self._open_run()
 
         dev = self.device
         seed_everything(tc.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)

@@ -171,15 +171,7 @@ class LinearTrainer(Trainer):
     def _setup(self) -> None:
         cfg, tc = self.config, self.config.train
         index = self.index
-        self.class_names = list(index.classes)
-        self.num_classes = len(self.class_names)
-        if self._resume_ckpt:
-            self.run_dir = self.resume_dir
-        else:
-            self.run_dir = runs.RunStore(self.runs_dir).create(cfg.model.arch, Path(index.root).name or "data")
-        self._write_config()
-        runs.write_status(self.run_dir, "running", reason=None, message="", epochs=tc.epochs, arch=cfg.model.arch,
-                          epochs_done=len(self._resume_ckpt["history"]) if self._resume_ckpt else 0)
+        self._open_run()
         dev = self.device
         seed_everything(tc.seed)
         pretrained = None if self._resume_ckpt else cfg.model.pretrained
