@@ -1116,6 +1116,17 @@ def evaluate(source: str | Path | dict[str, Any], index: data.DatasetIndex, spli
     idx = torch.cat(idxs).tolist() if idxs else []
     logits = torch.cat(logits_all) if logits_all else torch.empty(0, k)
     n = int(y.numel())
+    return evaluation_document(ckpt, index, split, idx, y, pred, conf, logits, loss_sum / n if n else None,
+                               str(source) if not isinstance(source, dict) else None, errors, stopped)
+
+
+def evaluation_document(ckpt: dict[str, Any], index: data.DatasetIndex, split: str, idx: list[int], y: torch.Tensor,
+                        pred: torch.Tensor, conf: torch.Tensor, logits: torch.Tensor, loss: float | None,
+                        source: str | None, errors: list[Any], stopped: bool) -> dict[str, Any]:
+    """The evaluation.json document from per-sample labels, predictions, confidences and logits."""
+    names = list(ckpt["class_names"])
+    k = len(names)
+    n = int(y.numel())
     cm = metrics.confusion_matrix(y, pred, k)
     rows = metrics.per_class(cm, names)
     predictions = [{"path": index.samples[i].path, "true": names[int(t)], "predicted": names[int(p)],
@@ -1123,9 +1134,8 @@ def evaluate(source: str | Path | dict[str, Any], index: data.DatasetIndex, spli
                                                                    strict=True)]
     wrong = sorted((p for p in predictions if p["true"] != p["predicted"]), key=lambda p: -p["confidence"])
     return {
-        "split": split, "checkpoint": str(source) if not isinstance(source, dict) else None,
-        "arch": ckpt["arch"], "epoch": ckpt.get("epoch"),
-        "loss": loss_sum / n if n else None, "accuracy": metrics.accuracy(y, pred) if n else None,
+        "split": split, "checkpoint": source, "arch": ckpt["arch"], "epoch": ckpt.get("epoch"),
+        "loss": loss, "accuracy": metrics.accuracy(y, pred) if n else None,
         "top5": metrics.topk_accuracy(logits, y, 5) if n and k >= 5 else None,
         "num_samples": n, "class_names": names, "confusion_matrix": cm, "per_class": rows,
         "macro": metrics.macro(rows), "misclassified": wrong, "predictions": predictions,

@@ -76,7 +76,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -> Iterator[IO[Any]]:
     """Write `path` through a temp file in the same folder, flushed and fsynced, then `os.replace`.
 
     Readers never see half a file; if anything fails the temp file is removed and the previous file stays.
@@ -84,7 +84,7 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8", newline=newline) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -140,21 +140,11 @@ def append_history(run_dir: str | Path, row: dict[str, Any]) -> None:
 
 def write_history(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite history.csv from `rows` (used on resume, so the file matches the checkpoint exactly)."""
-    path = Path(run_dir) / "history.csv"
-    fd, tmp = tempfile.mkstemp(prefix=".history.csv.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-            w.writeheader()
-            for row in rows:
-                w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(Path(run_dir) / "history.csv", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
 
 
 def _num(text: str) -> int | float | None:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import checkpoint, data, metrics, models, runs
+from core import checkpoint, data, models, runs
 from core.engine import (
     PROGRESS_INTERVAL_S,
     BatchProgress,
@@ -27,6 +27,7 @@ from core.engine import (
     _Stopped,
     choose_memory_format,
     device_name,
+    evaluation_document,
     make_optimizer,
     make_scheduler,
     seed_everything,
@@ -446,26 +447,10 @@ class LinearTrainer(Trainer):
 def evaluation_doc(ckpt: dict[str, Any], index: data.DatasetIndex, split: str, ids: list[int], y: torch.Tensor,
                    logits: torch.Tensor, source: str | None) -> dict[str, Any]:
     """The evaluation.json document (as core.engine.evaluate writes it) from logits of index.samples[ids]."""
-    names = list(ckpt["class_names"])
-    k = len(names)
     prob = logits.softmax(1)
     conf, pred = prob.max(1)
-    n = int(y.numel())
-    cm = metrics.confusion_matrix(y, pred, k)
-    rows = metrics.per_class(cm, names)
-    predictions = [{"path": index.samples[i].path, "true": names[int(t)], "predicted": names[int(p)],
-                    "confidence": float(c)} for i, t, p, c in zip(ids, y.tolist(), pred.tolist(), conf.tolist(),
-                                                                   strict=True)]
-    wrong = sorted((p for p in predictions if p["true"] != p["predicted"]), key=lambda p: -p["confidence"])
-    return {
-        "split": split, "checkpoint": source, "arch": ckpt["arch"], "epoch": ckpt.get("epoch"),
-        "loss": float(F.cross_entropy(logits, y, reduction="mean")) if n else None,
-        "accuracy": metrics.accuracy(y, pred) if n else None,
-        "top5": metrics.topk_accuracy(logits, y, 5) if n and k >= 5 else None,
-        "num_samples": n, "class_names": names, "confusion_matrix": cm, "per_class": rows,
-        "macro": metrics.macro(rows), "misclassified": wrong, "predictions": predictions,
-        "errors": [], "stopped": False,
-    }
+    loss = float(F.cross_entropy(logits, y, reduction="mean")) if y.numel() else None
+    return evaluation_document(ckpt, index, split, ids, y, pred, conf, logits, loss, source, [], False)
 
 
 __all__ = ["DEFAULT_VIEWS", "FeatureStore", "LinearTrainer", "default_mode", "evaluation_doc", "feature_cache_dir",
