@@ -43,6 +43,8 @@ THUMB_CHUNK = 24
 THUMB_SIZE = 72
 PREVIEW_COUNT = 8
 AUGMENT_LEVELS = ("none", "light", "standard", "strong")
+FLIP_TIP = "Mirror training images at random (off for text, digits, left/right classes)"
+FLIP_OFF_TIP = "No flips while Augmentation is none; pick another level to use this option"
 LAYOUT_NAMES = {"classes": "class folders", "splits": "train/val/test folders"}
 
 
@@ -112,6 +114,7 @@ class DatasetPanel(QWidget):
         self._preview_worker: FunctionWorker | None = None
         self._preview_pending = False
         self._preview_sample = 0
+        self._flip_pref = True  # the user's flip choice, kept while Augmentation "none" shows the box off
         self._restoring = True
         self._build()
         self._restore_settings()
@@ -289,7 +292,7 @@ class DatasetPanel(QWidget):
         self.augment_combo.setToolTip("How strongly training images are randomly cropped and scaled")
         self.flip_check = QCheckBox("Horizontal flip")
         self.flip_check.setChecked(True)
-        self.flip_check.setToolTip("Mirror training images at random (off for text, digits, left/right classes)")
+        self.flip_check.setToolTip(FLIP_TIP)
         self.jitter_spin = QDoubleSpinBox()
         self.jitter_spin.setRange(0.0, 1.0)
         self.jitter_spin.setSingleStep(0.1)
@@ -333,8 +336,9 @@ class DatasetPanel(QWidget):
             w.valueChanged.connect(self._on_split_changed)
         for w in (self.size_spin, self.jitter_spin, self.erasing_spin):
             w.valueChanged.connect(self._on_augment_changed)
-        self.augment_combo.currentIndexChanged.connect(self._on_augment_changed)
-        self.flip_check.toggled.connect(self._on_augment_changed)
+        self.augment_combo.currentIndexChanged.connect(self._on_augment_level_changed)
+        self.flip_check.toggled.connect(self._on_flip_toggled)
+        self._sync_flip()
         return col
 
     # ---- public API ---------------------------------------------------------------------------------------------
@@ -405,7 +409,7 @@ class DatasetPanel(QWidget):
             test_split=self.test_spin.value() / 100.0,
             seed=int(self.seed_spin.value()),
             augment=self.augment_combo.currentText(),
-            hflip=self.flip_check.isChecked(),
+            hflip=self.flip_check.isChecked(),  # off while augment is "none" (see _sync_flip)
             color_jitter=round(self.jitter_spin.value(), 3),
             random_erasing=round(self.erasing_spin.value(), 3),
         )
@@ -586,6 +590,30 @@ class DatasetPanel(QWidget):
         return sum(1 for i in range(self.thumb_grid.count()) if ImageGrid.has_image(self.thumb_grid.item(i)))
 
     # ---- augmentation preview -----------------------------------------------------------------------------------
+    def flip_preference(self) -> bool:
+        """The user's horizontal-flip choice, kept (and saved) even while Augmentation "none" turns flips off."""
+        return self._flip_pref
+
+    def _sync_flip(self) -> None:
+        """With Augmentation "none" the flip box is off and disabled; otherwise it shows the user's choice."""
+        none = self.augment_combo.currentText() == "none"
+        self.flip_check.blockSignals(True)
+        self.flip_check.setChecked(self._flip_pref and not none)
+        self.flip_check.blockSignals(False)
+        self.flip_check.setEnabled(not none)
+        self.flip_check.setToolTip(FLIP_OFF_TIP if none else FLIP_TIP)
+
+    def _on_augment_level_changed(self) -> None:
+        self._sync_flip()  # before config_changed, so listeners read a consistent data_config()
+        self._on_augment_changed()
+
+    def _on_flip_toggled(self, checked: bool) -> None:
+        self._flip_pref = checked
+        if self.augment_combo.currentText() == "none":  # set from code while flips are off: remember, stay off
+            self._sync_flip()
+            return
+        self._on_augment_changed()
+
     def _on_augment_changed(self) -> None:
         if not self._restoring:
             self.config_changed.emit()
@@ -680,7 +708,8 @@ class DatasetPanel(QWidget):
         self.size_spin.setValue(int(s.value("data/image_size", 64)))
         level = str(s.value("data/augment", "standard"))
         self.augment_combo.setCurrentText(level if level in AUGMENT_LEVELS else "standard")
-        self.flip_check.setChecked(str(s.value("data/hflip", "true")).lower() == "true")
+        self._flip_pref = str(s.value("data/hflip", "true")).lower() == "true"
+        self._sync_flip()
         self.jitter_spin.setValue(float(s.value("data/color_jitter", 0.0)))
         self.erasing_spin.setValue(float(s.value("data/random_erasing", 0.0)))
         self._fill_recent()
@@ -692,6 +721,6 @@ class DatasetPanel(QWidget):
         s.setValue("data/seed", self.seed_spin.value())
         s.setValue("data/image_size", self.size_spin.value())
         s.setValue("data/augment", self.augment_combo.currentText())
-        s.setValue("data/hflip", "true" if self.flip_check.isChecked() else "false")
+        s.setValue("data/hflip", "true" if self._flip_pref else "false")  # the choice, not the "none" override
         s.setValue("data/color_jitter", self.jitter_spin.value())
         s.setValue("data/random_erasing", self.erasing_spin.value())

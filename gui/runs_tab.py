@@ -33,6 +33,9 @@ from PySide6.QtWidgets import (
 
 COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
+NUMERIC_COLUMNS = (COL_EPOCHS, COL_ACC)
+STRETCH_COLUMN = COL_NAME  # takes the spare width, so the table has no empty gutter on the right
+MAX_FIT_WIDTH = 260  # columns fitted to their contents get no wider than this (the user may widen them)
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 RESUMABLE = ("stopped", "interrupted", "failed")
 STATUS_COLORS = {"completed": "#1a7f37", "running": "#2f6fdf", "stopped": "#9a6700", "interrupted": "#9a6700",
@@ -113,11 +116,19 @@ class RunsTab(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setWordWrap(False)
         h = self.table.horizontalHeader()
+        # every column but the run name is user-resizable and fitted to its contents on refresh (until the user
+        # resizes it); the run name stretches over the rest of the width
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, w in ((COL_DATE, 130), (COL_NAME, 300), (COL_ARCH, 150), (COL_DATA, 120), (COL_EPOCHS, 70),
-                       (COL_ACC, 130), (COL_STATUS, 100)):
-            h.resizeSection(col, w)
-        h.setStretchLastSection(True)
+        h.setSectionResizeMode(STRETCH_COLUMN, QHeaderView.ResizeMode.Stretch)
+        h.setStretchLastSection(False)
+        h.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for col in NUMERIC_COLUMNS:
+            self.table.horizontalHeaderItem(col).setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                                                  | Qt.AlignmentFlag.AlignVCenter)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long run names keep their date and data set
+        self._user_sized: set[int] = set()
+        self._fitting = False
+        h.sectionResized.connect(self._on_section_resized)
         self.table.sortItems(COL_DATE, Qt.SortOrder.DescendingOrder)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.doubleClicked.connect(lambda *_: self._evaluate())
@@ -256,6 +267,7 @@ class RunsTab(QWidget):
         for row, info in enumerate(self._infos):
             self._fill_row(row, info)
         self.table.setSortingEnabled(True)
+        self.fit_columns()
         self.table.clearSelection()
         mode = self.table.selectionMode()
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
@@ -295,6 +307,23 @@ class RunsTab(QWidget):
             cells[c].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for col, item in enumerate(cells):
             self.table.setItem(row, col, item)
+
+    def fit_columns(self) -> None:
+        """Size the columns to their header and cells (capped), except the stretch column and user-resized ones."""
+        h = self.table.horizontalHeader()
+        self._fitting = True
+        try:
+            for col in range(len(COLUMNS)):
+                if col == STRETCH_COLUMN or col in self._user_sized:
+                    continue
+                cells = self.table.sizeHintForColumn(col) if self.table.rowCount() else 0
+                h.resizeSection(col, min(MAX_FIT_WIDTH, max(h.sectionSizeHint(col), cells)))
+        finally:
+            self._fitting = False
+
+    def _on_section_resized(self, col: int, _old: int, _new: int) -> None:
+        if not self._fitting and col != STRETCH_COLUMN:
+            self._user_sized.add(col)  # a width the user chose is kept across refreshes
 
     def _watch(self, root: Path) -> None:
         old = self._watcher.directories() + self._watcher.files()

@@ -130,3 +130,55 @@ def test_dropped_folder_is_scanned(qtbot, panel, tiny_dataset, tmp_path):
         assert panel.handle_dropped_paths([str(tiny_dataset)])
     assert panel.index is not None and panel.folder == str(tiny_dataset)
     assert panel.recent_folders()[0] == str(tiny_dataset)
+
+
+def test_flip_is_off_and_disabled_while_augment_is_none(qtbot, panel):
+    from gui.app import settings
+
+    flip = panel.flip_check
+    panel.augment_combo.setCurrentText("standard")
+    assert flip.isEnabled() and flip.isChecked() and panel.data_config().hflip
+
+    panel.augment_combo.setCurrentText("none")
+    assert not flip.isEnabled() and not flip.isChecked()
+    assert panel.data_config().hflip is False  # what training gets matches what the box shows
+    assert panel.flip_preference() is True  # the user's choice is only hidden, not lost
+
+    panel.augment_combo.setCurrentText("standard")
+    assert flip.isEnabled() and flip.isChecked() and panel.data_config().hflip
+
+    # the user turns flips off; going through "none" and back keeps it off
+    flip.click()
+    assert not flip.isChecked() and panel.flip_preference() is False
+    panel.augment_combo.setCurrentText("none")
+    assert not flip.isEnabled() and not flip.isChecked()
+    panel.augment_combo.setCurrentText("standard")
+    assert flip.isEnabled() and not flip.isChecked() and panel.data_config().hflip is False
+
+    # and a checked choice survives too, also through saved settings while "none" is picked
+    flip.click()
+    panel.augment_combo.setCurrentText("none")
+    with qtbot.assertNotEmitted(panel.config_changed):
+        flip.setChecked(True)  # set from code while disabled: remembered, but the box stays off
+    assert not flip.isChecked()
+    panel.save_settings()
+    assert str(settings().value("data/hflip")) == "true"
+    assert settings().value("data/augment") == "none"
+    again = DatasetPanel()
+    qtbot.addWidget(again)
+    assert again.augment_combo.currentText() == "none"
+    assert not again.flip_check.isEnabled() and not again.flip_check.isChecked()
+    assert again.flip_preference() is True
+    again.augment_combo.setCurrentText("light")
+    assert again.flip_check.isEnabled() and again.flip_check.isChecked()
+
+
+def test_config_changed_sees_the_flip_state_of_the_new_level(qtbot, panel):
+    panel.augment_combo.setCurrentText("standard")
+    seen = []
+    panel.config_changed.connect(lambda: seen.append(panel.data_config().hflip))
+    panel.augment_combo.setCurrentText("none")
+    panel.flip_check.click()  # disabled: nothing happens
+    panel.augment_combo.setCurrentText("light")
+    panel.flip_check.click()
+    assert seen == [False, True, False]

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.runs import write_history
-from gui.runs_tab import COL_ARCH, COL_NAME, COL_STATUS, RunsTab
+from gui.runs_tab import COL_ARCH, COL_DATE, COL_NAME, COL_STATUS, COLUMNS, NUMERIC_COLUMNS, RunsTab
 
 
 def make_run(root: Path, name: str, status: str, epochs: int, started: float, best: bool = True,
@@ -156,3 +156,34 @@ def test_empty_runs_folder_shows_a_hint(qtbot, tmp_path):
     assert w.run_count() == 0
     assert w.table_stack.currentIndex() == 1
     assert "No runs yet" in w.empty_label.text()
+
+
+def test_columns_fit_their_contents_and_the_name_stretches(qtbot, tab, runs):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QHeaderView
+
+    tab.show()
+    qtbot.waitExposed(tab)
+    t, h = tab.table, tab.table.horizontalHeader()
+    assert h.sectionResizeMode(COL_NAME) == QHeaderView.ResizeMode.Stretch and not h.stretchLastSection()
+    assert all(h.sectionResizeMode(c) == QHeaderView.ResizeMode.Interactive for c in range(len(COLUMNS))
+               if c != COL_NAME)  # the user can still drag them
+    assert h.length() == t.viewport().width()  # the name column takes the spare width: no empty gutter
+    metrics = h.fontMetrics()
+    for col, title in enumerate(COLUMNS):
+        assert h.sectionSize(col) >= h.sectionSizeHint(col) > metrics.horizontalAdvance(title), title
+        assert h.sectionSize(col) >= t.sizeHintForColumn(col), title  # the cells fit too (at 1200 px)
+    right = Qt.AlignmentFlag.AlignRight
+    for col in NUMERIC_COLUMNS:
+        assert h.sectionSize(col) < h.sectionSize(COL_NAME) / 2
+        assert Qt.AlignmentFlag(t.horizontalHeaderItem(col).textAlignment()) & right
+        assert all(Qt.AlignmentFlag(t.item(r, col).textAlignment()) & right for r in range(t.rowCount()))
+
+    date = h.sectionSize(COL_DATE)
+    h.resizeSection(COL_ARCH, 300)  # as when the user drags the border
+    make_run(runs["done"].parent, "20240104-100000-resnext11_2x4d-a-much-longer-data-set-name", "completed", 2,
+             1_704_400_000)
+    tab.refresh()
+    assert tab.run_count() == 4
+    assert h.sectionSize(COL_ARCH) == 300  # the user's width survives a refresh
+    assert h.sectionSize(COL_DATE) == date and h.length() == t.viewport().width()
