@@ -25,9 +25,22 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
     """Write `payload` to `path` atomically: the previous file stays intact if anything fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    payload = _to_cpu(payload)  # optimizer state lives on the GPU: the file must load on a machine without one
     with runs.atomic_file(path, "wb") as f:
         torch.save(payload, f)
     _fsync_dir(path.parent)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_to_cpu(v) for v in obj)
+    return obj
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -591,7 +591,7 @@ class BatchTransform:
         if b == 0:
             return torch.empty(0, 3, s, s, device=dev)
         if p.crop == "rrc":
-            y = self._rrc(x.float(), p, rand)
+            y = self._rrc(x.float(), p, generator)
         else:
             x = self._center(x, s)
             if p.crop == "pad":
@@ -600,25 +600,28 @@ class BatchTransform:
                 flip = rand(b) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             y = x.float()
-        y = y / 255.0
-        if p.jitter:
-            y = self._jitter(y, p.jitter, rand)
-        mean, std = self._constants(dev)
-        y = (y - mean) / std
+        scale, shift = self._constants(dev)
+        if p.jitter:  # jitter works on [0, 1] colours
+            y = self._jitter(y / 255.0, p.jitter, rand)
+            scale, shift = scale * 255.0, shift
+        y = torch.addcmul(shift, y, scale)  # (y / 255 - mean) / std in one kernel
         if p.erasing:
             y = self._erase(y, p.erasing, rand)
         return y
 
     def _constants(self, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """mean and std as [1, 3, 1, 1] tensors on `dev`, made once per device (a copy per batch would sync)."""
+        """scale = 1 / (255 std) and shift = -mean / std as [1, 3, 1, 1] tensors on `dev`, made once per device
+        (a copy per batch would sync): normalising a uint8-valued batch is then one multiply-add."""
         import torch
 
         key = (dev, tuple(self.mean), tuple(self.std))  # mean/std may be replaced (the Predictor does)
         cached = getattr(self, "_const", None)
         if cached is None or cached[0] != key:
-            mean = torch.tensor(key[1]).view(1, 3, 1, 1).to(dev)
-            std = torch.tensor(key[2]).view(1, 3, 1, 1).to(dev)
-            cached = self._const = (key, mean, std)
+            mean = torch.tensor(key[1], dtype=torch.float64).view(1, 3, 1, 1)
+            std = torch.tensor(key[2], dtype=torch.float64).view(1, 3, 1, 1)
+            scale = (1.0 / (255.0 * std)).float().to(dev)
+            shift = (-mean / std).float().to(dev)
+            cached = self._const = (key, scale, shift)
         return cached[1], cached[2]
 
     @staticmethod
@@ -649,13 +652,20 @@ class BatchTransform:
         cols = (ox[:, None] + ar)[:, None, None, :].expand(b, 3, s, s)
         return xp.gather(3, cols)
 
-    def _rrc(self, x: torch.Tensor, p: AugmentPlan, rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+    def _rrc(self, x: torch.Tensor, p: AugmentPlan, generator: torch.Generator | None) -> torch.Tensor:
+        """Random-resized crop (+ flip) of the whole batch in one grid_sample. The crop boxes are drawn and turned
+        into affine matrices on the CPU and sent in one copy: on a GPU, a dozen tiny kernels per batch cost more
+        launch time than the crop itself."""
         import torch
         import torch.nn.functional as F
 
-        b, _, h, w = x.shape
+        b = x.shape[0]
         s = self.image_size
         lo, hi = p.scale
+
+        def rand(n: int) -> torch.Tensor:
+            return torch.rand(n, generator=generator)
+
         area = lo + (hi - lo) * rand(b)
         log_r = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * rand(b)
         ratio = torch.exp(log_r)
@@ -666,10 +676,10 @@ class BatchTransform:
         sx = cw
         if p.hflip:
             sx = torch.where(rand(b) < 0.5, -cw, cw)
-        theta = torch.zeros(b, 2, 3, device=x.device)
+        theta = torch.zeros(b, 2, 3)
         theta[:, 0, 0], theta[:, 0, 2] = sx, cx
         theta[:, 1, 1], theta[:, 1, 2] = ch, cy
-        grid = F.affine_grid(theta, [b, 3, s, s], align_corners=False)
+        grid = F.affine_grid(theta.to(x.device, non_blocking=True), [b, 3, s, s], align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     @staticmethod

@@ -274,11 +274,29 @@ def make_optimizer(model: nn.Module, tc: TrainConfig, finetune: bool = False) ->
     groups = _param_groups(model, tc, finetune)
     if not groups:
         raise ConfigError("model: no trainable parameters")
+    # On CUDA the fused kernels update every parameter in a couple of launches instead of a few per tensor group
+    # (training a ResNeXt at batch 32 on a fast GPU is bound by kernel launches as much as by arithmetic).
+    fused = {"fused": True} if _fusable(groups) else {}
     if tc.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum, nesterov=tc.nesterov and tc.momentum > 0)
+        return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum, nesterov=tc.nesterov and tc.momentum > 0,
+                               **fused)
     if tc.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=tc.lr)
-    return torch.optim.AdamW(groups, lr=tc.lr)
+        return torch.optim.Adam(groups, lr=tc.lr, **fused)
+    return torch.optim.AdamW(groups, lr=tc.lr, **fused)
+
+
+def _fusable(groups: list[dict[str, Any]]) -> bool:
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a saved optimizer state, keeping this optimizer's fused/foreach choice: a run saved on a GPU (fused)
+    can resume on the CPU and the other way round."""
+    keep = [{k: g.get(k) for k in ("fused", "foreach")} for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for g, k in zip(opt.param_groups, keep, strict=True):
+        g.update(k)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch: int, mode: str) -> Any:
@@ -600,7 +618,7 @@ class Trainer:
 
     def _restore(self, ck: dict[str, Any]) -> None:
         self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
+        load_optimizer_state(self.optimizer, ck["optimizer"])
         if self.scheduler is not None and ck.get("scheduler"):
             self.scheduler.load_state_dict(ck["scheduler"])
         if ck.get("scaler"):

@@ -318,3 +318,19 @@ def test_resolve_defaults_cpu():
     assert choose_memory_format("resnext11_4x8d", "cpu", "off") == torch.contiguous_format
     gpu = resolve_defaults(RunConfig(), "cuda")
     assert gpu.model.arch == "resnext50_32x4d" and gpu.data.image_size == 224 and gpu.train.batch_size == 64
+
+
+def test_optimizer_state_loads_across_fused_and_plain():
+    """A run saved with the fused (GPU) optimizer resumes with the plain one and the other way round."""
+    from core.engine import load_optimizer_state
+
+    w = torch.nn.Parameter(torch.ones(3))
+    fused = torch.optim.AdamW([w], lr=0.1, fused=True)
+    w.grad = torch.ones(3)
+    fused.step()
+    plain = torch.optim.AdamW([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+    load_optimizer_state(plain, fused.state_dict())
+    assert not plain.param_groups[0]["fused"] and plain.state_dict()["state"][0]["step"] == 1
+    back = torch.optim.AdamW([torch.nn.Parameter(torch.ones(3))], lr=0.1, fused=True)
+    load_optimizer_state(back, plain.state_dict())
+    assert back.param_groups[0]["fused"] is True
