@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -54,6 +55,23 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data", metavar="DIR", help="data set folder to open")
     args, _qt_args = p.parse_known_args(argv)
     return args
+
+
+def pause_gc_for_imports() -> None:
+    """Before the background imports: no cyclic collections while torch and matplotlib build their modules."""
+    gc.disable()
+
+
+def freeze_imported_objects() -> None:
+    """After the heavy imports: hand the objects alive now (torch, torchvision, matplotlib, Qt wrappers, about a
+    million of them) to the collector's permanent generation and collect again as usual.
+
+    A full cyclic collection walks every tracked object while holding the GIL: with those modules loaded it took
+    100-250 ms, and whichever thread triggered it (often the training thread) froze the window for that long.
+    Frozen objects are never walked again; everything created later (runs, models, figures) is collected as usual.
+    """
+    gc.freeze()
+    gc.enable()
 
 
 def create_application(argv: list[str] | None = None):  # -> QApplication

@@ -34,7 +34,7 @@ class _Canvas(FigureCanvasQTAgg):
     """A canvas that redraws at most every MIN_DRAW_INTERVAL_S, and only while it is visible."""
 
     MIN_DRAW_INTERVAL_S = 0.25  # epoch points, dataset charts: soon
-    BATCH_DRAW_INTERVAL_S = 2.0  # per-batch curve: at most every two seconds (a draw holds the GIL)
+    BATCH_DRAW_INTERVAL_S = 1.0  # per-batch curve: at most every second (a draw holds the GIL)
 
     def __init__(self, width: float, height: float) -> None:
         import matplotlib
@@ -72,13 +72,17 @@ class _Canvas(FigureCanvasQTAgg):
         if self._dirty and self.isVisible():
             self._dirty = False
             start = time.monotonic()
-            self.draw()
+            self._render()
             if self._relayout:
                 # Constrained layout doubles the cost of a draw; lay out once, again only after a resize.
                 self.figure.set_layout_engine("none")
                 self._relayout = False
             self._last_draw = time.monotonic()
             self._draw_cost = self._last_draw - start
+
+    def _render(self) -> None:
+        """Bring the pixels up to date (subclasses may blit instead of drawing everything)."""
+        self.draw()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         if not self._relayout:
@@ -95,7 +99,10 @@ class _Canvas(FigureCanvasQTAgg):
 class TrainingCharts(_Canvas):
     """Loss and accuracy against epochs: per-epoch train/val points and a smoothed per-batch training loss.
 
-    The Line2D handles are created once; updates call set_data + relim + autoscale_view, then a throttled draw.
+    Drawing the axes (tick labels, legends, titles: text rendering) is most of a matplotlib draw, and training
+    competes with it for the GIL. So the axes are drawn only when they change and the curves are blitted over a
+    saved background: the x axis spans the planned epochs from the start (set_planned_epochs), accuracy spans
+    0-100 %, and the loss axis grows in "nice" steps only when a value passes its top.
     """
 
     SMOOTHING = 0.9  # exponential moving average of the batch loss (bias-corrected)
@@ -109,13 +116,28 @@ class TrainingCharts(_Canvas):
             ax.set_xlabel("epoch")
             ax.set_ylabel(ylabel)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        (self.batch_line,) = self.ax_loss.plot([], [], color=BATCH_COLOR, linewidth=1.2, label="train (batches)")
-        (self.train_loss_line,) = self.ax_loss.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train")
-        (self.val_loss_line,) = self.ax_loss.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation")
-        (self.train_acc_line,) = self.ax_acc.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train")
-        (self.val_acc_line,) = self.ax_acc.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation")
-        self.ax_loss.legend(loc="best", frameon=False)
+            ax.set_autoscale_on(False)  # limits are set here, and only when they must change
+        line = {"animated": True}  # drawn by _draw_curves over the saved background, not by a full draw
+        (self.batch_line,) = self.ax_loss.plot([], [], color=BATCH_COLOR, linewidth=1.2, label="train (batches)",
+                                               **line)
+        (self.train_loss_line,) = self.ax_loss.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train",
+                                                    **line)
+        (self.val_loss_line,) = self.ax_loss.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation",
+                                                  **line)
+        (self.train_acc_line,) = self.ax_acc.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train", **line)
+        (self.val_acc_line,) = self.ax_acc.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation",
+                                                **line)
+        # fixed places: "best" would search the data on every full draw, and the curves rarely reach these corners
+        self.ax_loss.legend(loc="upper right", frameon=False)
         self.ax_acc.legend(loc="lower right", frameon=False)
+        self.ax_acc.set_ylim(0, 101)
+        self._background: Any = None
+        self._full = True
+        self.full_draws = 0  # counters for tests and benchmarks
+        self.blits = 0
+        self.mpl_connect("draw_event", self._on_full_draw)
+        self.planned_epochs = 0
+        self._expected_top = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -128,7 +150,16 @@ class TrainingCharts(_Canvas):
         self.batch_y: list[float] = []
         self._ema = 0.0
         self._ema_n = 0
+        self._loss_top = 0.0
         self._refresh()
+
+    def set_planned_epochs(self, epochs: int, classes: int = 0) -> None:
+        """Span the x axis over the whole run from its start, so it need not be redrawn as epochs arrive; with the
+        number of classes, start the loss axis where an untrained model's loss (about ln classes) fits."""
+        self.planned_epochs = max(0, int(epochs))
+        if classes >= 2:
+            self._expected_top = nice_ceiling(1.1 * math.log(classes))
+        self._update_limits(soon=True)
 
     @property
     def epoch_points(self) -> int:
@@ -145,7 +176,7 @@ class TrainingCharts(_Canvas):
         self.batch_x.append(epoch - 1 + step / max(steps, 1))
         self.batch_y.append(smoothed)
         self.batch_line.set_data(self.batch_x, self.batch_y)
-        self._rescale(self.ax_loss, soon=False)
+        self._update_limits(soon=False)
 
     def add_epoch(self, epoch: int, train_loss: float, train_acc: float, val_loss: float | None,
                   val_acc: float | None) -> None:
@@ -186,19 +217,66 @@ class TrainingCharts(_Canvas):
         self.train_acc_line.set_data(self.epochs, self.train_acc)
         self.val_acc_line.set_data(self.epochs, self.val_acc)
         self.batch_line.set_data(self.batch_x, self.batch_y)
-        self._rescale(self.ax_loss)
-        self._rescale(self.ax_acc)
+        self._update_limits(soon=True)
 
-    def _rescale(self, ax: Any, soon: bool = True) -> None:
-        ax.relim()
-        ax.autoscale_view()
-        right = max([1, *self.epochs, *(math.ceil(x) for x in self.batch_x[-1:])])
-        ax.set_xlim(0, right + (0.2 if self.epochs or self.batch_x else 0))
-        if ax is self.ax_acc:
-            ax.set_ylim(0, 101)
-        elif not (self.epochs or self.batch_x):
-            ax.set_ylim(0, 1, auto=True)  # auto=True: later data still rescales the axis
+    # -- limits: changed rarely, each change costs a full draw
+    def _update_limits(self, soon: bool) -> None:
+        last = max([0, *self.epochs, *(math.ceil(x) for x in self.batch_x[-1:])])
+        right = max(1, self.planned_epochs, last)
+        xlim = (0.0, right + max(0.2, 0.02 * right))
+        finite = [v for v in (*self.train_loss, *self.val_loss, *self.batch_y) if math.isfinite(v)]
+        peak = max(finite, default=0.0)
+        if not finite:
+            self._loss_top = self._expected_top  # 0: no guess, the axis shows 0-1 until values arrive
+        elif peak > self._loss_top or peak < 0.25 * self._loss_top:
+            self._loss_top = nice_ceiling(1.1 * peak)
+        ylim = (0.0, self._loss_top or 1.0)
+        if tuple(self.ax_loss.get_xlim()) != xlim or tuple(self.ax_loss.get_ylim()) != ylim:
+            for ax in (self.ax_loss, self.ax_acc):
+                ax.set_xlim(*xlim)
+            self.ax_loss.set_ylim(*ylim)
+            self._full = True
         self.request_draw(soon)
+
+    # -- drawing: a full draw saves the background; updates blit the curves over it
+    def _curves(self) -> list[tuple[Any, Any]]:
+        return [(self.ax_loss, self.batch_line), (self.ax_loss, self.train_loss_line),
+                (self.ax_loss, self.val_loss_line), (self.ax_acc, self.train_acc_line),
+                (self.ax_acc, self.val_acc_line)]
+
+    def _on_full_draw(self, _event: Any) -> None:
+        self.full_draws += 1
+        self._background = self.copy_from_bbox(self.figure.bbox)
+        self._draw_curves()
+
+    def _draw_curves(self) -> None:
+        for ax, line in self._curves():
+            ax.draw_artist(line)
+
+    def _render(self) -> None:
+        if self._full or self._background is None or self._relayout:
+            self._full = False
+            self.draw()  # draw_event → _on_full_draw: background saved, curves drawn on top
+            return
+        self.restore_region(self._background)
+        self._draw_curves()
+        self.blit(self.figure.bbox)
+        self.blits += 1
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        self._background = None  # the saved pixels no longer fit
+        super().resizeEvent(event)
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 (times a power of ten) that is ≥ value."""
+    if value <= 0 or not math.isfinite(value):
+        return 1.0
+    exp = math.floor(math.log10(value))
+    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if m * 10 ** exp >= value * (1 - 1e-12):
+            return m * 10 ** exp
+    return 10 ** (exp + 1)
 
 
 class BarChart(_Canvas):

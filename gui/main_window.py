@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import sys
@@ -13,7 +14,7 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
-from gui.app import SAMPLE_DIR, settings
+from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, settings
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import TrainTab
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
@@ -230,13 +231,21 @@ class MainWindow(QMainWindow):
     def start_background_init(self) -> None:
         """After show: load matplotlib off the GUI thread, then the deferred widgets; import torch and the core
         modules off the GUI thread and show the device in the status bar."""
+        self._imports_pending = 2
+        pause_gc_for_imports()
         plots = FunctionWorker(import_plotting)
-        connect_worker(plots, self, finished=lambda: self._finish_deferred_step(["charts", *OPTIONAL_TABS]))
+        connect_worker(plots, self, finished=lambda: (self._imports_done(),
+                                                      self._finish_deferred_step(["charts", *OPTIONAL_TABS])))
         start_worker(plots, self)
         worker = FunctionWorker(warm_up)
         connect_worker(worker, self, result=self._on_device_known,
-                       failed=lambda msg: self.device_label.setText("Device: unknown"))
+                       failed=lambda msg: self.device_label.setText("Device: unknown"), finished=self._imports_done)
         self._warmup_thread = start_worker(worker, self)
+
+    def _imports_done(self) -> None:
+        self._imports_pending -= 1
+        if self._imports_pending == 0:
+            freeze_imported_objects()
 
     def _on_device_known(self, text: str) -> None:
         self._device_text = text
@@ -296,4 +305,5 @@ class MainWindow(QMainWindow):
         self.train_tab.stop_and_wait()
         self.dataset_panel.cancel_all()
         wait_for_workers(timeout_s=120.0)
+        gc.enable()  # in case the window closes before the background imports have reported back
         event.accept()

@@ -472,11 +472,14 @@ class RunsTab(QWidget):
                                     f"{len(paths)} runs selected — select one to see its settings", ""])
             hint.setForeground(0, QColor("#8a929c"))
             self.settings_tree.addTopLevelItem(hint)
+            hint.setFirstColumnSpanned(True)  # a sentence, not a setting: it must not widen the "Setting" column
             return
         record = self._record(paths[0])
         info = self._info(paths[0])
         if record is None:
-            self.settings_tree.addTopLevelItem(QTreeWidgetItem(["Cannot read this run folder", ""]))
+            bad = QTreeWidgetItem(["Cannot read this run folder", ""])
+            self.settings_tree.addTopLevelItem(bad)
+            bad.setFirstColumnSpanned(True)
             return
         summary = QTreeWidgetItem(["run", Path(paths[0]).name])
         summary.setToolTip(1, paths[0])

@@ -599,6 +599,7 @@ class TrainTab(QWidget):
         self.charts.reset()
         if history:
             self.charts.set_history(history)
+        self.charts.set_planned_epochs(config.train.epochs, len(getattr(index, "classes", None) or ()))
         self.epoch_bar.setRange(0, config.train.epochs)
         self.epoch_bar.setValue(len(history or []))
         self.batch_bar.setRange(0, 1)
@@ -956,6 +957,7 @@ class TrainTab(QWidget):
             self._set_state(RUNNING)
         self.epoch_bar.setRange(0, info.epochs)
         self.epoch_bar.setValue(info.start_epoch)
+        self.charts.set_planned_epochs(info.epochs, info.num_classes)
         self.batch_bar.setRange(0, max(1, info.steps_per_epoch))
         self.device_label.setText(f"Device: {info.device_name} · data: {info.loader_mode}")
         self.device_in_use.emit(info.device_name)

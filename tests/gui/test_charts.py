@@ -1,0 +1,112 @@
+"""The live training charts: curves blitted over a saved background, axes redrawn only when their limits change."""
+
+import math
+
+import pytest
+
+from gui.charts import TRAIN_COLOR, TrainingCharts, nice_ceiling
+
+
+def _flush(qtbot, charts: TrainingCharts) -> None:
+    qtbot.waitUntil(lambda: not charts._dirty and not charts._timer.isActive(), timeout=5000)
+
+
+def _count_colour(charts: TrainingCharts, hex_colour: str, tolerance: int = 30) -> int:
+    img = charts.grab().toImage()
+    want = tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    n = 0
+    for y in range(0, img.height(), 2):
+        for x in range(0, img.width(), 2):
+            c = img.pixelColor(x, y)
+            if all(abs(a - b) <= tolerance for a, b in zip((c.red(), c.green(), c.blue()), want, strict=True)):
+                n += 1
+    return n
+
+
+@pytest.fixture
+def charts(qtbot):
+    c = TrainingCharts()
+    qtbot.addWidget(c)
+    c.resize(800, 340)
+    c.show()
+    qtbot.waitExposed(c)
+    return c
+
+
+def test_nice_ceiling():
+    assert nice_ceiling(2.3) == 2.5 and nice_ceiling(0.7) == pytest.approx(0.8)
+    assert nice_ceiling(1.0) == 1.0 and nice_ceiling(11) == 12 and nice_ceiling(0.031) == pytest.approx(0.04)
+    assert nice_ceiling(0) == 1.0 and nice_ceiling(math.inf) == 1.0
+
+
+def test_planned_epochs_fix_the_axes_and_updates_blit(qtbot, charts):
+    charts.set_planned_epochs(10)
+    charts.add_batch(1, 1, 20, 1.4)
+    _flush(qtbot, charts)
+    full0 = charts.full_draws
+    assert full0 >= 1
+    xlim, ylim = charts.ax_loss.get_xlim(), charts.ax_loss.get_ylim()
+    assert xlim[1] >= 10 and ylim == (0.0, nice_ceiling(1.1 * 1.4))
+    blue0 = _count_colour(charts, TRAIN_COLOR)
+    loss = 1.4
+    for epoch in range(1, 6):
+        for step in range(1, 21):
+            loss *= 0.985
+            charts.add_batch(epoch, step, 20, loss)
+        charts.add_epoch(epoch, loss, 0.1 * epoch + 0.3, loss * 1.1, 0.1 * epoch + 0.2)
+        charts._flush()  # what the throttle timer would do
+    _flush(qtbot, charts)
+    assert charts.epoch_points == 5
+    assert charts.full_draws == full0, "epochs inside the planned span must not redraw the axes"
+    assert charts.blits >= 5
+    assert charts.ax_loss.get_xlim() == xlim and charts.ax_loss.get_ylim() == ylim
+    # the blitted curves are really on screen: many more train-colour pixels (points and lines) than the legend's
+    assert _count_colour(charts, TRAIN_COLOR) > blue0 + 40
+
+
+def test_a_higher_loss_grows_the_axis_with_one_full_draw(qtbot, charts):
+    charts.set_planned_epochs(3)
+    charts.add_epoch(1, 0.9, 0.5, 1.0, 0.5)
+    _flush(qtbot, charts)
+    full0, top0 = charts.full_draws, charts.ax_loss.get_ylim()[1]
+    charts.add_epoch(2, 0.8, 0.6, 3.7, 0.4)  # validation loss jumps above the top
+    _flush(qtbot, charts)
+    assert charts.ax_loss.get_ylim()[1] == nice_ceiling(1.1 * 3.7) > top0
+    assert charts.full_draws == full0 + 1
+
+
+def test_running_past_the_plan_and_resizing_redraw_everything(qtbot, charts):
+    charts.set_planned_epochs(2)
+    for e in (1, 2):
+        charts.add_epoch(e, 1.0 / e, 0.5, None, None)
+    _flush(qtbot, charts)
+    full0 = charts.full_draws
+    charts.add_epoch(3, 0.3, 0.6, None, None)  # e.g. a resumed run given more epochs
+    _flush(qtbot, charts)
+    assert charts.ax_acc.get_xlim()[1] >= 3 and charts.full_draws == full0 + 1
+    charts.resize(640, 300)
+    qtbot.waitUntil(lambda: charts.full_draws > full0 + 1, timeout=5000)
+    assert charts._background is not None  # saved again for the new size
+
+
+def test_reset_and_history_show_old_epochs(qtbot, charts):
+    charts.set_history([{"epoch": "1", "train_loss": "2.0", "train_acc": "0.3", "val_loss": "", "val_acc": ""},
+                        {"epoch": "2", "train_loss": "1.5", "train_acc": "0.5", "val_loss": "1.6", "val_acc": "0.4"}])
+    assert charts.epoch_points == 2 and math.isnan(charts.val_loss[0])
+    assert charts.ax_loss.get_ylim()[1] >= 2.0
+    charts.reset()
+    assert charts.epoch_points == 0 and charts.ax_loss.get_ylim() == (0.0, 1.0)
+
+
+def test_the_loss_axis_starts_where_an_untrained_models_loss_fits(qtbot, charts):
+    charts.set_planned_epochs(5, classes=4)
+    _flush(qtbot, charts)
+    full0 = charts.full_draws
+    assert charts.ax_loss.get_ylim() == (0.0, nice_ceiling(1.1 * math.log(4)))
+    charts.add_batch(1, 1, 10, 1.45)  # about ln 4: inside the axis, so no full draw when training starts
+    charts.add_epoch(1, 1.3, 0.4, 1.35, 0.4)
+    _flush(qtbot, charts)
+    assert charts.full_draws == full0 and charts.blits >= 1
+    charts.add_epoch(2, 0.05, 0.99, 0.08, 0.98)  # mostly far below: the axis stays (its peak is still 1.45)
+    _flush(qtbot, charts)
+    assert charts.ax_loss.get_ylim()[1] == nice_ceiling(1.1 * math.log(4))
