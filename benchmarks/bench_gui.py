@@ -271,8 +271,14 @@ def main(argv: list[str] | None = None) -> int:
           + " ".join(f"{r[0]:.2f}" for r in h_runs))
     print(f"{'GUI (Train tab + worker) wall time (s)':48s} {g_wall:12.2f}   runs: "
           + " ".join(f"{r[0]:.2f}" for r in g_runs))
-    print(f"{'(a) throughput ratio GUI/headless, wall':48s} {h_wall / g_wall:12.3f} {'≥ 0.97':>10s}")
-    print(f"{'(a) throughput ratio GUI/headless, epoch time':48s} {h_ep / g_ep:12.3f} {'≥ 0.97':>10s}")
+    pairs = [h[0] / g[0] for h, g in zip(h_runs, g_runs, strict=True)]  # run back to back: same machine state
+    pairs_ep = [h[1] / g[1] for h, g in zip(h_runs, g_runs, strict=True)]
+    print(f"{'(a) GUI/headless, median of paired runs, wall':48s} {statistics.median(pairs):12.3f} {'≥ 0.97':>10s}"
+          f"   pairs: {' '.join(f'{r:.3f}' for r in pairs)}")
+    print(f"{'(a) GUI/headless, median of paired runs, epochs':48s} {statistics.median(pairs_ep):12.3f} "
+          f"{'≥ 0.97':>10s}")
+    print(f"{'    best GUI run / best headless run, wall':48s} {h_wall / g_wall:12.3f}")
+    print(f"{'    best GUI run / best headless run, epochs':48s} {h_ep / g_ep:12.3f}")
     print(f"{'(b) longest event-loop gap while training (ms)':48s} {worst_gap_ms:12.1f} {'≤ 100':>10s}")
     print(f"{'    99th percentile gap (ms)':48s} {p99:12.1f}")
     print(f"{'    GUI thread CPU per run, start to end (ms)':48s} {min(gui_cpu) * 1000:12.0f}")

@@ -80,14 +80,18 @@ class _Canvas(FigureCanvasQTAgg):
             self._last_draw = time.monotonic()
             self._draw_cost = self._last_draw - start
 
+    def relayout(self) -> None:
+        """Lay the figure out again at the next draw (after a resize, or when tick labels change width)."""
+        if not self._relayout:
+            self.figure.set_layout_engine("constrained")
+            self._relayout = True
+
     def _render(self) -> None:
         """Bring the pixels up to date (subclasses may blit instead of drawing everything)."""
         self.draw()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
-        if not self._relayout:
-            self.figure.set_layout_engine("constrained")
-            self._relayout = True
+        self.relayout()
         super().resizeEvent(event)
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
@@ -236,6 +240,7 @@ class TrainingCharts(_Canvas):
                 ax.set_xlim(*xlim)
             self.ax_loss.set_ylim(*ylim)
             self._full = True
+            self.relayout()  # new tick labels may be wider: place the axis labels again
         self.request_draw(soon)
 
     # -- drawing: a full draw saves the background; updates blit the curves over it

@@ -1016,16 +1016,21 @@ class TrainTab(QWidget):
         lines = [f"<b>{html.escape(title)}</b>"]
         if result.message:
             lines.append(html.escape(result.message))
+        ev = result.evaluation or {}
+        ev_acc = ev.get("accuracy")
+        merged = False
         if result.best_epoch is not None:
             best_row = next((r for r in result.history if r.get("epoch") == result.best_epoch), {})
             acc = best_row.get("val_acc")
             metric = f"validation accuracy {100 * acc:.1f} %" if acc is not None else \
                 f"train loss {best_row.get('train_loss', float('nan')):.4f}"
+            if ev.get("split") == "val" and acc is not None and ev_acc is not None and abs(ev_acc - acc) < 1e-9:
+                metric += f" ({ev.get('num_samples')} images)"  # best.pt re-evaluated gives the same: one line
+                merged = True
             lines.append(f"Best epoch <b>{result.best_epoch}</b>: {metric}")
-        if result.evaluation and result.evaluation.get("accuracy") is not None:
-            ev = result.evaluation
+        if ev_acc is not None and not merged:
             split = {"val": "Validation", "test": "Test"}.get(ev.get("split"), "Held-out")
-            lines.append(f"{split} accuracy of best.pt: {100 * ev['accuracy']:.1f} % ({ev.get('num_samples')} images)")
+            lines.append(f"{split} accuracy of best.pt: {100 * ev_acc:.1f} % ({ev.get('num_samples')} images)")
         if self.run_dir:
             lines.append(f"Run folder: {html.escape(Path(self.run_dir).name)}")
         self.result_label.setText("<br>".join(lines))

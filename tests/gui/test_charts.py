@@ -110,3 +110,14 @@ def test_the_loss_axis_starts_where_an_untrained_models_loss_fits(qtbot, charts)
     charts.add_epoch(2, 0.05, 0.99, 0.08, 0.98)  # mostly far below: the axis stays (its peak is still 1.45)
     _flush(qtbot, charts)
     assert charts.ax_loss.get_ylim()[1] == nice_ceiling(1.1 * math.log(4))
+
+
+def test_wider_tick_labels_after_a_limit_change_keep_the_axis_label_inside(qtbot, charts):
+    charts.set_planned_epochs(4)
+    charts.add_epoch(1, 0.9, 0.5, 0.9, 0.5)  # loss axis 0-1: tick labels like "0.2"
+    _flush(qtbot, charts)
+    charts.add_epoch(2, 1.5, 0.5, 1.5, 0.5)  # 0-2 in quarters: "0.25", wider
+    _flush(qtbot, charts)
+    assert charts.ax_loss.get_ylim()[1] == 2.0
+    box = charts.ax_loss.yaxis.label.get_window_extent(charts.get_renderer())
+    assert box.x0 >= 0, "the y-axis label was pushed out of the figure"

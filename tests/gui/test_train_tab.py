@@ -59,6 +59,11 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
         assert run.parent == runs_dir and (run / "best.pt").is_file()
         assert tab.best_checkpoint == str(run / "best.pt")
         assert "Training completed" in tab.result_label.text()
+        best_acc = next(r["val_acc"] for r in result.history if r["epoch"] == result.best_epoch)
+        n_val = result.evaluation["num_samples"]
+        # best.pt re-evaluated on the validation split gives the best epoch's number: shown once, with its size
+        assert f"validation accuracy {100 * best_acc:.1f} % ({n_val} images)" in tab.result_label.text()
+        assert "accuracy of best.pt" not in tab.result_label.text()
         with qtbot.waitSignal(tab.predict_requested) as pred:
             tab.predict_button.click()
         assert pred.args == [str(run / "best.pt")]
