@@ -562,13 +562,7 @@ class Trainer:
         self.eval_tf = data.BatchTransform(cfg.data, train=False)
         self.steps_per_epoch = max(1, len(self.train_loader))
 
-        weight = None
-        if tc.class_weights:
-            counts = torch.bincount(torch.tensor([index.samples[i].label for i in self.split.train]),
-                                    minlength=self.num_classes).float()
-            weight = torch.where(counts > 0, counts.sum() / (self.num_classes * counts.clamp(min=1)),
-                                 torch.zeros_like(counts)).to(dev)
-        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=tc.label_smoothing)
+        self.criterion = self._make_criterion()
         self.optimizer = make_optimizer(self.model, tc, finetune=cfg.model.mode == "finetune")
         self.has_val = self.val_loader is not None
         plateau_mode = "max" if (self.has_val and tc.monitor == "val_acc") else "min"
@@ -700,6 +694,18 @@ class Trainer:
             return True
         self.bad_epochs += 1
         return False
+
+    def _make_criterion(self) -> nn.Module:
+        """Cross-entropy with the configured label smoothing, and with class_weights inverse-frequency weights
+        (classes absent from the training split get weight 0)."""
+        tc = self.config.train
+        weight = None
+        if tc.class_weights:
+            counts = torch.bincount(torch.tensor([self.index.samples[i].label for i in self.split.train]),
+                                    minlength=self.num_classes).float()
+            weight = torch.where(counts > 0, counts.sum() / (self.num_classes * counts.clamp(min=1)),
+                                 torch.zeros_like(counts)).to(self.device)
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=tc.label_smoothing)
 
     def _train_one_epoch(self, epoch: int) -> tuple[float, float, float]:
         if self.dist.enabled:

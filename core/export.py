@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,30 @@ def _finish(fmt: str, tmp: str, out: Path, diff: float, agree: bool, n: int, t0:
             "seconds": round(time.perf_counter() - t0, 3), "size_bytes": out.stat().st_size}
 
 
+def _export(fmt: str, label: str, checkpoint_path: str | Path, out: str | Path, samples: Sequence[Any] | None,
+            write_and_run: Callable[[torch.nn.Module, torch.Tensor, dict[str, Any], str], np.ndarray]) -> dict[str, Any]:
+    """The steps every format shares: reference logits, write to a temporary file next to `out`, run that file on
+    the same inputs, check it against the reference, then move it into place (or remove it and raise)."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    meta, model, x = _prepare(checkpoint_path, samples)
+    with torch.inference_mode():
+        ref = model(x).float().numpy()
+    tmp = _temp_next_to(out)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = write_and_run(model, x, meta, tmp)
+    except ExportError:
+        _remove(tmp)
+        raise
+    except Exception as e:
+        _remove(tmp)
+        raise ExportError(f"{label} export of {checkpoint_path} failed: {type(e).__name__}: {e}") from None
+    diff, agree = _check(label, ref, got, tmp)
+    return _finish(fmt, tmp, out, diff, agree, len(x), t0)
+
+
 def export_onnx(checkpoint_path: str | Path, out: str | Path, samples: Sequence[Any] | None = None,
                 opset: int = 17) -> dict[str, Any]:
     """Export to ONNX (input "input" NCHW float32 normalised, dynamic batch; metadata holds the preprocessing).
@@ -150,18 +174,11 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, samples: Sequence[
     paths, else random inputs plus synthetic images): max |Δ logits| ≤ 1e-4 and identical top-1, else ExportError.
     """
     onnx, _ = _require_onnx()
-    t0 = time.perf_counter()
-    out = Path(out)
-    meta, model, x = _prepare(checkpoint_path, samples)
-    with torch.inference_mode():
-        ref = model(x).float().numpy()
-    tmp = _temp_next_to(out)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (x[:1],), tmp, dynamo=False, input_names=["input"], output_names=["logits"],
-                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                              do_constant_folding=True)
+
+    def write_and_run(model: torch.nn.Module, x: torch.Tensor, meta: dict[str, Any], tmp: str) -> np.ndarray:
+        torch.onnx.export(model, (x[:1],), tmp, dynamo=False, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                          do_constant_folding=True)
         proto = onnx.load(tmp)
         del proto.metadata_props[:]
         for k, v in meta.items():
@@ -169,15 +186,9 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, samples: Sequence[
             entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
         proto.doc_string = "ResNeXt Studio classifier. " + PREPROCESSING
         onnx.save(proto, tmp)
-        got = _run_onnx(tmp, x.numpy())
-    except ExportError:
-        _remove(tmp)
-        raise
-    except Exception as e:
-        _remove(tmp)
-        raise ExportError(f"ONNX export of {checkpoint_path} failed: {type(e).__name__}: {e}") from None
-    diff, agree = _check("ONNX", ref, got, tmp)
-    return _finish("onnx", tmp, out, diff, agree, len(x), t0)
+        return _run_onnx(tmp, x.numpy())
+
+    return _export("onnx", "ONNX", checkpoint_path, out, samples, write_and_run)
 
 
 def export_torchscript(checkpoint_path: str | Path, out: str | Path,
@@ -186,23 +197,10 @@ def export_torchscript(checkpoint_path: str | Path, out: str | Path,
 
     Load it with `torch.jit.load(path, _extra_files={"metadata.json": ""})`. Checked like `export_onnx`.
     """
-    t0 = time.perf_counter()
-    out = Path(out)
-    meta, model, x = _prepare(checkpoint_path, samples)
-    with torch.inference_mode():
-        ref = model(x).float().numpy()
-    tmp = _temp_next_to(out)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(model, x[:1], check_trace=False)
-            torch.jit.save(traced, tmp, _extra_files={"metadata.json": json.dumps(meta)})
-        got = _run_torchscript(tmp, x)
-    except ExportError:
-        _remove(tmp)
-        raise
-    except Exception as e:
-        _remove(tmp)
-        raise ExportError(f"TorchScript export of {checkpoint_path} failed: {type(e).__name__}: {e}") from None
-    diff, agree = _check("TorchScript", ref, got, tmp)
-    return _finish("torchscript", tmp, out, diff, agree, len(x), t0)
+
+    def write_and_run(model: torch.nn.Module, x: torch.Tensor, meta: dict[str, Any], tmp: str) -> np.ndarray:
+        traced = torch.jit.trace(model, x[:1], check_trace=False)
+        torch.jit.save(traced, tmp, _extra_files={"metadata.json": json.dumps(meta)})
+        return _run_torchscript(tmp, x)
+
+    return _export("torchscript", "TorchScript", checkpoint_path, out, samples, write_and_run)

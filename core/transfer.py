@@ -171,7 +171,6 @@ class LinearTrainer(Trainer):
     # -- setup
     def _setup(self) -> None:
         cfg, tc = self.config, self.config.train
-        index = self.index
         self._open_run()
         dev = self.device
         seed_everything(tc.seed)
@@ -187,13 +186,7 @@ class LinearTrainer(Trainer):
         if tc.mixup > 0 or tc.cutmix > 0:
             self._warn("mixup/cutmix do not apply to cached features; linear mode trains without them")
 
-        weight = None
-        if tc.class_weights:
-            counts = torch.bincount(torch.tensor([index.samples[i].label for i in self.split.train]),
-                                    minlength=self.num_classes).float()
-            weight = torch.where(counts > 0, counts.sum() / (self.num_classes * counts.clamp(min=1)),
-                                 torch.zeros_like(counts)).to(dev)
-        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=tc.label_smoothing)
+        self.criterion = self._make_criterion()
         self.steps_per_epoch = max(1, math.ceil(len(self.split.train) / tc.batch_size))
         self.optimizer = make_optimizer(self.model, tc, finetune=False)  # fc only: the rest is frozen
         self.has_val = bool(self.split.val)

@@ -70,7 +70,8 @@ def test_training_on_cuda_uses_amp_channels_last_and_saves_cpu_checkpoints(datas
     assert json.loads((run / "evaluation.json").read_text())["num_samples"] == len(t.split.val)
 
 
-def test_resume_on_cuda_continues_the_run(dataset, tmp_path):
+def _stopped_after_first_epoch(dataset: Path, tmp_path: Path):
+    """A CUDA run stopped at the end of epoch 1 (of 3): its last.pt holds a GPU run's optimizer state."""
     token = engine.StopToken()
 
     class StopAfterFirst(engine.Callback):
@@ -80,21 +81,18 @@ def test_resume_on_cuda_continues_the_run(dataset, tmp_path):
 
     first = Trainer(config(dataset), callbacks=[StopAfterFirst()], stop=token, runs_dir=tmp_path / "runs").fit()
     assert first.reason == "stopped" and len(first.history) == 1
+    return first
+
+
+def test_resume_on_cuda_continues_the_run(dataset, tmp_path):
+    first = _stopped_after_first_epoch(dataset, tmp_path)
     resumed = Trainer(None, resume=first.run_dir).fit()
     assert resumed.reason == "completed", resumed.message
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
 
 
 def test_a_gpu_run_resumes_on_the_cpu(dataset, tmp_path):
-    token = engine.StopToken()
-
-    class StopAfterFirst(engine.Callback):
-        def on_epoch_end(self, m):
-            if m.epoch == 1:
-                token.stop()
-
-    first = Trainer(config(dataset), callbacks=[StopAfterFirst()], stop=token, runs_dir=tmp_path / "runs").fit()
-    assert first.reason == "stopped"
+    first = _stopped_after_first_epoch(dataset, tmp_path)
     cfg = config(dataset)
     cfg.train.device = "cpu"
     seen = {}

@@ -334,3 +334,20 @@ def test_optimizer_state_loads_across_fused_and_plain():
     back = torch.optim.AdamW([torch.nn.Parameter(torch.ones(3))], lr=0.1, fused=True)
     load_optimizer_state(back, plain.state_dict())
     assert back.param_groups[0]["fused"] is True
+
+
+def test_class_weights_are_inverse_frequencies(tmp_path):
+    root = make_colour_set(tmp_path / "uneven")
+    for p in sorted((root / "c0").iterdir())[4:]:
+        p.unlink()  # c0: 4 images, c1 and c2: 8 each
+    cfg = config(root, epochs=1, class_weights=True)
+    cfg.data.val_split = 0.0
+    seen = {}
+
+    class Probe(Callback):
+        def on_fit_start(self, info):
+            seen["weight"] = t.criterion.weight.clone()
+
+    t = Trainer(cfg, callbacks=[Probe()], runs_dir=tmp_path / "runs")
+    assert t.fit().reason == "completed"
+    assert torch.allclose(seen["weight"], torch.tensor([20 / 12, 20 / 24, 20 / 24]))
