@@ -124,15 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     def headless() -> tuple[float, float]:
         """Trainer.fit() in a process of its own, as the command line runs it. Not in this process: a torch
         parallel region on this (main) thread would leave an OpenMP thread pool here, and with more OpenMP threads
-        than cores libgomp stops spinning between regions, which slows any later training thread (the GUI's) by
-        5-10 % on 2 cores. The application never computes on its GUI thread, so that would not be its speed."""
+        than cores libgomp stops spinning between regions, which slowed a later training thread (the GUI's) by
+        5-7 % on 2 cores. The application never computes on its GUI thread, so that would not be its speed."""
         spec = json.dumps({"config": config.to_dict(), "data": str(data), "runs": str(tmp / "runs")})
         proc = subprocess.run([sys.executable, __file__, "--headless-worker", spec], capture_output=True, text=True,
                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         if proc.returncode != 0:
             raise RuntimeError(f"headless run failed:\n{proc.stderr[-3000:]}")
         wall, epochs = json.loads(proc.stdout.strip().splitlines()[-1])
-        return wall, epochs
+        return float(wall), float(epochs)
 
     gaps: list[float] = []
     draw_cpu: list[float] = []
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     starts = startup_times(args.startup_repeats)
 
     print(f"\nGUI benchmark ({args.arch}, {args.image_size} px, {args.epochs} epochs, {n_train} training images, "
-          f"batch 16, CPU, best of {args.repeats})")
+          f"batch 16, CPU, {args.repeats} GUI/headless pairs)")
     print(f"{'measure':48s} {'value':>12s} {'target':>10s}")
     print(f"{'headless fit() wall time (s)':48s} {h_wall:12.2f}   runs: "
           + " ".join(f"{r[0]:.2f}" for r in h_runs))

@@ -603,7 +603,7 @@ class BatchTransform:
         scale, shift = self._constants(dev)
         if p.jitter:  # jitter works on [0, 1] colours
             y = self._jitter(y / 255.0, p.jitter, rand)
-            scale, shift = scale * 255.0, shift
+            scale = scale * 255.0
         y = torch.addcmul(shift, y, scale)  # (y / 255 - mean) / std in one kernel
         if p.erasing:
             y = self._erase(y, p.erasing, rand)

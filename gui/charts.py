@@ -136,7 +136,6 @@ class TrainingCharts(_Canvas):
         self.ax_acc.legend(loc="lower right", frameon=False)
         self.ax_acc.set_ylim(0, 101)
         self._background: Any = None
-        self._full = True
         self.full_draws = 0  # counters for tests and benchmarks
         self.blits = 0
         self.mpl_connect("draw_event", self._on_full_draw)
@@ -239,8 +238,7 @@ class TrainingCharts(_Canvas):
             for ax in (self.ax_loss, self.ax_acc):
                 ax.set_xlim(*xlim)
             self.ax_loss.set_ylim(*ylim)
-            self._full = True
-            self.relayout()  # new tick labels may be wider: place the axis labels again
+            self.relayout()  # a full draw, laid out again: new tick labels may be wider
         self.request_draw(soon)
 
     # -- drawing: a full draw saves the background; updates blit the curves over it
@@ -259,18 +257,13 @@ class TrainingCharts(_Canvas):
             ax.draw_artist(line)
 
     def _render(self) -> None:
-        if self._full or self._background is None or self._relayout:
-            self._full = False
+        if self._background is None or self._relayout:  # first draw, new size or new limits
             self.draw()  # draw_event → _on_full_draw: background saved, curves drawn on top
             return
         self.restore_region(self._background)
         self._draw_curves()
         self.blit(self.figure.bbox)
         self.blits += 1
-
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
-        self._background = None  # the saved pixels no longer fit
-        super().resizeEvent(event)
 
 
 def nice_ceiling(value: float) -> float:

@@ -599,7 +599,7 @@ class TrainTab(QWidget):
         self.charts.reset()
         if history:
             self.charts.set_history(history)
-        self.charts.set_planned_epochs(config.train.epochs, len(getattr(index, "classes", None) or ()))
+        self.charts.set_planned_epochs(config.train.epochs, len(index.classes) if index is not None else 0)
         self.epoch_bar.setRange(0, config.train.epochs)
         self.epoch_bar.setValue(len(history or []))
         self.batch_bar.setRange(0, 1)

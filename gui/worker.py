@@ -18,7 +18,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QThread, S
 _ACTIVE: list[list[Any]] = []  # [thread, worker, relay]
 
 BATCH_INTERVAL_S = 0.25  # batch signals at most 4 per second: each wakes the GUI thread, which then competes
-# with the training threads for the cores and the GIL (on 2 cores 10 per second cost about 2 % of the speed)
+# with the training threads for the cores and the GIL
 
 
 class _LazyToken:
