@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 grey, as torchvision's colour jitter
 
 SKIP_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -586,7 +587,7 @@ class BatchTransform:
         p = self.plan
 
         def rand(*shape: int) -> torch.Tensor:  # parameters drawn on the CPU so a CPU generator works anywhere
-            return torch.rand(*shape, generator=generator).to(dev, non_blocking=True)  # no sync on CUDA
+            return to_device(torch.rand(*shape, generator=generator), dev)
 
         if b == 0:
             return torch.empty(0, 3, s, s, device=dev)
@@ -600,18 +601,19 @@ class BatchTransform:
                 flip = rand(b) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
             y = x.float()
-        scale, shift = self._constants(dev)
+        scale, shift, gray_w = self._constants(dev)
         if p.jitter:  # jitter works on [0, 1] colours
-            y = self._jitter(y / 255.0, p.jitter, rand)
+            y = self._jitter(y / 255.0, p.jitter, rand(3, b), gray_w)
             scale = scale * 255.0
         y = torch.addcmul(shift, y, scale)  # (y / 255 - mean) / std in one kernel
         if p.erasing:
-            y = self._erase(y, p.erasing, rand)
+            y = self._erase(y, p.erasing, rand(5, b))
         return y
 
-    def _constants(self, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _constants(self, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """scale = 1 / (255 std) and shift = -mean / std as [1, 3, 1, 1] tensors on `dev`, made once per device
-        (a copy per batch would sync): normalising a uint8-valued batch is then one multiply-add."""
+        (a copy per batch would sync): normalising a uint8-valued batch is then one multiply-add. Also the luma
+        weights [1, 3, 1, 1] that colour jitter uses."""
         import torch
 
         key = (dev, tuple(self.mean), tuple(self.std))  # mean/std may be replaced (the Predictor does)
@@ -621,8 +623,9 @@ class BatchTransform:
             std = torch.tensor(key[2], dtype=torch.float64).view(1, 3, 1, 1)
             scale = (1.0 / (255.0 * std)).float().to(dev)
             shift = (-mean / std).float().to(dev)
-            cached = self._const = (key, scale, shift)
-        return cached[1], cached[2]
+            gray_w = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1).to(dev)
+            cached = self._const = (key, scale, shift, gray_w)
+        return cached[1], cached[2], cached[3]
 
     @staticmethod
     def _center(x: torch.Tensor, s: int) -> torch.Tensor:
@@ -644,8 +647,9 @@ class BatchTransform:
 
         b, _, h, w = x.shape
         xp = F.pad(x, (pad, pad, pad, pad))
-        oy = torch.randint(0, h + 2 * pad - s + 1, (b,), generator=generator).to(x.device, non_blocking=True)
-        ox = torch.randint(0, w + 2 * pad - s + 1, (b,), generator=generator).to(x.device, non_blocking=True)
+        oy = torch.randint(0, h + 2 * pad - s + 1, (b,), generator=generator)
+        ox = torch.randint(0, w + 2 * pad - s + 1, (b,), generator=generator)
+        oy, ox = to_device(torch.stack([oy, ox]), x.device)  # one copy
         ar = torch.arange(s, device=x.device)
         rows = (oy[:, None] + ar)[:, None, :, None].expand(b, 3, s, w + 2 * pad)
         xp = xp.gather(2, rows)
@@ -679,42 +683,49 @@ class BatchTransform:
         theta = torch.zeros(b, 2, 3)
         theta[:, 0, 0], theta[:, 0, 2] = sx, cx
         theta[:, 1, 1], theta[:, 1, 2] = ch, cy
-        grid = F.affine_grid(theta.to(x.device, non_blocking=True), [b, 3, s, s], align_corners=False)
+        grid = F.affine_grid(to_device(theta, x.device), [b, 3, s, s], align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     @staticmethod
-    def _jitter(y: torch.Tensor, j: float, rand: Callable[..., torch.Tensor]) -> torch.Tensor:
-        import torch
-
+    def _jitter(y: torch.Tensor, j: float, r: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Brightness, contrast and saturation factors 1 ± j from the uniform draws r [3, B]."""
         b = y.shape[0]
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1).to(y.device, non_blocking=True)
-
-        def factor() -> torch.Tensor:
-            return (1 - j + 2 * j * rand(b)).clamp(min=0).view(b, 1, 1, 1)
-
-        y = (y * factor()).clamp(0, 1)
+        brightness, contrast, saturation = (1 - j + 2 * j * r).clamp(min=0).view(3, b, 1, 1, 1)
+        y = (y * brightness).clamp(0, 1)
         mean = (y * weights).sum(1, keepdim=True).mean((2, 3), keepdim=True)
-        y = ((y - mean) * factor() + mean).clamp(0, 1)
+        y = ((y - mean) * contrast + mean).clamp(0, 1)
         gray = (y * weights).sum(1, keepdim=True)
-        return ((y - gray) * factor() + gray).clamp(0, 1)
+        return ((y - gray) * saturation + gray).clamp(0, 1)
 
     @staticmethod
-    def _erase(y: torch.Tensor, prob: float, rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+    def _erase(y: torch.Tensor, prob: float, r: torch.Tensor) -> torch.Tensor:
+        """Random erasing of one box per image (with probability prob) from the uniform draws r [5, B]."""
         import torch
 
         b, _, h, w = y.shape
-        area = (0.02 + (0.33 - 0.02) * rand(b)) * h * w
-        ratio = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * rand(b))
+        area = (0.02 + (0.33 - 0.02) * r[0]) * h * w
+        ratio = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * r[1])
         eh = torch.sqrt(area * ratio).clamp(1, h).floor()
         ew = torch.sqrt(area / ratio).clamp(1, w).floor()
-        y0 = ((h - eh + 1) * rand(b)).floor().clamp(max=h - 1)
-        x0 = ((w - ew + 1) * rand(b)).floor().clamp(max=w - 1)
-        apply = rand(b) < prob
+        y0 = ((h - eh + 1) * r[2]).floor().clamp(max=h - 1)
+        x0 = ((w - ew + 1) * r[3]).floor().clamp(max=w - 1)
+        apply = r[4] < prob
         rows = torch.arange(h, device=y.device).view(1, h, 1)
         cols = torch.arange(w, device=y.device).view(1, 1, w)
         mask = ((rows >= y0.view(b, 1, 1)) & (rows < (y0 + eh).view(b, 1, 1))
                 & (cols >= x0.view(b, 1, 1)) & (cols < (x0 + ew).view(b, 1, 1)) & apply.view(b, 1, 1))
         return y.masked_fill(mask[:, None], 0.0)
+
+
+def to_device(t: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    """A small CPU tensor (augmentation parameters, batch indices) on `dev` without making the host wait.
+
+    On CUDA it is staged in pinned memory first: from pageable memory the driver may have to wait for the stream
+    before it copies, which would drain the GPU's queue once per batch. Pinned blocks come from PyTorch's caching
+    host allocator, which hands a block out again only after its copy has finished."""
+    if dev.type != "cuda":
+        return t.to(dev)
+    return t.pin_memory().to(dev, non_blocking=True)
 
 
 def denormalize(y: torch.Tensor) -> torch.Tensor:
@@ -996,15 +1007,16 @@ class BatchLoader:
     def _iter_memory(self) -> Iterator[Batch]:
         import torch
 
-        order = epoch_order(len(self.ids), self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
+        order = torch.tensor(epoch_order(len(self.ids), self.shuffle, self.seed, self.epoch, self.rank,
+                                         self.world_size), dtype=torch.long)
+        order_dev = to_device(order, self.device)  # one copy per epoch, none per batch
         ids = torch.tensor(self.ids, dtype=torch.long)
         for start in range(0, len(order), self.batch_size):
-            pos = order[start:start + self.batch_size]
-            if self.drop_last and len(pos) < self.batch_size:
+            stop = start + self.batch_size
+            if self.drop_last and stop > len(order):
                 break
-            p_cpu = torch.tensor(pos, dtype=torch.long)
-            p_dev = p_cpu.to(self.device, non_blocking=True)
-            yield Batch(self.cache[p_dev], self.labels[p_dev], ids[p_cpu], self._take_pending())
+            p_dev = order_dev[start:stop]
+            yield Batch(self.cache[p_dev], self.labels[p_dev], ids[order[start:stop]], self._take_pending())
         if self._pending:
             yield self._empty(self._take_pending())
 

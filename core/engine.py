@@ -326,7 +326,7 @@ def _mix(x: torch.Tensor, y: torch.Tensor, tc: TrainConfig, rng: random.Random, 
     kind = kinds[0] if len(kinds) == 1 else rng.choice(kinds)
     alpha = tc.mixup if kind == "mixup" else tc.cutmix
     lam = rng.betavariate(alpha, alpha)
-    perm = torch.randperm(x.shape[0], generator=gen).to(x.device, non_blocking=True)
+    perm = data.to_device(torch.randperm(x.shape[0], generator=gen), x.device)
     if kind == "mixup":
         return lam * x + (1 - lam) * x[perm], y[perm], lam
     h, w = x.shape[-2:]
@@ -710,54 +710,31 @@ class Trainer:
     def _train_one_epoch(self, epoch: int) -> tuple[float, float, float]:
         if self.dist.enabled:
             return self._train_one_epoch_ddp(epoch)
-        tc, dev, stop = self.config.train, self.device, self.stop
+        tc, stop = self.config.train, self.stop
         self.model.train()
         self.train_loader.set_epoch(epoch)
         # Augmentation and mixing draw from generators seeded by (seed, epoch): resuming repeats them exactly.
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
         mix_rng = random.Random(tc.seed * 1000 + epoch)
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev)
-        first_bad = torch.full((), -1, dtype=torch.long, device=dev)
-        seen, steps = 0, len(self.train_loader)
-        t0 = time.perf_counter()
-        paused = 0.0
-        last_emit = -1.0
+        meter = _EpochMeter(self, epoch, len(self.train_loader))
         self._batch_size_now = tc.batch_size
         for step, batch in enumerate(self.train_loader, 1):
             for path, reason in batch.errors:
                 self._warn(f"skipped {path}: {reason}")
-            if stop.paused:
-                p0 = time.perf_counter()
-                while not stop.wait_if_paused(0.25) and not stop.stopped:
-                    pass
-                paused += time.perf_counter() - p0
+            meter.wait_if_paused()
             if stop.stopped:
                 raise _Stopped
             b = int(batch.x.shape[0])
             if b >= 2:  # BatchNorm cannot train on one image (an odd last batch or a batch of unreadable files)
                 self._batch_size_now = b
-                loss, n_correct = self._train_step(batch, gen, mix_rng)
-                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-                loss_sum += loss * b
-                correct += n_correct
-                seen += b
-            now = time.perf_counter()
-            if seen and (step == 1 or step == steps or now - last_emit >= PROGRESS_INTERVAL_S):
-                last_emit = now
-                mean_loss = float(loss_sum) / seen  # the one sync point, ≤ 10 per second
-                self._check_finite(mean_loss, first_bad, epoch, step)
-                active = max(1e-9, now - t0 - paused)
-                left = (steps - step) + (tc.epochs - epoch) * steps
-                self._emit("on_batch_end", BatchProgress(epoch, step, steps, mean_loss, seen / active,
-                                                         left * active / step))
+                meter.add(step, *self._train_step(batch, gen, mix_rng), b)
+            meter.tick(step)
             if stop.stopped:
                 raise _Stopped
-        if not seen:
+        if not meter.seen:
             raise _Failed(f"epoch {epoch}: no training image could be read")
-        mean_loss = float(loss_sum) / seen
-        self._check_finite(mean_loss, first_bad, epoch, steps)
-        return mean_loss, float(correct) / seen, paused
+        mean_loss, accuracy = meter.finish()
+        return mean_loss, accuracy, meter.paused
 
     def _train_step(self, batch: data.Batch, gen: torch.Generator,
                     mix_rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
@@ -789,11 +766,9 @@ class Trainer:
         correct = (pred == y).sum() if lam == 1.0 else lam * (pred == y).sum() + (1 - lam) * (pred == y2).sum()
         return loss.detach().float(), correct
 
-    def _check_finite(self, mean_loss: float, first_bad: torch.Tensor, epoch: int, step: int) -> None:
-        if math.isfinite(mean_loss):
-            return
-        bad = int(first_bad)
-        self._fail_nonfinite(math.isnan(mean_loss), epoch, bad if bad > 0 else step)
+    def _check_finite(self, mean_loss: float, first_bad: int, epoch: int, step: int) -> None:
+        if not math.isfinite(mean_loss):
+            self._fail_nonfinite(math.isnan(mean_loss), epoch, first_bad if first_bad > 0 else step)
 
     def _fail_nonfinite(self, nan: bool, epoch: int, step: int) -> None:
         lr = self.config.train.lr
@@ -1028,6 +1003,85 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - training is done and saved; report the evaluation problem only
             self._safe_warn(f"evaluation on the {split} split failed: {_one_line(e)}")
             return None
+
+
+def _copy_to_host_later(values: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """Queue a copy of CUDA values into pinned host memory; returns the host tensor and an event that completes
+    when the copy has arrived (the host tensor must not be read before)."""
+    host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+    host.copy_(values, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return host, event
+
+
+class _EpochMeter:
+    """One epoch's running loss and accuracy, its paused time, and its progress events.
+
+    Per step only device arithmetic is queued: loss × batch size, the correct count, and the first step whose loss
+    is not finite. Progress goes out at the first step and then every PROGRESS_INTERVAL_S. On a GPU the host never
+    waits for those numbers: they are copied into pinned memory behind the step and read once an event says the
+    GPU got there (polled after each step), so a progress event may lag the launched steps by a step or two. On the
+    CPU they are read at once. Only finish(), at the end of the epoch, waits for the device."""
+
+    def __init__(self, trainer: Trainer, epoch: int, steps: int) -> None:
+        dev = trainer.device
+        self.trainer, self.epoch, self.steps = trainer, epoch, steps
+        self.loss_sum = torch.zeros((), device=dev)
+        self.correct = torch.zeros((), device=dev)
+        self.first_bad = torch.full((), -1.0, device=dev)
+        self.seen = 0
+        self.paused = 0.0
+        self.t0 = time.perf_counter()
+        self._last_emit = -math.inf
+        self._lagged = dev.type == "cuda"
+        self._pending: tuple[Any, torch.Tensor, int, int] | None = None  # event, host values, step, images seen
+
+    def wait_if_paused(self) -> None:
+        stop = self.trainer.stop
+        if stop.paused:
+            p0 = time.perf_counter()
+            while not stop.wait_if_paused(0.25) and not stop.stopped:
+                pass
+            self.paused += time.perf_counter() - p0
+
+    def add(self, step: int, loss: torch.Tensor, correct: torch.Tensor, b: int) -> None:
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss), step, self.first_bad)
+        self.loss_sum += loss * b
+        self.correct += correct
+        self.seen += b
+
+    def tick(self, step: int) -> None:
+        """After each step but the last (finish() reports that one): queue a read when one is due, report it when
+        the device has it."""
+        if not self.seen or step == self.steps:
+            return
+        now = time.perf_counter()
+        if self._pending is None and now - self._last_emit >= PROGRESS_INTERVAL_S:
+            values, event = torch.stack([self.loss_sum, self.first_bad]), None
+            if self._lagged:
+                values, event = _copy_to_host_later(values)
+            self._pending = (event, values, step, self.seen)
+        if self._pending is not None and (self._pending[0] is None or self._pending[0].query()):
+            _, values, at_step, seen = self._pending
+            self._pending = None
+            self._last_emit = now
+            self._report(values.tolist(), at_step, seen, now)
+
+    def finish(self) -> tuple[float, float]:
+        """Waits for the device, reports the last step; the epoch's mean loss and accuracy."""
+        self._pending = None
+        loss_sum, first_bad, correct = torch.stack([self.loss_sum, self.first_bad, self.correct]).tolist()
+        self._report([loss_sum, first_bad], self.steps, self.seen, time.perf_counter())
+        return loss_sum / self.seen, correct / self.seen
+
+    def _report(self, values: list[float], step: int, seen: int, now: float) -> None:
+        mean_loss = values[0] / seen
+        self.trainer._check_finite(mean_loss, int(values[1]), self.epoch, step)
+        active = max(1e-9, now - self.t0 - self.paused)
+        left = (self.steps - step) + (self.trainer.config.train.epochs - self.epoch) * self.steps
+        self.trainer._emit("on_batch_end", BatchProgress(self.epoch, step, self.steps, mean_loss, seen / active,
+                                                         left * active / step))
 
 
 def _exact_steps(loader: Iterable[data.Batch], steps: int, late: list[tuple[str, str]]

@@ -24,6 +24,7 @@ from core.engine import (
     BatchProgress,
     FitInfo,
     Trainer,
+    _EpochMeter,
     _Stopped,
     choose_memory_format,
     device_name,
@@ -363,21 +364,15 @@ class LinearTrainer(Trainer):
         # one view per image and epoch: view 0 is the un-augmented image, 1..V the augmented ones
         view = torch.randint(0, x_all.shape[1], (n,), generator=gen) if x_all.ndim == 3 else None
         steps = self.steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev)
-        first_bad = torch.full((), -1, dtype=torch.long, device=dev)
-        seen, t0, paused, last_emit = 0, time.perf_counter(), 0.0, -1.0
+        order, view = data.to_device(order, dev), None if view is None else data.to_device(view, dev)  # once
+        meter = _EpochMeter(self, epoch, steps)
         for step in range(1, steps + 1):
-            if stop.paused:
-                p0 = time.perf_counter()
-                while not stop.wait_if_paused(0.25) and not stop.stopped:
-                    pass
-                paused += time.perf_counter() - p0
+            meter.wait_if_paused()
             if stop.stopped:
                 raise _Stopped
             idx = order[(step - 1) * tc.batch_size:step * tc.batch_size]
-            x = x_all[idx.to(dev), view[idx].to(dev)] if view is not None else x_all[idx.to(dev)]
-            y = y_all[idx.to(dev)]
+            x = x_all[idx, view[idx]] if view is not None else x_all[idx]
+            y = y_all[idx]
             out = head(x)
             loss = self.criterion(out, y)
             opt.zero_grad(set_to_none=True)
@@ -387,24 +382,10 @@ class LinearTrainer(Trainer):
             opt.step()
             if per_step:
                 sched.step()
-            b = int(y.shape[0])
-            loss = loss.detach()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-            loss_sum += loss * b
-            correct += (out.detach().argmax(1) == y).sum()
-            seen += b
-            now = time.perf_counter()
-            if step == 1 or step == steps or now - last_emit >= PROGRESS_INTERVAL_S:
-                last_emit = now
-                mean_loss = float(loss_sum) / seen
-                self._check_finite(mean_loss, first_bad, epoch, step)
-                active = max(1e-9, now - t0 - paused)
-                left = (steps - step) + (tc.epochs - epoch) * steps
-                self._emit("on_batch_end", BatchProgress(epoch, step, steps, mean_loss, seen / active,
-                                                         left * active / step))
-        mean_loss = float(loss_sum) / seen
-        self._check_finite(mean_loss, first_bad, epoch, steps)
-        return mean_loss, float(correct) / seen, paused
+            meter.add(step, loss.detach(), (out.detach().argmax(1) == y).sum(), int(y.shape[0]))
+            meter.tick(step)
+        mean_loss, accuracy = meter.finish()
+        return mean_loss, accuracy, meter.paused
 
     @torch.inference_mode()
     def _validate(self) -> tuple[float, float]:

@@ -160,3 +160,40 @@ def test_linear_transfer_on_cuda(dataset, tmp_path, monkeypatch):
     assert _all_cpu(ck) and ck["num_classes"] == 3
     pre = torch.load(weights, weights_only=True)
     assert torch.equal(ck["model"]["layer1.0.conv1.weight"], pre["layer1.0.conv1.weight"])
+
+
+@pytest.mark.parametrize("size, extra", [(16, {"mixup": 0.2}), (72, {"cutmix": 1.0})])
+def test_training_steps_queue_work_without_waiting_for_the_gpu(dataset, tmp_path, size, extra):
+    """Inside an epoch no step may make the host wait for the GPU: not a sync, not a progress read, not a copy from
+    pageable memory that the driver stages behind the stream's work. A long GPU sleep is queued at the first
+    progress event of epoch 2; every later step of that epoch must return while the sleep is still running (the
+    epoch's last step waits, after its step is queued). Covers the GPU cache, pad-crop (16 px) and random-resized
+    crop (72 px) with jitter and erasing, MixUp/CutMix, the running loss and the lagged progress reads."""
+    cfg = config(dataset, epochs=2, batch_size=4, **extra)
+    cfg.data.image_size, cfg.data.augment = size, "strong"
+    state: dict = {"queries": [], "reports": []}
+
+    class SleepAtFirstReport(engine.Callback):
+        def on_batch_end(self, p):
+            state["reports"].append((p.epoch, p.step))
+            if p.epoch == 2 and "sleep_done" not in state and p.step < p.steps:
+                torch.cuda._sleep(5_000_000_000)  # ≈ 2.5 s of GPU clock cycles
+                state["sleep_done"] = torch.cuda.Event()
+                state["sleep_done"].record()
+
+    t = Trainer(cfg, callbacks=[SleepAtFirstReport()], runs_dir=tmp_path / "runs")
+    step = t._train_step
+
+    def watched(*args):
+        out = step(*args)
+        if "sleep_done" in state:
+            state["queries"].append(state["sleep_done"].query())
+        return out
+
+    t._train_step = watched
+    r = t.fit()
+    assert r.reason == "completed", r.message
+    assert t.train_loader.mode == "memory" and t.steps_per_epoch >= 6
+    assert (2, 1) in state["reports"] and (2, t.steps_per_epoch) in state["reports"]
+    assert state["queries"], "no step ran after the sleep was queued"
+    assert not any(state["queries"]), f"a step waited for the GPU: {state['queries']}"

@@ -189,6 +189,78 @@ def test_nan_loss_fails_and_keeps_best(dataset, tmp_path):
     assert len(result.history) == 1
 
 
+class _LaggedReads:
+    """Stands in for the GPU's queued copies: each read's event says "arrived" only when the test says so."""
+
+    def __init__(self, monkeypatch):
+        self.events = []
+        monkeypatch.setattr(engine, "_copy_to_host_later", self.later)
+        monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # a read is due after every step
+
+    def later(self, values):
+        event = type("Event", (), {"done": False, "query": lambda self: self.done})()
+        self.events.append(event)
+        return values.clone(), event
+
+    @staticmethod
+    def meter(steps: int, epochs: int = 2):
+        class Owner:  # what the meter uses of its Trainer
+            device, stop, config = torch.device("cpu"), StopToken(), RunConfig()
+            _check_finite, _fail_nonfinite = Trainer._check_finite, Trainer._fail_nonfinite
+            reports: list = []
+
+            def _emit(self, hook, p):
+                assert hook == "on_batch_end"
+                self.reports.append(p)
+
+        owner = Owner()
+        owner.config.train.epochs = epochs
+        m = engine._EpochMeter(owner, 1, steps)
+        m._lagged = True  # as on a GPU
+        return m, owner.reports
+
+
+def test_progress_reads_lag_behind_the_gpu_instead_of_waiting(monkeypatch):
+    reads = _LaggedReads(monkeypatch)
+    m, reports = reads.meter(steps=4)
+    m.add(1, torch.tensor(2.0), torch.tensor(3), 4)
+    m.tick(1)
+    assert reports == [] and len(reads.events) == 1  # queued; not arrived, so nothing reported and nothing waited
+    m.add(2, torch.tensor(1.0), torch.tensor(4), 4)
+    m.tick(2)
+    assert reports == [] and len(reads.events) == 1  # one read in flight at a time
+    reads.events[0].done = True
+    m.add(3, torch.tensor(3.0), torch.tensor(1), 2)
+    m.tick(3)
+    assert [(p.step, p.loss) for p in reports] == [(1, 2.0)]  # step 1's numbers, reported when they arrived
+    assert reports[0].eta_s > 0 and reports[0].images_per_s > 0
+    m.add(4, torch.tensor(0.5), torch.tensor(2), 2)
+    m.tick(4)  # the last step is finish()'s
+    loss, acc = m.finish()
+    assert loss == pytest.approx((2 * 4 + 1 * 4 + 3 * 2 + 0.5 * 2) / 12) and acc == pytest.approx(10 / 12)
+    assert [p.step for p in reports] == [1, 4] and reports[-1].loss == pytest.approx(loss)
+    assert reports[-1].eta_s == pytest.approx(12 / reports[-1].images_per_s)  # one more epoch at this speed
+
+
+def test_a_lagged_read_names_the_first_non_finite_step(monkeypatch):
+    reads = _LaggedReads(monkeypatch)
+    m, reports = reads.meter(steps=8)
+    for step, value in enumerate([1.0, 1.0, float("nan"), 1.0], 1):
+        m.add(step, torch.tensor(value), torch.tensor(0), 2)
+        m.tick(step)
+    assert len(reads.events) == 1 and reports == []
+    reads.events[0].done = True  # the read queued after step 1: finite
+    m.add(5, torch.tensor(1.0), torch.tensor(0), 2)
+    m.tick(5)
+    assert [p.step for p in reports] == [1]
+    m.add(6, torch.tensor(1.0), torch.tensor(0), 2)
+    m.tick(6)  # queues a read that holds step 3's NaN
+    reads.events[1].done = True
+    m.add(7, torch.tensor(1.0), torch.tensor(0), 2)
+    with pytest.raises(engine._Failed, match="loss became NaN at epoch 1 step 3;"):
+        m.tick(7)
+
+
 def test_out_of_memory_and_errors_are_reported(dataset, tmp_path):
     class OOM(Recorder):
         trainer = None
