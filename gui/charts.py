@@ -122,7 +122,7 @@ class TrainingCharts(_Canvas):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_autoscale_on(False)  # limits are set here, and only when they must change
         line = {"animated": True}  # drawn by _draw_curves over the saved background, not by a full draw
-        (self.batch_line,) = self.ax_loss.plot([], [], color=BATCH_COLOR, linewidth=1.2, label="train (batches)",
+        (self.batch_line,) = self.ax_loss.plot([], [], color=BATCH_COLOR, linewidth=1.2, label="per batch",
                                                **line)
         (self.train_loss_line,) = self.ax_loss.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train",
                                                     **line)
@@ -131,9 +131,9 @@ class TrainingCharts(_Canvas):
         (self.train_acc_line,) = self.ax_acc.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train", **line)
         (self.val_acc_line,) = self.ax_acc.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation",
                                                 **line)
-        # fixed places: "best" would search the data on every full draw, and the curves rarely reach these corners
-        self.ax_loss.legend(loc="upper right", frameon=False)
-        self.ax_acc.legend(loc="lower right", frameon=False)
+        # one legend for both plots, in a row above them: never over a curve (both plots use the same styles)
+        self.figure.legend(handles=[self.batch_line, self.train_loss_line, self.val_loss_line],
+                           loc="outside upper center", ncols=3, frameon=False, handlelength=1.8, columnspacing=1.6)
         self.ax_acc.set_ylim(0, 101)
         self._background: Any = None
         self.full_draws = 0  # counters for tests and benchmarks

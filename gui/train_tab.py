@@ -251,6 +251,10 @@ class TrainTab(QWidget):
         self.log.setReadOnly(True)
         self.log.setObjectName("logView")
         self.log.setMaximumBlockCount(5000)
+        # The log follows new lines unless the user has scrolled up to read (a resize alone does not stop it).
+        self._log_follow = True
+        bar = self.log.verticalScrollBar()
+        bar.valueChanged.connect(lambda v: setattr(self, "_log_follow", v >= bar.maximum() - 2))
         lg.addWidget(self.log)
         bl.addWidget(log_box, 3)
         bl.addWidget(self._build_result_box(), 2)
@@ -386,6 +390,8 @@ class TrainTab(QWidget):
         self.model_panel.setEnabled(not busy)
         self.form_box.setEnabled(not busy)
         self.all_gpus_check.setEnabled(not busy)
+        if state in (PAUSED, STOPPING, IDLE):  # no estimate while nothing runs; the next batch event sets it again
+            self.eta_label.setText("ETA – (paused)" if state == PAUSED else "ETA –")
         self.state_label.setText({IDLE: "Idle", PREPARING: "Preparing…", RUNNING: "Training", PAUSED: "Paused",
                                   STOPPING: "Stopping after this batch…"}[state])
         self.state_label.setProperty("state", state)
@@ -399,7 +405,11 @@ class TrainTab(QWidget):
     def log_line(self, text: str, kind: str = "info") -> None:
         stamp = time.strftime("%H:%M:%S")
         prefix = {"warning": "⚠ ", "error": "✖ "}.get(kind, "")
+        follow = self._log_follow
         self.log.appendPlainText(f"{stamp}  {prefix}{text}")
+        if follow:
+            bar = self.log.verticalScrollBar()
+            bar.setValue(bar.maximum())
 
     # ---- environment and defaults -------------------------------------------------------------------------------
     def on_environment_ready(self) -> None:
@@ -551,7 +561,8 @@ class TrainTab(QWidget):
         return True
 
     def resume_run(self, run_dir: str) -> bool:
-        """Continue an interrupted/stopped run from its last.pt (its stored settings; this form's epochs/device)."""
+        """Continue an interrupted/stopped run from its last.pt, to its planned epochs, with its stored settings
+        (this form's device)."""
         if self.state != IDLE:
             self.banner.set_error("A run is already in progress; stop it before resuming another.")
             return False
@@ -572,9 +583,9 @@ class TrainTab(QWidget):
             history = RunStore(Path(run_dir).parent).load(run_dir).history
         except Exception:  # noqa: BLE001 — the chart just starts empty
             history = []
-        stored_epochs = self._stored_epochs(run_dir)
-        if stored_epochs and override.train.epochs <= len(history):
-            override.train.epochs = max(stored_epochs, len(history) + 1)
+        # The run keeps its own plan (its schedule was built for it); the form's epoch count is not used here.
+        # A run that has already done its planned epochs (a failure in the last one) gets one more.
+        override.train.epochs = max(self._stored_epochs(run_dir) or 0, len(history) + 1)
         override.data.root = ""
         self._launch(override, None, resume=run_dir, history=history)
         return True

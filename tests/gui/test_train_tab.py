@@ -88,12 +88,17 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         _wait_running(qtbot, tab)
         tab.pause_button.click()
         assert tab.state == PAUSED and tab.resume_button.isEnabled() and not tab.pause_button.isEnabled()
+        assert tab.eta_label.text() == "ETA – (paused)"  # no frozen estimate while paused
         tab.resume_button.click()
         assert tab.state == RUNNING and tab.pause_button.isEnabled()
         with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
             tab.stop_button.click()
         assert done.args[0].reason == "stopped"
         assert tab.state == IDLE and tab.start_button.isEnabled()
+        assert tab.eta_label.text() == "ETA –"
+        bar = tab.log.verticalScrollBar()
+        assert bar.maximum() > 0 and bar.value() == bar.maximum()  # the log follows its newest line
+        assert "Stopped by you" in tab.log.toPlainText().splitlines()[-1]
         assert (Path(done.args[0].run_dir) / "last.pt").is_file()
         qtbot.waitUntil(lambda: not is_running(tab.thread), timeout=30000)
     finally:
@@ -220,3 +225,36 @@ def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
     assert fin.args[0].reason == "completed"
     assert batches[0] == 1 and batches[-1] == 2000 and len(batches) <= 3
     qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
+
+
+@pytest.mark.timeout(300)
+def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_dir):
+    """Resume (from the Runs tab) continues to the run's planned epochs with its own settings, whatever the form."""
+    from core import data, engine
+    from core.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.root, cfg.data.image_size, cfg.data.num_workers = str(tiny_dataset), 32, 0
+    cfg.model.arch = TINY_ARCH
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.device = 3, 8, "cpu"
+    token = engine.StopToken()
+
+    class StopAfterFirst(engine.Callback):
+        def on_epoch_end(self, m):
+            token.stop()
+
+    first = engine.Trainer(cfg, data.scan(tiny_dataset), callbacks=[StopAfterFirst()], stop=token,
+                           runs_dir=runs_dir).fit()
+    assert first.reason == "stopped" and len(first.history) == 1
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=2)  # the form says 2 epochs and batch 8
+    tab.set_train_values({"batch_size": 16})
+    try:
+        with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
+            assert tab.resume_run(first.run_dir), tab.banner.text()
+        result = done.args[0]
+        assert result.reason == "completed", result.message
+        assert result.run_dir == first.run_dir and [h["epoch"] for h in result.history] == [1, 2, 3]
+        assert tab.fit_info.epochs == 3 and tab.fit_info.config["train"]["batch_size"] == 8
+        assert tab.charts.epoch_points == 3
+    finally:
+        _cleanup(panel, tab)
