@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QSplitter,
@@ -34,7 +36,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import settings
-from gui.widgets import Banner, ImageGrid, load_json_setting, pil_to_qimage, read_thumbnail, store_json_setting
+from gui.image_view import pil_to_qimage
+from gui.widgets import Banner, ImageGrid, load_json_setting, read_thumbnail, store_json_setting
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 MAX_RECENT = 10
@@ -313,7 +316,7 @@ class DatasetPanel(QWidget):
         prev_box = QGroupBox("Augmentation preview")
         pv = QVBoxLayout(prev_box)
         self.preview_grid = ImageGrid(72, selectable=False)
-        self.preview_grid.setMinimumHeight(200)
+        self.preview_grid.setMinimumHeight(160)
         pv.addWidget(self.preview_grid, 1)
         row = QHBoxLayout()
         self.preview_label = QLabel("")
@@ -339,7 +342,14 @@ class DatasetPanel(QWidget):
         self.augment_combo.currentIndexChanged.connect(self._on_augment_level_changed)
         self.flip_check.toggled.connect(self._on_flip_toggled)
         self._sync_flip()
-        return col
+        # On a short screen the column scrolls instead of setting the window's minimum height.
+        scroll = QScrollArea()
+        scroll.setWidget(col)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(col.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        return scroll
 
     # ---- public API ---------------------------------------------------------------------------------------------
     def browse(self) -> None:
@@ -465,6 +475,9 @@ class DatasetPanel(QWidget):
         self.dup_list.clear()
         self._clear_thumbs()
         self.preview_grid.clear()
+        self.thumb_label.setText("Select a class on the left to see its images." if index is not None else "")
+        self.preview_label.setText("")
+        self.preview_label.setToolTip("")
         if index is None:
             self._set_chart([], [])
             self.split_counts.setText("–")
@@ -657,6 +670,8 @@ class DatasetPanel(QWidget):
         start_worker(worker, self)
 
     def _on_preview(self, path: str, images: list[QImage]) -> None:
+        if path != self._preview_path():  # the folder or the class changed while it rendered
+            return
         self.preview_grid.clear()
         for i, img in enumerate(images):
             self.preview_grid.add_tile(f"#{i + 1}", path, img)

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.image_view import DropHint, ImageView, ProbabilityBars, load_thumbnail, pil_to_qimage
+from gui.widgets import count_noun
 from gui.worker import FunctionWorker, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
@@ -287,10 +288,7 @@ class PredictTab(QWidget):
         self.file_label.setStyleSheet("color: palette(placeholder-text);")
         v.addWidget(self.file_label)
         self.class_label = QLabel("")
-        font = self.class_label.font()
-        font.setPointSizeF(font.pointSizeF() * 2.0)
-        font.setBold(True)
-        self.class_label.setFont(font)
+        self.class_label.setObjectName("predictedClass")  # large and bold: style.qss (a setFont loses to the QSS)
         self.class_label.setWordWrap(True)
         v.addWidget(self.class_label)
         self.conf_label = QLabel("")
@@ -299,7 +297,8 @@ class PredictTab(QWidget):
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
         v.addWidget(line)
-        v.addWidget(QLabel("Most likely classes"))
+        self.top_title = QLabel("Most likely classes")
+        v.addWidget(self.top_title)
         self.bars = ProbabilityBars()
         v.addWidget(self.bars)
         self.cam_check = QCheckBox("Show Grad-CAM overlay")
@@ -596,6 +595,8 @@ class PredictTab(QWidget):
         self.stack.setCurrentIndex(1)
         name = result["name"]
         self.file_label.setText(name)
+        for w in (self.top_title, self.bars, self.cam_check):  # nothing to rank or explain for an unreadable file
+            w.setVisible(pred.ok)
         if not pred.ok:
             self.image_view.set_image(None)
             self.image_view.set_hint(f"Cannot read this image:\n{pred.error}")
@@ -707,7 +708,7 @@ class PredictTab(QWidget):
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
         errors = sum(1 for r in self._results if not r.ok)
-        text = f"{total} images" + (f", {errors} unreadable" if errors else "")
+        text = count_noun(total, "image") + (f", {errors} unreadable" if errors else "")
         if shown != total:
             text += f" — showing {shown}"
         self.count_label.setText(text)
@@ -721,8 +722,8 @@ class PredictTab(QWidget):
         elif n == 0:
             self._set_status("No images found in what was dropped.", error=True)
         else:
-            self._set_status(f"{n} images classified" + (f"; {errors} could not be read" if errors else "") + ".",
-                             error=False)
+            self._set_status(f"{count_noun(n - errors, 'image')} classified"
+                             + (f"; {errors} could not be read" if errors else "") + ".", error=False)
         self.predictions_finished.emit(n)
 
     def _on_row_activated(self, index: QModelIndex) -> None:

@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.widgets import count_noun
+
 COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
 NUMERIC_COLUMNS = (COL_EPOCHS, COL_ACC)
@@ -257,7 +259,7 @@ class RunsTab(QWidget):
             self._infos = []
             self.folder_label.setText(f"Cannot read {root}: {e.strerror or e}")
         else:
-            self.folder_label.setText(f"{len(self._infos)} runs in {root}")
+            self.folder_label.setText(f"{count_noun(len(self._infos), 'run')} in {root}")
         self._records.clear()
         self._watch(root)
         self.table.blockSignals(True)
@@ -420,21 +422,18 @@ class RunsTab(QWidget):
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("epoch", fontsize=9)
             ax.set_ylabel(ylabel, fontsize=9)
+        for legend in self.figure.legends:
+            legend.remove()
         if not paths:
-            for legend in self.figure.legends:
-                legend.remove()
-            for ax in (self.loss_ax, self.acc_ax):
-                ax.text(0.5, 0.5, "Select one or more runs\nto compare their curves", ha="center", va="center",
-                        transform=ax.transAxes, color="#8a929c", fontsize=10)
-                ax.set_xticks([])
-                ax.set_yticks([])
-            self.canvas.draw_idle()
+            self._placeholder("Select one or more runs\nto compare their curves")
             return
         show_train = self.train_check.isChecked()
-        for n, path in enumerate(paths):
-            record = self._record(path)
-            if record is None:
-                continue
+        records = [(n, path, self._record(path)) for n, path in enumerate(paths)]
+        records = [(n, path, r) for n, path, r in records if r is not None and r.history]
+        if not records:
+            self._placeholder("No finished epoch yet" if len(paths) == 1 else "No finished epoch yet\nin these runs")
+            return
+        for n, path, record in records:  # the colour stays tied to the run's place in the selection
             color = RUN_COLORS[n % len(RUN_COLORS)]
             label = Path(path).name
             for ax, key in ((self.loss_ax, "loss"), (self.acc_ax, "acc")):
@@ -447,11 +446,15 @@ class RunsTab(QWidget):
         self.acc_ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
         for ax in (self.loss_ax, self.acc_ax):
             ax.xaxis.get_major_locator().set_params(integer=True)
-        for legend in self.figure.legends:
-            legend.remove()
-        if self.loss_ax.get_lines():
-            self.figure.legend(handles=self.curve_lines(), loc="outside lower center", fontsize=8, frameon=False,
-                               ncols=min(3, len(paths)))
+        self.figure.legend(handles=self.curve_lines(), loc="outside lower center", fontsize=8, frameon=False,
+                           ncols=min(3, len(records)))
+        self.canvas.draw_idle()
+
+    def _placeholder(self, text: str) -> None:
+        for ax in (self.loss_ax, self.acc_ax):
+            ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#8a929c", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
         self.canvas.draw_idle()
 
     @staticmethod

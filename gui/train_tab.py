@@ -240,7 +240,7 @@ class TrainTab(QWidget):
         charts_box = QGroupBox("Curves")
         self.charts_layout = QVBoxLayout(charts_box)
         self.charts_layout.setContentsMargins(6, 6, 6, 6)
-        charts_box.setMinimumHeight(240)
+        charts_box.setMinimumHeight(210)
 
         bottom = QWidget()
         bl = QHBoxLayout(bottom)
@@ -374,8 +374,12 @@ class TrainTab(QWidget):
         self.evaluate_button.clicked.connect(lambda: self.run_dir and self.evaluate_requested.emit(self.run_dir))
         self.predict_button.clicked.connect(self._request_predict)
         self.open_button.clicked.connect(lambda: self.run_dir and self.open_folder_requested.emit(self.run_dir))
+        buttons = QGridLayout()  # two rows, not three: the box sets the tab's minimum height
+        buttons.addWidget(self.evaluate_button, 0, 0)
+        buttons.addWidget(self.open_button, 0, 1)
+        buttons.addWidget(self.predict_button, 1, 0, 1, 2)
+        lay.addLayout(buttons)
         for b in (self.evaluate_button, self.predict_button, self.open_button):
-            lay.addWidget(b)
             b.setEnabled(False)
         return box
 
@@ -534,6 +538,8 @@ class TrainTab(QWidget):
 
         panel = self.dataset_panel
         if panel is None or panel.index is None:
+            if panel is not None and panel.last_error:  # the folder was opened but cannot be trained on: say why
+                raise ValueError(f"The data set cannot be used (Dataset tab): {panel.last_error}")
             raise ValueError("Open a data set first (Dataset tab): no images to train on.")
         train = TrainConfig(**self.train_values())
         cfg = RunConfig(data=panel.data_config(), model=self.model_panel.model_config(), train=train)

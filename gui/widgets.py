@@ -1,4 +1,4 @@
-"""Small shared widgets and helpers: message banner, icon grid, PIL → QImage, settings helpers."""
+"""Small shared widgets and helpers: message banner, icon grid, thumbnails, counts, settings helpers."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QListWidget, QListWidgetItem, QWidget
 
 
-def pil_to_qimage(img: Any) -> QImage:
-    """A deep-copied QImage of a PIL image (safe to create in a worker thread; QPixmap is not)."""
-    rgba = img.convert("RGBA")
-    data = rgba.tobytes("raw", "RGBA")
-    return QImage(data, rgba.width, rgba.height, 4 * rgba.width, QImage.Format.Format_RGBA8888).copy()
+def count_noun(n: int, noun: str) -> str:
+    """'1 image', '3 images', '0 runs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def read_thumbnail(path: str, size: int) -> QImage:

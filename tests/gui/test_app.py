@@ -85,6 +85,19 @@ def window(qtbot, runs_dir):
         w.close()
 
 
+def test_the_window_fits_a_1366x768_laptop_screen(qtbot, window):
+    """No tab may force the window taller than a 768-px screen leaves (taskbar and title bar take ~85 px)."""
+    from gui.app import load_stylesheet
+
+    w = window()
+    w.setStyleSheet(load_stylesheet())  # the app's fonts and paddings, as create_application sets them
+    qtbot.waitUntil(lambda: w.dataset_panel.index is not None, timeout=150000)
+    hint = w.minimumSizeHint()
+    assert hint.height() <= 680 and hint.width() <= 1280, hint
+    w.resize(1100, 680)
+    qtbot.waitUntil(lambda: w.height() <= 680)
+
+
 @pytest.mark.timeout(180)
 def test_first_start_opens_the_bundled_sample(qtbot, window, sample_path):
     from core.data import scan

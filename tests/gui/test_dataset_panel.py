@@ -76,9 +76,15 @@ def test_data_error_is_shown_in_the_panel(qtbot, panel, tmp_path, dataset_factor
     assert panel.class_table.rowCount() == 0
 
 
-def test_missing_folder_is_an_error_not_a_crash(qtbot, panel, tmp_path):
+def test_missing_folder_is_an_error_not_a_crash(qtbot, panel, tmp_path, tiny_dataset):
+    assert _load(qtbot, panel, tiny_dataset) is not None
+    panel.class_table.selectRow(0)
+    qtbot.waitUntil(lambda: "as training sees it" in panel.preview_label.text(), timeout=60000)
     assert _load(qtbot, panel, tmp_path / "nope") is None
     assert "no such folder" in panel.last_error
+    # nothing of the previous folder is left on screen
+    assert panel.class_table.rowCount() == 0 and panel.thumb_grid.count() == 0
+    assert panel.thumb_label.text() == "" and panel.preview_label.text() == ""
 
 
 def test_cancel_scan(qtbot, panel, tmp_path, monkeypatch):

@@ -124,6 +124,7 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
     assert {s: rows[s] for s in images} == expected
     assert tab.stack.currentIndex() == 2
     assert "1 unreadable" in tab.count_label.text()
+    assert tab.status_label.text() == f"{len(images)} images classified; 1 could not be read."
 
     # the same answers from the command line (exit 1: one input was unreadable)
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -180,6 +181,22 @@ def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
     plain = tab.image_view._pixmap.toImage()
     tab.cam_check.setChecked(True)
     assert tab.image_view._pixmap.toImage() != plain
+    from gui.app import load_stylesheet
+
+    tab.setStyleSheet(load_stylesheet())  # the app's style: the predicted class stands out
+    assert tab.class_label.fontInfo().pointSizeF() >= 1.5 * tab.conf_label.fontInfo().pointSizeF()
+    tab.setStyleSheet("")
+
+    # one unreadable file: its reason, and no empty ranking or Grad-CAM switch
+    tab.predict_paths([str(inputs["bad"][0])])
+    wait_idle(qtbot, tab)
+    assert not tab.single_result().ok and tab.class_label.text() == "Unreadable image"
+    assert tab.conf_label.text() == tab.single_result().error
+    assert not tab.bars.isVisibleTo(tab) and not tab.cam_check.isVisibleTo(tab)
+    assert not tab.top_title.isVisibleTo(tab)
+    tab.predict_paths([str(inputs["loose"][1])])
+    wait_idle(qtbot, tab)
+    assert tab.single_result().ok and tab.bars.isVisibleTo(tab) and tab.cam_check.isVisibleTo(tab)
 
 
 @pytest.mark.timeout(180)

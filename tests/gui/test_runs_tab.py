@@ -187,3 +187,18 @@ def test_columns_fit_their_contents_and_the_name_stretches(qtbot, tab, runs):
     assert tab.run_count() == 4
     assert h.sectionSize(COL_ARCH) == 300  # the user's width survives a refresh
     assert h.sectionSize(COL_DATE) == date and h.length() == t.viewport().width()
+
+
+def test_a_run_without_finished_epochs_gets_a_note_not_stale_axes(tab, runs):
+    empty = make_run(runs["done"].parent, "20240104-100000-resnext11_2x4d-shapes", "stopped", 0, 1_704_400_000,
+                     best=False)
+    tab.refresh()
+    tab.select_runs([str(runs["done"])])
+    assert len(tab.curve_lines()) == 1
+    tab.select_runs([str(empty)])
+    assert tab.curve_lines() == [] and not tab.figure.legends
+    assert [t.get_text() for t in tab.loss_ax.texts] == ["No finished epoch yet"]
+    assert list(tab.loss_ax.get_yticks()) == []  # no axes left over from the previous selection
+    tab.select_runs([str(runs["done"]), str(empty)])  # compared with a run that has epochs: only that one is drawn
+    assert [ln.get_label() for ln in tab.curve_lines()] == [runs["done"].name]
+    assert [t.get_text() for t in tab.figure.legends[0].get_texts()] == [runs["done"].name]
