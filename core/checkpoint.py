@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (refused by the safe loader: {first})") from None
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({_refusal(str(e))})") from None
     except Exception as e:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
         why = (str(e).strip().split(". ")[0] or "file is empty or cut short") if not isinstance(e, KeyError) \
             else "not a torch.save file"
@@ -81,7 +81,43 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (missing {', '.join(missing)})")
+    problem = _shape_problem(ckpt)
+    if problem:
+        raise CheckpointError(f"{path}: damaged checkpoint ({problem})")
     return ckpt
+
+
+def _refusal(message: str) -> str:
+    """The safe loader's reason in a few words (torch's own message is a paragraph about weights_only=False,
+    which this program never uses)."""
+    m = re.search(r"GLOBAL ([\w.]+) was not an allowed global", message)
+    if m:
+        return f"it holds a {m.group(1)} object, which the safe loader refuses to run"
+    if "Unsupported operand" in message:
+        return "not a file saved by torch.save"
+    lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    return f"refused by the safe loader: {lines[-1] if lines else 'unreadable'}"
+
+
+def _shape_problem(ckpt: dict[str, Any]) -> str | None:
+    """What is wrong with the parts every reader relies on, or None."""
+    if not isinstance(ckpt["model"], dict):
+        return "its weights are not a state dict"
+    try:
+        n = int(ckpt["num_classes"])
+        size = int(ckpt["image_size"])
+    except (TypeError, ValueError):
+        return "num_classes and image_size must be numbers"
+    names = ckpt["class_names"]
+    if not isinstance(names, (list, tuple)) or len(names) != n:
+        count = len(names) if isinstance(names, (list, tuple)) else "no list of"
+        return f"{count} class names for {n} classes"
+    if size < 1:
+        return f"image_size {size}"
+    for key in ("config", "history", "best"):
+        if ckpt.get(key) is not None and not isinstance(ckpt[key], dict if key != "history" else list):
+            return f"its {key} is a {type(ckpt[key]).__name__}"
+    return None
 
 
 def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -106,9 +142,29 @@ def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cp
     model = models.build(ckpt["arch"], int(ckpt["num_classes"]))
     try:
         model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"checkpoint weights do not fit {ckpt['arch']}: {str(e).splitlines()[0]}") from None
+    except RuntimeError:
+        raise CheckpointError(f"the checkpoint's weights do not fit {ckpt['arch']}: "
+                              f"{_mismatch(model.state_dict(), ckpt['model'])}") from None
     return model.to(device).eval()
+
+
+def _mismatch(want: dict[str, torch.Tensor], got: dict[str, Any], limit: int = 3) -> str:
+    """Which layers are missing, unexpected or of another shape (the first few of each)."""
+    def few(keys: list[str]) -> str:
+        return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+    parts = []
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    shapes = [f"{k} {tuple(got[k].shape)} instead of {tuple(want[k].shape)}" for k in want
+              if k in got and isinstance(got[k], torch.Tensor) and got[k].shape != want[k].shape]
+    if missing:
+        parts.append(f"missing {few(missing)}")
+    if extra:
+        parts.append(f"unexpected {few(extra)}")
+    if shapes:
+        parts.append(f"shape {few(shapes)}")
+    return "; ".join(parts) or "the tensors do not load"
 
 
 def rng_state() -> dict[str, Any]:

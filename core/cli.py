@@ -170,6 +170,41 @@ def _make_printer():
 # ---------------------------------------------------------------- train / evaluate / runs
 
 
+def _check_device(name: str | None) -> None:
+    """--device names an existing device (before anything is built or written)."""
+    if name is None:
+        return
+    from core.config import ConfigError
+    from core.engine import resolve_device
+
+    try:
+        resolve_device(name)
+    except ConfigError as e:
+        raise UsageError(f"--device {name}: {str(e).split(': ', 1)[-1]}") from None
+
+
+def _check_output(flag: str, path: str | None, folder: bool) -> None:
+    """An output path of the right kind, checked before any work is done."""
+    if path is None or not Path(path).exists():
+        return
+    if folder and not Path(path).is_dir():
+        raise UsageError(f"{flag} {path}: a file, not a folder")
+    if not folder and Path(path).is_dir():
+        raise UsageError(f"{flag} {path}: a folder; give a file name")
+
+
+def _report_unusable(index, limit: int = 20) -> int:
+    """Warn (stderr) about the files the scan could not use; returns how many there were."""
+    bad = list(index.bad_files)
+    if bad and os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
+        _err(f"warning: {len(bad)} file(s) in {index.root} could not be used and are left out:")
+        for path, reason in bad[:limit]:
+            _err(f"  {path}: {reason}")
+        if len(bad) > limit:
+            _err(f"  … and {len(bad) - limit} more (python main.py scan {index.root} lists them all)")
+    return len(bad)
+
+
 def _train_config(args: argparse.Namespace):
     from core.config import ConfigError, RunConfig
 
@@ -179,13 +214,15 @@ def _train_config(args: argparse.Namespace):
             cfg = RunConfig.from_json(Path(args.config))
         except (OSError, ConfigError) as e:
             raise UsageError(f"--config {args.config}: {e}") from None
+    if args.pretrained is not None:  # before the device defaults: pretrained weights choose a different preset
+        cfg.model.pretrained = args.pretrained
     if args.arch is None and cfg.model.arch == "auto":
         # Device-suited defaults first, so every flag the user gives below overrides them.
         from core.engine import resolve_defaults, resolve_device
 
         cfg = resolve_defaults(cfg, resolve_device(args.device or cfg.train.device))
     d, m, t = cfg.data, cfg.model, cfg.train
-    d.root = args.data
+    d.root = args.data or d.root  # a saved config.json names its data folder
     for name, obj in (
         ("image_size", d), ("val_split", d), ("test_split", d), ("augment", d), ("cache", d), ("num_workers", d),
         ("arch", m), ("mode", m),
@@ -198,8 +235,6 @@ def _train_config(args: argparse.Namespace):
             setattr(obj, name, value)
     if args.seed is not None:
         d.seed = t.seed = args.seed
-    if args.pretrained is not None:
-        m.pretrained = args.pretrained
     if args.freeze_backbone:
         m.freeze_backbone = True
     if args.class_weights:
@@ -221,55 +256,104 @@ def _train_config(args: argparse.Namespace):
     try:
         cfg.validate()
     except ConfigError as e:
-        raise UsageError(f"--{str(e).split('=')[0].split('.')[-1].replace('_', '-')}: {e}") from None
+        raise UsageError(_flag_message(e)) from None
+    if m.pretrained not in (None, "imagenet") and not Path(m.pretrained).is_file():
+        raise UsageError(f"--pretrained {m.pretrained}: no such file (give a state-dict .pth file or 'imagenet')")
+    return cfg
+
+
+def _flag_message(e: Exception) -> str:
+    """A ConfigError ("train.batch_size=1: must be ≥ 2") as the flag the user typed: "--batch-size 1: must be ≥ 2"."""
+    field, _, why = str(e).partition(": ")
+    name, _, value = field.partition("=")
+    if not why or " " in name:  # not of the form field[=value]: reason
+        return str(e)
+    name = name.split(".")[-1]
+    flag = "--" + {"root": "data"}.get(name, name).replace("_", "-")
+    value = value.strip("'")
+    return f"{flag} {value}: {why}" if value else f"{flag}: {why}"
+
+
+RESUME_FLAGS = ("epochs", "device", "data", "runs_dir", "resume", "json", "quiet", "command", "func",
+                "parser_defaults")
+
+
+def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
+    """The settings for `train --resume`: the run's own, except --epochs (extend), --device and --data (moved)."""
+    from core.checkpoint import CheckpointError, load
+    from core.config import RunConfig
+
+    run_dir = Path(args.resume)
+    if not (run_dir / "last.pt").is_file():
+        raise UsageError(f"--resume {args.resume}: no last.pt in that folder")
+    ignored = [k for k, v in vars(args).items() if k not in RESUME_FLAGS and v != parser_defaults.get(k)]
+    if ignored:
+        flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
+        _err(f"warning: {flags} ignored: a resumed run keeps its stored settings (only --epochs, --device and "
+             f"--data apply)")
+    if args.epochs is None and args.device is None and args.data is None:
+        return None
+    try:
+        ck = load(run_dir / "last.pt")
+        cfg = RunConfig.from_dict(ck["config"])
+    except (CheckpointError, KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"--resume {args.resume}: {e}") from None
+    cfg.data.root = ""
+    if args.data is not None:
+        if not Path(args.data).is_dir():
+            raise UsageError(f"--data {args.data}: no such folder")
+        cfg.data.root = args.data
+    if args.epochs is not None:
+        done = int(ck.get("epoch") or 0)
+        if args.epochs < 1:
+            raise UsageError(f"--epochs {args.epochs}: must be ≥ 1")
+        if args.epochs <= done:
+            raise UsageError(f"--epochs {args.epochs}: the run has already trained {done} epochs; give more to "
+                             f"extend it")
+        cfg.train.epochs = args.epochs
+    if args.device is not None:
+        cfg.train.device = args.device
     return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.engine import Trainer
-
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "last.pt").is_file():
-            raise UsageError(f"--resume {args.resume}: no last.pt in that folder")
-        cfg = None
-        if args.epochs is not None or args.device is not None:
-            # The run keeps its stored settings; these flags may extend it or move it to another device.
-            from core.checkpoint import CheckpointError, load
-            from core.config import RunConfig
-
-            try:
-                cfg = RunConfig.from_dict(load(run_dir / "last.pt")["config"])
-            except (CheckpointError, KeyError) as e:
-                raise UsageError(f"--resume {args.resume}: {e}") from None
-            cfg.data.root = ""
-            if args.epochs is not None:
-                cfg.train.epochs = args.epochs
-            if args.device is not None:
-                cfg.train.device = args.device
-    else:
-        if not args.data:
-            raise UsageError("train: --data DIR is required (or --resume RUN_DIR)")
-        if not Path(args.data).is_dir():
-            raise UsageError(f"--data {args.data}: no such folder")
-        cfg = _train_config(args)
-    callbacks = [] if args.quiet else [_make_printer()]
+    from core.checkpoint import CheckpointError
     from core.config import ConfigError
     from core.data import DataError
+    from core.engine import Trainer
     from core.models import ModelError
 
+    _check_device(args.device)
+    if args.runs_dir and Path(args.runs_dir).exists() and not Path(args.runs_dir).is_dir():
+        raise UsageError(f"--runs-dir {args.runs_dir}: a file, not a folder")
+    if args.resume:
+        cfg = _resume_config(args, args.parser_defaults)
+    else:
+        cfg = _train_config(args)
+        if not cfg.data.root:
+            raise UsageError("train: --data DIR is required (or --resume RUN_DIR)")
+        if not Path(cfg.data.root).is_dir():
+            raise UsageError(f"--data {cfg.data.root}: no such folder")
+    callbacks = [] if args.quiet else [_make_printer()]
     try:
         trainer = Trainer(cfg, callbacks=callbacks, runs_dir=args.runs_dir, resume=args.resume)
-        result = trainer.fit()
-    except (ConfigError, DataError, ModelError) as e:
+    except ConfigError as e:
+        raise UsageError(_flag_message(e)) from None
+    except (DataError, ModelError, CheckpointError) as e:
         raise UsageError(str(e)) from None
+    unusable = _report_unusable(trainer.index)
+    result = trainer.fit()
+    if args.quiet and result.reason not in ("completed", "early_stop"):  # quiet hides progress, not failures
+        _err(f"{result.reason}: {result.message}")
     if args.json and getattr(trainer, "is_main", True):  # under torchrun only rank 0 answers
         _emit_json({
             "run_dir": str(result.run_dir), "reason": result.reason, "message": result.message,
             "best_epoch": result.best_epoch, "best_metric": result.best_metric,
             "history": result.history, "evaluation": _eval_summary(result.evaluation),
         })
-    return 0 if result.reason in ("completed", "early_stop") else 1
+    if result.reason not in ("completed", "early_stop"):
+        return 1
+    return 1 if unusable else 0  # trained on the rest; some inputs could not be read
 
 
 def _eval_summary(ev: dict | None) -> dict | None:
@@ -284,21 +368,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.data import DataError, scan
     from core.engine import evaluate
 
+    _check_device(args.device)
     try:
         ckpt = load(args.checkpoint)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
-    data = args.data or ckpt.get("config", {}).get("data", {}).get("root")
+    data = args.data
     if not data:
-        raise UsageError("evaluate: --data DIR is required (the checkpoint names no data folder)")
+        data = (ckpt.get("config") or {}).get("data", {}).get("root")
+        if not data:
+            raise UsageError("evaluate: --data DIR is required (the checkpoint names no data folder)")
+        if not Path(data).is_dir():
+            raise UsageError(f"evaluate: the data folder the model was trained on ({data}) is gone; give --data DIR")
     try:
         index = scan(data)
     except DataError as e:
         raise UsageError(f"--data: {e}") from None
+    unusable = _report_unusable(index)
     bar = None if args.quiet else _Progress(f"evaluating ({args.split})")
-    ev = evaluate(ckpt, index, split=args.split, device=args.device, progress=bar)
-    if bar:
-        bar.close()
+    try:
+        ev = evaluate(ckpt, index, split=args.split, device=args.device, progress=bar)
+    except CheckpointError as e:
+        raise UsageError(f"{args.checkpoint}: {e}") from None
+    except ValueError as e:  # an empty split, classes the model does not know
+        raise UsageError(str(e)) from None
+    finally:
+        if bar:
+            bar.close()
     if args.json:
         _emit_json({k: v for k, v in ev.items() if k != "predictions"})
     else:
@@ -315,7 +411,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  {name:<{w}} " + " ".join(f"{v:>5}" for v in row))
         for e in ev.get("errors", []):
             _err(f"could not read {e['path']}: {e['reason']}" if isinstance(e, dict) else f"could not read {e}")
-    return 1 if ev.get("errors") else 0
+    return 1 if ev.get("errors") or unusable else 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -332,7 +428,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     print(f"{len(runs)} runs in {root}")
     for r in runs:
         acc = "" if r.best_val_acc is None else f"{r.best_val_acc:.2%}"
-        print(f"  {r.name:<48} {r.status:<12} epochs {r.epochs_done}/{r.epochs_planned}  best val acc {acc}")
+        planned = "?" if r.epochs_planned is None else r.epochs_planned
+        print(f"  {r.name:<48} {r.status:<12} epochs {r.epochs_done}/{planned}  best val acc {acc}")
     return 0
 
 
@@ -352,6 +449,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise UsageError(f"--top-k {args.top_k}: must be ≥ 1")
+    _check_device(args.device)
+    _check_output("--csv", args.csv, folder=False)
+    _check_output("--cam", args.cam, folder=True)
     try:
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     except (CheckpointError, FileNotFoundError) as e:
@@ -367,13 +467,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for p in failed:
         _err(f"error: {p.source}: {p.error}")
     if args.cam:
-        from core.predict import save_cam_overlay
+        from core.predict import cam_file_name, save_cam_overlay
 
         out = Path(args.cam)
         out.mkdir(parents=True, exist_ok=True)
+        taken: set[str] = set()
         for p in preds:
-            if p.ok:
-                save_cam_overlay(predictor.gradcam(p.source), out, p.source)
+            if p.ok:  # images of the same name from different folders get _2, _3, … rather than overwriting
+                name = cam_file_name(p.source)
+                stem, n = name[: -len("_gradcam.png")], 1
+                while name in taken:
+                    n += 1
+                    name = f"{stem}_{n}_gradcam.png"
+                taken.add(name)
+                save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=name)
     if args.csv:
         write_csv(preds, args.csv, args.top_k)
     if args.json:
@@ -389,6 +496,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(f"{p.source}\t{p.label}\t{p.confidence:.1%}" + (f"\t({tops})" if tops else ""))
     if not files and not problems:
         raise UsageError("predict: no images found in the given paths")
+    if not any(p.ok for p in preds):
+        return 2  # nothing could be classified: every input was bad (each is named above)
     return 1 if (failed or problems) else 0
 
 
@@ -397,6 +506,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.export import ExportError, export_onnx, export_torchscript
 
     fn = export_onnx if args.format == "onnx" else export_torchscript
+    _check_output("--out", args.out, folder=False)
     try:
         info = fn(args.checkpoint, args.out)
     except (CheckpointError, ExportError) as e:
@@ -505,6 +615,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _defaults_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, Any]:
+    """The default of every flag of `command` (to tell which flags the user gave)."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        sub = getattr(action, "choices", {}).get(command) if command else None
+        if sub is not None:
+            return {a.dest: a.default for a in sub._actions}
+    return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -513,9 +632,15 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if not argv else 2
+        args.parser_defaults = _defaults_of(parser, args.command)
         return int(args.func(args) or 0)
     except UsageError as e:
         _err(f"error: {e}")
+        return 2
+    except OSError as e:  # a path that cannot be written or read (a folder given for a file, no permission, …)
+        name = getattr(e, "filename2", None) or getattr(e, "filename", None)  # os.replace: the destination
+        where = f"{name}: " if name else ""
+        _err(f"error: {where}{e.strerror or e}")
         return 2
     except KeyboardInterrupt:
         _err("interrupted")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,12 @@ class TrainConfig:
     backbone_lr_mult: float = 0.1  # finetune: backbone lr = lr × this
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):  # inf and nan pass "> 0" style checks, or fail them with odd messages
+            value = getattr(self, f.name)
+            if isinstance(value, float):
+                _check(math.isfinite(value), f.name, value, "must be a finite number")
         _check(self.epochs >= 1, "epochs", self.epochs, "must be ≥ 1")
-        _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be ≥ 1")
+        _check(self.batch_size >= 2, "batch_size", self.batch_size, "must be ≥ 2 (BatchNorm needs two images a step)")
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")
         _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "must be in [0, 1)")
@@ -164,9 +169,12 @@ class RunConfig:
         p = Path(text_or_path)
         text = p.read_text(encoding="utf-8") if not str(text_or_path).lstrip().startswith("{") else str(text_or_path)
         try:
-            return cls.from_dict(json.loads(text))
+            doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError(f"{text_or_path}: not valid JSON ({e})") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{text_or_path}: not a settings file (expected a JSON object like a run's config.json)")
+        return cls.from_dict(doc)
 
 
 def _from_dict(kind: type, d: dict[str, Any], section: str):

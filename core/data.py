@@ -292,7 +292,7 @@ def scan(root: str | Path, progress: Callable[[int, int], None] | None = None, s
          workers: int | None = None) -> DatasetIndex:
     """Index an image folder (class folders or train/val/test folders), verifying every image by decoding it."""
     if not os.path.isdir(root):
-        raise DataError(f"{root}: no such folder")
+        raise DataError(f"{root}: {'a file, not a folder' if os.path.exists(root) else 'no such folder'}")
     root_s = os.path.abspath(root)
     try:
         top = _subdirs(root_s)

@@ -415,7 +415,7 @@ class Trainer:
         try:
             models.parse_arch(self.config.model.arch)
         except models.ModelError as e:
-            raise ConfigError(f"model.arch={self.config.model.arch!r}: {e}") from None
+            raise ConfigError(f"model.arch: {e}") from None  # e names the value
         if self.index is None:
             if not self.config.data.root:
                 raise ConfigError("data.root: no data folder given")
@@ -519,6 +519,11 @@ class Trainer:
                 distributed.write_run_info(self.run_dir)
             if self._batch_note and self.is_main:
                 self._warn(self._batch_note)
+        trained = {index.samples[i].label for i in self.split.train}
+        unseen = [name for label, name in enumerate(self.class_names) if label not in trained]
+        if unseen and self.is_main:  # e.g. a class folder that exists only under val/: the model never sees it
+            self._warn(f"no training images for class{'es' if len(unseen) > 1 else ''} {', '.join(unseen)}: "
+                       f"the model cannot learn to predict {'them' if len(unseen) > 1 else 'it'}")
 
     def _setup(self) -> None:
         cfg, tc = self.config, self.config.train
@@ -661,8 +666,9 @@ class Trainer:
                 runs.write_status(self.run_dir, "running", epochs_done=epoch, best_epoch=self.best["epoch"],
                                   best_metric=self.best["metric"])
             if tc.early_stop_patience and self.bad_epochs >= tc.early_stop_patience:
+                n = self.bad_epochs  # the best epoch is reported with the result, not repeated here
                 return "early_stop", (f"no improvement in {tc.monitor if self.has_val else 'train_loss'} for "
-                                      f"{self.bad_epochs} epochs; best epoch {self.best['epoch']}")
+                                      f"{n} epoch{'s' if n != 1 else ''}")
         return "completed", ""
 
     def _stop_requested(self) -> bool:

@@ -137,7 +137,14 @@ def _remove(path: str) -> None:
 
 
 def _finish(fmt: str, tmp: str, out: Path, diff: float, agree: bool, n: int, t0: float) -> dict[str, Any]:
-    os.replace(tmp, out)
+    from core.runs import share_like_a_new_file
+
+    try:
+        share_like_a_new_file(tmp)
+        os.replace(tmp, out)  # fails when `out` is a folder, for instance: leave nothing behind
+    except OSError:
+        _remove(tmp)
+        raise
     return {"path": str(out), "format": fmt, "max_abs_diff": diff, "top1_agree": agree, "n_samples": n,
             "seconds": round(time.perf_counter() - t0, 3), "size_bytes": out.stat().st_size}
 

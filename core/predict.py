@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -121,15 +119,15 @@ class Predictor:
         dev = resolve_device(device)
         if backend == "onnx":
             dev = torch.device("cpu")
-        model = ckpt_mod.model_from_checkpoint(ckpt, dev)
+        try:
+            model = ckpt_mod.model_from_checkpoint(ckpt, dev)
+        except ckpt_mod.CheckpointError as e:
+            raise ckpt_mod.CheckpointError(f"{path}: {e}") from None
         for p in model.parameters():  # inference only; Grad-CAM needs gradients of activations, not of weights
             p.requires_grad_(False)
         image_size = int(ckpt["image_size"])
         pred = cls(model, list(ckpt["class_names"]), image_size, mean=ckpt.get("mean") or data.IMAGENET_MEAN, std=ckpt.get("std") or data.IMAGENET_STD,
                    device=dev, arch=str(ckpt.get("arch", "")), checkpoint_path=str(path))
-        if len(pred.class_names) != int(ckpt["num_classes"]):
-            raise ckpt_mod.CheckpointError(f"{path}: {len(pred.class_names)} class names for "
-                                           f"{ckpt['num_classes']} classes")
         if backend == "onnx":
             pred._use_onnx(Path(path))
         return pred
@@ -416,13 +414,19 @@ def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -
     _atomic_write(Path(path), buf.getvalue().encode("utf-8"))
 
 
-def save_cam_overlay(cam: CamResult, out_dir: str | Path, source: str | Path | None = None) -> Path:
-    """Save the overlay as `<out_dir>/<image stem>_gradcam.png` (overwriting) and return its path."""
+def cam_file_name(source: str | Path) -> str:
+    """`<image stem>_gradcam.png`; in-memory sources ("<pasted image>") become "pasted_image_gradcam.png"."""
+    name = str(source)
+    stem = Path(name).stem if not name.startswith("<") else name.strip("<>").replace(" ", "_")
+    return f"{stem}_gradcam.png"
+
+
+def save_cam_overlay(cam: CamResult, out_dir: str | Path, source: str | Path | None = None,
+                     file_name: str | None = None) -> Path:
+    """Save the overlay as `<out_dir>/<file_name or cam_file_name(source)>` (overwriting); returns its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = str(source if source is not None else cam.source)
-    stem = Path(name).stem if not name.startswith("<") else name.strip("<>").replace(" ", "_")
-    path = out_dir / f"{stem}_gradcam.png"
+    path = out_dir / (file_name or cam_file_name(source if source is not None else cam.source))
     buf = io.BytesIO()
     cam.overlay.save(buf, format="PNG")
     _atomic_write(path, buf.getvalue())
@@ -430,16 +434,11 @@ def save_cam_overlay(cam: CamResult, out_dir: str | Path, source: str | Path | N
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
+    from core.runs import atomic_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as f:
+        f.write(payload)
 
 
 # ---------------------------------------------------------------------- ONNX cache

@@ -75,6 +75,20 @@ def _read_json(path: Path) -> dict[str, Any]:
     return d if isinstance(d, dict) else {}
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once, at import: os.umask can only be read by setting it
+
+
+def share_like_a_new_file(path: str | Path) -> None:
+    """Give a temp file (mkstemp makes them 0600) the permissions a plainly created file would get."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -> Iterator[IO[Any]]:
     """Write `path` through a temp file in the same folder, flushed and fsynced, then `os.replace`.
@@ -88,6 +102,7 @@ def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -
             yield f
             f.flush()
             os.fsync(f.fileno())
+        share_like_a_new_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -278,7 +278,7 @@ class TrainTab(QWidget):
         self.epochs_spin.setValue(10)
         self.epochs_spin.setToolTip("Passes over the training images")
         self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 4096)
+        self.batch_spin.setRange(2, 4096)
         self.batch_spin.setValue(32)
         self.batch_spin.setToolTip("Images per optimisation step; lower it if memory runs out")
         self.lr_edit = _float_edit(1e-3, "Learning rate (AdamW: 1e-3; SGD: 0.1 from scratch, 0.01 fine-tuning)",

@@ -90,7 +90,7 @@ def test_train_usage_errors_are_one_line(capsys, tmp_path, tiny_set):
     rc, _, err = run(capsys, "train", "--data", tmp_path / "missing")
     assert rc == 2 and "missing" in err and err.count("\n") == 1
     rc, _, err = run(capsys, "train", "--data", tiny_set, "--val-split", "1.5")
-    assert rc == 2 and "val_split" in err and err.count("\n") == 1
+    assert rc == 2 and "--val-split 1.5: must be in [0, 1)" in err and err.count("\n") == 1
     rc, _, err = run(capsys, "train", "--resume", tmp_path)
     assert rc == 2 and "last.pt" in err
     bogus = tmp_path / "bogus.pt"

@@ -78,7 +78,7 @@ def test_scan_missing_and_file_root(tmp_path, jpeg_writer):
         scan(missing)
     assert str(e.value) == f"{missing}: no such folder"
     f = jpeg_writer(tmp_path / "x.jpg", 0)
-    with pytest.raises(DataError, match="no such folder"):
+    with pytest.raises(DataError, match="x.jpg: a file, not a folder"):
         scan(f)
 
 

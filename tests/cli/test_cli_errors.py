@@ -1,0 +1,207 @@
+"""Bad input on the command line: one line naming the flag or file and exit 2, never a traceback; inputs that could
+not be read are listed and give exit 1; nothing half-written is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from core.checkpoint import load
+from core.cli import _train_config, build_parser, main
+
+TINY = ["--arch", "resnext11_2x4d", "--image-size", "16", "--batch-size", "4", "--device", "cpu", "--num-workers", "0",
+        "--no-augment", "--lr", "0.01"]
+
+
+def make_set(root: Path, classes=("red", "green", "blue"), per_class: int = 6) -> Path:
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", (20, 20), (200 * (c == 0), 200 * (c == 1) + i, 200 * (c == 2))).save(
+                root / name / f"{i}.png")
+    return root
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line(err: str) -> bool:
+    return err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli_errors")
+    data = make_set(root / "data")
+    rc = main(["train", "--data", str(data), "--epochs", "1", "--runs-dir", str(root / "runs"), "--quiet", *TINY])
+    assert rc == 0
+    (run_dir,) = (root / "runs").iterdir()
+    return {"root": root, "data": data, "run": run_dir, "best": run_dir / "best.pt"}
+
+
+def damaged(trained, tmp_path: Path, name: str, change) -> Path:
+    ck = torch.load(trained["best"], weights_only=True)
+    change(ck)
+    path = tmp_path / name
+    torch.save(ck, path)
+    return path
+
+
+def test_a_device_that_does_not_exist_is_a_usage_error(capsys, trained, tmp_path):
+    devices = ["banana"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for dev in devices:
+        for argv in (["train", "--data", trained["data"], "--runs-dir", tmp_path / "runs", "--device", dev],
+                     ["evaluate", "--checkpoint", trained["best"], "--device", dev],
+                     ["predict", "--checkpoint", trained["best"], trained["data"], "--device", dev]):
+            rc, _, err = run(capsys, *argv)
+            assert rc == 2 and one_line(err) and f"--device {dev}:" in err, (argv, err)
+    assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(capsys, trained, tmp_path):
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--split", "test")
+    assert rc == 2 and one_line(err) and "the test split" in err and "is empty" in err
+    other = make_set(tmp_path / "other", classes=("red", "purple"))
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", other, "--split", "all")
+    assert rc == 2 and one_line(err) and "'purple' is not one of the checkpoint's classes" in err
+
+    def drop_last_layers(ck):
+        for key in list(ck["model"])[-2:]:
+            del ck["model"][key]
+
+    partial = damaged(trained, tmp_path, "partial.pt", drop_last_layers)
+    names = damaged(trained, tmp_path, "names.pt", lambda ck: ck.update(class_names=["a"]))
+    config = damaged(trained, tmp_path, "config.pt", lambda ck: ck.update(config="oops"))
+    for command in ("evaluate", "predict", "export"):
+        extra = {"evaluate": [], "predict": [trained["data"]],
+                 "export": ["--format", "torchscript", "--out", tmp_path / "m.ts"]}[command]
+        rc, _, err = run(capsys, command, "--checkpoint", partial, *extra)
+        assert rc == 2 and one_line(err) and "partial.pt" in err and "missing fc." in err, (command, err)
+        rc, _, err = run(capsys, command, "--checkpoint", names, *extra)
+        assert rc == 2 and one_line(err) and "names.pt" in err and "1 class names for 3 classes" in err
+        rc, _, err = run(capsys, command, "--checkpoint", config, *extra)
+        assert rc == 2 and one_line(err) and "config.pt" in err and "its config is a str" in err
+    assert not (tmp_path / "m.ts").exists()
+
+
+def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path):
+    settings = tmp_path / "list.json"
+    settings.write_text("[1, 2]")
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--config", settings)
+    assert rc == 2 and one_line(err) and "not a settings file" in err
+    fake = tmp_path / "fakerun"
+    fake.mkdir()
+    (fake / "last.pt").write_bytes(b"\x00garbage")
+    for extra in ([], ["--epochs", "5"]):
+        rc, _, err = run(capsys, "train", "--resume", fake, *extra)
+        assert rc == 2 and one_line(err) and "last.pt" in err, err
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--batch-size", "1")
+    assert rc == 2 and one_line(err) and "--batch-size 1: must be ≥ 2" in err
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--lr", "inf")
+    assert rc == 2 and one_line(err) and "--lr inf: must be a finite number" in err
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--arch", "bogus", "--runs-dir", tmp_path / "r")
+    assert rc == 2 and one_line(err) and err.startswith("error: --arch: 'bogus': unknown architecture")
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--pretrained", tmp_path / "none.pth",
+                     "--runs-dir", tmp_path / "r")
+    assert rc == 2 and one_line(err) and "none.pth: no such file" in err
+    assert not (tmp_path / "r").exists()  # no failed run folder for an input error
+    rc, _, err = run(capsys, "scan", trained["best"])
+    assert rc == 2 and "a file, not a folder" in err
+
+
+def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained, tmp_path):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], trained["data"] / "red", "--csv", folder)
+    assert rc == 2 and one_line(err) and f"--csv {folder}: a folder" in err
+    rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", folder)
+    assert rc == 2 and one_line(err) and f"--out {folder}: a folder" in err
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], trained["data"] / "red", "--cam",
+                     trained["best"])
+    assert rc == 2 and one_line(err) and "--cam" in err and "a file, not a folder" in err
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], trained["data"] / "red", "--quiet",
+                         "--csv", locked / "p.csv")
+        assert rc == 2 and one_line(err) and "locked" in err
+        locked.chmod(0o700)
+    assert not any(folder.iterdir())
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_pretrained_imagenet_without_arch_picks_the_imagenet_family(trained):
+    args = build_parser().parse_args(["train", "--data", str(trained["data"]), "--pretrained", "imagenet",
+                                      "--device", "cpu"])
+    cfg = _train_config(args)
+    assert cfg.model.arch == "resnext50_32x4d" and cfg.model.mode == "linear" and cfg.data.image_size == 224
+
+
+@pytest.mark.timeout(300)
+def test_unusable_files_are_listed_and_exit_1_after_training_on_the_rest(capsys, tmp_path):
+    data = make_set(tmp_path / "data")
+    (data / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    runs = tmp_path / "runs"
+    rc, out, err = run(capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", runs, "--json", *TINY)
+    assert rc == 1, err
+    assert json.loads(out)["reason"] == "completed"
+    assert "1 file(s)" in err and "broken.png" in err
+    (run_dir,) = runs.iterdir()
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", run_dir / "best.pt", "--split", "all", "--json")
+    assert rc == 1 and "broken.png" in err and json.loads(out)["num_samples"] == 18
+    # files written through a temp file get the permissions of a plainly created file, not mkstemp's 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("best.pt", "last.pt", "config.json", "status.json", "evaluation.json"):
+        assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+@pytest.mark.timeout(300)
+def test_quiet_still_reports_a_failure_and_classes_without_training_images_are_named(capsys, tmp_path):
+    data = tmp_path / "data"
+    make_set(data / "train", classes=("red", "green"))
+    make_set(data / "val", classes=("red", "green", "blue"), per_class=2)
+    rc, _, err = run(capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", tmp_path / "runs", *TINY[:-2],
+                     "--lr", "1e30")
+    assert rc == 1
+    assert "warning: no training images for class blue" in err
+    assert "failed: loss became" in err.splitlines()[-1]
+    rc, _, err = run(capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", tmp_path / "runs", *TINY[:-2],
+                     "--lr", "1e30", "--quiet")
+    assert rc == 1 and err.strip().splitlines()[-1].startswith("failed: loss became")
+
+
+@pytest.mark.timeout(300)
+def test_resume_names_what_it_ignores_refuses_to_shrink_and_follows_moved_data(capsys, trained, tmp_path):
+    import shutil
+
+    run_dir = shutil.copytree(trained["run"], tmp_path / "run")
+    rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "1")
+    assert rc == 2 and one_line(err) and "already trained 1 epochs" in err
+    moved = shutil.copytree(trained["data"], tmp_path / "moved")
+    rc, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "2", "--lr", "5", "--data", moved, "--json")
+    assert rc == 0, err
+    assert "warning: --lr ignored" in err
+    assert [h["epoch"] for h in json.loads(out)["history"]] == [1, 2]
+    assert load(run_dir / "last.pt")["config"]["train"]["lr"] == 0.01
+
+
+def test_cam_overlays_of_same_named_images_do_not_overwrite_each_other(capsys, trained, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, src in ((a, "red/0.png"), (b, "green/0.png")):
+        folder.mkdir()
+        (folder / "photo.png").write_bytes((trained["data"] / src).read_bytes())
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], a, b, "--cam", tmp_path / "cams")
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == ["photo_2_gradcam.png", "photo_gradcam.png"]
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], tmp_path / "missing.png")
+    assert rc == 2  # nothing could be classified
