@@ -316,12 +316,11 @@ class DatasetPanel(QWidget):
         prev_box = QGroupBox("Augmentation preview")
         pv = QVBoxLayout(prev_box)
         self.preview_grid = ImageGrid(72, selectable=False)
-        self.preview_grid.setMinimumHeight(160)
+        self.preview_grid.setMinimumHeight(110)
         pv.addWidget(self.preview_grid, 1)
         row = QHBoxLayout()
         self.preview_label = QLabel("")
         self.preview_label.setObjectName("hintLabel")
-        self.preview_label.setWordWrap(True)
         self.preview_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         row.addWidget(self.preview_label, 1)
         self.preview_next = QPushButton("Another image")
@@ -660,10 +659,11 @@ class DatasetPanel(QWidget):
             cfg.validate()
         except ValueError as exc:
             self.preview_label.setText(str(exc))
+            self.preview_label.setToolTip(str(exc))  # one line here: the whole message on hover
             return
         worker = FunctionWorker(_preview, path, cfg, PREVIEW_COUNT, self._preview_sample)
         connect_worker(worker, self, result=lambda images, p=path: self._on_preview(p, images),
-                       failed=lambda msg: self.preview_label.setText(f"Preview failed: {msg}"),
+                       failed=self._on_preview_failed,
                        finished=self._on_preview_finished)
         self._preview_worker = worker
         self.preview_label.setText("Rendering…")
@@ -675,8 +675,12 @@ class DatasetPanel(QWidget):
         self.preview_grid.clear()
         for i, img in enumerate(images):
             self.preview_grid.add_tile(f"#{i + 1}", path, img)
-        self.preview_label.setText(f"{Path(path).parent.name}/{Path(path).name}, as training sees it")
-        self.preview_label.setToolTip(path)
+        self.preview_label.setText(f"{Path(path).parent.name}/{Path(path).name}")  # the box title says the rest
+        self.preview_label.setToolTip(f"{path}, as training sees it")
+
+    def _on_preview_failed(self, msg: str) -> None:
+        self.preview_label.setText(f"Preview failed: {msg}")
+        self.preview_label.setToolTip(msg)
 
     def _on_preview_finished(self) -> None:
         self._preview_worker = None

@@ -79,12 +79,12 @@ def test_data_error_is_shown_in_the_panel(qtbot, panel, tmp_path, dataset_factor
 def test_missing_folder_is_an_error_not_a_crash(qtbot, panel, tmp_path, tiny_dataset):
     assert _load(qtbot, panel, tiny_dataset) is not None
     panel.class_table.selectRow(0)
-    qtbot.waitUntil(lambda: "as training sees it" in panel.preview_label.text(), timeout=60000)
+    qtbot.waitUntil(lambda: "as training sees it" in panel.preview_label.toolTip(), timeout=60000)
     assert _load(qtbot, panel, tmp_path / "nope") is None
     assert "no such folder" in panel.last_error
     # nothing of the previous folder is left on screen
     assert panel.class_table.rowCount() == 0 and panel.thumb_grid.count() == 0
-    assert panel.thumb_label.text() == "" and panel.preview_label.text() == ""
+    assert panel.thumb_label.text() == "" and panel.preview_label.text() == "" and not panel.preview_label.toolTip()
 
 
 def test_cancel_scan(qtbot, panel, tmp_path, monkeypatch):
@@ -127,7 +127,7 @@ def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset):
     panel.preview_grid.clear()
     panel.augment_combo.setCurrentText("strong")
     qtbot.waitUntil(lambda: panel.preview_grid.count() == 8, timeout=60000)
-    assert "as training sees it" in panel.preview_label.text()
+    assert "as training sees it" in panel.preview_label.toolTip() and "/" in panel.preview_label.text()
 
 
 def test_dropped_folder_is_scanned(qtbot, panel, tiny_dataset, tmp_path):
