@@ -447,30 +447,41 @@ class Trainer:
 
     # -- public
     def fit(self) -> FitResult:
-        """Train; returns how it ended. Training problems end with reason "failed" and a message, never raise."""
-        if not self.dist.enabled:
-            return self._fit()
+        """Train; returns how it ended. Training problems end with reason "failed" and a message, never raise.
+
+        Called on the main thread (the command line), Ctrl-C or SIGTERM stops after the current batch with last.pt
+        saved, like the GUI's Stop; a second Ctrl-C interrupts at once. On other threads signals are left alone."""
         restore = self._catch_signals()
         try:
             return self._fit()
         finally:
             restore()
-            if self.dist.initialized_here:
+            if self.dist.enabled and self.dist.initialized_here:
                 distributed.cleanup()
 
     def _catch_signals(self) -> Callable[[], None]:
-        """Distributed runs: SIGINT/SIGTERM request a (collective) stop instead of killing the process."""
+        """SIGINT/SIGTERM request a stop (collective under DDP) instead of killing the process; a second SIGINT
+        raises KeyboardInterrupt as usual."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         old = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            if signum == signal.SIGINT and self.stop.stopped and not self.dist.enabled:
+                raise KeyboardInterrupt
+            if not self.stop.stopped and self.is_main and not self.dist.enabled:
+                print("stopping after the current batch (Ctrl-C again to interrupt at once)", file=sys.stderr,
+                      flush=True)
+            self.stop.stop()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, OSError):
-                old[sig] = signal.signal(sig, lambda *_: self.stop.stop())
+                old[sig] = signal.signal(sig, handler)
 
         def restore() -> None:
-            for sig, handler in old.items():
+            for sig, previous in old.items():
                 with contextlib.suppress(ValueError, OSError, TypeError):
-                    signal.signal(sig, handler)
+                    signal.signal(sig, previous)
 
         return restore
 

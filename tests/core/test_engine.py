@@ -153,6 +153,35 @@ def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):
     assert ("checkpoint", "last") in rec.events
 
 
+def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_path):
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+
+    class CtrlC(Recorder):
+        def __init__(self, times: int) -> None:
+            super().__init__()
+            self.times = times
+
+        def on_batch_end(self, p):
+            super().on_batch_end(p)
+            if p.epoch == 2:
+                while self.times:
+                    self.times -= 1
+                    os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, on the main thread
+
+    result = Trainer(config(dataset, epochs=3), callbacks=[CtrlC(1)], runs_dir=tmp_path / "a").fit()
+    assert result.reason == "stopped" and "during epoch 2" in result.message
+    last = checkpoint.load(Path(result.run_dir) / "last.pt")
+    assert last["epoch"] == 1 and last["partial_epoch"] is True
+    assert _status(result.run_dir)["status"] == "stopped"
+    assert signal.getsignal(signal.SIGINT) is before  # restored
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(dataset, epochs=3), callbacks=[CtrlC(2)], runs_dir=tmp_path / "b").fit()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_pause_and_stop_token():
     token = StopToken()
     assert not token.paused and token.wait_if_paused(0)
