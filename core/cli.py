@@ -347,7 +347,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _err(f"{result.reason}: {result.message}")
     if args.json and getattr(trainer, "is_main", True):  # under torchrun only rank 0 answers
         _emit_json({
-            "run_dir": str(result.run_dir), "reason": result.reason, "message": result.message,
+            "run_dir": result.run_dir, "reason": result.reason, "message": result.message,
             "best_epoch": result.best_epoch, "best_metric": result.best_metric,
             "history": result.history, "evaluation": _eval_summary(result.evaluation),
         })

@@ -8,6 +8,7 @@ import gc
 import json
 import math
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -969,6 +970,12 @@ class Trainer:
     def _finish(self, reason: str, message: str, tb: str | None = None) -> FitResult:
         run_dir = self.run_dir
         evaluation = None
+        if (reason == "stopped" and run_dir is not None and self.is_main and not self._resume_ckpt
+                and not self.history and not (run_dir / "last.pt").exists()):
+            # Stopped while preparing: no weights, no epoch. An empty run folder would only clutter the run list.
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir = self.run_dir = None
+            message = "stopped before training began; no run folder was kept"
         if not self.is_main and reason == "failed":
             print(f"[rank {self.rank}] failed: {message}\n{tb or ''}", file=sys.stderr, flush=True)
         if run_dir is not None and self.is_main:

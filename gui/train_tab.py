@@ -1028,7 +1028,8 @@ class TrainTab(QWidget):
         if result is None:  # an exception; _on_failed has shown it
             self.result_label.setText("<b>Training failed.</b> See the log.")
             return
-        self.run_dir = result.run_dir or self.run_dir
+        # a run stopped before it began has no folder any more (the engine removes the empty one)
+        self.run_dir = result.run_dir or (None if result.reason == "stopped" else self.run_dir)
         title = REASONS.get(result.reason, result.reason)
         lines = [f"<b>{html.escape(title)}</b>"]
         if result.message:

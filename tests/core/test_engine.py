@@ -182,6 +182,14 @@ def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_p
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_a_run_stopped_before_it_began_leaves_no_folder(dataset, tmp_path):
+    token = StopToken()
+    token.stop()  # e.g. Stop pressed while the model was being built
+    result = Trainer(config(dataset), stop=token, runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "stopped" and result.run_dir is None and "no run folder was kept" in result.message
+    assert not any((tmp_path / "runs").iterdir())
+
+
 def test_pause_and_stop_token():
     token = StopToken()
     assert not token.paused and token.wait_if_paused(0)
