@@ -499,7 +499,9 @@ class RunsTab(QWidget):
             if acc is not None:
                 rows.append(("evaluated accuracy", f"{acc:.2%}"))
         for k, v in rows:
-            summary.addChild(QTreeWidgetItem([k, _fmt(v)]))
+            item = QTreeWidgetItem([k, _fmt(v)])
+            item.setToolTip(1, _fmt(v))  # long values (a stop message) are cut at the column's edge
+            summary.addChild(item)
         self._add_tree(None, record.config)
         self.settings_tree.expandAll()
 
