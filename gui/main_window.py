@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, settings
@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self.train_tab.status_message.connect(self._show_status)
         self.train_tab.device_in_use.connect(self._on_device_in_use)
         self._wire()
+        self._build_menus()
         if not defer:
             self.finish_deferred()
 
@@ -183,6 +184,90 @@ class MainWindow(QMainWindow):
         else:
             self._optional_tab(step)
         QTimer.singleShot(0, lambda: self._finish_deferred_step(remaining))
+
+    # ---- menus --------------------------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        """File, Training, View and Help menus: every main action has a menu entry and a keyboard shortcut."""
+        self.actions: dict[str, QAction] = {}
+
+        def add(menu: Any, key: str, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
+            action = QAction(text, self)
+            if shortcut is not None:
+                action.setShortcut(QKeySequence(shortcut))
+            if tip:
+                action.setStatusTip(tip)
+            action.triggered.connect(slot)
+            menu.addAction(action)
+            self.actions[key] = action
+            return action
+
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        add(m, "open", "&Open data folder…", self._open_data_folder, QKeySequence.StandardKey.Open,
+            "Choose a folder with one sub-folder per class")
+        add(m, "sample", "Open the &sample data set", lambda: self._open_data(str(SAMPLE_DIR)),
+            tip="The bundled shapes data set")
+        add(m, "runs_folder", "Show the &runs folder", self._show_runs_folder,
+            tip="Where every run's checkpoints, history and curves are saved")
+        m.addSeparator()
+        add(m, "quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        m = bar.addMenu("&Training")
+        t = self.train_tab
+        add(m, "start", "&Start training", lambda: (self.tabs.setCurrentWidget(t), t.start()), "Ctrl+Return")
+        add(m, "pause", "&Pause", t.pause, "Ctrl+Shift+P")
+        add(m, "resume", "&Resume", t.resume, "Ctrl+Shift+R")
+        add(m, "stop", "S&top after this batch", t.stop, "Ctrl+.")
+        t.state_changed.connect(self._sync_training_actions)
+        self._sync_training_actions()
+
+        m = bar.addMenu("&View")
+        for i, name in enumerate(TAB_NAMES):
+            add(m, f"tab_{name.lower()}", f"&{name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
+                f"Ctrl+{i + 1}")
+
+        m = bar.addMenu("&Help")
+        add(m, "about", "&About ResNeXt Studio", self._about)
+
+    def _sync_training_actions(self, *_: Any) -> None:
+        t, a = self.train_tab, self.actions
+        for key, button in (("start", t.start_button), ("pause", t.pause_button), ("resume", t.resume_button),
+                            ("stop", t.stop_button)):
+            a[key].setEnabled(button.isEnabled())
+
+    def _open_data_folder(self) -> None:
+        self.tabs.setCurrentWidget(self.dataset_panel)
+        self.dataset_panel.browse()
+
+    def _open_data(self, folder: str) -> None:
+        self.tabs.setCurrentWidget(self.dataset_panel)
+        self.dataset_panel.load_folder(folder)
+
+    def _show_runs_folder(self) -> None:
+        from core.runs import default_runs_dir
+
+        folder = Path(self.runs_dir) if self.runs_dir else default_runs_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.open_folder(str(folder))
+
+    def about_text(self) -> str:
+        import PySide6
+
+        import core
+
+        versions = [f"ResNeXt Studio {core.__version__}", f"PySide6 {PySide6.__version__}",
+                    f"Python {sys.version.split()[0]}"]
+        torch = sys.modules.get("torch")  # loaded in the background at start-up; not imported here
+        if torch is not None:
+            versions.insert(1, f"PyTorch {torch.__version__}")
+        device = self._device_text or "detecting…"
+        return ("<p><b>ResNeXt Studio</b> trains, evaluates and uses ResNeXt image classifiers "
+                "(Xie et al., <i>Aggregated Residual Transformations for Deep Neural Networks</i>, CVPR 2017).</p>"
+                f"<p>{' · '.join(versions)}<br>Device: {device}</p>"
+                "<p>Everything the window does is also a command: <code>python main.py --help</code>.</p>")
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About ResNeXt Studio", self.about_text())
 
     # ---- wiring -------------------------------------------------------------------------------------------------
     def _wire(self) -> None:

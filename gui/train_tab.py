@@ -240,7 +240,7 @@ class TrainTab(QWidget):
         charts_box = QGroupBox("Curves")
         self.charts_layout = QVBoxLayout(charts_box)
         self.charts_layout.setContentsMargins(6, 6, 6, 6)
-        charts_box.setMinimumHeight(210)
+        charts_box.setMinimumHeight(190)
 
         bottom = QWidget()
         bl = QHBoxLayout(bottom)

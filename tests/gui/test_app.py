@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtGui import QKeySequence
 
 from gui import app as gui_app
 
@@ -96,6 +97,31 @@ def test_the_window_fits_a_1366x768_laptop_screen(qtbot, window):
     assert hint.height() <= 680 and hint.width() <= 1280, hint
     w.resize(1100, 680)
     qtbot.waitUntil(lambda: w.height() <= 680)
+
+
+def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
+    from gui.train_tab import IDLE, RUNNING
+
+    w = window(load_initial=False)
+    titles = [a.text() for a in w.menuBar().actions()]
+    assert titles == ["&File", "&Training", "&View", "&Help"]
+    for i, name in enumerate(("dataset", "train", "evaluate", "predict", "runs")):
+        action = w.actions[f"tab_{name}"]
+        assert action.shortcut().toString() == f"Ctrl+{i + 1}"
+        action.trigger()
+        assert w.tabs.currentIndex() == i
+    assert w.actions["open"].shortcut().matches(QKeySequence(QKeySequence.StandardKey.Open)) \
+        == QKeySequence.SequenceMatch.ExactMatch
+    a, tab = w.actions, w.train_tab
+    assert a["start"].isEnabled() and not a["stop"].isEnabled() and not a["pause"].isEnabled()
+    tab._set_state(RUNNING)  # what a running fit looks like to the menus
+    assert not a["start"].isEnabled() and a["stop"].isEnabled() and a["pause"].isEnabled()
+    tab._set_state(IDLE)
+    assert a["start"].isEnabled() and not a["stop"].isEnabled()
+    a["start"].trigger()  # no data set is open: the Train tab says so instead of starting
+    assert w.tabs.currentWidget() is tab and tab.state == IDLE and "data set" in tab.banner.text()
+    text = w.about_text()
+    assert "ResNeXt Studio 0." in text and "PySide6" in text
 
 
 @pytest.mark.timeout(180)
