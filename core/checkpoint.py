@@ -92,7 +92,7 @@ def _refusal(message: str) -> str:
     which this program never uses)."""
     m = re.search(r"GLOBAL ([\w.]+) was not an allowed global", message)
     if m:
-        return f"it holds a {m.group(1)} object, which the safe loader refuses to run"
+        return f"it holds {m.group(1)} objects, which the safe loader refuses to load"
     if "Unsupported operand" in message:
         return "not a file saved by torch.save"
     lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]

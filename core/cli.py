@@ -274,8 +274,7 @@ def _flag_message(e: Exception) -> str:
     return f"{flag} {value}: {why}" if value else f"{flag}: {why}"
 
 
-RESUME_FLAGS = ("epochs", "device", "data", "runs_dir", "resume", "json", "quiet", "command", "func",
-                "parser_defaults")
+RESUME_FLAGS = ("epochs", "device", "data", "resume", "json", "quiet", "command", "func", "parser_defaults")
 
 
 def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):

@@ -825,6 +825,14 @@ class _Collate:
         return _collate(items, self.resize)
 
 
+def _leave_ctrl_c_to_the_trainer(_worker_id: int) -> None:
+    """A terminal's Ctrl-C reaches the loader workers too; they ignore it, and the training process stops after
+    its batch (last.pt saved) and shuts them down, instead of dying mid-batch under it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _device(device: Any) -> torch.device:
     import torch
 
@@ -963,7 +971,8 @@ class BatchLoader:
         self._sampler = _EpochSampler(len(self.ids), self.shuffle, self.seed, self.rank, self.world_size)
         kwargs: dict[str, Any] = {}
         if self.workers > 0:
-            kwargs = {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 4}
+            kwargs = {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 4,
+                      "worker_init_fn": _leave_ctrl_c_to_the_trainer}
         self._loader = DataLoader(ds, batch_size=self.batch_size, sampler=self._sampler, drop_last=self.drop_last,
                                   num_workers=self.workers, collate_fn=_Collate(self.resize),
                                   pin_memory=self.device.type == "cuda" and torch.cuda.is_available(), **kwargs)

@@ -471,8 +471,8 @@ class Trainer:
             if signum == signal.SIGINT and self.stop.stopped and not self.dist.enabled:
                 raise KeyboardInterrupt
             if not self.stop.stopped and self.is_main and not self.dist.enabled:
-                print("stopping after the current batch (Ctrl-C again to interrupt at once)", file=sys.stderr,
-                      flush=True)
+                print("stopping: last.pt is saved after the current batch (Ctrl-C again to interrupt at once)",
+                      file=sys.stderr, flush=True)
             self.stop.stop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -1033,9 +1033,9 @@ def _copy_to_host_later(values: torch.Tensor) -> tuple[torch.Tensor, Any]:
     """Queue a copy of CUDA values into pinned host memory; returns the host tensor and an event that completes
     when the copy has arrived (the host tensor must not be read before)."""
     host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
-    host.copy_(values, non_blocking=True)
+    host.copy_(values, non_blocking=True)  # queued on the current stream of values' device
     event = torch.cuda.Event()
-    event.record()
+    event.record(torch.cuda.current_stream(values.device))  # that stream, not the current device's (cuda:1 …)
     return host, event
 
 

@@ -590,11 +590,22 @@ class TrainTab(QWidget):
         except Exception:  # noqa: BLE001 — the chart just starts empty
             history = []
         # The run keeps its own plan (its schedule was built for it); the form's epoch count is not used here.
-        # A run that has already done its planned epochs (a failure in the last one) gets one more.
-        override.train.epochs = max(self._stored_epochs(run_dir) or 0, len(history) + 1)
+        # A run that has done all its planned epochs (it failed after the last one) gets one more.
+        override.train.epochs = max(self._stored_epochs(run_dir) or 0, self._epochs_saved(run_dir, history) + 1)
         override.data.root = ""
         self._launch(override, None, resume=run_dir, history=history)
         return True
+
+    @staticmethod
+    def _epochs_saved(run_dir: str, history: list) -> int:
+        """Epochs that last.pt holds: status.json's epochs_done is written after last.pt at each epoch's end,
+        history.csv before it (a run killed in between has one history row more than its checkpoint)."""
+        import json
+
+        try:
+            return int(json.loads((Path(run_dir) / "status.json").read_text("utf-8"))["epochs_done"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return len(history)
 
     @staticmethod
     def _stored_epochs(run_dir: str) -> int | None:
@@ -839,8 +850,9 @@ class TrainTab(QWidget):
             with contextlib.suppress(OSError, ValueError):
                 evaluation = json.loads((Path(self.run_dir) / "evaluation.json").read_text(encoding="utf-8"))
         best_epoch = answer.get("best_epoch", status.get("best_epoch"))
+        run_dir = self.run_dir if self.run_dir and Path(self.run_dir).is_dir() else None  # gone: stopped early
         return FitResult(reason=reason, message=message, best_epoch=best_epoch,
-                         best_metric=answer.get("best_metric", status.get("best_metric")), run_dir=self.run_dir,
+                         best_metric=answer.get("best_metric", status.get("best_metric")), run_dir=run_dir,
                          history=answer.get("history") or snap.get("history") or [], evaluation=evaluation)
 
     def _finish_ddp(self) -> None:
@@ -994,6 +1006,9 @@ class TrainTab(QWidget):
         self.batch_bar.setRange(0, max(1, p.steps))
         self.batch_bar.setValue(p.step)
         self.batch_label.setText(f"Batch {p.step} / {p.steps}")
+        if self.state in (PAUSED, STOPPING):  # the batch in flight reports after Pause/Stop: keep their text
+            self.charts.add_batch(p.epoch, p.step, p.steps, p.loss)
+            return
         self.speed_label.setText(f"{p.images_per_s:,.0f} images/s" if p.images_per_s >= 10
                                  else f"{p.images_per_s:.1f} images/s")
         self.eta_label.setText(f"ETA {_fmt_duration(p.eta_s)}")

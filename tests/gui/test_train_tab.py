@@ -89,6 +89,10 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         tab.pause_button.click()
         assert tab.state == PAUSED and tab.resume_button.isEnabled() and not tab.pause_button.isEnabled()
         assert tab.eta_label.text() == "ETA – (paused)"  # no frozen estimate while paused
+        from core.engine import BatchProgress
+
+        tab._on_batch(BatchProgress(1, 3, 9, 1.0, 50.0, 12.0))  # the batch in flight reports after Pause
+        assert tab.eta_label.text() == "ETA – (paused)" and tab.batch_label.text() == "Batch 3 / 9"
         tab.resume_button.click()
         assert tab.state == RUNNING and tab.pause_button.isEnabled()
         with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
