@@ -403,6 +403,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         w = max(8, *(len(n) for n in names))
         print(f"{'class':<{w}}  precision  recall     f1  support")
         for row in ev["per_class"]:
+            if row["f1"] is None:  # a class with no images here and never predicted
+                print(f"{row['name']:<{w}}  {'—':>9}  {'—':>6}  {'—':>5}  {row['support']:>7}")
+                continue
             print(f"{row['name']:<{w}}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
                   f"{row['support']:>7}")
         print("confusion matrix (rows = true, columns = predicted):")

@@ -49,7 +49,9 @@ def _div(a: float, b: float) -> float:
 
 
 def per_class(cm: Sequence[Sequence[int]], class_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Precision, recall, F1 and support per class from a confusion matrix; 0.0 where a ratio is undefined."""
+    """Precision, recall, F1 and support per class from a confusion matrix; 0.0 where a ratio is undefined for a
+    class that occurs (in the labels or the predictions), None for all three where it does not occur at all
+    (e.g. a class the model knows but the evaluated folder lacks)."""
     n = len(cm)
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
     if len(names) != n:
@@ -62,11 +64,15 @@ def per_class(cm: Sequence[Sequence[int]], class_names: Sequence[str] | None = N
         precision = _div(tp, predicted)
         recall = _div(tp, support)
         f1 = _div(2 * precision * recall, precision + recall)
+        if not support and not predicted:
+            precision = recall = f1 = None
         out.append({"name": names[i], "precision": precision, "recall": recall, "f1": f1, "support": int(support)})
     return out
 
 
 def macro(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Unweighted means of precision, recall and F1 over the classes (0.0 for no classes)."""
+    """Unweighted means of precision, recall and F1 over the classes that occur (as scikit-learn's default
+    labels: those in the labels or the predictions); 0.0 when none does."""
+    rows = [r for r in rows if r["f1"] is not None]
     n = len(rows)
     return {k: _div(sum(r[k] for r in rows), n) for k in ("precision", "recall", "f1")}

@@ -252,6 +252,7 @@ class EvaluateTab(QWidget):
         self._cam_result: dict[str, Any] | None = None
         self._thumb_queue: deque = deque()
         self._generation = 0
+        self._eval_generation = 0  # answers of an evaluation started for another run or checkpoint are dropped
         self._gallery_rows: list[dict[str, Any]] = []
         self._build()
 
@@ -443,8 +444,19 @@ class EvaluateTab(QWidget):
         if folder:
             self.data_edit.setText(folder)
 
+    def _offer_splits(self, has: dict[str, bool]) -> None:
+        """Grey out the splits the run does not have (no test images: "test" would only fail)."""
+        model = self.split_combo.model()
+        for i in range(self.split_combo.count()):
+            name = self.split_combo.itemText(i)
+            item = model.item(i)
+            item.setEnabled(has.get(name, True))
+            item.setToolTip("" if has.get(name, True) else f"This run kept no {name} images")
+
     def set_checkpoint(self, path: str, data_root: str = "") -> None:
         """Evaluate a checkpoint that is not (necessarily) a run: fill the fields, clear the run."""
+        self._forget_running_evaluation()
+        self._offer_splits({})
         self._run_dir = None
         self.ckpt_edit.setText(str(path))
         if data_root:
@@ -452,16 +464,32 @@ class EvaluateTab(QWidget):
         self.source_label.setText("Checkpoint evaluation")
         self.evaluate_button.setText("Evaluate")
 
+    def forget_runs(self, paths: list) -> None:
+        """Deleted run folders: a shown run among them is cleared from the tab."""
+        if self._run_dir and any(Path(p) == Path(self._run_dir) for p in paths):
+            name = Path(self._run_dir).name
+            self._forget_running_evaluation()
+            self._run_dir = None
+            self._evaluation = None
+            self.ckpt_edit.clear()
+            self.source_label.setText("")
+            self._set_status(f"Run {name} was deleted.")
+            self.stack.setCurrentIndex(PAGE_EMPTY)
+
     def show_run(self, run_dir: str) -> None:
         """Show the run's evaluation.json, or offer to evaluate its best.pt on its data set."""
         run = Path(run_dir)
+        self._forget_running_evaluation()
         self._run_dir = str(run)
         cfg = self._read_json(run / "config.json") or {}
         data = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
         self.ckpt_edit.setText(str(run / "best.pt"))
         self.data_edit.setText(str(data.get("root") or ""))
-        test = float(data.get("test_split") or 0)
-        self.split_combo.setCurrentText("test" if test > 0 else "val")
+        sizes = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}  # the run's own split sizes
+        has = {"val": sizes.get("val_size", float(data.get("val_split") or 0)) > 0,
+               "test": sizes.get("test_size", float(data.get("test_split") or 0)) > 0}
+        self._offer_splits(has)
+        self.split_combo.setCurrentText("test" if has["test"] else "val" if has["val"] else "all")
         self.source_label.setText(f"Run: {run.name}")
         evaluation = self._read_json(run / "evaluation.json")
         self._set_status("")
@@ -517,14 +545,20 @@ class EvaluateTab(QWidget):
             self._set_status(f"Data folder not found: {data}", error=True)
             return
         save_to = None
-        if self._run_dir and Path(ckpt) == Path(self._run_dir) / "best.pt":
+        own_data = self._data_root_from_checkpoint(ckpt)
+        if (self._run_dir and Path(ckpt) == Path(self._run_dir) / "best.pt" and own_data
+                and Path(own_data).resolve() == Path(data).resolve()):
+            # Only an evaluation on the run's own data set becomes the run's evaluation.json
             save_to = str(Path(self._run_dir) / "evaluation.json")
         split = self.split_combo.currentText()
         worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to)
         worker.progress.connect(self._on_eval_progress)
+        self._eval_generation += 1
+        gen = self._eval_generation
         # Lambdas connected straight to a worker run on its thread; connect_worker relays them to ours.
-        connect_worker(worker, self, result=lambda ev, c=ckpt: self.show_evaluation(ev, c),
-                       failed=lambda msg: self._set_status(f"Evaluation failed: {msg}", error=True))
+        connect_worker(worker, self, result=lambda ev, c=ckpt: gen == self._eval_generation and self._on_result(ev, c),
+                       failed=lambda msg: gen == self._eval_generation and self._set_status(
+                           f"Evaluation failed: {msg}", error=True))
         worker.finished.connect(self._on_eval_finished)
         self._eval_worker = worker
         self.progress.setRange(0, 0)
@@ -559,6 +593,19 @@ class EvaluateTab(QWidget):
         if self._eval_worker is not None:
             self._eval_worker.cancel()
             self._set_status("Cancelling…")
+
+    def _forget_running_evaluation(self) -> None:
+        """Another run or checkpoint is shown: an evaluation still running is cancelled and its answer dropped."""
+        self._eval_generation += 1
+        if self._eval_worker is not None:
+            self._eval_worker.cancel()
+
+    def _on_result(self, ev: dict[str, Any], checkpoint: str) -> bool:
+        if ev.get("stopped") and not ev.get("num_samples"):  # cancelled before any image: keep what was shown
+            self._set_status("Evaluation cancelled.")
+            return True
+        self.show_evaluation(ev, checkpoint)
+        return True
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)

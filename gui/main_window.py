@@ -142,7 +142,8 @@ class MainWindow(QMainWindow):
             if name == "runs":
                 for sig, slot in (("predict_requested", self.predict_with),
                                   ("evaluate_requested", self.show_evaluation),
-                                  ("resume_requested", self.resume_run)):
+                                  ("resume_requested", self.resume_run),
+                                  ("runs_deleted", self._on_runs_deleted)):
                     if hasattr(widget, sig):
                         getattr(widget, sig).connect(slot)
         return widget
@@ -264,7 +265,8 @@ class MainWindow(QMainWindow):
         return ("<p><b>ResNeXt Studio</b> trains, evaluates and uses ResNeXt image classifiers "
                 "(Xie et al., <i>Aggregated Residual Transformations for Deep Neural Networks</i>, CVPR 2017).</p>"
                 f"<p>{' · '.join(versions)}<br>Device: {device}</p>"
-                "<p>Everything the window does is also a command: <code>python main.py --help</code>.</p>")
+                "<p>Everything the window does is also a command: "
+                "<code style='white-space:nowrap'>python main.py --help</code>.</p>")
 
     def _about(self) -> None:
         QMessageBox.about(self, "About ResNeXt Studio", self.about_text())
@@ -281,6 +283,14 @@ class MainWindow(QMainWindow):
         runs = self._optional.get("runs")  # a tab not built yet lists the runs when it is
         if runs is not None and hasattr(runs, "refresh"):
             runs.refresh()
+
+    def _on_runs_deleted(self, paths: list) -> None:
+        """No tab may keep pointing at a deleted run: the Train tab's result, the Evaluate tab, Predict's list."""
+        self.train_tab.forget_runs(paths)
+        for name in ("evaluate", "predict"):
+            tab = self._optional.get(name)
+            if tab is not None and hasattr(tab, "forget_runs"):
+                tab.forget_runs(paths)
 
     def show_evaluation(self, run_dir: str) -> None:
         if self.evaluate_tab is None:

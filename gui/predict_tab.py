@@ -8,7 +8,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QGuiApplication,
@@ -204,6 +204,8 @@ class PredictTab(QWidget):
         self._classes_seen: set[str] = set()
         self._prev_combo_index = -1
         self._image_name = "Image"
+        # what the table and the single view show: (kind, item, from_list, checkpoint, top_k) of the job that made it
+        self._jobs: dict[str, tuple] = {}
         self._build()
         self.refresh_models()
 
@@ -225,6 +227,11 @@ class PredictTab(QWidget):
         self.topk_spin.setValue(5)
         self.topk_spin.setToolTip("How many of the most likely classes to show per image")
         top.addWidget(self.topk_spin)
+        self._rerun_timer = QTimer(self)  # a few spin-box clicks make one new run, not one each
+        self._rerun_timer.setSingleShot(True)
+        self._rerun_timer.setInterval(400)
+        self._rerun_timer.timeout.connect(self._rerun_if_stale)
+        self.topk_spin.valueChanged.connect(lambda _v: self._rerun_timer.start())
         top.addSpacing(8)
         self.open_button = QPushButton("Open images…")
         self.open_button.clicked.connect(self._open_images)
@@ -422,6 +429,17 @@ class PredictTab(QWidget):
             self.model_combo.removeItem(placeholder)
         return self.model_combo.findData(path)
 
+    def forget_runs(self, paths: list) -> None:
+        """Deleted run folders leave the model list (a "File:" entry for one of their checkpoints too)."""
+        gone = [Path(p) for p in paths]
+        for i in reversed(range(self.model_combo.count())):
+            data = self.model_combo.itemData(i)
+            if data and any(Path(str(data)).parent == g for g in gone):
+                self.model_combo.removeItem(i)
+        self._prev_combo_index = self.model_combo.currentIndex()
+        if self._worker is None:
+            self.refresh_models()
+
     def checkpoint(self) -> str | None:
         """The checkpoint file predictions use, or None when none is chosen."""
         data = self.model_combo.currentData()
@@ -436,10 +454,12 @@ class PredictTab(QWidget):
         self.model_combo.setCurrentIndex(idx)
         self._prev_combo_index = idx
         self._set_status(f"Model: {path}")
+        self._rerun_if_stale()
 
     def _on_model_activated(self, index: int) -> None:
         if self.model_combo.itemText(index) != CHOOSE_FILE:
             self._prev_combo_index = index
+            self._rerun_if_stale()
             return
         path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", str(self._runs_dir or ""),
                                               "Checkpoints (*.pt *.pth);;All files (*)")
@@ -544,6 +564,7 @@ class PredictTab(QWidget):
             self._worker.cancel()
             return
         top_k = self.topk_spin.value()
+        self._jobs[kind] = (kind, item, from_list, checkpoint, top_k)
         if kind == "many":
             self._reset_table()
             self.stack.setCurrentIndex(2)
@@ -566,6 +587,15 @@ class PredictTab(QWidget):
         self.cancel_button.setVisible(kind == "many")
         self.cancel_button.setEnabled(True)
         start_worker(worker, self)
+
+    def _rerun_if_stale(self) -> None:
+        """The model or top-k changed: classify what is on screen again, so no table or view shows answers of a
+        model that is no longer chosen."""
+        shown = {1: "one", 2: "many"}.get(self.stack.currentIndex())
+        job = self._jobs.get(shown) if shown else None
+        if job is None or (job[3], job[4]) == (self.checkpoint(), self.topk_spin.value()):
+            return
+        self._start(job[0], job[1], job[2])
 
     def _on_finished(self) -> None:
         self._drain()
@@ -754,7 +784,7 @@ class PredictTab(QWidget):
         from core.predict import write_csv
 
         try:
-            write_csv(self._results, path, self.topk_spin.value())
+            write_csv(self._results, path, self._jobs["many"][4] if "many" in self._jobs else self.topk_spin.value())
         except OSError as e:
             self._set_status(f"Could not write {path}: {e.strerror or e}", error=True)
             return

@@ -76,6 +76,7 @@ class RunsTab(QWidget):
     predict_requested = Signal(str)  # path of best.pt
     evaluate_requested = Signal(str)  # run folder
     resume_requested = Signal(str)  # run folder
+    runs_deleted = Signal(list)  # run folders that no longer exist
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -287,7 +288,7 @@ class RunsTab(QWidget):
         self._on_selection()
 
     def _fill_row(self, row: int, info: Any) -> None:
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created)) if info.created else "—"
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.created)) if info.created else "—"
         planned = info.epochs_planned
         epochs = f"{info.epochs_done} / {planned}" if planned else str(info.epochs_done)
         acc = "—" if info.best_val_acc is None else f"{info.best_val_acc:.1%}"
@@ -393,8 +394,9 @@ class RunsTab(QWidget):
         self.predict_button.setEnabled(bool(one and one.has_best))
         self.evaluate_button.setEnabled(bool(one and one.has_best))
         self.resume_button.setEnabled(bool(one and one.has_last and one.status in RESUMABLE))
-        self.png_button.setEnabled(bool(paths))
-        self.csv_button.setEnabled(len(paths) == 1)
+        with_epochs = [p for p in paths if (i := self._info(p)) is not None and i.epochs_done]
+        self.png_button.setEnabled(bool(with_epochs))  # nothing to draw or list for runs without a finished epoch
+        self.csv_button.setEnabled(len(paths) == 1 and bool(with_epochs))
         self.delete_button.setEnabled(bool(paths) and all(
             (i := self._info(p)) is not None and i.status != "running" for p in paths))
         if one is not None and not one.has_best:
@@ -497,7 +499,9 @@ class RunsTab(QWidget):
         if record.evaluation:
             acc = record.evaluation.get("accuracy")
             if acc is not None:
-                rows.append(("evaluated accuracy", f"{acc:.2%}"))
+                ev = record.evaluation
+                where = f"{ev.get('split', '?')} split, {ev.get('num_samples', '?')} images"
+                rows.append(("evaluated accuracy", f"{acc:.2%} ({where})"))
         for k, v in rows:
             item = QTreeWidgetItem([k, _fmt(v)])
             item.setToolTip(1, _fmt(v))  # long values (a stop message) are cut at the column's edge
@@ -553,7 +557,7 @@ class RunsTab(QWidget):
         """Save the curves as they are drawn now."""
         self._ensure_canvas()
         try:
-            self.figure.savefig(path, format="png", dpi=150, facecolor="white")
+            self.figure.savefig(path, format="png", dpi=150, facecolor="white", bbox_inches="tight")
         except OSError as e:
             QMessageBox.warning(self, "Export curves", f"Could not write {path}: {e.strerror or e}")
 
@@ -592,20 +596,24 @@ class RunsTab(QWidget):
         names = "\n".join(Path(p).name for p in paths[:10]) + ("\n…" if len(paths) > 10 else "")
         answer = QMessageBox.question(
             self, "Delete runs",
-            f"Delete {len(paths)} run folder{'s' if len(paths) > 1 else ''} with their checkpoints?\n\n{names}\n\n"
+            f"Delete {len(paths)} run folder{'s' if len(paths) > 1 else ''} with "
+            f"{'their' if len(paths) > 1 else 'its'} checkpoints?\n\n{names}\n\n"
             "This cannot be undone.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
         if answer != QMessageBox.StandardButton.Yes:
             return False
         store = self._store()
-        errors = []
+        errors, deleted = [], []
         for p in paths:
             try:
                 store.delete(p)
+                deleted.append(p)
             except (OSError, ValueError) as e:
                 errors.append(f"{Path(p).name}: {e}")
         self.table.clearSelection()
         self.refresh()
+        if deleted:
+            self.runs_deleted.emit(deleted)
         if errors:
             QMessageBox.warning(self, "Delete runs", "Some runs could not be deleted:\n" + "\n".join(errors))
         return len(errors) < len(paths)

@@ -1083,6 +1083,16 @@ class TrainTab(QWidget):
             QMessageBox.critical(self, "Training failed", result.message or "Training failed (see the log).")
         self.run_finished.emit(result)
 
+    def forget_runs(self, paths: list) -> None:
+        """Deleted run folders: if the shown result is one of them, its buttons go and the summary says so."""
+        if not self.run_dir or self.state != IDLE or not any(Path(p) == Path(self.run_dir) for p in paths):
+            return
+        for b in (self.evaluate_button, self.predict_button, self.open_button):
+            b.setEnabled(False)
+        self.best_checkpoint = self.last_checkpoint = None
+        self.result_label.setText(self.result_label.text() + "<br><i>This run's folder has been deleted.</i>")
+        self.run_dir = None
+
     def _request_predict(self) -> None:
         if self.best_checkpoint:
             self.predict_requested.emit(self.best_checkpoint)

@@ -81,10 +81,14 @@ class _LazyToken:
 
 
 def _error_text(exc: BaseException) -> str:
-    """One readable line: our own error types carry a user message already; others get their type name."""
+    """One readable line: our own error types and ValueErrors carry a user message already ("the test split of …
+    is empty"), file errors say which file and why; anything else gets its type name."""
     name = type(exc).__name__
     text = str(exc).strip() or name
-    if name in ("DataError", "ModelError", "ConfigError", "CheckpointError", "ImageLoadError"):
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename2 or exc.filename
+        return f"{where}: {exc.strerror}" if where else exc.strerror
+    if isinstance(exc, ValueError) or name in ("ModelError", "ImageLoadError"):
         return text
     return f"{name}: {text}"
 

@@ -42,10 +42,15 @@ def test_per_class_hand_computed():
     assert m["precision"] == pytest.approx((2 / 3 + 0.5 + 0.75) / 3)
 
 
-def test_per_class_undefined_is_zero_not_nan():
-    cm = [[3, 0], [0, 0]]  # class 1 never appears and is never predicted
-    rows = metrics.per_class(cm, ["x", "y"])
-    assert rows[1] == {"name": "y", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-    assert rows[0]["f1"] == 1.0
+def test_per_class_undefined_is_zero_not_nan_and_absent_classes_are_left_out():
+    # x: 3 right; y: never in the labels, never predicted (the evaluated folder lacks it); z: one image, taken for x
+    cm = [[3, 0, 0], [0, 0, 0], [1, 0, 0]]
+    rows = metrics.per_class(cm, ["x", "y", "z"])
+    assert rows[1] == {"name": "y", "precision": None, "recall": None, "f1": None, "support": 0}
+    assert rows[2] == {"name": "z", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}  # occurs: counts
+    f1_x = 2 * 0.75 * 1.0 / 1.75
+    assert rows[0]["f1"] == pytest.approx(f1_x)
+    assert metrics.macro(rows)["f1"] == pytest.approx(f1_x / 2)  # over x and z, as scikit-learn does
+    assert metrics.macro([rows[1]]) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
     with pytest.raises(ValueError):
         metrics.per_class(cm, ["only-one"])

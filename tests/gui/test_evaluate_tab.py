@@ -157,3 +157,52 @@ def test_missing_checkpoint_is_reported(tab, tmp_path):
     tab.evaluate_now()
     assert not tab.is_busy()
     assert "Checkpoint not found" in tab.status_label.text()
+
+
+@pytest.mark.timeout(180)
+def test_another_folder_does_not_replace_the_runs_own_evaluation(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, sample_evaluation(data))
+    other = make_dataset(tmp_path / "other_pets", per_class=2)
+    tab.show_run(str(run))
+    tab.data_edit.setText(str(other))
+    tab.split_combo.setCurrentText("all")
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS and tab.evaluation()["num_samples"] == 6
+    assert json.loads((run / "evaluation.json").read_text()) == sample_evaluation(data)  # untouched
+
+
+@pytest.mark.timeout(180)
+def test_an_answer_for_a_run_no_longer_shown_is_dropped(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    a = make_run(tmp_path / "runs_a", data, None)
+    b = make_run(tmp_path / "runs_b", data, sample_evaluation(data))
+    tab.show_run(str(a))
+    tab.evaluate_now_button.click()
+    assert tab.is_busy()
+    tab.show_run(str(b))  # the user moves on before A's evaluation ends
+    wait_idle(qtbot, tab)
+    assert tab.evaluation()["num_samples"] == 16  # B's own numbers stay on screen, not A's answer
+    assert not (a / "evaluation.json").exists() or json.loads((a / "evaluation.json").read_text())["num_samples"]
+
+
+@pytest.mark.timeout(180)
+def test_cancelling_before_any_image_keeps_what_was_shown(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, sample_evaluation(data))
+    tab.show_run(str(run))
+    tab._on_result({"stopped": True, "num_samples": 0, "confusion_matrix": [[0] * 3] * 3, "class_names": CLASSES},
+                   str(run / "best.pt"))
+    assert tab.evaluation()["num_samples"] == 16 and tab.status_label.text() == "Evaluation cancelled."
+
+
+def test_splits_the_run_does_not_have_are_not_offered(tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)  # val 25 %, test 0
+    tab.show_run(str(run))
+    enabled = {tab.split_combo.itemText(i): tab.split_combo.model().item(i).isEnabled()
+               for i in range(tab.split_combo.count())}
+    assert enabled == {"val": True, "test": False, "all": True} and tab.split_combo.currentText() == "val"
+    tab.set_checkpoint(str(run / "best.pt"), str(data))  # a plain checkpoint: every split may be tried
+    assert all(tab.split_combo.model().item(i).isEnabled() for i in range(tab.split_combo.count()))

@@ -266,3 +266,42 @@ def test_default_model_is_the_latest_runs_best(qtbot, tmp_path, ckpt):
     assert w.checkpoint() == str(other)
     w.refresh_models()
     assert w.checkpoint() == str(other)
+
+
+@pytest.mark.timeout(240)
+def test_changing_the_model_or_top_k_classifies_the_shown_images_again(qtbot, tab, ckpt, inputs, tmp_path):
+    import csv
+
+    from core.predict import Predictor
+
+    other = make_checkpoint(tmp_path / "model_b" / "best.pt", seed=7)
+    images = [str(p) for p in inputs["loose"] + inputs["in_folder"]]
+    tab.set_checkpoint(str(ckpt))
+    tab.topk_spin.setValue(2)
+    tab.predict_paths(images)
+    wait_idle(qtbot, tab)
+    assert all(len(r.top) == 2 for r in tab.results())
+
+    tab.set_checkpoint(str(other))  # the table must not keep the first model's answers
+    assert tab.is_busy()
+    wait_idle(qtbot, tab)
+    expected = Predictor.from_checkpoint(other, device="cpu").predict(images, top_k=2)
+    assert [(r.label, round(r.confidence, 4)) for r in tab.results()] == \
+        [(e.label, round(e.confidence, 4)) for e in expected]
+
+    tab.topk_spin.setValue(3)
+    qtbot.waitUntil(tab.is_busy, timeout=5000)  # after a short pause for more clicks
+    wait_idle(qtbot, tab)
+    assert all(len(r.top) == 3 for r in tab.results())
+    out = tmp_path / "p.csv"
+    tab.export_csv(str(out))
+    with open(out, newline="") as f:
+        header = next(csv.reader(f))
+    assert "top3" in header and "top4" not in header  # the export matches the table
+
+
+def test_a_deleted_run_leaves_the_model_list(tab, ckpt):
+    tab.set_checkpoint(str(ckpt))
+    assert tab.checkpoint() == str(ckpt)
+    tab.forget_runs([str(ckpt.parent)])
+    assert tab.model_combo.findData(str(ckpt)) < 0 and tab.checkpoint() != str(ckpt)

@@ -128,7 +128,7 @@ def test_exports(tab, runs, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_delete_asks_and_removes(tab, runs, monkeypatch):
+def test_delete_asks_and_removes(qtbot, tab, runs, monkeypatch):
     asked = []
 
     def answer(reply):
@@ -142,7 +142,9 @@ def test_delete_asks_and_removes(tab, runs, monkeypatch):
     assert tab.delete_selected() is False
     assert runs["failed"].is_dir() and tab.run_count() == 3
     monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
-    assert tab.delete_selected() is True
+    with qtbot.waitSignal(tab.runs_deleted, timeout=5000) as deleted:
+        assert tab.delete_selected() is True
+    assert deleted.args[0] == [str(runs["failed"])]  # the other tabs drop what pointed at it
     assert len(asked) == 2 and runs["failed"].name in asked[-1]
     assert not runs["failed"].exists()
     assert tab.run_count() == 2

@@ -262,3 +262,20 @@ def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_
         assert tab.charts.epoch_points == 3
     finally:
         _cleanup(panel, tab)
+
+
+def test_a_deleted_run_takes_its_result_buttons_with_it(qtbot, tmp_path, runs_dir):
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    run = tmp_path / "run"
+    run.mkdir()
+    tab.run_dir, tab.best_checkpoint = str(run), str(run / "best.pt")
+    for b in (tab.evaluate_button, tab.predict_button, tab.open_button):
+        b.setEnabled(True)
+    tab.forget_runs([str(tmp_path / "another")])
+    assert tab.evaluate_button.isEnabled()  # not the shown run: nothing changes
+    tab.forget_runs([str(run)])
+    assert not any(b.isEnabled() for b in (tab.evaluate_button, tab.predict_button, tab.open_button))
+    assert tab.run_dir is None and "deleted" in tab.result_label.text()
