@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
-from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QTimer
 from PySide6.QtTest import QTest
 
 
 def test_event_loop_calls_keep_none_alive(qapp):
+    # Widgets of earlier tests still waiting for deleteLater (and garbage) free objects, and with them references
+    # to None, as soon as the loop runs: let that happen before counting.
+    for _ in range(3):
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        qapp.processEvents()
+        gc.collect()
     before = sys.getrefcount(None)
     loop = QEventLoop()
     for _ in range(300):
