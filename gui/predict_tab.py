@@ -738,7 +738,7 @@ class PredictTab(QWidget):
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
         errors = sum(1 for r in self._results if not r.ok)
-        text = count_noun(total, "image") + (f", {errors} unreadable" if errors else "")
+        text = count_noun(total, "file") + (f", {errors} unreadable" if errors else "")
         if shown != total:
             text += f" — showing {shown}"
         self.count_label.setText(text)
