@@ -307,8 +307,8 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
         if args.epochs < 1:
             raise UsageError(f"--epochs {args.epochs}: must be ≥ 1")
         if args.epochs <= done:
-            raise UsageError(f"--epochs {args.epochs}: the run has already trained {done} epochs; give more to "
-                             f"extend it")
+            raise UsageError(f"--epochs {args.epochs}: the run has already trained {done} "
+                             f"epoch{'s' if done != 1 else ''}; give more to extend it")
         cfg.train.epochs = args.epochs
     if args.device is not None:
         cfg.train.device = args.device
