@@ -253,6 +253,8 @@ class EvaluateTab(QWidget):
         self._thumb_queue: deque = deque()
         self._generation = 0
         self._eval_generation = 0  # answers of an evaluation started for another run or checkpoint are dropped
+        self._eval_target: str | None = None  # the checkpoint being evaluated
+        self._eval_queued = False  # "Evaluate now" pressed while a cancelled evaluation was still stopping
         self._gallery_rows: list[dict[str, Any]] = []
         self._build()
 
@@ -455,7 +457,7 @@ class EvaluateTab(QWidget):
 
     def set_checkpoint(self, path: str, data_root: str = "") -> None:
         """Evaluate a checkpoint that is not (necessarily) a run: fill the fields, clear the run."""
-        self._forget_running_evaluation()
+        self._forget_running_evaluation(str(path))
         self._offer_splits({})
         self._run_dir = None
         self.ckpt_edit.setText(str(path))
@@ -479,7 +481,7 @@ class EvaluateTab(QWidget):
     def show_run(self, run_dir: str) -> None:
         """Show the run's evaluation.json, or offer to evaluate its best.pt on its data set."""
         run = Path(run_dir)
-        self._forget_running_evaluation()
+        self._forget_running_evaluation(str(run / "best.pt"))
         self._run_dir = str(run)
         cfg = self._read_json(run / "config.json") or {}
         data = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
@@ -529,6 +531,11 @@ class EvaluateTab(QWidget):
     def evaluate_now(self) -> None:
         """Evaluate the checkpoint in the fields on the data folder in the fields (in a worker)."""
         if self._eval_worker is not None:
+            if self._eval_worker.cancelled:  # an evaluation that is stopping: this one starts when it has
+                self._eval_queued = True
+                self._set_status("Starting when the previous evaluation has stopped…")
+            else:
+                self._set_status("An evaluation is already running; its results appear here when it ends.")
             return
         ckpt = self.ckpt_edit.text().strip()
         data = self.data_edit.text().strip()
@@ -557,10 +564,10 @@ class EvaluateTab(QWidget):
         gen = self._eval_generation
         # Lambdas connected straight to a worker run on its thread; connect_worker relays them to ours.
         connect_worker(worker, self, result=lambda ev, c=ckpt: gen == self._eval_generation and self._on_result(ev, c),
-                       failed=lambda msg: gen == self._eval_generation and self._set_status(
-                           f"Evaluation failed: {msg}", error=True))
+                       failed=lambda msg, w=worker: gen == self._eval_generation and self._on_eval_failed(msg, w))
         worker.finished.connect(self._on_eval_finished)
         self._eval_worker = worker
+        self._eval_target = ckpt
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.cancel_button.setVisible(True)
@@ -584,19 +591,35 @@ class EvaluateTab(QWidget):
 
     def _on_eval_finished(self) -> None:
         self._eval_worker = None
+        self._eval_target = None
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self.evaluate_button.setEnabled(True)
-        self.evaluate_now_button.setEnabled(True)
+        # "Evaluate now" follows what is shown now (the run switched while this one ran may have no best.pt)
+        self.evaluate_now_button.setEnabled(self._run_dir is None or (Path(self._run_dir) / "best.pt").is_file())
+        if self._eval_queued:
+            self._eval_queued = False
+            self.evaluate_now()
+
+    def _on_eval_failed(self, message: str, worker: Any) -> bool:
+        if worker.cancelled:  # a cancel while the folder was still being scanned ends as "scan cancelled"
+            self._set_status("Evaluation cancelled.")
+        else:
+            self._set_status(f"Evaluation failed: {message}", error=True)
+        return True
 
     def cancel(self) -> None:
         if self._eval_worker is not None:
             self._eval_worker.cancel()
             self._set_status("Cancelling…")
 
-    def _forget_running_evaluation(self) -> None:
-        """Another run or checkpoint is shown: an evaluation still running is cancelled and its answer dropped."""
+    def _forget_running_evaluation(self, target: str | None = None) -> None:
+        """Another run or checkpoint is shown: an evaluation still running is cancelled and its answer dropped.
+        Showing the checkpoint being evaluated again changes nothing."""
+        if self._eval_worker is not None and target is not None and self._eval_target == target:
+            return
         self._eval_generation += 1
+        self._eval_queued = False
         if self._eval_worker is not None:
             self._eval_worker.cancel()
 

@@ -215,7 +215,8 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&Training")
         t = self.train_tab
-        add(m, "start", "&Start training", lambda: (self.tabs.setCurrentWidget(t), t.start()), "Ctrl+Return")
+        # F5, not Ctrl+Return: a window-wide Ctrl+Return would start a run from any text field of any tab
+        add(m, "start", "&Start training", lambda: (self.tabs.setCurrentWidget(t), t.start()), "F5")
         add(m, "pause", "&Pause", t.pause, "Ctrl+Shift+P")
         add(m, "resume", "&Resume", t.resume, "Ctrl+Shift+R")
         add(m, "stop", "S&top after this batch", t.stop, "Ctrl+.")
@@ -345,7 +346,8 @@ class MainWindow(QMainWindow):
     def _on_device_known(self, text: str) -> None:
         self._device_text = text
         self.device_label.setText(text)
-        self.train_tab.on_environment_ready()
+        if not self._closing:  # the answer can arrive while closing waits for workers: start no new one then
+            self.train_tab.on_environment_ready()
 
     def _on_device_in_use(self, text: str) -> None:
         self.device_label.setText(f"Training on {text}" if text else self._device_text)

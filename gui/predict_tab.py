@@ -287,7 +287,7 @@ class PredictTab(QWidget):
         side.setMinimumWidth(300)
         v = QVBoxLayout(side)
         self.back_button = QPushButton("← Back to the list")
-        self.back_button.clicked.connect(lambda: self.stack.setCurrentIndex(2))
+        self.back_button.clicked.connect(lambda: (self.stack.setCurrentIndex(2), self._rerun_if_stale()))
         self.back_button.setVisible(False)
         v.addWidget(self.back_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.file_label = QLabel("")
@@ -436,25 +436,38 @@ class PredictTab(QWidget):
             data = self.model_combo.itemData(i)
             if data and any(Path(str(data)).parent == g for g in gone):
                 self.model_combo.removeItem(i)
+        self.refresh_models()  # never leaves the list without a model or its placeholder
         self._prev_combo_index = self.model_combo.currentIndex()
-        if self._worker is None:
-            self.refresh_models()
 
     def checkpoint(self) -> str | None:
         """The checkpoint file predictions use, or None when none is chosen."""
         data = self.model_combo.currentData()
         return str(data) if data else None
 
-    def set_checkpoint(self, path: str) -> None:
-        """Use this checkpoint file (adds it to the model list if it is not a listed run's best.pt)."""
+    def set_checkpoint(self, path: str, rerun: bool = False) -> None:
+        """Use this checkpoint file (adds it to the model list if it is not a listed run's best.pt).
+
+        Results of another model on screen are classified again when the user chose the model here (rerun=True);
+        when another tab sets it ("Predict with this model"), they are cleared instead: a large table is not
+        re-classified behind the user's back, and no answer of the old model stays next to the new name."""
         path = str(path)
+        if self._worker is None:
+            self.refresh_models()  # a run trained since the last visit gets its name, not a "File:" entry
         idx = self.model_combo.findData(path)
         if idx < 0:
             idx = self._add_file_item(path)
         self.model_combo.setCurrentIndex(idx)
         self._prev_combo_index = idx
         self._set_status(f"Model: {path}")
-        self._rerun_if_stale()
+        if rerun:
+            self._rerun_if_stale()
+        elif any(job[3] != path for job in self._jobs.values()) and self.stack.currentIndex() in (1, 2):
+            self.cancel()
+            self._jobs.clear()
+            self._reset_table()
+            self._single = None
+            self.stack.setCurrentIndex(0)
+            self._set_status(f"Model: {path}. Drop images or folders to classify them.")
 
     def _on_model_activated(self, index: int) -> None:
         if self.model_combo.itemText(index) != CHOOSE_FILE:
@@ -464,7 +477,7 @@ class PredictTab(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", str(self._runs_dir or ""),
                                               "Checkpoints (*.pt *.pth);;All files (*)")
         if path:
-            self.set_checkpoint(path)
+            self.set_checkpoint(path, rerun=True)
         else:
             self.model_combo.setCurrentIndex(max(0, self._prev_combo_index))
 
@@ -591,6 +604,8 @@ class PredictTab(QWidget):
     def _rerun_if_stale(self) -> None:
         """The model or top-k changed: classify what is on screen again, so no table or view shows answers of a
         model that is no longer chosen."""
+        if self._pending is not None:  # a job waiting to start uses the current model and top-k anyway
+            return
         shown = {1: "one", 2: "many"}.get(self.stack.currentIndex())
         job = self._jobs.get(shown) if shown else None
         if job is None or (job[3], job[4]) == (self.checkpoint(), self.topk_spin.value()):

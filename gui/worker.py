@@ -86,9 +86,10 @@ def _error_text(exc: BaseException) -> str:
     name = type(exc).__name__
     text = str(exc).strip() or name
     if isinstance(exc, OSError) and exc.strerror:
-        where = exc.filename2 or exc.filename
+        where = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f)  # a rename names both
         return f"{where}: {exc.strerror}" if where else exc.strerror
-    if isinstance(exc, ValueError) or name in ("ModelError", "ImageLoadError"):
+    if type(exc) is ValueError or name in ("DataError", "ConfigError", "CheckpointError", "ModelError",
+                                           "ImageLoadError"):  # not JSONDecodeError & co: their text needs the type
         return text
     return f"{name}: {text}"
 
@@ -253,25 +254,28 @@ def active_threads() -> list[QThread]:
 
 
 def wait_for_workers(timeout_s: float = 30.0, cancel: bool = True) -> bool:
-    """Ask every tracked worker to stop and wait for the threads while processing events. True if all ended."""
-    if cancel:
-        for _, worker, *_rest in list(_ACTIVE):
-            stopper = getattr(worker, "cancel", None) or getattr(worker, "stop", None)
-            if stopper is not None:
-                with contextlib.suppress(RuntimeError):
-                    stopper()
+    """Ask every tracked worker to stop and wait for the threads while processing events. True if all ended.
+
+    Delivering a finished worker's result can start another worker (a scan's result starts the thumbnails):
+    those are stopped and waited for too, until nothing runs or the time is up."""
     deadline = time.monotonic() + timeout_s
     app = QCoreApplication.instance()
-    while time.monotonic() < deadline:
-        if not active_threads():
-            break
-        if app is not None:
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-        for t in active_threads():
-            t.wait(20)
-    if app is not None:  # deliver the queued finished/deleteLater events
-        app.processEvents()
-    return not active_threads()
+    while True:
+        if cancel:
+            for _, worker, *_rest in list(_ACTIVE):
+                stopper = getattr(worker, "cancel", None) or getattr(worker, "stop", None)
+                if stopper is not None:
+                    with contextlib.suppress(RuntimeError):
+                        stopper()
+        while time.monotonic() < deadline and active_threads():
+            if app is not None:
+                app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            for t in active_threads():
+                t.wait(20)
+        if app is not None:  # deliver the queued finished/deleteLater events
+            app.processEvents()
+        if not active_threads() or time.monotonic() >= deadline:
+            return not active_threads()
 
 
 class TrainingWorker(QObject):

@@ -103,6 +103,7 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
     from gui.train_tab import IDLE, RUNNING
 
     w = window(load_initial=False)
+    assert w.actions["start"].shortcut().toString() == "F5"  # not Ctrl+Return: text fields of every tab take it
     titles = [a.text() for a in w.menuBar().actions()]
     assert titles == ["&File", "&Training", "&View", "&Help"]
     for i, name in enumerate(("dataset", "train", "evaluate", "predict", "runs")):

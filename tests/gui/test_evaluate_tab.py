@@ -174,17 +174,48 @@ def test_another_folder_does_not_replace_the_runs_own_evaluation(qtbot, tab, tmp
 
 
 @pytest.mark.timeout(180)
-def test_an_answer_for_a_run_no_longer_shown_is_dropped(qtbot, tab, tmp_path):
+def test_an_answer_for_a_run_no_longer_shown_is_dropped(qtbot, tab, tmp_path, monkeypatch):
+    import gui.evaluate_tab as evaluate_tab
+
     data = make_dataset(tmp_path / "pets")
     a = make_run(tmp_path / "runs_a", data, None)
     b = make_run(tmp_path / "runs_b", data, sample_evaluation(data))
+    real_job = evaluate_tab._evaluate_job
+    # A's job finishes with a real answer even though it is cancelled: only the tab may drop it
+    monkeypatch.setattr(evaluate_tab, "_evaluate_job",
+                        lambda *args, progress=None, stop=None: real_job(*args, progress=progress))
     tab.show_run(str(a))
     tab.evaluate_now_button.click()
     assert tab.is_busy()
     tab.show_run(str(b))  # the user moves on before A's evaluation ends
     wait_idle(qtbot, tab)
     assert tab.evaluation()["num_samples"] == 16  # B's own numbers stay on screen, not A's answer
-    assert not (a / "evaluation.json").exists() or json.loads((a / "evaluation.json").read_text())["num_samples"]
+    assert tab.source_label.text().endswith(b.name) and "failed" not in tab.status_label.text()
+
+
+@pytest.mark.timeout(180)
+def test_showing_the_run_being_evaluated_again_keeps_its_evaluation(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    tab.show_run(str(run))
+    tab.evaluate_now_button.click()
+    tab.show_run(str(run))  # e.g. the Train tab's Evaluate button pressed again
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS and (run / "evaluation.json").is_file()
+
+
+@pytest.mark.timeout(180)
+def test_evaluate_now_after_switching_waits_for_the_stopping_one(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    a = make_run(tmp_path / "runs_a", data, None)
+    b = make_run(tmp_path / "runs_b", data, None)
+    tab.show_run(str(a))
+    tab.evaluate_now_button.click()
+    tab.show_run(str(b))  # A's evaluation is cancelled; it may still be stopping
+    tab.evaluate_now_button.click()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS and (b / "evaluation.json").is_file()
+    assert not (a / "evaluation.json").exists()
 
 
 @pytest.mark.timeout(180)
@@ -192,9 +223,17 @@ def test_cancelling_before_any_image_keeps_what_was_shown(qtbot, tab, tmp_path):
     data = make_dataset(tmp_path / "pets")
     run = make_run(tmp_path / "runs", data, sample_evaluation(data))
     tab.show_run(str(run))
+    tab.evaluate_now()
+    tab.cancel()  # at once: while the folder is being scanned, or before the first batch
+    wait_idle(qtbot, tab)
+    assert tab.status_label.text() in ("Evaluation cancelled.", "Cancelled: these numbers cover only the first "
+                                       f"{tab.evaluation()['num_samples']} images.")
+    if tab.status_label.text() == "Evaluation cancelled.":
+        assert tab.evaluation()["num_samples"] == 16  # what was shown stays
+    # no image at all: the answer is not drawn over the previous results
     tab._on_result({"stopped": True, "num_samples": 0, "confusion_matrix": [[0] * 3] * 3, "class_names": CLASSES},
                    str(run / "best.pt"))
-    assert tab.evaluation()["num_samples"] == 16 and tab.status_label.text() == "Evaluation cancelled."
+    assert tab.status_label.text() == "Evaluation cancelled."
 
 
 def test_splits_the_run_does_not_have_are_not_offered(tab, tmp_path):

@@ -282,22 +282,41 @@ def test_changing_the_model_or_top_k_classifies_the_shown_images_again(qtbot, ta
     wait_idle(qtbot, tab)
     assert all(len(r.top) == 2 for r in tab.results())
 
-    tab.set_checkpoint(str(other))  # the table must not keep the first model's answers
+    tab.set_checkpoint(str(other), rerun=True)  # chosen here: the table must not keep the first model's answers
     assert tab.is_busy()
     wait_idle(qtbot, tab)
     expected = Predictor.from_checkpoint(other, device="cpu").predict(images, top_k=2)
     assert [(r.label, round(r.confidence, 4)) for r in tab.results()] == \
         [(e.label, round(e.confidence, 4)) for e in expected]
 
-    tab.topk_spin.setValue(3)
-    qtbot.waitUntil(tab.is_busy, timeout=5000)  # after a short pause for more clicks
+    def header(path):
+        tab.export_csv(str(path))
+        with open(path, newline="") as f:
+            return next(csv.reader(f))
+
+    tab.topk_spin.setValue(4)
+    assert not tab.is_busy()  # not yet: a short pause for more clicks
+    h = header(tmp_path / "before.csv")  # exported now, it must describe the table (top 2), not the spin box
+    assert "top2" in h and "top3" not in h
+    qtbot.waitUntil(tab.is_busy, timeout=5000)
     wait_idle(qtbot, tab)
-    assert all(len(r.top) == 3 for r in tab.results())
-    out = tmp_path / "p.csv"
-    tab.export_csv(str(out))
-    with open(out, newline="") as f:
-        header = next(csv.reader(f))
-    assert "top3" in header and "top4" not in header  # the export matches the table
+    assert all(len(r.top) == 3 for r in tab.results())  # only three classes exist
+    h = header(tmp_path / "after.csv")
+    assert "top4" in h and "top5" not in h
+
+    # a row opened from the table, the model changed there, then back: the table is classified again too
+    tab.model_combo.setCurrentIndex(tab.model_combo.findData(str(ckpt)))
+    tab._on_row_activated(tab.proxy.index(0, 0))
+    wait_idle(qtbot, tab)
+    tab.set_checkpoint(str(other), rerun=True)
+    wait_idle(qtbot, tab)
+    tab.back_button.click()
+    wait_idle(qtbot, tab)
+    assert tab._jobs["many"][3] == str(other)
+
+    # chosen from another tab ("Predict with this model"): old answers are cleared, not re-classified
+    tab.set_checkpoint(str(ckpt))
+    assert not tab.is_busy() and tab.stack.currentIndex() == 0 and tab.row_count() == 0
 
 
 def test_a_deleted_run_leaves_the_model_list(tab, ckpt):
