@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QStyle,
+    QStyledItemDelegate,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -85,6 +86,14 @@ class PredictorCache:
                     raise ValueError(f"{checkpoint}: cannot load this checkpoint ({type(e).__name__}: {e})") from e
                 self._key = key
             return self._predictor
+
+
+class _ElideRight(QStyledItemDelegate):
+    """Cut a cell's text at its end ("star 24.5 %  triangle 2…"), not in its middle."""
+
+    def initStyleOption(self, option: Any, index: Any) -> None:  # noqa: N802 - Qt override
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
 
 
 def _iter_predictions(predictor: Any, files: list[str], top_k: int, stop: Any) -> Any:
@@ -368,7 +377,8 @@ class PredictTab(QWidget):
         h.resizeSection(COL_CLASS, 160)
         h.resizeSection(COL_CONF, 100)
         h.setStretchLastSection(True)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file paths keep their start and their name
+        self.table.setItemDelegateForColumn(COL_TOPK, _ElideRight(self.table))  # a ranking keeps its first classes
         self.table.doubleClicked.connect(self._on_row_activated)
         self.table.setToolTip("Double-click a row to see the image large with its Grad-CAM")
         v.addWidget(self.table, 1)
