@@ -88,8 +88,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
 
 
 def _refusal(message: str) -> str:
-    """The safe loader's reason in a few words (torch's own message is a paragraph about weights_only=False,
-    which this program never uses)."""
+    """The safe loader's reason in a few words (torch's own message is a paragraph about turning the safe loader
+    off, which this program never does)."""
     m = re.search(r"GLOBAL ([\w.]+) was not an allowed global", message)
     if m:
         return f"it holds {m.group(1)} objects, which the safe loader refuses to load"

@@ -625,7 +625,7 @@ class BatchTransform:
             shift = (-mean / std).float().to(dev)
             gray_w = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1).to(dev)
             cached = self._const = (key, scale, shift, gray_w)
-        return cached[1], cached[2], cached[3]
+        return cached[1:]
 
     @staticmethod
     def _center(x: torch.Tensor, s: int) -> torch.Tensor:

@@ -49,6 +49,13 @@ from gui.widgets import Banner
 from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_running, start_worker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 REASONS = {"completed": "Training completed", "early_stop": "Stopped early (no more improvement)",
            "stopped": "Stopped by you", "failed": "Training failed"}
 DDP_POLL_MS = 500  # how often a torchrun run's folder is read
@@ -582,39 +589,23 @@ class TrainTab(QWidget):
         except ValueError as exc:
             self.banner.set_error(str(exc))
             return False
-        history = []
         try:
             from core.runs import RunStore
 
-            history = RunStore(Path(run_dir).parent).load(run_dir).history
-        except Exception:  # noqa: BLE001 — the chart just starts empty
-            history = []
+            record = RunStore(Path(run_dir).parent).load(run_dir)
+            history, config, status = record.history, record.config, record.status
+        except Exception:  # noqa: BLE001 — an unreadable folder: the chart starts empty
+            history, config, status = [], {}, {}
         # The run keeps its own plan (its schedule was built for it); the form's epoch count is not used here.
+        # The epochs last.pt holds: status.json's epochs_done is written after last.pt at each epoch's end,
+        # history.csv before it (a run killed in between has one history row more than its checkpoint).
         # A run that has done all its planned epochs (it failed after the last one) gets one more.
-        override.train.epochs = max(self._stored_epochs(run_dir) or 0, self._epochs_saved(run_dir, history) + 1)
+        planned = _int((config.get("train") or {}).get("epochs"), 0)
+        saved = _int(status.get("epochs_done"), len(history))
+        override.train.epochs = max(planned, saved + 1)
         override.data.root = ""
         self._launch(override, None, resume=run_dir, history=history)
         return True
-
-    @staticmethod
-    def _epochs_saved(run_dir: str, history: list) -> int:
-        """Epochs that last.pt holds: status.json's epochs_done is written after last.pt at each epoch's end,
-        history.csv before it (a run killed in between has one history row more than its checkpoint)."""
-        import json
-
-        try:
-            return int(json.loads((Path(run_dir) / "status.json").read_text("utf-8"))["epochs_done"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return len(history)
-
-    @staticmethod
-    def _stored_epochs(run_dir: str) -> int | None:
-        import json
-
-        try:
-            return int(json.loads((Path(run_dir) / "config.json").read_text("utf-8"))["train"]["epochs"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
 
     def _launch(self, config: Any, index: Any, resume: str | None, history: list | None = None) -> None:
         self.result = None
