@@ -14,11 +14,13 @@ How a run is distributed (the rules core.engine.Trainer follows when WORLD_SIZE 
   image counts are summed across processes, so history.csv holds whole-data-set numbers.
 - Rank 0 alone creates the run folder (its path is broadcast) and writes checkpoints, history.csv, status.json,
   progress.json, evaluation.json and curves.png; the other ranks' callbacks are silent.
-- Stop and failure decisions are collective: every step the ranks all-reduce (stop requested, batch too small,
-  loss not finite), so they stop together and rank 0 saves last.pt. SIGINT/SIGTERM set the stop request. A rank
-  that crashes makes the others fail on the next collective (Gloo) or at the process-group timeout
-  (RESNEXT_STUDIO_DDP_TIMEOUT_S, default 600 s); torchrun then ends the job. Checkpoints are written atomically,
-  so rank 0's last.pt stays intact.
+- Stop and failure decisions are collective: every step the ranks agree (stop requested, batch too small, the
+  earliest loss any rank has read as not finite), so they stop together and rank 0 saves last.pt. They agree in a
+  Gloo group of host values (`agree`), never on the GPU: a step's decision does not wait for the GPU to finish the
+  steps queued before it, and a non-finite loss is noticed when its lagged progress read arrives (a step or two
+  late). SIGINT/SIGTERM set the stop request. A rank that crashes makes the others fail on the next agreement
+  (Gloo notices the closed connection) or at the process-group timeout (RESNEXT_STUDIO_DDP_TIMEOUT_S, default
+  600 s); torchrun then ends the job. Checkpoints are written atomically, so rank 0's last.pt stays intact.
 """
 
 from __future__ import annotations
@@ -137,6 +139,30 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+_control_group: Any = None
+
+
+def _control() -> Any:
+    """The Gloo group the ranks agree in: the default group under Gloo, a second (CPU) group beside NCCL.
+    Created by the first `agree`, which every rank reaches at the same point."""
+    global _control_group
+    if _control_group is None:
+        _control_group = dist.group.WORLD if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+    return _control_group
+
+
+def agree(values: list[float]) -> list[float]:
+    """The element-wise maximum of host `values` over all ranks (`values` itself when not distributed).
+
+    For decisions every rank must take together, e.g. [stop?, skip?]: any rank's 1 is every rank's 1. The values
+    travel host to host (Gloo), so agreeing never waits for work queued on a GPU."""
+    if not _active():
+        return [float(v) for v in values]
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_control())
+    return t.tolist()
+
+
 def barrier() -> None:
     if _active():
         dist.barrier()
@@ -153,6 +179,8 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 
 def cleanup() -> None:
     """Leave the process group (safe to call when there is none)."""
+    global _control_group
+    _control_group = None
     if dist.is_available() and dist.is_initialized():
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
@@ -288,5 +316,5 @@ def follow_run(run_dir: str | Path) -> dict[str, Any]:
             "history": rows}
 
 
-__all__ = ["DistContext", "all_reduce_sum", "barrier", "broadcast_object", "cleanup", "follow_run", "init_from_env",
+__all__ = ["DistContext", "agree", "all_reduce_sum", "barrier", "broadcast_object", "cleanup", "follow_run", "init_from_env",
            "is_main", "launch_torchrun", "per_rank_batch", "run_dir_of", "stop_torchrun", "torchrun_command"]

@@ -687,8 +687,7 @@ class Trainer:
         """The stop token; distributed: True on every rank when any rank was asked to stop (collective)."""
         if not self.dist.enabled:
             return self.stop.stopped
-        flag = torch.tensor([float(self.stop.stopped)], device=self.device)
-        return bool(distributed.all_reduce_sum(flag).item() > 0)
+        return distributed.agree([self.stop.stopped])[0] > 0
 
     @property
     def _epochs_done(self) -> int:
@@ -784,23 +783,20 @@ class Trainer:
         correct = (pred == y).sum() if lam == 1.0 else lam * (pred == y).sum() + (1 - lam) * (pred == y2).sum()
         return loss.detach().float(), correct
 
-    def _check_finite(self, mean_loss: float, first_bad: int, epoch: int, step: int) -> None:
-        if not math.isfinite(mean_loss):
-            self._fail_nonfinite(math.isnan(mean_loss), epoch, first_bad if first_bad > 0 else step)
-
     def _fail_nonfinite(self, nan: bool, epoch: int, step: int) -> None:
         lr = self.config.train.lr
         raise _Failed(f"loss became {'NaN' if nan else 'infinite'} at epoch {epoch} step {step}; try a lower "
                       f"learning rate (lr is {lr:g}, e.g. --lr {lr / 10:g})")
 
     # -- distributed (WORLD_SIZE > 1): every rank runs the same number of steps and decides together
-    def _agree(self, stop: bool, skip: bool, last_loss: torch.Tensor) -> tuple[bool, bool, bool, bool]:
-        """One all-reduce per step: (any rank stopping, any batch too small, last loss NaN, last loss inf)."""
-        dev = self.device
-        flags = torch.cat([torch.tensor([float(stop), float(skip)], device=dev),
-                           torch.isnan(last_loss).float().view(1), torch.isinf(last_loss).float().view(1)])
-        s, k, nan, inf = (v > 0 for v in distributed.all_reduce_sum(flags).tolist())
-        return s, k, nan, inf
+    def _agree(self, stop: bool, small: bool, bad: tuple[bool, int] | None = None
+               ) -> tuple[bool, bool, tuple[bool, int] | None]:
+        """One host-to-host agreement per step (distributed.agree; it never waits for the GPU): any rank stopping,
+        any rank's batch too small, and the earliest step whose loss a rank has read as not finite, as
+        (NaN?, step), NaN winning over inf."""
+        nan, inf = bad is not None and bad[0], bad is not None and not bad[0]
+        s, k, n, i, neg_step = distributed.agree([stop, small, nan, inf, -bad[1] if bad else -math.inf])
+        return s > 0, k > 0, ((n > 0, int(-neg_step)) if n > 0 or i > 0 else None)
 
     def _train_one_epoch_ddp(self, epoch: int) -> tuple[float, float, float]:
         tc, dev, stop = self.config.train, self.device, self.stop
@@ -809,49 +805,35 @@ class Trainer:
         seed = (tc.seed + self.rank) * 1000 + epoch  # per-rank augmentation, repeatable on resume
         gen = torch.Generator().manual_seed(seed)
         mix_rng = random.Random(seed)
-        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
-        correct = torch.zeros((), device=dev, dtype=torch.float64)
-        last_loss = torch.zeros((), device=dev)
-        seen, steps = 0, self.steps_per_epoch
-        t0 = time.perf_counter()
-        last_emit = last_file = -1.0
+        steps = self.steps_per_epoch
+        # rank 0's running loss in progress events; the epoch's numbers (history) are summed over all ranks
+        meter = _EpochMeter(self, epoch, steps, distributed=True)
         self._batch_size_now = self.local_batch
         late: list[tuple[str, str]] = []
         for step, (batch, errors) in enumerate(_exact_steps(self.train_loader, steps, late), 1):
             for path, reason in errors:
                 self._warn(f"skipped {path}: {reason}")
             b = 0 if batch is None else int(batch.x.shape[0])
-            stopping, small, nan, inf = self._agree(stop.stopped, b < 2, last_loss)
-            if nan or inf:
-                self._fail_nonfinite(nan, epoch, step - 1)
+            stopping, small, bad = self._agree(stop.stopped, b < 2, meter.bad)
+            if bad:
+                self._fail_nonfinite(bad[0], epoch, bad[1])
             if stopping:
                 raise _Stopped
             if not small:  # BatchNorm cannot train on one image: when any rank has < 2, all skip the step
-                last_loss, n_correct = self._train_step(batch, gen, mix_rng)
-                loss_sum += last_loss.double() * b
-                correct += n_correct
-                seen += b
-            now = time.perf_counter()
-            if self.is_main and seen and (step == 1 or step == steps or now - last_emit >= PROGRESS_INTERVAL_S):
-                last_emit = now
-                active = max(1e-9, now - t0)
-                left = (steps - step) + (tc.epochs - epoch) * steps
-                # rank 0's running loss; the epoch's numbers (history) are reduced over all ranks
-                p = BatchProgress(epoch, step, steps, float(loss_sum) / seen, seen * self.world_size / active,
-                                  left * active / step)
-                self._emit("on_batch_end", p)
-                if step == steps or now - last_file >= PROGRESS_FILE_INTERVAL_S:
-                    last_file = now
-                    self._write_progress(p)
+                meter.add(step, *self._train_step(batch, gen, mix_rng), b)
+            meter.tick(step)
         for path, reason in late:
             self._warn(f"skipped {path}: {reason}")
-        totals = distributed.all_reduce_sum(torch.stack([loss_sum, correct,
-                                                         torch.tensor(float(seen), device=dev, dtype=torch.float64)]))
+        meter.finish()  # waits for this rank's device; notes a non-finite loss instead of failing alone
+        bad = self._agree(False, False, meter.bad)[2]
+        if bad:
+            self._fail_nonfinite(bad[0], epoch, bad[1])
+        totals = distributed.all_reduce_sum(torch.stack([meter.loss_sum.double(), meter.correct.double(),
+                                                         torch.tensor(float(meter.seen), device=dev,
+                                                                      dtype=torch.float64)]))
         loss_total, correct_total, seen_total = totals.tolist()
         if not seen_total:
             raise _Failed(f"epoch {epoch}: no training image could be read")
-        if not math.isfinite(loss_total):
-            self._fail_nonfinite(math.isnan(loss_total), epoch, steps)
         return loss_total / seen_total, correct_total / seen_total, 0.0
 
     def _validate_ddp(self) -> tuple[float, float]:
@@ -864,12 +846,11 @@ class Trainer:
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
         correct = torch.zeros((), device=dev, dtype=torch.float64)
         seen = 0
-        zero = torch.zeros((), device=dev)
         late: list[tuple[str, str]] = []
         for step, (batch, errors) in enumerate(_exact_steps(loader, steps, late), 1):
             for path, reason in errors:
                 self._warn(f"skipped {path}: {reason}")
-            if self._agree(self.stop.stopped, False, zero)[0]:
+            if self._agree(self.stop.stopped, False)[0]:
                 raise _Stopped
             if batch is None:
                 continue
@@ -1046,18 +1027,23 @@ class _EpochMeter:
     is not finite. Progress goes out at the first step and then every PROGRESS_INTERVAL_S. On a GPU the host never
     waits for those numbers: they are copied into pinned memory behind the step and read once an event says the
     GPU got there (polled after each step), so a progress event may lag the launched steps by a step or two. On the
-    CPU they are read at once. Only finish(), at the end of the epoch, waits for the device."""
+    CPU they are read at once. Only finish(), at the end of the epoch, waits for the device.
 
-    def __init__(self, trainer: Trainer, epoch: int, steps: int) -> None:
+    `distributed`: one rank of a torchrun job. Speed counts every rank's images, and a non-finite loss is noted in
+    `bad` (NaN?, step) for the ranks to agree on rather than failing this rank alone."""
+
+    def __init__(self, trainer: Trainer, epoch: int, steps: int, distributed: bool = False) -> None:
         dev = trainer.device
         self.trainer, self.epoch, self.steps = trainer, epoch, steps
+        self.distributed, self.ranks = distributed, trainer.world_size if distributed else 1
+        self.bad: tuple[bool, int] | None = None
         self.loss_sum = torch.zeros((), device=dev)
         self.correct = torch.zeros((), device=dev)
         self.first_bad = torch.full((), -1.0, device=dev)
         self.seen = 0
         self.paused = 0.0
         self.t0 = time.perf_counter()
-        self._last_emit = -math.inf
+        self._last_emit = self._last_file = -math.inf
         self._lagged = dev.type == "cuda"
         self._pending: tuple[Any, torch.Tensor, int, int] | None = None  # event, host values, step, images seen
 
@@ -1093,19 +1079,31 @@ class _EpochMeter:
             self._report(values.tolist(), at_step, seen, now)
 
     def finish(self) -> tuple[float, float]:
-        """Waits for the device, reports the last step; the epoch's mean loss and accuracy."""
+        """Waits for the device, reports the last step; the epoch's mean loss and accuracy (NaN without images:
+        only a distributed rank whose batches were all unreadable gets here so)."""
         self._pending = None
+        if not self.seen:
+            return math.nan, math.nan
         loss_sum, first_bad, correct = torch.stack([self.loss_sum, self.first_bad, self.correct]).tolist()
         self._report([loss_sum, first_bad], self.steps, self.seen, time.perf_counter())
         return loss_sum / self.seen, correct / self.seen
 
     def _report(self, values: list[float], step: int, seen: int, now: float) -> None:
         mean_loss = values[0] / seen
-        self.trainer._check_finite(mean_loss, int(values[1]), self.epoch, step)
+        if not math.isfinite(mean_loss):
+            nan, at = math.isnan(mean_loss), int(values[1]) if values[1] > 0 else step
+            if not self.distributed:
+                self.trainer._fail_nonfinite(nan, self.epoch, at)
+            self.bad = self.bad or (nan, at)
+            return
         active = max(1e-9, now - self.t0 - self.paused)
         left = (self.steps - step) + (self.trainer.config.train.epochs - self.epoch) * self.steps
-        self.trainer._emit("on_batch_end", BatchProgress(self.epoch, step, self.steps, mean_loss, seen / active,
-                                                         left * active / step))
+        p = BatchProgress(self.epoch, step, self.steps, mean_loss, seen * self.ranks / active, left * active / step)
+        self.trainer._emit("on_batch_end", p)
+        if self.distributed and self.trainer.is_main and (
+                step == self.steps or now - self._last_file >= PROGRESS_FILE_INTERVAL_S):
+            self._last_file = now
+            self.trainer._write_progress(p)
 
 
 def _exact_steps(loader: Iterable[data.Batch], steps: int, late: list[tuple[str, str]]

@@ -4,6 +4,7 @@ resume, stop by signal, a crashing rank; plus the single-process helpers of core
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -328,3 +329,46 @@ def test_crashing_rank_does_not_hang_and_keeps_last(dataset, tmp_path):
     print("status after a crashed rank:", status["status"], status.get("message"))
     assert status["status"] == "failed" and "another training process failed" in status["message"]
     assert status["epochs_done"] == 1
+
+
+NAN_ON_RANK_1 = """
+import math, sys
+sys.path.insert(0, {root!r})
+import torch
+from core import engine
+from core.config import RunConfig
+
+engine.PROGRESS_INTERVAL_S = 0.0  # read the running loss after every step
+_step = engine.Trainer._train_step
+calls = []
+
+def step(self, *args):
+    loss, correct = _step(self, *args)  # the real step: every rank takes part in DDP's gradient all-reduce
+    calls.append(1)
+    if self.rank == 1 and len(calls) == 1:
+        loss = torch.full_like(loss, math.nan)  # only rank 1 sees it
+    return loss, correct
+
+engine.Trainer._train_step = step
+result = engine.Trainer(RunConfig.from_json({cfg!r}), runs_dir={runs!r}).fit()
+print(f"[steps {{len(calls)}}] {{result.reason}}: {{result.message}}", file=sys.stderr)
+sys.exit(0 if result.reason == "completed" else 1)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_next_step(dataset, tmp_path):
+    """The ranks agree on host values: rank 1's NaN, read after its step 1, fails both ranks before step 2
+    (and neither hangs in a collective the other has left)."""
+    cfg = single_config(dataset, epochs=3)
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    script = tmp_path / "nan.py"
+    script.write_text(NAN_ON_RANK_1.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"),
+                                           runs=str(tmp_path / "runs")))
+    proc = torchrun([str(script)], timeout=150)
+    assert proc.returncode != 0
+    ends = re.findall(r"\[steps (\d+)\] (\w+): loss became (\w+) at epoch (\d+) step (\d+);", proc.stderr)
+    # both ranks trained step 1 only, and both name rank 1's step (the two lines may interleave)
+    assert ends == [("1", "failed", "NaN", "1", "1")] * 2, proc.stderr[-3000:]
+    status = json.loads((only_run(tmp_path / "runs") / "status.json").read_text())
+    assert status["status"] == "failed" and "NaN at epoch 1 step 1" in status["message"]

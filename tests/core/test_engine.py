@@ -240,10 +240,10 @@ class _LaggedReads:
         return values.clone(), event
 
     @staticmethod
-    def meter(steps: int, epochs: int = 2):
+    def meter(steps: int, epochs: int = 2, distributed: bool = False):
         class Owner:  # what the meter uses of its Trainer
-            device, stop, config = torch.device("cpu"), StopToken(), RunConfig()
-            _check_finite, _fail_nonfinite = Trainer._check_finite, Trainer._fail_nonfinite
+            device, stop, config, world_size, is_main = torch.device("cpu"), StopToken(), RunConfig(), 1, False
+            _fail_nonfinite = Trainer._fail_nonfinite
             reports: list = []
 
             def _emit(self, hook, p):
@@ -252,7 +252,7 @@ class _LaggedReads:
 
         owner = Owner()
         owner.config.train.epochs = epochs
-        m = engine._EpochMeter(owner, 1, steps)
+        m = engine._EpochMeter(owner, 1, steps, distributed=distributed)
         m._lagged = True  # as on a GPU
         return m, owner.reports
 
@@ -296,6 +296,26 @@ def test_a_lagged_read_names_the_first_non_finite_step(monkeypatch):
     m.add(7, torch.tensor(1.0), torch.tensor(0), 2)
     with pytest.raises(engine._Failed, match="loss became NaN at epoch 1 step 3;"):
         m.tick(7)
+
+
+def test_a_distributed_rank_notes_a_non_finite_loss_for_the_ranks_to_agree_on(monkeypatch):
+    """Under torchrun one rank must not fail alone (the others would wait in their next collective): the meter
+    notes (NaN?, first bad step) and the Trainer fails once every rank has agreed on it."""
+    reads = _LaggedReads(monkeypatch)
+    m, reports = reads.meter(steps=6, distributed=True)
+    for step, value in enumerate([1.0, float("inf"), 1.0], 1):
+        m.add(step, torch.tensor(value), torch.tensor(0), 2)
+        m.tick(step)
+    reads.events[0].done = True  # the read queued after step 1: finite, reported
+    m.tick(3)
+    assert m.bad is None and [p.step for p in reports] == [1]
+    m.add(4, torch.tensor(float("nan")), torch.tensor(0), 2)
+    m.tick(4)  # queues a read holding step 2's inf (and step 4's NaN)
+    reads.events[1].done = True
+    m.tick(5)  # no exception here
+    assert m.bad == (True, 2) and [p.step for p in reports] == [1]  # inf + NaN sums to NaN; first bad step 2
+    m.finish()
+    assert m.bad == (True, 2)  # the first note stays
 
 
 def test_out_of_memory_and_errors_are_reported(dataset, tmp_path):
