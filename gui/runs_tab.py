@@ -46,6 +46,19 @@ RUN_COLORS = ["#2f6fdf", "#e0672b", "#1a7f37", "#9b51e0", "#d63384", "#0f9ea8", 
               "#b42318", "#3f51b5"]
 
 
+def _onnx_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def _export(fmt: str, checkpoint_path: str, out: str) -> dict[str, Any]:
+    """Worker thread: core.export (imports torch, so never on the GUI thread)."""
+    from core import export
+
+    return (export.export_onnx if fmt == "onnx" else export.export_torchscript)(checkpoint_path, out)
+
+
 class _SortItem(QTableWidgetItem):
     """A table cell that sorts by a key stored beside its display text."""
 
@@ -77,12 +90,14 @@ class RunsTab(QWidget):
     evaluate_requested = Signal(str)  # run folder
     resume_requested = Signal(str)  # run folder
     runs_deleted = Signal(list)  # run folders that no longer exist
+    model_export_finished = Signal()  # an "Export model" job ended (its message box has been shown)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._runs_dir: str | None = None
         self._infos: list[Any] = []
         self._records: dict[str, Any] = {}
+        self.last_export: dict[str, Any] | None = None  # what the last "Export model" saved (None: it failed)
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._schedule_refresh)
         self._watcher.fileChanged.connect(self._schedule_refresh)
@@ -156,12 +171,17 @@ class RunsTab(QWidget):
         self.png_button.clicked.connect(self._export_png)
         self.csv_button = QPushButton("Export history as CSV…")
         self.csv_button.clicked.connect(self._export_csv)
+        self.model_button = QPushButton("Export model…")
+        self.model_button.setToolTip("Save the run's best.pt as ONNX or TorchScript for use outside the app; the "
+                                     "file is kept only if it gives the same answers as the PyTorch model")
+        self.model_button.clicked.connect(self._export_model)
+        self._export_worker: Any = None
         self.delete_button = QPushButton("Delete…")
         self.delete_button.clicked.connect(self.delete_selected)
         for b in (self.predict_button, self.evaluate_button, self.resume_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
-        for b in (self.png_button, self.csv_button, self.delete_button):
+        for b in (self.model_button, self.png_button, self.csv_button, self.delete_button):
             buttons.addWidget(b)
 
         upper = QWidget()
@@ -397,6 +417,7 @@ class RunsTab(QWidget):
         with_epochs = [p for p in paths if (i := self._info(p)) is not None and i.epochs_done]
         self.png_button.setEnabled(bool(with_epochs))  # nothing to draw or list for runs without a finished epoch
         self.csv_button.setEnabled(len(paths) == 1 and bool(with_epochs))
+        self.model_button.setEnabled(bool(one and one.has_best) and self._export_worker is None)
         self.delete_button.setEnabled(bool(paths) and all(
             (i := self._info(p)) is not None and i.status != "running" for p in paths))
         if one is not None and not one.has_best:
@@ -587,6 +608,57 @@ class RunsTab(QWidget):
             os.replace(tmp, target)
         except OSError as e:
             QMessageBox.warning(self, "Export history", f"Could not write {path}: {e.strerror or e}")
+
+    def _export_model(self) -> None:
+        run = self._one()
+        if not run or not self.model_button.isEnabled():
+            return
+        filters = {"onnx": "ONNX model (*.onnx)", "torchscript": "TorchScript model (*.pt)"}
+        if not _onnx_available():
+            filters["onnx"] = "ONNX model (*.onnx) — needs pip install 'resnext-studio[export]'"
+        path, chosen = QFileDialog.getSaveFileName(self, "Export model", f"{Path(run).name}.onnx",
+                                                   ";;".join(filters.values()), filters["onnx"])
+        if path:
+            fmt = "torchscript" if chosen == filters["torchscript"] else "onnx"
+            self.export_model(run, path, fmt)
+
+    def export_model(self, run_dir: str, path: str, fmt: str = "onnx") -> None:
+        """Export the run's best.pt to `path` ("onnx" or "torchscript") in a worker thread; a message box gives the
+        result. A path without the format's extension gets it."""
+        from gui.worker import FunctionWorker, connect_worker, start_worker
+
+        suffix = ".onnx" if fmt == "onnx" else ".pt"
+        target = Path(path)
+        if target.suffix.lower() not in ((suffix,) if fmt == "onnx" else (".pt", ".pth", ".ts")):
+            target = target.with_name(target.name + suffix)
+        worker = FunctionWorker(_export, fmt, str(Path(run_dir) / "best.pt"), str(target))
+        self._export_worker = worker
+        self.model_button.setText("Exporting…")
+        self._update_buttons()
+        connect_worker(worker, self, result=self._on_exported, failed=self._on_export_failed,
+                       finished=self._on_export_finished)
+        start_worker(worker, self)
+
+    def _on_exported(self, info: dict) -> None:
+        self.last_export = info
+        kind = "ONNX" if info["format"] == "onnx" else "TorchScript"
+        n = info["n_samples"]
+        QMessageBox.information(
+            self, "Export model",
+            f"Saved {info['path']}\n({kind}, {info['size_bytes'] / 1e6:.1f} MB, in {info['seconds']:.1f} s).\n\n"
+            f"Checked against the PyTorch model on {count_noun(n, 'test input')}: the largest difference in the "
+            f"outputs is {info['max_abs_diff']:.1e} and every top-1 class is the same.\n\n"
+            "Inputs are RGB images resized and normalised as the file's metadata describes (see the README).")
+
+    def _on_export_failed(self, message: str) -> None:
+        self.last_export = None
+        QMessageBox.warning(self, "Export model", f"The model was not exported.\n\n{message}")
+
+    def _on_export_finished(self) -> None:
+        self._export_worker = None
+        self.model_button.setText("Export model…")
+        self._update_buttons()
+        self.model_export_finished.emit()
 
     def delete_selected(self) -> bool:
         """Ask, then delete the selected run folders. True if something was deleted."""

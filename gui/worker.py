@@ -89,7 +89,7 @@ def _error_text(exc: BaseException) -> str:
         where = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f)  # a rename names both
         return f"{where}: {exc.strerror}" if where else exc.strerror
     if type(exc) is ValueError or name in ("DataError", "ConfigError", "CheckpointError", "ModelError",
-                                           "ImageLoadError"):  # not JSONDecodeError & co: their text needs the type
+                                           "ImageLoadError", "ExportError"):  # not JSONDecodeError & co: their text needs the type
         return text
     return f"{name}: {text}"
 
@@ -147,7 +147,7 @@ class FunctionWorker(QObject):
             value = self.fn(*self.args, **kwargs)
         except Exception as exc:  # noqa: BLE001 — every failure becomes one `failed` signal
             self.exception = exc
-            if type(exc).__name__ not in ("DataError", "ModelError", "ConfigError", "CheckpointError"):
+            if type(exc).__name__ not in ("DataError", "ModelError", "ConfigError", "CheckpointError", "ExportError"):
                 traceback.print_exc(file=sys.stderr)
             self.failed.emit(_error_text(exc))
         else:

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
+import torch
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.runs import write_history
@@ -126,6 +127,56 @@ def test_exports(tab, runs, tmp_path):
     png = tmp_path / "curves.png"
     tab.export_curves_png(str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _real_best(run: Path) -> torch.nn.Module:
+    """Replace the run's placeholder best.pt by a real (untrained, tiny) checkpoint; returns its model."""
+    from core import checkpoint, data, models
+
+    torch.manual_seed(0)
+    model = models.build("resnext11_2x4d", 3).eval()
+    checkpoint.save(run / "best.pt", {
+        "format": checkpoint.FORMAT, "model": model.state_dict(), "arch": "resnext11_2x4d", "num_classes": 3,
+        "class_names": ["a", "b", "c"], "image_size": 16, "resize_size": data.resize_size(16),
+        "mean": list(data.IMAGENET_MEAN), "std": list(data.IMAGENET_STD), "config": {}, "epoch": 1, "metrics": {}})
+    return model
+
+
+@pytest.mark.timeout(180)
+def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp_path, monkeypatch):
+    model = _real_best(runs["done"])
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a, **k: shown.append(("info", text)))
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a, **k: shown.append(("warn", text)))
+    tab.select_runs([str(runs["failed"])])
+    assert not tab.model_button.isEnabled()  # no best.pt
+    tab.select_runs([str(runs["done"])])
+    assert tab.model_button.isEnabled()
+
+    # through the button and its file dialog: TorchScript chosen, the extension added
+    picked = (str(tmp_path / "shapes-model"), "TorchScript model (*.pt)")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: picked)
+    with qtbot.waitSignal(tab.model_export_finished, timeout=120_000):
+        tab.model_button.click()
+        assert not tab.model_button.isEnabled() and tab.model_button.text() == "Exporting…"  # one at a time
+    out = tmp_path / "shapes-model.pt"
+    assert shown == [("info", shown[0][1])] and str(out) in shown[0][1] and "TorchScript" in shown[0][1]
+    assert tab.model_button.isEnabled() and tab.model_button.text() == "Export model…"
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(out))(x), model(x), atol=1e-4)
+
+    with qtbot.waitSignal(tab.model_export_finished, timeout=120_000):
+        tab.export_model(str(runs["done"]), str(tmp_path / "m.onnx"), "onnx")
+    assert shown[-1][0] == "info" and "ONNX" in shown[-1][1] and (tmp_path / "m.onnx").stat().st_size > 10_000
+    assert tab.last_export["top1_agree"] and tab.last_export["max_abs_diff"] <= 1e-4
+
+    # a damaged best.pt: a warning that names it, and no file
+    with qtbot.waitSignal(tab.model_export_finished, timeout=60_000):
+        tab.export_model(str(runs["stopped"]), str(tmp_path / "bad.onnx"), "onnx")
+    assert shown[-1][0] == "warn" and str(runs["stopped"] / "best.pt") in shown[-1][1], shown[-1]
+    assert "not a ResNeXt Studio checkpoint" in shown[-1][1]
+    assert not (tmp_path / "bad.onnx").exists() and tab.last_export is None
 
 
 def test_delete_asks_and_removes(qtbot, tab, runs, monkeypatch):
