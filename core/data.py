@@ -780,12 +780,13 @@ class _EpochSampler:
     def __init__(self, n: int, shuffle: bool, seed: int, rank: int, world_size: int) -> None:
         self.n, self.shuffle, self.seed, self.rank, self.world_size = n, shuffle, seed, rank, world_size
         self.epoch = 0
+        self.skip = 0  # positions of this epoch already trained (a resumed, stopped epoch)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(epoch_order(self.n, self.shuffle, self.seed, self.epoch, self.rank, self.world_size))
+        return iter(epoch_order(self.n, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)[self.skip:])
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.world_size) if self.n else 0
+        return max(0, (math.ceil(self.n / self.world_size) if self.n else 0) - self.skip)
 
 
 class _StreamDataset:
@@ -895,6 +896,8 @@ class BatchLoader:
         self.rank, self.world_size = rank, world_size
         self.device = _device(device)
         self.epoch = 0
+        self.skip = 0  # batches of this epoch to leave out (set_epoch)
+        self.served = 0  # batches of this epoch handed out so far (including the left-out ones)
         self.resize = resize_size(cfg.image_size)
         self.ids = [int(i) for i in indices]
         self._pending: list[tuple[str, str]] = []
@@ -984,10 +987,13 @@ class BatchLoader:
         n = len(self.ids)
         return math.ceil(n / self.world_size) if n else 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """The epoch whose order the next pass follows; `skip` leaves out its first batches (already trained by a
+        run that was stopped in this epoch) without reading them."""
+        self.epoch, self.skip = int(epoch), max(0, int(skip))
         if self.mode == "stream":
             self._sampler.epoch = self.epoch
+            self._sampler.skip = self.skip * self.batch_size
 
     def __len__(self) -> int:
         n = self.num_samples
@@ -1020,11 +1026,13 @@ class BatchLoader:
                                          self.world_size), dtype=torch.long)
         order_dev = to_device(order, self.device)  # one copy per epoch, none per batch
         ids = torch.tensor(self.ids, dtype=torch.long)
-        for start in range(0, len(order), self.batch_size):
+        self.served = self.skip
+        for start in range(self.skip * self.batch_size, len(order), self.batch_size):
             stop = start + self.batch_size
             if self.drop_last and stop > len(order):
                 break
             p_dev = order_dev[start:stop]
+            self.served += 1
             yield Batch(self.cache[p_dev], self.labels[p_dev], ids[order[start:stop]], self._take_pending())
         if self._pending:
             yield self._empty(self._take_pending())
@@ -1040,7 +1048,9 @@ class BatchLoader:
         samples = self.index.samples
         non_blocking = self.device.type == "cuda"
         assert self._loader is not None
+        self.served = self.skip
         for x, y, idx, errs in self._loader:
+            self.served += 1
             self._pending += [(samples[i].path, reason) for i, reason in errs]
             if len(idx) == 0:
                 continue  # every image of this batch failed: its errors ride on the next batch

@@ -16,9 +16,10 @@ How a run is distributed (the rules core.engine.Trainer follows when WORLD_SIZE 
   progress.json, evaluation.json and curves.png; the other ranks' callbacks are silent.
 - Stop and failure decisions are collective: every step the ranks agree (stop requested, batch too small, the
   earliest loss any rank has read as not finite), so they stop together and rank 0 saves last.pt. They agree in a
-  Gloo group of host values (`agree`), never on the GPU: a step's decision does not wait for the GPU to finish the
-  steps queued before it, and a non-finite loss is noticed when its lagged progress read arrives (a step or two
-  late). SIGINT/SIGTERM set the stop request. A rank that crashes makes the others fail on the next agreement
+  Gloo group of host values (`agree`), never on the GPU: the host does not wait for the GPU to finish the steps
+  queued before a decision. A non-finite loss is noticed when a progress read of the running loss arrives (reads
+  are queued every PROGRESS_INTERVAL_S and land a step or two later), and at the latest at the epoch's end or at
+  a stop, before last.pt is written. SIGINT/SIGTERM set the stop request. A rank that crashes makes the others fail on the next agreement
   (Gloo notices the closed connection) or at the process-group timeout (RESNEXT_STUDIO_DDP_TIMEOUT_S, default
   600 s); torchrun then ends the job. Checkpoints are written atomically, so rank 0's last.pt stays intact.
 """
@@ -118,6 +119,7 @@ def init_from_env(device: str = "auto", timeout_s: float | None = None) -> DistC
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout))
         here = True
+    _make_control_group(timeout)  # now, in the same order on every rank; network trouble shows before the run
     backend = str(dist.get_backend())
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=dev,
                        backend=backend, initialized_here=here)
@@ -140,14 +142,22 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 
 _control_group: Any = None
+SEPARATE_CONTROL_GROUP = False  # tests: a second Gloo group even when the default one is Gloo (as beside NCCL)
+
+
+def _make_control_group(timeout_s: float) -> None:
+    """The Gloo group the ranks agree in: the default group under Gloo, a second (CPU) group beside NCCL, with the
+    same timeout. Collective: every rank calls it at the same point (init_from_env)."""
+    global _control_group
+    if dist.get_backend() == "gloo" and not SEPARATE_CONTROL_GROUP:
+        _control_group = dist.group.WORLD
+    else:
+        _control_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_s))
 
 
 def _control() -> Any:
-    """The Gloo group the ranks agree in: the default group under Gloo, a second (CPU) group beside NCCL.
-    Created by the first `agree`, which every rank reaches at the same point."""
-    global _control_group
-    if _control_group is None:
-        _control_group = dist.group.WORLD if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+    if _control_group is None:  # a process group made elsewhere, then used directly
+        _make_control_group(float(os.environ.get("RESNEXT_STUDIO_DDP_TIMEOUT_S", DEFAULT_TIMEOUT_S)))
     return _control_group
 
 

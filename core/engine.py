@@ -248,7 +248,11 @@ def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig
 
 
 class _Stopped(Exception):
-    """The stop token was set mid-epoch."""
+    """The stop token was set mid-epoch; `state` (this rank's) lets a resumed run go on from the next batch."""
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        super().__init__("stopped")
+        self.state = state
 
 
 class _Failed(Exception):
@@ -430,6 +434,7 @@ class Trainer:
         self.model: nn.Module | None = None
         self.run_dir: Path | None = None
         self.history: list[dict[str, Any]] = []
+        self._partial: dict[str, Any] | None = None  # a stopped epoch to go on with (from last.pt)
 
     # -- events
     def _emit(self, hook: str, *args: Any) -> None:
@@ -638,6 +643,9 @@ class Trainer:
             checkpoint.set_rng_state(ck["rng"])
         self.history = [dict(r) for r in ck.get("history", [])]
         self.start_epoch = int(ck["epoch"])
+        partial = ck.get("partial")  # where a stop inside the next epoch left it (older checkpoints: redo it)
+        self._partial = partial if isinstance(partial, dict) and partial.get("epoch") == self.start_epoch + 1 \
+            else None
         self.best = dict(ck["best"]) if ck.get("best") else None
         self.bad_epochs = int(ck.get("bad_epochs", 0))
         if self.is_main:
@@ -651,15 +659,27 @@ class Trainer:
                 return "stopped", f"stopped before epoch {epoch}"
             self._emit("on_epoch_start", epoch)
             t0 = time.perf_counter()
+            resumed = self._partial if self._partial and self._partial["epoch"] == epoch else None
+            before = float(resumed["seconds"]) if resumed else 0.0  # the stopped part of this epoch
             try:
-                train_loss, train_acc, paused = self._train_one_epoch(epoch)
+                if resumed and resumed.get("trained"):  # stopped while validating: training was complete
+                    (train_loss, train_acc), paused = resumed["trained"], 0.0
+                    self._partial = None
+                else:
+                    train_loss, train_acc, paused = self._train_one_epoch(epoch)
+            except _Stopped as e:
+                self._save_last(self._epochs_done, partial=self._gather_partial(e.state))
+                return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
+            try:
                 val_loss, val_acc = self._validate() if self.has_val else (None, None)
             except _Stopped:
-                self._save_last(self._epochs_done, partial=True)
+                state = {"epoch": epoch, "trained": [train_loss, train_acc],
+                         "seconds": before + time.perf_counter() - t0 - paused}
+                self._save_last(self._epochs_done, partial={"epoch": epoch, **state})
                 return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
             lr = self.optimizer.param_groups[0]["lr"]
             row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                   "val_acc": val_acc, "lr": lr, "seconds": round(time.perf_counter() - t0 - paused, 3)}
+                   "val_acc": val_acc, "lr": lr, "seconds": round(before + time.perf_counter() - t0 - paused, 3)}
             self.history.append(row)
             if self.is_main:
                 runs.append_history(self.run_dir, row)
@@ -729,29 +749,85 @@ class Trainer:
             return self._train_one_epoch_ddp(epoch)
         tc, stop = self.config.train, self.stop
         self.model.train()
-        self.train_loader.set_epoch(epoch)
         # Augmentation and mixing draw from generators seeded by (seed, epoch): resuming repeats them exactly.
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
         mix_rng = random.Random(tc.seed * 1000 + epoch)
         meter = _EpochMeter(self, epoch, len(self.train_loader))
+        done = self._go_on(epoch, meter, gen, mix_rng)  # steps trained before a stop in this epoch (resumed)
         self._batch_size_now = tc.batch_size
-        for step, batch in enumerate(self.train_loader, 1):
+        for step, batch in enumerate(self.train_loader, done + 1):
             for path, reason in batch.errors:
                 self._warn(f"skipped {path}: {reason}")
             meter.wait_if_paused()
             if stop.stopped:
-                raise _Stopped
+                raise self._stopped(meter, step - 1, gen, mix_rng, fetched=True)
             b = int(batch.x.shape[0])
             if b >= 2:  # BatchNorm cannot train on one image (an odd last batch or a batch of unreadable files)
                 self._batch_size_now = b
                 meter.add(step, *self._train_step(batch, gen, mix_rng), b)
             meter.tick(step)
             if stop.stopped:
-                raise _Stopped
+                raise self._stopped(meter, step, gen, mix_rng)
         if not meter.seen:
             raise _Failed(f"epoch {epoch}: no training image could be read")
         mean_loss, accuracy = meter.finish()
         return mean_loss, accuracy, meter.paused
+
+    # -- stop inside an epoch, resume from the next batch
+    def _stopped(self, meter: _EpochMeter, steps_done: int, gen: torch.Generator, mix_rng: random.Random,
+                 fetched: bool = False) -> _Stopped:
+        """The exception that ends an epoch on a stop, with what this rank needs to go on from the next batch:
+        the steps and batches done, the running sums, and the augmentation generators' states. Waits for the
+        device once; a non-finite loss fails the run here (distributed: is noted for the ranks' agreement) rather
+        than being saved into last.pt. `fetched`: the loader already handed out the (untrained) next batch."""
+        loss_sum, correct, first_bad = meter.settle()
+        version, internal, gauss = mix_rng.getstate()
+        return _Stopped({
+            "steps_done": steps_done, "batches_done": self.train_loader.served - int(fetched),
+            "loss_sum": loss_sum, "correct": correct, "first_bad": first_bad, "seen": meter.seen,
+            "gen": gen.get_state(), "mix": [version, list(internal), gauss], "seconds": meter.active_s()})
+
+    def _gather_partial(self, state: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Every rank's stop state, for rank 0's last.pt (collective under torchrun: every rank stops together)."""
+        if state is None:
+            return None
+        states = [state]
+        if self.dist.enabled:
+            states = [None] * self.world_size
+            torch.distributed.all_gather_object(states, state)
+        return {"epoch": self._epochs_done + 1, "steps_done": state["steps_done"],
+                "seconds": max(s["seconds"] for s in states), "ranks": states}
+
+    def _go_on(self, epoch: int, meter: _EpochMeter, gen: torch.Generator, mix_rng: random.Random) -> int:
+        """Set the loader to `epoch`; when a stopped run resumes inside it, leave out the batches already trained,
+        restore the generators and the running sums, and return the steps done (else 0)."""
+        partial, self._partial = (self._partial, None) if self._partial and self._partial["epoch"] == epoch \
+            else (None, self._partial)
+        if partial is None:
+            self.train_loader.set_epoch(epoch)
+            return 0
+        states, done = partial["ranks"], int(partial["steps_done"])
+        if len(states) == self.world_size:  # the same layout: this rank goes on exactly where it stopped
+            mine = states[self.rank]
+            gen.set_state(mine["gen"])
+            version, internal, gauss = mine["mix"]
+            mix_rng.setstate((version, tuple(internal), gauss))
+            self.train_loader.set_epoch(epoch, skip=int(mine["batches_done"]))
+            meter.resume_from(done, mine["loss_sum"], mine["correct"], mine["first_bad"], int(mine["seen"]))
+            return done
+        # another number of processes: the same global batches are done, but each rank's share of the rest and its
+        # augmentation draws differ from an uninterrupted run; the epoch's sums so far go to rank 0
+        if self.is_main:
+            self._warn(f"epoch {epoch} was stopped with {len(states)} process(es) and goes on with {self.world_size}: "
+                       f"its remaining batches are shared out anew")
+        self.train_loader.set_epoch(epoch, skip=done)
+        if self.is_main:
+            meter.resume_from(done, sum(s["loss_sum"] for s in states), sum(s["correct"] for s in states),
+                              min((s["first_bad"] for s in states if s["first_bad"] > 0), default=-1.0),
+                              sum(int(s["seen"]) for s in states))
+        else:
+            meter.resume_from(done, 0.0, 0.0, -1.0, 0)
+        return done
 
     def _train_step(self, batch: data.Batch, gen: torch.Generator,
                     mix_rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
@@ -793,32 +869,39 @@ class Trainer:
                ) -> tuple[bool, bool, tuple[bool, int] | None]:
         """One host-to-host agreement per step (distributed.agree; it never waits for the GPU): any rank stopping,
         any rank's batch too small, and the earliest step whose loss a rank has read as not finite, as
-        (NaN?, step), NaN winning over inf."""
-        nan, inf = bad is not None and bad[0], bad is not None and not bad[0]
-        s, k, n, i, neg_step = distributed.agree([stop, small, nan, inf, -bad[1] if bad else -math.inf])
-        return s > 0, k > 0, ((n > 0, int(-neg_step)) if n > 0 or i > 0 else None)
+        (NaN?, step) (NaN first at the same step)."""
+        # the maximum of -(2 step + (0 NaN | 1 inf)) is the earliest bad step, NaN before inf
+        s, k, code = distributed.agree([stop, small, -(2 * bad[1] + (0 if bad[0] else 1)) if bad else -math.inf])
+        if code == -math.inf:
+            return s > 0, k > 0, None
+        step, inf = divmod(int(-code), 2)
+        return s > 0, k > 0, (not inf, step)
 
     def _train_one_epoch_ddp(self, epoch: int) -> tuple[float, float, float]:
         tc, dev, stop = self.config.train, self.device, self.stop
         self.model.train()
-        self.train_loader.set_epoch(epoch)
         seed = (tc.seed + self.rank) * 1000 + epoch  # per-rank augmentation, repeatable on resume
         gen = torch.Generator().manual_seed(seed)
         mix_rng = random.Random(seed)
         steps = self.steps_per_epoch
         # rank 0's running loss in progress events; the epoch's numbers (history) are summed over all ranks
         meter = _EpochMeter(self, epoch, steps, distributed=True)
+        done = self._go_on(epoch, meter, gen, mix_rng)
         self._batch_size_now = self.local_batch
         late: list[tuple[str, str]] = []
-        for step, (batch, errors) in enumerate(_exact_steps(self.train_loader, steps, late), 1):
+        for step, (batch, errors) in enumerate(_exact_steps(self.train_loader, steps - done, late), done + 1):
             for path, reason in errors:
                 self._warn(f"skipped {path}: {reason}")
             b = 0 if batch is None else int(batch.x.shape[0])
             stopping, small, bad = self._agree(stop.stopped, b < 2, meter.bad)
             if bad:
                 self._fail_nonfinite(bad[0], epoch, bad[1])
-            if stopping:
-                raise _Stopped
+            if stopping:  # every rank is here: settle the loss first, so broken weights fail instead of being kept
+                stopped = self._stopped(meter, step - 1, gen, mix_rng, fetched=batch is not None)
+                bad = self._agree(False, False, meter.bad)[2]
+                if bad:
+                    self._fail_nonfinite(bad[0], epoch, bad[1])
+                raise stopped
             if not small:  # BatchNorm cannot train on one image: when any rank has < 2, all skip the step
                 meter.add(step, *self._train_step(batch, gen, mix_rng), b)
             meter.tick(step)
@@ -828,9 +911,8 @@ class Trainer:
         bad = self._agree(False, False, meter.bad)[2]
         if bad:
             self._fail_nonfinite(bad[0], epoch, bad[1])
-        totals = distributed.all_reduce_sum(torch.stack([meter.loss_sum.double(), meter.correct.double(),
-                                                         torch.tensor(float(meter.seen), device=dev,
-                                                                      dtype=torch.float64)]))
+        totals = distributed.all_reduce_sum(torch.stack([meter.loss_sum, meter.correct, torch.tensor(
+            float(meter.seen), device=dev, dtype=torch.float64)]))
         loss_total, correct_total, seen_total = totals.tolist()
         if not seen_total:
             raise _Failed(f"epoch {epoch}: no training image could be read")
@@ -913,14 +995,15 @@ class Trainer:
             "epoch": epoch, "metrics": dict(row or {}), "history": [dict(r) for r in self.history],
         }
 
-    def _save_last(self, epoch: int, partial: bool = False) -> None:
+    def _save_last(self, epoch: int, partial: dict[str, Any] | None = None) -> None:
+        """last.pt after `epoch` finished epochs; `partial`: how far the next epoch got before a stop."""
         if not self.is_main:
             return
         p = self._payload(epoch, self.history[-1] if self.history else None)
         p.update(optimizer=self.optimizer.state_dict(),
                  scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
                  scaler=self.scaler.state_dict(), rng=checkpoint.rng_state(), best=self.best,
-                 bad_epochs=self.bad_epochs, partial_epoch=partial)
+                 bad_epochs=self.bad_epochs, partial_epoch=partial is not None, partial=partial)
         path = self.run_dir / "last.pt"
         checkpoint.save(path, p)
         self._emit("on_checkpoint", str(path), "last")
@@ -1037,10 +1120,13 @@ class _EpochMeter:
         self.trainer, self.epoch, self.steps = trainer, epoch, steps
         self.distributed, self.ranks = distributed, trainer.world_size if distributed else 1
         self.bad: tuple[bool, int] | None = None
-        self.loss_sum = torch.zeros((), device=dev)
-        self.correct = torch.zeros((), device=dev)
-        self.first_bad = torch.full((), -1.0, device=dev)
+        # float64 under torchrun (summed over every rank's images); float32 suffices for one process's epoch
+        dtype = torch.float64 if distributed else torch.float32
+        self.loss_sum = torch.zeros((), device=dev, dtype=dtype)
+        self.correct = torch.zeros((), device=dev, dtype=dtype)
+        self.first_bad = torch.full((), -1.0, device=dev, dtype=dtype)
         self.seen = 0
+        self.step0 = self.seen0 = 0  # steps and images of this epoch done before a stop (a resumed epoch)
         self.paused = 0.0
         self.t0 = time.perf_counter()
         self._last_emit = self._last_file = -math.inf
@@ -1054,6 +1140,32 @@ class _EpochMeter:
             while not stop.wait_if_paused(0.25) and not stop.stopped:
                 pass
             self.paused += time.perf_counter() - p0
+
+    def resume_from(self, steps: int, loss_sum: float, correct: float, first_bad: float, seen: int) -> None:
+        """Go on with an epoch that a stop interrupted after `steps` steps (the sums saved then)."""
+        self.loss_sum.fill_(loss_sum)
+        self.correct.fill_(correct)
+        self.first_bad.fill_(first_bad)
+        self.seen = self.seen0 = seen
+        self.step0 = steps
+
+    def active_s(self) -> float:
+        return time.perf_counter() - self.t0 - self.paused
+
+    def settle(self) -> tuple[float, float, float]:
+        """Waits for the device; (loss sum, correct, first non-finite step or -1) so far, without a progress
+        event. A non-finite loss fails the run (distributed: is noted in `bad`)."""
+        self._pending = None
+        loss_sum, correct, first_bad = torch.stack([self.loss_sum.double(), self.correct.double(),
+                                                    self.first_bad.double()]).tolist()
+        if self.seen and not math.isfinite(loss_sum):
+            self._nonfinite(math.isnan(loss_sum), int(first_bad) if first_bad > 0 else self.step0 + 1)
+        return loss_sum, correct, first_bad
+
+    def _nonfinite(self, nan: bool, step: int) -> None:
+        if not self.distributed:
+            self.trainer._fail_nonfinite(nan, self.epoch, step)
+        self.bad = self.bad or (nan, step)
 
     def add(self, step: int, loss: torch.Tensor, correct: torch.Tensor, b: int) -> None:
         self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss), step, self.first_bad)
@@ -1091,14 +1203,13 @@ class _EpochMeter:
     def _report(self, values: list[float], step: int, seen: int, now: float) -> None:
         mean_loss = values[0] / seen
         if not math.isfinite(mean_loss):
-            nan, at = math.isnan(mean_loss), int(values[1]) if values[1] > 0 else step
-            if not self.distributed:
-                self.trainer._fail_nonfinite(nan, self.epoch, at)
-            self.bad = self.bad or (nan, at)
+            self._nonfinite(math.isnan(mean_loss), int(values[1]) if values[1] > 0 else step)
             return
         active = max(1e-9, now - self.t0 - self.paused)
         left = (self.steps - step) + (self.trainer.config.train.epochs - self.epoch) * self.steps
-        p = BatchProgress(self.epoch, step, self.steps, mean_loss, seen * self.ranks / active, left * active / step)
+        here = max(1, step - self.step0)  # speed and ETA from this session's steps (a resumed epoch)
+        p = BatchProgress(self.epoch, step, self.steps, mean_loss, (seen - self.seen0) * self.ranks / active,
+                          left * active / here)
         self.trainer._emit("on_batch_end", p)
         if self.distributed and self.trainer.is_main and (
                 step == self.steps or now - self._last_file >= PROGRESS_FILE_INTERVAL_S):

@@ -368,6 +368,24 @@ def test_memory_and_stream_give_identical_batches(small_dataset):
     assert all(labels[i] == int(y) for bt in a for i, y in zip(bt.idx.tolist(), bt.y, strict=True))
 
 
+@pytest.mark.parametrize("cache", ["memory", "stream"])
+def test_an_epoch_can_leave_out_its_first_batches(small_dataset, cache):
+    """What a resumed, stopped epoch reads: the rest of the same order, counted from the left-out batches."""
+    idx = scan(small_dataset)
+    sp = split(idx, val=0.25, seed=0)
+    loader = make_loader(idx, sp.train, DataConfig(image_size=32, cache=cache), batch_size=5, shuffle=True, seed=7,
+                         device="cpu", num_workers=0)
+    whole = _collect(loader, 3)
+    assert loader.served == len(whole) == 6
+    loader.set_epoch(3, skip=2)
+    served = []
+    rest = [served.append(loader.served) or b for b in loader]
+    assert served == [3, 4, 5, 6] and loader.served == 6
+    assert [b.idx.tolist() for b in rest] == [b.idx.tolist() for b in whole[2:]]
+    assert all(torch.equal(a.x, b.x) for a, b in zip(rest, whole[2:], strict=True))
+    assert len(_collect(loader, 3)) == 6  # set_epoch without skip reads the whole epoch again
+
+
 def test_loader_matches_load_rule(small_dataset):
     idx = scan(small_dataset)
     loader = make_loader(idx, [0, 5], DataConfig(image_size=32), batch_size=2, shuffle=False, seed=0, device="cpu")

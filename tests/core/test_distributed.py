@@ -218,24 +218,26 @@ def test_torchrun_cli_writes_one_run_folder(straight, dataset, tmp_path):
     assert a == pytest.approx(b, rel=0.25)
 
 
-STOP_AFTER_FIRST = """
+STOP_IN_EPOCH_2 = """
 import sys
 sys.path.insert(0, {root!r})
-from core import engine
+from core import distributed, engine
 from core.config import RunConfig
 
+distributed.SEPARATE_CONTROL_GROUP = True  # agree in a second Gloo group, as runs on NCCL do
 
-class StopAfterFirst(engine.Callback):  # runs on rank 0 only; the stop decision is collective
+
+class StopInEpoch2(engine.Callback):  # runs on rank 0 only; the stop decision is collective
     def __init__(self, token):
         self.token = token
 
-    def on_epoch_end(self, m):
-        if m.epoch == 1:
+    def on_batch_end(self, p):
+        if (p.epoch, p.step) == (2, 1):
             self.token.stop()
 
 
 token = engine.StopToken()
-result = engine.Trainer(RunConfig.from_json({cfg!r}), callbacks=[StopAfterFirst(token)], stop=token,
+result = engine.Trainer(RunConfig.from_json({cfg!r}), callbacks=[StopInEpoch2(token)], stop=token,
                         runs_dir={runs!r}).fit()
 print("REASON", result.reason, result.message)
 sys.exit(0 if result.reason == "stopped" else 1)
@@ -244,17 +246,20 @@ sys.exit(0 if result.reason == "stopped" else 1)
 
 @pytest.mark.timeout(300)
 def test_resume_under_ddp_matches_straight_run(straight, dataset, tmp_path):
+    """Stopped after step 1 of epoch 2 (of 3), resumed under torchrun: it goes on from step 2 on every rank and
+    ends as the straight run did."""
     runs, _ = straight
     expected = history(only_run(runs))
     (tmp_path / "cfg.json").write_text(single_config(dataset, epochs=2).to_json())  # the CLI flags of COMMON
-    script = tmp_path / "stop_after_first.py"
-    script.write_text(STOP_AFTER_FIRST.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"),
-                                              runs=str(tmp_path / "runs")))
+    script = tmp_path / "stop_in_epoch_2.py"
+    script.write_text(STOP_IN_EPOCH_2.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"),
+                                             runs=str(tmp_path / "runs")))
     proc = torchrun([str(script)])
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("REASON stopped stopped before epoch 2") == 2  # both ranks stopped at the same point
+    assert proc.stdout.count("REASON stopped stopped during epoch 2") == 2  # both ranks stopped at the same point
     run = only_run(tmp_path / "runs")
-    assert checkpoint.load(run / "last.pt")["epoch"] == 1
+    last = checkpoint.load(run / "last.pt")
+    assert last["epoch"] == 1 and last["partial"]["steps_done"] == 1 and len(last["partial"]["ranks"]) == 2
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     proc = train_ddp(["--resume", str(run), "--quiet"])
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -335,17 +340,20 @@ NAN_ON_RANK_1 = """
 import math, sys
 sys.path.insert(0, {root!r})
 import torch
-from core import engine
+from core import distributed, engine
 from core.config import RunConfig
 
-engine.PROGRESS_INTERVAL_S = 0.0  # read the running loss after every step
+distributed.SEPARATE_CONTROL_GROUP = True  # agree in a second Gloo group, as runs on NCCL do
+engine.PROGRESS_INTERVAL_S = {interval}  # 0: the running loss is read after every step; 1e9: after step 1 only
 _step = engine.Trainer._train_step
 calls = []
 
 def step(self, *args):
     loss, correct = _step(self, *args)  # the real step: every rank takes part in DDP's gradient all-reduce
     calls.append(1)
-    if self.rank == 1 and len(calls) == 1:
+    if self.rank == 0 and len(calls) == {stop_at}:
+        self.stop.stop()  # a stop request right behind the bad step
+    if self.rank == 1 and len(calls) == {nan_at}:
         loss = torch.full_like(loss, math.nan)  # only rank 1 sees it
     return loss, correct
 
@@ -357,18 +365,25 @@ sys.exit(0 if result.reason == "completed" else 1)
 
 
 @pytest.mark.timeout(300)
-def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_next_step(dataset, tmp_path):
-    """The ranks agree on host values: rank 1's NaN, read after its step 1, fails both ranks before step 2
-    (and neither hangs in a collective the other has left)."""
+@pytest.mark.parametrize("when", ["read at the next step", "read at the epoch's end", "a stop comes first"])
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_together(dataset, tmp_path, when):
+    """The ranks agree on host values. Rank 1's NaN fails both ranks together, naming its step: at the next step
+    once its read arrives, at the epoch's end when the last step had it, or when a stop comes before any read
+    (then it must fail, not save the broken weights as a stopped run's last.pt)."""
+    nan_at, interval, stop_at, trained = {"read at the next step": (1, 0.0, 0, 1),
+                                          "read at the epoch's end": (3, 1e9, 0, 3),
+                                          "a stop comes first": (2, 1e9, 2, 2)}[when]
     cfg = single_config(dataset, epochs=3)
     (tmp_path / "cfg.json").write_text(cfg.to_json())
     script = tmp_path / "nan.py"
-    script.write_text(NAN_ON_RANK_1.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"),
-                                           runs=str(tmp_path / "runs")))
+    script.write_text(NAN_ON_RANK_1.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"), nan_at=nan_at,
+                                           interval=interval, stop_at=stop_at, runs=str(tmp_path / "runs")))
     proc = torchrun([str(script)], timeout=150)
     assert proc.returncode != 0
     ends = re.findall(r"\[steps (\d+)\] (\w+): loss became (\w+) at epoch (\d+) step (\d+);", proc.stderr)
-    # both ranks trained step 1 only, and both name rank 1's step (the two lines may interleave)
-    assert ends == [("1", "failed", "NaN", "1", "1")] * 2, proc.stderr[-3000:]
-    status = json.loads((only_run(tmp_path / "runs") / "status.json").read_text())
-    assert status["status"] == "failed" and "NaN at epoch 1 step 1" in status["message"]
+    # both ranks trained the same steps and name rank 1's step (the two lines may interleave)
+    assert ends == [(str(trained), "failed", "NaN", "1", str(nan_at))] * 2, proc.stderr[-3000:]
+    run = only_run(tmp_path / "runs")
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and f"NaN at epoch 1 step {nan_at}" in status["message"]
+    assert not (run / "last.pt").exists() and status["epochs_done"] == 0  # nothing broken was kept

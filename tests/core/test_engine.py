@@ -153,6 +153,69 @@ def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):
     assert ("checkpoint", "last") in rec.events
 
 
+@pytest.mark.parametrize("how", ["after a batch", "while paused before the next"])
+def test_a_run_stopped_inside_an_epoch_resumes_from_the_next_batch_exactly(dataset, tmp_path, monkeypatch, how):
+    """Stop at epoch 2 after batch 2, resume: no batch is trained twice, the schedule ends where planned, and
+    weights and history equal an uninterrupted run's (augmentation and MixUp/CutMix draws go on where they were)."""
+    import threading
+
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)
+    cfg = config(dataset, epochs=3, batch_size=4, mixup=0.2, cutmix=0.2)
+    cfg.data.augment = "standard"
+    straight = Trainer(cfg, runs_dir=tmp_path / "a").fit()
+    assert straight.reason == "completed", straight.message
+    token = StopToken()
+
+    class StopInEpoch2(Recorder):
+        def on_batch_end(self, p):
+            super().on_batch_end(p)
+            if (p.epoch, p.step) == (2, 2):
+                if how == "after a batch":
+                    token.stop()
+                else:  # the stop arrives while the trainer waits, paused, with batch 3 already fetched
+                    token.pause()
+                    threading.Timer(0.05, token.stop).start()
+
+    first = Trainer(cfg, callbacks=[StopInEpoch2()], stop=token, runs_dir=tmp_path / "b").fit()
+    assert first.reason == "stopped" and len(first.history) == 1
+    last = checkpoint.load(Path(first.run_dir) / "last.pt")
+    assert last["epoch"] == 1 and last["partial"]["epoch"] == 2 and last["partial"]["steps_done"] == 2
+    assert last["partial"]["ranks"][0]["batches_done"] == 2 and last["partial"]["ranks"][0]["seen"] == 8
+
+    rec = Recorder()
+    resumed = Trainer(None, callbacks=[rec], resume=first.run_dir).fit()
+    assert resumed.reason == "completed", resumed.message
+    steps = rec.of("fit_start")[0].steps_per_epoch
+    assert [p.step for p in rec.of("batch") if p.epoch == 2] == list(range(3, steps + 1))  # from batch 3 on
+    assert _strip_seconds(resumed.history) == _strip_seconds(straight.history)
+    a = checkpoint.load(Path(straight.run_dir) / "last.pt")
+    b = checkpoint.load(Path(resumed.run_dir) / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert b["scheduler"]["last_epoch"] == a["scheduler"]["last_epoch"] == 3 * steps  # every planned step, once
+    assert b["partial"] is None and b["partial_epoch"] is False
+
+
+def test_a_stop_right_after_a_non_finite_loss_fails_instead_of_saving_broken_weights(dataset, tmp_path, monkeypatch):
+    """The loss is read lagged (here: never before the stop), so the stop itself checks it: last.pt keeps epoch 1."""
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 1e9)  # no progress read inside the epoch after step 1
+    token = StopToken()
+    step = Trainer._train_step
+    calls = []
+
+    def poisoned(self, *args):
+        loss, correct = step(self, *args)
+        calls.append(1)
+        if len(calls) == 7:  # epoch 2, step 2 (5 steps per epoch)
+            token.stop()
+            return torch.full_like(loss, math.nan), correct
+        return loss, correct
+
+    monkeypatch.setattr(Trainer, "_train_step", poisoned)
+    result = Trainer(config(dataset, epochs=3, batch_size=4), stop=token, runs_dir=tmp_path).fit()
+    assert result.reason == "failed" and "NaN at epoch 2 step 2" in result.message, result.message
+    assert checkpoint.load(Path(result.run_dir) / "last.pt")["epoch"] == 1
+
+
 def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_path):
     import os
     import signal
