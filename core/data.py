@@ -267,9 +267,15 @@ def _loose_images(folder: str) -> list[str]:
                       and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS)
 
 
-def _walk_images(folder: str, stop: Any) -> list[str]:
+def _walk_images(folder: str, stop: Any, unreadable: list[tuple[str, str]] | None = None) -> list[str]:
+    """Image files under `folder`, sorted; folders that cannot be listed go to `unreadable` with the reason."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+
+    def failed(e: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append((e.filename or folder, f"cannot read folder ({e.strerror or e})"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=failed):
         if _is_stopped(stop):
             raise DataError("scan cancelled")
         dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
@@ -301,6 +307,8 @@ def scan(root: str | Path, progress: Callable[[int, int], None] | None = None, s
 
     bad: list[tuple[str, str]] = [(p, "outside any class folder (ignored)") for p in _loose_images(root_s)]
     candidates: list[tuple[str, str, str | None]] = []  # (path, class, split)
+    unlisted: list[tuple[str, str]] = []  # folders that could not be listed, with the reason
+    blocked: set[str] = set()  # classes whose folder could not be listed (not "empty": named in bad_files)
     class_names: set[str] = set()
     if _detect_splits(root_s, top):
         layout = "splits"
@@ -309,12 +317,15 @@ def scan(root: str | Path, progress: Callable[[int, int], None] | None = None, s
             bad += [(p, "outside any class folder (ignored)") for p in _loose_images(split_dir.path)]
             for cls in _subdirs(split_dir.path):
                 class_names.add(cls.name)
-                candidates += [(p, cls.name, split_name) for p in _walk_images(cls.path, stop)]
+                candidates += [(p, cls.name, split_name) for p in _walk_images(cls.path, stop, unlisted)]
+                blocked |= {cls.name for f, _ in unlisted if f == cls.path}
     else:
         layout = "classes"
         for cls in top:
             class_names.add(cls.name)
-            candidates += [(p, cls.name, None) for p in _walk_images(cls.path, stop)]
+            candidates += [(p, cls.name, None) for p in _walk_images(cls.path, stop, unlisted)]
+            blocked |= {cls.name for f, _ in unlisted if f == cls.path}
+    bad += unlisted
 
     results = _verify_all([c[0] for c in candidates], progress, stop, workers)
 
@@ -328,7 +339,7 @@ def scan(root: str | Path, progress: Callable[[int, int], None] | None = None, s
         by_hash.setdefault(digest, []).append(path)
 
     classes = sorted(c for c in class_names if good[c])
-    empty = sorted(c for c in class_names if not good[c])
+    empty = sorted(c for c in class_names if not good[c] and c not in blocked)
     if len(classes) < 2:
         if not class_names:
             why = "no class folders (expected ROOT/<class>/<image> or ROOT/train/<class>/<image>)"

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 from gui.image_view import pil_to_qimage
-from gui.widgets import Banner, ImageGrid, load_json_setting, read_thumbnail, store_json_setting
+from gui.widgets import Banner, ImageGrid, count_noun, load_json_setting, read_thumbnail, store_json_setting
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 MAX_RECENT = 10
@@ -495,9 +495,13 @@ class DatasetPanel(QWidget):
         parts = [f"<b>{len(index.classes)}</b> classes", f"<b>{len(index.samples)}</b> images",
                  f"layout: {LAYOUT_NAMES.get(index.layout, index.layout)}"]
         if index.bad_files:
-            parts.append(f"<span style='color:#b3261e'>{len(index.bad_files)} unusable files</span>")
+            folders = sum(reason.startswith("cannot read folder") for _, reason in index.bad_files)
+            unusable = ([count_noun(len(index.bad_files) - folders, "unusable file")] if folders < len(index.bad_files)
+                        else []) + ([count_noun(folders, "unreadable folder")] if folders else [])
+            parts.append(f"<span style='color:#b3261e'>{', '.join(unusable)}</span>")
         if index.duplicates:
-            parts.append(f"{len(index.duplicates)} groups of identical files")
+            n = len(index.duplicates)
+            parts.append(f"{n} {'group' if n == 1 else 'groups'} of identical files")
         if index.empty_classes:
             parts.append(f"empty folders ignored: {', '.join(index.empty_classes)}")
         self.summary_label.setText(f"{index.root}<br>" + " · ".join(parts))

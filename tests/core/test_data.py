@@ -55,6 +55,23 @@ def test_scan_awkward_folder_keeps_good_and_reports_bad(awkward_dir):
     assert labels["чёрный кот 猫.jpg"] == "cats"
 
 
+def test_a_class_folder_that_cannot_be_listed_is_named_with_the_reason(small_dataset, monkeypatch):
+    """Not "empty" and not silently dropped: the folder is an unusable entry that says why."""
+    blocked = sorted(p for p in Path(small_dataset).iterdir() if p.is_dir())[0]
+    walk = os.walk
+
+    def walk_without_permission(top, onerror=None, **kw):
+        if Path(top) == blocked:
+            onerror(PermissionError(13, "Permission denied", str(top)))
+            return iter(())
+        return walk(top, onerror=onerror, **kw)
+
+    monkeypatch.setattr(data.os, "walk", walk_without_permission)
+    idx = scan(small_dataset)
+    assert blocked.name not in idx.classes and idx.empty_classes == []
+    assert (str(blocked), "cannot read folder (Permission denied)") in idx.bad_files
+
+
 def test_scan_to_dict_document(awkward_dir):
     d = scan(awkward_dir.root).to_dict()
     assert set(d) == {"root", "layout", "classes", "num_images", "bad_files", "empty_classes", "duplicates"}
