@@ -1345,7 +1345,8 @@ def evaluation_document(ckpt: dict[str, Any], index: data.DatasetIndex, split: s
                                                                    strict=True)]
     wrong = sorted((p for p in predictions if p["true"] != p["predicted"]), key=lambda p: -p["confidence"])
     return {
-        "split": split, "checkpoint": source, "arch": ckpt["arch"], "epoch": ckpt.get("epoch"),
+        "split": split, "data_root": str(index.root), "checkpoint": source, "arch": ckpt["arch"],
+        "epoch": ckpt.get("epoch"),
         "loss": loss, "accuracy": metrics.accuracy(y, pred) if n else None,
         "top5": metrics.topk_accuracy(logits, y, 5) if n and k >= 5 else None,
         "num_samples": n, "class_names": names, "confusion_matrix": cm, "per_class": rows,

@@ -107,6 +107,14 @@ def _cam_job(cache: PredictorCache, checkpoint: str, path: str, class_name: str,
     return out
 
 
+def _same_folder(a: str, b: str) -> bool | None:
+    """Whether two paths name the same folder (None when that cannot be told)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
 def _row_value(row: Any, key: str, pos: int) -> Any:
     """A field of a per-class / misclassified row stored either as a dict or as a list."""
     if isinstance(row, dict):
@@ -276,6 +284,7 @@ class EvaluateTab(QWidget):
         form.addWidget(QLabel("Data folder:"), 2, 0)
         self.data_edit = QLineEdit()
         self.data_edit.setPlaceholderText("folder of class sub-folders (default: the one the model was trained on)")
+        self.data_edit.editingFinished.connect(self._on_data_folder_chosen)
         form.addWidget(self.data_edit, 2, 1)
         b = QPushButton("Browse…")
         b.clicked.connect(self._browse_data)
@@ -445,6 +454,15 @@ class EvaluateTab(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Choose the data folder", self.data_edit.text())
         if folder:
             self.data_edit.setText(folder)
+            self._on_data_folder_chosen()
+
+    def _on_data_folder_chosen(self) -> None:
+        """Another folder than the model's own: its val/test split would be a random share of it, so "all"."""
+        data, own = self.data_edit.text().strip(), self._data_root_from_checkpoint(self.ckpt_edit.text().strip())
+        if data and own and _same_folder(data, own) is False and self.split_combo.currentText() != "all":
+            self.split_combo.setCurrentText("all")
+            self._set_status("Not the folder the model was trained on: every image in it will be evaluated "
+                             "(the split is set to \"all\").")
 
     def _offer_splits(self, has: dict[str, bool]) -> None:
         """Grey out the splits the run does not have (no test images: "test" would only fail)."""
@@ -604,9 +622,21 @@ class EvaluateTab(QWidget):
     def _on_eval_failed(self, message: str, worker: Any) -> bool:
         if worker.cancelled:  # a cancel while the folder was still being scanned ends as "scan cancelled"
             self._set_status("Evaluation cancelled.")
-        else:
-            self._set_status(f"Evaluation failed: {message}", error=True)
+            return True
+        shown = ""
+        if self.stack.currentIndex() == PAGE_RESULTS and self._evaluation:
+            shown = f"\nThe results below are still those of the earlier evaluation ({self._described(self._evaluation)})."
+        self._set_status(f"Evaluation failed: {message}{shown}", error=True)
         return True
+
+    def _described(self, ev: dict[str, Any]) -> str:
+        """"best.pt of <run> on the val split of <folder>" for status lines."""
+        ckpt = Path(self._checkpoint) if self._checkpoint else None
+        what = f"{ckpt.name} of {ckpt.parent.name}" if ckpt else "the checkpoint"
+        split = ev.get("split", "?")
+        where = f"every image of {ev['data_root']}" if split == "all" and ev.get("data_root") else (
+            f"the {split} split of {ev['data_root']}" if ev.get("data_root") else f"the {split} split")
+        return f"{what} on {where}"
 
     def cancel(self) -> None:
         if self._eval_worker is not None:
@@ -650,8 +680,9 @@ class EvaluateTab(QWidget):
         self.top5_card.setVisible(top5 is not None)
         self.top5_card.set("—" if top5 is None else f"{top5:.1%}")
         self.loss_card.set("—" if loss is None else f"{loss:.4f}")
-        self.n_card.set(str(n), f"{n} images in the {ev.get('split', '?')} split")
-        self.n_card.caption.setText(f"Images ({ev.get('split', '?')} split)")
+        split = ev.get("split", "?")
+        self.n_card.set(str(n), f"{n} images in the {split} split" if split != "all" else f"{n} images (all)")
+        self.n_card.caption.setText("Images (all)" if split == "all" else f"Images ({split} split)")
         rows = ev.get("per_class", []) or []
         f1s = [float(_row_value(r, "f1", 3) or 0) for r in rows]
         macro_f1 = (ev.get("macro") or {}).get("f1", sum(f1s) / len(f1s) if f1s else None)
@@ -668,7 +699,7 @@ class EvaluateTab(QWidget):
         elif errors:
             self._set_status(f"{len(errors)} images could not be read and were left out.", error=True)
         else:
-            self._set_status(f"Evaluated {Path(checkpoint).parent.name}/{Path(checkpoint).name}" if checkpoint else "")
+            self._set_status(f"Evaluated {self._described(ev)}." if checkpoint else "")
         self.stack.setCurrentIndex(PAGE_RESULTS)
 
     def _fill_per_class(self, rows: list[Any]) -> None:
@@ -701,6 +732,7 @@ class EvaluateTab(QWidget):
         self.detail_view.set_image(None)
         self.detail_label.setText("")
         self._cam_result = None
+        self._cam_pending = None
         placeholder = QPixmap(TILE, TILE)
         placeholder.fill(Qt.GlobalColor.lightGray)
         for e in self._gallery_rows:
@@ -756,8 +788,9 @@ class EvaluateTab(QWidget):
             return
         self.detail_view.set_hint("Computing Grad-CAM…")
         worker = FunctionWorker(_cam_job, self._cache, self._checkpoint, path, predicted)
-        worker.result.connect(self._on_cam)
-        worker.failed.connect(self.detail_view.set_hint)
+        gen = self._generation  # a gallery refilled meanwhile (a new evaluation) makes this answer stale
+        connect_worker(worker, self, result=lambda r: gen == self._generation and self._on_cam(r),
+                       failed=lambda m: gen == self._generation and self.detail_view.set_hint(m))
         worker.finished.connect(self._on_cam_finished)
         self._cam_worker = worker
         start_worker(worker, self)

@@ -80,6 +80,16 @@ class _LazyToken:
             time.sleep(0.05)
 
 
+_USER_ERRORS = ("DataError", "ConfigError", "CheckpointError", "ModelError", "ImageLoadError", "ExportError")
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Errors about the user's input or files, whose message says it all (no traceback needed): our own types,
+    plain ValueErrors (not JSONDecodeError & co: their text needs the type) and file errors with a reason."""
+    return (type(exc) is ValueError or type(exc).__name__ in _USER_ERRORS
+            or (isinstance(exc, OSError) and bool(exc.strerror)))
+
+
 def _error_text(exc: BaseException) -> str:
     """One readable line: our own error types and ValueErrors carry a user message already ("the test split of …
     is empty"), file errors say which file and why; anything else gets its type name."""
@@ -88,8 +98,7 @@ def _error_text(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         where = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f)  # a rename names both
         return f"{where}: {exc.strerror}" if where else exc.strerror
-    if type(exc) is ValueError or name in ("DataError", "ConfigError", "CheckpointError", "ModelError",
-                                           "ImageLoadError", "ExportError"):  # not JSONDecodeError & co: their text needs the type
+    if _is_user_error(exc):
         return text
     return f"{name}: {text}"
 
@@ -147,7 +156,7 @@ class FunctionWorker(QObject):
             value = self.fn(*self.args, **kwargs)
         except Exception as exc:  # noqa: BLE001 — every failure becomes one `failed` signal
             self.exception = exc
-            if type(exc).__name__ not in ("DataError", "ModelError", "ConfigError", "CheckpointError", "ExportError"):
+            if not _is_user_error(exc):  # a bug: its traceback helps whoever reads the console
                 traceback.print_exc(file=sys.stderr)
             self.failed.emit(_error_text(exc))
         else:
@@ -376,7 +385,8 @@ class TrainingWorker(QObject):
             self.result = result
         except Exception as exc:  # noqa: BLE001 — surfaces as one `failed` signal and a dialog
             self.exception = exc
-            traceback.print_exc(file=sys.stderr)
+            if not _is_user_error(exc):
+                traceback.print_exc(file=sys.stderr)
             self.failed.emit(_error_text(exc))
             result = None
         finally:

@@ -245,3 +245,41 @@ def test_splits_the_run_does_not_have_are_not_offered(tab, tmp_path):
     assert enabled == {"val": True, "test": False, "all": True} and tab.split_combo.currentText() == "val"
     tab.set_checkpoint(str(run / "best.pt"), str(data))  # a plain checkpoint: every split may be tried
     assert all(tab.split_combo.model().item(i).isEnabled() for i in range(tab.split_combo.count()))
+
+
+@pytest.mark.timeout(180)
+def test_a_grad_cam_that_arrives_after_the_gallery_was_refilled_is_dropped(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    ev = sample_evaluation(data)
+    run = make_run(tmp_path / "runs", data, ev)
+    tab.show_run(str(run))
+    wait_idle(qtbot, tab)
+    tab.gallery.setCurrentRow(0)  # its Grad-CAM is computed in a worker …
+    tab.show_evaluation(ev, str(run / "best.pt"))  # … while a new evaluation refills the gallery
+    wait_idle(qtbot, tab)
+    assert tab.gallery.currentRow() == -1 and tab.detail_result() is None  # nothing shown nobody asked for
+
+
+@pytest.mark.timeout(180)
+def test_a_failed_evaluation_says_which_results_are_still_shown(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    tab.show_run(str(run))
+    tab.evaluate_now_button.click()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS
+    assert tab.status_label.text() == f"Evaluated best.pt of {run.name} on the val split of {data}."
+    other = tmp_path / "birds"
+    for name in ("owl", "emu"):
+        (other / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (20, 20), (i * 90, 40, 200)).save(other / name / f"{i}.png")
+    tab.data_edit.setText(str(other))
+    tab._on_data_folder_chosen()  # as after typing the folder or picking it with Browse…
+    assert tab.split_combo.currentText() == "all" and "Not the folder the model was trained on" in \
+        tab.status_label.text()
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    text = tab.status_label.text()
+    assert text.startswith("Evaluation failed:") and "class 'emu' is not one of" in text, text
+    assert f"still those of the earlier evaluation (best.pt of {run.name} on the val split of {data})" in text
