@@ -448,6 +448,10 @@ class PredictTab(QWidget):
                 self.model_combo.removeItem(i)
         self.refresh_models()  # never leaves the list without a model or its placeholder
         self._prev_combo_index = self.model_combo.currentIndex()
+        if self.stack.currentIndex() in (1, 2) and any(Path(job[3]).parent == g for job in self._jobs.values()
+                                                       for g in gone):
+            self._clear_results("The model of these results was deleted. Drop images or folders to classify "
+                                "them with another model.")
 
     def checkpoint(self) -> str | None:
         """The checkpoint file predictions use, or None when none is chosen."""
@@ -472,12 +476,16 @@ class PredictTab(QWidget):
         if rerun:
             self._rerun_if_stale()
         elif any(job[3] != path for job in self._jobs.values()) and self.stack.currentIndex() in (1, 2):
-            self.cancel()
-            self._jobs.clear()
-            self._reset_table()
-            self._single = None
-            self.stack.setCurrentIndex(0)
-            self._set_status(f"Model: {path}. Drop images or folders to classify them.")
+            self._clear_results(f"Model: {path}. Drop images or folders to classify them.")
+
+    def _clear_results(self, status: str) -> None:
+        """Back to the drop page: the answers shown (and any job still running) are dropped."""
+        self.cancel()
+        self._jobs.clear()
+        self._reset_table()
+        self._single = None
+        self.stack.setCurrentIndex(0)
+        self._set_status(status)
 
     def _on_model_activated(self, index: int) -> None:
         if self.model_combo.itemText(index) != CHOOSE_FILE:

@@ -319,8 +319,15 @@ def test_changing_the_model_or_top_k_classifies_the_shown_images_again(qtbot, ta
     assert not tab.is_busy() and tab.stack.currentIndex() == 0 and tab.row_count() == 0
 
 
-def test_a_deleted_run_leaves_the_model_list(tab, ckpt):
+def test_a_deleted_run_leaves_the_model_list_and_takes_its_answers(qtbot, tab, ckpt, inputs, tmp_path):
     tab.set_checkpoint(str(ckpt))
     assert tab.checkpoint() == str(ckpt)
+    tab.predict_paths([str(inputs["loose"][0])])
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == 1 and tab.single_result() is not None
+    tab.forget_runs([str(tmp_path / "another-run")])  # not this model's: the answer stays
+    assert tab.stack.currentIndex() == 1 and tab.single_result() is not None
     tab.forget_runs([str(ckpt.parent)])
     assert tab.model_combo.findData(str(ckpt)) < 0 and tab.checkpoint() != str(ckpt)
+    assert tab.stack.currentIndex() == 0 and tab.single_result() is None
+    assert "The model of these results was deleted" in tab.status_label.text()
