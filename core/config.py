@@ -20,6 +20,7 @@ def _check(cond: bool, name: str, value: Any, why: str) -> None:
 
 
 AUGMENTATIONS = ("none", "light", "standard", "strong")
+STRONG_JITTER, STRONG_ERASING = 0.3, 0.25  # what "strong" adds while color_jitter / random_erasing are 0
 CACHE_MODES = ("auto", "memory", "stream")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "step", "plateau", "none")

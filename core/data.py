@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.config import DataConfig
+from core.config import STRONG_ERASING, STRONG_JITTER, DataConfig
 
 if TYPE_CHECKING:
     import torch
@@ -550,7 +550,7 @@ def augment_plan(cfg: DataConfig, train: bool) -> AugmentPlan:
     else:
         plan = AugmentPlan("pad", hflip=True) if small else AugmentPlan("rrc", (0.35, 1.0), hflip=True)
         if level == "strong":
-            plan.jitter, plan.erasing = 0.3, 0.25
+            plan.jitter, plan.erasing = STRONG_JITTER, STRONG_ERASING
     if not cfg.hflip:
         plan.hflip = False
     if cfg.color_jitter > 0:

@@ -341,6 +341,7 @@ class DatasetPanel(QWidget):
         self.augment_combo.currentIndexChanged.connect(self._on_augment_level_changed)
         self.flip_check.toggled.connect(self._on_flip_toggled)
         self._sync_flip()
+        self._sync_strength_fields()
         # On a short screen the column scrolls instead of setting the window's minimum height.
         scroll = QScrollArea()
         scroll.setWidget(col)
@@ -619,8 +620,21 @@ class DatasetPanel(QWidget):
         self.flip_check.setEnabled(not none)
         self.flip_check.setToolTip(FLIP_OFF_TIP if none else FLIP_TIP)
 
+    def _sync_strength_fields(self) -> None:
+        """At 0 the jitter / erasing fields mean "the level's own": say what that is (strong adds both)."""
+        from core.config import STRONG_ERASING, STRONG_JITTER  # light (no torch), needed only here
+
+        strong = self.augment_combo.currentText() == "strong"
+        for spin, value, what in ((self.jitter_spin, STRONG_JITTER, "colour jitter"),
+                                  (self.erasing_spin, STRONG_ERASING, "erasing")):
+            spin.setSpecialValueText(f"{value:.2f} (strong's own)" if strong else "off")
+            spin.setToolTip(f"{'Strength' if spin is self.jitter_spin else 'Probability'} of {what}: at the minimum "
+                            + (f"{value:.2f}, what strong adds; raise it to use more" if strong else "off")
+                            + ("" if strong else " (strong adds it by itself)"))
+
     def _on_augment_level_changed(self) -> None:
         self._sync_flip()  # before config_changed, so listeners read a consistent data_config()
+        self._sync_strength_fields()
         self._on_augment_changed()
 
     def _on_flip_toggled(self, checked: bool) -> None:
@@ -733,6 +747,7 @@ class DatasetPanel(QWidget):
         self.augment_combo.setCurrentText(level if level in AUGMENT_LEVELS else "standard")
         self._flip_pref = str(s.value("data/hflip", "true")).lower() == "true"
         self._sync_flip()
+        self._sync_strength_fields()
         self.jitter_spin.setValue(float(s.value("data/color_jitter", 0.0)))
         self.erasing_spin.setValue(float(s.value("data/random_erasing", 0.0)))
         self._fill_recent()

@@ -65,6 +65,8 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     assert panel.dup_list.count() == 1
     assert "copy_of_b0.jpg" in panel.dup_list.item(0).text()
     assert panel.middle_tabs.tabText(1) == "Problems (2)"
+    assert "1 unusable file</span> ·" in panel.summary_label.text() and "1 group of identical files" in \
+        panel.summary_label.text()
 
 
 def test_data_error_is_shown_in_the_panel(qtbot, panel, tmp_path, dataset_factory):
@@ -136,6 +138,19 @@ def test_dropped_folder_is_scanned(qtbot, panel, tiny_dataset, tmp_path):
         assert panel.handle_dropped_paths([str(tiny_dataset)])
     assert panel.index is not None and panel.folder == str(tiny_dataset)
     assert panel.recent_folders()[0] == str(tiny_dataset)
+
+
+def test_jitter_and_erasing_fields_say_what_strong_adds_at_zero(panel):
+    from core.data import augment_plan
+
+    panel.augment_combo.setCurrentText("strong")
+    assert panel.jitter_spin.value() == 0 and panel.jitter_spin.text() == "0.30 (strong's own)"
+    assert panel.erasing_spin.text() == "0.25 (strong's own)"
+    plan = augment_plan(panel.data_config(), train=True)  # what training does matches what the fields say
+    assert (plan.jitter, plan.erasing) == (0.3, 0.25)
+    panel.augment_combo.setCurrentText("standard")
+    assert panel.jitter_spin.text() == "off" and panel.erasing_spin.text() == "off"
+    assert augment_plan(panel.data_config(), train=True).jitter == 0
 
 
 def test_flip_is_off_and_disabled_while_augment_is_none(qtbot, panel):
