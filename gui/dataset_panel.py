@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QImage
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -37,7 +37,15 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 from gui.image_view import pil_to_qimage
-from gui.widgets import Banner, ImageGrid, count_noun, load_json_setting, read_thumbnail, store_json_setting
+from gui.widgets import (
+    Banner,
+    ImageGrid,
+    count_noun,
+    load_json_setting,
+    read_thumbnail,
+    show_folder,
+    store_json_setting,
+)
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 MAX_RECENT = 10
@@ -429,7 +437,7 @@ class DatasetPanel(QWidget):
         if not path:
             return False
         folder = path if os.path.isdir(path) else os.path.dirname(path)
-        return QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+        return show_folder(folder, self)
 
     # ---- scan results -------------------------------------------------------------------------------------------
     def _on_scan_progress(self, done: int, total: int) -> bool:

@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, settings
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import TrainTab
+from gui.widgets import show_folder
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
 TAB_NAMES = ("Dataset", "Train", "Evaluate", "Predict", "Runs")
@@ -312,7 +313,7 @@ class MainWindow(QMainWindow):
         self.train_tab.resume_run(str(run_dir))
 
     def open_folder(self, path: str) -> bool:
-        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+        return show_folder(str(path), self)
 
     # ---- start-up -----------------------------------------------------------------------------------------------
     def _open_initial(self, data_dir: str | None) -> None:

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices
+from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets import count_noun
+from gui.widgets import count_noun, show_folder
 
 COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
@@ -566,7 +566,7 @@ class RunsTab(QWidget):
     def _open_folder(self) -> None:
         root = self.runs_dir()
         root.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(root)))
+        show_folder(str(root), self)
 
     def _export_png(self) -> None:
         name = "curves.png" if len(self.selected_paths()) != 1 else f"{Path(self.selected_paths()[0]).name}.png"

@@ -1,13 +1,35 @@
-"""Small shared widgets and helpers: message banner, icon grid, thumbnails, counts, settings helpers."""
+"""Small shared widgets and helpers: message banner, icon grid, thumbnails, counts, settings helpers, folders."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QListWidget, QListWidgetItem, QWidget
+from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QWidget,
+)
+
+
+def show_folder(folder: str, parent: QWidget | None = None) -> bool:
+    """Open `folder` in the system's file manager. Where none can be started, a message gives its path (to copy)
+    instead of nothing happening; False then."""
+    if QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+        return True
+    box = QMessageBox(QMessageBox.Icon.Information, "Open folder",
+                      f"No file manager could be started on this system. The folder is:\n\n{folder}", parent=parent)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.setObjectName("noFileManager")
+    box.open()  # not exec(): nothing waits on it
+    return False
 
 
 def count_noun(n: int, noun: str) -> str:

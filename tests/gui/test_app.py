@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QMessageBox
 
 from gui import app as gui_app
 
@@ -182,9 +183,15 @@ def test_result_buttons_switch_tabs(qtbot, window, monkeypatch):
         w.train_tab.predict_requested.emit("/runs/r1/best.pt")
         assert calls[-1] == ("pred", "/runs/r1/best.pt") and w.tabs.currentWidget() is w.predict_tab
     opened = []
-    monkeypatch.setattr("gui.main_window.QDesktopServices.openUrl", lambda url: opened.append(url) or True)
+    monkeypatch.setattr("gui.widgets.QDesktopServices.openUrl", lambda url: opened.append(url) or True)
     w.train_tab.open_folder_requested.emit("/runs/r1")
     assert opened and opened[0].toLocalFile() == "/runs/r1"
+    # no file manager on this system: a message gives the path instead of nothing happening
+    monkeypatch.setattr("gui.widgets.QDesktopServices.openUrl", lambda url: False)
+    assert w.open_folder("/runs/r2") is False
+    box = w.findChild(QMessageBox, "noFileManager")
+    assert box is not None and box.isVisible() and "/runs/r2" in box.text()
+    box.close()
 
 
 def test_status_bar_shows_the_device(qtbot, window):
