@@ -135,6 +135,7 @@ class TrainingCharts(_Canvas):
         self.figure.legend(handles=[self.batch_line, self.train_loss_line, self.val_loss_line],
                            loc="outside upper center", ncols=3, frameon=False, handlelength=1.8, columnspacing=1.6)
         self.ax_acc.set_ylim(0, 101)
+        self._compact = False
         self._background: Any = None
         self.full_draws = 0  # counters for tests and benchmarks
         self.blits = 0
@@ -142,6 +143,16 @@ class TrainingCharts(_Canvas):
         self.planned_epochs = 0
         self._expected_top = 0.0
         self.reset()
+
+    COMPACT_BELOW_PX = 280  # shorter than this, the plot titles go (the y labels still name the plots)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        compact = event.size().height() < self.COMPACT_BELOW_PX
+        if compact != self._compact:
+            self._compact = compact
+            for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
+                ax.set_title("" if compact else title, loc="left", fontweight="bold")
+        super().resizeEvent(event)
 
     def reset(self) -> None:
         self.epochs: list[int] = []

@@ -121,3 +121,21 @@ def test_wider_tick_labels_after_a_limit_change_keep_the_axis_label_inside(qtbot
     assert charts.ax_loss.get_ylim()[1] == 2.0
     box = charts.ax_loss.yaxis.label.get_window_extent(charts.get_renderer())
     assert box.x0 >= 0, "the y-axis label was pushed out of the figure"
+
+
+def test_a_short_chart_drops_the_titles_and_gives_the_plots_the_room(qtbot, charts):
+    charts.set_planned_epochs(3)
+    charts.add_epoch(1, 1.2, 0.4, 1.3, 0.35)
+    _flush(qtbot, charts)
+    assert charts.ax_loss.get_title(loc="left") == "Loss"
+    charts.resize(800, 180)
+    _flush(qtbot, charts)
+    _flush(qtbot, charts)
+    assert charts.ax_loss.get_title(loc="left") == "" and charts.ax_acc.get_title(loc="left") == ""
+    renderer = charts.figure.canvas.get_renderer()
+    label = charts.ax_loss.xaxis.label.get_window_extent(renderer)
+    plot = charts.ax_loss.get_window_extent(renderer)
+    assert label.y0 >= 0 and plot.height >= 60  # laid out again: "epoch" is inside, the plot ≥ 60 px tall
+    charts.resize(800, 340)
+    _flush(qtbot, charts)
+    assert charts.ax_acc.get_title(loc="left") == "Accuracy"
