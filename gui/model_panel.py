@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import settings
+from gui.widgets import dialog_dir, remember_dir
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 AUTO = "auto"
@@ -235,9 +236,10 @@ class ModelPanel(QGroupBox):
         return None
 
     def browse_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", "",
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", dialog_dir("weights"),
                                               "PyTorch weights (*.pt *.pth *.bin);;All files (*)")
         if path:
+            remember_dir("weights", path)
             self.weights_edit.setText(path)
 
     # ---- reactions ----------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.image_view import DropHint, ImageView, ProbabilityBars, load_thumbnail, pil_to_qimage
-from gui.widgets import count_noun
+from gui.widgets import count_noun, dialog_dir, remember_dir
 from gui.worker import FunctionWorker, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
@@ -548,13 +548,15 @@ class PredictTab(QWidget):
         self.predict_image(qimage_to_pil(qimg), "Pasted image")
 
     def _open_images(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", IMAGE_FILTER)
+        files, _ = QFileDialog.getOpenFileNames(self, "Open images", dialog_dir("images"), IMAGE_FILTER)
         if files:
+            remember_dir("images", files[0])
             self.predict_paths(files)
 
     def _open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", dialog_dir("images"))
         if folder:
+            remember_dir("images", os.path.dirname(folder.rstrip("/\\")) or folder)
             self.predict_paths([folder])
 
     # ------------------------------------------------------------------ running
@@ -807,9 +809,10 @@ class PredictTab(QWidget):
         return self.proxy.rowCount()
 
     def _export_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export predictions as CSV", "predictions.csv",
-                                              "CSV files (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export predictions as CSV",
+                                              dialog_dir("exports", "predictions.csv"), "CSV files (*.csv)")
         if path:
+            remember_dir("exports", path)
             self.export_csv(path)
 
     def export_csv(self, path: str) -> None:

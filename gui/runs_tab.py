@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets import count_noun, show_folder
+from gui.widgets import count_noun, dialog_dir, remember_dir, show_folder
 
 COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
@@ -570,8 +570,10 @@ class RunsTab(QWidget):
 
     def _export_png(self) -> None:
         name = "curves.png" if len(self.selected_paths()) != 1 else f"{Path(self.selected_paths()[0]).name}.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export curves as PNG", name, "PNG images (*.png)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export curves as PNG", dialog_dir("exports", name),
+                                              "PNG images (*.png)")
         if path:
+            remember_dir("exports", path)
             self.export_curves_png(path)
 
     def export_curves_png(self, path: str) -> None:
@@ -586,9 +588,11 @@ class RunsTab(QWidget):
         run = self._one()
         if not run:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export history as CSV", f"{Path(run).name}-history.csv",
+        path, _ = QFileDialog.getSaveFileName(self, "Export history as CSV",
+                                              dialog_dir("exports", f"{Path(run).name}-history.csv"),
                                               "CSV files (*.csv)")
         if path:
+            remember_dir("exports", path)
             self.export_history_csv(run, path)
 
     def export_history_csv(self, run_dir: str, path: str) -> None:
@@ -616,9 +620,10 @@ class RunsTab(QWidget):
         filters = {"onnx": "ONNX model (*.onnx)", "torchscript": "TorchScript model (*.pt)"}
         if not _onnx_available():
             filters["onnx"] = "ONNX model (*.onnx) — needs pip install 'resnext-studio[export]'"
-        path, chosen = QFileDialog.getSaveFileName(self, "Export model", f"{Path(run).name}.onnx",
+        path, chosen = QFileDialog.getSaveFileName(self, "Export model", dialog_dir("exports", f"{Path(run).name}.onnx"),
                                                    ";;".join(filters.values()), filters["onnx"])
         if path:
+            remember_dir("exports", path)
             fmt = "torchscript" if chosen == filters["torchscript"] else "onnx"
             self.export_model(run, path, fmt)
 

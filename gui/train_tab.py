@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 from gui.model_panel import ModelPanel
-from gui.widgets import Banner
+from gui.widgets import Banner, dialog_dir, remember_dir
 from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_running, start_worker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
@@ -959,9 +959,10 @@ class TrainTab(QWidget):
         box.exec()
         clicked = box.clickedButton()
         if clicked is local:
-            path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", "",
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", dialog_dir("weights"),
                                                   "PyTorch weights (*.pt *.pth *.bin);;All files (*)")
             if path:
+                remember_dir("weights", path)
                 self.model_panel.pretrained_combo.setCurrentIndex(self.model_panel.pretrained_combo.findData("file"))
                 self.model_panel.weights_edit.setText(path)
                 self.start()

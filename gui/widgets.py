@@ -146,3 +146,26 @@ def load_json_setting(s: Any, key: str, default: Any) -> Any:
 
 def store_json_setting(s: Any, key: str, value: Any) -> None:
     s.setValue(key, json.dumps(value))
+
+
+def dialog_dir(kind: str, name: str = "") -> str:
+    """Where a file dialog of this kind ("images", "exports", "weights") opens: the folder last used for it, else
+    the home folder (never the process's working directory); with `name`, that file in it."""
+    import os
+
+    from gui.app import settings
+
+    folder = str(settings().value(f"dialogs/{kind}", "") or "")
+    if not folder or not os.path.isdir(folder):
+        folder = os.path.expanduser("~")
+    return os.path.join(folder, name) if name else folder
+
+
+def remember_dir(kind: str, path: str) -> None:
+    """Note the folder of a path chosen in a dialog of this kind (a folder itself, or a file's folder)."""
+    import os
+
+    if path:
+        from gui.app import settings
+
+        settings().setValue(f"dialogs/{kind}", path if os.path.isdir(path) else os.path.dirname(path))

@@ -210,3 +210,17 @@ def test_application_main_shows_the_window(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "window-visible True" in proc.stdout
+
+
+def test_file_dialogs_open_where_the_user_last_went_else_home(qapp, tmp_path, monkeypatch):
+    from gui.widgets import dialog_dir, remember_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    assert dialog_dir("exports") == str(tmp_path / "home")  # never the process's working directory
+    (tmp_path / "out").mkdir()
+    remember_dir("exports", str(tmp_path / "out" / "predictions.csv"))
+    assert dialog_dir("exports", "x.csv") == str(tmp_path / "out" / "x.csv")
+    assert dialog_dir("images") == str(tmp_path / "home")  # each kind remembers its own folder
+    (tmp_path / "out").rmdir()
+    assert dialog_dir("exports") == str(tmp_path / "home")  # a folder since removed: home again
