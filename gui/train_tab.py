@@ -128,6 +128,7 @@ class TrainTab(QWidget):
         self.dataset_panel = dataset_panel
         self.runs_dir = runs_dir
         self.state = IDLE
+        self._data_changed_meanwhile = False  # the data set changed while a run was going
         self.worker: TrainingWorker | None = None
         self.thread: Any = None
         self.result: Any = None
@@ -393,6 +394,8 @@ class TrainTab(QWidget):
     # ---- state --------------------------------------------------------------------------------------------------
     def _set_state(self, state: str) -> None:
         self.state = state
+        if state == IDLE and self._data_changed_meanwhile:
+            self._on_data_changed()
         busy = state != IDLE
         self.start_button.setEnabled(not busy)
         self.pause_button.setEnabled(state == RUNNING and self.proc is None)
@@ -485,6 +488,10 @@ class TrainTab(QWidget):
         panel = self.dataset_panel
         if panel is None:
             return
+        if self.state != IDLE:  # the summary describes the running run until it ends; the change applies then
+            self._data_changed_meanwhile = True
+            return
+        self._data_changed_meanwhile = False
         n = len(panel.index.classes) if panel.index is not None else None
         self.model_panel.set_context(num_classes=n, image_size=panel.image_size())
 

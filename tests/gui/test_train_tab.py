@@ -93,12 +93,16 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
 
         tab._on_batch(BatchProgress(1, 3, 9, 1.0, 50.0, 12.0))  # the batch in flight reports after Pause
         assert tab.eta_label.text() == "ETA – (paused)" and tab.batch_label.text() == "Batch 3 / 9"
+        size = tab.model_panel._context["image_size"]
+        panel.size_spin.setValue(size * 2)  # the next run's setting: the running run's summary stays
+        assert tab.model_panel._context["image_size"] == size
         tab.resume_button.click()
         assert tab.state == RUNNING and tab.pause_button.isEnabled()
         with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
             tab.stop_button.click()
         assert done.args[0].reason == "stopped"
         assert tab.state == IDLE and tab.start_button.isEnabled()
+        assert tab.model_panel._context["image_size"] == size * 2  # applied once the run has ended
         assert tab.eta_label.text() == "ETA –"
         bar = tab.log.verticalScrollBar()
         assert bar.maximum() > 0 and bar.value() == bar.maximum()  # the log follows its newest line
