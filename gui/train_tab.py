@@ -611,8 +611,28 @@ class TrainTab(QWidget):
         saved = _int(status.get("epochs_done"), len(history))
         override.train.epochs = max(planned, saved + 1)
         override.data.root = ""
+        data_root = str((config.get("data") or {}).get("root") or "")
+        if data_root and not Path(data_root).is_dir():  # moved or renamed since: ask where it is now
+            found = self._locate_moved_data(data_root)
+            if not found:
+                self.banner.set_error(f"Not resumed: the run's data folder {data_root} is not there any more.")
+                return False
+            override.data.root = found
         self._launch(override, None, resume=run_dir, history=history)
         return True
+
+    def _locate_moved_data(self, data_root: str) -> str:
+        """Ask for the new place of a run's data folder; "" when the user does not give one."""
+        answer = QMessageBox.question(
+            self, "Resume training",
+            f"This run was trained on {data_root}, which is not there any more.\n\n"
+            "Choose the folder where those images are now? (It must have the same class folders.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+        if answer != QMessageBox.StandardButton.Yes:
+            return ""
+        return QFileDialog.getExistingDirectory(self, "Where is the run's data folder now?",
+                                                str(Path(data_root).parent) if Path(data_root).parent.is_dir()
+                                                else dialog_dir("images"))
 
     def _launch(self, config: Any, index: Any, resume: str | None, history: list | None = None) -> None:
         self.result = None

@@ -283,3 +283,42 @@ def test_a_deleted_run_takes_its_result_buttons_with_it(qtbot, tmp_path, runs_di
     tab.forget_runs([str(run)])
     assert not any(b.isEnabled() for b in (tab.evaluate_button, tab.predict_button, tab.open_button))
     assert tab.run_dir is None and "deleted" in tab.result_label.text()
+
+
+@pytest.mark.timeout(300)
+def test_resuming_a_run_whose_data_moved_asks_where_it_is(qtbot, tiny_dataset, runs_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from core import data, engine
+    from core.config import RunConfig
+
+    old = Path(shutil.copytree(tiny_dataset, tmp_path / "photos"))
+    cfg = RunConfig()
+    cfg.data.root, cfg.data.image_size, cfg.data.num_workers = str(old), 32, 0
+    cfg.model.arch = TINY_ARCH
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.device = 2, 8, "cpu"
+    token = engine.StopToken()
+
+    class StopAfterFirst(engine.Callback):
+        def on_epoch_end(self, m):
+            token.stop()
+
+    first = engine.Trainer(cfg, data.scan(old), callbacks=[StopAfterFirst()], stop=token, runs_dir=runs_dir).fit()
+    assert first.reason == "stopped"
+    new = old.rename(tmp_path / "photos-moved")
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    asked = []
+    try:
+        monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+        assert not tab.resume_run(first.run_dir) and tab.state == IDLE
+        assert str(old) in asked[0] and "is not there any more" in tab.banner.text()
+        monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(new))
+        with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
+            assert tab.resume_run(first.run_dir), tab.banner.text()
+        assert done.args[0].reason == "completed", done.args[0].message
+        assert [h["epoch"] for h in done.args[0].history] == [1, 2]
+    finally:
+        _cleanup(panel, tab)
