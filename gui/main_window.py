@@ -267,8 +267,8 @@ class MainWindow(QMainWindow):
         return ("<p><b>ResNeXt Studio</b> trains, evaluates and uses ResNeXt image classifiers "
                 "(Xie et al., <i>Aggregated Residual Transformations for Deep Neural Networks</i>, CVPR 2017).</p>"
                 f"<p>{' · '.join(versions)}<br>Device: {device}</p>"
-                "<p>Everything the window does is also a command: "
-                "<code style='white-space:nowrap'>python main.py --help</code>.</p>")
+                "<p>Everything the window does is also a command; to list them:<br>"
+                "<code>python main.py --help</code></p>")
 
     def _about(self) -> None:
         QMessageBox.about(self, "About ResNeXt Studio", self.about_text())

@@ -375,7 +375,7 @@ class PredictTab(QWidget):
         h.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Interactive)
         h.resizeSection(COL_FILE, 320)
         h.resizeSection(COL_CLASS, 160)
-        h.resizeSection(COL_CONF, 100)
+        h.resizeSection(COL_CONF, 120)  # room for the sort arrow beside the bold title
         h.setStretchLastSection(True)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file paths keep their start and their name
         self.table.setItemDelegateForColumn(COL_TOPK, _ElideRight(self.table))  # a ranking keeps its first classes
@@ -407,8 +407,9 @@ class PredictTab(QWidget):
         except OSError:
             runs = []
         for r in runs:
-            acc = "" if r.best_val_acc is None else f"  ·  val acc {r.best_val_acc:.1%}"
-            self.model_combo.addItem(f"{r.name}{acc}", str(Path(r.path) / "best.pt"))
+            # the accuracy first: a narrow window cuts the end of the text, and the run name's date is long
+            acc = "" if r.best_val_acc is None else f"val acc {r.best_val_acc:.1%}  ·  "
+            self.model_combo.addItem(f"{acc}{r.name}", str(Path(r.path) / "best.pt"))
             self.model_combo.setItemData(self.model_combo.count() - 1, str(Path(r.path) / "best.pt"),
                                          Qt.ItemDataRole.ToolTipRole)
         for path in extra:
@@ -769,11 +770,17 @@ class PredictTab(QWidget):
         self.proxy.set_mode(self.mode_combo.currentText() or ALL_RESULTS)
         self._update_count()
 
+    def _problems(self) -> tuple[int, int]:
+        """(files that could not be read, folders with no images) among the results."""
+        folders = sum(1 for r in self._results if not r.ok and os.path.isdir(r.source))
+        return sum(1 for r in self._results if not r.ok) - folders, folders
+
     def _update_count(self) -> None:
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
-        errors = sum(1 for r in self._results if not r.ok)
-        text = count_noun(total, "file") + (f", {errors} unreadable" if errors else "")
+        errors, folders = self._problems()
+        text = count_noun(total - folders, "file") + (f", {errors} unreadable" if errors else "") + (
+            f", {count_noun(folders, 'folder')} without images" if folders else "")
         if shown != total:
             text += f" — showing {shown}"
         self.count_label.setText(text)
@@ -781,14 +788,16 @@ class PredictTab(QWidget):
     def _on_many_done(self, info: dict[str, Any]) -> None:
         self._drain()
         n = len(self._results)
-        errors = sum(1 for r in self._results if not r.ok)
+        errors, folders = self._problems()
         if info["done"] < info["total"]:
             self._set_status(f"Cancelled after {info['done']} of {info['total']} images.")
-        elif n == 0:
+        elif n == folders:
             self._set_status("No images found in what was dropped.", error=True)
         else:
-            self._set_status(f"{count_noun(n - errors, 'image')} classified"
-                             + (f"; {errors} could not be read" if errors else "") + ".", error=False)
+            self._set_status(f"{count_noun(n - errors - folders, 'image')} classified"
+                             + (f"; {errors} could not be read" if errors else "")
+                             + (f"; {count_noun(folders, 'folder')} had no images" if folders else "") + ".",
+                             error=False)
         self.predictions_finished.emit(n)
 
     def _on_row_activated(self, index: QModelIndex) -> None:

@@ -106,14 +106,15 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
     from core.predict import Predictor
 
     tab.set_checkpoint(str(ckpt))
-    dropped = inputs["loose"] + inputs["folder"] + inputs["bad"]
+    (tmp_path / "empty").mkdir()
+    dropped = inputs["loose"] + inputs["folder"] + inputs["bad"] + [tmp_path / "empty"]
     drop(tab, dropped)
     wait_idle(qtbot, tab)
 
     images = [str(p) for p in inputs["loose"] + inputs["in_folder"]]
     rows = {tab.model.index(r, COL_FILE).data(PATH_ROLE): tab.model.index(r, COL_CLASS).data()
             for r in range(tab.row_count())}
-    assert tab.row_count() == len(images) + 1
+    assert tab.row_count() == len(images) + 2  # the unreadable file and the empty folder have rows too
     results = {str(p.source): p for p in tab.results()}
     bad = results[str(inputs["bad"][0])]
     assert not bad.ok and bad.error
@@ -123,8 +124,8 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
     assert {s: results[s].label for s in images} == expected
     assert {s: rows[s] for s in images} == expected
     assert tab.stack.currentIndex() == 2
-    assert "1 unreadable" in tab.count_label.text()
-    assert tab.status_label.text() == f"{len(images)} images classified; 1 could not be read."
+    assert tab.count_label.text() == f"{len(images) + 1} files, 1 unreadable, 1 folder without images"
+    assert tab.status_label.text() == f"{len(images)} images classified; 1 could not be read; 1 folder had no images."
 
     # the same answers from the command line (exit 1: one input was unreadable)
     env = dict(os.environ, PYTHONPATH=str(REPO))
