@@ -556,7 +556,11 @@ class TrainTab(QWidget):
                 raise ValueError(f"The data set cannot be used (Dataset tab): {panel.last_error}")
             raise ValueError("Open a data set first (Dataset tab): no images to train on.")
         train = TrainConfig(**self.train_values())
-        cfg = RunConfig(data=panel.data_config(), model=self.model_panel.model_config(), train=train)
+        data = panel.data_config()
+        if data.val_split + data.test_split >= 1.0:  # said in the form's words (the config names its fields)
+            raise ValueError(f"Validation {data.val_split:.0%} + test {data.test_split:.0%} leave no training images "
+                             "(Dataset tab): together they must stay below 100 %.")
+        cfg = RunConfig(data=data, model=self.model_panel.model_config(), train=train)
         return cfg.validate()
 
     # ---- actions ------------------------------------------------------------------------------------------------

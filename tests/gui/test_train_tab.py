@@ -178,6 +178,12 @@ def test_bad_learning_rate_is_reported(qtbot, tiny_dataset, runs_dir):
         tab.lr_edit.setText("fast")
         assert not tab.start()
         assert "Learning rate" in tab.banner.text()
+        tab.lr_edit.setText("0.01")
+        panel.val_spin.setValue(60)
+        panel.test_spin.setValue(40)
+        assert not tab.start() and tab.state == IDLE
+        assert tab.banner.text() == ("Validation 60% + test 40% leave no training images (Dataset tab): together "
+                                     "they must stay below 100 %.")
     finally:
         _cleanup(panel, tab)
 
