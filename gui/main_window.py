@@ -391,7 +391,8 @@ class MainWindow(QMainWindow):
         if self.train_tab.is_running() and self.confirm_close:
             answer = QMessageBox.question(
                 self, "Training in progress",
-                "A training run is in progress. Stop it and close? The last finished epoch is kept (last.pt).",
+                "A training run is in progress. Stop it and close the window?\n\nIt stops after the current batch "
+                "and keeps everything trained so far; Resume training in the Runs tab goes on from there.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()

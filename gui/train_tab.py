@@ -361,7 +361,8 @@ class TrainTab(QWidget):
     def _build_result_box(self) -> QGroupBox:
         box = QGroupBox("Result")
         lay = QVBoxLayout(box)
-        self.result_label = QLabel("No run yet. Press Start training.")
+        self.result_label = QLabel("No run started in this session yet. Press Start training; earlier runs are "
+                                   "in the Runs tab.")
         self.result_label.setWordWrap(True)
         self.result_label.setTextFormat(Qt.TextFormat.RichText)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
