@@ -47,11 +47,23 @@ def startup_times(repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as home:
-            env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "RESNEXT_STUDIO_EXIT_WHEN_SHOWN": "1",
-                   "HOME": home, "XDG_CONFIG_HOME": str(Path(home) / "cfg"), "PYTHONPATH": str(REPO)}
+            env = {
+                **os.environ,
+                "QT_QPA_PLATFORM": "offscreen",
+                "RESNEXT_STUDIO_EXIT_WHEN_SHOWN": "1",
+                "HOME": home,
+                "XDG_CONFIG_HOME": str(Path(home) / "cfg"),
+                "PYTHONPATH": str(REPO),
+            }
             t0 = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, str(REPO / "main.py"), "gui"], env=env, cwd=REPO,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            proc = subprocess.Popen(
+                [sys.executable, str(REPO / "main.py"), "gui"],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             line = proc.stdout.readline()
             t = time.perf_counter() - t0
             proc.wait(timeout=120)
@@ -127,8 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         than cores libgomp stops spinning between regions, which slowed a later training thread (the GUI's) by
         5-7 % on 2 cores. The application never computes on its GUI thread, so that would not be its speed."""
         spec = json.dumps({"config": config.to_dict(), "data": str(data), "runs": str(tmp / "runs")})
-        proc = subprocess.run([sys.executable, __file__, "--headless-worker", spec], capture_output=True, text=True,
-                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.run(
+            [sys.executable, __file__, "--headless-worker", spec],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"headless run failed:\n{proc.stderr[-3000:]}")
         wall, epochs = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -264,19 +281,25 @@ def main(argv: list[str] | None = None) -> int:
     p99 = sorted(gaps)[int(0.99 * (len(gaps) - 1))] * 1000 if gaps else float("nan")
     starts = startup_times(args.startup_repeats)
 
-    print(f"\nGUI benchmark ({args.arch}, {args.image_size} px, {args.epochs} epochs, {n_train} training images, "
-          f"batch 16, CPU, {args.repeats} GUI/headless pairs)")
+    print(
+        f"\nGUI benchmark ({args.arch}, {args.image_size} px, {args.epochs} epochs, {n_train} training images, "
+        f"batch 16, CPU, {args.repeats} GUI/headless pairs)"
+    )
     print(f"{'measure':48s} {'value':>12s} {'target':>10s}")
-    print(f"{'headless fit() wall time (s)':48s} {h_wall:12.2f}   runs: "
-          + " ".join(f"{r[0]:.2f}" for r in h_runs))
-    print(f"{'GUI (Train tab + worker) wall time (s)':48s} {g_wall:12.2f}   runs: "
-          + " ".join(f"{r[0]:.2f}" for r in g_runs))
+    print(f"{'headless fit() wall time (s)':48s} {h_wall:12.2f}   runs: " + " ".join(f"{r[0]:.2f}" for r in h_runs))
+    print(
+        f"{'GUI (Train tab + worker) wall time (s)':48s} {g_wall:12.2f}   runs: "
+        + " ".join(f"{r[0]:.2f}" for r in g_runs)
+    )
     pairs = [h[0] / g[0] for h, g in zip(h_runs, g_runs, strict=True)]  # run back to back: same machine state
     pairs_ep = [h[1] / g[1] for h, g in zip(h_runs, g_runs, strict=True)]
-    print(f"{'(a) GUI/headless, median of paired runs, wall':48s} {statistics.median(pairs):12.3f} {'≥ 0.97':>10s}"
-          f"   pairs: {' '.join(f'{r:.3f}' for r in pairs)}")
-    print(f"{'(a) GUI/headless, median of paired runs, epochs':48s} {statistics.median(pairs_ep):12.3f} "
-          f"{'≥ 0.97':>10s}")
+    print(
+        f"{'(a) GUI/headless, median of paired runs, wall':48s} {statistics.median(pairs):12.3f} {'≥ 0.97':>10s}"
+        f"   pairs: {' '.join(f'{r:.3f}' for r in pairs)}"
+    )
+    print(
+        f"{'(a) GUI/headless, median of paired runs, epochs':48s} {statistics.median(pairs_ep):12.3f} {'≥ 0.97':>10s}"
+    )
     print(f"{'    best GUI run / best headless run, wall':48s} {h_wall / g_wall:12.3f}")
     print(f"{'    best GUI run / best headless run, epochs':48s} {h_ep / g_ep:12.3f}")
     print(f"{'(b) longest event-loop gap while training (ms)':48s} {worst_gap_ms:12.1f} {'≤ 100':>10s}")
@@ -284,16 +307,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'    GUI thread CPU per run, start to end (ms)':48s} {min(gui_cpu) * 1000:12.0f}")
     print(f"{'    same timer, idle loop, no training (ms)':48s} {max(baseline) * 1000:12.1f}")
     if draw_cpu:
-        print(f"{'    full chart draws: count / max GUI CPU (ms)':48s} {len(draw_cpu):6d} / {max(draw_cpu) * 1000:5.1f}")
+        print(
+            f"{'    full chart draws: count / max GUI CPU (ms)':48s} {len(draw_cpu):6d} / {max(draw_cpu) * 1000:5.1f}"
+        )
     if blit_cpu:
         print(f"{'    curve blits: count / max GUI CPU (ms)':48s} {len(blit_cpu):6d} / {max(blit_cpu) * 1000:5.1f}")
-    print(f"{'    full garbage collections: count / longest (ms)':48s} {len(gc_pauses):6d} / "
-          f"{max(gc_pauses, default=0) * 1000:5.1f}")
+    print(
+        f"{'    full garbage collections: count / longest (ms)':48s} {len(gc_pauses):6d} / "
+        f"{max(gc_pauses, default=0) * 1000:5.1f}"
+    )
     if slot_cpu:
         print(f"{'    batch updates: count / max GUI CPU (ms)':48s} {len(slot_cpu):6d} / {max(slot_cpu) * 1000:5.1f}")
     if starts:
-        print(f"{'(c) process start → visible window, median (s)':48s} {statistics.median(starts):12.2f} "
-              f"{'≤ 1.5':>10s}")
+        print(
+            f"{'(c) process start → visible window, median (s)':48s} {statistics.median(starts):12.2f} {'≤ 1.5':>10s}"
+        )
         print(f"{'    best of ' + str(len(starts)) + ' (s)':48s} {min(starts):12.2f}")
     else:
         print("(c) the window did not report itself visible")

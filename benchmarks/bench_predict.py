@@ -38,12 +38,23 @@ def photo_like(rng: np.random.Generator, w: int = 500, h: int = 375) -> Image.Im
 def make_checkpoint(path: Path, arch: str, image_size: int, num_classes: int = 10) -> Path:
     torch.manual_seed(0)
     model = models.build(arch, num_classes)
-    checkpoint.save(path, {
-        "format": checkpoint.FORMAT, "model": model.state_dict(), "arch": arch, "num_classes": num_classes,
-        "class_names": [f"class{i}" for i in range(num_classes)], "image_size": image_size,
-        "resize_size": data.resize_size(image_size), "mean": list(data.IMAGENET_MEAN),
-        "std": list(data.IMAGENET_STD), "config": {}, "epoch": 1, "metrics": {},
-    })
+    checkpoint.save(
+        path,
+        {
+            "format": checkpoint.FORMAT,
+            "model": model.state_dict(),
+            "arch": arch,
+            "num_classes": num_classes,
+            "class_names": [f"class{i}" for i in range(num_classes)],
+            "image_size": image_size,
+            "resize_size": data.resize_size(image_size),
+            "mean": list(data.IMAGENET_MEAN),
+            "std": list(data.IMAGENET_STD),
+            "config": {},
+            "epoch": 1,
+            "metrics": {},
+        },
+    )
     return path
 
 
@@ -65,11 +76,13 @@ def interleaved(fns: dict, repeats: int) -> dict[str, float]:
 
 
 def cold_start(ckpt: Path, image: Path) -> tuple[float, float]:
-    code = ("import time; t0 = time.perf_counter(); from core.predict import Predictor; "
-            "import torch, os; torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '0')) or "
-            "torch.get_num_threads()); "
-            f"p = Predictor.from_checkpoint({str(ckpt)!r}, device='cpu'); r = p.predict([{str(image)!r}]); "
-            "assert r[0].ok; print(time.perf_counter() - t0)")
+    code = (
+        "import time; t0 = time.perf_counter(); from core.predict import Predictor; "
+        "import torch, os; torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '0')) or "
+        "torch.get_num_threads()); "
+        f"p = Predictor.from_checkpoint({str(ckpt)!r}, device='cpu'); r = p.predict([{str(image)!r}]); "
+        "assert r[0].ok; print(time.perf_counter() - t0)"
+    )
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return time.perf_counter() - t, float(out.stdout.strip())
@@ -87,8 +100,7 @@ def bench_model(tmp: Path, arch: str, size: int, folder: Path, jpeg: Path, repea
         with torch.inference_mode():
             model(x1)
 
-    t = interleaved({"bare": bare, "pil": lambda: pred.predict([pil]), "file": lambda: pred.predict([jpeg])},
-                    repeats)
+    t = interleaved({"bare": bare, "pil": lambda: pred.predict([pil]), "file": lambda: pred.predict([jpeg])}, repeats)
     rows.append(f"  bare model forward, batch 1            {ms(t['bare'])}")
     for k, label in (("pil", "PIL image in memory"), ("file", "JPEG file 500x375   ")):
         ratio = t[k] / t["bare"]
@@ -99,8 +111,10 @@ def bench_model(tmp: Path, arch: str, size: int, folder: Path, jpeg: Path, repea
     rows.append(f"  Grad-CAM (forward + backward + overlay) {ms(g['cam'])}   {g['cam'] / g['pred']:4.2f}x a prediction")
 
     wall, inside = cold_start(ckpt, jpeg)
-    rows.append(f"  cold start, fresh process: load + first prediction {wall:6.2f} s wall "
-                f"({inside:.2f} s after interpreter start)")
+    rows.append(
+        f"  cold start, fresh process: load + first prediction {wall:6.2f} s wall "
+        f"({inside:.2f} s after interpreter start)"
+    )
 
     files, _ = expand_paths([folder])
     t0 = time.perf_counter()
@@ -113,8 +127,10 @@ def bench_model(tmp: Path, arch: str, size: int, folder: Path, jpeg: Path, repea
         t1 = time.perf_counter()
         model(xb)
         model_rate = 32 / (time.perf_counter() - t1)
-    rows.append(f"  folder of {len(files)} JPEGs 500x375, batch 32  {len(files) / dt:7.1f} images/s "
-                f"(model alone {model_rate:.1f} images/s)")
+    rows.append(
+        f"  folder of {len(files)} JPEGs 500x375, batch 32  {len(files) / dt:7.1f} images/s "
+        f"(model alone {model_rate:.1f} images/s)"
+    )
 
     if onnx:
         try:
@@ -131,9 +147,11 @@ def bench_model(tmp: Path, arch: str, size: int, folder: Path, jpeg: Path, repea
         sess = ort.InferenceSession(info["path"], opts, providers=["CPUExecutionProvider"])
         xn = x1.numpy()
         t = interleaved({"torch": bare, "ort": lambda: sess.run(None, {"input": xn})}, repeats)
-        rows.append(f"  batch 1: eager torch {ms(t['torch'])}   onnxruntime {ms(t['ort'])}   "
-                    f"({t['torch'] / t['ort']:.2f}x faster; export {info['seconds']:.1f} s, "
-                    f"max |Δ| {info['max_abs_diff']:.1e})")
+        rows.append(
+            f"  batch 1: eager torch {ms(t['torch'])}   onnxruntime {ms(t['ort'])}   "
+            f"({t['torch'] / t['ort']:.2f}x faster; export {info['seconds']:.1f} s, "
+            f"max |Δ| {info['max_abs_diff']:.1e})"
+        )
         onnx_pred = Predictor.from_checkpoint(ckpt, backend="onnx")
         t = interleaved({"torch": lambda: pred.predict([pil]), "onnx": lambda: onnx_pred.predict([pil])}, repeats)
         rows.append(f"  Predictor backend torch {ms(t['torch'])}   backend onnx {ms(t['onnx'])}")
@@ -146,9 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=256, help="JPEGs in the throughput folder")
     p.add_argument("--skip-big", action="store_true", help="skip resnext50_32x4d at 224 px")
     p.add_argument("--no-onnx", action="store_true")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch/onnxruntime threads (default: torch's choice); use 1 on a machine shared with "
-                        "other jobs, where OpenMP threads waiting on each other make timings meaningless")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch/onnxruntime threads (default: torch's choice); use 1 on a machine shared with "
+        "other jobs, where OpenMP threads waiting on each other make timings meaningless",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,8 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.images):
             photo_like(rng).save(folder / f"{i:04d}.jpg", "JPEG", quality=88)
         jpeg = folder / "0000.jpg"
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPU cores, "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPU cores, "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         configs = [("resnext11_4x8d", 64)] + ([] if args.skip_big else [("resnext50_32x4d", 224)])
         for arch, size in configs:
             for row in bench_model(tmp, arch, size, folder, jpeg, args.repeats, not args.no_onnx):

@@ -56,13 +56,18 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         t0 = time.perf_counter()
         size = make_images(root, args.n)
-        print(f"generated {args.n} JPEGs 500x375 ({size / args.n / 1024:.0f} KB each) in "
-              f"{time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPU cores", file=sys.stderr)
+        print(
+            f"generated {args.n} JPEGs 500x375 ({size / args.n / 1024:.0f} KB each) in "
+            f"{time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPU cores",
+            file=sys.stderr,
+        )
         scan(root, workers=args.workers)  # warm the page cache so the timing measures decoding, not the disk
 
         rows = []
-        for label, workers in (("scan (1 thread)", 1), (f"scan ({args.workers or default_workers()} threads)",
-                                                        args.workers)):
+        for label, workers in (
+            ("scan (1 thread)", 1),
+            (f"scan ({args.workers or default_workers()} threads)", args.workers),
+        ):
             best = float("inf")
             for _ in range(args.repeat):
                 t0 = time.perf_counter()

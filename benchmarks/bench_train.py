@@ -141,9 +141,11 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
     index = data.scan(spec["root"])  # the tutorial's ImageFolder scan is not timed either
-    cfg = RunConfig(data=DataConfig(root=spec["root"], image_size=spec["size"], val_split=0.0),
-                    model=ModelConfig(arch=spec["arch"]),
-                    train=TrainConfig(epochs=spec["epochs"], batch_size=spec["batch"], device=spec["device"]))
+    cfg = RunConfig(
+        data=DataConfig(root=spec["root"], image_size=spec["size"], val_split=0.0),
+        model=ModelConfig(arch=spec["arch"]),
+        train=TrainConfig(epochs=spec["epochs"], batch_size=spec["batch"], device=spec["device"]),
+    )
     marks: dict[str, Any] = {"last": {}, "cpu0": {}, "cpu": {}}
 
     class Probe(engine.Callback):
@@ -173,8 +175,14 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     seen = n_train - (n_train % spec["batch"] == 1)  # a last batch of one image is skipped (BatchNorm)
     epochs = [[seen, seen / marks["last"][e], marks["cpu"][e]] for e in sorted(marks["last"])]
     fmt = "channels_last" if trainer.memory_format == torch.channels_last else "contiguous"
-    return {"epochs": epochs, "setup_s": marks["setup_s"], "loader": marks["loader"], "memory_format": fmt,
-            "amp": str(trainer.amp_dtype), **_peaks(torch, dev)}
+    return {
+        "epochs": epochs,
+        "setup_s": marks["setup_s"],
+        "loader": marks["loader"],
+        "memory_format": fmt,
+        "amp": str(trainer.amp_dtype),
+        **_peaks(torch, dev),
+    }
 
 
 def _bound_parts(spec: dict[str, Any], fmt_name: str = "auto") -> tuple[Any, ...]:
@@ -271,8 +279,9 @@ WORKERS = {"a": worker_tutorial, "b": worker_trainer, "c": worker_bound, "format
 
 def run_worker(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     load0 = os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, __file__, "--worker", kind, json.dumps(spec)], capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, json.dumps(spec)], capture_output=True, text=True, cwd=ROOT
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"worker {kind} failed:\n{proc.stderr[-3000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -288,10 +297,14 @@ def configs(device: str, quick: bool) -> list[dict[str, Any]]:
 
     if device == "cpu":
         small = models.default_arch("cpu")
-        return [{"arch": "resnext50_32x4d", "size": 224, "n": 32 if quick else 64, "epochs": 2, "batch": 32},
-                {"arch": small, "size": 64, "n": 128 if quick else 256, "epochs": 2 if quick else 3, "batch": 32}]
-    return [{"arch": "resnext50_32x4d", "size": 224, "n": 256 if quick else 512, "epochs": 3, "batch": 32},
-            {"arch": "resnext29_8x64d", "size": 32, "n": 256 if quick else 1024, "epochs": 3, "batch": 32}]
+        return [
+            {"arch": "resnext50_32x4d", "size": 224, "n": 32 if quick else 64, "epochs": 2, "batch": 32},
+            {"arch": small, "size": 64, "n": 128 if quick else 256, "epochs": 2 if quick else 3, "batch": 32},
+        ]
+    return [
+        {"arch": "resnext50_32x4d", "size": 224, "n": 256 if quick else 512, "epochs": 3, "batch": 32},
+        {"arch": "resnext29_8x64d", "size": 32, "n": 256 if quick else 1024, "epochs": 3, "batch": 32},
+    ]
 
 
 def format_configs(device: str, quick: bool) -> list[dict[str, Any]]:
@@ -318,9 +331,13 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, float]:
         later = eps[1:] or eps
         steady.append(sum(e[0] for e in later) / sum(e[1] for e in later))
         per_cpu.append(sum(e[0] for e in later) / sum(e[2] for e in later))
-    out = {"first": statistics.median(first), "steady": statistics.median(steady),
-           "per_cpu_s": statistics.median(per_cpu),
-           "rss": max(r["peak_rss_mb"] for r in results), "load": statistics.mean(r["load"] for r in results)}
+    out = {
+        "first": statistics.median(first),
+        "steady": statistics.median(steady),
+        "per_cpu_s": statistics.median(per_cpu),
+        "rss": max(r["peak_rss_mb"] for r in results),
+        "load": statistics.mean(r["load"] for r in results),
+    }
     if "peak_cuda_mb" in results[0]:
         out["cuda"] = max(r["peak_cuda_mb"] for r in results)
     return out
@@ -334,8 +351,10 @@ def machine_line(torch: Any, threads: int, device: str) -> str:
     except OSError:
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if device == "cuda" else ""
-    return (f"CPU {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} torch threads{gpu}, "
-            f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    return (
+        f"CPU {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} torch threads{gpu}, "
+        f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,15 +400,23 @@ def main(argv: list[str] | None = None) -> int:
             for rnd in range(rounds):
                 for k in ("a", "b", "c") if rnd % 2 == 0 else ("c", "b", "a"):
                     got[k].append(run_worker(k, spec))
-                    print(f"#   {cfg['arch']}@{cfg['size']} round {rnd + 1} {k}: "
-                          f"{[round(e[0] / e[1], 2) for e in got[k][-1]['epochs']]} img/s per epoch", file=sys.stderr)
+                    print(
+                        f"#   {cfg['arch']}@{cfg['size']} round {rnd + 1} {k}: "
+                        f"{[round(e[0] / e[1], 2) for e in got[k][-1]['epochs']]} img/s per epoch",
+                        file=sys.stderr,
+                    )
             s = {k: summarise(v) for k, v in got.items()}
             rows.append((cfg, s, got["b"][0]))
 
-    print(f"\n## Training images/s ({kind}; median of {rounds} round(s); steady = epochs 2+; "
-          "(b) first epoch includes its setup: model build + cache fill)")
-    print("| model @ px | images x epochs | variant | first epoch | steady | images per CPU-s | peak RSS MB"
-          + (" | peak CUDA MB" if kind == "cuda" else "") + " | load avg |")
+    print(
+        f"\n## Training images/s ({kind}; median of {rounds} round(s); steady = epochs 2+; "
+        "(b) first epoch includes its setup: model build + cache fill)"
+    )
+    print(
+        "| model @ px | images x epochs | variant | first epoch | steady | images per CPU-s | peak RSS MB"
+        + (" | peak CUDA MB" if kind == "cuda" else "")
+        + " | load avg |"
+    )
     print("|---|---|---|---:|---:|---:|---:|" + ("---:|" if kind == "cuda" else "") + "---:|")
     names = {"a": "(a) tutorial loop", "b": "(b) our Trainer", "c": "(c) model-only bound"}
     verdicts = []
@@ -397,19 +424,26 @@ def main(argv: list[str] | None = None) -> int:
         for k in ("a", "b", "c"):
             v = s[k]
             extra = f" {v['cuda']:.0f} |" if kind == "cuda" else ""
-            print(f"| {cfg['arch']} @ {cfg['size']} | {cfg['n']} x {cfg['epochs']} | {names[k]} | {v['first']:.2f} "
-                  f"| {v['steady']:.2f} | {v['per_cpu_s']:.2f} | {v['rss']:.0f} |{extra} {v['load']:.2f} |")
+            print(
+                f"| {cfg['arch']} @ {cfg['size']} | {cfg['n']} x {cfg['epochs']} | {names[k]} | {v['first']:.2f} "
+                f"| {v['steady']:.2f} | {v['per_cpu_s']:.2f} | {v['rss']:.0f} |{extra} {v['load']:.2f} |"
+            )
         ba, bc = s["b"]["steady"] / s["a"]["steady"], s["b"]["steady"] / s["c"]["steady"]
         ba1 = s["b"]["first"] / s["a"]["first"]
         cba = s["b"]["per_cpu_s"] / s["a"]["per_cpu_s"]
         cbc = s["b"]["per_cpu_s"] / s["c"]["per_cpu_s"]
         ok = ba >= want_ba and bc >= want_bc
         verdicts.append(ok)
-        print(f"| {cfg['arch']} @ {cfg['size']} | | **b/a = {ba:.2f} (first epoch {ba1:.2f}), b/c = {bc:.2f}** "
-              f"— {'meets' if ok else 'BELOW'} targets {want_ba}/{want_bc} | | | "
-              f"per CPU-s: b/a = {cba:.2f}, b/c = {cbc:.2f} | | |" + (" |" if kind == "cuda" else ""))
-        print(f"#   (b) loader: {b0['loader']}; memory format {b0['memory_format']}; amp {b0['amp']}; "
-              f"setup {b0['setup_s']:.1f} s", file=sys.stderr)
+        print(
+            f"| {cfg['arch']} @ {cfg['size']} | | **b/a = {ba:.2f} (first epoch {ba1:.2f}), b/c = {bc:.2f}** "
+            f"— {'meets' if ok else 'BELOW'} targets {want_ba}/{want_bc} | | | "
+            f"per CPU-s: b/a = {cba:.2f}, b/c = {cbc:.2f} | | |" + (" |" if kind == "cuda" else "")
+        )
+        print(
+            f"#   (b) loader: {b0['loader']}; memory format {b0['memory_format']}; amp {b0['amp']}; "
+            f"setup {b0['setup_s']:.1f} s",
+            file=sys.stderr,
+        )
 
     if not args.no_formats:
         print(f"\n## Seconds per training step: contiguous vs channels_last ({kind}), and BatchTransform per batch")
@@ -420,9 +454,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             r = run_worker("formats", {**fc, "device": device, "threads": threads, "reps": 3 if args.quick else 5})
             best = min(r["contiguous_s"], r["channels_last_s"])
-            print(f"| {fc['arch']} @ {fc['size']} | {fc['batch']} | {r['contiguous_s']:.3f} | "
-                  f"{r['channels_last_s']:.3f} | {r['contiguous_s'] / r['channels_last_s']:.2f}x | "
-                  f"{r['transform_s']:.4f} ({100 * r['transform_s'] / best:.1f} %) | {r['load']:.2f} |")
+            print(
+                f"| {fc['arch']} @ {fc['size']} | {fc['batch']} | {r['contiguous_s']:.3f} | "
+                f"{r['channels_last_s']:.3f} | {r['contiguous_s'] / r['channels_last_s']:.2f}x | "
+                f"{r['transform_s']:.4f} ({100 * r['transform_s'] / best:.1f} %) | {r['load']:.2f} |"
+            )
         decode_table(kind == "cpu")
     return 0 if all(verdicts) else 1
 

@@ -66,8 +66,7 @@ def source_image(cls: int, rng: np.random.Generator, n: int = 40) -> np.ndarray:
 
 def _smooth_noise(rng: np.random.Generator, n: int, scale: int) -> np.ndarray:
     small = rng.uniform(0, 1, (scale, scale)).astype(np.float32)
-    return np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((n, n), Image.BICUBIC),
-                      np.float32) / 255
+    return np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((n, n), Image.BICUBIC), np.float32) / 255
 
 
 def target_image(cls: int, rng: np.random.Generator, n: int = 48) -> np.ndarray:
@@ -102,8 +101,12 @@ def target_image(cls: int, rng: np.random.Generator, n: int = 48) -> np.ndarray:
             x0, w, h = rng.uniform(0, 0.85), rng.uniform(0.1, 0.25), rng.uniform(0.3, 0.8)
             b = (xx > x0) & (xx < x0 + w) & (yy > 1 - h)
             img[b] = (35, 35, 45)
-            lit = b & (np.sin(2 * math.pi * 14 * xx) > 0.3) & (np.sin(2 * math.pi * 14 * yy) > 0.3) \
+            lit = (
+                b
+                & (np.sin(2 * math.pi * 14 * xx) > 0.3)
+                & (np.sin(2 * math.pi * 14 * yy) > 0.3)
                 & (rng.uniform(0, 1, (n, n)) > 0.4)
+            )
             img[lit] = (250, 220, 120)
     elif name == "desert":
         dunes = 0.5 + 0.5 * np.sin(2 * math.pi * (rng.uniform(1.5, 3) * xx + 2 * yy) + rng.uniform(0, 6))
@@ -164,8 +167,17 @@ class Clock(Callback):
         self.at[m.epoch] = time.perf_counter() - self.t0
 
 
-def run(root: Path, arch: str, size: int, mode: str, epochs: int, lr: float, weights: Path | None,
-        augment: str = "light", batch: int = 32) -> dict:
+def run(
+    root: Path,
+    arch: str,
+    size: int,
+    mode: str,
+    epochs: int,
+    lr: float,
+    weights: Path | None,
+    augment: str = "light",
+    batch: int = 32,
+) -> dict:
     cfg = RunConfig()
     cfg.data.root, cfg.data.image_size, cfg.data.augment, cfg.data.num_workers = str(root), size, augment, 0
     cfg.model.arch, cfg.model.mode = arch, mode
@@ -178,10 +190,17 @@ def run(root: Path, arch: str, size: int, mode: str, epochs: int, lr: float, wei
         raise SystemExit(f"{mode} run ended {result.reason}: {result.message}")
     hist = result.history
     best = max(hist, key=lambda h: (h["val_acc"], -h["val_loss"]))
-    return {"mode": mode, "epoch_s": [h["seconds"] for h in hist], "best_acc": best["val_acc"],
-            "best_epoch": best["epoch"], "time_to_best": clock.at[best["epoch"]], "total": clock.at[hist[-1]["epoch"]],
-            "first_epoch_at": clock.at[hist[0]["epoch"]] - hist[0]["seconds"], "loader": clock.loader_mode,
-            "run_dir": result.run_dir}
+    return {
+        "mode": mode,
+        "epoch_s": [h["seconds"] for h in hist],
+        "best_acc": best["val_acc"],
+        "best_epoch": best["epoch"],
+        "time_to_best": clock.at[best["epoch"]],
+        "total": clock.at[hist[-1]["epoch"]],
+        "first_epoch_at": clock.at[hist[0]["epoch"]] - hist[0]["seconds"],
+        "loader": clock.loader_mode,
+        "run_dir": result.run_dir,
+    }
 
 
 def pretrain_source(work: Path, arch: str, size: int, minutes: float, classes: int, per_class: int) -> Path:
@@ -207,8 +226,11 @@ def pretrain_source(work: Path, arch: str, size: int, minutes: float, classes: i
     r = Trainer(cfg, index=index, callbacks=[Budget()], stop=stop).fit()
     cfg.train.epochs = len(r.history)
     best = max(r.history, key=lambda h: h["val_acc"])
-    print(f"source task: {classes} texture classes × {per_class}, {cfg.train.epochs} epochs, "
-          f"val acc {best['val_acc']:.1%} (chance {1 / classes:.1%}), {time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"source task: {classes} texture classes × {per_class}, {cfg.train.epochs} epochs, "
+        f"val acc {best['val_acc']:.1%} (chance {1 / classes:.1%}), {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
     ckpt = torch.load(Path(r.run_dir) / "best.pt", map_location="cpu", weights_only=True)
     out = work / f"{arch}-textures.pth"
     torch.save(ckpt["model"], out)
@@ -229,8 +251,10 @@ def bench_epochs(args: argparse.Namespace, work: Path) -> None:
     first = run(root, args.arch, args.image_size, "linear", 3, 1e-2, weights)
     second = run(root, args.arch, args.image_size, "linear", 3, 1e-2, weights)
     scratch = float(np.median(rows[0]["epoch_s"]))
-    print(f"\n{args.arch} at {args.image_size} px, {4 * args.per_class} images (80 % train), "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n{args.arch} at {args.image_size} px, {4 * args.per_class} images (80 % train), "
+        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'mode':<34} {'s / epoch (median)':>18} {'× faster than scratch':>22}")
     for label, r in (("scratch", rows[0]), ("finetune", rows[1]), ("linear (epochs on cached features)", second)):
         e = float(np.median(r["epoch_s"]))
@@ -249,21 +273,28 @@ def compare(args: argparse.Namespace, work: Path) -> None:
     for mode, lr in (("scratch", 3e-3), ("finetune", 3e-3), ("linear", 1e-2)):
         results.append(run(root, args.arch, args.image_size, mode, args.epochs, lr, weights))
         loads.append(os.getloadavg()[0])
-        print(f"{mode}: best val acc {results[-1]['best_acc']:.1%} at epoch {results[-1]['best_epoch']}, "
-              f"{_fmt(results[-1]['time_to_best'])} to best", flush=True)
+        print(
+            f"{mode}: best val acc {results[-1]['best_acc']:.1%} at epoch {results[-1]['best_epoch']}, "
+            f"{_fmt(results[-1]['time_to_best'])} to best",
+            flush=True,
+        )
     again = run(root, args.arch, args.image_size, "linear", args.epochs, 1e-2, weights)
     again["mode"] = "linear (features cached)"
     results.append(again)
     n = len(TARGET_CLASSES) * args.per_class
-    print(f"\n{args.arch} at {args.image_size} px; target: {len(TARGET_CLASSES)} classes × {args.per_class} = {n} "
-          f"images (80/20 split); {args.epochs} epochs each; augment light; {torch.get_num_threads()} threads; "
-          f"load average during the runs {min(loads):.1f}-{max(loads):.1f}; whole experiment "
-          f"{_fmt(time.perf_counter() - t_all)}\n")
+    print(
+        f"\n{args.arch} at {args.image_size} px; target: {len(TARGET_CLASSES)} classes × {args.per_class} = {n} "
+        f"images (80/20 split); {args.epochs} epochs each; augment light; {torch.get_num_threads()} threads; "
+        f"load average during the runs {min(loads):.1f}-{max(loads):.1f}; whole experiment "
+        f"{_fmt(time.perf_counter() - t_all)}\n"
+    )
     print("| mode | best val accuracy | at epoch | time to best | s / epoch (mean) | total |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['mode']} | {r['best_acc']:.1%} | {r['best_epoch']} | {_fmt(r['time_to_best'])} | "
-              f"{np.mean(r['epoch_s']):.2f} | {_fmt(r['total'])} |")
+        print(
+            f"| {r['mode']} | {r['best_acc']:.1%} | {r['best_epoch']} | {_fmt(r['time_to_best'])} | "
+            f"{np.mean(r['epoch_s']):.2f} | {_fmt(r['total'])} |"
+        )
 
 
 def main() -> None:

@@ -28,8 +28,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_train import CLASSES, machine_line, make_dataset  # noqa: E402
 
 # host calls that make the CPU wait for the GPU, or move data; counted per step
-RUNTIME_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpyAsync",
-                 "cudaHostAlloc", "cudaMalloc", "cudaFree", "cudaLaunchKernel")
+RUNTIME_CALLS = (
+    "cudaStreamSynchronize",
+    "cudaDeviceSynchronize",
+    "cudaEventSynchronize",
+    "cudaMemcpyAsync",
+    "cudaHostAlloc",
+    "cudaMalloc",
+    "cudaFree",
+    "cudaLaunchKernel",
+)
 
 
 def _profiler(torch: Any, dev: Any) -> Any:
@@ -49,8 +57,7 @@ def summarise(prof: Any, steps: int, wall_s: float, top: int) -> dict[str, Any]:
     and the operators with the most self host time."""
     from torch.autograd import DeviceType
 
-    kernels = sorted((e.time_range.start, e.time_range.end) for e in prof.events()
-                     if e.device_type == DeviceType.CUDA)
+    kernels = sorted((e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA)
     busy_us, end = 0.0, -1.0
     for a, b in kernels:
         if b > end:
@@ -64,11 +71,14 @@ def summarise(prof: Any, steps: int, wall_s: float, top: int) -> dict[str, Any]:
             calls[e.key] += e.count
             call_ms[e.key] += e.self_cpu_time_total / 1000
     ops = sorted((e for e in averages if e.key not in calls), key=lambda e: e.self_cpu_time_total, reverse=True)
-    return {"ms_per_step": wall_s * 1000 / steps, "gpu_busy": busy_us / 1e6 / wall_s if kernels else None,
-            "kernels_per_step": len(kernels) / steps,
-            "calls": {k: (calls[k] / steps, call_ms[k] / steps) for k in RUNTIME_CALLS},
-            "ops": {e.key: (e.count / steps, e.self_cpu_time_total / 1000 / steps) for e in ops},
-            "top": [(e.key, e.count / steps, e.self_cpu_time_total / 1000 / steps) for e in ops[:top]]}
+    return {
+        "ms_per_step": wall_s * 1000 / steps,
+        "gpu_busy": busy_us / 1e6 / wall_s if kernels else None,
+        "kernels_per_step": len(kernels) / steps,
+        "calls": {k: (calls[k] / steps, call_ms[k] / steps) for k in RUNTIME_CALLS},
+        "ops": {e.key: (e.count / steps, e.self_cpu_time_total / 1000 / steps) for e in ops},
+        "top": [(e.key, e.count / steps, e.self_cpu_time_total / 1000 / steps) for e in ops[:top]],
+    }
 
 
 def profile_trainer(args: argparse.Namespace, root: Path, dev: Any, torch: Any) -> tuple[dict[str, Any], list]:
@@ -76,9 +86,11 @@ def profile_trainer(args: argparse.Namespace, root: Path, dev: Any, torch: Any) 
     from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
     index = data.scan(root)
-    cfg = RunConfig(data=DataConfig(root=str(root), image_size=args.size, val_split=0.0),
-                    model=ModelConfig(arch=args.arch),
-                    train=TrainConfig(epochs=2, batch_size=args.batch, device=str(dev)))
+    cfg = RunConfig(
+        data=DataConfig(root=str(root), image_size=args.size, val_split=0.0),
+        model=ModelConfig(arch=args.arch),
+        train=TrainConfig(epochs=2, batch_size=args.batch, device=str(dev)),
+    )
     target = 1 if args.first else 2
     marks: dict[str, Any] = {"events": []}
     prof = _profiler(torch, dev)
@@ -112,8 +124,13 @@ def profile_trainer(args: argparse.Namespace, root: Path, dev: Any, torch: Any) 
     if args.out:
         prof.export_chrome_trace(str(Path(args.out) / f"trainer_epoch{target}.json"))
     s = summarise(prof, marks["steps"], marks["wall_s"], args.top)
-    s.update(setup_s=marks["setup_s"], loader=marks["loader"], steps=marks["steps"],
-             fmt=str(trainer.memory_format).replace("torch.", ""), amp=str(trainer.amp_dtype))
+    s.update(
+        setup_s=marks["setup_s"],
+        loader=marks["loader"],
+        steps=marks["steps"],
+        fmt=str(trainer.memory_format).replace("torch.", ""),
+        amp=str(trainer.amp_dtype),
+    )
     return s, marks["events"]
 
 
@@ -148,18 +165,23 @@ def print_tables(b: dict[str, Any], c: dict[str, Any], cuda: bool) -> None:
     print("|---|---:|---:|---:|")
     print(f"| wall ms | {b['ms_per_step']:.2f} | {c['ms_per_step']:.2f} | {b['ms_per_step'] - c['ms_per_step']:+.2f} |")
     print(f"| GPU busy | {pct(b['gpu_busy'])} | {pct(c['gpu_busy'])} | |")
-    print(f"| kernels | {b['kernels_per_step']:.1f} | {c['kernels_per_step']:.1f} | "
-          f"{b['kernels_per_step'] - c['kernels_per_step']:+.1f} |")
+    print(
+        f"| kernels | {b['kernels_per_step']:.1f} | {c['kernels_per_step']:.1f} | "
+        f"{b['kernels_per_step'] - c['kernels_per_step']:+.1f} |"
+    )
     if cuda:
         for name in RUNTIME_CALLS:
             (nb, mb), (nc, mc) = b["calls"][name], c["calls"][name]
             print(f"| {name} calls (host ms) | {nb:.2f} ({mb:.3f}) | {nc:.2f} ({mc:.3f}) | {nb - nc:+.2f} |")
-    extra = sorted(((k, n - c["ops"].get(k, (0, 0))[0], ms - c["ops"].get(k, (0, 0))[1])
-                    for k, (n, ms) in b["ops"].items()), key=lambda r: r[2], reverse=True)
+    extra = sorted(
+        ((k, n - c["ops"].get(k, (0, 0))[0], ms - c["ops"].get(k, (0, 0))[1]) for k, (n, ms) in b["ops"].items()),
+        key=lambda r: r[2],
+        reverse=True,
+    )
     print("\nWhat (b) does beyond (c): operators by extra host time per step")
     print("| operator | extra calls / step | extra host ms / step |")
     print("|---|---:|---:|")
-    for key, n, ms in extra[:len(b["top"])]:
+    for key, n, ms in extra[: len(b["top"])]:
         print(f"| `{key}` | {n:+.1f} | {ms:+.3f} |")
     for label, s in (("(b) Trainer", b), ("(c) bound", c)):
         print(f"\n{label}: operators by self host time per step")
@@ -204,8 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         root = make_dataset(Path(tmp) / "data", args.n)
         b, events = profile_trainer(args, root, dev, torch)
     c = profile_bound(args, b["steps"], dev, torch)
-    print(f"\n## {args.arch} @ {args.size}, batch {args.batch}, {args.n} images; (b) epoch "
-          f"{1 if args.first else 2} profiled ({b['steps']} steps), (c) the same steps")
+    print(
+        f"\n## {args.arch} @ {args.size}, batch {args.batch}, {args.n} images; (b) epoch "
+        f"{1 if args.first else 2} profiled ({b['steps']} steps), (c) the same steps"
+    )
     print(f"(b) setup {b['setup_s']:.2f} s; loader {b['loader']}; {b['fmt']}; amp {b['amp']}")
     print_tables(b, c, cuda)
     print("\n(b) progress events: epoch, step / steps, seconds since the epoch started, images/s so far")

@@ -69,8 +69,11 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({_refusal(str(e))})") from None
     except Exception as e:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
-        why = (str(e).strip().split(". ")[0] or "file is empty or cut short") if not isinstance(e, KeyError) \
+        why = (
+            (str(e).strip().split(". ")[0] or "file is empty or cut short")
+            if not isinstance(e, KeyError)
             else "not a torch.save file"
+        )
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (unreadable: {why})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (contains a {type(ckpt).__name__}, not a dict)")
@@ -125,12 +128,14 @@ def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     inner = model
     for _ in range(4):
         inner = getattr(inner, "_orig_mod", inner)
-        inner = getattr(inner, "module", inner) if isinstance(inner, torch.nn.parallel.DistributedDataParallel) else inner
+        inner = (
+            getattr(inner, "module", inner) if isinstance(inner, torch.nn.parallel.DistributedDataParallel) else inner
+        )
     out = {}
     for k, v in inner.state_dict().items():
         for prefix in ("_orig_mod.", "module."):
             while k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
         out[k] = v.detach().to("cpu", copy=True)
     return out
 
@@ -143,21 +148,26 @@ def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cp
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError:
-        raise CheckpointError(f"the checkpoint's weights do not fit {ckpt['arch']}: "
-                              f"{_mismatch(model.state_dict(), ckpt['model'])}") from None
+        raise CheckpointError(
+            f"the checkpoint's weights do not fit {ckpt['arch']}: {_mismatch(model.state_dict(), ckpt['model'])}"
+        ) from None
     return model.to(device).eval()
 
 
 def _mismatch(want: dict[str, torch.Tensor], got: dict[str, Any], limit: int = 3) -> str:
     """Which layers are missing, unexpected or of another shape (the first few of each)."""
+
     def few(keys: list[str]) -> str:
         return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
     parts = []
     missing = [k for k in want if k not in got]
     extra = [k for k in got if k not in want]
-    shapes = [f"{k} {tuple(got[k].shape)} instead of {tuple(want[k].shape)}" for k in want
-              if k in got and isinstance(got[k], torch.Tensor) and got[k].shape != want[k].shape]
+    shapes = [
+        f"{k} {tuple(got[k].shape)} instead of {tuple(want[k].shape)}"
+        for k in want
+        if k in got and isinstance(got[k], torch.Tensor) and got[k].shape != want[k].shape
+    ]
     if missing:
         parts.append(f"missing {few(missing)}")
     if extra:
@@ -177,8 +187,13 @@ def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": _to_plain(random.getstate()),
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -198,8 +213,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         random.setstate((version, tuple(internal), gauss))
     if "numpy" in state:
         n = state["numpy"]
-        np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                             n["cached_gaussian"]))
+        np.random.set_state(
+            (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        )
     if "cuda" in state and torch.cuda.is_available():
         cuda = [s.cpu() for s in state["cuda"]]
         if len(cuda) == torch.cuda.device_count():

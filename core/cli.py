@@ -86,8 +86,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(s)
         return 0
-    print(f"{args.arch}: {s['params']:,} parameters, {s['macs'] / 1e9:.2f} G multiply-adds "
-          f"at {args.image_size}×{args.image_size}, {args.num_classes} classes")
+    print(
+        f"{args.arch}: {s['params']:,} parameters, {s['macs'] / 1e9:.2f} G multiply-adds "
+        f"at {args.image_size}×{args.image_size}, {args.num_classes} classes"
+    )
     for st in s.get("stages", []):
         shape = "×".join(str(v) for v in st.get("output_shape", []))
         print(f"  {st['name']:<10} {shape:>18}  {st['params']:>12,}")
@@ -139,9 +141,11 @@ def _make_printer():
         def on_fit_start(self, info) -> None:
             self.epochs = info.epochs
             _err(f"run folder: {info.run_dir}")
-            _err(f"device: {info.device_name}; model {info.arch} ({info.params:,} parameters), "
-                 f"{info.num_classes} classes; images: {info.train_size} train / {info.val_size} val / "
-                 f"{info.test_size} test; data: {info.loader_mode}")
+            _err(
+                f"device: {info.device_name}; model {info.arch} ({info.params:,} parameters), "
+                f"{info.num_classes} classes; images: {info.train_size} train / {info.val_size} val / "
+                f"{info.test_size} test; data: {info.loader_mode}"
+            )
 
         def on_epoch_start(self, epoch: int) -> None:
             self.bar = _Progress(f"epoch {epoch}/{self.epochs}")
@@ -154,8 +158,10 @@ def _make_printer():
             if self.bar:
                 self.bar.close()
             val = "" if m.val_loss is None else f"  val loss {m.val_loss:.4f}  val acc {m.val_acc:.2%}"
-            _err(f"epoch {m.epoch}/{self.epochs}: train loss {m.train_loss:.4f}  acc {m.train_acc:.2%}{val}  "
-                 f"lr {m.lr:.2e}  {m.seconds:.1f}s")
+            _err(
+                f"epoch {m.epoch}/{self.epochs}: train loss {m.train_loss:.4f}  acc {m.train_acc:.2%}{val}  "
+                f"lr {m.lr:.2e}  {m.seconds:.1f}s"
+            )
 
         def on_warning(self, msg: str) -> None:
             _err(f"warning: {msg}")
@@ -224,11 +230,28 @@ def _train_config(args: argparse.Namespace):
     d, m, t = cfg.data, cfg.model, cfg.train
     d.root = args.data or d.root  # a saved config.json names its data folder
     for name, obj in (
-        ("image_size", d), ("val_split", d), ("test_split", d), ("augment", d), ("cache", d), ("num_workers", d),
-        ("arch", m), ("mode", m),
-        ("epochs", t), ("batch_size", t), ("lr", t), ("optimizer", t), ("weight_decay", t), ("scheduler", t),
-        ("warmup_epochs", t), ("label_smoothing", t), ("mixup", t), ("cutmix", t), ("grad_clip", t),
-        ("early_stop_patience", t), ("device", t), ("sync_bn", t),
+        ("image_size", d),
+        ("val_split", d),
+        ("test_split", d),
+        ("augment", d),
+        ("cache", d),
+        ("num_workers", d),
+        ("arch", m),
+        ("mode", m),
+        ("epochs", t),
+        ("batch_size", t),
+        ("lr", t),
+        ("optimizer", t),
+        ("weight_decay", t),
+        ("scheduler", t),
+        ("warmup_epochs", t),
+        ("label_smoothing", t),
+        ("mixup", t),
+        ("cutmix", t),
+        ("grad_clip", t),
+        ("early_stop_patience", t),
+        ("device", t),
+        ("sync_bn", t),
     ):
         value = getattr(args, name)
         if value is not None:
@@ -288,8 +311,10 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     ignored = [k for k, v in vars(args).items() if k not in RESUME_FLAGS and v != parser_defaults.get(k)]
     if ignored:
         flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
-        _err(f"warning: {flags} ignored: a resumed run keeps its stored settings (only --epochs, --device and "
-             f"--data apply)")
+        _err(
+            f"warning: {flags} ignored: a resumed run keeps its stored settings (only --epochs, --device and "
+            f"--data apply)"
+        )
     if args.epochs is None and args.device is None and args.data is None:
         return None
     try:
@@ -307,8 +332,10 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
         if args.epochs < 1:
             raise UsageError(f"--epochs {args.epochs}: must be ≥ 1")
         if args.epochs <= done:
-            raise UsageError(f"--epochs {args.epochs}: the run has already trained {done} "
-                             f"epoch{'s' if done != 1 else ''}; give more to extend it")
+            raise UsageError(
+                f"--epochs {args.epochs}: the run has already trained {done} "
+                f"epoch{'s' if done != 1 else ''}; give more to extend it"
+            )
         cfg.train.epochs = args.epochs
     if args.device is not None:
         cfg.train.device = args.device
@@ -345,11 +372,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.quiet and result.reason not in ("completed", "early_stop"):  # quiet hides progress, not failures
         _err(f"{result.reason}: {result.message}")
     if args.json and getattr(trainer, "is_main", True):  # under torchrun only rank 0 answers
-        _emit_json({
-            "run_dir": result.run_dir, "reason": result.reason, "message": result.message,
-            "best_epoch": result.best_epoch, "best_metric": result.best_metric,
-            "history": result.history, "evaluation": _eval_summary(result.evaluation),
-        })
+        _emit_json(
+            {
+                "run_dir": result.run_dir,
+                "reason": result.reason,
+                "message": result.message,
+                "best_epoch": result.best_epoch,
+                "best_metric": result.best_metric,
+                "history": result.history,
+                "evaluation": _eval_summary(result.evaluation),
+            }
+        )
     if result.reason not in ("completed", "early_stop"):
         return 1
     return 1 if unusable else 0  # trained on the rest; some inputs could not be read
@@ -406,8 +439,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if row["f1"] is None:  # a class with no images here and never predicted
                 print(f"{row['name']:<{w}}  {'—':>9}  {'—':>6}  {'—':>5}  {row['support']:>7}")
                 continue
-            print(f"{row['name']:<{w}}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
-                  f"{row['support']:>7}")
+            print(
+                f"{row['name']:<{w}}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
+                f"{row['support']:>7}"
+            )
         print("confusion matrix (rows = true, columns = predicted):")
         for name, row in zip(names, ev["confusion_matrix"], strict=True):
             print(f"  {name:<{w}} " + " ".join(f"{v:>5}" for v in row))
@@ -486,11 +521,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(preds, args.csv, args.top_k)
     if args.json:
-        _emit_json({
-            "checkpoint": str(args.checkpoint), "class_names": predictor.class_names,
-            "predictions": [prediction_to_dict(p) for p in preds],
-            "errors": [{"source": str(s), "error": r} for s, r in problems],
-        })
+        _emit_json(
+            {
+                "checkpoint": str(args.checkpoint),
+                "class_names": predictor.class_names,
+                "predictions": [prediction_to_dict(p) for p in preds],
+                "errors": [{"source": str(s), "error": r} for s, r in problems],
+            }
+        )
     else:
         for p in preds:
             if p.ok:
@@ -516,8 +554,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(info)
     else:
-        print(f"wrote {info['path']} ({info['size_bytes'] / 1e6:.1f} MB); checked on {info['n_samples']} images: "
-              f"max |Δ logits| {info['max_abs_diff']:.2e}, top-1 agrees: {info['top1_agree']}")
+        print(
+            f"wrote {info['path']} ({info['size_bytes'] / 1e6:.1f} MB); checked on {info['n_samples']} images: "
+            f"max |Δ logits| {info['max_abs_diff']:.2e}, top-1 agrees: {info['top1_agree']}"
+        )
     return 0
 
 
@@ -525,8 +565,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Train, evaluate and use ResNeXt image classifiers. "
-                "With no command, opens the desktop app.")
+    p = _Parser(
+        prog=PROG,
+        description="Train, evaluate and use ResNeXt image classifiers. With no command, opens the desktop app.",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__import__('core').__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 

@@ -55,8 +55,12 @@ class DataConfig:
         _check(0.0 <= self.color_jitter <= 1.0, "color_jitter", self.color_jitter, "must be 0..1")
         _check(0.0 <= self.random_erasing <= 1.0, "random_erasing", self.random_erasing, "must be 0..1")
         _check(self.cache in CACHE_MODES, "cache", self.cache, f"one of {CACHE_MODES}")
-        _check(self.cache_budget_mb is None or self.cache_budget_mb >= 0, "cache_budget_mb",
-               self.cache_budget_mb, "must be ≥ 0")
+        _check(
+            self.cache_budget_mb is None or self.cache_budget_mb >= 0,
+            "cache_budget_mb",
+            self.cache_budget_mb,
+            "must be ≥ 0",
+        )
         _check(self.num_workers is None or self.num_workers >= 0, "num_workers", self.num_workers, "must be ≥ 0")
 
 
@@ -72,8 +76,12 @@ class ModelConfig:
     def validate(self) -> None:
         _check(bool(self.arch), "arch", self.arch, "must not be empty")
         _check(self.mode in MODES, "mode", self.mode, f"one of {MODES}")
-        _check(self.mode == "scratch" or self.pretrained is not None, "mode", self.mode,
-               "linear and finetune need pretrained weights (--pretrained imagenet|PATH)")
+        _check(
+            self.mode == "scratch" or self.pretrained is not None,
+            "mode",
+            self.mode,
+            "linear and finetune need pretrained weights (--pretrained imagenet|PATH)",
+        )
 
 
 @dataclass
@@ -125,11 +133,14 @@ class TrainConfig:
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", self.grad_clip, "must be > 0")
         _check(self.mixup >= 0, "mixup", self.mixup, "must be ≥ 0")
         _check(self.cutmix >= 0, "cutmix", self.cutmix, "must be ≥ 0")
-        _check(self.early_stop_patience is None or self.early_stop_patience >= 1, "early_stop_patience",
-               self.early_stop_patience, "must be ≥ 1")
+        _check(
+            self.early_stop_patience is None or self.early_stop_patience >= 1,
+            "early_stop_patience",
+            self.early_stop_patience,
+            "must be ≥ 1",
+        )
         _check(self.monitor in MONITORS, "monitor", self.monitor, f"one of {MONITORS}")
-        _check(self.device in DEVICES or self.device.startswith("cuda:"), "device", self.device,
-               f"one of {DEVICES}")
+        _check(self.device in DEVICES or self.device.startswith("cuda:"), "device", self.device, f"one of {DEVICES}")
         _check(self.channels_last in ("auto", "on", "off"), "channels_last", self.channels_last, "auto|on|off")
         _check(self.backbone_lr_mult > 0, "backbone_lr_mult", self.backbone_lr_mult, "must be > 0")
 

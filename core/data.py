@@ -263,8 +263,11 @@ def _subdirs(folder: str) -> list[os.DirEntry]:
 
 def _loose_images(folder: str) -> list[str]:
     with os.scandir(folder) as it:
-        return sorted(e.path for e in it if not _skipped(e.name) and e.is_file()
-                      and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS)
+        return sorted(
+            e.path
+            for e in it
+            if not _skipped(e.name) and e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
+        )
 
 
 def _walk_images(folder: str, stop: Any, unreadable: list[tuple[str, str]] | None = None) -> list[str]:
@@ -294,8 +297,9 @@ def default_workers() -> int:
     return max(2, min(16, 2 * (os.cpu_count() or 1)))
 
 
-def scan(root: str | Path, progress: Callable[[int, int], None] | None = None, stop: Any = None,
-         workers: int | None = None) -> DatasetIndex:
+def scan(
+    root: str | Path, progress: Callable[[int, int], None] | None = None, stop: Any = None, workers: int | None = None
+) -> DatasetIndex:
     """Index an image folder (class folders or train/val/test folders), verifying every image by decoding it."""
     if not os.path.isdir(root):
         raise DataError(f"{root}: {'a file, not a folder' if os.path.exists(root) else 'no such folder'}")
@@ -349,15 +353,22 @@ def scan(root: str | Path, progress: Callable[[int, int], None] | None = None, s
             why = f"only one class with images ({classes[0]!r}); at least two are needed"
         raise DataError(f"{root_s}: {why}")
 
-    samples = [Sample(path, label, split_name)
-               for label, cls in enumerate(classes) for path, split_name in good[cls]]
+    samples = [Sample(path, label, split_name) for label, cls in enumerate(classes) for path, split_name in good[cls]]
     duplicates = sorted(sorted(g) for g in by_hash.values() if len(g) > 1)
-    return DatasetIndex(root=root_s, layout=layout, classes=classes, samples=samples,
-                        bad_files=sorted(bad), empty_classes=empty, duplicates=duplicates)
+    return DatasetIndex(
+        root=root_s,
+        layout=layout,
+        classes=classes,
+        samples=samples,
+        bad_files=sorted(bad),
+        empty_classes=empty,
+        duplicates=duplicates,
+    )
 
 
-def _verify_all(paths: list[str], progress: Callable[[int, int], None] | None, stop: Any,
-                workers: int | None) -> list[tuple[str | None, str | None]]:
+def _verify_all(
+    paths: list[str], progress: Callable[[int, int], None] | None, stop: Any, workers: int | None
+) -> list[tuple[str | None, str | None]]:
     total = len(paths)
     results: list[tuple[str | None, str | None]] = [(None, None)] * total
     if progress:
@@ -413,8 +424,9 @@ def _groups(index: DatasetIndex) -> list[list[int]]:
     return groups
 
 
-def _stratified(index: DatasetIndex, pool: Sequence[int], val: float, test: float, seed: int
-                ) -> tuple[list[int], list[int], list[int]]:
+def _stratified(
+    index: DatasetIndex, pool: Sequence[int], val: float, test: float, seed: int
+) -> tuple[list[int], list[int], list[int]]:
     in_pool = set(pool)
     by_class: dict[int, list[list[int]]] = {}
     for g in _groups(index):
@@ -646,10 +658,14 @@ class BatchTransform:
         if h < s or w < s:
             import torch.nn.functional as F
 
-            return F.interpolate(x.float(), size=(s, s), mode="bilinear", antialias=True,
-                                 align_corners=False).round().clamp(0, 255).to(x.dtype)
+            return (
+                F.interpolate(x.float(), size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+                .round()
+                .clamp(0, 255)
+                .to(x.dtype)
+            )
         top, left = (h - s) // 2, (w - s) // 2
-        return x[..., top:top + s, left:left + s]
+        return x[..., top : top + s, left : left + s]
 
     @staticmethod
     def _pad_crop(x: torch.Tensor, s: int, generator: torch.Generator | None, pad: int = 4) -> torch.Tensor:
@@ -723,8 +739,13 @@ class BatchTransform:
         apply = r[4] < prob
         rows = torch.arange(h, device=y.device).view(1, h, 1)
         cols = torch.arange(w, device=y.device).view(1, 1, w)
-        mask = ((rows >= y0.view(b, 1, 1)) & (rows < (y0 + eh).view(b, 1, 1))
-                & (cols >= x0.view(b, 1, 1)) & (cols < (x0 + ew).view(b, 1, 1)) & apply.view(b, 1, 1))
+        mask = (
+            (rows >= y0.view(b, 1, 1))
+            & (rows < (y0 + eh).view(b, 1, 1))
+            & (cols >= x0.view(b, 1, 1))
+            & (cols < (x0 + ew).view(b, 1, 1))
+            & apply.view(b, 1, 1)
+        )
         return y.masked_fill(mask[:, None], 0.0)
 
 
@@ -794,7 +815,7 @@ class _EpochSampler:
         self.skip = 0  # positions of this epoch already trained (a resumed, stopped epoch)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(epoch_order(self.n, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)[self.skip:])
+        return iter(epoch_order(self.n, self.shuffle, self.seed, self.epoch, self.rank, self.world_size)[self.skip :])
 
     def __len__(self) -> int:
         return max(0, (math.ceil(self.n / self.world_size) if self.n else 0) - self.skip)
@@ -895,9 +916,22 @@ def default_num_workers(device: Any = None) -> int:
 class BatchLoader:
     """Iterable of Batch for one split: "memory" (decoded-image cache) or "stream" (DataLoader) mode."""
 
-    def __init__(self, index: DatasetIndex, indices: Sequence[int], cfg: DataConfig, *, batch_size: int,
-                 shuffle: bool, seed: int, device: Any, drop_last: bool = False, num_workers: int | None = None,
-                 rank: int = 0, world_size: int = 1, progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        index: DatasetIndex,
+        indices: Sequence[int],
+        cfg: DataConfig,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        device: Any,
+        drop_last: bool = False,
+        num_workers: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be ≥ 1")
         if not 0 <= rank < world_size:
@@ -962,14 +996,15 @@ class BatchLoader:
                     done += 1
                     if progress and (done % step == 0 or done == total):
                         progress(done, total)
-                cache[start:start + len(stage)] = stage.to(self.device)
+                cache[start : start + len(stage)] = stage.to(self.device)
         keep = [p for p in range(total) if ok[p]]
         if len(keep) < total:
             cache = cache[torch.tensor(keep, dtype=torch.long, device=self.device)]
             self.ids = [self.ids[p] for p in keep]
         self.cache = cache
-        self.labels = torch.tensor([self.index.samples[i].label for i in self.ids], dtype=torch.long,
-                                   device=self.device)
+        self.labels = torch.tensor(
+            [self.index.samples[i].label for i in self.ids], dtype=torch.long, device=self.device
+        )
         self.need = cache.numel()
 
     # -- stream mode
@@ -980,16 +1015,31 @@ class BatchLoader:
         workers = num_workers if num_workers is not None else self.cfg.num_workers
         self.workers = default_num_workers(self.device) if workers is None else int(workers)
         samples = self.index.samples
-        ds = _StreamDataset([samples[i].path for i in self.ids], [samples[i].label for i in self.ids],
-                            list(self.ids), self.cfg.image_size)
+        ds = _StreamDataset(
+            [samples[i].path for i in self.ids],
+            [samples[i].label for i in self.ids],
+            list(self.ids),
+            self.cfg.image_size,
+        )
         self._sampler = _EpochSampler(len(self.ids), self.shuffle, self.seed, self.rank, self.world_size)
         kwargs: dict[str, Any] = {}
         if self.workers > 0:
-            kwargs = {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 4,
-                      "worker_init_fn": _leave_ctrl_c_to_the_trainer}
-        self._loader = DataLoader(ds, batch_size=self.batch_size, sampler=self._sampler, drop_last=self.drop_last,
-                                  num_workers=self.workers, collate_fn=_Collate(self.resize),
-                                  pin_memory=self.device.type == "cuda" and torch.cuda.is_available(), **kwargs)
+            kwargs = {
+                "multiprocessing_context": "spawn",
+                "persistent_workers": True,
+                "prefetch_factor": 4,
+                "worker_init_fn": _leave_ctrl_c_to_the_trainer,
+            }
+        self._loader = DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            sampler=self._sampler,
+            drop_last=self.drop_last,
+            num_workers=self.workers,
+            collate_fn=_Collate(self.resize),
+            pin_memory=self.device.type == "cuda" and torch.cuda.is_available(),
+            **kwargs,
+        )
 
     # -- common
     @property
@@ -1015,10 +1065,12 @@ class BatchLoader:
         if self.mode == "memory":
             where = "GPU" if self.device.type == "cuda" else "memory"
             return f"cached {n} images in {where}, {_mb(self.need)}"
-        return (f"streaming {n} images from disk with {self.workers} worker(s) "
-                f"({_mb(self.need)} decoded > cache budget {_mb(self.budget)}){self.note}"
-                if self.cfg.cache != "stream" else
-                f"streaming {n} images from disk with {self.workers} worker(s)")
+        return (
+            f"streaming {n} images from disk with {self.workers} worker(s) "
+            f"({_mb(self.need)} decoded > cache budget {_mb(self.budget)}){self.note}"
+            if self.cfg.cache != "stream"
+            else f"streaming {n} images from disk with {self.workers} worker(s)"
+        )
 
     def __iter__(self) -> Iterator[Batch]:
         if self.mode == "memory":
@@ -1033,8 +1085,10 @@ class BatchLoader:
     def _iter_memory(self) -> Iterator[Batch]:
         import torch
 
-        order = torch.tensor(epoch_order(len(self.ids), self.shuffle, self.seed, self.epoch, self.rank,
-                                         self.world_size), dtype=torch.long)
+        order = torch.tensor(
+            epoch_order(len(self.ids), self.shuffle, self.seed, self.epoch, self.rank, self.world_size),
+            dtype=torch.long,
+        )
         order_dev = to_device(order, self.device)  # one copy per epoch, none per batch
         ids = torch.tensor(self.ids, dtype=torch.long)
         self.served = self.skip
@@ -1052,8 +1106,12 @@ class BatchLoader:
         import torch
 
         r = self.resize
-        return Batch(torch.empty(0, 3, r, r, dtype=torch.uint8, device=self.device),
-                     torch.empty(0, dtype=torch.long, device=self.device), torch.empty(0, dtype=torch.long), errors)
+        return Batch(
+            torch.empty(0, 3, r, r, dtype=torch.uint8, device=self.device),
+            torch.empty(0, dtype=torch.long, device=self.device),
+            torch.empty(0, dtype=torch.long),
+            errors,
+        )
 
     def _iter_stream(self) -> Iterator[Batch]:
         samples = self.index.samples
@@ -1065,8 +1123,12 @@ class BatchLoader:
             self._pending += [(samples[i].path, reason) for i, reason in errs]
             if len(idx) == 0:
                 continue  # every image of this batch failed: its errors ride on the next batch
-            yield Batch(x.to(self.device, non_blocking=non_blocking), y.to(self.device, non_blocking=non_blocking),
-                        idx, self._take_pending())
+            yield Batch(
+                x.to(self.device, non_blocking=non_blocking),
+                y.to(self.device, non_blocking=non_blocking),
+                idx,
+                self._take_pending(),
+            )
         if self._pending:
             yield self._empty(self._take_pending())
 
@@ -1077,10 +1139,33 @@ def _mb(n: float) -> str:
     return f"{n / (1 << 20):.1f} MB"
 
 
-def make_loader(index: DatasetIndex, indices: Sequence[int], cfg: DataConfig, *, batch_size: int, shuffle: bool,
-                seed: int, device: Any, drop_last: bool = False, num_workers: int | None = None, rank: int = 0,
-                world_size: int = 1, progress: Callable[[int, int], None] | None = None) -> BatchLoader:
+def make_loader(
+    index: DatasetIndex,
+    indices: Sequence[int],
+    cfg: DataConfig,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    device: Any,
+    drop_last: bool = False,
+    num_workers: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> BatchLoader:
     """A BatchLoader over index.samples[i] for i in indices; yields uint8 batches (transform them on the device)."""
-    return BatchLoader(index, indices, cfg, batch_size=batch_size, shuffle=shuffle, seed=seed, device=device,
-                       drop_last=drop_last, num_workers=num_workers, rank=rank, world_size=world_size,
-                       progress=progress)
+    return BatchLoader(
+        index,
+        indices,
+        cfg,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        device=device,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        rank=rank,
+        world_size=world_size,
+        progress=progress,
+    )

@@ -106,23 +106,32 @@ def init_from_env(device: str = "auto", timeout_s: float | None = None) -> DistC
         raise ConfigError(f"device={want!r}: no CUDA GPU is available on this machine; use --device cpu")
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
-            raise ConfigError(f"LOCAL_RANK={local_rank}: only {torch.cuda.device_count()} CUDA device(s) on "
-                              f"{socket.gethostname()}; lower --nproc_per_node")
+            raise ConfigError(
+                f"LOCAL_RANK={local_rank}: only {torch.cuda.device_count()} CUDA device(s) on "
+                f"{socket.gethostname()}; lower --nproc_per_node"
+            )
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
         backend = "nccl"
     else:
         dev, backend = torch.device("cpu"), "gloo"
-    timeout = timeout_s if timeout_s is not None else float(os.environ.get("RESNEXT_STUDIO_DDP_TIMEOUT_S",
-                                                                             DEFAULT_TIMEOUT_S))
+    timeout = (
+        timeout_s if timeout_s is not None else float(os.environ.get("RESNEXT_STUDIO_DDP_TIMEOUT_S", DEFAULT_TIMEOUT_S))
+    )
     here = False
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout))
         here = True
     _make_control_group(timeout)  # now, in the same order on every rank; network trouble shows before the run
     backend = str(dist.get_backend())
-    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=dev,
-                       backend=backend, initialized_here=here)
+    return DistContext(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=local_rank,
+        device=dev,
+        backend=backend,
+        initialized_here=here,
+    )
 
 
 def _active() -> bool:
@@ -203,12 +212,16 @@ def per_rank_batch(global_batch: int, world_size: int) -> tuple[int, str | None]
     """
     per = global_batch // max(1, world_size)
     if per < 2:
-        raise ConfigError(f"train.batch_size={global_batch}: the global batch is split over {world_size} processes "
-                          f"and each needs at least 2 images; use --batch-size {2 * world_size} or more")
+        raise ConfigError(
+            f"train.batch_size={global_batch}: the global batch is split over {world_size} processes "
+            f"and each needs at least 2 images; use --batch-size {2 * world_size} or more"
+        )
     if per * world_size == global_batch:
         return per, None
-    return per, (f"batch size {global_batch} is the global batch but does not divide by {world_size} processes: "
-                 f"each uses {per}, so the global batch is {per * world_size}")
+    return per, (
+        f"batch size {global_batch} is the global batch but does not divide by {world_size} processes: "
+        f"each uses {per}, so the global batch is {per * world_size}"
+    )
 
 
 # ------------------------------------------------------------------------------------------- launching (GUI side)
@@ -231,13 +244,28 @@ def torchrun_command(args: list[str], nproc: int, master_port: int | None = None
     if "--json" not in args:
         args.append("--json")
     port = master_port or free_port()
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={nproc}",
-            "--master_addr=127.0.0.1", f"--master_port={port}", str(PROJECT_ROOT / "main.py"), *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        f"--nproc_per_node={nproc}",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        str(PROJECT_ROOT / "main.py"),
+        *args,
+    ]
 
 
-def launch_torchrun(args: list[str], nproc: int, *, master_port: int | None = None,
-                    env: dict[str, str] | None = None, stdout: Any = subprocess.PIPE,
-                    stderr: Any = subprocess.PIPE) -> subprocess.Popen:
+def launch_torchrun(
+    args: list[str],
+    nproc: int,
+    *,
+    master_port: int | None = None,
+    env: dict[str, str] | None = None,
+    stdout: Any = subprocess.PIPE,
+    stderr: Any = subprocess.PIPE,
+) -> subprocess.Popen:
     """Start `main.py train <args> --json` on `nproc` local processes under torchrun, in its own process group.
 
     The returned Popen has `.run_info_path`: run_dir_of(proc) reads the run folder from it once rank 0 made it.
@@ -255,8 +283,15 @@ def launch_torchrun(args: list[str], nproc: int, *, master_port: int | None = No
         kwargs["start_new_session"] = True  # its own process group, so a stop reaches torchrun and every rank
     else:
         kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-    proc = subprocess.Popen(torchrun_command(args, nproc, master_port), cwd=str(PROJECT_ROOT), env=full_env,
-                            stdout=stdout, stderr=stderr, text=True, **kwargs)
+    proc = subprocess.Popen(
+        torchrun_command(args, nproc, master_port),
+        cwd=str(PROJECT_ROOT),
+        env=full_env,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        **kwargs,
+    )
     proc.run_info_path = info  # type: ignore[attr-defined]
     return proc
 
@@ -322,9 +357,26 @@ def follow_run(run_dir: str | Path) -> dict[str, Any]:
                 except ValueError:
                     row[k] = v
             rows.append(row)
-    return {"status": _read_json(run_dir / "status.json"), "progress": _read_json(run_dir / "progress.json"),
-            "history": rows}
+    return {
+        "status": _read_json(run_dir / "status.json"),
+        "progress": _read_json(run_dir / "progress.json"),
+        "history": rows,
+    }
 
 
-__all__ = ["DistContext", "agree", "all_reduce_sum", "barrier", "broadcast_object", "cleanup", "follow_run", "init_from_env",
-           "is_main", "launch_torchrun", "per_rank_batch", "run_dir_of", "stop_torchrun", "torchrun_command"]
+__all__ = [
+    "DistContext",
+    "agree",
+    "all_reduce_sum",
+    "barrier",
+    "broadcast_object",
+    "cleanup",
+    "follow_run",
+    "init_from_env",
+    "is_main",
+    "launch_torchrun",
+    "per_rank_batch",
+    "run_dir_of",
+    "stop_torchrun",
+    "torchrun_command",
+]

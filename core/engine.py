@@ -132,7 +132,7 @@ class Callback:
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """"auto" → CUDA › MPS › CPU; a named device that is not available is a ConfigError."""
+    """ "auto" → CUDA › MPS › CPU; a named device that is not available is a ConfigError."""
     if isinstance(name, torch.device):
         return name
     name = (name or "auto").strip().lower()
@@ -214,10 +214,22 @@ _DEFAULT_TRAIN = TrainConfig()
 #        standard augmentation, AMP (bf16 where supported, else fp16 + GradScaler) on CUDA.
 CPU_PRESET = {"image_size": 32, "augment": "none", "batch_size": 16, "lr": 3e-3, "epochs": 15, "warmup_epochs": 0.5}
 # A CPU with pretrained weights: a linear probe (or fine-tune) of ResNeXt-50 at its native 224 px.
-TRANSFER_PRESET = {"image_size": 224, "augment": "light", "batch_size": 32, "lr": 1e-3, "epochs": 10,
-                   "warmup_epochs": 0.0}
-GPU_PRESET = {"image_size": 224, "augment": "standard", "batch_size": 64, "lr": 1e-3, "epochs": 10,
-              "warmup_epochs": 1.0}
+TRANSFER_PRESET = {
+    "image_size": 224,
+    "augment": "light",
+    "batch_size": 32,
+    "lr": 1e-3,
+    "epochs": 10,
+    "warmup_epochs": 0.0,
+}
+GPU_PRESET = {
+    "image_size": 224,
+    "augment": "standard",
+    "batch_size": 64,
+    "lr": 1e-3,
+    "epochs": 10,
+    "warmup_epochs": 1.0,
+}
 
 
 def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig:
@@ -270,8 +282,13 @@ def _param_groups(model: nn.Module, tc: TrainConfig, finetune: bool) -> list[dic
         groups.setdefault((head or not finetune, decay), []).append(p)
     out = []
     for (full_lr, decay), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], not kv[0][1])):
-        out.append({"params": params, "lr": tc.lr * (1.0 if full_lr else tc.backbone_lr_mult),
-                    "weight_decay": tc.weight_decay if decay else 0.0})
+        out.append(
+            {
+                "params": params,
+                "lr": tc.lr * (1.0 if full_lr else tc.backbone_lr_mult),
+                "weight_decay": tc.weight_decay if decay else 0.0,
+            }
+        )
     return out
 
 
@@ -283,8 +300,9 @@ def make_optimizer(model: nn.Module, tc: TrainConfig, finetune: bool = False) ->
     # (training a ResNeXt at batch 32 on a fast GPU is bound by kernel launches as much as by arithmetic).
     fused = {"fused": True} if _fusable(groups) else {}
     if tc.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=tc.lr, momentum=tc.momentum, nesterov=tc.nesterov and tc.momentum > 0,
-                               **fused)
+        return torch.optim.SGD(
+            groups, lr=tc.lr, momentum=tc.momentum, nesterov=tc.nesterov and tc.momentum > 0, **fused
+        )
     if tc.optimizer == "adam":
         return torch.optim.Adam(groups, lr=tc.lr, **fused)
     return torch.optim.AdamW(groups, lr=tc.lr, **fused)
@@ -319,13 +337,15 @@ def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch:
     if tc.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=tc.step_size, gamma=tc.gamma)
     if tc.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=tc.gamma if tc.gamma < 1 else 0.1,
-                                                          patience=2)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode=mode, factor=tc.gamma if tc.gamma < 1 else 0.1, patience=2
+        )
     return None
 
 
-def _mix(x: torch.Tensor, y: torch.Tensor, tc: TrainConfig, rng: random.Random, gen: torch.Generator
-         ) -> tuple[torch.Tensor, torch.Tensor, float]:
+def _mix(
+    x: torch.Tensor, y: torch.Tensor, tc: TrainConfig, rng: random.Random, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """MixUp or CutMix (one picked per batch when both are on): returns mixed x, partner labels, lambda."""
     kinds = [k for k, a in (("mixup", tc.mixup), ("cutmix", tc.cutmix)) if a > 0]
     kind = kinds[0] if len(kinds) == 1 else rng.choice(kinds)
@@ -380,9 +400,15 @@ class Trainer:
             return super().__new__(LinearTrainer)
         return super().__new__(cls)
 
-    def __init__(self, config: RunConfig | None, index: data.DatasetIndex | None = None,
-                 callbacks: Iterable[Callback] = (), stop: StopToken | None = None,
-                 runs_dir: str | Path | None = None, resume: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig | None,
+        index: data.DatasetIndex | None = None,
+        callbacks: Iterable[Callback] = (),
+        stop: StopToken | None = None,
+        runs_dir: str | Path | None = None,
+        resume: str | Path | None = None,
+    ) -> None:
         self.callbacks = list(callbacks)
         self.stop = stop or StopToken()
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
@@ -403,8 +429,11 @@ class Trainer:
             raise ConfigError("config: required unless resuming a run")
         config.validate()
         # Under torchrun (WORLD_SIZE > 1) this joins the process group and picks cuda:LOCAL_RANK / the CPU.
-        self.dist = distributed.init_from_env(config.train.device) if distributed.env_world_size() > 1 \
+        self.dist = (
+            distributed.init_from_env(config.train.device)
+            if distributed.env_world_size() > 1
             else distributed.DistContext()
+        )
         self.rank, self.world_size, self.is_main = self.dist.rank, self.dist.world_size, self.dist.is_main
         if not self.is_main:
             self.callbacks = []  # only rank 0 reports; the others print failures and warnings to stderr
@@ -415,8 +444,9 @@ class Trainer:
         if self.dist.enabled:
             if self.config.model.mode == "linear":
                 raise ConfigError("model.mode='linear': linear probing runs in one process; start it without torchrun")
-            self.local_batch, self._batch_note = distributed.per_rank_batch(self.config.train.batch_size,
-                                                                            self.world_size)
+            self.local_batch, self._batch_note = distributed.per_rank_batch(
+                self.config.train.batch_size, self.world_size
+            )
         try:
             models.parse_arch(self.config.model.arch)
         except models.ModelError as e:
@@ -476,8 +506,11 @@ class Trainer:
             if signum == signal.SIGINT and self.stop.stopped and not self.dist.enabled:
                 raise KeyboardInterrupt
             if not self.stop.stopped and self.is_main and not self.dist.enabled:
-                print("stopping: last.pt is saved after the current batch (Ctrl-C again to interrupt at once)",
-                      file=sys.stderr, flush=True)
+                print(
+                    "stopping: last.pt is saved after the current batch (Ctrl-C again to interrupt at once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             self.stop.stop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -505,9 +538,14 @@ class Trainer:
             if _is_oom(e):
                 reason, message = "failed", self._oom_message()
             elif self.dist.enabled and _is_peer_failure(e):
-                reason, message, tb = "failed", (f"another training process failed or was killed (see the torchrun "
-                                                 f"log); last.pt holds the last finished epoch. {_one_line(e)}"
-                                                 ), traceback.format_exc()
+                reason, message, tb = (
+                    "failed",
+                    (
+                        f"another training process failed or was killed (see the torchrun "
+                        f"log); last.pt holds the last finished epoch. {_one_line(e)}"
+                    ),
+                    traceback.format_exc(),
+                )
             else:
                 reason, message, tb = "failed", _one_line(e), traceback.format_exc()
         return self._finish(reason, message, tb=tb)
@@ -528,9 +566,15 @@ class Trainer:
             self.run_dir = self._shared_run_dir()
         if self.is_main:
             self._write_config()
-            runs.write_status(self.run_dir, "running", reason=None, message="", epochs=tc.epochs,
-                              arch=cfg.model.arch, epochs_done=len(self._resume_ckpt["history"])
-                              if self._resume_ckpt else 0)
+            runs.write_status(
+                self.run_dir,
+                "running",
+                reason=None,
+                message="",
+                epochs=tc.epochs,
+                arch=cfg.model.arch,
+                epochs_done=len(self._resume_ckpt["history"]) if self._resume_ckpt else 0,
+            )
         if self.dist.enabled:
             if self.is_main:
                 distributed.write_run_info(self.run_dir)
@@ -539,8 +583,10 @@ class Trainer:
         trained = {index.samples[i].label for i in self.split.train}
         unseen = [name for label, name in enumerate(self.class_names) if label not in trained]
         if unseen and self.is_main:  # e.g. a class folder that exists only under val/: the model never sees it
-            self._warn(f"no training images for class{'es' if len(unseen) > 1 else ''} {', '.join(unseen)}: "
-                       f"the model cannot learn to predict {'them' if len(unseen) > 1 else 'it'}")
+            self._warn(
+                f"no training images for class{'es' if len(unseen) > 1 else ''} {', '.join(unseen)}: "
+                f"the model cannot learn to predict {'them' if len(unseen) > 1 else 'it'}"
+            )
 
     def _setup(self) -> None:
         cfg, tc = self.config, self.config.train
@@ -575,11 +621,30 @@ class Trainer:
                 self._warn(f"torch.compile unavailable ({_one_line(e)}); training without it")
 
         shard = {"rank": self.rank, "world_size": self.world_size} if self.dist.enabled else {}
-        self.train_loader = data.make_loader(index, self.split.train, cfg.data, batch_size=self.local_batch,
-                                             shuffle=True, seed=tc.seed, device=dev, **shard)
-        self.val_loader = (data.make_loader(index, self.split.val, cfg.data, batch_size=self.local_batch,
-                                            shuffle=False, seed=tc.seed, device=dev, **shard)
-                           if self.split.val else None)
+        self.train_loader = data.make_loader(
+            index,
+            self.split.train,
+            cfg.data,
+            batch_size=self.local_batch,
+            shuffle=True,
+            seed=tc.seed,
+            device=dev,
+            **shard,
+        )
+        self.val_loader = (
+            data.make_loader(
+                index,
+                self.split.val,
+                cfg.data,
+                batch_size=self.local_batch,
+                shuffle=False,
+                seed=tc.seed,
+                device=dev,
+                **shard,
+            )
+            if self.split.val
+            else None
+        )
         self.train_tf = data.BatchTransform(cfg.data, train=True)
         self.eval_tf = data.BatchTransform(cfg.data, train=False)
         self.steps_per_epoch = max(1, len(self.train_loader))
@@ -601,12 +666,23 @@ class Trainer:
         if self.dist.enabled:
             name = f"{self.world_size} processes ({self.dist.backend}); rank 0: {name}"
         info = FitInfo(
-            run_dir=str(self.run_dir), device=str(dev), device_name=name, arch=cfg.model.arch,
-            num_classes=self.num_classes, class_names=self.class_names, epochs=tc.epochs,
-            start_epoch=self.start_epoch, steps_per_epoch=self.steps_per_epoch, train_size=len(self.split.train),
-            val_size=len(self.split.val), test_size=len(self.split.test),
-            params=sum(p.numel() for p in self.model.parameters()), loader_mode=self.train_loader.describe(),
-            config=cfg.to_dict(), world_size=self.world_size)
+            run_dir=str(self.run_dir),
+            device=str(dev),
+            device_name=name,
+            arch=cfg.model.arch,
+            num_classes=self.num_classes,
+            class_names=self.class_names,
+            epochs=tc.epochs,
+            start_epoch=self.start_epoch,
+            steps_per_epoch=self.steps_per_epoch,
+            train_size=len(self.split.train),
+            val_size=len(self.split.val),
+            test_size=len(self.split.test),
+            params=sum(p.numel() for p in self.model.parameters()),
+            loader_mode=self.train_loader.describe(),
+            config=cfg.to_dict(),
+            world_size=self.world_size,
+        )
         self._emit("on_fit_start", info)
 
     def _shared_run_dir(self) -> Path:
@@ -626,10 +702,16 @@ class Trainer:
     def _write_config(self) -> None:
         index = self.index
         doc = self.config.to_dict()
-        doc["dataset"] = {"name": Path(index.root).name, "root": str(index.root), "layout": index.layout,
-                          "classes": list(index.classes), "counts": index.counts(),
-                          "train_size": len(self.split.train), "val_size": len(self.split.val),
-                          "test_size": len(self.split.test)}
+        doc["dataset"] = {
+            "name": Path(index.root).name,
+            "root": str(index.root),
+            "layout": index.layout,
+            "classes": list(index.classes),
+            "counts": index.counts(),
+            "train_size": len(self.split.train),
+            "val_size": len(self.split.val),
+            "test_size": len(self.split.test),
+        }
         runs.write_json_atomic(self.run_dir / "config.json", doc)
 
     def _restore(self, ck: dict[str, Any]) -> None:
@@ -644,8 +726,7 @@ class Trainer:
         self.history = [dict(r) for r in ck.get("history", [])]
         self.start_epoch = int(ck["epoch"])
         partial = ck.get("partial")  # where a stop inside the next epoch left it (older checkpoints: redo it)
-        self._partial = partial if isinstance(partial, dict) and partial.get("epoch") == self.start_epoch + 1 \
-            else None
+        self._partial = partial if isinstance(partial, dict) and partial.get("epoch") == self.start_epoch + 1 else None
         self.best = dict(ck["best"]) if ck.get("best") else None
         self.bad_epochs = int(ck.get("bad_epochs", 0))
         if self.is_main:
@@ -673,13 +754,23 @@ class Trainer:
             try:
                 val_loss, val_acc = self._validate() if self.has_val else (None, None)
             except _Stopped:
-                state = {"epoch": epoch, "trained": [train_loss, train_acc],
-                         "seconds": before + time.perf_counter() - t0 - paused}
+                state = {
+                    "epoch": epoch,
+                    "trained": [train_loss, train_acc],
+                    "seconds": before + time.perf_counter() - t0 - paused,
+                }
                 self._save_last(self._epochs_done, partial={"epoch": epoch, **state})
                 return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
             lr = self.optimizer.param_groups[0]["lr"]
-            row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                   "val_acc": val_acc, "lr": lr, "seconds": round(before + time.perf_counter() - t0 - paused, 3)}
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "lr": lr,
+                "seconds": round(before + time.perf_counter() - t0 - paused, 3),
+            }
             self.history.append(row)
             if self.is_main:
                 runs.append_history(self.run_dir, row)
@@ -695,12 +786,19 @@ class Trainer:
                 self._emit("on_checkpoint", str(path), "best")
             self._save_last(epoch)
             if self.is_main:
-                runs.write_status(self.run_dir, "running", epochs_done=epoch, best_epoch=self.best["epoch"],
-                                  best_metric=self.best["metric"])
+                runs.write_status(
+                    self.run_dir,
+                    "running",
+                    epochs_done=epoch,
+                    best_epoch=self.best["epoch"],
+                    best_metric=self.best["metric"],
+                )
             if tc.early_stop_patience and self.bad_epochs >= tc.early_stop_patience:
                 n = self.bad_epochs  # the best epoch is reported with the result, not repeated here
-                return "early_stop", (f"no improvement in {tc.monitor if self.has_val else 'train_loss'} for "
-                                      f"{n} epoch{'s' if n != 1 else ''}")
+                return "early_stop", (
+                    f"no improvement in {tc.monitor if self.has_val else 'train_loss'} for "
+                    f"{n} epoch{'s' if n != 1 else ''}"
+                )
         return "completed", ""
 
     def _stop_requested(self) -> bool:
@@ -738,10 +836,12 @@ class Trainer:
         tc = self.config.train
         weight = None
         if tc.class_weights:
-            counts = torch.bincount(torch.tensor([self.index.samples[i].label for i in self.split.train]),
-                                    minlength=self.num_classes).float()
-            weight = torch.where(counts > 0, counts.sum() / (self.num_classes * counts.clamp(min=1)),
-                                 torch.zeros_like(counts)).to(self.device)
+            counts = torch.bincount(
+                torch.tensor([self.index.samples[i].label for i in self.split.train]), minlength=self.num_classes
+            ).float()
+            weight = torch.where(
+                counts > 0, counts.sum() / (self.num_classes * counts.clamp(min=1)), torch.zeros_like(counts)
+            ).to(self.device)
         return nn.CrossEntropyLoss(weight=weight, label_smoothing=tc.label_smoothing)
 
     def _train_one_epoch(self, epoch: int) -> tuple[float, float, float]:
@@ -774,18 +874,28 @@ class Trainer:
         return mean_loss, accuracy, meter.paused
 
     # -- stop inside an epoch, resume from the next batch
-    def _stopped(self, meter: _EpochMeter, steps_done: int, gen: torch.Generator, mix_rng: random.Random,
-                 fetched: bool = False) -> _Stopped:
+    def _stopped(
+        self, meter: _EpochMeter, steps_done: int, gen: torch.Generator, mix_rng: random.Random, fetched: bool = False
+    ) -> _Stopped:
         """The exception that ends an epoch on a stop, with what this rank needs to go on from the next batch:
         the steps and batches done, the running sums, and the augmentation generators' states. Waits for the
         device once; a non-finite loss fails the run here (distributed: is noted for the ranks' agreement) rather
         than being saved into last.pt. `fetched`: the loader already handed out the (untrained) next batch."""
         loss_sum, correct, first_bad = meter.settle()
         version, internal, gauss = mix_rng.getstate()
-        return _Stopped({
-            "steps_done": steps_done, "batches_done": self.train_loader.served - int(fetched),
-            "loss_sum": loss_sum, "correct": correct, "first_bad": first_bad, "seen": meter.seen,
-            "gen": gen.get_state(), "mix": [version, list(internal), gauss], "seconds": meter.active_s()})
+        return _Stopped(
+            {
+                "steps_done": steps_done,
+                "batches_done": self.train_loader.served - int(fetched),
+                "loss_sum": loss_sum,
+                "correct": correct,
+                "first_bad": first_bad,
+                "seen": meter.seen,
+                "gen": gen.get_state(),
+                "mix": [version, list(internal), gauss],
+                "seconds": meter.active_s(),
+            }
+        )
 
     def _gather_partial(self, state: dict[str, Any] | None) -> dict[str, Any] | None:
         """Every rank's stop state, for rank 0's last.pt (collective under torchrun: every rank stops together)."""
@@ -795,14 +905,19 @@ class Trainer:
         if self.dist.enabled:
             states = [None] * self.world_size
             torch.distributed.all_gather_object(states, state)
-        return {"epoch": self._epochs_done + 1, "steps_done": state["steps_done"],
-                "seconds": max(s["seconds"] for s in states), "ranks": states}
+        return {
+            "epoch": self._epochs_done + 1,
+            "steps_done": state["steps_done"],
+            "seconds": max(s["seconds"] for s in states),
+            "ranks": states,
+        }
 
     def _go_on(self, epoch: int, meter: _EpochMeter, gen: torch.Generator, mix_rng: random.Random) -> int:
         """Set the loader to `epoch`; when a stopped run resumes inside it, leave out the batches already trained,
         restore the generators and the running sums, and return the steps done (else 0)."""
-        partial, self._partial = (self._partial, None) if self._partial and self._partial["epoch"] == epoch \
-            else (None, self._partial)
+        partial, self._partial = (
+            (self._partial, None) if self._partial and self._partial["epoch"] == epoch else (None, self._partial)
+        )
         if partial is None:
             self.train_loader.set_epoch(epoch)
             return 0
@@ -818,19 +933,26 @@ class Trainer:
         # another number of processes: the same global batches are done, but each rank's share of the rest and its
         # augmentation draws differ from an uninterrupted run; the epoch's sums so far go to rank 0
         if self.is_main:
-            self._warn(f"epoch {epoch} was stopped with {len(states)} process(es) and goes on with {self.world_size}: "
-                       f"its remaining batches are shared out anew")
+            self._warn(
+                f"epoch {epoch} was stopped with {len(states)} process(es) and goes on with {self.world_size}: "
+                f"its remaining batches are shared out anew"
+            )
         self.train_loader.set_epoch(epoch, skip=done)
         if self.is_main:
-            meter.resume_from(done, sum(s["loss_sum"] for s in states), sum(s["correct"] for s in states),
-                              min((s["first_bad"] for s in states if s["first_bad"] > 0), default=-1.0),
-                              sum(int(s["seen"]) for s in states))
+            meter.resume_from(
+                done,
+                sum(s["loss_sum"] for s in states),
+                sum(s["correct"] for s in states),
+                min((s["first_bad"] for s in states if s["first_bad"] > 0), default=-1.0),
+                sum(int(s["seen"]) for s in states),
+            )
         else:
             meter.resume_from(done, 0.0, 0.0, -1.0, 0)
         return done
 
-    def _train_step(self, batch: data.Batch, gen: torch.Generator,
-                    mix_rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+    def _train_step(
+        self, batch: data.Batch, gen: torch.Generator, mix_rng: random.Random
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step: augment on the device, forward (AMP), backward, step (and a per-step lr schedule).
 
         Returns the batch's detached loss and its number of correct predictions (mixup-weighted), on the device.
@@ -844,8 +966,11 @@ class Trainer:
             x, y2, lam = _mix(x, y, tc, mix_rng, gen)
         with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             out = self.forward(x)
-            loss = self.criterion(out, y) if lam == 1.0 else (
-                lam * self.criterion(out, y) + (1 - lam) * self.criterion(out, y2))
+            loss = (
+                self.criterion(out, y)
+                if lam == 1.0
+                else (lam * self.criterion(out, y) + (1 - lam) * self.criterion(out, y2))
+            )
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if tc.grad_clip:
@@ -861,12 +986,15 @@ class Trainer:
 
     def _fail_nonfinite(self, nan: bool, epoch: int, step: int) -> None:
         lr = self.config.train.lr
-        raise _Failed(f"loss became {'NaN' if nan else 'infinite'} at epoch {epoch} step {step}; try a lower "
-                      f"learning rate (lr is {lr:g}, e.g. --lr {lr / 10:g})")
+        raise _Failed(
+            f"loss became {'NaN' if nan else 'infinite'} at epoch {epoch} step {step}; try a lower "
+            f"learning rate (lr is {lr:g}, e.g. --lr {lr / 10:g})"
+        )
 
     # -- distributed (WORLD_SIZE > 1): every rank runs the same number of steps and decides together
-    def _agree(self, stop: bool, small: bool, bad: tuple[bool, int] | None = None
-               ) -> tuple[bool, bool, tuple[bool, int] | None]:
+    def _agree(
+        self, stop: bool, small: bool, bad: tuple[bool, int] | None = None
+    ) -> tuple[bool, bool, tuple[bool, int] | None]:
         """One host-to-host agreement per step (distributed.agree; it never waits for the GPU): any rank stopping,
         any rank's batch too small, and the earliest step whose loss a rank has read as not finite, as
         (NaN?, step) (NaN first at the same step)."""
@@ -911,8 +1039,11 @@ class Trainer:
         bad = self._agree(False, False, meter.bad)[2]
         if bad:
             self._fail_nonfinite(bad[0], epoch, bad[1])
-        totals = distributed.all_reduce_sum(torch.stack([meter.loss_sum, meter.correct, torch.tensor(
-            float(meter.seen), device=dev, dtype=torch.float64)]))
+        totals = distributed.all_reduce_sum(
+            torch.stack(
+                [meter.loss_sum, meter.correct, torch.tensor(float(meter.seen), device=dev, dtype=torch.float64)]
+            )
+        )
         loss_total, correct_total, seen_total = totals.tolist()
         if not seen_total:
             raise _Failed(f"epoch {epoch}: no training image could be read")
@@ -950,8 +1081,9 @@ class Trainer:
             seen += int(y.shape[0])
         for path, reason in late:
             self._warn(f"skipped {path}: {reason}")
-        totals = distributed.all_reduce_sum(torch.stack([loss_sum, correct,
-                                                         torch.tensor(float(seen), device=dev, dtype=torch.float64)]))
+        totals = distributed.all_reduce_sum(
+            torch.stack([loss_sum, correct, torch.tensor(float(seen), device=dev, dtype=torch.float64)])
+        )
         loss_total, correct_total, seen_total = totals.tolist()
         if not seen_total:
             return None, None  # type: ignore[return-value]
@@ -988,11 +1120,19 @@ class Trainer:
     def _payload(self, epoch: int, row: dict[str, Any] | None) -> dict[str, Any]:
         cfg = self.config
         return {
-            "format": checkpoint.FORMAT, "model": checkpoint.plain_state_dict(self.model),
-            "arch": cfg.model.arch, "num_classes": self.num_classes, "class_names": list(self.class_names),
-            "image_size": cfg.data.image_size, "resize_size": data.resize_size(cfg.data.image_size),
-            "mean": list(data.IMAGENET_MEAN), "std": list(data.IMAGENET_STD), "config": cfg.to_dict(),
-            "epoch": epoch, "metrics": dict(row or {}), "history": [dict(r) for r in self.history],
+            "format": checkpoint.FORMAT,
+            "model": checkpoint.plain_state_dict(self.model),
+            "arch": cfg.model.arch,
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+            "image_size": cfg.data.image_size,
+            "resize_size": data.resize_size(cfg.data.image_size),
+            "mean": list(data.IMAGENET_MEAN),
+            "std": list(data.IMAGENET_STD),
+            "config": cfg.to_dict(),
+            "epoch": epoch,
+            "metrics": dict(row or {}),
+            "history": [dict(r) for r in self.history],
         }
 
     def _save_last(self, epoch: int, partial: dict[str, Any] | None = None) -> None:
@@ -1000,19 +1140,33 @@ class Trainer:
         if not self.is_main:
             return
         p = self._payload(epoch, self.history[-1] if self.history else None)
-        p.update(optimizer=self.optimizer.state_dict(),
-                 scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
-                 scaler=self.scaler.state_dict(), rng=checkpoint.rng_state(), best=self.best,
-                 bad_epochs=self.bad_epochs, partial_epoch=partial is not None, partial=partial)
+        p.update(
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+            scaler=self.scaler.state_dict(),
+            rng=checkpoint.rng_state(),
+            best=self.best,
+            bad_epochs=self.bad_epochs,
+            partial_epoch=partial is not None,
+            partial=partial,
+        )
         path = self.run_dir / "last.pt"
         checkpoint.save(path, p)
         self._emit("on_checkpoint", str(path), "last")
 
     def _write_progress(self, p: BatchProgress) -> None:
         """Distributed runs, rank 0: progress.json for a launcher that follows the run folder (follow_run)."""
-        doc = {"epoch": p.epoch, "epochs": self.config.train.epochs, "step": p.step, "steps": p.steps,
-               "loss": p.loss, "images_per_s": p.images_per_s, "eta_s": p.eta_s, "world_size": self.world_size,
-               "updated": time.time()}
+        doc = {
+            "epoch": p.epoch,
+            "epochs": self.config.train.epochs,
+            "step": p.step,
+            "steps": p.steps,
+            "loss": p.loss,
+            "images_per_s": p.images_per_s,
+            "eta_s": p.eta_s,
+            "world_size": self.world_size,
+            "updated": time.time(),
+        }
         try:
             runs.write_json_atomic(self.run_dir / "progress.json", doc)
         except OSError as e:
@@ -1027,15 +1181,23 @@ class Trainer:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        return (f"out of GPU memory with batch size {b} at {self.config.data.image_size} px; "
-                f"try batch size {max(1, b // 2)} (--batch-size {max(1, b // 2)}) or a smaller image size")
+        return (
+            f"out of GPU memory with batch size {b} at {self.config.data.image_size} px; "
+            f"try batch size {max(1, b // 2)} (--batch-size {max(1, b // 2)}) or a smaller image size"
+        )
 
     # -- end
     def _finish(self, reason: str, message: str, tb: str | None = None) -> FitResult:
         run_dir = self.run_dir
         evaluation = None
-        if (reason == "stopped" and run_dir is not None and self.is_main and not self._resume_ckpt
-                and not self.history and not (run_dir / "last.pt").exists()):
+        if (
+            reason == "stopped"
+            and run_dir is not None
+            and self.is_main
+            and not self._resume_ckpt
+            and not self.history
+            and not (run_dir / "last.pt").exists()
+        ):
             # Stopped while preparing: no weights, no epoch. An empty run folder would only clutter the run list.
             shutil.rmtree(run_dir, ignore_errors=True)
             run_dir = self.run_dir = None
@@ -1056,15 +1218,27 @@ class Trainer:
             best = getattr(self, "best", None) or {}
             status = {"completed": "completed", "early_stop": "completed"}.get(reason, reason)
             try:
-                runs.write_status(run_dir, status, reason=reason, message=message,
-                                  epochs_done=len(self.history), best_epoch=best.get("epoch"),
-                                  best_metric=best.get("metric"))
+                runs.write_status(
+                    run_dir,
+                    status,
+                    reason=reason,
+                    message=message,
+                    epochs_done=len(self.history),
+                    best_epoch=best.get("epoch"),
+                    best_metric=best.get("metric"),
+                )
             except OSError as e:
                 self._safe_warn(f"could not write status.json: {e}")
         best = getattr(self, "best", None) or {}
-        result = FitResult(reason=reason, message=message, best_epoch=best.get("epoch"),
-                           best_metric=best.get("metric"), run_dir=str(run_dir) if run_dir else None,
-                           history=[dict(r) for r in self.history], evaluation=evaluation)
+        result = FitResult(
+            reason=reason,
+            message=message,
+            best_epoch=best.get("epoch"),
+            best_metric=best.get("metric"),
+            run_dir=str(run_dir) if run_dir else None,
+            history=[dict(r) for r in self.history],
+            evaluation=evaluation,
+        )
         try:
             self._emit("on_fit_end", result)
         except Exception:  # noqa: BLE001 - the run is over; a faulty listener must not turn it into a crash
@@ -1082,8 +1256,15 @@ class Trainer:
         if split is None:
             return None
         try:
-            ev = evaluate(run_dir / "best.pt", self.index, split=split, split_obj=self.split,
-                          batch_size=self.config.train.batch_size, device=self.device, stop=self.stop)
+            ev = evaluate(
+                run_dir / "best.pt",
+                self.index,
+                split=split,
+                split_obj=self.split,
+                batch_size=self.config.train.batch_size,
+                device=self.device,
+                stop=self.stop,
+            )
             if ev.get("stopped"):
                 return None
             runs.write_json_atomic(run_dir / "evaluation.json", ev)
@@ -1156,8 +1337,9 @@ class _EpochMeter:
         """Waits for the device; (loss sum, correct, first non-finite step or -1) so far, without a progress
         event. A non-finite loss fails the run (distributed: is noted in `bad`)."""
         self._pending = None
-        loss_sum, correct, first_bad = torch.stack([self.loss_sum.double(), self.correct.double(),
-                                                    self.first_bad.double()]).tolist()
+        loss_sum, correct, first_bad = torch.stack(
+            [self.loss_sum.double(), self.correct.double(), self.first_bad.double()]
+        ).tolist()
         if self.seen and not math.isfinite(loss_sum):
             self._nonfinite(math.isnan(loss_sum), int(first_bad) if first_bad > 0 else self.step0 + 1)
         return loss_sum, correct, first_bad
@@ -1208,17 +1390,22 @@ class _EpochMeter:
         active = max(1e-9, now - self.t0 - self.paused)
         left = (self.steps - step) + (self.trainer.config.train.epochs - self.epoch) * self.steps
         here = max(1, step - self.step0)  # speed and ETA from this session's steps (a resumed epoch)
-        p = BatchProgress(self.epoch, step, self.steps, mean_loss, (seen - self.seen0) * self.ranks / active,
-                          left * active / here)
+        p = BatchProgress(
+            self.epoch, step, self.steps, mean_loss, (seen - self.seen0) * self.ranks / active, left * active / here
+        )
         self.trainer._emit("on_batch_end", p)
-        if self.distributed and self.trainer.is_main and (
-                step == self.steps or now - self._last_file >= PROGRESS_FILE_INTERVAL_S):
+        if (
+            self.distributed
+            and self.trainer.is_main
+            and (step == self.steps or now - self._last_file >= PROGRESS_FILE_INTERVAL_S)
+        ):
             self._last_file = now
             self.trainer._write_progress(p)
 
 
-def _exact_steps(loader: Iterable[data.Batch], steps: int, late: list[tuple[str, str]]
-                 ) -> Iterable[tuple[data.Batch | None, list[tuple[str, str]]]]:
+def _exact_steps(
+    loader: Iterable[data.Batch], steps: int, late: list[tuple[str, str]]
+) -> Iterable[tuple[data.Batch | None, list[tuple[str, str]]]]:
     """Exactly `steps` (non-empty batch or None, load errors) pairs, so every rank runs the same number of steps
     even when unreadable images empty a batch on one of them; errors left after the last step go to `late`."""
     it = iter(loader)
@@ -1245,23 +1432,41 @@ def _is_peer_failure(e: BaseException) -> bool:
     dist_error = getattr(torch.distributed, "DistError", None)
     text = str(e)
     return (dist_error is not None and isinstance(e, dist_error)) or any(
-        s in text for s in ("Connection closed by peer", "Connection reset by peer", "timed out", "Timeout",
-                            "NCCL communicator was aborted", "ProcessGroup"))
+        s in text
+        for s in (
+            "Connection closed by peer",
+            "Connection reset by peer",
+            "timed out",
+            "Timeout",
+            "NCCL communicator was aborted",
+            "ProcessGroup",
+        )
+    )
 
 
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text and not isinstance(e, (ValueError, OSError)) else (
-        text[0] if text else type(e).__name__)
+    return (
+        f"{type(e).__name__}: {text[0]}"
+        if text and not isinstance(e, (ValueError, OSError))
+        else (text[0] if text else type(e).__name__)
+    )
 
 
 # ------------------------------------------------------------------------------------------------------- evaluate
 
 
 @torch.inference_mode()
-def evaluate(source: str | Path | dict[str, Any], index: data.DatasetIndex, split: str = "val",
-             split_obj: data.Split | None = None, batch_size: int = 64, device: str | torch.device = "auto",
-             progress: Callable[[int, int], None] | None = None, stop: StopToken | None = None) -> dict[str, Any]:
+def evaluate(
+    source: str | Path | dict[str, Any],
+    index: data.DatasetIndex,
+    split: str = "val",
+    split_obj: data.Split | None = None,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    progress: Callable[[int, int], None] | None = None,
+    stop: StopToken | None = None,
+) -> dict[str, Any]:
     """Evaluate a checkpoint (path or loaded dict) on one split of `index`: the content of evaluation.json.
 
     The split is recomputed from the checkpoint's settings (val/test fractions, seed) exactly as in training,
@@ -1285,8 +1490,10 @@ def evaluate(source: str | Path | dict[str, Any], index: data.DatasetIndex, spli
         parts = split_obj or data.split(index, val=dcfg.val_split, test=dcfg.test_split, seed=dcfg.seed)
         indices = list(getattr(parts, split))
         if not indices:
-            raise ValueError(f"the {split} split of {index.root} is empty (the run used val_split={dcfg.val_split}, "
-                             f"test_split={dcfg.test_split}); choose another split or 'all'")
+            raise ValueError(
+                f"the {split} split of {index.root} is empty (the run used val_split={dcfg.val_split}, "
+                f"test_split={dcfg.test_split}); choose another split or 'all'"
+            )
     dev = resolve_device(device)
     model = checkpoint.model_from_checkpoint(ckpt, dev)
     fmt = choose_memory_format(ckpt["arch"], dev, cfg.train.channels_last)
@@ -1327,33 +1534,78 @@ def evaluate(source: str | Path | dict[str, Any], index: data.DatasetIndex, spli
     idx = torch.cat(idxs).tolist() if idxs else []
     logits = torch.cat(logits_all) if logits_all else torch.empty(0, k)
     n = int(y.numel())
-    return evaluation_document(ckpt, index, split, idx, y, pred, conf, logits, loss_sum / n if n else None,
-                               str(source) if not isinstance(source, dict) else None, errors, stopped)
+    return evaluation_document(
+        ckpt,
+        index,
+        split,
+        idx,
+        y,
+        pred,
+        conf,
+        logits,
+        loss_sum / n if n else None,
+        str(source) if not isinstance(source, dict) else None,
+        errors,
+        stopped,
+    )
 
 
-def evaluation_document(ckpt: dict[str, Any], index: data.DatasetIndex, split: str, idx: list[int], y: torch.Tensor,
-                        pred: torch.Tensor, conf: torch.Tensor, logits: torch.Tensor, loss: float | None,
-                        source: str | None, errors: list[Any], stopped: bool) -> dict[str, Any]:
+def evaluation_document(
+    ckpt: dict[str, Any],
+    index: data.DatasetIndex,
+    split: str,
+    idx: list[int],
+    y: torch.Tensor,
+    pred: torch.Tensor,
+    conf: torch.Tensor,
+    logits: torch.Tensor,
+    loss: float | None,
+    source: str | None,
+    errors: list[Any],
+    stopped: bool,
+) -> dict[str, Any]:
     """The evaluation.json document from per-sample labels, predictions, confidences and logits."""
     names = list(ckpt["class_names"])
     k = len(names)
     n = int(y.numel())
     cm = metrics.confusion_matrix(y, pred, k)
     rows = metrics.per_class(cm, names)
-    predictions = [{"path": index.samples[i].path, "true": names[int(t)], "predicted": names[int(p)],
-                    "confidence": float(c)} for i, t, p, c in zip(idx, y.tolist(), pred.tolist(), conf.tolist(),
-                                                                   strict=True)]
+    predictions = [
+        {"path": index.samples[i].path, "true": names[int(t)], "predicted": names[int(p)], "confidence": float(c)}
+        for i, t, p, c in zip(idx, y.tolist(), pred.tolist(), conf.tolist(), strict=True)
+    ]
     wrong = sorted((p for p in predictions if p["true"] != p["predicted"]), key=lambda p: -p["confidence"])
     return {
-        "split": split, "data_root": str(index.root), "checkpoint": source, "arch": ckpt["arch"],
+        "split": split,
+        "data_root": str(index.root),
+        "checkpoint": source,
+        "arch": ckpt["arch"],
         "epoch": ckpt.get("epoch"),
-        "loss": loss, "accuracy": metrics.accuracy(y, pred) if n else None,
+        "loss": loss,
+        "accuracy": metrics.accuracy(y, pred) if n else None,
         "top5": metrics.topk_accuracy(logits, y, 5) if n and k >= 5 else None,
-        "num_samples": n, "class_names": names, "confusion_matrix": cm, "per_class": rows,
-        "macro": metrics.macro(rows), "misclassified": wrong, "predictions": predictions,
-        "errors": errors, "stopped": stopped,
+        "num_samples": n,
+        "class_names": names,
+        "confusion_matrix": cm,
+        "per_class": rows,
+        "macro": metrics.macro(rows),
+        "misclassified": wrong,
+        "predictions": predictions,
+        "errors": errors,
+        "stopped": stopped,
     }
 
 
-__all__ = ["BatchProgress", "Callback", "EpochMetrics", "FitInfo", "FitResult", "StopToken", "Trainer",
-           "choose_memory_format", "evaluate", "resolve_defaults", "resolve_device"]
+__all__ = [
+    "BatchProgress",
+    "Callback",
+    "EpochMetrics",
+    "FitInfo",
+    "FitResult",
+    "StopToken",
+    "Trainer",
+    "choose_memory_format",
+    "evaluate",
+    "resolve_defaults",
+    "resolve_device",
+]

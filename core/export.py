@@ -20,10 +20,12 @@ from core import data
 
 ATOL = 1e-4
 EXTRA_MESSAGE = "ONNX export needs the 'export' extra: pip install 'resnext-studio[export]'"
-PREPROCESSING = ("RGB image; resize the shorter side to resize_size (bilinear, antialiased); centre-crop "
-                 "resize_size x resize_size; centre-crop image_size x image_size; scale to [0, 1]; subtract mean and "
-                 "divide by std per channel; NCHW float32 named 'input'; output 'logits' [N, num_classes] "
-                 "(apply softmax for probabilities)")
+PREPROCESSING = (
+    "RGB image; resize the shorter side to resize_size (bilinear, antialiased); centre-crop "
+    "resize_size x resize_size; centre-crop image_size x image_size; scale to [0, 1]; subtract mean and "
+    "divide by std per channel; NCHW float32 named 'input'; output 'logits' [N, num_classes] "
+    "(apply softmax for probabilities)"
+)
 
 
 class ExportError(RuntimeError):
@@ -54,7 +56,7 @@ def synthetic_images(n: int = 4, size: int = 96) -> list[Any]:
             arr = np.stack([(np.sin(xx * 20) + 1) / 2, yy, (np.cos(yy * 13) + 1) / 2], axis=-1)
         elif kind == 2:
             arr = np.zeros((size, size, 3), np.float32) + 0.1
-            arr[size // 4: size // 2, size // 3: 2 * size // 3] = (0.9, 0.2, 0.1)
+            arr[size // 4 : size // 2, size // 3 : 2 * size // 3] = (0.9, 0.2, 0.1)
         else:
             arr = rng.random((size, size, 3), dtype=np.float32)
         out.append(Image.fromarray((arr * 255).astype(np.uint8)).resize((size + 16 * i, size)))
@@ -79,10 +81,18 @@ def _prepare(checkpoint_path: str | Path, samples: Sequence[Any] | None) -> tupl
         synth = pred.preprocess(torch.stack([pred.decode(im) for im in synthetic_images()]))
         x = torch.cat([rand, synth])
     meta = {
-        "format": ckpt_mod.FORMAT, "arch": pred.arch, "num_classes": len(pred.class_names),
-        "class_names": pred.class_names, "image_size": pred.image_size, "resize_size": pred.resize_size,
-        "mean": list(pred.mean), "std": list(pred.std), "input_layout": "NCHW", "input_name": "input",
-        "output_name": "logits", "preprocessing": PREPROCESSING,
+        "format": ckpt_mod.FORMAT,
+        "arch": pred.arch,
+        "num_classes": len(pred.class_names),
+        "class_names": pred.class_names,
+        "image_size": pred.image_size,
+        "resize_size": pred.resize_size,
+        "mean": list(pred.mean),
+        "std": list(pred.std),
+        "input_layout": "NCHW",
+        "input_name": "input",
+        "output_name": "logits",
+        "preprocessing": PREPROCESSING,
     }
     return meta, pred.model, x.contiguous()
 
@@ -126,8 +136,10 @@ def _check(fmt: str, ref: np.ndarray, got: np.ndarray, tmp: str) -> tuple[float,
     if not (diff <= ATOL and agree):
         _remove(tmp)
         n_bad = int((ref.argmax(1) != got.argmax(1)).sum()) if got.shape == ref.shape else len(ref)
-        raise ExportError(f"{fmt} export does not match the PyTorch model: max |Δ logits| = {diff:.3g} "
-                          f"(allowed {ATOL:g}), top-1 differs on {n_bad} of {len(ref)} samples; file not written")
+        raise ExportError(
+            f"{fmt} export does not match the PyTorch model: max |Δ logits| = {diff:.3g} "
+            f"(allowed {ATOL:g}), top-1 differs on {n_bad} of {len(ref)} samples; file not written"
+        )
     return diff, agree
 
 
@@ -145,12 +157,25 @@ def _finish(fmt: str, tmp: str, out: Path, diff: float, agree: bool, n: int, t0:
     except OSError:
         _remove(tmp)
         raise
-    return {"path": str(out), "format": fmt, "max_abs_diff": diff, "top1_agree": agree, "n_samples": n,
-            "seconds": round(time.perf_counter() - t0, 3), "size_bytes": out.stat().st_size}
+    return {
+        "path": str(out),
+        "format": fmt,
+        "max_abs_diff": diff,
+        "top1_agree": agree,
+        "n_samples": n,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "size_bytes": out.stat().st_size,
+    }
 
 
-def _export(fmt: str, label: str, checkpoint_path: str | Path, out: str | Path, samples: Sequence[Any] | None,
-            write_and_run: Callable[[torch.nn.Module, torch.Tensor, dict[str, Any], str], np.ndarray]) -> dict[str, Any]:
+def _export(
+    fmt: str,
+    label: str,
+    checkpoint_path: str | Path,
+    out: str | Path,
+    samples: Sequence[Any] | None,
+    write_and_run: Callable[[torch.nn.Module, torch.Tensor, dict[str, Any], str], np.ndarray],
+) -> dict[str, Any]:
     """The steps every format shares: reference logits, write to a temporary file next to `out`, run that file on
     the same inputs, check it against the reference, then move it into place (or remove it and raise)."""
     t0 = time.perf_counter()
@@ -173,8 +198,9 @@ def _export(fmt: str, label: str, checkpoint_path: str | Path, out: str | Path, 
     return _finish(fmt, tmp, out, diff, agree, len(x), t0)
 
 
-def export_onnx(checkpoint_path: str | Path, out: str | Path, samples: Sequence[Any] | None = None,
-                opset: int = 17) -> dict[str, Any]:
+def export_onnx(
+    checkpoint_path: str | Path, out: str | Path, samples: Sequence[Any] | None = None, opset: int = 17
+) -> dict[str, Any]:
     """Export to ONNX (input "input" NCHW float32 normalised, dynamic batch; metadata holds the preprocessing).
 
     The file appears at `out` only after onnxruntime reproduces the PyTorch logits on the samples (given image
@@ -183,9 +209,17 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, samples: Sequence[
     onnx, _ = _require_onnx()
 
     def write_and_run(model: torch.nn.Module, x: torch.Tensor, meta: dict[str, Any], tmp: str) -> np.ndarray:
-        torch.onnx.export(model, (x[:1],), tmp, dynamo=False, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                          do_constant_folding=True)
+        torch.onnx.export(
+            model,
+            (x[:1],),
+            tmp,
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=opset,
+            do_constant_folding=True,
+        )
         proto = onnx.load(tmp)
         del proto.metadata_props[:]
         for k, v in meta.items():
@@ -198,8 +232,9 @@ def export_onnx(checkpoint_path: str | Path, out: str | Path, samples: Sequence[
     return _export("onnx", "ONNX", checkpoint_path, out, samples, write_and_run)
 
 
-def export_torchscript(checkpoint_path: str | Path, out: str | Path,
-                       samples: Sequence[Any] | None = None) -> dict[str, Any]:
+def export_torchscript(
+    checkpoint_path: str | Path, out: str | Path, samples: Sequence[Any] | None = None
+) -> dict[str, Any]:
     """Export to TorchScript (traced; any batch size); metadata.json rides along as an extra file.
 
     Load it with `torch.jit.load(path, _extra_files={"metadata.json": ""})`. Checked like `export_onnx`.

@@ -28,8 +28,10 @@ class ModelError(ValueError):
     """Unknown architecture or unusable weights; the message is one line naming the name, file or layer."""
 
 
-NAME_FORMS = ("resnext{50|101|152}_{C}x{d}d (ImageNet-style), resnext{9n+2}_{C}x{d}d (CIFAR-style, e.g. "
-              "resnext29_8x64d), resnet18|34|50|101|152, wide_resnet50_2, wide_resnet101_2")
+NAME_FORMS = (
+    "resnext{50|101|152}_{C}x{d}d (ImageNet-style), resnext{9n+2}_{C}x{d}d (CIFAR-style, e.g. "
+    "resnext29_8x64d), resnet18|34|50|101|152, wide_resnet50_2, wide_resnet101_2"
+)
 
 _IMAGENET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 _BASELINES = {
@@ -97,11 +99,13 @@ def _torchvision_equivalent(block: str, layers: tuple[int, ...], groups: int, wi
 
 
 _TORCHVISION = dict(_BASELINES)
-_TORCHVISION.update({
-    "resnext50_32x4d": ("bottleneck", _IMAGENET_LAYERS[50], 32, 4),
-    "resnext101_32x8d": ("bottleneck", _IMAGENET_LAYERS[101], 32, 8),
-    "resnext101_64x4d": ("bottleneck", _IMAGENET_LAYERS[101], 64, 4),
-})
+_TORCHVISION.update(
+    {
+        "resnext50_32x4d": ("bottleneck", _IMAGENET_LAYERS[50], 32, 4),
+        "resnext101_32x8d": ("bottleneck", _IMAGENET_LAYERS[101], 32, 8),
+        "resnext101_64x4d": ("bottleneck", _IMAGENET_LAYERS[101], 64, 4),
+    }
+)
 
 
 def _bad_name(name: object, why: str = "unknown architecture") -> ModelError:
@@ -171,12 +175,18 @@ def _construct(spec: ArchSpec, num_classes: int) -> nn.Module:
     if spec.cifar:
         return CifarResNeXt(spec.layers[0], spec.groups, spec.width_per_group, num_classes)
     block = BasicBlock if spec.block == "basic" else Bottleneck
-    return ResNet(block, list(spec.layers), num_classes=num_classes, groups=spec.groups,
-                  width_per_group=spec.width_per_group)
+    return ResNet(
+        block, list(spec.layers), num_classes=num_classes, groups=spec.groups, width_per_group=spec.width_per_group
+    )
 
 
-def build(name: str, num_classes: int, pretrained: str | None = None, progress: Progress | None = None,
-          freeze_backbone: bool = False) -> nn.Module:
+def build(
+    name: str,
+    num_classes: int,
+    pretrained: str | None = None,
+    progress: Progress | None = None,
+    freeze_backbone: bool = False,
+) -> nn.Module:
     """Build a network with a fresh `num_classes` head; `pretrained` is None, "imagenet" or a state-dict file.
 
     Built on the current default device (use `with torch.device("meta"):` for counting only).
@@ -199,6 +209,7 @@ def build(name: str, num_classes: int, pretrained: str | None = None, progress: 
 
 
 # ---------------------------------------------------------------------------------------------------- backbone
+
 
 def _head_name(name: str) -> bool:
     return name == "fc" or name.startswith("fc.")
@@ -276,32 +287,83 @@ def cam_layer(model: nn.Module) -> nn.Module:
 
 _PRESETS = [
     # name, label, description, default image size, params (1000 classes ImageNet-style / 10 CIFAR-style)
-    ("resnext11_4x8d", "ResNeXt-11 4×8d (tiny, CPU)",
-     "Smallest CIFAR-style ResNeXt (1.0 M params, one block per stage); trains from scratch on a laptop CPU.", 32, 0),
-    ("resnext20_4x8d", "ResNeXt-20 4×8d (small, CPU)",
-     "Small CIFAR-style ResNeXt (1.4 M params, two blocks per stage) for small images on a CPU.", 32, 0),
-    ("resnext29_4x16d", "ResNeXt-29 4×16d (medium, CPU/GPU)",
-     "Mid-size CIFAR-style ResNeXt-29; slow on a CPU, comfortable on a GPU.", 32, 0),
-    ("resnext29_8x64d", "ResNeXt-29 8×64d (paper, CIFAR)",
-     "The paper's CIFAR network (Table 7, 34.4 M params, 3.65 % CIFAR-10 error); needs a GPU.", 32, 0),
-    ("resnext29_16x64d", "ResNeXt-29 16×64d (paper, CIFAR)",
-     "The paper's larger CIFAR network (Table 7, 68.2 M params, 3.58 % CIFAR-10 error); needs a GPU.", 32, 0),
-    ("resnext50_32x4d", "ResNeXt-50 32×4d (ImageNet)",
-     "The classic ResNeXt-50; ImageNet weights (77.6 % top-1) for fine-tuning on photos.", 224, 0),
-    ("resnext101_32x8d", "ResNeXt-101 32×8d (ImageNet)",
-     "Large ResNeXt-101 with ImageNet weights (79.3 % top-1); GPU recommended.", 224, 0),
-    ("resnext101_64x4d", "ResNeXt-101 64×4d (ImageNet)",
-     "ResNeXt-101 with cardinality 64 and ImageNet weights (83.2 % top-1); GPU recommended.", 224, 0),
+    (
+        "resnext11_4x8d",
+        "ResNeXt-11 4×8d (tiny, CPU)",
+        "Smallest CIFAR-style ResNeXt (1.0 M params, one block per stage); trains from scratch on a laptop CPU.",
+        32,
+        0,
+    ),
+    (
+        "resnext20_4x8d",
+        "ResNeXt-20 4×8d (small, CPU)",
+        "Small CIFAR-style ResNeXt (1.4 M params, two blocks per stage) for small images on a CPU.",
+        32,
+        0,
+    ),
+    (
+        "resnext29_4x16d",
+        "ResNeXt-29 4×16d (medium, CPU/GPU)",
+        "Mid-size CIFAR-style ResNeXt-29; slow on a CPU, comfortable on a GPU.",
+        32,
+        0,
+    ),
+    (
+        "resnext29_8x64d",
+        "ResNeXt-29 8×64d (paper, CIFAR)",
+        "The paper's CIFAR network (Table 7, 34.4 M params, 3.65 % CIFAR-10 error); needs a GPU.",
+        32,
+        0,
+    ),
+    (
+        "resnext29_16x64d",
+        "ResNeXt-29 16×64d (paper, CIFAR)",
+        "The paper's larger CIFAR network (Table 7, 68.2 M params, 3.58 % CIFAR-10 error); needs a GPU.",
+        32,
+        0,
+    ),
+    (
+        "resnext50_32x4d",
+        "ResNeXt-50 32×4d (ImageNet)",
+        "The classic ResNeXt-50; ImageNet weights (77.6 % top-1) for fine-tuning on photos.",
+        224,
+        0,
+    ),
+    (
+        "resnext101_32x8d",
+        "ResNeXt-101 32×8d (ImageNet)",
+        "Large ResNeXt-101 with ImageNet weights (79.3 % top-1); GPU recommended.",
+        224,
+        0,
+    ),
+    (
+        "resnext101_64x4d",
+        "ResNeXt-101 64×4d (ImageNet)",
+        "ResNeXt-101 with cardinality 64 and ImageNet weights (83.2 % top-1); GPU recommended.",
+        224,
+        0,
+    ),
     ("resnet18", "ResNet-18 (baseline)", "Small plain ResNet baseline with ImageNet weights.", 224, 0),
-    ("resnet50", "ResNet-50 (baseline)", "ResNet-50 baseline with ImageNet weights, same budget as ResNeXt-50.",
-     224, 0),
+    (
+        "resnet50",
+        "ResNet-50 (baseline)",
+        "ResNet-50 baseline with ImageNet weights, same budget as ResNeXt-50.",
+        224,
+        0,
+    ),
 ]
 # Exact parameter counts (checked by tests/core/test_models.py): 1000 classes ImageNet-style, 10 CIFAR-style.
 _PARAMS = {
-    "resnext11_4x8d": 996_298, "resnext20_4x8d": 1_393_226, "resnext29_4x16d": 3_172_426,
-    "resnext29_8x64d": 34_426_698, "resnext29_16x64d": 68_155_210,
-    "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
-    "resnet18": 11_689_512, "resnet50": 25_557_032,
+    "resnext11_4x8d": 996_298,
+    "resnext20_4x8d": 1_393_226,
+    "resnext29_4x16d": 3_172_426,
+    "resnext29_8x64d": 34_426_698,
+    "resnext29_16x64d": 68_155_210,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
+    "resnext101_64x4d": 83_455_272,
+    "resnet18": 11_689_512,
+    "resnet50": 25_557_032,
 }
 
 
@@ -310,12 +372,18 @@ def presets() -> list[dict]:
     out = []
     for name, label, description, size, _ in _PRESETS:
         spec = parse_arch(name)
-        out.append({
-            "name": name, "label": label, "family": spec.family, "description": description,
-            "default_image_size": size, "has_imagenet_weights": spec.has_imagenet_weights,
-            "params": _PARAMS.get(name) or count_params(name, 10 if spec.cifar else 1000),
-            "params_num_classes": 10 if spec.cifar else 1000,
-        })
+        out.append(
+            {
+                "name": name,
+                "label": label,
+                "family": spec.family,
+                "description": description,
+                "default_image_size": size,
+                "has_imagenet_weights": spec.has_imagenet_weights,
+                "params": _PARAMS.get(name) or count_params(name, 10 if spec.cifar else 1000),
+                "params_num_classes": 10 if spec.cifar else 1000,
+            }
+        )
     return out
 
 
@@ -329,6 +397,7 @@ def default_arch(device_type: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- summary
+
 
 @functools.lru_cache(maxsize=64)
 def count_params(name: str, num_classes: int = 1000) -> int:
@@ -356,14 +425,16 @@ def _analyse(name: str, num_classes: int, image_size: int) -> dict:
     for n in top:
         mod = getattr(model, n, None)
         if mod is not None:
-            hooks.append(mod.register_forward_hook(
-                lambda _m, _i, out, n=n: shapes.__setitem__(n, list(out.shape))))
+            hooks.append(mod.register_forward_hook(lambda _m, _i, out, n=n: shapes.__setitem__(n, list(out.shape))))
     for _, m in _leaf_modules(model):
         if isinstance(m, nn.Identity) or (isinstance(m, nn.ReLU) and m.inplace):
             continue  # no new tensor is stored
         kind = "conv" if isinstance(m, nn.Conv2d | nn.Linear) else "other"
-        hooks.append(m.register_forward_hook(
-            lambda _m, _i, out, kind=kind: act_elems.__setitem__(kind, act_elems[kind] + out.numel())))
+        hooks.append(
+            m.register_forward_hook(
+                lambda _m, _i, out, kind=kind: act_elems.__setitem__(kind, act_elems[kind] + out.numel())
+            )
+        )
     x = torch.empty(1, 3, image_size, image_size, device="meta")
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
@@ -372,19 +443,26 @@ def _analyse(name: str, num_classes: int, image_size: int) -> dict:
         h.remove()
 
     def nparams(*mods: str) -> int:
-        return sum(p.numel() for m in mods if getattr(model, m, None) is not None
-                   for p in getattr(model, m).parameters())
+        return sum(
+            p.numel() for m in mods if getattr(model, m, None) is not None for p in getattr(model, m).parameters()
+        )
 
-    stages = [{"name": "stem", "output_shape": shapes.get("maxpool", shapes["relu"])[1:],
-               "params": nparams("conv1", "bn1")}]
+    stages = [
+        {"name": "stem", "output_shape": shapes.get("maxpool", shapes["relu"])[1:], "params": nparams("conv1", "bn1")}
+    ]
     stages += [{"name": s, "output_shape": shapes[s][1:], "params": nparams(s)} for s in _stage_names(model)]
     stages.append({"name": "pool", "output_shape": [shapes["avgpool"][1]], "params": 0})
     stages.append({"name": "fc", "output_shape": shapes["fc"][1:], "params": nparams("fc")})
     params = sum(p.numel() for p in model.parameters())
     return {
-        "name": parse_arch(name).name, "family": parse_arch(name).family, "num_classes": num_classes,
-        "image_size": image_size, "params": params, "trainable_params": params,
-        "macs": int(counter.get_total_flops() // 2), "stages": stages,
+        "name": parse_arch(name).name,
+        "family": parse_arch(name).family,
+        "num_classes": num_classes,
+        "image_size": image_size,
+        "params": params,
+        "trainable_params": params,
+        "macs": int(counter.get_total_flops() // 2),
+        "stages": stages,
         "feature_dim": model.fc.in_features,
         "_act_elems": dict(act_elems, input=3 * image_size * image_size),
     }
@@ -470,12 +548,16 @@ def download_weights(url: str, dest_dir: str | Path, progress: Progress | None =
                 f.flush()
                 os.fsync(f.fileno())
         except urllib.error.HTTPError as e:
-            raise ModelError(f"cannot download {url}: HTTP {e.code} {e.reason}; choose a local weights file "
-                             f"(--pretrained PATH) or train from scratch") from None
+            raise ModelError(
+                f"cannot download {url}: HTTP {e.code} {e.reason}; choose a local weights file "
+                f"(--pretrained PATH) or train from scratch"
+            ) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
             reason = getattr(e, "reason", None) or e
-            raise ModelError(f"cannot download {url} ({reason}): no internet and no cached weights at {dest}; "
-                             f"choose a local weights file (--pretrained PATH) or train from scratch") from None
+            raise ModelError(
+                f"cannot download {url} ({reason}): no internet and no cached weights at {dest}; "
+                f"choose a local weights file (--pretrained PATH) or train from scratch"
+            ) from None
         except http.client.HTTPException as e:
             raise ModelError(f"cannot download {url}: {type(e).__name__} (connection cut); try again") from None
         except OSError as e:
@@ -484,8 +566,10 @@ def download_weights(url: str, dest_dir: str | Path, progress: Progress | None =
             raise ModelError(f"cannot download {url}: got {done} of {total} bytes (connection cut); try again")
         digest = sha.hexdigest()
         if expected and not digest.startswith(expected):
-            raise ModelError(f"{url}: hash mismatch (expected sha256 {expected}…, got {digest[:len(expected)]}…); "
-                             f"the download was corrupted and was not kept; try again")
+            raise ModelError(
+                f"{url}: hash mismatch (expected sha256 {expected}…, got {digest[: len(expected)]}…); "
+                f"the download was corrupted and was not kept; try again"
+            )
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
@@ -522,15 +606,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not obj or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise ModelError(f"{path}: not a weights file (expected a state dict of tensors, or a checkpoint with a "
-                         f"'model' or 'state_dict' entry)")
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    ):
+        raise ModelError(
+            f"{path}: not a weights file (expected a state dict of tensors, or a checkpoint with a "
+            f"'model' or 'state_dict' entry)"
+        )
     out = {}
     for k, v in obj.items():
         for prefix in ("module.", "_orig_mod."):
             while k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
         out[k] = v
     return out
 
@@ -549,8 +638,10 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
             if _head_name(k):
                 skipped.append(k)
                 continue
-            raise ModelError(f"{path}: layer {k} has shape {tuple(v.shape)} in the file but "
-                             f"{tuple(own[k].shape)} in the model; wrong architecture?")
+            raise ModelError(
+                f"{path}: layer {k} has shape {tuple(v.shape)} in the file but "
+                f"{tuple(own[k].shape)} in the model; wrong architecture?"
+            )
     missing = [k for k in own if k not in state and not _head_name(k) and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own and not _head_name(k)]
     if missing or unexpected:
@@ -558,8 +649,9 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
         if missing:
             parts.append(f"missing {len(missing)} keys ({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''})")
         if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys "
-                         f"({', '.join(unexpected[:3])}{', …' if len(unexpected) > 3 else ''})")
+            parts.append(
+                f"unexpected {len(unexpected)} keys ({', '.join(unexpected[:3])}{', …' if len(unexpected) > 3 else ''})"
+            )
         raise ModelError(f"{path}: weights do not match the architecture: {'; '.join(parts)}")
     if skipped:  # a new head: skip all of fc, never half of it
         skipped = [k for k in state if _head_name(k)]

@@ -52,7 +52,7 @@ class CamResult:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" → cuda, then mps, then cpu; anything else is passed to torch.device."""
+    """ "auto" → cuda, then mps, then cpu; anything else is passed to torch.device."""
     if str(device) != "auto":
         return torch.device(device)
     if torch.cuda.is_available():
@@ -81,9 +81,18 @@ class Predictor:
     per call. Batches are decoded on a background thread while the model runs on the previous one.
     """
 
-    def __init__(self, model: torch.nn.Module, class_names: Sequence[str], image_size: int, *, mean: Sequence[float] = data.IMAGENET_MEAN,
-                 std: Sequence[float] = data.IMAGENET_STD, device: str | torch.device = "cpu", arch: str = "",
-                 checkpoint_path: str | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        class_names: Sequence[str],
+        image_size: int,
+        *,
+        mean: Sequence[float] = data.IMAGENET_MEAN,
+        std: Sequence[float] = data.IMAGENET_STD,
+        device: str | torch.device = "cpu",
+        arch: str = "",
+        checkpoint_path: str | None = None,
+    ) -> None:
         from core.config import DataConfig
 
         self.device = resolve_device(device)
@@ -126,8 +135,16 @@ class Predictor:
         for p in model.parameters():  # inference only; Grad-CAM needs gradients of activations, not of weights
             p.requires_grad_(False)
         image_size = int(ckpt["image_size"])
-        pred = cls(model, list(ckpt["class_names"]), image_size, mean=ckpt.get("mean") or data.IMAGENET_MEAN, std=ckpt.get("std") or data.IMAGENET_STD,
-                   device=dev, arch=str(ckpt.get("arch", "")), checkpoint_path=str(path))
+        pred = cls(
+            model,
+            list(ckpt["class_names"]),
+            image_size,
+            mean=ckpt.get("mean") or data.IMAGENET_MEAN,
+            std=ckpt.get("std") or data.IMAGENET_STD,
+            device=dev,
+            arch=str(ckpt.get("arch", "")),
+            checkpoint_path=str(path),
+        )
         if backend == "onnx":
             pred._use_onnx(Path(path))
         return pred
@@ -181,8 +198,14 @@ class Predictor:
 
     # ------------------------------------------------------------------ prediction
 
-    def predict(self, items: Iterable[Item], top_k: int = 5, batch_size: int = 32,
-                progress: Callable[[int, int], None] | None = None, stop: Any = None) -> list[Prediction]:
+    def predict(
+        self,
+        items: Iterable[Item],
+        top_k: int = 5,
+        batch_size: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+        stop: Any = None,
+    ) -> list[Prediction]:
         """One Prediction per input, in input order.
 
         Inputs that cannot be read come back as ok=False with the reason; the rest are predicted. When `stop`
@@ -191,8 +214,14 @@ class Predictor:
         """
         return list(self.predict_iter(items, top_k=top_k, batch_size=batch_size, progress=progress, stop=stop))
 
-    def predict_iter(self, items: Iterable[Item], top_k: int = 5, batch_size: int = 32,
-                     progress: Callable[[int, int], None] | None = None, stop: Any = None) -> Iterator[Prediction]:
+    def predict_iter(
+        self,
+        items: Iterable[Item],
+        top_k: int = 5,
+        batch_size: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+        stop: Any = None,
+    ) -> Iterator[Prediction]:
         """Like `predict`, yielding predictions in input order as each batch finishes (for live tables)."""
         items = list(items)
         total = len(items)
@@ -205,7 +234,7 @@ class Predictor:
         pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) if len(starts) > 1 else None
 
         def submit(start: int) -> list:
-            chunk = items[start:start + batch_size]
+            chunk = items[start : start + batch_size]
             if pool is None:
                 return [_Done(self._load(it)) for it in chunk]
             return [pool.submit(self._load, it) for it in chunk]
@@ -250,8 +279,9 @@ class Predictor:
 
     # ------------------------------------------------------------------ Grad-CAM
 
-    def gradcam(self, item: Item, class_index: int | None = None, layer: torch.nn.Module | None = None,
-                alpha: float = 0.5) -> CamResult:
+    def gradcam(
+        self, item: Item, class_index: int | None = None, layer: torch.nn.Module | None = None, alpha: float = 0.5
+    ) -> CamResult:
         """Grad-CAM for one input: which parts of the image drove the score of `class_index` (default: top-1).
 
         One forward and one backward through the layers after `layer` (default: models.cam_layer, the last
@@ -290,8 +320,9 @@ class Predictor:
         weights = grad.float().mean(dim=(1, 2))
         cam = torch.relu((weights[:, None, None] * act.float()).sum(0)).cpu().numpy()
         heat = _place_heatmap(cam, img.size, self.image_size, self.resize_size)
-        return CamResult(heat, overlay_heatmap(img, heat, alpha), c, self.class_names[c], float(probs[c]),
-                         _source_name(item, 0))
+        return CamResult(
+            heat, overlay_heatmap(img, heat, alpha), c, self.class_names[c], float(probs[c]), _source_name(item, 0)
+        )
 
 
 class _Done:
@@ -372,12 +403,18 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[l
         if recursive:
             for root, dirs, names in os.walk(p, onerror=errors.append):
                 dirs[:] = sorted(d for d in dirs if not _is_skipped(d))
-                found += [os.path.join(root, n) for n in sorted(names)
-                          if not _is_skipped(n) and os.path.splitext(n)[1].lower() in exts]
+                found += [
+                    os.path.join(root, n)
+                    for n in sorted(names)
+                    if not _is_skipped(n) and os.path.splitext(n)[1].lower() in exts
+                ]
         else:
             try:
-                found = [str(c) for c in sorted(p.iterdir()) if c.is_file() and not _is_skipped(c.name)
-                         and c.suffix.lower() in exts]
+                found = [
+                    str(c)
+                    for c in sorted(p.iterdir())
+                    if c.is_file() and not _is_skipped(c.name) and c.suffix.lower() in exts
+                ]
             except OSError as e:
                 errors.append(e)
         for e in errors:
@@ -393,8 +430,15 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[l
 
 def prediction_to_dict(p: Prediction) -> dict[str, Any]:
     """A JSON-ready dict for one prediction."""
-    return {"source": p.source, "ok": p.ok, "error": p.error, "label": p.label, "confidence": p.confidence,
-            "index": p.index, "top": [{"label": n, "probability": pr} for n, pr in p.top]}
+    return {
+        "source": p.source,
+        "ok": p.ok,
+        "error": p.error,
+        "label": p.label,
+        "confidence": p.confidence,
+        "index": p.index,
+        "top": [{"label": n, "probability": pr} for n, pr in p.top],
+    }
 
 
 def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -> None:
@@ -406,8 +450,13 @@ def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -
     w = csv.writer(buf)
     w.writerow(header)
     for p in predictions:
-        row: list[Any] = [p.source, "yes" if p.ok else "no", p.error or "", p.label or "",
-                          "" if p.confidence is None else f"{p.confidence:.6f}"]
+        row: list[Any] = [
+            p.source,
+            "yes" if p.ok else "no",
+            p.error or "",
+            p.label or "",
+            "" if p.confidence is None else f"{p.confidence:.6f}",
+        ]
         for i in range(top_k):
             row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
         w.writerow(row)
@@ -421,8 +470,9 @@ def cam_file_name(source: str | Path) -> str:
     return f"{stem}_gradcam.png"
 
 
-def save_cam_overlay(cam: CamResult, out_dir: str | Path, source: str | Path | None = None,
-                     file_name: str | None = None) -> Path:
+def save_cam_overlay(
+    cam: CamResult, out_dir: str | Path, source: str | Path | None = None, file_name: str | None = None
+) -> Path:
     """Save the overlay as `<out_dir>/<file_name or cam_file_name(source)>` (overwriting); returns its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -271,8 +271,13 @@ class RunStore:
     def _run_dirs(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        return [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                and ((p / "config.json").exists() or (p / "status.json").exists())]
+        return [
+            p
+            for p in self.root.iterdir()
+            if p.is_dir()
+            and not p.name.startswith(".")
+            and ((p / "config.json").exists() or (p / "status.json").exists())
+        ]
 
     def info(self, path: str | Path) -> RunInfo:
         """Summary of one run folder (tolerates missing or half-written files)."""
@@ -296,14 +301,18 @@ class RunStore:
         except OSError:
             created = 0.0
         return RunInfo(
-            path=path, name=path.name, created=created,
+            path=path,
+            name=path.name,
+            created=created,
             arch=str(model.get("arch") or status.get("arch") or "?"),
             dataset=str(dataset.get("name") or Path(str(data.get("root") or "?")).name),
             epochs_done=len(history),
             epochs_planned=train.get("epochs"),
-            best_val_acc=best_acc, best_epoch=best_epoch,
+            best_val_acc=best_acc,
+            best_epoch=best_epoch,
             status=effective_status(status) if status else "interrupted",
-            has_best=(path / "best.pt").is_file(), has_last=(path / "last.pt").is_file(),
+            has_best=(path / "best.pt").is_file(),
+            has_last=(path / "last.pt").is_file(),
         )
 
     def list(self) -> list[RunInfo]:
@@ -321,8 +330,13 @@ class RunStore:
         if status:
             status["status"] = effective_status(status)
         ev = path / "evaluation.json"
-        return RunRecord(path=path, config=_read_json(path / "config.json"), history=read_history(path),
-                         status=status, evaluation=_read_json(ev) if ev.is_file() else None)
+        return RunRecord(
+            path=path,
+            config=_read_json(path / "config.json"),
+            history=read_history(path),
+            status=status,
+            evaluation=_read_json(ev) if ev.is_file() else None,
+        )
 
     def delete(self, path: str | Path) -> None:
         """Remove one run folder; refuses anything that is not a folder directly inside the root."""

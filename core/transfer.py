@@ -101,8 +101,11 @@ class FeatureStore:
         for path in self.shards():
             try:
                 obj = torch.load(path, map_location="cpu", weights_only=True)
-                if not (isinstance(obj, dict) and obj.get("format") == FEATURE_FORMAT
-                        and len(obj["hashes"]) == len(obj["features"])):
+                if not (
+                    isinstance(obj, dict)
+                    and obj.get("format") == FEATURE_FORMAT
+                    and len(obj["hashes"]) == len(obj["features"])
+                ):
                     raise ValueError("not a feature shard")
             except Exception as e:  # noqa: BLE001 - a damaged cache file is recomputed, never trusted
                 if warn is not None:
@@ -136,8 +139,11 @@ class FeatureStore:
         if self.describe and not info.exists():
             runs.write_json_atomic(info, self.describe)
         hashes = sorted(feats)
-        payload = {"format": FEATURE_FORMAT, "hashes": hashes,
-                   "features": torch.stack([feats[h].detach().to("cpu", torch.float32) for h in hashes])}
+        payload = {
+            "format": FEATURE_FORMAT,
+            "hashes": hashes,
+            "features": torch.stack([feats[h].detach().to("cpu", torch.float32) for h in hashes]),
+        }
         path = self.folder / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.pt"
         fd, tmp = tempfile.mkstemp(prefix=".shard.", suffix=".tmp", dir=self.folder)
         try:
@@ -218,9 +224,15 @@ class LinearTrainer(Trainer):
         self.backbone.eval()
         weights_id = module_digest(self.backbone)
         root = feature_cache_dir()
-        eval_desc = {"format": FEATURE_FORMAT, "backbone": weights_id, "arch": cfg.model.arch,
-                     "image_size": cfg.data.image_size, "resize": data.resize_size(cfg.data.image_size),
-                     "transform": self.eval_tf.describe(), "memory_format": str(self.memory_format)}
+        eval_desc = {
+            "format": FEATURE_FORMAT,
+            "backbone": weights_id,
+            "arch": cfg.model.arch,
+            "image_size": cfg.data.image_size,
+            "resize": data.resize_size(cfg.data.image_size),
+            "transform": self.eval_tf.describe(),
+            "memory_format": str(self.memory_format),
+        }
         aug_desc = dict(eval_desc, transform=self.train_tf.describe(), views=self.views, seed=tc.seed)
         self.eval_store = FeatureStore(root / _key(eval_desc), eval_desc)
         self.aug_store = FeatureStore(root / _key(aug_desc), aug_desc)
@@ -229,26 +241,48 @@ class LinearTrainer(Trainer):
 
         want_eval = {digests[i]: i for ids in parts.values() for i in ids if digests[i] not in eval_have}
         want_aug = {digests[i]: i for i in parts["train"] if self.views and digests[i] not in aug_have}
-        jobs = sorted(set(want_eval) | set(want_aug), key=lambda h: (want_eval.get(h, want_aug.get(h))))
+        jobs = sorted(set(want_eval) | set(want_aug), key=lambda h: want_eval.get(h, want_aug.get(h)))
         n_views = len(want_eval) + self.views * len(want_aug)
         total = sum(len(ids) for ids in parts.values())
         if n_views:
-            what = (f"features: computing {n_views} backbone views for {len(jobs)} images "
-                    f"({total - len(jobs)} cached) in {root}")
+            what = (
+                f"features: computing {n_views} backbone views for {len(jobs)} images "
+                f"({total - len(jobs)} cached) in {root}"
+            )
         else:
             what = f"features: all {total} images cached in {root} (backbone skipped)"
         self.feature_note = what
-        self._emit("on_fit_start", FitInfo(
-            run_dir=str(self.run_dir), device=str(dev), device_name=device_name(dev), arch=cfg.model.arch,
-            num_classes=self.num_classes, class_names=self.class_names, epochs=tc.epochs,
-            start_epoch=self.start_epoch, steps_per_epoch=self.steps_per_epoch, train_size=len(parts["train"]),
-            val_size=len(parts["val"]), test_size=len(parts["test"]),
-            params=sum(p.numel() for p in self.model.parameters()), loader_mode=what, config=cfg.to_dict()))
+        self._emit(
+            "on_fit_start",
+            FitInfo(
+                run_dir=str(self.run_dir),
+                device=str(dev),
+                device_name=device_name(dev),
+                arch=cfg.model.arch,
+                num_classes=self.num_classes,
+                class_names=self.class_names,
+                epochs=tc.epochs,
+                start_epoch=self.start_epoch,
+                steps_per_epoch=self.steps_per_epoch,
+                train_size=len(parts["train"]),
+                val_size=len(parts["val"]),
+                test_size=len(parts["test"]),
+                params=sum(p.numel() for p in self.model.parameters()),
+                loader_mode=what,
+                config=cfg.to_dict(),
+            ),
+        )
 
         bad: set[str] = set()
         if jobs:
-            bad = self._compute(jobs, {h: samples[i].path for h, i in {**want_aug, **want_eval}.items()},
-                                set(want_eval), set(want_aug), eval_have, aug_have)
+            bad = self._compute(
+                jobs,
+                {h: samples[i].path for h, i in {**want_aug, **want_eval}.items()},
+                set(want_eval),
+                set(want_aug),
+                eval_have,
+                aug_have,
+            )
         self.backbone_passes = n_views
         if self.stop.stopped:
             return  # the loop ends the run as "stopped"; what was computed is in the cache
@@ -264,8 +298,11 @@ class LinearTrainer(Trainer):
             y = torch.tensor([samples[i].label for i in ids], dtype=torch.long)
             return torch.stack(rows).to(dev), y.to(dev), ids
 
-        self.feats = {"train": gather(parts["train"], self.views > 0),
-                      "val": gather(parts["val"], False), "test": gather(parts["test"], False)}
+        self.feats = {
+            "train": gather(parts["train"], self.views > 0),
+            "val": gather(parts["val"], False),
+            "test": gather(parts["test"], False),
+        }
         if len(self.feats["train"][2]) < 1:
             raise data.DataError(f"{self.index.root}: no training image could be read")
         self.has_val = bool(self.feats["val"][2])
@@ -273,12 +310,19 @@ class LinearTrainer(Trainer):
             self.scheduler = make_scheduler(self.optimizer, tc, self.steps_per_epoch, "min")
 
     @torch.inference_mode()
-    def _compute(self, jobs: list[str], paths: dict[str, str], need_eval: set[str], need_aug: set[str],
-                 eval_have: dict[str, torch.Tensor], aug_have: dict[str, torch.Tensor]) -> set[str]:
+    def _compute(
+        self,
+        jobs: list[str],
+        paths: dict[str, str],
+        need_eval: set[str],
+        need_aug: set[str],
+        eval_have: dict[str, torch.Tensor],
+        aug_have: dict[str, torch.Tensor],
+    ) -> set[str]:
         """Run the backbone over the missing views, adding them to the *_have maps and the cache; returns the
         hashes of images that could not be read."""
         dev, tc, stop, v = self.device, self.config.train, self.stop, self.views
-        per_image = (1 if v == 0 else v + 1)
+        per_image = 1 if v == 0 else v + 1
         chunk = max(1, FEATURE_BATCH // per_image)
         steps = math.ceil(len(jobs) / chunk)
         size = self.config.data.image_size
@@ -314,7 +358,7 @@ class LinearTrainer(Trainer):
                     if stop.stopped:
                         break
                     views, owners = [], []
-                    for h, x, reason in pool.map(load, jobs[start:start + chunk]):
+                    for h, x, reason in pool.map(load, jobs[start : start + chunk]):
                         if x is None:
                             bad.add(h)
                             self._warn(f"skipped {paths[h]}: {reason}")
@@ -335,7 +379,7 @@ class LinearTrainer(Trainer):
                             if kind == "eval":
                                 eval_have[h] = new_eval[h] = fb[pos].clone()
                             else:
-                                aug_have[h] = new_aug[h] = fb[pos:pos + n].clone()
+                                aug_have[h] = new_aug[h] = fb[pos : pos + n].clone()
                             pos += n
                         done_views += pos
                     now = time.perf_counter()
@@ -345,8 +389,12 @@ class LinearTrainer(Trainer):
                     if step == 1 or step == steps or now - last_emit >= PROGRESS_INTERVAL_S:
                         last_emit = now
                         active = max(1e-9, now - t0 - paused)
-                        self._emit("on_batch_end", BatchProgress(0, step, steps, float("nan"), done_views / active,
-                                                                 (steps - step) * active / step))
+                        self._emit(
+                            "on_batch_end",
+                            BatchProgress(
+                                0, step, steps, float("nan"), done_views / active, (steps - step) * active / step
+                            ),
+                        )
         finally:
             flush()
         return bad
@@ -370,7 +418,7 @@ class LinearTrainer(Trainer):
             meter.wait_if_paused()
             if stop.stopped:
                 raise _Stopped
-            idx = order[(step - 1) * tc.batch_size:step * tc.batch_size]
+            idx = order[(step - 1) * tc.batch_size : step * tc.batch_size]
             x = x_all[idx, view[idx]] if view is not None else x_all[idx]
             y = y_all[idx]
             out = head(x)
@@ -418,8 +466,15 @@ class LinearTrainer(Trainer):
             return None
 
 
-def evaluation_doc(ckpt: dict[str, Any], index: data.DatasetIndex, split: str, ids: list[int], y: torch.Tensor,
-                   logits: torch.Tensor, source: str | None) -> dict[str, Any]:
+def evaluation_doc(
+    ckpt: dict[str, Any],
+    index: data.DatasetIndex,
+    split: str,
+    ids: list[int],
+    y: torch.Tensor,
+    logits: torch.Tensor,
+    source: str | None,
+) -> dict[str, Any]:
     """The evaluation.json document (as core.engine.evaluate writes it) from logits of index.samples[ids]."""
     prob = logits.softmax(1)
     conf, pred = prob.max(1)
@@ -427,5 +482,13 @@ def evaluation_doc(ckpt: dict[str, Any], index: data.DatasetIndex, split: str, i
     return evaluation_document(ckpt, index, split, ids, y, pred, conf, logits, loss, source, [], False)
 
 
-__all__ = ["DEFAULT_VIEWS", "FeatureStore", "LinearTrainer", "default_mode", "evaluation_doc", "feature_cache_dir",
-           "file_digest", "module_digest"]
+__all__ = [
+    "DEFAULT_VIEWS",
+    "FeatureStore",
+    "LinearTrainer",
+    "default_mode",
+    "evaluation_doc",
+    "feature_cache_dir",
+    "file_digest",
+    "module_digest",
+]

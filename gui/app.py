@@ -10,10 +10,13 @@ from pathlib import Path
 
 ORG = "ResNeXt Studio"
 APP = "ResNeXt Studio"
-NO_DISPLAY_MESSAGE = ("ResNeXt Studio needs a display: run it in a desktop session, or use the command line: "
-                      "python main.py --help (headless: QT_QPA_PLATFORM=offscreen)")
-XCB_CURSOR_MESSAGE = ("ResNeXt Studio needs the X11 library libxcb-cursor0 (Qt's xcb plugin): "
-                      "sudo apt install libxcb-cursor0")
+NO_DISPLAY_MESSAGE = (
+    "ResNeXt Studio needs a display: run it in a desktop session, or use the command line: "
+    "python main.py --help (headless: QT_QPA_PLATFORM=offscreen)"
+)
+XCB_CURSOR_MESSAGE = (
+    "ResNeXt Studio needs the X11 library libxcb-cursor0 (Qt's xcb plugin): sudo apt install libxcb-cursor0"
+)
 STYLE_PATH = Path(__file__).with_name("style.qss")
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "resources" / "sample"
 

@@ -16,8 +16,14 @@ from PySide6.QtWidgets import QSizePolicy
 TRAIN_COLOR = "#2f6fdf"
 VAL_COLOR = "#e0672b"
 BATCH_COLOR = "#9bb7ea"
-_RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
-       "legend.fontsize": 8}
+_RC = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+}
 
 
 def _style_axes(ax: Any) -> None:
@@ -122,18 +128,24 @@ class TrainingCharts(_Canvas):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_autoscale_on(False)  # limits are set here, and only when they must change
         line = {"animated": True}  # drawn by _draw_curves over the saved background, not by a full draw
-        (self.batch_line,) = self.ax_loss.plot([], [], color=BATCH_COLOR, linewidth=1.2, label="per batch",
-                                               **line)
-        (self.train_loss_line,) = self.ax_loss.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train",
-                                                    **line)
-        (self.val_loss_line,) = self.ax_loss.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation",
-                                                  **line)
+        (self.batch_line,) = self.ax_loss.plot([], [], color=BATCH_COLOR, linewidth=1.2, label="per batch", **line)
+        (self.train_loss_line,) = self.ax_loss.plot(
+            [], [], "o-", color=TRAIN_COLOR, markersize=4, label="train", **line
+        )
+        (self.val_loss_line,) = self.ax_loss.plot(
+            [], [], "s-", color=VAL_COLOR, markersize=4, label="validation", **line
+        )
         (self.train_acc_line,) = self.ax_acc.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train", **line)
-        (self.val_acc_line,) = self.ax_acc.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation",
-                                                **line)
+        (self.val_acc_line,) = self.ax_acc.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation", **line)
         # one legend for both plots, in a row above them: never over a curve (both plots use the same styles)
-        self.figure.legend(handles=[self.batch_line, self.train_loss_line, self.val_loss_line],
-                           loc="outside upper center", ncols=3, frameon=False, handlelength=1.8, columnspacing=1.6)
+        self.figure.legend(
+            handles=[self.batch_line, self.train_loss_line, self.val_loss_line],
+            loc="outside upper center",
+            ncols=3,
+            frameon=False,
+            handlelength=1.8,
+            columnspacing=1.6,
+        )
         self.ax_acc.set_ylim(0, 101)
         self._compact = False
         self._background: Any = None
@@ -185,15 +197,16 @@ class TrainingCharts(_Canvas):
             return
         self._ema_n += 1
         self._ema = self.SMOOTHING * self._ema + (1 - self.SMOOTHING) * float(loss)
-        smoothed = self._ema / (1 - self.SMOOTHING ** self._ema_n)
+        smoothed = self._ema / (1 - self.SMOOTHING**self._ema_n)
         # epoch is 1-based and the epoch's point sits at x = epoch, so batch k of epoch e sits at e - 1 + k/steps
         self.batch_x.append(epoch - 1 + step / max(steps, 1))
         self.batch_y.append(smoothed)
         self.batch_line.set_data(self.batch_x, self.batch_y)
         self._update_limits(soon=False)
 
-    def add_epoch(self, epoch: int, train_loss: float, train_acc: float, val_loss: float | None,
-                  val_acc: float | None) -> None:
+    def add_epoch(
+        self, epoch: int, train_loss: float, train_acc: float, val_loss: float | None, val_acc: float | None
+    ) -> None:
         self.epochs.append(epoch)
         self.train_loss.append(train_loss)
         self.train_acc.append(100.0 * train_acc)
@@ -208,6 +221,7 @@ class TrainingCharts(_Canvas):
     def set_history(self, history: Sequence[dict]) -> None:
         """Show the epochs of an existing run (resume); rows as in history.csv."""
         self.reset()
+
         def num(row: dict, key: str) -> float | None:
             v = row.get(key)
             try:
@@ -254,9 +268,13 @@ class TrainingCharts(_Canvas):
 
     # -- drawing: a full draw saves the background; updates blit the curves over it
     def _curves(self) -> list[tuple[Any, Any]]:
-        return [(self.ax_loss, self.batch_line), (self.ax_loss, self.train_loss_line),
-                (self.ax_loss, self.val_loss_line), (self.ax_acc, self.train_acc_line),
-                (self.ax_acc, self.val_acc_line)]
+        return [
+            (self.ax_loss, self.batch_line),
+            (self.ax_loss, self.train_loss_line),
+            (self.ax_loss, self.val_loss_line),
+            (self.ax_acc, self.train_acc_line),
+            (self.ax_acc, self.val_acc_line),
+        ]
 
     def _on_full_draw(self, _event: Any) -> None:
         self.full_draws += 1
@@ -283,8 +301,8 @@ def nice_ceiling(value: float) -> float:
         return 1.0
     exp = math.floor(math.log10(value))
     for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if m * 10 ** exp >= value * (1 - 1e-12):
-            return m * 10 ** exp
+        if m * 10**exp >= value * (1 - 1e-12):
+            return m * 10**exp
     return 10 ** (exp + 1)
 
 
@@ -304,8 +322,7 @@ class BarChart(_Canvas):
         ax.grid(False, axis="y")
         ax.set_title("Images per class", loc="left", fontweight="bold", fontsize=10)
         if not names:
-            ax.text(0.5, 0.5, "no data set loaded", ha="center", va="center", color="#8a939c",
-                    transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no data set loaded", ha="center", va="center", color="#8a939c", transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
         else:

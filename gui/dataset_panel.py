@@ -386,10 +386,13 @@ class DatasetPanel(QWidget):
         self.scan_progress.setRange(0, 0)
         self.scan_row.show()
         worker = FunctionWorker(_scan, folder)
-        connect_worker(worker, self,
-                       progress=lambda d, t: gen == self._scan_gen and self._on_scan_progress(d, t),
-                       result=lambda idx: gen == self._scan_gen and self._on_scan_done(idx),
-                       failed=lambda msg: gen == self._scan_gen and self._on_scan_failed(msg, worker.cancelled))
+        connect_worker(
+            worker,
+            self,
+            progress=lambda d, t: gen == self._scan_gen and self._on_scan_progress(d, t),
+            result=lambda idx: gen == self._scan_gen and self._on_scan_done(idx),
+            failed=lambda msg: gen == self._scan_gen and self._on_scan_failed(msg, worker.cancelled),
+        )
         self._scan_worker = worker
         start_worker(worker, self)
 
@@ -501,12 +504,16 @@ class DatasetPanel(QWidget):
             self.class_table.setItem(row, 1, count)
         self._set_chart(index.classes, [counts[c] for c in index.classes])
 
-        parts = [f"<b>{len(index.classes)}</b> classes", f"<b>{len(index.samples)}</b> images",
-                 f"layout: {LAYOUT_NAMES.get(index.layout, index.layout)}"]
+        parts = [
+            f"<b>{len(index.classes)}</b> classes",
+            f"<b>{len(index.samples)}</b> images",
+            f"layout: {LAYOUT_NAMES.get(index.layout, index.layout)}",
+        ]
         if index.bad_files:
             folders = sum(reason.startswith("cannot read folder") for _, reason in index.bad_files)
-            unusable = ([count_noun(len(index.bad_files) - folders, "unusable file")] if folders < len(index.bad_files)
-                        else []) + ([count_noun(folders, "unreadable folder")] if folders else [])
+            unusable = (
+                [count_noun(len(index.bad_files) - folders, "unusable file")] if folders < len(index.bad_files) else []
+            ) + ([count_noun(folders, "unreadable folder")] if folders else [])
             parts.append(f"<span style='color:#b3261e'>{', '.join(unusable)}</span>")
         if index.duplicates:
             n = len(index.duplicates)
@@ -633,12 +640,16 @@ class DatasetPanel(QWidget):
         from core.config import STRONG_ERASING, STRONG_JITTER  # light (no torch), needed only here
 
         strong = self.augment_combo.currentText() == "strong"
-        for spin, value, what in ((self.jitter_spin, STRONG_JITTER, "colour jitter"),
-                                  (self.erasing_spin, STRONG_ERASING, "erasing")):
+        for spin, value, what in (
+            (self.jitter_spin, STRONG_JITTER, "colour jitter"),
+            (self.erasing_spin, STRONG_ERASING, "erasing"),
+        ):
             spin.setSpecialValueText(f"{value:.2f} (strong's own)" if strong else "off")
-            spin.setToolTip(f"{'Strength' if spin is self.jitter_spin else 'Probability'} of {what}: at the minimum "
-                            + (f"{value:.2f}, what strong adds; raise it to use more" if strong else "off")
-                            + ("" if strong else " (strong adds it by itself)"))
+            spin.setToolTip(
+                f"{'Strength' if spin is self.jitter_spin else 'Probability'} of {what}: at the minimum "
+                + (f"{value:.2f}, what strong adds; raise it to use more" if strong else "off")
+                + ("" if strong else " (strong adds it by itself)")
+            )
 
     def _on_augment_level_changed(self) -> None:
         self._sync_flip()  # before config_changed, so listeners read a consistent data_config()
@@ -669,8 +680,9 @@ class DatasetPanel(QWidget):
         if self.index is None or not self.index.samples:
             return None
         label = self.selected_class()
-        pool = [s.path for s in self.index.samples if label is None or s.label == label] or \
-            [s.path for s in self.index.samples]
+        pool = [s.path for s in self.index.samples if label is None or s.label == label] or [
+            s.path for s in self.index.samples
+        ]
         return pool[self._preview_sample % len(pool)]
 
     def _start_preview(self) -> None:
@@ -688,9 +700,13 @@ class DatasetPanel(QWidget):
             self.preview_label.setToolTip(str(exc))  # one line here: the whole message on hover
             return
         worker = FunctionWorker(_preview, path, cfg, PREVIEW_COUNT, self._preview_sample)
-        connect_worker(worker, self, result=lambda images, p=path: self._on_preview(p, images),
-                       failed=self._on_preview_failed,
-                       finished=self._on_preview_finished)
+        connect_worker(
+            worker,
+            self,
+            result=lambda images, p=path: self._on_preview(p, images),
+            failed=self._on_preview_failed,
+            finished=self._on_preview_finished,
+        )
         self._preview_worker = worker
         self.preview_label.setText("Rendering…")
         start_worker(worker, self)

@@ -54,8 +54,9 @@ def _accepts(fn: Any, name: str) -> bool:
         return False
 
 
-def _evaluate_job(checkpoint: str, data_root: str, split: str, save_to: str | None,
-                  progress: Any = None, stop: Any = None) -> dict[str, Any]:
+def _evaluate_job(
+    checkpoint: str, data_root: str, split: str, save_to: str | None, progress: Any = None, stop: Any = None
+) -> dict[str, Any]:
     """Worker: scan the data folder, evaluate the checkpoint on one split, optionally save evaluation.json."""
     from core.data import scan
     from core.engine import evaluate
@@ -89,8 +90,9 @@ def _thumbs_job(paths: list[str], generation: int, out: deque, progress: Any = N
     return generation
 
 
-def _cam_job(cache: PredictorCache, checkpoint: str, path: str, class_name: str,
-             progress: Any = None, stop: Any = None) -> dict[str, Any]:
+def _cam_job(
+    cache: PredictorCache, checkpoint: str, path: str, class_name: str, progress: Any = None, stop: Any = None
+) -> dict[str, Any]:
     """Worker: the image and its Grad-CAM overlay for `class_name` (the wrongly predicted class)."""
     from core.data import load_image
 
@@ -199,8 +201,9 @@ class ConfusionMatrixCanvas(QWidget):
         self.cell_texts = []
         n = len(self._matrix)
         if n == 0:
-            self.ax.text(0.5, 0.5, "No evaluation yet", ha="center", va="center", color="#8a929c",
-                         transform=self.ax.transAxes)
+            self.ax.text(
+                0.5, 0.5, "No evaluation yet", ha="center", va="center", color="#8a929c", transform=self.ax.transAxes
+            )
             self.ax.set_axis_off()
             self.canvas.draw_idle()
             return
@@ -219,13 +222,20 @@ class ConfusionMatrixCanvas(QWidget):
             cb.ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
         labels = [nm if len(nm) <= 18 else nm[:16] + "…" for nm in self._names]
         fs = 9 if n <= 10 else 7 if n <= 20 else 5
-        self.ax.set_xticks(range(n), labels, rotation=45 if n > 3 else 0, ha="right" if n > 3 else "center",
-                           fontsize=fs, rotation_mode="anchor")
+        self.ax.set_xticks(
+            range(n),
+            labels,
+            rotation=45 if n > 3 else 0,
+            ha="right" if n > 3 else "center",
+            fontsize=fs,
+            rotation_mode="anchor",
+        )
         self.ax.set_yticks(range(n), labels, fontsize=fs)
         self.ax.set_xlabel("Predicted class", fontsize=9)
         self.ax.set_ylabel("True class", fontsize=9)
-        self.ax.set_title("Confusion matrix" + (" (each row sums to 100 %)" if self._normalized else " (counts)"),
-                          fontsize=10)
+        self.ax.set_title(
+            "Confusion matrix" + (" (each row sums to 100 %)" if self._normalized else " (counts)"), fontsize=10
+        )
         if n <= 30:
             cell_fs = 10 if n <= 6 else 8 if n <= 12 else 6 if n <= 20 else 5
             for i in range(n):
@@ -233,8 +243,11 @@ class ConfusionMatrixCanvas(QWidget):
                 for j in range(n):
                     text = f"{shown[i, j]:.0%}" if self._normalized else str(int(counts[i, j]))
                     dark = shown[i, j] > vmax * 0.55
-                    row.append(self.ax.text(j, i, text, ha="center", va="center", fontsize=cell_fs,
-                                            color="white" if dark else "#1f2328"))
+                    row.append(
+                        self.ax.text(
+                            j, i, text, ha="center", va="center", fontsize=cell_fs, color="white" if dark else "#1f2328"
+                        )
+                    )
                 self.cell_texts.append(row)
         self.canvas.draw_idle()
 
@@ -316,8 +329,10 @@ class EvaluateTab(QWidget):
         status.addWidget(self.cancel_button)
 
         self.stack = QStackedWidget()
-        empty = QLabel("Nothing evaluated yet.\n\nPick a run in the Runs tab and press Evaluate,\n"
-                       "or choose a checkpoint and a data folder above and press Evaluate.")
+        empty = QLabel(
+            "Nothing evaluated yet.\n\nPick a run in the Runs tab and press Evaluate,\n"
+            "or choose a checkpoint and a data folder above and press Evaluate."
+        )
         empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         empty.setStyleSheet("color: palette(placeholder-text); font-size: 13pt;")
         self.stack.addWidget(empty)
@@ -445,8 +460,9 @@ class EvaluateTab(QWidget):
 
     def _browse_checkpoint(self) -> None:
         start = self.ckpt_edit.text() or self._runs_dir or ""
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", start,
-                                              "Checkpoints (*.pt *.pth);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a checkpoint", start, "Checkpoints (*.pt *.pth);;All files (*)"
+        )
         if path:
             self.set_checkpoint(path)
 
@@ -461,8 +477,10 @@ class EvaluateTab(QWidget):
         data, own = self.data_edit.text().strip(), self._data_root_from_checkpoint(self.ckpt_edit.text().strip())
         if data and own and _same_folder(data, own) is False and self.split_combo.currentText() != "all":
             self.split_combo.setCurrentText("all")
-            self._set_status("Not the folder the model was trained on: every image in it will be evaluated "
-                             "(the split is set to \"all\").")
+            self._set_status(
+                "Not the folder the model was trained on: every image in it will be evaluated "
+                '(the split is set to "all").'
+            )
 
     def _offer_splits(self, has: dict[str, bool]) -> None:
         """Grey out the splits the run does not have (no test images: "test" would only fail)."""
@@ -506,8 +524,10 @@ class EvaluateTab(QWidget):
         self.ckpt_edit.setText(str(run / "best.pt"))
         self.data_edit.setText(str(data.get("root") or ""))
         sizes = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}  # the run's own split sizes
-        has = {"val": sizes.get("val_size", float(data.get("val_split") or 0)) > 0,
-               "test": sizes.get("test_size", float(data.get("test_split") or 0)) > 0}
+        has = {
+            "val": sizes.get("val_size", float(data.get("val_split") or 0)) > 0,
+            "test": sizes.get("test_size", float(data.get("test_split") or 0)) > 0,
+        }
         self._offer_splits(has)
         self.split_combo.setCurrentText("test" if has["test"] else "val" if has["val"] else "all")
         self.source_label.setText(f"Run: {run.name}")
@@ -522,14 +542,18 @@ class EvaluateTab(QWidget):
         self.evaluate_button.setText("Evaluate")
         self._evaluation = None
         if not (run / "best.pt").is_file():
-            self.not_evaluated_label.setText(f"{run.name} has no best.pt yet, so there is nothing to evaluate.\n"
-                                             "Train it (or resume it) until it saves a checkpoint.")
+            self.not_evaluated_label.setText(
+                f"{run.name} has no best.pt yet, so there is nothing to evaluate.\n"
+                "Train it (or resume it) until it saves a checkpoint."
+            )
             self.evaluate_now_button.setEnabled(False)
         else:
             where = data.get("root") or "its data folder"
-            self.not_evaluated_label.setText(f"{run.name} has not been evaluated yet.\n\n"
-                                             f"Evaluate its best.pt on the {self.split_combo.currentText()} split of "
-                                             f"{where}?")
+            self.not_evaluated_label.setText(
+                f"{run.name} has not been evaluated yet.\n\n"
+                f"Evaluate its best.pt on the {self.split_combo.currentText()} split of "
+                f"{where}?"
+            )
             self.evaluate_now_button.setEnabled(True)
         self.stack.setCurrentIndex(PAGE_NOT_EVALUATED)
 
@@ -571,8 +595,12 @@ class EvaluateTab(QWidget):
             return
         save_to = None
         own_data = self._data_root_from_checkpoint(ckpt)
-        if (self._run_dir and Path(ckpt) == Path(self._run_dir) / "best.pt" and own_data
-                and Path(own_data).resolve() == Path(data).resolve()):
+        if (
+            self._run_dir
+            and Path(ckpt) == Path(self._run_dir) / "best.pt"
+            and own_data
+            and Path(own_data).resolve() == Path(data).resolve()
+        ):
             # Only an evaluation on the run's own data set becomes the run's evaluation.json
             save_to = str(Path(self._run_dir) / "evaluation.json")
         split = self.split_combo.currentText()
@@ -581,8 +609,12 @@ class EvaluateTab(QWidget):
         self._eval_generation += 1
         gen = self._eval_generation
         # Lambdas connected straight to a worker run on its thread; connect_worker relays them to ours.
-        connect_worker(worker, self, result=lambda ev, c=ckpt: gen == self._eval_generation and self._on_result(ev, c),
-                       failed=lambda msg, w=worker: gen == self._eval_generation and self._on_eval_failed(msg, w))
+        connect_worker(
+            worker,
+            self,
+            result=lambda ev, c=ckpt: gen == self._eval_generation and self._on_result(ev, c),
+            failed=lambda msg, w=worker: gen == self._eval_generation and self._on_eval_failed(msg, w),
+        )
         worker.finished.connect(self._on_eval_finished)
         self._eval_worker = worker
         self._eval_target = ckpt
@@ -625,17 +657,22 @@ class EvaluateTab(QWidget):
             return True
         shown = ""
         if self.stack.currentIndex() == PAGE_RESULTS and self._evaluation:
-            shown = f"\nThe results below are still those of the earlier evaluation ({self._described(self._evaluation)})."
+            shown = (
+                f"\nThe results below are still those of the earlier evaluation ({self._described(self._evaluation)})."
+            )
         self._set_status(f"Evaluation failed: {message}{shown}", error=True)
         return True
 
     def _described(self, ev: dict[str, Any]) -> str:
-        """"best.pt of <run> on the val split of <folder>" for status lines."""
+        """ "best.pt of <run> on the val split of <folder>" for status lines."""
         ckpt = Path(self._checkpoint) if self._checkpoint else None
         what = f"{ckpt.name} of {ckpt.parent.name}" if ckpt else "the checkpoint"
         split = ev.get("split", "?")
-        where = f"every image of {ev['data_root']}" if split == "all" and ev.get("data_root") else (
-            f"the {split} split of {ev['data_root']}" if ev.get("data_root") else f"the {split} split")
+        where = (
+            f"every image of {ev['data_root']}"
+            if split == "all" and ev.get("data_root")
+            else (f"the {split} split of {ev['data_root']}" if ev.get("data_root") else f"the {split} split")
+        )
         return f"{what} on {where}"
 
     def cancel(self) -> None:
@@ -723,9 +760,14 @@ class EvaluateTab(QWidget):
         self._thumb_queue.clear()
         entries = []
         for m in mis:
-            entries.append({"path": str(_row_value(m, "path", 0)), "true": str(_row_value(m, "true", 1)),
-                            "predicted": str(_row_value(m, "predicted", 2)),
-                            "confidence": float(_row_value(m, "confidence", 3) or 0.0)})
+            entries.append(
+                {
+                    "path": str(_row_value(m, "path", 0)),
+                    "true": str(_row_value(m, "true", 1)),
+                    "predicted": str(_row_value(m, "predicted", 2)),
+                    "confidence": float(_row_value(m, "confidence", 3) or 0.0),
+                }
+            )
         entries.sort(key=lambda e: -e["confidence"])
         self._gallery_rows = entries[:GALLERY_LIMIT]
         self.gallery.clear()
@@ -746,8 +788,9 @@ class EvaluateTab(QWidget):
             self.detail_view.set_hint("No misclassified images — every image in this split was classified correctly.")
             return
         self.detail_view.set_hint("Click a misclassified image to see it large with its Grad-CAM")
-        worker = FunctionWorker(_thumbs_job, [e["path"] for e in self._gallery_rows], self._generation,
-                                self._thumb_queue)
+        worker = FunctionWorker(
+            _thumbs_job, [e["path"] for e in self._gallery_rows], self._generation, self._thumb_queue
+        )
         worker.progress.connect(self._drain_thumbs)
         connect_worker(worker, self, finished=lambda w=worker: self._on_thumbs_finished(w))
         self._thumb_worker = worker
@@ -773,8 +816,10 @@ class EvaluateTab(QWidget):
     def _on_gallery_row(self, row: int) -> None:
         if 0 <= row < len(self._gallery_rows):
             e = self._gallery_rows[row]
-            self.detail_label.setText(f"<b>{e['true']}</b> predicted as <b>{e['predicted']}</b> "
-                                      f"({e['confidence']:.1%})<br><small>{e['path']}</small>")
+            self.detail_label.setText(
+                f"<b>{e['true']}</b> predicted as <b>{e['predicted']}</b> "
+                f"({e['confidence']:.1%})<br><small>{e['path']}</small>"
+            )
             self.show_detail(e["path"], e["predicted"])
 
     def show_detail(self, path: str, predicted: str) -> None:
@@ -789,8 +834,12 @@ class EvaluateTab(QWidget):
         self.detail_view.set_hint("Computing Grad-CAM…")
         worker = FunctionWorker(_cam_job, self._cache, self._checkpoint, path, predicted)
         gen = self._generation  # a gallery refilled meanwhile (a new evaluation) makes this answer stale
-        connect_worker(worker, self, result=lambda r: gen == self._generation and self._on_cam(r),
-                       failed=lambda m: gen == self._generation and self.detail_view.set_hint(m))
+        connect_worker(
+            worker,
+            self,
+            result=lambda r: gen == self._generation and self._on_cam(r),
+            failed=lambda m: gen == self._generation and self.detail_view.set_hint(m),
+        )
         worker.finished.connect(self._on_cam_finished)
         self._cam_worker = worker
         start_worker(worker, self)

@@ -95,8 +95,9 @@ class ImageView(QWidget):
             p.drawPixmap(x, y, scaled.width(), scaled.height(), self._pixmap)
         elif self._hint:
             p.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
-            p.drawText(rect.adjusted(12, 12, -12, -12), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                       self._hint)
+            p.drawText(
+                rect.adjusted(12, 12, -12, -12), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._hint
+            )
         p.end()
 
 
@@ -154,8 +155,11 @@ class ProbabilityBars(QWidget):
             p.setBrush(color)
             p.drawRoundedRect(QRectF(name_w, y + 3, max(2.0, bar_w * max(0.0, min(1.0, prob))), h - 6), 4, 4)
             p.setPen(QPen(text_color))
-            p.drawText(QRectF(name_w + bar_w + 4, y, pct_w, h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                       f"{prob * 100:.1f} %")
+            p.drawText(
+                QRectF(name_w + bar_w + 4, y, pct_w, h),
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                f"{prob * 100:.1f} %",
+            )
         p.end()
 
 
@@ -201,6 +205,9 @@ class DropHint(QWidget):
         p.drawText(QRectF(rect.left(), mid - 48, rect.width(), 40), Qt.AlignmentFlag.AlignCenter, self._title)
         p.setFont(self.font())
         p.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
-        p.drawText(QRectF(rect.left() + 20, mid, rect.width() - 40, rect.height() / 2 - 10),
-                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap, self._detail)
+        p.drawText(
+            QRectF(rect.left() + 20, mid, rect.width() - 40, rect.height() / 2 - 10),
+            Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
+            self._detail,
+        )
         p.end()

@@ -21,8 +21,11 @@ from gui.widgets import show_folder
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
 TAB_NAMES = ("Dataset", "Train", "Evaluate", "Predict", "Runs")
-OPTIONAL_TABS = {"evaluate": ("evaluate_tab", "EvaluateTab"), "predict": ("predict_tab", "PredictTab"),
-                 "runs": ("runs_tab", "RunsTab")}
+OPTIONAL_TABS = {
+    "evaluate": ("evaluate_tab", "EvaluateTab"),
+    "predict": ("predict_tab", "PredictTab"),
+    "runs": ("runs_tab", "RunsTab"),
+}
 
 
 def describe_device() -> str:
@@ -78,8 +81,9 @@ def _optional_tab(module: str, cls: str) -> tuple[Any | None, QWidget]:
 class MainWindow(QMainWindow):
     """The application window. Tests use `.tabs`, the tab attributes and `confirm_close`."""
 
-    def __init__(self, data_dir: str | None = None, runs_dir: str | None = None, load_initial: bool = True,
-                 defer: bool = False) -> None:
+    def __init__(
+        self, data_dir: str | None = None, runs_dir: str | None = None, load_initial: bool = True, defer: bool = False
+    ) -> None:
         """`defer=True` (the application) shows the window first and loads matplotlib and the other tabs just
         after, in the background; tests build everything at once."""
         super().__init__()
@@ -141,10 +145,12 @@ class MainWindow(QMainWindow):
             if self.runs_dir and hasattr(widget, "set_runs_dir"):
                 widget.set_runs_dir(self.runs_dir)
             if name == "runs":
-                for sig, slot in (("predict_requested", self.predict_with),
-                                  ("evaluate_requested", self.show_evaluation),
-                                  ("resume_requested", self.resume_run),
-                                  ("runs_deleted", self._on_runs_deleted)):
+                for sig, slot in (
+                    ("predict_requested", self.predict_with),
+                    ("evaluate_requested", self.show_evaluation),
+                    ("resume_requested", self.resume_run),
+                    ("runs_deleted", self._on_runs_deleted),
+                ):
                     if hasattr(widget, sig):
                         getattr(widget, sig).connect(slot)
         return widget
@@ -205,12 +211,28 @@ class MainWindow(QMainWindow):
 
         bar = self.menuBar()
         m = bar.addMenu("&File")
-        add(m, "open", "&Open data folder…", self._open_data_folder, QKeySequence.StandardKey.Open,
-            "Choose a folder with one sub-folder per class")
-        add(m, "sample", "Open the &sample data set", lambda: self._open_data(str(SAMPLE_DIR)),
-            tip="The bundled shapes data set")
-        add(m, "runs_folder", "Show the &runs folder", self._show_runs_folder,
-            tip="Where every run's checkpoints, history and curves are saved")
+        add(
+            m,
+            "open",
+            "&Open data folder…",
+            self._open_data_folder,
+            QKeySequence.StandardKey.Open,
+            "Choose a folder with one sub-folder per class",
+        )
+        add(
+            m,
+            "sample",
+            "Open the &sample data set",
+            lambda: self._open_data(str(SAMPLE_DIR)),
+            tip="The bundled shapes data set",
+        )
+        add(
+            m,
+            "runs_folder",
+            "Show the &runs folder",
+            self._show_runs_folder,
+            tip="Where every run's checkpoints, history and curves are saved",
+        )
         m.addSeparator()
         add(m, "quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -226,16 +248,21 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&View")
         for i, name in enumerate(TAB_NAMES):
-            add(m, f"tab_{name.lower()}", f"&{name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
-                f"Ctrl+{i + 1}")
+            add(
+                m, f"tab_{name.lower()}", f"&{name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"
+            )
 
         m = bar.addMenu("&Help")
         add(m, "about", "&About ResNeXt Studio", self._about)
 
     def _sync_training_actions(self, *_: Any) -> None:
         t, a = self.train_tab, self.actions
-        for key, button in (("start", t.start_button), ("pause", t.pause_button), ("resume", t.resume_button),
-                            ("stop", t.stop_button)):
+        for key, button in (
+            ("start", t.start_button),
+            ("pause", t.pause_button),
+            ("resume", t.resume_button),
+            ("stop", t.stop_button),
+        ):
             a[key].setEnabled(button.isEnabled())
 
     def _open_data_folder(self) -> None:
@@ -258,17 +285,22 @@ class MainWindow(QMainWindow):
 
         import core
 
-        versions = [f"ResNeXt Studio {core.__version__}", f"PySide6 {PySide6.__version__}",
-                    f"Python {sys.version.split()[0]}"]
+        versions = [
+            f"ResNeXt Studio {core.__version__}",
+            f"PySide6 {PySide6.__version__}",
+            f"Python {sys.version.split()[0]}",
+        ]
         torch = sys.modules.get("torch")  # loaded in the background at start-up; not imported here
         if torch is not None:
             versions.insert(1, f"PyTorch {torch.__version__}")
         device = self._device_text or "detecting…"
-        return ("<p><b>ResNeXt Studio</b> trains, evaluates and uses ResNeXt image classifiers "
-                "(Xie et al., <i>Aggregated Residual Transformations for Deep Neural Networks</i>, CVPR 2017).</p>"
-                f"<p>{' · '.join(versions)}<br>Device: {device}</p>"
-                "<p>Everything the window does is also a command; to list them:<br>"
-                "<code>python main.py --help</code></p>")
+        return (
+            "<p><b>ResNeXt Studio</b> trains, evaluates and uses ResNeXt image classifiers "
+            "(Xie et al., <i>Aggregated Residual Transformations for Deep Neural Networks</i>, CVPR 2017).</p>"
+            f"<p>{' · '.join(versions)}<br>Device: {device}</p>"
+            "<p>Everything the window does is also a command; to list them:<br>"
+            "<code>python main.py --help</code></p>"
+        )
 
     def _about(self) -> None:
         QMessageBox.about(self, "About ResNeXt Studio", self.about_text())
@@ -331,12 +363,18 @@ class MainWindow(QMainWindow):
         self._imports_pending = 2
         pause_gc_for_imports()
         plots = FunctionWorker(import_plotting)
-        connect_worker(plots, self, finished=lambda: (self._imports_done(),
-                                                      self._finish_deferred_step(["charts", *OPTIONAL_TABS])))
+        connect_worker(
+            plots, self, finished=lambda: (self._imports_done(), self._finish_deferred_step(["charts", *OPTIONAL_TABS]))
+        )
         start_worker(plots, self)
         worker = FunctionWorker(warm_up)
-        connect_worker(worker, self, result=self._on_device_known,
-                       failed=lambda msg: self.device_label.setText("Device: unknown"), finished=self._imports_done)
+        connect_worker(
+            worker,
+            self,
+            result=self._on_device_known,
+            failed=lambda msg: self.device_label.setText("Device: unknown"),
+            finished=self._imports_done,
+        )
         self._warmup_thread = start_worker(worker, self)
 
     def _imports_done(self) -> None:
@@ -390,10 +428,13 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt override
         if self.train_tab.is_running() and self.confirm_close:
             answer = QMessageBox.question(
-                self, "Training in progress",
+                self,
+                "Training in progress",
                 "A training run is in progress. Stop it and close the window?\n\nIt stops after the current batch "
                 "and keeps everything trained so far; Resume training in the Runs tab goes on from there.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return

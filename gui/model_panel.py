@@ -25,10 +25,16 @@ from gui.worker import FunctionWorker, connect_worker, start_worker
 
 AUTO = "auto"
 CUSTOM = "custom"
-PRETRAINED_CHOICES = (("none", "None (train from scratch)"), ("imagenet", "ImageNet (torchvision)"),
-                      ("file", "Local weights file…"))
-MODES = (("scratch", "Train everything from scratch"), ("linear", "Linear probe (train the last layer only)"),
-         ("finetune", "Fine-tune (all layers, lower backbone lr)"))
+PRETRAINED_CHOICES = (
+    ("none", "None (train from scratch)"),
+    ("imagenet", "ImageNet (torchvision)"),
+    ("file", "Local weights file…"),
+)
+MODES = (
+    ("scratch", "Train everything from scratch"),
+    ("linear", "Linear probe (train the last layer only)"),
+    ("finetune", "Fine-tune (all layers, lower backbone lr)"),
+)
 
 
 def _presets() -> list[dict]:
@@ -37,18 +43,25 @@ def _presets() -> list[dict]:
     return presets()
 
 
-def _summarise(arch: str, device_type: str, num_classes: int, image_size: int, batch_size: int,
-               amp: bool) -> dict:
+def _summarise(arch: str, device_type: str, num_classes: int, image_size: int, batch_size: int, amp: bool) -> dict:
     from core import models
 
     name = models.default_arch(device_type) if arch == AUTO else arch
     spec = models.parse_arch(name)
     info = models.summary(spec.name, num_classes, image_size)
-    memory = models.estimate_train_memory(spec.name, num_classes, image_size, batch_size,
-                                          amp=amp and device_type == "cuda")
-    return {"arch": spec.name, "params": info["params"], "macs": info["macs"], "memory": memory,
-            "has_imagenet_weights": spec.has_imagenet_weights, "image_size": image_size,
-            "batch_size": batch_size, "num_classes": num_classes}
+    memory = models.estimate_train_memory(
+        spec.name, num_classes, image_size, batch_size, amp=amp and device_type == "cuda"
+    )
+    return {
+        "arch": spec.name,
+        "params": info["params"],
+        "macs": info["macs"],
+        "memory": memory,
+        "has_imagenet_weights": spec.has_imagenet_weights,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "num_classes": num_classes,
+    }
 
 
 def human_count(n: float) -> str:
@@ -156,7 +169,9 @@ class ModelPanel(QGroupBox):
         form.addRow("Mode", self.mode_combo)
 
         self.freeze_check = QCheckBox("Freeze the backbone (train only the classifier)")
-        self.freeze_check.setToolTip("Keep the pretrained feature extractor fixed; much faster, needs pretrained weights")
+        self.freeze_check.setToolTip(
+            "Keep the pretrained feature extractor fixed; much faster, needs pretrained weights"
+        )
         self.freeze_check.toggled.connect(self._on_changed)
         form.addRow("", self.freeze_check)
 
@@ -170,8 +185,12 @@ class ModelPanel(QGroupBox):
     # ---- presets ------------------------------------------------------------------------------------------------
     def _load_presets(self) -> None:
         worker = FunctionWorker(_presets)
-        connect_worker(worker, self, result=self._on_presets,
-                       failed=lambda msg: self.description.setText(f"Model list unavailable: {msg}"))
+        connect_worker(
+            worker,
+            self,
+            result=self._on_presets,
+            failed=lambda msg: self.description.setText(f"Model list unavailable: {msg}"),
+        )
         start_worker(worker, self)
 
     def _on_presets(self, presets: list[dict]) -> None:
@@ -181,8 +200,9 @@ class ModelPanel(QGroupBox):
         self.preset_combo.addItem("Auto (chosen for the device)", AUTO)
         for p in self.presets:
             self.preset_combo.addItem(p["label"], p["name"])
-            self.preset_combo.setItemData(self.preset_combo.count() - 1, p.get("description", ""),
-                                          Qt.ItemDataRole.ToolTipRole)
+            self.preset_combo.setItemData(
+                self.preset_combo.count() - 1, p.get("description", ""), Qt.ItemDataRole.ToolTipRole
+            )
         self.preset_combo.addItem("Custom ResNeXt…", CUSTOM)
         self.preset_combo.blockSignals(False)
         self.set_arch(self._saved_arch)
@@ -219,10 +239,19 @@ class ModelPanel(QGroupBox):
         from core.config import ModelConfig
 
         choice = self.pretrained_choice()
-        pretrained = None if choice == "none" else "imagenet" if choice == "imagenet" else \
-            (self.weights_edit.text().strip() or None)
-        return ModelConfig(arch=self.arch(), pretrained=pretrained, mode=str(self.mode_combo.currentData()),
-                           freeze_backbone=self.freeze_check.isChecked())
+        pretrained = (
+            None
+            if choice == "none"
+            else "imagenet"
+            if choice == "imagenet"
+            else (self.weights_edit.text().strip() or None)
+        )
+        return ModelConfig(
+            arch=self.arch(),
+            pretrained=pretrained,
+            mode=str(self.mode_combo.currentData()),
+            freeze_backbone=self.freeze_check.isChecked(),
+        )
 
     def problem(self) -> str | None:
         """Why the current choice cannot start, or None."""
@@ -236,8 +265,9 @@ class ModelPanel(QGroupBox):
         return None
 
     def browse_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", dialog_dir("weights"),
-                                              "PyTorch weights (*.pt *.pth *.bin);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a weights file", dialog_dir("weights"), "PyTorch weights (*.pt *.pth *.bin);;All files (*)"
+        )
         if path:
             remember_dir("weights", path)
             self.weights_edit.setText(path)
@@ -254,8 +284,10 @@ class ModelPanel(QGroupBox):
         if key == AUTO:
             self.description.setText("A small CIFAR-style ResNeXt on a CPU, ResNeXt-50 32×4d on a GPU.")
         elif key == CUSTOM:
-            self.description.setText("ResNeXt-{depth}_{C}×{d}d: depth 50/101/152 ImageNet-style, 9n+2 "
-                                     "CIFAR-style (e.g. 29). Higher cardinality beats deeper or wider.")
+            self.description.setText(
+                "ResNeXt-{depth}_{C}×{d}d: depth 50/101/152 ImageNet-style, 9n+2 "
+                "CIFAR-style (e.g. 29). Higher cardinality beats deeper or wider."
+            )
         elif p is not None:
             self.description.setText(p.get("description", ""))
         self._update_visibility()
@@ -295,11 +327,23 @@ class ModelPanel(QGroupBox):
         self.schedule_summary()
 
     # ---- summary ------------------------------------------------------------------------------------------------
-    def set_context(self, *, device_type: str | None = None, num_classes: int | None = None,
-                    image_size: int | None = None, batch_size: int | None = None, amp: bool | None = None) -> None:
+    def set_context(
+        self,
+        *,
+        device_type: str | None = None,
+        num_classes: int | None = None,
+        image_size: int | None = None,
+        batch_size: int | None = None,
+        amp: bool | None = None,
+    ) -> None:
         """What the summary depends on besides the model: device, classes, image size, batch size, AMP."""
-        new = {"device_type": device_type, "num_classes": num_classes, "image_size": image_size,
-               "batch_size": batch_size, "amp": amp}
+        new = {
+            "device_type": device_type,
+            "num_classes": num_classes,
+            "image_size": image_size,
+            "batch_size": batch_size,
+            "amp": amp,
+        }
         changed = False
         for k, v in new.items():
             if v is not None and self._context[k] != v:
@@ -316,10 +360,18 @@ class ModelPanel(QGroupBox):
             self._summary_pending = True
             return
         c = self._context
-        worker = FunctionWorker(_summarise, self.arch(), c["device_type"], max(2, int(c["num_classes"])),
-                                int(c["image_size"]), int(c["batch_size"]), bool(c["amp"]))
-        connect_worker(worker, self, result=self._on_summary, failed=self._on_summary_failed,
-                       finished=self._on_summary_finished)
+        worker = FunctionWorker(
+            _summarise,
+            self.arch(),
+            c["device_type"],
+            max(2, int(c["num_classes"])),
+            int(c["image_size"]),
+            int(c["batch_size"]),
+            bool(c["amp"]),
+        )
+        connect_worker(
+            worker, self, result=self._on_summary, failed=self._on_summary_failed, finished=self._on_summary_finished
+        )
         self._summary_worker = worker
         self.summary_label.setText("Model size: computing…")
         start_worker(worker, self)
@@ -327,13 +379,17 @@ class ModelPanel(QGroupBox):
     def _on_summary(self, info: dict) -> None:
         self.last_summary = info
         self.summary_error = ""
-        text = (f"<b>{info['arch']}</b>: {human_count(info['params'])} parameters · "
-                f"{human_count(info['macs'])}MACs per image at {info['image_size']} px<br>"
-                f"≈ {human_bytes(info['memory'])} to train at batch {info['batch_size']} (weights, Adam state, "
-                f"activations)")
+        text = (
+            f"<b>{info['arch']}</b>: {human_count(info['params'])} parameters · "
+            f"{human_count(info['macs'])}MACs per image at {info['image_size']} px<br>"
+            f"≈ {human_bytes(info['memory'])} to train at batch {info['batch_size']} (weights, Adam state, "
+            f"activations)"
+        )
         if self.pretrained_choice() == "imagenet" and not info["has_imagenet_weights"]:
-            text += ("<br><span style='color:#b3261e'>No ImageNet weights for this architecture: choose "
-                     "ResNeXt-50/101, a ResNet, or another weights source.</span>")
+            text += (
+                "<br><span style='color:#b3261e'>No ImageNet weights for this architecture: choose "
+                "ResNeXt-50/101, a ResNet, or another weights source.</span>"
+            )
             self.summary_error = f"{info['arch']} has no ImageNet weights."
         self.summary_label.setText(text)
         self.summary_ready.emit(info)

@@ -104,8 +104,15 @@ def _iter_predictions(predictor: Any, files: list[str], top_k: int, stop: Any) -
         yield pred
 
 
-def _predict_many(cache: PredictorCache, checkpoint: str, paths: list[str], top_k: int, out: deque,
-                  progress: Any = None, stop: Any = None) -> dict[str, Any]:
+def _predict_many(
+    cache: PredictorCache,
+    checkpoint: str,
+    paths: list[str],
+    top_k: int,
+    out: deque,
+    progress: Any = None,
+    stop: Any = None,
+) -> dict[str, Any]:
     """Worker: expand folders, then predict every image, pushing (prediction, thumbnail) onto `out` as they come."""
     from core.predict import expand_paths
 
@@ -133,8 +140,9 @@ def _error_prediction(source: str, reason: str) -> Any:
     return Prediction(source=source, ok=False, error=reason, top=[], label=None, confidence=None, index=None)
 
 
-def _predict_one(cache: PredictorCache, checkpoint: str, item: Any, top_k: int, name: str,
-                 progress: Any = None, stop: Any = None) -> dict[str, Any]:
+def _predict_one(
+    cache: PredictorCache, checkpoint: str, item: Any, top_k: int, name: str, progress: Any = None, stop: Any = None
+) -> dict[str, Any]:
     """Worker: predict one image (path or PIL image) and compute its Grad-CAM overlay."""
     from core.data import load_image
 
@@ -256,10 +264,12 @@ class PredictTab(QWidget):
             top.addWidget(b)
 
         self.stack = QStackedWidget()
-        self.drop_hint = DropHint("Drop images or folders here",
-                                  "…or use Open images / Open folder, or paste an image with Ctrl+V.\n"
-                                  "One image is shown large with its top classes and a Grad-CAM heat map; "
-                                  "many images fill a table you can sort, filter and export.")
+        self.drop_hint = DropHint(
+            "Drop images or folders here",
+            "…or use Open images / Open folder, or paste an image with Ctrl+V.\n"
+            "One image is shown large with its top classes and a Grad-CAM heat map; "
+            "many images fill a table you can sort, filter and export.",
+        )
         self.stack.addWidget(self.drop_hint)
         self.stack.addWidget(self._build_single())
         self.stack.addWidget(self._build_table())
@@ -398,8 +408,11 @@ class PredictTab(QWidget):
     def refresh_models(self) -> None:
         """Re-read the runs folder into the model combo, keeping the current choice (default: latest run)."""
         current = self.checkpoint()
-        extra = [self.model_combo.itemData(i) for i in range(self.model_combo.count())
-                 if self.model_combo.itemText(i).startswith("File: ")]
+        extra = [
+            self.model_combo.itemData(i)
+            for i in range(self.model_combo.count())
+            if self.model_combo.itemText(i).startswith("File: ")
+        ]
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         try:
@@ -410,8 +423,9 @@ class PredictTab(QWidget):
             # the accuracy first: a narrow window cuts the end of the text, and the run name's date is long
             acc = "" if r.best_val_acc is None else f"val acc {r.best_val_acc:.1%}  ·  "
             self.model_combo.addItem(f"{acc}{r.name}", str(Path(r.path) / "best.pt"))
-            self.model_combo.setItemData(self.model_combo.count() - 1, str(Path(r.path) / "best.pt"),
-                                         Qt.ItemDataRole.ToolTipRole)
+            self.model_combo.setItemData(
+                self.model_combo.count() - 1, str(Path(r.path) / "best.pt"), Qt.ItemDataRole.ToolTipRole
+            )
         for path in extra:
             self._add_file_item(path)
         if self.model_combo.count() == 0:
@@ -431,8 +445,11 @@ class PredictTab(QWidget):
         idx = self.model_combo.findData(path)
         if idx >= 0:
             return idx
-        pos = max(0, self.model_combo.count() - 1) if self.model_combo.findText(CHOOSE_FILE) >= 0 else \
-            self.model_combo.count()
+        pos = (
+            max(0, self.model_combo.count() - 1)
+            if self.model_combo.findText(CHOOSE_FILE) >= 0
+            else self.model_combo.count()
+        )
         self.model_combo.insertItem(pos, f"File: {path}", path)
         self.model_combo.setItemData(pos, path, Qt.ItemDataRole.ToolTipRole)
         placeholder = self.model_combo.findText("No trained model yet", Qt.MatchFlag.MatchStartsWith)
@@ -449,10 +466,12 @@ class PredictTab(QWidget):
                 self.model_combo.removeItem(i)
         self.refresh_models()  # never leaves the list without a model or its placeholder
         self._prev_combo_index = self.model_combo.currentIndex()
-        if self.stack.currentIndex() in (1, 2) and any(Path(job[3]).parent == g for job in self._jobs.values()
-                                                       for g in gone):
-            self._clear_results("The model of these results was deleted. Drop images or folders to classify "
-                                "them with another model.")
+        if self.stack.currentIndex() in (1, 2) and any(
+            Path(job[3]).parent == g for job in self._jobs.values() for g in gone
+        ):
+            self._clear_results(
+                "The model of these results was deleted. Drop images or folders to classify them with another model."
+            )
 
     def checkpoint(self) -> str | None:
         """The checkpoint file predictions use, or None when none is chosen."""
@@ -493,8 +512,9 @@ class PredictTab(QWidget):
             self._prev_combo_index = index
             self._rerun_if_stale()
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", str(self._runs_dir or ""),
-                                              "Checkpoints (*.pt *.pth);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a checkpoint", str(self._runs_dir or ""), "Checkpoints (*.pt *.pth);;All files (*)"
+        )
         if path:
             self.set_checkpoint(path, rerun=True)
         else:
@@ -537,8 +557,9 @@ class PredictTab(QWidget):
         elif mime is not None and mime.hasUrls() and any(u.isLocalFile() for u in mime.urls()):
             self.predict_paths([u.toLocalFile() for u in mime.urls() if u.isLocalFile()])
         else:
-            self._set_status("The clipboard holds no image. Copy an image (or image files) and press Ctrl+V.",
-                             error=True)
+            self._set_status(
+                "The clipboard holds no image. Copy an image (or image files) and press Ctrl+V.", error=True
+            )
 
     def _predict_qimage(self, qimg: Any) -> None:
         from gui.image_view import qimage_to_pil
@@ -590,8 +611,9 @@ class PredictTab(QWidget):
     def _start(self, kind: str, item: Any, from_list: bool = False) -> None:
         checkpoint = self.checkpoint()
         if not checkpoint:
-            self._set_status("Choose a model first: train one in the Train tab, or pick “Choose checkpoint file…”.",
-                             error=True)
+            self._set_status(
+                "Choose a model first: train one in the Train tab, or pick “Choose checkpoint file…”.", error=True
+            )
             return
         if self._worker is not None:  # run after the current job has stopped
             self._pending = (kind, item, from_list)
@@ -779,8 +801,11 @@ class PredictTab(QWidget):
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
         errors, folders = self._problems()
-        text = count_noun(total - folders, "file") + (f", {errors} unreadable" if errors else "") + (
-            f", {count_noun(folders, 'folder')} without images" if folders else "")
+        text = (
+            count_noun(total - folders, "file")
+            + (f", {errors} unreadable" if errors else "")
+            + (f", {count_noun(folders, 'folder')} without images" if folders else "")
+        )
         if shown != total:
             text += f" — showing {shown}"
         self.count_label.setText(text)
@@ -794,10 +819,13 @@ class PredictTab(QWidget):
         elif n == folders:
             self._set_status("No images found in what was dropped.", error=True)
         else:
-            self._set_status(f"{count_noun(n - errors - folders, 'image')} classified"
-                             + (f"; {errors} could not be read" if errors else "")
-                             + (f"; {count_noun(folders, 'folder')} had no images" if folders else "") + ".",
-                             error=False)
+            self._set_status(
+                f"{count_noun(n - errors - folders, 'image')} classified"
+                + (f"; {errors} could not be read" if errors else "")
+                + (f"; {count_noun(folders, 'folder')} had no images" if folders else "")
+                + ".",
+                error=False,
+            )
         self.predictions_finished.emit(n)
 
     def _on_row_activated(self, index: QModelIndex) -> None:
@@ -818,8 +846,9 @@ class PredictTab(QWidget):
         return self.proxy.rowCount()
 
     def _export_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export predictions as CSV",
-                                              dialog_dir("exports", "predictions.csv"), "CSV files (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export predictions as CSV", dialog_dir("exports", "predictions.csv"), "CSV files (*.csv)"
+        )
         if path:
             remember_dir("exports", path)
             self.export_csv(path)
@@ -834,4 +863,3 @@ class PredictTab(QWidget):
             self._set_status(f"Could not write {path}: {e.strerror or e}", error=True)
             return
         self._set_status(f"Wrote {len(self._results)} rows to {path}")
-

@@ -40,10 +40,25 @@ STRETCH_COLUMN = COL_NAME  # takes the spare width, so the table has no empty gu
 MAX_FIT_WIDTH = 260  # columns fitted to their contents get no wider than this (the user may widen them)
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 RESUMABLE = ("stopped", "interrupted", "failed")
-STATUS_COLORS = {"completed": "#1a7f37", "running": "#2f6fdf", "stopped": "#9a6700", "interrupted": "#9a6700",
-                 "failed": "#b42318"}
-RUN_COLORS = ["#2f6fdf", "#e0672b", "#1a7f37", "#9b51e0", "#d63384", "#0f9ea8", "#8c6d1f", "#5c6370",
-              "#b42318", "#3f51b5"]
+STATUS_COLORS = {
+    "completed": "#1a7f37",
+    "running": "#2f6fdf",
+    "stopped": "#9a6700",
+    "interrupted": "#9a6700",
+    "failed": "#b42318",
+}
+RUN_COLORS = [
+    "#2f6fdf",
+    "#e0672b",
+    "#1a7f37",
+    "#9b51e0",
+    "#d63384",
+    "#0f9ea8",
+    "#8c6d1f",
+    "#5c6370",
+    "#b42318",
+    "#3f51b5",
+]
 
 
 def _onnx_available() -> bool:
@@ -141,8 +156,9 @@ class RunsTab(QWidget):
         h.setStretchLastSection(False)
         h.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         for col in NUMERIC_COLUMNS:
-            self.table.horizontalHeaderItem(col).setTextAlignment(Qt.AlignmentFlag.AlignRight
-                                                                  | Qt.AlignmentFlag.AlignVCenter)
+            self.table.horizontalHeaderItem(col).setTextAlignment(
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+            )
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long run names keep their date and data set
         self._user_sized: set[int] = set()
         self._fitting = False
@@ -172,8 +188,10 @@ class RunsTab(QWidget):
         self.csv_button = QPushButton("Export history as CSV…")
         self.csv_button.clicked.connect(self._export_csv)
         self.model_button = QPushButton("Export model…")
-        self.model_button.setToolTip("Save the run's best.pt as ONNX or TorchScript for use outside the app; the "
-                                     "file is kept only if it gives the same answers as the PyTorch model")
+        self.model_button.setToolTip(
+            "Save the run's best.pt as ONNX or TorchScript for use outside the app; the "
+            "file is kept only if it gives the same answers as the PyTorch model"
+        )
         self.model_button.clicked.connect(self._export_model)
         self._export_worker: Any = None
         self.delete_button = QPushButton("Delete…")
@@ -302,8 +320,10 @@ class RunsTab(QWidget):
         if self._infos:
             self.table_stack.setCurrentIndex(0)
         else:
-            self.empty_label.setText(f"No runs yet in\n{root}\n\nTrain a model in the Train tab, or from a terminal:\n"
-                                     "python main.py train --data DIR")
+            self.empty_label.setText(
+                f"No runs yet in\n{root}\n\nTrain a model in the Train tab, or from a terminal:\n"
+                "python main.py train --data DIR"
+            )
             self.table_stack.setCurrentIndex(1)
         self._on_selection()
 
@@ -418,8 +438,9 @@ class RunsTab(QWidget):
         self.png_button.setEnabled(bool(with_epochs))  # nothing to draw or list for runs without a finished epoch
         self.csv_button.setEnabled(len(paths) == 1 and bool(with_epochs))
         self.model_button.setEnabled(bool(one and one.has_best) and self._export_worker is None)
-        self.delete_button.setEnabled(bool(paths) and all(
-            (i := self._info(p)) is not None and i.status != "running" for p in paths))
+        self.delete_button.setEnabled(
+            bool(paths) and all((i := self._info(p)) is not None and i.status != "running" for p in paths)
+        )
         if one is not None and not one.has_best:
             self.predict_button.setToolTip("This run has no best.pt yet")
         else:
@@ -469,8 +490,13 @@ class RunsTab(QWidget):
         self.acc_ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
         for ax in (self.loss_ax, self.acc_ax):
             ax.xaxis.get_major_locator().set_params(integer=True)
-        self.figure.legend(handles=self.curve_lines(), loc="outside lower center", fontsize=8, frameon=False,
-                           ncols=min(3, len(records)))
+        self.figure.legend(
+            handles=self.curve_lines(),
+            loc="outside lower center",
+            fontsize=8,
+            frameon=False,
+            ncols=min(3, len(records)),
+        )
         self.canvas.draw_idle()
 
     def _placeholder(self, text: str) -> None:
@@ -494,8 +520,14 @@ class RunsTab(QWidget):
         self.settings_tree.clear()
         paths = self.selected_paths()
         if len(paths) != 1:
-            hint = QTreeWidgetItem(["Select one run to see its settings" if not paths else
-                                    f"{len(paths)} runs selected — select one to see its settings", ""])
+            hint = QTreeWidgetItem(
+                [
+                    "Select one run to see its settings"
+                    if not paths
+                    else f"{len(paths)} runs selected — select one to see its settings",
+                    "",
+                ]
+            )
             hint.setForeground(0, QColor("#8a929c"))
             self.settings_tree.addTopLevelItem(hint)
             hint.setFirstColumnSpanned(True)  # a sentence, not a setting: it must not widen the "Setting" column
@@ -514,9 +546,11 @@ class RunsTab(QWidget):
         if record.status.get("message"):
             rows.append(("message", record.status.get("message")))
         if info is not None:
-            rows += [("epochs", f"{info.epochs_done} of {info.epochs_planned or '?'}"),
-                     ("best val acc", "—" if info.best_val_acc is None else f"{info.best_val_acc:.2%}"),
-                     ("best epoch", info.best_epoch)]
+            rows += [
+                ("epochs", f"{info.epochs_done} of {info.epochs_planned or '?'}"),
+                ("best val acc", "—" if info.best_val_acc is None else f"{info.best_val_acc:.2%}"),
+                ("best epoch", info.best_epoch),
+            ]
         if record.evaluation:
             acc = record.evaluation.get("accuracy")
             if acc is not None:
@@ -570,8 +604,9 @@ class RunsTab(QWidget):
 
     def _export_png(self) -> None:
         name = "curves.png" if len(self.selected_paths()) != 1 else f"{Path(self.selected_paths()[0]).name}.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export curves as PNG", dialog_dir("exports", name),
-                                              "PNG images (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export curves as PNG", dialog_dir("exports", name), "PNG images (*.png)"
+        )
         if path:
             remember_dir("exports", path)
             self.export_curves_png(path)
@@ -588,9 +623,9 @@ class RunsTab(QWidget):
         run = self._one()
         if not run:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export history as CSV",
-                                              dialog_dir("exports", f"{Path(run).name}-history.csv"),
-                                              "CSV files (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export history as CSV", dialog_dir("exports", f"{Path(run).name}-history.csv"), "CSV files (*.csv)"
+        )
         if path:
             remember_dir("exports", path)
             self.export_history_csv(run, path)
@@ -620,8 +655,13 @@ class RunsTab(QWidget):
         filters = {"onnx": "ONNX model (*.onnx)", "torchscript": "TorchScript model (*.pt)"}
         if not _onnx_available():
             filters["onnx"] = "ONNX model (*.onnx) — needs pip install 'resnext-studio[export]'"
-        path, chosen = QFileDialog.getSaveFileName(self, "Export model", dialog_dir("exports", f"{Path(run).name}.onnx"),
-                                                   ";;".join(filters.values()), filters["onnx"])
+        path, chosen = QFileDialog.getSaveFileName(
+            self,
+            "Export model",
+            dialog_dir("exports", f"{Path(run).name}.onnx"),
+            ";;".join(filters.values()),
+            filters["onnx"],
+        )
         if path:
             remember_dir("exports", path)
             fmt = "torchscript" if chosen == filters["torchscript"] else "onnx"
@@ -640,8 +680,9 @@ class RunsTab(QWidget):
         self._export_worker = worker
         self.model_button.setText("Exporting…")
         self._update_buttons()
-        connect_worker(worker, self, result=self._on_exported, failed=self._on_export_failed,
-                       finished=self._on_export_finished)
+        connect_worker(
+            worker, self, result=self._on_exported, failed=self._on_export_failed, finished=self._on_export_finished
+        )
         start_worker(worker, self)
 
     def _on_exported(self, info: dict) -> None:
@@ -649,11 +690,13 @@ class RunsTab(QWidget):
         kind = "ONNX" if info["format"] == "onnx" else "TorchScript"
         n = info["n_samples"]
         QMessageBox.information(
-            self, "Export model",
+            self,
+            "Export model",
             f"Saved {info['path']}\n({kind}, {info['size_bytes'] / 1e6:.1f} MB, in {info['seconds']:.1f} s).\n\n"
             f"Checked against the PyTorch model on {count_noun(n, 'test input')}: the largest difference in the "
             f"outputs is {info['max_abs_diff']:.1e} and every top-1 class is the same.\n\n"
-            "Inputs are RGB images resized and normalised as the file's metadata describes (see the README).")
+            "Inputs are RGB images resized and normalised as the file's metadata describes (see the README).",
+        )
 
     def _on_export_failed(self, message: str) -> None:
         self.last_export = None
@@ -672,11 +715,14 @@ class RunsTab(QWidget):
             return False
         names = "\n".join(Path(p).name for p in paths[:10]) + ("\n…" if len(paths) > 10 else "")
         answer = QMessageBox.question(
-            self, "Delete runs",
+            self,
+            "Delete runs",
             f"Delete {len(paths)} run folder{'s' if len(paths) > 1 else ''} with "
             f"{'their' if len(paths) > 1 else 'its'} checkpoints?\n\n{names}\n\n"
             "This cannot be undone.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
         if answer != QMessageBox.StandardButton.Yes:
             return False
         store = self._store()

@@ -49,6 +49,8 @@ from gui.widgets import Banner, dialog_dir, remember_dir
 from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_running, start_worker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
+
+
 def _int(value: Any, default: int) -> int:
     try:
         return int(value)
@@ -56,12 +58,31 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
-REASONS = {"completed": "Training completed", "early_stop": "Stopped early (no more improvement)",
-           "stopped": "Stopped by you", "failed": "Training failed"}
+REASONS = {
+    "completed": "Training completed",
+    "early_stop": "Stopped early (no more improvement)",
+    "stopped": "Stopped by you",
+    "failed": "Training failed",
+}
 DDP_POLL_MS = 500  # how often a torchrun run's folder is read
 DDP_STOP_WAIT_S = 60.0  # window close: how long a stopped torchrun job may take before it is killed
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "warmup_epochs",
-              "label_smoothing", "mixup", "cutmix", "early_stop_patience", "class_weights", "device", "amp", "seed")
+TRAIN_KEYS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "scheduler",
+    "warmup_epochs",
+    "label_smoothing",
+    "mixup",
+    "cutmix",
+    "early_stop_patience",
+    "class_weights",
+    "device",
+    "amp",
+    "seed",
+)
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -89,10 +110,16 @@ def _resolved_defaults(device: str) -> dict:
     cfg = resolve_defaults(RunConfig(), dev)
     import torch
 
-    return {"device_type": dev.type, "arch": cfg.model.arch, "image_size": cfg.data.image_size,
-            "augment": cfg.data.augment,
-            "train": cfg.to_dict()["train"], "cuda": torch.cuda.is_available(), "gpu_count": _gpu_count(),
-            "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
+    return {
+        "device_type": dev.type,
+        "arch": cfg.model.arch,
+        "image_size": cfg.data.image_size,
+        "augment": cfg.data.augment,
+        "train": cfg.to_dict()["train"],
+        "cuda": torch.cuda.is_available(),
+        "gpu_count": _gpu_count(),
+        "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+    }
 
 
 def _download_weights(arch: str, progress: Any = None) -> str:
@@ -121,8 +148,13 @@ class TrainTab(QWidget):
     device_in_use = Signal(str)
     state_changed = Signal(str)
 
-    def __init__(self, dataset_panel: Any = None, runs_dir: str | None = None, parent: QWidget | None = None,
-                 defer_charts: bool = False) -> None:
+    def __init__(
+        self,
+        dataset_panel: Any = None,
+        runs_dir: str | None = None,
+        parent: QWidget | None = None,
+        defer_charts: bool = False,
+    ) -> None:
         super().__init__(parent)
         self.charts: Any = None  # gui.charts.TrainingCharts, created by ensure_charts()
         self.dataset_panel = dataset_panel
@@ -205,8 +237,10 @@ class TrainTab(QWidget):
         self.resume_button.clicked.connect(self.resume)
         self.stop_button.clicked.connect(self.stop)
         self.all_gpus_check = QCheckBox("Use all GPUs")
-        self.all_gpus_check.setToolTip("Train on every GPU of this computer at once (torchrun, one process per GPU). "
-                                       "The batch size is the total over all GPUs. Pause is not available.")
+        self.all_gpus_check.setToolTip(
+            "Train on every GPU of this computer at once (torchrun, one process per GPU). "
+            "The batch size is the total over all GPUs. Pause is not available."
+        )
         self.all_gpus_check.setVisible(False)
         for b in (self.start_button, self.pause_button, self.resume_button, self.stop_button):
             controls.addWidget(b)
@@ -289,13 +323,15 @@ class TrainTab(QWidget):
         self.batch_spin.setRange(2, 4096)
         self.batch_spin.setValue(32)
         self.batch_spin.setToolTip("Images per optimisation step; lower it if memory runs out")
-        self.lr_edit = _float_edit(1e-3, "Learning rate (AdamW: 1e-3; SGD: 0.1 from scratch, 0.01 fine-tuning)",
-                                   1e-8, 10.0)
+        self.lr_edit = _float_edit(
+            1e-3, "Learning rate (AdamW: 1e-3; SGD: 0.1 from scratch, 0.01 fine-tuning)", 1e-8, 10.0
+        )
         self.optimizer_combo = QComboBox()
         self.optimizer_combo.addItems(["adamw", "adam", "sgd"])
         self.optimizer_combo.setToolTip("AdamW is a safe default; SGD with momentum 0.9 follows the paper")
-        self.wd_edit = _float_edit(5e-4, "Weight decay (L2 penalty): 5e-4 for small data, 1e-4 for ImageNet-size",
-                                   0.0, 1.0)
+        self.wd_edit = _float_edit(
+            5e-4, "Weight decay (L2 penalty): 5e-4 for small data, 1e-4 for ImageNet-size", 0.0, 1.0
+        )
         self.scheduler_combo = QComboBox()
         self.scheduler_combo.addItems(["cosine", "step", "plateau", "none"])
         self.scheduler_combo.setToolTip("How the learning rate decreases over the run")
@@ -361,8 +397,9 @@ class TrainTab(QWidget):
     def _build_result_box(self) -> QGroupBox:
         box = QGroupBox("Result")
         lay = QVBoxLayout(box)
-        self.result_label = QLabel("No run started in this session yet. Press Start training; earlier runs are "
-                                   "in the Runs tab.")
+        self.result_label = QLabel(
+            "No run started in this session yet. Press Start training; earlier runs are in the Runs tab."
+        )
         self.result_label.setWordWrap(True)
         self.result_label.setTextFormat(Qt.TextFormat.RichText)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -407,8 +444,15 @@ class TrainTab(QWidget):
         self.all_gpus_check.setEnabled(not busy)
         if state in (PAUSED, STOPPING, IDLE):  # no estimate while nothing runs; the next batch event sets it again
             self.eta_label.setText("ETA – (paused)" if state == PAUSED else "ETA –")
-        self.state_label.setText({IDLE: "Idle", PREPARING: "Preparing…", RUNNING: "Training", PAUSED: "Paused",
-                                  STOPPING: "Stopping after this batch…"}[state])
+        self.state_label.setText(
+            {
+                IDLE: "Idle",
+                PREPARING: "Preparing…",
+                RUNNING: "Training",
+                PAUSED: "Paused",
+                STOPPING: "Stopping after this batch…",
+            }[state]
+        )
         self.state_label.setProperty("state", state)
         self.state_label.style().unpolish(self.state_label)
         self.state_label.style().polish(self.state_label)
@@ -482,8 +526,9 @@ class TrainTab(QWidget):
         self._on_model_changed()
 
     def _on_model_changed(self, *_: Any) -> None:
-        self.model_panel.set_context(device_type=self._device_type, batch_size=self.batch_spin.value(),
-                                     amp=self.amp_check.isChecked())
+        self.model_panel.set_context(
+            device_type=self._device_type, batch_size=self.batch_spin.value(), amp=self.amp_check.isChecked()
+        )
 
     def _on_data_changed(self, *_: Any) -> None:
         panel = self.dataset_panel
@@ -506,14 +551,20 @@ class TrainTab(QWidget):
 
         patience = self.patience_spin.value()
         return {
-            "epochs": self.epochs_spin.value(), "batch_size": self.batch_spin.value(),
-            "lr": num(self.lr_edit, "Learning rate"), "optimizer": self.optimizer_combo.currentText(),
-            "weight_decay": num(self.wd_edit, "Weight decay"), "scheduler": self.scheduler_combo.currentText(),
+            "epochs": self.epochs_spin.value(),
+            "batch_size": self.batch_spin.value(),
+            "lr": num(self.lr_edit, "Learning rate"),
+            "optimizer": self.optimizer_combo.currentText(),
+            "weight_decay": num(self.wd_edit, "Weight decay"),
+            "scheduler": self.scheduler_combo.currentText(),
             "warmup_epochs": round(self.warmup_spin.value(), 3),
             "label_smoothing": round(self.smoothing_spin.value(), 3),
-            "mixup": round(self.mixup_spin.value(), 3), "cutmix": round(self.cutmix_spin.value(), 3),
-            "early_stop_patience": patience or None, "class_weights": self.class_weights_check.isChecked(),
-            "device": str(self.device_combo.currentData()), "amp": self.amp_check.isChecked(),
+            "mixup": round(self.mixup_spin.value(), 3),
+            "cutmix": round(self.cutmix_spin.value(), 3),
+            "early_stop_patience": patience or None,
+            "class_weights": self.class_weights_check.isChecked(),
+            "device": str(self.device_combo.currentData()),
+            "amp": self.amp_check.isChecked(),
             "seed": self.seed_spin.value(),
         }
 
@@ -530,8 +581,12 @@ class TrainTab(QWidget):
             self.wd_edit.setText(f"{float(t['weight_decay']):g}")
         if "scheduler" in t:
             self.scheduler_combo.setCurrentText(str(t["scheduler"]))
-        for key, spin in (("warmup_epochs", self.warmup_spin), ("label_smoothing", self.smoothing_spin),
-                          ("mixup", self.mixup_spin), ("cutmix", self.cutmix_spin)):
+        for key, spin in (
+            ("warmup_epochs", self.warmup_spin),
+            ("label_smoothing", self.smoothing_spin),
+            ("mixup", self.mixup_spin),
+            ("cutmix", self.cutmix_spin),
+        ):
             if key in t:
                 spin.setValue(float(t[key] or 0.0))
         if "early_stop_patience" in t:
@@ -559,8 +614,10 @@ class TrainTab(QWidget):
         train = TrainConfig(**self.train_values())
         data = panel.data_config()
         if data.val_split + data.test_split >= 1.0:  # said in the form's words (the config names its fields)
-            raise ValueError(f"Validation {data.val_split:.0%} + test {data.test_split:.0%} leave no training images "
-                             "(Dataset tab): together they must stay below 100 %.")
+            raise ValueError(
+                f"Validation {data.val_split:.0%} + test {data.test_split:.0%} leave no training images "
+                "(Dataset tab): together they must stay below 100 %."
+            )
         cfg = RunConfig(data=data, model=self.model_panel.model_config(), train=train)
         return cfg.validate()
 
@@ -629,15 +686,20 @@ class TrainTab(QWidget):
     def _locate_moved_data(self, data_root: str) -> str:
         """Ask for the new place of a run's data folder; "" when the user does not give one."""
         answer = QMessageBox.question(
-            self, "Resume training",
+            self,
+            "Resume training",
             f"This run was trained on {data_root}, which is not there any more.\n\n"
             "Choose the folder where those images are now? (It must have the same class folders.)",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.Yes,
+        )
         if answer != QMessageBox.StandardButton.Yes:
             return ""
-        return QFileDialog.getExistingDirectory(self, "Where is the run's data folder now?",
-                                                str(Path(data_root).parent) if Path(data_root).parent.is_dir()
-                                                else dialog_dir("images"))
+        return QFileDialog.getExistingDirectory(
+            self,
+            "Where is the run's data folder now?",
+            str(Path(data_root).parent) if Path(data_root).parent.is_dir() else dialog_dir("images"),
+        )
 
     def _launch(self, config: Any, index: Any, resume: str | None, history: list | None = None) -> None:
         self.result = None
@@ -746,8 +808,17 @@ class TrainTab(QWidget):
             self.result_label.setText("<b>Training failed.</b> See the log.")
             return
         self.proc = proc
-        self._ddp = {"tmp": tmp, "out": out_path, "log": log_path, "log_pos": 0, "rows": 0, "epoch": 0,
-                     "progress": None, "stop_requested": False, "nproc": nproc}
+        self._ddp = {
+            "tmp": tmp,
+            "out": out_path,
+            "log": log_path,
+            "log_pos": 0,
+            "rows": 0,
+            "epoch": 0,
+            "progress": None,
+            "stop_requested": False,
+            "nproc": nproc,
+        }
         self.log_line(f"Training with {nproc} processes (torchrun); per-process log: {log_path}")
         self.device_label.setText(f"Device: {nproc} processes (torchrun) · starting…")
         self._set_state(PREPARING)
@@ -778,12 +849,17 @@ class TrainTab(QWidget):
         from core.engine import BatchProgress, EpochMetrics
 
         rows = snap.get("history") or []
-        for row in rows[self._ddp["rows"]:]:
+        for row in rows[self._ddp["rows"] :]:
             try:
-                m = EpochMetrics(epoch=int(row["epoch"]), train_loss=float(row["train_loss"]),
-                                 train_acc=float(row["train_acc"]), val_loss=row.get("val_loss"),
-                                 val_acc=row.get("val_acc"), lr=float(row.get("lr") or 0.0),
-                                 seconds=float(row.get("seconds") or 0.0))
+                m = EpochMetrics(
+                    epoch=int(row["epoch"]),
+                    train_loss=float(row["train_loss"]),
+                    train_acc=float(row["train_acc"]),
+                    val_loss=row.get("val_loss"),
+                    val_acc=row.get("val_acc"),
+                    lr=float(row.get("lr") or 0.0),
+                    seconds=float(row.get("seconds") or 0.0),
+                )
             except (KeyError, TypeError, ValueError):
                 continue  # a row still being written; read again next tick
             self._on_epoch_end(m)
@@ -793,8 +869,14 @@ class TrainTab(QWidget):
             return
         self._ddp["progress"] = p.get("updated")
         try:
-            bp = BatchProgress(epoch=int(p["epoch"]), step=int(p["step"]), steps=int(p["steps"]),
-                               loss=float(p["loss"]), images_per_s=float(p["images_per_s"]), eta_s=float(p["eta_s"]))
+            bp = BatchProgress(
+                epoch=int(p["epoch"]),
+                step=int(p["step"]),
+                steps=int(p["steps"]),
+                loss=float(p["loss"]),
+                images_per_s=float(p["images_per_s"]),
+                eta_s=float(p["eta_s"]),
+            )
         except (KeyError, TypeError, ValueError):
             return
         if bp.epoch <= self._ddp["rows"]:
@@ -821,12 +903,12 @@ class TrainTab(QWidget):
         for line in chunk[:end].decode("utf-8", "replace").splitlines():
             line = line.strip()
             if line.startswith("warning: "):
-                self._on_warning(line[len("warning: "):])
+                self._on_warning(line[len("warning: ") :])
             elif line.startswith("device: "):
-                device = line[len("device: "):].split(";")[0]
+                device = line[len("device: ") :].split(";")[0]
                 self.device_label.setText(f"Device: {device}")
                 self.device_in_use.emit(device)
-                self.log_line(line[len("device: "):])
+                self.log_line(line[len("device: ") :])
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
@@ -843,7 +925,7 @@ class TrainTab(QWidget):
             return ""
         for line in lines:
             if line.startswith("error: "):
-                return line[len("error: "):].strip()
+                return line[len("error: ") :].strip()
         found = [ln.strip() for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln.strip())]
         return found[-1] if found else ""
 
@@ -866,17 +948,26 @@ class TrainTab(QWidget):
         message = str(status.get("message") or answer.get("message") or "")
         if reason == "failed" and not message:
             tail = self._log_tail()
-            message = self._log_error() or (f"torchrun exited with code {returncode}" + (f":\n{tail}" if tail else "")
-                                            if returncode else (tail or "the training processes ended without a result"))
+            message = self._log_error() or (
+                f"torchrun exited with code {returncode}" + (f":\n{tail}" if tail else "")
+                if returncode
+                else (tail or "the training processes ended without a result")
+            )
         evaluation = answer.get("evaluation")
         if evaluation is None and self.run_dir:
             with contextlib.suppress(OSError, ValueError):
                 evaluation = json.loads((Path(self.run_dir) / "evaluation.json").read_text(encoding="utf-8"))
         best_epoch = answer.get("best_epoch", status.get("best_epoch"))
         run_dir = self.run_dir if self.run_dir and Path(self.run_dir).is_dir() else None  # gone: stopped early
-        return FitResult(reason=reason, message=message, best_epoch=best_epoch,
-                         best_metric=answer.get("best_metric", status.get("best_metric")), run_dir=run_dir,
-                         history=answer.get("history") or snap.get("history") or [], evaluation=evaluation)
+        return FitResult(
+            reason=reason,
+            message=message,
+            best_epoch=best_epoch,
+            best_metric=answer.get("best_metric", status.get("best_metric")),
+            run_dir=run_dir,
+            history=answer.get("history") or snap.get("history") or [],
+            evaluation=evaluation,
+        )
 
     def _finish_ddp(self) -> None:
         """The torchrun job has exited: show its last epochs and the same summary as a normal run, then idle."""
@@ -942,8 +1033,9 @@ class TrainTab(QWidget):
     def _fetch_weights_then_start(self, config: Any) -> None:
         arch = config.model.arch
         if arch == "auto":
-            self.banner.set_error("Choose an architecture with ImageNet weights (e.g. ResNeXt-50 32×4d) "
-                                  "instead of Auto.")
+            self.banner.set_error(
+                "Choose an architecture with ImageNet weights (e.g. ResNeXt-50 32×4d) instead of Auto."
+            )
             return
         dialog = QProgressDialog(f"Downloading ImageNet weights for {arch}…", "Cancel", 0, 0, self)
         dialog.setWindowTitle("ImageNet weights")
@@ -957,8 +1049,9 @@ class TrainTab(QWidget):
             if total > 0:
                 dialog.setRange(0, 1000)
                 dialog.setValue(int(1000 * done / total))
-                dialog.setLabelText(f"Downloading ImageNet weights for {arch}: "
-                                    f"{done / 2**20:.0f} / {total / 2**20:.0f} MB")
+                dialog.setLabelText(
+                    f"Downloading ImageNet weights for {arch}: {done / 2**20:.0f} / {total / 2**20:.0f} MB"
+                )
 
         def done(_path: str) -> None:
             dialog.reset()
@@ -991,8 +1084,12 @@ class TrainTab(QWidget):
         box.exec()
         clicked = box.clickedButton()
         if clicked is local:
-            path, _ = QFileDialog.getOpenFileName(self, "Choose a weights file", dialog_dir("weights"),
-                                                  "PyTorch weights (*.pt *.pth *.bin);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(
+                self,
+                "Choose a weights file",
+                dialog_dir("weights"),
+                "PyTorch weights (*.pt *.pth *.bin);;All files (*)",
+            )
             if path:
                 remember_dir("weights", path)
                 self.model_panel.pretrained_combo.setCurrentIndex(self.model_panel.pretrained_combo.findData("file"))
@@ -1014,10 +1111,13 @@ class TrainTab(QWidget):
         self.batch_bar.setRange(0, max(1, info.steps_per_epoch))
         self.device_label.setText(f"Device: {info.device_name} · data: {info.loader_mode}")
         self.device_in_use.emit(info.device_name)
-        self.log_line(f"{info.arch} ({info.params / 1e6:.2f} M parameters), {info.num_classes} classes on "
-                      f"{info.device_name}")
-        self.log_line(f"Images: train {info.train_size} · val {info.val_size} · test {info.test_size}; "
-                      f"{info.steps_per_epoch} batches per epoch; data: {info.loader_mode}")
+        self.log_line(
+            f"{info.arch} ({info.params / 1e6:.2f} M parameters), {info.num_classes} classes on {info.device_name}"
+        )
+        self.log_line(
+            f"Images: train {info.train_size} · val {info.val_size} · test {info.test_size}; "
+            f"{info.steps_per_epoch} batches per epoch; data: {info.loader_mode}"
+        )
         self.log_line(f"Run folder: {info.run_dir}")
 
     def _on_epoch_started(self, epoch: int) -> None:
@@ -1033,17 +1133,20 @@ class TrainTab(QWidget):
         if self.state in (PAUSED, STOPPING):  # the batch in flight reports after Pause/Stop: keep their text
             self.charts.add_batch(p.epoch, p.step, p.steps, p.loss)
             return
-        self.speed_label.setText(f"{p.images_per_s:,.0f} images/s" if p.images_per_s >= 10
-                                 else f"{p.images_per_s:.1f} images/s")
+        self.speed_label.setText(
+            f"{p.images_per_s:,.0f} images/s" if p.images_per_s >= 10 else f"{p.images_per_s:.1f} images/s"
+        )
         self.eta_label.setText(f"ETA {_fmt_duration(p.eta_s)}")
         self.charts.add_batch(p.epoch, p.step, p.steps, p.loss)
 
     def _on_epoch_end(self, m: Any) -> None:
         self.charts.add_metrics(m)
         self.epoch_bar.setValue(m.epoch)
-        val = (f" · val loss {m.val_loss:.4f}, acc {100 * m.val_acc:.1f} %" if m.val_acc is not None else "")
-        self.log_line(f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, acc {100 * m.train_acc:.1f} %{val} · "
-                      f"lr {m.lr:.2e} · {m.seconds:.1f} s")
+        val = f" · val loss {m.val_loss:.4f}, acc {100 * m.val_acc:.1f} %" if m.val_acc is not None else ""
+        self.log_line(
+            f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, acc {100 * m.train_acc:.1f} %{val} · "
+            f"lr {m.lr:.2e} · {m.seconds:.1f} s"
+        )
 
     def _on_warning(self, msg: str) -> None:
         self.log_line(msg, "warning")
@@ -1079,8 +1182,11 @@ class TrainTab(QWidget):
         if result.best_epoch is not None:
             best_row = next((r for r in result.history if r.get("epoch") == result.best_epoch), {})
             acc = best_row.get("val_acc")
-            metric = f"validation accuracy {100 * acc:.1f} %" if acc is not None else \
-                f"train loss {best_row.get('train_loss', float('nan')):.4f}"
+            metric = (
+                f"validation accuracy {100 * acc:.1f} %"
+                if acc is not None
+                else f"train loss {best_row.get('train_loss', float('nan')):.4f}"
+            )
             if ev.get("split") == "val" and acc is not None and ev_acc is not None and abs(ev_acc - acc) < 1e-9:
                 metric += f" ({ev.get('num_samples')} images)"  # best.pt re-evaluated gives the same: one line
                 merged = True
@@ -1092,8 +1198,10 @@ class TrainTab(QWidget):
             lines.append(f"Run folder: {html.escape(Path(self.run_dir).name)}")
         self.result_label.setText("<br>".join(lines))
         self.result_label.setToolTip(self.run_dir or "")
-        self.log_line(f"{title}{': ' + result.message if result.message else ''}",
-                      "error" if result.reason == "failed" else "info")
+        self.log_line(
+            f"{title}{': ' + result.message if result.message else ''}",
+            "error" if result.reason == "failed" else "info",
+        )
         run = Path(self.run_dir) if self.run_dir else None
         best = run / "best.pt" if run else None
         if best is not None and best.is_file():
@@ -1129,8 +1237,9 @@ class TrainTab(QWidget):
             v = s.value(f"train/{key}")
             if v is None:
                 continue
-            values[key] = {"true": True, "false": False}.get(str(v).lower(), v) if key in (
-                "class_weights", "amp") else v
+            values[key] = (
+                {"true": True, "false": False}.get(str(v).lower(), v) if key in ("class_weights", "amp") else v
+            )
         if "early_stop_patience" in values:
             values["early_stop_patience"] = int(values["early_stop_patience"] or 0)
         with contextlib.suppress(TypeError, ValueError):

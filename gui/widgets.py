@@ -23,8 +23,12 @@ def show_folder(folder: str, parent: QWidget | None = None) -> bool:
     instead of nothing happening; False then."""
     if QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
         return True
-    box = QMessageBox(QMessageBox.Icon.Information, "Open folder",
-                      f"No file manager could be started on this system. The folder is:\n\n{folder}", parent=parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Information,
+        "Open folder",
+        f"No file manager could be started on this system. The folder is:\n\n{folder}",
+        parent=parent,
+    )
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.setObjectName("noFileManager")
@@ -122,8 +126,9 @@ class ImageGrid(QListWidget):
             return
         pm = QPixmap.fromImage(image)
         if pm.width() != self.tile and pm.height() != self.tile:
-            pm = pm.scaled(self.tile, self.tile, Qt.AspectRatioMode.KeepAspectRatio,
-                           Qt.TransformationMode.SmoothTransformation)
+            pm = pm.scaled(
+                self.tile, self.tile, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
         item.setIcon(QIcon(pm))
         item.setData(Qt.ItemDataRole.UserRole + 1, True)
 

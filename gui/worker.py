@@ -86,8 +86,11 @@ _USER_ERRORS = ("DataError", "ConfigError", "CheckpointError", "ModelError", "Im
 def _is_user_error(exc: BaseException) -> bool:
     """Errors about the user's input or files, whose message says it all (no traceback needed): our own types,
     plain ValueErrors (not JSONDecodeError & co: their text needs the type) and file errors with a reason."""
-    return (type(exc) is ValueError or type(exc).__name__ in _USER_ERRORS
-            or (isinstance(exc, OSError) and bool(exc.strerror)))
+    return (
+        type(exc) is ValueError
+        or type(exc).__name__ in _USER_ERRORS
+        or (isinstance(exc, OSError) and bool(exc.strerror))
+    )
 
 
 def _error_text(exc: BaseException) -> str:
@@ -304,8 +307,14 @@ class TrainingWorker(QObject):
     failed = Signal(str)
     finished = Signal(object)
 
-    def __init__(self, config: Any, index: Any = None, runs_dir: str | None = None, resume: str | None = None,
-                 batch_interval_s: float = BATCH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        config: Any,
+        index: Any = None,
+        runs_dir: str | None = None,
+        resume: str | None = None,
+        batch_interval_s: float = BATCH_INTERVAL_S,
+    ) -> None:
         super().__init__()
         self.config = config
         self.index = index
@@ -379,8 +388,14 @@ class TrainingWorker(QObject):
                 from core.models import default_arch
 
                 cfg.model.arch = default_arch(resolve_device(cfg.train.device).type)
-            trainer = Trainer(self.config, self.index, callbacks=[self._make_callback()], stop=token,
-                              runs_dir=self.runs_dir, resume=self.resume_dir)
+            trainer = Trainer(
+                self.config,
+                self.index,
+                callbacks=[self._make_callback()],
+                stop=token,
+                runs_dir=self.runs_dir,
+                resume=self.resume_dir,
+            )
             result = trainer.fit()
             self.result = result
         except Exception as exc:  # noqa: BLE001 — surfaces as one `failed` signal and a dialog

@@ -46,8 +46,16 @@ def _background(rng: random.Random, nrng: np.random.Generator, colour: tuple[int
     angle = rng.uniform(0, 2 * math.pi)
     grad = (np.cos(angle) * xx + np.sin(angle) * yy - 0.5) * rng.uniform(0, 40)
     blobs = nrng.normal(0, 1, (8, 8))
-    texture = np.asarray(Image.fromarray(((blobs - blobs.min()) / (np.ptp(blobs) + 1e-9) * 255).astype(np.uint8))
-                         .resize((n, n), Image.Resampling.BICUBIC), dtype=np.float64) / 255 - 0.5
+    texture = (
+        np.asarray(
+            Image.fromarray(((blobs - blobs.min()) / (np.ptp(blobs) + 1e-9) * 255).astype(np.uint8)).resize(
+                (n, n), Image.Resampling.BICUBIC
+            ),
+            dtype=np.float64,
+        )
+        / 255
+        - 0.5
+    )
     tex = texture * rng.uniform(0, 24)
     base = np.array(colour, dtype=np.float64)[None, None, :] + (grad + tex)[:, :, None]
     return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
@@ -55,13 +63,20 @@ def _background(rng: random.Random, nrng: np.random.Generator, colour: tuple[int
 
 def _polygon(kind: str, cx: float, cy: float, r: float, rot: float) -> list[tuple[float, float]]:
     if kind == "square":
-        pts = [(r * math.cos(rot + k * math.pi / 2 + math.pi / 4), r * math.sin(rot + k * math.pi / 2 + math.pi / 4))
-               for k in range(4)]
+        pts = [
+            (r * math.cos(rot + k * math.pi / 2 + math.pi / 4), r * math.sin(rot + k * math.pi / 2 + math.pi / 4))
+            for k in range(4)
+        ]
     elif kind == "triangle":
         pts = [(r * math.cos(rot + k * 2 * math.pi / 3), r * math.sin(rot + k * 2 * math.pi / 3)) for k in range(3)]
     else:  # star: five points, inner radius 0.45 r
-        pts = [((r if k % 2 == 0 else 0.45 * r) * math.cos(rot + k * math.pi / 5),
-                (r if k % 2 == 0 else 0.45 * r) * math.sin(rot + k * math.pi / 5)) for k in range(10)]
+        pts = [
+            (
+                (r if k % 2 == 0 else 0.45 * r) * math.cos(rot + k * math.pi / 5),
+                (r if k % 2 == 0 else 0.45 * r) * math.sin(rot + k * math.pi / 5),
+            )
+            for k in range(10)
+        ]
     return [(cx + x, cy + y) for x, y in pts]
 
 

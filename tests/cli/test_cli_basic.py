@@ -34,8 +34,9 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     ],
 )
 def test_summary_json_matches_the_paper(capsys, arch, classes, size, params, gmacs):
-    rc, out, _ = run(capsys, "summary", "--arch", arch, "--num-classes", str(classes), "--image-size", str(size),
-                     "--json")
+    rc, out, _ = run(
+        capsys, "summary", "--arch", arch, "--num-classes", str(classes), "--image-size", str(size), "--json"
+    )
     assert rc == 0
     doc = json.loads(out)
     assert doc["params"] == params
@@ -91,7 +92,12 @@ def test_bad_flag_is_one_line_exit_2(capsys):
 
 
 def test_main_py_entry_point_runs_headless_commands():
-    out = subprocess.run([sys.executable, "main.py", "summary", "--arch", "resnet18", "--json"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "main.py", "summary", "--arch", "resnet18", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["params"] == 11_689_512

@@ -15,8 +15,21 @@ from PIL import Image
 from core.checkpoint import load
 from core.cli import _train_config, build_parser, main
 
-TINY = ["--arch", "resnext11_2x4d", "--image-size", "16", "--batch-size", "4", "--device", "cpu", "--num-workers", "0",
-        "--no-augment", "--lr", "0.01"]
+TINY = [
+    "--arch",
+    "resnext11_2x4d",
+    "--image-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--device",
+    "cpu",
+    "--num-workers",
+    "0",
+    "--no-augment",
+    "--lr",
+    "0.01",
+]
 
 
 def make_set(root: Path, classes=("red", "green", "blue"), per_class: int = 6) -> Path:
@@ -24,7 +37,8 @@ def make_set(root: Path, classes=("red", "green", "blue"), per_class: int = 6) -
         (root / name).mkdir(parents=True)
         for i in range(per_class):
             Image.new("RGB", (20, 20), (200 * (c == 0), 200 * (c == 1) + i, 200 * (c == 2))).save(
-                root / name / f"{i}.png")
+                root / name / f"{i}.png"
+            )
     return root
 
 
@@ -59,9 +73,11 @@ def damaged(trained, tmp_path: Path, name: str, change) -> Path:
 def test_a_device_that_does_not_exist_is_a_usage_error(capsys, trained, tmp_path):
     devices = ["banana"] + ([] if torch.cuda.is_available() else ["cuda"])
     for dev in devices:
-        for argv in (["train", "--data", trained["data"], "--runs-dir", tmp_path / "runs", "--device", dev],
-                     ["evaluate", "--checkpoint", trained["best"], "--device", dev],
-                     ["predict", "--checkpoint", trained["best"], trained["data"], "--device", dev]):
+        for argv in (
+            ["train", "--data", trained["data"], "--runs-dir", tmp_path / "runs", "--device", dev],
+            ["evaluate", "--checkpoint", trained["best"], "--device", dev],
+            ["predict", "--checkpoint", trained["best"], trained["data"], "--device", dev],
+        ):
             rc, _, err = run(capsys, *argv)
             assert rc == 2 and one_line(err) and f"--device {dev}:" in err, (argv, err)
     assert not (tmp_path / "runs").exists()  # nothing was started
@@ -82,8 +98,11 @@ def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(
     names = damaged(trained, tmp_path, "names.pt", lambda ck: ck.update(class_names=["a"]))
     config = damaged(trained, tmp_path, "config.pt", lambda ck: ck.update(config="oops"))
     for command in ("evaluate", "predict", "export"):
-        extra = {"evaluate": [], "predict": [trained["data"]],
-                 "export": ["--format", "torchscript", "--out", tmp_path / "m.ts"]}[command]
+        extra = {
+            "evaluate": [],
+            "predict": [trained["data"]],
+            "export": ["--format", "torchscript", "--out", tmp_path / "m.ts"],
+        }[command]
         rc, _, err = run(capsys, command, "--checkpoint", partial, *extra)
         assert rc == 2 and one_line(err) and "partial.pt" in err and "missing fc." in err, (command, err)
         rc, _, err = run(capsys, command, "--checkpoint", names, *extra)
@@ -110,8 +129,9 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     assert rc == 2 and one_line(err) and "--lr inf: must be a finite number" in err
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--arch", "bogus", "--runs-dir", tmp_path / "r")
     assert rc == 2 and one_line(err) and err.startswith("error: --arch: 'bogus': unknown architecture")
-    rc, _, err = run(capsys, "train", "--data", trained["data"], "--pretrained", tmp_path / "none.pth",
-                     "--runs-dir", tmp_path / "r")
+    rc, _, err = run(
+        capsys, "train", "--data", trained["data"], "--pretrained", tmp_path / "none.pth", "--runs-dir", tmp_path / "r"
+    )
     assert rc == 2 and one_line(err) and "none.pth: no such file" in err
     assert not (tmp_path / "r").exists()  # no failed run folder for an input error
     rc, _, err = run(capsys, "scan", trained["best"])
@@ -125,14 +145,23 @@ def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained,
     assert rc == 2 and one_line(err) and f"--csv {folder}: a folder" in err
     rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", folder)
     assert rc == 2 and one_line(err) and f"--out {folder}: a folder" in err
-    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], trained["data"] / "red", "--cam",
-                     trained["best"])
+    rc, _, err = run(
+        capsys, "predict", "--checkpoint", trained["best"], trained["data"] / "red", "--cam", trained["best"]
+    )
     assert rc == 2 and one_line(err) and "--cam" in err and "a file, not a folder" in err
     if os.geteuid() != 0:  # root may write anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], trained["data"] / "red", "--quiet",
-                         "--csv", locked / "p.csv")
+        rc, _, err = run(
+            capsys,
+            "predict",
+            "--checkpoint",
+            trained["best"],
+            trained["data"] / "red",
+            "--quiet",
+            "--csv",
+            locked / "p.csv",
+        )
         assert rc == 2 and one_line(err) and "locked" in err
         locked.chmod(0o700)
     assert not any(folder.iterdir())
@@ -140,8 +169,9 @@ def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained,
 
 
 def test_pretrained_imagenet_without_arch_picks_the_imagenet_family(trained):
-    args = build_parser().parse_args(["train", "--data", str(trained["data"]), "--pretrained", "imagenet",
-                                      "--device", "cpu"])
+    args = build_parser().parse_args(
+        ["train", "--data", str(trained["data"]), "--pretrained", "imagenet", "--device", "cpu"]
+    )
     cfg = _train_config(args)
     assert cfg.model.arch == "resnext50_32x4d" and cfg.model.mode == "linear" and cfg.data.image_size == 224
 
@@ -170,13 +200,26 @@ def test_quiet_still_reports_a_failure_and_classes_without_training_images_are_n
     data = tmp_path / "data"
     make_set(data / "train", classes=("red", "green"))
     make_set(data / "val", classes=("red", "green", "blue"), per_class=2)
-    rc, _, err = run(capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", tmp_path / "runs", *TINY[:-2],
-                     "--lr", "1e30")
+    rc, _, err = run(
+        capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", tmp_path / "runs", *TINY[:-2], "--lr", "1e30"
+    )
     assert rc == 1
     assert "warning: no training images for class blue" in err
     assert "failed: loss became" in err.splitlines()[-1]
-    rc, _, err = run(capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", tmp_path / "runs", *TINY[:-2],
-                     "--lr", "1e30", "--quiet")
+    rc, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        data,
+        "--epochs",
+        "1",
+        "--runs-dir",
+        tmp_path / "runs",
+        *TINY[:-2],
+        "--lr",
+        "1e30",
+        "--quiet",
+    )
     assert rc == 1 and err.strip().splitlines()[-1].startswith("failed: loss became")
 
 

@@ -10,8 +10,21 @@ from PIL import Image, ImageDraw
 
 from core.cli import main
 
-TINY = ["--arch", "resnext11_2x4d", "--image-size", "16", "--batch-size", "4", "--device", "cpu", "--num-workers", "0",
-        "--no-augment", "--lr", "0.01"]
+TINY = [
+    "--arch",
+    "resnext11_2x4d",
+    "--image-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--device",
+    "cpu",
+    "--num-workers",
+    "0",
+    "--no-augment",
+    "--lr",
+    "0.01",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +72,18 @@ def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
     assert [Path(r["path"]) for r in listed] == [run_dir]
     assert listed[0]["status"] == "completed" and listed[0]["epochs_done"] == 2
 
-    rc, out, _ = run(capsys, "evaluate", "--checkpoint", run_dir / "best.pt", "--data", tiny_set, "--split", "all",
-                     "--json", "--quiet")
+    rc, out, _ = run(
+        capsys,
+        "evaluate",
+        "--checkpoint",
+        run_dir / "best.pt",
+        "--data",
+        tiny_set,
+        "--split",
+        "all",
+        "--json",
+        "--quiet",
+    )
     assert rc == 0
     ev = json.loads(out)
     assert ev["num_samples"] == 24
@@ -68,8 +91,19 @@ def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
 
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
-    rc, out, err = run(capsys, "predict", "--checkpoint", run_dir / "best.pt", tiny_set / "dark", notes,
-                       "--json", "--csv", tmp_path / "p.csv", "--top-k", "2")
+    rc, out, err = run(
+        capsys,
+        "predict",
+        "--checkpoint",
+        run_dir / "best.pt",
+        tiny_set / "dark",
+        notes,
+        "--json",
+        "--csv",
+        tmp_path / "p.csv",
+        "--top-k",
+        "2",
+    )
     assert rc == 1  # one input could not be read; the rest were predicted
     doc = json.loads(out)
     ok = [p for p in doc["predictions"] if p["ok"]]
@@ -79,8 +113,9 @@ def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
     assert (tmp_path / "p.csv").read_text().count("\n") >= 9
 
     out_file = tmp_path / "m.pt"
-    rc, out, err = run(capsys, "export", "--checkpoint", run_dir / "best.pt", "--format", "torchscript",
-                       "--out", out_file, "--json")
+    rc, out, err = run(
+        capsys, "export", "--checkpoint", run_dir / "best.pt", "--format", "torchscript", "--out", out_file, "--json"
+    )
     assert rc == 0, err
     info = json.loads(out)
     assert out_file.is_file() and info["top1_agree"] and info["max_abs_diff"] <= 1e-4

@@ -12,10 +12,21 @@ from core.checkpoint import CheckpointError
 
 
 def _payload(value: float = 1.0) -> dict:
-    return {"format": checkpoint.FORMAT, "model": {"w": torch.full((2, 2), value)}, "arch": "resnet18",
-            "num_classes": 2, "class_names": ["a", "b"], "image_size": 32, "resize_size": 32,
-            "mean": [0.5] * 3, "std": [0.2] * 3, "config": {"train": {"lr": 0.1}}, "epoch": 1,
-            "metrics": {"val_acc": 0.5, "val_loss": None}, "history": [{"epoch": 1, "val_acc": 0.5}]}
+    return {
+        "format": checkpoint.FORMAT,
+        "model": {"w": torch.full((2, 2), value)},
+        "arch": "resnet18",
+        "num_classes": 2,
+        "class_names": ["a", "b"],
+        "image_size": 32,
+        "resize_size": 32,
+        "mean": [0.5] * 3,
+        "std": [0.2] * 3,
+        "config": {"train": {"lr": 0.1}},
+        "epoch": 1,
+        "metrics": {"val_acc": 0.5, "val_loss": None},
+        "history": [{"epoch": 1, "val_acc": 0.5}],
+    }
 
 
 def test_round_trip_with_training_state(tmp_path):
@@ -27,8 +38,13 @@ def test_round_trip_with_training_state(tmp_path):
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     p = _payload()
-    p.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), plateau=plateau.state_dict(),
-             scaler=scaler.state_dict(), rng=checkpoint.rng_state())
+    p.update(
+        optimizer=opt.state_dict(),
+        scheduler=sched.state_dict(),
+        plateau=plateau.state_dict(),
+        scaler=scaler.state_dict(),
+        rng=checkpoint.rng_state(),
+    )
     path = tmp_path / "last.pt"
     checkpoint.save(path, p)
     # the file loads with plain torch.load(weights_only=True) too, not only through our loader

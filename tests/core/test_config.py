@@ -8,8 +8,11 @@ from core.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainCo
 
 
 def test_round_trip_through_json(tmp_path):
-    cfg = RunConfig(DataConfig(root="/x", image_size=96, val_split=0.1, augment="strong"),
-                    ModelConfig(arch="resnext29_8x64d"), TrainConfig(epochs=3, lr=0.05, optimizer="sgd"))
+    cfg = RunConfig(
+        DataConfig(root="/x", image_size=96, val_split=0.1, augment="strong"),
+        ModelConfig(arch="resnext29_8x64d"),
+        TrainConfig(epochs=3, lr=0.05, optimizer="sgd"),
+    )
     path = tmp_path / "c.json"
     cfg.to_json(path)
     back = RunConfig.from_json(path)
@@ -19,8 +22,15 @@ def test_round_trip_through_json(tmp_path):
 
 @pytest.mark.parametrize(
     ("section", "field", "value"),
-    [("train", "epochs", 0), ("train", "lr", -1.0), ("train", "optimizer", "rmsprop"), ("data", "val_split", 1.5),
-     ("data", "image_size", 3), ("train", "monitor", "f1"), ("model", "mode", "magic")],
+    [
+        ("train", "epochs", 0),
+        ("train", "lr", -1.0),
+        ("train", "optimizer", "rmsprop"),
+        ("data", "val_split", 1.5),
+        ("data", "image_size", 3),
+        ("train", "monitor", "f1"),
+        ("model", "mode", "magic"),
+    ],
 )
 def test_bad_value_names_the_field(section, field, value):
     d = RunConfig().to_dict()

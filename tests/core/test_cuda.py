@@ -46,9 +46,16 @@ def test_training_on_cuda_uses_amp_channels_last_and_saves_cpu_checkpoints(datas
 
     class Probe(engine.Callback):
         def on_fit_start(self, info):
-            seen.update(device=t.device, amp=t.amp_dtype, fmt=t.memory_format, mode=t.train_loader.mode,
-                        cache_cuda=t.train_loader.cache.is_cuda, model_cuda=next(t.model.parameters()).is_cuda,
-                        fused=t.optimizer.param_groups[0]["fused"], info=info)
+            seen.update(
+                device=t.device,
+                amp=t.amp_dtype,
+                fmt=t.memory_format,
+                mode=t.train_loader.mode,
+                cache_cuda=t.train_loader.cache.is_cuda,
+                model_cuda=next(t.model.parameters()).is_cuda,
+                fused=t.optimizer.param_groups[0]["fused"],
+                info=info,
+            )
 
     t = Trainer(config(dataset), callbacks=[Probe()], runs_dir=tmp_path / "runs")
     r = t.fit()

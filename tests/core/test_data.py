@@ -116,6 +116,7 @@ def test_scan_no_class_folders_is_an_error(tmp_path, jpeg_writer):
 
 def test_scan_cancel(small_dataset):
     ev = threading.Event()
+
     def progress(done, total):
         if done >= 1:
             ev.set()
@@ -315,8 +316,9 @@ def test_batch_transform_shapes_and_seeding(augment, size):
         assert bt.describe().startswith("train:" if train else "eval:")
     if augment != "none":
         bt = BatchTransform(cfg, True)
-        assert not torch.equal(bt(x, generator=torch.Generator().manual_seed(1)),
-                               bt(x, generator=torch.Generator().manual_seed(2)))
+        assert not torch.equal(
+            bt(x, generator=torch.Generator().manual_seed(1)), bt(x, generator=torch.Generator().manual_seed(2))
+        )
 
 
 def test_batch_transform_eval_normalises_and_centre_crops():
@@ -327,7 +329,7 @@ def test_batch_transform_eval_normalises_and_centre_crops():
     x = torch.randint(0, 256, (2, 3, r, r), dtype=torch.uint8)
     y = BatchTransform(cfg, train=False)(x)
     off = (r - 80) // 2
-    expected = (x[:, :, off:off + 80, off:off + 80].float() / 255 - mean) / std
+    expected = (x[:, :, off : off + 80, off : off + 80].float() / 255 - mean) / std
     assert torch.allclose(y, expected, atol=1e-6)
     # augment "none" for training is exactly the eval transform
     assert torch.equal(BatchTransform(DataConfig(image_size=80, augment="none"), train=True)(x), y)
@@ -365,8 +367,9 @@ def test_memory_and_stream_give_identical_batches(small_dataset):
     sp = split(idx, val=0.25, seed=0)
     kw = dict(batch_size=5, shuffle=True, seed=7, device="cpu", num_workers=0)
     progress = []
-    mem = make_loader(idx, sp.train, DataConfig(image_size=32, cache="memory"), progress=lambda d, t: progress.append(
-        (d, t)), **kw)
+    mem = make_loader(
+        idx, sp.train, DataConfig(image_size=32, cache="memory"), progress=lambda d, t: progress.append((d, t)), **kw
+    )
     stream = make_loader(idx, sp.train, DataConfig(image_size=32, cache="stream"), **kw)
     assert mem.mode == "memory" and stream.mode == "stream"
     assert progress[-1] == (len(sp.train), len(sp.train))
@@ -390,8 +393,16 @@ def test_an_epoch_can_leave_out_its_first_batches(small_dataset, cache):
     """What a resumed, stopped epoch reads: the rest of the same order, counted from the left-out batches."""
     idx = scan(small_dataset)
     sp = split(idx, val=0.25, seed=0)
-    loader = make_loader(idx, sp.train, DataConfig(image_size=32, cache=cache), batch_size=5, shuffle=True, seed=7,
-                         device="cpu", num_workers=0)
+    loader = make_loader(
+        idx,
+        sp.train,
+        DataConfig(image_size=32, cache=cache),
+        batch_size=5,
+        shuffle=True,
+        seed=7,
+        device="cpu",
+        num_workers=0,
+    )
     whole = _collect(loader, 3)
     assert loader.served == len(whole) == 6
     loader.set_epoch(3, skip=2)
@@ -414,11 +425,27 @@ def test_loader_matches_load_rule(small_dataset):
 def test_cache_budget(small_dataset):
     idx = scan(small_dataset)
     ids = list(range(len(idx.samples)))
-    tiny = make_loader(idx, ids, DataConfig(image_size=32, cache_budget_mb=0), batch_size=4, shuffle=False, seed=0,
-                       device="cpu", num_workers=0)
+    tiny = make_loader(
+        idx,
+        ids,
+        DataConfig(image_size=32, cache_budget_mb=0),
+        batch_size=4,
+        shuffle=False,
+        seed=0,
+        device="cpu",
+        num_workers=0,
+    )
     assert tiny.mode == "stream" and "budget" in tiny.describe()
-    fits = make_loader(idx, ids, DataConfig(image_size=32, cache_budget_mb=1), batch_size=4, shuffle=False, seed=0,
-                       device="cpu", num_workers=0)
+    fits = make_loader(
+        idx,
+        ids,
+        DataConfig(image_size=32, cache_budget_mb=1),
+        batch_size=4,
+        shuffle=False,
+        seed=0,
+        device="cpu",
+        num_workers=0,
+    )
     assert fits.mode == "memory"
     assert fits.cache.numel() * fits.cache.element_size() <= 1024 * 1024
     assert fits.cache.numel() == len(ids) * 3 * 32 * 32
@@ -433,8 +460,17 @@ def test_distributed_shards_cover_everything(small_dataset):
     seen = []
     lens = set()
     for rank in range(4):
-        ld = make_loader(idx, ids, DataConfig(image_size=32), batch_size=4, shuffle=True, seed=0, device="cpu",
-                         rank=rank, world_size=4)
+        ld = make_loader(
+            idx,
+            ids,
+            DataConfig(image_size=32),
+            batch_size=4,
+            shuffle=True,
+            seed=0,
+            device="cpu",
+            rank=rank,
+            world_size=4,
+        )
         lens.add((len(ld), ld.num_samples))
         seen += torch.cat([b.idx for b in ld]).tolist()
     assert lens == {(3, 9)}
@@ -443,16 +479,25 @@ def test_distributed_shards_cover_everything(small_dataset):
 
 def test_drop_last(small_dataset):
     idx = scan(small_dataset)
-    ld = make_loader(idx, range(10), DataConfig(image_size=32), batch_size=4, shuffle=False, seed=0, device="cpu",
-                     drop_last=True)
+    ld = make_loader(
+        idx, range(10), DataConfig(image_size=32), batch_size=4, shuffle=False, seed=0, device="cpu", drop_last=True
+    )
     assert len(ld) == 2 and [len(b.y) for b in ld] == [4, 4]
 
 
 def test_stream_mid_epoch_failure_is_reported(small_dataset):
     idx = scan(small_dataset)
     ids = list(range(8))
-    ld = make_loader(idx, ids, DataConfig(image_size=32, cache="stream"), batch_size=4, shuffle=False, seed=0,
-                     device="cpu", num_workers=0)
+    ld = make_loader(
+        idx,
+        ids,
+        DataConfig(image_size=32, cache="stream"),
+        batch_size=4,
+        shuffle=False,
+        seed=0,
+        device="cpu",
+        num_workers=0,
+    )
     victim = idx.samples[2].path
     os.remove(victim)
     Path(idx.samples[5].path).write_bytes(b"garbage")
@@ -467,8 +512,9 @@ def test_memory_caching_failure_reported_in_first_batch_and_excluded(small_datas
     idx = scan(small_dataset)
     victim = idx.samples[3].path
     Path(victim).write_bytes(Path(victim).read_bytes()[:100])
-    ld = make_loader(idx, range(8), DataConfig(image_size=32, cache="memory"), batch_size=4, shuffle=True, seed=0,
-                     device="cpu")
+    ld = make_loader(
+        idx, range(8), DataConfig(image_size=32, cache="memory"), batch_size=4, shuffle=True, seed=0, device="cpu"
+    )
     assert ld.mode == "memory" and ld.num_samples == 7 and len(ld) == 2
     first = list(ld)
     assert first[0].errors == [(victim, "truncated image")]
@@ -479,8 +525,16 @@ def test_memory_caching_failure_reported_in_first_batch_and_excluded(small_datas
 
 def test_all_failed_batch_errors_are_not_lost(small_dataset):
     idx = scan(small_dataset)
-    ld = make_loader(idx, range(4), DataConfig(image_size=32, cache="stream"), batch_size=2, shuffle=False, seed=0,
-                     device="cpu", num_workers=0)
+    ld = make_loader(
+        idx,
+        range(4),
+        DataConfig(image_size=32, cache="stream"),
+        batch_size=2,
+        shuffle=False,
+        seed=0,
+        device="cpu",
+        num_workers=0,
+    )
     for i in (2, 3):
         os.remove(idx.samples[i].path)
     batches = list(ld)

@@ -21,9 +21,28 @@ ROOT = Path(__file__).resolve().parents[2]
 # 24 images, 3 classes → 18 train / 6 val. Global batch 6 = 3 per rank: 3 full steps per epoch on either layout,
 # so one process and two see exactly the same images per step.
 BATCH = 6
-COMMON = ["--arch", "resnext11_2x4d", "--image-size", "16", "--batch-size", str(BATCH), "--lr", "2e-3",
-          "--scheduler", "none", "--num-workers", "0", "--cache", "memory", "--no-augment", "--device", "cpu",
-          "--seed", "0", "--quiet"]
+COMMON = [
+    "--arch",
+    "resnext11_2x4d",
+    "--image-size",
+    "16",
+    "--batch-size",
+    str(BATCH),
+    "--lr",
+    "2e-3",
+    "--scheduler",
+    "none",
+    "--num-workers",
+    "0",
+    "--cache",
+    "memory",
+    "--no-augment",
+    "--device",
+    "cpu",
+    "--seed",
+    "0",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +57,16 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def torchrun(target: list[str], timeout: float = 100) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={distributed.free_port()}", *target]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={distributed.free_port()}",
+        *target,
+    ]
     return subprocess.run(cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -103,12 +130,22 @@ def test_launcher_helpers(tmp_path):
         distributed.torchrun_command([], 0)
     snap = distributed.follow_run(tmp_path)
     assert snap == {"status": None, "progress": None, "history": []}
-    (tmp_path / "history.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
-                                          "1,0.5,0.75,,,0.001,1.5\n")
+    (tmp_path / "history.csv").write_text(
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n1,0.5,0.75,,,0.001,1.5\n"
+    )
     (tmp_path / "progress.json").write_text(json.dumps({"epoch": 2, "step": 3, "steps": 9}))
     snap = distributed.follow_run(tmp_path)
-    assert snap["history"] == [{"epoch": 1, "train_loss": 0.5, "train_acc": 0.75, "val_loss": None, "val_acc": None,
-                                "lr": 0.001, "seconds": 1.5}]
+    assert snap["history"] == [
+        {
+            "epoch": 1,
+            "train_loss": 0.5,
+            "train_acc": 0.75,
+            "val_loss": None,
+            "val_acc": None,
+            "lr": 0.001,
+            "seconds": 1.5,
+        }
+    ]
     assert snap["progress"]["step"] == 3
 
 
@@ -152,8 +189,14 @@ def test_two_processes_match_one_process(dataset, tmp_path, monkeypatch):
     cfg.data.hflip = False
     (tmp_path / "cfg.json").write_text(cfg.to_json())
     script = tmp_path / "worker.py"
-    script.write_text(WORKER.format(root=str(ROOT), patch=inspect.getsource(_no_batchnorm),
-                                    cfg=str(tmp_path / "cfg.json"), runs=str(tmp_path / "ddp")))
+    script.write_text(
+        WORKER.format(
+            root=str(ROOT),
+            patch=inspect.getsource(_no_batchnorm),
+            cfg=str(tmp_path / "cfg.json"),
+            runs=str(tmp_path / "ddp"),
+        )
+    )
     t0 = time.perf_counter()
     proc = torchrun([str(script)])
     ddp_s = time.perf_counter() - t0
@@ -193,8 +236,16 @@ def straight(dataset, tmp_path_factory):
 def test_torchrun_cli_writes_one_run_folder(straight, dataset, tmp_path):
     runs, proc = straight
     run = only_run(runs)
-    for name in ("config.json", "history.csv", "status.json", "best.pt", "last.pt", "evaluation.json",
-                 "curves.png", "progress.json"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "status.json",
+        "best.pt",
+        "last.pt",
+        "evaluation.json",
+        "curves.png",
+        "progress.json",
+    ):
         assert (run / name).is_file(), name
     assert not list(run.glob(".*.tmp"))
     status = json.loads((run / "status.json").read_text())
@@ -252,8 +303,9 @@ def test_resume_under_ddp_matches_straight_run(straight, dataset, tmp_path):
     expected = history(only_run(runs))
     (tmp_path / "cfg.json").write_text(single_config(dataset, epochs=2).to_json())  # the CLI flags of COMMON
     script = tmp_path / "stop_in_epoch_2.py"
-    script.write_text(STOP_IN_EPOCH_2.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"),
-                                             runs=str(tmp_path / "runs")))
+    script.write_text(
+        STOP_IN_EPOCH_2.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"), runs=str(tmp_path / "runs"))
+    )
     proc = torchrun([str(script)])
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert proc.stdout.count("REASON stopped stopped during epoch 2") == 2  # both ranks stopped at the same point
@@ -370,14 +422,24 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_together(dataset, tmp_pa
     """The ranks agree on host values. Rank 1's NaN fails both ranks together, naming its step: at the next step
     once its read arrives, at the epoch's end when the last step had it, or when a stop comes before any read
     (then it must fail, not save the broken weights as a stopped run's last.pt)."""
-    nan_at, interval, stop_at, trained = {"read at the next step": (1, 0.0, 0, 1),
-                                          "read at the epoch's end": (3, 1e9, 0, 3),
-                                          "a stop comes first": (2, 1e9, 2, 2)}[when]
+    nan_at, interval, stop_at, trained = {
+        "read at the next step": (1, 0.0, 0, 1),
+        "read at the epoch's end": (3, 1e9, 0, 3),
+        "a stop comes first": (2, 1e9, 2, 2),
+    }[when]
     cfg = single_config(dataset, epochs=3)
     (tmp_path / "cfg.json").write_text(cfg.to_json())
     script = tmp_path / "nan.py"
-    script.write_text(NAN_ON_RANK_1.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"), nan_at=nan_at,
-                                           interval=interval, stop_at=stop_at, runs=str(tmp_path / "runs")))
+    script.write_text(
+        NAN_ON_RANK_1.format(
+            root=str(ROOT),
+            cfg=str(tmp_path / "cfg.json"),
+            nan_at=nan_at,
+            interval=interval,
+            stop_at=stop_at,
+            runs=str(tmp_path / "runs"),
+        )
+    )
     proc = torchrun([str(script)], timeout=150)
     assert proc.returncode != 0
     ends = re.findall(r"\[steps (\d+)\] (\w+): loss became (\w+) at epoch (\d+) step (\d+);", proc.stderr)

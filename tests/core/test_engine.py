@@ -99,7 +99,11 @@ def test_end_to_end_run_folder(dataset, tmp_path):
     model = checkpoint.model_from_checkpoint(best)
     assert not model.training
     ev = json.loads((run / "evaluation.json").read_text())
-    assert ev["split"] == "val" and ev["num_samples"] == info.val_size and sum(map(sum, ev["confusion_matrix"])) == info.val_size
+    assert (
+        ev["split"] == "val"
+        and ev["num_samples"] == info.val_size
+        and sum(map(sum, ev["confusion_matrix"])) == info.val_size
+    )
 
 
 def test_resume_is_exact(dataset, tmp_path):
@@ -476,8 +480,15 @@ def test_evaluate_known_case(tmp_path):
         model.fc.weight.zero_()
         model.fc.bias.copy_(torch.tensor([2.0, 0.0, -1.0]))  # always predicts c0, with known probabilities
     cfg = config(root)
-    ckpt = {"format": checkpoint.FORMAT, "model": model.state_dict(), "arch": "resnext11_2x4d", "num_classes": 3,
-            "class_names": ["c0", "c1", "c2"], "image_size": 16, "config": cfg.to_dict()}
+    ckpt = {
+        "format": checkpoint.FORMAT,
+        "model": model.state_dict(),
+        "arch": "resnext11_2x4d",
+        "num_classes": 3,
+        "class_names": ["c0", "c1", "c2"],
+        "image_size": 16,
+        "config": cfg.to_dict(),
+    }
     ev = evaluate(ckpt, index, split="all", device="cpu")
     assert ev["num_samples"] == 11 and ev["errors"][0]["path"].endswith("00.png")
     assert ev["confusion_matrix"] == [[4, 0, 0], [4, 0, 0], [3, 0, 0]]

@@ -30,11 +30,23 @@ def make_checkpoint(path: Path, arch: str = "resnext11_4x8d", image_size: int = 
     model = models.build(arch, len(CLASSES))
     with torch.no_grad():  # a head with spread-out logits, so top-1 is never a near tie
         model.fc.weight.mul_(20)
-    checkpoint.save(path, {
-        "format": checkpoint.FORMAT, "model": model.state_dict(), "arch": arch, "num_classes": len(CLASSES),
-        "class_names": CLASSES, "image_size": image_size, "resize_size": data.resize_size(image_size),
-        "mean": list(data.IMAGENET_MEAN), "std": list(data.IMAGENET_STD), "config": {}, "epoch": 1, "metrics": {},
-    })
+    checkpoint.save(
+        path,
+        {
+            "format": checkpoint.FORMAT,
+            "model": model.state_dict(),
+            "arch": arch,
+            "num_classes": len(CLASSES),
+            "class_names": CLASSES,
+            "image_size": image_size,
+            "resize_size": data.resize_size(image_size),
+            "mean": list(data.IMAGENET_MEAN),
+            "std": list(data.IMAGENET_STD),
+            "config": {},
+            "epoch": 1,
+            "metrics": {},
+        },
+    )
     return path
 
 
@@ -65,8 +77,9 @@ def _fresh_python(code: str, *args: str) -> subprocess.CompletedProcess:
     """Run code in a new interpreter that cannot import the project (cwd and sys.path exclude the repo)."""
     guard = f"import sys; sys.path = [p for p in sys.path if p not in ('', {str(ROOT)!r})]\n"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([sys.executable, "-c", guard + code, *args], cwd="/", capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", guard + code, *args], cwd="/", capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def _no_temp_files(folder: Path) -> bool:

@@ -29,10 +29,16 @@ def test_exact_param_counts(name, classes, params):
     assert sum(p.numel() for p in model.parameters()) == params
 
 
-@pytest.mark.parametrize(("name", "classes", "size", "gmacs"), [
-    ("resnext50_32x4d", 1000, 224, 4.23), ("resnet50", 1000, 224, 4.09), ("resnet18", 1000, 224, 1.81),
-    ("resnext29_8x64d", 10, 32, 5.39), ("resnext29_16x64d", 10, 32, 10.69),
-])
+@pytest.mark.parametrize(
+    ("name", "classes", "size", "gmacs"),
+    [
+        ("resnext50_32x4d", 1000, 224, 4.23),
+        ("resnet50", 1000, 224, 4.09),
+        ("resnet18", 1000, 224, 1.81),
+        ("resnext29_8x64d", 10, 32, 5.39),
+        ("resnext29_16x64d", 10, 32, 10.69),
+    ],
+)
 def test_summary_macs_and_params(name, classes, size, gmacs):
     s = M.summary(name, classes, size)
     assert abs(s["macs"] / 1e9 - gmacs) <= 0.01
@@ -47,8 +53,14 @@ def test_summary_stage_shapes():
     assert shapes["stem"] == [64, 56, 56] and shapes["layer4"] == [2048, 7, 7] and shapes["pool"] == [2048]
     c = M.summary("resnext29_8x64d", 10, 32)
     shapes = {st["name"]: st["output_shape"] for st in c["stages"]}
-    assert shapes == {"stem": [64, 32, 32], "layer1": [256, 32, 32], "layer2": [512, 16, 16],
-                      "layer3": [1024, 8, 8], "pool": [1024], "fc": [10]}
+    assert shapes == {
+        "stem": [64, 32, 32],
+        "layer1": [256, 32, 32],
+        "layer2": [512, 16, 16],
+        "layer3": [1024, 8, 8],
+        "pool": [1024],
+        "fc": [10],
+    }
     with pytest.raises(M.ModelError, match="image_size"):
         M.summary("resnet18", 10, 8)
 
@@ -96,10 +108,16 @@ def test_cifar_model_layout_and_forward():
 def test_cifar_paper_widths():
     with torch.device("meta"):
         model = M.build("resnext29_8x64d", 10)
-    assert [model.layer1[0].conv2.out_channels, model.layer2[0].conv2.out_channels,
-            model.layer3[0].conv2.out_channels] == [512, 1024, 2048]
-    assert [model.layer1[-1].conv3.out_channels, model.layer2[-1].conv3.out_channels,
-            model.layer3[-1].conv3.out_channels] == [256, 512, 1024]
+    assert [
+        model.layer1[0].conv2.out_channels,
+        model.layer2[0].conv2.out_channels,
+        model.layer3[0].conv2.out_channels,
+    ] == [512, 1024, 2048]
+    assert [
+        model.layer1[-1].conv3.out_channels,
+        model.layer2[-1].conv3.out_channels,
+        model.layer3[-1].conv3.out_channels,
+    ] == [256, 512, 1024]
     assert len(model.layer1) == len(model.layer2) == len(model.layer3) == 3
 
 
@@ -160,12 +178,27 @@ def test_split_backbone_head_and_cam_layer():
 def test_presets_and_default_arch():
     ps = M.presets()
     names = [p["name"] for p in ps]
-    for want in ("resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "resnext29_8x64d", "resnext29_16x64d",
-                 "resnet18", "resnet50", M.default_arch("cpu")):
+    for want in (
+        "resnext50_32x4d",
+        "resnext101_32x8d",
+        "resnext101_64x4d",
+        "resnext29_8x64d",
+        "resnext29_16x64d",
+        "resnet18",
+        "resnet50",
+        M.default_arch("cpu"),
+    ):
         assert want in names
     for p in ps:
-        assert set(p) >= {"name", "label", "family", "description", "default_image_size", "has_imagenet_weights",
-                          "params"}
+        assert set(p) >= {
+            "name",
+            "label",
+            "family",
+            "description",
+            "default_image_size",
+            "has_imagenet_weights",
+            "params",
+        }
         assert p["family"] in ("imagenet", "cifar", "baseline")
         assert p["params"] == M.count_params(p["name"], 10 if p["family"] == "cifar" else 1000)
         assert p["has_imagenet_weights"] == (p["family"] != "cifar")

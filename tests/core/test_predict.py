@@ -28,15 +28,33 @@ SIZE = 32
 CLASSES = ["apple", "banana", "cherry"]
 
 
-def make_checkpoint(path: Path, arch: str = ARCH, classes=CLASSES, image_size: int = SIZE, seed: int = 0,
-                    model: torch.nn.Module | None = None) -> Path:
+def make_checkpoint(
+    path: Path,
+    arch: str = ARCH,
+    classes=CLASSES,
+    image_size: int = SIZE,
+    seed: int = 0,
+    model: torch.nn.Module | None = None,
+) -> Path:
     torch.manual_seed(seed)
     model = model if model is not None else models.build(arch, len(classes))
-    checkpoint.save(path, {
-        "format": checkpoint.FORMAT, "model": model.state_dict(), "arch": arch, "num_classes": len(classes),
-        "class_names": list(classes), "image_size": image_size, "resize_size": data.resize_size(image_size),
-        "mean": list(data.IMAGENET_MEAN), "std": list(data.IMAGENET_STD), "config": {}, "epoch": 1, "metrics": {},
-    })
+    checkpoint.save(
+        path,
+        {
+            "format": checkpoint.FORMAT,
+            "model": model.state_dict(),
+            "arch": arch,
+            "num_classes": len(classes),
+            "class_names": list(classes),
+            "image_size": image_size,
+            "resize_size": data.resize_size(image_size),
+            "mean": list(data.IMAGENET_MEAN),
+            "std": list(data.IMAGENET_STD),
+            "config": {},
+            "epoch": 1,
+            "metrics": {},
+        },
+    )
     return path
 
 
@@ -179,8 +197,16 @@ def test_expand_paths_walks_folders_like_the_scanner(tmp_path):
     (root / "sub" / "deeper").mkdir(parents=True)
     (root / ".hidden").mkdir()
     (root / "__MACOSX").mkdir()
-    for rel in ("a.jpg", "sub/b.PNG", "sub/deeper/c.webp", ".hidden/d.jpg", "__MACOSX/e.jpg", ".f.jpg", "notes.txt",
-                "Thumbs.db"):
+    for rel in (
+        "a.jpg",
+        "sub/b.PNG",
+        "sub/deeper/c.webp",
+        ".hidden/d.jpg",
+        "__MACOSX/e.jpg",
+        ".f.jpg",
+        "notes.txt",
+        "Thumbs.db",
+    ):
         (root / rel).write_bytes(b"x")
     (tmp_path / "empty").mkdir()
     explicit = tmp_path / "readme.txt"
@@ -271,13 +297,14 @@ def _colour_detector_model() -> torch.nn.Module:
 
 def test_gradcam_peaks_on_the_region_that_decides_the_class(tmp_path):
     """On a non-square photo (two crops, R=110, S=96) the map must sit on the paint of the class asked about."""
-    ckpt_path = make_checkpoint(tmp_path / "colours.pt", classes=["red", "blue"], image_size=96,
-                                model=_colour_detector_model())
+    ckpt_path = make_checkpoint(
+        tmp_path / "colours.pt", classes=["red", "blue"], image_size=96, model=_colour_detector_model()
+    )
     pred = Predictor.from_checkpoint(ckpt_path, device="cpu")
     arr = (np.random.default_rng(0).random((120, 160, 1)) * 80).astype(np.uint8).repeat(3, axis=2)  # grey noise
     red, blue = (20, 44, 40, 64), (78, 94, 98, 114)  # y0, y1, x0, x1 in the original image; both inside the crop
-    arr[red[0]:red[1], red[2]:red[3]] = (230, 30, 30)
-    arr[blue[0]:blue[1], blue[2]:blue[3]] = (30, 30, 230)
+    arr[red[0] : red[1], red[2] : red[3]] = (230, 30, 30)
+    arr[blue[0] : blue[1], blue[2] : blue[3]] = (30, 30, 230)
     top = pred.predict([arr])[0]
     assert top.label == "red"  # the red square is larger
     for cls, (y0, y1, x0, x1) in ((None, red), (1, blue)):
@@ -287,7 +314,7 @@ def test_gradcam_peaks_on_the_region_that_decides_the_class(tmp_path):
         py, px = np.unravel_index(h.argmax(), h.shape)
         assert y0 - 4 <= py < y1 + 4 and x0 - 4 <= px < x1 + 4, (cam.label, (py, px))
         away = np.ones_like(h, dtype=bool)
-        away[max(0, y0 - 6):y1 + 6, max(0, x0 - 6):x1 + 6] = False
+        away[max(0, y0 - 6) : y1 + 6, max(0, x0 - 6) : x1 + 6] = False
         assert h[y0:y1, x0:x1].mean() > 0.5 and h[away].mean() < 0.05, cam.label
     assert pred.gradcam(arr).label == "red" and pred.gradcam(arr, class_index=1).label == "blue"
 
@@ -326,7 +353,8 @@ def test_gradcam_and_predict_can_share_a_predictor_across_threads(predictor, tmp
         for _ in range(6):
             got = [(p.index, p.confidence) for p in predictor.predict(paths, batch_size=2)]
             if [g[0] for g in got] != [e[0] for e in expected] or not np.allclose(
-                    [g[1] for g in got], [e[1] for e in expected], atol=1e-5):
+                [g[1] for g in got], [e[1] for e in expected], atol=1e-5
+            ):
                 failures.append(f"predict: {got} != {expected}")
 
     t = threading.Thread(target=predicting)

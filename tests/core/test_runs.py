@@ -20,11 +20,22 @@ def _dead_pid() -> int:
 
 def _fake_run(store: RunStore, arch: str, status: dict, epochs: int = 2, accs=(0.5, 0.75)) -> os.PathLike:
     d = store.create(arch, "flowers")
-    (d / "config.json").write_text(json.dumps({"model": {"arch": arch}, "train": {"epochs": 5},
-                                               "dataset": {"name": "flowers"}}))
+    (d / "config.json").write_text(
+        json.dumps({"model": {"arch": arch}, "train": {"epochs": 5}, "dataset": {"name": "flowers"}})
+    )
     for e in range(1, epochs + 1):
-        runs.append_history(d, {"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.4, "val_loss": 0.9,
-                                "val_acc": accs[e - 1], "lr": 0.01, "seconds": 1.5})
+        runs.append_history(
+            d,
+            {
+                "epoch": e,
+                "train_loss": 1.0 / e,
+                "train_acc": 0.4,
+                "val_loss": 0.9,
+                "val_acc": accs[e - 1],
+                "lr": 0.01,
+                "seconds": 1.5,
+            },
+        )
     (d / "status.json").write_text(json.dumps(status))
     return d
 
@@ -47,8 +58,9 @@ def test_list_detects_interrupted_and_reads_summary(tmp_path):
     store = RunStore(tmp_path)
     host = socket.gethostname()
     dead = _fake_run(store, "resnet18", {"status": "running", "pid": _dead_pid(), "hostname": host, "started": 100})
-    alive = _fake_run(store, "resnext11_2x4d", {"status": "running", "pid": os.getpid(), "hostname": host,
-                                                "started": 200})
+    alive = _fake_run(
+        store, "resnext11_2x4d", {"status": "running", "pid": os.getpid(), "hostname": host, "started": 200}
+    )
     done = _fake_run(store, "resnet34", {"status": "completed", "started": 300}, epochs=1)
     (dead / "last.pt").write_bytes(b"x")
     infos = store.list()
@@ -61,8 +73,15 @@ def test_list_detects_interrupted_and_reads_summary(tmp_path):
     assert by[dead].arch == "resnet18" and by[dead].dataset == "flowers"
     rec = store.load(dead)
     assert rec.status["status"] == "interrupted" and rec.evaluation is None
-    assert rec.history[1] == {"epoch": 2, "train_loss": 0.5, "train_acc": 0.4, "val_loss": 0.9, "val_acc": 0.75,
-                              "lr": 0.01, "seconds": 1.5}
+    assert rec.history[1] == {
+        "epoch": 2,
+        "train_loss": 0.5,
+        "train_acc": 0.4,
+        "val_loss": 0.9,
+        "val_acc": 0.75,
+        "lr": 0.01,
+        "seconds": 1.5,
+    }
 
 
 def test_delete_refuses_outside_root(tmp_path):
@@ -86,9 +105,18 @@ def test_status_history_and_curves(tmp_path):
     assert st["status"] == "failed" and st["pid"] == os.getpid() and st["message"] == "boom"
     with pytest.raises(ValueError):
         runs.write_status(tmp_path, "weird")
-    rows = [{"epoch": 1, "train_loss": 1.2, "train_acc": 0.3, "val_loss": None, "val_acc": None, "lr": 0.1,
-             "seconds": 2.0}, {"epoch": 2, "train_loss": 0.8, "train_acc": 0.6, "val_loss": None, "val_acc": None,
-                               "lr": 0.05, "seconds": 2.0}]
+    rows = [
+        {"epoch": 1, "train_loss": 1.2, "train_acc": 0.3, "val_loss": None, "val_acc": None, "lr": 0.1, "seconds": 2.0},
+        {
+            "epoch": 2,
+            "train_loss": 0.8,
+            "train_acc": 0.6,
+            "val_loss": None,
+            "val_acc": None,
+            "lr": 0.05,
+            "seconds": 2.0,
+        },
+    ]
     for r in rows:
         runs.append_history(tmp_path, r)
     assert runs.read_history(tmp_path) == rows

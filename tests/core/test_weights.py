@@ -135,8 +135,7 @@ def test_local_file_checkpoint_with_module_prefix(tmp_path):
     path = tmp_path / "best.pt"
     torch.save({"model": {"module." + k: v for k, v in src.state_dict().items()}, "epoch": 3}, path)
     model = M.build("resnext11_4x8d", 5, pretrained=str(path))
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), src.state_dict().values(),
-                                                   strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), src.state_dict().values(), strict=True))
     torch.save({"state_dict": src.state_dict()}, tmp_path / "sd.pth")
     new_head = M.build("resnext11_4x8d", 2, pretrained=str(tmp_path / "sd.pth"))
     assert torch.equal(new_head.conv1.weight, src.conv1.weight) and new_head.fc.out_features == 2

@@ -62,8 +62,11 @@ def _no_leaked_threads(request):
 
 
 def _new_threads(before: set) -> list[threading.Thread]:
-    return [t for t in threading.enumerate()
-            if t.ident not in before and t.is_alive() and not t.daemon and t is not threading.main_thread()]
+    return [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and t.is_alive() and not t.daemon and t is not threading.main_thread()
+    ]
 
 
 def make_dataset(root: Path, classes: dict[str, int], size: int = 24, seed: int = 0) -> Path:

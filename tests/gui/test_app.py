@@ -26,8 +26,14 @@ def _env_without_display() -> dict[str, str]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the display check is Linux-only")
 def test_no_display_prints_one_line_and_returns_2():
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, str(REPO / "main.py")], env=_env_without_display(), cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "main.py")],
+        env=_env_without_display(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [gui_app.NO_DISPLAY_MESSAGE]
     assert "QT_QPA_PLATFORM=offscreen" in proc.stderr and "Aborted" not in proc.stderr
@@ -59,11 +65,19 @@ def test_bad_data_flag_is_a_usage_error(tmp_path, capsys):
 
 
 def test_importing_the_main_window_loads_no_torch_and_no_matplotlib():
-    code = ("import sys, gui.main_window, gui.app; "
-            "bad = [m for m in ('torch', 'torchvision', 'core.engine', 'core.models', 'matplotlib') "
-            "if m in sys.modules]; print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        "import sys, gui.main_window, gui.app; "
+        "bad = [m for m in ('torch', 'torchvision', 'core.engine', 'core.models', 'matplotlib') "
+        "if m in sys.modules]; print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -112,8 +126,10 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
         assert action.shortcut().toString() == f"Ctrl+{i + 1}"
         action.trigger()
         assert w.tabs.currentIndex() == i
-    assert w.actions["open"].shortcut().matches(QKeySequence(QKeySequence.StandardKey.Open)) \
+    assert (
+        w.actions["open"].shortcut().matches(QKeySequence(QKeySequence.StandardKey.Open))
         == QKeySequence.SequenceMatch.ExactMatch
+    )
     a, tab = w.actions, w.train_tab
     assert a["start"].isEnabled() and not a["stop"].isEnabled() and not a["pause"].isEnabled()
     tab._set_state(RUNNING)  # what a running fit looks like to the menus
@@ -136,8 +152,7 @@ def test_first_start_opens_the_bundled_sample(qtbot, window, sample_path):
     assert w.tabs.currentWidget() is w.dataset_panel
     qtbot.waitUntil(lambda: w.dataset_panel.index is not None, timeout=150000)
     t = w.dataset_panel.class_table
-    assert {t.item(r, 0).text(): int(t.item(r, 1).text()) for r in range(t.rowCount())} == \
-        scan(sample_path).counts()
+    assert {t.item(r, 0).text(): int(t.item(r, 1).text()) for r in range(t.rowCount())} == scan(sample_path).counts()
 
 
 def test_last_folder_is_reopened_and_recent_list_kept(qtbot, window, tiny_dataset):
@@ -204,10 +219,17 @@ def test_status_bar_shows_the_device(qtbot, window):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="offscreen start-up path")
 def test_application_main_shows_the_window(tmp_path):
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "RESNEXT_STUDIO_EXIT_WHEN_SHOWN": "1",
-           "PYTHONPATH": str(REPO), "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, str(REPO / "main.py"), "gui"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "RESNEXT_STUDIO_EXIT_WHEN_SHOWN": "1",
+        "PYTHONPATH": str(REPO),
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "gui"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "window-visible True" in proc.stdout
 

@@ -13,7 +13,7 @@ def _flush(qtbot, charts: TrainingCharts) -> None:
 
 def _count_colour(charts: TrainingCharts, hex_colour: str, tolerance: int = 30) -> int:
     img = charts.grab().toImage()
-    want = tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    want = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     n = 0
     for y in range(0, img.height(), 2):
         for x in range(0, img.width(), 2):
@@ -90,8 +90,12 @@ def test_running_past_the_plan_and_resizing_redraw_everything(qtbot, charts):
 
 
 def test_reset_and_history_show_old_epochs(qtbot, charts):
-    charts.set_history([{"epoch": "1", "train_loss": "2.0", "train_acc": "0.3", "val_loss": "", "val_acc": ""},
-                        {"epoch": "2", "train_loss": "1.5", "train_acc": "0.5", "val_loss": "1.6", "val_acc": "0.4"}])
+    charts.set_history(
+        [
+            {"epoch": "1", "train_loss": "2.0", "train_acc": "0.3", "val_loss": "", "val_acc": ""},
+            {"epoch": "2", "train_loss": "1.5", "train_acc": "0.5", "val_loss": "1.6", "val_acc": "0.4"},
+        ]
+    )
     assert charts.epoch_points == 2 and math.isnan(charts.val_loss[0])
     assert charts.ax_loss.get_ylim()[1] >= 2.0
     charts.reset()

@@ -65,8 +65,10 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     assert panel.dup_list.count() == 1
     assert "copy_of_b0.jpg" in panel.dup_list.item(0).text()
     assert panel.middle_tabs.tabText(1) == "Problems (2)"
-    assert "1 unusable file</span> ·" in panel.summary_label.text() and "1 group of identical files" in \
-        panel.summary_label.text()
+    assert (
+        "1 unusable file</span> ·" in panel.summary_label.text()
+        and "1 group of identical files" in panel.summary_label.text()
+    )
 
 
 def test_data_error_is_shown_in_the_panel(qtbot, panel, tmp_path, dataset_factory):

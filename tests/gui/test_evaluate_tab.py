@@ -26,11 +26,23 @@ def make_checkpoint(path: Path, data_root: str = "", val_split: float = 0.25) ->
     model = models.build("resnext11_2x4d", len(CLASSES)).eval()
     cfg = RunConfig(data=DataConfig(root=data_root, image_size=32, val_split=val_split, num_workers=0))
     cfg.model.arch = "resnext11_2x4d"
-    checkpoint.save(path, {
-        "format": checkpoint.FORMAT, "model": checkpoint.plain_state_dict(model), "arch": "resnext11_2x4d",
-        "num_classes": len(CLASSES), "class_names": CLASSES, "image_size": 32, "resize_size": 32,
-        "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "config": cfg.to_dict(), "epoch": 1, "metrics": {},
-    })
+    checkpoint.save(
+        path,
+        {
+            "format": checkpoint.FORMAT,
+            "model": checkpoint.plain_state_dict(model),
+            "arch": "resnext11_2x4d",
+            "num_classes": len(CLASSES),
+            "class_names": CLASSES,
+            "image_size": 32,
+            "resize_size": 32,
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+            "config": cfg.to_dict(),
+            "epoch": 1,
+            "metrics": {},
+        },
+    )
     return path
 
 
@@ -51,8 +63,11 @@ def make_run(root: Path, data: Path, evaluation: dict | None) -> Path:
     run = root / "20240101-000000-resnext11_2x4d-pets"
     run.mkdir(parents=True)
     make_checkpoint(run / "best.pt", str(data))
-    (run / "config.json").write_text(json.dumps({"data": {"root": str(data), "val_split": 0.25, "test_split": 0.0},
-                                                 "model": {"arch": "resnext11_2x4d"}}))
+    (run / "config.json").write_text(
+        json.dumps(
+            {"data": {"root": str(data), "val_split": 0.25, "test_split": 0.0}, "model": {"arch": "resnext11_2x4d"}}
+        )
+    )
     (run / "status.json").write_text(json.dumps({"status": "completed"}))
     if evaluation is not None:
         (run / "evaluation.json").write_text(json.dumps(evaluation))
@@ -82,11 +97,18 @@ def tab(qtbot) -> EvaluateTab:
 def sample_evaluation(data: Path) -> dict:
     cm = [[3, 1, 0], [2, 5, 1], [0, 0, 4]]
     return {
-        "split": "val", "loss": 0.8123, "accuracy": 12 / 16, "top5": None, "num_samples": 16, "class_names": CLASSES,
+        "split": "val",
+        "loss": 0.8123,
+        "accuracy": 12 / 16,
+        "top5": None,
+        "num_samples": 16,
+        "class_names": CLASSES,
         "confusion_matrix": cm,
-        "per_class": [{"name": "cat", "precision": 0.6, "recall": 0.75, "f1": 0.667, "support": 4},
-                      {"name": "dog", "precision": 0.833, "recall": 0.625, "f1": 0.714, "support": 8},
-                      {"name": "fox", "precision": 0.8, "recall": 1.0, "f1": 0.889, "support": 4}],
+        "per_class": [
+            {"name": "cat", "precision": 0.6, "recall": 0.75, "f1": 0.667, "support": 4},
+            {"name": "dog", "precision": 0.833, "recall": 0.625, "f1": 0.714, "support": 8},
+            {"name": "fox", "precision": 0.8, "recall": 1.0, "f1": 0.889, "support": 4},
+        ],
         "misclassified": [
             {"path": str(data / "cat" / "0.png"), "true": "cat", "predicted": "dog", "confidence": 0.55},
             {"path": str(data / "dog" / "1.png"), "true": "dog", "predicted": "cat", "confidence": 0.91},
@@ -182,8 +204,9 @@ def test_an_answer_for_a_run_no_longer_shown_is_dropped(qtbot, tab, tmp_path, mo
     b = make_run(tmp_path / "runs_b", data, sample_evaluation(data))
     real_job = evaluate_tab._evaluate_job
     # A's job finishes with a real answer even though it is cancelled: only the tab may drop it
-    monkeypatch.setattr(evaluate_tab, "_evaluate_job",
-                        lambda *args, progress=None, stop=None: real_job(*args, progress=progress))
+    monkeypatch.setattr(
+        evaluate_tab, "_evaluate_job", lambda *args, progress=None, stop=None: real_job(*args, progress=progress)
+    )
     tab.show_run(str(a))
     tab.evaluate_now_button.click()
     assert tab.is_busy()
@@ -226,13 +249,17 @@ def test_cancelling_before_any_image_keeps_what_was_shown(qtbot, tab, tmp_path):
     tab.evaluate_now()
     tab.cancel()  # at once: while the folder is being scanned, or before the first batch
     wait_idle(qtbot, tab)
-    assert tab.status_label.text() in ("Evaluation cancelled.", "Cancelled: these numbers cover only the first "
-                                       f"{tab.evaluation()['num_samples']} images.")
+    assert tab.status_label.text() in (
+        "Evaluation cancelled.",
+        f"Cancelled: these numbers cover only the first {tab.evaluation()['num_samples']} images.",
+    )
     if tab.status_label.text() == "Evaluation cancelled.":
         assert tab.evaluation()["num_samples"] == 16  # what was shown stays
     # no image at all: the answer is not drawn over the previous results
-    tab._on_result({"stopped": True, "num_samples": 0, "confusion_matrix": [[0] * 3] * 3, "class_names": CLASSES},
-                   str(run / "best.pt"))
+    tab._on_result(
+        {"stopped": True, "num_samples": 0, "confusion_matrix": [[0] * 3] * 3, "class_names": CLASSES},
+        str(run / "best.pt"),
+    )
     assert tab.status_label.text() == "Evaluation cancelled."
 
 
@@ -240,8 +267,9 @@ def test_splits_the_run_does_not_have_are_not_offered(tab, tmp_path):
     data = make_dataset(tmp_path / "pets")
     run = make_run(tmp_path / "runs", data, None)  # val 25 %, test 0
     tab.show_run(str(run))
-    enabled = {tab.split_combo.itemText(i): tab.split_combo.model().item(i).isEnabled()
-               for i in range(tab.split_combo.count())}
+    enabled = {
+        tab.split_combo.itemText(i): tab.split_combo.model().item(i).isEnabled() for i in range(tab.split_combo.count())
+    }
     assert enabled == {"val": True, "test": False, "all": True} and tab.split_combo.currentText() == "val"
     tab.set_checkpoint(str(run / "best.pt"), str(data))  # a plain checkpoint: every split may be tried
     assert all(tab.split_combo.model().item(i).isEnabled() for i in range(tab.split_combo.count()))
@@ -276,8 +304,9 @@ def test_a_failed_evaluation_says_which_results_are_still_shown(qtbot, tab, tmp_
             Image.new("RGB", (20, 20), (i * 90, 40, 200)).save(other / name / f"{i}.png")
     tab.data_edit.setText(str(other))
     tab._on_data_folder_chosen()  # as after typing the folder or picking it with Browse…
-    assert tab.split_combo.currentText() == "all" and "Not the folder the model was trained on" in \
-        tab.status_label.text()
+    assert (
+        tab.split_combo.currentText() == "all" and "Not the folder the model was trained on" in tab.status_label.text()
+    )
     tab.evaluate_now()
     wait_idle(qtbot, tab)
     text = tab.status_label.text()

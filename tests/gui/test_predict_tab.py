@@ -32,11 +32,23 @@ def make_checkpoint(path: Path, seed: int = 0) -> Path:
     model = models.build("resnext11_2x4d", len(CLASSES)).eval()
     cfg = RunConfig(data=DataConfig(image_size=32))
     cfg.model.arch = "resnext11_2x4d"
-    checkpoint.save(path, {
-        "format": checkpoint.FORMAT, "model": checkpoint.plain_state_dict(model), "arch": "resnext11_2x4d",
-        "num_classes": len(CLASSES), "class_names": CLASSES, "image_size": 32, "resize_size": 32,
-        "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "config": cfg.to_dict(), "epoch": 1, "metrics": {},
-    })
+    checkpoint.save(
+        path,
+        {
+            "format": checkpoint.FORMAT,
+            "model": checkpoint.plain_state_dict(model),
+            "arch": "resnext11_2x4d",
+            "num_classes": len(CLASSES),
+            "class_names": CLASSES,
+            "image_size": 32,
+            "resize_size": 32,
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+            "config": cfg.to_dict(),
+            "epoch": 1,
+            "metrics": {},
+        },
+    )
     return path
 
 
@@ -91,12 +103,22 @@ def wait_idle(qtbot, w, timeout: int = 90_000) -> None:
 def drop(widget, paths: list[Path]) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    enter = QDragEnterEvent(widget.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        widget.rect().center(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     widget.dragEnterEvent(enter)
     assert enter.isAccepted()
-    event = QDropEvent(QPointF(widget.rect().center()), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(widget.rect().center()),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     widget.dropEvent(event)
 
 
@@ -112,8 +134,10 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
     wait_idle(qtbot, tab)
 
     images = [str(p) for p in inputs["loose"] + inputs["in_folder"]]
-    rows = {tab.model.index(r, COL_FILE).data(PATH_ROLE): tab.model.index(r, COL_CLASS).data()
-            for r in range(tab.row_count())}
+    rows = {
+        tab.model.index(r, COL_FILE).data(PATH_ROLE): tab.model.index(r, COL_CLASS).data()
+        for r in range(tab.row_count())
+    }
     assert tab.row_count() == len(images) + 2  # the unreadable file and the empty folder have rows too
     results = {str(p.source): p for p in tab.results()}
     bad = results[str(inputs["bad"][0])]
@@ -129,9 +153,24 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
 
     # the same answers from the command line (exit 1: one input was unreadable)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(REPO / "main.py"), "predict", "--checkpoint", str(ckpt), "--json",
-                           "--device", "cpu", *[str(p) for p in dropped]], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=180)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "main.py"),
+            "predict",
+            "--checkpoint",
+            str(ckpt),
+            "--json",
+            "--device",
+            "cpu",
+            *[str(p) for p in dropped],
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=180,
+    )
     assert proc.returncode in (0, 1), proc.stderr
     doc = json.loads(proc.stdout)
     cli = {p["source"]: p["label"] for p in doc["predictions"] if p["ok"]}
@@ -287,8 +326,9 @@ def test_changing_the_model_or_top_k_classifies_the_shown_images_again(qtbot, ta
     assert tab.is_busy()
     wait_idle(qtbot, tab)
     expected = Predictor.from_checkpoint(other, device="cpu").predict(images, top_k=2)
-    assert [(r.label, round(r.confidence, 4)) for r in tab.results()] == \
-        [(e.label, round(e.confidence, 4)) for e in expected]
+    assert [(r.label, round(r.confidence, 4)) for r in tab.results()] == [
+        (e.label, round(e.confidence, 4)) for e in expected
+    ]
 
     def header(path):
         tab.export_csv(str(path))

@@ -15,17 +15,34 @@ from core.runs import write_history
 from gui.runs_tab import COL_ARCH, COL_DATE, COL_NAME, COL_STATUS, COLUMNS, NUMERIC_COLUMNS, RunsTab
 
 
-def make_run(root: Path, name: str, status: str, epochs: int, started: float, best: bool = True,
-             last: bool = True) -> Path:
+def make_run(
+    root: Path, name: str, status: str, epochs: int, started: float, best: bool = True, last: bool = True
+) -> Path:
     """A run folder written by hand, as the trainer or the command line leaves it."""
     d = root / name
     d.mkdir(parents=True)
-    cfg = RunConfig(data=DataConfig(root="/data/shapes", image_size=32), model=ModelConfig(arch="resnext11_2x4d"),
-                    train=TrainConfig(epochs=5))
+    cfg = RunConfig(
+        data=DataConfig(root="/data/shapes", image_size=32),
+        model=ModelConfig(arch="resnext11_2x4d"),
+        train=TrainConfig(epochs=5),
+    )
     (d / "config.json").write_text(json.dumps(cfg.to_dict()))
     (d / "status.json").write_text(json.dumps({"status": status, "started": started}))
-    write_history(d, [{"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.3 + 0.1 * e, "val_loss": 2.2 / e,
-                       "val_acc": 0.25 + 0.1 * e, "lr": 1e-3, "seconds": 1.5} for e in range(1, epochs + 1)])
+    write_history(
+        d,
+        [
+            {
+                "epoch": e,
+                "train_loss": 2.0 / e,
+                "train_acc": 0.3 + 0.1 * e,
+                "val_loss": 2.2 / e,
+                "val_acc": 0.25 + 0.1 * e,
+                "lr": 1e-3,
+                "seconds": 1.5,
+            }
+            for e in range(1, epochs + 1)
+        ],
+    )
     for flag, fname in ((best, "best.pt"), (last, "last.pt")):
         if flag:
             (d / fname).write_bytes(b"placeholder")
@@ -38,8 +55,9 @@ def runs(tmp_path: Path) -> dict[str, Path]:
     return {
         "done": make_run(root, "20240101-100000-resnext11_2x4d-shapes", "completed", 5, 1_704_100_000),
         "stopped": make_run(root, "20240102-100000-resnext11_2x4d-shapes", "stopped", 3, 1_704_200_000),
-        "failed": make_run(root, "20240103-100000-resnext11_2x4d-shapes", "failed", 1, 1_704_300_000, best=False,
-                           last=False),
+        "failed": make_run(
+            root, "20240103-100000-resnext11_2x4d-shapes", "failed", 1, 1_704_300_000, best=False, last=False
+        ),
     }
 
 
@@ -55,8 +73,9 @@ def tab(qtbot, runs) -> RunsTab:
 def test_lists_every_run_with_its_columns(tab, runs):
     assert tab.run_count() == 3
     listed = {tab.table.item(r, COL_NAME).text(): tab.table.item(r, COL_STATUS).text() for r in range(3)}
-    assert listed == {p.name: s for p, s in ((runs["done"], "completed"), (runs["stopped"], "stopped"),
-                                               (runs["failed"], "failed"))}
+    assert listed == {
+        p.name: s for p, s in ((runs["done"], "completed"), (runs["stopped"], "stopped"), (runs["failed"], "failed"))
+    }
     assert tab.table.item(0, COL_ARCH).text() == "resnext11_2x4d"
 
 
@@ -85,8 +104,10 @@ def test_one_line_per_selected_run(tab, runs):
 
 def test_settings_and_buttons_follow_the_selection(tab, runs):
     tab.select_runs([str(runs["stopped"])])
-    tops = {tab.settings_tree.topLevelItem(i).text(0): tab.settings_tree.topLevelItem(i)
-            for i in range(tab.settings_tree.topLevelItemCount())}
+    tops = {
+        tab.settings_tree.topLevelItem(i).text(0): tab.settings_tree.topLevelItem(i)
+        for i in range(tab.settings_tree.topLevelItemCount())
+    }
     assert {"run", "data", "model", "train"} <= set(tops)
     train = tops["train"]
     values = {train.child(i).text(0): train.child(i).text(1) for i in range(train.childCount())}
@@ -135,10 +156,23 @@ def _real_best(run: Path) -> torch.nn.Module:
 
     torch.manual_seed(0)
     model = models.build("resnext11_2x4d", 3).eval()
-    checkpoint.save(run / "best.pt", {
-        "format": checkpoint.FORMAT, "model": model.state_dict(), "arch": "resnext11_2x4d", "num_classes": 3,
-        "class_names": ["a", "b", "c"], "image_size": 16, "resize_size": data.resize_size(16),
-        "mean": list(data.IMAGENET_MEAN), "std": list(data.IMAGENET_STD), "config": {}, "epoch": 1, "metrics": {}})
+    checkpoint.save(
+        run / "best.pt",
+        {
+            "format": checkpoint.FORMAT,
+            "model": model.state_dict(),
+            "arch": "resnext11_2x4d",
+            "num_classes": 3,
+            "class_names": ["a", "b", "c"],
+            "image_size": 16,
+            "resize_size": data.resize_size(16),
+            "mean": list(data.IMAGENET_MEAN),
+            "std": list(data.IMAGENET_STD),
+            "config": {},
+            "epoch": 1,
+            "metrics": {},
+        },
+    )
     return model
 
 
@@ -186,6 +220,7 @@ def test_delete_asks_and_removes(qtbot, tab, runs, monkeypatch):
         def question(*args, **kwargs):
             asked.append(args[2] if len(args) > 2 else "")
             return reply
+
         return question
 
     tab.select_runs([str(runs["failed"])])
@@ -219,8 +254,9 @@ def test_columns_fit_their_contents_and_the_name_stretches(qtbot, tab, runs):
     qtbot.waitExposed(tab)
     t, h = tab.table, tab.table.horizontalHeader()
     assert h.sectionResizeMode(COL_NAME) == QHeaderView.ResizeMode.Stretch and not h.stretchLastSection()
-    assert all(h.sectionResizeMode(c) == QHeaderView.ResizeMode.Interactive for c in range(len(COLUMNS))
-               if c != COL_NAME)  # the user can still drag them
+    assert all(
+        h.sectionResizeMode(c) == QHeaderView.ResizeMode.Interactive for c in range(len(COLUMNS)) if c != COL_NAME
+    )  # the user can still drag them
     assert h.length() == t.viewport().width()  # the name column takes the spare width: no empty gutter
     metrics = h.fontMetrics()
     for col, title in enumerate(COLUMNS):
@@ -234,8 +270,9 @@ def test_columns_fit_their_contents_and_the_name_stretches(qtbot, tab, runs):
 
     date = h.sectionSize(COL_DATE)
     h.resizeSection(COL_ARCH, 300)  # as when the user drags the border
-    make_run(runs["done"].parent, "20240104-100000-resnext11_2x4d-a-much-longer-data-set-name", "completed", 2,
-             1_704_400_000)
+    make_run(
+        runs["done"].parent, "20240104-100000-resnext11_2x4d-a-much-longer-data-set-name", "completed", 2, 1_704_400_000
+    )
     tab.refresh()
     assert tab.run_count() == 4
     assert h.sectionSize(COL_ARCH) == 300  # the user's width survives a refresh
@@ -243,8 +280,9 @@ def test_columns_fit_their_contents_and_the_name_stretches(qtbot, tab, runs):
 
 
 def test_a_run_without_finished_epochs_gets_a_note_not_stale_axes(tab, runs):
-    empty = make_run(runs["done"].parent, "20240104-100000-resnext11_2x4d-shapes", "stopped", 0, 1_704_400_000,
-                     best=False)
+    empty = make_run(
+        runs["done"].parent, "20240104-100000-resnext11_2x4d-shapes", "stopped", 0, 1_704_400_000, best=False
+    )
     tab.refresh()
     tab.select_runs([str(runs["done"])])
     assert len(tab.curve_lines()) == 1

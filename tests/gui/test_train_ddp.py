@@ -54,8 +54,18 @@ def _setup(qtbot, monkeypatch, tmp_path, runs_dir, epochs: int, batch: int = 4):
     panel.augment_combo.setCurrentText("none")
     panel.val_spin.setValue(25)
     tab.model_panel.set_arch(TINY_ARCH)
-    tab.set_train_values({"epochs": epochs, "batch_size": batch, "lr": 2e-3, "device": "cpu", "warmup_epochs": 0,
-                          "seed": 0, "mixup": 0, "cutmix": 0})
+    tab.set_train_values(
+        {
+            "epochs": epochs,
+            "batch_size": batch,
+            "lr": 2e-3,
+            "device": "cpu",
+            "warmup_epochs": 0,
+            "seed": 0,
+            "mixup": 0,
+            "cutmix": 0,
+        }
+    )
     tab.show()
     return panel, tab
 

@@ -27,8 +27,17 @@ def _setup(qtbot, folder, runs_dir, epochs=2):
     panel.augment_combo.setCurrentText("light")
     panel.val_spin.setValue(25)
     tab.model_panel.set_arch(TINY_ARCH)
-    tab.set_train_values({"epochs": epochs, "batch_size": 8, "lr": 2e-3, "device": "cpu", "warmup_epochs": 0,
-                          "scheduler": "cosine", "seed": 0})
+    tab.set_train_values(
+        {
+            "epochs": epochs,
+            "batch_size": 8,
+            "lr": 2e-3,
+            "device": "cpu",
+            "warmup_epochs": 0,
+            "scheduler": "cosine",
+            "seed": 0,
+        }
+    )
     tab.show()
     return panel, tab
 
@@ -182,8 +191,9 @@ def test_bad_learning_rate_is_reported(qtbot, tiny_dataset, runs_dir):
         panel.val_spin.setValue(60)
         panel.test_spin.setValue(40)
         assert not tab.start() and tab.state == IDLE
-        assert tab.banner.text() == ("Validation 60% + test 40% leave no training images (Dataset tab): together "
-                                     "they must stay below 100 %.")
+        assert tab.banner.text() == (
+            "Validation 60% + test 40% leave no training images (Dataset tab): together they must stay below 100 %."
+        )
     finally:
         _cleanup(panel, tab)
 
@@ -257,8 +267,9 @@ def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_
         def on_epoch_end(self, m):
             token.stop()
 
-    first = engine.Trainer(cfg, data.scan(tiny_dataset), callbacks=[StopAfterFirst()], stop=token,
-                           runs_dir=runs_dir).fit()
+    first = engine.Trainer(
+        cfg, data.scan(tiny_dataset), callbacks=[StopAfterFirst()], stop=token, runs_dir=runs_dir
+    ).fit()
     assert first.reason == "stopped" and len(first.history) == 1
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=2)  # the form says 2 epochs and batch 8
     tab.set_train_values({"batch_size": 16})
@@ -317,7 +328,9 @@ def test_resuming_a_run_whose_data_moved_asks_where_it_is(qtbot, tiny_dataset, r
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
     asked = []
     try:
-        monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+        monkeypatch.setattr(
+            QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No
+        )
         assert not tab.resume_run(first.run_dir) and tab.state == IDLE
         assert str(old) in asked[0] and "is not there any more" in tab.banner.text()
         monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
