@@ -251,26 +251,30 @@ def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
     qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
 
 
-@pytest.mark.timeout(300)
-def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_dir):
-    """Resume (from the Runs tab) continues to the run's planned epochs with its own settings, whatever the form."""
+def _run_stopped_after_epoch_1(folder: Path, runs_dir, epochs: int):
+    """A headless run of `epochs` (batch 8) on `folder`, stopped after its first epoch."""
     from core import data, engine
     from core.config import RunConfig
 
     cfg = RunConfig()
-    cfg.data.root, cfg.data.image_size, cfg.data.num_workers = str(tiny_dataset), 32, 0
+    cfg.data.root, cfg.data.image_size, cfg.data.num_workers = str(folder), 32, 0
     cfg.model.arch = TINY_ARCH
-    cfg.train.epochs, cfg.train.batch_size, cfg.train.device = 3, 8, "cpu"
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.device = epochs, 8, "cpu"
     token = engine.StopToken()
 
     class StopAfterFirst(engine.Callback):
         def on_epoch_end(self, m):
             token.stop()
 
-    first = engine.Trainer(
-        cfg, data.scan(tiny_dataset), callbacks=[StopAfterFirst()], stop=token, runs_dir=runs_dir
-    ).fit()
+    first = engine.Trainer(cfg, data.scan(folder), callbacks=[StopAfterFirst()], stop=token, runs_dir=runs_dir).fit()
     assert first.reason == "stopped" and len(first.history) == 1
+    return first
+
+
+@pytest.mark.timeout(300)
+def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_dir):
+    """Resume (from the Runs tab) continues to the run's planned epochs with its own settings, whatever the form."""
+    first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=3)
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=2)  # the form says 2 epochs and batch 8
     tab.set_train_values({"batch_size": 16})
     try:
@@ -308,22 +312,8 @@ def test_resuming_a_run_whose_data_moved_asks_where_it_is(qtbot, tiny_dataset, r
 
     from PySide6.QtWidgets import QFileDialog
 
-    from core import data, engine
-    from core.config import RunConfig
-
     old = Path(shutil.copytree(tiny_dataset, tmp_path / "photos"))
-    cfg = RunConfig()
-    cfg.data.root, cfg.data.image_size, cfg.data.num_workers = str(old), 32, 0
-    cfg.model.arch = TINY_ARCH
-    cfg.train.epochs, cfg.train.batch_size, cfg.train.device = 2, 8, "cpu"
-    token = engine.StopToken()
-
-    class StopAfterFirst(engine.Callback):
-        def on_epoch_end(self, m):
-            token.stop()
-
-    first = engine.Trainer(cfg, data.scan(old), callbacks=[StopAfterFirst()], stop=token, runs_dir=runs_dir).fit()
-    assert first.reason == "stopped"
+    first = _run_stopped_after_epoch_1(old, runs_dir, epochs=2)
     new = old.rename(tmp_path / "photos-moved")
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
     asked = []
