@@ -542,7 +542,7 @@ class Trainer:
                     "failed",
                     (
                         f"another training process failed or was killed (see the torchrun "
-                        f"log); last.pt holds the last finished epoch. {_one_line(e)}"
+                        f"log); last.pt holds the last saved state. {_one_line(e)}"
                     ),
                     traceback.format_exc(),
                 )
@@ -859,15 +859,22 @@ class Trainer:
             for path, reason in batch.errors:
                 self._warn(f"skipped {path}: {reason}")
             meter.wait_if_paused()
-            if stop.stopped:
-                raise self._stopped(meter, step - 1, gen, mix_rng, fetched=True)
+            if stop.stopped:  # the loader handed out this batch (if it has images): not trained yet
+                raise self._stopped(
+                    meter,
+                    step - 1,
+                    self.train_loader.served - (batch.x.shape[0] > 0),
+                    len(self.train_loader.ids),
+                    gen,
+                    mix_rng,
+                )
             b = int(batch.x.shape[0])
             if b >= 2:  # BatchNorm cannot train on one image (an odd last batch or a batch of unreadable files)
                 self._batch_size_now = b
                 meter.add(step, *self._train_step(batch, gen, mix_rng), b)
             meter.tick(step)
             if stop.stopped:
-                raise self._stopped(meter, step, gen, mix_rng)
+                raise self._stopped(meter, step, self.train_loader.served, len(self.train_loader.ids), gen, mix_rng)
         if not meter.seen:
             raise _Failed(f"epoch {epoch}: no training image could be read")
         mean_loss, accuracy = meter.finish()
@@ -875,25 +882,35 @@ class Trainer:
 
     # -- stop inside an epoch, resume from the next batch
     def _stopped(
-        self, meter: _EpochMeter, steps_done: int, gen: torch.Generator, mix_rng: random.Random, fetched: bool = False
+        self,
+        meter: _EpochMeter,
+        steps_done: int,
+        batches_done: int,
+        images: int,
+        gen: torch.Generator,
+        mix_rng: random.Random | None = None,
     ) -> _Stopped:
         """The exception that ends an epoch on a stop, with what this rank needs to go on from the next batch:
-        the steps and batches done, the running sums, and the augmentation generators' states. Waits for the
-        device once; a non-finite loss fails the run here (distributed: is noted for the ranks' agreement) rather
-        than being saved into last.pt. `fetched`: the loader already handed out the (untrained) next batch."""
+        the steps and loader batches done, how many images its epoch order covers, the running sums, and the
+        augmentation generators' states. Waits for the device once; a non-finite loss fails the run here
+        (distributed: is noted for the ranks' agreement) rather than being saved into last.pt."""
         loss_sum, correct, first_bad = meter.settle()
-        version, internal, gauss = mix_rng.getstate()
+        mix = None
+        if mix_rng is not None:
+            version, internal, gauss = mix_rng.getstate()
+            mix = [version, list(internal), gauss]
         return _Stopped(
             {
                 "steps_done": steps_done,
-                "batches_done": self.train_loader.served - int(fetched),
+                "batches_done": batches_done,
+                "images": images,
                 "loss_sum": loss_sum,
                 "correct": correct,
                 "first_bad": first_bad,
                 "seen": meter.seen,
                 "gen": gen.get_state(),
-                "mix": [version, list(internal), gauss],
-                "seconds": meter.active_s(),
+                "mix": mix,
+                "seconds": meter.seconds0 + meter.active_s(),
             }
         )
 
@@ -908,47 +925,65 @@ class Trainer:
         return {
             "epoch": self._epochs_done + 1,
             "steps_done": state["steps_done"],
+            "global_batch": self.local_batch * self.world_size,
             "seconds": max(s["seconds"] for s in states),
             "ranks": states,
         }
 
+    def _take_partial(self, epoch: int) -> dict[str, Any] | None:
+        """The stop state of `epoch` when a resumed run goes on inside it (once), else None."""
+        partial = self._partial
+        if not partial or partial["epoch"] != epoch:
+            return None
+        self._partial = None
+        return partial
+
     def _go_on(self, epoch: int, meter: _EpochMeter, gen: torch.Generator, mix_rng: random.Random) -> int:
         """Set the loader to `epoch`; when a stopped run resumes inside it, leave out the batches already trained,
         restore the generators and the running sums, and return the steps done (else 0)."""
-        partial, self._partial = (
-            (self._partial, None) if self._partial and self._partial["epoch"] == epoch else (None, self._partial)
-        )
+        partial = self._take_partial(epoch)
         if partial is None:
             self.train_loader.set_epoch(epoch)
             return 0
         states, done = partial["ranks"], int(partial["steps_done"])
-        if len(states) == self.world_size:  # the same layout: this rank goes on exactly where it stopped
-            mine = states[self.rank]
+        global_batch = self.local_batch * self.world_size
+        before = int(partial.get("global_batch") or global_batch)
+        meter.seconds0 = float(partial.get("seconds") or 0.0)
+        mine = states[self.rank] if len(states) == self.world_size and before == global_batch else None
+        if mine is not None and int(mine.get("images", -1)) == len(self.train_loader.ids):
+            # the same layout and the same images: this rank goes on exactly where it stopped
             gen.set_state(mine["gen"])
             version, internal, gauss = mine["mix"]
             mix_rng.setstate((version, tuple(internal), gauss))
             self.train_loader.set_epoch(epoch, skip=int(mine["batches_done"]))
             meter.resume_from(done, mine["loss_sum"], mine["correct"], mine["first_bad"], int(mine["seen"]))
             return done
-        # another number of processes: the same global batches are done, but each rank's share of the rest and its
-        # augmentation draws differ from an uninterrupted run; the epoch's sums so far go to rank 0
+        # Another number of processes or batch, or another set of readable images (another cache mode, a file
+        # fixed or broken): the epoch's order differs, so go on after as many images as were trained; the sums so
+        # far go to rank 0
+        skip = done * before // global_batch
         if self.is_main:
-            self._warn(
-                f"epoch {epoch} was stopped with {len(states)} process(es) and goes on with {self.world_size}: "
-                f"its remaining batches are shared out anew"
+            why = (
+                f"with {self.world_size} process(es) (batch {global_batch}) instead of {len(states)} (batch {before})"
+                if mine is None
+                else "with another set of readable images"
             )
-        self.train_loader.set_epoch(epoch, skip=done)
+            self._warn(
+                f"epoch {epoch} goes on {why}: its remaining images follow a new order, so in this epoch some may be "
+                f"trained twice and others not at all"
+            )
+        self.train_loader.set_epoch(epoch, skip=skip)
         if self.is_main:
             meter.resume_from(
-                done,
+                skip,
                 sum(s["loss_sum"] for s in states),
                 sum(s["correct"] for s in states),
                 min((s["first_bad"] for s in states if s["first_bad"] > 0), default=-1.0),
                 sum(int(s["seen"]) for s in states),
             )
         else:
-            meter.resume_from(done, 0.0, 0.0, -1.0, 0)
-        return done
+            meter.resume_from(skip, 0.0, 0.0, -1.0, 0)
+        return skip
 
     def _train_step(
         self, batch: data.Batch, gen: torch.Generator, mix_rng: random.Random
@@ -1025,7 +1060,10 @@ class Trainer:
             if bad:
                 self._fail_nonfinite(bad[0], epoch, bad[1])
             if stopping:  # every rank is here: settle the loss first, so broken weights fail instead of being kept
-                stopped = self._stopped(meter, step - 1, gen, mix_rng, fetched=batch is not None)
+                loader = self.train_loader
+                stopped = self._stopped(
+                    meter, step - 1, loader.served - (batch is not None), len(loader.ids), gen, mix_rng
+                )
                 bad = self._agree(False, False, meter.bad)[2]
                 if bad:
                     self._fail_nonfinite(bad[0], epoch, bad[1])
@@ -1308,6 +1346,7 @@ class _EpochMeter:
         self.first_bad = torch.full((), -1.0, device=dev, dtype=dtype)
         self.seen = 0
         self.step0 = self.seen0 = 0  # steps and images of this epoch done before a stop (a resumed epoch)
+        self.seconds0 = 0.0  # and the seconds they took
         self.paused = 0.0
         self.t0 = time.perf_counter()
         self._last_emit = self._last_file = -math.inf

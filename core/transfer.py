@@ -414,10 +414,11 @@ class LinearTrainer(Trainer):
         steps = self.steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
         order, view = data.to_device(order, dev), None if view is None else data.to_device(view, dev)  # once
         meter = _EpochMeter(self, epoch, steps)
-        for step in range(1, steps + 1):
+        done = self._go_on_features(epoch, meter, n)
+        for step in range(done + 1, steps + 1):
             meter.wait_if_paused()
-            if stop.stopped:
-                raise _Stopped
+            if stop.stopped:  # the order and views come from (seed, epoch): a resume leaves out the steps done
+                raise self._stopped(meter, step - 1, step - 1, n, gen)
             idx = order[(step - 1) * tc.batch_size : step * tc.batch_size]
             x = x_all[idx, view[idx]] if view is not None else x_all[idx]
             y = y_all[idx]
@@ -434,6 +435,20 @@ class LinearTrainer(Trainer):
             meter.tick(step)
         mean_loss, accuracy = meter.finish()
         return mean_loss, accuracy, meter.paused
+
+    def _go_on_features(self, epoch: int, meter: _EpochMeter, n: int) -> int:
+        """A resumed run stopped inside `epoch`: the steps it had done (their sums restored), else 0."""
+        partial = self._take_partial(epoch)
+        if partial is None:
+            return 0
+        mine = partial["ranks"][0]
+        if int(partial.get("global_batch") or 0) != self.config.train.batch_size or int(mine.get("images", -1)) != n:
+            self._warn(f"epoch {epoch} starts again from its first batch: its images or batch size changed")
+            return 0
+        done = int(partial["steps_done"])
+        meter.seconds0 = float(partial.get("seconds") or 0.0)
+        meter.resume_from(done, mine["loss_sum"], mine["correct"], mine["first_bad"], int(mine["seen"]))
+        return done
 
     @torch.inference_mode()
     def _validate(self) -> tuple[float, float]:

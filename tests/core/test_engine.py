@@ -555,3 +555,42 @@ def test_class_weights_are_inverse_frequencies(tmp_path):
     t = Trainer(cfg, callbacks=[Probe()], runs_dir=tmp_path / "runs")
     assert t.fit().reason == "completed"
     assert torch.allclose(seen["weight"], torch.tensor([20 / 12, 20 / 24, 20 / 24]))
+
+
+def test_a_stopped_epoch_resumed_over_another_set_of_images_says_so_and_ends_as_planned(tmp_path, monkeypatch):
+    """The memory cache orders only the images it could load, streaming orders every file: with one that fails
+    to load (after the scan passed it), the stopped epoch's order cannot be repeated. The resume says so and
+    still trains the planned steps."""
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)
+    root = make_colour_set(tmp_path / "data", per_class=8)
+    broken = str(sorted((root / "c0").iterdir())[0])
+    load = data.load_for_model
+
+    def failing(path, *args, **kwargs):
+        if str(path) == broken:
+            raise data.ImageLoadError(path, "truncated since the scan")
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "load_for_model", failing)
+    cfg = config(root, epochs=3, batch_size=4)
+    cfg.data.cache = "memory"
+    token = StopToken()
+
+    class StopInEpoch2(Callback):
+        def on_batch_end(self, p):
+            if (p.epoch, p.step) == (2, 2):
+                token.stop()
+
+    first = Trainer(cfg, callbacks=[StopInEpoch2()], stop=token, runs_dir=tmp_path / "runs").fit()
+    assert first.reason == "stopped"
+    override = config(root, epochs=3, batch_size=4)
+    override.data.cache = "stream"
+    rec = Recorder()
+    resumed = Trainer(override, callbacks=[rec], resume=first.run_dir).fit()
+    assert resumed.reason == "completed", resumed.message
+    assert any("goes on with another set of readable images" in w for w in rec.warnings), rec.warnings
+    steps = rec.of("fit_start")[0].steps_per_epoch
+    epoch2 = [p.step for p in rec.of("batch") if p.epoch == 2]
+    assert epoch2[0] == 3 and epoch2[-1] == steps  # after the 2 steps done (8 images), to the epoch's end
+    last = checkpoint.load(Path(resumed.run_dir) / "last.pt")
+    assert last["scheduler"]["last_epoch"] <= 3 * steps  # never past the plan (a batch of one image is skipped)

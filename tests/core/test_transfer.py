@@ -241,3 +241,41 @@ def test_finetune_can_start_from_a_linear_run(dataset, weights, tmp_path):
     assert torch.equal(t.model.fc.weight.detach().cpu(), ck["model"]["fc.weight"])  # the trained head comes along
     assert torch.equal(t.model.layer2[0].conv2.weight.detach().cpu(), ck["model"]["layer2.0.conv2.weight"])
     assert all(p.requires_grad for p in t.model.parameters())
+
+
+def test_a_linear_run_stopped_inside_an_epoch_resumes_from_the_next_step_exactly(
+    dataset, weights, tmp_path, monkeypatch
+):
+    """18 training features, batch 4: 5 steps an epoch. Stopped after step 2 of epoch 2, resumed twice over."""
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # a progress event after every step
+    cfg = config(dataset, weights, epochs=3)
+    cfg.train.batch_size = 4
+    _, straight, _, _ = fit(cfg, tmp_path / "a")
+    assert straight.reason == "completed", straight.message
+    token = StopToken()
+
+    class StopAt(Callback):
+        def __init__(self, at):
+            self.at = at
+
+        def on_batch_end(self, p):
+            if (p.epoch, p.step) == self.at:
+                token.stop()
+
+    first = Trainer(cfg, callbacks=[StopAt((2, 2))], stop=token, runs_dir=tmp_path / "b").fit()
+    assert first.reason == "stopped"
+    saved = checkpoint.load(Path(first.run_dir) / "last.pt")["partial"]
+    assert saved["epoch"] == 2 and saved["steps_done"] == 2
+    token = StopToken()
+    second = Trainer(None, callbacks=[StopAt((2, 4))], stop=token, resume=first.run_dir).fit()
+    assert second.reason == "stopped"
+    again = checkpoint.load(Path(first.run_dir) / "last.pt")["partial"]
+    assert again["steps_done"] == 4 and again["seconds"] > saved["seconds"]  # the earlier session's time kept
+    resumed = Trainer(None, resume=first.run_dir).fit()
+    assert resumed.reason == "completed", resumed.message
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in straight.history]
+    a = checkpoint.load(Path(straight.run_dir) / "last.pt")
+    b = checkpoint.load(Path(resumed.run_dir) / "last.pt")
+    assert b["scheduler"]["last_epoch"] == a["scheduler"]["last_epoch"]
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
