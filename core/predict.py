@@ -23,6 +23,7 @@ from core import data
 Item = Any  # str | Path | PIL.Image.Image | numpy.ndarray
 
 CANCELLED = "cancelled"
+NO_IMAGES_IN_FOLDER = "no image files in this folder"  # the reason given for a dropped folder without images
 BACKENDS = ("auto", "torch", "onnx")
 
 
@@ -420,7 +421,7 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[l
         for e in errors:
             problems.append((str(getattr(e, "filename", None) or raw), f"cannot read folder: {e.strerror or e}"))
         if not found and not errors:
-            problems.append((str(raw), "no image files in this folder"))
+            problems.append((str(raw), NO_IMAGES_IN_FOLDER))
         files += found
     return files, problems
 

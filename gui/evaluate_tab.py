@@ -276,6 +276,7 @@ class EvaluateTab(QWidget):
         self._eval_generation = 0  # answers of an evaluation started for another run or checkpoint are dropped
         self._eval_target: str | None = None  # the checkpoint being evaluated
         self._eval_queued = False  # "Evaluate now" pressed while a cancelled evaluation was still stopping
+        self._folder_offered = ""  # the data folder last checked for being the model's own (_on_data_folder_chosen)
         self._gallery_rows: list[dict[str, Any]] = []
         self._build()
 
@@ -473,8 +474,12 @@ class EvaluateTab(QWidget):
             self._on_data_folder_chosen()
 
     def _on_data_folder_chosen(self) -> None:
-        """Another folder than the model's own: its val/test split would be a random share of it, so "all"."""
+        """Another folder than the model's own: its val/test split would be a random share of it, so "all" (once
+        per folder chosen: a split the user picks afterwards stays)."""
         data, own = self.data_edit.text().strip(), self._data_root_from_checkpoint(self.ckpt_edit.text().strip())
+        if data == self._folder_offered:
+            return
+        self._folder_offered = data
         if data and own and _same_folder(data, own) is False and self.split_combo.currentText() != "all":
             self.split_combo.setCurrentText("all")
             self._set_status(

@@ -466,9 +466,8 @@ class PredictTab(QWidget):
                 self.model_combo.removeItem(i)
         self.refresh_models()  # never leaves the list without a model or its placeholder
         self._prev_combo_index = self.model_combo.currentIndex()
-        if self.stack.currentIndex() in (1, 2) and any(
-            Path(job[3]).parent == g for job in self._jobs.values() for g in gone
-        ):
+        shown = self._jobs.get({1: "one", 2: "many"}.get(self.stack.currentIndex(), ""))
+        if shown is not None and any(Path(shown[3]).parent == g for g in gone):
             self._clear_results(
                 "The model of these results was deleted. Drop images or folders to classify them with another model."
             )
@@ -794,7 +793,9 @@ class PredictTab(QWidget):
 
     def _problems(self) -> tuple[int, int]:
         """(files that could not be read, folders with no images) among the results."""
-        folders = sum(1 for r in self._results if not r.ok and os.path.isdir(r.source))
+        from core.predict import NO_IMAGES_IN_FOLDER  # loaded already: the results came from core.predict
+
+        folders = sum(1 for r in self._results if not r.ok and r.error == NO_IMAGES_IN_FOLDER)
         return sum(1 for r in self._results if not r.ok) - folders, folders
 
     def _update_count(self) -> None:

@@ -664,7 +664,16 @@ class RunsTab(QWidget):
         )
         if path:
             remember_dir("exports", path)
-            fmt = "torchscript" if chosen == filters["torchscript"] else "onnx"
+            suffix = Path(path).suffix.lower()  # a typed extension decides; else the chosen file type
+            fmt = (
+                "onnx"
+                if suffix == ".onnx"
+                else "torchscript"
+                if suffix in (".pt", ".pth", ".ts")
+                else "torchscript"
+                if chosen == filters["torchscript"]
+                else "onnx"
+            )
             self.export_model(run, path, fmt)
 
     def export_model(self, run_dir: str, path: str, fmt: str = "onnx") -> None:

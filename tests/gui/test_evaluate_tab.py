@@ -307,6 +307,10 @@ def test_a_failed_evaluation_says_which_results_are_still_shown(qtbot, tab, tmp_
     assert (
         tab.split_combo.currentText() == "all" and "Not the folder the model was trained on" in tab.status_label.text()
     )
+    tab.split_combo.setCurrentText("val")  # the user's own choice for this folder …
+    tab._on_data_folder_chosen()  # … stays when the field loses focus again
+    assert tab.split_combo.currentText() == "val"
+    tab.split_combo.setCurrentText("all")
     tab.evaluate_now()
     wait_idle(qtbot, tab)
     text = tab.status_label.text()

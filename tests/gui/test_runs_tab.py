@@ -205,6 +205,13 @@ def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp
     assert shown[-1][0] == "info" and "ONNX" in shown[-1][1] and (tmp_path / "m.onnx").stat().st_size > 10_000
     assert tab.last_export["top1_agree"] and tab.last_export["max_abs_diff"] <= 1e-4
 
+    # a typed .pt name decides the format, whichever file type the dialog had selected
+    picked = (str(tmp_path / "typed.pt"), "ONNX model (*.onnx)")
+    with qtbot.waitSignal(tab.model_export_finished, timeout=120_000):
+        tab.model_button.click()
+    assert (tmp_path / "typed.pt").is_file() and not (tmp_path / "typed.pt.onnx").exists()
+    assert tab.last_export["format"] == "torchscript"
+
     # a damaged best.pt: a warning that names it, and no file
     with qtbot.waitSignal(tab.model_export_finished, timeout=60_000):
         tab.export_model(str(runs["stopped"]), str(tmp_path / "bad.onnx"), "onnx")
