@@ -283,7 +283,7 @@ class StopInEpoch2(engine.Callback):  # runs on rank 0 only; the stop decision i
         self.token = token
 
     def on_batch_end(self, p):
-        if (p.epoch, p.step) == (2, 1):
+        if (p.epoch, p.step) == {stop_at}:
             self.token.stop()
 
 
@@ -291,7 +291,7 @@ token = engine.StopToken()
 result = engine.Trainer(RunConfig.from_json({cfg!r}), callbacks=[StopInEpoch2(token)], stop=token,
                         runs_dir={runs!r}).fit()
 print("REASON", result.reason, result.message)
-sys.exit(0 if result.reason == "stopped" else 1)
+sys.exit(0 if result.reason in ("stopped", "completed") else 1)
 """
 
 
@@ -304,7 +304,9 @@ def test_resume_under_ddp_matches_straight_run(straight, dataset, tmp_path):
     (tmp_path / "cfg.json").write_text(single_config(dataset, epochs=2).to_json())  # the CLI flags of COMMON
     script = tmp_path / "stop_in_epoch_2.py"
     script.write_text(
-        STOP_IN_EPOCH_2.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"), runs=str(tmp_path / "runs"))
+        STOP_IN_EPOCH_2.format(
+            root=str(ROOT), cfg=str(tmp_path / "cfg.json"), runs=str(tmp_path / "runs"), stop_at=(2, 1)
+        )
     )
     proc = torchrun([str(script)])
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -449,3 +451,32 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_together(dataset, tmp_pa
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "failed" and f"NaN at epoch 1 step {nan_at}" in status["message"]
     assert not (run / "last.pt").exists() and status["epochs_done"] == 0  # nothing broken was kept
+
+
+@pytest.mark.timeout(300)
+def test_ddp_resume_inside_an_epoch_repeats_every_ranks_augmentation(dataset, tmp_path):
+    """With augmentation, MixUp/CutMix and a cosine schedule, each rank's draws must go on where they stopped: the
+    resumed run ends with the straight run's weights."""
+    cfg = single_config(dataset, epochs=2)
+    cfg.data.augment, cfg.train.mixup, cfg.train.cutmix, cfg.train.scheduler = "standard", 0.2, 0.2, "cosine"
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    runs = {}
+    for name, stop_at in (("straight", (0, 0)), ("stopped", (2, 1))):
+        script = tmp_path / f"{name}.py"
+        script.write_text(
+            STOP_IN_EPOCH_2.format(
+                root=str(ROOT), cfg=str(tmp_path / "cfg.json"), runs=str(tmp_path / name), stop_at=stop_at
+            )
+        )
+        proc = torchrun([str(script)])
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        runs[name] = only_run(tmp_path / name)
+    assert checkpoint.load(runs["stopped"] / "last.pt")["partial"]["steps_done"] == 1
+    proc = train_ddp(["--resume", str(runs["stopped"]), "--quiet"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = checkpoint.load(runs["straight"] / "last.pt"), checkpoint.load(runs["stopped"] / "last.pt")
+    assert b["scheduler"]["last_epoch"] == a["scheduler"]["last_epoch"]
+    for x, y in zip(a["history"], b["history"], strict=True):
+        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-6), (x, y)
+    worst = max((a["model"][k].float() - b["model"][k].float()).abs().max().item() for k in a["model"])
+    assert worst < 1e-6, worst
