@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
                     ("predict_requested", self.predict_with),
                     ("evaluate_requested", self.show_evaluation),
                     ("resume_requested", self.resume_run),
+                    ("extend_requested", self.resume_run),
                     ("runs_deleted", self._on_runs_deleted),
                 ):
                     if hasattr(widget, sig):
@@ -340,9 +341,9 @@ class MainWindow(QMainWindow):
         self.predict_tab.set_checkpoint(str(checkpoint))
         self.tabs.setCurrentWidget(self.predict_tab)
 
-    def resume_run(self, run_dir: str) -> None:
+    def resume_run(self, run_dir: str, epochs: int | None = None) -> None:
         self.tabs.setCurrentWidget(self.train_tab)
-        self.train_tab.resume_run(str(run_dir))
+        self.train_tab.resume_run(str(run_dir), epochs=epochs)
 
     def open_folder(self, path: str) -> bool:
         return show_folder(str(path), self)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -104,6 +105,7 @@ class RunsTab(QWidget):
     predict_requested = Signal(str)  # path of best.pt
     evaluate_requested = Signal(str)  # run folder
     resume_requested = Signal(str)  # run folder
+    extend_requested = Signal(str, int)  # a completed run's folder, and the epochs it should reach
     runs_deleted = Signal(list)  # run folders that no longer exist
     model_export_finished = Signal()  # an "Export model" job ended (its message box has been shown)
 
@@ -433,7 +435,14 @@ class RunsTab(QWidget):
         one = self._info(paths[0]) if len(paths) == 1 else None
         self.predict_button.setEnabled(bool(one and one.has_best))
         self.evaluate_button.setEnabled(bool(one and one.has_best))
-        self.resume_button.setEnabled(bool(one and one.has_last and one.status in RESUMABLE))
+        more = bool(one and one.has_last and one.status == "completed")  # a finished run can train on
+        self.resume_button.setText("Train more epochs…" if more else "Resume training")
+        self.resume_button.setToolTip(
+            "Go on training this finished run from its last.pt for more epochs"
+            if more
+            else "Continue a stopped, interrupted or failed run from its last.pt"
+        )
+        self.resume_button.setEnabled(bool(one and one.has_last and (one.status in RESUMABLE or more)))
         with_epochs = [p for p in paths if (i := self._info(p)) is not None and i.epochs_done]
         self.png_button.setEnabled(bool(with_epochs))  # nothing to draw or list for runs without a finished epoch
         self.csv_button.setEnabled(len(paths) == 1 and bool(with_epochs))
@@ -594,8 +603,23 @@ class RunsTab(QWidget):
 
     def _resume(self) -> None:
         path = self._one()
-        if path:
+        info = self._info(path) if path else None
+        if not path or info is None:
+            return
+        if info.status != "completed":
             self.resume_requested.emit(path)
+            return
+        extra, ok = QInputDialog.getInt(
+            self,
+            "Train more epochs",
+            f"{info.name} has trained {count_noun(info.epochs_done, 'epoch')}.\n"
+            "How many more? (Its learning-rate schedule is stretched over the new total.)",
+            5,
+            1,
+            10000,
+        )
+        if ok:
+            self.extend_requested.emit(path, info.epochs_done + extra)
 
     def _open_folder(self) -> None:
         root = self.runs_dir()

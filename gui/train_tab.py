@@ -642,9 +642,9 @@ class TrainTab(QWidget):
         self._launch(config, self.dataset_panel.index, resume=None)
         return True
 
-    def resume_run(self, run_dir: str) -> bool:
-        """Continue an interrupted/stopped run from its last.pt, to its planned epochs, with its stored settings
-        (this form's device)."""
+    def resume_run(self, run_dir: str, epochs: int | None = None) -> bool:
+        """Continue an interrupted/stopped run from its last.pt, to its planned epochs (or `epochs`: a finished
+        run trained further), with its stored settings (this form's device)."""
         if self.state != IDLE:
             self.banner.set_error("A run is already in progress; stop it before resuming another.")
             return False
@@ -671,7 +671,10 @@ class TrainTab(QWidget):
         # A run that has done all its planned epochs (it failed after the last one) gets one more.
         planned = _int((config.get("train") or {}).get("epochs"), 0)
         saved = _int(status.get("epochs_done"), len(history))
-        override.train.epochs = max(planned, saved + 1)
+        override.train.epochs = max(planned, saved + 1) if epochs is None else int(epochs)
+        if override.train.epochs <= saved:
+            self.banner.set_error(f"{Path(run_dir).name} has trained {saved} epochs already; ask for more than that.")
+            return False
         override.data.root = ""
         data_root = str((config.get("data") or {}).get("root") or "")
         if data_root and not Path(data_root).is_dir():  # moved or renamed since: ask where it is now

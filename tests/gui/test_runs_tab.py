@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.runs import write_history
@@ -116,7 +116,7 @@ def test_settings_and_buttons_follow_the_selection(tab, runs):
     assert tab.predict_button.isEnabled() and tab.evaluate_button.isEnabled()
 
     tab.select_runs([str(runs["done"])])
-    assert not tab.resume_button.isEnabled()  # completed runs are not resumed
+    assert tab.resume_button.isEnabled() and tab.resume_button.text() == "Train more epochs…"  # a finished run
     tab.select_runs([str(runs["failed"])])
     assert not tab.resume_button.isEnabled()  # no last.pt
     assert not tab.predict_button.isEnabled()  # no best.pt
@@ -135,6 +135,20 @@ def test_action_signals(qtbot, tab, runs):
     with qtbot.waitSignal(tab.resume_requested) as sig:
         tab.resume_button.click()
     assert sig.args == [str(runs["stopped"])]
+
+
+def test_a_finished_run_can_train_more_epochs(qtbot, tab, runs, monkeypatch):
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **k: asked.append(a[2]) or (3, True))
+    tab.select_runs([str(runs["done"])])
+    with qtbot.waitSignal(tab.extend_requested) as sig:
+        tab.resume_button.click()
+    assert sig.args == [str(runs["done"]), 5 + 3] and "has trained 5 epochs" in asked[0]
+    tab.select_runs([str(runs["stopped"])])
+    assert tab.resume_button.text() == "Resume training"
+    with qtbot.waitSignal(tab.resume_requested) as sig:
+        tab.resume_button.click()
+    assert sig.args == [str(runs["stopped"])] and len(asked) == 1  # a stopped run finishes its own plan
 
 
 def test_exports(tab, runs, tmp_path):

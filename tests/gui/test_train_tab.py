@@ -252,7 +252,7 @@ def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
 
 
 def _run_stopped_after_epoch_1(folder: Path, runs_dir, epochs: int):
-    """A headless run of `epochs` (batch 8) on `folder`, stopped after its first epoch."""
+    """A headless run of `epochs` (batch 8) on `folder`, stopped after its first epoch (completed if 1)."""
     from core import data, engine
     from core.config import RunConfig
 
@@ -267,7 +267,8 @@ def _run_stopped_after_epoch_1(folder: Path, runs_dir, epochs: int):
             token.stop()
 
     first = engine.Trainer(cfg, data.scan(folder), callbacks=[StopAfterFirst()], stop=token, runs_dir=runs_dir).fit()
-    assert first.reason == "stopped" and len(first.history) == 1
+    # a run of one epoch completes: the stop comes after its last epoch
+    assert first.reason == ("completed" if epochs == 1 else "stopped") and len(first.history) == 1
     return first
 
 
@@ -329,5 +330,19 @@ def test_resuming_a_run_whose_data_moved_asks_where_it_is(qtbot, tiny_dataset, r
             assert tab.resume_run(first.run_dir), tab.banner.text()
         assert done.args[0].reason == "completed", done.args[0].message
         assert [h["epoch"] for h in done.args[0].history] == [1, 2]
+    finally:
+        _cleanup(panel, tab)
+
+
+@pytest.mark.timeout(300)
+def test_a_finished_run_trains_to_the_epochs_asked_for(qtbot, tiny_dataset, runs_dir):
+    first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=1)  # completed
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    try:
+        assert not tab.resume_run(first.run_dir, epochs=1) and "ask for more than that" in tab.banner.text()
+        with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
+            assert tab.resume_run(first.run_dir, epochs=3), tab.banner.text()
+        assert done.args[0].reason == "completed", done.args[0].message
+        assert [h["epoch"] for h in done.args[0].history] == [1, 2, 3] and tab.fit_info.epochs == 3
     finally:
         _cleanup(panel, tab)
