@@ -277,6 +277,7 @@ class EvaluateTab(QWidget):
         self._eval_target: str | None = None  # the checkpoint being evaluated
         self._eval_queued = False  # "Evaluate now" pressed while a cancelled evaluation was still stopping
         self._folder_offered = ""  # the data folder last checked for being the model's own (_on_data_folder_chosen)
+        self._held_out = "val"  # the split of the run's own images it never trained on
         self._gallery_rows: list[dict[str, Any]] = []
         self._build()
 
@@ -480,11 +481,20 @@ class EvaluateTab(QWidget):
         if data == self._folder_offered:
             return
         self._folder_offered = data
-        if data and own and _same_folder(data, own) is False and self.split_combo.currentText() != "all":
+        if not (data and own):
+            return
+        same = _same_folder(data, own)
+        if same is False and self.split_combo.currentText() != "all":
             self.split_combo.setCurrentText("all")
             self._set_status(
                 "Not the folder the model was trained on: every image in it will be evaluated "
                 '(the split is set to "all").'
+            )
+        elif same and self.split_combo.currentText() == "all" and self._held_out != "all":
+            self.split_combo.setCurrentText(self._held_out)  # back on its own folder: its held-out images
+            self._set_status(
+                f'The folder the model was trained on: its {self._held_out} images are evaluated ("all" would '
+                "include the training images)."
             )
 
     def _offer_splits(self, has: dict[str, bool]) -> None:
@@ -534,7 +544,8 @@ class EvaluateTab(QWidget):
             "test": sizes.get("test_size", float(data.get("test_split") or 0)) > 0,
         }
         self._offer_splits(has)
-        self.split_combo.setCurrentText("test" if has["test"] else "val" if has["val"] else "all")
+        self._held_out = "test" if has["test"] else "val" if has["val"] else "all"
+        self.split_combo.setCurrentText(self._held_out)
         self.source_label.setText(f"Run: {run.name}")
         evaluation = self._read_json(run / "evaluation.json")
         self._set_status("")
@@ -600,15 +611,17 @@ class EvaluateTab(QWidget):
             return
         save_to = None
         own_data = self._data_root_from_checkpoint(ckpt)
+        split = self.split_combo.currentText()
         if (
             self._run_dir
             and Path(ckpt) == Path(self._run_dir) / "best.pt"
             and own_data
             and Path(own_data).resolve() == Path(data).resolve()
+            and split != "all"
         ):
-            # Only an evaluation on the run's own data set becomes the run's evaluation.json
+            # Only a held-out evaluation on the run's own data set becomes the run's evaluation.json ("all" would
+            # count the training images)
             save_to = str(Path(self._run_dir) / "evaluation.json")
-        split = self.split_combo.currentText()
         worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to)
         worker.progress.connect(self._on_eval_progress)
         self._eval_generation += 1

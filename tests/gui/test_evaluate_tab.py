@@ -316,3 +316,22 @@ def test_a_failed_evaluation_says_which_results_are_still_shown(qtbot, tab, tmp_
     text = tab.status_label.text()
     assert text.startswith("Evaluation failed:") and "class 'emu' is not one of" in text, text
     assert f"still those of the earlier evaluation (best.pt of {run.name} on the val split of {data})" in text
+
+
+@pytest.mark.timeout(180)
+def test_all_of_the_runs_own_folder_is_shown_but_never_saved_as_its_evaluation(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, sample_evaluation(data))
+    other = make_dataset(tmp_path / "other_pets", per_class=2)
+    tab.show_run(str(run))
+    tab.data_edit.setText(str(other))
+    tab._on_data_folder_chosen()
+    assert tab.split_combo.currentText() == "all"
+    tab.data_edit.setText(str(data))  # back on the model's own folder: its held-out split again
+    tab._on_data_folder_chosen()
+    assert tab.split_combo.currentText() == "val" and "would include the training images" in tab.status_label.text()
+    tab.split_combo.setCurrentText("all")  # asked for explicitly: evaluated and shown …
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.evaluation()["split"] == "all" and tab.evaluation()["num_samples"] == 12
+    assert json.loads((run / "evaluation.json").read_text()) == sample_evaluation(data)  # … but not saved
