@@ -103,6 +103,24 @@ class ThumbnailLoader(QObject):
             self.finished.emit()
 
 
+class _LevelStrengthSpin(QDoubleSpinBox):
+    """A strength where 0 means "what the augmentation level adds by itself" (`level_value`, shown as the special
+    text): stepping up from there goes on from that value, not from 0."""
+
+    level_value = 0.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        # wide enough for the special text of "strong", so the settings column never cuts it (or the arrows) off
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("0.30 (strong's own)") + 48)
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 — Qt override
+        if self.value() == self.minimum() and self.level_value > 0 and steps > 0:
+            self.setValue(self.level_value + steps * self.singleStep())
+        else:
+            super().stepBy(steps)
+
+
 class DatasetPanel(QWidget):
     """Everything about the data set. `index` holds the last good scan; `data_config()` the chosen settings."""
 
@@ -304,12 +322,12 @@ class DatasetPanel(QWidget):
         self.flip_check = QCheckBox("Horizontal flip")
         self.flip_check.setChecked(True)
         self.flip_check.setToolTip(FLIP_TIP)
-        self.jitter_spin = QDoubleSpinBox()
+        self.jitter_spin = _LevelStrengthSpin()
         self.jitter_spin.setRange(0.0, 1.0)
         self.jitter_spin.setSingleStep(0.1)
         self.jitter_spin.setDecimals(2)
         self.jitter_spin.setToolTip("Random brightness / contrast / saturation changes (0 = off, 1 = strong)")
-        self.erasing_spin = QDoubleSpinBox()
+        self.erasing_spin = _LevelStrengthSpin()
         self.erasing_spin.setRange(0.0, 1.0)
         self.erasing_spin.setSingleStep(0.1)
         self.erasing_spin.setDecimals(2)
@@ -644,6 +662,7 @@ class DatasetPanel(QWidget):
             (self.jitter_spin, STRONG_JITTER, "colour jitter"),
             (self.erasing_spin, STRONG_ERASING, "erasing"),
         ):
+            spin.level_value = value if strong else 0.0
             spin.setSpecialValueText(f"{value:.2f} (strong's own)" if strong else "off")
             spin.setToolTip(
                 f"{'Strength' if spin is self.jitter_spin else 'Probability'} of {what}: at the minimum "

@@ -150,9 +150,14 @@ def test_jitter_and_erasing_fields_say_what_strong_adds_at_zero(panel):
     assert panel.erasing_spin.text() == "0.25 (strong's own)"
     plan = augment_plan(panel.data_config(), train=True)  # what training does matches what the fields say
     assert (plan.jitter, plan.erasing) == (0.3, 0.25)
+    panel.jitter_spin.stepUp()  # "raise it to use more": from strong's own 0.30, not from 0
+    assert panel.jitter_spin.value() == pytest.approx(0.4) and panel.data_config().color_jitter == pytest.approx(0.4)
+    panel.jitter_spin.setValue(0)
     panel.augment_combo.setCurrentText("standard")
     assert panel.jitter_spin.text() == "off" and panel.erasing_spin.text() == "off"
     assert augment_plan(panel.data_config(), train=True).jitter == 0
+    panel.jitter_spin.stepUp()
+    assert panel.jitter_spin.value() == pytest.approx(0.1)  # standard adds none: from 0
 
 
 def test_flip_is_off_and_disabled_while_augment_is_none(qtbot, panel):
