@@ -98,8 +98,12 @@ def _prepare(checkpoint_path: str | Path, samples: Sequence[Any] | None) -> tupl
 
 
 def _temp_next_to(out: Path) -> str:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    """A temporary file beside `out` (renamed onto it once checked); an OSError names `out`, not the temporary."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(out)) from None
     os.close(fd)
     return tmp
 

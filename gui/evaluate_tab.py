@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
 from gui.predict_tab import PredictorCache
+from gui.widgets import dialog_dir, remember_dir
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 GALLERY_LIMIT = 500
@@ -461,7 +462,7 @@ class EvaluateTab(QWidget):
         self._runs_dir = str(path)
 
     def _browse_checkpoint(self) -> None:
-        start = self.ckpt_edit.text() or self._runs_dir or ""
+        start = self.ckpt_edit.text() or self._runs_dir or dialog_dir("checkpoints")
         path, _ = QFileDialog.getOpenFileName(
             self, "Choose a checkpoint", start, "Checkpoints (*.pt *.pth);;All files (*)"
         )
@@ -469,8 +470,11 @@ class EvaluateTab(QWidget):
             self.set_checkpoint(path)
 
     def _browse_data(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose the data folder", self.data_edit.text())
+        folder = QFileDialog.getExistingDirectory(
+            self, "Choose the data folder", self.data_edit.text() or dialog_dir("data")
+        )
         if folder:
+            remember_dir("data", folder)
             self.data_edit.setText(folder)
             self._on_data_folder_chosen()
 

@@ -512,7 +512,10 @@ class PredictTab(QWidget):
             self._rerun_if_stale()
             return
         path, _ = QFileDialog.getOpenFileName(
-            self, "Choose a checkpoint", str(self._runs_dir or ""), "Checkpoints (*.pt *.pth);;All files (*)"
+            self,
+            "Choose a checkpoint",
+            str(self._runs_dir or dialog_dir("checkpoints")),
+            "Checkpoints (*.pt *.pth);;All files (*)",
         )
         if path:
             self.set_checkpoint(path, rerun=True)

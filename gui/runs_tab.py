@@ -496,7 +496,9 @@ class RunsTab(QWidget):
                 ax.plot(main[0], main[1], "-o", color=color, markersize=3, linewidth=1.6, label=label, gid=path)
                 if show_train and val[0] and train[0]:
                     ax.plot(train[0], train[1], "--", color=color, linewidth=1.0, alpha=0.8, gid=path)
-        self.acc_ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+        from matplotlib.ticker import PercentFormatter
+
+        self.acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))  # decimals follow the tick step
         for ax in (self.loss_ax, self.acc_ax):
             ax.xaxis.get_major_locator().set_params(integer=True)
         self.figure.legend(
@@ -687,7 +689,6 @@ class RunsTab(QWidget):
             filters["onnx"],
         )
         if path:
-            remember_dir("exports", path)
             suffix = Path(path).suffix.lower()  # a typed extension decides; else the chosen file type
             fmt = (
                 "onnx"
@@ -720,6 +721,9 @@ class RunsTab(QWidget):
 
     def _on_exported(self, info: dict) -> None:
         self.last_export = info
+        remember_dir("exports", info["path"])  # the next export starts where this one went (not a failed folder)
+        if self._export_worker is not None and self._export_worker.cancelled:
+            return  # the window is closing: the file is written, nobody is there to read a message
         kind = "ONNX" if info["format"] == "onnx" else "TorchScript"
         n = info["n_samples"]
         QMessageBox.information(

@@ -226,6 +226,13 @@ def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp
     assert (tmp_path / "typed.pt").is_file() and not (tmp_path / "typed.pt.onnx").exists()
     assert tab.last_export["format"] == "torchscript"
 
+    # a place that cannot be written: the message names the chosen file, not a temporary one
+    (tmp_path / "afile").write_text("x")
+    with qtbot.waitSignal(tab.model_export_finished, timeout=60_000):
+        tab.export_model(str(runs["done"]), str(tmp_path / "afile" / "m.onnx"), "onnx")
+    assert shown[-1][0] == "warn" and str(tmp_path / "afile" / "m.onnx") in shown[-1][1], shown[-1]
+    assert ".tmp" not in shown[-1][1]
+
     # a damaged best.pt: a warning that names it, and no file
     with qtbot.waitSignal(tab.model_export_finished, timeout=60_000):
         tab.export_model(str(runs["stopped"]), str(tmp_path / "bad.onnx"), "onnx")
@@ -314,3 +321,12 @@ def test_a_run_without_finished_epochs_gets_a_note_not_stale_axes(tab, runs):
     tab.select_runs([str(runs["done"]), str(empty)])  # compared with a run that has epochs: only that one is drawn
     assert [ln.get_label() for ln in tab.curve_lines()] == [runs["done"].name]
     assert [t.get_text() for t in tab.figure.legends[0].get_texts()] == [runs["done"].name]
+
+
+def test_accuracy_ticks_of_a_one_epoch_run_are_distinct(tab, runs, tmp_path):
+    one = make_run(tmp_path / "runs", "20240104-100000-resnext11_2x4d-shapes", "completed", 1, 1_704_400_000)
+    tab.refresh()
+    tab.select_runs([str(one)])
+    tab.figure.canvas.draw()
+    labels = [t.get_text() for t in tab.acc_ax.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 2 and len(set(labels)) == len(labels), labels  # was "28% 28% 27% …"
