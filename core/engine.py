@@ -82,6 +82,7 @@ class FitInfo:
     loader_mode: str  # e.g. "cached 600 images in memory, 7.4 MB"
     config: dict[str, Any]
     world_size: int = 1  # processes training together (torchrun); 1 for a plain run
+    resume_step: int = 0  # a run stopped inside epoch start_epoch + 1: the steps of it done (it goes on after them)
 
 
 @dataclass
@@ -682,6 +683,7 @@ class Trainer:
             loader_mode=self.train_loader.describe(),
             config=cfg.to_dict(),
             world_size=self.world_size,
+            resume_step=self._resume_step(),
         )
         self._emit("on_fit_start", info)
 
@@ -929,6 +931,13 @@ class Trainer:
             "seconds": max(s["seconds"] for s in states),
             "ranks": states,
         }
+
+    def _resume_step(self) -> int:
+        """Steps of the next epoch done before the stop this run resumes from (all of them: stopped validating)."""
+        p = self._partial
+        if not p:
+            return 0
+        return self.steps_per_epoch if p.get("trained") else int(p.get("steps_done") or 0)
 
     def _take_partial(self, epoch: int) -> dict[str, Any] | None:
         """The stop state of `epoch` when a resumed run goes on inside it (once), else None."""

@@ -270,6 +270,7 @@ class LinearTrainer(Trainer):
                 params=sum(p.numel() for p in self.model.parameters()),
                 loader_mode=what,
                 config=cfg.to_dict(),
+                resume_step=self._resume_step(),
             ),
         )
 

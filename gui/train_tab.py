@@ -1122,12 +1122,21 @@ class TrainTab(QWidget):
             f"{info.steps_per_epoch} batches per epoch; data: {info.loader_mode}"
         )
         self.log_line(f"Run folder: {info.run_dir}")
+        done = getattr(info, "resume_step", 0)
+        if done:
+            self.log_line(
+                f"Going on in epoch {info.start_epoch + 1} after batch {done} of {info.steps_per_epoch}, where it "
+                "was stopped"
+            )
 
     def _on_epoch_started(self, epoch: int) -> None:
-        total = self.fit_info.epochs if self.fit_info is not None else self.epoch_bar.maximum()
+        info = self.fit_info
+        total = info.epochs if info is not None else self.epoch_bar.maximum()
         self.epoch_label.setText(f"Epoch {epoch} / {total}")
-        self.batch_bar.setValue(0)
-        self.batch_label.setText(f"Batch 0 / {self.batch_bar.maximum()}")
+        # a resumed epoch starts after the batches done before the stop
+        done = getattr(info, "resume_step", 0) if info is not None and epoch == info.start_epoch + 1 else 0
+        self.batch_bar.setValue(done)
+        self.batch_label.setText(f"Batch {done} / {self.batch_bar.maximum()}")
 
     def _on_batch(self, p: Any) -> None:
         self.batch_bar.setRange(0, max(1, p.steps))

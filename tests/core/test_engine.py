@@ -190,6 +190,7 @@ def test_a_run_stopped_inside_an_epoch_resumes_from_the_next_batch_exactly(datas
     resumed = Trainer(None, callbacks=[rec], resume=first.run_dir).fit()
     assert resumed.reason == "completed", resumed.message
     steps = rec.of("fit_start")[0].steps_per_epoch
+    assert rec.of("fit_start")[0].resume_step == 2  # what the app shows: going on after batch 2 of epoch 2
     assert [p.step for p in rec.of("batch") if p.epoch == 2] == list(range(3, steps + 1))  # from batch 3 on
     assert _strip_seconds(resumed.history) == _strip_seconds(straight.history)
     a = checkpoint.load(Path(straight.run_dir) / "last.pt")

@@ -346,3 +346,35 @@ def test_a_finished_run_trains_to_the_epochs_asked_for(qtbot, tiny_dataset, runs
         assert [h["epoch"] for h in done.args[0].history] == [1, 2, 3] and tab.fit_info.epochs == 3
     finally:
         _cleanup(panel, tab)
+
+
+def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
+    from core.engine import FitInfo
+
+    tab = TrainTab()
+    qtbot.addWidget(tab)
+    tab.ensure_charts()
+    info = FitInfo(
+        run_dir="/runs/r",
+        device="cpu",
+        device_name="CPU",
+        arch="resnext11_2x4d",
+        num_classes=3,
+        class_names=["a", "b", "c"],
+        epochs=3,
+        start_epoch=1,
+        steps_per_epoch=30,
+        train_size=480,
+        val_size=120,
+        test_size=0,
+        params=10,
+        loader_mode="cached",
+        config={},
+        resume_step=14,
+    )
+    tab._on_fit_started(info)
+    assert "Going on in epoch 2 after batch 14 of 30, where it was stopped" in tab.log.toPlainText()
+    tab._on_epoch_started(2)
+    assert tab.batch_label.text() == "Batch 14 / 30" and tab.batch_bar.value() == 14  # not "Batch 0" first
+    tab._on_epoch_started(3)
+    assert tab.batch_label.text() == "Batch 0 / 30"
