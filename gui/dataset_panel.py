@@ -533,9 +533,15 @@ class DatasetPanel(QWidget):
                 [count_noun(len(index.bad_files) - folders, "unusable file")] if folders < len(index.bad_files) else []
             ) + ([count_noun(folders, "unreadable folder")] if folders else [])
             parts.append(f"<span style='color:#b3261e'>{', '.join(unusable)}</span>")
+        class_of = {smp.path: index.classes[smp.label] for smp in index.samples} if index.duplicates else {}
+        mixed = [g for g in index.duplicates if len({class_of.get(p) for p in g}) > 1]  # one image, two labels
         if index.duplicates:
             n = len(index.duplicates)
             parts.append(f"{n} {'group' if n == 1 else 'groups'} of identical files")
+        if mixed:
+            parts.append(
+                f"<span style='color:#b3261e'>{len(mixed)} of them in different classes (one image, two labels)</span>"
+            )
         if index.empty_classes:
             parts.append(f"empty folders ignored: {', '.join(index.empty_classes)}")
         self.summary_label.setText(f"{index.root}<br>" + " · ".join(parts))
@@ -555,7 +561,8 @@ class DatasetPanel(QWidget):
             self.bad_table.setCellWidget(r, 2, button)
         for group in index.duplicates:
             rel = [os.path.relpath(p, index.root) for p in group]
-            item = QListWidgetItem(f"{len(group)} identical: " + ", ".join(rel))
+            labels = "in different classes! " if group in mixed else ""
+            item = QListWidgetItem(f"{len(group)} identical, {labels}" + ", ".join(rel))
             item.setToolTip("\n".join(group))
             item.setData(Qt.ItemDataRole.UserRole, group[0])
             self.dup_list.addItem(item)

@@ -410,16 +410,21 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def handle_dropped_paths(self, paths: list[str]) -> bool:
-        """A dropped folder opens as the data set; dropped image files go to the Predict tab if a model is set."""
+        """One dropped folder opens as the data set; files (with or without folders) go to the Predict tab, all of
+        them: a drop is never half used."""
         folders = [p for p in paths if os.path.isdir(p)]
-        if folders:
+        files = [p for p in paths if os.path.isfile(p)]
+        if folders and not files:
             self.tabs.setCurrentWidget(self.dataset_panel)
             self.dataset_panel.load_folder(folders[0])
+            if len(folders) > 1:
+                self.statusBar().showMessage(
+                    f"Opened {folders[0]} as the data set; drop one folder at a time (or drop them on Predict).", 8000
+                )
             return True
-        files = [p for p in paths if os.path.isfile(p)]
         if files and self.predict_tab is not None and hasattr(self.predict_tab, "predict_paths"):
             self.tabs.setCurrentWidget(self.predict_tab)
-            self.predict_tab.predict_paths(files)
+            self.predict_tab.predict_paths(files + folders)
             return True
         if paths:
             self.statusBar().showMessage("Drop a folder of class sub-folders to open it as a data set.", 8000)

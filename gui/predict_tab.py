@@ -468,8 +468,10 @@ class PredictTab(QWidget):
         self._prev_combo_index = self.model_combo.currentIndex()
         shown = self._jobs.get({1: "one", 2: "many"}.get(self.stack.currentIndex(), ""))
         if shown is not None and any(Path(shown[3]).parent == g for g in gone):
+            now = self.model_combo.currentText() if self.checkpoint() else "none chosen"
             self._clear_results(
-                "The model of these results was deleted. Drop images or folders to classify them with another model."
+                f"The model of these results was deleted; the model is now {now}. Drop images or "
+                "folders to classify them."
             )
 
     def checkpoint(self) -> str | None:

@@ -186,6 +186,16 @@ def test_dropping_a_folder_opens_it(qtbot, window, tiny_dataset, tmp_path):
     assert w.dataset_panel.index.root == str(tiny_dataset)
 
 
+def test_dropping_files_with_a_folder_sends_all_of_them_to_predict(qtbot, window, tiny_dataset, monkeypatch):
+    w = window(load_initial=False)
+    sent = []
+    monkeypatch.setattr(w.predict_tab, "predict_paths", lambda paths: sent.append(paths))
+    image = next(p for p in Path(tiny_dataset).rglob("*") if p.is_file())
+    assert w.handle_dropped_paths([str(image), str(tiny_dataset)])
+    assert sent == [[str(image), str(tiny_dataset)]] and w.tabs.currentWidget() is w.predict_tab
+    assert w.dataset_panel.index is None  # not opened as the data set, images ignored
+
+
 def test_result_buttons_switch_tabs(qtbot, window, monkeypatch):
     w = window(load_initial=False)
     calls = []

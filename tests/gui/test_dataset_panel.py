@@ -69,6 +69,12 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
         "1 unusable file</span> ·" in panel.summary_label.text()
         and "1 group of identical files" in panel.summary_label.text()
     )
+    assert "different classes" not in panel.summary_label.text()  # both copies are b's
+    shutil.copy(root / "b" / "b_001.jpg", root / "a" / "looks_like_a.jpg")  # the same image under two labels
+    _load(qtbot, panel, root)
+    assert "1 of them in different classes (one image, two labels)" in panel.summary_label.text()
+    texts = [panel.dup_list.item(i).text() for i in range(panel.dup_list.count())]
+    assert any("in different classes!" in t and "looks_like_a.jpg" in t for t in texts), texts
 
 
 def test_data_error_is_shown_in_the_panel(qtbot, panel, tmp_path, dataset_factory):
