@@ -448,7 +448,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  {name:<{w}} " + " ".join(f"{v:>5}" for v in row))
         for e in ev.get("errors", []):
             _err(f"could not read {e['path']}: {e['reason']}" if isinstance(e, dict) else f"could not read {e}")
-    return 1 if ev.get("errors") or unusable else 0
+    left = ev.get("left_out_classes") or {}
+    if left:  # classes the model does not know: their images were not evaluated
+        what = ", ".join(f"{name} ({n} image{'s' if n != 1 else ''})" for name, n in left.items())
+        _err(f"left out, not classes of the model: {what}")
+    return 1 if ev.get("errors") or unusable or left else 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

@@ -1527,10 +1527,12 @@ def evaluate(
     dcfg = copy.deepcopy(cfg.data)
     dcfg.image_size = int(ckpt["image_size"])
     names = list(ckpt["class_names"])
-    missing = [c for c in index.classes if c not in names]
-    if missing:
-        raise ValueError(f"{index.root}: class {missing[0]!r} is not one of the checkpoint's classes {names}")
-    label_map = torch.tensor([names.index(c) for c in index.classes], dtype=torch.long)
+    unknown = [c for c in index.classes if c not in names]  # their images are left out (and counted)
+    if len(unknown) == len(index.classes):
+        raise ValueError(
+            f"{index.root}: none of its classes {index.classes} is one of the checkpoint's classes {names}"
+        )
+    label_map = torch.tensor([names.index(c) if c in names else -1 for c in index.classes], dtype=torch.long)
 
     if split == "all":
         indices = list(range(len(index.samples)))
@@ -1541,6 +1543,21 @@ def evaluate(
             raise ValueError(
                 f"the {split} split of {index.root} is empty (the run used val_split={dcfg.val_split}, "
                 f"test_split={dcfg.test_split}); choose another split or 'all'"
+            )
+    left_out: dict[str, int] = {}
+    if unknown:
+        kept = []
+        for i in indices:
+            name = index.classes[index.samples[i].label]
+            if name in names:
+                kept.append(i)
+            else:
+                left_out[name] = left_out.get(name, 0) + 1
+        indices = kept
+        if not indices:
+            raise ValueError(
+                f"the {split} split of {index.root} holds only classes the checkpoint does not know "
+                f"({', '.join(unknown)}; its classes: {', '.join(names)})"
             )
     dev = resolve_device(device)
     model = checkpoint.model_from_checkpoint(ckpt, dev)
@@ -1582,7 +1599,7 @@ def evaluate(
     idx = torch.cat(idxs).tolist() if idxs else []
     logits = torch.cat(logits_all) if logits_all else torch.empty(0, k)
     n = int(y.numel())
-    return evaluation_document(
+    doc = evaluation_document(
         ckpt,
         index,
         split,
@@ -1596,6 +1613,8 @@ def evaluate(
         errors,
         stopped,
     )
+    doc["left_out_classes"] = left_out  # {class the checkpoint does not know: images of it not evaluated}
+    return doc
 
 
 def evaluation_document(

@@ -753,10 +753,17 @@ class EvaluateTab(QWidget):
         self._fill_per_class(rows)
         self._fill_gallery(ev.get("misclassified", []) or [])
         errors = ev.get("errors") or []
+        left = ev.get("left_out_classes") or {}
+        left_text = (
+            "Left out, not classes of the model: " + ", ".join(f"{c} ({k} images)" for c, k in left.items()) + "."
+            if left
+            else ""
+        )
         if ev.get("stopped"):
             self._set_status(f"Cancelled: these numbers cover only the first {n} images.", error=True)
-        elif errors:
-            self._set_status(f"{len(errors)} images could not be read and were left out.", error=True)
+        elif errors or left:
+            unread = f"{len(errors)} images could not be read and were left out. " if errors else ""
+            self._set_status((unread + left_text).strip(), error=True)
         else:
             self._set_status(f"Evaluated {self._described(ev)}." if checkpoint else "")
         self.stack.setCurrentIndex(PAGE_RESULTS)

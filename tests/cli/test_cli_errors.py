@@ -87,8 +87,13 @@ def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(
     rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--split", "test")
     assert rc == 2 and one_line(err) and "the test split" in err and "is empty" in err
     other = make_set(tmp_path / "other", classes=("red", "purple"))
-    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", other, "--split", "all")
-    assert rc == 2 and one_line(err) and "'purple' is not one of the checkpoint's classes" in err
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", other, "--split", "all")
+    # the shared class is evaluated, the unknown one is left out and named; a partial result: exit 1
+    assert rc == 1 and "left out, not classes of the model: purple (" in err, err
+    assert out.startswith(f"{len(list((Path(other) / 'red').iterdir()))} images (all)")
+    strange = make_set(tmp_path / "strange", classes=("purple", "orange"))
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", strange, "--split", "all")
+    assert rc == 2 and one_line(err) and "none of its classes" in err
 
     def drop_last_layers(ck):
         for key in list(ck["model"])[-2:]:

@@ -507,8 +507,14 @@ def test_evaluate_known_case(tmp_path):
     with pytest.raises(ValueError, match="test split"):
         evaluate(ckpt, index, split="test")
     shutil.copytree(root / "c1", root / "zebra")
-    with pytest.raises(ValueError, match="zebra"):
-        evaluate(ckpt, data.scan(root), split="all")
+    ev = evaluate(ckpt, data.scan(root), split="all")  # a class the model does not know: left out and counted
+    zebras = len(list((root / "zebra").iterdir()))
+    assert ev["left_out_classes"] == {"zebra": zebras} and ev["num_samples"] == len(data.scan(root).samples) - zebras
+    only = root.parent / "only_zebras"
+    shutil.copytree(root / "zebra", only / "zebra")
+    shutil.copytree(root / "zebra", only / "okapi")
+    with pytest.raises(ValueError, match="none of its classes"):
+        evaluate(ckpt, data.scan(only), split="all")
 
 
 def test_resolve_defaults_cpu():

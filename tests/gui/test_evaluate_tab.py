@@ -314,7 +314,7 @@ def test_a_failed_evaluation_says_which_results_are_still_shown(qtbot, tab, tmp_
     tab.evaluate_now()
     wait_idle(qtbot, tab)
     text = tab.status_label.text()
-    assert text.startswith("Evaluation failed:") and "class 'emu' is not one of" in text, text
+    assert text.startswith("Evaluation failed:") and "none of its classes" in text, text
     assert f"still those of the earlier evaluation (best.pt of {run.name} on the val split of {data})" in text
 
 
@@ -335,3 +335,19 @@ def test_all_of_the_runs_own_folder_is_shown_but_never_saved_as_its_evaluation(q
     wait_idle(qtbot, tab)
     assert tab.evaluation()["split"] == "all" and tab.evaluation()["num_samples"] == 12
     assert json.loads((run / "evaluation.json").read_text()) == sample_evaluation(data)  # … but not saved
+
+
+@pytest.mark.timeout(180)
+def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    mixed = tmp_path / "mixed"
+    for name in ("cat", "owl"):
+        (mixed / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (20, 20), (i * 90, 40, 200 if name == "owl" else 20)).save(mixed / name / f"{i}.png")
+    tab.set_checkpoint(str(make_checkpoint(tmp_path / "best.pt", str(data))), str(mixed))
+    tab.split_combo.setCurrentText("all")
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS and tab.evaluation()["num_samples"] == 2  # the cats
+    assert tab.status_label.text() == "Left out, not classes of the model: owl (2 images)."
