@@ -156,7 +156,7 @@ class TrainingCharts(_Canvas):
         self._expected_top = 0.0
         self.reset()
 
-    COMPACT_BELOW_PX = 280  # shorter than this, the plot titles go (the y labels still name the plots)
+    COMPACT_BELOW_PX = 250  # shorter than this, the plot titles go (the y labels still name the plots)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         compact = event.size().height() < self.COMPACT_BELOW_PX
