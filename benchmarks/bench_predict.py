@@ -22,7 +22,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import checkpoint, data, models  # noqa: E402
+from core import checkpoint, models  # noqa: E402
 from core.predict import Predictor, expand_paths  # noqa: E402
 
 TARGET_RATIO = 1.2  # Predictor single-image latency ÷ bare forward
@@ -38,23 +38,7 @@ def photo_like(rng: np.random.Generator, w: int = 500, h: int = 375) -> Image.Im
 def make_checkpoint(path: Path, arch: str, image_size: int, num_classes: int = 10) -> Path:
     torch.manual_seed(0)
     model = models.build(arch, num_classes)
-    checkpoint.save(
-        path,
-        {
-            "format": checkpoint.FORMAT,
-            "model": model.state_dict(),
-            "arch": arch,
-            "num_classes": num_classes,
-            "class_names": [f"class{i}" for i in range(num_classes)],
-            "image_size": image_size,
-            "resize_size": data.resize_size(image_size),
-            "mean": list(data.IMAGENET_MEAN),
-            "std": list(data.IMAGENET_STD),
-            "config": {},
-            "epoch": 1,
-            "metrics": {},
-        },
-    )
+    checkpoint.save(path, checkpoint.payload(model, arch, [f"class{i}" for i in range(num_classes)], image_size))
     return path
 
 

@@ -123,6 +123,34 @@ def _shape_problem(ckpt: dict[str, Any]) -> str | None:
     return None
 
 
+def payload(
+    model: torch.nn.Module,
+    arch: str,
+    class_names: list[str],
+    image_size: int,
+    config: dict[str, Any] | None = None,
+    epoch: int = 1,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The checkpoint dict of a model: weights plus what prediction needs to repeat the preprocessing."""
+    from core import data
+
+    return {
+        "format": FORMAT,
+        "model": plain_state_dict(model),
+        "arch": arch,
+        "num_classes": len(class_names),
+        "class_names": list(class_names),
+        "image_size": image_size,
+        "resize_size": data.resize_size(image_size),
+        "mean": list(data.IMAGENET_MEAN),
+        "std": list(data.IMAGENET_STD),
+        "config": dict(config or {}),
+        "epoch": epoch,
+        "metrics": dict(metrics or {}),
+    }
+
+
 def plain_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The model's state dict without DDP ("module.") or torch.compile ("_orig_mod.") wrappers, on the CPU."""
     inner = model

@@ -1166,21 +1166,11 @@ class Trainer:
     # -- checkpoints
     def _payload(self, epoch: int, row: dict[str, Any] | None) -> dict[str, Any]:
         cfg = self.config
-        return {
-            "format": checkpoint.FORMAT,
-            "model": checkpoint.plain_state_dict(self.model),
-            "arch": cfg.model.arch,
-            "num_classes": self.num_classes,
-            "class_names": list(self.class_names),
-            "image_size": cfg.data.image_size,
-            "resize_size": data.resize_size(cfg.data.image_size),
-            "mean": list(data.IMAGENET_MEAN),
-            "std": list(data.IMAGENET_STD),
-            "config": cfg.to_dict(),
-            "epoch": epoch,
-            "metrics": dict(row or {}),
-            "history": [dict(r) for r in self.history],
-        }
+        p = checkpoint.payload(
+            self.model, cfg.model.arch, self.class_names, cfg.data.image_size, cfg.to_dict(), epoch, row
+        )
+        p["history"] = [dict(r) for r in self.history]
+        return p
 
     def _save_last(self, epoch: int, partial: dict[str, Any] | None = None) -> None:
         """last.pt after `epoch` finished epochs; `partial`: how far the next epoch got before a stop."""

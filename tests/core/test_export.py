@@ -30,23 +30,7 @@ def make_checkpoint(path: Path, arch: str = "resnext11_4x8d", image_size: int = 
     model = models.build(arch, len(CLASSES))
     with torch.no_grad():  # a head with spread-out logits, so top-1 is never a near tie
         model.fc.weight.mul_(20)
-    checkpoint.save(
-        path,
-        {
-            "format": checkpoint.FORMAT,
-            "model": model.state_dict(),
-            "arch": arch,
-            "num_classes": len(CLASSES),
-            "class_names": CLASSES,
-            "image_size": image_size,
-            "resize_size": data.resize_size(image_size),
-            "mean": list(data.IMAGENET_MEAN),
-            "std": list(data.IMAGENET_STD),
-            "config": {},
-            "epoch": 1,
-            "metrics": {},
-        },
-    )
+    checkpoint.save(path, checkpoint.payload(model, arch, CLASSES, image_size))
     return path
 
 

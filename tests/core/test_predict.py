@@ -38,23 +38,7 @@ def make_checkpoint(
 ) -> Path:
     torch.manual_seed(seed)
     model = model if model is not None else models.build(arch, len(classes))
-    checkpoint.save(
-        path,
-        {
-            "format": checkpoint.FORMAT,
-            "model": model.state_dict(),
-            "arch": arch,
-            "num_classes": len(classes),
-            "class_names": list(classes),
-            "image_size": image_size,
-            "resize_size": data.resize_size(image_size),
-            "mean": list(data.IMAGENET_MEAN),
-            "std": list(data.IMAGENET_STD),
-            "config": {},
-            "epoch": 1,
-            "metrics": {},
-        },
-    )
+    checkpoint.save(path, checkpoint.payload(model, arch, list(classes), image_size))
     return path
 
 

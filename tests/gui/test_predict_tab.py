@@ -26,29 +26,12 @@ def make_checkpoint(path: Path, seed: int = 0) -> Path:
 
     from core import checkpoint, models
     from core.config import DataConfig, RunConfig
-    from core.data import IMAGENET_MEAN, IMAGENET_STD
 
     torch.manual_seed(seed)
     model = models.build("resnext11_2x4d", len(CLASSES)).eval()
     cfg = RunConfig(data=DataConfig(image_size=32))
     cfg.model.arch = "resnext11_2x4d"
-    checkpoint.save(
-        path,
-        {
-            "format": checkpoint.FORMAT,
-            "model": checkpoint.plain_state_dict(model),
-            "arch": "resnext11_2x4d",
-            "num_classes": len(CLASSES),
-            "class_names": CLASSES,
-            "image_size": 32,
-            "resize_size": 32,
-            "mean": list(IMAGENET_MEAN),
-            "std": list(IMAGENET_STD),
-            "config": cfg.to_dict(),
-            "epoch": 1,
-            "metrics": {},
-        },
-    )
+    checkpoint.save(path, checkpoint.payload(model, "resnext11_2x4d", CLASSES, 32, cfg.to_dict()))
     return path
 
 

@@ -166,27 +166,11 @@ def test_exports(tab, runs, tmp_path):
 
 def _real_best(run: Path) -> torch.nn.Module:
     """Replace the run's placeholder best.pt by a real (untrained, tiny) checkpoint; returns its model."""
-    from core import checkpoint, data, models
+    from core import checkpoint, models
 
     torch.manual_seed(0)
     model = models.build("resnext11_2x4d", 3).eval()
-    checkpoint.save(
-        run / "best.pt",
-        {
-            "format": checkpoint.FORMAT,
-            "model": model.state_dict(),
-            "arch": "resnext11_2x4d",
-            "num_classes": 3,
-            "class_names": ["a", "b", "c"],
-            "image_size": 16,
-            "resize_size": data.resize_size(16),
-            "mean": list(data.IMAGENET_MEAN),
-            "std": list(data.IMAGENET_STD),
-            "config": {},
-            "epoch": 1,
-            "metrics": {},
-        },
-    )
+    checkpoint.save(run / "best.pt", checkpoint.payload(model, "resnext11_2x4d", ["a", "b", "c"], 16))
     return model
 
 
