@@ -8,6 +8,22 @@ import numpy as np
 from PIL import Image
 
 COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220)]
+# `main.py train` flags for a run of a few seconds on the CPU
+TINY_TRAIN_ARGS = [
+    "--arch",
+    "resnext11_2x4d",
+    "--image-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--device",
+    "cpu",
+    "--num-workers",
+    "0",
+    "--no-augment",
+    "--lr",
+    "0.01",
+]
 
 
 def make_colour_set(root: Path, per_class: int = 8, size: int = 16) -> Path:

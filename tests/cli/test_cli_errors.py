@@ -14,22 +14,7 @@ from PIL import Image
 
 from core.checkpoint import load
 from core.cli import _train_config, build_parser, main
-
-TINY = [
-    "--arch",
-    "resnext11_2x4d",
-    "--image-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--device",
-    "cpu",
-    "--num-workers",
-    "0",
-    "--no-augment",
-    "--lr",
-    "0.01",
-]
+from tests.helpers import TINY_TRAIN_ARGS as TINY
 
 
 def make_set(root: Path, classes=("red", "green", "blue"), per_class: int = 6) -> Path:

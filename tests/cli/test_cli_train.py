@@ -9,22 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.cli import main
-
-TINY = [
-    "--arch",
-    "resnext11_2x4d",
-    "--image-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--device",
-    "cpu",
-    "--num-workers",
-    "0",
-    "--no-augment",
-    "--lr",
-    "0.01",
-]
+from tests.helpers import TINY_TRAIN_ARGS as TINY
 
 
 @pytest.fixture(scope="module")
