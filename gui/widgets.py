@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl
@@ -16,6 +17,8 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QWidget,
 )
+
+from gui.app import settings
 
 
 def show_folder(folder: str, parent: QWidget | None = None) -> bool:
@@ -156,10 +159,6 @@ def store_json_setting(s: Any, key: str, value: Any) -> None:
 def dialog_dir(kind: str, name: str = "") -> str:
     """Where a file dialog of this kind ("images", "exports", "weights") opens: the folder last used for it, else
     the home folder (never the process's working directory); with `name`, that file in it."""
-    import os
-
-    from gui.app import settings
-
     folder = str(settings().value(f"dialogs/{kind}", "") or "")
     if not folder or not os.path.isdir(folder):
         folder = os.path.expanduser("~")
@@ -168,9 +167,5 @@ def dialog_dir(kind: str, name: str = "") -> str:
 
 def remember_dir(kind: str, path: str) -> None:
     """Note the folder of a path chosen in a dialog of this kind (a folder itself, or a file's folder)."""
-    import os
-
     if path:
-        from gui.app import settings
-
         settings().setValue(f"dialogs/{kind}", path if os.path.isdir(path) else os.path.dirname(path))
