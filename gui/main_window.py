@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBo
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, settings
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import TrainTab
-from gui.widgets import show_folder
+from gui.widgets import ask, show_folder
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
 TAB_NAMES = ("Dataset", "Train", "Evaluate", "Predict", "Runs")
@@ -432,18 +432,20 @@ class MainWindow(QMainWindow):
 
     # ---- closing ------------------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt override
-        if self.train_tab.is_running() and self.confirm_close:
-            answer = QMessageBox.question(
+        if (
+            self.train_tab.is_running()
+            and self.confirm_close
+            and not ask(
                 self,
                 "Training in progress",
                 "A training run is in progress. Stop it and close the window?\n\nIt stops after the current batch "
                 "and keeps everything trained so far; Resume training in the Runs tab goes on from there.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No,
+                yes="Stop and close",
+                no="Keep training",
             )
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
+        ):
+            event.ignore()
+            return
         self._closing = True
         self.train_tab.save_settings()
         self.dataset_panel.save_settings()

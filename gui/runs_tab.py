@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets import count_noun, dialog_dir, remember_dir, show_folder
+from gui.widgets import ask, count_noun, dialog_dir, remember_dir, show_folder
 
 COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
@@ -751,16 +751,14 @@ class RunsTab(QWidget):
         if not paths:
             return False
         names = "\n".join(Path(p).name for p in paths[:10]) + ("\n…" if len(paths) > 10 else "")
-        answer = QMessageBox.question(
+        if not ask(
             self,
             "Delete runs",
             f"Delete {len(paths)} run folder{'s' if len(paths) > 1 else ''} with "
             f"{'their' if len(paths) > 1 else 'its'} checkpoints?\n\n{names}\n\n"
             "This cannot be undone.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        if answer != QMessageBox.StandardButton.Yes:
+            yes=f"Delete {count_noun(len(paths), 'run')}",
+        ):
             return False
         store = self._store()
         errors, deleted = [], []

@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 from gui.model_panel import ModelPanel
-from gui.widgets import Banner, dialog_dir, remember_dir
+from gui.widgets import Banner, ask, dialog_dir, remember_dir
 from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_running, start_worker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
@@ -688,15 +688,14 @@ class TrainTab(QWidget):
 
     def _locate_moved_data(self, data_root: str) -> str:
         """Ask for the new place of a run's data folder; "" when the user does not give one."""
-        answer = QMessageBox.question(
+        if not ask(
             self,
             "Resume training",
             f"This run was trained on {data_root}, which is not there any more.\n\n"
             "Choose the folder where those images are now? (It must have the same class folders.)",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.Yes,
-        )
-        if answer != QMessageBox.StandardButton.Yes:
+            yes="Choose folder…",
+            default_yes=True,
+        ):
             return ""
         return QFileDialog.getExistingDirectory(
             self,

@@ -39,6 +39,19 @@ def show_folder(folder: str, parent: QWidget | None = None) -> bool:
     return False
 
 
+def ask(parent: QWidget | None, title: str, text: str, yes: str, no: str = "Cancel", default_yes: bool = False) -> bool:
+    """A question whose buttons say what they do ("Stop and close" / "Keep training") instead of Yes / No. True
+    when the user pressed `yes`; Escape or closing the box means `no`."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=parent)
+    box.setObjectName("ask")
+    yes_button = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+    no_button = box.addButton(no, QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(yes_button if default_yes else no_button)
+    box.setEscapeButton(no_button)
+    box.exec()
+    return box.clickedButton() is yes_button
+
+
 def count_noun(n: int, noun: str) -> str:
     """'1 image', '3 images', '0 runs'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

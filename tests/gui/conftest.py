@@ -107,3 +107,30 @@ def sample_path() -> Path:
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
     return make_dataset(tmp_path / "tiny", {"red": 12, "green": 12, "blue": 12})
+
+
+@pytest.fixture
+def answer_question():
+    """answer_question("Keep training") clicks that button of the next `gui.widgets.ask` box once it shows, and
+    returns a list that then holds (box text, [button texts]): the real dialog is shown and answered."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def arrange(button: str) -> list:
+        seen: list = []
+        tries = [0]
+
+        def poll() -> None:
+            box = QApplication.activeModalWidget()
+            if isinstance(box, QMessageBox) and box.objectName() == "ask":
+                seen.append((box.text(), [b.text() for b in box.buttons()]))
+                match = [b for b in box.buttons() if b.text() == button]
+                (match[0].click() if match else box.reject())  # a missing button answers no, and the test sees why
+            elif tries[0] < 2000:  # about 20 s: the box never came; the test's assertion on `seen` fails
+                tries[0] += 1
+                QTimer.singleShot(10, poll)
+
+        QTimer.singleShot(0, poll)
+        return seen
+
+    return arrange

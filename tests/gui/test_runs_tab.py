@@ -225,25 +225,17 @@ def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp
     assert not (tmp_path / "bad.onnx").exists() and tab.last_export is None
 
 
-def test_delete_asks_and_removes(qtbot, tab, runs, monkeypatch):
-    asked = []
-
-    def answer(reply):
-        def question(*args, **kwargs):
-            asked.append(args[2] if len(args) > 2 else "")
-            return reply
-
-        return question
-
+def test_delete_asks_and_removes(qtbot, tab, runs, answer_question):
     tab.select_runs([str(runs["failed"])])
-    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    asked = answer_question("Cancel")
     assert tab.delete_selected() is False
     assert runs["failed"].is_dir() and tab.run_count() == 3
-    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    assert asked and asked[0][1] == ["Delete 1 run", "Cancel"]  # buttons that say what they do
+    asked = answer_question("Delete 1 run")
     with qtbot.waitSignal(tab.runs_deleted, timeout=5000) as deleted:
         assert tab.delete_selected() is True
     assert deleted.args[0] == [str(runs["failed"])]  # the other tabs drop what pointed at it
-    assert len(asked) == 2 and runs["failed"].name in asked[-1]
+    assert runs["failed"].name in asked[0][0]
     assert not runs["failed"].exists()
     assert tab.run_count() == 2
     assert runs["done"].is_dir()

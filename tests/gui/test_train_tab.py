@@ -123,7 +123,7 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
 
 
 @pytest.mark.timeout(300)
-def test_closing_the_window_during_training_ends_the_thread(qtbot, tiny_dataset, runs_dir, monkeypatch):
+def test_closing_the_window_during_training_ends_the_thread(qtbot, tiny_dataset, runs_dir, answer_question):
     from gui.main_window import MainWindow
 
     window = MainWindow(data_dir=str(tiny_dataset), runs_dir=str(runs_dir))
@@ -138,12 +138,12 @@ def test_closing_the_window_during_training_ends_the_thread(qtbot, tiny_dataset,
     _wait_running(qtbot, tab)
     thread = tab.thread
 
-    asked = []
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.No)
-    assert not window.close()  # the user said No: keep training
-    assert asked and is_running(thread) and tab.state == RUNNING
+    asked = answer_question("Keep training")
+    assert not window.close()
+    assert asked and asked[0][1] == ["Stop and close", "Keep training"]
+    assert is_running(thread) and tab.state == RUNNING
 
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    answer_question("Stop and close")
     t0 = time.monotonic()
     assert window.close()
     assert not is_running(thread) and not active_threads()
@@ -308,7 +308,9 @@ def test_a_deleted_run_takes_its_result_buttons_with_it(qtbot, tmp_path, runs_di
 
 
 @pytest.mark.timeout(300)
-def test_resuming_a_run_whose_data_moved_asks_where_it_is(qtbot, tiny_dataset, runs_dir, tmp_path, monkeypatch):
+def test_resuming_a_run_whose_data_moved_asks_where_it_is(
+    qtbot, tiny_dataset, runs_dir, tmp_path, monkeypatch, answer_question
+):
     import shutil
 
     from PySide6.QtWidgets import QFileDialog
@@ -317,14 +319,11 @@ def test_resuming_a_run_whose_data_moved_asks_where_it_is(qtbot, tiny_dataset, r
     first = _run_stopped_after_epoch_1(old, runs_dir, epochs=2)
     new = old.rename(tmp_path / "photos-moved")
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
-    asked = []
     try:
-        monkeypatch.setattr(
-            QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No
-        )
+        asked = answer_question("Cancel")
         assert not tab.resume_run(first.run_dir) and tab.state == IDLE
-        assert str(old) in asked[0] and "is not there any more" in tab.banner.text()
-        monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+        assert str(old) in asked[0][0] and "is not there any more" in tab.banner.text()
+        answer_question("Choose folder…")
         monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(new))
         with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
             assert tab.resume_run(first.run_dir), tab.banner.text()
