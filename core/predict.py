@@ -443,7 +443,11 @@ def prediction_to_dict(p: Prediction) -> dict[str, Any]:
 
 
 def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -> None:
-    """Write predictions as CSV (source, ok, error, label, confidence, top1, prob1, …), atomically."""
+    """Write predictions as CSV (source, ok, error, label, confidence, top1, prob1, …), atomically. A model with
+    fewer classes than `top_k` gets as many top columns as it has classes (none always empty)."""
+    predictions = list(predictions)
+    known = max((len(p.top) for p in predictions if p.ok), default=0)
+    top_k = min(top_k, known) if known else top_k
     header = ["source", "ok", "error", "label", "confidence"]
     for i in range(1, top_k + 1):
         header += [f"top{i}", f"prob{i}"]

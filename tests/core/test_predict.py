@@ -216,6 +216,10 @@ def test_csv_and_json_output(predictor, tmp_path):
     d = json.loads(json.dumps(prediction_to_dict(preds[0])))
     assert d["label"] == preds[0].label and d["top"][0]["label"] == preds[0].label
     assert not [f for f in os.listdir(out.parent) if f.endswith(".tmp")]
+    classes = len(predictor.class_names)
+    write_csv(predictor.predict(paths, top_k=classes + 3), out, top_k=classes + 3)  # more than the model knows
+    header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert f"top{classes}" in header and f"top{classes + 1}" not in header  # no columns that are always empty
 
 
 def test_from_checkpoint_rejects_a_bad_file(tmp_path):
