@@ -262,7 +262,8 @@ class DatasetPanel(QWidget):
 
         problems = QWidget()
         pl = QVBoxLayout(problems)
-        pl.addWidget(QLabel("Files that could not be used (they are skipped):"))
+        self.bad_label = QLabel()
+        pl.addWidget(self.bad_label)
         self.bad_table = QTableWidget(0, 3)
         self.bad_table.setHorizontalHeaderLabels(["File", "Reason", ""])
         hh = self.bad_table.horizontalHeader()
@@ -273,10 +274,14 @@ class DatasetPanel(QWidget):
         self.bad_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.bad_table.setWordWrap(False)
         pl.addWidget(self.bad_table, 3)
-        pl.addWidget(QLabel("Identical files (kept together in one split):"))
+        self.dup_label = QLabel()
+        pl.addWidget(self.dup_label)
         self.dup_list = QListWidget()
         self.dup_list.itemDoubleClicked.connect(lambda it: self.reveal(it.data(Qt.ItemDataRole.UserRole)))
         pl.addWidget(self.dup_list, 2)
+        self._problems_stretch = QWidget()  # takes the room of the hidden lists when there is nothing to show
+        pl.addWidget(self._problems_stretch, 1)
+        self._show_problem_lists(None)
         self.middle_tabs.addTab(problems, "Problems")
         return self.middle_tabs
 
@@ -511,6 +516,7 @@ class DatasetPanel(QWidget):
             self._set_chart([], [])
             self.split_counts.setText("–")
             self.middle_tabs.setTabText(1, "Problems")
+            self._show_problem_lists(None)
             return
         counts = index.counts()
         self.class_table.setRowCount(len(index.classes))
@@ -566,6 +572,7 @@ class DatasetPanel(QWidget):
             item.setToolTip("\n".join(group))
             item.setData(Qt.ItemDataRole.UserRole, group[0])
             self.dup_list.addItem(item)
+        self._show_problem_lists(index)
         n_problems = len(index.bad_files) + len(index.duplicates)
         self.middle_tabs.setTabText(1, f"Problems ({n_problems})" if n_problems else "Problems")
 
@@ -577,6 +584,30 @@ class DatasetPanel(QWidget):
             self.class_table.selectRow(0)
         self._preview_sample = 0
         self._schedule_preview()
+
+    def _show_problem_lists(self, index: Any) -> None:
+        """Say what the Problems tab found; an empty list is replaced by a sentence saying there is nothing."""
+        bad = len(index.bad_files) if index is not None else 0
+        dups = len(index.duplicates) if index is not None else 0
+        if index is None:
+            self.bad_label.setText("")
+            self.dup_label.setText("")
+        else:
+            shown = f" (the first {self.bad_table.rowCount()} listed)" if bad > self.bad_table.rowCount() else ""
+            self.bad_label.setText(
+                f"{count_noun(bad, 'file')} could not be used and {'is' if bad == 1 else 'are'} left out of "
+                f"training{shown}:"
+                if bad
+                else "Every image file could be read: none is left out."
+            )
+            self.dup_label.setText(
+                f"{count_noun(dups, 'group')} of identical files (each group is kept together in one split):"
+                if dups
+                else "No identical files."
+            )
+        self.bad_table.setVisible(bad > 0)
+        self.dup_list.setVisible(dups > 0)
+        self._problems_stretch.setVisible(not bad or not dups)
 
     # ---- split --------------------------------------------------------------------------------------------------
     def _on_split_changed(self) -> None:

@@ -75,6 +75,15 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     assert "1 of them in different classes (one image, two labels)" in panel.summary_label.text()
     texts = [panel.dup_list.item(i).text() for i in range(panel.dup_list.count())]
     assert any("in different classes!" in t and "looks_like_a.jpg" in t for t in texts), texts
+    assert panel.bad_label.text().startswith("1 file could not be used and is left out")
+    assert panel.dup_label.text().startswith("2 groups of identical files")
+    assert not panel.bad_table.isHidden() and not panel.dup_list.isHidden()
+
+    _load(qtbot, panel, dataset_factory(tmp_path / "clean", {"a": 3, "b": 3}))
+    assert panel.middle_tabs.tabText(1) == "Problems"  # nothing to list: sentences, not two empty tables
+    assert panel.bad_label.text() == "Every image file could be read: none is left out."
+    assert panel.dup_label.text() == "No identical files."
+    assert panel.bad_table.isHidden() and panel.dup_list.isHidden()
 
 
 def test_data_error_is_shown_in_the_panel(qtbot, panel, tmp_path, dataset_factory):
