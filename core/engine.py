@@ -27,6 +27,7 @@ from core import checkpoint, data, distributed, metrics, models, runs
 from core.config import ConfigError, DataConfig, RunConfig, TrainConfig
 
 PROGRESS_INTERVAL_S = 0.1  # batch events at most 10 per second (plus the first and last batch of an epoch)
+BATCH_LOG_INTERVAL_S = 0.25  # batches.csv: a row at most 4 times a second (plus each epoch's last batch)
 PROGRESS_FILE_INTERVAL_S = 0.5  # distributed runs: rank 0 rewrites progress.json at most twice a second
 
 # ------------------------------------------------------------------------------------------------------- events
@@ -380,6 +381,25 @@ def _mode_of(config: RunConfig | None, resume: str | Path | None) -> str:
         return "scratch"
 
 
+class _BatchLog(Callback):
+    """The progress events' running losses for batches.csv: a row at most every BATCH_LOG_INTERVAL_S, and each
+    epoch's last step; the Trainer takes them when it writes last.pt."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, int, float]] = []
+        self._last = -math.inf
+
+    def on_batch_end(self, p: BatchProgress) -> None:
+        now = time.perf_counter()
+        if p.step == p.steps or now - self._last >= BATCH_LOG_INTERVAL_S:
+            self._last = now
+            self.rows.append((p.epoch, p.step, p.steps, p.loss))
+
+    def take(self) -> list[tuple[int, int, int, float]]:
+        rows, self.rows = self.rows, []
+        return rows
+
+
 class Trainer:
     """Trains one run: `Trainer(config, index, callbacks).fit()`.
 
@@ -438,6 +458,8 @@ class Trainer:
         self.rank, self.world_size, self.is_main = self.dist.rank, self.dist.world_size, self.dist.is_main
         if not self.is_main:
             self.callbacks = []  # only rank 0 reports; the others print failures and warnings to stderr
+        self._batch_log = _BatchLog()  # rank 0's per-batch losses, written to batches.csv with each last.pt
+        self.callbacks.append(self._batch_log)
         self.device = self.dist.device if self.dist.enabled else resolve_device(config.train.device)
         self.config = config if self._resume_ckpt else resolve_defaults(config, self.device)
         self.config.validate()
@@ -733,6 +755,16 @@ class Trainer:
         self.bad_epochs = int(ck.get("bad_epochs", 0))
         if self.is_main:
             runs.write_history(self.run_dir, self.history)  # drop rows written after this checkpoint
+            p = self._partial or {}  # steps of the next epoch the checkpoint holds (all: it stopped validating)
+            done = math.inf if p.get("trained") else int(p.get("steps_done") or 0)
+            runs.write_batches(  # and the per-batch losses of batches trained after it
+                self.run_dir,
+                [
+                    r
+                    for r in runs.read_batches(self.run_dir)
+                    if r[0] <= self.start_epoch or (r[0] == self.start_epoch + 1 and r[1] <= done)
+                ],
+            )
 
     # -- loop
     def _loop(self) -> tuple[str, str]:
@@ -1176,6 +1208,10 @@ class Trainer:
         """last.pt after `epoch` finished epochs; `partial`: how far the next epoch got before a stop."""
         if not self.is_main:
             return
+        try:
+            runs.append_batches(self.run_dir, self._batch_log.take())
+        except OSError as e:  # only the per-batch curve of a resumed run is missing then
+            self._warn(f"could not write batches.csv: {e}")
         p = self._payload(epoch, self.history[-1] if self.history else None)
         p.update(
             optimizer=self.optimizer.state_dict(),

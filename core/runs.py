@@ -1,4 +1,4 @@
-"""Run folders: create / list / load / delete, status.json, history.csv and the curves plot."""
+"""Run folders: create / list / load / delete, status.json, history.csv, batches.csv and the curves plot."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+BATCH_FIELDS = ("epoch", "step", "steps", "loss")  # batches.csv: the epoch's running mean loss as training went
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
 
 
@@ -160,6 +161,48 @@ def write_history(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
         w.writeheader()
         for row in rows:
             w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+
+
+def append_batches(run_dir: str | Path, rows: list[tuple[int, int, int, float]]) -> None:
+    """Append (epoch, step, steps, running loss) rows to batches.csv, flushed to disk. A line cut short by a crash
+    is skipped by read_batches, and a resume rewrites the file (write_batches)."""
+    if not rows:
+        return
+    path = Path(run_dir) / "batches.csv"
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(BATCH_FIELDS)
+        w.writerows((e, s, n, f"{loss:.6g}") for e, s, n, loss in rows)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_batches(run_dir: str | Path, rows: list[tuple[int, int, int, float]]) -> None:
+    """Rewrite batches.csv from `rows` (on resume, so it holds what the checkpoint trained and nothing after)."""
+    with atomic_file(Path(run_dir) / "batches.csv", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(BATCH_FIELDS)
+        w.writerows((e, s, n, f"{loss:.6g}") for e, s, n, loss in rows)
+
+
+def read_batches(run_dir: str | Path) -> list[tuple[int, int, int, float]]:
+    """batches.csv as (epoch, step, steps, loss) tuples in file order; malformed lines (a write cut short) are
+    skipped; [] if there is none (runs from before this file existed)."""
+    rows = []
+    try:
+        with open(Path(run_dir) / "batches.csv", encoding="utf-8", newline="") as f:
+            for rec in csv.reader(f):
+                try:
+                    e, s, n, loss = int(rec[0]), int(rec[1]), int(rec[2]), float(rec[3])
+                except (ValueError, IndexError):
+                    continue  # the header, or a line cut short
+                if len(rec) == 4 and e >= 1 and 1 <= s <= n and math.isfinite(loss):
+                    rows.append((e, s, n, loss))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return rows
+    return rows
 
 
 def _num(text: str) -> int | float | None:

@@ -193,16 +193,20 @@ class TrainingCharts(_Canvas):
         return len(self.train_loss_line.get_xdata())
 
     def add_batch(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        if self._append_batch(epoch, step, steps, loss):
+            self.batch_line.set_data(self.batch_x, self.batch_y)
+            self._update_limits(soon=False)
+
+    def _append_batch(self, epoch: int, step: int, steps: int, loss: float) -> bool:
         if loss is None or not math.isfinite(loss):
-            return
+            return False
         self._ema_n += 1
         self._ema = self.SMOOTHING * self._ema + (1 - self.SMOOTHING) * float(loss)
         smoothed = self._ema / (1 - self.SMOOTHING**self._ema_n)
         # epoch is 1-based and the epoch's point sits at x = epoch, so batch k of epoch e sits at e - 1 + k/steps
         self.batch_x.append(epoch - 1 + step / max(steps, 1))
         self.batch_y.append(smoothed)
-        self.batch_line.set_data(self.batch_x, self.batch_y)
-        self._update_limits(soon=False)
+        return True
 
     def add_epoch(
         self, epoch: int, train_loss: float, train_acc: float, val_loss: float | None, val_acc: float | None
@@ -218,8 +222,9 @@ class TrainingCharts(_Canvas):
         """Add one core.engine.EpochMetrics."""
         self.add_epoch(m.epoch, m.train_loss, m.train_acc, m.val_loss, m.val_acc)
 
-    def set_history(self, history: Sequence[dict]) -> None:
-        """Show the epochs of an existing run (resume); rows as in history.csv."""
+    def set_history(self, history: Sequence[dict], batches: Sequence[tuple[int, int, int, float]] = ()) -> None:
+        """Show the epochs of an existing run (resume); rows as in history.csv, and its per-batch running losses
+        as (epoch, step, steps, loss) from batches.csv."""
         self.reset()
 
         def num(row: dict, key: str) -> float | None:
@@ -237,6 +242,8 @@ class TrainingCharts(_Canvas):
             vl, va = num(row, "val_loss"), num(row, "val_acc")
             self.val_loss.append(math.nan if vl is None else vl)
             self.val_acc.append(math.nan if va is None else 100.0 * va)
+        for row in batches:
+            self._append_batch(*row)
         self._refresh()
 
     def _refresh(self) -> None:

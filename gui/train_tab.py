@@ -712,8 +712,10 @@ class TrainTab(QWidget):
             b.setEnabled(False)
         self.ensure_charts()
         self.charts.reset()
-        if history:
-            self.charts.set_history(history)
+        if resume:  # the run's earlier epochs and its per-batch line so far
+            from core.runs import read_batches
+
+            self.charts.set_history(history or [], read_batches(resume))
         self.charts.set_planned_epochs(config.train.epochs, len(index.classes) if index is not None else 0)
         self.epoch_bar.setRange(0, config.train.epochs)
         self.epoch_bar.setValue(len(history or []))

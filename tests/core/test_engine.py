@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import checkpoint, data, engine, models
+from core import checkpoint, data, engine, models, runs
 from core.config import ConfigError, RunConfig
 from core.engine import Callback, StopToken, Trainer, choose_memory_format, evaluate, resolve_defaults
 from tests.helpers import make_colour_set
@@ -198,6 +198,39 @@ def test_a_run_stopped_inside_an_epoch_resumes_from_the_next_batch_exactly(datas
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert b["scheduler"]["last_epoch"] == a["scheduler"]["last_epoch"] == 3 * steps  # every planned step, once
     assert b["partial"] is None and b["partial_epoch"] is False
+
+
+def test_batches_csv_keeps_the_per_batch_losses_across_a_stop_and_a_resume(dataset, tmp_path, monkeypatch):
+    """batches.csv (the app's per-batch line of a resumed run): a stopped and resumed run ends with the same rows as
+    an uninterrupted one; rows written after the checkpoint (a crash) and a line cut short are dropped on resume."""
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(engine, "BATCH_LOG_INTERVAL_S", 0.0)
+    cfg = config(dataset, epochs=2, batch_size=4)
+    straight = Trainer(cfg, runs_dir=tmp_path / "a").fit()
+    assert straight.reason == "completed", straight.message
+    rows = runs.read_batches(straight.run_dir)
+    steps = rows[-1][2]
+    assert [(e, s) for e, s, _, _ in rows] == [(e, s) for e in (1, 2) for s in range(1, steps + 1)]
+    ends = [loss for e, s, n, loss in rows if s == n]
+    assert ends == pytest.approx([r["train_loss"] for r in straight.history], rel=1e-5)  # the epoch means
+
+    token = StopToken()
+
+    class StopInEpoch2(Callback):
+        def on_batch_end(self, p):
+            if (p.epoch, p.step) == (2, 2):
+                token.stop()
+
+    first = Trainer(cfg, callbacks=[StopInEpoch2()], stop=token, runs_dir=tmp_path / "b").fit()
+    assert first.reason == "stopped"
+    assert runs.read_batches(first.run_dir) == rows[: steps + 2]  # written with last.pt at the stop
+    runs.append_batches(first.run_dir, [(2, 3, steps, 99.0), (2, 4, steps, 99.0)])  # trained after it, then lost
+    with open(Path(first.run_dir) / "batches.csv", "a", encoding="utf-8") as f:
+        f.write("2,5,")  # a write cut short
+    assert len(runs.read_batches(first.run_dir)) == steps + 4  # the cut line is skipped when read
+    resumed = Trainer(None, resume=first.run_dir).fit()
+    assert resumed.reason == "completed", resumed.message
+    assert runs.read_batches(resumed.run_dir) == rows
 
 
 def test_a_stop_right_after_a_non_finite_loss_fails_instead_of_saving_broken_weights(dataset, tmp_path, monkeypatch):

@@ -97,7 +97,10 @@ def test_reset_and_history_show_old_epochs(qtbot, charts):
         ]
     )
     assert charts.epoch_points == 2 and math.isnan(charts.val_loss[0])
-    assert charts.ax_loss.get_ylim()[1] >= 2.0
+    assert charts.ax_loss.get_ylim()[1] >= 2.0 and charts.batch_x == []
+    charts.set_history([{"epoch": 1, "train_loss": 2.0}], [(1, 1, 4, 2.4), (1, 2, 4, math.nan), (1, 4, 4, 2.0)])
+    assert charts.batch_x == [0.25, 1.0] and len(charts.batch_y) == 2  # the NaN row is not drawn
+    assert charts.batch_y[0] == pytest.approx(2.4) and 2.0 < charts.batch_y[1] < 2.4  # smoothed as when live
     charts.reset()
     assert charts.epoch_points == 0 and charts.ax_loss.get_ylim() == (0.0, 1.0)
 

@@ -286,6 +286,8 @@ def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_
         assert result.run_dir == first.run_dir and [h["epoch"] for h in result.history] == [1, 2, 3]
         assert tab.fit_info.epochs == 3 and tab.fit_info.config["train"]["batch_size"] == 8
         assert tab.charts.epoch_points == 3
+        x = tab.charts.batch_x  # the per-batch line covers epoch 1 (from batches.csv) too, in order
+        assert x[0] < 1 and x == sorted(x) and x[-1] == 3
     finally:
         _cleanup(panel, tab)
 
