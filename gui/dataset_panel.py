@@ -230,6 +230,7 @@ class DatasetPanel(QWidget):
         box = QGroupBox("Classes")
         lay = QVBoxLayout(box)
         self.class_table = QTableWidget(0, 2)
+        self.class_table.setTabKeyNavigation(False)  # Tab goes on to the next control; arrows move in the table
         self.class_table.setHorizontalHeaderLabels(["Class", "Images"])
         self.class_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.class_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
@@ -265,6 +266,7 @@ class DatasetPanel(QWidget):
         self.bad_label = QLabel()
         pl.addWidget(self.bad_label)
         self.bad_table = QTableWidget(0, 3)
+        self.bad_table.setTabKeyNavigation(False)
         self.bad_table.setHorizontalHeaderLabels(["File", "Reason", ""])
         hh = self.bad_table.horizontalHeader()
         hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)

@@ -399,6 +399,7 @@ class EvaluateTab(QWidget):
 
         self.side_tabs = QTabWidget()
         self.per_class_table = QTableWidget(0, 5)
+        self.per_class_table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
         self.per_class_table.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Support"])
         self.per_class_table.verticalHeader().setVisible(False)
         self.per_class_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

@@ -369,6 +369,7 @@ class PredictTab(QWidget):
         self.mode_combo.currentTextChanged.connect(self._on_filter_changed)
 
         self.table = QTableView()
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)

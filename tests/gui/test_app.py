@@ -142,6 +142,27 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
     assert "ResNeXt Studio 0." in text and "PySide6" in text
 
 
+def test_tab_moves_on_from_every_table_and_list(qtbot, window):
+    """Keyboard users: Tab must leave a table for the next control (Qt tables cycle through their cells by default,
+    which traps the keyboard there); arrow keys move inside."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QAbstractItemView, QApplication
+
+    w = window(load_initial=False)
+    w.finish_deferred()  # every tab built
+    views = w.findChildren(QAbstractItemView)
+    assert len(views) >= 8  # classes, problems, duplicates, thumbnails, per-class, results, runs, settings …
+    trapping = [type(v).__name__ + ":" + v.objectName() for v in views if v.tabKeyNavigation()]
+    assert trapping == []
+    w.actions["tab_dataset"].trigger()
+    w.activateWindow()
+    table = w.dataset_panel.class_table
+    table.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is table)
+    qtbot.keyClick(table, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is not table
+
+
 @pytest.mark.timeout(180)
 def test_first_start_opens_the_bundled_sample(qtbot, window, sample_path):
     from core.data import scan
