@@ -26,6 +26,51 @@ _RC = {
 }
 
 
+_fallback_family: dict[frozenset[str], str | None] = {}
+
+
+def use_fonts_for(texts: Sequence[str]) -> None:
+    """Make matplotlib able to draw `texts` (class names: 日本, Ελλάδα …). Its default font has no CJK glyphs, so
+    those drew as empty boxes while the tables beside the charts showed them. A font that has the missing glyphs is
+    looked for among matplotlib's known fonts, then the system's (a font installed after matplotlib built its font
+    list is found too), and added after the default as a per-glyph fallback. Nothing is searched for Latin text."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    default = font_manager.get_font(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans")))
+    missing = frozenset(c for t in texts for c in t if not c.isspace() and not default.get_char_index(ord(c)))
+    if not missing:
+        return
+    if missing not in _fallback_family:
+        _fallback_family[missing] = _find_family_with(missing)
+    family = _fallback_family[missing]
+    current = matplotlib.rcParams["font.family"]
+    if family and family not in current:
+        matplotlib.rcParams["font.family"] = ["DejaVu Sans", *[f for f in current if f != "DejaVu Sans"], family]
+
+
+def _find_family_with(chars: frozenset[str]) -> str | None:
+    from matplotlib import font_manager
+
+    def covers(path: str) -> bool:
+        try:
+            font = font_manager.get_font(path)
+        except (OSError, RuntimeError, ValueError):
+            return False
+        return all(font.get_char_index(ord(c)) for c in chars)
+
+    known = [f for f in font_manager.fontManager.ttflist if f.fname.lower().endswith((".ttf", ".otf", ".ttc"))]
+    for entry in known:
+        if "last resort" not in entry.name.lower() and covers(entry.fname):  # its glyphs are boxes too
+            return entry.name
+    seen = {f.fname for f in known}
+    for path in font_manager.findSystemFonts():
+        if path not in seen and covers(path):
+            font_manager.fontManager.addfont(path)
+            return font_manager.FontProperties(fname=path).get_name()
+    return None  # no font on this system has them: matplotlib draws boxes, the tables still show the names
+
+
 def _style_axes(ax: Any) -> None:
     ax.grid(True, color="#e3e6ea", linewidth=0.8)
     ax.set_axisbelow(True)
@@ -336,6 +381,7 @@ class BarChart(_Canvas):
             y = list(range(len(names)))
             mean = sum(counts) / len(counts)
             colors = [VAL_COLOR if c < 0.5 * mean else TRAIN_COLOR for c in counts]
+            use_fonts_for(names)
             bars = ax.barh(y, counts, color=colors, height=0.65)
             ax.set_yticks(y, [n if len(n) <= 18 else n[:17] + "…" for n in names], fontsize=8)
             ax.invert_yaxis()

@@ -222,6 +222,9 @@ class ConfusionMatrixCanvas(QWidget):
         if self._normalized:
             cb.ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
         labels = [nm if len(nm) <= 18 else nm[:16] + "…" for nm in self._names]
+        from gui.charts import use_fonts_for
+
+        use_fonts_for(labels)
         fs = 9 if n <= 10 else 7 if n <= 20 else 5
         self.ax.set_xticks(
             range(n),

@@ -146,3 +146,38 @@ def test_a_short_chart_drops_the_titles_and_gives_the_plots_the_room(qtbot, char
     charts.resize(800, 340)
     _flush(qtbot, charts)
     assert charts.ax_acc.get_title(loc="left") == "Accuracy"
+
+
+def _draw_warnings(chart) -> list[str]:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chart.figure.canvas.draw()
+    return [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "script \u210a",  # not in matplotlib's default font; in its bundled STIX fonts, so found on every machine
+        pytest.param("日本", id="cjk"),  # needs a CJK font on the system (skipped where there is none)
+    ],
+)
+def test_class_names_outside_the_default_font_are_drawn_not_boxes(qtbot, name):
+    """Class names are drawn with a fallback font for glyphs matplotlib's default lacks (the tables showed 日本
+    while the charts drew two empty boxes)."""
+    import matplotlib
+
+    from gui import charts as charts_module
+    from gui.charts import BarChart
+
+    if name == "日本" and charts_module._find_family_with(frozenset(name)) is None:
+        pytest.skip("no font with CJK glyphs on this system")
+    with matplotlib.rc_context():  # the fallback is a global rcParams change: undone after the test
+        chart = BarChart()
+        qtbot.addWidget(chart)
+        chart.set_counts(["plain", name], [3, 4])
+        assert _draw_warnings(chart) == []
+        family = matplotlib.rcParams["font.family"]
+        assert family[0] == "DejaVu Sans" and len(family) >= 2  # Latin text keeps the default font
