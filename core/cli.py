@@ -58,21 +58,53 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _emit_json(doc)
     else:
         print(f"{doc['root']}  ({doc['layout']} layout)")
-        print(f"{doc['num_images']} images in {len(doc['classes'])} classes")
-        width = max(len(c["name"]) for c in doc["classes"])
+        print(f"{_count(doc['num_images'], 'image')} in {_count(len(doc['classes']), 'class', 'classes')}")
+        width = max(_width(c["name"]) for c in doc["classes"])
         for c in doc["classes"]:
-            print(f"  {c['name']:<{width}}  {c['count']:>6}")
+            print(f"  {_pad(c['name'], width)}  {c['count']:>6}")
         for name in doc["empty_classes"]:
             print(f"  empty class folder (ignored): {name}")
         if doc["duplicates"]:
-            print(f"{len(doc['duplicates'])} groups of identical files (kept together in one split):")
+            mixed = doc["mixed_duplicates"]
+            print(f"{_count(len(doc['duplicates']), 'group')} of identical files (kept together in one split):")
             for group in doc["duplicates"][:20]:
-                print("  " + "  ==  ".join(group))
+                print("  " + "  ==  ".join(group) + ("  (in different classes!)" if group in mixed else ""))
+            if len(doc["duplicates"]) > 20:
+                print(f"  … and {len(doc['duplicates']) - 20} more (--json lists them all)")
+            if mixed:
+                _err(
+                    f"warning: {_count(len(mixed), 'group')} of identical files in different classes "
+                    "(one image, two labels)"
+                )
         if doc["bad_files"]:
-            print(f"{len(doc['bad_files'])} files could not be used:")
+            print(f"{_count(len(doc['bad_files']), 'file')} could not be used:")
             for b in doc["bad_files"]:
                 print(f"  {b['path']}: {b['reason']}")
+        if doc["ignored_files"]:
+            ignored = doc["ignored_files"]
+            print(f"{_count(len(ignored), 'file')} in class folders ignored (not an image type):")
+            for path in ignored[:20]:
+                print(f"  {path}")
+            if len(ignored) > 20:
+                print(f"  … and {len(ignored) - 20} more (--json lists them all)")
     return 1 if doc["bad_files"] else 0
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 file', '3 files', '2 classes'."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes in a terminal: East Asian wide characters (日本) take two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    """`text` left-aligned in `width` terminal columns (str.ljust counts 日本 as 2 columns, a terminal as 4)."""
+    return text + " " * max(0, width - _width(text))
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -433,19 +465,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         top5 = "" if ev.get("top5") is None else f", top-5 {ev['top5']:.2%}"
         print(f"{ev['num_samples']} images ({args.split}): accuracy {ev['accuracy']:.2%}{top5}, loss {ev['loss']:.4f}")
         names = ev["class_names"]
-        w = max(8, *(len(n) for n in names))
+        w = max(8, *(_width(n) for n in names))
         print(f"{'class':<{w}}  precision  recall     f1  support")
         for row in ev["per_class"]:
             if row["f1"] is None:  # a class with no images here and never predicted
-                print(f"{row['name']:<{w}}  {'—':>9}  {'—':>6}  {'—':>5}  {row['support']:>7}")
+                print(f"{_pad(row['name'], w)}  {'—':>9}  {'—':>6}  {'—':>5}  {row['support']:>7}")
                 continue
             print(
-                f"{row['name']:<{w}}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
+                f"{_pad(row['name'], w)}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
                 f"{row['support']:>7}"
             )
         print("confusion matrix (rows = true, columns = predicted):")
         for name, row in zip(names, ev["confusion_matrix"], strict=True):
-            print(f"  {name:<{w}} " + " ".join(f"{v:>5}" for v in row))
+            print(f"  {_pad(name, w)} " + " ".join(f"{v:>5}" for v in row))
         for e in ev.get("errors", []):
             _err(f"could not read {e['path']}: {e['reason']}" if isinstance(e, dict) else f"could not read {e}")
     left = ev.get("left_out_classes") or {}

@@ -22,7 +22,8 @@ from core.config import STRONG_ERASING, STRONG_JITTER, DataConfig
 if TYPE_CHECKING:
     import torch
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# .avif needs a Pillow built with libavif (its wheels are); where it is not, such files are listed as unusable
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 grey, as torchvision's colour jitter
@@ -222,6 +223,7 @@ class DatasetIndex:
     bad_files: list[tuple[str, str]] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)
     duplicates: list[list[str]] = field(default_factory=list)
+    ignored_files: list[str] = field(default_factory=list)  # in class folders, not of an image type (notes.txt)
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(self.classes, 0)
@@ -239,7 +241,16 @@ class DatasetIndex:
             "bad_files": [{"path": p, "reason": r} for p, r in self.bad_files],
             "empty_classes": list(self.empty_classes),
             "duplicates": [list(g) for g in self.duplicates],
+            "mixed_duplicates": self.mixed_duplicates(),
+            "ignored_files": list(self.ignored_files),
         }
+
+    def mixed_duplicates(self) -> list[list[str]]:
+        """The groups of identical files that sit in different classes: one image with two labels."""
+        if not self.duplicates:
+            return []
+        class_of = {s.path: s.label for s in self.samples}
+        return [list(g) for g in self.duplicates if len({class_of.get(p) for p in g}) > 1]
 
 
 def _is_stopped(stop: Any) -> bool:
@@ -270,8 +281,11 @@ def _loose_images(folder: str) -> list[str]:
         )
 
 
-def _walk_images(folder: str, stop: Any, unreadable: list[tuple[str, str]] | None = None) -> list[str]:
-    """Image files under `folder`, sorted; folders that cannot be listed go to `unreadable` with the reason."""
+def _walk_images(
+    folder: str, stop: Any, unreadable: list[tuple[str, str]] | None = None, ignored: list[str] | None = None
+) -> list[str]:
+    """Image files under `folder`, sorted; folders that cannot be listed go to `unreadable` with the reason, and
+    other files (not hidden, not system files such as Thumbs.db) to `ignored`."""
     found = []
 
     def failed(e: OSError) -> None:
@@ -283,8 +297,12 @@ def _walk_images(folder: str, stop: Any, unreadable: list[tuple[str, str]] | Non
             raise DataError("scan cancelled")
         dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
         for name in filenames:
-            if not _skipped(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+            if _skipped(name):
+                continue
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 found.append(os.path.join(dirpath, name))
+            elif ignored is not None:
+                ignored.append(os.path.join(dirpath, name))
     return sorted(found)
 
 
@@ -312,6 +330,7 @@ def scan(
     bad: list[tuple[str, str]] = [(p, "outside any class folder (ignored)") for p in _loose_images(root_s)]
     candidates: list[tuple[str, str, str | None]] = []  # (path, class, split)
     unlisted: list[tuple[str, str]] = []  # folders that could not be listed, with the reason
+    ignored: list[str] = []  # files in class folders that are not of an image type
     blocked: set[str] = set()  # classes whose folder could not be listed (not "empty": named in bad_files)
     class_names: set[str] = set()
     if _detect_splits(root_s, top):
@@ -321,13 +340,13 @@ def scan(
             bad += [(p, "outside any class folder (ignored)") for p in _loose_images(split_dir.path)]
             for cls in _subdirs(split_dir.path):
                 class_names.add(cls.name)
-                candidates += [(p, cls.name, split_name) for p in _walk_images(cls.path, stop, unlisted)]
+                candidates += [(p, cls.name, split_name) for p in _walk_images(cls.path, stop, unlisted, ignored)]
                 blocked |= {cls.name for f, _ in unlisted if f == cls.path}
     else:
         layout = "classes"
         for cls in top:
             class_names.add(cls.name)
-            candidates += [(p, cls.name, None) for p in _walk_images(cls.path, stop, unlisted)]
+            candidates += [(p, cls.name, None) for p in _walk_images(cls.path, stop, unlisted, ignored)]
             blocked |= {cls.name for f, _ in unlisted if f == cls.path}
     bad += unlisted
 
@@ -345,7 +364,13 @@ def scan(
     classes = sorted(c for c in class_names if good[c])
     empty = sorted(c for c in class_names if not good[c] and c not in blocked)
     if len(classes) < 2:
-        if not class_names:
+        loose = sum(reason.startswith("outside any class folder") for _, reason in bad)
+        if not class_names and loose:
+            why = (
+                f"{loose} image{'s' if loose != 1 else ''} directly in this folder, but no class folders: put each "
+                "class's images in a sub-folder named after the class (ROOT/cat/…, ROOT/dog/…)"
+            )
+        elif not class_names:
             why = "no class folders (expected ROOT/<class>/<image> or ROOT/train/<class>/<image>)"
         elif not classes:
             why = f"no readable images in {len(class_names)} class folder(s)"
@@ -363,6 +388,7 @@ def scan(
         bad_files=sorted(bad),
         empty_classes=empty,
         duplicates=duplicates,
+        ignored_files=sorted(ignored),
     )
 
 

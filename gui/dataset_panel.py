@@ -121,6 +121,11 @@ class _LevelStrengthSpin(QDoubleSpinBox):
             super().stepBy(steps)
 
 
+def _problem_files(index: Any) -> list[tuple[str, str]]:
+    """The Problems table's rows: unusable files with their reason, then files that are not of an image type."""
+    return list(index.bad_files) + [(p, "not an image file type (ignored)") for p in index.ignored_files]
+
+
 class DatasetPanel(QWidget):
     """Everything about the data set. `index` holds the last good scan; `data_config()` the chosen settings."""
 
@@ -541,8 +546,7 @@ class DatasetPanel(QWidget):
                 [count_noun(len(index.bad_files) - folders, "unusable file")] if folders < len(index.bad_files) else []
             ) + ([count_noun(folders, "unreadable folder")] if folders else [])
             parts.append(f"<span style='color:#b3261e'>{', '.join(unusable)}</span>")
-        class_of = {smp.path: index.classes[smp.label] for smp in index.samples} if index.duplicates else {}
-        mixed = [g for g in index.duplicates if len({class_of.get(p) for p in g}) > 1]  # one image, two labels
+        mixed = index.mixed_duplicates()  # one image, two labels
         if index.duplicates:
             n = len(index.duplicates)
             parts.append(f"{n} {'group' if n == 1 else 'groups'} of identical files")
@@ -550,11 +554,13 @@ class DatasetPanel(QWidget):
             parts.append(
                 f"<span style='color:#b3261e'>{len(mixed)} of them in different classes (one image, two labels)</span>"
             )
+        if index.ignored_files:
+            parts.append(f"{count_noun(len(index.ignored_files), 'other file')} ignored (not images)")
         if index.empty_classes:
             parts.append(f"empty folders ignored: {', '.join(index.empty_classes)}")
         self.summary_label.setText(f"{index.root}<br>" + " · ".join(parts))
 
-        for path, reason in index.bad_files[:2000]:
+        for path, reason in _problem_files(index)[:2000]:
             r = self.bad_table.rowCount()
             self.bad_table.insertRow(r)
             item = QTableWidgetItem(os.path.relpath(path, index.root))
@@ -575,7 +581,7 @@ class DatasetPanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, group[0])
             self.dup_list.addItem(item)
         self._show_problem_lists(index)
-        n_problems = len(index.bad_files) + len(index.duplicates)
+        n_problems = len(_problem_files(index)) + len(index.duplicates)
         self.middle_tabs.setTabText(1, f"Problems ({n_problems})" if n_problems else "Problems")
 
         split_layout = index.layout == "splits"
@@ -589,7 +595,7 @@ class DatasetPanel(QWidget):
 
     def _show_problem_lists(self, index: Any) -> None:
         """Say what the Problems tab found; an empty list is replaced by a sentence saying there is nothing."""
-        bad = len(index.bad_files) if index is not None else 0
+        bad = len(_problem_files(index)) if index is not None else 0
         dups = len(index.duplicates) if index is not None else 0
         if index is None:
             self.bad_label.setText("")

@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
 from gui.predict_tab import PredictorCache
-from gui.widgets import dialog_dir, remember_dir
+from gui.widgets import count_noun, dialog_dir, remember_dir
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 GALLERY_LIMIT = 500
@@ -70,6 +70,7 @@ def _evaluate_job(
         kwargs["stop"] = stop
     ev = evaluate(str(checkpoint), index, **kwargs)
     ev = {k: v for k, v in ev.items() if k != "predictions"}
+    ev["unusable_files"] = [list(b) for b in index.bad_files]  # the scan's: unreadable, or outside class folders
     ev["split"] = ev.get("split") or split
     ev["checkpoint"] = ev.get("checkpoint") or str(checkpoint)
     ev.setdefault("data", str(data_root))
@@ -725,6 +726,7 @@ class EvaluateTab(QWidget):
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
+        self.status_label.setToolTip("")
         self.status_label.setStyleSheet("color: #b42318;" if error else "")
 
     # ------------------------------------------------------------------ showing
@@ -759,15 +761,28 @@ class EvaluateTab(QWidget):
         errors = ev.get("errors") or []
         left = ev.get("left_out_classes") or {}
         left_text = (
-            "Left out, not classes of the model: " + ", ".join(f"{c} ({k} images)" for c, k in left.items()) + "."
+            "Left out, not classes of the model: "
+            + ", ".join(f"{c} ({count_noun(k, 'image')})" for c, k in left.items())
+            + "."
             if left
             else ""
         )
+        unusable = [tuple(b) for b in ev.get("unusable_files") or []] + [
+            (e["path"], e["reason"]) if isinstance(e, dict) else (str(e), "could not be read") for e in errors
+        ]
+        unread = len(unusable)
         if ev.get("stopped"):
             self._set_status(f"Cancelled: these numbers cover only the first {n} images.", error=True)
-        elif errors or left:
-            unread = f"{len(errors)} images could not be read and were left out. " if errors else ""
-            self._set_status((unread + left_text).strip(), error=True)
+        elif unread or left:
+            unread_text = (
+                f"{count_noun(unread, 'file')} could not be used and {'was' if unread == 1 else 'were'} left out "
+                "(point here for which and why). "
+                if unread
+                else ""
+            )
+            self._set_status((unread_text + left_text).strip(), error=True)
+            lines = [f"{path}: {reason}" for path, reason in unusable[:20]]
+            self.status_label.setToolTip("\n".join(lines + (["…"] if unread > 20 else [])))
         else:
             self._set_status(f"Evaluated {self._described(ev)}." if checkpoint else "")
         self.stack.setCurrentIndex(PAGE_RESULTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,24 @@ def test_scan_with_bad_files_exits_1_and_names_them(capsys, tmp_path):
     bad = {Path(b["path"]).name: b["reason"] for b in json.loads(out)["bad_files"]}
     assert set(bad) == {"broken.jpg", "empty.png"}
     assert all(bad.values())
+
+
+def test_scan_text_names_every_kind_of_problem_with_right_plurals_and_columns(capsys, tmp_path):
+    for c, name in enumerate(("日本", "plain")):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.new("RGB", (20, 20), (i * 40, c * 100, 200)).save(tmp_path / name / f"{i}.png")
+    shutil.copy(tmp_path / "plain" / "0.png", tmp_path / "日本" / "same.png")  # one image, two labels
+    (tmp_path / "plain" / "broken.jpg").write_text("not a picture")
+    (tmp_path / "plain" / "notes.txt").write_text("where these came from")
+    rc, out, err = run(capsys, "scan", str(tmp_path), "--quiet")
+    assert rc == 1  # an unusable file: a partial result
+    assert "1 file could not be used:" in out and "broken.jpg" in out
+    assert "1 group of identical files" in out and "(in different classes!)" in out
+    assert "warning: 1 group of identical files in different classes" in err
+    assert "1 file in class folders ignored (not an image type):" in out and "notes.txt" in out
+    rows = [line for line in out.splitlines() if line.startswith("  ") and line.rstrip()[-1].isdigit()]
+    assert len(rows) == 2 and len({len(r.replace("日本", "xxxx")) for r in rows}) == 1  # counts line up on screen
 
 
 def test_scan_missing_and_one_class_exit_2_with_one_line(capsys, tmp_path):

@@ -47,6 +47,8 @@ def test_scan_awkward_folder_keeps_good_and_reports_bad(awkward_dir):
     everything = paths | set(reasons)
     for p in awkward_dir.ignored:
         assert str(p) not in everything
+    # of those, the files that are not hidden or system files are named, not silently skipped
+    assert idx.ignored_files == [str(p) for p in awkward_dir.ignored if p.name == "notes.txt"]
     assert idx.empty_classes == ["empty_class"]
     assert idx.duplicates == [sorted(str(p) for p in awkward_dir.duplicate_pair)]
     assert progress[-1] == (len(paths) + len(reasons), len(paths) + len(reasons))
@@ -74,7 +76,18 @@ def test_a_class_folder_that_cannot_be_listed_is_named_with_the_reason(small_dat
 
 def test_scan_to_dict_document(awkward_dir):
     d = scan(awkward_dir.root).to_dict()
-    assert set(d) == {"root", "layout", "classes", "num_images", "bad_files", "empty_classes", "duplicates"}
+    assert set(d) == {
+        "root",
+        "layout",
+        "classes",
+        "num_images",
+        "bad_files",
+        "empty_classes",
+        "duplicates",
+        "mixed_duplicates",
+        "ignored_files",
+    }
+    assert d["mixed_duplicates"] == d["duplicates"]  # the awkward pair sits in cats and in dogs
     assert d["classes"] == [{"name": "cats", "count": 8}, {"name": "dogs", "count": 8}]
     assert d["num_images"] == 16
     assert all(set(b) == {"path", "reason"} for b in d["bad_files"])
@@ -109,9 +122,24 @@ def test_scan_one_class_is_an_error(tmp_path, jpeg_writer):
 
 
 def test_scan_no_class_folders_is_an_error(tmp_path, jpeg_writer):
-    jpeg_writer(tmp_path / "loose.jpg", 0)
     with pytest.raises(DataError, match="no class folders"):
         scan(tmp_path)
+    for i in range(3):
+        jpeg_writer(tmp_path / f"loose{i}.jpg", i)
+    with pytest.raises(DataError) as e:  # the commonest first try: a folder of photos, not yet sorted
+        scan(tmp_path)
+    assert "3 images directly in this folder, but no class folders" in str(e.value)
+    assert "sub-folder named after the class" in str(e.value)
+
+
+def test_jpeg_under_other_common_names_is_an_image(tmp_path, jpeg_writer):
+    """.jfif / .jpe are what browsers and Windows often name downloaded JPEGs: scanned, not skipped."""
+    for cls in ("a", "b"):
+        jpeg_writer(tmp_path / cls / "one.jpg", 1)
+        jpeg_writer(tmp_path / cls / "two.jfif", 2)
+        jpeg_writer(tmp_path / cls / "three.JPE", 3)
+    idx = scan(tmp_path)
+    assert idx.counts() == {"a": 3, "b": 3} and idx.bad_files == [] and idx.ignored_files == []
 
 
 def test_scan_cancel(small_dataset):

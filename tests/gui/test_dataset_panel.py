@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -78,6 +79,12 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     assert panel.bad_label.text().startswith("1 file could not be used and is left out")
     assert panel.dup_label.text().startswith("2 groups of identical files")
     assert not panel.bad_table.isHidden() and not panel.dup_list.isHidden()
+    (root / "a" / "notes.txt").write_text("where these came from")
+    _load(qtbot, panel, root)
+    rows = {panel.bad_table.item(r, 0).text(): panel.bad_table.item(r, 1).text() for r in range(2)}
+    assert rows[os.path.join("a", "notes.txt")] == "not an image file type (ignored)"  # named, not skipped
+    assert "1 other file ignored (not images)" in panel.summary_label.text()
+    assert panel.middle_tabs.tabText(1) == "Problems (4)"
 
     _load(qtbot, panel, dataset_factory(tmp_path / "clean", {"a": 3, "b": 3}))
     assert panel.middle_tabs.tabText(1) == "Problems"  # nothing to list: sentences, not two empty tables

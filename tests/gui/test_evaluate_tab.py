@@ -334,3 +334,13 @@ def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_
     wait_idle(qtbot, tab)
     assert tab.stack.currentIndex() == PAGE_RESULTS and tab.evaluation()["num_samples"] == 2  # the cats
     assert tab.status_label.text() == "Left out, not classes of the model: owl (2 images)."
+
+    (mixed / "cat" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not the rest of a JPEG")
+    (mixed / "owl" / "1.png").unlink()
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.status_label.text() == (  # the scan's unusable file is named too (it was dropped in silence)
+        "1 file could not be used and was left out (point here for which and why). "
+        "Left out, not classes of the model: owl (1 image)."
+    )
+    assert "truncated.jpg" in tab.status_label.toolTip()
