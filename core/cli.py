@@ -471,10 +471,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if row["f1"] is None:  # a class with no images here and never predicted
                 print(f"{_pad(row['name'], w)}  {'—':>9}  {'—':>6}  {'—':>5}  {row['support']:>7}")
                 continue
-            print(
-                f"{_pad(row['name'], w)}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
-                f"{row['support']:>7}"
-            )
+            prec, rec = (("—" if row[k] is None else f"{row[k]:.3f}") for k in ("precision", "recall"))
+            print(f"{_pad(row['name'], w)}  {prec:>9}  {rec:>6}  {row['f1']:>5.3f}  {row['support']:>7}")
         print("confusion matrix (rows = true, columns = predicted):")
         for name, row in zip(names, ev["confusion_matrix"], strict=True):
             print(f"  {_pad(name, w)} " + " ".join(f"{v:>5}" for v in row))

@@ -49,9 +49,12 @@ def _div(a: float, b: float) -> float:
 
 
 def per_class(cm: Sequence[Sequence[int]], class_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Precision, recall, F1 and support per class from a confusion matrix; 0.0 where a ratio is undefined for a
-    class that occurs (in the labels or the predictions), None for all three where it does not occur at all
-    (e.g. a class the model knows but the evaluated folder lacks)."""
+    """Precision, recall, F1 and support per class from a confusion matrix.
+
+    A ratio whose denominator is 0 is None, not 0: the recall of a class without images here, the precision of a
+    class never predicted (shown as "—"). F1 is 0.0 then for a class that occurs (in the labels or the
+    predictions), as scikit-learn's zero_division=0; all three are None for a class that does not occur at all
+    (a class the model knows but the evaluated folder lacks, never predicted)."""
     n = len(cm)
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
     if len(names) != n:
@@ -61,18 +64,24 @@ def per_class(cm: Sequence[Sequence[int]], class_names: Sequence[str] | None = N
         tp = cm[i][i]
         support = sum(cm[i])
         predicted = sum(cm[r][i] for r in range(n))
-        precision = _div(tp, predicted)
-        recall = _div(tp, support)
-        f1 = _div(2 * precision * recall, precision + recall)
-        if not support and not predicted:
-            precision = recall = f1 = None
+        precision = tp / predicted if predicted else None
+        recall = tp / support if support else None
+        f1 = None
+        if support or predicted:
+            f1 = (
+                _div(2 * precision * recall, precision + recall)
+                if precision is not None and recall is not None
+                else 0.0
+            )
         out.append({"name": names[i], "precision": precision, "recall": recall, "f1": f1, "support": int(support)})
     return out
 
 
 def macro(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Unweighted means of precision, recall and F1 over the classes that occur (as scikit-learn's default
-    labels: those in the labels or the predictions); 0.0 when none does."""
-    rows = [r for r in rows if r["f1"] is not None]
-    n = len(rows)
-    return {k: _div(sum(r[k] for r in rows), n) for k in ("precision", "recall", "f1")}
+    """Unweighted means over the classes where each is defined: F1 over the classes that occur (scikit-learn's
+    macro F1), precision over those predicted, recall over those with images; 0.0 when none is."""
+    out = {}
+    for k in ("precision", "recall", "f1"):
+        values = [r[k] for r in rows if r[k] is not None]
+        out[k] = _div(sum(values), len(values))
+    return out

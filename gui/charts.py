@@ -367,6 +367,7 @@ class BarChart(_Canvas):
         self.set_counts([], [])
 
     def set_counts(self, names: Sequence[str], counts: Sequence[int]) -> None:
+        use_fonts_for(names)  # before the axes are cleared: new tick labels take the font family when made
         ax = self.ax
         ax.clear()
         _style_axes(ax)
@@ -381,7 +382,6 @@ class BarChart(_Canvas):
             y = list(range(len(names)))
             mean = sum(counts) / len(counts)
             colors = [VAL_COLOR if c < 0.5 * mean else TRAIN_COLOR for c in counts]
-            use_fonts_for(names)
             bars = ax.barh(y, counts, color=colors, height=0.65)
             ax.set_yticks(y, [n if len(n) <= 18 else n[:17] + "…" for n in names], fontsize=8)
             ax.invert_yaxis()

@@ -198,6 +198,9 @@ class ConfusionMatrixCanvas(QWidget):
     def _draw(self) -> None:
         import numpy as np
 
+        from gui.charts import use_fonts_for
+
+        use_fonts_for(self._names)  # before the axes exist: their tick labels take the font family when made
         self.figure.clear()
         self.ax = self.figure.add_subplot(1, 1, 1)
         self.cell_texts = []
@@ -210,22 +213,20 @@ class ConfusionMatrixCanvas(QWidget):
             self.canvas.draw_idle()
             return
         counts = np.array(self._matrix, dtype=float)
+        sums = counts.sum(axis=1, keepdims=True)  # images of each true class
         if self._normalized:
-            sums = counts.sum(axis=1, keepdims=True)
             shown = np.divide(counts, sums, out=np.zeros_like(counts), where=sums > 0)
             vmax = 1.0
         else:
             shown = counts
             vmax = max(1.0, float(counts.max()))
         im = self.ax.imshow(shown, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")
-        cb = self.figure.colorbar(im, ax=self.ax, fraction=0.046, pad=0.03)
-        cb.ax.tick_params(labelsize=8)
-        if self._normalized:
-            cb.ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+        if n > 30:  # too many cells to write numbers in: a colour scale says what the shades mean instead
+            cb = self.figure.colorbar(im, ax=self.ax, fraction=0.046, pad=0.03)
+            cb.ax.tick_params(labelsize=8)
+            if self._normalized:
+                cb.ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
         labels = [nm if len(nm) <= 18 else nm[:16] + "…" for nm in self._names]
-        from gui.charts import use_fonts_for
-
-        use_fonts_for(labels)
         fs = 9 if n <= 10 else 7 if n <= 20 else 5
         self.ax.set_xticks(
             range(n),
@@ -238,15 +239,27 @@ class ConfusionMatrixCanvas(QWidget):
         self.ax.set_yticks(range(n), labels, fontsize=fs)
         self.ax.set_xlabel("Predicted class", fontsize=9)
         self.ax.set_ylabel("True class", fontsize=9)
+        empty_rows = self._normalized and bool((sums == 0).any())
         self.ax.set_title(
-            "Confusion matrix" + (" (each row sums to 100 %)" if self._normalized else " (counts)"), fontsize=10
+            "Confusion matrix "
+            + (
+                "(counts)"
+                if not self._normalized
+                else "(rows with images sum to 100 %)"
+                if empty_rows
+                else "(each row sums to 100 %)"
+            ),
+            fontsize=10,
         )
         if n <= 30:
             cell_fs = 10 if n <= 6 else 8 if n <= 12 else 6 if n <= 20 else 5
             for i in range(n):
                 row = []
                 for j in range(n):
-                    text = f"{shown[i, j]:.0%}" if self._normalized else str(int(counts[i, j]))
+                    if not self._normalized:
+                        text = str(int(counts[i, j]))
+                    else:  # a class without images here has no row to share out: a dash, not a row of 0 %
+                        text = f"{shown[i, j]:.0%}" if sums[i, 0] > 0 else "–"
                     dark = shown[i, j] > vmax * 0.55
                     row.append(
                         self.ax.text(

@@ -42,15 +42,22 @@ def test_per_class_hand_computed():
     assert m["precision"] == pytest.approx((2 / 3 + 0.5 + 0.75) / 3)
 
 
-def test_per_class_undefined_is_zero_not_nan_and_absent_classes_are_left_out():
-    # x: 3 right; y: never in the labels, never predicted (the evaluated folder lacks it); z: one image, taken for x
-    cm = [[3, 0, 0], [0, 0, 0], [1, 0, 0]]
-    rows = metrics.per_class(cm, ["x", "y", "z"])
+def test_per_class_undefined_is_none_not_zero_and_absent_classes_are_left_out():
+    # x: 3 right; y: never in the labels, never predicted (the evaluated folder lacks it); z: one image, taken for x;
+    # w: no images here, yet predicted once (for x)
+    cm = [[3, 0, 0, 1], [0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+    rows = metrics.per_class(cm, ["x", "y", "z", "w"])
     assert rows[1] == {"name": "y", "precision": None, "recall": None, "f1": None, "support": 0}
-    assert rows[2] == {"name": "z", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}  # occurs: counts
-    f1_x = 2 * 0.75 * 1.0 / 1.75
+    # z occurs: recall 0 of 1; never predicted, so precision is undefined; F1 counts as 0 (scikit-learn)
+    assert rows[2] == {"name": "z", "precision": None, "recall": 0.0, "f1": 0.0, "support": 1}
+    # w: predicted once, wrongly: precision 0; no images to recall: undefined, not 0.000
+    assert rows[3] == {"name": "w", "precision": 0.0, "recall": None, "f1": 0.0, "support": 0}
+    p_x, r_x = 3 / 4, 3 / 4
+    f1_x = 2 * p_x * r_x / (p_x + r_x)
     assert rows[0]["f1"] == pytest.approx(f1_x)
-    assert metrics.macro(rows)["f1"] == pytest.approx(f1_x / 2)  # over x and z, as scikit-learn does
+    m = metrics.macro(rows)
+    assert m["f1"] == pytest.approx(f1_x / 3)  # over x, z and w: scikit-learn's macro F1
+    assert m["precision"] == pytest.approx(p_x / 2) and m["recall"] == pytest.approx(r_x / 2)  # where defined
     assert metrics.macro([rows[1]]) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
     with pytest.raises(ValueError):
         metrics.per_class(cm, ["only-one"])

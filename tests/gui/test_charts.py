@@ -179,5 +179,11 @@ def test_class_names_outside_the_default_font_are_drawn_not_boxes(qtbot, name):
         qtbot.addWidget(chart)
         chart.set_counts(["plain", name], [3, 4])
         assert _draw_warnings(chart) == []
+        from gui.evaluate_tab import ConfusionMatrixCanvas
+
+        matrix = ConfusionMatrixCanvas()
+        qtbot.addWidget(matrix)
+        matrix.set_matrix([[3, 1], [0, 4]], ["plain", name])
+        assert _draw_warnings(matrix) == []
         family = matplotlib.rcParams["font.family"]
         assert family[0] == "DejaVu Sans" and len(family) >= 2  # Latin text keeps the default font

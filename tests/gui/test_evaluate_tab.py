@@ -120,8 +120,14 @@ def test_show_run_draws_evaluation_json(qtbot, tab, tmp_path):
 
     tab.norm_radio.setChecked(True)
     assert tab.cm_canvas.texts()[1] == ["25%", "62%", "12%"]
+    assert tab.cm_canvas.ax.get_title() == "Confusion matrix (each row sums to 100 %)"
     tab.counts_radio.setChecked(True)
     assert tab.cm_canvas.texts()[0] == ["3", "1", "0"]
+    assert tab.cm_canvas.figure.axes == [tab.cm_canvas.ax]  # numbers in every cell: no colour bar beside them
+    tab.cm_canvas.set_matrix([[2, 1, 0], [0, 0, 0], [0, 1, 3]], CLASSES, normalized=True)
+    assert tab.cm_canvas.texts()[1] == ["–", "–", "–"]  # no dog images here: no row of 0 % under "sums to 100 %"
+    assert tab.cm_canvas.ax.get_title() == "Confusion matrix (rows with images sum to 100 %)"
+    tab.cm_canvas.set_matrix(ev["confusion_matrix"], CLASSES, normalized=False)
 
     # gallery: most confident mistakes first; clicking one computes its Grad-CAM in a worker
     assert [e["confidence"] for e in tab.gallery_entries()] == [0.91, 0.70, 0.55]
