@@ -85,6 +85,16 @@ TRAIN_KEYS = (
 )
 
 
+def run_settings_text(config: dict) -> str:
+    """'resnext11_4x8d, 32 px, batch 32, lr 0.001 (adamw, cosine), augmentation standard' from a run's config."""
+    model, train, data = (config.get(k) or {} for k in ("model", "train", "data"))
+    parts = [str(model.get("arch", "?")), f"{data.get('image_size', '?')} px", f"batch {train.get('batch_size', '?')}"]
+    parts.append(f"lr {train.get('lr', '?')} ({train.get('optimizer', '?')}, {train.get('scheduler', '?')})")
+    parts.append(f"augmentation {data.get('augment', '?')}")
+    extras = [f"{k} {train[k]:g}" for k in ("mixup", "cutmix", "label_smoothing") if train.get(k)]
+    return ", ".join(parts + extras)
+
+
 def _fmt_duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "–"
@@ -648,6 +658,7 @@ class TrainTab(QWidget):
         if self.state != IDLE:
             self.banner.set_error("A run is already in progress; stop it before resuming another.")
             return False
+        self.banner.clear_message()
         if not (Path(run_dir) / "last.pt").is_file():
             self.banner.set_error(f"{run_dir}: no last.pt to resume from")
             return False
@@ -1123,6 +1134,10 @@ class TrainTab(QWidget):
             f"{info.steps_per_epoch} batches per epoch; data: {info.loader_mode}"
         )
         self.log_line(f"Run folder: {info.run_dir}")
+        if info.start_epoch or getattr(info, "resume_step", 0):  # a resumed run keeps its own settings
+            text = f"Continuing with the run's own settings: {run_settings_text(info.config)}."
+            self.log_line(text)
+            self.banner.set_info(text + " The form keeps yours for new runs.")
         done = getattr(info, "resume_step", 0)
         if done:
             self.log_line(

@@ -285,6 +285,9 @@ def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_
         assert result.reason == "completed", result.message
         assert result.run_dir == first.run_dir and [h["epoch"] for h in result.history] == [1, 2, 3]
         assert tab.fit_info.epochs == 3 and tab.fit_info.config["train"]["batch_size"] == 8
+        # the form (batch 16) is not what runs: the app says what does
+        assert tab.banner.text().startswith(f"Continuing with the run's own settings: {TINY_ARCH}, 32 px, batch 8,")
+        assert "The form keeps yours for new runs." in tab.banner.text() and tab.train_values()["batch_size"] == 16
         assert tab.charts.epoch_points == 3
         x = tab.charts.batch_x  # the per-batch line covers epoch 1 (from batches.csv) too, in order
         assert x[0] < 1 and x == sorted(x) and x[-1] == 3
