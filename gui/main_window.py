@@ -151,6 +151,7 @@ class MainWindow(QMainWindow):
                     ("resume_requested", self.resume_run),
                     ("extend_requested", self.resume_run),
                     ("runs_deleted", self._on_runs_deleted),
+                    ("status_message", self._show_status),
                 ):
                     if hasattr(widget, sig):
                         getattr(widget, sig).connect(slot)

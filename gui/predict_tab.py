@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.image_view import DropHint, ImageView, ProbabilityBars, load_thumbnail, pil_to_qimage
-from gui.widgets import count_noun, dialog_dir, remember_dir
+from gui.widgets import count_noun, dialog_dir, remember_dir, with_suffix
 from gui.worker import FunctionWorker, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
@@ -858,7 +858,7 @@ class PredictTab(QWidget):
         )
         if path:
             remember_dir("exports", path)
-            self.export_csv(path)
+            self.export_csv(with_suffix(path, ".csv"))
 
     def export_csv(self, path: str) -> None:
         """Write every result (errors included) to a CSV file."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets import ask, count_noun, dialog_dir, remember_dir, show_folder
+from gui.widgets import ask, count_noun, dialog_dir, remember_dir, show_folder, with_suffix
 
 COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
@@ -108,6 +107,7 @@ class RunsTab(QWidget):
     extend_requested = Signal(str, int)  # a completed run's folder, and the epochs it should reach
     runs_deleted = Signal(list)  # run folders that no longer exist
     model_export_finished = Signal()  # an "Export model" job ended (its message box has been shown)
+    status_message = Signal(str)  # for the window's status bar: "Saved curves to …"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -636,15 +636,21 @@ class RunsTab(QWidget):
         )
         if path:
             remember_dir("exports", path)
-            self.export_curves_png(path)
+            self.export_curves_png(with_suffix(path, ".png"))
 
-    def export_curves_png(self, path: str) -> None:
-        """Save the curves as they are drawn now."""
+    def export_curves_png(self, path: str) -> bool:
+        """Save the curves as they are drawn now (atomically); False, after saying why, when it cannot."""
+        from core.runs import atomic_file
+
         self._ensure_canvas()
         try:
-            self.figure.savefig(path, format="png", dpi=150, facecolor="white", bbox_inches="tight")
+            with atomic_file(path, "wb") as f:
+                self.figure.savefig(f, format="png", dpi=150, facecolor="white", bbox_inches="tight")
         except OSError as e:
             QMessageBox.warning(self, "Export curves", f"Could not write {path}: {e.strerror or e}")
+            return False
+        self.status_message.emit(f"Saved the curves to {path}")
+        return True
 
     def _export_csv(self) -> None:
         run = self._one()
@@ -655,25 +661,25 @@ class RunsTab(QWidget):
         )
         if path:
             remember_dir("exports", path)
-            self.export_history_csv(run, path)
+            self.export_history_csv(run, with_suffix(path, ".csv"))
 
-    def export_history_csv(self, run_dir: str, path: str) -> None:
-        """Write the run's per-epoch history to `path` (atomically)."""
-        from core.runs import HISTORY_FIELDS
+    def export_history_csv(self, run_dir: str, path: str) -> bool:
+        """Write the run's per-epoch history to `path` (atomically); False, after saying why, when it cannot."""
+        from core.runs import HISTORY_FIELDS, atomic_file
 
         record = self._record(run_dir)
         rows = record.history if record else []
-        target = Path(path)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            with atomic_file(path, newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(HISTORY_FIELDS), extrasaction="ignore")
                 w.writeheader()
                 for row in rows:
                     w.writerow({k: "" if row.get(k) is None else row.get(k) for k in HISTORY_FIELDS})
-            os.replace(tmp, target)
         except OSError as e:
             QMessageBox.warning(self, "Export history", f"Could not write {path}: {e.strerror or e}")
+            return False
+        self.status_message.emit(f"Saved {count_noun(len(rows), 'epoch')} of history to {path}")
+        return True
 
     def _export_model(self) -> None:
         run = self._one()

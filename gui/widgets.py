@@ -52,6 +52,11 @@ def ask(parent: QWidget | None, title: str, text: str, yes: str, no: str = "Canc
     return box.clickedButton() is yes_button
 
 
+def with_suffix(path: str, suffix: str) -> str:
+    """`path` as typed in a save dialog, with `suffix` (".png") added when the name has no extension."""
+    return path if os.path.splitext(path)[1] else path + suffix
+
+
 def count_noun(n: int, noun: str) -> str:
     """'1 image', '3 images', '0 runs'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -151,17 +151,24 @@ def test_a_finished_run_can_train_more_epochs(qtbot, tab, runs, monkeypatch):
     assert sig.args == [str(runs["stopped"])] and len(asked) == 1  # a stopped run finishes its own plan
 
 
-def test_exports(tab, runs, tmp_path):
+def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
     tab.select_runs([str(runs["done"])])
-    out = tmp_path / "hist.csv"
-    tab.export_history_csv(str(runs["done"]), str(out))
+    typed = iter([str(tmp_path / "hist"), str(tmp_path / "curves")])  # names typed without an extension
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (next(typed), ""))
+    with qtbot.waitSignal(tab.status_message) as said:
+        tab._export_csv()
+    out = tmp_path / "hist.csv"  # the extension the format needs is added
+    assert said.args == [f"Saved 5 epochs of history to {out}"]
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
     assert float(rows[1]["val_acc"]) == pytest.approx(0.45)
+    with qtbot.waitSignal(tab.status_message) as said:
+        tab._export_png()
     png = tmp_path / "curves.png"
-    tab.export_curves_png(str(png))
+    assert said.args == [f"Saved the curves to {png}"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["curves.png", "hist.csv"]  # no temp files
 
 
 def _real_best(run: Path) -> torch.nn.Module:
