@@ -96,6 +96,19 @@ class _ElideRight(QStyledItemDelegate):
         option.textElideMode = Qt.TextElideMode.ElideRight
 
 
+def display_name(source: str, folders: list[str]) -> str:
+    """How the table names a file: from the dropped folder that holds it ("trip/day 2/IMG_0001.jpg", so files of
+    the same name in two sub-folders differ), else its own folder and name ("photos/cat.jpg")."""
+    path = Path(source)
+    for folder in folders:
+        try:
+            rel = path.relative_to(folder)
+        except ValueError:
+            continue
+        return (Path(folder).name / rel).as_posix() if Path(folder).name else rel.as_posix()
+    return path.name if not path.parent.name else f"{path.parent.name}/{path.name}"
+
+
 def _iter_predictions(predictor: Any, files: list[str], top_k: int, stop: Any) -> Any:
     """Predictions one by one, in small batches so results appear while the rest is computed."""
     for pred in predictor.predict_iter(files, top_k=top_k, batch_size=16, stop=stop):
@@ -217,6 +230,7 @@ class PredictTab(QWidget):
         self._worker: FunctionWorker | None = None
         self._pending: tuple[str, Any] | None = None
         self._results: list[Any] = []  # Prediction objects (and error stand-ins) in arrival order
+        self._dropped_folders: list[str] = []  # of the table's job: its rows are named from these
         self._single: dict[str, Any] | None = None
         self._classes_seen: set[str] = set()
         self._prev_combo_index = -1
@@ -423,7 +437,11 @@ class PredictTab(QWidget):
         for r in runs:
             # the accuracy first: a narrow window cuts the end of the text, and the run name's date is long
             acc = "" if r.best_val_acc is None else f"val acc {r.best_val_acc:.1%}  ·  "
-            self.model_combo.addItem(f"{acc}{r.name}", str(Path(r.path) / "best.pt"))
+            # a run that did not finish says so: its model is from fewer epochs than one beside it that did
+            how = (
+                "" if r.status == "completed" else f"{r.status}, {r.epochs_done}/{r.epochs_planned or '?'} epochs  ·  "
+            )
+            self.model_combo.addItem(f"{acc}{how}{r.name}", str(Path(r.path) / "best.pt"))
             self.model_combo.setItemData(
                 self.model_combo.count() - 1, str(Path(r.path) / "best.pt"), Qt.ItemDataRole.ToolTipRole
             )
@@ -628,6 +646,7 @@ class PredictTab(QWidget):
         self._jobs[kind] = (kind, item, from_list, checkpoint, top_k)
         if kind == "many":
             self._reset_table()
+            self._dropped_folders = [str(p) for p in item if isinstance(p, (str, Path)) and Path(p).is_dir()]
             self.stack.setCurrentIndex(2)
             worker = FunctionWorker(_predict_many, self._cache, checkpoint, list(item), top_k, self._queue)
             worker.progress.connect(self._on_many_progress)
@@ -758,8 +777,7 @@ class PredictTab(QWidget):
         else:
             thumb_item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
         thumb_item.setData(len(self._results), SORT_ROLE)
-        shown = Path(source).name if not Path(source).parent.name else f"{Path(source).parent.name}/{Path(source).name}"
-        file_item = QStandardItem(shown)
+        file_item = QStandardItem(display_name(source, self._dropped_folders))
         file_item.setToolTip(source)
         file_item.setData(source.lower(), SORT_ROLE)
         file_item.setData(bool(pred.ok), OK_ROLE)

@@ -161,6 +161,21 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
 
 
 @pytest.mark.timeout(180)
+def test_rows_name_files_from_the_dropped_folder(qtbot, tab, ckpt, inputs, tmp_path):
+    """Two IMG_0001.jpg in different sub-folders must not look alike: rows name a file from the dropped folder."""
+    from gui.predict_tab import display_name
+
+    trip = tmp_path / "trip"
+    for day in ("day 1", "day 2"):
+        make_image(trip / day / "raw" / "IMG_0001.png", 3)
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([trip, inputs["loose"][0]])
+    wait_idle(qtbot, tab)
+    names = sorted(tab.model.index(r, COL_FILE).data() for r in range(tab.row_count()))
+    assert names == ["in/a.png", "trip/day 1/raw/IMG_0001.png", "trip/day 2/raw/IMG_0001.png"]
+    assert display_name("/photos/x.jpg", []) == "photos/x.jpg" and display_name("/x.jpg", ["/"]) == "x.jpg"
+
+
 def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path):
     import csv
 
@@ -273,16 +288,22 @@ def test_default_model_is_the_latest_runs_best(qtbot, tmp_path, ckpt):
     import shutil
 
     runs = tmp_path / "runs2"
-    for name, started in (("20240101-000000-a-d", 1_700_000_000), ("20240202-000000-b-d", 1_800_000_000)):
+    for name, started, status in (
+        ("20240101-000000-a-d", 1_700_000_000, "completed"),
+        ("20240202-000000-b-d", 1_800_000_000, "stopped"),
+    ):
         d = runs / name
         d.mkdir(parents=True)
-        (d / "config.json").write_text(json.dumps({"model": {"arch": "resnext11_2x4d"}}))
-        (d / "status.json").write_text(json.dumps({"status": "completed", "started": started}))
+        (d / "config.json").write_text(json.dumps({"model": {"arch": "resnext11_2x4d"}, "train": {"epochs": 3}}))
+        (d / "status.json").write_text(json.dumps({"status": status, "started": started, "epochs_done": 1}))
+        (d / "history.csv").write_text("epoch,train_loss,train_acc\n1,0.9,0.5\n")
         shutil.copy(ckpt, d / "best.pt")
     w = PredictTab()
     qtbot.addWidget(w)
     w.set_runs_dir(runs)
     assert w.checkpoint() == str(runs / "20240202-000000-b-d" / "best.pt")
+    names = [w.model_combo.itemText(i) for i in range(2)]  # an unfinished run says so; a finished one needs not
+    assert names == ["stopped, 1/3 epochs  ·  20240202-000000-b-d", "20240101-000000-a-d"]
     other = tmp_path / "other.pt"
     shutil.copy(ckpt, other)
     w.set_checkpoint(str(other))
