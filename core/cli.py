@@ -161,6 +161,7 @@ class _Progress:
 
 
 def _make_printer():
+    from core.config import settings_summary
     from core.engine import Callback
 
     class Printer(Callback):
@@ -178,6 +179,7 @@ def _make_printer():
                 f"{info.num_classes} classes; images: {info.train_size} train / {info.val_size} val / "
                 f"{info.test_size} test; data: {info.loader_mode}"
             )
+            _err(f"settings: {settings_summary(info.config)}")  # what the defaults for this machine came to
 
         def on_epoch_start(self, epoch: int) -> None:
             self.bar = _Progress(f"epoch {epoch}/{self.epochs}")

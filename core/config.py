@@ -202,3 +202,13 @@ def _from_dict(kind: type, d: dict[str, Any], section: str):
     except ConfigError as e:
         raise ConfigError(f"{section}.{e}") from None
     return obj
+
+
+def settings_summary(config: dict) -> str:
+    """'resnext11_4x8d, 32 px, batch 32, lr 0.001 (adamw, cosine), augmentation standard' from a run's config."""
+    model, train, data = (config.get(k) or {} for k in ("model", "train", "data"))
+    parts = [str(model.get("arch", "?")), f"{data.get('image_size', '?')} px", f"batch {train.get('batch_size', '?')}"]
+    parts.append(f"lr {train.get('lr', '?')} ({train.get('optimizer', '?')}, {train.get('scheduler', '?')})")
+    parts.append(f"augmentation {data.get('augment', '?')}")
+    extras = [f"{k} {train[k]:g}" for k in ("mixup", "cutmix", "label_smoothing") if train.get(k)]
+    return ", ".join(parts + extras)

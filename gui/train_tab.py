@@ -85,16 +85,6 @@ TRAIN_KEYS = (
 )
 
 
-def run_settings_text(config: dict) -> str:
-    """'resnext11_4x8d, 32 px, batch 32, lr 0.001 (adamw, cosine), augmentation standard' from a run's config."""
-    model, train, data = (config.get(k) or {} for k in ("model", "train", "data"))
-    parts = [str(model.get("arch", "?")), f"{data.get('image_size', '?')} px", f"batch {train.get('batch_size', '?')}"]
-    parts.append(f"lr {train.get('lr', '?')} ({train.get('optimizer', '?')}, {train.get('scheduler', '?')})")
-    parts.append(f"augmentation {data.get('augment', '?')}")
-    extras = [f"{k} {train[k]:g}" for k in ("mixup", "cutmix", "label_smoothing") if train.get(k)]
-    return ", ".join(parts + extras)
-
-
 def _fmt_duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "–"
@@ -1135,7 +1125,9 @@ class TrainTab(QWidget):
         )
         self.log_line(f"Run folder: {info.run_dir}")
         if info.start_epoch or getattr(info, "resume_step", 0):  # a resumed run keeps its own settings
-            text = f"Continuing with the run's own settings: {run_settings_text(info.config)}."
+            from core.config import settings_summary
+
+            text = f"Continuing with the run's own settings: {settings_summary(info.config)}."
             self.log_line(text)
             self.banner.set_info(text + " The form keeps yours for new runs.")
         done = getattr(info, "resume_step", 0)

@@ -42,6 +42,7 @@ def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
     run_dir = Path(doc["run_dir"])
     assert doc["reason"] == "completed" and len(doc["history"]) == 1
     assert "epoch 1/1" in err  # progress went to stderr
+    assert "settings: resnext11_2x4d, 16 px, batch 4, lr " in err  # what the run uses, defaults filled in
     for name in ("config.json", "history.csv", "status.json", "best.pt", "last.pt", "evaluation.json", "curves.png"):
         assert (run_dir / name).is_file(), name
 
