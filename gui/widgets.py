@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl
-from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QPixmap
+from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -150,6 +150,13 @@ class ImageGrid(QListWidget):
             pm = pm.scaled(
                 self.tile, self.tile, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
             )
+        if pm.width() != pm.height():  # centred on a square tile: every caption then sits at the same height
+            square = QPixmap(self.tile, self.tile)
+            square.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(square)
+            painter.drawPixmap((self.tile - pm.width()) // 2, (self.tile - pm.height()) // 2, pm)
+            painter.end()
+            pm = square
         item.setIcon(QIcon(pm))
         item.setData(Qt.ItemDataRole.UserRole + 1, True)
 

@@ -232,3 +232,22 @@ def test_config_changed_sees_the_flip_state_of_the_new_level(qtbot, panel):
     panel.augment_combo.setCurrentText("light")
     panel.flip_check.click()
     assert seen == [False, True, False]
+
+
+def test_thumbnails_of_any_shape_sit_on_square_tiles(qtbot):
+    """A wide and a tall picture get the same tile height, so their captions line up in the grid."""
+    from PySide6.QtGui import QColor, QImage
+
+    from gui.widgets import ImageGrid
+
+    grid = ImageGrid(64)
+    qtbot.addWidget(grid)
+    sizes = []
+    for w, h in ((400, 50), (30, 90), (64, 64)):
+        image = QImage(w, h, QImage.Format.Format_RGB32)
+        image.fill(QColor("red"))
+        item = grid.add_tile(f"{w}x{h}", image=image)
+        sizes.append(item.icon().availableSizes()[0])
+    assert {(s.width(), s.height()) for s in sizes} == {(64, 64)}
+    wide = grid.item(0).icon().pixmap(64, 64).toImage()
+    assert wide.pixelColor(32, 32) == QColor("red") and wide.pixelColor(32, 2).alpha() == 0  # centred, not stretched
