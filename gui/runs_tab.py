@@ -88,6 +88,17 @@ class _SortItem(QTableWidgetItem):
         return a < b
 
 
+def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1}."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -530,19 +541,13 @@ class RunsTab(QWidget):
 
     def _show_settings(self) -> None:
         self.settings_tree.clear()
+        self.settings_tree.setColumnCount(2)
+        self.settings_tree.setHeaderLabels(["Setting", "Value"])
         paths = self.selected_paths()
+        if len(paths) > 1 and self._show_differences(paths):
+            return
         if len(paths) != 1:
-            hint = QTreeWidgetItem(
-                [
-                    "Select one run to see its settings"
-                    if not paths
-                    else f"{len(paths)} runs selected — select one to see its settings",
-                    "",
-                ]
-            )
-            hint.setForeground(0, QColor("#8a929c"))
-            self.settings_tree.addTopLevelItem(hint)
-            hint.setFirstColumnSpanned(True)  # a sentence, not a setting: it must not widen the "Setting" column
+            self._hint("Select one run to see its settings")
             return
         record = self._record(paths[0])
         info = self._info(paths[0])
@@ -575,6 +580,42 @@ class RunsTab(QWidget):
             summary.addChild(item)
         self._add_tree(None, record.config)
         self.settings_tree.expandAll()
+
+    def _hint(self, text: str) -> None:
+        hint = QTreeWidgetItem([text, ""])
+        hint.setForeground(0, QColor("#8a929c"))
+        self.settings_tree.addTopLevelItem(hint)
+        hint.setFirstColumnSpanned(True)  # a sentence, not a setting: it must not widen the "Setting" column
+
+    def _show_differences(self, paths: list[str]) -> bool:
+        """Several runs selected: one column per run (in the curves' colours) with the settings that differ, so the
+        curves can be told apart by what was changed. False when a run folder cannot be read."""
+        records = [self._record(p) for p in paths]
+        if any(r is None for r in records):
+            return False
+        flat = [_flatten(r.config) for r in records]
+        infos = [self._info(p) for p in paths]
+        keys = [k for k in dict.fromkeys(k for f in flat for k in f) if len({_fmt(f.get(k)) for f in flat}) > 1]
+        keys = [k for k in keys if not k.startswith(("dataset.counts.", "dataset.root", "dataset.name"))]  # data.root
+        self.settings_tree.setColumnCount(1 + len(paths))
+        self.settings_tree.setHeaderLabels(["Setting", *(f"run {i + 1}" for i in range(len(paths)))])
+        for col, path in enumerate(paths, 1):
+            self.settings_tree.headerItem().setToolTip(col, Path(path).name)
+            self.settings_tree.headerItem().setForeground(col, QColor(RUN_COLORS[(col - 1) % len(RUN_COLORS)]))
+        rows = [
+            ("run", [Path(p).name for p in paths]),
+            ("best val acc", ["—" if i is None or i.best_val_acc is None else f"{i.best_val_acc:.2%}" for i in infos]),
+            ("epochs", ["?" if i is None else f"{i.epochs_done} of {i.epochs_planned or '?'}" for i in infos]),
+        ]
+        rows += [(k, [_fmt(f.get(k)) for f in flat]) for k in keys]
+        for name, values in rows:
+            item = QTreeWidgetItem([name, *values])
+            for col, value in enumerate(values, 1):
+                item.setToolTip(col, value)
+            self.settings_tree.addTopLevelItem(item)
+        if not keys:
+            self._hint("The selected runs have the same settings")
+        return True
 
     def _add_tree(self, parent: QTreeWidgetItem | None, obj: dict) -> None:
         for key, value in obj.items():

@@ -124,6 +124,29 @@ def test_settings_and_buttons_follow_the_selection(tab, runs):
     assert not tab.csv_button.isEnabled() and tab.png_button.isEnabled() and tab.delete_button.isEnabled()
 
 
+def test_several_runs_show_the_settings_that_differ_side_by_side(tab, runs):
+    cfg_path = runs["stopped"] / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["train"]["lr"], cfg["train"]["batch_size"] = 0.01, 64
+    cfg_path.write_text(json.dumps(cfg))
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    tree = tab.settings_tree
+    assert [tree.headerItem().text(c) for c in range(tree.columnCount())] == ["Setting", "run 1", "run 2"]
+    rows = {
+        tree.topLevelItem(i).text(0): [tree.topLevelItem(i).text(c) for c in (1, 2)]
+        for i in range(tree.topLevelItemCount())
+    }
+    order = [Path(p).name for p in tab.selected_paths()]  # the curves' order (and colours)
+    assert rows["run"] == order
+    first_is_done = order[0] == runs["done"].name
+    lr, batch, epochs = (["0.001", "0.01"], ["32", "64"], ["5 of 5", "3 of 5"])
+    flip = (lambda v: v) if first_is_done else (lambda v: v[::-1])
+    assert rows["train.lr"] == flip(lr) and rows["train.batch_size"] == flip(batch) and rows["epochs"] == flip(epochs)
+    assert "train.epochs" not in rows and "data.root" not in rows  # the same in both: not repeated
+    tab.select_runs([str(runs["done"])])
+    assert tree.columnCount() == 2 and tree.headerItem().text(1) == "Value"  # one run: all its settings again
+
+
 def test_action_signals(qtbot, tab, runs):
     tab.select_runs([str(runs["stopped"])])
     with qtbot.waitSignal(tab.predict_requested) as sig:
