@@ -46,6 +46,10 @@ def use_fonts_for(texts: Sequence[str]) -> None:
     family = _fallback_family[missing]
     current = matplotlib.rcParams["font.family"]
     if family and family not in current:
+        import logging
+
+        # bold titles then log "Failed to find font weight bold for <fallback>" (drawn regular): expected, not news
+        logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
         matplotlib.rcParams["font.family"] = ["DejaVu Sans", *[f for f in current if f != "DejaVu Sans"], family]
 
 
@@ -364,6 +368,8 @@ class BarChart(_Canvas):
     def __init__(self, width: float = 4.0, height: float = 2.6) -> None:
         super().__init__(width, height)
         self.ax = self.figure.subplots()
+        # the figure's title, from its left edge: an axes title starts after the class names and was cut off
+        self.figure.suptitle("Images per class", x=0.02, ha="left", fontweight="bold", fontsize=10)
         self.set_counts([], [])
 
     def set_counts(self, names: Sequence[str], counts: Sequence[int]) -> None:
@@ -373,7 +379,6 @@ class BarChart(_Canvas):
         _style_axes(ax)
         ax.grid(True, axis="x", color="#e3e6ea")
         ax.grid(False, axis="y")
-        ax.set_title("Images per class", loc="left", fontweight="bold", fontsize=10)
         if not names:
             ax.text(0.5, 0.5, "no data set loaded", ha="center", va="center", color="#8a939c", transform=ax.transAxes)
             ax.set_xticks([])
@@ -387,4 +392,5 @@ class BarChart(_Canvas):
             ax.invert_yaxis()
             ax.bar_label(bars, padding=3, fontsize=8, color="#4a525c")
             ax.set_xlim(0, max(counts) * 1.18 + 1)
+        self.relayout()  # new class names: room for them is found again at the next draw
         self.request_draw()

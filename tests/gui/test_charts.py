@@ -187,3 +187,21 @@ def test_class_names_outside_the_default_font_are_drawn_not_boxes(qtbot, name):
         assert _draw_warnings(matrix) == []
         family = matplotlib.rcParams["font.family"]
         assert family[0] == "DejaVu Sans" and len(family) >= 2  # Latin text keeps the default font
+
+
+def test_class_balance_chart_makes_room_for_new_class_names(qtbot):
+    """The layout is computed once per size (it doubles a draw's cost); new class names must get it done again,
+    or they are drawn off the canvas's left edge."""
+    from gui.charts import BarChart
+
+    chart = BarChart()
+    qtbot.addWidget(chart)
+    chart.resize(260, 300)
+    chart.show()
+    _flush(qtbot, chart)  # laid out with no data set: no names
+    bare = chart.ax.get_position().x0
+    chart.set_counts(["a rather long class name", "b"], [5, 7])
+    _flush(qtbot, chart)
+    renderer = chart.figure.canvas.get_renderer()
+    left = min(t.get_window_extent(renderer).x0 for t in chart.ax.get_yticklabels())
+    assert chart.ax.get_position().x0 > bare and left >= 0  # every name inside the canvas
