@@ -85,6 +85,9 @@ TRAIN_KEYS = (
 )
 
 
+RESUME_NOTE = "Continuing with the run's own settings:"
+
+
 def _fmt_duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "–"
@@ -1127,7 +1130,7 @@ class TrainTab(QWidget):
         if info.start_epoch or getattr(info, "resume_step", 0):  # a resumed run keeps its own settings
             from core.config import settings_summary
 
-            text = f"Continuing with the run's own settings: {settings_summary(info.config)}."
+            text = f"{RESUME_NOTE} {settings_summary(info.config)}."
             self.log_line(text)
             self.banner.set_info(text + " The form keeps yours for new runs.")
         done = getattr(info, "resume_step", 0)
@@ -1186,6 +1189,8 @@ class TrainTab(QWidget):
         self.worker = None
         self.result = result
         self._set_state(IDLE)
+        if self.banner.kind == "info" and self.banner.text().startswith(RESUME_NOTE):  # said while it ran; the log
+            self.banner.clear_message()  # keeps it
         self.device_in_use.emit("")
         if result is None:  # an exception; _on_failed has shown it
             self.result_label.setText("<b>Training failed.</b> See the log.")

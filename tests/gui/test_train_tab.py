@@ -279,15 +279,21 @@ def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=2)  # the form says 2 epochs and batch 8
     tab.set_train_values({"batch_size": 16})
     try:
+        said = []
         with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
             assert tab.resume_run(first.run_dir), tab.banner.text()
+            qtbot.waitUntil(lambda: tab.fit_info is not None, timeout=60000)  # the run has started
+            said.append(tab.banner.text())
+        said.append(tab.banner.text())
         result = done.args[0]
         assert result.reason == "completed", result.message
         assert result.run_dir == first.run_dir and [h["epoch"] for h in result.history] == [1, 2, 3]
         assert tab.fit_info.epochs == 3 and tab.fit_info.config["train"]["batch_size"] == 8
-        # the form (batch 16) is not what runs: the app says what does
-        assert tab.banner.text().startswith(f"Continuing with the run's own settings: {TINY_ARCH}, 32 px, batch 8,")
-        assert "The form keeps yours for new runs." in tab.banner.text() and tab.train_values()["batch_size"] == 16
+        # the form (batch 16) is not what runs: the app says what does while it runs, and the log keeps it
+        note = f"Continuing with the run's own settings: {TINY_ARCH}, 32 px, batch 8,"
+        assert any(t.startswith(note) and t.endswith("The form keeps yours for new runs.") for t in said), said
+        assert note in tab.log.toPlainText() and tab.train_values()["batch_size"] == 16
+        assert not tab.banner.text()  # cleared when the run ended
         assert tab.charts.epoch_points == 3
         x = tab.charts.batch_x  # the per-batch line covers epoch 1 (from batches.csv) too, in order
         assert x[0] < 1 and x == sorted(x) and x[-1] == 3
