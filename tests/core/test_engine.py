@@ -64,6 +64,20 @@ def _status(run_dir) -> dict:
     return json.loads((Path(run_dir) / "status.json").read_text())
 
 
+def _fit_stopped_at(cfg, runs_dir, at: tuple[int, int]):
+    """A run of `cfg` stopped (as by the Stop button) after batch at[1] of epoch at[0]."""
+    token = StopToken()
+
+    class StopThere(Callback):
+        def on_batch_end(self, p):
+            if (p.epoch, p.step) == at:
+                token.stop()
+
+    result = Trainer(cfg, callbacks=[StopThere()], stop=token, runs_dir=runs_dir).fit()
+    assert result.reason == "stopped", result.message
+    return result
+
+
 def _strip_seconds(history):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
@@ -214,15 +228,7 @@ def test_batches_csv_keeps_the_per_batch_losses_across_a_stop_and_a_resume(datas
     ends = [loss for e, s, n, loss in rows if s == n]
     assert ends == pytest.approx([r["train_loss"] for r in straight.history], rel=1e-5)  # the epoch means
 
-    token = StopToken()
-
-    class StopInEpoch2(Callback):
-        def on_batch_end(self, p):
-            if (p.epoch, p.step) == (2, 2):
-                token.stop()
-
-    first = Trainer(cfg, callbacks=[StopInEpoch2()], stop=token, runs_dir=tmp_path / "b").fit()
-    assert first.reason == "stopped"
+    first = _fit_stopped_at(cfg, tmp_path / "b", (2, 2))
     assert runs.read_batches(first.run_dir) == rows[: steps + 2]  # written with last.pt at the stop
     runs.append_batches(first.run_dir, [(2, 3, steps, 99.0), (2, 4, steps, 99.0)])  # trained after it, then lost
     with open(Path(first.run_dir) / "batches.csv", "a", encoding="utf-8") as f:
@@ -614,15 +620,7 @@ def test_a_stopped_epoch_resumed_over_another_set_of_images_says_so_and_ends_as_
     monkeypatch.setattr(data, "load_for_model", failing)
     cfg = config(root, epochs=3, batch_size=4)
     cfg.data.cache = "memory"
-    token = StopToken()
-
-    class StopInEpoch2(Callback):
-        def on_batch_end(self, p):
-            if (p.epoch, p.step) == (2, 2):
-                token.stop()
-
-    first = Trainer(cfg, callbacks=[StopInEpoch2()], stop=token, runs_dir=tmp_path / "runs").fit()
-    assert first.reason == "stopped"
+    first = _fit_stopped_at(cfg, tmp_path / "runs", (2, 2))
     override = config(root, epochs=3, batch_size=4)
     override.data.cache = "stream"
     rec = Recorder()
