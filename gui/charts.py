@@ -155,6 +155,22 @@ class _Canvas(FigureCanvasQTAgg):
             self._flush()
 
 
+class LossSmoother:
+    """The per-batch loss line's smoothing: an exponential moving average, bias-corrected (so it starts at the
+    first value, not at 0). The Train tab draws with it live and the Runs tab from batches.csv."""
+
+    FACTOR = 0.9
+
+    def __init__(self) -> None:
+        self._ema = 0.0
+        self._n = 0
+
+    def __call__(self, value: float) -> float:
+        self._n += 1
+        self._ema = self.FACTOR * self._ema + (1 - self.FACTOR) * value
+        return self._ema / (1 - self.FACTOR**self._n)
+
+
 class TrainingCharts(_Canvas):
     """Loss and accuracy against epochs: per-epoch train/val points and a smoothed per-batch training loss.
 
@@ -163,8 +179,6 @@ class TrainingCharts(_Canvas):
     saved background: the x axis spans the planned epochs from the start (set_planned_epochs), accuracy spans
     0-100 %, and the loss axis grows in "nice" steps only when a value passes its top.
     """
-
-    SMOOTHING = 0.9  # exponential moving average of the batch loss (bias-corrected)
 
     def __init__(self, width: float = 7.0, height: float = 3.2) -> None:
         super().__init__(width, height)
@@ -223,8 +237,7 @@ class TrainingCharts(_Canvas):
         self.val_acc: list[float] = []
         self.batch_x: list[float] = []
         self.batch_y: list[float] = []
-        self._ema = 0.0
-        self._ema_n = 0
+        self._smooth = LossSmoother()
         self._loss_top = 0.0
         self._refresh()
 
@@ -249,9 +262,7 @@ class TrainingCharts(_Canvas):
     def _append_batch(self, epoch: int, step: int, steps: int, loss: float) -> bool:
         if loss is None or not math.isfinite(loss):
             return False
-        self._ema_n += 1
-        self._ema = self.SMOOTHING * self._ema + (1 - self.SMOOTHING) * float(loss)
-        smoothed = self._ema / (1 - self.SMOOTHING**self._ema_n)
+        smoothed = self._smooth(float(loss))
         # epoch is 1-based and the epoch's point sits at x = epoch, so batch k of epoch e sits at e - 1 + k/steps
         self.batch_x.append(epoch - 1 + step / max(steps, 1))
         self.batch_y.append(smoothed)

@@ -99,6 +99,16 @@ def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _smoothed_batches(run_dir: str) -> tuple[list[float], list[float]]:
+    """The run's batches.csv as the Train tab drew it: x = epoch - 1 + step/steps, the loss smoothed the same way."""
+    from core.runs import read_batches
+    from gui.charts import LossSmoother
+
+    smooth = LossSmoother()
+    rows = read_batches(run_dir)
+    return [e - 1 + s / max(n, 1) for e, s, n, _ in rows], [smooth(loss) for _, _, _, loss in rows]
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -508,13 +518,26 @@ class RunsTab(QWidget):
                 ax.plot(main[0], main[1], "-o", color=color, markersize=3, linewidth=1.6, label=label, gid=path)
                 if show_train and val[0] and train[0]:
                     ax.plot(train[0], train[1], "--", color=color, linewidth=1.0, alpha=0.8, gid=path)
+            if show_train and len(records) == 1:  # one run: its per-batch training loss too, as it was drawn live
+                xs, ys = _smoothed_batches(path)
+                if xs:
+                    self.loss_ax.plot(
+                        xs,
+                        ys,
+                        "-",
+                        color=color,
+                        linewidth=1.0,
+                        alpha=0.35,
+                        gid="batches",
+                        label="training loss per batch",
+                    )
         from matplotlib.ticker import PercentFormatter
 
         self.acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))  # decimals follow the tick step
         for ax in (self.loss_ax, self.acc_ax):
             ax.xaxis.get_major_locator().set_params(integer=True)
         self.figure.legend(
-            handles=self.curve_lines(),
+            handles=self.curve_lines() + [ln for ln in self.loss_ax.get_lines() if ln.get_gid() == "batches"],
             loc="outside lower center",
             fontsize=8,
             frameon=False,
@@ -537,7 +560,7 @@ class RunsTab(QWidget):
 
     def curve_lines(self) -> list[Any]:
         """The main (one per selected run) lines on the loss axes."""
-        return [ln for ln in self.loss_ax.get_lines() if ln.get_linestyle() != "--"]
+        return [ln for ln in self.loss_ax.get_lines() if ln.get_linestyle() != "--" and ln.get_gid() != "batches"]
 
     def _show_settings(self) -> None:
         self.settings_tree.clear()

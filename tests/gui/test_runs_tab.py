@@ -101,6 +101,18 @@ def test_one_line_per_selected_run(tab, runs):
     tab.select_runs([str(runs["failed"])])
     assert len(tab.curve_lines()) == 1
 
+    # one run with its training curves: its per-batch loss line (batches.csv) too, smoothed as the Train tab drew it
+    from core.runs import write_batches
+
+    write_batches(runs["done"], [(1, 1, 2, 2.0), (1, 2, 2, 1.0), (2, 1, 2, 1.0), (2, 2, 2, 1.0)])
+    tab.select_runs([str(runs["done"])])
+    batches = [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "batches"]
+    assert len(batches) == 1 and list(batches[0].get_xdata()) == [0.5, 1.0, 1.5, 2.0]
+    y = list(batches[0].get_ydata())
+    assert y[0] == pytest.approx(2.0) and 1.0 < y[-1] < y[1] < 2.0 and len(tab.curve_lines()) == 1
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])  # several runs: no per-batch clutter
+    assert not [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "batches"]
+
 
 def test_settings_and_buttons_follow_the_selection(tab, runs):
     tab.select_runs([str(runs["stopped"])])
