@@ -7,9 +7,11 @@ import copy
 import gc
 import json
 import math
+import os
 import random
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -370,6 +372,23 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
 
 
+def _refuse_a_running_run(run_dir: Path) -> None:
+    """Two processes writing one run folder interleave history.csv and overwrite each other's checkpoints: a run
+    whose status.json names a live process on this machine is not resumed (a second one is refused too)."""
+    if distributed.env_world_size() > 1:  # torchrun's ranks resume together; the launcher checked
+        return
+    try:
+        status = json.loads((run_dir / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(status, dict) or status.get("hostname") != socket.gethostname():
+        return
+    if runs.effective_status(status) == "running" and status.get("pid") != os.getpid():
+        raise ConfigError(
+            f"{run_dir}: this run is still training (process {status.get('pid')}); stop it before resuming it"
+        )
+
+
 def _mode_of(config: RunConfig | None, resume: str | Path | None) -> str:
     """The training mode of a new run (its config) or of a run being resumed (its config.json)."""
     if config is not None and not resume:
@@ -437,6 +456,7 @@ class Trainer:
         self.resume_dir = Path(resume) if resume else None
         self._resume_ckpt: dict[str, Any] | None = None
         if self.resume_dir is not None:
+            _refuse_a_running_run(self.resume_dir)
             self._resume_ckpt = checkpoint.load(self.resume_dir / "last.pt")
             stored = RunConfig.from_dict(self._resume_ckpt["config"])
             if config is not None:

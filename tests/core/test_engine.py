@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -146,6 +147,23 @@ def test_resume_is_exact(dataset, tmp_path):
     b = checkpoint.load(Path(resumed.run_dir) / "last.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert len((Path(resumed.run_dir) / "history.csv").read_text().strip().splitlines()) == 3
+
+
+def test_a_run_still_training_elsewhere_is_not_resumed(dataset, tmp_path):
+    """Two processes on one run folder interleave history.csv and overwrite each other's checkpoints."""
+    import socket
+
+    first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
+    status_path = Path(first.run_dir) / "status.json"
+    status = json.loads(status_path.read_text())
+    status.update(status="running", pid=os.getppid(), hostname=socket.gethostname())  # a live process, not us
+    status_path.write_text(json.dumps(status))
+    with pytest.raises(ConfigError, match="still training"):
+        Trainer(None, resume=first.run_dir)
+    assert json.loads(status_path.read_text())["pid"] == os.getppid()  # nothing was touched
+    status["pid"] = 2**22 + 12345  # that process is gone: an interrupted run, resumable
+    status_path.write_text(json.dumps(status))
+    assert Trainer(None, resume=first.run_dir).fit().reason == "completed"
 
 
 def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):
