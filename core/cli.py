@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -23,7 +24,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _emit_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    from core.runs import json_safe
+
+    sys.stdout.write(json.dumps(json_safe(doc), indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
@@ -223,14 +226,28 @@ def _check_device(name: str | None) -> None:
         raise UsageError(f"--device {name}: {str(e).split(': ', 1)[-1]}") from None
 
 
-def _check_output(flag: str, path: str | None, folder: bool) -> None:
-    """An output path of the right kind, checked before any work is done."""
-    if path is None or not Path(path).exists():
+def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tuple = ()) -> None:
+    """An output path of the right kind, checked before any work is done: not a folder for a file (or the other
+    way round), in a folder that is one, and never one of the command's inputs (it would be overwritten)."""
+    if path is None:
         return
-    if folder and not Path(path).is_dir():
+    target = Path(path)
+    parent = next((p for p in target.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not target.exists():
+        return
+    if folder and not target.is_dir():
         raise UsageError(f"{flag} {path}: a file, not a folder")
-    if not folder and Path(path).is_dir():
+    if not folder and target.is_dir():
         raise UsageError(f"{flag} {path}: a folder; give a file name")
+    for item in inputs:
+        try:
+            same = Path(item).exists() and os.path.samefile(item, target)
+        except OSError:
+            same = False
+        if same:
+            raise UsageError(f"{flag} {path}: that is one of the inputs; it would be overwritten")
 
 
 def _report_unusable(index, limit: int = 20) -> int:
@@ -518,18 +535,21 @@ def _run_info_dict(r) -> dict:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.checkpoint import CheckpointError
+    from core.data import IMAGE_EXTENSIONS
     from core.predict import Predictor, expand_paths, prediction_to_dict, write_csv
 
     if args.top_k < 1:
         raise UsageError(f"--top-k {args.top_k}: must be ≥ 1")
     _check_device(args.device)
-    _check_output("--csv", args.csv, folder=False)
+    files, problems = expand_paths(args.paths)
+    _check_output("--csv", args.csv, folder=False, inputs=[*files, args.checkpoint])
+    if args.csv and Path(args.csv).suffix.lower() in IMAGE_EXTENSIONS and Path(args.csv).exists():
+        raise UsageError(f"--csv {args.csv}: an image; not overwriting it with a table (name a .csv file)")
     _check_output("--cam", args.cam, folder=True)
     try:
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     except (CheckpointError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
-    files, problems = expand_paths(args.paths)
     bar = None if args.quiet or len(files) < 2 else _Progress("predicting")
     preds = predictor.predict(files, top_k=args.top_k, progress=bar) if files else []
     if bar:
@@ -582,7 +602,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.export import ExportError, export_onnx, export_torchscript
 
     fn = export_onnx if args.format == "onnx" else export_torchscript
-    _check_output("--out", args.out, folder=False)
+    _check_output("--out", args.out, folder=False, inputs=[args.checkpoint])
     try:
         info = fn(args.checkpoint, args.out)
     except (CheckpointError, ExportError) as e:
@@ -704,8 +724,19 @@ def _defaults_of(parser: argparse.ArgumentParser, command: str | None) -> dict[s
     return {}
 
 
+def _run_checkpoint(folder: str) -> str:
+    """--checkpoint RUN_DIR means the run's best.pt (its last.pt when it has no best yet)."""
+    for name in ("best.pt", "last.pt"):
+        if (Path(folder) / name).is_file():
+            return str(Path(folder) / name)
+    raise UsageError(f"--checkpoint {folder}: a folder without best.pt or last.pt; give a checkpoint file")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not valid UTF-8 prints escaped, never crashes
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -713,6 +744,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 0 if not argv else 2
         args.parser_defaults = _defaults_of(parser, args.command)
+        if getattr(args, "checkpoint", None) and Path(args.checkpoint).is_dir():
+            args.checkpoint = _run_checkpoint(args.checkpoint)
         return int(args.func(args) or 0)
     except UsageError as e:
         _err(f"error: {e}")

@@ -465,7 +465,7 @@ def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -
         for i in range(top_k):
             row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
         w.writerow(row)
-    _atomic_write(Path(path), buf.getvalue().encode("utf-8"))
+    _atomic_write(Path(path), buf.getvalue().encode("utf-8", errors="surrogateescape"))  # a name's own bytes
 
 
 def cam_file_name(source: str | Path) -> str:

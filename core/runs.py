@@ -111,10 +111,24 @@ def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -
         raise
 
 
+def json_safe(obj: Any) -> Any:
+    """NaN and ±inf as null: json writes them as bare NaN/Infinity, which JSON parsers (jq, browsers) reject."""
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes, dict, list, tuple)):  # numpy / torch scalars
+        with contextlib.suppress(ValueError, TypeError, RuntimeError):
+            obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> None:
-    """Write JSON to `path` atomically (see atomic_file)."""
+    """Write JSON to `path` atomically (see atomic_file); non-finite numbers become null."""
     with atomic_file(path) as f:
-        json.dump(obj, f, indent=2, default=_json_default)
+        json.dump(json_safe(obj), f, indent=2, default=_json_default, allow_nan=False)
 
 
 def _json_default(o: Any) -> Any:

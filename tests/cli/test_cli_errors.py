@@ -158,6 +158,41 @@ def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained,
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
+    """A shell glob after --csv makes a photo the CSV's name; --out set to the checkpoint would replace the model."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        (photos / f"{i}.png").write_bytes((trained["data"] / "red" / f"{i}.png").read_bytes())
+    before = (photos / "0.png").read_bytes()
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos, "--csv", photos / "0.png")
+    assert rc == 2 and one_line(err) and "one of the inputs" in err
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos / "1.png", "--csv", photos / "0.png")
+    assert rc == 2 and one_line(err) and "an image; not overwriting it" in err
+    assert (photos / "0.png").read_bytes() == before
+    model = trained["best"].read_bytes()
+    rc, _, err = run(
+        capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", trained["best"]
+    )
+    assert rc == 2 and one_line(err) and "one of the inputs" in err and trained["best"].read_bytes() == model
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos, "--csv", photos / "0.png" / "p.csv")
+    assert rc == 2 and one_line(err) and f"{photos / '0.png'} is a file, not a folder" in err
+
+
+def test_a_run_folder_is_its_best_checkpoint_and_odd_names_are_written_as_they_are(capsys, trained, tmp_path):
+    odd = tmp_path / "in"
+    odd.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # not UTF-8 (a Latin-1 name from an old camera or archive)
+    (odd / name).write_bytes((trained["data"] / "red" / "0.png").read_bytes())
+    rc, out, err = run(capsys, "predict", "--checkpoint", trained["run"], odd, "--csv", tmp_path / "p.csv", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["checkpoint"] == str(trained["best"]) and doc["predictions"][0]["ok"]
+    assert os.fsencode(odd / name) in (tmp_path / "p.csv").read_bytes()  # the file's own bytes, so it can be found
+    rc, out, err = run(capsys, "predict", "--checkpoint", trained["run"], odd)
+    assert rc == 0 and "caf\\udce9.png" in out  # printed escaped instead of crashing on a strict terminal
+
+
 def test_pretrained_imagenet_without_arch_picks_the_imagenet_family(trained):
     args = build_parser().parse_args(
         ["train", "--data", str(trained["data"]), "--pretrained", "imagenet", "--device", "cpu"]
