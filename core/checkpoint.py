@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
@@ -93,7 +94,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
 def _refusal(message: str) -> str:
     """The safe loader's reason in a few words (torch's own message is a paragraph about turning the safe loader
     off, which this program never does)."""
-    m = re.search(r"GLOBAL ([\w.]+) was not an allowed global", message)
+    m = re.search(r"GLOBAL ([\w.]+) (?:was not an allowed global|whose module [\w.]+ is blocked)", message)
     if m:
         return f"it holds {m.group(1)} objects, which the safe loader refuses to load"
     if "Unsupported operand" in message:
@@ -115,11 +116,30 @@ def _shape_problem(ckpt: dict[str, Any]) -> str | None:
     if not isinstance(names, (list, tuple)) or len(names) != n:
         count = len(names) if isinstance(names, (list, tuple)) else "no list of"
         return f"{count} class names for {n} classes"
-    if size < 1:
+    if not 1 <= size <= 1024:  # what DataConfig accepts; a huge size would only run the machine out of memory
         return f"image_size {size}"
+    from core import models
+
+    try:
+        models.parse_arch(str(ckpt["arch"]))
+    except models.ModelError:
+        return f"architecture {ckpt['arch']!r} is not one this version knows"
+    for key in ("mean", "std"):
+        value = ckpt.get(key)
+        if value is not None and not (
+            isinstance(value, (list, tuple))
+            and len(value) == 3
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
+        ):
+            return f"its {key} is not three numbers"
     for key in ("config", "history", "best"):
         if ckpt.get(key) is not None and not isinstance(ckpt[key], dict if key != "history" else list):
             return f"its {key} is a {type(ckpt[key]).__name__}"
+    broken = [
+        k for k, t in ckpt["model"].items() if torch.is_tensor(t) and t.is_floating_point() and not t.isfinite().all()
+    ]
+    if broken:  # saved after the training diverged: every answer would be NaN
+        return f"its weights are not finite (NaN or inf in {broken[0]}{' and others' if len(broken) > 1 else ''})"
     return None
 
 

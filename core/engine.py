@@ -815,6 +815,8 @@ class Trainer:
                 }
                 self._save_last(self._epochs_done, partial={"epoch": epoch, **state})
                 return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
+            if val_loss is not None and not math.isfinite(val_loss):  # the epoch's last steps broke the weights:
+                self._fail_nonfinite(math.isnan(val_loss), epoch)  # neither best.pt nor last.pt may keep them
             lr = self.optimizer.param_groups[0]["lr"]
             row = {
                 "epoch": epoch,
@@ -1080,11 +1082,12 @@ class Trainer:
         correct = (pred == y).sum() if lam == 1.0 else lam * (pred == y).sum() + (1 - lam) * (pred == y2).sum()
         return loss.detach().float(), correct
 
-    def _fail_nonfinite(self, nan: bool, epoch: int, step: int) -> None:
+    def _fail_nonfinite(self, nan: bool, epoch: int, step: int | None = None) -> None:
         lr = self.config.train.lr
+        where = f"at epoch {epoch} step {step}" if step is not None else f"in the validation after epoch {epoch}"
         raise _Failed(
-            f"loss became {'NaN' if nan else 'infinite'} at epoch {epoch} step {step}; try a lower "
-            f"learning rate (lr is {lr:g}, e.g. --lr {lr / 10:g})"
+            f"loss became {'NaN' if nan else 'infinite'} {where}; try a lower learning rate (lr is {lr:g}, e.g. "
+            f"--lr {lr / 10:g})"
         )
 
     # -- distributed (WORLD_SIZE > 1): every rank runs the same number of steps and decides together

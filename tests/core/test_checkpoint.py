@@ -102,9 +102,11 @@ def test_malicious_pickle_is_refused(tmp_path):
     marker = str(tmp_path / "pwned")
     path = tmp_path / "evil.pt"
     torch.save({"format": checkpoint.FORMAT, "model": _Evil(marker)}, path)
-    with pytest.raises(CheckpointError, match="not a ResNeXt Studio checkpoint"):
+    with pytest.raises(CheckpointError, match="not a ResNeXt Studio checkpoint") as refused:
         checkpoint.load(path)
     assert not os.path.exists(marker)
+    assert "which the safe loader refuses to load" in str(refused.value)  # the reason, in a few words
+    assert "weights_only" not in str(refused.value)  # never torch's advice to turn the safe loader off
     # the file really is dangerous: the unsafe loader would have run its code
     torch.load(path, weights_only=False)
     assert os.path.exists(marker)
@@ -144,3 +146,21 @@ def test_garbage_files_are_named_not_crashes(tmp_path):
         p.write_bytes(content)
         with pytest.raises(CheckpointError, match=name):
             load(p)
+
+
+@pytest.mark.parametrize(
+    "key, value, why",
+    [
+        ("arch", "resnext_from_the_future", "architecture 'resnext_from_the_future' is not one this version knows"),
+        ("mean", "xyz", "its mean is not three numbers"),
+        ("std", [0.2, float("nan"), 0.2], "its std is not three numbers"),
+        ("image_size", 100000, "image_size 100000"),  # would only run the machine out of memory
+        ("model", {"w": torch.tensor([1.0, float("nan")])}, "its weights are not finite (NaN or inf in w)"),
+    ],
+)
+def test_a_checkpoint_every_reader_would_trip_on_is_refused_with_the_reason(tmp_path, key, value, why):
+    path = tmp_path / "odd.pt"
+    torch.save({**_payload(), key: value}, path)
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load(path)
+    assert str(e.value) == f"{path}: damaged checkpoint ({why})"

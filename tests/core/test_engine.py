@@ -166,6 +166,23 @@ def test_a_run_still_training_elsewhere_is_not_resumed(dataset, tmp_path):
     assert Trainer(None, resume=first.run_dir).fit().reason == "completed"
 
 
+def test_a_validation_loss_that_is_not_finite_fails_and_keeps_no_broken_weights(dataset, tmp_path, monkeypatch):
+    """The last steps of an epoch can break the weights after its training loss was read: the validation then
+    says so, and neither best.pt nor last.pt may keep them (predict printed 'nan%' with such a best.pt)."""
+    real = Trainer._validate
+
+    def broken_in_epoch_2(self):
+        loss, acc = real(self)
+        return (float("nan"), acc) if self.history else (loss, acc)
+
+    monkeypatch.setattr(Trainer, "_validate", broken_in_epoch_2)
+    result = Trainer(config(dataset, epochs=3), runs_dir=tmp_path).fit()
+    assert result.reason == "failed" and "loss became NaN in the validation after epoch 2" in result.message
+    run = Path(result.run_dir)
+    assert checkpoint.load(run / "last.pt")["epoch"] == 1 and checkpoint.load(run / "best.pt")["epoch"] == 1
+    assert [r["epoch"] for r in runs.read_history(run)] == [1]
+
+
 def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # report every batch, so "step 2" is seen
     token = StopToken()
