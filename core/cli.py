@@ -111,12 +111,16 @@ def _pad(text: str, width: int) -> str:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from core.models import ModelError, summary
+    from core.models import ModelError, parse_arch, summary
 
+    try:
+        parse_arch(args.arch)
+    except ModelError as e:
+        raise UsageError(f"--arch: {e}") from None
     try:
         s = summary(args.arch, num_classes=args.num_classes, image_size=args.image_size)
     except ModelError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(_flag_message(e)) from None  # "--image-size 1: …", the flag as typed
     s = {"arch": args.arch, "num_classes": args.num_classes, "image_size": args.image_size, **s}
     if args.json:
         _emit_json(s)
@@ -340,7 +344,7 @@ def _flag_message(e: Exception) -> str:
     """A ConfigError ("train.batch_size=1: must be ≥ 2") as the flag the user typed: "--batch-size 1: must be ≥ 2"."""
     field, _, why = str(e).partition(": ")
     name, _, value = field.partition("=")
-    if not why or " " in name:  # not of the form field[=value]: reason
+    if not why or not name.replace("_", "a").replace(".", "a").isalnum():  # not of the form field[=value]: reason
         return str(e)
     name = name.split(".")[-1]
     flag = "--" + {"root": "data"}.get(name, name).replace("_", "-")
@@ -478,6 +482,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     finally:
         if bar:
             bar.close()
+    if not ev.get("num_samples"):  # every image of the split failed to load since the scan (a drive unplugged)
+        for e in ev.get("errors", []):
+            _err(f"could not read {e['path']}: {e['reason']}" if isinstance(e, dict) else f"could not read {e}")
+        raise UsageError(f"{index.root}: no image of the {args.split} split could be read")
     if args.json:
         _emit_json({k: v for k, v in ev.items() if k != "predictions"})
     else:
@@ -508,6 +516,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from core.runs import RunStore, default_runs_dir
 
     root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--runs-dir {root}: a file, not a folder")
     runs = RunStore(root).list()
     if args.json:
         _emit_json({"runs_dir": str(root), "runs": [_run_info_dict(r) for r in runs]})
@@ -750,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         _err(f"error: {e}")
         return 2
+    except BrokenPipeError:  # `… | head`: the reader has gone; before OSError, of which it is one
+        os._exit(0)
     except OSError as e:  # a path that cannot be written or read (a folder given for a file, no permission, …)
         name = getattr(e, "filename2", None) or getattr(e, "filename", None)  # os.replace: the destination
         where = f"{name}: " if name else ""
@@ -758,5 +770,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
-    except BrokenPipeError:
-        os._exit(0)

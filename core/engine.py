@@ -150,6 +150,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         dev = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"device={name!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from None
+    if dev.type not in ("cpu", "cuda", "mps"):  # meta, xpu, hpu …: torch names them, this program does not use them
+        raise ConfigError(f"device={name!r}: not a device this program trains on (auto, cpu, cuda, cuda:N, mps)")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"device={name!r}: no CUDA GPU is available on this machine; use --device cpu")

@@ -293,6 +293,13 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def effective_status(status: dict[str, Any]) -> str:
     """The status to show: "running" becomes "interrupted" when its process is gone from this host."""
     s = status.get("status") or "interrupted"
@@ -355,6 +362,8 @@ class RunStore:
             best_epoch = status.get("best_epoch")
         try:
             created = float(status.get("started") or path.stat().st_mtime)
+        except (TypeError, ValueError):  # a hand-edited or damaged status.json must not hide every run
+            created = _mtime(path)
         except OSError:
             created = 0.0
         return RunInfo(

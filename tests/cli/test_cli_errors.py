@@ -56,7 +56,7 @@ def damaged(trained, tmp_path: Path, name: str, change) -> Path:
 
 
 def test_a_device_that_does_not_exist_is_a_usage_error(capsys, trained, tmp_path):
-    devices = ["banana"] + ([] if torch.cuda.is_available() else ["cuda"])
+    devices = ["banana", "meta", "xpu"] + ([] if torch.cuda.is_available() else ["cuda"])  # torch knows meta/xpu
     for dev in devices:
         for argv in (
             ["train", "--data", trained["data"], "--runs-dir", tmp_path / "runs", "--device", dev],
@@ -156,6 +156,47 @@ def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained,
         locked.chmod(0o700)
     assert not any(folder.iterdir())
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_summary_and_runs_name_the_flag_and_a_damaged_status_hides_no_run(capsys, trained, tmp_path):
+    rc, _, err = run(capsys, "summary", "--arch", "resnext50_32x4d", "--image-size", "1")
+    assert rc == 2 and one_line(err) and err.startswith("error: --image-size 1: ")
+    rc, _, err = run(capsys, "summary", "--arch", "resnext0_0x0d")
+    assert rc == 2 and one_line(err) and err.startswith("error: --arch: 'resnext0_0x0d': cardinality 0")
+    a_file = tmp_path / "runs.txt"
+    a_file.write_text("")
+    rc, _, err = run(capsys, "runs", "--runs-dir", a_file)
+    assert rc == 2 and one_line(err) and "a file, not a folder" in err
+    runs = tmp_path / "runs"
+    copy = runs / trained["run"].name
+    copy.mkdir(parents=True)
+    for name in ("config.json", "history.csv"):
+        (copy / name).write_bytes((trained["run"] / name).read_bytes())
+    (copy / "status.json").write_text('{"status": "completed", "started": "yesterday"}')  # edited by hand
+    rc, out, err = run(capsys, "runs", "--runs-dir", runs, "--json")
+    assert rc == 0 and [r["name"] for r in json.loads(out)["runs"]] == [copy.name], err
+
+
+def test_evaluate_says_so_when_no_image_can_be_read_any_more(capsys, trained, tmp_path, monkeypatch):
+    """Files gone between the scan and the decode (a drive unplugged): named, exit 2, no traceback."""
+    import shutil
+
+    from core import data
+
+    gone = shutil.copytree(trained["data"], tmp_path / "gone")
+    scan = data.scan
+
+    def scan_then_unplug(root, **kw):
+        index = scan(root, **kw)
+        for p in Path(gone).rglob("*.png"):
+            p.unlink()
+        return index
+
+    monkeypatch.setattr(data, "scan", scan_then_unplug)
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", gone, "--split", "all")
+    assert rc == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"error: {gone}: no image of the all split could be read"
+    assert "could not read" in err and "0.png" in err
 
 
 def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
