@@ -62,6 +62,7 @@ class DataConfig:
             "must be ≥ 0",
         )
         _check(self.num_workers is None or self.num_workers >= 0, "num_workers", self.num_workers, "must be ≥ 0")
+        _check(0 <= self.seed < 2**63, "seed", self.seed, "must be 0 … 2**63 - 1")
 
 
 @dataclass
@@ -143,6 +144,7 @@ class TrainConfig:
         _check(self.device in DEVICES or self.device.startswith("cuda:"), "device", self.device, f"one of {DEVICES}")
         _check(self.channels_last in ("auto", "on", "off"), "channels_last", self.channels_last, "auto|on|off")
         _check(self.backbone_lr_mult > 0, "backbone_lr_mult", self.backbone_lr_mult, "must be > 0")
+        _check(0 <= self.seed < 2**63, "seed", self.seed, "must be 0 … 2**63 - 1")  # what torch.manual_seed takes
 
 
 @dataclass
@@ -179,7 +181,14 @@ class RunConfig:
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> RunConfig:
         p = Path(text_or_path)
-        text = p.read_text(encoding="utf-8") if not str(text_or_path).lstrip().startswith("{") else str(text_or_path)
+        if str(text_or_path).lstrip().startswith("{"):
+            text = str(text_or_path)
+        else:
+            raw = p.read_bytes()
+            try:  # UTF-8 (with or without the BOM Windows editors add), or UTF-16 (Notepad's "Unicode")
+                text = raw.decode("utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else raw.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise ConfigError(f"{text_or_path}: not a text file ({e.reason} at byte {e.start})") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
@@ -189,6 +198,30 @@ class RunConfig:
         return cls.from_dict(doc)
 
 
+def _type_problem(annotation: str, value: Any) -> str | None:
+    """Why a settings-file value does not fit its field ("int", "float | None", …), or None. Numbers written as
+    text ("0.2") are refused rather than guessed; an integral float (10.0) is a fine int."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None:
+        return None if "None" in kinds else "must be given (null is not allowed here)"
+    if isinstance(value, bool):
+        return None if "bool" in kinds else f"must be {_type_words(kinds)}, not true/false"
+    if "int" in kinds and isinstance(value, int):
+        return None
+    if "int" in kinds and isinstance(value, float) and value.is_integer() and "float" not in kinds:
+        return None
+    if "float" in kinds and isinstance(value, (int, float)):
+        return None
+    if "str" in kinds and isinstance(value, str):
+        return None
+    return f"must be {_type_words(kinds)}"
+
+
+def _type_words(kinds: list[str]) -> str:
+    words = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false"}
+    return " or ".join(words[k] for k in kinds if k in words) + (" (or null)" if "None" in kinds else "")
+
+
 def _from_dict(kind: type, d: dict[str, Any], section: str):
     if not isinstance(d, dict):
         raise ConfigError(f"{section}: expected an object, got {type(d).__name__}")
@@ -196,6 +229,13 @@ def _from_dict(kind: type, d: dict[str, Any], section: str):
     unknown = sorted(set(d) - set(names))
     if unknown:
         raise ConfigError(f"{section}.{unknown[0]}: unknown setting")
+    d = dict(d)
+    for key, value in d.items():
+        problem = _type_problem(str(names[key].type), value)
+        if problem:
+            raise ConfigError(f"{section}.{key}={value!r}: {problem}")
+        if isinstance(value, float) and "int" in str(names[key].type) and "float" not in str(names[key].type):
+            d[key] = int(value)  # 10.0 in a hand-written file: the 10 it means
     obj = kind(**d)
     try:
         obj.validate()

@@ -30,6 +30,14 @@ def test_round_trip_through_json(tmp_path):
         ("data", "image_size", 3),
         ("train", "monitor", "f1"),
         ("model", "mode", "magic"),
+        ("train", "epochs", "ten"),  # hand-written files: a type that does not fit is named, never a traceback
+        ("data", "val_split", "0.2"),
+        ("train", "lr", None),
+        ("data", "image_size", 32.5),
+        ("model", "arch", 7),
+        ("train", "amp", 1),
+        ("train", "seed", 10**20),
+        ("data", "seed", -1),
     ],
 )
 def test_bad_value_names_the_field(section, field, value):
@@ -57,3 +65,15 @@ def test_bad_json_file(tmp_path):
     p.write_text("{nope")
     with pytest.raises(ConfigError, match="bad.json"):
         RunConfig.from_json(p)
+
+
+def test_settings_files_in_the_encodings_editors_save(tmp_path):
+    """Windows Notepad saves "Unicode" as UTF-16 and UTF-8 with a BOM; both are read. 10.0 means 10."""
+    text = '{"train": {"epochs": 10.0}, "data": {"image_size": 32}}'
+    for name, raw in (("utf16.json", text.encode("utf-16")), ("bom.json", text.encode("utf-8-sig"))):
+        (tmp_path / name).write_bytes(raw)
+        cfg = RunConfig.from_json(tmp_path / name)
+        assert cfg.train.epochs == 10 and isinstance(cfg.train.epochs, int) and cfg.data.image_size == 32
+    (tmp_path / "latin1.json").write_bytes('{"data": {"root": "caf\xe9"}}'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.json: not a text file"):
+        RunConfig.from_json(tmp_path / "latin1.json")
