@@ -496,6 +496,14 @@ class Trainer:
             models.parse_arch(self.config.model.arch)
         except models.ModelError as e:
             raise ConfigError(f"model.arch: {e}") from None  # e names the value
+        # Input problems found now, not after the run folder exists (that left a "failed" run behind):
+        pretrained = self.config.model.pretrained
+        if pretrained not in (None, "imagenet") and not self._resume_ckpt:
+            models.read_state_dict(pretrained)  # ModelError naming the file when it is not a weights file
+        if self.runs_dir is not None and not self._resume_ckpt and self.is_main:
+            blocked = next((p for p in (self.runs_dir, *self.runs_dir.parents) if p.exists() and not p.is_dir()), None)
+            if blocked is not None:  # (made only when the run starts: nothing is created for a run that cannot)
+                raise ConfigError(f"runs_dir={str(self.runs_dir)!r}: {blocked} is a file, not a folder")
         if self.index is None:
             if not self.config.data.root:
                 raise ConfigError("data.root: no data folder given")
@@ -636,8 +644,6 @@ class Trainer:
     def _setup(self) -> None:
         cfg, tc = self.config, self.config.train
         index = self.index
-        self._open_run()
-
         dev = self.device
         seed_everything(tc.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
         if dev.type == "cuda":
@@ -646,7 +652,9 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         freeze = cfg.model.freeze_backbone or cfg.model.mode == "linear"
         pretrained = None if self._resume_ckpt else cfg.model.pretrained
-        model = models.build(cfg.model.arch, self.num_classes, pretrained=pretrained, freeze_backbone=freeze)
+        # built before the run folder: weights that do not fit (or cannot be downloaded) leave no failed run behind
+        model = models.build(cfg.model.arch, len(index.classes), pretrained=pretrained, freeze_backbone=freeze)
+        self._open_run()
         self.memory_format = choose_memory_format(cfg.model.arch, dev, tc.channels_last)
         if self.dist.enabled and tc.sync_bn:
             if dev.type == "cuda":

@@ -7,12 +7,14 @@ import hashlib
 import http.client
 import math
 import os
+import pickle
 import re
 import tempfile
 import types
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -597,9 +599,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelError(f"{path}: no such weights file (use 'imagenet' or a .pth/.pt state-dict file)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on the pickle protocol of old files is not for the user
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # refused by the safe loader: its reason in a few words, never its advice
+        from core.checkpoint import _refusal
+
+        raise ModelError(f"{path}: not a weights file ({_refusal(str(e))})") from None
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a weights file"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"{path}: not a weights file ({first[:200]})") from None
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):

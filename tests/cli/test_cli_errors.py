@@ -123,9 +123,25 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
         capsys, "train", "--data", trained["data"], "--pretrained", tmp_path / "none.pth", "--runs-dir", tmp_path / "r"
     )
     assert rc == 2 and one_line(err) and "none.pth: no such file" in err
-    assert not (tmp_path / "r").exists()  # no failed run folder for an input error
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(os.urandom(1000))
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--pretrained", junk, "--runs-dir", tmp_path / "r")
+    assert rc == 2 and one_line(err) and "junk.pth: not a weights file" in err and "weights_only" not in err
+    other = tmp_path / "other.pth"  # a real state dict, of a model of another shape
+    torch.save({"conv1.weight": torch.zeros(3, 3, 3, 3)}, other)
+    rc, _, err = run(capsys, *_tiny_train(trained, tmp_path / "r"), "--pretrained", other, "--mode", "finetune")
+    assert rc == 1 and "conv1.weight" in err  # found when the model is built: still before any run folder
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--seed", "99999999999999999999")
+    assert rc == 2 and one_line(err) and "--seed 99999999999999999999: must be 0 … 2**63 - 1" in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())  # no failed run for input errors
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--runs-dir", trained["best"] / "runs")
+    assert rc == 2 and one_line(err) and "--runs-dir" in err and "is a file, not a folder" in err
     rc, _, err = run(capsys, "scan", trained["best"])
     assert rc == 2 and "a file, not a folder" in err
+
+
+def _tiny_train(trained, runs_dir) -> list:
+    return ["train", "--data", trained["data"], "--epochs", "1", "--runs-dir", runs_dir, "--quiet", *TINY]
 
 
 def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained, tmp_path):
