@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import pickle
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,17 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = _to_cpu(payload)  # optimizer state lives on the GPU: the file must load on a machine without one
-    with runs.atomic_file(path, "wb") as f:
-        torch.save(payload, f)
+    try:
+        with runs.atomic_file(path, "wb") as f:
+            torch.save(payload, f)
+    except RuntimeError as e:  # torch's writer reports a short write ("unexpected pos …"), not the OS's reason
+        free = shutil.disk_usage(path.parent).free
+        why = "no space left on device" if free < 256 * 2**20 else str(e).strip().splitlines()[0]
+        raise OSError(
+            errno.ENOSPC,
+            f"could not write it: {why} ({free / 2**20:.0f} MB free; the file it replaces is kept)",
+            str(path),
+        ) from None
     _fsync_dir(path.parent)
 
 

@@ -1552,6 +1552,8 @@ def _is_peer_failure(e: BaseException) -> bool:
 
 
 def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename and e.strerror:  # "/runs/x/last.pt: could not write it: …"
+        return f"{e.filename}: {e.strerror}"
     text = str(e).strip().splitlines()
     return (
         f"{type(e).__name__}: {text[0]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -192,14 +193,16 @@ def _export(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             got = write_and_run(model, x, meta, tmp)
+        diff, agree = _check(label, ref, got, tmp)
+        return _finish(fmt, tmp, out, diff, agree, len(x), t0)
     except ExportError:
-        _remove(tmp)
         raise
+    except OSError as e:  # a full disk, a folder that went away: said as such
+        raise ExportError(f"{out}: could not write the {label} file ({e.strerror or e})") from None
     except Exception as e:
-        _remove(tmp)
         raise ExportError(f"{label} export of {checkpoint_path} failed: {type(e).__name__}: {e}") from None
-    diff, agree = _check(label, ref, got, tmp)
-    return _finish(fmt, tmp, out, diff, agree, len(x), t0)
+    finally:  # also on Ctrl-C: no hidden temporary file is left next to `out`
+        _remove(tmp)
 
 
 def export_onnx(
@@ -246,7 +249,12 @@ def export_torchscript(
 
     def write_and_run(model: torch.nn.Module, x: torch.Tensor, meta: dict[str, Any], tmp: str) -> np.ndarray:
         traced = torch.jit.trace(model, x[:1], check_trace=False)
-        torch.jit.save(traced, tmp, _extra_files={"metadata.json": json.dumps(meta)})
+        buf = io.BytesIO()  # written from Python: a full disk is an OSError, not a C++ abort of the process
+        torch.jit.save(traced, buf, _extra_files={"metadata.json": json.dumps(meta)})
+        with open(tmp, "wb") as f:
+            f.write(buf.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
         return _run_torchscript(tmp, x)
 
     return _export("torchscript", "TorchScript", checkpoint_path, out, samples, write_and_run)

@@ -78,16 +78,26 @@ def test_interrupted_save_keeps_previous_file(tmp_path, monkeypatch):
     assert torch.equal(checkpoint.load(path)["model"]["w"], torch.full((2, 2), 1.0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
 
-    def half_write(obj, f, *a, **k):
+    def half_write(obj, f, *a, **k):  # what torch's writer says when the disk fills up
         f.write(b"partial")
-        raise RuntimeError("interrupted")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1897216 vs 1897112")
 
     monkeypatch.setattr(torch, "save", half_write)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: shutil_usage(free=5 * 2**20))
+    with pytest.raises(OSError) as e:
         checkpoint.save(path, _payload(3.0))
+    assert str(e.value) == (
+        f"[Errno 28] could not write it: no space left on device (5 MB free; the file it replaces is kept): '{path}'"
+    )
     monkeypatch.undo()
     assert torch.equal(checkpoint.load(path)["model"]["w"], torch.full((2, 2), 1.0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+def shutil_usage(free: int):
+    import shutil
+
+    return shutil._ntuple_diskusage(10 * free, 9 * free, free)
 
 
 class _Evil:

@@ -214,6 +214,32 @@ def test_parity_failure_raises_and_leaves_no_file(setup, tmp_path, monkeypatch, 
     assert out.read_bytes() == b"previous export" and _no_temp_files(tmp_path)
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.timeout(300)
+def test_ctrl_c_or_a_full_disk_leaves_no_temporary_file(setup, tmp_path, monkeypatch, fmt):
+    ckpt, samples, _ = setup
+    runner = "_run_onnx" if fmt == "onnx" else "_run_torchscript"
+    fn = export_onnx if fmt == "onnx" else export_torchscript
+
+    def interrupted(path, x):
+        assert os.path.exists(path)  # written, not yet checked
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, runner, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fn(ckpt, tmp_path / f"m.{fmt}", samples=samples[:2])
+    assert _no_temp_files(tmp_path) and not (tmp_path / f"m.{fmt}").exists()
+
+    def disk_full(path, x):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export, runner, disk_full)
+    with pytest.raises(ExportError) as e:
+        fn(ckpt, tmp_path / f"m.{fmt}", samples=samples[:2])
+    assert str(e.value).endswith("file (No space left on device)") and str(tmp_path / f"m.{fmt}") in str(e.value)
+    assert _no_temp_files(tmp_path)
+
+
 def test_missing_export_extra_gives_the_install_command(setup, tmp_path, monkeypatch):
     ckpt, _, _ = setup
     real_import = builtins.__import__
