@@ -281,6 +281,21 @@ def _loose_images(folder: str) -> list[str]:
         )
 
 
+def walk(folder: str | Path, onerror: Callable[[OSError], None] | None = None) -> Iterator[tuple[str, list, list]]:
+    """os.walk, sorted, without hidden and system folders, following symbolic links to folders (a linked
+    sub-folder of photos is part of the class) but never into a folder it has walked already (a link loop)."""
+    seen = {os.path.realpath(folder)}
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=onerror, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if not _skipped(d) and real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
+        yield dirpath, dirnames, filenames
+
+
 def _walk_images(
     folder: str, stop: Any, unreadable: list[tuple[str, str]] | None = None, ignored: list[str] | None = None
 ) -> list[str]:
@@ -292,10 +307,9 @@ def _walk_images(
         if unreadable is not None:
             unreadable.append((e.filename or folder, f"cannot read folder ({e.strerror or e})"))
 
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=failed):
+    for dirpath, _dirnames, filenames in walk(folder, onerror=failed):
         if _is_stopped(stop):
             raise DataError("scan cancelled")
-        dirnames[:] = sorted(d for d in dirnames if not _skipped(d))
         for name in filenames:
             if _skipped(name):
                 continue

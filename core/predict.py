@@ -402,8 +402,7 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[l
         found: list[str] = []
         errors: list[OSError] = []
         if recursive:
-            for root, dirs, names in os.walk(p, onerror=errors.append):
-                dirs[:] = sorted(d for d in dirs if not _is_skipped(d))
+            for root, _dirs, names in data.walk(p, onerror=errors.append):  # links followed, loops not
                 found += [
                     os.path.join(root, n)
                     for n in sorted(names)

@@ -132,6 +132,23 @@ def test_scan_no_class_folders_is_an_error(tmp_path, jpeg_writer):
     assert "sub-folder named after the class" in str(e.value)
 
 
+def test_linked_sub_folders_are_followed_and_link_loops_are_not(tmp_path, jpeg_writer):
+    """A sub-folder that is a symbolic link belongs to its class (it was skipped without a word); a link back to
+    an enclosing folder is walked once, not forever."""
+    from core.predict import expand_paths
+
+    for cls in ("a", "b"):
+        jpeg_writer(tmp_path / "set" / cls / "own.jpg", ord(cls))
+    for i in range(3):
+        jpeg_writer(tmp_path / "elsewhere" / f"{i}.jpg", 10 + i)
+    (tmp_path / "set" / "a" / "more").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "set" / "b" / "loop").symlink_to(tmp_path / "set" / "b", target_is_directory=True)
+    idx = scan(tmp_path / "set")
+    assert idx.counts() == {"a": 4, "b": 1} and idx.bad_files == []
+    files, problems = expand_paths([tmp_path / "set"])
+    assert len(files) == 5 and problems == []
+
+
 def test_jpeg_under_other_common_names_is_an_image(tmp_path, jpeg_writer):
     """.jfif / .jpe are what browsers and Windows often name downloaded JPEGs: scanned, not skipped."""
     for cls in ("a", "b"):
