@@ -68,16 +68,23 @@ def cmd_scan(args: argparse.Namespace) -> int:
         for name in doc["empty_classes"]:
             print(f"  empty class folder (ignored): {name}")
         if doc["duplicates"]:
-            mixed = doc["mixed_duplicates"]
-            print(f"{_count(len(doc['duplicates']), 'group')} of identical files (kept together in one split):")
+            mixed, leaked = doc["mixed_duplicates"], doc["leaked_duplicates"]
+            where = "" if doc["layout"] == "splits" else " (kept together in one split)"
+            print(f"{_count(len(doc['duplicates']), 'group')} of identical files{where}:")
             for group in doc["duplicates"][:20]:
-                print("  " + "  ==  ".join(group) + ("  (in different classes!)" if group in mixed else ""))
+                notes = ["in different classes!"] * (group in mixed) + ["in two split folders!"] * (group in leaked)
+                print("  " + "  ==  ".join(group) + (f"  ({', '.join(notes)})" if notes else ""))
             if len(doc["duplicates"]) > 20:
                 print(f"  … and {len(doc['duplicates']) - 20} more (--json lists them all)")
             if mixed:
                 _err(
                     f"warning: {_count(len(mixed), 'group')} of identical files in different classes "
                     "(one image, two labels)"
+                )
+            if leaked:
+                _err(
+                    f"warning: {_count(len(leaked), 'group')} of identical files in two split folders (an image "
+                    "validated or tested on is also trained on)"
                 )
         if doc["bad_files"]:
             print(f"{_count(len(doc['bad_files']), 'file')} could not be used:")
@@ -266,6 +273,17 @@ def _report_unusable(index, limit: int = 20) -> int:
     return len(bad)
 
 
+def _warn_unused_split_flags(args: argparse.Namespace, index) -> None:
+    """A data set with train/ val/ test/ folders keeps its own split: say so when a split flag asks otherwise."""
+    if index.layout != "splits" or os.environ.get("RANK", "0") != "0":
+        return
+    has_val = any(s.split == "val" for s in index.samples)
+    if getattr(args, "val_split", None) is not None and has_val:
+        _err(f"warning: --val-split {args.val_split} is not used: {index.root} has its own val/ folder")
+    if getattr(args, "test_split", None) is not None:
+        _err(f"warning: --test-split {args.test_split} is not used: {index.root} keeps its test images in test/")
+
+
 def _train_config(args: argparse.Namespace):
     from core.config import ConfigError, RunConfig
 
@@ -423,6 +441,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (DataError, ModelError, CheckpointError) as e:
         raise UsageError(str(e)) from None
     unusable = _report_unusable(trainer.index)
+    _warn_unused_split_flags(args, trainer.index)
     result = trainer.fit()
     if args.quiet and result.reason not in ("completed", "early_stop"):  # quiet hides progress, not failures
         _err(f"{result.reason}: {result.message}")

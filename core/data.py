@@ -242,8 +242,19 @@ class DatasetIndex:
             "empty_classes": list(self.empty_classes),
             "duplicates": [list(g) for g in self.duplicates],
             "mixed_duplicates": self.mixed_duplicates(),
+            "leaked_duplicates": self.leaked_duplicates(),
             "ignored_files": list(self.ignored_files),
         }
+
+    def split_of(self) -> dict[str, str]:
+        """Path → its split folder (train / val / test), for data sets that come split."""
+        return {s.path: s.split or "train" for s in self.samples} if self.layout == "splits" else {}
+
+    def leaked_duplicates(self) -> list[list[str]]:
+        """Pre-split data sets: groups of identical files in two split folders (an image validated on is also
+        trained on). Data sets split here keep each group in one split, so never any."""
+        split_of = self.split_of()
+        return [list(g) for g in self.duplicates if len({split_of.get(p) for p in g}) > 1] if split_of else []
 
     def mixed_duplicates(self) -> list[list[str]]:
         """The groups of identical files that sit in different classes: one image with two labels."""
@@ -347,6 +358,13 @@ def scan(
     ignored: list[str] = []  # files in class folders that are not of an image type
     blocked: set[str] = set()  # classes whose folder could not be listed (not "empty": named in bad_files)
     class_names: set[str] = set()
+    split_like = [e.name for e in top if e.name.lower() in SPLIT_NAMES]
+    if len(split_like) >= 2 and not _detect_splits(root_s, top):  # train/ + val/ + notes/: neither layout
+        others = [e.name for e in top if e.name.lower() not in SPLIT_NAMES]
+        raise DataError(
+            f"{root_s}: {' and '.join(split_like)} look like split folders, but {', '.join(others) or 'the rest'} "
+            "does not; use ROOT/train/<class>/… (val/, test/ beside it) or ROOT/<class>/… with no split folders"
+        )
     if _detect_splits(root_s, top):
         layout = "splits"
         for split_dir in top:

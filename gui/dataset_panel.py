@@ -554,6 +554,9 @@ class DatasetPanel(QWidget):
             parts.append(
                 f"<span style='color:#b3261e'>{len(mixed)} of them in different classes (one image, two labels)</span>"
             )
+        leaked = index.leaked_duplicates()  # pre-split sets: the same image in train/ and val/
+        if leaked:
+            parts.append(f"<span style='color:#b3261e'>{len(leaked)} of them in two split folders</span>")
         if index.ignored_files:
             parts.append(f"{count_noun(len(index.ignored_files), 'other file')} ignored (not images)")
         if index.empty_classes:
@@ -575,7 +578,9 @@ class DatasetPanel(QWidget):
             self.bad_table.setCellWidget(r, 2, button)
         for group in index.duplicates:
             rel = [os.path.relpath(p, index.root) for p in group]
-            labels = "in different classes! " if group in mixed else ""
+            labels = ("in different classes! " if group in mixed else "") + (
+                "in two split folders! " if group in leaked else ""
+            )
             item = QListWidgetItem(f"{len(group)} identical, {labels}" + ", ".join(rel))
             item.setToolTip("\n".join(group))
             item.setData(Qt.ItemDataRole.UserRole, group[0])
@@ -608,10 +613,9 @@ class DatasetPanel(QWidget):
                 if bad
                 else "Every image file could be read: none is left out."
             )
+            together = " (each group is kept together in one split)" if index.layout != "splits" else ""
             self.dup_label.setText(
-                f"{count_noun(dups, 'group')} of identical files (each group is kept together in one split):"
-                if dups
-                else "No identical files."
+                f"{count_noun(dups, 'group')} of identical files{together}:" if dups else "No identical files."
             )
         self.bad_table.setVisible(bad > 0)
         self.dup_list.setVisible(dups > 0)

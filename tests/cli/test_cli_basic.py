@@ -97,6 +97,29 @@ def test_scan_text_names_every_kind_of_problem_with_right_plurals_and_columns(ca
     assert len(rows) == 2 and len({len(r.replace("日本", "xxxx")) for r in rows}) == 1  # counts line up on screen
 
 
+def test_a_pre_split_set_says_which_flags_it_ignores_and_which_images_leak(capsys, tmp_path):
+    for part, n in (("train", 4), ("val", 2)):
+        for c, name in enumerate(("a", "b")):
+            (tmp_path / part / name).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (20, 20), (i * 30 + (part == "val") * 7, c * 100, 50)).save(
+                    tmp_path / part / name / f"{i}.png"
+                )
+    shutil.copy(tmp_path / "train" / "a" / "0.png", tmp_path / "val" / "a" / "copy.png")
+    rc, out, err = run(capsys, "scan", str(tmp_path), "--quiet")
+    assert "1 group of identical files:" in out and "(in two split folders!)" in out  # not "kept together"
+    assert "warning: 1 group of identical files in two split folders" in err
+    from core.cli import _warn_unused_split_flags
+    from core.data import scan
+
+    class Args:
+        val_split, test_split = 0.5, 0.1
+
+    _warn_unused_split_flags(Args, scan(tmp_path))
+    err = capsys.readouterr().err
+    assert "--val-split 0.5 is not used" in err and "--test-split 0.1 is not used" in err
+
+
 def test_scan_missing_and_one_class_exit_2_with_one_line(capsys, tmp_path):
     rc, out, err = run(capsys, "scan", str(tmp_path / "nope"))
     assert rc == 2 and out == "" and err.count("\n") == 1 and "nope" in err

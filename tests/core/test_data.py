@@ -85,6 +85,7 @@ def test_scan_to_dict_document(awkward_dir):
         "empty_classes",
         "duplicates",
         "mixed_duplicates",
+        "leaked_duplicates",
         "ignored_files",
     }
     assert d["mixed_duplicates"] == d["duplicates"]  # the awkward pair sits in cats and in dogs
@@ -191,6 +192,16 @@ def test_scan_split_layout(tmp_path, jpeg_writer):
     assert len(sp.train) == 13 and len(sp.val) == 4 and sp.test == []
     assert all(idx.samples[i].split == "val" for i in sp.val)
     assert split(idx, seed=2) == sp  # folders decide, not the seed
+    assert idx.leaked_duplicates() == []
+    shutil.copy(tmp_path / "train" / "a" / "0.jpg", tmp_path / "val" / "a" / "same.jpg")  # validated and trained on
+    idx = scan(tmp_path)
+    assert idx.leaked_duplicates() == [
+        [str(tmp_path / "train" / "a" / "0.jpg"), str(tmp_path / "val" / "a" / "same.jpg")]
+    ]
+    (tmp_path / "notes").mkdir()  # a folder that is neither a split nor in one: no guessing
+    jpeg_writer(tmp_path / "notes" / "x.jpg", 900)
+    with pytest.raises(DataError, match="train and val look like split folders, but notes does not"):
+        scan(tmp_path)
 
 
 def test_scan_split_layout_without_val_carves_val_from_train(tmp_path, jpeg_writer):
