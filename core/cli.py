@@ -490,6 +490,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         index = scan(data)
     except DataError as e:
         raise UsageError(f"--data: {e}") from None
+    if args.split is None:  # another folder: every image is new to the model; its own folder: the held-out part
+        own = (ckpt.get("config") or {}).get("data", {}).get("root")
+        same = bool(own) and Path(own).is_dir() and os.path.samefile(own, data)
+        args.split = "val" if same else "all"
     unusable = _report_unusable(index)
     bar = None if args.quiet else _Progress(f"evaluating ({args.split})")
     try:
@@ -717,7 +721,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("evaluate", "accuracy, confusion matrix and per-class scores of a checkpoint", cmd_evaluate)
     sp.add_argument("--checkpoint", required=True, metavar="CKPT")
     sp.add_argument("--data", metavar="DIR", help="default: the data folder the model was trained on")
-    sp.add_argument("--split", choices=["val", "test", "all"], default="val")
+    sp.add_argument(
+        "--split",
+        choices=["val", "test", "all"],
+        help="default: val on the model's own data folder (the images it never trained on), all on another folder",
+    )
     sp.add_argument("--device", default="auto")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--quiet", action="store_true")

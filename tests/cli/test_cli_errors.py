@@ -71,9 +71,11 @@ def test_a_device_that_does_not_exist_is_a_usage_error(capsys, trained, tmp_path
 def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(capsys, trained, tmp_path):
     rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--split", "test")
     assert rc == 2 and one_line(err) and "the test split" in err and "is empty" in err
+    rc, out, _ = run(capsys, "evaluate", "--checkpoint", trained["best"], "--quiet")  # its own folder: held-out part
+    assert rc == 0 and " images (val): accuracy " in out.splitlines()[0]
     other = make_set(tmp_path / "other", classes=("red", "purple"))
-    rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", other, "--split", "all")
-    # the shared class is evaluated, the unknown one is left out and named; a partial result: exit 1
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", other)  # another folder:
+    # all of it by default; the shared class is evaluated, the unknown one is left out and named: exit 1
     assert rc == 1 and "left out, not classes of the model: purple (" in err, err
     assert out.startswith(f"{len(list((Path(other) / 'red').iterdir()))} images (all)")
     strange = make_set(tmp_path / "strange", classes=("purple", "orange"))
