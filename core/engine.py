@@ -1371,7 +1371,11 @@ class Trainer:
                 device=self.device,
                 stop=self.stop,
             )
-            if ev.get("stopped"):
+            if ev.get("stopped"):  # the run itself is complete; only its report card is missing
+                self._safe_warn(
+                    f"the final evaluation on the {split} split was stopped, so the run has no evaluation.json; "
+                    "evaluate it later (Evaluate tab, or python main.py evaluate --checkpoint RUN_DIR)"
+                )
                 return None
             runs.write_json_atomic(run_dir / "evaluation.json", ev)
             return ev

@@ -183,6 +183,20 @@ def test_a_validation_loss_that_is_not_finite_fails_and_keeps_no_broken_weights(
     assert [r["epoch"] for r in runs.read_history(run)] == [1]
 
 
+def test_a_stop_during_the_final_evaluation_says_the_run_has_no_evaluation(dataset, tmp_path):
+    token = StopToken()
+
+    class StopAfterTheLastEpoch(Recorder):
+        def on_epoch_end(self, m):
+            super().on_epoch_end(m)
+            token.stop()  # arrives as the final evaluation starts
+
+    rec = StopAfterTheLastEpoch()
+    result = Trainer(config(dataset, epochs=1), callbacks=[rec], stop=token, runs_dir=tmp_path).fit()
+    assert not (Path(result.run_dir) / "evaluation.json").exists() and result.evaluation is None
+    assert any("final evaluation on the val split was stopped" in w for w in rec.warnings), rec.warnings
+
+
 def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # report every batch, so "step 2" is seen
     token = StopToken()
