@@ -8,6 +8,7 @@ import math
 import os
 import random
 import re
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -21,6 +22,17 @@ from core.config import STRONG_ERASING, STRONG_JITTER, DataConfig
 
 if TYPE_CHECKING:
     import torch
+
+_QUIET_LARGE_IMAGES = ("ignore", None, Image.DecompressionBombWarning, None, 0)
+
+
+def _quiet_large_images() -> None:
+    """Pillow warns (without the file's name) for 89-179 M pixel images and raises above that: those up to the
+    limit are fine to use, bigger ones are listed as too large. A process-wide filter (catch_warnings is not
+    thread-safe, and the scan decodes in threads), put back if something reset the filters."""
+    if _QUIET_LARGE_IMAGES not in warnings.filters:
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 
 # .avif needs a Pillow built with libavif (its wheels are); where it is not, such files are listed as unusable
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif"}
@@ -168,6 +180,7 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
                 raise IsADirectoryError(name)
             if os.path.getsize(source) == 0:
                 raise ImageLoadError(name, "empty file (0 bytes)")
+        _quiet_large_images()
         with Image.open(source) as im:
             if draft:
                 im.draft("RGB", (int(draft), int(draft)))  # a no-op for formats other than JPEG
@@ -193,6 +206,7 @@ def verify_image(path: str) -> tuple[str | None, str | None]:
     if not data:
         return None, "empty file (0 bytes)"
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    _quiet_large_images()
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.format == "JPEG":

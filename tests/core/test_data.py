@@ -103,6 +103,16 @@ def test_bomb_png_is_reported_without_allocating(tmp_path, png_header_writer):
     assert Image.MAX_IMAGE_PIXELS is not None  # the global limit is untouched
 
 
+def test_a_large_but_allowed_image_is_used_without_pillows_anonymous_warning(tmp_path):
+    import warnings
+
+    big = tmp_path / "panorama.png"
+    Image.new("1", (12000, 12000)).save(big)  # 144 M pixels: above Pillow's warning size, below its limit
+    with warnings.catch_warnings(record=True) as caught:
+        assert data.verify_image(str(big))[1] is None
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
 def test_scan_missing_and_file_root(tmp_path, jpeg_writer):
     missing = tmp_path / "nope"
     with pytest.raises(DataError, match="no such folder") as e:
