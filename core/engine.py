@@ -514,6 +514,8 @@ class Trainer:
         self.split = data.split(self.index, val=cfg.data.val_split, test=cfg.data.test_split, seed=cfg.data.seed)
         if len(self.split.train) < 2:
             raise data.DataError(f"{self.index.root}: only {len(self.split.train)} training image(s); need at least 2")
+        if self._resume_ckpt:
+            self._note_changed_data()
         self.model: nn.Module | None = None
         self.run_dir: Path | None = None
         self.history: list[dict[str, Any]] = []
@@ -528,6 +530,28 @@ class Trainer:
         if not self.is_main:
             print(f"[rank {self.rank}] warning: {msg}", file=sys.stderr, flush=True)
         self._emit("on_warning", msg)
+
+    def _note_changed_data(self) -> None:
+        """A resumed run over a data folder whose images changed since it began: its split is drawn again, so the
+        validation before and after the resume compares different images. Said, not refused (adding photos to a
+        run in progress is a normal thing to want)."""
+        try:
+            before = json.loads((self.resume_dir / "config.json").read_text(encoding="utf-8")).get("dataset") or {}
+        except (OSError, ValueError, AttributeError):
+            return
+        now = self.index.counts()
+        then = before.get("counts") if isinstance(before.get("counts"), dict) else None
+        sizes = (len(self.split.train), len(self.split.val), len(self.split.test))
+        old_sizes = tuple(before.get(k) for k in ("train_size", "val_size", "test_size"))
+        if then is None or (then == now and old_sizes == sizes):
+            return
+        changed = [f"{c} {then.get(c, 0)} → {n}" for c, n in now.items() if then.get(c) != n]
+        self._warn(
+            f"the data folder changed since this run began ({', '.join(changed[:4]) or 'same counts'}"
+            f"{', …' if len(changed) > 4 else ''}; train/val/test {'/'.join(map(str, old_sizes))} → "
+            f"{'/'.join(map(str, sizes))}): the split is drawn again, so validation before and after this resume "
+            "is on different images"
+        )
 
     def _check_classes(self, index: data.DatasetIndex) -> None:
         want = list(self._resume_ckpt["class_names"])

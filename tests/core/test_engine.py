@@ -197,6 +197,23 @@ def test_a_stop_during_the_final_evaluation_says_the_run_has_no_evaluation(datas
     assert any("final evaluation on the val split was stopped" in w for w in rec.warnings), rec.warnings
 
 
+def test_resuming_over_a_changed_data_folder_says_the_split_is_new(dataset, tmp_path):
+    import shutil
+
+    root = Path(shutil.copytree(dataset, tmp_path / "colours"))
+    first = _fit_stopped_at(config(root, epochs=2, batch_size=4), tmp_path / "runs", (2, 1))
+    rec = Recorder()
+    Trainer(None, callbacks=[rec], resume=first.run_dir)  # unchanged: nothing to say
+    assert not [w for w in rec.warnings if "data folder changed" in w]
+    c0 = sorted((root / "c0").iterdir())
+    for i, p in enumerate(c0[:3]):
+        shutil.copy(p, root / "c0" / f"again_{i}{p.suffix}")  # photos added while the run was stopped
+    rec = Recorder()
+    Trainer(None, callbacks=[rec], resume=first.run_dir)
+    said = [w for w in rec.warnings if "data folder changed" in w]
+    assert len(said) == 1 and f"c0 {len(c0)} → {len(c0) + 3}" in said[0] and "different images" in said[0]
+
+
 def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # report every batch, so "step 2" is seen
     token = StopToken()
