@@ -516,6 +516,16 @@ class Trainer:
             raise data.DataError(f"{self.index.root}: only {len(self.split.train)} training image(s); need at least 2")
         if self._resume_ckpt:
             self._note_changed_data()
+        elif cfg.data.val_split > 0 and not self.split.val and self.index.layout != "splits" and self.is_main:
+            self._warn(
+                f"no validation images: the classes are too small for a {cfg.data.val_split:.0%} share, so the best "
+                "epoch is chosen by the training loss"
+            )
+        if not self._resume_ckpt and cfg.train.warmup_epochs >= cfg.train.epochs and self.is_main:
+            self._warn(
+                f"the warm-up ({cfg.train.warmup_epochs:g} epochs) lasts the whole run of {cfg.train.epochs}: the "
+                f"learning rate never reaches {cfg.train.lr:g}"
+            )
         self.model: nn.Module | None = None
         self.run_dir: Path | None = None
         self.history: list[dict[str, Any]] = []

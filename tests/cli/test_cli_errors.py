@@ -314,6 +314,8 @@ def test_resume_names_what_it_ignores_refuses_to_shrink_and_follows_moved_data(c
     run_dir = shutil.copytree(trained["run"], tmp_path / "run")
     rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "1")
     assert rc == 2 and one_line(err) and "already trained 1 epoch;" in err
+    rc, _, err = run(capsys, "train", "--resume", run_dir)  # finished: says how to go on, trains nothing
+    assert rc == 2 and one_line(err) and "has trained all its 1 epoch; give --epochs 6" in err
     moved = shutil.copytree(trained["data"], tmp_path / "moved")
     rc, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "2", "--lr", "5", "--data", moved, "--json")
     assert rc == 0, err

@@ -214,6 +214,15 @@ def test_resuming_over_a_changed_data_folder_says_the_split_is_new(dataset, tmp_
     assert len(said) == 1 and f"c0 {len(c0)} → {len(c0) + 3}" in said[0] and "different images" in said[0]
 
 
+def test_settings_that_quietly_change_the_run_are_named(tmp_path):
+    tiny = make_colour_set(tmp_path / "tiny", per_class=1)  # one image per class: none can go to validation
+    rec = Recorder()
+    cfg = config(tiny, epochs=1, warmup_epochs=1.0)
+    Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "runs")
+    assert any(w.startswith("no validation images: the classes are too small for a 20% share") for w in rec.warnings)
+    assert any("warm-up (1 epochs) lasts the whole run of 1" in w for w in rec.warnings), rec.warnings
+
+
 def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # report every batch, so "step 2" is seen
     token = StopToken()
