@@ -306,8 +306,9 @@ class ModelPanel(QGroupBox):
         self._on_changed()
 
     def _on_mode_changed(self, *_: Any) -> None:
-        if self.mode_combo.currentData() == "linear":
-            self.freeze_check.setChecked(True)
+        mode = self.mode_combo.currentData()
+        if mode in ("linear", "finetune"):  # a linear probe trains the classifier alone; a fine-tune every layer
+            self.freeze_check.setChecked(mode == "linear")
         self._update_visibility()
         self._on_changed()
 
@@ -320,7 +321,14 @@ class ModelPanel(QGroupBox):
             item = model.item(row) if hasattr(model, "item") else None
             if item is not None:
                 item.setEnabled(has_weights)
-        self.freeze_check.setEnabled(has_weights)
+        # the modes decide freezing themselves; only "all layers at the full rate" from weights leaves the choice
+        self.freeze_check.setEnabled(has_weights and self.mode_combo.currentData() == "scratch")
+        if not has_weights:
+            self.freeze_check.setChecked(False)
+        # "from scratch" with a weights file would start from those weights: say what it does then
+        self.mode_combo.setItemText(
+            0, MODES[0][1] if not has_weights else "Train all layers from the weights (full lr)"
+        )
 
     def _on_changed(self, *_: Any) -> None:
         self.changed.emit()
@@ -360,9 +368,12 @@ class ModelPanel(QGroupBox):
             self._summary_pending = True
             return
         c = self._context
+        arch = self.arch()
+        if arch == AUTO and self.pretrained_choice() != "none":  # as core.engine.resolve_defaults: pretrained
+            arch = "resnext50_32x4d"  # weights exist for the ImageNet-sized family, not the tiny CPU nets
         worker = FunctionWorker(
             _summarise,
-            self.arch(),
+            arch,
             c["device_type"],
             max(2, int(c["num_classes"])),
             int(c["image_size"]),
