@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 from gui.model_panel import ModelPanel
-from gui.widgets import Banner, ask, dialog_dir, remember_dir
+from gui.widgets import Banner, ElidedLabel, ask, dialog_dir, remember_dir
 from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_running, start_worker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
@@ -268,7 +268,7 @@ class TrainTab(QWidget):
         self.batch_bar.setFormat("%v / %m batches")
         self.speed_label = QLabel("– images/s")
         self.eta_label = QLabel("ETA –")
-        self.device_label = QLabel("Device: –")
+        self.device_label = ElidedLabel("Device: –")  # a cache path in it must not widen the window
         self.device_label.setObjectName("hintLabel")
         for w in (self.speed_label, self.eta_label):
             w.setMinimumWidth(110)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QSizePolicy,
     QWidget,
 )
 
@@ -104,6 +105,33 @@ class Banner(QLabel):
     @property
     def kind(self) -> str:
         return self.objectName().replace("Banner", "") if not self.isHidden() else ""
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that never widens its window: a long text (a cache path) is cut with "…" in the middle to
+    the width it has, and shown whole in the tooltip. text() gives the whole text."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 — Qt override
+        self._full = str(text)
+        self.setToolTip(self._full if self._full else "")
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(10, self.width() - 2)
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, width))
 
 
 class ImageGrid(QListWidget):

@@ -301,6 +301,19 @@ def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_
         _cleanup(panel, tab)
 
 
+def test_a_long_device_line_does_not_widen_the_window(qtbot, runs_dir):
+    """A linear probe's line names its feature-cache folder: the window grew past a 1400 px screen."""
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    before = tab.minimumSizeHint().width()
+    long = "Device: CPU (2 threads) · data: features: computing 600 backbone views in /" + "deep/" * 60 + "features"
+    tab.device_label.setText(long)
+    assert tab.minimumSizeHint().width() == before
+    assert tab.device_label.text() == long and tab.device_label.toolTip() == long  # whole, where asked for
+
+
 def test_a_deleted_run_takes_its_result_buttons_with_it(qtbot, tmp_path, runs_dir):
     panel = DatasetPanel()
     tab = TrainTab(panel, runs_dir=str(runs_dir))
