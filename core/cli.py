@@ -611,7 +611,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     n += 1
                     name = f"{stem}_{n}_gradcam.png"
                 taken.add(name)
-                save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=name)
+                try:
+                    save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=name)
+                except (ValueError, RuntimeError) as e:  # the prediction stands; only its overlay is missing
+                    _err(f"error: {p.source}: no Grad-CAM overlay: {e}")
+                    problems.append((p.source, f"no Grad-CAM overlay: {e}"))
     if args.csv:
         write_csv(preds, args.csv, args.top_k)
     if args.json:

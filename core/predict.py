@@ -318,6 +318,12 @@ class Predictor:
         finally:
             handle.remove()
         act, grad = store["act"].detach()[0], store["act"].grad[0]
+        if act.shape[-1] * act.shape[-2] == 1:  # one cell: the "heat map" would tint the whole image evenly
+            need = 64 if self.image_size < 64 else 2 * self.image_size  # ImageNet-style nets shrink 32-fold
+            raise ValueError(
+                f"this model sees {self.image_size} px images as a single cell in its last layer, so Grad-CAM "
+                f"cannot show where it looked (train it at {need} px or more to see that)"
+            )
         weights = grad.float().mean(dim=(1, 2))
         cam = torch.relu((weights[:, None, None] * act.float()).sum(0)).cpu().numpy()
         heat = _place_heatmap(cam, img.size, self.image_size, self.resize_size)

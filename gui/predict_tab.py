@@ -342,6 +342,7 @@ class PredictTab(QWidget):
         self.bars = ProbabilityBars()
         v.addWidget(self.bars)
         self.cam_check = QCheckBox("Show Grad-CAM overlay")
+        self.cam_check.setChecked(True)  # as in Evaluate (the overlay is computed with every single prediction)
         self.cam_check.setToolTip("Highlights the image regions that drove the predicted class")
         self.cam_check.toggled.connect(self._show_single_image)
         v.addWidget(self.cam_check)

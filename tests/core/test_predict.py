@@ -283,6 +283,15 @@ def _colour_detector_model() -> torch.nn.Module:
     return model.eval()
 
 
+def test_gradcam_says_when_the_last_layer_is_a_single_cell(tmp_path):
+    """ResNet-style nets shrink 32-fold: at 32 px the map is 1×1 and would tint the whole image evenly."""
+    pred = Predictor.from_checkpoint(make_checkpoint(tmp_path / "r.pt", arch="resnet18", image_size=32), device="cpu")
+    image = make_images(tmp_path / "in", 1)[0]
+    assert pred.predict([image])[0].ok  # the prediction itself stands
+    with pytest.raises(ValueError, match=r"single cell in its last layer.*train it at 64 px or more"):
+        pred.gradcam(image)
+
+
 def test_gradcam_peaks_on_the_region_that_decides_the_class(tmp_path):
     """On a non-square photo (two crops, R=110, S=96) the map must sit on the paint of the class asked about."""
     ckpt_path = make_checkpoint(

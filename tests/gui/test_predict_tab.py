@@ -215,10 +215,12 @@ def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
     assert [n for n, _ in tab.bars.items()] == [n for n, _ in pred.top]
     assert len(tab.bars.items()) == 2
     assert tab.class_label.text() == pred.label
-    assert tab.cam_check.isEnabled()
-    plain = tab.image_view._pixmap.toImage()
+    assert tab.cam_check.isEnabled() and tab.cam_check.isChecked()  # shown from the start, as in Evaluate
+    overlaid = tab.image_view._pixmap.toImage()
+    tab.cam_check.setChecked(False)
+    assert tab.image_view._pixmap.toImage() != overlaid
     tab.cam_check.setChecked(True)
-    assert tab.image_view._pixmap.toImage() != plain
+    assert tab.image_view._pixmap.toImage() == overlaid
     from gui.app import load_stylesheet
 
     tab.setStyleSheet(load_stylesheet())  # the app's style: the predicted class stands out
