@@ -53,10 +53,35 @@ def load_stylesheet() -> str:
         return ""
 
 
+# Qt's own command-line options (QApplication takes them from argv, with one dash or two); others are mistakes
+QT_VALUE_OPTIONS = {"platform", "style", "stylesheet", "qmljsdebugger", "session", "display", "geometry", "title"}
+QT_FLAG_OPTIONS = {"widgetcount", "reverse", "nograb", "dograb", "sync"}
+
+
+def _without_qt_options(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        name = a.lstrip("-").split("=")[0] if a.startswith("-") else ""
+        if name in QT_VALUE_OPTIONS:
+            skip = "=" not in a  # its value is the next argument
+        elif name not in QT_FLAG_OPTIONS:
+            out.append(a)
+    return out
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="main.py gui", description="Open the ResNeXt Studio window.")
     p.add_argument("--data", metavar="DIR", help="data set folder to open")
-    args, _qt_args = p.parse_known_args(argv)
+    p.add_argument("folder", nargs="?", metavar="DIR", help="the same as --data DIR")
+    args, rest = p.parse_known_args(_without_qt_options(argv))
+    if rest:  # a typo such as --dta silently opened the last folder instead
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.folder and args.data and args.folder != args.data:
+        p.error(f"two data folders: {args.folder} and --data {args.data}")
+    args.data = args.data or args.folder
     return args
 
 

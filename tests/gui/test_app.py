@@ -62,6 +62,11 @@ def test_missing_xcb_cursor_prints_the_apt_command(monkeypatch):
 def test_bad_data_flag_is_a_usage_error(tmp_path, capsys):
     assert gui_app.main(["--data", str(tmp_path / "missing")]) == 2
     assert "--data" in capsys.readouterr().err
+    assert gui_app._parse([str(tmp_path)]).data == str(tmp_path)  # `main.py gui FOLDER` opens FOLDER
+    assert gui_app._parse(["--platform", "offscreen"]).data is None  # Qt's own options pass through
+    with pytest.raises(SystemExit) as e:
+        gui_app._parse(["--dta", str(tmp_path)])  # a typo opened the last folder without a word
+    assert e.value.code == 2 and "unrecognized arguments: --dta" in capsys.readouterr().err
 
 
 def test_importing_the_main_window_loads_no_torch_and_no_matplotlib():
