@@ -250,5 +250,15 @@ def settings_summary(config: dict) -> str:
     parts = [str(model.get("arch", "?")), f"{data.get('image_size', '?')} px", f"batch {train.get('batch_size', '?')}"]
     parts.append(f"lr {train.get('lr', '?')} ({train.get('optimizer', '?')}, {train.get('scheduler', '?')})")
     parts.append(f"augmentation {data.get('augment', '?')}")
-    extras = [f"{k} {train[k]:g}" for k in ("mixup", "cutmix", "label_smoothing") if train.get(k)]
+    extras = [f"{k.replace('_', ' ')} {train[k]:g}" for k in ("mixup", "cutmix", "label_smoothing") if train.get(k)]
+    if train.get("warmup_epochs"):
+        w = train["warmup_epochs"]
+        extras.append(f"warm-up {w:g} epoch{'' if w == 1 else 's'}")
+    if train.get("class_weights"):
+        extras.append("class weights")
+    if model.get("pretrained"):
+        mode = {"linear": "linear probe", "finetune": "fine-tune"}.get(model.get("mode"), "all layers")
+        extras.append(f"{mode} from {Path(str(model['pretrained'])).name}")
+    if model.get("freeze_backbone") and model.get("mode") != "linear":
+        extras.append("backbone frozen")
     return ", ".join(parts + extras)

@@ -895,8 +895,9 @@ class Trainer:
                 )
             if tc.early_stop_patience and self.bad_epochs >= tc.early_stop_patience:
                 n = self.bad_epochs  # the best epoch is reported with the result, not repeated here
+                watched = {"val_acc": "validation accuracy", "val_loss": "validation loss"}.get(tc.monitor, tc.monitor)
                 return "early_stop", (
-                    f"no improvement in {tc.monitor if self.has_val else 'train_loss'} for "
+                    f"no improvement in {watched if self.has_val else 'training loss'} for "
                     f"{n} epoch{'s' if n != 1 else ''}"
                 )
         return "completed", ""

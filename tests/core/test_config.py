@@ -77,3 +77,17 @@ def test_settings_files_in_the_encodings_editors_save(tmp_path):
     (tmp_path / "latin1.json").write_bytes('{"data": {"root": "caf\xe9"}}'.encode("latin-1"))
     with pytest.raises(ConfigError, match="latin1.json: not a text file"):
         RunConfig.from_json(tmp_path / "latin1.json")
+
+
+def test_settings_summary_speaks_words_not_field_names():
+    from core.config import settings_summary
+
+    cfg = RunConfig(
+        DataConfig(image_size=224, augment="light"),
+        ModelConfig(arch="resnext50_32x4d", pretrained="/w/imagenet.pth", mode="finetune"),
+        TrainConfig(batch_size=32, lr=0.001, label_smoothing=0.1, warmup_epochs=1.0, class_weights=True),
+    )
+    assert settings_summary(cfg.to_dict()) == (
+        "resnext50_32x4d, 224 px, batch 32, lr 0.001 (adamw, cosine), augmentation light, label smoothing 0.1, "
+        "warm-up 1 epoch, class weights, fine-tune from imagenet.pth"
+    )

@@ -547,7 +547,7 @@ def test_early_stopping(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_validate", lambda self: next(vals))
     result = Trainer(config(dataset, epochs=5, early_stop_patience=2), runs_dir=tmp_path).fit()
     assert result.reason == "early_stop" and len(result.history) == 4
-    assert result.message == "no improvement in val_acc for 2 epochs"
+    assert result.message == "no improvement in validation accuracy for 2 epochs"  # words, not field names
     # epoch 3 ties on accuracy but has a higher loss: not an improvement
     assert result.best_epoch == 2 and result.best_metric == 0.6
     assert checkpoint.load(Path(result.run_dir) / "best.pt")["epoch"] == 2
