@@ -521,7 +521,12 @@ class Trainer:
                 f"no validation images: the classes are too small for a {cfg.data.val_split:.0%} share, so the best "
                 "epoch is chosen by the training loss"
             )
-        if not self._resume_ckpt and cfg.train.warmup_epochs >= cfg.train.epochs and self.is_main:
+        if not self._resume_ckpt and cfg.train.warmup_epochs and cfg.train.scheduler != "cosine" and self.is_main:
+            self._warn(
+                f"the warm-up ({cfg.train.warmup_epochs:g} epochs) belongs to the cosine schedule; with "
+                f"{cfg.train.scheduler!r} the run starts at the full learning rate"
+            )
+        elif not self._resume_ckpt and cfg.train.warmup_epochs >= cfg.train.epochs and self.is_main:
             self._warn(
                 f"the warm-up ({cfg.train.warmup_epochs:g} epochs) lasts the whole run of {cfg.train.epochs}: the "
                 f"learning rate never reaches {cfg.train.lr:g}"

@@ -343,6 +343,7 @@ class TrainTab(QWidget):
         self.warmup_spin.setSingleStep(0.5)
         self.warmup_spin.setDecimals(1)
         self.warmup_spin.setToolTip("Epochs over which the learning rate ramps up from near zero")
+        self.scheduler_combo.currentTextChanged.connect(self._on_scheduler_changed)
         self.smoothing_spin = QDoubleSpinBox()
         self.smoothing_spin.setRange(0.0, 0.5)
         self.smoothing_spin.setSingleStep(0.05)
@@ -433,6 +434,16 @@ class TrainTab(QWidget):
         return box
 
     # ---- state --------------------------------------------------------------------------------------------------
+    def _on_scheduler_changed(self, name: str) -> None:
+        """The warm-up is part of the cosine schedule: with another one it would be ignored, so it is not offered."""
+        cosine = name == "cosine"
+        self.warmup_spin.setEnabled(cosine)
+        self.warmup_spin.setToolTip(
+            "Epochs over which the learning rate ramps up from near zero"
+            if cosine
+            else "The warm-up belongs to the cosine schedule; the others start at the full learning rate"
+        )
+
     def _set_state(self, state: str) -> None:
         self.state = state
         if state == IDLE and self._data_changed_meanwhile:
@@ -560,7 +571,10 @@ class TrainTab(QWidget):
             "optimizer": self.optimizer_combo.currentText(),
             "weight_decay": num(self.wd_edit, "Weight decay"),
             "scheduler": self.scheduler_combo.currentText(),
-            "warmup_epochs": round(self.warmup_spin.value(), 3),
+            # only the cosine schedule has a warm-up (the field is off for the others; its value is kept for later)
+            "warmup_epochs": round(self.warmup_spin.value(), 3)
+            if self.scheduler_combo.currentText() == "cosine"
+            else 0.0,
             "label_smoothing": round(self.smoothing_spin.value(), 3),
             "mixup": round(self.mixup_spin.value(), 3),
             "cutmix": round(self.cutmix_spin.value(), 3),
@@ -1276,6 +1290,7 @@ class TrainTab(QWidget):
             values = self.train_values()
         except ValueError:
             return
+        values["warmup_epochs"] = round(self.warmup_spin.value(), 3)  # kept for when cosine is chosen again
         for key, v in values.items():
             if isinstance(v, bool):
                 v = "true" if v else "false"

@@ -221,6 +221,9 @@ def test_settings_that_quietly_change_the_run_are_named(tmp_path):
     Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "runs")
     assert any(w.startswith("no validation images: the classes are too small for a 20% share") for w in rec.warnings)
     assert any("warm-up (1 epochs) lasts the whole run of 1" in w for w in rec.warnings), rec.warnings
+    rec = Recorder()
+    Trainer(config(tiny, epochs=3, warmup_epochs=0.5, scheduler="step"), callbacks=[rec], runs_dir=tmp_path / "r")
+    assert any("belongs to the cosine schedule; with 'step' the run starts at the full" in w for w in rec.warnings)
 
 
 def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):

@@ -194,12 +194,16 @@ def test_last_folder_is_reopened_and_recent_list_kept(qtbot, window, tiny_datase
 def test_hyper_parameters_survive_a_restart(qtbot, window, tiny_dataset):
     w = window(data_dir=str(tiny_dataset))
     w.train_tab.set_train_values({"epochs": 7, "batch_size": 12, "lr": 0.005, "optimizer": "sgd"})
+    w.train_tab.set_train_values({"scheduler": "step", "warmup_epochs": 1.5})
+    assert w.train_tab.train_values()["warmup_epochs"] == 0.0 and not w.train_tab.warmup_spin.isEnabled()
     w.dataset_panel.val_spin.setValue(30)
     w.close()
     w2 = window(data_dir=str(tiny_dataset))
     v = w2.train_tab.train_values()
     assert (v["epochs"], v["batch_size"], v["lr"], v["optimizer"]) == (7, 12, 0.005, "sgd")
     assert w2.dataset_panel.val_spin.value() == 30
+    w2.train_tab.scheduler_combo.setCurrentText("cosine")  # the warm-up belongs to cosine: it comes back with it
+    assert w2.train_tab.warmup_spin.isEnabled() and w2.train_tab.train_values()["warmup_epochs"] == 1.5
 
 
 def test_dropping_a_folder_opens_it(qtbot, window, tiny_dataset, tmp_path):
