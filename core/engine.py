@@ -845,6 +845,10 @@ class Trainer:
             t0 = time.perf_counter()
             resumed = self._partial if self._partial and self._partial["epoch"] == epoch else None
             before = float(resumed["seconds"]) if resumed else 0.0  # the stopped part of this epoch
+            # what the epoch trains with, at its start (read after it, the schedule has moved on: a one-epoch cosine
+            # run showed lr 0, a step schedule the next epoch's rate); a resumed epoch keeps its start's
+            lr = float(resumed.get("lr", 0.0) or 0.0) if resumed else 0.0
+            lr = lr or self.optimizer.param_groups[0]["lr"]
             try:
                 if resumed and resumed.get("trained"):  # stopped while validating: training was complete
                     (train_loss, train_acc), paused = resumed["trained"], 0.0
@@ -852,7 +856,10 @@ class Trainer:
                 else:
                     train_loss, train_acc, paused = self._train_one_epoch(epoch)
             except _Stopped as e:
-                self._save_last(self._epochs_done, partial=self._gather_partial(e.state))
+                partial = self._gather_partial(e.state)
+                if partial is not None:
+                    partial["lr"] = lr
+                self._save_last(self._epochs_done, partial=partial)
                 return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
             try:
                 val_loss, val_acc = self._validate() if self.has_val else (None, None)
@@ -861,12 +868,12 @@ class Trainer:
                     "epoch": epoch,
                     "trained": [train_loss, train_acc],
                     "seconds": before + time.perf_counter() - t0 - paused,
+                    "lr": lr,
                 }
                 self._save_last(self._epochs_done, partial={"epoch": epoch, **state})
                 return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
             if val_loss is not None and not math.isfinite(val_loss):  # the epoch's last steps broke the weights:
                 self._fail_nonfinite(math.isnan(val_loss), epoch)  # neither best.pt nor last.pt may keep them
-            lr = self.optimizer.param_groups[0]["lr"]
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,

@@ -226,6 +226,13 @@ def test_settings_that_quietly_change_the_run_are_named(tmp_path):
     assert any("belongs to the cosine schedule; with 'step' the run starts at the full" in w for w in rec.warnings)
 
 
+def test_history_records_the_learning_rate_each_epoch_trained_with(dataset, tmp_path):
+    one = Trainer(config(dataset, epochs=1), runs_dir=tmp_path).fit()  # cosine, no warm-up
+    assert one.history[0]["lr"] == pytest.approx(2e-3)  # was 0: the rate after the schedule had ended
+    steps = Trainer(config(dataset, epochs=2, scheduler="step", step_size=1, gamma=0.1), runs_dir=tmp_path).fit()
+    assert [r["lr"] for r in steps.history] == pytest.approx([2e-3, 2e-4])  # was each epoch's successor's
+
+
 def test_stop_mid_epoch_saves_last(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # report every batch, so "step 2" is seen
     token = StopToken()
