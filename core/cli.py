@@ -196,7 +196,7 @@ def _make_printer():
             _err(f"settings: {settings_summary(info.config)}")  # what the defaults for this machine came to
 
         def on_epoch_start(self, epoch: int) -> None:
-            self.bar = _Progress(f"epoch {epoch}/{self.epochs}")
+            self.bar = _Progress(f"epoch {epoch}/{self.epochs}" if epoch else "features (backbone pass)")
 
         def on_batch_end(self, p) -> None:
             if self.bar:

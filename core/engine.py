@@ -412,7 +412,7 @@ class _BatchLog(Callback):
 
     def on_batch_end(self, p: BatchProgress) -> None:
         now = time.perf_counter()
-        if p.step == p.steps or now - self._last >= BATCH_LOG_INTERVAL_S:
+        if p.epoch >= 1 and (p.step == p.steps or now - self._last >= BATCH_LOG_INTERVAL_S):  # 0: feature pass
             self._last = now
             self.rows.append((p.epoch, p.step, p.steps, p.loss))
 

@@ -1157,16 +1157,17 @@ class TrainTab(QWidget):
     def _on_epoch_started(self, epoch: int) -> None:
         info = self.fit_info
         total = info.epochs if info is not None else self.epoch_bar.maximum()
-        self.epoch_label.setText(f"Epoch {epoch} / {total}")
+        # epoch 0 is a linear probe's feature pass: the backbone runs over the images once, nothing trains yet
+        self.epoch_label.setText(f"Epoch {epoch} / {total}" if epoch else "Computing features")
         # a resumed epoch starts after the batches done before the stop
         done = getattr(info, "resume_step", 0) if info is not None and epoch == info.start_epoch + 1 else 0
         self.batch_bar.setValue(done)
-        self.batch_label.setText(f"Batch {done} / {self.batch_bar.maximum()}")
+        self.batch_label.setText(f"{'Batch' if epoch else 'Feature batch'} {done} / {self.batch_bar.maximum()}")
 
     def _on_batch(self, p: Any) -> None:
         self.batch_bar.setRange(0, max(1, p.steps))
         self.batch_bar.setValue(p.step)
-        self.batch_label.setText(f"Batch {p.step} / {p.steps}")
+        self.batch_label.setText(f"{'Batch' if p.epoch else 'Feature batch'} {p.step} / {p.steps}")
         if self.state in (PAUSED, STOPPING):  # the batch in flight reports after Pause/Stop: keep their text
             self.charts.add_batch(p.epoch, p.step, p.steps, p.loss)
             return

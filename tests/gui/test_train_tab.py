@@ -401,3 +401,10 @@ def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
     assert tab.batch_label.text() == "Batch 14 / 30" and tab.batch_bar.value() == 14  # not "Batch 0" first
     tab._on_epoch_started(3)
     assert tab.batch_label.text() == "Batch 0 / 30"
+    # a linear probe's feature pass ("epoch 0") is not shown as training
+    from core.engine import BatchProgress
+
+    tab._on_epoch_started(0)
+    tab._on_batch(BatchProgress(0, 8, 50, float("nan"), 40.0, 10.0))
+    assert tab.epoch_label.text() == "Computing features" and tab.batch_label.text() == "Feature batch 8 / 50"
+    assert tab.charts.batch_x == [] or min(tab.charts.batch_x) >= 0  # nothing drawn left of epoch 0
