@@ -90,6 +90,7 @@ class ModelPanel(QGroupBox):
         self.presets: list[dict] = []
         self.last_summary: dict | None = None
         self.summary_error = ""
+        self.auto_image_size: int | None = None  # the device's recommended size (set by the Train tab)
         self._context = {"device_type": "cpu", "num_classes": 10, "image_size": 64, "batch_size": 32, "amp": False}
         self._summary_worker: FunctionWorker | None = None
         self._summary_pending = False
@@ -277,6 +278,8 @@ class ModelPanel(QGroupBox):
         p = self._preset(self.arch())
         if p is not None and p.get("default_image_size"):
             self.image_size_suggested.emit(int(p["default_image_size"]))
+        elif self.arch() == AUTO and self.auto_image_size:  # back to Auto after trying a 224 px preset
+            self.image_size_suggested.emit(self.auto_image_size)
 
     def _on_preset_changed(self, *_: Any) -> None:
         key = self.preset_combo.currentData()

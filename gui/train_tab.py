@@ -494,6 +494,7 @@ class TrainTab(QWidget):
     def _on_defaults(self, d: dict) -> None:
         self._defaults = d
         self._device_type = d["device_type"]
+        self.model_panel.auto_image_size = int(d["image_size"])  # what choosing "Auto" again brings back
         self.set_gpu_count(int(d.get("gpu_count") or 0))
         if d.get("cuda") and self.device_combo.findData("cuda") < 0:
             self.device_combo.addItem("GPU (CUDA)", "cuda")
@@ -526,7 +527,7 @@ class TrainTab(QWidget):
             return
         t = d["train"]
         self.set_train_values(t)
-        if self.dataset_panel is not None and not self._had_saved_settings:
+        if self.dataset_panel is not None:  # (called by itself only on a first start; else by the Reset button)
             self.dataset_panel.set_image_size(int(d["image_size"]))
             self.dataset_panel.set_augment(d["augment"])
         self.status_message.emit(f"Recommended settings for {d['device_type'].upper()} applied")

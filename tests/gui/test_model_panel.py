@@ -44,3 +44,19 @@ def test_auto_with_imagenet_weights_is_summarised_as_the_model_it_becomes(qtbot,
     qtbot.waitUntil(lambda: (panel.last_summary or {}).get("arch") == "resnext50_32x4d", timeout=60000)
     qtbot.waitUntil(lambda: panel._summary_worker is None and not panel._timer.isActive(), timeout=60000)
     assert panel.last_summary["arch"] == "resnext50_32x4d" and panel.problem() is None
+
+
+def test_choosing_auto_again_brings_back_the_devices_image_size(qtbot, panel):
+    """After trying a 224 px ImageNet preset, Auto on a CPU kept 224 px: the small net at 49 times its cost."""
+    panel.auto_image_size = 32
+    qtbot.waitUntil(lambda: panel.preset_combo.findData("resnext50_32x4d") >= 0, timeout=60000)  # presets loaded
+    big = panel.preset_combo.findData("resnext50_32x4d")
+    panel.preset_combo.setCurrentIndex(big)
+    with qtbot.waitSignal(panel.image_size_suggested) as suggested:
+        panel.preset_combo.activated.emit(big)
+    assert suggested.args == [224]
+    auto = panel.preset_combo.findData("auto")
+    panel.preset_combo.setCurrentIndex(auto)
+    with qtbot.waitSignal(panel.image_size_suggested) as suggested:
+        panel.preset_combo.activated.emit(auto)
+    assert suggested.args == [32]

@@ -301,6 +301,20 @@ def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_
         _cleanup(panel, tab)
 
 
+def test_reset_to_recommended_resets_the_image_size_too(qtbot, runs_dir):
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    tab._had_saved_settings = True  # a second session: Reset used to leave size and augmentation as they were
+    tab._defaults = {"device_type": "cpu", "image_size": 32, "augment": "none", "train": {"batch_size": 16}}
+    panel.set_image_size(224)
+    panel.set_augment("strong")
+    tab.defaults_button.click()
+    assert panel.image_size() == 32 and panel.data_config().augment == "none"
+    assert tab.train_values()["batch_size"] == 16
+
+
 def test_a_long_device_line_does_not_widen_the_window(qtbot, runs_dir):
     """A linear probe's line names its feature-cache folder: the window grew past a 1400 px screen."""
     panel = DatasetPanel()
