@@ -78,6 +78,35 @@ def human_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+class DepthSpin(QSpinBox):
+    """The custom ResNeXt's depth: only depths that exist (9n+2: 11, 20, 29 … CIFAR-style; 50, 101, 152
+    ImageNet-style). The arrows step between them; a typed value is taken as the nearest one."""
+
+    DEPTHS = sorted({*range(11, 1002, 9), 50, 101, 152})
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(self.DEPTHS[0], self.DEPTHS[-1])
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 — Qt override
+        i = min(range(len(self.DEPTHS)), key=lambda k: abs(self.DEPTHS[k] - self.value()))
+        self.setValue(self.DEPTHS[max(0, min(len(self.DEPTHS) - 1, i + steps))])
+
+    def validate(self, text: str, pos: int) -> object:  # noqa: D102 — Qt override
+        from PySide6.QtGui import QValidator
+
+        digits = text.strip()
+        if digits.isdigit() and int(digits) in self.DEPTHS:
+            return QValidator.State.Acceptable
+        if digits == "" or (digits.isdigit() and any(str(d).startswith(digits) for d in self.DEPTHS)):
+            return QValidator.State.Intermediate  # on the way to a depth that exists
+        return QValidator.State.Invalid
+
+    def fixup(self, text: str) -> str:  # noqa: D102 — Qt override
+        n = int(text) if text.strip().isdigit() else self.value()
+        return str(min(self.DEPTHS, key=lambda d: abs(d - n)))
+
+
 class ModelPanel(QGroupBox):
     """The "Model" group on the Train tab. `model_config()` gives a core.config.ModelConfig."""
 
@@ -118,8 +147,7 @@ class ModelPanel(QGroupBox):
         self.custom_row = QWidget()
         cr = QHBoxLayout(self.custom_row)
         cr.setContentsMargins(0, 0, 0, 0)
-        self.depth_spin = QSpinBox()
-        self.depth_spin.setRange(11, 1001)
+        self.depth_spin = DepthSpin()
         self.depth_spin.setValue(29)
         self.depth_spin.setToolTip("Depth: 50/101/152 = ImageNet-style (4 stages); 9n+2 (11, 20, 29…) = CIFAR-style")
         self.card_spin = QSpinBox()
@@ -221,7 +249,7 @@ class ModelPanel(QGroupBox):
         import re
 
         m = re.match(r"^resnext(\d+)_(\d+)x(\d+)d$", str(name))
-        if m:
+        if m and int(m.group(1)) in DepthSpin.DEPTHS:  # an impossible saved depth is not quietly made another
             self.depth_spin.setValue(int(m.group(1)))
             self.card_spin.setValue(int(m.group(2)))
             self.width_spin.setValue(int(m.group(3)))

@@ -60,3 +60,27 @@ def test_choosing_auto_again_brings_back_the_devices_image_size(qtbot, panel):
     with qtbot.waitSignal(panel.image_size_suggested) as suggested:
         panel.preset_combo.activated.emit(auto)
     assert suggested.args == [32]
+
+
+def test_the_custom_depth_offers_only_depths_that_exist(qtbot, panel):
+    from PySide6.QtCore import Qt
+
+    spin = panel.depth_spin
+    spin.setValue(29)
+    spin.stepBy(1)
+    assert spin.value() == 38  # 9n+2, not 30
+    spin.setValue(47)
+    spin.stepBy(1)
+    assert spin.value() in (50, 56)  # from between two depths to the next real one
+    spin.selectAll()
+    qtbot.keyClicks(spin, "14")  # 14 is no depth: refused as typed
+    assert spin.value() != 14
+    spin.lineEdit().setText("13")
+    spin.interpretText()
+    assert spin.value() != 13
+    panel.set_arch("resnext0_1x1d")  # a saved impossible depth is not turned into resnext11_1x1d
+    assert panel.arch() != "resnext11_1x1d"
+    panel.set_arch("resnext101_4x16d")
+    assert panel.arch() == "resnext101_4x16d" and spin.value() == 101
+    qtbot.keyClick(spin, Qt.Key.Key_Down)
+    assert spin.value() == 92
