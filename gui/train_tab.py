@@ -1100,7 +1100,8 @@ class TrainTab(QWidget):
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle("ImageNet weights unavailable")
         box.setText("The ImageNet weights could not be downloaded (no internet connection?).")
-        box.setInformativeText(f"{message}\n\nUse a weights file you already have, or train from scratch.")
+        reason = message.split("; choose a local weights file")[0]  # the command line's advice names a flag
+        box.setInformativeText(f"{reason}.\n\nUse a weights file you already have, or train from scratch.")
         local = box.addButton("Use a local file…", QMessageBox.ButtonRole.AcceptRole)
         scratch = box.addButton("Train from scratch", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Cancel)

@@ -301,6 +301,24 @@ def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_
         _cleanup(panel, tab)
 
 
+def test_the_offline_weights_dialog_speaks_to_the_window_not_the_command_line(qtbot, runs_dir, monkeypatch):
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    shown = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: shown.append(box.informativeText()) or 0)
+    message = (
+        "cannot download https://x/resnext50.pth (no route): no internet and no cached weights at /c/r.pth; "
+        "choose a local weights file (--pretrained PATH) or train from scratch"
+    )
+    tab._offline_choice(None, message)
+    assert shown[0].startswith("cannot download https://x/resnext50.pth (no route): no internet and no cached")
+    assert "--pretrained" not in shown[0] and shown[0].endswith(
+        "Use a weights file you already have, or train from scratch."
+    )
+
+
 def test_reset_to_recommended_resets_the_image_size_too(qtbot, runs_dir):
     panel = DatasetPanel()
     tab = TrainTab(panel, runs_dir=str(runs_dir))
