@@ -354,7 +354,8 @@ def _train_config(args: argparse.Namespace):
     except ConfigError as e:
         raise UsageError(_flag_message(e)) from None
     if m.pretrained not in (None, "imagenet") and not Path(m.pretrained).is_file():
-        raise UsageError(f"--pretrained {m.pretrained}: no such file (give a state-dict .pth file or 'imagenet')")
+        what = "a folder, not a file" if Path(m.pretrained).is_dir() else "no such file"
+        raise UsageError(f"--pretrained {m.pretrained}: {what} (give a state-dict .pth file or 'imagenet')")
     return cfg
 
 
@@ -404,7 +405,9 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     cfg.data.root = ""
     if args.data is not None:
         if not Path(args.data).is_dir():
-            raise UsageError(f"--data {args.data}: no such folder")
+            raise UsageError(
+                f"--data {args.data}: {'a file, not a folder' if Path(args.data).exists() else 'no such folder'}"
+            )
         cfg.data.root = args.data
     if args.epochs is not None:
         if args.epochs < 1:
@@ -437,7 +440,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not cfg.data.root:
             raise UsageError("train: --data DIR is required (or --resume RUN_DIR)")
         if not Path(cfg.data.root).is_dir():
-            raise UsageError(f"--data {cfg.data.root}: no such folder")
+            what = "a file, not a folder" if Path(cfg.data.root).exists() else "no such folder"
+            raise UsageError(f"--data {cfg.data.root}: {what}")
     callbacks = [] if args.quiet else [_make_printer()]
     try:
         trainer = Trainer(cfg, callbacks=callbacks, runs_dir=args.runs_dir, resume=args.resume)

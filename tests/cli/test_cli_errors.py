@@ -140,6 +140,10 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     assert rc == 2 and one_line(err) and "--runs-dir" in err and "is a file, not a folder" in err
     rc, _, err = run(capsys, "scan", trained["best"])
     assert rc == 2 and "a file, not a folder" in err
+    rc, _, err = run(capsys, "train", "--data", trained["best"], "--runs-dir", tmp_path / "r")
+    assert rc == 2 and one_line(err) and err.endswith(": a file, not a folder\n")
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--pretrained", tmp_path, "--runs-dir", tmp_path / "r")
+    assert rc == 2 and one_line(err) and "a folder, not a file" in err
 
 
 def _tiny_train(trained, runs_dir) -> list:
