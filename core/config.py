@@ -62,7 +62,7 @@ class DataConfig:
             "must be ≥ 0",
         )
         _check(self.num_workers is None or self.num_workers >= 0, "num_workers", self.num_workers, "must be ≥ 0")
-        _check(0 <= self.seed < 2**63, "seed", self.seed, "must be 0 … 2**63 - 1")
+        _check(abs(self.seed) < 2**53, "seed", self.seed, "must be smaller than 2**53 in size")
 
 
 @dataclass
@@ -144,7 +144,8 @@ class TrainConfig:
         _check(self.device in DEVICES or self.device.startswith("cuda:"), "device", self.device, f"one of {DEVICES}")
         _check(self.channels_last in ("auto", "on", "off"), "channels_last", self.channels_last, "auto|on|off")
         _check(self.backbone_lr_mult > 0, "backbone_lr_mult", self.backbone_lr_mult, "must be > 0")
-        _check(0 <= self.seed < 2**63, "seed", self.seed, "must be 0 … 2**63 - 1")  # what torch.manual_seed takes
+        # per-epoch generators are seeded with seed * 1000 + epoch, which must fit torch's 64 bits
+        _check(abs(self.seed) < 2**53, "seed", self.seed, "must be smaller than 2**53 in size")
 
 
 @dataclass

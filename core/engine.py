@@ -255,6 +255,8 @@ def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig
             if getattr(cfg.data, key) == getattr(_DEFAULT_DATA, key):
                 setattr(cfg.data, key, preset[key])
         for key in ("batch_size", "lr", "epochs", "warmup_epochs"):
+            if key == "warmup_epochs" and cfg.train.scheduler != "cosine":
+                continue  # the warm-up is the cosine schedule's; the others would only be told it is ignored
             if getattr(cfg.train, key) == getattr(_DEFAULT_TRAIN, key):
                 setattr(cfg.train, key, preset[key])
     if cfg.model.mode == "linear":
@@ -514,7 +516,7 @@ class Trainer:
         self.split = data.split(self.index, val=cfg.data.val_split, test=cfg.data.test_split, seed=cfg.data.seed)
         if len(self.split.train) < 2:
             raise data.DataError(f"{self.index.root}: only {len(self.split.train)} training image(s); need at least 2")
-        if self._resume_ckpt:
+        if self._resume_ckpt and self.is_main:
             self._note_changed_data()
         elif cfg.data.val_split > 0 and not self.split.val and self.index.layout != "splits" and self.is_main:
             self._warn(
