@@ -178,11 +178,12 @@ class LinearTrainer(Trainer):
     # -- setup
     def _setup(self) -> None:
         cfg, tc = self.config, self.config.train
-        self._open_run()
         dev = self.device
         seed_everything(tc.seed)
         pretrained = None if self._resume_ckpt else cfg.model.pretrained
-        model = models.build(cfg.model.arch, self.num_classes, pretrained=pretrained, freeze_backbone=True)
+        # built before the run folder, as in Trainer._setup: weights that do not fit leave no failed run behind
+        model = models.build(cfg.model.arch, len(self.index.classes), pretrained=pretrained, freeze_backbone=True)
+        self._open_run()
         self.memory_format = choose_memory_format(cfg.model.arch, dev, tc.channels_last)
         self.model = model.to(dev, memory_format=self.memory_format)
         self.forward = self.model

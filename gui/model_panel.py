@@ -462,6 +462,8 @@ class ModelPanel(QGroupBox):
         mode = self.mode_combo.findData(str(s.value("model/mode", "scratch")))
         self.mode_combo.setCurrentIndex(max(0, mode))
         self.freeze_check.setChecked(str(s.value("model/freeze", "false")).lower() == "true")
+        if self.mode_combo.currentData() in ("linear", "finetune"):  # the mode decides (an older version saved
+            self.freeze_check.setChecked(self.mode_combo.currentData() == "linear")  # fine-tune + frozen)
         self._update_visibility()
 
     def save_settings(self) -> None:

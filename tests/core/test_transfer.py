@@ -279,3 +279,12 @@ def test_a_linear_run_stopped_inside_an_epoch_resumes_from_the_next_step_exactly
     b = checkpoint.load(Path(resumed.run_dir) / "last.pt")
     assert b["scheduler"]["last_epoch"] == a["scheduler"]["last_epoch"]
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+@pytest.mark.parametrize("mode", ["linear", "finetune"])
+def test_weights_that_do_not_fit_leave_no_failed_run_behind(dataset, tmp_path, mode):
+    other = tmp_path / "other.pth"
+    torch.save(models.build("resnext11_1x8d", 10).state_dict(), other)  # another width: shapes differ
+    result = Trainer(config(dataset, other, mode=mode), runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "failed" and "has shape" in result.message and result.run_dir is None
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

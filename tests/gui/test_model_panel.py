@@ -84,3 +84,19 @@ def test_the_custom_depth_offers_only_depths_that_exist(qtbot, panel):
     assert panel.arch() == "resnext101_4x16d" and spin.value() == 101
     qtbot.keyClick(spin, Qt.Key.Key_Down)
     assert spin.value() == 92
+
+
+def test_settings_saved_by_an_older_version_do_not_bring_back_a_frozen_fine_tune(qtbot, tmp_path):
+    from gui.app import settings
+
+    s = settings()
+    for key, value in (
+        ("model/pretrained", "file"),
+        ("model/weights_file", str(tmp_path / "w.pth")),
+        ("model/mode", "finetune"),
+        ("model/freeze", "true"),
+    ):
+        s.setValue(key, value)
+    p = ModelPanel()
+    qtbot.addWidget(p)
+    assert p.mode_combo.currentData() == "finetune" and not p.model_config().freeze_backbone
