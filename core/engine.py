@@ -389,7 +389,8 @@ def _refuse_a_running_run(run_dir: Path) -> None:
         return
     if runs.effective_status(status) == "running" and status.get("pid") != os.getpid():
         raise ConfigError(
-            f"{run_dir}: this run is still training (process {status.get('pid')}); stop it before resuming it"
+            f"{run_dir}: this run is still training (process {status.get('pid')}); stop it before resuming it "
+            "(if no training is running, that process is another program: delete the run's status.json)"
         )
 
 

@@ -305,12 +305,28 @@ def effective_status(status: dict[str, Any]) -> str:
     s = status.get("status") or "interrupted"
     if s == "running" and status.get("hostname") == socket.gethostname():
         try:
-            alive = pid_alive(int(status.get("pid", -1)))
+            pid = int(status.get("pid", -1))
+            alive = pid_alive(pid) and not _started_after(pid, float(status.get("updated") or 0))
         except (TypeError, ValueError):
             alive = False
         if not alive:
             return "interrupted"
     return s
+
+
+def _started_after(pid: int, when: float) -> bool:
+    """Whether process `pid` began after `when` (so it cannot be the one that wrote status.json then: after a
+    crash and a reboot its id may belong to another program). False where that cannot be known (not Linux)."""
+    if not when:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime, in clock ticks after boot
+        with open("/proc/stat", encoding="ascii") as f:
+            boot = next(float(line.split()[1]) for line in f if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK") > when + 2.0
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
 
 
 class RunStore:

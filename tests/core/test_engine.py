@@ -161,6 +161,10 @@ def test_a_run_still_training_elsewhere_is_not_resumed(dataset, tmp_path):
     with pytest.raises(ConfigError, match="still training"):
         Trainer(None, resume=first.run_dir)
     assert json.loads(status_path.read_text())["pid"] == os.getppid()  # nothing was touched
+    if Path("/proc/stat").exists():  # Linux: a process id reused by a program started after the run's last word
+        status_path.write_text(json.dumps({**status, "updated": 1000.0}))
+        assert runs.effective_status(json.loads(status_path.read_text())) == "interrupted"
+        status_path.write_text(json.dumps(status))
     status["pid"] = 2**22 + 12345  # that process is gone: an interrupted run, resumable
     status_path.write_text(json.dumps(status))
     assert Trainer(None, resume=first.run_dir).fit().reason == "completed"
