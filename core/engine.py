@@ -246,10 +246,10 @@ def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig
     cfg = copy.deepcopy(config)
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     if cfg.model.arch == "auto":
-        if cfg.model.pretrained:  # pretrained weights exist for the ImageNet-sized family, not the tiny CPU nets
-            cfg.model.arch, preset = "resnext50_32x4d", TRANSFER_PRESET if dev.type == "cpu" else GPU_PRESET
+        cfg.model.arch = models.auto_arch(dev.type, cfg.model.pretrained)
+        if cfg.model.pretrained:
+            preset = TRANSFER_PRESET if dev.type == "cpu" else GPU_PRESET
         else:
-            cfg.model.arch = models.default_arch(dev.type)
             preset = CPU_PRESET if dev.type == "cpu" else GPU_PRESET
         for key in ("image_size", "augment"):
             if getattr(cfg.data, key) == getattr(_DEFAULT_DATA, key):

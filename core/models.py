@@ -389,6 +389,12 @@ def presets() -> list[dict]:
     return out
 
 
+def auto_arch(device_type: str, pretrained: str | None = None) -> str:
+    """What arch "auto" becomes: ResNeXt-50 when starting from weights (they exist for the ImageNet-sized family,
+    not the tiny CPU nets), else default_arch(device_type). The engine, the app and its summary all use this."""
+    return "resnext50_32x4d" if pretrained else default_arch(device_type)
+
+
 def default_arch(device_type: str) -> str:
     """The architecture "auto" resolves to: a small CIFAR-style ResNeXt on a CPU, ResNeXt-50 elsewhere.
 

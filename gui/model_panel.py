@@ -43,10 +43,12 @@ def _presets() -> list[dict]:
     return presets()
 
 
-def _summarise(arch: str, device_type: str, num_classes: int, image_size: int, batch_size: int, amp: bool) -> dict:
+def _summarise(
+    arch: str, device_type: str, num_classes: int, image_size: int, batch_size: int, amp: bool, weights: bool = False
+) -> dict:
     from core import models
 
-    name = models.default_arch(device_type) if arch == AUTO else arch
+    name = models.auto_arch(device_type, "weights" if weights else None) if arch == AUTO else arch  # what trains
     spec = models.parse_arch(name)
     info = models.summary(spec.name, num_classes, image_size)
     memory = models.estimate_train_memory(
@@ -399,17 +401,15 @@ class ModelPanel(QGroupBox):
             self._summary_pending = True
             return
         c = self._context
-        arch = self.arch()
-        if arch == AUTO and self.pretrained_choice() != "none":  # as core.engine.resolve_defaults: pretrained
-            arch = "resnext50_32x4d"  # weights exist for the ImageNet-sized family, not the tiny CPU nets
         worker = FunctionWorker(
             _summarise,
-            arch,
+            self.arch(),
             c["device_type"],
             max(2, int(c["num_classes"])),
             int(c["image_size"]),
             int(c["batch_size"]),
             bool(c["amp"]),
+            self.pretrained_choice() != "none",
         )
         connect_worker(
             worker, self, result=self._on_summary, failed=self._on_summary_failed, finished=self._on_summary_finished

@@ -811,9 +811,9 @@ class TrainTab(QWidget):
 
         if config.model.arch == "auto":  # chosen here, so the CLI's device preset does not replace the form's values
             from core.engine import resolve_device
-            from core.models import default_arch
+            from core.models import auto_arch
 
-            config.model.arch = default_arch(resolve_device(config.train.device).type)
+            config.model.arch = auto_arch(resolve_device(config.train.device).type, config.model.pretrained)
         tmp = Path(tempfile.mkdtemp(prefix="resnext-studio-ddp-"))
         cfg_path, out_path, log_path = tmp / "config.json", tmp / "result.json", tmp / "train.log"
         args = ["train", "--data", config.data.root, "--config", str(cfg_path), "--json"]
@@ -1054,12 +1054,9 @@ class TrainTab(QWidget):
 
     # ---- ImageNet weights ---------------------------------------------------------------------------------------
     def _fetch_weights_then_start(self, config: Any) -> None:
-        arch = config.model.arch
-        if arch == "auto":
-            self.banner.set_error(
-                "Choose an architecture with ImageNet weights (e.g. ResNeXt-50 32×4d) instead of Auto."
-            )
-            return
+        from core.models import auto_arch
+
+        arch = config.model.arch if config.model.arch != "auto" else auto_arch("cpu", "imagenet")  # Auto: ResNeXt-50
         dialog = QProgressDialog(f"Downloading ImageNet weights for {arch}…", "Cancel", 0, 0, self)
         dialog.setWindowTitle("ImageNet weights")
         dialog.setWindowModality(Qt.WindowModality.WindowModal)

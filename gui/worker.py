@@ -385,9 +385,9 @@ class TrainingWorker(QObject):
             if cfg is not None and self.resume_dir is None and cfg.model.arch == "auto":
                 # pick the architecture here, so the engine's device preset does not replace the form's values
                 from core.engine import resolve_device
-                from core.models import default_arch
+                from core.models import auto_arch
 
-                cfg.model.arch = default_arch(resolve_device(cfg.train.device).type)
+                cfg.model.arch = auto_arch(resolve_device(cfg.train.device).type, cfg.model.pretrained)
             trainer = Trainer(
                 self.config,
                 self.index,

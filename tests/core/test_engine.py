@@ -657,6 +657,9 @@ def test_resolve_defaults_cpu():
     assert choose_memory_format("resnext11_4x8d", "cpu", "off") == torch.contiguous_format
     gpu = resolve_defaults(RunConfig(), "cuda")
     assert gpu.model.arch == "resnext50_32x4d" and gpu.data.image_size == 224 and gpu.train.batch_size == 64
+    # "auto" becomes one model wherever it is resolved (engine, app worker, app summary): ResNeXt-50 with weights
+    assert models.auto_arch("cpu", "w.pth") == models.auto_arch("cuda", "imagenet") == "resnext50_32x4d"
+    assert models.auto_arch("cpu") == models.default_arch("cpu")
     stepped = RunConfig()
     stepped.train.scheduler = "step"  # the preset's warm-up belongs to cosine: not added to another schedule
     assert resolve_defaults(stepped, "cpu").train.warmup_epochs == 0 and cfg.train.warmup_epochs > 0
