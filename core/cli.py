@@ -499,10 +499,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         index = scan(data)
     except DataError as e:
         raise UsageError(f"--data: {e}") from None
-    if args.split is None:  # another folder: every image is new to the model; its own folder: the held-out part
-        own = (ckpt.get("config") or {}).get("data", {}).get("root")
-        same = bool(own) and Path(own).is_dir() and os.path.samefile(own, data)
-        args.split = "val" if same else "all"
+    if args.split is None:  # another folder: every image is new to the model; its own folder: the held-out part,
+        # test if the run kept one, else val, as the app and the run's own evaluation.json do
+        stored = (ckpt.get("config") or {}).get("data", {})
+        own = stored.get("root")
+        args.split = "all"
+        if own and Path(own).is_dir() and os.path.samefile(own, data):
+            from core.data import split as split_of
+
+            with contextlib.suppress(DataError, TypeError, ValueError):
+                parts = split_of(
+                    index,
+                    float(stored.get("val_split", 0.2)),
+                    float(stored.get("test_split", 0.0)),
+                    int(stored.get("seed", 0)),
+                )
+                args.split = "test" if parts.test else "val" if parts.val else "all"
     unusable = _report_unusable(index)
     bar = None if args.quiet else _Progress(f"evaluating ({args.split})")
     try:

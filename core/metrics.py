@@ -78,10 +78,8 @@ def per_class(cm: Sequence[Sequence[int]], class_names: Sequence[str] | None = N
 
 
 def macro(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Unweighted means over the classes where each is defined: F1 over the classes that occur (scikit-learn's
-    macro F1), precision over those predicted, recall over those with images; 0.0 when none is."""
-    out = {}
-    for k in ("precision", "recall", "f1"):
-        values = [r[k] for r in rows if r[k] is not None]
-        out[k] = _div(sum(values), len(values))
-    return out
+    """Unweighted means of precision, recall and F1 over the classes that occur (in the labels or the predictions),
+    an undefined ratio counting 0: scikit-learn's macro average (zero_division=0), so a model that predicts one
+    class for everything is not flattered. 0.0 when no class occurs."""
+    rows = [r for r in rows if r["f1"] is not None]
+    return {k: _div(sum(r[k] or 0.0 for r in rows), len(rows)) for k in ("precision", "recall", "f1")}

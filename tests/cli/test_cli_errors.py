@@ -73,6 +73,13 @@ def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(
     assert rc == 2 and one_line(err) and "the test split" in err and "is empty" in err
     rc, out, _ = run(capsys, "evaluate", "--checkpoint", trained["best"], "--quiet")  # its own folder: held-out part
     assert rc == 0 and " images (val): accuracy " in out.splitlines()[0]
+    with_test = tmp_path / "with_test"
+    rc, _, err = run(capsys, *_tiny_train(trained, with_test), "--test-split", "0.25")
+    assert rc == 0, err
+    (run_dir,) = with_test.iterdir()
+    rc, out, _ = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet")  # its test split, as the app shows
+    assert rc == 0 and " images (test): accuracy " in out.splitlines()[0]
+    assert json.loads((run_dir / "evaluation.json").read_text())["split"] == "test"
     other = make_set(tmp_path / "other", classes=("red", "purple"))
     rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", other)  # another folder:
     # all of it by default; the shared class is evaluated, the unknown one is left out and named: exit 1

@@ -629,7 +629,7 @@ def test_evaluate_known_case(tmp_path):
     assert c0["precision"] == pytest.approx(4 / 11) and c0["recall"] == 1.0
     assert c0["f1"] == pytest.approx(2 * (4 / 11) / (1 + 4 / 11))
     assert c1 == {"name": "c1", "precision": None, "recall": 0.0, "f1": 0.0, "support": 4}  # never predicted
-    assert ev["macro"]["recall"] == pytest.approx(1 / 3) and ev["macro"]["precision"] == pytest.approx(4 / 11)
+    assert ev["macro"]["recall"] == pytest.approx(1 / 3) and ev["macro"]["precision"] == pytest.approx(4 / 33)
     assert len(ev["misclassified"]) == 7 and all(m["predicted"] == "c0" for m in ev["misclassified"])
     assert ev["predictions"][0]["confidence"] == pytest.approx(float(p[0]), rel=1e-5)
     with pytest.raises(ValueError, match="test split"):

@@ -55,9 +55,9 @@ def test_per_class_undefined_is_none_not_zero_and_absent_classes_are_left_out():
     p_x, r_x = 3 / 4, 3 / 4
     f1_x = 2 * p_x * r_x / (p_x + r_x)
     assert rows[0]["f1"] == pytest.approx(f1_x)
-    m = metrics.macro(rows)
-    assert m["f1"] == pytest.approx(f1_x / 3)  # over x, z and w: scikit-learn's macro F1
-    assert m["precision"] == pytest.approx(p_x / 2) and m["recall"] == pytest.approx(r_x / 2)  # where defined
+    m = metrics.macro(rows)  # over x, z and w, an undefined ratio counting 0: scikit-learn's macro averages
+    assert m["f1"] == pytest.approx(f1_x / 3)
+    assert m["precision"] == pytest.approx(p_x / 3) and m["recall"] == pytest.approx(r_x / 3)
     assert metrics.macro([rows[1]]) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
     with pytest.raises(ValueError):
         metrics.per_class(cm, ["only-one"])
