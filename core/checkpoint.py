@@ -35,9 +35,10 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
             torch.save(payload, f)
     except RuntimeError as e:  # torch's writer reports a short write ("unexpected pos …"), not the OS's reason
         free = shutil.disk_usage(path.parent).free
-        why = "no space left on device" if free < 256 * 2**20 else str(e).strip().splitlines()[0]
+        full = free < 256 * 2**20
+        why = "no space left on device" if full else str(e).strip().splitlines()[0]
         raise OSError(
-            errno.ENOSPC,
+            errno.ENOSPC if full else errno.EIO,
             f"could not write it: {why} ({free / 2**20:.0f} MB free; the file it replaces is kept)",
             str(path),
         ) from None

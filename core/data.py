@@ -375,9 +375,12 @@ def scan(
     split_like = [e.name for e in top if e.name.lower() in SPLIT_NAMES]
     if len(split_like) >= 2 and not _detect_splits(root_s, top):  # train/ + val/ + notes/: neither layout
         others = [e.name for e in top if e.name.lower() not in SPLIT_NAMES]
+        if others:
+            why = f"{' and '.join(split_like)} look like split folders, but {', '.join(others)} does not"
+        else:
+            why = f"{' and '.join(split_like)} hold no class folders"
         raise DataError(
-            f"{root_s}: {' and '.join(split_like)} look like split folders, but {', '.join(others) or 'the rest'} "
-            "does not; use ROOT/train/<class>/… (val/, test/ beside it) or ROOT/<class>/… with no split folders"
+            f"{root_s}: {why}; use ROOT/train/<class>/… (val/, test/ beside it) or ROOT/<class>/… with no split folders"
         )
     if _detect_splits(root_s, top):
         layout = "splits"

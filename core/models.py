@@ -601,7 +601,7 @@ def imagenet_weights_path(name: str, progress: Progress | None = None) -> Path:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict (bare, or under "model"/"state_dict") with weights_only=True; strips "module." prefixes."""
-    path = Path(path)
+    path = Path(path).expanduser()  # "~/weights/r50.pth" typed in the app
     if not path.is_file():
         raise ModelError(f"{path}: no such weights file (use 'imagenet' or a .pth/.pt state-dict file)")
     try:

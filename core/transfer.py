@@ -446,6 +446,8 @@ class LinearTrainer(Trainer):
         mine = partial["ranks"][0]
         if int(partial.get("global_batch") or 0) != self.config.train.batch_size or int(mine.get("images", -1)) != n:
             self._warn(f"epoch {epoch} starts again from its first batch: its images or batch size changed")
+            if self.is_main:  # its per-batch line starts again too
+                runs.write_batches(self.run_dir, [r for r in runs.read_batches(self.run_dir) if r[0] < epoch])
             return 0
         done = int(partial["steps_done"])
         meter.seconds0 = float(partial.get("seconds") or 0.0)

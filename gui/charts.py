@@ -49,8 +49,15 @@ def use_fonts_for(texts: Sequence[str]) -> None:
         import logging
 
         # bold titles then log "Failed to find font weight bold for <fallback>" (drawn regular): expected, not news
-        logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+        log = logging.getLogger("matplotlib.font_manager")
+        if _quiet_bold_fallback not in log.filters:
+            log.addFilter(_quiet_bold_fallback)
         matplotlib.rcParams["font.family"] = ["DejaVu Sans", *[f for f in current if f != "DejaVu Sans"], family]
+
+
+def _quiet_bold_fallback(record: Any) -> bool:
+    """A logging filter: drop only matplotlib's note that a fallback font has no bold weight."""
+    return "Failed to find font weight" not in record.getMessage()
 
 
 def _find_family_with(chars: frozenset[str]) -> str | None:

@@ -212,6 +212,11 @@ def test_scan_split_layout(tmp_path, jpeg_writer):
     jpeg_writer(tmp_path / "notes" / "x.jpg", 900)
     with pytest.raises(DataError, match="train and val look like split folders, but notes does not"):
         scan(tmp_path)
+    flat = tmp_path / "flat"
+    for part in ("train", "val"):
+        jpeg_writer(flat / part / "x.jpg", 901 + len(part))
+    with pytest.raises(DataError, match="train and val hold no class folders; use ROOT/train/<class>/"):
+        scan(flat)
 
 
 def test_scan_split_layout_without_val_carves_val_from_train(tmp_path, jpeg_writer):

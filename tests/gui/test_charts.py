@@ -164,7 +164,7 @@ def _draw_warnings(chart) -> list[str]:
         pytest.param("日本", id="cjk"),  # needs a CJK font on the system (skipped where there is none)
     ],
 )
-def test_class_names_outside_the_default_font_are_drawn_not_boxes(qtbot, name):
+def test_class_names_outside_the_default_font_are_drawn_not_boxes(qtbot, name, monkeypatch):
     """Class names are drawn with a fallback font for glyphs matplotlib's default lacks (the tables showed 日本
     while the charts drew two empty boxes)."""
     import matplotlib
@@ -174,6 +174,11 @@ def test_class_names_outside_the_default_font_are_drawn_not_boxes(qtbot, name):
 
     if name == "日本" and charts_module._find_family_with(frozenset(name)) is None:
         pytest.skip("no font with CJK glyphs on this system")
+    import logging
+
+    monkeypatch.setattr(charts_module, "_fallback_family", {})  # found afresh, and forgotten after the test
+    log = logging.getLogger("matplotlib.font_manager")
+    monkeypatch.setattr(log, "filters", list(log.filters))
     with matplotlib.rc_context():  # the fallback is a global rcParams change: undone after the test
         chart = BarChart()
         qtbot.addWidget(chart)
