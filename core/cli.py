@@ -389,19 +389,25 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
             f"warning: {flags} ignored: a resumed run keeps its stored settings (only --epochs, --device and "
             f"--data apply)"
         )
+    if args.epochs is None:  # a finished run has nothing left to train (status.json and config.json say so;
+        from core.runs import RunStore  # last.pt, the big file, is read once, by the Trainer)
+
+        info = RunStore(run_dir.parent).info(run_dir)
+        done = info.epochs_done
+        if info.status == "completed" and info.epochs_planned and done >= info.epochs_planned:
+            raise UsageError(
+                f"--resume {args.resume}: the run has trained all its {done} epoch{'s' if done != 1 else ''}; give "
+                f"--epochs {done + 5} (say) to train it further, or evaluate it with: evaluate --checkpoint "
+                f"{args.resume}"
+            )
+    if args.epochs is None and args.device is None and args.data is None:
+        return None
     try:
         ck = load(run_dir / "last.pt")
         cfg = RunConfig.from_dict(ck["config"])
     except (CheckpointError, KeyError, TypeError, ValueError) as e:
         raise UsageError(f"--resume {args.resume}: {e}") from None
     done = int(ck.get("epoch") or 0)
-    if args.epochs is None and done >= cfg.train.epochs and not ck.get("partial"):
-        raise UsageError(
-            f"--resume {args.resume}: the run has trained all its {done} epoch{'s' if done != 1 else ''}; give "
-            f"--epochs {done + 5} (say) to train it further, or evaluate it with: evaluate --checkpoint {args.resume}"
-        )
-    if args.epochs is None and args.device is None and args.data is None:
-        return None
     cfg.data.root = ""
     if args.data is not None:
         if not Path(args.data).is_dir():

@@ -1214,33 +1214,5 @@ def _mb(n: float) -> str:
     return f"{n / (1 << 20):.1f} MB"
 
 
-def make_loader(
-    index: DatasetIndex,
-    indices: Sequence[int],
-    cfg: DataConfig,
-    *,
-    batch_size: int,
-    shuffle: bool,
-    seed: int,
-    device: Any,
-    drop_last: bool = False,
-    num_workers: int | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-    progress: Callable[[int, int], None] | None = None,
-) -> BatchLoader:
-    """A BatchLoader over index.samples[i] for i in indices; yields uint8 batches (transform them on the device)."""
-    return BatchLoader(
-        index,
-        indices,
-        cfg,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        device=device,
-        drop_last=drop_last,
-        num_workers=num_workers,
-        rank=rank,
-        world_size=world_size,
-        progress=progress,
-    )
+# A BatchLoader over index.samples[i] for i in indices; yields uint8 batches (transform them on the device).
+make_loader = BatchLoader

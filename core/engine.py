@@ -716,30 +716,14 @@ class Trainer:
                 self._warn(f"torch.compile unavailable ({_one_line(e)}); training without it")
 
         shard = {"rank": self.rank, "world_size": self.world_size} if self.dist.enabled else {}
-        self.train_loader = data.make_loader(
-            index,
-            self.split.train,
-            cfg.data,
-            batch_size=self.local_batch,
-            shuffle=True,
-            seed=tc.seed,
-            device=dev,
-            **shard,
-        )
-        self.val_loader = (
-            data.make_loader(
-                index,
-                self.split.val,
-                cfg.data,
-                batch_size=self.local_batch,
-                shuffle=False,
-                seed=tc.seed,
-                device=dev,
-                **shard,
+
+        def loader(ids: list[int], shuffle: bool) -> data.BatchLoader:
+            return data.make_loader(
+                index, ids, cfg.data, batch_size=self.local_batch, shuffle=shuffle, seed=tc.seed, device=dev, **shard
             )
-            if self.split.val
-            else None
-        )
+
+        self.train_loader = loader(self.split.train, shuffle=True)
+        self.val_loader = loader(self.split.val, shuffle=False) if self.split.val else None
         self.train_tf = data.BatchTransform(cfg.data, train=True)
         self.eval_tf = data.BatchTransform(cfg.data, train=False)
         self.steps_per_epoch = max(1, len(self.train_loader))
