@@ -496,27 +496,14 @@ def test_loader_matches_load_rule(small_dataset):
 def test_cache_budget(small_dataset):
     idx = scan(small_dataset)
     ids = list(range(len(idx.samples)))
-    tiny = make_loader(
-        idx,
-        ids,
-        DataConfig(image_size=32, cache_budget_mb=0),
-        batch_size=4,
-        shuffle=False,
-        seed=0,
-        device="cpu",
-        num_workers=0,
-    )
+
+    def loader(budget_mb: int):
+        cfg = DataConfig(image_size=32, cache_budget_mb=budget_mb)
+        return make_loader(idx, ids, cfg, batch_size=4, shuffle=False, seed=0, device="cpu", num_workers=0)
+
+    tiny = loader(0)
     assert tiny.mode == "stream" and "budget" in tiny.describe()
-    fits = make_loader(
-        idx,
-        ids,
-        DataConfig(image_size=32, cache_budget_mb=1),
-        batch_size=4,
-        shuffle=False,
-        seed=0,
-        device="cpu",
-        num_workers=0,
-    )
+    fits = loader(1)
     assert fits.mode == "memory"
     assert fits.cache.numel() * fits.cache.element_size() <= 1024 * 1024
     assert fits.cache.numel() == len(ids) * 3 * 32 * 32
