@@ -394,6 +394,20 @@ def _refuse_a_running_run(run_dir: Path) -> None:
         )
 
 
+def _lock_run(run_dir: Path) -> runs.RunLock:
+    """The run folder's lock, or ConfigError when another process holds it (two resumes of one run at once)."""
+    lock = runs.RunLock(run_dir)
+    try:
+        taken = lock.acquire()
+    except OSError as e:
+        raise ConfigError(f"{run_dir}: cannot write in this run folder ({e.strerror or e})") from None
+    if not taken:
+        raise ConfigError(
+            f"{run_dir}: this run is training right now (its folder is locked); stop it before resuming it"
+        )
+    return lock
+
+
 def _mode_of(config: RunConfig | None, resume: str | Path | None) -> str:
     """The training mode of a new run (its config) or of a run being resumed (its config.json)."""
     if config is not None and not resume:
@@ -538,6 +552,10 @@ class Trainer:
         self.run_dir: Path | None = None
         self.history: list[dict[str, Any]] = []
         self._partial: dict[str, Any] | None = None  # a stopped epoch to go on with (from last.pt)
+        self._lock: runs.RunLock | None = None
+        self._looping = False  # in the epoch loop (a stop now saves last.pt)
+        if self._resume_ckpt and not self.dist.enabled:  # last in __init__: nothing below can fail and keep it
+            self._lock = _lock_run(self.resume_dir)
 
     # -- events
     def _emit(self, hook: str, *args: Any) -> None:
@@ -587,6 +605,8 @@ class Trainer:
             return self._fit()
         finally:
             restore()
+            if self._lock is not None:
+                self._lock.release()
             if self.dist.enabled and self.dist.initialized_here:
                 distributed.cleanup()
 
@@ -601,11 +621,13 @@ class Trainer:
             if signum == signal.SIGINT and self.stop.stopped and not self.dist.enabled:
                 raise KeyboardInterrupt
             if not self.stop.stopped and self.is_main and not self.dist.enabled:
-                print(
-                    "stopping: last.pt is saved after the current batch (Ctrl-C again to interrupt at once)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                if self._looping:
+                    what = "last.pt is saved after the current batch"
+                elif self._resume_ckpt:
+                    what = "training has not resumed yet; the run stays as it was"
+                else:
+                    what = "training has not begun yet; no run is kept"
+                print(f"stopping: {what} (Ctrl-C again to interrupt at once)", file=sys.stderr, flush=True)
             self.stop.stop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -659,6 +681,10 @@ class Trainer:
             self.run_dir = runs.RunStore(self.runs_dir).create(cfg.model.arch, Path(index.root).name or "data")
         else:
             self.run_dir = self._shared_run_dir()
+        if self._lock is None and self.is_main and not self._resume_ckpt:
+            self._lock = runs.RunLock(self.run_dir)  # a new folder: resuming it while it trains is refused
+            with contextlib.suppress(OSError):
+                self._lock.acquire()
         if self.is_main:
             self._write_config()
             runs.write_status(
@@ -825,6 +851,7 @@ class Trainer:
     # -- loop
     def _loop(self) -> tuple[str, str]:
         tc = self.config.train
+        self._looping = True
         for epoch in range(self.start_epoch + 1, tc.epochs + 1):
             if self._stop_requested():
                 return "stopped", f"stopped before epoch {epoch}"
@@ -1339,6 +1366,8 @@ class Trainer:
             and not (run_dir / "last.pt").exists()
         ):
             # Stopped while preparing: no weights, no epoch. An empty run folder would only clutter the run list.
+            if self._lock is not None:
+                self._lock.release()  # (an open file would keep the folder on Windows)
             shutil.rmtree(run_dir, ignore_errors=True)
             run_dir = self.run_dir = None
             message = "stopped before training began; no run folder was kept"

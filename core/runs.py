@@ -293,6 +293,49 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+class RunLock:
+    """An exclusive lock on one run folder, held by the process that trains it (the file `.lock` in the folder).
+
+    The operating system drops it when that process ends, however it ends, so a killed run never stays locked.
+    status.json's process id says which run is live to a reader; this lock settles two resumes that start at
+    the same moment, which both see the old run's process gone."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / ".lock"
+        self._file: IO[bytes] | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False when another process (or another RunLock here) holds it."""
+        if self._file is not None:
+            return True
+        f = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return False
+        self._file = f
+        return True
+
+    def release(self) -> None:
+        """Let go of the lock (closing the file releases it); the empty file stays, so no other process can be
+        left holding a lock on a file that was removed."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime

@@ -170,6 +170,37 @@ def test_a_run_still_training_elsewhere_is_not_resumed(dataset, tmp_path):
     assert Trainer(None, resume=first.run_dir).fit().reason == "completed"
 
 
+def test_two_resumes_of_one_run_at_once_one_is_refused(dataset, tmp_path):
+    """Both see the stopped run's process gone; the run folder's lock lets only one of them write it."""
+    first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
+    a = Trainer(None, resume=first.run_dir)
+    before = (Path(first.run_dir) / "status.json").read_text()
+    with pytest.raises(ConfigError, match="training right now"):
+        Trainer(None, resume=first.run_dir)
+    assert (Path(first.run_dir) / "status.json").read_text() == before
+    assert a.fit().reason == "completed"
+    more = Trainer(config(dataset, epochs=3, batch_size=4), resume=first.run_dir).fit()  # the lock was let go
+    assert more.reason == "completed" and [r["epoch"] for r in more.history] == [1, 2, 3]
+
+
+def test_a_run_in_training_cannot_be_resumed_from_the_same_process(dataset, tmp_path):
+    """The app trains in a thread of its own process: a resume of that run from the run list is refused."""
+
+    class ResumeMidway(Callback):
+        error = ""
+
+        def on_checkpoint(self, path, kind):
+            if kind == "last":
+                try:
+                    Trainer(None, resume=Path(path).parent)
+                except ConfigError as e:
+                    self.error = str(e)
+
+    probe = ResumeMidway()
+    result = Trainer(config(dataset, epochs=1, batch_size=4), callbacks=[probe], runs_dir=tmp_path).fit()
+    assert result.reason == "completed" and "training right now" in probe.error
+
+
 def test_a_validation_loss_that_is_not_finite_fails_and_keeps_no_broken_weights(dataset, tmp_path, monkeypatch):
     """The last steps of an epoch can break the weights after its training loss was read: the validation then
     says so, and neither best.pt nor last.pt may keep them (predict printed 'nan%' with such a best.pt)."""
@@ -349,7 +380,7 @@ def test_a_stop_right_after_a_non_finite_loss_fails_instead_of_saving_broken_wei
     assert checkpoint.load(Path(result.run_dir) / "last.pt")["epoch"] == 1
 
 
-def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_path):
+def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_path, capsys):
     import os
     import signal
 
@@ -369,6 +400,7 @@ def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_p
 
     result = Trainer(config(dataset, epochs=3), callbacks=[CtrlC(1)], runs_dir=tmp_path / "a").fit()
     assert result.reason == "stopped" and "during epoch 2" in result.message
+    assert "stopping: last.pt is saved after the current batch" in capsys.readouterr().err
     last = checkpoint.load(Path(result.run_dir) / "last.pt")
     assert last["epoch"] == 1 and last["partial_epoch"] is True
     assert _status(result.run_dir)["status"] == "stopped"
@@ -376,6 +408,20 @@ def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_p
     with pytest.raises(KeyboardInterrupt):
         Trainer(config(dataset, epochs=3), callbacks=[CtrlC(2)], runs_dir=tmp_path / "b").fit()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_ctrl_c_before_the_first_epoch_says_no_run_is_kept(dataset, tmp_path, capsys):
+    import os
+    import signal
+
+    class CtrlCAtStart(Callback):
+        def on_fit_start(self, info):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = Trainer(config(dataset), callbacks=[CtrlCAtStart()], runs_dir=tmp_path / "runs").fit()
+    err = capsys.readouterr().err
+    assert "stopping: training has not begun yet; no run is kept" in err and "last.pt" not in err
+    assert result.reason == "stopped" and result.run_dir is None and not any((tmp_path / "runs").iterdir())
 
 
 def test_a_run_stopped_before_it_began_leaves_no_folder(dataset, tmp_path):
