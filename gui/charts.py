@@ -162,6 +162,28 @@ class _Canvas(FigureCanvasQTAgg):
             self._flush()
 
 
+OFF_SCALE = 3.0
+
+
+def loss_cap(train: Sequence[float], floor: float = 0.0) -> float:
+    """The largest validation loss drawn to scale: OFF_SCALE × the largest training loss (or `floor`, about an
+    untrained model's loss). A model trained from scratch can score a first validation loss of 30 against a training
+    loss of 1.4 (its BatchNorm statistics are far off), which flattened every other point onto the axis. Training
+    losses are always drawn to scale: a run that diverges must show it."""
+    finite = [v for v in train if math.isfinite(v)]
+    return OFF_SCALE * max(max(finite), floor) if finite else math.inf
+
+
+def off_scale_note(points: Sequence[tuple[float, float]]) -> str:
+    """'validation loss 31.2 at epoch 1 is off the scale' for the (epoch, loss) points drawn as ▲ on the top edge."""
+    if not points:
+        return ""
+    epoch, value = max(points, key=lambda p: p[1])
+    if len(points) == 1:
+        return f"▲ validation loss {value:.3g} at epoch {epoch:g} is off the scale"
+    return f"▲ {len(points)} validation losses off the scale (up to {value:.3g}, epoch {epoch:g})"
+
+
 class LossSmoother:
     """The per-batch loss line's smoothing: an exponential moving average, bias-corrected (so it starts at the
     first value, not at 0). The Train tab draws with it live and the Runs tab from batches.csv."""
@@ -204,6 +226,22 @@ class TrainingCharts(_Canvas):
         )
         (self.val_loss_line,) = self.ax_loss.plot(
             [], [], "s-", color=VAL_COLOR, markersize=4, label="validation", **line
+        )
+        # validation losses too large for the axis: a ▲ on its top edge each, and a note saying how large
+        (self.off_scale_line,) = self.ax_loss.plot(
+            [], [], "^", color=VAL_COLOR, markersize=6, clip_on=False, linestyle="none", **line
+        )
+        self.off_scale_text = self.ax_loss.text(
+            0.99,
+            0.97,
+            "",
+            transform=self.ax_loss.transAxes,
+            ha="right",
+            va="top",
+            color=VAL_COLOR,
+            fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5},
+            **line,
         )
         (self.train_acc_line,) = self.ax_acc.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train", **line)
         (self.val_acc_line,) = self.ax_acc.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation", **line)
@@ -326,13 +364,17 @@ class TrainingCharts(_Canvas):
         last = max([0, *self.epochs, *(math.ceil(x) for x in self.batch_x[-1:])])
         right = max(1, self.planned_epochs, last)
         xlim = (0.0, right + max(0.2, 0.02 * right))
-        finite = [v for v in (*self.train_loss, *self.val_loss, *self.batch_y) if math.isfinite(v)]
+        cap = loss_cap((*self.train_loss, *self.batch_y), self._expected_top)
+        finite = [v for v in (*self.train_loss, *self.val_loss, *self.batch_y) if math.isfinite(v) and v <= cap]
         peak = max(finite, default=0.0)
         if not finite:
             self._loss_top = self._expected_top  # 0: no guess, the axis shows 0-1 until values arrive
         elif peak > self._loss_top or peak < 0.25 * self._loss_top:
             self._loss_top = nice_ceiling(1.1 * peak)
         ylim = (0.0, self._loss_top or 1.0)
+        off = [(e, v) for e, v in zip(self.epochs, self.val_loss, strict=True) if math.isfinite(v) and v > ylim[1]]
+        self.off_scale_line.set_data([e for e, _ in off], [ylim[1]] * len(off))
+        self.off_scale_text.set_text(off_scale_note(off))
         if tuple(self.ax_loss.get_xlim()) != xlim or tuple(self.ax_loss.get_ylim()) != ylim:
             for ax in (self.ax_loss, self.ax_acc):
                 ax.set_xlim(*xlim)
@@ -346,6 +388,8 @@ class TrainingCharts(_Canvas):
             (self.ax_loss, self.batch_line),
             (self.ax_loss, self.train_loss_line),
             (self.ax_loss, self.val_loss_line),
+            (self.ax_loss, self.off_scale_line),
+            (self.ax_loss, self.off_scale_text),
             (self.ax_acc, self.train_acc_line),
             (self.ax_acc, self.val_acc_line),
         ]

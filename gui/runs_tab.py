@@ -503,6 +503,8 @@ class RunsTab(QWidget):
             self._placeholder("Select one or more runs\nto compare their curves")
             return
         show_train = self.train_check.isChecked()
+        train_losses: list[float] = []  # every run's training losses: they set the scale (charts.loss_cap)
+        val_points: list[tuple[str, list[float], list[float]]] = []  # (colour, epochs, validation losses)
         records = [(n, path, self._record(path)) for n, path in enumerate(paths)]
         records = [(n, path, r) for n, path, r in records if r is not None and r.history]
         if not records:
@@ -515,12 +517,17 @@ class RunsTab(QWidget):
                 val = self._series(record.history, f"val_{key}")
                 train = self._series(record.history, f"train_{key}")
                 main = val if val[0] else train  # runs without a validation split show their training curve
+                if key == "loss":
+                    train_losses += train[1]
+                    if val[0]:
+                        val_points.append((color, *val))
                 ax.plot(main[0], main[1], "-o", color=color, markersize=3, linewidth=1.6, label=label, gid=path)
                 if show_train and val[0] and train[0]:
                     ax.plot(train[0], train[1], "--", color=color, linewidth=1.0, alpha=0.8, gid=path)
             if show_train and len(records) == 1:  # one run: its per-batch training loss too, as it was drawn live
                 xs, ys = _smoothed_batches(path)
                 if xs:
+                    train_losses += ys
                     self.loss_ax.plot(
                         xs,
                         ys,
@@ -531,6 +538,7 @@ class RunsTab(QWidget):
                         gid="batches",
                         label="training loss per batch",
                     )
+        self._mark_off_scale(train_losses, val_points)
         from matplotlib.ticker import PercentFormatter
 
         self.acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))  # decimals follow the tick step
@@ -544,6 +552,33 @@ class RunsTab(QWidget):
             ncols=min(3, len(records)),
         )
         self.canvas.draw_idle()
+
+    def _mark_off_scale(self, train: list[float], val: list[tuple[str, list[float], list[float]]]) -> None:
+        """Validation losses far above every training loss (a first epoch from scratch) go off the top of the loss
+        axis as ▲, with a note, instead of flattening every other curve onto the axis (as in the Train tab)."""
+        from gui.charts import loss_cap, nice_ceiling, off_scale_note
+
+        cap = loss_cap(train)
+        off = [(c, e, v) for c, epochs, losses in val for e, v in zip(epochs, losses, strict=True) if v > cap]
+        if not off:
+            return
+        shown = [v for v in train if v == v] + [v for _, _, losses in val for v in losses if v <= cap]
+        top = nice_ceiling(1.1 * max(shown, default=1.0))
+        self.loss_ax.set_ylim(0.0, top)
+        for color in dict.fromkeys(c for c, _, _ in off):
+            xs = [e for c, e, _ in off if c == color]
+            self.loss_ax.plot(xs, [top] * len(xs), "^", color=color, markersize=6, clip_on=False, gid="off-scale")
+        self.loss_ax.text(
+            0.99,
+            0.97,
+            off_scale_note([(e, v) for _, e, v in off]),
+            transform=self.loss_ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="#4a525c",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5},
+        )
 
     def _placeholder(self, text: str) -> None:
         for ax in (self.loss_ax, self.acc_ax):
@@ -560,7 +595,11 @@ class RunsTab(QWidget):
 
     def curve_lines(self) -> list[Any]:
         """The main (one per selected run) lines on the loss axes."""
-        return [ln for ln in self.loss_ax.get_lines() if ln.get_linestyle() != "--" and ln.get_gid() != "batches"]
+        return [
+            ln
+            for ln in self.loss_ax.get_lines()
+            if ln.get_linestyle() != "--" and ln.get_gid() not in ("batches", "off-scale")
+        ]
 
     def _show_settings(self) -> None:
         self.settings_tree.clear()

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from gui.charts import TRAIN_COLOR, TrainingCharts, nice_ceiling
+from gui.charts import TRAIN_COLOR, VAL_COLOR, TrainingCharts, nice_ceiling
 
 
 def _flush(qtbot, charts: TrainingCharts) -> None:
@@ -69,10 +69,31 @@ def test_a_higher_loss_grows_the_axis_with_one_full_draw(qtbot, charts):
     charts.add_epoch(1, 0.9, 0.5, 1.0, 0.5)
     _flush(qtbot, charts)
     full0, top0 = charts.full_draws, charts.ax_loss.get_ylim()[1]
-    charts.add_epoch(2, 0.8, 0.6, 3.7, 0.4)  # validation loss jumps above the top
+    charts.add_epoch(2, 0.8, 0.6, 2.5, 0.4)  # validation loss jumps above the top
     _flush(qtbot, charts)
-    assert charts.ax_loss.get_ylim()[1] == nice_ceiling(1.1 * 3.7) > top0
+    assert charts.ax_loss.get_ylim()[1] == nice_ceiling(1.1 * 2.5) > top0
     assert charts.full_draws == full0 + 1
+    assert not charts.off_scale_text.get_text() and len(charts.off_scale_line.get_xdata()) == 0
+
+
+def test_a_validation_loss_far_above_training_goes_off_the_scale_with_a_note(qtbot, charts):
+    """From scratch, a first validation loss of 31 (BatchNorm statistics far off) flattened the whole run's curves
+    onto the axis: it is drawn as a ▲ on the top edge, with its value, and the axis fits the rest."""
+    charts.set_planned_epochs(5, classes=4)
+    charts.add_epoch(1, 1.3, 0.4, 31.2, 0.25)
+    charts.add_epoch(2, 1.0, 0.55, 1.1, 0.5)
+    _flush(qtbot, charts)
+    top = charts.ax_loss.get_ylim()[1]
+    assert top == nice_ceiling(1.1 * math.log(4)) < 31.2  # where an untrained 4-class model starts
+    assert list(charts.off_scale_line.get_xdata()) == [1] and list(charts.off_scale_line.get_ydata()) == [top]
+    assert "31.2 at epoch 1" in charts.off_scale_text.get_text()
+    assert _count_colour(charts, VAL_COLOR, tolerance=20) > 0  # marker and note are drawn (blitted) on screen
+    charts.add_epoch(3, 8.0, 0.2, 9.0, 0.2)  # the training loss itself jumps (diverging): always to scale
+    _flush(qtbot, charts)
+    assert charts.ax_loss.get_ylim()[1] == nice_ceiling(1.1 * 9.0)
+    assert "31.2 at epoch 1" in charts.off_scale_text.get_text()  # 31.2 > 3 × 8.0: still off the scale
+    charts.set_history([])
+    assert not charts.off_scale_text.get_text() and len(charts.off_scale_line.get_xdata()) == 0
 
 
 def test_running_past_the_plan_and_resizing_redraw_everything(qtbot, charts):

@@ -11,7 +11,7 @@ import torch
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from core.runs import write_history
+from core.runs import read_history, write_history
 from gui.runs_tab import COL_ARCH, COL_DATE, COL_NAME, COL_STATUS, COLUMNS, NUMERIC_COLUMNS, RunsTab
 
 
@@ -112,6 +112,22 @@ def test_one_line_per_selected_run(tab, runs):
     assert y[0] == pytest.approx(2.0) and 1.0 < y[-1] < y[1] < 2.0 and len(tab.curve_lines()) == 1
     tab.select_runs([str(runs["done"]), str(runs["stopped"])])  # several runs: no per-batch clutter
     assert not [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "batches"]
+    assert not [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "off-scale"] and not tab.loss_ax.texts
+
+
+def test_a_validation_loss_far_above_training_goes_off_the_scale(tab, runs):
+    """One huge first validation loss would flatten every run's curve onto the axis: it is marked on the top edge."""
+    rows = read_history(runs["done"])
+    rows[0]["val_loss"] = 40.0
+    write_history(runs["done"], rows)
+    tab.refresh()
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    top = tab.loss_ax.get_ylim()[1]
+    assert top < 5
+    marks = [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "off-scale"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [1] and list(marks[0].get_ydata()) == [top]
+    assert [t.get_text() for t in tab.loss_ax.texts] == ["▲ validation loss 40 at epoch 1 is off the scale"]
+    assert len(tab.curve_lines()) == 2  # the marks are not runs (the legend and the click-to-select use these)
 
 
 def test_settings_and_buttons_follow_the_selection(tab, runs):
