@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import math
 import os
@@ -308,7 +309,7 @@ class RunLock:
         """Take the lock without waiting; False when another process (or another RunLock here) holds it."""
         if self._file is not None:
             return True
-        f = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held
+        f = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held (OSError: cannot write here)
         try:
             if os.name == "nt":
                 import msvcrt
@@ -318,9 +319,10 @@ class RunLock:
                 import fcntl
 
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
             f.close()
-            return False
+            # held elsewhere → False; a file system without locks (some network shares) → go on without one
+            return e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK)
         self._file = f
         return True
 

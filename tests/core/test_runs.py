@@ -122,3 +122,38 @@ def test_status_history_and_curves(tmp_path):
     assert runs.read_history(tmp_path) == rows
     runs.draw_curves(rows, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_lock_is_held_by_one_owner_and_tolerates_file_systems_without_locks(tmp_path, monkeypatch):
+    a, b = runs.RunLock(tmp_path), runs.RunLock(tmp_path)
+    assert a.acquire() and a.held and a.acquire()  # taking it again is a no-op
+    assert not b.acquire() and not b.held
+    a.release()
+    assert b.acquire() and b.held
+    b.release()
+    assert (tmp_path / ".lock").is_file()  # left in place (a removed file could be locked by a late opener)
+    if os.name != "nt":
+        import errno
+        import fcntl
+
+        def no_locks(fd, op):
+            raise OSError(errno.ENOLCK, "No locks available")
+
+        monkeypatch.setattr(fcntl, "flock", no_locks)
+        assert runs.RunLock(tmp_path).acquire()  # e.g. an NFS share without a lock daemon: resuming still works
+
+
+def test_run_lock_of_a_killed_process_is_free_again(tmp_path):
+    code = (
+        "import sys, time; from core import runs; lock = runs.RunLock(sys.argv[1]); "
+        "print(lock.acquire(), flush=True); time.sleep(120)"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=root)
+    try:
+        assert p.stdout.readline().strip() == "True"
+        assert not runs.RunLock(tmp_path).acquire()
+    finally:
+        p.kill()
+        p.wait()
+    assert runs.RunLock(tmp_path).acquire()
