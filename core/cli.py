@@ -497,6 +497,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = args.data
     if not data:
         data = (ckpt.get("config") or {}).get("data", {}).get("root")
+        if data and Path(args.checkpoint).is_file():
+            from core.runs import trained_data_root
+
+            data = trained_data_root(Path(args.checkpoint).parent, data)
         if not data:
             raise UsageError("evaluate: --data DIR is required (the checkpoint names no data folder)")
         if not Path(data).is_dir():

@@ -484,6 +484,7 @@ class Trainer:
                 stored.data.cache, stored.data.num_workers = config.data.cache, config.data.num_workers
                 if config.data.root:
                     stored.data.root = config.data.root
+            stored.data.root = runs.trained_data_root(self.resume_dir, stored.data.root)
             config = stored
         if config is None:
             raise ConfigError("config: required unless resuming a run")
@@ -525,6 +526,7 @@ class Trainer:
             if not self.config.data.root:
                 raise ConfigError("data.root: no data folder given")
             self.index = data.scan(self.config.data.root)  # DataError: unusable folder, before anything starts
+        self.config.data.root = str(self.index.root)  # absolute: evaluate and resume work from any working folder
         if self._resume_ckpt:
             self._check_classes(self.index)
         cfg = self.config

@@ -294,6 +294,17 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def trained_data_root(run_dir: str | Path | None, root: str) -> str:
+    """The data folder a run trained on, given its config's data.root. Earlier runs kept that as typed, so a
+    relative path (`--data photos`) meant another folder, or none, from another working folder: then config.json's
+    dataset.root (always absolute) is used, when it is there."""
+    if not root or os.path.isabs(root) or run_dir is None:
+        return root
+    doc = _read_json(Path(run_dir) / "config.json").get("dataset")
+    saved = doc.get("root") if isinstance(doc, dict) else None
+    return saved if isinstance(saved, str) and os.path.isdir(saved) else root
+
+
 class RunLock:
     """An exclusive lock on one run folder, held by the process that trains it (the file `.lock` in the folder).
 

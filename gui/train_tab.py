@@ -671,6 +671,7 @@ class TrainTab(QWidget):
             self.banner.set_error(f"{run_dir}: no last.pt to resume from")
             return False
         from core.config import RunConfig, TrainConfig
+        from core.runs import trained_data_root
 
         try:
             override = RunConfig(train=TrainConfig(**self.train_values()))
@@ -695,7 +696,7 @@ class TrainTab(QWidget):
             self.banner.set_error(f"{Path(run_dir).name} has trained {saved} epochs already; ask for more than that.")
             return False
         override.data.root = ""
-        data_root = str((config.get("data") or {}).get("root") or "")
+        data_root = trained_data_root(run_dir, str((config.get("data") or {}).get("root") or ""))
         if data_root and not Path(data_root).is_dir():  # moved or renamed since: ask where it is now
             found = self._locate_moved_data(data_root)
             if not found:

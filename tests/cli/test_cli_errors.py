@@ -345,3 +345,33 @@ def test_cam_overlays_of_same_named_images_do_not_overwrite_each_other(capsys, t
     assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == ["photo_2_gradcam.png", "photo_gradcam.png"]
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], tmp_path / "missing.png")
     assert rc == 2  # nothing could be classified
+
+
+def test_a_relative_data_folder_still_works_from_another_working_folder(capsys, trained, tmp_path, monkeypatch):
+    """`train --data photos` stored "photos": evaluate and resume then failed anywhere but where train had run."""
+    import shutil
+
+    monkeypatch.chdir(trained["data"].parent)
+    runs_dir = tmp_path / "runs"
+    assert (
+        main(["train", "--data", trained["data"].name, "--epochs", "1", "--runs-dir", str(runs_dir), "--quiet", *TINY])
+        == 0
+    )
+    (run_dir,) = runs_dir.iterdir()
+    assert json.loads((run_dir / "config.json").read_text())["data"]["root"] == str(trained["data"])
+    # a run made before the path was stored absolute: data.root as typed, config.json's dataset.root absolute
+    old = shutil.copytree(run_dir, tmp_path / "old_run")
+    for name in ("best.pt", "last.pt"):
+        ck = torch.load(old / name, weights_only=True)
+        ck["config"]["data"]["root"] = trained["data"].name
+        torch.save(ck, old / name)
+    doc = json.loads((old / "config.json").read_text())
+    doc["data"]["root"] = trained["data"].name
+    (old / "config.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", old, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["data_root"] == str(trained["data"])
+    rc, out, err = run(capsys, "train", "--resume", old, "--epochs", "2", "--json")
+    assert rc == 0, err
+    assert [h["epoch"] for h in json.loads(out)["history"]] == [1, 2]
