@@ -430,8 +430,12 @@ class RunStore:
             acc = row.get("val_acc")
             if acc is not None and (best_acc is None or acc > best_acc):
                 best_acc, best_epoch = acc, row.get("epoch")
-        if status.get("best_epoch") is not None and best_acc is None:
-            best_epoch = status.get("best_epoch")
+        saved = status.get("best_epoch")  # the epoch in best.pt: ties (and monitor="val_loss") pick differently
+        row = next((r for r in history if r.get("epoch") == saved), None) if saved is not None else None
+        if row is not None and row.get("val_acc") is not None:
+            best_acc, best_epoch = row["val_acc"], saved
+        elif saved is not None and best_acc is None:
+            best_epoch = saved
         try:
             created = float(status.get("started") or path.stat().st_mtime)
         except (TypeError, ValueError):  # a hand-edited or damaged status.json must not hide every run

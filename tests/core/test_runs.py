@@ -157,3 +157,21 @@ def test_run_lock_of_a_killed_process_is_free_again(tmp_path):
         p.kill()
         p.wait()
     assert runs.RunLock(tmp_path).acquire()
+
+
+def test_the_best_epoch_shown_is_the_one_in_best_pt(tmp_path):
+    """Two epochs with the same accuracy: the Trainer breaks the tie on validation loss (and may monitor the loss
+    alone); the run list named the first epoch with the highest accuracy, not the one saved in best.pt."""
+    store = RunStore(tmp_path)
+    run = _fake_run(store, "resnet18", {"status": "completed", "started": 1, "best_epoch": 3})
+    runs.write_history(
+        run,
+        [
+            {"epoch": e, "train_loss": 1.0, "train_acc": 0.5, "val_loss": loss, "val_acc": acc, "lr": 1e-3}
+            for e, acc, loss in ((1, 0.5, 1.0), (2, 0.8, 0.9), (3, 0.8, 0.7))
+        ],
+    )
+    info = store.info(run)
+    assert (info.best_epoch, info.best_val_acc) == (3, 0.8)
+    runs.write_status(run, "completed", best_epoch=None)  # status without it (older runs): the highest accuracy
+    assert (store.info(run).best_epoch, store.info(run).best_val_acc) == (2, 0.8)
