@@ -827,6 +827,15 @@ class Trainer:
         load_optimizer_state(self.optimizer, ck["optimizer"])
         if self.scheduler is not None and ck.get("scheduler"):
             self.scheduler.load_state_dict(ck["scheduler"])
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+                # The optimizer kept the rate of the run's last step; a run given more epochs has a longer cosine,
+                # which is higher at this step (a finished run's last rate was 0: its first new batch trained
+                # at 0 and history.csv said so). The schedule's own value, from the first batch on.
+                sched = self.scheduler
+                for group, base, factor in zip(
+                    self.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
+                ):
+                    group["lr"] = base * factor(sched.last_epoch)
         if ck.get("scaler"):
             self.scaler.load_state_dict(ck["scaler"])
         if ck.get("rng"):

@@ -773,3 +773,22 @@ def test_a_stopped_epoch_resumed_over_another_set_of_images_says_so_and_ends_as_
     assert epoch2[0] == 3 and epoch2[-1] == steps  # after the 2 steps done (8 images), to the epoch's end
     last = checkpoint.load(Path(resumed.run_dir) / "last.pt")
     assert last["scheduler"]["last_epoch"] <= 3 * steps  # never past the plan (a batch of one image is skipped)
+
+
+def test_a_finished_run_given_more_epochs_trains_on_the_longer_schedule_from_its_first_batch(dataset, tmp_path):
+    """Its cosine ended at 0: the first new batch trained at lr 0 (and history.csv said 0) before the longer
+    schedule took over. Now the new epoch starts where a 4-epoch cosine is after 2 epochs: half the rate."""
+    cfg = config(dataset, epochs=2, batch_size=4, scheduler="cosine", warmup_epochs=0.0)
+    done = Trainer(cfg, runs_dir=tmp_path).fit()
+    assert done.reason == "completed" and done.history[-1]["lr"] > 0
+    seen: list[float] = []
+
+    class FirstStepLr(Callback):
+        def on_epoch_start(self, epoch):
+            seen.append(trainer.optimizer.param_groups[0]["lr"])
+
+    trainer = Trainer(config(dataset, epochs=4), callbacks=[FirstStepLr()], resume=done.run_dir)
+    more = trainer.fit()
+    assert more.reason == "completed"
+    assert more.history[2]["lr"] == pytest.approx(0.5 * cfg.train.lr) == seen[0]
+    assert cfg.train.lr * 0.5 > more.history[3]["lr"] > 0
