@@ -243,6 +243,8 @@ class TrainingCharts(_Canvas):
             bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5},
             **line,
         )
+        for artist in (self.off_scale_line, self.off_scale_text):
+            artist.set_in_layout(False)  # inside the axes: the layout must not make room for them
         (self.train_acc_line,) = self.ax_acc.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train", **line)
         (self.val_acc_line,) = self.ax_acc.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation", **line)
         # one legend for both plots, in a row above them: never over a curve (both plots use the same styles)

@@ -231,3 +231,18 @@ def test_class_balance_chart_makes_room_for_new_class_names(qtbot):
     renderer = chart.figure.canvas.get_renderer()
     left = min(t.get_window_extent(renderer).x0 for t in chart.ax.get_yticklabels())
     assert chart.ax.get_position().x0 > bare and left >= 0  # every name inside the canvas
+
+
+def test_laying_out_again_at_the_same_size_gives_the_same_axes(qtbot, charts):
+    """Artists inside the plots (the off-scale note) once took part in the layout: every resize added margins
+    until the plots collapsed to a strip."""
+    charts.set_planned_epochs(5, classes=4)
+    charts.add_epoch(1, 1.3, 0.4, 1.4, 0.4)
+    _flush(qtbot, charts)
+    before = charts.ax_loss.get_position().bounds
+    for size in ((1200, 600), (800, 340), (1000, 450), (800, 340)):
+        charts.resize(*size)
+        qtbot.waitUntil(lambda s=size: (charts.width(), charts.height()) == s, timeout=5000)
+        charts.request_draw()
+        _flush(qtbot, charts)
+    assert charts.ax_loss.get_position().bounds == pytest.approx(before, abs=0.005)
