@@ -48,6 +48,7 @@ class RunInfo:
     status: str
     has_best: bool
     has_last: bool
+    message: str = ""  # how it ended, in words (status.json's message: the failure, "stopped during epoch 3" …)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -455,6 +456,7 @@ class RunStore:
             status=effective_status(status) if status else "interrupted",
             has_best=(path / "best.pt").is_file(),
             has_last=(path / "last.pt").is_file(),
+            message=str(status.get("message") or ""),
         )
 
     def list(self) -> list[RunInfo]:

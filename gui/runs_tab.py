@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import time
 from pathlib import Path
@@ -99,13 +100,47 @@ def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def status_explanation(info: Any) -> str:
+    """The Status cell's tooltip: how the run ended, in words."""
+    what = {
+        "running": "Training now",
+        "completed": "Finished every planned epoch (or stopped early: no better validation for a while)",
+        "stopped": "Stopped by the user; last.pt keeps what was done and the run can be resumed",
+        "failed": "Training failed",
+        "interrupted": (
+            "Its process ended without a word (killed, crashed or the machine stopped)"
+            + ("; last.pt keeps the last saved state and the run can be resumed" if info.has_last else "")
+        ),
+    }.get(info.status, info.status)
+    return f"{what}: {info.message}" if info.message and info.status != "running" else what
+
+
+def short_run_labels(paths: list[str]) -> list[str]:
+    """Column titles that tell runs apart: their start times from the folder names (`20261126-101852-…`), with the
+    date only when the runs began on different days; "run N" for a folder named otherwise."""
+    import datetime as dt
+
+    starts: list[dt.datetime | None] = []
+    for path in paths:
+        try:
+            starts.append(dt.datetime.strptime(Path(path).name[:15], "%Y%m%d-%H%M%S"))
+        except ValueError:
+            starts.append(None)
+    one_day = len({t.date() for t in starts if t is not None}) <= 1
+    labels = [
+        f"run {n}" if t is None else t.strftime("%H:%M:%S" if one_day else "%m-%d %H:%M")
+        for n, t in enumerate(starts, 1)
+    ]
+    return [f"{label} ({n})" if labels.count(label) > 1 else label for n, label in enumerate(labels, 1)]
+
+
 def _smoothed_batches(run_dir: str) -> tuple[list[float], list[float]]:
     """The run's batches.csv as the Train tab drew it: x = epoch - 1 + step/steps, the loss smoothed the same way."""
     from core.runs import read_batches
     from gui.charts import LossSmoother
 
     smooth = LossSmoother()
-    rows = read_batches(run_dir)
+    rows = [r for r in read_batches(run_dir) if math.isfinite(r[3])]  # as the Train tab: a NaN is not drawn
     return [e - 1 + s / max(n, 1) for e, s, n, _ in rows], [smooth(loss) for _, _, _, loss in rows]
 
 
@@ -249,6 +284,7 @@ class RunsTab(QWidget):
         self.settings_tree = QTreeWidget()
         self.settings_tree.setHeaderLabels(["Setting", "Value"])
         self.settings_tree.setAlternatingRowColors(True)
+        self.settings_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at the start and end
         self.settings_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.settings_tree.setMinimumWidth(260)
 
@@ -370,6 +406,7 @@ class RunsTab(QWidget):
         cells[COL_NAME].setData(PATH_ROLE, str(info.path))
         cells[COL_NAME].setToolTip(str(info.path))
         cells[COL_STATUS].setForeground(QColor(STATUS_COLORS.get(info.status, "#4a525c")))
+        cells[COL_STATUS].setToolTip(status_explanation(info))
         for c in (COL_EPOCHS, COL_ACC):
             cells[c].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for col, item in enumerate(cells):
@@ -465,6 +502,12 @@ class RunsTab(QWidget):
             else "Continue a stopped, interrupted or failed run from its last.pt"
         )
         self.resume_button.setEnabled(bool(one and one.has_last and (one.status in RESUMABLE or more)))
+        if one is not None and not one.has_last:  # a disabled button says why
+            self.resume_button.setToolTip(
+                "This run is training"
+                if one.status == "running"
+                else "This run has no last.pt (it ended before its first epoch was saved): nothing to resume"
+            )
         with_epochs = [p for p in paths if (i := self._info(p)) is not None and i.epochs_done]
         self.png_button.setEnabled(bool(with_epochs))  # nothing to draw or list for runs without a finished epoch
         self.csv_button.setEnabled(len(paths) == 1 and bool(with_epochs))
@@ -508,6 +551,13 @@ class RunsTab(QWidget):
         records = [(n, path, self._record(path)) for n, path in enumerate(paths)]
         records = [(n, path, r) for n, path, r in records if r is not None and r.history]
         if not records:
+            xs, ys = _smoothed_batches(paths[0]) if len(paths) == 1 else ([], [])
+            if xs:  # e.g. a run whose loss exploded in its first epoch: its batches show how
+                self.loss_ax.plot(xs, ys, "-", color=RUN_COLORS[0], linewidth=1.2, gid="batches")
+                self.loss_ax.set_title("Loss per batch (no finished epoch)", fontsize=10)
+                self.loss_ax.xaxis.get_major_locator().set_params(integer=True)
+                self._placeholder("No finished epoch yet", axes=(self.acc_ax,))
+                return
             self._placeholder("No finished epoch yet" if len(paths) == 1 else "No finished epoch yet\nin these runs")
             return
         for n, path, record in records:  # the colour stays tied to the run's place in the selection
@@ -538,6 +588,13 @@ class RunsTab(QWidget):
                         gid="batches",
                         label="training loss per batch",
                     )
+        # the Train tab's frame: epochs from 0, loss from 0, accuracy 0-100 % (a one-epoch run was drawn on an
+        # axis from 0.96 to 1.04 against 25.5-28 %)
+        last = max((max(r.history, key=lambda h: h.get("epoch") or 0).get("epoch") or 1 for _, _, r in records))
+        for ax in (self.loss_ax, self.acc_ax):
+            ax.set_xlim(0, last + max(0.2, 0.02 * last))
+        self.loss_ax.set_ylim(bottom=0)
+        self.acc_ax.set_ylim(0, 1.01)
         self._mark_off_scale(train_losses, val_points)
         from matplotlib.ticker import PercentFormatter
 
@@ -580,8 +637,8 @@ class RunsTab(QWidget):
             bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5},
         )
 
-    def _placeholder(self, text: str) -> None:
-        for ax in (self.loss_ax, self.acc_ax):
+    def _placeholder(self, text: str, axes: tuple[Any, ...] = ()) -> None:
+        for ax in axes or (self.loss_ax, self.acc_ax):
             ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#8a929c", fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -660,7 +717,7 @@ class RunsTab(QWidget):
         keys = [k for k in dict.fromkeys(k for f in flat for k in f) if len({_fmt(f.get(k)) for f in flat}) > 1]
         keys = [k for k in keys if not k.startswith(("dataset.counts.", "dataset.root", "dataset.name"))]  # data.root
         self.settings_tree.setColumnCount(1 + len(paths))
-        self.settings_tree.setHeaderLabels(["Setting", *(f"run {i + 1}" for i in range(len(paths)))])
+        self.settings_tree.setHeaderLabels(["Setting", *(f"● {label}" for label in short_run_labels(paths))])
         for col, path in enumerate(paths, 1):
             self.settings_tree.headerItem().setToolTip(col, Path(path).name)
             self.settings_tree.headerItem().setForeground(col, QColor(RUN_COLORS[(col - 1) % len(RUN_COLORS)]))

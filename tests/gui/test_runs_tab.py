@@ -159,7 +159,9 @@ def test_several_runs_show_the_settings_that_differ_side_by_side(tab, runs):
     cfg_path.write_text(json.dumps(cfg))
     tab.select_runs([str(runs["done"]), str(runs["stopped"])])
     tree = tab.settings_tree
-    assert [tree.headerItem().text(c) for c in range(tree.columnCount())] == ["Setting", "run 1", "run 2"]
+    titles = {runs["done"].name: "● 01-01 10:00", runs["stopped"].name: "● 01-02 10:00"}  # their start times
+    want = ["Setting", *(titles[Path(p).name] for p in tab.selected_paths())]
+    assert [tree.headerItem().text(c) for c in range(tree.columnCount())] == want
     rows = {
         tree.topLevelItem(i).text(0): [tree.topLevelItem(i).text(c) for c in (1, 2)]
         for i in range(tree.topLevelItemCount())
@@ -364,3 +366,44 @@ def test_accuracy_ticks_of_a_one_epoch_run_are_distinct(tab, runs, tmp_path):
     tab.figure.canvas.draw()
     labels = [t.get_text() for t in tab.acc_ax.get_yticklabels() if t.get_text()]
     assert len(labels) >= 2 and len(set(labels)) == len(labels), labels  # was "28% 28% 27% …"
+
+
+def test_compared_runs_are_titled_by_their_start_times():
+    from gui.runs_tab import short_run_labels
+
+    same_day = ["/r/20261126-101852-resnext11_4x8d-sample", "/r/20261126-102512-resnext11_4x8d-sample"]
+    assert short_run_labels(same_day) == ["10:18:52", "10:25:12"]
+    assert short_run_labels([same_day[0], "/r/20261127-090000-x-y"]) == ["11-26 10:18", "11-27 09:00"]
+    twins = ["/a/20261126-101852-a-b", "/b/20261126-101852-a-b", "/c/my-run"]
+    assert short_run_labels(twins) == ["10:18:52 (1)", "10:18:52 (2)", "run 3"]
+
+
+def test_failed_and_interrupted_runs_explain_themselves(tab, runs, tmp_path):
+    """The failure's message in the Status cell's tooltip; a run with no finished epoch shows the per-batch loss it
+    left (e.g. the loss exploding); a disabled Resume says why."""
+    from core.runs import write_batches
+
+    failed = runs["failed"]
+    (failed / "status.json").write_text(
+        json.dumps({"status": "failed", "started": 1_704_300_000, "message": "loss became NaN at epoch 1 step 7"})
+    )
+    write_history(failed, [])
+    write_batches(failed, [(1, 1, 10, 2.0), (1, 4, 10, 40.0), (1, 7, 10, float("nan"))])
+    tab.refresh()
+    row = next(r for r in range(tab.table.rowCount()) if tab.table.item(r, COL_NAME).text() == failed.name)
+    assert tab.table.item(row, COL_STATUS).toolTip() == "Training failed: loss became NaN at epoch 1 step 7"
+    tab.select_runs([str(failed)])
+    batches = [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "batches"]
+    assert len(batches) == 1 and list(batches[0].get_xdata()) == [0.1, 0.4]  # the NaN is left out
+    assert "no finished epoch" in tab.loss_ax.get_title() and not tab.loss_ax.texts
+    assert [t.get_text() for t in tab.acc_ax.texts] == ["No finished epoch yet"]
+    assert not tab.resume_button.isEnabled() and "no last.pt" in tab.resume_button.toolTip()
+
+
+def test_curves_are_drawn_in_the_train_tabs_frame(tab, runs):
+    """A one-epoch run was drawn on an x axis from 0.96 to 1.04 and a y axis from 25.5 to 28 %."""
+    tab.select_runs([str(runs["failed"])])  # one epoch
+    assert tab.loss_ax.get_xlim()[0] == 0 and 1 < tab.loss_ax.get_xlim()[1] <= 1.5
+    assert tab.loss_ax.get_ylim()[0] == 0 and tab.acc_ax.get_ylim() == (0, 1.01)
+    tab.select_runs([str(runs["done"]), str(runs["failed"])])
+    assert tab.acc_ax.get_xlim()[0] == 0 and 5 < tab.acc_ax.get_xlim()[1] <= 5.5
