@@ -1,12 +1,13 @@
-"""Shared image widgets: a fit-to-size image view, probability bars, a drop hint, and PIL ↔ Qt conversion."""
+"""Shared image widgets: a fit-to-size image view, probability bars, a drop hint, PIL ↔ Qt conversion, and the
+part of an image a model sees (for Grad-CAM views)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette, QPen, QPixmap
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -50,12 +51,41 @@ def load_thumbnail(path: str, size: int = 96) -> QImage | None:
     return pil_to_qimage(img)
 
 
+def model_crop_box(size: tuple[int, int], image_size: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) in an image's own pixels: the centre square a model trained at `image_size` px sees of it
+    (shorter side resized, centre-cropped), as core.predict places its Grad-CAM heat map (0 outside this box)."""
+    from core.data import resize_size
+
+    w, h = size
+    side = image_size * min(w, h) / resize_size(image_size)
+    left, top = (w - side) / 2, (h - side) / 2
+    return (
+        max(0, int(round(left))),
+        max(0, int(round(top))),
+        min(w, int(round(left + side))),
+        min(h, int(round(top + side))),
+    )
+
+
+def grey_outside(overlay: Image.Image, original: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """The overlay inside `box`; outside it the original, grey and faded: parts of the image the model never saw
+    must not look like parts it paid little attention to (the colour map's blue)."""
+    from PIL import Image
+
+    grey = original.convert("L").convert("RGB")
+    out = Image.blend(grey, Image.new("RGB", grey.size, (150, 150, 150)), 0.6)
+    out.paste(overlay.convert("RGB").crop(box), box[:2])
+    return out
+
+
 class ImageView(QWidget):
-    """Shows one image scaled to fit (aspect kept), or a centred hint when empty."""
+    """Shows one image scaled to fit (aspect kept), or a centred hint when empty; optionally outlines a rectangle
+    of the image (the part a model sees)."""
 
     def __init__(self, hint: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._pixmap: QPixmap | None = None
+        self._outline: QRect | None = None
         self._hint = hint
         self.setMinimumSize(160, 120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -65,6 +95,8 @@ class ImageView(QWidget):
         self.update()
 
     def set_image(self, image: QImage | QPixmap | Image.Image | None) -> None:
+        """Show `image` (None: the hint); an outline set for the previous image is removed."""
+        self._outline = None
         if image is None:
             self._pixmap = None
         elif isinstance(image, QPixmap):
@@ -74,6 +106,15 @@ class ImageView(QWidget):
         else:
             self._pixmap = QPixmap.fromImage(pil_to_qimage(image))
         self.update()
+
+    def set_outline(self, box: tuple[int, int, int, int] | None) -> None:
+        """Outline (x0, y0, x1, y1), in the image's own pixels, with a dashed frame (None: no outline)."""
+        self._outline = None if box is None else QRect(box[0], box[1], box[2] - box[0], box[3] - box[1])
+        self.update()
+
+    def outline(self) -> tuple[int, int, int, int] | None:
+        r = self._outline
+        return None if r is None else (r.x(), r.y(), r.x() + r.width(), r.y() + r.height())
 
     def has_image(self) -> bool:
         return self._pixmap is not None and not self._pixmap.isNull()
@@ -93,6 +134,16 @@ class ImageView(QWidget):
             x = rect.x() + (rect.width() - scaled.width()) // 2
             y = rect.y() + (rect.height() - scaled.height()) // 2
             p.drawPixmap(x, y, scaled.width(), scaled.height(), self._pixmap)
+            if self._outline is not None:  # drawn at screen resolution: a line in a 4000 px image would vanish
+                sx = scaled.width() / self._pixmap.width()
+                sy = scaled.height() / self._pixmap.height()
+                r = self._outline
+                frame = QRectF(x + r.x() * sx, y + r.y() * sy, r.width() * sx, r.height() * sy).adjusted(1, 1, -1, -1)
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.setPen(QPen(QColor(255, 255, 255), 2))
+                p.drawRect(frame)
+                p.setPen(QPen(QColor(40, 40, 40), 2, Qt.PenStyle.DashLine))
+                p.drawRect(frame)
         elif self._hint:
             p.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
             p.drawText(
@@ -122,6 +173,22 @@ class ProbabilityBars(QWidget):
     def items(self) -> list[tuple[str, float]]:
         return list(self._items)
 
+    def item_at(self, y: float) -> tuple[str, float] | None:
+        """The (class, probability) of the row at height y, or None."""
+        i = int((y - 2) // self.ROW)
+        return self._items[i] if 0 <= i < len(self._items) and y >= 2 else None
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ToolTip:  # a cut name is shown whole
+            item = self.item_at(event.pos().y())
+            if item is None:
+                QToolTip.hideText()
+                event.ignore()
+            else:
+                QToolTip.showText(event.globalPos(), f"{item[0]}: {item[1]:.2%}", self)
+            return True
+        return super().event(event)
+
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(320, max(1, len(self._items)) * self.ROW + 4)
 
@@ -146,7 +213,8 @@ class ProbabilityBars(QWidget):
             font = QFont(self.font())
             font.setBold(i == 0)
             p.setFont(font)
-            shown = (bfm if i == 0 else fm).elidedText(name, Qt.TextElideMode.ElideRight, name_w - 8)
+            # cut in the middle: long class names often differ only at their end ("…_number_15_with_extra_words")
+            shown = (bfm if i == 0 else fm).elidedText(name, Qt.TextElideMode.ElideMiddle, name_w - 8)
             p.drawText(QRectF(0, y, name_w - 8, h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, shown)
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(track)

@@ -8,9 +8,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
+    QFontMetrics,
     QGuiApplication,
     QIcon,
     QKeySequence,
@@ -42,7 +43,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.image_view import DropHint, ImageView, ProbabilityBars, load_thumbnail, pil_to_qimage
+from gui.image_view import (
+    DropHint,
+    ImageView,
+    ProbabilityBars,
+    grey_outside,
+    load_thumbnail,
+    model_crop_box,
+    pil_to_qimage,
+)
 from gui.widgets import count_noun, dialog_dir, remember_dir, with_suffix
 from gui.worker import FunctionWorker, start_worker
 
@@ -59,6 +68,8 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 3
 
 ALL_RESULTS = "All results"
 ERRORS_ONLY = "Errors only"
+
+UNSEEN_NOTE = "The model sees only the outlined centre square; the greyed edges were cropped away before it looked."
 
 
 class PredictorCache:
@@ -86,6 +97,63 @@ class PredictorCache:
                     raise ValueError(f"{checkpoint}: cannot load this checkpoint ({type(e).__name__}: {e})") from e
                 self._key = key
             return self._predictor
+
+
+def elide_path(fm: QFontMetrics, path: str, width: int) -> str:
+    """`path` cut to `width` px in its folders, so the file's name stays whole ("/data/ph…/day 2/IMG_0001.jpg");
+    a name too long for the width on its own is cut in its middle."""
+    if fm.horizontalAdvance(path) <= width:
+        return path
+    cut = max(path.rfind("/"), path.rfind("\\"))
+    name = path[cut:]  # with its separator
+    room = width - fm.horizontalAdvance(name)
+    if cut > 0 and room >= 3 * fm.horizontalAdvance("…"):
+        head = fm.elidedText(path[:cut], Qt.TextElideMode.ElideMiddle, room)
+        if head:
+            return head + name
+    return fm.elidedText(path[cut + 1 :], Qt.TextElideMode.ElideMiddle, width)
+
+
+class _ElidedText(QLabel):
+    """One line that never widens the window: a long text is cut with "…" in the middle (the end of a class name
+    often tells it apart) or, for a file path, in its folders; the whole text is the tooltip and text().
+    Cut again when resized or restyled (a style sheet font arrives when the label is polished)."""
+
+    def __init__(self, text: str = "", path: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._path = path
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        self._full = str(text)
+        self.setToolTip(self._full)
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def shown_text(self) -> str:
+        """The text as displayed (cut to the width)."""
+        return super().text()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._elide()
+
+    def changeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._elide()
+
+    def _elide(self) -> None:
+        fm, width = self.fontMetrics(), max(10, self.width() - 2)
+        if self._path:
+            shown = elide_path(fm, self._full, width)
+        else:
+            shown = fm.elidedText(self._full, Qt.TextElideMode.ElideMiddle, width)
+        super().setText(shown)
 
 
 class _ElideRight(QStyledItemDelegate):
@@ -156,12 +224,16 @@ def _error_prediction(source: str, reason: str) -> Any:
 def _predict_one(
     cache: PredictorCache, checkpoint: str, item: Any, top_k: int, name: str, progress: Any = None, stop: Any = None
 ) -> dict[str, Any]:
-    """Worker: predict one image (path or PIL image) and compute its Grad-CAM overlay."""
+    """Worker: predict one image (path or PIL image) and compute its Grad-CAM overlay.
+
+    The model sees only a centre square of the image; the overlay shows the rest in grey (`seen` is the square), so
+    margins it never saw do not look like regions of low attention (the colour map's blue)."""
     from core.data import load_image
 
     predictor = cache.get(checkpoint)
     pred = predictor.predict([item], top_k=top_k)[0]
-    result: dict[str, Any] = {"pred": pred, "name": name, "image": None, "cam": None, "cam_error": None}
+    result: dict[str, Any] = {"pred": pred, "name": name, "image": None, "cam": None, "cam_error": None, "seen": None}
+    result["top_k"], result["pasted"] = top_k, not isinstance(item, (str, Path))
     if not pred.ok:
         return result
     img = load_image(item)
@@ -171,6 +243,10 @@ def _predict_one(
         overlay = cam.overlay
         if overlay.size != img.size:
             overlay = overlay.resize(img.size)
+        seen = model_crop_box(img.size, predictor.image_size)
+        if seen != (0, 0, *img.size):
+            overlay = grey_outside(overlay, img, seen)
+            result["seen"] = seen
         result["cam"] = pil_to_qimage(overlay)
     except Exception as e:  # noqa: BLE001 — the prediction stands; the overlay is optional
         result["cam_error"] = f"Grad-CAM unavailable: {e}"
@@ -273,6 +349,7 @@ class PredictTab(QWidget):
         self.paste_button.clicked.connect(self.paste)
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setEnabled(False)
+        self.export_button.setToolTip("Save the predictions shown as a CSV file")
         self.export_button.clicked.connect(self._export_csv)
         for b in (self.open_button, self.folder_button, self.paste_button, self.export_button):
             top.addWidget(b)
@@ -287,6 +364,7 @@ class PredictTab(QWidget):
         self.stack.addWidget(self.drop_hint)
         self.stack.addWidget(self._build_single())
         self.stack.addWidget(self._build_table())
+        self.stack.currentChanged.connect(lambda _i: self._update_export())
 
         bottom = QHBoxLayout()
         self.status_label = QLabel("")
@@ -323,15 +401,16 @@ class PredictTab(QWidget):
         self.back_button.clicked.connect(lambda: (self.stack.setCurrentIndex(2), self._rerun_if_stale()))
         self.back_button.setVisible(False)
         v.addWidget(self.back_button, 0, Qt.AlignmentFlag.AlignLeft)
-        self.file_label = QLabel("")
-        self.file_label.setWordWrap(True)
+        # long paths and class names are cut in the middle (a file's name and a class name's end often tell it
+        # apart), shown whole in the tooltip; text() is the whole text
+        self.file_label = _ElidedText("", path=True)
         self.file_label.setStyleSheet("color: palette(placeholder-text);")
         v.addWidget(self.file_label)
-        self.class_label = QLabel("")
+        self.class_label = _ElidedText("")
         self.class_label.setObjectName("predictedClass")  # large and bold: style.qss (a setFont loses to the QSS)
-        self.class_label.setWordWrap(True)
         v.addWidget(self.class_label)
         self.conf_label = QLabel("")
+        self.conf_label.setWordWrap(True)  # an unreadable file's reason can be long
         v.addWidget(self.conf_label)
         line = QFrame()
         line.setFrameShape(QFrame.Shape.HLine)
@@ -644,6 +723,12 @@ class PredictTab(QWidget):
             self._worker.cancel()
             return
         top_k = self.topk_spin.value()
+        if kind == "one" and not from_list and "many" in self._jobs:
+            # a new image, not a row of the list: the list is another job's, so no Back or Export refers to it
+            self._jobs.pop("many")
+            self._reset_table()
+            if self.stack.currentIndex() == 2:
+                self.stack.setCurrentIndex(0)
         self._jobs[kind] = (kind, item, from_list, checkpoint, top_k)
         if kind == "many":
             self._reset_table()
@@ -658,7 +743,7 @@ class PredictTab(QWidget):
             name = item if isinstance(item, str) else self._image_name
             worker = FunctionWorker(_predict_one, self._cache, checkpoint, item, top_k, name)
             worker.result.connect(self._on_one_done)
-            self.back_button.setVisible(from_list or self.model.rowCount() > 0)
+            self.back_button.setVisible(from_list)
             self.progress.setRange(0, 0)
             self._set_status("Predicting…")
         worker.failed.connect(self._on_failed)
@@ -667,6 +752,7 @@ class PredictTab(QWidget):
         self.progress.setVisible(True)
         self.cancel_button.setVisible(kind == "many")
         self.cancel_button.setEnabled(True)
+        self._update_export()
         start_worker(worker, self)
 
     def _rerun_if_stale(self) -> None:
@@ -711,7 +797,7 @@ class PredictTab(QWidget):
         for w in (self.top_title, self.bars, self.cam_check):  # nothing to rank or explain for an unreadable file
             w.setVisible(pred.ok)
         if not pred.ok:
-            self.image_view.set_image(None)
+            self.image_view.set_image(None)  # and no outline
             self.image_view.set_hint(f"Cannot read this image:\n{pred.error}")
             self.class_label.setText("Unreadable image")
             self.conf_label.setText(pred.error or "")
@@ -724,9 +810,9 @@ class PredictTab(QWidget):
             self.conf_label.setText(f"Confidence {pred.confidence:.1%}")
             self.bars.set_items(list(pred.top), highlight=pred.label)
             self.cam_check.setEnabled(result["cam"] is not None)
-            self.cam_note.setText(result["cam_error"] or "")
             self._show_single_image()
             self._set_status(f"{Path(name).name}: {pred.label} ({pred.confidence:.1%})")
+        self._update_export()
         self.predictions_finished.emit(1)
 
     def _show_single_image(self) -> None:
@@ -734,6 +820,9 @@ class PredictTab(QWidget):
             return
         show_cam = self.cam_check.isChecked() and self._single.get("cam") is not None
         self.image_view.set_image(self._single["cam"] if show_cam else self._single["image"])
+        seen = self._single.get("seen") if show_cam else None
+        self.image_view.set_outline(seen)
+        self.cam_note.setText(self._single.get("cam_error") or (UNSEEN_NOTE if seen else ""))
 
     def single_result(self) -> Any:
         """The last single-image Prediction (None before the first)."""
@@ -751,8 +840,8 @@ class PredictTab(QWidget):
         self.mode_combo.addItems([ALL_RESULTS, ERRORS_ONLY])
         self.mode_combo.blockSignals(False)
         self.proxy.set_mode(ALL_RESULTS)
-        self.export_button.setEnabled(False)
         self._update_count()
+        self._update_export()
 
     def _on_many_progress(self, done: int, total: int) -> None:
         self._drain()
@@ -767,7 +856,7 @@ class PredictTab(QWidget):
             added = True
         if added:
             self._update_count()
-            self.export_button.setEnabled(bool(self._results))
+            self._update_export()
 
     def _add_row(self, pred: Any, thumb: Any) -> None:
         self._results.append(pred)
@@ -871,6 +960,27 @@ class PredictTab(QWidget):
     def visible_row_count(self) -> int:
         return self.proxy.rowCount()
 
+    def _export_scope(self) -> str | None:
+        """What Export CSV writes: "list" (the table, also while one of its rows is open large), "single" (the
+        one image shown, opened on its own), or None (nothing shown)."""
+        page = self.stack.currentIndex()
+        if page == 2 or (page == 1 and self.back_button.isVisibleTo(self)):
+            return "list" if self._results else None
+        if page == 1 and self._single is not None:
+            return "single"
+        return None
+
+    def _update_export(self) -> None:
+        scope = self._export_scope()
+        self.export_button.setEnabled(scope is not None)
+        if scope == "list":
+            tip = f"Save the {count_noun(len(self._results), 'result')} of the list as a CSV file"
+        elif scope == "single":
+            tip = "Save this image's prediction as a CSV file"
+        else:
+            tip = "Save the predictions shown as a CSV file"
+        self.export_button.setToolTip(tip)
+
     def _export_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self, "Export predictions as CSV", dialog_dir("exports", "predictions.csv"), "CSV files (*.csv)"
@@ -880,12 +990,25 @@ class PredictTab(QWidget):
             self.export_csv(with_suffix(path, ".csv"))
 
     def export_csv(self, path: str) -> None:
-        """Write every result (errors included) to a CSV file."""
+        """Write what is shown to a CSV file: every result of the list (errors included), or the one image shown."""
+        import dataclasses
+
         from core.predict import write_csv
 
+        scope = self._export_scope()
+        if scope == "single":
+            pred = self._single["pred"]
+            if self._single["pasted"]:  # named as the view names it ("Pasted image"), not "<image 0>"
+                pred = dataclasses.replace(pred, source=self._single["name"])
+            rows, top_k = [pred], self._single["top_k"]
+        elif scope == "list":
+            rows, top_k = self._results, self._jobs["many"][4] if "many" in self._jobs else self.topk_spin.value()
+        else:
+            self._set_status("Nothing to export: classify some images first.", error=True)
+            return
         try:
-            write_csv(self._results, path, self._jobs["many"][4] if "many" in self._jobs else self.topk_spin.value())
+            write_csv(rows, path, top_k)
         except OSError as e:
             self._set_status(f"Could not write {path}: {e.strerror or e}", error=True)
             return
-        self._set_status(f"Wrote {len(self._results)} rows to {path}")
+        self._set_status(f"Wrote {count_noun(len(rows), 'row')} to {path}")

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["cat", "dog", "fox"]
 
 
-def make_checkpoint(path: Path, seed: int = 0) -> Path:
+def make_checkpoint(path: Path, seed: int = 0, classes: list[str] = CLASSES) -> Path:
     """A tiny untrained CIFAR-style ResNeXt (32 px, 3 classes) saved in the studio checkpoint format."""
     import torch
 
@@ -28,10 +28,10 @@ def make_checkpoint(path: Path, seed: int = 0) -> Path:
     from core.config import DataConfig, RunConfig
 
     torch.manual_seed(seed)
-    model = models.build("resnext11_2x4d", len(CLASSES)).eval()
+    model = models.build("resnext11_2x4d", len(classes)).eval()
     cfg = RunConfig(data=DataConfig(image_size=32))
     cfg.model.arch = "resnext11_2x4d"
-    checkpoint.save(path, checkpoint.payload(model, "resnext11_2x4d", CLASSES, 32, cfg.to_dict()))
+    checkpoint.save(path, checkpoint.payload(model, "resnext11_2x4d", list(classes), 32, cfg.to_dict()))
     return path
 
 
@@ -378,3 +378,145 @@ def test_a_deleted_run_leaves_the_model_list_and_takes_its_answers(qtbot, tab, c
     assert tab.model_combo.findData(str(ckpt)) < 0 and tab.checkpoint() != str(ckpt)
     assert tab.stack.currentIndex() == 0 and tab.single_result() is None
     assert "The model of these results was deleted" in tab.status_label.text()
+
+
+@pytest.mark.timeout(180)
+def test_long_class_names_and_paths_are_cut_in_the_middle_not_at_the_edge(qtbot, tab, tmp_path):
+    """A heading cut at its right edge ("15_a_rather_long_class_nar") hides what tells classes apart; the whole
+    text is the tooltip, and a long path keeps its file name."""
+    from PySide6.QtGui import QFontMetrics
+
+    from gui.predict_tab import elide_path
+
+    long = [f"{i:02d}_a_rather_long_class_name_for_category_number_{i}_with_extra_words" for i in range(3)]
+    ckpt = make_checkpoint(tmp_path / "model" / "best.pt", classes=long)
+    deep = tmp_path / ("a_folder_with_a_very_long_name_" * 3) / ("and_another_one_" * 3)
+    image = make_image(deep / "photo.png", 4)
+    tab.resize(900, 600)
+    tab.show()
+    qtbot.waitExposed(tab)
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(image)])
+    wait_idle(qtbot, tab)
+    pred = tab.single_result()
+    assert pred.ok and pred.label in long
+
+    heading = tab.class_label
+    shown = heading.shown_text()
+    assert heading.text() == pred.label and heading.toolTip() == pred.label
+    assert "…" in shown and shown.startswith(pred.label[:4]) and shown.endswith("_with_extra_words")
+    assert heading.fontMetrics().horizontalAdvance(shown) <= heading.width()
+    path = tab.file_label.shown_text()
+    assert tab.file_label.text() == str(image) and tab.file_label.toolTip() == str(image)
+    assert "…" in path and path.endswith("/photo.png")
+    assert tab.file_label.fontMetrics().horizontalAdvance(path) <= tab.file_label.width()
+    assert tab.bars.item_at(5) == pred.top[0]  # the bars' names are cut too: the tooltip names the class whole
+
+    fm = QFontMetrics(tab.font())
+    p = "/photos/" + "x" * 80 + "/IMG_0001.jpg"
+    assert elide_path(fm, "/a/b.jpg", 500) == "/a/b.jpg"
+    width = fm.horizontalAdvance("/IMG_0001.jpg") + 60
+    cut = elide_path(fm, p, width)
+    assert cut.endswith("/IMG_0001.jpg") and "…" in cut and fm.horizontalAdvance(cut) <= width
+    assert "…" in elide_path(fm, p, 40)  # no room even for the name: the name is cut in its middle
+
+
+def test_crop_box_matches_where_core_places_the_grad_cam():
+    import numpy as np
+
+    from core.data import resize_size
+    from core.predict import _place_heatmap
+    from gui.image_view import model_crop_box
+
+    for size, image_size in (((800, 600), 224), ((600, 800), 224), ((64, 48), 32), ((333, 500), 96)):
+        heat = _place_heatmap(np.ones((7, 7), np.float32), size, image_size, resize_size(image_size))
+        ys, xs = np.nonzero(heat)
+        assert model_crop_box(size, image_size) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert model_crop_box((40, 40), 32) == (0, 0, 40, 40)
+
+
+@pytest.mark.timeout(180)
+def test_grad_cam_greys_the_margins_the_model_never_saw(qtbot, tab, ckpt, tmp_path):
+    """The model sees the centre square of a 4:3 photo; the rest must not look like "low attention" (the colour
+    map's blue): it is grey, outlined off, and a note says why."""
+    import numpy as np
+
+    from gui.image_view import qimage_to_pil
+
+    arr = np.zeros((48, 64, 3), np.uint8)
+    arr[..., 0] = 200  # a red picture: blended with the colour map's blue it would be purple, not grey
+    arr[16:32, 24:40] = (20, 220, 60)
+    Image.fromarray(arr).save(tmp_path / "wide.png")
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(tmp_path / "wide.png")])
+    wait_idle(qtbot, tab)
+    assert tab.single_result().ok and tab.cam_check.isChecked()
+    seen = (8, 0, 56, 48)  # a 32 px model: the shorter side to 32, the centre 32 x 32
+    assert tab.image_view.outline() == seen
+    assert "cropped away" in tab.cam_note.text()
+    cam = np.asarray(qimage_to_pil(tab._single["cam"])).astype(int)
+    margins = np.concatenate([cam[:, :8], cam[:, 56:]], axis=1)
+    assert (margins.max(axis=2) - margins.min(axis=2)).max() <= 2  # grey: no colour at all
+    inside = cam[:, 8:56]
+    assert (inside.max(axis=2) - inside.min(axis=2)).max() > 40  # the heat map's colours where the model looked
+
+    tab.cam_check.setChecked(False)  # the photo itself: no outline, no note
+    assert tab.image_view.outline() is None and tab.cam_note.text() == ""
+    tab.cam_check.setChecked(True)
+    assert tab.image_view.outline() == seen
+
+    Image.fromarray(arr[:, 8:56]).save(tmp_path / "square.png")  # all of it seen: nothing to grey or explain
+    tab.predict_paths([str(tmp_path / "square.png")])
+    wait_idle(qtbot, tab)
+    assert tab.image_view.outline() is None and tab.cam_note.text() == ""
+
+
+@pytest.mark.timeout(240)
+def test_back_and_export_refer_to_the_current_job_only(qtbot, tab, ckpt, inputs, tmp_path):
+    """One file predicted after a list: no "Back to the list", and Export writes that one answer (an unreadable
+    file's error too), never the previous list; a row opened from the list keeps Back and exports the list."""
+    import csv
+
+    def exported(name: str) -> list[dict]:
+        tab.export_csv(str(tmp_path / name))
+        with open(tmp_path / name, newline="") as f:
+            return list(csv.DictReader(f))
+
+    images = [str(p) for p in inputs["loose"] + inputs["in_folder"]]
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths(images)
+    wait_idle(qtbot, tab)
+    assert tab.export_button.isEnabled() and len(exported("list.csv")) == len(images)
+
+    broken = str(inputs["bad"][0])
+    tab.predict_paths([broken])
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == 1 and not tab.single_result().ok
+    assert tab.class_label.text() == "Unreadable image" and tab.conf_label.text() == tab.single_result().error
+    assert not tab.back_button.isVisibleTo(tab)
+    assert tab.row_count() == 0 and "many" not in tab._jobs  # the old list is gone, not waiting behind a button
+    assert tab.export_button.isEnabled() and "this image" in tab.export_button.toolTip()
+    rows = exported("broken.csv")
+    assert [(r["source"], r["ok"]) for r in rows] == [(broken, "no")] and rows[0]["error"]
+
+    tab.predict_paths(images)  # a row of a list opened large: Back to it, and Export still writes the list
+    wait_idle(qtbot, tab)
+    tab._on_row_activated(tab.proxy.index(0, 0))
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == 1 and tab.back_button.isVisibleTo(tab)
+    assert tab.export_button.isEnabled() and len(exported("drill.csv")) == len(images)
+    tab.back_button.click()
+    assert tab.stack.currentIndex() == 2 and tab.row_count() == len(images)
+
+    tab.predict_paths([images[0]])  # one good image on its own: that image, exported alone
+    wait_idle(qtbot, tab)
+    assert tab.single_result().ok and not tab.back_button.isVisibleTo(tab) and tab.row_count() == 0
+    rows = exported("one.csv")
+    assert [(r["source"], r["label"]) for r in rows] == [(images[0], tab.single_result().label)]
+    tab.topk_spin.setValue(1)  # a re-run classifies the image shown again, not the list that was dropped
+    qtbot.waitUntil(tab.is_busy, timeout=5000)
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == 1 and tab.row_count() == 0 and len(tab.single_result().top) == 1
+
+    tab._clear_results("cleared")
+    assert not tab.export_button.isEnabled()
