@@ -251,9 +251,10 @@ def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig
             preset = TRANSFER_PRESET if dev.type == "cpu" else GPU_PRESET
         else:
             preset = CPU_PRESET if dev.type == "cpu" else GPU_PRESET
+        ours = models.checkpoint_model(cfg.model.pretrained)  # a run's checkpoint: its own model and image size
         for key in ("image_size", "augment"):
             if getattr(cfg.data, key) == getattr(_DEFAULT_DATA, key):
-                setattr(cfg.data, key, preset[key])
+                setattr(cfg.data, key, ours[1] if ours and key == "image_size" else preset[key])
         for key in ("batch_size", "lr", "epochs", "warmup_epochs"):
             if key == "warmup_epochs" and cfg.train.scheduler != "cosine":
                 continue  # the warm-up is the cosine schedule's; the others would only be told it is ignored

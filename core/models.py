@@ -390,9 +390,43 @@ def presets() -> list[dict]:
 
 
 def auto_arch(device_type: str, pretrained: str | None = None) -> str:
-    """What arch "auto" becomes: ResNeXt-50 when starting from weights (they exist for the ImageNet-sized family,
-    not the tiny CPU nets), else default_arch(device_type). The engine, the app and its summary all use this."""
+    """What arch "auto" becomes: a checkpoint's own architecture when starting from one of ours (fine-tuning a
+    linear probe's best.pt), ResNeXt-50 from other weights (they exist for the ImageNet-sized family, not the tiny
+    CPU nets), else default_arch(device_type). The engine, the app and its summary all use this."""
+    ours = checkpoint_model(pretrained)
+    if ours:
+        return ours[0]
     return "resnext50_32x4d" if pretrained else default_arch(device_type)
+
+
+def checkpoint_model(pretrained: str | None) -> tuple[str, int] | None:
+    """(arch, image_size) when `pretrained` is a ResNeXt Studio checkpoint, else None (ImageNet, a bare state dict,
+    a file that is not there or not a checkpoint)."""
+    if not pretrained or pretrained == "imagenet":
+        return None
+    path = Path(pretrained).expanduser()
+    try:
+        return _checkpoint_model(str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _checkpoint_model(path: str, _mtime_ns: int) -> tuple[str, int] | None:
+    try:  # memory-mapped: the weights themselves are not read
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not ours, or not a zip checkpoint: the caller's default applies
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict) or not isinstance(obj.get("arch"), str):
+        return None
+    try:
+        parse_arch(obj["arch"])
+    except ModelError:
+        return None
+    size = obj.get("image_size")
+    return obj["arch"], size if isinstance(size, int) and 8 <= size <= 1024 else 224
 
 
 def default_arch(device_type: str) -> str:

@@ -44,11 +44,18 @@ def _presets() -> list[dict]:
 
 
 def _summarise(
-    arch: str, device_type: str, num_classes: int, image_size: int, batch_size: int, amp: bool, weights: bool = False
+    arch: str,
+    device_type: str,
+    num_classes: int,
+    image_size: int,
+    batch_size: int,
+    amp: bool,
+    weights: str | None = None,
 ) -> dict:
+    """`weights`: None, "imagenet" or a weights file (a checkpoint of ours makes Auto its architecture)."""
     from core import models
 
-    name = models.auto_arch(device_type, "weights" if weights else None) if arch == AUTO else arch  # what trains
+    name = models.auto_arch(device_type, weights) if arch == AUTO else arch  # what trains
     spec = models.parse_arch(name)
     info = models.summary(spec.name, num_classes, image_size)
     memory = models.estimate_train_memory(
@@ -409,7 +416,7 @@ class ModelPanel(QGroupBox):
             int(c["image_size"]),
             int(c["batch_size"]),
             bool(c["amp"]),
-            self.pretrained_choice() != "none",
+            self.model_config().pretrained or ("file" if self.pretrained_choice() == "file" else None),
         )
         connect_worker(
             worker, self, result=self._on_summary, failed=self._on_summary_failed, finished=self._on_summary_finished

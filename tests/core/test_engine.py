@@ -792,3 +792,25 @@ def test_a_finished_run_given_more_epochs_trains_on_the_longer_schedule_from_its
     assert more.reason == "completed"
     assert more.history[2]["lr"] == pytest.approx(0.5 * cfg.train.lr) == seen[0]
     assert cfg.train.lr * 0.5 > more.history[3]["lr"] > 0
+
+
+def test_auto_starting_from_one_of_our_checkpoints_is_that_checkpoints_architecture(dataset, tmp_path):
+    """Fine-tuning a linear probe's best.pt (or any run's) without --arch picked ResNeXt-50, and then refused the
+    file: "layer layer1.0.conv1.weight has shape (64, 64, 3, 3) in the file but (128, 64, 1, 1)"."""
+    small = Trainer(config(dataset, epochs=1, batch_size=4), runs_dir=tmp_path).fit()
+    best = Path(small.run_dir) / "best.pt"
+    assert models.auto_arch("cpu", str(best)) == "resnext11_2x4d"
+    mine = RunConfig()
+    mine.model.pretrained = str(best)
+    assert resolve_defaults(mine, "cpu").data.image_size == 16  # the size it was trained at
+    plain = tmp_path / "plain.pth"
+    torch.save(checkpoint.load(best)["model"], plain)  # a bare state dict names no architecture
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    for other in (plain, junk, tmp_path / "missing.pth"):
+        assert models.auto_arch("cpu", str(other)) == "resnext50_32x4d"
+    cfg = config(dataset, epochs=1, batch_size=4, arch="auto")
+    cfg.model.pretrained, cfg.model.mode = str(best), "finetune"
+    tuned = Trainer(cfg, runs_dir=tmp_path).fit()
+    assert tuned.reason == "completed", tuned.message
+    assert checkpoint.load(Path(tuned.run_dir) / "best.pt")["arch"] == "resnext11_2x4d"

@@ -46,6 +46,21 @@ def test_auto_with_imagenet_weights_is_summarised_as_the_model_it_becomes(qtbot,
     assert panel.last_summary["arch"] == "resnext50_32x4d" and panel.problem() is None
 
 
+@pytest.mark.timeout(120)
+def test_auto_with_a_runs_checkpoint_is_summarised_as_that_runs_model(qtbot, panel, tmp_path):
+    import torch
+
+    ckpt = tmp_path / "best.pt"
+    torch.save({"arch": "resnext11_2x4d", "model": {"fc.bias": torch.zeros(4)}, "image_size": 32}, ckpt)
+    panel.set_context(device_type="cpu", num_classes=4, image_size=32, batch_size=16)
+    _choose(panel, panel.pretrained_combo, "file")
+    panel.weights_edit.setText(str(ckpt))
+    qtbot.waitUntil(lambda: (panel.last_summary or {}).get("arch") == "resnext11_2x4d", timeout=60000)
+    panel.weights_edit.setText(str(tmp_path / "other.pth"))  # not one of ours (not even there): ResNeXt-50
+    qtbot.waitUntil(lambda: (panel.last_summary or {}).get("arch") == "resnext50_32x4d", timeout=60000)
+    qtbot.waitUntil(lambda: panel._summary_worker is None and not panel._timer.isActive(), timeout=60000)
+
+
 def test_choosing_auto_again_brings_back_the_devices_image_size(qtbot, panel):
     """After trying a 224 px ImageNet preset, Auto on a CPU kept 224 px: the small net at 49 times its cost."""
     panel.auto_image_size = 32
