@@ -688,6 +688,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+CKPT_HELP = "a checkpoint (best.pt, last.pt) or a run folder (its best.pt)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
@@ -702,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     sp = sub.add_parser("gui", help="open the desktop app (same as no command)")
-    sp.add_argument("--data", metavar="DIR")
+    sp.add_argument("--data", metavar="DIR", help="open on this data folder")
 
     sp = add("scan", "check a folder of class sub-folders: counts, bad files, duplicates", cmd_scan)
     sp.add_argument("dir", metavar="DIR")
@@ -711,79 +714,92 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("summary", "parameters and multiply-adds of an architecture", cmd_summary)
     sp.add_argument("--arch", required=True, metavar="NAME", help="e.g. resnext50_32x4d, resnext29_8x64d")
-    sp.add_argument("--num-classes", type=int, default=1000, metavar="N")
-    sp.add_argument("--image-size", type=int, default=224, metavar="S")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--num-classes", type=int, default=1000, metavar="N", help="classifier outputs (default 1000)")
+    sp.add_argument("--image-size", type=int, default=224, metavar="S", help="input side in pixels (default 224)")
+    sp.add_argument("--json", action="store_true", help="print one JSON document")
 
     sp = add("train", "train a classifier on a folder of images", cmd_train)
     sp.add_argument("--data", metavar="DIR", help="folder of class sub-folders (or train/val/test folders)")
     sp.add_argument("--config", metavar="JSON", help="start from a saved config.json (flags override it)")
     sp.add_argument("--arch", metavar="NAME", help="architecture; default: chosen for the device")
-    sp.add_argument("--mode", choices=["scratch", "linear", "finetune"])
-    sp.add_argument("--pretrained", metavar="imagenet|PATH", help="start from ImageNet weights or a state-dict file")
+    sp.add_argument(
+        "--mode",
+        choices=["scratch", "linear", "finetune"],
+        help="scratch: random weights; linear: only the head, on cached backbone features; finetune: every layer",
+    )
+    sp.add_argument(
+        "--pretrained",
+        metavar="imagenet|PATH",
+        help="start from ImageNet weights, a state-dict file or a run's checkpoint (whose model Auto then is)",
+    )
     sp.add_argument("--freeze-backbone", action="store_true", help="train only the classifier head")
-    sp.add_argument("--epochs", type=int, metavar="N")
-    sp.add_argument("--batch-size", type=int, metavar="B")
-    sp.add_argument("--lr", type=float, metavar="LR")
-    sp.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
-    sp.add_argument("--weight-decay", type=float, metavar="WD")
-    sp.add_argument("--scheduler", choices=["cosine", "step", "plateau", "none"])
-    sp.add_argument("--warmup-epochs", type=float, metavar="E")
-    sp.add_argument("--label-smoothing", type=float, metavar="F")
-    sp.add_argument("--mixup", type=float, metavar="ALPHA")
-    sp.add_argument("--cutmix", type=float, metavar="ALPHA")
-    sp.add_argument("--grad-clip", type=float, metavar="NORM")
+    sp.add_argument("--epochs", type=int, metavar="N", help="passes over the training images")
+    sp.add_argument("--batch-size", type=int, metavar="B", help="images per step (the global batch under torchrun)")
+    sp.add_argument("--lr", type=float, metavar="LR", help="learning rate")
+    sp.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="optimizer (sgd: with momentum 0.9)")
+    sp.add_argument("--weight-decay", type=float, metavar="WD", help="weight decay (not on biases and norms)")
+    sp.add_argument("--scheduler", choices=["cosine", "step", "plateau", "none"], help="learning-rate schedule")
+    sp.add_argument("--warmup-epochs", type=float, metavar="E", help="linear warm-up of the cosine schedule")
+    sp.add_argument("--label-smoothing", type=float, metavar="F", help="label smoothing of the loss, 0-1")
+    sp.add_argument("--mixup", type=float, metavar="ALPHA", help="MixUp with Beta(ALPHA, ALPHA); 0: off")
+    sp.add_argument("--cutmix", type=float, metavar="ALPHA", help="CutMix with Beta(ALPHA, ALPHA); 0: off")
+    sp.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradient norm to NORM")
     sp.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
-    sp.add_argument("--early-stop-patience", type=int, metavar="N")
-    sp.add_argument("--image-size", type=int, metavar="S")
-    sp.add_argument("--val-split", type=float, metavar="F")
-    sp.add_argument("--test-split", type=float, metavar="F")
-    sp.add_argument("--augment", choices=["none", "light", "standard", "strong"])
-    sp.add_argument("--no-augment", action="store_true")
+    sp.add_argument("--early-stop-patience", type=int, metavar="N", help="stop after N epochs without improvement")
+    sp.add_argument("--image-size", type=int, metavar="S", help="training image side in pixels")
+    sp.add_argument("--val-split", type=float, metavar="F", help="share of each class for validation")
+    sp.add_argument("--test-split", type=float, metavar="F", help="share of each class for the final test")
+    sp.add_argument("--augment", choices=["none", "light", "standard", "strong"], help="training augmentation")
+    sp.add_argument("--no-augment", action="store_true", help="same as --augment none")
     sp.add_argument("--cache", choices=["auto", "memory", "stream"], help="decoded-image cache (default auto)")
     sp.add_argument("--num-workers", type=int, metavar="N", help="DataLoader workers when streaming")
-    sp.add_argument("--seed", type=int, metavar="N")
-    sp.add_argument("--device", metavar="auto|cpu|cuda|mps")
+    sp.add_argument("--seed", type=int, metavar="N", help="seed of the split, the weights and the augmentation")
+    sp.add_argument("--device", metavar="auto|cpu|cuda|mps", help="default auto: CUDA if present, else the CPU")
     sp.add_argument("--no-amp", action="store_true", help="train in fp32 on CUDA")
-    sp.add_argument("--channels-last", choices=["auto", "on", "off"])
+    sp.add_argument(
+        "--channels-last", choices=["auto", "on", "off"], help="memory format (auto: where measured faster)"
+    )
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
     sp.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm under torchrun")
     sp.add_argument("--runs-dir", metavar="DIR", help="where run folders go (env RESNEXT_STUDIO_RUNS)")
     sp.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run")
-    sp.add_argument("--json", action="store_true")
-    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print one JSON document (the result) on stdout")
+    sp.add_argument("--quiet", action="store_true", help="no progress on stderr (warnings and failures still)")
 
     sp = add("evaluate", "accuracy, confusion matrix and per-class scores of a checkpoint", cmd_evaluate)
-    sp.add_argument("--checkpoint", required=True, metavar="CKPT")
+    sp.add_argument("--checkpoint", required=True, metavar="CKPT", help=CKPT_HELP)
     sp.add_argument("--data", metavar="DIR", help="default: the data folder the model was trained on")
     sp.add_argument(
         "--split",
         choices=["val", "test", "all"],
-        help="default: val on the model's own data folder (the images it never trained on), all on another folder",
+        help=(
+            "default: on the model's own data folder the images it never trained on (test if the run kept a test "
+            "split, else val); all on another folder"
+        ),
     )
-    sp.add_argument("--device", default="auto")
-    sp.add_argument("--json", action="store_true")
-    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    sp.add_argument("--json", action="store_true", help="print one JSON document")
+    sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     sp = add("predict", "classify images (files or folders)", cmd_predict)
-    sp.add_argument("--checkpoint", required=True, metavar="CKPT")
+    sp.add_argument("--checkpoint", required=True, metavar="CKPT", help=CKPT_HELP)
     sp.add_argument("paths", nargs="+", metavar="PATH")
-    sp.add_argument("--top-k", type=int, default=3, metavar="K")
+    sp.add_argument("--top-k", type=int, default=3, metavar="K", help="classes listed per image (default 3)")
     sp.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
     sp.add_argument("--cam", metavar="DIR", help="write Grad-CAM overlays into DIR")
-    sp.add_argument("--device", default="auto")
-    sp.add_argument("--json", action="store_true")
-    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    sp.add_argument("--json", action="store_true", help="print one JSON document")
+    sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     sp = add("export", "export a checkpoint to ONNX or TorchScript (checked against PyTorch)", cmd_export)
-    sp.add_argument("--checkpoint", required=True, metavar="CKPT")
-    sp.add_argument("--format", required=True, choices=["onnx", "torchscript"])
-    sp.add_argument("--out", required=True, metavar="FILE")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--checkpoint", required=True, metavar="CKPT", help=CKPT_HELP)
+    sp.add_argument("--format", required=True, choices=["onnx", "torchscript"], help="file format")
+    sp.add_argument("--out", required=True, metavar="FILE", help="the exported file (never an input)")
+    sp.add_argument("--json", action="store_true", help="print one JSON document")
 
     sp = add("runs", "list past training runs", cmd_runs)
-    sp.add_argument("--runs-dir", metavar="DIR")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--runs-dir", metavar="DIR", help="where run folders are (env RESNEXT_STUDIO_RUNS)")
+    sp.add_argument("--json", action="store_true", help="print one JSON document")
     return p
 
 

@@ -73,7 +73,7 @@ def _without_qt_options(argv: list[str]) -> list[str]:
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="main.py gui", description="Open the ResNeXt Studio window.")
+    p = argparse.ArgumentParser(prog="resnext-studio gui", description="Open the ResNeXt Studio window.")
     p.add_argument("--data", metavar="DIR", help="data set folder to open")
     p.add_argument("folder", nargs="?", metavar="DIR", help="the same as --data DIR")
     args, rest = p.parse_known_args(_without_qt_options(argv))

@@ -143,3 +143,16 @@ def test_main_py_entry_point_runs_headless_commands():
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["params"] == 11_689_512
+
+
+def test_every_flag_of_every_command_says_what_it_does():
+    from core.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._subparsers._group_actions]
+    silent = {
+        name: [a.option_strings[0] for a in sub._actions if a.option_strings and not a.help]
+        for name, sub in commands.choices.items()
+    }
+    assert set(silent) >= {"gui", "scan", "summary", "train", "evaluate", "predict", "export", "runs"}
+    assert all(not flags for flags in silent.values()), silent
