@@ -200,14 +200,16 @@ def _make_printer():
 
         def on_batch_end(self, p) -> None:
             if self.bar:
-                self.bar(p.step, p.steps, f"loss {p.loss:.4f}  {p.images_per_s:,.0f} img/s  ETA {_fmt_time(p.eta_s)}")
+                self.bar(
+                    p.step, p.steps, f"loss {_loss(p.loss)}  {p.images_per_s:,.0f} img/s  ETA {_fmt_time(p.eta_s)}"
+                )
 
         def on_epoch_end(self, m) -> None:
             if self.bar:
                 self.bar.close()
-            val = "" if m.val_loss is None else f"  val loss {m.val_loss:.4f}  val acc {m.val_acc:.2%}"
+            val = "" if m.val_loss is None else f"  val loss {_loss(m.val_loss)}  val acc {m.val_acc:.2%}"
             _err(
-                f"epoch {m.epoch}/{self.epochs}: train loss {m.train_loss:.4f}  acc {m.train_acc:.2%}{val}  "
+                f"epoch {m.epoch}/{self.epochs}: train loss {_loss(m.train_loss)}  acc {m.train_acc:.2%}{val}  "
                 f"lr {m.lr:.2e}  {m.seconds:.1f}s"
             )
 
@@ -222,6 +224,11 @@ def _make_printer():
 
 
 # ---------------------------------------------------------------- train / evaluate / runs
+
+
+def _loss(value: float) -> str:
+    """0.6931, or 5.66e+32 for a loss that is running away (not a 33-digit number)."""
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3g}"
 
 
 def _check_device(name: str | None) -> None:

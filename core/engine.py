@@ -1168,9 +1168,10 @@ class Trainer:
     def _fail_nonfinite(self, nan: bool, epoch: int, step: int | None = None) -> None:
         lr = self.config.train.lr
         where = f"at epoch {epoch} step {step}" if step is not None else f"in the validation after epoch {epoch}"
+        lower = lr / 10 if lr <= 0.1 else 0.01  # (a tenth of a typo like 1e6 is no advice)
         raise _Failed(
-            f"loss became {'NaN' if nan else 'infinite'} {where}; try a lower learning rate (lr is {lr:g}, e.g. "
-            f"--lr {lr / 10:g})"
+            f"loss became {'NaN' if nan else 'infinite'} {where}; try a lower learning rate (it is {lr:g}; "
+            f"e.g. {lower:g})"
         )
 
     # -- distributed (WORLD_SIZE > 1): every rank runs the same number of steps and decides together

@@ -201,7 +201,7 @@ class ProbabilityBars(QWidget):
         bfm = QFontMetrics(bold)
         widest = max((bfm.horizontalAdvance(n) for n, _ in self._items), default=60)
         name_w = min(widest + 16, self.width() // 2)
-        pct_w = fm.horizontalAdvance("100.0 %") + 8
+        pct_w = fm.horizontalAdvance("100.0%") + 8
         bar_w = max(20, self.width() - name_w - pct_w - 4)
         text_color = self.palette().color(QPalette.ColorRole.WindowText)
         track = self.palette().color(QPalette.ColorRole.Mid)
@@ -226,7 +226,7 @@ class ProbabilityBars(QWidget):
             p.drawText(
                 QRectF(name_w + bar_w + 4, y, pct_w, h),
                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                f"{prob * 100:.1f} %",
+                f"{prob * 100:.1f}%",
             )
         p.end()
 

@@ -49,6 +49,11 @@ from gui.widgets import Banner, ElidedLabel, ask, dialog_dir, remember_dir
 from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_running, start_worker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
+_RESULT_WHILE = {  # the Result box until the run ends
+    RUNNING: "Training…",
+    PAUSED: "Paused. Resume goes on from the next batch; Stop keeps last.pt.",
+    STOPPING: "Stopping after the current batch…",
+}
 
 
 def _int(value: Any, default: int) -> int:
@@ -468,6 +473,8 @@ class TrainTab(QWidget):
             }[state]
         )
         self.state_label.setProperty("state", state)
+        if state in _RESULT_WHILE and self.result_label.text() in _RESULT_WHILE.values():  # no result shown yet
+            self.result_label.setText(_RESULT_WHILE[state])
         self.state_label.style().unpolish(self.state_label)
         self.state_label.style().polish(self.state_label)
         self.state_changed.emit(state)
@@ -743,7 +750,7 @@ class TrainTab(QWidget):
         self.batch_bar.setValue(0)
         self.speed_label.setText("– images/s")
         self.eta_label.setText("ETA –")
-        self.result_label.setText("Training…")
+        self.result_label.setText(_RESULT_WHILE[RUNNING])
         self.log_line(f"Resuming {resume}" if resume else "Starting a new run")
         self.save_settings()
         if resume is None and index is not None and self.use_all_gpus():
@@ -1180,9 +1187,9 @@ class TrainTab(QWidget):
     def _on_epoch_end(self, m: Any) -> None:
         self.charts.add_metrics(m)
         self.epoch_bar.setValue(m.epoch)
-        val = f" · val loss {m.val_loss:.4f}, acc {100 * m.val_acc:.1f} %" if m.val_acc is not None else ""
+        val = f" · val loss {m.val_loss:.4f}, acc {100 * m.val_acc:.1f}%" if m.val_acc is not None else ""
         self.log_line(
-            f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, acc {100 * m.train_acc:.1f} %{val} · "
+            f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, acc {100 * m.train_acc:.1f}%{val} · "
             f"lr {m.lr:.2e} · {m.seconds:.1f} s"
         )
 
@@ -1223,7 +1230,7 @@ class TrainTab(QWidget):
             best_row = next((r for r in result.history if r.get("epoch") == result.best_epoch), {})
             acc = best_row.get("val_acc")
             metric = (
-                f"validation accuracy {100 * acc:.1f} %"
+                f"validation accuracy {100 * acc:.1f}%"
                 if acc is not None
                 else f"train loss {best_row.get('train_loss', float('nan')):.4f}"
             )
@@ -1233,7 +1240,7 @@ class TrainTab(QWidget):
             lines.append(f"Best epoch <b>{result.best_epoch}</b>: {metric}")
         if ev_acc is not None and not merged:
             split = {"val": "Validation", "test": "Test"}.get(ev.get("split"), "Held-out")
-            lines.append(f"{split} accuracy of best.pt: {100 * ev_acc:.1f} % ({ev.get('num_samples')} images)")
+            lines.append(f"{split} accuracy of best.pt: {100 * ev_acc:.1f}% ({ev.get('num_samples')} images)")
         if self.run_dir:
             lines.append(f"Run folder: {html.escape(Path(self.run_dir).name)}")
         self.result_label.setText("<br>".join(lines))

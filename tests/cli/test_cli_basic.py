@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,9 @@ def test_every_flag_of_every_command_says_what_it_does():
     }
     assert set(silent) >= {"gui", "scan", "summary", "train", "evaluate", "predict", "export", "runs"}
     assert all(not flags for flags in silent.values()), silent
+
+
+def test_a_runaway_loss_prints_in_a_few_digits():
+    from core.cli import _loss
+
+    assert _loss(0.69314718) == "0.6931" and _loss(5.661287553891336e32) == "5.66e+32" and _loss(math.inf) == "inf"

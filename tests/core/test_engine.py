@@ -814,3 +814,8 @@ def test_auto_starting_from_one_of_our_checkpoints_is_that_checkpoints_architect
     tuned = Trainer(cfg, runs_dir=tmp_path).fit()
     assert tuned.reason == "completed", tuned.message
     assert checkpoint.load(Path(tuned.run_dir) / "best.pt")["arch"] == "resnext11_2x4d"
+
+
+def test_a_learning_rate_typo_that_blows_up_gets_sensible_advice(dataset, tmp_path):
+    result = Trainer(config(dataset, epochs=2, batch_size=4, lr=1e6), runs_dir=tmp_path).fit()
+    assert result.reason == "failed" and "try a lower learning rate (it is 1e+06; e.g. 0.01)" in result.message

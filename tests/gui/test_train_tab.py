@@ -71,7 +71,7 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
         best_acc = next(r["val_acc"] for r in result.history if r["epoch"] == result.best_epoch)
         n_val = result.evaluation["num_samples"]
         # best.pt re-evaluated on the validation split gives the best epoch's number: shown once, with its size
-        assert f"validation accuracy {100 * best_acc:.1f} % ({n_val} images)" in tab.result_label.text()
+        assert f"validation accuracy {100 * best_acc:.1f}% ({n_val} images)" in tab.result_label.text()
         assert "accuracy of best.pt" not in tab.result_label.text()
         with qtbot.waitSignal(tab.predict_requested) as pred:
             tab.predict_button.click()
@@ -98,6 +98,7 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         tab.pause_button.click()
         assert tab.state == PAUSED and tab.resume_button.isEnabled() and not tab.pause_button.isEnabled()
         assert tab.eta_label.text() == "ETA – (paused)"  # no frozen estimate while paused
+        assert tab.result_label.text().startswith("Paused.")  # not "Training…" while nothing trains
         from core.engine import BatchProgress
 
         tab._on_batch(BatchProgress(1, 3, 9, 1.0, 50.0, 12.0))  # the batch in flight reports after Pause
@@ -106,7 +107,7 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         panel.size_spin.setValue(size * 2)  # the next run's setting: the running run's summary stays
         assert tab.model_panel._context["image_size"] == size
         tab.resume_button.click()
-        assert tab.state == RUNNING and tab.pause_button.isEnabled()
+        assert tab.state == RUNNING and tab.pause_button.isEnabled() and tab.result_label.text() == "Training…"
         with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
             tab.stop_button.click()
         assert done.args[0].reason == "stopped"
