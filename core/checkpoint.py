@@ -33,13 +33,16 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
     try:
         with runs.atomic_file(path, "wb") as f:
             torch.save(payload, f)
-    except RuntimeError as e:  # torch's writer reports a short write ("unexpected pos …"), not the OS's reason
+    except (RuntimeError, OSError) as e:  # torch's writer reports a short write ("unexpected pos …"), not why
+        if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise  # (atomic_file names the file)
         free = shutil.disk_usage(path.parent).free
-        full = free < 256 * 2**20
+        full = isinstance(e, OSError) or free < 256 * 2**20
         why = "no space left on device" if full else str(e).strip().splitlines()[0]
+        kept = "the file it replaces is kept" if path.exists() else "no file was written"
         raise OSError(
             errno.ENOSPC if full else errno.EIO,
-            f"could not write it: {why} ({free / 2**20:.0f} MB free; the file it replaces is kept)",
+            f"could not write it: {why} ({free / 2**20:.0f} MB free; {kept})",
             str(path),
         ) from None
     _fsync_dir(path.parent)

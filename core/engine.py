@@ -410,14 +410,19 @@ def _lock_run(run_dir: Path) -> runs.RunLock:
 
 
 def _mode_of(config: RunConfig | None, resume: str | Path | None) -> str:
-    """The training mode of a new run (its config) or of a run being resumed (its config.json)."""
+    """The training mode of a new run (its config) or of a run being resumed (its config.json, else its last.pt:
+    a damaged config.json resumed a linear run as a scratch one, slower and not exactly)."""
     if config is not None and not resume:
         return config.model.mode
     try:
         stored = json.loads((Path(resume) / "config.json").read_text(encoding="utf-8"))
-        return str(stored.get("model", {}).get("mode", "scratch"))
-    except (OSError, ValueError, TypeError):
-        return "scratch"
+        return str(stored["model"]["mode"])
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    try:
+        return str(checkpoint.load(Path(resume) / "last.pt")["config"]["model"]["mode"])
+    except (OSError, ValueError, TypeError, KeyError):  # (CheckpointError is a ValueError)
+        return "scratch"  # Trainer.__init__ then says what is wrong with last.pt
 
 
 class _BatchLog(Callback):
@@ -519,10 +524,14 @@ class Trainer:
         pretrained = self.config.model.pretrained
         if pretrained not in (None, "imagenet") and not self._resume_ckpt:
             models.read_state_dict(pretrained)  # ModelError naming the file when it is not a weights file
-        if self.runs_dir is not None and not self._resume_ckpt and self.is_main:
-            blocked = next((p for p in (self.runs_dir, *self.runs_dir.parents) if p.exists() and not p.is_dir()), None)
+        if not self._resume_ckpt and self.is_main:
+            root = self.runs_dir if self.runs_dir is not None else runs.default_runs_dir()
+            blocked = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
             if blocked is not None:  # (made only when the run starts: nothing is created for a run that cannot)
-                raise ConfigError(f"runs_dir={str(self.runs_dir)!r}: {blocked} is a file, not a folder")
+                raise ConfigError(f"runs_dir={str(root)!r}: {blocked} is a file, not a folder")
+            there = next((p for p in (root, *root.parents) if p.exists()), None)
+            if there is not None and not os.access(there, os.W_OK | os.X_OK):  # read-only file system, no permission
+                raise ConfigError(f"runs_dir={str(root)!r}: cannot create a run folder in {there} (not writable)")
         if self.index is None:
             if not self.config.data.root:
                 raise ConfigError("data.root: no data folder given")
@@ -559,6 +568,7 @@ class Trainer:
         self._looping = False  # in the epoch loop (a stop now saves last.pt)
         if self._resume_ckpt and not self.dist.enabled:  # last in __init__: nothing below can fail and keep it
             self._lock = _lock_run(self.resume_dir)
+            runs.remove_stale_temp_files(self.resume_dir)  # a killed run's half-written checkpoints (ours now)
 
     # -- events
     def _emit(self, hook: str, *args: Any) -> None:
@@ -689,6 +699,9 @@ class Trainer:
             with contextlib.suppress(OSError):
                 self._lock.acquire()
         if self.is_main:
+            if self._resume_ckpt:  # an earlier failure's traceback does not belong to this attempt
+                with contextlib.suppress(OSError):
+                    (self.run_dir / "error.txt").unlink(missing_ok=True)
             self._write_config()
             runs.write_status(
                 self.run_dir,

@@ -92,6 +92,9 @@ def share_like_a_new_file(path: str | Path) -> None:
     os.chmod(path, 0o666 & ~_UMASK)
 
 
+TEMP_SUFFIX = ".tmp"  # atomic writes go through ".<name>.<random>.tmp" in the same folder
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -> Iterator[IO[Any]]:
     """Write `path` through a temp file in the same folder, flushed and fsynced, then `os.replace`.
@@ -99,7 +102,10 @@ def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -
     Readers never see half a file; if anything fails the temp file is removed and the previous file stays.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8", newline=newline) as f:
             yield f
@@ -107,10 +113,25 @@ def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -
             os.fsync(f.fileno())
         share_like_a_new_file(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename in (None, tmp):  # name the file meant, not its temp file
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
         raise
+
+
+def remove_stale_temp_files(folder: str | Path) -> int:
+    """Delete the temp files of atomic writes a killed process left in `folder` (`.last.pt.x1y2z3.tmp`, up to a
+    full checkpoint each); returns how many. Only for a folder no other process is writing (a locked run)."""
+    n = 0
+    with contextlib.suppress(OSError):
+        for p in Path(folder).iterdir():
+            if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX) and p.is_file():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    n += 1
+    return n
 
 
 def json_safe(obj: Any) -> Any:
@@ -221,6 +242,15 @@ def read_batches(run_dir: str | Path) -> list[tuple[int, int, int, float]]:
     return rows
 
 
+def _count(value: Any) -> int | None:
+    """A whole number from a (perhaps hand-edited) JSON value: 5, 5.0, "5"; None otherwise."""
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(n) if math.isfinite(n) and n == int(n) and n >= 0 else None
+
+
 def _num(text: str) -> int | float | None:
     if text in ("", None):
         return None
@@ -240,7 +270,7 @@ def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
     try:
         with open(path, encoding="utf-8", newline="") as f:
             return [{k: _num(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
-    except (OSError, csv.Error):
+    except (OSError, ValueError, csv.Error):  # ValueError: UnicodeDecodeError (a damaged file)
         return []
 
 
@@ -265,9 +295,16 @@ def draw_curves(history: list[dict[str, Any]], out_png: str | Path) -> None:
             ax.legend()
     fig.tight_layout()
     out_png = Path(out_png)
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, out_png)
+    tmp = out_png.with_name(f".{out_png.name}{TEMP_SUFFIX}")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, out_png)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename in (None, str(tmp)):
+            raise OSError(e.errno, e.strerror or str(e), str(out_png)) from None
+        raise
 
 
 def pid_alive(pid: int) -> bool:
@@ -450,7 +487,7 @@ class RunStore:
             arch=str(model.get("arch") or status.get("arch") or "?"),
             dataset=str(dataset.get("name") or Path(str(data.get("root") or "?")).name),
             epochs_done=len(history),
-            epochs_planned=train.get("epochs"),
+            epochs_planned=_count(train.get("epochs")),
             best_val_acc=best_acc,
             best_epoch=best_epoch,
             status=effective_status(status) if status else "interrupted",

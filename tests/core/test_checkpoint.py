@@ -94,6 +94,23 @@ def test_interrupted_save_keeps_previous_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
 
 
+def test_a_full_disk_names_the_checkpoint_and_says_nothing_was_written_when_there_was_no_file(tmp_path, monkeypatch):
+    """On a full file system the close itself fails with a bare ENOSPC (no file name, or the temp file's)."""
+    import errno
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    path = tmp_path / "last.pt"
+    monkeypatch.setattr(os, "fsync", full)
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: shutil_usage(free=0))
+    with pytest.raises(OSError) as e:
+        checkpoint.save(path, _payload(1.0))
+    assert e.value.filename == str(path) and e.value.errno == errno.ENOSPC
+    assert e.value.strerror == "could not write it: no space left on device (0 MB free; no file was written)"
+    assert list(tmp_path.iterdir()) == []  # no temp file left either
+
+
 def shutil_usage(free: int):
     import shutil
 

@@ -819,3 +819,23 @@ def test_auto_starting_from_one_of_our_checkpoints_is_that_checkpoints_architect
 def test_a_learning_rate_typo_that_blows_up_gets_sensible_advice(dataset, tmp_path):
     result = Trainer(config(dataset, epochs=2, batch_size=4, lr=1e6), runs_dir=tmp_path).fit()
     assert result.reason == "failed" and "try a lower learning rate (it is 1e+06; e.g. 0.01)" in result.message
+
+
+def test_a_resume_clears_what_a_killed_or_failed_attempt_left(dataset, tmp_path):
+    """kill -9 during a checkpoint write leaves its temp file (a full checkpoint's size); an earlier failure's
+    error.txt does not describe the resumed run."""
+    first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
+    run = Path(first.run_dir)
+    (run / ".last.pt.pou344hq.tmp").write_bytes(b"x" * 1000)
+    (run / "error.txt").write_text("Traceback …")
+    assert Trainer(None, resume=run).fit().reason == "completed"
+    assert not (run / ".last.pt.pou344hq.tmp").exists() and not (run / "error.txt").exists()
+
+
+def test_a_runs_folder_that_cannot_be_written_is_an_input_error_before_anything_starts(dataset, tmp_path, monkeypatch):
+    """A read-only file system ended the run as "failed" (exit 1) once training was set up; it is refused up front."""
+    real = os.access
+    monkeypatch.setattr(engine.os, "access", lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
+    with pytest.raises(ConfigError, match=f"cannot create a run folder in {tmp_path} \\(not writable\\)"):
+        Trainer(config(dataset), runs_dir=tmp_path / "runs")
+    assert list(tmp_path.iterdir()) == []

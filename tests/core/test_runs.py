@@ -175,3 +175,40 @@ def test_the_best_epoch_shown_is_the_one_in_best_pt(tmp_path):
     assert (info.best_epoch, info.best_val_acc) == (3, 0.8)
     runs.write_status(run, "completed", best_epoch=None)  # status without it (older runs): the highest accuracy
     assert (store.info(run).best_epoch, store.info(run).best_val_acc) == (2, 0.8)
+
+
+def test_atomic_writes_name_the_file_meant_and_stale_temp_files_go(tmp_path, monkeypatch):
+    import errno
+
+    target = tmp_path / "status.json"
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        runs.write_json_atomic(target, {"status": "running"})
+    assert e.value.filename == str(target)  # not ".status.json.k3j4h5.tmp"
+    monkeypatch.undo()
+    (tmp_path / ".last.pt.pou344hq.tmp").write_bytes(b"x" * 100)  # what a kill -9 mid-write leaves
+    (tmp_path / ".curves.png.tmp").write_bytes(b"x")
+    keep = [tmp_path / "last.pt", tmp_path / ".lock", tmp_path / "notes.tmp"]
+    for p in keep:
+        p.write_bytes(b"")
+    assert runs.remove_stale_temp_files(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in keep)
+
+
+def test_a_history_with_bytes_that_are_not_utf8_hides_no_run(tmp_path):
+    store = RunStore(tmp_path)
+    run = _fake_run(store, "resnet18", {"status": "completed", "started": 1})
+    (run / "history.csv").write_bytes(b"epoch,train_loss\n1,\xff\n")
+    assert [i.path for i in store.list()] == [run] and store.info(run).epochs_done == 0
+
+
+def test_a_hand_edited_epoch_count_is_read_as_a_number_or_not_at_all(tmp_path):
+    store = RunStore(tmp_path)
+    run = _fake_run(store, "resnet18", {"status": "completed", "started": 1})
+    for written, read in (("4", 4), (4.0, 4), ("four", None), (-1, None), (2.5, None), (None, None)):
+        (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}, "train": {"epochs": written}}))
+        assert store.info(run).epochs_planned == read

@@ -202,6 +202,11 @@ def test_linear_resume_continues_from_cache(dataset, weights, tmp_path):
         r2 = t.fit()
     assert r2.reason == "completed" and count.images == 0
     assert [h["epoch"] for h in r2.history] == [1, 2, 3, 4]
+    # a damaged config.json: the mode comes from last.pt (it resumed as a scratch run: slower, not exactly)
+    (Path(r.run_dir) / "config.json").write_text('{"model": {"arch": "resn')
+    assert isinstance(Trainer(config(dataset, weights, epochs=5), resume=r.run_dir), transfer.LinearTrainer)
+    (Path(r.run_dir) / "config.json").unlink()
+    assert isinstance(Trainer(None, resume=r.run_dir), transfer.LinearTrainer)
 
 
 def test_wrong_shape_weights_are_rejected_naming_the_layer(dataset, tmp_path):
