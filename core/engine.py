@@ -377,10 +377,11 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
 
 
-def _refuse_a_running_run(run_dir: Path) -> None:
+def _refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
     """Two processes writing one run folder interleave history.csv and overwrite each other's checkpoints: a run
-    whose status.json names a live process on this machine is not resumed (a second one is refused too)."""
-    if distributed.env_world_size() > 1:  # torchrun's ranks resume together; the launcher checked
+    whose status.json names a live process on this machine is not resumed (a second one is refused too).
+    Under torchrun only rank 0 asks, once the ranks can tell each other (Trainer._lock_for_resume)."""
+    if distributed.env_world_size() > 1 and not under_torchrun:
         return
     try:
         status = json.loads((run_dir / "status.json").read_text(encoding="utf-8"))
@@ -566,8 +567,29 @@ class Trainer:
         self._partial: dict[str, Any] | None = None  # a stopped epoch to go on with (from last.pt)
         self._lock: runs.RunLock | None = None
         self._looping = False  # in the epoch loop (a stop now saves last.pt)
-        if self._resume_ckpt and not self.dist.enabled:  # last in __init__: nothing below can fail and keep it
-            self._lock = _lock_run(self.resume_dir)
+        if self._resume_ckpt:  # last in __init__: nothing below can fail and keep the lock
+            self._lock_for_resume()
+
+    def _lock_for_resume(self) -> None:
+        """Take the run folder's lock (ConfigError when another process trains it). Under torchrun rank 0 checks
+        and locks, and every rank learns its answer: a torchrun resume of a live run wrote its epochs twice."""
+        refusal = ""
+        if self.is_main:
+            try:
+                if self.dist.enabled:
+                    _refuse_a_running_run(self.resume_dir, under_torchrun=True)
+                self._lock = _lock_run(self.resume_dir)
+            except ConfigError as e:
+                refusal = str(e)
+        if self.dist.enabled:
+            refusal = distributed.broadcast_object(refusal)
+        if refusal:
+            if self._lock is not None:
+                self._lock.release()
+            if self.dist.enabled and self.dist.initialized_here:
+                distributed.cleanup()
+            raise ConfigError(refusal)
+        if self.is_main:
             runs.remove_stale_temp_files(self.resume_dir)  # a killed run's half-written checkpoints (ours now)
 
     # -- events

@@ -5,6 +5,7 @@ import inspect
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import torch
 
 from core import checkpoint, distributed, engine, models
 from core.config import ConfigError, RunConfig
+from core.runs import RunLock
 from tests.helpers import make_colour_set
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -480,3 +482,21 @@ def test_ddp_resume_inside_an_epoch_repeats_every_ranks_augmentation(dataset, tm
         assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-6), (x, y)
     worst = max((a["model"][k].float() - b["model"][k].float()).abs().max().item() for k in a["model"])
     assert worst < 1e-6, worst
+
+
+@pytest.mark.timeout(300)
+def test_a_torchrun_resume_of_a_run_training_elsewhere_is_refused_on_every_rank(straight, tmp_path):
+    """Rank 0 asks the run folder's lock and tells the others: a torchrun resume used to skip the check and both
+    jobs wrote epochs 4 and 5 into one history.csv."""
+    run = Path(shutil.copytree(only_run(straight[0]), tmp_path / "run"))
+    before = (run / "history.csv").read_text()
+    held = RunLock(run)
+    assert held.acquire()  # another process training this run (here: the test itself)
+    try:
+        proc = train_ddp(["--resume", str(run), "--epochs", "3"])
+    finally:
+        held.release()
+    assert proc.returncode != 0
+    # rank 0 and rank 1 each say so (torchrun may end rank 1 first, once rank 0 has exited), in one line
+    assert proc.stderr.count("this run is training right now") >= 1, proc.stderr[-3000:]
+    assert "ConfigError" not in proc.stderr and (run / "history.csv").read_text() == before
