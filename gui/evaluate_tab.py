@@ -9,10 +9,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QCursor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QButtonGroup,
     QCheckBox,
     QComboBox,
@@ -28,12 +29,14 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -45,6 +48,8 @@ from gui.worker import FunctionWorker, connect_worker, start_worker
 
 GALLERY_LIMIT = 500
 TILE = 96
+CM_CELL = 22  # px: the smallest confusion-matrix cell; it holds "100" and leaves room for a class name beside it
+CM_TEXT_MAX = 30  # classes: beyond this the cells carry no numbers (a colour scale, and tooltips, say them)
 PAGE_EMPTY, PAGE_NOT_EVALUATED, PAGE_RESULTS = range(3)
 
 
@@ -159,9 +164,55 @@ class _Metric(QFrame):
         self.setToolTip(tooltip)
 
 
-class ConfusionMatrixCanvas(QWidget):
-    """A confusion-matrix heat map: true classes down, predicted across, the number in every cell.
+def _shared_end(names: list[str], at_start: bool) -> str:
+    """The longest start (or end) of at least 4 characters that at least half of `names` (two at least) share."""
+    from collections import Counter
 
+    ends: Counter[str] = Counter()
+    for nm in names:
+        ends.update(nm[:k] if at_start else nm[-k:] for k in range(4, len(nm) - 2))
+    need = max(2, (len(names) + 1) // 2)
+    return max((e for e, c in ends.items() if c >= need), key=len, default="")
+
+
+def _short_names(names: list[str], limit: int) -> list[str]:
+    """Class names cut to `limit` characters for tick labels. What most of the long ones share at their start or
+    end ("…_with_extra_words") tells none apart, so that goes first (an ellipsis marks it); then the middle."""
+    long = [nm for nm in names if len(nm) > limit]
+    ends = _shared_end(long, True), _shared_end(long, False)
+    out = []
+    for nm in names:
+        if len(nm) <= limit:
+            out.append(nm)
+            continue
+        pre, core, suf = _without_shared(nm, *ends)
+        out.append(pre + _elide_middle(core, limit - len(pre) - len(suf)) + suf)
+    return out
+
+
+def _without_shared(name: str, prefix: str, suffix: str) -> tuple[str, str, str]:
+    """`name` as ("…" where `prefix` was, what is left, "…" where `suffix` was); at least 3 characters are left."""
+    pre = bool(prefix) and name.startswith(prefix)
+    start = len(prefix) if pre else 0
+    suf = bool(suffix) and name.endswith(suffix) and len(name) - len(suffix) - start >= 3
+    return "…" if pre else "", name[start : len(name) - len(suffix) if suf else len(name)], "…" if suf else ""
+
+
+def _elide_middle(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters in its middle: class names often differ at both ends ("15_a_long_…_15"),
+    which cutting only the end would lose."""
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail > 0 else "")
+
+
+class ConfusionMatrixCanvas(QWidget):
+    """A confusion-matrix heat map: true classes down, predicted across, the number in every cell with images.
+
+    Many classes stay readable: a cell never shrinks below CM_CELL px (the matrix scrolls instead), long class
+    names are cut in the middle, and pointing at a cell or a class name shows its numbers and the full names.
     A QWidget around a matplotlib canvas, so that matplotlib is imported only when the first one is made.
     """
 
@@ -172,17 +223,32 @@ class ConfusionMatrixCanvas(QWidget):
 
         self.figure = Figure(figsize=(5.5, 5), dpi=100, layout="constrained", facecolor="white")
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)  # fills the space it has; scrolls only below the canvas's minimum
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidget(self.canvas)
+        self.canvas.installEventFilter(self)  # matplotlib's canvas keeps wheel events: they scroll the matrix here
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.canvas)
+        lay.addWidget(self.scroll)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(320, 300)
         self.ax = self.figure.add_subplot(1, 1, 1)
         self._matrix: list[list[int]] = []
         self._names: list[str] = []
         self._normalized = False
+        self._ticks: list[int] = []  # the classes with a tick label, in order
         self.cell_texts: list[list[Any]] = []
+        self.numbers_fit = True  # False while the cells are too small for their numbers: then none is drawn
+        self.canvas.mpl_connect("draw_event", self._fit_cell_texts)
+        self.canvas.mpl_connect("motion_notify_event", self._on_hover)
         self._draw()
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:
+        if obj is self.canvas and event.type() == QEvent.Type.Wheel:
+            QApplication.sendEvent(self.scroll.viewport(), event)
+            return True
+        return super().eventFilter(obj, event)
 
     def set_matrix(self, matrix: list[list[int]], names: list[str], normalized: bool | None = None) -> None:
         self._matrix = [[int(v) for v in row] for row in matrix]
@@ -204,8 +270,11 @@ class ConfusionMatrixCanvas(QWidget):
         self.figure.clear()
         self.ax = self.figure.add_subplot(1, 1, 1)
         self.cell_texts = []
+        self._ticks = []
+        self.numbers_fit = True
         n = len(self._matrix)
         if n == 0:
+            self.canvas.setMinimumSize(0, 0)
             self.ax.text(
                 0.5, 0.5, "No evaluation yet", ha="center", va="center", color="#8a929c", transform=self.ax.transAxes
             )
@@ -221,45 +290,66 @@ class ConfusionMatrixCanvas(QWidget):
             shown = counts
             vmax = max(1.0, float(counts.max()))
         im = self.ax.imshow(shown, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")
-        if n > 30:  # too many cells to write numbers in: a colour scale says what the shades mean instead
+        with_numbers = n <= CM_TEXT_MAX
+        if not with_numbers:  # too many cells to write numbers in: a colour scale says what the shades mean instead
             cb = self.figure.colorbar(im, ax=self.ax, fraction=0.046, pad=0.03)
             cb.ax.tick_params(labelsize=8)
             if self._normalized:
                 cb.ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-        labels = [nm if len(nm) <= 18 else nm[:16] + "…" for nm in self._names]
-        fs = 9 if n <= 10 else 7 if n <= 20 else 5
+        # Cells of at least CM_CELL px, wider for numbers of 4 digits (fewer px for hundreds of classes, which have
+        # no numbers): below that the canvas stops shrinking and the scroll area around it scrolls
+        cell_fs = 10 if n <= 6 else 9 if n <= 10 else 8 if n <= 16 else 7
+        digits = 3 if self._normalized else len(str(int(counts.max())))
+        cell = (
+            max(CM_CELL, round(digits * 0.64 * cell_fs * 100 / 72) + 4) if with_numbers else max(2, min(14, 2000 // n))
+        )
+        step = max(1, -(-11 // cell))  # a tick label every `step` classes: at least 11 px apart
+        self._ticks = list(range(0, n, step))
+        limit = 18 if n <= 10 else 16
+        short = _short_names(self._names, limit)
+        labels = [short[i] for i in self._ticks]
+        fs = 9 if n <= 10 else 8 if n <= 20 else 7
+        label_px = max(len(s) for s in labels) * fs * 0.6 * 100 / 72
+        side = n * cell
+        self.canvas.setMinimumSize(
+            int(side + label_px + 60 + (70 if not with_numbers else 0)), int(side + label_px * 0.75 + 80)
+        )
         self.ax.set_xticks(
-            range(n),
+            self._ticks,
             labels,
             rotation=45 if n > 3 else 0,
             ha="right" if n > 3 else "center",
             fontsize=fs,
             rotation_mode="anchor",
         )
-        self.ax.set_yticks(range(n), labels, fontsize=fs)
+        self.ax.set_yticks(self._ticks, labels, fontsize=fs)
         self.ax.set_xlabel("Predicted class", fontsize=9)
         self.ax.set_ylabel("True class", fontsize=9)
         empty_rows = self._normalized and bool((sums == 0).any())
-        self.ax.set_title(
-            "Confusion matrix "
-            + (
-                "(counts)"
-                if not self._normalized
-                else "(rows with images sum to 100 %)"
-                if empty_rows
-                else "(each row sums to 100 %)"
-            ),
-            fontsize=10,
-        )
-        if n <= 30:
-            cell_fs = 10 if n <= 6 else 8 if n <= 12 else 6 if n <= 20 else 5
+        # Small matrices write "47%"; in the smaller cells of many classes "100%" would not fit: the unit goes
+        # to the title and the cells say "47"
+        percent_sign = n <= 8
+        if not self._normalized:
+            what = "(counts)"
+        elif percent_sign:
+            what = "(rows with images sum to 100 %)" if empty_rows else "(each row sums to 100 %)"
+        else:
+            what = "in % (rows with images sum to 100)" if empty_rows else "in % (each row sums to 100)"
+        # over a matrix wider than its pane the title stays in view where the scrolling starts, at the left
+        self.ax.set_title(f"Confusion matrix {what}", fontsize=10, loc="center" if n <= 12 else "left")
+        if with_numbers:
+            unit = "%" if percent_sign else ""
             for i in range(n):
                 row = []
                 for j in range(n):
-                    if not self._normalized:
+                    if self._normalized and sums[i, 0] == 0:  # no images of this class here: no row to share out
+                        text = "–"  # a dash, not a row of 0 %
+                    elif counts[i, j] == 0:
+                        text = ""  # an empty cell says "none" more quietly than a 0 in it
+                    elif not self._normalized:
                         text = str(int(counts[i, j]))
-                    else:  # a class without images here has no row to share out: a dash, not a row of 0 %
-                        text = f"{shown[i, j]:.0%}" if sums[i, 0] > 0 else "–"
+                    else:  # a few images that round to 0 % are still there
+                        text = ("<1" if shown[i, j] < 0.005 else f"{shown[i, j] * 100:.0f}") + unit
                     dark = shown[i, j] > vmax * 0.55
                     row.append(
                         self.ax.text(
@@ -269,9 +359,83 @@ class ConfusionMatrixCanvas(QWidget):
                 self.cell_texts.append(row)
         self.canvas.draw_idle()
 
+    def _fit_cell_texts(self, event: Any) -> None:
+        """After a draw: the cell numbers stay only if every one fits in its cell (all or none: a matrix with
+        some numbers missing would read as zeros there); pointing at a cell still tells its number."""
+        texts = [t for row in self.cell_texts for t in row if t.get_text()]
+        if not texts:
+            return
+        box = self.ax.get_window_extent(event.renderer)
+        n = len(self._matrix)
+        width, height = box.width / n - 2, box.height / n
+        fit = True
+        for t in texts:
+            w, h, _ = event.renderer.get_text_width_height_descent(t.get_text(), t.get_fontproperties(), ismath=False)
+            if w > width or h > height:
+                fit = False
+                break
+        if fit != self.numbers_fit:
+            self.numbers_fit = fit
+            for t in texts:
+                t.set_visible(fit)
+            self.canvas.draw_idle()
+
+    def _on_hover(self, event: Any) -> None:
+        text = self.tooltip_at(event.x, event.y)
+        self.canvas.setToolTip(text)
+        if QToolTip.isVisible():  # one already shown follows the pointer from cell to cell
+            if text:
+                QToolTip.showText(QCursor.pos(), text, self.canvas)
+            else:
+                QToolTip.hideText()
+
+    def tooltip_at(self, x: float, y: float) -> str:
+        """What pointing at (x, y), in the figure's display pixels, tells: a cell's numbers and classes, or the
+        full name of a class whose tick label is there; "" elsewhere."""
+        n = len(self._matrix)
+        if n == 0 or x is None or y is None:
+            return ""
+        if self.ax.get_window_extent().contains(x, y):
+            col, row = (int(round(v)) for v in self.ax.transData.inverted().transform((x, y)))
+            if 0 <= row < n and 0 <= col < n:
+                return self.cell_tooltip(row, col)
+            return ""
+        import math
+
+        renderer = self.canvas.get_renderer()
+        best: tuple[float, str] | None = None
+        for which, labels in (
+            ("True class", self.ax.get_yticklabels()),
+            ("Predicted class", self.ax.get_xticklabels()),
+        ):
+            for i, label in zip(self._ticks, labels, strict=False):
+                box = label.get_window_extent(renderer)
+                if not box.contains(x, y):
+                    continue
+                # rotated labels' boxes overlap: the one whose line of text passes nearest to the pointer
+                a = math.radians(label.get_rotation())
+                dx, dy = x - (box.x0 + box.x1) / 2, y - (box.y0 + box.y1) / 2
+                off = abs(-math.sin(a) * dx + math.cos(a) * dy)
+                if best is None or off < best[0]:
+                    best = (off, f"{which}: {self._names[i]}")
+        return best[1] if best else ""
+
+    def cell_tooltip(self, row: int, col: int) -> str:
+        """A cell's images, with the full names of its true and predicted classes."""
+        count = self._matrix[row][col]
+        total = sum(self._matrix[row])
+        share = (
+            f"{count} of its {count_noun(total, 'image')} ({count / total:.1%})" if total else "No images of this class"
+        )
+        return f"True class: {self._names[row]}\nPredicted: {self._names[col]}\n{share}"
+
     def texts(self) -> list[list[str]]:
-        """The numbers written in the cells, row by row."""
+        """The numbers written in the cells, row by row ("" for an empty cell)."""
         return [[t.get_text() for t in row] for row in self.cell_texts]
+
+    def tick_labels(self) -> list[str]:
+        """The class names under the matrix, as drawn (long ones shortened)."""
+        return [t.get_text() for t in self.ax.get_xticklabels()]
 
 
 class EvaluateTab(QWidget):
@@ -296,7 +460,9 @@ class EvaluateTab(QWidget):
         self._eval_queued = False  # "Evaluate now" pressed while a cancelled evaluation was still stopping
         self._folder_offered = ""  # the data folder last checked for being the model's own (_on_data_folder_chosen)
         self._held_out = "val"  # the split of the run's own images it never trained on
+        self._run_splits: dict[str, bool] = {}  # which splits of its own data folder the shown run has images in
         self._gallery_rows: list[dict[str, Any]] = []
+        self._name_ends = ("", "")  # what most long class names start and end with (left out of gallery captions)
         self._build()
 
     # ------------------------------------------------------------------ layout
@@ -325,7 +491,8 @@ class EvaluateTab(QWidget):
         split_box = QHBoxLayout()
         split_box.addWidget(QLabel("Split:"))
         self.split_combo = QComboBox()
-        self.split_combo.addItems(["val", "test", "all"])
+        for name in ("val", "test", "all"):
+            self.split_combo.addItem(name, name)  # the text may become "test (empty)": the data is the split
         self.split_combo.setToolTip("val / test: the held-out images of the run's split; all: every image")
         split_box.addWidget(self.split_combo)
         self.evaluate_button = QPushButton("Evaluate")
@@ -422,6 +589,7 @@ class EvaluateTab(QWidget):
         self.per_class_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.per_class_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.per_class_table.setAlternatingRowColors(True)
+        self.per_class_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long names differ at both ends
         self.per_class_table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.per_class_table.setSortingEnabled(True)
         h = self.per_class_table.horizontalHeader()
@@ -500,37 +668,54 @@ class EvaluateTab(QWidget):
         """Another folder than the model's own: its val/test split would be a random share of it, so "all" (once
         per folder chosen: a split the user picks afterwards stays)."""
         data, own = self.data_edit.text().strip(), self._data_root_from_checkpoint(self.ckpt_edit.text().strip())
+        same = _same_folder(data, own) if data and own else None
+        # The run's empty splits are empty in its own folder only: another folder may have test/ images
+        self._offer_splits(self._run_splits if same is not False else {})
         if data == self._folder_offered:
             return
         self._folder_offered = data
         if not (data and own):
             return
-        same = _same_folder(data, own)
-        if same is False and self.split_combo.currentText() != "all":
-            self.split_combo.setCurrentText("all")
+        if same is False and self.split() != "all":
+            self._select_split("all")
             self._set_status(
                 "Not the folder the model was trained on: every image in it will be evaluated "
                 '(the split is set to "all").'
             )
-        elif same and self.split_combo.currentText() == "all" and self._held_out != "all":
-            self.split_combo.setCurrentText(self._held_out)  # back on its own folder: its held-out images
+        elif same and (self.split() == "all" or not self._split_offered()) and self._held_out != "all":
+            self._select_split(self._held_out)  # back on its own folder: its held-out images
             self._set_status(
                 f'The folder the model was trained on: its {self._held_out} images are evaluated ("all" would '
                 "include the training images)."
             )
 
+    def split(self) -> str:
+        """The split chosen: val, test or all."""
+        return str(self.split_combo.currentData() or self.split_combo.currentText())
+
+    def _select_split(self, name: str) -> None:
+        i = self.split_combo.findData(name)
+        if i >= 0:
+            self.split_combo.setCurrentIndex(i)
+
+    def _split_offered(self) -> bool:
+        item = self.split_combo.model().item(self.split_combo.currentIndex())
+        return item is None or item.isEnabled()
+
     def _offer_splits(self, has: dict[str, bool]) -> None:
-        """Grey out the splits the run does not have (no test images: "test" would only fail)."""
+        """Mark the splits the run has no images in as empty and grey them out ("test" would only fail)."""
         model = self.split_combo.model()
         for i in range(self.split_combo.count()):
-            name = self.split_combo.itemText(i)
-            item = model.item(i)
-            item.setEnabled(has.get(name, True))
-            item.setToolTip("" if has.get(name, True) else f"This run kept no {name} images")
+            name = str(self.split_combo.itemData(i))
+            ok = has.get(name, True)
+            self.split_combo.setItemText(i, name if ok else f"{name} (empty)")
+            model.item(i).setEnabled(ok)
+            model.item(i).setToolTip("" if ok else f"This run kept no {name} images (its {name} share was 0 %)")
 
     def set_checkpoint(self, path: str, data_root: str = "") -> None:
         """Evaluate a checkpoint that is not (necessarily) a run: fill the fields, clear the run."""
         self._forget_running_evaluation(str(path))
+        self._run_splits = {}
         self._offer_splits({})
         self._run_dir = None
         self.ckpt_edit.setText(str(path))
@@ -565,9 +750,10 @@ class EvaluateTab(QWidget):
             "val": sizes.get("val_size", float(data.get("val_split") or 0)) > 0,
             "test": sizes.get("test_size", float(data.get("test_split") or 0)) > 0,
         }
+        self._run_splits = has
         self._offer_splits(has)
         self._held_out = "test" if has["test"] else "val" if has["val"] else "all"
-        self.split_combo.setCurrentText(self._held_out)
+        self._select_split(self._held_out)
         self.source_label.setText(f"Run: {run.name}")
         evaluation = self._read_json(run / "evaluation.json")
         self._set_status("")
@@ -575,7 +761,7 @@ class EvaluateTab(QWidget):
             self.evaluate_button.setText("Evaluate again")
             self.show_evaluation(evaluation, str(run / "best.pt"))
             if evaluation.get("split"):
-                self.split_combo.setCurrentText(str(evaluation["split"]))
+                self._select_split(str(evaluation["split"]))
             return
         self.evaluate_button.setText("Evaluate")
         self._evaluation = None
@@ -589,7 +775,7 @@ class EvaluateTab(QWidget):
             where = data.get("root") or "its data folder"
             self.not_evaluated_label.setText(
                 f"{run.name} has not been evaluated yet.\n\n"
-                f"Evaluate its best.pt on the {self.split_combo.currentText()} split of "
+                f"Evaluate its best.pt on the {self.split()} split of "
                 f"{where}?"
             )
             self.evaluate_now_button.setEnabled(True)
@@ -633,7 +819,10 @@ class EvaluateTab(QWidget):
             return
         save_to = None
         own_data = self._data_root_from_checkpoint(ckpt)
-        split = self.split_combo.currentText()
+        split = self.split()
+        if not self._split_offered():  # chosen before the folder was changed back, or set from code
+            self._set_status(f"This run kept no {split} images; choose another split.", error=True)
+            return
         if (
             self._run_dir
             and Path(ckpt) == Path(self._run_dir) / "best.pt"
@@ -668,10 +857,12 @@ class EvaluateTab(QWidget):
 
     @staticmethod
     def _data_root_from_checkpoint(ckpt: str) -> str:
+        from core.runs import trained_data_root
+
         run_cfg = Path(ckpt).parent / "config.json"
         try:
             cfg = json.loads(run_cfg.read_text(encoding="utf-8"))
-            return str(cfg.get("data", {}).get("root") or "")
+            return trained_data_root(run_cfg.parent, str(cfg.get("data", {}).get("root") or ""))
         except (OSError, ValueError, AttributeError):
             return ""
 
@@ -808,7 +999,9 @@ class EvaluateTab(QWidget):
             name = str(_row_value(r, "name", 0))
             prec, rec, f1 = (_row_value(r, k, p) for k, p in (("precision", 1), ("recall", 2), ("f1", 3)))
             support = _row_value(r, "support", 4)
-            t.setItem(i, 0, QTableWidgetItem(name))
+            item = QTableWidgetItem(name)
+            item.setToolTip(name)
+            t.setItem(i, 0, item)
             for c, v in ((1, prec), (2, rec), (3, f1)):
                 t.setItem(i, c, _NumItem("—" if v is None else f"{float(v):.3f}", None if v is None else float(v)))
             t.setItem(i, 4, _NumItem(str(support), support))
@@ -838,9 +1031,14 @@ class EvaluateTab(QWidget):
         self._cam_pending = None
         placeholder = QPixmap(TILE, TILE)
         placeholder.fill(Qt.GlobalColor.lightGray)
-        for e in self._gallery_rows:
-            item = QListWidgetItem(QIcon(placeholder), f"{e['true']} → {e['predicted']}\n({e['confidence']:.0%})")
-            item.setToolTip(f"{e['path']}\ntrue: {e['true']}\npredicted: {e['predicted']} ({e['confidence']:.1%})")
+        names = {n for e in self._gallery_rows for n in (e["true"], e["predicted"]) if len(n) > 20}
+        self._name_ends = _shared_end(sorted(names), True), _shared_end(sorted(names), False)
+        captions = [self._caption(e) for e in self._gallery_rows]
+        lines = max((c.count("\n") + 1 for c in captions), default=2)
+        self.gallery.setGridSize(QSize(TILE + 84, TILE + 12 + lines * self.gallery.fontMetrics().lineSpacing()))
+        for e, caption in zip(self._gallery_rows, captions, strict=True):
+            item = QListWidgetItem(QIcon(placeholder), caption)
+            item.setToolTip(f"{e['true']} → {e['predicted']} ({e['confidence']:.1%})\n{e['path']}")
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.gallery.addItem(item)
         more = f", {len(entries) - GALLERY_LIMIT} more not shown" if len(entries) > GALLERY_LIMIT else ""
@@ -856,6 +1054,26 @@ class EvaluateTab(QWidget):
         connect_worker(worker, self, finished=lambda w=worker: self._on_thumbs_finished(w))
         self._thumb_worker = worker
         start_worker(worker, self)
+
+    def _caption(self, e: dict[str, Any]) -> str:
+        """ "true → predicted" over "(confidence)" under a tile; names too long for it are cut in the middle (class
+        names often differ at both ends: "15_a_long_…_number_15"), each on its own line, after what most of the
+        long names share ("…_with_extra_words"). The tooltip has them whole."""
+        fm = self.gallery.fontMetrics()
+        width = self.gallery.gridSize().width() - 12
+        confidence = f"({e['confidence']:.0%})"
+        both = f"{e['true']} → {e['predicted']}"
+        if fm.horizontalAdvance(both) <= width:
+            return f"{both}\n{confidence}"
+
+        def cut(name: str, room: int) -> str:
+            if fm.horizontalAdvance(name) <= room:
+                return name
+            pre, core, suf = _without_shared(name, *self._name_ends)
+            room -= fm.horizontalAdvance(pre + suf)
+            return pre + fm.elidedText(core, Qt.TextElideMode.ElideMiddle, room) + suf
+
+        return f"{cut(e['true'], width)}\n→ {cut(e['predicted'], width - fm.horizontalAdvance('→ '))}\n{confidence}"
 
     def _drain_thumbs(self, *_: Any) -> None:
         while self._thumb_queue:

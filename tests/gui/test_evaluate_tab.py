@@ -57,6 +57,11 @@ def make_run(root: Path, data: Path, evaluation: dict | None) -> Path:
     return run
 
 
+def cells(matrix: list[list[int]]) -> list[list[str]]:
+    """The counts as the heat map writes them: empty cells stay blank."""
+    return [[str(v) if v else "" for v in row] for row in matrix]
+
+
 def wait_idle(qtbot, w, timeout: int = 90_000) -> None:
     def idle() -> bool:
         try:
@@ -108,7 +113,7 @@ def test_show_run_draws_evaluation_json(qtbot, tab, tmp_path):
     run = make_run(tmp_path / "runs", data, ev)
     tab.show_run(str(run))
     assert tab.stack.currentIndex() == PAGE_RESULTS
-    assert tab.cm_canvas.texts() == [[str(v) for v in row] for row in ev["confusion_matrix"]]
+    assert tab.cm_canvas.texts() == cells(ev["confusion_matrix"])
     ax = tab.cm_canvas.ax
     assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
     assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
@@ -122,7 +127,7 @@ def test_show_run_draws_evaluation_json(qtbot, tab, tmp_path):
     assert tab.cm_canvas.texts()[1] == ["25%", "62%", "12%"]
     assert tab.cm_canvas.ax.get_title() == "Confusion matrix (each row sums to 100 %)"
     tab.counts_radio.setChecked(True)
-    assert tab.cm_canvas.texts()[0] == ["3", "1", "0"]
+    assert tab.cm_canvas.texts()[0] == ["3", "1", ""]
     assert tab.cm_canvas.figure.axes == [tab.cm_canvas.ax]  # numbers in every cell: no colour bar beside them
     tab.cm_canvas.set_matrix([[2, 1, 0], [0, 0, 0], [0, 1, 3]], CLASSES, normalized=True)
     assert tab.cm_canvas.texts()[1] == ["–", "–", "–"]  # no dog images here: no row of 0 % under "sums to 100 %"
@@ -154,7 +159,7 @@ def test_evaluate_now_runs_in_a_worker_and_saves_the_json(qtbot, tab, tmp_path):
     assert tab.stack.currentIndex() == PAGE_RESULTS, tab.status_label.text()
     saved = json.loads((run / "evaluation.json").read_text())
     assert saved["num_samples"] == 3  # 25 % of 12 images, stratified
-    assert tab.cm_canvas.texts() == [[str(v) for v in row] for row in saved["confusion_matrix"]]
+    assert tab.cm_canvas.texts() == cells(saved["confusion_matrix"])
     assert "predictions" not in saved
 
     # show_run again now reads the saved file
@@ -252,16 +257,19 @@ def test_cancelling_before_any_image_keeps_what_was_shown(qtbot, tab, tmp_path):
     assert tab.status_label.text() == "Evaluation cancelled."
 
 
+def offered(tab) -> dict[str, bool]:
+    """The split chooser's items as shown: text -> whether it can be picked."""
+    combo = tab.split_combo
+    return {combo.itemText(i): combo.model().item(i).isEnabled() for i in range(combo.count())}
+
+
 def test_splits_the_run_does_not_have_are_not_offered(tab, tmp_path):
     data = make_dataset(tmp_path / "pets")
     run = make_run(tmp_path / "runs", data, None)  # val 25 %, test 0
     tab.show_run(str(run))
-    enabled = {
-        tab.split_combo.itemText(i): tab.split_combo.model().item(i).isEnabled() for i in range(tab.split_combo.count())
-    }
-    assert enabled == {"val": True, "test": False, "all": True} and tab.split_combo.currentText() == "val"
+    assert offered(tab) == {"val": True, "test (empty)": False, "all": True} and tab.split() == "val"
     tab.set_checkpoint(str(run / "best.pt"), str(data))  # a plain checkpoint: every split may be tried
-    assert all(tab.split_combo.model().item(i).isEnabled() for i in range(tab.split_combo.count()))
+    assert offered(tab) == {"val": True, "test": True, "all": True}
 
 
 @pytest.mark.timeout(180)
@@ -350,3 +358,174 @@ def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_
         "Left out, not classes of the model: owl (1 image)."
     )
     assert "truncated.jpg" in tab.status_label.toolTip()
+
+
+LONG = [f"{i:02d}_a_rather_long_class_name_for_category_number_{i}_with_extra_words" for i in range(28)] + [
+    "x",
+    "Ünïcödé café 日本語 class",
+]
+
+
+def many_classes_matrix() -> list[list[int]]:
+    """30 classes: two images each, mostly right, a few confused; one class confused all the time."""
+    n = len(LONG)
+    cm = [[0] * n for _ in range(n)]
+    for i in range(n):
+        cm[i][i] = 2
+    cm[3] = [0] * n
+    cm[3][17] = 2  # every image of class 3 taken for class 17: "100" in normalised mode
+    cm[15][15], cm[15][16] = 1, 1
+    return cm
+
+
+def draw_at(cm, width: int, height: int) -> None:
+    """Draw the heat map as a canvas of width x height px would (a hidden widget gets no resize events)."""
+    cm.figure.set_size_inches(width / cm.figure.dpi, height / cm.figure.dpi)
+    cm.canvas.draw()
+
+
+def test_a_confusion_matrix_of_many_classes_stays_readable(qtbot):
+    from gui.evaluate_tab import CM_CELL, ConfusionMatrixCanvas
+
+    cm = ConfusionMatrixCanvas()
+    qtbot.addWidget(cm)
+    cm.resize(640, 520)  # the pane beside the per-class table
+    matrix = many_classes_matrix()
+    cm.set_matrix(matrix, LONG, normalized=False)
+    assert cm.texts() == cells(matrix)  # no zeros: 870 of the 900 cells are empty
+    n = len(LONG)
+    # cells never shrink below a readable size: the matrix scrolls instead
+    assert cm.canvas.minimumWidth() >= n * CM_CELL and cm.canvas.minimumHeight() >= n * CM_CELL
+
+    cm.set_normalized(True)
+    assert cm.texts()[3][17] == "100" and cm.texts()[15][15] == "50" and cm.texts()[0][1] == ""
+    assert "in %" in cm.ax.get_title(loc="left")  # the unit is said once, not in every cell
+    draw_at(cm, cm.canvas.minimumWidth(), cm.canvas.minimumHeight())
+    assert cm.numbers_fit
+    box = cm.ax.get_window_extent()
+    for row in cm.cell_texts:
+        for t in row:
+            if t.get_text():
+                assert t.get_visible() and t.get_window_extent().width < box.width / n  # inside its cell
+
+    # tick labels: short, told apart by their numbers; the full names on hover
+    labels = cm.tick_labels()
+    assert len(set(labels)) == n and all(len(s) <= 16 for s in labels)
+    assert labels[28] == "x" and "mber_15" in labels[15] and labels[15].startswith("15_")
+    x, y = cm.ax.transData.transform((17, 3))
+    tip = cm.tooltip_at(x, y)
+    assert LONG[3] in tip and LONG[17] in tip and tip.endswith("\n2 of its 2 images (100.0%)")
+    renderer = cm.canvas.get_renderer()
+    for which, label, i in (
+        ("True class", cm.ax.get_yticklabels()[15], 15),
+        ("Predicted class", cm.ax.get_xticklabels()[15], 15),
+        ("Predicted class", cm.ax.get_xticklabels()[16], 16),  # slanted labels' boxes overlap: the right one
+    ):
+        b = label.get_window_extent(renderer)
+        assert cm.tooltip_at((b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2) == f"{which}: {LONG[i]}"
+
+
+def test_numbers_that_do_not_fit_their_cells_are_left_out(qtbot):
+    from gui.evaluate_tab import ConfusionMatrixCanvas
+
+    cm = ConfusionMatrixCanvas()
+    qtbot.addWidget(cm)
+    cm.set_matrix(many_classes_matrix(), LONG, normalized=True)
+    draw_at(cm, 400, 400)  # smaller than its minimum (as a canvas shown without the scroll area would be)
+    assert not cm.numbers_fit
+    assert not any(t.get_visible() for row in cm.cell_texts for t in row if t.get_text())  # none, not some
+    x, y = cm.ax.transData.transform((17, 3))
+    assert "100.0%" in cm.tooltip_at(x, y)  # pointing still tells
+    draw_at(cm, cm.canvas.minimumWidth(), cm.canvas.minimumHeight())
+    assert cm.numbers_fit and all(t.get_visible() for row in cm.cell_texts for t in row)
+
+
+def test_the_wheel_scrolls_a_confusion_matrix_too_big_for_its_pane(qtbot):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from gui.evaluate_tab import ConfusionMatrixCanvas
+
+    cm = ConfusionMatrixCanvas()
+    qtbot.addWidget(cm)
+    cm.resize(500, 400)
+    cm.set_matrix(many_classes_matrix(), LONG)
+    cm.show()
+    qtbot.waitExposed(cm)
+    bar = cm.scroll.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == 0
+    pos = QPointF(100, 100)
+    wheel = QWheelEvent(
+        pos,
+        cm.canvas.mapToGlobal(pos),
+        QPoint(),
+        QPoint(0, -120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(cm.canvas, wheel)
+    assert bar.value() > 0
+
+
+def test_a_small_matrix_keeps_its_percent_signs_and_full_names(qtbot):
+    from gui.evaluate_tab import ConfusionMatrixCanvas
+
+    cm = ConfusionMatrixCanvas()
+    qtbot.addWidget(cm)
+    cm.set_matrix(
+        [[47, 53, 0, 0], [0, 100, 0, 0], [10, 0, 90, 0], [0, 0, 0, 100]], ["circle", "square", "star", "triangle"], True
+    )
+    assert cm.texts()[0] == ["47%", "53%", "", ""] and cm.texts()[1][1] == "100%"
+    assert cm.tick_labels() == ["circle", "square", "star", "triangle"]
+    assert cm.ax.get_title() == "Confusion matrix (each row sums to 100 %)"
+
+
+def test_gallery_captions_of_long_class_names_keep_what_tells_them_apart(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    ev = sample_evaluation(data)
+    ev["misclassified"] = [
+        {"path": str(data / "cat" / "0.png"), "true": LONG[18], "predicted": LONG[17], "confidence": 0.199},
+        {"path": str(data / "dog" / "1.png"), "true": "dog", "predicted": "cat", "confidence": 0.91},
+    ]
+    tab.show_evaluation(ev)
+    long_item, short_item = tab.gallery.item(1), tab.gallery.item(0)
+    assert short_item.text() == "dog → cat\n(91%)"  # short names: as before
+    lines = long_item.text().split("\n")
+    fm = tab.gallery.fontMetrics()
+    assert all(fm.horizontalAdvance(line) <= tab.gallery.gridSize().width() - 8 for line in lines)  # nothing cut off
+    assert lines[0].startswith("18_") and "number_18" in lines[0]  # both ends of the name
+    assert lines[1].startswith("→ 17_") and "number_17" in lines[1] and lines[2] == "(20%)"
+    assert long_item.toolTip().startswith(f"{LONG[18]} → {LONG[17]} (19.9%)")
+    # three lines fit under the tile
+    assert tab.gallery.gridSize().height() >= 96 + 3 * fm.lineSpacing()
+
+
+def test_an_empty_test_split_is_marked_for_the_runs_own_folder_only(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    other = make_dataset(tmp_path / "other_pets", per_class=2)
+    run = make_run(tmp_path / "runs", data, None)  # val 25 %, test 0
+    tab.show_run(str(run))
+    assert offered(tab) == {"val": True, "test (empty)": False, "all": True}
+    tab.data_edit.setText(str(other))
+    tab._on_data_folder_chosen()  # another folder: its test split is its own business
+    assert offered(tab) == {"val": True, "test": True, "all": True} and tab.split() == "all"
+    tab._select_split("test")
+    tab.data_edit.setText(str(data))
+    tab._on_data_folder_chosen()  # back on the model's own folder: its empty test split is not chosen
+    assert offered(tab)["test (empty)"] is False and tab.split() == "val"
+    tab._select_split("test")  # set from code: refused, not sent off to fail
+    tab.evaluate_now()
+    assert not tab.is_busy() and "no test images" in tab.status_label.text()
+
+
+def test_long_names_in_the_per_class_table_are_cut_in_the_middle(tab, tmp_path):
+    from PySide6.QtCore import Qt
+
+    ev = sample_evaluation(tmp_path)
+    ev["per_class"][0]["name"] = LONG[15]
+    tab.show_evaluation(ev)
+    assert tab.per_class_table.textElideMode() == Qt.TextElideMode.ElideMiddle  # "15_a_rath…number_15_with…"
+    assert tab.per_class_table.item(0, 0).toolTip() == LONG[15]
