@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
+from gui.image_view import ImageView, grey_outside, load_thumbnail, model_crop_box, pil_to_qimage
 from gui.predict_tab import PredictorCache
 from gui.widgets import count_noun, dialog_dir, remember_dir
 from gui.worker import FunctionWorker, connect_worker, start_worker
@@ -110,6 +110,10 @@ def _cam_job(
         idx = predictor.class_names.index(class_name) if class_name in predictor.class_names else None
         cam = predictor.gradcam(path, class_index=idx)
         overlay = cam.overlay if cam.overlay.size == img.size else cam.overlay.resize(img.size)
+        seen = model_crop_box(img.size, predictor.image_size)  # the margins it never saw: grey, as on Predict
+        if seen != (0, 0, *img.size):
+            overlay = grey_outside(overlay, img, seen)
+            out["seen"] = seen
         out["cam"] = pil_to_qimage(overlay)
     except Exception as e:  # noqa: BLE001 — the image is still worth showing
         out["cam_error"] = f"Grad-CAM unavailable: {e}"
@@ -1136,6 +1140,12 @@ class EvaluateTab(QWidget):
             return
         use_cam = self.cam_check.isChecked() and r.get("cam") is not None
         self.detail_view.set_image(r["cam"] if use_cam else r["image"])
+        self.detail_view.set_outline(r.get("seen") if use_cam else None)
+        self.detail_view.setToolTip(
+            "The model sees only the outlined centre square; the greyed edges were cropped away"
+            if use_cam and r.get("seen")
+            else ""
+        )
 
     def detail_result(self) -> dict[str, Any] | None:
         return self._cam_result

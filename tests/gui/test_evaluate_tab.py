@@ -529,3 +529,18 @@ def test_long_names_in_the_per_class_table_are_cut_in_the_middle(tab, tmp_path):
     tab.show_evaluation(ev)
     assert tab.per_class_table.textElideMode() == Qt.TextElideMode.ElideMiddle  # "15_a_rath…number_15_with…"
     assert tab.per_class_table.item(0, 0).toolTip() == LONG[15]
+
+
+def test_the_grad_cam_of_a_wide_photo_greys_what_the_model_never_saw(tmp_path):
+    from gui.evaluate_tab import _cam_job
+    from gui.predict_tab import PredictorCache
+
+    ckpt = make_checkpoint(tmp_path / "best.pt", str(tmp_path))
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (80, 40), (200, 30, 30)).save(wide)
+    out = _cam_job(PredictorCache(), str(ckpt), str(wide), CLASSES[1])
+    assert out["cam_error"] is None and out["seen"] == (20, 0, 60, 40)  # the centre square of the 80×40 photo
+    cam = out["cam"]
+    left, mid = cam.pixelColor(5, 20), cam.pixelColor(40, 20)
+    assert left.red() == left.green() == left.blue()  # grey: never seen, not "low attention" blue
+    assert not (mid.red() == mid.green() == mid.blue())
