@@ -452,7 +452,7 @@ class BarChart(_Canvas):
             mean = sum(counts) / len(counts)
             colors = [VAL_COLOR if c < 0.5 * mean else TRAIN_COLOR for c in counts]
             bars = ax.barh(y, counts, color=colors, height=0.65)
-            ax.set_yticks(y, [n if len(n) <= 18 else n[:17] + "…" for n in names], fontsize=8)
+            ax.set_yticks(y, [n if len(n) <= 18 else n[:8] + "…" + n[-9:] for n in names], fontsize=8)  # cut mid
             ax.invert_yaxis()
             ax.bar_label(bars, padding=3, fontsize=8, color="#4a525c")
             ax.set_xlim(0, max(counts) * 1.18 + 1)

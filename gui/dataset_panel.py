@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QListView,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
@@ -28,6 +30,8 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSpinBox,
     QSplitter,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -41,6 +45,7 @@ from gui.widgets import (
     Banner,
     ImageGrid,
     count_noun,
+    elide_path,
     load_json_setting,
     read_thumbnail,
     show_folder,
@@ -57,6 +62,8 @@ AUGMENT_LEVELS = ("none", "light", "standard", "strong")
 FLIP_TIP = "Mirror training images at random (off for text, digits, left/right classes)"
 FLIP_OFF_TIP = "No flips while Augmentation is none; pick another level to use this option"
 LAYOUT_NAMES = {"classes": "class folders", "splits": "train/val/test folders"}
+FEW_COLOR = "#e0672b"  # gui.charts.VAL_COLOR, the bar colour of a class with few images (charts loads matplotlib)
+NAME_WIDTH = 260  # px: a class name in a sentence is cut in the middle to this, so it never widens the window
 
 
 def _scan(folder: str, progress: Any = None, stop: Any = None) -> Any:
@@ -103,6 +110,24 @@ class ThumbnailLoader(QObject):
             self.finished.emit()
 
 
+class _PathDelegate(QStyledItemDelegate):
+    """Shows a cell's path cut in its folders to the cell's width: the file's name stays visible."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Any) -> None:  # noqa: N802 — Qt override
+        super().initStyleOption(option, index)
+        width = option.rect.width() - 10  # the cell's text margins
+        if width > 0:
+            option.text = elide_path(option.fontMetrics, option.text, width)
+
+
+class _ElideRightDelegate(QStyledItemDelegate):
+    """Cuts a cell's text at its end, whatever the view's elide mode."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Any) -> None:  # noqa: N802 — Qt override
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
+
+
 class _LevelStrengthSpin(QDoubleSpinBox):
     """A strength where 0 means "what the augmentation level adds by itself" (`level_value`, shown as the special
     text): stepping up from there goes on from that value, not from 0."""
@@ -124,6 +149,42 @@ class _LevelStrengthSpin(QDoubleSpinBox):
 def _problem_files(index: Any) -> list[tuple[str, str]]:
     """The Problems table's rows: unusable files with their reason, then files that are not of an image type."""
     return list(index.bad_files) + [(p, "not an image file type (ignored)") for p in index.ignored_files]
+
+
+def _left_out(index: Any) -> list[tuple[str, bool]]:
+    """What the scan left out as (words, is an error), in the words the summary, the Problems tab and its list
+    heading all use; one entry per kind, and their counts add up to len(_problem_files(index))."""
+    folders = sum(reason.startswith("cannot read folder") for _, reason in index.bad_files)
+    kinds = (
+        (len(index.bad_files) - folders, "unusable file", "", True),
+        (folders, "unreadable folder", "", True),
+        (len(index.ignored_files), "other file", " ignored (not images)", False),
+    )
+    return [(count_noun(n, noun) + tail, error) for n, noun, tail, error in kinds if n]
+
+
+def _dup_groups(index: Any) -> str:
+    return count_noun(len(index.duplicates), "group") + " of identical files"
+
+
+def _red(text: str) -> str:
+    return f"<span style='color:#b3261e'>{text}</span>"
+
+
+def _few_images(counts: list[int]) -> list[int]:
+    """Rows the balance chart draws in orange (gui.charts.BarChart): classes with under half the mean count."""
+    mean = sum(counts) / len(counts) if counts else 0
+    return [i for i, c in enumerate(counts) if c < 0.5 * mean]
+
+
+def _elide(widget: QWidget, text: str, width: int = NAME_WIDTH) -> str:
+    return widget.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width)
+
+
+def _fit_words(widget: QWidget, text: str, width: int = 2 * NAME_WIDTH) -> str:
+    """`text` for a word-wrapped label: a word it cannot break (a path, a class name) is cut in the middle to
+    `width`, so it never sets the window's minimum width."""
+    return " ".join(_elide(widget, word, width) for word in text.split(" "))
 
 
 class DatasetPanel(QWidget):
@@ -239,6 +300,10 @@ class DatasetPanel(QWidget):
         self.class_table.setHorizontalHeaderLabels(["Class", "Images"])
         self.class_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.class_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        # long names are cut in the middle (whole in the tooltip) so the counts always show, with no scrollbar
+        self.class_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.class_table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.class_table.setMinimumWidth(self.fontMetrics().horizontalAdvance("a_class_name…0000 Images") + 40)
         self.class_table.verticalHeader().hide()
         self.class_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.class_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -252,6 +317,11 @@ class DatasetPanel(QWidget):
         holder = QVBoxLayout(self.chart_holder)
         holder.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.chart_holder, 3)
+        self.balance_note = QLabel()  # why some bars are orange
+        self.balance_note.setObjectName("hintLabel")
+        self.balance_note.setWordWrap(True)
+        self.balance_note.hide()
+        lay.addWidget(self.balance_note)
         return box
 
     def _build_middle(self) -> QWidget:
@@ -260,6 +330,7 @@ class DatasetPanel(QWidget):
         il = QVBoxLayout(images)
         self.thumb_label = QLabel("Select a class on the left to see its images.")
         self.thumb_label.setObjectName("hintLabel")
+        self.thumb_label.setWordWrap(True)
         il.addWidget(self.thumb_label)
         self.thumb_grid = ImageGrid(THUMB_SIZE, selectable=True)
         self.thumb_grid.itemDoubleClicked.connect(lambda it: self.reveal(it.toolTip()))
@@ -269,6 +340,7 @@ class DatasetPanel(QWidget):
         problems = QWidget()
         pl = QVBoxLayout(problems)
         self.bad_label = QLabel()
+        self.bad_label.setWordWrap(True)
         pl.addWidget(self.bad_label)
         self.bad_table = QTableWidget(0, 3)
         self.bad_table.setTabKeyNavigation(False)
@@ -280,10 +352,17 @@ class DatasetPanel(QWidget):
         self.bad_table.verticalHeader().hide()
         self.bad_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.bad_table.setWordWrap(False)
+        self.bad_table.setItemDelegateForColumn(0, _PathDelegate(self.bad_table))  # "02_a_ra…words/corrupt.jpg"
+        self.bad_table.setItemDelegateForColumn(1, _ElideRightDelegate(self.bad_table))  # a reason reads from the start
         pl.addWidget(self.bad_table, 3)
         self.dup_label = QLabel()
+        self.dup_label.setWordWrap(True)
         pl.addWidget(self.dup_label)
-        self.dup_list = QListWidget()
+        self.dup_list = QListWidget()  # one file a line, wrapped at "/" when narrow: never a sideways scroll
+        self.dup_list.setWordWrap(True)
+        self.dup_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.dup_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.dup_list.setResizeMode(QListView.ResizeMode.Adjust)
         self.dup_list.itemDoubleClicked.connect(lambda it: self.reveal(it.data(Qt.ItemDataRole.UserRole)))
         pl.addWidget(self.dup_list, 2)
         self._problems_stretch = QWidget()  # takes the room of the hidden lists when there is nothing to show
@@ -313,6 +392,7 @@ class DatasetPanel(QWidget):
         self.seed_spin.setToolTip("Random seed of the split: the same seed gives the same split")
         self.split_counts = QLabel("–")
         self.split_counts.setObjectName("hintLabel")
+        self.split_counts.setWordWrap(True)  # an error from the split is a sentence
         f.addRow("Validation", self.val_spin)
         f.addRow("Test", self.test_spin)
         f.addRow("Seed", self.seed_spin)
@@ -411,7 +491,9 @@ class DatasetPanel(QWidget):
         gen = self._scan_gen
         self.folder = folder
         self.banner.clear_message()
-        self.summary_label.setText(f"Scanning {folder} …")
+        self.banner.setToolTip("")
+        self.summary_label.setText(_fit_words(self.summary_label, f"Scanning {folder} …"))
+        self.summary_label.setToolTip(folder)
         self.scan_label.setText("Checking images")
         self.scan_progress.setRange(0, 0)
         self.scan_row.show()
@@ -485,11 +567,12 @@ class DatasetPanel(QWidget):
         self._scan_worker = None
         if cancelled:
             self.last_error = ""
-            self.banner.set_info(f"Scan of {self.folder} cancelled.")
+            self.banner.set_info(_fit_words(self.banner, f"Scan of {self.folder} cancelled."))
             self.summary_label.setText("")
         else:
             self.last_error = message
-            self.banner.set_error(message)
+            self.banner.set_error(_fit_words(self.banner, message))
+            self.banner.setToolTip(message)  # the whole message, paths uncut
             self.summary_label.setText("Fix the folder and press Rescan, or open another folder.")
             self._remember_folder(self.folder, ok=False)
         self.index = None
@@ -517,51 +600,52 @@ class DatasetPanel(QWidget):
         self._clear_thumbs()
         self.preview_grid.clear()
         self.thumb_label.setText("Select a class on the left to see its images." if index is not None else "")
+        self.thumb_label.setToolTip("")
         self.preview_label.setText("")
         self.preview_label.setToolTip("")
         if index is None:
             self._set_chart([], [])
+            self._set_balance_note([], [])
             self.split_counts.setText("–")
             self.middle_tabs.setTabText(1, "Problems")
+            self.middle_tabs.setTabToolTip(1, "")
             self._show_problem_lists(None)
             return
         counts = index.counts()
+        few = _few_images([counts[c] for c in index.classes])
         self.class_table.setRowCount(len(index.classes))
         for row, name in enumerate(index.classes):
-            self.class_table.setItem(row, 0, QTableWidgetItem(name))
+            item = QTableWidgetItem(name)
+            item.setToolTip(name)
+            self.class_table.setItem(row, 0, item)
             count = QTableWidgetItem()
             count.setData(Qt.ItemDataRole.DisplayRole, counts[name])
             count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if row in few:
+                count.setForeground(QColor(FEW_COLOR))
+                count.setToolTip(f"{count_noun(counts[name], 'image')}: under half the average of the classes")
             self.class_table.setItem(row, 1, count)
         self._set_chart(index.classes, [counts[c] for c in index.classes])
+        self._set_balance_note(index.classes, [counts[c] for c in index.classes])
 
         parts = [
             f"<b>{len(index.classes)}</b> classes",
             f"<b>{len(index.samples)}</b> images",
             f"layout: {LAYOUT_NAMES.get(index.layout, index.layout)}",
         ]
-        if index.bad_files:
-            folders = sum(reason.startswith("cannot read folder") for _, reason in index.bad_files)
-            unusable = (
-                [count_noun(len(index.bad_files) - folders, "unusable file")] if folders < len(index.bad_files) else []
-            ) + ([count_noun(folders, "unreadable folder")] if folders else [])
-            parts.append(f"<span style='color:#b3261e'>{', '.join(unusable)}</span>")
+        parts += [_red(text) if error else text for text, error in _left_out(index)]
         mixed = index.mixed_duplicates()  # one image, two labels
         if index.duplicates:
-            n = len(index.duplicates)
-            parts.append(f"{n} {'group' if n == 1 else 'groups'} of identical files")
+            parts.append(_dup_groups(index))
         if mixed:
-            parts.append(
-                f"<span style='color:#b3261e'>{len(mixed)} of them in different classes (one image, two labels)</span>"
-            )
+            parts.append(_red(f"{len(mixed)} of them in different classes (one image, two labels)"))
         leaked = index.leaked_duplicates()  # pre-split sets: the same image in train/ and val/
         if leaked:
-            parts.append(f"<span style='color:#b3261e'>{len(leaked)} of them in two split folders</span>")
-        if index.ignored_files:
-            parts.append(f"{count_noun(len(index.ignored_files), 'other file')} ignored (not images)")
+            parts.append(_red(f"{len(leaked)} of them in two split folders"))
         if index.empty_classes:
-            parts.append(f"empty folders ignored: {', '.join(index.empty_classes)}")
-        self.summary_label.setText(f"{index.root}<br>" + " · ".join(parts))
+            empty = ", ".join(html.escape(_elide(self, c)) for c in index.empty_classes)
+            parts.append(f"empty folders ignored: {empty}")
+        self.summary_label.setText(f"{html.escape(_fit_words(self.summary_label, index.root))}<br>" + " · ".join(parts))
 
         for path, reason in _problem_files(index)[:2000]:
             r = self.bad_table.rowCount()
@@ -578,16 +662,16 @@ class DatasetPanel(QWidget):
             self.bad_table.setCellWidget(r, 2, button)
         for group in index.duplicates:
             rel = [os.path.relpath(p, index.root) for p in group]
-            labels = ("in different classes! " if group in mixed else "") + (
-                "in two split folders! " if group in leaked else ""
-            )
-            item = QListWidgetItem(f"{len(group)} identical, {labels}" + ", ".join(rel))
+            where = ", in different classes" * (group in mixed) + ", in two split folders" * (group in leaked)
+            item = QListWidgetItem(f"{len(group)} identical files{where}:\n" + "\n".join(rel))
             item.setToolTip("\n".join(group))
             item.setData(Qt.ItemDataRole.UserRole, group[0])
             self.dup_list.addItem(item)
         self._show_problem_lists(index)
-        n_problems = len(_problem_files(index)) + len(index.duplicates)
+        kinds = [text for text, _ in _left_out(index)] + ([_dup_groups(index)] if index.duplicates else [])
+        n_problems = len(_problem_files(index)) + len(index.duplicates)  # the sum of the counts in `kinds`
         self.middle_tabs.setTabText(1, f"Problems ({n_problems})" if n_problems else "Problems")
+        self.middle_tabs.setTabToolTip(1, ", ".join(kinds) if kinds else "Nothing left out, no identical files")
 
         split_layout = index.layout == "splits"
         for w in (self.val_spin, self.test_spin, self.seed_spin):
@@ -597,6 +681,22 @@ class DatasetPanel(QWidget):
             self.class_table.selectRow(0)
         self._preview_sample = 0
         self._schedule_preview()
+
+    def _set_balance_note(self, names: list[str], counts: list[int]) -> None:
+        """Say in words why some bars (and counts) are orange, naming those classes."""
+        few = _few_images(counts)
+        shown = [f"{html.escape(_elide(self, names[i]))} ({counts[i]})" for i in few[:5]]  # rich text
+        more = f" and {len(few) - 5} more" if len(few) > 5 else ""
+        self.balance_note.setText(
+            f"<span style='color:{FEW_COLOR}'>Orange</span>: {count_noun(len(few), 'class')} with under half the "
+            f"average number of images ({sum(counts) / max(1, len(counts)):.0f}), too few to learn well: "
+            + ", ".join(shown)
+            + more
+            if few
+            else ""
+        )
+        self.balance_note.setToolTip("\n".join(f"{names[i]}: {count_noun(counts[i], 'image')}" for i in few))
+        self.balance_note.setVisible(bool(few))
 
     def _show_problem_lists(self, index: Any) -> None:
         """Say what the Problems tab found; an empty list is replaced by a sentence saying there is nothing."""
@@ -608,15 +708,12 @@ class DatasetPanel(QWidget):
         else:
             shown = f" (the first {self.bad_table.rowCount()} listed)" if bad > self.bad_table.rowCount() else ""
             self.bad_label.setText(
-                f"{count_noun(bad, 'file')} could not be used and {'is' if bad == 1 else 'are'} left out of "
-                f"training{shown}:"
+                f"Left out of training: {', '.join(text for text, _ in _left_out(index))}{shown}:"
                 if bad
                 else "Every image file could be read: none is left out."
             )
             together = " (each group is kept together in one split)" if index.layout != "splits" else ""
-            self.dup_label.setText(
-                f"{count_noun(dups, 'group')} of identical files{together}:" if dups else "No identical files."
-            )
+            self.dup_label.setText(f"{_dup_groups(index)}{together}:" if dups else "No identical files.")
         self.bad_table.setVisible(bad > 0)
         self.dup_list.setVisible(dups > 0)
         self._problems_stretch.setVisible(not bad or not dups)
@@ -628,6 +725,7 @@ class DatasetPanel(QWidget):
             self.config_changed.emit()
 
     def _update_split_counts(self) -> None:
+        self.split_counts.setToolTip("")
         if self.index is None:
             self.split_counts.setText("–")
             return
@@ -639,7 +737,8 @@ class DatasetPanel(QWidget):
 
             s = split(self.index, self.val_spin.value() / 100, self.test_spin.value() / 100, self.seed_spin.value())
         except Exception as exc:  # noqa: BLE001 — shown to the user, never a crash
-            self.split_counts.setText(str(exc))
+            self.split_counts.setText(_fit_words(self.split_counts, str(exc), 160))  # the column's width
+            self.split_counts.setToolTip(str(exc))
             return
         text = f"train {len(s.train)} · val {len(s.val)} · test {len(s.test)}"
         if self.index.layout == "splits":
@@ -667,7 +766,10 @@ class DatasetPanel(QWidget):
         shown = paths[:MAX_THUMBS]
         name = self.index.classes[label]
         more = f" (showing the first {len(shown)})" if len(paths) > len(shown) else ""
-        self.thumb_label.setText(f"{name}: {len(paths)} images{more}. Double-click an image to open its folder.")
+        self.thumb_label.setText(
+            f"{_elide(self.thumb_label, name)}: {len(paths)} images{more}. Double-click an image to open its folder."
+        )
+        self.thumb_label.setToolTip(name)
         for p in shown:
             self.thumb_grid.add_tile(Path(p).name, p)
         gen = self._thumb_gen

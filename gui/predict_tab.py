@@ -11,7 +11,6 @@ from typing import Any
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
-    QFontMetrics,
     QGuiApplication,
     QIcon,
     QKeySequence,
@@ -52,7 +51,7 @@ from gui.image_view import (
     model_crop_box,
     pil_to_qimage,
 )
-from gui.widgets import count_noun, dialog_dir, remember_dir, with_suffix
+from gui.widgets import count_noun, dialog_dir, elide_path, remember_dir, with_suffix
 from gui.worker import FunctionWorker, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
@@ -97,21 +96,6 @@ class PredictorCache:
                     raise ValueError(f"{checkpoint}: cannot load this checkpoint ({type(e).__name__}: {e})") from e
                 self._key = key
             return self._predictor
-
-
-def elide_path(fm: QFontMetrics, path: str, width: int) -> str:
-    """`path` cut to `width` px in its folders, so the file's name stays whole ("/data/ph…/day 2/IMG_0001.jpg");
-    a name too long for the width on its own is cut in its middle."""
-    if fm.horizontalAdvance(path) <= width:
-        return path
-    cut = max(path.rfind("/"), path.rfind("\\"))
-    name = path[cut:]  # with its separator
-    room = width - fm.horizontalAdvance(name)
-    if cut > 0 and room >= 3 * fm.horizontalAdvance("…"):
-        head = fm.elidedText(path[:cut], Qt.TextElideMode.ElideMiddle, room)
-        if head:
-            return head + name
-    return fm.elidedText(path[cut + 1 :], Qt.TextElideMode.ElideMiddle, width)
 
 
 class _ElidedText(QLabel):

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl
-from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QDesktopServices, QFontMetrics, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -222,3 +222,18 @@ def remember_dir(kind: str, path: str) -> None:
     """Note the folder of a path chosen in a dialog of this kind (a folder itself, or a file's folder)."""
     if path:
         settings().setValue(f"dialogs/{kind}", path if os.path.isdir(path) else os.path.dirname(path))
+
+
+def elide_path(fm: QFontMetrics, path: str, width: int) -> str:
+    """`path` cut to `width` px in its folders, so the file's name stays whole ("/data/ph…/day 2/IMG_0001.jpg");
+    a name too long for the width on its own is cut in its middle."""
+    if fm.horizontalAdvance(path) <= width:
+        return path
+    cut = max(path.rfind("/"), path.rfind("\\"))
+    name = path[cut:]  # with its separator
+    room = width - fm.horizontalAdvance(name)
+    if cut > 0 and room >= 3 * fm.horizontalAdvance("…"):
+        head = fm.elidedText(path[:cut], Qt.TextElideMode.ElideMiddle, room)
+        if head:
+            return head + name
+    return fm.elidedText(path[cut + 1 :], Qt.TextElideMode.ElideMiddle, width)

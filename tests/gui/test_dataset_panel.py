@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+from PySide6.QtCore import Qt
 
 from gui.dataset_panel import DatasetPanel
 
@@ -66,6 +67,7 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     assert panel.dup_list.count() == 1
     assert "copy_of_b0.jpg" in panel.dup_list.item(0).text()
     assert panel.middle_tabs.tabText(1) == "Problems (2)"
+    assert panel.bad_label.text() == "Left out of training: 1 unusable file:"
     assert (
         "1 unusable file</span> ·" in panel.summary_label.text()
         and "1 group of identical files" in panel.summary_label.text()
@@ -75,8 +77,7 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     _load(qtbot, panel, root)
     assert "1 of them in different classes (one image, two labels)" in panel.summary_label.text()
     texts = [panel.dup_list.item(i).text() for i in range(panel.dup_list.count())]
-    assert any("in different classes!" in t and "looks_like_a.jpg" in t for t in texts), texts
-    assert panel.bad_label.text().startswith("1 file could not be used and is left out")
+    assert any("in different classes:" in t and "looks_like_a.jpg" in t for t in texts), texts
     assert panel.dup_label.text().startswith("2 groups of identical files")
     assert not panel.bad_table.isHidden() and not panel.dup_list.isHidden()
     (root / "a" / "notes.txt").write_text("where these came from")
@@ -85,6 +86,7 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     assert rows[os.path.join("a", "notes.txt")] == "not an image file type (ignored)"  # named, not skipped
     assert "1 other file ignored (not images)" in panel.summary_label.text()
     assert panel.middle_tabs.tabText(1) == "Problems (4)"
+    assert panel.bad_label.text() == "Left out of training: 1 unusable file, 1 other file ignored (not images):"
 
     _load(qtbot, panel, dataset_factory(tmp_path / "clean", {"a": 3, "b": 3}))
     assert panel.middle_tabs.tabText(1) == "Problems"  # nothing to list: sentences, not two empty tables
@@ -251,3 +253,125 @@ def test_thumbnails_of_any_shape_sit_on_square_tiles(qtbot):
     assert {(s.width(), s.height()) for s in sizes} == {(64, 64)}
     wide = grid.item(0).icon().pixmap(64, 64).toImage()
     assert wide.pixelColor(32, 32) == QColor("red") and wide.pixelColor(32, 2).alpha() == 0  # centred, not stretched
+
+
+LONG = "a_rather_long_class_name_for_category_number_{}_with_extra_words_" + "and_more_words_" * 4
+
+
+@pytest.fixture
+def awkward(tmp_path, dataset_factory):
+    """Long class names in a deep folder, one class with two images, an unusable file, a note and a duplicate."""
+    root = tmp_path / ("a_deeply_nested_folder_with_a_long_name_" * 4) / "data"
+    classes = {f"{i:02d}_" + LONG.format(i): 8 for i in range(6)}
+    classes["05_" + LONG.format(5)] = 2
+    dataset_factory(root, classes)
+    first, second = (root / name for name in list(classes)[:2])
+    (second / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (second / "notes.txt").write_text("where these came from")
+    shutil.copy(first / f"{first.name}_000.jpg", second / "dup_of_first.jpg")
+    return root
+
+
+def test_long_names_and_paths_do_not_widen_the_panel(qtbot, panel, awkward):
+    """A one-line label holding a class name or a path set the window's minimum width (1329 px with 30 long names:
+    off a 1280 px screen). Every such label wraps or cuts the name, whatever the Problems tab shows."""
+    _load(qtbot, panel, awkward)
+    panel.class_table.selectRow(0)
+    for tab in (0, 1):
+        panel.middle_tabs.setCurrentIndex(tab)
+        assert panel.minimumSizeHint().width() < 800, tab
+    name = panel.index.classes[0]
+    assert panel.thumb_label.toolTip() == name and "…" in panel.thumb_label.text()  # cut, whole on hover
+    assert panel.summary_label.toolTip() == str(awkward)
+
+    missing = awkward / ("no_such_folder_" * 8)  # an error naming a long path: cut in the banner, whole on hover
+    assert _load(qtbot, panel, missing) is None
+    assert not panel.banner.isHidden() and str(missing) in panel.banner.toolTip()
+    assert panel.minimumSizeHint().width() < 800
+
+
+def test_class_list_shows_every_count_and_whole_names_on_hover(qtbot, panel, awkward):
+    _load(qtbot, panel, awkward)
+    panel.resize(panel.minimumSizeHint().width(), 700)  # the narrowest the window allows
+    qtbot.wait(50)
+    table = panel.class_table
+    assert table.width() >= 200  # not squeezed to a sliver by the middle column
+    assert not table.horizontalScrollBar().isVisible()
+    header = table.horizontalHeader()
+    assert header.sectionViewportPosition(1) + header.sectionSize(1) <= table.viewport().width()  # counts show
+    assert header.sectionSize(0) >= 60 and table.textElideMode() == Qt.TextElideMode.ElideMiddle
+    assert [table.item(r, 0).toolTip() for r in range(table.rowCount())] == panel.index.classes
+
+
+def test_classes_with_few_images_are_explained(qtbot, panel, awkward):
+    from matplotlib.colors import to_hex
+
+    from gui.charts import VAL_COLOR
+    from gui.dataset_panel import FEW_COLOR
+
+    _load(qtbot, panel, awkward)
+    few = panel.index.classes[5]
+    note = panel.balance_note
+    assert not note.isHidden() and "1 class with under half the average" in note.text()
+    assert few[:8] in note.text() and "(2)" in note.text() and few in note.toolTip()
+    assert panel.class_table.item(5, 1).foreground().color().name() == FEW_COLOR == VAL_COLOR
+    assert "2 images" in panel.class_table.item(5, 1).toolTip()
+    orange = [i for i, bar in enumerate(panel.balance_chart.ax.patches) if to_hex(bar.get_facecolor()) == VAL_COLOR]
+    assert orange == [5]  # the note names exactly the bars drawn in orange
+    assert not panel.class_table.item(0, 1).toolTip()
+
+    _load(qtbot, panel, awkward.parent.parent.parent / "missing")
+    assert note.isHidden()
+
+
+def test_bar_chart_cuts_long_names_in_the_middle(qtbot, panel, tmp_path, dataset_factory):
+    """Names that share a long beginning stay apart on the chart: it keeps their ends."""
+    root = dataset_factory(tmp_path / "d", {"photos_of_the_category_cat": 3, "photos_of_the_category_dog": 3})
+    _load(qtbot, panel, root)
+    labels = [t.get_text() for t in panel.balance_chart.ax.get_yticklabels()]
+    assert len(set(labels)) == 2 and all(t.endswith(("_cat", "_dog")) for t in labels), labels
+
+
+def test_problem_counts_agree_everywhere(qtbot, panel, awkward):
+    """The summary, the Problems tab and its list heading count the same things with the same words."""
+    import re
+
+    _load(qtbot, panel, awkward)
+    left_out = ["1 unusable file", "1 other file ignored (not images)"]
+    summary = re.sub("<[^>]+>", "", panel.summary_label.text())
+    assert all(part in summary for part in left_out) and "1 group of identical files" in summary
+    assert panel.bad_label.text() == f"Left out of training: {', '.join(left_out)}:"
+    assert panel.bad_table.rowCount() == 2
+    tip = panel.middle_tabs.tabToolTip(1)
+    assert tip == ", ".join([*left_out, "1 group of identical files"])
+    total = sum(int(n) for n in re.findall(r"(\d+) ", tip))
+    assert panel.middle_tabs.tabText(1) == f"Problems ({total})" == "Problems (3)"
+
+
+def test_problem_paths_keep_their_file_names_visible(qtbot, panel, awkward):
+    from PySide6.QtCore import QModelIndex
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    _load(qtbot, panel, awkward)
+    panel.middle_tabs.setCurrentIndex(1)
+    panel.resize(1000, 700)
+    qtbot.wait(50)
+    table = panel.bad_table
+    paths = {table.item(r, 0).toolTip() for r in range(table.rowCount())}
+    assert {os.path.basename(p) for p in paths} == {"corrupt.jpg", "notes.txt"} and all(map(os.path.isabs, paths))
+    shown = []
+    for row in range(table.rowCount()):  # what the file column paints: cut in the folders, the name whole
+        option = QStyleOptionViewItem()
+        option.rect = table.visualItemRect(table.item(row, 0))
+        table.itemDelegateForColumn(0).initStyleOption(option, table.model().index(row, 0, QModelIndex()))
+        assert option.fontMetrics.horizontalAdvance(option.text) <= option.rect.width(), option.text
+        shown.append(option.text)
+    assert all("…" in t for t in shown) and {t.split("/")[-1] for t in shown} == {"corrupt.jpg", "notes.txt"}, shown
+    option = QStyleOptionViewItem()  # a reason reads from its start: cut at the end
+    table.itemDelegateForColumn(1).initStyleOption(option, table.model().index(0, 1, QModelIndex()))
+    assert option.textElideMode == Qt.TextElideMode.ElideRight
+
+    dups = panel.dup_list
+    assert dups.wordWrap() and not dups.horizontalScrollBar().isVisible()  # wrapped, not run off the side
+    lines = dups.item(0).text().split("\n")
+    assert lines[0] == "2 identical files, in different classes:" and len(lines) == 3  # one file a line

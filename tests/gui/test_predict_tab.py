@@ -386,7 +386,7 @@ def test_long_class_names_and_paths_are_cut_in_the_middle_not_at_the_edge(qtbot,
     text is the tooltip, and a long path keeps its file name."""
     from PySide6.QtGui import QFontMetrics
 
-    from gui.predict_tab import elide_path
+    from gui.widgets import elide_path
 
     long = [f"{i:02d}_a_rather_long_class_name_for_category_number_{i}_with_extra_words" for i in range(3)]
     ckpt = make_checkpoint(tmp_path / "model" / "best.pt", classes=long)
