@@ -886,10 +886,16 @@ class DatasetPanel(QWidget):
         if path != self._preview_path():  # the folder or the class changed while it rendered
             return
         self.preview_grid.clear()
-        for i, img in enumerate(images):
-            self.preview_grid.add_tile(f"#{i + 1}", path, img)
+        same = len(images) > 1 and all(img == images[0] for img in images[1:])
+        if same:  # no random change is on (augmentation none): six identical tiles would say nothing
+            self.preview_grid.add_tile("every epoch", path, images[0])
+        else:
+            for i, img in enumerate(images):
+                self.preview_grid.add_tile(f"#{i + 1}", path, img)
         self.preview_label.setText(f"{Path(path).parent.name}/{Path(path).name}")  # the box title says the rest
-        self.preview_label.setToolTip(f"{path}, as training sees it")
+        self.preview_label.setToolTip(
+            f"{path}, as training sees it" + (": no random change is on, so every epoch sees the same" if same else "")
+        )
 
     def _on_preview_failed(self, msg: str) -> None:
         self.preview_label.setText(f"Preview failed: {msg}")

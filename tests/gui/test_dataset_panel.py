@@ -156,6 +156,11 @@ def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset):
     panel.augment_combo.setCurrentText("strong")
     qtbot.waitUntil(lambda: panel.preview_grid.count() == 8, timeout=60000)
     assert "as training sees it" in panel.preview_label.toolTip() and "/" in panel.preview_label.text()
+    panel.augment_combo.setCurrentText("none")  # no random change: one tile, not eight identical ones
+    qtbot.waitUntil(lambda: panel.preview_grid.count() == 1, timeout=60000)
+    assert panel.preview_grid.item(0).text() == "every epoch" and "every epoch sees the same" in (
+        panel.preview_label.toolTip()
+    )
 
 
 def test_dropped_folder_is_scanned(qtbot, panel, tiny_dataset, tmp_path):
