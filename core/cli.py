@@ -590,7 +590,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in runs:
         acc = "" if r.best_val_acc is None else f"{r.best_val_acc:.2%}"
         planned = "?" if r.epochs_planned is None else r.epochs_planned
-        print(f"  {r.name:<48} {r.status:<12} epochs {r.epochs_done}/{planned}  best val acc {acc}")
+        note = ""
+        if r.status in ("interrupted", "failed", "stopped") and not r.has_last:
+            note = "  (nothing saved: it cannot be resumed)"
+        elif r.status == "failed" and r.message:
+            note = f"  ({r.message if len(r.message) <= 70 else r.message[:69] + '…'})"
+        print(f"  {r.name:<48} {r.status:<12} epochs {r.epochs_done}/{planned}  best val acc {acc}{note}")
     return 0
 
 

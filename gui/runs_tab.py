@@ -100,6 +100,13 @@ def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def status_text(info: Any) -> str:
+    """The Status cell: the status, and "nothing saved" for a run that ended before its first last.pt."""
+    if info.status in ("interrupted", "failed", "stopped") and not info.has_last:
+        return f"{info.status} · nothing saved"
+    return info.status
+
+
 def status_explanation(info: Any) -> str:
     """The Status cell's tooltip: how the run ended, in words."""
     what = {
@@ -401,7 +408,7 @@ class RunsTab(QWidget):
             _SortItem(info.dataset, info.dataset.lower()),
             _SortItem(epochs, info.epochs_done),
             _SortItem(acc, info.best_val_acc),
-            _SortItem(info.status, info.status),
+            _SortItem(status_text(info), info.status),
         ]
         cells[COL_NAME].setData(PATH_ROLE, str(info.path))
         cells[COL_NAME].setToolTip(str(info.path))

@@ -204,6 +204,12 @@ def test_summary_and_runs_name_the_flag_and_a_damaged_status_hides_no_run(capsys
     (copy / "status.json").write_text('{"status": "completed", "started": "yesterday"}')  # edited by hand
     rc, out, err = run(capsys, "runs", "--runs-dir", runs, "--json")
     assert rc == 0 and [r["name"] for r in json.loads(out)["runs"]] == [copy.name], err
+    (copy / "status.json").write_text('{"status": "failed", "message": "loss became NaN at epoch 1 step 3"}')
+    rc, out, err = run(capsys, "runs", "--runs-dir", runs)  # no last.pt: said, as it cannot be resumed
+    assert rc == 0 and "failed" in out and "(nothing saved: it cannot be resumed)" in out
+    (copy / "last.pt").write_bytes((trained["run"] / "last.pt").read_bytes())
+    rc, out, err = run(capsys, "runs", "--runs-dir", runs)  # the failure's reason, in short
+    assert rc == 0 and "(loss became NaN at epoch 1 step 3)" in out
 
 
 def test_evaluate_says_so_when_no_image_can_be_read_any_more(capsys, trained, tmp_path, monkeypatch):

@@ -74,7 +74,12 @@ def test_lists_every_run_with_its_columns(tab, runs):
     assert tab.run_count() == 3
     listed = {tab.table.item(r, COL_NAME).text(): tab.table.item(r, COL_STATUS).text() for r in range(3)}
     assert listed == {
-        p.name: s for p, s in ((runs["done"], "completed"), (runs["stopped"], "stopped"), (runs["failed"], "failed"))
+        p.name: s
+        for p, s in (
+            (runs["done"], "completed"),
+            (runs["stopped"], "stopped"),
+            (runs["failed"], "failed · nothing saved"),  # no last.pt: it cannot be resumed
+        )
     }
     assert tab.table.item(0, COL_ARCH).text() == "resnext11_2x4d"
 
