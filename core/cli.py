@@ -193,7 +193,12 @@ def _make_printer():
                 f"{info.num_classes} classes; images: {info.train_size} train / {info.val_size} val / "
                 f"{info.test_size} test; data: {info.loader_mode}"
             )
-            _err(f"settings: {settings_summary(info.config)}")  # what the defaults for this machine came to
+            config = info.config
+            world = max(1, int(getattr(info, "world_size", 1) or 1))
+            batch = (config.get("train") or {}).get("batch_size")
+            if world > 1 and isinstance(batch, int) and batch % world:  # the global batch torchrun trains with
+                config = {**config, "train": {**config["train"], "batch_size": batch // world * world}}
+            _err(f"settings: {settings_summary(config)}")  # what the defaults for this machine came to
 
         def on_epoch_start(self, epoch: int) -> None:
             self.bar = _Progress(f"epoch {epoch}/{self.epochs}" if epoch else "features (backbone pass)")

@@ -163,3 +163,22 @@ def test_a_runaway_loss_prints_in_a_few_digits():
     from core.cli import _loss
 
     assert _loss(0.69314718) == "0.6931" and _loss(5.661287553891336e32) == "5.66e+32" and _loss(math.inf) == "inf"
+
+
+def test_the_settings_line_under_torchrun_gives_the_global_batch_it_trains_with(capsys):
+    """--batch-size 5 over 2 processes trains with 2 × 2 = 4 (a warning says so); the settings line said 5."""
+    from core.cli import _make_printer
+    from core.config import RunConfig
+    from core.engine import FitInfo
+
+    cfg = RunConfig()
+    cfg.model.arch, cfg.train.batch_size = "resnext11_2x4d", 5
+    info = FitInfo(
+        run_dir="r", device="cpu", device_name="CPU", arch="resnext11_2x4d", num_classes=3, class_names=["a", "b", "c"],
+        epochs=1, start_epoch=0, steps_per_epoch=1, train_size=8, val_size=2, test_size=0, params=1,
+        loader_mode="cached", config=cfg.to_dict(), world_size=2,
+    )  # fmt: skip
+    _make_printer().on_fit_start(info)
+    assert ", batch 4," in capsys.readouterr().err
+    _make_printer().on_fit_start(FitInfo(**{**info.__dict__, "world_size": 1}))
+    assert ", batch 5," in capsys.readouterr().err
