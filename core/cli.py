@@ -525,6 +525,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # test if the run kept one, else val, as the app and the run's own evaluation.json do
         stored = (ckpt.get("config") or {}).get("data", {})
         own = stored.get("root")
+        if own and Path(args.checkpoint).is_file():  # an older run's relative path: where it really was
+            from core.runs import trained_data_root
+
+            own = trained_data_root(Path(args.checkpoint).parent, own)
         args.split = "all"
         if own and Path(own).is_dir() and os.path.samefile(own, data):
             from core.data import split as split_of

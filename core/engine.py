@@ -475,6 +475,7 @@ class Trainer:
         runs_dir: str | Path | None = None,
         resume: str | Path | None = None,
     ) -> None:
+        self._lock: runs.RunLock | None = None  # the run folder's, while this Trainer may write it
         self.callbacks = list(callbacks)
         self.stop = stop or StopToken()
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
@@ -565,7 +566,6 @@ class Trainer:
         self.run_dir: Path | None = None
         self.history: list[dict[str, Any]] = []
         self._partial: dict[str, Any] | None = None  # a stopped epoch to go on with (from last.pt)
-        self._lock: runs.RunLock | None = None
         self._looping = False  # in the epoch loop (a stop now saves last.pt)
         if self._resume_ckpt:  # last in __init__: nothing below can fail and keep the lock
             self._lock_for_resume()
@@ -591,6 +591,16 @@ class Trainer:
             raise ConfigError(refusal)
         if self.is_main:
             runs.remove_stale_temp_files(self.resume_dir)  # a killed run's half-written checkpoints (ours now)
+
+    def close(self) -> None:
+        """Let go of the run folder without training: a Trainer that resumes a run holds its lock from construction
+        until fit() ends (or this, or its garbage collection)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
     # -- events
     def _emit(self, hook: str, *args: Any) -> None:
@@ -659,7 +669,7 @@ class Trainer:
                 if self._looping:
                     what = "last.pt is saved after the current batch"
                 elif self._resume_ckpt:
-                    what = "training has not resumed yet; the run stays as it was"
+                    what = "training has not resumed yet; nothing new is trained and last.pt is kept"
                 else:
                     what = "training has not begun yet; no run is kept"
                 print(f"stopping: {what} (Ctrl-C again to interrupt at once)", file=sys.stderr, flush=True)

@@ -121,13 +121,18 @@ def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -
         raise
 
 
+TRAINER_FILES = ("last.pt", "best.pt", "history.csv", "batches.csv", "status.json", "config.json", "curves.png")
+
+
 def remove_stale_temp_files(folder: str | Path) -> int:
-    """Delete the temp files of atomic writes a killed process left in `folder` (`.last.pt.x1y2z3.tmp`, up to a
-    full checkpoint each); returns how many. Only for a folder no other process is writing (a locked run)."""
+    """Delete the temp files a killed training left in its run folder (`.last.pt.x1y2z3.tmp`, up to a full
+    checkpoint each); returns how many. Only the files the lock holder writes: the app may be writing
+    evaluation.json there at the same moment. For a run folder this process has locked."""
     n = 0
     with contextlib.suppress(OSError):
         for p in Path(folder).iterdir():
-            if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX) and p.is_file():
+            mine = any(p.name.startswith(f".{name}.") for name in TRAINER_FILES)
+            if mine and p.name.endswith(TEMP_SUFFIX) and p.is_file():
                 with contextlib.suppress(OSError):
                     p.unlink()
                     n += 1
@@ -376,10 +381,16 @@ class RunLock:
         return True
 
     def release(self) -> None:
-        """Let go of the lock (closing the file releases it); the empty file stays, so no other process can be
-        left holding a lock on a file that was removed."""
+        """Let go of the lock; the empty file stays, so no other process can be left holding a lock on a file that
+        was removed."""
         if self._file is not None:
-            self._file.close()
+            if os.name == "nt":  # Windows frees a closed handle's locks only eventually: unlock first
+                import msvcrt
+
+                with contextlib.suppress(OSError):
+                    self._file.seek(0)
+                    msvcrt.locking(self._file.fileno(), msvcrt.LK_UNLCK, 1)
+            self._file.close()  # (on POSIX closing releases the flock)
             self._file = None
 
     @property

@@ -509,11 +509,11 @@ class RunsTab(QWidget):
             else "Continue a stopped, interrupted or failed run from its last.pt"
         )
         self.resume_button.setEnabled(bool(one and one.has_last and (one.status in RESUMABLE or more)))
-        if one is not None and not one.has_last:  # a disabled button says why
+        if one is not None and one.status == "running":  # a disabled button says why
+            self.resume_button.setToolTip("This run is training now; resume it once it has stopped")
+        elif one is not None and not one.has_last:
             self.resume_button.setToolTip(
-                "This run is training"
-                if one.status == "running"
-                else "This run has no last.pt (it ended before its first epoch was saved): nothing to resume"
+                "This run has no last.pt (it ended before its first epoch was saved): nothing to resume"
             )
         with_epochs = [p for p in paths if (i := self._info(p)) is not None and i.epochs_done]
         self.png_button.setEnabled(bool(with_epochs))  # nothing to draw or list for runs without a finished epoch

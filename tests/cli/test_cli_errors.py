@@ -377,7 +377,8 @@ def test_a_relative_data_folder_still_works_from_another_working_folder(capsys, 
     monkeypatch.chdir(tmp_path)
     rc, out, err = run(capsys, "evaluate", "--checkpoint", old, "--json")
     assert rc == 0, err
-    assert json.loads(out)["data_root"] == str(trained["data"])
+    doc = json.loads(out)
+    assert doc["data_root"] == str(trained["data"]) and doc["split"] == "val"  # held out, not "all" (training too)
     rc, out, err = run(capsys, "train", "--resume", old, "--epochs", "2", "--json")
     assert rc == 0, err
     assert [h["epoch"] for h in json.loads(out)["history"]] == [1, 2]

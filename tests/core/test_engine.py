@@ -181,6 +181,11 @@ def test_two_resumes_of_one_run_at_once_one_is_refused(dataset, tmp_path):
     assert a.fit().reason == "completed"
     more = Trainer(config(dataset, epochs=3, batch_size=4), resume=first.run_dir).fit()  # the lock was let go
     assert more.reason == "completed" and [r["epoch"] for r in more.history] == [1, 2, 3]
+    unused = Trainer(config(dataset, epochs=4, batch_size=4), resume=first.run_dir)  # holds it from construction
+    with pytest.raises(ConfigError, match="training right now"):
+        Trainer(config(dataset, epochs=4, batch_size=4), resume=first.run_dir)
+    unused.close()  # … until fit() ends, or close()
+    assert Trainer(config(dataset, epochs=4, batch_size=4), resume=first.run_dir).fit().reason == "completed"
 
 
 def test_a_run_in_training_cannot_be_resumed_from_the_same_process(dataset, tmp_path):

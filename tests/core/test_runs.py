@@ -192,7 +192,7 @@ def test_atomic_writes_name_the_file_meant_and_stale_temp_files_go(tmp_path, mon
     monkeypatch.undo()
     (tmp_path / ".last.pt.pou344hq.tmp").write_bytes(b"x" * 100)  # what a kill -9 mid-write leaves
     (tmp_path / ".curves.png.tmp").write_bytes(b"x")
-    keep = [tmp_path / "last.pt", tmp_path / ".lock", tmp_path / "notes.tmp"]
+    keep = [tmp_path / "last.pt", tmp_path / ".lock", tmp_path / "notes.tmp", tmp_path / ".evaluation.json.x1.tmp"]
     for p in keep:
         p.write_bytes(b"")
     assert runs.remove_stale_temp_files(tmp_path) == 2

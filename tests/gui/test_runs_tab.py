@@ -412,3 +412,11 @@ def test_curves_are_drawn_in_the_train_tabs_frame(tab, runs):
     assert tab.loss_ax.get_ylim()[0] == 0 and tab.acc_ax.get_ylim() == (0, 1.01)
     tab.select_runs([str(runs["done"]), str(runs["failed"])])
     assert tab.acc_ax.get_xlim()[0] == 0 and 5 < tab.acc_ax.get_xlim()[1] <= 5.5
+
+
+def test_a_training_run_says_why_it_cannot_be_resumed_or_deleted(tab, runs):
+    live = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
+    tab.refresh()
+    tab.select_runs([str(live)])  # it has a last.pt: the button was disabled with the "continue a stopped…" text
+    assert not tab.resume_button.isEnabled() and "training now" in tab.resume_button.toolTip()
+    assert not tab.delete_button.isEnabled()
