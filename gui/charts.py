@@ -443,6 +443,8 @@ class BarChart(_Canvas):
         _style_axes(ax)
         ax.grid(True, axis="x", color="#e3e6ea")
         ax.grid(False, axis="y")
+        self._labels: list[str] = []
+        self._counts: list[Any] = []
         if not names:
             ax.text(0.5, 0.5, "no data set loaded", ha="center", va="center", color="#8a939c", transform=ax.transAxes)
             ax.set_xticks([])
@@ -452,9 +454,34 @@ class BarChart(_Canvas):
             mean = sum(counts) / len(counts)
             colors = [VAL_COLOR if c < 0.5 * mean else TRAIN_COLOR for c in counts]
             bars = ax.barh(y, counts, color=colors, height=0.65)
-            ax.set_yticks(y, [n if len(n) <= 18 else n[:8] + "…" + n[-9:] for n in names], fontsize=8)  # cut mid
+            self._labels = [n if len(n) <= 18 else n[:8] + "…" + n[-9:] for n in names]  # cut in the middle
             ax.invert_yaxis()
-            ax.bar_label(bars, padding=3, fontsize=8, color="#4a525c")
+            self._counts = ax.bar_label(bars, padding=3, fontsize=8, color="#4a525c")
             ax.set_xlim(0, max(counts) * 1.18 + 1)
+        self._names_shown = 0
+        self._thin_labels()
         self.relayout()  # new class names: room for them is found again at the next draw
         self.request_draw()
+
+    LABEL_PX = 11  # the least height a class name needs: with less room per bar, every k-th name is written
+
+    def _thin_labels(self) -> None:
+        """Many classes in a short chart: name every k-th bar (and print its count) rather than overlap them all."""
+        labels = getattr(self, "_labels", [])
+        if not labels:
+            return
+        room = max(1.0, self.height() - 70) / len(labels)  # the plot's height per bar, less title and axis
+        k = max(1, math.ceil(self.LABEL_PX / room))
+        if k == self._names_shown:
+            return
+        self._names_shown = k
+        shown = range(0, len(labels), k)
+        self.ax.set_yticks(list(shown), [labels[i] for i in shown], fontsize=8)
+        for i, text in enumerate(self._counts):
+            text.set_visible(i % k == 0)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().resizeEvent(event)
+        if getattr(self, "_labels", None):
+            self._thin_labels()
+            self.request_draw()

@@ -233,6 +233,25 @@ def test_class_balance_chart_makes_room_for_new_class_names(qtbot):
     assert chart.ax.get_position().x0 > bare and left >= 0  # every name inside the canvas
 
 
+def test_class_balance_chart_of_many_classes_names_every_kth_bar_rather_than_overlap_them(qtbot):
+    from gui.charts import BarChart
+
+    chart = BarChart()
+    qtbot.addWidget(chart)
+    chart.resize(260, 300)
+    chart.show()
+    names = [f"{i:02d}_class" for i in range(30)]
+    chart.set_counts(names, [8] * 29 + [2])
+    _flush(qtbot, chart)
+    renderer = chart.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in chart.ax.get_yticklabels()]
+    assert 3 <= len(boxes) < 30 and boxes[0].y0 > 0
+    assert all(a.y0 >= b.y1 - 1 for a, b in zip(boxes, boxes[1:], strict=False))  # top to bottom, none overlapping
+    assert sum(t.get_visible() for t in chart.ax.texts) == len(boxes)  # a count beside each named bar
+    chart.resize(260, 900)  # room for every name
+    qtbot.waitUntil(lambda: len(chart.ax.get_yticklabels()) == 30, timeout=5000)
+
+
 def test_laying_out_again_at_the_same_size_gives_the_same_axes(qtbot, charts):
     """Artists inside the plots (the off-scale note) once took part in the layout: every resize added margins
     until the plots collapsed to a strip."""
