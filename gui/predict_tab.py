@@ -307,7 +307,7 @@ class PredictTab(QWidget):
         top.addWidget(QLabel("Model:"))
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.model_combo.setMinimumContentsLength(36)
+        self.model_combo.setMinimumContentsLength(24)  # the whole name is its tooltip and in the list
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.model_combo.activated.connect(self._on_model_activated)
         top.addWidget(self.model_combo, 1)

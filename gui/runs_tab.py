@@ -242,16 +242,18 @@ class RunsTab(QWidget):
         self.table_stack.addWidget(self.empty_label)
 
         buttons = QHBoxLayout()
-        self.predict_button = QPushButton("Predict with this model")
+        self.predict_button = QPushButton("Predict")  # short labels: this row sets the window's least width
         self.predict_button.clicked.connect(self._predict)
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.clicked.connect(self._evaluate)
         self.resume_button = QPushButton("Resume training")
         self.resume_button.setToolTip("Continue a stopped, interrupted or failed run from its last.pt")
         self.resume_button.clicked.connect(self._resume)
-        self.png_button = QPushButton("Export curves as PNG…")
+        self.png_button = QPushButton("Curves PNG…")
+        self.png_button.setToolTip("Export the curves shown as a PNG image")
         self.png_button.clicked.connect(self._export_png)
-        self.csv_button = QPushButton("Export history as CSV…")
+        self.csv_button = QPushButton("History CSV…")
+        self.csv_button.setToolTip("Export the run's history.csv (one row per epoch)")
         self.csv_button.clicked.connect(self._export_csv)
         self.model_button = QPushButton("Export model…")
         self.model_button.setToolTip(
