@@ -506,13 +506,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ckpt = load(args.checkpoint)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
+    from core.runs import trained_data_root  # an older run's relative data path: where it really was
+
+    run_dir = Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else None
     data = args.data
     if not data:
-        data = (ckpt.get("config") or {}).get("data", {}).get("root")
-        if data and Path(args.checkpoint).is_file():
-            from core.runs import trained_data_root
-
-            data = trained_data_root(Path(args.checkpoint).parent, data)
+        data = trained_data_root(run_dir, (ckpt.get("config") or {}).get("data", {}).get("root") or "")
         if not data:
             raise UsageError("evaluate: --data DIR is required (the checkpoint names no data folder)")
         if not Path(data).is_dir():
@@ -524,11 +523,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.split is None:  # another folder: every image is new to the model; its own folder: the held-out part,
         # test if the run kept one, else val, as the app and the run's own evaluation.json do
         stored = (ckpt.get("config") or {}).get("data", {})
-        own = stored.get("root")
-        if own and Path(args.checkpoint).is_file():  # an older run's relative path: where it really was
-            from core.runs import trained_data_root
-
-            own = trained_data_root(Path(args.checkpoint).parent, own)
+        own = trained_data_root(run_dir, stored.get("root") or "")
         args.split = "all"
         if own and Path(own).is_dir() and os.path.samefile(own, data):
             from core.data import split as split_of
