@@ -7,6 +7,11 @@ import gc
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (PySide6 is imported late: `main.py --help` and the no-display message need none of it)
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
 
 ORG = "ResNeXt Studio"
 APP = "ResNeXt Studio"
@@ -39,7 +44,7 @@ def check_display(environ: dict[str, str] | None = None, platform: str | None = 
     return None
 
 
-def settings():  # -> QSettings
+def settings() -> QSettings:
     """The application's settings (an INI file in the user scope, so tests can redirect it with QSettings.setPath)."""
     from PySide6.QtCore import QSettings
 
@@ -102,7 +107,7 @@ def freeze_imported_objects() -> None:
     gc.enable()
 
 
-def create_application(argv: list[str] | None = None):  # -> QApplication
+def create_application(argv: list[str] | None = None) -> QApplication:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()

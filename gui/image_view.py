@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPaintEvent, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ class ImageView(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(480, 360)
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         rect = self.rect()
@@ -178,7 +178,7 @@ class ProbabilityBars(QWidget):
         i = int((y - 2) // self.ROW)
         return self._items[i] if 0 <= i < len(self._items) and y >= 2 else None
 
-    def event(self, event) -> bool:
+    def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ToolTip:  # a cut name is shown whole
             item = self.item_at(event.pos().y())
             if item is None:
@@ -192,7 +192,7 @@ class ProbabilityBars(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(320, max(1, len(self._items)) * self.ROW + 4)
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         fm = QFontMetrics(self.font())
@@ -252,7 +252,7 @@ class DropHint(QWidget):
     def text(self) -> str:
         return f"{self._title}\n{self._detail}".strip()
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRectF(self.rect()).adjusted(16, 16, -16, -16)
