@@ -595,7 +595,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         acc = "" if r.best_val_acc is None else f"{r.best_val_acc:.2%}"
         planned = "?" if r.epochs_planned is None else r.epochs_planned
         note = ""
-        if r.status in ("interrupted", "failed", "stopped") and not r.has_last:
+        if r.nothing_saved:
             note = "  (nothing saved: it cannot be resumed)"
         elif r.status == "failed" and r.message:
             note = f"  ({r.message if len(r.message) <= 70 else r.message[:69] + '…'})"

@@ -238,6 +238,13 @@ GPU_PRESET = {
 }
 
 
+def choose_arch(config: RunConfig) -> None:
+    """Arch "auto" made concrete for config.train.device, in place and alone: the app's form has set every other
+    value, which resolve_defaults' device preset would otherwise replace."""
+    if config.model.arch == "auto":
+        config.model.arch = models.auto_arch(resolve_device(config.train.device).type, config.model.pretrained)
+
+
 def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig:
     """A copy of `config` with "auto" choices made for `device` (see CPU_PRESET / GPU_PRESET).
 

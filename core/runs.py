@@ -50,6 +50,11 @@ class RunInfo:
     has_last: bool
     message: str = ""  # how it ended, in words (status.json's message: the failure, "stopped during epoch 3" …)
 
+    @property
+    def nothing_saved(self) -> bool:
+        """It ended before its first last.pt: there is nothing to resume."""
+        return self.status in ("interrupted", "failed", "stopped") and not self.has_last
+
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["path"] = str(self.path)
@@ -299,17 +304,8 @@ def draw_curves(history: list[dict[str, Any]], out_png: str | Path) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     fig.tight_layout()
-    out_png = Path(out_png)
-    tmp = out_png.with_name(f".{out_png.name}{TEMP_SUFFIX}")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out_png)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError) and e.filename in (None, str(tmp)):
-            raise OSError(e.errno, e.strerror or str(e), str(out_png)) from None
-        raise
+    with atomic_file(out_png, "wb") as f:
+        fig.savefig(f, format="png")
 
 
 def pid_alive(pid: int) -> bool:

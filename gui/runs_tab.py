@@ -102,7 +102,7 @@ def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
 
 def status_text(info: Any) -> str:
     """The Status cell: the status, and "nothing saved" for a run that ended before its first last.pt."""
-    if info.status in ("interrupted", "failed", "stopped") and not info.has_last:
+    if info.nothing_saved:
         return f"{info.status} · nothing saved"
     return info.status
 

@@ -816,12 +816,9 @@ class TrainTab(QWidget):
     def _launch_torchrun(self, config: Any, nproc: int) -> None:
         """Start `main.py train` under torchrun on `nproc` processes; a QTimer follows the run folder it writes."""
         from core.distributed import launch_torchrun
+        from core.engine import choose_arch
 
-        if config.model.arch == "auto":  # chosen here, so the CLI's device preset does not replace the form's values
-            from core.engine import resolve_device
-            from core.models import auto_arch
-
-            config.model.arch = auto_arch(resolve_device(config.train.device).type, config.model.pretrained)
+        choose_arch(config)  # here, so the CLI's device preset does not replace the form's values
         tmp = Path(tempfile.mkdtemp(prefix="resnext-studio-ddp-"))
         cfg_path, out_path, log_path = tmp / "config.json", tmp / "result.json", tmp / "train.log"
         args = ["train", "--data", config.data.root, "--config", str(cfg_path), "--json"]

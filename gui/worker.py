@@ -382,12 +382,10 @@ class TrainingWorker(QObject):
 
             token = self._token.create()
             cfg = self.config
-            if cfg is not None and self.resume_dir is None and cfg.model.arch == "auto":
-                # pick the architecture here, so the engine's device preset does not replace the form's values
-                from core.engine import resolve_device
-                from core.models import auto_arch
+            if cfg is not None and self.resume_dir is None:
+                from core.engine import choose_arch
 
-                cfg.model.arch = auto_arch(resolve_device(cfg.train.device).type, cfg.model.pretrained)
+                choose_arch(cfg)  # here, so the engine's device preset does not replace the form's values
             trainer = Trainer(
                 self.config,
                 self.index,
