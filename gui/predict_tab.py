@@ -8,7 +8,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -56,7 +56,7 @@ from gui.image_view import (
     model_crop_box,
     pil_to_qimage,
 )
-from gui.widgets import count_noun, dialog_dir, elide_path, remember_dir, with_suffix
+from gui.widgets import ElidedLabel, count_noun, dialog_dir, remember_dir, with_suffix
 from gui.worker import FunctionWorker, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
@@ -101,48 +101,6 @@ class PredictorCache:
                     raise ValueError(f"{checkpoint}: cannot load this checkpoint ({type(e).__name__}: {e})") from e
                 self._key = key
             return self._predictor
-
-
-class _ElidedText(QLabel):
-    """One line that never widens the window: a long text is cut with "…" in the middle (the end of a class name
-    often tells it apart) or, for a file path, in its folders; the whole text is the tooltip and text().
-    Cut again when resized or restyled (a style sheet font arrives when the label is polished)."""
-
-    def __init__(self, text: str = "", path: bool = False, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._full = ""
-        self._path = path
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setText(text)
-
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
-        self._full = str(text)
-        self.setToolTip(self._full)
-        self._elide()
-
-    def text(self) -> str:
-        return self._full
-
-    def shown_text(self) -> str:
-        """The text as displayed (cut to the width)."""
-        return super().text()
-
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        super().resizeEvent(event)
-        self._elide()
-
-    def changeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        super().changeEvent(event)
-        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
-            self._elide()
-
-    def _elide(self) -> None:
-        fm, width = self.fontMetrics(), max(10, self.width() - 2)
-        if self._path:
-            shown = elide_path(fm, self._full, width)
-        else:
-            shown = fm.elidedText(self._full, Qt.TextElideMode.ElideMiddle, width)
-        super().setText(shown)
 
 
 class _ElideRight(QStyledItemDelegate):
@@ -392,10 +350,10 @@ class PredictTab(QWidget):
         v.addWidget(self.back_button, 0, Qt.AlignmentFlag.AlignLeft)
         # long paths and class names are cut in the middle (a file's name and a class name's end often tell it
         # apart), shown whole in the tooltip; text() is the whole text
-        self.file_label = _ElidedText("", path=True)
+        self.file_label = ElidedLabel("", path=True)
         self.file_label.setStyleSheet("color: palette(placeholder-text);")
         v.addWidget(self.file_label)
-        self.class_label = _ElidedText("")
+        self.class_label = ElidedLabel("")
         self.class_label.setObjectName("predictedClass")  # large and bold: style.qss (a setFont loses to the QSS)
         v.addWidget(self.class_label)
         self.conf_label = QLabel("")

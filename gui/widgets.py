@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtCore import QEvent, QSize, Qt, QUrl
 from PySide6.QtGui import QColor, QDesktopServices, QFontMetrics, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -108,30 +108,46 @@ class Banner(QLabel):
 
 
 class ElidedLabel(QLabel):
-    """A one-line label that never widens its window: a long text (a cache path) is cut with "…" in the middle to
-    the width it has, and shown whole in the tooltip. text() gives the whole text."""
+    """A one-line label that never widens its window: a long text is cut with "…" in the middle (a cache path; the
+    end of a class name often tells it apart) or, with path=True, in its folders so the file's name stays whole.
+    The whole text is the tooltip and text(); it is cut again when resized or restyled (a style sheet's font
+    arrives when the label is polished)."""
 
-    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, text: str = "", parent: QWidget | None = None, path: bool = False) -> None:
         super().__init__(parent)
         self._full = ""
+        self._path = path
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.setText(text)
 
     def setText(self, text: str) -> None:  # noqa: N802 — Qt override
         self._full = str(text)
-        self.setToolTip(self._full if self._full else "")
+        self.setToolTip(self._full)
         self._elide()
 
     def text(self) -> str:
         return self._full
 
+    def shown_text(self) -> str:
+        """The text as displayed (cut to the width)."""
+        return super().text()
+
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         super().resizeEvent(event)
         self._elide()
 
+    def changeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._elide()
+
     def _elide(self) -> None:
-        width = max(10, self.width() - 2)
-        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, width))
+        fm, width = self.fontMetrics(), max(10, self.width() - 2)
+        if self._path:
+            shown = elide_path(fm, self._full, width)
+        else:
+            shown = fm.elidedText(self._full, Qt.TextElideMode.ElideMiddle, width)
+        super().setText(shown)
 
 
 class ImageGrid(QListWidget):
