@@ -28,6 +28,55 @@ MONITORS = ("val_acc", "val_loss")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODES = ("scratch", "linear", "finetune")
 
+# Presets applied when arch is "auto" (only to values still at their dataclass defaults):
+#   CPU: resnext11_4x8d (models.auto_arch) at 32 px, batch 16, AdamW lr 3e-3 (weight decay 5e-4),
+#        cosine with a half-epoch warm-up, 15 epochs, no augmentation. Measured on the bundled sample (600 images,
+#        4 shapes): ~96 % validation accuracy; 64 px costs ~4.7x more per image and augmentation needs more epochs
+#        than a 3-minute budget on 2 cores allows.
+#   CUDA / MPS: resnext50_32x4d at 224 px, batch 64, AdamW lr 1e-3, cosine with 1 warm-up epoch, 10 epochs,
+#        standard augmentation, AMP (bf16 where supported, else fp16 + GradScaler) on CUDA.
+CPU_PRESET = {"image_size": 32, "augment": "none", "batch_size": 16, "lr": 3e-3, "epochs": 15, "warmup_epochs": 0.5}
+# A CPU with pretrained weights: a linear probe (or fine-tune) of ResNeXt-50 at its native 224 px.
+TRANSFER_PRESET = {
+    "image_size": 224,
+    "augment": "light",
+    "batch_size": 32,
+    "lr": 1e-3,
+    "epochs": 10,
+    "warmup_epochs": 0.0,
+}
+GPU_PRESET = {
+    "image_size": 224,
+    "augment": "standard",
+    "batch_size": 64,
+    "lr": 1e-3,
+    "epochs": 10,
+    "warmup_epochs": 1.0,
+}
+
+
+def auto_preset(device_type: str, pretrained: bool = False) -> dict[str, Any]:
+    """The values arch "auto" brings on a device type ("cpu", "cuda", "mps"), with or without pretrained weights."""
+    if device_type == "cpu":
+        return dict(TRANSFER_PRESET if pretrained else CPU_PRESET)
+    return dict(GPU_PRESET)
+
+
+def likely_device_type() -> str:
+    """A guess, without importing torch, at the device type "auto" will pick: "cuda" where an NVIDIA driver is
+    installed, "mps" on Apple silicon, else "cpu". The app shows that device's recommended values while torch loads
+    and changes them only when the guess was wrong (an NVIDIA driver with a CPU-only torch, say)."""
+    import os
+    import platform
+    import shutil
+    import sys
+
+    if sys.platform == "darwin":
+        return "mps" if platform.machine() == "arm64" else "cpu"
+    if os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi"):
+        return "cuda"
+    return "cpu"
+
 
 @dataclass
 class DataConfig:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core import checkpoint, data, distributed, metrics, models, runs
-from core.config import ConfigError, DataConfig, RunConfig, TrainConfig
+from core.config import ConfigError, DataConfig, RunConfig, TrainConfig, auto_preset
 
 PROGRESS_INTERVAL_S = 0.1  # batch events at most 10 per second (plus the first and last batch of an epoch)
 BATCH_LOG_INTERVAL_S = 0.25  # batches.csv: a row at most 4 times a second (plus each epoch's last batch)
@@ -211,32 +211,6 @@ def seed_everything(seed: int) -> None:
 _DEFAULT_DATA = DataConfig()
 _DEFAULT_TRAIN = TrainConfig()
 
-# Presets applied when arch is "auto" (only to values still at their dataclass defaults):
-#   CPU: models.default_arch("cpu") (resnext11_4x8d) at 32 px, batch 16, AdamW lr 3e-3 (weight decay 5e-4),
-#        cosine with a half-epoch warm-up, 15 epochs, no augmentation. Measured on the bundled sample (600 images,
-#        4 shapes): ~96 % validation accuracy; 64 px costs ~4.7x more per image and augmentation needs more epochs
-#        than a 3-minute budget on 2 cores allows.
-#   CUDA / MPS: resnext50_32x4d at 224 px, batch 64, AdamW lr 1e-3, cosine with 1 warm-up epoch, 10 epochs,
-#        standard augmentation, AMP (bf16 where supported, else fp16 + GradScaler) on CUDA.
-CPU_PRESET = {"image_size": 32, "augment": "none", "batch_size": 16, "lr": 3e-3, "epochs": 15, "warmup_epochs": 0.5}
-# A CPU with pretrained weights: a linear probe (or fine-tune) of ResNeXt-50 at its native 224 px.
-TRANSFER_PRESET = {
-    "image_size": 224,
-    "augment": "light",
-    "batch_size": 32,
-    "lr": 1e-3,
-    "epochs": 10,
-    "warmup_epochs": 0.0,
-}
-GPU_PRESET = {
-    "image_size": 224,
-    "augment": "standard",
-    "batch_size": 64,
-    "lr": 1e-3,
-    "epochs": 10,
-    "warmup_epochs": 1.0,
-}
-
 
 def choose_arch(config: RunConfig) -> None:
     """Arch "auto" made concrete for config.train.device, in place and alone: the app's form has set every other
@@ -246,7 +220,7 @@ def choose_arch(config: RunConfig) -> None:
 
 
 def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig:
-    """A copy of `config` with "auto" choices made for `device` (see CPU_PRESET / GPU_PRESET).
+    """A copy of `config` with "auto" choices made for `device` (see config.CPU_PRESET / GPU_PRESET).
 
     Only arch "auto" triggers a preset, and a preset only replaces values the user left at their defaults.
     """
@@ -254,10 +228,7 @@ def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     if cfg.model.arch == "auto":
         cfg.model.arch = models.auto_arch(dev.type, cfg.model.pretrained)
-        if cfg.model.pretrained:
-            preset = TRANSFER_PRESET if dev.type == "cpu" else GPU_PRESET
-        else:
-            preset = CPU_PRESET if dev.type == "cpu" else GPU_PRESET
+        preset = auto_preset(dev.type, bool(cfg.model.pretrained))
         ours = models.checkpoint_model(cfg.model.pretrained)  # a run's checkpoint: its own model and image size
         for key in ("image_size", "augment"):
             if getattr(cfg.data, key) == getattr(_DEFAULT_DATA, key):

@@ -185,8 +185,11 @@ class TrainTab(QWidget):
         self._device_type = "cpu"
         self._defaults: dict | None = None
         self._had_saved_settings = bool(settings().value("train/epochs"))
+        self._guessed_device_type: str | None = None  # first start: the device type whose values the form shows
         self._build()
         self._restore_settings()
+        if not self._had_saved_settings:
+            self._show_likely_preset()
         self._set_state(IDLE)
         if dataset_panel is not None:
             dataset_panel.index_changed.connect(self._on_data_changed)
@@ -511,8 +514,23 @@ class TrainTab(QWidget):
         if self.device_combo.findData(saved) >= 0:
             self.device_combo.setCurrentIndex(self.device_combo.findData(saved))
         if not self._had_saved_settings:
-            self.apply_recommended()
+            if d["device_type"] == self._guessed_device_type:  # the form shows these already (and any edit made since)
+                self.status_message.emit(f"Recommended settings for {d['device_type'].upper()}")
+            else:
+                self.apply_recommended()
         self._on_device_changed()
+
+    def _show_likely_preset(self) -> None:
+        """First start: fill the form with the recommended values of the device "auto" will likely pick, so that
+        they do not change under the user's eyes (or hands) when torch has loaded and the device is known."""
+        from core.config import auto_preset, likely_device_type
+
+        self._guessed_device_type = likely_device_type()
+        p = auto_preset(self._guessed_device_type)
+        self.set_train_values({k: p[k] for k in ("batch_size", "lr", "epochs", "warmup_epochs")})
+        if self.dataset_panel is not None:
+            self.dataset_panel.set_image_size(int(p["image_size"]))
+            self.dataset_panel.set_augment(p["augment"])
 
     def set_gpu_count(self, n: int) -> None:
         """Show "Use all GPUs (n)" when there is more than one GPU; hide (and clear) it otherwise."""

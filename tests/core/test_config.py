@@ -98,3 +98,35 @@ def test_a_negative_seed_of_an_older_run_still_loads():
     d["train"]["seed"], d["data"]["seed"] = -1, -7  # accepted before seeds were checked: such runs must resume
     cfg = RunConfig.from_dict(d)
     assert (cfg.train.seed, cfg.data.seed) == (-1, -7)
+
+
+def test_the_device_guess_needs_no_torch_and_reads_the_platform(monkeypatch):
+    import os
+    import platform
+    import shutil
+    import sys
+
+    from core.config import likely_device_type
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+    assert likely_device_type() == "mps"
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert likely_device_type() == "cpu"
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os.path, "exists", lambda p: p == "/proc/driver/nvidia/version")
+    assert likely_device_type() == "cuda"
+    monkeypatch.setattr(os.path, "exists", lambda p: False)
+    assert likely_device_type() == "cpu"
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/nvidia-smi" if name == "nvidia-smi" else None)
+    assert likely_device_type() == "cuda"
+
+
+def test_auto_presets_are_copies():
+    from core.config import CPU_PRESET, GPU_PRESET, TRANSFER_PRESET, auto_preset
+
+    assert auto_preset("cpu") == CPU_PRESET and auto_preset("cpu", pretrained=True) == TRANSFER_PRESET
+    assert auto_preset("cuda") == auto_preset("mps") == GPU_PRESET
+    auto_preset("cpu")["image_size"] = 999
+    assert CPU_PRESET["image_size"] == 32

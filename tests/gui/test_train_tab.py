@@ -334,6 +334,56 @@ def test_reset_to_recommended_resets_the_image_size_too(qtbot, runs_dir):
     assert tab.train_values()["batch_size"] == 16
 
 
+def _form(panel, tab):
+    return {**tab.train_values(), "image_size": panel.image_size(), "augment": panel.data_config().augment}
+
+
+@pytest.mark.timeout(120)
+def test_a_first_start_shows_the_recommended_values_before_torch_has_loaded(qtbot, runs_dir, monkeypatch):
+    """The form showed 64 px / standard until the device was known, then jumped to the CPU's 32 px / none."""
+    import gui.train_tab as train_tab
+    from core.config import CPU_PRESET
+
+    monkeypatch.setattr("core.config.likely_device_type", lambda: "cpu")
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    shown = _form(panel, tab)
+    assert {k: shown[k] for k in CPU_PRESET} == CPU_PRESET
+    tab.set_train_values({"epochs": 7})  # an edit made while torch loads is kept when the guess was right
+    shown["epochs"] = 7
+    cpu = train_tab._resolved_defaults("cpu")
+    with qtbot.waitSignal(tab.status_message, timeout=5000) as said:
+        tab._on_defaults(cpu)
+    assert said.args == ["Recommended settings for CPU"]
+    assert _form(panel, tab) == shown
+    # what the engine recommends for the CPU is what was shown, but for the edit
+    assert {k: v for k, v in _form(panel, tab).items() if k != "epochs"} == {
+        **{k: v for k, v in cpu["train"].items() if k in shown and k != "epochs"},
+        "image_size": cpu["image_size"],
+        "augment": cpu["augment"],
+        "device": shown["device"],
+    }
+
+
+@pytest.mark.timeout(120)
+def test_a_wrong_guess_of_the_device_is_corrected_when_it_is_known(qtbot, runs_dir, monkeypatch):
+    import gui.train_tab as train_tab
+    from core.config import CPU_PRESET, GPU_PRESET
+
+    monkeypatch.setattr("core.config.likely_device_type", lambda: "cuda")  # a driver, but a CPU-only torch
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    assert {k: _form(panel, tab)[k] for k in GPU_PRESET} == GPU_PRESET
+    with qtbot.waitSignal(tab.status_message, timeout=5000) as said:
+        tab._on_defaults(train_tab._resolved_defaults("cpu"))
+    assert said.args == ["Recommended settings for CPU applied"]
+    assert {k: _form(panel, tab)[k] for k in CPU_PRESET} == CPU_PRESET
+
+
 def test_a_long_device_line_does_not_widen_the_window(qtbot, runs_dir):
     """A linear probe's line names its feature-cache folder: the window grew past a 1400 px screen."""
     panel = DatasetPanel()
