@@ -373,11 +373,16 @@ def _train_config(args: argparse.Namespace):
 
 def _flag_message(e: Exception) -> str:
     """A ConfigError ("train.batch_size=1: must be ≥ 2") as the flag the user typed: "--batch-size 1: must be ≥ 2"."""
+    import dataclasses
+
+    from core.config import DataConfig, ModelConfig, TrainConfig
+
+    fields = {f.name for c in (DataConfig, ModelConfig, TrainConfig) for f in dataclasses.fields(c)} | {"runs_dir"}
     field, _, why = str(e).partition(": ")
     name, _, value = field.partition("=")
-    if not why or not name.replace("_", "a").replace(".", "a").isalnum():  # not of the form field[=value]: reason
-        return str(e)
     name = name.split(".")[-1]
+    if not why or name not in fields:  # not "setting[=value]: reason" ("RUN_DIR: this run is training…", say)
+        return str(e)
     flag = "--" + {"root": "data"}.get(name, name).replace("_", "-")
     value = value.strip("'")
     return f"{flag} {value}: {why}" if value else f"{flag}: {why}"
@@ -597,6 +602,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         note = ""
         if r.nothing_saved:
             note = "  (nothing saved: it cannot be resumed)"
+        elif r.status in ("interrupted", "failed", "stopped") and not r.resumable:
+            note = "  (no last.pt: it cannot be resumed; best.pt can be used)"
         elif r.status == "failed" and r.message:
             note = f"  ({r.message if len(r.message) <= 70 else r.message[:69] + '…'})"
         print(f"  {r.name:<48} {r.status:<12} epochs {r.epochs_done}/{planned}  best val acc {acc}{note}")

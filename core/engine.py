@@ -374,6 +374,15 @@ def _refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
         )
 
 
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced or rewritten (its inode, size and modification time)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _lock_run(run_dir: Path) -> runs.RunLock:
     """The run folder's lock, or ConfigError when another process holds it (two resumes of one run at once)."""
     lock = runs.RunLock(run_dir)
@@ -462,15 +471,17 @@ class Trainer:
         self._resume_ckpt: dict[str, Any] | None = None
         if self.resume_dir is not None:
             _refuse_a_running_run(self.resume_dir)
+            self._resume_stamp = _file_stamp(self.resume_dir / "last.pt")  # checked again once the run is locked
             self._resume_ckpt = checkpoint.load(self.resume_dir / "last.pt")
             stored = RunConfig.from_dict(self._resume_ckpt["config"])
+            # (an old run's relative data.root, not a folder given now: `--resume RUN --data photos` means ./photos)
+            stored.data.root = runs.trained_data_root(self.resume_dir, stored.data.root)
             if config is not None:
                 stored.train.epochs = config.train.epochs
                 stored.train.device = config.train.device
                 stored.data.cache, stored.data.num_workers = config.data.cache, config.data.num_workers
                 if config.data.root:
                     stored.data.root = config.data.root
-            stored.data.root = runs.trained_data_root(self.resume_dir, stored.data.root)
             config = stored
         if config is None:
             raise ConfigError("config: required unless resuming a run")
@@ -544,7 +555,7 @@ class Trainer:
         self.run_dir: Path | None = None
         self.history: list[dict[str, Any]] = []
         self._partial: dict[str, Any] | None = None  # a stopped epoch to go on with (from last.pt)
-        self._looping = False  # in the epoch loop (a stop now saves last.pt)
+        self._phase = "setup"  # then "epochs" (a stop saves last.pt), then "final" (best.pt's evaluation)
         if self._resume_ckpt:  # last in __init__: nothing below can fail and keep the lock
             self._lock_for_resume()
 
@@ -557,6 +568,11 @@ class Trainer:
                 if self.dist.enabled:
                     _refuse_a_running_run(self.resume_dir, under_torchrun=True)
                 self._lock = _lock_run(self.resume_dir)
+                if _file_stamp(self.resume_dir / "last.pt") != self._resume_stamp:
+                    raise ConfigError(
+                        f"{self.resume_dir}: another process trained this run while this resume was "
+                        "starting; its last.pt is newer than the one read: start the resume again"
+                    )
             except ConfigError as e:
                 refusal = str(e)
         if self.dist.enabled:
@@ -644,8 +660,10 @@ class Trainer:
             if signum == signal.SIGINT and self.stop.stopped and not self.dist.enabled:
                 raise KeyboardInterrupt
             if not self.stop.stopped and self.is_main and not self.dist.enabled:
-                if self._looping:
+                if self._phase == "epochs":
                     what = "last.pt is saved after the current batch"
+                elif self._phase == "final":
+                    what = "training is done and saved; the final evaluation of best.pt is skipped"
                 elif self._resume_ckpt:
                     what = "training has not resumed yet; nothing new is trained and last.pt is kept"
                 else:
@@ -672,6 +690,7 @@ class Trainer:
         reason, message, tb = "completed", "", None
         try:
             reason, message = self._loop()
+            self._phase = "final"
         except _Failed as e:
             reason, message = "failed", str(e)
         except Exception as e:  # noqa: BLE001
@@ -886,7 +905,7 @@ class Trainer:
     # -- loop
     def _loop(self) -> tuple[str, str]:
         tc = self.config.train
-        self._looping = True
+        self._phase = "epochs"
         for epoch in range(self.start_epoch + 1, tc.epochs + 1):
             if self._stop_requested():
                 return "stopped", f"stopped before epoch {epoch}"

@@ -52,8 +52,13 @@ class RunInfo:
 
     @property
     def nothing_saved(self) -> bool:
-        """It ended before its first last.pt: there is nothing to resume."""
-        return self.status in ("interrupted", "failed", "stopped") and not self.has_last
+        """It ended before it saved a checkpoint: nothing to resume, evaluate or predict with."""
+        return self.status in ("interrupted", "failed", "stopped") and not self.has_last and not self.has_best
+
+    @property
+    def resumable(self) -> bool:
+        """A run that ended before its last epoch and kept a last.pt to go on from."""
+        return self.status in ("interrupted", "failed", "stopped") and self.has_last
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -126,7 +131,16 @@ def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -
         raise
 
 
-TRAINER_FILES = ("last.pt", "best.pt", "history.csv", "batches.csv", "status.json", "config.json", "curves.png")
+TRAINER_FILES = (
+    "last.pt",
+    "best.pt",
+    "history.csv",
+    "batches.csv",
+    "status.json",
+    "config.json",
+    "curves.png",
+    "progress.json",  # (torchrun runs)
+)
 
 
 def remove_stale_temp_files(folder: str | Path) -> int:
@@ -256,7 +270,7 @@ def _count(value: Any) -> int | None:
     """A whole number from a (perhaps hand-edited) JSON value: 5, 5.0, "5"; None otherwise."""
     try:
         n = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # (OverflowError: an integer past a float's range)
         return None
     return int(n) if math.isfinite(n) and n == int(n) and n >= 0 else None
 
@@ -364,6 +378,7 @@ class RunLock:
             if os.name == "nt":
                 import msvcrt
 
+                f.seek(0)  # msvcrt locks bytes from the position ("a+" starts at the end); release() unlocks byte 0
                 msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
             else:
                 import fcntl

@@ -688,7 +688,7 @@ class DatasetPanel(QWidget):
         shown = [f"{html.escape(_elide(self, names[i]))} ({counts[i]})" for i in few[:5]]  # rich text
         more = f" and {len(few) - 5} more" if len(few) > 5 else ""
         self.balance_note.setText(
-            f"<span style='color:{FEW_COLOR}'>Orange</span>: {count_noun(len(few), 'class')} with under half the "
+            f"<span style='color:{FEW_COLOR}'>Orange</span>: {count_noun(len(few), 'class', 'classes')} with under half the "
             f"average number of images ({sum(counts) / max(1, len(counts)):.0f}), too few to learn well: "
             + ", ".join(shown)
             + more

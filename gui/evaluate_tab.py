@@ -747,8 +747,11 @@ class EvaluateTab(QWidget):
         self._run_dir = str(run)
         cfg = self._read_json(run / "config.json") or {}
         data = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
+        from core.runs import trained_data_root
+
+        root = trained_data_root(run, str(data.get("root") or ""))  # (an old run's relative path: its absolute one)
         self.ckpt_edit.setText(str(run / "best.pt"))
-        self.data_edit.setText(str(data.get("root") or ""))
+        self.data_edit.setText(root)
         sizes = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}  # the run's own split sizes
         has = {
             "val": sizes.get("val_size", float(data.get("val_split") or 0)) > 0,
@@ -776,7 +779,7 @@ class EvaluateTab(QWidget):
             )
             self.evaluate_now_button.setEnabled(False)
         else:
-            where = data.get("root") or "its data folder"
+            where = root or "its data folder"
             self.not_evaluated_label.setText(
                 f"{run.name} has not been evaluated yet.\n\n"
                 f"Evaluate its best.pt on the {self.split()} split of "

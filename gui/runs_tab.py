@@ -101,25 +101,33 @@ def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def status_text(info: Any) -> str:
-    """The Status cell: the status, and "nothing saved" for a run that ended before its first last.pt."""
+    """The Status cell: the status, and what an ended run kept when that is not enough to resume it."""
     if info.nothing_saved:
         return f"{info.status} · nothing saved"
+    if info.status in ("interrupted", "failed", "stopped") and not info.has_last:
+        return f"{info.status} · no last.pt"  # (a full disk, or a kill, between best.pt and last.pt)
     return info.status
 
 
 def status_explanation(info: Any) -> str:
-    """The Status cell's tooltip: how the run ended, in words."""
+    """The Status cell's tooltip: how the run ended, in words, and whether it can be resumed."""
     what = {
         "running": "Training now",
         "completed": "Finished every planned epoch (or stopped early: no better validation for a while)",
-        "stopped": "Stopped by the user; last.pt keeps what was done and the run can be resumed",
+        "stopped": "Stopped by the user",
         "failed": "Training failed",
-        "interrupted": (
-            "Its process ended without a word (killed, crashed or the machine stopped)"
-            + ("; last.pt keeps the last saved state and the run can be resumed" if info.has_last else "")
-        ),
+        "interrupted": "Its process ended without a word (killed, crashed or the machine stopped)",
     }.get(info.status, info.status)
-    return f"{what}: {info.message}" if info.message and info.status != "running" else what
+    if info.message and info.status != "running":
+        what = f"{what}: {info.message}"
+    if info.status in ("interrupted", "failed", "stopped"):
+        if info.resumable:
+            what += "\nlast.pt keeps the last saved state: the run can be resumed."
+        elif info.has_best:
+            what += "\nIt has no last.pt, so it cannot be resumed; its best.pt can still evaluate and predict."
+        else:
+            what += "\nIt saved no checkpoint, so there is nothing to resume."
+    return what
 
 
 def short_run_labels(paths: list[str]) -> list[str]:

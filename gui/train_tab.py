@@ -173,6 +173,7 @@ class TrainTab(QWidget):
         self.thread: Any = None
         self.result: Any = None
         self.fit_info: Any = None
+        self._launched_resume = False
         self.best_checkpoint: str | None = None
         self.last_checkpoint: str | None = None
         self.run_dir: str | None = None
@@ -751,6 +752,7 @@ class TrainTab(QWidget):
     def _launch(self, config: Any, index: Any, resume: str | None, history: list | None = None) -> None:
         self.result = None
         self.fit_info = None
+        self._launched_resume = bool(resume)
         self.best_checkpoint = self.last_checkpoint = None
         self.run_dir = resume
         for b in (self.evaluate_button, self.predict_button, self.open_button):
@@ -1220,7 +1222,13 @@ class TrainTab(QWidget):
     def _on_failed(self, message: str) -> None:
         self.log_line(message, "error")
         self.banner.set_error(message)
-        QMessageBox.critical(self, "Training failed", message)
+        QMessageBox.critical(self, self._failure_title(), message)
+
+    def _failure_title(self) -> str:
+        """Refused before it began (a locked run, a data folder that changed …) is not a training that failed."""
+        if self.fit_info is not None:
+            return "Training failed"
+        return "Could not resume the run" if self._launched_resume else "Could not start training"
 
     def _on_finished(self, result: Any) -> None:
         self.worker = None
@@ -1230,7 +1238,7 @@ class TrainTab(QWidget):
             self.banner.clear_message()  # keeps it
         self.device_in_use.emit("")
         if result is None:  # an exception; _on_failed has shown it
-            self.result_label.setText("<b>Training failed.</b> See the log.")
+            self.result_label.setText(f"<b>{html.escape(self._failure_title())}.</b> See the log.")
             return
         # a run stopped before it began has no folder any more (the engine removes the empty one)
         self.run_dir = result.run_dir or (None if result.reason == "stopped" else self.run_dir)

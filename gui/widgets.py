@@ -58,9 +58,9 @@ def with_suffix(path: str, suffix: str) -> str:
     return path if os.path.splitext(path)[1] else path + suffix
 
 
-def count_noun(n: int, noun: str) -> str:
-    """'1 image', '3 images', '0 runs'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def count_noun(n: int, noun: str, plural: str = "") -> str:
+    """'1 image', '3 images', '0 runs'; words that add more than an s say so: count_noun(2, "class", "classes")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def read_thumbnail(path: str, size: int) -> QImage:

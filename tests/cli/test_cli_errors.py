@@ -382,3 +382,31 @@ def test_a_relative_data_folder_still_works_from_another_working_folder(capsys, 
     rc, out, err = run(capsys, "train", "--resume", old, "--epochs", "2", "--json")
     assert rc == 0, err
     assert [h["epoch"] for h in json.loads(out)["history"]] == [1, 2]
+
+
+def test_only_settings_are_translated_into_flags():
+    """A run folder named `myrun` that was locked read "--myrun: this run is training right now"."""
+    from core.cli import _flag_message
+    from core.config import ConfigError
+
+    assert _flag_message(ConfigError("train.batch_size=1: must be ≥ 2")) == "--batch-size 1: must be ≥ 2"
+    assert _flag_message(ConfigError("data.root: no data folder given")) == "--data: no data folder given"
+    assert _flag_message(ConfigError("runs_dir='/r': not writable")) == "--runs-dir /r: not writable"
+    for text in (
+        "myrun: this run is training right now (its folder is locked); stop it before resuming it",
+        "WORLD_SIZE=3: but this PyTorch build has no distributed support",
+        "cfg.json: not valid JSON (Expecting value)",
+    ):
+        assert _flag_message(ConfigError(text)) == text
+
+
+def test_a_resume_given_a_relative_data_folder_trains_on_that_folder(capsys, trained, tmp_path, monkeypatch):
+    """`--resume RUN --data copy` went on with the run's old folder, without a word."""
+    import shutil
+
+    run_dir = shutil.copytree(trained["run"], tmp_path / "run")
+    shutil.copytree(trained["data"], tmp_path / "copy")
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "2", "--data", "copy", "--quiet")
+    assert rc == 0, err
+    assert load(run_dir / "last.pt")["config"]["data"]["root"] == str(tmp_path / "copy")

@@ -188,6 +188,27 @@ def test_two_resumes_of_one_run_at_once_one_is_refused(dataset, tmp_path):
     assert Trainer(config(dataset, epochs=4, batch_size=4), resume=first.run_dir).fit().reason == "completed"
 
 
+def test_a_resume_overtaken_while_it_started_is_refused(dataset, tmp_path, monkeypatch):
+    """It read last.pt, then scanned the data; another resume trained and ended meanwhile, and this one went on
+    from the older last.pt and wrote over the other's epochs."""
+    first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
+    real, overtaken = engine._lock_run, []
+
+    def other_process_first(run_dir):
+        if not overtaken:
+            overtaken.append(None)  # (the other resume locks through here too)
+            overtaken[0] = Trainer(config(dataset, epochs=3, batch_size=4), resume=run_dir).fit()
+        return real(run_dir)
+
+    monkeypatch.setattr(engine, "_lock_run", other_process_first)
+    with pytest.raises(ConfigError, match="another process trained this run while this resume was starting"):
+        Trainer(config(dataset, epochs=2, batch_size=4), resume=first.run_dir)
+    assert overtaken[0].reason == "completed"
+    assert [r["epoch"] for r in runs.read_history(first.run_dir)] == [1, 2, 3]  # the other's epochs stand
+    assert checkpoint.load(Path(first.run_dir) / "last.pt")["epoch"] == 3
+    assert runs.RunLock(first.run_dir).acquire()  # the refused one let go of the lock
+
+
 def test_a_run_in_training_cannot_be_resumed_from_the_same_process(dataset, tmp_path):
     """The app trains in a thread of its own process: a resume of that run from the run list is refused."""
 
@@ -427,6 +448,25 @@ def test_ctrl_c_before_the_first_epoch_says_no_run_is_kept(dataset, tmp_path, ca
     err = capsys.readouterr().err
     assert "stopping: training has not begun yet; no run is kept" in err and "last.pt" not in err
     assert result.reason == "stopped" and result.run_dir is None and not any((tmp_path / "runs").iterdir())
+
+
+def test_ctrl_c_in_the_final_evaluation_says_training_is_saved(dataset, tmp_path, capsys, monkeypatch):
+    """It said "last.pt is saved after the current batch", though every epoch was done."""
+    import os
+    import signal
+
+    real = engine.evaluate
+
+    def ctrl_c_first(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate", ctrl_c_first)
+    result = Trainer(config(dataset, epochs=1), runs_dir=tmp_path / "runs").fit()
+    err = capsys.readouterr().err
+    assert "stopping: training is done and saved; the final evaluation of best.pt is skipped" in err
+    assert "after the current batch" not in err
+    assert result.reason == "completed" and not (Path(result.run_dir) / "evaluation.json").exists()
 
 
 def test_a_run_stopped_before_it_began_leaves_no_folder(dataset, tmp_path):

@@ -191,11 +191,12 @@ def test_atomic_writes_name_the_file_meant_and_stale_temp_files_go(tmp_path, mon
     assert e.value.filename == str(target)  # not ".status.json.k3j4h5.tmp"
     monkeypatch.undo()
     (tmp_path / ".last.pt.pou344hq.tmp").write_bytes(b"x" * 100)  # what a kill -9 mid-write leaves
-    (tmp_path / ".curves.png.tmp").write_bytes(b"x")
+    (tmp_path / ".curves.png.k2j3h4.tmp").write_bytes(b"x")
+    (tmp_path / ".progress.json.a1b2c3.tmp").write_bytes(b"x")  # (a torchrun run's)
     keep = [tmp_path / "last.pt", tmp_path / ".lock", tmp_path / "notes.tmp", tmp_path / ".evaluation.json.x1.tmp"]
     for p in keep:
         p.write_bytes(b"")
-    assert runs.remove_stale_temp_files(tmp_path) == 2
+    assert runs.remove_stale_temp_files(tmp_path) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in keep)
 
 
@@ -209,6 +210,6 @@ def test_a_history_with_bytes_that_are_not_utf8_hides_no_run(tmp_path):
 def test_a_hand_edited_epoch_count_is_read_as_a_number_or_not_at_all(tmp_path):
     store = RunStore(tmp_path)
     run = _fake_run(store, "resnet18", {"status": "completed", "started": 1})
-    for written, read in (("4", 4), (4.0, 4), ("four", None), (-1, None), (2.5, None), (None, None)):
+    for written, read in (("4", 4), (4.0, 4), ("four", None), (-1, None), (2.5, None), (None, None), (10**400, None)):
         (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}, "train": {"epochs": written}}))
         assert store.info(run).epochs_planned == read

@@ -329,6 +329,20 @@ def test_classes_with_few_images_are_explained(qtbot, panel, awkward):
     assert note.isHidden()
 
 
+def test_two_small_classes_are_counted_in_words(qtbot, panel, tmp_path, dataset_factory):
+    """The note read "2 classs with under half the average"."""
+    from gui.widgets import count_noun
+
+    root = dataset_factory(tmp_path / "d", {"a": 12, "b": 12, "c": 12, "d": 2, "e": 2})
+    _load(qtbot, panel, root)
+    assert "2 classes with under half the average" in panel.balance_note.text()
+    assert [count_noun(1, "class", "classes"), count_noun(2, "epoch"), count_noun(0, "run")] == [
+        "1 class",
+        "2 epochs",
+        "0 runs",
+    ]
+
+
 def test_bar_chart_cuts_long_names_in_the_middle(qtbot, panel, tmp_path, dataset_factory):
     """Names that share a long beginning stay apart on the chart: it keeps their ends."""
     root = dataset_factory(tmp_path / "d", {"photos_of_the_category_cat": 3, "photos_of_the_category_dog": 3})

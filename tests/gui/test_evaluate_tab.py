@@ -544,3 +544,18 @@ def test_the_grad_cam_of_a_wide_photo_greys_what_the_model_never_saw(tmp_path):
     left, mid = cam.pixelColor(5, 20), cam.pixelColor(40, 20)
     assert left.red() == left.green() == left.blue()  # grey: never seen, not "low attention" blue
     assert not (mid.red() == mid.green() == mid.blue())
+
+
+def test_an_old_run_with_a_relative_data_folder_offers_its_absolute_folder(qtbot, tab, tmp_path, monkeypatch):
+    """Runs made before data.root was stored absolute kept "pets"; the tab offered that, relative to nothing."""
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    doc = json.loads((run / "config.json").read_text())
+    doc["data"]["root"] = "pets"
+    doc["dataset"] = {"root": str(data), "val_size": 3, "test_size": 0}
+    (run / "config.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path / "runs")  # the app's working folder is not where the run was trained
+    tab.show_run(str(run))
+    assert tab.stack.currentIndex() == PAGE_NOT_EVALUATED
+    assert tab.data_edit.text() == str(data)
+    assert str(data) in tab.not_evaluated_label.text()

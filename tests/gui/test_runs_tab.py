@@ -396,7 +396,9 @@ def test_failed_and_interrupted_runs_explain_themselves(tab, runs, tmp_path):
     write_batches(failed, [(1, 1, 10, 2.0), (1, 4, 10, 40.0), (1, 7, 10, float("nan"))])
     tab.refresh()
     row = next(r for r in range(tab.table.rowCount()) if tab.table.item(r, COL_NAME).text() == failed.name)
-    assert tab.table.item(row, COL_STATUS).toolTip() == "Training failed: loss became NaN at epoch 1 step 7"
+    assert tab.table.item(row, COL_STATUS).toolTip() == (
+        "Training failed: loss became NaN at epoch 1 step 7\nIt saved no checkpoint, so there is nothing to resume."
+    )
     tab.select_runs([str(failed)])
     batches = [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "batches"]
     assert len(batches) == 1 and list(batches[0].get_xdata()) == [0.1, 0.4]  # the NaN is left out
@@ -420,3 +422,22 @@ def test_a_training_run_says_why_it_cannot_be_resumed_or_deleted(tab, runs):
     tab.select_runs([str(live)])  # it has a last.pt: the button was disabled with the "continue a stopped…" text
     assert not tab.resume_button.isEnabled() and "training now" in tab.resume_button.toolTip()
     assert not tab.delete_button.isEnabled()
+
+
+def test_the_status_cell_says_what_an_ended_run_kept():
+    """A full disk between best.pt and last.pt left best.pt alone: the cell said "nothing saved" beside an
+    enabled Predict, and the tooltip of a stopped run said it could be resumed without a last.pt."""
+    from core.runs import RunInfo
+    from gui.runs_tab import status_explanation, status_text
+
+    def info(status, best, last):
+        return RunInfo(Path("/r/x"), "x", 0.0, "a", "d", 1, 2, None, None, status, best, last)
+
+    assert status_text(info("failed", False, False)) == "failed · nothing saved"
+    assert status_text(info("failed", True, False)) == "failed · no last.pt"
+    assert status_text(info("stopped", True, True)) == "stopped"
+    assert status_text(info("completed", True, False)) == "completed"
+    assert "cannot be resumed; its best.pt can still" in status_explanation(info("stopped", True, False))
+    assert "nothing to resume" in status_explanation(info("interrupted", False, False))
+    assert status_explanation(info("failed", True, True)).endswith("the run can be resumed.")
+    assert "resume" not in status_explanation(info("completed", True, True))

@@ -441,6 +441,27 @@ def test_resuming_a_run_whose_data_moved_asks_where_it_is(
 
 
 @pytest.mark.timeout(300)
+def test_a_refused_resume_is_not_called_a_failed_training(qtbot, tiny_dataset, runs_dir, monkeypatch):
+    """A run another process holds was reported as "Training failed" in a critical dialog and the Result box."""
+    from core.runs import RunLock
+
+    first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=2)
+    held = RunLock(first.run_dir)
+    assert held.acquire()  # as a resume of it running in another process does
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a, **k: shown.append((title, text)))
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    try:
+        with qtbot.waitSignal(tab.state_changed, timeout=60000, check_params_cb=lambda s: s == IDLE):
+            assert tab.resume_run(first.run_dir)
+        assert shown[0][0] == "Could not resume the run" and "locked" in shown[0][1]
+        assert "Could not resume the run." in tab.result_label.text()
+    finally:
+        held.release()
+        _cleanup(panel, tab)
+
+
+@pytest.mark.timeout(300)
 def test_a_finished_run_trains_to_the_epochs_asked_for(qtbot, tiny_dataset, runs_dir):
     first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=1)  # completed
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
