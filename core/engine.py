@@ -367,7 +367,7 @@ def _refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
         return
     if not isinstance(status, dict) or status.get("hostname") != socket.gethostname():
         return
-    if runs.effective_status(status) == "running" and status.get("pid") != os.getpid():
+    if runs.effective_status(status, run_dir) == "running" and status.get("pid") != os.getpid():
         raise ConfigError(
             f"{run_dir}: this run is still training (process {status.get('pid')}); stop it before resuming it "
             "(if no training is running, that process is another program: delete the run's status.json)"
@@ -1181,9 +1181,9 @@ class Trainer:
         Returns the batch's detached loss and its number of correct predictions (mixup-weighted), on the device.
         """
         tc, dev, opt = self.config.train, self.device, self.optimizer
-        x = self.train_tf(batch.x.to(dev, non_blocking=True), generator=gen)
+        x = self.train_tf(batch.x.to(dev, non_blocking=dev.type == "cuda"), generator=gen)
         x = x.contiguous(memory_format=self.memory_format)
-        y = batch.y.to(dev, non_blocking=True)
+        y = batch.y.to(dev, non_blocking=dev.type == "cuda")
         y2, lam = y, 1.0
         if tc.mixup > 0 or tc.cutmix > 0:
             x, y2, lam = _mix(x, y, tc, mix_rng, gen)
@@ -1300,8 +1300,8 @@ class Trainer:
                 x, y = x[:-1], y[:-1]
             if x.shape[0] == 0:
                 continue
-            x = self.eval_tf(x.to(dev, non_blocking=True)).contiguous(memory_format=self.memory_format)
-            y = y.to(dev, non_blocking=True)
+            x = self.eval_tf(x.to(dev, non_blocking=dev.type == "cuda")).contiguous(memory_format=self.memory_format)
+            y = y.to(dev, non_blocking=dev.type == "cuda")
             with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 out = self.model(x)
             loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
@@ -1333,8 +1333,10 @@ class Trainer:
                 raise _Stopped
             if batch.x.shape[0] == 0:
                 continue
-            x = self.eval_tf(batch.x.to(dev, non_blocking=True)).contiguous(memory_format=self.memory_format)
-            y = batch.y.to(dev, non_blocking=True)
+            x = self.eval_tf(batch.x.to(dev, non_blocking=dev.type == "cuda")).contiguous(
+                memory_format=self.memory_format
+            )
+            y = batch.y.to(dev, non_blocking=dev.type == "cuda")
             with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 out = self.forward(x)
             loss_sum += F.cross_entropy(out.float(), y, reduction="sum")
@@ -1566,9 +1568,8 @@ class _EpochMeter:
         """Waits for the device; (loss sum, correct, first non-finite step or -1) so far, without a progress
         event. A non-finite loss fails the run (distributed: is noted in `bad`)."""
         self._pending = None
-        loss_sum, correct, first_bad = torch.stack(
-            [self.loss_sum.double(), self.correct.double(), self.first_bad.double()]
-        ).tolist()
+        # (no .double() on the device: Apple's MPS has no float64, and a stop on a Mac failed the run here)
+        loss_sum, correct, first_bad = torch.stack([self.loss_sum, self.correct, self.first_bad]).tolist()
         if self.seen and not math.isfinite(loss_sum):
             self._nonfinite(math.isnan(loss_sum), int(first_bad) if first_bad > 0 else self.step0 + 1)
         return loss_sum, correct, first_bad
@@ -1761,7 +1762,7 @@ def evaluate(
             stopped = True
             break
         if batch.x.shape[0]:
-            x = tf(batch.x.to(dev, non_blocking=True)).contiguous(memory_format=fmt)
+            x = tf(batch.x.to(dev, non_blocking=dev.type == "cuda")).contiguous(memory_format=fmt)
             y = label_map[batch.y.cpu()]
             out = model(x).float().cpu()
             loss_sum += float(F.cross_entropy(out, y, reduction="sum"))

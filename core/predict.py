@@ -173,7 +173,7 @@ class Predictor:
 
     def preprocess(self, uint8_batch: torch.Tensor) -> torch.Tensor:
         """uint8 [B, 3, R, R] (any device) → float32 normalised [B, 3, S, S] on the predictor's device."""
-        return self.transform(uint8_batch.to(self.device, non_blocking=True))
+        return self.transform(uint8_batch.to(self.device, non_blocking=self.device.type == "cuda"))
 
     def decode(self, item: Item) -> torch.Tensor:
         """One input → uint8 [3, R, R] (the cached/streamed form); raises data.ImageLoadError."""

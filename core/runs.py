@@ -358,55 +358,102 @@ def trained_data_root(run_dir: str | Path | None, root: str) -> str:
     return saved if isinstance(saved, str) and os.path.isdir(saved) else root
 
 
+_BUSY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK)  # what a lock held elsewhere raises
+_HELD: set[Path] = set()  # the .lock files this process holds (a second open of one would not see its lock on NFS)
+
+
+def _lock_byte(f: IO[bytes]) -> None:
+    """Lock the file exclusively without waiting (OSError with an errno in _BUSY when another holds it)."""
+    if os.name == "nt":
+        import msvcrt
+
+        f.seek(0)  # msvcrt locks bytes from the position ("a+" starts at the end); byte 0 is the one unlocked
+        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_byte(f: IO[bytes]) -> None:
+    if os.name == "nt":  # Windows frees a closed handle's locks only eventually: unlock first
+        import msvcrt
+
+        with contextlib.suppress(OSError):
+            f.seek(0)
+            msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+    # (on POSIX closing the file releases the flock)
+
+
 class RunLock:
     """An exclusive lock on one run folder, held by the process that trains it (the file `.lock` in the folder).
 
     The operating system drops it when that process ends, however it ends, so a killed run never stays locked.
-    status.json's process id says which run is live to a reader; this lock settles two resumes that start at
-    the same moment, which both see the old run's process gone."""
+    It settles two resumes that start at the same moment (both see the old run's process gone), and it tells a
+    reader whether a run that status.json calls "running" still is (probe()): a process id alone can belong to
+    another program after a crash and a reboot."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / ".lock"
         self._file: IO[bytes] | None = None
 
-    def acquire(self) -> bool:
-        """Take the lock without waiting; False when another process (or another RunLock here) holds it."""
+    def acquire(self, wait_s: float = 0.5) -> bool:
+        """Take the lock; False when another process (or another RunLock here) holds it. Waits up to `wait_s`
+        for a holder that is only probing (a reader holds it for microseconds)."""
         if self._file is not None:
             return True
-        f = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held (OSError: cannot write here)
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                f.seek(0)  # msvcrt locks bytes from the position ("a+" starts at the end); release() unlocks byte 0
-                msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            f.close()
-            # held elsewhere → False; a file system without locks (some network shares) → go on without one
-            return e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK)
-        self._file = f
-        return True
+        if self.path in _HELD:
+            return False
+        deadline = time.monotonic() + wait_s
+        while True:
+            f = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held (OSError: cannot write)
+            try:
+                _lock_byte(f)
+            except OSError as e:
+                f.close()
+                if e.errno not in _BUSY:  # a file system without locks (some network shares): go on without one
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.02)
+                continue
+            self._file = f
+            _HELD.add(self.path)
+            return True
 
     def release(self) -> None:
         """Let go of the lock; the empty file stays, so no other process can be left holding a lock on a file that
         was removed."""
         if self._file is not None:
-            if os.name == "nt":  # Windows frees a closed handle's locks only eventually: unlock first
-                import msvcrt
-
-                with contextlib.suppress(OSError):
-                    self._file.seek(0)
-                    msvcrt.locking(self._file.fileno(), msvcrt.LK_UNLCK, 1)
-            self._file.close()  # (on POSIX closing releases the flock)
+            _unlock_byte(self._file)
+            self._file.close()
             self._file = None
+            _HELD.discard(self.path)
 
     @property
     def held(self) -> bool:
         return self._file is not None
+
+    def __del__(self) -> None:  # (a lock dropped without release() would stay in _HELD)
+        with contextlib.suppress(Exception):
+            self.release()
+
+    def probe(self) -> bool | None:
+        """Whether some process holds this lock now: True, False, or None when that cannot be told (no .lock: a
+        run from before locks, or one that could not make it; a file system without locks)."""
+        if self.path in _HELD:
+            return True
+        try:
+            f = open(self.path, "r+b")  # noqa: SIM115 - (never creates the file)
+        except OSError:
+            return None
+        with f:
+            try:
+                _lock_byte(f)
+            except OSError as e:
+                return True if e.errno in _BUSY else None
+            _unlock_byte(f)
+            return False
 
 
 def _mtime(path: Path) -> float:
@@ -416,10 +463,14 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def effective_status(status: dict[str, Any]) -> str:
-    """The status to show: "running" becomes "interrupted" when its process is gone from this host."""
+def effective_status(status: dict[str, Any], run_dir: str | Path | None = None) -> str:
+    """The status to show: "running" becomes "interrupted" when its process is gone from this host: its run
+    folder's lock is free, or (runs without a lock) no process has its id."""
     s = status.get("status") or "interrupted"
     if s == "running" and status.get("hostname") == socket.gethostname():
+        held = RunLock(run_dir).probe() if run_dir is not None else None
+        if held is not None:
+            return s if held else "interrupted"
         try:
             pid = int(status.get("pid", -1))
             alive = pid_alive(pid) and not _started_after(pid, float(status.get("updated") or 0))
@@ -512,7 +563,7 @@ class RunStore:
             epochs_planned=_count(train.get("epochs")),
             best_val_acc=best_acc,
             best_epoch=best_epoch,
-            status=effective_status(status) if status else "interrupted",
+            status=effective_status(status, path) if status else "interrupted",
             has_best=(path / "best.pt").is_file(),
             has_last=(path / "last.pt").is_file(),
             message=str(status.get("message") or ""),
@@ -531,7 +582,7 @@ class RunStore:
             raise FileNotFoundError(f"{path}: no such run folder")
         status = _read_json(path / "status.json")
         if status:
-            status["status"] = effective_status(status)
+            status["status"] = effective_status(status, path)
         ev = path / "evaluation.json"
         return RunRecord(
             path=path,
@@ -547,4 +598,6 @@ class RunStore:
         root = self.root.resolve()
         if target.parent != root or not target.is_dir() or Path(path).is_symlink():
             raise ValueError(f"{path}: not a run folder inside {root}; refusing to delete")
+        if RunLock(target).probe():
+            raise ValueError(f"{path}: this run is training right now; stop it before deleting it")
         shutil.rmtree(target)

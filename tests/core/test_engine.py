@@ -154,6 +154,7 @@ def test_a_run_still_training_elsewhere_is_not_resumed(dataset, tmp_path):
     import socket
 
     first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
+    (Path(first.run_dir) / ".lock").unlink()  # a run from before run folders were locked: its process id tells
     status_path = Path(first.run_dir) / "status.json"
     status = json.loads(status_path.read_text())
     status.update(status="running", pid=os.getppid(), hostname=socket.gethostname())  # a live process, not us
@@ -448,6 +449,17 @@ def test_ctrl_c_before_the_first_epoch_says_no_run_is_kept(dataset, tmp_path, ca
     err = capsys.readouterr().err
     assert "stopping: training has not begun yet; no run is kept" in err and "last.pt" not in err
     assert result.reason == "stopped" and result.run_dir is None and not any((tmp_path / "runs").iterdir())
+
+
+def test_a_stop_inside_an_epoch_needs_no_float64_on_the_device(dataset, tmp_path, monkeypatch):
+    """Apple's MPS has no float64: the sums of a stopped epoch were read through .double() and the run failed."""
+
+    def no_float64(self, *a, **k):
+        raise TypeError("Cannot convert a MPS Tensor to float64 dtype as the MPS framework doesn't support float64")
+
+    monkeypatch.setattr(torch.Tensor, "double", no_float64)
+    result = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
+    assert checkpoint.load(Path(result.run_dir) / "last.pt")["partial_epoch"] is True
 
 
 def test_ctrl_c_in_the_final_evaluation_says_training_is_saved(dataset, tmp_path, capsys, monkeypatch):

@@ -149,14 +149,30 @@ def test_run_lock_of_a_killed_process_is_free_again(tmp_path):
         "print(lock.acquire(), flush=True); time.sleep(120)"
     )
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=root)
+    store = RunStore(tmp_path)
+    run = _fake_run(store, "resnet18", {"status": "running", "started": 1, "hostname": socket.gethostname()})
+    assert runs.RunLock(run).probe() is None  # no .lock (a run from before locks): its process id decides
+    p = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True, cwd=root)
     try:
         assert p.stdout.readline().strip() == "True"
-        assert not runs.RunLock(tmp_path).acquire()
+        assert not runs.RunLock(run).acquire(wait_s=0.1)
+        assert runs.RunLock(run).probe() is True
+        runs.write_status(run, "running", pid=2**22 + 12345)  # whatever its process id says, the lock is held
+        assert store.info(run).status == "running" and store.load(run).status["status"] == "running"
+        with pytest.raises(ValueError, match="training right now"):
+            store.delete(run)
     finally:
         p.kill()
         p.wait()
-    assert runs.RunLock(tmp_path).acquire()
+    assert runs.RunLock(run).probe() is False
+    # after a crash and a reboot, its process id belongs to another program (Windows reuses them soon): not running
+    runs.write_status(run, "running", pid=os.getppid())
+    assert store.info(run).status == "interrupted"
+    mine = runs.RunLock(run)
+    assert mine.acquire()
+    assert runs.RunLock(run).probe() is True  # held by this process (the app trains in a thread)
+    del mine  # (a lock dropped without release() lets go too)
+    assert runs.RunLock(run).probe() is False
 
 
 def test_the_best_epoch_shown_is_the_one_in_best_pt(tmp_path):
