@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint format screenshots bench clean
 
 $(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "$(PYTHON) is Python \
+	$$($(PYTHON) -c 'import platform; print(platform.python_version())'); ResNeXt Studio needs 3.10 or newer: \
+	make $(MAKECMDGOALS) PYTHON=python3.12 (or another 3.10+)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when the package metadata changes; a second `make` run installs nothing.

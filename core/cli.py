@@ -656,10 +656,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if p.ok:  # images of the same name from different folders get _2, _3, … rather than overwriting
                 name = cam_file_name(p.source)
                 stem, n = name[: -len("_gradcam.png")], 1
-                while name in taken:
+                while name.casefold() in taken:  # (Photo.jpg and photo.jpg are one file on Windows and macOS)
                     n += 1
                     name = f"{stem}_{n}_gradcam.png"
-                taken.add(name)
+                taken.add(name.casefold())
                 try:
                     save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=name)
                 except (ValueError, RuntimeError) as e:  # the prediction stands; only its overlay is missing

@@ -949,8 +949,33 @@ def _device(device: Any) -> torch.device:
     return torch.device(device)
 
 
+def _windows_memory() -> tuple[int, int] | None:
+    """(total, available) physical memory from GlobalMemoryStatusEx (Windows has neither /proc nor sysconf)."""
+    import ctypes
+
+    class MemoryStatusEx(ctypes.Structure):
+        _fields_ = [
+            ("dwLength", ctypes.c_ulong),
+            ("dwMemoryLoad", ctypes.c_ulong),
+            *((name, ctypes.c_ulonglong) for name in ("total", "avail", "page", "page_free", "virt", "virt_free", "x")),
+        ]
+
+    st = MemoryStatusEx()
+    st.dwLength = ctypes.sizeof(st)
+    try:
+        if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(st)):  # type: ignore[attr-defined]
+            return None
+    except (AttributeError, OSError):
+        return None
+    return int(st.total), int(st.avail)
+
+
 def available_memory_bytes() -> int:
-    """Available host memory (MemAvailable), or total physical memory where /proc/meminfo is missing."""
+    """Available host memory (Linux: MemAvailable; Windows: available physical memory), else the total."""
+    if os.name == "nt":
+        got = _windows_memory()
+        if got:
+            return got[1]
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -962,8 +987,13 @@ def available_memory_bytes() -> int:
 
 
 def total_memory_bytes() -> int:
+    """Physical memory (4 GiB where it cannot be read)."""
+    if os.name == "nt":
+        got = _windows_memory()
+        if got:
+            return got[0]
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # (Linux and macOS)
     except (ValueError, OSError, AttributeError):
         return 4 << 30
 
@@ -983,8 +1013,9 @@ def cache_budget_bytes(cfg: DataConfig, device: Any) -> int:
 
 def default_num_workers(device: Any = None) -> int:
     """Streaming decode processes: one core is left to the training loop; a GPU eats images faster than a CPU
-    trains on them, so it gets up to 8 (8 x ~125 photos/s each), a CPU up to 4."""
-    cap = 8 if _device(device).type == "cuda" else 4
+    trains on them, so it gets up to 8 (8 x ~125 photos/s each), a CPU up to 4. Windows: up to 4 (each spawned
+    process loads torch's CUDA libraries into memory of its own, and 8 ran out of paging file: pytorch#59904)."""
+    cap = 8 if _device(device).type == "cuda" and os.name != "nt" else 4
     return max(0, min(cap, (os.cpu_count() or 1) - 1))
 
 

@@ -112,7 +112,7 @@ def init_from_env(device: str = "auto", timeout_s: float | None = None) -> DistC
             )
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
-        backend = "nccl"
+        backend = "nccl" if dist.is_nccl_available() else "gloo"  # (Windows builds have no NCCL; Gloo does CUDA too)
     else:
         dev, backend = torch.device("cpu"), "gloo"
     timeout = (

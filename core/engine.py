@@ -782,7 +782,7 @@ class Trainer:
             self.forward = DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
         if tc.compile:
             try:
-                self.forward = torch.compile(self.forward)
+                self.forward = _CompiledOrEager(self.forward, torch.compile(self.forward), self._warn)
             except Exception as e:  # noqa: BLE001 - compile is an optional speed-up
                 self._warn(f"torch.compile unavailable ({_one_line(e)}); training without it")
 
@@ -1512,6 +1512,29 @@ def _copy_to_host_later(values: torch.Tensor) -> tuple[torch.Tensor, Any]:
     event = torch.cuda.Event()
     event.record(torch.cuda.current_stream(values.device))  # that stream, not the current device's (cuda:1 …)
     return host, event
+
+
+class _CompiledOrEager:
+    """torch.compile's module, or the plain one once compiling has failed: torch.compile compiles at the first
+    call, so a missing compiler (no C++ compiler for Inductor on Windows, say) used to fail the run at its first
+    step. Only compiler errors fall back; any other error (out of memory …) is the step's own."""
+
+    def __init__(self, eager: Any, compiled: Any, warn: Callable[[str], None]) -> None:
+        self.eager, self.compiled, self.warn = eager, compiled, warn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compiled is None:
+            return self.eager(*args, **kwargs)
+        try:
+            return self.compiled(*args, **kwargs)
+        except Exception as e:
+            from torch._dynamo.exc import TorchDynamoException
+
+            if not isinstance(e, TorchDynamoException):
+                raise
+            self.compiled = None
+            self.warn(f"torch.compile failed ({_one_line(e)[:300]}); training on without it")
+            return self.eager(*args, **kwargs)
 
 
 class _EpochMeter:

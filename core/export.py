@@ -126,7 +126,8 @@ def _run_onnx(path: str, x: np.ndarray) -> np.ndarray:
 def _run_torchscript(path: str, x: torch.Tensor) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, still supported
-        m = torch.jit.load(path, map_location="cpu").eval()
+        with open(path, "rb") as f:  # (a path string fails on Windows outside the code page: pytorch#75171)
+            m = torch.jit.load(f, map_location="cpu").eval()
     with torch.inference_mode():
         full = m(x)
         one = m(x[:1])
@@ -154,11 +155,11 @@ def _remove(path: str) -> None:
 
 
 def _finish(fmt: str, tmp: str, out: Path, diff: float, agree: bool, n: int, t0: float) -> dict[str, Any]:
-    from core.runs import share_like_a_new_file
+    from core.runs import replace_file, share_like_a_new_file
 
     try:
         share_like_a_new_file(tmp)
-        os.replace(tmp, out)  # fails when `out` is a folder, for instance: leave nothing behind
+        replace_file(tmp, out)  # fails when `out` is a folder, for instance: leave nothing behind
     except OSError:
         _remove(tmp)
         raise

@@ -511,7 +511,7 @@ def cache_dir() -> Path:
         return Path(env)
     from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("resnext-studio")) / "onnx"
+    return Path(user_cache_dir("resnext-studio", appauthor=False)) / "onnx"
 
 
 def onnx_cache_path(checkpoint_path: str | Path) -> Path:

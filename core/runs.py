@@ -103,6 +103,24 @@ def share_like_a_new_file(path: str | Path) -> None:
 
 
 TEMP_SUFFIX = ".tmp"  # atomic writes go through ".<name>.<random>.tmp" in the same folder
+# Windows refuses to replace a file that any program has open (the app reading status.json, a search indexer,
+# antivirus, a sync client) with "access denied": such a reader lets go within moments, so a replace is retried.
+REPLACE_RETRY_S = 2.0 if os.name == "nt" else 0.0
+
+
+def replace_file(src: str | Path, dst: str | Path) -> None:
+    """os.replace, retried for up to REPLACE_RETRY_S while the destination is held open elsewhere (Windows)."""
+    deadline = time.monotonic() + REPLACE_RETRY_S
+    delay = 0.01
+    while True:
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.25)
 
 
 @contextlib.contextmanager
@@ -122,7 +140,7 @@ def atomic_file(path: str | Path, mode: str = "w", newline: str | None = None) -
             f.flush()
             os.fsync(f.fileno())
         share_like_a_new_file(tmp)
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -55,7 +55,7 @@ def feature_cache_dir() -> Path:
         return Path(env) / "features"
     from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("resnext-studio")) / "features"
+    return Path(user_cache_dir("resnext-studio", appauthor=False)) / "features"
 
 
 def file_digest(path: str | Path) -> str:
@@ -149,7 +149,7 @@ class FeatureStore:
         try:
             with os.fdopen(fd, "wb") as f:
                 torch.save(payload, f)
-            os.replace(tmp, path)
+            runs.replace_file(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, settings
 from gui.dataset_panel import DatasetPanel
-from gui.train_tab import TrainTab
+from gui.train_tab import IDLE, TrainTab
 from gui.widgets import ask, show_folder
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
@@ -76,6 +76,14 @@ def _optional_tab(module: str, cls: str) -> tuple[Any | None, QWidget]:
     except Exception as exc:  # noqa: BLE001 — a broken optional tab must not stop the window
         print(f"{module}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None, _placeholder(f"This tab is not available in this build ({type(exc).__name__}: {exc}).")
+
+
+def first_size(free: QSize | None) -> QSize:
+    """The window's size on a first start: 1280 x 820, or less on a smaller screen (its free area less the title
+    bar and frame, ~40 px), and never below what the window needs."""
+    if free is None or free.isEmpty():
+        return QSize(1280, 820)
+    return QSize(max(800, min(1280, free.width() - 16)), max(600, min(820, free.height() - 40)))
 
 
 class MainWindow(QMainWindow):
@@ -155,6 +163,9 @@ class MainWindow(QMainWindow):
                 ):
                     if hasattr(widget, sig):
                         getattr(widget, sig).connect(slot)
+                if hasattr(widget, "set_training_busy"):  # one run trains at a time: Resume waits for it
+                    widget.set_training_busy(self.train_tab.state != IDLE)
+                    self.train_tab.state_changed.connect(lambda state: widget.set_training_busy(state != IDLE))
         return widget
 
     @property
@@ -398,7 +409,7 @@ class MainWindow(QMainWindow):
         if isinstance(geo, QByteArray) and not geo.isEmpty():
             self.restoreGeometry(geo)
         else:
-            self.resize(1280, 820)
+            self.resize(first_size(self.screen().availableGeometry().size() if self.screen() else None))
 
     # ---- drops --------------------------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 — Qt override

@@ -183,6 +183,7 @@ class RunsTab(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._runs_dir: str | None = None
+        self._training_busy = False  # the Train tab is training a run (one at a time)
         self._infos: list[Any] = []
         self._records: dict[str, Any] = {}
         self.last_export: dict[str, Any] | None = None  # what the last "Export model" saved (None: it failed)
@@ -506,6 +507,11 @@ class RunsTab(QWidget):
         self._show_settings()
         self._update_buttons()
 
+    def set_training_busy(self, busy: bool) -> None:
+        """The Train tab started or ended a run: Resume / Train more epochs… wait while it trains."""
+        self._training_busy = bool(busy)
+        self._update_buttons()
+
     def _update_buttons(self) -> None:
         paths = self.selected_paths()
         one = self._info(paths[0]) if len(paths) == 1 else None
@@ -521,6 +527,9 @@ class RunsTab(QWidget):
         self.resume_button.setEnabled(bool(one and one.has_last and (one.status in RESUMABLE or more)))
         if one is not None and one.status == "running":  # a disabled button says why
             self.resume_button.setToolTip("This run is training now; resume it once it has stopped")
+        elif self._training_busy and self.resume_button.isEnabled():
+            self.resume_button.setEnabled(False)
+            self.resume_button.setToolTip("Another run is training in the Train tab; this one can go on after it")
         elif one is not None and not one.has_last:
             self.resume_button.setToolTip(
                 "This run has no last.pt (it ended before its first epoch was saved): nothing to resume"

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -103,10 +104,34 @@ def _fmt_duration(seconds: float | None) -> str:
 
 
 def _gpu_count() -> int:
-    """CUDA devices on this machine (0 without CUDA); imports torch."""
+    """CUDA devices "Use all GPUs" can train on (0 without CUDA, and on Windows: torchrun there has no NCCL, and
+    Stop cannot reach its processes as a signal that lets them save); imports torch."""
     import torch
 
+    if sys.platform == "win32":
+        return 0
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+class _FillLayout(QVBoxLayout):
+    """A column that fills its scroll area and scrolls only below its minimum height. (A wrapped label makes a
+    layout height-for-width, and QScrollArea then gives the column its preferred height: it scrolled at 800 px.)"""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return False
+
+
+BUSY_TEXT = "A run is already in progress; stop it before resuming another."
+CPU_ONLY_TORCH = (
+    "This machine has an NVIDIA GPU driver, but the PyTorch installed here is built for the CPU only, so training "
+    "runs on the CPU. To train on the GPU, install PyTorch's CUDA build (the command is on pytorch.org)."
+)
+
+
+def _nvidia_driver() -> bool:
+    from core.config import likely_device_type
+
+    return likely_device_type() == "cuda"
 
 
 def _resolved_defaults(device: str) -> dict:
@@ -127,6 +152,7 @@ def _resolved_defaults(device: str) -> dict:
         "cuda": torch.cuda.is_available(),
         "gpu_count": _gpu_count(),
         "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+        "cuda_build": torch.version.cuda is not None,  # (a CPU-only torch cannot use an NVIDIA GPU at all)
     }
 
 
@@ -229,9 +255,12 @@ class TrainTab(QWidget):
         scroll.setMinimumWidth(430)
         scroll.setMaximumWidth(520)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (Tab goes to the form's fields, not to the area around them)
         outer.addWidget(scroll)
 
-        right = QVBoxLayout()
+        right_widget = QWidget()
+        right = _FillLayout(right_widget)
+        right.setContentsMargins(0, 0, 0, 0)
         right.setSpacing(8)
         controls = QHBoxLayout()
         self.start_button = QPushButton("Start training")
@@ -321,7 +350,17 @@ class TrainTab(QWidget):
         split.setStretchFactor(1, 2)
         split.setSizes([360, 260])
         right.addWidget(split, 1)
-        outer.addLayout(right, 1)
+        # On a screen less than ~720 px high (1920 x 1080 at 150 %) the column scrolls rather than squeezing the
+        # charts or pushing the window's bottom off the screen.
+        right_scroll = QScrollArea()
+        right_scroll.setWidget(right_widget)
+        right_scroll.setWidgetResizable(True)
+        right_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        right_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        right_scroll.setMinimumWidth(right_widget.minimumSizeHint().width() + 14)  # (and room for its scroll bar)
+        right_scroll.setMinimumHeight(420)
+        outer.addWidget(right_scroll, 1)
 
     def _build_form(self) -> QGroupBox:
         box = QGroupBox("Training")
@@ -514,6 +553,9 @@ class TrainTab(QWidget):
         saved = str(settings().value("train/device", "auto"))
         if self.device_combo.findData(saved) >= 0:
             self.device_combo.setCurrentIndex(self.device_combo.findData(saved))
+        if d["device_type"] == "cpu" and _nvidia_driver() and not d.get("cuda_build", True):
+            self.banner.set_info(CPU_ONLY_TORCH)
+            self.log_line(CPU_ONLY_TORCH, "warning")
         if not self._had_saved_settings:
             if d["device_type"] == self._guessed_device_type:  # the form shows these already (and any edit made since)
                 self.status_message.emit(f"Recommended settings for {d['device_type'].upper()}")
@@ -690,7 +732,7 @@ class TrainTab(QWidget):
         """Continue an interrupted/stopped run from its last.pt, to its planned epochs (or `epochs`: a finished
         run trained further), with its stored settings (this form's device)."""
         if self.state != IDLE:
-            self.banner.set_error("A run is already in progress; stop it before resuming another.")
+            self.banner.set_error(BUSY_TEXT)
             return False
         self.banner.clear_message()
         if not (Path(run_dir) / "last.pt").is_file():
@@ -1234,8 +1276,11 @@ class TrainTab(QWidget):
         self.worker = None
         self.result = result
         self._set_state(IDLE)
-        if self.banner.kind == "info" and self.banner.text().startswith(RESUME_NOTE):  # said while it ran; the log
-            self.banner.clear_message()  # keeps it
+        said_while_it_ran = (self.banner.kind == "info" and self.banner.text().startswith(RESUME_NOTE)) or (
+            self.banner.kind == "error" and self.banner.text() == BUSY_TEXT
+        )
+        if said_while_it_ran:  # (the log keeps the note)
+            self.banner.clear_message()
         self.device_in_use.emit("")
         if result is None:  # an exception; _on_failed has shown it
             self.result_label.setText(f"<b>{html.escape(self._failure_title())}.</b> See the log.")

@@ -349,6 +349,10 @@ def test_cam_overlays_of_same_named_images_do_not_overwrite_each_other(capsys, t
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], a, b, "--cam", tmp_path / "cams")
     assert rc == 0, err
     assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == ["photo_2_gradcam.png", "photo_gradcam.png"]
+    (b / "photo.png").rename(b / "Photo.png")  # one file name on Windows and macOS: not one overlay there either
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], a, b, "--cam", tmp_path / "cams2")
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "cams2").iterdir()) == ["Photo_2_gradcam.png", "photo_gradcam.png"]
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], tmp_path / "missing.png")
     assert rc == 2  # nothing could be classified
 

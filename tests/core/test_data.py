@@ -713,3 +713,21 @@ def test_stream_over_budget_delivers_every_image_once_per_epoch(small_dataset):
     for epoch in (0, 1):
         got = torch.cat([b.idx for b in _collect(ld, epoch)]).tolist()
         assert sorted(got) == ids
+
+
+def test_memory_and_workers_on_windows(monkeypatch):
+    """Without /proc and sysconf every Windows PC was taken for 4 GiB (a 1 GiB cache budget)."""
+    import os
+
+    from core import data
+
+    if os.name != "nt":
+        assert data._windows_memory() is None  # (no kernel32 here: the portable answers are used)
+    monkeypatch.setattr(data, "_windows_memory", lambda: (32 << 30, 20 << 30))
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert data.default_num_workers("cuda") == 8
+    monkeypatch.setattr(os, "name", "nt")
+    assert (data.total_memory_bytes(), data.available_memory_bytes()) == (32 << 30, 20 << 30)
+    assert data.default_num_workers("cuda") == 4 and data.default_num_workers("cpu") == 4
+    monkeypatch.setattr(data, "_windows_memory", lambda: None)  # the call failed: the portable answers
+    assert data.total_memory_bytes() > 0 and data.available_memory_bytes() > 0

@@ -462,6 +462,37 @@ def test_a_stop_inside_an_epoch_needs_no_float64_on_the_device(dataset, tmp_path
     assert checkpoint.load(Path(result.run_dir) / "last.pt")["partial_epoch"] is True
 
 
+def test_a_compiler_that_fails_at_the_first_step_falls_back_to_plain_training(dataset, tmp_path, monkeypatch):
+    """torch.compile compiles at the first call: without a C++ compiler (Windows) --compile failed the run there."""
+    from torch._dynamo.exc import TorchDynamoException
+
+    def no_compiler(module, **kwargs):
+        def compiled(*args, **kw):
+            raise TorchDynamoException("InductorError: Compiler: cl is not found")
+
+        return compiled
+
+    plain = Trainer(config(dataset, epochs=1), runs_dir=tmp_path / "plain").fit()
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    rec = Recorder()
+    cfg = config(dataset, epochs=1)
+    cfg.train.compile = True
+    result = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "compiled").fit()
+    assert result.reason == "completed", result.message
+    assert [w for w in rec.warnings if w.startswith("torch.compile failed (") and "cl is not found" in w]
+    assert _strip_seconds(result.history) == _strip_seconds(plain.history)  # nothing ran before the failure
+
+    def out_of_memory(module, **kwargs):
+        def compiled(*args, **kw):
+            raise RuntimeError("CUDA out of memory")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", out_of_memory)  # the step's own errors are not a compiler's
+    failed = Trainer(cfg, runs_dir=tmp_path / "oom").fit()
+    assert failed.reason == "failed" and "out of GPU memory" in failed.message
+
+
 def test_ctrl_c_in_the_final_evaluation_says_training_is_saved(dataset, tmp_path, capsys, monkeypatch):
     """It said "last.pt is saved after the current batch", though every epoch was done."""
     import os

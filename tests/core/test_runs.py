@@ -229,3 +229,27 @@ def test_a_hand_edited_epoch_count_is_read_as_a_number_or_not_at_all(tmp_path):
     for written, read in (("4", 4), (4.0, 4), ("four", None), (-1, None), (2.5, None), (None, None), (10**400, None)):
         (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}, "train": {"epochs": written}}))
         assert store.info(run).epochs_planned == read
+
+
+def test_a_replace_blocked_by_a_reader_is_retried_on_windows(tmp_path, monkeypatch):
+    """Windows refuses to replace a file another program has open: one such moment failed a whole run."""
+    target = tmp_path / "status.json"
+    target.write_text("{}")
+    real, refusals = os.replace, []
+
+    def held_open_twice(src, dst):
+        if len(refusals) < 2:
+            refusals.append(dst)
+            raise PermissionError(13, "Access is denied", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", held_open_twice)
+    monkeypatch.setattr(runs, "REPLACE_RETRY_S", 2.0)
+    runs.write_json_atomic(target, {"status": "running"})
+    assert json.loads(target.read_text()) == {"status": "running"} and len(refusals) == 2
+    refusals.clear()
+    monkeypatch.setattr(runs, "REPLACE_RETRY_S", 0.0)  # elsewhere, a refusal is a real one: said at once
+    with pytest.raises(PermissionError) as e:
+        runs.write_json_atomic(target, {"status": "completed"})
+    assert e.value.filename == str(target) and len(refusals) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temp file left

@@ -119,6 +119,18 @@ def test_the_window_fits_a_1366x768_laptop_screen(qtbot, window):
     qtbot.waitUntil(lambda: w.height() <= 680)
 
 
+def test_a_first_start_fits_the_screen():
+    """The window opened at 1280 x 820 on every screen: on a 1366 x 768 laptop its bottom 52 px were off-screen."""
+    from PySide6.QtCore import QSize
+
+    from gui.main_window import first_size
+
+    assert first_size(QSize(1920, 1040)) == QSize(1280, 820)
+    assert first_size(QSize(1366, 728)) == QSize(1280, 688)  # 768 less a 40 px taskbar: the title bar fits too
+    assert first_size(QSize(1280, 680)) == QSize(1264, 640)
+    assert first_size(None) == QSize(1280, 820)
+
+
 def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
     from gui.train_tab import IDLE, RUNNING
 
@@ -139,8 +151,10 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
     assert a["start"].isEnabled() and not a["stop"].isEnabled() and not a["pause"].isEnabled()
     tab._set_state(RUNNING)  # what a running fit looks like to the menus
     assert not a["start"].isEnabled() and a["stop"].isEnabled() and a["pause"].isEnabled()
+    assert w.runs_tab._training_busy  # and to the Runs tab's Resume
     tab._set_state(IDLE)
     assert a["start"].isEnabled() and not a["stop"].isEnabled()
+    assert not w.runs_tab._training_busy
     a["start"].trigger()  # no data set is open: the Train tab says so instead of starting
     assert w.tabs.currentWidget() is tab and tab.state == IDLE and "data set" in tab.banner.text()
     text = w.about_text()

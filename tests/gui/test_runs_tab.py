@@ -422,6 +422,13 @@ def test_a_training_run_says_why_it_cannot_be_resumed_or_deleted(tab, runs):
     tab.select_runs([str(live)])  # it has a last.pt: the button was disabled with the "continue a stopped…" text
     assert not tab.resume_button.isEnabled() and "training now" in tab.resume_button.toolTip()
     assert not tab.delete_button.isEnabled()
+    # while the Train tab trains another run, Resume waits (it used to ask how many epochs, then refuse)
+    tab.select_runs([str(runs["stopped"])])
+    assert tab.resume_button.isEnabled()
+    tab.set_training_busy(True)
+    assert not tab.resume_button.isEnabled() and "Another run is training" in tab.resume_button.toolTip()
+    tab.set_training_busy(False)
+    assert tab.resume_button.isEnabled()
 
 
 def test_the_status_cell_says_what_an_ended_run_kept():

@@ -100,6 +100,20 @@ def test_all_gpus_option_hidden_with_one_gpu(qtbot, monkeypatch):
     wait_for_workers(60, cancel=False)
 
 
+def test_all_gpus_is_not_offered_on_windows(monkeypatch):
+    import sys
+
+    import torch
+
+    import gui.train_tab
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert gui.train_tab._gpu_count() == 4
+    monkeypatch.setattr(sys, "platform", "win32")  # no NCCL, and Stop would kill every process unsaved
+    assert gui.train_tab._gpu_count() == 0
+
+
 @pytest.mark.timeout(240)
 def test_all_gpus_run_completes_like_a_normal_run(qtbot, monkeypatch, tmp_path, runs_dir):
     panel, tab = _setup(qtbot, monkeypatch, tmp_path, runs_dir, epochs=2)

@@ -384,6 +384,23 @@ def test_a_wrong_guess_of_the_device_is_corrected_when_it_is_known(qtbot, runs_d
     assert {k: _form(panel, tab)[k] for k in CPU_PRESET} == CPU_PRESET
 
 
+def test_a_cpu_only_torch_beside_an_nvidia_driver_is_pointed_out(qtbot, runs_dir, monkeypatch):
+    """pip installs the CPU build of PyTorch on Windows: a GPU owner trained on the CPU without knowing why."""
+    import gui.train_tab as train_tab
+
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    cpu = train_tab._resolved_defaults("cpu")
+    monkeypatch.setattr(train_tab, "_nvidia_driver", lambda: True)
+    tab._on_defaults({**cpu, "cuda_build": True})  # a CUDA build that cannot use the driver: not this case
+    assert "CPU only" not in tab.banner.text()
+    tab._on_defaults({**cpu, "cuda_build": False})
+    assert tab.banner.kind == "info" and "PyTorch installed here is built for the CPU only" in tab.banner.text()
+    assert "PyTorch's CUDA build" in tab.log.toPlainText()
+
+
 def test_a_long_device_line_does_not_widen_the_window(qtbot, runs_dir):
     """A linear probe's line names its feature-cache folder: the window grew past a 1400 px screen."""
     panel = DatasetPanel()
