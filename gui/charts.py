@@ -232,17 +232,16 @@ class TrainingCharts(_Canvas):
             [], [], "^", color=VAL_COLOR, markersize=6, clip_on=False, linestyle="none", **line
         )
         self.off_scale_text = self.ax_loss.text(
-            0.99,
-            0.97,
+            1.0,
+            1.015,
             "",
             transform=self.ax_loss.transAxes,
             ha="right",
-            va="top",
+            va="bottom",
             color=VAL_COLOR,
             fontsize=8,
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5},
             **line,
-        )
+        )  # (placed by _place_off_scale_note)
         for artist in (self.off_scale_line, self.off_scale_text):
             artist.set_in_layout(False)  # inside the axes: the layout must not make room for them
         (self.train_acc_line,) = self.ax_acc.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train", **line)
@@ -272,9 +271,31 @@ class TrainingCharts(_Canvas):
         compact = event.size().height() < self.COMPACT_BELOW_PX
         if compact != self._compact:
             self._compact = compact
-            for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
-                ax.set_title("" if compact else title, loc="left", fontweight="bold")
+            self._place_off_scale_note()
         super().resizeEvent(event)
+
+    def _place_off_scale_note(self) -> bool:
+        """The off-scale note takes the Loss title's place in the row above the plot, clear of the curves (the
+        y label still names the plot); a compact chart has no title row, so there it goes inside the plot's top
+        right corner on a white backing. True when a title changed (the axes need a full draw)."""
+        note, compact = self.off_scale_text, self._compact
+        if compact:
+            note.set_position((0.99, 0.97))
+            note.set_ha("right")
+            note.set_va("top")
+            note.set_bbox({"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5})
+        else:
+            note.set_position((0.0, 1.02))
+            note.set_ha("left")
+            note.set_va("bottom")
+            note.set_bbox(None)
+        changed = False
+        for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
+            want = "" if compact or (ax is self.ax_loss and note.get_text()) else title
+            if ax.get_title(loc="left") != want:
+                ax.set_title(want, loc="left", fontweight="bold")
+                changed = True
+        return changed
 
     def reset(self) -> None:
         self.epochs: list[int] = []
@@ -377,6 +398,8 @@ class TrainingCharts(_Canvas):
         off = [(e, v) for e, v in zip(self.epochs, self.val_loss, strict=True) if math.isfinite(v) and v > ylim[1]]
         self.off_scale_line.set_data([e for e, _ in off], [ylim[1]] * len(off))
         self.off_scale_text.set_text(off_scale_note(off))
+        if self._place_off_scale_note():
+            self.relayout()
         if tuple(self.ax_loss.get_xlim()) != xlim or tuple(self.ax_loss.get_ylim()) != ylim:
             for ax in (self.ax_loss, self.ax_acc):
                 ax.set_xlim(*xlim)

@@ -467,6 +467,7 @@ class DatasetPanel(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(col.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (Tab goes to its fields, which scroll into view)
         return scroll
 
     # ---- public API ---------------------------------------------------------------------------------------------

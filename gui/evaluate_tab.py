@@ -643,7 +643,9 @@ class EvaluateTab(QWidget):
         row.addWidget(self.cam_check)
         dv.addLayout(row)
         split.addWidget(detail)
-        split.setSizes([260, 320])
+        split.setSizes([300, 280])  # two whole rows of tiles over the large view (one and a bit on a laptop)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
         return split
 
     # ------------------------------------------------------------------ sources
@@ -736,6 +738,8 @@ class EvaluateTab(QWidget):
             self._run_dir = None
             self._evaluation = None
             self.ckpt_edit.clear()
+            self.data_edit.clear()
+            self.evaluate_button.setText("Evaluate")  # (it said "Evaluate again" beside empty fields)
             self.source_label.setText("")
             self._set_status(f"Run {name} was deleted.")
             self.stack.setCurrentIndex(PAGE_EMPTY)

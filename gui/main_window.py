@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBo
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, settings
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import IDLE, TrainTab
-from gui.widgets import ask, show_folder
+from gui.widgets import ask, keyboard_friendly, show_folder
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
 TAB_NAMES = ("Dataset", "Train", "Evaluate", "Predict", "Runs")
@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self.train_tab.device_in_use.connect(self._on_device_in_use)
         self._wire()
         self._build_menus()
+        keyboard_friendly(self)
         if not defer:
             self.finish_deferred()
 
@@ -146,6 +147,7 @@ class MainWindow(QMainWindow):
         old = self.tabs.widget(i)
         self.tabs.removeTab(i)
         old.deleteLater()
+        keyboard_friendly(shown)
         self.tabs.insertTab(i, shown, name.capitalize())
         self.tabs.setCurrentIndex(current)
         self.tabs.blockSignals(False)

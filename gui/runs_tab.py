@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QShowEvent
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -157,6 +158,25 @@ def _smoothed_batches(run_dir: str) -> tuple[list[float], list[float]]:
     smooth = LossSmoother()
     rows = [r for r in read_batches(run_dir) if math.isfinite(r[3])]  # as the Train tab: a NaN is not drawn
     return [e - 1 + s / max(n, 1) for e, s, n, _ in rows], [smooth(loss) for _, _, _, loss in rows]
+
+
+def dot_icon(color: str, size: int = 12) -> QIcon:
+    """A filled circle in a curve's colour, for the column of that run (a header's text colour is the style's)."""
+    pix = QPixmap(size * 2, size * 2)  # drawn at twice the size: sharp on HiDPI screens
+    pix.setDevicePixelRatio(2.0)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(color))
+    p.drawEllipse(1, 1, size - 2, size - 2)
+    p.end()
+    return QIcon(pix)
+
+
+def _without_start_time(name: str) -> str:
+    """'20261126-120817-resnext11_4x8d-sample' → 'resnext11_4x8d-sample' (the start time heads the column)."""
+    return re.sub(r"^\d{8}-\d{6}-", "", name) or name
 
 
 def _fmt(value: Any) -> str:
@@ -743,12 +763,13 @@ class RunsTab(QWidget):
         keys = [k for k in dict.fromkeys(k for f in flat for k in f) if len({_fmt(f.get(k)) for f in flat}) > 1]
         keys = [k for k in keys if not k.startswith(("dataset.counts.", "dataset.root", "dataset.name"))]  # data.root
         self.settings_tree.setColumnCount(1 + len(paths))
-        self.settings_tree.setHeaderLabels(["Setting", *(f"● {label}" for label in short_run_labels(paths))])
+        self.settings_tree.setHeaderLabels(["Setting", *short_run_labels(paths)])
         for col, path in enumerate(paths, 1):
             self.settings_tree.headerItem().setToolTip(col, Path(path).name)
-            self.settings_tree.headerItem().setForeground(col, QColor(RUN_COLORS[(col - 1) % len(RUN_COLORS)]))
+            self.settings_tree.headerItem().setIcon(col, dot_icon(RUN_COLORS[(col - 1) % len(RUN_COLORS)]))
+            self.settings_tree.header().setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)  # equal shares
         rows = [
-            ("run", [Path(p).name for p in paths]),
+            ("run", [_without_start_time(Path(p).name) for p in paths]),
             ("best val acc", ["—" if i is None or i.best_val_acc is None else f"{i.best_val_acc:.2%}" for i in infos]),
             ("epochs", ["?" if i is None else f"{i.epochs_done} of {i.epochs_planned or '?'}" for i in infos]),
         ]
@@ -756,7 +777,7 @@ class RunsTab(QWidget):
         for name, values in rows:
             item = QTreeWidgetItem([name, *values])
             for col, value in enumerate(values, 1):
-                item.setToolTip(col, value)
+                item.setToolTip(col, Path(paths[col - 1]).name if name == "run" else value)
             self.settings_tree.addTopLevelItem(item)
         if not keys:
             self._hint("The selected runs have the same settings")

@@ -217,6 +217,7 @@ class TrainTab(QWidget):
         self._restore_settings()
         if not self._had_saved_settings:
             self._show_likely_preset()
+        self.amp_check.setEnabled(_nvidia_driver())  # until the device is known (then _on_device_changed)
         self._set_state(IDLE)
         if dataset_panel is not None:
             dataset_panel.index_changed.connect(self._on_data_changed)
@@ -606,6 +607,13 @@ class TrainTab(QWidget):
             self._device_type = (self._defaults or {}).get("device_type", "cpu")
         else:
             self._device_type = str(choice)
+        gpu = self._device_type == "cuda"
+        self.amp_check.setEnabled(gpu)  # (its value is kept for when a GPU is chosen)
+        self.amp_check.setToolTip(
+            "Faster and lighter on NVIDIA GPUs"
+            if gpu
+            else "Mixed precision runs on NVIDIA GPUs only: this device trains in full precision"
+        )
         self._on_model_changed()
 
     def _on_model_changed(self, *_: Any) -> None:

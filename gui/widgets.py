@@ -58,6 +58,16 @@ def with_suffix(path: str, suffix: str) -> str:
     return path if os.path.splitext(path)[1] else path + suffix
 
 
+def keyboard_friendly(root: QWidget) -> None:
+    """Buttons under `root` click on Return or Enter as well as Space, as people expect of a focused button.
+    (They keep taking focus on a click: a field being edited must finish, e.g. a typed data folder, before the
+    button acts.)"""
+    from PySide6.QtWidgets import QPushButton
+
+    for button in root.findChildren(QPushButton):
+        button.setAutoDefault(True)
+
+
 def count_noun(n: int, noun: str, plural: str = "") -> str:
     """'1 image', '3 images', '0 runs'; words that add more than an s say so: count_noun(2, "class", "classes")."""
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"

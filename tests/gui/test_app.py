@@ -180,6 +180,21 @@ def test_tab_moves_on_from_every_table_and_list(qtbot, window):
     qtbot.waitUntil(lambda: QApplication.focusWidget() is table)
     qtbot.keyClick(table, Qt.Key.Key_Tab)
     assert QApplication.focusWidget() is not table
+    # a focused button clicks on Return as well as Space, in every tab, and scroll areas are no Tab stops
+    from PySide6.QtWidgets import QPushButton, QScrollArea
+
+    buttons = w.findChildren(QPushButton)
+    assert len(buttons) > 30 and [b.text() for b in buttons if not b.autoDefault()] == []
+    stops = [a for a in w.train_tab.findChildren(QScrollArea) if a.focusPolicy() != Qt.FocusPolicy.NoFocus]
+    assert [a for a in stops if a.widget() is not None and a.widget().findChildren(QPushButton)] == []
+    w.actions["tab_train"].trigger()
+    clicked = []
+    reset = w.train_tab.defaults_button
+    reset.clicked.connect(lambda: clicked.append(1))
+    reset.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is reset)
+    qtbot.keyClick(reset, Qt.Key.Key_Return)
+    assert clicked == [1]
 
 
 @pytest.mark.timeout(180)

@@ -88,12 +88,17 @@ def test_a_validation_loss_far_above_training_goes_off_the_scale_with_a_note(qtb
     assert list(charts.off_scale_line.get_xdata()) == [1] and list(charts.off_scale_line.get_ydata()) == [top]
     assert "31.2 at epoch 1" in charts.off_scale_text.get_text()
     assert _count_colour(charts, VAL_COLOR, tolerance=20) > 0  # marker and note are drawn (blitted) on screen
+    # the note stands in the title's row, above the plot (inside it, it covered the curves' start)
+    if not charts._compact:
+        assert charts.ax_loss.get_title(loc="left") == "" and charts.off_scale_text.get_position()[1] > 1.0
     charts.add_epoch(3, 8.0, 0.2, 9.0, 0.2)  # the training loss itself jumps (diverging): always to scale
     _flush(qtbot, charts)
     assert charts.ax_loss.get_ylim()[1] == nice_ceiling(1.1 * 9.0)
     assert "31.2 at epoch 1" in charts.off_scale_text.get_text()  # 31.2 > 3 × 8.0: still off the scale
     charts.set_history([])
     assert not charts.off_scale_text.get_text() and len(charts.off_scale_line.get_xdata()) == 0
+    assert charts.ax_loss.get_title(loc="left") in ("Loss", "")  # its title back (none in a compact chart)
+    assert (charts.ax_loss.get_title(loc="left") == "") == charts._compact
 
 
 def test_running_past_the_plan_and_resizing_redraw_everything(qtbot, charts):

@@ -559,3 +559,15 @@ def test_an_old_run_with_a_relative_data_folder_offers_its_absolute_folder(qtbot
     assert tab.stack.currentIndex() == PAGE_NOT_EVALUATED
     assert tab.data_edit.text() == str(data)
     assert str(data) in tab.not_evaluated_label.text()
+
+
+def test_a_deleted_run_leaves_no_evaluate_again_button(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, sample_evaluation(data))
+    tab.show_run(str(run))
+    assert tab.evaluate_button.text() == "Evaluate again"
+    tab.forget_runs([str(tmp_path / "runs" / "another")])  # not the shown run: nothing changes
+    assert tab.ckpt_edit.text() and tab.evaluate_button.text() == "Evaluate again"
+    tab.forget_runs([str(run)])
+    assert tab.evaluate_button.text() == "Evaluate" and not tab.ckpt_edit.text() and not tab.data_edit.text()
+    assert "was deleted" in tab.status_label.text()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -157,22 +158,32 @@ def test_settings_and_buttons_follow_the_selection(tab, runs):
     assert not tab.csv_button.isEnabled() and tab.png_button.isEnabled() and tab.delete_button.isEnabled()
 
 
-def test_several_runs_show_the_settings_that_differ_side_by_side(tab, runs):
+def test_several_runs_show_the_settings_that_differ_side_by_side(qtbot, tab, runs):
     cfg_path = runs["stopped"] / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["train"]["lr"], cfg["train"]["batch_size"] = 0.01, 64
     cfg_path.write_text(json.dumps(cfg))
     tab.select_runs([str(runs["done"]), str(runs["stopped"])])
     tree = tab.settings_tree
-    titles = {runs["done"].name: "● 01-01 10:00", runs["stopped"].name: "● 01-02 10:00"}  # their start times
+    titles = {runs["done"].name: "01-01 10:00", runs["stopped"].name: "01-02 10:00"}  # their start times
     want = ["Setting", *(titles[Path(p).name] for p in tab.selected_paths())]
     assert [tree.headerItem().text(c) for c in range(tree.columnCount())] == want
+    # each column's dot is its curve's colour (a "●" in the title took the style sheet's grey)
+    curve_colours = [QColor(ln.get_color()).name() for ln in tab.loss_ax.get_lines()]
+    dots = [tree.headerItem().icon(c).pixmap(24, 24).toImage().pixelColor(12, 12).name() for c in (1, 2)]
+    assert dots == curve_colours[:2]
     rows = {
         tree.topLevelItem(i).text(0): [tree.topLevelItem(i).text(c) for c in (1, 2)]
         for i in range(tree.topLevelItemCount())
     }
     order = [Path(p).name for p in tab.selected_paths()]  # the curves' order (and colours)
-    assert rows["run"] == order
+    assert rows["run"] == [name.split("-", 2)[2] for name in order]  # the start time heads the column already
+    run_row = next(
+        tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "run"
+    )
+    assert [run_row.toolTip(c) for c in (1, 2)] == order
+    tab.show()
+    qtbot.waitUntil(lambda: abs(tree.columnWidth(1) - tree.columnWidth(2)) <= 2)  # the first run's was a sliver
     first_is_done = order[0] == runs["done"].name
     lr, batch, epochs = (["0.001", "0.01"], ["32", "64"], ["5 of 5", "3 of 5"])
     flip = (lambda v: v) if first_is_done else (lambda v: v[::-1])
