@@ -380,9 +380,9 @@ def _flag_message(e: Exception) -> str:
     fields = {f.name for c in (DataConfig, ModelConfig, TrainConfig) for f in dataclasses.fields(c)} | {"runs_dir"}
     field, _, why = str(e).partition(": ")
     name, _, value = field.partition("=")
-    name = name.split(".")[-1]
-    if not why or name not in fields:  # not "setting[=value]: reason" ("RUN_DIR: this run is training…", say)
-        return str(e)
+    section, _, name = name.rpartition(".")
+    if not why or name not in fields or section not in ("", "data", "model", "train"):
+        return str(e)  # not "[section.]setting[=value]: reason" ("exp.lr: this run is training…", say)
     flag = "--" + {"root": "data"}.get(name, name).replace("_", "-")
     value = value.strip("'")
     return f"{flag} {value}: {why}" if value else f"{flag}: {why}"

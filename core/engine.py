@@ -368,9 +368,14 @@ def _refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
     if not isinstance(status, dict) or status.get("hostname") != socket.gethostname():
         return
     if runs.effective_status(status, run_dir) == "running" and status.get("pid") != os.getpid():
+        told_by_pid = runs.RunLock(run_dir).probe() is None  # (a run from before locks: its process id decided)
         raise ConfigError(
-            f"{run_dir}: this run is still training (process {status.get('pid')}); stop it before resuming it "
-            "(if no training is running, that process is another program: delete the run's status.json)"
+            f"{run_dir}: this run is still training (process {status.get('pid')}); stop it before resuming it"
+            + (
+                " (if no training is running, that process is another program: delete the run's status.json)"
+                if told_by_pid
+                else ""
+            )
         )
 
 
@@ -555,7 +560,7 @@ class Trainer:
         self.run_dir: Path | None = None
         self.history: list[dict[str, Any]] = []
         self._partial: dict[str, Any] | None = None  # a stopped epoch to go on with (from last.pt)
-        self._phase = "setup"  # then "epochs" (a stop saves last.pt), then "final" (best.pt's evaluation)
+        self._phase = "setup"  # then "epochs" (a stop saves last.pt), "final" (best.pt's evaluation) or "ending"
         if self._resume_ckpt:  # last in __init__: nothing below can fail and keep the lock
             self._lock_for_resume()
 
@@ -664,6 +669,8 @@ class Trainer:
                     what = "last.pt is saved after the current batch"
                 elif self._phase == "final":
                     what = "training is done and saved; the final evaluation of best.pt is skipped"
+                elif self._phase == "ending":
+                    what = "the run has failed and is being closed; last.pt keeps its last saved state"
                 elif self._resume_ckpt:
                     what = "training has not resumed yet; nothing new is trained and last.pt is kept"
                 else:
@@ -707,6 +714,8 @@ class Trainer:
                 )
             else:
                 reason, message, tb = "failed", _one_line(e), traceback.format_exc()
+        if reason == "failed":
+            self._phase = "ending"  # (the failure is being written down: a Ctrl-C now changes nothing)
         return self._finish(reason, message, tb=tb)
 
     # -- setup

@@ -380,8 +380,9 @@ _BUSY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK)  # what a
 _HELD: set[Path] = set()  # the .lock files this process holds (a second open of one would not see its lock on NFS)
 
 
-def _lock_byte(f: IO[bytes]) -> None:
-    """Lock the file exclusively without waiting (OSError with an errno in _BUSY when another holds it)."""
+def _lock_byte(f: IO[bytes], shared: bool = False) -> None:
+    """Lock the file without waiting (OSError with an errno in _BUSY when another holds it): exclusively, or
+    `shared` (a reader's probe: probes then never block each other; Windows has exclusive locks only)."""
     if os.name == "nt":
         import msvcrt
 
@@ -390,7 +391,7 @@ def _lock_byte(f: IO[bytes]) -> None:
     else:
         import fcntl
 
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(f.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
 
 
 def _unlock_byte(f: IO[bytes]) -> None:
@@ -466,12 +467,19 @@ class RunLock:
         except OSError:
             return None
         with f:
-            try:
-                _lock_byte(f)
-            except OSError as e:
-                return True if e.errno in _BUSY else None
-            _unlock_byte(f)
-            return False
+            deadline = time.monotonic() + (0.02 if os.name == "nt" else 0.0)  # (Windows: another probe, briefly)
+            while True:
+                try:
+                    _lock_byte(f, shared=True)
+                except OSError as e:
+                    if e.errno not in _BUSY:
+                        return None
+                    if time.monotonic() >= deadline:
+                        return True
+                    time.sleep(0.005)
+                    continue
+                _unlock_byte(f)
+                return False
 
 
 def _mtime(path: Path) -> float:

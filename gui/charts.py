@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -269,19 +270,39 @@ class TrainingCharts(_Canvas):
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         compact = event.size().height() < self.COMPACT_BELOW_PX
-        if compact != self._compact:
-            self._compact = compact
-            self._place_off_scale_note()
+        self._compact = compact
         super().resizeEvent(event)
+        self._place_off_scale_note()  # (its room changed: above the plot, inside, wrapped)
+
+    def _note_width(self, note: Any) -> float:
+        """The note's width in pixels as drawn now (0 before the canvas can tell)."""
+        try:
+            return float(note.get_window_extent(renderer=self.get_renderer()).width)
+        except Exception:  # noqa: BLE001 - no renderer yet: a resize places it again
+            return 0.0
+
+    def _fits_above(self, note: Any) -> bool:
+        """Whether the note, on one line, is no wider than the Loss plot (it ran on under the Accuracy title);
+        when it is not, it is wrapped to the plot's width for its place inside."""
+        text = note.get_text().replace("\n", " ")
+        note.set_text(text)
+        width, room = self._note_width(note), 0.96 * self.ax_loss.bbox.width
+        if width <= room:
+            return True
+        lines = math.ceil(width / max(room, 1.0))  # as many as it needs, about equally long
+        note.set_text(textwrap.fill(text, max(12, math.ceil(len(text) / lines) + 3)))
+        return False
 
     def _place_off_scale_note(self) -> bool:
         """The off-scale note takes the Loss title's place in the row above the plot, clear of the curves (the
         y label still names the plot); a compact chart has no title row, so there it goes inside the plot's top
         right corner on a white backing. True when a title changed (the axes need a full draw)."""
         note, compact = self.off_scale_text, self._compact
-        if compact:
+        inside = compact or not self._fits_above(note)
+        if inside:
             note.set_position((0.99, 0.97))
             note.set_ha("right")
+            note.set_multialignment("left")
             note.set_va("top")
             note.set_bbox({"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5})
         else:
@@ -291,7 +312,7 @@ class TrainingCharts(_Canvas):
             note.set_bbox(None)
         changed = False
         for ax, title in ((self.ax_loss, "Loss"), (self.ax_acc, "Accuracy")):
-            want = "" if compact or (ax is self.ax_loss and note.get_text()) else title
+            want = "" if compact or (ax is self.ax_loss and note.get_text() and not inside) else title
             if ax.get_title(loc="left") != want:
                 ax.set_title(want, loc="left", fontweight="bold")
                 changed = True

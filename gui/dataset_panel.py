@@ -658,6 +658,7 @@ class DatasetPanel(QWidget):
             reason_item.setToolTip(reason)
             self.bad_table.setItem(r, 1, reason_item)
             button = QPushButton("Reveal")
+            button.setAutoDefault(True)  # (Return clicks it, as gui.widgets.keyboard_friendly sets for the rest)
             button.setToolTip("Open the folder holding this file")
             button.clicked.connect(lambda _=False, p=path: self.reveal(p))
             self.bad_table.setCellWidget(r, 2, button)

@@ -705,9 +705,13 @@ class RunsTab(QWidget):
         ]
 
     def _show_settings(self) -> None:
-        self.settings_tree.clear()
-        self.settings_tree.setColumnCount(2)
-        self.settings_tree.setHeaderLabels(["Setting", "Value"])
+        tree = self.settings_tree
+        tree.clear()
+        tree.setColumnCount(2)
+        tree.setHeaderItem(QTreeWidgetItem(["Setting", "Value"]))  # (no dot or tooltip left from a comparison)
+        tree.header().setStretchLastSection(True)
+        tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         paths = self.selected_paths()
         if len(paths) > 1 and self._show_differences(paths):
             return
@@ -768,8 +772,10 @@ class RunsTab(QWidget):
             self.settings_tree.headerItem().setToolTip(col, Path(path).name)
             self.settings_tree.headerItem().setIcon(col, dot_icon(RUN_COLORS[(col - 1) % len(RUN_COLORS)]))
             self.settings_tree.header().setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)  # equal shares
-        rows = [
-            ("run", [_without_start_time(Path(p).name) for p in paths]),
+        self.settings_tree.header().setStretchLastSection(False)  # (else the last keeps its own width)
+        names = [_without_start_time(Path(p).name) for p in paths]
+        rows = [("run", names)] if len(set(names)) > 1 else []  # (the same model and data: the titles tell them apart)
+        rows += [
             ("best val acc", ["—" if i is None or i.best_val_acc is None else f"{i.best_val_acc:.2%}" for i in infos]),
             ("epochs", ["?" if i is None else f"{i.epochs_done} of {i.epochs_planned or '?'}" for i in infos]),
         ]

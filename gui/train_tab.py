@@ -290,8 +290,7 @@ class TrainTab(QWidget):
         controls.addStretch(1)
         self.state_label = QLabel("Idle")
         self.state_label.setObjectName("stateLabel")
-        controls.addWidget(self.state_label)
-        right.addLayout(controls)
+        controls.addWidget(self.state_label)  # (outside the scroll area below: its width can grow, e.g. "Stopping…")
 
         self.banner = Banner()
         right.addWidget(self.banner)
@@ -357,11 +356,14 @@ class TrainTab(QWidget):
         right_scroll.setWidget(right_widget)
         right_scroll.setWidgetResizable(True)
         right_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        right_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         right_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         right_scroll.setMinimumWidth(right_widget.minimumSizeHint().width() + 14)  # (and room for its scroll bar)
-        right_scroll.setMinimumHeight(420)
-        outer.addWidget(right_scroll, 1)
+        right_scroll.setMinimumHeight(380)
+        column = QVBoxLayout()
+        column.setSpacing(8)
+        column.addLayout(controls)
+        column.addWidget(right_scroll, 1)
+        outer.addLayout(column, 1)
 
     def _build_form(self) -> QGroupBox:
         box = QGroupBox("Training")

@@ -400,6 +400,7 @@ def test_only_settings_are_translated_into_flags():
         "myrun: this run is training right now (its folder is locked); stop it before resuming it",
         "WORLD_SIZE=3: but this PyTorch build has no distributed support",
         "cfg.json: not valid JSON (Expecting value)",
+        "exp.lr: this run is training right now (its folder is locked); stop it before resuming it",
     ):
         assert _flag_message(ConfigError(text)) == text
 

@@ -253,3 +253,20 @@ def test_a_replace_blocked_by_a_reader_is_retried_on_windows(tmp_path, monkeypat
         runs.write_json_atomic(target, {"status": "completed"})
     assert e.value.filename == str(target) and len(refusals) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temp file left
+
+
+def test_probes_of_one_run_do_not_take_each_other_for_its_trainer(tmp_path):
+    """A probe held the lock exclusively for a moment: a second reader then saw the run as "running"."""
+    store = RunStore(tmp_path)
+    run = _fake_run(store, "resnet18", {"status": "completed", "started": 1})
+    (run / ".lock").write_bytes(b"")
+    if os.name != "nt":
+        import fcntl
+
+        with open(run / ".lock", "r+b") as other_reader:
+            fcntl.flock(other_reader.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)  # a probe in another process, now
+            assert runs.RunLock(run).probe() is False
+    trainer = runs.RunLock(run)
+    assert trainer.acquire()
+    assert runs.RunLock(run).probe() is True
+    trainer.release()

@@ -270,3 +270,25 @@ def test_laying_out_again_at_the_same_size_gives_the_same_axes(qtbot, charts):
         charts.request_draw()
         _flush(qtbot, charts)
     assert charts.ax_loss.get_position().bounds == pytest.approx(before, abs=0.005)
+
+
+def test_an_off_scale_note_too_wide_for_the_title_row_wraps_inside_the_plot(qtbot):
+    """On a narrow chart the note ran on under the Accuracy title."""
+    charts = TrainingCharts()
+    qtbot.addWidget(charts)
+    charts.resize(480, 380)
+    charts.show()
+    qtbot.waitExposed(charts)
+    charts.set_planned_epochs(6, classes=4)
+    for epoch, val_loss in ((1, 99.0), (2, 1.1), (3, 123.0)):
+        charts.add_epoch(epoch, 1.3 - 0.2 * epoch, 0.4, val_loss, 0.3)
+    _flush(qtbot, charts)
+    note = charts.off_scale_text
+    assert "2 validation losses off the scale" in note.get_text().replace("\n", " ")
+    assert "\n" in note.get_text() and note.get_position()[1] < 1.0  # wrapped, inside the plot
+    assert charts.ax_loss.get_title(loc="left") == "Loss"
+    assert charts._note_width(note) <= charts.ax_loss.bbox.width
+    charts.resize(1400, 380)  # room enough: one line in the title's row
+    _flush(qtbot, charts)
+    qtbot.waitUntil(lambda: "\n" not in note.get_text() and note.get_position()[1] > 1.0)
+    assert charts.ax_loss.get_title(loc="left") == ""

@@ -177,11 +177,8 @@ def test_several_runs_show_the_settings_that_differ_side_by_side(qtbot, tab, run
         for i in range(tree.topLevelItemCount())
     }
     order = [Path(p).name for p in tab.selected_paths()]  # the curves' order (and colours)
-    assert rows["run"] == [name.split("-", 2)[2] for name in order]  # the start time heads the column already
-    run_row = next(
-        tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "run"
-    )
-    assert [run_row.toolTip(c) for c in (1, 2)] == order
+    assert "run" not in rows  # the same model and data set: the start times in the titles tell them apart
+    assert [tree.headerItem().toolTip(c) for c in (1, 2)] == order
     tab.show()
     qtbot.waitUntil(lambda: abs(tree.columnWidth(1) - tree.columnWidth(2)) <= 2)  # the first run's was a sliver
     first_is_done = order[0] == runs["done"].name
@@ -191,6 +188,25 @@ def test_several_runs_show_the_settings_that_differ_side_by_side(qtbot, tab, run
     assert "train.epochs" not in rows and "data.root" not in rows  # the same in both: not repeated
     tab.select_runs([str(runs["done"])])
     assert tree.columnCount() == 2 and tree.headerItem().text(1) == "Value"  # one run: all its settings again
+    assert tree.headerItem().icon(1).isNull() and not tree.headerItem().toolTip(1)  # no dot left from the two
+
+
+def test_three_compared_runs_share_the_width_and_other_models_are_named(qtbot, tab, runs):
+    third = make_run(runs["done"].parent, "20240103-090000-resnet18-flowers", "completed", 2, 1_704_270_000)
+    tab.refresh()
+    tab.show()
+    paths = [str(runs["done"]), str(runs["stopped"]), str(third)]
+    tab.select_runs(paths)
+    tree = tab.settings_tree
+    qtbot.waitUntil(
+        lambda: max(tree.columnWidth(c) for c in (1, 2, 3)) - min(tree.columnWidth(c) for c in (1, 2, 3)) <= 2
+    )
+    qtbot.waitUntil(lambda: not tree.horizontalScrollBar().isVisible())
+    run_row = next(
+        tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "run"
+    )
+    names = [run_row.text(c) for c in (1, 2, 3)]
+    assert "resnet18-flowers" in names and all(not n[:1].isdigit() for n in names)  # no start time: it heads the column
 
 
 def test_action_signals(qtbot, tab, runs):
