@@ -272,13 +272,9 @@ def test_laying_out_again_at_the_same_size_gives_the_same_axes(qtbot, charts):
     assert charts.ax_loss.get_position().bounds == pytest.approx(before, abs=0.005)
 
 
-def test_an_off_scale_note_too_wide_for_the_title_row_wraps_inside_the_plot(qtbot):
+def test_an_off_scale_note_too_wide_for_the_title_row_wraps_inside_the_plot(qtbot, charts):
     """On a narrow chart the note ran on under the Accuracy title."""
-    charts = TrainingCharts()
-    qtbot.addWidget(charts)
     charts.resize(480, 380)
-    charts.show()
-    qtbot.waitExposed(charts)
     charts.set_planned_epochs(6, classes=4)
     for epoch, val_loss in ((1, 99.0), (2, 1.1), (3, 123.0)):
         charts.add_epoch(epoch, 1.3 - 0.2 * epoch, 0.4, val_loss, 0.3)
