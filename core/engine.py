@@ -1576,6 +1576,7 @@ class _EpochMeter:
         self._last_emit = self._last_file = -math.inf
         self._lagged = dev.type == "cuda"
         self._pending: tuple[Any, torch.Tensor, int, int] | None = None  # event, host values, step, images seen
+        self._first_done: tuple[float, float] | None = None  # (time, paused) when this session's first step ended
 
     def wait_if_paused(self) -> None:
         stop = self.trainer.stop
@@ -1623,6 +1624,8 @@ class _EpochMeter:
         if not self.seen or step == self.steps:
             return
         now = time.perf_counter()
+        if self._first_done is None:
+            self._first_done = (now, self.paused)
         if self._pending is None and now - self._last_emit >= PROGRESS_INTERVAL_S:
             values, event = torch.stack([self.loss_sum, self.first_bad]), None
             if self._lagged:
@@ -1652,8 +1655,12 @@ class _EpochMeter:
         active = max(1e-9, now - self.t0 - self.paused)
         left = (self.steps - step) + (self.trainer.config.train.epochs - self.epoch) * self.steps
         here = max(1, step - self.step0)  # speed and ETA from this session's steps (a resumed epoch)
+        per_step = active / here
+        if self._first_done is not None and here >= 2:  # the ETA leaves out the first step's warm-up (a resumed
+            t1, paused1 = self._first_done  # epoch's showed 4 minutes for 20 seconds); the speed counts it all
+            per_step = max(1e-9, now - t1 - (self.paused - paused1)) / (here - 1)
         p = BatchProgress(
-            self.epoch, step, self.steps, mean_loss, (seen - self.seen0) * self.ranks / active, left * active / here
+            self.epoch, step, self.steps, mean_loss, (seen - self.seen0) * self.ranks / active, left * per_step
         )
         self.trainer._emit("on_batch_end", p)
         if (
