@@ -624,6 +624,12 @@ class RunStore:
         root = self.root.resolve()
         if target.parent != root or not target.is_dir() or Path(path).is_symlink():
             raise ValueError(f"{path}: not a run folder inside {root}; refusing to delete")
-        if RunLock(target).probe():
-            raise ValueError(f"{path}: this run is training right now; stop it before deleting it")
-        shutil.rmtree(target)
+        lock = RunLock(target)  # held while deleting: a resume cannot start in the folder meanwhile
+        try:
+            if not lock.acquire(wait_s=0.2):
+                raise ValueError(f"{path}: this run is training right now; stop it before deleting it")
+            if os.name == "nt":
+                lock.release()  # (Windows deletes no open file)
+            shutil.rmtree(target)
+        finally:
+            lock.release()
