@@ -602,7 +602,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         note = ""
         if r.nothing_saved:
             note = "  (nothing saved: it cannot be resumed)"
-        elif r.status in ("interrupted", "failed", "stopped") and not r.resumable:
+        elif r.ended_early and not r.resumable:
             note = "  (no last.pt: it cannot be resumed; best.pt can be used)"
         elif r.status == "failed" and r.message:
             note = f"  ({r.message if len(r.message) <= 70 else r.message[:69] + '…'})"

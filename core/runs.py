@@ -51,14 +51,19 @@ class RunInfo:
     message: str = ""  # how it ended, in words (status.json's message: the failure, "stopped during epoch 3" …)
 
     @property
+    def ended_early(self) -> bool:
+        """It ended before its last epoch: stopped, failed, or its process gone."""
+        return self.status in ("interrupted", "failed", "stopped")
+
+    @property
     def nothing_saved(self) -> bool:
         """It ended before it saved a checkpoint: nothing to resume, evaluate or predict with."""
-        return self.status in ("interrupted", "failed", "stopped") and not self.has_last and not self.has_best
+        return self.ended_early and not self.has_last and not self.has_best
 
     @property
     def resumable(self) -> bool:
         """A run that ended before its last epoch and kept a last.pt to go on from."""
-        return self.status in ("interrupted", "failed", "stopped") and self.has_last
+        return self.ended_early and self.has_last
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -394,6 +399,22 @@ def _lock_byte(f: IO[bytes], shared: bool = False) -> None:
         fcntl.flock(f.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
 
 
+def _lock_within(f: IO[bytes], wait_s: float, shared: bool = False) -> bool | None:
+    """Lock `f`, trying again for `wait_s` while another holds it: True locked, False still held elsewhere, None
+    when the file system has no locks (some network shares)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _lock_byte(f, shared)
+            return True
+        except OSError as e:
+            if e.errno not in _BUSY:
+                return None
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
 def _unlock_byte(f: IO[bytes]) -> None:
     if os.name == "nt":  # Windows frees a closed handle's locks only eventually: unlock first
         import msvcrt
@@ -423,22 +444,14 @@ class RunLock:
             return True
         if self.path in _HELD:
             return False
-        deadline = time.monotonic() + wait_s
-        while True:
-            f = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held (OSError: cannot write)
-            try:
-                _lock_byte(f)
-            except OSError as e:
-                f.close()
-                if e.errno not in _BUSY:  # a file system without locks (some network shares): go on without one
-                    return True
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.02)
-                continue
-            self._file = f
-            _HELD.add(self.path)
-            return True
+        f = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held (OSError: cannot write)
+        got = _lock_within(f, wait_s)
+        if not got:
+            f.close()
+            return got is None  # (a file system without locks: go on without one)
+        self._file = f
+        _HELD.add(self.path)
+        return True
 
     def release(self) -> None:
         """Let go of the lock; the empty file stays, so no other process can be left holding a lock on a file that
@@ -466,20 +479,11 @@ class RunLock:
             f = open(self.path, "r+b")  # noqa: SIM115 - (never creates the file)
         except OSError:
             return None
-        with f:
-            deadline = time.monotonic() + (0.02 if os.name == "nt" else 0.0)  # (Windows: another probe, briefly)
-            while True:
-                try:
-                    _lock_byte(f, shared=True)
-                except OSError as e:
-                    if e.errno not in _BUSY:
-                        return None
-                    if time.monotonic() >= deadline:
-                        return True
-                    time.sleep(0.005)
-                    continue
+        with f:  # (shared: probes never block each other; Windows has exclusive locks only: wait out another)
+            got = _lock_within(f, 0.02 if os.name == "nt" else 0.0, shared=True)
+            if got:
                 _unlock_byte(f)
-                return False
+            return None if got is None else not got
 
 
 def _mtime(path: Path) -> float:

@@ -264,6 +264,7 @@ class TrainingCharts(_Canvas):
         self.mpl_connect("draw_event", self._on_full_draw)
         self.planned_epochs = 0
         self._expected_top = 0.0
+        self._note_source = ""  # the off-scale note as off_scale_note wrote it (the artist may hold it wrapped)
         self.reset()
 
     COMPACT_BELOW_PX = 250  # shorter than this, the plot titles go (the y labels still name the plots)
@@ -281,10 +282,10 @@ class TrainingCharts(_Canvas):
         except Exception:  # noqa: BLE001 - no renderer yet: a resize places it again
             return 0.0
 
-    def _fits_above(self, note: Any) -> bool:
-        """Whether the note, on one line, is no wider than the Loss plot (it ran on under the Accuracy title);
-        when it is not, it is wrapped to the plot's width for its place inside."""
-        text = note.get_text().replace("\n", " ")
+    def _fit_note(self, note: Any) -> bool:
+        """True when the note, on one line, is no wider than the Loss plot (it ran on under the Accuracy title);
+        else it is wrapped to the plot's width for its place inside, and False."""
+        text = self._note_source
         note.set_text(text)
         width, room = self._note_width(note), 0.96 * self.ax_loss.bbox.width
         if width <= room:
@@ -298,7 +299,7 @@ class TrainingCharts(_Canvas):
         y label still names the plot); a compact chart has no title row, so there it goes inside the plot's top
         right corner on a white backing. True when a title changed (the axes need a full draw)."""
         note, compact = self.off_scale_text, self._compact
-        inside = compact or not self._fits_above(note)
+        inside = compact or not self._fit_note(note)
         if inside:
             note.set_position((0.99, 0.97))
             note.set_ha("right")
@@ -418,9 +419,12 @@ class TrainingCharts(_Canvas):
         ylim = (0.0, self._loss_top or 1.0)
         off = [(e, v) for e, v in zip(self.epochs, self.val_loss, strict=True) if math.isfinite(v) and v > ylim[1]]
         self.off_scale_line.set_data([e for e, _ in off], [ylim[1]] * len(off))
-        self.off_scale_text.set_text(off_scale_note(off))
-        if self._place_off_scale_note():
-            self.relayout()
+        note = off_scale_note(off)
+        if note != self._note_source:  # (placing it measures the text: not again for every batch)
+            self._note_source = note
+            self.off_scale_text.set_text(note)
+            if self._place_off_scale_note():
+                self.relayout()
         if tuple(self.ax_loss.get_xlim()) != xlim or tuple(self.ax_loss.get_ylim()) != ylim:
             for ax in (self.ax_loss, self.ax_acc):
                 ax.set_xlim(*xlim)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import math
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,6 @@ NUMERIC_COLUMNS = (COL_EPOCHS, COL_ACC)
 STRETCH_COLUMN = COL_NAME  # takes the spare width, so the table has no empty gutter on the right
 MAX_FIT_WIDTH = 260  # columns fitted to their contents get no wider than this (the user may widen them)
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
-RESUMABLE = ("stopped", "interrupted", "failed")
 STATUS_COLORS = {
     "completed": "#1a7f37",
     "running": "#2f6fdf",
@@ -105,7 +104,7 @@ def status_text(info: Any) -> str:
     """The Status cell: the status, and what an ended run kept when that is not enough to resume it."""
     if info.nothing_saved:
         return f"{info.status} · nothing saved"
-    if info.status in ("interrupted", "failed", "stopped") and not info.has_last:
+    if info.ended_early and not info.has_last:
         return f"{info.status} · no last.pt"  # (a full disk, or a kill, between best.pt and last.pt)
     return info.status
 
@@ -121,7 +120,7 @@ def status_explanation(info: Any) -> str:
     }.get(info.status, info.status)
     if info.message and info.status != "running":
         what = f"{what}: {info.message}"
-    if info.status in ("interrupted", "failed", "stopped"):
+    if info.ended_early:
         if info.resumable:
             what += "\nlast.pt keeps the last saved state: the run can be resumed."
         elif info.has_best:
@@ -131,17 +130,18 @@ def status_explanation(info: Any) -> str:
     return what
 
 
+def _start_time(name: str) -> datetime.datetime | None:
+    """When a run began, from its folder name (`20261126-101852-…`, as RunStore.create names it); None otherwise."""
+    try:
+        return datetime.datetime.strptime(name[:15], "%Y%m%d-%H%M%S")
+    except ValueError:
+        return None
+
+
 def short_run_labels(paths: list[str]) -> list[str]:
     """Column titles that tell runs apart: their start times from the folder names (`20261126-101852-…`), with the
     date only when the runs began on different days; "run N" for a folder named otherwise."""
-    import datetime as dt
-
-    starts: list[dt.datetime | None] = []
-    for path in paths:
-        try:
-            starts.append(dt.datetime.strptime(Path(path).name[:15], "%Y%m%d-%H%M%S"))
-        except ValueError:
-            starts.append(None)
+    starts = [_start_time(Path(path).name) for path in paths]
     one_day = len({t.date() for t in starts if t is not None}) <= 1
     labels = [
         f"run {n}" if t is None else t.strftime("%H:%M:%S" if one_day else "%m-%d %H:%M")
@@ -176,7 +176,7 @@ def dot_icon(color: str, size: int = 12) -> QIcon:
 
 def _without_start_time(name: str) -> str:
     """'20261126-120817-resnext11_4x8d-sample' → 'resnext11_4x8d-sample' (the start time heads the column)."""
-    return re.sub(r"^\d{8}-\d{6}-", "", name) or name
+    return name[16:] if _start_time(name) and len(name) > 16 else name
 
 
 def _fmt(value: Any) -> str:
@@ -544,7 +544,7 @@ class RunsTab(QWidget):
             if more
             else "Continue a stopped, interrupted or failed run from its last.pt"
         )
-        self.resume_button.setEnabled(bool(one and one.has_last and (one.status in RESUMABLE or more)))
+        self.resume_button.setEnabled(bool(one and (one.resumable or more)))
         if one is not None and one.status == "running":  # a disabled button says why
             self.resume_button.setToolTip("This run is training now; resume it once it has stopped")
         elif self._training_busy and self.resume_button.isEnabled():

@@ -573,10 +573,16 @@ class TrainTab(QWidget):
 
         self._guessed_device_type = likely_device_type()
         p = auto_preset(self._guessed_device_type)
-        self.set_train_values({k: p[k] for k in ("batch_size", "lr", "epochs", "warmup_epochs")})
+        self._show_values(
+            {k: p[k] for k in ("batch_size", "lr", "epochs", "warmup_epochs")}, p["image_size"], p["augment"]
+        )
+
+    def _show_values(self, train: dict, image_size: int, augment: str) -> None:
+        """Training values in this form; image size and augmentation in the Dataset tab's."""
+        self.set_train_values(train)
         if self.dataset_panel is not None:
-            self.dataset_panel.set_image_size(int(p["image_size"]))
-            self.dataset_panel.set_augment(p["augment"])
+            self.dataset_panel.set_image_size(int(image_size))
+            self.dataset_panel.set_augment(augment)
 
     def set_gpu_count(self, n: int) -> None:
         """Show "Use all GPUs (n)" when there is more than one GPU; hide (and clear) it otherwise."""
@@ -596,11 +602,7 @@ class TrainTab(QWidget):
         d = self._defaults
         if d is None:
             return
-        t = d["train"]
-        self.set_train_values(t)
-        if self.dataset_panel is not None:  # (called by itself only on a first start; else by the Reset button)
-            self.dataset_panel.set_image_size(int(d["image_size"]))
-            self.dataset_panel.set_augment(d["augment"])
+        self._show_values(d["train"], d["image_size"], d["augment"])  # (first start, or the Reset button)
         self.status_message.emit(f"Recommended settings for {d['device_type'].upper()} applied")
 
     def _on_device_changed(self, *_: Any) -> None:
