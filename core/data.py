@@ -8,6 +8,7 @@ import math
 import os
 import random
 import re
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -292,6 +293,12 @@ def _skipped(name: str) -> bool:
     return name.startswith(".") or name.lower() in SKIP_NAMES
 
 
+def class_key(name: str) -> str:
+    """A class name as compared and stored: Unicode NFC, so a folder named "café" matches whether the file system
+    spells it composed or decomposed (macOS copies often decompose, Linux keeps what it is given)."""
+    return unicodedata.normalize("NFC", str(name))
+
+
 def _subdirs(folder: str) -> list[os.DirEntry]:
     with os.scandir(folder) as it:
         return sorted((e for e in it if not _skipped(e.name) and e.is_dir()), key=lambda e: e.name)
@@ -388,15 +395,17 @@ def scan(
             split_name = SPLIT_NAMES[split_dir.name.lower()]
             bad += [(p, "outside any class folder (ignored)") for p in _loose_images(split_dir.path)]
             for cls in _subdirs(split_dir.path):
-                class_names.add(cls.name)
-                candidates += [(p, cls.name, split_name) for p in _walk_images(cls.path, stop, unlisted, ignored)]
-                blocked |= {cls.name for f, _ in unlisted if f == cls.path}
+                name = class_key(cls.name)
+                class_names.add(name)
+                candidates += [(p, name, split_name) for p in _walk_images(cls.path, stop, unlisted, ignored)]
+                blocked |= {name for f, _ in unlisted if f == cls.path}
     else:
         layout = "classes"
         for cls in top:
-            class_names.add(cls.name)
-            candidates += [(p, cls.name, None) for p in _walk_images(cls.path, stop, unlisted, ignored)]
-            blocked |= {cls.name for f, _ in unlisted if f == cls.path}
+            name = class_key(cls.name)
+            class_names.add(name)
+            candidates += [(p, name, None) for p in _walk_images(cls.path, stop, unlisted, ignored)]
+            blocked |= {name for f, _ in unlisted if f == cls.path}
     bad += unlisted
 
     results = _verify_all([c[0] for c in candidates], progress, stop, workers)

@@ -635,7 +635,7 @@ class Trainer:
 
     def _check_classes(self, index: data.DatasetIndex) -> None:
         want = list(self._resume_ckpt["class_names"])
-        if list(index.classes) != want:
+        if list(index.classes) != [data.class_key(c) for c in want]:
             raise data.DataError(f"{index.root}: classes {index.classes} differ from the run's {want}")
 
     # -- public
@@ -1749,7 +1749,7 @@ def evaluate(
     cfg = RunConfig.from_dict(ckpt.get("config") or {})
     dcfg = copy.deepcopy(cfg.data)
     dcfg.image_size = int(ckpt["image_size"])
-    names = list(ckpt["class_names"])
+    names = [data.class_key(c) for c in ckpt["class_names"]]  # a checkpoint from before names were NFC
     unknown = [c for c in index.classes if c not in names]  # their images are left out (and counted)
     if len(unknown) == len(index.classes):
         raise ValueError(

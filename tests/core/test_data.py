@@ -143,6 +143,21 @@ def test_scan_no_class_folders_is_an_error(tmp_path, jpeg_writer):
     assert "sub-folder named after the class" in str(e.value)
 
 
+def test_class_names_are_nfc_however_the_file_system_spells_them(tmp_path, jpeg_writer):
+    """A macOS copy of a data set often has decomposed folder names ("cafe" + U+0301): the class is still "café"
+    (composed), so a model trained on one copy evaluates and resumes on the other."""
+    decomposed, composed = "cafe\u0301", "caf\u00e9"
+    for i in range(3):
+        jpeg_writer(tmp_path / "a" / decomposed / f"{i}.jpg", i)
+        jpeg_writer(tmp_path / "a" / "tea" / f"{i}.jpg", 10 + i)
+        jpeg_writer(tmp_path / "b" / composed / f"{i}.jpg", 20 + i)
+        jpeg_writer(tmp_path / "b" / "tea" / f"{i}.jpg", 30 + i)
+    a, b = scan(tmp_path / "a"), scan(tmp_path / "b")
+    assert a.classes == b.classes == [composed, "tea"]
+    assert all(os.path.exists(s.path) for s in a.samples)  # the files keep their own spelling
+    assert any(decomposed in s.path for s in a.samples)
+
+
 def test_linked_sub_folders_are_followed_and_link_loops_are_not(tmp_path, jpeg_writer):
     """A sub-folder that is a symbolic link belongs to its class (it was skipped without a word); a link back to
     an enclosing folder is walked once, not forever."""

@@ -795,6 +795,11 @@ def test_evaluate_known_case(tmp_path):
     shutil.copytree(root / "zebra", only / "okapi")
     with pytest.raises(ValueError, match="none of its classes"):
         evaluate(ckpt, data.scan(only), split="all")
+    ckpt["class_names"] = ["c0", "c1", "c\u0327"]  # a checkpoint from before names were NFC: "ç" decomposed
+    (root / "zebra").rename(root / "\u00e7")  # the same class, composed
+    shutil.rmtree(root / "c2")
+    ev = evaluate(ckpt, data.scan(root), split="all")
+    assert ev["left_out_classes"] == {} and ev["num_samples"] == 8 + zebras
 
 
 def test_resolve_defaults_cpu():
