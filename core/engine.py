@@ -1196,15 +1196,23 @@ class Trainer:
         y2, lam = y, 1.0
         if tc.mixup > 0 or tc.cutmix > 0:
             x, y2, lam = _mix(x, y, tc, mix_rng, gen)
-        with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            out = self.forward(x)
-            loss = (
-                self.criterion(out, y)
-                if lam == 1.0
-                else (lam * self.criterion(out, y) + (1 - lam) * self.criterion(out, y2))
-            )
-        opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+
+        def forward_backward() -> tuple[torch.Tensor, torch.Tensor]:
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                out = self.forward(x)
+                loss = (
+                    self.criterion(out, y)
+                    if lam == 1.0
+                    else (lam * self.criterion(out, y) + (1 - lam) * self.criterion(out, y2))
+                )
+            self.scaler.scale(loss).backward()
+            return out, loss
+
+        if isinstance(self.forward, _CompiledOrEager):
+            out, loss = self.forward.step(forward_backward, self.model)
+        else:
+            out, loss = forward_backward()
         if tc.grad_clip:
             self.scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
@@ -1530,6 +1538,27 @@ class _CompiledOrEager:
 
     def __init__(self, eager: Any, compiled: Any, warn: Callable[[str], None]) -> None:
         self.eager, self.compiled, self.warn = eager, compiled, warn
+        self.stepped = False
+
+    def step(self, forward_backward: Callable[[], Any], model: nn.Module) -> Any:
+        """A training step's forward and backward. The backward pass is compiled at its first call: a compiler
+        failing only there falls back too, and the step is done again without it (no parameter has changed yet;
+        at the first step the BatchNorm statistics its forward moved are put back)."""
+        saved = None
+        if self.compiled is not None and not self.stepped:
+            saved = [b.detach().clone() for b in model.buffers()]
+        try:
+            result = forward_backward()
+        except Exception as e:
+            if not self.give_up(e):
+                raise
+            if saved is not None:
+                with torch.no_grad():
+                    for b, old in zip(model.buffers(), saved, strict=True):
+                        b.copy_(old)
+            result = forward_backward()
+        self.stepped = True
+        return result
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.compiled is None:
@@ -1537,13 +1566,19 @@ class _CompiledOrEager:
         try:
             return self.compiled(*args, **kwargs)
         except Exception as e:
-            from torch._dynamo.exc import TorchDynamoException
-
-            if not isinstance(e, TorchDynamoException):
+            if not self.give_up(e):
                 raise
-            self.compiled = None
-            self.warn(f"torch.compile failed ({_one_line(e)[:300]}); training on without it")
             return self.eager(*args, **kwargs)
+
+    def give_up(self, error: Exception) -> bool:
+        """Whether `error` is the compiler's (then compiled code is not called again, with a warning)."""
+        from torch._dynamo.exc import TorchDynamoException
+
+        if self.compiled is None or not isinstance(error, TorchDynamoException):
+            return False
+        self.compiled = None
+        self.warn(f"torch.compile failed ({_one_line(error)[:300]}); training on without it")
+        return True
 
 
 class _EpochMeter:

@@ -482,6 +482,25 @@ def test_a_compiler_that_fails_at_the_first_step_falls_back_to_plain_training(da
     assert [w for w in rec.warnings if w.startswith("torch.compile failed (") and "cl is not found" in w]
     assert _strip_seconds(result.history) == _strip_seconds(plain.history)  # nothing ran before the failure
 
+    class LazyBackward(torch.autograd.Function):  # the forward compiles; the backward's compiler fails
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise TorchDynamoException("BackendCompilerFailed: backward: cl is not found")
+
+    def backward_fails(module, **kwargs):
+        return lambda *args, **kw: LazyBackward.apply(module(*args, **kw))
+
+    monkeypatch.setattr(torch, "compile", backward_fails)
+    rec = Recorder()
+    result = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "backward").fit()
+    assert result.reason == "completed", result.message
+    assert [w for w in rec.warnings if w.startswith("torch.compile failed (") and "backward" in w]
+    assert _strip_seconds(result.history) == _strip_seconds(plain.history)  # the failed step was done again
+
     def out_of_memory(module, **kwargs):
         def compiled(*args, **kw):
             raise RuntimeError("CUDA out of memory")
