@@ -387,6 +387,28 @@ def test_resize_size_and_decode_for_size(tmp_path):
     assert tuple(decode_for_size(Image.new("L", (30, 50)), 32).shape) == (3, 32, 32)
 
 
+def test_a_long_strip_resizes_only_what_the_crop_keeps(monkeypatch):
+    """A 1 x 1,000,000 PNG (2 KB, under Pillow's bomb limit) was resized whole to 32 x 32,000,000 first: 6 GB."""
+    made: list[tuple[int, int]] = []
+    resize = Image.Image.resize
+
+    def recording(self, size, *args, **kwargs):
+        made.append(tuple(size))
+        return resize(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", recording)
+    strip = Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), 4000)[:1_000_000, None])  # 1 wide, 1e6 tall
+    t = decode_for_size(strip, 32)
+    assert tuple(t.shape) == (3, 32, 32) and made and max(w * h for w, h in made) <= 32 * 32
+    middle = np.asarray(strip)[500_000, 0]  # the crop is the strip's middle pixel, stretched
+    assert abs(int(t[0, 16, 16]) - int(middle)) <= 1
+    # a long picture that is merely long: the same pixels as resizing it whole, within one level
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (2000, 90, 3), dtype=np.uint8))
+    whole = np.asarray(img.resize((36, 800), Image.Resampling.BILINEAR).crop((0, 382, 36, 418)), np.int16)
+    assert np.abs(decode_for_size(img, 36).permute(1, 2, 0).numpy().astype(np.int16) - whole).max() <= 1
+
+
 @pytest.mark.parametrize("augment", ["none", "light", "standard", "strong"])
 @pytest.mark.parametrize("size", [32, 80])
 def test_batch_transform_shapes_and_seeding(augment, size):
