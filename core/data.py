@@ -8,6 +8,7 @@ import math
 import os
 import random
 import re
+import stat
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -43,6 +44,7 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 grey, as torchvision's colour 
 
 SKIP_NAMES = {"__macosx", "thumbs.db", "desktop.ini", "$recycle.bin", "system volume information"}
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+IN_MEMORY_BYTES = 64 << 20  # scan reads an image file whole up to this size, bigger ones in chunks
 PROGRESS_STEPS = 200  # at most this many progress calls per scan / cache fill
 
 
@@ -163,6 +165,19 @@ def _source_name(source: Any) -> str:
     return str(name) if isinstance(name, (str, Path)) and name else "<image>"
 
 
+def _file_problem(path: str | Path) -> str | None:
+    """Why a path is no image file before opening it (opening a named pipe waits for a writer for ever, and
+    /dev/zero never ends), or None."""
+    st = os.stat(path)
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a pipe, device or socket)"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
 def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int | None = None) -> Image.Image:
     """Path, file object, PIL image or uint8 array → RGB PIL image with EXIF orientation applied.
 
@@ -176,11 +191,8 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
     try:
         if isinstance(source, Image.Image):
             return _to_rgb(ImageOps.exif_transpose(source) or source)
-        if isinstance(source, (str, Path)):
-            if os.path.isdir(source):
-                raise IsADirectoryError(name)
-            if os.path.getsize(source) == 0:
-                raise ImageLoadError(name, "empty file (0 bytes)")
+        if isinstance(source, (str, Path)) and (problem := _file_problem(source)):
+            raise ImageLoadError(name, problem)
         _quiet_large_images()
         with Image.open(source) as im:
             if draft:
@@ -198,18 +210,27 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
 
 
 def verify_image(path: str) -> tuple[str | None, str | None]:
-    """Cheap check used by scan: (content hash, None) for a decodable image, (hash or None, reason) otherwise."""
+    """Cheap check used by scan: (content hash, None) for a decodable image, (hash or None, reason) otherwise.
+
+    A file up to IN_MEMORY_BYTES is read once; a bigger one is hashed in chunks and decoded from the file, so a
+    scan's threads never hold more than that each."""
     try:
+        if problem := _file_problem(path):
+            return None, problem
+        h = hashlib.blake2b(digest_size=16)
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(IN_MEMORY_BYTES + 1)
+            h.update(data)
+            if len(data) > IN_MEMORY_BYTES:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                data = None
     except Exception as e:
         return None, error_reason(e)
-    if not data:
-        return None, "empty file (0 bytes)"
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    digest = h.hexdigest()
     _quiet_large_images()
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data) if data is not None else path) as im:
             if im.format == "JPEG":
                 im.draft("RGB", (64, 64))
             im.load()

@@ -175,6 +175,49 @@ def test_linked_sub_folders_are_followed_and_link_loops_are_not(tmp_path, jpeg_w
     assert len(files) == 5 and problems == []
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_pipes_and_devices_named_like_images_are_reported_not_opened(tmp_path, jpeg_writer):
+    """Opening a named pipe waited for ever (Ctrl-C could not stop the scan); /dev/zero read until out of memory."""
+    for c in ("a", "b"):
+        for i in range(2):
+            jpeg_writer(tmp_path / c / f"{i}.jpg", i)
+    os.mkfifo(tmp_path / "a" / "pipe.png")
+    os.symlink("/dev/zero", tmp_path / "b" / "zero.jpg")
+    index = scan(tmp_path)
+    reasons = dict(index.bad_files)
+    assert reasons == {
+        str(tmp_path / "a" / "pipe.png"): "not a regular file (a pipe, device or socket)",
+        str(tmp_path / "b" / "zero.jpg"): "not a regular file (a pipe, device or socket)",
+    }
+    assert len(index.samples) == 4
+    with pytest.raises(data.ImageLoadError, match="pipe.png: not a regular file"):
+        data.load_image(tmp_path / "a" / "pipe.png")
+
+
+def test_a_big_file_is_hashed_in_chunks_with_the_same_result(tmp_path, jpeg_writer, monkeypatch):
+    path = str(jpeg_writer(tmp_path / "x.jpg", 3, size=(300, 200)))
+    whole = data.verify_image(path)
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", 1000)  # the file is bigger than this
+    read = []
+    real_open = open
+
+    class Recording(io.BufferedReader):
+        def read(self, n=-1):
+            read.append(n)
+            return super().read(n)
+
+    def recording_open(file, mode="r", *args, **kwargs):
+        return Recording(real_open(file, "rb", buffering=0)) if file == path else real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", recording_open)
+    assert data.verify_image(path) == whole and whole[1] is None
+    assert read and -1 not in read and max(read) <= 1 << 20  # never the whole file at once
+    monkeypatch.undo()
+    Path(path).write_bytes(Path(path).read_bytes()[:-2000])
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", 1000)
+    assert data.verify_image(path)[1] == "truncated image"
+
+
 def test_jpeg_under_other_common_names_is_an_image(tmp_path, jpeg_writer):
     """.jfif / .jpe are what browsers and Windows often name downloaded JPEGs: scanned, not skipped."""
     for cls in ("a", "b"):
