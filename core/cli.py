@@ -662,9 +662,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 taken.add(name.casefold())
                 try:
                     save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=name)
-                except (ValueError, RuntimeError) as e:  # the prediction stands; only its overlay is missing
-                    _err(f"error: {p.source}: no Grad-CAM overlay: {e}")
-                    problems.append((p.source, f"no Grad-CAM overlay: {e}"))
+                except Exception as e:  # noqa: BLE001 - the prediction stands; only its overlay is missing
+                    why = f"no Grad-CAM overlay: {_overlay_error(e)}"
+                    _err(f"error: {p.source}: {why}")
+                    problems.append((p.source, why))
     if args.csv:
         write_csv(preds, args.csv, args.top_k)
     if args.json:
@@ -686,6 +687,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not any(p.ok for p in preds):
         return 2  # nothing could be classified: every input was bad (each is named above)
     return 1 if (failed or problems) else 0
+
+
+def _overlay_error(e: Exception) -> str:
+    """Why one Grad-CAM overlay could not be made or saved (the image changed since it was classified, the disk)."""
+    from core.data import ImageLoadError, error_reason
+
+    if isinstance(e, ImageLoadError):
+        return e.reason
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}{f' ({e.filename})' if e.filename else ''}"
+    return error_reason(e) if isinstance(e, MemoryError) else (str(e) or type(e).__name__)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -477,6 +477,8 @@ def cam_file_name(source: str | Path) -> str:
     """`<image stem>_gradcam.png`; in-memory sources ("<pasted image>") become "pasted_image_gradcam.png"."""
     name = str(source)
     stem = Path(name).stem if not name.startswith("<") else name.strip("<>").replace(" ", "_")
+    while len(stem.encode("utf-8", "surrogateescape")) > 180:  # file names end at 255 bytes: room for the suffix,
+        stem = stem[:-1]  # a _2 and the temporary file's own suffix while it is written
     return f"{stem}_gradcam.png"
 
 

@@ -357,6 +357,35 @@ def test_cam_overlays_of_same_named_images_do_not_overwrite_each_other(capsys, t
     assert rc == 2  # nothing could be classified
 
 
+def test_an_overlay_that_cannot_be_made_keeps_every_prediction(capsys, trained, tmp_path, monkeypatch):
+    """An image gone between its prediction and its overlay (a traceback), or a 240-byte file name (exit 2): the
+    CSV and the printed results were lost with it."""
+    from core.predict import Predictor
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    long = folder / ("x" * 240 + ".png")
+    for i, target in enumerate((long, folder / "gone.png", folder / "kept.png")):
+        target.write_bytes((trained["data"] / "red" / f"{i}.png").read_bytes())
+    real = Predictor.gradcam
+
+    def image_gone(self, source, *args, **kwargs):
+        if Path(str(source)).name == "gone.png":
+            Path(str(source)).unlink()
+        return real(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "gradcam", image_gone)
+    csv = tmp_path / "out.csv"
+    rc, out, err = run(
+        capsys, "predict", "--checkpoint", trained["best"], folder, "--cam", tmp_path / "cams", "--csv", csv
+    )
+    assert rc == 1, err
+    assert f"error: {folder / 'gone.png'}: no Grad-CAM overlay: file not found" in err
+    assert len(out.splitlines()) == 3 and len(csv.read_text().splitlines()) == 4  # header + every prediction
+    cams = sorted(p.name for p in (tmp_path / "cams").iterdir())
+    assert cams == ["kept_gradcam.png", "x" * 180 + "_gradcam.png"]
+
+
 def test_a_relative_data_folder_still_works_from_another_working_folder(capsys, trained, tmp_path, monkeypatch):
     """`train --data photos` stored "photos": evaluate and resume then failed anywhere but where train had run."""
     import shutil
