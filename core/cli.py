@@ -838,13 +838,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _defaults_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, Any]:
-    """The default of every flag of `command` (to tell which flags the user gave)."""
+def _command_actions(parser: argparse.ArgumentParser, command: str | None) -> list[argparse.Action]:
     for action in parser._subparsers._group_actions if parser._subparsers else []:
         sub = getattr(action, "choices", {}).get(command) if command else None
         if sub is not None:
-            return {a.dest: a.default for a in sub._actions}
-    return {}
+            return list(sub._actions)
+    return []
+
+
+def _defaults_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, Any]:
+    """The default of every flag of `command` (to tell which flags the user gave)."""
+    return {a.dest: a.default for a in _command_actions(parser, command)}
+
+
+def _refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """An empty argument (an unset shell variable: `predict "$IMG"`) is refused: as a path, "" means the working
+    folder, so predict classified everything under it and --data "" fell back to the run's own folder."""
+    for action in _command_actions(parser, args.command):
+        value = getattr(args, action.dest, None)
+        if value == "" or (isinstance(value, list) and "" in value):
+            name = action.option_strings[-1] if action.option_strings else (action.metavar or action.dest)
+            raise UsageError(f'{name}: an empty value ("")')
 
 
 def _run_checkpoint(folder: str) -> str:
@@ -866,6 +880,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if not argv else 2
+        _refuse_empty(parser, args)
         args.parser_defaults = _defaults_of(parser, args.command)
         if getattr(args, "checkpoint", None) and Path(args.checkpoint).is_dir():
             args.checkpoint = _run_checkpoint(args.checkpoint)

@@ -444,3 +444,19 @@ def test_a_resume_given_a_relative_data_folder_trains_on_that_folder(capsys, tra
     rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "2", "--data", "copy", "--quiet")
     assert rc == 0, err
     assert load(run_dir / "last.pt")["config"]["data"]["root"] == str(tmp_path / "copy")
+
+
+def test_an_empty_argument_is_refused_not_read_as_the_working_folder(capsys, trained, tmp_path, monkeypatch):
+    """`predict "$IMG"` with IMG unset classified everything under the working folder; --data "" fell back."""
+    (tmp_path / "private.png").write_bytes((trained["data"] / "red" / "0.png").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    for argv, name in (
+        (["predict", "--checkpoint", trained["best"], ""], "PATH"),
+        (["predict", "--checkpoint", trained["best"], trained["data"] / "red" / "1.png", ""], "PATH"),
+        (["evaluate", "--checkpoint", trained["best"], "--data", ""], "--data"),
+        (["train", "--config", "", "--data", trained["data"]], "--config"),
+        (["scan", ""], "DIR"),
+    ):
+        rc, out, err = run(capsys, *argv)
+        assert rc == 2 and out == "" and one_line(err), argv
+        assert err == f'error: {name}: an empty value ("")\n'
