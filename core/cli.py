@@ -301,10 +301,15 @@ def _train_config(args: argparse.Namespace):
 
     cfg = RunConfig()
     if args.config:
+        path = Path(args.config)
+        if path.is_dir():  # a run folder: its config.json, as --checkpoint takes a run folder for its best.pt
+            path = path / "config.json"
         try:
-            cfg = RunConfig.from_json(Path(args.config))
-        except (OSError, ConfigError) as e:
-            raise UsageError(f"--config {args.config}: {e}") from None
+            cfg = RunConfig.from_json(path)
+        except OSError as e:
+            raise UsageError(f"--config {path}: {e.strerror or e}") from None
+        except ConfigError as e:
+            raise UsageError(f"--config {path}: {str(e).removeprefix(f'{path}: ')}") from None
     if args.pretrained is not None:  # before the device defaults: pretrained weights choose a different preset
         cfg.model.pretrained = args.pretrained
     if args.arch is None and cfg.model.arch == "auto":

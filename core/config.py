@@ -245,6 +245,9 @@ class RunConfig:
             raise ConfigError(f"{text_or_path}: not valid JSON ({e})") from None
         if not isinstance(doc, dict):
             raise ConfigError(f"{text_or_path}: not a settings file (expected a JSON object like a run's config.json)")
+        unknown = [k for k in doc if k not in ("data", "model", "train", "dataset")]  # dataset: a run's record
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown section (a settings file has data, model and train)")
         return cls.from_dict(doc)
 
 

@@ -116,6 +116,11 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     settings.write_text("[1, 2]")
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--config", settings)
     assert rc == 2 and one_line(err) and "not a settings file" in err
+    assert err.count(str(settings)) == 1  # (the path was said twice)
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--config", tmp_path / "missing.json")
+    assert err == f"error: --config {tmp_path / 'missing.json'}: No such file or directory\n"
+    rc, _, err = run(capsys, "train", "--config", trained["run"], "--epochs", "1", "--quiet", "--runs-dir", tmp_path)
+    assert rc == 0, err  # a run folder: its config.json (it said "[Errno 21] Is a directory")
     fake = tmp_path / "fakerun"
     fake.mkdir()
     (fake / "last.pt").write_bytes(b"\x00garbage")

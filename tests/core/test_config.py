@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from core.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -52,6 +54,17 @@ def test_bad_value_names_the_field(section, field, value):
 def test_unknown_setting_is_named():
     with pytest.raises(ConfigError, match=r"train\.epochz: unknown setting"):
         RunConfig.from_dict({"train": {"epochz": 3}})
+
+
+def test_an_unknown_section_of_a_settings_file_is_named(tmp_path):
+    """{"trian": {"batch_size": 4}} trained at batch 32 without a word."""
+    p = tmp_path / "typo.json"
+    p.write_text(json.dumps({"trian": {"batch_size": 4}}))
+    with pytest.raises(ConfigError, match=r"^trian: unknown section"):
+        RunConfig.from_json(p)
+    saved = RunConfig().to_dict() | {"dataset": {"classes": ["a", "b"]}}  # a run's config.json: read as it is
+    p.write_text(json.dumps(saved))
+    assert RunConfig.from_json(p) == RunConfig()
 
 
 def test_linear_mode_needs_weights():
