@@ -265,6 +265,13 @@ class ConfusionMatrixCanvas(QWidget):
         self._normalized = normalized
         self._draw()
 
+    def _set_canvas_minimum(self, width: int, height: int) -> None:
+        """The smallest the canvas may get; a smaller minimum than before also shrinks it to its scroll area. The
+        scroll area re-fits its widget only on its own layout requests, which a canvas's new minimum does not send:
+        a 6-class matrix shown after a 30-class one kept the 30-class size, with scroll bars."""
+        self.canvas.setMinimumSize(width, height)
+        QApplication.postEvent(self.scroll, QEvent(QEvent.Type.LayoutRequest))
+
     def _draw(self) -> None:
         import numpy as np
 
@@ -278,7 +285,7 @@ class ConfusionMatrixCanvas(QWidget):
         self.numbers_fit = True
         n = len(self._matrix)
         if n == 0:
-            self.canvas.setMinimumSize(0, 0)
+            self._set_canvas_minimum(0, 0)
             self.ax.text(
                 0.5, 0.5, "No evaluation yet", ha="center", va="center", color="#8a929c", transform=self.ax.transAxes
             )
@@ -315,7 +322,7 @@ class ConfusionMatrixCanvas(QWidget):
         fs = 9 if n <= 10 else 8 if n <= 20 else 7
         label_px = max(len(s) for s in labels) * fs * 0.6 * 100 / 72
         side = n * cell
-        self.canvas.setMinimumSize(
+        self._set_canvas_minimum(
             int(side + label_px + 60 + (70 if not with_numbers else 0)), int(side + label_px * 0.75 + 80)
         )
         self.ax.set_xticks(

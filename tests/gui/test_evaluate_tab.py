@@ -470,6 +470,34 @@ def test_the_wheel_scrolls_a_confusion_matrix_too_big_for_its_pane(qtbot):
     assert bar.value() > 0
 
 
+def test_a_small_matrix_after_a_big_one_fits_its_pane_again(qtbot):
+    """Evaluating a 6-class run after a 30-class one, the Evaluate tab hidden meanwhile: the matrix kept the
+    30-class size (100 px cells, scroll bars both ways) until Counts/Row-normalised was toggled."""
+    from PySide6.QtWidgets import QLabel, QTabWidget
+
+    from gui.evaluate_tab import ConfusionMatrixCanvas
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    cm = ConfusionMatrixCanvas()
+    tabs.addTab(cm, "matrix")
+    tabs.addTab(QLabel("elsewhere"), "other")
+    tabs.resize(700, 600)
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    drawn = []  # the canvas sizes matplotlib drew at
+    cm.canvas.mpl_connect("draw_event", lambda _: drawn.append(cm.canvas.size()))
+    cm.set_matrix(many_classes_matrix(), LONG)
+    qtbot.waitUntil(lambda: cm.scroll.verticalScrollBar().maximum() > 0 and drawn[-1:] == [cm.canvas.size()])
+    tabs.setCurrentIndex(1)
+    small = [[5 if i == j else 1 for j in range(6)] for i in range(6)]
+    cm.set_matrix(small, [f"class{i}" for i in range(6)])
+    tabs.setCurrentIndex(0)
+    viewport = cm.scroll.viewport()
+    qtbot.waitUntil(lambda: cm.canvas.size() == viewport.size())
+    assert cm.scroll.verticalScrollBar().maximum() == 0 and cm.scroll.horizontalScrollBar().maximum() == 0
+
+
 def test_a_small_matrix_keeps_its_percent_signs_and_full_names(qtbot):
     from gui.evaluate_tab import ConfusionMatrixCanvas
 
