@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -136,6 +136,9 @@ def _start_time(name: str) -> datetime.datetime | None:
         return datetime.datetime.strptime(name[:15], "%Y%m%d-%H%M%S")
     except ValueError:
         return None
+
+
+COMPARE_COLUMN_MAX = 240  # px: a run's column in the settings comparison grows to fit its values up to this
 
 
 def short_run_labels(paths: list[str]) -> list[str]:
@@ -308,6 +311,8 @@ class RunsTab(QWidget):
         # curves: the matplotlib canvas is made on first use (matplotlib takes most of a second to import)
         self.canvas: Any = None
         self.figure: Any = None
+        self._legend_handles: list[Any] = []  # the lines the legend names
+        self._legend_cols = 0
         self._loss_ax: Any = None
         self._acc_ax: Any = None
         self.train_check = QCheckBox("Also show training curves (dashed)")
@@ -332,6 +337,9 @@ class RunsTab(QWidget):
         lower.setStretchFactor(0, 3)
         lower.setStretchFactor(1, 1)
         lower.setSizes([820, 340])
+        self.lower_split = lower
+        self._settings_sized_by_user = False  # once the user drags it, the settings pane keeps its width
+        lower.splitterMoved.connect(lambda *_: setattr(self, "_settings_sized_by_user", True))
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(upper)
@@ -359,6 +367,34 @@ class RunsTab(QWidget):
         stretch = self.chart_layout.takeAt(0)  # the placeholder stretch
         del stretch
         self.chart_layout.insertWidget(0, self.canvas, 1)
+        self.canvas.installEventFilter(self)  # a narrower chart gets a legend of fewer columns
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:
+        resized = obj is self.canvas and event.type() == QEvent.Type.Resize and self._legend_handles
+        if resized and self._legend_columns(event.size().width()) != self._legend_cols:
+            self._place_legend(event.size().width())
+        return super().eventFilter(obj, event)
+
+    def _legend_columns(self, width: int) -> int:
+        """As many columns (up to 3) as the run names fit side by side: a centred legend wider than the chart
+        was cut off at both ends."""
+        chars = max(len(h.get_label()) for h in self._legend_handles)
+        per = chars * 8 * 0.6 * 100 / 72 + 40  # 8 pt text at 100 dpi, and the line sample with its gaps
+        return max(1, min(3, len(self._legend_handles), int(width / per)))
+
+    def _place_legend(self, width: int | None = None) -> None:
+        for legend in self.figure.legends:
+            legend.remove()
+        if not self._legend_handles:
+            return
+        self._legend_cols = self._legend_columns(self.canvas.width() if width is None else width)
+        self.figure.legend(
+            handles=self._legend_handles,
+            loc="outside lower center",
+            fontsize=8,
+            frameon=False,
+            ncols=self._legend_cols,
+        )
 
     @property
     def loss_ax(self) -> Any:
@@ -586,8 +622,8 @@ class RunsTab(QWidget):
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("epoch", fontsize=9)
             ax.set_ylabel(ylabel, fontsize=9)
-        for legend in self.figure.legends:
-            legend.remove()
+        self._legend_handles = []
+        self._place_legend()
         if not paths:
             self._placeholder("Select one or more runs\nto compare their curves")
             return
@@ -647,13 +683,8 @@ class RunsTab(QWidget):
         self.acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))  # decimals follow the tick step
         for ax in (self.loss_ax, self.acc_ax):
             ax.xaxis.get_major_locator().set_params(integer=True)
-        self.figure.legend(
-            handles=self.curve_lines() + [ln for ln in self.loss_ax.get_lines() if ln.get_gid() == "batches"],
-            loc="outside lower center",
-            fontsize=8,
-            frameon=False,
-            ncols=min(3, len(records)),
-        )
+        self._legend_handles = self.curve_lines() + [ln for ln in self.loss_ax.get_lines() if ln.get_gid() == "batches"]
+        self._place_legend()
         self.canvas.draw_idle()
 
     def _mark_off_scale(self, train: list[float], val: list[tuple[str, list[float], list[float]]]) -> None:
@@ -715,6 +746,8 @@ class RunsTab(QWidget):
         paths = self.selected_paths()
         if len(paths) > 1 and self._show_differences(paths):
             return
+        if not self._settings_sized_by_user:
+            self._size_settings_pane(None)  # the chart has its width back (and one run's values are measured below)
         if len(paths) != 1:
             self._hint("Select one run to see its settings")
             return
@@ -749,6 +782,11 @@ class RunsTab(QWidget):
             summary.addChild(item)
         self._add_tree(None, record.config)
         self.settings_tree.expandAll()
+        if not self._settings_sized_by_user:  # its values whole where half the width allows (a folder may not)
+            tree = self.settings_tree
+            value = min(tree.sizeHintForColumn(1), 2 * COMPARE_COLUMN_MAX)
+            need = tree.sizeHintForColumn(0) + value + tree.verticalScrollBar().sizeHint().width() + 12
+            self._size_settings_pane(need + 2 * tree.frameWidth())
 
     def _hint(self, text: str) -> None:
         hint = QTreeWidgetItem([text, ""])
@@ -771,8 +809,7 @@ class RunsTab(QWidget):
         for col, path in enumerate(paths, 1):
             self.settings_tree.headerItem().setToolTip(col, Path(path).name)
             self.settings_tree.headerItem().setIcon(col, dot_icon(RUN_COLORS[(col - 1) % len(RUN_COLORS)]))
-            self.settings_tree.header().setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)  # equal shares
-        self.settings_tree.header().setStretchLastSection(False)  # (else the last keeps its own width)
+        self.settings_tree.header().setStretchLastSection(False)
         names = [_without_start_time(Path(p).name) for p in paths]
         rows = [("run", names)] if len(set(names)) > 1 else []  # (the same model and data: the titles tell them apart)
         rows += [
@@ -785,9 +822,34 @@ class RunsTab(QWidget):
             for col, value in enumerate(values, 1):
                 item.setToolTip(col, Path(paths[col - 1]).name if name == "run" else value)
             self.settings_tree.addTopLevelItem(item)
+        self._fit_run_columns(len(paths))
         if not keys:
             self._hint("The selected runs have the same settings")
         return True
+
+    def _fit_run_columns(self, runs: int) -> None:
+        """Each run's column as wide as its values and title, up to COMPARE_COLUMN_MAX px (longer values, such as
+        folders, are cut in the middle, with the whole value in their tooltip); the table scrolls sideways rather
+        than cut every value. Columns sharing the width cut "0.003" and "72.5%" to "…" from 5 runs up."""
+        tree, header = self.settings_tree, self.settings_tree.header()
+        for col in range(1, runs + 1):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)  # the user may widen one
+            want = max(tree.sizeHintForColumn(col), header.sectionSizeHint(col)) + 8
+            header.resizeSection(col, min(want, COMPARE_COLUMN_MAX))
+        if not self._settings_sized_by_user:  # widen the settings pane to show them, up to half the width
+            need = sum(tree.columnWidth(c) for c in range(runs + 1)) + 2 * tree.frameWidth() + 4
+            self._size_settings_pane(need)
+
+    def _size_settings_pane(self, width: int | None) -> None:
+        """The settings pane `width` px wide (at most half, at least its first share), or its first quarter."""
+        sizes = self.lower_split.sizes()
+        total = sum(sizes)
+        if total <= 0:
+            return
+        quarter = total // 4
+        want = quarter if width is None else max(quarter, min(width, total // 2))
+        if want != sizes[1]:
+            self.lower_split.setSizes([total - want, want])
 
     def _add_tree(self, parent: QTreeWidgetItem | None, obj: dict) -> None:
         for key, value in obj.items():

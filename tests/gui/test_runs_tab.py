@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QTreeWidgetItem
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.runs import read_history, write_history
@@ -180,33 +180,91 @@ def test_several_runs_show_the_settings_that_differ_side_by_side(qtbot, tab, run
     assert "run" not in rows  # the same model and data set: the start times in the titles tell them apart
     assert [tree.headerItem().toolTip(c) for c in (1, 2)] == order
     tab.show()
-    qtbot.waitUntil(lambda: abs(tree.columnWidth(1) - tree.columnWidth(2)) <= 2)  # the first run's was a sliver
+    qtbot.waitUntil(lambda: values_fit(tree, (1, 2)))  # the first run's was a sliver once
     first_is_done = order[0] == runs["done"].name
     lr, batch, epochs = (["0.001", "0.01"], ["32", "64"], ["5 of 5", "3 of 5"])
     flip = (lambda v: v) if first_is_done else (lambda v: v[::-1])
     assert rows["train.lr"] == flip(lr) and rows["train.batch_size"] == flip(batch) and rows["epochs"] == flip(epochs)
     assert "train.epochs" not in rows and "data.root" not in rows  # the same in both: not repeated
+    compared = tab.lower_split.sizes()[1]
     tab.select_runs([str(runs["done"])])
     assert tree.columnCount() == 2 and tree.headerItem().text(1) == "Value"  # one run: all its settings again
     assert tree.headerItem().icon(1).isNull() and not tree.headerItem().toolTip(1)  # no dot left from the two
+    qtbot.waitUntil(lambda: values_fit(tree, (1,)))  # its name and folder were "2026112…-sample", "/tmp/w…a/many"
+    assert tab.lower_split.sizes()[1] <= sum(tab.lower_split.sizes()) // 2
+    tab.lower_split.splitterMoved.emit(300, 1)  # the user drags the pane: from now on it keeps the user's width
+    tab.lower_split.setSizes([300, sum(tab.lower_split.sizes()) - 300])
+    mine = tab.lower_split.sizes()
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    assert tab.lower_split.sizes() == mine and compared > 0
 
 
-def test_three_compared_runs_share_the_width_and_other_models_are_named(qtbot, tab, runs):
+def values_fit(tree, columns) -> bool:
+    """Every value and title in `columns` is shown whole (its text fits its column, with the cell's margins)."""
+    from PySide6.QtGui import QFontMetrics
+
+    fm = QFontMetrics(tree.font())
+    items = [tree.headerItem()] + [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    return all(fm.horizontalAdvance(item.text(c)) + 6 <= tree.columnWidth(c) for item in items for c in columns)
+
+
+def test_compared_runs_show_their_values_whole_and_other_models_are_named(qtbot, tab, runs):
     third = make_run(runs["done"].parent, "20240103-090000-resnet18-flowers", "completed", 2, 1_704_270_000)
     tab.refresh()
     tab.show()
     paths = [str(runs["done"]), str(runs["stopped"]), str(third)]
     tab.select_runs(paths)
     tree = tab.settings_tree
-    qtbot.waitUntil(
-        lambda: max(tree.columnWidth(c) for c in (1, 2, 3)) - min(tree.columnWidth(c) for c in (1, 2, 3)) <= 2
-    )
+    qtbot.waitUntil(lambda: values_fit(tree, (1, 2, 3)))
     qtbot.waitUntil(lambda: not tree.horizontalScrollBar().isVisible())
     run_row = next(
         tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "run"
     )
     names = [run_row.text(c) for c in (1, 2, 3)]
     assert "resnet18-flowers" in names and all(not n[:1].isdigit() for n in names)  # no start time: it heads the column
+
+
+def test_many_compared_runs_scroll_sideways_rather_than_cut_every_value(qtbot, tab, runs):
+    """With 6 runs sharing the width every value read "…" (lr "0…3", accuracies "2…%")."""
+    root = runs["done"].parent
+    paths = [str(runs["done"]), str(runs["stopped"])]
+    for n in range(4):
+        run = make_run(root, f"2024010{4 + n}-090000-resnext11_4x8d-shapes", "completed", 2, 1_704_270_000 + n)
+        cfg = json.loads((run / "config.json").read_text())
+        cfg["train"]["lr"], cfg["data"]["augment"] = [0.003, 0.0003, 0.03, 0.1][n], "standard"
+        (run / "config.json").write_text(json.dumps(cfg))
+        paths.append(str(run))
+    tab.refresh()
+    tab.resize(900, 700)
+    tab.show()
+    tab.select_runs(paths)
+    tree = tab.settings_tree
+    qtbot.waitUntil(lambda: values_fit(tree, range(1, 7)))
+    assert sum(tree.columnWidth(c) for c in range(7)) > tree.viewport().width()  # so the table scrolls
+    qtbot.waitUntil(lambda: tree.horizontalScrollBar().maximum() > 0)
+    from gui.runs_tab import COMPARE_COLUMN_MAX
+
+    long = QTreeWidgetItem(["data.root", *["/a/very/long/folder/name/" * 6] * 6])
+    tree.addTopLevelItem(long)
+    tab._fit_run_columns(6)
+    assert max(tree.columnWidth(c) for c in range(1, 7)) == COMPARE_COLUMN_MAX  # a folder is cut, not the table
+
+
+def test_the_legend_takes_fewer_columns_in_a_narrow_chart_and_stays_inside_it(qtbot, tab, runs):
+    """Three run names side by side were wider than a narrowed chart: the centred legend lost both its ends."""
+    tab.show()
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+
+    def legend_inside() -> bool:
+        tab.canvas.draw()
+        box = tab.figure.legends[0].get_window_extent()
+        return box.x0 >= 0 and box.x1 <= tab.figure.bbox.width
+
+    wide = tab.figure.legends[0]._ncols
+    tab.lower_split.setSizes([300, 900])  # the chart narrowed to 300 px
+    qtbot.waitUntil(lambda: tab.canvas.width() <= 320)
+    qtbot.waitUntil(lambda: tab.figure.legends[0]._ncols < wide)
+    assert legend_inside()
 
 
 def test_action_signals(qtbot, tab, runs):
