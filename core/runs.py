@@ -49,6 +49,7 @@ class RunInfo:
     has_best: bool
     has_last: bool
     message: str = ""  # how it ended, in words (status.json's message: the failure, "stopped during epoch 3" …)
+    data_root: str = ""  # the data folder it trained on, absolute where known ("" when its config says none)
 
     @property
     def ended_early(self) -> bool:
@@ -597,6 +598,7 @@ class RunStore:
             has_best=(path / "best.pt").is_file(),
             has_last=(path / "last.pt").is_file(),
             message=str(status.get("message") or ""),
+            data_root=str(dataset.get("root") or data.get("root") or ""),
         )
 
     def list(self) -> list[RunInfo]:

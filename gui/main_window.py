@@ -152,6 +152,12 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentIndex(current)
         self.tabs.blockSignals(False)
         if widget is not None:
+            if hasattr(widget, "set_data_folder"):  # before the runs: its first model is one trained on this folder
+                index = self.dataset_panel.index
+                widget.set_data_folder(index.root if index is not None else None)
+                self.dataset_panel.index_changed.connect(
+                    lambda index: widget.set_data_folder(index.root if index is not None else None)
+                )
             if self.runs_dir and hasattr(widget, "set_runs_dir"):
                 widget.set_runs_dir(self.runs_dir)
             if name == "runs":

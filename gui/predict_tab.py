@@ -248,6 +248,8 @@ class PredictTab(QWidget):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self._runs_dir: str | None = None
+        self._data_folder: str | None = None  # the Dataset tab's folder: the first model is one trained on it
+        self._model_chosen = False  # the user (or another tab) chose the model: it is not changed for them
         self._cache = PredictorCache()
         self._queue: deque = deque()
         self._worker: FunctionWorker | None = None
@@ -447,9 +449,26 @@ class PredictTab(QWidget):
 
         return RunStore(self._runs_dir) if self._runs_dir else RunStore()
 
+    def set_data_folder(self, folder: str | None) -> None:
+        """The data set open in the Dataset tab. Until a model is chosen, the model is the newest run trained on
+        it (the newest run of all was often another data set's: every photo came back as star or triangle)."""
+        self._data_folder = folder
+        if not self._model_chosen and not self._jobs and self._worker is None:
+            self.refresh_models()
+
+    def _default_model_index(self, runs: list[Any]) -> int:
+        """The newest run trained on the open data folder, else the newest run (runs are listed newest first)."""
+        if self._data_folder:
+            want = os.path.normcase(os.path.realpath(self._data_folder))
+            for i, r in enumerate(runs):
+                if r.data_root and os.path.normcase(os.path.realpath(r.data_root)) == want:
+                    return i
+        return 0
+
     def refresh_models(self) -> None:
-        """Re-read the runs folder into the model combo, keeping the current choice (default: latest run)."""
-        current = self.checkpoint()
+        """Re-read the runs folder into the model combo, keeping the chosen model (until one is chosen: the
+        newest run trained on the open data set, else the newest run)."""
+        current = self.checkpoint() if (self._model_chosen or self._jobs) else None  # (results shown: their model)
         extra = [
             self.model_combo.itemData(i)
             for i in range(self.model_combo.count())
@@ -478,7 +497,7 @@ class PredictTab(QWidget):
             self.model_combo.addItem("No trained model yet — train one or choose a checkpoint file", None)
         self.model_combo.addItem(CHOOSE_FILE, None)
         idx = self.model_combo.findData(current) if current else -1
-        self.model_combo.setCurrentIndex(idx if idx >= 0 else 0)
+        self.model_combo.setCurrentIndex(idx if idx >= 0 else self._default_model_index(runs))
         self._prev_combo_index = self.model_combo.currentIndex()
         self.model_combo.blockSignals(False)
 
@@ -532,6 +551,7 @@ class PredictTab(QWidget):
         when another tab sets it ("Predict with this model"), they are cleared instead: a large table is not
         re-classified behind the user's back, and no answer of the old model stays next to the new name."""
         path = str(path)
+        self._model_chosen = True
         if self._worker is None:
             self.refresh_models()  # a run trained since the last visit gets its name, not a "File:" entry
         idx = self.model_combo.findData(path)
@@ -556,6 +576,7 @@ class PredictTab(QWidget):
 
     def _on_model_activated(self, index: int) -> None:
         if self.model_combo.itemText(index) != CHOOSE_FILE:
+            self._model_chosen = True
             self._prev_combo_index = index
             self._rerun_if_stale()
             return

@@ -220,6 +220,23 @@ def test_last_folder_is_reopened_and_recent_list_kept(qtbot, window, tiny_datase
     qtbot.waitUntil(lambda: w2.dataset_panel.index is not None, timeout=60000)
 
 
+def test_predict_starts_on_a_model_of_the_data_set_the_dataset_tab_opens(qtbot, window, tiny_dataset, runs_dir):
+    import json
+
+    made = {}
+    for name, started, folder in (("20240101-000000-x-tiny", 1, tiny_dataset), ("20240202-000000-x-else", 2, "/else")):
+        d = runs_dir / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"dataset": {"root": str(folder)}, "model": {"arch": "x"}}))
+        (d / "status.json").write_text(json.dumps({"status": "completed", "started": started}))
+        (d / "best.pt").write_bytes(b"-")
+        made[name] = str(d / "best.pt")
+    w = window(data_dir=str(tiny_dataset))
+    assert w.predict_tab.checkpoint() in made.values()  # (made before the folder was scanned, or after)
+    qtbot.waitUntil(lambda: w.dataset_panel.index is not None, timeout=60000)
+    assert w.predict_tab.checkpoint() == made["20240101-000000-x-tiny"]
+
+
 def test_hyper_parameters_survive_a_restart(qtbot, window, tiny_dataset):
     w = window(data_dir=str(tiny_dataset))
     w.train_tab.set_train_values({"epochs": 7, "batch_size": 12, "lr": 0.005, "optimizer": "sgd"})

@@ -314,6 +314,37 @@ def test_default_model_is_the_latest_runs_best(qtbot, tmp_path, ckpt):
     assert w.checkpoint() == str(other)
 
 
+def test_the_first_model_is_the_newest_trained_on_the_open_data_set(qtbot, tmp_path, ckpt):
+    """The newest run of all was another data set's: 1,495 photos came back as star, triangle, square, circle."""
+    import shutil
+
+    runs, photos, shapes = tmp_path / "runs3", tmp_path / "photos", tmp_path / "shapes"
+    for name, started, folder in (
+        ("20240101-000000-a-photos", 1_700_000_000, photos),
+        ("20240102-000000-a-photos", 1_750_000_000, photos),
+        ("20240202-000000-b-shapes", 1_800_000_000, shapes),
+    ):
+        d = runs / name
+        d.mkdir(parents=True)
+        cfg = {"data": {"root": "relative/as/typed"}, "dataset": {"root": str(folder)}, "model": {"arch": "x"}}
+        (d / "config.json").write_text(json.dumps(cfg))
+        (d / "status.json").write_text(json.dumps({"status": "completed", "started": started}))
+        shutil.copy(ckpt, d / "best.pt")
+    photos.mkdir()
+    w = PredictTab()
+    qtbot.addWidget(w)
+    w.set_runs_dir(runs)
+    assert w.checkpoint() == str(runs / "20240202-000000-b-shapes" / "best.pt")  # no data set open: the newest
+    w.set_data_folder(str(photos / "." / ""))
+    assert w.checkpoint() == str(runs / "20240102-000000-a-photos" / "best.pt")
+    w.set_data_folder(str(tmp_path / "unknown"))
+    assert w.checkpoint() == str(runs / "20240202-000000-b-shapes" / "best.pt")
+    w.model_combo.setCurrentIndex(w.model_combo.findData(str(runs / "20240101-000000-a-photos" / "best.pt")))
+    w.model_combo.activated.emit(w.model_combo.currentIndex())  # the user's choice stays the choice
+    w.set_data_folder(str(shapes))
+    assert w.checkpoint() == str(runs / "20240101-000000-a-photos" / "best.pt")
+
+
 @pytest.mark.timeout(240)
 def test_changing_the_model_or_top_k_classifies_the_shown_images_again(qtbot, tab, ckpt, inputs, tmp_path):
     import csv
