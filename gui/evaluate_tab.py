@@ -809,6 +809,10 @@ class EvaluateTab(QWidget):
 
     # ------------------------------------------------------------------ evaluating
 
+    def is_showing_nothing(self) -> bool:
+        """Nothing evaluated is shown and nothing is being evaluated."""
+        return self.stack.currentIndex() == PAGE_EMPTY and not self.is_busy()
+
     def is_busy(self) -> bool:
         return any(w is not None for w in (self._eval_worker, self._thumb_worker, self._cam_worker))
 

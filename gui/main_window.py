@@ -334,10 +334,15 @@ class MainWindow(QMainWindow):
         t.predict_requested.connect(self.predict_with)
         t.open_folder_requested.connect(self.open_folder)
 
-    def _on_run_finished(self, _result: object) -> None:
+    def _on_run_finished(self, result: object) -> None:
         runs = self._optional.get("runs")  # a tab not built yet lists the runs when it is
         if runs is not None and hasattr(runs, "refresh"):
             runs.refresh()
+        run_dir = getattr(result, "run_dir", None)
+        if run_dir and getattr(result, "evaluation", None) and self.evaluate_tab is not None:
+            tab = self.evaluate_tab  # an empty Evaluate tab shows the run's final evaluation (it said "Nothing
+            if hasattr(tab, "is_showing_nothing") and tab.is_showing_nothing():  # evaluated yet" after training)
+                tab.show_run(str(run_dir))
 
     def _on_runs_deleted(self, paths: list) -> None:
         """No tab may keep pointing at a deleted run: the Train tab's result, the Evaluate tab, Predict's list."""

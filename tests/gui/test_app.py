@@ -272,6 +272,31 @@ def test_dropping_files_with_a_folder_sends_all_of_them_to_predict(qtbot, window
     assert w.dataset_panel.index is None  # not opened as the data set, images ignored
 
 
+def test_a_finished_run_fills_an_empty_evaluate_tab_but_replaces_nothing(qtbot, window, tmp_path):
+    """After training in the app, the Evaluate tab said "Nothing evaluated yet" though the run had evaluated."""
+    import json
+
+    from core.engine import FitResult
+    from gui.evaluate_tab import PAGE_EMPTY, PAGE_RESULTS
+
+    w = window(load_initial=False)
+    runs = []
+    for name in ("first", "second"):
+        run = tmp_path / name
+        run.mkdir()
+        ev = {"split": "val", "class_names": ["a", "b"], "confusion_matrix": [[1, 0], [0, 1]], "accuracy": 1.0}
+        (run / "evaluation.json").write_text(json.dumps(ev | {"num_samples": 2, "per_class": [], "misclassified": []}))
+        runs.append(run)
+    tab = w.evaluate_tab
+    assert tab.stack.currentIndex() == PAGE_EMPTY
+    done = FitResult("completed", "", 1, 1.0, str(runs[0]), evaluation={"accuracy": 1.0})
+    w.train_tab.run_finished.emit(done)
+    assert tab.stack.currentIndex() == PAGE_RESULTS and runs[0].name in tab.source_label.text()
+    w.train_tab.run_finished.emit(FitResult("completed", "", 1, 1.0, str(runs[1]), evaluation={"accuracy": 1.0}))
+    assert runs[0].name in tab.source_label.text()  # what the user looks at is not replaced
+    assert w.tabs.currentWidget() is not tab  # and the tab is not switched to
+
+
 def test_result_buttons_switch_tabs(qtbot, window, monkeypatch):
     w = window(load_initial=False)
     calls = []
