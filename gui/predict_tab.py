@@ -433,8 +433,8 @@ class PredictTab(QWidget):
         h.setStretchLastSection(True)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file paths keep their start and their name
         self.table.setItemDelegateForColumn(COL_TOPK, _ElideRight(self.table))  # a ranking keeps its first classes
-        self.table.doubleClicked.connect(self._on_row_activated)
-        self.table.setToolTip("Double-click a row to see the image large with its Grad-CAM")
+        self.table.activated.connect(self._on_row_activated)  # a double-click, or Return on the selected row
+        self.table.setToolTip("Double-click a row (or press Return) to see the image large with its Grad-CAM")
         v.addWidget(self.table, 1)
         return page
 
@@ -872,6 +872,7 @@ class PredictTab(QWidget):
         self.proxy.set_text(self.filter_edit.text())
         self.proxy.set_mode(self.mode_combo.currentText() or ALL_RESULTS)
         self._update_count()
+        self._update_export()  # its tooltip counts the rows shown
 
     def _problems(self) -> tuple[int, int]:
         """(files that could not be read, folders with no images) among the results."""
@@ -942,7 +943,7 @@ class PredictTab(QWidget):
         scope = self._export_scope()
         self.export_button.setEnabled(scope is not None)
         if scope == "list":
-            tip = f"Save the {count_noun(len(self._results), 'result')} of the list as a CSV file"
+            tip = f"Save the {count_noun(self.proxy.rowCount(), 'result')} shown (filter and order as in the table) as a CSV file"
         elif scope == "single":
             tip = "Save this image's prediction as a CSV file"
         else:
@@ -970,7 +971,10 @@ class PredictTab(QWidget):
                 pred = dataclasses.replace(pred, source=self._single["name"])
             rows, top_k = [pred], self._single["top_k"]
         elif scope == "list":
-            rows, top_k = self._results, self._jobs["many"][4] if "many" in self._jobs else self.topk_spin.value()
+            rows, top_k = (
+                self._shown_results(),
+                self._jobs["many"][4] if "many" in self._jobs else self.topk_spin.value(),
+            )
         else:
             self._set_status("Nothing to export: classify some images first.", error=True)
             return
@@ -979,4 +983,12 @@ class PredictTab(QWidget):
         except OSError as e:
             self._set_status(f"Could not write {path}: {e.strerror or e}", error=True)
             return
-        self._set_status(f"Wrote {count_noun(len(rows), 'row')} to {path}")
+        hidden = len(self._results) - len(rows) if scope == "list" else 0
+        more = f" (the filter hides {count_noun(hidden, 'other')})" if hidden else ""
+        self._set_status(f"Wrote {count_noun(len(rows), 'row')} to {path}{more}")
+
+    def _shown_results(self) -> list[Any]:
+        """The list's results as the table shows them: the filter's rows, in its sort order."""
+        return [
+            self._results[self.proxy.mapToSource(self.proxy.index(r, 0)).row()] for r in range(self.proxy.rowCount())
+        ]

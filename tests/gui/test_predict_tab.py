@@ -202,6 +202,15 @@ def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path):
     assert len(rows) == 6
     assert sum(1 for r in rows if r["ok"] == "no") == 1
 
+    tab.filter_edit.setText("img")  # what the table shows is what is written: "Wrote 1499 rows" with 150 shown
+    tab.table.sortByColumn(COL_FILE, Qt.SortOrder.DescendingOrder)
+    assert "3 results shown" in tab.export_button.toolTip()
+    tab.export_csv(str(out))
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [Path(r["source"]).name for r in rows] == ["img2.png", "img1.png", "img0.png"]
+    assert "Wrote 3 rows" in tab.status_label.text() and "the filter hides 3 others" in tab.status_label.text()
+
 
 @pytest.mark.timeout(180)
 def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
@@ -532,7 +541,9 @@ def test_back_and_export_refer_to_the_current_job_only(qtbot, tab, ckpt, inputs,
 
     tab.predict_paths(images)  # a row of a list opened large: Back to it, and Export still writes the list
     wait_idle(qtbot, tab)
-    tab._on_row_activated(tab.proxy.index(0, 0))
+    tab.table.setFocus()
+    tab.table.setCurrentIndex(tab.proxy.index(0, 0))
+    qtbot.keyClick(tab.table, Qt.Key.Key_Return)  # the keyboard opens a row as a double-click does
     wait_idle(qtbot, tab)
     assert tab.stack.currentIndex() == 1 and tab.back_button.isVisibleTo(tab)
     assert tab.export_button.isEnabled() and len(exported("drill.csv")) == len(images)
