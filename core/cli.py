@@ -530,12 +530,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         index = scan(data)
     except DataError as e:
         raise UsageError(f"--data: {e}") from None
+    stored = (ckpt.get("config") or {}).get("data", {})
+    own = trained_data_root(run_dir, stored.get("root") or "")
+    own_folder = bool(own) and Path(own).is_dir() and os.path.samefile(own, data)
     if args.split is None:  # another folder: every image is new to the model; its own folder: the held-out part,
         # test if the run kept one, else val, as the app and the run's own evaluation.json do
-        stored = (ckpt.get("config") or {}).get("data", {})
-        own = trained_data_root(run_dir, stored.get("root") or "")
         args.split = "all"
-        if own and Path(own).is_dir() and os.path.samefile(own, data):
+        if own_folder:
             from core.data import split as split_of
 
             with contextlib.suppress(DataError, TypeError, ValueError):
@@ -547,6 +548,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 )
                 args.split = "test" if parts.test else "val" if parts.val else "all"
     unusable = _report_unusable(index)
+    if own_folder and args.split in ("val", "test"):
+        from core.runs import data_changed_warning, data_changes
+
+        changed = data_changes(run_dir, index.counts(), index.files_digest())
+        if changed:
+            _err(f"warning: {data_changed_warning(changed, args.split)}")
     bar = None if args.quiet else _Progress(f"evaluating ({args.split})")
     try:
         ev = evaluate(ckpt, index, split=args.split, device=args.device, progress=bar)

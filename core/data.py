@@ -267,6 +267,14 @@ class DatasetIndex:
             out[self.classes[s.label]] += 1
         return out
 
+    def files_digest(self) -> str:
+        """A fingerprint of which images (paths under the root, and their classes) the set holds: equal counts
+        with other files (a photo replaced, renamed or moved to another class) give another digest."""
+        h = hashlib.blake2b(digest_size=16)
+        for line in sorted(f"{self.classes[s.label]}\t{os.path.relpath(s.path, self.root)}" for s in self.samples):
+            h.update(line.encode("utf-8", "surrogateescape") + b"\n")
+        return h.hexdigest()
+
     def to_dict(self) -> dict:
         counts = self.counts()
         return {

@@ -619,13 +619,11 @@ class Trainer:
             before = json.loads((self.resume_dir / "config.json").read_text(encoding="utf-8")).get("dataset") or {}
         except (OSError, ValueError, AttributeError):
             return
-        now = self.index.counts()
-        then = before.get("counts") if isinstance(before.get("counts"), dict) else None
+        changed = runs.data_changes(self.resume_dir, self.index.counts(), self.index.files_digest())
         sizes = (len(self.split.train), len(self.split.val), len(self.split.test))
         old_sizes = tuple(before.get(k) for k in ("train_size", "val_size", "test_size"))
-        if then is None or (then == now and old_sizes == sizes):
+        if changed is None or (not changed and old_sizes == sizes):
             return
-        changed = [f"{c} {then.get(c, 0)} → {n}" for c, n in now.items() if then.get(c) != n]
         self._warn(
             f"the data folder changed since this run began ({', '.join(changed[:4]) or 'same counts'}"
             f"{', …' if len(changed) > 4 else ''}; train/val/test {'/'.join(map(str, old_sizes))} → "
@@ -868,6 +866,7 @@ class Trainer:
             "layout": index.layout,
             "classes": list(index.classes),
             "counts": index.counts(),
+            "files": index.files_digest(),  # which images: evaluate warns when its split is drawn from others
             "train_size": len(self.split.train),
             "val_size": len(self.split.val),
             "test_size": len(self.split.test),

@@ -382,6 +382,35 @@ def trained_data_root(run_dir: str | Path | None, root: str) -> str:
     return saved if isinstance(saved, str) and os.path.isdir(saved) else root
 
 
+def data_changes(
+    run_dir: str | Path | None, counts: dict[str, int], files_digest: str | None = None
+) -> list[str] | None:
+    """How a run's data folder differs from when it last trained, from config.json's record: the classes whose
+    image counts changed ("cat 24 → 27"), or ["other images, the same counts"]; [] when unchanged; None when the
+    run recorded nothing to compare with. Its split is drawn again from today's images, so a changed folder means
+    its validation and test images are not the ones it held out: some may be images it trained on."""
+    doc = _read_json(Path(run_dir) / "config.json").get("dataset") if run_dir is not None else None
+    then = doc.get("counts") if isinstance(doc, dict) else None
+    if not isinstance(then, dict):
+        return None
+    changed = [f"{c} {then.get(c, 0)} → {n}" for c, n in counts.items() if then.get(c) != n]
+    changed += [f"{c} {n} → 0" for c, n in then.items() if c not in counts]
+    saved = doc.get("files")
+    if not changed and files_digest and isinstance(saved, str) and saved != files_digest:
+        changed = ["other images, the same counts"]
+    return changed
+
+
+def data_changed_warning(changed: list[str], split: str) -> str:
+    """The warning for evaluating a run's held-out split on its data folder after the folder changed."""
+    what = ", ".join(changed[:4]) + (", …" if len(changed) > 4 else "")
+    return (
+        f"the data folder changed since this run trained ({what}): its {split} split is drawn again from today's "
+        "images, so it may hold images the model trained on (the accuracy can read high); evaluate a folder of new "
+        "images (--data) for an honest figure"
+    )
+
+
 _BUSY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK)  # what a lock held elsewhere raises
 _HELD: set[Path] = set()  # the .lock files this process holds (a second open of one would not see its lock on NFS)
 

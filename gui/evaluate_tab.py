@@ -61,13 +61,24 @@ def _accepts(fn: Any, name: str) -> bool:
 
 
 def _evaluate_job(
-    checkpoint: str, data_root: str, split: str, save_to: str | None, progress: Any = None, stop: Any = None
+    checkpoint: str,
+    data_root: str,
+    split: str,
+    save_to: str | None,
+    own_run: str | None = None,
+    progress: Any = None,
+    stop: Any = None,
 ) -> dict[str, Any]:
-    """Worker: scan the data folder, evaluate the checkpoint on one split, optionally save evaluation.json."""
+    """Worker: scan the data folder, evaluate the checkpoint on one split, optionally save evaluation.json.
+
+    `own_run`: the run whose data folder this is (its held-out split is evaluated): a folder changed since it
+    trained is noted in "data_changed"."""
     from core.data import scan
     from core.engine import evaluate
+    from core.runs import data_changed_warning, data_changes
 
     index = scan(data_root, progress=progress, stop=stop)
+    changed = data_changes(own_run, index.counts(), index.files_digest()) if own_run else None
     kwargs: dict[str, Any] = {"split": split}
     if _accepts(evaluate, "progress"):
         kwargs["progress"] = progress
@@ -79,6 +90,8 @@ def _evaluate_job(
     ev["split"] = ev.get("split") or split
     ev["checkpoint"] = ev.get("checkpoint") or str(checkpoint)
     ev.setdefault("data", str(data_root))
+    if changed:
+        ev["data_changed"] = data_changed_warning(changed, split)
     if save_to and not ev.get("stopped"):
         from core.runs import write_json_atomic
 
@@ -845,17 +858,13 @@ class EvaluateTab(QWidget):
         if not self._split_offered():  # chosen before the folder was changed back, or set from code
             self._set_status(f"This run kept no {split} images; choose another split.", error=True)
             return
-        if (
-            self._run_dir
-            and Path(ckpt) == Path(self._run_dir) / "best.pt"
-            and own_data
-            and Path(own_data).resolve() == Path(data).resolve()
-            and split != "all"
-        ):
+        held_out = bool(own_data) and Path(own_data).resolve() == Path(data).resolve() and split != "all"
+        if held_out and self._run_dir and Path(ckpt) == Path(self._run_dir) / "best.pt":
             # Only a held-out evaluation on the run's own data set becomes the run's evaluation.json ("all" would
             # count the training images)
             save_to = str(Path(self._run_dir) / "evaluation.json")
-        worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to)
+        own_run = str(Path(ckpt).parent) if held_out else None
+        worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run)
         worker.progress.connect(self._on_eval_progress)
         self._eval_generation += 1
         gen = self._eval_generation
@@ -1011,6 +1020,11 @@ class EvaluateTab(QWidget):
             self.status_label.setToolTip("\n".join(lines + (["…"] if unread > 20 else [])))
         else:
             self._set_status(f"Evaluated {self._described(ev)}." if checkpoint else "")
+        if ev.get("data_changed") and not ev.get("stopped"):  # its held-out split may hold training images
+            tip = self.status_label.toolTip()
+            note = str(ev["data_changed"])
+            self._set_status(f"{self.status_label.text()} Careful: {note[0].upper()}{note[1:]}.".strip(), error=True)
+            self.status_label.setToolTip(tip)
         self.stack.setCurrentIndex(PAGE_RESULTS)
 
     def _fill_per_class(self, rows: list[Any]) -> None:

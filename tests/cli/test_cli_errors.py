@@ -465,3 +465,30 @@ def test_an_empty_argument_is_refused_not_read_as_the_working_folder(capsys, tra
         rc, out, err = run(capsys, *argv)
         assert rc == 2 and out == "" and one_line(err), argv
         assert err == f'error: {name}: an empty value ("")\n'
+
+
+def test_evaluating_a_changed_data_folder_warns_that_its_split_may_hold_training_images(capsys, tmp_path):
+    """Images added after training: `evaluate` drew the val split again and scored training images, silently."""
+    import shutil
+
+    from core.runs import data_changes
+
+    data = make_set(tmp_path / "data", per_class=8)
+    assert (
+        main(["train", "--data", str(data), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--quiet", *TINY])
+        == 0
+    )
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet")
+    assert rc == 0 and "warning" not in err, err
+    shutil.copy(data / "red" / "0.png", data / "red" / "0 copy.png")
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet")
+    assert rc == 0 and "warning: the data folder changed since this run trained (red 8 → 9)" in err
+    assert "its val split is drawn again" in err
+    (data / "red" / "0 copy.png").unlink()
+    (data / "red" / "1.png").rename(data / "red" / "renamed.png")  # 8 each again, but not the same files
+    assert data_changes(run_dir, {"red": 8, "green": 8, "blue": 8}) == []  # (counts alone cannot tell)
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet")
+    assert "(other images, the same counts)" in err
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet", "--split", "all")
+    assert "warning" not in err  # "all" says what it is: every image

@@ -168,6 +168,30 @@ def test_evaluate_now_runs_in_a_worker_and_saves_the_json(qtbot, tab, tmp_path):
     assert tab.stack.currentIndex() == PAGE_RESULTS
 
 
+def test_a_data_folder_changed_since_training_is_flagged_beside_the_numbers(qtbot, tab, tmp_path):
+    """Its val split is drawn again from today's images: some may be training images, and nothing said so."""
+    import shutil
+
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    doc = json.loads((run / "config.json").read_text())
+    doc["dataset"] = {"counts": {name: 4 for name in CLASSES}}  # as the trainer records it
+    (run / "config.json").write_text(json.dumps(doc))
+    tab.show_run(str(run))
+    tab.evaluate_now_button.click()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS and "Careful" not in tab.status_label.text()
+    shutil.copy(data / CLASSES[0] / "0.png", data / CLASSES[0] / "new.png")
+    tab.evaluate_button.click()
+    wait_idle(qtbot, tab)
+    text = tab.status_label.text()
+    assert f"Careful: The data folder changed since this run trained ({CLASSES[0]} 4 → 5)" in text
+    assert "may hold images the model trained on" in text
+    assert "data_changed" in json.loads((run / "evaluation.json").read_text())  # shown again with the numbers
+    tab.show_run(str(run))
+    assert "Careful" in tab.status_label.text()
+
+
 def test_missing_checkpoint_is_reported(tab, tmp_path):
     tab.set_checkpoint(str(tmp_path / "nope.pt"), str(tmp_path))
     tab.evaluate_now()
