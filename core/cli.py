@@ -492,11 +492,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "best_metric": result.best_metric,
                 "history": result.history,
                 "evaluation": _eval_summary(result.evaluation),
+                "unreadable": [{"path": p, "reason": r} for p, r in result.unreadable],
             }
         )
     if result.reason not in ("completed", "early_stop"):
         return 1
-    return 1 if unusable else 0  # trained on the rest; some inputs could not be read
+    return 1 if unusable or result.unreadable else 0  # trained on the rest; some inputs could not be read
 
 
 def _eval_summary(ev: dict | None) -> dict | None:

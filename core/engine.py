@@ -118,6 +118,7 @@ class FitResult:
     run_dir: str | None
     history: list[dict[str, Any]] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): images that failed to load
 
 
 class Callback:
@@ -468,6 +469,7 @@ class Trainer:
         resume: str | Path | None = None,
     ) -> None:
         self._lock: runs.RunLock | None = None  # the run folder's, while this Trainer may write it
+        self.unreadable: dict[str, str] = {}  # images that failed to load while training: path -> reason
         self.callbacks = list(callbacks)
         self.stop = stop or StopToken()
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
@@ -1046,7 +1048,7 @@ class Trainer:
         self._batch_size_now = tc.batch_size
         for step, batch in enumerate(self.train_loader, done + 1):
             for path, reason in batch.errors:
-                self._warn(f"skipped {path}: {reason}")
+                self._skip(path, reason)
             meter.wait_if_paused()
             if stop.stopped:  # the loader handed out this batch (if it has images): not trained yet
                 raise self._stopped(
@@ -1260,7 +1262,7 @@ class Trainer:
         late: list[tuple[str, str]] = []
         for step, (batch, errors) in enumerate(_exact_steps(self.train_loader, steps - done, late), done + 1):
             for path, reason in errors:
-                self._warn(f"skipped {path}: {reason}")
+                self._skip(path, reason)
             b = 0 if batch is None else int(batch.x.shape[0])
             stopping, small, bad = self._agree(stop.stopped, b < 2, meter.bad)
             if bad:
@@ -1278,7 +1280,7 @@ class Trainer:
                 meter.add(step, *self._train_step(batch, gen, mix_rng), b)
             meter.tick(step)
         for path, reason in late:
-            self._warn(f"skipped {path}: {reason}")
+            self._skip(path, reason)
         meter.finish()  # waits for this rank's device; notes a non-finite loss instead of failing alone
         bad = self._agree(False, False, meter.bad)[2]
         if bad:
@@ -1306,7 +1308,7 @@ class Trainer:
         late: list[tuple[str, str]] = []
         for step, (batch, errors) in enumerate(_exact_steps(loader, steps, late), 1):
             for path, reason in errors:
-                self._warn(f"skipped {path}: {reason}")
+                self._skip(path, reason)
             if self._agree(self.stop.stopped, False)[0]:
                 raise _Stopped
             if batch is None:
@@ -1324,7 +1326,7 @@ class Trainer:
             correct += (out.argmax(1) == y).sum()
             seen += int(y.shape[0])
         for path, reason in late:
-            self._warn(f"skipped {path}: {reason}")
+            self._skip(path, reason)
         totals = distributed.all_reduce_sum(
             torch.stack([loss_sum, correct, torch.tensor(float(seen), device=dev, dtype=torch.float64)])
         )
@@ -1344,7 +1346,7 @@ class Trainer:
         seen = 0
         for batch in self.val_loader:
             for path, reason in batch.errors:
-                self._warn(f"skipped {path}: {reason}")
+                self._skip(path, reason)
             if self.stop.stopped:
                 raise _Stopped
             if batch.x.shape[0] == 0:
@@ -1472,6 +1474,14 @@ class Trainer:
             except OSError as e:
                 self._safe_warn(f"could not write status.json: {e}")
         best = getattr(self, "best", None) or {}
+        unreadable = sorted(self.unreadable.items())
+        if unreadable and self.is_main:
+            first = ", ".join(Path(p).name for p, _ in unreadable[:3]) + (", …" if len(unreadable) > 3 else "")
+            self._safe_warn(
+                f"{len(unreadable)} image{'s' if len(unreadable) != 1 else ''} could not be read during training and "
+                f"{'was' if len(unreadable) == 1 else 'were'} left out ({first}): the data folder changed since "
+                "the scan; scan it again to see what is there"
+            )
         result = FitResult(
             reason=reason,
             message=message,
@@ -1480,12 +1490,20 @@ class Trainer:
             run_dir=str(run_dir) if run_dir else None,
             history=[dict(r) for r in self.history],
             evaluation=evaluation,
+            unreadable=unreadable,
         )
         try:
             self._emit("on_fit_end", result)
         except Exception:  # noqa: BLE001 - the run is over; a faulty listener must not turn it into a crash
             traceback.print_exc()
         return result
+
+    def _skip(self, path: str, reason: str) -> None:
+        """An image that could not be read while training (deleted or damaged since the scan): said the first time
+        only (it was said again every epoch), and counted for the run's end."""
+        if path not in self.unreadable:
+            self.unreadable[path] = reason
+            self._warn(f"skipped {path}: {reason}")
 
     def _safe_warn(self, msg: str) -> None:
         try:

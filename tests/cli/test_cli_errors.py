@@ -492,3 +492,26 @@ def test_evaluating_a_changed_data_folder_warns_that_its_split_may_hold_training
     assert "(other images, the same counts)" in err
     rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet", "--split", "all")
     assert "warning" not in err  # "all" says what it is: every image
+
+
+def test_an_image_unreadable_while_training_makes_train_exit_1_and_is_listed(capsys, tmp_path, monkeypatch):
+    """260 "skipped" lines (each file again every epoch), then exit 0 and "completed" as if nothing was lost."""
+    from core import data as data_module
+
+    data = make_set(tmp_path / "data", per_class=8)
+    victim = str(data / "green" / "3.png")
+    real = data_module.load_for_model
+
+    def gone(source, image_size):
+        if str(source) == victim:
+            raise data_module.ImageLoadError(victim, "file not found")
+        return real(source, image_size)
+
+    monkeypatch.setattr(data_module, "load_for_model", gone)
+    argv = ["train", "--data", data, "--epochs", "2", "--runs-dir", tmp_path / "runs", "--cache", "stream", "--json"]
+    rc, out, err = run(capsys, *argv, *TINY)
+    assert rc == 1, err
+    assert err.count(f"skipped {victim}") == 1
+    assert "1 image could not be read during training and was left out (3.png)" in err
+    doc = json.loads(out)
+    assert doc["reason"] == "completed" and doc["unreadable"] == [{"path": victim, "reason": "file not found"}]

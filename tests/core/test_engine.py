@@ -752,9 +752,13 @@ def test_deleted_file_is_a_warning(tmp_path):
                 victim.unlink()
 
     rec = Delete()
+    cfg.train.epochs = 3
     result = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "runs").fit()
-    assert result.reason == "completed" and len(result.history) == 2
-    assert any(w.startswith(f"skipped {victim}") for w in rec.warnings), rec.warnings
+    assert result.reason == "completed" and len(result.history) == 3
+    said = [w for w in rec.warnings if w.startswith(f"skipped {victim}")]
+    assert len(said) == 1, rec.warnings  # once, not again every epoch
+    assert result.unreadable == [(str(victim), "file not found")]
+    assert rec.warnings[-1].startswith("1 image could not be read during training and was left out (03.png)")
 
 
 def test_torchvision_checkpoint_loads_into_torchvision(dataset, tmp_path):
