@@ -489,6 +489,10 @@ class Trainer:
                 stored.data.cache, stored.data.num_workers = config.data.cache, config.data.num_workers
                 if config.data.root:
                     stored.data.root = config.data.root
+            else:  # an extension (more epochs) that ended before its first new epoch saved: config.json has its plan
+                planned = runs.planned_epochs(self.resume_dir)
+                if planned is not None and planned > stored.train.epochs:
+                    stored.train.epochs = planned
             config = stored
         if config is None:
             raise ConfigError("config: required unless resuming a run")

@@ -382,6 +382,13 @@ def trained_data_root(run_dir: str | Path | None, root: str) -> str:
     return saved if isinstance(saved, str) and os.path.isdir(saved) else root
 
 
+def planned_epochs(run_dir: str | Path) -> int | None:
+    """The epochs config.json plans for a run (an extension writes its new total there before training), or None."""
+    train = _read_json(Path(run_dir) / "config.json").get("train")
+    epochs = train.get("epochs") if isinstance(train, dict) else None
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else None
+
+
 def data_changes(
     run_dir: str | Path | None, counts: dict[str, int], files_digest: str | None = None
 ) -> list[str] | None:

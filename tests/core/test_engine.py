@@ -171,6 +171,20 @@ def test_a_run_still_training_elsewhere_is_not_resumed(dataset, tmp_path):
     assert Trainer(None, resume=first.run_dir).fit().reason == "completed"
 
 
+def test_an_extension_killed_before_its_first_new_epoch_resumes_to_its_plan(dataset, tmp_path):
+    """`train --resume RUN --epochs 8` killed before epoch 7 saved: config.json plans 8, last.pt still 6; a plain
+    resume said "completed" with nothing trained and wrote the plan back to 6."""
+    first = Trainer(config(dataset, epochs=1, batch_size=4), runs_dir=tmp_path).fit()
+    run = Path(first.run_dir)
+    doc = json.loads((run / "config.json").read_text())
+    doc["train"]["epochs"] = 3  # what the extension wrote before it was killed
+    (run / "config.json").write_text(json.dumps(doc))
+    runs.write_status(run, "interrupted")
+    resumed = Trainer(None, resume=run).fit()
+    assert resumed.reason == "completed" and [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 3
+
+
 def test_two_resumes_of_one_run_at_once_one_is_refused(dataset, tmp_path):
     """Both see the stopped run's process gone; the run folder's lock lets only one of them write it."""
     first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
