@@ -885,6 +885,12 @@ class Trainer:
         if self.scheduler is not None and ck.get("scheduler"):
             self.scheduler.load_state_dict(ck["scheduler"])
             if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+                # The cosine counts steps: with more or fewer images (or another batch size) an epoch has another
+                # number of them, so the count is moved to the same place in epochs. (Kept as it was, 5 steps an
+                # epoch turning into 1 left the rate at 0 for the rest of the run, and more steps jolted it up.)
+                old = _steps_per_epoch_of(ck)
+                if old and old != self.steps_per_epoch:
+                    self.scheduler.last_epoch = round(self.scheduler.last_epoch * self.steps_per_epoch / old)
                 # The optimizer kept the rate of the run's last step; a run given more epochs has a longer cosine,
                 # which is higher at this step (a finished run's last rate was 0: its first new batch trained
                 # at 0 and history.csv said so). The schedule's own value, from the first batch on.
@@ -1395,6 +1401,7 @@ class Trainer:
             bad_epochs=self.bad_epochs,
             partial_epoch=partial is not None,
             partial=partial,
+            steps_per_epoch=self.steps_per_epoch,
         )
         path = self.run_dir / "last.pt"
         checkpoint.save(path, p)
@@ -1550,6 +1557,21 @@ def _copy_to_host_later(values: torch.Tensor) -> tuple[torch.Tensor, Any]:
     event = torch.cuda.Event()
     event.record(torch.cuda.current_stream(values.device))  # that stream, not the current device's (cuda:1 …)
     return host, event
+
+
+def _steps_per_epoch_of(ck: dict[str, Any]) -> float | None:
+    """The optimiser steps an epoch had when `ck` (a last.pt) was saved; for a checkpoint from before that was
+    recorded, worked out from its schedule's step count and the epochs (and steps of a stopped one) it holds."""
+    if ck.get("steps_per_epoch"):
+        return float(ck["steps_per_epoch"])
+    steps = (ck.get("scheduler") or {}).get("last_epoch")
+    epochs = int(ck.get("epoch") or 0)
+    partial = ck.get("partial") if isinstance(ck.get("partial"), dict) else {}
+    if partial.get("trained"):
+        epochs, partial = epochs + 1, {}
+    if not isinstance(steps, int) or epochs <= 0:
+        return None
+    return (steps - int(partial.get("steps_done") or 0)) / epochs
 
 
 class _CompiledOrEager:

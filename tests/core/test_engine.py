@@ -185,6 +185,29 @@ def test_an_extension_killed_before_its_first_new_epoch_resumes_to_its_plan(data
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 3
 
 
+@pytest.mark.parametrize("keep", [3, 16])
+def test_a_resume_with_fewer_or_more_images_keeps_its_place_on_the_cosine(tmp_path, keep):
+    """The cosine counts steps: 5 steps an epoch turning into 1 left the rate at 0 for the rest of the run, and
+    more steps an epoch jolted it back up."""
+    root = make_colour_set(tmp_path / "data", per_class=8)
+    cfg = config(root, epochs=2, batch_size=4, warmup_epochs=0)
+    first = Trainer(cfg, runs_dir=tmp_path / "runs").fit()
+    before = checkpoint.load(Path(first.run_dir) / "last.pt")
+    assert before["steps_per_epoch"] == before["scheduler"]["last_epoch"] / 2
+    for c in range(3):  # fewer images (3 a class), or more (16)
+        for i in range(keep, 8):
+            (root / f"c{c}" / f"{i:02d}.png").unlink()
+        for i in range(8, keep):
+            shutil.copy(root / f"c{c}" / "00.png", root / f"c{c}" / f"{i:02d}.png")
+    more = Trainer(config(root, epochs=4, batch_size=4, warmup_epochs=0), resume=first.run_dir).fit()
+    assert more.reason == "completed", more.message
+    lrs = [r["lr"] for r in more.history]
+    assert lrs[2] == pytest.approx(cfg.train.lr * 0.5, rel=0.02)  # half-way along a 4-epoch cosine
+    assert lrs[3] == pytest.approx(cfg.train.lr * 0.5 * (1 + math.cos(math.pi * 3 / 4)), rel=0.05)
+    del before["steps_per_epoch"]  # a last.pt from before it was recorded: worked out from the step count
+    assert engine._steps_per_epoch_of(before) == before["scheduler"]["last_epoch"] / 2
+
+
 def test_two_resumes_of_one_run_at_once_one_is_refused(dataset, tmp_path):
     """Both see the stopped run's process gone; the run folder's lock lets only one of them write it."""
     first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
