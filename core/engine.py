@@ -921,6 +921,25 @@ class Trainer:
                     if r[0] <= self.start_epoch or (r[0] == self.start_epoch + 1 and r[1] <= done)
                 ],
             )
+            self._mend_best()
+
+    def _mend_best(self) -> None:
+        """An epoch that set a new best saves last.pt, then best.pt: a run ended between the two has a best.pt of
+        an earlier epoch, while last.pt says (and holds the weights of) its last epoch as the best. Written again
+        from those weights, so best.pt, status and history agree."""
+        best, path = self.best or {}, self.run_dir / "best.pt"
+        if best.get("epoch") != self.start_epoch or self._partial is not None:
+            return
+        try:
+            held = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
+        except Exception:  # noqa: BLE001 - missing or damaged: written again below
+            held = None
+        if held != self.start_epoch:
+            row = next((r for r in self.history if r.get("epoch") == self.start_epoch), None)
+            checkpoint.save(path, self._payload(self.start_epoch, row))
+            self._warn(
+                f"best.pt was not epoch {self.start_epoch}'s, the best (the run ended while saving it); saved again"
+            )
 
     # -- loop
     def _loop(self) -> tuple[str, str]:
@@ -980,11 +999,11 @@ class Trainer:
                 self.scheduler.step(self._monitored(row))
             elif isinstance(self.scheduler, torch.optim.lr_scheduler.StepLR):
                 self.scheduler.step()
+            self._save_last(epoch)  # before best.pt: a run ended between the two mends best.pt when resumed
             if improved and self.is_main:
                 path = self.run_dir / "best.pt"
                 checkpoint.save(path, self._payload(epoch, row))
                 self._emit("on_checkpoint", str(path), "best")
-            self._save_last(epoch)
             if self.is_main:
                 runs.write_status(
                     self.run_dir,

@@ -208,6 +208,27 @@ def test_a_resume_with_fewer_or_more_images_keeps_its_place_on_the_cosine(tmp_pa
     assert engine._steps_per_epoch_of(before) == before["scheduler"]["last_epoch"] / 2
 
 
+def test_a_run_ended_between_last_pt_and_best_pt_gets_its_best_pt_back(dataset, tmp_path):
+    """last.pt is saved before best.pt: a run killed between them has last.pt naming its last epoch the best and
+    holding its weights, and a best.pt of an earlier epoch, which the resume writes again."""
+    first = Trainer(config(dataset, epochs=2, batch_size=4), runs_dir=tmp_path).fit()
+    run = Path(first.run_dir)
+    last = checkpoint.load(run / "last.pt")
+    last["best"] = dict(last["best"], epoch=2)  # epoch 2 was the best, and the kill came before best.pt was saved
+    checkpoint.save(run / "last.pt", last)
+    stale = checkpoint.load(run / "best.pt")
+    stale["epoch"] = 1
+    stale["model"] = {k: torch.zeros_like(v) for k, v in stale["model"].items()}
+    checkpoint.save(run / "best.pt", stale)
+    rec, token = Recorder(), StopToken()
+    token.stop()  # stopped before it trains: best.pt is as the resume left it
+    resumed = Trainer(config(dataset, epochs=3, batch_size=4), callbacks=[rec], stop=token, resume=run).fit()
+    assert resumed.reason == "stopped"
+    mended = checkpoint.load(run / "best.pt")
+    assert mended["epoch"] == 2 and all(torch.equal(mended["model"][k], last["model"][k]) for k in last["model"])
+    assert [w for w in rec.warnings if w.startswith("best.pt was not epoch 2's")]
+
+
 def test_two_resumes_of_one_run_at_once_one_is_refused(dataset, tmp_path):
     """Both see the stopped run's process gone; the run folder's lock lets only one of them write it."""
     first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
