@@ -258,7 +258,13 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
     parent = next((p for p in target.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+    from core.runs import is_run_file
+
+    run_file = not folder and is_run_file(target)
+    own = f"{flag} {path}: one of a run folder's own files; it would be overwritten (name another file)"
     if not target.exists():
+        if run_file:
+            raise UsageError(own)
         return
     if folder and not target.is_dir():
         raise UsageError(f"{flag} {path}: a file, not a folder")
@@ -271,6 +277,8 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
             same = False
         if same:
             raise UsageError(f"{flag} {path}: that is one of the inputs; it would be overwritten")
+    if run_file:
+        raise UsageError(own)
 
 
 def _report_unusable(index, limit: int = 20) -> int:

@@ -167,6 +167,15 @@ TRAINER_FILES = (
 )
 
 
+def is_run_file(path: str | Path) -> bool:
+    """A file the trainer (or evaluate) writes in a run folder, which an export or a CSV must not replace: an
+    export over RUN/last.pt broke the run's resume, and a CSV over RUN/history.csv its curves."""
+    path = Path(path)
+    folder = path.absolute().parent
+    is_run = (folder / "status.json").is_file() or (folder / "config.json").is_file()
+    return is_run and path.name in (*TRAINER_FILES, "evaluation.json", "error.txt", ".lock")
+
+
 def remove_stale_temp_files(folder: str | Path) -> int:
     """Delete the temp files a killed training left in its run folder (`.last.pt.x1y2z3.tmp`, up to a full
     checkpoint each); returns how many. Only the files the lock holder writes: the app may be writing

@@ -58,6 +58,21 @@ def with_suffix(path: str, suffix: str) -> str:
     return path if os.path.splitext(path)[1] else path + suffix
 
 
+def refused_run_file(parent: QWidget | None, title: str, path: str) -> bool:
+    """True, after saying so, when `path` is one of a run folder's own files (last.pt, history.csv …): an export
+    written over it would break the run."""
+    from core.runs import is_run_file
+
+    if not is_run_file(path):
+        return False
+    QMessageBox.warning(
+        parent,
+        title,
+        f"{path} is one of its run folder's own files; writing over it would break the run. Choose another name.",
+    )
+    return True
+
+
 def keyboard_friendly(root: QWidget) -> None:
     """Buttons under `root` click on Return or Enter as well as Space, as people expect of a focused button.
     (They keep taking focus on a click: a field being edited must finish, e.g. a typed data folder, before the

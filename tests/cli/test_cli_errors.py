@@ -515,3 +515,22 @@ def test_an_image_unreadable_while_training_makes_train_exit_1_and_is_listed(cap
     assert "1 image could not be read during training and was left out (3.png)" in err
     doc = json.loads(out)
     assert doc["reason"] == "completed" and doc["unreadable"] == [{"path": victim, "reason": "file not found"}]
+
+
+def test_outputs_never_overwrite_a_run_folders_own_files(capsys, trained, tmp_path):
+    """`export --out RUN/last.pt` succeeded and broke the run's resume; `--csv RUN/history.csv` cut its curves."""
+    run_dir = trained["run"]
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    image = trained["data"] / "red" / "0.png"
+    for argv, flag in (
+        (["export", "--checkpoint", run_dir, "--format", "torchscript", "--out", run_dir / "last.pt"], "--out"),
+        (["export", "--checkpoint", run_dir, "--format", "onnx", "--out", run_dir / "curves.png"], "--out"),
+        (["predict", "--checkpoint", run_dir, image, "--csv", run_dir / "history.csv"], "--csv"),
+        (["predict", "--checkpoint", run_dir, image, "--csv", run_dir / "evaluation.json"], "--csv"),
+    ):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 2 and one_line(err) and f"error: {flag} " in err and "a run folder's own files" in err, argv
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    rc, _, err = run(capsys, "predict", "--checkpoint", run_dir, image, "--csv", run_dir / "my_predictions.csv")
+    assert rc == 0, err  # another name in the run folder is fine
+    (run_dir / "my_predictions.csv").unlink()

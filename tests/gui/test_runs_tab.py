@@ -312,6 +312,15 @@ def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
     assert said.args == [f"Saved the curves to {png}"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["curves.png", "hist.csv"]  # no temp files
+    run = runs["done"]  # a run folder's own files are never written over (an export over last.pt broke the run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    assert not tab.export_history_csv(str(run), str(run / "history.csv"))
+    assert not tab.export_curves_png(str(run / "curves.png"))
+    tab.export_model(str(run), str(run / "last.pt"), "torchscript")
+    assert len(warned) == 3 and all("one of its run folder's own files" in w for w in warned)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before and tab._export_worker is None
 
 
 def _real_best(run: Path) -> torch.nn.Module:
