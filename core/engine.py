@@ -622,8 +622,10 @@ class Trainer:
         validation before and after the resume compares different images. Said, not refused (adding photos to a
         run in progress is a normal thing to want)."""
         try:
-            before = json.loads((self.resume_dir / "config.json").read_text(encoding="utf-8")).get("dataset") or {}
+            before = json.loads((self.resume_dir / "config.json").read_text(encoding="utf-8")).get("dataset")
         except (OSError, ValueError, AttributeError):
+            return
+        if not isinstance(before, dict):  # (a hand-edited "dataset": [1] raised here)
             return
         changed = runs.data_changes(self.resume_dir, self.index.counts(), self.index.files_digest())
         sizes = (len(self.split.train), len(self.split.val), len(self.split.test))

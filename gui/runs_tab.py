@@ -772,7 +772,7 @@ class RunsTab(QWidget):
             ]
         if record.evaluation:
             acc = record.evaluation.get("accuracy")
-            if acc is not None:
+            if isinstance(acc, (int, float)) and not isinstance(acc, bool):  # ("high" in a hand-edited file raised)
                 ev = record.evaluation
                 where = f"{ev.get('split', '?')} split, {ev.get('num_samples', '?')} images"
                 rows.append(("evaluated accuracy", f"{acc:.2%} ({where})"))

@@ -542,3 +542,16 @@ def test_the_status_cell_says_what_an_ended_run_kept():
     assert "nothing to resume" in status_explanation(info("interrupted", False, False))
     assert status_explanation(info("failed", True, True)).endswith("the run can be resumed.")
     assert "resume" not in status_explanation(info("completed", True, True))
+
+
+def test_a_hand_edited_evaluation_json_does_not_break_the_settings_pane(qtbot, tab, runs):
+    """An "accuracy": "high" raised in the selection slot and left the settings half-filled."""
+    run = runs["done"]
+    (run / "evaluation.json").write_text(json.dumps({"accuracy": "high", "split": "val", "num_samples": 3}))
+    tab.refresh()
+    tab.select_runs([str(run)])
+    tree = tab.settings_tree
+    keys = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+    assert keys[0] == "run" and "train" in keys  # every section is there
+    summary = tree.topLevelItem(0)
+    assert "evaluated accuracy" not in [summary.child(i).text(0) for i in range(summary.childCount())]

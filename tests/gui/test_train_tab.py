@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -476,6 +477,24 @@ def test_a_refused_resume_is_not_called_a_failed_training(qtbot, tiny_dataset, r
         assert "Could not resume the run." in tab.result_label.text()
     finally:
         held.release()
+        _cleanup(panel, tab)
+
+
+@pytest.mark.timeout(300)
+def test_a_hand_edited_config_with_odd_sections_still_resumes(qtbot, tiny_dataset, runs_dir):
+    """ "train": "x" in config.json raised AttributeError in the Resume button's slot; "dataset": [1] in the trainer."""
+    first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=2)
+    cfg_path = Path(first.run_dir) / "config.json"
+    doc = json.loads(cfg_path.read_text())
+    doc.update(train="x", data=[1], dataset=[1])
+    cfg_path.write_text(json.dumps(doc))
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    try:
+        with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
+            assert tab.resume_run(first.run_dir), tab.banner.text()
+        assert done.args[0].reason == "completed", done.args[0].message  # last.pt holds the settings it needs
+        assert [h["epoch"] for h in done.args[0].history] == [1, 2]
+    finally:
         _cleanup(panel, tab)
 
 
