@@ -536,7 +536,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not Path(data).is_dir():
             raise UsageError(f"evaluate: the data folder the model was trained on ({data}) is gone; give --data DIR")
     try:
-        index = scan(data)
+        index = scan(data, min_classes=1)  # a held-out folder may hold one class
     except DataError as e:
         raise UsageError(f"--data: {e}") from None
     stored = (ckpt.get("config") or {}).get("data", {})

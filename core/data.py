@@ -382,8 +382,9 @@ def _walk_images(
 
 
 def _detect_splits(root: str, top: list[os.DirEntry]) -> bool:
+    """Only split folders (train/, val/, test/ …), holding class folders: a held-out set may be test/ alone."""
     names = [SPLIT_NAMES.get(e.name.lower()) for e in top]
-    return bool(top) and all(names) and "train" in names and any(_subdirs(e.path) for e in top)
+    return bool(top) and all(names) and any(_subdirs(e.path) for e in top)
 
 
 def default_workers() -> int:
@@ -391,9 +392,15 @@ def default_workers() -> int:
 
 
 def scan(
-    root: str | Path, progress: Callable[[int, int], None] | None = None, stop: Any = None, workers: int | None = None
+    root: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+    stop: Any = None,
+    workers: int | None = None,
+    min_classes: int = 2,
 ) -> DatasetIndex:
-    """Index an image folder (class folders or train/val/test folders), verifying every image by decoding it."""
+    """Index an image folder (class folders or train/val/test folders), verifying every image by decoding it.
+
+    `min_classes`: training needs two classes; a folder to evaluate a model on may hold one (min_classes=1)."""
     if not os.path.isdir(root):
         raise DataError(f"{root}: {'a file, not a folder' if os.path.exists(root) else 'no such folder'}")
     root_s = os.path.abspath(root)
@@ -450,7 +457,7 @@ def scan(
 
     classes = sorted(c for c in class_names if good[c])
     empty = sorted(c for c in class_names if not good[c] and c not in blocked)
-    if len(classes) < 2:
+    if len(classes) < min_classes or not classes:
         loose = sum(reason.startswith("outside any class folder") for _, reason in bad)
         if not class_names and loose:
             why = (
@@ -586,6 +593,12 @@ def split(index: DatasetIndex, val: float = 0.2, test: float = 0.0, seed: int = 
         parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
         for i, s in enumerate(index.samples):
             parts[s.split or "train"].append(i)
+        if not parts["train"]:
+            held = " and ".join(f"{k}/" for k in ("val", "test") if parts[k])
+            raise DataError(
+                f"{index.root}: {held} but no train/ folder with images: training needs ROOT/train/<class>/…; "
+                "to measure a trained model on these, evaluate it on this folder"
+            )
         if not parts["val"] and val > 0:
             # Only train/ (and maybe test/) exists: carve the validation part out of train.
             tr, va, _ = _stratified(index, parts["train"], val, 0.0, seed)

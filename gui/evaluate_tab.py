@@ -77,7 +77,7 @@ def _evaluate_job(
     from core.engine import evaluate
     from core.runs import data_changed_warning, data_changes
 
-    index = scan(data_root, progress=progress, stop=stop)
+    index = scan(data_root, progress=progress, stop=stop, min_classes=1)
     changed = data_changes(own_run, index.counts(), index.files_digest()) if own_run else None
     kwargs: dict[str, Any] = {"split": split}
     if _accepts(evaluate, "progress"):

@@ -534,3 +534,21 @@ def test_outputs_never_overwrite_a_run_folders_own_files(capsys, trained, tmp_pa
     rc, _, err = run(capsys, "predict", "--checkpoint", run_dir, image, "--csv", run_dir / "my_predictions.csv")
     assert rc == 0, err  # another name in the run folder is fine
     (run_dir / "my_predictions.csv").unlink()
+
+
+def test_a_held_out_test_folder_of_one_class_evaluates(capsys, trained, tmp_path):
+    """`evaluate --data held_out/` with held_out/test/<class>/ was "only one class with images ('test')"."""
+    held = tmp_path / "held_out" / "test" / "red"
+    held.mkdir(parents=True)
+    for i in range(3):
+        (held / f"{i}.png").write_bytes((trained["data"] / "red" / f"{i}.png").read_bytes())
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", tmp_path / "held_out", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["split"] == "all" and doc["num_samples"] == 3
+    green = tmp_path / "held_out" / "test" / "green"
+    green.mkdir()
+    for i in range(3):
+        (green / f"{i}.png").write_bytes((trained["data"] / "green" / f"{i}.png").read_bytes())
+    rc, _, err = run(capsys, "train", "--data", tmp_path / "held_out", "--runs-dir", tmp_path / "runs", *TINY)
+    assert rc == 2 and one_line(err) and "test/ but no train/ folder" in err

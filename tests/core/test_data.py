@@ -277,6 +277,28 @@ def test_scan_split_layout(tmp_path, jpeg_writer):
         scan(flat)
 
 
+def test_held_out_folders_without_train_are_read_as_splits(tmp_path, jpeg_writer):
+    """test/<class>/ alone (the commonest held-out set) was one class named "test"; val/ + test/ was refused as
+    "hold no class folders", which they did."""
+    seed = iter(range(1000))
+    for part in ("val", "test"):
+        for c in ("a", "b"):
+            for _ in range(2):
+                jpeg_writer(tmp_path / "both" / part / c / f"{next(seed)}.jpg", next(seed))
+    both = scan(tmp_path / "both")
+    assert both.layout == "splits" and both.classes == ["a", "b"] and len(both.samples) == 8
+    with pytest.raises(DataError, match=r"val/ and test/ but no train/ folder with images: training needs"):
+        data.split(both)
+    for c in ("a", "b"):
+        jpeg_writer(tmp_path / "held" / "test" / c / "x.jpg", next(seed))
+    held = scan(tmp_path / "held")
+    assert held.layout == "splits" and held.classes == ["a", "b"]
+    jpeg_writer(tmp_path / "one" / "test" / "a" / "x.jpg", next(seed))  # one class: enough to evaluate on
+    with pytest.raises(DataError, match="only one class"):
+        scan(tmp_path / "one")
+    assert scan(tmp_path / "one", min_classes=1).classes == ["a"]
+
+
 def test_scan_split_layout_without_val_carves_val_from_train(tmp_path, jpeg_writer):
     seed = iter(range(1000))
     for c in ("a", "b"):
