@@ -76,16 +76,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 print("  " + "  ==  ".join(group) + (f"  ({', '.join(notes)})" if notes else ""))
             if len(doc["duplicates"]) > 20:
                 print(f"  … and {len(doc['duplicates']) - 20} more (--json lists them all)")
-            if mixed:
-                _err(
-                    f"warning: {_count(len(mixed), 'group')} of identical files in different classes "
-                    "(one image, two labels)"
-                )
-            if leaked:
-                _err(
-                    f"warning: {_count(len(leaked), 'group')} of identical files in two split folders (an image "
-                    "validated or tested on is also trained on)"
-                )
+            _warn_duplicates(doc)
         if doc["bad_files"]:
             print(f"{_count(len(doc['bad_files']), 'file')} could not be used:")
             for b in doc["bad_files"]:
@@ -279,6 +270,34 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
             raise UsageError(f"{flag} {path}: that is one of the inputs; it would be overwritten")
     if run_file:
         raise UsageError(own)
+
+
+def _warn_duplicates(doc: dict[str, Any], hint: str = "") -> None:
+    """Warn (stderr) about identical files that undermine training: in two classes, or in two split folders."""
+    mixed, leaked = doc["mixed_duplicates"], doc["leaked_duplicates"]
+    if mixed:
+        _err(
+            f"warning: {_count(len(mixed), 'group')} of identical files in different classes (one image, two "
+            f"labels){hint}"
+        )
+    if leaked:
+        _err(
+            f"warning: {_count(len(leaked), 'group')} of identical files in two split folders (an image validated "
+            f"or tested on is also trained on){hint}"
+        )
+
+
+def _report_data_notes(index) -> None:
+    """What `scan` would warn about beyond unreadable files, before training on the folder (train said nothing)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    doc = index.to_dict()
+    _warn_duplicates(doc, hint=f"; python main.py scan {index.root} lists them")
+    if doc["empty_classes"]:
+        _err(
+            f"warning: empty class folder{'s' if len(doc['empty_classes']) > 1 else ''} left out: "
+            + ", ".join(doc["empty_classes"])
+        )
 
 
 def _report_unusable(index, limit: int = 20) -> int:
@@ -486,6 +505,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (DataError, ModelError, CheckpointError) as e:
         raise UsageError(str(e)) from None
     unusable = _report_unusable(trainer.index)
+    _report_data_notes(trainer.index)
     _warn_unused_split_flags(args, trainer.index)
     result = trainer.fit()
     if args.quiet and result.reason not in ("completed", "early_stop"):  # quiet hides progress, not failures

@@ -552,3 +552,18 @@ def test_a_held_out_test_folder_of_one_class_evaluates(capsys, trained, tmp_path
         (green / f"{i}.png").write_bytes((trained["data"] / "green" / f"{i}.png").read_bytes())
     rc, _, err = run(capsys, "train", "--data", tmp_path / "held_out", "--runs-dir", tmp_path / "runs", *TINY)
     assert rc == 2 and one_line(err) and "test/ but no train/ folder" in err
+
+
+def test_train_warns_about_what_scan_would(capsys, tmp_path):
+    """One image in two classes, or an empty class folder: `scan` warned, `train` said nothing and exited 0."""
+    data = make_set(tmp_path / "data", per_class=6)
+    (data / "green" / "copy of red 0.png").write_bytes((data / "red" / "0.png").read_bytes())
+    (data / "purple").mkdir()
+    rc, _, err = run(
+        capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", tmp_path / "runs", "--quiet", *TINY
+    )
+    assert rc == 0, err
+    assert (
+        "warning: 1 group of identical files in different classes (one image, two labels); python main.py scan" in err
+    )
+    assert "warning: empty class folder left out: purple" in err
