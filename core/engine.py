@@ -764,9 +764,12 @@ class Trainer:
         trained = {index.samples[i].label for i in self.split.train}
         unseen = [name for label, name in enumerate(self.class_names) if label not in trained]
         if unseen and self.is_main:  # e.g. a class folder that exists only under val/: the model never sees it
+            seen = {self.class_names[label].casefold(): self.class_names[label] for label in trained}
+            twins = [f"{name} / {seen[name.casefold()]}" for name in unseen if name.casefold() in seen]
             self._warn(
                 f"no training images for class{'es' if len(unseen) > 1 else ''} {', '.join(unseen)}: "
                 f"the model cannot learn to predict {'them' if len(unseen) > 1 else 'it'}"
+                + (f" (folder names that differ only in case are two classes: {'; '.join(twins)})" if twins else "")
             )
 
     def _setup(self) -> None:

@@ -305,12 +305,13 @@ def test_unusable_files_are_listed_and_exit_1_after_training_on_the_rest(capsys,
 def test_quiet_still_reports_a_failure_and_classes_without_training_images_are_named(capsys, tmp_path):
     data = tmp_path / "data"
     make_set(data / "train", classes=("red", "green"))
-    make_set(data / "val", classes=("red", "green", "blue"), per_class=2)
+    make_set(data / "val", classes=("red", "Green", "blue"), per_class=2)
     rc, _, err = run(
         capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", tmp_path / "runs", *TINY[:-2], "--lr", "1e30"
     )
     assert rc == 1
-    assert "warning: no training images for class blue" in err
+    assert "warning: no training images for classes Green, blue" in err
+    assert "(folder names that differ only in case are two classes: Green / green)" in err
     assert "failed: loss became" in err.splitlines()[-1]
     rc, _, err = run(
         capsys,
