@@ -503,7 +503,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise UsageError(_flag_message(e)) from None
     except (DataError, ModelError, CheckpointError) as e:
-        raise UsageError(str(e)) from None
+        hint = ""
+        if args.resume and args.data is None and str(e).endswith(": no such folder"):
+            hint = "; if its images moved, give --data DIR where they are now"
+        raise UsageError(f"{e}{hint}") from None
     unusable = _report_unusable(trainer.index)
     _report_data_notes(trainer.index)
     _warn_unused_split_flags(args, trainer.index)

@@ -31,9 +31,11 @@ _QUIET_LARGE_IMAGES = ("ignore", None, Image.DecompressionBombWarning, None, 0)
 def _quiet_large_images() -> None:
     """Pillow warns (without the file's name) for 89-179 M pixel images and raises above that: those up to the
     limit are fine to use, bigger ones are listed as too large. A process-wide filter (catch_warnings is not
-    thread-safe, and the scan decodes in threads), put back if something reset the filters."""
+    thread-safe, and the scan decodes in threads), put back if something reset the filters. Its warnings about
+    damaged EXIF data (no file name either; the picture decodes) are left out the same way."""
     if _QUIET_LARGE_IMAGES not in warnings.filters:
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning)
 
 
 # .avif needs a Pillow built with libavif (its wheels are); where it is not, such files are listed as unusable
@@ -190,6 +192,8 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
     name = _source_name(source)
     try:
         if isinstance(source, Image.Image):
+            if 0 in source.size:
+                raise ImageLoadError(name, f"empty image ({source.size[0]} x {source.size[1]} pixels)")
             return _to_rgb(ImageOps.exif_transpose(source) or source)
         if isinstance(source, (str, Path)) and (problem := _file_problem(source)):
             raise ImageLoadError(name, problem)

@@ -117,7 +117,8 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", backend: str = "auto") -> Predictor:
-        """Load a checkpoint (weights-only) and build the model, class names and eval pipeline it describes.
+        """Load a checkpoint (weights-only; a run folder means its best.pt) and build the model, class names and
+        eval pipeline it describes.
 
         backend: "torch" (default for "auto"), or "onnx" — a cached, parity-checked ONNX export run with onnxruntime
         on the CPU (needs the 'export' extra). "auto" means torch: an export costs seconds on first use and the
@@ -125,6 +126,8 @@ class Predictor:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: one of {BACKENDS}")
+        if Path(path).is_dir():  # a run folder: its best.pt (last.pt before it has one), as on the command line
+            path = next((Path(path) / n for n in ("best.pt", "last.pt") if (Path(path) / n).is_file()), Path(path))
         ckpt = ckpt_mod.load(path, map_location="cpu")
         dev = resolve_device(device)
         if backend == "onnx":

@@ -339,6 +339,16 @@ def test_resume_names_what_it_ignores_refuses_to_shrink_and_follows_moved_data(c
     assert rc == 2 and one_line(err) and "already trained 1 epoch;" in err
     rc, _, err = run(capsys, "train", "--resume", run_dir)  # finished: says how to go on, trains nothing
     assert rc == 2 and one_line(err) and "has trained all its 1 epoch; give --epochs 6" in err
+    gone = shutil.copytree(run_dir, tmp_path / "gone_run")
+    ck = load(gone / "last.pt")
+    ck["config"]["data"]["root"] = str(tmp_path / "gone")  # its images are no longer where they were
+    torch.save(ck, gone / "last.pt")
+    rc, _, err = run(capsys, "train", "--resume", gone, "--epochs", "2")
+    assert (
+        rc == 2
+        and one_line(err)
+        and err.endswith("no such folder; if its images moved, give --data DIR where they are now\n")
+    )
     moved = shutil.copytree(trained["data"], tmp_path / "moved")
     rc, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "2", "--lr", "5", "--data", moved, "--json")
     assert rc == 0, err

@@ -393,6 +393,8 @@ def test_load_image_missing_file_and_bad_array(tmp_path):
         load_image(tmp_path / "missing.jpg")
     with pytest.raises(ImageLoadError, match="unsupported array shape"):
         load_image(np.zeros((2, 2, 2), np.uint8))
+    with pytest.raises(ImageLoadError, match=r"empty image \(0 x 5 pixels\)"):  # (ZeroDivisionError)
+        data.load_for_model(Image.new("RGB", (0, 5)), 32)
 
 
 # ---------------------------------------------------------------------------------------------------------- split

@@ -231,6 +231,15 @@ def test_from_checkpoint_rejects_a_bad_file(tmp_path):
         Predictor.from_checkpoint(bad, backend="tensorrt")
 
 
+def test_a_run_folder_means_its_best_checkpoint(ckpt, predictor):
+    from_folder = Predictor.from_checkpoint(ckpt.parent, device="cpu")  # (it said "no such checkpoint file")
+    assert from_folder.class_names == predictor.class_names
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(from_folder.model.state_dict().values(), predictor.model.state_dict().values(), strict=True)
+    )
+
+
 # ---------------------------------------------------------------------------------------------- Grad-CAM
 
 
