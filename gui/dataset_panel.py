@@ -491,6 +491,7 @@ class DatasetPanel(QWidget):
         self._scan_gen += 1
         gen = self._scan_gen
         self.folder = folder
+        self._fill_recent(folder)  # the folder box names the folder being scanned (it kept the last one until done)
         self.banner.clear_message()
         self.banner.setToolTip("")
         self.summary_label.setText(_fit_words(self.summary_label, f"Scanning {folder} …"))

@@ -134,6 +134,7 @@ def test_cancel_scan(qtbot, panel, tmp_path, monkeypatch):
         panel.load_folder(str(tmp_path))
         qtbot.waitUntil(lambda: panel.scan_row.isVisible())
         assert panel.is_scanning()
+        assert panel.recent_combo.currentData() == str(tmp_path)  # the folder box names what is being scanned
         panel.cancel_button.click()
     assert blocker.args[0] is None
     assert panel.banner.kind == "info" and "cancelled" in panel.banner.text()
