@@ -254,6 +254,7 @@ class ConfusionMatrixCanvas(QWidget):
         self._matrix: list[list[int]] = []
         self._names: list[str] = []
         self._normalized = False
+        self._fit = False  # True: shrink to the pane rather than scroll
         self._ticks: list[int] = []  # the classes with a tick label, in order
         self.cell_texts: list[list[Any]] = []
         self.numbers_fit = True  # False while the cells are too small for their numbers: then none is drawn
@@ -267,16 +268,36 @@ class ConfusionMatrixCanvas(QWidget):
             return True
         return super().eventFilter(obj, event)
 
-    def set_matrix(self, matrix: list[list[int]], names: list[str], normalized: bool | None = None) -> None:
+    def set_matrix(
+        self, matrix: list[list[int]], names: list[str], normalized: bool | None = None, fit: bool | None = None
+    ) -> None:
         self._matrix = [[int(v) for v in row] for row in matrix]
         self._names = [str(n) for n in names]
         if normalized is not None:
             self._normalized = normalized
+        if fit is not None:
+            self._fit = fit
         self._draw()
 
     def set_normalized(self, normalized: bool) -> None:
         self._normalized = normalized
         self._draw()
+
+    def set_fit(self, fit: bool) -> None:
+        """The whole matrix in its pane, however small its cells get (their numbers show where they fit), or
+        cells big enough for their numbers, scrolling."""
+        self._fit = fit
+        self._draw()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._fit and self._matrix:  # the cell size (and which class names have a label) follows the pane
+            self._draw()
+
+    def too_big_for_pane(self) -> bool:
+        """The matrix (at its readable size) is larger than its pane: it scrolls."""
+        bar_h, bar_v = self.scroll.horizontalScrollBar(), self.scroll.verticalScrollBar()
+        return bar_h.maximum() > 0 or bar_v.maximum() > 0
 
     def _set_canvas_minimum(self, width: int, height: int) -> None:
         """The smallest the canvas may get; a smaller minimum than before also shrinks it to its scroll area. The
@@ -327,6 +348,9 @@ class ConfusionMatrixCanvas(QWidget):
         cell = (
             max(CM_CELL, round(digits * 0.64 * cell_fs * 100 / 72) + 4) if with_numbers else max(2, min(14, 2000 // n))
         )
+        if self._fit:  # the whole matrix in the pane: cells as big as it allows (numbers only where they fit)
+            pane = self.scroll.viewport().size()
+            cell = max(2, min(cell, int(min(pane.width() - 160, pane.height() - 150) / n)))
         step = max(1, -(-11 // cell))  # a tick label every `step` classes: at least 11 px apart
         self._ticks = list(range(0, n, step))
         limit = 18 if n <= 10 else 16
@@ -336,7 +360,11 @@ class ConfusionMatrixCanvas(QWidget):
         label_px = max(len(s) for s in labels) * fs * 0.6 * 100 / 72
         side = n * cell
         self._set_canvas_minimum(
-            int(side + label_px + 60 + (70 if not with_numbers else 0)), int(side + label_px * 0.75 + 80)
+            *(
+                (0, 0)
+                if self._fit
+                else (int(side + label_px + 60 + (70 if not with_numbers else 0)), int(side + label_px * 0.75 + 80))
+            )
         )
         self.ax.set_xticks(
             self._ticks,
@@ -601,6 +629,13 @@ class EvaluateTab(QWidget):
         toggle.addWidget(self.counts_radio)
         toggle.addWidget(self.norm_radio)
         toggle.addStretch(1)
+        self.fit_check = QCheckBox("Fit to pane")
+        self.fit_check.setToolTip(
+            "Shrink the whole matrix into view (its numbers show while they fit; point at a cell for its numbers); "
+            "off: cells big enough for their numbers, and the matrix scrolls"
+        )
+        self.fit_check.toggled.connect(lambda on: self.cm_canvas is not None and self.cm_canvas.set_fit(on))
+        toggle.addWidget(self.fit_check)
         lv.addLayout(toggle)
         self.cm_canvas: ConfusionMatrixCanvas | None = None  # made on first use: matplotlib loads slowly
         self.cm_layout = lv
@@ -990,7 +1025,9 @@ class EvaluateTab(QWidget):
         if self.cm_canvas is None:
             self.cm_canvas = ConfusionMatrixCanvas()
             self.cm_layout.addWidget(self.cm_canvas, 1)
-        self.cm_canvas.set_matrix(ev.get("confusion_matrix", []), names, self.norm_radio.isChecked())
+        self.cm_canvas.set_matrix(
+            ev.get("confusion_matrix", []), names, self.norm_radio.isChecked(), self.fit_check.isChecked()
+        )
         self._fill_per_class(rows)
         self._fill_gallery(ev.get("misclassified", []) or [])
         errors = ev.get("errors") or []

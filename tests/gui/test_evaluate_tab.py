@@ -522,6 +522,28 @@ def test_a_small_matrix_after_a_big_one_fits_its_pane_again(qtbot):
     assert cm.scroll.verticalScrollBar().maximum() == 0 and cm.scroll.horizontalScrollBar().maximum() == 0
 
 
+def test_fit_to_pane_shows_a_big_matrix_whole(qtbot):
+    """30 classes never fitted, even maximised: the diagonal and the class names could not be seen together."""
+    from gui.evaluate_tab import ConfusionMatrixCanvas
+
+    cm = ConfusionMatrixCanvas()
+    qtbot.addWidget(cm)
+    cm.resize(640, 560)
+    cm.show()
+    qtbot.waitExposed(cm)
+    cm.set_matrix(many_classes_matrix(), LONG)
+    qtbot.waitUntil(cm.too_big_for_pane)
+    cm.set_fit(True)
+    qtbot.waitUntil(lambda: not cm.too_big_for_pane())
+    assert cm.canvas.size() == cm.scroll.viewport().size()
+    cm.canvas.draw()
+    box = cm.ax.get_window_extent()
+    assert box.width >= 300 and box.height >= 300  # it fills the pane, not a thumbnail
+    assert len(cm.ax.get_xticklabels()) >= len(LONG) // 2  # still names the classes
+    cm.set_fit(False)
+    qtbot.waitUntil(cm.too_big_for_pane)
+
+
 def test_a_small_matrix_keeps_its_percent_signs_and_full_names(qtbot):
     from gui.evaluate_tab import ConfusionMatrixCanvas
 
