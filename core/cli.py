@@ -473,6 +473,10 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
                 f"epoch{'s' if done != 1 else ''}; give more to extend it"
             )
         cfg.train.epochs = args.epochs
+    else:  # the run's plan: config.json's, which an extension killed before its first new epoch saved has raised
+        from core.runs import planned_epochs
+
+        cfg.train.epochs = max(cfg.train.epochs, planned_epochs(run_dir) or 0)
     if args.device is not None:
         cfg.train.device = args.device
     return cfg
@@ -526,8 +530,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "unreadable": [{"path": p, "reason": r} for p, r in result.unreadable],
             }
         )
+    if args.quiet and result.unreadable and getattr(trainer, "is_main", True):  # quiet hides progress, not losses
+        _err(f"warning: {_count(len(result.unreadable), 'image')} could not be read during training and left out:")
+        for path, reason in result.unreadable[:20]:
+            _err(f"  {path}: {reason}")
     if result.reason not in ("completed", "early_stop"):
         return 1
+    if not getattr(trainer, "is_main", True):  # under torchrun rank 0 speaks for the run: a partial result is its to
+        return 0  # say, and another process ending non-zero first would have torchrun stop rank 0 mid-evaluation
     return 1 if unusable or result.unreadable else 0  # trained on the rest; some inputs could not be read
 
 

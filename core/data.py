@@ -275,7 +275,11 @@ class DatasetIndex:
         """A fingerprint of which images (paths under the root, and their classes) the set holds: equal counts
         with other files (a photo replaced, renamed or moved to another class) give another digest."""
         h = hashlib.blake2b(digest_size=16)
-        for line in sorted(f"{self.classes[s.label]}\t{os.path.relpath(s.path, self.root)}" for s in self.samples):
+        lines = (
+            f"{self.classes[s.label]}\t{class_key(Path(os.path.relpath(s.path, self.root)).as_posix())}"
+            for s in self.samples
+        )
+        for line in sorted(lines):  # (NFC and "/": the same files read as the same on a macOS or Windows copy)
             h.update(line.encode("utf-8", "surrogateescape") + b"\n")
         return h.hexdigest()
 
@@ -597,12 +601,6 @@ def split(index: DatasetIndex, val: float = 0.2, test: float = 0.0, seed: int = 
         parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
         for i, s in enumerate(index.samples):
             parts[s.split or "train"].append(i)
-        if not parts["train"]:
-            held = " and ".join(f"{k}/" for k in ("val", "test") if parts[k])
-            raise DataError(
-                f"{index.root}: {held} but no train/ folder with images: training needs ROOT/train/<class>/…; "
-                "to measure a trained model on these, evaluate it on this folder"
-            )
         if not parts["val"] and val > 0:
             # Only train/ (and maybe test/) exists: carve the validation part out of train.
             tr, va, _ = _stratified(index, parts["train"], val, 0.0, seed)

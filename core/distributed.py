@@ -196,6 +196,22 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
+def merge_dicts(part: dict) -> dict:
+    """Every rank's `part` merged (over the control group, so a stuck rank times out rather than hangs);
+    `part` alone when that fails."""
+    if not _active():
+        return dict(part)
+    parts: list[Any] = [None] * dist.get_world_size()
+    try:
+        dist.all_gather_object(parts, dict(part), group=_control())
+    except Exception:  # noqa: BLE001 - a report of what could not be read must not fail the run
+        return dict(part)
+    merged: dict = {}
+    for p in parts:
+        merged.update(p or {})
+    return merged
+
+
 def cleanup() -> None:
     """Leave the process group (safe to call when there is none)."""
     global _control_group
@@ -370,6 +386,7 @@ __all__ = [
     "all_reduce_sum",
     "barrier",
     "broadcast_object",
+    "merge_dicts",
     "cleanup",
     "follow_run",
     "init_from_env",

@@ -543,6 +543,12 @@ class Trainer:
             self._check_classes(self.index)
         cfg = self.config
         self.split = data.split(self.index, val=cfg.data.val_split, test=cfg.data.test_split, seed=cfg.data.seed)
+        if not self.split.train and self.index.layout == "splits":  # a held-out set: val/ and test/ only
+            held = " and ".join(f"{k}/" for k in ("val", "test") if getattr(self.split, k))
+            raise data.DataError(
+                f"{self.index.root}: {held} but no train/ folder with images: training needs ROOT/train/<class>/…; "
+                "to measure a trained model on these, evaluate it on this folder"
+            )
         if len(self.split.train) < 2:
             raise data.DataError(f"{self.index.root}: only {len(self.split.train)} training image(s); need at least 2")
         if self._resume_ckpt and self.is_main:
@@ -893,7 +899,7 @@ class Trainer:
                 # The cosine counts steps: with more or fewer images (or another batch size) an epoch has another
                 # number of them, so the count is moved to the same place in epochs. (Kept as it was, 5 steps an
                 # epoch turning into 1 left the rate at 0 for the rest of the run, and more steps jolted it up.)
-                old = _steps_per_epoch_of(ck)
+                old = ck.get("steps_per_epoch")  # (not in a last.pt from before it was recorded: kept as it was)
                 if old and old != self.steps_per_epoch:
                     self.scheduler.last_epoch = round(self.scheduler.last_epoch * self.steps_per_epoch / old)
                 # The optimizer kept the rate of the run's last step; a run given more epochs has a longer cosine,
@@ -943,7 +949,8 @@ class Trainer:
             row = next((r for r in self.history if r.get("epoch") == self.start_epoch), None)
             checkpoint.save(path, self._payload(self.start_epoch, row))
             self._warn(
-                f"best.pt was not epoch {self.start_epoch}'s, the best (the run ended while saving it); saved again"
+                f"best.pt did not hold epoch {self.start_epoch}, the best (missing, damaged, or the run ended while "
+                "saving it); saved again from last.pt"
             )
 
     # -- loop
@@ -1509,6 +1516,8 @@ class Trainer:
             except OSError as e:
                 self._safe_warn(f"could not write status.json: {e}")
         best = getattr(self, "best", None) or {}
+        if self.dist.enabled and reason != "failed":  # every rank is here (a failure may be one rank's alone)
+            self.unreadable = distributed.merge_dicts(self.unreadable)  # each rank loads its own share
         unreadable = sorted(self.unreadable.items())
         if unreadable and self.is_main:
             first = ", ".join(Path(p).name for p, _ in unreadable[:3]) + (", …" if len(unreadable) > 3 else "")
@@ -1581,21 +1590,6 @@ def _copy_to_host_later(values: torch.Tensor) -> tuple[torch.Tensor, Any]:
     event = torch.cuda.Event()
     event.record(torch.cuda.current_stream(values.device))  # that stream, not the current device's (cuda:1 …)
     return host, event
-
-
-def _steps_per_epoch_of(ck: dict[str, Any]) -> float | None:
-    """The optimiser steps an epoch had when `ck` (a last.pt) was saved; for a checkpoint from before that was
-    recorded, worked out from its schedule's step count and the epochs (and steps of a stopped one) it holds."""
-    if ck.get("steps_per_epoch"):
-        return float(ck["steps_per_epoch"])
-    steps = (ck.get("scheduler") or {}).get("last_epoch")
-    epochs = int(ck.get("epoch") or 0)
-    partial = ck.get("partial") if isinstance(ck.get("partial"), dict) else {}
-    if partial.get("trained"):
-        epochs, partial = epochs + 1, {}
-    if not isinstance(steps, int) or epochs <= 0:
-        return None
-    return (steps - int(partial.get("steps_done") or 0)) / epochs
 
 
 class _CompiledOrEager:

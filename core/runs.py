@@ -13,6 +13,7 @@ import shutil
 import socket
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,7 +174,8 @@ def is_run_file(path: str | Path) -> bool:
     path = Path(path)
     folder = path.absolute().parent
     is_run = (folder / "status.json").is_file() or (folder / "config.json").is_file()
-    return is_run and path.name in (*TRAINER_FILES, "evaluation.json", "error.txt", ".lock")
+    names = {n.casefold() for n in (*TRAINER_FILES, "evaluation.json", "error.txt", ".lock")}
+    return is_run and path.name.casefold() in names  # (Last.pt is last.pt on Windows and macOS)
 
 
 def remove_stale_temp_files(folder: str | Path) -> int:
@@ -409,6 +411,7 @@ def data_changes(
     then = doc.get("counts") if isinstance(doc, dict) else None
     if not isinstance(then, dict):
         return None
+    then = {unicodedata.normalize("NFC", str(c)): n for c, n in then.items()}  # (recorded before names were NFC)
     changed = [f"{c} {then.get(c, 0)} → {n}" for c, n in counts.items() if then.get(c) != n]
     changed += [f"{c} {n} → 0" for c, n in then.items() if c not in counts]
     saved = doc.get("files")

@@ -219,7 +219,7 @@ class LinearTrainer(Trainer):
                 try:
                     digests[i] = file_digest(samples[i].path)
                 except OSError as e:
-                    self._warn(f"skipped {samples[i].path}: {e.strerror or e}")
+                    self._skip(samples[i].path, str(e.strerror or e))
         parts = {k: [i for i in ids if i in digests] for k, ids in parts.items()}
 
         self.backbone.eval()
@@ -363,7 +363,7 @@ class LinearTrainer(Trainer):
                     for h, x, reason in pool.map(load, jobs[start : start + chunk]):
                         if x is None:
                             bad.add(h)
-                            self._warn(f"skipped {paths[h]}: {reason}")
+                            self._skip(paths[h], reason)
                             continue
                         x = x.to(dev)[None]
                         if h in need_eval:

@@ -138,6 +138,9 @@ def _start_time(name: str) -> datetime.datetime | None:
         return None
 
 
+# config.json's record of the data set that is not a setting: counts (the Data set column), folder (data.root),
+# and the images' fingerprint
+HIDDEN_SETTINGS = ("dataset.counts.", "dataset.root", "dataset.name", "dataset.files")
 COMPARE_COLUMN_MAX = 240  # px: a run's column in the settings comparison grows to fit its values up to this
 
 
@@ -803,7 +806,7 @@ class RunsTab(QWidget):
         flat = [_flatten(r.config) for r in records]
         infos = [self._info(p) for p in paths]
         keys = [k for k in dict.fromkeys(k for f in flat for k in f) if len({_fmt(f.get(k)) for f in flat}) > 1]
-        keys = [k for k in keys if not k.startswith(("dataset.counts.", "dataset.root", "dataset.name"))]  # data.root
+        keys = [k for k in keys if not k.startswith(HIDDEN_SETTINGS)]
         self.settings_tree.setColumnCount(1 + len(paths))
         self.settings_tree.setHeaderLabels(["Setting", *short_run_labels(paths)])
         for col, path in enumerate(paths, 1):
@@ -851,8 +854,10 @@ class RunsTab(QWidget):
         if want != sizes[1]:
             self.lower_split.setSizes([total - want, want])
 
-    def _add_tree(self, parent: QTreeWidgetItem | None, obj: dict) -> None:
+    def _add_tree(self, parent: QTreeWidgetItem | None, obj: dict, prefix: str = "") -> None:
         for key, value in obj.items():
+            if f"{prefix}{key}" == "dataset.files":  # a fingerprint, not a setting
+                continue
             item = QTreeWidgetItem([str(key), "" if isinstance(value, dict) else _fmt(value)])
             if not isinstance(value, dict):
                 item.setToolTip(1, _fmt(value))
@@ -861,7 +866,7 @@ class RunsTab(QWidget):
             else:
                 parent.addChild(item)
             if isinstance(value, dict):
-                self._add_tree(item, value)
+                self._add_tree(item, value, f"{prefix}{key}.")
 
     # ------------------------------------------------------------------ actions
 

@@ -538,6 +538,7 @@ def test_outputs_never_overwrite_a_run_folders_own_files(capsys, trained, tmp_pa
         (["export", "--checkpoint", run_dir, "--format", "onnx", "--out", run_dir / "curves.png"], "--out"),
         (["predict", "--checkpoint", run_dir, image, "--csv", run_dir / "history.csv"], "--csv"),
         (["predict", "--checkpoint", run_dir, image, "--csv", run_dir / "evaluation.json"], "--csv"),
+        (["export", "--checkpoint", run_dir, "--format", "torchscript", "--out", run_dir / "Last.pt"], "--out"),
     ):
         rc, _, err = run(capsys, *argv)
         assert rc == 2 and one_line(err) and f"error: {flag} " in err and "a run folder's own files" in err, argv
@@ -557,6 +558,18 @@ def test_a_held_out_test_folder_of_one_class_evaluates(capsys, trained, tmp_path
     assert rc == 0, err
     doc = json.loads(out)
     assert doc["split"] == "all" and doc["num_samples"] == 3
+    rc, out, err = run(
+        capsys,
+        "evaluate",
+        "--checkpoint",
+        trained["best"],
+        "--data",
+        tmp_path / "held_out",
+        "--split",
+        "test",
+        "--json",
+    )
+    assert rc == 0 and json.loads(out)["num_samples"] == 3, err  # its own test/ part
     green = tmp_path / "held_out" / "test" / "green"
     green.mkdir()
     for i in range(3):
@@ -578,3 +591,21 @@ def test_train_warns_about_what_scan_would(capsys, tmp_path):
         "warning: 1 group of identical files in different classes (one image, two labels); python main.py scan" in err
     )
     assert "warning: empty class folder left out: purple" in err
+
+
+def test_a_resume_that_moves_data_or_device_keeps_an_extensions_plan(capsys, tmp_path):
+    """`train --resume RUN --device cpu` (or --data) after an extension was killed: back to the old total, nothing
+    trained; a plain --resume went on to the plan."""
+    data = make_set(tmp_path / "data", per_class=6)
+    assert (
+        main(["train", "--data", str(data), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--quiet", *TINY])
+        == 0
+    )
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    doc = json.loads((run_dir / "config.json").read_text())
+    doc["train"]["epochs"] = 2  # what `--epochs 2` wrote before it was killed
+    (run_dir / "config.json").write_text(json.dumps(doc))
+    (run_dir / "status.json").write_text(json.dumps({"status": "interrupted"}))
+    rc, out, err = run(capsys, "train", "--resume", run_dir, "--device", "cpu", "--data", data, "--json", "--quiet")
+    assert rc == 0, err
+    assert [h["epoch"] for h in json.loads(out)["history"]] == [1, 2]

@@ -500,3 +500,40 @@ def test_a_torchrun_resume_of_a_run_training_elsewhere_is_refused_on_every_rank(
     # rank 0 and rank 1 each say so (torchrun may end rank 1 first, once rank 0 has exited), in one line
     assert proc.stderr.count("this run is training right now") >= 1, proc.stderr[-3000:]
     assert "ConfigError" not in proc.stderr and (run / "history.csv").read_text() == before
+
+
+UNREADABLE_ON_RANK_1 = """
+import os, sys
+sys.path.insert(0, {root!r})
+from core import cli, data
+
+_load = data.load_for_model
+failed = []
+
+def load(source, image_size):
+    if os.environ["RANK"] == "1" and (not failed or failed[0] == str(source)):  # rank 1's first image is gone
+        if not failed:
+            failed.append(str(source))
+            open({record!r}, "w").write(str(source))
+        raise data.ImageLoadError(str(source), "file not found")
+    return _load(source, image_size)
+
+data.load_for_model = load
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_images_one_rank_could_not_read_are_reported_by_rank_0(dataset, tmp_path):
+    """Each process kept its own list: rank 1 exited 1 (torchrun then stopped rank 0, which was still evaluating),
+    rank 0 exited 0 and its summary and --json said nothing of rank 1's image."""
+    script, record = tmp_path / "unreadable.py", tmp_path / "failed.txt"
+    script.write_text(UNREADABLE_ON_RANK_1.format(root=str(ROOT), record=str(record)))
+    args = ["train", "--data", str(dataset), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--cache", "stream"]
+    proc = torchrun([str(script), *args, *COMMON, "--json"])
+    victim = record.read_text()
+    said = "warning: 1 image could not be read during training and left out:"  # (--quiet: COMMON)
+    assert proc.stderr.count(said) == 1 and f"  {victim}: file not found" in proc.stderr, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["reason"] == "completed" and doc["unreadable"] == [{"path": victim, "reason": "file not found"}]
+    assert "exitcode  : 1" in proc.stderr and "rank      : 0" in proc.stderr  # rank 0 gives the partial result

@@ -270,3 +270,25 @@ def test_probes_of_one_run_do_not_take_each_other_for_its_trainer(tmp_path):
     assert trainer.acquire()
     assert runs.RunLock(run).probe() is True
     trainer.release()
+
+
+def test_data_changes_reads_old_records_and_copies_alike(tmp_path, jpeg_writer):
+    """A run recorded "café" decomposed (before names were NFC), or a copy of its folder spells it so: the same
+    images, which were reported as "café 0 → 8, café 8 → 0" and "other images, the same counts"."""
+    from core import data
+
+    decomposed, composed = "cafe\u0301", "caf\u00e9"
+    for name, root in ((composed, tmp_path / "a"), (decomposed, tmp_path / "b")):
+        for c in (name, "tea"):
+            for i in range(3):
+                jpeg_writer(root / c / f"{i}.jpg", i + 10 * (c == "tea"))
+    a, b = data.scan(tmp_path / "a"), data.scan(tmp_path / "b")
+    assert a.files_digest() == b.files_digest()  # NFC and "/" in the fingerprint
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(
+        json.dumps({"dataset": {"counts": {decomposed: 3, "tea": 3}, "files": a.files_digest()}})
+    )
+    assert runs.data_changes(run, a.counts(), b.files_digest()) == []
+    assert runs.data_changes(run, {composed: 4, "tea": 3}) == [f"{composed} 3 → 4"]
+    assert runs.data_changes(tmp_path, a.counts()) is None  # nothing recorded to compare with

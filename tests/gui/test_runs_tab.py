@@ -210,6 +210,9 @@ def values_fit(tree, columns) -> bool:
 
 def test_compared_runs_show_their_values_whole_and_other_models_are_named(qtbot, tab, runs):
     third = make_run(runs["done"].parent, "20240103-090000-resnet18-flowers", "completed", 2, 1_704_270_000)
+    cfg = json.loads((third / "config.json").read_text())
+    cfg["dataset"] = {"name": "flowers", "files": "4801df71" * 4}  # the images' fingerprint: not a setting
+    (third / "config.json").write_text(json.dumps(cfg))
     tab.refresh()
     tab.show()
     paths = [str(runs["done"]), str(runs["stopped"]), str(third)]
@@ -222,6 +225,12 @@ def test_compared_runs_show_their_values_whole_and_other_models_are_named(qtbot,
     )
     names = [run_row.text(c) for c in (1, 2, 3)]
     assert "resnet18-flowers" in names and all(not n[:1].isdigit() for n in names)  # no start time: it heads the column
+    rows = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+    assert not [r for r in rows if r.startswith("dataset.")]
+    tab.select_runs([str(third)])
+    shown = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    dataset = next(item for item in shown if item.text(0) == "dataset")
+    assert [dataset.child(i).text(0) for i in range(dataset.childCount())] == ["name"]
 
 
 def test_many_compared_runs_scroll_sideways_rather_than_cut_every_value(qtbot, tab, runs):
