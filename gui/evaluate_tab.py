@@ -9,7 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QCursor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -233,6 +233,8 @@ class ConfusionMatrixCanvas(QWidget):
     A QWidget around a matplotlib canvas, so that matplotlib is imported only when the first one is made.
     """
 
+    scrolls_changed = Signal(bool)  # whether the matrix (at its readable size) is larger than its pane
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -245,6 +247,8 @@ class ConfusionMatrixCanvas(QWidget):
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setWidget(self.canvas)
         self.canvas.installEventFilter(self)  # matplotlib's canvas keeps wheel events: they scroll the matrix here
+        for bar in (self.scroll.horizontalScrollBar(), self.scroll.verticalScrollBar()):
+            bar.rangeChanged.connect(lambda *_: self.scrolls_changed.emit(self.too_big_for_pane()))
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.scroll)
@@ -635,6 +639,7 @@ class EvaluateTab(QWidget):
             "off: cells big enough for their numbers, and the matrix scrolls"
         )
         self.fit_check.toggled.connect(lambda on: self.cm_canvas is not None and self.cm_canvas.set_fit(on))
+        self.fit_check.setVisible(False)  # until a matrix is too big for its pane
         toggle.addWidget(self.fit_check)
         lv.addLayout(toggle)
         self.cm_canvas: ConfusionMatrixCanvas | None = None  # made on first use: matplotlib loads slowly
@@ -1025,6 +1030,10 @@ class EvaluateTab(QWidget):
         if self.cm_canvas is None:
             self.cm_canvas = ConfusionMatrixCanvas()
             self.cm_layout.addWidget(self.cm_canvas, 1)
+            # "Fit to pane" is offered while the matrix scrolls (and stays while it is on)
+            self.cm_canvas.scrolls_changed.connect(
+                lambda scrolls: self.fit_check.setVisible(scrolls or self.fit_check.isChecked())
+            )
         self.cm_canvas.set_matrix(
             ev.get("confusion_matrix", []), names, self.norm_radio.isChecked(), self.fit_check.isChecked()
         )

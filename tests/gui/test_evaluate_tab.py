@@ -114,6 +114,7 @@ def test_show_run_draws_evaluation_json(qtbot, tab, tmp_path):
     tab.show_run(str(run))
     assert tab.stack.currentIndex() == PAGE_RESULTS
     assert tab.cm_canvas.texts() == cells(ev["confusion_matrix"])
+    assert not tab.fit_check.isVisibleTo(tab)  # a matrix that fits has nothing to fit
     ax = tab.cm_canvas.ax
     assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
     assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
@@ -542,6 +543,23 @@ def test_fit_to_pane_shows_a_big_matrix_whole(qtbot):
     assert len(cm.ax.get_xticklabels()) >= len(LONG) // 2  # still names the classes
     cm.set_fit(False)
     qtbot.waitUntil(cm.too_big_for_pane)
+
+
+def test_fit_to_pane_is_offered_while_the_matrix_scrolls(qtbot, tab, tmp_path):
+    data = make_dataset(tmp_path / "pets")
+    tab.show()
+    tab.resize(900, 640)
+    qtbot.waitExposed(tab)
+    ev = sample_evaluation(data) | {"class_names": LONG, "confusion_matrix": many_classes_matrix(), "per_class": []}
+    ev["misclassified"] = []
+    tab.show_evaluation(ev, None)
+    qtbot.waitUntil(lambda: tab.fit_check.isVisibleTo(tab))
+    tab.fit_check.click()
+    qtbot.waitUntil(lambda: not tab.cm_canvas.too_big_for_pane())
+    assert tab.fit_check.isVisibleTo(tab)  # it stays, to be turned off again
+    tab.fit_check.click()
+    tab.show_evaluation(sample_evaluation(data), None)
+    qtbot.waitUntil(lambda: not tab.fit_check.isVisibleTo(tab))
 
 
 def test_a_small_matrix_keeps_its_percent_signs_and_full_names(qtbot):
