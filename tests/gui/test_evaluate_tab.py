@@ -663,3 +663,21 @@ def test_a_deleted_run_leaves_no_evaluate_again_button(qtbot, tab, tmp_path):
     tab.forget_runs([str(run)])
     assert tab.evaluate_button.text() == "Evaluate" and not tab.ckpt_edit.text() and not tab.data_edit.text()
     assert "was deleted" in tab.status_label.text()
+
+
+def test_small_images_fill_their_gallery_tiles_with_sharp_pixels(tmp_path):
+    """A 32-px training image was a speck in a 96-px tile; a big photo is still shrunk to fit."""
+    import numpy as np
+
+    from gui.image_view import load_thumbnail
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (32, 20, 3), dtype=np.uint8)).save(tmp_path / "small.png")
+    Image.new("RGB", (400, 300), (10, 200, 30)).save(tmp_path / "big.png")
+    small = load_thumbnail(str(tmp_path / "small.png"), 96)
+    assert (small.width(), small.height()) == (60, 96)  # three times, a whole factor
+    src = Image.open(tmp_path / "small.png").convert("RGB")
+    assert small.pixelColor(2, 2).getRgb()[:3] == src.getpixel((0, 0))  # copied pixels, not blurred
+    big = load_thumbnail(str(tmp_path / "big.png"), 96)
+    assert (big.width(), big.height()) == (96, 72)
+    assert load_thumbnail(str(tmp_path / "missing.png"), 96) is None
