@@ -470,14 +470,7 @@ def test_the_wheel_scrolls_a_confusion_matrix_too_big_for_its_pane(qtbot):
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
 
-    from gui.evaluate_tab import ConfusionMatrixCanvas
-
-    cm = ConfusionMatrixCanvas()
-    qtbot.addWidget(cm)
-    cm.resize(500, 400)
-    cm.set_matrix(many_classes_matrix(), LONG)
-    cm.show()
-    qtbot.waitExposed(cm)
+    cm = shown_matrix(qtbot, 500, 400)
     bar = cm.scroll.verticalScrollBar()
     assert bar.maximum() > 0 and bar.value() == 0
     pos = QPointF(100, 100)
@@ -523,16 +516,22 @@ def test_a_small_matrix_after_a_big_one_fits_its_pane_again(qtbot):
     assert cm.scroll.verticalScrollBar().maximum() == 0 and cm.scroll.horizontalScrollBar().maximum() == 0
 
 
-def test_fit_to_pane_shows_a_big_matrix_whole(qtbot):
-    """30 classes never fitted, even maximised: the diagonal and the class names could not be seen together."""
+def shown_matrix(qtbot, width: int, height: int):
+    """A ConfusionMatrixCanvas of the 30-class matrix, shown at width x height."""
     from gui.evaluate_tab import ConfusionMatrixCanvas
 
     cm = ConfusionMatrixCanvas()
     qtbot.addWidget(cm)
-    cm.resize(640, 560)
+    cm.resize(width, height)
+    cm.set_matrix(many_classes_matrix(), LONG)
     cm.show()
     qtbot.waitExposed(cm)
-    cm.set_matrix(many_classes_matrix(), LONG)
+    return cm
+
+
+def test_fit_to_pane_shows_a_big_matrix_whole(qtbot):
+    """30 classes never fitted, even maximised: the diagonal and the class names could not be seen together."""
+    cm = shown_matrix(qtbot, 640, 560)
     qtbot.waitUntil(cm.too_big_for_pane)
     cm.set_fit(True)
     qtbot.waitUntil(lambda: not cm.too_big_for_pane())
@@ -560,6 +559,7 @@ def test_fit_to_pane_is_offered_while_the_matrix_scrolls(qtbot, tab, tmp_path):
     tab.fit_check.click()
     tab.show_evaluation(sample_evaluation(data), None)
     qtbot.waitUntil(lambda: not tab.fit_check.isVisibleTo(tab))
+    wait_idle(qtbot, tab)  # its gallery's thumbnails load in a worker
 
 
 def test_a_small_matrix_keeps_its_percent_signs_and_full_names(qtbot):
