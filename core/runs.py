@@ -420,13 +420,14 @@ def data_changes(
     return changed
 
 
-def data_changed_warning(changed: list[str], split: str) -> str:
-    """The warning for evaluating a run's held-out split on its data folder after the folder changed."""
+def data_changed_warning(changed: list[str], split: str, other_folder: str = "--data") -> str:
+    """The warning for evaluating a run's held-out split on its data folder after the folder changed;
+    `other_folder`: how to choose another folder (the command line's flag, or the app's field)."""
     what = ", ".join(changed[:4]) + (", …" if len(changed) > 4 else "")
     return (
         f"the data folder changed since this run trained ({what}): its {split} split is drawn again from today's "
         "images, so it may hold images the model trained on (the accuracy can read high); evaluate a folder of new "
-        "images (--data) for an honest figure"
+        f"images ({other_folder}) for an honest figure"
     )
 
 

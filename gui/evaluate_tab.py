@@ -91,7 +91,7 @@ def _evaluate_job(
     ev["checkpoint"] = ev.get("checkpoint") or str(checkpoint)
     ev.setdefault("data", str(data_root))
     if changed:
-        ev["data_changed"] = data_changed_warning(changed, split)
+        ev["data_changed"] = data_changed_warning(changed, split, other_folder="choose it as the Data folder above")
     if save_to and not ev.get("stopped"):
         from core.runs import write_json_atomic
 
@@ -604,6 +604,16 @@ class EvaluateTab(QWidget):
         v.addStretch(2)
         return page
 
+    def _on_fit_toggled(self, on: bool) -> None:
+        if self.cm_canvas is not None:
+            self.cm_canvas.set_fit(on)
+            self._offer_fit()
+
+    def _offer_fit(self) -> None:
+        """ "Fit to pane" is offered while the matrix scrolls, and while it is on (to be turned off)."""
+        scrolls = self.cm_canvas is not None and self.cm_canvas.too_big_for_pane()
+        self.fit_check.setVisible(scrolls or self.fit_check.isChecked())
+
     def _build_results(self) -> QWidget:
         page = QWidget()
         v = QVBoxLayout(page)
@@ -638,7 +648,7 @@ class EvaluateTab(QWidget):
             "Shrink the whole matrix into view (its numbers show while they fit; point at a cell for its numbers); "
             "off: cells big enough for their numbers, and the matrix scrolls"
         )
-        self.fit_check.toggled.connect(lambda on: self.cm_canvas is not None and self.cm_canvas.set_fit(on))
+        self.fit_check.toggled.connect(self._on_fit_toggled)
         self.fit_check.setVisible(False)  # until a matrix is too big for its pane
         toggle.addWidget(self.fit_check)
         lv.addLayout(toggle)
@@ -1030,10 +1040,7 @@ class EvaluateTab(QWidget):
         if self.cm_canvas is None:
             self.cm_canvas = ConfusionMatrixCanvas()
             self.cm_layout.addWidget(self.cm_canvas, 1)
-            # "Fit to pane" is offered while the matrix scrolls (and stays while it is on)
-            self.cm_canvas.scrolls_changed.connect(
-                lambda scrolls: self.fit_check.setVisible(scrolls or self.fit_check.isChecked())
-            )
+            self.cm_canvas.scrolls_changed.connect(lambda _scrolls: self._offer_fit())
         self.cm_canvas.set_matrix(
             ev.get("confusion_matrix", []), names, self.norm_radio.isChecked(), self.fit_check.isChecked()
         )

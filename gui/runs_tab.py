@@ -315,6 +315,7 @@ class RunsTab(QWidget):
         self.canvas: Any = None
         self.figure: Any = None
         self._legend_handles: list[Any] = []  # the lines the legend names
+        self._legend_labels: list[str] = []  # and what it calls them
         self._legend_cols = 0
         self._loss_ax: Any = None
         self._acc_ax: Any = None
@@ -379,11 +380,11 @@ class RunsTab(QWidget):
         return super().eventFilter(obj, event)
 
     def _legend_columns(self, width: int) -> int:
-        """As many columns (up to 3) as the run names fit side by side: a centred legend wider than the chart
-        was cut off at both ends."""
-        chars = max(len(h.get_label()) for h in self._legend_handles)
+        """As many columns (up to 6) as the names fit side by side: a centred legend wider than the chart was cut
+        off at both ends."""
+        chars = max(len(label) for label in self._legend_labels)
         per = chars * 8 * 0.6 * 100 / 72 + 40  # 8 pt text at 100 dpi, and the line sample with its gaps
-        return max(1, min(3, len(self._legend_handles), int(width / per)))
+        return max(1, min(6, len(self._legend_handles), int(width / per)))
 
     def _place_legend(self, width: int | None = None) -> None:
         for legend in self.figure.legends:
@@ -393,6 +394,7 @@ class RunsTab(QWidget):
         self._legend_cols = self._legend_columns(self.canvas.width() if width is None else width)
         self.figure.legend(
             handles=self._legend_handles,
+            labels=self._legend_labels,
             loc="outside lower center",
             fontsize=8,
             frameon=False,
@@ -625,7 +627,7 @@ class RunsTab(QWidget):
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("epoch", fontsize=9)
             ax.set_ylabel(ylabel, fontsize=9)
-        self._legend_handles = []
+        self._legend_handles, self._legend_labels = [], []
         self._place_legend()
         if not paths:
             self._placeholder("Select one or more runs\nto compare their curves")
@@ -687,6 +689,10 @@ class RunsTab(QWidget):
         for ax in (self.loss_ax, self.acc_ax):
             ax.xaxis.get_major_locator().set_params(integer=True)
         self._legend_handles = self.curve_lines() + [ln for ln in self.loss_ax.get_lines() if ln.get_gid() == "batches"]
+        self._legend_labels = [ln.get_label() for ln in self._legend_handles]
+        if len(records) >= 3:  # the settings columns' titles (start times): a legend of full names, one a row,
+            short = dict(zip(paths, short_run_labels(paths), strict=True))  # pressed the charts flat
+            self._legend_labels = [short.get(ln.get_gid(), ln.get_label()) for ln in self._legend_handles]
         self._place_legend()
         self.canvas.draw_idle()
 
@@ -778,6 +784,8 @@ class RunsTab(QWidget):
             if isinstance(acc, (int, float)) and not isinstance(acc, bool):  # ("high" in a hand-edited file raised)
                 ev = record.evaluation
                 where = f"{ev.get('split', '?')} split, {ev.get('num_samples', '?')} images"
+                if ev.get("data_changed"):  # evaluated after the folder changed: the split may hold training images
+                    where += "; the data folder had changed"
                 rows.append(("evaluated accuracy", f"{acc:.2%} ({where})"))
         for k, v in rows:
             item = QTreeWidgetItem([k, _fmt(v)])

@@ -187,7 +187,8 @@ def test_a_data_folder_changed_since_training_is_flagged_beside_the_numbers(qtbo
     wait_idle(qtbot, tab)
     text = tab.status_label.text()
     assert f"Careful: The data folder changed since this run trained ({CLASSES[0]} 4 → 5)" in text
-    assert "may hold images the model trained on" in text
+    assert "may hold images the model trained on" in text and "choose it as the Data folder above" in text
+    assert "--data" not in text  # a flag means nothing in the app
     assert "data_changed" in json.loads((run / "evaluation.json").read_text())  # shown again with the numbers
     tab.show_run(str(run))
     assert "Careful" in tab.status_label.text()
@@ -556,9 +557,10 @@ def test_fit_to_pane_is_offered_while_the_matrix_scrolls(qtbot, tab, tmp_path):
     tab.fit_check.click()
     qtbot.waitUntil(lambda: not tab.cm_canvas.too_big_for_pane())
     assert tab.fit_check.isVisibleTo(tab)  # it stays, to be turned off again
+    tab.show_evaluation(sample_evaluation(data), None)  # a small matrix while it is on: still there to turn off
+    assert tab.fit_check.isVisibleTo(tab) and tab.fit_check.isChecked()
     tab.fit_check.click()
-    tab.show_evaluation(sample_evaluation(data), None)
-    qtbot.waitUntil(lambda: not tab.fit_check.isVisibleTo(tab))
+    qtbot.waitUntil(lambda: not tab.fit_check.isVisibleTo(tab))  # (it stayed, though the matrix fitted)
     wait_idle(qtbot, tab)  # its gallery's thumbnails load in a worker
 
 

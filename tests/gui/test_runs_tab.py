@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QTreeWidge
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.runs import read_history, write_history
-from gui.runs_tab import COL_ARCH, COL_DATE, COL_NAME, COL_STATUS, COLUMNS, NUMERIC_COLUMNS, RunsTab
+from gui.runs_tab import COL_ARCH, COL_DATE, COL_NAME, COL_STATUS, COLUMNS, NUMERIC_COLUMNS, RunsTab, short_run_labels
 
 
 def make_run(
@@ -564,3 +564,26 @@ def test_a_hand_edited_evaluation_json_does_not_break_the_settings_pane(qtbot, t
     assert keys[0] == "run" and "train" in keys  # every section is there
     summary = tree.topLevelItem(0)
     assert "evaluated accuracy" not in [summary.child(i).text(0) for i in range(summary.childCount())]
+
+
+def test_three_or_more_runs_are_named_by_start_time_in_the_legend(qtbot, tab, runs):
+    """Eleven full run names, one a row, pressed the charts flat and then covered them."""
+    tab.show()
+    paths = [str(p) for p in runs.values()]
+    (runs["done"] / "evaluation.json").write_text(json.dumps({"accuracy": 0.5, "split": "val", "num_samples": 4}))
+    tab.select_runs(paths)
+    texts = [t.get_text() for t in tab.figure.legends[0].get_texts()]
+    by_path = dict(zip(tab.selected_paths(), short_run_labels(tab.selected_paths()), strict=True))
+    drawn = [ln.get_gid() for ln in tab.curve_lines()]
+    assert texts == [by_path[p] for p in drawn]  # the settings columns' titles, in the curves' colours
+    assert tab.figure.legends[0]._ncols == len(texts)  # short enough to sit side by side
+
+
+def test_an_evaluation_made_after_the_folder_changed_says_so(qtbot, tab, runs):
+    ev = {"accuracy": 0.5, "split": "val", "num_samples": 4, "data_changed": "the data folder changed since …"}
+    (runs["done"] / "evaluation.json").write_text(json.dumps(ev))
+    tab.refresh()
+    tab.select_runs([str(runs["done"])])
+    summary = tab.settings_tree.topLevelItem(0)
+    rows = {summary.child(i).text(0): summary.child(i).text(1) for i in range(summary.childCount())}
+    assert rows["evaluated accuracy"] == "50.00% (val split, 4 images; the data folder had changed)"
