@@ -131,13 +131,16 @@ class ImageView(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         rect = self.rect()
         if self.has_image():
             scaled = self._pixmap.size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
             # never blow tiny images up past 8x: they turn into blocks
             if scaled.width() > self._pixmap.width() * 8:
                 scaled = self._pixmap.size() * 8
+            # smooth when shrinking or enlarging a little; a small image enlarged 2x or more keeps sharp pixels (a
+            # 32-px training image was a blur, beside its sharp thumbnail)
+            smooth = scaled.width() < 2 * self._pixmap.width()
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
             x = rect.x() + (rect.width() - scaled.width()) // 2
             y = rect.y() + (rect.height() - scaled.height()) // 2
             p.drawPixmap(x, y, scaled.width(), scaled.height(), self._pixmap)

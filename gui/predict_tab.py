@@ -339,6 +339,18 @@ class PredictTab(QWidget):
         paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         paste.activated.connect(self.paste)
 
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Escape and self.stack.currentIndex() == 1 and self.back_button.isVisibleTo(self):
+            self._back()  # Esc, from a row opened large: back to the list
+            return
+        super().keyPressEvent(event)
+
+    def _back(self) -> None:
+        """From a row opened large back to the list, on the row that was opened."""
+        self.stack.setCurrentIndex(2)
+        self._rerun_if_stale()
+        self.table.setFocus()
+
     def _build_single(self) -> QWidget:
         split = QSplitter(Qt.Orientation.Horizontal)
         self.image_view = ImageView("")
@@ -347,7 +359,8 @@ class PredictTab(QWidget):
         side.setMinimumWidth(300)
         v = QVBoxLayout(side)
         self.back_button = QPushButton("← Back to the list")
-        self.back_button.clicked.connect(lambda: (self.stack.setCurrentIndex(2), self._rerun_if_stale()))
+        self.back_button.clicked.connect(self._back)
+        self.back_button.setToolTip("Back to the list (Esc)")
         self.back_button.setVisible(False)
         v.addWidget(self.back_button, 0, Qt.AlignmentFlag.AlignLeft)
         # long paths and class names are cut in the middle (a file's name and a class name's end often tell it

@@ -683,3 +683,22 @@ def test_small_images_fill_their_gallery_tiles_with_sharp_pixels(tmp_path):
     big = load_thumbnail(str(tmp_path / "big.png"), 96)
     assert (big.width(), big.height()) == (96, 72)
     assert load_thumbnail(str(tmp_path / "missing.png"), 96) is None
+
+
+def test_a_small_image_shown_large_keeps_sharp_pixels(qtbot):
+    """The large view of a 32-px image was smooth-scaled to a blur; a photo shown smaller stays smooth."""
+    from PySide6.QtGui import QColor, QImage
+
+    from gui.image_view import ImageView
+
+    view = ImageView()
+    qtbot.addWidget(view)
+    view.resize(400, 300)
+    img = QImage(2, 1, QImage.Format.Format_RGB32)
+    img.setPixelColor(0, 0, QColor(0, 0, 0))
+    img.setPixelColor(1, 0, QColor(255, 255, 255))
+    view.set_image(img)
+    shot = view.grab().toImage()  # drawn 8x (the most): 16 x 8 px in the middle
+    x0, y = (shot.width() - 16) // 2, shot.height() // 2
+    assert shot.pixelColor(x0 + 7, y).getRgb()[:3] == (0, 0, 0)  # the last black pixel before the edge
+    assert shot.pixelColor(x0 + 8, y).getRgb()[:3] == (255, 255, 255)
