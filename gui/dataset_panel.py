@@ -567,6 +567,16 @@ class DatasetPanel(QWidget):
     def _on_scan_failed(self, message: str, cancelled: bool) -> bool:
         self.scan_row.hide()
         self._scan_worker = None
+        if cancelled and self.index is not None:  # the data set open before stays open (it was thrown away)
+            self.last_error = ""
+            self.banner.set_info(
+                _fit_words(self.banner, f"Scan of {self.folder} cancelled; {self.index.root} is still open.")
+            )
+            self.folder = self.index.root
+            self._fill_recent(self.folder)
+            self._fill(self.index)
+            self.scan_finished.emit(self.index)
+            return True
         if cancelled:
             self.last_error = ""
             self.banner.set_info(_fit_words(self.banner, f"Scan of {self.folder} cancelled."))

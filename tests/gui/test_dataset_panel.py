@@ -141,6 +141,36 @@ def test_cancel_scan(qtbot, panel, tmp_path, monkeypatch):
     assert not panel.is_scanning()
 
 
+def test_cancelling_the_scan_of_another_folder_keeps_the_open_data_set(
+    qtbot, panel, tiny_dataset, tmp_path, monkeypatch
+):
+    """The panel emptied to "no data set loaded" although the set open before had not changed."""
+    import gui.dataset_panel as dp
+
+    _load(qtbot, panel, tiny_dataset)
+    before = panel.index
+    rows = panel.class_table.rowCount()
+
+    def slow_scan(folder, progress=None, stop=None):
+        from core.data import DataError
+
+        while not stop.stopped:
+            stop.wait_if_paused(0.01)
+        raise DataError("scan cancelled")
+
+    monkeypatch.setattr(dp, "_scan", slow_scan)
+    changes = []
+    panel.index_changed.connect(changes.append)
+    with qtbot.waitSignal(panel.scan_finished, timeout=20000) as blocker:
+        panel.load_folder(str(tmp_path))
+        qtbot.waitUntil(lambda: panel.scan_row.isVisible())
+        panel.cancel_button.click()
+    assert blocker.args[0] is before and panel.index is before and changes == []
+    assert panel.class_table.rowCount() == rows and panel.folder == before.root
+    assert panel.recent_combo.currentData() == before.root
+    assert f"{before.root} is still open" in panel.banner.toolTip() + panel.banner.text()
+
+
 def test_thumbnails_load_for_the_selected_class_only(qtbot, panel, tmp_path, dataset_factory):
     root = dataset_factory(tmp_path / "t", {"a": 5, "b": 9})
     _load(qtbot, panel, root)
