@@ -654,13 +654,17 @@ class PredictTab(QWidget):
         self.predict_image(qimage_to_pil(qimg), "Pasted image")
 
     def _open_images(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open images", dialog_dir("images"), IMAGE_FILTER)
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open images", dialog_dir("images", near=self._data_folder), IMAGE_FILTER
+        )
         if files:
             remember_dir("images", files[0])
             self.predict_paths(files)
 
     def _open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", dialog_dir("images"))
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a folder of images", dialog_dir("images", near=self._data_folder)
+        )
         if folder:
             remember_dir("images", os.path.dirname(folder.rstrip("/\\")) or folder)
             self.predict_paths([folder])

@@ -250,12 +250,13 @@ def store_json_setting(s: Any, key: str, value: Any) -> None:
     s.setValue(key, json.dumps(value))
 
 
-def dialog_dir(kind: str, name: str = "") -> str:
+def dialog_dir(kind: str, name: str = "", near: str | None = None) -> str:
     """Where a file dialog of this kind ("images", "exports", "weights") opens: the folder last used for it, else
-    the home folder (never the process's working directory); with `name`, that file in it."""
+    `near` (the open data set, say), else the home folder (never the process's working directory); with `name`,
+    that file in it."""
     folder = str(settings().value(f"dialogs/{kind}", "") or "")
     if not folder or not os.path.isdir(folder):
-        folder = os.path.expanduser("~")
+        folder = near if near and os.path.isdir(near) else os.path.expanduser("~")
     return os.path.join(folder, name) if name else folder
 
 

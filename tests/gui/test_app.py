@@ -357,3 +357,6 @@ def test_file_dialogs_open_where_the_user_last_went_else_home(qapp, tmp_path, mo
     assert dialog_dir("images") == str(tmp_path / "home")  # each kind remembers its own folder
     (tmp_path / "out").rmdir()
     assert dialog_dir("exports") == str(tmp_path / "home")  # a folder since removed: home again
+    (tmp_path / "data").mkdir()  # first time, with a data set open: Predict's Open images… starts beside it
+    assert dialog_dir("images", near=str(tmp_path / "data")) == str(tmp_path / "data")
+    assert dialog_dir("images", near=str(tmp_path / "gone")) == str(tmp_path / "home")
