@@ -141,6 +141,7 @@ def _start_time(name: str) -> datetime.datetime | None:
 # config.json's record of the data set that is not a setting: counts (the Data set column), folder (data.root),
 # and the images' fingerprint
 HIDDEN_SETTINGS = ("dataset.counts.", "dataset.root", "dataset.name", "dataset.files")
+RUN_MARKERS = "os^Dv"  # the 11th to 20th runs compared share the first ten's colours: their points are squares …
 COMPARE_COLUMN_MAX = 240  # px: a run's column in the settings comparison grows to fit its values up to this
 
 
@@ -658,7 +659,17 @@ class RunsTab(QWidget):
                     train_losses += train[1]
                     if val[0]:
                         val_points.append((color, *val))
-                ax.plot(main[0], main[1], "-o", color=color, markersize=3, linewidth=1.6, label=label, gid=path)
+                ax.plot(
+                    main[0],
+                    main[1],
+                    "-",
+                    marker=RUN_MARKERS[n // len(RUN_COLORS) % len(RUN_MARKERS)],  # after 10 runs colours repeat
+                    color=color,
+                    markersize=3 if n < len(RUN_COLORS) else 4,
+                    linewidth=1.6,
+                    label=label,
+                    gid=path,
+                )
                 if show_train and val[0] and train[0]:
                     ax.plot(train[0], train[1], "--", color=color, linewidth=1.0, alpha=0.8, gid=path)
             if show_train and len(records) == 1:  # one run: its per-batch training loss too, as it was drawn live

@@ -587,3 +587,17 @@ def test_an_evaluation_made_after_the_folder_changed_says_so(qtbot, tab, runs):
     summary = tab.settings_tree.topLevelItem(0)
     rows = {summary.child(i).text(0): summary.child(i).text(1) for i in range(summary.childCount())}
     assert rows["evaluated accuracy"] == "50.00% (val split, 4 images; the data folder had changed)"
+
+
+def test_runs_past_the_tenth_share_a_colour_but_not_a_marker(qtbot, tab, runs):
+    root = runs["done"].parent
+    extra = [
+        make_run(root, f"202402{d:02d}-100000-resnext11_2x4d-shapes", "completed", 2, 1_706_000_000 + d)
+        for d in range(1, 10)
+    ]
+    tab.refresh()
+    tab.select_runs([str(p) for p in [*runs.values(), *extra]])
+    lines = tab.curve_lines()
+    assert len(lines) == 12
+    assert lines[10].get_color() == lines[0].get_color() and lines[10].get_marker() != lines[0].get_marker()
+    assert len({(ln.get_color(), ln.get_marker()) for ln in lines}) == 12  # every run tellable apart
