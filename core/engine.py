@@ -709,6 +709,8 @@ class Trainer:
         reason, message, tb = "completed", "", None
         try:
             reason, message = self._loop()
+            if self.dist.enabled:  # every rank leaves the loop together: each loaded its own share of the images
+                self.unreadable = distributed.merge_dicts(self.unreadable)  # (before rank 0's final evaluation)
             self._phase = "final"
         except _Failed as e:
             reason, message = "failed", str(e)
@@ -1516,8 +1518,6 @@ class Trainer:
             except OSError as e:
                 self._safe_warn(f"could not write status.json: {e}")
         best = getattr(self, "best", None) or {}
-        if self.dist.enabled and reason != "failed":  # every rank is here (a failure may be one rank's alone)
-            self.unreadable = distributed.merge_dicts(self.unreadable)  # each rank loads its own share
         unreadable = sorted(self.unreadable.items())
         if unreadable and self.is_main:
             first = ", ".join(Path(p).name for p, _ in unreadable[:3]) + (", …" if len(unreadable) > 3 else "")
