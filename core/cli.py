@@ -591,11 +591,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 args.split = "test" if parts.test else "val" if parts.val else "all"
     unusable = _report_unusable(index)
     if own_folder and args.split in ("val", "test"):
-        from core.runs import data_changed_warning, data_changes
+        from core.runs import held_out_warning
 
-        changed = data_changes(run_dir, index.counts(), index.files_digest())
-        if changed:
-            _err(f"warning: {data_changed_warning(changed, args.split)}")
+        warning = held_out_warning(run_dir, index, args.split)
+        if warning:
+            _err(f"warning: {warning}")
     bar = None if args.quiet else _Progress(f"evaluating ({args.split})")
     try:
         ev = evaluate(ckpt, index, split=args.split, device=args.device, progress=bar)

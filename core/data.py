@@ -264,6 +264,7 @@ class DatasetIndex:
     empty_classes: list[str] = field(default_factory=list)
     duplicates: list[list[str]] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)  # in class folders, not of an image type (notes.txt)
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)  # files_digest(), once made
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(self.classes, 0)
@@ -273,7 +274,10 @@ class DatasetIndex:
 
     def files_digest(self) -> str:
         """A fingerprint of which images (paths under the root, and their classes) the set holds: equal counts
-        with other files (a photo replaced, renamed or moved to another class) give another digest."""
+        with other files (a photo replaced, renamed or moved to another class) give another digest. Made once per
+        index (a resume asks for it twice: the changed-data note and config.json)."""
+        if self._digest is not None:
+            return self._digest
         h = hashlib.blake2b(digest_size=16)
         lines = (
             f"{self.classes[s.label]}\t{class_key(Path(os.path.relpath(s.path, self.root)).as_posix())}"
@@ -281,7 +285,8 @@ class DatasetIndex:
         )
         for line in sorted(lines):  # (NFC and "/": the same files read as the same on a macOS or Windows copy)
             h.update(line.encode("utf-8", "surrogateescape") + b"\n")
-        return h.hexdigest()
+        self._digest = h.hexdigest()
+        return self._digest
 
     def to_dict(self) -> dict:
         counts = self.counts()

@@ -627,13 +627,8 @@ class Trainer:
         """A resumed run over a data folder whose images changed since it began: its split is drawn again, so the
         validation before and after the resume compares different images. Said, not refused (adding photos to a
         run in progress is a normal thing to want)."""
-        try:
-            before = json.loads((self.resume_dir / "config.json").read_text(encoding="utf-8")).get("dataset")
-        except (OSError, ValueError, AttributeError):
-            return
-        if not isinstance(before, dict):  # (a hand-edited "dataset": [1] raised here)
-            return
-        changed = runs.data_changes(self.resume_dir, self.index.counts(), self.index.files_digest())
+        before = runs.config_section(self.resume_dir, "dataset")  # ({} for a hand-edited "dataset": [1])
+        changed = runs.data_changes(before, self.index.counts(), self.index.files_digest())
         sizes = (len(self.split.train), len(self.split.val), len(self.split.test))
         old_sizes = tuple(before.get(k) for k in ("train_size", "val_size", "test_size"))
         if changed is None or (not changed and old_sizes == sizes):

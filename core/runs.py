@@ -382,42 +382,56 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def section(doc: Any, key: str) -> dict[str, Any]:
+    """doc[key] when it is a dict, else {}: a hand-edited config.json may hold anything ("train": "x")."""
+    value = doc.get(key) if isinstance(doc, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def config_section(run_dir: str | Path, key: str) -> dict[str, Any]:
+    """One section of a run's config.json ("data", "train", "dataset" …); {} when it is missing or not a dict."""
+    return section(_read_json(Path(run_dir) / "config.json"), key)
+
+
 def trained_data_root(run_dir: str | Path | None, root: str) -> str:
     """The data folder a run trained on, given its config's data.root. Earlier runs kept that as typed, so a
     relative path (`--data photos`) meant another folder, or none, from another working folder: then config.json's
     dataset.root (always absolute) is used, when it is there."""
     if not root or os.path.isabs(root) or run_dir is None:
         return root
-    doc = _read_json(Path(run_dir) / "config.json").get("dataset")
-    saved = doc.get("root") if isinstance(doc, dict) else None
+    saved = config_section(run_dir, "dataset").get("root")
     return saved if isinstance(saved, str) and os.path.isdir(saved) else root
 
 
 def planned_epochs(run_dir: str | Path) -> int | None:
     """The epochs config.json plans for a run (an extension writes its new total there before training), or None."""
-    train = _read_json(Path(run_dir) / "config.json").get("train")
-    epochs = train.get("epochs") if isinstance(train, dict) else None
+    epochs = config_section(run_dir, "train").get("epochs")
     return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else None
 
 
-def data_changes(
-    run_dir: str | Path | None, counts: dict[str, int], files_digest: str | None = None
-) -> list[str] | None:
-    """How a run's data folder differs from when it last trained, from config.json's record: the classes whose
-    image counts changed ("cat 24 → 27"), or ["other images, the same counts"]; [] when unchanged; None when the
-    run recorded nothing to compare with. Its split is drawn again from today's images, so a changed folder means
-    its validation and test images are not the ones it held out: some may be images it trained on."""
-    doc = _read_json(Path(run_dir) / "config.json").get("dataset") if run_dir is not None else None
-    then = doc.get("counts") if isinstance(doc, dict) else None
+def data_changes(dataset: dict[str, Any], counts: dict[str, int], files_digest: str | None = None) -> list[str] | None:
+    """How a data folder differs from a run's record of it (config.json's "dataset", written when it last trained):
+    the classes whose image counts changed ("cat 24 → 27"), or ["other images, the same counts"]; [] when
+    unchanged; None when the record holds nothing to compare with. A run's split is drawn again from today's
+    images, so a changed folder means its validation and test images are not the ones it held out: some may be
+    images it trained on."""
+    then = dataset.get("counts")
     if not isinstance(then, dict):
         return None
     then = {unicodedata.normalize("NFC", str(c)): n for c, n in then.items()}  # (recorded before names were NFC)
     changed = [f"{c} {then.get(c, 0)} → {n}" for c, n in counts.items() if then.get(c) != n]
     changed += [f"{c} {n} → 0" for c, n in then.items() if c not in counts]
-    saved = doc.get("files")
+    saved = dataset.get("files")
     if not changed and files_digest and isinstance(saved, str) and saved != files_digest:
         changed = ["other images, the same counts"]
     return changed
+
+
+def held_out_warning(run_dir: str | Path, index: Any, split: str, other_folder: str = "--data") -> str | None:
+    """The warning for evaluating run_dir's held-out `split` of `index` (its own data folder, scanned now) when the
+    folder changed since the run trained; None when it did not (or the run recorded nothing)."""
+    changed = data_changes(config_section(run_dir, "dataset"), index.counts(), index.files_digest())
+    return data_changed_warning(changed, split, other_folder) if changed else None
 
 
 def data_changed_warning(changed: list[str], split: str, other_folder: str = "--data") -> str:
@@ -612,10 +626,7 @@ class RunStore:
         cfg = _read_json(path / "config.json")
         status = _read_json(path / "status.json")
         history = read_history(path)
-        model = cfg.get("model", {}) if isinstance(cfg.get("model"), dict) else {}
-        train = cfg.get("train", {}) if isinstance(cfg.get("train"), dict) else {}
-        dataset = cfg.get("dataset", {}) if isinstance(cfg.get("dataset"), dict) else {}
-        data = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
+        model, train, dataset, data = (section(cfg, k) for k in ("model", "train", "dataset", "data"))
         best_acc, best_epoch = None, None
         for row in history:
             acc = row.get("val_acc")

@@ -9,7 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -75,10 +75,9 @@ def _evaluate_job(
     trained is noted in "data_changed"."""
     from core.data import scan
     from core.engine import evaluate
-    from core.runs import data_changed_warning, data_changes
+    from core.runs import held_out_warning
 
     index = scan(data_root, progress=progress, stop=stop, min_classes=1)
-    changed = data_changes(own_run, index.counts(), index.files_digest()) if own_run else None
     kwargs: dict[str, Any] = {"split": split}
     if _accepts(evaluate, "progress"):
         kwargs["progress"] = progress
@@ -90,8 +89,9 @@ def _evaluate_job(
     ev["split"] = ev.get("split") or split
     ev["checkpoint"] = ev.get("checkpoint") or str(checkpoint)
     ev.setdefault("data", str(data_root))
-    if changed:
-        ev["data_changed"] = data_changed_warning(changed, split, other_folder="choose it as the Data folder above")
+    warning = held_out_warning(own_run, index, split, "choose it as the Data folder above") if own_run else None
+    if warning:
+        ev["data_changed"] = warning
     if save_to and not ev.get("stopped"):
         from core.runs import write_json_atomic
 
@@ -259,6 +259,10 @@ class ConfusionMatrixCanvas(QWidget):
         self._names: list[str] = []
         self._normalized = False
         self._fit = False  # True: shrink to the pane rather than scroll
+        self._refit = QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(60)
+        self._refit.timeout.connect(self._draw)
         self._ticks: list[int] = []  # the classes with a tick label, in order
         self.cell_texts: list[list[Any]] = []
         self.numbers_fit = True  # False while the cells are too small for their numbers: then none is drawn
@@ -295,8 +299,8 @@ class ConfusionMatrixCanvas(QWidget):
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802
         super().resizeEvent(event)
-        if self._fit and self._matrix:  # the cell size (and which class names have a label) follows the pane
-            self._draw()
+        if self._fit and self._matrix:  # the cell size (and which class names have a label) follows the pane,
+            self._refit.start()  # once the resizing pauses: not a whole redraw for every step of a window drag
 
     def too_big_for_pane(self) -> bool:
         """The matrix (at its readable size) is larger than its pane: it scrolls."""
@@ -820,13 +824,14 @@ class EvaluateTab(QWidget):
         self._forget_running_evaluation(str(run / "best.pt"))
         self._run_dir = str(run)
         cfg = self._read_json(run / "config.json") or {}
-        data = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
-        from core.runs import trained_data_root
+        from core.runs import section, trained_data_root
+
+        data = section(cfg, "data")
 
         root = trained_data_root(run, str(data.get("root") or ""))  # (an old run's relative path: its absolute one)
         self.ckpt_edit.setText(str(run / "best.pt"))
         self.data_edit.setText(root)
-        sizes = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}  # the run's own split sizes
+        sizes = section(cfg, "dataset")  # the run's own split sizes
         has = {
             "val": sizes.get("val_size", float(data.get("val_split") or 0)) > 0,
             "test": sizes.get("test_size", float(data.get("test_split") or 0)) > 0,

@@ -766,20 +766,25 @@ class RunsTab(QWidget):
         paths = self.selected_paths()
         if len(paths) > 1 and self._show_differences(paths):
             return
-        if not self._settings_sized_by_user:
-            self._size_settings_pane(None)  # the chart has its width back (and one run's values are measured below)
+        width = None  # the settings pane's: its first share (the chart has its width back), or one run's values'
         if len(paths) != 1:
             self._hint("Select one run to see its settings")
-            return
-        record = self._record(paths[0])
-        info = self._info(paths[0])
+        else:
+            width = self._show_one_run(paths[0])
+        if not self._settings_sized_by_user:
+            self._size_settings_pane(width)
+
+    def _show_one_run(self, path: str) -> int | None:
+        """All of one run's settings; returns the width that shows its values whole (None: it cannot be read)."""
+        record = self._record(path)
+        info = self._info(path)
         if record is None:
             bad = QTreeWidgetItem(["Cannot read this run folder", ""])
             self.settings_tree.addTopLevelItem(bad)
             bad.setFirstColumnSpanned(True)
-            return
-        summary = QTreeWidgetItem(["run", Path(paths[0]).name])
-        summary.setToolTip(1, paths[0])
+            return None
+        summary = QTreeWidgetItem(["run", Path(path).name])
+        summary.setToolTip(1, path)
         self.settings_tree.addTopLevelItem(summary)
         rows = [("status", info.status if info else record.status.get("status"))]
         if record.status.get("message"):
@@ -803,12 +808,12 @@ class RunsTab(QWidget):
             item.setToolTip(1, _fmt(v))  # long values (a stop message) are cut at the column's edge
             summary.addChild(item)
         self._add_tree(None, record.config)
-        self.settings_tree.expandAll()
-        if not self._settings_sized_by_user:  # its values whole where half the width allows (a folder may not)
-            tree = self.settings_tree
-            value = min(tree.sizeHintForColumn(1), 2 * COMPARE_COLUMN_MAX)
-            need = tree.sizeHintForColumn(0) + value + tree.verticalScrollBar().sizeHint().width() + 12
-            self._size_settings_pane(need + 2 * tree.frameWidth())
+        tree = self.settings_tree
+        tree.expandAll()
+        value = min(tree.sizeHintForColumn(1), 2 * COMPARE_COLUMN_MAX)  # (half the width at most: a folder may not)
+        return (
+            tree.sizeHintForColumn(0) + value + tree.verticalScrollBar().sizeHint().width() + 12 + 2 * tree.frameWidth()
+        )
 
     def _hint(self, text: str) -> None:
         hint = QTreeWidgetItem([text, ""])

@@ -751,7 +751,7 @@ class TrainTab(QWidget):
             self.banner.set_error(f"{run_dir}: no last.pt to resume from")
             return False
         from core.config import RunConfig, TrainConfig
-        from core.runs import trained_data_root
+        from core.runs import section, trained_data_root
 
         try:
             override = RunConfig(train=TrainConfig(**self.train_values()))
@@ -770,19 +770,15 @@ class TrainTab(QWidget):
         # The epochs last.pt holds: status.json's epochs_done is written after last.pt at each epoch's end,
         # history.csv before it (a run killed in between has one history row more than its checkpoint).
         # A run that has done all its planned epochs (it failed after the last one) gets one more.
-        def section(name: str) -> dict:  # a hand-edited config.json may hold anything: "train": "x" raised here
-            value = config.get(name) if isinstance(config, dict) else None
-            return value if isinstance(value, dict) else {}
-
         status = status if isinstance(status, dict) else {}
-        planned = _int(section("train").get("epochs"), 0)
+        planned = _int(section(config, "train").get("epochs"), 0)  # (section: "train": "x" raised here)
         saved = _int(status.get("epochs_done"), len(history))
         override.train.epochs = max(planned, saved + 1) if epochs is None else int(epochs)
         if override.train.epochs <= saved:
             self.banner.set_error(f"{Path(run_dir).name} has trained {saved} epochs already; ask for more than that.")
             return False
         override.data.root = ""
-        data_root = trained_data_root(run_dir, str(section("data").get("root") or ""))
+        data_root = trained_data_root(run_dir, str(section(config, "data").get("root") or ""))
         if data_root and not Path(data_root).is_dir():  # moved or renamed since: ask where it is now
             found = self._locate_moved_data(data_root)
             if not found:

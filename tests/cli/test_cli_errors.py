@@ -482,7 +482,7 @@ def test_evaluating_a_changed_data_folder_warns_that_its_split_may_hold_training
     """Images added after training: `evaluate` drew the val split again and scored training images, silently."""
     import shutil
 
-    from core.runs import data_changes
+    from core.runs import config_section, data_changes
 
     data = make_set(tmp_path / "data", per_class=8)
     assert (
@@ -498,7 +498,9 @@ def test_evaluating_a_changed_data_folder_warns_that_its_split_may_hold_training
     assert "its val split is drawn again" in err
     (data / "red" / "0 copy.png").unlink()
     (data / "red" / "1.png").rename(data / "red" / "renamed.png")  # 8 each again, but not the same files
-    assert data_changes(run_dir, {"red": 8, "green": 8, "blue": 8}) == []  # (counts alone cannot tell)
+    assert (
+        data_changes(config_section(run_dir, "dataset"), {"red": 8, "green": 8, "blue": 8}) == []
+    )  # (counts alone cannot tell)
     rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet")
     assert "(other images, the same counts)" in err
     rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet", "--split", "all")

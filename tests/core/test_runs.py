@@ -289,6 +289,9 @@ def test_data_changes_reads_old_records_and_copies_alike(tmp_path, jpeg_writer):
     (run / "config.json").write_text(
         json.dumps({"dataset": {"counts": {decomposed: 3, "tea": 3}, "files": a.files_digest()}})
     )
-    assert runs.data_changes(run, a.counts(), b.files_digest()) == []
-    assert runs.data_changes(run, {composed: 4, "tea": 3}) == [f"{composed} 3 → 4"]
-    assert runs.data_changes(tmp_path, a.counts()) is None  # nothing recorded to compare with
+    record = runs.config_section(run, "dataset")
+    assert runs.data_changes(record, a.counts(), b.files_digest()) == []
+    assert runs.data_changes(record, {composed: 4, "tea": 3}) == [f"{composed} 3 → 4"]
+    assert (
+        runs.data_changes(runs.config_section(tmp_path, "dataset"), a.counts()) is None
+    )  # nothing recorded to compare with
