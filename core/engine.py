@@ -1324,9 +1324,7 @@ class Trainer:
         if bad:
             self._fail_nonfinite(bad[0], epoch, bad[1])
         totals = distributed.all_reduce_sum(
-            torch.stack(
-                [meter.loss_sum, meter.correct, torch.tensor(float(meter.seen), device=dev, dtype=torch.float64)]
-            )
+            torch.cat([meter.totals()[:2], torch.tensor([float(meter.seen)], device=dev, dtype=torch.float64)])
         )
         loss_total, correct_total, seen_total = totals.tolist()
         if not seen_total:
@@ -1640,11 +1638,13 @@ class _CompiledOrEager:
 class _EpochMeter:
     """One epoch's running loss and accuracy, its paused time, and its progress events.
 
-    Per step only device arithmetic is queued: loss × batch size, the correct count, and the first step whose loss
-    is not finite. Progress goes out at the first step and then every PROGRESS_INTERVAL_S. On a GPU the host never
-    waits for those numbers: they are copied into pinned memory behind the step and read once an event says the
-    GPU got there (polled after each step), so a progress event may lag the launched steps by a step or two. On the
-    CPU they are read at once. Only finish(), at the end of the epoch, waits for the device.
+    Per step two small kernels are queued: loss × batch size and the correct count go into the step's row of a
+    device table. The sums, and the first step whose loss is not finite, are taken from the table when they are
+    read (kept up to date at every step, they took eight kernels a step: launches on the host's side of a step
+    that the GPU may be waiting for). Progress goes out at the first step and then every PROGRESS_INTERVAL_S. On
+    a GPU the host never waits for those numbers: they are copied into pinned memory behind the step and read once
+    an event says the GPU got there (polled after each step), so a progress event may lag the launched steps by a
+    step or two. On the CPU they are read at once. Only finish(), at the end of the epoch, waits for the device.
 
     `distributed`: one rank of a torchrun job. Speed counts every rank's images, and a non-finite loss is noted in
     `bad` (NaN?, step) for the ranks to agree on rather than failing this rank alone."""
@@ -1656,9 +1656,9 @@ class _EpochMeter:
         self.bad: tuple[bool, int] | None = None
         # float64 under torchrun (summed over every rank's images); float32 suffices for one process's epoch
         dtype = torch.float64 if distributed else torch.float32
-        self.loss_sum = torch.zeros((), device=dev, dtype=dtype)
-        self.correct = torch.zeros((), device=dev, dtype=dtype)
-        self.first_bad = torch.full((), -1.0, device=dev, dtype=dtype)
+        self._rows = torch.zeros(max(1, steps), 2, device=dev, dtype=dtype)  # step i: loss × images, correct
+        self._filled = 0  # rows up to the last step added
+        self._base = [0.0, 0.0, -1.0]  # loss sum, correct and first non-finite step before a resumed stop
         self.seen = 0
         self.step0 = self.seen0 = 0  # steps and images of this epoch done before a stop (a resumed epoch)
         self.seconds0 = 0.0  # and the seconds they took
@@ -1679,21 +1679,32 @@ class _EpochMeter:
 
     def resume_from(self, steps: int, loss_sum: float, correct: float, first_bad: float, seen: int) -> None:
         """Go on with an epoch that a stop interrupted after `steps` steps (the sums saved then)."""
-        self.loss_sum.fill_(loss_sum)
-        self.correct.fill_(correct)
-        self.first_bad.fill_(first_bad)
+        self._base = [float(loss_sum), float(correct), float(first_bad)]
         self.seen = self.seen0 = seen
         self.step0 = steps
 
     def active_s(self) -> float:
         return time.perf_counter() - self.t0 - self.paused
 
+    def totals(self) -> torch.Tensor:
+        """[loss sum, correct, first non-finite step or -1] so far, on the device (queued, not waited for)."""
+        loss_sum, correct, first_bad = self._base
+        if not self._filled:
+            return torch.tensor(self._base, device=self._rows.device, dtype=self._rows.dtype)
+        rows = self._rows[: self._filled]
+        sums = rows.sum(0)
+        bad = ~torch.isfinite(rows[:, 0])
+        first = torch.where(bad.any(), bad.int().argmax() + 1, -1).to(rows.dtype)  # argmax: the first maximum
+        if first_bad > 0:  # a step before the stop that this epoch resumed from
+            first = torch.full_like(first, first_bad)
+        return torch.stack([sums[0] + loss_sum, sums[1] + correct, first])
+
     def settle(self) -> tuple[float, float, float]:
         """Waits for the device; (loss sum, correct, first non-finite step or -1) so far, without a progress
         event. A non-finite loss fails the run (distributed: is noted in `bad`)."""
         self._pending = None
         # (no .double() on the device: Apple's MPS has no float64, and a stop on a Mac failed the run here)
-        loss_sum, correct, first_bad = torch.stack([self.loss_sum, self.correct, self.first_bad]).tolist()
+        loss_sum, correct, first_bad = self.totals().tolist()
         if self.seen and not math.isfinite(loss_sum):
             self._nonfinite(math.isnan(loss_sum), int(first_bad) if first_bad > 0 else self.step0 + 1)
         return loss_sum, correct, first_bad
@@ -1704,9 +1715,10 @@ class _EpochMeter:
         self.bad = self.bad or (nan, step)
 
     def add(self, step: int, loss: torch.Tensor, correct: torch.Tensor, b: int) -> None:
-        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss), step, self.first_bad)
-        self.loss_sum += loss * b
-        self.correct += correct
+        if step > len(self._rows):  # more batches than counted (not expected): room for them
+            self._rows = torch.cat([self._rows, torch.zeros_like(self._rows)])
+        torch.stack([loss * b, correct], out=self._rows[step - 1])
+        self._filled = max(self._filled, step)
         self.seen += b
 
     def tick(self, step: int) -> None:
@@ -1718,7 +1730,7 @@ class _EpochMeter:
         if self._first_done is None:
             self._first_done = (now, self.paused)
         if self._pending is None and now - self._last_emit >= PROGRESS_INTERVAL_S:
-            values, event = torch.stack([self.loss_sum, self.first_bad]), None
+            values, event = self.totals(), None
             if self._lagged:
                 values, event = _copy_to_host_later(values)
             self._pending = (event, values, step, self.seen)
@@ -1726,7 +1738,8 @@ class _EpochMeter:
             _, values, at_step, seen = self._pending
             self._pending = None
             self._last_emit = now
-            self._report(values.tolist(), at_step, seen, now)
+            loss_sum, _, first_bad = values.tolist()
+            self._report([loss_sum, first_bad], at_step, seen, now)
 
     def finish(self) -> tuple[float, float]:
         """Waits for the device, reports the last step; the epoch's mean loss and accuracy (NaN without images:
@@ -1734,7 +1747,7 @@ class _EpochMeter:
         self._pending = None
         if not self.seen:
             return math.nan, math.nan
-        loss_sum, first_bad, correct = torch.stack([self.loss_sum, self.first_bad, self.correct]).tolist()
+        loss_sum, correct, first_bad = self.totals().tolist()
         self._report([loss_sum, first_bad], self.steps, self.seen, time.perf_counter())
         return loss_sum / self.seen, correct / self.seen
 

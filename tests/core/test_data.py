@@ -496,6 +496,50 @@ def test_batch_transform_shapes_and_seeding(augment, size):
         )
 
 
+def _reference_augment(x, plan, s, gen):
+    """The augmentations written out one image at a time, drawing the same random numbers in the same order."""
+    import math
+
+    import torch.nn.functional as F
+
+    b = x.shape[0]
+    if plan.crop == "pad":
+        oy = torch.randint(0, x.shape[2] + 8 - s + 1, (b,), generator=gen)
+        ox = torch.randint(0, x.shape[3] + 8 - s + 1, (b,), generator=gen)
+        flip = torch.rand(b, generator=gen) < 0.5
+        xp = F.pad(x, (4, 4, 4, 4))
+        crops = [xp[i, :, oy[i] : oy[i] + s, ox[i] : ox[i] + s] for i in range(b)]
+        return torch.stack([c.flip(-1) if f else c for c, f in zip(crops, flip, strict=True)]).float()
+    lo, hi = plan.scale
+    area, log_r, rx, ry, rf = (torch.rand(b, generator=gen) for _ in range(5))
+    area = lo + (hi - lo) * area
+    ratio = torch.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * log_r)
+    cw, ch = torch.sqrt(area * ratio).clamp(max=1.0), torch.sqrt(area / ratio).clamp(max=1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = torch.where(rf < 0.5, -cw, cw)
+    theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = (1 - cw) * (2 * rx - 1), ch, (1 - ch) * (2 * ry - 1)
+    grid = F.affine_grid(theta, [b, 3, s, s], align_corners=False)
+    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+@pytest.mark.parametrize("size", [32, 112])
+def test_batch_transform_crops_and_flips_as_written_out_per_image(size):
+    """The batched crop + flip (a whole batch in two gathers, or one grid_sample on a grid made once) is the
+    per-image recipe: pad-4 random crop and mirror at 32 px, random-resized crop (F.affine_grid's grid) at 112."""
+    cfg = DataConfig(image_size=size, augment="standard")
+    bt = BatchTransform(cfg, train=True)
+    r = resize_size(size)
+    x = torch.randint(0, 256, (16, 3, r, r), dtype=torch.uint8)
+    x[:, :, :, : r // 3] = 0  # a left-right asymmetry, so a missing or extra flip shows
+    got = bt(x, generator=torch.Generator().manual_seed(4))
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    expected = (_reference_augment(x, bt.plan, size, torch.Generator().manual_seed(4)) / 255 - mean) / std
+    assert torch.allclose(got, expected, atol=1e-3), (got - expected).abs().max()
+    flipped = torch.stack([e.flip(-1) for e in expected])
+    assert (got - flipped).abs().amax(dim=(1, 2, 3)).max() > 0.5  # the check above can tell a flip apart
+
+
 def test_batch_transform_eval_normalises_and_centre_crops():
     cfg = DataConfig(image_size=80)
     r = resize_size(80)

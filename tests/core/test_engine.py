@@ -721,6 +721,25 @@ def test_a_lagged_read_names_the_first_non_finite_step(monkeypatch):
         m.tick(7)
 
 
+def test_the_meter_sums_its_steps_when_read(monkeypatch):
+    """Steps only write their row; the sums, the first non-finite step and a resumed stop's sums come together
+    when read, also before the first step (a stop there) and past the steps counted."""
+    m, _ = _LaggedReads(monkeypatch).meter(steps=4)
+    assert m.totals().tolist() == [0.0, 0.0, -1.0]
+    m.resume_from(2, 5.0, 3.0, -1.0, 8)
+    assert m.settle() == (5.0, 3.0, -1.0)
+    m.add(3, torch.tensor(2.0), torch.tensor(3), 4)
+    m.add(4, torch.tensor(1.0), torch.tensor(2.5), 2)  # (mixup counts fractions)
+    assert m.totals().tolist() == [5.0 + 8.0 + 2.0, 3.0 + 3.0 + 2.5, -1.0] and m.seen == 14
+    m.add(5, torch.tensor(float("inf")), torch.tensor(0), 2)
+    m.add(6, torch.tensor(float("nan")), torch.tensor(0), 2)
+    assert m.totals().tolist()[2] == 5.0  # the first of the two
+    m2, _ = _LaggedReads(monkeypatch).meter(steps=4)
+    m2.resume_from(2, float("inf"), 1.0, 2.0, 4)  # stopped after a bad step 2
+    m2.add(3, torch.tensor(float("nan")), torch.tensor(0), 2)
+    assert m2.totals().tolist()[2] == 2.0
+
+
 def test_a_distributed_rank_notes_a_non_finite_loss_for_the_ranks_to_agree_on(monkeypatch):
     """Under torchrun one rank must not fail alone (the others would wait in their next collective): the meter
     notes (NaN?, first bad step) and the Trainer fails once every rank has agreed on it."""
