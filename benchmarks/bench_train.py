@@ -1,6 +1,7 @@
 """Benchmark: training images/s of the tutorial loop vs our Trainer vs the model-only bound (issue 7).
 
 Run: python benchmarks/bench_train.py [--device cpu|cuda|auto] [--quick] [--threads N] [--rounds R] [--no-formats]
+                                      [--only ARCH] [--n IMAGES] [--epochs E] [--baseline CHECKOUT]
 
 (a) tutorial: torchvision ImageFolder + PIL transforms every epoch, DataLoader(batch, shuffle, num_workers=0), Adam,
     fp32, default memory format. (b) ours: core.engine.Trainer with its defaults for the architecture (AdamW, cosine,
@@ -10,6 +11,8 @@ Run: python benchmarks/bench_train.py [--device cpu|cuda|auto] [--quick] [--thre
 Every variant runs in its own process (so that peak memory is its own) with the same torch thread count, and the
 rounds alternate the order a,b,c / c,b,a so that load from other programs falls on all three alike. "images per
 CPU-s" (process CPU time) is printed too: on a shared machine it moves far less with the load than wall time.
+--baseline runs (b) a second time with another checkout's `core` (e.g. `git worktree add /tmp/base HEAD~1`), in
+the same rounds, and prints b/b0: whether a change to the Trainer made it faster, measured on one machine in one run.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+CORE_ROOT = os.environ.get("BENCH_CORE_ROOT")  # a (b0) worker imports this checkout's `core` (--baseline)
+if CORE_ROOT:
+    sys.path.insert(0, CORE_ROOT)
 
 TARGETS = {"cpu": (1.25, 0.95), "cuda": (3.0, 0.95)}  # (b/a, b/c)
 CLASSES = 4
@@ -60,11 +66,19 @@ def photo_like(rng: np.random.Generator, w: int = 500, h: int = 375) -> Image.Im
 
 
 def make_dataset(root: Path, n: int, w: int = 500, h: int = 375) -> Path:
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        folder = root / f"class{i % CLASSES}"
-        folder.mkdir(parents=True, exist_ok=True)
-        photo_like(rng, w, h).save(folder / f"{i:05d}.jpg", "JPEG", quality=90)
+    """n photo-like JPEGs in CLASSES class folders; image i is the same on every run (seeded by i), made on a few
+    threads (Pillow and numpy let go of the GIL for most of the work)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for c in range(CLASSES):
+        (root / f"class{c}").mkdir(parents=True, exist_ok=True)
+
+    def one(i: int) -> None:
+        img = photo_like(np.random.default_rng([0, i]), w, h)
+        img.save(root / f"class{i % CLASSES}" / f"{i:05d}.jpg", "JPEG", quality=90)
+
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(one, range(n)))
     return root
 
 
@@ -277,10 +291,15 @@ def worker_formats(spec: dict[str, Any]) -> dict[str, Any]:
 WORKERS = {"a": worker_tutorial, "b": worker_trainer, "c": worker_bound, "formats": worker_formats}
 
 
-def run_worker(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+def run_worker(kind: str, spec: dict[str, Any], core_root: str | None = None) -> dict[str, Any]:
     load0 = os.getloadavg()[0]
+    env = {**os.environ, "BENCH_CORE_ROOT": core_root} if core_root else None
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, json.dumps(spec)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, __file__, "--worker", kind, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"worker {kind} failed:\n{proc.stderr[-3000:]}")
@@ -365,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=None, help="repetitions of a,b,c (default 2, 1 with --quick)")
     p.add_argument("--no-formats", action="store_true", help="skip the memory-format / transform-cost table")
     p.add_argument("--only", default=None, help="run only configs whose arch contains this text")
+    p.add_argument("--n", type=int, default=None, help="images per config (default: the config's)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per config (default: the config's)")
+    p.add_argument("--baseline", default=None, help="another checkout: its Trainer runs as (b0) beside (b)")
+    p.add_argument("--skip-tutorial", action="store_true", help="leave out (a) (b/c and b/b0 only)")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -382,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     kind = "cuda" if device.startswith("cuda") else "cpu"
     threads = args.threads or os.cpu_count() or 1
     rounds = args.rounds or (1 if args.quick else 2)
+    baseline = str(Path(args.baseline).resolve()) if args.baseline else None
+    if baseline and not (Path(baseline) / "core" / "engine.py").is_file():
+        print(f"--baseline {args.baseline}: no core/engine.py there", file=sys.stderr)
+        return 2
     print(f"# {machine_line(torch, threads, kind)}")
     want_ba, want_bc = TARGETS[kind]
 
@@ -390,16 +417,20 @@ def main(argv: list[str] | None = None) -> int:
         for cfg in configs(kind, args.quick):
             if args.only and args.only not in cfg["arch"]:
                 continue
+            cfg = {**cfg, "n": args.n or cfg["n"], "epochs": args.epochs or cfg["epochs"]}
             root = Path(tmp) / f"n{cfg['n']}"
             if not root.exists():
                 t0 = time.perf_counter()
                 make_dataset(root, cfg["n"])
                 print(f"# generated {cfg['n']} JPEGs 500x375 in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             spec = {**cfg, "root": str(root), "device": device, "threads": threads}
-            got: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": []}
+            kinds = tuple(
+                k for k in ("a", "b", "b0", "c") if (k != "b0" or baseline) and (k != "a" or not args.skip_tutorial)
+            )
+            got: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
             for rnd in range(rounds):
-                for k in ("a", "b", "c") if rnd % 2 == 0 else ("c", "b", "a"):
-                    got[k].append(run_worker(k, spec))
+                for k in kinds if rnd % 2 == 0 else kinds[::-1]:
+                    got[k].append(run_worker(k[0], spec, baseline if k == "b0" else None))
                     print(
                         f"#   {cfg['arch']}@{cfg['size']} round {rnd + 1} {k}: "
                         f"{[round(e[0] / e[1], 2) for e in got[k][-1]['epochs']]} img/s per epoch",
@@ -418,27 +449,37 @@ def main(argv: list[str] | None = None) -> int:
         + " | load avg |"
     )
     print("|---|---|---|---:|---:|---:|---:|" + ("---:|" if kind == "cuda" else "") + "---:|")
-    names = {"a": "(a) tutorial loop", "b": "(b) our Trainer", "c": "(c) model-only bound"}
+    names = {"a": "(a) tutorial loop", "b": "(b) our Trainer", "b0": "(b0) Trainer of --baseline"}
+    names["c"] = "(c) model-only bound"
     verdicts = []
     for cfg, s, b0 in rows:
-        for k in ("a", "b", "c"):
+        for k in s:
             v = s[k]
             extra = f" {v['cuda']:.0f} |" if kind == "cuda" else ""
             print(
                 f"| {cfg['arch']} @ {cfg['size']} | {cfg['n']} x {cfg['epochs']} | {names[k]} | {v['first']:.2f} "
                 f"| {v['steady']:.2f} | {v['per_cpu_s']:.2f} | {v['rss']:.0f} |{extra} {v['load']:.2f} |"
             )
-        ba, bc = s["b"]["steady"] / s["a"]["steady"], s["b"]["steady"] / s["c"]["steady"]
-        ba1 = s["b"]["first"] / s["a"]["first"]
-        cba = s["b"]["per_cpu_s"] / s["a"]["per_cpu_s"]
-        cbc = s["b"]["per_cpu_s"] / s["c"]["per_cpu_s"]
-        ok = ba >= want_ba and bc >= want_bc
+        bc, cbc = s["b"]["steady"] / s["c"]["steady"], s["b"]["per_cpu_s"] / s["c"]["per_cpu_s"]
+        if "a" in s:
+            ba, ba1 = s["b"]["steady"] / s["a"]["steady"], s["b"]["first"] / s["a"]["first"]
+            cba = s["b"]["per_cpu_s"] / s["a"]["per_cpu_s"]
+            ok = ba >= want_ba and bc >= want_bc
+            ratios = f"b/a = {ba:.2f} (first epoch {ba1:.2f}), b/c = {bc:.2f}"
+            cpu_ratios = f"per CPU-s: b/a = {cba:.2f}, b/c = {cbc:.2f}"
+        else:
+            ok = bc >= want_bc
+            ratios, cpu_ratios = f"b/c = {bc:.2f}", f"per CPU-s: b/c = {cbc:.2f}"
         verdicts.append(ok)
         print(
-            f"| {cfg['arch']} @ {cfg['size']} | | **b/a = {ba:.2f} (first epoch {ba1:.2f}), b/c = {bc:.2f}** "
-            f"— {'meets' if ok else 'BELOW'} targets {want_ba}/{want_bc} | | | "
-            f"per CPU-s: b/a = {cba:.2f}, b/c = {cbc:.2f} | | |" + (" |" if kind == "cuda" else "")
+            f"| {cfg['arch']} @ {cfg['size']} | | **{ratios}** — {'meets' if ok else 'BELOW'} targets "
+            f"{want_ba if 'a' in s else '–'}/{want_bc} | | | {cpu_ratios} | | |" + (" |" if kind == "cuda" else "")
         )
+        if "b0" in s:
+            print(
+                f"| {cfg['arch']} @ {cfg['size']} | | b/b0 = {s['b']['steady'] / s['b0']['steady']:.3f} "
+                f"(b0/c = {s['b0']['steady'] / s['c']['steady']:.2f}) |" + " |" * (6 if kind == "cuda" else 5)
+            )
         print(
             f"#   (b) loader: {b0['loader']}; memory format {b0['memory_format']}; amp {b0['amp']}; "
             f"setup {b0['setup_s']:.1f} s",
