@@ -1,7 +1,8 @@
 """Benchmark: training images/s of the tutorial loop vs our Trainer vs the model-only bound (issue 7).
 
 Run: python benchmarks/bench_train.py [--device cpu|cuda|auto] [--quick] [--threads N] [--rounds R] [--no-formats]
-                                      [--only ARCH] [--n IMAGES] [--epochs E] [--baseline CHECKOUT]
+                                      [--only ARCH] [--n IMAGES] [--epochs E] [--skip-tutorial] [--paired]
+                                      [--baseline CHECKOUT]
 
 (a) tutorial: torchvision ImageFolder + PIL transforms every epoch, DataLoader(batch, shuffle, num_workers=0), Adam,
     fp32, default memory format. (b) ours: core.engine.Trainer with its defaults for the architecture (AdamW, cosine,
@@ -11,6 +12,9 @@ Run: python benchmarks/bench_train.py [--device cpu|cuda|auto] [--quick] [--thre
 Every variant runs in its own process (so that peak memory is its own) with the same torch thread count, and the
 rounds alternate the order a,b,c / c,b,a so that load from other programs falls on all three alike. "images per
 CPU-s" (process CPU time) is printed too: on a shared machine it moves far less with the load than wall time.
+--paired adds (p): (b) and (c) in one process, one epoch of the bound beside each Trainer epoch (order alternating),
+and b/c from each pair: on a machine whose speed drifts from second to second, separate processes met different
+moments (epochs of one variant spread 1100-2000 img/s on a lent H200).
 --baseline runs (b) a second time with another checkout's `core` (e.g. `git worktree add /tmp/base HEAD~1`), in
 the same rounds, and prints b/b0: whether a change to the Trainer made it faster, measured on one machine in one run.
 """
@@ -149,7 +153,11 @@ def worker_tutorial(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
-    """core.engine.Trainer with its defaults; training speed from its batch events (no validation split)."""
+    """core.engine.Trainer with its defaults; training speed from its batch events (no validation split).
+
+    spec["paired"]: the bound (c) runs in this process too, one epoch of it beside each Trainer epoch (before it
+    on even epochs, after it on odd ones), so that each pair meets the same moment of a machine whose speed
+    drifts; returned as "bound"."""
     torch = _setup_torch(spec)
     from core import data, engine
     from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -161,6 +169,8 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
         train=TrainConfig(epochs=spec["epochs"], batch_size=spec["batch"], device=spec["device"]),
     )
     marks: dict[str, Any] = {"last": {}, "cpu0": {}, "cpu": {}}
+    bound: list[list[float]] = []
+    bound_epoch = _bound_epoch(spec) if spec.get("paired") else None
 
     class Probe(engine.Callback):
         def on_fit_start(self, info: engine.FitInfo) -> None:
@@ -168,12 +178,18 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
             marks["loader"] = info.loader_mode
 
         def on_epoch_start(self, epoch: int) -> None:
+            if bound_epoch and epoch % 2 == 0:
+                bound.append(bound_epoch(len(trainer.split.train)))
             marks["cpu0"][epoch] = time.process_time()
 
         def on_batch_end(self, p: engine.BatchProgress) -> None:
             if p.step == p.steps:
                 marks["last"][p.epoch] = p.images_per_s
                 marks["cpu"][p.epoch] = time.process_time() - marks["cpu0"][p.epoch]
+
+        def on_epoch_end(self, m: engine.EpochMetrics) -> None:
+            if bound_epoch and m.epoch % 2 == 1:
+                bound.append(bound_epoch(len(trainer.split.train)))
 
         def on_warning(self, msg: str) -> None:
             print(f"warning: {msg}", file=sys.stderr)
@@ -195,6 +211,7 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
         "loader": marks["loader"],
         "memory_format": fmt,
         "amp": str(trainer.amp_dtype),
+        "bound": bound,
         **_peaks(torch, dev),
     }
 
@@ -230,22 +247,34 @@ def _bound_parts(spec: dict[str, Any], fmt_name: str = "auto") -> tuple[Any, ...
     return torch, dev, fmt, step
 
 
-def worker_bound(spec: dict[str, Any]) -> dict[str, Any]:
-    """The model-only bound: same model/format/optimizer/batches, synthetic inputs already on the device."""
+def _bound_epoch(spec: dict[str, Any]) -> Any:
+    """A function running one epoch of the bound over n images: [images, seconds, CPU seconds]."""
     torch, dev, fmt, step = _bound_parts(spec)
-    n, b, s = spec["n"], spec["batch"], spec["size"]
-    sizes = [b] * (n // b) + ([n % b] if n % b >= 2 else [])
-    xs = {k: torch.randn(k, 3, s, s, device=dev).contiguous(memory_format=fmt) for k in set(sizes)}
-    ys = {k: torch.randint(0, CLASSES, (k,), device=dev) for k in set(sizes)}
-    epochs = []
-    for _ in range(spec["epochs"]):
+    b, s = spec["batch"], spec["size"]
+    inputs: dict[int, tuple[Any, Any]] = {}
+
+    def epoch(n: int) -> list[float]:
+        sizes = [b] * (n // b) + ([n % b] if n % b >= 2 else [])
+        for k in set(sizes) - set(inputs):
+            x = torch.randn(k, 3, s, s, device=dev).contiguous(memory_format=fmt)
+            inputs[k] = (x, torch.randint(0, CLASSES, (k,), device=dev))
         _sync(torch, dev)
         t0, c0 = time.perf_counter(), time.process_time()
         for k in sizes:
-            step(xs[k], ys[k])
+            step(*inputs[k])
         _sync(torch, dev)
-        epochs.append([sum(sizes), time.perf_counter() - t0, time.process_time() - c0])
-    return {"epochs": epochs, **_peaks(torch, dev)}
+        return [sum(sizes), time.perf_counter() - t0, time.process_time() - c0]
+
+    return epoch
+
+
+def worker_bound(spec: dict[str, Any]) -> dict[str, Any]:
+    """The model-only bound: same model/format/optimizer/batches, synthetic inputs already on the device."""
+    import torch
+
+    epoch = _bound_epoch(spec)
+    epochs = [epoch(spec["n"]) for _ in range(spec["epochs"])]
+    return {"epochs": epochs, **_peaks(torch, torch.device(spec["device"]))}
 
 
 def worker_formats(spec: dict[str, Any]) -> dict[str, Any]:
@@ -362,6 +391,15 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def pair_ratios(results: list[dict[str, Any]]) -> list[float]:
+    """b/c of each (Trainer epoch, bound epoch) pair of the paired runs, first epochs (warm-up) left out."""
+    out = []
+    for r in results:
+        for b, c in list(zip(r["epochs"], r["bound"], strict=True))[1:]:
+            out.append((b[0] / b[1]) / (c[0] / c[1]))
+    return out
+
+
 def machine_line(torch: Any, threads: int, device: str) -> str:
     cpu = platform.processor() or "?"
     try:
@@ -388,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="epochs per config (default: the config's)")
     p.add_argument("--baseline", default=None, help="another checkout: its Trainer runs as (b0) beside (b)")
     p.add_argument("--skip-tutorial", action="store_true", help="leave out (a) (b/c and b/b0 only)")
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="also (p): (b) and (c) in one process, epochs alternating; b/c from each pair (steadier on a "
+        "machine whose speed drifts)",
+    )
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -424,20 +468,22 @@ def main(argv: list[str] | None = None) -> int:
                 make_dataset(root, cfg["n"])
                 print(f"# generated {cfg['n']} JPEGs 500x375 in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             spec = {**cfg, "root": str(root), "device": device, "threads": threads}
-            kinds = tuple(
-                k for k in ("a", "b", "b0", "c") if (k != "b0" or baseline) and (k != "a" or not args.skip_tutorial)
-            )
+            wanted = {"a": not args.skip_tutorial, "b0": bool(baseline), "p": args.paired}
+            kinds = tuple(k for k in ("a", "b", "b0", "c", "p") if wanted.get(k, True))
             got: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
             for rnd in range(rounds):
                 for k in kinds if rnd % 2 == 0 else kinds[::-1]:
-                    got[k].append(run_worker(k[0], spec, baseline if k == "b0" else None))
+                    k_spec = {**spec, "paired": True} if k == "p" else spec
+                    got[k].append(run_worker(k[0].replace("p", "b"), k_spec, baseline if k == "b0" else None))
+                    rates = [round(e[0] / e[1], 2) for e in got[k][-1]["epochs"]]
+                    if k == "p":
+                        rates = [(b, round(e[0] / e[1], 2)) for b, e in zip(rates, got[k][-1]["bound"], strict=True)]
                     print(
-                        f"#   {cfg['arch']}@{cfg['size']} round {rnd + 1} {k}: "
-                        f"{[round(e[0] / e[1], 2) for e in got[k][-1]['epochs']]} img/s per epoch",
-                        file=sys.stderr,
+                        f"#   {cfg['arch']}@{cfg['size']} round {rnd + 1} {k}: {rates} img/s per epoch", file=sys.stderr
                     )
+            paired = pair_ratios(got.pop("p", []))
             s = {k: summarise(v) for k, v in got.items()}
-            rows.append((cfg, s, got["b"][0]))
+            rows.append((cfg, s, got["b"][0], paired))
 
     print(
         f"\n## Training images/s ({kind}; median of {rounds} round(s); steady = epochs 2+; "
@@ -452,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     names = {"a": "(a) tutorial loop", "b": "(b) our Trainer", "b0": "(b0) Trainer of --baseline"}
     names["c"] = "(c) model-only bound"
     verdicts = []
-    for cfg, s, b0 in rows:
+    for cfg, s, b0, paired in rows:
         for k in s:
             v = s[k]
             extra = f" {v['cuda']:.0f} |" if kind == "cuda" else ""
@@ -479,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"| {cfg['arch']} @ {cfg['size']} | | b/b0 = {s['b']['steady'] / s['b0']['steady']:.3f} "
                 f"(b0/c = {s['b0']['steady'] / s['c']['steady']:.2f}) |" + " |" * (6 if kind == "cuda" else 5)
+            )
+        if paired:
+            print(
+                f"| {cfg['arch']} @ {cfg['size']} | | paired (one process, epochs alternating): **b/c = "
+                f"{statistics.median(paired):.3f}**, median of {len(paired)} pairs (range {min(paired):.2f}–"
+                f"{max(paired):.2f}) |" + " |" * (6 if kind == "cuda" else 5)
             )
         print(
             f"#   (b) loader: {b0['loader']}; memory format {b0['memory_format']}; amp {b0['amp']}; "

@@ -174,8 +174,9 @@ def test_training_steps_queue_work_without_waiting_for_the_gpu(dataset, tmp_path
     """Inside an epoch no step may make the host wait for the GPU: not a sync, not a progress read, not a blocking
     copy. Checked in epoch 2 two ways. PyTorch's sync debug mode makes every synchronising call an error from the
     epoch's start until finish() (which waits on purpose), so such a call fails the run. And a long GPU sleep
-    queued at the first progress event must still be running when the next step returns. (Only that step: the GPU's
-    launch queue holds a few steps of this model's kernels, and past it every launch waits, whatever the code.)
+    queued at the first progress event must still be running when the next step returns. (Only that step: on an H200
+    the fourth step waited with the code before and after the last change alike, most likely because the GPU's
+    launch queue fills after a few steps of this model, after which every launch waits whatever the code does.)
     Covers the GPU cache, pad-crop (16 px) and random-resized crop (72 px) with jitter and erasing, MixUp/CutMix,
     the running loss and the lagged progress reads."""
     cfg = config(dataset, epochs=2, batch_size=4, **extra)
