@@ -1124,6 +1124,7 @@ class Trainer:
         augmentation generators' states. Waits for the device once; a non-finite loss fails the run here
         (distributed: is noted for the ranks' agreement) rather than being saved into last.pt."""
         loss_sum, correct, first_bad = meter.settle()
+        rows = meter.rows_done()
         mix = None
         if mix_rng is not None:
             version, internal, gauss = mix_rng.getstate()
@@ -1136,6 +1137,7 @@ class Trainer:
                 "loss_sum": loss_sum,
                 "correct": correct,
                 "first_bad": first_bad,
+                "rows": rows,
                 "seen": meter.seen,
                 "gen": gen.get_state(),
                 "mix": mix,
@@ -1192,7 +1194,9 @@ class Trainer:
             version, internal, gauss = mine["mix"]
             mix_rng.setstate((version, tuple(internal), gauss))
             self.train_loader.set_epoch(epoch, skip=int(mine["batches_done"]))
-            meter.resume_from(done, mine["loss_sum"], mine["correct"], mine["first_bad"], int(mine["seen"]))
+            meter.resume_from(
+                done, mine["loss_sum"], mine["correct"], mine["first_bad"], int(mine["seen"]), mine.get("rows")
+            )
             return done
         # Another number of processes or batch, or another set of readable images (another cache mode, a file
         # fixed or broken): the epoch's order differs, so go on after as many images as were trained; the sums so
@@ -1658,7 +1662,7 @@ class _EpochMeter:
         dtype = torch.float64 if distributed else torch.float32
         self._rows = torch.zeros(max(1, steps), 2, device=dev, dtype=dtype)  # step i: loss × images, correct
         self._filled = 0  # rows up to the last step added
-        self._base = [0.0, 0.0, -1.0]  # loss sum, correct and first non-finite step before a resumed stop
+        self._base: torch.Tensor | None = None  # loss sum, correct, first bad step before a stop (no rows saved)
         self.seen = 0
         self.step0 = self.seen0 = 0  # steps and images of this epoch done before a stop (a resumed epoch)
         self.seconds0 = 0.0  # and the seconds they took
@@ -1677,27 +1681,40 @@ class _EpochMeter:
                 pass
             self.paused += time.perf_counter() - p0
 
-    def resume_from(self, steps: int, loss_sum: float, correct: float, first_bad: float, seen: int) -> None:
-        """Go on with an epoch that a stop interrupted after `steps` steps (the sums saved then)."""
-        self._base = [float(loss_sum), float(correct), float(first_bad)]
+    def resume_from(
+        self, steps: int, loss_sum: float, correct: float, first_bad: float, seen: int, rows: Any = None
+    ) -> None:
+        """Go on with an epoch that a stop interrupted after `steps` steps. `rows`: the stopped steps' rows (see
+        rows_done), put back so that the epoch's sums add up in the same order as without the stop (a saved sum
+        plus the rest differed in float32's last bits); without them (an older last.pt, or another layout of
+        processes), the sums saved then. Once, before the epoch's first step: the copies here may wait."""
         self.seen = self.seen0 = seen
         self.step0 = steps
+        if isinstance(rows, torch.Tensor) and rows.ndim == 2 and rows.shape[1] == 2 and len(rows) <= len(self._rows):
+            self._rows[: len(rows)] = rows.to(self._rows.device, self._rows.dtype)
+            self._filled = len(rows)
+            return
+        self._base = torch.tensor(
+            [float(loss_sum), float(correct), float(first_bad)], device=self._rows.device, dtype=self._rows.dtype
+        )
+
+    def rows_done(self) -> torch.Tensor:
+        """The rows of the steps so far, on the CPU (waits for the device), for a stop's saved state."""
+        return self._rows[: self._filled].cpu()
 
     def active_s(self) -> float:
         return time.perf_counter() - self.t0 - self.paused
 
     def totals(self) -> torch.Tensor:
         """[loss sum, correct, first non-finite step or -1] so far, on the device (queued, not waited for)."""
-        loss_sum, correct, first_bad = self._base
-        if not self._filled:
-            return torch.tensor(self._base, device=self._rows.device, dtype=self._rows.dtype)
-        rows = self._rows[: self._filled]
+        rows = self._rows[: max(1, self._filled)]  # (row 1 holds zeros until step 1 is added)
         sums = rows.sum(0)
         bad = ~torch.isfinite(rows[:, 0])
         first = torch.where(bad.any(), bad.int().argmax() + 1, -1).to(rows.dtype)  # argmax: the first maximum
-        if first_bad > 0:  # a step before the stop that this epoch resumed from
-            first = torch.full_like(first, first_bad)
-        return torch.stack([sums[0] + loss_sum, sums[1] + correct, first])
+        if self._base is None:
+            return torch.stack([sums[0], sums[1], first])
+        base = self._base  # a bad step before the stop comes first
+        return torch.stack([sums[0] + base[0], sums[1] + base[1], torch.where(base[2] > 0, base[2], first)])
 
     def settle(self) -> tuple[float, float, float]:
         """Waits for the device; (loss sum, correct, first non-finite step or -1) so far, without a progress

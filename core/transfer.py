@@ -451,7 +451,9 @@ class LinearTrainer(Trainer):
             return 0
         done = int(partial["steps_done"])
         meter.seconds0 = float(partial.get("seconds") or 0.0)
-        meter.resume_from(done, mine["loss_sum"], mine["correct"], mine["first_bad"], int(mine["seen"]))
+        meter.resume_from(
+            done, mine["loss_sum"], mine["correct"], mine["first_bad"], int(mine["seen"]), mine.get("rows")
+        )
         return done
 
     @torch.inference_mode()
