@@ -468,17 +468,17 @@ class TrainTab(QWidget):
         lay.addWidget(scroll, 1)
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setToolTip("Confusion matrix and per-class scores of the best model")
-        self.predict_button = QPushButton("Predict with this model")
-        self.predict_button.setToolTip("Classify new images with the best checkpoint")
-        self.open_button = QPushButton("Open run folder")
+        self.predict_button = QPushButton("Predict")
+        self.predict_button.setToolTip("Classify new images with the best checkpoint (in the Predict tab)")
+        self.open_button = QPushButton("Open folder")
         self.open_button.setToolTip("Checkpoints, history.csv, curves.png and config.json of this run")
         self.evaluate_button.clicked.connect(lambda: self.run_dir and self.evaluate_requested.emit(self.run_dir))
         self.predict_button.clicked.connect(self._request_predict)
         self.open_button.clicked.connect(lambda: self.run_dir and self.open_folder_requested.emit(self.run_dir))
-        buttons = QGridLayout()  # two rows, not three: the box sets the tab's minimum height
-        buttons.addWidget(self.evaluate_button, 0, 0)
-        buttons.addWidget(self.open_button, 0, 1)
-        buttons.addWidget(self.predict_button, 1, 0, 1, 2)
+        # one row: on a 1366x768 screen a second row left the result's text three lines and a scroll bar
+        buttons = QHBoxLayout()
+        for b in (self.evaluate_button, self.predict_button, self.open_button):
+            buttons.addWidget(b)
         lay.addLayout(buttons)
         for b in (self.evaluate_button, self.predict_button, self.open_button):
             b.setEnabled(False)
