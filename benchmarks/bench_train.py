@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             for rnd in range(rounds):
                 for k in kinds if rnd % 2 == 0 else kinds[::-1]:
                     k_spec = {**spec, "paired": True} if k == "p" else spec
-                    got[k].append(run_worker(k[0].replace("p", "b"), k_spec, baseline if k == "b0" else None))
+                    got[k].append(run_worker("b" if k in ("b0", "p") else k, k_spec, baseline if k == "b0" else None))
                     rates = [round(e[0] / e[1], 2) for e in got[k][-1]["epochs"]]
                     if k == "p":
                         rates = [(b, round(e[0] / e[1], 2)) for b, e in zip(rates, got[k][-1]["bound"], strict=True)]

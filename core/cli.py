@@ -917,9 +917,11 @@ def _refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 def _run_checkpoint(folder: str) -> str:
     """--checkpoint RUN_DIR means the run's best.pt (its last.pt when it has no best yet)."""
-    for name in ("best.pt", "last.pt"):
-        if (Path(folder) / name).is_file():
-            return str(Path(folder) / name)
+    from core.runs import run_checkpoint
+
+    found = run_checkpoint(folder)
+    if found is not None:
+        return str(found)
     raise UsageError(f"--checkpoint {folder}: a folder without best.pt or last.pt; give a checkpoint file")
 
 

@@ -127,7 +127,9 @@ class Predictor:
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: one of {BACKENDS}")
         if Path(path).is_dir():  # a run folder: its best.pt (last.pt before it has one), as on the command line
-            path = next((Path(path) / n for n in ("best.pt", "last.pt") if (Path(path) / n).is_file()), Path(path))
+            from core.runs import run_checkpoint
+
+            path = run_checkpoint(path) or path
         ckpt = ckpt_mod.load(path, map_location="cpu")
         dev = resolve_device(device)
         if backend == "onnx":

@@ -168,6 +168,11 @@ TRAINER_FILES = (
 )
 
 
+def run_checkpoint(folder: str | Path) -> Path | None:
+    """The checkpoint a run folder stands for: its best.pt, its last.pt before it has a best; None without both."""
+    return next((Path(folder) / n for n in ("best.pt", "last.pt") if (Path(folder) / n).is_file()), None)
+
+
 def is_run_file(path: str | Path) -> bool:
     """A file the trainer (or evaluate) writes in a run folder, which an export or a CSV must not replace: an
     export over RUN/last.pt broke the run's resume, and a CSV over RUN/history.csv its curves."""
@@ -429,14 +434,11 @@ def data_changes(dataset: dict[str, Any], counts: dict[str, int], files_digest: 
 
 def held_out_warning(run_dir: str | Path, index: Any, split: str, other_folder: str = "--data") -> str | None:
     """The warning for evaluating run_dir's held-out `split` of `index` (its own data folder, scanned now) when the
-    folder changed since the run trained; None when it did not (or the run recorded nothing)."""
+    folder changed since the run trained; None when it did not (or the run recorded nothing). `other_folder`: how
+    to choose another folder (the command line's flag, or the app's field)."""
     changed = data_changes(config_section(run_dir, "dataset"), index.counts(), index.files_digest())
-    return data_changed_warning(changed, split, other_folder) if changed else None
-
-
-def data_changed_warning(changed: list[str], split: str, other_folder: str = "--data") -> str:
-    """The warning for evaluating a run's held-out split on its data folder after the folder changed;
-    `other_folder`: how to choose another folder (the command line's flag, or the app's field)."""
+    if not changed:
+        return None
     what = ", ".join(changed[:4]) + (", …" if len(changed) > 4 else "")
     return (
         f"the data folder changed since this run trained ({what}): its {split} split is drawn again from today's "

@@ -233,7 +233,7 @@ class ConfusionMatrixCanvas(QWidget):
     A QWidget around a matplotlib canvas, so that matplotlib is imported only when the first one is made.
     """
 
-    scrolls_changed = Signal(bool)  # whether the matrix (at its readable size) is larger than its pane
+    scrolls_changed = Signal()  # the scroll range changed: whether the matrix fits its pane may have too
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -248,7 +248,7 @@ class ConfusionMatrixCanvas(QWidget):
         self.scroll.setWidget(self.canvas)
         self.canvas.installEventFilter(self)  # matplotlib's canvas keeps wheel events: they scroll the matrix here
         for bar in (self.scroll.horizontalScrollBar(), self.scroll.verticalScrollBar()):
-            bar.rangeChanged.connect(lambda *_: self.scrolls_changed.emit(self.too_big_for_pane()))
+            bar.rangeChanged.connect(lambda *_: self.scrolls_changed.emit())
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.scroll)
@@ -1045,7 +1045,7 @@ class EvaluateTab(QWidget):
         if self.cm_canvas is None:
             self.cm_canvas = ConfusionMatrixCanvas()
             self.cm_layout.addWidget(self.cm_canvas, 1)
-            self.cm_canvas.scrolls_changed.connect(lambda _scrolls: self._offer_fit())
+            self.cm_canvas.scrolls_changed.connect(self._offer_fit)
         self.cm_canvas.set_matrix(
             ev.get("confusion_matrix", []), names, self.norm_radio.isChecked(), self.fit_check.isChecked()
         )

@@ -826,7 +826,6 @@ class PredictTab(QWidget):
         self.mode_combo.blockSignals(False)
         self.proxy.set_mode(ALL_RESULTS)
         self._update_count()
-        self._update_export()
 
     def _on_many_progress(self, done: int, total: int) -> None:
         self._drain()
@@ -841,7 +840,6 @@ class PredictTab(QWidget):
             added = True
         if added:
             self._update_count()
-            self._update_export()
 
     def _add_row(self, pred: Any, thumb: Any) -> None:
         self._results.append(pred)
@@ -889,7 +887,6 @@ class PredictTab(QWidget):
         self.proxy.set_text(self.filter_edit.text())
         self.proxy.set_mode(self.mode_combo.currentText() or ALL_RESULTS)
         self._update_count()
-        self._update_export()  # its tooltip counts the rows shown
 
     def _problems(self) -> tuple[int, int]:
         """(files that could not be read, folders with no images) among the results."""
@@ -910,6 +907,7 @@ class PredictTab(QWidget):
         if shown != total:
             text += f" — showing {shown}"
         self.count_label.setText(text)
+        self._update_export()  # its tooltip counts the rows shown
 
     def _on_many_done(self, info: dict[str, Any]) -> None:
         self._drain()

@@ -771,8 +771,7 @@ class RunsTab(QWidget):
             self._hint("Select one run to see its settings")
         else:
             width = self._show_one_run(paths[0])
-        if not self._settings_sized_by_user:
-            self._size_settings_pane(width)
+        self._size_settings_pane(width)
 
     def _show_one_run(self, path: str) -> int | None:
         """All of one run's settings; returns the width that shows its values whole (None: it cannot be read)."""
@@ -863,12 +862,14 @@ class RunsTab(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)  # the user may widen one
             want = max(tree.sizeHintForColumn(col), header.sectionSizeHint(col)) + 8
             header.resizeSection(col, min(want, COMPARE_COLUMN_MAX))
-        if not self._settings_sized_by_user:  # widen the settings pane to show them, up to half the width
-            need = sum(tree.columnWidth(c) for c in range(runs + 1)) + 2 * tree.frameWidth() + 4
-            self._size_settings_pane(need)
+        need = sum(tree.columnWidth(c) for c in range(runs + 1)) + 2 * tree.frameWidth() + 4
+        self._size_settings_pane(need)  # widens the settings pane to show them, up to half the width
 
     def _size_settings_pane(self, width: int | None) -> None:
-        """The settings pane `width` px wide (at most half, at least its first share), or its first quarter."""
+        """The settings pane `width` px wide (at most half, at least its first share), or its first quarter; once
+        the user has dragged it, it keeps their width."""
+        if self._settings_sized_by_user:
+            return
         sizes = self.lower_split.sizes()
         total = sum(sizes)
         if total <= 0:

@@ -770,7 +770,6 @@ class TrainTab(QWidget):
         # The epochs last.pt holds: status.json's epochs_done is written after last.pt at each epoch's end,
         # history.csv before it (a run killed in between has one history row more than its checkpoint).
         # A run that has done all its planned epochs (it failed after the last one) gets one more.
-        status = status if isinstance(status, dict) else {}
         planned = _int(section(config, "train").get("epochs"), 0)  # (section: "train": "x" raised here)
         saved = _int(status.get("epochs_done"), len(history))
         override.train.epochs = max(planned, saved + 1) if epochs is None else int(epochs)
