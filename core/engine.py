@@ -438,6 +438,75 @@ class _BatchLog(Callback):
         return rows
 
 
+class _WriteBehind:
+    """An epoch's files (batches.csv rows, last.pt, best.pt, status.json, in that order) written on a thread of
+    their own while the next epoch trains. last.pt of resnext50 with its AdamW state is ~260 MB: on a GPU that
+    trains a small folder's epoch in under a second its write (0.3-0.9 s here, fsync'd) left the GPU idle about as
+    long again at every epoch's end. Training hands over a snapshot (checkpoint.snapshot), so the files hold the
+    epoch's end exactly; torch.save lets go of the GIL while it writes, so the training thread goes on launching.
+    On the CPU (`behind` False) the job runs in place, as before: there training keeps every core busy, and on 2
+    cores a writer beside it slowed training more than the write took (resnext50 @ 64 px, 64 images: epochs 2-6
+    8.4 s with the write in place, 8.0-9.5 s behind).
+
+    One job at a time: submit() first ends the one in flight. wait(emit) hands its events (on_checkpoint,
+    warnings) to the training thread's callbacks and raises its error there, as a save on that thread did. (It
+    holds no reference to the Trainer: a Trainer made and dropped without fit() lets go of its run's lock at once.)"""
+
+    def __init__(self, behind: bool) -> None:
+        self.behind = behind
+        self._thread: threading.Thread | None = None
+        self._events: list[tuple[Any, ...]] = []
+        self._error: BaseException | None = None
+
+    def submit(self, job: Callable[[list[tuple[Any, ...]]], None], emit: Callable[..., None]) -> None:
+        """Run job(events) on the writer thread (in place when not `behind`); job appends (event name, *args) to
+        events as each file is done."""
+        self.wait(emit)
+        if not self.behind:
+            events: list[tuple[Any, ...]] = []
+            try:
+                job(events)
+            finally:
+                for name, *args in events:
+                    emit(name, *args)
+            return
+
+        def run() -> None:
+            try:
+                job(self._events)
+            except BaseException as e:  # noqa: BLE001 - raised on the training thread by wait()
+                self._error = e
+
+        self._thread = threading.Thread(target=run, name="checkpoint-writer")
+        self._thread.start()
+
+    def wait(self, emit: Callable[..., None]) -> None:
+        """Until the job in flight is done; its events go out here through emit, then its error (if any) is
+        raised."""
+        if self._thread is None:
+            return
+        self._thread.join()
+        self._thread = None
+        events, self._events = self._events, []
+        error, self._error = self._error, None
+        for name, *args in events:
+            emit(name, *args)
+        if error is not None:
+            raise error
+
+    @property
+    def failed(self) -> bool:
+        """The job in flight has failed (wait() raises its error): checked at each step, so that a disk that is
+        full ends the run at once rather than after another epoch that could not be saved either."""
+        return self._error is not None
+
+    def close(self) -> None:
+        """wait() for a run that ends anyway (an interrupt): the files are finished, events and errors dropped."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread, self._events, self._error = None, [], None
+
+
 class Trainer:
     """Trains one run: `Trainer(config, index, callbacks).fit()`.
 
@@ -509,6 +578,7 @@ class Trainer:
         self._batch_log = _BatchLog()  # rank 0's per-batch losses, written to batches.csv with each last.pt
         self.callbacks.append(self._batch_log)
         self.device = self.dist.device if self.dist.enabled else resolve_device(config.train.device)
+        self._writer = _WriteBehind(behind=self.device.type != "cpu")
         self.config = config if self._resume_ckpt else resolve_defaults(config, self.device)
         self.config.validate()
         self.local_batch, self._batch_note = self.config.train.batch_size, None
@@ -655,6 +725,7 @@ class Trainer:
         try:
             return self._fit()
         finally:
+            self._writer.close()  # (an interrupt: the epoch's files are finished before the lock is let go)
             restore()
             if self._lock is not None:
                 self._lock.release()
@@ -721,6 +792,13 @@ class Trainer:
                     ),
                     traceback.format_exc(),
                 )
+            else:
+                reason, message, tb = "failed", _one_line(e), traceback.format_exc()
+        try:
+            self._writer.wait(self._emit)  # the last epoch's files, before the end reads them
+        except Exception as e:  # noqa: BLE001
+            if reason == "failed":  # the first failure is the run's; this one is said too
+                self._safe_warn(f"could not save the last epoch: {_one_line(e)}")
             else:
                 reason, message, tb = "failed", _one_line(e), traceback.format_exc()
         if reason == "failed":
@@ -990,6 +1068,7 @@ class Trainer:
                 return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
             if val_loss is not None and not math.isfinite(val_loss):  # the epoch's last steps broke the weights:
                 self._fail_nonfinite(math.isnan(val_loss), epoch)  # neither best.pt nor last.pt may keep them
+            self._writer.wait(self._emit)  # the last epoch's files first: history.csv stays at most a row ahead
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
@@ -1008,19 +1087,7 @@ class Trainer:
                 self.scheduler.step(self._monitored(row))
             elif isinstance(self.scheduler, torch.optim.lr_scheduler.StepLR):
                 self.scheduler.step()
-            self._save_last(epoch)  # before best.pt: a run ended between the two mends best.pt when resumed
-            if improved and self.is_main:
-                path = self.run_dir / "best.pt"
-                checkpoint.save(path, self._payload(epoch, row))
-                self._emit("on_checkpoint", str(path), "best")
-            if self.is_main:
-                runs.write_status(
-                    self.run_dir,
-                    "running",
-                    epochs_done=epoch,
-                    best_epoch=self.best["epoch"],
-                    best_metric=self.best["metric"],
-                )
+            self._save_epoch(epoch, row, improved)
             if tc.early_stop_patience and self.bad_epochs >= tc.early_stop_patience:
                 n = self.bad_epochs  # the best epoch is reported with the result, not repeated here
                 watched = {"val_acc": "validation accuracy", "val_loss": "validation loss"}.get(tc.monitor, tc.monitor)
@@ -1102,6 +1169,8 @@ class Trainer:
                 self._batch_size_now = b
                 meter.add(step, *self._train_step(batch, gen, mix_rng), b)
             meter.tick(step)
+            if self._writer.failed:
+                self._writer.wait(self._emit)  # (raises the error)
             if stop.stopped:
                 raise self._stopped(meter, step, self.train_loader.served, len(self.train_loader.ids), gen, mix_rng)
         if not meter.seen:
@@ -1413,16 +1482,50 @@ class Trainer:
         p["history"] = [dict(r) for r in self.history]
         return p
 
-    def _save_last(self, epoch: int, partial: dict[str, Any] | None = None) -> None:
-        """last.pt after `epoch` finished epochs; `partial`: how far the next epoch got before a stop."""
+    def _save_epoch(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
+        """An epoch's end on disk, written behind the next epoch (_WriteBehind): batches.csv's new rows, last.pt,
+        best.pt when the epoch `improved` (after last.pt: a run ended between the two mends best.pt when resumed),
+        then status.json's epochs_done (after last.pt, which the resume starts from)."""
         if not self.is_main:
             return
+        rows = self._batch_log.take()
+        best = self._payload(epoch, row)  # (its weights are copies already: plain_state_dict)
+        state = self._training_state()  # the optimizer's state is not: copied when the next epoch trains meanwhile
+        last = {**best, **(checkpoint.snapshot(state) if self._writer.behind else state)}
+        status = {"epochs_done": epoch, "best_epoch": self.best["epoch"], "best_metric": self.best["metric"]}
+        run_dir = self.run_dir
+
+        def job(events: list[tuple[Any, ...]]) -> None:
+            try:
+                runs.append_batches(run_dir, rows)
+            except OSError as e:  # only the per-batch curve of a resumed run is missing then
+                events.append(("on_warning", f"could not write batches.csv: {e}"))
+            checkpoint.save(run_dir / "last.pt", last)
+            events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
+            if improved:
+                checkpoint.save(run_dir / "best.pt", best)
+                events.append(("on_checkpoint", str(run_dir / "best.pt"), "best"))
+            runs.write_status(run_dir, "running", **status)
+
+        self._writer.submit(job, self._emit)
+
+    def _save_last(self, epoch: int, partial: dict[str, Any] | None = None) -> None:
+        """last.pt after `epoch` finished epochs, now (a stop); `partial`: how far the next epoch got."""
+        if not self.is_main:
+            return
+        self._writer.wait(self._emit)
         try:
             runs.append_batches(self.run_dir, self._batch_log.take())
         except OSError as e:  # only the per-batch curve of a resumed run is missing then
             self._warn(f"could not write batches.csv: {e}")
-        p = self._payload(epoch, self.history[-1] if self.history else None)
-        p.update(
+        p = {**self._payload(epoch, self.history[-1] if self.history else None), **self._training_state(partial)}
+        path = self.run_dir / "last.pt"
+        checkpoint.save(path, p)
+        self._emit("on_checkpoint", str(path), "last")
+
+    def _training_state(self, partial: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What last.pt adds to best.pt's keys (the weights, the history): the state a resume goes on from."""
+        return dict(
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
             scaler=self.scaler.state_dict(),
@@ -1433,9 +1536,6 @@ class Trainer:
             partial=partial,
             steps_per_epoch=self.steps_per_epoch,
         )
-        path = self.run_dir / "last.pt"
-        checkpoint.save(path, p)
-        self._emit("on_checkpoint", str(path), "last")
 
     def _write_progress(self, p: BatchProgress) -> None:
         """Distributed runs, rank 0: progress.json for a launcher that follows the run folder (follow_run)."""
