@@ -168,7 +168,7 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
         model=ModelConfig(arch=spec["arch"]),
         train=TrainConfig(epochs=spec["epochs"], batch_size=spec["batch"], device=spec["device"]),
     )
-    marks: dict[str, Any] = {"last": {}, "cpu0": {}, "cpu": {}}
+    marks: dict[str, Any] = {"last": {}, "cpu0": {}, "cpu": {}, "starts": []}
     bound: list[list[float]] = []
     bound_epoch = _bound_epoch(spec) if spec.get("paired") else None
 
@@ -181,6 +181,7 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
             if bound_epoch and epoch % 2 == 0:
                 bound.append(bound_epoch(len(trainer.split.train)))
             marks["cpu0"][epoch] = time.process_time()
+            marks["starts"].append(time.perf_counter())
 
         def on_batch_end(self, p: engine.BatchProgress) -> None:
             if p.step == p.steps:
@@ -194,6 +195,9 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
         def on_warning(self, msg: str) -> None:
             print(f"warning: {msg}", file=sys.stderr)
 
+        def on_fit_end(self, result: Any) -> None:
+            marks["starts"].append(time.perf_counter())  # (after the last epoch's files are written)
+
     with tempfile.TemporaryDirectory(prefix="bench_runs_") as runs_dir:
         trainer = engine.Trainer(cfg, index, callbacks=[Probe()], runs_dir=runs_dir)
         n_train = len(trainer.split.train)
@@ -204,9 +208,13 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     dev = trainer.device
     seen = n_train - (n_train % spec["batch"] == 1)  # a last batch of one image is skipped (BatchNorm)
     epochs = [[seen, seen / marks["last"][e], marks["cpu"][e]] for e in sorted(marks["last"])]
+    # epoch start to epoch start: training and what the epoch's end does (last.pt …); the paired bound runs in there
+    starts = marks["starts"]
+    wall = [] if bound_epoch else [[seen, t1 - t0] for t0, t1 in zip(starts, starts[1:], strict=False)]
     fmt = "channels_last" if trainer.memory_format == torch.channels_last else "contiguous"
     return {
         "epochs": epochs,
+        "wall": wall,
         "setup_s": marks["setup_s"],
         "loader": marks["loader"],
         "memory_format": fmt,
@@ -388,6 +396,9 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, float]:
     }
     if "peak_cuda_mb" in results[0]:
         out["cuda"] = max(r["peak_cuda_mb"] for r in results)
+    walls = [r["wall"][1:] or r["wall"] for r in results if r.get("wall")]
+    if walls:  # (b): steady images/s from one epoch's start to the next's, its end's files included
+        out["wall"] = statistics.median(sum(e[0] for e in w) / sum(e[1] for e in w) for w in walls)
     return out
 
 
@@ -526,6 +537,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {cfg['arch']} @ {cfg['size']} | | b/b0 = {s['b']['steady'] / s['b0']['steady']:.3f} "
                 f"(b0/c = {s['b0']['steady'] / s['c']['steady']:.2f}) |" + " |" * (6 if kind == "cuda" else 5)
             )
+        for k in ("b", "b0"):
+            if "wall" in s.get(k, {}):
+                w = s[k]["wall"]
+                print(
+                    f"| {cfg['arch']} @ {cfg['size']} | | {names[k]}, epoch start to epoch start (its files "
+                    f"included): {w:.2f} img/s = {w / s[k]['steady']:.3f} of its steady |"
+                    + " |"
+                    * (6 if kind == "cuda" else 5)
+                )
         if paired:
             print(
                 f"| {cfg['arch']} @ {cfg['size']} | | paired (one process, epochs alternating): **b/c = "
