@@ -195,9 +195,6 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
         def on_warning(self, msg: str) -> None:
             print(f"warning: {msg}", file=sys.stderr)
 
-        def on_fit_end(self, result: Any) -> None:
-            marks["starts"].append(time.perf_counter())  # (after the last epoch's files are written)
-
     with tempfile.TemporaryDirectory(prefix="bench_runs_") as runs_dir:
         trainer = engine.Trainer(cfg, index, callbacks=[Probe()], runs_dir=runs_dir)
         n_train = len(trainer.split.train)
@@ -208,7 +205,8 @@ def worker_trainer(spec: dict[str, Any]) -> dict[str, Any]:
     dev = trainer.device
     seen = n_train - (n_train % spec["batch"] == 1)  # a last batch of one image is skipped (BatchNorm)
     epochs = [[seen, seen / marks["last"][e], marks["cpu"][e]] for e in sorted(marks["last"])]
-    # epoch start to epoch start: training and what the epoch's end does (last.pt …); the paired bound runs in there
+    # epoch start to epoch start: training and what the epoch's end does (last.pt …); the paired bound runs in there.
+    # (The last epoch has no such interval: after it come the run's end, curves.png and status.json.)
     starts = marks["starts"]
     wall = [] if bound_epoch else [[seen, t1 - t0] for t0, t1 in zip(starts, starts[1:], strict=False)]
     fmt = "channels_last" if trainer.memory_format == torch.channels_last else "contiguous"

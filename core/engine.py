@@ -462,14 +462,6 @@ class _WriteBehind:
         """Run job(events) on the writer thread (in place when not `behind`); job appends (event name, *args) to
         events as each file is done."""
         self.wait(emit)
-        if not self.behind:
-            events: list[tuple[Any, ...]] = []
-            try:
-                job(events)
-            finally:
-                for name, *args in events:
-                    emit(name, *args)
-            return
 
         def run() -> None:
             try:
@@ -477,6 +469,10 @@ class _WriteBehind:
             except BaseException as e:  # noqa: BLE001 - raised on the training thread by wait()
                 self._error = e
 
+        if not self.behind:
+            run()
+            self._deliver(emit)
+            return
         self._thread = threading.Thread(target=run, name="checkpoint-writer")
         self._thread.start()
 
@@ -487,17 +483,23 @@ class _WriteBehind:
             return
         self._thread.join()
         self._thread = None
+        self._deliver(emit)
+
+    def _deliver(self, emit: Callable[..., None]) -> None:
         events, self._events = self._events, []
         error, self._error = self._error, None
-        for name, *args in events:
-            emit(name, *args)
-        if error is not None:
-            raise error
+        try:
+            for name, *args in events:
+                emit(name, *args)
+        finally:
+            if error is not None:  # (a listener's error, if one raised, is its __context__)
+                raise error
 
     @property
     def failed(self) -> bool:
-        """The job in flight has failed (wait() raises its error): checked at each step, so that a disk that is
-        full ends the run at once rather than after another epoch that could not be saved either."""
+        """The job in flight has failed (wait() raises its error): checked after each step (_EpochMeter.tick), so
+        that a disk that is full ends the run at once rather than after another epoch that could not be saved
+        either. (Under torchrun rank 0 then fails alone, as a failed save at an epoch's end did.)"""
         return self._error is not None
 
     def close(self) -> None:
@@ -725,12 +727,14 @@ class Trainer:
         try:
             return self._fit()
         finally:
-            self._writer.close()  # (an interrupt: the epoch's files are finished before the lock is let go)
-            restore()
-            if self._lock is not None:
-                self._lock.release()
-            if self.dist.enabled and self.dist.initialized_here:
-                distributed.cleanup()
+            try:
+                self._writer.close()  # (an interrupt: the epoch's files are finished before the lock is let go)
+            finally:  # (another Ctrl-C during that wait)
+                restore()
+                if self._lock is not None:
+                    self._lock.release()
+                if self.dist.enabled and self.dist.initialized_here:
+                    distributed.cleanup()
 
     def _catch_signals(self) -> Callable[[], None]:
         """SIGINT/SIGTERM request a stop (collective under DDP) instead of killing the process; a second SIGINT
@@ -777,7 +781,6 @@ class Trainer:
             reason, message = self._loop()
             if self.dist.enabled:  # every rank leaves the loop together: each loaded its own share of the images
                 self.unreadable = distributed.merge_dicts(self.unreadable)  # (before rank 0's final evaluation)
-            self._phase = "final"
         except _Failed as e:
             reason, message = "failed", str(e)
         except Exception as e:  # noqa: BLE001
@@ -801,8 +804,8 @@ class Trainer:
                 self._safe_warn(f"could not save the last epoch: {_one_line(e)}")
             else:
                 reason, message, tb = "failed", _one_line(e), traceback.format_exc()
-        if reason == "failed":
-            self._phase = "ending"  # (the failure is being written down: a Ctrl-C now changes nothing)
+        # "ending": the failure is being written down, a Ctrl-C now changes nothing
+        self._phase = "ending" if reason == "failed" else "final"
         return self._finish(reason, message, tb=tb)
 
     # -- setup
@@ -1068,7 +1071,6 @@ class Trainer:
                 return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
             if val_loss is not None and not math.isfinite(val_loss):  # the epoch's last steps broke the weights:
                 self._fail_nonfinite(math.isnan(val_loss), epoch)  # neither best.pt nor last.pt may keep them
-            self._writer.wait(self._emit)  # the last epoch's files first: history.csv stays at most a row ahead
             row = {
                 "epoch": epoch,
                 "train_loss": train_loss,
@@ -1078,6 +1080,7 @@ class Trainer:
                 "lr": lr,
                 "seconds": round(before + time.perf_counter() - t0 - paused, 3),
             }
+            self._writer.wait(self._emit)  # the last epoch's files first: history.csv stays at most a row ahead
             self.history.append(row)
             if self.is_main:
                 runs.append_history(self.run_dir, row)
@@ -1169,8 +1172,6 @@ class Trainer:
                 self._batch_size_now = b
                 meter.add(step, *self._train_step(batch, gen, mix_rng), b)
             meter.tick(step)
-            if self._writer.failed:
-                self._writer.wait(self._emit)  # (raises the error)
             if stop.stopped:
                 raise self._stopped(meter, step, self.train_loader.served, len(self.train_loader.ids), gen, mix_rng)
         if not meter.seen:
@@ -1513,7 +1514,10 @@ class Trainer:
         """last.pt after `epoch` finished epochs, now (a stop); `partial`: how far the next epoch got."""
         if not self.is_main:
             return
-        self._writer.wait(self._emit)
+        try:
+            self._writer.wait(self._emit)
+        except Exception as e:  # noqa: BLE001 - the last epoch's files: this last.pt holds that epoch, and more
+            self._warn(f"could not save epoch {epoch}'s end ({_one_line(e)}); the stop's last.pt is tried instead")
         try:
             runs.append_batches(self.run_dir, self._batch_log.take())
         except OSError as e:  # only the per-batch curve of a resumed run is missing then
@@ -1841,6 +1845,8 @@ class _EpochMeter:
     def tick(self, step: int) -> None:
         """After each step but the last (finish() reports that one): queue a read when one is due, report it when
         the device has it."""
+        if self.trainer._writer.failed:  # the last epoch's files could not be written
+            self.trainer._writer.wait(self.trainer._emit)  # (raises the error)
         if not self.seen or step == self.steps:
             return
         now = time.perf_counter()

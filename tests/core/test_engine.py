@@ -4,6 +4,7 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -649,6 +650,7 @@ class _LaggedReads:
         class Owner:  # what the meter uses of its Trainer
             device, stop, config, world_size, is_main = torch.device("cpu"), StopToken(), RunConfig(), 1, False
             _fail_nonfinite = Trainer._fail_nonfinite
+            _writer = engine._WriteBehind(False)  # (nothing in flight)
             reports: list = []
 
             def _emit(self, hook, p):
@@ -1149,14 +1151,16 @@ def test_a_last_pt_that_cannot_be_written_ends_the_run_at_the_next_step_naming_i
         steps[self._epoch_now] = steps.get(self._epoch_now, 0) + 1
         return real_step(self, batch, gen, mix_rng)
 
-    class WriteFailsFirst(Callback):
+    class WriteFailsFirst(Recorder):
         def on_epoch_start(self, epoch):
+            super().on_epoch_start(epoch)
             trainer._epoch_now = epoch
             if trainer._writer._thread is not None:  # the failed write of the epoch before is over
                 trainer._writer._thread.join()
 
     monkeypatch.setattr(Trainer, "_train_step", counted)
-    trainer = Trainer(config(dataset, epochs=5, batch_size=4), callbacks=[WriteFailsFirst()], runs_dir=tmp_path)
+    rec = WriteFailsFirst()
+    trainer = Trainer(config(dataset, epochs=5, batch_size=4), callbacks=[rec], runs_dir=tmp_path)
     trainer._writer.behind = True  # (as on a GPU)
     result = trainer.fit()
     run = Path(result.run_dir)
@@ -1164,7 +1168,7 @@ def test_a_last_pt_that_cannot_be_written_ends_the_run_at_the_next_step_naming_i
     assert str(run / "last.pt") in result.message
     assert steps[1] > 1 and steps[2] == 1 and len(result.history) == 1
     assert json.loads((run / "status.json").read_text())["status"] == "failed"
-    assert not (run / "last.pt").exists()
+    assert rec.of("checkpoint") == []  # nothing claimed saved
 
 
 def test_with_the_files_written_behind_a_run_and_a_stopped_and_resumed_one_match_one_written_in_place(
@@ -1176,8 +1180,7 @@ def test_with_the_files_written_behind_a_run_and_a_stopped_and_resumed_one_match
     cfg = config(dataset, epochs=3, batch_size=4, mixup=0.2)
     in_place = Trainer(cfg, runs_dir=tmp_path / "a").fit()
     assert in_place.reason == "completed", in_place.message
-    real_init = engine._WriteBehind.__init__
-    monkeypatch.setattr(engine._WriteBehind, "__init__", lambda self, behind: real_init(self, True))
+    _behind(monkeypatch)
     behind = Trainer(cfg, runs_dir=tmp_path / "b").fit()
     token = StopToken()
 
@@ -1196,6 +1199,146 @@ def test_with_the_files_written_behind_a_run_and_a_stopped_and_resumed_one_match
         b = checkpoint.load(Path(result.run_dir) / "last.pt")
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
         assert b["scheduler"] == a["scheduler"] and b["best"] == a["best"]
-        epochs = [r.split(",")[0] for r in (Path(result.run_dir) / "batches.csv").read_text().splitlines()[1:]]
-        assert sorted(set(epochs)) == ["1", "2", "3"]
+
+        def epoch_ends(run_dir):  # (the rows between them are taken at most every 0.25 s: they vary with time)
+            rows = [r.split(",") for r in (Path(run_dir) / "batches.csv").read_text().splitlines()[1:]]
+            return [r for r in rows if r[1] == r[2]]
+
+        assert [r[0] for r in epoch_ends(result.run_dir)] == ["1", "2", "3"]
+        assert epoch_ends(result.run_dir) == epoch_ends(in_place.run_dir)
         assert _status(result.run_dir)["status"] == "completed" and _status(result.run_dir)["epochs_done"] == 3
+
+
+def _behind(monkeypatch):
+    """Every Trainer made from here on writes its epochs' files behind the next epoch, as on a GPU."""
+    real_init = engine._WriteBehind.__init__
+    monkeypatch.setattr(engine._WriteBehind, "__init__", lambda self, behind: real_init(self, True))
+
+
+def test_with_the_files_written_behind_an_epochs_seconds_leave_out_the_wait_for_the_last_ones(
+    dataset, tmp_path, monkeypatch
+):
+    """An epoch shorter than the write before it waits for that write at its end; history.csv's seconds are its
+    training and validation only, as when the files are written in place (a slow disk: last.pt takes 1.5 s)."""
+    import threading
+
+    real_save = checkpoint.save
+
+    def slow_disk(path, payload):
+        if Path(path).name == "last.pt" and payload["epoch"] == 1:
+            threading.Event().wait(1.5)
+        real_save(path, payload)
+
+    monkeypatch.setattr(checkpoint, "save", slow_disk)
+    _behind(monkeypatch)
+    blocked = []
+    real_wait = engine._WriteBehind.wait
+
+    def timed_wait(self, emit):
+        t = time.perf_counter()
+        real_wait(self, emit)
+        blocked.append(time.perf_counter() - t)
+
+    monkeypatch.setattr(engine._WriteBehind, "wait", timed_wait)
+    marks = {}
+
+    class Clock(Callback):
+        def on_epoch_start(self, epoch):
+            marks[epoch] = [time.perf_counter()]
+
+        def on_epoch_end(self, m):
+            marks[m.epoch].append(time.perf_counter())
+
+    result = Trainer(config(dataset, epochs=2, batch_size=4), callbacks=[Clock()], runs_dir=tmp_path).fit()
+    assert result.reason == "completed", result.message
+    start, end = marks[2]
+    waited = max(blocked)  # epoch 2's end, waiting for epoch 1's last.pt
+    assert waited > 0.2  # (the write outlasted epoch 2, as it should here)
+    assert result.history[1]["seconds"] <= end - start - waited + 0.05
+
+
+def test_with_the_files_written_behind_a_stop_saves_after_the_write_in_flight(dataset, tmp_path, monkeypatch):
+    """A stop while epoch 1's last.pt is still being written: the stop's last.pt (epoch 1 and part of epoch 2)
+    is written after it, not overwritten by it; and the run's every last.pt is announced once."""
+    import threading
+
+    stop_asked, stop_saved = threading.Event(), threading.Event()
+    real_save = checkpoint.save
+
+    def held_save(path, payload):
+        if Path(path).name == "last.pt" and payload["epoch"] == 1 and not payload["partial_epoch"]:
+            assert stop_asked.wait(30)
+            stop_saved.wait(2)  # a stop's save that did not wait for this one would have come first
+        real_save(path, payload)
+        if payload.get("partial_epoch"):
+            stop_saved.set()
+
+    monkeypatch.setattr(checkpoint, "save", held_save)
+    _behind(monkeypatch)
+    token = StopToken()
+
+    class StopInEpoch2(Recorder):
+        def on_batch_end(self, p):
+            super().on_batch_end(p)
+            if (p.epoch, p.step) == (2, 1):
+                token.stop()
+                stop_asked.set()
+
+    rec = StopInEpoch2()
+    result = Trainer(config(dataset, epochs=3, batch_size=4), callbacks=[rec], stop=token, runs_dir=tmp_path).fit()
+    assert result.reason == "stopped", result.message
+    last = checkpoint.load(Path(result.run_dir) / "last.pt")
+    assert last["epoch"] == 1 and last["partial"]["epoch"] == 2 and last["partial"]["steps_done"] == 1
+    assert rec.of("checkpoint").count("last") == 2  # epoch 1's, then the stop's
+
+
+def test_with_the_files_written_behind_the_last_epochs_files_are_done_before_the_run_ends(
+    dataset, tmp_path, monkeypatch
+):
+    """The run's end waits for the last epoch's files: each epoch's last.pt is announced before on_fit_end, the
+    final evaluation reads the last best.pt, and status.json ends "completed" (not a late "running")."""
+    _behind(monkeypatch)
+    rec = Recorder()
+    result = Trainer(config(dataset, epochs=3, batch_size=4), callbacks=[rec], runs_dir=tmp_path).fit()
+    assert result.reason == "completed", result.message
+    kinds = [e[0] if e[0] != "checkpoint" else e for e in rec.events]
+    assert [k for k in kinds if k == ("checkpoint", "last")] == [("checkpoint", "last")] * 3
+    assert kinds.index("fit_end") > max(i for i, k in enumerate(kinds) if k == ("checkpoint", "last"))
+    run = Path(result.run_dir)
+    assert _status(run)["status"] == "completed" and _status(run)["epochs_done"] == 3
+    best = checkpoint.load(run / "best.pt")
+    assert best["epoch"] == result.best_epoch and result.evaluation is not None
+
+
+@pytest.mark.parametrize("behind", [True, False])
+def test_a_write_error_is_raised_even_when_a_listener_of_its_events_fails(behind):
+    """The job's error (a full disk) is the one the run fails with; a listener's own error stays attached."""
+    import errno
+
+    writer = engine._WriteBehind(behind)
+
+    def job(events):
+        events.append(("on_checkpoint", "batches.csv", "x"))
+        raise OSError(errno.ENOSPC, "no space left on device")
+
+    def emit(name, *args):
+        raise RuntimeError("a listener broke")
+
+    with pytest.raises(OSError, match="no space left") as e:
+        writer.submit(job, emit)
+        writer.wait(emit)
+    assert isinstance(e.value.__context__, RuntimeError)
+    writer.wait(emit)  # nothing left in flight, nothing raised twice
+
+
+def test_an_interrupt_while_the_last_files_are_written_still_lets_go_of_the_run(dataset, tmp_path, monkeypatch):
+    """A second Ctrl-C during the wait for the last epoch's files: the run's lock is released all the same."""
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine._WriteBehind, "close", interrupted)
+    trainer = Trainer(config(dataset, epochs=1, batch_size=4), runs_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert runs.RunLock(trainer.run_dir).acquire()  # free for a resume
