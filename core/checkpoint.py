@@ -52,27 +52,19 @@ def snapshot(obj: Any) -> Any:
     """A copy of a payload that training can no longer change, for a save on another thread: tensors copied to
     the CPU (the CPU's own cloned: .cpu() hands those back as they are, and the next step changes them in place),
     dicts, lists and tuples rebuilt."""
+    return _to_cpu(obj, clone=True)
+
+
+def _to_cpu(obj: Any, clone: bool = False) -> Any:
     if isinstance(obj, torch.Tensor):
         t = obj.detach()
-        return t.clone() if t.device.type == "cpu" else t.cpu()
+        return t.clone() if clone and t.device.type == "cpu" else t.cpu()
     if isinstance(obj, dict):
-        return {k: snapshot(v) for k, v in obj.items()}
+        return {k: _to_cpu(v, clone) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [snapshot(v) for v in obj]
+        return [_to_cpu(v, clone) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(snapshot(v) for v in obj)
-    return obj
-
-
-def _to_cpu(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_to_cpu(v) for v in obj)
+        return tuple(_to_cpu(v, clone) for v in obj)
     return obj
 
 
