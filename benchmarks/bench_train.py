@@ -507,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     names = {"a": "(a) tutorial loop", "b": "(b) our Trainer", "b0": "(b0) Trainer of --baseline"}
     names["c"] = "(c) model-only bound"
     verdicts = []
+    pad = " |" * (6 if kind == "cuda" else 5)  # the table's empty cells after a line of text
     for cfg, s, b0, paired in rows:
         for k in s:
             v = s[k]
@@ -533,22 +534,20 @@ def main(argv: list[str] | None = None) -> int:
         if "b0" in s:
             print(
                 f"| {cfg['arch']} @ {cfg['size']} | | b/b0 = {s['b']['steady'] / s['b0']['steady']:.3f} "
-                f"(b0/c = {s['b0']['steady'] / s['c']['steady']:.2f}) |" + " |" * (6 if kind == "cuda" else 5)
+                f"(b0/c = {s['b0']['steady'] / s['c']['steady']:.2f}) |" + pad
             )
         for k in ("b", "b0"):
             if "wall" in s.get(k, {}):
                 w = s[k]["wall"]
                 print(
                     f"| {cfg['arch']} @ {cfg['size']} | | {names[k]}, epoch start to epoch start (its files "
-                    f"included): {w:.2f} img/s = {w / s[k]['steady']:.3f} of its steady |"
-                    + " |"
-                    * (6 if kind == "cuda" else 5)
+                    f"included): {w:.2f} img/s = {w / s[k]['steady']:.3f} of its steady |" + pad
                 )
         if paired:
             print(
                 f"| {cfg['arch']} @ {cfg['size']} | | paired (one process, epochs alternating): **b/c = "
                 f"{statistics.median(paired):.3f}**, median of {len(paired)} pairs (range {min(paired):.2f}–"
-                f"{max(paired):.2f}) |" + " |" * (6 if kind == "cuda" else 5)
+                f"{max(paired):.2f}) |" + pad
             )
         print(
             f"#   (b) loader: {b0['loader']}; memory format {b0['memory_format']}; amp {b0['amp']}; "

@@ -462,19 +462,22 @@ class _WriteBehind:
         """Run job(events) on the writer thread (in place when not `behind`); job appends (event name, *args) to
         events as each file is done."""
         self.wait(emit)
-
-        def run() -> None:
-            try:
-                job(self._events)
-            except BaseException as e:  # noqa: BLE001 - raised on the training thread by wait()
-                self._error = e
-
         if not self.behind:
-            run()
-            self._deliver(emit)
+            self.run_now(job, emit)
             return
-        self._thread = threading.Thread(target=run, name="checkpoint-writer")
+        self._thread = threading.Thread(target=self._run, args=(job,), name="checkpoint-writer")
         self._thread.start()
+
+    def run_now(self, job: Callable[[list[tuple[Any, ...]]], None], emit: Callable[..., None]) -> None:
+        """job(events) on this thread, its events and error handed on at once (nothing may be in flight)."""
+        self._run(job)
+        self._deliver(emit)
+
+    def _run(self, job: Callable[[list[tuple[Any, ...]]], None]) -> None:
+        try:
+            job(self._events)
+        except BaseException as e:  # noqa: BLE001 - raised on the training thread by _deliver()
+            self._error = e
 
     def wait(self, emit: Callable[..., None]) -> None:
         """Until the job in flight is done; its events go out here through emit, then its error (if any) is
@@ -1489,26 +1492,11 @@ class Trainer:
         then status.json's epochs_done (after last.pt, which the resume starts from)."""
         if not self.is_main:
             return
-        rows = self._batch_log.take()
         best = self._payload(epoch, row)  # (its weights are copies already: plain_state_dict)
         state = self._training_state()  # the optimizer's state is not: copied when the next epoch trains meanwhile
         last = {**best, **(checkpoint.snapshot(state) if self._writer.behind else state)}
         status = {"epochs_done": epoch, "best_epoch": self.best["epoch"], "best_metric": self.best["metric"]}
-        run_dir = self.run_dir
-
-        def job(events: list[tuple[Any, ...]]) -> None:
-            try:
-                runs.append_batches(run_dir, rows)
-            except OSError as e:  # only the per-batch curve of a resumed run is missing then
-                events.append(("on_warning", f"could not write batches.csv: {e}"))
-            checkpoint.save(run_dir / "last.pt", last)
-            events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
-            if improved:
-                checkpoint.save(run_dir / "best.pt", best)
-                events.append(("on_checkpoint", str(run_dir / "best.pt"), "best"))
-            runs.write_status(run_dir, "running", **status)
-
-        self._writer.submit(job, self._emit)
+        self._writer.submit(self._files_job(last, best if improved else None, status), self._emit)
 
     def _save_last(self, epoch: int, partial: dict[str, Any] | None = None) -> None:
         """last.pt after `epoch` finished epochs, now (a stop); `partial`: how far the next epoch got."""
@@ -1518,14 +1506,30 @@ class Trainer:
             self._writer.wait(self._emit)
         except Exception as e:  # noqa: BLE001 - the last epoch's files: this last.pt holds that epoch, and more
             self._warn(f"could not save epoch {epoch}'s end ({_one_line(e)}); the stop's last.pt is tried instead")
-        try:
-            runs.append_batches(self.run_dir, self._batch_log.take())
-        except OSError as e:  # only the per-batch curve of a resumed run is missing then
-            self._warn(f"could not write batches.csv: {e}")
-        p = {**self._payload(epoch, self.history[-1] if self.history else None), **self._training_state(partial)}
-        path = self.run_dir / "last.pt"
-        checkpoint.save(path, p)
-        self._emit("on_checkpoint", str(path), "last")
+        last = {**self._payload(epoch, self.history[-1] if self.history else None), **self._training_state(partial)}
+        self._writer.run_now(self._files_job(last), self._emit)
+
+    def _files_job(
+        self, last: dict[str, Any], best: dict[str, Any] | None = None, status: dict[str, Any] | None = None
+    ) -> Callable[[list[tuple[Any, ...]]], None]:
+        """A _WriteBehind job: the per-batch losses logged since the last one into batches.csv, `last` into
+        last.pt, then `best` into best.pt and `status` into status.json when given."""
+        rows, run_dir = self._batch_log.take(), self.run_dir
+
+        def job(events: list[tuple[Any, ...]]) -> None:
+            try:
+                runs.append_batches(run_dir, rows)
+            except OSError as e:  # only the per-batch curve of a resumed run is missing then
+                events.append(("on_warning", f"could not write batches.csv: {e}"))
+            checkpoint.save(run_dir / "last.pt", last)
+            events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
+            if best is not None:
+                checkpoint.save(run_dir / "best.pt", best)
+                events.append(("on_checkpoint", str(run_dir / "best.pt"), "best"))
+            if status is not None:
+                runs.write_status(run_dir, "running", **status)
+
+        return job
 
     def _training_state(self, partial: dict[str, Any] | None = None) -> dict[str, Any]:
         """What last.pt adds to best.pt's keys (the weights, the history): the state a resume goes on from."""
