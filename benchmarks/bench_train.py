@@ -250,12 +250,12 @@ def _bound_parts(spec: dict[str, Any], fmt_name: str = "auto") -> tuple[Any, ...
         scaler.update()
         return loss
 
-    return torch, dev, fmt, step
+    return torch, dev, fmt, step, model, opt
 
 
 def _bound_epoch(spec: dict[str, Any]) -> Any:
     """A function running one epoch of the bound over n images: [images, seconds, CPU seconds]."""
-    torch, dev, fmt, step = _bound_parts(spec)
+    torch, dev, fmt, step, *_ = _bound_parts(spec)
     b, s = spec["batch"], spec["size"]
     inputs: dict[int, tuple[Any, Any]] = {}
 

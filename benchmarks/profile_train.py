@@ -138,7 +138,7 @@ def profile_bound(args: argparse.Namespace, steps: int, dev: Any, torch: Any) ->
     from bench_train import _bound_parts
 
     spec = {"arch": args.arch, "device": str(dev), "threads": torch.get_num_threads()}
-    torch, dev, fmt, step = _bound_parts(spec)
+    torch, dev, fmt, step, *_ = _bound_parts(spec)
     x = torch.randn(args.batch, 3, args.size, args.size, device=dev).contiguous(memory_format=fmt)
     y = torch.randint(0, CLASSES, (args.batch,), device=dev)
     for _ in range(3):  # warm-up: kernel choice, allocations

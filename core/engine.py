@@ -457,6 +457,13 @@ class _WriteBehind:
         self._thread: threading.Thread | None = None
         self._events: list[tuple[Any, ...]] = []
         self._error: BaseException | None = None
+        self._buffers: dict[tuple[Any, ...], torch.Tensor] = {}  # checkpoint.snapshot's, kept for the next one
+
+    def snapshot(self, payload: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
+        """checkpoint.snapshot(payload) into CPU buffers reused from epoch to epoch (pinned for a GPU's tensors),
+        once the job in flight, which reads the previous one, is done (wait(emit))."""
+        self.wait(emit)
+        return checkpoint.snapshot(payload, self._buffers)
 
     def submit(self, job: Callable[[list[tuple[Any, ...]]], None], emit: Callable[..., None]) -> None:
         """Run job(events) on the writer thread (in place when not `behind`); job appends (event name, *args) to
@@ -510,6 +517,7 @@ class _WriteBehind:
         if self._thread is not None:
             self._thread.join()
             self._thread, self._events, self._error = None, [], None
+        self._buffers = {}  # (pinned memory goes back now, not when the Trainer is collected)
 
 
 class Trainer:
@@ -1478,10 +1486,10 @@ class Trainer:
         return float(loss_sum) / seen, float(correct) / seen
 
     # -- checkpoints
-    def _payload(self, epoch: int, row: dict[str, Any] | None) -> dict[str, Any]:
+    def _payload(self, epoch: int, row: dict[str, Any] | None, cpu: bool = True) -> dict[str, Any]:
         cfg = self.config
         p = checkpoint.payload(
-            self.model, cfg.model.arch, self.class_names, cfg.data.image_size, cfg.to_dict(), epoch, row
+            self.model, cfg.model.arch, self.class_names, cfg.data.image_size, cfg.to_dict(), epoch, row, cpu
         )
         p["history"] = [dict(r) for r in self.history]
         return p
@@ -1492,9 +1500,12 @@ class Trainer:
         then status.json's epochs_done (after last.pt, which the resume starts from)."""
         if not self.is_main:
             return
-        best = self._payload(epoch, row)  # (its weights are copies already: plain_state_dict)
-        state = self._training_state()  # the optimizer's state is not: copied when the next epoch trains meanwhile
-        last = {**best, **(checkpoint.snapshot(state) if self._writer.behind else state)}
+        behind = self._writer.behind
+        best = self._payload(epoch, row, cpu=not behind)
+        last = {**best, **self._training_state()}
+        if behind:  # the next epoch trains meanwhile: the files get a copy of this moment
+            last = self._writer.snapshot(last, self._emit)
+            best = {**best, "model": last["model"]}
         status = {"epochs_done": epoch, "best_epoch": self.best["epoch"], "best_metric": self.best["metric"]}
         self._writer.submit(self._files_job(last, best if improved else None, status), self._emit)
 

@@ -165,6 +165,35 @@ def test_plain_state_dict_strips_compile_prefix():
     assert set(sd) == {"0.weight", "0.bias"}
 
 
+def _state(device="cpu"):
+    w = torch.randn(4, 3, 2, 2, device=device).contiguous(memory_format=torch.channels_last)
+    return {"model": {"w": w, "b": torch.arange(3.0, device=device)}, "opt": [(torch.ones(2, device=device), 5)]}
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_a_snapshot_into_reused_buffers_is_a_copy_that_the_next_snapshot_overwrites(device):
+    """The write-behind's snapshot: the same CPU tensors each time (pinned for CUDA ones), holding the values of
+    the moment it was taken, with the source's strides; a tensor whose shape changed gets a new buffer."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    state, buffers = _state(device), {}
+    first = checkpoint.snapshot(state, buffers)
+    w0 = first["model"]["w"]
+    assert w0.device.type == "cpu" and w0.is_pinned() == (device == "cuda")
+    assert torch.equal(w0, state["model"]["w"].cpu()) and w0.stride() == state["model"]["w"].stride()
+    assert isinstance(first["opt"], list) and isinstance(first["opt"][0], tuple) and first["opt"][0][1] == 5
+    kept = w0.clone()
+    state["model"]["w"].add_(1)  # training goes on: the snapshot does not move
+    assert torch.equal(first["model"]["w"], kept)
+    state["model"]["b"] = torch.arange(5.0, device=device)
+    second = checkpoint.snapshot(state, buffers)
+    assert second["model"]["w"] is w0 and torch.equal(w0, kept + 1)  # reused: the first snapshot is gone
+    assert second["model"]["b"].shape == (5,) and torch.equal(second["model"]["b"], torch.arange(5.0))
+    assert second["opt"][0][0] is first["opt"][0][0]
+    back = checkpoint.snapshot(second)  # without buffers: fresh copies, even of CPU tensors
+    assert back["model"]["w"] is not w0 and torch.equal(back["model"]["w"], w0)
+
+
 def test_garbage_files_are_named_not_crashes(tmp_path):
     from core.checkpoint import CheckpointError, load
 
