@@ -367,6 +367,7 @@ def _train_config(args: argparse.Namespace):
         ("cutmix", t),
         ("grad_clip", t),
         ("early_stop_patience", t),
+        ("save_every_s", t),
         ("device", t),
         ("sync_bn", t),
     ):
@@ -415,7 +416,7 @@ def _flag_message(e: Exception) -> str:
     section, _, name = name.rpartition(".")
     if not why or name not in fields or section not in ("", "data", "model", "train"):
         return str(e)  # not "[section.]setting[=value]: reason" ("exp.lr: this run is training…", say)
-    flag = "--" + {"root": "data"}.get(name, name).replace("_", "-")
+    flag = "--" + {"root": "data", "save_every_s": "save_every"}.get(name, name).replace("_", "-")
     value = value.strip("'")
     return f"{flag} {value}: {why}" if value else f"{flag}: {why}"
 
@@ -835,6 +836,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradient norm to NORM")
     sp.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
     sp.add_argument("--early-stop-patience", type=int, metavar="N", help="stop after N epochs without improvement")
+    sp.add_argument(
+        "--save-every",
+        dest="save_every_s",
+        type=float,
+        metavar="SECONDS",
+        help="write last.pt (and a new best.pt) at an epoch's end at most this often (default 30; 0: every epoch; "
+        "the last epoch and a stop are always saved)",
+    )
     sp.add_argument("--image-size", type=int, metavar="S", help="training image side in pixels")
     sp.add_argument("--val-split", type=float, metavar="F", help="share of each class for validation")
     sp.add_argument("--test-split", type=float, metavar="F", help="share of each class for the final test")

@@ -163,6 +163,10 @@ class TrainConfig:
     seed: int = 0
     sync_bn: bool = False  # DDP only
     backbone_lr_mult: float = 0.1  # finetune: backbone lr = lr × this
+    # last.pt (and a new best.pt) at an epoch's end at most once every this many seconds; 0: every epoch. The last
+    # epoch, an early stop and a Stop are always saved. (A GPU trains a small folder's epoch in under a second:
+    # resnext29's 0.5 GB of files each epoch made the disk the limit and wore it.)
+    save_every_s: float = 30.0
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):  # inf and nan pass "> 0" style checks, or fail them with odd messages
@@ -193,6 +197,7 @@ class TrainConfig:
         _check(self.device in DEVICES or self.device.startswith("cuda:"), "device", self.device, f"one of {DEVICES}")
         _check(self.channels_last in ("auto", "on", "off"), "channels_last", self.channels_last, "auto|on|off")
         _check(self.backbone_lr_mult > 0, "backbone_lr_mult", self.backbone_lr_mult, "must be > 0")
+        _check(self.save_every_s >= 0, "save_every_s", self.save_every_s, "must be ≥ 0 (0: every epoch)")
         # per-epoch generators are seeded with seed * 1000 + epoch, which must fit torch's 64 bits
         _check(abs(self.seed) < 2**53, "seed", self.seed, "must be smaller than 2**53 in size")
 

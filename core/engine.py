@@ -592,6 +592,9 @@ class Trainer:
         self.callbacks.append(self._batch_log)
         self.device = self.dist.device if self.dist.enabled else resolve_device(config.train.device)
         self._writer = _WriteBehind(behind=self.device.type != "cpu")
+        self._saved_at = time.monotonic()  # when the files were last written (save_every_s counts from here)
+        self._unsaved, self._pending_best = False, None  # an epoch's end not written yet; its best weights
+        self._epochs_saved = 0  # the epochs the last last.pt holds (status.json's epochs_done of a failed run)
         self.config = config if self._resume_ckpt else resolve_defaults(config, self.device)
         self.config.validate()
         self.local_batch, self._batch_note = self.config.train.batch_size, None
@@ -809,6 +812,8 @@ class Trainer:
             else:
                 reason, message, tb = "failed", _one_line(e), traceback.format_exc()
         try:
+            if reason == "failed":
+                self._save_pending_best()
             self._writer.wait(self._emit)  # the last epoch's files, before the end reads them
         except Exception as e:  # noqa: BLE001
             if reason == "failed":  # the first failure is the run's; this one is said too
@@ -1004,7 +1009,7 @@ class Trainer:
         if ck.get("rng"):
             checkpoint.set_rng_state(ck["rng"])
         self.history = [dict(r) for r in ck.get("history", [])]
-        self.start_epoch = int(ck["epoch"])
+        self.start_epoch = self._epochs_saved = int(ck["epoch"])
         partial = ck.get("partial")  # where a stop inside the next epoch left it (older checkpoints: redo it)
         self._partial = partial if isinstance(partial, dict) and partial.get("epoch") == self.start_epoch + 1 else None
         self.best = dict(ck["best"]) if ck.get("best") else None
@@ -1046,8 +1051,11 @@ class Trainer:
     def _loop(self) -> tuple[str, str]:
         tc = self.config.train
         self._phase = "epochs"
+        self._saved_at = time.monotonic()
         for epoch in range(self.start_epoch + 1, tc.epochs + 1):
             if self._stop_requested():
+                if self._unsaved:  # the last epoch's end, held back by save_every_s
+                    self._save_last(self._epochs_done)
                 return "stopped", f"stopped before epoch {epoch}"
             self._emit("on_epoch_start", epoch)
             t0 = time.perf_counter()
@@ -1101,8 +1109,9 @@ class Trainer:
                 self.scheduler.step(self._monitored(row))
             elif isinstance(self.scheduler, torch.optim.lr_scheduler.StepLR):
                 self.scheduler.step()
-            self._save_epoch(epoch, row, improved)
-            if tc.early_stop_patience and self.bad_epochs >= tc.early_stop_patience:
+            early_stop = bool(tc.early_stop_patience and self.bad_epochs >= tc.early_stop_patience)
+            self._save_epoch(epoch, row, improved, final=early_stop or epoch == tc.epochs)
+            if early_stop:
                 n = self.bad_epochs  # the best epoch is reported with the result, not repeated here
                 watched = {"val_acc": "validation accuracy", "val_loss": "validation loss"}.get(tc.monitor, tc.monitor)
                 return "early_stop", (
@@ -1494,20 +1503,46 @@ class Trainer:
         p["history"] = [dict(r) for r in self.history]
         return p
 
-    def _save_epoch(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
+    def _save_epoch(self, epoch: int, row: dict[str, Any], improved: bool, final: bool = False) -> None:
         """An epoch's end on disk, written behind the next epoch (_WriteBehind): batches.csv's new rows, last.pt,
         best.pt when the epoch `improved` (after last.pt: a run ended between the two mends best.pt when resumed),
-        then status.json's epochs_done (after last.pt, which the resume starts from)."""
+        then status.json's epochs_done (after last.pt, which the resume starts from).
+
+        At most once every train.save_every_s seconds, unless the epoch is the run's `final` one: an epoch in
+        between keeps its best weights (a copy, on the training device) for the next save, and a stop, an early
+        stop or a failure saves what waits (_save_last, _save_pending_best). A crash loses at most that long."""
         if not self.is_main:
             return
-        behind = self._writer.behind
+        behind, every = self._writer.behind, self.config.train.save_every_s
+        if not final and every > 0 and time.monotonic() - self._saved_at < every:
+            if improved:
+                self._pending_best = self._payload(epoch, row, cpu=not behind)
+                if behind:  # (a copy on the GPU takes a millisecond; one to the CPU ~0.1 s of every such epoch)
+                    self._pending_best["model"] = {k: v.clone() for k, v in self._pending_best["model"].items()}
+            self._unsaved = True
+            return
+        if improved:
+            self._pending_best = None  # (this epoch's is better)
+        held = self._take_pending_best()
+        self._saved_at, self._epochs_saved = time.monotonic(), epoch
         best = self._payload(epoch, row, cpu=not behind)
         last = {**best, **self._training_state()}
         if behind:  # the next epoch trains meanwhile: the files get a copy of this moment
             last = self._writer.snapshot(last, self._emit)
             best = {**best, "model": last["model"]}
         status = {"epochs_done": epoch, "best_epoch": self.best["epoch"], "best_metric": self.best["metric"]}
-        self._writer.submit(self._files_job(last, best if improved else None, status), self._emit)
+        self._writer.submit(self._files_job(last, best if improved else held, status), self._emit)
+
+    def _take_pending_best(self) -> dict[str, Any] | None:
+        """The best epoch's payload that save_every_s held back, on the CPU (None without one); it is then saved."""
+        best, self._pending_best, self._unsaved = self._pending_best, None, False
+        return None if best is None else checkpoint.snapshot(best)
+
+    def _save_pending_best(self) -> None:
+        """A failed run: the best epoch's weights that save_every_s held back go to best.pt (last.pt stays as it
+        was: the state now may be broken)."""
+        if self.is_main and self._pending_best is not None:
+            self._writer.submit(self._files_job(None, self._take_pending_best()), self._emit)
 
     def _save_last(self, epoch: int, partial: dict[str, Any] | None = None) -> None:
         """last.pt after `epoch` finished epochs, now (a stop); `partial`: how far the next epoch got."""
@@ -1518,13 +1553,14 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - the last epoch's files: this last.pt holds that epoch, and more
             self._warn(f"could not save epoch {epoch}'s end ({_one_line(e)}); the stop's last.pt is tried instead")
         last = {**self._payload(epoch, self.history[-1] if self.history else None), **self._training_state(partial)}
-        self._writer.run_now(self._files_job(last), self._emit)
+        self._saved_at, self._epochs_saved = time.monotonic(), epoch
+        self._writer.run_now(self._files_job(last, self._take_pending_best()), self._emit)
 
     def _files_job(
-        self, last: dict[str, Any], best: dict[str, Any] | None = None, status: dict[str, Any] | None = None
+        self, last: dict[str, Any] | None, best: dict[str, Any] | None = None, status: dict[str, Any] | None = None
     ) -> Callable[[list[tuple[Any, ...]]], None]:
         """A _WriteBehind job: the per-batch losses logged since the last one into batches.csv, `last` into
-        last.pt, then `best` into best.pt and `status` into status.json when given."""
+        last.pt, then `best` into best.pt and `status` into status.json, each when given."""
         rows, run_dir = self._batch_log.take(), self.run_dir
 
         def job(events: list[tuple[Any, ...]]) -> None:
@@ -1532,8 +1568,9 @@ class Trainer:
                 runs.append_batches(run_dir, rows)
             except OSError as e:  # only the per-batch curve of a resumed run is missing then
                 events.append(("on_warning", f"could not write batches.csv: {e}"))
-            checkpoint.save(run_dir / "last.pt", last)
-            events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
+            if last is not None:
+                checkpoint.save(run_dir / "last.pt", last)
+                events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
             if best is not None:
                 checkpoint.save(run_dir / "best.pt", best)
                 events.append(("on_checkpoint", str(run_dir / "best.pt"), "best"))
@@ -1627,7 +1664,8 @@ class Trainer:
                     status,
                     reason=reason,
                     message=message,
-                    epochs_done=len(self.history),
+                    # (what last.pt holds: a failure may come save_every_s after the last save)
+                    epochs_done=self._epochs_saved if reason == "failed" else len(self.history),
                     best_epoch=best.get("epoch"),
                     best_metric=best.get("metric"),
                 )

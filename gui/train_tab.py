@@ -767,11 +767,13 @@ class TrainTab(QWidget):
             history, config, status = [], {}, {}
 
         # The run keeps its own plan (its schedule was built for it); the form's epoch count is not used here.
-        # The epochs last.pt holds: status.json's epochs_done is written after last.pt at each epoch's end,
-        # history.csv before it (a run killed in between has one history row more than its checkpoint).
+        # The epochs last.pt holds: status.json's epochs_done is written after each last.pt, history.csv at every
+        # epoch's end (a run killed between two saves, train.save_every_s apart, has more history rows than its
+        # checkpoint: the resume goes on from the checkpoint, and so does the chart).
         # A run that has done all its planned epochs (it failed after the last one) gets one more.
         planned = _int(section(config, "train").get("epochs"), 0)  # (section: "train": "x" raised here)
         saved = _int(status.get("epochs_done"), len(history))
+        history = [r for r in history if _int(r.get("epoch"), 0) <= saved]
         override.train.epochs = max(planned, saved + 1) if epochs is None else int(epochs)
         if override.train.epochs <= saved:
             self.banner.set_error(f"{Path(run_dir).name} has trained {saved} epochs already; ask for more than that.")

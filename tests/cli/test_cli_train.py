@@ -36,10 +36,12 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.mark.timeout(300)
 def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
     runs = tmp_path / "runs"
-    rc, out, err = run(capsys, "train", "--data", tiny_set, "--epochs", "1", "--runs-dir", runs, "--json", *TINY)
+    argv = ("train", "--data", tiny_set, "--epochs", "1", "--runs-dir", runs, "--json", "--save-every", "0", *TINY)
+    rc, out, err = run(capsys, *argv)
     assert rc == 0, err
     doc = json.loads(out)
     run_dir = Path(doc["run_dir"])
+    assert json.loads((run_dir / "config.json").read_text())["train"]["save_every_s"] == 0
     assert doc["reason"] == "completed" and len(doc["history"]) == 1
     assert "epoch 1/1" in err  # progress went to stderr
     assert "settings: resnext11_2x4d, 16 px, batch 4, lr " in err  # what the run uses, defaults filled in
@@ -112,6 +114,8 @@ def test_train_usage_errors_are_one_line(capsys, tmp_path, tiny_set):
     assert rc == 2 and "missing" in err and err.count("\n") == 1
     rc, _, err = run(capsys, "train", "--data", tiny_set, "--val-split", "1.5")
     assert rc == 2 and "--val-split 1.5: must be in [0, 1)" in err and err.count("\n") == 1
+    rc, _, err = run(capsys, "train", "--data", tiny_set, "--save-every", "-1")
+    assert rc == 2 and "--save-every -1.0: must be ≥ 0 (0: every epoch)" in err and err.count("\n") == 1
     rc, _, err = run(capsys, "train", "--resume", tmp_path)
     assert rc == 2 and "last.pt" in err
     bogus = tmp_path / "bogus.pt"

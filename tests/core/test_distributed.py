@@ -376,6 +376,7 @@ sys.exit(0 if result.reason == "completed" else 1)
 @pytest.mark.timeout(300)
 def test_crashing_rank_does_not_hang_and_keeps_last(dataset, tmp_path):
     cfg = single_config(dataset, epochs=3)
+    cfg.train.save_every_s = 0  # every epoch's last.pt
     (tmp_path / "cfg.json").write_text(cfg.to_json())
     script = tmp_path / "crash.py"
     script.write_text(CRASH.format(root=str(ROOT), cfg=str(tmp_path / "cfg.json"), runs=str(tmp_path / "runs")))

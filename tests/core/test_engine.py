@@ -295,7 +295,7 @@ def test_a_validation_loss_that_is_not_finite_fails_and_keeps_no_broken_weights(
         return (float("nan"), acc) if self.history else (loss, acc)
 
     monkeypatch.setattr(Trainer, "_validate", broken_in_epoch_2)
-    result = Trainer(config(dataset, epochs=3), runs_dir=tmp_path).fit()
+    result = Trainer(config(dataset, epochs=3, save_every_s=0), runs_dir=tmp_path).fit()
     assert result.reason == "failed" and "loss became NaN in the validation after epoch 2" in result.message
     run = Path(result.run_dir)
     assert checkpoint.load(run / "last.pt")["epoch"] == 1 and checkpoint.load(run / "best.pt")["epoch"] == 1
@@ -459,7 +459,7 @@ def test_a_stop_right_after_a_non_finite_loss_fails_instead_of_saving_broken_wei
         return loss, correct
 
     monkeypatch.setattr(Trainer, "_train_step", poisoned)
-    result = Trainer(config(dataset, epochs=3, batch_size=4), stop=token, runs_dir=tmp_path).fit()
+    result = Trainer(config(dataset, epochs=3, batch_size=4, save_every_s=0), stop=token, runs_dir=tmp_path).fit()
     assert result.reason == "failed" and "NaN at epoch 2 step 2" in result.message, result.message
     assert checkpoint.load(Path(result.run_dir) / "last.pt")["epoch"] == 1
 
@@ -619,7 +619,7 @@ def test_nan_loss_fails_and_keeps_best(dataset, tmp_path):
                         p.fill_(float("nan"))
 
     rec = Poison()
-    trainer = Trainer(config(dataset, epochs=3), callbacks=[rec], runs_dir=tmp_path)
+    trainer = Trainer(config(dataset, epochs=3, save_every_s=0), callbacks=[rec], runs_dir=tmp_path)
     rec.trainer = trainer
     result = trainer.fit()
     assert result.reason == "failed"
@@ -1114,7 +1114,7 @@ def test_an_epochs_files_are_written_while_the_next_epoch_trains_and_hold_that_e
                 self.weights2 = {k: v.clone() for k, v in trainer.model.state_dict().items()}
 
     probe = Probe()
-    trainer = Trainer(config(dataset, epochs=2, batch_size=4), callbacks=[probe], runs_dir=tmp_path)
+    trainer = Trainer(config(dataset, epochs=2, batch_size=4, save_every_s=0), callbacks=[probe], runs_dir=tmp_path)
     assert not trainer._writer.behind  # on the CPU the files are written in place (the cores are training) …
     trainer._writer.behind = True  # … on a GPU behind the next epoch, as here
     result = trainer.fit()
@@ -1160,7 +1160,7 @@ def test_a_last_pt_that_cannot_be_written_ends_the_run_at_the_next_step_naming_i
 
     monkeypatch.setattr(Trainer, "_train_step", counted)
     rec = WriteFailsFirst()
-    trainer = Trainer(config(dataset, epochs=5, batch_size=4), callbacks=[rec], runs_dir=tmp_path)
+    trainer = Trainer(config(dataset, epochs=5, batch_size=4, save_every_s=0), callbacks=[rec], runs_dir=tmp_path)
     trainer._writer.behind = True  # (as on a GPU)
     result = trainer.fit()
     run = Path(result.run_dir)
@@ -1249,7 +1249,9 @@ def test_with_the_files_written_behind_an_epochs_seconds_leave_out_the_wait_for_
         def on_epoch_end(self, m):
             marks[m.epoch].append(time.perf_counter())
 
-    result = Trainer(config(dataset, epochs=2, batch_size=4), callbacks=[Clock()], runs_dir=tmp_path).fit()
+    result = Trainer(
+        config(dataset, epochs=2, batch_size=4, save_every_s=0), callbacks=[Clock()], runs_dir=tmp_path
+    ).fit()
     assert result.reason == "completed", result.message
     start, end = marks[2]
     waited = max(blocked)  # epoch 2's end, waiting for epoch 1's last.pt
@@ -1285,7 +1287,9 @@ def test_with_the_files_written_behind_a_stop_saves_after_the_write_in_flight(da
                 stop_asked.set()
 
     rec = StopInEpoch2()
-    result = Trainer(config(dataset, epochs=3, batch_size=4), callbacks=[rec], stop=token, runs_dir=tmp_path).fit()
+    result = Trainer(
+        config(dataset, epochs=3, batch_size=4, save_every_s=0), callbacks=[rec], stop=token, runs_dir=tmp_path
+    ).fit()
     assert result.reason == "stopped", result.message
     last = checkpoint.load(Path(result.run_dir) / "last.pt")
     assert last["epoch"] == 1 and last["partial"]["epoch"] == 2 and last["partial"]["steps_done"] == 1
@@ -1299,7 +1303,7 @@ def test_with_the_files_written_behind_the_last_epochs_files_are_done_before_the
     final evaluation reads the last best.pt, and status.json ends "completed" (not a late "running")."""
     _behind(monkeypatch)
     rec = Recorder()
-    result = Trainer(config(dataset, epochs=3, batch_size=4), callbacks=[rec], runs_dir=tmp_path).fit()
+    result = Trainer(config(dataset, epochs=3, batch_size=4, save_every_s=0), callbacks=[rec], runs_dir=tmp_path).fit()
     assert result.reason == "completed", result.message
     kinds = [e[0] if e[0] != "checkpoint" else e for e in rec.events]
     assert [k for k in kinds if k == ("checkpoint", "last")] == [("checkpoint", "last")] * 3
@@ -1342,3 +1346,113 @@ def test_an_interrupt_while_the_last_files_are_written_still_lets_go_of_the_run(
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     assert runs.RunLock(trainer.run_dir).acquire()  # free for a resume
+
+
+class _Clock:
+    """engine's `time` with a monotonic clock the test moves; everything else is the real module's."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+class _Weights(Recorder):
+    """Records each epoch's weights at its end, and at each checkpoint the epoch count and the file's epoch."""
+
+    def __init__(self, trainer_hook=None):
+        super().__init__(trainer_hook)
+        self.trainer, self.weights, self.saved = None, {}, []
+
+    def on_epoch_end(self, m):
+        super().on_epoch_end(m)
+        self.weights[m.epoch] = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+
+    def on_checkpoint(self, path, kind):
+        super().on_checkpoint(path, kind)
+        self.saved.append((len(self.of("epoch_end")), kind, checkpoint.load(path)["epoch"]))
+
+    def same_as_epoch(self, ckpt) -> bool:
+        want = self.weights[ckpt["epoch"]]
+        return all(torch.equal(ckpt["model"][k], want[k]) for k in want)
+
+
+def test_an_epochs_files_are_saved_at_most_every_save_every_s_and_always_after_the_last_epoch(
+    dataset, tmp_path, monkeypatch
+):
+    """save_every_s 30 with epochs of 20 s (a test clock): last.pt after epochs 2 and 4 (40 s since the last save
+    each) and 5 (the last), none after 1 and 3; a best epoch in between goes to best.pt with the next save, with its
+    own weights; history.csv has every epoch."""
+    clock = _Clock()
+    monkeypatch.setattr(engine, "time", clock)
+
+    class Tick(_Weights):
+        def on_epoch_end(self, m):
+            super().on_epoch_end(m)
+            clock.now += 20.0
+
+    rec = Tick()
+    cfg = config(dataset, epochs=5, batch_size=4, save_every_s=30)
+    cfg.train.scheduler = "none"  # (some epoch in between improves)
+    trainer = rec.trainer = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path)
+    result = trainer.fit()
+    assert result.reason == "completed", result.message
+    assert [(n, e) for n, kind, e in rec.saved if kind == "last"] == [(2, 2), (4, 4), (5, 5)]
+    assert all(n in (2, 4, 5) for n, kind, _ in rec.saved)  # best.pt only with a last.pt
+    best = checkpoint.load(Path(result.run_dir) / "best.pt")
+    assert best["epoch"] == result.best_epoch and rec.same_as_epoch(best)
+    assert len(runs.read_history(result.run_dir)) == 5 and _status(result.run_dir)["epochs_done"] == 5
+
+
+def test_a_stop_between_epochs_saves_the_epoch_and_the_best_that_save_every_s_held_back(dataset, tmp_path):
+    """Nothing is saved while the run is younger than save_every_s; a Stop after epoch 2 saves last.pt of epoch 2
+    and best.pt of the best epoch so far (kept in memory since), which a resume continues from."""
+    token = StopToken()
+
+    class StopAfter2(_Weights):
+        def on_epoch_end(self, m):
+            super().on_epoch_end(m)
+            if m.epoch == 2:
+                token.stop()
+
+    rec = StopAfter2()
+    trainer = rec.trainer = Trainer(
+        config(dataset, epochs=4, batch_size=4, save_every_s=3600), callbacks=[rec], stop=token, runs_dir=tmp_path
+    )
+    result = trainer.fit()
+    assert result.reason == "stopped" and len(result.history) == 2
+    assert [n for n, _, _ in rec.saved] == [2] * len(rec.saved) and {k for _, k, _ in rec.saved} == {"last", "best"}
+    run = Path(result.run_dir)
+    last, best = checkpoint.load(run / "last.pt"), checkpoint.load(run / "best.pt")
+    assert last["epoch"] == 2 and not last["partial_epoch"] and rec.same_as_epoch(last)
+    assert best["epoch"] == result.best_epoch and rec.same_as_epoch(best)
+    resumed = Trainer(None, resume=run).fit()
+    assert resumed.reason == "completed" and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+
+
+def test_a_failed_run_saves_the_best_epoch_that_save_every_s_held_back(dataset, tmp_path):
+    """NaN weights at epoch 3 with nothing saved yet: best.pt gets the best of epochs 1-2, finite; last.pt is not
+    written (the state is broken; what a crash costs with save_every_s is at most that long a stretch)."""
+
+    class Poison(_Weights):
+        def on_epoch_start(self, epoch):
+            super().on_epoch_start(epoch)
+            if epoch == 3:
+                with torch.no_grad():
+                    for p in self.trainer.model.parameters():
+                        p.fill_(float("nan"))
+
+    rec = Poison()
+    trainer = rec.trainer = Trainer(
+        config(dataset, epochs=4, batch_size=4, save_every_s=3600), callbacks=[rec], runs_dir=tmp_path
+    )
+    result = trainer.fit()
+    assert result.reason == "failed" and "NaN" in result.message
+    run = Path(result.run_dir)
+    best = checkpoint.load(run / "best.pt")
+    assert best["epoch"] in (1, 2) and rec.same_as_epoch(best) and rec.saved == [(2, "best", best["epoch"])]
+    assert not (run / "last.pt").exists() and _status(run)["epochs_done"] == 0  # (what a resume could go on from)
