@@ -499,6 +499,27 @@ def test_a_hand_edited_config_with_odd_sections_still_resumes(qtbot, tiny_datase
 
 
 @pytest.mark.timeout(300)
+def test_a_resume_charts_the_epochs_last_pt_holds_not_the_rows_written_after_it(qtbot, tiny_dataset, runs_dir):
+    """A run killed between two saves (train.save_every_s apart) has history rows after its last.pt; the resume
+    goes on from last.pt, and the chart did not drop them: epoch 2 showed twice."""
+    from core import runs
+
+    first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=3)
+    row = {**first.history[0], "epoch": 2}
+    runs.append_history(first.run_dir, row)  # trained, not saved: the process died before its save came
+    assert [int(r["epoch"]) for r in runs.read_history(first.run_dir)] == [1, 2]
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    try:
+        with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
+            assert tab.resume_run(first.run_dir), tab.banner.text()
+            assert tab.charts.epochs == [1]
+        assert done.args[0].reason == "completed", done.args[0].message
+        assert [h["epoch"] for h in done.args[0].history] == [1, 2, 3] and tab.charts.epochs == [1, 2, 3]
+    finally:
+        _cleanup(panel, tab)
+
+
+@pytest.mark.timeout(300)
 def test_a_finished_run_trains_to_the_epochs_asked_for(qtbot, tiny_dataset, runs_dir):
     first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=1)  # completed
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
