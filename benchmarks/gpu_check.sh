@@ -3,8 +3,9 @@
 #   bash benchmarks/gpu_check.sh            (PYTHON=python3.12 ... to choose the interpreter; OUT=folder for logs)
 # 1. the CUDA tests; 2. bench_train --paired on resnext50 @ 224 (b/c from pairs of epochs that meet the same moment
 # of a machine whose speed drifts; the target is b/c >= 0.95) and its wall line (files written behind the next
-# epoch); 3. the same for resnext29 @ 32; 4. profile_train on resnext50. Each step has a time limit of its own, so
-# one that hangs leaves the others their time; the logs go to $OUT (or ./gpu_logs).
+# epoch); 3. the same for resnext29 @ 32 (b/c 0.73 on 2026-11-27, before train.save_every_s: 0.5 GB of files after
+# each half-second epoch); 4. profile_train on resnext50. Each step has a time limit of its own, so one that hangs
+# leaves the others their time; the logs go to $OUT (or ./gpu_logs).
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
