@@ -55,8 +55,8 @@ def snapshot(obj: Any, buffers: dict[tuple[Any, ...], torch.Tensor] | None = Non
 
     `buffers` (a dict kept from one snapshot to the next, {} at first): the tensors are copied into CPU tensors
     made by the first snapshot and reused by the next ones, so nothing must read the previous snapshot any more.
-    Those of a CUDA tensor are pinned: the copies are queued without a wait each and one wait ends them all (a
-    fresh pageable tensor each, resnext29's 400 MB of weights and AdamW state took ~0.2 s of every epoch's end)."""
+    Those of a CUDA tensor are pinned: the copies are queued without a wait each and one wait ends them all
+    (resnext29's weights and AdamW state on an H200: 0.009 s, against 0.309 s into a fresh pageable tensor each)."""
     if buffers is None:
         return _to_cpu(obj, clone=True)
     streams: set[torch.device] = set()
@@ -69,9 +69,9 @@ def snapshot(obj: Any, buffers: dict[tuple[Any, ...], torch.Tensor] | None = Non
 def _into(obj: Any, key: tuple[Any, ...], buffers: dict[tuple[Any, ...], torch.Tensor], streams: set) -> Any:
     if isinstance(obj, torch.Tensor):
         t = obj.detach()
-        buf = buffers.get(key)
-        if buf is None or buf.shape != t.shape or buf.dtype != t.dtype or buf.stride() != t.stride():
-            buf = buffers[key] = _cpu_like(t)
+        buf, stride = buffers.get(key), _stride(t)
+        if buf is None or buf.shape != t.shape or buf.dtype != t.dtype or buf.stride() != stride:
+            buf = buffers[key] = _cpu_like(t, stride)
         cuda = t.is_cuda and buf.is_pinned()
         buf.copy_(t, non_blocking=cuda)
         if cuda:
@@ -85,11 +85,15 @@ def _into(obj: Any, key: tuple[Any, ...], buffers: dict[tuple[Any, ...], torch.T
     return obj
 
 
-def _cpu_like(t: torch.Tensor) -> torch.Tensor:
-    """An empty CPU tensor of t's shape, dtype and (where dense) strides: channels_last weights stay so, and the
-    copy is one block. Pinned for a CUDA tensor where the system grants it."""
+def _stride(t: torch.Tensor) -> tuple[int, ...]:
+    """t's strides where it is dense (channels_last weights stay so, and the copy is one block), else contiguous."""
     dense = t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
-    stride = t.stride() if dense else torch.empty(t.shape, device="meta").stride()
+    return tuple(t.stride()) if dense else tuple(torch.empty(t.shape, device="meta").stride())
+
+
+def _cpu_like(t: torch.Tensor, stride: tuple[int, ...]) -> torch.Tensor:
+    """An empty CPU tensor of t's shape and dtype with these strides; pinned for a CUDA tensor where the system
+    grants it."""
     if t.is_cuda:
         try:
             return torch.empty_strided(t.shape, stride, dtype=t.dtype, pin_memory=True)

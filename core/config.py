@@ -164,8 +164,9 @@ class TrainConfig:
     sync_bn: bool = False  # DDP only
     backbone_lr_mult: float = 0.1  # finetune: backbone lr = lr × this
     # last.pt (and a new best.pt) at an epoch's end at most once every this many seconds; 0: every epoch. The last
-    # epoch, an early stop and a Stop are always saved. (A GPU trains a small folder's epoch in under a second:
-    # resnext29's 0.5 GB of files each epoch made the disk the limit and wore it.)
+    # epoch, an early stop and a Stop are always saved; a best epoch in between is kept until the next save (a copy
+    # of its weights on the training device). (A GPU trains a small folder's epoch in under a second: resnext29's
+    # 0.5 GB of files each epoch made the disk the limit and wore it.)
     save_every_s: float = 30.0
 
     def validate(self) -> None:

@@ -594,7 +594,8 @@ class Trainer:
         self._writer = _WriteBehind(behind=self.device.type != "cpu")
         self._saved_at = time.monotonic()  # when the files were last written (save_every_s counts from here)
         self._unsaved, self._pending_best = False, None  # an epoch's end not written yet; its best weights
-        self._epochs_saved = 0  # the epochs the last last.pt holds (status.json's epochs_done of a failed run)
+        # the epochs the last last.pt written holds (status.json's epochs_done of a failed run); the one being saved
+        self._epochs_saved = self._saving = int(self._resume_ckpt["epoch"]) if self._resume_ckpt else 0
         self.config = config if self._resume_ckpt else resolve_defaults(config, self.device)
         self.config.validate()
         self.local_batch, self._batch_note = self.config.train.batch_size, None
@@ -701,6 +702,8 @@ class Trainer:
 
     # -- events
     def _emit(self, hook: str, *args: Any) -> None:
+        if hook == "on_checkpoint" and args[1:] == ("last",):  # written (the writer's events come after it)
+            self._epochs_saved = self._saving
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
@@ -1009,7 +1012,7 @@ class Trainer:
         if ck.get("rng"):
             checkpoint.set_rng_state(ck["rng"])
         self.history = [dict(r) for r in ck.get("history", [])]
-        self.start_epoch = self._epochs_saved = int(ck["epoch"])
+        self.start_epoch = int(ck["epoch"])
         partial = ck.get("partial")  # where a stop inside the next epoch left it (older checkpoints: redo it)
         self._partial = partial if isinstance(partial, dict) and partial.get("epoch") == self.start_epoch + 1 else None
         self.best = dict(ck["best"]) if ck.get("best") else None
@@ -1031,14 +1034,27 @@ class Trainer:
     def _mend_best(self) -> None:
         """An epoch that set a new best saves last.pt, then best.pt: a run ended between the two has a best.pt of
         an earlier epoch, while last.pt says (and holds the weights of) its last epoch as the best. Written again
-        from those weights, so best.pt, status and history agree."""
+        from those weights, so best.pt, status and history agree.
+
+        A run that failed after last.pt wrote the best epoch that train.save_every_s held back: a best.pt of an
+        epoch after last.pt's. It is kept, and the resumed epochs must beat it to replace it."""
         best, path = self.best or {}, self.run_dir / "best.pt"
-        if best.get("epoch") != self.start_epoch or self._partial is not None:
+        if self._partial is not None:
             return
         try:
-            held = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
+            ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            held, metrics = ck.get("epoch"), ck.get("metrics") or {}
         except Exception:  # noqa: BLE001 - missing or damaged: written again below
-            held = None
+            held, metrics = None, {}
+        if isinstance(held, int) and held > self.start_epoch:
+            try:
+                self.best = {"epoch": held, "score": list(self._score(metrics)), "metric": self._monitored(metrics)}
+            except (KeyError, TypeError):  # (metrics not ours: the best of last.pt stands, best.pt is mended below)
+                held = None
+            else:
+                return
+        if best.get("epoch") != self.start_epoch:
+            return
         if held != self.start_epoch:
             row = next((r for r in self.history if r.get("epoch") == self.start_epoch), None)
             checkpoint.save(path, self._payload(self.start_epoch, row))
@@ -1135,13 +1151,16 @@ class Trainer:
             return row["train_loss"]
         return row["val_acc"] if self.config.train.monitor == "val_acc" else row["val_loss"]
 
-    def _update_best(self, row: dict[str, Any]) -> bool:
+    def _score(self, row: dict[str, Any]) -> tuple[float, ...]:
+        """What ranks epochs for best.pt (higher is better; ties broken by the other validation figure)."""
         if row["val_acc"] is None:
-            score: tuple[float, ...] = (-row["train_loss"],)
-        elif self.config.train.monitor == "val_acc":
-            score = (row["val_acc"], -row["val_loss"])
-        else:
-            score = (-row["val_loss"], row["val_acc"])
+            return (-row["train_loss"],)
+        if self.config.train.monitor == "val_acc":
+            return (row["val_acc"], -row["val_loss"])
+        return (-row["val_loss"], row["val_acc"])
+
+    def _update_best(self, row: dict[str, Any]) -> bool:
+        score = self._score(row)
         if self.best is None or score > tuple(self.best["score"]):
             self.best = {"epoch": row["epoch"], "score": list(score), "metric": self._monitored(row)}
             self.bad_epochs = 0
@@ -1524,13 +1543,15 @@ class Trainer:
         if improved:
             self._pending_best = None  # (this epoch's is better)
         held = self._take_pending_best()
-        self._saved_at, self._epochs_saved = time.monotonic(), epoch
+        self._saved_at = time.monotonic()
         best = self._payload(epoch, row, cpu=not behind)
         last = {**best, **self._training_state()}
         if behind:  # the next epoch trains meanwhile: the files get a copy of this moment
             last = self._writer.snapshot(last, self._emit)
             best = {**best, "model": last["model"]}
         status = {"epochs_done": epoch, "best_epoch": self.best["epoch"], "best_metric": self.best["metric"]}
+        self._writer.wait(self._emit)  # (the last one's events first: they would be taken for this one's)
+        self._saving = epoch
         self._writer.submit(self._files_job(last, best if improved else held, status), self._emit)
 
     def _take_pending_best(self) -> dict[str, Any] | None:
@@ -1542,7 +1563,10 @@ class Trainer:
         """A failed run: the best epoch's weights that save_every_s held back go to best.pt (last.pt stays as it
         was: the state now may be broken)."""
         if self.is_main and self._pending_best is not None:
-            self._writer.submit(self._files_job(None, self._take_pending_best()), self._emit)
+            try:
+                self._writer.wait(self._emit)  # (a failed write in flight: its error is said, this one is tried)
+            finally:
+                self._writer.submit(self._files_job(None, self._take_pending_best()), self._emit)
 
     def _save_last(self, epoch: int, partial: dict[str, Any] | None = None) -> None:
         """last.pt after `epoch` finished epochs, now (a stop); `partial`: how far the next epoch got."""
@@ -1553,7 +1577,7 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - the last epoch's files: this last.pt holds that epoch, and more
             self._warn(f"could not save epoch {epoch}'s end ({_one_line(e)}); the stop's last.pt is tried instead")
         last = {**self._payload(epoch, self.history[-1] if self.history else None), **self._training_state(partial)}
-        self._saved_at, self._epochs_saved = time.monotonic(), epoch
+        self._saved_at, self._saving = time.monotonic(), epoch
         self._writer.run_now(self._files_job(last, self._take_pending_best()), self._emit)
 
     def _files_job(

@@ -167,7 +167,11 @@ def test_plain_state_dict_strips_compile_prefix():
 
 def _state(device="cpu"):
     w = torch.randn(4, 3, 2, 2, device=device).contiguous(memory_format=torch.channels_last)
-    return {"model": {"w": w, "b": torch.arange(3.0, device=device)}, "opt": [(torch.ones(2, device=device), 5)]}
+    t = torch.randn(3, 4, device=device).t()  # (not dense in any layout the buffers keep: made contiguous)
+    return {
+        "model": {"w": w, "b": torch.arange(3.0, device=device), "t": t},
+        "opt": [(torch.ones(2, device=device), 5)],
+    }
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -189,7 +193,8 @@ def test_a_snapshot_into_reused_buffers_is_a_copy_that_the_next_snapshot_overwri
     second = checkpoint.snapshot(state, buffers)
     assert second["model"]["w"] is w0 and torch.equal(w0, kept + 1)  # reused: the first snapshot is gone
     assert second["model"]["b"].shape == (5,) and torch.equal(second["model"]["b"], torch.arange(5.0))
-    assert second["opt"][0][0] is first["opt"][0][0]
+    assert second["opt"][0][0] is first["opt"][0][0] and second["model"]["t"] is first["model"]["t"]
+    assert torch.equal(second["model"]["t"], state["model"]["t"].cpu())
     back = checkpoint.snapshot(second)  # without buffers: fresh copies, even of CPU tensors
     assert back["model"]["w"] is not w0 and torch.equal(back["model"]["w"], w0)
 

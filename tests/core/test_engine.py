@@ -1167,7 +1167,8 @@ def test_a_last_pt_that_cannot_be_written_ends_the_run_at_the_next_step_naming_i
     assert result.reason == "failed" and "no space left on device" in result.message
     assert str(run / "last.pt") in result.message
     assert steps[1] > 1 and steps[2] == 1 and len(result.history) == 1
-    assert json.loads((run / "status.json").read_text())["status"] == "failed"
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and status["epochs_done"] == 0  # (no last.pt: a resume has nothing)
     assert rec.of("checkpoint") == []  # nothing claimed saved
 
 
@@ -1362,55 +1363,69 @@ class _Clock:
 
 
 class _Weights(Recorder):
-    """Records each epoch's weights at its end, and at each checkpoint the epoch count and the file's epoch."""
+    """Records each epoch's weights at its end and, at each checkpoint, its kind and the epoch the file holds; with
+    `clock`, each epoch lasts 20 s of it; with `scores`, validation returns (val_loss, val_acc) from that list."""
 
-    def __init__(self, trainer_hook=None):
-        super().__init__(trainer_hook)
-        self.trainer, self.weights, self.saved = None, {}, []
+    def __init__(self, clock=None, scores=None):
+        super().__init__()
+        self.trainer, self.weights, self.saved, self.clock = None, {}, [], clock
+        self.scores = iter(scores) if scores is not None else None
+
+    def attach(self, trainer):
+        self.trainer = trainer
+        if self.scores is not None:
+            trainer._validate = lambda: next(self.scores)
+        return trainer
 
     def on_epoch_end(self, m):
         super().on_epoch_end(m)
         self.weights[m.epoch] = {k: v.detach().clone() for k, v in self.trainer.model.state_dict().items()}
+        if self.clock is not None:
+            self.clock.now += 20.0
 
     def on_checkpoint(self, path, kind):
         super().on_checkpoint(path, kind)
-        self.saved.append((len(self.of("epoch_end")), kind, checkpoint.load(path)["epoch"]))
+        self.saved.append((kind, checkpoint.load(path)["epoch"]))
 
     def same_as_epoch(self, ckpt) -> bool:
         want = self.weights[ckpt["epoch"]]
         return all(torch.equal(ckpt["model"][k], want[k]) for k in want)
 
 
+def _maybe_behind(behind, monkeypatch):
+    if behind:
+        _behind(monkeypatch)
+
+
+@pytest.mark.parametrize("behind", [False, True], ids=["in-place", "behind"])
 def test_an_epochs_files_are_saved_at_most_every_save_every_s_and_always_after_the_last_epoch(
-    dataset, tmp_path, monkeypatch
+    dataset, tmp_path, monkeypatch, behind
 ):
     """save_every_s 30 with epochs of 20 s (a test clock): last.pt after epochs 2 and 4 (40 s since the last save
-    each) and 5 (the last), none after 1 and 3; a best epoch in between goes to best.pt with the next save, with its
-    own weights; history.csv has every epoch."""
+    each) and 5 (the last), none after 1 and 3. Epoch 3 is the best: it goes to best.pt with epoch 4's save, with
+    its own weights (kept while epoch 4 trained). history.csv has every epoch."""
+    _maybe_behind(behind, monkeypatch)
     clock = _Clock()
     monkeypatch.setattr(engine, "time", clock)
-
-    class Tick(_Weights):
-        def on_epoch_end(self, m):
-            super().on_epoch_end(m)
-            clock.now += 20.0
-
-    rec = Tick()
-    cfg = config(dataset, epochs=5, batch_size=4, save_every_s=30)
-    cfg.train.scheduler = "none"  # (some epoch in between improves)
-    trainer = rec.trainer = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path)
+    rec = _Weights(clock, scores=[(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (0.6, 0.8), (0.7, 0.7)])
+    trainer = rec.attach(
+        Trainer(config(dataset, epochs=5, batch_size=4, save_every_s=30), callbacks=[rec], runs_dir=tmp_path)
+    )
     result = trainer.fit()
     assert result.reason == "completed", result.message
-    assert [(n, e) for n, kind, e in rec.saved if kind == "last"] == [(2, 2), (4, 4), (5, 5)]
-    assert all(n in (2, 4, 5) for n, kind, _ in rec.saved)  # best.pt only with a last.pt
+    assert rec.saved == [("last", 2), ("best", 2), ("last", 4), ("best", 3), ("last", 5)]
     best = checkpoint.load(Path(result.run_dir) / "best.pt")
-    assert best["epoch"] == result.best_epoch and rec.same_as_epoch(best)
+    assert result.best_epoch == best["epoch"] == 3 and rec.same_as_epoch(best)
     assert len(runs.read_history(result.run_dir)) == 5 and _status(result.run_dir)["epochs_done"] == 5
 
 
-def test_a_stop_between_epochs_saves_the_epoch_and_the_best_that_save_every_s_held_back(dataset, tmp_path):
+@pytest.mark.parametrize("behind", [False, True], ids=["in-place", "behind"])
+def test_a_stop_between_epochs_saves_the_epoch_and_the_best_that_save_every_s_held_back(
+    dataset, tmp_path, monkeypatch, behind
+):
     """Nothing is saved while the run is younger than save_every_s; a Stop after epoch 2 saves last.pt of epoch 2
-    and best.pt of the best epoch so far (kept in memory since), which a resume continues from."""
+    and best.pt of epoch 1, the best (kept in memory since), and a resume goes on from there."""
+    _maybe_behind(behind, monkeypatch)
     token = StopToken()
 
     class StopAfter2(_Weights):
@@ -1419,40 +1434,69 @@ def test_a_stop_between_epochs_saves_the_epoch_and_the_best_that_save_every_s_he
             if m.epoch == 2:
                 token.stop()
 
-    rec = StopAfter2()
-    trainer = rec.trainer = Trainer(
-        config(dataset, epochs=4, batch_size=4, save_every_s=3600), callbacks=[rec], stop=token, runs_dir=tmp_path
-    )
+    rec = StopAfter2(scores=[(0.5, 0.9), (0.9, 0.6)])
+    cfg = config(dataset, epochs=4, batch_size=4, save_every_s=3600)
+    trainer = rec.attach(Trainer(cfg, callbacks=[rec], stop=token, runs_dir=tmp_path))
     result = trainer.fit()
     assert result.reason == "stopped" and len(result.history) == 2
-    assert [n for n, _, _ in rec.saved] == [2] * len(rec.saved) and {k for _, k, _ in rec.saved} == {"last", "best"}
+    assert rec.saved == [("last", 2), ("best", 1)]
     run = Path(result.run_dir)
     last, best = checkpoint.load(run / "last.pt"), checkpoint.load(run / "best.pt")
     assert last["epoch"] == 2 and not last["partial_epoch"] and rec.same_as_epoch(last)
-    assert best["epoch"] == result.best_epoch and rec.same_as_epoch(best)
+    assert best["epoch"] == result.best_epoch == 1 and rec.same_as_epoch(best)
     resumed = Trainer(None, resume=run).fit()
     assert resumed.reason == "completed" and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
 
 
-def test_a_failed_run_saves_the_best_epoch_that_save_every_s_held_back(dataset, tmp_path):
-    """NaN weights at epoch 3 with nothing saved yet: best.pt gets the best of epochs 1-2, finite; last.pt is not
-    written (the state is broken; what a crash costs with save_every_s is at most that long a stretch)."""
-
-    class Poison(_Weights):
-        def on_epoch_start(self, epoch):
-            super().on_epoch_start(epoch)
-            if epoch == 3:
-                with torch.no_grad():
-                    for p in self.trainer.model.parameters():
-                        p.fill_(float("nan"))
-
-    rec = Poison()
-    trainer = rec.trainer = Trainer(
-        config(dataset, epochs=4, batch_size=4, save_every_s=3600), callbacks=[rec], runs_dir=tmp_path
+@pytest.mark.parametrize("behind", [False, True], ids=["in-place", "behind"])
+def test_a_failed_run_saves_the_best_epoch_that_save_every_s_held_back_and_a_resume_keeps_it(
+    dataset, tmp_path, monkeypatch, behind
+):
+    """Saves every 30 s, epochs of 20 s: last.pt and best.pt of epoch 2, then epoch 3 is the best (held back) and
+    epoch 4's validation loss is NaN. best.pt gets epoch 3's weights; last.pt stays at epoch 2, and status.json
+    says so. A resume goes on from epoch 2 and keeps that best.pt until a resumed epoch beats it (it was written
+    over with epoch 2's weights as "damaged")."""
+    _maybe_behind(behind, monkeypatch)
+    clock = _Clock()
+    monkeypatch.setattr(engine, "time", clock)
+    rec = _Weights(clock, scores=[(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (float("nan"), 0.1)])
+    trainer = rec.attach(
+        Trainer(config(dataset, epochs=5, batch_size=4, save_every_s=30), callbacks=[rec], runs_dir=tmp_path)
     )
     result = trainer.fit()
     assert result.reason == "failed" and "NaN" in result.message
+    assert rec.saved == [("last", 2), ("best", 2), ("best", 3)]
     run = Path(result.run_dir)
     best = checkpoint.load(run / "best.pt")
-    assert best["epoch"] in (1, 2) and rec.same_as_epoch(best) and rec.saved == [(2, "best", best["epoch"])]
-    assert not (run / "last.pt").exists() and _status(run)["epochs_done"] == 0  # (what a resume could go on from)
+    assert best["epoch"] == 3 and rec.same_as_epoch(best) and checkpoint.load(run / "last.pt")["epoch"] == 2
+    assert _status(run)["epochs_done"] == 2 and _status(run)["best_epoch"] == 3
+
+    again = _Weights(scores=[(0.6, 0.8), (0.55, 0.85), (0.4, 0.95)])
+    resumed = again.attach(Trainer(None, callbacks=[again], resume=run))
+    result = resumed.fit()
+    assert result.reason == "completed" and [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5]
+    assert not [w for w in again.warnings if "best.pt" in w]
+    assert ("best", 5) in again.saved and ("best", 3) not in again.saved and result.best_epoch == 5
+    assert again.same_as_epoch(checkpoint.load(run / "best.pt"))
+
+
+def test_a_snapshot_waits_for_the_write_in_flight_before_it_reuses_that_writes_buffers():
+    """The buffers of one snapshot are the next one's: a write still reading them must end first."""
+    import threading
+
+    writer = engine._WriteBehind(True)
+    source = {"w": torch.zeros(4)}
+    first = writer.snapshot(source, lambda *a: None)
+    go, read = threading.Event(), []
+
+    def job(events):
+        assert go.wait(30)
+        read.append(first["w"].clone())
+
+    writer.submit(job, lambda *a: None)
+    source["w"].fill_(1.0)
+    release = threading.Timer(0.2, go.set)  # (the job ends a moment later; a snapshot without a wait copies now)
+    release.start()
+    second = writer.snapshot(source, lambda *a: None)
+    assert torch.equal(read[0], torch.zeros(4)) and torch.equal(second["w"], torch.ones(4))
+    writer.close()
