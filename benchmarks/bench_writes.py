@@ -179,7 +179,7 @@ def snapshot_costs(model: Any, opt: Any, dev: Any, reps: int = 3) -> dict[str, f
 
 def run(arch: str, size: int, device: str, seconds: float, threads: int) -> None:
     spec = {"arch": arch, "size": size, "device": device, "threads": threads}
-    torch_, dev, fmt, step, model, opt = _bound_parts(spec)
+    _, dev, fmt, step, model, opt = _bound_parts(spec)
     b = 32
     x = torch.randn(b, 3, size, size, device=dev).contiguous(memory_format=fmt)
     y = torch.randint(0, CLASSES, (b,), device=dev)
@@ -241,7 +241,6 @@ def run(arch: str, size: int, device: str, seconds: float, threads: int) -> None
         f"(fresh pageable tensors), {snap['pinned']:.3f} s into {'pinned ' if dev.type == 'cuda' else ''}buffers "
         f"made once ({snap['alloc']:.3f} s to make them)."
     )
-    del torch_
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import os
 import pickle
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,15 +61,8 @@ def snapshot(obj: Any, buffers: dict[tuple[Any, ...], torch.Tensor] | None = Non
     if buffers is None:
         return _to_cpu(obj, clone=True)
     streams: set[torch.device] = set()
-    out = _into(obj, (), buffers, streams)
-    for dev in streams:
-        torch.cuda.synchronize(dev)
-    return out
 
-
-def _into(obj: Any, key: tuple[Any, ...], buffers: dict[tuple[Any, ...], torch.Tensor], streams: set) -> Any:
-    if isinstance(obj, torch.Tensor):
-        t = obj.detach()
+    def into(t: torch.Tensor, key: tuple[Any, ...]) -> torch.Tensor:
         buf, stride = buffers.get(key), _stride(t)
         if buf is None or buf.shape != t.shape or buf.dtype != t.dtype or buf.stride() != stride:
             buf = buffers[key] = _cpu_like(t, stride)
@@ -77,10 +71,21 @@ def _into(obj: Any, key: tuple[Any, ...], buffers: dict[tuple[Any, ...], torch.T
         if cuda:
             streams.add(t.device)
         return buf
+
+    out = _map_tensors(obj, into)
+    for dev in streams:
+        torch.cuda.synchronize(dev)
+    return out
+
+
+def _map_tensors(obj: Any, fn: Callable[[torch.Tensor, tuple[Any, ...]], Any], key: tuple[Any, ...] = ()) -> Any:
+    """obj with each tensor t (detached) replaced by fn(t, its path of keys/indices); dicts, lists, tuples rebuilt."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj.detach(), key)
     if isinstance(obj, dict):
-        return {k: _into(v, (*key, k), buffers, streams) for k, v in obj.items()}
+        return {k: _map_tensors(v, fn, (*key, k)) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        items = [_into(v, (*key, i), buffers, streams) for i, v in enumerate(obj)]
+        items = [_map_tensors(v, fn, (*key, i)) for i, v in enumerate(obj)]
         return items if isinstance(obj, list) else tuple(items)
     return obj
 
@@ -103,16 +108,7 @@ def _cpu_like(t: torch.Tensor, stride: tuple[int, ...]) -> torch.Tensor:
 
 
 def _to_cpu(obj: Any, clone: bool = False) -> Any:
-    if isinstance(obj, torch.Tensor):
-        t = obj.detach()
-        return t.clone() if clone and t.device.type == "cpu" else t.cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v, clone) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v, clone) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_to_cpu(v, clone) for v in obj)
-    return obj
+    return _map_tensors(obj, lambda t, _: t.clone() if clone and t.device.type == "cpu" else t.cpu())
 
 
 def _fsync_dir(folder: Path) -> None:

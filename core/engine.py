@@ -594,8 +594,8 @@ class Trainer:
         self._writer = _WriteBehind(behind=self.device.type != "cpu")
         self._saved_at = time.monotonic()  # when the files were last written (save_every_s counts from here)
         self._unsaved, self._pending_best = False, None  # an epoch's end not written yet; its best weights
-        # the epochs the last last.pt written holds (status.json's epochs_done of a failed run); the one being saved
-        self._epochs_saved = self._saving = int(self._resume_ckpt["epoch"]) if self._resume_ckpt else 0
+        # the epochs the last last.pt written holds (status.json's epochs_done of a failed run; set by the write)
+        self._epochs_saved = int(self._resume_ckpt["epoch"]) if self._resume_ckpt else 0
         self.config = config if self._resume_ckpt else resolve_defaults(config, self.device)
         self.config.validate()
         self.local_batch, self._batch_note = self.config.train.batch_size, None
@@ -702,8 +702,6 @@ class Trainer:
 
     # -- events
     def _emit(self, hook: str, *args: Any) -> None:
-        if hook == "on_checkpoint" and args[1:] == ("last",):  # written (the writer's events come after it)
-            self._epochs_saved = self._saving
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
@@ -1550,8 +1548,6 @@ class Trainer:
             last = self._writer.snapshot(last, self._emit)
             best = {**best, "model": last["model"]}
         status = {"epochs_done": epoch, "best_epoch": self.best["epoch"], "best_metric": self.best["metric"]}
-        self._writer.wait(self._emit)  # (the last one's events first: they would be taken for this one's)
-        self._saving = epoch
         self._writer.submit(self._files_job(last, best if improved else held, status), self._emit)
 
     def _take_pending_best(self) -> dict[str, Any] | None:
@@ -1577,7 +1573,7 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - the last epoch's files: this last.pt holds that epoch, and more
             self._warn(f"could not save epoch {epoch}'s end ({_one_line(e)}); the stop's last.pt is tried instead")
         last = {**self._payload(epoch, self.history[-1] if self.history else None), **self._training_state(partial)}
-        self._saved_at, self._saving = time.monotonic(), epoch
+        self._saved_at = time.monotonic()
         self._writer.run_now(self._files_job(last, self._take_pending_best()), self._emit)
 
     def _files_job(
@@ -1594,6 +1590,7 @@ class Trainer:
                 events.append(("on_warning", f"could not write batches.csv: {e}"))
             if last is not None:
                 checkpoint.save(run_dir / "last.pt", last)
+                self._epochs_saved = last["epoch"]  # (read once the job is waited for: _finish)
                 events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
             if best is not None:
                 checkpoint.save(run_dir / "best.pt", best)

@@ -1392,11 +1392,6 @@ class _Weights(Recorder):
         return all(torch.equal(ckpt["model"][k], want[k]) for k in want)
 
 
-def _maybe_behind(behind, monkeypatch):
-    if behind:
-        _behind(monkeypatch)
-
-
 @pytest.mark.parametrize("behind", [False, True], ids=["in-place", "behind"])
 def test_an_epochs_files_are_saved_at_most_every_save_every_s_and_always_after_the_last_epoch(
     dataset, tmp_path, monkeypatch, behind
@@ -1404,7 +1399,8 @@ def test_an_epochs_files_are_saved_at_most_every_save_every_s_and_always_after_t
     """save_every_s 30 with epochs of 20 s (a test clock): last.pt after epochs 2 and 4 (40 s since the last save
     each) and 5 (the last), none after 1 and 3. Epoch 3 is the best: it goes to best.pt with epoch 4's save, with
     its own weights (kept while epoch 4 trained). history.csv has every epoch."""
-    _maybe_behind(behind, monkeypatch)
+    if behind:
+        _behind(monkeypatch)
     clock = _Clock()
     monkeypatch.setattr(engine, "time", clock)
     rec = _Weights(clock, scores=[(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (0.6, 0.8), (0.7, 0.7)])
@@ -1425,7 +1421,8 @@ def test_a_stop_between_epochs_saves_the_epoch_and_the_best_that_save_every_s_he
 ):
     """Nothing is saved while the run is younger than save_every_s; a Stop after epoch 2 saves last.pt of epoch 2
     and best.pt of epoch 1, the best (kept in memory since), and a resume goes on from there."""
-    _maybe_behind(behind, monkeypatch)
+    if behind:
+        _behind(monkeypatch)
     token = StopToken()
 
     class StopAfter2(_Weights):
@@ -1456,7 +1453,8 @@ def test_a_failed_run_saves_the_best_epoch_that_save_every_s_held_back_and_a_res
     epoch 4's validation loss is NaN. best.pt gets epoch 3's weights; last.pt stays at epoch 2, and status.json
     says so. A resume goes on from epoch 2 and keeps that best.pt until a resumed epoch beats it (it was written
     over with epoch 2's weights as "damaged")."""
-    _maybe_behind(behind, monkeypatch)
+    if behind:
+        _behind(monkeypatch)
     clock = _Clock()
     monkeypatch.setattr(engine, "time", clock)
     rec = _Weights(clock, scores=[(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (float("nan"), 0.1)])
