@@ -1584,17 +1584,28 @@ class Trainer:
         rows, run_dir = self._batch_log.take(), self.run_dir
 
         def job(events: list[tuple[Any, ...]]) -> None:
+            def save_best() -> None:
+                if best is not None:
+                    checkpoint.save(run_dir / "best.pt", best)
+                    events.append(("on_checkpoint", str(run_dir / "best.pt"), "best"))
+
             try:
                 runs.append_batches(run_dir, rows)
             except OSError as e:  # only the per-batch curve of a resumed run is missing then
                 events.append(("on_warning", f"could not write batches.csv: {e}"))
-            if last is not None:
-                checkpoint.save(run_dir / "last.pt", last)
-                self._epochs_saved = last["epoch"]  # (read once the job is waited for: _finish)
-                events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
-            if best is not None:
-                checkpoint.save(run_dir / "best.pt", best)
-                events.append(("on_checkpoint", str(run_dir / "best.pt"), "best"))
+            try:
+                if last is not None:
+                    checkpoint.save(run_dir / "last.pt", last)
+                    self._epochs_saved = last["epoch"]  # (read once the job is waited for: _finish)
+                    events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
+            except BaseException:
+                # best.pt is still tried, smaller than last.pt without the optimizer's state: a best epoch that
+                # save_every_s held back would be lost with the run otherwise (one newer than last.pt is what a
+                # resume adopts: _mend_best). last.pt's error is the one raised, whatever best.pt's fate.
+                with contextlib.suppress(Exception):
+                    save_best()
+                raise
+            save_best()
             if status is not None:
                 runs.write_status(run_dir, "running", **status)
 

@@ -1478,6 +1478,41 @@ def test_a_failed_run_saves_the_best_epoch_that_save_every_s_held_back_and_a_res
     assert again.same_as_epoch(checkpoint.load(run / "best.pt"))
 
 
+@pytest.mark.parametrize("behind", [False, True], ids=["in-place", "behind"])
+def test_a_last_pt_that_cannot_be_written_does_not_take_the_held_back_best_epoch_with_it(
+    dataset, tmp_path, monkeypatch, behind
+):
+    """Epoch 3 is the best, held back by save_every_s; epoch 4's save finds the disk full for last.pt. best.pt,
+    without the optimizer's state, is still written with epoch 3's weights; the run fails naming last.pt, which
+    stays at epoch 2."""
+    import errno
+
+    if behind:
+        _behind(monkeypatch)
+    real_save = checkpoint.save
+
+    def full_for_epoch_4s_last(path, payload):
+        if Path(path).name == "last.pt" and payload["epoch"] == 4:
+            raise OSError(errno.ENOSPC, "no space left on device", str(path))
+        real_save(path, payload)
+
+    monkeypatch.setattr(checkpoint, "save", full_for_epoch_4s_last)
+    clock = _Clock()
+    monkeypatch.setattr(engine, "time", clock)
+    rec = _Weights(clock, scores=[(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (0.6, 0.8), (0.7, 0.7)])
+    trainer = rec.attach(
+        Trainer(config(dataset, epochs=5, batch_size=4, save_every_s=30), callbacks=[rec], runs_dir=tmp_path)
+    )
+    result = trainer.fit()
+    run = Path(result.run_dir)
+    assert result.reason == "failed" and "no space left on device" in result.message
+    assert str(run / "last.pt") in result.message
+    assert rec.saved == [("last", 2), ("best", 2), ("best", 3)]
+    best = checkpoint.load(run / "best.pt")
+    assert best["epoch"] == 3 and rec.same_as_epoch(best) and checkpoint.load(run / "last.pt")["epoch"] == 2
+    assert _status(run)["epochs_done"] == 2 and _status(run)["best_epoch"] == 3
+
+
 def test_a_snapshot_waits_for_the_write_in_flight_before_it_reuses_that_writes_buffers():
     """The buffers of one snapshot are the next one's: a write still reading them must end first."""
     import threading
