@@ -119,7 +119,7 @@ def _fsync_dir(folder: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
+        runs.fsync(fd)
     except OSError:
         pass
     finally:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from core import checkpoint as ckpt_mod
-from core import data
+from core import data, runs
 
 ATOL = 1e-4
 EXTRA_MESSAGE = "ONNX export needs the 'export' extra: pip install 'resnext-studio[export]'"
@@ -255,7 +255,7 @@ def export_torchscript(
         with open(tmp, "wb") as f:
             f.write(buf.getbuffer())
             f.flush()
-            os.fsync(f.fileno())
+            runs.fsync(f.fileno())
         return _run_torchscript(tmp, x)
 
     return _export("torchscript", "TorchScript", checkpoint_path, out, samples, write_and_run)

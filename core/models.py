@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from core import runs
+
 Progress = Callable[[int, int], None]
 
 
@@ -588,7 +590,7 @@ def download_weights(url: str, dest_dir: str | Path, progress: Progress | None =
                     if progress is not None:
                         progress(done, total)
                 f.flush()
-                os.fsync(f.fileno())
+                runs.fsync(f.fileno())
         except urllib.error.HTTPError as e:
             raise ModelError(
                 f"cannot download {url}: HTTP {e.code} {e.reason}; choose a local weights file "

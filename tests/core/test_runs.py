@@ -216,6 +216,39 @@ def test_atomic_writes_name_the_file_meant_and_stale_temp_files_go(tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in keep)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="fcntl is POSIX's")
+def test_files_are_flushed_with_f_fullfsync_where_it_exists_and_fsync_where_it_is_refused(tmp_path, monkeypatch):
+    """macOS: fsync leaves the data in the drive's cache, F_FULLFSYNC writes it out; a file system that refuses
+    F_FULLFSYNC gets fsync. (Linux Python has no F_FULLFSYNC: it is given one here, as macOS's has.)"""
+    import errno
+    import fcntl
+
+    calls = []
+    refuse = False
+
+    def fake_fcntl(fd, cmd, *args):
+        calls.append(("F_FULLFSYNC", fd) if cmd == 51 else ("fcntl", cmd))
+        if refuse:
+            raise OSError(errno.ENOTSUP, "Operation not supported")
+        return 0
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(("fsync", fd)) or real_fsync(fd))
+    runs.write_json_atomic(tmp_path / "a.json", {"n": 1})
+    assert [c[0] for c in calls] == ["fsync"]  # (no F_FULLFSYNC here)
+
+    monkeypatch.setattr(fcntl, "F_FULLFSYNC", 51, raising=False)
+    monkeypatch.setattr(fcntl, "fcntl", fake_fcntl)
+    calls.clear()
+    runs.write_json_atomic(tmp_path / "b.json", {"n": 2})
+    runs.append_history(tmp_path, {"epoch": 1, "train_loss": 0.5})
+    assert [c[0] for c in calls] == ["F_FULLFSYNC", "F_FULLFSYNC"]
+    refuse, calls[:] = True, []
+    runs.write_json_atomic(tmp_path / "c.json", {"n": 3})
+    assert [c[0] for c in calls] == ["F_FULLFSYNC", "fsync"] and calls[0][1] == calls[1][1]
+    assert json.loads((tmp_path / "c.json").read_text()) == {"n": 3}
+
+
 def test_a_history_with_bytes_that_are_not_utf8_hides_no_run(tmp_path):
     store = RunStore(tmp_path)
     run = _fake_run(store, "resnet18", {"status": "completed", "started": 1})
