@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -363,7 +364,8 @@ def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp
     assert shown == [("info", shown[0][1])] and str(out) in shown[0][1] and "TorchScript" in shown[0][1]
     assert tab.model_button.isEnabled() and tab.model_button.text() == "Export model…"
     x = torch.randn(2, 3, 16, 16)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # (torch.jit is deprecated for torch.export, still works)
         assert torch.allclose(torch.jit.load(str(out))(x), model(x), atol=1e-4)
 
     with qtbot.waitSignal(tab.model_export_finished, timeout=120_000):
