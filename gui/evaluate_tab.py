@@ -1117,8 +1117,9 @@ class EvaluateTab(QWidget):
                 }
             )
         entries.sort(key=lambda e: -e["confidence"])
-        self._gallery_rows = entries[:GALLERY_LIMIT]
+        self._gallery_rows = []  # (clear() moves the current row as it goes: no row may be shown from it)
         self.gallery.clear()
+        self._gallery_rows = entries[:GALLERY_LIMIT]
         self.detail_view.set_image(None)
         self.detail_label.setText("")
         self._cam_result = None

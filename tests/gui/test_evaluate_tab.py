@@ -311,6 +311,23 @@ def test_a_grad_cam_that_arrives_after_the_gallery_was_refilled_is_dropped(qtbot
     assert tab.gallery.currentRow() == -1 and tab.detail_result() is None  # nothing shown nobody asked for
 
 
+def test_evaluate_again_shows_no_image_large_until_one_is_clicked(qtbot, tab, tmp_path):
+    """Evaluate again after an image was shown large: the refilled gallery has no image chosen, and the pane
+    shows none (it showed the new second tile's Grad-CAM with no caption, which nobody had clicked)."""
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    tab.show_run(str(run))
+    tab.evaluate_now_button.click()
+    wait_idle(qtbot, tab)
+    assert tab.gallery.count() >= 2, tab.gallery_entries()
+    tab.gallery.setCurrentRow(0)
+    wait_idle(qtbot, tab)
+    assert tab.detail_result() is not None and "predicted as" in tab.detail_label.text()
+    tab.evaluate_button.click()
+    wait_idle(qtbot, tab)
+    assert tab.gallery.currentRow() == -1 and tab.detail_result() is None and tab.detail_label.text() == ""
+
+
 @pytest.mark.timeout(180)
 def test_a_failed_evaluation_says_which_results_are_still_shown(qtbot, tab, tmp_path):
     data = make_dataset(tmp_path / "pets")
