@@ -50,6 +50,7 @@ from gui.widgets import (
     read_thumbnail,
     show_folder,
     store_json_setting,
+    wheel_scrolls_the_form,
 )
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
@@ -468,6 +469,7 @@ class DatasetPanel(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(col.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (Tab goes to its fields, which scroll into view)
+        wheel_scrolls_the_form(scroll)
         return scroll
 
     # ---- public API ---------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 from gui.model_panel import ModelPanel
-from gui.widgets import Banner, ElidedLabel, ask, dialog_dir, remember_dir
+from gui.widgets import Banner, ElidedLabel, ask, dialog_dir, remember_dir, wheel_scrolls_the_form
 from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_running, start_worker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
@@ -257,6 +257,7 @@ class TrainTab(QWidget):
         scroll.setMaximumWidth(520)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (Tab goes to the form's fields, not to the area around them)
+        wheel_scrolls_the_form(scroll)
         outer.addWidget(scroll)
 
         right_widget = QWidget()

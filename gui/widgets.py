@@ -6,10 +6,14 @@ import json
 import os
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt, QUrl
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QUrl
 from PySide6.QtGui import QColor, QDesktopServices, QFontMetrics, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
     QLabel,
     QListView,
     QListWidget,
@@ -81,6 +85,30 @@ def keyboard_friendly(root: QWidget) -> None:
 
     for button in root.findChildren(QPushButton):
         button.setAutoDefault(True)
+
+
+class _WheelWhenFocused(QObject):
+    """Event filter of a scrolled form's fields: a wheel over one without focus scrolls the form instead."""
+
+    def __init__(self, area: QAbstractScrollArea) -> None:
+        super().__init__(area)
+        self._bar = area.verticalScrollBar()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
+            QApplication.sendEvent(self._bar, event)  # (Qt hands a wheel a field ignores to its parents only
+            return True  # when it came from the window system; this way it is the same for every wheel)
+        return False
+
+
+def wheel_scrolls_the_form(area: QAbstractScrollArea) -> None:
+    """Combo boxes and spin boxes in `area`, a scrolled form, take the wheel only once clicked or tabbed into;
+    before that the wheel scrolls the form. Otherwise a wheel turned to scroll the form changed the setting
+    under the pointer, unseen (an LR schedule of "none" for the next run)."""
+    guard = _WheelWhenFocused(area)
+    for field in [*area.findChildren(QComboBox), *area.findChildren(QAbstractSpinBox)]:
+        field.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # (the wheel's own focus would let it through)
+        field.installEventFilter(guard)
 
 
 def count_noun(n: int, noun: str, plural: str = "") -> str:

@@ -570,3 +570,50 @@ def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
     tab._on_batch(BatchProgress(0, 8, 50, float("nan"), 40.0, 10.0))
     assert tab.epoch_label.text() == "Computing features" and tab.batch_label.text() == "Feature batch 8 / 50"
     assert tab.charts.batch_x == [] or min(tab.charts.batch_x) >= 0  # nothing drawn left of epoch 0
+
+
+def _wheel(widget, notches: int = -3) -> None:
+    """A mouse wheel turned over `widget` (negative: towards the user, which scrolls a page down)."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    centre = QPointF(widget.rect().center())
+    event = QWheelEvent(
+        centre,
+        QPointF(widget.mapToGlobal(centre.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 120 * notches),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_wheel_over_a_setting_scrolls_the_form_and_leaves_the_setting_alone(qtbot, runs_dir):
+    """Scrolling the settings with the pointer over the LR schedule turned it to "none", unseen. A field takes
+    the wheel only once clicked or tabbed into; until then the wheel scrolls the form (a real scroll bar here)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QScrollArea
+
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    tab.resize(1000, 420)
+    tab.show()
+    scroll = next(s for s in tab.findChildren(QScrollArea) if s.widget().isAncestorOf(tab.scheduler_combo))
+    bar = scroll.verticalScrollBar()
+    assert bar.maximum() > 0  # (the form is taller than the window here)
+    schedule, epochs, top = tab.scheduler_combo.currentText(), tab.epochs_spin.value(), bar.value()
+    _wheel(tab.scheduler_combo)
+    _wheel(tab.epochs_spin)
+    assert (tab.scheduler_combo.currentText(), tab.epochs_spin.value()) == (schedule, epochs)
+    assert bar.value() > top
+    share = panel.val_spin.value()
+    _wheel(panel.val_spin)  # (the Dataset tab's form too)
+    assert panel.val_spin.value() == share
+    fields = (tab.scheduler_combo, tab.epochs_spin, panel.val_spin)
+    assert {f.focusPolicy() for f in fields} == {Qt.FocusPolicy.StrongFocus}  # (not given focus by the wheel)
