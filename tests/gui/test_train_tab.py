@@ -164,10 +164,18 @@ def test_exception_in_training_reaches_the_dialog(qtbot, tiny_dataset, runs_dir,
     shown = []
     monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a, **k: shown.append((title, text)))
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    tab.epoch_label.setText("Epoch 2 / 2")  # what a run before this one left
+    tab.batch_label.setText("Batch 30 / 30")
+    tab.device_label.setText("Device: CPU · data: cached 480 images in memory")
     try:
         with qtbot.waitSignal(tab.state_changed, timeout=60000, check_params_cb=lambda s: s == IDLE):
             assert tab.start()
         assert shown and "boom inside fit" in shown[0][1]
+        assert [w.text() for w in (tab.epoch_label, tab.batch_label, tab.device_label)] == [
+            "Epoch –",
+            "Batch –",
+            "Device: –",
+        ]  # (this run's numbers, which it never got to)
         assert tab.state == IDLE and tab.start_button.isEnabled()
         assert tab.banner.kind == "error"
         assert not tab.evaluate_button.isEnabled()
