@@ -637,7 +637,15 @@ class Trainer:
                 "to measure a trained model on these, evaluate it on this folder"
             )
         if len(self.split.train) < 2:
-            raise data.DataError(f"{self.index.root}: only {len(self.split.train)} training image(s); need at least 2")
+            fix = (
+                "add images to train/"
+                if self.index.layout == "splits"
+                else f"add images, or lower the validation ({cfg.data.val_split:.0%}) and test "
+                f"({cfg.data.test_split:.0%}) shares"
+            )
+            raise data.DataError(
+                f"{self.index.root}: only {len(self.split.train)} training image(s); training needs at least 2: {fix}"
+            )
         if self._resume_ckpt and self.is_main:
             self._note_changed_data()
         elif cfg.data.val_split > 0 and not self.split.val and self.index.layout != "splits" and self.is_main:

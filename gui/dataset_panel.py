@@ -182,6 +182,11 @@ def _elide(widget: QWidget, text: str, width: int = NAME_WIDTH) -> str:
     return widget.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width)
 
 
+def _warning(text: str) -> str:
+    """`text` in the error colour, for a hint label (rich text)."""
+    return f'<span style="color:#b3261e">{html.escape(text)}</span>'
+
+
 def _fit_words(widget: QWidget, text: str, width: int = 2 * NAME_WIDTH) -> str:
     """`text` for a word-wrapped label: a word it cannot break (a path, a class name) is cut in the middle to
     `width`, so it never sets the window's minimum width."""
@@ -745,7 +750,7 @@ class DatasetPanel(QWidget):
             self.split_counts.setText("–")
             return
         if self.val_spin.value() + self.test_spin.value() >= 100:
-            self.split_counts.setText("validation + test must stay below 100 %")
+            self.split_counts.setText(_warning("validation + test must stay below 100 %"))
             return
         try:
             from core.data import split
@@ -758,6 +763,9 @@ class DatasetPanel(QWidget):
         text = f"train {len(s.train)} · val {len(s.val)} · test {len(s.test)}"
         if self.index.layout == "splits":
             text += " (from the folders)"
+        if len(s.train) < 2:  # (Start would refuse it: say so here, with what to change)
+            fix = "add images to train/" if self.index.layout == "splits" else "lower the shares or add images"
+            text += "<br>" + _warning(f"too few to train (at least 2): {fix}")
         self.split_counts.setText(text)
 
     # ---- thumbnails ---------------------------------------------------------------------------------------------

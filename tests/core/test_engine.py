@@ -827,6 +827,25 @@ def test_config_errors_raise_before_anything(dataset, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_split_that_leaves_fewer_than_two_training_images_is_refused_with_what_to_change(tmp_path):
+    """Three images, one file in every class (kept together), a validation share: nothing is left to train on.
+    The message says what to change, and no run folder is made."""
+    import shutil
+
+    root = make_colour_set(tmp_path / "data", per_class=1)
+    for c in ("c1", "c2"):
+        shutil.copy(root / "c0" / "00.png", root / c / "00.png")
+    cfg = config(root)
+    cfg.data.val_split = 0.5
+    with pytest.raises(data.DataError) as e:
+        Trainer(cfg, runs_dir=tmp_path / "runs")
+    assert str(e.value) == (
+        f"{root}: only 0 training image(s); training needs at least 2: add images, or lower the validation (50%) "
+        "and test (0%) shares"
+    )
+    assert not (tmp_path / "runs").exists()
+
+
 def test_early_stopping(tmp_path, monkeypatch):
     dataset = make_colour_set(tmp_path / "data", per_class=4)
     vals = iter([(1.0, 0.5), (0.9, 0.6), (0.95, 0.6), (1.2, 0.4), (0.5, 0.9)])  # (val_loss, val_acc)

@@ -55,6 +55,20 @@ def test_tiny_dataset_counts_split_and_config(qtbot, panel, tiny_dataset):
     assert panel.split_counts.text().startswith("train 27 · val 9")
 
 
+def test_a_split_that_leaves_too_few_training_images_says_so_beside_the_counts(qtbot, panel, tmp_path, dataset_factory):
+    """Two images, the same file in two classes (kept together), 50 % for validation: "train 0" came with no word
+    until Start refused it."""
+    root = dataset_factory(tmp_path / "d", {"a": 1, "b": 1})
+    shutil.copy(root / "a" / "a_000.jpg", root / "b" / "b_000.jpg")
+    _load(qtbot, panel, root)
+    panel.test_spin.setValue(0)
+    panel.val_spin.setValue(50)
+    assert panel.split_counts.text().startswith("train 0 · val 2")
+    assert "too few to train (at least 2): lower the shares or add images" in panel.split_counts.text()
+    panel.val_spin.setValue(0)
+    assert panel.split_counts.text() == "train 2 · val 0 · test 0"
+
+
 def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_factory):
     root = dataset_factory(tmp_path / "d", {"a": 4, "b": 4})
     (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
