@@ -271,7 +271,7 @@ class TrainTab(QWidget):
         self.pause_button = QPushButton("Pause")
         self.pause_button.setToolTip("Pause after the current batch (the run keeps its place)")
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue a paused run")
+        self.resume_button.setToolTip("Continue a paused run, or a run you stopped from its last.pt")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setObjectName("dangerButton")
         self.stop_button.setToolTip("Stop after the current batch; last.pt keeps the weights so far")
@@ -503,7 +503,7 @@ class TrainTab(QWidget):
         busy = state != IDLE
         self.start_button.setEnabled(not busy)
         self.pause_button.setEnabled(state == RUNNING and self.proc is None)
-        self.resume_button.setEnabled(state == PAUSED)
+        self.resume_button.setEnabled(state == PAUSED or (state == IDLE and self._stopped_run() is not None))
         self.stop_button.setEnabled(state in (PREPARING, RUNNING, PAUSED))
         self.model_panel.setEnabled(not busy)
         self.form_box.setEnabled(not busy)
@@ -857,10 +857,21 @@ class TrainTab(QWidget):
             self.log_line("Paused")
 
     def resume(self) -> None:
+        """A paused run goes on; after a Stop (or a failure), the run shown goes on from its last.pt."""
         if self.worker is not None and self.state == PAUSED:
             self.worker.resume()
             self._set_state(RUNNING)
             self.log_line("Resumed")
+        elif self.state == IDLE and (run := self._stopped_run()) is not None:
+            self.resume_run(run)
+
+    def _stopped_run(self) -> str | None:
+        """The folder of the run this tab shows if it ended before its last epoch (a Stop, a failure) and left a
+        last.pt to go on from (what the Runs tab's "Resume training" does, here at hand)."""
+        result, run = self.result, self.run_dir
+        if result is None or result.reason not in ("stopped", "failed") or not run:
+            return None
+        return run if (Path(run) / "last.pt").is_file() else None
 
     def stop(self) -> None:
         if getattr(self, "_download_worker", None) is not None:
@@ -1294,6 +1305,8 @@ class TrainTab(QWidget):
     def _on_finished(self, result: Any) -> None:
         self.worker = None
         self.result = result
+        if result is not None:  # (a run stopped before it began has no folder any more: the engine removes it)
+            self.run_dir = result.run_dir or (None if result.reason == "stopped" else self.run_dir)
         self._set_state(IDLE)
         said_while_it_ran = (self.banner.kind == "info" and self.banner.text().startswith(RESUME_NOTE)) or (
             self.banner.kind == "error" and self.banner.text() == BUSY_TEXT
@@ -1304,8 +1317,6 @@ class TrainTab(QWidget):
         if result is None:  # an exception; _on_failed has shown it
             self.result_label.setText(f"<b>{html.escape(self._failure_title())}.</b> See the log.")
             return
-        # a run stopped before it began has no folder any more (the engine removes the empty one)
-        self.run_dir = result.run_dir or (None if result.reason == "stopped" else self.run_dir)
         title = REASONS.get(result.reason, result.reason)
         lines = [f"<b>{html.escape(title)}</b>"]
         if result.message:
@@ -1330,6 +1341,8 @@ class TrainTab(QWidget):
             lines.append(f"{split} accuracy of best.pt: {100 * ev_acc:.1f}% ({ev.get('num_samples')} images)")
         if self.run_dir:
             lines.append(f"Run folder: {html.escape(Path(self.run_dir).name)}")
+        if self._stopped_run() is not None:
+            lines.append("<i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>")
         self.result_label.setText("<br>".join(lines))
         self.result_label.setToolTip(self.run_dir or "")
         self.log_line(
@@ -1358,6 +1371,7 @@ class TrainTab(QWidget):
         self.best_checkpoint = self.last_checkpoint = None
         self.result_label.setText(self.result_label.text() + "<br><i>This run's folder has been deleted.</i>")
         self.run_dir = None
+        self._set_state(IDLE)  # (nothing to resume any more)
 
     def _request_predict(self) -> None:
         if self.best_checkpoint:

@@ -63,6 +63,7 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
         assert tab.charts.epoch_points == 2
         assert len(tab.charts.batch_x) >= 2  # smoothed per-batch loss drawn too
         assert tab.state == IDLE and tab.start_button.isEnabled() and not tab.stop_button.isEnabled()
+        assert not tab.resume_button.isEnabled()  # (a finished run: nothing to resume)
         for b in (tab.evaluate_button, tab.predict_button, tab.open_button):
             assert b.isEnabled()
         run = Path(result.run_dir)
@@ -120,6 +121,19 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         assert "Stopped by you" in tab.log.toPlainText().splitlines()[-1]
         assert (Path(done.args[0].run_dir) / "last.pt").is_file()
         qtbot.waitUntil(lambda: not is_running(tab.thread), timeout=30000)
+
+        # Resume, after a Stop, goes on with that run from its last.pt (as the Runs tab's "Resume training")
+        assert tab.resume_button.isEnabled() and "Resume (Ctrl+Shift+R) goes on from last.pt" in tab.result_label.text()
+        with qtbot.waitSignal(tab.run_finished, timeout=120000) as again:
+            tab.resume_button.click()
+            _wait_running(qtbot, tab)
+            info = tab.fit_info
+            assert (info.start_epoch, info.resume_step) > (0, 0) and tab.run_dir == done.args[0].run_dir
+            tab.stop_button.click()
+        assert again.args[0].reason == "stopped" and again.args[0].run_dir == done.args[0].run_dir
+        qtbot.waitUntil(lambda: not is_running(tab.thread), timeout=30000)
+        tab.forget_runs([again.args[0].run_dir])  # (deleted in the Runs tab: nothing to resume any more)
+        assert not tab.resume_button.isEnabled()
     finally:
         _cleanup(panel, tab)
 
