@@ -255,6 +255,8 @@ class PredictTab(QWidget):
         self._worker: FunctionWorker | None = None
         self._pending: tuple[str, Any] | None = None
         self._results: list[Any] = []  # Prediction objects (and error stand-ins) in arrival order
+        self._status: tuple[str, bool] = ("", False)  # the status line and whether it is an error
+        self._list_status: tuple[str, bool] | None = None  # the list's, while one of its rows is open large
         self._dropped_folders: list[str] = []  # of the table's job: its rows are named from these
         self._single: dict[str, Any] | None = None
         self._classes_seen: set[str] = set()
@@ -346,8 +348,10 @@ class PredictTab(QWidget):
         super().keyPressEvent(event)
 
     def _back(self) -> None:
-        """From a row opened large back to the list, on the row that was opened."""
+        """From a row opened large back to the list, on the row that was opened, with the list's status line."""
         self.stack.setCurrentIndex(2)
+        if self._list_status is not None:
+            self._set_status(*self._list_status)
         self._rerun_if_stale()
         self.table.setFocus()
 
@@ -729,6 +733,8 @@ class PredictTab(QWidget):
             worker = FunctionWorker(_predict_one, self._cache, checkpoint, item, top_k, name)
             worker.result.connect(self._on_one_done)
             self.back_button.setVisible(from_list)
+            if from_list and self.stack.currentIndex() == 2:
+                self._list_status = self._status  # (_back shows it again)
             self.progress.setRange(0, 0)
             self._set_status("Predicting…")
         worker.failed.connect(self._on_failed)
@@ -767,6 +773,7 @@ class PredictTab(QWidget):
             self.stack.setCurrentIndex(0)
 
     def _set_status(self, text: str, error: bool = False) -> None:
+        self._status = (text, error)
         self.status_label.setText(text)
         self.status_label.setToolTip(text)
         self.status_label.setStyleSheet("color: #b42318;" if error else "")

@@ -541,14 +541,18 @@ def test_back_and_export_refer_to_the_current_job_only(qtbot, tab, ckpt, inputs,
 
     tab.predict_paths(images)  # a row of a list opened large: Back to it, and Export still writes the list
     wait_idle(qtbot, tab)
+    listed = tab.status_label.text()
+    assert listed.endswith("classified.")
     tab.table.setFocus()
     tab.table.setCurrentIndex(tab.proxy.index(0, 0))
     qtbot.keyClick(tab.table, Qt.Key.Key_Return)  # the keyboard opens a row as a double-click does
     wait_idle(qtbot, tab)
     assert tab.stack.currentIndex() == 1 and tab.back_button.isVisibleTo(tab)
     assert tab.export_button.isEnabled() and len(exported("drill.csv")) == len(images)
+    assert tab.status_label.text() != listed  # (the row's answer, then the export's line)
     qtbot.keyClick(tab.image_view, Qt.Key.Key_Escape)  # Esc goes back as the button does
     assert tab.stack.currentIndex() == 2 and tab.row_count() == len(images)
+    assert tab.status_label.text() == listed  # the list's line again, not the row's answer
 
     tab.predict_paths([images[0]])  # one good image on its own: that image, exported alone
     wait_idle(qtbot, tab)
