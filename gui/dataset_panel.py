@@ -790,7 +790,7 @@ class DatasetPanel(QWidget):
         name = self.index.classes[label]
         more = f" (showing the first {len(shown)})" if len(paths) > len(shown) else ""
         self.thumb_label.setText(
-            f"{_elide(self.thumb_label, name)}: {len(paths)} images{more}. Double-click an image to open its folder."
+            f"{_elide(self.thumb_label, name)}: {count_noun(len(paths), 'image')}{more}. Double-click an image to open its folder."
         )
         self.thumb_label.setToolTip(name)
         for p in shown:

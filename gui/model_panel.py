@@ -431,7 +431,7 @@ class ModelPanel(QGroupBox):
         text = (
             f"<b>{info['arch']}</b>: {human_count(info['params'])} parameters · "
             f"{human_count(info['macs'])}MACs per image at {info['image_size']} px<br>"
-            f"≈ {human_bytes(info['memory'])} to train at batch {info['batch_size']} (weights, Adam state, "
+            f"≈ {human_bytes(info['memory'])} to train at batch {info['batch_size']} (weights, optimizer state, "
             f"activations)"
         )
         if self.pretrained_choice() == "imagenet" and not info["has_imagenet_weights"]:

@@ -238,6 +238,20 @@ def test_class_balance_chart_makes_room_for_new_class_names(qtbot):
     assert chart.ax.get_position().x0 > bare and left >= 0  # every name inside the canvas
 
 
+def test_class_balance_chart_counts_in_whole_images(qtbot):
+    """Classes of one image each: the count axis reads 0, 1, 2 (it read 0.0, 0.5, 1.0 …)."""
+    from gui.charts import BarChart
+
+    chart = BarChart()
+    qtbot.addWidget(chart)
+    chart.resize(260, 300)
+    chart.show()
+    chart.set_counts(["a", "b"], [1, 1])
+    _flush(qtbot, chart)
+    ticks = [t for t in chart.ax.get_xticks() if 0 <= t <= chart.ax.get_xlim()[1]]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
 def test_class_balance_chart_of_many_classes_names_every_kth_bar_rather_than_overlap_them(qtbot):
     from gui.charts import BarChart
 
