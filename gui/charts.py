@@ -305,7 +305,7 @@ class TrainingCharts(_Canvas):
             note.set_ha("right")
             note.set_multialignment("left")
             note.set_va("top")
-            note.set_bbox({"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5})
+            note.set_bbox({"facecolor": "white", "edgecolor": "none", "pad": 1.5})
         else:
             note.set_position((0.0, 1.02))
             note.set_ha("left")

@@ -167,7 +167,7 @@ class _Metric(QFrame):
         v = QVBoxLayout(self)
         v.setContentsMargins(12, 6, 12, 6)
         self.caption = QLabel(caption)
-        self.caption.setStyleSheet("color: palette(placeholder-text);")
+        self.caption.setStyleSheet("QLabel { color: palette(placeholder-text); }")
         self.value = QLabel("—")
         f = self.value.font()
         f.setPointSizeF(f.pointSizeF() * 1.7)
@@ -531,7 +531,7 @@ class EvaluateTab(QWidget):
         form = QGridLayout()
         form.setColumnStretch(1, 1)
         self.source_label = QLabel("")
-        self.source_label.setStyleSheet("font-weight: bold;")
+        self.source_label.setStyleSheet("QLabel { font-weight: bold; }")
         form.addWidget(self.source_label, 0, 0, 1, 4)
         form.addWidget(QLabel("Checkpoint:"), 1, 0)
         self.ckpt_edit = QLineEdit()
@@ -581,7 +581,7 @@ class EvaluateTab(QWidget):
             "or choose a checkpoint and a data folder above and press Evaluate."
         )
         empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        empty.setStyleSheet("color: palette(placeholder-text); font-size: 13pt;")
+        empty.setStyleSheet("QLabel { color: palette(placeholder-text); font-size: 13pt; }")
         self.stack.addWidget(empty)
         self.stack.addWidget(self._build_not_evaluated())
         self.stack.addWidget(self._build_results())
@@ -598,7 +598,7 @@ class EvaluateTab(QWidget):
         self.not_evaluated_label = QLabel("This run has not been evaluated yet.")
         self.not_evaluated_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.not_evaluated_label.setWordWrap(True)
-        self.not_evaluated_label.setStyleSheet("font-size: 13pt;")
+        self.not_evaluated_label.setStyleSheet("QLabel { font-size: 13pt; }")
         v.addWidget(self.not_evaluated_label)
         v.addSpacing(16)
         self.evaluate_now_button = QPushButton("Evaluate now")
@@ -1017,7 +1017,7 @@ class EvaluateTab(QWidget):
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
         self.status_label.setToolTip("")
-        self.status_label.setStyleSheet("color: #b42318;" if error else "")
+        self.status_label.setStyleSheet("QLabel { color: #b42318; }" if error else "")
 
     # ------------------------------------------------------------------ showing
 

@@ -370,7 +370,7 @@ class PredictTab(QWidget):
         # long paths and class names are cut in the middle (a file's name and a class name's end often tell it
         # apart), shown whole in the tooltip; text() is the whole text
         self.file_label = ElidedLabel("", path=True)
-        self.file_label.setStyleSheet("color: palette(placeholder-text);")
+        self.file_label.setStyleSheet("QLabel { color: palette(placeholder-text); }")
         v.addWidget(self.file_label)
         self.class_label = ElidedLabel("")
         self.class_label.setObjectName("predictedClass")  # large and bold: style.qss (a setFont loses to the QSS)
@@ -393,7 +393,7 @@ class PredictTab(QWidget):
         v.addWidget(self.cam_check)
         self.cam_note = QLabel("")
         self.cam_note.setWordWrap(True)
-        self.cam_note.setStyleSheet("color: palette(placeholder-text);")
+        self.cam_note.setStyleSheet("QLabel { color: palette(placeholder-text); }")
         v.addWidget(self.cam_note)
         v.addStretch(1)
         split.addWidget(side)
@@ -776,7 +776,7 @@ class PredictTab(QWidget):
         self._status = (text, error)
         self.status_label.setText(text)
         self.status_label.setToolTip(text)
-        self.status_label.setStyleSheet("color: #b42318;" if error else "")
+        self.status_label.setStyleSheet("QLabel { color: #b42318; }" if error else "")
 
     # ------------------------------------------------------------------ one image
 

@@ -272,7 +272,7 @@ class RunsTab(QWidget):
         self.empty_label = QLabel()
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
-        self.empty_label.setStyleSheet("color: palette(placeholder-text); font-size: 13pt;")
+        self.empty_label.setStyleSheet("QLabel { color: palette(placeholder-text); font-size: 13pt; }")
         self.table_stack = QStackedWidget()
         self.table_stack.addWidget(self.table)
         self.table_stack.addWidget(self.empty_label)
@@ -731,7 +731,7 @@ class RunsTab(QWidget):
             va="top",
             fontsize=8,
             color="#4a525c",
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5},
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5},
         )
 
     def _placeholder(self, text: str, axes: tuple[Any, ...] = ()) -> None:

@@ -719,3 +719,27 @@ def test_a_small_image_shown_large_keeps_sharp_pixels(qtbot):
     x0, y = (shot.width() - 16) // 2, shot.height() // 2
     assert shot.pixelColor(x0 + 7, y).getRgb()[:3] == (0, 0, 0)  # the last black pixel before the edge
     assert shot.pixelColor(x0 + 8, y).getRgb()[:3] == (255, 255, 255)
+
+
+def test_an_error_lines_tooltip_keeps_the_tooltip_colours(qtbot, tab):
+    """The status line in red: its tooltip (which files, and why) was red on the dark tooltip background."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    from gui.app import load_stylesheet
+
+    app = QApplication.instance()
+    app.setStyleSheet(load_stylesheet())
+    try:
+        tab.show()
+        tab._set_status("2 files could not be used", error=True)
+        tab.status_label.setToolTip("a.jpg: truncated image")
+        QToolTip.showText(tab.status_label.mapToGlobal(QPoint(4, 4)), tab.status_label.toolTip(), tab.status_label)
+        tip = next(w for w in app.topLevelWidgets() if w.objectName() == "qtooltip_label")
+        tip.ensurePolished()
+        assert tab.status_label.palette().color(QPalette.ColorRole.WindowText).name() == "#b42318"
+        assert tip.palette().color(QPalette.ColorRole.WindowText).name() == "#ffffff"  # style.qss's QToolTip
+    finally:
+        QToolTip.hideText()
+        app.setStyleSheet("")
