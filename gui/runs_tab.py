@@ -671,7 +671,18 @@ class RunsTab(QWidget):
                     gid=path,
                 )
                 if show_train and val[0] and train[0]:
-                    ax.plot(train[0], train[1], "--", color=color, linewidth=1.0, alpha=0.8, gid=path)
+                    one = len(train[0]) == 1  # (a dashed line through one point draws nothing: a hollow dot)
+                    ax.plot(
+                        train[0],
+                        train[1],
+                        "--",
+                        marker="o" if one else None,
+                        markerfacecolor="white",
+                        color=color,
+                        linewidth=1.0,
+                        alpha=0.8,
+                        gid=path,
+                    )
             if show_train and len(records) == 1:  # one run: its per-batch training loss too, as it was drawn live
                 xs, ys = _smoothed_batches(path)
                 if xs:
@@ -1090,6 +1101,8 @@ class RunsTab(QWidget):
         self.refresh()
         if deleted:
             self.runs_deleted.emit(deleted)
+            what = Path(deleted[0]).name if len(deleted) == 1 else count_noun(len(deleted), "run")
+            self.status_message.emit(f"Deleted {what}")
         if errors:
             QMessageBox.warning(self, "Delete runs", "Some runs could not be deleted:\n" + "\n".join(errors))
         return len(errors) < len(paths)

@@ -107,6 +107,8 @@ def test_one_line_per_selected_run(tab, runs):
     assert len(tab.curve_lines()) == 2
     tab.select_runs([str(runs["failed"])])
     assert len(tab.curve_lines()) == 1
+    dashed = [ln for ln in tab.loss_ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_marker() == "o"  # one epoch: a dot (a dash through it draws nothing)
 
     # one run with its training curves: its per-batch loss line (batches.csv) too, smoothed as the Train tab drew it
     from core.runs import write_batches
@@ -402,9 +404,12 @@ def test_delete_asks_and_removes(qtbot, tab, runs, answer_question):
     assert runs["failed"].is_dir() and tab.run_count() == 3
     assert asked and asked[0][1] == ["Delete 1 run", "Cancel"]  # buttons that say what they do
     asked = answer_question("Delete 1 run")
+    said = []
+    tab.status_message.connect(said.append)
     with qtbot.waitSignal(tab.runs_deleted, timeout=5000) as deleted:
         assert tab.delete_selected() is True
     assert deleted.args[0] == [str(runs["failed"])]  # the other tabs drop what pointed at it
+    assert said == [f"Deleted {runs['failed'].name}"]  # (the status bar confirms it)
     assert runs["failed"].name in asked[0][0]
     assert not runs["failed"].exists()
     assert tab.run_count() == 2
