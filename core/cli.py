@@ -559,12 +559,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ckpt = load(args.checkpoint)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
-    from core.runs import trained_data_root  # an older run's relative data path: where it really was
+    from core.runs import config_section, trained_data_root  # (an older run's relative data path: where it was)
 
     run_dir = Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else None
+    stored = dict((ckpt.get("config") or {}).get("data", {}))
+    if run_dir is not None and config_section(run_dir, "data").get("root"):
+        # the run's config.json: a resume given the data folder's new place (--data) writes it there, while a
+        # best.pt from before the resume still names the old one
+        stored["root"] = config_section(run_dir, "data")["root"]
+    own = trained_data_root(run_dir, stored.get("root") or "")
     data = args.data
     if not data:
-        data = trained_data_root(run_dir, (ckpt.get("config") or {}).get("data", {}).get("root") or "")
+        data = own
         if not data:
             raise UsageError("evaluate: --data DIR is required (the checkpoint names no data folder)")
         if not Path(data).is_dir():
@@ -573,8 +579,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         index = scan(data, min_classes=1)  # a held-out folder may hold one class
     except DataError as e:
         raise UsageError(f"--data: {e}") from None
-    stored = (ckpt.get("config") or {}).get("data", {})
-    own = trained_data_root(run_dir, stored.get("root") or "")
     own_folder = bool(own) and Path(own).is_dir() and os.path.samefile(own, data)
     if args.split is None:  # another folder: every image is new to the model; its own folder: the held-out part,
         # test if the run kept one, else val, as the app and the run's own evaluation.json do

@@ -122,3 +122,27 @@ def test_train_usage_errors_are_one_line(capsys, tmp_path, tiny_set):
     bogus.write_text("hello")
     rc, _, err = run(capsys, "predict", "--checkpoint", bogus, str(tiny_set))
     assert rc == 2 and "bogus.pt" in err and err.count("\n") == 1
+
+
+@pytest.mark.timeout(300)
+def test_evaluate_after_a_resume_in_the_data_folders_new_place_uses_that_place_held_out(capsys, tiny_set, tmp_path):
+    """Trained on a folder, which then moved; resumed with --data at its new place. A best.pt from before the
+    resume still names the old place: evaluate said that folder was gone, and with --data it scored every image,
+    training ones too. It goes by the run's config.json, and scores the held-out split there."""
+    import shutil
+
+    old, new, runs = tmp_path / "photos", tmp_path / "moved", tmp_path / "runs"
+    shutil.copytree(tiny_set, old)
+    rc, out, err = run(capsys, "train", "--data", old, "--epochs", "1", "--runs-dir", runs, "--json", *TINY)
+    assert rc == 0, err
+    run_dir = Path(json.loads(out)["run_dir"])
+    shutil.copy(run_dir / "best.pt", tmp_path / "best-epoch-1.pt")
+    old.rename(new)
+    rc, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "2", "--data", new, "--json")
+    assert rc == 0, err
+    shutil.copy(tmp_path / "best-epoch-1.pt", run_dir / "best.pt")  # (as when epoch 2 did not beat epoch 1)
+    for extra in ((), ("--data", new)):
+        rc, out, err = run(capsys, "evaluate", "--checkpoint", run_dir / "best.pt", *extra, "--json", "--quiet")
+        assert rc == 0, err
+        ev = json.loads(out)
+        assert ev["split"] == "val" and 0 < ev["num_samples"] < 24, (extra, ev["split"], ev["num_samples"])
