@@ -240,9 +240,13 @@ def _check_device(name: str | None) -> None:
         raise UsageError(f"--device {name}: {str(e).split(': ', 1)[-1]}") from None
 
 
-def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tuple = ()) -> None:
+def _check_output(
+    flag: str, path: str | None, folder: bool, inputs: list | tuple = (), writes: str = "", suffixes: tuple = ()
+) -> None:
     """An output path of the right kind, checked before any work is done: not a folder for a file (or the other
-    way round), in a folder that is one, and never one of the command's inputs (it would be overwritten)."""
+    way round), in a folder that is one, and never one of the command's inputs (it would be overwritten). An
+    existing file is replaced only by its own kind: never an image (`export --out photo.jpg` wrote a model over
+    it), and with `suffixes` only a file with one of them (`writes`: what would be written, for the message)."""
     if path is None:
         return
     target = Path(path)
@@ -270,6 +274,16 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
             raise UsageError(f"{flag} {path}: that is one of the inputs; it would be overwritten")
     if run_file:
         raise UsageError(own)
+    from core.data import IMAGE_EXTENSIONS
+
+    suffix, name_one = target.suffix.lower(), f"name a {suffixes[0]} file" if suffixes else "name another file"
+    if not folder and suffix in IMAGE_EXTENSIONS:
+        raise UsageError(f"{flag} {path}: an image; not overwriting it with {writes or 'this output'} ({name_one})")
+    if not folder and suffixes and suffix not in suffixes:
+        raise UsageError(
+            f"{flag} {path}: an existing file that is not a {'/'.join(suffixes)} file; not overwriting it with "
+            f"{writes} ({name_one})"
+        )
 
 
 def _warn_duplicates(doc: dict[str, Any], hint: str = "") -> None:
@@ -681,16 +695,20 @@ def _run_info_dict(r) -> dict:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from core.checkpoint import CheckpointError
-    from core.data import IMAGE_EXTENSIONS
     from core.predict import Predictor, expand_paths, prediction_to_dict, write_csv
 
     if args.top_k < 1:
         raise UsageError(f"--top-k {args.top_k}: must be ≥ 1")
     _check_device(args.device)
     files, problems = expand_paths(args.paths)
-    _check_output("--csv", args.csv, folder=False, inputs=[*files, args.checkpoint])
-    if args.csv and Path(args.csv).suffix.lower() in IMAGE_EXTENSIONS and Path(args.csv).exists():
-        raise UsageError(f"--csv {args.csv}: an image; not overwriting it with a table (name a .csv file)")
+    _check_output(
+        "--csv",
+        args.csv,
+        folder=False,
+        inputs=[*files, args.checkpoint],
+        writes="a table",
+        suffixes=(".csv", ".tsv", ".txt"),
+    )
     _check_output("--cam", args.cam, folder=True)
     try:
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
@@ -764,7 +782,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.export import ExportError, export_onnx, export_torchscript
 
     fn = export_onnx if args.format == "onnx" else export_torchscript
-    _check_output("--out", args.out, folder=False, inputs=[args.checkpoint])
+    model = "an ONNX model" if args.format == "onnx" else "a TorchScript model"
+    suffixes = (".onnx",) if args.format == "onnx" else (".pt", ".pth", ".ts", ".torchscript")
+    _check_output("--out", args.out, folder=False, inputs=[args.checkpoint], writes=model, suffixes=suffixes)
     try:
         info = fn(args.checkpoint, args.out)
     except (CheckpointError, ExportError) as e:
