@@ -314,6 +314,11 @@ def _report_data_notes(index) -> None:
         )
 
 
+def _unusable(index) -> list[dict[str, str]]:
+    """The files the scan could not use, for --json (the exit code 1 they cause must be explained there too)."""
+    return [{"path": str(p), "reason": r} for p, r in index.bad_files]
+
+
 def _report_unusable(index, limit: int = 20) -> int:
     """Warn (stderr) about the files the scan could not use; returns how many there were."""
     bad = list(index.bad_files)
@@ -535,7 +540,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json and getattr(trainer, "is_main", True):  # under torchrun only rank 0 answers
         _emit_json(
             {
-                "run_dir": result.run_dir,
+                "run_dir": str(Path(result.run_dir).absolute()) if result.run_dir else None,  # (as `runs --json`)
                 "reason": result.reason,
                 "message": result.message,
                 "best_epoch": result.best_epoch,
@@ -543,6 +548,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "history": result.history,
                 "evaluation": _eval_summary(result.evaluation),
                 "unreadable": [{"path": p, "reason": r} for p, r in result.unreadable],
+                "unusable": _unusable(trainer.index),
             }
         )
     if args.quiet and result.unreadable and getattr(trainer, "is_main", True):  # quiet hides progress, not losses
@@ -630,7 +636,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             _err(f"could not read {e['path']}: {e['reason']}" if isinstance(e, dict) else f"could not read {e}")
         raise UsageError(f"{index.root}: no image of the {args.split} split could be read")
     if args.json:
-        _emit_json({k: v for k, v in ev.items() if k != "predictions"})
+        _emit_json({**{k: v for k, v in ev.items() if k != "predictions"}, "unusable": _unusable(index)})
     else:
         top5 = "" if ev.get("top5") is None else f", top-5 {ev['top5']:.2%}"
         print(f"{ev['num_samples']} images ({args.split}): accuracy {ev['accuracy']:.2%}{top5}, loss {ev['loss']:.4f}")

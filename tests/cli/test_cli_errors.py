@@ -301,11 +301,17 @@ def test_unusable_files_are_listed_and_exit_1_after_training_on_the_rest(capsys,
     runs = tmp_path / "runs"
     rc, out, err = run(capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", runs, "--json", *TINY)
     assert rc == 1, err
-    assert json.loads(out)["reason"] == "completed"
+    doc = json.loads(out)
+    broken = str((data / "red" / "broken.png").absolute())
+    assert doc["reason"] == "completed"
+    assert [u["path"] for u in doc["unusable"]] == [broken] and doc["unusable"][0]["reason"]  # why rc is 1
     assert "1 file(s)" in err and "broken.png" in err
     (run_dir,) = runs.iterdir()
+    assert Path(doc["run_dir"]) == run_dir.absolute()
     rc, out, err = run(capsys, "evaluate", "--checkpoint", run_dir / "best.pt", "--split", "all", "--json")
-    assert rc == 1 and "broken.png" in err and json.loads(out)["num_samples"] == 18
+    doc = json.loads(out)
+    assert rc == 1 and "broken.png" in err and doc["num_samples"] == 18
+    assert [u["path"] for u in doc["unusable"]] == [broken]
     # files written through a temp file get the permissions of a plainly created file, not mkstemp's 0600
     umask = os.umask(0)
     os.umask(umask)
