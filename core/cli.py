@@ -614,6 +614,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     int(stored.get("seed", 0)),
                 )
                 args.split = "test" if parts.test else "val" if parts.val else "all"
+            if args.split == "all":
+                _err(
+                    "warning: this run kept no validation or test images, so every image of its data folder is "
+                    "scored, the ones it trained on too (the accuracy reads high); evaluate a folder of new images "
+                    "(--data) for an honest figure"
+                )
     unusable = _report_unusable(index)
     if own_folder and args.split in ("val", "test"):
         from core.runs import held_out_warning

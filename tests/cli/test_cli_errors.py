@@ -525,6 +525,21 @@ def test_evaluating_a_changed_data_folder_warns_that_its_split_may_hold_training
     assert "warning" not in err  # "all" says what it is: every image
 
 
+def test_evaluating_a_run_that_kept_no_held_out_images_warns_that_it_scores_its_training_images(capsys, tmp_path):
+    """--val-split 0: evaluate fell back to every image of the run's folder, with no word that the model trained on
+    them; a folder of new images needs no such warning."""
+    data = make_set(tmp_path / "data", per_class=4)
+    runs = tmp_path / "runs"
+    argv = ["train", "--data", str(data), "--epochs", "1", "--runs-dir", str(runs), "--val-split", "0", "--quiet"]
+    assert main([*argv, *TINY]) == 0
+    (run_dir,) = runs.iterdir()
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet")
+    assert rc == 0 and out.startswith("12 images (all)")
+    assert "warning: this run kept no validation or test images, so every image of its data folder is scored" in err
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--data", make_set(tmp_path / "new"), "--quiet")
+    assert rc == 0 and "warning" not in err
+
+
 def test_an_image_unreadable_while_training_makes_train_exit_1_and_is_listed(capsys, tmp_path, monkeypatch):
     """260 "skipped" lines (each file again every epoch), then exit 0 and "completed" as if nothing was lost."""
     from core import data as data_module
