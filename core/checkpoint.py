@@ -8,6 +8,7 @@ import os
 import pickle
 import re
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,9 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # (a plain pickle file: torch warns of its protocol before refusing it)
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({_refusal(str(e))})") from None
     except Exception as e:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
@@ -141,6 +144,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
             if not isinstance(e, KeyError)
             else "not a torch.save file"
         )
+        if _is_zip(path):  # torch.save's own format, cut short or damaged (a copy that did not finish, say)
+            raise CheckpointError(f"{path}: damaged or incomplete checkpoint file (unreadable: {why})") from None
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (unreadable: {why})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (contains a {type(ckpt).__name__}, not a dict)")
@@ -155,6 +160,15 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if problem:
         raise CheckpointError(f"{path}: damaged checkpoint ({problem})")
     return ckpt
+
+
+def _is_zip(path: Path) -> bool:
+    """The file starts as a zip archive does, as every torch.save file does."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _refusal(message: str) -> str:

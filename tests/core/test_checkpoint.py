@@ -209,6 +209,32 @@ def test_garbage_files_are_named_not_crashes(tmp_path):
             load(p)
 
 
+def test_a_checkpoint_cut_short_is_called_damaged_and_a_plain_pickle_is_refused_without_torchs_warning(tmp_path):
+    """A copy that did not finish was "not a ResNeXt Studio checkpoint (unreadable: [Errno 22] …)"; a pickle file
+    brought torch's two-line protocol warning before the refusal."""
+    import pickle
+    import warnings
+
+    from core import models
+    from core.checkpoint import load
+
+    whole = tmp_path / "whole.pt"
+    checkpoint.save(whole, checkpoint.payload(models.build("resnext11_2x4d", 3), "resnext11_2x4d", list("abc"), 32))
+    data = whole.read_bytes()
+    for cut in (1024, len(data) // 2, len(data) - 100):
+        part = tmp_path / f"cut-{cut}.pt"
+        part.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError) as e:
+            load(part)
+        assert str(e.value).startswith(f"{part}: damaged or incomplete checkpoint file (unreadable: "), cut
+    plain = tmp_path / "plain.pt"
+    plain.write_bytes(pickle.dumps({"format": "x"}, protocol=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (any warning fails the test)
+        with pytest.raises(CheckpointError, match="plain.pt: not a ResNeXt Studio checkpoint"):
+            load(plain)
+
+
 @pytest.mark.parametrize(
     "key, value, why",
     [
