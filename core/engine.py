@@ -527,7 +527,8 @@ class Trainer:
     that a given config's train.epochs (to extend a run) and train.device, data.root, data.cache, data.num_workers
     are taken from it.
     The constructor checks everything that can be checked before training (settings, device, architecture name,
-    data folder, split, resume checkpoint) and raises ConfigError, data.DataError or checkpoint.CheckpointError;
+    data folder, split, resume checkpoint, pretrained weights) and raises ConfigError, data.DataError,
+    checkpoint.CheckpointError or models.ModelError;
     `fit()` itself never raises for training problems.
     Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel; train.batch_size is then the GLOBAL batch
     (see core.distributed for the rules). With one process nothing distributed happens: no DDP, no extra syncs.
@@ -611,8 +612,11 @@ class Trainer:
             raise ConfigError(f"model.arch: {e}") from None  # e names the value
         # Input problems found now, not after the run folder exists (that left a "failed" run behind):
         pretrained = self.config.model.pretrained
-        if pretrained not in (None, "imagenet") and not self._resume_ckpt:
-            models.read_state_dict(pretrained)  # ModelError naming the file when it is not a weights file
+        if pretrained == "imagenet" and not self._resume_ckpt:
+            models.imagenet_weights_url(self.config.model.arch)  # ModelError: this architecture has none
+        elif pretrained is not None and not self._resume_ckpt:  # ModelError naming the file: not a weights file,
+            state = models.read_state_dict(pretrained)  # or not one of this architecture
+            models.check_weights(self.config.model.arch, state, pretrained)
         if not self._resume_ckpt and self.is_main:
             root = self.runs_dir if self.runs_dir is not None else runs.default_runs_dir()
             blocked = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)

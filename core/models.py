@@ -626,13 +626,18 @@ def weights_cache_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def imagenet_weights_path(name: str, progress: Progress | None = None) -> Path:
-    """Path of the torchvision ImageNet weights for `name`, downloading (hash-checked) if not cached."""
+def imagenet_weights_url(name: str) -> str:
+    """Where torchvision's ImageNet weights for `name` are; ModelError when it has none."""
     spec = parse_arch(name)
     if not spec.has_imagenet_weights:
         have = ", ".join(k for k in _WEIGHTS)
         raise ModelError(f"{spec.name} has no ImageNet weights; architectures with ImageNet weights: {have}")
-    return download_weights(spec.weights_url, weights_cache_dir(), progress=progress)
+    return spec.weights_url
+
+
+def imagenet_weights_path(name: str, progress: Progress | None = None) -> Path:
+    """Path of the torchvision ImageNet weights for `name`, downloading (hash-checked) if not cached."""
+    return download_weights(imagenet_weights_url(name), weights_cache_dir(), progress=progress)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -682,6 +687,23 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     """
     state = read_state_dict(path)
     own = model.state_dict()
+    skipped = _fitting(own, state, path)
+    keep = {k: v for k, v in state.items() if k in own and k not in skipped}
+    model.load_state_dict(keep, strict=False)
+    return {"loaded": len(keep), "skipped": skipped}
+
+
+def check_weights(name: str, state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """The ModelError load_weights would raise for `state` (read from `path`) in architecture `name`, found
+    before anything is built (a model of meta tensors): a training run checks its weights file before it starts."""
+    with torch.device("meta"):
+        model = _construct(parse_arch(name), 2)  # (the head is new anyway: any class count)
+    _fitting(model.state_dict(), state, path)
+
+
+def _fitting(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: str | Path) -> list[str]:
+    """The keys of `state` to leave out of a model whose state dict is `own` (its head, fc, when it differs),
+    or ModelError naming what else does not fit."""
     skipped = []
     for k, v in state.items():
         if k in own and tuple(own[k].shape) != tuple(v.shape):
@@ -706,6 +728,4 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     if skipped:  # a new head: skip all of fc, never half of it
         skipped = [k for k in state if _head_name(k)]
     skipped += [k for k in own if _head_name(k) and k not in state]
-    keep = {k: v for k, v in state.items() if k in own and k not in skipped}
-    model.load_state_dict(keep, strict=False)
-    return {"loaded": len(keep), "skipped": sorted(set(skipped))}
+    return sorted(set(skipped))

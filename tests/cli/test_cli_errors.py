@@ -144,7 +144,10 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     other = tmp_path / "other.pth"  # a real state dict, of a model of another shape
     torch.save({"conv1.weight": torch.zeros(3, 3, 3, 3)}, other)
     rc, _, err = run(capsys, *_tiny_train(trained, tmp_path / "r"), "--pretrained", other, "--mode", "finetune")
-    assert rc == 1 and "conv1.weight" in err  # found when the model is built: still before any run folder
+    # an input error, found before the run starts (it failed the run, with exit code 1)
+    assert rc == 2 and one_line(err) and "other.pth: layer conv1.weight has shape (3, 3, 3, 3) in the file" in err
+    rc, _, err = run(capsys, *_tiny_train(trained, tmp_path / "r"), "--pretrained", "imagenet")
+    assert rc == 2 and one_line(err) and "resnext11_2x4d has no ImageNet weights" in err
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--seed", "99999999999999999999")
     assert rc == 2 and one_line(err) and "--seed 99999999999999999999: must be smaller than 2**53 in size" in err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())  # no failed run for input errors

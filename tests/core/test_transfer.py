@@ -212,9 +212,9 @@ def test_linear_resume_continues_from_cache(dataset, weights, tmp_path):
 def test_wrong_shape_weights_are_rejected_naming_the_layer(dataset, tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save(models.build("resnext11_4x8d", 10).state_dict(), bad)
-    _, r, _, passes = fit(config(dataset, bad), tmp_path)
-    assert r.reason == "failed" and passes == 0
-    assert "layer" in r.message and "shape" in r.message and str(bad) in r.message
+    with pytest.raises(models.ModelError) as e:  # (before the run starts: a settings error, no failed run)
+        Trainer(config(dataset, bad), runs_dir=tmp_path / "runs")
+    assert "layer" in str(e.value) and "shape" in str(e.value) and str(bad) in str(e.value)
 
 
 def test_finetune_param_groups(dataset, weights, tmp_path):
@@ -290,6 +290,6 @@ def test_a_linear_run_stopped_inside_an_epoch_resumes_from_the_next_step_exactly
 def test_weights_that_do_not_fit_leave_no_failed_run_behind(dataset, tmp_path, mode):
     other = tmp_path / "other.pth"
     torch.save(models.build("resnext11_1x8d", 10).state_dict(), other)  # another width: shapes differ
-    result = Trainer(config(dataset, other, mode=mode), runs_dir=tmp_path / "runs").fit()
-    assert result.reason == "failed" and "has shape" in result.message and result.run_dir is None
+    with pytest.raises(models.ModelError, match="has shape"):  # found before the run starts
+        Trainer(config(dataset, other, mode=mode), runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
