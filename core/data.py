@@ -460,10 +460,12 @@ def scan(
     results = _verify_all([c[0] for c in candidates], progress, stop, workers)
 
     good: dict[str, list[tuple[str, str | None]]] = {c: [] for c in class_names}
+    unusable_in: dict[str, list[tuple[str, str]]] = {}  # class -> its files that cannot be used, and why
     by_hash: dict[str, list[str]] = {}
     for (path, cls, split_name), (digest, reason) in zip(candidates, results, strict=True):
         if reason is not None:
             bad.append((path, reason))
+            unusable_in.setdefault(cls, []).append((path, reason))
             continue
         good[cls].append((path, split_name))
         by_hash.setdefault(digest, []).append(path)
@@ -483,6 +485,14 @@ def scan(
             why = f"no readable images in {len(class_names)} class folder(s)"
         else:
             why = f"only one class with images ({classes[0]!r}); at least two are needed"
+        lost = sorted(c for c in class_names if not good[c] and unusable_in.get(c))
+        if lost:  # classes whose every file is unusable: which, how many files, and one of them with its reason
+            n = sum(len(unusable_in[c]) for c in lost)
+            path, reason = min(unusable_in[lost[0]])
+            why += (
+                f"; {', '.join(map(repr, lost[:4]))}{', …' if len(lost) > 4 else ''} "
+                f"{'holds' if len(lost) == 1 else 'hold'} only files that cannot be used ({n}, e.g. {path}: {reason})"
+            )
         raise DataError(f"{root_s}: {why}")
 
     samples = [Sample(path, label, split_name) for label, cls in enumerate(classes) for path, split_name in good[cls]]

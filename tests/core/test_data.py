@@ -129,7 +129,17 @@ def test_scan_one_class_is_an_error(tmp_path, jpeg_writer):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="only one class") as e:
         scan(tmp_path)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and "cannot be used" not in str(e.value)  # (an empty folder: nothing to say)
+    # a class whose every file is unusable: which class, how many files, one of them and why
+    (tmp_path / "broken").mkdir()
+    for i in range(2):
+        (tmp_path / "broken" / f"{i}.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError) as e:
+        scan(tmp_path)
+    assert str(e.value).endswith(
+        f"only one class with images ('only'); at least two are needed; 'broken' holds only files that cannot be "
+        f"used (2, e.g. {tmp_path / 'broken' / '0.jpg'}: not an image (cannot identify image file))"
+    ), str(e.value)
 
 
 def test_scan_no_class_folders_is_an_error(tmp_path, jpeg_writer):
