@@ -125,7 +125,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{args.arch}: {s['params']:,} parameters, {s['macs'] / 1e9:.2f} G multiply-adds "
-        f"at {args.image_size}×{args.image_size}, {args.num_classes} classes"
+        f"at {args.image_size}×{args.image_size}, {_count(args.num_classes, 'class', 'classes')}"
     )
     for st in s.get("stages", []):
         shape = "×".join(str(v) for v in st.get("output_shape", []))
@@ -181,7 +181,7 @@ def _make_printer():
             _err(f"run folder: {info.run_dir}")
             _err(
                 f"device: {info.device_name}; model {info.arch} ({info.params:,} parameters), "
-                f"{info.num_classes} classes; images: {info.train_size} train / {info.val_size} val / "
+                f"{_count(info.num_classes, 'class', 'classes')}; images: {info.train_size} train / {info.val_size} val / "
                 f"{info.test_size} test; data: {info.loader_mode}"
             )
             config = info.config
@@ -213,13 +213,24 @@ def _make_printer():
             _err(f"warning: {msg}")
 
         def on_fit_end(self, r) -> None:
-            best = "" if r.best_metric is None else f"; best epoch {r.best_epoch} ({r.best_metric:.4g})"
+            best = "" if r.best_metric is None else f"; best epoch {r.best_epoch} ({_best_what(r)})"
             _err(f"{r.reason}{': ' + r.message if r.message else ''}{best}")
 
     return Printer()
 
 
 # ---------------------------------------------------------------- train / evaluate / runs
+
+
+def _best_what(r) -> str:
+    """What made the best epoch best, named: "val acc 84.00%" (or "train loss 0.4123" for a run without
+    validation images); the bare score read as a fraction, or an accuracy of 0 as a count."""
+    row = next((h for h in r.history if h.get("epoch") == r.best_epoch), {})
+    if row.get("val_acc") is not None:
+        return f"val acc {row['val_acc']:.2%}"
+    if row.get("train_loss") is not None:
+        return f"train loss {_loss(row['train_loss'])}"
+    return f"{r.best_metric:.4g}"
 
 
 def _loss(value: float) -> str:
@@ -429,7 +440,8 @@ def _flag_message(e: Exception) -> str:
 
     from core.config import DataConfig, ModelConfig, TrainConfig
 
-    fields = {f.name for c in (DataConfig, ModelConfig, TrainConfig) for f in dataclasses.fields(c)} | {"runs_dir"}
+    fields = {f.name for c in (DataConfig, ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
+    fields |= {"runs_dir", "num_classes"}  # (summary's --num-classes)
     field, _, why = str(e).partition(": ")
     name, _, value = field.partition("=")
     section, _, name = name.rpartition(".")
@@ -449,6 +461,10 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     from core.config import RunConfig
 
     run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise UsageError(
+            f"--resume {args.resume}: {'a file, not a run folder' if run_dir.exists() else 'no such folder'}"
+        )
     if not (run_dir / "last.pt").is_file():
         raise UsageError(f"--resume {args.resume}: no last.pt in that folder")
     ignored = [k for k, v in vars(args).items() if k not in RESUME_FLAGS and v != parser_defaults.get(k)]
@@ -673,6 +689,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
     if root.exists() and not root.is_dir():
         raise UsageError(f"--runs-dir {root}: a file, not a folder")
+    if args.runs_dir and not root.exists():  # (a mistyped folder; the default one is made by the first run)
+        raise UsageError(f"--runs-dir {root}: no such folder")
     runs = RunStore(root).list()
     if args.json:
         _emit_json({"runs_dir": str(root), "runs": [_run_info_dict(r) for r in runs]})
@@ -680,7 +698,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {root}")
         return 0
-    print(f"{len(runs)} runs in {root}")
+    print(f"{_count(len(runs), 'run')} in {root}")
     for r in runs:
         acc = "" if r.best_val_acc is None else f"{r.best_val_acc:.2%}"
         planned = "?" if r.epochs_planned is None else r.epochs_planned

@@ -929,6 +929,12 @@ class Trainer:
         self.train_tf = data.BatchTransform(cfg.data, train=True)
         self.eval_tf = data.BatchTransform(cfg.data, train=False)
         self.steps_per_epoch = max(1, len(self.train_loader))
+        n_train = len(self.split.train)
+        if tc.batch_size > n_train and not self._resume_ckpt:
+            self._warn(
+                f"batch size {tc.batch_size} is more than the {n_train} training images: each epoch is one step over "
+                "all of them, which learns slowly (a batch of a quarter of them or less takes several steps)"
+            )
 
         self.criterion = self._make_criterion()
         self.optimizer = make_optimizer(self.model, tc, finetune=cfg.model.mode == "finetune")

@@ -400,7 +400,7 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[l
     Folders are walked (sorted; recursively unless recursive=False) for files with an image extension, skipping
     hidden files/folders, __MACOSX and Thumbs.db as the data scanner does. Files named explicitly are kept whatever
     their extension or existence, so `predict` reports why each one fails. problems holds (folder, reason) for
-    folders that hold no images or cannot be read.
+    folders that hold no images or cannot be read. A file reached twice is listed once.
     """
     files: list[str] = []
     problems: list[tuple[str, str]] = []
@@ -433,6 +433,8 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[l
         if not found and not errors:
             problems.append((str(raw), NO_IMAGES_IN_FOLDER))
         files += found
+    seen: set[str] = set()  # a file named both alone and through its folder is classified once (first place kept)
+    files = [f for f in files if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
     return files, problems
 
 

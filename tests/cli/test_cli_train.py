@@ -44,6 +44,7 @@ def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["train"]["save_every_s"] == 0
     assert doc["reason"] == "completed" and len(doc["history"]) == 1
     assert "epoch 1/1" in err  # progress went to stderr
+    assert "completed; best epoch 1 (val acc " in err  # (what made it best, named: it read "(0.3)")
     assert "settings: resnext11_2x4d, 16 px, batch 4, lr " in err  # what the run uses, defaults filled in
     for name in ("config.json", "history.csv", "status.json", "best.pt", "last.pt", "evaluation.json", "curves.png"):
         assert (run_dir / name).is_file(), name
@@ -55,6 +56,10 @@ def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
     assert Path(doc["run_dir"]) == run_dir
     assert [h["epoch"] for h in doc["history"]] == [1, 2]
 
+    rc, out, _ = run(capsys, "runs", "--runs-dir", runs)
+    assert rc == 0 and out.startswith(f"1 run in {runs}\n")
+    rc, _, err = run(capsys, "runs", "--runs-dir", tmp_path / "mistyped")
+    assert rc == 2 and err == f"error: --runs-dir {tmp_path / 'mistyped'}: no such folder\n"
     rc, out, _ = run(capsys, "runs", "--runs-dir", runs, "--json")
     listed = json.loads(out)["runs"]
     assert [Path(r["path"]) for r in listed] == [run_dir]
@@ -118,6 +123,8 @@ def test_train_usage_errors_are_one_line(capsys, tmp_path, tiny_set):
     assert rc == 2 and "--save-every -1.0: must be ≥ 0 (0: every epoch)" in err and err.count("\n") == 1
     rc, _, err = run(capsys, "train", "--resume", tmp_path)
     assert rc == 2 and "last.pt" in err
+    rc, _, err = run(capsys, "train", "--resume", tmp_path / "no-such-run")
+    assert rc == 2 and err == f"error: --resume {tmp_path / 'no-such-run'}: no such folder\n"
     bogus = tmp_path / "bogus.pt"
     bogus.write_text("hello")
     rc, _, err = run(capsys, "predict", "--checkpoint", bogus, str(tiny_set))

@@ -846,6 +846,18 @@ def test_a_split_that_leaves_fewer_than_two_training_images_is_refused_with_what
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_batch_larger_than_the_training_set_is_pointed_out(dataset, tmp_path):
+    """--batch-size 100000 on 480 images trained one step an epoch, without a word."""
+    rec = Recorder()
+    result = Trainer(config(dataset, epochs=1, batch_size=4096), callbacks=[rec], runs_dir=tmp_path).fit()
+    assert result.reason == "completed", result.message
+    said = [w for w in rec.warnings if w.startswith("batch size 4096 is more than the ")]
+    assert len(said) == 1 and "each epoch is one step over all of them" in said[0]
+    rec = Recorder()
+    Trainer(config(dataset, epochs=1, batch_size=4), callbacks=[rec], runs_dir=tmp_path).fit()
+    assert not [w for w in rec.warnings if w.startswith("batch size")]
+
+
 def test_early_stopping(tmp_path, monkeypatch):
     dataset = make_colour_set(tmp_path / "data", per_class=4)
     vals = iter([(1.0, 0.5), (0.9, 0.6), (0.95, 0.6), (1.2, 0.4), (0.5, 0.9)])  # (val_loss, val_acc)

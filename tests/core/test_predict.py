@@ -201,6 +201,9 @@ def test_expand_paths_walks_folders_like_the_scanner(tmp_path):
     assert problems == [(str(tmp_path / "empty"), "no image files in this folder")]
     flat, _ = expand_paths([root], recursive=False)
     assert [Path(f).name for f in flat] == ["a.jpg"]
+    # a file named on its own and again through its folder (or twice): once, where it came first
+    twice, _ = expand_paths([root / "sub" / "b.PNG", root, root / "a.jpg", root / "sub" / ".." / "a.jpg"])
+    assert [Path(f).name for f in twice] == ["b.PNG", "a.jpg", "c.webp"]
 
 
 def test_csv_and_json_output(predictor, tmp_path):
