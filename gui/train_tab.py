@@ -834,8 +834,9 @@ class TrainTab(QWidget):
         self.result_label.setText(_RESULT_WHILE[RUNNING])
         self.log_line(f"Resuming {resume}" if resume else "Starting a new run")
         self.save_settings()
-        if resume is None and index is not None and self.use_all_gpus():
-            self._launch_torchrun(config, self.gpu_count)
+        if (resume is not None or index is not None) and self.use_all_gpus():
+            # (a resume too: in one process a run's batch, the global batch of all GPUs, would all fall on one)
+            self._launch_torchrun(config, self.gpu_count, resume=resume, rows=len(history or []))
             return
         worker = TrainingWorker(config, index, runs_dir=self.runs_dir, resume=resume)
         worker.fit_started.connect(self._on_fit_started)
@@ -881,12 +882,20 @@ class TrainTab(QWidget):
             self._set_state(STOPPING)
             self.log_line("Stopping after the current batch…")
         elif self.proc is not None and self.state in (PREPARING, RUNNING):
-            from core.distributed import stop_torchrun
-
             self._ddp["stop_requested"] = True
-            stop_torchrun(self.proc)
+            self._signal_stop_when_live()
             self._set_state(STOPPING)
             self.log_line("Stopping all processes after the current batch…")
+
+    def _signal_stop_when_live(self) -> None:
+        """A Stop of a torchrun job reaches its processes as SIGINT once they train (have reported progress): one
+        sent while torchrun was still starting them was lost, and the job trained on to its last epoch."""
+        d = self._ddp
+        if d.get("stop_requested") and d.get("live") and not d.get("signalled") and self.proc is not None:
+            from core.distributed import stop_torchrun
+
+            stop_torchrun(self.proc)
+            d["signalled"] = True
 
     def stop_and_wait(self, timeout_s: float = 120.0) -> bool:
         """Stop a run and wait for its thread while processing events (window close). True when it ended."""
@@ -905,19 +914,25 @@ class TrainTab(QWidget):
         return not is_running(self.thread)
 
     # ---- "Use all GPUs": a torchrun child process followed through its run folder -------------------------------
-    def _launch_torchrun(self, config: Any, nproc: int) -> None:
-        """Start `main.py train` under torchrun on `nproc` processes; a QTimer follows the run folder it writes."""
-        from core.distributed import launch_torchrun
+    def _launch_torchrun(self, config: Any, nproc: int, resume: str | None = None, rows: int = 0) -> None:
+        """Start `main.py train` under torchrun on `nproc` processes (`train --resume` for `resume`, whose chart
+        holds `rows` epochs already); a QTimer follows the run folder it writes."""
+        from core.distributed import follow_run, launch_torchrun
         from core.engine import choose_arch
 
-        choose_arch(config)  # here, so the CLI's device preset does not replace the form's values
         tmp = Path(tempfile.mkdtemp(prefix="resnext-studio-ddp-"))
         cfg_path, out_path, log_path = tmp / "config.json", tmp / "result.json", tmp / "train.log"
-        args = ["train", "--data", config.data.root, "--config", str(cfg_path), "--json"]
-        if self.runs_dir:
-            args += ["--runs-dir", str(self.runs_dir)]
+        if resume is not None:  # the run's own settings; only these may change (as resume_run set them)
+            args = ["train", "--resume", resume, "--epochs", str(config.train.epochs), "--json"]
+            args += ["--device", config.train.device] + (["--data", config.data.root] if config.data.root else [])
+        else:
+            choose_arch(config)  # here, so the CLI's device preset does not replace the form's values
+            args = ["train", "--data", config.data.root, "--config", str(cfg_path), "--json"]
+            if self.runs_dir:
+                args += ["--runs-dir", str(self.runs_dir)]
         try:
-            config.to_json(cfg_path)
+            if resume is None:
+                config.to_json(cfg_path)
             with open(out_path, "w", encoding="utf-8") as out, open(log_path, "w", encoding="utf-8") as err:
                 proc = launch_torchrun(args, nproc, stdout=out, stderr=err)
         except (OSError, ValueError) as exc:
@@ -933,10 +948,13 @@ class TrainTab(QWidget):
             "out": out_path,
             "log": log_path,
             "log_pos": 0,
-            "rows": 0,
+            "rows": rows,
             "epoch": 0,
-            "progress": None,
+            # the progress.json a stopped job left in the folder being resumed is not this job's
+            "progress": (follow_run(resume).get("progress") or {}).get("updated") if resume else None,
+            "live": False,  # this job has reported progress: its processes catch a Stop's signal
             "stop_requested": False,
+            "signalled": False,
             "nproc": nproc,
         }
         self.log_line(f"Training with {nproc} processes (torchrun); per-process log: {log_path}")
@@ -962,6 +980,7 @@ class TrainTab(QWidget):
         self._forward_log()
         if self.run_dir is not None:
             self._show_snapshot(follow_run(self.run_dir))
+        self._signal_stop_when_live()
         if proc.poll() is not None:
             self._finish_ddp()
 
@@ -984,10 +1003,12 @@ class TrainTab(QWidget):
                 continue  # a row still being written; read again next tick
             self._on_epoch_end(m)
             self._ddp["rows"] += 1
+            self._ddp["live"] = True
         p = snap.get("progress")
         if not p or p.get("updated") == self._ddp["progress"]:
             return
         self._ddp["progress"] = p.get("updated")
+        self._ddp["live"] = True
         try:
             bp = BatchProgress(
                 epoch=int(p["epoch"]),

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMessageBox
 
 import gui.train_tab
 from gui.dataset_panel import DatasetPanel
-from gui.train_tab import IDLE, RUNNING, TrainTab
+from gui.train_tab import IDLE, RUNNING, STOPPING, TrainTab
 from gui.worker import wait_for_workers
 
 TINY_ARCH = "resnext11_2x4d"
@@ -161,6 +161,33 @@ def test_stop_ends_every_process_and_keeps_last_checkpoint(qtbot, monkeypatch, t
         assert json.loads((run / "status.json").read_text(encoding="utf-8"))["status"] == "stopped"
         assert tab.state == IDLE and tab.proc is None and tab.start_button.isEnabled()
         qtbot.waitUntil(lambda: _group_gone(pid), timeout=10000)
+    finally:
+        _cleanup(panel, tab)
+
+
+@pytest.mark.timeout(400)
+def test_resume_after_a_stop_goes_on_under_torchrun_on_every_gpu(qtbot, monkeypatch, tmp_path, runs_dir):
+    """Resume of a run stopped with "Use all GPUs" went on in one process, where the run's batch (the global one,
+    of every GPU) all fell on one GPU. It goes on under torchrun, in the same run folder, from its last.pt. A Stop
+    at once, while torchrun still starts its processes, is not lost (the job trained on to its 500th epoch)."""
+    panel, tab = _setup(qtbot, monkeypatch, tmp_path, runs_dir, epochs=500)
+    try:
+        assert tab.start(), tab.banner.text()
+        qtbot.waitUntil(lambda: len(tab.charts.batch_x) >= 1, timeout=180000)
+        with qtbot.waitSignal(tab.run_finished, timeout=120000) as first:
+            tab.stop_button.click()
+        assert first.args[0].reason == "stopped" and tab.resume_button.isEnabled()
+        run = first.args[0].run_dir
+        with qtbot.waitSignal(tab.run_finished, timeout=240000) as again:
+            tab.resume_button.click()
+            assert tab.proc is not None and tab.worker is None  # torchrun again, not the one-process worker
+            assert "--resume" in tab.proc.args and run in tab.proc.args
+            assert tab._ddp["progress"] is not None and not tab._ddp["live"]  # (the stopped job's progress.json)
+            tab.stop_button.click()  # before the job has begun
+            assert tab.state == STOPPING
+        assert again.args[0].reason == "stopped" and again.args[0].run_dir == run
+        assert [p for p in runs_dir.iterdir() if p.is_dir()] == [Path(run)]  # no second run folder
+        assert "2 processes" in tab.log.toPlainText().split("Resuming")[-1]
     finally:
         _cleanup(panel, tab)
 
