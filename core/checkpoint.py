@@ -9,6 +9,7 @@ import pickle
 import re
 import shutil
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with warnings.catch_warnings():  # (a plain pickle file: torch warns of its protocol before refusing it)
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        with warnings.catch_warnings():  # (torch warns of a pickle file's protocol, or of a TorchScript file,
+            warnings.simplefilter("ignore", UserWarning)  # before it refuses it: the refusal says why)
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({_refusal(str(e))})") from None
@@ -144,7 +145,12 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
             if not isinstance(e, KeyError)
             else "not a torch.save file"
         )
-        if _is_zip(path):  # torch.save's own format, cut short or damaged (a copy that did not finish, say)
+        kind = zip_kind(path)
+        if kind == "torchscript":
+            raise CheckpointError(
+                f"{path}: a TorchScript export (a model for other programs), not a checkpoint; use the run's best.pt"
+            ) from None
+        if kind in ("damaged", "torch.save"):  # torch.save's format, cut short or damaged (a copy that did not finish)
             raise CheckpointError(f"{path}: damaged or incomplete checkpoint file (unreadable: {why})") from None
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (unreadable: {why})") from None
     if not isinstance(ckpt, dict):
@@ -162,13 +168,21 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     return ckpt
 
 
-def _is_zip(path: Path) -> bool:
-    """The file starts as a zip archive does, as every torch.save file does."""
+def zip_kind(path: str | Path) -> str:
+    """What a file is as a zip archive (torch.save's format): "torch.save" (a checkpoint or weights file, by its
+    index), "torchscript" (an export), "zip" (another archive), "damaged" (it starts as one but its index is cut
+    off or broken), "" (no zip, or no file)."""
     try:
         with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
+            if f.read(4) != b"PK\x03\x04":
+                return ""
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return "damaged"
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        return "torchscript"
+    return "torch.save" if any(n.endswith("/data.pkl") for n in names) else "zip"
 
 
 def _refusal(message: str) -> str:

@@ -251,13 +251,11 @@ def _check_device(name: str | None) -> None:
         raise UsageError(f"--device {name}: {str(e).split(': ', 1)[-1]}") from None
 
 
-def _check_output(
-    flag: str, path: str | None, folder: bool, inputs: list | tuple = (), writes: str = "", suffixes: tuple = ()
-) -> None:
+def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tuple = (), writes: str = "") -> None:
     """An output path of the right kind, checked before any work is done: not a folder for a file (or the other
-    way round), in a folder that is one, and never one of the command's inputs (it would be overwritten). An
-    existing file is replaced only by its own kind: never an image (`export --out photo.jpg` wrote a model over
-    it), and with `suffixes` only a file with one of them (`writes`: what would be written, for the message)."""
+    way round), in a folder that is one, and never one of the command's inputs (it would be overwritten). Nor an
+    image or a PyTorch checkpoint or weights file (`export --out photo.jpg` wrote a model over the photo);
+    `writes`: what would be written, for the message."""
     if path is None:
         return
     target = Path(path)
@@ -285,16 +283,16 @@ def _check_output(
             raise UsageError(f"{flag} {path}: that is one of the inputs; it would be overwritten")
     if run_file:
         raise UsageError(own)
+    from core.checkpoint import zip_kind
     from core.data import IMAGE_EXTENSIONS
 
-    suffix, name_one = target.suffix.lower(), f"name a {suffixes[0]} file" if suffixes else "name another file"
-    if not folder and suffix in IMAGE_EXTENSIONS:
-        raise UsageError(f"{flag} {path}: an image; not overwriting it with {writes or 'this output'} ({name_one})")
-    if not folder and suffixes and suffix not in suffixes:
-        raise UsageError(
-            f"{flag} {path}: an existing file that is not a {'/'.join(suffixes)} file; not overwriting it with "
-            f"{writes} ({name_one})"
-        )
+    if folder:
+        return
+    kind = "an image" if target.suffix.lower() in IMAGE_EXTENSIONS else None
+    if kind is None and zip_kind(target) == "torch.save":
+        kind = "a PyTorch checkpoint or weights file"
+    if kind:
+        raise UsageError(f"{flag} {path}: {kind}; not overwriting it with {writes or 'this'} (name another file)")
 
 
 def _warn_duplicates(doc: dict[str, Any], hint: str = "") -> None:
@@ -737,7 +735,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         folder=False,
         inputs=[*files, args.checkpoint],
         writes="a table",
-        suffixes=(".csv", ".tsv", ".txt"),
     )
     _check_output("--cam", args.cam, folder=True)
     try:
@@ -813,8 +810,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     fn = export_onnx if args.format == "onnx" else export_torchscript
     model = "an ONNX model" if args.format == "onnx" else "a TorchScript model"
-    suffixes = (".onnx",) if args.format == "onnx" else (".pt", ".pth", ".ts", ".torchscript")
-    _check_output("--out", args.out, folder=False, inputs=[args.checkpoint], writes=model, suffixes=suffixes)
+    _check_output("--out", args.out, folder=False, inputs=[args.checkpoint], writes=model)
     try:
         info = fn(args.checkpoint, args.out)
     except (CheckpointError, ExportError) as e:

@@ -261,18 +261,19 @@ def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
         capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", trained["best"]
     )
     assert rc == 2 and one_line(err) and "one of the inputs" in err and trained["best"].read_bytes() == model
-    # an export over a photo, or over a file of another kind, is refused; one over a model of its kind is not
+    # an export over a photo, or over someone's weights file, is refused; one over an earlier export is not
     rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "onnx", "--out", photos / "1.png")
-    assert rc == 2 and one_line(err) and "an image; not overwriting it with an ONNX model (name a .onnx file)" in err
-    notes = tmp_path / "notes.txt"
-    notes.write_text("mine")
-    rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", notes)
-    assert rc == 2 and one_line(err) and "not a .pt/.pth/.ts/.torchscript file" in err and notes.read_text() == "mine"
-    old_model = tmp_path / "model.ts"
-    old_model.write_bytes(b"an older export")
-    rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", old_model)
-    assert rc == 0, err
-    assert old_model.read_bytes() != b"an older export"
+    assert rc == 2 and one_line(err) and "an image; not overwriting it with an ONNX model (name another file)" in err
+    weights = tmp_path / "weights.pt"
+    torch.save({"conv1.weight": torch.zeros(2)}, weights)
+    kept = weights.read_bytes()
+    rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", weights)
+    assert rc == 2 and one_line(err) and "a PyTorch checkpoint or weights file; not overwriting it" in err
+    assert weights.read_bytes() == kept
+    again = tmp_path / "model"  # (no suffix, as some name their exports)
+    for _ in range(2):
+        rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", again)
+        assert rc == 0, err
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos, "--csv", photos / "0.png" / "p.csv")
     assert rc == 2 and one_line(err) and f"{photos / '0.png'} is a file, not a folder" in err
 

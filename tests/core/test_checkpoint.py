@@ -209,9 +209,10 @@ def test_garbage_files_are_named_not_crashes(tmp_path):
             load(p)
 
 
-def test_a_checkpoint_cut_short_is_called_damaged_and_a_plain_pickle_is_refused_without_torchs_warning(tmp_path):
+def test_a_checkpoint_cut_short_is_called_damaged_and_other_files_say_what_they_are_without_torchs_warnings(tmp_path):
     """A copy that did not finish was "not a ResNeXt Studio checkpoint (unreadable: [Errno 22] …)"; a pickle file
-    brought torch's two-line protocol warning before the refusal."""
+    brought torch's two-line protocol warning before the refusal; a TorchScript export, or another zip, is not
+    "damaged"."""
     import pickle
     import warnings
 
@@ -229,10 +230,22 @@ def test_a_checkpoint_cut_short_is_called_damaged_and_a_plain_pickle_is_refused_
         assert str(e.value).startswith(f"{part}: damaged or incomplete checkpoint file (unreadable: "), cut
     plain = tmp_path / "plain.pt"
     plain.write_bytes(pickle.dumps({"format": "x"}, protocol=4))
+    exported, archive = tmp_path / "model.pt", tmp_path / "photos.zip"  # whole zip files, of other kinds
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.jit's deprecation)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), exported)
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.txt", "hello")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # (any warning fails the test)
         with pytest.raises(CheckpointError, match="plain.pt: not a ResNeXt Studio checkpoint"):
             load(plain)
+        with pytest.raises(CheckpointError, match="model.pt: a TorchScript export .*, not a checkpoint; use the run"):
+            load(exported)
+        with pytest.raises(CheckpointError, match="photos.zip: not a ResNeXt Studio checkpoint"):
+            load(archive)
 
 
 @pytest.mark.parametrize(
