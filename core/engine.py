@@ -615,8 +615,8 @@ class Trainer:
         if pretrained == "imagenet" and not self._resume_ckpt:
             models.imagenet_weights_url(self.config.model.arch)  # ModelError: this architecture has none
         elif pretrained is not None and not self._resume_ckpt:  # ModelError naming the file: not a weights file,
-            state = models.read_state_dict(pretrained)  # or not one of this architecture
-            models.check_weights(self.config.model.arch, state, pretrained)
+            models.check_weights(self.config.model.arch, models.read_state_dict(pretrained), pretrained)  # or not
+            # one of this architecture (the weights are read again when the model is built, not held meanwhile)
         if not self._resume_ckpt and self.is_main:
             root = self.runs_dir if self.runs_dir is not None else runs.default_runs_dir()
             blocked = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
@@ -930,7 +930,7 @@ class Trainer:
         self.eval_tf = data.BatchTransform(cfg.data, train=False)
         self.steps_per_epoch = max(1, len(self.train_loader))
         n_train = len(self.split.train)
-        if tc.batch_size > n_train and not self._resume_ckpt:
+        if tc.batch_size > n_train and not self._resume_ckpt and self.is_main:
             self._warn(
                 f"batch size {tc.batch_size} is more than the {n_train} training images: each epoch is one step over "
                 "all of them, which learns slowly (a batch of a quarter of them or less takes several steps)"
@@ -1055,22 +1055,20 @@ class Trainer:
         A run that failed after last.pt wrote the best epoch that train.save_every_s held back: a best.pt of an
         epoch after last.pt's. It is kept, and the resumed epochs must beat it to replace it."""
         best, path = self.best or {}, self.run_dir / "best.pt"
-        if self._partial is not None:
-            return
         try:
             ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             held, metrics = ck.get("epoch"), ck.get("metrics") or {}
         except Exception:  # noqa: BLE001 - missing or damaged: written again below
             held, metrics = None, {}
-        if isinstance(held, int) and held > self.start_epoch:
+        if isinstance(held, int) and held > self.start_epoch:  # (a last.pt of a stop inside an epoch too)
             try:
                 self.best = {"epoch": held, "score": list(self._score(metrics)), "metric": self._monitored(metrics)}
             except (KeyError, TypeError):  # (metrics not ours: the best of last.pt stands, best.pt is mended below)
                 held = None
             else:
                 return
-        if best.get("epoch") != self.start_epoch:
-            return
+        if best.get("epoch") != self.start_epoch or self._partial is not None:
+            return  # (a partial last.pt holds weights from inside the next epoch, not the best epoch's)
         if held != self.start_epoch:
             row = next((r for r in self.history if r.get("epoch") == self.start_epoch), None)
             checkpoint.save(path, self._payload(self.start_epoch, row))
@@ -1616,7 +1614,7 @@ class Trainer:
                     checkpoint.save(run_dir / "last.pt", last)
                     self._epochs_saved = last["epoch"]  # (read once the job is waited for: _finish)
                     events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
-            except BaseException:
+            except Exception:  # (not an interrupt: a second Ctrl-C ends the run at once, no more files)
                 # best.pt is still tried, smaller than last.pt without the optimizer's state: a best epoch that
                 # save_every_s held back would be lost with the run otherwise (one newer than last.pt is what a
                 # resume adopts: _mend_best). last.pt's error is the one raised, whatever best.pt's fate.

@@ -1544,6 +1544,37 @@ def test_a_last_pt_that_cannot_be_written_does_not_take_the_held_back_best_epoch
     assert _status(run)["epochs_done"] == 2 and _status(run)["best_epoch"] == 3
 
 
+def test_a_best_epoch_held_back_after_a_stop_inside_an_epoch_survives_the_next_resume(dataset, tmp_path, monkeypatch):
+    """Stopped inside epoch 2 (a partial last.pt); resumed, epoch 2 is the best (held back by save_every_s) and
+    epoch 3's loss is NaN: best.pt gets epoch 2. The next resume starts from the partial last.pt again; it kept
+    last.pt's best (epoch 1) and wrote a worse resumed epoch over that best.pt."""
+    clock = _Clock()
+    monkeypatch.setattr(engine, "time", clock)
+    cfg = config(dataset, epochs=5, batch_size=4, save_every_s=30)
+    first = _Weights(scores=[(1.0, 0.5)])
+    token = StopToken()
+
+    class StopInEpoch2(Callback):
+        def on_batch_end(self, p):
+            if (p.epoch, p.step) == (2, 1):
+                token.stop()
+
+    run = Path(
+        first.attach(Trainer(cfg, callbacks=[first, StopInEpoch2()], stop=token, runs_dir=tmp_path)).fit().run_dir
+    )
+    assert checkpoint.load(run / "last.pt")["partial_epoch"]
+    again = _Weights(clock, scores=[(0.5, 0.9), (float("nan"), 0.1)])
+    failed = again.attach(Trainer(None, callbacks=[again], resume=run)).fit()
+    assert failed.reason == "failed" and checkpoint.load(run / "best.pt")["epoch"] == 2
+    held = checkpoint.load(run / "best.pt")["model"]
+
+    last = _Weights(scores=[(0.8, 0.7), (0.7, 0.75), (0.75, 0.72), (0.9, 0.6)])
+    result = last.attach(Trainer(None, callbacks=[last], resume=run)).fit()
+    assert result.reason == "completed" and result.best_epoch == 2  # none of the resumed epochs beat it
+    best = checkpoint.load(run / "best.pt")
+    assert best["epoch"] == 2 and all(torch.equal(best["model"][k], v) for k, v in held.items())
+
+
 def test_a_snapshot_waits_for_the_write_in_flight_before_it_reuses_that_writes_buffers():
     """The buffers of one snapshot are the next one's: a write still reading them must end first."""
     import threading
