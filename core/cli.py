@@ -178,6 +178,7 @@ def _make_printer():
 
         def on_fit_start(self, info) -> None:
             self.epochs = info.epochs
+            self.monitor = (info.config.get("train") or {}).get("monitor", "val_acc")
             _err(f"run folder: {info.run_dir}")
             _err(
                 f"device: {info.device_name}; model {info.arch} ({info.params:,} parameters), "
@@ -213,7 +214,8 @@ def _make_printer():
             _err(f"warning: {msg}")
 
         def on_fit_end(self, r) -> None:
-            best = "" if r.best_metric is None else f"; best epoch {r.best_epoch} ({_best_what(r)})"
+            monitor = getattr(self, "monitor", "val_acc")  # (no on_fit_start: stopped before training began)
+            best = "" if r.best_metric is None else f"; best epoch {r.best_epoch} ({_best_what(r, monitor)})"
             _err(f"{r.reason}{': ' + r.message if r.message else ''}{best}")
 
     return Printer()
@@ -222,10 +224,13 @@ def _make_printer():
 # ---------------------------------------------------------------- train / evaluate / runs
 
 
-def _best_what(r) -> str:
-    """What made the best epoch best, named: "val acc 84.00%" (or "train loss 0.4123" for a run without
-    validation images); the bare score read as a fraction, or an accuracy of 0 as a count."""
+def _best_what(r, monitor: str = "val_acc") -> str:
+    """What made the best epoch best (train.monitor), named: "val acc 84.00%", "val loss 0.4123" (or "train loss
+    0.4123" for a run without validation images); the bare score read as a fraction, or an accuracy of 0 as a
+    count."""
     row = next((h for h in r.history if h.get("epoch") == r.best_epoch), {})
+    if monitor == "val_loss" and row.get("val_loss") is not None:
+        return f"val loss {_loss(row['val_loss'])}"
     if row.get("val_acc") is not None:
         return f"val acc {row['val_acc']:.2%}"
     if row.get("train_loss") is not None:
@@ -620,6 +625,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if own_folder:
             from core.data import split as split_of
 
+            parts = None
             with contextlib.suppress(DataError, TypeError, ValueError):
                 parts = split_of(
                     index,
@@ -628,7 +634,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     int(stored.get("seed", 0)),
                 )
                 args.split = "test" if parts.test else "val" if parts.val else "all"
-            if args.split == "all":
+            if parts is not None and args.split == "all":  # (not when its split could not be drawn again)
                 _err(
                     "warning: this run kept no validation or test images, so every image of its data folder is "
                     "scored, the ones it trained on too (the accuracy reads high); evaluate a folder of new images "

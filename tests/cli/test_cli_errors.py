@@ -650,3 +650,14 @@ def test_a_resume_that_moves_data_or_device_keeps_an_extensions_plan(capsys, tmp
     rc, out, err = run(capsys, "train", "--resume", run_dir, "--device", "cpu", "--data", data, "--json", "--quiet")
     assert rc == 0, err
     assert [h["epoch"] for h in json.loads(out)["history"]] == [1, 2]
+
+
+def test_the_end_line_names_the_score_the_best_epoch_was_chosen_by(capsys, trained, tmp_path):
+    """--config with train.monitor val_loss: the best epoch is the lowest validation loss, and the end line says
+    so (it said "val acc …" of an epoch chosen by its loss)."""
+    cfg = tmp_path / "settings.json"
+    cfg.write_text(json.dumps({"train": {"monitor": "val_loss"}}))
+    argv = ["train", "--data", trained["data"], "--epochs", "1", "--runs-dir", tmp_path / "r", "--config", cfg]
+    rc, _, err = run(capsys, *argv, *TINY)
+    assert rc == 0, err
+    assert "completed; best epoch 1 (val loss " in err.splitlines()[-1]
