@@ -347,8 +347,9 @@ class ModelPanel(QGroupBox):
 
     def _on_mode_changed(self, *_: Any) -> None:
         mode = self.mode_combo.currentData()
-        if mode in ("linear", "finetune"):  # a linear probe trains the classifier alone; a fine-tune every layer
-            self.freeze_check.setChecked(mode == "linear")
+        # a linear probe trains the classifier alone; a fine-tune, and "all layers" (left for by the user, who can
+        # tick it again), every layer: leaving the probe for "all layers" kept the backbone frozen
+        self.freeze_check.setChecked(mode == "linear")
         self._update_visibility()
         self._on_changed()
 

@@ -31,6 +31,11 @@ def test_each_mode_sets_what_freezing_means_for_it(panel, tmp_path):
     assert not panel.model_config().freeze_backbone
     _choose(panel, panel.mode_combo, "scratch")
     assert panel.freeze_check.isEnabled()  # all layers from the weights: freezing is the user's choice here
+    _choose(panel, panel.mode_combo, "linear")
+    _choose(panel, panel.mode_combo, "scratch")  # straight from the probe: "all layers" kept the backbone frozen
+    assert not panel.freeze_check.isChecked() and not panel.model_config().freeze_backbone
+    panel.freeze_check.setChecked(True)  # (still the user's to tick)
+    assert panel.model_config().freeze_backbone
     assert panel.mode_combo.itemText(0) == "Train all layers from the weights (full lr)"  # not "from scratch"
     _choose(panel, panel.pretrained_combo, "none")
     assert panel.mode_combo.itemText(0) == MODES[0][1] and not panel.freeze_check.isChecked()
