@@ -506,7 +506,7 @@ class BarChart(_Canvas):
             ax.invert_yaxis()
             self._counts = ax.bar_label(bars, padding=3, fontsize=8, color="#4a525c")
             ax.set_xlim(0, max(counts) * 1.18 + 1)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: 0, 1, 2, not 0.0, 0.5, 1.0
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # 0, 1, 2, not 0.5; few, not "80100120"
         self._names_shown = 0
         self._thin_labels()
         self.relayout()  # new class names: room for them is found again at the next draw

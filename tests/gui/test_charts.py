@@ -238,7 +238,7 @@ def test_class_balance_chart_makes_room_for_new_class_names(qtbot):
     assert chart.ax.get_position().x0 > bare and left >= 0  # every name inside the canvas
 
 
-def test_class_balance_chart_counts_in_whole_images(qtbot):
+def test_class_balance_chart_counts_in_whole_images_with_room_between_the_numbers(qtbot):
     """Classes of one image each: the count axis reads 0, 1, 2 (it read 0.0, 0.5, 1.0 …)."""
     from gui.charts import BarChart
 
@@ -250,6 +250,11 @@ def test_class_balance_chart_counts_in_whole_images(qtbot):
     _flush(qtbot, chart)
     ticks = [t for t in chart.ax.get_xticks() if 0 <= t <= chart.ax.get_xlim()[1]]
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    chart.set_counts(["a", "b", "c", "d"], [150, 140, 160, 155])  # (the sample's counts: "0 20 40 60 80100120…")
+    _flush(qtbot, chart)
+    renderer = chart.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in chart.ax.get_xticklabels() if t.get_text()]
+    assert len(boxes) >= 2 and all(a.x1 + 4 <= b.x0 for a, b in zip(boxes, boxes[1:], strict=False)), boxes
 
 
 def test_class_balance_chart_of_many_classes_names_every_kth_bar_rather_than_overlap_them(qtbot):
