@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, settings
 from gui.dataset_panel import DatasetPanel
@@ -86,6 +86,24 @@ def first_size(free: QSize | None) -> QSize:
     return QSize(max(800, min(1280, free.width() - 16)), max(600, min(820, free.height() - 40)))
 
 
+def _splitter_keys(name: str, widget: QWidget) -> list[tuple[str, QSplitter]]:
+    """The settings key of each splitter in a tab (its place, direction and panes: a changed layout starts
+    afresh rather than from another splitter's sizes)."""
+    found = widget.findChildren(QSplitter)
+    return [
+        (f"splitters/{name}/{i}-{'h' if s.orientation() == Qt.Orientation.Horizontal else 'v'}{s.count()}", s)
+        for i, s in enumerate(found)
+    ]
+
+
+def _restore_splitters(name: str, widget: QWidget) -> None:
+    """The pane sizes the user left a tab's splitters at, when the window was last closed."""
+    for key, splitter in _splitter_keys(name, widget):
+        state = settings().value(key)
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            splitter.restoreState(state)
+
+
 class MainWindow(QMainWindow):
     """The application window. Tests use `.tabs`, the tab attributes and `confirm_close`."""
 
@@ -128,6 +146,8 @@ class MainWindow(QMainWindow):
             self.finish_deferred()
 
         self._restore_geometry()
+        for name, widget in (("dataset", self.dataset_panel), ("train", self.train_tab)):
+            _restore_splitters(name, widget)
         if load_initial:
             self._open_initial(data_dir)
 
@@ -148,6 +168,8 @@ class MainWindow(QMainWindow):
         self.tabs.removeTab(i)
         old.deleteLater()
         keyboard_friendly(shown)
+        if widget is not None:
+            _restore_splitters(name, widget)
         self.tabs.insertTab(i, shown, name.capitalize())
         self.tabs.setCurrentIndex(current)
         self.tabs.blockSignals(False)
@@ -475,6 +497,10 @@ class MainWindow(QMainWindow):
         self.train_tab.save_settings()
         self.dataset_panel.save_settings()
         settings().setValue("window/geometry", self.saveGeometry())
+        built = {name: w for name, w in self._optional.items() if w is not None}
+        for name, widget in {"dataset": self.dataset_panel, "train": self.train_tab, **built}.items():
+            for key, splitter in _splitter_keys(name, widget):
+                settings().setValue(key, splitter.saveState())
         self.train_tab.stop_and_wait()
         self.dataset_panel.cancel_all()
         wait_for_workers(timeout_s=120.0)

@@ -252,6 +252,25 @@ def test_hyper_parameters_survive_a_restart(qtbot, window, tiny_dataset):
     assert w2.train_tab.warmup_spin.isEnabled() and w2.train_tab.train_values()["warmup_epochs"] == 1.5
 
 
+def test_the_panes_keep_the_sizes_they_were_left_at(qtbot, window, tiny_dataset):
+    """A splitter dragged in the Dataset and Runs tabs came back at its first sizes after a restart."""
+    from PySide6.QtWidgets import QSplitter
+
+    w = window(data_dir=str(tiny_dataset))
+    w.tabs.setCurrentIndex(4)  # (the Runs tab is built when first shown)
+    dataset, runs = (t.findChildren(QSplitter)[0] for t in (w.dataset_panel, w.runs_tab))
+    qtbot.waitUntil(lambda: dataset.sizes()[0] > 0 and runs.sizes()[0] > 0, timeout=10000)
+    for splitter in (dataset, runs):
+        sizes = splitter.sizes()
+        splitter.setSizes([sizes[0] - 40, sizes[1] + 40, *sizes[2:]])
+    wanted = dataset.sizes(), runs.sizes()
+    w.close()
+    w2 = window(data_dir=str(tiny_dataset))
+    w2.tabs.setCurrentIndex(4)
+    again = (t.findChildren(QSplitter)[0] for t in (w2.dataset_panel, w2.runs_tab))
+    assert tuple(s.sizes() for s in again) == wanted
+
+
 def test_dropping_a_folder_opens_it(qtbot, window, tiny_dataset, tmp_path):
     w = window(load_initial=False)
     w.tabs.setCurrentIndex(1)
