@@ -1218,7 +1218,8 @@ class TrainTab(QWidget):
         reason = message.split("; choose a local weights file")[0]  # the command line's advice names a flag
         box.setInformativeText(f"{reason}.\n\nUse a weights file you already have, or train from scratch.")
         local = box.addButton("Use a local file…", QMessageBox.ButtonRole.AcceptRole)
-        scratch = box.addButton("Train from scratch", QMessageBox.ButtonRole.ActionRole)
+        scratch = box.addButton("Train from scratch…", QMessageBox.ButtonRole.ActionRole)
+        scratch.setToolTip("Sets Pretrained to None; you check the model for this computer, then Start")
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         clicked = box.clickedButton()
@@ -1234,9 +1235,13 @@ class TrainTab(QWidget):
                 self.model_panel.pretrained_combo.setCurrentIndex(self.model_panel.pretrained_combo.findData("file"))
                 self.model_panel.weights_edit.setText(path)
                 self.start()
-        elif clicked is scratch:
-            self.model_panel.pretrained_combo.setCurrentIndex(0)
-            self.start()
+        elif clicked is scratch:  # not started at once: the model was chosen for its ImageNet weights (a
+            self.model_panel.pretrained_combo.setCurrentIndex(0)  # ResNeXt-50 at 224 px: hours an epoch on a CPU)
+            self.banner.set_info(
+                "Pretrained is now None. A model trained from scratch need not be the one chosen for its ImageNet "
+                "weights: check the model and image size (Reset to recommended values suits this computer), then "
+                "Start training."
+            )
 
     # ---- worker events ------------------------------------------------------------------------------------------
     def _on_fit_started(self, info: Any) -> None:

@@ -342,6 +342,20 @@ def test_the_offline_weights_dialog_speaks_to_the_window_not_the_command_line(qt
         "Use a weights file you already have, or train from scratch."
     )
 
+    # "Train from scratch…": Pretrained goes to None and the user checks the model (chosen for its weights: a
+    # ResNeXt-50 at 224 px started at once, hours an epoch on a CPU) before starting
+    def choose_scratch(box):
+        box.clickedButton = lambda: next(b for b in box.buttons() if b.text() == "Train from scratch…")
+        return 0
+
+    monkeypatch.setattr(QMessageBox, "exec", choose_scratch)
+    tab.model_panel.pretrained_combo.setCurrentIndex(tab.model_panel.pretrained_combo.findData("imagenet"))
+    started = []
+    monkeypatch.setattr(tab, "start", lambda: started.append(True))
+    tab._offline_choice(None, message)
+    assert tab.model_panel.pretrained_choice() == "none" and not started
+    assert tab.banner.kind == "info" and tab.banner.text().startswith("Pretrained is now None.")
+
 
 def test_reset_to_recommended_resets_the_image_size_too(qtbot, runs_dir):
     panel = DatasetPanel()
