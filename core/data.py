@@ -491,7 +491,8 @@ def scan(
             path, reason = min(unusable_in[lost[0]])
             why += (
                 f"; {', '.join(map(repr, lost[:4]))}{', …' if len(lost) > 4 else ''} "
-                f"{'holds' if len(lost) == 1 else 'hold'} only files that cannot be used ({n}, e.g. {path}: {reason})"
+                f"{'holds' if len(lost) == 1 else 'hold'} only files that cannot be used ({n} file{'s' if n != 1 else ''}, e.g. "
+                f"{path}: {reason})"
             )
         raise DataError(f"{root_s}: {why}")
 

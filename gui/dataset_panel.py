@@ -764,7 +764,7 @@ class DatasetPanel(QWidget):
         if self.index.layout == "splits":
             text += " (from the folders)"
         if len(s.train) < 2:  # (Start would refuse it: say so here, with what to change)
-            fix = "add images to train/" if self.index.layout == "splits" else "lower the shares or add images"
+            fix = "add images to train/" if self.index.layout == "splits" else "add images, or lower the shares"
             text += "<br>" + _warning(f"too few to train (at least 2): {fix}")
         self.split_counts.setText(text)
 

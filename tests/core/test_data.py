@@ -138,7 +138,7 @@ def test_scan_one_class_is_an_error(tmp_path, jpeg_writer):
         scan(tmp_path)
     assert str(e.value).endswith(
         f"only one class with images ('only'); at least two are needed; 'broken' holds only files that cannot be "
-        f"used (2, e.g. {tmp_path / 'broken' / '0.jpg'}: not an image (cannot identify image file))"
+        f"used (2 files, e.g. {tmp_path / 'broken' / '0.jpg'}: not an image (cannot identify image file))"
     ), str(e.value)
 
 

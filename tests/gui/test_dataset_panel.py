@@ -64,7 +64,7 @@ def test_a_split_that_leaves_too_few_training_images_says_so_beside_the_counts(q
     panel.test_spin.setValue(0)
     panel.val_spin.setValue(50)
     assert panel.split_counts.text().startswith("train 0 · val 2")
-    assert "too few to train (at least 2): lower the shares or add images" in panel.split_counts.text()
+    assert "too few to train (at least 2): add images, or lower the shares" in panel.split_counts.text()
     panel.val_spin.setValue(0)
     assert panel.split_counts.text() == "train 2 · val 0 · test 0"
 

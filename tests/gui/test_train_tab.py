@@ -653,3 +653,8 @@ def test_the_wheel_over_a_setting_scrolls_the_form_and_leaves_the_setting_alone(
     assert panel.val_spin.value() == share
     fields = (tab.scheduler_combo, tab.epochs_spin, panel.val_spin)
     assert {f.focusPolicy() for f in fields} == {Qt.FocusPolicy.StrongFocus}  # (not given focus by the wheel)
+    tab.activateWindow()
+    tab.epochs_spin.setFocus()  # clicked or tabbed into: the wheel is the field's again
+    qtbot.waitUntil(tab.epochs_spin.hasFocus, timeout=5000)
+    _wheel(tab.epochs_spin, notches=1)
+    assert tab.epochs_spin.value() == epochs + 1
