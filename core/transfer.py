@@ -246,8 +246,8 @@ class LinearTrainer(Trainer):
         n_views = len(want_eval) + self.views * len(want_aug)
         total = sum(len(ids) for ids in parts.values())
         if n_views:
-            what = (
-                f"features: computing {n_views} backbone views for {len(jobs)} images "
+            what = (  # (worded for the whole run: the Train tab shows it until the next one)
+                f"features: {n_views} backbone views of {len(jobs)} images computed before epoch 1 "
                 f"({total - len(jobs)} cached) in {root}"
             )
         else:

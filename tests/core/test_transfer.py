@@ -125,7 +125,7 @@ def test_linear_computes_features_once_then_from_cache(dataset, weights, tmp_pat
     n_train, n_val, v = len(t.split.train), len(t.split.val), 2
     assert (n_train, n_val) == (18, 6)
     assert passes == n_train * (v + 1) + n_val == t.backbone_passes
-    assert "features: computing" in rec.info.loader_mode
+    assert "computed before epoch 1" in rec.info.loader_mode
     assert [b.epoch for b in rec.batches if b.epoch == 0]  # the feature pass shows progress as "epoch 0"
     assert [m.epoch for m in rec.epochs] == [1, 2, 3]
     assert all(m.val_acc is not None for m in rec.epochs)
