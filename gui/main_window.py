@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import html
 import importlib
 import os
 import sys
@@ -296,6 +297,7 @@ class MainWindow(QMainWindow):
             )
 
         m = bar.addMenu("&Help")
+        add(m, "shortcuts", "&Keyboard shortcuts", self._shortcuts, QKeySequence.StandardKey.HelpContents)
         add(m, "about", "&About ResNeXt Studio", self._about)
 
     def _sync_training_actions(self, *_: Any) -> None:
@@ -347,6 +349,34 @@ class MainWindow(QMainWindow):
 
     def _about(self) -> None:
         QMessageBox.about(self, "About ResNeXt Studio", self.about_text())
+
+    def shortcuts_text(self) -> str:
+        """Every menu entry's shortcut (read from the menus, so the list cannot fall behind them) and the keys of
+        the tabs themselves, as a table."""
+        rows = [
+            (a.shortcut().toString(QKeySequence.SequenceFormat.NativeText), a.text().replace("&", "").rstrip("…"))
+            for key, a in self.actions.items()
+            if not a.shortcut().isEmpty()
+            if not key.startswith("tab_")
+        ]
+        native = QKeySequence.SequenceFormat.NativeText
+        first, last = (
+            self.actions[f"tab_{n.lower()}"].shortcut().toString(native) for n in (TAB_NAMES[0], TAB_NAMES[-1])
+        )
+        rows += [
+            (f"{first} … {last}", "The tabs, left to right"),
+            ("Ctrl+V", "Predict: classify the image on the clipboard"),
+            ("Esc", "Predict: back to the list from an image shown large"),
+            ("Return, Space", "Press the focused button"),
+            ("Tab", "The next field (a setting takes the mouse wheel once it has the focus)"),
+        ]
+        body = "".join(
+            f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td><td>{html.escape(t)}</td></tr>" for k, t in rows
+        )
+        return f"<table>{body}</table>"
+
+    def _shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", self.shortcuts_text())
 
     # ---- wiring -------------------------------------------------------------------------------------------------
     def _wire(self) -> None:

@@ -159,6 +159,13 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
     assert w.tabs.currentWidget() is tab and tab.state == IDLE and "data set" in tab.banner.text()
     text = w.about_text()
     assert "ResNeXt Studio 0." in text and "PySide6" in text
+    # Help ▸ Keyboard shortcuts lists every menu shortcut (read from the menus) and the tabs' own keys
+    keys = w.shortcuts_text()
+    for key, action in a.items():
+        if not key.startswith("tab_") and not action.shortcut().isEmpty():
+            assert f"<b>{action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b>" in keys, key
+    assert "<b>F5</b>" in keys and "Start training" in keys and "<b>Ctrl+1 … Ctrl+5</b>" in keys
+    assert "<b>Ctrl+V</b>" in keys and "<b>Esc</b>" in keys
 
 
 def test_tab_moves_on_from_every_table_and_list(qtbot, window):
