@@ -1423,6 +1423,15 @@ class _Weights(Recorder):
         return all(torch.equal(ckpt["model"][k], want[k]) for k in want)
 
 
+def _fit_5_epochs_saving_every_30s(dataset, runs_dir, monkeypatch, scores):
+    """A run of 5 epochs of 20 s each (a test clock) with save_every_s 30, validated with `scores`."""
+    clock = _Clock()
+    monkeypatch.setattr(engine, "time", clock)
+    rec = _Weights(clock, scores=scores)
+    cfg = config(dataset, epochs=5, batch_size=4, save_every_s=30)
+    return rec, rec.attach(Trainer(cfg, callbacks=[rec], runs_dir=runs_dir)).fit()
+
+
 @pytest.mark.parametrize("behind", [False, True], ids=["in-place", "behind"])
 def test_an_epochs_files_are_saved_at_most_every_save_every_s_and_always_after_the_last_epoch(
     dataset, tmp_path, monkeypatch, behind
@@ -1432,13 +1441,9 @@ def test_an_epochs_files_are_saved_at_most_every_save_every_s_and_always_after_t
     its own weights (kept while epoch 4 trained). history.csv has every epoch."""
     if behind:
         _behind(monkeypatch)
-    clock = _Clock()
-    monkeypatch.setattr(engine, "time", clock)
-    rec = _Weights(clock, scores=[(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (0.6, 0.8), (0.7, 0.7)])
-    trainer = rec.attach(
-        Trainer(config(dataset, epochs=5, batch_size=4, save_every_s=30), callbacks=[rec], runs_dir=tmp_path)
+    rec, result = _fit_5_epochs_saving_every_30s(
+        dataset, tmp_path, monkeypatch, [(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (0.6, 0.8), (0.7, 0.7)]
     )
-    result = trainer.fit()
     assert result.reason == "completed", result.message
     assert rec.saved == [("last", 2), ("best", 2), ("last", 4), ("best", 3), ("last", 5)]
     best = checkpoint.load(Path(result.run_dir) / "best.pt")
@@ -1486,13 +1491,9 @@ def test_a_failed_run_saves_the_best_epoch_that_save_every_s_held_back_and_a_res
     over with epoch 2's weights as "damaged")."""
     if behind:
         _behind(monkeypatch)
-    clock = _Clock()
-    monkeypatch.setattr(engine, "time", clock)
-    rec = _Weights(clock, scores=[(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (float("nan"), 0.1)])
-    trainer = rec.attach(
-        Trainer(config(dataset, epochs=5, batch_size=4, save_every_s=30), callbacks=[rec], runs_dir=tmp_path)
+    rec, result = _fit_5_epochs_saving_every_30s(
+        dataset, tmp_path, monkeypatch, [(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (float("nan"), 0.1)]
     )
-    result = trainer.fit()
     assert result.reason == "failed" and "NaN" in result.message
     assert rec.saved == [("last", 2), ("best", 2), ("best", 3)]
     run = Path(result.run_dir)
@@ -1528,13 +1529,9 @@ def test_a_last_pt_that_cannot_be_written_does_not_take_the_held_back_best_epoch
         real_save(path, payload)
 
     monkeypatch.setattr(checkpoint, "save", full_for_epoch_4s_last)
-    clock = _Clock()
-    monkeypatch.setattr(engine, "time", clock)
-    rec = _Weights(clock, scores=[(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (0.6, 0.8), (0.7, 0.7)])
-    trainer = rec.attach(
-        Trainer(config(dataset, epochs=5, batch_size=4, save_every_s=30), callbacks=[rec], runs_dir=tmp_path)
+    rec, result = _fit_5_epochs_saving_every_30s(
+        dataset, tmp_path, monkeypatch, [(1.0, 0.5), (0.9, 0.6), (0.5, 0.9), (0.6, 0.8), (0.7, 0.7)]
     )
-    result = trainer.fit()
     run = Path(result.run_dir)
     assert result.reason == "failed" and "no space left on device" in result.message
     assert str(run / "last.pt") in result.message
