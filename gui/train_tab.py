@@ -1347,6 +1347,8 @@ class TrainTab(QWidget):
         lines = [f"<b>{html.escape(title)}</b>"]
         if result.message:
             lines.append(html.escape(result.message))
+        if self._stopped_run() is not None:  # (before the numbers: the box shows its first lines unscrolled)
+            lines.append("<i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>")
         ev = result.evaluation or {}
         ev_acc = ev.get("accuracy")
         merged = False
@@ -1367,8 +1369,6 @@ class TrainTab(QWidget):
             lines.append(f"{split} accuracy of best.pt: {100 * ev_acc:.1f}% ({ev.get('num_samples')} images)")
         if self.run_dir:
             lines.append(f"Run folder: {html.escape(Path(self.run_dir).name)}")
-        if self._stopped_run() is not None:
-            lines.append("<i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>")
         self.result_label.setText("<br>".join(lines))
         self.result_label.setToolTip(self.run_dir or "")
         self.log_line(
