@@ -175,6 +175,7 @@ def _make_printer():
         def __init__(self) -> None:
             self.bar: _Progress | None = None
             self.epochs = 0
+            self.monitor = "val_acc"  # (train.monitor, from on_fit_start)
 
         def on_fit_start(self, info) -> None:
             self.epochs = info.epochs
@@ -214,8 +215,7 @@ def _make_printer():
             _err(f"warning: {msg}")
 
         def on_fit_end(self, r) -> None:
-            monitor = getattr(self, "monitor", "val_acc")  # (no on_fit_start: stopped before training began)
-            best = "" if r.best_metric is None else f"; best epoch {r.best_epoch} ({_best_what(r, monitor)})"
+            best = "" if r.best_metric is None else f"; best epoch {r.best_epoch} ({_best_what(r, self.monitor)})"
             _err(f"{r.reason}{': ' + r.message if r.message else ''}{best}")
 
     return Printer()
@@ -288,11 +288,11 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
             raise UsageError(f"{flag} {path}: that is one of the inputs; it would be overwritten")
     if run_file:
         raise UsageError(own)
+    if folder:
+        return
     from core.checkpoint import zip_kind
     from core.data import IMAGE_EXTENSIONS
 
-    if folder:
-        return
     kind = "an image" if target.suffix.lower() in IMAGE_EXTENSIONS else None
     if kind is None and zip_kind(target) == "torch.save":
         kind = "a PyTorch checkpoint or weights file"
@@ -598,15 +598,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ckpt = load(args.checkpoint)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
-    from core.runs import config_section, trained_data_root  # (an older run's relative data path: where it was)
+    from core.runs import run_data_root, trained_data_root  # (an older run's relative data path: where it was)
 
     run_dir = Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else None
-    stored = dict((ckpt.get("config") or {}).get("data", {}))
-    if run_dir is not None and config_section(run_dir, "data").get("root"):
-        # the run's config.json: a resume given the data folder's new place (--data) writes it there, while a
-        # best.pt from before the resume still names the old one
-        stored["root"] = config_section(run_dir, "data")["root"]
-    own = trained_data_root(run_dir, stored.get("root") or "")
+    stored = (ckpt.get("config") or {}).get("data", {})
+    # the run's config.json first: a resume given the data folder's new place writes it there, not into best.pt
+    own = (run_data_root(run_dir) if run_dir is not None else "") or trained_data_root(
+        run_dir, stored.get("root") or ""
+    )
     data = args.data
     if not data:
         data = own
@@ -735,13 +734,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--top-k {args.top_k}: must be ≥ 1")
     _check_device(args.device)
     files, problems = expand_paths(args.paths)
-    _check_output(
-        "--csv",
-        args.csv,
-        folder=False,
-        inputs=[*files, args.checkpoint],
-        writes="a table",
-    )
+    _check_output("--csv", args.csv, folder=False, inputs=[*files, args.checkpoint], writes="a table")
     _check_output("--cam", args.cam, folder=True)
     try:
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)

@@ -1609,18 +1609,18 @@ class Trainer:
                 runs.append_batches(run_dir, rows)
             except OSError as e:  # only the per-batch curve of a resumed run is missing then
                 events.append(("on_warning", f"could not write batches.csv: {e}"))
-            try:
-                if last is not None:
+            if last is not None:
+                try:
                     checkpoint.save(run_dir / "last.pt", last)
-                    self._epochs_saved = last["epoch"]  # (read once the job is waited for: _finish)
-                    events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
-            except Exception:  # (not an interrupt: a second Ctrl-C ends the run at once, no more files)
-                # best.pt is still tried, smaller than last.pt without the optimizer's state: a best epoch that
-                # save_every_s held back would be lost with the run otherwise (one newer than last.pt is what a
-                # resume adopts: _mend_best). last.pt's error is the one raised, whatever best.pt's fate.
-                with contextlib.suppress(Exception):
-                    save_best()
-                raise
+                except Exception:  # (not an interrupt: a second Ctrl-C ends the run at once, no more files)
+                    # best.pt is still tried, smaller than last.pt without the optimizer's state: a best epoch that
+                    # save_every_s held back would be lost with the run otherwise (one newer than last.pt is what
+                    # a resume adopts: _mend_best). last.pt's error is the one raised, whatever best.pt's fate.
+                    with contextlib.suppress(Exception):
+                        save_best()
+                    raise
+                self._epochs_saved = last["epoch"]  # (read once the job is waited for: _finish)
+                events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
             save_best()
             if status is not None:
                 runs.write_status(run_dir, "running", **status)

@@ -424,6 +424,14 @@ def trained_data_root(run_dir: str | Path | None, root: str) -> str:
     return saved if isinstance(saved, str) and os.path.isdir(saved) else root
 
 
+def run_data_root(run_dir: str | Path) -> str:
+    """The data folder a run trains on now: its config.json's data.root (a resume given the folder's new place
+    writes it there, while a best.pt from before still names the old one), as trained_data_root reads it; "" when
+    config.json names none."""
+    root = config_section(run_dir, "data").get("root")
+    return trained_data_root(run_dir, root) if isinstance(root, str) and root else ""
+
+
 def planned_epochs(run_dir: str | Path) -> int | None:
     """The epochs config.json plans for a run (an extension writes its new total there before training), or None."""
     epochs = config_section(run_dir, "train").get("epochs")

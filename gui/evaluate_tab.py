@@ -943,14 +943,9 @@ class EvaluateTab(QWidget):
 
     @staticmethod
     def _data_root_from_checkpoint(ckpt: str) -> str:
-        from core.runs import trained_data_root
+        from core.runs import run_data_root
 
-        run_cfg = Path(ckpt).parent / "config.json"
-        try:
-            cfg = json.loads(run_cfg.read_text(encoding="utf-8"))
-            return trained_data_root(run_cfg.parent, str(cfg.get("data", {}).get("root") or ""))
-        except (OSError, ValueError, AttributeError):
-            return ""
+        return run_data_root(Path(ckpt).parent)
 
     def _on_eval_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(1, total))

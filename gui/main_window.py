@@ -147,10 +147,15 @@ class MainWindow(QMainWindow):
             self.finish_deferred()
 
         self._restore_geometry()
-        for name, widget in (("dataset", self.dataset_panel), ("train", self.train_tab)):
+        for name, widget in self._built_tabs().items():  # (the others when they are built: _optional_tab)
             _restore_splitters(name, widget)
         if load_initial:
             self._open_initial(data_dir)
+
+    def _built_tabs(self) -> dict[str, QWidget]:
+        """The tabs built so far, by name ("dataset", "train", and those of OPTIONAL_TABS shown once)."""
+        built = {name: w for name, w in self._optional.items() if w is not None}
+        return {"dataset": self.dataset_panel, "train": self.train_tab, **built}
 
     def _show_status(self, message: str) -> None:
         self.statusBar().showMessage(message, 8000)
@@ -353,13 +358,12 @@ class MainWindow(QMainWindow):
     def shortcuts_text(self) -> str:
         """Every menu entry's shortcut (read from the menus, so the list cannot fall behind them) and the keys of
         the tabs themselves, as a table."""
-        rows = [
-            (a.shortcut().toString(QKeySequence.SequenceFormat.NativeText), a.text().replace("&", "").rstrip("…"))
-            for key, a in self.actions.items()
-            if not a.shortcut().isEmpty()
-            if not key.startswith("tab_")
-        ]
         native = QKeySequence.SequenceFormat.NativeText
+        rows = [
+            (a.shortcut().toString(native), a.text().replace("&", "").rstrip("…"))
+            for key, a in self.actions.items()
+            if not a.shortcut().isEmpty() and not key.startswith("tab_")
+        ]
         first, last = (
             self.actions[f"tab_{n.lower()}"].shortcut().toString(native) for n in (TAB_NAMES[0], TAB_NAMES[-1])
         )
@@ -527,8 +531,7 @@ class MainWindow(QMainWindow):
         self.train_tab.save_settings()
         self.dataset_panel.save_settings()
         settings().setValue("window/geometry", self.saveGeometry())
-        built = {name: w for name, w in self._optional.items() if w is not None}
-        for name, widget in {"dataset": self.dataset_panel, "train": self.train_tab, **built}.items():
+        for name, widget in self._built_tabs().items():
             for key, splitter in _splitter_keys(name, widget):
                 settings().setValue(key, splitter.saveState())
         self.train_tab.stop_and_wait()
