@@ -371,6 +371,7 @@ class MainWindow(QMainWindow):
             (f"{first} … {last}", "The tabs, left to right"),
             ("Ctrl+V", "Predict: classify the image on the clipboard"),
             ("Esc", "Predict: back to the list from an image shown large"),
+            (QKeySequence(QKeySequence.StandardKey.Delete).toString(native), "Runs: delete the selected runs (asks)"),
             ("Return, Space", "Press the focused button"),
             ("Tab", "The next field (a setting takes the mouse wheel once it has the focus)"),
         ]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QFileSystemWatcher, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QShowEvent
+from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPixmap, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -236,6 +236,7 @@ class RunsTab(QWidget):
         self.refresh_button.setToolTip("Re-read the runs folder (runs made by the command line appear too)")
         self.refresh_button.clicked.connect(self.refresh)
         self.open_folder_button = QPushButton("Open folder")
+        self.open_folder_button.setToolTip("Show the runs folder in the file manager")
         self.open_folder_button.clicked.connect(self._open_folder)
         top.addWidget(self.refresh_button)
         top.addWidget(self.open_folder_button)
@@ -281,6 +282,7 @@ class RunsTab(QWidget):
         self.predict_button = QPushButton("Predict")  # short labels: this row sets the window's least width
         self.predict_button.clicked.connect(self._predict)
         self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setToolTip("Open the run in the Evaluate tab (double-click a row does the same)")
         self.evaluate_button.clicked.connect(self._evaluate)
         self.resume_button = QPushButton("Resume training")
         self.resume_button.setToolTip("Continue a stopped, interrupted or failed run from its last.pt")
@@ -299,7 +301,11 @@ class RunsTab(QWidget):
         self.model_button.clicked.connect(self._export_model)
         self._export_worker: Any = None
         self.delete_button = QPushButton("Delete…")
+        self.delete_button.setToolTip("Delete the selected runs' folders, after asking (Delete key)")
         self.delete_button.clicked.connect(self.delete_selected)
+        delete_key = QShortcut(QKeySequence.StandardKey.Delete, self.table)
+        delete_key.setContext(Qt.ShortcutContext.WidgetShortcut)  # the table's Delete, not a text field's
+        delete_key.activated.connect(lambda: self.delete_button.isEnabled() and self.delete_selected())
         for b in (self.predict_button, self.evaluate_button, self.resume_button):
             buttons.addWidget(b)
         buttons.addStretch(1)

@@ -165,7 +165,7 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
         if not key.startswith("tab_") and not action.shortcut().isEmpty():
             assert f"<b>{action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b>" in keys, key
     assert "<b>F5</b>" in keys and "Start training" in keys and "<b>Ctrl+1 … Ctrl+5</b>" in keys
-    assert "<b>Ctrl+V</b>" in keys and "<b>Esc</b>" in keys
+    assert "<b>Ctrl+V</b>" in keys and "<b>Esc</b>" in keys and "<b>Del</b>" in keys
 
 
 def test_tab_moves_on_from_every_table_and_list(qtbot, window):

@@ -416,6 +416,37 @@ def test_delete_asks_and_removes(qtbot, tab, runs, answer_question):
     assert runs["done"].is_dir()
 
 
+def test_the_delete_key_in_the_table_asks_too_but_not_for_a_training_run(
+    qtbot, tab, runs, answer_question, monkeypatch
+):
+    from PySide6.QtCore import Qt
+
+    tab.show()
+    tab.activateWindow()
+    tab.select_runs([str(runs["failed"])])
+    tab.table.setFocus()
+    qtbot.waitUntil(tab.table.hasFocus, timeout=5000)
+    asked = answer_question("Delete 1 run")
+    with qtbot.waitSignal(tab.runs_deleted, timeout=5000):
+        qtbot.keyClick(tab.table, Qt.Key.Key_Delete)
+    assert asked and runs["failed"].name in asked[0][0]
+    assert not runs["failed"].exists() and tab.run_count() == 2
+    live = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
+    tab.refresh()
+    tab.select_runs([str(live)])
+    assert not tab.delete_button.isEnabled()
+    tab.activateWindow()  # (the question box had the focus)
+    tab.table.setFocus()
+    qtbot.waitUntil(tab.table.hasFocus, timeout=5000)
+    asked = []
+    monkeypatch.setattr("gui.runs_tab.ask", lambda *a, **k: asked.append(a) or True)
+    qtbot.keyClick(tab.table, Qt.Key.Key_Delete)
+    assert asked == [] and live.is_dir()  # the key obeys the button's state: no question, nothing deleted
+    tab.select_runs([str(runs["done"])])
+    qtbot.keyClick(tab.table, Qt.Key.Key_Delete)
+    assert len(asked) == 1 and not runs["done"].exists()  # (the same key, on a run that may go)
+
+
 def test_empty_runs_folder_shows_a_hint(qtbot, tmp_path):
     w = RunsTab()
     qtbot.addWidget(w)
