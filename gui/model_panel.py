@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import settings
-from gui.widgets import dialog_dir, remember_dir
+from gui.widgets import SteadyLabel, dialog_dir, remember_dir
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 AUTO = "auto"
@@ -35,6 +35,11 @@ MODES = (
     ("linear", "Linear probe (train the last layer only)"),
     ("finetune", "Fine-tune (all layers, lower backbone lr)"),
 )
+DESCRIPTIONS = {  # the two choices that are no preset of core.models
+    AUTO: "A small CIFAR-style ResNeXt on a CPU, ResNeXt-50 32×4d on a GPU.",
+    CUSTOM: "ResNeXt-{depth}_{C}×{d}d: depth 50/101/152 ImageNet-style, 9n+2 CIFAR-style (e.g. 29). "
+    "Higher cardinality beats deeper or wider.",
+}
 
 
 def _presets() -> list[dict]:
@@ -173,9 +178,8 @@ class ModelPanel(QGroupBox):
             w.valueChanged.connect(self._on_changed)
         form.addRow("", self.custom_row)
 
-        self.description = QLabel("")
+        self.description = SteadyLabel()  # as tall as the longest description: the form below does not jump
         self.description.setObjectName("hintLabel")
-        self.description.setWordWrap(True)
         form.addRow("", self.description)
 
         self.pretrained_combo = QComboBox()
@@ -243,6 +247,7 @@ class ModelPanel(QGroupBox):
             )
         self.preset_combo.addItem("Custom ResNeXt…", CUSTOM)
         self.preset_combo.blockSignals(False)
+        self.description.set_texts([*DESCRIPTIONS.values(), *(p.get("description", "") for p in self.presets)])
         self.set_arch(self._saved_arch)
         self._on_preset_changed()
 
@@ -321,13 +326,8 @@ class ModelPanel(QGroupBox):
     def _on_preset_changed(self, *_: Any) -> None:
         key = self.preset_combo.currentData()
         p = self._preset(str(key))
-        if key == AUTO:
-            self.description.setText("A small CIFAR-style ResNeXt on a CPU, ResNeXt-50 32×4d on a GPU.")
-        elif key == CUSTOM:
-            self.description.setText(
-                "ResNeXt-{depth}_{C}×{d}d: depth 50/101/152 ImageNet-style, 9n+2 "
-                "CIFAR-style (e.g. 29). Higher cardinality beats deeper or wider."
-            )
+        if key in (AUTO, CUSTOM):
+            self.description.setText(DESCRIPTIONS[key])
         elif p is not None:
             self.description.setText(p.get("description", ""))
         self._update_visibility()

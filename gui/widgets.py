@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QUrl
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QUrl
 from PySide6.QtGui import QColor, QDesktopServices, QFontMetrics, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -201,6 +201,31 @@ class ElidedLabel(QLabel):
         else:
             shown = fm.elidedText(self._full, Qt.TextElideMode.ElideMiddle, width)
         super().setText(shown)
+
+
+class SteadyLabel(QLabel):
+    """A word-wrapped label as tall as the tallest of the texts it may show (`set_texts`), so that the rows below
+    it stay put when it changes from one to another (a preset's description, say)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+        self._texts: list[str] = []
+
+    def set_texts(self, texts: list[str]) -> None:
+        self._texts = [t for t in texts if t]
+        self.updateGeometry()
+
+    def heightForWidth(self, width: int) -> int:
+        m = self.contentsMargins()
+        inner = QRect(0, 0, max(1, width - m.left() - m.right()), 100_000)
+        flags = int(Qt.TextFlag.TextWordWrap)
+        tallest = max((self.fontMetrics().boundingRect(inner, flags, t).height() for t in self._texts), default=0)
+        return max(super().heightForWidth(width), tallest + m.top() + m.bottom())
+
+    def sizeHint(self) -> QSize:  # (QLabel's own guesses a width of its text alone, and some layouts take it)
+        hint = super().sizeHint()
+        return QSize(hint.width(), self.heightForWidth(self.width() if self.width() > 1 else hint.width()))
 
 
 class ImageGrid(QListWidget):

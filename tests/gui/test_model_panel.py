@@ -120,3 +120,23 @@ def test_settings_saved_by_an_older_version_do_not_bring_back_a_frozen_fine_tune
     p = ModelPanel()
     qtbot.addWidget(p)
     assert p.mode_combo.currentData() == "finetune" and not p.model_config().freeze_backbone
+
+
+def test_the_rows_below_a_preset_description_stay_put_whichever_preset(qtbot, panel):
+    from PySide6.QtWidgets import QApplication
+
+    panel.resize(380, 700)
+    panel.show()
+    qtbot.waitUntil(lambda: len(panel.presets) > 3, timeout=20_000)
+    tops, heights = set(), set()
+    for i in range(panel.preset_combo.count()):
+        panel.preset_combo.setCurrentIndex(i)
+        QApplication.processEvents()
+        tops.add(panel.pretrained_combo.y() - panel.description.y())  # (Custom shows its depth/C/d row above)
+        heights.add(
+            panel.description.fontMetrics()
+            .boundingRect(0, 0, panel.description.width(), 10_000, 0x1000, panel.description.text())
+            .height()
+        )
+    assert len(heights) > 1  # the descriptions do take different numbers of lines at this width …
+    assert len(tops) == 1, tops  # … yet Pretrained, Mode and the rest keep their place
