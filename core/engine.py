@@ -751,17 +751,38 @@ class Trainer:
         Called on the main thread (the command line), Ctrl-C or SIGTERM stops after the current batch with last.pt
         saved, like the GUI's Stop; a second Ctrl-C interrupts at once. On other threads signals are left alone."""
         restore = self._catch_signals()
+        interrupted = False
         try:
             return self._fit()
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             try:
                 self._writer.close()  # (an interrupt: the epoch's files are finished before the lock is let go)
             finally:  # (another Ctrl-C during that wait)
                 restore()
+                if interrupted:
+                    self._mark_interrupted()
                 if self._lock is not None:
                     self._lock.release()
                 if self.dist.enabled and self.dist.initialized_here:
                     distributed.cleanup()
+
+    def _mark_interrupted(self) -> None:
+        """After a second Ctrl-C: status.json says "interrupted" (it said "running" until the run list noticed the
+        process was gone, and on another host never) and how many epochs last.pt holds."""
+        run_dir = self.run_dir
+        if run_dir is None or not self.is_main or runs.read_status(run_dir).get("status") != "running":
+            return
+        with contextlib.suppress(OSError):
+            runs.write_status(
+                run_dir,
+                "interrupted",
+                reason="interrupted",
+                message="interrupted at once by a second Ctrl-C; last.pt holds the last saved state",
+                epochs_done=self._epochs_saved,
+            )
 
     def _catch_signals(self) -> Callable[[], None]:
         """SIGINT/SIGTERM request a stop (collective under DDP) instead of killing the process; a second SIGINT

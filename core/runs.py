@@ -242,12 +242,17 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def read_status(run_dir: str | Path) -> dict[str, Any]:
+    """status.json as written ({} when missing or unreadable); `effective_status` says whether "running" still is."""
+    return _read_json(Path(run_dir) / "status.json")
+
+
 def write_status(run_dir: str | Path, status: str, **extra: Any) -> dict[str, Any]:
     """Replace status.json with {status, updated, ...extra}; keeps pid/hostname/started from the previous file."""
     if status not in STATUSES:
         raise ValueError(f"status {status!r}: one of {STATUSES}")
     run_dir = Path(run_dir)
-    prev = _read_json(run_dir / "status.json")
+    prev = read_status(run_dir)
     doc = {k: prev[k] for k in ("pid", "hostname", "started") if k in prev}
     if status == "running":
         doc.update(pid=os.getpid(), hostname=socket.gethostname())
@@ -650,7 +655,7 @@ class RunStore:
         """Summary of one run folder (tolerates missing or half-written files)."""
         path = Path(path)
         cfg = _read_json(path / "config.json")
-        status = _read_json(path / "status.json")
+        status = read_status(path)
         history = read_history(path)
         model, train, dataset, data = (section(cfg, k) for k in ("model", "train", "dataset", "data"))
         best_acc, best_epoch = None, None
@@ -698,7 +703,7 @@ class RunStore:
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such run folder")
-        status = _read_json(path / "status.json")
+        status = read_status(path)
         if status:
             status["status"] = effective_status(status, path)
         ev = path / "evaluation.json"

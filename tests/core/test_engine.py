@@ -490,8 +490,12 @@ def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_p
     assert _status(result.run_dir)["status"] == "stopped"
     assert signal.getsignal(signal.SIGINT) is before  # restored
     with pytest.raises(KeyboardInterrupt):
-        Trainer(config(dataset, epochs=3), callbacks=[CtrlC(2)], runs_dir=tmp_path / "b").fit()
+        Trainer(config(dataset, epochs=3, save_every_s=0), callbacks=[CtrlC(2)], runs_dir=tmp_path / "b").fit()
     assert signal.getsignal(signal.SIGINT) is before
+    (run,) = (tmp_path / "b").iterdir()  # it said "running" (on another host, for ever)
+    status = _status(run)
+    assert status["status"] == "interrupted" and status["epochs_done"] == 1 and "second Ctrl-C" in status["message"]
+    assert checkpoint.load(run / "last.pt")["epoch"] == 1
 
 
 def test_ctrl_c_before_the_first_epoch_says_no_run_is_kept(dataset, tmp_path, capsys):
