@@ -933,6 +933,8 @@ class Trainer:
 
             self.forward = DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
         if tc.compile:
+            if dev.type != "cuda":
+                quiet_cuda_home_warning()
             try:
                 self.forward = _CompiledOrEager(self.forward, torch.compile(self.forward), self._warn)
             except Exception as e:  # noqa: BLE001 - compile is an optional speed-up
@@ -1813,6 +1815,20 @@ def _copy_to_host_later(values: torch.Tensor) -> tuple[torch.Tensor, Any]:
     event = torch.cuda.Event()
     event.record(torch.cuda.current_stream(values.device))  # that stream, not the current device's (cuda:1 …)
     return host, event
+
+
+def quiet_cuda_home_warning() -> None:
+    """torch.compile away from CUDA imports torch.utils.cpp_extension, which warns "No CUDA runtime is found, using
+    CUDA_HOME=…" wherever a CUDA toolkit is installed: noise beside a CPU run's progress, so it is filtered out."""
+    import logging
+
+    log = logging.getLogger("torch.utils.cpp_extension")
+    if not any(getattr(f, "__name__", "") == "_no_cuda_home_note" for f in log.filters):
+
+        def _no_cuda_home_note(record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith("No CUDA runtime is found")
+
+        log.addFilter(_no_cuda_home_note)
 
 
 class _CompiledOrEager:

@@ -1596,3 +1596,22 @@ def test_a_snapshot_waits_for_the_write_in_flight_before_it_reuses_that_writes_b
     second = writer.snapshot(source, lambda *a: None)
     assert torch.equal(read[0], torch.zeros(4)) and torch.equal(second["w"], torch.ones(4))
     writer.close()
+
+
+def test_compile_on_the_cpu_does_not_print_torchs_cuda_home_note(tmp_path):
+    """`train --compile` on a CPU printed "No CUDA runtime is found, using CUDA_HOME='/usr/local'" among its
+    progress lines wherever a CUDA toolkit was installed (torch.utils.cpp_extension warns when imported)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "bin").mkdir()  # a CUDA toolkit for torch to find, on any machine
+    probe = "import torch.utils.cpp_extension; import torch; print('cuda', torch.cuda.is_available())"
+    env = {**os.environ, "CUDA_HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": ""}
+
+    def stderr(prelude: str) -> str:
+        done = subprocess.run([sys.executable, "-c", prelude + probe], env=env, capture_output=True, text=True)
+        assert done.returncode == 0 and "cuda False" in done.stdout, done.stderr
+        return done.stderr
+
+    assert "No CUDA runtime is found" in stderr("")  # (torch does warn here …)
+    assert "No CUDA runtime is found" not in stderr("from core.engine import quiet_cuda_home_warning as q; q(); ")
