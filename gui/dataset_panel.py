@@ -540,6 +540,9 @@ class DatasetPanel(QWidget):
     def image_size(self) -> int:
         return int(self.size_spin.value())
 
+    def augment(self) -> str:
+        return self.augment_combo.currentText()
+
     def data_config(self) -> Any:
         """The chosen data settings as a core.config.DataConfig."""
         from core.config import DataConfig

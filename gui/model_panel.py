@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -35,8 +36,11 @@ MODES = (
     ("linear", "Linear probe (train the last layer only)"),
     ("finetune", "Fine-tune (all layers, lower backbone lr)"),
 )
-DESCRIPTIONS = {  # the two choices that are no preset of core.models
+AUTO_PRETRAINED = "auto+weights"
+DESCRIPTIONS = {  # the choices that are no preset of core.models
     AUTO: "A small CIFAR-style ResNeXt on a CPU, ResNeXt-50 32×4d on a GPU.",
+    AUTO_PRETRAINED: "With pretrained weights: ResNeXt-50 32×4d at 224 px (the model and size of a checkpoint of "
+    "this app's own).",
     CUSTOM: "ResNeXt-{depth}_{C}×{d}d: depth 50/101/152 ImageNet-style, 9n+2 CIFAR-style (e.g. 29). "
     "Higher cardinality beats deeper or wider.",
 }
@@ -126,6 +130,7 @@ class ModelPanel(QGroupBox):
 
     changed = Signal()
     image_size_suggested = Signal(int)  # the user picked a preset whose usual input size differs
+    pretrained_changed = Signal(object, object)  # model_config().pretrained before, after (Auto's values follow it)
     summary_ready = Signal(object)  # dict (see _summarise) or None on error
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -133,7 +138,10 @@ class ModelPanel(QGroupBox):
         self.presets: list[dict] = []
         self.last_summary: dict | None = None
         self.summary_error = ""
-        self.auto_image_size: int | None = None  # the device's recommended size (set by the Train tab)
+        # Auto's recommended values (image_size, augment, batch_size, …) with the given pretrained weights, or None
+        # until the device is known: set by the Train tab
+        self.auto_values: Callable[[str | None], dict | None] = lambda _pretrained: None
+        self._pretrained_now: str | None = None
         self._context = {"device_type": "cpu", "num_classes": 10, "image_size": 64, "batch_size": 32, "amp": False}
         self._summary_worker: FunctionWorker | None = None
         self._summary_pending = False
@@ -144,6 +152,7 @@ class ModelPanel(QGroupBox):
         self._timer.timeout.connect(self._start_summary)
         self._build()
         self._restore()
+        self._pretrained_now = self.model_config().pretrained
         self._load_presets()
 
     # ---- layout -------------------------------------------------------------------------------------------------
@@ -320,14 +329,18 @@ class ModelPanel(QGroupBox):
         p = self._preset(self.arch())
         if p is not None and p.get("default_image_size"):
             self.image_size_suggested.emit(int(p["default_image_size"]))
-        elif self.arch() == AUTO and self.auto_image_size:  # back to Auto after trying a 224 px preset
-            self.image_size_suggested.emit(self.auto_image_size)
+        elif self.arch() == AUTO:  # back to Auto after trying a 224 px preset: the size Auto trains at
+            values = self.auto_values(self.model_config().pretrained)
+            if values:
+                self.image_size_suggested.emit(int(values["image_size"]))
 
     def _on_preset_changed(self, *_: Any) -> None:
         key = self.preset_combo.currentData()
         p = self._preset(str(key))
-        if key in (AUTO, CUSTOM):
-            self.description.setText(DESCRIPTIONS[key])
+        if key == AUTO:
+            self.description.setText(DESCRIPTIONS[AUTO if self.pretrained_choice() == "none" else AUTO_PRETRAINED])
+        elif key == CUSTOM:
+            self.description.setText(DESCRIPTIONS[CUSTOM])
         elif p is not None:
             self.description.setText(p.get("description", ""))
         self._update_visibility()
@@ -342,8 +355,7 @@ class ModelPanel(QGroupBox):
 
             mode = default_mode(self.pretrained_choice(), self._context["device_type"])
             self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(mode)))
-        self._update_visibility()
-        self._on_changed()
+        self._on_preset_changed()  # (Auto's description says what the weights make it)
 
     def _on_mode_changed(self, *_: Any) -> None:
         mode = self.mode_combo.currentData()
@@ -372,6 +384,10 @@ class ModelPanel(QGroupBox):
         )
 
     def _on_changed(self, *_: Any) -> None:
+        pretrained = self.model_config().pretrained
+        if pretrained != self._pretrained_now:
+            before, self._pretrained_now = self._pretrained_now, pretrained
+            self.pretrained_changed.emit(before, pretrained)
         self.changed.emit()
         self.schedule_summary()
 

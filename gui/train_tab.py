@@ -134,6 +134,9 @@ def _nvidia_driver() -> bool:
     return likely_device_type() == "cuda"
 
 
+AUTO_TRAIN_KEYS = ("batch_size", "lr", "epochs", "warmup_epochs")  # what an Auto preset sets besides size and augment
+
+
 def _resolved_defaults(device: str) -> dict:
     """The engine's defaults for this device: arch, image size and TrainConfig values (imports torch)."""
     from core.config import RunConfig
@@ -223,6 +226,8 @@ class TrainTab(QWidget):
             dataset_panel.index_changed.connect(self._on_data_changed)
             dataset_panel.config_changed.connect(self._on_data_changed)
             self.model_panel.image_size_suggested.connect(dataset_panel.set_image_size)
+        self.model_panel.auto_values = self._auto_values
+        self.model_panel.pretrained_changed.connect(self._follow_auto_preset)
         self._on_data_changed()
         if not defer_charts:
             self.ensure_charts()
@@ -548,7 +553,6 @@ class TrainTab(QWidget):
     def _on_defaults(self, d: dict) -> None:
         self._defaults = d
         self._device_type = d["device_type"]
-        self.model_panel.auto_image_size = int(d["image_size"])  # what choosing "Auto" again brings back
         self.set_gpu_count(int(d.get("gpu_count") or 0))
         if d.get("cuda") and self.device_combo.findData("cuda") < 0:
             self.device_combo.addItem("GPU (CUDA)", "cuda")
@@ -603,8 +607,66 @@ class TrainTab(QWidget):
         d = self._defaults
         if d is None:
             return
-        self._show_values(d["train"], d["image_size"], d["augment"])  # (first start, or the Reset button)
-        self.status_message.emit(f"Recommended settings for {d['device_type'].upper()} applied")
+        train = dict(d["train"])
+        image_size, augment, weights = d["image_size"], d["augment"], ""
+        pretrained = self.model_panel.model_config().pretrained
+        if pretrained:  # (starting from weights: a linear probe at 224 px on a CPU, not the small net's values)
+            auto = self._auto_values(pretrained) or {}
+            train.update({k: auto[k] for k in AUTO_TRAIN_KEYS if k in auto})
+            image_size, augment = auto.get("image_size", image_size), auto.get("augment", augment)
+            weights = " with pretrained weights"
+        self._show_values(train, image_size, augment)  # (first start, or the Reset button)
+        self.status_message.emit(f"Recommended settings for {d['device_type'].upper()}{weights} applied")
+
+    def _auto_values(self, pretrained: str | None) -> dict | None:
+        """The values arch Auto brings on this device with these pretrained weights, as the command line resolves
+        them (core.engine.resolve_defaults); None until torch has loaded and the device is known."""
+        if self._defaults is None:
+            return None
+        from core.config import RunConfig
+        from core.engine import resolve_defaults
+
+        cfg = RunConfig()
+        cfg.model.pretrained = pretrained
+        cfg = resolve_defaults(cfg, self._device_type)
+        train = cfg.to_dict()["train"]
+        return {
+            "image_size": cfg.data.image_size,
+            "augment": cfg.data.augment,
+            **{k: train[k] for k in AUTO_TRAIN_KEYS},
+        }
+
+    def _follow_auto_preset(self, before: str | None, after: str | None) -> None:
+        """Arch Auto with pretrained weights is ResNeXt-50 at 224 px with its own batch, lr and epochs on a CPU (the
+        command line's TRANSFER_PRESET): the values still at Auto's old ones follow, the user's own stay."""
+        panel = self.dataset_panel
+        if panel is None or self.state != IDLE or self.model_panel.arch() != "auto":
+            return
+        old, new = self._auto_values(before), self._auto_values(after)
+        if not old or not new:
+            return
+        try:
+            now = {**self.train_values(), "image_size": panel.image_size(), "augment": panel.augment()}
+        except ValueError:  # a number being typed: left alone
+            return
+        change = {k: v for k, v in new.items() if v != old[k] and now.get(k) == old[k]}
+        if not change:
+            return
+        self.set_train_values({k: v for k, v in change.items() if k in AUTO_TRAIN_KEYS})
+        if "image_size" in change:
+            panel.set_image_size(int(change["image_size"]))
+        if "augment" in change:
+            panel.set_augment(str(change["augment"]))
+        words = {
+            "image_size": lambda v: f"{v} px",
+            "batch_size": lambda v: f"batch {v}",
+            "lr": lambda v: f"lr {v:g}",
+            "epochs": lambda v: f"{v} epochs",
+            "warmup_epochs": lambda v: f"warm-up {v:g}",
+            "augment": lambda v: f"{v} augmentation",
+        }
+        said = ", ".join(words[k](v) for k, v in change.items())
+        self.status_message.emit(f"Auto {'with' if after else 'without'} pretrained weights: {said}")
 
     def _on_device_changed(self, *_: Any) -> None:
         choice = self.device_combo.currentData()

@@ -68,7 +68,7 @@ def test_auto_with_a_runs_checkpoint_is_summarised_as_that_runs_model(qtbot, pan
 
 def test_choosing_auto_again_brings_back_the_devices_image_size(qtbot, panel):
     """After trying a 224 px ImageNet preset, Auto on a CPU kept 224 px: the small net at 49 times its cost."""
-    panel.auto_image_size = 32
+    panel.auto_values = lambda pretrained: {"image_size": 224 if pretrained else 32}
     qtbot.waitUntil(lambda: panel.preset_combo.findData("resnext50_32x4d") >= 0, timeout=60000)  # presets loaded
     big = panel.preset_combo.findData("resnext50_32x4d")
     panel.preset_combo.setCurrentIndex(big)

@@ -422,6 +422,45 @@ def test_a_wrong_guess_of_the_device_is_corrected_when_it_is_known(qtbot, runs_d
     assert {k: _form(panel, tab)[k] for k in CPU_PRESET} == CPU_PRESET
 
 
+@pytest.mark.timeout(120)
+def test_auto_with_imagenet_weights_takes_the_transfer_values_the_command_line_uses(qtbot, runs_dir, monkeypatch):
+    """Auto + ImageNet on a CPU trained ResNeXt-50 at the small net's 32 px, batch 16, lr 0.003 (the command line
+    and the README: a linear probe at 224 px). The values the user changed stay; Reset knows the weights too."""
+    import gui.train_tab as train_tab
+    from core.config import CPU_PRESET, TRANSFER_PRESET
+
+    monkeypatch.setattr("core.config.likely_device_type", lambda: "cpu")
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    tab._on_defaults(train_tab._resolved_defaults("cpu"))
+    mp = tab.model_panel
+    mp.set_arch("auto")
+    assert {k: _form(panel, tab)[k] for k in CPU_PRESET} == CPU_PRESET
+    tab.set_train_values({"epochs": 4})  # the user's own
+    with qtbot.waitSignal(tab.status_message, timeout=5000) as said:
+        mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("imagenet"))
+    expected = {**TRANSFER_PRESET, "epochs": 4}
+    assert {k: _form(panel, tab)[k] for k in TRANSFER_PRESET} == expected
+    assert said.args[0].startswith("Auto with pretrained weights: 224 px") and "epochs" not in said.args[0]
+    assert mp.model_config().mode == "linear" and "With pretrained weights: ResNeXt-50" in mp.description.text()
+    with qtbot.waitSignal(mp.image_size_suggested, timeout=5000) as size:  # Auto chosen again keeps 224 px
+        mp.preset_combo.activated.emit(mp.preset_combo.currentIndex())
+    assert size.args == [224]
+    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("none"))  # back: the small net's values
+    assert {k: _form(panel, tab)[k] for k in CPU_PRESET} == {**CPU_PRESET, "epochs": 4}
+    assert "A small CIFAR-style ResNeXt" in mp.description.text()
+    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("imagenet"))
+    tab.set_train_values({"epochs": 4, "lr": 0.05})
+    tab.apply_recommended()  # "Reset to recommended values" with weights: the transfer values, all of them
+    assert {k: _form(panel, tab)[k] for k in TRANSFER_PRESET} == TRANSFER_PRESET
+    mp.set_arch("resnext11_4x8d")  # a chosen architecture: its values are the user's, weights or none
+    tab.set_train_values({"lr": 0.05})
+    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("none"))
+    assert _form(panel, tab)["lr"] == 0.05 and _form(panel, tab)["image_size"] == 224
+
+
 def test_a_cpu_only_torch_beside_an_nvidia_driver_is_pointed_out(qtbot, runs_dir, monkeypatch):
     """pip installs the CPU build of PyTorch on Windows: a GPU owner trained on the CPU without knowing why."""
     import gui.train_tab as train_tab
