@@ -290,12 +290,9 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
         raise UsageError(own)
     if folder:
         return
-    from core.checkpoint import zip_kind
-    from core.data import IMAGE_EXTENSIONS
+    from core.runs import precious_kind
 
-    kind = "an image" if target.suffix.lower() in IMAGE_EXTENSIONS else None
-    if kind is None and zip_kind(target) == "torch.save":
-        kind = "a PyTorch checkpoint or weights file"
+    kind = precious_kind(target)
     if kind:
         raise UsageError(f"{flag} {path}: {kind}; not overwriting it with {writes or 'this'} (name another file)")
 

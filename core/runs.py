@@ -199,6 +199,21 @@ def is_run_file(path: str | Path) -> bool:
     return is_run and path.name.casefold() in names  # (Last.pt is last.pt on Windows and macOS)
 
 
+def precious_kind(path: str | Path) -> str:
+    """What an existing file is that an output of another kind must not replace, in words ("an image", "a
+    PyTorch checkpoint or weights file"), or "" (`export --out photo.jpg` wrote a model over the photo, and a CSV
+    typed over an image in a save dialog replaced it)."""
+    from core.checkpoint import zip_kind
+    from core.data import IMAGE_EXTENSIONS
+
+    path = Path(path)
+    if not path.is_file():
+        return ""
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return "an image"
+    return "a PyTorch checkpoint or weights file" if zip_kind(path) == "torch.save" else ""
+
+
 def remove_stale_temp_files(folder: str | Path) -> int:
     """Delete the temp files a killed training left in its run folder (`.last.pt.x1y2z3.tmp`, up to a full
     checkpoint each); returns how many. Only the files the lock holder writes: the app may be writing

@@ -56,7 +56,7 @@ from gui.image_view import (
     model_crop_box,
     pil_to_qimage,
 )
-from gui.widgets import ElidedLabel, count_noun, dialog_dir, refused_run_file, remember_dir, with_suffix
+from gui.widgets import ElidedLabel, count_noun, dialog_dir, refused_output, remember_dir, with_suffix
 from gui.worker import FunctionWorker, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
@@ -989,7 +989,7 @@ class PredictTab(QWidget):
 
         from core.predict import write_csv
 
-        if refused_run_file(self, "Export predictions", path):
+        if refused_output(self, "Export predictions", path, "the CSV"):
             return
         scope = self._export_scope()
         if scope == "single":

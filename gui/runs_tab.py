@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets import ask, count_noun, dialog_dir, refused_run_file, remember_dir, show_folder, with_suffix
+from gui.widgets import ask, count_noun, dialog_dir, refused_output, remember_dir, show_folder, with_suffix
 
 COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
@@ -964,7 +964,7 @@ class RunsTab(QWidget):
         """Save the curves as they are drawn now (atomically); False, after saying why, when it cannot."""
         from core.runs import atomic_file
 
-        if refused_run_file(self, "Export curves", path):
+        if refused_output(self, "Export curves", path, "the curves", image_ok=True):
             return False
         self._ensure_canvas()
         try:
@@ -991,7 +991,7 @@ class RunsTab(QWidget):
         """Write the run's per-epoch history to `path` (atomically); False, after saying why, when it cannot."""
         from core.runs import HISTORY_FIELDS, atomic_file
 
-        if refused_run_file(self, "Export history", path):
+        if refused_output(self, "Export history", path, "the CSV"):
             return False
         record = self._record(run_dir)
         rows = record.history if record else []
@@ -1043,7 +1043,7 @@ class RunsTab(QWidget):
         target = Path(path)
         if target.suffix.lower() not in ((suffix,) if fmt == "onnx" else (".pt", ".pth", ".ts")):
             target = target.with_name(target.name + suffix)
-        if refused_run_file(self, "Export model", str(target)):
+        if refused_output(self, "Export model", str(target), "the model"):
             return
         worker = FunctionWorker(_export, fmt, str(Path(run_dir) / "best.pt"), str(target))
         self._export_worker = worker

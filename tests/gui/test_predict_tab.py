@@ -176,7 +176,7 @@ def test_rows_name_files_from_the_dropped_folder(qtbot, tab, ckpt, inputs, tmp_p
     assert display_name("/photos/x.jpg", []) == "photos/x.jpg" and display_name("/x.jpg", ["/"]) == "x.jpg"
 
 
-def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path):
+def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path, monkeypatch):
     import csv
 
     tab.set_checkpoint(str(ckpt))
@@ -210,6 +210,14 @@ def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path):
         rows = list(csv.DictReader(f))
     assert [Path(r["source"]).name for r in rows] == ["img2.png", "img1.png", "img0.png"]
     assert "Wrote 3 rows" in tab.status_label.text() and "the filter hides 3 others" in tab.status_label.text()
+
+    image = Path(rows[0]["source"])  # a name typed over one of the images just classified: refused, kept
+    before = image.read_bytes()
+    warned = []
+    monkeypatch.setattr("gui.widgets.QMessageBox.warning", lambda *a, **k: warned.append(a[2]))
+    tab.export_csv(str(image))
+    assert warned == [f"{image} is an image; it is not replaced with the CSV. Choose another name."]
+    assert image.read_bytes() == before
 
 
 @pytest.mark.timeout(180)

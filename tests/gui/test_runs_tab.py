@@ -333,6 +333,21 @@ def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
     tab.export_model(str(run), str(run / "last.pt"), "torchscript")
     assert len(warned) == 3 and all("one of its run folder's own files" in w for w in warned)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before and tab._export_worker is None
+    # nor an image by a CSV or a model, nor a checkpoint outside a run (the save dialog's "replace?" says yes fast)
+    photo, weights = tmp_path / "photo.jpg", tmp_path / "weights.pt"
+    photo.write_bytes(b"\xff\xd8 a photo")
+    torch.save({"w": torch.zeros(2)}, weights)
+    kept = {p: p.read_bytes() for p in (photo, weights)}
+    warned.clear()
+    assert not tab.export_history_csv(str(run), str(photo))
+    tab.export_model(str(run), str(weights), "torchscript")
+    assert warned == [
+        f"{photo} is an image; it is not replaced with the CSV. Choose another name.",
+        f"{weights} is a PyTorch checkpoint or weights file; it is not replaced with the model. Choose another name.",
+    ]
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert tab._export_worker is None
+    assert tab.export_curves_png(str(png)) and len(warned) == 2  # the curves may replace an image (the last ones)
 
 
 def _real_best(run: Path) -> torch.nn.Module:
