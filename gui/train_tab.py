@@ -214,6 +214,7 @@ class TrainTab(QWidget):
         self.gpu_count = 0
         self._device_type = "cpu"
         self._defaults: dict | None = None
+        self._refusal = ""  # the banner's text when Start refused the form's settings
         self._had_saved_settings = bool(settings().value("train/epochs"))
         self._guessed_device_type: str | None = None  # first start: the device type whose values the form shows
         self._build()
@@ -696,6 +697,9 @@ class TrainTab(QWidget):
             self._data_changed_meanwhile = True
             return
         self._data_changed_meanwhile = False
+        if self._refusal and self.banner.text() == self._refusal:  # "The data set cannot be used" of an old folder
+            self.banner.clear_message()
+        self._refusal = ""
         n = len(panel.index.classes) if panel.index is not None else None
         self.model_panel.set_context(num_classes=n, image_size=panel.image_size())
 
@@ -796,6 +800,7 @@ class TrainTab(QWidget):
             config = self.build_config()
         except ValueError as exc:  # ConfigError is a ValueError
             self.banner.set_error(str(exc))
+            self._refusal = str(exc)  # (goes when the data set changes: it may be the answer)
             return False
         if config.model.pretrained == "imagenet":
             self._fetch_weights_then_start(config)

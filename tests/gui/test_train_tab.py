@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -697,3 +698,23 @@ def test_the_wheel_over_a_setting_scrolls_the_form_and_leaves_the_setting_alone(
     qtbot.waitUntil(tab.epochs_spin.hasFocus, timeout=5000)
     _wheel(tab.epochs_spin, notches=1)
     assert tab.epochs_spin.value() == epochs + 1
+
+
+@pytest.mark.timeout(120)
+def test_starts_refusal_goes_when_another_data_set_is_opened(qtbot, tmp_path, tiny_dataset, runs_dir):
+    """ "The data set cannot be used" stayed above the form after a good folder had been opened."""
+    one = tmp_path / "one" / "only"
+    shutil.copytree(next(p for p in tiny_dataset.iterdir() if p.is_dir()), one)
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        panel.load_folder(str(one.parent))
+    assert not tab.start() and "The data set cannot be used" in tab.banner.text()
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        panel.load_folder(str(tiny_dataset))
+    assert panel.index is not None and tab.banner.text() == ""
+    tab.banner.set_info("something else")  # other messages are not the data set's to clear
+    panel.set_image_size(48)
+    assert tab.banner.text() == "something else"
