@@ -747,21 +747,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for p in failed:
         _err(f"error: {p.source}: {p.error}")
     if args.cam:
-        from core.predict import cam_file_name, save_cam_overlay
+        from core.predict import cam_names, save_cam_overlay
 
         out = Path(args.cam)
         out.mkdir(parents=True, exist_ok=True)
-        taken: set[str] = set()
+        # images of the same name from different folders get _2, _3, …; so does a name held by an input or by a
+        # file that is no overlay of ours: only an older overlay is replaced
+        names = cam_names([p.source for p in preds if p.ok], out, [*files, args.checkpoint])
         for p in preds:
-            if p.ok:  # images of the same name from different folders get _2, _3, … rather than overwriting
-                name = cam_file_name(p.source)
-                stem, n = name[: -len("_gradcam.png")], 1
-                while name.casefold() in taken:  # (Photo.jpg and photo.jpg are one file on Windows and macOS)
-                    n += 1
-                    name = f"{stem}_{n}_gradcam.png"
-                taken.add(name.casefold())
+            if p.ok:
                 try:
-                    save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=name)
+                    save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=names[str(p.source)])
                 except Exception as e:  # noqa: BLE001 - the prediction stands; only its overlay is missing
                     why = f"no Grad-CAM overlay: {_overlay_error(e)}"
                     _err(f"error: {p.source}: {why}")

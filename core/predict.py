@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -492,14 +493,60 @@ def cam_file_name(source: str | Path) -> str:
 def save_cam_overlay(
     cam: CamResult, out_dir: str | Path, source: str | Path | None = None, file_name: str | None = None
 ) -> Path:
-    """Save the overlay as `<out_dir>/<file_name or cam_file_name(source)>` (overwriting); returns its path."""
+    """Save the overlay as `<out_dir>/<file_name or cam_file_name(source)>` (overwriting); returns its path. The PNG
+    carries a text chunk that `is_cam_overlay` finds: an overlay may replace an older overlay, never a user's file."""
+    from PIL.PngImagePlugin import PngInfo
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / (file_name or cam_file_name(source if source is not None else cam.source))
+    info = PngInfo()
+    info.add_text("Software", CAM_SOFTWARE)
+    info.add_text("Source", str(cam.source if source is None else source))
     buf = io.BytesIO()
-    cam.overlay.save(buf, format="PNG")
+    cam.overlay.save(buf, format="PNG", pnginfo=info)
     _atomic_write(path, buf.getvalue())
     return path
+
+
+CAM_SOFTWARE = "ResNeXt Studio Grad-CAM overlay"
+
+
+def is_cam_overlay(path: str | Path) -> bool:
+    """Whether `path` is a Grad-CAM overlay `save_cam_overlay` wrote (so another may replace it)."""
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.info.get("Software") == CAM_SOFTWARE
+    except Exception:  # noqa: BLE001 - not an image, not readable: not ours
+        return False
+
+
+def cam_names(sources: list, out_dir: str | Path, inputs: list) -> dict[str, str]:
+    """A file name in `out_dir` for each source's overlay: `<stem>_gradcam.png`, or `<stem>_2_gradcam.png` … when
+    two sources share a stem, or when the name is taken by a file that is no overlay of ours or is an input (a
+    user's own photo_gradcam.png, or an overlay being classified again, was written over)."""
+    out_dir = Path(out_dir)
+    keep = set()
+    for item in inputs:
+        with contextlib.suppress(OSError):
+            keep.add(os.path.normcase(os.path.realpath(item)))
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    for source in sources:
+        name = cam_file_name(source)
+        stem, n = name[: -len("_gradcam.png")], 1
+        while True:
+            target = out_dir / name
+            mine = name.casefold() in taken  # (Photo.jpg and photo.jpg are one file on Windows and macOS)
+            if not mine and not target.exists():
+                break
+            if not mine and os.path.normcase(os.path.realpath(target)) not in keep and is_cam_overlay(target):
+                break
+            n += 1
+            name = f"{stem}_{n}_gradcam.png"
+        taken.add(name.casefold())
+        names[str(source)] = name
+    return names
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:

@@ -397,6 +397,26 @@ def test_cam_overlays_of_same_named_images_do_not_overwrite_each_other(capsys, t
     assert rc == 2  # nothing could be classified
 
 
+def test_cam_overlays_replace_older_overlays_only_never_a_users_file_or_an_input(capsys, trained, tmp_path):
+    """`predict D --cam D` wrote n01.png's overlay over the user's own n01_gradcam.png, itself one of the inputs."""
+    d = tmp_path / "d"
+    d.mkdir()
+    for name, src in (("n00.png", "red/0.png"), ("n01.png", "green/0.png"), ("n01_gradcam.png", "blue/0.png")):
+        (d / name).write_bytes((trained["data"] / src).read_bytes())
+    own = (d / "n01_gradcam.png").read_bytes()
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d, "--cam", d)
+    assert rc == 0, err
+    assert (d / "n01_gradcam.png").read_bytes() == own  # the user's file (and an input) is kept
+    made = sorted(p.name for p in d.iterdir() if p.name not in ("n00.png", "n01.png", "n01_gradcam.png"))
+    assert made == ["n00_gradcam.png", "n01_2_gradcam.png", "n01_gradcam_gradcam.png"]
+    cams = tmp_path / "cams"
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d / "n00.png", "--cam", cams)
+    first = (cams / "n00_gradcam.png").stat().st_mtime_ns
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d / "n00.png", "--cam", cams)
+    assert rc == 0 and sorted(p.name for p in cams.iterdir()) == ["n00_gradcam.png"]  # an older overlay: replaced
+    assert (cams / "n00_gradcam.png").stat().st_mtime_ns >= first
+
+
 def test_an_overlay_that_cannot_be_made_keeps_every_prediction(capsys, trained, tmp_path, monkeypatch):
     """An image gone between its prediction and its overlay (a traceback), or a 240-byte file name (exit 2): the
     CSV and the printed results were lost with it."""
