@@ -292,7 +292,7 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
         return
     from core.runs import precious_kind
 
-    kind = precious_kind(target)
+    kind = precious_kind(target, model_ok=writes.endswith(" model"))  # (an export may replace an older export)
     if kind:
         raise UsageError(f"{flag} {path}: {kind}; not overwriting it with {writes or 'this'} (name another file)")
 

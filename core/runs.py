@@ -199,10 +199,14 @@ def is_run_file(path: str | Path) -> bool:
     return is_run and path.name.casefold() in names  # (Last.pt is last.pt on Windows and macOS)
 
 
-def precious_kind(path: str | Path) -> str:
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # torch.save before zip files
+
+
+def precious_kind(path: str | Path, model_ok: bool = False) -> str:
     """What an existing file is that an output of another kind must not replace, in words ("an image", "a
-    PyTorch checkpoint or weights file"), or "" (`export --out photo.jpg` wrote a model over the photo, and a CSV
-    typed over an image in a save dialog replaced it)."""
+    PyTorch checkpoint or weights file", "a TorchScript model", "an ONNX model"), or "" (`export --out photo.jpg`
+    wrote a model over the photo, and a CSV typed over an image in a save dialog replaced it). An exported model
+    may be replaced by another export (`model_ok`); a checkpoint never."""
     from core.checkpoint import zip_kind
     from core.data import IMAGE_EXTENSIONS
 
@@ -211,7 +215,20 @@ def precious_kind(path: str | Path) -> str:
         return ""
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return "an image"
-    return "a PyTorch checkpoint or weights file" if zip_kind(path) == "torch.save" else ""
+    kind = zip_kind(path)
+    if kind == "torch.save":
+        return "a PyTorch checkpoint or weights file"
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(TORCH_LEGACY_MAGIC)) == TORCH_LEGACY_MAGIC:
+                return "a PyTorch checkpoint or weights file"
+    except OSError:
+        return ""
+    if model_ok:
+        return ""
+    if kind == "torchscript":
+        return "a TorchScript model"
+    return "an ONNX model" if path.suffix.lower() == ".onnx" else ""
 
 
 def remove_stale_temp_files(folder: str | Path) -> int:

@@ -1043,7 +1043,7 @@ class RunsTab(QWidget):
         target = Path(path)
         if target.suffix.lower() not in ((suffix,) if fmt == "onnx" else (".pt", ".pth", ".ts")):
             target = target.with_name(target.name + suffix)
-        if refused_output(self, "Export model", str(target), "the model"):
+        if refused_output(self, "Export model", str(target), "the model", model_ok=True):
             return
         worker = FunctionWorker(_export, fmt, str(Path(run_dir) / "best.pt"), str(target))
         self._export_worker = worker

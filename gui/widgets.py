@@ -62,17 +62,20 @@ def with_suffix(path: str, suffix: str) -> str:
     return path if os.path.splitext(path)[1] else path + suffix
 
 
-def refused_output(parent: QWidget | None, title: str, path: str, writes: str, image_ok: bool = False) -> bool:
+def refused_output(
+    parent: QWidget | None, title: str, path: str, writes: str, image_ok: bool = False, model_ok: bool = False
+) -> bool:
     """True, after saying so, when an export must not be written to `path`: one of a run folder's own files
     (last.pt, history.csv …: writing over it would break the run), or an existing image or PyTorch checkpoint that
-    `writes` ("the CSV", "the model") would replace; an image may be replaced by an image (`image_ok`). The save
+    `writes` ("the CSV", "the model") would replace; an image may be replaced by an image (`image_ok`), an exported
+    model by a model (`model_ok`). The save
     dialog's "replace it?" is easily answered yes for a name typed in haste."""
     from core.runs import is_run_file, precious_kind
 
     if is_run_file(path):
         why = "is one of its run folder's own files; writing over it would break the run"
     else:
-        kind = precious_kind(path)
+        kind = precious_kind(path, model_ok=model_ok)
         if not kind or (image_ok and kind == "an image"):
             return False
         why = f"is {kind}; it is not replaced with {writes}"

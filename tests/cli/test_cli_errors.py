@@ -274,6 +274,23 @@ def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
     for _ in range(2):
         rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", again)
         assert rc == 0, err
+    # … but a table is not written over an export, nor anything over a checkpoint of torch's older format
+    exported = again.read_bytes()
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos / "1.png", "--csv", again)
+    assert rc == 2 and one_line(err) and "a TorchScript model; not overwriting it with a table" in err
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"\x08\x08\x12\x07pytorch")  # (what an ONNX file starts with)
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos / "1.png", "--csv", onnx)
+    assert rc == 2 and one_line(err) and "an ONNX model; not overwriting it" in err
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"conv1.weight": torch.zeros(2)}, legacy, _use_new_zipfile_serialization=False)
+    for argv in (
+        ("predict", "--checkpoint", trained["best"], photos / "1.png", "--csv", legacy),
+        ("export", "--checkpoint", trained["best"], "--format", "onnx", "--out", legacy),
+    ):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 2 and one_line(err) and "a PyTorch checkpoint or weights file; not overwriting it" in err, argv
+    assert again.read_bytes() == exported and onnx.read_bytes().endswith(b"pytorch") and legacy.stat().st_size > 100
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos, "--csv", photos / "0.png" / "p.csv")
     assert rc == 2 and one_line(err) and f"{photos / '0.png'} is a file, not a folder" in err
 
