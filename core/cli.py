@@ -243,6 +243,12 @@ def _loss(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3g}"
 
 
+def _device_name(text: str) -> str:
+    """--device as torch spells it: "CPU", " cuda:0" and "Cuda" are cpu, cuda:0 and cuda (predict crashed on "CPU",
+    train refused it while evaluate took it)."""
+    return text.strip().lower()
+
+
 def _check_device(name: str | None) -> None:
     """--device names an existing device (before anything is built or written)."""
     if name is None:
@@ -894,7 +900,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cache", choices=["auto", "memory", "stream"], help="decoded-image cache (default auto)")
     sp.add_argument("--num-workers", type=int, metavar="N", help="DataLoader workers when streaming")
     sp.add_argument("--seed", type=int, metavar="N", help="seed of the split, the weights and the augmentation")
-    sp.add_argument("--device", metavar="auto|cpu|cuda|mps", help="default auto: CUDA if present, else the CPU")
+    sp.add_argument(
+        "--device", type=_device_name, metavar="auto|cpu|cuda|mps", help="default auto: CUDA if present, else the CPU"
+    )
     sp.add_argument("--no-amp", action="store_true", help="train in fp32 on CUDA")
     sp.add_argument(
         "--channels-last", choices=["auto", "on", "off"], help="memory format (auto: where measured faster)"
@@ -917,7 +925,7 @@ def build_parser() -> argparse.ArgumentParser:
             "split, else val); all on another folder"
         ),
     )
-    sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    sp.add_argument("--device", type=_device_name, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     sp.add_argument("--json", action="store_true", help="print one JSON document")
     sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
@@ -927,7 +935,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--top-k", type=int, default=3, metavar="K", help="classes listed per image (default 3)")
     sp.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
     sp.add_argument("--cam", metavar="DIR", help="write Grad-CAM overlays into DIR")
-    sp.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    sp.add_argument("--device", type=_device_name, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     sp.add_argument("--json", action="store_true", help="print one JSON document")
     sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
 

@@ -54,7 +54,9 @@ class CamResult:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """ "auto" → cuda, then mps, then cpu; anything else is passed to torch.device."""
+    """ "auto" → cuda, then mps, then cpu; anything else is passed to torch.device (as "cpu", "cuda:1"; "CPU" too)."""
+    if isinstance(device, str):
+        device = device.strip().lower() or "auto"
     if str(device) != "auto":
         return torch.device(device)
     if torch.cuda.is_available():

@@ -68,6 +68,18 @@ def test_a_device_that_does_not_exist_is_a_usage_error(capsys, trained, tmp_path
     assert not (tmp_path / "runs").exists()  # nothing was started
 
 
+def test_a_device_name_in_capitals_or_with_spaces_is_taken_by_every_command(capsys, trained, tmp_path):
+    """predict crashed with a traceback on --device CPU, train refused it, evaluate took it."""
+    for argv in (
+        ["predict", "--checkpoint", trained["best"], trained["data"] / "red" / "0.png", "--device", "CPU"],
+        ["evaluate", "--checkpoint", trained["best"], "--device", " Cpu"],
+        ["train", "--data", trained["data"], "--runs-dir", tmp_path / "runs", "--device", "CPU ", "--epochs", "1"]
+        + ["--arch", "resnext11_2x4d", "--image-size", "16", "--quiet"],
+    ):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 0 and "Traceback" not in err, (argv, err)
+
+
 def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(capsys, trained, tmp_path):
     rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--split", "test")
     assert rc == 2 and one_line(err) and "the test split" in err and "is empty" in err
