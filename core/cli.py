@@ -77,9 +77,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
             if len(doc["duplicates"]) > 20:
                 print(f"  … and {len(doc['duplicates']) - 20} more (--json lists them all)")
             _warn_duplicates(doc)
-        if doc["bad_files"]:
-            print(f"{_count(len(doc['bad_files']), 'file')} could not be used:")
-            for b in doc["bad_files"]:
+        bad, runs = _bad_files(doc["bad_files"])
+        for b in runs:
+            print(f"run folder ignored (not images): {b['path']}")
+        if bad:
+            print(f"{_count(len(bad), 'file')} could not be used:")
+            for b in bad:
                 print(f"  {b['path']}: {b['reason']}")
         if doc["ignored_files"]:
             ignored = doc["ignored_files"]
@@ -88,7 +91,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 print(f"  {path}")
             if len(ignored) > 20:
                 print(f"  … and {len(ignored) - 20} more (--json lists them all)")
-    return 1 if doc["bad_files"] else 0
+    return 1 if _bad_files(doc["bad_files"])[0] else 0
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:
@@ -333,12 +336,23 @@ def _report_data_notes(index) -> None:
 
 def _unusable(index) -> list[dict[str, str]]:
     """The files the scan could not use, for --json (the exit code 1 they cause must be explained there too)."""
-    return [{"path": str(p), "reason": r} for p, r in index.bad_files]
+    return [{"path": str(p), "reason": r} for p, r in _bad_files(index.bad_files)[0]]
+
+
+def _bad_files(bad: list) -> tuple[list, list]:
+    """(files that could not be used, run folders kept in the data folder): the run folders are said, but they
+    are no fault of the data and no cause of exit code 1."""
+    from core.data import RUN_FOLDER_REASON
+
+    runs = [b for b in bad if (b["reason"] if isinstance(b, dict) else b[1]) == RUN_FOLDER_REASON]
+    return [b for b in bad if b not in runs], runs
 
 
 def _report_unusable(index, limit: int = 20) -> int:
     """Warn (stderr) about the files the scan could not use; returns how many there were."""
-    bad = list(index.bad_files)
+    bad, runs = _bad_files(list(index.bad_files))
+    for path, _reason in runs if os.environ.get("RANK", "0") == "0" else ():
+        _err(f"note: {path}: a run folder in the data folder, left out (not images to learn from)")
     if bad and os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
         _err(f"warning: {len(bad)} file(s) in {index.root} could not be used and are left out:")
         for path, reason in bad[:limit]:

@@ -374,16 +374,22 @@ def _walk_images(
     folder: str, stop: Any, unreadable: list[tuple[str, str]] | None = None, ignored: list[str] | None = None
 ) -> list[str]:
     """Image files under `folder`, sorted; folders that cannot be listed go to `unreadable` with the reason, and
-    other files (not hidden, not system files such as Thumbs.db) to `ignored`."""
+    other files (not hidden, not system files such as Thumbs.db) to `ignored`. A run folder of this program (a
+    runs folder kept inside the data folder) is no class's images: it goes to `unreadable`, said, not walked."""
     found = []
 
     def failed(e: OSError) -> None:
         if unreadable is not None:
             unreadable.append((e.filename or folder, f"cannot read folder ({e.strerror or e})"))
 
-    for dirpath, _dirnames, filenames in walk(folder, onerror=failed):
+    for dirpath, dirnames, filenames in walk(folder, onerror=failed):
         if _is_stopped(stop):
             raise DataError("scan cancelled")
+        if "status.json" in filenames and "config.json" in filenames:  # (its curves.png had trained a class "runs")
+            if unreadable is not None:
+                unreadable.append((dirpath, RUN_FOLDER_REASON))
+            dirnames[:] = []
+            continue
         for name in filenames:
             if _skipped(name):
                 continue
@@ -392,6 +398,17 @@ def _walk_images(
             elif ignored is not None:
                 ignored.append(os.path.join(dirpath, name))
     return sorted(found)
+
+
+RUN_FOLDER_REASON = "a run folder (checkpoints and curves, not images to learn from; ignored)"
+
+
+def _blocked(name: str, path: str, unlisted: list[tuple[str, str]]) -> set[str]:
+    """{name} when the class folder at `path` could not be listed, or holds run folders (then it is not called
+    empty: the run folders are named instead)."""
+    inside = path + os.sep
+    hit = any(f == path or (why == RUN_FOLDER_REASON and f.startswith(inside)) for f, why in unlisted)
+    return {name} if hit else set()
 
 
 def _detect_splits(root: str, top: list[os.DirEntry]) -> bool:
@@ -447,14 +464,14 @@ def scan(
                 name = class_key(cls.name)
                 class_names.add(name)
                 candidates += [(p, name, split_name) for p in _walk_images(cls.path, stop, unlisted, ignored)]
-                blocked |= {name for f, _ in unlisted if f == cls.path}
+                blocked |= _blocked(name, cls.path, unlisted)
     else:
         layout = "classes"
         for cls in top:
             name = class_key(cls.name)
             class_names.add(name)
             candidates += [(p, name, None) for p in _walk_images(cls.path, stop, unlisted, ignored)]
-            blocked |= {name for f, _ in unlisted if f == cls.path}
+            blocked |= _blocked(name, cls.path, unlisted)
     bad += unlisted
 
     results = _verify_all([c[0] for c in candidates], progress, stop, workers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -73,8 +74,8 @@ def test_a_device_name_in_capitals_or_with_spaces_is_taken_by_every_command(caps
     for argv in (
         ["predict", "--checkpoint", trained["best"], trained["data"] / "red" / "0.png", "--device", "CPU"],
         ["evaluate", "--checkpoint", trained["best"], "--device", " Cpu"],
-        ["train", "--data", trained["data"], "--runs-dir", tmp_path / "runs", "--device", "CPU ", "--epochs", "1"]
-        + ["--arch", "resnext11_2x4d", "--image-size", "16", "--quiet"],
+        ["train", "--data", trained["data"], "--runs-dir", tmp_path / "runs", "--epochs", "1", *TINY]
+        + ["--device", "CPU ", "--quiet"],
     ):
         rc, _, err = run(capsys, *argv)
         assert rc == 0 and "Traceback" not in err, (argv, err)
@@ -710,3 +711,18 @@ def test_the_end_line_names_the_score_the_best_epoch_was_chosen_by(capsys, train
     rc, _, err = run(capsys, *argv, *TINY)
     assert rc == 0, err
     assert "completed; best epoch 1 (val loss " in err.splitlines()[-1]
+
+
+def test_runs_kept_inside_the_data_folder_are_said_and_left_out(capsys, trained, tmp_path):
+    """`train --data D --runs-dir D/runs`, again: the second run had a class "runs" (of curves.png files)."""
+    data = tmp_path / "d"
+    shutil.copytree(trained["data"], data)
+    argv = ["train", "--data", data, "--runs-dir", data / "runs", "--epochs", "1", *TINY, "--quiet", "--json"]
+    for _ in range(2):
+        rc, out, err = run(capsys, *argv)
+        assert rc == 0, err
+    classes = load(Path(json.loads(out)["run_dir"]) / "best.pt")["class_names"]
+    assert classes == sorted(p.name for p in trained["data"].iterdir() if p.is_dir())
+    assert "a run folder in the data folder, left out" in err and json.loads(out)["unusable"] == []
+    rc, out, _ = run(capsys, "scan", data)
+    assert rc == 0 and out.count("run folder ignored (not images): ") == 2 and f"in {len(classes)} classes" in out

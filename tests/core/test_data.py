@@ -57,6 +57,27 @@ def test_scan_awkward_folder_keeps_good_and_reports_bad(awkward_dir):
     assert labels["чёрный кот 猫.jpg"] == "cats"
 
 
+def test_a_runs_folder_kept_in_the_data_folder_is_no_class(small_dataset):
+    """`train --data D --runs-dir D/runs` twice: the second run trained a class "runs" on the first's curves.png."""
+    import shutil
+
+    from core.data import RUN_FOLDER_REASON
+
+    run = small_dataset / "runs" / "20260101-120000-resnext11_4x8d-small"
+    for name in ("status.json", "config.json"):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("{}")
+    shutil.copy(small_dataset / "ant" / "00.jpg", run / "curves.png")  # (an image, as curves.png is)
+    idx = scan(small_dataset)
+    assert idx.classes == ["ant", "bee", "cow"] and len(idx.samples) == 36
+    assert (str(run), RUN_FOLDER_REASON) in idx.bad_files  # said, not silently skipped
+    assert "runs" not in idx.empty_classes  # (the run folder is named instead)
+    nested = small_dataset / "bee" / "kept-runs" / run.name  # one below a class: its images are not the class's
+    shutil.copytree(run, nested)
+    idx = scan(small_dataset)
+    assert len(idx.samples) == 36 and (str(nested), RUN_FOLDER_REASON) in idx.bad_files
+
+
 def test_a_class_folder_that_cannot_be_listed_is_named_with_the_reason(small_dataset, monkeypatch):
     """Not "empty" and not silently dropped: the folder is an unusable entry that says why."""
     blocked = sorted(p for p in Path(small_dataset).iterdir() if p.is_dir())[0]
