@@ -418,8 +418,13 @@ def _checkpoint_model(path: str, _mtime_ns: int) -> tuple[str, int] | None:
     try:  # memory-mapped: the weights themselves are not read
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - not ours, or not a zip checkpoint: the caller's default applies
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:  # torch's older (non-zip) format cannot be mapped: read whole, as --checkpoint
+                if "mmap" not in str(e):  # does (it had fallen back to ResNeXt-50 and a "wrong architecture?")
+                    raise
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not ours, or not a checkpoint at all: the caller's default applies
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict) or not isinstance(obj.get("arch"), str):
         return None

@@ -1070,6 +1070,9 @@ def test_auto_starting_from_one_of_our_checkpoints_is_that_checkpoints_architect
     small = Trainer(config(dataset, epochs=1, batch_size=4), runs_dir=tmp_path).fit()
     best = Path(small.run_dir) / "best.pt"
     assert models.auto_arch("cpu", str(best)) == "resnext11_2x4d"
+    legacy = tmp_path / "legacy.pt"  # torch's older format (loads as --checkpoint): it cannot be memory-mapped
+    torch.save(checkpoint.load(best), legacy, _use_new_zipfile_serialization=False)
+    assert models.auto_arch("cpu", str(legacy)) == "resnext11_2x4d"
     mine = RunConfig()
     mine.model.pretrained = str(best)
     assert resolve_defaults(mine, "cpu").data.image_size == 16  # the size it was trained at
