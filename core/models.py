@@ -658,9 +658,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         from core.checkpoint import _refusal
 
         raise ModelError(f"{path}: not a weights file ({_refusal(str(e))})") from None
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a weights file"
-        first = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{path}: not a weights file ({first[:200]})") from None
+    except Exception:  # noqa: BLE001 - any unpickling failure means "not a weights file"
+        from core.checkpoint import not_torch_file, zip_kind
+
+        if zip_kind(path) == "torchscript":
+            why = "a TorchScript export; weights are a state dict or a checkpoint (.pt / .pth), e.g. a run's best.pt"
+        elif zip_kind(path) in ("damaged", "torch.save"):
+            why = "damaged or incomplete"
+        else:
+            why = not_torch_file(path)
+        raise ModelError(f"{path}: not a weights file ({why})") from None
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):
             if isinstance(obj.get(key), dict):

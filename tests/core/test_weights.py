@@ -181,3 +181,35 @@ def test_not_a_weights_file(tmp_path, content):
 def test_missing_weights_file(tmp_path):
     with pytest.raises(M.ModelError, match="no such weights file"):
         M.build("resnext11_4x8d", 2, pretrained=str(tmp_path / "nope.pth"))
+
+
+def test_a_file_that_is_no_weights_file_is_said_to_be_what_it_is(tmp_path):
+    """The unpickler's words had been the reason: "(pop from empty list)", "(101)", "(EOFError)", or torch's
+    paragraph on TorchScript and weights_only."""
+    import warnings
+    import zipfile
+
+    from core.checkpoint import CheckpointError, load
+
+    text, empty, archive, exported = (tmp_path / n for n in ("notes.pth", "empty.pth", "photos.pth", "model.pt"))
+    text.write_text("epoch,loss\n1,0.5\n")
+    empty.write_bytes(b"")
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.txt", "hello")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), exported)
+    said = {
+        text: "not a file saved by torch.save",
+        empty: "an empty file",
+        archive: "a zip archive that torch.save did not write",
+        exported: "a TorchScript export; weights are a state dict or a checkpoint",
+    }
+    for path, words in said.items():
+        with pytest.raises(M.ModelError) as e:
+            M.read_state_dict(path)
+        assert str(e.value).startswith(f"{path}: not a weights file ({words}"), str(e.value)
+    for path in (text, empty, archive):  # (a checkpoint given for --checkpoint: the same words)
+        with pytest.raises(CheckpointError) as e:
+            load(path)
+        assert str(e.value) == f"{path}: not a ResNeXt Studio checkpoint ({said[path]})"
