@@ -32,10 +32,14 @@ def _quiet_large_images() -> None:
     """Pillow warns (without the file's name) for 89-179 M pixel images and raises above that: those up to the
     limit are fine to use, bigger ones are listed as too large. A process-wide filter (catch_warnings is not
     thread-safe, and the scan decodes in threads), put back if something reset the filters. Its warnings about
-    damaged EXIF data (no file name either; the picture decodes) are left out the same way."""
+    damaged EXIF data (no file name either; the picture decodes), an orientation tag of two values say, are left
+    out the same way."""
     if _QUIET_LARGE_IMAGES not in warnings.filters:
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"Metadata Warning, tag \d+ had too many entries", category=UserWarning
+        )
 
 
 # .avif needs a Pillow built with libavif (its wheels are); where it is not, such files are listed as unusable

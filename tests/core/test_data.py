@@ -354,6 +354,27 @@ def test_load_image_exif_rotation(awkward_dir):
     assert a[20, 4, 2] > 200 and a[20, 4, 0] < 60
 
 
+def test_an_orientation_tag_of_two_values_is_used_without_pillows_nameless_warning(tmp_path):
+    """predict printed "PIL/TiffImagePlugin.py:773: UserWarning: Metadata Warning, tag 274 had too many entries"
+    with no file name among its results."""
+    import io
+    import struct
+    import subprocess
+    import sys
+
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 10), "red").save(buf, "JPEG")
+    # an APP1 EXIF block by hand (Pillow writes no such tag): Orientation (0x0112), SHORT, 2 values: 6, 6
+    ifd = b"II\x2a\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x02\x00\x00\x00\x06\x00\x06\x00\x00\x00\x00\x00"
+    app1 = b"\xff\xe1" + struct.pack(">H", len(ifd) + 8) + b"Exif\x00\x00" + ifd
+    path = tmp_path / "two.jpg"
+    path.write_bytes(buf.getvalue()[:2] + app1 + buf.getvalue()[2:])
+    code = f"from core.data import load_image; print(load_image({str(path)!r}).size)"  # (a fresh process: Python
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)  # warns once per place)
+    assert done.returncode == 0 and done.stdout.strip() == "(10, 20)", done.stderr  # (the first value: rotated)
+    assert "Metadata Warning" not in done.stderr
+
+
 def test_load_image_16bit_rescaled_not_clamped(awkward_dir):
     assert Image.open(awkward_dir.good["gray16"]).mode.startswith("I")
     a = np.asarray(load_image(awkward_dir.good["gray16"]))
