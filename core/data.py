@@ -117,13 +117,15 @@ def _rescale_16bit(a: np.ndarray) -> np.ndarray:
 
 
 def _scale_wide(a: np.ndarray) -> np.ndarray:
-    """Integer or float pixel data of unknown range → uint8: keep 0..255, /257 for 16-bit, else min-max."""
+    """Integer, float or boolean pixel data of unknown range → uint8: floats in 0..1 (a mask of 0.0 and 1.0 too)
+    ×255, booleans 0/255, keep 0..255, /257 for 16-bit, else min-max."""
+    unit = a.dtype.kind in "fb"  # (read before the cast below: it made every array a float one)
     a = a.astype(np.float64)
     finite = np.isfinite(a)
     if not finite.all():
         a = np.where(finite, a, 0.0)
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if lo >= 0 and hi <= 1.0 and a.dtype.kind == "f" and hi > 0 and not np.all(a == np.round(a)):
+    if lo >= 0 and hi <= 1.0 and unit:
         out = a * 255.0
     elif lo >= 0 and hi <= 255:
         out = a

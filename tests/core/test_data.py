@@ -428,6 +428,11 @@ def test_load_image_mode_i_and_f():
     f_img = Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32))
     assert f_img.mode == "F"
     assert np.asarray(load_image(f_img))[0, :, 0].tolist() == [0, 128, 255]
+    # masks: a boolean array, and a float one of 0.0 and 1.0 alone, are black and white (they were 0 and 1 of 255)
+    for mask in (np.array([[False, True]]), np.array([[0.0, 1.0]], np.float32)):
+        assert np.asarray(load_image(mask))[0, :, 0].tolist() == [0, 255], mask.dtype
+        assert np.asarray(load_image(Image.fromarray(mask)))[0, :, 0].tolist() == [0, 255], mask.dtype
+    assert np.asarray(load_image(np.array([[0, 1, 200]], np.int32)))[0, :, 0].tolist() == [0, 1, 200]  # (0..255)
 
 
 @pytest.mark.parametrize("name", ["truncated", "zero", "text", "bomb"])
