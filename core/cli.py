@@ -1027,3 +1027,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+
+
+if __name__ == "__main__":  # `python -m core.cli …`, as `python main.py …` (it exited 0 having done nothing)
+    sys.exit(main())

@@ -99,7 +99,11 @@ class DataConfig:
         _check(16 <= self.image_size <= 1024, "image_size", self.image_size, "must be 16..1024")
         _check(0.0 <= self.val_split < 1.0, "val_split", self.val_split, "must be in [0, 1)")
         _check(0.0 <= self.test_split < 1.0, "test_split", self.test_split, "must be in [0, 1)")
-        _check(self.val_split + self.test_split < 1.0, "val_split", self.val_split, "val + test must be < 1")
+        if self.val_split + self.test_split >= 1.0:  # (not "val_split=0.2: …" for a test_split of 0.9: both)
+            raise ConfigError(
+                f"val_split {self.val_split:g} + test_split {self.test_split:g} = "
+                f"{self.val_split + self.test_split:g}: must be < 1, or no image is left to train on"
+            )
         _check(self.augment in AUGMENTATIONS, "augment", self.augment, f"one of {AUGMENTATIONS}")
         _check(0.0 <= self.color_jitter <= 1.0, "color_jitter", self.color_jitter, "must be 0..1")
         _check(0.0 <= self.random_erasing <= 1.0, "random_erasing", self.random_erasing, "must be 0..1")

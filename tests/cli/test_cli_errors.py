@@ -726,3 +726,23 @@ def test_runs_kept_inside_the_data_folder_are_said_and_left_out(capsys, trained,
     assert "a run folder in the data folder, left out" in err and json.loads(out)["unusable"] == []
     rc, out, _ = run(capsys, "scan", data)
     assert rc == 0 and out.count("run folder ignored (not images): ") == 2 and f"in {len(classes)} classes" in out
+
+
+def test_split_shares_that_leave_nothing_to_train_name_both(capsys, trained, tmp_path):
+    """`--test-split 0.9` was refused as "--val-split 0.2: val + test must be < 1", a flag not given."""
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--runs-dir", tmp_path / "r", "--test-split", "0.9")
+    assert rc == 2 and one_line(err), err
+    assert "val_split 0.2 + test_split 0.9 = 1.1: must be < 1, or no image is left to train on" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_python_m_core_cli_runs_the_command_line(trained):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli", "scan", str(trained["data"]), "--json", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and json.loads(done.stdout)["num_images"] > 0, done.stderr
