@@ -1126,6 +1126,14 @@ def cache_budget_bytes(cfg: DataConfig, device: Any) -> int:
     return int(min(total_memory_bytes() / 4, available_memory_bytes() / 2))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, where the system says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # (macOS and Windows have no affinity call)
+        return max(1, os.cpu_count() or 1)
+
+
 def default_num_workers(device: Any = None) -> int:
     """Streaming decode processes: one core is left to the training loop; a GPU eats images faster than a CPU
     trains on them, so it gets up to 8 (8 x ~125 photos/s each), a CPU up to 4. Windows: up to 4 (each spawned
@@ -1235,6 +1243,10 @@ class BatchLoader:
 
         workers = num_workers if num_workers is not None else self.cfg.num_workers
         self.workers = default_num_workers(self.device) if workers is None else int(workers)
+        cores = usable_cores()
+        if self.workers > cores:  # each a process of its own torch (~0.5 GB), twice (train and val loaders): more
+            self.note += f"; {self.workers} workers asked for, {cores} used (one per core)"  # only fill memory
+            self.workers = cores
         samples = self.index.samples
         ds = _StreamDataset(
             [samples[i].path for i in self.ids],
@@ -1290,7 +1302,7 @@ class BatchLoader:
             f"streaming {n} images from disk with {self.workers} worker(s) "
             f"({_mb(self.need)} decoded > cache budget {_mb(self.budget)}){self.note}"
             if self.cfg.cache != "stream"
-            else f"streaming {n} images from disk with {self.workers} worker(s)"
+            else f"streaming {n} images from disk with {self.workers} worker(s){self.note}"
         )
 
     def __iter__(self) -> Iterator[Batch]:

@@ -638,6 +638,33 @@ def _collect(loader, epoch=0):
     return list(loader)
 
 
+def test_more_workers_than_cores_are_not_started_and_that_is_said(small_dataset):
+    """--num-workers 6 on 2 cores started 12 processes of ~0.5 GB each (train and val loaders), and torch's own
+    warning about it came four times; 30 would have filled the memory."""
+    import warnings
+
+    from core.data import usable_cores
+
+    idx = scan(small_dataset)
+    cores = usable_cores()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (torch's "suggested max number of worker" warning fails the test)
+        loader = make_loader(
+            idx,
+            list(range(10)),
+            DataConfig(image_size=32, cache="stream"),
+            batch_size=5,
+            shuffle=False,
+            seed=0,
+            device="cpu",
+            num_workers=cores + 30,
+        )
+    assert loader.workers == cores
+    assert loader.describe().endswith(
+        f"with {cores} worker(s); {cores + 30} workers asked for, {cores} used (one per core)"
+    )
+
+
 def test_memory_and_stream_give_identical_batches(small_dataset):
     idx = scan(small_dataset)
     sp = split(idx, val=0.25, seed=0)
