@@ -746,3 +746,20 @@ def test_python_m_core_cli_runs_the_command_line(trained):
         text=True,
     )
     assert done.returncode == 0 and json.loads(done.stdout)["num_images"] > 0, done.stderr
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(capsys, trained, tmp_path, monkeypatch):
+    """predict computed every prediction, then failed on --csv in a read-only folder and printed none of them."""
+    import core.cli
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(core.cli.os, "access", lambda p, mode: Path(p) != locked and real(p, mode))  # (root may)
+    predicted = []
+    monkeypatch.setattr("core.predict.Predictor.predict", lambda *a, **k: predicted.append(1) or [])
+    image = trained["data"] / "red" / "0.png"
+    for flag, out in (("--csv", locked / "p.csv"), ("--cam", locked / "cams"), ("--csv", locked / "new" / "p.csv")):
+        rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], image, flag, out)
+        assert rc == 2 and one_line(err) and f"cannot write in {locked} (permission denied)" in err, err
+    assert predicted == [] and list(locked.iterdir()) == []
