@@ -228,6 +228,9 @@ def _shape_problem(ckpt: dict[str, Any]) -> str | None:
     if not isinstance(names, (list, tuple)) or len(names) != n:
         count = len(names) if isinstance(names, (list, tuple)) else "no list of"
         return f"{count} class names for {n} classes"
+    twice = sorted({str(c) for c in names if list(names).count(c) > 1})
+    if twice:  # (two outputs of one name: the answer "x" would mean either)
+        return f"class name{'s' if len(twice) > 1 else ''} {', '.join(map(repr, twice))} given twice"
     if not 1 <= size <= 1024:  # what DataConfig accepts; a huge size would only run the machine out of memory
         return f"image_size {size}"
     from core import models

@@ -992,14 +992,15 @@ def _refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             raise UsageError(f'{name}: an empty value ("")')
 
 
-def _run_checkpoint(folder: str) -> str:
-    """--checkpoint RUN_DIR means the run's best.pt (its last.pt when it has no best yet)."""
+def _run_checkpoint(folder: str, flag: str = "--checkpoint") -> str:
+    """--checkpoint RUN_DIR (and --pretrained RUN_DIR) means the run's best.pt (its last.pt when it has no best
+    yet)."""
     from core.runs import run_checkpoint
 
     found = run_checkpoint(folder)
     if found is not None:
         return str(found)
-    raise UsageError(f"--checkpoint {folder}: a folder without best.pt or last.pt; give a checkpoint file")
+    raise UsageError(f"{flag} {folder}: a folder without best.pt or last.pt; give a checkpoint file")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1017,6 +1018,9 @@ def main(argv: list[str] | None = None) -> int:
         args.parser_defaults = _defaults_of(parser, args.command)
         if getattr(args, "checkpoint", None) and Path(args.checkpoint).is_dir():
             args.checkpoint = _run_checkpoint(args.checkpoint)
+        pretrained = getattr(args, "pretrained", None)
+        if pretrained and pretrained != "imagenet" and Path(pretrained).is_dir():  # (a run, as for --checkpoint)
+            args.pretrained = _run_checkpoint(pretrained, "--pretrained")
         return int(args.func(args) or 0)
     except UsageError as e:
         _err(f"error: {e}")

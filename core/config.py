@@ -22,6 +22,7 @@ def _check(cond: bool, name: str, value: Any, why: str) -> None:
 AUGMENTATIONS = ("none", "light", "standard", "strong")
 STRONG_JITTER, STRONG_ERASING = 0.3, 0.25  # what "strong" adds while color_jitter / random_erasing are 0
 CACHE_MODES = ("auto", "memory", "stream")
+MAX_EPOCHS = 100_000
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "step", "plateau", "none")
 MONITORS = ("val_acc", "val_loss")
@@ -178,7 +179,8 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float):
                 _check(math.isfinite(value), f.name, value, "must be a finite number")
-        _check(self.epochs >= 1, "epochs", self.epochs, "must be ≥ 1")
+        _check(1 <= self.epochs <= MAX_EPOCHS, "epochs", self.epochs, f"must be 1 … {MAX_EPOCHS}")  # (1e20: a
+        # schedule stretched over that many epochs, never ending)
         _check(self.batch_size >= 2, "batch_size", self.batch_size, "must be ≥ 2 (BatchNorm needs two images a step)")
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")

@@ -171,7 +171,13 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     rc, _, err = run(capsys, "train", "--data", trained["best"], "--runs-dir", tmp_path / "r")
     assert rc == 2 and one_line(err) and err.endswith(": a file, not a folder\n")
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--pretrained", tmp_path, "--runs-dir", tmp_path / "r")
-    assert rc == 2 and one_line(err) and "a folder, not a file" in err
+    assert rc == 2 and one_line(err) and f"--pretrained {tmp_path}: a folder without best.pt or last.pt" in err
+    # a run folder is its best.pt, as for --checkpoint (it was refused as "a folder, not a file")
+    argv = ["train", "--data", trained["data"], "--pretrained", trained["run"], "--runs-dir", tmp_path / "ft"]
+    rc, out, err = run(capsys, *argv, "--epochs", "1", *TINY, "--quiet", "--json")
+    assert rc == 0, err
+    config = json.loads((Path(json.loads(out)["run_dir"]) / "config.json").read_text())
+    assert config["model"]["pretrained"] == str(trained["run"] / "best.pt")
 
 
 def _tiny_train(trained, runs_dir) -> list:

@@ -256,6 +256,7 @@ def test_a_checkpoint_cut_short_is_called_damaged_and_other_files_say_what_they_
         ("std", [0.2, float("nan"), 0.2], "its std is not three numbers"),
         ("image_size", 100000, "image_size 100000"),  # would only run the machine out of memory
         ("model", {"w": torch.tensor([1.0, float("nan")])}, "its weights are not finite (NaN or inf in w)"),
+        ("class_names", ["x", "x"], "class name 'x' given twice"),  # (predict answered "x" for either output)
     ],
 )
 def test_a_checkpoint_every_reader_would_trip_on_is_refused_with_the_reason(tmp_path, key, value, why):

@@ -26,6 +26,7 @@ def test_round_trip_through_json(tmp_path):
     ("section", "field", "value"),
     [
         ("train", "epochs", 0),
+        ("train", "epochs", 10**20),  # a schedule stretched over that many epochs: never ending
         ("train", "lr", -1.0),
         ("train", "optimizer", "rmsprop"),
         ("data", "val_split", 1.5),
