@@ -653,6 +653,14 @@ def _started_after(pid: int, when: float) -> bool:
         return False
 
 
+def _named_time(name: str) -> float | None:
+    """The time a run folder's name begins with (20260101-120000-…), or None."""
+    try:
+        return datetime.strptime(name[:15], "%Y%m%d-%H%M%S").timestamp()
+    except ValueError:
+        return None
+
+
 class RunStore:
     """All run folders under one root directory."""
 
@@ -702,11 +710,16 @@ class RunStore:
         elif saved is not None and best_acc is None:
             best_epoch = saved
         try:
-            created = float(status.get("started") or path.stat().st_mtime)
+            created = float(status.get("started") or _named_time(path.name) or path.stat().st_mtime)
         except (TypeError, ValueError):  # a hand-edited or damaged status.json must not hide every run
-            created = _mtime(path)
+            created = _named_time(path.name) or _mtime(path)
         except OSError:
             created = 0.0
+        # a file there that cannot be read is said (the run showed as interrupted and dated today, without a word)
+        damaged = [n for n in ("status.json", "config.json") if (path / n).is_file() and not _read_json(path / n)]
+        message = str(status.get("message") or "") or (
+            f"{' and '.join(damaged)} cannot be read (damaged or empty)" if damaged else ""
+        )
         return RunInfo(
             path=path,
             name=path.name,
@@ -720,7 +733,7 @@ class RunStore:
             status=effective_status(status, path) if status else "interrupted",
             has_best=(path / "best.pt").is_file(),
             has_last=(path / "last.pt").is_file(),
-            message=str(status.get("message") or ""),
+            message=message,
             data_root=str(dataset.get("root") or data.get("root") or ""),
         )
 

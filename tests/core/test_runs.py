@@ -256,6 +256,22 @@ def test_a_history_with_bytes_that_are_not_utf8_hides_no_run(tmp_path):
     assert [i.path for i in store.list()] == [run] and store.info(run).epochs_done == 0
 
 
+def test_a_run_whose_status_json_cannot_be_read_says_so_and_keeps_its_date(tmp_path):
+    """It showed as "interrupted", silently, dated today (the folder's mtime): on top of a list sorted by date."""
+    import datetime
+
+    store = RunStore(tmp_path)
+    run = tmp_path / "20260101-120000-resnet18-shapes"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}}))
+    (run / "status.json").write_text('{"status": "compl')  # cut short
+    info = store.info(run)
+    assert info.message == "status.json cannot be read (damaged or empty)" and info.arch == "resnet18"
+    assert info.created == datetime.datetime(2026, 1, 1, 12, 0, 0).timestamp()
+    (run / "config.json").write_text("")
+    assert store.info(run).message == "status.json and config.json cannot be read (damaged or empty)"
+
+
 def test_a_hand_edited_epoch_count_is_read_as_a_number_or_not_at_all(tmp_path):
     store = RunStore(tmp_path)
     run = _fake_run(store, "resnet18", {"status": "completed", "started": 1})
