@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import math
@@ -82,7 +83,12 @@ def error_reason(exc: BaseException) -> str:
     if isinstance(exc, UnidentifiedImageError):
         return "not an image (cannot identify image file)"
     if isinstance(exc, FileNotFoundError):
+        name = getattr(exc, "filename", None)
+        if isinstance(name, str) and os.path.islink(name):  # (the link is there; what it points to is not)
+            return f"broken symbolic link (to {os.readlink(name)}, which is not there)"
         return "file not found"
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        return "symbolic link loop (the link leads back to itself)"
     if isinstance(exc, PermissionError):
         return "permission denied"
     if isinstance(exc, IsADirectoryError):

@@ -225,6 +225,20 @@ def test_pipes_and_devices_named_like_images_are_reported_not_opened(tmp_path, j
         data.load_image(tmp_path / "a" / "pipe.png")
 
 
+def test_broken_and_looping_symbolic_links_are_called_what_they_are(tmp_path, jpeg_writer):
+    """A broken link was "file not found" (the file is there, as a link), a loop "corrupt image ([Errno 40] …)"."""
+    for c in ("a", "b"):
+        for i in range(2):
+            jpeg_writer(tmp_path / c / f"{i}.jpg", i)
+    os.symlink(tmp_path / "gone.jpg", tmp_path / "a" / "moved.jpg")
+    os.symlink("loop.jpg", tmp_path / "b" / "loop.jpg")
+    reasons = dict(scan(tmp_path).bad_files)
+    assert reasons == {
+        str(tmp_path / "a" / "moved.jpg"): f"broken symbolic link (to {tmp_path / 'gone.jpg'}, which is not there)",
+        str(tmp_path / "b" / "loop.jpg"): "symbolic link loop (the link leads back to itself)",
+    }
+
+
 def test_a_big_file_is_hashed_in_chunks_with_the_same_result(tmp_path, jpeg_writer, monkeypatch):
     path = str(jpeg_writer(tmp_path / "x.jpg", 3, size=(300, 200)))
     whole = data.verify_image(path)
