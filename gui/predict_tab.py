@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.app import settings
 from gui.image_view import (
     DropHint,
     ImageView,
@@ -56,7 +57,16 @@ from gui.image_view import (
     model_crop_box,
     pil_to_qimage,
 )
-from gui.widgets import ElidedLabel, count_noun, dialog_dir, refused_output, remember_dir, with_suffix
+from gui.widgets import (
+    ElidedLabel,
+    count_noun,
+    dialog_dir,
+    load_json_setting,
+    refused_output,
+    remember_dir,
+    store_json_setting,
+    with_suffix,
+)
 from gui.worker import FunctionWorker, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
@@ -282,7 +292,8 @@ class PredictTab(QWidget):
         top.addWidget(QLabel("Top-k:"))
         self.topk_spin = QSpinBox()
         self.topk_spin.setRange(1, 20)
-        self.topk_spin.setValue(5)
+        self.topk_spin.setValue(int(load_json_setting(settings(), "predict/top_k", 5)))
+        self.topk_spin.valueChanged.connect(lambda v: store_json_setting(settings(), "predict/top_k", v))
         self.topk_spin.setToolTip("How many of the most likely classes to show per image")
         top.addWidget(self.topk_spin)
         self._rerun_timer = QTimer(self)  # a few spin-box clicks make one new run, not one each
@@ -390,7 +401,9 @@ class PredictTab(QWidget):
         self.bars = ProbabilityBars()
         v.addWidget(self.bars)
         self.cam_check = QCheckBox("Show Grad-CAM overlay")
-        self.cam_check.setChecked(True)  # as in Evaluate (the overlay is computed with every single prediction)
+        # on at first, as in Evaluate (the overlay is computed with every single prediction); then as left
+        self.cam_check.setChecked(bool(load_json_setting(settings(), "predict/cam", True)))
+        self.cam_check.toggled.connect(lambda on: store_json_setting(settings(), "predict/cam", on))
         self.cam_check.setToolTip("Highlights the image regions that drove the predicted class")
         self.cam_check.toggled.connect(self._show_single_image)
         v.addWidget(self.cam_check)
@@ -944,6 +957,16 @@ class PredictTab(QWidget):
         if path and ok:
             self._start("one", path, from_list=True)
 
+    def images_folder(self) -> str | None:
+        """The folder holding the classified images (the one above them all), or None (a pasted image alone)."""
+        folders = {
+            os.path.dirname(os.path.abspath(str(r.source))) for r in self._results if not str(r.source).startswith("<")
+        }
+        try:
+            return os.path.commonpath(sorted(folders)) if folders else None
+        except ValueError:  # (drives of their own on Windows)
+            return None
+
     def results(self) -> list[Any]:
         """Every row's Prediction (error rows have ok=False, error=reason), in arrival order."""
         return list(self._results)
@@ -976,8 +999,9 @@ class PredictTab(QWidget):
         self.export_button.setToolTip(tip)
 
     def _export_csv(self) -> None:
+        near = self.images_folder()  # (the first export opened in the home folder, far from the images)
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export predictions as CSV", dialog_dir("exports", "predictions.csv"), "CSV files (*.csv)"
+            self, "Export predictions as CSV", dialog_dir("exports", "predictions.csv", near=near), "CSV files (*.csv)"
         )
         if path:
             remember_dir("exports", path)

@@ -161,6 +161,15 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
 
 
 @pytest.mark.timeout(180)
+def test_top_k_and_the_grad_cam_box_are_kept_for_the_next_start(qtbot, tab):
+    """Both came back as 5 and ticked at every start."""
+    tab.topk_spin.setValue(3)
+    tab.cam_check.setChecked(False)
+    again = PredictTab()
+    qtbot.addWidget(again)
+    assert again.topk_spin.value() == 3 and not again.cam_check.isChecked()
+
+
 def test_rows_name_files_from_the_dropped_folder(qtbot, tab, ckpt, inputs, tmp_path):
     """Two IMG_0001.jpg in different sub-folders must not look alike: rows name a file from the dropped folder."""
     from gui.predict_tab import display_name
@@ -211,6 +220,8 @@ def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path, monkeypatch
     assert [Path(r["source"]).name for r in rows] == ["img2.png", "img1.png", "img0.png"]
     assert "Wrote 3 rows" in tab.status_label.text() and "the filter hides 3 others" in tab.status_label.text()
 
+    # the save dialog opens beside the images the first time (it opened in the home folder)
+    assert tab.images_folder() == str(inputs["loose"][0].parent)  # (in/ and in/folder/: in/)
     image = Path(rows[0]["source"])  # a name typed over one of the images just classified: refused, kept
     before = image.read_bytes()
     warned = []
