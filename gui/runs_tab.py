@@ -196,6 +196,40 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+# Training settings that only one optimizer / scheduler / mode reads (core.engine.make_optimizer, make_scheduler,
+# _param_groups): field -> the run's setting that uses it and the values that do. A run's other values are the
+# dataclass defaults, never used: an adamw run listed "momentum 0.9" as if it had one.
+USED_ONLY_WITH = {
+    "momentum": ("optimizer", ("sgd",)),
+    "nesterov": ("optimizer", ("sgd",)),
+    "warmup_epochs": ("scheduler", ("cosine",)),
+    "step_size": ("scheduler", ("step",)),
+    "gamma": ("scheduler", ("step", "plateau")),  # (plateau's factor)
+}
+
+
+def _as_trained(config: dict) -> dict:
+    """A run's config.json as the run used it, for the settings pane: the values its optimizer and scheduler do not
+    read are left out, and colour jitter / erasing at 0 under "strong" say what strong used instead ("0.3 (strong's
+    own)", as the Dataset tab's fields do; "0" read as none)."""
+    from core.config import STRONG_ERASING, STRONG_JITTER  # light (no torch)
+
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}
+    train, data = out.get("train"), out.get("data")
+    if isinstance(train, dict):
+        for key, (setting, users) in USED_ONLY_WITH.items():
+            if key in train and setting in train and train[setting] not in users:
+                del train[key]
+        model = config.get("model") if isinstance(config.get("model"), dict) else {}
+        if "backbone_lr_mult" in train and (model.get("mode") != "finetune" or model.get("freeze_backbone")):
+            del train["backbone_lr_mult"]  # only a fine-tune's trainable backbone learns at lr × this
+    if isinstance(data, dict) and data.get("augment") == "strong":
+        for key, own in (("color_jitter", STRONG_JITTER), ("random_erasing", STRONG_ERASING)):
+            if key in data and data[key] == 0:
+                data[key] = f"{_fmt(own)} (strong's own)"
+    return out
+
+
 class RunsTab(QWidget):
     """Lists the runs folder; compares curves; exports, deletes, and hands runs to Predict / Evaluate / Train."""
 
@@ -823,7 +857,7 @@ class RunsTab(QWidget):
             item = QTreeWidgetItem([k, _fmt(v)])
             item.setToolTip(1, _fmt(v))  # long values (a stop message) are cut at the column's edge
             summary.addChild(item)
-        self._add_tree(None, record.config)
+        self._add_tree(None, _as_trained(record.config))
         tree = self.settings_tree
         tree.expandAll()
         value = min(tree.sizeHintForColumn(1), 2 * COMPARE_COLUMN_MAX)  # (half the width at most: a folder may not)
@@ -843,7 +877,7 @@ class RunsTab(QWidget):
         records = [self._record(p) for p in paths]
         if any(r is None for r in records):
             return False
-        flat = [_flatten(r.config) for r in records]
+        flat = [_flatten(_as_trained(r.config)) for r in records]
         infos = [self._info(p) for p in paths]
         keys = [k for k in dict.fromkeys(k for f in flat for k in f) if len({_fmt(f.get(k)) for f in flat}) > 1]
         keys = [k for k in keys if not k.startswith(HIDDEN_SETTINGS)]

@@ -654,3 +654,47 @@ def test_runs_past_the_tenth_share_a_colour_but_not_a_marker(qtbot, tab, runs):
     assert len(lines) == 12
     assert lines[10].get_color() == lines[0].get_color() and lines[10].get_marker() != lines[0].get_marker()
     assert len({(ln.get_color(), ln.get_marker()) for ln in lines}) == 12  # every run tellable apart
+
+
+def test_settings_show_what_strong_used_and_leave_out_what_the_optimizer_and_schedule_do_not_read(tab, runs):
+    """A run trained with augmentation "strong" listed "color_jitter 0" and "random_erasing 0", though strong used
+    0.3 and 0.25 there; an adamw run listed "momentum 0.9" and "nesterov False", and a cosine one "step_size 10"."""
+    cfg_path = runs["done"] / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["data"].update(augment="strong", color_jitter=0.0, random_erasing=0.5)
+    cfg["train"].update(optimizer="adamw", scheduler="cosine", warmup_epochs=1.0)
+    cfg_path.write_text(json.dumps(cfg))
+    tab.refresh()
+    tab.select_runs([str(runs["done"])])
+    tree = tab.settings_tree
+    tops = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
+
+    def values(section: str) -> dict[str, str]:
+        item = tops[section]
+        return {item.child(i).text(0): item.child(i).text(1) for i in range(item.childCount())}
+
+    data, train = values("data"), values("train")
+    assert data["color_jitter"] == "0.3 (strong's own)"
+    assert data["random_erasing"] == "0.5"  # set by the user: strong's own is not used
+    assert not {"momentum", "nesterov", "step_size", "gamma", "backbone_lr_mult"} & set(train)
+    assert train["warmup_epochs"] == "1" and train["weight_decay"] == "0.0005"
+
+    # sgd with a step schedule: momentum and step are its own; cosine's warm-up is not
+    cfg["data"]["augment"] = "standard"
+    cfg["train"].update(optimizer="sgd", scheduler="step")
+    cfg_path.write_text(json.dumps(cfg))
+    tab.refresh()
+    tab.select_runs([str(runs["stopped"])])
+    tab.select_runs([str(runs["done"])])
+    tops = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
+    data, train = values("data"), values("train")
+    assert data["color_jitter"] == "0"  # standard adds none
+    assert train["momentum"] == "0.9" and train["step_size"] == "10" and train["gamma"] == "0.1"
+    assert "warmup_epochs" not in train
+
+    # compared with an adamw run, the momentum it does not have is "—", not the same 0.9
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    rows = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
+    assert "train.momentum" in rows
+    by_run = dict(zip(tab.selected_paths(), (rows["train.momentum"].text(c) for c in (1, 2)), strict=True))
+    assert by_run == {str(runs["done"]): "0.9", str(runs["stopped"]): "—"}
