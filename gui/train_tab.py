@@ -226,12 +226,22 @@ class TrainTab(QWidget):
         if dataset_panel is not None:
             dataset_panel.index_changed.connect(self._on_data_changed)
             dataset_panel.config_changed.connect(self._on_data_changed)
-            self.model_panel.image_size_suggested.connect(dataset_panel.set_image_size)
+            self.model_panel.image_size_suggested.connect(self._on_image_size_suggested)
         self.model_panel.auto_values = self._auto_values
         self.model_panel.pretrained_changed.connect(self._follow_auto_preset)
         self._on_data_changed()
         if not defer_charts:
             self.ensure_charts()
+
+    def _on_image_size_suggested(self, size: int) -> None:
+        """A preset's usual input size goes to the Dataset tab's Image size, and the status bar says so: the field
+        sits on another tab, and it changed without a word."""
+        panel = self.dataset_panel
+        if panel is None or panel.image_size() == int(size):
+            return
+        panel.set_image_size(size)
+        label = self.model_panel.preset_combo.currentText().split(" (")[0]  # "ResNeXt-50 32×4d (ImageNet)"
+        self.status_message.emit(f"Image size set to {panel.image_size()} px for {label} (Dataset tab)")
 
     def ensure_charts(self) -> None:
         """Create the live curves (deferred at start-up so the window shows before matplotlib loads)."""

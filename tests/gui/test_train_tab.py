@@ -718,3 +718,24 @@ def test_starts_refusal_goes_when_another_data_set_is_opened(qtbot, tmp_path, ti
     tab.banner.set_info("something else")  # other messages are not the data set's to clear
     panel.set_image_size(48)
     assert tab.banner.text() == "something else"
+
+
+@pytest.mark.timeout(120)
+def test_a_preset_that_changes_the_image_size_says_so_in_the_status_bar(qtbot, runs_dir):
+    """Choosing ResNeXt-50 set the Dataset tab's Image size from 32 to 224 px without a word (the field is on
+    another tab); now the status bar names the size, the model and the tab."""
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    mp = tab.model_panel
+    qtbot.waitUntil(lambda: mp.preset_combo.findData("resnext50_32x4d") >= 0, timeout=60000)  # presets load
+    panel.set_image_size(32)
+    mp.set_arch("resnext50_32x4d")
+    with qtbot.waitSignal(tab.status_message, timeout=5000) as said:
+        mp.preset_combo.activated.emit(mp.preset_combo.currentIndex())
+    assert panel.image_size() == 224
+    assert said.args == ["Image size set to 224 px for ResNeXt-50 32×4d (Dataset tab)"]
+    with qtbot.assertNotEmitted(tab.status_message):  # the same size again: nothing changed, nothing to say
+        mp.preset_combo.activated.emit(mp.preset_combo.currentIndex())
+    assert panel.image_size() == 224
