@@ -992,6 +992,22 @@ class EvaluateTab(QWidget):
         )
         return f"{what} on {where}"
 
+    def _training_images_note(self, ev: dict[str, Any]) -> str:
+        """ " (includes the 9 training images)" when `ev` is split "all" of the shown checkpoint's run's own data
+        folder: its accuracy counts images the model learned, and the line said nothing of it. The count is the one
+        the run recorded when it trained (config.json's dataset.train_size); "" otherwise."""
+        if ev.get("split") != "all" or not self._checkpoint or not ev.get("data_root"):
+            return ""
+        own = self._data_root_from_checkpoint(self._checkpoint)
+        if not own or not _same_folder(str(ev["data_root"]), own):
+            return ""
+        from core.runs import config_section
+
+        trained = config_section(Path(self._checkpoint).parent, "dataset").get("train_size")
+        if isinstance(trained, int) and not isinstance(trained, bool) and trained > 0:
+            return f" (includes the {count_noun(trained, 'training image')})"
+        return " (includes the training images)"
+
     def cancel(self) -> None:
         if self._eval_worker is not None:
             self._eval_worker.cancel()
@@ -1064,6 +1080,7 @@ class EvaluateTab(QWidget):
             (e["path"], e["reason"]) if isinstance(e, dict) else (str(e), "could not be read") for e in errors
         ]
         unread = len(unusable)
+        evaluated = f"Evaluated {self._described(ev)}{self._training_images_note(ev)}." if checkpoint else ""
         if ev.get("stopped"):
             self._set_status(f"Cancelled: these numbers cover only the first {n} images.", error=True)
         elif unread or left:
@@ -1073,11 +1090,12 @@ class EvaluateTab(QWidget):
                 if unread
                 else ""
             )
-            self._set_status((unread_text + left_text).strip(), error=True)
+            # what was evaluated stays in the line: the warning alone left no word of which model and folder
+            self._set_status(f"{evaluated} {unread_text}{left_text}".strip(), error=True)
             lines = [f"{path}: {reason}" for path, reason in unusable[:20]]
             self.status_label.setToolTip("\n".join(lines + (["…"] if unread > 20 else [])))
         else:
-            self._set_status(f"Evaluated {self._described(ev)}." if checkpoint else "")
+            self._set_status(evaluated)
         if ev.get("data_changed") and not ev.get("stopped"):  # its held-out split may hold training images
             tip = self.status_label.toolTip()
             note = str(ev["data_changed"])

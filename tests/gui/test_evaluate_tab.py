@@ -377,8 +377,35 @@ def test_all_of_the_runs_own_folder_is_shown_but_never_saved_as_its_evaluation(q
     assert json.loads((run / "evaluation.json").read_text()) == sample_evaluation(data)  # … but not saved
 
 
+@pytest.mark.timeout(240)
+def test_all_of_the_runs_own_folder_says_it_includes_the_training_images(qtbot, tab, tmp_path):
+    """ "Evaluated best.pt of … on every image of pets." read like an honest figure, though the run had trained on 9
+    of those 12 images."""
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    doc = json.loads((run / "config.json").read_text())
+    doc["dataset"] = {"train_size": 9, "val_size": 3, "test_size": 0}  # as the trainer records it
+    (run / "config.json").write_text(json.dumps(doc))
+    tab.show_run(str(run))
+    tab.split_combo.setCurrentText("all")
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.evaluation()["num_samples"] == 12
+    assert tab.status_label.text() == (
+        f"Evaluated best.pt of {run.name} on every image of {data} (includes the 9 training images)."
+    )
+    other = make_dataset(tmp_path / "other_pets", per_class=2)  # another folder: none of its images trained it
+    tab.data_edit.setText(str(other))
+    tab._on_data_folder_chosen()
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.status_label.text() == f"Evaluated best.pt of {run.name} on every image of {other}."
+
+
 @pytest.mark.timeout(180)
 def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_path):
+    """The red "Left out, …" line took the place of "Evaluated best.pt of … on …": which model and folder the
+    numbers were of was no longer said. Both are said now."""
     data = make_dataset(tmp_path / "pets")
     mixed = tmp_path / "mixed"
     for name in ("cat", "owl"):
@@ -390,14 +417,15 @@ def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_
     tab.evaluate_now()
     wait_idle(qtbot, tab)
     assert tab.stack.currentIndex() == PAGE_RESULTS and tab.evaluation()["num_samples"] == 2  # the cats
-    assert tab.status_label.text() == "Left out, not classes of the model: owl (2 images)."
+    evaluated = f"Evaluated best.pt of {tmp_path.name} on every image of {mixed}."
+    assert tab.status_label.text() == f"{evaluated} Left out, not classes of the model: owl (2 images)."
 
     (mixed / "cat" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not the rest of a JPEG")
     (mixed / "owl" / "1.png").unlink()
     tab.evaluate_now()
     wait_idle(qtbot, tab)
     assert tab.status_label.text() == (  # the scan's unusable file is named too (it was dropped in silence)
-        "1 file could not be used and was left out (point here for which and why). "
+        f"{evaluated} 1 file could not be used and was left out (point here for which and why). "
         "Left out, not classes of the model: owl (1 image)."
     )
     assert "truncated.jpg" in tab.status_label.toolTip()
