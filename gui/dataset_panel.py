@@ -405,7 +405,7 @@ class DatasetPanel(QWidget):
         self.split_counts.setWordWrap(True)  # an error from the split is a sentence
         f.addRow("Validation", self.val_spin)
         f.addRow("Test", self.test_spin)
-        f.addRow("Seed", self.seed_spin)
+        f.addRow("Split seed", self.seed_spin)  # ("Seed" alone read as the Train tab's training seed too)
         f.addRow("Images", self.split_counts)
         lay.addWidget(split_box)
 

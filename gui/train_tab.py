@@ -458,7 +458,7 @@ class TrainTab(QWidget):
         f.addRow("", self.class_weights_check)
         f.addRow("Device", self.device_combo)
         f.addRow("", self.amp_check)
-        f.addRow("Seed", self.seed_spin)
+        f.addRow("Training seed", self.seed_spin)  # ("Seed" alone read as the Dataset tab's split seed too)
         self.defaults_button = QPushButton("Reset to recommended values")
         self.defaults_button.setToolTip("Recommended settings for this computer's device")
         self.defaults_button.clicked.connect(self.apply_recommended)

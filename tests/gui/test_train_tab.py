@@ -739,3 +739,18 @@ def test_a_preset_that_changes_the_image_size_says_so_in_the_status_bar(qtbot, r
     with qtbot.assertNotEmitted(tab.status_message):  # the same size again: nothing changed, nothing to say
         mp.preset_combo.activated.emit(mp.preset_combo.currentIndex())
     assert panel.image_size() == 224
+
+
+def test_the_split_seed_and_the_training_seed_are_told_apart(qtbot, runs_dir):
+    """The Dataset tab and the Train tab each had a field labelled "Seed": one draws the split, the other the
+    initialisation and shuffling."""
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+
+    def label(field) -> str:
+        return field.parentWidget().layout().labelForField(field).text()
+
+    assert label(panel.seed_spin) == "Split seed" and "split" in panel.seed_spin.toolTip()
+    assert label(tab.seed_spin) == "Training seed" and "shuffling" in tab.seed_spin.toolTip()
