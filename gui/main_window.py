@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QTabW
 
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, settings
 from gui.dataset_panel import DatasetPanel
-from gui.train_tab import IDLE, TrainTab
+from gui.train_tab import IDLE, PAUSED, TrainTab
 from gui.widgets import ask, keyboard_friendly, show_folder
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
         self.runs_dir = runs_dir
         self._closing = False
         self._device_text = ""
+        self._training_device = ""  # the device a run trains on now ("" when none does)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -140,6 +141,7 @@ class MainWindow(QMainWindow):
         self.dataset_panel.status_message.connect(self._show_status)
         self.train_tab.status_message.connect(self._show_status)
         self.train_tab.device_in_use.connect(self._on_device_in_use)
+        self.train_tab.state_changed.connect(self._show_training_device)
         self._wire()
         self._build_menus()
         keyboard_friendly(self)
@@ -472,7 +474,17 @@ class MainWindow(QMainWindow):
             self.train_tab.on_environment_ready()
 
     def _on_device_in_use(self, text: str) -> None:
-        self.device_label.setText(f"Training on {text}" if text else self._device_text)
+        self._training_device = text
+        if not text:
+            self.device_label.setText(self._device_text)
+        self._show_training_device()
+
+    def _show_training_device(self, *_: Any) -> None:
+        """While a run trains, the status bar says on which device, and "Paused (CPU)" while it is paused (it said
+        "Training on CPU" all through a pause). With no run it keeps what it shows (the device found at start-up)."""
+        text = self._training_device
+        if text:
+            self.device_label.setText(f"Paused ({text})" if self.train_tab.state == PAUSED else f"Training on {text}")
 
     def _restore_geometry(self) -> None:
         geo = settings().value("window/geometry")

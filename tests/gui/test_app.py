@@ -386,3 +386,25 @@ def test_file_dialogs_open_where_the_user_last_went_else_home(qapp, tmp_path, mo
     (tmp_path / "data").mkdir()  # first time, with a data set open: Predict's Open images… starts beside it
     assert dialog_dir("images", near=str(tmp_path / "data")) == str(tmp_path / "data")
     assert dialog_dir("images", near=str(tmp_path / "gone")) == str(tmp_path / "home")
+
+
+def test_the_status_bar_says_when_training_is_paused(qtbot, window):
+    """Paused, the status bar still said "Training on CPU"; it says "Paused (CPU)" until Resume."""
+    from gui.train_tab import IDLE, PAUSED, PREPARING, RUNNING
+
+    w = window(load_initial=False)
+    tab = w.train_tab
+    w._on_device_known("CPU, 2 threads")
+    tab._set_state(PREPARING)  # as a run starts: the device is known at the fit's start
+    try:
+        tab.device_in_use.emit("CPU")
+        tab._set_state(RUNNING)
+        assert w.device_label.text() == "Training on CPU"
+        tab._set_state(PAUSED)  # what Pause does to the state
+        assert w.device_label.text() == "Paused (CPU)"
+        tab._set_state(RUNNING)  # Resume
+        assert w.device_label.text() == "Training on CPU"
+    finally:
+        tab._set_state(IDLE)  # (closing waits for a run that is not idle)
+    tab.device_in_use.emit("")  # the run ended: the device found at start-up again
+    assert w.device_label.text() == "CPU, 2 threads"
