@@ -105,10 +105,10 @@ class DataConfig:
                 f"val_split {self.val_split:g} + test_split {self.test_split:g} = "
                 f"{self.val_split + self.test_split:g}: must be < 1, or no image is left to train on"
             )
-        _check(self.augment in AUGMENTATIONS, "augment", self.augment, f"one of {AUGMENTATIONS}")
+        _check(self.augment in AUGMENTATIONS, "augment", self.augment, f"one of {', '.join(AUGMENTATIONS)}")
         _check(0.0 <= self.color_jitter <= 1.0, "color_jitter", self.color_jitter, "must be 0..1")
         _check(0.0 <= self.random_erasing <= 1.0, "random_erasing", self.random_erasing, "must be 0..1")
-        _check(self.cache in CACHE_MODES, "cache", self.cache, f"one of {CACHE_MODES}")
+        _check(self.cache in CACHE_MODES, "cache", self.cache, f"one of {', '.join(CACHE_MODES)}")
         _check(
             self.cache_budget_mb is None or self.cache_budget_mb >= 0,
             "cache_budget_mb",
@@ -130,7 +130,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         _check(bool(self.arch), "arch", self.arch, "must not be empty")
-        _check(self.mode in MODES, "mode", self.mode, f"one of {MODES}")
+        _check(self.mode in MODES, "mode", self.mode, f"one of {', '.join(MODES)}")
         _check(
             self.mode == "scratch" or self.pretrained is not None,
             "mode",
@@ -183,10 +183,10 @@ class TrainConfig:
         # schedule stretched over that many epochs, never ending)
         _check(self.batch_size >= 2, "batch_size", self.batch_size, "must be ≥ 2 (BatchNorm needs two images a step)")
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
-        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
         _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "must be in [0, 1)")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be ≥ 0")
-        _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {SCHEDULERS}")
+        _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
         _check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "must be ≥ 0")
         _check(self.step_size >= 1, "step_size", self.step_size, "must be ≥ 1")
         _check(0 < self.gamma <= 1, "gamma", self.gamma, "must be in (0, 1]")
@@ -200,8 +200,13 @@ class TrainConfig:
             self.early_stop_patience,
             "must be ≥ 1",
         )
-        _check(self.monitor in MONITORS, "monitor", self.monitor, f"one of {MONITORS}")
-        _check(self.device in DEVICES or self.device.startswith("cuda:"), "device", self.device, f"one of {DEVICES}")
+        _check(self.monitor in MONITORS, "monitor", self.monitor, f"one of {', '.join(MONITORS)}")
+        _check(
+            self.device in DEVICES or self.device.startswith("cuda:"),
+            "device",
+            self.device,
+            "one of auto, cpu, cuda, cuda:N, mps",
+        )
         _check(self.channels_last in ("auto", "on", "off"), "channels_last", self.channels_last, "auto|on|off")
         _check(self.backbone_lr_mult > 0, "backbone_lr_mult", self.backbone_lr_mult, "must be > 0")
         _check(self.save_every_s >= 0, "save_every_s", self.save_every_s, "must be ≥ 0 (0: every epoch)")

@@ -2118,7 +2118,8 @@ def evaluate(
     unknown = [c for c in index.classes if c not in names]  # their images are left out (and counted)
     if len(unknown) == len(index.classes):
         raise ValueError(
-            f"{index.root}: none of its classes {index.classes} is one of the checkpoint's classes {names}"
+            f"{index.root}: none of its classes ({', '.join(index.classes)}) is one of the checkpoint's classes "
+            f"({', '.join(names)})"
         )
     label_map = torch.tensor([names.index(c) if c in names else -1 for c in index.classes], dtype=torch.long)
 

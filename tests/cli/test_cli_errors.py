@@ -100,7 +100,7 @@ def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(
     assert out.startswith(f"{len(list((Path(other) / 'red').iterdir()))} images (all)")
     strange = make_set(tmp_path / "strange", classes=("purple", "orange"))
     rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", strange, "--split", "all")
-    assert rc == 2 and one_line(err) and "none of its classes" in err
+    assert rc == 2 and one_line(err) and "none of its classes (orange, purple) is one of the checkpoint" in err
 
     def drop_last_layers(ck):
         for key in list(ck["model"])[-2:]:

@@ -144,3 +144,17 @@ def test_auto_presets_are_copies():
     assert auto_preset("cuda") == auto_preset("mps") == GPU_PRESET
     auto_preset("cpu")["image_size"] = 999
     assert CPU_PRESET["image_size"] == 32
+
+
+def test_a_choice_out_of_a_list_names_the_choices_as_words():
+    """The reasons read "one of ('adam', 'adamw', 'sgd')": Python's tuple, in a message for people."""
+    d = RunConfig().to_dict()
+    d["train"]["optimizer"] = "rmsprop"
+    with pytest.raises(ConfigError) as e:
+        RunConfig.from_dict(d)
+    assert str(e.value).endswith("one of adam, adamw, sgd")
+    d = RunConfig().to_dict()
+    d["train"]["device"] = "tpu"
+    with pytest.raises(ConfigError) as e:
+        RunConfig.from_dict(d)
+    assert str(e.value).endswith("one of auto, cpu, cuda, cuda:N, mps")
