@@ -356,8 +356,10 @@ class TrainTab(QWidget):
         bar = self.log.verticalScrollBar()
         bar.valueChanged.connect(lambda v: setattr(self, "_log_follow", v >= bar.maximum() - 2))
         lg.addWidget(self.log)
-        bl.addWidget(log_box, 3)
-        bl.addWidget(self._build_result_box(), 2)
+        # half and half: at 3:2 the Result box's five lines (how it ended, the resume hint, the best epoch, the run
+        # folder) needed a scroll bar on a 1366 x 768 screen and cut the folder's name
+        bl.addWidget(log_box, 1)
+        bl.addWidget(self._build_result_box(), 1)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.setChildrenCollapsible(False)
@@ -365,7 +367,7 @@ class TrainTab(QWidget):
         split.addWidget(bottom)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
-        split.setSizes([360, 260])
+        split.setSizes([340, 280])
         right.addWidget(split, 1)
         # On a screen less than ~720 px high (1920 x 1080 at 150 %) the column scrolls rather than squeezing the
         # charts or pushing the window's bottom off the screen.
