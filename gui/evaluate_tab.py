@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFrame,
+    QGraphicsOpacityEffect,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -943,8 +944,20 @@ class EvaluateTab(QWidget):
         self.cancel_button.setVisible(True)
         self.evaluate_button.setEnabled(False)
         self.evaluate_now_button.setEnabled(False)
+        self._fade_results(True)
         self._set_status(f"Evaluating {Path(ckpt).name} on the {split} split of {data}…")
         start_worker(worker, self)
+
+    def _fade_results(self, faded: bool) -> None:
+        """The results of the evaluation before stay in view, faded, while a new one runs: at full strength they
+        read as the answer to the split just asked for."""
+        page = self.stack.widget(PAGE_RESULTS)
+        if not faded:
+            page.setGraphicsEffect(None)
+        elif page.graphicsEffect() is None:
+            effect = QGraphicsOpacityEffect(page)
+            effect.setOpacity(0.35)
+            page.setGraphicsEffect(effect)
 
     @staticmethod
     def _data_root_from_checkpoint(ckpt: str) -> str:
@@ -959,6 +972,7 @@ class EvaluateTab(QWidget):
     def _on_eval_finished(self) -> None:
         self._eval_worker = None
         self._eval_target = None
+        self._fade_results(False)
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self.evaluate_button.setEnabled(True)

@@ -324,8 +324,12 @@ def test_evaluate_again_shows_no_image_large_until_one_is_clicked(qtbot, tab, tm
     wait_idle(qtbot, tab)
     assert tab.detail_result() is not None and "predicted as" in tab.detail_label.text()
     tab.evaluate_button.click()
+    # while it runs, the numbers before are faded: at full strength they read as the answer to the new run
+    assert tab.stack.currentIndex() == 2 and tab.stack.currentWidget().graphicsEffect().opacity() < 0.5
+    assert not tab.progress.isHidden()
     wait_idle(qtbot, tab)
     assert tab.gallery.currentRow() == -1 and tab.detail_result() is None and tab.detail_label.text() == ""
+    assert tab.stack.currentWidget().graphicsEffect() is None and tab.progress.isHidden()
 
 
 @pytest.mark.timeout(180)
