@@ -138,7 +138,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
             warnings.simplefilter("ignore", UserWarning)  # before it refuses it: the refusal says why)
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({_refusal(str(e))})") from None
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({_refusal(str(e), path)})") from None
     except Exception as e:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
         why = (
             (str(e).strip().split(". ")[0] or "file is empty or cut short")
@@ -179,6 +179,8 @@ def not_torch_file(path: str | Path) -> str:
     kind = zip_kind(path)
     if kind == "zip":
         return "a zip archive that torch.save did not write"
+    if runs.is_torch_legacy(path):  # (torch's older format, cut short: "unexpected EOF" from the unpickler)
+        return "damaged or incomplete (torch's older format)"
     if kind == "damaged":
         return "a zip archive, damaged or cut short"
     if Path(path).suffix.lower() == ".onnx":
@@ -203,9 +205,11 @@ def zip_kind(path: str | Path) -> str:
     return "torch.save" if any(n.endswith("/data.pkl") for n in names) else "zip"
 
 
-def _refusal(message: str) -> str:
+def _refusal(message: str, path: str | Path | None = None) -> str:
     """The safe loader's reason in a few words (torch's own message is a paragraph about turning the safe loader
     off, which this program never does)."""
+    if "Unsupported operand" in message and path is not None and runs.is_torch_legacy(path):
+        return "damaged or incomplete (torch's older format)"  # (cut short: the unpickler read past its end)
     m = re.search(r"GLOBAL ([\w.]+) (?:was not an allowed global|whose module [\w.]+ is blocked)", message)
     if m:
         return f"it holds {m.group(1)} objects, which the safe loader refuses to load"

@@ -276,10 +276,15 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
     parent = next((p for p in target.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
-    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):  # said now, not after every image is done
-        raise UsageError(f"{flag} {path}: cannot write in {parent} (permission denied)")
-    if target.is_file() and not os.access(target, os.W_OK):
-        raise UsageError(f"{flag} {path}: a read-only file")
+    base = target if folder and target.is_dir() else parent  # (where a file will be made: said now, not after
+    if base is not None and base.is_dir():  # every image is done; a probe, as os.access is wrong on Windows and
+        import tempfile  # for root)
+
+        try:
+            with tempfile.TemporaryFile(dir=base):
+                pass
+        except OSError as e:
+            raise UsageError(f"{flag} {path}: cannot write in {base} ({e.strerror or e})") from None
     from core.runs import is_run_file
 
     run_file = not folder and is_run_file(target)

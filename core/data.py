@@ -397,7 +397,7 @@ def _walk_images(
     for dirpath, dirnames, filenames in walk(folder, onerror=failed):
         if _is_stopped(stop):
             raise DataError("scan cancelled")
-        if "status.json" in filenames and "config.json" in filenames:  # (its curves.png had trained a class "runs")
+        if "status.json" in filenames and _is_run_folder(dirpath):  # (its curves.png had trained a class "runs")
             if unreadable is not None:
                 unreadable.append((dirpath, RUN_FOLDER_REASON))
             dirnames[:] = []
@@ -413,6 +413,28 @@ def _walk_images(
 
 
 RUN_FOLDER_REASON = "a run folder (checkpoints and curves, not images to learn from; ignored)"
+
+
+def _is_run_folder(folder: str) -> bool:
+    """A run folder of this program: a status.json of one of its statuses beside a config.json of its sections
+    (two files of those names alone, in a class folder of photos, do not make one)."""
+    import json
+
+    from core.runs import STATUSES
+
+    try:
+        with open(os.path.join(folder, "status.json"), encoding="utf-8") as f:
+            status = json.load(f)
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(status, dict)
+        and status.get("status") in STATUSES
+        and isinstance(config, dict)
+        and isinstance(config.get("model"), dict)
+    )
 
 
 def _blocked(name: str, path: str, unlisted: list[tuple[str, str]]) -> set[str]:
@@ -514,6 +536,9 @@ def scan(
             why = f"no readable images in {len(class_names)} class folder(s)"
         else:
             why = f"only one class with images ({classes[0]!r}); at least two are needed"
+        runs = [f for f, why in bad if why == RUN_FOLDER_REASON]
+        if runs:  # (a class folder taken for one would be missing without a word)
+            why += f"; {len(runs)} run folder{'s' if len(runs) != 1 else ''} left out, e.g. {runs[0]}"
         lost = sorted(c for c in class_names if not good[c] and unusable_in.get(c))
         if lost:  # classes whose every file is unusable: which, how many files, and one of them with its reason
             n = sum(len(unusable_in[c]) for c in lost)
@@ -1133,7 +1158,8 @@ def cache_budget_bytes(cfg: DataConfig, device: Any) -> int:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (a container's or taskset's share, where the system says)."""
+    """The cores this process may run on (taskset's or a cpuset's share, where the system says; a CPU quota of a
+    container is not seen)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # (macOS and Windows have no affinity call)
@@ -1145,7 +1171,7 @@ def default_num_workers(device: Any = None) -> int:
     trains on them, so it gets up to 8 (8 x ~125 photos/s each), a CPU up to 4. Windows: up to 4 (each spawned
     process loads torch's CUDA libraries into memory of its own, and 8 ran out of paging file: pytorch#59904)."""
     cap = 8 if _device(device).type == "cuda" and os.name != "nt" else 4
-    return max(0, min(cap, (os.cpu_count() or 1) - 1))
+    return max(0, min(cap, usable_cores() - 1))
 
 
 class BatchLoader:
@@ -1252,7 +1278,7 @@ class BatchLoader:
         cores = usable_cores()
         if self.workers > cores:  # each a process of its own torch (~0.5 GB), twice (train and val loaders): more
             self.note += f"; {self.workers} workers asked for, {cores} used (one per core)"  # only fill memory
-            self.workers = cores
+            self.workers = cores  # (only a number given can be more: the default leaves a core to training)
         samples = self.index.samples
         ds = _StreamDataset(
             [samples[i].path for i in self.ids],

@@ -775,13 +775,15 @@ class Trainer:
         run_dir = self.run_dir
         if run_dir is None or not self.is_main or runs.read_status(run_dir).get("status") != "running":
             return
+        saved = (run_dir / "last.pt").is_file()  # (save_every_s may not have written one yet)
         with contextlib.suppress(OSError):
             runs.write_status(
                 run_dir,
                 "interrupted",
                 reason="interrupted",
-                message="interrupted at once by a second Ctrl-C; last.pt holds the last saved state",
-                epochs_done=self._epochs_saved,
+                message="interrupted at once by a second Ctrl-C; "
+                + ("last.pt holds the last saved state" if saved else "nothing was saved, it cannot be resumed"),
+                epochs_done=self._epochs_saved if saved else 0,
             )
 
     def _catch_signals(self) -> Callable[[], None]:

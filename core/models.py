@@ -657,7 +657,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as e:  # refused by the safe loader: its reason in a few words, never its advice
         from core.checkpoint import _refusal
 
-        raise ModelError(f"{path}: not a weights file ({_refusal(str(e))})") from None
+        raise ModelError(f"{path}: not a weights file ({_refusal(str(e), path)})") from None
     except Exception:  # noqa: BLE001 - any unpickling failure means "not a weights file"
         from core.checkpoint import not_torch_file, zip_kind
 

@@ -202,6 +202,16 @@ def is_run_file(path: str | Path) -> bool:
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # torch.save before zip files
 
 
+def is_torch_legacy(path: str | Path) -> bool:
+    """A file in torch.save's older format: its magic number pickled first (after protocol 4's frame header)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return False
+    return head[:1] == b"\x80" and TORCH_LEGACY_MAGIC[2:] in head[:24]
+
+
 def precious_kind(path: str | Path, model_ok: bool = False) -> str:
     """What an existing file is that an output of another kind must not replace, in words ("an image", "a
     PyTorch checkpoint or weights file", "a TorchScript model", "an ONNX model"), or "" (`export --out photo.jpg`
@@ -218,12 +228,8 @@ def precious_kind(path: str | Path, model_ok: bool = False) -> str:
     kind = zip_kind(path)
     if kind == "torch.save":
         return "a PyTorch checkpoint or weights file"
-    try:
-        with open(path, "rb") as f:
-            if f.read(len(TORCH_LEGACY_MAGIC)) == TORCH_LEGACY_MAGIC:
-                return "a PyTorch checkpoint or weights file"
-    except OSError:
-        return ""
+    if is_torch_legacy(path):
+        return "a PyTorch checkpoint or weights file"
     if model_ok:
         return ""
     if kind == "torchscript":

@@ -64,9 +64,9 @@ def test_a_runs_folder_kept_in_the_data_folder_is_no_class(small_dataset):
     from core.data import RUN_FOLDER_REASON
 
     run = small_dataset / "runs" / "20260101-120000-resnext11_4x8d-small"
-    for name in ("status.json", "config.json"):
-        (run / name).parent.mkdir(parents=True, exist_ok=True)
-        (run / name).write_text("{}")
+    run.mkdir(parents=True)
+    (run / "status.json").write_text('{"status": "completed"}')
+    (run / "config.json").write_text('{"model": {"arch": "resnext11_4x8d"}, "train": {}}')
     shutil.copy(small_dataset / "ant" / "00.jpg", run / "curves.png")  # (an image, as curves.png is)
     idx = scan(small_dataset)
     assert idx.classes == ["ant", "bee", "cow"] and len(idx.samples) == 36
@@ -76,6 +76,16 @@ def test_a_runs_folder_kept_in_the_data_folder_is_no_class(small_dataset):
     shutil.copytree(run, nested)
     idx = scan(small_dataset)
     assert len(idx.samples) == 36 and (str(nested), RUN_FOLDER_REASON) in idx.bad_files
+    for name in ("status.json", "config.json"):  # files of those names that are not a run's: a class as any other
+        (small_dataset / "cow" / name).write_text("{}")
+    assert scan(small_dataset).classes == ["ant", "bee", "cow"]
+    (small_dataset / "cow" / "status.json").write_text('{"status": "completed"}')
+    (small_dataset / "cow" / "config.json").write_text('{"model": {}}')
+    (small_dataset / "ant" / "status.json").write_bytes((small_dataset / "cow" / "status.json").read_bytes())
+    (small_dataset / "ant" / "config.json").write_bytes((small_dataset / "cow" / "config.json").read_bytes())
+    with pytest.raises(data.DataError) as e:  # (copied from a run: no class is left, and the message says why)
+        scan(small_dataset)
+    assert f"at least two are needed; 4 run folders left out, e.g. {small_dataset / 'ant'}" in str(e.value)
 
 
 def test_a_class_folder_that_cannot_be_listed_is_named_with_the_reason(small_dataset, monkeypatch):
@@ -652,7 +662,7 @@ def _collect(loader, epoch=0):
     return list(loader)
 
 
-def test_more_workers_than_cores_are_not_started_and_that_is_said(small_dataset):
+def test_more_workers_than_cores_are_not_started_and_that_is_said(small_dataset, monkeypatch):
     """--num-workers 6 on 2 cores started 12 processes of ~0.5 GB each (train and val loaders), and torch's own
     warning about it came four times; 30 would have filled the memory."""
     import warnings
@@ -674,6 +684,9 @@ def test_more_workers_than_cores_are_not_started_and_that_is_said(small_dataset)
             num_workers=cores + 30,
         )
     assert loader.workers == cores
+    monkeypatch.setattr(data, "usable_cores", lambda: 2)  # taskset's 2 of 8 cores: the default leaves one to training
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert data.default_num_workers("cpu") == 1
     assert loader.describe().endswith(
         f"with {cores} worker(s); {cores + 30} workers asked for, {cores} used (one per core)"
     )
@@ -970,7 +983,7 @@ def test_memory_and_workers_on_windows(monkeypatch):
     if os.name != "nt":
         assert data._windows_memory() is None  # (no kernel32 here: the portable answers are used)
     monkeypatch.setattr(data, "_windows_memory", lambda: (32 << 30, 20 << 30))
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(data, "usable_cores", lambda: 16)
     assert data.default_num_workers("cuda") == 8
     monkeypatch.setattr(os, "name", "nt")
     assert (data.total_memory_bytes(), data.available_memory_bytes()) == (32 << 30, 20 << 30)

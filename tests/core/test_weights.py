@@ -213,3 +213,18 @@ def test_a_file_that_is_no_weights_file_is_said_to_be_what_it_is(tmp_path):
         with pytest.raises(CheckpointError) as e:
             load(path)
         assert str(e.value) == f"{path}: not a ResNeXt Studio checkpoint ({said[path]})"
+
+
+def test_a_file_of_torchs_older_format_cut_short_is_called_damaged(tmp_path):
+    from core.checkpoint import CheckpointError, load
+    from core.runs import precious_kind
+
+    whole = tmp_path / "old.pth"
+    torch.save({"w": torch.zeros(1000)}, whole, _use_new_zipfile_serialization=False, pickle_protocol=4)
+    assert precious_kind(whole) == "a PyTorch checkpoint or weights file"  # (any pickle protocol)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(whole.read_bytes()[:200])
+    with pytest.raises(M.ModelError, match=r"cut.pth: not a weights file \(damaged or incomplete"):
+        M.read_state_dict(cut)
+    with pytest.raises(CheckpointError, match=r"cut.pth: not a ResNeXt Studio checkpoint \(damaged or incomplete"):
+        load(cut)
