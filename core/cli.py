@@ -78,8 +78,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 print(f"  … and {len(doc['duplicates']) - 20} more (--json lists them all)")
             _warn_duplicates(doc)
         bad, runs = _bad_files(doc["bad_files"])
-        for b in runs:
+        for b in runs[:20]:
             print(f"run folder ignored (not images): {b['path']}")
+        if len(runs) > 20:
+            print(f"  … and {len(runs) - 20} more run folders (--json lists them all)")
         if bad:
             print(f"{_count(len(bad), 'file')} could not be used:")
             for b in bad:
@@ -360,8 +362,9 @@ def _bad_files(bad: list) -> tuple[list, list]:
 def _report_unusable(index, limit: int = 20) -> int:
     """Warn (stderr) about the files the scan could not use; returns how many there were."""
     bad, runs = _bad_files(list(index.bad_files))
-    for path, _reason in runs if os.environ.get("RANK", "0") == "0" else ():
-        _err(f"note: {path}: a run folder in the data folder, left out (not images to learn from)")
+    if runs and os.environ.get("RANK", "0") == "0":
+        more = f" and {len(runs) - 1} more" if len(runs) > 1 else ""
+        _err(f"note: run folders in the data folder are left out (not images to learn from): {runs[0][0]}{more}")
     if bad and os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
         _err(f"warning: {len(bad)} file(s) in {index.root} could not be used and are left out:")
         for path, reason in bad[:limit]:

@@ -523,15 +523,24 @@ def is_cam_overlay(path: str | Path) -> bool:
         return False
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def cam_names(sources: list, out_dir: str | Path, inputs: list) -> dict[str, str]:
     """A file name in `out_dir` for each source's overlay: `<stem>_gradcam.png`, or `<stem>_2_gradcam.png` … when
     two sources share a stem, or when the name is taken by a file that is no overlay of ours or is an input (a
     user's own photo_gradcam.png, or an overlay being classified again, was written over)."""
     out_dir = Path(out_dir)
-    keep = set()
+    keep = set()  # the inputs as files (device, inode): Photo.png is photo.png on a case-insensitive disk
     for item in inputs:
         with contextlib.suppress(OSError):
-            keep.add(os.path.normcase(os.path.realpath(item)))
+            st = os.stat(item)
+            keep.add((st.st_dev, st.st_ino))
     taken: set[str] = set()
     names: dict[str, str] = {}
     for source in sources:
@@ -542,7 +551,7 @@ def cam_names(sources: list, out_dir: str | Path, inputs: list) -> dict[str, str
             mine = name.casefold() in taken  # (Photo.jpg and photo.jpg are one file on Windows and macOS)
             if not mine and not target.exists():
                 break
-            if not mine and os.path.normcase(os.path.realpath(target)) not in keep and is_cam_overlay(target):
+            if not mine and _file_id(target) not in keep and is_cam_overlay(target):
                 break
             n += 1
             name = f"{stem}_{n}_gradcam.png"

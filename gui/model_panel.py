@@ -39,8 +39,8 @@ MODES = (
 AUTO_PRETRAINED = "auto+weights"
 DESCRIPTIONS = {  # the choices that are no preset of core.models
     AUTO: "A small CIFAR-style ResNeXt on a CPU, ResNeXt-50 32×4d on a GPU.",
-    AUTO_PRETRAINED: "With pretrained weights: ResNeXt-50 32×4d at 224 px (the model and size of a checkpoint of "
-    "this app's own).",
+    AUTO_PRETRAINED: "With pretrained weights: ResNeXt-50 32×4d at 224 px; with a run's checkpoint, that run's "
+    "model and image size.",
     CUSTOM: "ResNeXt-{depth}_{C}×{d}d: depth 50/101/152 ImageNet-style, 9n+2 CIFAR-style (e.g. 29). "
     "Higher cardinality beats deeper or wider.",
 }
@@ -385,7 +385,8 @@ class ModelPanel(QGroupBox):
 
     def _on_changed(self, *_: Any) -> None:
         pretrained = self.model_config().pretrained
-        if pretrained != self._pretrained_now:
+        pending = self.pretrained_choice() == "file" and not pretrained  # (no file chosen yet: still weights)
+        if pretrained != self._pretrained_now and not pending:
             before, self._pretrained_now = self._pretrained_now, pretrained
             self.pretrained_changed.emit(before, pretrained)
         self.changed.emit()

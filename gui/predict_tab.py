@@ -963,9 +963,12 @@ class PredictTab(QWidget):
             os.path.dirname(os.path.abspath(str(r.source))) for r in self._results if not str(r.source).startswith("<")
         }
         try:
-            return os.path.commonpath(sorted(folders)) if folders else None
+            common = os.path.commonpath(sorted(folders)) if folders else None
         except ValueError:  # (drives of their own on Windows)
-            return None
+            common = None
+        if common is None or common == os.path.dirname(common):  # two trees meet at "/" only: the first one's
+            return min(folders) if folders else None
+        return common
 
     def results(self) -> list[Any]:
         """Every row's Prediction (error rows have ok=False, error=reason), in arrival order."""

@@ -676,7 +676,7 @@ class TrainTab(QWidget):
             "lr": lambda v: f"lr {v:g}",
             "epochs": lambda v: f"{v} epochs",
             "warmup_epochs": lambda v: f"warm-up {v:g}",
-            "augment": lambda v: f"{v} augmentation",
+            "augment": lambda v: "no augmentation" if v == "none" else f"{v} augmentation",
         }
         said = ", ".join(words[k](v) for k, v in change.items())
         self.status_message.emit(f"Auto {'with' if after else 'without'} pretrained weights: {said}")

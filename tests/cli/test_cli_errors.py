@@ -445,12 +445,19 @@ def test_cam_overlays_replace_older_overlays_only_never_a_users_file_or_an_input
     assert (d / "n01_gradcam.png").read_bytes() == own  # the user's file (and an input) is kept
     made = sorted(p.name for p in d.iterdir() if p.name not in ("n00.png", "n01.png", "n01_gradcam.png"))
     assert made == ["n00_gradcam.png", "n01_2_gradcam.png", "n01_gradcam_gradcam.png"]
+    # an older overlay is replaced (no _2 pile-up) …
     cams = tmp_path / "cams"
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d / "n01.png", "--cam", cams)
+    (cams / "n01_gradcam.png").rename(cams / "n00_gradcam.png")  # (an overlay of ours, of another image)
+    older = (cams / "n00_gradcam.png").read_bytes()
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d / "n00.png", "--cam", cams)
-    first = (cams / "n00_gradcam.png").stat().st_mtime_ns
-    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d / "n00.png", "--cam", cams)
-    assert rc == 0 and sorted(p.name for p in cams.iterdir()) == ["n00_gradcam.png"]  # an older overlay: replaced
-    assert (cams / "n00_gradcam.png").stat().st_mtime_ns >= first
+    assert rc == 0 and sorted(p.name for p in cams.iterdir()) == ["n00_gradcam.png"]
+    assert (cams / "n00_gradcam.png").read_bytes() != older
+    # … but not when that overlay of ours is itself an input: it is classified, and its own overlay is made too
+    as_input = (cams / "n00_gradcam.png").read_bytes()
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d / "n00.png", cams, "--cam", cams)
+    assert rc == 0 and (cams / "n00_gradcam.png").read_bytes() == as_input
+    assert sorted(p.name for p in cams.iterdir()) == ["n00_2_gradcam.png", "n00_gradcam.png", "n00_gradcam_gradcam.png"]
 
 
 def test_an_overlay_that_cannot_be_made_keeps_every_prediction(capsys, trained, tmp_path, monkeypatch):
@@ -729,7 +736,8 @@ def test_runs_kept_inside_the_data_folder_are_said_and_left_out(capsys, trained,
         assert rc == 0, err
     classes = load(Path(json.loads(out)["run_dir"]) / "best.pt")["class_names"]
     assert classes == sorted(p.name for p in trained["data"].iterdir() if p.is_dir())
-    assert "a run folder in the data folder, left out" in err and json.loads(out)["unusable"] == []
+    assert "note: run folders in the data folder are left out (not images to learn from): " in err
+    assert json.loads(out)["unusable"] == []
     rc, out, _ = run(capsys, "scan", data)
     assert rc == 0 and out.count("run folder ignored (not images): ") == 2 and f"in {len(classes)} classes" in out
 

@@ -1624,3 +1624,14 @@ def test_compile_on_the_cpu_does_not_print_torchs_cuda_home_note(tmp_path):
 
     assert "No CUDA runtime is found" in stderr("")  # (torch does warn here …)
     assert "No CUDA runtime is found" not in stderr("from core.engine import quiet_cuda_home_warning as q; q(); ")
+
+
+def test_a_compiled_run_on_the_cpu_quiets_the_cuda_home_note(dataset, tmp_path, monkeypatch):
+    called = []
+    monkeypatch.setattr(engine, "quiet_cuda_home_warning", lambda: called.append(1))
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: module)  # (compiling itself takes 30 s here)
+    cfg = config(dataset, epochs=1)
+    cfg.train.compile = True
+    assert Trainer(cfg, runs_dir=tmp_path).fit().reason == "completed" and called == [1]
+    cfg.train.compile = False
+    assert Trainer(cfg, runs_dir=tmp_path).fit().reason == "completed" and called == [1]

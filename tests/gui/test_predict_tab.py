@@ -160,7 +160,6 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
     assert cli == expected
 
 
-@pytest.mark.timeout(180)
 def test_top_k_and_the_grad_cam_box_are_kept_for_the_next_start(qtbot, tab):
     """Both came back as 5 and ticked at every start."""
     tab.topk_spin.setValue(3)
@@ -170,6 +169,7 @@ def test_top_k_and_the_grad_cam_box_are_kept_for_the_next_start(qtbot, tab):
     assert again.topk_spin.value() == 3 and not again.cam_check.isChecked()
 
 
+@pytest.mark.timeout(180)
 def test_rows_name_files_from_the_dropped_folder(qtbot, tab, ckpt, inputs, tmp_path):
     """Two IMG_0001.jpg in different sub-folders must not look alike: rows name a file from the dropped folder."""
     from gui.predict_tab import display_name

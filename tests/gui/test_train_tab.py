@@ -449,8 +449,12 @@ def test_auto_with_imagenet_weights_takes_the_transfer_values_the_command_line_u
     with qtbot.waitSignal(mp.image_size_suggested, timeout=5000) as size:  # Auto chosen again keeps 224 px
         mp.preset_combo.activated.emit(mp.preset_combo.currentIndex())
     assert size.args == [224]
-    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("none"))  # back: the small net's values
+    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("file"))  # no file yet: still weights
+    assert {k: _form(panel, tab)[k] for k in TRANSFER_PRESET} == expected
+    with qtbot.waitSignal(tab.status_message, timeout=5000) as said:
+        mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("none"))  # back: the small net's values
     assert {k: _form(panel, tab)[k] for k in CPU_PRESET} == {**CPU_PRESET, "epochs": 4}
+    assert "32 px" in said.args[0] and "no augmentation" in said.args[0]
     assert "A small CIFAR-style ResNeXt" in mp.description.text()
     mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("imagenet"))
     tab.set_train_values({"epochs": 4, "lr": 0.05})
