@@ -627,7 +627,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ckpt = load(args.checkpoint)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
-    from core.runs import run_data_root, trained_data_root  # (an older run's relative data path: where it was)
+    from core.runs import (
+        config_section,
+        run_data_root,
+        trained_data_root,
+    )  # (an older run's relative data path: where it was)
 
     run_dir = Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else None
     stored = (ckpt.get("config") or {}).get("data", {})
@@ -668,6 +672,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                     "scored, the ones it trained on too (the accuracy reads high); evaluate a folder of new images "
                     "(--data) for an honest figure"
                 )
+    elif own_folder and args.split == "all":  # asked for: said as the app says it
+        trained = config_section(run_dir, "dataset").get("train_size") if run_dir else None
+        n = f"the {trained} " if isinstance(trained, int) and not isinstance(trained, bool) else "the "
+        _err(
+            f"note: --split all of the run's own data folder includes {n}images it trained on (the accuracy reads high)"
+        )
     unusable = _report_unusable(index)
     if own_folder and args.split in ("val", "test"):
         from core.runs import held_out_warning

@@ -179,6 +179,8 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float):
                 _check(math.isfinite(value), f.name, value, "must be a finite number")
+        if isinstance(self.device, str):  # "CPU" in a config file, as --device CPU on the command line
+            self.device = self.device.strip().lower()
         _check(1 <= self.epochs <= MAX_EPOCHS, "epochs", self.epochs, f"must be 1 … {MAX_EPOCHS}")  # (1e20: a
         # schedule stretched over that many epochs, never ending)
         _check(self.batch_size >= 2, "batch_size", self.batch_size, "must be ≥ 2 (BatchNorm needs two images a step)")

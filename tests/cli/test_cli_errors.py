@@ -86,6 +86,9 @@ def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(
     assert rc == 2 and one_line(err) and "the test split" in err and "is empty" in err
     rc, out, _ = run(capsys, "evaluate", "--checkpoint", trained["best"], "--quiet")  # its own folder: held-out part
     assert rc == 0 and " images (val): accuracy " in out.splitlines()[0]
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--split", "all", "--quiet")
+    trained_on = json.loads((trained["run"] / "config.json").read_text())["dataset"]["train_size"]
+    assert rc == 0 and f"includes the {trained_on} images it trained on" in err  # (as the app's Evaluate tab says)
     with_test = tmp_path / "with_test"
     rc, _, err = run(capsys, *_tiny_train(trained, with_test), "--test-split", "0.25")
     assert rc == 0, err

@@ -158,3 +158,9 @@ def test_a_choice_out_of_a_list_names_the_choices_as_words():
     with pytest.raises(ConfigError) as e:
         RunConfig.from_dict(d)
     assert str(e.value).endswith("one of auto, cpu, cuda, cuda:N, mps")
+
+
+def test_a_device_written_in_capitals_in_a_config_file_is_taken():
+    d = RunConfig().to_dict()
+    d["train"]["device"] = " CPU"
+    assert RunConfig.from_dict(d).train.device == "cpu"
