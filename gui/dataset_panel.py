@@ -255,7 +255,15 @@ class DatasetPanel(QWidget):
         self.recent_combo.setMinimumContentsLength(40)
         self.recent_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.recent_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.recent_combo.setToolTip("Recently opened data sets; pick one to open it again")
+        self.recent_combo.setToolTip(
+            "Recently opened data sets; pick one to open it again, or type (paste) a folder's path and press Enter"
+        )
+        self.recent_combo.setEditable(True)  # (a path copied from a file manager or a terminal could not be pasted)
+        self.recent_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.recent_combo.lineEdit().setPlaceholderText(
+            "a folder of class sub-folders: type or paste its path, or Open folder…"
+        )
+        self.recent_combo.lineEdit().returnPressed.connect(self._on_path_typed)
         self.recent_combo.activated.connect(self._on_recent_activated)
         bar.addWidget(self.recent_combo, 1)
         self.browse_button = QPushButton("Open folder…")
@@ -962,6 +970,16 @@ class DatasetPanel(QWidget):
         if current:
             self.recent_combo.setCurrentIndex(max(0, self.recent_combo.findData(current)))
         self.recent_combo.blockSignals(False)
+
+    def _on_path_typed(self) -> None:
+        text = self.recent_combo.currentText().strip().strip('"').strip("'")  # ("Copy as path" on Windows quotes it)
+        folder = os.path.expanduser(text)
+        if not text or folder == self.folder:
+            return
+        if not os.path.isdir(folder):
+            self.banner.set_error(f"{folder}: {'a file, not a folder' if os.path.exists(folder) else 'no such folder'}")
+            return
+        self.load_folder(os.path.abspath(folder))
 
     def _on_recent_activated(self, i: int) -> None:
         folder = self.recent_combo.itemData(i)

@@ -55,6 +55,21 @@ def test_tiny_dataset_counts_split_and_config(qtbot, panel, tiny_dataset):
     assert panel.split_counts.text().startswith("train 27 · val 9")
 
 
+def test_a_folder_path_typed_or_pasted_in_the_folder_box_opens_on_enter(qtbot, panel, tiny_dataset, tmp_path):
+    """The box was a list of recent folders only: a path copied from a file manager could not be pasted."""
+    from PySide6.QtCore import Qt
+
+    edit = panel.recent_combo.lineEdit()
+    edit.setText(str(tmp_path / "nowhere"))
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert panel.banner.text() == f"{tmp_path / 'nowhere'}: no such folder" and panel.index is None
+    edit.setText(f'"{tiny_dataset}"')  # (Windows' "Copy as path" quotes it)
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert panel.index is not None and panel.index.root == str(tiny_dataset)
+    assert panel.recent_combo.currentText() == str(tiny_dataset)
+
+
 def test_a_split_that_leaves_too_few_training_images_says_so_beside_the_counts(qtbot, panel, tmp_path, dataset_factory):
     """Two images, the same file in two classes (kept together), 50 % for validation: "train 0" came with no word
     until Start refused it."""
