@@ -235,6 +235,7 @@ class ConfusionMatrixCanvas(QWidget):
     """
 
     scrolls_changed = Signal()  # the scroll range changed: whether the matrix fits its pane may have too
+    cell_clicked = Signal(int, int)  # (true row, predicted column) of a cell clicked
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -260,6 +261,8 @@ class ConfusionMatrixCanvas(QWidget):
         self._names: list[str] = []
         self._normalized = False
         self._fit = False  # True: shrink to the pane rather than scroll
+        self.selected: tuple[int, int] | None = None  # the cell outlined (its images are listed)
+        self._outline: Any = None
         self._refit = QTimer(self)
         self._refit.setSingleShot(True)
         self._refit.setInterval(60)
@@ -269,6 +272,7 @@ class ConfusionMatrixCanvas(QWidget):
         self.numbers_fit = True  # False while the cells are too small for their numbers: then none is drawn
         self.canvas.mpl_connect("draw_event", self._fit_cell_texts)
         self.canvas.mpl_connect("motion_notify_event", self._on_hover)
+        self.canvas.mpl_connect("button_press_event", self._on_press)
         self._draw()
 
     def eventFilter(self, obj: Any, event: Any) -> bool:
@@ -280,6 +284,7 @@ class ConfusionMatrixCanvas(QWidget):
     def set_matrix(
         self, matrix: list[list[int]], names: list[str], normalized: bool | None = None, fit: bool | None = None
     ) -> None:
+        self.selected = None  # (a new evaluation: the gallery lists everything again)
         self._matrix = [[int(v) for v in row] for row in matrix]
         self._names = [str(n) for n in names]
         if normalized is not None:
@@ -418,7 +423,21 @@ class ConfusionMatrixCanvas(QWidget):
                         )
                     )
                 self.cell_texts.append(row)
+        self._outline = None
+        if self.selected is not None and max(self.selected) < n:
+            from matplotlib.patches import Rectangle
+
+            r, c = self.selected  # the cell whose images the gallery lists
+            self._outline = self.ax.add_patch(
+                Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="#f28e2b", linewidth=3, zorder=5)
+            )
         self.canvas.draw_idle()
+
+    def select(self, cell: tuple[int, int] | None) -> None:
+        """Outline `cell` (row, column), or none."""
+        if cell != self.selected:
+            self.selected = cell
+            self._draw()
 
     def _fit_cell_texts(self, event: Any) -> None:
         """After a draw: the cell numbers stay only if every one fits in its cell (all or none: a matrix with
@@ -449,6 +468,19 @@ class ConfusionMatrixCanvas(QWidget):
                 QToolTip.showText(QCursor.pos(), text, self.canvas)
             else:
                 QToolTip.hideText()
+
+    def cell_at(self, x: float | None, y: float | None) -> tuple[int, int] | None:
+        """The (row, column) of the cell at (x, y) in the figure's display pixels, or None."""
+        n = len(self._matrix)
+        if n == 0 or x is None or y is None or not self.ax.get_window_extent().contains(x, y):
+            return None
+        col, row = (int(round(v)) for v in self.ax.transData.inverted().transform((x, y)))
+        return (row, col) if 0 <= row < n and 0 <= col < n else None
+
+    def _on_press(self, event: Any) -> None:
+        cell = self.cell_at(event.x, event.y)
+        if cell is not None and event.button == 1:
+            self.cell_clicked.emit(*cell)
 
     def tooltip_at(self, x: float, y: float) -> str:
         """What pointing at (x, y), in the figure's display pixels, tells: a cell's numbers and classes, or the
@@ -488,7 +520,11 @@ class ConfusionMatrixCanvas(QWidget):
         share = (
             f"{count} of its {count_noun(total, 'image')} ({count / total:.1%})" if total else "No images of this class"
         )
-        return f"True class: {self._names[row]}\nPredicted: {self._names[col]}\n{share}"
+        click = "\nClick: list these images under Misclassified" if row != col and count else ""
+        return f"True class: {self._names[row]}\nPredicted: {self._names[col]}\n{share}{click}"
+
+    def names(self) -> list[str]:
+        return list(self._names)
 
     def texts(self) -> list[list[str]]:
         """The numbers written in the cells, row by row ("" for an empty cell)."""
@@ -694,6 +730,22 @@ class EvaluateTab(QWidget):
 
     def _build_gallery(self) -> QWidget:
         split = QSplitter(Qt.Orientation.Vertical)
+        top = QWidget()
+        tv = QVBoxLayout(top)
+        tv.setContentsMargins(0, 0, 0, 0)
+        self.filter_row = QWidget()  # shown while a confusion-matrix cell narrows the gallery to its images
+        fr = QHBoxLayout(self.filter_row)
+        fr.setContentsMargins(0, 0, 0, 0)
+        self.filter_label = QLabel("")
+        self.filter_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        fr.addWidget(self.filter_label, 1)
+        show_all = QPushButton("Show all")
+        show_all.setToolTip("Every misclassified image again (as does clicking the same cell)")
+        show_all.clicked.connect(lambda: self.filter_gallery(None))
+        fr.addWidget(show_all)
+        self.filter_row.setVisible(False)
+        tv.addWidget(self.filter_row)
+        self._gallery_filter: tuple[str, str] | None = None
         self.gallery = QListWidget()
         self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
         self.gallery.setIconSize(QSize(TILE, TILE))
@@ -704,7 +756,8 @@ class EvaluateTab(QWidget):
         self.gallery.setWordWrap(True)
         self.gallery.setSpacing(4)
         self.gallery.currentRowChanged.connect(self._on_gallery_row)
-        split.addWidget(self.gallery)
+        tv.addWidget(self.gallery, 1)
+        split.addWidget(top)
 
         detail = QWidget()
         dv = QVBoxLayout(detail)
@@ -1076,6 +1129,7 @@ class EvaluateTab(QWidget):
             self.cm_canvas = ConfusionMatrixCanvas()
             self.cm_layout.addWidget(self.cm_canvas, 1)
             self.cm_canvas.scrolls_changed.connect(self._offer_fit)
+            self.cm_canvas.cell_clicked.connect(self._on_cell_clicked)
         self.cm_canvas.set_matrix(
             ev.get("confusion_matrix", []), names, self.norm_radio.isChecked(), self.fit_check.isChecked()
         )
@@ -1151,6 +1205,8 @@ class EvaluateTab(QWidget):
         entries.sort(key=lambda e: -e["confidence"])
         self._gallery_rows = []  # (clear() moves the current row as it goes: no row may be shown from it)
         self.gallery.clear()
+        self._gallery_filter = None
+        self.filter_row.setVisible(False)
         self._gallery_rows = entries[:GALLERY_LIMIT]
         self.detail_view.set_image(None)
         self.detail_label.setText("")
@@ -1181,6 +1237,36 @@ class EvaluateTab(QWidget):
         connect_worker(worker, self, finished=lambda w=worker: self._on_thumbs_finished(w))
         self._thumb_worker = worker
         start_worker(worker, self)
+
+    def _on_cell_clicked(self, row: int, col: int) -> None:
+        names = self.cm_canvas.names() if self.cm_canvas is not None else []
+        if not (0 <= row < len(names) and 0 <= col < len(names)) or row == col:
+            return  # (the diagonal: correct answers, which the gallery does not hold)
+        pair = (names[row], names[col])
+        self.filter_gallery(None if pair == self._gallery_filter else pair)
+        self.side_tabs.setCurrentIndex(1)
+
+    def filter_gallery(self, pair: tuple[str, str] | None) -> None:
+        """Show only the misclassified images of true class → predicted class `pair` (a cell of the confusion
+        matrix clicked), or all of them (None)."""
+        self._gallery_filter = pair
+        shown = 0
+        for i, e in enumerate(self._gallery_rows):
+            hide = pair is not None and (e["true"], e["predicted"]) != pair
+            self.gallery.item(i).setHidden(hide)
+            shown += not hide
+        if pair is not None and self.gallery.currentRow() >= 0 and self.gallery.currentItem().isHidden():
+            self.gallery.setCurrentRow(-1)
+            self.detail_view.set_image(None)
+            self.detail_label.setText("")
+        self.filter_row.setVisible(pair is not None)
+        if self.cm_canvas is not None:
+            names = self.cm_canvas.names()
+            cell = (names.index(pair[0]), names.index(pair[1])) if pair and set(pair) <= set(names) else None
+            self.cm_canvas.select(cell)
+        if pair is not None:
+            self.filter_label.setText(f"<b>{pair[0]}</b> predicted as <b>{pair[1]}</b>: {count_noun(shown, 'image')}")
+            self.filter_label.setToolTip(f"{pair[0]} → {pair[1]}")
 
     def _caption(self, e: dict[str, Any]) -> str:
         """ "true → predicted" over "(confidence)" under a tile; names too long for it are cut in the middle (class

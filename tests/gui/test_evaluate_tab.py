@@ -332,6 +332,42 @@ def test_evaluate_again_shows_no_image_large_until_one_is_clicked(qtbot, tab, tm
     assert tab.stack.currentWidget().graphicsEffect() is None and tab.progress.isHidden()
 
 
+def test_clicking_a_confusion_matrix_cell_lists_its_images_under_misclassified(qtbot, tab, tmp_path):
+    """A cell said how many images were confused, but not which: the gallery mixed every pair."""
+    from types import SimpleNamespace
+
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    tab.show_run(str(run))
+    tab.evaluate_now_button.click()
+    wait_idle(qtbot, tab)
+    entries = tab.gallery_entries()
+    assert entries, "the untrained model confuses some images"
+    names = tab.cm_canvas.names()
+    pair = (entries[-1]["true"], entries[-1]["predicted"])
+    row, col = names.index(pair[0]), names.index(pair[1])
+
+    def click(r: int, c: int) -> None:  # where the cell is drawn, as matplotlib reports a press there
+        tab.cm_canvas.canvas.draw()
+        x, y = tab.cm_canvas.ax.transData.transform((c, r))
+        tab.cm_canvas._on_press(SimpleNamespace(x=x, y=y, button=1))
+
+    tab.side_tabs.setCurrentIndex(0)
+    click(row, col)
+    shown = [e for i, e in enumerate(entries) if not tab.gallery.item(i).isHidden()]
+    assert shown and all((e["true"], e["predicted"]) == pair for e in shown)
+    assert len(shown) == sum((e["true"], e["predicted"]) == pair for e in entries)
+    assert tab.side_tabs.currentIndex() == 1 and not tab.filter_row.isHidden()
+    assert tab.filter_label.text().endswith(f"{len(shown)} image" + ("s" if len(shown) != 1 else ""))
+    assert "Click: list these images" in tab.cm_canvas.cell_tooltip(row, col)
+    assert tab.cm_canvas.selected == (row, col) and tab.cm_canvas._outline is not None  # outlined in the matrix
+    click(row, row)  # the diagonal (right answers): the list stays as it is
+    assert sum(not tab.gallery.item(i).isHidden() for i in range(len(entries))) == len(shown)
+    click(row, col)  # the same cell again: every image
+    assert all(not tab.gallery.item(i).isHidden() for i in range(len(entries))) and tab.filter_row.isHidden()
+    assert tab.cm_canvas.selected is None and tab.cm_canvas._outline is None
+
+
 @pytest.mark.timeout(180)
 def test_a_failed_evaluation_says_which_results_are_still_shown(qtbot, tab, tmp_path):
     data = make_dataset(tmp_path / "pets")
@@ -489,7 +525,7 @@ def test_a_confusion_matrix_of_many_classes_stays_readable(qtbot):
     assert labels[28] == "x" and "mber_15" in labels[15] and labels[15].startswith("15_")
     x, y = cm.ax.transData.transform((17, 3))
     tip = cm.tooltip_at(x, y)
-    assert LONG[3] in tip and LONG[17] in tip and tip.endswith("\n2 of its 2 images (100.0%)")
+    assert LONG[3] in tip and LONG[17] in tip and "\n2 of its 2 images (100.0%)\nClick: list these images" in tip
     renderer = cm.canvas.get_renderer()
     for which, label, i in (
         ("True class", cm.ax.get_yticklabels()[15], 15),
