@@ -311,14 +311,20 @@ def test_a_grad_cam_that_arrives_after_the_gallery_was_refilled_is_dropped(qtbot
     assert tab.gallery.currentRow() == -1 and tab.detail_result() is None  # nothing shown nobody asked for
 
 
-def test_evaluate_again_shows_no_image_large_until_one_is_clicked(qtbot, tab, tmp_path):
-    """Evaluate again after an image was shown large: the refilled gallery has no image chosen, and the pane
-    shows none (it showed the new second tile's Grad-CAM with no caption, which nobody had clicked)."""
+def _evaluated_run(qtbot, tab, tmp_path) -> tuple[Path, Path]:
+    """A run of an untrained model on a small "pets" set, shown and evaluated (it confuses some images)."""
     data = make_dataset(tmp_path / "pets")
     run = make_run(tmp_path / "runs", data, None)
     tab.show_run(str(run))
     tab.evaluate_now_button.click()
     wait_idle(qtbot, tab)
+    return data, run
+
+
+def test_evaluate_again_shows_no_image_large_until_one_is_clicked(qtbot, tab, tmp_path):
+    """Evaluate again after an image was shown large: the refilled gallery has no image chosen, and the pane
+    shows none (it showed the new second tile's Grad-CAM with no caption, which nobody had clicked)."""
+    _evaluated_run(qtbot, tab, tmp_path)
     assert tab.gallery.count() >= 2, tab.gallery_entries()
     tab.gallery.setCurrentRow(0)
     wait_idle(qtbot, tab)
@@ -336,11 +342,7 @@ def test_clicking_a_confusion_matrix_cell_lists_its_images_under_misclassified(q
     """A cell said how many images were confused, but not which: the gallery mixed every pair."""
     from types import SimpleNamespace
 
-    data = make_dataset(tmp_path / "pets")
-    run = make_run(tmp_path / "runs", data, None)
-    tab.show_run(str(run))
-    tab.evaluate_now_button.click()
-    wait_idle(qtbot, tab)
+    _evaluated_run(qtbot, tab, tmp_path)
     entries = tab.gallery_entries()
     assert entries, "the untrained model confuses some images"
     names = tab.cm_canvas.names()
@@ -370,11 +372,7 @@ def test_clicking_a_confusion_matrix_cell_lists_its_images_under_misclassified(q
 
 @pytest.mark.timeout(180)
 def test_a_failed_evaluation_says_which_results_are_still_shown(qtbot, tab, tmp_path):
-    data = make_dataset(tmp_path / "pets")
-    run = make_run(tmp_path / "runs", data, None)
-    tab.show_run(str(run))
-    tab.evaluate_now_button.click()
-    wait_idle(qtbot, tab)
+    data, run = _evaluated_run(qtbot, tab, tmp_path)
     assert tab.stack.currentIndex() == PAGE_RESULTS
     assert tab.status_label.text() == f"Evaluated best.pt of {run.name} on the val split of {data}."
     other = tmp_path / "birds"
