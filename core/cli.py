@@ -278,9 +278,11 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
     parent = next((p for p in target.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
-    base = target if folder and target.is_dir() else parent  # (where a file will be made: said now, not after
-    if base is not None and base.is_dir():  # every image is done; a probe, as os.access is wrong on Windows and
-        import tempfile  # for root)
+    # the folder the output's file(s) will be made in can take a file: said now, not after every image is done
+    # (a probe: os.access answers wrongly on Windows and for root)
+    base = target if folder and target.is_dir() else parent
+    if base is not None and base.is_dir():
+        import tempfile
 
         try:
             with tempfile.TemporaryFile(dir=base):
@@ -627,11 +629,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ckpt = load(args.checkpoint)
     except CheckpointError as e:
         raise UsageError(str(e)) from None
-    from core.runs import (
-        config_section,
-        run_data_root,
-        trained_data_root,
-    )  # (an older run's relative data path: where it was)
+    # (trained_data_root: an older run's relative data path, where it was)
+    from core.runs import config_section, run_data_root, trained_data_root
 
     run_dir = Path(args.checkpoint).parent if Path(args.checkpoint).is_file() else None
     stored = (ckpt.get("config") or {}).get("data", {})

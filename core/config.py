@@ -181,8 +181,8 @@ class TrainConfig:
                 _check(math.isfinite(value), f.name, value, "must be a finite number")
         if isinstance(self.device, str):  # "CPU" in a config file, as --device CPU on the command line
             self.device = self.device.strip().lower()
-        _check(1 <= self.epochs <= MAX_EPOCHS, "epochs", self.epochs, f"must be 1 … {MAX_EPOCHS}")  # (1e20: a
-        # schedule stretched over that many epochs, never ending)
+        # (1e20 in a config file stretched the schedule over that many epochs: a run that never ends)
+        _check(1 <= self.epochs <= MAX_EPOCHS, "epochs", self.epochs, f"must be 1 … {MAX_EPOCHS}")
         _check(self.batch_size >= 2, "batch_size", self.batch_size, "must be ≥ 2 (BatchNorm needs two images a step)")
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
