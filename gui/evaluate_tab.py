@@ -42,9 +42,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.app import settings
 from gui.image_view import ImageView, grey_outside, load_thumbnail, model_crop_box, pil_to_qimage
 from gui.predict_tab import PredictorCache
-from gui.widgets import count_noun, dialog_dir, remember_dir
+from gui.widgets import count_noun, dialog_dir, load_json_setting, remember_dir, store_json_setting
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 GALLERY_LIMIT = 500
@@ -681,11 +682,15 @@ class EvaluateTab(QWidget):
         toggle.addWidget(QLabel("Show:"))
         self.counts_radio = QRadioButton("Counts")
         self.norm_radio = QRadioButton("Row-normalised (recall)")
-        self.counts_radio.setChecked(True)
+        # as left last time (it came back as Counts at every start)
+        (
+            self.norm_radio if load_json_setting(settings(), "evaluate/normalised", False) else self.counts_radio
+        ).setChecked(True)
         group = QButtonGroup(self)
         group.addButton(self.counts_radio)
         group.addButton(self.norm_radio)
         self.norm_radio.toggled.connect(lambda on: self.cm_canvas is not None and self.cm_canvas.set_normalized(on))
+        self.norm_radio.toggled.connect(lambda on: store_json_setting(settings(), "evaluate/normalised", on))
         toggle.addWidget(self.counts_radio)
         toggle.addWidget(self.norm_radio)
         toggle.addStretch(1)

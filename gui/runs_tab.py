@@ -33,7 +33,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.widgets import ask, count_noun, dialog_dir, refused_output, remember_dir, show_folder, with_suffix
+from gui.app import settings
+from gui.widgets import (
+    ask,
+    count_noun,
+    dialog_dir,
+    load_json_setting,
+    refused_output,
+    remember_dir,
+    show_folder,
+    store_json_setting,
+    with_suffix,
+)
 
 COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
@@ -361,6 +372,8 @@ class RunsTab(QWidget):
         self._loss_ax: Any = None
         self._acc_ax: Any = None
         self.train_check = QCheckBox("Also show training curves (dashed)")
+        self.train_check.setChecked(bool(load_json_setting(settings(), "runs/train_curves", False)))  # (as left)
+        self.train_check.toggled.connect(lambda on: store_json_setting(settings(), "runs/train_curves", on))
         self.train_check.toggled.connect(self._draw_curves)
         chart_box = QWidget()
         chart_box.setMinimumHeight(220)

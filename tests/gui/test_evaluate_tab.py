@@ -809,3 +809,12 @@ def test_an_error_lines_tooltip_keeps_the_tooltip_colours(qtbot, tab):
     finally:
         QToolTip.hideText()
         app.setStyleSheet("")
+
+
+def test_row_normalised_is_kept_for_the_next_start(qtbot, tab):
+    """It came back as Counts at every start."""
+    assert tab.counts_radio.isChecked()
+    tab.norm_radio.setChecked(True)
+    again = EvaluateTab()
+    qtbot.addWidget(again)
+    assert again.norm_radio.isChecked() and not again.counts_radio.isChecked()

@@ -698,3 +698,11 @@ def test_settings_show_what_strong_used_and_leave_out_what_the_optimizer_and_sch
     assert "train.momentum" in rows
     by_run = dict(zip(tab.selected_paths(), (rows["train.momentum"].text(c) for c in (1, 2)), strict=True))
     assert by_run == {str(runs["done"]): "0.9", str(runs["stopped"]): "—"}
+
+
+def test_also_show_training_curves_is_kept_for_the_next_start(qtbot, tab):
+    assert not tab.train_check.isChecked()
+    tab.train_check.setChecked(True)
+    again = RunsTab()
+    qtbot.addWidget(again)
+    assert again.train_check.isChecked()
