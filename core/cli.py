@@ -57,6 +57,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if progress:
         progress.close()
     doc = index.to_dict()
+    bad, runs = _bad_files(doc["bad_files"])  # (run folders are no unusable files: apart, as train --json has them)
+    doc["bad_files"], doc["run_folders"] = bad, [b["path"] for b in runs]
     if args.json:
         _emit_json(doc)
     else:
@@ -77,11 +79,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
             if len(doc["duplicates"]) > 20:
                 print(f"  … and {len(doc['duplicates']) - 20} more (--json lists them all)")
             _warn_duplicates(doc)
-        bad, runs = _bad_files(doc["bad_files"])
-        for b in runs[:20]:
-            print(f"run folder ignored (not images): {b['path']}")
-        if len(runs) > 20:
-            print(f"  … and {len(runs) - 20} more run folders (--json lists them all)")
+        for path in doc["run_folders"][:20]:
+            print(f"run folder ignored (not images): {path}")
+        if len(doc["run_folders"]) > 20:
+            print(f"  … and {len(doc['run_folders']) - 20} more run folders (--json lists them all)")
         if bad:
             print(f"{_count(len(bad), 'file')} could not be used:")
             for b in bad:
@@ -93,7 +94,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 print(f"  {path}")
             if len(ignored) > 20:
                 print(f"  … and {len(ignored) - 20} more (--json lists them all)")
-    return 1 if _bad_files(doc["bad_files"])[0] else 0
+    return 1 if doc["bad_files"] else 0
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:

@@ -743,6 +743,9 @@ def test_runs_kept_inside_the_data_folder_are_said_and_left_out(capsys, trained,
     assert json.loads(out)["unusable"] == []
     rc, out, _ = run(capsys, "scan", data)
     assert rc == 0 and out.count("run folder ignored (not images): ") == 2 and f"in {len(classes)} classes" in out
+    rc, out, _ = run(capsys, "scan", data, "--json", "--quiet")
+    doc = json.loads(out)
+    assert rc == 0 and doc["bad_files"] == [] and len(doc["run_folders"]) == 2  # (apart, as train --json has them)
 
 
 def test_split_shares_that_leave_nothing_to_train_name_both(capsys, trained, tmp_path):
