@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     from gui.main_window import MainWindow
 
     window = MainWindow(data_dir=args.data, defer=True)
-    window.show()
+    if window.maximize_first:
+        window.showMaximized()
+    else:
+        window.show()
     window.start_background_init()
     if os.environ.get("RESNEXT_STUDIO_EXIT_WHEN_SHOWN"):  # start-up benchmark: report and leave
         from PySide6.QtCore import QTimer

@@ -87,6 +87,12 @@ def first_size(free: QSize | None) -> QSize:
     return QSize(max(800, min(1280, free.width() - 16)), max(600, min(820, free.height() - 40)))
 
 
+def first_maximized(free: QSize | None) -> bool:
+    """Whether a first start fills the screen: below 1280 x 720 free (a 1024 x 600 netbook, a 1366 x 768 laptop at
+    125 %) the window's own first size leaves the charts a few dozen pixels and every pixel counts."""
+    return free is not None and not free.isEmpty() and (free.width() < 1280 or free.height() < 720)
+
+
 def _splitter_keys(name: str, widget: QWidget) -> list[tuple[str, QSplitter]]:
     """The settings key of each splitter in a tab (its place, direction and panes: a changed layout starts
     afresh rather than from another splitter's sizes)."""
@@ -488,10 +494,13 @@ class MainWindow(QMainWindow):
 
     def _restore_geometry(self) -> None:
         geo = settings().value("window/geometry")
+        self.maximize_first = False  # a small screen's first start: the whole screen (see first_maximized)
         if isinstance(geo, QByteArray) and not geo.isEmpty():
             self.restoreGeometry(geo)
         else:
-            self.resize(first_size(self.screen().availableGeometry().size() if self.screen() else None))
+            free = self.screen().availableGeometry().size() if self.screen() else None
+            self.resize(first_size(free))
+            self.maximize_first = first_maximized(free)
 
     # ---- drops --------------------------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 — Qt override

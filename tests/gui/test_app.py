@@ -129,6 +129,11 @@ def test_a_first_start_fits_the_screen():
     assert first_size(QSize(1366, 728)) == QSize(1280, 688)  # 768 less a 40 px taskbar: the title bar fits too
     assert first_size(QSize(1280, 680)) == QSize(1264, 640)
     assert first_size(None) == QSize(1280, 820)
+    # a small screen is filled instead (at 1024 x 600 the window had opened at 922 x 536, charts ~70 px high)
+    from gui.main_window import first_maximized
+
+    assert first_maximized(QSize(1024, 576)) and first_maximized(QSize(1366, 688))
+    assert not first_maximized(QSize(1366, 728)) and not first_maximized(None)
 
 
 def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
