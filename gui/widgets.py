@@ -68,8 +68,7 @@ def refused_output(
     """True, after saying so, when an export must not be written to `path`: one of a run folder's own files
     (last.pt, history.csv …: writing over it would break the run), or an existing image or PyTorch checkpoint that
     `writes` ("the CSV", "the model") would replace; an image may be replaced by an image (`image_ok`), an exported
-    model by a model (`model_ok`). The save
-    dialog's "replace it?" is easily answered yes for a name typed in haste."""
+    model by a model (`model_ok`). The save dialog's "replace it?" is easily answered yes for a name typed in haste."""
     from core.runs import is_run_file, precious_kind
 
     if is_run_file(path):
