@@ -3,9 +3,9 @@ part of an image a model sees (for Grad-CAM views)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPaintEvent, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
@@ -163,14 +163,17 @@ class ImageView(QWidget):
 
 
 class ProbabilityBars(QWidget):
-    """Horizontal bars for the top-k classes: name on the left, bar, percentage on the right."""
+    """Horizontal bars for the top-k classes: name on the left, bar, percentage on the right. A click on a row
+    emits `clicked(class)`; the highlighted row (the class a Grad-CAM explains) is outlined."""
 
     ROW = 30
+    clicked = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._items: list[tuple[str, float]] = []
         self._highlight: str | None = None
+        self.click_hint = ""  # a second tooltip line: what a click does
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def set_items(self, items: list[tuple[str, float]], highlight: str | None = None) -> None:
@@ -179,6 +182,19 @@ class ProbabilityBars(QWidget):
         self.setFixedHeight(max(1, len(self._items)) * self.ROW + 4)
         self.updateGeometry()
         self.update()
+
+    def set_highlight(self, name: str | None) -> None:
+        self._highlight = name
+        self.update()
+
+    def highlight(self) -> str | None:
+        return self._highlight
+
+    def mousePressEvent(self, event: Any) -> None:  # noqa: N802
+        item = self.item_at(event.position().y())
+        if item is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(item[0])
+        super().mousePressEvent(event)
 
     def items(self) -> list[tuple[str, float]]:
         return list(self._items)
@@ -195,7 +211,8 @@ class ProbabilityBars(QWidget):
                 QToolTip.hideText()
                 event.ignore()
             else:
-                QToolTip.showText(event.globalPos(), f"{item[0]}: {item[1]:.2%}", self)
+                hint = f"\n{self.click_hint}" if self.click_hint else ""
+                QToolTip.showText(event.globalPos(), f"{item[0]}: {item[1]:.2%}{hint}", self)
             return True
         return super().event(event)
 
@@ -238,6 +255,10 @@ class ProbabilityBars(QWidget):
                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                 f"{prob * 100:.1f}%",
             )
+            if name == self._highlight and len(self._items) > 1:  # the class the Grad-CAM shows
+                p.setPen(QPen(QColor(ACCENT), 1.5))
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawRoundedRect(QRectF(1, y - 1, self.width() - 2, h + 2), 5, 5)
         p.end()
 
 

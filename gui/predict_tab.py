@@ -191,23 +191,36 @@ def _predict_one(
     pred = predictor.predict([item], top_k=top_k)[0]
     result: dict[str, Any] = {"pred": pred, "name": name, "image": None, "cam": None, "cam_error": None, "seen": None}
     result["top_k"], result["pasted"] = top_k, not isinstance(item, (str, Path))
+    result["item"], result["checkpoint"], result["cam_class"] = item, checkpoint, pred.label
     if not pred.ok:
         return result
     img = load_image(item)
     result["image"] = pil_to_qimage(img)
+    result.update(_cam_overlay(predictor, item, img, pred.index))
+    return result
+
+
+def _cam_overlay(predictor: Any, item: Any, img: Any, class_index: int) -> dict[str, Any]:
+    """The Grad-CAM overlay of `class_index` on `img` (item's picture): {"cam", "seen", "cam_error"}."""
     try:
-        cam = predictor.gradcam(item, class_index=pred.index)
+        cam = predictor.gradcam(item, class_index=class_index)
         overlay = cam.overlay
         if overlay.size != img.size:
             overlay = overlay.resize(img.size)
         seen = model_crop_box(img.size, predictor.image_size)
         if seen != (0, 0, *img.size):
             overlay = grey_outside(overlay, img, seen)
-            result["seen"] = seen
-        result["cam"] = pil_to_qimage(overlay)
+        return {"cam": pil_to_qimage(overlay), "seen": seen if seen != (0, 0, *img.size) else None, "cam_error": None}
     except Exception as e:  # noqa: BLE001 — the prediction stands; the overlay is optional
-        result["cam_error"] = f"Grad-CAM unavailable: {e}"
-    return result
+        return {"cam": None, "seen": None, "cam_error": f"Grad-CAM unavailable: {e}"}
+
+
+def _cam_of_class(cache: PredictorCache, checkpoint: str, item: Any, name: str, progress: Any = None, stop: Any = None):
+    """Worker: the Grad-CAM overlay of class `name` for one image (a bar clicked), with "cam_class"."""
+    from core.data import load_image
+
+    predictor = cache.get(checkpoint)
+    return {**_cam_overlay(predictor, item, load_image(item), predictor.class_names.index(name)), "cam_class": name}
 
 
 class _ResultsFilter(QSortFilterProxyModel):
@@ -396,9 +409,12 @@ class PredictTab(QWidget):
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
         v.addWidget(line)
-        self.top_title = QLabel("Most likely classes")
+        self.top_title = QLabel("Most likely classes (click one for its Grad-CAM)")
         v.addWidget(self.top_title)
         self.bars = ProbabilityBars()
+        self.bars.click_hint = "Click: what in the image speaks for this class (its Grad-CAM)"
+        self.bars.clicked.connect(self.show_cam_of)
+        self._cam_worker: FunctionWorker | None = None
         v.addWidget(self.bars)
         self.cam_check = QCheckBox("Show Grad-CAM overlay")
         # on at first, as in Evaluate (the overlay is computed with every single prediction); then as left
@@ -817,6 +833,7 @@ class PredictTab(QWidget):
             self.class_label.setText(pred.label)
             self.conf_label.setText(f"Confidence {pred.confidence:.1%}")
             self.bars.set_items(list(pred.top), highlight=pred.label)
+            self.cam_check.setText("Show Grad-CAM overlay")  # (of the top class; a bar clicked names its class)
             self.cam_check.setEnabled(result["cam"] is not None)
             self._show_single_image()
             self._set_status(f"{Path(name).name}: {pred.label} ({pred.confidence:.1%})")
@@ -831,6 +848,30 @@ class PredictTab(QWidget):
         seen = self._single.get("seen") if show_cam else None
         self.image_view.set_outline(seen)
         self.cam_note.setText(self._single.get("cam_error") or (UNSEEN_NOTE if seen else ""))
+
+    def show_cam_of(self, name: str) -> None:
+        """The Grad-CAM of class `name` (a bar clicked) instead of the top class's, computed in the background."""
+        single = self._single
+        if not single or not single["pred"].ok or name == single.get("cam_class"):
+            return
+        if self._cam_worker is not None or self._worker is not None:  # (one model, one job at a time: Grad-CAM hooks
+            return  # its layers while it runs)
+        worker = FunctionWorker(_cam_of_class, self._cache, single["checkpoint"], single["item"], name)
+        worker.result.connect(lambda r, s=single: self._on_cam_of(s, r))
+        worker.failed.connect(lambda msg: self.cam_note.setText(f"Grad-CAM unavailable: {msg}"))
+        worker.finished.connect(lambda: setattr(self, "_cam_worker", None))
+        self._cam_worker = worker
+        self.cam_note.setText(f"Computing the Grad-CAM of {name}…")
+        start_worker(worker, self)
+
+    def _on_cam_of(self, single: dict[str, Any], result: dict[str, Any]) -> None:
+        if single is not self._single:  # another image is shown by now
+            return
+        single.update(result)
+        self.bars.set_highlight(result["cam_class"])
+        self.cam_check.setText(f"Show Grad-CAM overlay ({result['cam_class']})")
+        self.cam_check.setEnabled(result["cam"] is not None)
+        self._show_single_image()
 
     def single_result(self) -> Any:
         """The last single-image Prediction (None before the first)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 
 from gui.predict_tab import COL_CLASS, COL_FILE, ERRORS_ONLY, PATH_ROLE, PredictTab
@@ -249,6 +249,18 @@ def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
     assert tab.image_view._pixmap.toImage() != overlaid
     tab.cam_check.setChecked(True)
     assert tab.image_view._pixmap.toImage() == overlaid
+    # a click on the second class's bar: its Grad-CAM (what speaks for it), and the bar says which is shown
+    assert tab.bars.highlight() == pred.label
+    second = pred.top[1][0]
+    tab.bars.resize(300, tab.bars.height())
+    qtbot.mouseClick(tab.bars, Qt.MouseButton.LeftButton, pos=QPoint(150, 2 + tab.bars.ROW + tab.bars.ROW // 2))
+    qtbot.waitUntil(lambda: tab.bars.highlight() == second, timeout=30_000)
+    assert tab.image_view._pixmap.toImage() != overlaid and second in tab.cam_check.text()
+    qtbot.waitUntil(lambda: tab._cam_worker is None, timeout=30_000)
+    tab.bars.clicked.emit(pred.label)  # and back to the top class's
+    qtbot.waitUntil(lambda: tab.bars.highlight() == pred.label, timeout=30_000)
+    assert tab.image_view._pixmap.toImage() == overlaid
+    qtbot.waitUntil(lambda: tab._cam_worker is None, timeout=30_000)
     from gui.app import load_stylesheet
 
     tab.setStyleSheet(load_stylesheet())  # the app's style: the predicted class stands out
