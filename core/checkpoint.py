@@ -152,7 +152,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
             ) from None
         if kind in ("damaged", "torch.save"):  # torch.save's format, cut short or damaged (a copy that did not finish)
             raise CheckpointError(f"{path}: damaged or incomplete checkpoint file (unreadable: {why})") from None
-        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({not_torch_file(path)})") from None
+        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({not_torch_file(path, kind)})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (contains a {type(ckpt).__name__}, not a dict)")
     if "format" not in ckpt:
@@ -168,15 +168,16 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     return ckpt
 
 
-def not_torch_file(path: str | Path) -> str:
+def not_torch_file(path: str | Path, kind: str | None = None) -> str:
     """What a file torch.load could not read is, in words, from the file itself ("an empty file", "an ONNX model",
-    "a zip archive …"): the unpickler's own words were "pop from empty list", "101" or "[enforce fail at …]"."""
+    "a zip archive …"): the unpickler's own words were "pop from empty list", "101" or "[enforce fail at …]".
+    `kind`: its zip_kind, when the caller has it."""
     try:
         if os.path.getsize(path) == 0:
             return "an empty file"
     except OSError as e:
         return e.strerror or "unreadable"
-    kind = zip_kind(path)
+    kind = zip_kind(path) if kind is None else kind
     if kind == "zip":
         return "a zip archive that torch.save did not write"
     if runs.is_torch_legacy(path):  # (torch's older format, cut short: "unexpected EOF" from the unpickler)

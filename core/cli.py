@@ -57,8 +57,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if progress:
         progress.close()
     doc = index.to_dict()
-    bad, runs = _bad_files(doc["bad_files"])  # (run folders are no unusable files: apart, as train --json has them)
-    doc["bad_files"], doc["run_folders"] = bad, [b["path"] for b in runs]
+    doc["bad_files"], doc["run_folders"] = _unusable(index), index.run_folders  # (no cause of exit code 1: apart)
     if args.json:
         _emit_json(doc)
     else:
@@ -83,9 +82,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
             print(f"run folder ignored (not images): {path}")
         if len(doc["run_folders"]) > 20:
             print(f"  … and {len(doc['run_folders']) - 20} more run folders (--json lists them all)")
-        if bad:
-            print(f"{_count(len(bad), 'file')} could not be used:")
-            for b in bad:
+        if doc["bad_files"]:
+            print(f"{_count(len(doc['bad_files']), 'file')} could not be used:")
+            for b in doc["bad_files"]:
                 print(f"  {b['path']}: {b['reason']}")
         if doc["ignored_files"]:
             ignored = doc["ignored_files"]
@@ -350,24 +349,15 @@ def _report_data_notes(index) -> None:
 
 def _unusable(index) -> list[dict[str, str]]:
     """The files the scan could not use, for --json (the exit code 1 they cause must be explained there too)."""
-    return [{"path": str(p), "reason": r} for p, r in _bad_files(index.bad_files)[0]]
-
-
-def _bad_files(bad: list) -> tuple[list, list]:
-    """(files that could not be used, run folders kept in the data folder): the run folders are said, but they
-    are no fault of the data and no cause of exit code 1."""
-    from core.data import RUN_FOLDER_REASON
-
-    runs = [b for b in bad if (b["reason"] if isinstance(b, dict) else b[1]) == RUN_FOLDER_REASON]
-    return [b for b in bad if b not in runs], runs
+    return [{"path": str(p), "reason": r} for p, r in index.unusable]
 
 
 def _report_unusable(index, limit: int = 20) -> int:
     """Warn (stderr) about the files the scan could not use; returns how many there were."""
-    bad, runs = _bad_files(list(index.bad_files))
+    bad, runs = index.unusable, index.run_folders
     if runs and os.environ.get("RANK", "0") == "0":
         more = f" and {len(runs) - 1} more" if len(runs) > 1 else ""
-        _err(f"note: run folders in the data folder are left out (not images to learn from): {runs[0][0]}{more}")
+        _err(f"note: run folders in the data folder are left out (not images to learn from): {runs[0]}{more}")
     if bad and os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
         _err(f"warning: {len(bad)} file(s) in {index.root} could not be used and are left out:")
         for path, reason in bad[:limit]:

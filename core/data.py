@@ -300,6 +300,17 @@ class DatasetIndex:
         self._digest = h.hexdigest()
         return self._digest
 
+    @property
+    def unusable(self) -> list[tuple[str, str]]:
+        """bad_files without the run folders: the files (and folders) that could not be used, and why."""
+        return [(p, r) for p, r in self.bad_files if r != RUN_FOLDER_REASON]
+
+    @property
+    def run_folders(self) -> list[str]:
+        """Run folders of this program kept in the data folder, left out (in bad_files too, with their reason):
+        no fault of the data, so no cause of scan's exit code 1."""
+        return [p for p, r in self.bad_files if r == RUN_FOLDER_REASON]
+
     def to_dict(self) -> dict:
         counts = self.counts()
         return {
@@ -418,23 +429,9 @@ RUN_FOLDER_REASON = "a run folder (checkpoints and curves, not images to learn f
 def _is_run_folder(folder: str) -> bool:
     """A run folder of this program: a status.json of one of its statuses beside a config.json of its sections
     (two files of those names alone, in a class folder of photos, do not make one)."""
-    import json
+    from core.runs import STATUSES, read_config, read_status
 
-    from core.runs import STATUSES
-
-    try:
-        with open(os.path.join(folder, "status.json"), encoding="utf-8") as f:
-            status = json.load(f)
-        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(status, dict)
-        and status.get("status") in STATUSES
-        and isinstance(config, dict)
-        and isinstance(config.get("model"), dict)
-    )
+    return read_status(folder).get("status") in STATUSES and isinstance(read_config(folder).get("model"), dict)
 
 
 def _blocked(name: str, path: str, unlisted: list[tuple[str, str]]) -> set[str]:
@@ -536,7 +533,7 @@ def scan(
             why = f"no readable images in {len(class_names)} class folder(s)"
         else:
             why = f"only one class with images ({classes[0]!r}); at least two are needed"
-        runs = [f for f, why in bad if why == RUN_FOLDER_REASON]
+        runs = [f for f, reason in bad if reason == RUN_FOLDER_REASON]
         if runs:  # (a class folder taken for one would be missing without a word)
             why += f"; {len(runs)} run folder{'s' if len(runs) != 1 else ''} left out, e.g. {runs[0]}"
         lost = sorted(c for c in class_names if not good[c] and unusable_in.get(c))

@@ -661,12 +661,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception:  # noqa: BLE001 - any unpickling failure means "not a weights file"
         from core.checkpoint import not_torch_file, zip_kind
 
-        if zip_kind(path) == "torchscript":
+        kind = zip_kind(path)
+        if kind == "torchscript":
             why = "a TorchScript export; weights are a state dict or a checkpoint (.pt / .pth), e.g. a run's best.pt"
-        elif zip_kind(path) in ("damaged", "torch.save"):
+        elif kind in ("damaged", "torch.save"):
             why = "damaged or incomplete"
         else:
-            why = not_torch_file(path)
+            why = not_torch_file(path, kind)
         raise ModelError(f"{path}: not a weights file ({why})") from None
     if isinstance(obj, dict):
         for key in ("model", "state_dict"):

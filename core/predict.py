@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -523,7 +522,7 @@ def is_cam_overlay(path: str | Path) -> bool:
         return False
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
+def _file_id(path: str | Path) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -536,11 +535,8 @@ def cam_names(sources: list, out_dir: str | Path, inputs: list) -> dict[str, str
     two sources share a stem, or when the name is taken by a file that is no overlay of ours or is an input (a
     user's own photo_gradcam.png, or an overlay being classified again, was written over)."""
     out_dir = Path(out_dir)
-    keep = set()  # the inputs as files (device, inode): Photo.png is photo.png on a case-insensitive disk
-    for item in inputs:
-        with contextlib.suppress(OSError):
-            st = os.stat(item)
-            keep.add((st.st_dev, st.st_ino))
+    # the inputs as files (device, inode): Photo.png is photo.png on a case-insensitive disk
+    keep = {i for i in map(_file_id, inputs) if i is not None}
     taken: set[str] = set()
     names: dict[str, str] = {}
     for source in sources:

@@ -285,6 +285,11 @@ def read_status(run_dir: str | Path) -> dict[str, Any]:
     return _read_json(Path(run_dir) / "status.json")
 
 
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """config.json as written ({} when missing or unreadable)."""
+    return _read_json(Path(run_dir) / "config.json")
+
+
 def write_status(run_dir: str | Path, status: str, **extra: Any) -> dict[str, Any]:
     """Replace status.json with {status, updated, ...extra}; keeps pid/hostname/started from the previous file."""
     if status not in STATUSES:
@@ -454,7 +459,7 @@ def section(doc: Any, key: str) -> dict[str, Any]:
 
 def config_section(run_dir: str | Path, key: str) -> dict[str, Any]:
     """One section of a run's config.json ("data", "train", "dataset" …); {} when it is missing or not a dict."""
-    return section(_read_json(Path(run_dir) / "config.json"), key)
+    return section(read_config(run_dir), key)
 
 
 def trained_data_root(run_dir: str | Path | None, root: str) -> str:
@@ -700,7 +705,7 @@ class RunStore:
     def info(self, path: str | Path) -> RunInfo:
         """Summary of one run folder (tolerates missing or half-written files)."""
         path = Path(path)
-        cfg = _read_json(path / "config.json")
+        cfg = read_config(path)
         status = read_status(path)
         history = read_history(path)
         model, train, dataset, data = (section(cfg, k) for k in ("model", "train", "dataset", "data"))
@@ -722,7 +727,7 @@ class RunStore:
         except OSError:
             created = 0.0
         # a file there that cannot be read is said (the run showed as interrupted and dated today, without a word)
-        damaged = [n for n in ("status.json", "config.json") if (path / n).is_file() and not _read_json(path / n)]
+        damaged = [n for n, doc in (("status.json", status), ("config.json", cfg)) if not doc and (path / n).is_file()]
         message = str(status.get("message") or "") or (
             f"{' and '.join(damaged)} cannot be read (damaged or empty)" if damaged else ""
         )
@@ -760,7 +765,7 @@ class RunStore:
         ev = path / "evaluation.json"
         return RunRecord(
             path=path,
-            config=_read_json(path / "config.json"),
+            config=read_config(path),
             history=read_history(path),
             status=status,
             evaluation=_read_json(ev) if ev.is_file() else None,

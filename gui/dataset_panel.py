@@ -155,14 +155,11 @@ def _problem_files(index: Any) -> list[tuple[str, str]]:
 def _left_out(index: Any) -> list[tuple[str, bool]]:
     """What the scan left out as (words, is an error), in the words the summary, the Problems tab and its list
     heading all use; one entry per kind, and their counts add up to len(_problem_files(index))."""
-    from core.data import RUN_FOLDER_REASON
-
-    folders = sum(reason.startswith("cannot read folder") for _, reason in index.bad_files)
-    runs = sum(reason == RUN_FOLDER_REASON for _, reason in index.bad_files)
+    folders = sum(reason.startswith("cannot read folder") for _, reason in index.unusable)
     kinds = (
-        (len(index.bad_files) - folders - runs, "unusable file", "", True),
+        (len(index.unusable) - folders, "unusable file", "", True),
         (folders, "unreadable folder", "", True),
-        (runs, "run folder", " ignored (not images)", False),
+        (len(index.run_folders), "run folder", " ignored (not images)", False),
         (len(index.ignored_files), "other file", " ignored (not images)", False),
     )
     return [(count_noun(n, noun) + tail, error) for n, noun, tail, error in kinds if n]
