@@ -762,7 +762,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise UsageError(f"--top-k {args.top_k}: must be ≥ 1")
     _check_device(args.device)
-    files, problems = expand_paths(args.paths)
+    ignored: list[str] = []
+    files, problems = expand_paths(args.paths, ignored=ignored)
     _check_output("--csv", args.csv, folder=False, inputs=[*files, args.checkpoint], writes="a table")
     _check_output("--cam", args.cam, folder=True)
     try:
@@ -778,6 +779,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _err(f"error: {path}: {reason}")
     for p in failed:
         _err(f"error: {p.source}: {p.error}")
+    if ignored:  # said, as scan says it: a folder's other files are no error, but no silent skip either
+        _err(f"note: {_count(len(ignored), 'file')} in the given folders ignored (not an image type):")
+        for path in ignored[:20]:
+            _err(f"  {path}")
+        if len(ignored) > 20:
+            _err(f"  … and {len(ignored) - 20} more (--json lists them all)")
     if args.cam:
         from core.predict import cam_names, save_cam_overlay
 
@@ -803,6 +810,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "class_names": predictor.class_names,
                 "predictions": [prediction_to_dict(p) for p in preds],
                 "errors": [{"source": str(s), "error": r} for s, r in problems],
+                "ignored_files": ignored,
             }
         )
     else:

@@ -396,15 +396,19 @@ def _is_skipped(name: str) -> bool:
     return name.startswith(".") or name.lower() in data.SKIP_NAMES
 
 
-def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[list[str], list[tuple[str, str]]]:
+def expand_paths(
+    paths: Iterable[str | Path], recursive: bool = True, ignored: list[str] | None = None
+) -> tuple[list[str], list[tuple[str, str]]]:
     """Files and folders → (image files, problems).
 
     Folders are walked (sorted; recursively unless recursive=False) for files with an image extension, skipping
     hidden files/folders, __MACOSX and Thumbs.db as the data scanner does. Files named explicitly are kept whatever
     their extension or existence, so `predict` reports why each one fails. problems holds (folder, reason) for
-    folders that hold no images or cannot be read. A file reached twice is listed once.
+    folders that hold no images or cannot be read. A file reached twice is listed once. `ignored`, when given,
+    receives the other files found in the folders (not an image type), so that they can be counted to the user.
     """
     files: list[str] = []
+    other: list[str] = []
     problems: list[tuple[str, str]] = []
     exts = {e.lower() for e in data.IMAGE_EXTENSIONS}
     for raw in paths:
@@ -412,24 +416,19 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[l
         if not p.is_dir():
             files.append(str(raw))
             continue
+        listed: list[str] = []
         found: list[str] = []
         errors: list[OSError] = []
         if recursive:
             for root, _dirs, names in data.walk(p, onerror=errors.append):  # links followed, loops not
-                found += [
-                    os.path.join(root, n)
-                    for n in sorted(names)
-                    if not _is_skipped(n) and os.path.splitext(n)[1].lower() in exts
-                ]
+                listed += [os.path.join(root, n) for n in sorted(names) if not _is_skipped(n)]
         else:
             try:
-                found = [
-                    str(c)
-                    for c in sorted(p.iterdir())
-                    if c.is_file() and not _is_skipped(c.name) and c.suffix.lower() in exts
-                ]
+                listed = [str(c) for c in sorted(p.iterdir()) if c.is_file() and not _is_skipped(c.name)]
             except OSError as e:
                 errors.append(e)
+        for f in listed:
+            (found if os.path.splitext(f)[1].lower() in exts else other).append(f)
         for e in errors:
             problems.append((str(getattr(e, "filename", None) or raw), f"cannot read folder: {e.strerror or e}"))
         if not found and not errors:
@@ -437,6 +436,8 @@ def expand_paths(paths: Iterable[str | Path], recursive: bool = True) -> tuple[l
         files += found
     seen: set[str] = set()  # a file named both alone and through its folder is classified once (first place kept)
     files = [f for f in files if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
+    if ignored is not None:
+        ignored += [f for f in other if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
     return files, problems
 
 

@@ -155,7 +155,8 @@ def _predict_many(
     from core.predict import expand_paths
 
     predictor = cache.get(checkpoint)
-    files, problems = expand_paths(paths)
+    ignored: list[str] = []
+    files, problems = expand_paths(paths, ignored=ignored)
     total = len(files) + len(problems)
     for src, reason in problems:
         out.append(("pred", _error_prediction(str(src), str(reason)), None, None))
@@ -168,7 +169,7 @@ def _predict_many(
         done += 1
         if progress:
             progress(done, total)
-    return {"total": total, "done": done, "class_names": list(predictor.class_names)}
+    return {"total": total, "done": done, "class_names": list(predictor.class_names), "ignored": len(ignored)}
 
 
 def _error_prediction(source: str, reason: str) -> Any:
@@ -986,6 +987,7 @@ class PredictTab(QWidget):
                 f"{count_noun(n - errors - folders, 'image')} classified"
                 + (f"; {errors} could not be read" if errors else "")
                 + (f"; {count_noun(folders, 'folder')} had no images" if folders else "")
+                + (f"; {count_noun(info['ignored'], 'other file')} ignored (not images)" if info.get("ignored") else "")
                 + ".",
                 error=False,
             )

@@ -195,9 +195,13 @@ def test_expand_paths_walks_folders_like_the_scanner(tmp_path):
     (tmp_path / "empty").mkdir()
     explicit = tmp_path / "readme.txt"
     explicit.write_text("x")
-    files, problems = expand_paths([root, explicit, tmp_path / "missing.jpg", tmp_path / "empty"])
+    ignored: list[str] = []
+    files, problems = expand_paths(
+        [root, explicit, tmp_path / "missing.jpg", tmp_path / "empty", root], ignored=ignored
+    )
     names = [Path(f).name for f in files]
     assert names == ["a.jpg", "b.PNG", "c.webp", "readme.txt", "missing.jpg"]
+    assert ignored == [str(root / "notes.txt")]  # a folder's other files, once (not Thumbs.db, not hidden ones)
     assert problems == [(str(tmp_path / "empty"), "no image files in this folder")]
     flat, _ = expand_paths([root], recursive=False)
     assert [Path(f).name for f in flat] == ["a.jpg"]

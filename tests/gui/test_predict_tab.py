@@ -112,6 +112,8 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
 
     tab.set_checkpoint(str(ckpt))
     (tmp_path / "empty").mkdir()
+    other = inputs["folder"][0] / "readme.md"  # in a dropped folder, not an image: counted, not classified
+    other.write_text("about these photos")
     dropped = inputs["loose"] + inputs["folder"] + inputs["bad"] + [tmp_path / "empty"]
     drop(tab, dropped)
     wait_idle(qtbot, tab)
@@ -132,7 +134,9 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
     assert {s: rows[s] for s in images} == expected
     assert tab.stack.currentIndex() == 2
     assert tab.count_label.text() == f"{len(images) + 1} files, 1 unreadable, 1 folder without images"
-    assert tab.status_label.text() == f"{len(images)} images classified; 1 could not be read; 1 folder had no images."
+    assert tab.status_label.text() == (
+        f"{len(images)} images classified; 1 could not be read; 1 folder had no images; 1 other file ignored (not images)."
+    )
 
     # the same answers from the command line (exit 1: one input was unreadable)
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -158,6 +162,8 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
     doc = json.loads(proc.stdout)
     cli = {p["source"]: p["label"] for p in doc["predictions"] if p["ok"]}
     assert cli == expected
+    assert doc["ignored_files"] == [str(other)]
+    assert f"1 file in the given folders ignored (not an image type):\n  {other}" in proc.stderr
 
 
 def test_top_k_and_the_grad_cam_box_are_kept_for_the_next_start(qtbot, tab):
