@@ -235,12 +235,26 @@ class MainWindow(QMainWindow):
         self.train_tab.ensure_charts()
         for name in OPTIONAL_TABS:
             self._optional_tab(name)
+        self.settle_minimum_size()
+
+    def settle_minimum_size(self) -> None:
+        """Fix the window's smallest size at what its tabs need now (all built), capped at the screen's free area.
+
+        A window grows to its layout's minimum whenever that changes: a longer message, a wider name or a wrapped
+        error line then pushed its edge past a small screen ("Idle" read "Id", the status bar was cut). With the
+        minimum set, such a change squeezes the tab instead; the window only moves when the user moves it."""
+        need = self.minimumSizeHint()
+        free = self.screen().availableGeometry().size() if self.screen() else None
+        if free is not None and not free.isEmpty():
+            need = need.boundedTo(free)
+        self.setMinimumSize(need)
 
     def _finish_deferred_step(self, remaining: list[str]) -> None:
         """One piece per event-loop turn, so the window stays responsive while the rest appears."""
         if self._closing:
             return
         if not remaining:
+            self.settle_minimum_size()
             return
         step = remaining.pop(0)
         if step == "charts":

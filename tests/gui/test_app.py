@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from gui import app as gui_app
 
@@ -117,6 +117,24 @@ def test_the_window_fits_a_1366x768_laptop_screen(qtbot, window):
     assert hint.height() <= 680 and hint.width() <= 1280, hint
     w.resize(1100, 680)
     qtbot.waitUntil(lambda: w.height() <= 680)
+
+
+def test_a_longer_message_squeezes_the_tab_and_never_grows_the_window(qtbot, window):
+    """A window grows to its layout's minimum: wrapped error lines on the Evaluate tab made it 80 px taller and a
+    wider Train tab pushed "Idle" past a 1024-px screen's edge. Its minimum is fixed once the tabs are built, and
+    capped at the screen (the offscreen one is 800 x 600: the tabs need more)."""
+    w = window(load_initial=False)
+    free = w.screen().availableGeometry().size()
+    assert w.minimumSize().width() <= free.width() and w.minimumSize().height() <= free.height()
+    w.tabs.setCurrentWidget(w.train_tab)
+    w.resize(w.minimumSize())
+    qtbot.waitUntil(lambda: w.size() == w.minimumSize())
+    before = w.size()
+    w.train_tab.state_label.setText("A state name far wider than any the tab was built with")
+    for _ in range(5):
+        QApplication.processEvents()
+    assert w.minimumSizeHint().width() > before.width()  # what the tab would now need …
+    assert w.size() == before  # … and the window stays as the user left it
 
 
 def test_a_first_start_fits_the_screen():
