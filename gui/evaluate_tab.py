@@ -135,6 +135,15 @@ def _cam_job(
     return out
 
 
+def _file_stamp(path: str | os.PathLike) -> tuple[int, int] | None:
+    """A file's modification time and size (None when it cannot be read): what tells a replaced checkpoint."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def _same_folder(a: str, b: str) -> bool | None:
     """Whether two paths name the same folder (None when that cannot be told)."""
     try:
@@ -545,6 +554,8 @@ class EvaluateTab(QWidget):
         self._run_dir: str | None = None
         self._checkpoint: str | None = None
         self._evaluation: dict[str, Any] | None = None
+        self._ckpt_stamp: tuple[int, int] | None = None  # the checkpoint file the results shown were computed from
+        self._shows_run_file = False  # the results shown are the run's own evaluation.json
         self._cache = PredictorCache()
         self._eval_worker: FunctionWorker | None = None
         self._thumb_worker: FunctionWorker | None = None
@@ -912,6 +923,11 @@ class EvaluateTab(QWidget):
             self.show_evaluation(evaluation, str(run / "best.pt"))
             if evaluation.get("split"):
                 self._select_split(str(evaluation["split"]))
+            self._shows_run_file = True
+            written, ckpt = _file_stamp(run / "evaluation.json"), _file_stamp(run / "best.pt")
+            if written and ckpt and written[0] < ckpt[0]:  # best.pt was replaced after it: trained on, not evaluated
+                self._ckpt_stamp = None
+            self.check_stale()
             return
         self.evaluate_button.setText("Evaluate")
         self._evaluation = None
@@ -983,6 +999,7 @@ class EvaluateTab(QWidget):
             # count the training images)
             save_to = str(Path(self._run_dir) / "evaluation.json")
         own_run = str(Path(ckpt).parent) if held_out else None
+        stamp = _file_stamp(ckpt)  # (the file evaluated: it may be replaced while the evaluation runs)
         worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run)
         worker.progress.connect(self._on_eval_progress)
         self._eval_generation += 1
@@ -991,7 +1008,9 @@ class EvaluateTab(QWidget):
         connect_worker(
             worker,
             self,
-            result=lambda ev, c=ckpt: gen == self._eval_generation and self._on_result(ev, c),
+            result=lambda ev, c=ckpt, f=bool(save_to): (
+                gen == self._eval_generation and self._on_result(ev, c, stamp, f)
+            ),
             failed=lambda msg, w=worker: gen == self._eval_generation and self._on_eval_failed(msg, w),
         )
         worker.finished.connect(self._on_eval_finished)
@@ -1095,12 +1114,42 @@ class EvaluateTab(QWidget):
         if self._eval_worker is not None:
             self._eval_worker.cancel()
 
-    def _on_result(self, ev: dict[str, Any], checkpoint: str) -> bool:
+    def _on_result(self, ev: dict[str, Any], checkpoint: str, stamp: Any = None, saved: bool = False) -> bool:
         if ev.get("stopped") and not ev.get("num_samples"):  # cancelled before any image: keep what was shown
             self._set_status("Evaluation cancelled.")
             return True
         self.show_evaluation(ev, checkpoint)
+        self._ckpt_stamp, self._shows_run_file = stamp, saved
         return True
+
+    def shows_run_evaluation(self, run_dir: str) -> bool:
+        """Whether the results shown are this run's own evaluation.json (read, or written by this tab), which a
+        finished training then replaced: showing the run again shows its new numbers without evaluating."""
+        return bool(self._run_dir and self._shows_run_file and Path(self._run_dir) == Path(run_dir))
+
+    def check_stale(self) -> bool:
+        """Whether the checkpoint file changed since the results shown were computed from it (its run trained on:
+        "Train more epochs", a resume): the results are faded and the status line says so until evaluated again.
+        They were shown at full strength as the new best.pt's, the Predict tab meanwhile using the new one."""
+        if self._evaluation is None or not self._checkpoint or self._eval_worker is not None:
+            return False
+        if self.stack.currentIndex() != PAGE_RESULTS:
+            return False
+        now = _file_stamp(self._checkpoint)
+        if now is None or now == self._ckpt_stamp:
+            return False
+        name = Path(self._checkpoint).name
+        self._set_status(
+            f"{name} has changed since these results were computed (its run trained on): evaluate again (Enter) for "
+            f"the new {name}'s numbers.",
+            error=True,
+        )
+        self._fade_results(True)
+        return True
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        self.check_stale()
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
@@ -1116,6 +1165,10 @@ class EvaluateTab(QWidget):
         """Fill the cards, confusion matrix, per-class table and misclassified gallery from an evaluation dict."""
         self._evaluation = ev
         self._checkpoint = checkpoint
+        self._ckpt_stamp = _file_stamp(checkpoint) if checkpoint else None
+        self._shows_run_file = False
+        if self._eval_worker is None:  # (results shown as stale before)
+            self._fade_results(False)
         names = [str(n) for n in ev.get("class_names", [])]
         acc, top5, loss = ev.get("accuracy"), ev.get("top5"), ev.get("loss")
         n = ev.get("num_samples") or sum(sum(r) for r in ev.get("confusion_matrix", []))

@@ -418,10 +418,19 @@ class MainWindow(QMainWindow):
         if runs is not None and hasattr(runs, "refresh"):
             runs.refresh()
         run_dir = getattr(result, "run_dir", None)
-        if run_dir and getattr(result, "evaluation", None) and self.evaluate_tab is not None:
-            tab = self.evaluate_tab  # an empty Evaluate tab shows the run's final evaluation (it said "Nothing
-            if hasattr(tab, "is_showing_nothing") and tab.is_showing_nothing():  # evaluated yet" after training)
+        tab = self._optional.get("evaluate")
+        if run_dir and tab is None and getattr(result, "evaluation", None):
+            tab = self.evaluate_tab  # (built now: it shows the evaluation below)
+        if run_dir and tab is not None:
+            # an empty Evaluate tab shows the run's final evaluation (it said "Nothing evaluated yet" after
+            # training); one that shows the run's own evaluation.json shows the new one; other results of its
+            # best.pt are marked as older than the file ("Train more epochs" had left them as the new model's)
+            if getattr(result, "evaluation", None) and (
+                tab.is_showing_nothing() or (tab.shows_run_evaluation(str(run_dir)) and not tab.is_busy())
+            ):
                 tab.show_run(str(run_dir))
+            else:
+                tab.check_stale()
 
     def _on_runs_deleted(self, paths: list) -> None:
         """No tab may keep pointing at a deleted run: the Train tab's result, the Evaluate tab, Predict's list."""

@@ -321,7 +321,7 @@ def test_dropping_files_with_a_folder_sends_all_of_them_to_predict(qtbot, window
     assert w.dataset_panel.index is None  # not opened as the data set, images ignored
 
 
-def test_a_finished_run_fills_an_empty_evaluate_tab_but_replaces_nothing(qtbot, window, tmp_path):
+def test_a_finished_run_fills_an_empty_evaluate_tab_or_its_own_but_replaces_nothing_else(qtbot, window, tmp_path):
     """After training in the app, the Evaluate tab said "Nothing evaluated yet" though the run had evaluated."""
     import json
 
@@ -344,6 +344,13 @@ def test_a_finished_run_fills_an_empty_evaluate_tab_but_replaces_nothing(qtbot, 
     w.train_tab.run_finished.emit(FitResult("completed", "", 1, 1.0, str(runs[1]), evaluation={"accuracy": 1.0}))
     assert runs[0].name in tab.source_label.text()  # what the user looks at is not replaced
     assert w.tabs.currentWidget() is not tab  # and the tab is not switched to
+
+    # the run shown trains on ("Train more epochs"): its new evaluation.json replaces the one shown
+    ev = json.loads((runs[0] / "evaluation.json").read_text())
+    (runs[0] / "evaluation.json").write_text(json.dumps(ev | {"accuracy": 0.5, "confusion_matrix": [[1, 1], [0, 2]]}))
+    assert tab.acc_card.value.text() == "100.0%"
+    w.train_tab.run_finished.emit(FitResult("completed", "", 2, 1.0, str(runs[0]), evaluation={"accuracy": 0.5}))
+    assert tab.acc_card.value.text() == "50.0%" and runs[0].name in tab.source_label.text()
 
 
 def test_result_buttons_switch_tabs(qtbot, window, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -818,3 +819,47 @@ def test_row_normalised_is_kept_for_the_next_start(qtbot, tab):
     again = EvaluateTab()
     qtbot.addWidget(again)
     assert again.norm_radio.isChecked() and not again.counts_radio.isChecked()
+
+
+def _replace_checkpoint(path: Path) -> None:
+    """best.pt as a run trained on writes it: a new file, a later time."""
+    make_checkpoint(path, str(path.parent))
+    later = path.stat().st_mtime + 5
+    os.utime(path, (later, later))
+
+
+def test_results_older_than_their_checkpoint_are_marked_until_evaluated_again(qtbot, tab, tmp_path):
+    """After "Train more epochs" the tab went on showing the old best.pt's numbers at full strength, as the new
+    model's (the Predict tab meanwhile used the new one)."""
+    data, run = _evaluated_run(qtbot, tab, tmp_path)
+    assert not tab.check_stale() and "changed" not in tab.status_label.text()
+    assert tab.stack.widget(PAGE_RESULTS).graphicsEffect() is None
+
+    _replace_checkpoint(run / "best.pt")
+    assert tab.check_stale()
+    assert "best.pt has changed since these results were computed" in tab.status_label.text()
+    assert "evaluate again" in tab.status_label.text()
+    assert tab.stack.widget(PAGE_RESULTS).graphicsEffect() is not None  # faded, as while evaluating
+
+    tab.evaluate_button.click()
+    wait_idle(qtbot, tab)
+    assert not tab.check_stale() and "changed" not in tab.status_label.text()
+    assert tab.stack.widget(PAGE_RESULTS).graphicsEffect() is None
+
+    # a run's evaluation.json older than its best.pt (trained on without a held-out split to evaluate again)
+    _replace_checkpoint(run / "best.pt")
+    tab.show_run(str(run))
+    assert tab.stack.currentIndex() == PAGE_RESULTS and "has changed" in tab.status_label.text()
+    assert tab.shows_run_evaluation(str(run))
+
+
+def test_a_checkpoint_evaluated_on_another_folder_is_not_the_runs_evaluation(qtbot, tab, tmp_path):
+    data, run = _evaluated_run(qtbot, tab, tmp_path)
+    assert tab.shows_run_evaluation(str(run))  # (the tab wrote it)
+    other = make_dataset(tmp_path / "other")
+    tab.data_edit.setText(str(other))
+    tab._on_data_folder_chosen()
+    tab.evaluate_button.click()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS and str(other) in tab.status_label.text()
+    assert not tab.shows_run_evaluation(str(run))
