@@ -438,3 +438,27 @@ def test_the_status_bar_says_when_training_is_paused(qtbot, window):
         tab._set_state(IDLE)  # (closing waits for a run that is not idle)
     tab.device_in_use.emit("")  # the run ended: the device found at start-up again
     assert w.device_label.text() == "CPU, 2 threads"
+
+
+def test_disabled_controls_look_disabled(qtbot):
+    """The style's one text colour for every widget made a disabled check box, field or combo-box entry look like an
+    enabled one ("Freeze the backbone" without weights to freeze; picking "Linear probe" then did nothing)."""
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QCheckBox, QWidget
+
+    from gui.app import load_stylesheet
+
+    def darkest(widget: QWidget) -> int:
+        image = widget.grab().toImage()
+        return min(QColor(image.pixel(x, y)).lightness() for x in range(image.width()) for y in range(image.height()))
+
+    host = QWidget()
+    host.setStyleSheet(load_stylesheet())
+    qtbot.addWidget(host)
+    boxes = [QCheckBox("Freeze the backbone", host) for _ in range(2)]
+    boxes[1].setEnabled(False)
+    for i, box in enumerate(boxes):
+        box.move(0, 30 * i)
+    host.show()
+    enabled, disabled = (darkest(b) for b in boxes)
+    assert enabled < 80 and disabled > enabled + 60, (enabled, disabled)
