@@ -536,6 +536,10 @@ class ConfusionMatrixCanvas(QWidget):
     def names(self) -> list[str]:
         return list(self._names)
 
+    def value(self, row: int, col: int) -> int:
+        """The images of true class `row` predicted as `col`."""
+        return self._matrix[row][col]
+
     def texts(self) -> list[list[str]]:
         """The numbers written in the cells, row by row ("" for an empty cell)."""
         return [[t.get_text() for t in row] for row in self.cell_texts]
@@ -571,6 +575,7 @@ class EvaluateTab(QWidget):
         self._held_out = "val"  # the split of the run's own images it never trained on
         self._run_splits: dict[str, bool] = {}  # which splits of its own data folder the shown run has images in
         self._gallery_rows: list[dict[str, Any]] = []
+        self.diagonal_note = ""  # what a click on the diagonal last answered
         self._name_ends = ("", "")  # what most long class names start and end with (left out of gallery captions)
         self._build()
 
@@ -1298,8 +1303,15 @@ class EvaluateTab(QWidget):
 
     def _on_cell_clicked(self, row: int, col: int) -> None:
         names = self.cm_canvas.names() if self.cm_canvas is not None else []
-        if not (0 <= row < len(names) and 0 <= col < len(names)) or row == col:
-            return  # (the diagonal: correct answers, which the gallery does not hold)
+        if not (0 <= row < len(names) and 0 <= col < len(names)):
+            return
+        if row == col:  # right answers, which the gallery does not hold: the list stays, and the click is answered
+            self.diagonal_note = (
+                f"{names[row]}: {count_noun(self.cm_canvas.value(row, col), 'image')} classified right. The "
+                "Misclassified list holds the wrong answers only: click a cell off the diagonal for its images."
+            )
+            QToolTip.showText(QCursor.pos(), self.diagonal_note, self.cm_canvas)
+            return
         pair = (names[row], names[col])
         self.filter_gallery(None if pair == self._gallery_filter else pair)
         self.side_tabs.setCurrentIndex(1)

@@ -364,8 +364,10 @@ def test_clicking_a_confusion_matrix_cell_lists_its_images_under_misclassified(q
     assert tab.filter_label.text().endswith(f"{len(shown)} image" + ("s" if len(shown) != 1 else ""))
     assert "Click: list these images" in tab.cm_canvas.cell_tooltip(row, col)
     assert tab.cm_canvas.selected == (row, col) and tab.cm_canvas._outline is not None  # outlined in the matrix
-    click(row, row)  # the diagonal (right answers): the list stays as it is
+    click(row, row)  # the diagonal (right answers): the list stays as it is, and the click is answered
     assert sum(not tab.gallery.item(i).isHidden() for i in range(len(entries))) == len(shown)
+    right = tab.cm_canvas.value(row, row)
+    assert tab.diagonal_note.startswith(f"{pair[0]}: {right} image") and "wrong answers only" in tab.diagonal_note
     click(row, col)  # the same cell again: every image
     assert all(not tab.gallery.item(i).isHidden() for i in range(len(entries))) and tab.filter_row.isHidden()
     assert tab.cm_canvas.selected is None and tab.cm_canvas._outline is None
