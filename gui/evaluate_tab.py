@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 from gui.app import settings
 from gui.image_view import ImageView, grey_outside, load_thumbnail, model_crop_box, pil_to_qimage
 from gui.predict_tab import PredictorCache
-from gui.widgets import count_noun, dialog_dir, load_json_setting, remember_dir, store_json_setting
+from gui.widgets import count_noun, dialog_dir, load_json_setting, photo_icon, remember_dir, store_json_setting
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 GALLERY_LIMIT = 500
@@ -1362,7 +1362,7 @@ class EvaluateTab(QWidget):
         while self._thumb_queue:
             gen, row, img = self._thumb_queue.popleft()
             if gen == self._generation and img is not None and row < self.gallery.count():
-                self.gallery.item(row).setIcon(QIcon(QPixmap.fromImage(img)))
+                self.gallery.item(row).setIcon(photo_icon(img))
 
     def _on_thumbs_finished(self, worker: FunctionWorker) -> None:
         self._drain_thumbs()

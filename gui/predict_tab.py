@@ -16,7 +16,6 @@ from PySide6.QtGui import (
     QDragMoveEvent,
     QDropEvent,
     QGuiApplication,
-    QIcon,
     QKeySequence,
     QPixmap,
     QShortcut,
@@ -62,6 +61,7 @@ from gui.widgets import (
     count_noun,
     dialog_dir,
     load_json_setting,
+    photo_icon,
     refused_output,
     remember_dir,
     store_json_setting,
@@ -911,7 +911,7 @@ class PredictTab(QWidget):
         source = str(pred.source)
         thumb_item = QStandardItem()
         if thumb is not None:
-            thumb_item.setIcon(QIcon(QPixmap.fromImage(thumb)))
+            thumb_item.setIcon(photo_icon(thumb))
         else:
             thumb_item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
         thumb_item.setData(len(self._results), SORT_ROLE)

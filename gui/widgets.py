@@ -284,12 +284,21 @@ class ImageGrid(QListWidget):
             painter.drawPixmap((self.tile - pm.width()) // 2, (self.tile - pm.height()) // 2, pm)
             painter.end()
             pm = square
-        item.setIcon(QIcon(pm))
+        item.setIcon(photo_icon(pm))
         item.setData(Qt.ItemDataRole.UserRole + 1, True)
 
     @staticmethod
     def has_image(item: QListWidgetItem) -> bool:
         return bool(item.data(Qt.ItemDataRole.UserRole + 1))
+
+
+def photo_icon(image: QImage | QPixmap) -> QIcon:
+    """An icon of a photo that keeps its colours when its row or tile is selected (a plain QIcon is tinted with the
+    selection colour there: a purple background turned blue-grey beside the same image shown large)."""
+    pm = image if isinstance(image, QPixmap) else QPixmap.fromImage(image)
+    icon = QIcon(pm)
+    icon.addPixmap(pm, QIcon.Mode.Selected)
+    return icon
 
 
 def load_json_setting(s: Any, key: str, default: Any) -> Any:

@@ -303,7 +303,7 @@ def test_config_changed_sees_the_flip_state_of_the_new_level(qtbot, panel):
 
 def test_thumbnails_of_any_shape_sit_on_square_tiles(qtbot):
     """A wide and a tall picture get the same tile height, so their captions line up in the grid."""
-    from PySide6.QtGui import QColor, QImage
+    from PySide6.QtGui import QColor, QIcon, QImage
 
     from gui.widgets import ImageGrid
 
@@ -318,6 +318,9 @@ def test_thumbnails_of_any_shape_sit_on_square_tiles(qtbot):
     assert {(s.width(), s.height()) for s in sizes} == {(64, 64)}
     wide = grid.item(0).icon().pixmap(64, 64).toImage()
     assert wide.pixelColor(32, 32) == QColor("red") and wide.pixelColor(32, 2).alpha() == 0  # centred, not stretched
+    # selected, a photo keeps its colours (the style tinted it with the selection colour beside the large view)
+    selected = grid.item(2).icon().pixmap(64, 64, QIcon.Mode.Selected).toImage()
+    assert selected.pixelColor(32, 32) == QColor("red")
 
 
 LONG = "a_rather_long_class_name_for_category_number_{}_with_extra_words_" + "and_more_words_" * 4
