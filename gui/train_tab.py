@@ -1474,7 +1474,10 @@ class TrainTab(QWidget):
         for b in (self.evaluate_button, self.predict_button, self.open_button):
             b.setEnabled(False)
         self.best_checkpoint = self.last_checkpoint = None
-        self.result_label.setText(self.result_label.text() + "<br><i>This run's folder has been deleted.</i>")
+        # how it ended stays; what it offered (resume from last.pt, the best epoch's files, its folder) went with it
+        title = self.result_label.text().split("<br>")[0]
+        name = html.escape(Path(self.run_dir).name)
+        self.result_label.setText(f"{title}<br><i>Its folder {name} has been deleted (checkpoints and curves).</i>")
         self.run_dir = None
         self._set_state(IDLE)  # (nothing to resume any more)
 

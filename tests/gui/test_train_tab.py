@@ -504,6 +504,7 @@ def test_a_deleted_run_takes_its_result_buttons_with_it(qtbot, tmp_path, runs_di
     run = tmp_path / "run"
     run.mkdir()
     tab.run_dir, tab.best_checkpoint = str(run), str(run / "best.pt")
+    tab.result_label.setText("<b>Stopped by you</b><br><i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>")
     for b in (tab.evaluate_button, tab.predict_button, tab.open_button):
         b.setEnabled(True)
     tab.forget_runs([str(tmp_path / "another")])
@@ -511,6 +512,8 @@ def test_a_deleted_run_takes_its_result_buttons_with_it(qtbot, tmp_path, runs_di
     tab.forget_runs([str(run)])
     assert not any(b.isEnabled() for b in (tab.evaluate_button, tab.predict_button, tab.open_button))
     assert tab.run_dir is None and "deleted" in tab.result_label.text()
+    # what the run offered went with it: the box says nothing of resuming it any more (it did, above "deleted")
+    assert tab.result_label.text().startswith("<b>Stopped by you</b><br>") and "Resume" not in tab.result_label.text()
 
 
 @pytest.mark.timeout(300)
