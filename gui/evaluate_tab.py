@@ -52,6 +52,7 @@ GALLERY_LIMIT = 500
 TILE = 96
 CM_CELL = 22  # px: the smallest confusion-matrix cell; it holds "100" and leaves room for a class name beside it
 CM_TEXT_MAX = 30  # classes: beyond this the cells carry no numbers (a colour scale, and tooltips, say them)
+CM_ZERO_MAX = 12  # classes: up to this an empty cell says 0 (in grey); beyond, it stays blank among the numbers
 PAGE_EMPTY, PAGE_NOT_EVALUATED, PAGE_RESULTS = range(3)
 
 
@@ -420,18 +421,15 @@ class ConfusionMatrixCanvas(QWidget):
                 for j in range(n):
                     if self._normalized and sums[i, 0] == 0:  # no images of this class here: no row to share out
                         text = "–"  # a dash, not a row of 0 %
-                    elif counts[i, j] == 0:
-                        text = ""  # an empty cell says "none" more quietly than a 0 in it
+                    elif counts[i, j] == 0:  # a quiet grey 0: a blank column read as a class missing from the matrix
+                        text = ("0" + unit * self._normalized) if n <= CM_ZERO_MAX else ""  # (many classes: blank)
                     elif not self._normalized:
                         text = str(int(counts[i, j]))
                     else:  # a few images that round to 0 % are still there
                         text = ("<1" if shown[i, j] < 0.005 else f"{shown[i, j] * 100:.0f}") + unit
                     dark = shown[i, j] > vmax * 0.55
-                    row.append(
-                        self.ax.text(
-                            j, i, text, ha="center", va="center", fontsize=cell_fs, color="white" if dark else "#1f2328"
-                        )
-                    )
+                    color = "white" if dark else "#1f2328" if counts[i, j] else "#a3acb6"
+                    row.append(self.ax.text(j, i, text, ha="center", va="center", fontsize=cell_fs, color=color))
                 self.cell_texts.append(row)
         self._outline = None
         if self.selected is not None and max(self.selected) < n:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gui.evaluate_tab import PAGE_NOT_EVALUATED, PAGE_RESULTS, EvaluateTab
+from gui.evaluate_tab import CM_ZERO_MAX, PAGE_NOT_EVALUATED, PAGE_RESULTS, EvaluateTab
 from gui.worker import active_threads
 
 CLASSES = ["cat", "dog", "fox"]
@@ -59,8 +59,8 @@ def make_run(root: Path, data: Path, evaluation: dict | None) -> Path:
 
 
 def cells(matrix: list[list[int]]) -> list[list[str]]:
-    """The counts as the heat map writes them: empty cells stay blank."""
-    return [[str(v) if v else "" for v in row] for row in matrix]
+    """The counts as the heat map writes them: empty cells say 0 among a few classes, nothing among many."""
+    return [[str(v) if v or len(matrix) <= CM_ZERO_MAX else "" for v in row] for row in matrix]
 
 
 def wait_idle(qtbot, w, timeout: int = 90_000) -> None:
@@ -129,7 +129,7 @@ def test_show_run_draws_evaluation_json(qtbot, tab, tmp_path):
     assert tab.cm_canvas.texts()[1] == ["25%", "62%", "12%"]
     assert tab.cm_canvas.ax.get_title() == "Confusion matrix (each row sums to 100 %)"
     tab.counts_radio.setChecked(True)
-    assert tab.cm_canvas.texts()[0] == ["3", "1", ""]
+    assert tab.cm_canvas.texts()[0] == ["3", "1", "0"]
     assert tab.cm_canvas.figure.axes == [tab.cm_canvas.ax]  # numbers in every cell: no colour bar beside them
     tab.cm_canvas.set_matrix([[2, 1, 0], [0, 0, 0], [0, 1, 3]], CLASSES, normalized=True)
     assert tab.cm_canvas.texts()[1] == ["–", "–", "–"]  # no dog images here: no row of 0 % under "sums to 100 %"
@@ -658,7 +658,7 @@ def test_a_small_matrix_keeps_its_percent_signs_and_full_names(qtbot):
     cm.set_matrix(
         [[47, 53, 0, 0], [0, 100, 0, 0], [10, 0, 90, 0], [0, 0, 0, 100]], ["circle", "square", "star", "triangle"], True
     )
-    assert cm.texts()[0] == ["47%", "53%", "", ""] and cm.texts()[1][1] == "100%"
+    assert cm.texts()[0] == ["47%", "53%", "0%", "0%"] and cm.texts()[1][1] == "100%"
     assert cm.tick_labels() == ["circle", "square", "star", "triangle"]
     assert cm.ax.get_title() == "Confusion matrix (each row sums to 100 %)"
 
