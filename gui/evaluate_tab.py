@@ -597,6 +597,8 @@ class EvaluateTab(QWidget):
         self.data_edit = QLineEdit()
         self.data_edit.setPlaceholderText("folder of class sub-folders (default: the one the model was trained on)")
         self.data_edit.editingFinished.connect(self._on_data_folder_chosen)
+        for edit in (self.ckpt_edit, self.data_edit):  # a path typed or pasted, then Enter: evaluated
+            edit.returnPressed.connect(self._on_return_in_field)
         form.addWidget(self.data_edit, 2, 1)
         b = QPushButton("Browse…")
         b.setToolTip("Choose a folder of class sub-folders to score the model on")
@@ -611,7 +613,9 @@ class EvaluateTab(QWidget):
         split_box.addWidget(self.split_combo)
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setDefault(True)
-        self.evaluate_button.setToolTip("Score the checkpoint on the chosen split of the data folder (Enter)")
+        self.evaluate_button.setToolTip(
+            "Score the checkpoint on the chosen split of the data folder (Enter in either field does too)"
+        )
         self.evaluate_button.clicked.connect(self.evaluate_now)
         split_box.addWidget(self.evaluate_button)
         form.addLayout(split_box, 1, 3, 2, 1)
@@ -847,6 +851,12 @@ class EvaluateTab(QWidget):
                 "include the training images)."
             )
 
+    def _on_return_in_field(self) -> None:
+        """Enter in the checkpoint or data-folder field evaluates what the fields now say (the data folder's split
+        follows it first, as when the field is left). It did nothing, the results below naming another folder."""
+        self._on_data_folder_chosen()
+        self.evaluate_now()
+
     def split(self) -> str:
         """The split chosen: val, test or all."""
         return str(self.split_combo.currentData() or self.split_combo.currentText())
@@ -984,7 +994,11 @@ class EvaluateTab(QWidget):
         if not data:
             data = self._data_root_from_checkpoint(ckpt)
             if not data:
-                self._set_status("Choose the data folder to evaluate on.", error=True)
+                self._set_status(
+                    f"Choose the data folder to evaluate on: {Path(ckpt).name} does not say which folder it was "
+                    "trained on (it is not in a run folder, or that run's config.json names none).",
+                    error=True,
+                )
                 return
             self.data_edit.setText(data)
         if not Path(data).is_dir():
@@ -1143,8 +1157,8 @@ class EvaluateTab(QWidget):
             return False
         name = Path(self._checkpoint).name
         self._set_status(
-            f"{name} has changed since these results were computed (its run trained on): evaluate again (Enter) for "
-            f"the new {name}'s numbers.",
+            f"{name} has changed since these results were computed (its run trained on): evaluate it again for the "
+            f"new {name}'s numbers.",
             error=True,
         )
         self._fade_results(True)

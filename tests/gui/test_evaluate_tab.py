@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from PySide6.QtCore import Qt
 
 from gui.evaluate_tab import CM_ZERO_MAX, PAGE_NOT_EVALUATED, PAGE_RESULTS, EvaluateTab
 from gui.worker import active_threads
@@ -840,7 +841,7 @@ def test_results_older_than_their_checkpoint_are_marked_until_evaluated_again(qt
     _replace_checkpoint(run / "best.pt")
     assert tab.check_stale()
     assert "best.pt has changed since these results were computed" in tab.status_label.text()
-    assert "evaluate again" in tab.status_label.text()
+    assert "evaluate it again" in tab.status_label.text()
     assert tab.stack.widget(PAGE_RESULTS).graphicsEffect() is not None  # faded, as while evaluating
 
     tab.evaluate_button.click()
@@ -860,8 +861,17 @@ def test_a_checkpoint_evaluated_on_another_folder_is_not_the_runs_evaluation(qtb
     assert tab.shows_run_evaluation(str(run))  # (the tab wrote it)
     other = make_dataset(tmp_path / "other")
     tab.data_edit.setText(str(other))
-    tab._on_data_folder_chosen()
-    tab.evaluate_button.click()
+    qtbot.keyClick(tab.data_edit, Qt.Key.Key_Return)  # Enter in the field evaluates it (it did nothing)
+    assert tab.split() == "all"  # (another folder: all of it, as when the field is left)
     wait_idle(qtbot, tab)
     assert tab.stack.currentIndex() == PAGE_RESULTS and str(other) in tab.status_label.text()
     assert not tab.shows_run_evaluation(str(run))
+
+
+def test_a_checkpoint_outside_a_run_asks_for_its_data_folder_and_says_why(tab, tmp_path):
+    """The field's placeholder promises the model's own folder by default: a file that names none says so."""
+    ckpt = make_checkpoint(tmp_path / "loose" / "model.pt")
+    tab.set_checkpoint(str(ckpt))
+    tab.evaluate_now()
+    assert tab.status_label.text().startswith("Choose the data folder to evaluate on: model.pt does not say which")
+    assert not tab.is_busy()
