@@ -43,6 +43,7 @@ from gui.app import settings
 from gui.image_view import pil_to_qimage
 from gui.widgets import (
     Banner,
+    ColumnShare,
     ImageGrid,
     count_noun,
     elide_path,
@@ -361,9 +362,8 @@ class DatasetPanel(QWidget):
         self.bad_table.setTabKeyNavigation(False)
         self.bad_table.setHorizontalHeaderLabels(["File", "Reason", ""])
         hh = self.bad_table.horizontalHeader()
-        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         hh.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self._bad_columns = ColumnShare(self.bad_table, 0, 1)  # short paths leave the reasons room
         self.bad_table.verticalHeader().hide()
         self.bad_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.bad_table.setWordWrap(False)
@@ -692,6 +692,7 @@ class DatasetPanel(QWidget):
             button.setToolTip("Open the folder holding this file")
             button.clicked.connect(lambda _=False, p=path: self.reveal(p))
             self.bad_table.setCellWidget(r, 2, button)
+        self._bad_columns.update()
         for group in index.duplicates:
             rel = [os.path.relpath(p, index.root) for p in group]
             where = ", in different classes" * (group in mixed) + ", in two split folders" * (group in leaked)

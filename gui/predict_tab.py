@@ -57,6 +57,7 @@ from gui.image_view import (
     pil_to_qimage,
 )
 from gui.widgets import (
+    ColumnShare,
     ElidedLabel,
     count_noun,
     dialog_dir,
@@ -476,11 +477,10 @@ class PredictTab(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(COL_THUMB, QHeaderView.ResizeMode.Fixed)
         h.resizeSection(COL_THUMB, THUMB + 12)
-        h.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Interactive)
         h.resizeSection(COL_FILE, 320)
         h.resizeSection(COL_CLASS, 160)
         h.resizeSection(COL_CONF, 120)  # room for the sort arrow beside the bold title
-        h.setStretchLastSection(True)
+        self._columns = ColumnShare(self.table, COL_FILE, COL_TOPK)  # short names leave the ranking room
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file paths keep their start and their name
         self.table.setItemDelegateForColumn(COL_TOPK, _ElideRight(self.table))  # a ranking keeps its first classes
         self.table.activated.connect(self._on_row_activated)  # a double-click, or Return on the selected row
@@ -976,6 +976,7 @@ class PredictTab(QWidget):
 
     def _on_many_done(self, info: dict[str, Any]) -> None:
         self._drain()
+        self._columns.update()
         n = len(self._results)
         errors, folders = self._problems()
         if info["done"] < info["total"]:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
     QComboBox,
+    QHeaderView,
     QLabel,
     QListView,
     QListWidget,
@@ -163,6 +164,38 @@ class Banner(QLabel):
     @property
     def kind(self) -> str:
         return self.objectName().replace("Banner", "") if not self.isHidden() else ""
+
+
+class ColumnShare(QObject):
+    """Two columns of a table share the width the others leave: `first` takes what its texts need, up to half
+    (more when `second` needs less than the rest), and `second` stretches over the rest. Both fixed at once, the
+    short file names of a Problems list sat in half the table while their reasons were cut ("cannot identify i…").
+    Kept as the table is resized; `update()` after filling it."""
+
+    def __init__(self, table: Any, first: int, second: int) -> None:
+        super().__init__(table)
+        self.table, self.first, self.second = table, first, second
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(first, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(second, QHeaderView.ResizeMode.Stretch)
+        table.viewport().installEventFilter(self)
+
+    def update(self) -> None:
+        t, header = self.table, self.table.horizontalHeader()
+        others = sum(header.sectionSize(c) for c in range(header.count()) if c not in (self.first, self.second))
+        room = t.viewport().width() - others
+        if room <= 0 or t.model() is None or t.model().rowCount() == 0:
+            return
+        pad = 12  # (the cell's margins)
+        need = t.sizeHintForColumn(self.first) + pad
+        need_second = max(t.sizeHintForColumn(self.second) + pad, header.sectionSizeHint(self.second))
+        width = min(need, max(room // 2, room - need_second))
+        header.resizeSection(self.first, max(width, header.sectionSizeHint(self.first)))
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Resize:
+            self.update()
+        return False
 
 
 class ElidedLabel(QLabel):

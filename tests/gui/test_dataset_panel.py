@@ -457,3 +457,38 @@ def test_problem_paths_keep_their_file_names_visible(qtbot, panel, awkward):
     assert dups.wordWrap() and not dups.horizontalScrollBar().isVisible()  # wrapped, not run off the side
     lines = dups.item(0).text().split("\n")
     assert lines[0] == "2 identical files, in different classes:" and len(lines) == 3  # one file a line
+
+
+def test_two_columns_share_the_width_by_what_their_texts_need(qtbot):
+    """File and Reason each had half the Problems table: "a/zzz.jpg" sat in 230 px while its reason was cut."""
+    from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+
+    from gui.widgets import ColumnShare
+
+    table = QTableWidget(2, 3)
+    qtbot.addWidget(table)
+    table.resize(600, 200)
+    table.horizontalHeader().resizeSection(2, 80)
+    share = ColumnShare(table, 0, 1)
+    table.show()
+
+    def fill(first: str, second: str) -> tuple[int, int]:
+        for r in range(2):
+            table.setItem(r, 0, QTableWidgetItem(first))
+            table.setItem(r, 1, QTableWidgetItem(second))
+        share.update()
+        h = table.horizontalHeader()
+        return h.sectionSize(0), h.sectionSize(1)
+
+    room = table.viewport().width() - 80
+    fm = table.fontMetrics()
+    short, reason = "a/zzz.jpg", "not an image (cannot identify image file, or no decoder)"
+    first, second = fill(short, reason)
+    assert first < fm.horizontalAdvance(short) + 40 and second >= fm.horizontalAdvance(reason)  # the reason whole
+    long_path = "a_deeply_nested_folder/" * 6 + "photo.jpg"
+    first, second = fill(long_path, "truncated image")
+    assert second >= fm.horizontalAdvance("truncated image") and first > room // 2  # the path gets the rest
+    first, second = fill(long_path, reason * 3)
+    assert abs(first - room // 2) <= 2  # both long: half each
+    table.resize(900, 200)  # kept as the table is resized
+    qtbot.waitUntil(lambda: abs(table.horizontalHeader().sectionSize(0) - (table.viewport().width() - 80) // 2) <= 2)
