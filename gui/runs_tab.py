@@ -156,6 +156,9 @@ RUN_MARKERS = "os^Dv"  # the 11th to 20th runs compared share the first ten's co
 COMPARE_COLUMN_MAX = 240  # px: a run's column in the settings comparison grows to fit its values up to this
 
 
+NO_EPOCH_NOTE = "(no finished epoch)"  # a run compared that has no curve to draw, in the legend
+
+
 def short_run_labels(paths: list[str]) -> list[str]:
     """Column titles that tell runs apart: their start times from the folder names (`20261126-101852-…`), with the
     date only when the runs began on different days; "run N" for a folder named otherwise."""
@@ -750,6 +753,14 @@ class RunsTab(QWidget):
                         gid="batches",
                         label="training loss per batch",
                     )
+        drawn = {path for _, path, _ in records}
+        no_epoch: dict[Any, str] = {}  # selected runs with nothing to draw: named in the legend, not left out unsaid
+        for n, path in enumerate(paths):
+            if path not in drawn:
+                color = RUN_COLORS[n % len(RUN_COLORS)]
+                (line,) = self.loss_ax.plot([], [], "-", color=color, linewidth=1.6, gid="no-epoch")
+                line.set_label(f"{Path(path).name} {NO_EPOCH_NOTE}")
+                no_epoch[line] = path
         # the Train tab's frame: epochs from 0, loss from 0, accuracy 0-100 % (a one-epoch run was drawn on an
         # axis from 0.96 to 1.04 against 25.5-28 %)
         last = max((max(r.history, key=lambda h: h.get("epoch") or 0).get("epoch") or 1 for _, _, r in records))
@@ -763,11 +774,15 @@ class RunsTab(QWidget):
         self.acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))  # decimals follow the tick step
         for ax in (self.loss_ax, self.acc_ax):
             ax.xaxis.get_major_locator().set_params(integer=True)
-        self._legend_handles = self.curve_lines() + [ln for ln in self.loss_ax.get_lines() if ln.get_gid() == "batches"]
+        batches = [ln for ln in self.loss_ax.get_lines() if ln.get_gid() == "batches"]
+        self._legend_handles = self.curve_lines() + list(no_epoch) + batches
         self._legend_labels = [ln.get_label() for ln in self._legend_handles]
-        if len(records) >= 3:  # the settings columns' titles (start times): a legend of full names, one a row,
+        if len(paths) >= 3:  # the settings columns' titles (start times): a legend of full names, one a row,
             short = dict(zip(paths, short_run_labels(paths), strict=True))  # pressed the charts flat
-            self._legend_labels = [short.get(ln.get_gid(), ln.get_label()) for ln in self._legend_handles]
+            self._legend_labels = [
+                f"{short[no_epoch[ln]]} {NO_EPOCH_NOTE}" if ln in no_epoch else short.get(ln.get_gid(), ln.get_label())
+                for ln in self._legend_handles
+            ]
         self._place_legend()
         self.canvas.draw_idle()
 
@@ -816,7 +831,7 @@ class RunsTab(QWidget):
         return [
             ln
             for ln in self.loss_ax.get_lines()
-            if ln.get_linestyle() != "--" and ln.get_gid() not in ("batches", "off-scale")
+            if ln.get_linestyle() != "--" and ln.get_gid() not in ("batches", "off-scale", "no-epoch")
         ]
 
     def _show_settings(self) -> None:

@@ -515,9 +515,10 @@ def test_a_run_without_finished_epochs_gets_a_note_not_stale_axes(tab, runs):
     assert tab.curve_lines() == [] and not tab.figure.legends
     assert [t.get_text() for t in tab.loss_ax.texts] == ["No finished epoch yet"]
     assert list(tab.loss_ax.get_yticks()) == []  # no axes left over from the previous selection
-    tab.select_runs([str(runs["done"]), str(empty)])  # compared with a run that has epochs: only that one is drawn
-    assert [ln.get_label() for ln in tab.curve_lines()] == [runs["done"].name]
-    assert [t.get_text() for t in tab.figure.legends[0].get_texts()] == [runs["done"].name]
+    tab.select_runs([str(runs["done"]), str(empty)])  # compared with a run that has epochs: only that one is drawn,
+    assert [ln.get_label() for ln in tab.curve_lines()] == [runs["done"].name]  # the other named, not left out unsaid
+    legend = [t.get_text() for t in tab.figure.legends[0].get_texts()]
+    assert legend == [runs["done"].name, f"{empty.name} (no finished epoch)"]
 
 
 def test_accuracy_ticks_of_a_one_epoch_run_are_distinct(tab, runs, tmp_path):
