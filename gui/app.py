@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # (PySide6 is imported late: `main.py --help` and the no-display message need none of it)
     from PySide6.QtCore import QSettings
@@ -121,6 +122,37 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
+def close_on_signals(window: Any) -> None:
+    """SIGTERM (a logout, `kill`) and SIGINT (Ctrl-C in the terminal that started the app) close the window as
+    File > Quit does, without asking: a run in progress stops after its batch and keeps last.pt, and the settings,
+    the window's place and its panes are saved. A second one ends the process at once.
+
+    Python runs a signal's handler only when it next runs code, and Qt's loop may wait for ever: the signal wakes
+    the loop through a socket. Before, the default ended the process on the spot (the Dataset settings changed
+    since the last quit were lost, and so was the last half-minute of a run's training)."""
+    import signal
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier, QTimer
+
+    wake_r, wake_w = socket.socketpair()
+    for sock in (wake_r, wake_w):
+        sock.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno())
+    notifier = QSocketNotifier(wake_r.fileno(), QSocketNotifier.Type.Read, window)
+    notifier.activated.connect(lambda *_: contextlib.suppress(OSError)(wake_r.recv)(64))
+
+    def handler(signum: int, frame: Any) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)  # (the second one)
+        window.confirm_close = False
+        QTimer.singleShot(0, window.close)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+    window._signal_wakeup = (wake_r, wake_w, notifier)  # kept as long as the window
+
+
 def main(argv: list[str] | None = None) -> int:
     """Open the main window; returns the exit code (2 with one line on stderr when no display is usable)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -141,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         window.show()
     window.start_background_init()
+    close_on_signals(window)
+    if os.environ.get("RESNEXT_STUDIO_SAY_SHOWN"):  # (for tests: the window is up)
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: print(f"window-visible {window.isVisible()}", flush=True))
     if os.environ.get("RESNEXT_STUDIO_EXIT_WHEN_SHOWN"):  # start-up benchmark: report and leave
         from PySide6.QtCore import QTimer
 

@@ -912,7 +912,8 @@ class TrainTab(QWidget):
         self.eta_label.setText("ETA –")
         self.result_label.setText(_RESULT_WHILE[RUNNING])
         self.log_line(f"Resuming {resume}" if resume else "Starting a new run")
-        self.save_settings()
+        self.save_settings()  # the form and the Dataset tab's settings this run trains with, kept even if the app
+        self.dataset_panel.save_settings()  # is killed before it quits
         if (resume is not None or index is not None) and self.use_all_gpus():
             # (a resume too: in one process a run's batch, the global batch of all GPUs, would all fall on one)
             self._launch_torchrun(config, self.gpu_count, resume=resume, rows=len(history or []))

@@ -401,6 +401,45 @@ def test_application_main_shows_the_window(tmp_path):
     assert "window-visible True" in proc.stdout
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_terminating_signal_closes_the_window_as_quit_does(tmp_path, sig):
+    """A logout's SIGTERM (or Ctrl-C in the terminal) ended the process on the spot: the settings changed since
+    the last quit were lost (a tiny model then came back with 64-px images: 4x the work) and so was the window's
+    place. Now the window closes as File > Quit does, saving them, and the process exits 0."""
+    import select
+    import signal
+
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "RESNEXT_STUDIO_SAY_SHOWN": "1",
+        "RESNEXT_STUDIO_RUNS": str(tmp_path / "runs"),
+        "PYTHONPATH": str(REPO),
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "gui"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:  # (deadlines below the test's own: a hang fails this test, not the whole run)
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready and proc.stdout.readline().strip() == "window-visible True"
+        proc.send_signal(getattr(signal, sig))
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    saved = list((tmp_path / "cfg").rglob("*.ini"))
+    assert saved and "geometry" in saved[0].read_text(encoding="utf-8")  # the settings were written on the way out
+    assert "image_size" in saved[0].read_text(encoding="utf-8")
+
+
 def test_file_dialogs_open_where_the_user_last_went_else_home(qapp, tmp_path, monkeypatch):
     from gui.widgets import dialog_dir, remember_dir
 

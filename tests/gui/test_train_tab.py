@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
+from gui.app import settings
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import IDLE, PAUSED, RUNNING, TrainTab
 from gui.worker import FunctionWorker, TrainingWorker, active_threads, is_running, start_worker, wait_for_workers
@@ -59,6 +60,10 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
             assert tab.start(), tab.banner.text()
             assert tab.state != IDLE and not tab.start_button.isEnabled() and tab.stop_button.isEnabled()
             tab.worker.epoch_end.connect(lambda m: epochs_seen.append(m.epoch))
+            # what the run trains with is saved at its start, the Dataset tab's settings too (the app may be
+            # killed before it quits: a tiny model then came back with the default image size)
+            assert int(settings().value("data/image_size")) == panel.size_spin.value()
+            assert int(settings().value("train/epochs")) == 2
         result = done.args[0]
         assert result.reason == "completed", result.message
         assert tab.charts.epoch_points == 2
