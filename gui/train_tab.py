@@ -94,6 +94,14 @@ TRAIN_KEYS = (
 RESUME_NOTE = "Continuing with the run's own settings:"
 
 
+def _hold_width(label: QLabel, widest: str) -> None:
+    """Keep `label` as wide as the widest text it shows this run (its numbers at their largest): the progress bars
+    beside it moved as "Batch 9 / 30" became "Batch 10 / 30"."""
+    width = label.fontMetrics().horizontalAdvance(widest)
+    if label.minimumWidth() < width:
+        label.setMinimumWidth(width)
+
+
 def _fmt_duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "–"
@@ -907,6 +915,8 @@ class TrainTab(QWidget):
         self.batch_bar.setValue(0)
         self.epoch_label.setText("Epoch –")  # (not the previous run's last numbers while this one prepares)
         self.batch_label.setText("Batch –")
+        for label in (self.epoch_label, self.batch_label):
+            label.setMinimumWidth(0)  # (held again for this run's numbers: _hold_width)
         self.device_label.setText("Device: –")
         self.speed_label.setText("– images/s")
         self.eta_label.setText("ETA –")
@@ -1361,6 +1371,7 @@ class TrainTab(QWidget):
         total = info.epochs if info is not None else self.epoch_bar.maximum()
         # epoch 0 is a linear probe's feature pass: the backbone runs over the images once, nothing trains yet
         self.epoch_label.setText(f"Epoch {epoch} / {total}" if epoch else "Computing features")
+        _hold_width(self.epoch_label, f"Epoch {total} / {total}")
         # a resumed epoch starts after the batches done before the stop
         done = getattr(info, "resume_step", 0) if info is not None and epoch == info.start_epoch + 1 else 0
         self.batch_bar.setValue(done)
@@ -1370,6 +1381,7 @@ class TrainTab(QWidget):
         self.batch_bar.setRange(0, max(1, p.steps))
         self.batch_bar.setValue(p.step)
         self.batch_label.setText(f"{'Batch' if p.epoch else 'Feature batch'} {p.step} / {p.steps}")
+        _hold_width(self.batch_label, f"{'Batch' if p.epoch else 'Feature batch'} {p.steps} / {p.steps}")
         if self.state in (PAUSED, STOPPING):  # the batch in flight reports after Pause/Stop: keep their text
             self.charts.add_batch(p.epoch, p.step, p.steps, p.loss)
             return

@@ -660,6 +660,27 @@ def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
     assert tab.charts.batch_x == [] or min(tab.charts.batch_x) >= 0  # nothing drawn left of epoch 0
 
 
+def test_the_progress_bars_stay_put_as_the_numbers_grow(qtbot):
+    """The bars' left edge moved as "Batch 9 / 30" became "Batch 10 / 30" (and epoch 9 became 10)."""
+    from PySide6.QtWidgets import QApplication
+
+    from core.engine import BatchProgress
+
+    tab = TrainTab()
+    qtbot.addWidget(tab)
+    tab.ensure_charts()
+    tab.resize(1200, 800)
+    tab.show()
+    tab._on_epoch_started(9)
+    tab._on_batch(BatchProgress(9, 9, 30, 1.0, 40.0, 10.0))
+    QApplication.processEvents()
+    left = tab.batch_bar.x(), tab.epoch_bar.x()
+    tab._on_epoch_started(10)
+    tab._on_batch(BatchProgress(10, 10, 30, 1.0, 40.0, 10.0))
+    QApplication.processEvents()
+    assert tab.batch_label.text() == "Batch 10 / 30" and (tab.batch_bar.x(), tab.epoch_bar.x()) == left
+
+
 def _wheel(widget, notches: int = -3) -> None:
     """A mouse wheel turned over `widget` (negative: towards the user, which scrolls a page down)."""
     from PySide6.QtCore import QPoint, QPointF, Qt
