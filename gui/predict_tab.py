@@ -82,7 +82,7 @@ OK_ROLE = Qt.ItemDataRole.UserRole + 2
 PATH_ROLE = Qt.ItemDataRole.UserRole + 3
 
 ALL_RESULTS = "All results"
-ERRORS_ONLY = "Errors only"
+ERRORS_ONLY = "Problems only"  # files not read, folders without images ("Errors" read as wrong answers)
 
 UNSEEN_NOTE = "The model sees only the outlined centre square; the greyed edges were cropped away before it looked."
 
