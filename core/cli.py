@@ -213,7 +213,7 @@ def _make_printer():
             val = "" if m.val_loss is None else f"  val loss {_loss(m.val_loss)}  val acc {m.val_acc:.2%}"
             _err(
                 f"epoch {m.epoch}/{self.epochs}: train loss {_loss(m.train_loss)}  acc {m.train_acc:.2%}{val}  "
-                f"lr {m.lr:.2e}  {m.seconds:.1f}s"
+                f"{m.lr_text()}  {m.seconds:.1f}s"
             )
 
         def on_warning(self, msg: str) -> None:

@@ -105,8 +105,16 @@ class EpochMetrics:
     train_acc: float
     val_loss: float | None
     val_acc: float | None
-    lr: float
+    lr: float  # at the epoch's first step (history.csv's lr)
     seconds: float
+    lr_end: float | None = None  # at its end (a warm-up or cosine moves it within the epoch); not in history.csv
+
+    def lr_text(self) -> str:
+        """ "lr 3.00e-03", or "lr 1.88e-04→2.71e-03" for an epoch the schedule moved it through (a warm-up epoch
+        showed only its first step's 1.9e-04 against a set rate of 3e-03)."""
+        if self.lr_end is None or abs(self.lr_end - self.lr) <= 0.01 * max(abs(self.lr), abs(self.lr_end)):
+            return f"lr {self.lr:.2e}"
+        return f"lr {self.lr:.2e}→{self.lr_end:.2e}"
 
 
 @dataclass
@@ -1158,7 +1166,8 @@ class Trainer:
             self.history.append(row)
             if self.is_main:
                 runs.append_history(self.run_dir, row)
-            self._emit("on_epoch_end", EpochMetrics(**row))
+            # (per-epoch schedules step below: the rate now is the epoch's last step's, or the step after it)
+            self._emit("on_epoch_end", EpochMetrics(**row, lr_end=float(self.optimizer.param_groups[0]["lr"])))
             improved = self._update_best(row)
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(self._monitored(row))

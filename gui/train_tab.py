@@ -1397,7 +1397,7 @@ class TrainTab(QWidget):
         val = f" · val loss {m.val_loss:.4f}, acc {100 * m.val_acc:.1f}%" if m.val_acc is not None else ""
         self.log_line(
             f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, acc {100 * m.train_acc:.1f}%{val} · "
-            f"lr {m.lr:.2e} · {m.seconds:.1f} s"
+            f"{m.lr_text()} · {m.seconds:.1f} s"
         )
 
     def _on_warning(self, msg: str) -> None:

@@ -207,6 +207,24 @@ def test_a_resume_with_fewer_or_more_images_keeps_its_place_on_the_cosine(tmp_pa
     assert lrs[3] == pytest.approx(cfg.train.lr * 0.5 * (1 + math.cos(math.pi * 3 / 4)), rel=0.05)
 
 
+@pytest.mark.parametrize("scheduler", ["cosine", "step", "none"])
+def test_an_epoch_reports_the_rates_it_trained_with(dataset, tmp_path, scheduler):
+    """The log gave a warm-up epoch's first-step rate alone ("lr 1.88e-04" with 3e-03 set): its end is said too
+    where the schedule moved it; a per-epoch schedule (step) keeps one rate through the epoch."""
+    rec = Recorder()
+    cfg = config(dataset, epochs=2, scheduler=scheduler, warmup_epochs=1.0 if scheduler == "cosine" else 0.0)
+    result = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "completed", result.message
+    ends = [m for kind, m in rec.events if kind == "epoch_end"]
+    if scheduler == "cosine":  # warming up through epoch 1, annealing through epoch 2
+        assert ends[0].lr < ends[0].lr_end and ends[1].lr > ends[1].lr_end
+        assert ends[0].lr_text() == f"lr {ends[0].lr:.2e}→{ends[0].lr_end:.2e}"
+    else:
+        assert all(m.lr == pytest.approx(m.lr_end) and "→" not in m.lr_text() for m in ends)
+        assert ends[0].lr_text() == f"lr {cfg.train.lr:.2e}"
+    assert [r["lr"] for r in result.history] == [m.lr for m in ends]  # (history.csv keeps the epoch's start)
+
+
 def test_a_run_ended_between_last_pt_and_best_pt_gets_its_best_pt_back(dataset, tmp_path):
     """last.pt is saved before best.pt: a run killed between them has last.pt naming its last epoch the best and
     holding its weights, and a best.pt of an earlier epoch, which the resume writes again."""
