@@ -293,6 +293,12 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
 
     run_file = not folder and is_run_file(target)
     own = f"{flag} {path}: one of a run folder's own files; it would be overwritten (name another file)"
+    if not folder:
+        from core.runs import special_kind
+
+        special = special_kind(target)  # (a link, a pipe, a device: the write would replace the path itself)
+        if special:
+            raise UsageError(f"{flag} {path}: {special}, not a regular file; name a file to write {writes or 'to'}")
     if not target.exists():
         if run_file:
             raise UsageError(own)
@@ -739,7 +745,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             note = "  (nothing saved: it cannot be resumed)"
         elif r.ended_early and not r.resumable:
             note = "  (no last.pt: it cannot be resumed; best.pt can be used)"
-        elif r.status == "failed" and r.message:
+        elif r.message and r.status in ("failed", "unreadable", "interrupted"):  # (a damaged status.json: why)
             note = f"  ({r.message if len(r.message) <= 70 else r.message[:69] + '…'})"
         print(f"  {r.name:<48} {r.status:<12} epochs {r.epochs_done}/{planned}  best val acc {acc}{note}")
     return 0

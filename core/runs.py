@@ -212,6 +212,28 @@ def is_torch_legacy(path: str | Path) -> bool:
     return head[:1] == b"\x80" and TORCH_LEGACY_MAGIC[2:] in head[:24]
 
 
+def special_kind(path: str | Path) -> str:
+    """What an existing path is, in words, when it is no regular file an output may replace: a symbolic link, a
+    named pipe, a device or a socket; "" otherwise (or when nothing is there). Outputs are written beside and
+    renamed over their path, which replaces the path itself: `export --out /dev/null` left /dev/null a regular
+    file, and a CSV written to a link replaced the link."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISLNK(mode):
+        return f"a symbolic link (to {os.readlink(path)})"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return ""
+
+
 def precious_kind(path: str | Path, model_ok: bool = False) -> str:
     """What an existing file is that an output of another kind must not replace, in words ("an image", "a
     PyTorch checkpoint or weights file", "a TorchScript model", "an ONNX model"), or "" (`export --out photo.jpg`
@@ -220,6 +242,9 @@ def precious_kind(path: str | Path, model_ok: bool = False) -> str:
     from core.checkpoint import zip_kind
     from core.data import IMAGE_EXTENSIONS
 
+    special = special_kind(path)
+    if special:
+        return special
     path = Path(path)
     if not path.is_file():
         return ""
@@ -393,13 +418,15 @@ def _num(text: str) -> int | float | None:
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
-    """history.csv as a list of dicts with numbers (None for empty cells); [] if there is none."""
+    """history.csv as a list of dicts with numbers (None for empty cells); [] if there is none. Rows without an
+    epoch number (a damaged or hand-edited line) are left out: the run list counted them as epochs done."""
     path = Path(run_dir) / "history.csv"
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            return [{k: _num(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
+            rows = [{k: _num(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
     except (OSError, ValueError, csv.Error):  # ValueError: UnicodeDecodeError (a damaged file)
         return []
+    return [r for r in rows if isinstance(r.get("epoch"), int)]
 
 
 def draw_curves(history: list[dict[str, Any]], out_png: str | Path) -> None:
@@ -672,6 +699,25 @@ def _named_time(name: str) -> float | None:
         return None
 
 
+def unreadable_run(path: Path, error: OSError) -> RunInfo:
+    """The RunInfo of a run folder that cannot be read: its name, its time from the name, and why."""
+    return RunInfo(
+        path=path,
+        name=path.name,
+        created=_named_time(path.name) or 0.0,
+        arch="?",
+        dataset="?",
+        epochs_done=0,
+        epochs_planned=None,
+        best_val_acc=None,
+        best_epoch=None,
+        status="unreadable",
+        has_best=False,
+        has_last=False,
+        message=f"cannot read the run folder ({error.strerror or error})",
+    )
+
+
 class RunStore:
     """All run folders under one root directory."""
 
@@ -694,13 +740,14 @@ class RunStore:
     def _run_dirs(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        return [
-            p
-            for p in self.root.iterdir()
-            if p.is_dir()
-            and not p.name.startswith(".")
-            and ((p / "config.json").exists() or (p / "status.json").exists())
-        ]
+
+        def is_run(p: Path) -> bool:
+            try:
+                return p.is_dir() and ((p / "config.json").exists() or (p / "status.json").exists())
+            except OSError:  # a folder that cannot be read (chmod 000): listed as unreadable, not hiding the rest
+                return _named_time(p.name) is not None
+
+        return [p for p in self.root.iterdir() if not p.name.startswith(".") and is_run(p)]
 
     def info(self, path: str | Path) -> RunInfo:
         """Summary of one run folder (tolerates missing or half-written files)."""
@@ -749,8 +796,15 @@ class RunStore:
         )
 
     def list(self) -> list[RunInfo]:
-        """Every run under the root, newest first."""
-        infos = [self.info(p) for p in self._run_dirs()]
+        """Every run under the root, newest first; one that cannot be read is listed as "unreadable" with the
+        reason (it ended the whole listing: `runs` printed one Permission denied and no run)."""
+        infos = []
+        for p in self._run_dirs():
+            try:
+                os.listdir(p)  # (its files' readers take a folder that cannot be listed for an empty one)
+                infos.append(self.info(p))
+            except OSError as e:
+                infos.append(unreadable_run(p, e))
         infos.sort(key=lambda r: (r.created, r.name), reverse=True)
         return infos
 

@@ -58,6 +58,7 @@ STATUS_COLORS = {
     "stopped": "#9a6700",
     "interrupted": "#9a6700",
     "failed": "#b42318",
+    "unreadable": "#b42318",
 }
 RUN_COLORS = [
     "#2f6fdf",
@@ -128,6 +129,7 @@ def status_explanation(info: Any) -> str:
         "stopped": "Stopped by the user",
         "failed": "Training failed",
         "interrupted": "Its process ended without a word (killed, crashed or the machine stopped)",
+        "unreadable": "Its folder cannot be read",
     }.get(info.status, info.status)
     if info.message and info.status != "running":
         what = f"{what}: {info.message}"

@@ -317,6 +317,31 @@ def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
     assert rc == 2 and one_line(err) and f"{photos / '0.png'} is a file, not a folder" in err
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_outputs_are_never_written_over_links_pipes_or_devices(capsys, trained, tmp_path):
+    """An output is written beside its path and renamed over it, which replaces the path itself: `export --out
+    /dev/null` left /dev/null a regular file, and a CSV aimed at a link replaced the link with a file."""
+    photo = tmp_path / "0.png"
+    photo.write_bytes((trained["data"] / "red" / "0.png").read_bytes())
+    kept = tmp_path / "kept.csv"
+    kept.write_text("mine")
+    link = tmp_path / "link.csv"
+    link.symlink_to(kept)
+    pipe = tmp_path / "pipe.onnx"
+    os.mkfifo(pipe)
+    for argv, what in (
+        (("predict", "--checkpoint", trained["best"], photo, "--csv", link), f"a symbolic link (to {kept})"),
+        (("export", "--checkpoint", trained["best"], "--format", "onnx", "--out", pipe), "a named pipe"),
+    ):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 2 and one_line(err) and f"{what}, not a regular file; name a file to write" in err, err
+    assert link.is_symlink() and kept.read_text() == "mine" and stat.S_ISFIFO(pipe.lstat().st_mode)
+    # (/dev/null itself is not aimed at: a failing check would replace this machine's)
+    from core.runs import special_kind
+
+    assert special_kind(os.devnull) == "a device" and special_kind(kept) == "" and special_kind(tmp_path / "no") == ""
+
+
 def test_a_run_folder_is_its_best_checkpoint_and_odd_names_are_written_as_they_are(capsys, trained, tmp_path):
     odd = tmp_path / "in"
     odd.mkdir()

@@ -84,6 +84,44 @@ def test_list_detects_interrupted_and_reads_summary(tmp_path):
     }
 
 
+def test_a_run_folder_that_cannot_be_read_is_listed_as_such_with_the_rest(tmp_path, monkeypatch):
+    """One run folder at chmod 000 made `runs` print a Permission denied and list no run at all. (Simulated:
+    the tests may run as root, whom permissions do not stop.)"""
+    from pathlib import Path
+
+    store = RunStore(tmp_path)
+    done = _fake_run(store, "resnet34", {"status": "completed", "started": 300}, epochs=1)
+    locked = tmp_path / "20240101-000000-resnet18-flowers"
+    locked.mkdir()
+    real_exists, real_listdir = Path.exists, os.listdir
+
+    def exists(self):
+        if locked in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self)
+
+    def listdir(path="."):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    monkeypatch.setattr(os, "listdir", listdir)
+    infos = {i.path: i for i in store.list()}
+    assert set(infos) == {done, locked} and infos[done].status == "completed"
+    assert infos[locked].status == "unreadable" and "Permission denied" in infos[locked].message
+
+
+def test_history_rows_without_an_epoch_are_not_counted(tmp_path):
+    """A damaged line in history.csv counted as an epoch done ("epochs 2/8" for a run of one)."""
+    store = RunStore(tmp_path)
+    run = _fake_run(store, "resnet34", {"status": "completed", "started": 300}, epochs=1)
+    with open(run / "history.csv", "a", encoding="utf-8") as f:
+        f.write("garbage,#,\n")
+    assert [r["epoch"] for r in runs.read_history(run)] == [1]
+    assert store.list()[0].epochs_done == 1
+
+
 def test_delete_refuses_outside_root(tmp_path):
     store = RunStore(tmp_path / "runs")
     d = _fake_run(store, "resnet18", {"status": "completed"})
