@@ -1091,8 +1091,19 @@ class Trainer:
         try:
             ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             held, metrics = ck.get("epoch"), ck.get("metrics") or {}
-        except Exception:  # noqa: BLE001 - missing or damaged: written again below
+        except Exception as e:  # noqa: BLE001 - missing or damaged: written again below, where last.pt can
             held, metrics = None, {}
+            if best and (best.get("epoch") != self.start_epoch or self._partial is not None):
+                # the best epoch's weights are gone (last.pt holds a later moment's): the best of the epochs from
+                # here on is best.pt. It stayed damaged, since the resumed epochs had to beat a score it lost,
+                # and evaluate, predict and export went on failing on it after a "completed"
+                why = "missing" if isinstance(e, FileNotFoundError) else "damaged"
+                self._warn(
+                    f"best.pt (epoch {best.get('epoch')}, the best so far) is {why} and its weights are lost; the "
+                    "best of the epochs trained from here on replaces it"
+                )
+                self.best = None
+                return
         if isinstance(held, int) and held > self.start_epoch:  # (a last.pt of a stop inside an epoch too)
             try:
                 self.best = {"epoch": held, "score": list(self._score(metrics)), "metric": self._monitored(metrics)}

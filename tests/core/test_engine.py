@@ -246,6 +246,24 @@ def test_a_run_ended_between_last_pt_and_best_pt_gets_its_best_pt_back(dataset, 
     assert [w for w in rec.warnings if w.startswith("best.pt did not hold epoch 2, the best")]
 
 
+def test_a_resume_replaces_a_damaged_best_pt_with_its_own_best(dataset, tmp_path):
+    """A best.pt cut short stayed so through a resume that trained to "completed": the resumed epochs had to beat
+    the lost epoch's score, and evaluate, predict and export kept failing on the file."""
+    first = Trainer(config(dataset, epochs=2, batch_size=4), runs_dir=tmp_path).fit()
+    run = Path(first.run_dir)
+    last = checkpoint.load(run / "last.pt")
+    last["best"] = dict(last["best"], epoch=1, score=[1e9, 1e9])  # an epoch no later one beats
+    checkpoint.save(run / "last.pt", last)
+    data = (run / "best.pt").read_bytes()
+    (run / "best.pt").write_bytes(data[:1000])
+    rec = Recorder()
+    resumed = Trainer(config(dataset, epochs=3, batch_size=4), callbacks=[rec], resume=run).fit()
+    assert resumed.reason == "completed", resumed.message
+    assert checkpoint.load(run / "best.pt")["epoch"] == 3 and resumed.best_epoch == 3
+    assert [w for w in rec.warnings if w.startswith("best.pt (epoch 1, the best so far) is damaged")]
+    assert resumed.evaluation is not None  # (its final evaluation ran on the new best.pt)
+
+
 def test_two_resumes_of_one_run_at_once_one_is_refused(dataset, tmp_path):
     """Both see the stopped run's process gone; the run folder's lock lets only one of them write it."""
     first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
