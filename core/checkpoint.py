@@ -140,6 +140,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({_refusal(str(e), path)})") from None
     except Exception as e:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
+        if isinstance(e, OSError) and e.strerror:  # not read at all (permissions, a disk error): not "damaged"
+            raise CheckpointError(f"{path}: cannot read the checkpoint file ({e.strerror})") from None
         why = (
             (str(e).strip().split(". ")[0] or "file is empty or cut short")
             if not isinstance(e, KeyError)
@@ -214,8 +216,8 @@ def _refusal(message: str, path: str | Path | None = None) -> str:
     m = re.search(r"GLOBAL ([\w.]+) (?:was not an allowed global|whose module [\w.]+ is blocked)", message)
     if m:
         return f"it holds {m.group(1)} objects, which the safe loader refuses to load"
-    if "Unsupported operand" in message:
-        return "not a file saved by torch.save"
+    if "Unsupported operand" in message:  # (what the file is instead, where it tells: an ONNX model …)
+        return not_torch_file(path) if path is not None else "not a file saved by torch.save"
     lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
     return f"refused by the safe loader: {lines[-1] if lines else 'unreadable'}"
 
@@ -252,9 +254,18 @@ def _shape_problem(ckpt: dict[str, Any]) -> str | None:
             and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
         ):
             return f"its {key} is not three numbers"
+        if key == "std" and value is not None and min(value) <= 0:  # (every answer would be NaN)
+            return f"its std {list(value)} is not above 0"
     for key in ("config", "history", "best"):
         if ckpt.get(key) is not None and not isinstance(ckpt[key], dict if key != "history" else list):
             return f"its {key} is a {type(ckpt[key]).__name__}"
+    config = ckpt.get("config") or {}
+    for key, value in config.items():  # the sections readers look into (a hand-edited one ended in a traceback)
+        if key in ("data", "model", "train", "dataset") and value is not None and not isinstance(value, dict):
+            return f"its config's {key} is not a mapping ({str(value)[:40]!r})"
+    root = (config.get("data") or {}).get("root")
+    if root is not None and not isinstance(root, str):
+        return f"its config's data.root is not a folder name ({str(root)[:40]!r})"
     broken = [
         k for k, t in ckpt["model"].items() if torch.is_tensor(t) and t.is_floating_point() and not t.isfinite().all()
     ]

@@ -257,6 +257,10 @@ def test_a_checkpoint_cut_short_is_called_damaged_and_other_files_say_what_they_
         ("image_size", 100000, "image_size 100000"),  # would only run the machine out of memory
         ("model", {"w": torch.tensor([1.0, float("nan")])}, "its weights are not finite (NaN or inf in w)"),
         ("class_names", ["x", "x"], "class name 'x' given twice"),  # (predict answered "x" for either output)
+        ("std", [0.2, 0.0, 0.2], "its std [0.2, 0.0, 0.2] is not above 0"),  # (every answer was nan%)
+        # hand-edited configs ended in tracebacks (TypeError in trained_data_root, AttributeError in evaluate)
+        ("config", {"data": {"root": 123}}, "its config's data.root is not a folder name ('123')"),
+        ("config", {"data": "x"}, "its config's data is not a mapping ('x')"),
     ],
 )
 def test_a_checkpoint_every_reader_would_trip_on_is_refused_with_the_reason(tmp_path, key, value, why):
@@ -265,3 +269,22 @@ def test_a_checkpoint_every_reader_would_trip_on_is_refused_with_the_reason(tmp_
     with pytest.raises(CheckpointError) as e:
         checkpoint.load(path)
     assert str(e.value) == f"{path}: damaged checkpoint ({why})"
+
+
+def test_a_checkpoint_that_cannot_be_read_or_is_an_onnx_model_is_called_what_it_is(tmp_path, monkeypatch):
+    """A file the user may not read was called "damaged or incomplete"; an ONNX export given as the checkpoint
+    was "not a file saved by torch.save". (Unreadable simulated: the tests may run as root.)"""
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x032.1" + bytes(range(200)))
+    with pytest.raises(CheckpointError, match=r"model\.onnx: not a ResNeXt Studio checkpoint \(an ONNX model, not"):
+        checkpoint.load(onnx)
+    path = tmp_path / "best.pt"
+    torch.save(_payload(), path)
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(torch, "load", refused)
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load(path)
+    assert str(e.value) == f"{path}: cannot read the checkpoint file (Permission denied)"
