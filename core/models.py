@@ -198,8 +198,8 @@ def build(
     BatchNorm layers in eval mode (see set_backbone_eval).
     """
     spec = parse_arch(name)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ModelError(f"num_classes={num_classes!r}: must be a positive integer")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
+        raise ModelError(f"num_classes={num_classes!r}: must be a whole number from 1 to {MAX_CLASSES:,}")
     model = _construct(spec, num_classes)
     if pretrained is not None and str(pretrained).strip().lower() not in ("", "none"):
         if str(pretrained).strip().lower() == "imagenet":
@@ -520,6 +520,9 @@ def _analyse(name: str, num_classes: int, image_size: int) -> dict:
 def _check_size(image_size: int) -> None:
     if isinstance(image_size, bool) or not isinstance(image_size, int) or not 16 <= image_size <= 1024:
         raise ModelError(f"image_size={image_size!r}: must be an integer 16..1024")
+
+
+MAX_CLASSES = 100_000  # classifier outputs (ImageNet-21k has 21,841); beyond, a typo that overflowed torch's sizes
 
 
 def summary(name: str, num_classes: int = 1000, image_size: int = 224) -> dict:
