@@ -769,7 +769,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"--top-k {args.top_k}: must be ≥ 1")
     _check_device(args.device)
     ignored: list[str] = []
-    files, problems = expand_paths(args.paths, ignored=ignored)
+    overlays: list[str] = []
+    files, problems = expand_paths(args.paths, ignored=ignored, overlays=overlays)
     _check_output("--csv", args.csv, folder=False, inputs=[*files, args.checkpoint], writes="a table")
     _check_output("--cam", args.cam, folder=True)
     try:
@@ -791,6 +792,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             _err(f"  {path}")
         if len(ignored) > 20:
             _err(f"  … and {len(ignored) - 20} more (--json lists them all)")
+    if overlays:
+        _err(f"note: {_count(len(overlays), 'Grad-CAM overlay')} of an earlier predict --cam left out (not photos)")
     if args.cam:
         from core.predict import cam_names, save_cam_overlay
 
@@ -817,6 +820,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "predictions": [prediction_to_dict(p) for p in preds],
                 "errors": [{"source": str(s), "error": r} for s, r in problems],
                 "ignored_files": ignored,
+                "overlays_left_out": overlays,
             }
         )
     else:

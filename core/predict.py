@@ -397,7 +397,10 @@ def _is_skipped(name: str) -> bool:
 
 
 def expand_paths(
-    paths: Iterable[str | Path], recursive: bool = True, ignored: list[str] | None = None
+    paths: Iterable[str | Path],
+    recursive: bool = True,
+    ignored: list[str] | None = None,
+    overlays: list[str] | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Files and folders → (image files, problems).
 
@@ -406,9 +409,12 @@ def expand_paths(
     their extension or existence, so `predict` reports why each one fails. problems holds (folder, reason) for
     folders that hold no images or cannot be read. A file reached twice is listed once. `ignored`, when given,
     receives the other files found in the folders (not an image type), so that they can be counted to the user.
+    Grad-CAM overlays this program wrote (`predict --cam` into a folder it reads) are left out of the folders'
+    images, into `overlays` when given: each run classified the last one's overlays and piled up more.
     """
     files: list[str] = []
     other: list[str] = []
+    mine: list[str] = []  # overlays of ours
     problems: list[tuple[str, str]] = []
     exts = {e.lower() for e in data.IMAGE_EXTENSIONS}
     for raw in paths:
@@ -428,7 +434,10 @@ def expand_paths(
             except OSError as e:
                 errors.append(e)
         for f in listed:
-            (found if os.path.splitext(f)[1].lower() in exts else other).append(f)
+            if f.lower().endswith("_gradcam.png") and is_cam_overlay(f):
+                mine.append(f)
+            else:
+                (found if os.path.splitext(f)[1].lower() in exts else other).append(f)
         for e in errors:
             problems.append((str(getattr(e, "filename", None) or raw), f"cannot read folder: {e.strerror or e}"))
         if not found and not errors:
@@ -438,6 +447,8 @@ def expand_paths(
     files = [f for f in files if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
     if ignored is not None:
         ignored += [f for f in other if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
+    if overlays is not None:
+        overlays += [f for f in mine if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
     return files, problems
 
 

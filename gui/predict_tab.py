@@ -157,7 +157,8 @@ def _predict_many(
 
     predictor = cache.get(checkpoint)
     ignored: list[str] = []
-    files, problems = expand_paths(paths, ignored=ignored)
+    overlays: list[str] = []
+    files, problems = expand_paths(paths, ignored=ignored, overlays=overlays)
     total = len(files) + len(problems)
     for src, reason in problems:
         out.append(("pred", _error_prediction(str(src), str(reason)), None, None))
@@ -170,7 +171,8 @@ def _predict_many(
         done += 1
         if progress:
             progress(done, total)
-    return {"total": total, "done": done, "class_names": list(predictor.class_names), "ignored": len(ignored)}
+    names = list(predictor.class_names)
+    return {"total": total, "done": done, "class_names": names, "ignored": len(ignored), "overlays": len(overlays)}
 
 
 def _error_prediction(source: str, reason: str) -> Any:
@@ -989,6 +991,7 @@ class PredictTab(QWidget):
                 + (f"; {errors} could not be read" if errors else "")
                 + (f"; {count_noun(folders, 'folder')} had no images" if folders else "")
                 + (f"; {count_noun(info['ignored'], 'other file')} ignored (not images)" if info.get("ignored") else "")
+                + (f"; {count_noun(info['overlays'], 'Grad-CAM overlay')} left out" if info.get("overlays") else "")
                 + ".",
                 error=False,
             )

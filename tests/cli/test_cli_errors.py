@@ -482,9 +482,16 @@ def test_cam_overlays_replace_older_overlays_only_never_a_users_file_or_an_input
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d / "n00.png", "--cam", cams)
     assert rc == 0 and sorted(p.name for p in cams.iterdir()) == ["n00_gradcam.png"]
     assert (cams / "n00_gradcam.png").read_bytes() != older
-    # … but not when that overlay of ours is itself an input: it is classified, and its own overlay is made too
-    as_input = (cams / "n00_gradcam.png").read_bytes()
+    # … an overlay of ours in a folder read is left out of its images, and said (each `predict D --cam D` classified
+    # the last one's overlays and piled up more) …
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d / "n00.png", cams, "--cam", cams)
+    assert rc == 1 and "note: 1 Grad-CAM overlay of an earlier predict --cam left out (not photos)" in err
+    assert f"error: {cams}: no image files in this folder" in err  # (it held nothing else)
+    assert sorted(p.name for p in cams.iterdir()) == ["n00_gradcam.png"]
+    # … but named on its own it is an input: it is classified, kept, and its own overlay is made too
+    as_input = (cams / "n00_gradcam.png").read_bytes()
+    named = cams / "n00_gradcam.png"
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], d / "n00.png", named, "--cam", cams)
     assert rc == 0 and (cams / "n00_gradcam.png").read_bytes() == as_input
     assert sorted(p.name for p in cams.iterdir()) == ["n00_2_gradcam.png", "n00_gradcam.png", "n00_gradcam_gradcam.png"]
 

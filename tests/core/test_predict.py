@@ -208,6 +208,20 @@ def test_expand_paths_walks_folders_like_the_scanner(tmp_path):
     # a file named on its own and again through its folder (or twice): once, where it came first
     twice, _ = expand_paths([root / "sub" / "b.PNG", root, root / "a.jpg", root / "sub" / ".." / "a.jpg"])
     assert [Path(f).name for f in twice] == ["b.PNG", "a.jpg", "c.webp"]
+    # an overlay this program wrote into a folder it reads is no photo: left out (and counted), not classified
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from core.predict import CAM_SOFTWARE
+
+    mark = PngInfo()
+    mark.add_text("Software", CAM_SOFTWARE)
+    Image.new("RGB", (4, 4)).save(root / "a_gradcam.png", pnginfo=mark)
+    Image.new("RGB", (4, 4)).save(root / "b_gradcam.png")  # (the user's own file of such a name is a photo)
+    overlays: list[str] = []
+    files, _ = expand_paths([root], overlays=overlays)
+    assert overlays == [str(root / "a_gradcam.png")] and str(root / "b_gradcam.png") in files
+    assert str(root / "a_gradcam.png") not in files
 
 
 def test_csv_and_json_output(predictor, tmp_path):
