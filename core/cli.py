@@ -461,7 +461,9 @@ def _train_config(args: argparse.Namespace):
         raise UsageError(_flag_message(e)) from None
     if m.pretrained not in (None, "imagenet") and not Path(m.pretrained).is_file():
         what = "a folder, not a file" if Path(m.pretrained).is_dir() else "no such file"
-        raise UsageError(f"--pretrained {m.pretrained}: {what} (give a state-dict .pth file or 'imagenet')")
+        # named where the user gave it: a config file's value was blamed on a --pretrained never typed
+        where = "--pretrained" if args.pretrained is not None else f"--config {args.config}: model.pretrained"
+        raise UsageError(f"{where} {m.pretrained}: {what} (give a state-dict .pth file or 'imagenet')")
     return cfg
 
 

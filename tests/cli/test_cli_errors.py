@@ -152,7 +152,11 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     rc, _, err = run(
         capsys, "train", "--data", trained["data"], "--pretrained", tmp_path / "none.pth", "--runs-dir", tmp_path / "r"
     )
-    assert rc == 2 and one_line(err) and "none.pth: no such file" in err
+    assert rc == 2 and one_line(err) and err.startswith(f"error: --pretrained {tmp_path / 'none.pth'}: no such file")
+    from_file = tmp_path / "pretrained.json"  # the same path in a settings file is blamed on the file, not a flag
+    from_file.write_text(json.dumps({"model": {"pretrained": str(tmp_path / "none.pth")}}))
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--config", from_file, "--runs-dir", tmp_path / "r")
+    assert rc == 2 and err.startswith(f"error: --config {from_file}: model.pretrained {tmp_path / 'none.pth'}: no such")
     junk = tmp_path / "junk.pth"
     junk.write_bytes(os.urandom(1000))
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--pretrained", junk, "--runs-dir", tmp_path / "r")
