@@ -633,6 +633,17 @@ class Trainer:
             there = next((p for p in (root, *root.parents) if p.exists()), None)
             if there is not None and not os.access(there, os.W_OK | os.X_OK):  # read-only file system, no permission
                 raise ConfigError(f"runs_dir={str(root)!r}: cannot create a run folder in {there} (not writable)")
+        if self._resume_ckpt and self.is_main:  # (a probe: os.access answers wrongly on Windows and for root)
+            import tempfile
+
+            try:
+                with tempfile.TemporaryFile(dir=self.resume_dir):
+                    pass
+            except OSError as e:  # it failed only after the setup, as a "failed" run (exit 1), on config.json
+                raise ConfigError(
+                    f"{self.resume_dir}: cannot write in this run folder ({e.strerror or e}); a resume saves its "
+                    "checkpoints and curves there"
+                ) from None
         if self.index is None:
             if not self.config.data.root:
                 raise ConfigError("data.root: no data folder given")

@@ -264,6 +264,27 @@ def test_a_resume_replaces_a_damaged_best_pt_with_its_own_best(dataset, tmp_path
     assert resumed.evaluation is not None  # (its final evaluation ran on the new best.pt)
 
 
+def test_a_resume_of_a_run_folder_it_cannot_write_in_is_refused_before_anything(dataset, tmp_path, monkeypatch):
+    """A read-only run folder failed only after the setup, as a "failed" run on config.json (exit 1).
+    (Simulated: the tests may run as root, whom permissions do not stop.)"""
+    import tempfile
+
+    first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
+    run = Path(first.run_dir)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    real = tempfile.TemporaryFile
+
+    def no_write(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == run:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_write)
+    with pytest.raises(ConfigError, match="cannot write in this run folder \\(Permission denied\\)"):
+        Trainer(None, resume=run)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_two_resumes_of_one_run_at_once_one_is_refused(dataset, tmp_path):
     """Both see the stopped run's process gone; the run folder's lock lets only one of them write it."""
     first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
