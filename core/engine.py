@@ -812,8 +812,20 @@ class Trainer:
             return lambda: None
         old = {}
 
+        spared = []  # a second Ctrl-C let pass once, while finished epochs wait to be saved
+
         def handler(signum: int, frame: Any) -> None:
             if signum == signal.SIGINT and self.stop.stopped and not self.dist.enabled:
+                if self._unsaved and self._phase == "epochs" and not spared and self.is_main:
+                    # two quick Ctrl-Cs threw away epochs save_every_s had held back (a whole epoch, or several)
+                    spared.append(True)
+                    print(
+                        "stopping: the last finished epoch is not saved yet (--save-every held it back); last.pt "
+                        "is saved after the current batch (Ctrl-C once more to interrupt at once and lose it)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    return
                 raise KeyboardInterrupt
             if not self.stop.stopped and self.is_main and not self.dist.enabled:
                 if self._phase == "epochs":
