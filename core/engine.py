@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -651,6 +652,7 @@ class Trainer:
         self.config.data.root = str(self.index.root)  # absolute: evaluate and resume work from any working folder
         if self._resume_ckpt:
             self._check_classes(self.index)
+        self._check_fits_memory()
         cfg = self.config
         self.split = data.split(self.index, val=cfg.data.val_split, test=cfg.data.test_split, seed=cfg.data.seed)
         if not self.split.train and self.index.layout == "splits":  # a held-out set: val/ and test/ only
@@ -693,6 +695,31 @@ class Trainer:
         self._phase = "setup"  # then "epochs" (a stop saves last.pt), "final" (best.pt's evaluation) or "ending"
         if self._resume_ckpt:  # last in __init__: nothing below can fail and keep the lock
             self._lock_for_resume()
+
+    def _check_fits_memory(self) -> None:
+        """A model whose training needs far more than the device's whole memory is refused before anything starts,
+        with the numbers: `--arch resnext152_256x512d` ended in torch's "[enforce fail at alloc_cpu.cpp:127] …
+        can't allocate memory" as a failed run, or in the kernel killing the process."""
+        cfg = self.config
+        try:
+            need = models.estimate_train_memory(
+                cfg.model.arch, len(self.index.classes), cfg.data.image_size, cfg.train.batch_size, cfg.train.amp
+            )
+            if self.device.type == "cuda":
+                have = torch.cuda.get_device_properties(self.device).total_memory
+            elif self.device.type == "cpu":
+                have = data.total_memory_bytes()
+            else:
+                return
+        except Exception:  # noqa: BLE001 - an estimate that cannot be made leaves the question to the run itself
+            return
+        if need > 2 * have:  # (a rough estimate: only a model that surely cannot fit is refused)
+            where = "this GPU" if self.device.type == "cuda" else "this machine"
+            raise ConfigError(
+                f"model.arch={cfg.model.arch!r}: training it needs about {need / 2**30:.1f} GB at batch "
+                f"{cfg.train.batch_size} and {cfg.data.image_size} px, more than the {have / 2**30:.1f} GB of {where}: "
+                "choose a smaller model, batch or image size"
+            )
 
     def _lock_for_resume(self) -> None:
         """Take the run folder's lock (ConfigError when another process trains it). Under torchrun rank 0 checks
@@ -2126,6 +2153,10 @@ def _is_peer_failure(e: BaseException) -> bool:
 def _one_line(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename and e.strerror:  # "/runs/x/last.pt: could not write it: …"
         return f"{e.filename}: {e.strerror}"
+    m = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", str(e))
+    if m or isinstance(e, MemoryError):  # (torch's CPU allocator: "[enforce fail at alloc_cpu.cpp:127] …")
+        size = f" ({int(m.group(1)) / 2**30:.1f} GB at once)" if m else ""
+        return f"out of memory{size}: the model, batch or image size is too large for this machine's memory"
     text = str(e).strip().splitlines()
     return (
         f"{type(e).__name__}: {text[0]}"

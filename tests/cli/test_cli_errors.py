@@ -323,6 +323,15 @@ def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_model_far_too_big_for_the_machine_is_refused_before_anything(capsys, trained, tmp_path):
+    """It ended as a failed run in torch's "[enforce fail at alloc_cpu.cpp:127] … can't allocate memory", or in
+    the kernel killing the process."""
+    argv = ["train", "--data", trained["data"], "--arch", "resnext152_256x512d", "--device", "cpu"]
+    rc, _, err = run(capsys, *argv, "--runs-dir", tmp_path / "r")
+    assert rc == 2 and one_line(err) and err.startswith("error: --arch resnext152_256x512d: training it needs about")
+    assert "choose a smaller model, batch or image size" in err and not (tmp_path / "r").exists()
+
+
 def test_outputs_are_never_written_over_links_pipes_or_devices(capsys, trained, tmp_path):
     """An output is written beside its path and renamed over it, which replaces the path itself: `export --out
     /dev/null` left /dev/null a regular file, and a CSV aimed at a link replaced the link with a file."""

@@ -1697,3 +1697,17 @@ def test_a_compiled_run_on_the_cpu_quiets_the_cuda_home_note(dataset, tmp_path, 
     assert Trainer(cfg, runs_dir=tmp_path).fit().reason == "completed" and called == [1]
     cfg.train.compile = False
     assert Trainer(cfg, runs_dir=tmp_path).fit().reason == "completed" and called == [1]
+
+
+def test_an_allocation_failure_is_said_as_out_of_memory():
+    from core.engine import _one_line
+
+    e = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+        "allocate 9663676416 bytes. Error code 12 (Cannot allocate memory)"
+    )
+    assert _one_line(e) == (
+        "out of memory (9.0 GB at once): the model, batch or image size is too large for this machine's memory"
+    )
+    assert _one_line(MemoryError()).startswith("out of memory: ")
+    assert _one_line(ValueError("bad value\nmore")) == "bad value"
