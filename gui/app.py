@@ -140,7 +140,12 @@ def close_on_signals(window: Any) -> None:
         sock.setblocking(False)
     signal.set_wakeup_fd(wake_w.fileno())
     notifier = QSocketNotifier(wake_r.fileno(), QSocketNotifier.Type.Read, window)
-    notifier.activated.connect(lambda *_: contextlib.suppress(OSError)(wake_r.recv)(64))
+
+    def drain(*_: Any) -> None:  # (the byte read, or the notifier fires on every turn of the loop)
+        with contextlib.suppress(OSError):
+            wake_r.recv(64)
+
+    notifier.activated.connect(drain)
 
     def handler(signum: int, frame: Any) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
