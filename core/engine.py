@@ -701,9 +701,11 @@ class Trainer:
         with the numbers: `--arch resnext152_256x512d` ended in torch's "[enforce fail at alloc_cpu.cpp:127] …
         can't allocate memory" as a failed run, or in the kernel killing the process."""
         cfg = self.config
+        if cfg.model.mode == "linear" or cfg.model.freeze_backbone:
+            return  # (the estimate is of training every layer: a probe's needs are a fraction of it)
         try:
             need = models.estimate_train_memory(
-                cfg.model.arch, len(self.index.classes), cfg.data.image_size, cfg.train.batch_size, cfg.train.amp
+                cfg.model.arch, len(self.index.classes), cfg.data.image_size, self.local_batch, cfg.train.amp
             )
             if self.device.type == "cuda":
                 have = torch.cuda.get_device_properties(self.device).total_memory
@@ -715,10 +717,15 @@ class Trainer:
             return
         if need > 2 * have:  # (a rough estimate: only a model that surely cannot fit is refused)
             where = "this GPU" if self.device.type == "cuda" else "this machine"
+            fix = (  # (a resume keeps the run's model, batch and image size)
+                "a device with more memory to resume it"
+                if self._resume_ckpt
+                else "a smaller model, batch or image size"
+            )
             raise ConfigError(
                 f"model.arch={cfg.model.arch!r}: training it needs about {need / 2**30:.1f} GB at batch "
-                f"{cfg.train.batch_size} and {cfg.data.image_size} px, more than the {have / 2**30:.1f} GB of {where}: "
-                "choose a smaller model, batch or image size"
+                f"{self.local_batch} and {cfg.data.image_size} px, more than the {have / 2**30:.1f} GB of {where}: "
+                f"choose {fix}"
             )
 
     def _lock_for_resume(self) -> None:
@@ -1129,6 +1136,8 @@ class Trainer:
                 ],
             )
             self._mend_best()
+        if self.dist.enabled:  # what rank 0 made of best.pt (a later best kept, a lost one forgotten): every rank
+            self.best = distributed.broadcast_object(self.best)  # counts bad epochs alike for early stopping
 
     def _mend_best(self) -> None:
         """An epoch that set a new best saves last.pt, then best.pt: a run ended between the two has a best.pt of

@@ -24,6 +24,7 @@ Item = Any  # str | Path | PIL.Image.Image | numpy.ndarray
 
 CANCELLED = "cancelled"
 NO_IMAGES_IN_FOLDER = "no image files in this folder"  # the reason given for a dropped folder without images
+ONLY_OVERLAYS = "no image files in this folder but Grad-CAM overlays of an earlier predict --cam (left out)"
 BACKENDS = ("auto", "torch", "onnx")
 
 
@@ -424,6 +425,7 @@ def expand_paths(
             continue
         listed: list[str] = []
         found: list[str] = []
+        mine_before = len(mine)
         errors: list[OSError] = []
         if recursive:
             for root, _dirs, names in data.walk(p, onerror=errors.append):  # links followed, loops not
@@ -441,7 +443,7 @@ def expand_paths(
         for e in errors:
             problems.append((str(getattr(e, "filename", None) or raw), f"cannot read folder: {e.strerror or e}"))
         if not found and not errors:
-            problems.append((str(raw), NO_IMAGES_IN_FOLDER))
+            problems.append((str(raw), ONLY_OVERLAYS if len(mine) > mine_before else NO_IMAGES_IN_FOLDER))
         files += found
     seen: set[str] = set()  # a file named both alone and through its folder is classified once (first place kept)
     files = [f for f in files if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]

@@ -224,7 +224,10 @@ def special_kind(path: str | Path) -> str:
     except OSError:
         return ""
     if stat.S_ISLNK(mode):
-        return f"a symbolic link (to {os.readlink(path)})"
+        try:
+            return f"a symbolic link (to {os.readlink(path)})"
+        except OSError:  # (gone meanwhile, or a reparse point Windows will not read as a link)
+            return "a symbolic link"
     if stat.S_ISFIFO(mode):
         return "a named pipe"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -742,10 +745,17 @@ class RunStore:
             return []
 
         def is_run(p: Path) -> bool:
-            try:
-                return p.is_dir() and ((p / "config.json").exists() or (p / "status.json").exists())
-            except OSError:  # a folder that cannot be read (chmod 000): listed as unreadable, not hiding the rest
-                return _named_time(p.name) is not None
+            if not p.is_dir():
+                return False
+            for name in ("config.json", "status.json"):  # (os.stat: Path.exists answers False for any error
+                try:  # from Python 3.12 on, which would hide a folder that cannot be read)
+                    os.stat(p / name)
+                    return True
+                except FileNotFoundError:
+                    continue
+                except OSError:  # a folder that cannot be read (chmod 000): listed as unreadable, not ending the
+                    return _named_time(p.name) is not None  # listing (a folder named as runs are)
+            return False
 
         return [p for p in self.root.iterdir() if not p.name.startswith(".") and is_run(p)]
 

@@ -937,9 +937,11 @@ class EvaluateTab(QWidget):
             if evaluation.get("split"):
                 self._select_split(str(evaluation["split"]))
             self._shows_run_file = True
-            written, ckpt = _file_stamp(run / "evaluation.json"), _file_stamp(run / "best.pt")
-            if written and ckpt and written[0] < ckpt[0]:  # best.pt was replaced after it: trained on, not evaluated
-                self._ckpt_stamp = None
+            from core.runs import read_status
+
+            best, evaluated = read_status(run).get("best_epoch"), evaluation.get("epoch")
+            if isinstance(best, int) and isinstance(evaluated, int) and best != evaluated:
+                self._ckpt_stamp = None  # best.pt holds another epoch now: trained on, not evaluated since
             self.check_stale()
             return
         self.evaluate_button.setText("Evaluate")
@@ -976,6 +978,10 @@ class EvaluateTab(QWidget):
 
     def is_busy(self) -> bool:
         return any(w is not None for w in (self._eval_worker, self._thumb_worker, self._cam_worker))
+
+    def is_evaluating(self) -> bool:
+        """An evaluation is running (thumbnails or a Grad-CAM being made do not count)."""
+        return self._eval_worker is not None
 
     def evaluate_now(self) -> None:
         """Evaluate the checkpoint in the fields on the data folder in the fields (in a worker)."""
@@ -1075,6 +1081,8 @@ class EvaluateTab(QWidget):
         if self._eval_queued:
             self._eval_queued = False
             self.evaluate_now()
+        else:  # results older than their checkpoint stay marked after a cancelled or failed evaluation
+            self.check_stale()
 
     def _on_eval_failed(self, message: str, worker: Any) -> bool:
         if worker.cancelled:  # a cancel while the folder was still being scanned ends as "scan cancelled"
@@ -1156,11 +1164,14 @@ class EvaluateTab(QWidget):
         if now is None or now == self._ckpt_stamp:
             return False
         name = Path(self._checkpoint).name
-        self._set_status(
+        note = (
             f"{name} has changed since these results were computed (its run trained on): evaluate it again for the "
-            f"new {name}'s numbers.",
-            error=True,
+            f"new {name}'s numbers."
         )
+        said = self.status_label.text()
+        if note not in said:  # (after a failed or cancelled evaluation, below what became of it)
+            keep = said.startswith(("Evaluation failed", "Evaluation cancelled"))
+            self._set_status(f"{said}\n{note}" if keep else note, error=True)
         self._fade_results(True)
         return True
 

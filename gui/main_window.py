@@ -426,7 +426,7 @@ class MainWindow(QMainWindow):
             # training); one that shows the run's own evaluation.json shows the new one; other results of its
             # best.pt are marked as older than the file ("Train more epochs" had left them as the new model's)
             if getattr(result, "evaluation", None) and (
-                tab.is_showing_nothing() or (tab.shows_run_evaluation(str(run_dir)) and not tab.is_busy())
+                tab.is_showing_nothing() or (tab.shows_run_evaluation(str(run_dir)) and not tab.is_evaluating())
             ):
                 tab.show_run(str(run_dir))
             else:

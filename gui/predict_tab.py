@@ -957,9 +957,9 @@ class PredictTab(QWidget):
 
     def _problems(self) -> tuple[int, int]:
         """(files that could not be read, folders with no images) among the results."""
-        from core.predict import NO_IMAGES_IN_FOLDER  # loaded already: the results came from core.predict
+        from core.predict import NO_IMAGES_IN_FOLDER, ONLY_OVERLAYS  # loaded already: the results came from there
 
-        folders = sum(1 for r in self._results if not r.ok and r.error == NO_IMAGES_IN_FOLDER)
+        folders = sum(1 for r in self._results if not r.ok and r.error in (NO_IMAGES_IN_FOLDER, ONLY_OVERLAYS))
         return sum(1 for r in self._results if not r.ok) - folders, folders
 
     def _update_count(self) -> None:

@@ -129,9 +129,10 @@ def status_explanation(info: Any) -> str:
         "stopped": "Stopped by the user",
         "failed": "Training failed",
         "interrupted": "Its process ended without a word (killed, crashed or the machine stopped)",
-        "unreadable": "Its folder cannot be read",
     }.get(info.status, info.status)
-    if info.message and info.status != "running":
+    if info.status == "unreadable":
+        what = info.message[:1].upper() + info.message[1:]  # ("Its folder cannot be read: cannot read …")
+    elif info.message and info.status != "running":
         what = f"{what}: {info.message}"
     if info.ended_early:
         if info.resumable:

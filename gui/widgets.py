@@ -170,7 +170,7 @@ class ColumnShare(QObject):
     """Two columns of a table share the width the others leave: `first` takes what its texts need, up to half
     (more when `second` needs less than the rest), and `second` stretches over the rest. Both fixed at once, the
     short file names of a Problems list sat in half the table while their reasons were cut ("cannot identify i…").
-    Kept as the table is resized; `update()` after filling it."""
+    Kept as the table is resized; `update()` after filling it. A width the user drags the column to is kept."""
 
     def __init__(self, table: Any, first: int, second: int) -> None:
         super().__init__(table)
@@ -178,19 +178,30 @@ class ColumnShare(QObject):
         header = table.horizontalHeader()
         header.setSectionResizeMode(first, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(second, QHeaderView.ResizeMode.Stretch)
+        self.dragged = False
+        self._setting = False
+        header.sectionResized.connect(self._on_resized)
         table.viewport().installEventFilter(self)
+
+    def _on_resized(self, column: int, _old: int, _new: int) -> None:
+        if column == self.first and not self._setting:
+            self.dragged = True
 
     def update(self) -> None:
         t, header = self.table, self.table.horizontalHeader()
         others = sum(header.sectionSize(c) for c in range(header.count()) if c not in (self.first, self.second))
         room = t.viewport().width() - others
-        if room <= 0 or t.model() is None or t.model().rowCount() == 0:
+        if room <= 0 or t.model() is None or t.model().rowCount() == 0 or self.dragged:
             return
         pad = 12  # (the cell's margins)
         need = t.sizeHintForColumn(self.first) + pad
         need_second = max(t.sizeHintForColumn(self.second) + pad, header.sectionSizeHint(self.second))
         width = min(need, max(room // 2, room - need_second))
-        header.resizeSection(self.first, max(width, header.sectionSizeHint(self.first)))
+        self._setting = True
+        try:
+            header.resizeSection(self.first, max(width, header.sectionSizeHint(self.first)))
+        finally:
+            self._setting = False
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.Resize:

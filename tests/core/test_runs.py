@@ -93,19 +93,19 @@ def test_a_run_folder_that_cannot_be_read_is_listed_as_such_with_the_rest(tmp_pa
     done = _fake_run(store, "resnet34", {"status": "completed", "started": 300}, epochs=1)
     locked = tmp_path / "20240101-000000-resnet18-flowers"
     locked.mkdir()
-    real_exists, real_listdir = Path.exists, os.listdir
+    real_stat, real_listdir = os.stat, os.listdir
 
-    def exists(self):
-        if locked in self.parents:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_exists(self)
+    def stat(path, *args, **kwargs):
+        if locked in Path(path).parents:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
 
     def listdir(path="."):
         if Path(path) == locked:
             raise PermissionError(13, "Permission denied", str(path))
         return real_listdir(path)
 
-    monkeypatch.setattr(Path, "exists", exists)
+    monkeypatch.setattr(os, "stat", stat)
     monkeypatch.setattr(os, "listdir", listdir)
     infos = {i.path: i for i in store.list()}
     assert set(infos) == {done, locked} and infos[done].status == "completed"

@@ -492,3 +492,7 @@ def test_two_columns_share_the_width_by_what_their_texts_need(qtbot):
     assert abs(first - room // 2) <= 2  # both long: half each
     table.resize(900, 200)  # kept as the table is resized
     qtbot.waitUntil(lambda: abs(table.horizontalHeader().sectionSize(0) - (table.viewport().width() - 80) // 2) <= 2)
+    table.horizontalHeader().resizeSection(0, 123)  # as when the user drags the border: that width is kept
+    table.resize(700, 200)
+    fill(short, reason)
+    assert table.horizontalHeader().sectionSize(0) == 123

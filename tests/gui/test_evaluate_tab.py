@@ -844,13 +844,22 @@ def test_results_older_than_their_checkpoint_are_marked_until_evaluated_again(qt
     assert "evaluate it again" in tab.status_label.text()
     assert tab.stack.widget(PAGE_RESULTS).graphicsEffect() is not None  # faded, as while evaluating
 
+    tab.evaluate_button.click()  # cancelled: the old results come back marked, below the cancellation
+    tab.cancel()
+    wait_idle(qtbot, tab)
+    assert tab.check_stale() and tab.stack.widget(PAGE_RESULTS).graphicsEffect() is not None
+    assert tab.status_label.text().count("has changed since") == 1
     tab.evaluate_button.click()
     wait_idle(qtbot, tab)
     assert not tab.check_stale() and "changed" not in tab.status_label.text()
     assert tab.stack.widget(PAGE_RESULTS).graphicsEffect() is None
 
-    # a run's evaluation.json older than its best.pt (trained on without a held-out split to evaluate again)
-    _replace_checkpoint(run / "best.pt")
+    # a run's evaluation.json of another epoch than its best.pt holds now (the run trained on without a held-out
+    # split to evaluate again); the file's times are not asked (a copied folder's are the copy's)
+    tab.show_run(str(run))
+    assert "has changed" not in tab.status_label.text()
+    evaluated = json.loads((run / "evaluation.json").read_text())["epoch"]
+    (run / "status.json").write_text(json.dumps({"status": "completed", "best_epoch": evaluated + 3}))
     tab.show_run(str(run))
     assert tab.stack.currentIndex() == PAGE_RESULTS and "has changed" in tab.status_label.text()
     assert tab.shows_run_evaluation(str(run))
