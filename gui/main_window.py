@@ -242,11 +242,17 @@ class MainWindow(QMainWindow):
 
         A window grows to its layout's minimum whenever that changes: a longer message, a wider name or a wrapped
         error line then pushed its edge past a small screen ("Idle" read "Id", the status bar was cut). With the
-        minimum set, such a change squeezes the tab instead; the window only moves when the user moves it."""
+        minimum set, such a change squeezes the tab instead; the window only moves when the user moves it.
+        (The layout is told to leave the minimum alone: an explicit minimum alone was overridden under X11 when
+        Stop's "Stopping after this batch…" widened the Train tab, and a 1024-px screen's window grew to 1060.)"""
+        from PySide6.QtWidgets import QLayout
+
+        self.layout().setSizeConstraint(QLayout.SizeConstraint.SetDefaultConstraint)  # (its own minimum, to read)
         need = self.minimumSizeHint()
         free = self.screen().availableGeometry().size() if self.screen() else None
         if free is not None and not free.isEmpty():
             need = need.boundedTo(free)
+        self.layout().setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self.setMinimumSize(need)
 
     def _finish_deferred_step(self, remaining: list[str]) -> None:
