@@ -68,6 +68,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             print(f"  {_pad(c['name'], width)}  {c['count']:>6}")
         for name in doc["empty_classes"]:
             print(f"  empty class folder (ignored): {name}")
+        for note in doc["notes"]:
+            print(f"note: {note}")
         if doc["duplicates"]:
             mixed, leaked = doc["mixed_duplicates"], doc["leaked_duplicates"]
             where = "" if doc["layout"] == "splits" else " (kept together in one split)"
@@ -346,6 +348,8 @@ def _report_data_notes(index) -> None:
         return
     doc = index.to_dict()
     _warn_duplicates(doc, hint=f"; python main.py scan {index.root} lists them")
+    for note in doc["notes"]:
+        _err(f"note: {note}")
     if doc["empty_classes"]:
         _err(
             f"warning: empty class folder{'s' if len(doc['empty_classes']) > 1 else ''} left out: "

@@ -276,6 +276,7 @@ class DatasetIndex:
     empty_classes: list[str] = field(default_factory=list)
     duplicates: list[list[str]] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)  # in class folders, not of an image type (notes.txt)
+    notes: list[str] = field(default_factory=list)  # how the folders were read where a user may have meant otherwise
     _digest: str | None = field(default=None, init=False, repr=False, compare=False)  # files_digest(), once made
 
     def counts(self) -> dict[str, int]:
@@ -324,6 +325,7 @@ class DatasetIndex:
             "mixed_duplicates": self.mixed_duplicates(),
             "leaked_duplicates": self.leaked_duplicates(),
             "ignored_files": list(self.ignored_files),
+            "notes": list(self.notes),
         }
 
     def split_of(self) -> dict[str, str]:
@@ -442,6 +444,19 @@ def _blocked(name: str, path: str, unlisted: list[tuple[str, str]]) -> set[str]:
     return {name} if hit else set()
 
 
+def _unicode_twins(folders: list[os.DirEntry]) -> list[str]:
+    """Class folders whose names differ only in their Unicode form (café composed and decomposed, as copies between
+    macOS and Linux make them): one class, as the name is compared, said rather than merged without a word."""
+    by_key: dict[str, set[str]] = {}
+    for e in folders:
+        by_key.setdefault(class_key(e.name), set()).add(e.name)
+    return [
+        f"folders named {name!r} in {len(spellings)} Unicode spellings are one class (their images are merged)"
+        for name, spellings in sorted(by_key.items())
+        if len(spellings) > 1
+    ]
+
+
 def _detect_splits(root: str, top: list[os.DirEntry]) -> bool:
     """Only split folders (train/, val/, test/ …), holding class folders: a held-out set may be test/ alone."""
     names = [SPLIT_NAMES.get(e.name.lower()) for e in top]
@@ -476,6 +491,7 @@ def scan(
     ignored: list[str] = []  # files in class folders that are not of an image type
     blocked: set[str] = set()  # classes whose folder could not be listed (not "empty": named in bad_files)
     class_names: set[str] = set()
+    notes: list[str] = []
     split_like = [e.name for e in top if e.name.lower() in SPLIT_NAMES]
     if len(split_like) >= 2 and not _detect_splits(root_s, top):  # train/ + val/ + notes/: neither layout
         others = [e.name for e in top if e.name.lower() not in SPLIT_NAMES]
@@ -498,6 +514,12 @@ def scan(
                 blocked |= _blocked(name, cls.path, unlisted)
     else:
         layout = "classes"
+        lone = [e.name for e in top if e.name.lower() in SPLIT_NAMES]
+        if lone and len(top) > 1:  # train/ beside cat/ and dog/: a class named "train", said
+            notes.append(
+                f"{lone[0]}/ is read as a class beside the others; for a data set split in advance put every "
+                f"class folder in train/ (and val/, test/ beside it): ROOT/train/<class>/…"
+            )
         for cls in top:
             name = class_key(cls.name)
             class_names.add(name)
@@ -558,6 +580,7 @@ def scan(
         empty_classes=empty,
         duplicates=duplicates,
         ignored_files=sorted(ignored),
+        notes=notes + _unicode_twins(top if layout == "classes" else [c for s in top for c in _subdirs(s.path)]),
     )
 
 

@@ -676,6 +676,7 @@ class DatasetPanel(QWidget):
         if index.empty_classes:
             empty = ", ".join(html.escape(_elide(self, c)) for c in index.empty_classes)
             parts.append(f"empty folders ignored: {empty}")
+        parts += [_red(html.escape(note)) for note in index.notes]  # (train/ read as a class, twin spellings)
         self.summary_label.setText(f"{html.escape(_fit_words(self.summary_label, index.root))}<br>" + " · ".join(parts))
 
         for path, reason in _problem_files(index)[:2000]:

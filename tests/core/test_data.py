@@ -118,6 +118,7 @@ def test_scan_to_dict_document(awkward_dir):
         "mixed_duplicates",
         "leaked_duplicates",
         "ignored_files",
+        "notes",
     }
     assert d["mixed_duplicates"] == d["duplicates"]  # the awkward pair sits in cats and in dogs
     assert d["classes"] == [{"name": "cats", "count": 8}, {"name": "dogs", "count": 8}]
@@ -990,3 +991,27 @@ def test_memory_and_workers_on_windows(monkeypatch):
     assert data.default_num_workers("cuda") == 4 and data.default_num_workers("cpu") == 4
     monkeypatch.setattr(data, "_windows_memory", lambda: None)  # the call failed: the portable answers
     assert data.total_memory_bytes() > 0 and data.available_memory_bytes() > 0
+
+
+def test_a_lone_split_folder_and_unicode_twin_folders_are_said(tmp_path, jpeg_writer):
+    """train/ beside cat/ and dog/ was read as a class named "train" without a word; café composed and decomposed
+    (a copy between macOS and Linux) were merged into one class without a word."""
+    for cls in ("train", "cat", "dog"):
+        for i in range(2):
+            jpeg_writer(tmp_path / "lone" / cls / f"{i}.jpg", i + 10 * len(cls))
+    index = scan(tmp_path / "lone")
+    assert index.classes == ["cat", "dog", "train"] and len(index.notes) == 1
+    assert index.notes[0].startswith("train/ is read as a class beside the others")
+    assert index.to_dict()["notes"] == index.notes
+    for name, seed in (("caf\u00e9", 1), ("cafe\u0301", 2), ("dog", 3)):
+        jpeg_writer(tmp_path / "twin" / name / f"{seed}.jpg", seed)
+    twin = scan(tmp_path / "twin")
+    assert twin.counts() == {"caf\u00e9": 2, "dog": 1}
+    assert twin.notes == ["folders named 'caf\u00e9' in 2 Unicode spellings are one class (their images are merged)"]
+    # a data set split in advance, and plain class folders, have nothing to say
+    for part in ("train", "val"):
+        for cls in ("cat", "dog"):
+            jpeg_writer(tmp_path / "split" / part / cls / "0.jpg", len(part + cls))
+    assert scan(tmp_path / "split").notes == [] and scan(tmp_path / "lone", min_classes=1).notes != []
+    (tmp_path / "lone" / "train").rename(tmp_path / "lone" / "bird")
+    assert scan(tmp_path / "lone").notes == []

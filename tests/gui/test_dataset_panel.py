@@ -84,6 +84,12 @@ def test_a_split_that_leaves_too_few_training_images_says_so_beside_the_counts(q
     assert panel.split_counts.text() == "train 2 · val 0 · test 0"
 
 
+def test_a_lone_train_folder_read_as_a_class_is_said_in_the_summary(qtbot, panel, tmp_path, dataset_factory):
+    root = dataset_factory(tmp_path / "d", {"cat": 3, "dog": 3, "train": 3})
+    _load(qtbot, panel, root)
+    assert "train/ is read as a class beside the others" in panel.summary_label.text()
+
+
 def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_factory):
     root = dataset_factory(tmp_path / "d", {"a": 4, "b": 4})
     (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
