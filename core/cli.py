@@ -865,7 +865,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if args.json:
         _emit_json(info)
-    else:
+    elif not args.quiet:
         print(
             f"wrote {info['path']} ({info['size_bytes'] / 1e6:.1f} MB); checked on {info['n_samples']} images: "
             f"max |Δ logits| {info['max_abs_diff']:.2e}, top-1 agrees: {info['top1_agree']}"
@@ -994,6 +994,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", required=True, choices=["onnx", "torchscript"], help="file format")
     sp.add_argument("--out", required=True, metavar="FILE", help="the exported file (never an input)")
     sp.add_argument("--json", action="store_true", help="print one JSON document")
+    sp.add_argument("--quiet", action="store_true", help="print nothing when it succeeds (as evaluate and predict)")
 
     sp = add("runs", "list past training runs", cmd_runs)
     sp.add_argument("--runs-dir", metavar="DIR", help="where run folders are (env RESNEXT_STUDIO_RUNS)")

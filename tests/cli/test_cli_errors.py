@@ -298,9 +298,11 @@ def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
     assert rc == 2 and one_line(err) and "a PyTorch checkpoint or weights file; not overwriting it" in err
     assert weights.read_bytes() == kept
     again = tmp_path / "model"  # (no suffix, as some name their exports)
-    for _ in range(2):
-        rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", again)
-        assert rc == 0, err
+    for quiet in ([], ["--quiet"]):  # (--quiet as evaluate and predict take it: nothing printed on success)
+        rc, out, err = run(
+            capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", again, *quiet
+        )
+        assert rc == 0 and (out == "") == bool(quiet), (out, err)
     # … but a table is not written over an export, nor anything over a checkpoint of torch's older format
     exported = again.read_bytes()
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos / "1.png", "--csv", again)
