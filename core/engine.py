@@ -389,15 +389,6 @@ def _refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
         )
 
 
-def _file_stamp(path: Path) -> tuple[int, int, int] | None:
-    """What changes when a file is replaced or rewritten (its inode, size and modification time)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
 def _lock_run(run_dir: Path) -> runs.RunLock:
     """The run folder's lock, or ConfigError when another process holds it (two resumes of one run at once)."""
     lock = runs.RunLock(run_dir)
@@ -570,7 +561,7 @@ class Trainer:
         self._resume_ckpt: dict[str, Any] | None = None
         if self.resume_dir is not None:
             _refuse_a_running_run(self.resume_dir)
-            self._resume_stamp = _file_stamp(self.resume_dir / "last.pt")  # checked again once the run is locked
+            self._resume_stamp = runs.file_stamp(self.resume_dir / "last.pt")  # checked again once the run is locked
             self._resume_ckpt = checkpoint.load(self.resume_dir / "last.pt")
             stored = RunConfig.from_dict(self._resume_ckpt["config"])
             # (an old run's relative data.root, not a folder given now: `--resume RUN --data photos` means ./photos)
@@ -737,7 +728,7 @@ class Trainer:
                 if self.dist.enabled:
                     _refuse_a_running_run(self.resume_dir, under_torchrun=True)
                 self._lock = _lock_run(self.resume_dir)
-                if _file_stamp(self.resume_dir / "last.pt") != self._resume_stamp:
+                if runs.file_stamp(self.resume_dir / "last.pt") != self._resume_stamp:
                     raise ConfigError(
                         f"{self.resume_dir}: another process trained this run while this resume was "
                         "starting; its last.pt is newer than the one read: start the resume again"

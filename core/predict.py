@@ -446,11 +446,15 @@ def expand_paths(
             problems.append((str(raw), ONLY_OVERLAYS if len(mine) > mine_before else NO_IMAGES_IN_FOLDER))
         files += found
     seen: set[str] = set()  # a file named both alone and through its folder is classified once (first place kept)
-    files = [f for f in files if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
+
+    def once(paths: list[str]) -> list[str]:
+        return [f for f in paths if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
+
+    files = once(files)
     if ignored is not None:
-        ignored += [f for f in other if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
+        ignored += once(other)
     if overlays is not None:
-        overlays += [f for f in mine if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
+        overlays += once(mine)
     return files, problems
 
 

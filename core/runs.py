@@ -308,6 +308,16 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def file_stamp(path: str | Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced or rewritten (its inode, size and modification time); None when it
+    cannot be read. A resume checks last.pt with it, the Evaluate tab the checkpoint its results came from."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def read_status(run_dir: str | Path) -> dict[str, Any]:
     """status.json as written ({} when missing or unreadable); `effective_status` says whether "running" still is."""
     return _read_json(Path(run_dir) / "status.json")

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.runs import file_stamp, read_status
 from gui.app import settings
 from gui.image_view import ImageView, grey_outside, load_thumbnail, model_crop_box, pil_to_qimage
 from gui.predict_tab import PredictorCache
@@ -134,15 +135,6 @@ def _cam_job(
     except Exception as e:  # noqa: BLE001 — the image is still worth showing
         out["cam_error"] = f"Grad-CAM unavailable: {e}"
     return out
-
-
-def _file_stamp(path: str | os.PathLike) -> tuple[int, int] | None:
-    """A file's modification time and size (None when it cannot be read): what tells a replaced checkpoint."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
 
 
 def _same_folder(a: str, b: str) -> bool | None:
@@ -556,7 +548,7 @@ class EvaluateTab(QWidget):
         self._run_dir: str | None = None
         self._checkpoint: str | None = None
         self._evaluation: dict[str, Any] | None = None
-        self._ckpt_stamp: tuple[int, int] | None = None  # the checkpoint file the results shown were computed from
+        self._ckpt_stamp: tuple[int, int, int] | None = None  # the checkpoint file the results shown were computed from
         self._shows_run_file = False  # the results shown are the run's own evaluation.json
         self._cache = PredictorCache()
         self._eval_worker: FunctionWorker | None = None
@@ -937,8 +929,6 @@ class EvaluateTab(QWidget):
             if evaluation.get("split"):
                 self._select_split(str(evaluation["split"]))
             self._shows_run_file = True
-            from core.runs import read_status
-
             best, evaluated = read_status(run).get("best_epoch"), evaluation.get("epoch")
             if isinstance(best, int) and isinstance(evaluated, int) and best != evaluated:
                 self._ckpt_stamp = None  # best.pt holds another epoch now: trained on, not evaluated since
@@ -1022,7 +1012,7 @@ class EvaluateTab(QWidget):
             # count the training images)
             save_to = str(Path(self._run_dir) / "evaluation.json")
         own_run = str(Path(ckpt).parent) if held_out else None
-        stamp = _file_stamp(ckpt)  # (the file evaluated: it may be replaced while the evaluation runs)
+        stamp = file_stamp(ckpt)  # (the file evaluated: it may be replaced while the evaluation runs)
         worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run)
         worker.progress.connect(self._on_eval_progress)
         self._eval_generation += 1
@@ -1160,7 +1150,7 @@ class EvaluateTab(QWidget):
             return False
         if self.stack.currentIndex() != PAGE_RESULTS:
             return False
-        now = _file_stamp(self._checkpoint)
+        now = file_stamp(self._checkpoint)
         if now is None or now == self._ckpt_stamp:
             return False
         name = Path(self._checkpoint).name
@@ -1193,7 +1183,7 @@ class EvaluateTab(QWidget):
         """Fill the cards, confusion matrix, per-class table and misclassified gallery from an evaluation dict."""
         self._evaluation = ev
         self._checkpoint = checkpoint
-        self._ckpt_stamp = _file_stamp(checkpoint) if checkpoint else None
+        self._ckpt_stamp = file_stamp(checkpoint) if checkpoint else None
         self._shows_run_file = False
         if self._eval_worker is None:  # (results shown as stale before)
             self._fade_results(False)

@@ -1378,10 +1378,12 @@ class TrainTab(QWidget):
         self.batch_label.setText(f"{'Batch' if epoch else 'Feature batch'} {done} / {self.batch_bar.maximum()}")
 
     def _on_batch(self, p: Any) -> None:
+        what = "Batch" if p.epoch else "Feature batch"
+        if max(1, p.steps) != self.batch_bar.maximum():  # (a new count of batches: measured once, not per batch)
+            _hold_width(self.batch_label, f"{what} {p.steps} / {p.steps}")
         self.batch_bar.setRange(0, max(1, p.steps))
         self.batch_bar.setValue(p.step)
-        self.batch_label.setText(f"{'Batch' if p.epoch else 'Feature batch'} {p.step} / {p.steps}")
-        _hold_width(self.batch_label, f"{'Batch' if p.epoch else 'Feature batch'} {p.steps} / {p.steps}")
+        self.batch_label.setText(f"{what} {p.step} / {p.steps}")
         if self.state in (PAUSED, STOPPING):  # the batch in flight reports after Pause/Stop: keep their text
             self.charts.add_batch(p.epoch, p.step, p.steps, p.loss)
             return
