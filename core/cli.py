@@ -68,6 +68,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             print(f"  {_pad(c['name'], width)}  {c['count']:>6}")
         for name in doc["empty_classes"]:
             print(f"  empty class folder (ignored): {name}")
+        for name in doc["unusable_classes"]:
+            print(f"  class folder left out, none of its files can be used (listed below): {name}")
         for note in doc["notes"]:
             print(f"note: {note}")
         if doc["duplicates"]:
@@ -354,6 +356,12 @@ def _report_data_notes(index) -> None:
         _err(
             f"warning: empty class folder{'s' if len(doc['empty_classes']) > 1 else ''} left out: "
             + ", ".join(doc["empty_classes"])
+        )
+    if doc["unusable_classes"]:
+        _err(
+            f"warning: class folder{'s' if len(doc['unusable_classes']) > 1 else ''} left out, none of "
+            f"{'their' if len(doc['unusable_classes']) > 1 else 'its'} files can be used: "
+            + ", ".join(doc["unusable_classes"])
         )
 
 

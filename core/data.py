@@ -266,6 +266,10 @@ class Sample:
     split: str | None = None  # set only for pre-split layouts
 
 
+def one_class_reason(name: str) -> str:
+    return f"only one class with images ({name!r}); at least two are needed to train"
+
+
 @dataclass
 class DatasetIndex:
     root: str
@@ -274,6 +278,7 @@ class DatasetIndex:
     samples: list[Sample]
     bad_files: list[tuple[str, str]] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)
+    unusable_classes: list[str] = field(default_factory=list)  # class folders whose every file is in bad_files
     duplicates: list[list[str]] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)  # in class folders, not of an image type (notes.txt)
     notes: list[str] = field(default_factory=list)  # how the folders were read where a user may have meant otherwise
@@ -301,6 +306,11 @@ class DatasetIndex:
         self._digest = h.hexdigest()
         return self._digest
 
+    def too_few_classes(self) -> str | None:
+        """Why this set cannot be trained on for want of classes (scan(min_classes=1) lets one class through, for
+        an evaluation set or to show the folder), or None."""
+        return one_class_reason(self.classes[0]) if len(self.classes) == 1 else None
+
     @property
     def unusable(self) -> list[tuple[str, str]]:
         """bad_files without the run folders: the files (and folders) that could not be used, and why."""
@@ -321,6 +331,7 @@ class DatasetIndex:
             "num_images": len(self.samples),
             "bad_files": [{"path": p, "reason": r} for p, r in self.bad_files],
             "empty_classes": list(self.empty_classes),
+            "unusable_classes": list(self.unusable_classes),
             "duplicates": [list(g) for g in self.duplicates],
             "mixed_duplicates": self.mixed_duplicates(),
             "leaked_duplicates": self.leaked_duplicates(),
@@ -541,7 +552,8 @@ def scan(
         by_hash.setdefault(digest, []).append(path)
 
     classes = sorted(c for c in class_names if good[c])
-    empty = sorted(c for c in class_names if not good[c] and c not in blocked)
+    lost = sorted(c for c in class_names if not good[c] and unusable_in.get(c))  # every file unusable: not "empty"
+    empty = sorted(c for c in class_names if not good[c] and c not in blocked and c not in lost)
     if len(classes) < min_classes or not classes:
         loose = sum(reason.startswith("outside any class folder") for _, reason in bad)
         if not class_names and loose:
@@ -554,11 +566,10 @@ def scan(
         elif not classes:
             why = f"no readable images in {len(class_names)} class folder(s)"
         else:
-            why = f"only one class with images ({classes[0]!r}); at least two are needed"
+            why = one_class_reason(classes[0])
         runs = [f for f, reason in bad if reason == RUN_FOLDER_REASON]
         if runs:  # (a class folder taken for one would be missing without a word)
             why += f"; {len(runs)} run folder{'s' if len(runs) != 1 else ''} left out, e.g. {runs[0]}"
-        lost = sorted(c for c in class_names if not good[c] and unusable_in.get(c))
         if lost:  # classes whose every file is unusable: which, how many files, and one of them with its reason
             n = sum(len(unusable_in[c]) for c in lost)
             path, reason = min(unusable_in[lost[0]])
@@ -578,6 +589,7 @@ def scan(
         samples=samples,
         bad_files=sorted(bad),
         empty_classes=empty,
+        unusable_classes=lost,
         duplicates=duplicates,
         ignored_files=sorted(ignored),
         notes=notes + _unicode_twins(top if layout == "classes" else [c for s in top for c in _subdirs(s.path)]),

@@ -71,7 +71,7 @@ NAME_WIDTH = 260  # px: a class name in a sentence is cut in the middle to this,
 def _scan(folder: str, progress: Any = None, stop: Any = None) -> Any:
     from core.data import scan
 
-    return scan(folder, progress=progress, stop=stop)
+    return scan(folder, progress=progress, stop=stop, min_classes=1)  # one class is shown, with why it cannot train
 
 
 def _preview(path: str, cfg: Any, n: int, seed: int) -> list[QImage]:
@@ -615,11 +615,20 @@ class DatasetPanel(QWidget):
     def _on_scan_done(self, index: Any) -> bool:
         self.scan_row.hide()
         self._scan_worker = None
-        self.last_error = ""
         self.index = index
-        self._remember_folder(index.root, ok=True)
+        too_few = index.too_few_classes()
+        self.last_error = (
+            f"{index.root}: {too_few}; add a folder for each other class and press Rescan" if too_few else ""
+        )
+        self._remember_folder(index.root, ok=not too_few)
         self._fill(index)
-        self.status_message.emit(f"Opened {index.root}: {len(index.classes)} classes, {len(index.samples)} images")
+        if too_few:  # (after _fill: it is said, and the folder's one class, its images and problems are shown)
+            self.banner.set_error(_fit_words(self.banner, self.last_error))
+            self.banner.setToolTip(self.last_error)
+        self.status_message.emit(
+            f"Opened {index.root}: {count_noun(len(index.classes), 'class', 'classes')}, "
+            f"{count_noun(len(index.samples), 'image')}"
+        )
         self.index_changed.emit(index)
         self.scan_finished.emit(index)
         return True
@@ -660,7 +669,7 @@ class DatasetPanel(QWidget):
         self._set_balance_note(index.classes, [counts[c] for c in index.classes])
 
         parts = [
-            f"<b>{len(index.classes)}</b> classes",
+            f"<b>{len(index.classes)}</b> {'class' if len(index.classes) == 1 else 'classes'}",
             f"<b>{len(index.samples)}</b> images",
             f"layout: {LAYOUT_NAMES.get(index.layout, index.layout)}",
         ]
@@ -676,6 +685,9 @@ class DatasetPanel(QWidget):
         if index.empty_classes:
             empty = ", ".join(html.escape(_elide(self, c)) for c in index.empty_classes)
             parts.append(f"empty folders ignored: {empty}")
+        if index.unusable_classes:  # (their files are in the Problems list, with the reasons)
+            lost = ", ".join(html.escape(_elide(self, c)) for c in index.unusable_classes)
+            parts.append(_red(f"left out, no usable image: {lost}"))
         parts += [_red(html.escape(note)) for note in index.notes]  # (train/ read as a class, twin spellings)
         self.summary_label.setText(f"{html.escape(_fit_words(self.summary_label, index.root))}<br>" + " · ".join(parts))
 

@@ -792,7 +792,7 @@ class TrainTab(QWidget):
         from core.config import RunConfig, TrainConfig
 
         panel = self.dataset_panel
-        if panel is None or panel.index is None:
+        if panel is None or panel.index is None or panel.index.too_few_classes():
             if panel is not None and panel.last_error:  # the folder was opened but cannot be trained on: say why
                 raise ValueError(f"The data set cannot be used (Dataset tab): {panel.last_error}")
             raise ValueError("Open a data set first (Dataset tab): no images to train on.")

@@ -738,14 +738,17 @@ def test_train_warns_about_what_scan_would(capsys, tmp_path):
     data = make_set(tmp_path / "data", per_class=6)
     (data / "green" / "copy of red 0.png").write_bytes((data / "red" / "0.png").read_bytes())
     (data / "purple").mkdir()
+    (data / "grey").mkdir()
+    (data / "grey" / "0.png").write_bytes(b"not a png")
     rc, _, err = run(
         capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", tmp_path / "runs", "--quiet", *TINY
     )
-    assert rc == 0, err
+    assert rc == 1, err  # (trained; an unusable file is a partial failure)
     assert (
         "warning: 1 group of identical files in different classes (one image, two labels); python main.py scan" in err
     )
     assert "warning: empty class folder left out: purple" in err
+    assert "warning: class folder left out, none of its files can be used: grey" in err
 
 
 def test_a_resume_that_moves_data_or_device_keeps_an_extensions_plan(capsys, tmp_path):

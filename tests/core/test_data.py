@@ -57,6 +57,23 @@ def test_scan_awkward_folder_keeps_good_and_reports_bad(awkward_dir):
     assert labels["чёрный кот 猫.jpg"] == "cats"
 
 
+def test_a_class_folder_of_unusable_files_is_not_called_empty(tmp_path):
+    """A folder holding only a broken photo was listed among the "empty folders ignored" (it is not empty: its
+    file is in bad_files, and the folder is named apart)."""
+    root = tmp_path / "d"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (40 * i, 90, 30)).save(root / name / f"{i}.png")
+    (root / "broken").mkdir()
+    (root / "broken" / "x.jpg").write_bytes(b"not a jpeg")
+    (root / "none").mkdir()
+    idx = scan(root)
+    assert idx.empty_classes == ["none"] and idx.unusable_classes == ["broken"]
+    assert [p for p, _ in idx.bad_files] == [str(root / "broken" / "x.jpg")]
+    assert idx.to_dict()["unusable_classes"] == ["broken"]
+
+
 def test_a_runs_folder_kept_in_the_data_folder_is_no_class(small_dataset):
     """`train --data D --runs-dir D/runs` twice: the second run trained a class "runs" on the first's curves.png."""
     import shutil
@@ -85,7 +102,7 @@ def test_a_runs_folder_kept_in_the_data_folder_is_no_class(small_dataset):
     (small_dataset / "ant" / "config.json").write_bytes((small_dataset / "cow" / "config.json").read_bytes())
     with pytest.raises(data.DataError) as e:  # (copied from a run: no class is left, and the message says why)
         scan(small_dataset)
-    assert f"at least two are needed; 4 run folders left out, e.g. {small_dataset / 'ant'}" in str(e.value)
+    assert f"at least two are needed to train; 4 run folders left out, e.g. {small_dataset / 'ant'}" in str(e.value)
 
 
 def test_a_class_folder_that_cannot_be_listed_is_named_with_the_reason(small_dataset, monkeypatch):
@@ -114,6 +131,7 @@ def test_scan_to_dict_document(awkward_dir):
         "num_images",
         "bad_files",
         "empty_classes",
+        "unusable_classes",
         "duplicates",
         "mixed_duplicates",
         "leaked_duplicates",
@@ -169,7 +187,7 @@ def test_scan_one_class_is_an_error(tmp_path, jpeg_writer):
     with pytest.raises(DataError) as e:
         scan(tmp_path)
     assert str(e.value).endswith(
-        f"only one class with images ('only'); at least two are needed; 'broken' holds only files that cannot be "
+        f"only one class with images ('only'); at least two are needed to train; 'broken' holds only files that cannot be "
         f"used (2 files, e.g. {tmp_path / 'broken' / '0.jpg'}: not an image (cannot identify image file))"
     ), str(e.value)
 

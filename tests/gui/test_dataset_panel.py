@@ -130,13 +130,33 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     assert panel.bad_table.isHidden() and panel.dup_list.isHidden()
 
 
-def test_data_error_is_shown_in_the_panel(qtbot, panel, tmp_path, dataset_factory):
-    root = dataset_factory(tmp_path / "one", {"only": 3})
+def test_data_error_is_shown_in_the_panel(qtbot, panel, tmp_path):
+    root = tmp_path / "none"
+    (root / "cat").mkdir(parents=True)  # a class folder, empty
     result = _load(qtbot, panel, root)
     assert result is None and panel.index is None
     assert panel.banner.isVisible() and panel.banner.kind == "error"
-    assert "at least two" in panel.banner.text()
+    assert "no readable images in 1 class folder" in panel.banner.text()
     assert panel.class_table.rowCount() == 0
+
+
+def test_a_folder_of_one_class_is_shown_with_why_it_cannot_train(qtbot, panel, tmp_path, dataset_factory):
+    """A folder holding one class showed the error above an empty table: which class, how many images and what
+    was wrong with the other folders were not to be seen."""
+    root = dataset_factory(tmp_path / "one", {"only": 3})
+    (root / "dog").mkdir()
+    (root / "dog" / "broken.jpg").write_bytes(b"not a jpeg")
+    index = _load(qtbot, panel, root)
+    assert index is not None and index.classes == ["only"]
+    assert panel.banner.isVisible() and panel.banner.kind == "error"
+    assert "only one class with images ('only'); at least two are needed to train" in panel.banner.toolTip()
+    assert "only one class" in panel.last_error and "Rescan" in panel.last_error
+    assert _table_counts(panel) == {"only": 3}
+    assert "<b>1</b> class " in panel.summary_label.text()
+    assert "no usable image: dog" in panel.summary_label.text() and "empty" not in panel.summary_label.text()
+    assert panel.middle_tabs.tabText(1) == "Problems (1)"  # dog/broken.jpg, and why
+    qtbot.waitUntil(lambda: panel.thumbnails_loaded == 3, timeout=60000)
+    assert str(root) not in panel.recent_folders()  # (not offered again as a folder to train on)
 
 
 def test_missing_folder_is_an_error_not_a_crash(qtbot, panel, tmp_path, tiny_dataset):
