@@ -597,6 +597,7 @@ class Trainer:
         self._unsaved, self._pending_best = False, None  # an epoch's end not written yet; its best weights
         # the epochs the last last.pt written holds (status.json's epochs_done of a failed run; set by the write)
         self._epochs_saved = int(self._resume_ckpt["epoch"]) if self._resume_ckpt else 0
+        self._best_saved: dict[str, Any] | None = None  # the best epoch best.pt holds ("epoch", "metric"): _finish
         self.config = config if self._resume_ckpt else resolve_defaults(config, self.device)
         self.config.validate()
         self.local_batch, self._batch_note = self.config.train.batch_size, None
@@ -1127,6 +1128,7 @@ class Trainer:
                 ],
             )
             self._mend_best()
+            self._best_saved = dict(self.best) if self.best else None
         if self.dist.enabled:  # what rank 0 made of best.pt (a later best kept, a lost one forgotten): every rank
             self.best = distributed.broadcast_object(self.best)  # counts bad epochs alike for early stopping
 
@@ -1698,6 +1700,8 @@ class Trainer:
             def save_best() -> None:
                 if best is not None:
                     checkpoint.save(run_dir / "best.pt", best)
+                    with contextlib.suppress(KeyError, TypeError):  # (metrics of ours always have the monitored key)
+                        self._best_saved = {"epoch": best["epoch"], "metric": self._monitored(best["metrics"])}
                     events.append(("on_checkpoint", str(run_dir / "best.pt"), "best"))
 
             try:
@@ -1769,6 +1773,18 @@ class Trainer:
         )
 
     # -- end
+    def _best_on_disk(self, message: str) -> tuple[dict[str, Any], str]:
+        """The best epoch that best.pt holds, for status.json and the result, and the message: a run that ended
+        while the best epoch's weights could not be written (a full disk) named that epoch as its best, with no
+        best.pt or an older epoch's in it."""
+        best = getattr(self, "best", None) or {}
+        saved = getattr(self, "_best_saved", None) or {}
+        if not best or saved.get("epoch") == best.get("epoch"):
+            return best, message
+        held = f"best.pt holds epoch {saved['epoch']}" if saved else "there is no best.pt"
+        lost = f"epoch {best['epoch']}, the best, could not be saved ({held})"
+        return saved, f"{message}; {lost}" if message else lost
+
     def _finish(self, reason: str, message: str, tb: str | None = None) -> FitResult:
         run_dir = self.run_dir
         evaluation = None
@@ -1799,7 +1815,7 @@ class Trainer:
                     runs.draw_curves(self.history, run_dir / "curves.png")
                 except Exception as e:  # noqa: BLE001 - a missing plot must not fail a finished run
                     self._safe_warn(f"could not draw curves.png: {_one_line(e)}")
-            best = getattr(self, "best", None) or {}
+            best, message = self._best_on_disk(message)
             status = {"completed": "completed", "early_stop": "completed"}.get(reason, reason)
             try:
                 runs.write_status(
@@ -1814,7 +1830,8 @@ class Trainer:
                 )
             except OSError as e:
                 self._safe_warn(f"could not write status.json: {e}")
-        best = getattr(self, "best", None) or {}
+        if run_dir is None or not self.is_main:
+            best = getattr(self, "best", None) or {}
         unreadable = sorted(self.unreadable.items())
         if unreadable and self.is_main:
             first = ", ".join(Path(p).name for p, _ in unreadable[:3]) + (", …" if len(unreadable) > 3 else "")

@@ -1421,6 +1421,31 @@ def test_with_the_files_written_behind_the_last_epochs_files_are_done_before_the
     assert best["epoch"] == result.best_epoch and result.evaluation is not None
 
 
+def test_a_best_epoch_that_could_not_be_saved_is_not_called_the_best(dataset, tmp_path, monkeypatch):
+    """A full disk at epoch 2, the best so far: the failed run's status.json and result named epoch 2 as its best,
+    with best.pt holding epoch 1 (the Runs tab, Evaluate and the CLI's last line said so too)."""
+    import errno
+
+    real_save = checkpoint.save
+
+    def full_from_epoch_2(path, payload):
+        if payload["epoch"] >= 2:
+            raise OSError(errno.ENOSPC, "could not write it: no space left on device", path)
+        real_save(path, payload)
+
+    monkeypatch.setattr(checkpoint, "save", full_from_epoch_2)
+    monkeypatch.setattr(Trainer, "_score", lambda self, row: (row["epoch"],))  # every epoch beats the one before
+    result = Trainer(config(dataset, epochs=3, save_every_s=0), runs_dir=tmp_path).fit()
+    run = Path(result.run_dir)
+    assert result.reason == "failed" and len(result.history) == 2
+    assert "epoch 2, the best, could not be saved (best.pt holds epoch 1)" in result.message
+    assert result.best_epoch == 1 and checkpoint.load(run / "best.pt")["epoch"] == 1
+    held = next(r for r in result.history if r["epoch"] == 1)
+    assert result.best_metric == held["val_acc"]
+    status = json.loads((run / "status.json").read_text())
+    assert status["best_epoch"] == 1 and status["best_metric"] == held["val_acc"] and status["epochs_done"] == 1
+
+
 @pytest.mark.parametrize("behind", [True, False])
 def test_a_write_error_is_raised_even_when_a_listener_of_its_events_fails(behind):
     """The job's error (a full disk) is the one the run fails with; a listener's own error stays attached."""
