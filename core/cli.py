@@ -825,7 +825,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     _err(f"error: {p.source}: {why}")
                     problems.append((p.source, why))
     if args.csv:
-        write_csv(preds, args.csv, args.top_k)
+        try:
+            write_csv(preds, args.csv, args.top_k)
+        except OSError as e:  # (a full disk): the answers are still printed, not lost with the table
+            why = f"could not write the table ({e.strerror or e}); the answers are printed instead"
+            _err(f"error: {args.csv}: {why}")
+            problems.append((args.csv, why))
     if args.json:
         _emit_json(
             {

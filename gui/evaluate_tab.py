@@ -99,7 +99,10 @@ def _evaluate_job(
     if save_to and not ev.get("stopped"):
         from core.runs import write_json_atomic
 
-        write_json_atomic(save_to, ev)
+        try:
+            write_json_atomic(save_to, ev)
+        except OSError as e:  # (a full disk): the numbers are shown all the same, said unsaved
+            ev["save_error"] = f"{getattr(e, 'filename', None) or save_to}: {e.strerror or e}"
     return ev
 
 
@@ -1134,7 +1137,7 @@ class EvaluateTab(QWidget):
             self._set_status("Evaluation cancelled.")
             return True
         self.show_evaluation(ev, checkpoint)
-        self._ckpt_stamp, self._shows_run_file = stamp, saved
+        self._ckpt_stamp, self._shows_run_file = stamp, saved and not ev.get("save_error")
         return True
 
     def shows_run_evaluation(self, run_dir: str) -> bool:
@@ -1244,6 +1247,10 @@ class EvaluateTab(QWidget):
             tip = self.status_label.toolTip()
             note = str(ev["data_changed"])
             self._set_status(f"{self.status_label.text()} Careful: {note[0].upper()}{note[1:]}.".strip(), error=True)
+            self.status_label.setToolTip(tip)
+        if ev.get("save_error"):  # shown, not kept: the run's evaluation.json is the one before (or none)
+            tip = self.status_label.toolTip()
+            self._set_status(f"{self.status_label.text()} Not saved: {ev['save_error']}.".strip(), error=True)
             self.status_label.setToolTip(tip)
         self.stack.setCurrentIndex(PAGE_RESULTS)
 

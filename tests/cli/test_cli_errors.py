@@ -221,6 +221,28 @@ def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained,
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_a_table_that_cannot_be_written_after_predicting_keeps_the_answers(capsys, trained, tmp_path, monkeypatch):
+    """The disk filled while predict wrote --csv: exit 2 with one line, and every answer computed was lost."""
+    import errno
+
+    from core import runs
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs, "atomic_file", full)
+    out = tmp_path / "p.csv"
+    photos = trained["data"] / "red"
+    rc, stdout, err = run(capsys, "predict", "--checkpoint", trained["best"], photos, "--quiet", "--csv", out)
+    assert rc == 1, err
+    assert f"error: {out}: could not write the table (No space left on device); the answers are printed" in err
+    assert len(stdout.splitlines()) == len(list(photos.iterdir())) and not out.exists()
+    rc, stdout, err = run(capsys, "predict", "--checkpoint", trained["best"], photos, "--json", "--csv", out)
+    doc = json.loads(stdout)
+    assert rc == 1 and len(doc["predictions"]) == len(list(photos.iterdir()))
+    assert doc["errors"] == [{"source": str(out), "error": doc["errors"][0]["error"]}]
+
+
 def test_summary_and_runs_name_the_flag_and_a_damaged_status_hides_no_run(capsys, trained, tmp_path):
     rc, _, err = run(capsys, "summary", "--arch", "resnext50_32x4d", "--image-size", "1")
     assert rc == 2 and one_line(err) and err.startswith("error: --image-size 1: ")

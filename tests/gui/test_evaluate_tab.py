@@ -150,6 +150,28 @@ def test_show_run_draws_evaluation_json(qtbot, tab, tmp_path):
 
 
 @pytest.mark.timeout(240)
+def test_an_evaluation_that_cannot_be_saved_is_shown_and_said_unsaved(qtbot, tab, tmp_path, monkeypatch):
+    """A full disk as evaluation.json was written: the worker failed, and the minutes of evaluation with it."""
+    import errno
+
+    from core import runs
+
+    def full(path, doc):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(runs, "write_json_atomic", full)
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    tab.show_run(str(run))
+    tab.evaluate_now_button.click()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS, tab.status_label.text()
+    assert tab.evaluation()["num_samples"] == 3 and tab.cm_canvas is not None
+    assert f"Not saved: {run / 'evaluation.json'}: No space left on device." in tab.status_label.text()
+    assert not (run / "evaluation.json").exists() and not tab.shows_run_evaluation(str(run))
+
+
+@pytest.mark.timeout(240)
 def test_evaluate_now_runs_in_a_worker_and_saves_the_json(qtbot, tab, tmp_path):
     data = make_dataset(tmp_path / "pets")
     run = make_run(tmp_path / "runs", data, None)
