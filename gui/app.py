@@ -108,6 +108,45 @@ def freeze_imported_objects() -> None:
     gc.enable()
 
 
+# The light theme's colours (style.qss uses the same): a dark desktop palette under it left fields, tables and menus
+# near-black with the stylesheet's dark text on them.
+LIGHT_PALETTE = {
+    "Window": "#f4f6f8",
+    "WindowText": "#1f2328",
+    "Base": "#ffffff",
+    "AlternateBase": "#f7f9fb",
+    "Text": "#1f2328",
+    "PlaceholderText": "#6a737d",
+    "Button": "#f6f7f9",
+    "ButtonText": "#1f2328",
+    "BrightText": "#ffffff",
+    "Light": "#ffffff",
+    "Midlight": "#e8ebef",
+    "Mid": "#c4ccd5",
+    "Dark": "#9fa7b0",
+    "Shadow": "#6e7781",
+    "Highlight": "#2f6fdf",
+    "HighlightedText": "#ffffff",
+    "Link": "#1f4fa8",
+    "LinkVisited": "#6639ba",
+    "ToolTipBase": "#1f2328",
+    "ToolTipText": "#ffffff",
+}
+LIGHT_DISABLED = {"WindowText": "#9aa3ad", "Text": "#9aa3ad", "ButtonText": "#9aa3ad", "Base": "#f6f7f9"}
+
+
+def light_palette() -> Any:
+    """The palette the stylesheet is drawn over, whatever the desktop's (dark themes included)."""
+    from PySide6.QtGui import QColor, QPalette
+
+    palette = QPalette()
+    for name, colour in LIGHT_PALETTE.items():
+        palette.setColor(getattr(QPalette.ColorRole, name), QColor(colour))
+    for name, colour in LIGHT_DISABLED.items():
+        palette.setColor(QPalette.ColorGroup.Disabled, getattr(QPalette.ColorRole, name), QColor(colour))
+    return palette
+
+
 def create_application(argv: list[str] | None = None) -> QApplication:
     from PySide6.QtWidgets import QApplication
 
@@ -118,6 +157,12 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName(APP)
     app.setApplicationDisplayName(APP)
     app.setStyle("Fusion")
+    hints = app.styleHints()
+    if hasattr(hints, "setColorScheme"):  # (Qt 6.8+: title bars and native dialogs light too, where the OS obliges)
+        from PySide6.QtCore import Qt
+
+        hints.setColorScheme(Qt.ColorScheme.Light)
+    app.setPalette(light_palette())
     app.setStyleSheet(load_stylesheet())
     return app
 

@@ -49,6 +49,7 @@ from gui.widgets import (
     elide_path,
     load_json_setting,
     read_thumbnail,
+    screen_scale,
     show_folder,
     store_json_setting,
     wheel_scrolls_the_form,
@@ -86,10 +87,10 @@ class ThumbnailLoader(QObject):
     chunk = Signal(object)
     finished = Signal()
 
-    def __init__(self, paths: list[str], size: int = THUMB_SIZE) -> None:
+    def __init__(self, paths: list[str], size: int = THUMB_SIZE, scale: float = 1.0) -> None:
         super().__init__()
         self.paths = paths
-        self.size = size
+        self.size, self.scale = size, scale  # (scale: widgets.screen_scale(), read in the GUI thread)
         self._stop = False
 
     def cancel(self) -> None:
@@ -102,7 +103,7 @@ class ThumbnailLoader(QObject):
             for row, path in enumerate(self.paths):
                 if self._stop:
                     return
-                batch.append((row, read_thumbnail(path, self.size)))
+                batch.append((row, read_thumbnail(path, self.size, self.scale)))
                 if len(batch) >= THUMB_CHUNK:
                     self.chunk.emit(batch)
                     batch = []
@@ -822,7 +823,7 @@ class DatasetPanel(QWidget):
         for p in shown:
             self.thumb_grid.add_tile(Path(p).name, p)
         gen = self._thumb_gen
-        loader = ThumbnailLoader(shown)
+        loader = ThumbnailLoader(shown, scale=screen_scale())
         connect_worker(loader, self, chunk=lambda items: gen == self._thumb_gen and self._on_thumbs(items))
         self._thumb_loader = loader
         start_worker(loader, self)

@@ -46,7 +46,15 @@ from core.runs import file_stamp, read_status
 from gui.app import settings
 from gui.image_view import ImageView, grey_outside, load_thumbnail, model_crop_box, pil_to_qimage
 from gui.predict_tab import PredictorCache
-from gui.widgets import count_noun, dialog_dir, load_json_setting, photo_icon, remember_dir, store_json_setting
+from gui.widgets import (
+    count_noun,
+    dialog_dir,
+    load_json_setting,
+    photo_icon,
+    remember_dir,
+    screen_scale,
+    store_json_setting,
+)
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 GALLERY_LIMIT = 500
@@ -106,12 +114,14 @@ def _evaluate_job(
     return ev
 
 
-def _thumbs_job(paths: list[str], generation: int, out: deque, progress: Any = None, stop: Any = None) -> int:
+def _thumbs_job(
+    paths: list[str], generation: int, out: deque, scale: float = 1.0, progress: Any = None, stop: Any = None
+) -> int:
     """Worker: small QImages of the misclassified images, pushed onto `out` as (generation, row, image)."""
     for i, path in enumerate(paths):
         if stop is not None and getattr(stop, "stopped", False):
             break
-        out.append((generation, i, load_thumbnail(path, TILE)))
+        out.append((generation, i, load_thumbnail(path, TILE, scale)))
         if progress:
             progress(i + 1, len(paths))
     return generation
@@ -1314,7 +1324,7 @@ class EvaluateTab(QWidget):
             return
         self.detail_view.set_hint("Click a misclassified image to see it large with its Grad-CAM")
         worker = FunctionWorker(
-            _thumbs_job, [e["path"] for e in self._gallery_rows], self._generation, self._thumb_queue
+            _thumbs_job, [e["path"] for e in self._gallery_rows], self._generation, self._thumb_queue, screen_scale()
         )
         worker.progress.connect(self._drain_thumbs)
         connect_worker(worker, self, finished=lambda w=worker: self._on_thumbs_finished(w))

@@ -39,10 +39,10 @@ def qimage_to_pil(qimg: QImage) -> Image.Image:
     return background
 
 
-def load_thumbnail(path: str, size: int = 96) -> QImage | None:
-    """A small QImage of an image file, or None when it cannot be read (runs on any thread). A picture less than
-    half the size is enlarged by a whole factor, pixels kept square and sharp: a 32-px training image sat as a
-    speck in the middle of its tile."""
+def load_thumbnail(path: str, size: int = 96, scale: float = 1.0) -> QImage | None:
+    """A small QImage of an image file, `size` logical px at `scale` device px each (widgets.screen_scale()), or
+    None when it cannot be read (runs on any thread). A picture less than half the size is enlarged by a whole
+    factor, pixels kept square and sharp: a 32-px training image sat as a speck in the middle of its tile."""
     try:
         from PIL import Image
 
@@ -51,11 +51,14 @@ def load_thumbnail(path: str, size: int = 96) -> QImage | None:
         img = load_image(path)
     except Exception:
         return None
-    img.thumbnail((size, size))
-    factor = size // max(img.size)
+    px = max(1, round(size * scale))
+    img.thumbnail((px, px))
+    factor = px // max(img.size)
     if factor >= 2:
         img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
-    return pil_to_qimage(img)
+    out = pil_to_qimage(img)
+    out.setDevicePixelRatio(scale)
+    return out
 
 
 def model_crop_box(size: tuple[int, int], image_size: int) -> tuple[int, int, int, int]:

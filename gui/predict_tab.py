@@ -65,6 +65,7 @@ from gui.widgets import (
     photo_icon,
     refused_output,
     remember_dir,
+    screen_scale,
     store_json_setting,
     with_suffix,
 )
@@ -149,10 +150,12 @@ def _predict_many(
     paths: list[str],
     top_k: int,
     out: deque,
+    scale: float = 1.0,
     progress: Any = None,
     stop: Any = None,
 ) -> dict[str, Any]:
-    """Worker: expand folders, then predict every image, pushing (prediction, thumbnail) onto `out` as they come."""
+    """Worker: expand folders, then predict every image, pushing (prediction, thumbnail) onto `out` as they come
+    (thumbnails at `scale` device px per logical px: widgets.screen_scale())."""
     from core.predict import expand_paths
 
     predictor = cache.get(checkpoint)
@@ -166,7 +169,7 @@ def _predict_many(
     if progress:
         progress(done, total)
     for pred in _iter_predictions(predictor, files, top_k, stop):
-        thumb = load_thumbnail(str(pred.source), THUMB) if pred.ok else None
+        thumb = load_thumbnail(str(pred.source), THUMB, scale) if pred.ok else None
         out.append(("pred", pred, None, thumb))
         done += 1
         if progress:
@@ -758,7 +761,9 @@ class PredictTab(QWidget):
             self._reset_table()
             self._dropped_folders = [str(p) for p in item if isinstance(p, (str, Path)) and Path(p).is_dir()]
             self.stack.setCurrentIndex(2)
-            worker = FunctionWorker(_predict_many, self._cache, checkpoint, list(item), top_k, self._queue)
+            worker = FunctionWorker(
+                _predict_many, self._cache, checkpoint, list(item), top_k, self._queue, screen_scale()
+            )
             worker.progress.connect(self._on_many_progress)
             worker.result.connect(self._on_many_done)
             self.progress.setRange(0, 0)

@@ -122,16 +122,29 @@ def count_noun(n: int, noun: str, plural: str = "") -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
-def read_thumbnail(path: str, size: int) -> QImage:
-    """The image at `path` scaled to fit `size` px (EXIF orientation applied); a null QImage if unreadable."""
+def screen_scale() -> float:
+    """Device pixels per logical pixel of the sharpest screen (2.0 at 200 % scaling), read in the GUI thread:
+    thumbnails are read at that many pixels, so that they are not drawn at half their size and stretched."""
+    from PySide6.QtGui import QGuiApplication
+
+    app = QGuiApplication.instance()
+    return max(1.0, float(app.devicePixelRatio())) if app is not None else 1.0
+
+
+def read_thumbnail(path: str, size: int, scale: float = 1.0) -> QImage:
+    """The image at `path` scaled to fit `size` logical px at `scale` device px each (screen_scale(); EXIF
+    orientation applied); a null QImage if unreadable."""
     from PySide6.QtGui import QImageReader
 
+    px = max(1, round(size * scale))
     reader = QImageReader(path)
     reader.setAutoTransform(True)
     src = reader.size()
-    if src.isValid() and (src.width() > size or src.height() > size):
-        reader.setScaledSize(src.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
+    if src.isValid() and (src.width() > px or src.height() > px):
+        reader.setScaledSize(src.scaled(px, px, Qt.AspectRatioMode.KeepAspectRatio))
     img = reader.read()
+    if not img.isNull():
+        img.setDevicePixelRatio(scale)
     return img
 
 
@@ -316,18 +329,20 @@ class ImageGrid(QListWidget):
     def set_tile_image(self, item: QListWidgetItem, image: QImage) -> None:
         if image.isNull():
             return
+        scale = image.devicePixelRatio()  # (read_thumbnail's: a tile of `tile` logical px holds tile * scale pixels)
+        side = max(1, round(self.tile * scale))
         pm = QPixmap.fromImage(image)
-        if pm.width() != self.tile and pm.height() != self.tile:
-            pm = pm.scaled(
-                self.tile, self.tile, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-            )
+        if pm.width() != side and pm.height() != side:
+            pm = pm.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
         if pm.width() != pm.height():  # centred on a square tile: every caption then sits at the same height
-            square = QPixmap(self.tile, self.tile)
+            square = QPixmap(side, side)
             square.fill(Qt.GlobalColor.transparent)
             painter = QPainter(square)
-            painter.drawPixmap((self.tile - pm.width()) // 2, (self.tile - pm.height()) // 2, pm)
+            pm.setDevicePixelRatio(1.0)  # (placed in the square's own pixels)
+            painter.drawPixmap((side - pm.width()) // 2, (side - pm.height()) // 2, pm)
             painter.end()
             pm = square
+        pm.setDevicePixelRatio(scale)
         item.setIcon(photo_icon(pm))
         item.setData(Qt.ItemDataRole.UserRole + 1, True)
 

@@ -502,3 +502,44 @@ def test_disabled_controls_look_disabled(qtbot):
     host.show()
     enabled, disabled = (darkest(b) for b in boxes)
     assert enabled < 80 and disabled > enabled + 60, (enabled, disabled)
+
+
+def test_a_dark_desktop_palette_leaves_every_field_and_table_readable(qtbot):
+    """Under a dark desktop theme fields, tables and menus kept its near-black base while the stylesheet wrote its
+    dark text on them: the settings could not be read. The app draws its light theme over a palette of its own."""
+    from PySide6.QtGui import QColor, QPalette, QStandardItem, QStandardItemModel
+    from PySide6.QtWidgets import QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
+
+    app = QApplication.instance()
+    before, style = app.palette(), app.style().name()
+    dark = QPalette()
+    for role, colour in (("Window", "#2b2b2b"), ("WindowText", "#e6e6e6"), ("Base", "#1e1e1e"), ("Text", "#e6e6e6")):
+        dark.setColor(getattr(QPalette.ColorRole, role), QColor(colour))
+    dark.setColor(QPalette.ColorRole.Button, QColor("#353535"))
+    app.setPalette(dark)  # what a dark theme hands the application
+    try:
+        gui_app.create_application()
+        host = QWidget()
+        qtbot.addWidget(host)
+        lay = QVBoxLayout(host)
+        field = QLineEdit("/home/me/photos")
+        model = QStandardItemModel(2, 1)
+        model.setItem(0, 0, QStandardItem("cat.jpg"))
+        table = QTableView()
+        table.setModel(model)
+        lay.addWidget(field)
+        lay.addWidget(table)
+        menu = QMenu()
+        menu.addAction("Start training")
+        host.show()
+        for widget in (field, table.viewport(), menu):
+            pal = widget.palette()
+            base = pal.color(QPalette.ColorRole.Base if widget is not menu else QPalette.ColorRole.Window)
+            text = pal.color(QPalette.ColorRole.Text if widget is not menu else QPalette.ColorRole.WindowText)
+            assert base.lightness() > 200 and text.lightness() < 80, (widget, base.name(), text.name())
+        image = field.grab().toImage()  # drawn light: the field's inside, away from its frame
+        assert QColor(image.pixel(image.width() - 6, image.height() // 2)).lightness() > 200
+    finally:
+        app.setStyleSheet("")
+        app.setPalette(before)
+        app.setStyle(style)

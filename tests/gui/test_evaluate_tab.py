@@ -794,6 +794,34 @@ def test_small_images_fill_their_gallery_tiles_with_sharp_pixels(tmp_path):
     assert load_thumbnail(str(tmp_path / "missing.png"), 96) is None
 
 
+def test_thumbnails_are_read_at_the_screens_pixel_density(qtbot, tmp_path):
+    """At 200 % scaling a 96-px tile is 192 screen pixels: thumbnails read at 96 were stretched to a blur."""
+    from PySide6.QtCore import QSize
+
+    from gui.image_view import load_thumbnail
+    from gui.widgets import ImageGrid, read_thumbnail
+
+    Image.new("RGB", (800, 600), (10, 200, 30)).save(tmp_path / "big.png")
+    Image.new("RGB", (32, 32), (200, 20, 30)).save(tmp_path / "small.png")
+    sharp = load_thumbnail(str(tmp_path / "big.png"), 96, 2.0)
+    assert (sharp.width(), sharp.height(), sharp.devicePixelRatio()) == (192, 144, 2.0)
+    assert sharp.deviceIndependentSize().toSize() == QSize(96, 72)  # laid out as before
+    small = load_thumbnail(str(tmp_path / "small.png"), 96, 2.0)
+    assert (small.width(), small.devicePixelRatio()) == (192, 2.0)  # six times, a whole factor
+    read = read_thumbnail(str(tmp_path / "big.png"), 72, 2.0)
+    assert (read.width(), read.height(), read.devicePixelRatio()) == (144, 108, 2.0)
+    grid = ImageGrid(tile=72)
+    qtbot.addWidget(grid)
+    item = grid.add_tile("big.png", image=read)
+    pm = item.icon().pixmap(QSize(72, 72), 2.0)
+    assert (pm.width(), pm.height()) == (144, 144)  # the square tile, at the screen's pixels
+    assert pm.toImage().pixelColor(72, 72).getRgb()[:3] == (10, 200, 30)  # (the photo, centred on it)
+    plain = ImageGrid(tile=72)
+    qtbot.addWidget(plain)
+    one = plain.add_tile("big.png", image=read_thumbnail(str(tmp_path / "big.png"), 72)).icon().pixmap(QSize(72, 72))
+    assert (one.width(), one.height(), one.devicePixelRatio()) == (72, 72, 1.0)
+
+
 def test_a_small_image_shown_large_keeps_sharp_pixels(qtbot):
     """The large view of a 32-px image was smooth-scaled to a blur; a photo shown smaller stays smooth."""
     from PySide6.QtGui import QColor, QImage
