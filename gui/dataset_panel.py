@@ -48,6 +48,7 @@ from gui.widgets import (
     count_noun,
     elide_path,
     load_json_setting,
+    on_return,
     read_thumbnail,
     screen_scale,
     show_folder,
@@ -66,6 +67,7 @@ FLIP_TIP = "Mirror training images at random (off for text, digits, left/right c
 FLIP_OFF_TIP = "No flips while Augmentation is none; pick another level to use this option"
 LAYOUT_NAMES = {"classes": "class folders", "splits": "train/val/test folders"}
 FEW_COLOR = "#e0672b"  # gui.charts.VAL_COLOR, the bar colour of a class with few images (charts loads matplotlib)
+CLASS_ROWS_SHOWN = 4  # classes the table shows without scrolling, however little room the window leaves it
 NAME_WIDTH = 260  # px: a class name in a sentence is cut in the middle to this, so it never widens the window
 
 
@@ -351,6 +353,7 @@ class DatasetPanel(QWidget):
         il.addWidget(self.thumb_label)
         self.thumb_grid = ImageGrid(THUMB_SIZE, selectable=True)
         self.thumb_grid.itemDoubleClicked.connect(lambda it: self.reveal(it.toolTip()))
+        on_return(self.thumb_grid, lambda: self.reveal(self.thumb_grid.currentItem().toolTip()))
         il.addWidget(self.thumb_grid, 1)
         self.middle_tabs.addTab(images, "Images")
 
@@ -380,6 +383,7 @@ class DatasetPanel(QWidget):
         self.dup_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.dup_list.setResizeMode(QListView.ResizeMode.Adjust)
         self.dup_list.itemDoubleClicked.connect(lambda it: self.reveal(it.data(Qt.ItemDataRole.UserRole)))
+        on_return(self.dup_list, lambda: self.reveal(self.dup_list.currentItem().data(Qt.ItemDataRole.UserRole)))
         pl.addWidget(self.dup_list, 2)
         self._problems_stretch = QWidget()  # takes the room of the hidden lists when there is nothing to show
         pl.addWidget(self._problems_stretch, 1)
@@ -668,6 +672,12 @@ class DatasetPanel(QWidget):
             self.class_table.setItem(row, 1, count)
         self._set_chart(index.classes, [counts[c] for c in index.classes])
         self._set_balance_note(index.classes, [counts[c] for c in index.classes])
+        # up to four classes are all in view: at 125 % on a 1366 x 768 screen the table scrolled for four, with
+        # the last one cut in half, while the chart below took more room than its bars needed
+        t = self.class_table
+        rows = min(len(index.classes), CLASS_ROWS_SHOWN)
+        header = t.horizontalHeader().sizeHint().height()
+        t.setMinimumHeight(header + rows * t.verticalHeader().defaultSectionSize() + 2 * t.frameWidth() + 2)
 
         parts = [
             f"<b>{len(index.classes)}</b> {'class' if len(index.classes) == 1 else 'classes'}",

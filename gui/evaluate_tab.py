@@ -9,7 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -59,6 +59,7 @@ from gui.worker import FunctionWorker, connect_worker, start_worker
 
 GALLERY_LIMIT = 500
 TILE = 96
+GALLERY_CELL = TILE + 60  # px wide: three tiles a row in half a 1366-px window at 125 % (at +84 two, and a gap)
 CM_CELL = 22  # px: the smallest confusion-matrix cell; it holds "100" and leaves room for a class name beside it
 CM_TEXT_MAX = 30  # classes: beyond this the cells carry no numbers (a colour scale, and tooltips, say them)
 CM_ZERO_MAX = 12  # classes: up to this an empty cell says 0 (in grey); beyond, it stays blank among the numbers
@@ -279,6 +280,14 @@ class ConfusionMatrixCanvas(QWidget):
         self._fit = False  # True: shrink to the pane rather than scroll
         self.selected: tuple[int, int] | None = None  # the cell outlined (its images are listed)
         self._outline: Any = None
+        # The keyboard's way in: the arrow keys move a dashed box from cell to cell (its numbers in a tooltip), and
+        # Enter or Space does what a click does. Clicks give the matrix the focus, the scroll area never takes it.
+        self.cursor: tuple[int, int] | None = None
+        self._cursor_box: Any = None
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.canvas.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.canvas.setFocusProxy(self)
         self._refit = QTimer(self)
         self._refit.setSingleShot(True)
         self._refit.setInterval(60)
@@ -343,6 +352,7 @@ class ConfusionMatrixCanvas(QWidget):
 
         use_fonts_for(self._names)  # before the axes exist: their tick labels take the font family when made
         self.figure.clear()
+        self._cursor_box = None  # (gone with the figure's artists)
         self.ax = self.figure.add_subplot(1, 1, 1)
         self.cell_texts = []
         self._ticks = []
@@ -444,7 +454,57 @@ class ConfusionMatrixCanvas(QWidget):
             self._outline = self.ax.add_patch(
                 Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="#f28e2b", linewidth=3, zorder=5)
             )
+        self._place_cursor()
+
+    def _place_cursor(self) -> None:
+        """The keyboard's cell, a dashed blue box, while the matrix has the focus (none otherwise)."""
+        if self._cursor_box is not None:
+            self._cursor_box.remove()
+            self._cursor_box = None
+        n = len(self._matrix)
+        if self.hasFocus() and self.cursor is not None and max(self.cursor) < n:
+            from matplotlib.patches import Rectangle
+
+            r, c = self.cursor
+            self._cursor_box = self.ax.add_patch(
+                Rectangle(
+                    (c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="#2f6fdf", linewidth=2, linestyle="--", zorder=6
+                )
+            )
         self.canvas.draw_idle()
+
+    def focusInEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().focusInEvent(event)
+        n = len(self._matrix)
+        if n and (self.cursor is None or max(self.cursor) >= n):
+            self.cursor = self.selected if self.selected is not None and max(self.selected) < n else (0, 0)
+        self._place_cursor()
+
+    def focusOutEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().focusOutEvent(event)
+        self._place_cursor()
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        n, key = len(self._matrix), event.key()
+        steps = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1), Qt.Key.Key_Up: (-1, 0), Qt.Key.Key_Down: (1, 0)}
+        if n and key in steps:
+            r, c = self.cursor if self.cursor is not None and max(self.cursor) < n else (0, 0)
+            dr, dc = steps[key]
+            self.cursor = (min(max(r + dr, 0), n - 1), min(max(c + dc, 0), n - 1))
+            self._place_cursor()
+            QToolTip.showText(self.cell_point(*self.cursor), self.cell_tooltip(*self.cursor), self.canvas)
+        elif n and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space) and self.cursor is not None:
+            self.cell_clicked.emit(*self.cursor)
+        else:
+            super().keyPressEvent(event)
+
+    def cell_point(self, row: int, col: int) -> QPoint:
+        """The centre of a cell on the screen (scrolled into view first), where its tooltip is shown."""
+        x, y = self.ax.transData.transform((col, row))  # the figure's pixels, from its bottom left
+        ratio = float(getattr(self.canvas, "device_pixel_ratio", 1) or 1)
+        local = QPoint(int(x / ratio), int((self.figure.bbox.height - y) / ratio))
+        self.scroll.ensureVisible(local.x(), local.y(), CM_CELL * 2, CM_CELL * 2)
+        return self.canvas.mapToGlobal(local)
 
     def select(self, cell: tuple[int, int] | None) -> None:
         """Outline `cell` (row, column), or none."""
@@ -493,6 +553,7 @@ class ConfusionMatrixCanvas(QWidget):
     def _on_press(self, event: Any) -> None:
         cell = self.cell_at(event.x, event.y)
         if cell is not None and event.button == 1:
+            self.cursor = cell  # (the arrow keys go on from here)
             self.cell_clicked.emit(*cell)
 
     def tooltip_at(self, x: float, y: float) -> str:
@@ -533,7 +594,7 @@ class ConfusionMatrixCanvas(QWidget):
         share = (
             f"{count} of its {count_noun(total, 'image')} ({count / total:.1%})" if total else "No images of this class"
         )
-        click = "\nClick: list these images under Misclassified" if row != col and count else ""
+        click = "\nClick (or Enter): list these images under Misclassified" if row != col and count else ""
         return f"True class: {self._names[row]}\nPredicted: {self._names[col]}\n{share}{click}"
 
     def names(self) -> list[str]:
@@ -777,7 +838,7 @@ class EvaluateTab(QWidget):
         self.gallery = QListWidget()
         self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
         self.gallery.setIconSize(QSize(TILE, TILE))
-        self.gallery.setGridSize(QSize(TILE + 84, TILE + 44))
+        self.gallery.setGridSize(QSize(GALLERY_CELL, TILE + 44))
         self.gallery.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.gallery.setMovement(QListWidget.Movement.Static)
@@ -1311,7 +1372,7 @@ class EvaluateTab(QWidget):
         self._name_ends = _shared_end(sorted(names), True), _shared_end(sorted(names), False)
         captions = [self._caption(e) for e in self._gallery_rows]
         lines = max((c.count("\n") + 1 for c in captions), default=2)
-        self.gallery.setGridSize(QSize(TILE + 84, TILE + 12 + lines * self.gallery.fontMetrics().lineSpacing()))
+        self.gallery.setGridSize(QSize(GALLERY_CELL, TILE + 12 + lines * self.gallery.fontMetrics().lineSpacing()))
         for e, caption in zip(self._gallery_rows, captions, strict=True):
             item = QListWidgetItem(QIcon(placeholder), caption)
             item.setToolTip(f"{e['true']} → {e['predicted']} ({e['confidence']:.1%})\n{e['path']}")
@@ -1340,7 +1401,7 @@ class EvaluateTab(QWidget):
                 f"{names[row]}: {count_noun(self.cm_canvas.value(row, col), 'image')} classified right. The "
                 "Misclassified list holds the wrong answers only: click a cell off the diagonal for its images."
             )
-            QToolTip.showText(QCursor.pos(), self.diagonal_note, self.cm_canvas)
+            QToolTip.showText(self.cm_canvas.cell_point(row, col), self.diagonal_note, self.cm_canvas)
             return
         pair = (names[row], names[col])
         self.filter_gallery(None if pair == self._gallery_filter else pair)

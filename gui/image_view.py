@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPaintEvent, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
@@ -167,7 +167,8 @@ class ImageView(QWidget):
 
 class ProbabilityBars(QWidget):
     """Horizontal bars for the top-k classes: name on the left, bar, percentage on the right. A click on a row
-    emits `clicked(class)`; the highlighted row (the class a Grad-CAM explains) is outlined."""
+    emits `clicked(class)`; the highlighted row (the class a Grad-CAM explains) is outlined. From the keyboard the
+    Up and Down keys move a dashed box from row to row and Enter or Space clicks it."""
 
     ROW = 30
     clicked = Signal(str)
@@ -177,11 +178,14 @@ class ProbabilityBars(QWidget):
         self._items: list[tuple[str, float]] = []
         self._highlight: str | None = None
         self.click_hint = ""  # a second tooltip line: what a click does
+        self.cursor = 0  # the keyboard's row
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     def set_items(self, items: list[tuple[str, float]], highlight: str | None = None) -> None:
         self._items = [(str(n), float(p)) for n, p in items]
         self._highlight = highlight
+        self.cursor = 0
         self.setFixedHeight(max(1, len(self._items)) * self.ROW + 4)
         self.updateGeometry()
         self.update()
@@ -196,8 +200,34 @@ class ProbabilityBars(QWidget):
     def mousePressEvent(self, event: Any) -> None:  # noqa: N802
         item = self.item_at(event.position().y())
         if item is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.cursor = self._items.index(item)
             self.clicked.emit(item[0])
         super().mousePressEvent(event)
+
+    def focusInEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().focusInEvent(event)
+        names = [n for n, _ in self._items]
+        if event.reason() != Qt.FocusReason.MouseFocusReason and self._highlight in names:
+            self.cursor = names.index(self._highlight)
+        self.update()
+
+    def focusOutEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().focusOutEvent(event)
+        self.update()
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        key, n = event.key(), len(self._items)
+        if n and key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            self.cursor = min(max(self.cursor + (1 if key == Qt.Key.Key_Down else -1), 0), n - 1)
+            self.update()
+            name, prob = self._items[self.cursor]
+            at = self.mapToGlobal(QPoint(self.width() // 2, self.cursor * self.ROW + self.ROW // 2))
+            hint = f"\n{self.click_hint.replace('Click', 'Enter')}" if self.click_hint else ""
+            QToolTip.showText(at, f"{name}: {prob:.2%}{hint}", self)
+        elif n and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.clicked.emit(self._items[min(self.cursor, n - 1)][0])
+        else:
+            super().keyPressEvent(event)
 
     def items(self) -> list[tuple[str, float]]:
         return list(self._items)
@@ -262,6 +292,10 @@ class ProbabilityBars(QWidget):
                 p.setPen(QPen(QColor(ACCENT), 1.5))
                 p.setBrush(Qt.BrushStyle.NoBrush)
                 p.drawRoundedRect(QRectF(1, y - 1, self.width() - 2, h + 2), 5, 5)
+            if self.hasFocus() and i == self.cursor:  # the keyboard's row
+                p.setPen(QPen(QColor(ACCENT), 1, Qt.PenStyle.DashLine))
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawRoundedRect(QRectF(3, y + 1, self.width() - 6, h - 2), 4, 4)
         p.end()
 
 

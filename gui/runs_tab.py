@@ -39,6 +39,7 @@ from gui.widgets import (
     count_noun,
     dialog_dir,
     load_json_setting,
+    on_return,
     refused_output,
     remember_dir,
     show_folder,
@@ -320,6 +321,7 @@ class RunsTab(QWidget):
         self.table.sortItems(COL_DATE, Qt.SortOrder.DescendingOrder)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.doubleClicked.connect(lambda *_: self._evaluate())
+        on_return(self.table, self._evaluate)
 
         self.empty_label = QLabel()
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QUrl
@@ -91,6 +92,27 @@ def keyboard_friendly(root: QWidget) -> None:
 
     for button in root.findChildren(QPushButton):
         button.setAutoDefault(True)
+
+
+class _ReturnActs(QObject):
+    """Event filter of an item view: Return or Enter on its current item calls `act` (see on_return)."""
+
+    def __init__(self, view: QAbstractItemView, act: Callable[[], None]) -> None:
+        super().__init__(view)
+        self._act = act
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        keys = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if event.type() == QEvent.Type.KeyPress and event.key() in keys and obj.currentIndex().isValid():
+            self._act()
+            return True
+        return False
+
+
+def on_return(view: QAbstractItemView, act: Callable[[], None]) -> None:
+    """Return or Enter on the view's current item does what its double-click does (`act`). Not itemActivated:
+    with a desktop's single-click activation, a click would open a file manager."""
+    view.installEventFilter(_ReturnActs(view, act))
 
 
 class _WheelWhenFocused(QObject):

@@ -233,6 +233,11 @@ def test_thumbnails_load_for_the_selected_class_only(qtbot, panel, tmp_path, dat
     assert panel.thumb_grid.count() == 9
     qtbot.waitUntil(lambda: panel.thumbnails_loaded == 9, timeout=20000)
     assert all("b_" in panel.thumb_grid.item(i).text() for i in range(9))
+    revealed = []
+    panel.reveal = revealed.append  # (a file manager otherwise)
+    panel.thumb_grid.setCurrentRow(2)
+    qtbot.keyClick(panel.thumb_grid, Qt.Key.Key_Return)  # Enter does what a double-click does
+    assert revealed == [panel.thumb_grid.item(2).toolTip()] and "b_" in revealed[0]
 
 
 def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset):
@@ -522,3 +527,14 @@ def test_two_columns_share_the_width_by_what_their_texts_need(qtbot):
     table.resize(700, 200)
     fill(short, reason)
     assert table.horizontalHeader().sectionSize(0) == 123
+
+
+def test_four_classes_are_all_in_view_in_a_short_window(qtbot, panel, tmp_path, dataset_factory):
+    """At 125 % on a 1366 x 768 screen the Classes table scrolled for four classes, the last one cut in half."""
+    root = dataset_factory(tmp_path / "four", {"circle": 2, "square": 2, "star": 2, "triangle": 2})
+    _load(qtbot, panel, root)
+    panel.resize(1000, 400)
+    t = panel.class_table
+    qtbot.waitUntil(lambda: t.height() < 300)
+    assert t.verticalScrollBar().maximum() == 0, t.height()
+    assert t.visualItemRect(t.item(3, 0)).bottom() < t.viewport().height()

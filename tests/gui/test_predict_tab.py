@@ -263,7 +263,14 @@ def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
     qtbot.waitUntil(lambda: tab.bars.highlight() == second, timeout=30_000)
     assert tab.image_view._pixmap.toImage() != overlaid and second in tab.cam_check.text()
     qtbot.waitUntil(lambda: tab._cam_worker is None, timeout=30_000)
-    tab.bars.clicked.emit(pred.label)  # and back to the top class's
+    # and back to the top class's from the keyboard (Tab skipped the bars: a choice for the mouse only)
+    tab.show()
+    tab.bars.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.waitUntil(tab.bars.hasFocus, timeout=5000)
+    assert tab.bars.focusPolicy() == Qt.FocusPolicy.StrongFocus and tab.bars.cursor == 1  # (on the class shown)
+    qtbot.keyClick(tab.bars, Qt.Key.Key_Up)
+    assert tab.bars.cursor == 0 and tab.bars.highlight() == second  # moving only moves the dashed box
+    qtbot.keyClick(tab.bars, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: tab.bars.highlight() == pred.label, timeout=30_000)
     assert tab.image_view._pixmap.toImage() == overlaid
     qtbot.waitUntil(lambda: tab._cam_worker is None, timeout=30_000)

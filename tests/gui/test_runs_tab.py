@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QTreeWidgetItem
 
@@ -286,6 +287,9 @@ def test_action_signals(qtbot, tab, runs):
     assert sig.args == [str(runs["stopped"] / "best.pt")]
     with qtbot.waitSignal(tab.evaluate_requested) as sig:
         tab.evaluate_button.click()
+    assert sig.args == [str(runs["stopped"])]
+    with qtbot.waitSignal(tab.evaluate_requested) as sig:  # Enter on the run, as a double-click
+        qtbot.keyClick(tab.table, Qt.Key.Key_Return)
     assert sig.args == [str(runs["stopped"])]
     with qtbot.waitSignal(tab.resume_requested) as sig:
         tab.resume_button.click()
