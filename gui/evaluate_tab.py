@@ -47,6 +47,7 @@ from gui.app import settings
 from gui.image_view import ImageView, grey_outside, load_thumbnail, model_crop_box, pil_to_qimage
 from gui.predict_tab import PredictorCache
 from gui.widgets import (
+    buddy_label,
     count_noun,
     dialog_dir,
     load_json_setting,
@@ -651,16 +652,16 @@ class EvaluateTab(QWidget):
         self.source_label = QLabel("")
         self.source_label.setStyleSheet("QLabel { font-weight: bold; }")
         form.addWidget(self.source_label, 0, 0, 1, 4)
-        form.addWidget(QLabel("Checkpoint:"), 1, 0)
         self.ckpt_edit = QLineEdit()
+        form.addWidget(buddy_label("&Checkpoint:", self.ckpt_edit), 1, 0)
         self.ckpt_edit.setPlaceholderText("best.pt of a run, or any ResNeXt Studio checkpoint")
         form.addWidget(self.ckpt_edit, 1, 1)
         b = QPushButton("Browse…")
         b.setToolTip("Choose a checkpoint file (.pt)")
         b.clicked.connect(self._browse_checkpoint)
         form.addWidget(b, 1, 2)
-        form.addWidget(QLabel("Data folder:"), 2, 0)
         self.data_edit = QLineEdit()
+        form.addWidget(buddy_label("&Data folder:", self.data_edit), 2, 0)
         self.data_edit.setPlaceholderText("folder of class sub-folders (default: the one the model was trained on)")
         self.data_edit.editingFinished.connect(self._on_data_folder_chosen)
         for edit in (self.ckpt_edit, self.data_edit):  # a path typed or pasted, then Enter: evaluated
@@ -671,8 +672,8 @@ class EvaluateTab(QWidget):
         b.clicked.connect(self._browse_data)
         form.addWidget(b, 2, 2)
         split_box = QHBoxLayout()
-        split_box.addWidget(QLabel("Split:"))
         self.split_combo = QComboBox()
+        split_box.addWidget(buddy_label("&Split:", self.split_combo))
         for name in ("val", "test", "all"):
             self.split_combo.addItem(name, name)  # the text may become "test (empty)": the data is the split
         self.split_combo.setToolTip("val / test: the held-out images of the run's split; all: every image")

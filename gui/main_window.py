@@ -402,6 +402,10 @@ class MainWindow(QMainWindow):
             (QKeySequence(QKeySequence.StandardKey.Delete).toString(native), "Runs: delete the selected runs (asks)"),
             ("Return, Space", "Press the focused button"),
             ("Tab", "The next field (a setting takes the mouse wheel once it has the focus)"),
+            ("Alt+letter", "The field whose label has that letter underlined"),
+            ("Arrows, Return", "Evaluate: walk the confusion matrix, list a cell's images"),
+            ("Up, Down, Return", "Predict: another class's Grad-CAM"),
+            ("Return", "Runs: evaluate the run; Dataset: open an image's folder"),
         ]
         body = "".join(
             f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td><td>{html.escape(t)}</td></tr>" for k, t in rows

@@ -165,7 +165,7 @@ class ModelPanel(QGroupBox):
         self.preset_combo.addItem("Custom ResNeXt…", CUSTOM)
         self.preset_combo.currentIndexChanged.connect(self._on_preset_changed)
         self.preset_combo.activated.connect(self._on_preset_activated)
-        form.addRow("Architecture", self.preset_combo)
+        form.addRow("&Architecture", self.preset_combo)
 
         self.custom_row = QWidget()
         cr = QHBoxLayout(self.custom_row)
@@ -196,7 +196,7 @@ class ModelPanel(QGroupBox):
             self.pretrained_combo.addItem(text, key)
         self.pretrained_combo.setToolTip("Start from random weights, torchvision's ImageNet weights, or a file")
         self.pretrained_combo.currentIndexChanged.connect(self._on_pretrained_changed)
-        form.addRow("Pretrained", self.pretrained_combo)
+        form.addRow("P&retrained", self.pretrained_combo)
 
         self.file_row = QWidget()
         fr = QHBoxLayout(self.file_row)
@@ -217,7 +217,7 @@ class ModelPanel(QGroupBox):
             self.mode_combo.addItem(text, key)
         self.mode_combo.setToolTip("Linear probe and fine-tune start from pretrained weights")
         self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
-        form.addRow("Mode", self.mode_combo)
+        form.addRow("&Mode", self.mode_combo)
 
         self.freeze_check = QCheckBox("Freeze the backbone (train only the classifier)")
         self.freeze_check.setToolTip(

@@ -59,6 +59,7 @@ from gui.image_view import (
 from gui.widgets import (
     ColumnShare,
     ElidedLabel,
+    buddy_label,
     count_noun,
     dialog_dir,
     load_json_setting,
@@ -301,16 +302,16 @@ class PredictTab(QWidget):
 
     def _build(self) -> None:
         top = QHBoxLayout()
-        top.addWidget(QLabel("Model:"))
         self.model_combo = QComboBox()
+        top.addWidget(buddy_label("&Model:", self.model_combo))
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(24)  # the whole name is its tooltip and in the list
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.model_combo.activated.connect(self._on_model_activated)
         top.addWidget(self.model_combo, 1)
         top.addSpacing(8)
-        top.addWidget(QLabel("Top-k:"))
         self.topk_spin = QSpinBox()
+        top.addWidget(buddy_label("Top-&k:", self.topk_spin))
         self.topk_spin.setRange(1, 20)
         self.topk_spin.setValue(int(load_json_setting(settings(), "predict/top_k", 5)))
         self.topk_spin.valueChanged.connect(lambda v: store_json_setting(settings(), "predict/top_k", v))

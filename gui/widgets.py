@@ -84,6 +84,13 @@ def refused_output(
     return True
 
 
+def buddy_label(text: str, field: QWidget) -> QLabel:
+    """A label whose "&" letter (Alt+letter) puts the focus in `field`, as QFormLayout's row labels do."""
+    label = QLabel(text)
+    label.setBuddy(field)
+    return label
+
+
 def keyboard_friendly(root: QWidget) -> None:
     """Buttons under `root` click on Return or Enter as well as Space, as people expect of a focused button.
     (They keep taking focus on a click: a field being edited must finish, e.g. a typed data folder, before the

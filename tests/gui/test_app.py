@@ -543,3 +543,35 @@ def test_a_dark_desktop_palette_leaves_every_field_and_table_readable(qtbot):
         app.setStyleSheet("")
         app.setPalette(before)
         app.setStyle(style)
+
+
+def test_every_field_of_a_tab_has_its_own_alt_letter(qtbot, window):
+    """Keyboard users tabbed through some twenty fields to reach one: no label had an Alt+letter. Each tab's
+    letters are its own (the hidden tabs' labels do not answer) and leave the menus' F, T, V and H alone."""
+    import re
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel
+
+    w = window(data_dir=None)
+    menus = {re.search(r"&(\w)", a.text()).group(1).lower() for a in w.menuBar().actions()}
+    assert menus == {"f", "t", "v", "h"}
+    for i in range(w.tabs.count()):
+        page = w.tabs.widget(i)
+        letters = [
+            re.search(r"&(\w)", label.text()).group(1).lower()
+            for label in page.findChildren(QLabel)
+            if label.buddy() is not None and "&" in label.text()
+        ]
+        assert len(letters) == len(set(letters)) and not set(letters) & menus, (w.tabs.tabText(i), letters)
+    expected = {"Dataset": 8, "Train": 16, "Evaluate": 3, "Predict": 2}
+    for name, count in expected.items():
+        page = w.tabs.widget([w.tabs.tabText(i) for i in range(w.tabs.count())].index(name))
+        assert sum(lb.buddy() is not None for lb in page.findChildren(QLabel)) >= count, name
+    w.tabs.setCurrentWidget(w.train_tab)
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5000)
+    qtbot.keyClick(w.windowHandle(), Qt.Key.Key_E, Qt.KeyboardModifier.AltModifier)  # (as typed: shortcuts too)
+    qtbot.waitUntil(w.train_tab.epochs_spin.hasFocus, timeout=5000)
+    qtbot.keyClick(w.windowHandle(), Qt.Key.Key_L, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(w.train_tab.lr_edit.hasFocus, timeout=5000)

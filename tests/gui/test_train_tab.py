@@ -783,7 +783,7 @@ def test_the_split_seed_and_the_training_seed_are_told_apart(qtbot, runs_dir):
         qtbot.addWidget(w)
 
     def label(field) -> str:
-        return field.parentWidget().layout().labelForField(field).text()
+        return field.parentWidget().layout().labelForField(field).text().replace("&", "")
 
     assert label(panel.seed_spin) == "Split seed" and "split" in panel.seed_spin.toolTip()
     assert label(tab.seed_spin) == "Training seed" and "shuffling" in tab.seed_spin.toolTip()
