@@ -824,13 +824,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     why = f"no Grad-CAM overlay: {_overlay_error(e)}"
                     _err(f"error: {p.source}: {why}")
                     problems.append((p.source, why))
+    csv_error = None
     if args.csv:
         try:
             write_csv(preds, args.csv, args.top_k)
         except OSError as e:  # (a full disk): the answers are still printed, not lost with the table
             why = f"could not write the table ({e.strerror or e}); the answers are printed instead"
             _err(f"error: {args.csv}: {why}")
-            problems.append((args.csv, why))
+            csv_error = f"{args.csv}: {why}"
     if args.json:
         _emit_json(
             {
@@ -840,6 +841,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "errors": [{"source": str(s), "error": r} for s, r in problems],
                 "ignored_files": ignored,
                 "overlays_left_out": overlays,
+                **({"csv_error": csv_error} if csv_error else {}),
             }
         )
     else:
@@ -851,7 +853,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError("predict: no images found in the given paths")
     if not any(p.ok for p in preds):
         return 2  # nothing could be classified: every input was bad (each is named above)
-    return 1 if (failed or problems) else 0
+    return 1 if (failed or problems or csv_error) else 0
 
 
 def _overlay_error(e: Exception) -> str:

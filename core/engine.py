@@ -644,6 +644,8 @@ class Trainer:
         self.config.data.root = str(self.index.root)  # absolute: evaluate and resume work from any working folder
         if self._resume_ckpt:
             self._check_classes(self.index)
+        elif self.index.too_few_classes():  # an index given, scanned with min_classes=1 (one output: a loss of 0)
+            raise data.DataError(f"{self.index.root}: {self.index.too_few_classes()}")
         self._check_fits_memory()
         cfg = self.config
         self.split = data.split(self.index, val=cfg.data.val_split, test=cfg.data.test_split, seed=cfg.data.seed)
@@ -1164,7 +1166,24 @@ class Trainer:
             else:
                 return
         if best.get("epoch") != self.start_epoch or self._partial is not None:
-            return  # (a partial last.pt holds weights from inside the next epoch, not the best epoch's)
+            # (a partial last.pt holds weights from inside the next epoch, not the best epoch's)
+            if best and isinstance(held, int) and held != best.get("epoch"):
+                # best.pt holds an older epoch: the best's own weights were never written (a full disk while
+                # save_every_s held them back). What best.pt holds is the best there is; the resumed epochs must
+                # beat it, not the lost one's score, or a better epoch than best.pt's would not be kept
+                try:
+                    self.best = {
+                        "epoch": held,
+                        "score": list(self._score(metrics)),
+                        "metric": self._monitored(metrics),
+                    }
+                except (KeyError, TypeError):
+                    return
+                self._warn(
+                    f"best.pt holds epoch {held}, not epoch {best.get('epoch')}, the best, whose weights were not "
+                    f"saved; epoch {held} stays the best until a resumed epoch beats it"
+                )
+            return
         if held != self.start_epoch:
             row = next((r for r in self.history if r.get("epoch") == self.start_epoch), None)
             checkpoint.save(path, self._payload(self.start_epoch, row))

@@ -593,7 +593,7 @@ class DatasetPanel(QWidget):
         self.scan_row.hide()
         self._scan_worker = None
         if cancelled and self.index is not None:  # the data set open before stays open (it was thrown away)
-            self.last_error = ""
+            self.last_error = self.training_problem()  # ("" for a set to train on)
             self.banner.set_info(
                 _fit_words(self.banner, f"Scan of {self.folder} cancelled; {self.index.root} is still open.")
             )
@@ -618,14 +618,17 @@ class DatasetPanel(QWidget):
         self.scan_finished.emit(None)
         return True
 
+    def training_problem(self) -> str:
+        """Why the open data set cannot be trained on (one class), or ""."""
+        too_few = self.index.too_few_classes() if self.index is not None else None
+        return f"{self.index.root}: {too_few}; add a folder for each other class and press Rescan" if too_few else ""
+
     def _on_scan_done(self, index: Any) -> bool:
         self.scan_row.hide()
         self._scan_worker = None
         self.index = index
         too_few = index.too_few_classes()
-        self.last_error = (
-            f"{index.root}: {too_few}; add a folder for each other class and press Rescan" if too_few else ""
-        )
+        self.last_error = self.training_problem()
         self._remember_folder(index.root, ok=not too_few)
         self._fill(index)
         if too_few:  # (after _fill: it is said, and the folder's one class, its images and problems are shown)

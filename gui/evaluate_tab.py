@@ -284,6 +284,7 @@ class ConfusionMatrixCanvas(QWidget):
         # The keyboard's way in: the arrow keys move a dashed box from cell to cell (its numbers in a tooltip), and
         # Enter or Space does what a click does. Clicks give the matrix the focus, the scroll area never takes it.
         self.cursor: tuple[int, int] | None = None
+        self.by_keyboard = False  # the last cell_clicked came from Enter or Space, not a click
         self._cursor_box: Any = None
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -312,6 +313,8 @@ class ConfusionMatrixCanvas(QWidget):
     ) -> None:
         self.selected = None  # (a new evaluation: the gallery lists everything again)
         self._matrix = [[int(v) for v in row] for row in matrix]
+        if self.cursor is not None and max(self.cursor) >= len(self._matrix):  # (fewer classes than before)
+            self.cursor = (0, 0) if self._matrix else None
         self._names = [str(n) for n in names]
         if normalized is not None:
             self._normalized = normalized
@@ -495,6 +498,7 @@ class ConfusionMatrixCanvas(QWidget):
             self._place_cursor()
             QToolTip.showText(self.cell_point(*self.cursor), self.cell_tooltip(*self.cursor), self.canvas)
         elif n and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space) and self.cursor is not None:
+            self.by_keyboard = True
             self.cell_clicked.emit(*self.cursor)
         else:
             super().keyPressEvent(event)
@@ -554,7 +558,8 @@ class ConfusionMatrixCanvas(QWidget):
     def _on_press(self, event: Any) -> None:
         cell = self.cell_at(event.x, event.y)
         if cell is not None and event.button == 1:
-            self.cursor = cell  # (the arrow keys go on from here)
+            self.cursor, self.by_keyboard = cell, False  # (the arrow keys go on from here)
+            self._place_cursor()
             self.cell_clicked.emit(*cell)
 
     def tooltip_at(self, x: float, y: float) -> str:
@@ -1402,7 +1407,8 @@ class EvaluateTab(QWidget):
                 f"{names[row]}: {count_noun(self.cm_canvas.value(row, col), 'image')} classified right. The "
                 "Misclassified list holds the wrong answers only: click a cell off the diagonal for its images."
             )
-            QToolTip.showText(self.cm_canvas.cell_point(row, col), self.diagonal_note, self.cm_canvas)
+            at = self.cm_canvas.cell_point(row, col) if self.cm_canvas.by_keyboard else QCursor.pos()
+            QToolTip.showText(at, self.diagonal_note, self.cm_canvas)
             return
         pair = (names[row], names[col])
         self.filter_gallery(None if pair == self._gallery_filter else pair)

@@ -180,12 +180,14 @@ class ProbabilityBars(QWidget):
         self.click_hint = ""  # a second tooltip line: what a click does
         self.cursor = 0  # the keyboard's row
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (until set_items gives it rows)
 
     def set_items(self, items: list[tuple[str, float]], highlight: str | None = None) -> None:
         self._items = [(str(n), float(p)) for n, p in items]
         self._highlight = highlight
         self.cursor = 0
+        # a Tab stop only with rows to choose from (an empty one would be an unmarked stop)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus if self._items else Qt.FocusPolicy.NoFocus)
         self.setFixedHeight(max(1, len(self._items)) * self.ROW + 4)
         self.updateGeometry()
         self.update()

@@ -793,7 +793,9 @@ class TrainTab(QWidget):
         from core.config import RunConfig, TrainConfig
 
         panel = self.dataset_panel
-        if panel is None or panel.index is None or panel.index.too_few_classes():
+        if panel is not None and panel.index is not None and panel.index.too_few_classes():
+            raise ValueError(f"The data set cannot be used (Dataset tab): {panel.training_problem()}")
+        if panel is None or panel.index is None:
             if panel is not None and panel.last_error:  # the folder was opened but cannot be trained on: say why
                 raise ValueError(f"The data set cannot be used (Dataset tab): {panel.last_error}")
             raise ValueError("Open a data set first (Dataset tab): no images to train on.")
@@ -1286,7 +1288,14 @@ class TrainTab(QWidget):
             dialog.reset()
             self._download_worker = None
             self._set_state(IDLE)
-            self._launch(config, self.dataset_panel.index, resume=None)
+            index = self.dataset_panel.index  # (a scan may have ended meanwhile: the folder is checked again)
+            problem = "" if index is None else index.too_few_classes()
+            if index is None or problem or index.root != config.data.root:
+                self.banner.set_error(
+                    "The data set changed while the weights downloaded (Dataset tab); press Start training again."
+                )
+                return
+            self._launch(config, index, resume=None)
 
         def failed(message: str) -> None:
             dialog.reset()

@@ -1446,6 +1446,47 @@ def test_a_best_epoch_that_could_not_be_saved_is_not_called_the_best(dataset, tm
     assert status["best_epoch"] == 1 and status["best_metric"] == held["val_acc"] and status["epochs_done"] == 1
 
 
+def test_an_index_of_one_class_given_to_the_trainer_is_refused(tmp_path):
+    """scan(min_classes=1) keeps one class (for evaluation, and for the Dataset tab to show); a Trainer given such
+    an index trained a one-output model whose loss is always 0."""
+    root = make_colour_set(tmp_path / "data", per_class=6)
+    for extra in [p for p in root.iterdir() if p.is_dir()][1:]:
+        shutil.rmtree(extra)
+    index = data.scan(root, min_classes=1)
+    assert len(index.classes) == 1
+    with pytest.raises(data.DataError, match="only one class with images .*at least two are needed to train"):
+        Trainer(config(root), index=index, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_resume_whose_best_pt_holds_an_older_epoch_than_the_best_competes_with_what_best_pt_holds(
+    dataset, tmp_path, monkeypatch
+):
+    """last.pt names epoch 2 the best, best.pt holds epoch 1 (epoch 2's weights were never written: a full disk
+    while save_every_s held them). The resumed run said "best epoch 2", and its epoch 4, better than best.pt's
+    epoch 1 but not than the lost epoch 2, was thrown away."""
+    scores = {1: 1.0, 2: 5.0, 3: 0.0, 4: 3.0}
+    monkeypatch.setattr(Trainer, "_score", lambda self, row: (scores[row["epoch"]],))
+    kept = {}
+
+    class KeepFirstBest(Callback):
+        def on_checkpoint(self, path, kind):
+            if kind == "best" and not kept:
+                kept["bytes"] = Path(path).read_bytes()
+
+    first = Trainer(config(dataset, epochs=3, save_every_s=0), callbacks=[KeepFirstBest()], runs_dir=tmp_path).fit()
+    run = Path(first.run_dir)
+    assert first.best_epoch == 2 and checkpoint.load(run / "last.pt")["best"]["epoch"] == 2
+    (run / "best.pt").write_bytes(kept["bytes"])  # as if epoch 2's best.pt had never been written
+    assert checkpoint.load(run / "best.pt")["epoch"] == 1
+    rec = Recorder()
+    resumed = Trainer(config(dataset, epochs=4), callbacks=[rec], resume=run).fit()
+    assert resumed.reason == "completed" and resumed.message == "", resumed.message
+    assert any("best.pt holds epoch 1, not epoch 2" in w for w in rec.warnings), rec.warnings
+    assert resumed.best_epoch == 4 and checkpoint.load(run / "best.pt")["epoch"] == 4
+    assert json.loads((run / "status.json").read_text())["best_epoch"] == 4
+
+
 @pytest.mark.parametrize("behind", [True, False])
 def test_a_write_error_is_raised_even_when_a_listener_of_its_events_fails(behind):
     """The job's error (a full disk) is the one the run fails with; a listener's own error stays attached."""

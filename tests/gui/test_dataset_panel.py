@@ -159,6 +159,39 @@ def test_a_folder_of_one_class_is_shown_with_why_it_cannot_train(qtbot, panel, t
     assert str(root) not in panel.recent_folders()  # (not offered again as a folder to train on)
 
 
+def test_a_cancelled_scan_keeps_why_the_open_one_class_folder_cannot_train(qtbot, panel, tmp_path, dataset_factory):
+    """The scan of another folder cancelled: the one-class set stayed open, but why it cannot train was forgotten
+    (Start then said "Open a data set first")."""
+    import threading
+
+    import gui.dataset_panel as dp
+
+    root = dataset_factory(tmp_path / "one", {"only": 3})
+    _load(qtbot, panel, root)
+    reason = panel.last_error
+    assert "only one class" in reason
+    real, started = dp._scan, threading.Event()
+
+    def slow_scan(folder, progress=None, stop=None):
+        from core.data import DataError
+
+        started.set()
+        while not stop.stopped:
+            stop.wait_if_paused(0.01)
+        raise DataError("scan cancelled")
+
+    dp._scan = slow_scan
+    try:
+        with qtbot.waitSignal(panel.scan_finished, timeout=20000):
+            panel.load_folder(str(tmp_path))
+            qtbot.waitUntil(started.is_set)
+            panel.cancel_button.click()
+    finally:
+        dp._scan = real
+    assert panel.index is not None and panel.index.classes == ["only"] and panel.last_error == reason
+    assert panel.training_problem() == reason
+
+
 def test_missing_folder_is_an_error_not_a_crash(qtbot, panel, tmp_path, tiny_dataset):
     assert _load(qtbot, panel, tiny_dataset) is not None
     panel.class_table.selectRow(0)

@@ -399,6 +399,8 @@ def test_clicking_a_confusion_matrix_cell_lists_its_images_under_misclassified(q
 def test_the_confusion_matrix_is_used_from_the_keyboard(qtbot, tab, tmp_path):
     """Tab reached the matrix's scroll area, with no mark, and no key picked a cell: the filter by cell and every
     cell's numbers were for the mouse only."""
+    from types import SimpleNamespace
+
     from PySide6.QtWidgets import QToolTip
 
     _evaluated_run(qtbot, tab, tmp_path)
@@ -427,6 +429,12 @@ def test_the_confusion_matrix_is_used_from_the_keyboard(qtbot, tab, tmp_path):
     for _ in range(len(names) + 2):  # the edge holds
         qtbot.keyClick(cm, Qt.Key.Key_Up)
     assert cm.cursor == (0, col)
+    cm.canvas.draw()
+    x, y = cm.ax.transData.transform((1, 1))
+    cm._on_press(SimpleNamespace(x=x, y=y, button=1))  # a click: the dashed box follows it
+    assert cm.cursor == (1, 1) and cm._cursor_box.get_xy() == (0.5, 0.5) and not cm.by_keyboard
+    cm.set_matrix([[1, 0], [0, 1]], names[:2])  # fewer classes: the keyboard's cell stays on the matrix
+    assert max(cm.cursor) < 2
     cm.clearFocus()
     qtbot.waitUntil(lambda: not cm.hasFocus(), timeout=5000)
     assert cm._cursor_box is None  # no dashed box without the focus

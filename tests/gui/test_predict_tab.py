@@ -268,6 +268,9 @@ def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
     tab.bars.setFocus(Qt.FocusReason.TabFocusReason)
     qtbot.waitUntil(tab.bars.hasFocus, timeout=5000)
     assert tab.bars.focusPolicy() == Qt.FocusPolicy.StrongFocus and tab.bars.cursor == 1  # (on the class shown)
+    from gui.image_view import ProbabilityBars
+
+    assert ProbabilityBars().focusPolicy() == Qt.FocusPolicy.NoFocus  # (no rows: no Tab stop)
     qtbot.keyClick(tab.bars, Qt.Key.Key_Up)
     assert tab.bars.cursor == 0 and tab.bars.highlight() == second  # moving only moves the dashed box
     qtbot.keyClick(tab.bars, Qt.Key.Key_Return)

@@ -734,6 +734,45 @@ def test_the_wheel_over_a_setting_scrolls_the_form_and_leaves_the_setting_alone(
 
 
 @pytest.mark.timeout(120)
+def test_a_data_set_changed_while_weights_download_is_checked_again(
+    qtbot, tmp_path, tiny_dataset, runs_dir, monkeypatch
+):
+    """Start with ImageNet weights checks the data set, then downloads; a scan that ended meanwhile (here, of a
+    one-class folder) was launched unchecked: a one-output model, its loss always 0."""
+    import threading
+
+    import gui.train_tab as tt
+
+    one = tmp_path / "one" / "only"
+    shutil.copytree(next(p for p in tiny_dataset.iterdir() if p.is_dir()), one)
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        panel.load_folder(str(tiny_dataset))
+    release = threading.Event()
+
+    def download(arch, progress=None):
+        release.wait(30)
+        return str(tmp_path / "weights.pth")
+
+    monkeypatch.setattr(tt, "_download_weights", download)
+    launched = []
+    monkeypatch.setattr(tab, "_launch", lambda config, index, resume=None: launched.append(index))
+    mp = tab.model_panel
+    qtbot.waitUntil(lambda: mp.pretrained_combo.findData("imagenet") >= 0, timeout=60000)
+    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("imagenet"))
+    assert tab.start() and tab._download_worker is not None
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        panel.load_folder(str(one.parent))
+    release.set()
+    qtbot.waitUntil(lambda: tab._download_worker is None, timeout=30000)
+    assert launched == [] and tab.state == IDLE
+    assert "changed while the weights downloaded" in tab.banner.text()
+
+
+@pytest.mark.timeout(120)
 def test_starts_refusal_goes_when_another_data_set_is_opened(qtbot, tmp_path, tiny_dataset, runs_dir):
     """ "The data set cannot be used" stayed above the form after a good folder had been opened."""
     one = tmp_path / "one" / "only"
