@@ -733,6 +733,17 @@ def test_the_wheel_over_a_setting_scrolls_the_form_and_leaves_the_setting_alone(
     assert tab.epochs_spin.value() == epochs + 1
 
 
+def _one_class_folder_and_tab(qtbot, tmp_path, tiny_dataset, runs_dir):
+    """A folder holding one class of the tiny set (`one`/only), and a Train tab on a Dataset panel."""
+    one = tmp_path / "one" / "only"
+    shutil.copytree(next(p for p in tiny_dataset.iterdir() if p.is_dir()), one)
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    return one, panel, tab
+
+
 @pytest.mark.timeout(120)
 def test_a_data_set_changed_while_weights_download_is_checked_again(
     qtbot, tmp_path, tiny_dataset, runs_dir, monkeypatch
@@ -743,12 +754,7 @@ def test_a_data_set_changed_while_weights_download_is_checked_again(
 
     import gui.train_tab as tt
 
-    one = tmp_path / "one" / "only"
-    shutil.copytree(next(p for p in tiny_dataset.iterdir() if p.is_dir()), one)
-    panel = DatasetPanel()
-    tab = TrainTab(panel, runs_dir=str(runs_dir))
-    for w in (panel, tab):
-        qtbot.addWidget(w)
+    one, panel, tab = _one_class_folder_and_tab(qtbot, tmp_path, tiny_dataset, runs_dir)
     with qtbot.waitSignal(panel.scan_finished, timeout=60000):
         panel.load_folder(str(tiny_dataset))
     release = threading.Event()
@@ -775,12 +781,7 @@ def test_a_data_set_changed_while_weights_download_is_checked_again(
 @pytest.mark.timeout(120)
 def test_starts_refusal_goes_when_another_data_set_is_opened(qtbot, tmp_path, tiny_dataset, runs_dir):
     """ "The data set cannot be used" stayed above the form after a good folder had been opened."""
-    one = tmp_path / "one" / "only"
-    shutil.copytree(next(p for p in tiny_dataset.iterdir() if p.is_dir()), one)
-    panel = DatasetPanel()
-    tab = TrainTab(panel, runs_dir=str(runs_dir))
-    for w in (panel, tab):
-        qtbot.addWidget(w)
+    one, panel, tab = _one_class_folder_and_tab(qtbot, tmp_path, tiny_dataset, runs_dir)
     with qtbot.waitSignal(panel.scan_finished, timeout=60000):
         panel.load_folder(str(one.parent))
     assert not tab.start() and "The data set cannot be used" in tab.banner.text()
