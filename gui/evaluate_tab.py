@@ -1405,7 +1405,8 @@ class EvaluateTab(QWidget):
         if row == col:  # right answers, which the gallery does not hold: the list stays, and the click is answered
             self.diagonal_note = (
                 f"{names[row]}: {count_noun(self.cm_canvas.value(row, col), 'image')} classified right. The "
-                "Misclassified list holds the wrong answers only: click a cell off the diagonal for its images."
+                "Misclassified list holds the wrong answers only: click a cell off the diagonal (or move there and "
+                "press Enter) for its images."
             )
             at = self.cm_canvas.cell_point(row, col) if self.cm_canvas.by_keyboard else QCursor.pos()
             QToolTip.showText(at, self.diagonal_note, self.cm_canvas)
