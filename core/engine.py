@@ -597,7 +597,7 @@ class Trainer:
         self._unsaved, self._pending_best = False, None  # an epoch's end not written yet; its best weights
         # the epochs the last last.pt written holds (status.json's epochs_done of a failed run; set by the write)
         self._epochs_saved = int(self._resume_ckpt["epoch"]) if self._resume_ckpt else 0
-        self._best_saved: dict[str, Any] | None = None  # the best epoch best.pt holds ("epoch", "metric"): _finish
+        self._best_saved: dict[str, Any] | None = None  # the best epoch best.pt holds (as self.best): _finish
         self.config = config if self._resume_ckpt else resolve_defaults(config, self.device)
         self.config.validate()
         self.local_batch, self._batch_note = self.config.train.batch_size, None
@@ -1160,7 +1160,7 @@ class Trainer:
                 return
         if isinstance(held, int) and held > self.start_epoch:  # (a last.pt of a stop inside an epoch too)
             try:
-                self.best = {"epoch": held, "score": list(self._score(metrics)), "metric": self._monitored(metrics)}
+                self.best = self._best_entry(held, metrics)
             except (KeyError, TypeError):  # (metrics not ours: the best of last.pt stands, best.pt is mended below)
                 held = None
             else:
@@ -1172,11 +1172,7 @@ class Trainer:
                 # save_every_s held them back). What best.pt holds is the best there is; the resumed epochs must
                 # beat it, not the lost one's score, or a better epoch than best.pt's would not be kept
                 try:
-                    self.best = {
-                        "epoch": held,
-                        "score": list(self._score(metrics)),
-                        "metric": self._monitored(metrics),
-                    }
+                    self.best = self._best_entry(held, metrics)
                 except (KeyError, TypeError):
                     return
                 self._warn(
@@ -1289,10 +1285,13 @@ class Trainer:
             return (row["val_acc"], -row["val_loss"])
         return (-row["val_loss"], row["val_acc"])
 
+    def _best_entry(self, epoch: int, row: dict[str, Any]) -> dict[str, Any]:
+        """self.best for epoch `epoch` with metrics `row` (KeyError/TypeError for metrics not of this program)."""
+        return {"epoch": epoch, "score": list(self._score(row)), "metric": self._monitored(row)}
+
     def _update_best(self, row: dict[str, Any]) -> bool:
-        score = self._score(row)
-        if self.best is None or score > tuple(self.best["score"]):
-            self.best = {"epoch": row["epoch"], "score": list(score), "metric": self._monitored(row)}
+        if self.best is None or self._score(row) > tuple(self.best["score"]):
+            self.best = self._best_entry(row["epoch"], row)
             self.bad_epochs = 0
             return True
         self.bad_epochs += 1
@@ -1720,7 +1719,7 @@ class Trainer:
                 if best is not None:
                     checkpoint.save(run_dir / "best.pt", best)
                     with contextlib.suppress(KeyError, TypeError):  # (metrics of ours always have the monitored key)
-                        self._best_saved = {"epoch": best["epoch"], "metric": self._monitored(best["metrics"])}
+                        self._best_saved = self._best_entry(best["epoch"], best["metrics"])
                     events.append(("on_checkpoint", str(run_dir / "best.pt"), "best"))
 
             try:
@@ -1792,11 +1791,10 @@ class Trainer:
         )
 
     # -- end
-    def _best_on_disk(self, message: str) -> tuple[dict[str, Any], str]:
+    def _best_on_disk(self, best: dict[str, Any], message: str) -> tuple[dict[str, Any], str]:
         """The best epoch that best.pt holds, for status.json and the result, and the message: a run that ended
         while the best epoch's weights could not be written (a full disk) named that epoch as its best, with no
         best.pt or an older epoch's in it."""
-        best = getattr(self, "best", None) or {}
         saved = getattr(self, "_best_saved", None) or {}
         if not best or saved.get("epoch") == best.get("epoch"):
             return best, message
@@ -1821,6 +1819,7 @@ class Trainer:
             shutil.rmtree(run_dir, ignore_errors=True)
             run_dir = self.run_dir = None
             message = "stopped before training began; no run folder was kept"
+        best = getattr(self, "best", None) or {}
         if not self.is_main and reason == "failed":
             print(f"[rank {self.rank}] failed: {message}\n{tb or ''}", file=sys.stderr, flush=True)
         if run_dir is not None and self.is_main:
@@ -1834,7 +1833,7 @@ class Trainer:
                     runs.draw_curves(self.history, run_dir / "curves.png")
                 except Exception as e:  # noqa: BLE001 - a missing plot must not fail a finished run
                     self._safe_warn(f"could not draw curves.png: {_one_line(e)}")
-            best, message = self._best_on_disk(message)
+            best, message = self._best_on_disk(best, message)
             status = {"completed": "completed", "early_stop": "completed"}.get(reason, reason)
             try:
                 runs.write_status(
@@ -1849,8 +1848,6 @@ class Trainer:
                 )
             except OSError as e:
                 self._safe_warn(f"could not write status.json: {e}")
-        if run_dir is None or not self.is_main:
-            best = getattr(self, "best", None) or {}
         unreadable = sorted(self.unreadable.items())
         if unreadable and self.is_main:
             first = ", ".join(Path(p).name for p, _ in unreadable[:3]) + (", …" if len(unreadable) > 3 else "")

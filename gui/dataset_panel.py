@@ -627,11 +627,10 @@ class DatasetPanel(QWidget):
         self.scan_row.hide()
         self._scan_worker = None
         self.index = index
-        too_few = index.too_few_classes()
         self.last_error = self.training_problem()
-        self._remember_folder(index.root, ok=not too_few)
+        self._remember_folder(index.root, ok=not self.last_error)
         self._fill(index)
-        if too_few:  # (after _fill: it is said, and the folder's one class, its images and problems are shown)
+        if self.last_error:  # (after _fill: it is said, and the folder's one class, its images and problems are shown)
             self.banner.set_error(_fit_words(self.banner, self.last_error))
             self.banner.setToolTip(self.last_error)
         self.status_message.emit(

@@ -1289,8 +1289,7 @@ class TrainTab(QWidget):
             self._download_worker = None
             self._set_state(IDLE)
             index = self.dataset_panel.index  # (a scan may have ended meanwhile: the folder is checked again)
-            problem = "" if index is None else index.too_few_classes()
-            if index is None or problem or index.root != config.data.root:
+            if index is None or index.too_few_classes() or index.root != config.data.root:
                 self.banner.set_error(
                     "The data set changed while the weights downloaded (Dataset tab); press Start training again."
                 )
