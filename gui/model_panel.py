@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import settings
-from gui.widgets import SteadyLabel, dialog_dir, remember_dir
+from gui.widgets import SteadyLabel, dialog_dir, remember_dir, shrinkable
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 AUTO = "auto"
@@ -159,7 +159,7 @@ class ModelPanel(QGroupBox):
     def _build(self) -> None:
         form = QFormLayout(self)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.preset_combo = QComboBox()
+        self.preset_combo = shrinkable(QComboBox())
         self.preset_combo.setToolTip("The network to train; 'Auto' picks a good one for this computer")
         self.preset_combo.addItem("Auto (chosen for the device)", AUTO)
         self.preset_combo.addItem("Custom ResNeXt…", CUSTOM)
@@ -191,7 +191,7 @@ class ModelPanel(QGroupBox):
         self.description.setObjectName("hintLabel")
         form.addRow("", self.description)
 
-        self.pretrained_combo = QComboBox()
+        self.pretrained_combo = shrinkable(QComboBox())
         for key, text in PRETRAINED_CHOICES:
             self.pretrained_combo.addItem(text, key)
         self.pretrained_combo.setToolTip("Start from random weights, torchvision's ImageNet weights, or a file")
@@ -212,16 +212,17 @@ class ModelPanel(QGroupBox):
         fr.addWidget(self.weights_browse)
         form.addRow("", self.file_row)
 
-        self.mode_combo = QComboBox()
+        self.mode_combo = shrinkable(QComboBox())
         for key, text in MODES:
             self.mode_combo.addItem(text, key)
         self.mode_combo.setToolTip("Linear probe and fine-tune start from pretrained weights")
         self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
         form.addRow("&Mode", self.mode_combo)
 
-        self.freeze_check = QCheckBox("Freeze the backbone (train only the classifier)")
+        self.freeze_check = QCheckBox("Freeze the backbone")
         self.freeze_check.setToolTip(
-            "Keep the pretrained feature extractor fixed; much faster, needs pretrained weights"
+            "Train only the classifier: keep the pretrained feature extractor fixed; much faster, needs pretrained "
+            "weights"
         )
         self.freeze_check.toggled.connect(self._on_changed)
         form.addRow("", self.freeze_check)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -127,6 +127,20 @@ class _FillLayout(QVBoxLayout):
 
     def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
         return False
+
+
+class _FormColumn(QScrollArea):
+    """The settings column: as wide as its maximum (36 % of the tab, 390 to 480 px, set by TrainTab.resizeEvent),
+    down to 390 px. By its content's size hint it kept 455 px on a 1024-px screen and left the Log 205 px, where
+    each epoch's line wrapped to six."""
+
+    FRACTION, LEAST, MOST = 0.36, 390, 480
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(self.maximumWidth(), super().sizeHint().height())
+
+    def fit(self, tab_width: int) -> None:
+        self.setMaximumWidth(max(self.LEAST, min(self.MOST, int(self.FRACTION * tab_width))))
 
 
 BUSY_TEXT = "A run is already in progress; stop it before resuming another."
@@ -251,6 +265,10 @@ class TrainTab(QWidget):
         label = self.model_panel.preset_combo.currentText().split(" (")[0]  # "ResNeXt-50 32×4d (ImageNet)"
         self.status_message.emit(f"Image size set to {panel.image_size()} px for {label} (Dataset tab)")
 
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._form_scroll.fit(event.size().width())
+        super().resizeEvent(event)
+
     def ensure_charts(self) -> None:
         """Create the live curves (deferred at start-up so the window shows before matplotlib loads)."""
         if self.charts is None:
@@ -273,12 +291,12 @@ class TrainTab(QWidget):
         ll.addWidget(self.model_panel)
         ll.addWidget(self._build_form())
         ll.addStretch(1)
-        scroll = QScrollArea()
+        scroll = self._form_scroll = _FormColumn()
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setMinimumWidth(430)
-        scroll.setMaximumWidth(520)
+        scroll.setMinimumWidth(_FormColumn.LEAST)
+        scroll.fit(1280)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (Tab goes to the form's fields, not to the area around them)
         wheel_scrolls_the_form(scroll)
@@ -350,9 +368,6 @@ class TrainTab(QWidget):
         self.charts_layout.setContentsMargins(6, 6, 6, 6)
         charts_box.setMinimumHeight(190)
 
-        bottom = QWidget()
-        bl = QHBoxLayout(bottom)
-        bl.setContentsMargins(0, 0, 0, 0)
         log_box = QGroupBox("Log")
         lg = QVBoxLayout(log_box)
         self.log = QPlainTextEdit()
@@ -365,9 +380,16 @@ class TrainTab(QWidget):
         bar.valueChanged.connect(lambda v: setattr(self, "_log_follow", v >= bar.maximum() - 2))
         lg.addWidget(self.log)
         # half and half: at 3:2 the Result box's five lines (how it ended, the resume hint, the best epoch, the run
-        # folder) needed a scroll bar on a 1366 x 768 screen and cut the folder's name
-        bl.addWidget(log_box, 1)
-        bl.addWidget(self._build_result_box(), 1)
+        # folder) needed a scroll bar on a 1366 x 768 screen and cut the folder's name. A splitter: on a 1024-px
+        # screen the log's lines wrap to five or six, and whoever reads the log more than the result can widen it
+        # (the window keeps the sizes, as its other splitters').
+        self.bottom_split = bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.setChildrenCollapsible(False)
+        bottom.addWidget(log_box)
+        bottom.addWidget(self._build_result_box())
+        bottom.setStretchFactor(0, 1)
+        bottom.setStretchFactor(1, 1)
+        bottom.setSizes([1000, 1000])  # (as proportions; by their size hints the log had 205 px of 527)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.setChildrenCollapsible(False)
@@ -438,16 +460,18 @@ class TrainTab(QWidget):
         self.patience_spin.setRange(0, 1000)
         self.patience_spin.setSpecialValueText("off")
         self.patience_spin.setToolTip("Stop when validation accuracy has not improved for this many epochs")
-        self.class_weights_check = QCheckBox("Weight the loss by class frequency")
-        self.class_weights_check.setToolTip("Helps when some classes have far fewer images than others")
+        self.class_weights_check = QCheckBox("Class-balanced loss")
+        self.class_weights_check.setToolTip(
+            "Weight the loss by class frequency: helps when some classes have far fewer images than others"
+        )
         self.device_combo = QComboBox()
         self.device_combo.addItem("Auto", "auto")
         self.device_combo.addItem("CPU", "cpu")
         self.device_combo.setToolTip("Where to train; Auto uses a GPU when there is one")
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
-        self.amp_check = QCheckBox("Mixed precision (AMP, GPU only)")
+        self.amp_check = QCheckBox("Mixed precision (AMP)")
         self.amp_check.setChecked(True)
-        self.amp_check.setToolTip("Faster and lighter on NVIDIA GPUs; ignored on the CPU")
+        self.amp_check.setToolTip("Faster and lighter on NVIDIA GPUs (the CPU trains in full precision)")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Random seed for initialisation and shuffling (same seed, same run)")
@@ -472,7 +496,10 @@ class TrainTab(QWidget):
         self.defaults_button = QPushButton("Reset to recommended values")
         self.defaults_button.setToolTip("Recommended settings for this computer's device")
         self.defaults_button.clicked.connect(self.apply_recommended)
-        f.addRow("", self.defaults_button)
+        row = QHBoxLayout()  # the whole row, at its right: beside the labels' column it set the form's least width
+        row.addStretch(1)
+        row.addWidget(self.defaults_button)
+        f.addRow(row)
         self.form_box = box
         return box
 

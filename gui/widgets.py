@@ -146,6 +146,14 @@ def wheel_scrolls_the_form(area: QAbstractScrollArea) -> None:
         field.installEventFilter(guard)
 
 
+def shrinkable(combo: QComboBox, chars: int = 16) -> QComboBox:
+    """`combo` may be narrower than its longest entry (its popup still shows every entry whole): a long entry
+    ("Fine-tune (all layers, lower backbone lr)") otherwise sets the least width of the whole form around it."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    return combo
+
+
 def count_noun(n: int, noun: str, plural: str = "") -> str:
     """'1 image', '3 images', '0 runs'; words that add more than an s say so: count_noun(2, "class", "classes")."""
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"

@@ -119,6 +119,20 @@ def test_the_window_fits_a_1366x768_laptop_screen(qtbot, window):
     qtbot.waitUntil(lambda: w.height() <= 680)
 
 
+def test_on_a_narrow_window_the_settings_column_gives_the_log_room(qtbot, window):
+    """At 1024 px the settings column kept its content's 455 px and left the Log 205, where each epoch's line
+    wrapped to six: it now narrows to 390 px with nothing cut off, and is wider again on a wider window."""
+    w = window(load_initial=False)
+    w.tabs.setCurrentWidget(w.train_tab)
+    tab, column = w.train_tab, w.train_tab._form_scroll
+    w.resize(1024, 700)
+    qtbot.waitUntil(lambda: w.width() == 1024 and column.width() <= 392, timeout=5000)
+    assert tab.log.width() >= 240
+    assert column.widget().width() <= column.viewport().width()  # the fields fit: none cut off at the right
+    w.resize(1366, 700)
+    qtbot.waitUntil(lambda: column.width() >= 470, timeout=5000)
+
+
 def test_a_longer_message_squeezes_the_tab_and_never_grows_the_window(qtbot, window):
     """A window grows to its layout's minimum: wrapped error lines on the Evaluate tab made it 80 px taller and a
     wider Train tab pushed "Idle" past a 1024-px screen's edge. Its minimum is fixed once the tabs are built, and
@@ -283,22 +297,31 @@ def test_hyper_parameters_survive_a_restart(qtbot, window, tiny_dataset):
 
 
 def test_the_panes_keep_the_sizes_they_were_left_at(qtbot, window, tiny_dataset):
-    """A splitter dragged in the Dataset and Runs tabs came back at its first sizes after a restart."""
+    """A splitter dragged in the Dataset and Runs tabs came back at its first sizes after a restart; so does the
+    one between the Train tab's Log and Result (the log's lines wrapped to five on a 1024-px screen)."""
     from PySide6.QtWidgets import QSplitter
 
+    def splitters(w):
+        return [
+            w.dataset_panel.findChildren(QSplitter)[0],
+            w.runs_tab.findChildren(QSplitter)[0],
+            w.train_tab.bottom_split,
+        ]
+
     w = window(data_dir=str(tiny_dataset))
+    w.tabs.setCurrentIndex(1)
     w.tabs.setCurrentIndex(4)  # (the Runs tab is built when first shown)
-    dataset, runs = (t.findChildren(QSplitter)[0] for t in (w.dataset_panel, w.runs_tab))
-    qtbot.waitUntil(lambda: dataset.sizes()[0] > 0 and runs.sizes()[0] > 0, timeout=10000)
-    for splitter in (dataset, runs):
+    assert w.train_tab.bottom_split.indexOf(w.train_tab.log.parentWidget()) == 0
+    qtbot.waitUntil(lambda: all(s.sizes()[0] > 0 for s in splitters(w)), timeout=10000)
+    for splitter in splitters(w):
         sizes = splitter.sizes()
-        splitter.setSizes([sizes[0] - 40, sizes[1] + 40, *sizes[2:]])
-    wanted = dataset.sizes(), runs.sizes()
+        splitter.setSizes([sizes[0] + 40, sizes[1] - 40, *sizes[2:]])
+    wanted = [s.sizes() for s in splitters(w)]
     w.close()
     w2 = window(data_dir=str(tiny_dataset))
+    w2.tabs.setCurrentIndex(1)
     w2.tabs.setCurrentIndex(4)
-    again = (t.findChildren(QSplitter)[0] for t in (w2.dataset_panel, w2.runs_tab))
-    assert tuple(s.sizes() for s in again) == wanted
+    assert [s.sizes() for s in splitters(w2)] == wanted
 
 
 def test_dropping_a_folder_opens_it(qtbot, window, tiny_dataset, tmp_path):
