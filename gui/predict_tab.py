@@ -521,10 +521,10 @@ class PredictTab(QWidget):
                     return i
         return 0
 
-    def refresh_models(self) -> None:
-        """Re-read the runs folder into the model combo, keeping the chosen model (until one is chosen: the
-        newest run trained on the open data set, else the newest run)."""
-        current = self.checkpoint() if (self._model_chosen or self._jobs) else None  # (results shown: their model)
+    def refresh_models(self, keep: bool = True) -> None:
+        """Re-read the runs folder into the model combo, keeping the chosen model (until one is chosen, or with
+        keep=False: the newest run trained on the open data set, else the newest run)."""
+        current = self.checkpoint() if keep and (self._model_chosen or self._jobs) else None  # (results: their model)
         extra = [
             self.model_combo.itemData(i)
             for i in range(self.model_combo.count())
@@ -581,19 +581,26 @@ class PredictTab(QWidget):
     def forget_runs(self, paths: list) -> None:
         """Deleted run folders leave the model list (a "File:" entry for one of their checkpoints too)."""
         gone = [Path(p) for p in paths]
+        chosen = self.checkpoint()
+        lost = chosen is not None and any(Path(chosen).parent == g for g in gone)
         for i in reversed(range(self.model_combo.count())):
             data = self.model_combo.itemData(i)
             if data and any(Path(str(data)).parent == g for g in gone):
                 self.model_combo.removeItem(i)
-        self.refresh_models()  # never leaves the list without a model or its placeholder
-        self._prev_combo_index = self.model_combo.currentIndex()
         shown = self._jobs.get({1: "one", 2: "many"}.get(self.stack.currentIndex(), ""))
-        if shown is not None and any(Path(shown[3]).parent == g for g in gone):
-            now = self.model_combo.currentText() if self.checkpoint() else "none chosen"
+        shown_lost = shown is not None and any(Path(shown[3]).parent == g for g in gone)
+        if lost:  # the model in use was deleted: choose as at start-up (the newest run on the open data set), not
+            self._model_chosen = False  # whichever run slid into its place in the list (another data set's)
+        self.refresh_models(keep=not lost)  # never leaves the list without a model or its placeholder
+        self._prev_combo_index = self.model_combo.currentIndex()
+        now = self.model_combo.currentText() if self.checkpoint() else "none chosen"
+        if shown_lost:
             self._clear_results(
                 f"The model of these results was deleted; the model is now {now}. Drop images or "
                 "folders to classify them."
             )
+        elif lost:  # (the line under the drop area named the deleted file)
+            self._set_status(f"The model was deleted; the model is now {now}.")
 
     def checkpoint(self) -> str | None:
         """The checkpoint file predictions use, or None when none is chosen."""

@@ -399,6 +399,13 @@ def test_the_first_model_is_the_newest_trained_on_the_open_data_set(qtbot, tmp_p
     w.model_combo.activated.emit(w.model_combo.currentIndex())  # the user's choice stays the choice
     w.set_data_folder(str(shapes))
     assert w.checkpoint() == str(runs / "20240101-000000-a-photos" / "best.pt")
+    # the model in use is deleted (Runs tab): the choice is made again as above, and said, not left to the run that
+    # slid into its place in the list (another data set's), while the status line named the deleted file
+    w.set_checkpoint(str(runs / "20240102-000000-a-photos" / "best.pt"))
+    shutil.rmtree(runs / "20240102-000000-a-photos")
+    w.forget_runs([str(runs / "20240102-000000-a-photos")])
+    assert w.checkpoint() == str(runs / "20240202-000000-b-shapes" / "best.pt")
+    assert w.status_label.text() == "The model was deleted; the model is now 20240202-000000-b-shapes."
 
 
 @pytest.mark.timeout(240)
