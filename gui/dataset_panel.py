@@ -518,6 +518,7 @@ class DatasetPanel(QWidget):
         self.banner.setToolTip("")
         self.summary_label.setText(_fit_words(self.summary_label, f"Scanning {folder} …"))
         self.summary_label.setToolTip(folder)
+        self.status_message.emit(f"Scanning {folder} …")  # (the status bar said "Opened" the last folder meanwhile)
         self.scan_label.setText("Checking images")
         self.scan_progress.setRange(0, 0)
         self.scan_row.show()
@@ -612,6 +613,7 @@ class DatasetPanel(QWidget):
             self.banner.setToolTip(message)  # the whole message, paths uncut
             self.summary_label.setText("Fix the folder and press Rescan, or open another folder.")
             self._remember_folder(self.folder, ok=False)
+            self.status_message.emit(f"Could not open {self.folder}")  # (the banner says why)
         self.index = None
         self._fill(None)
         self.index_changed.emit(None)

@@ -519,11 +519,11 @@ class MainWindow(QMainWindow):
         self._show_training_device()
 
     def _show_training_device(self, *_: Any) -> None:
-        """While a run trains, the status bar says on which device, and "Paused (CPU)" while it is paused (it said
+        """While a run trains, the status bar says on which device, and "Paused on CPU" while it is paused (it said
         "Training on CPU" all through a pause). With no run it keeps what it shows (the device found at start-up)."""
         text = self._training_device
         if text:
-            self.device_label.setText(f"Paused ({text})" if self.train_tab.state == PAUSED else f"Training on {text}")
+            self.device_label.setText(f"Paused on {text}" if self.train_tab.state == PAUSED else f"Training on {text}")
 
     def _restore_geometry(self) -> None:
         geo = settings().value("window/geometry")

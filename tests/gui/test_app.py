@@ -482,7 +482,7 @@ def test_file_dialogs_open_where_the_user_last_went_else_home(qapp, tmp_path, mo
 
 
 def test_the_status_bar_says_when_training_is_paused(qtbot, window):
-    """Paused, the status bar still said "Training on CPU"; it says "Paused (CPU)" until Resume."""
+    """Paused, the status bar still said "Training on CPU"; it says "Paused on CPU" until Resume."""
     from gui.train_tab import IDLE, PAUSED, PREPARING, RUNNING
 
     w = window(load_initial=False)
@@ -494,7 +494,7 @@ def test_the_status_bar_says_when_training_is_paused(qtbot, window):
         tab._set_state(RUNNING)
         assert w.device_label.text() == "Training on CPU"
         tab._set_state(PAUSED)  # what Pause does to the state
-        assert w.device_label.text() == "Paused (CPU)"
+        assert w.device_label.text() == "Paused on CPU"
         tab._set_state(RUNNING)  # Resume
         assert w.device_label.text() == "Training on CPU"
     finally:

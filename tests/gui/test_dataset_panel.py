@@ -196,8 +196,12 @@ def test_missing_folder_is_an_error_not_a_crash(qtbot, panel, tmp_path, tiny_dat
     assert _load(qtbot, panel, tiny_dataset) is not None
     panel.class_table.selectRow(0)
     qtbot.waitUntil(lambda: "as training sees it" in panel.preview_label.toolTip(), timeout=60000)
+    said = []
+    panel.status_message.connect(said.append)
     assert _load(qtbot, panel, tmp_path / "nope") is None
     assert "no such folder" in panel.last_error
+    # the status bar no longer says "Opened" the folder before (beside a banner saying this one is missing)
+    assert said == [f"Scanning {tmp_path / 'nope'} …", f"Could not open {tmp_path / 'nope'}"]
     # nothing of the previous folder is left on screen
     assert panel.class_table.rowCount() == 0 and panel.thumb_grid.count() == 0
     assert panel.thumb_label.text() == "" and panel.preview_label.text() == "" and not panel.preview_label.toolTip()
