@@ -836,6 +836,32 @@ class TrainTab(QWidget):
         cfg = RunConfig(data=data, model=self.model_panel.model_config(), train=train)
         return cfg.validate()
 
+    def _in_form_words(self, exc: Exception) -> str:
+        """A setting the form holds that the config refused ("lr=0.0: must be > 0") in the form's words ("Learning
+        rate 0.0: must be > 0"), with the field focused for the fix; any other message as it is."""
+        fields = {
+            "lr": self.lr_edit,
+            "weight_decay": self.wd_edit,
+            "epochs": self.epochs_spin,
+            "batch_size": self.batch_spin,
+            "warmup_epochs": self.warmup_spin,
+            "label_smoothing": self.smoothing_spin,
+            "mixup": self.mixup_spin,
+            "cutmix": self.cutmix_spin,
+            "early_stop_patience": self.patience_spin,
+            "seed": self.seed_spin,
+        }
+        where, sep, why = str(exc).partition(": ")
+        name, _, value = where.partition("=")
+        field = fields.get(name) if sep else None
+        label = self.form_box.layout().labelForField(field) if field is not None else None
+        if not isinstance(label, QLabel):
+            return str(exc)
+        field.setFocus()
+        if isinstance(field, QLineEdit):
+            field.selectAll()
+        return f"{label.text().replace('&', '')} {value}: {why}"
+
     # ---- actions ------------------------------------------------------------------------------------------------
     def start(self) -> bool:
         """Start a new run with the current settings; False (with a message) when something is missing."""
@@ -849,8 +875,9 @@ class TrainTab(QWidget):
         try:
             config = self.build_config()
         except ValueError as exc:  # ConfigError is a ValueError
-            self.banner.set_error(str(exc))
-            self._refusal = str(exc)  # (goes when the data set changes: it may be the answer)
+            message = self._in_form_words(exc)
+            self.banner.set_error(message)
+            self._refusal = message  # (goes when the data set changes: it may be the answer)
             return False
         if config.model.pretrained == "imagenet":
             self._fetch_weights_then_start(config)
@@ -872,9 +899,9 @@ class TrainTab(QWidget):
         from core.runs import section, trained_data_root
 
         try:
-            override = RunConfig(train=TrainConfig(**self.train_values()))
+            override = RunConfig(train=TrainConfig(**self.train_values())).validate()
         except ValueError as exc:
-            self.banner.set_error(str(exc))
+            self.banner.set_error(self._in_form_words(exc))
             return False
         try:
             from core.runs import RunStore

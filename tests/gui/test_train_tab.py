@@ -217,6 +217,12 @@ def test_bad_learning_rate_is_reported(qtbot, tiny_dataset, runs_dir):
         tab.lr_edit.setText("fast")
         assert not tab.start()
         assert "Learning rate" in tab.banner.text()
+        tab.lr_edit.setText("0")  # the config's own words ("lr=0.0: must be > 0") were the form's no more
+        tab.window().show()
+        tab.activateWindow()
+        assert not tab.start()
+        assert tab.banner.text() == "Learning rate 0.0: must be > 0"
+        qtbot.waitUntil(lambda: tab.lr_edit.hasFocus())  # where to fix it
         tab.lr_edit.setText("0.01")
         panel.val_spin.setValue(60)
         panel.test_spin.setValue(40)
