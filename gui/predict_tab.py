@@ -985,7 +985,7 @@ class PredictTab(QWidget):
             + (f", {count_noun(folders, 'folder')} without images" if folders else "")
         )
         if shown != total:
-            text += f" — showing {shown}"
+            text += f" — showing {shown}" if shown else " — none match the filter"
         self.count_label.setText(text)
         self._update_export()  # its tooltip counts the rows shown
 
@@ -1016,6 +1016,8 @@ class PredictTab(QWidget):
         ok = self.model.index(src.row(), COL_FILE).data(OK_ROLE)
         if path and ok:
             self._start("one", path, from_list=True)
+        elif path:  # (nothing happened: the table's tooltip says a double-click shows the image large)
+            self._set_status(f"{path}: {self._results[src.row()].error}", error=True)
 
     def images_folder(self) -> str | None:
         """The folder holding the classified images (the one above them all), or None (a pasted image alone)."""
@@ -1052,8 +1054,11 @@ class PredictTab(QWidget):
 
     def _update_export(self) -> None:
         scope = self._export_scope()
-        self.export_button.setEnabled(scope is not None)
-        if scope == "list":
+        hidden_all = scope == "list" and self.proxy.rowCount() == 0  # (it wrote a CSV of its header alone)
+        self.export_button.setEnabled(scope is not None and not hidden_all)
+        if hidden_all:
+            tip = "The filter hides every result: change it to export what it shows"
+        elif scope == "list":
             tip = f"Save the {count_noun(self.proxy.rowCount(), 'result')} shown (filter and order as in the table) as a CSV file"
         elif scope == "single":
             tip = "Save this image's prediction as a CSV file"

@@ -201,7 +201,15 @@ def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path, monkeypatch
 
     tab.mode_combo.setCurrentText(ERRORS_ONLY)
     assert tab.visible_row_count() == 1
+    bad = tab.results()[tab.proxy.mapToSource(tab.proxy.index(0, 0)).row()]
+    tab._on_row_activated(tab.proxy.index(0, COL_FILE))  # (double-click or Enter on it did nothing at all)
+    assert tab.status_label.text() == f"{bad.source}: {bad.error}" and tab.stack.currentIndex() == 2
     tab.mode_combo.setCurrentIndex(0)
+    tab.filter_edit.setText("no file is called this")  # an export of the header alone is not offered
+    assert tab.count_label.text().endswith(" — none match the filter") and not tab.export_button.isEnabled()
+    assert "The filter hides every result" in tab.export_button.toolTip()
+    tab.filter_edit.clear()
+    assert tab.export_button.isEnabled()
     tab.filter_edit.setText("img")
     assert tab.visible_row_count() == 3
     tab.filter_edit.clear()
