@@ -967,6 +967,7 @@ class PredictTab(QWidget):
         self.proxy.set_text(self.filter_edit.text())
         self.proxy.set_mode(self.mode_combo.currentText() or ALL_RESULTS)
         self._update_count()
+        self._columns.update()  # the File column fits the rows shown (it kept the width of a filter's short names)
 
     def _problems(self) -> tuple[int, int]:
         """(files that could not be read, folders with no images) among the results."""

@@ -191,6 +191,24 @@ def test_rows_name_files_from_the_dropped_folder(qtbot, tab, ckpt, inputs, tmp_p
     assert display_name("/photos/x.jpg", []) == "photos/x.jpg" and display_name("/x.jpg", ["/"]) == "x.jpg"
 
 
+def test_the_file_column_fits_the_rows_a_filter_shows(qtbot, tab, ckpt, tmp_path):
+    """After a filter of short names the File column kept their width, and "Problems only" then cut every
+    name ("revgui-…tes.txt") beside an empty Top classes column."""
+    short = make_image(tmp_path / "in" / "a.png", 1)
+    long = make_image(tmp_path / "in" / "a_picture_with_a_rather_long_file_name.png", 2)
+    tab.show()
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(short), str(long)])
+    wait_idle(qtbot, tab)
+    header = tab.table.horizontalHeader()
+    tab.filter_edit.setText("a.png")
+    assert tab.visible_row_count() == 1
+    narrow = header.sectionSize(COL_FILE)
+    tab.filter_edit.clear()
+    assert tab.table.sizeHintForColumn(COL_FILE) > narrow  # (the long name needs more than the short one had)
+    assert header.sectionSize(COL_FILE) >= tab.table.sizeHintForColumn(COL_FILE)
+
+
 def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path, monkeypatch):
     import csv
 
