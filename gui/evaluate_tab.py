@@ -297,7 +297,7 @@ class ConfusionMatrixCanvas(QWidget):
         self._ticks: list[int] = []  # the classes with a tick label, in order
         self.cell_texts: list[list[Any]] = []
         self.numbers_fit = True  # False while the cells are too small for their numbers: then none is drawn
-        self.canvas.mpl_connect("draw_event", self._fit_cell_texts)
+        self.canvas.mpl_connect("draw_event", self._fit_after_draw)
         self.canvas.mpl_connect("motion_notify_event", self._on_hover)
         self.canvas.mpl_connect("button_press_event", self._on_press)
         self._draw()
@@ -410,11 +410,12 @@ class ConfusionMatrixCanvas(QWidget):
                 else (int(side + label_px + 60 + (70 if not with_numbers else 0)), int(side + label_px * 0.75 + 80))
             )
         )
+        slant = n > 3  # (or fewer whose names are wider than their columns: _fit_after_draw)
         self.ax.set_xticks(
             self._ticks,
             labels,
-            rotation=45 if n > 3 else 0,
-            ha="right" if n > 3 else "center",
+            rotation=45 if slant else 0,
+            ha="right" if slant else "center",
             fontsize=fs,
             rotation_mode="anchor",
         )
@@ -517,14 +518,30 @@ class ConfusionMatrixCanvas(QWidget):
             self.selected = cell
             self._draw()
 
-    def _fit_cell_texts(self, event: Any) -> None:
-        """After a draw: the cell numbers stay only if every one fits in its cell (all or none: a matrix with
-        some numbers missing would read as zeros there); pointing at a cell still tells its number."""
+    def _fit_after_draw(self, event: Any) -> None:
+        """After a draw: the class names under three columns or fewer are slanted when they are wider than their
+        columns (upright, three long names ran into one unreadable line), and the cell numbers stay only if every
+        one fits in its cell (all or none: a matrix with some numbers missing would read as zeros there); pointing
+        at a cell still tells its number."""
+        n = len(self._matrix)
+        if not n:
+            return
+        box = self.ax.get_window_extent(event.renderer)
+        labels = self.ax.get_xticklabels()
+        if n <= 3 and labels:
+            widest = max(
+                event.renderer.get_text_width_height_descent(t.get_text(), t.get_fontproperties(), ismath=False)[0]
+                for t in labels
+            )
+            slant = widest > box.width / n - 8
+            if slant != bool(labels[0].get_rotation()):
+                for t in labels:
+                    t.set_rotation(45 if slant else 0)
+                    t.set_horizontalalignment("right" if slant else "center")
+                self.canvas.draw_idle()
         texts = [t for row in self.cell_texts for t in row if t.get_text()]
         if not texts:
             return
-        box = self.ax.get_window_extent(event.renderer)
-        n = len(self._matrix)
         width, height = box.width / n - 2, box.height / n
         fit = True
         for t in texts:

@@ -564,6 +564,29 @@ def draw_at(cm, width: int, height: int) -> None:
     cm.canvas.draw()
 
 
+def test_three_long_class_names_under_the_matrix_do_not_run_together(qtbot):
+    """Up to three classes had upright labels: three long names ran into one unreadable line. Short ones stay
+    upright."""
+    from gui.evaluate_tab import ConfusionMatrixCanvas
+
+    cm = ConfusionMatrixCanvas()
+    qtbot.addWidget(cm)
+    cm.resize(640, 520)
+    names = [f"a_very_long_class_name_to_test_the_layout_{c * 18}" for c in "xyz"]
+    for classes, slanted in ((names, True), (["cat", "dog", "fox"], False)):
+        cm.set_matrix([[2, 0, 0], [0, 2, 0], [0, 0, 2]], classes)
+        draw_at(cm, 640, 520)
+        cm.canvas.draw()  # (a draw measures the names; the next one shows them slanted if they need it)
+        renderer = cm.canvas.get_renderer()
+        labels = cm.ax.get_xticklabels()
+        assert (labels[0].get_rotation() != 0) == slanted
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        if not slanted:
+            assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:], strict=False))  # side by side, apart
+        else:  # each slanted line of text clears the next one's start
+            assert all(a.x1 <= b.x1 and a.y0 < b.y0 + b.height for a, b in zip(boxes, boxes[1:], strict=False))
+
+
 def test_a_confusion_matrix_of_many_classes_stays_readable(qtbot):
     from gui.evaluate_tab import CM_CELL, ConfusionMatrixCanvas
 
