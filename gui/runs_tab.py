@@ -158,6 +158,7 @@ def _start_time(name: str) -> datetime.datetime | None:
 HIDDEN_SETTINGS = ("dataset.counts.", "dataset.root", "dataset.name", "dataset.files")
 RUN_MARKERS = "os^Dv"  # the 11th to 20th runs compared share the first ten's colours: their points are squares …
 COMPARE_COLUMN_MAX = 240  # px: a run's column in the settings comparison grows to fit its values up to this
+SETTING_COLUMN_MAX = 220  # px: the settings' names (a class name among the data set's counts is cut in the middle)
 
 
 NO_EPOCH_NOTE = "(no finished epoch)"  # a run compared that has no curve to draw, in the legend
@@ -845,7 +846,7 @@ class RunsTab(QWidget):
         tree.setColumnCount(2)
         tree.setHeaderItem(QTreeWidgetItem(["Setting", "Value"]))  # (no dot or tooltip left from a comparison)
         tree.header().setStretchLastSection(True)
-        tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         paths = self.selected_paths()
         if len(paths) > 1 and self._show_differences(paths):
@@ -855,7 +856,16 @@ class RunsTab(QWidget):
             self._hint("Select one run to see its settings")
         else:
             width = self._show_one_run(paths[0])
+        self._fit_setting_column()
         self._size_settings_pane(width)
+
+    def _fit_setting_column(self) -> int:
+        """The settings' names as wide as they need, up to SETTING_COLUMN_MAX: sized to its contents, a class of
+        60 characters among a data set's counts took 494 px and cut every value to "20261127-…he_run_xx"."""
+        tree = self.settings_tree
+        width = min(tree.sizeHintForColumn(0) + 8, SETTING_COLUMN_MAX)
+        tree.header().resizeSection(0, max(width, tree.header().sectionSizeHint(0)))
+        return tree.columnWidth(0)
 
     def _show_one_run(self, path: str) -> int | None:
         """All of one run's settings; returns the width that shows its values whole (None: it cannot be read)."""
@@ -894,9 +904,8 @@ class RunsTab(QWidget):
         tree = self.settings_tree
         tree.expandAll()
         value = min(tree.sizeHintForColumn(1), 2 * COMPARE_COLUMN_MAX)  # (half the width at most: a folder may not)
-        return (
-            tree.sizeHintForColumn(0) + value + tree.verticalScrollBar().sizeHint().width() + 12 + 2 * tree.frameWidth()
-        )
+        names = min(tree.sizeHintForColumn(0) + 8, SETTING_COLUMN_MAX)
+        return names + value + tree.verticalScrollBar().sizeHint().width() + 12 + 2 * tree.frameWidth()
 
     def _hint(self, text: str) -> None:
         hint = QTreeWidgetItem([text, ""])
@@ -942,6 +951,7 @@ class RunsTab(QWidget):
         folders, are cut in the middle, with the whole value in their tooltip); the table scrolls sideways rather
         than cut every value. Columns sharing the width cut "0.003" and "72.5%" to "…" from 5 runs up."""
         tree, header = self.settings_tree, self.settings_tree.header()
+        self._fit_setting_column()
         for col in range(1, runs + 1):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)  # the user may widen one
             want = max(tree.sizeHintForColumn(col), header.sectionSizeHint(col)) + 8
@@ -950,8 +960,9 @@ class RunsTab(QWidget):
         self._size_settings_pane(need)  # widens the settings pane to show them, up to half the width
 
     def _size_settings_pane(self, width: int | None) -> None:
-        """The settings pane `width` px wide (at most half, at least its first share), or its first quarter; once
-        the user has dragged it, it keeps their width."""
+        """The settings pane widened to `width` px (at most half, at least its first quarter) when it is narrower;
+        it does not narrow again for a run of shorter values: the curves beside it changed size at every click.
+        Once the user has dragged it, it keeps their width."""
         if self._settings_sized_by_user:
             return
         sizes = self.lower_split.sizes()
@@ -960,6 +971,7 @@ class RunsTab(QWidget):
             return
         quarter = total // 4
         want = quarter if width is None else max(quarter, min(width, total // 2))
+        want = max(want, min(sizes[1], total // 2))
         if want != sizes[1]:
             self.lower_split.setSizes([total - want, want])
 
@@ -968,6 +980,7 @@ class RunsTab(QWidget):
             if f"{prefix}{key}" == "dataset.files":  # a fingerprint, not a setting
                 continue
             item = QTreeWidgetItem([str(key), "" if isinstance(value, dict) else _fmt(value)])
+            item.setToolTip(0, str(key))  # (a long one is cut in the middle)
             if not isinstance(value, dict):
                 item.setToolTip(1, _fmt(value))
             if parent is None:

@@ -203,6 +203,31 @@ def test_several_runs_show_the_settings_that_differ_side_by_side(qtbot, tab, run
     assert tab.lower_split.sizes() == mine and compared > 0
 
 
+def test_a_long_class_name_among_the_settings_leaves_the_values_room(qtbot, tab, runs):
+    """A class of 60 characters among the data set's counts made the names' column 494 px and cut every value
+    ("20261127-…he_run_xx"); and the pane narrowed and widened again at each click, resizing the curves."""
+    from gui.runs_tab import SETTING_COLUMN_MAX
+
+    cfg = json.loads((runs["done"] / "config.json").read_text())
+    long = "a_very_long_class_name_for_testing_the_layout_" + "x" * 18
+    cfg["dataset"] = {"name": "shapes", "class_counts": {long: 2, "b": 3}}
+    cfg["data"]["root"] = "/data/" + "a_data_folder_with_a_long_name_" * 2
+    (runs["done"] / "config.json").write_text(json.dumps(cfg))
+    tab.refresh()
+    tab.show()
+    tree = tab.settings_tree
+    tab.select_runs([str(runs["stopped"])])
+    qtbot.waitUntil(lambda: values_fit(tree, (1,)))
+    tab.select_runs([str(runs["done"])])
+    assert tree.columnWidth(0) <= SETTING_COLUMN_MAX
+    qtbot.waitUntil(lambda: values_fit(tree, (1,)))  # the run's name, its status, epochs and accuracy: whole
+    counts = tree.findItems(long, Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive, 0)
+    assert [c.toolTip(0) for c in counts] == [long]  # (cut in the middle on screen)
+    wide = tab.lower_split.sizes()[1]
+    tab.select_runs([str(runs["stopped"])])  # shorter values: the pane, and the curves beside it, stay put
+    assert tab.lower_split.sizes()[1] == wide
+
+
 def values_fit(tree, columns) -> bool:
     """Every value and title in `columns` is shown whole (its text fits its column, with the cell's margins)."""
     from PySide6.QtGui import QFontMetrics
