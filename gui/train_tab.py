@@ -143,6 +143,37 @@ class _FormColumn(QScrollArea):
         self.setMaximumWidth(max(self.LEAST, min(self.MOST, int(self.FRACTION * tab_width))))
 
 
+class _ResultLabel(QLabel):
+    """The Result box's text. Its last line names the run folder, cut in the middle to the box's width (a long
+    data set name ran past the edge, cut mid-letter: "…-my_dataset_with_an_extremely_long_folder_name_for_the_ru");
+    the whole path is the tooltip, and Open folder opens it."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._lines: list[str] = []
+        self._folder = ""
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        self._folder = ""
+        super().setText(text)
+
+    def show_result(self, lines: list[str], folder: str) -> None:
+        """`lines` (rich text) and then "Run folder: `folder`" (plain)."""
+        self._lines, self._folder = list(lines), folder
+        self._render()
+
+    def _render(self) -> None:
+        fm = self.fontMetrics()
+        room = self.contentsRect().width() - fm.horizontalAdvance("Run folder: ") - 4
+        name = fm.elidedText(self._folder, Qt.TextElideMode.ElideMiddle, room) if room > 60 else self._folder
+        super().setText("<br>".join([*self._lines, f"Run folder: {html.escape(name)}"]))
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self._folder and event.size().width() != event.oldSize().width():
+            self._render()
+
+
 BUSY_TEXT = "A run is already in progress; stop it before resuming another."
 CPU_ONLY_TORCH = (
     "This machine has an NVIDIA GPU driver, but the PyTorch installed here is built for the CPU only, so training "
@@ -506,7 +537,7 @@ class TrainTab(QWidget):
     def _build_result_box(self) -> QGroupBox:
         box = QGroupBox("Result")
         lay = QVBoxLayout(box)
-        self.result_label = QLabel(
+        self.result_label = _ResultLabel(
             "No run started in this session yet. Press Start training; earlier runs are in the Runs tab."
         )
         self.result_label.setWordWrap(True)
@@ -1525,8 +1556,9 @@ class TrainTab(QWidget):
             split = {"val": "Validation", "test": "Test"}.get(ev.get("split"), "Held-out")
             lines.append(f"{split} accuracy of best.pt: {100 * ev_acc:.1f}% ({ev.get('num_samples')} images)")
         if self.run_dir:
-            lines.append(f"Run folder: {html.escape(Path(self.run_dir).name)}")
-        self.result_label.setText("<br>".join(lines))
+            self.result_label.show_result(lines, Path(self.run_dir).name)
+        else:
+            self.result_label.setText("<br>".join(lines))
         self.result_label.setToolTip(self.run_dir or "")
         self.log_line(
             f"{title}{': ' + result.message if result.message else ''}",

@@ -81,6 +81,7 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
         # best.pt re-evaluated on the validation split gives the best epoch's number: shown once, with its size
         assert f"validation accuracy {100 * best_acc:.1f}% ({n_val} images)" in tab.result_label.text()
         assert "accuracy of best.pt" not in tab.result_label.text()
+        assert "<br>Run folder: 2" in tab.result_label.text() and tab.result_label.toolTip() == str(run)
         with qtbot.waitSignal(tab.predict_requested) as pred:
             tab.predict_button.click()
         assert pred.args == [str(run / "best.pt")]
@@ -91,6 +92,29 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
         assert "CPU" in log and "Epoch 2:" in log
     finally:
         _cleanup(panel, tab)
+
+
+def test_a_long_run_folder_name_is_cut_in_the_middle_to_the_result_box(qtbot):
+    """A long data set name ran past the Result box's edge, cut mid-letter; the whole name comes back when there
+    is room, and any other text replaces the line."""
+    from gui.train_tab import _ResultLabel
+
+    label = _ResultLabel("")
+    qtbot.addWidget(label)
+    label.setWordWrap(True)
+    label.resize(300, 120)
+    label.show()
+    name = "20261127-123335-resnext11_4x8d-my_dataset_with_an_extremely_long_folder_name_for_the_run_xx"
+    label.show_result(["<b>Training completed</b>"], name)
+    last = label.text().split("<br>")[-1]
+    assert last.startswith("Run folder: 20261127") and "…" in last and last.endswith("run_xx")
+    assert label.fontMetrics().horizontalAdvance(last) <= label.contentsRect().width()
+    label.resize(1200, 120)
+    qtbot.waitUntil(lambda: label.text().endswith(f"Run folder: {name}"))
+    label.setText("Training…")
+    label.resize(250, 120)
+    qtbot.waitUntil(lambda: label.width() == 250)
+    assert label.text() == "Training…"
 
 
 def _wait_running(qtbot, tab):
