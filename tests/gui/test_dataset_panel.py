@@ -369,6 +369,27 @@ def test_config_changed_sees_the_flip_state_of_the_new_level(qtbot, panel):
     assert seen == [False, True, False]
 
 
+def test_captions_that_share_a_long_start_still_tell_the_files_apart(qtbot):
+    """Cut at the end, every caption of class_00_000.jpg, class_00_001.jpg, … read "class_00_0…"."""
+    from gui.widgets import ImageGrid
+
+    grid = ImageGrid(64)
+    qtbot.addWidget(grid)
+    grid.resize(400, 200)
+    for name in ("class_00_some_long_shared_start_000.jpg", "class_00_some_long_shared_start_001.jpg"):
+        grid.add_tile(name)
+    grid.show()
+    qtbot.waitExposed(grid)
+    shot = grid.viewport().grab().toImage()
+    captions = []
+    for row in range(2):
+        rect = grid.visualItemRect(grid.item(row))
+        rect.setTop(rect.top() + 64 + 2)  # below the tile: the caption
+        captions.append(shot.copy(rect))
+    assert captions[0].size() == captions[1].size()
+    assert captions[0] != captions[1]  # the ends differ: "…000.jpg" and "…001.jpg"
+
+
 def test_thumbnails_of_any_shape_sit_on_square_tiles(qtbot):
     """A wide and a tall picture get the same tile height, so their captions line up in the grid."""
     from PySide6.QtGui import QColor, QIcon, QImage
