@@ -550,7 +550,7 @@ class PredictTab(QWidget):
         for path in extra:
             self._add_file_item(path)
         if self.model_combo.count() == 0:
-            self.model_combo.addItem("No trained model yet — train one or choose a checkpoint file", None)
+            self.model_combo.addItem("No trained model yet: train one, or choose a file", None)
         self.model_combo.addItem(CHOOSE_FILE, None)
         idx = self.model_combo.findData(current) if current else -1
         self.model_combo.setCurrentIndex(idx if idx >= 0 else self._default_model_index(runs))

@@ -756,6 +756,8 @@ class TrainTab(QWidget):
             self._device_type = str(choice)
         gpu = self._device_type == "cuda"
         self.amp_check.setEnabled(gpu)  # (its value is kept for when a GPU is chosen)
+        self.amp_check.setText("Mixed precision (AMP)" if gpu else "Mixed precision (GPU only)")  # (greyed and
+        # ticked, "Mixed precision (AMP)" read as on for the CPU)
         self.amp_check.setToolTip(
             "Faster and lighter on NVIDIA GPUs"
             if gpu

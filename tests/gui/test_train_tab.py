@@ -432,6 +432,7 @@ def test_a_first_start_shows_the_recommended_values_before_torch_has_loaded(qtbo
     assert said.args == ["Recommended settings for CPU"]
     assert _form(panel, tab) == shown
     assert not tab.amp_check.isEnabled() and "GPUs only" in tab.amp_check.toolTip()  # it was ticked and enabled
+    assert tab.amp_check.text() == "Mixed precision (GPU only)"  # greyed and ticked, "(AMP)" alone read as on
     # what the engine recommends for the CPU is what was shown, but for the edit
     assert {k: v for k, v in _form(panel, tab).items() if k != "epochs"} == {
         **{k: v for k, v in cpu["train"].items() if k in shown and k != "epochs"},
