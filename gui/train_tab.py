@@ -781,6 +781,10 @@ class TrainTab(QWidget):
         if self._refusal and self.banner.text() == self._refusal:  # "The data set cannot be used" of an old folder
             self.banner.clear_message()
         self._refusal = ""
+        problem = panel.training_problem() or (panel.last_error if panel.index is None else "")
+        if problem and not self.banner.text():  # said before Start is pressed (it looked ready to train)
+            self._refusal = f"The data set cannot be used (Dataset tab): {problem}"
+            self.banner.set_error(self._refusal)
         n = len(panel.index.classes) if panel.index is not None else None
         self.model_panel.set_context(num_classes=n, image_size=panel.image_size())
 

@@ -815,6 +815,8 @@ def test_starts_refusal_goes_when_another_data_set_is_opened(qtbot, tmp_path, ti
     one, panel, tab = _one_class_folder_and_tab(qtbot, tmp_path, tiny_dataset, runs_dir)
     with qtbot.waitSignal(panel.scan_finished, timeout=60000):
         panel.load_folder(str(one.parent))
+    # said on the Train tab before Start is pressed (it looked ready to train), and again when it is
+    assert tab.banner.kind == "error" and tab.banner.text().startswith("The data set cannot be used (Dataset tab): ")
     assert not tab.start() and "The data set cannot be used" in tab.banner.text()
     with qtbot.waitSignal(panel.scan_finished, timeout=60000):
         panel.load_folder(str(tiny_dataset))
