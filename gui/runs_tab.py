@@ -52,6 +52,7 @@ COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(
 NUMERIC_COLUMNS = (COL_EPOCHS, COL_ACC)
 STRETCH_COLUMN = COL_NAME  # takes the spare width, so the table has no empty gutter on the right
 MAX_FIT_WIDTH = 260  # columns fitted to their contents get no wider than this (the user may widen them)
+DATA_LEAST = 110  # px: the data set's column, narrowed for the run names (see fit_columns)
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_COLORS = {
     "completed": "#1a7f37",
@@ -319,6 +320,7 @@ class RunsTab(QWidget):
         self._user_sized: set[int] = set()
         self._fitting = False
         h.sectionResized.connect(self._on_section_resized)
+        self.table.viewport().installEventFilter(self)  # (refits the columns: eventFilter)
         self.table.sortItems(COL_DATE, Qt.SortOrder.DescendingOrder)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.doubleClicked.connect(lambda *_: self._evaluate())
@@ -437,7 +439,9 @@ class RunsTab(QWidget):
         self.canvas.installEventFilter(self)  # a narrower chart gets a legend of fewer columns
 
     def eventFilter(self, obj: Any, event: Any) -> bool:
-        resized = obj is self.canvas and event.type() == QEvent.Type.Resize and self._legend_handles
+        if event.type() == QEvent.Type.Resize and obj is self.table.viewport() and hasattr(self, "canvas"):
+            self.fit_columns()  # (a narrower window: the run names first; not before the tab is built)
+        resized = obj is getattr(self, "canvas", None) and event.type() == QEvent.Type.Resize and self._legend_handles
         if resized and self._legend_columns(event.size().width()) != self._legend_cols:
             self._place_legend(event.size().width())
         return super().eventFilter(obj, event)
@@ -555,7 +559,9 @@ class RunsTab(QWidget):
             self.table.setItem(row, col, item)
 
     def fit_columns(self) -> None:
-        """Size the columns to their header and cells (capped), except the stretch column and user-resized ones."""
+        """Size the columns to their header and cells (capped), except the stretch column and user-resized ones.
+        The data set's column gives up width (down to DATA_LEAST) while the run names are cut: at 1024 px it kept
+        260 for one long name and three runs read "20261127-…8d-sample" (the data set's name ends the run's)."""
         h = self.table.horizontalHeader()
         self._fitting = True
         try:
@@ -564,6 +570,12 @@ class RunsTab(QWidget):
                     continue
                 cells = self.table.sizeHintForColumn(col) if self.table.rowCount() else 0
                 h.resizeSection(col, min(MAX_FIT_WIDTH, max(h.sectionSizeHint(col), cells)))
+            if self.table.rowCount() and COL_DATA not in self._user_sized:
+                others = sum(h.sectionSize(c) for c in range(len(COLUMNS)) if c != STRETCH_COLUMN)
+                short = self.table.sizeHintForColumn(STRETCH_COLUMN) + 8 - (self.table.viewport().width() - others)
+                if short > 0:
+                    least = max(DATA_LEAST, h.sectionSizeHint(COL_DATA))
+                    h.resizeSection(COL_DATA, max(least, h.sectionSize(COL_DATA) - short))
         finally:
             self._fitting = False
 

@@ -15,7 +15,17 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QTreeWidge
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.runs import read_history, write_history
-from gui.runs_tab import COL_ARCH, COL_DATE, COL_NAME, COL_STATUS, COLUMNS, NUMERIC_COLUMNS, RunsTab, short_run_labels
+from gui.runs_tab import (
+    COL_ARCH,
+    COL_DATA,
+    COL_DATE,
+    COL_NAME,
+    COL_STATUS,
+    COLUMNS,
+    NUMERIC_COLUMNS,
+    RunsTab,
+    short_run_labels,
+)
 
 
 def make_run(
@@ -498,6 +508,28 @@ def test_empty_runs_folder_shows_a_hint(qtbot, tmp_path):
     assert w.run_count() == 0
     assert w.table_stack.currentIndex() == 1
     assert "No runs yet" in w.empty_label.text()
+
+
+def test_on_a_narrow_window_the_data_set_column_gives_the_run_names_room(qtbot, tab, runs):
+    """At 1024 px the data set's column kept 260 px for one long name while three runs read
+    "20261127-…8d-sample" (the run's name ends with the data set's); it widens again with the window."""
+    long = "my_dataset_with_an_extremely_long_folder_name_xx"
+    run = make_run(runs["done"].parent, f"20240104-100000-resnext11_2x4d-{long}", "completed", 2, 1_704_400_000)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["dataset"] = {"name": long}
+    (run / "config.json").write_text(json.dumps(cfg))
+    tab.refresh()
+    tab.resize(1000, 700)
+    tab.show()
+    from gui.runs_tab import DATA_LEAST, MAX_FIT_WIDTH
+
+    t, h = tab.table, tab.table.horizontalHeader()
+    least = max(DATA_LEAST, h.sectionSizeHint(COL_DATA))
+    qtbot.waitUntil(lambda: h.sectionSize(COL_DATA) == least)
+    usual = h.fontMetrics().horizontalAdvance(runs["done"].name) + 8  # the other runs' names are whole
+    assert h.sectionSize(COL_NAME) >= usual
+    tab.resize(1600, 700)
+    qtbot.waitUntil(lambda: h.sectionSize(COL_DATA) == min(MAX_FIT_WIDTH, t.sizeHintForColumn(COL_DATA)))
 
 
 def test_columns_fit_their_contents_and_the_name_stretches(qtbot, tab, runs):
