@@ -1013,6 +1013,10 @@ class Trainer:
         self.train_tf = data.BatchTransform(cfg.data, train=True)
         self.eval_tf = data.BatchTransform(cfg.data, train=False)
         self.steps_per_epoch = max(1, len(self.train_loader))
+        # the steps that train: a last batch of one image is left out (BatchNorm cannot train on it), and the
+        # cosine counted it, so it never reached its end (17 images at batch 16: half the rate at the last step)
+        odd = self.steps_per_epoch > 1 and self.train_loader.num_samples % self.local_batch == 1
+        self.trained_steps_per_epoch = self.steps_per_epoch - int(odd)
         n_train = len(self.split.train)
         if tc.batch_size > n_train and not self._resume_ckpt and self.is_main:
             self._warn(
@@ -1024,7 +1028,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, tc, finetune=cfg.model.mode == "finetune")
         self.has_val = self.val_loader is not None
         plateau_mode = "max" if (self.has_val and tc.monitor == "val_acc") else "min"
-        self.scheduler = make_scheduler(self.optimizer, tc, self.steps_per_epoch, plateau_mode)
+        self.scheduler = make_scheduler(self.optimizer, tc, self.trained_steps_per_epoch, plateau_mode)
         self.amp_dtype = amp_dtype(dev, tc.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 

@@ -207,6 +207,22 @@ def test_a_resume_with_fewer_or_more_images_keeps_its_place_on_the_cosine(tmp_pa
     assert lrs[3] == pytest.approx(cfg.train.lr * 0.5 * (1 + math.cos(math.pi * 3 / 4)), rel=0.05)
 
 
+def test_the_cosine_ends_at_zero_when_the_last_batch_of_one_image_is_left_out(dataset, tmp_path):
+    """A last batch of one image is left out (BatchNorm cannot train on it) but the cosine counted it: 17 images at
+    batch 16 ended the run at half the rate."""
+    cfg = config(dataset, epochs=2, scheduler="cosine", warmup_epochs=0.0)
+    n = len(Trainer(cfg, runs_dir=tmp_path / "probe").split.train)
+    cfg.train.batch_size = n - 1  # two batches an epoch, the second of one image
+    rec = Recorder()
+    trainer = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "runs")
+    result = trainer.fit()
+    assert result.reason == "completed", result.message
+    assert trainer.steps_per_epoch == 2  # (the progress still counts both batches)
+    ends = [m for kind, m in rec.events if kind == "epoch_end"]
+    assert ends[0].lr_end == pytest.approx(cfg.train.lr * 0.5)  # half-way along the cosine after one of two steps
+    assert ends[-1].lr_end == pytest.approx(0.0, abs=1e-12)  # and at its end after the last
+
+
 @pytest.mark.parametrize("scheduler", ["cosine", "step", "none"])
 def test_an_epoch_reports_the_rates_it_trained_with(dataset, tmp_path, scheduler):
     """The log gave a warm-up epoch's first-step rate alone ("lr 1.88e-04" with 3e-03 set): its end is said too
