@@ -6,12 +6,35 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 PROG = "resnext-studio"
+
+
+class _Ended(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a `kill`, a closed terminal) outside training: unwound as Ctrl-C is, so no hidden
+    temporary file of an export or a CSV is left behind; exit 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _end_on_signals() -> None:
+    """SIGTERM and SIGHUP end a command as Ctrl-C does (training stops after its batch instead: engine)."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise _Ended(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            with contextlib.suppress(ValueError, OSError):  # (not the main thread: left as they are)
+                signal.signal(sig, handler)
 
 
 class UsageError(Exception):
@@ -1063,6 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 0 if not argv else 2
         _refuse_empty(parser, args)
+        _end_on_signals()
         args.parser_defaults = _defaults_of(parser, args.command)
         if getattr(args, "checkpoint", None) and Path(args.checkpoint).is_dir():
             args.checkpoint = _run_checkpoint(args.checkpoint)
@@ -1080,6 +1104,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{name}: " if name else ""
         _err(f"error: {where}{e.strerror or e}")
         return 2
+    except _Ended as e:
+        with contextlib.suppress(OSError):  # (a closed terminal)
+            _err(f"interrupted ({signal.Signals(e.signum).name})")
+        return 128 + e.signum
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import checkpoint, data, distributed, metrics, models, runs
+from core import checkpoint, data, distributed, metrics, models, quiet_closed_terminal, runs
 from core.config import ConfigError, DataConfig, RunConfig, TrainConfig, auto_preset
 
 PROGRESS_INTERVAL_S = 0.1  # batch events at most 10 per second (plus the first and last batch of an epoch)
@@ -843,6 +843,8 @@ class Trainer:
         spared = []  # a second Ctrl-C let pass once, while finished epochs wait to be saved
 
         def handler(signum: int, frame: Any) -> None:
+            if signum == getattr(signal, "SIGHUP", None):  # the terminal was closed: what is printed goes nowhere
+                quiet_closed_terminal()  # (a write to it failed, and the run with it, before its last.pt)
             if signum == signal.SIGINT and self.stop.stopped and not self.dist.enabled:
                 if self._unsaved and self._phase == "epochs" and not spared and self.is_main:
                     # two quick Ctrl-Cs threw away epochs save_every_s had held back (a whole epoch, or several)
@@ -869,7 +871,10 @@ class Trainer:
                 print(f"stopping: {what} (Ctrl-C again to interrupt at once)", file=sys.stderr, flush=True)
             self.stop.stop()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # (SIGHUP: the terminal it runs in was closed; it killed the run and lost the epoch held back)
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is None:
+                continue
             with contextlib.suppress(ValueError, OSError):
                 old[sig] = signal.signal(sig, handler)
 

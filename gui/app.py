@@ -168,9 +168,9 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 
 
 def close_on_signals(window: Any) -> None:
-    """SIGTERM (a logout, `kill`) and SIGINT (Ctrl-C in the terminal that started the app) close the window as
-    File > Quit does, without asking: a run in progress stops after its batch and keeps last.pt, and the settings,
-    the window's place and its panes are saved. A second one ends the process at once.
+    """SIGTERM (a logout, `kill`), SIGINT (Ctrl-C in the terminal that started the app) and SIGHUP (that terminal
+    closed) close the window as File > Quit does, without asking: a run in progress stops after its batch and keeps
+    last.pt, and the settings, the window's place and its panes are saved. A second one ends the process at once.
 
     Python runs a signal's handler only when it next runs code, and Qt's loop may wait for ever: the signal wakes
     the loop through a socket. Before, the default ended the process on the spot (the Dataset settings changed
@@ -179,6 +179,8 @@ def close_on_signals(window: Any) -> None:
     import socket
 
     from PySide6.QtCore import QSocketNotifier, QTimer
+
+    from core import quiet_closed_terminal
 
     wake_r, wake_w = socket.socketpair()
     for sock in (wake_r, wake_w):
@@ -192,13 +194,18 @@ def close_on_signals(window: Any) -> None:
 
     notifier.activated.connect(drain)
 
+    # SIGHUP: the terminal the app was started from was closed (it ended the app and a run in it on the spot)
+    signals = [s for s in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)) if s is not None]
+
     def handler(signum: int, frame: Any) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             signal.signal(sig, signal.SIG_DFL)  # (the second one)
+        if signum == getattr(signal, "SIGHUP", None):
+            quiet_closed_terminal()  # (what is printed on the way out goes nowhere instead of failing)
         window.confirm_close = False
         QTimer.singleShot(0, window.close)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in signals:
         signal.signal(sig, handler)
     window._signal_wakeup = (wake_r, wake_w, notifier)  # kept as long as the window
 

@@ -537,6 +537,47 @@ def test_a_stop_right_after_a_non_finite_loss_fails_instead_of_saving_broken_wei
     assert checkpoint.load(Path(result.run_dir) / "last.pt")["epoch"] == 1
 
 
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGHUP"), reason="POSIX signals")
+@pytest.mark.timeout(240)
+def test_a_closed_terminal_stops_after_the_batch_and_keeps_last_pt(dataset, tmp_path):
+    """SIGHUP (the terminal `train` ran in was closed) killed the run at once and lost the epochs held back; it
+    stops as Ctrl-C does, and what it prints afterwards goes nowhere instead of failing the run. In a process of
+    its own: the signal points stdout and stderr at the null device."""
+    import subprocess
+    import sys
+    import textwrap
+
+    answer = tmp_path / "answer.json"
+    code = textwrap.dedent(
+        f"""
+        import json, os, signal, sys
+        from pathlib import Path
+        from core.engine import Trainer
+        from tests.core.test_engine import Recorder, config
+
+        class Hangup(Recorder):
+            def on_batch_end(self, p):
+                super().on_batch_end(p)
+                if p.epoch == 2 and not getattr(self, "sent", False):
+                    self.sent = True
+                    os.kill(os.getpid(), signal.SIGHUP)
+
+        cfg = config(Path({str(dataset)!r}), epochs=3, save_every_s=60)  # epoch 1 is held back, not yet saved
+        r = Trainer(cfg, callbacks=[Hangup()], runs_dir={str(tmp_path / "runs")!r}).fit()
+        print("printed after the terminal closed", file=sys.stderr)
+        Path({str(answer)!r}).write_text(json.dumps({{"reason": r.reason, "message": r.message, "run": r.run_dir}}))
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=220)
+    assert proc.returncode == 0, proc.stderr
+    assert "printed after the terminal closed" not in proc.stderr  # (to the null device)
+    got = json.loads(answer.read_text())
+    assert got["reason"] == "stopped" and "during epoch 2" in got["message"], got
+    last = checkpoint.load(Path(got["run"]) / "last.pt")
+    assert last["epoch"] == 1 and last["partial_epoch"] is True  # epoch 1, held back, and epoch 2 so far
+
+
 def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_path, capsys):
     import os
     import signal

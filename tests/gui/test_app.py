@@ -425,7 +425,7 @@ def test_application_main_shows_the_window(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_terminating_signal_closes_the_window_as_quit_does(tmp_path, sig):
     """A logout's SIGTERM (or Ctrl-C in the terminal) ended the process on the spot: the settings changed since
     the last quit were lost (a tiny model then came back with 64-px images: 4x the work) and so was the window's
