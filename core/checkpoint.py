@@ -128,6 +128,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _readable(path: Path) -> bool:
+    """Whether the file's bytes can be read at all."""
+    try:
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+        return True
+    except OSError:
+        return False
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a ResNeXt Studio checkpoint with the weights-only unpickler; never runs code from the file."""
     path = Path(path)
@@ -140,12 +151,15 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({_refusal(str(e), path)})") from None
     except Exception as e:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
-        if isinstance(e, OSError) and e.strerror:  # not read at all (permissions, a disk error): not "damaged"
-            raise CheckpointError(f"{path}: cannot read the checkpoint file ({e.strerror})") from None
+        if isinstance(e, OSError) and e.strerror and not _readable(path):  # permissions, a disk error: not
+            raise CheckpointError(f"{path}: cannot read the checkpoint file ({e.strerror})") from None  # "damaged"
+        # (torch's zip reader says "Invalid argument" of a file cut short: that is damage, the file reads fine)
         why = (
-            (str(e).strip().split(". ")[0] or "file is empty or cut short")
-            if not isinstance(e, KeyError)
-            else "not a torch.save file"
+            "not a torch.save file"
+            if isinstance(e, KeyError)
+            else "cut short"
+            if isinstance(e, OSError)
+            else (str(e).strip().split(". ")[0] or "file is empty or cut short")
         )
         kind = zip_kind(path)
         if kind == "torchscript":
