@@ -435,6 +435,7 @@ def _train_config(args: argparse.Namespace):
             raise UsageError(f"--config {path}: {str(e).removeprefix(f'{path}: ')}") from None
     if args.pretrained is not None:  # before the device defaults: pretrained weights choose a different preset
         cfg.model.pretrained = args.pretrained
+    own_warmup = cfg.train.warmup_epochs  # (the config file's, else none: a preset's is the cosine's, below)
     if args.arch is None and cfg.model.arch == "auto":
         # Device-suited defaults first, so every flag the user gives below overrides them.
         from core.engine import resolve_defaults, resolve_device
@@ -470,6 +471,8 @@ def _train_config(args: argparse.Namespace):
         value = getattr(args, name)
         if value is not None:
             setattr(obj, name, value)
+    if args.warmup_epochs is None and t.scheduler != "cosine":  # --scheduler step: the preset's warm-up was for
+        t.warmup_epochs = own_warmup  # its cosine (a warning then said it belonged to the cosine; not the user's)
     if args.seed is not None:
         d.seed = t.seed = args.seed
     if args.freeze_backbone:

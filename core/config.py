@@ -323,7 +323,7 @@ def settings_summary(config: dict) -> str:
     parts.append(f"lr {train.get('lr', '?')} ({train.get('optimizer', '?')}, {train.get('scheduler', '?')})")
     parts.append(f"augmentation {data.get('augment', '?')}")
     extras = [f"{k.replace('_', ' ')} {train[k]:g}" for k in ("mixup", "cutmix", "label_smoothing") if train.get(k)]
-    if train.get("warmup_epochs"):
+    if train.get("warmup_epochs") and train.get("scheduler", "cosine") == "cosine":  # (the others have none)
         w = train["warmup_epochs"]
         extras.append(f"warm-up {w:g} epoch{'' if w == 1 else 's'}")
     if train.get("class_weights"):

@@ -403,6 +403,16 @@ def test_pretrained_imagenet_without_arch_picks_the_imagenet_family(trained):
     assert cfg.model.arch == "resnext50_32x4d" and cfg.model.mode == "linear" and cfg.data.image_size == 224
 
 
+def test_another_schedule_than_the_cosine_takes_no_warm_up_from_the_preset(trained):
+    """--scheduler plateau kept the CPU preset's half-epoch warm-up: a warning that it belongs to the cosine, of
+    a value the user never gave. One given (flag or config file) is kept, and told."""
+    flags = ["train", "--data", str(trained["data"]), "--device", "cpu", "--scheduler"]
+    assert _train_config(build_parser().parse_args([*flags, "cosine"])).train.warmup_epochs > 0  # (the preset's)
+    assert _train_config(build_parser().parse_args([*flags, "plateau"])).train.warmup_epochs == 0
+    given = build_parser().parse_args([*flags, "step", "--warmup-epochs", "2"])
+    assert _train_config(given).train.warmup_epochs == 2
+
+
 @pytest.mark.timeout(300)
 def test_unusable_files_are_listed_and_exit_1_after_training_on_the_rest(capsys, tmp_path):
     data = make_set(tmp_path / "data")

@@ -105,6 +105,8 @@ def test_settings_summary_speaks_words_not_field_names():
         "resnext50_32x4d, 224 px, batch 32, lr 0.001 (adamw, cosine), augmentation light, label smoothing 0.1, "
         "warm-up 1 epoch, class weights, fine-tune from imagenet.pth"
     )
+    cfg.train.scheduler = "step"  # a warm-up is the cosine's: the step schedule has none to list
+    assert "warm-up" not in settings_summary(cfg.to_dict())
 
 
 def test_a_negative_seed_of_an_older_run_still_loads():
