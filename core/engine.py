@@ -646,9 +646,9 @@ class Trainer:
             self._check_classes(self.index)
         elif self.index.too_few_classes():  # an index given, scanned with min_classes=1 (one output: a loss of 0)
             raise data.DataError(f"{self.index.root}: {self.index.too_few_classes()}")
-        self._check_fits_memory()
         cfg = self.config
         self.split = data.split(self.index, val=cfg.data.val_split, test=cfg.data.test_split, seed=cfg.data.seed)
+        self._check_fits_memory()  # (of the largest batch: the training images may be fewer than the batch size)
         if not self.split.train and self.index.layout == "splits":  # a held-out set: val/ and test/ only
             held = " and ".join(f"{k}/" for k in ("val", "test") if getattr(self.split, k))
             raise data.DataError(
@@ -697,9 +697,12 @@ class Trainer:
         cfg = self.config
         if cfg.model.mode == "linear" or cfg.model.freeze_backbone:
             return  # (the estimate is of training every layer: a probe's needs are a fraction of it)
+        # the largest batch the run will see: a batch size above the training images is one batch of them all
+        # (a batch of 100000 over 4 images was refused for needing 120 GB)
+        batch = max(1, min(self.local_batch, math.ceil(len(self.split.train) / max(1, self.world_size))))
         try:
             need = models.estimate_train_memory(
-                cfg.model.arch, len(self.index.classes), cfg.data.image_size, self.local_batch, cfg.train.amp
+                cfg.model.arch, len(self.index.classes), cfg.data.image_size, batch, cfg.train.amp
             )
             if self.device.type == "cuda":
                 have = torch.cuda.get_device_properties(self.device).total_memory
@@ -718,7 +721,7 @@ class Trainer:
             )
             raise ConfigError(
                 f"model.arch={cfg.model.arch!r}: training it needs about {need / 2**30:.1f} GB at batch "
-                f"{self.local_batch} and {cfg.data.image_size} px, more than the {have / 2**30:.1f} GB of {where}: "
+                f"{batch} and {cfg.data.image_size} px, more than the {have / 2**30:.1f} GB of {where}: "
                 f"choose {fix}"
             )
 

@@ -354,6 +354,12 @@ def test_a_model_far_too_big_for_the_machine_is_refused_before_anything(capsys, 
     rc, _, err = run(capsys, *argv, "--runs-dir", tmp_path / "r")
     assert rc == 2 and one_line(err) and err.startswith("error: --arch resnext152_256x512d: training it needs about")
     assert "choose a smaller model, batch or image size" in err and not (tmp_path / "r").exists()
+    # a batch size far above the training images is one batch of them all: not refused for its memory
+    from core.engine import Trainer
+
+    flags = ["--arch", "resnext11_2x4d", "--batch-size", "10000000", "--image-size", "16", "--device", "cpu"]
+    cfg = _train_config(build_parser().parse_args(["train", "--data", str(trained["data"]), *flags]))
+    assert Trainer(cfg, runs_dir=tmp_path / "r2").config.train.batch_size == 10_000_000  # (it said 120 GB)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and symbolic links without privileges: POSIX")
