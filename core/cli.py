@@ -735,11 +735,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for e in ev.get("errors", []):
             _err(f"could not read {e['path']}: {e['reason']}" if isinstance(e, dict) else f"could not read {e}")
         raise UsageError(f"{index.root}: no image of the {args.split} split could be read")
+    if ev.get("checkpoint") is None:  # (evaluated from the loaded dict: the file is named here, as predict does)
+        ev["checkpoint"] = str(args.checkpoint)
     if args.json:
         _emit_json({**{k: v for k, v in ev.items() if k != "predictions"}, "unusable": _unusable(index)})
     else:
         top5 = "" if ev.get("top5") is None else f", top-5 {ev['top5']:.2%}"
-        print(f"{ev['num_samples']} images ({args.split}): accuracy {ev['accuracy']:.2%}{top5}, loss {ev['loss']:.4f}")
+        print(
+            f"{_count(ev['num_samples'], 'image')} ({args.split}): accuracy {ev['accuracy']:.2%}{top5}, "
+            f"loss {ev['loss']:.4f}"
+        )
         names = ev["class_names"]
         w = max(8, *(_width(n) for n in names))
         print(f"{'class':<{w}}  precision  recall     f1  support")

@@ -153,3 +153,4 @@ def test_evaluate_after_a_resume_in_the_data_folders_new_place_uses_that_place_h
         assert rc == 0, err
         ev = json.loads(out)
         assert ev["split"] == "val" and 0 < ev["num_samples"] < 24, (extra, ev["split"], ev["num_samples"])
+        assert ev["checkpoint"] == str(run_dir / "best.pt")  # (it was null)
