@@ -537,6 +537,13 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
             f"--resume {args.resume}: {'a file, not a run folder' if run_dir.exists() else 'no such folder'}"
         )
     if not (run_dir / "last.pt").is_file():
+        from core.config import ConfigError
+        from core.engine import _refuse_a_running_run
+
+        try:  # a run still training, before its first save, is that: not a folder without last.pt
+            _refuse_a_running_run(run_dir)
+        except ConfigError as e:
+            raise UsageError(f"--resume {e}") from None
         raise UsageError(f"--resume {args.resume}: no last.pt in that folder")
     ignored = [k for k, v in vars(args).items() if k not in RESUME_FLAGS and v != parser_defaults.get(k)]
     if ignored:

@@ -409,6 +409,24 @@ def test_pretrained_imagenet_without_arch_picks_the_imagenet_family(trained):
     assert cfg.model.arch == "resnext50_32x4d" and cfg.model.mode == "linear" and cfg.data.image_size == 224
 
 
+def test_resuming_a_run_still_training_before_its_first_save_says_so(capsys, tmp_path):
+    """It said "no last.pt in that folder" (true, but the run was still training: its last.pt was to come)."""
+    import socket
+    import time
+
+    run_dir = tmp_path / "runs" / "20261127-120000-resnext11_4x8d-d"
+    run_dir.mkdir(parents=True)
+    status = {"status": "running", "pid": os.getppid(), "hostname": socket.gethostname(), "updated": time.time()}
+    (run_dir / "status.json").write_text(json.dumps(status))
+    rc, _, err = run(capsys, "train", "--resume", run_dir)
+    assert rc == 2 and one_line(err), err
+    assert err.startswith(f"error: --resume {run_dir}: this run is still training (process {os.getppid()})"), err
+    status["pid"] = 2**22 + 12345  # gone: a run that ended before saving anything
+    (run_dir / "status.json").write_text(json.dumps(status))
+    rc, _, err = run(capsys, "train", "--resume", run_dir)
+    assert rc == 2 and err == f"error: --resume {run_dir}: no last.pt in that folder\n"
+
+
 def test_another_schedule_than_the_cosine_takes_no_warm_up_from_the_preset(trained):
     """--scheduler plateau kept the CPU preset's half-epoch warm-up: a warning that it belongs to the cosine, of
     a value the user never gave. One given (flag or config file) is kept, and told."""
