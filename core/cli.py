@@ -954,7 +954,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     sp = add("summary", "parameters and multiply-adds of an architecture", cmd_summary)
-    sp.add_argument("--arch", required=True, metavar="NAME", help="e.g. resnext50_32x4d, resnext29_8x64d")
+    sp.add_argument(
+        "--arch", required=True, type=str.strip, metavar="NAME", help="e.g. resnext50_32x4d, resnext29_8x64d"
+    )
     sp.add_argument("--num-classes", type=int, default=1000, metavar="N", help="classifier outputs (default 1000)")
     sp.add_argument("--image-size", type=int, default=224, metavar="S", help="input side in pixels (default 224)")
     sp.add_argument("--json", action="store_true", help="print one JSON document")
@@ -962,7 +964,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("train", "train a classifier on a folder of images", cmd_train)
     sp.add_argument("--data", metavar="DIR", help="folder of class sub-folders (or train/val/test folders)")
     sp.add_argument("--config", metavar="JSON", help="start from a saved config.json (flags override it)")
-    sp.add_argument("--arch", metavar="NAME", help="architecture; default: chosen for the device")
+    sp.add_argument("--arch", type=str.strip, metavar="NAME", help="architecture; default: chosen for the device")
     sp.add_argument(
         "--mode",
         choices=["scratch", "linear", "finetune"],

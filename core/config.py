@@ -129,6 +129,8 @@ class ModelConfig:
     freeze_backbone: bool = False
 
     def validate(self) -> None:
+        if isinstance(self.arch, str):  # "resnext50_32x4d " pasted with its space was stored and shown so
+            self.arch = self.arch.strip()
         _check(bool(self.arch), "arch", self.arch, "must not be empty")
         _check(self.mode in MODES, "mode", self.mode, f"one of {', '.join(MODES)}")
         _check(

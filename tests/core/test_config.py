@@ -166,3 +166,13 @@ def test_a_device_written_in_capitals_in_a_config_file_is_taken():
     d = RunConfig().to_dict()
     d["train"]["device"] = " CPU"
     assert RunConfig.from_dict(d).train.device == "cpu"
+
+
+def test_an_architecture_pasted_with_spaces_is_stored_without_them():
+    """ "resnext50_32x4d " was stored in config.json and shown as "resnext50_32x4d :"."""
+    from core.cli import build_parser
+
+    cfg = RunConfig(model=ModelConfig(arch=" resnext50_32x4d ")).validate()
+    assert cfg.model.arch == "resnext50_32x4d"
+    for argv in (["summary", "--arch", "resnext50_32x4d "], ["train", "--data", "d", "--arch", " resnext11_4x8d"]):
+        assert build_parser().parse_args(argv).arch == argv[-1].strip()
