@@ -970,7 +970,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--mode",
         choices=["scratch", "linear", "finetune"],
-        help="scratch: random weights; linear: only the head, on cached backbone features; finetune: every layer",
+        help="scratch: every layer at the full rate, from random weights (or --pretrained's); linear: only the "
+        "head, on cached backbone features; finetune: every layer, the backbone at a tenth of the rate",
     )
     sp.add_argument(
         "--pretrained",
