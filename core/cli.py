@@ -696,6 +696,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except DataError as e:
         raise UsageError(f"--data: {e}") from None
     own_folder = bool(own) and Path(own).is_dir() and os.path.samefile(own, data)
+    recorded = config_section(run_dir, "dataset").get("files") if run_dir is not None else None
+    if not own_folder and isinstance(recorded, str) and index.files_digest() == recorded:
+        # the images the run trained on, in another place (the folder moved or was copied): its own, so its
+        # held-out part; "all" scored the images it trained on with no word (66.67 % on a moved folder)
+        own_folder = True
+        _err(f"note: {data} holds the images this run trained on ({own or 'its data folder'}, moved or copied)")
     if args.split is None:  # another folder: every image is new to the model; its own folder: the held-out part,
         # test if the run kept one, else val, as the app and the run's own evaluation.json do
         args.split = "all"

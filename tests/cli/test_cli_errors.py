@@ -409,6 +409,24 @@ def test_pretrained_imagenet_without_arch_picks_the_imagenet_family(trained):
     assert cfg.model.arch == "resnext50_32x4d" and cfg.model.mode == "linear" and cfg.data.image_size == 224
 
 
+def test_a_moved_or_copied_data_folder_is_known_as_the_runs_own(capsys, trained, tmp_path):
+    """Given at its new place, the run's own images were all scored, the ones it trained on too, with no word
+    (66.67 % where its validation images gave less). The file list recorded at training tells them."""
+    rc, out, _ = run(capsys, "evaluate", "--checkpoint", trained["run"], "--json", "--quiet")
+    assert rc == 0
+    own = json.loads(out)
+    moved = shutil.copytree(trained["data"], tmp_path / "elsewhere" / "data")
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--data", moved, "--json", "--quiet")
+    assert rc == 0, err
+    there = json.loads(out)
+    assert own["split"] == there["split"] == "val"  # the same held-out images, drawn again
+    assert (there["num_samples"], there["confusion_matrix"]) == (own["num_samples"], own["confusion_matrix"])
+    assert f"note: {moved} holds the images this run trained on" in err
+    (moved / "red" / "0.png").unlink()  # other images: another folder, every image of it
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--data", moved, "--json", "--quiet")
+    assert rc == 0 and json.loads(out)["split"] == "all" and "holds the images" not in err
+
+
 def test_resuming_a_run_still_training_before_its_first_save_says_so(capsys, tmp_path):
     """It said "no last.pt in that folder" (true, but the run was still training: its last.pt was to come)."""
     import socket
