@@ -115,9 +115,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 print(f"  {b['path']}: {b['reason']}")
         if doc["ignored_files"]:
             ignored = doc["ignored_files"]
-            print(f"{_count(len(ignored), 'file')} in class folders ignored (not an image type):")
+            from core.data import ignored_reason
+
+            print(f"{_count(len(ignored), 'file')} in class folders ignored (not images to learn from):")
             for path in ignored[:20]:
-                print(f"  {path}")
+                print(f"  {path}" + ("  (a Grad-CAM overlay)" if "overlay" in ignored_reason(path) else ""))
             if len(ignored) > 20:
                 print(f"  … and {len(ignored) - 20} more (--json lists them all)")
     return 1 if doc["bad_files"] else 0

@@ -406,6 +406,26 @@ def walk(folder: str | Path, onerror: Callable[[OSError], None] | None = None) -
         yield dirpath, dirnames, filenames
 
 
+CAM_SOFTWARE = "ResNeXt Studio Grad-CAM overlay"  # the PNG text chunk of an overlay `predict --cam` writes
+
+
+def is_cam_overlay(path: str | Path) -> bool:
+    """Whether `path` is a Grad-CAM overlay this program wrote (core.predict.save_cam_overlay): another may replace
+    it, and it is no photo of its class to learn from."""
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.info.get("Software") == CAM_SOFTWARE
+    except Exception:  # noqa: BLE001 - not an image, not readable: not ours
+        return False
+
+
+def ignored_reason(path: str) -> str:
+    """Why a file in a class folder is not among the images (DatasetIndex.ignored_files)."""
+    if path.lower().endswith("_gradcam.png"):  # (only our overlays of that name are left out: the scan checked)
+        return "a Grad-CAM overlay of predict --cam, not a photo (ignored)"
+    return "not an image file type (ignored)"
+
+
 def _walk_images(
     folder: str, stop: Any, unreadable: list[tuple[str, str]] | None = None, ignored: list[str] | None = None
 ) -> list[str]:
@@ -429,10 +449,14 @@ def _walk_images(
         for name in filenames:
             if _skipped(name):
                 continue
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(os.path.join(dirpath, name))
+            path = os.path.join(dirpath, name)
+            # a Grad-CAM overlay of `predict --cam` into the data folder is no photo of its class: it trained as one
+            # (predict leaves them out), so it is left out with the other files, named
+            cam = name.lower().endswith("_gradcam.png") and is_cam_overlay(path)
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not cam:
+                found.append(path)
             elif ignored is not None:
-                ignored.append(os.path.join(dirpath, name))
+                ignored.append(path)
     return sorted(found)
 
 

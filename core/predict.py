@@ -528,16 +528,8 @@ def save_cam_overlay(
     return path
 
 
-CAM_SOFTWARE = "ResNeXt Studio Grad-CAM overlay"
-
-
-def is_cam_overlay(path: str | Path) -> bool:
-    """Whether `path` is a Grad-CAM overlay `save_cam_overlay` wrote (so another may replace it)."""
-    try:
-        with Image.open(path) as im:
-            return im.format == "PNG" and im.info.get("Software") == CAM_SOFTWARE
-    except Exception:  # noqa: BLE001 - not an image, not readable: not ours
-        return False
+CAM_SOFTWARE = data.CAM_SOFTWARE  # (the scan leaves such overlays out of a data set's images)
+is_cam_overlay = data.is_cam_overlay
 
 
 def _file_id(path: str | Path) -> tuple[int, int] | None:

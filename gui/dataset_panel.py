@@ -152,8 +152,11 @@ class _LevelStrengthSpin(QDoubleSpinBox):
 
 
 def _problem_files(index: Any) -> list[tuple[str, str]]:
-    """The Problems table's rows: unusable files with their reason, then files that are not of an image type."""
-    return list(index.bad_files) + [(p, "not an image file type (ignored)") for p in index.ignored_files]
+    """The Problems table's rows: unusable files with their reason, then the other files left out (not of an image
+    type, or Grad-CAM overlays)."""
+    from core.data import ignored_reason
+
+    return list(index.bad_files) + [(p, ignored_reason(p)) for p in index.ignored_files]
 
 
 def _left_out(index: Any) -> list[tuple[str, bool]]:

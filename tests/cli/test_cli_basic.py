@@ -88,12 +88,22 @@ def test_scan_text_names_every_kind_of_problem_with_right_plurals_and_columns(ca
     shutil.copy(tmp_path / "plain" / "0.png", tmp_path / "日本" / "same.png")  # one image, two labels
     (tmp_path / "plain" / "broken.jpg").write_text("not a picture")
     (tmp_path / "plain" / "notes.txt").write_text("where these came from")
+    from PIL.PngImagePlugin import PngInfo
+
+    from core.data import CAM_SOFTWARE
+
+    mark = PngInfo()  # an overlay `predict --cam` wrote into the data folder: no photo of "plain" (it trained as one)
+    mark.add_text("Software", CAM_SOFTWARE)
+    Image.new("RGB", (20, 20)).save(tmp_path / "plain" / "0_gradcam.png", pnginfo=mark)
     rc, out, err = run(capsys, "scan", str(tmp_path), "--quiet")
     assert rc == 1  # an unusable file: a partial result
     assert "1 file could not be used:" in out and "broken.jpg" in out
     assert "1 group of identical files" in out and "(in different classes!)" in out
     assert "warning: 1 group of identical files in different classes" in err
-    assert "1 file in class folders ignored (not an image type):" in out and "notes.txt" in out
+    assert "2 files in class folders ignored (not images to learn from):" in out and "notes.txt" in out
+    assert f"  {tmp_path / 'plain' / '0_gradcam.png'}  (a Grad-CAM overlay)" in out.splitlines()
+    rc, out, _ = run(capsys, "scan", str(tmp_path), "--json")
+    assert {c["name"]: c["count"] for c in json.loads(out)["classes"]}["plain"] == 3  # its photos, not the overlay
     rows = [line for line in out.splitlines() if line.startswith("  ") and line.rstrip()[-1].isdigit()]
     assert len(rows) == 2 and len({len(r.replace("日本", "xxxx")) for r in rows}) == 1  # counts line up on screen
 
