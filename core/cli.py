@@ -796,7 +796,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         _emit_json({"runs_dir": str(root), "runs": [_run_info_dict(r) for r in runs]})
         return 0
     if not runs:
-        print(f"no runs in {root}")
+        hint = ""
+        if (root / "status.json").is_file() or (root / "config.json").is_file():  # a run's own folder was given
+            hint = f" ({root.name} is a run; its runs folder is {root.parent})"
+        print(f"no runs in {root}{hint}")
         return 0
     print(f"{_count(len(runs), 'run')} in {root}")
     for r in runs:
@@ -814,10 +817,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _run_info_dict(r) -> dict:
-    import dataclasses
-
-    d = dataclasses.asdict(r) if dataclasses.is_dataclass(r) else dict(vars(r))
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+    """A run for --json: its fields, and ended_early / resumable / nothing_saved (the text's notes)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in r.to_dict().items()}
 
 
 # ---------------------------------------------------------------- predict / export

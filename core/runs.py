@@ -68,8 +68,10 @@ class RunInfo:
         return self.ended_early and self.has_last
 
     def to_dict(self) -> dict[str, Any]:
+        """Its fields, and what `runs` says of it in words (ended early, resumable, nothing saved)."""
         d = dict(self.__dict__)
         d["path"] = str(self.path)
+        d.update(ended_early=self.ended_early, resumable=self.resumable, nothing_saved=self.nothing_saved)
         return d
 
 

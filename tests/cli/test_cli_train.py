@@ -64,6 +64,10 @@ def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
     listed = json.loads(out)["runs"]
     assert [Path(r["path"]) for r in listed] == [run_dir]
     assert listed[0]["status"] == "completed" and listed[0]["epochs_done"] == 2
+    # what the text's notes say, in --json too
+    assert (listed[0]["ended_early"], listed[0]["resumable"], listed[0]["nothing_saved"]) == (False, False, False)
+    rc, out, _ = run(capsys, "runs", "--runs-dir", run_dir)  # a run's own folder, given for its runs folder
+    assert rc == 0 and out == f"no runs in {run_dir} ({run_dir.name} is a run; its runs folder is {runs})\n"
 
     rc, out, _ = run(
         capsys,
