@@ -833,8 +833,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _check_device(args.device)
     ignored: list[str] = []
     overlays: list[str] = []
+    to_stdout = args.csv == "-"  # the table on stdout, in place of the text lines (it wrote a file named "-")
+    if to_stdout and args.json:
+        raise UsageError("--csv - and --json both write to stdout: choose one")
     files, problems = expand_paths(args.paths, ignored=ignored, overlays=overlays)
-    _check_output("--csv", args.csv, folder=False, inputs=[*files, args.checkpoint], writes="a table")
+    if not to_stdout:
+        _check_output("--csv", args.csv, folder=False, inputs=[*files, args.checkpoint], writes="a table")
     _check_output("--cam", args.cam, folder=True)
     try:
         predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
@@ -874,7 +878,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     _err(f"error: {p.source}: {why}")
                     problems.append((p.source, why))
     csv_error = None
-    if args.csv:
+    if to_stdout:
+        from core.predict import csv_text
+
+        sys.stdout.write(csv_text(preds, args.top_k))
+    elif args.csv:
         try:
             write_csv(preds, args.csv, args.top_k)
         except OSError as e:  # (a full disk): the answers are still printed, not lost with the table
@@ -893,7 +901,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 **({"csv_error": csv_error} if csv_error else {}),
             }
         )
-    else:
+    elif not to_stdout:
         for p in preds:
             if p.ok:
                 tops = "  ".join(f"{n} {c:.1%}" for n, c in p.top[1:])
@@ -1050,7 +1058,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--checkpoint", required=True, metavar="CKPT", help=CKPT_HELP)
     sp.add_argument("paths", nargs="+", metavar="PATH")
     sp.add_argument("--top-k", type=int, default=3, metavar="K", help="classes listed per image (default 3)")
-    sp.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
+    sp.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="also write the results as CSV (- : the CSV on stdout, in place of the text lines)",
+    )
     sp.add_argument("--cam", metavar="DIR", help="write Grad-CAM overlays into DIR")
     sp.add_argument("--device", type=_device_name, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     sp.add_argument("--json", action="store_true", help="print one JSON document")

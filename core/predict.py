@@ -475,8 +475,14 @@ def prediction_to_dict(p: Prediction) -> dict[str, Any]:
 
 
 def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -> None:
-    """Write predictions as CSV (source, ok, error, label, confidence, top1, prob1, …), atomically. A model with
-    fewer classes than `top_k` gets as many top columns as it has classes (none always empty)."""
+    """Write predictions as CSV (csv_text), atomically."""
+    text = csv_text(predictions, top_k)
+    _atomic_write(Path(path), text.encode("utf-8", errors="surrogateescape"))  # a name's own bytes
+
+
+def csv_text(predictions: Iterable[Prediction], top_k: int) -> str:
+    """Predictions as CSV (source, ok, error, label, confidence, top1, prob1, …). A model with fewer classes than
+    `top_k` gets as many top columns as it has classes (none always empty)."""
     predictions = list(predictions)
     known = max((len(p.top) for p in predictions if p.ok), default=0)
     top_k = min(top_k, known) if known else top_k
@@ -497,7 +503,7 @@ def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -
         for i in range(top_k):
             row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
         w.writerow(row)
-    _atomic_write(Path(path), buf.getvalue().encode("utf-8", errors="surrogateescape"))  # a name's own bytes
+    return buf.getvalue()
 
 
 def cam_file_name(source: str | Path) -> str:

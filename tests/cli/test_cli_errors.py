@@ -409,6 +409,22 @@ def test_pretrained_imagenet_without_arch_picks_the_imagenet_family(trained):
     assert cfg.model.arch == "resnext50_32x4d" and cfg.model.mode == "linear" and cfg.data.image_size == 224
 
 
+def test_predict_csv_dash_writes_the_table_on_stdout(capsys, trained, tmp_path, monkeypatch):
+    """`--csv -` wrote a file named "-" in the working folder."""
+    import csv
+    import io
+
+    monkeypatch.chdir(tmp_path)
+    images = sorted((trained["data"] / "red").iterdir())[:2]
+    rc, out, err = run(capsys, "predict", "--checkpoint", trained["run"], *images, "--csv", "-", "--top-k", "2")
+    assert rc == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["source"] for r in rows] == [str(p) for p in images] and all(r["ok"] == "yes" for r in rows)
+    assert not (tmp_path / "-").exists()
+    rc, out, err = run(capsys, "predict", "--checkpoint", trained["run"], images[0], "--csv", "-", "--json")
+    assert rc == 2 and out == "" and err == "error: --csv - and --json both write to stdout: choose one\n"
+
+
 def test_a_moved_or_copied_data_folder_is_known_as_the_runs_own(capsys, trained, tmp_path):
     """Given at its new place, the run's own images were all scored, the ones it trained on too, with no word
     (66.67 % where its validation images gave less). The file list recorded at training tells them."""
