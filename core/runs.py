@@ -35,6 +35,14 @@ def default_runs_dir() -> Path:
     return Path(platformdirs.user_data_dir("resnext-studio", appauthor=False)) / "runs"
 
 
+def runs_dir_name(given: str | Path | None) -> str:
+    """What a runs folder is called in a message: runs_dir when given (the command line's --runs-dir), else the
+    environment variable that chose it, else "runs folder" (the user data folder's)."""
+    if given is not None:
+        return "runs_dir"
+    return "RESNEXT_STUDIO_RUNS" if os.environ.get("RESNEXT_STUDIO_RUNS") else "runs folder"
+
+
 @dataclass
 class RunInfo:
     path: Path

@@ -173,6 +173,11 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())  # no failed run for input errors
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--runs-dir", trained["best"] / "runs")
     assert rc == 2 and one_line(err) and "--runs-dir" in err and "is a file, not a folder" in err
+    with pytest.MonkeyPatch.context() as env:  # the runs folder chosen by the environment: not "--runs-dir"
+        env.setenv("RESNEXT_STUDIO_RUNS", str(trained["best"]))
+        for argv in (["train", "--data", trained["data"]], ["runs"]):
+            rc, _, err = run(capsys, *argv)
+            assert rc == 2 and err == f"error: RESNEXT_STUDIO_RUNS={trained['best']}: a file, not a folder\n", argv
     rc, _, err = run(capsys, "scan", trained["best"])
     assert rc == 2 and "a file, not a folder" in err
     rc, _, err = run(capsys, "train", "--data", trained["best"], "--runs-dir", tmp_path / "r")
