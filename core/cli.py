@@ -24,17 +24,26 @@ class _Ended(KeyboardInterrupt):
         self.signum = signum
 
 
-def _end_on_signals() -> None:
-    """SIGTERM and SIGHUP end a command as Ctrl-C does (training stops after its batch instead: engine)."""
+@contextlib.contextmanager
+def _ending_on_signals() -> Any:
+    """SIGTERM and SIGHUP end a command as Ctrl-C does (training stops after its batch instead: engine); the
+    handlers before are put back after it (main() called from Python, as the tests do)."""
 
     def handler(signum: int, _frame: Any) -> None:
         raise _Ended(signum)
 
+    before = {}
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None:
             with contextlib.suppress(ValueError, OSError):  # (not the main thread: left as they are)
-                signal.signal(sig, handler)
+                before[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, old)
 
 
 class UsageError(Exception):
@@ -1130,14 +1139,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 0 if not argv else 2
         _refuse_empty(parser, args)
-        _end_on_signals()
         args.parser_defaults = _defaults_of(parser, args.command)
         if getattr(args, "checkpoint", None) and Path(args.checkpoint).is_dir():
             args.checkpoint = _run_checkpoint(args.checkpoint)
         pretrained = getattr(args, "pretrained", None)
         if pretrained and pretrained != "imagenet" and Path(pretrained).is_dir():  # (a run, as for --checkpoint)
             args.pretrained = _run_checkpoint(pretrained, "--pretrained")
-        return int(args.func(args) or 0)
+        with _ending_on_signals():
+            return int(args.func(args) or 0)
     except UsageError as e:
         _err(f"error: {e}")
         return 2

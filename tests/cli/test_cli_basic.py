@@ -192,3 +192,12 @@ def test_the_settings_line_under_torchrun_gives_the_global_batch_it_trains_with(
     assert ", batch 4," in capsys.readouterr().err
     _make_printer().on_fit_start(FitInfo(**{**info.__dict__, "world_size": 1}))
     assert ", batch 5," in capsys.readouterr().err
+
+
+def test_a_command_run_from_python_leaves_the_signal_handlers_as_it_found_them(capsys):
+    """main() ends a command on SIGTERM or SIGHUP as on Ctrl-C; called from Python, it puts the caller's back."""
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert run(capsys, "summary", "--arch", "resnext11_4x8d", "--json")[0] == 0
+    assert signal.getsignal(signal.SIGTERM) is before
