@@ -797,10 +797,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
     if root.exists() and not root.is_dir():
-        from core.runs import runs_dir_name
+        from core.runs import runs_dir_named
 
-        where = "--runs-dir " if args.runs_dir else f"{runs_dir_name(None)}="  # (not a flag the user did not give)
-        raise UsageError(f"{where}{root}: a file, not a folder")
+        where = f"--runs-dir {root}" if args.runs_dir else runs_dir_named(root)  # (not a flag the user did not give)
+        raise UsageError(f"{where}: a file, not a folder")
     if args.runs_dir and not root.exists():  # (a mistyped folder; the default one is made by the first run)
         raise UsageError(f"--runs-dir {root}: no such folder")
     runs = RunStore(root).list()

@@ -623,8 +623,8 @@ class Trainer:
             blocked = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
             if blocked is not None:  # (made only when the run starts: nothing is created for a run that cannot)
                 why = "a file, not a folder" if blocked == root else f"{blocked} is a file, not a folder"
-                name = runs.runs_dir_name(self.runs_dir)
-                raise ConfigError(f"{name}={str(root)!r}: {why}" if name == "runs_dir" else f"{name}={root}: {why}")
+                where = f"runs_dir={str(root)!r}" if self.runs_dir is not None else runs.runs_dir_named(root)
+                raise ConfigError(f"{where}: {why}")
             there = next((p for p in (root, *root.parents) if p.exists()), None)
             if there is not None and not os.access(there, os.W_OK | os.X_OK):  # read-only file system, no permission
                 raise ConfigError(f"runs_dir={str(root)!r}: cannot create a run folder in {there} (not writable)")

@@ -35,12 +35,10 @@ def default_runs_dir() -> Path:
     return Path(platformdirs.user_data_dir("resnext-studio", appauthor=False)) / "runs"
 
 
-def runs_dir_name(given: str | Path | None) -> str:
-    """What a runs folder is called in a message: runs_dir when given (the command line's --runs-dir), else the
-    environment variable that chose it, else "runs folder" (the user data folder's)."""
-    if given is not None:
-        return "runs_dir"
-    return "RESNEXT_STUDIO_RUNS" if os.environ.get("RESNEXT_STUDIO_RUNS") else "runs folder"
+def runs_dir_named(root: str | Path) -> str:
+    """The default runs folder `root` as a message names it: by the environment variable that chose it, else as
+    "the runs folder" (not as --runs-dir, a flag the user did not give)."""
+    return f"RESNEXT_STUDIO_RUNS={root}" if os.environ.get("RESNEXT_STUDIO_RUNS") else f"the runs folder {root}"
 
 
 @dataclass
