@@ -80,18 +80,27 @@ def _evaluate_job(
     split: str,
     save_to: str | None,
     own_run: str | None = None,
+    moved_from: tuple[str, str] | None = None,
     progress: Any = None,
     stop: Any = None,
 ) -> dict[str, Any]:
     """Worker: scan the data folder, evaluate the checkpoint on one split, optionally save evaluation.json.
 
     `own_run`: the run whose data folder this is (its held-out split is evaluated): a folder changed since it
-    trained is noted in "data_changed"."""
+    trained is noted in "data_changed". `moved_from` (run folder, its held-out split), for "all" of another
+    folder: when that folder holds the very images the run trained on (moved or copied: the file list recorded at
+    training), its held-out split is evaluated instead, and "own_images" says so ("all" scored the images it
+    trained on, without a word)."""
     from core.data import scan
     from core.engine import evaluate
-    from core.runs import held_out_warning
+    from core.runs import config_section, held_out_warning
 
     index = scan(data_root, progress=progress, stop=stop, min_classes=1)
+    moved = None
+    if moved_from is not None and split == "all":
+        recorded = config_section(moved_from[0], "dataset").get("files")
+        if isinstance(recorded, str) and recorded == index.files_digest() and moved_from[1] != "all":
+            split, own_run, moved = moved_from[1], moved_from[0], moved_from[1]
     kwargs: dict[str, Any] = {"split": split}
     if _accepts(evaluate, "progress"):
         kwargs["progress"] = progress
@@ -106,6 +115,11 @@ def _evaluate_job(
     warning = held_out_warning(own_run, index, split, "choose it as the Data folder above") if own_run else None
     if warning:
         ev["data_changed"] = warning
+    if moved:
+        ev["own_images"] = (
+            f"{data_root} holds the images this run trained on (moved or copied): its {moved} images were "
+            "evaluated, not all of them"
+        )
     if save_to and not ev.get("stopped"):
         from core.runs import write_json_atomic
 
@@ -1109,8 +1123,10 @@ class EvaluateTab(QWidget):
             # count the training images)
             save_to = str(Path(self._run_dir) / "evaluation.json")
         own_run = str(Path(ckpt).parent) if held_out else None
+        # another folder's "all": unless it is the run's own images moved or copied (the worker tells, by its files)
+        moved_from = (str(Path(ckpt).parent), self._held_out) if split == "all" and own_data and not held_out else None
         stamp = file_stamp(ckpt)  # (the file evaluated: it may be replaced while the evaluation runs)
-        worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run)
+        worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run, moved_from)
         worker.progress.connect(self._on_eval_progress)
         self._eval_generation += 1
         gen = self._eval_generation
@@ -1341,6 +1357,14 @@ class EvaluateTab(QWidget):
             tip = self.status_label.toolTip()
             note = str(ev["data_changed"])
             self._set_status(f"{self.status_label.text()} Careful: {note[0].upper()}{note[1:]}.".strip(), error=True)
+            self.status_label.setToolTip(tip)
+        if ev.get("own_images") and not ev.get("stopped"):
+            tip = self.status_label.toolTip()
+            self._select_split(str(ev.get("split")))  # (the split evaluated, not "all")
+            note = str(ev["own_images"])
+            self._set_status(
+                f"{self.status_label.text()} Note: {note}.".strip(), error="b42318" in self.status_label.styleSheet()
+            )
             self.status_label.setToolTip(tip)
         if ev.get("save_error"):  # shown, not kept: the run's evaluation.json is the one before (or none)
             tip = self.status_label.toolTip()

@@ -240,6 +240,37 @@ def test_another_folder_does_not_replace_the_runs_own_evaluation(qtbot, tab, tmp
 
 
 @pytest.mark.timeout(180)
+def test_the_runs_own_images_moved_elsewhere_are_evaluated_on_their_held_out_part(qtbot, tab, tmp_path):
+    """Chosen at their new place, the run's own images were all scored ("all", the folder being another), the ones
+    it trained on too, without a word. The file list the run recorded tells them."""
+    import shutil
+
+    from core.data import scan
+
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["dataset"] = {"root": str(data), "files": scan(str(data), min_classes=1).files_digest()}
+    (run / "config.json").write_text(json.dumps(cfg))
+    moved = shutil.copytree(data, tmp_path / "elsewhere" / "pets")
+    tab.show_run(str(run))
+    tab.data_edit.setText(str(moved))
+    tab._on_data_folder_chosen()
+    assert tab.split() == "all"  # (another folder, as far as its path tells)
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    ev = tab.evaluation()
+    assert ev["split"] == "val" and ev["num_samples"] == 3 and tab.split() == "val"  # 12 images, 25 % held out
+    assert f"Note: {moved} holds the images this run trained on (moved or copied)" in tab.status_label.text()
+    assert not (run / "evaluation.json").exists()  # (another folder's numbers are not the run's evaluation)
+    (moved / "cat" / "0.png").unlink()  # other images now: every image of the folder, as before
+    tab.split_combo.setCurrentText("all")
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.evaluation()["split"] == "all" and "holds the images" not in tab.status_label.text()
+
+
+@pytest.mark.timeout(180)
 def test_an_answer_for_a_run_no_longer_shown_is_dropped(qtbot, tab, tmp_path, monkeypatch):
     import gui.evaluate_tab as evaluate_tab
 
