@@ -164,8 +164,12 @@ class _ResultLabel(QLabel):
 
     def _render(self) -> None:
         fm = self.fontMetrics()
-        room = self.contentsRect().width() - fm.horizontalAdvance("Run folder: ") - 4
-        name = fm.elidedText(self._folder, Qt.TextElideMode.ElideMiddle, room) if room > 60 else self._folder
+        width = self.contentsRect().width() - 4
+        name = self._folder
+        # whole where it wraps at its hyphens (20261127-123020- / resnext11_4x8d-sample); cut to one line where a
+        # part between them is wider than the box (a data set name of underscores ran past its edge)
+        if width > 60 and max(fm.horizontalAdvance(part) for part in name.split("-")) > width:
+            name = fm.elidedText(name, Qt.TextElideMode.ElideMiddle, width - fm.horizontalAdvance("Run folder: "))
         super().setText("<br>".join([*self._lines, f"Run folder: {html.escape(name)}"]))
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
