@@ -14,6 +14,7 @@ import socket
 import tempfile
 import time
 import unicodedata
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,24 @@ def runs_dir_named(root: str | Path) -> str:
     return f"RESNEXT_STUDIO_RUNS={root}" if os.environ.get("RESNEXT_STUDIO_RUNS") else f"the runs folder {root}"
 
 
+def cut_short(path: str | Path) -> bool:
+    """Whether a checkpoint file is empty, or a zip (torch.save's format) whose index is missing: a copy or a save
+    that did not finish. Cheap (the end of the file); the older, non-zip format is not judged."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if not head:
+            return True
+        if head != b"PK\x03\x04":
+            return False
+        with zipfile.ZipFile(path):
+            return False
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        return True
+    except OSError:
+        return False
+
+
 @dataclass
 class RunInfo:
     path: Path
@@ -57,6 +76,7 @@ class RunInfo:
     has_last: bool
     message: str = ""  # how it ended, in words (status.json's message: the failure, "stopped during epoch 3" …)
     data_root: str = ""  # the data folder it trained on, absolute where known ("" when its config says none)
+    damaged_files: tuple[str, ...] = ()  # its checkpoints that are empty or cut short (not counted as had)
 
     @property
     def ended_early(self) -> bool:
@@ -806,6 +826,11 @@ class RunStore:
         message = str(status.get("message") or "") or (
             f"{' and '.join(damaged)} cannot be read (damaged or empty)" if damaged else ""
         )
+        # an empty or cut-short checkpoint (a copy that did not finish) showed as a usable one until evaluate failed
+        cut = tuple(n for n in ("best.pt", "last.pt") if (path / n).is_file() and cut_short(path / n))
+        if cut:
+            note = f"{' and '.join(cut)} {'is' if len(cut) == 1 else 'are'} empty or cut short: not usable"
+            message = f"{note}; {message}" if message else note  # (first: the listing cuts long messages)
         return RunInfo(
             path=path,
             name=path.name,
@@ -817,10 +842,11 @@ class RunStore:
             best_val_acc=best_acc,
             best_epoch=best_epoch,
             status=effective_status(status, path) if status else "interrupted",
-            has_best=(path / "best.pt").is_file(),
-            has_last=(path / "last.pt").is_file(),
+            has_best=(path / "best.pt").is_file() and "best.pt" not in cut,
+            has_last=(path / "last.pt").is_file() and "last.pt" not in cut,
             message=message,
             data_root=str(dataset.get("root") or data.get("root") or ""),
+            damaged_files=cut,
         )
 
     def list(self) -> list[RunInfo]:

@@ -382,3 +382,28 @@ def test_data_changes_reads_old_records_and_copies_alike(tmp_path, jpeg_writer):
     assert (
         runs.data_changes(runs.config_section(tmp_path, "dataset"), a.counts()) is None
     )  # nothing recorded to compare with
+
+
+def test_an_empty_or_cut_short_checkpoint_is_not_counted_as_saved(tmp_path, capsys):
+    """A copy that did not finish showed as a usable best.pt ("completed", Predict and Evaluate on) until
+    evaluate failed on it."""
+    import zipfile
+
+    from core.cli import main
+
+    store = RunStore(tmp_path / "runs")
+    run = store.create("resnext11_2x4d", "shapes")
+    (run / "status.json").write_text(json.dumps({"status": "completed"}))
+    with zipfile.ZipFile(run / "best.pt", "w") as z:  # torch.save's format: a zip
+        z.writestr("archive/data.pkl", b"x" * 5000)
+    assert store.info(run).has_best and not store.info(run).damaged_files  # (whole)
+    data = (run / "best.pt").read_bytes()
+    (run / "best.pt").write_bytes(data[: len(data) // 2])
+    (run / "last.pt").write_bytes(b"")
+    info = store.info(run)
+    assert (info.has_best, info.has_last, info.damaged_files) == (False, False, ("best.pt", "last.pt"))
+    assert info.message == "best.pt and last.pt are empty or cut short: not usable"
+    assert main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert "(best.pt and last.pt are empty or cut short: not usable)" in capsys.readouterr().out
+    assert main(["runs", "--runs-dir", str(tmp_path / "runs"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"][0]["damaged_files"] == ["best.pt", "last.pt"]
