@@ -837,7 +837,8 @@ class RunStore:
             created=created,
             arch=str(model.get("arch") or status.get("arch") or "?"),
             dataset=str(dataset.get("name") or Path(str(data.get("root") or "?")).name),
-            epochs_done=len(history),
+            # (status.json's count too: a history.csv lost or damaged showed a finished run as "0/4")
+            epochs_done=max(len(history), _count(status.get("epochs_done")) or 0),
             epochs_planned=_count(train.get("epochs")),
             best_val_acc=best_acc,
             best_epoch=best_epoch,

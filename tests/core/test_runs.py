@@ -407,3 +407,15 @@ def test_an_empty_or_cut_short_checkpoint_is_not_counted_as_saved(tmp_path, caps
     assert "(best.pt and last.pt are empty or cut short: not usable)" in capsys.readouterr().out
     assert main(["runs", "--runs-dir", str(tmp_path / "runs"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["runs"][0]["damaged_files"] == ["best.pt", "last.pt"]
+
+
+def test_a_lost_history_leaves_the_epochs_status_json_counted(tmp_path):
+    """history.csv lost (or cut to a junk row): a finished run of 4 epochs read "0/4"."""
+    store = RunStore(tmp_path / "runs")
+    run = store.create("resnext11_2x4d", "shapes")
+    (run / "config.json").write_text(json.dumps({"train": {"epochs": 4}}))
+    (run / "status.json").write_text(json.dumps({"status": "completed", "epochs_done": 4}))
+    info = store.info(run)
+    assert (info.epochs_done, info.epochs_planned) == (4, 4)
+    (run / "history.csv").write_text("epoch,train_loss\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n5,0.1\n")  # (more: counted)
+    assert store.info(run).epochs_done == 5
