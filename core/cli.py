@@ -427,7 +427,13 @@ def _warn_unused_split_flags(args: argparse.Namespace, index) -> None:
     if getattr(args, "val_split", None) is not None and has_val:
         _err(f"warning: --val-split {args.val_split} is not used: {index.root} has its own val/ folder")
     if getattr(args, "test_split", None) is not None:
-        _err(f"warning: --test-split {args.test_split} is not used: {index.root} keeps its test images in test/")
+        has_test = any(s.split == "test" for s in index.samples)
+        where = (
+            "keeps its test images in test/"
+            if has_test
+            else "has split folders: test images come from a test/ folder (it has none)"
+        )
+        _err(f"warning: --test-split {args.test_split} is not used: {index.root} {where}")
 
 
 def _train_config(args: argparse.Namespace):

@@ -414,6 +414,25 @@ def test_pretrained_imagenet_without_arch_picks_the_imagenet_family(trained):
     assert cfg.model.arch == "resnext50_32x4d" and cfg.model.mode == "linear" and cfg.data.image_size == 224
 
 
+def test_a_test_split_flag_on_split_folders_says_where_test_images_come_from(capsys, tmp_path):
+    """With train/ and val/ only, it said the folder "keeps its test images in test/": there is none."""
+    from core.cli import _warn_unused_split_flags
+    from core.data import scan
+
+    for part in ("train", "val"):
+        make_set(tmp_path / "d" / part, per_class=3)
+    args = build_parser().parse_args(["train", "--data", str(tmp_path / "d"), "--test-split", "0.2"])
+    _warn_unused_split_flags(args, scan(tmp_path / "d"))
+    err = capsys.readouterr().err
+    assert err == (
+        f"warning: --test-split 0.2 is not used: {tmp_path / 'd'} has split folders: test images come from a test/ "
+        "folder (it has none)\n"
+    )
+    make_set(tmp_path / "d" / "test", per_class=2)
+    _warn_unused_split_flags(args, scan(tmp_path / "d"))
+    assert capsys.readouterr().err.endswith("keeps its test images in test/\n")
+
+
 def test_predict_csv_dash_writes_the_table_on_stdout(capsys, trained, tmp_path, monkeypatch):
     """`--csv -` wrote a file named "-" in the working folder."""
     import csv
