@@ -997,6 +997,8 @@ class Trainer:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             else:
                 self._warn("sync_bn needs CUDA (NCCL); on the CPU each process keeps its own BatchNorm statistics")
+        elif tc.sync_bn and not self._resume_ckpt:  # (said, not done without a word)
+            self._warn("sync_bn is for several processes under torchrun: one process has nothing to synchronise")
         self.model = model.to(dev, memory_format=self.memory_format)
         self.forward = self.model
         if self.dist.enabled:

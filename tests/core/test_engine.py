@@ -207,6 +207,13 @@ def test_a_resume_with_fewer_or_more_images_keeps_its_place_on_the_cosine(tmp_pa
     assert lrs[3] == pytest.approx(cfg.train.lr * 0.5 * (1 + math.cos(math.pi * 3 / 4)), rel=0.05)
 
 
+def test_sync_bn_in_one_process_is_said_not_silently_ignored(dataset, tmp_path):
+    rec = Recorder()
+    result = Trainer(config(dataset, epochs=1, sync_bn=True), callbacks=[rec], runs_dir=tmp_path).fit()
+    assert result.reason == "completed"
+    assert any("sync_bn is for several processes under torchrun" in w for w in rec.warnings)
+
+
 def test_the_cosine_ends_at_zero_when_the_last_batch_of_one_image_is_left_out(dataset, tmp_path):
     """A last batch of one image is left out (BatchNorm cannot train on it) but the cosine counted it: 17 images at
     batch 16 ended the run at half the rate."""
