@@ -4,7 +4,8 @@ __version__ = "0.1.0"
 
 
 def quiet_closed_terminal() -> None:
-    """stdout and stderr to the null device (on SIGHUP: their terminal is gone, and a write to it fails)."""
+    """stdout and stderr that are a terminal to the null device (on SIGHUP: the terminal is gone, and a write to it
+    fails); a file or a pipe keeps what is written (nohup.out, a log, the app reading a torchrun job's JSON)."""
     import contextlib
     import os
     import sys
@@ -13,7 +14,17 @@ def quiet_closed_terminal() -> None:
         null = os.open(os.devnull, os.O_WRONLY)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError, AttributeError):
-                stream.flush()
-            with contextlib.suppress(OSError, ValueError, AttributeError):
+                if not os.isatty(stream.fileno()):
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
                 os.dup2(null, stream.fileno())
         os.close(null)
+
+
+def takes_signal(sig: object) -> bool:
+    """Whether a handler may be put on `sig`: it exists here (no SIGHUP on Windows) and was not set to be ignored
+    (`nohup` starts a process with SIGHUP ignored: a run started so must outlive the terminal)."""
+    import signal
+
+    return sig is not None and signal.getsignal(sig) is not signal.SIG_IGN  # type: ignore[arg-type]

@@ -32,10 +32,12 @@ def _ending_on_signals() -> Any:
     def handler(signum: int, _frame: Any) -> None:
         raise _Ended(signum)
 
+    from core import takes_signal
+
     before = {}
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
-        if sig is not None:
+        if takes_signal(sig):  # (nohup: SIGHUP ignored, as it asked)
             with contextlib.suppress(ValueError, OSError):  # (not the main thread: left as they are)
                 before[sig] = signal.signal(sig, handler)
     try:

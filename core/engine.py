@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import checkpoint, data, distributed, metrics, models, quiet_closed_terminal, runs
+from core import checkpoint, data, distributed, metrics, models, quiet_closed_terminal, runs, takes_signal
 from core.config import ConfigError, DataConfig, RunConfig, TrainConfig, auto_preset
 
 PROGRESS_INTERVAL_S = 0.1  # batch events at most 10 per second (plus the first and last batch of an epoch)
@@ -878,7 +878,7 @@ class Trainer:
 
         # (SIGHUP: the terminal it runs in was closed; it killed the run and lost the epoch held back)
         for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is None:
+            if not takes_signal(sig):  # (nohup: SIGHUP ignored, as it asked)
                 continue
             with contextlib.suppress(ValueError, OSError):
                 old[sig] = signal.signal(sig, handler)

@@ -180,7 +180,7 @@ def close_on_signals(window: Any) -> None:
 
     from PySide6.QtCore import QSocketNotifier, QTimer
 
-    from core import quiet_closed_terminal
+    from core import quiet_closed_terminal, takes_signal
 
     wake_r, wake_w = socket.socketpair()
     for sock in (wake_r, wake_w):
@@ -195,7 +195,7 @@ def close_on_signals(window: Any) -> None:
     notifier.activated.connect(drain)
 
     # SIGHUP: the terminal the app was started from was closed (it ended the app and a run in it on the spot)
-    signals = [s for s in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)) if s is not None]
+    signals = [s for s in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)) if takes_signal(s)]
 
     def handler(signum: int, frame: Any) -> None:
         for sig in signals:

@@ -545,11 +545,14 @@ def test_a_stop_right_after_a_non_finite_loss_fails_instead_of_saving_broken_wei
 
 
 @pytest.mark.skipif(not hasattr(__import__("signal"), "SIGHUP"), reason="POSIX signals")
-@pytest.mark.timeout(240)
-def test_a_closed_terminal_stops_after_the_batch_and_keeps_last_pt(dataset, tmp_path):
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("stderr", ["pipe", "terminal", "nohup"])
+def test_a_closed_terminal_stops_after_the_batch_and_keeps_last_pt(dataset, tmp_path, stderr):
     """SIGHUP (the terminal `train` ran in was closed) killed the run at once and lost the epochs held back; it
-    stops as Ctrl-C does, and what it prints afterwards goes nowhere instead of failing the run. In a process of
-    its own: the signal points stdout and stderr at the null device."""
+    stops as Ctrl-C does. What it prints afterwards to that terminal goes nowhere instead of failing the run; a
+    pipe or a file keeps it. Under nohup (SIGHUP ignored) the run goes on to its end. In a process of its own."""
+    import pty
+    import signal
     import subprocess
     import sys
     import textwrap
@@ -571,15 +574,44 @@ def test_a_closed_terminal_stops_after_the_batch_and_keeps_last_pt(dataset, tmp_
 
         cfg = config(Path({str(dataset)!r}), epochs=3, save_every_s=60)  # epoch 1 is held back, not yet saved
         r = Trainer(cfg, callbacks=[Hangup()], runs_dir={str(tmp_path / "runs")!r}).fit()
-        print("printed after the terminal closed", file=sys.stderr)
+        print("printed after the signal", file=sys.stderr, flush=True)
         Path({str(answer)!r}).write_text(json.dumps({{"reason": r.reason, "message": r.message, "run": r.run_dir}}))
         """
     )
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=220)
-    assert proc.returncode == 0, proc.stderr
-    assert "printed after the terminal closed" not in proc.stderr  # (to the null device)
+    master, tty = pty.openpty() if stderr == "terminal" else (None, None)
+
+    def ignore_hangups() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts a process
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=tty if tty is not None else subprocess.PIPE,
+        preexec_fn=ignore_hangups if stderr == "nohup" else None,
+        timeout=280,
+    )
+    if tty is not None:
+        os.close(tty)
+        said = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # (the other end closed: all read)
+                break
+            if not chunk:
+                break
+            said += chunk
+        os.close(master)
+    else:
+        said = proc.stderr
+    assert proc.returncode == 0, said.decode(errors="replace")
     got = json.loads(answer.read_text())
+    if stderr == "nohup":
+        assert got["reason"] == "completed", got
+        return
+    assert (b"printed after the signal" in said) == (stderr == "pipe")  # a closed terminal: the null device
     assert got["reason"] == "stopped" and "during epoch 2" in got["message"], got
     last = checkpoint.load(Path(got["run"]) / "last.pt")
     assert last["epoch"] == 1 and last["partial_epoch"] is True  # epoch 1, held back, and epoch 2 so far

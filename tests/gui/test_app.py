@@ -464,6 +464,26 @@ def test_a_terminating_signal_closes_the_window_as_quit_does(tmp_path, sig):
     assert "image_size" in saved[0].read_text(encoding="utf-8")
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_an_app_started_under_nohup_outlives_its_terminal(qtbot, window):
+    """nohup starts a process with SIGHUP ignored; the app's own handler replaced that and closed the window."""
+    import signal
+
+    from gui.app import close_on_signals
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
+    w = window(load_initial=False)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        close_on_signals(w)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN  # left ignored, as nohup asked
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, before[signal.SIGTERM])
+    finally:
+        signal.set_wakeup_fd(-1)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def test_file_dialogs_open_where_the_user_last_went_else_home(qapp, tmp_path, monkeypatch):
     from gui.widgets import dialog_dir, remember_dir
 
