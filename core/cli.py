@@ -715,8 +715,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except DataError as e:
         raise UsageError(f"--data: {e}") from None
     own_folder = bool(own) and Path(own).is_dir() and os.path.samefile(own, data)
-    recorded = config_section(run_dir, "dataset").get("files") if run_dir is not None else None
-    if not own_folder and isinstance(recorded, str) and index.files_digest() == recorded:
+    from core.runs import holds_its_images
+
+    if not own_folder and run_dir is not None and holds_its_images(run_dir, index, own):
         # the images the run trained on, in another place (the folder moved or was copied): its own, so its
         # held-out part; "all" scored the images it trained on with no word (66.67 % on a moved folder)
         own_folder = True

@@ -282,6 +282,9 @@ class DatasetIndex:
     duplicates: list[list[str]] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)  # in class folders, not of an image type (notes.txt)
     notes: list[str] = field(default_factory=list)  # how the folders were read where a user may have meant otherwise
+    # the images' contents with their names and classes (as files_digest, with each file's bytes): the same images
+    # in another place, moved or copied, have the same; "" where not made (an index built by hand)
+    content_digest: str = ""
     _digest: str | None = field(default=None, init=False, repr=False, compare=False)  # files_digest(), once made
 
     def counts(self) -> dict[str, int]:
@@ -606,6 +609,13 @@ def scan(
 
     samples = [Sample(path, label, split_name) for label, cls in enumerate(classes) for path, split_name in good[cls]]
     duplicates = sorted(sorted(g) for g in by_hash.values() if len(g) > 1)
+    content = hashlib.blake2b(digest_size=16)  # (the bytes' digests the scan made anyway, for the duplicates)
+    for line in sorted(
+        f"{cls}\t{class_key(Path(os.path.relpath(path, root_s)).as_posix())}\t{digest}"
+        for (path, cls, _), (digest, reason) in zip(candidates, results, strict=True)
+        if reason is None and cls in classes
+    ):
+        content.update(line.encode("utf-8", "surrogateescape") + b"\n")
     return DatasetIndex(
         root=root_s,
         layout=layout,
@@ -617,6 +627,7 @@ def scan(
         duplicates=duplicates,
         ignored_files=sorted(ignored),
         notes=notes + _unicode_twins(top if layout == "classes" else [c for s in top for c in _subdirs(s.path)]),
+        content_digest=content.hexdigest() if samples else "",
     )
 
 

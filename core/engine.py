@@ -1097,6 +1097,7 @@ class Trainer:
             "classes": list(index.classes),
             "counts": index.counts(),
             "files": index.files_digest(),  # which images: evaluate warns when its split is drawn from others
+            "content": index.content_digest,  # and their bytes: the same images elsewhere (moved, copied) are known
             "train_size": len(self.split.train),
             "val_size": len(self.split.val),
             "test_size": len(self.split.test),

@@ -572,6 +572,20 @@ def data_changes(dataset: dict[str, Any], counts: dict[str, int], files_digest: 
     return changed
 
 
+def holds_its_images(run_dir: str | Path, index: Any, trained_root: str = "") -> bool:
+    """Whether `index`, a folder other than the run's own, holds the very images the run trained on (moved or
+    copied there): its held-out split is then the honest figure, not "all". Known by the bytes the run recorded;
+    a run from before they were recorded, by the names and classes, and only when its own folder is gone (a new
+    set that reuses the names, beside the old one, is another)."""
+    dataset = config_section(run_dir, "dataset")
+    content = dataset.get("content")
+    if isinstance(content, str) and content:
+        return content == getattr(index, "content_digest", "")
+    names = dataset.get("files")
+    gone = not trained_root or not os.path.isdir(trained_root)
+    return isinstance(names, str) and gone and names == index.files_digest()
+
+
 def held_out_warning(run_dir: str | Path, index: Any, split: str, other_folder: str = "--data") -> str | None:
     """The warning for evaluating run_dir's held-out `split` of `index` (its own data folder, scanned now) when the
     folder changed since the run trained; None when it did not (or the run recorded nothing). `other_folder`: how

@@ -93,13 +93,12 @@ def _evaluate_job(
     trained on, without a word)."""
     from core.data import scan
     from core.engine import evaluate
-    from core.runs import config_section, held_out_warning
+    from core.runs import held_out_warning, holds_its_images, run_data_root
 
     index = scan(data_root, progress=progress, stop=stop, min_classes=1)
     moved = None
-    if moved_from is not None and split == "all":
-        recorded = config_section(moved_from[0], "dataset").get("files")
-        if isinstance(recorded, str) and recorded == index.files_digest() and moved_from[1] != "all":
+    if moved_from is not None and split == "all" and moved_from[1] != "all":
+        if holds_its_images(moved_from[0], index, run_data_root(moved_from[0])):
             split, own_run, moved = moved_from[1], moved_from[0], moved_from[1]
     kwargs: dict[str, Any] = {"split": split}
     if _accepts(evaluate, "progress"):
@@ -1124,7 +1123,8 @@ class EvaluateTab(QWidget):
             save_to = str(Path(self._run_dir) / "evaluation.json")
         own_run = str(Path(ckpt).parent) if held_out else None
         # another folder's "all": unless it is the run's own images moved or copied (the worker tells, by its files)
-        moved_from = (str(Path(ckpt).parent), self._held_out) if split == "all" and own_data and not held_out else None
+        elsewhere = bool(own_data) and _same_folder(data, own_data) is False  # (its own folder's "all" is asked for)
+        moved_from = (str(Path(ckpt).parent), self._held_out) if split == "all" and elsewhere else None
         stamp = file_stamp(ckpt)  # (the file evaluated: it may be replaced while the evaluation runs)
         worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run, moved_from)
         worker.progress.connect(self._on_eval_progress)

@@ -419,3 +419,36 @@ def test_a_lost_history_leaves_the_epochs_status_json_counted(tmp_path):
     assert (info.epochs_done, info.epochs_planned) == (4, 4)
     (run / "history.csv").write_text("epoch,train_loss\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n5,0.1\n")  # (more: counted)
     assert store.info(run).epochs_done == 5
+
+
+def test_a_run_knows_its_images_elsewhere_by_their_bytes_or_when_its_folder_is_gone(tmp_path):
+    """The same names with other bytes (a generator run again) were taken for the images a run trained on."""
+    import shutil
+
+    from PIL import Image
+
+    from core.data import scan
+    from core.runs import holds_its_images
+
+    data = tmp_path / "data"
+    for c, name in enumerate(("red", "blue")):
+        (data / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (200 * (c == 0), i, 200 * (c == 1))).save(data / name / f"{i}.png")
+    run = tmp_path / "run"
+    run.mkdir()
+    index = scan(str(data))
+    copy = shutil.copytree(data, tmp_path / "copy")
+    Image.new("RGB", (8, 8), "white").save(tmp_path / "copy" / "red" / "0.png")  # the same names, another image
+    for dataset, copy_is_its_own in (
+        ({"files": index.files_digest(), "content": index.content_digest}, False),  # by the bytes
+        ({"files": index.files_digest()}, False),  # an older run: by the names, and its folder is still there
+    ):
+        (run / "config.json").write_text(json.dumps({"dataset": dataset}))
+        assert holds_its_images(run, scan(str(copy)), str(data)) is copy_is_its_own
+    (run / "config.json").write_text(json.dumps({"dataset": {"files": index.files_digest()}}))
+    shutil.rmtree(data)  # moved away: an older run knows it by its names
+    assert holds_its_images(run, scan(str(copy)), str(data))
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(tmp_path / "copy" / "red" / "0.png")  # (its bytes back)
+    (run / "config.json").write_text(json.dumps({"dataset": {"content": index.content_digest}}))
+    assert holds_its_images(run, scan(str(copy)), str(data))

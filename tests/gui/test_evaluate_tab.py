@@ -250,10 +250,16 @@ def test_the_runs_own_images_moved_elsewhere_are_evaluated_on_their_held_out_par
     data = make_dataset(tmp_path / "pets")
     run = make_run(tmp_path / "runs", data, None)
     cfg = json.loads((run / "config.json").read_text())
-    cfg["dataset"] = {"root": str(data), "files": scan(str(data), min_classes=1).files_digest()}
+    index = scan(str(data), min_classes=1)
+    cfg["dataset"] = {"root": str(data), "files": index.files_digest(), "content": index.content_digest}
     (run / "config.json").write_text(json.dumps(cfg))
     moved = shutil.copytree(data, tmp_path / "elsewhere" / "pets")
     tab.show_run(str(run))
+    tab.split_combo.setCurrentText("all")  # "all" of its own folder, asked for: all of it (not the held-out part)
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.evaluation()["split"] == "all" and tab.evaluation()["num_samples"] == 12
+    assert "holds the images" not in tab.status_label.text()
     tab.data_edit.setText(str(moved))
     tab._on_data_folder_chosen()
     assert tab.split() == "all"  # (another folder, as far as its path tells)
@@ -263,7 +269,7 @@ def test_the_runs_own_images_moved_elsewhere_are_evaluated_on_their_held_out_par
     assert ev["split"] == "val" and ev["num_samples"] == 3 and tab.split() == "val"  # 12 images, 25 % held out
     assert f"Note: {moved} holds the images this run trained on (moved or copied)" in tab.status_label.text()
     assert not (run / "evaluation.json").exists()  # (another folder's numbers are not the run's evaluation)
-    (moved / "cat" / "0.png").unlink()  # other images now: every image of the folder, as before
+    Image.new("RGB", (36, 36), "white").save(moved / "cat" / "0.png")  # the same names, another image: another set
     tab.split_combo.setCurrentText("all")
     tab.evaluate_now()
     wait_idle(qtbot, tab)
