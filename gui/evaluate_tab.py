@@ -97,9 +97,9 @@ def _evaluate_job(
 
     index = scan(data_root, progress=progress, stop=stop, min_classes=1)
     moved = None
-    if moved_from is not None and split == "all" and moved_from[1] != "all":
-        if holds_its_images(moved_from[0], index, run_data_root(moved_from[0])):
-            split, own_run, moved = moved_from[1], moved_from[0], moved_from[1]
+    others = moved_from is not None and split == "all" and moved_from[1] != "all"
+    if others and holds_its_images(moved_from[0], index, run_data_root(moved_from[0])):
+        split, own_run, moved = moved_from[1], moved_from[0], moved_from[1]
     kwargs: dict[str, Any] = {"split": split}
     if _accepts(evaluate, "progress"):
         kwargs["progress"] = progress
