@@ -1113,9 +1113,14 @@ class Trainer:
                 # The cosine counts steps: with more or fewer images (or another batch size) an epoch has another
                 # number of them, so the count is moved to the same place in epochs. (Kept as it was, 5 steps an
                 # epoch turning into 1 left the rate at 0 for the rest of the run, and more steps jolted it up.)
-                old = ck.get("steps_per_epoch")  # (not in a last.pt from before it was recorded: kept as it was)
-                if old and old != self.steps_per_epoch:
-                    self.scheduler.last_epoch = round(self.scheduler.last_epoch * self.steps_per_epoch / old)
+                # (in the steps the cosine counts, the ones that train; a last.pt from before they were recorded
+                # counted the loader's batches, and one from before those, nothing: kept as it was)
+                if ck.get("trained_steps_per_epoch"):
+                    old, new = ck["trained_steps_per_epoch"], self.trained_steps_per_epoch
+                else:
+                    old, new = ck.get("steps_per_epoch"), self.steps_per_epoch
+                if old and old != new:
+                    self.scheduler.last_epoch = round(self.scheduler.last_epoch * new / old)
                 # The optimizer kept the rate of the run's last step; a run given more epochs has a longer cosine,
                 # which is higher at this step (a finished run's last rate was 0: its first new batch trained
                 # at 0 and history.csv said so). The schedule's own value, from the first batch on.
@@ -1773,6 +1778,7 @@ class Trainer:
             partial_epoch=partial is not None,
             partial=partial,
             steps_per_epoch=self.steps_per_epoch,
+            trained_steps_per_epoch=self.trained_steps_per_epoch,  # what the cosine counts (a resume rescales it)
         )
 
     def _write_progress(self, p: BatchProgress) -> None:

@@ -207,6 +207,27 @@ def test_a_resume_with_fewer_or_more_images_keeps_its_place_on_the_cosine(tmp_pa
     assert lrs[3] == pytest.approx(cfg.train.lr * 0.5 * (1 + math.cos(math.pi * 3 / 4)), rel=0.05)
 
 
+def test_a_resume_keeps_its_place_on_the_cosine_when_a_batch_of_one_was_left_out(tmp_path):
+    """The cosine counts the steps that train, and a resume moved its count by the loader's batches: 18 images at
+    batch 17 (one step an epoch, the image over left out) resumed with 36 went back up to 0.85 of the rate."""
+    root = make_colour_set(tmp_path / "data", per_class=6)
+    cfg = config(root, epochs=2, batch_size=17, warmup_epochs=0)
+    cfg.data.val_split = 0.0
+    first = Trainer(cfg, runs_dir=tmp_path / "runs").fit()
+    assert first.reason == "completed", first.message
+    saved = checkpoint.load(Path(first.run_dir) / "last.pt")
+    assert (saved["steps_per_epoch"], saved["trained_steps_per_epoch"], saved["scheduler"]["last_epoch"]) == (2, 1, 2)
+    for c in range(3):  # 12 a class: three steps an epoch, all of them trained
+        for i in range(6, 12):
+            shutil.copy(root / f"c{c}" / "00.png", root / f"c{c}" / f"{i:02d}.png")
+    cfg4 = config(root, epochs=4, batch_size=17, warmup_epochs=0)
+    more = Trainer(cfg4, resume=first.run_dir).fit()
+    assert more.reason == "completed", more.message
+    lrs = [r["lr"] for r in more.history]
+    assert lrs[2] == pytest.approx(cfg.train.lr * 0.5, rel=0.02)  # half-way along a 4-epoch cosine
+    assert lrs[3] == pytest.approx(cfg.train.lr * 0.5 * (1 + math.cos(math.pi * 3 / 4)), rel=0.05)
+
+
 def test_sync_bn_in_one_process_is_said_not_silently_ignored(dataset, tmp_path):
     rec = Recorder()
     result = Trainer(config(dataset, epochs=1, sync_bn=True), callbacks=[rec], runs_dir=tmp_path).fit()
