@@ -940,7 +940,8 @@ class TrainTab(QWidget):
         from core.runs import section, trained_data_root
 
         try:
-            override = RunConfig(train=TrainConfig(**self.train_values())).validate()
+            override = RunConfig(train=TrainConfig(**self.train_values()))  # (its epochs, device, cache only: the
+            # run keeps its own rate and the rest; a learning rate of 0 in the form refused a resume that never uses it)
         except ValueError as exc:
             self.banner.set_error(self._in_form_words(exc))
             return False

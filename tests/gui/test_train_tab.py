@@ -343,6 +343,7 @@ def test_resuming_a_stopped_run_finishes_its_own_plan(qtbot, tiny_dataset, runs_
     first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=3)
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=2)  # the form says 2 epochs and batch 8
     tab.set_train_values({"batch_size": 16})
+    tab.lr_edit.setText("0")  # a rate the run does not use: no reason to refuse its resume
     try:
         said = []
         with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
