@@ -901,10 +901,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     _err(f"error: {p.source}: {why}")
                     problems.append((p.source, why))
     csv_error = None
-    if to_stdout:
+    if to_stdout:  # as the file would hold it: a name's own bytes, rows ending \r\n once (text mode doubled the \r)
         from core.predict import csv_text
 
-        sys.stdout.write(csv_text(preds, args.top_k))
+        sys.stdout.flush()
+        out = getattr(sys.stdout, "buffer", None)
+        text = csv_text(preds, args.top_k)
+        if out is not None:
+            out.write(text.encode("utf-8", errors="surrogateescape"))
+            out.flush()
+        else:  # (a stream without bytes: what pytest's capture gives)
+            sys.stdout.write(text)
     elif args.csv:
         try:
             write_csv(preds, args.csv, args.top_k)

@@ -445,6 +445,15 @@ def test_predict_csv_dash_writes_the_table_on_stdout(capsys, trained, tmp_path, 
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["source"] for r in rows] == [str(p) for p in images] and all(r["ok"] == "yes" for r in rows)
     assert not (tmp_path / "-").exists()
+    # byte for byte what the file holds (rows end "\r\n" once; text-mode stdout made it "\r\r\n" on Windows)
+    import subprocess
+    import sys
+
+    argv = [sys.executable, str(Path(__file__).resolve().parents[2] / "main.py"), "predict", "--checkpoint"]
+    argv += [str(trained["run"]), *map(str, images), "--quiet", "--csv"]
+    piped = subprocess.run([*argv, "-"], capture_output=True, timeout=120).stdout
+    assert subprocess.run([*argv, str(tmp_path / "p.csv")], capture_output=True, timeout=120).returncode == 0
+    assert piped == (tmp_path / "p.csv").read_bytes() and piped.count(b"\r\n") == 3
     rc, out, err = run(capsys, "predict", "--checkpoint", trained["run"], images[0], "--csv", "-", "--json")
     assert rc == 2 and out == "" and err == "error: --csv - and --json both write to stdout: choose one\n"
 
