@@ -533,7 +533,11 @@ def _flag_message(e: Exception) -> str:
     fields = {f.name for c in (DataConfig, ModelConfig, TrainConfig) for f in dataclasses.fields(c)}
     fields |= {"runs_dir", "num_classes"}  # (summary's --num-classes)
     if str(e).startswith("val_split ") and " + test_split " in str(e):  # (both: "val_split 0.2 + test_split 0.9 …")
-        return str(e).replace("val_split", "--val-split", 1).replace("test_split", "--test-split", 1)
+        # in words, with the flags that change them (one may be the default or the --config file's, not typed)
+        return (
+            str(e).replace("val_split", "the validation share", 1).replace("test_split", "the test share", 1)
+            + " (--val-split, --test-split)"
+        )
     field, _, why = str(e).partition(": ")
     name, _, value = field.partition("=")
     section, _, name = name.rpartition(".")

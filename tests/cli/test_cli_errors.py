@@ -927,7 +927,10 @@ def test_split_shares_that_leave_nothing_to_train_name_both(capsys, trained, tmp
     """`--test-split 0.9` was refused as "--val-split 0.2: val + test must be < 1", a flag not given."""
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--runs-dir", tmp_path / "r", "--test-split", "0.9")
     assert rc == 2 and one_line(err), err
-    assert err == "error: --val-split 0.2 + --test-split 0.9 = 1.1: must be < 1, or no image is left to train on\n"
+    assert err == (
+        "error: the validation share 0.2 + the test share 0.9 = 1.1: must be < 1, or no image is left to train on "
+        "(--val-split, --test-split)\n"
+    )
     assert not (tmp_path / "r").exists()
 
 
