@@ -1119,8 +1119,10 @@ class Trainer:
                     old, new = ck["trained_steps_per_epoch"], self.trained_steps_per_epoch
                 else:
                     old, new = ck.get("steps_per_epoch"), self.steps_per_epoch
-                if old and old != new:
-                    self.scheduler.last_epoch = round(self.scheduler.last_epoch * new / old)
+                if old and old != new:  # whole epochs at the new count; the steps of a stopped epoch as they were
+                    done = int(ck.get("epoch") or 0)
+                    within = max(0, self.scheduler.last_epoch - done * old)
+                    self.scheduler.last_epoch = done * new + within
                 # The optimizer kept the rate of the run's last step; a run given more epochs has a longer cosine,
                 # which is higher at this step (a finished run's last rate was 0: its first new batch trained
                 # at 0 and history.csv said so). The schedule's own value, from the first batch on.

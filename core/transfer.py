@@ -196,6 +196,7 @@ class LinearTrainer(Trainer):
 
         self.criterion = self._make_criterion()
         self.steps_per_epoch = max(1, math.ceil(len(self.split.train) / tc.batch_size))
+        self.trained_steps_per_epoch = self.steps_per_epoch  # (the head has no BatchNorm: a batch of one trains)
         self.optimizer = make_optimizer(self.model, tc, finetune=False)  # fc only: the rest is frozen
         self.has_val = bool(self.split.val)
         plateau_mode = "max" if (self.has_val and tc.monitor == "val_acc") else "min"
@@ -413,7 +414,7 @@ class LinearTrainer(Trainer):
         order = torch.randperm(n, generator=gen)
         # one view per image and epoch: view 0 is the un-augmented image, 1..V the augmented ones
         view = torch.randint(0, x_all.shape[1], (n,), generator=gen) if x_all.ndim == 3 else None
-        steps = self.steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
+        steps = self.steps_per_epoch = self.trained_steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
         order, view = data.to_device(order, dev), None if view is None else data.to_device(view, dev)  # once
         meter = _EpochMeter(self, epoch, steps)
         done = self._go_on_features(epoch, meter, n)
