@@ -140,7 +140,12 @@ class _FormColumn(QScrollArea):
         return QSize(self.maximumWidth(), super().sizeHint().height())
 
     def fit(self, tab_width: int) -> None:
-        self.setMaximumWidth(max(self.LEAST, min(self.MOST, int(self.FRACTION * tab_width))))
+        # never below what the fields need (a larger font): with no horizontal scroll bar they would be cut off
+        form = self.widget()
+        need = form.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() if form else 0
+        least = max(self.LEAST, need)
+        self.setMinimumWidth(least)
+        self.setMaximumWidth(max(least, min(self.MOST, int(self.FRACTION * tab_width))))
 
 
 class _ResultLabel(QLabel):
@@ -330,7 +335,6 @@ class TrainTab(QWidget):
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setMinimumWidth(_FormColumn.LEAST)
         scroll.fit(1280)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (Tab goes to the form's fields, not to the area around them)

@@ -131,6 +131,14 @@ def test_on_a_narrow_window_the_settings_column_gives_the_log_room(qtbot, window
     assert column.widget().width() <= column.viewport().width()  # the fields fit: none cut off at the right
     w.resize(1366, 700)
     qtbot.waitUntil(lambda: column.width() >= 470, timeout=5000)
+    # a larger font (a desktop set to 125 %): the column is never narrower than its fields need
+    font = column.widget().font()
+    font.setPointSizeF(font.pointSizeF() * 1.4)
+    column.widget().setFont(font)
+    w.resize(1000, 700)
+    w.resize(1024, 700)
+    qtbot.waitUntil(lambda: w.width() == 1024 and column.width() < 470, timeout=5000)
+    assert column.widget().width() <= column.viewport().width()  # nothing cut off at the right
 
 
 def test_a_longer_message_squeezes_the_tab_and_never_grows_the_window(qtbot, window):
