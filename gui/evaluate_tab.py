@@ -88,8 +88,8 @@ def _evaluate_job(
 
     `own_run`: the run whose data folder this is (its held-out split is evaluated): a folder changed since it
     trained is noted in "data_changed". `moved_from` (run folder, its held-out split), for "all" of another
-    folder: when that folder holds the very images the run trained on (moved or copied: the file list recorded at
-    training), its held-out split is evaluated instead, and "own_images" says so ("all" scored the images it
+    folder: when that folder holds the very images the run trained on (moved or copied: core.runs.holds_its_images,
+    by their bytes), its held-out split is evaluated instead, and "own_images" says so ("all" scored the images it
     trained on, without a word)."""
     from core.data import scan
     from core.engine import evaluate
