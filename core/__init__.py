@@ -1,5 +1,7 @@
 """Headless core of ResNeXt Studio: data, models, training, prediction, export, runs. Never imports Qt."""
 
+from collections.abc import Callable
+
 __version__ = "0.1.0"
 
 
@@ -28,3 +30,24 @@ def takes_signal(sig: object) -> bool:
     import signal
 
     return sig is not None and signal.getsignal(sig) is not signal.SIG_IGN  # type: ignore[arg-type]
+
+
+def handle_signals(names: tuple[str, ...], handler: Callable[..., None]) -> Callable[[], None]:
+    """`handler` on the signals of `names` this system has and that are not ignored (takes_signal), from the main
+    thread (elsewhere none is set); returns the function that puts the handlers before back."""
+    import contextlib
+    import signal
+
+    before = {}
+    for name in names:
+        sig = getattr(signal, name, None)
+        if takes_signal(sig):  # (nohup: SIGHUP ignored, as it asked)
+            with contextlib.suppress(ValueError, OSError):  # (not the main thread: left as they are)
+                before[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, previous in before.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, previous)
+
+    return restore

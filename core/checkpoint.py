@@ -9,7 +9,6 @@ import pickle
 import re
 import shutil
 import warnings
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 
 from core import runs
+from core.runs import zip_kind  # (torch-free, for the run list; models and the loader ask it too)
 
 FORMAT = "resnext-studio/1"
 
@@ -129,11 +129,10 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _readable(path: Path) -> bool:
-    """Whether the file's bytes can be read at all."""
+    """Whether the file can be opened and read at all (permissions; torch reads the rest)."""
     try:
         with open(path, "rb") as f:
-            while f.read(1 << 20):
-                pass
+            f.read(1)
         return True
     except OSError:
         return False
@@ -203,23 +202,6 @@ def not_torch_file(path: str | Path, kind: str | None = None) -> str:
     if Path(path).suffix.lower() == ".onnx":
         return "an ONNX model, not a file saved by torch.save"
     return "not a file saved by torch.save"
-
-
-def zip_kind(path: str | Path) -> str:
-    """What a file is as a zip archive (torch.save's format): "torch.save" (a checkpoint or weights file, by its
-    index), "torchscript" (an export), "zip" (another archive), "damaged" (it starts as one but its index is cut
-    off or broken), "" (no zip, or no file)."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(4) != b"PK\x03\x04":
-                return ""
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return "damaged"
-    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-        return "torchscript"
-    return "torch.save" if any(n.endswith("/data.pkl") for n in names) else "zip"
 
 
 def _refusal(message: str, path: str | Path | None = None) -> str:

@@ -32,20 +32,13 @@ def _ending_on_signals() -> Any:
     def handler(signum: int, _frame: Any) -> None:
         raise _Ended(signum)
 
-    from core import takes_signal
+    from core import handle_signals
 
-    before = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if takes_signal(sig):  # (nohup: SIGHUP ignored, as it asked)
-            with contextlib.suppress(ValueError, OSError):  # (not the main thread: left as they are)
-                before[sig] = signal.signal(sig, handler)
+    restore = handle_signals(("SIGTERM", "SIGHUP"), handler)
     try:
         yield
     finally:
-        for sig, old in before.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(sig, old)
+        restore()
 
 
 class UsageError(Exception):
@@ -563,10 +556,10 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
         )
     if not (run_dir / "last.pt").is_file():
         from core.config import ConfigError
-        from core.engine import _refuse_a_running_run
+        from core.engine import refuse_a_running_run
 
         try:  # a run still training, before its first save, is that: not a folder without last.pt
-            _refuse_a_running_run(run_dir)
+            refuse_a_running_run(run_dir)
         except ConfigError as e:
             raise UsageError(f"--resume {e}") from None
         raise UsageError(f"--resume {args.resume}: no last.pt in that folder")

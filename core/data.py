@@ -12,7 +12,7 @@ import re
 import stat
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,6 +270,20 @@ def one_class_reason(name: str) -> str:
     return f"only one class with images ({name!r}); at least two are needed to train"
 
 
+def _rel_key(path: str, root: str) -> str:
+    """A file's place under the data folder as the fingerprints name it: NFC and "/", so the same files read as the
+    same on a macOS or Windows copy."""
+    return class_key(Path(os.path.relpath(path, root)).as_posix())
+
+
+def _listing_digest(lines: Iterable[str]) -> str:
+    """A fingerprint of a listing, whatever its order."""
+    h = hashlib.blake2b(digest_size=16)
+    for line in sorted(lines):
+        h.update(line.encode("utf-8", "surrogateescape") + b"\n")
+    return h.hexdigest()
+
+
 @dataclass
 class DatasetIndex:
     root: str
@@ -299,14 +313,7 @@ class DatasetIndex:
         index (a resume asks for it twice: the changed-data note and config.json)."""
         if self._digest is not None:
             return self._digest
-        h = hashlib.blake2b(digest_size=16)
-        lines = (
-            f"{self.classes[s.label]}\t{class_key(Path(os.path.relpath(s.path, self.root)).as_posix())}"
-            for s in self.samples
-        )
-        for line in sorted(lines):  # (NFC and "/": the same files read as the same on a macOS or Windows copy)
-            h.update(line.encode("utf-8", "surrogateescape") + b"\n")
-        self._digest = h.hexdigest()
+        self._digest = _listing_digest(f"{self.classes[s.label]}\t{_rel_key(s.path, self.root)}" for s in self.samples)
         return self._digest
 
     def too_few_classes(self) -> str | None:
@@ -414,7 +421,9 @@ CAM_SOFTWARE = "ResNeXt Studio Grad-CAM overlay"  # the PNG text chunk of an ove
 
 def is_cam_overlay(path: str | Path) -> bool:
     """Whether `path` is a Grad-CAM overlay this program wrote (core.predict.save_cam_overlay): another may replace
-    it, and it is no photo of its class to learn from."""
+    it, and it is no photo of its class to learn from. Only a name ending in "_gradcam.png" is opened."""
+    if not str(path).lower().endswith("_gradcam.png"):
+        return False
     try:
         with Image.open(path) as im:
             return im.format == "PNG" and im.info.get("Software") == CAM_SOFTWARE
@@ -455,8 +464,7 @@ def _walk_images(
             path = os.path.join(dirpath, name)
             # a Grad-CAM overlay of `predict --cam` into the data folder is no photo of its class: it trained as one
             # (predict leaves them out), so it is left out with the other files, named
-            cam = name.lower().endswith("_gradcam.png") and is_cam_overlay(path)
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not cam:
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not is_cam_overlay(path):
                 found.append(path)
             elif ignored is not None:
                 ignored.append(path)
@@ -609,13 +617,11 @@ def scan(
 
     samples = [Sample(path, label, split_name) for label, cls in enumerate(classes) for path, split_name in good[cls]]
     duplicates = sorted(sorted(g) for g in by_hash.values() if len(g) > 1)
-    content = hashlib.blake2b(digest_size=16)  # (the bytes' digests the scan made anyway, for the duplicates)
-    for line in sorted(
-        f"{cls}\t{class_key(Path(os.path.relpath(path, root_s)).as_posix())}\t{digest}"
+    content = _listing_digest(  # (of the bytes' digests the scan made anyway, for the duplicates)
+        f"{cls}\t{_rel_key(path, root_s)}\t{digest}"
         for (path, cls, _), (digest, reason) in zip(candidates, results, strict=True)
         if reason is None and cls in classes
-    ):
-        content.update(line.encode("utf-8", "surrogateescape") + b"\n")
+    )
     return DatasetIndex(
         root=root_s,
         layout=layout,
@@ -627,7 +633,7 @@ def scan(
         duplicates=duplicates,
         ignored_files=sorted(ignored),
         notes=notes + _unicode_twins(top if layout == "classes" else [c for s in top for c in _subdirs(s.path)]),
-        content_digest=content.hexdigest() if samples else "",
+        content_digest=content if samples else "",
     )
 
 

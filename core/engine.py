@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import checkpoint, data, distributed, metrics, models, quiet_closed_terminal, runs, takes_signal
+from core import checkpoint, data, distributed, handle_signals, metrics, models, quiet_closed_terminal, runs
 from core.config import ConfigError, DataConfig, RunConfig, TrainConfig, auto_preset
 
 PROGRESS_INTERVAL_S = 0.1  # batch events at most 10 per second (plus the first and last batch of an epoch)
@@ -365,7 +365,7 @@ def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
 
 
-def _refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
+def refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
     """Two processes writing one run folder interleave history.csv and overwrite each other's checkpoints: a run
     whose status.json names a live process on this machine is not resumed (a second one is refused too).
     Under torchrun only rank 0 asks, once the ranks can tell each other (Trainer._lock_for_resume)."""
@@ -560,7 +560,7 @@ class Trainer:
         self.resume_dir = Path(resume) if resume else None
         self._resume_ckpt: dict[str, Any] | None = None
         if self.resume_dir is not None:
-            _refuse_a_running_run(self.resume_dir)
+            refuse_a_running_run(self.resume_dir)
             self._resume_stamp = runs.file_stamp(self.resume_dir / "last.pt")  # checked again once the run is locked
             self._resume_ckpt = checkpoint.load(self.resume_dir / "last.pt")
             stored = RunConfig.from_dict(self._resume_ckpt["config"])
@@ -734,7 +734,7 @@ class Trainer:
         if self.is_main:
             try:
                 if self.dist.enabled:
-                    _refuse_a_running_run(self.resume_dir, under_torchrun=True)
+                    refuse_a_running_run(self.resume_dir, under_torchrun=True)
                 self._lock = _lock_run(self.resume_dir)
                 if runs.file_stamp(self.resume_dir / "last.pt") != self._resume_stamp:
                     raise ConfigError(
@@ -839,12 +839,10 @@ class Trainer:
             )
 
     def _catch_signals(self) -> Callable[[], None]:
-        """SIGINT/SIGTERM request a stop (collective under DDP) instead of killing the process; a second SIGINT
-        raises KeyboardInterrupt as usual."""
+        """SIGINT/SIGTERM/SIGHUP request a stop (collective under DDP) instead of killing the process; a second
+        SIGINT raises KeyboardInterrupt as usual."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        old = {}
-
         spared = []  # a second Ctrl-C let pass once, while finished epochs wait to be saved
 
         def handler(signum: int, frame: Any) -> None:
@@ -877,18 +875,7 @@ class Trainer:
             self.stop.stop()
 
         # (SIGHUP: the terminal it runs in was closed; it killed the run and lost the epoch held back)
-        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if not takes_signal(sig):  # (nohup: SIGHUP ignored, as it asked)
-                continue
-            with contextlib.suppress(ValueError, OSError):
-                old[sig] = signal.signal(sig, handler)
-
-        def restore() -> None:
-            for sig, previous in old.items():
-                with contextlib.suppress(ValueError, OSError, TypeError):
-                    signal.signal(sig, previous)
-
-        return restore
+        return handle_signals(("SIGINT", "SIGTERM", "SIGHUP"), handler)
 
     def _fit(self) -> FitResult:
         try:

@@ -436,7 +436,7 @@ def expand_paths(
             except OSError as e:
                 errors.append(e)
         for f in listed:
-            if f.lower().endswith("_gradcam.png") and is_cam_overlay(f):
+            if is_cam_overlay(f):
                 mine.append(f)
             else:
                 (found if os.path.splitext(f)[1].lower() in exts else other).append(f)

@@ -47,17 +47,11 @@ def cut_short(path: str | Path) -> bool:
     that did not finish. Cheap (the end of the file); the older, non-zip format is not judged."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
-        if not head:
-            return True
-        if head != b"PK\x03\x04":
-            return False
-        with zipfile.ZipFile(path):
-            return False
-    except (zipfile.BadZipFile, EOFError, ValueError):
-        return True
-    except OSError:
+            if not f.read(1):
+                return True
+    except OSError:  # (not read at all: another matter than a cut-short file)
         return False
+    return zip_kind(path) == "damaged"
 
 
 @dataclass
@@ -265,12 +259,28 @@ def special_kind(path: str | Path) -> str:
     return ""
 
 
+def zip_kind(path: str | Path) -> str:
+    """What a file is as a zip archive (torch.save's format): "torch.save" (a checkpoint or weights file, by its
+    index), "torchscript" (an export), "zip" (another archive), "damaged" (it starts as one but its index is cut
+    off or broken), "" (no zip, or no file)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                return ""
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return "damaged"
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        return "torchscript"
+    return "torch.save" if any(n.endswith("/data.pkl") for n in names) else "zip"
+
+
 def precious_kind(path: str | Path, model_ok: bool = False) -> str:
     """What an existing file is that an output of another kind must not replace, in words ("an image", "a
     PyTorch checkpoint or weights file", "a TorchScript model", "an ONNX model"), or "" (`export --out photo.jpg`
     wrote a model over the photo, and a CSV typed over an image in a save dialog replaced it). An exported model
     may be replaced by another export (`model_ok`); a checkpoint never."""
-    from core.checkpoint import zip_kind
     from core.data import IMAGE_EXTENSIONS
 
     special = special_kind(path)

@@ -724,6 +724,7 @@ class EvaluateTab(QWidget):
 
         status = QHBoxLayout()
         self.status_label = QLabel("")
+        self._status_error = False
         self.status_label.setWordWrap(True)
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         status.addWidget(self.status_label, 1)
@@ -1283,6 +1284,7 @@ class EvaluateTab(QWidget):
         self.check_stale()
 
     def _set_status(self, text: str, error: bool = False) -> None:
+        self._status_error = error  # (a note added to the line keeps its colour)
         self.status_label.setText(text)
         self.status_label.setToolTip("")
         self.status_label.setStyleSheet("QLabel { color: #b42318; }" if error else "")
@@ -1362,9 +1364,7 @@ class EvaluateTab(QWidget):
             tip = self.status_label.toolTip()
             self._select_split(str(ev.get("split")))  # (the split evaluated, not "all")
             note = str(ev["own_images"])
-            self._set_status(
-                f"{self.status_label.text()} Note: {note}.".strip(), error="b42318" in self.status_label.styleSheet()
-            )
+            self._set_status(f"{self.status_label.text()} Note: {note}.".strip(), error=self._status_error)
             self.status_label.setToolTip(tip)
         if ev.get("save_error"):  # shown, not kept: the run's evaluation.json is the one before (or none)
             tip = self.status_label.toolTip()

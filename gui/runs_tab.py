@@ -320,7 +320,6 @@ class RunsTab(QWidget):
         self._user_sized: set[int] = set()
         self._fitting = False
         h.sectionResized.connect(self._on_section_resized)
-        self.table.viewport().installEventFilter(self)  # (refits the columns: eventFilter)
         self.table.sortItems(COL_DATE, Qt.SortOrder.DescendingOrder)
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.table.doubleClicked.connect(lambda *_: self._evaluate())
@@ -380,6 +379,7 @@ class RunsTab(QWidget):
         self._legend_handles: list[Any] = []  # the lines the legend names
         self._legend_labels: list[str] = []  # and what it calls them
         self._legend_cols = 0
+        self.table.viewport().installEventFilter(self)  # (refits the columns on a resize: eventFilter)
         self._loss_ax: Any = None
         self._acc_ax: Any = None
         self.train_check = QCheckBox("Also show training curves (dashed)")
@@ -439,9 +439,9 @@ class RunsTab(QWidget):
         self.canvas.installEventFilter(self)  # a narrower chart gets a legend of fewer columns
 
     def eventFilter(self, obj: Any, event: Any) -> bool:
-        if event.type() == QEvent.Type.Resize and obj is self.table.viewport() and hasattr(self, "canvas"):
-            self.fit_columns()  # (a narrower window: the run names first; not before the tab is built)
-        resized = obj is getattr(self, "canvas", None) and event.type() == QEvent.Type.Resize and self._legend_handles
+        if event.type() == QEvent.Type.Resize and obj is self.table.viewport():
+            self.fit_columns()  # (a narrower window: the run names first)
+        resized = obj is self.canvas and event.type() == QEvent.Type.Resize and self._legend_handles
         if resized and self._legend_columns(event.size().width()) != self._legend_cols:
             self._place_legend(event.size().width())
         return super().eventFilter(obj, event)
@@ -871,13 +871,12 @@ class RunsTab(QWidget):
         self._fit_setting_column()
         self._size_settings_pane(width)
 
-    def _fit_setting_column(self) -> int:
+    def _fit_setting_column(self) -> None:
         """The settings' names as wide as they need, up to SETTING_COLUMN_MAX: sized to its contents, a class of
         60 characters among a data set's counts took 494 px and cut every value to "20261127-…he_run_xx"."""
         tree = self.settings_tree
         width = min(tree.sizeHintForColumn(0) + 8, SETTING_COLUMN_MAX)
         tree.header().resizeSection(0, max(width, tree.header().sectionSizeHint(0)))
-        return tree.columnWidth(0)
 
     def _show_one_run(self, path: str) -> int | None:
         """All of one run's settings; returns the width that shows its values whole (None: it cannot be read)."""
