@@ -187,6 +187,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Rank `src`'s buffers (BatchNorm's running statistics) on every rank, in place; nothing when not distributed.
+    DDP sends them at the start of each training forward only: after an epoch's last step each rank holds the
+    statistics of its own last batch."""
+    if _active():
+        for b in module.buffers():
+            dist.broadcast(b, src=src)
+
+
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Rank `src`'s `obj` on every rank (picklable objects); `obj` itself when not distributed."""
     if not _active():
@@ -385,6 +394,7 @@ __all__ = [
     "agree",
     "all_reduce_sum",
     "barrier",
+    "broadcast_buffers",
     "broadcast_object",
     "merge_dicts",
     "cleanup",

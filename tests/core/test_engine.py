@@ -1,5 +1,6 @@
 """Trainer end to end on a tiny synthetic set: run folder, resume, stop, failures, early stopping; evaluate."""
 
+import copy
 import json
 import math
 import os
@@ -1180,6 +1181,32 @@ def test_optimizer_state_loads_across_fused_and_plain():
     back = torch.optim.AdamW([torch.nn.Parameter(torch.ones(3))], lr=0.1, fused=True)
     load_optimizer_state(back, plain.state_dict())
     assert back.param_groups[0]["fused"] is True
+
+
+def test_optimizer_state_takes_the_weights_memory_layout():
+    """A run saved contiguous (a CPU) resumed channels_last (a GPU): the fused update reads raw storage, so moments
+    in the other layout updated the weights wrongly; loaded, they take the weights' layout and the step is right."""
+    from core.engine import load_optimizer_state
+
+    torch.manual_seed(0)
+    start, grad1, grad2 = torch.randn(4, 3, 3, 3), torch.randn(4, 3, 3, 3), torch.randn(4, 3, 3, 3)
+    saved_w = torch.nn.Parameter(start.clone())
+    saved = torch.optim.AdamW([saved_w], lr=0.1)
+    saved_w.grad = grad1.clone()
+    saved.step()
+
+    def resumed(layout: torch.memory_format) -> torch.Tensor:
+        w = torch.nn.Parameter(saved_w.detach().clone().contiguous(memory_format=layout))
+        opt = torch.optim.AdamW([w], lr=0.1, fused=True)
+        load_optimizer_state(opt, copy.deepcopy(saved.state_dict()))  # (as from last.pt: tensors of its own)
+        if layout == torch.channels_last:
+            assert opt.state[w]["exp_avg"].stride() == w.stride() == (27, 1, 9, 3)
+        w.grad = grad2.clone().contiguous(memory_format=layout)
+        opt.step()
+        return w.detach()
+
+    straight = resumed(torch.contiguous_format)
+    assert torch.allclose(resumed(torch.channels_last), straight, atol=1e-6)
 
 
 def test_class_weights_are_inverse_frequencies(tmp_path):
