@@ -1227,7 +1227,12 @@ def cache_budget_bytes(cfg: DataConfig, device: Any) -> int:
 
         free, _ = torch.cuda.mem_get_info(dev)
         return int(free * 0.25)
-    return int(min(total_memory_bytes() / 4, available_memory_bytes() / 2))
+    # the processes of a torchrun on this machine share its memory, and each caches the whole training set
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE") or 1))
+    except ValueError:
+        local = 1
+    return int(min(total_memory_bytes() / 4, available_memory_bytes() / 2) / local)
 
 
 def usable_cores() -> int:
@@ -1265,7 +1270,10 @@ class BatchLoader:
         rank: int = 0,
         world_size: int = 1,
         progress: Callable[[int, int], None] | None = None,
+        budget: int | None = None,
     ) -> None:
+        """`budget`: the cache's bytes, when not this device's (cache_budget_bytes): the ranks of a distributed run
+        take one, so that every rank caches or every rank streams."""
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be ≥ 1")
         if not 0 <= rank < world_size:
@@ -1280,7 +1288,7 @@ class BatchLoader:
         self.resize = resize_size(cfg.image_size)
         self.ids = [int(i) for i in indices]
         self._pending: list[tuple[str, str]] = []
-        self.budget = cache_budget_bytes(cfg, self.device)
+        self.budget = cache_budget_bytes(cfg, self.device) if budget is None else int(budget)
         self.need = len(self.ids) * 3 * self.resize * self.resize
         self.note = ""
         want_memory = cfg.cache != "stream" and self.need <= self.budget
@@ -1380,6 +1388,15 @@ class BatchLoader:
         )
 
     # -- common
+    def close(self) -> None:
+        """Ends the stream's worker processes now. Persistent, they lived as long as the loader, and a trainer held
+        in a reference cycle kept 4 whole torch processes alive after its run until a garbage collection. The
+        loader is not iterated again after this."""
+        loader, self._loader = self._loader, None
+        shutdown = getattr(getattr(loader, "_iterator", None), "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+
     @property
     def num_samples(self) -> int:
         """Images this rank sees per epoch (before drop_last)."""
@@ -1459,7 +1476,8 @@ class BatchLoader:
     def _iter_stream(self) -> Iterator[Batch]:
         samples = self.index.samples
         non_blocking = self.device.type == "cuda"
-        assert self._loader is not None
+        if self._loader is None:
+            raise RuntimeError("this loader was closed")
         self.served = self.skip
         for x, y, idx, errs in self._loader:
             self.served += 1

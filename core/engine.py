@@ -561,6 +561,8 @@ class Trainer:
         resume: str | Path | None = None,
     ) -> None:
         self._lock: runs.RunLock | None = None  # the run folder's, while this Trainer may write it
+        self.train_loader: data.BatchLoader | None = None  # (made by _setup, closed when fit ends)
+        self.val_loader: data.BatchLoader | None = None
         self.unreadable: dict[str, str] = {}  # images that failed to load while training: path -> reason
         self.callbacks = list(callbacks)
         self.stop = stop or StopToken()
@@ -825,6 +827,9 @@ class Trainer:
                 restore()
                 if interrupted:
                     self._mark_interrupted()
+                for loader in (self.train_loader, self.val_loader):
+                    if loader is not None:
+                        loader.close()
                 if self._lock is not None:
                     self._lock.release()
                 if self.dist.enabled and self.dist.initialized_here:
@@ -1009,7 +1014,12 @@ class Trainer:
             except Exception as e:  # noqa: BLE001 - compile is an optional speed-up
                 self._warn(f"torch.compile unavailable ({_one_line(e)}); training without it")
 
-        shard = {"rank": self.rank, "world_size": self.world_size} if self.dist.enabled else {}
+        shard: dict[str, Any] = {}
+        if self.dist.enabled:
+            # one budget, the smallest rank's: a rank that cached while another streamed dropped unreadable images
+            # from its list and the other did not, and their steps (each a collective) no longer matched
+            budget = data.cache_budget_bytes(cfg.data, dev)
+            shard = {"rank": self.rank, "world_size": self.world_size, "budget": -distributed.agree([-budget])[0]}
 
         def loader(ids: list[int], shuffle: bool) -> data.BatchLoader:
             return data.make_loader(
@@ -1165,6 +1175,7 @@ class Trainer:
         try:
             ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             held, metrics = ck.get("epoch"), ck.get("metrics") or {}
+            del ck  # (its weights map the file, and Windows refuses to replace a file mapped: best.pt below)
         except Exception as e:  # noqa: BLE001 - missing or damaged: written again below, where last.pt can
             held, metrics = None, {}
             if best and (best.get("epoch") != self.start_epoch or self._partial is not None):
@@ -2322,6 +2333,7 @@ def evaluate(
             logits_all.append(out)
         if progress:
             progress(step, total)
+    loader.close()  # (a stop leaves its workers reading ahead)
 
     k = len(names)
     y = torch.cat(ys) if ys else torch.empty(0, dtype=torch.long)

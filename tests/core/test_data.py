@@ -788,6 +788,20 @@ def test_cache_budget(small_dataset):
     big = DataConfig(image_size=224, cache_budget_mb=1)  # 36 x 3 x 256 x 256 = 7 MB > 1 MB
     assert make_loader(idx, ids, big, batch_size=4, shuffle=False, seed=0, device="cpu", num_workers=0).mode == "stream"
     assert data.cache_budget_bytes(DataConfig(), "cpu") > 0
+    # a given budget (the one the ranks of a distributed run agree on) decides, whatever the device has
+    kw = dict(batch_size=4, shuffle=False, seed=0, device="cpu", num_workers=0)
+    assert make_loader(idx, ids, DataConfig(image_size=32), budget=0, **kw).mode == "stream"
+
+
+def test_the_processes_of_a_torchrun_share_the_machines_cache_budget(monkeypatch):
+    """Each rank caches the whole training set: 4 CPU processes each with a quarter of the memory took it all."""
+    monkeypatch.setattr(data, "total_memory_bytes", lambda: 16 << 30)
+    monkeypatch.setattr(data, "available_memory_bytes", lambda: 12 << 30)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert data.cache_budget_bytes(DataConfig(), "cpu") == 4 << 30
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert data.cache_budget_bytes(DataConfig(), "cpu") == 1 << 30
+    assert data.cache_budget_bytes(DataConfig(cache_budget_mb=100), "cpu") == 100 << 20  # (a number given stands)
 
 
 def test_distributed_shards_cover_everything(small_dataset):
@@ -888,6 +902,12 @@ def test_stream_with_spawned_worker(small_dataset):
     assert ld.workers == 1
     for a, b in zip(list(ld), list(ref), strict=True):
         assert torch.equal(a.x, b.x) and torch.equal(a.idx, b.idx)
+    workers = ld._loader._iterator._workers  # persistent: alive between epochs
+    assert workers and all(w.is_alive() for w in workers)
+    ld.close()  # (a trainer's run has ended): they end now, not when the loader is collected
+    assert not any(w.is_alive() for w in workers)
+    with pytest.raises(RuntimeError, match="closed"):
+        list(ld)
 
 
 @pytest.mark.gpu

@@ -85,10 +85,16 @@ def _strip_seconds(history):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
-def test_end_to_end_run_folder(dataset, tmp_path):
+def test_end_to_end_run_folder(dataset, tmp_path, monkeypatch):
     rec = Recorder()
-    result = Trainer(config(dataset), callbacks=[rec], runs_dir=tmp_path / "runs").fit()
+    closed = []
+    close = data.BatchLoader.close
+    monkeypatch.setattr(data.BatchLoader, "close", lambda self: closed.append(self) or close(self))
+    trainer = Trainer(config(dataset), callbacks=[rec], runs_dir=tmp_path / "runs")
+    result = trainer.fit()
     assert result.reason == "completed", result.message
+    # the final evaluation's loader, then the run's two: their stream's workers end with it
+    assert len(closed) == 3 and closed[1:] == [trainer.train_loader, trainer.val_loader]
     run = Path(result.run_dir)
     assert run.parent == tmp_path / "runs" and run.name.endswith("-resnext11_2x4d-colours")
     for name in ("config.json", "history.csv", "status.json", "best.pt", "last.pt", "evaluation.json", "curves.png"):
