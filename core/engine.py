@@ -97,6 +97,7 @@ class BatchProgress:
     loss: float  # running mean of this epoch's training loss
     images_per_s: float
     eta_s: float  # seconds left for the whole run (remaining epochs included), from this epoch's speed
+    seen: int = 0  # the images that mean is over (this process's; 0: not known), for runs.RecentLoss
 
 
 @dataclass
@@ -429,18 +430,22 @@ def _mode_of(config: RunConfig | None, resume: str | Path | None) -> str:
 
 
 class _BatchLog(Callback):
-    """The progress events' running losses for batches.csv: a row at most every BATCH_LOG_INTERVAL_S, and each
-    epoch's last step; the Trainer takes them when it writes last.pt."""
+    """The training loss since the previous row (RecentLoss) for batches.csv: a row at most every
+    BATCH_LOG_INTERVAL_S, and each epoch's last step; the Trainer takes them when it writes last.pt."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, int, int, float]] = []
         self._last = -math.inf
+        self._recent = runs.RecentLoss()
+
+    def resume_at(self, epoch: int, mean_loss: float, seen: int) -> None:
+        self._recent.resume_at(epoch, mean_loss, seen)
 
     def on_batch_end(self, p: BatchProgress) -> None:
         now = time.perf_counter()
         if p.epoch >= 1 and (p.step == p.steps or now - self._last >= BATCH_LOG_INTERVAL_S):  # 0: feature pass
             self._last = now
-            self.rows.append((p.epoch, p.step, p.steps, p.loss))
+            self.rows.append((p.epoch, p.step, p.steps, self._recent(p)))
 
     def take(self) -> list[tuple[int, int, int, float]]:
         rows, self.rows = self.rows, []
@@ -1810,6 +1815,7 @@ class Trainer:
             "step": p.step,
             "steps": p.steps,
             "loss": p.loss,
+            "seen": p.seen,
             "images_per_s": p.images_per_s,
             "eta_s": p.eta_s,
             "world_size": self.world_size,
@@ -2081,6 +2087,8 @@ class _EpochMeter:
         processes), the sums saved then. Once, before the epoch's first step: the copies here may wait."""
         self.seen = self.seen0 = seen
         self.step0 = steps
+        if seen and self.trainer.is_main:  # batches.csv's next row: the loss since the stop, as it would have been
+            self.trainer._batch_log.resume_at(self.epoch, float(loss_sum) / seen, seen)
         if isinstance(rows, torch.Tensor) and rows.ndim == 2 and rows.shape[1] == 2 and len(rows) <= len(self._rows):
             self._rows[: len(rows)] = rows.to(self._rows.device, self._rows.dtype)
             self._filled = len(rows)
@@ -2174,7 +2182,7 @@ class _EpochMeter:
             t1, paused1 = self._first_done  # epoch's showed 4 minutes for 20 seconds); the speed counts it all
             per_step = max(1e-9, now - t1 - (self.paused - paused1)) / (here - 1)
         p = BatchProgress(
-            self.epoch, step, self.steps, mean_loss, (seen - self.seen0) * self.ranks / active, left * per_step
+            self.epoch, step, self.steps, mean_loss, (seen - self.seen0) * self.ranks / active, left * per_step, seen
         )
         self.trainer._emit("on_batch_end", p)
         if (

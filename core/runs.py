@@ -428,6 +428,28 @@ def write_batches(run_dir: str | Path, rows: list[tuple[int, int, int, float]]) 
         w.writerows((e, s, n, f"{loss:.6g}") for e, s, n, loss in rows)
 
 
+class RecentLoss:
+    """The mean training loss of the steps since the previous call, from progress events' running means and image
+    counts (core.engine.BatchProgress); the first call of a run or an epoch gives its running mean. batches.csv and
+    the loss line hold these: the running mean lags behind the loss, moving less as an epoch goes on, and jumps at
+    each epoch's start."""
+
+    def __init__(self) -> None:
+        self._at: tuple[int, float, int] | None = None  # (epoch, loss sum, images) at the previous call
+
+    def resume_at(self, epoch: int, mean_loss: float, seen: int) -> None:
+        """Where a stopped epoch was (its running mean over `seen` images): a resumed run's next value is then the
+        loss since the stop, as without the stop."""
+        self._at = (epoch, mean_loss * seen, seen)
+
+    def __call__(self, p: Any) -> float:
+        total = p.loss * p.seen
+        at, self._at = self._at, (p.epoch, total, p.seen)
+        if at is None or at[0] != p.epoch or p.seen <= at[2]:
+            return p.loss
+        return (total - at[1]) / (p.seen - at[2])
+
+
 def read_batches(run_dir: str | Path) -> list[tuple[int, int, int, float]]:
     """batches.csv as (epoch, step, steps, loss) tuples in file order; malformed lines (a write cut short) are
     skipped; [] if there is none (runs from before this file existed)."""

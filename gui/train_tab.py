@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.runs import RecentLoss
 from gui.app import settings
 from gui.model_panel import ModelPanel
 from gui.widgets import Banner, ElidedLabel, ask, dialog_dir, remember_dir, wheel_scrolls_the_form
@@ -268,6 +269,7 @@ class TrainTab(QWidget):
         self.best_checkpoint: str | None = None
         self.last_checkpoint: str | None = None
         self.run_dir: str | None = None
+        self._recent_loss = RecentLoss()  # the loss line's points (a new one for each run)
         self.proc: subprocess.Popen | None = None  # a torchrun job ("Use all GPUs"), else None
         self._ddp: dict[str, Any] = {}  # that job's follow state: temp dir, files, what was shown already
         self._ddp_timer = QTimer(self)
@@ -1007,6 +1009,7 @@ class TrainTab(QWidget):
             b.setEnabled(False)
         self.ensure_charts()
         self.charts.reset()
+        self._recent_loss = RecentLoss()
         if resume:  # the run's earlier epochs and its per-batch line so far
             from core.runs import read_batches
 
@@ -1210,6 +1213,7 @@ class TrainTab(QWidget):
                 loss=float(p["loss"]),
                 images_per_s=float(p["images_per_s"]),
                 eta_s=float(p["eta_s"]),
+                seen=int(p.get("seen") or 0),
             )
         except (KeyError, TypeError, ValueError):
             return
@@ -1493,14 +1497,15 @@ class TrainTab(QWidget):
         self.batch_bar.setRange(0, max(1, p.steps))
         self.batch_bar.setValue(p.step)
         self.batch_label.setText(f"{what} {p.step} / {p.steps}")
+        loss = self._recent_loss(p)  # (the line shows the loss now; the running mean lags behind it)
         if self.state in (PAUSED, STOPPING):  # the batch in flight reports after Pause/Stop: keep their text
-            self.charts.add_batch(p.epoch, p.step, p.steps, p.loss)
+            self.charts.add_batch(p.epoch, p.step, p.steps, loss)
             return
         self.speed_label.setText(
             f"{p.images_per_s:,.0f} images/s" if p.images_per_s >= 10 else f"{p.images_per_s:.1f} images/s"
         )
-        self.eta_label.setText(f"ETA {_fmt_duration(p.eta_s)}")
-        self.charts.add_batch(p.epoch, p.step, p.steps, p.loss)
+        self.eta_label.setText(_fmt_left(p.eta_s))
+        self.charts.add_batch(p.epoch, p.step, p.steps, loss)
 
     def _on_epoch_end(self, m: Any) -> None:
         self.charts.add_metrics(m)

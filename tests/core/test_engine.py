@@ -537,8 +537,14 @@ def test_batches_csv_keeps_the_per_batch_losses_across_a_stop_and_a_resume(datas
     rows = runs.read_batches(straight.run_dir)
     steps = rows[-1][2]
     assert [(e, s) for e, s, _, _ in rows] == [(e, s) for e in (1, 2) for s in range(1, steps + 1)]
-    ends = [loss for e, s, n, loss in rows if s == n]
-    assert ends == pytest.approx([r["train_loss"] for r in straight.history], rel=1e-5)  # the epoch means
+    # each row the loss since the row before (here: of its step), not the running mean: weighted by its step's
+    # images, an epoch's rows average to the epoch's training loss
+    n = json.loads((Path(straight.run_dir) / "config.json").read_text())["dataset"]["train_size"]
+    assert n % 4 != 1  # (a last batch of one image does not train, and is in no mean)
+    for epoch, row in enumerate(straight.history, 1):
+        mine = [(min(4, n - 4 * (s - 1)), loss) for e, s, _, loss in rows if e == epoch]
+        assert sum(k * loss for k, loss in mine) / n == pytest.approx(row["train_loss"], rel=1e-5)
+        assert len({round(loss, 6) for _, loss in mine}) > 1
 
     first = _fit_stopped_at(cfg, tmp_path / "b", (2, 2))
     assert runs.read_batches(first.run_dir) == rows[: steps + 2]  # written with last.pt at the stop
@@ -1434,6 +1440,7 @@ def test_with_the_files_written_behind_a_run_and_a_stopped_and_resumed_one_match
     """What a GPU run does (the files written behind the next epoch), here on the CPU: the same weights, history,
     batches.csv and status as with every file written in place, straight and across a stop inside an epoch."""
     monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(engine, "BATCH_LOG_INTERVAL_S", 0.0)  # a row each step: none left to timing
     cfg = config(dataset, epochs=3, batch_size=4, mixup=0.2)
     in_place = Trainer(cfg, runs_dir=tmp_path / "a").fit()
     assert in_place.reason == "completed", in_place.message
@@ -1457,12 +1464,9 @@ def test_with_the_files_written_behind_a_run_and_a_stopped_and_resumed_one_match
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
         assert b["scheduler"] == a["scheduler"] and b["best"] == a["best"]
 
-        def epoch_ends(run_dir):  # (the rows between them are taken at most every 0.25 s: they vary with time)
-            rows = [r.split(",") for r in (Path(run_dir) / "batches.csv").read_text().splitlines()[1:]]
-            return [r for r in rows if r[1] == r[2]]
-
-        assert [r[0] for r in epoch_ends(result.run_dir)] == ["1", "2", "3"]
-        assert epoch_ends(result.run_dir) == epoch_ends(in_place.run_dir)
+        rows = runs.read_batches(result.run_dir)
+        assert [r[0] for r in rows if r[1] == r[2]] == [1, 2, 3]
+        assert rows == runs.read_batches(in_place.run_dir)
         assert _status(result.run_dir)["status"] == "completed" and _status(result.run_dir)["epochs_done"] == 3
 
 

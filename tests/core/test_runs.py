@@ -1,6 +1,7 @@
 """Run folders: create, list (with interrupted detection), load, delete, history and curves."""
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -452,3 +453,18 @@ def test_a_run_knows_its_images_elsewhere_by_their_bytes_or_when_its_folder_is_g
     Image.new("RGB", (8, 8), (200, 0, 0)).save(tmp_path / "copy" / "red" / "0.png")  # (its bytes back)
     (run / "config.json").write_text(json.dumps({"dataset": {"content": index.content_digest}}))
     assert holds_its_images(run, scan(str(copy)), str(data))
+
+
+def test_recent_loss_is_the_mean_since_the_previous_event():
+    """The loss line's points: the mean of the images since the point before, from the events' running means."""
+    from types import SimpleNamespace as P
+
+    recent = runs.RecentLoss()
+    assert recent(P(epoch=1, loss=2.0, seen=8)) == 2.0  # a run's first event: its running mean
+    assert recent(P(epoch=1, loss=1.5, seen=16)) == pytest.approx(1.0)  # (16 * 1.5 - 8 * 2) / 8
+    assert recent(P(epoch=1, loss=1.25, seen=32)) == pytest.approx(1.0)
+    assert recent(P(epoch=2, loss=0.9, seen=8)) == 0.9  # a new epoch starts its own mean
+    assert recent(P(epoch=2, loss=0.9, seen=8)) == 0.9  # (no new image: the mean as it is)
+    assert math.isnan(recent(P(epoch=0, loss=float("nan"), seen=0)))  # (a feature pass: no loss, not drawn)
+    recent.resume_at(3, 2.0, 8)  # a run stopped after 8 images of epoch 3, at a mean of 2.0
+    assert recent(P(epoch=3, loss=1.5, seen=16)) == pytest.approx(1.0)
