@@ -119,11 +119,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 print(f"  {b['path']}: {b['reason']}")
         if doc["ignored_files"]:
             ignored = doc["ignored_files"]
-            from core.data import ignored_reason
+            from core.data import ignored_kind
 
             print(f"{_count(len(ignored), 'file')} in class folders ignored (not images to learn from):")
             for path in ignored[:20]:
-                print(f"  {path}" + ("  (a Grad-CAM overlay)" if "overlay" in ignored_reason(path) else ""))
+                what = ignored_kind(path)
+                print(f"  {path}" + (f"  ({what})" if what else ""))
             if len(ignored) > 20:
                 print(f"  … and {len(ignored) - 20} more (--json lists them all)")
     return 1 if doc["bad_files"] else 0
@@ -394,6 +395,23 @@ def _report_data_notes(index) -> None:
         )
 
 
+def _report_ignored(index) -> None:
+    """Files in class folders of types not read (HEIC photos from an iPhone …): counted, one named with what to do
+    (train and evaluate left them out without a word; scan lists them)."""
+    ignored = index.ignored_files
+    if not ignored or os.environ.get("RANK", "0") != "0":
+        return
+    from core.data import UNREAD_PHOTO_TYPES, ignored_reason
+
+    photos = [p for p in ignored if os.path.splitext(p)[1].lower() in UNREAD_PHOTO_TYPES]
+    example = min(photos or ignored)
+    _err(
+        f"note: {_count(len(ignored), 'file')} in class folders left out, not images of a type read"
+        f"{f' ({len(photos)} of them photos)' if photos else ''}, e.g. {example}: {ignored_reason(example)}; "
+        f"python main.py scan {index.root} lists them"
+    )
+
+
 def _unusable(index) -> list[dict[str, str]]:
     """The files the scan could not use, for --json (the exit code 1 they cause must be explained there too)."""
     return [{"path": str(p), "reason": r} for p, r in index.unusable]
@@ -644,6 +662,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             hint = "; if its images moved, give --data DIR where they are now"
         raise UsageError(f"{e}{hint}") from None
     unusable = _report_unusable(trainer.index)
+    _report_ignored(trainer.index)
     _report_data_notes(trainer.index)
     _warn_unused_split_flags(args, trainer.index)
     result = trainer.fit()
@@ -747,6 +766,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"note: --split all of the run's own data folder includes {n}images it trained on (the accuracy reads high)"
         )
     unusable = _report_unusable(index)
+    _report_ignored(index)
     if own_folder and args.split in ("val", "test"):
         from core.runs import held_out_warning
 

@@ -23,6 +23,7 @@ AUGMENTATIONS = ("none", "light", "standard", "strong")
 STRONG_JITTER, STRONG_ERASING = 0.3, 0.25  # what "strong" adds while color_jitter / random_erasing are 0
 CACHE_MODES = ("auto", "memory", "stream")
 MAX_EPOCHS = 100_000
+MAX_MIX_ALPHA = 10.0  # mixup / cutmix
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "step", "plateau", "none")
 MONITORS = ("val_acc", "val_loss")
@@ -189,15 +190,20 @@ class TrainConfig:
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
         _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "must be in [0, 1)")
-        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be ≥ 0")
+        # (1e308 made the loss NaN, and the message blamed the learning rate)
+        _check(0 <= self.weight_decay <= 1, "weight_decay", self.weight_decay, "must be in [0, 1]")
         _check(self.scheduler in SCHEDULERS, "scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
-        _check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "must be ≥ 0")
+        _check(  # (1e308 failed the run with an OverflowError, a run folder left behind)
+            0 <= self.warmup_epochs <= MAX_EPOCHS, "warmup_epochs", self.warmup_epochs, f"must be 0 … {MAX_EPOCHS}"
+        )
         _check(self.step_size >= 1, "step_size", self.step_size, "must be ≥ 1")
         _check(0 < self.gamma <= 1, "gamma", self.gamma, "must be in (0, 1]")
         _check(0.0 <= self.label_smoothing < 1.0, "label_smoothing", self.label_smoothing, "must be in [0, 1)")
         _check(self.grad_clip is None or self.grad_clip > 0, "grad_clip", self.grad_clip, "must be > 0")
-        _check(self.mixup >= 0, "mixup", self.mixup, "must be ≥ 0")
-        _check(self.cutmix >= 0, "cutmix", self.cutmix, "must be ≥ 0")
+        # alpha of a Beta distribution: 10 already mixes about half and half every time, and past ~1e307 Python's
+        # betavariate never returns (a run that hung at its first step, deaf to SIGTERM)
+        _check(0 <= self.mixup <= MAX_MIX_ALPHA, "mixup", self.mixup, f"must be 0 … {MAX_MIX_ALPHA:g}")
+        _check(0 <= self.cutmix <= MAX_MIX_ALPHA, "cutmix", self.cutmix, f"must be 0 … {MAX_MIX_ALPHA:g}")
         _check(
             self.early_stop_patience is None or self.early_stop_patience >= 1,
             "early_stop_patience",

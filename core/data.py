@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -292,7 +293,7 @@ class DatasetIndex:
     samples: list[Sample]
     bad_files: list[tuple[str, str]] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)
-    unusable_classes: list[str] = field(default_factory=list)  # class folders whose every file is in bad_files
+    unusable_classes: list[str] = field(default_factory=list)  # class folders of bad_files or ignored_files alone
     duplicates: list[list[str]] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)  # in class folders, not of an image type (notes.txt)
     notes: list[str] = field(default_factory=list)  # how the folders were read where a user may have meant otherwise
@@ -387,18 +388,35 @@ def class_key(name: str) -> str:
     return unicodedata.normalize("NFC", str(name))
 
 
-def _subdirs(folder: str) -> list[os.DirEntry]:
+def _subdirs(folder: str, problems: list[tuple[str, str]] | None = None) -> list[os.DirEntry]:
+    """The folders in `folder` (links to folders too), sorted. An entry that cannot be told apart (a link loop, a
+    link into a folder without permission, a link to nothing: a class folder on a drive not mounted) goes to
+    `problems` with the reason; it had stopped the whole scan, or was left out without a word."""
+    found = []
     with os.scandir(folder) as it:
-        return sorted((e for e in it if not _skipped(e.name) and e.is_dir()), key=lambda e: e.name)
+        for e in it:
+            if _skipped(e.name):
+                continue
+            try:
+                if e.is_dir():
+                    found.append(e)
+                elif e.is_symlink() and not os.path.exists(e.path):
+                    raise FileNotFoundError(errno.ENOENT, "not there", e.path)
+            except OSError as err:
+                if problems is not None:
+                    problems.append((e.path, error_reason(err)))
+    return sorted(found, key=lambda e: e.name)
 
 
 def _loose_images(folder: str) -> list[str]:
+    """Image files directly in `folder` (an entry that cannot be told apart is _subdirs' to report)."""
+    found = []
     with os.scandir(folder) as it:
-        return sorted(
-            e.path
-            for e in it
-            if not _skipped(e.name) and e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
-        )
+        for e in it:
+            with contextlib.suppress(OSError):
+                if not _skipped(e.name) and e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS:
+                    found.append(e.path)
+    return sorted(found)
 
 
 def walk(folder: str | Path, onerror: Callable[[OSError], None] | None = None) -> Iterator[tuple[str, list, list]]:
@@ -431,11 +449,35 @@ def is_cam_overlay(path: str | Path) -> bool:
         return False
 
 
+# photo types people keep in class folders that Pillow does not read: named, with what to do (iPhones save HEIC)
+UNREAD_PHOTO_TYPES = {
+    ".heic": "HEIC",
+    ".heif": "HEIF",
+    ".dng": "raw (DNG)",
+    ".cr2": "raw (CR2)",
+    ".cr3": "raw (CR3)",
+    ".nef": "raw (NEF)",
+    ".arw": "raw (ARW)",
+    ".orf": "raw (ORF)",
+    ".rw2": "raw (RW2)",
+    ".raf": "raw (RAF)",
+    ".psd": "Photoshop (PSD)",
+    ".svg": "SVG",
+}
+
+
+def ignored_kind(path: str) -> str | None:
+    """What a file left out of a class folder is, when more than "not an image type": our Grad-CAM overlay, or a
+    photo of a type not read (with what to do)."""
+    if path.lower().endswith("_gradcam.png"):  # (only our overlays of that name are left out: the scan checked)
+        return "a Grad-CAM overlay of predict --cam, not a photo"
+    kind = UNREAD_PHOTO_TYPES.get(os.path.splitext(path)[1].lower())
+    return f"a {kind} image, a type not read: convert it to JPEG or PNG" if kind else None
+
+
 def ignored_reason(path: str) -> str:
     """Why a file in a class folder is not among the images (DatasetIndex.ignored_files)."""
-    if path.lower().endswith("_gradcam.png"):  # (only our overlays of that name are left out: the scan checked)
-        return "a Grad-CAM overlay of predict --cam, not a photo (ignored)"
-    return "not an image file type (ignored)"
+    return f"{ignored_kind(path) or 'not an image file type'} (ignored)"
 
 
 def _walk_images(
@@ -526,16 +568,18 @@ def scan(
     if not os.path.isdir(root):
         raise DataError(f"{root}: {'a file, not a folder' if os.path.exists(root) else 'no such folder'}")
     root_s = os.path.abspath(root)
+    entries: list[tuple[str, str]] = []  # links that cannot be followed, with the reason
     try:
-        top = _subdirs(root_s)
+        top = _subdirs(root_s, entries)
     except OSError as e:
         raise DataError(f"{root_s}: cannot read folder ({e.strerror or e})") from None
 
-    bad: list[tuple[str, str]] = [(p, "outside any class folder (ignored)") for p in _loose_images(root_s)]
+    bad: list[tuple[str, str]] = [(p, "outside any class folder (ignored)") for p in _loose_images(root_s)] + entries
     candidates: list[tuple[str, str, str | None]] = []  # (path, class, split)
     unlisted: list[tuple[str, str]] = []  # folders that could not be listed, with the reason
     ignored: list[str] = []  # files in class folders that are not of an image type
     blocked: set[str] = set()  # classes whose folder could not be listed (not "empty": named in bad_files)
+    others: dict[str, list[str]] = {}  # class -> its files of other types (HEIC photos …): not "empty" either
     class_names: set[str] = set()
     notes: list[str] = []
     split_like = [e.name for e in top if e.name.lower() in SPLIT_NAMES]
@@ -553,10 +597,12 @@ def scan(
         for split_dir in top:
             split_name = SPLIT_NAMES[split_dir.name.lower()]
             bad += [(p, "outside any class folder (ignored)") for p in _loose_images(split_dir.path)]
-            for cls in _subdirs(split_dir.path):
+            for cls in _subdirs(split_dir.path, bad):
                 name = class_key(cls.name)
                 class_names.add(name)
+                before = len(ignored)
                 candidates += [(p, name, split_name) for p in _walk_images(cls.path, stop, unlisted, ignored)]
+                others.setdefault(name, []).extend(ignored[before:])
                 blocked |= _blocked(name, cls.path, unlisted)
     else:
         layout = "classes"
@@ -569,7 +615,9 @@ def scan(
         for cls in top:
             name = class_key(cls.name)
             class_names.add(name)
+            before = len(ignored)
             candidates += [(p, name, None) for p in _walk_images(cls.path, stop, unlisted, ignored)]
+            others.setdefault(name, []).extend(ignored[before:])
             blocked |= _blocked(name, cls.path, unlisted)
     bad += unlisted
 
@@ -588,7 +636,10 @@ def scan(
 
     classes = sorted(c for c in class_names if good[c])
     lost = sorted(c for c in class_names if not good[c] and unusable_in.get(c))  # every file unusable: not "empty"
-    empty = sorted(c for c in class_names if not good[c] and c not in blocked and c not in lost)
+    # files of other types alone (a class of iPhone photos, all HEIC): left out as unusable, with the reason, not
+    # called empty (train said "empty class folder left out" of a folder of photos)
+    other_only = sorted(c for c in class_names if not good[c] and c not in lost and c not in blocked and others.get(c))
+    empty = sorted(c for c in class_names if not good[c] and c not in blocked and c not in lost and c not in other_only)
     if len(classes) < min_classes or not classes:
         loose = sum(reason.startswith("outside any class folder") for _, reason in bad)
         if not class_names and loose:
@@ -613,9 +664,25 @@ def scan(
                 f"{'holds' if len(lost) == 1 else 'hold'} only files that cannot be used ({n} file{'s' if n != 1 else ''}, e.g. "
                 f"{path}: {reason})"
             )
+        if other_only:
+            n = sum(len(others[c]) for c in other_only)
+            path = min(others[other_only[0]])
+            why += (
+                f"; {', '.join(map(repr, other_only[:4]))}{', …' if len(other_only) > 4 else ''} "
+                f"{'holds' if len(other_only) == 1 else 'hold'} no image of a type read ({n} other "
+                f"file{'s' if n != 1 else ''}, e.g. {path}: {ignored_reason(path)})"
+            )
         raise DataError(f"{root_s}: {why}")
 
     samples = [Sample(path, label, split_name) for label, cls in enumerate(classes) for path, split_name in good[cls]]
+    if layout == "splits" and any(s == "train" for c in classes for _, s in good[c]):
+        untrained = [c for c in classes if all(s != "train" for _, s in good[c])]
+        if untrained:  # (training refuses a train/ of one class, and warns of the others)
+            notes.append(
+                f"no images in train/ for {', '.join(untrained)} (only in "
+                f"{' and '.join(sorted({f'{s}/' for c in untrained for _, s in good[c]}))}): a model trained here "
+                f"cannot learn to predict {'them' if len(untrained) > 1 else 'it'}"
+            )
     duplicates = sorted(sorted(g) for g in by_hash.values() if len(g) > 1)
     content = _listing_digest(  # (of the bytes' digests the scan made anyway, for the duplicates)
         f"{cls}\t{_rel_key(path, root_s)}\t{digest}"
@@ -629,7 +696,7 @@ def scan(
         samples=samples,
         bad_files=sorted(bad),
         empty_classes=empty,
-        unusable_classes=lost,
+        unusable_classes=sorted(lost + other_only),
         duplicates=duplicates,
         ignored_files=sorted(ignored),
         notes=notes + _unicode_twins(top if layout == "classes" else [c for s in top for c in _subdirs(s.path)]),

@@ -683,6 +683,16 @@ class Trainer:
             raise data.DataError(
                 f"{self.index.root}: only {len(self.split.train)} training image(s); training needs at least 2: {fix}"
             )
+        trained = sorted({self.index.samples[i].label for i in self.split.train})
+        if len(trained) < 2 and not self._resume_ckpt:  # e.g. train/ holds one class, val/ the other: one output
+            only = self.index.classes[trained[0]]
+            rest = [c for c in self.index.classes if c != only]
+            raise data.DataError(
+                f"{self.index.root}: only class {only!r} has training images ({', '.join(rest)} "
+                f"{'has' if len(rest) == 1 else 'have'} none in train/): a classifier needs two classes to train on"
+                if self.index.layout == "splits"
+                else f"{self.index.root}: only class {only!r} has training images: a classifier needs two classes"
+            )
         if self._resume_ckpt and self.is_main:
             self._note_changed_data()
         elif cfg.data.val_split > 0 and not self.split.val and self.index.layout != "splits" and self.is_main:

@@ -101,7 +101,10 @@ def test_scan_text_names_every_kind_of_problem_with_right_plurals_and_columns(ca
     assert "1 group of identical files" in out and "(in different classes!)" in out
     assert "warning: 1 group of identical files in different classes" in err
     assert "2 files in class folders ignored (not images to learn from):" in out and "notes.txt" in out
-    assert f"  {tmp_path / 'plain' / '0_gradcam.png'}  (a Grad-CAM overlay)" in out.splitlines()
+    assert (
+        f"  {tmp_path / 'plain' / '0_gradcam.png'}  (a Grad-CAM overlay of predict --cam, not a photo)"
+        in out.splitlines()
+    )
     rc, out, _ = run(capsys, "scan", str(tmp_path), "--json")
     assert {c["name"]: c["count"] for c in json.loads(out)["classes"]}["plain"] == 3  # its photos, not the overlay
     rows = [line for line in out.splitlines() if line.startswith("  ") and line.rstrip()[-1].isdigit()]

@@ -41,6 +41,10 @@ def test_round_trip_through_json(tmp_path):
         ("train", "amp", 1),
         ("train", "seed", 10**20),
         ("data", "seed", 2**60),  # torch takes it, but the per-epoch seeds (seed * 1000 + epoch) would not fit
+        ("train", "mixup", 1e308),  # Python's betavariate never returned: a run hung at its first step
+        ("train", "cutmix", 10.5),
+        ("train", "warmup_epochs", 1e308),  # an OverflowError once the run had its folder
+        ("train", "weight_decay", 2.0),  # the loss became NaN and the message blamed the learning rate
     ],
 )
 def test_bad_value_names_the_field(section, field, value):

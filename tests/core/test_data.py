@@ -268,6 +268,57 @@ def test_broken_and_looping_symbolic_links_are_called_what_they_are(tmp_path, jp
     }
 
 
+def test_links_beside_the_class_folders_are_named_and_the_scan_goes_on(tmp_path, jpeg_writer):
+    """A link loop among the class folders stopped the whole scan ("cannot read folder" of the data folder, which
+    could be read); a class folder linked from a drive not mounted was left out without a word."""
+    for c in ("a", "b"):
+        for i in range(2):
+            jpeg_writer(tmp_path / c / f"{i}.jpg", i)
+    os.symlink("selfloop", tmp_path / "selfloop")
+    os.symlink(tmp_path / "unmounted" / "cats", tmp_path / "cats")
+    index = scan(tmp_path)
+    assert index.classes == ["a", "b"] and len(index.samples) == 4
+    assert dict(index.bad_files) == {
+        str(tmp_path / "selfloop"): "symbolic link loop (the link leads back to itself)",
+        str(tmp_path / "cats"): f"broken symbolic link (to {tmp_path / 'unmounted' / 'cats'}, which is not there)",
+    }
+    train = tmp_path / "split" / "train"
+    for c in ("a", "b"):
+        jpeg_writer(train / c / "0.jpg", 0)
+        jpeg_writer(train / c / "1.jpg", 1)
+    os.symlink("loop", train / "loop")  # (among a split folder's classes too)
+    index = scan(tmp_path / "split")
+    assert index.layout == "splits" and dict(index.bad_files) == {
+        str(train / "loop"): "symbolic link loop (the link leads back to itself)"
+    }
+
+
+def test_a_class_folder_of_photos_of_a_type_not_read_is_named_with_what_to_do(tmp_path, jpeg_writer, capsys):
+    """A class of iPhone photos (HEIC): train said "empty class folder left out", and nothing of the files."""
+    for c in ("a", "b"):
+        for i in range(2):
+            jpeg_writer(tmp_path / c / f"{i}.jpg", i)
+    (tmp_path / "iphone").mkdir()
+    for i in range(3):
+        (tmp_path / "iphone" / f"IMG_{i}.HEIC").write_bytes(b"ftypheic" * 10)
+    (tmp_path / "empty").mkdir()
+    index = scan(tmp_path)
+    assert index.unusable_classes == ["iphone"] and index.empty_classes == ["empty"]
+    assert data.ignored_reason(str(tmp_path / "iphone" / "IMG_0.HEIC")) == (
+        "a HEIC image, a type not read: convert it to JPEG or PNG (ignored)"
+    )
+    assert data.ignored_reason("notes.txt") == "not an image file type (ignored)"
+    from core import cli
+
+    cli._report_ignored(index)  # train and evaluate say so (they left the files out without a word)
+    err = capsys.readouterr().err
+    assert err.startswith("note: 3 files in class folders left out, not images of a type read (3 of them photos), ")
+    assert f"e.g. {tmp_path / 'iphone' / 'IMG_0.HEIC'}: a HEIC image, a type not read: convert it to JPEG" in err
+    shutil.rmtree(tmp_path / "b")
+    with pytest.raises(data.DataError, match=r"'iphone' holds no image of a type read \(3 other files, e\.g\. .*HEIC"):
+        scan(tmp_path)
+
+
 def test_a_big_file_is_hashed_in_chunks_with_the_same_result(tmp_path, jpeg_writer, monkeypatch):
     path = str(jpeg_writer(tmp_path / "x.jpg", 3, size=(300, 200)))
     whole = data.verify_image(path)

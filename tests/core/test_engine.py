@@ -1048,6 +1048,24 @@ def test_a_split_that_leaves_fewer_than_two_training_images_is_refused_with_what
     assert not (tmp_path / "runs").exists()
 
 
+def test_split_folders_with_one_class_in_train_are_refused_before_a_run_folder(tmp_path):
+    """train/red and val/blue: it warned "no training images for class blue", then trained a one-output model."""
+    source = make_colour_set(tmp_path / "colours")
+    root = tmp_path / "split"
+    shutil.copytree(source / "c0", root / "train" / "red")
+    shutil.copytree(source / "c1", root / "val" / "blue")
+    with pytest.raises(data.DataError) as e:
+        Trainer(config(root), runs_dir=tmp_path / "runs")
+    assert str(e.value) == (
+        f"{root}: only class 'red' has training images (blue has none in train/): a classifier needs two classes "
+        "to train on"
+    )
+    assert not (tmp_path / "runs").exists()
+    assert data.scan(root).notes == [
+        "no images in train/ for blue (only in val/): a model trained here cannot learn to predict it"
+    ]
+
+
 def test_a_batch_larger_than_the_training_set_is_pointed_out(dataset, tmp_path):
     """--batch-size 100000 on 480 images trained one step an epoch, without a word."""
     rec = Recorder()
