@@ -247,17 +247,10 @@ class TrainingCharts(_Canvas):
             artist.set_in_layout(False)  # inside the axes: the layout must not make room for them
         (self.train_acc_line,) = self.ax_acc.plot([], [], "o-", color=TRAIN_COLOR, markersize=4, label="train", **line)
         (self.val_acc_line,) = self.ax_acc.plot([], [], "s-", color=VAL_COLOR, markersize=4, label="validation", **line)
-        # one legend for both plots, in a row above them: never over a curve (both plots use the same styles)
-        self.figure.legend(
-            handles=[self.batch_line, self.train_loss_line, self.val_loss_line],
-            loc="outside upper center",
-            ncols=3,
-            frameon=False,
-            handlelength=1.8,
-            columnspacing=1.6,
-        )
-        self.ax_acc.set_ylim(0, 101)
+        self._legend: Any = None
         self._compact = False
+        self._place_legend()
+        self.ax_acc.set_ylim(0, 101)
         self._background: Any = None
         self.full_draws = 0  # counters for tests and benchmarks
         self.blits = 0
@@ -269,9 +262,29 @@ class TrainingCharts(_Canvas):
 
     COMPACT_BELOW_PX = 250  # shorter than this, the plot titles go (the y labels still name the plots)
 
+    def _place_legend(self) -> None:
+        """One legend for both plots (they use the same styles), never over a curve: in a row above them, or in a
+        compact chart in a column at their right, and no "epoch" under the axes (at 1280 x 720 the row and the
+        labels left the plots 80 px of the canvas's 170)."""
+        if self._legend is not None:
+            self._legend.remove()
+        compact = self._compact
+        self._legend = self.figure.legend(
+            handles=[self.batch_line, self.train_loss_line, self.val_loss_line],
+            loc="outside right upper" if compact else "outside upper center",
+            ncols=1 if compact else 3,
+            frameon=False,
+            handlelength=1.8,
+            columnspacing=1.6,
+        )
+        for ax in (self.ax_loss, self.ax_acc):
+            ax.set_xlabel("" if compact else "epoch")
+
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         compact = event.size().height() < self.COMPACT_BELOW_PX
-        self._compact = compact
+        if compact != self._compact:
+            self._compact = compact
+            self._place_legend()
         super().resizeEvent(event)
         self._place_off_scale_note()  # (its room changed: above the plot, inside, wrapped)
 

@@ -1095,8 +1095,13 @@ class EvaluateTab(QWidget):
             return
         ckpt = self.ckpt_edit.text().strip()
         data = self.data_edit.text().strip()
-        if not ckpt or not Path(ckpt).is_file():
-            self._set_status(f"Checkpoint not found: {ckpt or '(none chosen)'}", error=True)
+        if not ckpt:
+            self._set_status(
+                "Choose a checkpoint first: Browse… for a best.pt, or Evaluate a run from the Runs tab.", error=True
+            )
+            return
+        if not Path(ckpt).is_file():
+            self._set_status(f"Checkpoint not found: {ckpt}", error=True)
             return
         if not data:
             data = self._data_root_from_checkpoint(ckpt)

@@ -320,6 +320,14 @@ class MainWindow(QMainWindow):
         add(m, "pause", "&Pause", t.pause, "Ctrl+Shift+P")
         add(m, "resume", "&Resume", t.resume, "Ctrl+Shift+R")
         add(m, "stop", "S&top after this batch", t.stop, "Ctrl+.")
+        for key, button in (
+            ("start", t.start_button),
+            ("pause", t.pause_button),
+            ("resume", t.resume_button),
+            ("stop", t.stop_button),
+        ):  # a button's tooltip names its key (only the menu did)
+            keys = self.actions[key].shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            button.setToolTip(f"{button.toolTip()} ({keys})")
         t.state_changed.connect(self._sync_training_actions)
         self._sync_training_actions()
 

@@ -992,6 +992,10 @@ class PredictTab(QWidget):
 
     def _on_many_done(self, info: dict[str, Any]) -> None:
         self._drain()
+        for name in info.get("class_names") or []:  # every class the model knows is a choice, those it never
+            if name not in self._classes_seen:  # predicted too ("square" missing read as not filterable)
+                self._classes_seen.add(name)
+                self._insert_class_choice(name)
         self._columns.update()
         n = len(self._results)
         errors, folders = self._problems()

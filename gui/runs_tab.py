@@ -358,6 +358,19 @@ class RunsTab(QWidget):
         self.delete_button = QPushButton("Delete…")
         self.delete_button.setToolTip("Delete the selected runs' folders, after asking (Delete key)")
         self.delete_button.clicked.connect(self.delete_selected)
+        self.predict_button.setToolTip("Open the Predict tab with this run's best.pt")
+        # what each button does; a disabled one says why instead (_update_buttons)
+        self._tips = {
+            b: b.toolTip()
+            for b in (
+                self.predict_button,
+                self.evaluate_button,
+                self.png_button,
+                self.csv_button,
+                self.model_button,
+                self.delete_button,
+            )
+        }
         delete_key = QShortcut(QKeySequence.StandardKey.Delete, self.table)
         delete_key.setContext(Qt.ShortcutContext.WidgetShortcut)  # the table's Delete, not a text field's
         delete_key.activated.connect(lambda: self.delete_button.isEnabled() and self.delete_selected())
@@ -677,10 +690,25 @@ class RunsTab(QWidget):
         self.delete_button.setEnabled(
             bool(paths) and all((i := self._info(p)) is not None and i.status != "running" for p in paths)
         )
-        if one is not None and not one.has_best:
-            self.predict_button.setToolTip("This run has no best.pt yet")
+        if not paths:
+            no_best = no_epoch = "Select a run first"
+        elif one is None:
+            no_best = no_epoch = "Select one run (these act on one)"
         else:
-            self.predict_button.setToolTip("Open the Predict tab with this run's best.pt")
+            no_best = "This run has no best.pt yet: it ended before its first epoch was saved"
+            no_epoch = "This run has no finished epoch yet: nothing to draw or list"
+        if len(paths) > 1 and not with_epochs:
+            no_epoch = "None of these runs has a finished epoch yet: nothing to draw"
+        why = {
+            self.predict_button: no_best,
+            self.evaluate_button: no_best,
+            self.png_button: no_epoch,
+            self.csv_button: no_epoch,
+            self.model_button: "An export is being made; one at a time" if self._export_worker else no_best,
+            self.delete_button: "Select a run first" if not paths else "A run training now cannot be deleted",
+        }
+        for button, tip in self._tips.items():
+            button.setToolTip(tip if button.isEnabled() else why[button])
 
     def _style(self, ax: Any) -> None:
         ax.grid(True, color="#e3e6ea", linewidth=0.8)
@@ -896,7 +924,7 @@ class RunsTab(QWidget):
         if info is not None:
             rows += [
                 ("epochs", f"{info.epochs_done} of {info.epochs_planned or '?'}"),
-                ("best val acc", "—" if info.best_val_acc is None else f"{info.best_val_acc:.2%}"),
+                ("best val acc", "—" if info.best_val_acc is None else f"{info.best_val_acc:.1%}"),
                 ("best epoch", info.best_epoch),
             ]
         if record.evaluation:
@@ -906,7 +934,7 @@ class RunsTab(QWidget):
                 where = f"{ev.get('split', '?')} split, {ev.get('num_samples', '?')} images"
                 if ev.get("data_changed"):  # evaluated after the folder changed: the split may hold training images
                     where += "; the data folder had changed"
-                rows.append(("evaluated accuracy", f"{acc:.2%} ({where})"))
+                rows.append(("evaluated accuracy", f"{acc:.1%} ({where})"))
         for k, v in rows:
             item = QTreeWidgetItem([k, _fmt(v)])
             item.setToolTip(1, _fmt(v))  # long values (a stop message) are cut at the column's edge
@@ -943,7 +971,7 @@ class RunsTab(QWidget):
         names = [_without_start_time(Path(p).name) for p in paths]
         rows = [("run", names)] if len(set(names)) > 1 else []  # (the same model and data: the titles tell them apart)
         rows += [
-            ("best val acc", ["—" if i is None or i.best_val_acc is None else f"{i.best_val_acc:.2%}" for i in infos]),
+            ("best val acc", ["—" if i is None or i.best_val_acc is None else f"{i.best_val_acc:.1%}" for i in infos]),
             ("epochs", ["?" if i is None else f"{i.epochs_done} of {i.epochs_planned or '?'}" for i in infos]),
         ]
         rows += [(k, [_fmt(f.get(k)) for f in flat]) for k in keys]
@@ -1158,7 +1186,13 @@ class RunsTab(QWidget):
             f"Saved {info['path']}\n({kind}, {info['size_bytes'] / 1e6:.1f} MB, in {info['seconds']:.1f} s).\n\n"
             f"Checked against the PyTorch model on {count_noun(n, 'test input')}: the largest difference in the "
             f"outputs is {info['max_abs_diff']:.1e} and every top-1 class is the same.\n\n"
-            "Inputs are RGB images resized and normalised as the file's metadata describes (see the README).",
+            + (
+                "The file's metadata holds its class names and how to prepare an image (sizes, mean, std): "
+                "onnxruntime, Pillow and numpy are all a program needs to use it."
+                if info["format"] == "onnx"
+                else "Its class names and how to prepare an image (sizes, mean, std) ride along as metadata.json: "
+                'torch.jit.load(path, _extra_files={"metadata.json": ""}).'
+            ),
         )
 
     def _on_export_failed(self, message: str) -> None:

@@ -103,13 +103,16 @@ def _hold_width(label: QLabel, widest: str) -> None:
         label.setMinimumWidth(width)
 
 
-def _fmt_duration(seconds: float | None) -> str:
+def _fmt_left(seconds: float | None) -> str:
+    """Time left, in words: "17:02" read as a time of day beside the log's clock times."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
+        return "Time left –"
     s = int(round(seconds))
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    if h:
+        return f"{h} h {m:02d} min left"
+    return f"{m} min {s:02d} s left" if m else f"{s} s left"
 
 
 def _gpu_count() -> int:
@@ -285,7 +288,7 @@ class TrainTab(QWidget):
         self._restore_settings()
         if not self._had_saved_settings:
             self._show_likely_preset()
-        self.amp_check.setEnabled(_nvidia_driver())  # until the device is known (then _on_device_changed)
+        self._amp_available(_nvidia_driver())  # until the device is known (then _on_device_changed)
         self._set_state(IDLE)
         if dataset_panel is not None:
             dataset_panel.index_changed.connect(self._on_data_changed)
@@ -384,12 +387,12 @@ class TrainTab(QWidget):
         g.setHorizontalSpacing(10)
         self.epoch_label = QLabel("Epoch –")
         self.epoch_bar = QProgressBar()
-        self.epoch_bar.setFormat("%v / %m epochs")
+        self.epoch_bar.setFormat("%v / %m epochs done")  # (beside it: the epoch in progress)
         self.batch_label = QLabel("Batch –")
         self.batch_bar = QProgressBar()
         self.batch_bar.setFormat("%v / %m batches")
         self.speed_label = QLabel("– images/s")
-        self.eta_label = QLabel("ETA –")
+        self.eta_label = QLabel("Time left –")
         self.device_label = ElidedLabel("Device: –")  # a cache path in it must not widen the window
         self.device_label.setObjectName("hintLabel")
         for w in (self.speed_label, self.eta_label):
@@ -512,6 +515,7 @@ class TrainTab(QWidget):
         self.device_combo.currentIndexChanged.connect(self._on_device_changed)
         self.amp_check = QCheckBox("Mixed precision (AMP)")
         self.amp_check.setChecked(True)
+        self._amp_wanted = True  # the box's value for a GPU: off a GPU it shows unticked (ticked, it read as on)
         self.amp_check.setToolTip("Faster and lighter on NVIDIA GPUs (the CPU trains in full precision)")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
@@ -604,7 +608,7 @@ class TrainTab(QWidget):
         self.form_box.setEnabled(not busy)
         self.all_gpus_check.setEnabled(not busy)
         if state in (PAUSED, STOPPING, IDLE):  # no estimate while nothing runs; the next batch event sets it again
-            self.eta_label.setText("ETA – (paused)" if state == PAUSED else "ETA –")
+            self.eta_label.setText("Time left – (paused)" if state == PAUSED else "Time left –")
         self.state_label.setText(
             {
                 IDLE: "Idle",
@@ -765,9 +769,8 @@ class TrainTab(QWidget):
         else:
             self._device_type = str(choice)
         gpu = self._device_type == "cuda"
-        self.amp_check.setEnabled(gpu)  # (its value is kept for when a GPU is chosen)
-        self.amp_check.setText("Mixed precision (AMP)" if gpu else "Mixed precision (GPU only)")  # (greyed and
-        # ticked, "Mixed precision (AMP)" read as on for the CPU)
+        self._amp_available(gpu)
+        self.amp_check.setText("Mixed precision (AMP)" if gpu else "Mixed precision (GPU only)")
         self.amp_check.setToolTip(
             "Faster and lighter on NVIDIA GPUs"
             if gpu
@@ -775,10 +778,19 @@ class TrainTab(QWidget):
         )
         self._on_model_changed()
 
+    def _amp_available(self, gpu: bool) -> None:
+        """Off a GPU the box is greyed and unticked; the value chosen is kept (settings, a saved run's config) and
+        shown again when a GPU is chosen."""
+        if self.amp_check.isEnabled() and not gpu:
+            self._amp_wanted = self.amp_check.isChecked()
+        self.amp_check.setEnabled(gpu)
+        self.amp_check.setChecked(self._amp_wanted and gpu)
+
+    def _amp(self) -> bool:
+        return self.amp_check.isChecked() if self.amp_check.isEnabled() else self._amp_wanted
+
     def _on_model_changed(self, *_: Any) -> None:
-        self.model_panel.set_context(
-            device_type=self._device_type, batch_size=self.batch_spin.value(), amp=self.amp_check.isChecked()
-        )
+        self.model_panel.set_context(device_type=self._device_type, batch_size=self.batch_spin.value(), amp=self._amp())
 
     def _on_data_changed(self, *_: Any) -> None:
         panel = self.dataset_panel
@@ -824,7 +836,7 @@ class TrainTab(QWidget):
             "early_stop_patience": patience or None,
             "class_weights": self.class_weights_check.isChecked(),
             "device": str(self.device_combo.currentData()),
-            "amp": self.amp_check.isChecked(),
+            "amp": self._amp(),
             "seed": self.seed_spin.value(),
         }
 
@@ -858,7 +870,8 @@ class TrainTab(QWidget):
             if i >= 0:
                 self.device_combo.setCurrentIndex(i)
         if "amp" in t:
-            self.amp_check.setChecked(bool(t["amp"]))
+            self._amp_wanted = bool(t["amp"])
+            self.amp_check.setChecked(self._amp_wanted and self.amp_check.isEnabled())
         if "seed" in t:
             self.seed_spin.setValue(int(t["seed"]))
 
@@ -1025,7 +1038,7 @@ class TrainTab(QWidget):
             label.setMinimumWidth(0)  # (held again for this run's numbers: _hold_width)
         self.device_label.setText("Device: –")
         self.speed_label.setText("– images/s")
-        self.eta_label.setText("ETA –")
+        self.eta_label.setText("Time left –")
         self.result_label.setText(_RESULT_WHILE[RUNNING])
         self.log_line(f"Resuming {resume}" if resume else "Starting a new run")
         self.save_settings()  # the form and the Dataset tab's settings this run trains with, kept even if the app
@@ -1552,9 +1565,9 @@ class TrainTab(QWidget):
             self.result_label.setText(f"<b>{html.escape(self._failure_title())}.</b> See the log.")
             return
         title = REASONS.get(result.reason, result.reason)
-        lines = [f"<b>{html.escape(title)}</b>"]
-        if result.message:
-            lines.append(html.escape(result.message))
+        # how it ended and why on one line: on a 1280 x 720 screen a line of its own pushed the run folder out of
+        # the box
+        lines = [f"<b>{html.escape(title)}</b>" + (f": {html.escape(result.message)}" if result.message else "")]
         if self._stopped_run() is not None:  # (before the numbers: the box shows its first lines unscrolled)
             lines.append("<i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>")
         ev = result.evaluation or {}

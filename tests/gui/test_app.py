@@ -181,6 +181,8 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
 
     w = window(load_initial=False)
     assert w.actions["start"].shortcut().toString() == "F5"  # not Ctrl+Return: text fields of every tab take it
+    t = w.train_tab
+    assert t.start_button.toolTip().endswith("(F5)") and t.stop_button.toolTip().endswith("(Ctrl+.)")
     titles = [a.text() for a in w.menuBar().actions()]
     assert titles == ["&File", "&Training", "&View", "&Help"]
     for i, name in enumerate(("dataset", "train", "evaluate", "predict", "runs")):

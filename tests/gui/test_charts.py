@@ -307,3 +307,26 @@ def test_an_off_scale_note_too_wide_for_the_title_row_wraps_inside_the_plot(qtbo
     _flush(qtbot, charts)
     qtbot.waitUntil(lambda: "\n" not in note.get_text() and note.get_position()[1] > 1.0)
     assert charts.ax_loss.get_title(loc="left") == ""
+
+
+def test_a_short_chart_keeps_its_height_for_the_plots(qtbot, charts):
+    """At 1280 x 720 the legend's row and the "epoch" labels left the plots 80 px of a 170-px canvas: a short
+    chart puts the legend in a column at the right and drops the labels, and a tall one has them back."""
+    charts.set_planned_epochs(10)
+    charts.add_epoch(1, 1.2, 0.4, 1.3, 0.35)
+
+    def extents() -> tuple:
+        charts.draw()  # (the layout is made at a draw)
+        return charts.ax_loss.get_window_extent(), charts.ax_acc.get_window_extent(), charts._legend.get_window_extent()
+
+    charts.resize(800, 170)
+    qtbot.waitUntil(lambda: charts.height() == 170)
+    assert charts._compact and charts.ax_loss.get_xlabel() == ""
+    loss, acc, legend = extents()
+    assert legend.x0 >= acc.x1  # beside the plots, not above them
+    assert loss.height >= 0.6 * charts.figure.bbox.height, (loss.height, charts.figure.bbox.height)
+    charts.resize(800, 340)
+    qtbot.waitUntil(lambda: charts.height() == 340)
+    assert not charts._compact and charts.ax_loss.get_xlabel() == "epoch"
+    loss, acc, legend = extents()
+    assert legend.y0 >= loss.y1  # a row above them

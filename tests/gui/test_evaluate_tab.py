@@ -223,6 +223,9 @@ def test_missing_checkpoint_is_reported(tab, tmp_path):
     tab.evaluate_now()
     assert not tab.is_busy()
     assert "Checkpoint not found" in tab.status_label.text()
+    tab.ckpt_edit.clear()  # nothing chosen yet: what to do, not a path "(none chosen)" not found
+    tab.evaluate_now()
+    assert tab.status_label.text().startswith("Choose a checkpoint first")
 
 
 @pytest.mark.timeout(180)

@@ -235,6 +235,13 @@ def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path, monkeypatch
     tab.mode_combo.setCurrentText(label)
     assert tab.visible_row_count() == sum(1 for r in tab.results() if r.ok and r.label == label)
     tab.mode_combo.setCurrentIndex(0)
+    choices = [tab.mode_combo.itemText(i) for i in range(2, tab.mode_combo.count())]
+    assert choices == sorted(CLASSES)  # every class the model knows, those never predicted too
+    never = [c for c in CLASSES if all(r.label != c for r in tab.results())]
+    if never:
+        tab.mode_combo.setCurrentText(never[0])
+        assert tab.visible_row_count() == 0 and tab.count_label.text().endswith(" — none match the filter")
+        tab.mode_combo.setCurrentIndex(0)
 
     out = tmp_path / "preds.csv"
     tab.export_csv(str(out))

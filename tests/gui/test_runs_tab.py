@@ -407,8 +407,14 @@ def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a, **k: shown.append(("warn", text)))
     tab.select_runs([str(runs["failed"])])
     assert not tab.model_button.isEnabled()  # no best.pt
+    # a disabled button says why, not what it would do
+    assert tab.model_button.toolTip().startswith("This run has no best.pt yet")
+    assert tab.evaluate_button.toolTip() == tab.predict_button.toolTip() == tab.model_button.toolTip()
+    tab.select_runs([])
+    assert tab.predict_button.toolTip() == tab.delete_button.toolTip() == "Select a run first"
     tab.select_runs([str(runs["done"])])
-    assert tab.model_button.isEnabled()
+    assert tab.model_button.isEnabled() and tab.model_button.toolTip().startswith("Save the run's best.pt")
+    assert tab.predict_button.toolTip() == "Open the Predict tab with this run's best.pt"
 
     # through the button and its file dialog: TorchScript chosen, the extension added
     picked = (str(tmp_path / "shapes-model"), "TorchScript model (*.pt)")
@@ -418,6 +424,7 @@ def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp
         assert not tab.model_button.isEnabled() and tab.model_button.text() == "Exporting…"  # one at a time
     out = tmp_path / "shapes-model.pt"
     assert shown == [("info", shown[0][1])] and str(out) in shown[0][1] and "TorchScript" in shown[0][1]
+    assert '_extra_files={"metadata.json": ""}' in shown[0][1]  # how to read its class names, not "see the README"
     assert tab.model_button.isEnabled() and tab.model_button.text() == "Export model…"
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad(), warnings.catch_warnings():
@@ -427,6 +434,7 @@ def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp
     with qtbot.waitSignal(tab.model_export_finished, timeout=120_000):
         tab.export_model(str(runs["done"]), str(tmp_path / "m.onnx"), "onnx")
     assert shown[-1][0] == "info" and "ONNX" in shown[-1][1] and (tmp_path / "m.onnx").stat().st_size > 10_000
+    assert "metadata holds its class names" in shown[-1][1]
     assert tab.last_export["top1_agree"] and tab.last_export["max_abs_diff"] <= 1e-4
 
     # a typed .pt name decides the format, whichever file type the dialog had selected
@@ -701,7 +709,7 @@ def test_an_evaluation_made_after_the_folder_changed_says_so(qtbot, tab, runs):
     tab.select_runs([str(runs["done"])])
     summary = tab.settings_tree.topLevelItem(0)
     rows = {summary.child(i).text(0): summary.child(i).text(1) for i in range(summary.childCount())}
-    assert rows["evaluated accuracy"] == "50.00% (val split, 4 images; the data folder had changed)"
+    assert rows["evaluated accuracy"] == "50.0% (val split, 4 images; the data folder had changed)"
 
 
 def test_runs_past_the_tenth_share_a_colour_but_not_a_marker(qtbot, tab, runs):

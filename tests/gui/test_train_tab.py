@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from gui.app import settings
 from gui.dataset_panel import DatasetPanel
-from gui.train_tab import IDLE, PAUSED, RUNNING, TrainTab
+from gui.train_tab import IDLE, PAUSED, RUNNING, TrainTab, _fmt_left
 from gui.worker import FunctionWorker, TrainingWorker, active_threads, is_running, start_worker, wait_for_workers
 
 TINY_ARCH = "resnext11_2x4d"  # the smallest CIFAR-style ResNeXt: one block per stage, C=2, d=4
@@ -94,6 +94,14 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
         _cleanup(panel, tab)
 
 
+def test_time_left_is_said_in_words_not_as_a_clock_time():
+    """ "ETA 17:02" beside the log's clock times read as a time of day."""
+    assert _fmt_left(42.4) == "42 s left"
+    assert _fmt_left(17 * 60 + 2) == "17 min 02 s left"
+    assert _fmt_left(3600 + 5 * 60 + 40) == "1 h 05 min left"
+    assert _fmt_left(None) == _fmt_left(float("inf")) == "Time left –"
+
+
 def test_a_long_run_folder_name_is_cut_in_the_middle_to_the_result_box(qtbot):
     """A long data set name ran past the Result box's edge, cut mid-letter; the whole name comes back when there
     is room, and any other text replaces the line."""
@@ -134,12 +142,12 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         _wait_running(qtbot, tab)
         tab.pause_button.click()
         assert tab.state == PAUSED and tab.resume_button.isEnabled() and not tab.pause_button.isEnabled()
-        assert tab.eta_label.text() == "ETA – (paused)"  # no frozen estimate while paused
+        assert tab.eta_label.text() == "Time left – (paused)"  # no frozen estimate while paused
         assert tab.result_label.text().startswith("Paused.")  # not "Training…" while nothing trains
         from core.engine import BatchProgress
 
         tab._on_batch(BatchProgress(1, 3, 9, 1.0, 50.0, 12.0))  # the batch in flight reports after Pause
-        assert tab.eta_label.text() == "ETA – (paused)" and tab.batch_label.text() == "Batch 3 / 9"
+        assert tab.eta_label.text() == "Time left – (paused)" and tab.batch_label.text() == "Batch 3 / 9"
         size = tab.model_panel._context["image_size"]
         panel.size_spin.setValue(size * 2)  # the next run's setting: the running run's summary stays
         assert tab.model_panel._context["image_size"] == size
@@ -150,10 +158,11 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         assert done.args[0].reason == "stopped"
         assert tab.state == IDLE and tab.start_button.isEnabled()
         assert tab.model_panel._context["image_size"] == size * 2  # applied once the run has ended
-        assert tab.eta_label.text() == "ETA –"
+        assert tab.eta_label.text() == "Time left –"
         bar = tab.log.verticalScrollBar()
         assert bar.maximum() > 0 and bar.value() == bar.maximum()  # the log follows its newest line
         assert "Stopped by you" in tab.log.toPlainText().splitlines()[-1]
+        assert tab.result_label.text().startswith(f"<b>Stopped by you</b>: {done.args[0].message}<br>")  # one line
         assert (Path(done.args[0].run_dir) / "last.pt").is_file()
         qtbot.waitUntil(lambda: not is_running(tab.thread), timeout=30000)
 
@@ -439,6 +448,13 @@ def test_a_first_start_shows_the_recommended_values_before_torch_has_loaded(qtbo
     assert _form(panel, tab) == shown
     assert not tab.amp_check.isEnabled() and "GPUs only" in tab.amp_check.toolTip()  # it was ticked and enabled
     assert tab.amp_check.text() == "Mixed precision (GPU only)"  # greyed and ticked, "(AMP)" alone read as on
+    assert not tab.amp_check.isChecked() and tab.train_values()["amp"] is True  # shown off; kept for a GPU
+    tab._amp_available(True)
+    assert tab.amp_check.isChecked()
+    tab.amp_check.setChecked(False)
+    tab._amp_available(False)
+    tab.set_train_values({"amp": True})  # (a saved run's settings, on the CPU)
+    assert not tab.amp_check.isChecked() and tab.train_values()["amp"] is True
     # what the engine recommends for the CPU is what was shown, but for the edit
     assert {k: v for k, v in _form(panel, tab).items() if k != "epochs"} == {
         **{k: v for k, v in cpu["train"].items() if k in shown and k != "epochs"},
