@@ -1183,7 +1183,9 @@ def main(argv: list[str] | None = None) -> int:
         with _ending_on_signals():
             return int(args.func(args) or 0)
     except UsageError as e:
-        _err(f"error: {e}")
+        dashed = next((a for a in argv if a.startswith("-") and len(a) > 1 and os.path.exists(a)), None)
+        hint = f" ({dashed} is a file: put -- before names that begin with '-')" if dashed else ""
+        _err(f"error: {e}{hint}")
         return 2
     except BrokenPipeError:  # `… | head`: the reader has gone; before OSError, of which it is one
         os._exit(0)

@@ -963,3 +963,17 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(capsys, tra
     writable.mkdir()
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], image, "--cam", writable)
     assert "cannot write" not in err and predicted == [1]
+
+
+def test_a_file_whose_name_begins_with_a_dash_gets_a_hint(capsys, trained, tmp_path, monkeypatch):
+    """argparse reads "-odd.png" as an option: "the following arguments are required: PATH", and nothing more."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(next(Path(trained["data"]).rglob("*.png")), tmp_path / "-odd.png")
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["run"], "-odd.png")
+    assert (
+        rc == 2
+        and one_line(err)
+        and err.rstrip().endswith("(-odd.png is a file: put -- before names that begin with '-')")
+    )
+    rc, out, err = run(capsys, "predict", "--checkpoint", trained["run"], "--quiet", "--", "-odd.png")
+    assert rc == 0 and out.startswith("-odd.png\t"), (out, err)
