@@ -459,8 +459,7 @@ class DatasetPanel(QWidget):
         pv = QVBoxLayout(prev_box)
         self.preview_grid = ImageGrid(72, selectable=False)
         self.preview_grid.setMinimumHeight(110)
-        pv.addWidget(self.preview_grid, 1)
-        row = QHBoxLayout()
+        row = QHBoxLayout()  # above the images: below them the button was out of sight on a 720-px screen
         self.preview_label = QLabel("")
         self.preview_label.setObjectName("hintLabel")
         self.preview_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -470,6 +469,7 @@ class DatasetPanel(QWidget):
         self.preview_next.clicked.connect(self._next_preview_sample)
         row.addWidget(self.preview_next)
         pv.addLayout(row)
+        pv.addWidget(self.preview_grid, 1)
         lay.addWidget(prev_box, 1)
 
         self._preview_timer = QTimer(self)
@@ -708,7 +708,13 @@ class DatasetPanel(QWidget):
             lost = ", ".join(html.escape(_elide(self, c)) for c in index.unusable_classes)
             parts.append(_red(f"left out, no usable image: {lost}"))
         parts += [_red(html.escape(note)) for note in index.notes]  # (train/ read as a class, twin spellings)
-        self.summary_label.setText(f"{html.escape(_fit_words(self.summary_label, index.root))}<br>" + " · ".join(parts))
+        # the folder's path once: the box above shows it (a path typed otherwise, "~/photos", is said as read)
+        shown = self.recent_combo.currentText().strip()
+        same = bool(shown) and os.path.normcase(os.path.abspath(os.path.expanduser(shown))) == os.path.normcase(
+            index.root
+        )
+        head = "" if same else f"{html.escape(_fit_words(self.summary_label, index.root))}<br>"
+        self.summary_label.setText(head + " · ".join(parts))
 
         for path, reason in _problem_files(index)[:2000]:
             r = self.bad_table.rowCount()

@@ -732,8 +732,8 @@ class RunsTab(QWidget):
             ax.set_ylabel(ylabel, fontsize=9)
         self._legend_handles, self._legend_labels = [], []
         self._place_legend()
-        if not paths:
-            self._placeholder("Select one or more runs\nto compare their curves")
+        if not paths:  # (no runs at all: the table's place says how to make one)
+            self._placeholder("Select one or more runs\nto compare their curves" if self._infos else "No runs yet")
             return
         show_train = self.train_check.isChecked()
         train_losses: list[float] = []  # every run's training losses: they set the scale (charts.loss_cap)
@@ -821,7 +821,16 @@ class RunsTab(QWidget):
         for ax in (self.loss_ax, self.acc_ax):
             ax.xaxis.get_major_locator().set_params(integer=True)
         batches = [ln for ln in self.loss_ax.get_lines() if ln.get_gid() == "batches"]
-        self._legend_handles = self.curve_lines() + list(no_epoch) + batches
+        key: list[Any] = []  # what the dashed lines and hollow dots are (the legend named the runs alone)
+        if any(ln.get_linestyle() == "--" for ln in self.loss_ax.get_lines()):
+            from matplotlib.lines import Line2D
+
+            grey = "#5f6b78"
+            key = [
+                Line2D([], [], color=grey, linewidth=1.6, label="validation"),
+                Line2D([], [], color=grey, linestyle="--", linewidth=1.0, label="training (dashed)"),
+            ]
+        self._legend_handles = self.curve_lines() + list(no_epoch) + batches + key
         self._legend_labels = [ln.get_label() for ln in self._legend_handles]
         if len(paths) >= 3:  # the settings columns' titles (start times): a legend of full names, one a row,
             short = dict(zip(paths, short_run_labels(paths), strict=True))  # pressed the charts flat

@@ -88,6 +88,10 @@ def test_a_lone_train_folder_read_as_a_class_is_said_in_the_summary(qtbot, panel
     root = dataset_factory(tmp_path / "d", {"cat": 3, "dog": 3, "train": 3})
     _load(qtbot, panel, root)
     assert "train/ is read as a class beside the others" in panel.summary_label.text()
+    assert panel.recent_combo.currentText() == str(root) and str(root) not in panel.summary_label.text()  # once
+    box = panel.preview_next.parentWidget().layout()  # "Another image" above the preview, in sight on 720 px
+    order = [box.itemAt(i).widget() or box.itemAt(i).layout() for i in range(box.count())]
+    assert order.index(panel.preview_grid) == len(order) - 1
 
 
 def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_factory):

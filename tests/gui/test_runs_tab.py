@@ -113,9 +113,12 @@ def test_one_line_per_selected_run(tab, runs):
     by_label = {ln.get_label(): ln for ln in lines}
     assert list(by_label[runs["done"].name].get_xdata()) == [1, 2, 3, 4, 5]
     assert len(tab.acc_ax.get_lines()) == 2
+    assert [t.get_text() for t in tab.figure.legends[0].get_texts()][2:] == []
     tab.train_check.setChecked(True)
     assert len(tab.loss_ax.get_lines()) == 4
     assert len(tab.curve_lines()) == 2
+    # the legend says what the dashed lines are (it named the runs alone)
+    assert [t.get_text() for t in tab.figure.legends[0].get_texts()][2:] == ["validation", "training (dashed)"]
     tab.select_runs([str(runs["failed"])])
     assert len(tab.curve_lines()) == 1
     dashed = [ln for ln in tab.loss_ax.get_lines() if ln.get_linestyle() == "--"]
@@ -516,6 +519,9 @@ def test_empty_runs_folder_shows_a_hint(qtbot, tmp_path):
     assert w.run_count() == 0
     assert w.table_stack.currentIndex() == 1
     assert "No runs yet" in w.empty_label.text()
+    w.show()
+    w._draw_curves()
+    assert [t.get_text() for t in w.loss_ax.texts] == ["No runs yet"]  # not "Select one or more runs" of none
 
 
 def test_on_a_narrow_window_the_data_set_column_gives_the_run_names_room(qtbot, tab, runs):
