@@ -1029,14 +1029,14 @@ class Trainer:
             except Exception as e:  # noqa: BLE001 - compile is an optional speed-up
                 self._warn(f"torch.compile unavailable ({_one_line(e)}); training without it")
 
-        shard: dict[str, Any] = {}
-        if self.dist.enabled:
-            # one budget, the smallest rank's: a rank that cached while another streamed dropped unreadable images
-            # from its list and the other did not, and their steps (each a collective) no longer matched
-            budget = data.cache_budget_bytes(cfg.data, dev)
-            shard = {"rank": self.rank, "world_size": self.world_size, "budget": -distributed.agree([-budget])[0]}
-
         def loader(ids: list[int], shuffle: bool) -> data.BatchLoader:
+            shard: dict[str, Any] = {}
+            if self.dist.enabled:
+                # every rank takes the smallest rank's budget: a rank that cached while another streamed dropped
+                # unreadable images from its list and the other did not, and their steps (each a collective) no
+                # longer matched. Asked for each loader, as in one process (validation's after training's cache).
+                budget = -distributed.agree([-data.cache_budget_bytes(cfg.data, dev)])[0]
+                shard = {"rank": self.rank, "world_size": self.world_size, "budget": budget}
             return data.make_loader(
                 index, ids, cfg.data, batch_size=self.local_batch, shuffle=shuffle, seed=tc.seed, device=dev, **shard
             )
