@@ -319,8 +319,8 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> N
     for g, k in zip(opt.param_groups, keep, strict=True):
         g.update(k)
     # The moments keep the memory layout they were saved in, the weights take this device's (channels_last on CUDA,
-    # contiguous on a CPU or a Mac for some models): the fused kernels index raw storage and need one layout, so a
-    # run begun on a CPU updated its weights wrongly once resumed on a GPU (5.2 off after one epoch, against 0.03).
+    # contiguous on a CPU or a Mac for some models): the fused kernels index raw storage and need one layout. A run
+    # begun on a CPU and resumed on a GPU fed them both (fused on the CPU: 5.2 off after one epoch, against 0.03).
     for group in opt.param_groups:
         for p in group["params"]:
             st = opt.state.get(p, {})
