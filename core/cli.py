@@ -876,7 +876,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     to_stdout = args.csv == "-"  # the table on stdout, in place of the text lines (it wrote a file named "-")
     if to_stdout and args.json:
         raise UsageError("--csv - and --json both write to stdout: choose one")
-    files, problems = expand_paths(args.paths, ignored=ignored, overlays=overlays)
+    run_folders: list[str] = []
+    files, problems = expand_paths(args.paths, ignored=ignored, overlays=overlays, run_folders=run_folders)
     if not to_stdout:
         _check_output("--csv", args.csv, folder=False, inputs=[*files, args.checkpoint], writes="a table")
     _check_output("--cam", args.cam, folder=True)
@@ -901,6 +902,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             _err(f"  … and {len(ignored) - 20} more (--json lists them all)")
     if overlays:
         _err(f"note: {_count(len(overlays), 'Grad-CAM overlay')} of an earlier predict --cam left out (not photos)")
+    if run_folders:
+        more = f" and {len(run_folders) - 1} more" if len(run_folders) > 1 else ""
+        _err(
+            f"note: run folders in the given folders left out (checkpoints and curves, not photos): {run_folders[0]}{more}"
+        )
     if args.cam:
         from core.predict import cam_names, save_cam_overlay
 

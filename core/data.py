@@ -495,7 +495,7 @@ def _walk_images(
     for dirpath, dirnames, filenames in walk(folder, onerror=failed):
         if _is_stopped(stop):
             raise DataError("scan cancelled")
-        if "status.json" in filenames and _is_run_folder(dirpath):  # (its curves.png had trained a class "runs")
+        if "status.json" in filenames and is_run_folder(dirpath):  # (its curves.png had trained a class "runs")
             if unreadable is not None:
                 unreadable.append((dirpath, RUN_FOLDER_REASON))
             dirnames[:] = []
@@ -516,7 +516,7 @@ def _walk_images(
 RUN_FOLDER_REASON = "a run folder (checkpoints and curves, not images to learn from; ignored)"
 
 
-def _is_run_folder(folder: str) -> bool:
+def is_run_folder(folder: str) -> bool:
     """A run folder of this program: a status.json of one of its statuses beside a config.json of its sections
     (two files of those names alone, in a class folder of photos, do not make one)."""
     from core.runs import STATUSES, read_config, read_status

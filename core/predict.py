@@ -402,6 +402,7 @@ def expand_paths(
     recursive: bool = True,
     ignored: list[str] | None = None,
     overlays: list[str] | None = None,
+    run_folders: list[str] | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """Files and folders → (image files, problems).
 
@@ -411,7 +412,9 @@ def expand_paths(
     folders that hold no images or cannot be read. A file reached twice is listed once. `ignored`, when given,
     receives the other files found in the folders (not an image type), so that they can be counted to the user.
     Grad-CAM overlays this program wrote (`predict --cam` into a folder it reads) are left out of the folders'
-    images, into `overlays` when given: each run classified the last one's overlays and piled up more.
+    images, into `overlays` when given: each run classified the last one's overlays and piled up more. Run folders
+    of this program inside them (checkpoints and curves.png) are left out too, into `run_folders` when given (else
+    their files into `ignored`), as the data scan leaves them out.
     """
     files: list[str] = []
     other: list[str] = []
@@ -428,7 +431,14 @@ def expand_paths(
         mine_before = len(mine)
         errors: list[OSError] = []
         if recursive:
-            for root, _dirs, names in data.walk(p, onerror=errors.append):  # links followed, loops not
+            for root, dirs, names in data.walk(p, onerror=errors.append):  # links followed, loops not
+                if "status.json" in names and data.is_run_folder(root):  # its curves.png is no photo to classify
+                    if run_folders is not None:
+                        run_folders.append(root)
+                    else:
+                        other += [os.path.join(root, n) for n in names if not _is_skipped(n)]
+                    dirs[:] = []
+                    continue
                 listed += [os.path.join(root, n) for n in sorted(names) if not _is_skipped(n)]
         else:
             try:

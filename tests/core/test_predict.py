@@ -176,6 +176,23 @@ def test_progress_stop_and_live_iteration(predictor, tmp_path):
     assert all(not p.ok and p.error == CANCELLED for p in rest)
 
 
+def test_expand_paths_leaves_run_folders_out_as_the_scanner_does(tmp_path):
+    """A runs folder kept inside the photos: predict classified each run's curves.png as a photo."""
+    root = tmp_path / "photos"
+    run = root / "runs" / "20260101-000000-resnext11_2x4d-photos"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"status": "completed"}))
+    (run / "config.json").write_text(json.dumps({"model": {"arch": "resnext11_2x4d"}}))
+    (run / "curves.png").write_bytes(b"x")
+    (root / "a.jpg").write_bytes(b"x")
+    found: list[str] = []
+    files, problems = expand_paths([root], run_folders=found)
+    assert files == [str(root / "a.jpg")] and problems == [] and found == [str(run)]
+    ignored: list[str] = []
+    files, _ = expand_paths([root], ignored=ignored)  # (the app: counted with the other files left out)
+    assert files == [str(root / "a.jpg")] and str(run / "curves.png") in ignored
+
+
 def test_expand_paths_walks_folders_like_the_scanner(tmp_path):
     root = tmp_path / "photos"
     (root / "sub" / "deeper").mkdir(parents=True)
