@@ -174,6 +174,10 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (no 'format' key)")
     if not str(ckpt["format"]).startswith("resnext-studio/"):
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (format {ckpt['format']!r})")
+    if str(ckpt["format"]) != FORMAT:  # (a later version's layout read as this one's could mean anything)
+        raise CheckpointError(
+            f"{path}: format {ckpt['format']!r}, not {FORMAT!r} this version reads (made by a newer ResNeXt Studio?)"
+        )
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (missing {', '.join(missing)})")
@@ -231,6 +235,9 @@ def _shape_problem(ckpt: dict[str, Any]) -> str | None:
     if not isinstance(names, (list, tuple)) or len(names) != n:
         count = len(names) if isinstance(names, (list, tuple)) else "no list of"
         return f"{count} class names for {n} classes"
+    odd = [c for c in names if not isinstance(c, str) or not c.strip()]
+    if odd:  # (a hand-edited [1, None] loaded, and predicted None)
+        return f"class name {odd[0]!r} is not a name"
     twice = sorted({str(c) for c in names if list(names).count(c) > 1})
     if twice:  # (two outputs of one name: the answer "x" would mean either)
         return f"class name{'s' if len(twice) > 1 else ''} {', '.join(map(repr, twice))} given twice"

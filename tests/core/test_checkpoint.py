@@ -257,6 +257,8 @@ def test_a_checkpoint_cut_short_is_called_damaged_and_other_files_say_what_they_
         ("image_size", 100000, "image_size 100000"),  # would only run the machine out of memory
         ("model", {"w": torch.tensor([1.0, float("nan")])}, "its weights are not finite (NaN or inf in w)"),
         ("class_names", ["x", "x"], "class name 'x' given twice"),  # (predict answered "x" for either output)
+        ("class_names", [1, None], "class name 1 is not a name"),  # (a hand-edited list loaded, answered None)
+        ("class_names", ["x", " "], "class name ' ' is not a name"),
         ("std", [0.2, 0.0, 0.2], "its std [0.2, 0.0, 0.2] is not above 0"),  # (every answer was nan%)
         # hand-edited configs ended in tracebacks (TypeError in trained_data_root, AttributeError in evaluate)
         ("config", {"data": {"root": 123}}, "its config's data.root is not a folder name ('123')"),
@@ -269,6 +271,17 @@ def test_a_checkpoint_every_reader_would_trip_on_is_refused_with_the_reason(tmp_
     with pytest.raises(CheckpointError) as e:
         checkpoint.load(path)
     assert str(e.value) == f"{path}: damaged checkpoint ({why})"
+
+
+def test_a_later_versions_checkpoint_format_is_named_not_read_as_this_ones(tmp_path):
+    path = tmp_path / "future.pt"
+    torch.save({**_payload(), "format": "resnext-studio/99"}, path)
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load(path)
+    assert str(e.value) == (
+        f"{path}: format 'resnext-studio/99', not '{checkpoint.FORMAT}' this version reads (made by a newer "
+        "ResNeXt Studio?)"
+    )
 
 
 def test_a_checkpoint_that_cannot_be_read_or_is_an_onnx_model_is_called_what_it_is(tmp_path, monkeypatch):
