@@ -98,6 +98,7 @@ class BatchProgress:
     images_per_s: float
     eta_s: float  # seconds left for the whole run (remaining epochs included), from this epoch's speed
     seen: int = 0  # the images that mean is over (this process's; 0: not known), for runs.RecentLoss
+    recent_loss: float | None = None  # the training loss since the previous event (None: not known; use loss)
 
 
 @dataclass
@@ -440,6 +441,13 @@ class _BatchLog(Callback):
 
     def resume_at(self, epoch: int, mean_loss: float, seen: int) -> None:
         self._recent.resume_at(epoch, mean_loss, seen)
+
+    def at_stop(self, epoch: int, step: int, steps: int, mean_loss: float, seen: int) -> None:
+        """A row for the steps since the last one, when a stop ends the epoch there (they were in no row, and the
+        resumed run's rows go on from the stop)."""
+        p = BatchProgress(epoch, step, steps, mean_loss, 0.0, 0.0, seen)
+        if epoch >= 1 and seen and self._recent.behind(p):
+            self.rows.append((epoch, step, steps, self._recent(p)))
 
     def on_batch_end(self, p: BatchProgress) -> None:
         now = time.perf_counter()
@@ -1409,6 +1417,8 @@ class Trainer:
         (distributed: is noted for the ranks' agreement) rather than being saved into last.pt."""
         loss_sum, correct, first_bad = meter.settle()
         rows = meter.rows_done()
+        if self.is_main and meter.seen:
+            self._batch_log.at_stop(meter.epoch, steps_done, meter.steps, loss_sum / meter.seen, meter.seen)
         mix = None
         if mix_rng is not None:
             version, internal, gauss = mix_rng.getstate()
@@ -1817,7 +1827,7 @@ class Trainer:
             trained_steps_per_epoch=self.trained_steps_per_epoch,  # what the cosine counts (a resume rescales it)
         )
 
-    def _write_progress(self, p: BatchProgress) -> None:
+    def _write_progress(self, p: BatchProgress, recent_loss: float) -> None:
         """Distributed runs, rank 0: progress.json for a launcher that follows the run folder (follow_run)."""
         doc = {
             "epoch": p.epoch,
@@ -1825,7 +1835,7 @@ class Trainer:
             "step": p.step,
             "steps": p.steps,
             "loss": p.loss,
-            "seen": p.seen,
+            "recent_loss": recent_loss,  # (since the file before: the launcher's loss line)
             "images_per_s": p.images_per_s,
             "eta_s": p.eta_s,
             "world_size": self.world_size,
@@ -2079,6 +2089,8 @@ class _EpochMeter:
         self._lagged = dev.type == "cuda"
         self._pending: tuple[Any, torch.Tensor, int, int] | None = None  # event, host values, step, images seen
         self._first_done: tuple[float, float] | None = None  # (time, paused) when this session's first step ended
+        self._recent = runs.RecentLoss()  # the loss since the previous event, for the loss line
+        self._file_recent = runs.RecentLoss()  # and since the previous progress.json (distributed)
 
     def wait_if_paused(self) -> None:
         stop = self.trainer.stop
@@ -2097,7 +2109,9 @@ class _EpochMeter:
         processes), the sums saved then. Once, before the epoch's first step: the copies here may wait."""
         self.seen = self.seen0 = seen
         self.step0 = steps
-        if seen and self.trainer.is_main:  # batches.csv's next row: the loss since the stop, as it would have been
+        if seen and self.trainer.is_main:  # the next values: the loss since the stop, as it would have been
+            for recent in (self._recent, self._file_recent):
+                recent.resume_at(self.epoch, float(loss_sum) / seen, seen)
             self.trainer._batch_log.resume_at(self.epoch, float(loss_sum) / seen, seen)
         if isinstance(rows, torch.Tensor) and rows.ndim == 2 and rows.shape[1] == 2 and len(rows) <= len(self._rows):
             self._rows[: len(rows)] = rows.to(self._rows.device, self._rows.dtype)
@@ -2194,6 +2208,7 @@ class _EpochMeter:
         p = BatchProgress(
             self.epoch, step, self.steps, mean_loss, (seen - self.seen0) * self.ranks / active, left * per_step, seen
         )
+        p.recent_loss = self._recent(p)
         self.trainer._emit("on_batch_end", p)
         if (
             self.distributed
@@ -2201,7 +2216,7 @@ class _EpochMeter:
             and (step == self.steps or now - self._last_file >= PROGRESS_FILE_INTERVAL_S)
         ):
             self._last_file = now
-            self.trainer._write_progress(p)
+            self.trainer._write_progress(p, self._file_recent(p))
 
 
 def _exact_steps(

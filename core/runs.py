@@ -436,18 +436,27 @@ class RecentLoss:
 
     def __init__(self) -> None:
         self._at: tuple[int, float, int] | None = None  # (epoch, loss sum, images) at the previous call
+        self._last: float | None = None  # the value it gave then
 
     def resume_at(self, epoch: int, mean_loss: float, seen: int) -> None:
         """Where a stopped epoch was (its running mean over `seen` images): a resumed run's next value is then the
         loss since the stop, as without the stop."""
-        self._at = (epoch, mean_loss * seen, seen)
+        self._at, self._last = (epoch, mean_loss * seen, seen), None
+
+    def behind(self, p: Any) -> bool:
+        """Whether `p` holds images the previous call did not."""
+        return self._at is None or self._at[0] != p.epoch or p.seen > self._at[2]
 
     def __call__(self, p: Any) -> float:
-        total = p.loss * p.seen
-        at, self._at = self._at, (p.epoch, total, p.seen)
-        if at is None or at[0] != p.epoch or p.seen <= at[2]:
+        if not p.seen:  # (the count not known: a feature pass, an older progress file)
             return p.loss
-        return (total - at[1]) / (p.seen - at[2])
+        at = self._at
+        if at is not None and at[0] == p.epoch and p.seen <= at[2]:  # no image since (a last batch of one image
+            return p.loss if self._last is None else self._last  # does not train): the value as it was
+        total = p.loss * p.seen
+        self._at = (p.epoch, total, p.seen)
+        self._last = p.loss if at is None or at[0] != p.epoch else (total - at[1]) / (p.seen - at[2])
+        return self._last
 
 
 def read_batches(run_dir: str | Path) -> list[tuple[int, int, int, float]]:

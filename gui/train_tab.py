@@ -44,7 +44,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.runs import RecentLoss
 from gui.app import settings
 from gui.model_panel import ModelPanel
 from gui.widgets import Banner, ElidedLabel, ask, dialog_dir, remember_dir, wheel_scrolls_the_form
@@ -272,7 +271,6 @@ class TrainTab(QWidget):
         self.best_checkpoint: str | None = None
         self.last_checkpoint: str | None = None
         self.run_dir: str | None = None
-        self._recent_loss = RecentLoss()  # the loss line's points (a new one for each run)
         self.proc: subprocess.Popen | None = None  # a torchrun job ("Use all GPUs"), else None
         self._ddp: dict[str, Any] = {}  # that job's follow state: temp dir, files, what was shown already
         self._ddp_timer = QTimer(self)
@@ -1022,7 +1020,6 @@ class TrainTab(QWidget):
             b.setEnabled(False)
         self.ensure_charts()
         self.charts.reset()
-        self._recent_loss = RecentLoss()
         if resume:  # the run's earlier epochs and its per-batch line so far
             from core.runs import read_batches
 
@@ -1226,7 +1223,7 @@ class TrainTab(QWidget):
                 loss=float(p["loss"]),
                 images_per_s=float(p["images_per_s"]),
                 eta_s=float(p["eta_s"]),
-                seen=int(p.get("seen") or 0),
+                recent_loss=float(p["recent_loss"]) if p.get("recent_loss") is not None else None,
             )
         except (KeyError, TypeError, ValueError):
             return
@@ -1510,7 +1507,8 @@ class TrainTab(QWidget):
         self.batch_bar.setRange(0, max(1, p.steps))
         self.batch_bar.setValue(p.step)
         self.batch_label.setText(f"{what} {p.step} / {p.steps}")
-        loss = self._recent_loss(p)  # (the line shows the loss now; the running mean lags behind it)
+        # the line shows the loss of the latest batches (the epoch's running mean lags behind it)
+        loss = p.loss if getattr(p, "recent_loss", None) is None else p.recent_loss
         if self.state in (PAUSED, STOPPING):  # the batch in flight reports after Pause/Stop: keep their text
             self.charts.add_batch(p.epoch, p.step, p.steps, loss)
             return

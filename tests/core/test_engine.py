@@ -532,9 +532,14 @@ def test_batches_csv_keeps_the_per_batch_losses_across_a_stop_and_a_resume(datas
     monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)
     monkeypatch.setattr(engine, "BATCH_LOG_INTERVAL_S", 0.0)
     cfg = config(dataset, epochs=2, batch_size=4)
-    straight = Trainer(cfg, runs_dir=tmp_path / "a").fit()
+    rec = Recorder()
+    straight = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "a").fit()
     assert straight.reason == "completed", straight.message
     rows = runs.read_batches(straight.run_dir)
+    # the events carry the same values for the app's loss line (here an event and a row at every step)
+    lines = [(b.epoch, b.step, b.steps, b.recent_loss) for b in rec.of("batch")]
+    assert [r[:3] for r in rows] == [r[:3] for r in lines]
+    assert [r[3] for r in rows] == pytest.approx([r[3] for r in lines], rel=1e-5)
     steps = rows[-1][2]
     assert [(e, s) for e, s, _, _ in rows] == [(e, s) for e in (1, 2) for s in range(1, steps + 1)]
     # each row the loss since the row before (here: of its step), not the running mean: weighted by its step's
@@ -552,9 +557,34 @@ def test_batches_csv_keeps_the_per_batch_losses_across_a_stop_and_a_resume(datas
     with open(Path(first.run_dir) / "batches.csv", "a", encoding="utf-8") as f:
         f.write("2,5,")  # a write cut short
     assert len(runs.read_batches(first.run_dir)) == steps + 4  # the cut line is skipped when read
-    resumed = Trainer(None, resume=first.run_dir).fit()
+    rec = Recorder()
+    resumed = Trainer(None, callbacks=[rec], resume=first.run_dir).fit()
     assert resumed.reason == "completed", resumed.message
     assert runs.read_batches(resumed.run_dir) == rows
+    # the loss line goes on from the stop as it would have (its first point was the epoch's running mean)
+    again = [(b.epoch, b.step, b.steps, b.recent_loss) for b in rec.of("batch")]
+    assert again[0][:2] == (2, 3) and [r[3] for r in again] == pytest.approx([r[3] for r in lines[steps + 2 :]])
+
+
+def test_batches_csv_rows_cover_every_step_across_a_stop_between_rows(dataset, tmp_path, monkeypatch):
+    """Rows are taken at most every 0.25 s: the steps between the last row and a stop were in none (the resumed
+    run's rows go on from the stop), so the rows no longer averaged to the epoch's loss."""
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(engine, "BATCH_LOG_INTERVAL_S", 1e9)  # a row at an epoch's first event and its end only
+    cfg = config(dataset, epochs=1, batch_size=4)
+    first = _fit_stopped_at(cfg, tmp_path / "b", (1, 3))
+    assert [r[:2] for r in runs.read_batches(first.run_dir)] == [(1, 1), (1, 3)]  # the stop wrote its row
+    resumed = Trainer(None, resume=first.run_dir).fit()
+    assert resumed.reason == "completed", resumed.message
+    rows = runs.read_batches(resumed.run_dir)
+    n = json.loads((Path(resumed.run_dir) / "config.json").read_text())["dataset"]["train_size"]
+    steps = rows[-1][2]
+    assert [r[:2] for r in rows] == [(1, 1), (1, 3), (1, 4), (1, steps)]
+    ends = [s for _, s, _, _ in rows]
+    spans = [min(4 * s, n) - min(4 * prev, n) for prev, s in zip([0, *ends], ends, strict=False)]
+    assert sum(k * r[3] for k, r in zip(spans, rows, strict=True)) / n == pytest.approx(
+        resumed.history[0]["train_loss"], rel=1e-5
+    )
 
 
 def test_a_stop_right_after_a_non_finite_loss_fails_instead_of_saving_broken_weights(dataset, tmp_path, monkeypatch):

@@ -464,7 +464,11 @@ def test_recent_loss_is_the_mean_since_the_previous_event():
     assert recent(P(epoch=1, loss=1.5, seen=16)) == pytest.approx(1.0)  # (16 * 1.5 - 8 * 2) / 8
     assert recent(P(epoch=1, loss=1.25, seen=32)) == pytest.approx(1.0)
     assert recent(P(epoch=2, loss=0.9, seen=8)) == 0.9  # a new epoch starts its own mean
-    assert recent(P(epoch=2, loss=0.9, seen=8)) == 0.9  # (no new image: the mean as it is)
+    assert recent(P(epoch=2, loss=0.7, seen=16)) == pytest.approx(0.5)
+    assert not recent.behind(P(epoch=2, loss=0.7, seen=16))
+    # no image since (a last batch of one image does not train): the value as it was, not the running mean 0.7
+    assert recent(P(epoch=2, loss=0.7, seen=16)) == pytest.approx(0.5)
     assert math.isnan(recent(P(epoch=0, loss=float("nan"), seen=0)))  # (a feature pass: no loss, not drawn)
+    assert recent(P(epoch=2, loss=0.6, seen=0)) == 0.6  # (a count not known: the mean given)
     recent.resume_at(3, 2.0, 8)  # a run stopped after 8 images of epoch 3, at a mean of 2.0
     assert recent(P(epoch=3, loss=1.5, seen=16)) == pytest.approx(1.0)

@@ -102,6 +102,19 @@ def test_time_left_is_said_in_words_not_as_a_clock_time():
     assert _fmt_left(None) == _fmt_left(float("inf")) == "Time left –"
 
 
+def test_the_loss_line_draws_the_latest_batches_loss_not_the_epochs_running_mean(qtbot, runs_dir):
+    from core.engine import BatchProgress
+
+    tab = TrainTab(runs_dir=str(runs_dir))
+    qtbot.addWidget(tab)
+    tab.ensure_charts()
+    tab.charts.reset()
+    tab._on_batch(BatchProgress(1, 3, 9, 1.0, 50.0, 12.0, 24, recent_loss=0.5))
+    assert tab.charts.batch_y == [0.5]
+    tab._on_batch(BatchProgress(1, 4, 9, 0.9, 50.0, 12.0))  # (not known: an older progress file's mean)
+    assert len(tab.charts.batch_y) == 2 and tab.charts.batch_y[-1] > 0.5
+
+
 def test_a_long_run_folder_name_is_cut_in_the_middle_to_the_result_box(qtbot):
     """A long data set name ran past the Result box's edge, cut mid-letter; the whole name comes back when there
     is room, and any other text replaces the line."""
