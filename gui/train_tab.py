@@ -514,12 +514,13 @@ class TrainTab(QWidget):
         self.amp_check = QCheckBox("Mixed precision (AMP)")
         self.amp_check.setChecked(True)
         self._amp_wanted = True  # the box's value for a GPU: off a GPU it shows unticked (ticked, it read as on)
+        self._amp_gpu = True  # whether the box applies (a CUDA device), whatever greys the form
         self.amp_check.setToolTip("Faster and lighter on NVIDIA GPUs (the CPU trains in full precision)")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Random seed for initialisation and shuffling (same seed, same run)")
         self.batch_spin.valueChanged.connect(self._on_model_changed)
-        self.amp_check.toggled.connect(self._on_model_changed)
+        self.amp_check.toggled.connect(self._on_amp_toggled)
 
         f.addRow("&Epochs", self.epochs_spin)
         f.addRow("&Batch size", self.batch_spin)
@@ -779,13 +780,17 @@ class TrainTab(QWidget):
     def _amp_available(self, gpu: bool) -> None:
         """Off a GPU the box is greyed and unticked; the value chosen is kept (settings, a saved run's config) and
         shown again when a GPU is chosen."""
-        if self.amp_check.isEnabled() and not gpu:
-            self._amp_wanted = self.amp_check.isChecked()
+        self._amp_gpu = gpu
         self.amp_check.setEnabled(gpu)
         self.amp_check.setChecked(self._amp_wanted and gpu)
 
+    def _on_amp_toggled(self, on: bool) -> None:
+        if self._amp_gpu:  # the user's choice (unticked off a GPU, it is only shown so)
+            self._amp_wanted = on
+        self._on_model_changed()
+
     def _amp(self) -> bool:
-        return self.amp_check.isChecked() if self.amp_check.isEnabled() else self._amp_wanted
+        return self._amp_wanted
 
     def _on_model_changed(self, *_: Any) -> None:
         self.model_panel.set_context(device_type=self._device_type, batch_size=self.batch_spin.value(), amp=self._amp())
@@ -869,7 +874,7 @@ class TrainTab(QWidget):
                 self.device_combo.setCurrentIndex(i)
         if "amp" in t:
             self._amp_wanted = bool(t["amp"])
-            self.amp_check.setChecked(self._amp_wanted and self.amp_check.isEnabled())
+            self.amp_check.setChecked(self._amp_wanted and self._amp_gpu)
         if "seed" in t:
             self.seed_spin.setValue(int(t["seed"]))
 

@@ -464,7 +464,12 @@ def test_a_first_start_shows_the_recommended_values_before_torch_has_loaded(qtbo
     assert not tab.amp_check.isChecked() and tab.train_values()["amp"] is True  # shown off; kept for a GPU
     tab._amp_available(True)
     assert tab.amp_check.isChecked()
-    tab.amp_check.setChecked(False)
+    tab.amp_check.setChecked(False)  # the user's untick, on a GPU
+    tab.form_box.setEnabled(False)  # (a run greys the form: what quitting then saves is still the untick)
+    assert tab.train_values()["amp"] is False
+    tab.form_box.setEnabled(True)
+    tab._amp_available(True)  # (the device known once torch has loaded: the untick stays)
+    assert not tab.amp_check.isChecked() and tab.train_values()["amp"] is False
     tab._amp_available(False)
     tab.set_train_values({"amp": True})  # (a saved run's settings, on the CPU)
     assert not tab.amp_check.isChecked() and tab.train_values()["amp"] is True
