@@ -235,7 +235,7 @@ def _shape_problem(ckpt: dict[str, Any]) -> str | None:
     if not isinstance(names, (list, tuple)) or len(names) != n:
         count = len(names) if isinstance(names, (list, tuple)) else "no list of"
         return f"{count} class names for {n} classes"
-    odd = [c for c in names if not isinstance(c, str) or not c.strip()]
+    odd = [c for c in names if not isinstance(c, str) or not c]  # (" " is a folder name a class can have)
     if odd:  # (a hand-edited [1, None] loaded, and predicted None)
         return f"class name {odd[0]!r} is not a name"
     twice = sorted({str(c) for c in names if list(names).count(c) > 1})

@@ -258,7 +258,7 @@ def test_a_checkpoint_cut_short_is_called_damaged_and_other_files_say_what_they_
         ("model", {"w": torch.tensor([1.0, float("nan")])}, "its weights are not finite (NaN or inf in w)"),
         ("class_names", ["x", "x"], "class name 'x' given twice"),  # (predict answered "x" for either output)
         ("class_names", [1, None], "class name 1 is not a name"),  # (a hand-edited list loaded, answered None)
-        ("class_names", ["x", " "], "class name ' ' is not a name"),
+        ("class_names", ["x", ""], "class name '' is not a name"),
         ("std", [0.2, 0.0, 0.2], "its std [0.2, 0.0, 0.2] is not above 0"),  # (every answer was nan%)
         # hand-edited configs ended in tracebacks (TypeError in trained_data_root, AttributeError in evaluate)
         ("config", {"data": {"root": 123}}, "its config's data.root is not a folder name ('123')"),
