@@ -45,9 +45,13 @@ class UsageError(Exception):
     """Bad flag or input: exit 2 with one line."""
 
 
+class _ArgumentError(UsageError):
+    """argparse's own: a flag or argument it could not read."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints a usage block otherwise)
-        raise UsageError(f"{self.prog}: {message}")
+        raise _ArgumentError(f"{self.prog}: {message}")
 
 
 def _emit_json(doc: Any) -> None:
@@ -1189,8 +1193,11 @@ def main(argv: list[str] | None = None) -> int:
         with _ending_on_signals():
             return int(args.func(args) or 0)
     except UsageError as e:
-        dashed = next((a for a in argv if a.startswith("-") and len(a) > 1 and os.path.exists(a)), None)
-        hint = f" ({dashed} is a file: put -- before names that begin with '-')" if dashed else ""
+        hint = ""
+        if isinstance(e, _ArgumentError):  # "-odd.png" read as a flag: argparse said only that PATH was missing
+            options = argv[: argv.index("--")] if "--" in argv else argv
+            dashed = next((a for a in options if a.startswith("-") and len(a) > 1 and os.path.exists(a)), None)
+            hint = f" ({dashed} is a file: put -- before names that begin with '-')" if dashed else ""
         _err(f"error: {e}{hint}")
         return 2
     except BrokenPipeError:  # `… | head`: the reader has gone; before OSError, of which it is one

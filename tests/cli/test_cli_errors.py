@@ -977,3 +977,5 @@ def test_a_file_whose_name_begins_with_a_dash_gets_a_hint(capsys, trained, tmp_p
     )
     rc, out, err = run(capsys, "predict", "--checkpoint", trained["run"], "--quiet", "--", "-odd.png")
     assert rc == 0 and out.startswith("-odd.png\t"), (out, err)
+    rc, _, err = run(capsys, "predict", "--checkpoint", tmp_path / "nosuch.pt", "--", "-odd.png")
+    assert rc == 2 and "put --" not in err  # (another error, and -- given: no hint)
