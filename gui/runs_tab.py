@@ -690,22 +690,33 @@ class RunsTab(QWidget):
         self.delete_button.setEnabled(
             bool(paths) and all((i := self._info(p)) is not None and i.status != "running" for p in paths)
         )
+        infos = [self._info(p) for p in paths]
         if not paths:
             no_best = no_epoch = "Select a run first"
-        elif one is None:
+        elif len(paths) > 1:
             no_best = no_epoch = "Select one run (these act on one)"
+        elif one is None:
+            no_best = no_epoch = "This run's folder cannot be read"
+        elif one.status == "running":
+            no_best = no_epoch = "This run is in its first epoch: its best.pt and curves come when that ends"
         else:
-            no_best = "This run has no best.pt yet: it ended before its first epoch was saved"
-            no_epoch = "This run has no finished epoch yet: nothing to draw or list"
+            no_best = "This run has no best.pt: it ended before its first epoch was saved"
+            no_epoch = "This run has no finished epoch: nothing to draw or list"
         if len(paths) > 1 and not with_epochs:
             no_epoch = "None of these runs has a finished epoch yet: nothing to draw"
+        if not paths:
+            no_delete = "Select a run first"
+        elif any(i is not None and i.status == "running" for i in infos):
+            no_delete = "A run training now cannot be deleted"
+        else:
+            no_delete = "A run folder that cannot be read is not deleted from here; use Open folder"
         why = {
             self.predict_button: no_best,
             self.evaluate_button: no_best,
             self.png_button: no_epoch,
             self.csv_button: no_epoch,
             self.model_button: "An export is being made; one at a time" if self._export_worker else no_best,
-            self.delete_button: "Select a run first" if not paths else "A run training now cannot be deleted",
+            self.delete_button: no_delete,
         }
         for button, tip in self._tips.items():
             button.setToolTip(tip if button.isEnabled() else why[button])
@@ -750,6 +761,7 @@ class RunsTab(QWidget):
                 return
             self._placeholder("No finished epoch yet" if len(paths) == 1 else "No finished epoch yet\nin these runs")
             return
+        no_val = False  # a run drawn with its training curve as the solid line (it has no validation split)
         for n, path, record in records:  # the colour stays tied to the run's place in the selection
             color = RUN_COLORS[n % len(RUN_COLORS)]
             label = Path(path).name
@@ -757,6 +769,7 @@ class RunsTab(QWidget):
                 val = self._series(record.history, f"val_{key}")
                 train = self._series(record.history, f"train_{key}")
                 main = val if val[0] else train  # runs without a validation split show their training curve
+                no_val = no_val or not val[0]
                 if key == "loss":
                     train_losses += train[1]
                     if val[0]:
@@ -827,7 +840,13 @@ class RunsTab(QWidget):
 
             grey = "#5f6b78"
             key = [
-                Line2D([], [], color=grey, linewidth=1.6, label="validation"),
+                Line2D(
+                    [],
+                    [],
+                    color=grey,
+                    linewidth=1.6,
+                    label="validation (training without one)" if no_val else "validation",
+                ),
                 Line2D([], [], color=grey, linestyle="--", linewidth=1.0, label="training (dashed)"),
             ]
         self._legend_handles = self.curve_lines() + list(no_epoch) + batches + key

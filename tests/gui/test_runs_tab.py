@@ -119,6 +119,14 @@ def test_one_line_per_selected_run(tab, runs):
     assert len(tab.curve_lines()) == 2
     # the legend says what the dashed lines are (it named the runs alone)
     assert [t.get_text() for t in tab.figure.legends[0].get_texts()][2:] == ["validation", "training (dashed)"]
+    rows = [{**r, "val_loss": None, "val_acc": None} for r in read_history(runs["stopped"])]
+    write_history(runs["stopped"], rows)  # a run without a validation split: its solid line is its training
+    tab.refresh()
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    assert [t.get_text() for t in tab.figure.legends[0].get_texts()][2:] == [
+        "validation (training without one)",
+        "training (dashed)",
+    ]
     tab.select_runs([str(runs["failed"])])
     assert len(tab.curve_lines()) == 1
     dashed = [ln for ln in tab.loss_ax.get_lines() if ln.get_linestyle() == "--"]
@@ -411,7 +419,7 @@ def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp
     tab.select_runs([str(runs["failed"])])
     assert not tab.model_button.isEnabled()  # no best.pt
     # a disabled button says why, not what it would do
-    assert tab.model_button.toolTip().startswith("This run has no best.pt yet")
+    assert tab.model_button.toolTip().startswith("This run has no best.pt: it ended before")
     assert tab.evaluate_button.toolTip() == tab.predict_button.toolTip() == tab.model_button.toolTip()
     tab.select_runs([])
     assert tab.predict_button.toolTip() == tab.delete_button.toolTip() == "Select a run first"
@@ -499,7 +507,12 @@ def test_the_delete_key_in_the_table_asks_too_but_not_for_a_training_run(
     live = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
     tab.refresh()
     tab.select_runs([str(live)])
-    assert not tab.delete_button.isEnabled()
+    assert not tab.delete_button.isEnabled() and tab.delete_button.toolTip() == "A run training now cannot be deleted"
+    young = make_run(runs["done"].parent, "20240106-100000-resnext11_2x4d-shapes", "running", 0, 1_704_600_000, False)
+    tab.refresh()
+    tab.select_runs([str(young)])  # training its first epoch: not "it ended before …"
+    assert tab.predict_button.toolTip().startswith("This run is in its first epoch")
+    tab.select_runs([str(live)])
     tab.activateWindow()  # (the question box had the focus)
     tab.table.setFocus()
     qtbot.waitUntil(tab.table.hasFocus, timeout=5000)
