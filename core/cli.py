@@ -400,20 +400,18 @@ def _report_data_notes(index) -> None:
 
 
 def _report_ignored(index) -> None:
-    """Files in class folders of types not read (HEIC photos from an iPhone …): counted, one named with what to do
-    (train and evaluate left them out without a word; scan lists them)."""
-    ignored = index.ignored_files
-    if not ignored or os.environ.get("RANK", "0") != "0":
+    """Photos in class folders of types not read (HEIC from an iPhone, raw …): counted, one named with what to do
+    (train and evaluate left them out without a word). Other files (notes.txt) are for scan to list."""
+    if os.environ.get("RANK", "0") != "0":
         return
     from core.data import UNREAD_PHOTO_TYPES, ignored_reason
 
-    photos = [p for p in ignored if os.path.splitext(p)[1].lower() in UNREAD_PHOTO_TYPES]
-    example = min(photos or ignored)
-    _err(
-        f"note: {_count(len(ignored), 'file')} in class folders left out, not images of a type read"
-        f"{f' ({len(photos)} of them photos)' if photos else ''}, e.g. {example}: {ignored_reason(example)}; "
-        f"python main.py scan {index.root} lists them"
-    )
+    photos = [p for p in index.ignored_files if os.path.splitext(p)[1].lower() in UNREAD_PHOTO_TYPES]
+    if photos:
+        _err(
+            f"note: {_count(len(photos), 'photo')} in class folders left out, of a type not read, e.g. "
+            f"{min(photos)}: {ignored_reason(min(photos))}; python main.py scan {index.root} lists them"
+        )
 
 
 def _unusable(index) -> list[dict[str, str]]:
