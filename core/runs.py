@@ -897,7 +897,11 @@ class RunStore:
             epochs_planned=_count(train.get("epochs")),
             best_val_acc=best_acc,
             best_epoch=best_epoch,
-            status=effective_status(status, path) if status else "interrupted",
+            # no status.json: a run being made (its folder locked, config.json written first) or one that ended
+            # before it could write one
+            status=effective_status(status, path)
+            if status
+            else ("running" if RunLock(path).probe() else "interrupted"),
             has_best=(path / "best.pt").is_file() and "best.pt" not in cut,
             has_last=(path / "last.pt").is_file() and "last.pt" not in cut,
             message=message,

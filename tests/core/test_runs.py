@@ -212,6 +212,12 @@ def test_run_lock_of_a_killed_process_is_free_again(tmp_path):
     assert runs.RunLock(run).probe() is True  # held by this process (the app trains in a thread)
     del mine  # (a lock dropped without release() lets go too)
     assert runs.RunLock(run).probe() is False
+    # a run just made (its folder locked and config.json written, status.json not yet): running, not interrupted
+    (run / "status.json").unlink()
+    assert store.info(run).status == "interrupted"
+    mine = runs.RunLock(run)
+    assert mine.acquire() and store.info(run).status == "running"
+    mine.release()
 
 
 def test_the_best_epoch_shown_is_the_one_in_best_pt(tmp_path):
