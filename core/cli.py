@@ -667,7 +667,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     _report_ignored(trainer.index)
     _report_data_notes(trainer.index)
     _warn_unused_split_flags(args, trainer.index)
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C: what status.json says of it, for a script reading --json
+        if args.json and getattr(trainer, "is_main", True) and trainer.run_dir is not None:
+            from core.runs import read_status
+
+            status = read_status(trainer.run_dir)
+            with contextlib.suppress(OSError):  # (a closed terminal)
+                _emit_json(
+                    {
+                        "run_dir": str(Path(trainer.run_dir).absolute()),
+                        "reason": "interrupted",
+                        "message": status.get("message") or "interrupted at once",
+                        "epochs_done": status.get("epochs_done"),
+                    }
+                )
+        raise
     if args.quiet and result.reason not in ("completed", "early_stop"):  # quiet hides progress, not failures
         _err(f"{result.reason}: {result.message}")
     if args.json and getattr(trainer, "is_main", True):  # under torchrun only rank 0 answers

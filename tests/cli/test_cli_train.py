@@ -158,3 +158,29 @@ def test_evaluate_after_a_resume_in_the_data_folders_new_place_uses_that_place_h
         ev = json.loads(out)
         assert ev["split"] == "val" and 0 < ev["num_samples"] < 24, (extra, ev["split"], ev["num_samples"])
         assert ev["checkpoint"] == str(run_dir / "best.pt")  # (it was null)
+
+
+@pytest.mark.timeout(300)
+def test_a_second_ctrl_c_under_json_still_answers_in_json(capsys, tiny_set, tmp_path, monkeypatch):
+    """A script reading --json got nothing on stdout when a second Ctrl-C ended the run at once."""
+    import os
+    import signal
+
+    from core import cli, engine
+
+    class CtrlCTwice(engine.Callback):
+        sent = False
+
+        def on_batch_end(self, p):
+            if p.epoch == 2 and not self.sent:
+                self.sent = True
+                for _ in range(2):
+                    os.kill(os.getpid(), signal.SIGINT)  # (the handler runs here, on the main thread)
+
+    monkeypatch.setattr(cli, "_make_printer", CtrlCTwice)
+    argv = ("train", "--data", tiny_set, "--epochs", "3", "--runs-dir", tmp_path, "--json", "--save-every", "0")
+    rc, out, err = run(capsys, *argv, *TINY)
+    assert rc == 130 and err.rstrip().endswith("interrupted")
+    doc = json.loads(out)
+    assert doc["reason"] == "interrupted" and doc["epochs_done"] == 1 and "second Ctrl-C" in doc["message"]
+    assert Path(doc["run_dir"]).parent == tmp_path
