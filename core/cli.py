@@ -976,12 +976,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for p in preds:
             if p.ok:
                 tops = "  ".join(f"{n} {c:.1%}" for n, c in p.top[1:])
-                print(f"{p.source}\t{p.label}\t{p.confidence:.1%}" + (f"\t({tops})" if tops else ""))
+                print(f"{_field(p.source)}\t{_field(p.label)}\t{p.confidence:.1%}" + (f"\t({tops})" if tops else ""))
     if not files and not problems:
         raise UsageError("predict: no images found in the given paths")
     if not any(p.ok for p in preds):
         return 2  # nothing could be classified: every input was bad (each is named above)
     return 1 if (failed or problems or csv_error) else 0
+
+
+def _field(value: Any) -> str:
+    """A name as one field of a tab-separated line: a tab or a line break in it (legal in file names) written as
+    \\t, \\n, \\r (they split the line; --csv and --json keep names exactly)."""
+    return str(value).replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _overlay_error(e: Exception) -> str:

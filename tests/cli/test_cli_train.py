@@ -184,3 +184,18 @@ def test_a_second_ctrl_c_under_json_still_answers_in_json(capsys, tiny_set, tmp_
     doc = json.loads(out)
     assert doc["reason"] == "interrupted" and doc["epochs_done"] == 1 and "second Ctrl-C" in doc["message"]
     assert Path(doc["run_dir"]).parent == tmp_path
+
+
+@pytest.mark.timeout(300)
+def test_predict_lines_keep_one_line_per_image_whatever_the_file_names(capsys, tiny_set, tmp_path):
+    """A file name with a line break split its line in two (one image read as two lines by a script)."""
+    rc, out, err = run(capsys, "train", "--data", tiny_set, "--epochs", "1", "--runs-dir", tmp_path, "--json", *TINY)
+    assert rc == 0, err
+    run_dir = json.loads(out)["run_dir"]
+    odd = tmp_path / "new\nline\tname.png"
+    odd.write_bytes((tiny_set / "dark" / "0.png").read_bytes())
+    rc, out, err = run(capsys, "predict", "--checkpoint", run_dir, odd, tiny_set / "dark" / "1.png", "--quiet")
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(str(tmp_path / "new\\nline\\tname.png") + "\t")
+    assert len(lines[0].split("\t")) == len(lines[1].split("\t"))
