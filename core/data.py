@@ -73,8 +73,38 @@ class ImageLoadError(Exception):
 # Loading one image
 
 
-def error_reason(exc: BaseException) -> str:
-    """The human reason for an image that failed to open or decode (shared by scan, load_image and loaders)."""
+# the first bytes of the image files people have: a file that starts as one but cannot be opened is a damaged one
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _damaged_kind(head: bytes | None) -> str | None:
+    """The image type a file's first bytes announce (None: none known)."""
+    if not head:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
+
+
+def _head(source: Any) -> bytes | None:
+    """A file's first 16 bytes (None when it cannot be read)."""
+    try:
+        with open(source, "rb") as f:
+            return f.read(16)
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def error_reason(exc: BaseException, head: bytes | None = None) -> str:
+    """The human reason for an image that failed to open or decode (shared by scan, load_image and loaders).
+    `head`: the file's first bytes, when known (a PNG whose header is damaged is said so, not "not an image")."""
     msg = str(exc)
     if isinstance(exc, Image.DecompressionBombError):
         m = re.search(r"\((\d+) pixels\)", msg)
@@ -82,7 +112,12 @@ def error_reason(exc: BaseException) -> str:
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
         return f"decompression bomb ({pixels if pixels is not None else '?'} pixels > {limit} limit)"
     if isinstance(exc, UnidentifiedImageError):
-        return "not an image (cannot identify image file)"
+        kind = _damaged_kind(head)
+        return (
+            f"a damaged {kind} file (its header cannot be read)"
+            if kind
+            else "not an image (cannot identify image file)"
+        )
     if isinstance(exc, FileNotFoundError):
         name = getattr(exc, "filename", None)
         if isinstance(name, str) and os.path.islink(name):  # (the link is there; what it points to is not)
@@ -223,7 +258,8 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
     except ImageLoadError:
         raise
     except Exception as e:  # any decoder failure becomes one clear message
-        raise ImageLoadError(name, error_reason(e)) from None
+        head = _head(source) if isinstance(e, UnidentifiedImageError) and isinstance(source, (str, Path)) else None
+        raise ImageLoadError(name, error_reason(e, head)) from None
 
 
 def verify_image(path: str) -> tuple[str | None, str | None]:
@@ -252,7 +288,7 @@ def verify_image(path: str) -> tuple[str | None, str | None]:
                 im.draft("RGB", (64, 64))
             im.load()
     except Exception as e:
-        return digest, error_reason(e)
+        return digest, error_reason(e, data[:16] if data is not None else _head(path))
     return digest, None
 
 

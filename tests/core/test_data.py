@@ -254,6 +254,20 @@ def test_pipes_and_devices_named_like_images_are_reported_not_opened(tmp_path, j
         data.load_image(tmp_path / "a" / "pipe.png")
 
 
+def test_an_image_whose_header_is_damaged_is_called_so_not_not_an_image(tmp_path, jpeg_writer):
+    """A PNG with a bad checksum in its header was "not an image (cannot identify image file)"."""
+    good = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(good, "PNG")
+    raw = bytearray(good.getvalue())
+    raw[29] ^= 0xFF  # (the IHDR chunk's CRC)
+    (tmp_path / "bad.png").write_bytes(bytes(raw))
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    assert data.verify_image(str(tmp_path / "bad.png"))[1] == "a damaged PNG file (its header cannot be read)"
+    with pytest.raises(data.ImageLoadError, match=r"bad\.png: a damaged PNG file \(its header cannot be read\)"):
+        data.load_image(tmp_path / "bad.png")
+    assert data.verify_image(str(tmp_path / "notes.jpg"))[1] == "not an image (cannot identify image file)"
+
+
 def test_broken_and_looping_symbolic_links_are_called_what_they_are(tmp_path, jpeg_writer):
     """A broken link was "file not found" (the file is there, as a link), a loop "corrupt image ([Errno 40] …)"."""
     for c in ("a", "b"):
