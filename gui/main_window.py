@@ -436,6 +436,9 @@ class MainWindow(QMainWindow):
         if runs is not None and hasattr(runs, "refresh"):
             runs.refresh()
         run_dir = getattr(result, "run_dir", None)
+        predict = self._optional.get("predict")
+        if run_dir and predict is not None and hasattr(predict, "new_run_trained"):
+            predict.new_run_trained(str(run_dir))
         tab = self._optional.get("evaluate")
         if run_dir and tab is None and getattr(result, "evaluation", None):
             tab = self.evaluate_tab  # (built now: it shows the evaluation below)

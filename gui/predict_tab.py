@@ -512,6 +512,21 @@ class PredictTab(QWidget):
         if not self._model_chosen and not self._jobs and self._worker is None:
             self.refresh_models()
 
+    def new_run_trained(self, run_dir: str) -> None:
+        """A run just trained on the open data set is the model from now on, unless the user chose one here: the
+        model of earlier answers stayed (a shapes image came back "leaf 79.7%" from the last data set's model, the
+        new run only listed). What is on screen is classified again with it, so no answer sits beside another
+        model's name."""
+        best = Path(run_dir) / "best.pt"
+        if self._model_chosen or self._worker is not None or not best.is_file():
+            return
+        before = self.checkpoint()
+        self.refresh_models(keep=False)
+        if self.checkpoint() != str(best) or before == str(best):
+            return  # (the run was trained on another folder than the one open: the default stays as it was)
+        self._set_status(f"Model: {best.parent.name}, the run just trained")
+        self._rerun_if_stale()
+
     def _default_model_index(self, runs: list[Any]) -> int:
         """The newest run trained on the open data folder, else the newest run (runs are listed newest first)."""
         if self._data_folder:

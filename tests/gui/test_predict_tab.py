@@ -653,3 +653,36 @@ def test_back_and_export_refer_to_the_current_job_only(qtbot, tab, ckpt, inputs,
 
     tab._clear_results("cleared")
     assert not tab.export_button.isEnabled()
+
+
+@pytest.mark.timeout(180)
+def test_a_run_just_trained_becomes_the_model_unless_one_was_chosen(qtbot, tab, tmp_path, inputs):
+    """After a run on the open data set the earlier answers' model stayed: a shapes image came back "leaf 79.7%"
+    from the last data set's model while the new run sat in the list."""
+    runs, photos = tmp_path / "runs", tmp_path / "photos"
+    photos.mkdir()
+
+    def run(name: str, started: int, seed: int) -> Path:
+        d = runs / name
+        d.mkdir(parents=True)
+        cfg = {"data": {"root": str(photos)}, "model": {"arch": "resnext11_2x4d"}}
+        (d / "config.json").write_text(json.dumps(cfg))
+        (d / "status.json").write_text(json.dumps({"status": "completed", "started": started}))
+        make_checkpoint(d / "best.pt", seed=seed)
+        return d
+
+    old = run("20240101-000000-a-photos", 1_700_000_000, 0)
+    tab.refresh_models()
+    tab.set_data_folder(str(photos))
+    tab.predict_paths([str(inputs["loose"][0])])
+    wait_idle(qtbot, tab)
+    assert tab._jobs["one"][3] == str(old / "best.pt")
+    new = run("20240102-000000-a-photos", 1_750_000_000, 1)
+    tab.new_run_trained(str(new))
+    wait_idle(qtbot, tab)
+    assert tab.checkpoint() == str(new / "best.pt") and tab._jobs["one"][3] == str(new / "best.pt")  # again
+    tab.model_combo.setCurrentIndex(tab.model_combo.findData(str(old / "best.pt")))
+    tab.model_combo.activated.emit(tab.model_combo.currentIndex())  # the user's choice: it stays
+    wait_idle(qtbot, tab)
+    tab.new_run_trained(str(run("20240103-000000-a-photos", 1_800_000_000, 2)))
+    assert tab.checkpoint() == str(old / "best.pt")
