@@ -84,6 +84,9 @@ _MAGIC = (
 )
 
 
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}  # (AVIF's "avif" is read)
+
+
 def _damaged_kind(head: bytes | None) -> str | None:
     """The image type a file's first bytes announce (None: none known)."""
     if not head:
@@ -112,6 +115,8 @@ def error_reason(exc: BaseException, head: bytes | None = None) -> str:
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
         return f"decompression bomb ({pixels if pixels is not None else '?'} pixels > {limit} limit)"
     if isinstance(exc, UnidentifiedImageError):
+        if head and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:  # (an iPhone's photos)
+            return str(ignored_kind("x.heic"))
         kind = _damaged_kind(head)
         return (
             f"a damaged {kind} file (its header cannot be read)"

@@ -409,7 +409,7 @@ def expand_paths(
     Folders are walked (sorted; recursively unless recursive=False) for files with an image extension, skipping
     hidden files/folders, __MACOSX and Thumbs.db as the data scanner does. Files named explicitly are kept whatever
     their extension or existence, so `predict` reports why each one fails. problems holds (folder, reason) for
-    folders that hold no images or cannot be read. A file reached twice is listed once. `ignored`, when given,
+    folders that hold no images or cannot be read, and (file, reason) for photos in them of a type not read (HEIC). A file reached twice is listed once. `ignored`, when given,
     receives the other files found in the folders (not an image type), so that they can be counted to the user.
     Grad-CAM overlays this program wrote (`predict --cam` into a folder it reads) are left out of the folders'
     images, into `overlays` when given: each run classified the last one's overlays and piled up more. Run folders
@@ -445,14 +445,19 @@ def expand_paths(
                 listed = [str(c) for c in sorted(p.iterdir()) if c.is_file() and not _is_skipped(c.name)]
             except OSError as e:
                 errors.append(e)
+        unread = 0
         for f in listed:
+            ext = os.path.splitext(f)[1].lower()
             if is_cam_overlay(f):
                 mine.append(f)
+            elif ext in data.UNREAD_PHOTO_TYPES:  # a photo, named with what to do (it was an "other file")
+                problems.append((f, str(data.ignored_kind(f))))
+                unread += 1
             else:
-                (found if os.path.splitext(f)[1].lower() in exts else other).append(f)
+                (found if ext in exts else other).append(f)
         for e in errors:
             problems.append((str(getattr(e, "filename", None) or raw), f"cannot read folder: {e.strerror or e}"))
-        if not found and not errors:
+        if not found and not errors and not unread:
             problems.append((str(raw), ONLY_OVERLAYS if len(mine) > mine_before else NO_IMAGES_IN_FOLDER))
         files += found
     seen: set[str] = set()  # a file named both alone and through its folder is classified once (first place kept)
@@ -461,6 +466,7 @@ def expand_paths(
         return [f for f in paths if not ((key := os.path.normcase(os.path.abspath(f))) in seen or seen.add(key))]
 
     files = once(files)
+    problems = list(dict.fromkeys(problems))  # (a folder given twice: its HEIC photos named once)
     if ignored is not None:
         ignored += once(other)
     if overlays is not None:

@@ -193,6 +193,20 @@ def test_expand_paths_leaves_run_folders_out_as_the_scanner_does(tmp_path):
     assert files == [str(root / "a.jpg")] and str(run / "curves.png") in ignored
 
 
+def test_a_heic_photo_is_named_with_what_to_do_not_an_other_file_or_not_an_image(tmp_path):
+    """iPhone photos: in a folder they were counted among "other files ignored", alone "not an image"."""
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    heic = folder / "IMG_0001.HEIC"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    ignored: list[str] = []
+    files, problems = expand_paths([folder, folder], ignored=ignored)
+    want = "a HEIC image, a type not read: convert it to JPEG or PNG"
+    assert files == [] and ignored == [] and problems == [(str(heic), want)]  # (not "no images in folder" too)
+    with pytest.raises(data.ImageLoadError, match=f"IMG_0001.HEIC: {want}$"):
+        data.load_image(heic)
+
+
 def test_expand_paths_walks_folders_like_the_scanner(tmp_path):
     root = tmp_path / "photos"
     (root / "sub" / "deeper").mkdir(parents=True)
