@@ -846,6 +846,7 @@ class DatasetPanel(QWidget):
         self.thumb_label.setToolTip(name)
         for p in shown:
             self.thumb_grid.add_tile(Path(p).name, p)
+        self.thumb_grid.scrollToTop()  # each class from its first image (the last one's scroll stayed)
         gen = self._thumb_gen
         loader = ThumbnailLoader(shown, scale=screen_scale())
         connect_worker(loader, self, chunk=lambda items: gen == self._thumb_gen and self._on_thumbs(items))

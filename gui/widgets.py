@@ -341,9 +341,9 @@ class ImageGrid(QListWidget):
         self.setMovement(QListView.Movement.Static)
         self.setUniformItemSizes(True)
         self.setWordWrap(False)
-        # names of a folder often share a long start ("class_00_000.jpg", "class_00_001.jpg"): cut at the end,
-        # every caption read "class_00_0…"
-        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # names of a folder often share a long start ("class_00_000.jpg", "apple_0010.jpg"): cut at the end, every
+        # caption read "class_00_0…"; in the middle, "apple…0.jpg". The end (the number) tells them apart.
+        self.setTextElideMode(Qt.TextElideMode.ElideLeft)
         self.setSpacing(2)
         if not selectable:
             self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)

@@ -281,6 +281,21 @@ def test_thumbnails_load_for_the_selected_class_only(qtbot, panel, tmp_path, dat
     assert revealed == [panel.thumb_grid.item(2).toolTip()] and "b_" in revealed[0]
 
 
+def test_each_class_s_thumbnails_start_at_its_first_image(qtbot, panel, tmp_path, dataset_factory):
+    """The grid kept the last class's scroll: "square" opened at its 54th image."""
+    root = dataset_factory(tmp_path / "t", {"a": 40, "b": 40})
+    panel.resize(900, 500)
+    panel.show()
+    _load(qtbot, panel, root)
+    panel.class_table.selectRow(0)
+    bar = panel.thumb_grid.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10000)
+    bar.setValue(bar.maximum())
+    panel.class_table.selectRow(1)
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10000)
+    assert bar.value() == 0
+
+
 def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset):
     _load(qtbot, panel, tiny_dataset)
     qtbot.waitUntil(lambda: panel.preview_grid.count() == 8, timeout=60000)
