@@ -1085,7 +1085,8 @@ class RunsTab(QWidget):
             self,
             "Train more epochs",
             f"{info.name} has trained {count_noun(info.epochs_done, 'epoch')}.\n"
-            "How many more? (Its learning-rate schedule is stretched over the new total.)",
+            "How many more? The run goes on in its own folder: its history grows, and its best.pt is replaced if a\n"
+            "new epoch does better. Its learning-rate schedule is stretched over the new total.",
             5,
             1,
             10000,

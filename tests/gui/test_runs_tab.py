@@ -349,6 +349,7 @@ def test_a_finished_run_can_train_more_epochs(qtbot, tab, runs, monkeypatch):
     with qtbot.waitSignal(tab.extend_requested) as sig:
         tab.resume_button.click()
     assert sig.args == [str(runs["done"]), 5 + 3] and "has trained 5 epochs" in asked[0]
+    assert "goes on in its own folder" in asked[0] and "best.pt is replaced if" in asked[0]  # (not a copy: said)
     tab.select_runs([str(runs["stopped"])])
     assert tab.resume_button.text() == "Resume training"
     with qtbot.waitSignal(tab.resume_requested) as sig:
