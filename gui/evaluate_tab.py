@@ -1345,6 +1345,13 @@ class EvaluateTab(QWidget):
         ]
         unread = len(unusable)
         evaluated = f"Evaluated {self._described(ev)}{self._training_images_note(ev)}." if checkpoint else ""
+        absent = [str(r.get("name")) for r in rows if r.get("support") == 0]
+        if absent and evaluated:  # (a folder without one of the classes: its row reads "—" and 0.000, unexplained)
+            them = ", ".join(absent[:4]) + (", …" if len(absent) > 4 else "")
+            evaluated += (
+                f" No images here of {them}: {'its' if len(absent) == 1 else 'their'} F1 (and the Macro F1) counts "
+                f"only images wrongly called {'it' if len(absent) == 1 else 'them'}."
+            )
         if ev.get("stopped"):
             self._set_status(f"Cancelled: these numbers cover only the first {n} images.", error=True)
         elif unread or left:

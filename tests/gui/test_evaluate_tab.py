@@ -228,6 +228,19 @@ def test_missing_checkpoint_is_reported(tab, tmp_path):
     assert tab.status_label.text().startswith("Choose a checkpoint first")
 
 
+def test_a_class_without_images_in_the_evaluated_folder_is_said(qtbot, tab, tmp_path):
+    """Its row read "—" and F1 0.000, and the Macro F1 counted it, without a word."""
+    data = make_dataset(tmp_path / "pets")
+    ev = sample_evaluation(data)
+    for row in ev["per_class"]:
+        if row["name"] == "dog":
+            row.update(support=0, recall=None, f1=0.0)
+    tab.show_run(str(make_run(tmp_path / "runs", data, ev)))
+    assert "No images here of dog: its F1 (and the Macro F1) counts only images wrongly called it." in (
+        tab.status_label.text()
+    )
+
+
 @pytest.mark.timeout(180)
 def test_another_folder_does_not_replace_the_runs_own_evaluation(qtbot, tab, tmp_path):
     data = make_dataset(tmp_path / "pets")
