@@ -1087,7 +1087,9 @@ class PredictTab(QWidget):
         self.export_button.setToolTip(tip)
 
     def _export_csv(self) -> None:
-        near = self.images_folder()  # (the first export opened in the home folder, far from the images)
+        # beside the images' folder, not in it (the first export opened in the home folder, far from the images;
+        # in the folder it was an "other file" of the next run over it)
+        near = os.path.dirname(folder) if (folder := self.images_folder()) else None
         path, _ = QFileDialog.getSaveFileName(
             self, "Export predictions as CSV", dialog_dir("exports", "predictions.csv", near=near), "CSV files (*.csv)"
         )

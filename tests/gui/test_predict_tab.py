@@ -686,3 +686,20 @@ def test_a_run_just_trained_becomes_the_model_unless_one_was_chosen(qtbot, tab, 
     wait_idle(qtbot, tab)
     tab.new_run_trained(str(run("20240103-000000-a-photos", 1_800_000_000, 2)))
     assert tab.checkpoint() == str(old / "best.pt")
+
+
+def test_the_csv_export_is_offered_beside_the_images_folder_not_in_it(qtbot, tab, ckpt, inputs, monkeypatch):
+    """In the folder, the CSV was an "other file" of the next prediction over it."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from gui.app import settings
+
+    settings().remove("dialogs/exports")
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(p) for p in inputs["folder"]])
+    wait_idle(qtbot, tab)
+    offered = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda _p, _t, path, _f: offered.append(path) or ("", ""))
+    tab._export_csv()
+    folder = inputs["folder"][0]
+    assert tab.images_folder() == str(folder) and offered == [str(folder.parent / "predictions.csv")]
