@@ -579,7 +579,10 @@ def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_
     tab.evaluate_now()
     wait_idle(qtbot, tab)
     assert tab.stack.currentIndex() == PAGE_RESULTS and tab.evaluation()["num_samples"] == 2  # the cats
-    evaluated = f"Evaluated best.pt of {tmp_path.name} on every image of {mixed}."
+    evaluated = (
+        f"Evaluated best.pt of {tmp_path.name} on every image of {mixed}. No images here of dog, fox: their F1 (and "
+        "the Macro F1) counts only images wrongly called them."
+    )
     assert tab.status_label.text() == f"{evaluated} Left out, not classes of the model: owl (2 images)."
 
     (mixed / "cat" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not the rest of a JPEG")
