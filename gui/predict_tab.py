@@ -522,8 +522,14 @@ class PredictTab(QWidget):
             return
         before = self.checkpoint()
         self.refresh_models(keep=False)
-        if self.checkpoint() != str(best) or before == str(best):
-            return  # (the run was trained on another folder than the one open: the default stays as it was)
+        if self.checkpoint() != str(best):  # (a resumed run of another folder than the one open: nothing changes)
+            idx = self.model_combo.findData(before) if before else -1
+            if idx >= 0:
+                self.model_combo.setCurrentIndex(idx)
+                self._prev_combo_index = idx
+            return
+        if before == str(best):
+            return
         self._set_status(f"Model: {best.parent.name}, the run just trained")
         self._rerun_if_stale()
 

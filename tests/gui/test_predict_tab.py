@@ -662,10 +662,10 @@ def test_a_run_just_trained_becomes_the_model_unless_one_was_chosen(qtbot, tab, 
     runs, photos = tmp_path / "runs", tmp_path / "photos"
     photos.mkdir()
 
-    def run(name: str, started: int, seed: int) -> Path:
+    def run(name: str, started: int, seed: int, data: Path = photos) -> Path:
         d = runs / name
         d.mkdir(parents=True)
-        cfg = {"data": {"root": str(photos)}, "model": {"arch": "resnext11_2x4d"}}
+        cfg = {"data": {"root": str(data)}, "model": {"arch": "resnext11_2x4d"}}
         (d / "config.json").write_text(json.dumps(cfg))
         (d / "status.json").write_text(json.dumps({"status": "completed", "started": started}))
         make_checkpoint(d / "best.pt", seed=seed)
@@ -681,6 +681,11 @@ def test_a_run_just_trained_becomes_the_model_unless_one_was_chosen(qtbot, tab, 
     tab.new_run_trained(str(new))
     wait_idle(qtbot, tab)
     assert tab.checkpoint() == str(new / "best.pt") and tab._jobs["one"][3] == str(new / "best.pt")  # again
+    run("20240102-050000-a-shapes", 1_755_000_000, 3, data=tmp_path / "shapes")
+    tab.set_data_folder(str(tmp_path / "shapes"))  # (another data set opened: the answers on screen keep theirs)
+    elsewhere = run("20240102-100000-a-other", 1_760_000_000, 4, data=tmp_path / "other")  # (a resumed old run)
+    tab.new_run_trained(str(elsewhere))
+    assert tab.checkpoint() == str(new / "best.pt")  # another folder's run: the model of the answers stays
     tab.model_combo.setCurrentIndex(tab.model_combo.findData(str(old / "best.pt")))
     tab.model_combo.activated.emit(tab.model_combo.currentIndex())  # the user's choice: it stays
     wait_idle(qtbot, tab)
