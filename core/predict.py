@@ -409,8 +409,9 @@ def expand_paths(
     Folders are walked (sorted; recursively unless recursive=False) for files with an image extension, skipping
     hidden files/folders, __MACOSX and Thumbs.db as the data scanner does. Files named explicitly are kept whatever
     their extension or existence, so `predict` reports why each one fails. problems holds (folder, reason) for
-    folders that hold no images or cannot be read, and (file, reason) for photos in them of a type not read (HEIC). A file reached twice is listed once. `ignored`, when given,
-    receives the other files found in the folders (not an image type), so that they can be counted to the user.
+    folders that hold no images or cannot be read, and (file, reason) for photos in them of a type not read (HEIC).
+    A file reached twice is listed once. `ignored`, when given, receives the other files found in the folders (not
+    an image type), so that they can be counted to the user.
     Grad-CAM overlays this program wrote (`predict --cam` into a folder it reads) are left out of the folders'
     images, into `overlays` when given: each run classified the last one's overlays and piled up more. Run folders
     of this program inside them (checkpoints and curves.png) are left out too, into `run_folders` when given (else
