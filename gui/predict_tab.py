@@ -931,7 +931,9 @@ class PredictTab(QWidget):
     def _on_many_progress(self, done: int, total: int) -> None:
         self._drain()
         self.progress.setRange(0, max(1, total))
-        self.progress.setValue(done)
+        # the rows drained are as far as the worker has got: the signal's count, queued behind them, lagged (the
+        # bar read "1 / 600" beside "13 files")
+        self.progress.setValue(min(total, max(done, len(self._results))))
 
     def _drain(self) -> None:
         added = False

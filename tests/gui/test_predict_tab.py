@@ -708,3 +708,16 @@ def test_the_csv_export_is_offered_beside_the_images_folder_not_in_it(qtbot, tab
     tab._export_csv()
     folder = inputs["folder"][0]
     assert tab.images_folder() == str(folder) and offered == [str(folder.parent / "predictions.csv")]
+
+
+def test_the_progress_bar_keeps_up_with_the_rows_shown(qtbot, tab):
+    """The worker runs ahead of its queued progress signals: the bar read "1 / 600" beside "13 files"."""
+    from core.predict import Prediction
+
+    tab.progress.setVisible(True)
+    for i in range(13):
+        tab._queue.append(
+            ("pred", Prediction(f"/x/{i}.png", True, top=[("cat", 0.9)], label="cat", confidence=0.9), None, None)
+        )
+    tab._on_many_progress(1, 600)
+    assert tab.row_count() == 13 and tab.progress.value() == 13 and tab.progress.maximum() == 600
