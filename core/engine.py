@@ -438,9 +438,11 @@ class _BatchLog(Callback):
         self.rows: list[tuple[int, int, int, float]] = []
         self._last = -math.inf
         self._recent = runs.RecentLoss()
+        self._row_at: tuple[int, int] | None = None  # (epoch, step) of the last row written
 
-    def resume_at(self, epoch: int, mean_loss: float, seen: int) -> None:
+    def resume_at(self, epoch: int, mean_loss: float, seen: int, step: int) -> None:
         self._recent.resume_at(epoch, mean_loss, seen)
+        self._row_at = (epoch, step)  # (the stop wrote that step's row)
 
     def at_stop(self, epoch: int, step: int, steps: int, mean_loss: float, seen: int) -> None:
         """A row for the steps since the last one, when a stop ends the epoch there (they were in no row, and the
@@ -448,11 +450,15 @@ class _BatchLog(Callback):
         p = BatchProgress(epoch, step, steps, mean_loss, 0.0, 0.0, seen)
         if epoch >= 1 and seen and self._recent.behind(p):
             self.rows.append((epoch, step, steps, self._recent(p)))
+            self._row_at = (epoch, step)
 
     def on_batch_end(self, p: BatchProgress) -> None:
         now = time.perf_counter()
+        if (p.epoch, p.step) == self._row_at:  # (a stop in an epoch's last step wrote it; the resume reports it)
+            return
         if p.epoch >= 1 and (p.step == p.steps or now - self._last >= BATCH_LOG_INTERVAL_S):  # 0: feature pass
             self._last = now
+            self._row_at = (p.epoch, p.step)
             self.rows.append((p.epoch, p.step, p.steps, self._recent(p)))
 
     def take(self) -> list[tuple[int, int, int, float]]:
@@ -2112,7 +2118,7 @@ class _EpochMeter:
         if seen and self.trainer.is_main:  # the next values: the loss since the stop, as it would have been
             for recent in (self._recent, self._file_recent):
                 recent.resume_at(self.epoch, float(loss_sum) / seen, seen)
-            self.trainer._batch_log.resume_at(self.epoch, float(loss_sum) / seen, seen)
+            self.trainer._batch_log.resume_at(self.epoch, float(loss_sum) / seen, seen, steps)
         if isinstance(rows, torch.Tensor) and rows.ndim == 2 and rows.shape[1] == 2 and len(rows) <= len(self._rows):
             self._rows[: len(rows)] = rows.to(self._rows.device, self._rows.dtype)
             self._filled = len(rows)

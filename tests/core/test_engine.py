@@ -586,6 +586,26 @@ def test_batches_csv_rows_cover_every_step_across_a_stop_between_rows(dataset, t
         resumed.history[0]["train_loss"], rel=1e-5
     )
 
+    # a stop while the epoch's last step trains: its row is written at the stop, and not again (as the epoch's
+    # running mean) when the resumed run reports that step
+    token, calls = StopToken(), []
+    step = Trainer._train_step
+
+    def last_step_stops(self, *args):
+        calls.append(1)
+        if len(calls) == steps:
+            token.stop()
+        return step(self, *args)
+
+    monkeypatch.setattr(Trainer, "_train_step", last_step_stops)
+    first = Trainer(cfg, stop=token, runs_dir=tmp_path / "c").fit()
+    assert first.reason == "stopped", first.message
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    resumed = Trainer(None, resume=first.run_dir).fit()
+    assert resumed.reason == "completed", resumed.message
+    rows = runs.read_batches(resumed.run_dir)
+    assert [r[:2] for r in rows] == [(1, 1), (1, steps)]
+
 
 def test_a_stop_right_after_a_non_finite_loss_fails_instead_of_saving_broken_weights(dataset, tmp_path, monkeypatch):
     """The loss is read lagged (here: never before the stop), so the stop itself checks it: last.pt keeps epoch 1."""
