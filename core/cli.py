@@ -975,7 +975,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     elif not to_stdout:
         for p in preds:
             if p.ok:
-                tops = "  ".join(f"{n} {c:.1%}" for n, c in p.top[1:])
+                tops = "  ".join(f"{_field(n)} {c:.1%}" for n, c in p.top[1:])
                 print(f"{_field(p.source)}\t{_field(p.label)}\t{p.confidence:.1%}" + (f"\t({tops})" if tops else ""))
     if not files and not problems:
         raise UsageError("predict: no images found in the given paths")

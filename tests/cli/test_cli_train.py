@@ -199,3 +199,23 @@ def test_predict_lines_keep_one_line_per_image_whatever_the_file_names(capsys, t
     lines = out.splitlines()
     assert len(lines) == 2 and lines[0].startswith(str(tmp_path / "new\\nline\\tname.png") + "\t")
     assert len(lines[0].split("\t")) == len(lines[1].split("\t"))
+
+
+@pytest.mark.timeout(300)
+def test_predict_lines_escape_class_names_too(capsys, tmp_path):
+    """Class names are folder names: a tab in one split the top-k part of the line into more fields."""
+    data = tmp_path / "data"
+    for c, name in enumerate(("a\tb", "plain")):
+        (data / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (24, 24), (40 + 150 * c, 20 + 10 * i, 90)).save(data / name / f"{i}.png")
+    rc, out, err = run(
+        capsys, "train", "--data", data, "--epochs", "1", "--runs-dir", tmp_path / "runs", "--json", *TINY
+    )
+    assert rc == 0, err
+    rc, out, err = run(
+        capsys, "predict", "--checkpoint", json.loads(out)["run_dir"], data / "plain" / "0.png", "--quiet"
+    )
+    assert rc == 0, err
+    fields = out.rstrip("\n").split("\t")
+    assert len(fields) == 4 and "a\\tb" in fields[1] + fields[3]  # path, class, confidence, (the other class)
