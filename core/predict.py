@@ -468,6 +468,8 @@ def expand_paths(
 
     files = once(files)
     problems = list(dict.fromkeys(problems))  # (a folder given twice: its HEIC photos named once)
+    named = {os.path.normcase(os.path.abspath(p)) for p, _ in problems}  # (and once when also given alone)
+    files = [f for f in files if os.path.normcase(os.path.abspath(f)) not in named]
     if ignored is not None:
         ignored += once(other)
     if overlays is not None:

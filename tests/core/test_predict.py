@@ -200,7 +200,7 @@ def test_a_heic_photo_is_named_with_what_to_do_not_an_other_file_or_not_an_image
     heic = folder / "IMG_0001.HEIC"
     heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
     ignored: list[str] = []
-    files, problems = expand_paths([folder, folder], ignored=ignored)
+    files, problems = expand_paths([folder, folder, heic], ignored=ignored)  # (also given alone: named once)
     want = "a HEIC image, a type not read: convert it to JPEG or PNG"
     assert files == [] and ignored == [] and problems == [(str(heic), want)]  # (not "no images in folder" too)
     with pytest.raises(data.ImageLoadError, match=f"IMG_0001.HEIC: {want}$"):
