@@ -528,10 +528,9 @@ class PredictTab(QWidget):
                 self.model_combo.setCurrentIndex(idx)
                 self._prev_combo_index = idx
             return
-        if before == str(best):
-            return
         self._set_status(f"Model: {best.parent.name}, the run just trained")
-        self._rerun_if_stale()
+        # (the same run trained further: its best.pt may hold new weights under the same name)
+        self._rerun_if_stale(force=before == str(best))
 
     def _default_model_index(self, runs: list[Any]) -> int:
         """The newest run trained on the open data folder, else the newest run (runs are listed newest first)."""
@@ -815,14 +814,14 @@ class PredictTab(QWidget):
         self._update_export()
         start_worker(worker, self)
 
-    def _rerun_if_stale(self) -> None:
+    def _rerun_if_stale(self, force: bool = False) -> None:
         """The model or top-k changed: classify what is on screen again, so no table or view shows answers of a
-        model that is no longer chosen."""
+        model that is no longer chosen. `force`: the same file with new weights (a run trained further)."""
         if self._pending is not None:  # a job waiting to start uses the current model and top-k anyway
             return
         shown = {1: "one", 2: "many"}.get(self.stack.currentIndex())
         job = self._jobs.get(shown) if shown else None
-        if job is None or (job[3], job[4]) == (self.checkpoint(), self.topk_spin.value()):
+        if job is None or (not force and (job[3], job[4]) == (self.checkpoint(), self.topk_spin.value())):
             return
         self._start(job[0], job[1], job[2])
 
@@ -1095,9 +1094,12 @@ class PredictTab(QWidget):
         self.export_button.setToolTip(tip)
 
     def _export_csv(self) -> None:
-        # beside the images' folder, not in it (the first export opened in the home folder, far from the images;
-        # in the folder it was an "other file" of the next run over it)
-        near = os.path.dirname(folder) if (folder := self.images_folder()) else None
+        # beside a folder of images given, not in it (the first export opened in the home folder, far from the
+        # images; in the folder it was an "other file" of the next run over it), where that can be written
+        near = folder = self.images_folder()
+        given = {os.path.normcase(os.path.abspath(f)) for f in self._dropped_folders}
+        if folder and os.path.normcase(folder) in given and os.access(os.path.dirname(folder), os.W_OK):
+            near = os.path.dirname(folder)
         path, _ = QFileDialog.getSaveFileName(
             self, "Export predictions as CSV", dialog_dir("exports", "predictions.csv", near=near), "CSV files (*.csv)"
         )

@@ -681,6 +681,11 @@ def test_a_run_just_trained_becomes_the_model_unless_one_was_chosen(qtbot, tab, 
     tab.new_run_trained(str(new))
     wait_idle(qtbot, tab)
     assert tab.checkpoint() == str(new / "best.pt") and tab._jobs["one"][3] == str(new / "best.pt")  # again
+    make_checkpoint(new / "best.pt", seed=5)  # trained further (Train more epochs): new weights, the same file
+    shown = tab._jobs["one"]
+    tab.new_run_trained(str(new))
+    wait_idle(qtbot, tab)
+    assert tab._jobs["one"] is not shown  # classified again (the answers were the old weights')
     run("20240102-050000-a-shapes", 1_755_000_000, 3, data=tmp_path / "shapes")
     tab.set_data_folder(str(tmp_path / "shapes"))  # (another data set opened: the answers on screen keep theirs)
     elsewhere = run("20240102-100000-a-other", 1_760_000_000, 4, data=tmp_path / "other")  # (a resumed old run)
@@ -708,6 +713,10 @@ def test_the_csv_export_is_offered_beside_the_images_folder_not_in_it(qtbot, tab
     tab._export_csv()
     folder = inputs["folder"][0]
     assert tab.images_folder() == str(folder) and offered == [str(folder.parent / "predictions.csv")]
+    tab.predict_paths([str(p) for p in inputs["loose"]])  # loose files: their own folder (its parent may be /home)
+    wait_idle(qtbot, tab)
+    tab._export_csv()
+    assert offered[-1] == str(inputs["loose"][0].parent / "predictions.csv")
 
 
 def test_the_progress_bar_keeps_up_with_the_rows_shown(qtbot, tab):
