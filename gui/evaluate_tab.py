@@ -1349,8 +1349,8 @@ class EvaluateTab(QWidget):
         if absent and evaluated:  # (a folder without one of the classes: its row reads "—" and 0.000, unexplained)
             them = ", ".join(absent[:4]) + (", …" if len(absent) > 4 else "")
             evaluated += (
-                f" No images here of {them}: {'its' if len(absent) == 1 else 'their'} F1 (and the Macro F1) counts "
-                f"only images wrongly called {'it' if len(absent) == 1 else 'them'}."
+                f" No images here of {them}: {'its' if len(absent) == 1 else 'each one’s'} F1 is 0 if any image was "
+                f"called {absent[0] if len(absent) == 1 else 'it'} (and counts in the Macro F1), — if none was."
             )
         if ev.get("stopped"):
             self._set_status(f"Cancelled: these numbers cover only the first {n} images.", error=True)

@@ -236,7 +236,7 @@ def test_a_class_without_images_in_the_evaluated_folder_is_said(qtbot, tab, tmp_
         if row["name"] == "dog":
             row.update(support=0, recall=None, f1=0.0)
     tab.show_run(str(make_run(tmp_path / "runs", data, ev)))
-    assert "No images here of dog: its F1 (and the Macro F1) counts only images wrongly called it." in (
+    assert "No images here of dog: its F1 is 0 if any image was called dog (and counts in the Macro F1), — if none" in (
         tab.status_label.text()
     )
 
@@ -580,8 +580,8 @@ def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_
     wait_idle(qtbot, tab)
     assert tab.stack.currentIndex() == PAGE_RESULTS and tab.evaluation()["num_samples"] == 2  # the cats
     evaluated = (
-        f"Evaluated best.pt of {tmp_path.name} on every image of {mixed}. No images here of dog, fox: their F1 (and "
-        "the Macro F1) counts only images wrongly called them."
+        f"Evaluated best.pt of {tmp_path.name} on every image of {mixed}. No images here of dog, fox: each one’s F1 is 0 "
+        "if any image was called it (and counts in the Macro F1), — if none was."
     )
     assert tab.status_label.text() == f"{evaluated} Left out, not classes of the model: owl (2 images)."
 
