@@ -404,9 +404,9 @@ def _report_ignored(index) -> None:
     (train and evaluate left them out without a word). Other files (notes.txt) are for scan to list."""
     if os.environ.get("RANK", "0") != "0":
         return
-    from core.data import UNREAD_PHOTO_TYPES, ignored_reason
+    from core.data import ignored_reason, unread_photo
 
-    photos = [p for p in index.ignored_files if os.path.splitext(p)[1].lower() in UNREAD_PHOTO_TYPES]
+    photos = [p for p in index.ignored_files if unread_photo(p)]
     if photos:
         _err(
             f"note: {_count(len(photos), 'photo')} in class folders left out, of a type not read, e.g. "

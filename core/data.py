@@ -116,7 +116,7 @@ def error_reason(exc: BaseException, head: bytes | None = None) -> str:
         return f"decompression bomb ({pixels if pixels is not None else '?'} pixels > {limit} limit)"
     if isinstance(exc, UnidentifiedImageError):
         if head and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:  # (an iPhone's photos)
-            return str(ignored_kind("x.heic"))
+            return _unread_text("HEIC")
         kind = _damaged_kind(head)
         return (
             f"a damaged {kind} file (its header cannot be read)"
@@ -507,13 +507,22 @@ UNREAD_PHOTO_TYPES = {
 }
 
 
+def unread_photo(path: str) -> str | None:
+    """For a photo of a type not read (by its name: "IMG_0001.HEIC"), what it is and what to do; else None."""
+    kind = UNREAD_PHOTO_TYPES.get(os.path.splitext(path)[1].lower())
+    return _unread_text(kind) if kind else None
+
+
+def _unread_text(kind: str) -> str:
+    return f"a {kind} image, a type not read: convert it to JPEG or PNG"
+
+
 def ignored_kind(path: str) -> str | None:
     """What a file left out of a class folder is, when more than "not an image type": our Grad-CAM overlay, or a
     photo of a type not read (with what to do)."""
     if path.lower().endswith("_gradcam.png"):  # (only our overlays of that name are left out: the scan checked)
         return "a Grad-CAM overlay of predict --cam, not a photo"
-    kind = UNREAD_PHOTO_TYPES.get(os.path.splitext(path)[1].lower())
-    return f"a {kind} image, a type not read: convert it to JPEG or PNG" if kind else None
+    return unread_photo(path)
 
 
 def ignored_reason(path: str) -> str:
@@ -536,7 +545,7 @@ def _walk_images(
     for dirpath, dirnames, filenames in walk(folder, onerror=failed):
         if _is_stopped(stop):
             raise DataError("scan cancelled")
-        if "status.json" in filenames and is_run_folder(dirpath):  # (its curves.png had trained a class "runs")
+        if is_run_folder(dirpath, filenames):  # (its curves.png had trained a class "runs")
             if unreadable is not None:
                 unreadable.append((dirpath, RUN_FOLDER_REASON))
             dirnames[:] = []
@@ -557,9 +566,12 @@ def _walk_images(
 RUN_FOLDER_REASON = "a run folder (checkpoints and curves, not images to learn from; ignored)"
 
 
-def is_run_folder(folder: str) -> bool:
+def is_run_folder(folder: str, names: Sequence[str] | None = None) -> bool:
     """A run folder of this program: a status.json of one of its statuses beside a config.json of its sections
-    (two files of those names alone, in a class folder of photos, do not make one)."""
+    (two files of those names alone, in a class folder of photos, do not make one). `names`: the folder's file
+    names when listed already (a walk's): no status.json among them, no file is read."""
+    if names is not None and "status.json" not in names:
+        return False
     from core.runs import STATUSES, read_config, read_status
 
     return read_status(folder).get("status") in STATUSES and isinstance(read_config(folder).get("model"), dict)
@@ -633,18 +645,23 @@ def scan(
         raise DataError(
             f"{root_s}: {why}; use ROOT/train/<class>/… (val/, test/ beside it) or ROOT/<class>/… with no split folders"
         )
+
+    def take(cls: os.DirEntry, split_name: str | None) -> None:
+        """A class folder's images, its other files and whether it could be listed."""
+        name = class_key(cls.name)
+        class_names.add(name)
+        before = len(ignored)
+        candidates.extend((p, name, split_name) for p in _walk_images(cls.path, stop, unlisted, ignored))
+        others.setdefault(name, []).extend(ignored[before:])
+        blocked.update(_blocked(name, cls.path, unlisted))
+
     if _detect_splits(root_s, top):
         layout = "splits"
         for split_dir in top:
             split_name = SPLIT_NAMES[split_dir.name.lower()]
             bad += [(p, "outside any class folder (ignored)") for p in _loose_images(split_dir.path)]
             for cls in _subdirs(split_dir.path, bad):
-                name = class_key(cls.name)
-                class_names.add(name)
-                before = len(ignored)
-                candidates += [(p, name, split_name) for p in _walk_images(cls.path, stop, unlisted, ignored)]
-                others.setdefault(name, []).extend(ignored[before:])
-                blocked |= _blocked(name, cls.path, unlisted)
+                take(cls, split_name)
     else:
         layout = "classes"
         lone = [e.name for e in top if e.name.lower() in SPLIT_NAMES]
@@ -654,12 +671,7 @@ def scan(
                 f"class folder in train/ (and val/, test/ beside it): ROOT/train/<class>/…"
             )
         for cls in top:
-            name = class_key(cls.name)
-            class_names.add(name)
-            before = len(ignored)
-            candidates += [(p, name, None) for p in _walk_images(cls.path, stop, unlisted, ignored)]
-            others.setdefault(name, []).extend(ignored[before:])
-            blocked |= _blocked(name, cls.path, unlisted)
+            take(cls, None)
     bad += unlisted
 
     results = _verify_all([c[0] for c in candidates], progress, stop, workers)

@@ -433,7 +433,7 @@ def expand_paths(
         errors: list[OSError] = []
         if recursive:
             for root, dirs, names in data.walk(p, onerror=errors.append):  # links followed, loops not
-                if "status.json" in names and data.is_run_folder(root):  # its curves.png is no photo to classify
+                if data.is_run_folder(root, names):  # its curves.png is no photo to classify
                     if run_folders is not None:
                         run_folders.append(root)
                     else:
@@ -448,14 +448,13 @@ def expand_paths(
                 errors.append(e)
         unread = 0
         for f in listed:
-            ext = os.path.splitext(f)[1].lower()
             if is_cam_overlay(f):
                 mine.append(f)
-            elif ext in data.UNREAD_PHOTO_TYPES:  # a photo, named with what to do (it was an "other file")
-                problems.append((f, str(data.ignored_kind(f))))
+            elif why := data.unread_photo(f):  # a photo, named with what to do (it was an "other file")
+                problems.append((f, why))
                 unread += 1
             else:
-                (found if ext in exts else other).append(f)
+                (found if os.path.splitext(f)[1].lower() in exts else other).append(f)
         for e in errors:
             problems.append((str(getattr(e, "filename", None) or raw), f"cannot read folder: {e.strerror or e}"))
         if not found and not errors and not unread:

@@ -216,8 +216,7 @@ class TrainingCharts(_Canvas):
         for ax, title, ylabel in ((self.ax_loss, "Loss", "loss"), (self.ax_acc, "Accuracy", "accuracy (%)")):
             _style_axes(ax)
             ax.set_title(title, loc="left", fontweight="bold")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(ylabel)
+            ax.set_ylabel(ylabel)  # (the x label: _place_legend, with the legend's place)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_autoscale_on(False)  # limits are set here, and only when they must change
         line = {"animated": True}  # drawn by _draw_curves over the saved background, not by a full draw
