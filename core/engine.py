@@ -322,12 +322,19 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> N
     # The moments keep the memory layout they were saved in, the weights take this device's (channels_last on CUDA,
     # contiguous on a CPU or a Mac for some models): the fused kernels index raw storage and need one layout. A run
     # begun on a CPU and resumed on a GPU fed them both (fused on the CPU: 5.2 off after one epoch, against 0.03).
+    # The step count lives where the saved group's kernel wanted it (torch places it by the *saved* fused flag): on
+    # the weights' device for a fused or capturable kernel, on the CPU for the others. A CPU run resumed on CUDA
+    # (fused) failed at its first step with "state_steps is on cpu".
     for group in opt.param_groups:
+        on_device = bool(group.get("fused") or group.get("capturable"))
         for p in group["params"]:
             st = opt.state.get(p, {})
             for name, v in st.items():
                 if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
                     st[name] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+            step = st.get("step")
+            if torch.is_tensor(step):
+                st["step"] = step.to(p.device, torch.float32) if on_device else step.cpu()
 
 
 def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch: int, mode: str) -> Any:

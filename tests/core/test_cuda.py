@@ -115,6 +115,43 @@ def test_a_gpu_run_resumes_on_the_cpu(dataset, tmp_path):
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
 
 
+def test_a_cpu_run_resumes_on_cuda_with_moments_in_the_weights_layout(dataset, tmp_path):
+    """A run begun on the CPU (contiguous weights) resumed on CUDA (channels_last, fused AdamW): the resumed
+    optimizer's moments must take the weights' layout, or the fused kernel pairs the wrong elements."""
+    token = engine.StopToken()
+
+    class StopAfterFirst(engine.Callback):
+        def on_epoch_end(self, m):
+            if m.epoch == 1:
+                token.stop()
+
+    cpu = config(dataset)
+    cpu.train.device = "cpu"
+    first = Trainer(cpu, callbacks=[StopAfterFirst()], stop=token, runs_dir=tmp_path / "runs").fit()
+    assert first.reason == "stopped" and len(first.history) == 1
+    seen = {}
+
+    class Probe(engine.Callback):
+        def on_fit_start(self, info):
+            opt = t.optimizer
+            pairs = [(p, opt.state[p]) for g in opt.param_groups for p in g["params"] if p.dim() == 4]
+            seen.update(
+                device=info.device,
+                fused=opt.param_groups[0]["fused"],
+                same=all(s["exp_avg"].stride() == p.stride() for p, s in pairs if "exp_avg" in s),
+                n=len(pairs),
+            )
+
+    t = Trainer(config(dataset), callbacks=[Probe()], resume=first.run_dir)
+    resumed = t.fit()
+    assert resumed.reason == "completed", resumed.message
+    assert "cuda" in seen["device"] and seen["fused"] and seen["n"] > 0
+    assert seen["same"], "the resumed moments kept the CPU run's layout"
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+    assert resumed.history[-1]["val_acc"] >= 0.66
+
+
 def test_predict_and_evaluate_on_cuda_match_the_cpu(dataset, tmp_path):
     r = Trainer(config(dataset, epochs=2), runs_dir=tmp_path / "runs").fit()
     best = Path(r.run_dir) / "best.pt"
