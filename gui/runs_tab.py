@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 from gui.widgets import (
+    FrozenFirstColumn,
     ask,
     count_noun,
     dialog_dir,
@@ -412,6 +413,7 @@ class RunsTab(QWidget):
         self.settings_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at the start and end
         self.settings_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.settings_tree.setMinimumWidth(260)
+        self._frozen_names = FrozenFirstColumn(self.settings_tree)  # many runs compared scroll sideways
 
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(chart_box)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QSizePolicy,
+    QTreeView,
     QWidget,
 )
 
@@ -257,6 +258,73 @@ class ColumnShare(QObject):
         if event.type() == QEvent.Type.Resize:
             self.update()
         return False
+
+
+class FrozenFirstColumn(QTreeView):
+    """The first column of a flat `tree` kept in view while its other columns scroll sideways (Qt's frozen-column
+    pattern): a second view of the same model and selection, showing only column 0, laid over the tree's left
+    edge while the tree is scrolled sideways, its rows following the tree's vertical scrolling. Comparing many runs,
+    the settings' names had scrolled away with the runs' columns, leaving values without a name."""
+
+    def __init__(self, tree: QTreeView) -> None:
+        super().__init__(tree)
+        self.tree = tree
+        self.setModel(tree.model())
+        self.setSelectionModel(tree.selectionModel())
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setFrameShape(QTreeView.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setRootIsDecorated(False)
+        self.setItemsExpandable(False)
+        self.setAlternatingRowColors(tree.alternatingRowColors())
+        self.setTextElideMode(tree.textElideMode())
+        self.setSelectionMode(tree.selectionMode())
+        self.header().setStretchLastSection(True)
+        self.header().setSectionsMovable(False)
+        self.setStyleSheet(  # (a style sheet's border leaves the background unpainted unless it is named too)
+            "QTreeView { border: none; border-right: 1px solid #d9dee4; border-top-left-radius: 4px;"
+            " background: #ffffff; alternate-background-color: #f7f9fb; }"  # (style.qss's table colours)
+        )
+        self.verticalScrollBar().valueChanged.connect(tree.verticalScrollBar().setValue)
+        tree.verticalScrollBar().valueChanged.connect(self.verticalScrollBar().setValue)
+        tree.horizontalScrollBar().valueChanged.connect(self.place)
+        tree.horizontalScrollBar().rangeChanged.connect(self.place)
+        tree.header().sectionResized.connect(self.place)
+        tree.model().columnsInserted.connect(self.place)
+        tree.model().columnsRemoved.connect(self.place)
+        tree.model().modelReset.connect(self.place)
+        tree.installEventFilter(self)
+        self.hide()
+
+    def place(self, *_: Any) -> None:
+        """Shown over the tree's left edge while the tree is scrolled sideways (hidden otherwise: the tree's own
+        first column is in view then), as wide as that column."""
+        import shiboken6
+
+        tree = self.tree
+        if not (shiboken6.isValid(tree) and shiboken6.isValid(self)):  # (the tree's model is emptied as it goes)
+            return
+        for c in range(1, tree.model().columnCount()):
+            self.setColumnHidden(c, True)
+        self.setColumnHidden(0, False)
+        if tree.horizontalScrollBar().value() == 0 or tree.header().isHidden():
+            self.hide()
+            return
+        f, width = tree.frameWidth(), tree.columnWidth(0)
+        self.header().setFixedHeight(tree.header().height())  # (the runs' colour dots make the tree's taller)
+        self.setGeometry(f, f, width + 1, tree.viewport().height() + tree.header().height())
+        self.verticalScrollBar().setValue(tree.verticalScrollBar().value())
+        self.show()
+        self.raise_()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self.place()
+        return False
+
+    def wheelEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        QApplication.sendEvent(self.tree.viewport(), event)  # the tree scrolls, this view follows
 
 
 class ElidedLabel(QLabel):

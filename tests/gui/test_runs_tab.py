@@ -307,6 +307,24 @@ def test_many_compared_runs_scroll_sideways_rather_than_cut_every_value(qtbot, t
     tree.addTopLevelItem(long)
     tab._fit_run_columns(6)
     assert max(tree.columnWidth(c) for c in range(1, 7)) == COMPARE_COLUMN_MAX  # a folder is cut, not the table
+    # scrolled to the last run, the settings' names stay in view beside its values
+    frozen = tab._frozen_names
+    assert not frozen.isVisible()  # (not scrolled: the tree's own first column shows)
+    tree.horizontalScrollBar().setValue(tree.horizontalScrollBar().maximum())
+    qtbot.waitUntil(frozen.isVisible)
+    assert frozen.geometry().left() <= tree.frameWidth() and frozen.width() >= tree.columnWidth(0)
+    row = next(i for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "train.lr")
+    item = tree.topLevelItem(row)
+    at = frozen.viewport().mapTo(tree, frozen.visualRect(frozen.model().index(row, 0)).center())
+    assert tree.viewport().geometry().contains(at)  # on the row's line, inside the visible part of the tree
+    shown = frozen.indexAt(frozen.viewport().mapFrom(tree, at))
+    assert (
+        shown.data() == "train.lr" and tree.visualItemRect(item).center().y() == tree.viewport().mapFrom(tree, at).y()
+    )
+    tree.verticalScrollBar().setValue(tree.verticalScrollBar().maximum())  # the names follow the rows
+    assert frozen.verticalScrollBar().value() == tree.verticalScrollBar().value()
+    tree.horizontalScrollBar().setValue(0)
+    qtbot.waitUntil(lambda: not frozen.isVisible())
 
 
 def test_the_legend_takes_fewer_columns_in_a_narrow_chart_and_stays_inside_it(qtbot, tab, runs):
