@@ -595,10 +595,16 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
 
         info = RunStore(run_dir.parent).info(run_dir)
         done = info.epochs_done
-        if info.status == "completed" and info.epochs_planned and done >= info.epochs_planned:
+        if info.status == "completed":  # all its epochs, or an early stop (which resumed, trained on past it)
+            if not info.epochs_planned or done >= info.epochs_planned:
+                how = f"has trained all its {done} epoch{'s' if done != 1 else ''}"
+                more = f"--epochs {done + 5} (say) to train it further"
+            else:
+                why = f" ({info.message})" if info.message else ""
+                how = f"stopped early after epoch {done} of {info.epochs_planned}{why}"
+                more = f"--epochs {info.epochs_planned} to train on to its planned end"
             raise UsageError(
-                f"--resume {args.resume}: the run has trained all its {done} epoch{'s' if done != 1 else ''}; give "
-                f"--epochs {done + 5} (say) to train it further, or evaluate it with: evaluate --checkpoint "
+                f"--resume {args.resume}: the run {how}; give {more}, or evaluate it with: evaluate --checkpoint "
                 f"{args.resume}"
             )
     if args.epochs is None and args.device is None and args.data is None:

@@ -1183,6 +1183,11 @@ class Trainer:
         self._partial = partial if isinstance(partial, dict) and partial.get("epoch") == self.start_epoch + 1 else None
         self.best = dict(ck["best"]) if ck.get("best") else None
         self.bad_epochs = int(ck.get("bad_epochs", 0))
+        patience = self.config.train.early_stop_patience
+        if patience and self.bad_epochs >= patience and self._partial is None:
+            # it ended by early stopping, and is given more epochs: a new patience window (kept as it was, it
+            # stopped again after one epoch that did not beat the best)
+            self.bad_epochs = 0
         if self.is_main:
             runs.write_history(self.run_dir, self.history)  # drop rows written after this checkpoint
             p = self._partial or {}  # steps of the next epoch the checkpoint holds (all: it stopped validating)

@@ -559,6 +559,26 @@ def test_quiet_still_reports_a_failure_and_classes_without_training_images_are_n
 
 
 @pytest.mark.timeout(300)
+def test_resume_of_an_early_stopped_run_trains_nothing_unless_given_epochs(capsys, trained, tmp_path):
+    """An early stop is how the run ended: resumed without --epochs it trained on past it (and exited 0)."""
+    import shutil
+
+    run_dir = shutil.copytree(trained["run"], tmp_path / "run")
+    status = json.loads((run_dir / "status.json").read_text())
+    status.update(reason="early_stop", message="no improvement in validation accuracy for 2 epochs")
+    (run_dir / "status.json").write_text(json.dumps(status))
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["train"]["epochs"] = 9  # it planned 9 and stopped after 1
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    before = (run_dir / "last.pt").read_bytes()
+    rc, _, err = run(capsys, "train", "--resume", run_dir)
+    assert rc == 2 and one_line(err)
+    assert "stopped early after epoch 1 of 9 (no improvement in validation accuracy for 2 epochs)" in err
+    assert "give --epochs 9 to train on to its planned end" in err
+    assert (run_dir / "last.pt").read_bytes() == before
+
+
+@pytest.mark.timeout(300)
 def test_resume_names_what_it_ignores_refuses_to_shrink_and_follows_moved_data(capsys, trained, tmp_path):
     import shutil
 

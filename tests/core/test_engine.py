@@ -1141,6 +1141,19 @@ def test_early_stopping(tmp_path, monkeypatch):
     assert _status(result.run_dir)["status"] == "completed" and _status(result.run_dir)["reason"] == "early_stop"
 
 
+def test_an_early_stopped_run_given_more_epochs_gets_a_new_patience_window(tmp_path, monkeypatch):
+    """Resumed with the patience used up, it stopped again after one epoch that did not beat the best."""
+    dataset = make_colour_set(tmp_path / "data", per_class=4)
+    vals = iter([(1.0, 0.5), (0.9, 0.6), (1.0, 0.5), (1.1, 0.5)] + [(1.2, 0.4)] * 10)  # best at epoch 2
+    monkeypatch.setattr(Trainer, "_validate", lambda self: next(vals))
+    first = Trainer(config(dataset, epochs=8, early_stop_patience=2), runs_dir=tmp_path / "runs").fit()
+    assert first.reason == "early_stop" and len(first.history) == 4
+    resumed = Trainer(config(dataset, epochs=8, early_stop_patience=2), resume=first.run_dir).fit()
+    assert resumed.reason == "early_stop", resumed.message
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]  # two more epochs, the patience's
+    assert resumed.best_epoch == 2
+
+
 def test_deleted_file_is_a_warning(tmp_path):
     root = make_colour_set(tmp_path / "data")
     cfg = config(root)
