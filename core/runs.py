@@ -375,7 +375,11 @@ def write_status(run_dir: str | Path, status: str, **extra: Any) -> dict[str, An
     doc = {k: prev[k] for k in ("pid", "hostname", "started") if k in prev}
     if status == "running":
         doc.update(pid=os.getpid(), hostname=socket.gethostname())
-        doc.setdefault("started", time.time())
+        if "started" not in doc:
+            # a new run; or a resumed one whose status.json could not be read: the time in its name (dated now, it
+            # went to the top of a list sorted by date)
+            named = _named_time(run_dir.name) if (run_dir / "status.json").exists() else None
+            doc["started"] = named or time.time()
     doc.update(status=status, updated=time.time())
     doc.update(extra)
     write_json_atomic(run_dir / "status.json", doc)

@@ -304,6 +304,7 @@ def test_a_history_with_bytes_that_are_not_utf8_hides_no_run(tmp_path):
 def test_a_run_whose_status_json_cannot_be_read_says_so_and_keeps_its_date(tmp_path):
     """It showed as "interrupted", silently, dated today (the folder's mtime): on top of a list sorted by date."""
     import datetime
+    import time
 
     store = RunStore(tmp_path)
     run = tmp_path / "20260101-120000-resnet18-shapes"
@@ -315,6 +316,12 @@ def test_a_run_whose_status_json_cannot_be_read_says_so_and_keeps_its_date(tmp_p
     assert info.created == datetime.datetime(2026, 1, 1, 12, 0, 0).timestamp()
     (run / "config.json").write_text("")
     assert store.info(run).message == "status.json and config.json cannot be read (damaged or empty)"
+    # resumed, its status.json written anew: it keeps the date of its name (it was dated now: the newest run)
+    runs.write_status(run, "running")
+    assert runs.read_status(run)["started"] == datetime.datetime(2026, 1, 1, 12, 0, 0).timestamp()
+    fresh = tmp_path / "20260101-130000-resnet18-shapes"
+    fresh.mkdir()
+    assert abs(runs.write_status(fresh, "running")["started"] - time.time()) < 60  # a new run: now
 
 
 def test_a_hand_edited_epoch_count_is_read_as_a_number_or_not_at_all(tmp_path):
