@@ -914,7 +914,7 @@ class Trainer:
                 if self._phase == "epochs":
                     what = "last.pt is saved after the current batch"
                 elif self._phase == "final":
-                    what = "training is done and saved; the final evaluation of best.pt is skipped"
+                    what = "training is done and saved; the final evaluation of best.pt stops after the batch under way"
                 elif self._phase == "ending":
                     what = "the run has failed and is being closed; last.pt keeps its last saved state"
                 elif self._resume_ckpt:
