@@ -665,6 +665,15 @@ class Trainer:
             there = next((p for p in (root, *root.parents) if p.exists()), None)
             if there is not None and not os.access(there, os.W_OK | os.X_OK):  # read-only file system, no permission
                 raise ConfigError(f"runs_dir={str(root)!r}: cannot create a run folder in {there} (not writable)")
+            if there is not None:  # (and a probe: os.access says yes to root, and of /proc, where nothing is made)
+                import tempfile
+
+                try:
+                    os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=there))
+                except OSError as e:  # it failed as a run that could not begin (exit 1), not an input error
+                    raise ConfigError(
+                        f"runs_dir={str(root)!r}: cannot create a run folder in {there} ({e.strerror or e})"
+                    ) from None
         if self._resume_ckpt and self.is_main:  # (a probe: os.access answers wrongly on Windows and for root)
             import tempfile
 

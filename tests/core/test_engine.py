@@ -1420,6 +1420,13 @@ def test_a_runs_folder_that_cannot_be_written_is_an_input_error_before_anything_
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_runs_folder_where_nothing_can_be_made_is_an_input_error_even_when_access_says_yes(dataset):
+    """os.access says yes to root, and of /proc: the run failed once set up (exit 1, "No such file or directory")."""
+    with pytest.raises(ConfigError, match="runs_dir='/proc/nope': cannot create a run folder in /proc \\("):
+        Trainer(config(dataset), runs_dir="/proc/nope")
+
+
 def test_an_epochs_files_are_written_while_the_next_epoch_trains_and_hold_that_epochs_end(
     dataset, tmp_path, monkeypatch
 ):
