@@ -668,6 +668,7 @@ class EvaluateTab(QWidget):
         self._cam_result: dict[str, Any] | None = None
         self._thumb_queue: deque = deque()
         self._generation = 0
+        self._detail_token = 0  # the large image shown (a Grad-CAM computed for one no longer shown is dropped)
         self._eval_generation = 0  # answers of an evaluation started for another run or checkpoint are dropped
         self._eval_target: str | None = None  # the checkpoint being evaluated
         self._eval_queued = False  # "Evaluate now" pressed while a cancelled evaluation was still stopping
@@ -1479,8 +1480,14 @@ class EvaluateTab(QWidget):
             shown += not hide
         if pair is not None and self.gallery.currentRow() >= 0 and self.gallery.currentItem().isHidden():
             self.gallery.setCurrentRow(-1)
+            self._detail_token += 1  # a Grad-CAM still being computed is of the image no longer shown
+            self._cam_result = self._cam_pending = None
             self.detail_view.set_image(None)
             self.detail_label.setText("")
+            # (the hint left was the one before that image's Grad-CAM: "Computing Grad-CAM…", for good)
+            self.detail_view.set_hint(
+                "Click an image to see it large with its Grad-CAM" if shown else "No images in this cell"
+            )
         self.filter_row.setVisible(pair is not None)
         if self.cm_canvas is not None:
             names = self.cm_canvas.names()
@@ -1548,11 +1555,16 @@ class EvaluateTab(QWidget):
         self.detail_view.set_hint("Computing Grad-CAM…")
         worker = FunctionWorker(_cam_job, self._cache, self._checkpoint, path, predicted)
         gen = self._generation  # a gallery refilled meanwhile (a new evaluation) makes this answer stale
+        token = self._detail_token  # and so does the image being filtered away
+
+        def current() -> bool:
+            return gen == self._generation and token == self._detail_token
+
         connect_worker(
             worker,
             self,
-            result=lambda r: gen == self._generation and self._on_cam(r),
-            failed=lambda m: gen == self._generation and self.detail_view.set_hint(m),
+            result=lambda r: current() and self._on_cam(r),
+            failed=lambda m: current() and self.detail_view.set_hint(m),
         )
         worker.finished.connect(self._on_cam_finished)
         self._cam_worker = worker

@@ -415,6 +415,29 @@ def test_evaluate_again_shows_no_image_large_until_one_is_clicked(qtbot, tab, tm
     assert tab.stack.currentWidget().graphicsEffect() is None and tab.progress.isHidden()
 
 
+def test_filtering_the_image_shown_away_leaves_a_hint_and_drops_its_grad_cam(qtbot, tab, tmp_path):
+    """Filtered to a cell without images, the empty pane read "Computing Grad-CAM…" for good (the hint from before
+    the image's Grad-CAM came)."""
+    _evaluated_run(qtbot, tab, tmp_path)
+    entries = tab.gallery_entries()
+    names = tab.cm_canvas.names()
+    confused = {(e["true"], e["predicted"]) for e in entries}
+    empty = next((t, p) for t in names for p in names if t != p and (t, p) not in confused)
+    first = (entries[0]["true"], entries[0]["predicted"])
+    other = next((pair for pair in sorted(confused) if pair != first), empty)  # a cell without the first image
+    tab.gallery.setCurrentRow(0)
+    wait_idle(qtbot, tab)
+    assert tab.detail_result() is not None
+    tab.filter_gallery(empty)
+    assert tab.gallery.currentRow() == -1 and tab.detail_result() is None
+    assert tab.detail_view._hint == "No images in this cell" and tab.detail_label.text() == ""
+    tab.filter_gallery(None)
+    tab.gallery.setCurrentRow(0)  # its Grad-CAM is computed in a worker while its cell is filtered away
+    tab.filter_gallery(other)
+    wait_idle(qtbot, tab)
+    assert tab.detail_result() is None and "Computing" not in tab.detail_view._hint
+
+
 def test_clicking_a_confusion_matrix_cell_lists_its_images_under_misclassified(qtbot, tab, tmp_path):
     """A cell said how many images were confused, but not which: the gallery mixed every pair."""
     from types import SimpleNamespace
