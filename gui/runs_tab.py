@@ -423,6 +423,7 @@ class RunsTab(QWidget):
         lower.setSizes([820, 340])
         self.lower_split = lower
         self._settings_sized_by_user = False  # once the user drags it, the settings pane keeps its width
+        self._slot_of: dict[str, int] = {}  # each run's colour (and marker) slot, kept from one comparison to the next
         lower.splitterMoved.connect(lambda *_: setattr(self, "_settings_sized_by_user", True))
 
         split = QSplitter(Qt.Orientation.Vertical)
@@ -640,6 +641,28 @@ class RunsTab(QWidget):
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
         return [self.table.item(r, COL_NAME).data(PATH_ROLE) for r in rows if self.table.item(r, COL_NAME)]
 
+    def run_slots(self, paths: list[str]) -> list[int]:
+        """The colour slots of these runs: RUN_COLORS[slot % 10], RUN_MARKERS[slot // 10]. A run keeps the slot it
+        was first drawn in while that slot is free in the selection: by place in the selection, a run turned from
+        blue to orange when a newer run was selected beside it. A new run takes the lowest slot no other run
+        holds, as long as one is left."""
+        used: set[int] = set()
+        out = []
+        for path in paths:
+            slot = self._slot_of.get(path)
+            if slot is None or slot in used:
+                held = set(self._slot_of.values())
+                free = [i for i in range(len(RUN_COLORS)) if i not in used and i not in held]
+                slot = free[0] if free else next(i for i in range(len(paths) + len(used) + 1) if i not in used)
+                self._slot_of[path] = slot
+            used.add(slot)
+            out.append(slot)
+        return out
+
+    @staticmethod
+    def slot_color(slot: int) -> str:
+        return RUN_COLORS[slot % len(RUN_COLORS)]
+
     def select_runs(self, paths: list[str]) -> None:
         """Select these run folders (others are deselected)."""
         wanted = {str(p) for p in paths}
@@ -751,12 +774,13 @@ class RunsTab(QWidget):
         show_train = self.train_check.isChecked()
         train_losses: list[float] = []  # every run's training losses: they set the scale (charts.loss_cap)
         val_points: list[tuple[str, list[float], list[float]]] = []  # (colour, epochs, validation losses)
-        records = [(n, path, self._record(path)) for n, path in enumerate(paths)]
+        slots = dict(zip(paths, self.run_slots(paths), strict=True))
+        records = [(slots[path], path, self._record(path)) for path in paths]
         records = [(n, path, r) for n, path, r in records if r is not None and r.history]
         if not records:
             xs, ys = _smoothed_batches(paths[0]) if len(paths) == 1 else ([], [])
             if xs:  # e.g. a run whose loss exploded in its first epoch: its batches show how
-                self.loss_ax.plot(xs, ys, "-", color=RUN_COLORS[0], linewidth=1.2, gid="batches")
+                self.loss_ax.plot(xs, ys, "-", color=self.slot_color(slots[paths[0]]), linewidth=1.2, gid="batches")
                 self.loss_ax.set_title("Loss per batch (no finished epoch)", fontsize=10)
                 self.loss_ax.xaxis.get_major_locator().set_params(integer=True)
                 self._placeholder("No finished epoch yet", axes=(self.acc_ax,))
@@ -764,8 +788,8 @@ class RunsTab(QWidget):
             self._placeholder("No finished epoch yet" if len(paths) == 1 else "No finished epoch yet\nin these runs")
             return
         no_val = False  # a run drawn with its training curve as the solid line (it has no validation split)
-        for n, path, record in records:  # the colour stays tied to the run's place in the selection
-            color = RUN_COLORS[n % len(RUN_COLORS)]
+        for n, path, record in records:  # n: the run's colour slot, kept from one comparison to the next
+            color = self.slot_color(n)
             label = Path(path).name
             for ax, key in ((self.loss_ax, "loss"), (self.acc_ax, "acc")):
                 val = self._series(record.history, f"val_{key}")
@@ -816,9 +840,9 @@ class RunsTab(QWidget):
                     )
         drawn = {path for _, path, _ in records}
         no_epoch: dict[Any, str] = {}  # selected runs with nothing to draw: named in the legend, not left out unsaid
-        for n, path in enumerate(paths):
+        for path in paths:
             if path not in drawn:
-                color = RUN_COLORS[n % len(RUN_COLORS)]
+                color = self.slot_color(slots[path])
                 (line,) = self.loss_ax.plot([], [], "-", color=color, linewidth=1.6, gid="no-epoch")
                 line.set_label(f"{Path(path).name} {NO_EPOCH_NOTE}")
                 no_epoch[line] = path
@@ -994,9 +1018,10 @@ class RunsTab(QWidget):
         keys = [k for k in keys if not k.startswith(HIDDEN_SETTINGS)]
         self.settings_tree.setColumnCount(1 + len(paths))
         self.settings_tree.setHeaderLabels(["Setting", *short_run_labels(paths)])
+        slots = self.run_slots(paths)  # (the curves' colours)
         for col, path in enumerate(paths, 1):
             self.settings_tree.headerItem().setToolTip(col, Path(path).name)
-            self.settings_tree.headerItem().setIcon(col, dot_icon(RUN_COLORS[(col - 1) % len(RUN_COLORS)]))
+            self.settings_tree.headerItem().setIcon(col, dot_icon(self.slot_color(slots[col - 1])))
         self.settings_tree.header().setStretchLastSection(False)
         names = [_without_start_time(Path(p).name) for p in paths]
         rows = [("run", names)] if len(set(names)) > 1 else []  # (the same model and data: the titles tell them apart)

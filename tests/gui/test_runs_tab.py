@@ -283,6 +283,37 @@ def test_compared_runs_show_their_values_whole_and_other_models_are_named(qtbot,
     assert [dataset.child(i).text(0) for i in range(dataset.childCount())] == ["name"]
 
 
+def test_a_run_keeps_its_colour_from_one_comparison_to_the_next(qtbot, tab, runs):
+    """Colours went by place in the selection: a run drawn blue turned orange beside a newer run."""
+    from matplotlib.colors import to_hex
+
+    root = runs["done"].parent
+    newer = make_run(root, "20240105-090000-resnext11_4x8d-shapes", "completed", 2, 1_704_450_000)
+    tab.refresh()
+    tab.show()
+
+    def colours() -> dict[str, str]:
+        return {ln.get_gid(): to_hex(ln.get_color()) for ln in tab.curve_lines()}
+
+    def header_dots() -> list[str]:  # the settings columns' dots, run by run
+        head = tab.settings_tree.headerItem()
+        return [
+            to_hex(head.icon(c).pixmap(8, 8).toImage().pixelColor(4, 4).name()) for c in range(1, head.columnCount())
+        ]
+
+    done, stopped = str(runs["done"]), str(runs["stopped"])
+    tab.select_runs([done])
+    alone = colours()[done]
+    tab.select_runs([done, stopped])
+    pair = colours()
+    assert pair[done] == alone and pair[stopped] != alone
+    tab.select_runs([done, stopped, str(newer)])  # the newest comes first in the table
+    three = colours()
+    assert three[done] == alone and three[stopped] == pair[stopped] and len(set(three.values())) == 3
+    assert tab.selected_paths()[0] == str(newer)
+    assert header_dots() == [three[p] for p in tab.selected_paths()]  # the settings columns, in the same colours
+
+
 def test_many_compared_runs_scroll_sideways_rather_than_cut_every_value(qtbot, tab, runs):
     """With 6 runs sharing the width every value read "…" (lr "0…3", accuracies "2…%")."""
     root = runs["done"].parent
