@@ -423,6 +423,8 @@ class RunsTab(QWidget):
         lower.setSizes([820, 340])
         self.lower_split = lower
         self._settings_sized_by_user = False  # once the user drags it, the settings pane keeps its width
+        self._off_note = ""  # the loss plot's note on validation losses off its scale ("" without)
+        self._run_of_color: dict[str, str] = {}  # the runs drawn, by colour (their short names, for the note)
         self._slot_of: dict[str, int] = {}  # each run's colour (and marker) slot, kept from one comparison to the next
         lower.splitterMoved.connect(lambda *_: setattr(self, "_settings_sized_by_user", True))
 
@@ -460,6 +462,8 @@ class RunsTab(QWidget):
         resized = obj is self.canvas and event.type() == QEvent.Type.Resize and self._legend_handles
         if resized and self._legend_columns(event.size().width()) != self._legend_cols:
             self._place_legend(event.size().width())
+        if resized and self._off_note:
+            self._title_loss(event.size().width())  # (drawn with the resize)
         return super().eventFilter(obj, event)
 
     def _legend_columns(self, width: int) -> int:
@@ -767,6 +771,7 @@ class RunsTab(QWidget):
             ax.set_xlabel("epoch", fontsize=9)
             ax.set_ylabel(ylabel, fontsize=9)
         self._legend_handles, self._legend_labels = [], []
+        self._off_note = ""
         self._place_legend()
         if not paths:  # (no runs at all: the table's place says how to make one)
             self._placeholder("Select one or more runs\nto compare their curves" if self._infos else "No runs yet")
@@ -788,6 +793,8 @@ class RunsTab(QWidget):
             self._placeholder("No finished epoch yet" if len(paths) == 1 else "No finished epoch yet\nin these runs")
             return
         no_val = False  # a run drawn with its training curve as the solid line (it has no validation split)
+        short = dict(zip(paths, short_run_labels(paths), strict=True))
+        self._run_of_color = {self.slot_color(n): short[path] for n, path, _ in records}
         for n, path, record in records:  # n: the run's colour slot, kept from one comparison to the next
             color = self.slot_color(n)
             label = Path(path).name
@@ -877,8 +884,9 @@ class RunsTab(QWidget):
             ]
         self._legend_handles = self.curve_lines() + list(no_epoch) + batches + key
         self._legend_labels = [ln.get_label() for ln in self._legend_handles]
-        if len(paths) >= 3:  # the settings columns' titles (start times): a legend of full names, one a row,
-            short = dict(zip(paths, short_run_labels(paths), strict=True))  # pressed the charts flat
+        if (
+            len(paths) >= 3
+        ):  # the settings columns' titles (start times): full names, one a row, pressed the charts flat
             self._legend_labels = [
                 f"{short[no_epoch[ln]]} {NO_EPOCH_NOTE}" if ln in no_epoch else short.get(ln.get_gid(), ln.get_label())
                 for ln in self._legend_handles
@@ -888,9 +896,13 @@ class RunsTab(QWidget):
 
     def _mark_off_scale(self, train: list[float], val: list[tuple[str, list[float], list[float]]]) -> None:
         """Validation losses far above every training loss (a first epoch from scratch) go off the top of the loss
-        axis as ▲, with a note, instead of flattening every other curve onto the axis (as in the Train tab)."""
+        axis as ▲, with a note, instead of flattening every other curve onto the axis (as in the Train tab). The
+        note takes the Loss title's place (the y label still names the plot), wrapped to the plot's width, and
+        names the run when several are drawn: in the plot's corner it lay over the curves, and ran off its left
+        edge in a narrow chart."""
         from gui.charts import loss_cap, nice_ceiling, off_scale_note
 
+        self._off_note = ""
         cap = loss_cap(train)
         off = [(c, e, v) for c, epochs, losses in val for e, v in zip(epochs, losses, strict=True) if v > cap]
         if not off:
@@ -901,17 +913,25 @@ class RunsTab(QWidget):
         for color in dict.fromkeys(c for c, _, _ in off):
             xs = [e for c, e, _ in off if c == color]
             self.loss_ax.plot(xs, [top] * len(xs), "^", color=color, markersize=6, clip_on=False, gid="off-scale")
-        self.loss_ax.text(
-            0.99,
-            0.97,
-            off_scale_note([(e, v) for _, e, v in off]),
-            transform=self.loss_ax.transAxes,
-            ha="right",
-            va="top",
-            fontsize=8,
-            color="#4a525c",
-            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5},
-        )
+        note = off_scale_note([(e, v) for _, e, v in off])
+        runs = list(dict.fromkeys(c for c, _, _ in off))
+        if len(val) > 1 and len(runs) == 1:  # whose (a colour is not a name: the legend gives the name)
+            name = self._run_of_color.get(runs[0], "")
+            note = f"{note} ({name})" if name else note
+        self._off_note = note
+        self._title_loss()
+
+    def _title_loss(self, width: int | None = None) -> None:
+        """The loss plot's title: "Loss", or the off-scale note in its place, wrapped to the plot's width."""
+        import textwrap
+
+        ax = self.loss_ax
+        if not self._off_note:
+            return
+        plot_px = 0.42 * (self.canvas.width() if width is None else width)  # (two plots side by side)
+        chars = max(16, int(plot_px / (8 * 0.6 * 100 / 72)))  # 8 pt text at 100 dpi
+        ax.set_title("")
+        ax.set_title(textwrap.fill(self._off_note, chars), loc="left", fontsize=8, color="#4a525c")
 
     def _placeholder(self, text: str, axes: tuple[Any, ...] = ()) -> None:
         for ax in axes or (self.loss_ax, self.acc_ax):

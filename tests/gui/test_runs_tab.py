@@ -143,7 +143,8 @@ def test_one_line_per_selected_run(tab, runs):
     assert y[0] == pytest.approx(2.0) and 1.0 < y[-1] < y[1] < 2.0 and len(tab.curve_lines()) == 1
     tab.select_runs([str(runs["done"]), str(runs["stopped"])])  # several runs: no per-batch clutter
     assert not [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "batches"]
-    assert not [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "off-scale"] and not tab.loss_ax.texts
+    assert not [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "off-scale"]
+    assert not tab.loss_ax.get_title(loc="left") and tab.loss_ax.get_title() == "Loss"
 
 
 def test_a_validation_loss_far_above_training_goes_off_the_scale(tab, runs):
@@ -157,7 +158,15 @@ def test_a_validation_loss_far_above_training_goes_off_the_scale(tab, runs):
     assert top < 5
     marks = [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "off-scale"]
     assert len(marks) == 1 and list(marks[0].get_xdata()) == [1] and list(marks[0].get_ydata()) == [top]
-    assert [t.get_text() for t in tab.loss_ax.texts] == ["▲ validation loss 40 at epoch 1 is off the scale"]
+    # the note takes the title's place (over the plot it lay across the curves), naming the run of the two
+    note = tab.loss_ax.get_title(loc="left").replace("\n", " ")
+    assert note == "▲ validation loss 40 at epoch 1 is off the scale (01-01 10:00)" and not tab.loss_ax.get_title()
+    assert "01-01 10:00" in tab.settings_tree.headerItem().text(1) + tab.settings_tree.headerItem().text(2)
+    tab.canvas.resize(420, 300)  # narrow: wrapped to the plot's width, inside the figure
+    tab.figure.canvas.draw()
+    box = tab.loss_ax._left_title.get_window_extent()
+    plot = tab.loss_ax.get_window_extent()
+    assert "\n" in tab.loss_ax.get_title(loc="left") and box.x0 >= 0 and box.x1 <= plot.x1 + 4
     assert len(tab.curve_lines()) == 2  # the marks are not runs (the legend and the click-to-select use these)
 
 
