@@ -113,7 +113,9 @@ def error_reason(exc: BaseException, head: bytes | None = None) -> str:
         m = re.search(r"\((\d+) pixels\)", msg)
         pixels = int(m.group(1)) if m else None
         limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        return f"decompression bomb ({pixels if pixels is not None else '?'} pixels > {limit} limit)"
+        size = f"{pixels:,} pixels" if pixels is not None else "more pixels than that"
+        # (Pillow's words, "decompression bomb", named what it guards against, not what is wrong with the photo)
+        return f"too large to open: {size}, over the limit of {limit:,} (make it smaller, or it may be damaged)"
     if isinstance(exc, UnidentifiedImageError):
         if head and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:  # (an iPhone's photos)
             return _unread_text("HEIC")
