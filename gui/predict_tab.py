@@ -200,6 +200,7 @@ def _predict_one(
     result: dict[str, Any] = {"pred": pred, "name": name, "image": None, "cam": None, "cam_error": None, "seen": None}
     result["top_k"], result["pasted"] = top_k, not isinstance(item, (str, Path))
     result["item"], result["checkpoint"], result["cam_class"] = item, checkpoint, pred.label
+    result["classes"] = len(predictor.class_names)
     if not pred.ok:
         return result
     img = load_image(item)
@@ -848,8 +849,25 @@ class PredictTab(QWidget):
 
     # ------------------------------------------------------------------ one image
 
+    def _fit_topk(self, classes: int) -> None:
+        """Top-k goes up to the model's number of classes (above it, every k showed the same rows); the value the
+        user chose is kept in the settings, and comes back for a model with more classes."""
+        if classes < 1 or self.topk_spin.maximum() == classes:
+            return
+        wanted = int(load_json_setting(settings(), "predict/top_k", self.topk_spin.value()))
+        self.topk_spin.blockSignals(True)  # (not a choice of the user's: nothing is stored or classified again)
+        try:
+            self.topk_spin.setMaximum(classes)
+            self.topk_spin.setValue(max(1, min(wanted, classes)))
+        finally:
+            self.topk_spin.blockSignals(False)
+        self.topk_spin.setToolTip(
+            f"How many of the most likely classes to show per image (this model knows {count_noun(classes, 'class', 'classes')})"
+        )
+
     def _on_one_done(self, result: dict[str, Any]) -> None:
         pred = result["pred"]
+        self._fit_topk(int(result.get("classes") or 0))
         self._single = result
         self.stack.setCurrentIndex(1)
         name = result["name"]
@@ -1014,6 +1032,7 @@ class PredictTab(QWidget):
 
     def _on_many_done(self, info: dict[str, Any]) -> None:
         self._drain()
+        self._fit_topk(len(info.get("class_names") or []))
         for name in info.get("class_names") or []:  # every class the model knows is a choice, those it never
             if name not in self._classes_seen:  # predicted too ("square" missing read as not filterable)
                 self._classes_seen.add(name)

@@ -176,6 +176,28 @@ def test_top_k_and_the_grad_cam_box_are_kept_for_the_next_start(qtbot, tab):
 
 
 @pytest.mark.timeout(180)
+def test_top_k_goes_up_to_the_models_classes_and_the_choice_comes_back_for_a_bigger_model(
+    qtbot, tab, ckpt, inputs, tmp_path
+):
+    """On a 3-class model top-k went up to 20: 4, 5 … 20 all showed the same 3 rows."""
+    from gui.app import settings
+    from gui.widgets import load_json_setting
+
+    tab.topk_spin.setValue(4)
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(inputs["loose"][0])])
+    wait_idle(qtbot, tab)
+    assert tab.topk_spin.maximum() == 3 and tab.topk_spin.value() == 3 and "knows 3 classes" in tab.topk_spin.toolTip()
+    assert load_json_setting(settings(), "predict/top_k", 0) == 4  # the user's choice is kept
+    bigger = make_checkpoint(tmp_path / "six.pt", classes=["a", "b", "c", "d", "e", "f"])
+    tab.set_checkpoint(str(bigger))
+    wait_idle(qtbot, tab)
+    tab.predict_paths([str(p) for p in inputs["loose"][:2]])
+    wait_idle(qtbot, tab)
+    assert tab.topk_spin.maximum() == 6 and tab.topk_spin.value() == 4
+
+
+@pytest.mark.timeout(180)
 def test_rows_name_files_from_the_dropped_folder(qtbot, tab, ckpt, inputs, tmp_path):
     """Two IMG_0001.jpg in different sub-folders must not look alike: rows name a file from the dropped folder."""
     from gui.predict_tab import display_name
