@@ -1035,7 +1035,8 @@ class RunsTab(QWidget):
         flat = [_flatten(_as_trained(r.config)) for r in records]
         infos = [self._info(p) for p in paths]
         keys = [k for k in dict.fromkeys(k for f in flat for k in f) if len({_fmt(f.get(k)) for f in flat}) > 1]
-        keys = [k for k in keys if not k.startswith(HIDDEN_SETTINGS)]
+        # (train.epochs is the "of N" of the epochs row: listed again, the two said the same thing twice)
+        keys = [k for k in keys if not k.startswith(HIDDEN_SETTINGS) and k != "train.epochs"]
         self.settings_tree.setColumnCount(1 + len(paths))
         self.settings_tree.setHeaderLabels(["Setting", *short_run_labels(paths)])
         slots = self.run_slots(paths)  # (the curves' colours)
