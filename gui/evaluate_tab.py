@@ -1325,6 +1325,8 @@ class EvaluateTab(QWidget):
         if self.cm_canvas is None:
             self.cm_canvas = ConfusionMatrixCanvas()
             self.cm_layout.addWidget(self.cm_canvas, 1)
+            # made after the tabs beside it, it came last in the Tab order: after the gallery on the right
+            QWidget.setTabOrder(self.fit_check, self.cm_canvas)
             self.cm_canvas.scrolls_changed.connect(self._offer_fit)
             self.cm_canvas.cell_clicked.connect(self._on_cell_clicked)
         self.cm_canvas.set_matrix(

@@ -438,6 +438,21 @@ def test_filtering_the_image_shown_away_leaves_a_hint_and_drops_its_grad_cam(qtb
     assert tab.detail_result() is None and "Computing" not in tab.detail_view._hint
 
 
+def test_tab_reaches_the_matrix_right_after_its_own_controls(qtbot, tab, tmp_path):
+    """Made after the tabs beside it, the matrix came after the gallery and the Grad-CAM box in the Tab order."""
+    _evaluated_run(qtbot, tab, tmp_path)
+    chain, w = [], tab.norm_radio
+    for _ in range(200):
+        w = w.nextInFocusChain()
+        if w is tab.norm_radio:
+            break
+        chain.append(w)
+    assert tab.cm_canvas in chain
+    at = chain.index(tab.cm_canvas)
+    later = {tab.side_tabs.tabBar(), tab.per_class_table, tab.gallery, tab.cam_check}
+    assert not later & set(chain[:at]) and later <= set(chain[at:])
+
+
 def test_clicking_a_confusion_matrix_cell_lists_its_images_under_misclassified(qtbot, tab, tmp_path):
     """A cell said how many images were confused, but not which: the gallery mixed every pair."""
     from types import SimpleNamespace
