@@ -884,9 +884,8 @@ class RunsTab(QWidget):
             ]
         self._legend_handles = self.curve_lines() + list(no_epoch) + batches + key
         self._legend_labels = [ln.get_label() for ln in self._legend_handles]
-        if (
-            len(paths) >= 3
-        ):  # the settings columns' titles (start times): full names, one a row, pressed the charts flat
+        # 3 runs or more: the settings columns' titles (start times); full names, one a row, pressed the charts flat
+        if len(paths) >= 3:
             self._legend_labels = [
                 f"{short[no_epoch[ln]]} {NO_EPOCH_NOTE}" if ln in no_epoch else short.get(ln.get_gid(), ln.get_label())
                 for ln in self._legend_handles
@@ -914,9 +913,11 @@ class RunsTab(QWidget):
             xs = [e for c, e, _ in off if c == color]
             self.loss_ax.plot(xs, [top] * len(xs), "^", color=color, markersize=6, clip_on=False, gid="off-scale")
         note = off_scale_note([(e, v) for _, e, v in off])
-        runs = list(dict.fromkeys(c for c, _, _ in off))
-        if len(val) > 1 and len(runs) == 1:  # whose (a colour is not a name: the legend gives the name)
-            name = self._run_of_color.get(runs[0], "")
+        colours = list(dict.fromkeys(c for c, _, _ in off))
+        if (
+            len(self._run_of_color) > 1 and len(colours) == 1
+        ):  # whose (a colour is not a name: the legend gives the name)
+            name = self._run_of_color.get(colours[0], "")
             note = f"{note} ({name})" if name else note
         self._off_note = note
         self._title_loss()
