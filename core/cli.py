@@ -408,9 +408,10 @@ def _report_ignored(index) -> None:
 
     photos = [p for p in index.ignored_files if unread_photo(p)]
     if photos:
+        first = min(photos)
         _err(
             f"note: {_count(len(photos), 'photo')} in class folders left out, of a type not read, e.g. "
-            f"{min(photos)}: {ignored_reason(min(photos))}; python main.py scan {index.root} lists them"
+            f"{first}: {ignored_reason(first)}; python main.py scan {index.root} lists them"
         )
 
 

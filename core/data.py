@@ -693,8 +693,9 @@ def scan(
     lost = sorted(c for c in class_names if not good[c] and unusable_in.get(c))  # every file unusable: not "empty"
     # files of other types alone (a class of iPhone photos, all HEIC): left out as unusable, with the reason, not
     # called empty (train said "empty class folder left out" of a folder of photos)
-    other_only = sorted(c for c in class_names if not good[c] and c not in lost and c not in blocked and others.get(c))
-    empty = sorted(c for c in class_names if not good[c] and c not in blocked and c not in lost and c not in other_only)
+    left = sorted(c for c in class_names if not good[c] and c not in blocked and c not in lost)
+    other_only = [c for c in left if others.get(c)]
+    empty = [c for c in left if not others.get(c)]
     if len(classes) < min_classes or not classes:
         loose = sum(reason.startswith("outside any class folder") for _, reason in bad)
         if not class_names and loose:

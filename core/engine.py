@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -666,8 +667,6 @@ class Trainer:
             if there is not None and not os.access(there, os.W_OK | os.X_OK):  # read-only file system, no permission
                 raise ConfigError(f"runs_dir={str(root)!r}: cannot create a run folder in {there} (not writable)")
             if there is not None:  # (and a probe: os.access says yes to root, and of /proc, where nothing is made)
-                import tempfile
-
                 try:
                     os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=there))
                 except OSError as e:  # it failed as a run that could not begin (exit 1), not an input error
@@ -675,8 +674,6 @@ class Trainer:
                         f"runs_dir={str(root)!r}: cannot create a run folder in {there} ({e.strerror or e})"
                     ) from None
         if self._resume_ckpt and self.is_main:  # (a probe: os.access answers wrongly on Windows and for root)
-            import tempfile
-
             try:
                 with tempfile.TemporaryFile(dir=self.resume_dir):
                     pass

@@ -23,7 +23,8 @@ ATOL = 1e-4
 EXTRA_MESSAGE = "ONNX export needs the 'export' extra: pip install 'resnext-studio[export]'"
 PREPROCESSING = (
     "RGB image (a JPEG file decoded reduced: PIL's Image.draft('RGB', (resize_size, resize_size)), the smallest "
-    "1/2, 1/4 or 1/8 scale whose sides stay >= resize_size, as training did); resize the shorter side to resize_size (bilinear, antialiased); centre-crop "
+    "1/2, 1/4 or 1/8 scale whose sides stay >= resize_size, as training did); resize the shorter side to "
+    "resize_size (bilinear, antialiased); centre-crop "
     "resize_size x resize_size; centre-crop image_size x image_size; scale to [0, 1]; subtract mean and "
     "divide by std per channel; NCHW float32 named 'input'; output 'logits' [N, num_classes] "
     "(apply softmax for probabilities)"

@@ -454,9 +454,9 @@ class RecentLoss:
     def __call__(self, p: Any) -> float:
         if not p.seen:  # (the count not known: a feature pass, an older progress file)
             return p.loss
+        if not self.behind(p):  # no image since (a last batch of one image does not train): the value as it was
+            return p.loss if self._last is None else self._last
         at = self._at
-        if at is not None and at[0] == p.epoch and p.seen <= at[2]:  # no image since (a last batch of one image
-            return p.loss if self._last is None else self._last  # does not train): the value as it was
         total = p.loss * p.seen
         self._at = (p.epoch, total, p.seen)
         self._last = p.loss if at is None or at[0] != p.epoch else (total - at[1]) / (p.seen - at[2])

@@ -861,9 +861,8 @@ class PredictTab(QWidget):
             self.topk_spin.setValue(max(1, min(wanted, classes)))
         finally:
             self.topk_spin.blockSignals(False)
-        self.topk_spin.setToolTip(
-            f"How many of the most likely classes to show per image (this model knows {count_noun(classes, 'class', 'classes')})"
-        )
+        knows = count_noun(classes, "class", "classes")
+        self.topk_spin.setToolTip(f"How many of the most likely classes to show per image (this model knows {knows})")
 
     def _on_one_done(self, result: dict[str, Any]) -> None:
         pred = result["pred"]

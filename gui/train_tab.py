@@ -789,11 +789,10 @@ class TrainTab(QWidget):
             self._amp_wanted = on
         self._on_model_changed()
 
-    def _amp(self) -> bool:
-        return self._amp_wanted
-
     def _on_model_changed(self, *_: Any) -> None:
-        self.model_panel.set_context(device_type=self._device_type, batch_size=self.batch_spin.value(), amp=self._amp())
+        self.model_panel.set_context(
+            device_type=self._device_type, batch_size=self.batch_spin.value(), amp=self._amp_wanted
+        )
 
     def _on_data_changed(self, *_: Any) -> None:
         panel = self.dataset_panel
@@ -839,7 +838,7 @@ class TrainTab(QWidget):
             "early_stop_patience": patience or None,
             "class_weights": self.class_weights_check.isChecked(),
             "device": str(self.device_combo.currentData()),
-            "amp": self._amp(),
+            "amp": self._amp_wanted,
             "seed": self.seed_spin.value(),
         }
 
