@@ -424,7 +424,6 @@ class RunsTab(QWidget):
         self.lower_split = lower
         self._settings_sized_by_user = False  # once the user drags it, the settings pane keeps its width
         self._off_note = ""  # the loss plot's note on validation losses off its scale ("" without)
-        self._run_of_color: dict[str, str] = {}  # the runs drawn, by colour (their short names, for the note)
         self._slot_of: dict[str, int] = {}  # each run's colour (and marker) slot, kept from one comparison to the next
         lower.splitterMoved.connect(lambda *_: setattr(self, "_settings_sized_by_user", True))
 
@@ -778,7 +777,7 @@ class RunsTab(QWidget):
             return
         show_train = self.train_check.isChecked()
         train_losses: list[float] = []  # every run's training losses: they set the scale (charts.loss_cap)
-        val_points: list[tuple[str, list[float], list[float]]] = []  # (colour, epochs, validation losses)
+        val_points: list[tuple[str, str, list[float], list[float]]] = []  # (colour, run, epochs, validation losses)
         slots = dict(zip(paths, self.run_slots(paths), strict=True))
         records = [(slots[path], path, self._record(path)) for path in paths]
         records = [(n, path, r) for n, path, r in records if r is not None and r.history]
@@ -794,7 +793,6 @@ class RunsTab(QWidget):
             return
         no_val = False  # a run drawn with its training curve as the solid line (it has no validation split)
         short = dict(zip(paths, short_run_labels(paths), strict=True))
-        self._run_of_color = {self.slot_color(n): short[path] for n, path, _ in records}
         for n, path, record in records:  # n: the run's colour slot, kept from one comparison to the next
             color = self.slot_color(n)
             label = Path(path).name
@@ -806,7 +804,7 @@ class RunsTab(QWidget):
                 if key == "loss":
                     train_losses += train[1]
                     if val[0]:
-                        val_points.append((color, *val))
+                        val_points.append((color, short[path], *val))
                 ax.plot(
                     main[0],
                     main[1],
@@ -860,7 +858,7 @@ class RunsTab(QWidget):
             ax.set_xlim(0, last + max(0.2, 0.02 * last))
         self.loss_ax.set_ylim(bottom=0)
         self.acc_ax.set_ylim(0, 1.01)
-        self._mark_off_scale(train_losses, val_points)
+        self._mark_off_scale(train_losses, val_points, several=len(records) > 1)
         from matplotlib.ticker import PercentFormatter
 
         self.acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))  # decimals follow the tick step
@@ -893,7 +891,9 @@ class RunsTab(QWidget):
         self._place_legend()
         self.canvas.draw_idle()
 
-    def _mark_off_scale(self, train: list[float], val: list[tuple[str, list[float], list[float]]]) -> None:
+    def _mark_off_scale(
+        self, train: list[float], val: list[tuple[str, str, list[float], list[float]]], several: bool
+    ) -> None:
         """Validation losses far above every training loss (a first epoch from scratch) go off the top of the loss
         axis as ▲, with a note, instead of flattening every other curve onto the axis (as in the Train tab). The
         note takes the Loss title's place (the y label still names the plot), wrapped to the plot's width, and
@@ -901,29 +901,25 @@ class RunsTab(QWidget):
         edge in a narrow chart."""
         from gui.charts import loss_cap, nice_ceiling, off_scale_note
 
-        self._off_note = ""
         cap = loss_cap(train)
-        off = [(c, e, v) for c, epochs, losses in val for e, v in zip(epochs, losses, strict=True) if v > cap]
+        off = [(c, e, v) for c, _, epochs, losses in val for e, v in zip(epochs, losses, strict=True) if v > cap]
         if not off:
             return
-        shown = [v for v in train if v == v] + [v for _, _, losses in val for v in losses if v <= cap]
+        shown = [v for v in train if v == v] + [v for _, _, _, losses in val for v in losses if v <= cap]
         top = nice_ceiling(1.1 * max(shown, default=1.0))
         self.loss_ax.set_ylim(0.0, top)
         for color in dict.fromkeys(c for c, _, _ in off):
             xs = [e for c, e, _ in off if c == color]
             self.loss_ax.plot(xs, [top] * len(xs), "^", color=color, markersize=6, clip_on=False, gid="off-scale")
         note = off_scale_note([(e, v) for _, e, v in off])
-        colours = list(dict.fromkeys(c for c, _, _ in off))
-        if (
-            len(self._run_of_color) > 1 and len(colours) == 1
-        ):  # whose (a colour is not a name: the legend gives the name)
-            name = self._run_of_color.get(colours[0], "")
-            note = f"{note} ({name})" if name else note
+        whose = list(dict.fromkeys(name for _, name, epochs, losses in val if any(v > cap for v in losses)))
+        if several and len(whose) == 1:  # (a colour is not a name: the legend gives the name)
+            note = f"{note} ({whose[0]})"
         self._off_note = note
         self._title_loss()
 
     def _title_loss(self, width: int | None = None) -> None:
-        """The loss plot's title: "Loss", or the off-scale note in its place, wrapped to the plot's width."""
+        """The off-scale note in the loss plot's title's place, wrapped to the plot's width (none: "Loss" stays)."""
         import textwrap
 
         ax = self.loss_ax
