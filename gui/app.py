@@ -91,9 +91,54 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+_gui_gc: Any = None  # the GuiThreadCollector, once installed
+
+
+def install_gui_thread_gc(app: Any) -> None:
+    """Cyclic garbage collection on the GUI thread only, from now on (once per application).
+
+    Python collects in whichever thread allocates when a threshold is passed, often the training thread, and a
+    collection frees whatever cycles it finds there: Qt objects of the GUI thread among them (a closed dialog, a
+    widget of a tab rebuilt), whose destruction off their thread crashed the process (a segfault while a run built
+    its model). Automatic collection is switched off, and a timer on the GUI thread collects when the counts pass
+    the same thresholds."""
+    global _gui_gc
+    if _gui_gc is not None:
+        return
+    from PySide6.QtCore import QTimer
+
+    class GuiThreadCollector(QTimer):
+        def __init__(self) -> None:
+            super().__init__(app)
+            self.paused = False
+            self.thresholds = gc.get_threshold()
+            self.timeout.connect(self.collect)
+            self.start(250)
+
+        def collect(self) -> None:
+            counts = gc.get_count()
+            if self.paused or counts[0] <= self.thresholds[0]:
+                return
+            generation = 2 if counts[2] > self.thresholds[2] else 1 if counts[1] > self.thresholds[1] else 0
+            gc.collect(generation)
+
+    gc.disable()
+    _gui_gc = GuiThreadCollector()
+
+
+def resume_gc() -> None:
+    """Collections as before a pause: on the GUI thread's timer where that is installed, else Python's own."""
+    if _gui_gc is not None:
+        _gui_gc.paused = False
+    else:
+        gc.enable()
+
+
 def pause_gc_for_imports() -> None:
     """Before the background imports: no cyclic collections while torch and matplotlib build their modules."""
     gc.disable()
+    if _gui_gc is not None:
+        _gui_gc.paused = True
 
 
 def freeze_imported_objects() -> None:
@@ -105,7 +150,7 @@ def freeze_imported_objects() -> None:
     Frozen objects are never walked again; everything created later (runs, models, figures) is collected as usual.
     """
     gc.freeze()
-    gc.enable()
+    resume_gc()
 
 
 # The light theme's colours (style.qss uses the same): a dark desktop palette under it left fields, tables and menus
@@ -164,6 +209,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
         hints.setColorScheme(Qt.ColorScheme.Light)
     app.setPalette(light_palette())
     app.setStyleSheet(load_stylesheet())
+    install_gui_thread_gc(app)
     return app
 
 

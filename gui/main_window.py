@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import html
 import importlib
 import os
@@ -15,7 +14,7 @@ from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
-from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, settings
+from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, resume_gc, settings
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import IDLE, PAUSED, TrainTab
 from gui.widgets import ask, keyboard_friendly, show_folder
@@ -603,5 +602,5 @@ class MainWindow(QMainWindow):
         self.train_tab.stop_and_wait()
         self.dataset_panel.cancel_all()
         wait_for_workers(timeout_s=120.0)
-        gc.enable()  # in case the window closes before the background imports have reported back
+        resume_gc()  # in case the window closes before the background imports have reported back
         event.accept()

@@ -30,6 +30,15 @@ def _isolated_settings(tmp_path_factory, monkeypatch):
     yield cfg
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _gui_thread_gc(qapp):
+    """Collections on the GUI thread, as the app has them (gui.app.create_application): a training thread's
+    collection freed an earlier test's widgets there, and the test process crashed."""
+    from gui.app import install_gui_thread_gc
+
+    install_gui_thread_gc(qapp)
+
+
 @pytest.fixture
 def runs_dir() -> Path:
     return Path(os.environ["RESNEXT_STUDIO_RUNS"])

@@ -628,3 +628,35 @@ def test_every_field_of_a_tab_has_its_own_alt_letter(qtbot, window):
     qtbot.waitUntil(w.train_tab.epochs_spin.hasFocus, timeout=5000)
     qtbot.keyClick(w.windowHandle(), Qt.Key.Key_L, Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(w.train_tab.lr_edit.hasFocus, timeout=5000)
+
+
+def test_cyclic_garbage_is_collected_on_the_gui_thread_not_a_workers(qtbot):
+    """A training thread's collection freed Qt objects of the GUI thread there: the test process crashed."""
+    import gc
+    import threading
+
+    freed_in: list[str] = []
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+        def __del__(self) -> None:
+            freed_in.append(threading.current_thread().name)
+
+    assert not gc.isenabled()  # (the conftest installs the app's collector, as create_application does)
+    Cycle()  # unreachable at once, freed only by a cyclic collection
+
+    def churn() -> None:  # allocations far past every threshold: an automatic collection would run here
+        for _ in range(20):
+            junk = [[] for _ in range(10 * gc.get_threshold()[0])]
+            for a, b in zip(junk, junk[1:], strict=False):
+                a.append(b)
+                b.append(a)
+
+    worker = threading.Thread(target=churn, name="worker")
+    worker.start()
+    worker.join()
+    assert freed_in == []  # not in the worker
+    qtbot.waitUntil(lambda: bool(freed_in), timeout=10_000)  # the GUI thread's timer collects
+    assert freed_in == [threading.main_thread().name]
