@@ -18,5 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main(argv)
 
 
+def entry() -> int:
+    """The process's entry (the console scripts, `python main.py`): main(), then a quiet shutdown."""
+    from core import exit_on_signals_with
+
+    rc = main()
+    exit_on_signals_with(rc)
+    return rc
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

@@ -51,3 +51,20 @@ def handle_signals(names: tuple[str, ...], handler: Callable[..., None]) -> Call
                 signal.signal(sig, previous)
 
     return restore
+
+
+def exit_on_signals_with(rc: int) -> None:
+    """Once a command has finished: Ctrl-C, SIGTERM or SIGHUP during the interpreter's shutdown (threads joined,
+    modules torn down) ends the process with the command's own exit status, its files complete and its last line
+    printed. Before, such a Ctrl-C killed it by SIGINT after "exported …" (exit -2; 130 in a shell)."""
+    import contextlib
+    import os
+    import sys
+
+    def handler(_signum: int, _frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # (a closed pipe or terminal)
+                stream.flush()
+        os._exit(rc)
+
+    handle_signals(("SIGINT", "SIGTERM", "SIGHUP"), handler)

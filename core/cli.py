@@ -1244,4 +1244,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # `python -m core.cli …`, as `python main.py …` (it exited 0 having done nothing)
-    sys.exit(main())
+    from core import exit_on_signals_with
+
+    code = main()
+    exit_on_signals_with(code)
+    sys.exit(code)

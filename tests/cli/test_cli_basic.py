@@ -159,6 +159,27 @@ def test_main_py_entry_point_runs_headless_commands():
     assert json.loads(out.stdout)["params"] == 11_689_512
 
 
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 0), ("SIGTERM", 0), ("SIGINT", 2)])
+def test_a_signal_after_the_command_has_finished_exits_with_its_status(signame, code):
+    """A Ctrl-C (or kill) in the interpreter's shutdown, after the command's last line: its own exit status, no
+    traceback (the process had died of SIGINT, exit -2, after "exported …")."""
+    argv = ["summary", "--arch", "resnet18", "--json"] if code == 0 else ["summary", "--arch", "nope"]
+    script = (
+        "import os, signal, sys, main\n"
+        f"sys.argv = ['main.py', *{argv!r}]\n"
+        "main.entry()\n"
+        f"os.kill(os.getpid(), signal.{signame})\n"
+        "sys.exit(99)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == code, out.stderr
+    assert "Traceback" not in out.stderr and "KeyboardInterrupt" not in out.stderr
+    if code == 0:
+        assert json.loads(out.stdout)["params"] == 11_689_512  # printed whole before the exit
+    else:
+        assert "nope" in out.stderr
+
+
 def test_every_flag_of_every_command_says_what_it_does():
     from core.cli import build_parser
 
