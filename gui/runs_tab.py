@@ -231,7 +231,7 @@ USED_ONLY_WITH = {
 
 def _as_trained(config: dict) -> dict:
     """A run's config.json as the run used it, for the settings pane: the values its optimizer and scheduler do not
-    read are left out, and colour jitter / erasing at 0 under "strong" say what strong used instead ("0.3 (strong's
+    read are left out (and the flip of augmentation "none", which flips nothing), and colour jitter / erasing at 0 under "strong" say what strong used instead ("0.3 (strong's
     own)", as the Dataset tab's fields do; "0" read as none)."""
     from core.config import STRONG_ERASING, STRONG_JITTER  # light (no torch)
 
@@ -244,6 +244,8 @@ def _as_trained(config: dict) -> dict:
         model = config.get("model") if isinstance(config.get("model"), dict) else {}
         if "backbone_lr_mult" in train and (model.get("mode") != "finetune" or model.get("freeze_backbone")):
             del train["backbone_lr_mult"]  # only a fine-tune's trainable backbone learns at lr × this
+    if isinstance(data, dict) and data.get("augment") == "none":
+        data.pop("hflip", None)  # (a centre crop alone: runs told apart by "hflip True | False" that flipped nothing)
     if isinstance(data, dict) and data.get("augment") == "strong":
         for key, own in (("color_jitter", STRONG_JITTER), ("random_erasing", STRONG_ERASING)):
             if key in data and data[key] == 0:

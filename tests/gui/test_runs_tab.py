@@ -849,6 +849,18 @@ def test_settings_show_what_strong_used_and_leave_out_what_the_optimizer_and_sch
     by_run = dict(zip(tab.selected_paths(), (rows["train.momentum"].text(c) for c in (1, 2)), strict=True))
     assert by_run == {str(runs["done"]): "0.9", str(runs["stopped"]): "—"}
 
+    # augmentation "none" flips nothing: two such runs are not told apart by the flip box they were saved with
+    for run, flip in (("done", True), ("stopped", False)):
+        run_cfg = json.loads((runs[run] / "config.json").read_text())
+        run_cfg["data"].update(augment="none", hflip=flip)
+        run_cfg["train"] = cfg["train"]
+        (runs[run] / "config.json").write_text(json.dumps(run_cfg))
+    tab.refresh()
+    tab.select_runs([str(runs["done"])])
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    rows = {tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())}
+    assert "data.hflip" not in rows and "data.augment" not in rows
+
 
 def test_also_show_training_curves_is_kept_for_the_next_start(qtbot, tab):
     assert not tab.train_check.isChecked()
