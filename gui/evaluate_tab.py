@@ -65,6 +65,7 @@ CM_CELL = 22  # px: the smallest confusion-matrix cell; it holds "100" and leave
 CM_TEXT_MAX = 30  # classes: beyond this the cells carry no numbers (a colour scale, and tooltips, say them)
 CM_ZERO_MAX = 12  # classes: up to this an empty cell says 0 (in grey); beyond, it stays blank among the numbers
 PAGE_EMPTY, PAGE_NOT_EVALUATED, PAGE_RESULTS = range(3)
+STATUS_COLORS = {"error": "#b42318", "warning": "#9a6700", "": ""}  # (the Runs list's failed / stopped colours)
 
 
 def _accepts(fn: Any, name: str) -> bool:
@@ -725,7 +726,7 @@ class EvaluateTab(QWidget):
 
         status = QHBoxLayout()
         self.status_label = QLabel("")
-        self._status_error = False
+        self._status_tone = ""
         self.status_label.setWordWrap(True)
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         status.addWidget(self.status_label, 1)
@@ -1281,7 +1282,7 @@ class EvaluateTab(QWidget):
         said = self.status_label.text()
         if note not in said:  # (after a failed or cancelled evaluation, below what became of it)
             keep = said.startswith(("Evaluation failed", "Evaluation cancelled"))
-            self._set_status(f"{said}\n{note}" if keep else note, error=True)
+            self._set_status(f"{said}\n{note}" if keep else note, error=self._status_tone == "error", warning=True)
         self._fade_results(True)
         return True
 
@@ -1289,11 +1290,15 @@ class EvaluateTab(QWidget):
         super().showEvent(event)
         self.check_stale()
 
-    def _set_status(self, text: str, error: bool = False) -> None:
-        self._status_error = error  # (a note added to the line keeps its colour)
+    def _set_status(self, text: str, error: bool = False, warning: bool = False) -> None:
+        """The status line: red for what failed, amber for results that come with a caution (files left out, a
+        cancelled evaluation's partial numbers): a finished evaluation was red like a failed one."""
+        self._status_tone = "error" if error else "warning" if warning else ""  # (a note added keeps the colour)
         self.status_label.setText(text)
         self.status_label.setToolTip("")
-        self.status_label.setStyleSheet("QLabel { color: #b42318; }" if error else "")
+        self.status_label.setStyleSheet(
+            f"QLabel {{ color: {STATUS_COLORS[self._status_tone]}; }}" if error or warning else ""
+        )
 
     # ------------------------------------------------------------------ showing
 
@@ -1353,10 +1358,10 @@ class EvaluateTab(QWidget):
             them = ", ".join(absent[:4]) + (", …" if len(absent) > 4 else "")
             evaluated += (
                 f" No images here of {them}: {'its' if len(absent) == 1 else 'each one’s'} F1 is 0 if any image was "
-                f"called {absent[0] if len(absent) == 1 else 'it'} (and counts in the Macro F1), — if none was."
+                f"called {absent[0] if len(absent) == 1 else 'it'} (and counts in the Macro F1), and reads — if none was."
             )
         if ev.get("stopped"):
-            self._set_status(f"Cancelled: these numbers cover only the first {n} images.", error=True)
+            self._set_status(f"Cancelled: these numbers cover only the first {n} images.", warning=True)
         elif unread or left:
             unread_text = (
                 f"{count_noun(unread, 'file')} could not be used and {'was' if unread == 1 else 'were'} left out "
@@ -1365,7 +1370,7 @@ class EvaluateTab(QWidget):
                 else ""
             )
             # what was evaluated stays in the line: the warning alone left no word of which model and folder
-            self._set_status(f"{evaluated} {unread_text}{left_text}".strip(), error=True)
+            self._set_status(f"{evaluated} {unread_text}{left_text}".strip(), warning=True)
             lines = [f"{path}: {reason}" for path, reason in unusable[:20]]
             self.status_label.setToolTip("\n".join(lines + (["…"] if unread > 20 else [])))
         else:
@@ -1373,13 +1378,15 @@ class EvaluateTab(QWidget):
         if ev.get("data_changed") and not ev.get("stopped"):  # its held-out split may hold training images
             tip = self.status_label.toolTip()
             note = str(ev["data_changed"])
-            self._set_status(f"{self.status_label.text()} Careful: {note[0].upper()}{note[1:]}.".strip(), error=True)
+            careful = f"{self.status_label.text()} Careful: {note[0].upper()}{note[1:]}.".strip()
+            self._set_status(careful, error=self._status_tone == "error", warning=True)
             self.status_label.setToolTip(tip)
         if ev.get("own_images") and not ev.get("stopped"):
             tip = self.status_label.toolTip()
             self._select_split(str(ev.get("split")))  # (the split evaluated, not "all")
             note = str(ev["own_images"])
-            self._set_status(f"{self.status_label.text()} Note: {note}.".strip(), error=self._status_error)
+            tone = self._status_tone
+            self._set_status(f"{self.status_label.text()} Note: {note}.".strip(), tone == "error", tone == "warning")
             self.status_label.setToolTip(tip)
         if ev.get("save_error"):  # shown, not kept: the run's evaluation.json is the one before (or none)
             tip = self.status_label.toolTip()

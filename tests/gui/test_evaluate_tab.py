@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
 
 from gui.evaluate_tab import CM_ZERO_MAX, PAGE_NOT_EVALUATED, PAGE_RESULTS, EvaluateTab
 from gui.worker import active_threads
@@ -236,9 +237,8 @@ def test_a_class_without_images_in_the_evaluated_folder_is_said(qtbot, tab, tmp_
         if row["name"] == "dog":
             row.update(support=0, recall=None, f1=0.0)
     tab.show_run(str(make_run(tmp_path / "runs", data, ev)))
-    assert "No images here of dog: its F1 is 0 if any image was called dog (and counts in the Macro F1), — if none" in (
-        tab.status_label.text()
-    )
+    said = "No images here of dog: its F1 is 0 if any image was called dog (and counts in the Macro F1), and reads —"
+    assert said in tab.status_label.text()
 
 
 @pytest.mark.timeout(180)
@@ -619,9 +619,11 @@ def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_
     assert tab.stack.currentIndex() == PAGE_RESULTS and tab.evaluation()["num_samples"] == 2  # the cats
     evaluated = (
         f"Evaluated best.pt of {tmp_path.name} on every image of {mixed}. No images here of dog, fox: each one’s F1 is 0 "
-        "if any image was called it (and counts in the Macro F1), — if none was."
+        "if any image was called it (and counts in the Macro F1), and reads — if none was."
     )
     assert tab.status_label.text() == f"{evaluated} Left out, not classes of the model: owl (2 images)."
+    # numbers that came with a caution: amber, not the red of a failed evaluation
+    assert tab.status_label.palette().color(QPalette.ColorRole.WindowText).name() == "#9a6700"
 
     (mixed / "cat" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not the rest of a JPEG")
     (mixed / "owl" / "1.png").unlink()
