@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -269,6 +269,7 @@ class DatasetPanel(QWidget):
             "a folder of class sub-folders: type or paste its path, or Open folder…"
         )
         self.recent_combo.lineEdit().returnPressed.connect(self._on_path_typed)
+        self.recent_combo.lineEdit().installEventFilter(self)  # (Escape or leaving it: back to the open folder)
         self.recent_combo.activated.connect(self._on_recent_activated)
         bar.addWidget(self.recent_combo, 1)
         self.browse_button = QPushButton("Open folder…")
@@ -1017,6 +1018,18 @@ class DatasetPanel(QWidget):
             self.banner.set_error(f"{folder}: {'a file, not a folder' if os.path.exists(folder) else 'no such folder'}")
             return
         self.load_folder(os.path.abspath(folder))
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        """The folder box shows the folder open once it is left (or on Escape): a path refused (no such folder)
+        stayed in it after the banner had said so, above the open folder's images, as if it were the one open."""
+        if obj is self.recent_combo.lineEdit() and self.folder:
+            kind = event.type()
+            escape = kind == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Escape
+            left = kind == QEvent.Type.FocusOut and event.reason() != Qt.FocusReason.PopupFocusReason
+            if (escape or left) and self.recent_combo.currentText() != self.folder:
+                self._fill_recent(self.folder)
+                return escape
+        return super().eventFilter(obj, event)
 
     def _on_recent_activated(self, i: int) -> None:
         folder = self.recent_combo.itemData(i)

@@ -57,7 +57,9 @@ def test_tiny_dataset_counts_split_and_config(qtbot, panel, tiny_dataset):
 
 def test_a_folder_path_typed_or_pasted_in_the_folder_box_opens_on_enter(qtbot, panel, tiny_dataset, tmp_path):
     """The box was a list of recent folders only: a path copied from a file manager could not be pasted."""
-    from PySide6.QtCore import Qt
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QFocusEvent
+    from PySide6.QtWidgets import QApplication
 
     edit = panel.recent_combo.lineEdit()
     edit.setText(str(tmp_path / "nowhere"))
@@ -68,6 +70,21 @@ def test_a_folder_path_typed_or_pasted_in_the_folder_box_opens_on_enter(qtbot, p
         qtbot.keyClick(edit, Qt.Key.Key_Return)
     assert panel.index is not None and panel.index.root == str(tiny_dataset)
     assert panel.recent_combo.currentText() == str(tiny_dataset)
+
+    # a path refused does not stay in the box once it is left (or on Escape): it read as the folder open
+    for leave in ("escape", "focus"):
+        edit.setText(str(tmp_path / "nowhere"))
+        qtbot.keyClick(edit, Qt.Key.Key_Return)
+        assert panel.banner.text().endswith("no such folder") and edit.text() == str(tmp_path / "nowhere")
+        if leave == "escape":
+            qtbot.keyClick(edit, Qt.Key.Key_Escape)
+        else:
+            edit.setText(str(tmp_path / "nowhere"))
+            QApplication.sendEvent(edit, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.TabFocusReason))
+        assert panel.recent_combo.currentText() == str(tiny_dataset) and panel.index.root == str(tiny_dataset)
+    edit.setText(str(tmp_path / "half typ"))  # the popup of recent folders opening keeps what is typed
+    QApplication.sendEvent(edit, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.PopupFocusReason))
+    assert edit.text() == str(tmp_path / "half typ")
 
 
 def test_a_split_that_leaves_too_few_training_images_says_so_beside_the_counts(qtbot, panel, tmp_path, dataset_factory):
