@@ -868,6 +868,7 @@ class PredictTab(QWidget):
         pred = result["pred"]
         self._fit_topk(int(result.get("classes") or 0))
         self._single = result
+        from_table = self.table.hasFocus()  # (a row opened with Enter: its page hides, and Qt moved focus to Back)
         self.stack.setCurrentIndex(1)
         name = result["name"]
         self.file_label.setText(name)
@@ -890,6 +891,8 @@ class PredictTab(QWidget):
             self.cam_check.setEnabled(result["cam"] is not None)
             self._show_single_image()
             self._set_status(f"{Path(name).name}: {pred.label} ({pred.confidence:.1%})")
+        if from_table:  # the keys go on to the class bars, as the README says (Down did nothing, Enter went Back)
+            (self.bars if pred.ok else self.back_button).setFocus(Qt.FocusReason.OtherFocusReason)
         self._update_export()
         self.predictions_finished.emit(1)
 

@@ -652,11 +652,15 @@ def test_back_and_export_refer_to_the_current_job_only(qtbot, tab, ckpt, inputs,
     wait_idle(qtbot, tab)
     listed = tab.status_label.text()
     assert listed.endswith("classified.")
+    tab.show()
+    tab.activateWindow()
     tab.table.setFocus()
+    qtbot.waitUntil(tab.table.hasFocus)
     tab.table.setCurrentIndex(tab.proxy.index(0, 0))
     qtbot.keyClick(tab.table, Qt.Key.Key_Return)  # the keyboard opens a row as a double-click does
     wait_idle(qtbot, tab)
     assert tab.stack.currentIndex() == 1 and tab.back_button.isVisibleTo(tab)
+    assert tab.bars.hasFocus()  # the arrow keys walk its classes next (focus was on Back: Enter went back)
     assert tab.export_button.isEnabled() and len(exported("drill.csv")) == len(images)
     assert tab.status_label.text() != listed  # (the row's answer, then the export's line)
     qtbot.keyClick(tab.image_view, Qt.Key.Key_Escape)  # Esc goes back as the button does
