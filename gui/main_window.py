@@ -12,7 +12,17 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, resume_gc, settings
 from gui.dataset_panel import DatasetPanel
@@ -129,7 +139,14 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.setCentralWidget(self.tabs)
+        # On a screen smaller than the tabs need (1366 x 768 at 150 %: 910 x 512 free), the window scrolls; the tabs
+        # were cut at its edge ("Start training" read "art traini"). Elsewhere its minimum keeps the scroll bars off.
+        self.scroller = QScrollArea()
+        self.scroller.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroller.setWidgetResizable(True)
+        self.scroller.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (a stop of its own in the Tab chain, showing nothing)
+        self.scroller.setWidget(self.tabs)
+        self.setCentralWidget(self.scroller)
 
         self.dataset_panel = DatasetPanel(defer_charts=defer)
         self.train_tab = TrainTab(self.dataset_panel, runs_dir=runs_dir, defer_charts=defer)
@@ -237,17 +254,20 @@ class MainWindow(QMainWindow):
         self.settle_minimum_size()
 
     def settle_minimum_size(self) -> None:
-        """Fix the window's smallest size at what its tabs need now (all built), capped at the screen's free area.
+        """Fix the window's smallest size at what its tabs need now (all built), capped at the screen's free area
+        (below that, `scroller` scrolls them).
 
         A window grows to its layout's minimum whenever that changes: a longer message, a wider name or a wrapped
         error line then pushed its edge past a small screen ("Idle" read "Id", the status bar was cut). With the
-        minimum set, such a change squeezes the tab instead; the window only moves when the user moves it.
+        minimum set, the tabs scroll instead; the window only moves when the user moves it.
         (The layout is told to leave the minimum alone: an explicit minimum alone was overridden under X11 when
         Stop's "Stopping after this batch…" widened the Train tab, and a 1024-px screen's window grew to 1060.)"""
         from PySide6.QtWidgets import QLayout
 
         self.layout().setSizeConstraint(QLayout.SizeConstraint.SetDefaultConstraint)  # (its own minimum, to read)
+        self.scroller.setMinimumSize(self.tabs.minimumSizeHint())  # (the scroll area alone asks for next to nothing)
         need = self.minimumSizeHint()
+        self.scroller.setMinimumSize(0, 0)
         free = self.screen().availableGeometry().size() if self.screen() else None
         if free is not None and not free.isEmpty():
             need = need.boundedTo(free)
