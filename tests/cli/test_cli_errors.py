@@ -161,6 +161,12 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     junk.write_bytes(os.urandom(1000))
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--pretrained", junk, "--runs-dir", tmp_path / "r")
     assert rc == 2 and one_line(err) and "junk.pth: not a weights file" in err and "weights_only" not in err
+    diverged = tmp_path / "diverged.pt"  # saved after its training blew up: the run failed, "try a lower lr"
+    state = torch.load(trained["best"], map_location="cpu", weights_only=True)
+    state["model"] = {k: v.fill_(float("nan")) if k == "fc.weight" else v for k, v in state["model"].items()}
+    torch.save(state, diverged)
+    rc, _, err = run(capsys, *_tiny_train(trained, tmp_path / "r"), "--pretrained", diverged)
+    assert rc == 2 and one_line(err) and "diverged.pt: damaged weights (not finite: NaN or inf in fc.weight)" in err
     other = tmp_path / "other.pth"  # a real state dict, of a model of another shape
     torch.save({"conv1.weight": torch.zeros(3, 3, 3, 3)}, other)
     rc, _, err = run(capsys, *_tiny_train(trained, tmp_path / "r"), "--pretrained", other, "--mode", "finetune")
