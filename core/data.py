@@ -485,6 +485,7 @@ def is_cam_overlay(path: str | Path) -> bool:
     it, and it is no photo of its class to learn from. Only a name ending in "_gradcam.png" is opened."""
     if not str(path).lower().endswith("_gradcam.png"):
         return False
+    _quiet_large_images()  # (a 100 M pixel one printed Pillow's warning, without its name, as load_image does not)
     try:
         with Image.open(path) as im:
             return im.format == "PNG" and im.info.get("Software") == CAM_SOFTWARE

@@ -135,7 +135,9 @@ def parse_arch(name: str) -> ArchSpec:
         layers = _IMAGENET_LAYERS[depth]
         tv = _torchvision_equivalent("bottleneck", layers, groups, width)
         return ArchSpec(canonical, "imagenet", "bottleneck", layers, groups, width, tv)
-    if depth >= 11 and (depth - 2) % 9 == 0 and depth <= 1001:
+    if depth >= 11 and (depth - 2) % 9 == 0:
+        if depth > 1001:  # (2999 is 9n+2 too: it was told it was not)
+            raise _bad_name(name, f"depth {depth} is over 1001, the deepest CIFAR-style network built here")
         n = (depth - 2) // 9
         return ArchSpec(canonical, "cifar", "bottleneck", (n, n, n), groups, width, None)
     raise _bad_name(name, f"depth {depth} is neither 50/101/152 (ImageNet-style) nor 9n+2 (CIFAR-style: 11, 20, 29, …)")

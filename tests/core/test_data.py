@@ -163,6 +163,19 @@ def test_a_large_but_allowed_image_is_used_without_pillows_anonymous_warning(tmp
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
+def test_a_large_image_named_as_a_grad_cam_overlay_is_looked_at_without_pillows_warning(tmp_path):
+    """is_cam_overlay opened a "…_gradcam.png" of 100 M pixels without the filter: scan printed Pillow's warning."""
+    import warnings
+
+    big = tmp_path / "star_gradcam.png"
+    Image.new("1", (12000, 12000)).save(big)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()  # (the filter as in a fresh process, not as an earlier test left it)
+        warnings.simplefilter("always")
+        assert not data.is_cam_overlay(big)  # not ours: a picture to learn from
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
 def test_scan_missing_and_file_root(tmp_path, jpeg_writer):
     missing = tmp_path / "nope"
     with pytest.raises(DataError, match="no such folder") as e:

@@ -84,6 +84,13 @@ def test_bad_names_list_valid_forms(bad):
     assert "\n" not in str(e.value)
 
 
+def test_a_cifar_depth_over_the_limit_is_told_the_limit():
+    """2999 is 9n+2: it was told it was "neither 50/101/152 nor 9n+2"."""
+    assert M.parse_arch("resnext1001_4x8d").layers == (111, 111, 111)
+    with pytest.raises(M.ModelError, match="depth 2999 is over 1001, the deepest CIFAR-style network built here"):
+        M.parse_arch("resnext2999_4x8d")
+
+
 def test_bad_num_classes():
     with pytest.raises(M.ModelError, match="num_classes"):
         M.build("resnext11_4x8d", 0)
