@@ -828,7 +828,7 @@ def test_an_image_unreadable_while_training_makes_train_exit_1_and_is_listed(cap
     rc, out, err = run(capsys, *argv, *TINY)
     assert rc == 1, err
     assert err.count(f"skipped {victim}") == 1
-    assert "1 image could not be read during training and was left out (3.png)" in err
+    assert f"1 image could not be read during training and was left out ({Path('green', '3.png')})" in err
     doc = json.loads(out)
     assert doc["reason"] == "completed" and doc["unreadable"] == [{"path": victim, "reason": "file not found"}]
 
