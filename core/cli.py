@@ -1014,6 +1014,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     fn = export_onnx if args.format == "onnx" else export_torchscript
     model = "an ONNX model" if args.format == "onnx" else "a TorchScript model"
+    if args.out == "-":  # (as `predict --csv -` reads, standard output; it wrote a file named "-")
+        raise UsageError(f"--out -: export writes {model} to a file, not to standard output; name the file")
     _check_output("--out", args.out, folder=False, inputs=[args.checkpoint], writes=model)
     try:
         info = fn(args.checkpoint, args.out)

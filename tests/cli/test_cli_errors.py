@@ -202,13 +202,17 @@ def _tiny_train(trained, runs_dir) -> list:
     return ["train", "--data", trained["data"], "--epochs", "1", "--runs-dir", runs_dir, "--quiet", *TINY]
 
 
-def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained, tmp_path):
+def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained, tmp_path, monkeypatch):
     folder = tmp_path / "taken"
     folder.mkdir()
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], trained["data"] / "red", "--csv", folder)
     assert rc == 2 and one_line(err) and f"--csv {folder}: a folder" in err
     rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", folder)
     assert rc == 2 and one_line(err) and f"--out {folder}: a folder" in err
+    monkeypatch.chdir(tmp_path)  # (the file "-" it wrote went to the working folder)
+    rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "onnx", "--out", "-")
+    assert rc == 2 and one_line(err) and "--out -: export writes an ONNX model to a file, not to standard" in err
+    assert not (tmp_path / "-").exists()
     rc, _, err = run(
         capsys, "predict", "--checkpoint", trained["best"], trained["data"] / "red", "--cam", trained["best"]
     )
