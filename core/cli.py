@@ -677,6 +677,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = trainer.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: what status.json says of it, for a script reading --json
+        args.answered = trainer.run_dir is not None  # (before its folder: main() answers)
         if args.json and getattr(trainer, "is_main", True) and trainer.run_dir is not None:
             from core.runs import read_status
 
@@ -1201,8 +1202,27 @@ def _run_checkpoint(folder: str, flag: str = "--checkpoint") -> str:
     raise UsageError(f"{flag} {folder}: a folder without best.pt or last.pt; give a checkpoint file")
 
 
+def _answer_interrupted(args: argparse.Namespace | None, how: str) -> None:
+    """`train --json` interrupted before its run had a folder (the imports, the scan): the document a script reads
+    says so (stdout was empty)."""
+    if args is None or getattr(args, "command", None) != "train" or not getattr(args, "json", False):
+        return
+    if getattr(args, "answered", False) or os.environ.get("RANK", "0") != "0":  # (under torchrun: rank 0 answers)
+        return
+    with contextlib.suppress(OSError):  # (a closed terminal)
+        _emit_json(
+            {
+                "run_dir": None,
+                "reason": "interrupted",
+                "message": f"interrupted ({how}) before training began; nothing was saved",
+                "epochs_done": 0,
+            }
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
     for stream in (sys.stdout, sys.stderr):  # a file name that is not valid UTF-8 prints escaped, never crashes
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
@@ -1237,10 +1257,12 @@ def main(argv: list[str] | None = None) -> int:
         _err(f"error: {where}{e.strerror or e}")
         return 2
     except _Ended as e:
+        _answer_interrupted(args, signal.Signals(e.signum).name)
         with contextlib.suppress(OSError):  # (a closed terminal)
             _err(f"interrupted ({signal.Signals(e.signum).name})")
         return 128 + e.signum
     except KeyboardInterrupt:
+        _answer_interrupted(args, "Ctrl-C")
         _err("interrupted")
         return 130
 

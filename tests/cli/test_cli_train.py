@@ -186,6 +186,22 @@ def test_a_second_ctrl_c_under_json_still_answers_in_json(capsys, tiny_set, tmp_
     assert Path(doc["run_dir"]).parent == tmp_path
 
 
+@pytest.mark.timeout(120)
+def test_a_ctrl_c_in_the_scan_under_json_answers_in_json(capsys, tiny_set, tmp_path, monkeypatch):
+    """Before training began (the scan of a large folder), Ctrl-C left a script reading --json with nothing."""
+    from core import data
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "scan", ctrl_c)
+    rc, out, err = run(capsys, "train", "--data", tiny_set, "--runs-dir", tmp_path / "runs", "--json", *TINY)
+    assert rc == 130 and err.rstrip().endswith("interrupted")
+    doc = json.loads(out)
+    assert doc["reason"] == "interrupted" and doc["run_dir"] is None and doc["epochs_done"] == 0
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.timeout(300)
 def test_predict_lines_keep_one_line_per_image_whatever_the_file_names(capsys, tiny_set, tmp_path):
     """A file name with a line break split its line in two (one image read as two lines by a script)."""
