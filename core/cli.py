@@ -870,7 +870,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         acc = "" if r.best_val_acc is None else f"{r.best_val_acc:.2%}"
         planned = "?" if r.epochs_planned is None else r.epochs_planned
         note = ""
-        if r.damaged_files:  # (before "nothing saved": why nothing counts as saved)
+        if r.damaged_files or r.unreadable_files:  # (before "nothing saved": why nothing counts as saved)
             note = f"  ({r.message if len(r.message) <= 70 else r.message[:69] + '…'})"
         elif r.nothing_saved:
             note = "  (nothing saved: it cannot be resumed)"

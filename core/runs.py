@@ -71,6 +71,7 @@ class RunInfo:
     message: str = ""  # how it ended, in words (status.json's message: the failure, "stopped during epoch 3" …)
     data_root: str = ""  # the data folder it trained on, absolute where known ("" when its config says none)
     damaged_files: tuple[str, ...] = ()  # its checkpoints that are empty or cut short (not counted as had)
+    unreadable_files: tuple[str, ...] = ()  # its status.json, config.json or history.csv, there but not readable
 
     @property
     def ended_early(self) -> bool:
@@ -506,13 +507,22 @@ def _num(text: str) -> int | float | None:
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
     """history.csv as a list of dicts with numbers (None for empty cells); [] if there is none. Rows without an
     epoch number (a damaged or hand-edited line) are left out: the run list counted them as epochs done."""
+    return _read_history(run_dir)[0]
+
+
+def _read_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], bool]:
+    """read_history's rows, and whether the file is there but could not be read whole (bytes that are no text, or
+    lines without an epoch number)."""
     path = Path(run_dir) / "history.csv"
     try:
         with open(path, encoding="utf-8", newline="") as f:
             rows = [{k: _num(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
+    except FileNotFoundError:
+        return [], False
     except (OSError, ValueError, csv.Error):  # ValueError: UnicodeDecodeError (a damaged file)
-        return []
-    return [r for r in rows if isinstance(r.get("epoch"), int)]
+        return [], True
+    kept = [r for r in rows if isinstance(r.get("epoch"), int)]
+    return kept, len(kept) < len(rows)
 
 
 def draw_curves(history: list[dict[str, Any]], out_png: str | Path) -> None:
@@ -861,7 +871,7 @@ class RunStore:
         path = Path(path)
         cfg = read_config(path)
         status = read_status(path)
-        history = read_history(path)
+        history, history_damaged = _read_history(path)
         model, train, dataset, data = (section(cfg, k) for k in ("model", "train", "dataset", "data"))
         best_acc, best_epoch = None, None
         for row in history:
@@ -881,10 +891,14 @@ class RunStore:
         except OSError:
             created = 0.0
         # a file there that cannot be read is said (the run showed as interrupted and dated today, without a word)
+        # (and said beside status.json's own message: a damaged config.json or history.csv of a completed run was
+        # in `runs --json` alone, or not at all)
         damaged = [n for n, doc in (("status.json", status), ("config.json", cfg)) if not doc and (path / n).is_file()]
-        message = str(status.get("message") or "") or (
-            f"{' and '.join(damaged)} cannot be read (damaged or empty)" if damaged else ""
-        )
+        damaged += ["history.csv"] if history_damaged else []
+        message = str(status.get("message") or "")
+        if damaged:
+            note = f"{' and '.join(damaged)} cannot be read (damaged or empty)"
+            message = f"{note}; {message}" if message else note
         # an empty or cut-short checkpoint (a copy that did not finish) showed as a usable one until evaluate failed
         cut = tuple(n for n in ("best.pt", "last.pt") if (path / n).is_file() and cut_short(path / n))
         if cut:
@@ -911,6 +925,7 @@ class RunStore:
             message=message,
             data_root=str(dataset.get("root") or data.get("root") or ""),
             damaged_files=cut,
+            unreadable_files=tuple(damaged),
         )
 
     def list(self) -> list[RunInfo]:

@@ -285,6 +285,10 @@ def test_summary_and_runs_name_the_flag_and_a_damaged_status_hides_no_run(capsys
     (copy / "last.pt").write_bytes((trained["run"] / "last.pt").read_bytes())
     rc, out, err = run(capsys, "runs", "--runs-dir", runs)  # the failure's reason, in short
     assert rc == 0 and "(loss became NaN at epoch 1 step 3)" in out
+    (copy / "status.json").write_text('{"status": "completed", "message": "completed 1 epoch"}')
+    (copy / "config.json").write_text('{"model": ')  # a completed run's damage: said in the text too (--json alone)
+    rc, out, err = run(capsys, "runs", "--runs-dir", runs)
+    assert rc == 0 and "completed" in out and "(config.json cannot be read (damaged or empty); completed 1" in out
 
 
 def test_evaluate_says_so_when_no_image_can_be_read_any_more(capsys, trained, tmp_path, monkeypatch):

@@ -299,6 +299,18 @@ def test_a_history_with_bytes_that_are_not_utf8_hides_no_run(tmp_path):
     run = _fake_run(store, "resnet18", {"status": "completed", "started": 1})
     (run / "history.csv").write_bytes(b"epoch,train_loss\n1,\xff\n")
     assert [i.path for i in store.list()] == [run] and store.info(run).epochs_done == 0
+    # and says why its epochs and accuracy are blank (a completed run listed them so without a word)
+    info = store.info(run)
+    assert info.unreadable_files == ("history.csv",)
+    assert info.message == "history.csv cannot be read (damaged or empty)"
+    (run / "history.csv").write_text("epoch,val_acc\n1,0.5\nnot a row\n")  # a line of it: said too
+    assert store.info(run).unreadable_files == ("history.csv",) and store.info(run).epochs_done == 1
+    (run / "status.json").write_text(json.dumps({"status": "completed", "message": "done"}))
+    (run / "config.json").write_text("{")  # beside status.json's own message, not in place of it
+    assert store.info(run).message == "config.json and history.csv cannot be read (damaged or empty); done"
+    (run / "history.csv").write_text("epoch,val_acc\n")  # a header alone (no epoch yet): nothing damaged
+    (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}}))
+    assert store.info(run).unreadable_files == () and store.info(run).message == "done"
 
 
 def test_a_run_whose_status_json_cannot_be_read_says_so_and_keeps_its_date(tmp_path):
