@@ -462,17 +462,31 @@ def _loose_images(folder: str) -> list[str]:
     return sorted(found)
 
 
-def walk(folder: str | Path, onerror: Callable[[OSError], None] | None = None) -> Iterator[tuple[str, list, list]]:
+def walk(
+    folder: str | Path,
+    onerror: Callable[[OSError], None] | None = None,
+    onloop: Callable[[str], None] | None = None,
+) -> Iterator[tuple[str, list, list]]:
     """os.walk, sorted, without hidden and system folders, following symbolic links to folders (a linked
-    sub-folder of photos is part of the class) but never into a folder it has walked already (a link loop)."""
-    seen = {os.path.realpath(folder)}
+    sub-folder of photos is part of the class) but never into a folder it has walked already, nor into one that
+    holds `folder` (a link loop: `cat/up -> ..` took every other class's photos into cat). `onloop` is told of
+    the links not followed for the second reason."""
+    top = os.path.realpath(folder)
+    seen = {top}
     for dirpath, dirnames, filenames in os.walk(folder, onerror=onerror, followlinks=True):
         keep = []
         for d in sorted(dirnames):
+            if _skipped(d):
+                continue
             real = os.path.realpath(os.path.join(dirpath, d))
-            if not _skipped(d) and real not in seen:
-                seen.add(real)
-                keep.append(d)
+            if real in seen:
+                continue
+            if top.startswith(real.rstrip(os.sep) + os.sep):
+                if onloop is not None:
+                    onloop(os.path.join(dirpath, d))
+                continue
+            seen.add(real)
+            keep.append(d)
         dirnames[:] = keep
         yield dirpath, dirnames, filenames
 
@@ -545,7 +559,11 @@ def _walk_images(
         if unreadable is not None:
             unreadable.append((e.filename or folder, f"cannot read folder ({e.strerror or e})"))
 
-    for dirpath, dirnames, filenames in walk(folder, onerror=failed):
+    def loop(path: str) -> None:
+        if unreadable is not None:
+            unreadable.append((path, LOOP_REASON))
+
+    for dirpath, dirnames, filenames in walk(folder, onerror=failed, onloop=loop):
         if _is_stopped(stop):
             raise DataError("scan cancelled")
         if is_run_folder(dirpath, filenames):  # (its curves.png had trained a class "runs")
@@ -567,6 +585,7 @@ def _walk_images(
 
 
 RUN_FOLDER_REASON = "a run folder (checkpoints and curves, not images to learn from; ignored)"
+LOOP_REASON = "a link to a folder that holds it (a loop; its images are counted where they are, not again here)"
 
 
 def is_run_folder(folder: str, names: Sequence[str] | None = None) -> bool:

@@ -246,6 +246,13 @@ def test_linked_sub_folders_are_followed_and_link_loops_are_not(tmp_path, jpeg_w
     assert idx.counts() == {"a": 4, "b": 1} and idx.bad_files == []
     files, problems = expand_paths([tmp_path / "set"])
     assert len(files) == 5 and problems == []
+    # a link up to the data folder: a's photos were counted again as b's, under two labels
+    up = tmp_path / "set" / "b" / "up"
+    up.symlink_to(tmp_path / "set", target_is_directory=True)
+    idx = scan(tmp_path / "set")
+    assert idx.counts() == {"a": 4, "b": 1} and idx.bad_files == [(str(up), data.LOOP_REASON)]
+    files, _ = expand_paths([tmp_path / "set" / "b"])  # classifying b's folder: b's own photo alone
+    assert files == [str(tmp_path / "set" / "b" / "own.jpg")]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
