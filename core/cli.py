@@ -140,10 +140,16 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
 
 
 def _width(text: str) -> int:
-    """Columns `text` takes in a terminal: East Asian wide characters (日本) take two."""
+    """Columns `text` takes in a terminal: East Asian wide characters (日本) take two, and a byte of a file name that
+    is not UTF-8 (a lone surrogate) is printed as its escape, "\\udce9": six."""
     import unicodedata
 
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    def columns(c: str) -> int:
+        if "\ud800" <= c <= "\udfff":
+            return 6
+        return 2 if unicodedata.east_asian_width(c) in "WF" else 1
+
+    return sum(columns(c) for c in text)
 
 
 def _pad(text: str, width: int) -> str:

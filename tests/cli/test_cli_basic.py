@@ -111,6 +111,17 @@ def test_scan_text_names_every_kind_of_problem_with_right_plurals_and_columns(ca
     assert len(rows) == 2 and len({len(r.replace("日本", "xxxx")) for r in rows}) == 1  # counts line up on screen
 
 
+def test_table_columns_count_a_file_names_bytes_that_are_not_utf8_as_printed():
+    """A class folder named in Latin-1 ("caf\\xe9") prints escaped, "caf\\udce9": its row's counts stood 5 columns
+    left of the others'."""
+    from core.cli import _pad, _width
+
+    assert _width("caf\udce9") == 9 and _width("日本") == 4 and _width("plain") == 5
+    rows = [_pad(name, 12) + "|" for name in ("caf\udce9", "plain")]
+    printed = [row.encode("utf-8", "backslashreplace").decode() for row in rows]  # as main() prints them
+    assert [line.index("|") for line in printed] == [12, 12]
+
+
 def test_a_pre_split_set_says_which_flags_it_ignores_and_which_images_leak(capsys, tmp_path):
     for part, n in (("train", 4), ("val", 2)):
         for c, name in enumerate(("a", "b")):
