@@ -565,6 +565,7 @@ def _flag_message(e: Exception) -> str:
         return str(e)  # not "[section.]setting[=value]: reason" ("exp.lr: this run is training…", say)
     flag = "--" + {"root": "data", "save_every_s": "save_every"}.get(name, name).replace("_", "-")
     value = value.strip("'")
+    value = value[:-2] if value.endswith(".0") and value[:-2].lstrip("-").isdigit() else value  # (--lr 0 read 0.0)
     return f"{flag} {value}: {why}" if value else f"{flag}: {why}"
 
 

@@ -147,6 +147,8 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     assert rc == 2 and one_line(err) and "--batch-size 1: must be ≥ 2" in err
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--lr", "inf")
     assert rc == 2 and one_line(err) and "--lr inf: must be a finite number" in err
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--lr", "0")
+    assert rc == 2 and err == "error: --lr 0: must be > 0\n"  # as typed (it read "--lr 0.0")
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--arch", "bogus", "--runs-dir", tmp_path / "r")
     assert rc == 2 and one_line(err) and err.startswith("error: --arch: 'bogus': unknown architecture")
     rc, _, err = run(
