@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QFrame,
     QLabel,
     QMainWindow,
@@ -27,7 +28,7 @@ from PySide6.QtWidgets import (
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, resume_gc, settings
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import IDLE, PAUSED, TrainTab
-from gui.widgets import ask, keyboard_friendly, show_folder
+from gui.widgets import ask, keep_focus_in_view, keyboard_friendly, show_folder
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
 TAB_NAMES = ("Dataset", "Train", "Evaluate", "Predict", "Runs")
@@ -167,6 +168,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._build_menus()
         keyboard_friendly(self)
+        keep_focus_in_view(QApplication.instance())
         if not defer:
             self.finish_deferred()
 

@@ -20,6 +20,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QEventLoop, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -263,6 +264,7 @@ class TrainTab(QWidget):
         self.runs_dir = runs_dir
         self.state = IDLE
         self._data_changed_meanwhile = False  # the data set changed while a run was going
+        self._focus_owed: tuple[QWidget | None] | None = None  # the focus fell while stopping: Start takes it at Idle
         self.worker: TrainingWorker | None = None
         self.thread: Any = None
         self.result: Any = None
@@ -598,6 +600,7 @@ class TrainTab(QWidget):
         self.state = state
         if state == IDLE and self._data_changed_meanwhile:
             self._on_data_changed()
+        focused = QApplication.focusWidget()  # (a field or button about to be disabled: see the end)
         busy = state != IDLE
         self.start_button.setEnabled(not busy)
         self.pause_button.setEnabled(state == RUNNING and self.proc is None)
@@ -622,6 +625,20 @@ class TrainTab(QWidget):
             self.result_label.setText(_RESULT_WHILE[state])
         self.state_label.style().unpolish(self.state_label)
         self.state_label.style().polish(self.state_label)
+        lost = focused is not None and self.isAncestorOf(focused) and not focused.isEnabled()
+        owed = self._focus_owed is not None and QApplication.focusWidget() is self._focus_owed[0]
+        if lost or owed:
+            # F5 from a field, or Start, Pause or Stop pressed: the keys go on to the next control that acts (the
+            # focus was cleared with the disabled field, or fell to the log); while stopping none does: on at Idle
+            after = {
+                IDLE: (self.start_button, self.resume_button),
+                PAUSED: (self.resume_button, self.stop_button),
+                STOPPING: (),
+            }.get(state, (self.pause_button, self.stop_button))
+            target = next((b for b in after if b.isEnabled()), None)
+            self._focus_owed = (QApplication.focusWidget(),) if target is None else None  # (where it fell)
+            if target is not None:
+                target.setFocus(Qt.FocusReason.OtherFocusReason)
         self.state_changed.emit(state)
 
     def is_running(self) -> bool:

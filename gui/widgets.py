@@ -102,6 +102,29 @@ def keyboard_friendly(root: QWidget) -> None:
         button.setAutoDefault(True)
 
 
+def _show_focused(_old: QWidget | None, new: QWidget | None) -> None:
+    """The widget given focus is scrolled into view in every scroll area holding it, innermost first."""
+    from PySide6.QtWidgets import QScrollArea
+
+    areas = []
+    parent = new.parentWidget() if new is not None else None
+    while parent is not None:
+        if isinstance(parent, QScrollArea) and parent.widget() is not None and parent.widget().isAncestorOf(new):
+            areas.append(parent)
+        parent = parent.parentWidget()
+    for area in areas:
+        area.ensureWidgetVisible(new, 8, 8)
+
+
+def keep_focus_in_view(app: Any) -> None:
+    """Tab, Shift+Tab or a label's Alt+letter into a scrolled form shows the field it gives focus to: Qt scrolls
+    only for focus moving within a scroll area, and the Train tab's settings put focus on fields scrolled out of
+    sight (Architecture above the tab bar, Device below the window). Once per application."""
+    if not app.property("focusInView"):
+        app.setProperty("focusInView", True)
+        app.focusChanged.connect(_show_focused)
+
+
 class _ReturnActs(QObject):
     """Event filter of an item view: Return or Enter on its current item calls `act` (see on_return)."""
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -118,6 +119,25 @@ def test_the_window_fits_a_1366x768_laptop_screen(qtbot, window):
     assert hint.height() + chrome <= 680 and hint.width() <= 1280, hint
     w.resize(1100, 680)
     qtbot.waitUntil(lambda: w.height() <= 680)
+
+
+def test_a_field_given_focus_from_the_keyboard_is_scrolled_into_view(qtbot, window):
+    """Tab from the tab bar (or Shift+Tab from Start) gave focus to Train settings scrolled out of sight: the
+    Architecture box above the column's top, Device and the seed below the window."""
+    w = window(load_initial=False)
+    w.tabs.setCurrentWidget(w.train_tab)
+    w.resize(1280, 640)
+    w.activateWindow()
+    column, tab = w.train_tab._form_scroll, w.train_tab
+    bar = column.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)  # (the settings are longer than the column)
+    tab.device_combo.setFocus(Qt.FocusReason.BacktabFocusReason)
+    qtbot.waitUntil(tab.device_combo.hasFocus)
+    assert bar.value() > 0 and not tab.device_combo.visibleRegion().isEmpty()
+    arch = tab.model_panel.preset_combo
+    arch.setFocus(Qt.FocusReason.TabFocusReason)
+    qtbot.waitUntil(arch.hasFocus)
+    assert not arch.visibleRegion().isEmpty() and arch.visibleRegion().boundingRect().height() == arch.height()
 
 
 def test_on_a_narrow_window_the_settings_column_gives_the_log_room(qtbot, window):

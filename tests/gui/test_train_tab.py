@@ -150,11 +150,23 @@ def _wait_running(qtbot, tab):
 @pytest.mark.timeout(300)
 def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_dataset, runs_dir):
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=200)
+    from PySide6.QtWidgets import QApplication
+
+    def press(button):  # as the keyboard does: the button has the focus
+        button.setFocus()
+        qtbot.waitUntil(button.hasFocus)
+        button.click()
+
     try:
-        assert tab.start()
+        tab.activateWindow()
+        tab.lr_edit.setFocus()
+        qtbot.waitUntil(tab.lr_edit.hasFocus)
+        assert tab.start()  # F5 from a field: it is disabled with the form, and the focus was gone with it
+        assert QApplication.focusWidget() in (tab.pause_button, tab.stop_button)
         _wait_running(qtbot, tab)
-        tab.pause_button.click()
+        press(tab.pause_button)
         assert tab.state == PAUSED and tab.resume_button.isEnabled() and not tab.pause_button.isEnabled()
+        assert QApplication.focusWidget() is tab.resume_button  # the keys go on to what acts next
         assert tab.eta_label.text() == "Time left – (paused)"  # no frozen estimate while paused
         assert tab.result_label.text().startswith("Paused.")  # not "Training…" while nothing trains
         from core.engine import BatchProgress
@@ -164,12 +176,14 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         size = tab.model_panel._context["image_size"]
         panel.size_spin.setValue(size * 2)  # the next run's setting: the running run's summary stays
         assert tab.model_panel._context["image_size"] == size
-        tab.resume_button.click()
+        press(tab.resume_button)
         assert tab.state == RUNNING and tab.pause_button.isEnabled() and tab.result_label.text() == "Training…"
+        assert QApplication.focusWidget() is tab.pause_button
         with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
-            tab.stop_button.click()
+            press(tab.stop_button)
         assert done.args[0].reason == "stopped"
         assert tab.state == IDLE and tab.start_button.isEnabled()
+        assert QApplication.focusWidget() is tab.start_button  # (it fell to the log while stopping)
         assert tab.model_panel._context["image_size"] == size * 2  # applied once the run has ended
         assert tab.eta_label.text() == "Time left –"
         bar = tab.log.verticalScrollBar()
