@@ -52,11 +52,27 @@ def settings() -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
 
 
-def load_stylesheet() -> str:
+STYLE_POINT_SIZE = 10.0  # style.qss's text size, and the smallest the app uses
+
+
+def load_stylesheet(font_points: float | None = None) -> str:
+    """style.qss, its text sizes scaled up for a desktop font larger than its own 10 pt (`font_points`, by default
+    the application's font as the desktop set it): a user who had raised theirs to 13 pt got 10 pt everywhere."""
     try:
-        return STYLE_PATH.read_text(encoding="utf-8")
+        text = STYLE_PATH.read_text(encoding="utf-8")
     except OSError:
         return ""
+    if font_points is None:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        font_points = app.font().pointSizeF() if app is not None else STYLE_POINT_SIZE
+    scale = max(1.0, font_points / STYLE_POINT_SIZE)  # (a font set in pixels has no point size: -1)
+    if scale == 1.0:
+        return text
+    import re
+
+    return re.sub(r"font-size:\s*([\d.]+)pt", lambda m: f"font-size: {float(m.group(1)) * scale:.3g}pt", text)
 
 
 # Qt's own command-line options (QApplication takes them from argv, with one dash or two); others are mistakes

@@ -121,6 +121,22 @@ def test_the_window_fits_a_1366x768_laptop_screen(qtbot, window):
     qtbot.waitUntil(lambda: w.height() <= 680)
 
 
+def test_a_larger_desktop_font_is_followed_and_a_smaller_one_kept_at_the_styles_size(qtbot):
+    """style.qss set 10 pt on every widget: a user who had raised the desktop font to 13 pt got 10 pt."""
+    from PySide6.QtWidgets import QLabel
+
+    from gui.app import load_stylesheet
+
+    assert load_stylesheet(9.0) == load_stylesheet(10.0)  # (Qt's own default, 9 pt, under it: unchanged)
+    big = load_stylesheet(13.0)
+    assert "font-size: 13pt" in big and "font-size: 26pt" in big  # the text and the predicted class, scaled alike
+    label = QLabel("Epochs")
+    qtbot.addWidget(label)
+    label.setStyleSheet(big)
+    label.ensurePolished()
+    assert label.font().pointSizeF() == 13.0
+
+
 def test_a_field_given_focus_from_the_keyboard_is_scrolled_into_view(qtbot, window):
     """Tab from the tab bar (or Shift+Tab from Start) gave focus to Train settings scrolled out of sight: the
     Architecture box above the column's top, Device and the seed below the window."""
