@@ -91,10 +91,11 @@ def _optional_tab(module: str, cls: str) -> tuple[Any | None, QWidget]:
 
 def first_size(free: QSize | None) -> QSize:
     """The window's size on a first start: 1280 x 820, or less on a smaller screen (its free area less the title
-    bar and frame, ~40 px), and never below what the window needs."""
+    bar and frame, ~40 px; below what the tabs need, they scroll). It was never below 800 x 600: on a 1280 x 720
+    screen at 150 % (853 x 480 free) its bottom and status bar were off the screen."""
     if free is None or free.isEmpty():
         return QSize(1280, 820)
-    return QSize(max(800, min(1280, free.width() - 16)), max(600, min(820, free.height() - 40)))
+    return QSize(min(1280, max(400, free.width() - 16)), min(820, max(300, free.height() - 40)))
 
 
 def first_maximized(free: QSize | None) -> bool:

@@ -419,6 +419,7 @@ class PredictTab(QWidget):
         line.setFrameShadow(QFrame.Shadow.Sunken)
         v.addWidget(line)
         self.top_title = QLabel("Most likely classes (click one for its Grad-CAM)")
+        self.top_title.setWordWrap(True)  # (the side pane may be 300 px: at 150 % it was cut, "…for its Grad-CA")
         v.addWidget(self.top_title)
         self.bars = ProbabilityBars()
         self.bars.click_hint = "Click: what in the image speaks for this class (its Grad-CAM)"

@@ -215,6 +215,7 @@ def test_a_first_start_fits_the_screen():
     assert first_size(QSize(1920, 1040)) == QSize(1280, 820)
     assert first_size(QSize(1366, 728)) == QSize(1280, 688)  # 768 less a 40 px taskbar: the title bar fits too
     assert first_size(QSize(1280, 680)) == QSize(1264, 640)
+    assert first_size(QSize(853, 480)) == QSize(837, 440)  # 1280 x 720 at 150 %: it was 837 x 600, off the screen
     assert first_size(None) == QSize(1280, 820)
     # a small screen is filled instead (at 1024 x 600 the window had opened at 922 x 536, charts ~70 px high)
     from gui.main_window import first_maximized

@@ -336,6 +336,12 @@ def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
 
     tab.setStyleSheet(load_stylesheet())  # the app's style: the predicted class stands out
     assert tab.class_label.fontInfo().pointSizeF() >= 1.5 * tab.conf_label.fontInfo().pointSizeF()
+    # the side pane may be squeezed to its 300 px: the ranking's title wraps there (it was cut mid-word at 150 %)
+    assert (
+        tab.top_title.minimumSizeHint().width()
+        < 300
+        <= tab.top_title.fontMetrics().horizontalAdvance(tab.top_title.text()) * 1.5
+    )
     tab.setStyleSheet("")
 
     # one unreadable file: its reason, and no empty ranking or Grad-CAM switch
