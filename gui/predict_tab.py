@@ -8,7 +8,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -376,6 +376,22 @@ class PredictTab(QWidget):
         paste = QShortcut(QKeySequence.StandardKey.Paste, self)
         paste.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         paste.activated.connect(self.paste)
+        for field in (self.topk_spin, self.filter_edit):  # (they took Ctrl+V for their text: nothing classified)
+            field.installEventFilter(self)
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt override
+        """Ctrl+V in Top-k or the filter field classifies an image or files on the clipboard, as everywhere else on
+        the tab; text (a file name to filter by, a number) still pastes into the field."""
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and event.matches(QKeySequence.StandardKey.Paste)
+            and obj in (self.topk_spin, self.filter_edit)
+        ):
+            mime = QGuiApplication.clipboard().mimeData()
+            files = mime is not None and mime.hasUrls() and any(u.isLocalFile() for u in mime.urls())
+            if mime is not None and (mime.hasImage() or files):
+                return True  # not taken by the field: the tab's Ctrl+V runs
+        return super().eventFilter(obj, event)
 
     def keyPressEvent(self, event: Any) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_Escape and self.stack.currentIndex() == 1 and self.back_button.isVisibleTo(self):

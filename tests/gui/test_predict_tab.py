@@ -367,6 +367,22 @@ def test_paste_image_from_clipboard(qtbot, tab, ckpt, inputs):
     assert tab.single_result() is not None and tab.single_result().ok
     assert tab.file_label.text() == "Pasted image"
 
+    # Ctrl+V with the focus in Top-k or the filter: the image, not the field's text (nothing was classified)
+    tab.show()
+    tab.activateWindow()
+    for field in (tab.topk_spin, tab.filter_edit):
+        tab._clear_results("cleared")
+        field.setFocus()
+        qtbot.waitUntil(field.hasFocus)
+        qtbot.keyClick(field, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: tab.single_result() is not None, timeout=5000)
+        wait_idle(qtbot, tab)
+        assert tab.single_result().ok and tab.file_label.text() == "Pasted image"
+    QGuiApplication.clipboard().setText("star")  # text: the filter's own (a name to filter by)
+    tab.filter_edit.setFocus()
+    qtbot.keyClick(tab.filter_edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert tab.filter_edit.text() == "star"
+
 
 @pytest.mark.timeout(180)
 def test_cancel_keeps_partial_results_and_stops_the_worker(qtbot, tab, ckpt, tmp_path):
