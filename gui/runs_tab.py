@@ -396,6 +396,7 @@ class RunsTab(QWidget):
         self._legend_labels: list[str] = []  # and what it calls them
         self._legend_cols = 0
         self.table.viewport().installEventFilter(self)  # (refits the columns on a resize: eventFilter)
+        self.table.installEventFilter(self)  # (Tab into it selects a run: eventFilter)
         self._loss_ax: Any = None
         self._acc_ax: Any = None
         self.train_check = QCheckBox("Also show training curves (dashed)")
@@ -460,6 +461,17 @@ class RunsTab(QWidget):
     def eventFilter(self, obj: Any, event: Any) -> bool:
         if event.type() == QEvent.Type.Resize and obj is self.table.viewport():
             self.fit_columns()  # (a narrower window: the run names first)
+        keyboard = (
+            Qt.FocusReason.TabFocusReason,
+            Qt.FocusReason.BacktabFocusReason,
+            Qt.FocusReason.ShortcutFocusReason,
+        )
+        focused = obj is self.table and event.type() == QEvent.Type.FocusIn and event.reason() in keyboard
+        if focused and self.table.rowCount() and not self.table.selectionModel().hasSelection():
+            # Tab into the list: its current run is selected (a row looked current, but nothing was: every button
+            # was off, and Return did nothing)
+            current = self.table.currentRow()
+            self.table.selectRow(current if current >= 0 else 0)
         resized = obj is self.canvas and event.type() == QEvent.Type.Resize and self._legend_handles
         if resized and self._legend_columns(event.size().width()) != self._legend_cols:
             self._place_legend(event.size().width())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QTreeWidgetItem
 
@@ -400,6 +400,25 @@ def test_action_signals(qtbot, tab, runs):
     with qtbot.waitSignal(tab.resume_requested) as sig:
         tab.resume_button.click()
     assert sig.args == [str(runs["stopped"])]
+
+
+def test_tab_into_the_run_list_selects_its_current_run(qtbot, tab, runs):
+    """A row looked current but none was selected: every action button was off (skipped by Tab), Return did
+    nothing."""
+    from PySide6.QtGui import QFocusEvent
+    from PySide6.QtWidgets import QApplication
+
+    tab.select_runs([str(runs["stopped"])])
+    tab.table.clearSelection()  # (its row stays the current one)
+    assert not tab.evaluate_button.isEnabled()
+    QApplication.sendEvent(tab.table, QFocusEvent(QEvent.Type.FocusIn, Qt.FocusReason.TabFocusReason))
+    assert tab.selected_paths() == [str(runs["stopped"])] and tab.evaluate_button.isEnabled()
+    with qtbot.waitSignal(tab.evaluate_requested) as sig:
+        qtbot.keyClick(tab.table, Qt.Key.Key_Return)
+    assert sig.args == [str(runs["stopped"])]
+    tab.table.clearSelection()  # a click into it is the mouse's own choice: left as it is
+    QApplication.sendEvent(tab.table, QFocusEvent(QEvent.Type.FocusIn, Qt.FocusReason.MouseFocusReason))
+    assert tab.selected_paths() == []
 
 
 def test_a_finished_run_can_train_more_epochs(qtbot, tab, runs, monkeypatch):
