@@ -632,10 +632,13 @@ class DatasetPanel(QWidget):
     def _on_scan_done(self, index: Any) -> bool:
         self.scan_row.hide()
         self._scan_worker = None
+        row = self.selected_class()  # a rescan of the same folder keeps the class looked at (it went to the first)
+        same = self.index is not None and self.index.root == index.root and row is not None
+        keep = self.index.classes[row] if same and row < len(self.index.classes) else None
         self.index = index
         self.last_error = self.training_problem()
         self._remember_folder(index.root, ok=not self.last_error)
-        self._fill(index)
+        self._fill(index, keep)
         if self.last_error:  # (after _fill: it is said, and the folder's one class, its images and problems are shown)
             self.banner.set_error(_fit_words(self.banner, self.last_error))
             self.banner.setToolTip(self.last_error)
@@ -647,7 +650,8 @@ class DatasetPanel(QWidget):
         self.scan_finished.emit(index)
         return True
 
-    def _fill(self, index: Any) -> None:
+    def _fill(self, index: Any, select: str | None = None) -> None:
+        """The panel shows `index`, with the class named `select` selected (the first when it has none)."""
         self.class_table.setRowCount(0)
         self.bad_table.setRowCount(0)
         self.dup_list.clear()
@@ -750,7 +754,7 @@ class DatasetPanel(QWidget):
             w.setEnabled(not split_layout)
         self._update_split_counts()
         if index.classes:
-            self.class_table.selectRow(0)
+            self.class_table.selectRow(index.classes.index(select) if select in index.classes else 0)
         self._preview_sample = 0
         self._schedule_preview()
 

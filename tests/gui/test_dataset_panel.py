@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+from PIL import Image
 from PySide6.QtCore import Qt
 
 from gui.dataset_panel import DatasetPanel
@@ -85,6 +86,23 @@ def test_a_folder_path_typed_or_pasted_in_the_folder_box_opens_on_enter(qtbot, p
     edit.setText(str(tmp_path / "half typ"))  # the popup of recent folders opening keeps what is typed
     QApplication.sendEvent(edit, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.PopupFocusReason))
     assert edit.text() == str(tmp_path / "half typ")
+
+
+def test_a_rescan_keeps_the_class_looked_at(qtbot, panel, tiny_dataset, tmp_path):
+    """Rescan went back to the first class; another folder starts at its first."""
+    _load(qtbot, panel, tiny_dataset)
+    panel.class_table.selectRow(2)
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        panel.rescan_button.click()
+    assert panel.selected_class() == 2 and panel.index.classes[2] == "red"
+    other = tmp_path / "other"
+    for name in ("apple", "red"):
+        (other / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (i * 90, 10, 10)).save(other / name / f"{i}.png")
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        panel.load_folder(str(other))
+    assert panel.selected_class() == 0
 
 
 def test_a_split_that_leaves_too_few_training_images_says_so_beside_the_counts(qtbot, panel, tmp_path, dataset_factory):
