@@ -237,6 +237,7 @@ class DatasetPanel(QWidget):
             from gui.charts import BarChart
 
             self.balance_chart = BarChart(4.0, 2.4)
+            self.balance_chart.setAccessibleName("Images per class (chart)")
             self.chart_holder.layout().addWidget(self.balance_chart)
             self.balance_chart.set_counts(*self._chart_data)
 
@@ -256,6 +257,7 @@ class DatasetPanel(QWidget):
         title.setObjectName("sectionTitle")
         bar.addWidget(title)
         self.recent_combo = QComboBox()
+        self.recent_combo.setAccessibleName("Data set folder")
         title.setBuddy(self.recent_combo)
         self.recent_combo.setMinimumContentsLength(40)
         self.recent_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -357,6 +359,7 @@ class DatasetPanel(QWidget):
         self.thumb_label.setWordWrap(True)
         il.addWidget(self.thumb_label)
         self.thumb_grid = ImageGrid(THUMB_SIZE, selectable=True)
+        self.thumb_grid.setAccessibleName("Images of the selected class")
         self.thumb_grid.itemDoubleClicked.connect(lambda it: self.reveal(it.toolTip()))
         on_return(self.thumb_grid, lambda: self.reveal(self.thumb_grid.currentItem().toolTip()))
         il.addWidget(self.thumb_grid, 1)
@@ -459,6 +462,7 @@ class DatasetPanel(QWidget):
         prev_box = QGroupBox("Augmentation preview")
         pv = QVBoxLayout(prev_box)
         self.preview_grid = ImageGrid(72, selectable=False)
+        self.preview_grid.setAccessibleName("Augmentation preview")
         self.preview_grid.setMinimumHeight(110)
         row = QHBoxLayout()  # above the images: below them the button was out of sight on a 720-px screen
         self.preview_label = QLabel("")

@@ -484,6 +484,8 @@ class ConfusionMatrixCanvas(QWidget):
         if self.hasFocus() and self.cursor is not None and max(self.cursor) < n:
             from matplotlib.patches import Rectangle
 
+            self.setAccessibleDescription(self.cell_tooltip(*self.cursor))  # (a screen reader's: the tooltip's)
+
             r, c = self.cursor
             self._cursor_box = self.ax.add_patch(
                 Rectangle(
@@ -831,6 +833,7 @@ class EvaluateTab(QWidget):
 
         self.side_tabs = QTabWidget()
         self.per_class_table = QTableWidget(0, 5)
+        self.per_class_table.setAccessibleName("Precision, recall and F1 per class")
         self.per_class_table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
         self.per_class_table.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Support"])
         self.per_class_table.verticalHeader().setVisible(False)
@@ -875,6 +878,7 @@ class EvaluateTab(QWidget):
         tv.addWidget(self.filter_row)
         self._gallery_filter: tuple[str, str] | None = None
         self.gallery = QListWidget()
+        self.gallery.setAccessibleName("Misclassified images")
         self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
         self.gallery.setIconSize(QSize(TILE, TILE))
         self.gallery.setGridSize(QSize(GALLERY_CELL, TILE + 44))
@@ -891,6 +895,7 @@ class EvaluateTab(QWidget):
         dv = QVBoxLayout(detail)
         dv.setContentsMargins(0, 0, 0, 0)
         self.detail_view = ImageView("Click a misclassified image to see it large with its Grad-CAM")
+        self.detail_view.setAccessibleName("Misclassified image, large")
         dv.addWidget(self.detail_view, 1)
         row = QHBoxLayout()
         self.detail_label = QLabel("")
@@ -1329,6 +1334,7 @@ class EvaluateTab(QWidget):
         self.f1_card.set("—" if macro_f1 is None else f"{macro_f1:.3f}")
         if self.cm_canvas is None:
             self.cm_canvas = ConfusionMatrixCanvas()
+            self.cm_canvas.setAccessibleName("Confusion matrix (arrow keys: cells; Enter: its images)")
             self.cm_layout.addWidget(self.cm_canvas, 1)
             # made after the tabs beside it, it came last in the Tab order: after the gallery on the right
             QWidget.setTabOrder(self.fit_check, self.cm_canvas)

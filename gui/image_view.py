@@ -186,6 +186,7 @@ class ProbabilityBars(QWidget):
         self._items = [(str(n), float(p)) for n, p in items]
         self._highlight = highlight
         self.cursor = 0
+        self.setAccessibleDescription(", ".join(f"{n} {p:.1%}" for n, p in self._items))  # (painted: no text else)
         # a Tab stop only with rows to choose from (an empty one would be an unmarked stop)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus if self._items else Qt.FocusPolicy.NoFocus)
         self.setFixedHeight(max(1, len(self._items)) * self.ROW + 4)

@@ -410,6 +410,7 @@ class PredictTab(QWidget):
     def _build_single(self) -> QWidget:
         split = QSplitter(Qt.Orientation.Horizontal)
         self.image_view = ImageView("")
+        self.image_view.setAccessibleName("Image classified")
         split.addWidget(self.image_view)
         side = QWidget()
         side.setMinimumWidth(300)
@@ -438,6 +439,7 @@ class PredictTab(QWidget):
         self.top_title.setWordWrap(True)  # (the side pane may be 300 px: at 150 % it was cut, "…for its Grad-CA")
         v.addWidget(self.top_title)
         self.bars = ProbabilityBars()
+        self.bars.setAccessibleName("Most likely classes (arrow keys; Enter: its Grad-CAM)")
         self.bars.click_hint = "Click: what in the image speaks for this class (its Grad-CAM)"
         self.bars.clicked.connect(self.show_cam_of)
         self._cam_worker: FunctionWorker | None = None
@@ -466,6 +468,7 @@ class PredictTab(QWidget):
         v.setContentsMargins(0, 0, 0, 0)
         bar = QHBoxLayout()
         self.filter_edit = QLineEdit()
+        self.filter_edit.setAccessibleName("Filter the results")
         self.filter_edit.setPlaceholderText("Filter by file name or class…")
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.setAcceptDrops(False)
@@ -487,6 +490,7 @@ class PredictTab(QWidget):
         self.mode_combo.currentTextChanged.connect(self._on_filter_changed)
 
         self.table = QTableView()
+        self.table.setAccessibleName("Results, one row per image")
         self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)

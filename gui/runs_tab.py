@@ -299,6 +299,7 @@ class RunsTab(QWidget):
         top.addWidget(self.open_folder_button)
 
         self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setAccessibleName("Runs")
         self.table.setTabKeyNavigation(False)  # Tab reaches the buttons; arrows move in the table
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -411,6 +412,7 @@ class RunsTab(QWidget):
         self.chart_layout.addWidget(self.train_check)
 
         self.settings_tree = QTreeWidget()
+        self.settings_tree.setAccessibleName("Settings of the selected runs")
         self.settings_tree.setHeaderLabels(["Setting", "Value"])
         self.settings_tree.setAlternatingRowColors(True)
         self.settings_tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at the start and end
@@ -450,6 +452,7 @@ class RunsTab(QWidget):
 
         self.figure = Figure(figsize=(8, 3.2), dpi=100, layout="constrained", facecolor="white")
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setAccessibleName("Loss and accuracy curves of the selected runs")
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._loss_ax = self.figure.add_subplot(1, 2, 1)
         self._acc_ax = self.figure.add_subplot(1, 2, 2)

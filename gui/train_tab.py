@@ -320,6 +320,7 @@ class TrainTab(QWidget):
             from gui.charts import TrainingCharts
 
             self.charts = TrainingCharts()
+            self.charts.setAccessibleName("Training curves: loss and accuracy per epoch")
             self.charts_layout.addWidget(self.charts)
 
     # ---- layout -------------------------------------------------------------------------------------------------

@@ -137,6 +137,45 @@ def test_a_larger_desktop_font_is_followed_and_a_smaller_one_kept_at_the_styles_
     assert label.font().pointSizeF() == 13.0
 
 
+def test_screen_readers_get_a_name_for_every_view_without_text_of_its_own(qtbot, window):
+    """Charts, image views, tables, the confusion matrix and Predict's painted class bars had no accessible name
+    (Qt takes one from a buddy label or a button's text; these have none)."""
+    from gui.image_view import ProbabilityBars
+
+    w = window(load_initial=False)
+    w.train_tab.ensure_charts()
+    w.dataset_panel.ensure_charts()
+    w.runs_tab._ensure_canvas()
+    ev, pr, runs, data = w.evaluate_tab, w.predict_tab, w.runs_tab, w.dataset_panel
+    views = {
+        "class balance chart": data.balance_chart,
+        "folder box": data.recent_combo,
+        "thumbnails": data.thumb_grid,
+        "augmentation preview": data.preview_grid,
+        "training curves": w.train_tab.charts,
+        "per-class table": ev.per_class_table,
+        "gallery": ev.gallery,
+        "detail image": ev.detail_view,
+        "predict image": pr.image_view,
+        "class bars": pr.bars,
+        "results": pr.table,
+        "filter": pr.filter_edit,
+        "run list": runs.table,
+        "settings": runs.settings_tree,
+        "curves": runs.canvas,
+    }
+
+    def name(widget):  # (what Qt's accessibility bridge gives a screen reader first)
+        return widget.accessibleName()
+
+    assert [k for k, v in views.items() if v is None or not name(v)] == []
+    assert name(data.recent_combo) == "Data set folder"  # (it was named by the path it showed)
+    bars = ProbabilityBars()
+    qtbot.addWidget(bars)
+    bars.set_items([("triangle", 0.92), ("star", 0.05)])
+    assert bars.accessibleDescription() == "triangle 92.0%, star 5.0%"
+
+
 def test_a_field_given_focus_from_the_keyboard_is_scrolled_into_view(qtbot, window):
     """Tab from the tab bar (or Shift+Tab from Start) gave focus to Train settings scrolled out of sight: the
     Architecture box above the column's top, Device and the seed below the window."""

@@ -512,6 +512,7 @@ def test_the_confusion_matrix_is_used_from_the_keyboard(qtbot, tab, tmp_path):
         qtbot.keyClick(cm, Qt.Key.Key_Right)
     assert cm.cursor == (row, col)
     assert QToolTip.isVisible() and QToolTip.text() == cm.cell_tooltip(row, col)
+    assert cm.accessibleDescription() == cm.cell_tooltip(row, col)  # what a screen reader says of the cell
     qtbot.keyClick(cm, Qt.Key.Key_Left, Qt.KeyboardModifier.NoModifier)
     qtbot.keyClick(cm, Qt.Key.Key_Right)
     qtbot.keyClick(cm, Qt.Key.Key_Return)
