@@ -124,7 +124,7 @@ def test_train_usage_errors_are_one_line(capsys, tmp_path, tiny_set):
     rc, _, err = run(capsys, "train", "--data", tiny_set, "--val-split", "1.5")
     assert rc == 2 and "--val-split 1.5: must be in [0, 1)" in err and err.count("\n") == 1
     rc, _, err = run(capsys, "train", "--data", tiny_set, "--save-every", "-1")
-    assert rc == 2 and "--save-every -1.0: must be ≥ 0 (0: every epoch)" in err and err.count("\n") == 1
+    assert rc == 2 and "--save-every -1: must be ≥ 0 (0: every epoch)" in err and err.count("\n") == 1  # as typed
     rc, _, err = run(capsys, "train", "--resume", tmp_path)
     assert rc == 2 and "last.pt" in err
     rc, _, err = run(capsys, "train", "--resume", tmp_path / "no-such-run")
