@@ -55,15 +55,17 @@ def handle_signals(names: tuple[str, ...], handler: Callable[..., None]) -> Call
 
 def exit_on_signals_with(rc: int) -> None:
     """Once a command has finished: Ctrl-C, SIGTERM or SIGHUP during the interpreter's shutdown (threads joined,
-    modules torn down) ends the process with the command's own exit status, its files complete and its last line
-    printed. Before, such a Ctrl-C killed it by SIGINT after "exported …" (exit -2; 130 in a shell)."""
+    modules torn down) ends the process with the command's own exit status; its files are complete, and what it
+    printed is flushed where the stream allows (not from inside a flush the signal interrupted). Before, such a
+    Ctrl-C killed it by SIGINT after "exported …" (exit -2; 130 in a shell)."""
     import contextlib
     import os
     import sys
 
     def handler(_signum: int, _frame: object) -> None:
         for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError, AttributeError):  # (a closed pipe or terminal)
+            # (a closed pipe or terminal; RuntimeError: the signal came inside that stream's own flush)
+            with contextlib.suppress(OSError, ValueError, AttributeError, RuntimeError):
                 stream.flush()
         os._exit(rc)
 

@@ -699,6 +699,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     }
                 )
         raise
+    args.answered = True  # (a Ctrl-C from here on, while the answer is written, must not add "interrupted")
     if args.quiet and result.reason not in ("completed", "early_stop"):  # quiet hides progress, not failures
         _err(f"{result.reason}: {result.message}")
     if args.json and getattr(trainer, "is_main", True):  # under torchrun only rank 0 answers
@@ -1211,20 +1212,30 @@ def _run_checkpoint(folder: str, flag: str = "--checkpoint") -> str:
 
 def _answer_interrupted(args: argparse.Namespace | None, how: str) -> None:
     """`train --json` interrupted before its run had a folder (the imports, the scan): the document a script reads
-    says so (stdout was empty)."""
+    says so (stdout was empty). A resumed run's folder is there already, as it was."""
     if args is None or getattr(args, "command", None) != "train" or not getattr(args, "json", False):
         return
     if getattr(args, "answered", False) or os.environ.get("RANK", "0") != "0":  # (under torchrun: rank 0 answers)
         return
+    resumed = getattr(args, "resume", None)
+    if resumed:
+        from core.runs import read_status
+
+        doc = {
+            "run_dir": str(Path(resumed).absolute()),
+            "reason": "interrupted",
+            "message": f"interrupted ({how}) before training went on; the run is as it was",
+            "epochs_done": read_status(resumed).get("epochs_done"),
+        }
+    else:
+        doc = {
+            "run_dir": None,
+            "reason": "interrupted",
+            "message": f"interrupted ({how}) before training began; nothing was saved",
+            "epochs_done": 0,
+        }
     with contextlib.suppress(OSError):  # (a closed terminal)
-        _emit_json(
-            {
-                "run_dir": None,
-                "reason": "interrupted",
-                "message": f"interrupted ({how}) before training began; nothing was saved",
-                "epochs_done": 0,
-            }
-        )
+        _emit_json(doc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -585,7 +585,7 @@ def _walk_images(
 
 
 RUN_FOLDER_REASON = "a run folder (checkpoints and curves, not images to learn from; ignored)"
-LOOP_REASON = "a link to a folder that holds it (a loop; its images are counted where they are, not again here)"
+LOOP_REASON = "a link to a folder above it (a loop): not followed"
 
 
 def is_run_folder(folder: str, names: Sequence[str] | None = None) -> bool:

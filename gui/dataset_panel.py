@@ -1033,7 +1033,8 @@ class DatasetPanel(QWidget):
         if obj is self.recent_combo.lineEdit() and self.folder:
             kind = event.type()
             escape = kind == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Escape
-            left = kind == QEvent.Type.FocusOut and event.reason() != Qt.FocusReason.PopupFocusReason
+            kept = (Qt.FocusReason.PopupFocusReason, Qt.FocusReason.ActiveWindowFocusReason)  # (its list; Alt+Tab)
+            left = kind == QEvent.Type.FocusOut and event.reason() not in kept
             if (escape or left) and self.recent_combo.currentText() != self.folder:
                 self._fill_recent(self.folder)
                 return escape

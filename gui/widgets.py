@@ -103,8 +103,13 @@ def keyboard_friendly(root: QWidget) -> None:
 
 
 def _show_focused(_old: QWidget | None, new: QWidget | None) -> None:
-    """The widget given focus is scrolled into view in every scroll area holding it, innermost first."""
+    """The widget given focus is scrolled into view in every scroll area holding it, innermost first; not for a
+    click (the page moved 30 px between a thumbnail's press and its release)."""
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QScrollArea
+
+    if QGuiApplication.mouseButtons() != Qt.MouseButton.NoButton:
+        return
 
     areas = []
     parent = new.parentWidget() if new is not None else None

@@ -194,12 +194,32 @@ def test_a_ctrl_c_in_the_scan_under_json_answers_in_json(capsys, tiny_set, tmp_p
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
+    scan = data.scan
     monkeypatch.setattr(data, "scan", ctrl_c)
     rc, out, err = run(capsys, "train", "--data", tiny_set, "--runs-dir", tmp_path / "runs", "--json", *TINY)
     assert rc == 130 and err.rstrip().endswith("interrupted")
     doc = json.loads(out)
     assert doc["reason"] == "interrupted" and doc["run_dir"] is None and doc["epochs_done"] == 0
     assert not (tmp_path / "runs").exists()
+
+    # a run resumed: its folder, as it was (not "nothing was saved")
+    monkeypatch.setattr(data, "scan", scan)
+    argv = ("train", "--data", tiny_set, "--epochs", "1", "--runs-dir", tmp_path / "runs", "--json", *TINY)
+    rc, out, err = run(capsys, *argv)
+    assert rc == 0, err
+    run_dir = json.loads(out)["run_dir"]
+    monkeypatch.setattr(data, "scan", ctrl_c)
+    rc, out, err = run(capsys, "train", "--resume", run_dir, "--epochs", "2", "--json")
+    doc = json.loads(out)
+    assert rc == 130 and doc["run_dir"] == run_dir and doc["epochs_done"] == 1 and "as it was" in doc["message"]
+
+    # a Ctrl-C while the answer of a finished run is written: no second document saying it never began
+    from core import cli
+
+    monkeypatch.setattr(data, "scan", scan)
+    monkeypatch.setattr(cli, "_eval_summary", ctrl_c)
+    rc, out, err = run(capsys, *argv)
+    assert rc == 130 and "before training began" not in out
 
 
 @pytest.mark.timeout(300)

@@ -195,6 +195,28 @@ def test_a_field_given_focus_from_the_keyboard_is_scrolled_into_view(qtbot, wind
     assert not arch.visibleRegion().isEmpty() and arch.visibleRegion().boundingRect().height() == arch.height()
 
 
+def test_a_click_into_a_partly_shown_view_does_not_move_the_page_under_the_pointer(qtbot, window):
+    """Focus given by a click scrolled the window's page to show the view whole: the page moved 30 px between a
+    thumbnail's press and its release, which landed on another. (Focus from the keyboard still shows it whole.)"""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    w = window(load_initial=False)
+    w.activateWindow()
+    w.setMinimumSize(400, 300)
+    w.resize(800, 400)  # (a small screen's window: the page scrolls)
+    bar, view, grid = w.scroller.verticalScrollBar(), w.scroller.viewport(), w.dataset_panel.thumb_grid
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    bar.setValue(0)
+    top = grid.mapTo(view, QPoint(0, 0)).y()
+    assert top < view.height() < top + grid.height()  # cut at the bottom edge
+    QTest.mousePress(grid.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(20, 20))
+    qtbot.waitUntil(grid.hasFocus)
+    QApplication.processEvents()
+    assert bar.value() == 0
+    QTest.mouseRelease(grid.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(20, 20))
+
+
 def test_on_a_narrow_window_the_settings_column_gives_the_log_room(qtbot, window):
     """At 1024 px the settings column kept its content's 455 px and left the Log 205, where each epoch's line
     wrapped to six: it now narrows to 390 px with nothing cut off, and is wider again on a wider window."""

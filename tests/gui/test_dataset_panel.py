@@ -83,8 +83,11 @@ def test_a_folder_path_typed_or_pasted_in_the_folder_box_opens_on_enter(qtbot, p
             edit.setText(str(tmp_path / "nowhere"))
             QApplication.sendEvent(edit, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.TabFocusReason))
         assert panel.recent_combo.currentText() == str(tiny_dataset) and panel.index.root == str(tiny_dataset)
-    edit.setText(str(tmp_path / "half typ"))  # the popup of recent folders opening keeps what is typed
+    edit.setText(str(tmp_path / "half typ"))  # the popup of recent folders opening keeps what is typed …
     QApplication.sendEvent(edit, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.PopupFocusReason))
+    assert edit.text() == str(tmp_path / "half typ")
+    # … and so does Alt+Tab to another program (to look up the folder's name)
+    QApplication.sendEvent(edit, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.ActiveWindowFocusReason))
     assert edit.text() == str(tmp_path / "half typ")
 
 
