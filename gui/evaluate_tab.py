@@ -748,7 +748,7 @@ class EvaluateTab(QWidget):
             "or choose a checkpoint and a data folder above and press Evaluate."
         )
         empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        empty.setStyleSheet("QLabel { color: palette(placeholder-text); font-size: 13pt; }")
+        empty.setObjectName("emptyNote")  # (style.qss: larger and grey, scaled with the desktop font)
         self.stack.addWidget(empty)
         self.stack.addWidget(self._build_not_evaluated())
         self.stack.addWidget(self._build_results())
@@ -765,7 +765,7 @@ class EvaluateTab(QWidget):
         self.not_evaluated_label = QLabel("This run has not been evaluated yet.")
         self.not_evaluated_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.not_evaluated_label.setWordWrap(True)
-        self.not_evaluated_label.setStyleSheet("QLabel { font-size: 13pt; }")
+        self.not_evaluated_label.setObjectName("largeNote")
         v.addWidget(self.not_evaluated_label)
         v.addSpacing(16)
         self.evaluate_now_button = QPushButton("Evaluate now")

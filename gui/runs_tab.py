@@ -332,7 +332,7 @@ class RunsTab(QWidget):
         self.empty_label = QLabel()
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_label.setWordWrap(True)
-        self.empty_label.setStyleSheet("QLabel { color: palette(placeholder-text); font-size: 13pt; }")
+        self.empty_label.setObjectName("emptyNote")  # (style.qss: larger and grey, scaled with the desktop font)
         self.table_stack = QStackedWidget()
         self.table_stack.addWidget(self.table)
         self.table_stack.addWidget(self.empty_label)

@@ -130,6 +130,7 @@ def test_a_larger_desktop_font_is_followed_and_a_smaller_one_kept_at_the_styles_
     assert load_stylesheet(9.0) == load_stylesheet(10.0)  # (Qt's own default, 9 pt, under it: unchanged)
     big = load_stylesheet(13.0)
     assert "font-size: 13pt" in big and "font-size: 26pt" in big  # the text and the predicted class, scaled alike
+    assert big.count("font-size: 16.9pt") == 2  # the empty pages' notes too (they were set on the widgets, fixed)
     label = QLabel("Epochs")
     qtbot.addWidget(label)
     label.setStyleSheet(big)
