@@ -269,12 +269,16 @@ def _shape_problem(ckpt: dict[str, Any]) -> str | None:
     root = (config.get("data") or {}).get("root")
     if root is not None and not isinstance(root, str):
         return f"its config's data.root is not a folder name ({str(root)[:40]!r})"
-    broken = [
-        k for k, t in ckpt["model"].items() if torch.is_tensor(t) and t.is_floating_point() and not t.isfinite().all()
-    ]
+    broken = not_finite(ckpt["model"])
     if broken:  # saved after the training diverged: every answer would be NaN
-        return f"its weights are not finite (NaN or inf in {broken[0]}{' and others' if len(broken) > 1 else ''})"
+        return f"its weights are not finite ({broken})"
     return None
+
+
+def not_finite(state: dict[str, Any]) -> str:
+    """Where a state dict's weights hold NaN or inf ("NaN or inf in fc.weight and others"), or "" (all finite)."""
+    broken = [k for k, t in state.items() if torch.is_tensor(t) and t.is_floating_point() and not t.isfinite().all()]
+    return f"NaN or inf in {broken[0]}{' and others' if len(broken) > 1 else ''}" if broken else ""
 
 
 def payload(

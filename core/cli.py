@@ -1217,23 +1217,16 @@ def _answer_interrupted(args: argparse.Namespace | None, how: str) -> None:
         return
     if getattr(args, "answered", False) or os.environ.get("RANK", "0") != "0":  # (under torchrun: rank 0 answers)
         return
-    resumed = getattr(args, "resume", None)
-    if resumed:
-        from core.runs import read_status
+    from core.runs import read_status
 
-        doc = {
-            "run_dir": str(Path(resumed).absolute()),
-            "reason": "interrupted",
-            "message": f"interrupted ({how}) before training went on; the run is as it was",
-            "epochs_done": read_status(resumed).get("epochs_done"),
-        }
-    else:
-        doc = {
-            "run_dir": None,
-            "reason": "interrupted",
-            "message": f"interrupted ({how}) before training began; nothing was saved",
-            "epochs_done": 0,
-        }
+    resumed = getattr(args, "resume", None)
+    doc = {
+        "run_dir": str(Path(resumed).absolute()) if resumed else None,
+        "reason": "interrupted",
+        "message": f"interrupted ({how}) before training "
+        + ("went on; the run is as it was" if resumed else "began; nothing was saved"),
+        "epochs_done": read_status(resumed).get("epochs_done") if resumed else 0,
+    }
     with contextlib.suppress(OSError):  # (a closed terminal)
         _emit_json(doc)
 

@@ -556,14 +556,6 @@ class _WriteBehind:
         self._buffers = {}  # (pinned memory goes back now, not when the Trainer is collected)
 
 
-def _relative(path: str, root: str) -> str:
-    """`path` from `root` (the data folder), or whole where it has none (another drive on Windows)."""
-    try:
-        return os.path.relpath(path, root)
-    except ValueError:
-        return path
-
-
 class Trainer:
     """Trains one run: `Trainer(config, index, callbacks).fit()`.
 
@@ -1953,7 +1945,7 @@ class Trainer:
         unreadable = sorted(self.unreadable.items())
         if unreadable and self.is_main:
             # under the data folder: by name alone, circle/010.jpg, square/010.jpg and star/010.jpg read as one
-            shown = [_relative(p, self.index.root) for p, _ in unreadable[:3]]
+            shown = [os.path.relpath(p, self.index.root) for p, _ in unreadable[:3]]  # (found under it)
             first = ", ".join(shown) + (", …" if len(unreadable) > 3 else "")
             self._safe_warn(
                 f"{len(unreadable)} image{'s' if len(unreadable) != 1 else ''} could not be read during training and "

@@ -688,10 +688,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path}: not a weights file (expected a state dict of tensors, or a checkpoint with a "
             f"'model' or 'state_dict' entry)"
         )
-    broken = [k for k, v in obj.items() if v.is_floating_point() and not v.isfinite().all()]
+    from core.checkpoint import not_finite
+
+    broken = not_finite(obj)
     if broken:  # (a checkpoint saved after its training diverged: the run failed at its first step, "lower the lr")
-        others = " and others" if len(broken) > 1 else ""
-        raise ModelError(f"{path}: damaged weights (not finite: NaN or inf in {broken[0]}{others})")
+        raise ModelError(f"{path}: damaged weights (not finite: {broken})")
     out = {}
     for k, v in obj.items():
         for prefix in ("module.", "_orig_mod."):

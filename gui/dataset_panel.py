@@ -638,7 +638,7 @@ class DatasetPanel(QWidget):
         self._scan_worker = None
         row = self.selected_class()  # a rescan of the same folder keeps the class looked at (it went to the first)
         same = self.index is not None and self.index.root == index.root and row is not None
-        keep = self.index.classes[row] if same and row < len(self.index.classes) else None
+        keep = self.index.classes[row] if same else None
         self.index = index
         self.last_error = self.training_problem()
         self._remember_folder(index.root, ok=not self.last_error)

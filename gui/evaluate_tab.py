@@ -1287,7 +1287,8 @@ class EvaluateTab(QWidget):
         said = self.status_label.text()
         if note not in said:  # (after a failed or cancelled evaluation, below what became of it)
             keep = said.startswith(("Evaluation failed", "Evaluation cancelled"))
-            self._set_status(f"{said}\n{note}" if keep else note, error=self._status_tone == "error", warning=True)
+            tone = self._graver("warning")
+            self._set_status(f"{said}\n{note}" if keep else note, tone == "error", tone == "warning")
         self._fade_results(True)
         return True
 
@@ -1304,6 +1305,16 @@ class EvaluateTab(QWidget):
         self.status_label.setStyleSheet(
             f"QLabel {{ color: {STATUS_COLORS[self._status_tone]}; }}" if error or warning else ""
         )
+
+    def _graver(self, tone: str) -> str:
+        """The graver of `tone` and the status line's own ("" < "warning" < "error")."""
+        return max(self._status_tone, tone, key=("", "warning", "error").index)
+
+    def _add_status(self, text: str, tone: str = "") -> None:
+        """`text` added to the status line, which keeps its tooltip and takes the graver colour."""
+        tip, tone = self.status_label.toolTip(), self._graver(tone)
+        self._set_status(f"{self.status_label.text()} {text}".strip(), tone == "error", tone == "warning")
+        self.status_label.setToolTip(tip)
 
     # ------------------------------------------------------------------ showing
 
@@ -1382,22 +1393,13 @@ class EvaluateTab(QWidget):
         else:
             self._set_status(evaluated)
         if ev.get("data_changed") and not ev.get("stopped"):  # its held-out split may hold training images
-            tip = self.status_label.toolTip()
             note = str(ev["data_changed"])
-            careful = f"{self.status_label.text()} Careful: {note[0].upper()}{note[1:]}.".strip()
-            self._set_status(careful, error=self._status_tone == "error", warning=True)
-            self.status_label.setToolTip(tip)
+            self._add_status(f"Careful: {note[0].upper()}{note[1:]}.", "warning")
         if ev.get("own_images") and not ev.get("stopped"):
-            tip = self.status_label.toolTip()
             self._select_split(str(ev.get("split")))  # (the split evaluated, not "all")
-            note = str(ev["own_images"])
-            tone = self._status_tone
-            self._set_status(f"{self.status_label.text()} Note: {note}.".strip(), tone == "error", tone == "warning")
-            self.status_label.setToolTip(tip)
+            self._add_status(f"Note: {ev['own_images']}.")
         if ev.get("save_error"):  # shown, not kept: the run's evaluation.json is the one before (or none)
-            tip = self.status_label.toolTip()
-            self._set_status(f"{self.status_label.text()} Not saved: {ev['save_error']}.".strip(), error=True)
-            self.status_label.setToolTip(tip)
+            self._add_status(f"Not saved: {ev['save_error']}.", "error")
         self.stack.setCurrentIndex(PAGE_RESULTS)
 
     def _fill_per_class(self, rows: list[Any]) -> None:

@@ -231,8 +231,9 @@ USED_ONLY_WITH = {
 
 def _as_trained(config: dict) -> dict:
     """A run's config.json as the run used it, for the settings pane: the values its optimizer and scheduler do not
-    read are left out (and the flip of augmentation "none", which flips nothing), and colour jitter / erasing at 0 under "strong" say what strong used instead ("0.3 (strong's
-    own)", as the Dataset tab's fields do; "0" read as none)."""
+    read are left out (and the flip of augmentation "none", which flips nothing), and colour jitter / erasing at 0
+    under "strong" say what strong used instead ("0.3 (strong's own)", as the Dataset tab's fields do; "0" read as
+    none)."""
     from core.config import STRONG_ERASING, STRONG_JITTER  # light (no torch)
 
     out = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}

@@ -108,17 +108,13 @@ def _show_focused(_old: QWidget | None, new: QWidget | None) -> None:
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QScrollArea
 
-    if QGuiApplication.mouseButtons() != Qt.MouseButton.NoButton:
+    if new is None or QGuiApplication.mouseButtons() != Qt.MouseButton.NoButton:
         return
-
-    areas = []
-    parent = new.parentWidget() if new is not None else None
+    parent = new.parentWidget()
     while parent is not None:
         if isinstance(parent, QScrollArea) and parent.widget() is not None and parent.widget().isAncestorOf(new):
-            areas.append(parent)
+            parent.ensureWidgetVisible(new, 8, 8)
         parent = parent.parentWidget()
-    for area in areas:
-        area.ensureWidgetVisible(new, 8, 8)
 
 
 def keep_focus_in_view(app: Any) -> None:
