@@ -628,6 +628,41 @@ def test_split_keeps_duplicates_together(tmp_path, jpeg_writer):
             assert len({where[pos[p]] for p in group}) == 1, (seed, group)
 
 
+def test_a_burst_of_copies_does_not_overfill_validation_nor_empty_train(tmp_path, jpeg_writer):
+    """Each group of identical files went to validation whole while its quota was unmet: a burst of 6 copies in a
+    class of 18 put 7-8 of 18 (not 4) in validation at 20 %, and a class of copies of one photo went there entire,
+    leaving nothing to train on at any share above 0."""
+    seed = iter(range(1000))
+    for c in ("cat", "dog"):
+        for i in range(12):
+            jpeg_writer(tmp_path / c / f"{i}.jpg", next(seed))
+        for k in range(6):
+            shutil.copy(tmp_path / c / "0.jpg", tmp_path / c / f"burst{k}.jpg")
+    jpeg_writer(tmp_path / "owl" / "0.jpg", next(seed))
+    for k in range(4):
+        shutil.copy(tmp_path / "owl" / "0.jpg", tmp_path / "owl" / f"copy{k}.jpg")
+    idx = scan(tmp_path)
+    names = idx.classes
+    for s in range(20):
+        sp = split(idx, val=0.2, seed=s)
+        per_class = np.bincount([idx.samples[i].label for i in sp.val], minlength=3)
+        assert per_class[names.index("cat")] == 4 and per_class[names.index("dog")] == 4, s
+        owl = [i for i in range(len(idx.samples)) if idx.samples[i].label == names.index("owl")]
+        assert set(owl) <= set(sp.train), s  # 5 copies of one photo: one group, which train keeps
+    # every photo kept twice, and a quota of one image: a pair is as near as nothing, so it goes (else no class
+    # would have a validation image at all)
+    pairs = tmp_path / "pairs"
+    for c in ("cat", "dog"):
+        for i in range(6):
+            jpeg_writer(pairs / c / f"{i}.jpg", next(seed))
+            shutil.copy(pairs / c / f"{i}.jpg", pairs / c / f"{i} (copy).jpg")
+    idx = scan(pairs)
+    sp = split(idx, val=0.05, seed=0)
+    assert sorted(Path(idx.samples[i].path).parent.name for i in sp.val) == ["cat", "cat", "dog", "dog"]
+    cat_val = [Path(idx.samples[i].path) for i in sp.val if Path(idx.samples[i].path).parent.name == "cat"]
+    assert len({p.stem.split(" ")[0] for p in cat_val}) == 1  # one photo and its copy
+
+
 # ---------------------------------------------------------------------------------------------------------- transforms
 
 
