@@ -55,6 +55,17 @@ def settings() -> QSettings:
 STYLE_POINT_SIZE = 10.0  # style.qss's text size, and the smallest the app uses
 
 
+def text_scale(font_points: float | None = None) -> float:
+    """How much larger than style.qss's 10 pt the desktop's font is (`font_points`, by default the application's
+    font as the desktop set it), never below 1: what the style sheet's and the charts' text sizes are scaled by."""
+    if font_points is None:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        font_points = app.font().pointSizeF() if app is not None else STYLE_POINT_SIZE
+    return max(1.0, font_points / STYLE_POINT_SIZE)  # (a font set in pixels has no point size: -1)
+
+
 def load_stylesheet(font_points: float | None = None) -> str:
     """style.qss, its text sizes scaled up for a desktop font larger than its own 10 pt (`font_points`, by default
     the application's font as the desktop set it): a user who had raised theirs to 13 pt got 10 pt everywhere."""
@@ -62,12 +73,7 @@ def load_stylesheet(font_points: float | None = None) -> str:
         text = STYLE_PATH.read_text(encoding="utf-8")
     except OSError:
         return ""
-    if font_points is None:
-        from PySide6.QtWidgets import QApplication
-
-        app = QApplication.instance()
-        font_points = app.font().pointSizeF() if app is not None else STYLE_POINT_SIZE
-    scale = max(1.0, font_points / STYLE_POINT_SIZE)  # (a font set in pixels has no point size: -1)
+    scale = text_scale(font_points)
     if scale == 1.0:
         return text
     import re

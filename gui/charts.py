@@ -27,6 +27,22 @@ _RC = {
 }
 
 
+CHART_DPI = 100  # the charts' dots per inch at style.qss's 10 pt: their 8-10 pt text then sits beside the window's
+
+
+def chart_dpi() -> float:
+    """Dots per inch for a chart's figure: CHART_DPI, scaled with a desktop font larger than 10 pt, so its titles,
+    ticks and legends grow with the window's text (at 13 pt they had stayed 8 pt beside 13 pt labels)."""
+    from gui.app import text_scale
+
+    return CHART_DPI * text_scale()
+
+
+def px_per_point() -> float:
+    """Screen pixels (Qt's logical ones) per point of chart text: for sizing by a label's length before drawing."""
+    return chart_dpi() / 72
+
+
 _fallback_family: dict[frozenset[str], str | None] = {}
 
 
@@ -103,7 +119,7 @@ class _Canvas(FigureCanvasQTAgg):
         import matplotlib
 
         with matplotlib.rc_context(_RC):
-            fig = Figure(figsize=(width, height), dpi=100, layout="constrained", facecolor="white")
+            fig = Figure(figsize=(width, height), dpi=chart_dpi(), layout="constrained", facecolor="white")
         super().__init__(fig)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(160)

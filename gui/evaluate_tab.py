@@ -274,7 +274,9 @@ class ConfusionMatrixCanvas(QWidget):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
-        self.figure = Figure(figsize=(5.5, 5), dpi=100, layout="constrained", facecolor="white")
+        from gui.charts import chart_dpi
+
+        self.figure = Figure(figsize=(5.5, 5), dpi=chart_dpi(), layout="constrained", facecolor="white")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)  # fills the space it has; scrolls only below the canvas's minimum
@@ -366,7 +368,7 @@ class ConfusionMatrixCanvas(QWidget):
     def _draw(self) -> None:
         import numpy as np
 
-        from gui.charts import use_fonts_for
+        from gui.charts import CHART_DPI, px_per_point, use_fonts_for
 
         use_fonts_for(self._names)  # before the axes exist: their tick labels take the font family when made
         self.figure.clear()
@@ -403,25 +405,32 @@ class ConfusionMatrixCanvas(QWidget):
         # no numbers): below that the canvas stops shrinking and the scroll area around it scrolls
         cell_fs = 10 if n <= 6 else 9 if n <= 10 else 8 if n <= 16 else 7
         digits = 3 if self._normalized else len(str(int(counts.max())))
+        ppp = px_per_point()
+        grow = ppp * 72 / CHART_DPI  # the text's scale: its fixed px (smallest cell, axis margins) grow with it
         cell = (
-            max(CM_CELL, round(digits * 0.64 * cell_fs * 100 / 72) + 4) if with_numbers else max(2, min(14, 2000 // n))
+            max(round(CM_CELL * grow), round(digits * 0.64 * cell_fs * ppp) + 4)
+            if with_numbers
+            else max(2, min(14, 2000 // n))
         )
         if self._fit:  # the whole matrix in the pane: cells as big as it allows (numbers only where they fit)
             pane = self.scroll.viewport().size()
-            cell = max(2, min(cell, int(min(pane.width() - 160, pane.height() - 150) / n)))
-        step = max(1, -(-11 // cell))  # a tick label every `step` classes: at least 11 px apart
+            cell = max(2, min(cell, int(min(pane.width() - 160 * grow, pane.height() - 150 * grow) / n)))
+        step = max(1, -(-round(11 * grow) // cell))  # a tick label every `step` classes: at least 11 px apart
         self._ticks = list(range(0, n, step))
         limit = 18 if n <= 10 else 16
         short = _short_names(self._names, limit)
         labels = [short[i] for i in self._ticks]
         fs = 9 if n <= 10 else 8 if n <= 20 else 7
-        label_px = max(len(s) for s in labels) * fs * 0.6 * 100 / 72
+        label_px = max(len(s) for s in labels) * fs * 0.6 * ppp
         side = n * cell
         self._set_canvas_minimum(
             *(
                 (0, 0)
                 if self._fit
-                else (int(side + label_px + 60 + (70 if not with_numbers else 0)), int(side + label_px * 0.75 + 80))
+                else (
+                    int(side + label_px + (60 + (70 if not with_numbers else 0)) * grow),
+                    int(side + label_px * 0.75 + 80 * grow),
+                )
             )
         )
         slant = n > 3  # (or fewer whose names are wider than their columns: _fit_after_draw)

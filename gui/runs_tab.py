@@ -451,7 +451,9 @@ class RunsTab(QWidget):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
-        self.figure = Figure(figsize=(8, 3.2), dpi=100, layout="constrained", facecolor="white")
+        from gui.charts import chart_dpi
+
+        self.figure = Figure(figsize=(8, 3.2), dpi=chart_dpi(), layout="constrained", facecolor="white")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setAccessibleName("Loss and accuracy curves of the selected runs")
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -486,8 +488,10 @@ class RunsTab(QWidget):
     def _legend_columns(self, width: int) -> int:
         """As many columns (up to 6) as the names fit side by side: a centred legend wider than the chart was cut
         off at both ends."""
+        from gui.charts import px_per_point
+
         chars = max(len(label) for label in self._legend_labels)
-        per = chars * 8 * 0.6 * 100 / 72 + 40  # 8 pt text at 100 dpi, and the line sample with its gaps
+        per = chars * 8 * 0.6 * px_per_point() + 40  # 8 pt text, and the line sample with its gaps
         return max(1, min(6, len(self._legend_handles), int(width / per)))
 
     def _place_legend(self, width: int | None = None) -> None:
@@ -940,11 +944,13 @@ class RunsTab(QWidget):
         """The off-scale note in the loss plot's title's place, wrapped to the plot's width (none: "Loss" stays)."""
         import textwrap
 
+        from gui.charts import px_per_point
+
         ax = self.loss_ax
         if not self._off_note:
             return
         plot_px = 0.42 * (self.canvas.width() if width is None else width)  # (two plots side by side)
-        chars = max(16, int(plot_px / (8 * 0.6 * 100 / 72)))  # 8 pt text at 100 dpi
+        chars = max(16, int(plot_px / (8 * 0.6 * px_per_point())))  # 8 pt text
         ax.set_title("")
         ax.set_title(textwrap.fill(self._off_note, chars), loc="left", fontsize=8, color="#4a525c")
 

@@ -428,7 +428,7 @@ class ImageGrid(QListWidget):
         self._blank_icon: QIcon | None = None
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setIconSize(QSize(tile, tile))
-        self.setGridSize(QSize(tile + 18, tile + 24))
+        self._fit_grid()
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setUniformItemSizes(True)
@@ -439,6 +439,20 @@ class ImageGrid(QListWidget):
         self.setSpacing(2)
         if not selectable:
             self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+
+    def _fit_grid(self) -> None:
+        """Cells as tall as a tile and a line of the grid's font, and wide enough for a caption of about 11
+        characters ("0042_cat.jpg", "every epoch"): fixed at tile + 18 by tile + 24 px, a 13 pt desktop font cut
+        the augmentation preview's "every epoch" to "…epoch"."""
+        fm = self.fontMetrics()
+        self.setGridSize(
+            QSize(max(self.tile + 18, 11 * fm.averageCharWidth() + 16), self.tile + max(24, fm.height() + 8))
+        )
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit_grid()
+        super().changeEvent(event)
 
     def _blank(self) -> QIcon:
         if getattr(self, "_blank_icon", None) is None:

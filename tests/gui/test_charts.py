@@ -330,3 +330,35 @@ def test_a_short_chart_keeps_its_height_for_the_plots(qtbot, charts):
     assert not charts._compact and charts.ax_loss.get_xlabel() == "epoch"
     loss, acc, legend = extents()
     assert legend.y0 >= loss.y1  # a row above them
+
+
+def _tick_label_height(qtbot, charts: TrainingCharts) -> float:
+    charts.resize(800, 340)
+    charts.show()
+    qtbot.waitExposed(charts)
+    charts.figure.canvas.draw()
+    renderer = charts.figure.canvas.get_renderer()
+    label = next(t for t in charts.figure.axes[0].get_yticklabels() if t.get_text())
+    return label.get_window_extent(renderer).height / charts.devicePixelRatioF()
+
+
+def test_chart_text_grows_with_a_larger_desktop_font(qtbot):
+    """The window's text follows a desktop font above 10 pt (load_stylesheet); the charts' titles and ticks stayed
+    8-10 pt beside it until their figures' dpi followed it too."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    before = app.font()
+    small = TrainingCharts()
+    qtbot.addWidget(small)
+    small_h = _tick_label_height(qtbot, small)
+    big_font = app.font()
+    big_font.setPointSizeF(13.0)
+    app.setFont(big_font)
+    try:
+        big = TrainingCharts()
+        qtbot.addWidget(big)
+        big_h = _tick_label_height(qtbot, big)
+    finally:
+        app.setFont(before)
+    assert big_h / small_h == pytest.approx(1.3, rel=0.15)

@@ -653,3 +653,22 @@ def test_four_classes_are_all_in_view_in_a_short_window(qtbot, panel, tmp_path, 
     qtbot.waitUntil(lambda: t.height() < 300)
     assert t.verticalScrollBar().maximum() == 0, t.height()
     assert t.visualItemRect(t.item(3, 0)).bottom() < t.viewport().height()
+
+
+def test_grid_cells_grow_with_a_larger_font_so_short_captions_stay_whole(qtbot):
+    """Cells were fixed at tile + 18 by tile + 24 px: with a 13 pt desktop font the augmentation preview's caption
+    "every epoch" was cut to "…epoch" and a line of text no longer fitted under the tile."""
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from gui.widgets import ImageGrid
+
+    grid = ImageGrid(72)
+    qtbot.addWidget(grid)
+    small = grid.gridSize()
+    font = QFont(grid.font())
+    font.setPointSizeF(13.0)
+    grid.setFont(font)
+    fm = QFontMetrics(font)
+    big = grid.gridSize()
+    assert big.width() >= fm.horizontalAdvance("every epoch") + 8 and big.width() > small.width()
+    assert big.height() >= 72 + fm.height() + 8
