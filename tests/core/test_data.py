@@ -1020,12 +1020,14 @@ def test_stream_with_spawned_worker(small_dataset):
     kw = dict(batch_size=6, shuffle=True, seed=1, device="cpu")
     ld = make_loader(idx, range(12), DataConfig(image_size=32, cache="stream"), num_workers=1, **kw)
     ref = make_loader(idx, range(12), DataConfig(image_size=32, cache="memory"), **kw)
-    assert ld.workers == 1
-    for a, b in zip(list(ld), list(ref), strict=True):
-        assert torch.equal(a.x, b.x) and torch.equal(a.idx, b.idx)
-    workers = ld._loader._iterator._workers  # persistent: alive between epochs
-    assert workers and all(w.is_alive() for w in workers)
-    ld.close()  # (a trainer's run has ended): they end now, not when the loader is collected
+    try:
+        assert ld.workers == 1
+        for a, b in zip(list(ld), list(ref), strict=True):
+            assert torch.equal(a.x, b.x) and torch.equal(a.idx, b.idx)
+        workers = ld._loader._iterator._workers  # persistent: alive between epochs
+        assert workers and all(w.is_alive() for w in workers)
+    finally:
+        ld.close()  # (a trainer's run has ended): they end now, not when the loader is collected
     assert not any(w.is_alive() for w in workers)
     with pytest.raises(RuntimeError, match="closed"):
         list(ld)

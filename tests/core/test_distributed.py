@@ -1,11 +1,13 @@
 """Distributed training on the CPU with Gloo, 2 processes under torchrun: one run folder, parity with one process,
 resume, stop by signal, a crashing rank; plus the single-process helpers of core.distributed."""
 
+import contextlib
 import inspect
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -52,24 +54,51 @@ def dataset(tmp_path_factory) -> Path:
     return make_colour_set(tmp_path_factory.mktemp("ddp-data") / "colours")
 
 
+CHILD_TMP: list[Path] = []  # the jobs' temporary folder (torchelastic_* folders were left in /tmp)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _child_tmp(tmp_path_factory):
+    CHILD_TMP[:] = [tmp_path_factory.mktemp("torchrun-tmp")]
+    yield
+    CHILD_TMP.clear()
+
+
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), RESNEXT_STUDIO_DDP_TIMEOUT_S="60", **extra)
+    if CHILD_TMP:
+        env["TMPDIR"] = str(CHILD_TMP[0])
     return env
 
 
+def end_job(proc: subprocess.Popen) -> None:
+    """Kill a job left running by a failed test: torchrun and both ranks (its process group), not the agent alone
+    (its ranks went on until the 60 s collective timeout)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
 def torchrun(target: list[str], timeout: float = 100) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes=1",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={distributed.free_port()}",
-        *target,
-    ]
-    return subprocess.run(cmd, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=timeout)
+    """A 2-process job on this machine; --standalone lets the rendezvous take a free port itself (a port found
+    free, closed, then passed on could be taken by another job in between)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *target]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        end_job(proc)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def train_ddp(args: list[str]) -> subprocess.CompletedProcess:
@@ -383,8 +412,8 @@ def test_stop_signal_saves_last_checkpoint(dataset, tmp_path):
         distributed.stop_torchrun(proc)
         out, err = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        end_job(proc)
+        Path(proc.run_info_path).unlink(missing_ok=True)  # (the GUI removes it; here the test does)
     snap = distributed.follow_run(run)
     assert snap["status"]["status"] == "stopped", (snap["status"], err[-2000:])
     last = checkpoint.load(run / "last.pt")

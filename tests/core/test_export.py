@@ -182,9 +182,13 @@ def test_torchscript_export_loads_with_plain_torch(setup, tmp_path):
 def test_default_samples_are_random_and_synthetic(setup, tmp_path):
     ckpt, _, _ = setup
     info = export_torchscript(ckpt, tmp_path / "m.pt")
-    assert info["n_samples"] == 4 + len(export.synthetic_images())
-    assert [im.size for im in export.synthetic_images()] == [im.size for im in export.synthetic_images()]
-    assert np.array_equal(np.asarray(export.synthetic_images()[3]), np.asarray(export.synthetic_images()[3]))
+    pictures = export.synthetic_images()
+    assert info["n_samples"] == 4 + len(pictures)  # 4 random tensors and the pictures
+    assert [im.size for im in pictures] == [(96, 96), (112, 96), (128, 96), (144, 96)]  # wider ones: resized
+    assert pictures[0].getpixel((0, 0)) == (0, 0, 255) and pictures[2].getpixel((56, 36)) == (229, 51, 25)
+    noise = np.asarray(pictures[3]).astype(float)
+    assert noise.std() > 50  # uniform noise, not a flat picture
+    assert np.array_equal(noise, np.asarray(export.synthetic_images()[3]))  # the same pixels every call
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

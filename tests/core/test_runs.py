@@ -48,11 +48,19 @@ def test_default_runs_dir_env(monkeypatch, tmp_path):
     assert runs.default_runs_dir().name == "runs"
 
 
-def test_create_names_are_unique(tmp_path):
+def test_create_names_are_unique(tmp_path, monkeypatch):
+    from datetime import datetime
+
+    class Frozen(datetime):  # both in one second (the second could tick over between two real calls)
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 11, 27, 12, 0, 0)
+
+    monkeypatch.setattr(runs, "datetime", Frozen)
     store = RunStore(tmp_path)
     a, b = store.create("resnet18", "my data/set"), store.create("resnet18", "my data/set")
     assert a != b and a.is_dir() and b.is_dir()
-    assert a.name.endswith("-resnet18-my-data-set") and b.name.startswith(a.name)
+    assert a.name == "20261127-120000-resnet18-my-data-set" and b.name == a.name + "-2"
 
 
 def test_list_detects_interrupted_and_reads_summary(tmp_path):

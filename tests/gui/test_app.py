@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ def _env_without_display() -> dict[str, str]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the display check is Linux-only")
 def test_no_display_prints_one_line_and_returns_2():
-    t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, str(REPO / "main.py")],
         env=_env_without_display(),
@@ -38,7 +36,6 @@ def test_no_display_prints_one_line_and_returns_2():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [gui_app.NO_DISPLAY_MESSAGE]
     assert "QT_QPA_PLATFORM=offscreen" in proc.stderr and "Aborted" not in proc.stderr
-    assert time.monotonic() - t0 < 30
 
 
 def test_display_checks():

@@ -5,10 +5,13 @@ from __future__ import annotations
 import gc
 import sys
 
+import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QTimer
 from PySide6.QtTest import QTest
 
 
+# From Python 3.12 None is immortal (PEP 683): its count never moves, so the check could not fail there
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="None's reference count is fixed from Python 3.12")
 def test_event_loop_calls_keep_none_alive(qapp):
     # Widgets of earlier tests still waiting for deleteLater (and garbage) free objects, and with them references
     # to None, as soon as the loop runs: let that happen before counting.
