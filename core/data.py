@@ -410,6 +410,29 @@ class DatasetIndex:
         class_of = {s.path: s.label for s in self.samples}
         return [list(g) for g in self.duplicates if len({class_of.get(p) for p in g}) > 1]
 
+    def problem_notes(self) -> list[str]:
+        """A sentence for each kind of problem that training goes on despite (the files are listed by `scan` and
+        the window's Problems tab), for a training log: the window's said nothing of them."""
+
+        def n(count: int, noun: str) -> str:
+            return f"{count} {noun}{'' if count == 1 else 's'}"
+
+        loose = sum(r == LOOSE_REASON for _, r in self.unusable)
+        unread = len(self.unusable) - loose
+        mixed, leaked = len(self.mixed_duplicates()), len(self.leaked_duplicates())
+        notes = [
+            f"{n(unread, 'file')} in the class folders could not be used and {'is' if unread == 1 else 'are'} left out"
+        ] * bool(unread)
+        notes += [f"{n(loose, 'image')} outside the class folders {'is' if loose == 1 else 'are'} left out"] * bool(
+            loose
+        )
+        notes += [f"{n(mixed, 'group')} of identical files in different classes (one image, two labels)"] * bool(mixed)
+        notes += [
+            f"{n(leaked, 'group')} of identical files in two split folders (an image validated or tested on is also "
+            "trained on)"
+        ] * bool(leaked)
+        return notes
+
 
 def _is_stopped(stop: Any) -> bool:
     if stop is None:
@@ -584,6 +607,7 @@ def _walk_images(
     return sorted(found)
 
 
+LOOSE_REASON = "outside any class folder (ignored)"  # an image directly in the data folder (or in train/ …)
 RUN_FOLDER_REASON = "a run folder (checkpoints and curves, not images to learn from; ignored)"
 LOOP_REASON = "a link to a folder above it (a loop): not followed"
 
@@ -649,7 +673,7 @@ def scan(
     except OSError as e:
         raise DataError(f"{root_s}: cannot read folder ({e.strerror or e})") from None
 
-    bad: list[tuple[str, str]] = [(p, "outside any class folder (ignored)") for p in _loose_images(root_s)] + entries
+    bad: list[tuple[str, str]] = [(p, LOOSE_REASON) for p in _loose_images(root_s)] + entries
     candidates: list[tuple[str, str, str | None]] = []  # (path, class, split)
     unlisted: list[tuple[str, str]] = []  # folders that could not be listed, with the reason
     ignored: list[str] = []  # files in class folders that are not of an image type
@@ -681,7 +705,7 @@ def scan(
         layout = "splits"
         for split_dir in top:
             split_name = SPLIT_NAMES[split_dir.name.lower()]
-            bad += [(p, "outside any class folder (ignored)") for p in _loose_images(split_dir.path)]
+            bad += [(p, LOOSE_REASON) for p in _loose_images(split_dir.path)]
             for cls in _subdirs(split_dir.path, bad):
                 take(cls, split_name)
     else:
@@ -717,7 +741,7 @@ def scan(
     other_only = [c for c in left if others.get(c)]
     empty = [c for c in left if not others.get(c)]
     if len(classes) < min_classes or not classes:
-        loose = sum(reason.startswith("outside any class folder") for _, reason in bad)
+        loose = sum(reason == LOOSE_REASON for _, reason in bad)
         if not class_names and loose:
             why = (
                 f"{loose} image{'s' if loose != 1 else ''} directly in this folder, but no class folders: put each "

@@ -88,6 +88,9 @@ class FitInfo:
     config: dict[str, Any]
     world_size: int = 1  # processes training together (torchrun); 1 for a plain run
     resume_step: int = 0  # a run stopped inside epoch start_epoch + 1: the steps of it done (it goes on after them)
+    data_notes: list[str] = field(
+        default_factory=list
+    )  # the scan's problems training goes on despite (a sentence each)
 
 
 @dataclass
@@ -727,6 +730,8 @@ class Trainer:
                 f"no validation images: the classes are too small for a {cfg.data.val_split:.0%} share, so the best "
                 "epoch is chosen by the training loss"
             )
+        if self.split.val and self.is_main and not self._resume_ckpt:
+            self._note_classes_without_val(trained)
         if not self._resume_ckpt and cfg.train.warmup_epochs and cfg.train.scheduler != "cosine" and self.is_main:
             self._warn(
                 f"the warm-up ({cfg.train.warmup_epochs:g} epochs) belongs to the cosine schedule; with "
@@ -826,6 +831,22 @@ class Trainer:
         if not self.is_main:
             print(f"[rank {self.rank}] warning: {msg}", file=sys.stderr, flush=True)
         self._emit("on_warning", msg)
+
+    def _note_classes_without_val(self, trained: list[int]) -> None:
+        """Classes trained on with no validation image (a class of one photo, a val/ folder without it): the
+        validation accuracy says nothing of them, and nothing said so until Evaluate."""
+        in_val = {self.index.samples[i].label for i in self.split.val}
+        counts = self.index.counts()
+        missing = [self.index.classes[c] for c in trained if c not in in_val]
+        if not missing:
+            return
+        shown = ", ".join(f"{c} ({counts[c]} image{'s' * (counts[c] != 1)})" for c in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        one = len(missing) == 1
+        self._warn(
+            f"no validation images of {'class' if one else 'classes'} {shown}{more}: the validation accuracy does "
+            f"not measure {'it' if one else 'them'}; add images to {'it' if one else 'them'} for that"
+        )
 
     def _note_changed_data(self) -> None:
         """A resumed run over a data folder whose images changed since it began: its split is drawn again, so the
@@ -1118,6 +1139,7 @@ class Trainer:
             config=cfg.to_dict(),
             world_size=self.world_size,
             resume_step=self._resume_step(),
+            data_notes=self.index.problem_notes(),
         )
         self._emit("on_fit_start", info)
 

@@ -378,7 +378,7 @@ class TrainingCharts(_Canvas):
             self._update_limits(soon=False)
 
     def _append_batch(self, epoch: int, step: int, steps: int, loss: float) -> bool:
-        if loss is None or not math.isfinite(loss):
+        if loss is None or not math.isfinite(loss) or epoch < 1:  # (epoch 0: a linear probe's feature pass)
             return False
         smoothed = self._smooth(float(loss))
         # epoch is 1-based and the epoch's point sits at x = epoch, so batch k of epoch e sits at e - 1 + k/steps

@@ -162,10 +162,15 @@ def _problem_files(index: Any) -> list[tuple[str, str]]:
 def _left_out(index: Any) -> list[tuple[str, bool]]:
     """What the scan left out as (words, is an error), in the words the summary, the Problems tab and its list
     heading all use; one entry per kind, and their counts add up to len(_problem_files(index))."""
+    from core.data import LOOSE_REASON
+
     folders = sum(reason.startswith("cannot read folder") for _, reason in index.unusable)
+    # good images put beside the class folders, not in one: a misplaced photo, not a damaged file ("unusable")
+    loose = sum(reason == LOOSE_REASON for _, reason in index.unusable)
     kinds = (
-        (len(index.unusable) - folders, "unusable file", "", True),
+        (len(index.unusable) - folders - loose, "unusable file", "", True),
         (folders, "unreadable folder", "", True),
+        (loose, "image", " outside the class folders", True),
         (len(index.run_folders), "run folder", " ignored (not images)", False),
         (len(index.ignored_files), "other file", " ignored (not images)", False),
     )

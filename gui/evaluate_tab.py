@@ -47,6 +47,8 @@ from gui.app import settings
 from gui.image_view import ImageView, grey_outside, load_thumbnail, model_crop_box, pil_to_qimage
 from gui.predict_tab import PredictorCache
 from gui.widgets import (
+    ERROR_COLOR,
+    WARNING_COLOR,
     buddy_label,
     count_noun,
     dialog_dir,
@@ -65,7 +67,7 @@ CM_CELL = 22  # px: the smallest confusion-matrix cell; it holds "100" and leave
 CM_TEXT_MAX = 30  # classes: beyond this the cells carry no numbers (a colour scale, and tooltips, say them)
 CM_ZERO_MAX = 12  # classes: up to this an empty cell says 0 (in grey); beyond, it stays blank among the numbers
 PAGE_EMPTY, PAGE_NOT_EVALUATED, PAGE_RESULTS = range(3)
-STATUS_COLORS = {"error": "#b42318", "warning": "#9a6700", "": ""}  # (the Runs list's failed / stopped colours)
+STATUS_COLORS = {"error": ERROR_COLOR, "warning": WARNING_COLOR, "": ""}  # (the Runs list's failed / stopped colours)
 
 
 def _accepts(fn: Any, name: str) -> bool:

@@ -57,6 +57,7 @@ from gui.image_view import (
     pil_to_qimage,
 )
 from gui.widgets import (
+    ERROR_COLOR,
     ColumnShare,
     ElidedLabel,
     buddy_label,
@@ -866,7 +867,7 @@ class PredictTab(QWidget):
         self._status = (text, error)
         self.status_label.setText(text)
         self.status_label.setToolTip(text)
-        self.status_label.setStyleSheet("QLabel { color: #b42318; }" if error else "")
+        self.status_label.setStyleSheet(f"QLabel {{ color: {ERROR_COLOR}; }}" if error else "")
 
     # ------------------------------------------------------------------ one image
 
@@ -1018,7 +1019,7 @@ class PredictTab(QWidget):
             conf_item.setData(-1.0, SORT_ROLE)
             top_item = QStandardItem(f"Cannot read: {pred.error}")
             top_item.setToolTip(f"{source}\n{pred.error}")
-            top_item.setForeground(QColor("#b42318"))
+            top_item.setForeground(QColor(ERROR_COLOR))
             top_item.setData(str(pred.error), SORT_ROLE)
         self.model.appendRow([thumb_item, file_item, class_item, conf_item, top_item])
 

@@ -35,6 +35,8 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 from gui.widgets import (
+    ERROR_COLOR,
+    WARNING_COLOR,
     FrozenFirstColumn,
     ask,
     count_noun,
@@ -58,10 +60,10 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_COLORS = {
     "completed": "#1a7f37",
     "running": "#2f6fdf",
-    "stopped": "#9a6700",
-    "interrupted": "#9a6700",
-    "failed": "#b42318",
-    "unreadable": "#b42318",
+    "stopped": WARNING_COLOR,
+    "interrupted": WARNING_COLOR,
+    "failed": ERROR_COLOR,
+    "unreadable": ERROR_COLOR,
 }
 RUN_COLORS = [
     "#2f6fdf",

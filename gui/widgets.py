@@ -28,6 +28,9 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 
+ERROR_COLOR = "#b42318"  # text of what failed (the Runs list's failed runs, Evaluate's status line)
+WARNING_COLOR = "#9a6700"  # amber: a result that comes with a caution (files left out, a stopped run)
+
 
 def show_folder(folder: str, parent: QWidget | None = None) -> bool:
     """Open `folder` in the system's file manager. Where none can be started, a message gives its path (to copy)

@@ -2021,3 +2021,73 @@ def test_an_allocation_failure_is_said_as_out_of_memory():
     )
     assert _one_line(MemoryError()).startswith("out of memory: ")
     assert _one_line(ValueError("bad value\nmore")) == "bad value"
+
+
+def test_optimizers_and_schedulers_from_the_config():
+    """Weight decay only on weights of 2+ dimensions (not biases nor norm scales); SGD with (Nesterov) momentum,
+    Adam and AdamW as named; the plateau schedule lowers the lr after `patience` flat epochs, the step one each
+    step_size epochs."""
+    from core.config import TrainConfig
+
+    model = models.build("resnext11_2x4d", num_classes=3)
+    tc = TrainConfig(lr=0.1, weight_decay=5e-4, momentum=0.9, nesterov=True, optimizer="sgd", gamma=0.5)
+    opt = engine.make_optimizer(model, tc)
+    assert type(opt) is torch.optim.SGD and opt.defaults["nesterov"] and opt.defaults["momentum"] == 0.9
+    decay = {id(p) for g in opt.param_groups if g["weight_decay"] == 5e-4 for p in g["params"]}
+    for name, p in model.named_parameters():
+        assert (id(p) in decay) == (p.ndim > 1), name  # conv/linear weights decay; biases and BN scales do not
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    assert {g["lr"] for g in opt.param_groups} == {0.1}  # (training from scratch: one lr)
+    tc.momentum = 0.0
+    assert not engine.make_optimizer(model, tc).defaults["nesterov"]  # (torch refuses Nesterov without momentum)
+    tc.optimizer = "adam"
+    assert type(engine.make_optimizer(model, tc)) is torch.optim.Adam
+    tc.optimizer = "adamw"
+    opt = engine.make_optimizer(model, tc)
+    assert type(opt) is torch.optim.AdamW
+
+    tc.scheduler = "plateau"
+    sched = engine.make_scheduler(opt, tc, steps_per_epoch=4, mode="min")
+    for loss in (1.0, 1.0, 1.0, 1.0):  # better once, then flat for 3 epochs: over patience 2
+        sched.step(loss)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05] * len(opt.param_groups))
+    tc.scheduler, tc.step_size = "step", 2
+    opt = engine.make_optimizer(model, tc)
+    sched = engine.make_scheduler(opt, tc, steps_per_epoch=4, mode="min")
+    lrs = []
+    for _ in range(4):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.1, 0.05, 0.05, 0.025])
+    tc.scheduler = "none"
+    assert engine.make_scheduler(opt, tc, steps_per_epoch=4, mode="min") is None
+
+
+def test_a_class_without_validation_images_and_the_scans_problems_are_said_at_the_start(tmp_path):
+    """A class of one photo trains but has no validation image: the best epoch's "validation accuracy" said
+    nothing of it, and nothing said so until Evaluate. The scan's problems (unreadable files, one image under two
+    labels) reach the log through FitInfo.data_notes (the window's log said nothing of them)."""
+    root = make_colour_set(tmp_path / "d", per_class=6)
+    make_colour_set(tmp_path / "one", per_class=1)
+    shutil.copytree(tmp_path / "one" / "c1", root / "c3")  # a class of one image: none can go to validation
+    shutil.copy(root / "c0" / "00.png", root / "c1" / "like_c0.png")  # one image, two labels
+    (root / "c1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    shutil.copy(root / "c2" / "00.png", root / "stray.png")
+    rec = Recorder()
+    t = Trainer(config(root, epochs=1), callbacks=[rec], runs_dir=tmp_path / "runs")
+    assert [w for w in rec.warnings if w.startswith("no validation images of")] == [
+        "no validation images of class c3 (1 image): the validation accuracy does not measure it; add images to it "
+        "for that"
+    ]
+    assert t.index.problem_notes() == [
+        "1 file in the class folders could not be used and is left out",
+        "1 image outside the class folders is left out",
+        "1 group of identical files in different classes (one image, two labels)",
+    ]
+    t.fit()
+    start = next(e[1] for e in rec.events if e[0] == "fit_start")
+    assert start.data_notes == t.index.problem_notes()
+    rec = Recorder()
+    Trainer(config(make_colour_set(tmp_path / "clean", per_class=6), epochs=1), callbacks=[rec], runs_dir=tmp_path)
+    assert not [w for w in rec.warnings if "no validation images" in w]

@@ -164,6 +164,14 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     assert "1 other file ignored (not images)" in panel.summary_label.text()
     assert panel.middle_tabs.tabText(1) == "Problems (4)"
     assert panel.bad_label.text() == "Left out of training: 1 unusable file, 1 other file ignored (not images):"
+    # good photos beside the class folders are misplaced, not "unusable" (they were counted as such, in red)
+    for name in ("left.jpg", "right.jpg"):
+        shutil.copy(root / "a" / "a_000.jpg", root / name)
+    _load(qtbot, panel, root)
+    assert panel.bad_label.text() == (
+        "Left out of training: 1 unusable file, 2 images outside the class folders, 1 other file ignored (not images):"
+    )
+    assert "2 images outside the class folders</span>" in panel.summary_label.text()
 
     _load(qtbot, panel, dataset_factory(tmp_path / "clean", {"a": 3, "b": 3}))
     assert panel.middle_tabs.tabText(1) == "Problems"  # nothing to list: sentences, not two empty tables
@@ -261,7 +269,7 @@ def test_cancel_scan(qtbot, panel, tmp_path, monkeypatch):
             import time
 
             time.sleep(0.01)
-        raise DataError("scan cancelled")
+        raise DataError("stopped")  # (the word "cancelled" below is the panel's own)
 
     monkeypatch.setattr(dp, "_scan", slow_scan)
     with qtbot.waitSignal(panel.scan_finished, timeout=20000) as blocker:
@@ -271,7 +279,7 @@ def test_cancel_scan(qtbot, panel, tmp_path, monkeypatch):
         assert panel.recent_combo.currentData() == str(tmp_path)  # the folder box names what is being scanned
         panel.cancel_button.click()
     assert blocker.args[0] is None
-    assert panel.banner.kind == "info" and "cancelled" in panel.banner.text()
+    assert panel.banner.kind == "info" and panel.banner.text() == f"Scan of {tmp_path} cancelled."
     assert not panel.is_scanning()
 
 

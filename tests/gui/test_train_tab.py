@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -231,11 +230,9 @@ def test_closing_the_window_during_training_ends_the_thread(qtbot, tiny_dataset,
     assert is_running(thread) and tab.state == RUNNING
 
     answer_question("Stop and close")
-    t0 = time.monotonic()
-    assert window.close()
+    assert window.close()  # (it returns once the thread has ended: a hang fails on the test's timeout)
     assert not is_running(thread) and not active_threads()
     assert tab.result is not None and tab.result.reason == "stopped"
-    assert time.monotonic() - t0 < 120
 
 
 @pytest.mark.timeout(180)
@@ -740,9 +737,12 @@ def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
     from core.engine import BatchProgress
 
     tab._on_epoch_started(0)
-    tab._on_batch(BatchProgress(0, 8, 50, float("nan"), 40.0, 10.0))
+    tab._on_batch(BatchProgress(0, 8, 50, 1.5, 40.0, 10.0))
     assert tab.epoch_label.text() == "Computing features" and tab.batch_label.text() == "Feature batch 8 / 50"
-    assert tab.charts.batch_x == [] or min(tab.charts.batch_x) >= 0  # nothing drawn left of epoch 0
+    assert tab.charts.batch_x == []  # nothing drawn (left of epoch 0), even with a loss
+    tab._on_epoch_started(1)
+    tab._on_batch(BatchProgress(1, 3, 30, 1.5, 40.0, 10.0))
+    assert tab.charts.batch_x == [pytest.approx(0.1)]  # batch 3 of 30 of the first epoch
 
 
 def test_the_progress_bars_stay_put_as_the_numbers_grow(qtbot):
@@ -914,3 +914,39 @@ def test_the_split_seed_and_the_training_seed_are_told_apart(qtbot, runs_dir):
 
     assert label(panel.seed_spin) == "Split seed" and "split" in panel.seed_spin.toolTip()
     assert label(tab.seed_spin) == "Training seed" and "shuffling" in tab.seed_spin.toolTip()
+
+
+def test_the_scans_problems_and_images_lost_while_training_are_said(qtbot, tmp_path):
+    """The log said nothing of the unusable files and the image with two labels that the CLI warns of before
+    training, and the Result box only "Training completed" when images had vanished during the run."""
+    from core.engine import FitInfo, FitResult
+
+    tab = TrainTab()
+    qtbot.addWidget(tab)
+    tab.ensure_charts()
+    notes = ["2 files in the class folders could not be used and are left out"]
+    info = FitInfo(
+        run_dir=str(tmp_path / "r"),
+        device="cpu",
+        device_name="CPU",
+        arch="resnext11_2x4d",
+        num_classes=2,
+        class_names=["a", "b"],
+        epochs=1,
+        start_epoch=0,
+        steps_per_epoch=3,
+        train_size=40,
+        val_size=10,
+        test_size=0,
+        params=10,
+        loader_mode="cached",
+        config={},
+        data_notes=notes,
+    )
+    tab._on_fit_started(info)
+    assert f"⚠ {notes[0]}: the Dataset tab's Problems list names them" in tab.log.toPlainText()
+    lost = [(str(tmp_path / "a" / "1.jpg"), "file not found"), (str(tmp_path / "b" / "2.jpg"), "truncated image")]
+    tab._on_finished(FitResult("completed", "", 1, 0.5, str(tmp_path / "r"), unreadable=lost))
+    assert "2 images could not be read and were left out (see the log)." in tab.result_label.text()
+    tab._on_finished(FitResult("completed", "", 1, 0.5, str(tmp_path / "r")))
+    assert "could not be read" not in tab.result_label.text()
