@@ -289,17 +289,28 @@ class Predictor:
     # ------------------------------------------------------------------ Grad-CAM
 
     def gradcam(
-        self, item: Item, class_index: int | None = None, layer: torch.nn.Module | None = None, alpha: float = 0.5
+        self,
+        item: Item,
+        class_index: int | None = None,
+        layer: torch.nn.Module | None = None,
+        alpha: float = 0.5,
+        max_side: int | None = None,
     ) -> CamResult:
         """Grad-CAM for one input: which parts of the image drove the score of `class_index` (default: top-1).
 
         One forward and one backward through the layers after `layer` (default: models.cam_layer, the last
         convolutional stage). The heatmap covers the whole input image; the area outside the centre crop the model
-        sees is 0. Raises data.ImageLoadError for an unreadable input.
+        sees is 0. `max_side`: the heat map and overlay on a copy of the image at most that many pixels on a side
+        (for a view: over a 95-megapixel photo they took gigabytes); the model's input is the same either way.
+        Raises data.ImageLoadError for an unreadable input.
         """
         from core import models
 
         u8, img = data.load_with_original(item, self.image_size)
+        if max_side and max(img.size) > max_side:  # (a new image: a PIL image given as `item` stays as it was)
+            scale = max_side / max(img.size)
+            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         x = self.preprocess(u8.unsqueeze(0))
         target = layer if layer is not None else models.cam_layer(self.model)
         store: dict[str, torch.Tensor] = {}

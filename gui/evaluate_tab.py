@@ -44,8 +44,8 @@ from PySide6.QtWidgets import (
 
 from core.runs import file_stamp, read_status
 from gui.app import settings
-from gui.image_view import ImageView, grey_outside, load_thumbnail, model_crop_box, pil_to_qimage
-from gui.predict_tab import PredictorCache
+from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
+from gui.predict_tab import PredictorCache, cam_overlay, display_copy
 from gui.widgets import (
     ERROR_COLOR,
     WARNING_COLOR,
@@ -148,24 +148,12 @@ def _thumbs_job(
 def _cam_job(
     cache: PredictorCache, checkpoint: str, path: str, class_name: str, progress: Any = None, stop: Any = None
 ) -> dict[str, Any]:
-    """Worker: the image and its Grad-CAM overlay for `class_name` (the wrongly predicted class)."""
-    from core.data import load_image
-
+    """Worker: the image and its Grad-CAM overlay for `class_name` (the wrongly predicted class), as the Predict
+    tab shows them (a copy of screen size; the margins the model never saw in grey)."""
     predictor = cache.get(checkpoint)
-    img = load_image(path)
-    out: dict[str, Any] = {"path": path, "image": pil_to_qimage(img), "cam": None, "cam_error": None}
-    try:
-        idx = predictor.class_names.index(class_name) if class_name in predictor.class_names else None
-        cam = predictor.gradcam(path, class_index=idx)
-        overlay = cam.overlay if cam.overlay.size == img.size else cam.overlay.resize(img.size)
-        seen = model_crop_box(img.size, predictor.image_size)  # the margins it never saw: grey, as on Predict
-        if seen != (0, 0, *img.size):
-            overlay = grey_outside(overlay, img, seen)
-            out["seen"] = seen
-        out["cam"] = pil_to_qimage(overlay)
-    except Exception as e:  # noqa: BLE001 — the image is still worth showing
-        out["cam_error"] = f"Grad-CAM unavailable: {e}"
-    return out
+    img = display_copy(path)
+    idx = predictor.class_names.index(class_name) if class_name in predictor.class_names else None
+    return {"path": path, "image": pil_to_qimage(img), **cam_overlay(predictor, path, img, idx)}
 
 
 def _same_folder(a: str, b: str) -> bool | None:

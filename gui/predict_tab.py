@@ -76,6 +76,7 @@ from gui.worker import FunctionWorker, start_worker
 CHOOSE_FILE = "Choose checkpoint file…"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
 THUMB = 48
+DISPLAY_MAX = 2048  # px: the longest side of a picture (and its Grad-CAM) shown large; about a screen
 
 # table columns
 COL_THUMB, COL_FILE, COL_CLASS, COL_CONF, COL_TOPK = range(5)
@@ -194,8 +195,6 @@ def _predict_one(
 
     The model sees only a centre square of the image; the overlay shows the rest in grey (`seen` is the square), so
     margins it never saw do not look like regions of low attention (the colour map's blue)."""
-    from core.data import load_image
-
     predictor = cache.get(checkpoint)
     pred = predictor.predict([item], top_k=top_k)[0]
     result: dict[str, Any] = {"pred": pred, "name": name, "image": None, "cam": None, "cam_error": None, "seen": None}
@@ -204,16 +203,31 @@ def _predict_one(
     result["classes"] = len(predictor.class_names)
     if not pred.ok:
         return result
-    img = load_image(item)
+    img = display_copy(item)
     result["image"] = pil_to_qimage(img)
-    result.update(_cam_overlay(predictor, item, img, pred.index))
+    result.update(cam_overlay(predictor, item, img, pred.index))
     return result
 
 
-def _cam_overlay(predictor: Any, item: Any, img: Any, class_index: int) -> dict[str, Any]:
-    """The Grad-CAM overlay of `class_index` on `img` (item's picture): {"cam", "seen", "cam_error"}."""
+def display_copy(item: Any) -> Any:
+    """Item's picture for the view: at most DISPLAY_MAX px on a side (a JPEG decoded at a reduced scale). A
+    95-megapixel photo was shown from a full-size copy and overlay: 3.9 GB, and the window stalled 2 s."""
+    from PIL import Image
+
+    from core.data import load_image
+
+    img = load_image(item, draft=DISPLAY_MAX)
+    if max(img.size) > DISPLAY_MAX:
+        scale = DISPLAY_MAX / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return img
+
+
+def cam_overlay(predictor: Any, item: Any, img: Any, class_index: int | None) -> dict[str, Any]:
+    """The Grad-CAM overlay of `class_index` on `img` (item's picture as shown): {"cam", "seen", "cam_error"}."""
     try:
-        cam = predictor.gradcam(item, class_index=class_index)
+        cam = predictor.gradcam(item, class_index=class_index, max_side=max(img.size))
         overlay = cam.overlay
         if overlay.size != img.size:
             overlay = overlay.resize(img.size)
@@ -227,10 +241,9 @@ def _cam_overlay(predictor: Any, item: Any, img: Any, class_index: int) -> dict[
 
 def _cam_of_class(cache: PredictorCache, checkpoint: str, item: Any, name: str, progress: Any = None, stop: Any = None):
     """Worker: the Grad-CAM overlay of class `name` for one image (a bar clicked), with "cam_class"."""
-    from core.data import load_image
-
     predictor = cache.get(checkpoint)
-    return {**_cam_overlay(predictor, item, load_image(item), predictor.class_names.index(name)), "cam_class": name}
+    img = display_copy(item)
+    return {**cam_overlay(predictor, item, img, predictor.class_names.index(name)), "cam_class": name}
 
 
 class _ResultsFilter(QSortFilterProxyModel):

@@ -315,6 +315,12 @@ def test_gradcam_map_covers_the_input_image(predictor, tmp_path):
     assert Image.open(path).size == (80, 45)
     with pytest.raises(data.ImageLoadError):
         predictor.gradcam(tmp_path / "missing.jpg")
+    # for a view: the map and overlay on a smaller copy, the same answer, the picture given left as it was
+    small = predictor.gradcam(img, max_side=40)
+    assert small.overlay.size == (40, 22) and small.heatmap.shape == (22, 40) and img.size == (80, 45)
+    assert small.class_index == cam.class_index and small.confidence == pytest.approx(cam.confidence)
+    assert small.heatmap[:, :7].max() == 0 and small.heatmap[:, -7:].max() == 0 and small.heatmap.max() > 0.5
+    assert predictor.gradcam(img, max_side=500).overlay.size == (80, 45)  # (never enlarged)
 
 
 def _colour_detector_model() -> torch.nn.Module:

@@ -607,6 +607,29 @@ def test_crop_box_matches_where_core_places_the_grad_cam():
 
 
 @pytest.mark.timeout(180)
+def test_a_huge_photo_is_shown_from_a_screen_sized_copy(qtbot, tab, ckpt, tmp_path, monkeypatch):
+    """A 95-megapixel photo was shown, and its Grad-CAM drawn, at full size: 3.9 GB and a 2 s stall of the
+    window. The view gets a copy at most DISPLAY_MAX px on a side (here made small); the answer is the model's."""
+    import numpy as np
+
+    import gui.predict_tab as pt
+    from core.predict import Predictor
+
+    monkeypatch.setattr(pt, "DISPLAY_MAX", 100)
+    arr = (np.random.default_rng(3).random((150, 400, 3)) * 255).astype(np.uint8)
+    Image.fromarray(arr).save(tmp_path / "panorama.png")
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(tmp_path / "panorama.png")])
+    wait_idle(qtbot, tab)
+    single = tab._single
+    assert single["pred"].ok and single["cam_error"] is None
+    assert (single["image"].width(), single["image"].height()) == (100, 38)
+    assert (single["cam"].width(), single["cam"].height()) == (100, 38)
+    assert tab.image_view.outline() == (31, 0, 69, 38)  # the centre square of the copy
+    expected = Predictor.from_checkpoint(ckpt, device="cpu").predict([str(tmp_path / "panorama.png")])[0]
+    assert single["pred"].label == expected.label
+
+
 def test_grad_cam_greys_the_margins_the_model_never_saw(qtbot, tab, ckpt, tmp_path):
     """The model sees the centre square of a 4:3 photo; the rest must not look like "low attention" (the colour
     map's blue): it is grey, outlined off, and a note says why."""
