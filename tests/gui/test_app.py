@@ -767,3 +767,35 @@ def test_cyclic_garbage_is_collected_on_the_gui_thread_not_a_workers(qtbot):
     assert freed_in == []  # not in the worker
     qtbot.waitUntil(lambda: bool(freed_in), timeout=10_000)  # the GUI thread's timer collects
     assert freed_in == [threading.main_thread().name]
+
+
+def test_a_check_box_with_the_keyboard_focus_is_plain_to_see(qtbot):
+    """Fusion marks a focused check box or radio button with a pale box round its text alone: a keyboard user
+    lost track of the focus on the settings forms. style.qss gives it a tinted band."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QCheckBox, QLineEdit, QVBoxLayout, QWidget
+
+    from gui.app import load_stylesheet
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    host.setStyleSheet(load_stylesheet())
+    lay = QVBoxLayout(host)
+    edit, box = QLineEdit(), QCheckBox("Freeze the backbone")
+    lay.addWidget(edit)
+    lay.addWidget(box)
+    host.show()
+    host.activateWindow()
+    qtbot.waitUntil(host.isActiveWindow)
+    band = QColor("#d6e4fb")
+
+    def tinted() -> int:
+        img = box.grab().toImage()
+        return sum(img.pixelColor(x, y) == band for y in range(0, img.height(), 2) for x in range(0, img.width(), 2))
+
+    edit.setFocus()
+    before = tinted()
+    qtbot.keyClick(edit, Qt.Key.Key_Tab)
+    assert box.hasFocus()
+    assert before == 0 and tinted() > box.width() * box.height() // 40  # (a quarter of the pixels sampled)
