@@ -269,6 +269,16 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
         raise ImageLoadError(name, error_reason(e, head)) from None
 
 
+def fit_within(img: Image.Image, max_side: int) -> Image.Image:
+    """`img` no larger than `max_side` px on either side (a new, smaller image; a small one is returned as it
+    is): what a view shows of a photo of tens of megapixels."""
+    if max(img.size) <= max_side:
+        return img
+    scale = max_side / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
 def verify_image(path: str) -> tuple[str | None, str | None]:
     """Cheap check used by scan: (content hash, None) for a decodable image, (hash or None, reason) otherwise.
 
@@ -411,26 +421,30 @@ class DatasetIndex:
         return [list(g) for g in self.duplicates if len({class_of.get(p) for p in g}) > 1]
 
     def problem_notes(self) -> list[str]:
-        """A sentence for each kind of problem that training goes on despite (the files are listed by `scan` and
-        the window's Problems tab), for a training log: the window's said nothing of them."""
+        """A sentence for each kind of problem that training goes on despite, for a training log (`scan` and the
+        window's Problems tab list the files; the window's training log had said nothing of them)."""
 
         def n(count: int, noun: str) -> str:
             return f"{count} {noun}{'' if count == 1 else 's'}"
 
+        def are(count: int) -> str:
+            return "is" if count == 1 else "are"
+
         loose = sum(r == LOOSE_REASON for _, r in self.unusable)
         unread = len(self.unusable) - loose
         mixed, leaked = len(self.mixed_duplicates()), len(self.leaked_duplicates())
-        notes = [
-            f"{n(unread, 'file')} in the class folders could not be used and {'is' if unread == 1 else 'are'} left out"
-        ] * bool(unread)
-        notes += [f"{n(loose, 'image')} outside the class folders {'is' if loose == 1 else 'are'} left out"] * bool(
-            loose
-        )
-        notes += [f"{n(mixed, 'group')} of identical files in different classes (one image, two labels)"] * bool(mixed)
-        notes += [
-            f"{n(leaked, 'group')} of identical files in two split folders (an image validated or tested on is also "
-            "trained on)"
-        ] * bool(leaked)
+        notes = []
+        if unread:
+            notes.append(f"{n(unread, 'file')} in the class folders could not be used and {are(unread)} left out")
+        if loose:
+            notes.append(f"{n(loose, 'image')} outside the class folders {are(loose)} left out")
+        if mixed:
+            notes.append(f"{n(mixed, 'group')} of identical files in different classes (one image, two labels)")
+        if leaked:
+            notes.append(
+                f"{n(leaked, 'group')} of identical files in two split folders (an image validated or tested on "
+                "is also trained on)"
+            )
         return notes
 
 

@@ -88,9 +88,8 @@ class FitInfo:
     config: dict[str, Any]
     world_size: int = 1  # processes training together (torchrun); 1 for a plain run
     resume_step: int = 0  # a run stopped inside epoch start_epoch + 1: the steps of it done (it goes on after them)
-    data_notes: list[str] = field(
-        default_factory=list
-    )  # the scan's problems training goes on despite (a sentence each)
+    # the scan's problems that training goes on despite, a sentence each (DatasetIndex.problem_notes)
+    data_notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -307,10 +307,8 @@ class Predictor:
         from core import models
 
         u8, img = data.load_with_original(item, self.image_size)
-        if max_side and max(img.size) > max_side:  # (a new image: a PIL image given as `item` stays as it was)
-            scale = max_side / max(img.size)
-            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-            img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        if max_side:
+            img = data.fit_within(img, max_side)  # (a new image: a PIL image given as `item` stays as it was)
         x = self.preprocess(u8.unsqueeze(0))
         target = layer if layer is not None else models.cam_layer(self.model)
         store: dict[str, torch.Tensor] = {}

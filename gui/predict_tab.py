@@ -212,16 +212,9 @@ def _predict_one(
 def display_copy(item: Any) -> Any:
     """Item's picture for the view: at most DISPLAY_MAX px on a side (a JPEG decoded at a reduced scale). A
     95-megapixel photo was shown from a full-size copy and overlay: 3.9 GB, and the window stalled 2 s."""
-    from PIL import Image
+    from core.data import fit_within, load_image
 
-    from core.data import load_image
-
-    img = load_image(item, draft=DISPLAY_MAX)
-    if max(img.size) > DISPLAY_MAX:
-        scale = DISPLAY_MAX / max(img.size)
-        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        img = img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return img
+    return fit_within(load_image(item, draft=DISPLAY_MAX), DISPLAY_MAX)
 
 
 def cam_overlay(predictor: Any, item: Any, img: Any, class_index: int | None) -> dict[str, Any]:
