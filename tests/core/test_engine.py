@@ -1080,9 +1080,10 @@ def test_config_errors_raise_before_anything(dataset, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_split_that_leaves_fewer_than_two_training_images_is_refused_with_what_to_change(tmp_path):
-    """Three images, one file in every class (kept together), a validation share: nothing is left to train on.
-    The message says what to change, and no run folder is made."""
+def test_a_group_of_copies_bigger_than_the_validation_share_stays_in_train(tmp_path):
+    """Three images, one file in every class (kept together), a validation share of 50 %: the group went to
+    validation whole and training was refused ("only 0 training image(s)"). A group larger than what the share
+    asks for now stays in train, and the run says it has no validation images."""
     import shutil
 
     root = make_colour_set(tmp_path / "data", per_class=1)
@@ -1090,12 +1091,24 @@ def test_a_split_that_leaves_fewer_than_two_training_images_is_refused_with_what
         shutil.copy(root / "c0" / "00.png", root / c / "00.png")
     cfg = config(root)
     cfg.data.val_split = 0.5
+    rec = Recorder()
+    t = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "runs")
+    assert len(t.split.train) == 3 and t.split.val == []
+    assert any(w.startswith("no validation images: the classes are too small for a 50% share") for w in rec.warnings)
+
+
+def test_a_train_folder_of_one_image_is_refused_with_what_to_change(tmp_path):
+    """Fewer than two training images (possible with train/ val/ folders; a split made here keeps at least one
+    image of every class in train): refused, saying what to change, before any run folder exists."""
+    source = make_colour_set(tmp_path / "colours", per_class=2)
+    root = tmp_path / "split"
+    (root / "train" / "red").mkdir(parents=True)
+    shutil.copy(source / "c0" / "00.png", root / "train" / "red" / "00.png")
+    shutil.copytree(source / "c0", root / "val" / "red")
+    shutil.copytree(source / "c1", root / "val" / "blue")
     with pytest.raises(data.DataError) as e:
-        Trainer(cfg, runs_dir=tmp_path / "runs")
-    assert str(e.value) == (
-        f"{root}: only 0 training image(s); training needs at least 2: add images, or lower the validation (50%) "
-        "and test (0%) shares"
-    )
+        Trainer(config(root), runs_dir=tmp_path / "runs")
+    assert str(e.value) == f"{root}: only 1 training image(s); training needs at least 2: add images to train/"
     assert not (tmp_path / "runs").exists()
 
 
