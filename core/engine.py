@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core import checkpoint, data, distributed, handle_signals, metrics, models, quiet_closed_terminal, runs
-from core.config import ConfigError, DataConfig, RunConfig, TrainConfig, auto_preset
+from core.config import MAX_EPOCHS, ConfigError, DataConfig, RunConfig, TrainConfig, auto_preset
 
 PROGRESS_INTERVAL_S = 0.1  # batch events at most 10 per second (plus the first and last batch of an epoch)
 BATCH_LOG_INTERVAL_S = 0.25  # batches.csv: a row at most 4 times a second (plus each epoch's last batch)
@@ -292,6 +292,31 @@ def _param_groups(model: nn.Module, tc: TrainConfig, finetune: bool) -> list[dic
             }
         )
     return out
+
+
+def _resume_problem(ck: dict[str, Any], run_dir: Path) -> str | None:
+    """What makes a run's last.pt no checkpoint to go on from, or None: no training state (a best.pt copied over
+    it ended a completed run as failed, "KeyError: 'optimizer'"), a forged epoch (a resume trained "epochs -2..3"),
+    or another run's checkpoint (it took the run over: its architecture, history and best.pt replaced)."""
+    opt = ck.get("optimizer")
+    if not (isinstance(opt, dict) and isinstance(opt.get("param_groups"), list) and isinstance(opt.get("state"), dict)):
+        return "it holds no optimizer state (is it a best.pt or a weights file copied over last.pt?)"
+    epoch = ck.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= MAX_EPOCHS:
+        return f"its epoch {epoch!r} is not a count of epochs"
+    for key in ("scheduler", "scaler", "rng"):
+        if ck.get(key) is not None and not isinstance(ck[key], dict):
+            return f"its {key} state is a {type(ck[key]).__name__}"
+    rng = ck.get("rng") or {}
+    if "torch" in rng and not torch.is_tensor(rng["torch"]):
+        return "its random-number state is damaged"
+    stored = ((ck.get("config") or {}).get("model") or {}).get("arch")
+    if stored != ck["arch"]:
+        return f"its settings name the architecture {stored!r}, its weights are {ck['arch']!r}"
+    planned = runs.config_section(run_dir, "model").get("arch")
+    if planned and planned != ck["arch"]:
+        return f"it is a checkpoint of {ck['arch']}, but this run trains {planned} (config.json): not this run's"
+    return None
 
 
 def make_optimizer(model: nn.Module, tc: TrainConfig, finetune: bool = False) -> torch.optim.Optimizer:
@@ -603,6 +628,9 @@ class Trainer:
             refuse_a_running_run(self.resume_dir)
             self._resume_stamp = runs.file_stamp(self.resume_dir / "last.pt")  # checked again once the run is locked
             self._resume_ckpt = checkpoint.load(self.resume_dir / "last.pt")
+            problem = _resume_problem(self._resume_ckpt, self.resume_dir)
+            if problem:  # (before anything in the run folder is written: it failed later, as a failed run)
+                raise checkpoint.CheckpointError(f"{self.resume_dir / 'last.pt'}: cannot resume from it: {problem}")
             stored = RunConfig.from_dict(self._resume_ckpt["config"])
             # (an old run's relative data.root, not a folder given now: `--resume RUN --data photos` means ./photos)
             stored.data.root = runs.trained_data_root(self.resume_dir, stored.data.root)

@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from core.config import MAX_EPOCHS
+
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 BATCH_FIELDS = ("epoch", "step", "steps", "loss")  # batches.csv: the epoch's running mean loss as training went
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
@@ -358,8 +360,10 @@ def file_stamp(path: str | Path) -> tuple[int, int, int] | None:
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any]:
-    """status.json as written ({} when missing or unreadable); `effective_status` says whether "running" still is."""
-    return _read_json(Path(run_dir) / "status.json")
+    """status.json as written ({} when missing or unreadable, or when its status is none of STATUSES: {"x": 1}
+    there ended `runs` in a traceback); `effective_status` says whether "running" still is."""
+    doc = _read_json(Path(run_dir) / "status.json")
+    return doc if doc.get("status") in STATUSES else {}
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
@@ -483,12 +487,13 @@ def read_batches(run_dir: str | Path) -> list[tuple[int, int, int, float]]:
 
 
 def _count(value: Any) -> int | None:
-    """A whole number from a (perhaps hand-edited) JSON value: 5, 5.0, "5"; None otherwise."""
+    """A count of epochs from a (perhaps hand-edited) JSON value: 5, 5.0, "5"; None otherwise (and past the most
+    epochs a run can have: status.json's 1e308 was listed as a 309-digit number)."""
     try:
         n = float(value)
     except (TypeError, ValueError, OverflowError):  # (OverflowError: an integer past a float's range)
         return None
-    return int(n) if math.isfinite(n) and n == int(n) and n >= 0 else None
+    return int(n) if math.isfinite(n) and n == int(n) and 0 <= n <= MAX_EPOCHS else None
 
 
 def _num(text: str) -> int | float | None:

@@ -315,6 +315,35 @@ def test_a_resume_replaces_a_damaged_best_pt_with_its_own_best(dataset, tmp_path
     assert resumed.evaluation is not None  # (its final evaluation ran on the new best.pt)
 
 
+def test_a_last_pt_that_is_not_this_runs_to_go_on_from_is_refused_before_anything(dataset, tmp_path):
+    """A best.pt copied over last.pt turned a completed run into a failed one ("KeyError: 'optimizer'"); another
+    run's last.pt took the run over (its architecture, history and best.pt replaced, without a word); a forged
+    epoch trained "epochs -2..3"; a damaged stored config was reported as "--arch: 'auto'". Each is refused,
+    naming last.pt, with the run folder as it was."""
+    run = Path(Trainer(config(dataset, epochs=1, batch_size=4), runs_dir=tmp_path / "a").fit().run_dir)
+    other = Trainer(config(dataset, epochs=1, batch_size=4, arch="resnext11_4x8d"), runs_dir=tmp_path / "b").fit()
+    good = checkpoint.load(run / "last.pt")
+    before = {n: (run / n).read_bytes() for n in ("config.json", "status.json", "history.csv", "best.pt")}
+
+    def refused(ck_or_path, why):
+        if isinstance(ck_or_path, Path):
+            shutil.copy(ck_or_path, run / "last.pt")
+        else:
+            checkpoint.save(run / "last.pt", ck_or_path)
+        with pytest.raises(checkpoint.CheckpointError) as e:
+            Trainer(config(dataset, epochs=3, batch_size=4), resume=run)
+        assert str(e.value).startswith(f"{run / 'last.pt'}: cannot resume from it: ") and why in str(e.value)
+        assert {n: (run / n).read_bytes() for n in before} == before
+
+    refused(run / "best.pt", "no optimizer state (is it a best.pt")
+    refused(Path(other.run_dir) / "last.pt", "a checkpoint of resnext11_4x8d, but this run trains resnext11_2x4d")
+    refused(dict(good, epoch=-3), "its epoch -3 is not a count of epochs")
+    refused(dict(good, rng={"torch": 5}), "random-number state is damaged")
+    refused(dict(good, config={"junk": 1}), "its settings name the architecture None, its weights are 'resnext11_2x4d'")
+    checkpoint.save(run / "last.pt", good)  # and the run's own goes on
+    assert Trainer(config(dataset, epochs=2, batch_size=4), resume=run).fit().reason == "completed"
+
+
 def test_a_resume_of_a_run_folder_it_cannot_write_in_is_refused_before_anything(dataset, tmp_path, monkeypatch):
     """A read-only run folder failed only after the setup, as a "failed" run on config.json (exit 1).
     (Simulated: the tests may run as root, whom permissions do not stop.)"""

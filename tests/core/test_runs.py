@@ -336,6 +336,13 @@ def test_a_run_whose_status_json_cannot_be_read_says_so_and_keeps_its_date(tmp_p
     assert info.created == datetime.datetime(2026, 1, 1, 12, 0, 0).timestamp()
     (run / "config.json").write_text("")
     assert store.info(run).message == "status.json and config.json cannot be read (damaged or empty)"
+    # parsed, but no status of ours in it ({"x": 1} ended `runs` in a traceback), or a count past any run's
+    for doc in ({"status": {"x": 1}}, {"status": "done?"}, {"epochs_done": 5}):
+        (run / "status.json").write_text(json.dumps(doc))
+        assert store.info(run).message.startswith("status.json and config.json cannot be read"), doc
+        assert store.info(run).status == "interrupted" and runs.read_status(run) == {}
+    (run / "status.json").write_text(json.dumps({"status": "completed", "epochs_done": 1e308}))
+    assert store.info(run).epochs_done == 0 and store.info(run).status == "completed"
     # resumed, its status.json written anew: it keeps the date of its name (it was dated now: the newest run)
     runs.write_status(run, "running")
     assert runs.read_status(run)["started"] == datetime.datetime(2026, 1, 1, 12, 0, 0).timestamp()

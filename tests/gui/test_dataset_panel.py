@@ -109,17 +109,21 @@ def test_a_rescan_keeps_the_class_looked_at(qtbot, panel, tiny_dataset, tmp_path
 
 
 def test_a_split_that_leaves_too_few_training_images_says_so_beside_the_counts(qtbot, panel, tmp_path, dataset_factory):
-    """Two images, the same file in two classes (kept together), 50 % for validation: "train 0" came with no word
-    until Start refused it."""
+    """A train/ folder of one image: "train 1" came with no word until Start refused it. (Two images, the same
+    file in two classes, at 50 % for validation went to validation together, "train 0"; a group of copies larger
+    than the share asks for now stays in train.)"""
     root = dataset_factory(tmp_path / "d", {"a": 1, "b": 1})
     shutil.copy(root / "a" / "a_000.jpg", root / "b" / "b_000.jpg")
     _load(qtbot, panel, root)
     panel.test_spin.setValue(0)
     panel.val_spin.setValue(50)
-    assert panel.split_counts.text().startswith("train 0 · val 2")
-    assert "too few to train (at least 2): add images, or lower the shares" in panel.split_counts.text()
-    panel.val_spin.setValue(0)
-    assert panel.split_counts.text() == "train 2 · val 0 · test 0"
+    assert panel.split_counts.text().startswith("train 2 · val 0")
+    split = dataset_factory(tmp_path / "s" / "val", {"a": 2, "b": 2}).parent
+    (split / "train" / "a").mkdir(parents=True)
+    shutil.copy(split / "val" / "a" / "a_000.jpg", split / "train" / "a" / "one.jpg")
+    _load(qtbot, panel, split)
+    assert panel.split_counts.text().startswith("train 1 · val 4")
+    assert "too few to train (at least 2): add images" in panel.split_counts.text()
 
 
 def test_a_lone_train_folder_read_as_a_class_is_said_in_the_summary(qtbot, panel, tmp_path, dataset_factory):
