@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -875,7 +876,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     print(f"{_count(len(runs), 'run')} in {root}")
     for r in runs:
-        acc = "" if r.best_val_acc is None else f"{r.best_val_acc:.2%}"
+        # (none measured, or a damaged history.csv's NaN: a dash, not "" or "nan%")
+        acc = f"{r.best_val_acc:.2%}" if r.best_val_acc is not None and math.isfinite(r.best_val_acc) else "—"
         planned = "?" if r.epochs_planned is None else r.epochs_planned
         note = ""
         if r.damaged_files or r.unreadable_files:  # (before "nothing saved": why nothing counts as saved)

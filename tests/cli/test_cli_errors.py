@@ -291,6 +291,10 @@ def test_summary_and_runs_name_the_flag_and_a_damaged_status_hides_no_run(capsys
     (copy / "config.json").write_text('{"model": ')  # a completed run's damage: said in the text too (--json alone)
     rc, out, err = run(capsys, "runs", "--runs-dir", runs)
     assert rc == 0 and "completed" in out and "(config.json cannot be read (damaged or empty); completed 1" in out
+    (copy / "status.json").write_text('{"status": {"x": 1}}')  # (a traceback in the text listing)
+    (copy / "history.csv").unlink()  # no accuracy to show: a dash ("best val acc " ended the line)
+    rc, out, err = run(capsys, "runs", "--runs-dir", runs)
+    assert rc == 0 and "best val acc —  (status.json and config.json cannot be read" in out, out + err
 
 
 def test_evaluate_says_so_when_no_image_can_be_read_any_more(capsys, trained, tmp_path, monkeypatch):
