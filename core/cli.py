@@ -113,7 +113,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 print("  " + "  ==  ".join(group) + (f"  ({', '.join(notes)})" if notes else ""))
             if len(doc["duplicates"]) > 20:
                 print(f"  … and {len(doc['duplicates']) - 20} more (--json lists them all)")
-            _warn_duplicates(doc)
+            _warn_duplicates(index)
         for path in doc["run_folders"][:20]:
             print(f"run folder ignored (not images): {path}")
         if len(doc["run_folders"]) > 20:
@@ -370,19 +370,10 @@ def _check_output(flag: str, path: str | None, folder: bool, inputs: list | tupl
         raise UsageError(f"{flag} {path}: {kind}; not overwriting it with {writes or 'this'} (name another file)")
 
 
-def _warn_duplicates(doc: dict[str, Any], hint: str = "") -> None:
+def _warn_duplicates(index, hint: str = "") -> None:
     """Warn (stderr) about identical files that undermine training: in two classes, or in two split folders."""
-    mixed, leaked = doc["mixed_duplicates"], doc["leaked_duplicates"]
-    if mixed:
-        _err(
-            f"warning: {_count(len(mixed), 'group')} of identical files in different classes (one image, two "
-            f"labels){hint}"
-        )
-    if leaked:
-        _err(
-            f"warning: {_count(len(leaked), 'group')} of identical files in two split folders (an image validated "
-            f"or tested on is also trained on){hint}"
-        )
+    for note in index.duplicate_notes():
+        _err(f"warning: {note}{hint}")
 
 
 def _report_data_notes(index) -> None:
@@ -390,7 +381,7 @@ def _report_data_notes(index) -> None:
     if os.environ.get("RANK", "0") != "0":
         return
     doc = index.to_dict()
-    _warn_duplicates(doc, hint=f"; python main.py scan {index.root} lists them")
+    _warn_duplicates(index, hint=f"; python main.py scan {index.root} lists them")
     for note in doc["notes"]:
         _err(f"note: {note}")
     if doc["empty_classes"]:

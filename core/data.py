@@ -420,32 +420,38 @@ class DatasetIndex:
         class_of = {s.path: s.label for s in self.samples}
         return [list(g) for g in self.duplicates if len({class_of.get(p) for p in g}) > 1]
 
-    def problem_notes(self) -> list[str]:
-        """A sentence for each kind of problem that training goes on despite, for a training log (`scan` and the
-        window's Problems tab list the files; the window's training log had said nothing of them)."""
-
-        def n(count: int, noun: str) -> str:
-            return f"{count} {noun}{'' if count == 1 else 's'}"
-
-        def are(count: int) -> str:
-            return "is" if count == 1 else "are"
-
-        loose = sum(r == LOOSE_REASON for _, r in self.unusable)
-        unread = len(self.unusable) - loose
+    def duplicate_notes(self) -> list[str]:
+        """A sentence for each kind of identical files that undermine training: in two classes, in two split
+        folders (what `scan` and `train` warn of, and the training log says)."""
         mixed, leaked = len(self.mixed_duplicates()), len(self.leaked_duplicates())
         notes = []
-        if unread:
-            notes.append(f"{n(unread, 'file')} in the class folders could not be used and {are(unread)} left out")
-        if loose:
-            notes.append(f"{n(loose, 'image')} outside the class folders {are(loose)} left out")
         if mixed:
-            notes.append(f"{n(mixed, 'group')} of identical files in different classes (one image, two labels)")
+            notes.append(f"{_n(mixed, 'group')} of identical files in different classes (one image, two labels)")
         if leaked:
             notes.append(
-                f"{n(leaked, 'group')} of identical files in two split folders (an image validated or tested on "
+                f"{_n(leaked, 'group')} of identical files in two split folders (an image validated or tested on "
                 "is also trained on)"
             )
         return notes
+
+    def problem_notes(self) -> list[str]:
+        """A sentence for each kind of problem that training goes on despite, for a training log (`scan` and the
+        window's Problems tab list the files; the window's training log had said nothing of them)."""
+        loose = sum(r == LOOSE_REASON for _, r in self.unusable)
+        folders = sum(r.startswith("cannot read folder") or r == LOOP_REASON for _, r in self.unusable)
+        files = len(self.unusable) - loose - folders
+        notes = []
+        if files or folders:
+            what = " and ".join([_n(files, "file")] * bool(files) + [_n(folders, "folder")] * bool(folders))
+            are = "is" if files + folders == 1 else "are"
+            notes.append(f"{what} in the class folders could not be used and {are} left out")
+        if loose:
+            notes.append(f"{_n(loose, 'image')} outside the class folders {'is' if loose == 1 else 'are'} left out")
+        return notes + self.duplicate_notes()
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _is_stopped(stop: Any) -> bool:
@@ -921,8 +927,9 @@ def _fill(units: list[list[int]], quota: int, room: int) -> tuple[list[int], lis
     photo went there entire, leaving none to train on whatever the share."""
     taken: list[int] = []
     left: list[list[int]] = []
+    limit = min(quota, room)  # (validation may have taken a pair for a quota of one: test must not empty train)
     for u in units:
-        if len(taken) + len(u) <= quota:
+        if len(taken) + len(u) <= limit:
             taken += u
         else:
             left.append(u)
@@ -1002,9 +1009,10 @@ def load_for_model(source: Any, image_size: int) -> torch.Tensor:
     return decode_for_size(load_image(source, draft=resize_size(image_size)), image_size)
 
 
-def load_with_original(source: Any, image_size: int) -> tuple[torch.Tensor, Image.Image]:
+def load_with_original(source: Any, image_size: int, draft: int | None = None) -> tuple[torch.Tensor, Image.Image]:
     """(load_for_model(source, image_size), the full-resolution load_image(source)) reading the source once:
-    for views that show the model's answer over the original picture (Grad-CAM)."""
+    for views that show the model's answer over the original picture (Grad-CAM). `draft`: the picture may be
+    decoded at a reduced scale keeping `draft` px (a JPEG's; see load_image)."""
     if not isinstance(source, (str, Path, Image.Image, np.ndarray)) and hasattr(source, "read"):
         name = _source_name(source)
         try:
@@ -1012,10 +1020,10 @@ def load_with_original(source: Any, image_size: int) -> tuple[torch.Tensor, Imag
         except Exception as e:  # noqa: BLE001 - an unreadable stream is one image error like any other
             raise ImageLoadError(name, error_reason(e)) from None
         try:
-            return load_for_model(io.BytesIO(raw), image_size), load_image(io.BytesIO(raw))
+            return load_for_model(io.BytesIO(raw), image_size), load_image(io.BytesIO(raw), draft=draft)
         except ImageLoadError as e:
             raise ImageLoadError(name, e.reason) from None
-    return load_for_model(source, image_size), load_image(source)
+    return load_for_model(source, image_size), load_image(source, draft=draft)
 
 
 @dataclass

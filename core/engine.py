@@ -310,12 +310,25 @@ def _resume_problem(ck: dict[str, Any], run_dir: Path) -> str | None:
     rng = ck.get("rng") or {}
     if "torch" in rng and not torch.is_tensor(rng["torch"]):
         return "its random-number state is damaged"
-    stored = ((ck.get("config") or {}).get("model") or {}).get("arch")
-    if stored != ck["arch"]:
-        return f"its settings name the architecture {stored!r}, its weights are {ck['arch']!r}"
-    planned = runs.config_section(run_dir, "model").get("arch")
-    if planned and planned != ck["arch"]:
-        return f"it is a checkpoint of {ck['arch']}, but this run trains {planned} (config.json): not this run's"
+    stored = ck.get("config") or {}
+    arch = (stored.get("model") or {}).get("arch")
+    if arch != ck["arch"]:
+        named = f"the architecture {arch!r}" if arch else "no architecture"
+        return f"its stored settings name {named}, its weights are {ck['arch']!r}"
+    # another run's last.pt copied here (it took the run over): its settings are not the ones config.json keeps
+    # (a resume changes only the epochs and the device there)
+    saved = runs.read_config(run_dir)
+    for section, free in (("model", ()), ("train", ("epochs", "device"))):
+        mine, theirs = runs.section(saved, section), stored.get(section) or {}
+        for key in sorted(mine.keys() & theirs.keys() - set(free)):
+            if json.dumps(mine[key], default=str) != json.dumps(theirs[key], default=str):
+                return (
+                    f"its {section}.{key} is {theirs[key]!r} where this run's config.json has {mine[key]!r}: "
+                    "the checkpoint of another run"
+                )
+    classes = runs.section(saved, "dataset").get("classes")
+    if isinstance(classes, list) and classes != list(ck["class_names"]):
+        return "its classes are not this run's (config.json): the checkpoint of another run"
     return None
 
 
@@ -870,9 +883,14 @@ class Trainer:
         shown = ", ".join(f"{c} ({counts[c]} image{'s' * (counts[c] != 1)})" for c in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         one = len(missing) == 1
+        fix = (
+            f"add images of {'it' if one else 'them'} to val/"
+            if self.index.layout == "splits"
+            else f"{'it needs' if one else 'they need'} more images for a share to go there"
+        )
         self._warn(
             f"no validation images of {'class' if one else 'classes'} {shown}{more}: the validation accuracy does "
-            f"not measure {'it' if one else 'them'}; add images to {'it' if one else 'them'} for that"
+            f"not measure {'it' if one else 'them'} ({fix})"
         )
 
     def _note_changed_data(self) -> None:

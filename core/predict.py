@@ -306,7 +306,7 @@ class Predictor:
         """
         from core import models
 
-        u8, img = data.load_with_original(item, self.image_size)
+        u8, img = data.load_with_original(item, self.image_size, draft=max_side)
         if max_side:
             img = data.fit_within(img, max_side)  # (a new image: a PIL image given as `item` stays as it was)
         x = self.preprocess(u8.unsqueeze(0))

@@ -273,6 +273,7 @@ class LinearTrainer(Trainer):
                 loader_mode=what,
                 config=cfg.to_dict(),
                 resume_step=self._resume_step(),
+                data_notes=self.index.problem_notes(),
             ),
         )
 

@@ -38,9 +38,10 @@ def chart_dpi() -> float:
     return CHART_DPI * text_scale()
 
 
-def px_per_point() -> float:
-    """Screen pixels (Qt's logical ones) per point of chart text: for sizing by a label's length before drawing."""
-    return chart_dpi() / 72
+def px_per_point(figure: Figure) -> float:
+    """Screen pixels (Qt's logical ones) per point of `figure`'s text, at the dpi it was made with (its dpi times
+    the screen's pixel ratio, while on a canvas): for sizing by a label's length before drawing."""
+    return figure.dpi / figure.canvas.device_pixel_ratio / 72
 
 
 _fallback_family: dict[frozenset[str], str | None] = {}

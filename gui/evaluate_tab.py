@@ -395,7 +395,7 @@ class ConfusionMatrixCanvas(QWidget):
         # no numbers): below that the canvas stops shrinking and the scroll area around it scrolls
         cell_fs = 10 if n <= 6 else 9 if n <= 10 else 8 if n <= 16 else 7
         digits = 3 if self._normalized else len(str(int(counts.max())))
-        ppp = px_per_point()
+        ppp = px_per_point(self.figure)
         grow = ppp * 72 / CHART_DPI  # the text's scale: its fixed px (smallest cell, axis margins) grow with it
         cell = (
             max(round(CM_CELL * grow), round(digits * 0.64 * cell_fs * ppp) + 4)

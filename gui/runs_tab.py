@@ -493,7 +493,7 @@ class RunsTab(QWidget):
         from gui.charts import px_per_point
 
         chars = max(len(label) for label in self._legend_labels)
-        per = chars * 8 * 0.6 * px_per_point() + 40  # 8 pt text, and the line sample with its gaps
+        per = chars * 8 * 0.6 * px_per_point(self.figure) + 40  # 8 pt text, and the line sample with its gaps
         return max(1, min(6, len(self._legend_handles), int(width / per)))
 
     def _place_legend(self, width: int | None = None) -> None:
@@ -952,7 +952,7 @@ class RunsTab(QWidget):
         if not self._off_note:
             return
         plot_px = 0.42 * (self.canvas.width() if width is None else width)  # (two plots side by side)
-        chars = max(16, int(plot_px / (8 * 0.6 * px_per_point())))  # 8 pt text
+        chars = max(16, int(plot_px / (8 * 0.6 * px_per_point(self.figure))))  # 8 pt text
         ax.set_title("")
         ax.set_title(textwrap.fill(self._off_note, chars), loc="left", fontsize=8, color="#4a525c")
 

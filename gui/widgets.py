@@ -444,13 +444,12 @@ class ImageGrid(QListWidget):
             self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
 
     def _fit_grid(self) -> None:
-        """Cells as tall as a tile and a line of the grid's font, and wide enough for a caption of about 11
-        characters ("0042_cat.jpg", "every epoch"): fixed at tile + 18 by tile + 24 px, a 13 pt desktop font cut
-        the augmentation preview's "every epoch" to "…epoch"."""
-        fm = self.fontMetrics()
-        self.setGridSize(
-            QSize(max(self.tile + 18, 11 * fm.averageCharWidth() + 16), self.tile + max(24, fm.height() + 8))
-        )
+        """Cells of tile + 18 by tile + 24 px at the style's 10 pt, wider and taller with a larger font (fixed, a
+        13 pt desktop font cut the augmentation preview's "every epoch" to "…epoch")."""
+        from gui.app import text_scale
+
+        width = round((self.tile + 18) * text_scale(self.font().pointSizeF()))
+        self.setGridSize(QSize(width, self.tile + max(24, self.fontMetrics().height() + 8)))
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):

@@ -661,6 +661,19 @@ def test_a_burst_of_copies_does_not_overfill_validation_nor_empty_train(tmp_path
     assert sorted(Path(idx.samples[i].path).parent.name for i in sp.val) == ["cat", "cat", "dog", "dog"]
     cat_val = [Path(idx.samples[i].path) for i in sp.val if Path(idx.samples[i].path).parent.name == "cat"]
     assert len({p.stem.split(" ")[0] for p in cat_val}) == 1  # one photo and its copy
+    # a class of two pairs and large shares: validation takes a pair for its quota of one, and test must not take
+    # the other (the class had no training image left)
+    few = tmp_path / "few"
+    for i in range(2):
+        jpeg_writer(few / "a" / f"{i}.jpg", next(seed))
+        shutil.copy(few / "a" / f"{i}.jpg", few / "a" / f"{i} (copy).jpg")
+    for i in range(10):
+        jpeg_writer(few / "b" / f"{i}.jpg", next(seed))
+    idx = scan(few)
+    for val, test in ((0.2, 0.4), (0.1, 0.5), (0.3, 0.4)):
+        for s in range(10):
+            sp = split(idx, val=val, test=test, seed=s)
+            assert {idx.samples[i].label for i in sp.train} == {0, 1}, (val, test, s)
 
 
 # ---------------------------------------------------------------------------------------------------------- transforms
@@ -1176,3 +1189,22 @@ def test_a_lone_split_folder_and_unicode_twin_folders_are_said(tmp_path, jpeg_wr
     assert scan(tmp_path / "split").notes == [] and scan(tmp_path / "lone", min_classes=1).notes != []
     (tmp_path / "lone" / "train").rename(tmp_path / "lone" / "bird")
     assert scan(tmp_path / "lone").notes == []
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="needs symbolic links")
+def test_problem_notes_count_files_and_folders_apart(tmp_path, jpeg_writer):
+    """A link looping back to the data folder was counted among the files that could not be used."""
+    for c in ("a", "b"):
+        for i in range(3):
+            jpeg_writer(tmp_path / c / f"{i}.jpg", i + (10 if c == "b" else 0))
+    (tmp_path / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    os.symlink(tmp_path, tmp_path / "a" / "loop")
+    idx = scan(tmp_path)
+    assert idx.problem_notes() == ["1 file and 1 folder in the class folders could not be used and are left out"]
+    shutil.copy(tmp_path / "a" / "0.jpg", tmp_path / "b" / "like_a.jpg")
+    shutil.copy(tmp_path / "a" / "1.jpg", tmp_path / "stray.jpg")
+    assert scan(tmp_path).problem_notes() == [
+        "1 file and 1 folder in the class folders could not be used and are left out",
+        "1 image outside the class folders is left out",
+        "1 group of identical files in different classes (one image, two labels)",
+    ]

@@ -322,6 +322,7 @@ def test_a_last_pt_that_is_not_this_runs_to_go_on_from_is_refused_before_anythin
     naming last.pt, with the run folder as it was."""
     run = Path(Trainer(config(dataset, epochs=1, batch_size=4), runs_dir=tmp_path / "a").fit().run_dir)
     other = Trainer(config(dataset, epochs=1, batch_size=4, arch="resnext11_4x8d"), runs_dir=tmp_path / "b").fit()
+    twin = Trainer(config(dataset, epochs=1, batch_size=4, lr=0.5), runs_dir=tmp_path / "c").fit()  # same model
     good = checkpoint.load(run / "last.pt")
     before = {n: (run / n).read_bytes() for n in ("config.json", "status.json", "history.csv", "best.pt")}
 
@@ -336,10 +337,18 @@ def test_a_last_pt_that_is_not_this_runs_to_go_on_from_is_refused_before_anythin
         assert {n: (run / n).read_bytes() for n in before} == before
 
     refused(run / "best.pt", "no optimizer state (is it a best.pt")
-    refused(Path(other.run_dir) / "last.pt", "a checkpoint of resnext11_4x8d, but this run trains resnext11_2x4d")
+    refused(
+        Path(other.run_dir) / "last.pt",
+        "its model.arch is 'resnext11_4x8d' where this run's config.json has 'resnext11_2x4d': the checkpoint of "
+        "another run",
+    )
+    refused(Path(twin.run_dir) / "last.pt", "its train.lr is 0.5 where this run's config.json has 0.002")
+    refused(dict(good, class_names=["x", "y", "z"]), "its classes are not this run's (config.json)")
     refused(dict(good, epoch=-3), "its epoch -3 is not a count of epochs")
     refused(dict(good, rng={"torch": 5}), "random-number state is damaged")
-    refused(dict(good, config={"junk": 1}), "its settings name the architecture None, its weights are 'resnext11_2x4d'")
+    refused(
+        dict(good, config={"junk": 1}), "its stored settings name no architecture, its weights are 'resnext11_2x4d'"
+    )
     checkpoint.save(run / "last.pt", good)  # and the run's own goes on
     assert Trainer(config(dataset, epochs=2, batch_size=4), resume=run).fit().reason == "completed"
 
@@ -2119,8 +2128,8 @@ def test_a_class_without_validation_images_and_the_scans_problems_are_said_at_th
     rec = Recorder()
     t = Trainer(config(root, epochs=1), callbacks=[rec], runs_dir=tmp_path / "runs")
     assert [w for w in rec.warnings if w.startswith("no validation images of")] == [
-        "no validation images of class c3 (1 image): the validation accuracy does not measure it; add images to it "
-        "for that"
+        "no validation images of class c3 (1 image): the validation accuracy does not measure it (it needs more "
+        "images for a share to go there)"
     ]
     assert t.index.problem_notes() == [
         "1 file in the class folders could not be used and is left out",

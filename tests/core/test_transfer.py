@@ -293,3 +293,18 @@ def test_weights_that_do_not_fit_leave_no_failed_run_behind(dataset, tmp_path, m
     with pytest.raises(models.ModelError, match="has shape"):  # found before the run starts
         Trainer(config(dataset, other, mode=mode), runs_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_linear_probe_tells_the_log_what_the_scan_left_out(dataset, weights, tmp_path):
+    """Its FitInfo had no data_notes: the window's log said nothing of unusable files in the default mode with
+    pretrained weights."""
+    import shutil
+
+    (dataset / "c1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    shutil.copy(dataset / "c0" / "00.png", dataset / "c2" / "like_c0.png")
+    _, result, rec, _ = fit(config(dataset, weights, epochs=1), tmp_path)
+    assert result.reason == "completed", result.message
+    assert rec.info.data_notes == [
+        "1 file in the class folders could not be used and is left out",
+        "1 group of identical files in different classes (one image, two labels)",
+    ]

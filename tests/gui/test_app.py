@@ -798,4 +798,4 @@ def test_a_check_box_with_the_keyboard_focus_is_plain_to_see(qtbot):
     before = tinted()
     qtbot.keyClick(edit, Qt.Key.Key_Tab)
     assert box.hasFocus()
-    assert before == 0 and tinted() > box.width() * box.height() // 40  # (a quarter of the pixels sampled)
+    assert before == 0 and tinted() > box.width() * box.height() // 40  # (a tenth of the pixels sampled)
