@@ -703,13 +703,11 @@ def test_a_finished_run_trains_to_the_epochs_asked_for(qtbot, tiny_dataset, runs
         _cleanup(panel, tab)
 
 
-def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
+def _fit_info(**kw):
+    """A FitInfo of a small CPU run for the tab's handlers; `kw` replaces fields."""
     from core.engine import FitInfo
 
-    tab = TrainTab()
-    qtbot.addWidget(tab)
-    tab.ensure_charts()
-    info = FitInfo(
+    fields = dict(
         run_dir="/runs/r",
         device="cpu",
         device_name="CPU",
@@ -717,7 +715,7 @@ def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
         num_classes=3,
         class_names=["a", "b", "c"],
         epochs=3,
-        start_epoch=1,
+        start_epoch=0,
         steps_per_epoch=30,
         train_size=480,
         val_size=120,
@@ -725,9 +723,15 @@ def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
         params=10,
         loader_mode="cached",
         config={},
-        resume_step=14,
     )
-    tab._on_fit_started(info)
+    return FitInfo(**{**fields, **kw})
+
+
+def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
+    tab = TrainTab()
+    qtbot.addWidget(tab)
+    tab.ensure_charts()
+    tab._on_fit_started(_fit_info(start_epoch=1, resume_step=14))
     assert "Going on in epoch 2 after batch 14 of 30, where it was stopped" in tab.log.toPlainText()
     tab._on_epoch_started(2)
     assert tab.batch_label.text() == "Batch 14 / 30" and tab.batch_bar.value() == 14  # not "Batch 0" first
@@ -919,31 +923,13 @@ def test_the_split_seed_and_the_training_seed_are_told_apart(qtbot, runs_dir):
 def test_the_scans_problems_and_images_lost_while_training_are_said(qtbot, tmp_path):
     """The log said nothing of the unusable files and the image with two labels that the CLI warns of before
     training, and the Result box only "Training completed" when images had vanished during the run."""
-    from core.engine import FitInfo, FitResult
+    from core.engine import FitResult
 
     tab = TrainTab()
     qtbot.addWidget(tab)
     tab.ensure_charts()
     notes = ["2 files in the class folders could not be used and are left out"]
-    info = FitInfo(
-        run_dir=str(tmp_path / "r"),
-        device="cpu",
-        device_name="CPU",
-        arch="resnext11_2x4d",
-        num_classes=2,
-        class_names=["a", "b"],
-        epochs=1,
-        start_epoch=0,
-        steps_per_epoch=3,
-        train_size=40,
-        val_size=10,
-        test_size=0,
-        params=10,
-        loader_mode="cached",
-        config={},
-        data_notes=notes,
-    )
-    tab._on_fit_started(info)
+    tab._on_fit_started(_fit_info(run_dir=str(tmp_path / "r"), data_notes=notes))
     assert f"⚠ {notes[0]}: the Dataset tab's Problems list names them" in tab.log.toPlainText()
     lost = [(str(tmp_path / "a" / "1.jpg"), "file not found"), (str(tmp_path / "b" / "2.jpg"), "truncated image")]
     tab._on_finished(FitResult("completed", "", 1, 0.5, str(tmp_path / "r"), unreadable=lost))
