@@ -5,6 +5,11 @@ from collections.abc import Callable
 __version__ = "0.1.0"
 
 
+def count_noun(n: int, noun: str, plural: str = "") -> str:
+    """'1 image', '3 images', '0 runs'; words that add more than an s say so: count_noun(2, "class", "classes")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
 def quiet_closed_terminal() -> None:
     """stdout and stderr that are a terminal to the null device (on SIGHUP: the terminal is gone, and a write to it
     fails); a file or a pipe keeps what is written (nohup.out, a log, the app reading a torchrun job's JSON)."""

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core import count_noun
+
 PROG = "resnext-studio"
 
 
@@ -135,9 +137,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 1 if doc["bad_files"] else 0
 
 
-def _count(n: int, noun: str, plural: str | None = None) -> str:
-    """'1 file', '3 files', '2 classes'."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+_count = count_noun  # '1 file', '3 files', '2 classes'
 
 
 def _width(text: str) -> int:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core import count_noun
 from core.config import STRONG_ERASING, STRONG_JITTER, DataConfig
 
 if TYPE_CHECKING:
@@ -426,11 +427,13 @@ class DatasetIndex:
         mixed, leaked = len(self.mixed_duplicates()), len(self.leaked_duplicates())
         notes = []
         if mixed:
-            notes.append(f"{_n(mixed, 'group')} of identical files in different classes (one image, two labels)")
+            notes.append(
+                f"{count_noun(mixed, 'group')} of identical files in different classes (one image, two labels)"
+            )
         if leaked:
             notes.append(
-                f"{_n(leaked, 'group')} of identical files in two split folders (an image validated or tested on "
-                "is also trained on)"
+                f"{count_noun(leaked, 'group')} of identical files in two split folders (an image validated or "
+                "tested on is also trained on)"
             )
         return notes
 
@@ -442,16 +445,15 @@ class DatasetIndex:
         files = len(self.unusable) - loose - folders
         notes = []
         if files or folders:
-            what = " and ".join([_n(files, "file")] * bool(files) + [_n(folders, "folder")] * bool(folders))
+            parts = [count_noun(n, noun) for n, noun in ((files, "file"), (folders, "folder")) if n]
+            what = " and ".join(parts)
             are = "is" if files + folders == 1 else "are"
             notes.append(f"{what} in the class folders could not be used and {are} left out")
         if loose:
-            notes.append(f"{_n(loose, 'image')} outside the class folders {'is' if loose == 1 else 'are'} left out")
+            notes.append(
+                f"{count_noun(loose, 'image')} outside the class folders {'is' if loose == 1 else 'are'} left out"
+            )
         return notes + self.duplicate_notes()
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _is_stopped(stop: Any) -> bool:

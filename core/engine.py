@@ -27,7 +27,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import checkpoint, data, distributed, handle_signals, metrics, models, quiet_closed_terminal, runs
+from core import (
+    checkpoint,
+    count_noun,
+    data,
+    distributed,
+    handle_signals,
+    metrics,
+    models,
+    quiet_closed_terminal,
+    runs,
+)
 from core.config import MAX_EPOCHS, ConfigError, DataConfig, RunConfig, TrainConfig, auto_preset
 
 PROGRESS_INTERVAL_S = 0.1  # batch events at most 10 per second (plus the first and last batch of an epoch)
@@ -880,7 +890,7 @@ class Trainer:
         missing = [self.index.classes[c] for c in trained if c not in in_val]
         if not missing:
             return
-        shown = ", ".join(f"{c} ({counts[c]} image{'s' * (counts[c] != 1)})" for c in missing[:5])
+        shown = ", ".join(f"{c} ({count_noun(counts[c], 'image')})" for c in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         one = len(missing) == 1
         fix = (

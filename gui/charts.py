@@ -30,12 +30,13 @@ _RC = {
 CHART_DPI = 100  # the charts' dots per inch at style.qss's 10 pt: their 8-10 pt text then sits beside the window's
 
 
-def chart_dpi() -> float:
-    """Dots per inch for a chart's figure: CHART_DPI, scaled with a desktop font larger than 10 pt, so its titles,
-    ticks and legends grow with the window's text (at 13 pt they had stayed 8 pt beside 13 pt labels)."""
+def chart_figure(width: float, height: float) -> Figure:
+    """A white, constrained-layout figure of `width` x `height` inches for a chart, at CHART_DPI scaled with a
+    desktop font larger than 10 pt, so its titles, ticks and legends grow with the window's text (at 13 pt they
+    had stayed 8 pt beside 13 pt labels)."""
     from gui.app import text_scale
 
-    return CHART_DPI * text_scale()
+    return Figure(figsize=(width, height), dpi=CHART_DPI * text_scale(), layout="constrained", facecolor="white")
 
 
 def px_per_point(figure: Figure) -> float:
@@ -120,7 +121,7 @@ class _Canvas(FigureCanvasQTAgg):
         import matplotlib
 
         with matplotlib.rc_context(_RC):
-            fig = Figure(figsize=(width, height), dpi=chart_dpi(), layout="constrained", facecolor="white")
+            fig = chart_figure(width, height)
         super().__init__(fig)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(160)

@@ -262,11 +262,10 @@ class ConfusionMatrixCanvas(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
 
-        from gui.charts import chart_dpi
+        from gui.charts import chart_figure
 
-        self.figure = Figure(figsize=(5.5, 5), dpi=chart_dpi(), layout="constrained", facecolor="white")
+        self.figure = chart_figure(5.5, 5)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)  # fills the space it has; scrolls only below the canvas's minimum

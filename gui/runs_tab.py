@@ -451,11 +451,10 @@ class RunsTab(QWidget):
         if self.canvas is not None:
             return
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
 
-        from gui.charts import chart_dpi
+        from gui.charts import chart_figure
 
-        self.figure = Figure(figsize=(8, 3.2), dpi=chart_dpi(), layout="constrained", facecolor="white")
+        self.figure = chart_figure(8, 3.2)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setAccessibleName("Loss and accuracy curves of the selected runs")
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)

@@ -47,7 +47,16 @@ from PySide6.QtWidgets import (
 
 from gui.app import settings
 from gui.model_panel import ModelPanel
-from gui.widgets import WARNING_COLOR, Banner, ElidedLabel, ask, dialog_dir, remember_dir, wheel_scrolls_the_form
+from gui.widgets import (
+    WARNING_COLOR,
+    Banner,
+    ElidedLabel,
+    ask,
+    count_noun,
+    dialog_dir,
+    remember_dir,
+    wheel_scrolls_the_form,
+)
 from gui.worker import FunctionWorker, TrainingWorker, connect_worker, is_running, start_worker
 
 IDLE, PREPARING, RUNNING, PAUSED, STOPPING = "idle", "preparing", "running", "paused", "stopping"
@@ -1498,7 +1507,7 @@ class TrainTab(QWidget):
             f"{info.steps_per_epoch} batches per epoch; data: {info.loader_mode}"
         )
         self.log_line(f"Run folder: {info.run_dir}")
-        for note in getattr(info, "data_notes", []):  # (the CLI warns of them before it starts; here the log does)
+        for note in info.data_notes:  # (the CLI warns of them before it starts; here the log does)
             self.log_line(f"{note}: the Dataset tab's Problems list names them", "warning")
         if info.start_epoch or getattr(info, "resume_step", 0):  # a resumed run keeps its own settings
             from core.config import settings_summary
@@ -1592,10 +1601,10 @@ class TrainTab(QWidget):
         lines = [f"<b>{html.escape(title)}</b>" + (f": {html.escape(result.message)}" if result.message else "")]
         if self._stopped_run() is not None:  # (before the numbers: the box shows its first lines unscrolled)
             lines.append("<i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>")
-        lost = len(getattr(result, "unreadable", []))
+        lost = len(result.unreadable)
         if lost:  # deleted or damaged since the scan: the numbers below are of fewer images than it counted
             lines.append(
-                f"<span style='color:{WARNING_COLOR}'>{lost} image{'s' * (lost != 1)} could not be read and "
+                f"<span style='color:{WARNING_COLOR}'>{count_noun(lost, 'image')} could not be read and "
                 f"{'was' if lost == 1 else 'were'} left out (see the log).</span>"
             )
         ev = result.evaluation or {}

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import count_noun  # noqa: F401 - the GUI's modules take it from here
 from gui.app import settings
 
 ERROR_COLOR = "#b42318"  # text of what failed (the Runs list's failed runs, Evaluate's status line)
@@ -180,11 +181,6 @@ def shrinkable(combo: QComboBox, chars: int = 16) -> QComboBox:
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(chars)
     return combo
-
-
-def count_noun(n: int, noun: str, plural: str = "") -> str:
-    """'1 image', '3 images', '0 runs'; words that add more than an s say so: count_noun(2, "class", "classes")."""
-    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def screen_scale() -> float:
