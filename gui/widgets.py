@@ -447,6 +447,13 @@ class ImageGrid(QListWidget):
         width = round((self.tile + 18) * text_scale(self.font().pointSizeF()))
         self.setGridSize(QSize(width, self.tile + max(24, self.fontMetrics().height() + 8)))
 
+    def sizeHint(self) -> QSize:
+        """One row of tiles high: a list view's own hint (192 px) counted in a word-wrapping form's height, and the
+        Dataset tab's settings column scrolled on a 720-px screen though the preview fitted."""
+        hint = super().sizeHint()
+        row = self.gridSize().height() + 2 * (self.frameWidth() + self.spacing())
+        return QSize(hint.width(), max(self.minimumHeight(), row))
+
     def changeEvent(self, event: QEvent) -> None:
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
             self._fit_grid()

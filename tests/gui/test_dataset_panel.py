@@ -44,6 +44,24 @@ def test_bundled_sample_fills_class_table_with_scan_counts(qtbot, panel, sample_
     assert not panel.banner.isVisible()
 
 
+def test_the_settings_column_fits_a_720_pixel_screen_with_the_preview_in_sight(qtbot, panel, tiny_dataset):
+    """At 1280 x 720 the panel gets about 1280 x 640; its settings column scrolled, the preview half below."""
+    from PySide6.QtWidgets import QScrollArea
+
+    panel.resize(1280, 640)
+    _load(qtbot, panel, tiny_dataset)
+    panel.augment_combo.setCurrentText("standard")
+    column = panel.preview_grid.parentWidget()
+    while not isinstance(column, QScrollArea):
+        column = column.parentWidget()
+    qtbot.waitUntil(lambda: panel.preview_grid.count() > 0, timeout=30000)
+    assert column.verticalScrollBar().maximum() == 0
+    tile_row = panel.preview_grid.gridSize().height()
+    assert panel.preview_grid.viewport().height() >= tile_row
+    shown = panel.preview_grid.mapTo(column.viewport(), panel.preview_grid.rect().bottomLeft())
+    assert shown.y() <= column.viewport().height()
+
+
 def test_tiny_dataset_counts_split_and_config(qtbot, panel, tiny_dataset):
     index = _load(qtbot, panel, tiny_dataset)
     assert _table_counts(panel) == {"blue": 12, "green": 12, "red": 12}
