@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
     QApplication,
@@ -148,11 +148,27 @@ class _FormColumn(QScrollArea):
     each epoch's line wrapped to six."""
 
     FRACTION, LEAST, MOST = 0.36, 390, 480
+    _tab_width = 1280
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(self.maximumWidth(), super().sizeHint().height())
 
-    def fit(self, tab_width: int) -> None:
+    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt override
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        # The fields' width is known only once they are laid out, after the tab's last resize when it starts
+        # hidden, and it grows later (a larger font, a longer summary): fitted on resizes alone, at 14 pt the
+        # column stayed 460 px for 491 px of fields, and every field and combo arrow was cut off at the right.
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.fit()
+        return super().eventFilter(obj, event)
+
+    def fit(self, tab_width: int | None = None) -> None:
+        if tab_width is not None:
+            self._tab_width = tab_width
+        tab_width = self._tab_width
         # never below what the fields need (a larger font): with no horizontal scroll bar they would be cut off
         form = self.widget()
         need = form.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() if form else 0

@@ -237,6 +237,22 @@ def test_on_a_narrow_window_the_settings_column_gives_the_log_room(qtbot, window
     assert column.widget().width() <= column.viewport().width()  # nothing cut off at the right
 
 
+def test_fields_that_grow_after_the_last_resize_widen_the_settings_column(qtbot, window):
+    """The column was fitted on the tab's resizes only: at 14 pt the fields were laid out wider (491 px) after the
+    hidden tab's last resize, and every field and combo arrow stayed cut off at the right until the window moved."""
+    w = window(load_initial=False)
+    w.resize(1280, 720)
+    tab, column = w.train_tab, w.train_tab._form_scroll
+    qtbot.waitUntil(lambda: column.width() >= 390)
+    tab.device_combo.setMinimumWidth(column.width())  # the fields now need more than the column has; no resize
+    w.tabs.setCurrentWidget(tab)
+    need = column.widget().minimumSizeHint().width
+    qtbot.waitUntil(lambda: column.viewport().width() >= need() > column.viewport().width() - 40, timeout=5000)
+    assert column.widget().width() <= column.viewport().width()
+    right = tab.device_combo.mapTo(column.viewport(), tab.device_combo.rect().topRight()).x()
+    assert right < column.viewport().width()  # the widest field whole, its arrow in sight
+
+
 def test_a_longer_message_scrolls_the_tabs_and_never_grows_the_window(qtbot, window):
     """A window grows to its layout's minimum: wrapped error lines on the Evaluate tab made it 80 px taller and a
     wider Train tab pushed "Idle" past a 1024-px screen's edge. Its minimum is fixed once the tabs are built, and
