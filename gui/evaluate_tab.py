@@ -771,6 +771,8 @@ class EvaluateTab(QWidget):
         self.evaluate_now_button.setToolTip("Score this run's model on its held-out images")
         self.evaluate_now_button.clicked.connect(self.evaluate_now)
         v.addWidget(self.evaluate_now_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        for signal in (self.ckpt_edit.textChanged, self.data_edit.textChanged, self.split_combo.currentIndexChanged):
+            signal.connect(self._refresh_prompt)
         v.addStretch(2)
         return page
 
@@ -1059,14 +1061,22 @@ class EvaluateTab(QWidget):
             )
             self.evaluate_now_button.setEnabled(False)
         else:
-            where = root or "its data folder"
-            self.not_evaluated_label.setText(
-                f"{run.name} has not been evaluated yet.\n\n"
-                f"Evaluate its best.pt on the {self.split()} split of "
-                f"{where}?"
-            )
             self.evaluate_now_button.setEnabled(True)
+            self._refresh_prompt()
         self.stack.setCurrentIndex(PAGE_NOT_EVALUATED)
+
+    def _refresh_prompt(self) -> None:
+        """The not-yet-evaluated page asks about what Evaluate will do: the checkpoint, split and folder in the
+        fields now. (It was written once per run: with another folder chosen it still named the run's own.)"""
+        if self._run_dir is None or not self.evaluate_now_button.isEnabled():
+            return
+        run = Path(self._run_dir)
+        ckpt = self.ckpt_edit.text().strip()
+        which = "its best.pt" if ckpt and Path(ckpt) == run / "best.pt" else Path(ckpt).name or "a checkpoint"
+        where = self.data_edit.text().strip() or "its data folder"
+        self.not_evaluated_label.setText(
+            f"{run.name} has not been evaluated yet.\n\nEvaluate {which} on the {self.split()} split of {where}?"
+        )
 
     @staticmethod
     def _read_json(path: Path) -> dict[str, Any] | None:

@@ -933,6 +933,22 @@ def test_an_old_run_with_a_relative_data_folder_offers_its_absolute_folder(qtbot
     assert str(data) in tab.not_evaluated_label.text()
 
 
+def test_the_evaluate_now_prompt_names_the_folder_and_split_the_fields_hold(qtbot, tab, tmp_path):
+    """The prompt was written once per run: with another folder typed it still asked about the run's own."""
+    data = make_dataset(tmp_path / "pets")
+    other = make_dataset(tmp_path / "more pets")
+    run = make_run(tmp_path / "runs", data, None)
+    tab.show_run(str(run))
+    assert tab.stack.currentIndex() == PAGE_NOT_EVALUATED
+    assert f"its best.pt on the {tab.split()} split of {data}?" in tab.not_evaluated_label.text()
+    tab.data_edit.setText(str(other))
+    tab.data_edit.editingFinished.emit()  # (another folder: the split becomes "all")
+    assert tab.split() == "all"
+    assert tab.not_evaluated_label.text().endswith(f"on the all split of {other}?")
+    tab.ckpt_edit.setText(str(run / "last.pt"))
+    assert "Evaluate last.pt on the all split" in tab.not_evaluated_label.text()
+
+
 def test_a_deleted_run_leaves_no_evaluate_again_button(qtbot, tab, tmp_path):
     data = make_dataset(tmp_path / "pets")
     run = make_run(tmp_path / "runs", data, sample_evaluation(data))
