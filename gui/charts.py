@@ -532,7 +532,9 @@ class BarChart(_Canvas):
             mean = sum(counts) / len(counts)
             colors = [VAL_COLOR if c < 0.5 * mean else TRAIN_COLOR for c in counts]
             bars = ax.barh(y, counts, color=colors, height=0.65)
-            self._labels = [n if len(n) <= 18 else n[:8] + "…" + n[-9:] for n in names]  # cut in the middle
+            from gui.widgets import elide_middle
+
+            self._labels = [elide_middle(n, 18) for n in names]
             ax.invert_yaxis()
             self._counts = ax.bar_label(bars, padding=3, fontsize=8, color="#4a525c")
             ax.set_xlim(0, max(counts) * 1.18 + 1)

@@ -52,6 +52,7 @@ from gui.widgets import (
     buddy_label,
     count_noun,
     dialog_dir,
+    elide_middle,
     load_json_setting,
     photo_icon,
     remember_dir,
@@ -226,7 +227,7 @@ def _short_names(names: list[str], limit: int) -> list[str]:
             out.append(nm)
             continue
         pre, core, suf = _without_shared(nm, *ends)
-        out.append(pre + _elide_middle(core, limit - len(pre) - len(suf)) + suf)
+        out.append(pre + elide_middle(core, limit - len(pre) - len(suf)) + suf)
     return out
 
 
@@ -236,16 +237,6 @@ def _without_shared(name: str, prefix: str, suffix: str) -> tuple[str, str, str]
     start = len(prefix) if pre else 0
     suf = bool(suffix) and name.endswith(suffix) and len(name) - len(suffix) - start >= 3
     return "…" if pre else "", name[start : len(name) - len(suffix) if suf else len(name)], "…" if suf else ""
-
-
-def _elide_middle(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters in its middle: class names often differ at both ends ("15_a_long_…_15"),
-    which cutting only the end would lose."""
-    if len(text) <= limit:
-        return text
-    head = limit // 2
-    tail = limit - 1 - head
-    return text[:head] + "…" + (text[-tail:] if tail > 0 else "")
 
 
 class ConfusionMatrixCanvas(QWidget):

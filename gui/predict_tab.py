@@ -15,6 +15,8 @@ from PySide6.QtGui import (
     QDragLeaveEvent,
     QDragMoveEvent,
     QDropEvent,
+    QFont,
+    QFontMetrics,
     QGuiApplication,
     QKeySequence,
     QPixmap,
@@ -63,6 +65,7 @@ from gui.widgets import (
     buddy_label,
     count_noun,
     dialog_dir,
+    elide_middle,
     load_json_setting,
     photo_icon,
     refused_output,
@@ -76,6 +79,7 @@ from gui.worker import FunctionWorker, start_worker
 CHOOSE_FILE = "Choose checkpoint file…"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
 THUMB = 48
+TOP_NAME = 24  # characters of a class name in the Top classes column (its tooltip has it whole)
 DISPLAY_MAX = 2048  # px: the longest side of a picture (and its Grad-CAM) shown large; about a screen
 
 # table columns
@@ -137,6 +141,18 @@ def display_name(source: str, folders: list[str]) -> str:
             continue
         return (Path(folder).name / rel).as_posix() if Path(folder).name else rel.as_posix()
     return path.name if not path.parent.name else f"{path.parent.name}/{path.name}"
+
+
+def _common_folder(paths: list[Any]) -> list[str]:
+    """[the folder above the files among `paths`] when they come from more than one folder, else []: named by
+    their own folder alone, "cat/nested/002.png" and "dog/nested/002.png" both read "nested/002.png"."""
+    parents = {os.path.dirname(os.path.abspath(p)) for p in paths if isinstance(p, (str, Path)) and os.path.isfile(p)}
+    if len(parents) < 2:
+        return []
+    try:
+        return [os.path.commonpath(sorted(parents))]
+    except ValueError:  # (on two Windows drives)
+        return []
 
 
 def _iter_predictions(predictor: Any, files: list[str], top_k: int, stop: Any) -> Any:
@@ -296,7 +312,8 @@ class PredictTab(QWidget):
         self._results: list[Any] = []  # Prediction objects (and error stand-ins) in arrival order
         self._status: tuple[str, bool] = ("", False)  # the status line and whether it is an error
         self._list_status: tuple[str, bool] | None = None  # the list's, while one of its rows is open large
-        self._dropped_folders: list[str] = []  # of the table's job: its rows are named from these
+        self._dropped_folders: list[str] = []  # of the table's job
+        self._name_roots: list[str] = []  # its rows are named from these (_common_folder)
         self._single: dict[str, Any] | None = None
         self._classes_seen: set[str] = set()
         self._prev_combo_index = -1
@@ -512,9 +529,13 @@ class PredictTab(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(COL_THUMB, QHeaderView.ResizeMode.Fixed)
         h.resizeSection(COL_THUMB, THUMB + 12)
-        h.resizeSection(COL_FILE, 320)
-        h.resizeSection(COL_CLASS, 160)
-        h.resizeSection(COL_CONF, 120)  # room for the sort arrow beside the bold title
+        # at least their bold titles and a sort arrow wide: at 14 pt 160 and 120 px read "redicted clas", "Confiden"
+        bold = QFont(h.font())
+        bold.setBold(True)
+        titles = QFontMetrics(bold)
+        for col, least in ((COL_FILE, 320), (COL_CLASS, 160), (COL_CONF, 120)):
+            title = str(self.model.headerData(col, Qt.Orientation.Horizontal) or "")
+            h.resizeSection(col, max(least, titles.horizontalAdvance(title) + 36))
         self._columns = ColumnShare(self.table, COL_FILE, COL_TOPK)  # short names leave the ranking room
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file paths keep their start and their name
         self.table.setItemDelegateForColumn(COL_TOPK, _ElideRight(self.table))  # a ranking keeps its first classes
@@ -817,6 +838,7 @@ class PredictTab(QWidget):
         if kind == "many":
             self._reset_table()
             self._dropped_folders = [str(p) for p in item if isinstance(p, (str, Path)) and Path(p).is_dir()]
+            self._name_roots = self._dropped_folders + _common_folder(item)
             self.stack.setCurrentIndex(2)
             worker = FunctionWorker(
                 _predict_many, self._cache, checkpoint, list(item), top_k, self._queue, screen_scale()
@@ -1000,7 +1022,7 @@ class PredictTab(QWidget):
         else:
             thumb_item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
         thumb_item.setData(len(self._results), SORT_ROLE)
-        file_item = QStandardItem(display_name(source, self._dropped_folders))
+        file_item = QStandardItem(display_name(source, self._name_roots))
         file_item.setToolTip(source)
         file_item.setData(source.lower(), SORT_ROLE)
         file_item.setData(bool(pred.ok), OK_ROLE)
@@ -1011,7 +1033,8 @@ class PredictTab(QWidget):
             conf_item = QStandardItem(f"{pred.confidence:.1%}")
             conf_item.setData(float(pred.confidence), SORT_ROLE)
             conf_item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            tops = "   ".join(f"{n} {p:.1%}" for n, p in pred.top)
+            # each name cut to TOP_NAME characters: a long first name filled the cell, and no percentage showed
+            tops = "   ".join(f"{elide_middle(n, TOP_NAME)} {p:.1%}" for n, p in pred.top)
             top_item = QStandardItem(tops)
             top_item.setToolTip("\n".join(f"{n}: {p:.2%}" for n, p in pred.top))
             top_item.setData(tops, SORT_ROLE)

@@ -418,6 +418,16 @@ class SteadyLabel(QLabel):
         return QSize(hint.width(), self.heightForWidth(self.width() if self.width() > 1 else hint.width()))
 
 
+def elide_middle(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters in its middle: class names often differ at both ends ("15_a_long_…_15"),
+    which cutting only the end would lose."""
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail > 0 else "")
+
+
 class ImageGrid(QListWidget):
     """A grid of image tiles with captions (QListWidget in icon mode)."""
 

@@ -213,6 +213,69 @@ def test_rows_name_files_from_the_dropped_folder(qtbot, tab, ckpt, inputs, tmp_p
     assert display_name("/photos/x.jpg", []) == "photos/x.jpg" and display_name("/x.jpg", ["/"]) == "x.jpg"
 
 
+def test_files_of_one_name_from_two_folders_are_named_apart(qtbot, tab, ckpt, tmp_path):
+    """Files given one by one (Open images…, a drop of files) were named by their own folder alone: "nested/002.png"
+    twice, for a cat and a dog. From more than one folder they are named from the folder above them all."""
+    pets = tmp_path / "pets"
+    files = [make_image(pets / kind / "nested" / "002.png", i) for i, kind in enumerate(("cat", "dog"))]
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(f) for f in files])
+    wait_idle(qtbot, tab)
+    names = sorted(tab.model.index(r, COL_FILE).data() for r in range(tab.row_count()))
+    assert names == ["pets/cat/nested/002.png", "pets/dog/nested/002.png"]
+    one = [make_image(pets / "cat" / "nested" / f"00{i}.png", i) for i in (3, 4)]
+    tab.predict_paths([str(f) for f in one])  # one folder: named from it, as before
+    wait_idle(qtbot, tab)
+    assert sorted(tab.model.index(r, COL_FILE).data() for r in range(tab.row_count())) == [
+        "nested/003.png",
+        "nested/004.png",
+    ]
+
+
+def test_every_top_class_keeps_its_percentage_beside_long_names(qtbot, tab, tmp_path):
+    """The first of three 70-character names filled the Top classes cell: no percentage showed on any row."""
+    from gui.predict_tab import COL_TOPK, TOP_NAME
+
+    long = [f"{i:02d}_a_very_long_class_name_that_goes_on_and_on_forever_and_ever_{i}" for i in range(3)]
+    ckpt = make_checkpoint(tmp_path / "model" / "best.pt", classes=long)
+    images = [make_image(tmp_path / "in" / f"{i}.png", i) for i in range(2)]
+    tab.set_checkpoint(str(ckpt))
+    tab.topk_spin.setValue(3)
+    tab.predict_paths([str(p) for p in images])
+    wait_idle(qtbot, tab)
+    for row in range(tab.row_count()):
+        index = tab.model.index(row, COL_TOPK)
+        parts = index.data().split("   ")
+        assert len(parts) == 3 and all(p.endswith("%") for p in parts)
+        assert all(len(p.rsplit(" ", 1)[0]) <= TOP_NAME for p in parts)
+        assert all(n in index.data(Qt.ItemDataRole.ToolTipRole) for n in long)  # whole in the tooltip
+
+
+def test_column_titles_fit_a_larger_font(qtbot, tmp_path):
+    """Fixed 160 and 120 px cut the bold titles at 14 pt: "redicted clas", "Confiden"."""
+    from PySide6.QtGui import QFont, QFontMetrics
+    from PySide6.QtWidgets import QApplication
+
+    from gui.predict_tab import COL_CLASS, COL_CONF
+
+    app = QApplication.instance()
+    normal = app.font()
+    large = QFont(normal)
+    large.setPointSizeF(normal.pointSizeF() * 1.8)
+    app.setFont(large)
+    try:
+        w = PredictTab()
+        qtbot.addWidget(w)
+    finally:
+        app.setFont(normal)
+    header = w.table.horizontalHeader()
+    bold = QFont(header.font())
+    bold.setBold(True)
+    for col in (COL_CLASS, COL_CONF):
+        title = w.model.headerData(col, Qt.Orientation.Horizontal)
+        assert header.sectionSize(col) >= QFontMetrics(bold).horizontalAdvance(title) + 20, title
+
+
 def test_the_file_column_fits_the_rows_a_filter_shows(qtbot, tab, ckpt, tmp_path):
     """After a filter of short names the File column kept their width, and "Problems only" then cut every
     name ("revgui-…tes.txt") beside an empty Top classes column."""

@@ -260,6 +260,32 @@ def test_a_long_class_name_among_the_settings_leaves_the_values_room(qtbot, tab,
     assert tab.lower_split.sizes()[1] == wide
 
 
+def test_the_settings_names_widen_with_a_larger_font(qtbot, tab, runs):
+    """The names' column stopped at 220 px whatever the font: at 14 pt they read "cache_…get_mb"."""
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QTreeWidgetItemIterator
+
+    tree = tab.settings_tree
+    font = tree.font()
+    font.setPointSizeF(font.pointSizeF() * 1.8)
+    tree.setFont(font)
+    tab.resize(1600, 900)
+    tab.show()
+    tab.select_runs([str(runs["done"])])
+    fm = QFontMetrics(tree.font())
+
+    def depth(item) -> int:
+        return 0 if item.parent() is None else 1 + depth(item.parent())
+
+    it, need = QTreeWidgetItemIterator(tree), 0
+    while it.value() is not None:
+        item = it.value()
+        need = max(need, fm.horizontalAdvance(item.text(0)) + tree.indentation() * (depth(item) + 1))
+        it += 1
+    assert need > 240  # (names a 220-px column cut at this font)
+    qtbot.waitUntil(lambda: tree.columnWidth(0) >= need)
+
+
 def values_fit(tree, columns) -> bool:
     """Every value and title in `columns` is shown whole (its text fits its column, with the cell's margins)."""
     from PySide6.QtGui import QFontMetrics
