@@ -889,6 +889,11 @@ class RunsTab(QWidget):
             ax.set_xlim(0, last + max(0.2, 0.02 * last))
         self.loss_ax.set_ylim(bottom=0)
         self.acc_ax.set_ylim(0, 1.01)
+        dashed = any(ln.get_linestyle() == "--" for ln in self.loss_ax.get_lines())
+        if not dashed and not (no_val and val_points):  # one kind of curve and no key (below): titles say which
+            which = "Training" if no_val else "Validation"
+            self.loss_ax.set_title(f"{which} loss", fontsize=10)
+            self.acc_ax.set_title(f"{which} accuracy", fontsize=10)
         self._mark_off_scale(train_losses, val_points, several=len(records) > 1)
         from matplotlib.ticker import PercentFormatter
 
@@ -897,7 +902,7 @@ class RunsTab(QWidget):
             ax.xaxis.get_major_locator().set_params(integer=True)
         batches = [ln for ln in self.loss_ax.get_lines() if ln.get_gid() == "batches"]
         key: list[Any] = []  # what the dashed lines and hollow dots are (the legend named the runs alone)
-        if any(ln.get_linestyle() == "--" for ln in self.loss_ax.get_lines()):
+        if dashed:
             from matplotlib.lines import Line2D
 
             grey = "#5f6b78"

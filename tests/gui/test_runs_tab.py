@@ -145,6 +145,10 @@ def test_one_line_per_selected_run(tab, runs):
     assert not [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "batches"]
     assert not [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "off-scale"]
     assert not tab.loss_ax.get_title(loc="left") and tab.loss_ax.get_title() == "Loss"
+    tab.train_check.setChecked(False)  # solid lines alone, and no key to say what they are: the titles say it
+    tab.select_runs([str(runs["done"])])
+    assert (tab.loss_ax.get_title(), tab.acc_ax.get_title()) == ("Validation loss", "Validation accuracy")
+    tab.train_check.setChecked(True)
 
 
 def test_a_validation_loss_far_above_training_goes_off_the_scale(tab, runs):
