@@ -75,3 +75,10 @@ def exit_on_signals_with(rc: int) -> None:
         os._exit(rc)
 
     handle_signals(("SIGINT", "SIGTERM", "SIGHUP"), handler)
+    # Past the threads' join, Python puts its handlers back to the default before it tears the modules down
+    # (seconds with torch loaded), and a Ctrl-C then killed the finished command by SIGINT: from the atexit
+    # callbacks on (what it printed is flushed by then), the signals are ignored; an ignored one stays ignored.
+    import atexit
+    import signal
+
+    atexit.register(handle_signals, ("SIGINT", "SIGTERM", "SIGHUP"), signal.SIG_IGN)

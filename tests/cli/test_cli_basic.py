@@ -191,6 +191,25 @@ def test_a_signal_after_the_command_has_finished_exits_with_its_status(signame, 
         assert "nope" in out.stderr
 
 
+def test_a_signal_while_the_interpreter_tears_down_its_modules_keeps_the_command_s_status():
+    """Python puts its signal handlers back to the default while it tears the modules down (torch's take
+    seconds): a Ctrl-C then killed a finished export by SIGINT (exit -2). Sent from a __del__ run in that
+    teardown, here."""
+    script = (
+        "import os, signal, sys, time, main\n"
+        "class Late:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(0.2)\n"
+        "late = Late()\n"
+        "sys.argv = ['main.py', 'summary', '--arch', 'resnet18', '--json']\n"
+        "sys.exit(main.entry())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["params"] == 11_689_512
+
+
 def test_every_flag_of_every_command_says_what_it_does():
     from core.cli import build_parser
 
