@@ -292,6 +292,8 @@ def precious_kind(path: str | Path, model_ok: bool = False) -> str:
     path = Path(path)
     if not path.is_file():
         return ""
+    if _read_only(path):  # (the rename over it replaced it anyway, and left it writable)
+        return "a read-only file"
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return "an image"
     kind = zip_kind(path)
@@ -299,11 +301,33 @@ def precious_kind(path: str | Path, model_ok: bool = False) -> str:
         return "a PyTorch checkpoint or weights file"
     if is_torch_legacy(path):
         return "a PyTorch checkpoint or weights file"
-    if model_ok:
-        return ""
+    onnx = path.suffix.lower() == ".onnx" or is_onnx(path)
+    if model_ok:  # an earlier export (or an empty file); `export --out notes.txt` replaced the notes
+        return (
+            "" if kind == "torchscript" or onnx or path.stat().st_size == 0 else "a file that is not an exported model"
+        )
     if kind == "torchscript":
         return "a TorchScript model"
-    return "an ONNX model" if path.suffix.lower() == ".onnx" else ""
+    return "an ONNX model" if onnx else ""
+
+
+def _read_only(path: Path) -> bool:
+    """No one may write `path` by its mode (root may: its os.access says yes), or this user may not."""
+    try:
+        return not path.stat().st_mode & 0o222 or not os.access(path, os.W_OK)
+    except OSError:
+        return False
+
+
+def is_onnx(path: str | Path) -> bool:
+    """A file that starts as an ONNX model does: its ir_version field (tag 0x08, a one-byte number), then its
+    producer's name (tag 0x12)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(3)
+    except OSError:
+        return False
+    return len(head) == 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] == 0x12
 
 
 def remove_stale_temp_files(folder: str | Path) -> int:

@@ -370,6 +370,22 @@ def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
     assert again.read_bytes() == exported and onnx.read_bytes().endswith(b"pytorch") and legacy.stat().st_size > 100
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos, "--csv", photos / "0.png" / "p.csv")
     assert rc == 2 and one_line(err) and f"{photos / '0.png'} is a file, not a folder" in err
+    # an export replaces an earlier export only: not a text file, nor a file no one may write
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "onnx", "--out", notes)
+    assert rc == 2 and one_line(err) and "a file that is not an exported model; not overwriting it" in err
+    assert notes.read_text() == "my notes"
+    bare = tmp_path / "onnx-model"  # (an ONNX export without its suffix, exported again)
+    for _ in range(2):
+        rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "onnx", "--out", bare)
+        assert rc == 0, err
+    kept = tmp_path / "kept.csv"
+    kept.write_text("a,b\n")
+    kept.chmod(0o444)
+    rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], photos / "1.png", "--csv", kept)
+    assert rc == 2 and one_line(err) and "a read-only file; not overwriting it" in err
+    assert kept.read_text() == "a,b\n" and not kept.stat().st_mode & 0o222
 
 
 def test_a_model_far_too_big_for_the_machine_is_refused_before_anything(capsys, trained, tmp_path):
