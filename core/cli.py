@@ -934,6 +934,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _err(
             f"note: run folders in the given folders left out (checkpoints and curves, not photos): {run_folders[0]}{more}"
         )
+    cam_interrupted: KeyboardInterrupt | None = None
     if args.cam:
         from core.predict import cam_names, save_cam_overlay
 
@@ -942,14 +943,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # images of the same name from different folders get _2, _3, …; so does a name held by an input or by a
         # file that is no overlay of ours: only an older overlay is replaced
         names = cam_names([p.source for p in preds if p.ok], out, [*files, args.checkpoint])
-        for p in preds:
-            if p.ok:
-                try:
-                    save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=names[str(p.source)])
-                except Exception as e:  # noqa: BLE001 - the prediction stands; only its overlay is missing
-                    why = f"no Grad-CAM overlay: {_overlay_error(e)}"
-                    _err(f"error: {p.source}: {why}")
-                    problems.append((p.source, why))
+        wanted, made = sum(p.ok for p in preds), 0
+        try:
+            for p in preds:
+                if p.ok:
+                    try:
+                        save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=names[str(p.source)])
+                    except Exception as e:  # noqa: BLE001 - the prediction stands; only its overlay is missing
+                        why = f"no Grad-CAM overlay: {_overlay_error(e)}"
+                        _err(f"error: {p.source}: {why}")
+                        problems.append((p.source, why))
+                    made += 1
+        except KeyboardInterrupt as e:  # (a Ctrl-C, or SIGTERM as _Ended): the answers are not thrown away
+            cam_interrupted = e
+            _err(
+                f"note: Grad-CAM overlays interrupted after {made} of {wanted} (in {out}); "
+                "the predictions are written and printed all the same"
+            )
     csv_error = None
     if to_stdout:  # as the file would hold it: a name's own bytes, rows ending \r\n once (text mode doubled the \r)
         from core.predict import csv_text
@@ -979,6 +989,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "ignored_files": ignored,
                 "overlays_left_out": overlays,
                 **({"csv_error": csv_error} if csv_error else {}),
+                **({"cam_interrupted_after": made} if cam_interrupted else {}),
             }
         )
     elif not to_stdout:
@@ -986,6 +997,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if p.ok:
                 tops = "  ".join(f"{_field(n)} {c:.1%}" for n, c in p.top[1:])
                 print(f"{_field(p.source)}\t{_field(p.label)}\t{p.confidence:.1%}" + (f"\t({tops})" if tops else ""))
+    if cam_interrupted is not None:
+        raise cam_interrupted  # (exit 130, or 128 + the signal's number, as any interrupted command)
     if not files and not problems:
         raise UsageError("predict: no images found in the given paths")
     if not any(p.ok for p in preds):

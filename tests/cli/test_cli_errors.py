@@ -3,6 +3,7 @@ not be read are listed and give exit 1; nothing half-written is left behind."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -655,6 +656,35 @@ def test_cam_overlays_of_same_named_images_do_not_overwrite_each_other(capsys, t
     assert sorted(p.name for p in (tmp_path / "cams2").iterdir()) == ["Photo_2_gradcam.png", "photo_gradcam.png"]
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], tmp_path / "missing.png")
     assert rc == 2  # nothing could be classified
+
+
+def test_a_ctrl_c_during_the_overlays_keeps_the_predictions(capsys, trained, tmp_path, monkeypatch):
+    """Ctrl-C while the Grad-CAM overlays were drawn (the slow part) threw away every answer already made: no
+    table, nothing printed, and a half-full overlay folder. Now the table is written and the answers printed,
+    and it still ends as interrupted (130)."""
+    import core.predict
+
+    real, calls = core.predict.save_cam_overlay, []
+
+    def save(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(core.predict, "save_cam_overlay", save)
+    table = tmp_path / "p.csv"
+    folder = trained["data"] / "red"
+    rc, out, err = run(
+        capsys, "predict", "--checkpoint", trained["best"], folder, "--cam", tmp_path / "c", "--csv", table
+    )
+    images = sorted(folder.iterdir())
+    assert rc == 130 and len(images) > 3
+    assert f"interrupted after 2 of {len(images)}" in err and err.rstrip().endswith("interrupted")
+    assert len(list((tmp_path / "c").iterdir())) == 2
+    with table.open(newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(images)  # every answer, in the table …
+    assert len(out.splitlines()) == len(images)  # … and printed
 
 
 def test_cam_overlays_replace_older_overlays_only_never_a_users_file_or_an_input(capsys, trained, tmp_path):
