@@ -591,11 +591,14 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
             f"--data apply)"
         )
     if args.epochs is None:  # a finished run has nothing left to train (status.json and config.json say so;
-        from core.runs import RunStore  # last.pt, the big file, is read once, by the Trainer)
+        from core.runs import RunStore, read_status  # last.pt, the big file, is read once, by the Trainer)
 
         info = RunStore(run_dir.parent).info(run_dir)
         done = info.epochs_done
-        if info.status == "completed":  # all its epochs, or an early stop (which resumed, trained on past it)
+        # all its epochs, or an early stop (which resumed, trained on past it); without a status.json that can be
+        # read, its history says (it went on to end "completed" again, rewriting the run's evaluation and curves)
+        planned = info.epochs_planned
+        if info.status == "completed" or (not read_status(run_dir) and planned and done >= planned):
             if not info.epochs_planned or done >= info.epochs_planned:
                 how = f"has trained all its {done} epoch{'s' if done != 1 else ''}"
                 more = f"--epochs {done + 5} (say) to train it further"

@@ -624,6 +624,13 @@ def test_resume_names_what_it_ignores_refuses_to_shrink_and_follows_moved_data(c
     assert rc == 2 and one_line(err) and "already trained 1 epoch;" in err
     rc, _, err = run(capsys, "train", "--resume", run_dir)  # finished: says how to go on, trains nothing
     assert rc == 2 and one_line(err) and "has trained all its 1 epoch; give --epochs 6" in err
+    for status in ("", "{{"):  # status.json lost or damaged: its history still says it trained them all
+        lost = shutil.copytree(run_dir, tmp_path / f"lost{len(status)}")
+        (lost / "status.json").unlink() if not status else (lost / "status.json").write_text(status)
+        kept = {p.name: p.read_bytes() for p in lost.iterdir() if p.is_file()}
+        rc, _, err = run(capsys, "train", "--resume", lost)
+        assert rc == 2 and one_line(err) and "has trained all its 1 epoch; give --epochs 6" in err
+        assert {p.name: p.read_bytes() for p in lost.iterdir() if p.is_file()} == kept  # (nothing rewritten)
     gone = shutil.copytree(run_dir, tmp_path / "gone_run")
     ck = load(gone / "last.pt")
     ck["config"]["data"]["root"] = str(tmp_path / "gone")  # its images are no longer where they were
