@@ -30,18 +30,39 @@ class _Ended(KeyboardInterrupt):
 @contextlib.contextmanager
 def _ending_on_signals() -> Any:
     """SIGTERM and SIGHUP end a command as Ctrl-C does (training stops after its batch instead: engine); the
-    handlers before are put back after it (main() called from Python, as the tests do)."""
+    handlers before are put back after it (main() called from Python, as the tests do). Each signal is noted too
+    (_raise_if_signalled)."""
 
     def handler(signum: int, _frame: Any) -> None:
+        _SIGNALLED.append(signum)
         raise _Ended(signum)
+
+    def on_ctrl_c(signum: int, _frame: Any) -> None:
+        _SIGNALLED.append(signum)
+        raise KeyboardInterrupt
 
     from core import handle_signals
 
+    _SIGNALLED.clear()
     restore = handle_signals(("SIGTERM", "SIGHUP"), handler)
+    restore_ctrl_c = handle_signals(("SIGINT",), on_ctrl_c)
     try:
         yield
     finally:
+        restore_ctrl_c()
         restore()
+
+
+_SIGNALLED: list[int] = []  # the signals the command's handlers were given
+
+
+def _raise_if_signalled() -> None:
+    """Raise a signal the command was given and did not end by: raised inside a callback (a module lock's, while
+    torch was imported), Python reports the exception as "ignored" and goes on, and a Ctrl-C pressed as `train`
+    started was lost: the run trained to its end and exited 0."""
+    if _SIGNALLED:
+        signum = _SIGNALLED[-1]
+        raise KeyboardInterrupt if signum == signal.SIGINT else _Ended(signum)
 
 
 class UsageError(Exception):
@@ -676,6 +697,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _report_ignored(trainer.index)
     _report_data_notes(trainer.index)
     _warn_unused_split_flags(args, trainer.index)
+    _raise_if_signalled()
     try:
         result = trainer.fit()
     except KeyboardInterrupt:  # a second Ctrl-C: what status.json says of it, for a script reading --json

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import stat
 from pathlib import Path
 
@@ -692,6 +693,41 @@ def test_a_ctrl_c_during_the_overlays_keeps_the_predictions(capsys, trained, tmp
     with table.open(newline="") as f:
         assert len(list(csv.DictReader(f))) == len(images)  # every answer, in the table …
     assert len(out.splitlines()) == len(images)  # … and printed
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # (the swallowed Ctrl-C)
+def test_a_ctrl_c_swallowed_while_train_starts_still_stops_it(capsys, trained, tmp_path, monkeypatch):
+    """A Ctrl-C raised inside a callback (a module lock's, as torch is imported) is reported by Python as
+    "ignored" and lost: the run trained to its end and exited 0. Here the callback is a weakref's."""
+    import gc
+    import threading
+    import weakref
+
+    import core.cli
+
+    real = core.cli._warn_unused_split_flags
+
+    def signalled_in_a_callback(*a, **k):
+        class Thing:
+            pass
+
+        def callback(_ref):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            sum(range(1000))  # (the handler runs here, and its KeyboardInterrupt is ignored)
+
+        thing = Thing()
+        ref = weakref.ref(thing, callback)
+        del thing
+        gc.collect()
+        assert ref() is None
+        return real(*a, **k)
+
+    monkeypatch.setattr(core.cli, "_warn_unused_split_flags", signalled_in_a_callback)
+    runs = tmp_path / "runs"
+    rc, _, err = run(capsys, "train", "--data", trained["data"], "--runs-dir", runs, *TINY, "--epochs", "1")
+    assert rc == 130 and err.rstrip().endswith("interrupted")
+    assert not list(runs.glob("*/history.csv"))  # no epoch was trained
 
 
 def test_cam_overlays_replace_older_overlays_only_never_a_users_file_or_an_input(capsys, trained, tmp_path):
