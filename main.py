@@ -20,8 +20,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> int:
     """The process's entry (the console scripts, `python main.py`): main(), then a quiet shutdown."""
-    from core import exit_on_signals_with
+    from core import exit_on_signals_with, ignore_signals_at_the_last
 
+    ignore_signals_at_the_last()
     rc = main()
     exit_on_signals_with(rc)
     return rc

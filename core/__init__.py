@@ -12,16 +12,20 @@ def count_noun(n: int, noun: str, plural: str = "") -> str:
 
 def quiet_closed_terminal() -> None:
     """stdout and stderr that are a terminal to the null device (on SIGHUP: the terminal is gone, and a write to it
-    fails); a file or a pipe keeps what is written (nohup.out, a log, the app reading a torchrun job's JSON)."""
+    fails); a file or a pipe keeps what is written (nohup.out, a log, the app reading a torchrun job's JSON).
+    A terminal that has hung up is no tty to isatty any more: a character device is taken as one (the null device
+    is one too, harmlessly)."""
     import contextlib
     import os
+    import stat
     import sys
 
     with contextlib.suppress(OSError, ValueError, AttributeError):
         null = os.open(os.devnull, os.O_WRONLY)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError, AttributeError):
-                if not os.isatty(stream.fileno()):
+                fd = stream.fileno()
+                if not (os.isatty(fd) or stat.S_ISCHR(os.fstat(fd).st_mode)):
                     continue
                 with contextlib.suppress(OSError, ValueError):
                     stream.flush()
@@ -75,9 +79,13 @@ def exit_on_signals_with(rc: int) -> None:
         os._exit(rc)
 
     handle_signals(("SIGINT", "SIGTERM", "SIGHUP"), handler)
-    # Past the threads' join, Python puts its handlers back to the default before it tears the modules down
-    # (seconds with torch loaded), and a Ctrl-C then killed the finished command by SIGINT: from the atexit
-    # callbacks on (what it printed is flushed by then), the signals are ignored; an ignored one stays ignored.
+
+
+def ignore_signals_at_the_last() -> None:
+    """Called first thing by an entry point: after the other atexit callbacks (they run last registered first),
+    Ctrl-C, SIGTERM and SIGHUP are ignored. Past them Python puts its handlers back to the default before it tears
+    the modules down (seconds with torch loaded), and a Ctrl-C then killed a finished command by SIGINT (exit -2);
+    an ignored signal stays ignored. Until then exit_on_signals_with's handler ends the process at once."""
     import atexit
     import signal
 

@@ -35,6 +35,10 @@ def _ending_on_signals() -> Any:
 
     def handler(signum: int, _frame: Any) -> None:
         _SIGNALLED.append(signum)
+        if signum == getattr(signal, "SIGHUP", None):  # the terminal is gone: what is said after fails there
+            from core import quiet_closed_terminal
+
+            quiet_closed_terminal()
         raise _Ended(signum)
 
     def on_ctrl_c(signum: int, _frame: Any) -> None:
@@ -974,17 +978,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 if p.ok:
                     try:
                         save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=names[str(p.source)])
+                        made += 1
                     except Exception as e:  # noqa: BLE001 - the prediction stands; only its overlay is missing
                         why = f"no Grad-CAM overlay: {_overlay_error(e)}"
                         _err(f"error: {p.source}: {why}")
                         problems.append((p.source, why))
-                    made += 1
         except KeyboardInterrupt as e:  # (a Ctrl-C, or SIGTERM as _Ended): the answers are not thrown away
             cam_interrupted = e
-            _err(
-                f"note: Grad-CAM overlays interrupted after {made} of {wanted} (in {out}); "
-                "the predictions are written and printed all the same"
-            )
+            with contextlib.suppress(OSError):  # (a closed terminal)
+                _err(
+                    f"note: Grad-CAM overlays interrupted with {made} of {wanted} made (in {out}); "
+                    "the predictions are written and printed all the same"
+                )
     csv_error = None
     if to_stdout:  # as the file would hold it: a name's own bytes, rows ending \r\n once (text mode doubled the \r)
         from core.predict import csv_text
@@ -1310,8 +1315,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # `python -m core.cli …`, as `python main.py …` (it exited 0 having done nothing)
-    from core import exit_on_signals_with
+    from core import exit_on_signals_with, ignore_signals_at_the_last
 
+    ignore_signals_at_the_last()
     code = main()
     exit_on_signals_with(code)
     sys.exit(code)

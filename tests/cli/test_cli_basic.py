@@ -210,6 +210,29 @@ def test_a_signal_while_the_interpreter_tears_down_its_modules_keeps_the_command
     assert json.loads(out.stdout)["params"] == 11_689_512
 
 
+def test_a_signal_in_an_earlier_exit_callback_still_ends_the_process_at_once(tmp_path):
+    """The signals are ignored only after every other exit callback: one that hangs (a loader's join) can still
+    be ended by Ctrl-C, with the command's own status."""
+    marker = tmp_path / "went-on"
+    script = (
+        "import atexit, os, signal, sys, time, main\n"
+        "def slow():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "command = main.main\n"
+        "def registering(argv=None):\n"
+        "    atexit.register(slow)  # (as an import inside the command does: multiprocessing's, torch's)\n"
+        "    return command(argv)\n"
+        "main.main = registering\n"
+        "sys.argv = ['main.py', 'summary', '--arch', 'resnet18', '--json']\n"
+        "sys.exit(main.entry())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert not marker.exists()  # ended in the callback, not after it
+
+
 def test_every_flag_of_every_command_says_what_it_does():
     from core.cli import build_parser
 

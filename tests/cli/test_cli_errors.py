@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -688,7 +689,7 @@ def test_a_ctrl_c_during_the_overlays_keeps_the_predictions(capsys, trained, tmp
     )
     images = sorted(folder.iterdir())
     assert rc == 130 and len(images) > 3
-    assert f"interrupted after 2 of {len(images)}" in err and err.rstrip().endswith("interrupted")
+    assert f"interrupted with 2 of {len(images)} made" in err and err.rstrip().endswith("interrupted")
     assert len(list((tmp_path / "c").iterdir())) == 2
     with table.open(newline="") as f:
         assert len(list(csv.DictReader(f))) == len(images)  # every answer, in the table …
@@ -728,6 +729,40 @@ def test_a_ctrl_c_swallowed_while_train_starts_still_stops_it(capsys, trained, t
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--runs-dir", runs, *TINY, "--epochs", "1")
     assert rc == 130 and err.rstrip().endswith("interrupted")
     assert not list(runs.glob("*/history.csv"))  # no epoch was trained
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a closed pseudo-terminal gives EIO on Linux")
+def test_a_closed_terminal_during_the_overlays_keeps_the_predictions(trained, tmp_path):
+    """SIGHUP (the terminal closed) while the overlays were drawn: the note to the dead terminal failed (EIO),
+    and that error, reported to it again, ended the command in a traceback (exit 1) with no table written."""
+    import subprocess
+
+    table = tmp_path / "p.csv"
+    argv = ["predict", "--checkpoint", str(trained["best"]), str(trained["data"] / "red"), "--cam", str(tmp_path / "c")]
+    script = f"""
+import os, pty, signal, sys
+import core.cli, core.predict
+master, slave = pty.openpty()
+real, calls = core.predict.save_cam_overlay, []
+def save(*a, **k):
+    calls.append(1)
+    if len(calls) == 3:
+        os.close(master)  # the terminal is gone
+        os.kill(os.getpid(), signal.SIGHUP)
+    return real(*a, **k)
+core.predict.save_cam_overlay = save
+report = os.dup(1)
+os.dup2(slave, 1)
+os.dup2(slave, 2)
+sys.stdout, sys.stderr = os.fdopen(1, "w", buffering=1), os.fdopen(2, "w", buffering=1)  # (as on a terminal)
+rc = core.cli.main({[*argv, "--csv", str(table)]!r})
+os.write(report, f"rc={{rc}}".encode())
+"""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.stdout == "rc=129", (done.returncode, done.stdout, done.stderr)
+    with table.open(newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(list((trained["data"] / "red").iterdir()))
 
 
 def test_cam_overlays_replace_older_overlays_only_never_a_users_file_or_an_input(capsys, trained, tmp_path):
