@@ -303,9 +303,12 @@ def precious_kind(path: str | Path, model_ok: bool = False) -> str:
         return "a PyTorch checkpoint or weights file"
     onnx = path.suffix.lower() == ".onnx" or is_onnx(path)
     if model_ok:  # an earlier export (or an empty file); `export --out notes.txt` replaced the notes
-        return (
-            "" if kind == "torchscript" or onnx or path.stat().st_size == 0 else "a file that is not an exported model"
-        )
+        if kind == "torchscript" or onnx or path.stat().st_size == 0:
+            return ""
+        # (cut short, it may as well have been a checkpoint: the user deletes it, knowing what it was)
+        if kind == "damaged":
+            return "a damaged zip archive (a model or a checkpoint cut short)"
+        return "a file that is not an exported model"
     if kind == "torchscript":
         return "a TorchScript model"
     return "an ONNX model" if onnx else ""

@@ -379,6 +379,10 @@ def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
     rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "onnx", "--out", notes)
     assert rc == 2 and one_line(err) and "a file that is not an exported model; not overwriting it" in err
     assert notes.read_text() == "my notes"
+    cut = tmp_path / "cut.pt"  # an export (or a checkpoint: no telling) cut short
+    cut.write_bytes(again.read_bytes()[:300])
+    rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", cut)
+    assert rc == 2 and one_line(err) and "a damaged zip archive (a model or a checkpoint cut short)" in err
     bare = tmp_path / "onnx-model"  # (an ONNX export without its suffix, exported again)
     for _ in range(2):
         rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "onnx", "--out", bare)
