@@ -133,10 +133,10 @@ class _ElideRight(QStyledItemDelegate):
 def display_name(source: str, folders: list[str]) -> str:
     """How the table names a file: from the dropped folder that holds it ("trip/day 2/IMG_0001.jpg", so files of
     the same name in two sub-folders differ), else its own folder and name ("photos/cat.jpg")."""
-    path = Path(source)
+    path = Path(os.path.abspath(source))
     for folder in folders:
         try:
-            rel = path.relative_to(folder)
+            rel = path.relative_to(os.path.abspath(folder))
         except ValueError:
             continue
         return (Path(folder).name / rel).as_posix() if Path(folder).name else rel.as_posix()
@@ -144,13 +144,14 @@ def display_name(source: str, folders: list[str]) -> str:
 
 
 def _common_folder(paths: list[Any]) -> list[str]:
-    """[the folder above the files among `paths`] when they come from more than one folder, else []: named by
-    their own folder alone, "cat/nested/002.png" and "dog/nested/002.png" both read "nested/002.png"."""
-    parents = {os.path.dirname(os.path.abspath(p)) for p in paths if isinstance(p, (str, Path)) and os.path.isfile(p)}
-    if len(parents) < 2:
+    """[the folder above the files among `paths`] when two of them read alike named by their own folder alone
+    ("cat/nested/002.png" and "dog/nested/002.png" were both "nested/002.png"), else []."""
+    files = [os.path.abspath(p) for p in paths if isinstance(p, (str, Path)) and os.path.isfile(p)]
+    short = [display_name(f, []) for f in files]
+    if len(set(short)) == len(short):
         return []
     try:
-        return [os.path.commonpath(sorted(parents))]
+        return [os.path.commonpath([os.path.dirname(f) for f in files])]
     except ValueError:  # (on two Windows drives)
         return []
 

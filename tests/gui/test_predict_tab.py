@@ -213,7 +213,7 @@ def test_rows_name_files_from_the_dropped_folder(qtbot, tab, ckpt, inputs, tmp_p
     assert display_name("/photos/x.jpg", []) == "photos/x.jpg" and display_name("/x.jpg", ["/"]) == "x.jpg"
 
 
-def test_files_of_one_name_from_two_folders_are_named_apart(qtbot, tab, ckpt, tmp_path):
+def test_files_of_one_name_from_two_folders_are_named_apart(qtbot, tab, ckpt, tmp_path, monkeypatch):
     """Files given one by one (Open images…, a drop of files) were named by their own folder alone: "nested/002.png"
     twice, for a cat and a dog. From more than one folder they are named from the folder above them all."""
     pets = tmp_path / "pets"
@@ -223,13 +223,18 @@ def test_files_of_one_name_from_two_folders_are_named_apart(qtbot, tab, ckpt, tm
     wait_idle(qtbot, tab)
     names = sorted(tab.model.index(r, COL_FILE).data() for r in range(tab.row_count()))
     assert names == ["pets/cat/nested/002.png", "pets/dog/nested/002.png"]
-    one = [make_image(pets / "cat" / "nested" / f"00{i}.png", i) for i in (3, 4)]
-    tab.predict_paths([str(f) for f in one])  # one folder: named from it, as before
+    apart = [files[0], make_image(pets / "dog" / "nested" / "003.png", 3)]
+    tab.predict_paths([str(f) for f in apart])  # names that differ already: as before
     wait_idle(qtbot, tab)
     assert sorted(tab.model.index(r, COL_FILE).data() for r in range(tab.row_count())) == [
+        "nested/002.png",
         "nested/003.png",
-        "nested/004.png",
     ]
+    monkeypatch.chdir(pets)  # (paths relative to the working folder: named apart as well)
+    tab.predict_paths([os.path.relpath(f) for f in files])
+    wait_idle(qtbot, tab)
+    names = sorted(tab.model.index(r, COL_FILE).data() for r in range(tab.row_count()))
+    assert names == ["pets/cat/nested/002.png", "pets/dog/nested/002.png"]
 
 
 def test_every_top_class_keeps_its_percentage_beside_long_names(qtbot, tab, tmp_path):
