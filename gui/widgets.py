@@ -461,7 +461,8 @@ class ImageGrid(QListWidget):
         """One row of tiles high: a list view's own hint (192 px) counted in a word-wrapping form's height, and the
         Dataset tab's settings column scrolled on a 720-px screen though the preview fitted."""
         hint = super().sizeHint()
-        row = self.gridSize().height() + 2 * (self.frameWidth() + self.spacing())
+        margins = self.contentsMargins()  # (the frame, and the style sheet's padding)
+        row = self.gridSize().height() + margins.top() + margins.bottom() + 2 * self.spacing()
         return QSize(hint.width(), max(self.minimumHeight(), row))
 
     def changeEvent(self, event: QEvent) -> None:

@@ -44,11 +44,14 @@ def test_bundled_sample_fills_class_table_with_scan_counts(qtbot, panel, sample_
     assert not panel.banner.isVisible()
 
 
-def test_the_settings_column_fits_a_720_pixel_screen_with_the_preview_in_sight(qtbot, panel, tiny_dataset):
-    """At 1280 x 720 the panel gets about 1280 x 640; its settings column scrolled, the preview half below."""
+def test_the_settings_column_fits_a_720_pixel_window_with_the_preview_in_sight(qtbot, panel, tiny_dataset):
+    """In a 1280 x 720 window the panel gets 1280 x 641; its settings column scrolled, the preview half below."""
     from PySide6.QtWidgets import QScrollArea
 
-    panel.resize(1280, 640)
+    from gui.app import load_stylesheet
+
+    panel.setStyleSheet(load_stylesheet())  # the app's paddings and fonts
+    panel.resize(1280, 641)
     _load(qtbot, panel, tiny_dataset)
     panel.augment_combo.setCurrentText("standard")
     column = panel.preview_grid.parentWidget()
@@ -56,8 +59,10 @@ def test_the_settings_column_fits_a_720_pixel_screen_with_the_preview_in_sight(q
         column = column.parentWidget()
     qtbot.waitUntil(lambda: panel.preview_grid.count() > 0, timeout=30000)
     assert column.verticalScrollBar().maximum() == 0
-    tile_row = panel.preview_grid.gridSize().height()
-    assert panel.preview_grid.viewport().height() >= tile_row
+    grid = panel.preview_grid
+    tile_row = grid.gridSize().height()
+    assert grid.viewport().height() >= tile_row
+    assert grid.sizeHint().height() - (grid.height() - grid.viewport().height()) >= tile_row  # (frame and padding)
     shown = panel.preview_grid.mapTo(column.viewport(), panel.preview_grid.rect().bottomLeft())
     assert shown.y() <= column.viewport().height()
 
