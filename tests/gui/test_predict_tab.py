@@ -244,6 +244,7 @@ def test_every_top_class_keeps_its_percentage_beside_long_names(qtbot, tab, tmp_
     long = [f"{i:02d}_a_very_long_class_name_that_goes_on_and_on_forever_and_ever_{i}" for i in range(3)]
     ckpt = make_checkpoint(tmp_path / "model" / "best.pt", classes=long)
     images = [make_image(tmp_path / "in" / f"{i}.png", i) for i in range(2)]
+    tab.show()
     tab.set_checkpoint(str(ckpt))
     tab.topk_spin.setValue(3)
     tab.predict_paths([str(p) for p in images])
@@ -254,6 +255,8 @@ def test_every_top_class_keeps_its_percentage_beside_long_names(qtbot, tab, tmp_
         assert len(parts) == 3 and all(p.endswith("%") for p in parts)
         assert all(len(p.rsplit(" ", 1)[0]) <= TOP_NAME for p in parts)
         assert all(n in index.data(Qt.ItemDataRole.ToolTipRole) for n in long)  # whole in the tooltip
+        room = tab.table.columnWidth(COL_TOPK) - 12  # (the cell's margins)
+        assert tab.table.fontMetrics().horizontalAdvance(parts[0] + "   " + parts[1]) < room  # two in sight
 
 
 def test_column_titles_fit_a_larger_font(qtbot, tmp_path):
