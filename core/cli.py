@@ -532,6 +532,11 @@ def _train_config(args: argparse.Namespace):
     if args.seed is not None:
         d.seed = t.seed = args.seed
     if args.freeze_backbone:
+        if m.pretrained is None:  # (the app offers it with weights only; here a random backbone was frozen)
+            raise UsageError(
+                "--freeze-backbone needs --pretrained imagenet|PATH: a frozen backbone of random weights leaves "
+                "only the last layer to learn"
+            )
         m.freeze_backbone = True
     if args.class_weights:
         t.class_weights = True
@@ -1126,7 +1131,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="imagenet|PATH",
         help="start from ImageNet weights, a state-dict file or a run's checkpoint (whose model Auto then is)",
     )
-    sp.add_argument("--freeze-backbone", action="store_true", help="train only the classifier head")
+    sp.add_argument(
+        "--freeze-backbone", action="store_true", help="train only the classifier head (needs --pretrained)"
+    )
     sp.add_argument("--epochs", type=int, metavar="N", help="passes over the training images")
     sp.add_argument("--batch-size", type=int, metavar="B", help="images per step (the global batch under torchrun)")
     sp.add_argument("--lr", type=float, metavar="LR", help="learning rate")

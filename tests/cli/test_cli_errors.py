@@ -162,6 +162,9 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     from_file.write_text(json.dumps({"model": {"pretrained": str(tmp_path / "none.pth")}}))
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--config", from_file, "--runs-dir", tmp_path / "r")
     assert rc == 2 and err.startswith(f"error: --config {from_file}: model.pretrained {tmp_path / 'none.pth'}: no such")
+    rc, _, err = run(capsys, *_tiny_train(trained, tmp_path / "r"), "--freeze-backbone")  # random weights, frozen
+    assert rc == 2 and one_line(err) and "--freeze-backbone needs --pretrained imagenet|PATH" in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
     junk = tmp_path / "junk.pth"
     junk.write_bytes(os.urandom(1000))
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--pretrained", junk, "--runs-dir", tmp_path / "r")
