@@ -251,9 +251,13 @@ def _make_printer():
             self.bar: _Progress | None = None
             self.epochs = 0
             self.monitor = "val_acc"  # (train.monitor, from on_fit_start)
+            self.acc = "acc"
 
         def on_fit_start(self, info) -> None:
+            from core.config import train_acc_name
+
             self.epochs = info.epochs
+            self.acc = train_acc_name(info.config)
             self.monitor = (info.config.get("train") or {}).get("monitor", "val_acc")
             _err(f"run folder: {info.run_dir}")
             _err(
@@ -282,7 +286,7 @@ def _make_printer():
                 self.bar.close()
             val = "" if m.val_loss is None else f"  val loss {_loss(m.val_loss)}  val acc {m.val_acc:.2%}"
             _err(
-                f"epoch {m.epoch}/{self.epochs}: train loss {_loss(m.train_loss)}  acc {m.train_acc:.2%}{val}  "
+                f"epoch {m.epoch}/{self.epochs}: train loss {_loss(m.train_loss)}  {self.acc} {m.train_acc:.2%}{val}  "
                 f"{m.lr_text()}  {m.seconds:.1f}s"
             )
 

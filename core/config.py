@@ -324,6 +324,15 @@ def _from_dict(kind: type, d: dict[str, Any], section: str):
     return obj
 
 
+def train_acc_name(config: dict[str, Any]) -> str:
+    """What a run's training accuracy is called in its epoch lines: "acc", or "acc (mixed labels)" under MixUp or
+    CutMix, whose score weighs both labels of a mixed image (a plain "acc" of 61 % beside a validation 100 % read as
+    underfitting)."""
+    train = config.get("train") or {}
+    mixed = any(isinstance(train.get(k), (int, float)) and train.get(k) > 0 for k in ("mixup", "cutmix"))
+    return "acc (mixed labels)" if mixed else "acc"
+
+
 def settings_summary(config: dict) -> str:
     """'resnext11_4x8d, 32 px, batch 32, lr 0.001 (adamw, cosine), augmentation standard' from a run's config."""
     model, train, data = (config.get(k) or {} for k in ("model", "train", "data"))

@@ -1570,9 +1570,12 @@ class TrainTab(QWidget):
     def _on_epoch_end(self, m: Any) -> None:
         self.charts.add_metrics(m)
         self.epoch_bar.setValue(m.epoch)
+        from core.config import train_acc_name
+
         val = f" · val loss {m.val_loss:.4f}, acc {100 * m.val_acc:.1f}%" if m.val_acc is not None else ""
+        acc = train_acc_name(self.fit_info.config) if self.fit_info is not None else "acc"
         self.log_line(
-            f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, acc {100 * m.train_acc:.1f}%{val} · "
+            f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, {acc} {100 * m.train_acc:.1f}%{val} · "
             f"{m.lr_text()} · {m.seconds:.1f} s"
         )
 

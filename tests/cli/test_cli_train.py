@@ -43,7 +43,7 @@ def test_train_resume_evaluate_predict_export(capsys, tiny_set, tmp_path):
     run_dir = Path(doc["run_dir"])
     assert json.loads((run_dir / "config.json").read_text())["train"]["save_every_s"] == 0
     assert doc["reason"] == "completed" and len(doc["history"]) == 1
-    assert "epoch 1/1" in err  # progress went to stderr
+    assert "epoch 1/1" in err and "  acc " in err  # progress went to stderr
     assert "completed; best epoch 1 (val acc " in err  # (what made it best, named: it read "(0.3)")
     assert "settings: resnext11_2x4d, 16 px, batch 4, lr " in err  # what the run uses, defaults filled in
     for name in ("config.json", "history.csv", "status.json", "best.pt", "last.pt", "evaluation.json", "curves.png"):
@@ -133,6 +133,17 @@ def test_train_usage_errors_are_one_line(capsys, tmp_path, tiny_set):
     bogus.write_text("hello")
     rc, _, err = run(capsys, "predict", "--checkpoint", bogus, str(tiny_set))
     assert rc == 2 and "bogus.pt" in err and err.count("\n") == 1
+
+
+@pytest.mark.timeout(300)
+def test_under_mixup_the_training_accuracy_is_said_to_be_of_mixed_labels(capsys, tiny_set, tmp_path):
+    """Scored against both labels of a mixed image it is well below the model's own: a plain "acc 61 %" beside
+    "val acc 100 %" read as underfitting."""
+    argv = ("train", "--data", tiny_set, "--epochs", "1", "--runs-dir", tmp_path / "runs", "--mixup", "0.4", *TINY)
+    rc, _, err = run(capsys, *argv)
+    assert rc == 0, err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("epoch 1/1:")]
+    assert "  acc (mixed labels) " in line and "  val acc " in line
 
 
 @pytest.mark.timeout(300)

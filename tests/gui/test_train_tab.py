@@ -749,6 +749,26 @@ def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
     assert tab.charts.batch_x == [pytest.approx(0.1)]  # batch 3 of 30 of the first epoch
 
 
+def test_the_log_says_when_the_training_accuracy_is_of_mixed_labels(qtbot):
+    from core.engine import EpochMetrics
+
+    tab = TrainTab()
+    qtbot.addWidget(tab)
+    tab.ensure_charts()
+    for config, word in (
+        ({"train": {"mixup": 0.0, "cutmix": 0.0}}, "acc"),
+        ({"train": {"cutmix": 1.0}}, "acc (mixed labels)"),
+    ):
+        tab._on_fit_started(_fit_info(config=config))
+        tab._on_epoch_end(EpochMetrics(1, 0.7, 0.61, 0.2, 1.0, 0.003, 1.0))
+        assert (
+            tab.log.toPlainText()
+            .splitlines()[-1]
+            .split("  ", 1)[1]
+            .startswith(f"Epoch 1: train loss 0.7000, {word} 61.0%")
+        )
+
+
 def test_the_progress_bars_stay_put_as_the_numbers_grow(qtbot):
     """The bars' left edge moved as "Batch 9 / 30" became "Batch 10 / 30" (and epoch 9 became 10)."""
     from PySide6.QtWidgets import QApplication
