@@ -24,8 +24,10 @@ EXTRA_MESSAGE = "ONNX export needs the 'export' extra: pip install 'resnext-stud
 PREPROCESSING = (
     "RGB image (a JPEG file decoded reduced: PIL's Image.draft('RGB', (resize_size, resize_size)), the smallest "
     "1/2, 1/4 or 1/8 scale whose sides stay >= resize_size, as training did); resize the shorter side to "
-    "resize_size (bilinear, antialiased); centre-crop "
-    "resize_size x resize_size; centre-crop image_size x image_size; scale to [0, 1]; subtract mean and "
+    "resize_size (bilinear, antialiased; the longer side int(resize_size * long / short)); centre-crop "
+    "resize_size x resize_size (left round((width - resize_size) / 2), top likewise, Python's round); "
+    "centre-crop image_size x image_size (left (resize_size - image_size) // 2, top likewise; torchvision's "
+    "CenterCrop rounds there, one pixel further for some sizes); scale to [0, 1]; subtract mean and "
     "divide by std per channel; NCHW float32 named 'input'; output 'logits' [N, num_classes] "
     "(apply softmax for probabilities)"
 )
