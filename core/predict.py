@@ -83,6 +83,10 @@ class Predictor:
 
     Build it once (`from_checkpoint`) and call `predict` / `predict_iter` / `gradcam` many times; nothing is rebuilt
     per call. Batches are decoded on a background thread while the model runs on the previous one.
+
+    A JPEG given by its path (or as bytes) is decoded at a reduced scale as training decoded it (data.load_image's
+    draft); a PIL image or an array is taken as it is, at full scale, so its probabilities may differ from its
+    file's in the third decimal.
     """
 
     def __init__(
