@@ -282,8 +282,8 @@ def zip_kind(path: str | Path) -> str:
 def precious_kind(path: str | Path, model_ok: bool = False) -> str:
     """What an existing file is that an output of another kind must not replace, in words ("an image", "a
     PyTorch checkpoint or weights file", "a TorchScript model", "an ONNX model"), or "" (`export --out photo.jpg`
-    wrote a model over the photo, and a CSV typed over an image in a save dialog replaced it). An exported model
-    may be replaced by another export (`model_ok`); a checkpoint never."""
+    wrote a model over the photo, and a CSV typed over an image in a save dialog replaced it). Nor a read-only
+    file. An export (`model_ok`) replaces an earlier export or an empty file only; a checkpoint never."""
     from core.data import IMAGE_EXTENSIONS
 
     special = special_kind(path)
@@ -315,7 +315,8 @@ def precious_kind(path: str | Path, model_ok: bool = False) -> str:
 
 
 def _read_only(path: Path) -> bool:
-    """No one may write `path` by its mode (root may: its os.access says yes), or this user may not."""
+    """`path`'s mode lets no one write it (os.access answers yes to root whatever the mode), or this user may not
+    write it."""
     try:
         return not path.stat().st_mode & 0o222 or not os.access(path, os.W_OK)
     except OSError:

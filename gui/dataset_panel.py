@@ -426,8 +426,8 @@ class DatasetPanel(QWidget):
         self.split_counts = QLabel("–")
         self.split_counts.setObjectName("hintLabel")
         self.split_counts.setWordWrap(True)  # an error from the split is a sentence
-        # Validation and test share a row, and the flip its level's row: on a 720-px screen the preview below then
-        # shows whole instead of half under the fold.
+        # Validation and test share a row, and the flip its level's row: in a 1280 x 720 window the preview below
+        # then shows whole instead of half under the fold.
         shares = QHBoxLayout()
         shares.addWidget(self.val_spin, 1)
         test_label = QLabel("Te&st")

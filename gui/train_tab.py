@@ -143,8 +143,8 @@ class _FillLayout(QVBoxLayout):
 
 
 class _FormColumn(QScrollArea):
-    """The settings column: as wide as its maximum (36 % of the tab, 390 to 480 px, set by TrainTab.resizeEvent),
-    down to 390 px. By its content's size hint it kept 455 px on a 1024-px screen and left the Log 205 px, where
+    """The settings column: as wide as its maximum (36 % of the tab, 390 to 480 px, set by TrainTab.resizeEvent
+    and again whenever its fields are laid out), down to 390 px, and never narrower than the fields. By its content's size hint it kept 455 px on a 1024-px screen and left the Log 205 px, where
     each epoch's line wrapped to six."""
 
     FRACTION, LEAST, MOST = 0.36, 390, 480
