@@ -191,21 +191,28 @@ def test_a_signal_after_the_command_has_finished_exits_with_its_status(signame, 
         assert "nope" in out.stderr
 
 
+def _summary_after(prelude: str) -> subprocess.CompletedProcess:
+    """`main.py summary --arch resnet18 --json` through main.entry() in a process of its own, after `prelude`'s
+    lines of Python (atexit, os, signal, sys, time and main imported)."""
+    script = (
+        "import atexit, os, signal, sys, time, main\n"
+        + prelude
+        + "sys.argv = ['main.py', 'summary', '--arch', 'resnet18', '--json']\nsys.exit(main.entry())\n"
+    )
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
 def test_a_signal_while_the_interpreter_tears_down_its_modules_keeps_the_command_s_status():
     """Python puts its signal handlers back to the default while it tears the modules down (torch's take
     seconds): a Ctrl-C then killed a finished export by SIGINT (exit -2). Sent from a __del__ run in that
     teardown, here."""
-    script = (
-        "import os, signal, sys, time, main\n"
+    out = _summary_after(
         "class Late:\n"
         "    def __del__(self):\n"
         "        os.kill(os.getpid(), signal.SIGINT)\n"
         "        time.sleep(0.2)\n"
         "late = Late()\n"
-        "sys.argv = ['main.py', 'summary', '--arch', 'resnet18', '--json']\n"
-        "sys.exit(main.entry())\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["params"] == 11_689_512
 
@@ -214,8 +221,7 @@ def test_a_signal_in_an_earlier_exit_callback_still_ends_the_process_at_once(tmp
     """The signals are ignored only after every other exit callback: one that hangs (a loader's join) can still
     be ended by Ctrl-C, with the command's own status."""
     marker = tmp_path / "went-on"
-    script = (
-        "import atexit, os, signal, sys, time, main\n"
+    out = _summary_after(
         "def slow():\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
         "    time.sleep(0.5)\n"
@@ -225,10 +231,7 @@ def test_a_signal_in_an_earlier_exit_callback_still_ends_the_process_at_once(tmp
         "    atexit.register(slow)  # (as an import inside the command does: multiprocessing's, torch's)\n"
         "    return command(argv)\n"
         "main.main = registering\n"
-        "sys.argv = ['main.py', 'summary', '--arch', 'resnet18', '--json']\n"
-        "sys.exit(main.entry())\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert not marker.exists()  # ended in the callback, not after it
 
