@@ -121,7 +121,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         _emit_json(doc)
     else:
         print(f"{doc['root']}  ({doc['layout']} layout)")
-        print(f"{_count(doc['num_images'], 'image')} in {_count(len(doc['classes']), 'class', 'classes')}")
+        print(f"{count_noun(doc['num_images'], 'image')} in {count_noun(len(doc['classes']), 'class', 'classes')}")
         width = max(_width(c["name"]) for c in doc["classes"])
         for c in doc["classes"]:
             print(f"  {_pad(c['name'], width)}  {c['count']:>6}")
@@ -134,7 +134,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if doc["duplicates"]:
             mixed, leaked = doc["mixed_duplicates"], doc["leaked_duplicates"]
             where = "" if doc["layout"] == "splits" else " (kept together in one split)"
-            print(f"{_count(len(doc['duplicates']), 'group')} of identical files{where}:")
+            print(f"{count_noun(len(doc['duplicates']), 'group')} of identical files{where}:")
             for group in doc["duplicates"][:20]:
                 notes = ["in different classes!"] * (group in mixed) + ["in two split folders!"] * (group in leaked)
                 print("  " + "  ==  ".join(group) + (f"  ({', '.join(notes)})" if notes else ""))
@@ -146,23 +146,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if len(doc["run_folders"]) > 20:
             print(f"  … and {len(doc['run_folders']) - 20} more run folders (--json lists them all)")
         if doc["bad_files"]:
-            print(f"{_count(len(doc['bad_files']), 'file')} could not be used:")
+            print(f"{count_noun(len(doc['bad_files']), 'file')} could not be used:")
             for b in doc["bad_files"]:
                 print(f"  {b['path']}: {b['reason']}")
         if doc["ignored_files"]:
             ignored = doc["ignored_files"]
             from core.data import ignored_kind
 
-            print(f"{_count(len(ignored), 'file')} in class folders ignored (not images to learn from):")
+            print(f"{count_noun(len(ignored), 'file')} in class folders ignored (not images to learn from):")
             for path in ignored[:20]:
                 what = ignored_kind(path)
                 print(f"  {path}" + (f"  ({what})" if what else ""))
             if len(ignored) > 20:
                 print(f"  … and {len(ignored) - 20} more (--json lists them all)")
     return 1 if doc["bad_files"] else 0
-
-
-_count = count_noun  # '1 file', '3 files', '2 classes'
 
 
 def _width(text: str) -> int:
@@ -200,7 +197,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{args.arch}: {s['params']:,} parameters, {s['macs'] / 1e9:.2f} G multiply-adds "
-        f"at {args.image_size}×{args.image_size}, {_count(args.num_classes, 'class', 'classes')}"
+        f"at {args.image_size}×{args.image_size}, {count_noun(args.num_classes, 'class', 'classes')}"
     )
     for st in s.get("stages", []):
         shape = "×".join(str(v) for v in st.get("output_shape", []))
@@ -262,7 +259,7 @@ def _make_printer():
             _err(f"run folder: {info.run_dir}")
             _err(
                 f"device: {info.device_name}; model {info.arch} ({info.params:,} parameters), "
-                f"{_count(info.num_classes, 'class', 'classes')}; images: {info.train_size} train / {info.val_size} val / "
+                f"{count_noun(info.num_classes, 'class', 'classes')}; images: {info.train_size} train / {info.val_size} val / "
                 f"{info.test_size} test; data: {info.loader_mode}"
             )
             config = info.config
@@ -437,7 +434,7 @@ def _report_ignored(index) -> None:
     if photos:
         first = min(photos)
         _err(
-            f"note: {_count(len(photos), 'photo')} in class folders left out, of a type not read, e.g. "
+            f"note: {count_noun(len(photos), 'photo')} in class folders left out, of a type not read, e.g. "
             f"{first}: {ignored_reason(first)}; python main.py scan {index.root} lists them"
         )
 
@@ -634,7 +631,7 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
         planned = info.epochs_planned
         if info.status == "completed" or (not read_status(run_dir) and planned and done >= planned):
             if not info.epochs_planned or done >= info.epochs_planned:
-                how = f"has trained all its {done} epoch{'s' if done != 1 else ''}"
+                how = f"has trained all its {count_noun(done, 'epoch')}"
                 more = f"--epochs {done + 5} (say) to train it further"
             else:
                 why = f" ({info.message})" if info.message else ""
@@ -747,7 +744,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             }
         )
     if args.quiet and result.unreadable and getattr(trainer, "is_main", True):  # quiet hides progress, not losses
-        _err(f"warning: {_count(len(result.unreadable), 'image')} could not be read during training and left out:")
+        _err(f"warning: {count_noun(len(result.unreadable), 'image')} could not be read during training and left out:")
         for path, reason in result.unreadable[:20]:
             _err(f"  {path}: {reason}")
     if result.reason not in ("completed", "early_stop"):
@@ -858,7 +855,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         top5 = "" if ev.get("top5") is None else f", top-5 {ev['top5']:.2%}"
         print(
-            f"{_count(ev['num_samples'], 'image')} ({args.split}): accuracy {ev['accuracy']:.2%}{top5}, "
+            f"{count_noun(ev['num_samples'], 'image')} ({args.split}): accuracy {ev['accuracy']:.2%}{top5}, "
             f"loss {ev['loss']:.4f}"
         )
         names = ev["class_names"]
@@ -903,7 +900,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             hint = f" ({root.name} is a run; its runs folder is {root.parent})"
         print(f"no runs in {root}{hint}")
         return 0
-    print(f"{_count(len(runs), 'run')} in {root}")
+    print(f"{count_noun(len(runs), 'run')} in {root}")
     for r in runs:
         # (none measured, or a damaged history.csv's NaN: a dash, not "" or "nan%")
         acc = f"{r.best_val_acc:.2%}" if r.best_val_acc is not None and math.isfinite(r.best_val_acc) else "—"
@@ -960,13 +957,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for p in failed:
         _err(f"error: {p.source}: {p.error}")
     if ignored:  # said, as scan says it: a folder's other files are no error, but no silent skip either
-        _err(f"note: {_count(len(ignored), 'file')} in the given folders ignored (not an image type):")
+        _err(f"note: {count_noun(len(ignored), 'file')} in the given folders ignored (not an image type):")
         for path in ignored[:20]:
             _err(f"  {path}")
         if len(ignored) > 20:
             _err(f"  … and {len(ignored) - 20} more (--json lists them all)")
     if overlays:
-        _err(f"note: {_count(len(overlays), 'Grad-CAM overlay')} of an earlier predict --cam left out (not photos)")
+        _err(f"note: {count_noun(len(overlays), 'Grad-CAM overlay')} of an earlier predict --cam left out (not photos)")
     if run_folders:
         more = f" and {len(run_folders) - 1} more" if len(run_folders) > 1 else ""
         _err(

@@ -766,7 +766,7 @@ def scan(
         loose = sum(reason == LOOSE_REASON for _, reason in bad)
         if not class_names and loose:
             why = (
-                f"{loose} image{'s' if loose != 1 else ''} directly in this folder, but no class folders: put each "
+                f"{count_noun(loose, 'image')} directly in this folder, but no class folders: put each "
                 "class's images in a sub-folder named after the class (ROOT/cat/…, ROOT/dog/…)"
             )
         elif not class_names:

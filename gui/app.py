@@ -66,6 +66,11 @@ def text_scale(font_points: float | None = None) -> float:
     return max(1.0, font_points / STYLE_POINT_SIZE)  # (a font set in pixels has no point size: -1)
 
 
+def at_font(px: int, widget: Any) -> int:
+    """A size of `px` pixels at the style's 10 pt, scaled to `widget`'s font."""
+    return round(px * text_scale(widget.font().pointSizeF()))
+
+
 def load_stylesheet(font_points: float | None = None) -> str:
     """style.qss, its text sizes scaled up for a desktop font larger than its own 10 pt (`font_points`, by default
     the application's font as the desktop set it): a user who had raised theirs to 13 pt got 10 pt everywhere."""

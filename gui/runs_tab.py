@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.app import settings
+from gui.app import at_font, settings
 from gui.widgets import (
     ERROR_COLOR,
     WARNING_COLOR,
@@ -161,16 +161,9 @@ def _start_time(name: str) -> datetime.datetime | None:
 # and the images' fingerprint
 HIDDEN_SETTINGS = ("dataset.counts.", "dataset.root", "dataset.name", "dataset.files")
 RUN_MARKERS = "os^Dv"  # the 11th to 20th runs compared share the first ten's colours: their points are squares …
-# At the style's 10 pt; wider with a larger desktop font (_at_font: at 14 pt the names read "cache_…get_mb")
+# At the style's 10 pt; wider with a larger desktop font (at_font: at 14 pt the names read "cache_…get_mb")
 COMPARE_COLUMN_MAX = 240  # px: a run's column in the settings comparison grows to fit its values up to this
 SETTING_COLUMN_MAX = 220  # px: the settings' names (a class name among the data set's counts is cut in the middle)
-
-
-def _at_font(px: int, widget: QWidget) -> int:
-    """`px` at the style's 10 pt, scaled to `widget`'s font."""
-    from gui.app import text_scale
-
-    return round(px * text_scale(widget.font().pointSizeF()))
 
 
 NO_EPOCH_NOTE = "(no finished epoch)"  # a run compared that has no curve to draw, in the legend
@@ -1012,7 +1005,7 @@ class RunsTab(QWidget):
         """The settings' names as wide as they need, up to SETTING_COLUMN_MAX: sized to its contents, a class of
         60 characters among a data set's counts took 494 px and cut every value to "20261127-…he_run_xx"."""
         tree = self.settings_tree
-        width = min(tree.sizeHintForColumn(0) + 8, _at_font(SETTING_COLUMN_MAX, tree))
+        width = min(tree.sizeHintForColumn(0) + 8, at_font(SETTING_COLUMN_MAX, tree))
         tree.header().resizeSection(0, max(width, tree.header().sectionSizeHint(0)))
 
     def _show_one_run(self, path: str) -> int | None:
@@ -1052,8 +1045,8 @@ class RunsTab(QWidget):
         tree = self.settings_tree
         tree.expandAll()
         # (half the width at most: a folder may not)
-        value = min(tree.sizeHintForColumn(1), 2 * _at_font(COMPARE_COLUMN_MAX, tree))
-        names = min(tree.sizeHintForColumn(0) + 8, _at_font(SETTING_COLUMN_MAX, tree))
+        value = min(tree.sizeHintForColumn(1), 2 * at_font(COMPARE_COLUMN_MAX, tree))
+        names = min(tree.sizeHintForColumn(0) + 8, at_font(SETTING_COLUMN_MAX, tree))
         return names + value + tree.verticalScrollBar().sizeHint().width() + 12 + 2 * tree.frameWidth()
 
     def _hint(self, text: str) -> None:
@@ -1106,7 +1099,7 @@ class RunsTab(QWidget):
         for col in range(1, runs + 1):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)  # the user may widen one
             want = max(tree.sizeHintForColumn(col), header.sectionSizeHint(col)) + 8
-            header.resizeSection(col, min(want, _at_font(COMPARE_COLUMN_MAX, tree)))
+            header.resizeSection(col, min(want, at_font(COMPARE_COLUMN_MAX, tree)))
         need = sum(tree.columnWidth(c) for c in range(runs + 1)) + 2 * tree.frameWidth() + 4
         self._size_settings_pane(need)  # widens the settings pane to show them, up to half the width
 

@@ -294,6 +294,7 @@ class TrainTab(QWidget):
         self.thread: Any = None
         self.result: Any = None
         self.fit_info: Any = None
+        self._acc_name = "acc"
         self._launched_resume = False
         self.best_checkpoint: str | None = None
         self.last_checkpoint: str | None = None
@@ -1505,7 +1506,10 @@ class TrainTab(QWidget):
 
     # ---- worker events ------------------------------------------------------------------------------------------
     def _on_fit_started(self, info: Any) -> None:
+        from core.config import train_acc_name
+
         self.fit_info = info
+        self._acc_name = train_acc_name(info.config)  # (the epoch lines' name of the training accuracy)
         self.run_dir = info.run_dir
         if self.state == PREPARING or self.state == PAUSED and self.worker is not None and not self.worker.paused:
             self._set_state(RUNNING)
@@ -1570,12 +1574,9 @@ class TrainTab(QWidget):
     def _on_epoch_end(self, m: Any) -> None:
         self.charts.add_metrics(m)
         self.epoch_bar.setValue(m.epoch)
-        from core.config import train_acc_name
-
         val = f" · val loss {m.val_loss:.4f}, acc {100 * m.val_acc:.1f}%" if m.val_acc is not None else ""
-        acc = train_acc_name(self.fit_info.config) if self.fit_info is not None else "acc"
         self.log_line(
-            f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, {acc} {100 * m.train_acc:.1f}%{val} · "
+            f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, {self._acc_name} {100 * m.train_acc:.1f}%{val} · "
             f"{m.lr_text()} · {m.seconds:.1f} s"
         )
 

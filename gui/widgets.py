@@ -452,9 +452,9 @@ class ImageGrid(QListWidget):
     def _fit_grid(self) -> None:
         """Cells of tile + 18 by tile + 24 px at the style's 10 pt, wider and taller with a larger font (fixed, a
         13 pt desktop font cut the augmentation preview's "every epoch" to "…epoch")."""
-        from gui.app import text_scale
+        from gui.app import at_font
 
-        width = round((self.tile + 18) * text_scale(self.font().pointSizeF()))
+        width = at_font(self.tile + 18, self)
         self.setGridSize(QSize(width, self.tile + max(24, self.fontMetrics().height() + 8)))
 
     def sizeHint(self) -> QSize:
