@@ -409,6 +409,17 @@ def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch:
     return None
 
 
+def restep_schedule(sched: Any, opt: torch.optim.Optimizer, done: int, old: int | None, new: int) -> None:
+    """Move a per-step schedule (the cosine) to the same place in epochs when an epoch's steps go from `old` to
+    `new` (the `done` whole epochs at the new count; the steps of a stopped epoch as they were), and set the
+    optimizer's rate to the schedule's value there."""
+    if old and old != new:
+        within = max(0, sched.last_epoch - done * old)
+        sched.last_epoch = done * new + within
+    for group, base, factor in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True):
+        group["lr"] = base * factor(sched.last_epoch)
+
+
 def _mix(
     x: torch.Tensor, y: torch.Tensor, tc: TrainConfig, rng: random.Random, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -1244,18 +1255,10 @@ class Trainer:
                     old, new = ck["trained_steps_per_epoch"], self.trained_steps_per_epoch
                 else:
                     old, new = ck.get("steps_per_epoch"), self.steps_per_epoch
-                if old and old != new:  # whole epochs at the new count; the steps of a stopped epoch as they were
-                    done = int(ck.get("epoch") or 0)
-                    within = max(0, self.scheduler.last_epoch - done * old)
-                    self.scheduler.last_epoch = done * new + within
                 # The optimizer kept the rate of the run's last step; a run given more epochs has a longer cosine,
                 # which is higher at this step (a finished run's last rate was 0: its first new batch trained
                 # at 0 and history.csv said so). The schedule's own value, from the first batch on.
-                sched = self.scheduler
-                for group, base, factor in zip(
-                    self.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
-                ):
-                    group["lr"] = base * factor(sched.last_epoch)
+                restep_schedule(self.scheduler, self.optimizer, int(ck.get("epoch") or 0), old, new)
         if ck.get("scaler"):
             self.scaler.load_state_dict(ck["scaler"])
         if ck.get("rng"):

@@ -31,6 +31,7 @@ from core.engine import (
     evaluation_document,
     make_optimizer,
     make_scheduler,
+    restep_schedule,
     seed_everything,
 )
 
@@ -310,8 +311,22 @@ class LinearTrainer(Trainer):
         if len(self.feats["train"][2]) < 1:
             raise data.DataError(f"{self.index.root}: no training image could be read")
         self.has_val = bool(self.feats["val"][2])
-        if not self.has_val and self.split.val:
-            self.scheduler = make_scheduler(self.optimizer, tc, self.steps_per_epoch, "min")
+        self._fit_schedule(len(self.feats["train"][2]))
+
+    def _fit_schedule(self, n_train: int) -> None:
+        """The schedule for the images that could be read. The split counted unreadable ones too: a cosine over
+        its steps ended above 0, and a plateau watching val_acc with no readable validation image never moved.
+        (A resumed run's schedule, restored from last.pt, keeps its place.)"""
+        tc, sched = self.config.train, self.scheduler
+        steps = max(1, math.ceil(n_train / tc.batch_size))
+        if isinstance(sched, torch.optim.lr_scheduler.LambdaLR) and steps != self.steps_per_epoch:
+            old, last = self.steps_per_epoch, sched.last_epoch
+            self.scheduler = make_scheduler(self.optimizer, tc, steps, "min")
+            self.scheduler.last_epoch = last
+            restep_schedule(self.scheduler, self.optimizer, self.start_epoch, old, steps)
+        elif isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) and not self.has_val and sched.mode != "min":
+            self.scheduler = make_scheduler(self.optimizer, tc, steps, "min")  # (on the training loss)
+        self.steps_per_epoch = self.trained_steps_per_epoch = steps
 
     @torch.inference_mode()
     def _compute(

@@ -308,3 +308,20 @@ def test_a_linear_probe_tells_the_log_what_the_scan_left_out(dataset, weights, t
         "1 file in the class folders could not be used and is left out",
         "1 group of identical files in different classes (one image, two labels)",
     ]
+
+
+def test_a_linear_probe_schedules_the_images_it_could_read(dataset, weights, tmp_path):
+    """Two training images gone between the scan and the features: 16 of the split's 18 train, 4 steps an epoch
+    at batch 4, not 5. The cosine was counted over 5, so it ended at a quarter of its rate, not at 0."""
+    cfg = config(dataset, weights, epochs=3)
+    cfg.train.batch_size, cfg.train.warmup_epochs = 4, 0
+    t = Trainer(cfg, runs_dir=tmp_path / "runs")
+    train = sorted(t.split.train)
+    assert len(train) == 18
+    for i in train[:2]:
+        Path(t.index.samples[i].path).unlink()
+    result = t.fit()
+    assert result.reason == "completed", result.message
+    assert t.steps_per_epoch == 4 and t.scheduler.last_epoch == 12
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert [r["lr"] for r in result.history][1] == pytest.approx(0.05 * 0.5 * (1 + np.cos(np.pi * 4 / 12)))
