@@ -54,6 +54,7 @@ from gui.widgets import (
     ask,
     count_noun,
     dialog_dir,
+    elide_middle,
     remember_dir,
     wheel_scrolls_the_form,
 )
@@ -1527,8 +1528,10 @@ class TrainTab(QWidget):
             f"{info.steps_per_epoch} batches per epoch; data: {info.loader_mode}"
         )
         self.log_line(f"Run folder: {info.run_dir}")
+        root = str((info.config.get("data") or {}).get("root") or "")
+        where = f" for {elide_middle(Path(root).name, 40)}" if root else ""  # (read later, another folder may be open)
         for note in info.data_notes:  # (the CLI warns of them before it starts; here the log does)
-            self.log_line(f"{note}: the Dataset tab's Problems list names them", "warning")
+            self.log_line(f"{note}: the Dataset tab's Problems list{where} names them", "warning")
         if info.start_epoch or getattr(info, "resume_step", 0):  # a resumed run keeps its own settings
             from core.config import settings_summary
 

@@ -949,8 +949,10 @@ def test_the_scans_problems_and_images_lost_while_training_are_said(qtbot, tmp_p
     qtbot.addWidget(tab)
     tab.ensure_charts()
     notes = ["2 files in the class folders could not be used and are left out"]
-    tab._on_fit_started(_fit_info(run_dir=str(tmp_path / "r"), data_notes=notes))
-    assert f"⚠ {notes[0]}: the Dataset tab's Problems list names them" in tab.log.toPlainText()
+    config = {"data": {"root": str(tmp_path / "photos")}}
+    tab._on_fit_started(_fit_info(run_dir=str(tmp_path / "r"), data_notes=notes, config=config))
+    # the folder named: read later, the Dataset tab may show another one
+    assert f"⚠ {notes[0]}: the Dataset tab's Problems list for photos names them" in tab.log.toPlainText()
     lost = [(str(tmp_path / "a" / "1.jpg"), "file not found"), (str(tmp_path / "b" / "2.jpg"), "truncated image")]
     tab._on_finished(FitResult("completed", "", 1, 0.5, str(tmp_path / "r"), unreadable=lost))
     assert "2 images could not be read and were left out (see the log)." in tab.result_label.text()
