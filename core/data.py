@@ -43,6 +43,7 @@ def _quiet_large_images() -> None:
         warnings.filterwarnings(
             "ignore", message=r"Metadata Warning, tag \d+ had too many entries", category=UserWarning
         )
+        warnings.filterwarnings("ignore", message=r"Truncated File Read", category=UserWarning)  # (an EXIF offset)
 
 
 # .avif needs a Pillow built with libavif (its wheels are); where it is not, such files are listed as unusable
@@ -250,7 +251,7 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
         if isinstance(source, Image.Image):
             if 0 in source.size:
                 raise ImageLoadError(name, f"empty image ({source.size[0]} x {source.size[1]} pixels)")
-            return _to_rgb(ImageOps.exif_transpose(source) or source)
+            return _to_rgb(upright(source))
         if isinstance(source, (str, Path)) and (problem := _file_problem(source)):
             raise ImageLoadError(name, problem)
         _quiet_large_images()
@@ -258,7 +259,7 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
             if draft:
                 im.draft("RGB", (int(draft), int(draft)))  # a no-op for formats other than JPEG
             im.load()
-            out = ImageOps.exif_transpose(im) or im
+            out = upright(im)
             out = _to_rgb(out)
             if out is im:
                 out = im.copy()
@@ -268,6 +269,33 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
     except Exception as e:  # any decoder failure becomes one clear message
         head = _head(source) if isinstance(e, UnidentifiedImageError) and isinstance(source, (str, Path)) else None
         raise ImageLoadError(name, error_reason(e, head)) from None
+
+
+_TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """`img` turned as its EXIF orientation says (itself when it says nothing). ImageOps.exif_transpose writes the
+    EXIF out again for the turned copy, and a damaged tag elsewhere in it (text where a number belongs) made it
+    fail: a photo that decodes, and that `scan` passed, was then unreadable in training and predict. Such a photo
+    is turned by its orientation tag alone, or used as it is when that tag cannot be read either."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # noqa: BLE001 - the EXIF's fault, not the picture's
+        pass
+    try:
+        turn = _TURNS.get(img.getexif().get(0x0112))
+    except Exception:  # noqa: BLE001
+        return img
+    return img.transpose(turn) if turn is not None else img
 
 
 def fit_within(img: Image.Image, max_side: int) -> Image.Image:

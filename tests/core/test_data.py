@@ -504,6 +504,44 @@ def test_an_orientation_tag_of_two_values_is_used_without_pillows_nameless_warni
     assert "Metadata Warning" not in done.stderr
 
 
+def _jpeg_with_exif(tag: int, value: str, swap: bytes, to: bytes) -> bytes:
+    """A 60x30 JPEG with EXIF orientation 6 and an ASCII tag, its bytes `swap` in the EXIF changed to `to`."""
+    exif = Image.Exif()
+    exif[0x0112], exif[tag] = 6, value
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 60, 3), dtype=np.uint8)).save(buf, "JPEG", exif=exif)
+    raw = buf.getvalue()
+    assert raw.count(swap) == 1
+    return raw.replace(swap, to)
+
+
+def test_a_damaged_exif_tag_does_not_make_a_good_photo_unreadable(tmp_path):
+    """Text in a number's tag (0x0108, an image length): Pillow's exif_transpose failed writing the EXIF out again,
+    so a photo that scan passed was "cannot decode image (error: required argument is not an integer)" in
+    training and predict. It is turned by its orientation tag as any other."""
+    path = tmp_path / "bad_exif.jpg"
+    path.write_bytes(_jpeg_with_exif(0x010F, "Maker", b"\x01\x0f\x00\x02", b"\x01\x08\x00\x02"))
+    assert load_image(path).size == (30, 60)  # rotated, as its orientation 6 says
+    assert load_image(Image.open(path)).size == (30, 60)
+    assert data.verify_image(str(path))[1] is None
+
+
+def test_an_exif_offset_past_its_end_warns_nothing_nameless(tmp_path):
+    """An EXIF entry pointing past the data: Pillow printed "UserWarning: Truncated File Read", naming no file."""
+    import subprocess
+    import sys
+
+    entry = b"\x01\x0f\x00\x02\x00\x00\x00\x06"  # Make (big-endian EXIF): ASCII, 6 bytes, at an offset
+    raw = _jpeg_with_exif(0x010F, "Maker", entry, entry)
+    i = raw.index(entry) + len(entry)
+    path = tmp_path / "cut_exif.jpg"
+    path.write_bytes(raw[:i] + (0x7000).to_bytes(4, "big") + raw[i + 4 :])
+    code = f"from core.data import load_image; print(load_image({str(path)!r}).size)"  # (a fresh process: Python
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)  # warns once per place)
+    assert done.returncode == 0 and done.stdout.strip() == "(60, 30)", done.stderr  # (its orientation is lost)
+    assert "Warning" not in done.stderr, done.stderr
+
+
 def test_load_image_16bit_rescaled_not_clamped(awkward_dir):
     assert Image.open(awkward_dir.good["gray16"]).mode.startswith("I")
     a = np.asarray(load_image(awkward_dir.good["gray16"]))
