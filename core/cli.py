@@ -599,12 +599,11 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     """The settings for `train --resume`: the run's own, except --epochs (extend), --device and --data (moved)."""
     from core.checkpoint import CheckpointError, load
     from core.config import RunConfig
+    from core.data import folder_problem
 
     run_dir = Path(args.resume)
-    if not run_dir.is_dir():
-        raise UsageError(
-            f"--resume {args.resume}: {'a file, not a run folder' if run_dir.exists() else 'no such folder'}"
-        )
+    if problem := folder_problem(run_dir, "run folder"):
+        raise UsageError(f"--resume {args.resume}: {problem}")
     if not (run_dir / "last.pt").is_file():
         from core.config import ConfigError
         from core.engine import refuse_a_running_run
@@ -651,10 +650,8 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     done = int(ck.get("epoch") or 0)
     cfg.data.root = ""
     if args.data is not None:
-        if not Path(args.data).is_dir():
-            raise UsageError(
-                f"--data {args.data}: {'a file, not a folder' if Path(args.data).exists() else 'no such folder'}"
-            )
+        if problem := folder_problem(args.data):
+            raise UsageError(f"--data {args.data}: {problem}")
         cfg.data.root = args.data
     if args.epochs is not None:
         if args.epochs < 1:
@@ -677,7 +674,7 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
 def cmd_train(args: argparse.Namespace) -> int:
     from core.checkpoint import CheckpointError
     from core.config import ConfigError
-    from core.data import DataError
+    from core.data import DataError, folder_problem
     from core.engine import Trainer
     from core.models import ModelError
 
@@ -690,9 +687,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = _train_config(args)
         if not cfg.data.root:
             raise UsageError("train: --data DIR is required (or --resume RUN_DIR)")
-        if not Path(cfg.data.root).is_dir():
-            what = "a file, not a folder" if Path(cfg.data.root).exists() else "no such folder"
-            raise UsageError(f"--data {cfg.data.root}: {what}")
+        if problem := folder_problem(cfg.data.root):
+            raise UsageError(f"--data {cfg.data.root}: {problem}")
     callbacks = [] if args.quiet else [_make_printer()]
     try:
         trainer = Trainer(cfg, callbacks=callbacks, runs_dir=args.runs_dir, resume=args.resume)

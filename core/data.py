@@ -138,6 +138,12 @@ def error_reason(exc: BaseException, head: bytes | None = None) -> str:
         return "permission denied"
     if isinstance(exc, IsADirectoryError):
         return "is a folder, not a file"
+    if isinstance(exc, NotADirectoryError):  # (photo.jpg/x)
+        return "not found: a part of its path is a file, not a folder"
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        return "file name too long for the file system"
+    if isinstance(exc, OSError) and exc.errno == errno.EIO:
+        return "cannot read the file (input/output error: the disk or network share failed)"
     if isinstance(exc, ImageLoadError):
         return exc.reason
     low = msg.lower()
@@ -222,6 +228,22 @@ def _source_name(source: Any) -> str:
         return str(source)
     name = getattr(source, "filename", None) or getattr(source, "name", None)
     return str(name) if isinstance(name, (str, Path)) and name else "<image>"
+
+
+def folder_problem(path: str | Path, folder: str = "folder") -> str:
+    """Why `path` is not a `folder` one can use ("no such folder", "a file, not a folder", …), or "" when it is.
+    (os.path.exists said "no such folder" for one inside a folder that may not be entered.)"""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such folder"
+    except NotADirectoryError:
+        return "no such folder (a part of its path is a file)"
+    except PermissionError:
+        return "permission denied (this folder or one above it may not be opened)"
+    except OSError as e:
+        return f"cannot be opened ({e.strerror or e})"
+    return "" if stat.S_ISDIR(st.st_mode) else f"a file, not a {folder}"
 
 
 def _file_problem(path: str | Path) -> str | None:
@@ -714,8 +736,8 @@ def scan(
     """Index an image folder (class folders or train/val/test folders), verifying every image by decoding it.
 
     `min_classes`: training needs two classes; a folder to evaluate a model on may hold one (min_classes=1)."""
-    if not os.path.isdir(root):
-        raise DataError(f"{root}: {'a file, not a folder' if os.path.exists(root) else 'no such folder'}")
+    if problem := folder_problem(root):
+        raise DataError(f"{root}: {problem}")
     root_s = os.path.abspath(root)
     entries: list[tuple[str, str]] = []  # links that cannot be followed, with the reason
     try:

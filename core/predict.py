@@ -133,7 +133,7 @@ class Predictor:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: one of {BACKENDS}")
-        if Path(path).is_dir():  # a run folder: its best.pt (last.pt before it has one), as on the command line
+        if os.path.isdir(path):  # a run folder: its best.pt (last.pt before it has one), as on the command line
             from core.runs import run_checkpoint
 
             path = run_checkpoint(path) or path
@@ -200,7 +200,8 @@ class Predictor:
             return self.model(x)
 
     def _load(self, item: Item) -> tuple[torch.Tensor | None, str | None]:
-        if isinstance(item, (str, Path)) and Path(item).is_dir():
+        if isinstance(item, (str, Path)) and os.path.isdir(item):  # (False for a path that cannot be looked at:
+            # Path.is_dir raised on "permission denied" and "file name too long", ending the whole call)
             return None, "is a folder, not an image (use expand_paths)"
         try:
             return self.decode(item), None
@@ -437,7 +438,7 @@ def expand_paths(
     exts = {e.lower() for e in data.IMAGE_EXTENSIONS}
     for raw in paths:
         p = Path(raw)
-        if not p.is_dir():
+        if not os.path.isdir(p):  # (a file, or a path that cannot be looked at: its row says why)
             files.append(str(raw))
             continue
         listed: list[str] = []

@@ -184,6 +184,26 @@ def test_scan_missing_and_file_root(tmp_path, jpeg_writer):
     f = jpeg_writer(tmp_path / "x.jpg", 0)
     with pytest.raises(DataError, match="x.jpg: a file, not a folder"):
         scan(f)
+    with pytest.raises(DataError) as e:
+        scan(f / "photos")
+    assert str(e.value) == f"{f / 'photos'}: no such folder (a part of its path is a file)"
+
+
+def test_a_folder_inside_one_that_may_not_be_entered_is_not_called_missing(tmp_path, monkeypatch):
+    """`scan locked/photos` (locked chmod 700, another user's) said "no such folder"."""
+    inner = tmp_path / "locked" / "photos"
+    inner.mkdir(parents=True)
+    real = os.stat
+
+    def stat(path, *a, **k):
+        if str(path).startswith(str(tmp_path / "locked") + os.sep):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(data.os, "stat", stat)
+    with pytest.raises(DataError) as e:
+        scan(inner)
+    assert str(e.value) == f"{inner}: permission denied (this folder or one above it may not be opened)"
 
 
 def test_scan_one_class_is_an_error(tmp_path, jpeg_writer):

@@ -130,6 +130,20 @@ def test_good_and_bad_files_come_back_in_input_order(predictor, tmp_path):
         assert (p.label is None) == (not p.ok) and (p.top == []) == (not p.ok)
 
 
+def test_a_path_that_cannot_be_looked_at_gets_its_own_row(predictor, tmp_path):
+    """Path.is_dir raised on "file name too long" (and "permission denied"): one such path ended the whole call,
+    from the app and `predict`, with no answer for the good images beside it."""
+    good = make_images(tmp_path / "good", 1)
+    long = tmp_path / ("a" * 300 + ".jpg")
+    inside_a_file = good[0] / "x.jpg"
+    files, problems = expand_paths([good[0], long, inside_a_file])
+    assert files == [str(good[0]), str(long), str(inside_a_file)] and problems == []
+    preds = predictor.predict(files)
+    assert [p.ok for p in preds] == [True, False, False]
+    assert preds[1].error == "file name too long for the file system"
+    assert preds[2].error == "not found: a part of its path is a file, not a folder"
+
+
 def test_pil_images_and_arrays_give_the_same_answer_as_the_file(predictor, tmp_path):
     paths = make_images(tmp_path, 3, fmt="PNG")  # lossless, so the file and the array hold the same pixels
     pil = [Image.open(p).convert("RGB") for p in paths]
