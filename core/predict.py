@@ -547,6 +547,15 @@ def cam_file_name(source: str | Path) -> str:
     return f"{stem}_gradcam.png"
 
 
+def _text_of_name(name: str) -> str:
+    """A file name as text a PNG can hold: a name whose bytes are not UTF-8 (kept by Python as lone surrogates)
+    could not be written, and its overlay was lost; those bytes are written as \\xff."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def save_cam_overlay(
     cam: CamResult, out_dir: str | Path, source: str | Path | None = None, file_name: str | None = None
 ) -> Path:
@@ -559,7 +568,7 @@ def save_cam_overlay(
     path = out_dir / (file_name or cam_file_name(source if source is not None else cam.source))
     info = PngInfo()
     info.add_text("Software", CAM_SOFTWARE)
-    info.add_text("Source", str(cam.source if source is None else source))
+    info.add_text("Source", _text_of_name(str(cam.source if source is None else source)))
     buf = io.BytesIO()
     cam.overlay.save(buf, format="PNG", pnginfo=info)
     _atomic_write(path, buf.getvalue())

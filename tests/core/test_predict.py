@@ -17,6 +17,7 @@ from core.predict import (
     CANCELLED,
     Predictor,
     expand_paths,
+    is_cam_overlay,
     onnx_cache_path,
     prediction_to_dict,
     save_cam_overlay,
@@ -327,6 +328,11 @@ def test_gradcam_map_covers_the_input_image(predictor, tmp_path):
     path = save_cam_overlay(cam, tmp_path / "cams", "/somewhere/photo.jpg")
     assert path == tmp_path / "cams" / "photo_gradcam.png"
     assert Image.open(path).size == (80, 45)
+    # a name whose bytes are not UTF-8: its overlay could not be written ("surrogates not allowed")
+    odd = os.fsdecode(b"/somewhere/bad\xff\xfename.jpg")
+    path = save_cam_overlay(cam, tmp_path / "cams", odd)
+    assert path.name == os.fsdecode(b"bad\xff\xfename_gradcam.png") and is_cam_overlay(path)
+    assert Image.open(path).text["Source"] == "/somewhere/bad\\xff\\xfename.jpg"
     with pytest.raises(data.ImageLoadError):
         predictor.gradcam(tmp_path / "missing.jpg")
     # for a view: the map and overlay on a smaller copy, the same answer, the picture given left as it was
