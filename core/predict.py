@@ -512,9 +512,15 @@ def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -
     _atomic_write(Path(path), text.encode("utf-8", errors="surrogateescape"))  # a name's own bytes
 
 
+def _as_text(cell: str) -> str:
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def csv_text(predictions: Iterable[Prediction], top_k: int) -> str:
     """Predictions as CSV (source, ok, error, label, confidence, top1, prob1, …). A model with fewer classes than
-    `top_k` gets as many top columns as it has classes (none always empty)."""
+    `top_k` gets as many top columns as it has classes (none always empty). A name that a spreadsheet would take
+    for a formula (a file or class folder named "=HYPERLINK(…)", "+1", "@x") is written after a ' so that it
+    shows as the text it is, as OWASP advises for CSV files."""
     predictions = list(predictions)
     known = max((len(p.top) for p in predictions if p.ok), default=0)
     top_k = min(top_k, known) if known else top_k
@@ -526,14 +532,14 @@ def csv_text(predictions: Iterable[Prediction], top_k: int) -> str:
     w.writerow(header)
     for p in predictions:
         row: list[Any] = [
-            p.source,
+            _as_text(p.source),
             "yes" if p.ok else "no",
-            p.error or "",
-            p.label or "",
+            _as_text(p.error or ""),
+            _as_text(p.label or ""),
             "" if p.confidence is None else f"{p.confidence:.6f}",
         ]
         for i in range(top_k):
-            row += [p.top[i][0], f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
+            row += [_as_text(p.top[i][0]), f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
         w.writerow(row)
     return buf.getvalue()
 

@@ -289,6 +289,21 @@ def test_csv_and_json_output(predictor, tmp_path):
     assert f"top{classes}" in header and f"top{classes + 1}" not in header  # no columns that are always empty
 
 
+def test_a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_text():
+    """A class folder named '=HYPERLINK("http://x","open")' (or a file "=cmd.jpg" given by a relative path) went
+    into the table as a formula that Excel runs."""
+    from core.predict import Prediction, csv_text
+
+    formula = '=HYPERLINK("http://x","open")'
+    preds = [
+        Prediction("=cmd.jpg", True, label=formula, index=0, confidence=0.9, top=[(formula, 0.9), ("+1", 0.1)]),
+        Prediction("photos/cat.jpg", True, label="cat", index=1, confidence=0.8, top=[("cat", 0.8), ("-", 0.2)]),
+    ]
+    rows = list(csv.reader(csv_text(preds, top_k=2).splitlines()))
+    assert rows[1][:4] == ["'=cmd.jpg", "yes", "", "'" + formula] and rows[1][5] == "'" + formula
+    assert rows[1][7] == "'+1" and rows[2][0] == "photos/cat.jpg" and rows[2][3] == "cat" and rows[2][7] == "'-"
+
+
 def test_from_checkpoint_rejects_a_bad_file(tmp_path):
     bad = tmp_path / "x.pt"
     bad.write_bytes(b"not a checkpoint")
