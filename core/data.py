@@ -260,7 +260,8 @@ def _file_problem(path: str | Path) -> str | None:
 
 
 def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int | None = None) -> Image.Image:
-    """Path, file object, PIL image or uint8 array → RGB PIL image with EXIF orientation applied.
+    """Path, file object, an encoded file's bytes, PIL image or uint8 array → RGB PIL image with EXIF orientation
+    applied.
 
     `draft=R` lets a JPEG file decode at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling) while its shorter side stays
     ≥ R — what load_for_model asks for; images given as PIL images or arrays are used as they are.
@@ -268,6 +269,8 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
     """
     if isinstance(source, np.ndarray):
         return _from_array(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):  # an encoded file's bytes (a str or bytes path is
+        source = io.BytesIO(bytes(source))  # no use: bytes were "corrupt image (embedded null byte)")
     name = _source_name(source)
     try:
         if isinstance(source, Image.Image):

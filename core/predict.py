@@ -20,7 +20,7 @@ from PIL import Image
 from core import checkpoint as ckpt_mod
 from core import data
 
-Item = Any  # str | Path | PIL.Image.Image | numpy.ndarray
+Item = Any  # str | Path | a file object | bytes | PIL.Image.Image | numpy.ndarray
 
 CANCELLED = "cancelled"
 NO_IMAGES_IN_FOLDER = "no image files in this folder"  # the reason given for a dropped folder without images
@@ -84,7 +84,7 @@ class Predictor:
     Build it once (`from_checkpoint`) and call `predict` / `predict_iter` / `gradcam` many times; nothing is rebuilt
     per call. Batches are decoded on a background thread while the model runs on the previous one.
 
-    A JPEG given by its path (or as bytes) is decoded at a reduced scale as training decoded it (data.load_image's
+    A JPEG given by its path (or as a file object or its bytes) is decoded at a reduced scale as training decoded it (data.load_image's
     draft); a PIL image or an array is taken as it is, at full scale, so its probabilities may differ from its
     file's in the third decimal.
     """

@@ -161,6 +161,19 @@ def test_pil_images_and_arrays_give_the_same_answer_as_the_file(predictor, tmp_p
     assert not bad.ok and bad.error
 
 
+def test_a_files_bytes_or_file_object_give_the_same_answer_as_its_path(predictor, tmp_path):
+    """The docstring offered bytes: they came back "corrupt image (embedded null byte)", a bytearray as an
+    AttributeError."""
+    import io
+
+    path = make_images(tmp_path, 1)[0]
+    raw = path.read_bytes()
+    preds = predictor.predict([path, raw, bytearray(raw), io.BytesIO(raw)], top_k=3)
+    assert all(p.ok for p in preds), [p.error for p in preds]
+    assert all(p.top == preds[0].top for p in preds)
+    assert not predictor.predict([b"not a picture"])[0].ok
+
+
 def test_top_k_is_clamped_and_sorted(predictor, tmp_path):
     p = predictor.predict(make_images(tmp_path, 1), top_k=10)[0]
     assert len(p.top) == len(CLASSES)
