@@ -90,7 +90,8 @@ def _emit_json(doc: Any) -> None:
 
 
 def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """One line on stderr: a line break or tab in it (from a file or class name) is written as \\n, \\t."""
+    print(_field(msg), file=sys.stderr, flush=True)
 
 
 def _fmt_time(s: float | None) -> str:
@@ -120,35 +121,35 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(doc)
     else:
-        print(f"{doc['root']}  ({doc['layout']} layout)")
+        print(f"{_field(doc['root'])}  ({doc['layout']} layout)")
         print(f"{count_noun(doc['num_images'], 'image')} in {count_noun(len(doc['classes']), 'class', 'classes')}")
         width = max(_width(c["name"]) for c in doc["classes"])
         for c in doc["classes"]:
             print(f"  {_pad(c['name'], width)}  {c['count']:>6}")
         for name in doc["empty_classes"]:
-            print(f"  empty class folder (ignored): {name}")
+            print(f"  empty class folder (ignored): {_field(name)}")
         for name in doc["unusable_classes"]:
-            print(f"  class folder left out, none of its files can be used (listed below): {name}")
+            print(f"  class folder left out, none of its files can be used (listed below): {_field(name)}")
         for note in doc["notes"]:
-            print(f"note: {note}")
+            print(f"note: {_field(note)}")
         if doc["duplicates"]:
             mixed, leaked = doc["mixed_duplicates"], doc["leaked_duplicates"]
             where = "" if doc["layout"] == "splits" else " (kept together in one split)"
             print(f"{count_noun(len(doc['duplicates']), 'group')} of identical files{where}:")
             for group in doc["duplicates"][:20]:
                 notes = ["in different classes!"] * (group in mixed) + ["in two split folders!"] * (group in leaked)
-                print("  " + "  ==  ".join(group) + (f"  ({', '.join(notes)})" if notes else ""))
+                print("  " + "  ==  ".join(map(_field, group)) + (f"  ({', '.join(notes)})" if notes else ""))
             if len(doc["duplicates"]) > 20:
                 print(f"  … and {len(doc['duplicates']) - 20} more (--json lists them all)")
             _warn_duplicates(index)
         for path in doc["run_folders"][:20]:
-            print(f"run folder ignored (not images): {path}")
+            print(f"run folder ignored (not images): {_field(path)}")
         if len(doc["run_folders"]) > 20:
             print(f"  … and {len(doc['run_folders']) - 20} more run folders (--json lists them all)")
         if doc["bad_files"]:
             print(f"{count_noun(len(doc['bad_files']), 'file')} could not be used:")
             for b in doc["bad_files"]:
-                print(f"  {b['path']}: {b['reason']}")
+                print(f"  {_field(b['path'])}: {b['reason']}")
         if doc["ignored_files"]:
             ignored = doc["ignored_files"]
             from core.data import ignored_kind
@@ -156,7 +157,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             print(f"{count_noun(len(ignored), 'file')} in class folders ignored (not images to learn from):")
             for path in ignored[:20]:
                 what = ignored_kind(path)
-                print(f"  {path}" + (f"  ({what})" if what else ""))
+                print(f"  {_field(path)}" + (f"  ({what})" if what else ""))
             if len(ignored) > 20:
                 print(f"  … and {len(ignored) - 20} more (--json lists them all)")
     return 1 if doc["bad_files"] else 0
@@ -172,12 +173,12 @@ def _width(text: str) -> int:
             return 6
         return 2 if unicodedata.east_asian_width(c) in "WF" else 1
 
-    return sum(columns(c) for c in text)
+    return sum(columns(c) for c in _field(text))
 
 
 def _pad(text: str, width: int) -> str:
     """`text` left-aligned in `width` terminal columns (str.ljust counts 日本 as 2 columns, a terminal as 4)."""
-    return text + " " * max(0, width - _width(text))
+    return _field(text) + " " * max(0, width - _width(text))
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -910,7 +911,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             note = "  (no last.pt: it cannot be resumed; best.pt can be used)"
         elif r.message and r.status in ("failed", "unreadable", "interrupted"):  # (a damaged status.json: why)
             note = f"  ({r.message if len(r.message) <= 70 else r.message[:69] + '…'})"
-        print(f"  {r.name:<48} {r.status:<12} epochs {r.epochs_done}/{planned}  best val acc {acc}{note}")
+        print(f"  {_pad(r.name, 48)} {r.status:<12} epochs {r.epochs_done}/{planned}  best val acc {acc}{_field(note)}")
     return 0
 
 

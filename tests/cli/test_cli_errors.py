@@ -1150,3 +1150,17 @@ def test_a_file_whose_name_begins_with_a_dash_gets_a_hint(capsys, trained, tmp_p
     assert rc == 0 and out.startswith("-odd.png\t"), (out, err)
     rc, _, err = run(capsys, "predict", "--checkpoint", tmp_path / "nosuch.pt", "--", "-odd.png")
     assert rc == 2 and "put --" not in err  # (another error, and -- given: no hint)
+
+
+def test_a_line_break_in_a_name_does_not_make_a_line_of_its_own(capsys, tmp_path):
+    """`scan` printed a bad file named "evil\\n  fake.jpg" as two lines (the second one faking an entry), and a
+    class folder with a tab in its name broke the class table; an error naming one was no longer one line."""
+    photos = make_set(tmp_path / "photos", classes=("red", "gr\teen", "blue"))
+    (photos / "red" / "evil\n  fake.jpg").write_bytes(b"not a picture")
+    rc, out, err = run(capsys, "scan", photos)
+    assert rc == 1
+    assert "  gr\\teen       6" in out.splitlines()
+    assert f"  {photos / 'red' / 'evil'}\\n  fake.jpg: not an image (cannot identify image file)" in out
+    assert not [line for line in out.splitlines() if line.startswith("  fake.jpg")]
+    rc, out, err = run(capsys, "scan", photos / "gr\teen" / "0.png")
+    assert rc == 2 and one_line(err) and "gr\\teen" in err
