@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -333,12 +333,17 @@ class MainWindow(QMainWindow):
             tip="Where every run's checkpoints, history and curves are saved",
         )
         m.addSeparator()
-        add(m, "quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        quit_keys = QKeySequence(QKeySequence.StandardKey.Quit)  # (none on Windows and some Linux desktops)
+        add(m, "quit", "&Quit", self.close, quit_keys if not quit_keys.isEmpty() else "Ctrl+Q")
 
         m = bar.addMenu("&Training")
         t = self.train_tab
         # F5, not Ctrl+Return: a window-wide Ctrl+Return would start a run from any text field of any tab
-        add(m, "start", "&Start training", lambda: (self.tabs.setCurrentWidget(t), t.start()), "F5")
+        start = add(m, "start", "&Start training", lambda: (self.tabs.setCurrentWidget(t), t.start()), "F5")
+        # The key itself: on the Runs tab F5 refreshes its list, as it does in a file manager (it started a run
+        # there, unasked). The menu's action keeps "F5" beside it, for its own menu only.
+        start.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        QShortcut(QKeySequence("F5"), self, self._f5)
         add(m, "pause", "&Pause", t.pause, "Ctrl+Shift+P")
         add(m, "resume", "&Resume", t.resume, "Ctrl+Shift+R")
         add(m, "stop", "S&top after this batch", t.stop, "Ctrl+.")
@@ -362,6 +367,15 @@ class MainWindow(QMainWindow):
         m = bar.addMenu("&Help")
         add(m, "shortcuts", "&Keyboard shortcuts", self._shortcuts, QKeySequence.StandardKey.HelpContents)
         add(m, "about", "&About ResNeXt Studio", self._about)
+
+    def _f5(self) -> None:
+        """F5: refresh the Runs tab's list there; start training everywhere else (when Start is enabled)."""
+        runs = self._optional.get("runs")
+        if self.tabs.currentIndex() == TAB_NAMES.index("Runs"):
+            if runs is not None:
+                runs.refresh()
+        elif self.actions["start"].isEnabled():
+            self.actions["start"].trigger()
 
     def _sync_training_actions(self, *_: Any) -> None:
         t, a = self.train_tab, self.actions
@@ -429,6 +443,7 @@ class MainWindow(QMainWindow):
             (f"{first} … {last}", "The tabs, left to right"),
             ("Ctrl+V", "Predict: classify the image on the clipboard"),
             ("Esc", "Predict: back to the list from an image shown large"),
+            ("F5", "Runs: refresh the list (on the other tabs: start training)"),
             (QKeySequence(QKeySequence.StandardKey.Delete).toString(native), "Runs: delete the selected runs (asks)"),
             ("Return, Space", "Press the focused button"),
             ("Tab", "The next field (a setting takes the mouse wheel once it has the focus)"),

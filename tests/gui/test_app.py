@@ -815,3 +815,29 @@ def test_a_check_box_with_the_keyboard_focus_is_plain_to_see(qtbot):
     qtbot.keyClick(edit, Qt.Key.Key_Tab)
     assert box.hasFocus()
     assert before == 0 and tinted() > box.width() * box.height() // 40  # (a tenth of the pixels sampled)
+
+
+def test_f5_refreshes_the_runs_list_on_its_tab_and_starts_training_elsewhere(qtbot, window, monkeypatch):
+    """F5 on the Runs tab (where it means Refresh) switched to Train and started a run, unasked."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    w = window(load_initial=False)
+    w.activateWindow()
+    runs = w.runs_tab
+    w.tabs.setCurrentIndex(4)
+    refreshed, started = [], []
+    monkeypatch.setattr(runs, "refresh", lambda: refreshed.append(1))
+    monkeypatch.setattr(w.train_tab, "start", lambda: started.append(1))
+    bar = w.tabs.tabBar()  # (where the focus is after clicking a tab; no run yet, so no table)
+    bar.setFocus()
+    qtbot.waitUntil(bar.hasFocus, timeout=5000)
+    QTest.keyClick(bar, Qt.Key.Key_F5)
+    assert refreshed == [1] and started == [] and w.tabs.currentIndex() == 4
+    w.tabs.setCurrentIndex(0)
+    QTest.keyClick(bar, Qt.Key.Key_F5)
+    assert started == [1] and w.tabs.currentWidget() is w.train_tab and refreshed == [1]
+    w.tabs.setCurrentIndex(4)
+    w.actions["start"].trigger()  # the menu's Start training starts, on any tab
+    assert started == [1, 1] and w.tabs.currentWidget() is w.train_tab
+    assert not w.actions["quit"].shortcut().isEmpty()  # (Ctrl+Q where the desktop names no Quit key)
