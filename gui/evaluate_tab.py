@@ -1045,7 +1045,13 @@ class EvaluateTab(QWidget):
             return
         self.evaluate_button.setText("Evaluate")
         self._evaluation = None
-        if not (run / "best.pt").is_file():
+        if not run.is_dir():  # (deleted or moved outside the app while the Train or Runs tab showed it)
+            self.not_evaluated_label.setText(
+                f"The run folder {run.name} is gone (deleted or moved), so there is nothing to evaluate.\n"
+                f"It was in {run.parent}; the Runs tab lists the runs there are."
+            )
+            self.evaluate_now_button.setEnabled(False)
+        elif not (run / "best.pt").is_file():
             self.not_evaluated_label.setText(
                 f"{run.name} has no best.pt yet, so there is nothing to evaluate.\n"
                 "Train it (or resume it) until it saves a checkpoint."

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, resume_gc, settings
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import IDLE, PAUSED, TrainTab
-from gui.widgets import ask, keep_focus_in_view, keyboard_friendly, show_folder
+from gui.widgets import ask, gone_checkpoint, keep_focus_in_view, keyboard_friendly, show_folder
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
 TAB_NAMES = ("Dataset", "Train", "Evaluate", "Predict", "Runs")
@@ -508,6 +508,9 @@ class MainWindow(QMainWindow):
     def predict_with(self, checkpoint: str) -> None:
         if self.predict_tab is None:
             self.statusBar().showMessage("The Predict tab is not available in this build.", 8000)
+            return
+        if not Path(checkpoint).is_file():  # (a run deleted or moved outside the app while a tab showed it)
+            self.statusBar().showMessage(f"{checkpoint}: {gone_checkpoint(checkpoint)}", 15000)
             return
         self.predict_tab.set_checkpoint(str(checkpoint))
         self.tabs.setCurrentWidget(self.predict_tab)

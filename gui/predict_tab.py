@@ -66,6 +66,7 @@ from gui.widgets import (
     count_noun,
     dialog_dir,
     elide_middle,
+    gone_checkpoint,
     load_json_setting,
     photo_icon,
     refused_output,
@@ -108,8 +109,8 @@ class PredictorCache:
 
         try:
             key = (os.path.abspath(checkpoint), os.path.getmtime(checkpoint))
-        except OSError:
-            raise FileNotFoundError(f"{checkpoint}: no such checkpoint file") from None
+        except OSError:  # (a ValueError: a message for the user, not a FileNotFoundError without a reason, which
+            raise ValueError(f"{checkpoint}: {gone_checkpoint(checkpoint)}") from None  # read as a bug)
         with self._lock:
             if self._key != key:
                 try:

@@ -418,6 +418,15 @@ class SteadyLabel(QLabel):
         return QSize(hint.width(), self.heightForWidth(self.width() if self.width() > 1 else hint.width()))
 
 
+def gone_checkpoint(path: str) -> str:
+    """Why a checkpoint file is not there: its run folder may be gone as a whole (deleted or moved outside the
+    app while a tab still showed the run)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"no such checkpoint file: its folder {os.path.basename(folder)} was deleted or moved"
+    return "no such checkpoint file"
+
+
 def elide_middle(text: str, limit: int) -> str:
     """`text` cut to `limit` characters in its middle: class names often differ at both ends ("15_a_long_…_15"),
     which cutting only the end would lose."""

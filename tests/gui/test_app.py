@@ -841,3 +841,21 @@ def test_f5_refreshes_the_runs_list_on_its_tab_and_starts_training_elsewhere(qtb
     w.actions["start"].trigger()  # the menu's Start training starts, on any tab
     assert started == [1, 1] and w.tabs.currentWidget() is w.train_tab
     assert not w.actions["quit"].shortcut().isEmpty()  # (Ctrl+Q where the desktop names no Quit key)
+
+
+def test_predicting_with_a_run_deleted_outside_the_app_says_so(qtbot, window, tmp_path):
+    """The Train tab's Predict on a run deleted in the file manager added a "File: …/best.pt" model that did not
+    exist, and classifying then said "FileNotFoundError: …" with a traceback on stderr, as if the app had failed."""
+    from gui.predict_tab import PredictorCache
+
+    w = window(load_initial=False)
+    gone = tmp_path / "runs" / "20260101-120000-resnext11_2x4d-pets" / "best.pt"
+    before = w.tabs.currentIndex()
+    w.predict_with(str(gone))
+    assert w.tabs.currentIndex() == before
+    assert w.statusBar().currentMessage() == (
+        f"{gone}: no such checkpoint file: its folder {gone.parent.name} was deleted or moved"
+    )
+    assert w.predict_tab.model_combo.findData(str(gone)) < 0
+    with pytest.raises(ValueError, match="no such checkpoint file: its folder"):  # (a user error: no traceback)
+        PredictorCache().get(str(gone))

@@ -194,6 +194,16 @@ def test_evaluate_now_runs_in_a_worker_and_saves_the_json(qtbot, tab, tmp_path):
     assert tab.stack.currentIndex() == PAGE_RESULTS
 
 
+def test_a_run_folder_deleted_outside_the_app_is_said_gone_not_untrained(qtbot, tab, tmp_path):
+    """The Train tab's Evaluate on a run deleted in the file manager said "has no best.pt yet … Train it (or resume
+    it)", of a folder that was not there at all."""
+    run = tmp_path / "runs" / "20260101-120000-resnext11_2x4d-pets"
+    tab.show_run(str(run))
+    assert tab.stack.currentIndex() == PAGE_NOT_EVALUATED and not tab.evaluate_now_button.isEnabled()
+    text = tab.not_evaluated_label.text()
+    assert text.startswith(f"The run folder {run.name} is gone (deleted or moved)") and "Train it" not in text
+
+
 def test_a_data_folder_changed_since_training_is_flagged_beside_the_numbers(qtbot, tab, tmp_path):
     """Its val split is drawn again from today's images: some may be training images, and nothing said so."""
     import shutil
