@@ -54,6 +54,7 @@ COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", 
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
 NUMERIC_COLUMNS = (COL_EPOCHS, COL_ACC)
 STRETCH_COLUMN = COL_NAME  # takes the spare width, so the table has no empty gutter on the right
+ALIVE_CHECK_MS = 3000  # how often a run listed as running is looked at, while the tab is shown
 MAX_FIT_WIDTH = 260  # columns fitted to their contents get no wider than this (the user may widen them)
 DATA_LEAST = 110  # px: the data set's column, narrowed for the run names (see fit_columns)
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -282,6 +283,11 @@ class RunsTab(QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(400)
         self._debounce.timeout.connect(self.refresh)
+        # a killed process writes nothing, so no file change tells of it: while the tab shows a running run, the
+        # lock (or pid) behind it is looked at every few seconds (a CLI run killed stayed "running" until Refresh)
+        self._alive = QTimer(self)
+        self._alive.setInterval(ALIVE_CHECK_MS)
+        self._alive.timeout.connect(self._check_running)
         self._build()
         self.refresh()
 
@@ -550,6 +556,7 @@ class RunsTab(QWidget):
             self.folder_label.setText(f"{count_noun(len(self._infos), 'run')} in {root}")
         self._records.clear()
         self._watch(root)
+        self._sync_alive_check()
         self.table.blockSignals(True)
         self.table.setSortingEnabled(False)
         self.table.clearContents()
@@ -642,6 +649,30 @@ class RunsTab(QWidget):
 
     def _schedule_refresh(self, *_: Any) -> None:
         self._debounce.start()
+
+    def _sync_alive_check(self) -> None:
+        if self.isVisible() and any(i.status == "running" for i in self._infos):
+            if not self._alive.isActive():
+                self._alive.start()
+        else:
+            self._alive.stop()
+
+    def _check_running(self) -> None:
+        """Refresh when a run listed as running is not any more (its process ended without writing a word)."""
+        for info in self._infos:
+            if info.status == "running":
+                try:
+                    ended = self._store().info(info.path).status != "running"
+                except OSError:
+                    ended = True  # (its folder gone or unreadable: the listing says which)
+                if ended:
+                    self.refresh()
+                    return
+        self._sync_alive_check()
+
+    def hideEvent(self, event: Any) -> None:  # noqa: N802
+        super().hideEvent(event)
+        self._alive.stop()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)

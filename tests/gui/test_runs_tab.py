@@ -917,3 +917,35 @@ def test_also_show_training_curves_is_kept_for_the_next_start(qtbot, tab):
     again = RunsTab()
     qtbot.addWidget(again)
     assert again.train_check.isChecked()
+
+
+def test_a_run_whose_process_ended_without_a_word_stops_showing_as_running(qtbot, tab, runs):
+    """A command-line run killed (kill -9) writes nothing, so no file change refreshed the tab: its row said
+    "running", and Delete and Resume stayed disabled, until Refresh was pressed."""
+    import socket
+
+    from core.runs import RunLock
+
+    live = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
+    (live / "status.json").write_text(
+        json.dumps({"status": "running", "started": 1_704_500_000, "hostname": socket.gethostname()})
+    )
+    lock = RunLock(live)  # the training process's lock (the same process here: RunLock knows its own)
+    assert lock.acquire()
+    try:
+        tab.show()
+        tab.refresh()
+
+        def status() -> str:
+            row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == live.name)
+            return tab.table.item(row, COL_STATUS).text()
+
+        assert status() == "running" and tab._alive.isActive()
+        tab._check_running()
+        assert status() == "running"  # (its process is there)
+    finally:
+        lock.release()
+    tab._check_running()  # (what the timer calls every few seconds)
+    assert status() == "interrupted" and not tab._alive.isActive()
+    tab.hide()
+    assert not tab._alive.isActive()
