@@ -157,6 +157,9 @@ def _cam_job(
     return {"path": path, "image": pil_to_qimage(img), **cam_overlay(predictor, path, img, idx)}
 
 
+MOVED_HINT = "Moved? Choose where the images are now (Browse… beside Data folder) to evaluate again."
+
+
 def _same_folder(a: str, b: str) -> bool | None:
     """Whether two paths name the same folder (None when that cannot be told)."""
     try:
@@ -941,9 +944,10 @@ class EvaluateTab(QWidget):
             return
         if same is False and self.split() != "all":
             self._select_split("all")
-            self._set_status(
+            self._set_status(  # (the scan tells the run's own images moved or copied there: holds_its_images)
                 "Not the folder the model was trained on: every image in it will be evaluated "
-                '(the split is set to "all").'
+                '(the split is set to "all"), unless it holds the images the run trained on, moved or copied '
+                "there: then their held-out part is."
             )
         elif same and (self.split() == "all" or not self._split_offered()) and self._held_out != "all":
             self._select_split(self._held_out)  # back on its own folder: its held-out images
@@ -1041,6 +1045,12 @@ class EvaluateTab(QWidget):
             best, evaluated = read_status(run).get("best_epoch"), evaluation.get("epoch")
             if isinstance(best, int) and isinstance(evaluated, int) and best != evaluated:
                 self._ckpt_stamp = None  # best.pt holds another epoch now: trained on, not evaluated since
+            if root and not os.path.isdir(root):  # (the gallery's pictures were grey squares, and nothing said why)
+                self._set_status(
+                    f"Its data folder {root} is not there any more, so the misclassified images cannot be shown. "
+                    + MOVED_HINT,
+                    warning=True,
+                )
             self.check_stale()
             return
         self.evaluate_button.setText("Evaluate")
@@ -1126,7 +1136,9 @@ class EvaluateTab(QWidget):
                 return
             self.data_edit.setText(data)
         if not Path(data).is_dir():
-            self._set_status(f"Data folder not found: {data}", error=True)
+            from core.data import folder_problem
+
+            self._set_status(f"{data}: {folder_problem(data)}. {MOVED_HINT}", error=True)
             return
         save_to = None
         own_data = self._data_root_from_checkpoint(ckpt)

@@ -11,7 +11,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 
-from gui.evaluate_tab import CM_ZERO_MAX, PAGE_NOT_EVALUATED, PAGE_RESULTS, EvaluateTab
+from gui.evaluate_tab import CM_ZERO_MAX, MOVED_HINT, PAGE_NOT_EVALUATED, PAGE_RESULTS, EvaluateTab
 from gui.worker import active_threads
 
 CLASSES = ["cat", "dog", "fox"]
@@ -194,6 +194,22 @@ def test_evaluate_now_runs_in_a_worker_and_saves_the_json(qtbot, tab, tmp_path):
     assert tab.stack.currentIndex() == PAGE_RESULTS
 
 
+def test_saved_results_of_a_data_folder_that_is_gone_say_so(qtbot, tab, tmp_path):
+    """The run's saved results showed with grey squares for the misclassified images and no word of why;
+    Evaluate again said only "Data folder not found"."""
+    import shutil
+
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, sample_evaluation(data))
+    shutil.rmtree(data)
+    tab.show_run(str(run))
+    assert tab.stack.currentIndex() == PAGE_RESULTS
+    text = tab.status_label.text()
+    assert text.startswith(f"Its data folder {data} is not there any more") and "Browse…" in text
+    tab.evaluate_now()
+    assert tab.status_label.text() == f"{data}: no such folder. {MOVED_HINT}"
+
+
 def test_a_run_folder_deleted_outside_the_app_is_said_gone_not_untrained(qtbot, tab, tmp_path):
     """The Train tab's Evaluate on a run deleted in the file manager said "has no best.pt yet … Train it (or resume
     it)", of a folder that was not there at all."""
@@ -286,9 +302,11 @@ def test_the_runs_own_images_moved_elsewhere_are_evaluated_on_their_held_out_par
     wait_idle(qtbot, tab)
     assert tab.evaluation()["split"] == "all" and tab.evaluation()["num_samples"] == 12
     assert "holds the images" not in tab.status_label.text()
+    tab.split_combo.setCurrentText("val")
     tab.data_edit.setText(str(moved))
     tab._on_data_folder_chosen()
     assert tab.split() == "all"  # (another folder, as far as its path tells)
+    assert "unless it holds the images the run trained on" in tab.status_label.text()  # (it did not say so)
     tab.evaluate_now()
     wait_idle(qtbot, tab)
     ev = tab.evaluation()
