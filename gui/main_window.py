@@ -229,6 +229,10 @@ class MainWindow(QMainWindow):
                 if hasattr(widget, "set_training_busy"):  # one run trains at a time: Resume waits for it
                     widget.set_training_busy(self.train_tab.state != IDLE)
                     self.train_tab.state_changed.connect(lambda state: widget.set_training_busy(state != IDLE))
+                if hasattr(widget, "set_paused_run"):
+                    t = self.train_tab
+                    widget.set_paused_run(t.run_dir if t.state == PAUSED else None)
+                    t.state_changed.connect(lambda state: widget.set_paused_run(t.run_dir if state == PAUSED else None))
         return widget
 
     @property

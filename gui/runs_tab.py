@@ -273,6 +273,7 @@ class RunsTab(QWidget):
         super().__init__(parent)
         self._runs_dir: str | None = None
         self._training_busy = False  # the Train tab is training a run (one at a time)
+        self._paused_run: str | None = None  # the run the Train tab holds paused (status.json says "running")
         self._infos: list[Any] = []
         self._records: dict[str, Any] = {}
         self.last_export: dict[str, Any] | None = None  # what the last "Export model" saved (None: it failed)
@@ -603,6 +604,10 @@ class RunsTab(QWidget):
         cells[COL_NAME].setToolTip(str(info.path))
         cells[COL_STATUS].setForeground(QColor(STATUS_COLORS.get(info.status, "#4a525c")))
         cells[COL_STATUS].setToolTip(status_explanation(info))
+        if info.status == "running" and self._paused_run and Path(info.path) == Path(self._paused_run):
+            cells[COL_STATUS].setText("paused")  # (it said "running", "Training now", beside "Paused" below)
+            cells[COL_STATUS].setForeground(QColor(WARNING_COLOR))
+            cells[COL_STATUS].setToolTip("Paused in this window: Resume in the Train tab goes on with it")
         for c in (COL_EPOCHS, COL_ACC):
             cells[c].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for col, item in enumerate(cells):
@@ -738,6 +743,12 @@ class RunsTab(QWidget):
         self._draw_curves()
         self._show_settings()
         self._update_buttons()
+
+    def set_paused_run(self, run_dir: str | None) -> None:
+        """The run the Train tab has paused (None: none is): its row says "paused", not "running"."""
+        if run_dir != self._paused_run:
+            self._paused_run = run_dir
+            self.refresh()
 
     def set_training_busy(self, busy: bool) -> None:
         """The Train tab started or ended a run: Resume / Train more epochs… wait while it trains."""

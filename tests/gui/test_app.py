@@ -300,7 +300,7 @@ def test_a_first_start_fits_the_screen():
 
 
 def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
-    from gui.train_tab import IDLE, RUNNING
+    from gui.train_tab import IDLE, PAUSED, RUNNING
 
     w = window(load_initial=False)
     assert w.actions["start"].shortcut().toString() == "F5"  # not Ctrl+Return: text fields of every tab take it
@@ -322,9 +322,12 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
     tab._set_state(RUNNING)  # what a running fit looks like to the menus
     assert not a["start"].isEnabled() and a["stop"].isEnabled() and a["pause"].isEnabled()
     assert w.runs_tab._training_busy  # and to the Runs tab's Resume
+    tab.run_dir = "/runs/r"
+    tab._set_state(PAUSED)
+    assert w.runs_tab._paused_run == "/runs/r"  # (its row says "paused", not "running")
     tab._set_state(IDLE)
     assert a["start"].isEnabled() and not a["stop"].isEnabled()
-    assert not w.runs_tab._training_busy
+    assert not w.runs_tab._training_busy and w.runs_tab._paused_run is None
     a["start"].trigger()  # no data set is open: the Train tab says so instead of starting
     assert w.tabs.currentWidget() is tab and tab.state == IDLE and "data set" in tab.banner.text()
     text = w.about_text()

@@ -949,3 +949,19 @@ def test_a_run_whose_process_ended_without_a_word_stops_showing_as_running(qtbot
     assert status() == "interrupted" and not tab._alive.isActive()
     tab.hide()
     assert not tab._alive.isActive()
+
+
+def test_the_run_paused_in_the_train_tab_says_paused(qtbot, tab, runs):
+    """A paused run's row said "running" ("Training now") while the status bar said "Paused"."""
+    live = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
+    tab.refresh()
+
+    def cell():
+        row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == live.name)
+        return tab.table.item(row, COL_STATUS)
+
+    assert cell().text() == "running"
+    tab.set_paused_run(str(live))
+    assert cell().text() == "paused" and "Resume in the Train tab" in cell().toolTip()
+    tab.set_paused_run(None)
+    assert cell().text() == "running"
