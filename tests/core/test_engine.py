@@ -1621,14 +1621,18 @@ def test_with_the_files_written_behind_an_epochs_seconds_leave_out_the_wait_for_
     dataset, tmp_path, monkeypatch
 ):
     """An epoch shorter than the write before it waits for that write at its end; history.csv's seconds are its
-    training and validation only, as when the files are written in place (a slow disk: last.pt takes 1.5 s)."""
+    training and validation only, as when the files are written in place (a slow disk: epoch 1's last.pt is
+    written only once epoch 2 waits for it, and 0.3 s later; a fixed 1.5 s was shorter than epoch 2 on a busy
+    machine)."""
     import threading
 
     real_save = checkpoint.save
+    epoch_2_waits = threading.Event()
 
     def slow_disk(path, payload):
         if Path(path).name == "last.pt" and payload["epoch"] == 1:
-            threading.Event().wait(1.5)
+            assert epoch_2_waits.wait(120)
+            threading.Event().wait(0.3)
         real_save(path, payload)
 
     monkeypatch.setattr(checkpoint, "save", slow_disk)
@@ -1638,6 +1642,8 @@ def test_with_the_files_written_behind_an_epochs_seconds_leave_out_the_wait_for_
 
     def timed_wait(self, emit):
         t = time.perf_counter()
+        if 2 in marks:
+            epoch_2_waits.set()
         real_wait(self, emit)
         blocked.append(time.perf_counter() - t)
 
