@@ -37,7 +37,14 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
         with runs.atomic_file(path, "wb") as f:
             torch.save(payload, f)
     except (RuntimeError, OSError) as e:  # torch's writer reports a short write ("unexpected pos …"), not why
+        cause = e.__context__ if isinstance(e, RuntimeError) else None  # (what stopped the write, kept by torch)
+        if isinstance(cause, BaseException) and not isinstance(cause, Exception):
+            raise cause from None  # a second Ctrl-C in the write: an interruption, not a failed disk
+        if isinstance(cause, OSError) and cause.errno is not None:
+            e = cause  # (a file-size limit: "File too large", not "unexpected pos 33600 vs 33496")
         if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if e.filename is None:
+                raise OSError(e.errno, f"could not write it: {e.strerror or e}", str(path)) from None
             raise  # (atomic_file names the file)
         free = shutil.disk_usage(path.parent).free
         full = isinstance(e, OSError) or free < 256 * 2**20

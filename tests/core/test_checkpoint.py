@@ -111,6 +111,38 @@ def test_a_full_disk_names_the_checkpoint_and_says_nothing_was_written_when_ther
     assert list(tmp_path.iterdir()) == []  # no temp file left either
 
 
+def test_what_stopped_torchs_writer_is_said_not_its_unexpected_pos(tmp_path, monkeypatch):
+    """torch's zip writer turns whatever stops it into "unexpected pos …": a second Ctrl-C in the write ended a
+    run as failed, "could not write it: [enforce fail …]" (an interruption, exit 130, is what it was), and a
+    file-size limit said the same instead of "File too large"."""
+    import errno
+
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, _payload(1.0))
+
+    def stopped_by(cause):
+        def write(obj, f, *a, **k):
+            f.write(b"partial")
+            try:
+                raise cause
+            except BaseException:
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 33600 vs 33496")  # noqa: B904 - (as torch does: the cause in __context__ only)
+
+        return write
+
+    monkeypatch.setattr(torch, "save", stopped_by(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, _payload(2.0))
+    monkeypatch.setattr(torch, "save", stopped_by(OSError(errno.EFBIG, "File too large")))
+    with pytest.raises(OSError) as e:
+        checkpoint.save(path, _payload(3.0))
+    assert e.value.errno == errno.EFBIG and e.value.filename == str(path)
+    assert e.value.strerror == "could not write it: File too large"
+    monkeypatch.undo()
+    assert torch.equal(checkpoint.load(path)["model"]["w"], torch.full((2, 2), 1.0))  # kept, and no temp file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
 def shutil_usage(free: int):
     import shutil
 
