@@ -238,9 +238,20 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _make_printer():
+def _make_printer(warnings_only: bool = False):
+    """The command line's training callback; `warnings_only` (--quiet): its warnings alone (that best.pt was
+    damaged and its weights lost, that the data changed, that an epoch's end could not be saved: --quiet hid
+    them all)."""
     from core.config import settings_summary
     from core.engine import Callback
+
+    if warnings_only:
+
+        class Warnings(Callback):
+            def on_warning(self, msg: str) -> None:
+                _err(f"warning: {msg}")
+
+        return Warnings()
 
     class Printer(Callback):
         """Prints trainer events to stderr: a per-batch bar and one line per epoch."""
@@ -690,7 +701,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("train: --data DIR is required (or --resume RUN_DIR)")
         if problem := folder_problem(cfg.data.root):
             raise UsageError(f"--data {cfg.data.root}: {problem}")
-    callbacks = [] if args.quiet else [_make_printer()]
+    callbacks = [_make_printer(warnings_only=True) if args.quiet else _make_printer()]
     try:
         trainer = Trainer(cfg, callbacks=callbacks, runs_dir=args.runs_dir, resume=args.resume)
     except ConfigError as e:

@@ -1164,3 +1164,15 @@ def test_a_line_break_in_a_name_does_not_make_a_line_of_its_own(capsys, tmp_path
     assert not [line for line in out.splitlines() if line.startswith("  fake.jpg")]
     rc, out, err = run(capsys, "scan", photos / "gr\teen" / "0.png")
     assert rc == 2 and one_line(err) and "gr\\teen" in err
+
+
+def test_quiet_training_still_says_its_warnings(capsys, trained, tmp_path):
+    """--quiet ("warnings and failures still") hid every warning of the run: that best.pt was damaged and its
+    weights lost, that the data changed, that an epoch's end could not be saved; here, a warm-up ignored."""
+    argv = ["train", "--data", trained["data"], "--epochs", "1", "--runs-dir", tmp_path / "runs", *TINY]
+    rc, out, err = run(capsys, *argv, "--scheduler", "step", "--warmup-epochs", "1", "--quiet")
+    assert rc == 0 and out == ""
+    assert err == (
+        "warning: the warm-up (1 epochs) belongs to the cosine schedule; with 'step' the run starts at the full "
+        "learning rate\n"
+    )
