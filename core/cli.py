@@ -668,7 +668,11 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     if args.epochs is not None:
         if args.epochs < 1:
             raise UsageError(f"--epochs {args.epochs}: must be ≥ 1")
-        if args.epochs <= done:
+        if args.epochs == done:  # a run killed after its last epoch (in its evaluation, its status write): its
+            from core.runs import RunStore  # end to make, as a plain --resume would (it was refused)
+
+            unfinished = RunStore(run_dir.parent).info(run_dir).status != "completed"
+        if args.epochs < done or (args.epochs == done and not unfinished):
             raise UsageError(
                 f"--epochs {args.epochs}: the run has already trained {done} "
                 f"epoch{'s' if done != 1 else ''}; give more to extend it"

@@ -627,10 +627,19 @@ def test_resume_of_an_early_stopped_run_trains_nothing_unless_given_epochs(capsy
 @pytest.mark.timeout(300)
 def test_resume_names_what_it_ignores_refuses_to_shrink_and_follows_moved_data(capsys, trained, tmp_path):
     import shutil
+    import socket
 
     run_dir = shutil.copytree(trained["run"], tmp_path / "run")
     rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "1")
     assert rc == 2 and one_line(err) and "already trained 1 epoch;" in err
+    # killed after its last epoch (in its final evaluation): --epochs of its plan makes its end (it was refused)
+    killed = shutil.copytree(run_dir, tmp_path / "killed")
+    doc = json.loads((killed / "status.json").read_text())
+    doc.update(status="running", hostname=socket.gethostname(), pid=2**22 + 7)  # (no such process)
+    (killed / "status.json").write_text(json.dumps(doc))
+    rc, _, err = run(capsys, "train", "--resume", killed, "--epochs", "1", "--quiet")
+    assert rc == 0, err
+    assert json.loads((killed / "status.json").read_text())["status"] == "completed"
     rc, _, err = run(capsys, "train", "--resume", run_dir)  # finished: says how to go on, trains nothing
     assert rc == 2 and one_line(err) and "has trained all its 1 epoch; give --epochs 6" in err
     for status in ("", "{{"):  # status.json lost or damaged: its history still says it trained them all
