@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import time
 import unicodedata
@@ -112,7 +113,18 @@ def _slug(text: str) -> str:
     return s[:60] or "data"
 
 
+def _not_a_file(path: str | Path) -> bool:
+    """Whether `path` is there but no regular file: a named pipe there (status.json made by mkfifo) hung `runs`
+    and the Runs tab for good on the read."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    if _not_a_file(path):
+        return {}
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -500,6 +512,8 @@ def read_batches(run_dir: str | Path) -> list[tuple[int, int, int, float]]:
     """batches.csv as (epoch, step, steps, loss) tuples in file order; malformed lines (a write cut short) are
     skipped; [] if there is none (runs from before this file existed)."""
     rows = []
+    if _not_a_file(Path(run_dir) / "batches.csv"):
+        return rows
     try:
         with open(Path(run_dir) / "batches.csv", encoding="utf-8", newline="") as f:
             for rec in csv.reader(f):
@@ -547,6 +561,8 @@ def _read_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], bool]:
     """read_history's rows, and whether the file is there but could not be read whole (bytes that are no text, or
     lines without an epoch number)."""
     path = Path(run_dir) / "history.csv"
+    if _not_a_file(path):
+        return [], True
     try:
         with open(path, encoding="utf-8", newline="") as f:
             rows = [{k: _num(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
@@ -926,7 +942,7 @@ class RunStore:
         # a file there that cannot be read is said (the run showed as interrupted and dated today, without a word)
         # (and said beside status.json's own message: a damaged config.json or history.csv of a completed run was
         # in `runs --json` alone, or not at all)
-        damaged = [n for n, doc in (("status.json", status), ("config.json", cfg)) if not doc and (path / n).is_file()]
+        damaged = [n for n, doc in (("status.json", status), ("config.json", cfg)) if not doc and (path / n).exists()]
         damaged += ["history.csv"] if history_damaged else []
         message = str(status.get("message") or "")
         if damaged:

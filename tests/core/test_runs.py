@@ -351,6 +351,20 @@ def test_a_run_whose_status_json_cannot_be_read_says_so_and_keeps_its_date(tmp_p
     assert abs(runs.write_status(fresh, "running")["started"] - time.time()) < 60  # a new run: now
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_for_a_run_file_does_not_hang_the_listing(tmp_path):
+    """`runs` (and the Runs tab) waited for ever on a status.json or history.csv that was a named pipe."""
+    run = tmp_path / "20260101-120000-resnet18-shapes"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}}))
+    for name in ("status.json", "history.csv", "batches.csv"):
+        os.mkfifo(run / name)
+    (info,) = RunStore(tmp_path).list()
+    assert info.message == "status.json and history.csv cannot be read (damaged or empty)"
+    assert runs.read_batches(run) == [] and runs.read_history(run) == []
+
+
 def test_a_hand_edited_epoch_count_is_read_as_a_number_or_not_at_all(tmp_path):
     store = RunStore(tmp_path)
     run = _fake_run(store, "resnet18", {"status": "completed", "started": 1})
