@@ -843,6 +843,7 @@ class RunsTab(QWidget):
             return
         show_train = self.train_check.isChecked()
         train_losses: list[float] = []  # every run's training losses: they set the scale (charts.loss_cap)
+        drawn_train: list[float] = []  # those drawn (the axis fits what it shows)
         val_points: list[tuple[str, str, list[float], list[float]]] = []  # (colour, run, epochs, validation losses)
         slots = dict(zip(paths, self.run_slots(paths), strict=True))
         records = [(slots[path], path, self._record(path)) for path in paths]
@@ -869,6 +870,8 @@ class RunsTab(QWidget):
                 no_val = no_val or not val[0]
                 if key == "loss":
                     train_losses += train[1]
+                    if show_train or not val[0]:
+                        drawn_train += train[1]
                     if val[0]:
                         val_points.append((color, short[path], *val))
                 ax.plot(
@@ -899,6 +902,7 @@ class RunsTab(QWidget):
                 xs, ys = _smoothed_batches(path)
                 if xs:
                     train_losses += ys
+                    drawn_train += ys
                     self.loss_ax.plot(
                         xs,
                         ys,
@@ -929,7 +933,7 @@ class RunsTab(QWidget):
             which = "Training" if no_val else "Validation"
             self.loss_ax.set_title(f"{which} loss", fontsize=10)
             self.acc_ax.set_title(f"{which} accuracy", fontsize=10)
-        self._mark_off_scale(train_losses, val_points, several=len(records) > 1)
+        self._mark_off_scale(train_losses, val_points, several=len(records) > 1, drawn=drawn_train)
         from matplotlib.ticker import PercentFormatter
 
         self.acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))  # decimals follow the tick step
@@ -963,7 +967,11 @@ class RunsTab(QWidget):
         self.canvas.draw_idle()
 
     def _mark_off_scale(
-        self, train: list[float], val: list[tuple[str, str, list[float], list[float]]], several: bool
+        self,
+        train: list[float],
+        val: list[tuple[str, str, list[float], list[float]]],
+        several: bool,
+        drawn: list[float] | None = None,
     ) -> None:
         """Validation losses far above every training loss (a first epoch from scratch) go off the top of the loss
         axis as ▲, with a note, instead of flattening every other curve onto the axis (as in the Train tab). The
@@ -976,7 +984,9 @@ class RunsTab(QWidget):
         off = [(c, e, v) for c, _, epochs, losses in val for e, v in zip(epochs, losses, strict=True) if v > cap]
         if not off:
             return
-        shown = [v for v in train if v == v] + [v for _, _, _, losses in val for v in losses if v <= cap]
+        # the axis fits what is drawn: training losses hidden (the box unticked) set it 0-20 over curves at 1-2
+        shown = [v for v in (train if drawn is None else drawn) if math.isfinite(v)]
+        shown += [v for _, _, _, losses in val for v in losses if v <= cap]
         top = nice_ceiling(1.1 * max(shown, default=1.0))
         self.loss_ax.set_ylim(0.0, top)
         for color in dict.fromkeys(c for c, _, _ in off):

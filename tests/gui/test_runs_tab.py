@@ -174,6 +174,21 @@ def test_a_validation_loss_far_above_training_goes_off_the_scale(tab, runs):
     assert len(tab.curve_lines()) == 2  # the marks are not runs (the legend and the click-to-select use these)
 
 
+def test_hidden_training_losses_do_not_set_the_loss_axis(tab, runs):
+    """Training curves unticked, one run diverged (training loss 18, validation loss inf, off the scale): the loss
+    axis went to 20 over the validation curves drawn between 1 and 2.2."""
+    rows = read_history(runs["done"])
+    rows[0]["train_loss"], rows[1]["train_loss"], rows[1]["val_loss"] = 2.0, 18.0, float("inf")
+    write_history(runs["done"], rows)
+    tab.refresh()
+    tab.train_check.setChecked(False)
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    assert [ln for ln in tab.loss_ax.get_lines() if ln.get_gid() == "off-scale"]
+    assert tab.loss_ax.get_ylim()[1] <= 3.0
+    tab.train_check.setChecked(True)  # drawn, the diverged training loss is on the scale: it must show
+    assert tab.loss_ax.get_ylim()[1] >= 18.0
+
+
 def test_settings_and_buttons_follow_the_selection(tab, runs):
     tab.select_runs([str(runs["stopped"])])
     tops = {
