@@ -303,7 +303,7 @@ class RunsTab(QWidget):
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Re-read the runs folder (runs made by the command line appear too) (F5)")
         self.refresh_button.clicked.connect(self.refresh)
-        self.open_folder_button = QPushButton("Open folder")
+        self.open_folder_button = QPushButton("Show runs folder")
         self.open_folder_button.setToolTip("Show the runs folder in the file manager")
         self.open_folder_button.clicked.connect(self._open_folder)
         top.addWidget(self.refresh_button)
@@ -803,7 +803,7 @@ class RunsTab(QWidget):
         elif any(i is not None and i.status == "running" for i in infos):
             no_delete = "A run training now cannot be deleted"
         else:
-            no_delete = "A run folder that cannot be read is not deleted from here; use Open folder"
+            no_delete = "A run folder that cannot be read is not deleted from here; use Show runs folder"
         why = {
             self.predict_button: no_best,
             self.evaluate_button: no_best,

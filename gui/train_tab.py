@@ -181,7 +181,7 @@ class _FormColumn(QScrollArea):
 class _ResultLabel(QLabel):
     """The Result box's text. Its last line names the run folder, cut in the middle to the box's width (a long
     data set name ran past the edge, cut mid-letter: "…-my_dataset_with_an_extremely_long_folder_name_for_the_ru");
-    the whole path is the tooltip, and Open folder opens it."""
+    the whole path is the tooltip, and Show run folder opens it."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
@@ -599,7 +599,7 @@ class TrainTab(QWidget):
         self.evaluate_button.setToolTip("Confusion matrix and per-class scores of the best model")
         self.predict_button = QPushButton("Predict")
         self.predict_button.setToolTip("Classify new images with the best checkpoint (in the Predict tab)")
-        self.open_button = QPushButton("Open folder")
+        self.open_button = QPushButton("Show run folder")
         self.open_button.setToolTip("Checkpoints, history.csv, curves.png and config.json of this run")
         self.evaluate_button.clicked.connect(lambda: self.run_dir and self.evaluate_requested.emit(self.run_dir))
         self.predict_button.clicked.connect(self._request_predict)
@@ -1034,19 +1034,21 @@ class TrainTab(QWidget):
         override.data.root = ""
         data_root = trained_data_root(run_dir, str(section(config, "data").get("root") or ""))
         if data_root and not Path(data_root).is_dir():  # moved or renamed since: ask where it is now
-            found = self._locate_moved_data(data_root)
+            more = epochs is not None  # (Runs ▸ Train more epochs…: its words, not a resume's)
+            found = self._locate_moved_data(data_root, "Train more epochs" if more else "Resume training")
             if not found:
-                self.banner.set_error(f"Not resumed: the run's data folder {data_root} is not there any more.")
+                what = "No more epochs trained" if more else "Not resumed"
+                self.banner.set_error(f"{what}: the run's data folder {data_root} is not there any more.")
                 return False
             override.data.root = found
         self._launch(override, None, resume=run_dir, history=history)
         return True
 
-    def _locate_moved_data(self, data_root: str) -> str:
+    def _locate_moved_data(self, data_root: str, title: str = "Resume training") -> str:
         """Ask for the new place of a run's data folder; "" when the user does not give one."""
         if not ask(
             self,
-            "Resume training",
+            title,
             f"This run was trained on {data_root}, which is not there any more.\n\n"
             "Choose the folder where those images are now? (It must have the same class folders.)",
             yes="Choose folder…",

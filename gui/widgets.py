@@ -40,7 +40,7 @@ def show_folder(folder: str, parent: QWidget | None = None) -> bool:
         return True
     box = QMessageBox(
         QMessageBox.Icon.Information,
-        "Open folder",
+        "Show folder",
         f"No file manager could be started on this system. The folder is:\n\n{folder}",
         parent=parent,
     )

@@ -121,7 +121,8 @@ def tiny_dataset(tmp_path) -> Path:
 @pytest.fixture
 def answer_question():
     """answer_question("Keep training") clicks that button of the next `gui.widgets.ask` box once it shows, and
-    returns a list that then holds (box text, [button texts]): the real dialog is shown and answered."""
+    returns a list that then holds (box text, [button texts], window title): the real dialog is shown and
+    answered."""
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -132,7 +133,7 @@ def answer_question():
         def poll() -> None:
             box = QApplication.activeModalWidget()
             if isinstance(box, QMessageBox) and box.objectName() == "ask":
-                seen.append((box.text(), [b.text() for b in box.buttons()]))
+                seen.append((box.text(), [b.text() for b in box.buttons()], box.windowTitle()))
                 match = [b for b in box.buttons() if b.text() == button]
                 (match[0].click() if match else box.reject())  # a missing button answers no, and the test sees why
             elif tries[0] < 2000:  # about 20 s: the box never came; the test's assertion on `seen` fails

@@ -330,6 +330,8 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
     assert not w.runs_tab._training_busy and w.runs_tab._paused_run is None
     a["start"].trigger()  # no data set is open: the Train tab says so instead of starting
     assert w.tabs.currentWidget() is tab and tab.state == IDLE and "data set" in tab.banner.text()
+    # the buttons that show a folder in the file manager say so ("Open folder" also chose data and classified)
+    assert (tab.open_button.text(), w.runs_tab.open_folder_button.text()) == ("Show run folder", "Show runs folder")
     text = w.about_text()
     assert "ResNeXt Studio 0." in text and "PySide6" in text
     # Help ▸ Keyboard shortcuts lists every menu shortcut (read from the menus) and the tabs' own keys

@@ -619,6 +619,10 @@ def test_resuming_a_run_whose_data_moved_asks_where_it_is(
         asked = answer_question("Cancel")
         assert not tab.resume_run(first.run_dir) and tab.state == IDLE
         assert str(old) in asked[0][0] and "is not there any more" in tab.banner.text()
+        assert asked[0][2] == "Resume training" and tab.banner.text().startswith("Not resumed:")
+        asked = answer_question("Cancel")  # Runs ▸ Train more epochs…: in its own words ("Not resumed" was wrong)
+        assert not tab.resume_run(first.run_dir, epochs=3) and asked[0][2] == "Train more epochs"
+        assert tab.banner.text().startswith("No more epochs trained:")
         answer_question("Choose folder…")
         monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(new))
         with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
