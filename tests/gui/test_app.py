@@ -514,17 +514,20 @@ def test_a_finished_run_fills_an_empty_evaluate_tab_or_its_own_but_replaces_noth
     assert tab.acc_card.value.text() == "50.0%" and runs[0].name in tab.source_label.text()
 
 
-def test_result_buttons_switch_tabs(qtbot, window, monkeypatch):
+def test_result_buttons_switch_tabs(qtbot, window, monkeypatch, tmp_path):
     w = window(load_initial=False)
     calls = []
+    best = tmp_path / "r1" / "best.pt"  # (Predict is asked only for a checkpoint that is there)
+    best.parent.mkdir()
+    best.write_bytes(b"placeholder")
     if w.evaluate_tab is not None:
         monkeypatch.setattr(w.evaluate_tab, "show_run", lambda d: calls.append(("eval", d)))
         w.train_tab.evaluate_requested.emit("/runs/r1")
         assert calls[-1] == ("eval", "/runs/r1") and w.tabs.currentWidget() is w.evaluate_tab
     if w.predict_tab is not None:
         monkeypatch.setattr(w.predict_tab, "set_checkpoint", lambda p: calls.append(("pred", p)))
-        w.train_tab.predict_requested.emit("/runs/r1/best.pt")
-        assert calls[-1] == ("pred", "/runs/r1/best.pt") and w.tabs.currentWidget() is w.predict_tab
+        w.train_tab.predict_requested.emit(str(best))
+        assert calls[-1] == ("pred", str(best)) and w.tabs.currentWidget() is w.predict_tab
     opened = []
     monkeypatch.setattr("gui.widgets.QDesktopServices.openUrl", lambda url: opened.append(url) or True)
     w.train_tab.open_folder_requested.emit("/runs/r1")
