@@ -320,7 +320,12 @@ def upright(img: Image.Image) -> Image.Image:
         turn = _TURNS.get(img.getexif().get(0x0112))
     except Exception:  # noqa: BLE001
         return img
-    return img.transpose(turn) if turn is not None else img
+    if turn is None:
+        return img
+    out = img.transpose(turn)
+    for key in ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp"):  # the turned copy keeps no
+        out.info.pop(key, None)  # orientation: upright(upright(img)) must not turn it a second time
+    return out
 
 
 def fit_within(img: Image.Image, max_side: int) -> Image.Image:

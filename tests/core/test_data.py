@@ -543,6 +543,7 @@ def test_a_damaged_exif_tag_does_not_make_a_good_photo_unreadable(tmp_path):
     path.write_bytes(_jpeg_with_exif(0x010F, "Maker", b"\x01\x0f\x00\x02", b"\x01\x08\x00\x02"))
     assert load_image(path).size == (30, 60)  # rotated, as its orientation 6 says
     assert load_image(Image.open(path)).size == (30, 60)
+    assert load_image(load_image(path)).size == (30, 60)  # the turned copy carries no orientation to turn again
     assert data.verify_image(str(path))[1] is None
 
 
