@@ -755,10 +755,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "unusable": _unusable(trainer.index),
             }
         )
-    if args.quiet and result.unreadable and getattr(trainer, "is_main", True):  # quiet hides progress, not losses
-        _err(f"warning: {count_noun(len(result.unreadable), 'image')} could not be read during training and left out:")
-        for path, reason in result.unreadable[:20]:
-            _err(f"  {path}: {reason}")
     if result.reason not in ("completed", "early_stop"):
         return 1
     if not getattr(trainer, "is_main", True):  # under torchrun rank 0 speaks for the run: a partial result is its to

@@ -964,8 +964,10 @@ def test_evaluating_a_run_that_kept_no_held_out_images_warns_that_it_scores_its_
     assert rc == 0 and "warning" not in err
 
 
-def test_an_image_unreadable_while_training_makes_train_exit_1_and_is_listed(capsys, tmp_path, monkeypatch):
-    """260 "skipped" lines (each file again every epoch), then exit 0 and "completed" as if nothing was lost."""
+@pytest.mark.parametrize("quiet", [[], ["--quiet"]])
+def test_an_image_unreadable_while_training_makes_train_exit_1_and_is_listed(capsys, tmp_path, monkeypatch, quiet):
+    """260 "skipped" lines (each file again every epoch), then exit 0 and "completed" as if nothing was lost.
+    Under --quiet the file was named three times: its warning, the run's end, and a list of its own."""
     from core import data as data_module
 
     data = make_set(tmp_path / "data", per_class=8)
@@ -979,9 +981,9 @@ def test_an_image_unreadable_while_training_makes_train_exit_1_and_is_listed(cap
 
     monkeypatch.setattr(data_module, "load_for_model", gone)
     argv = ["train", "--data", data, "--epochs", "2", "--runs-dir", tmp_path / "runs", "--cache", "stream", "--json"]
-    rc, out, err = run(capsys, *argv, *TINY)
+    rc, out, err = run(capsys, *argv, *TINY, *quiet)
     assert rc == 1, err
-    assert err.count(f"skipped {victim}") == 1
+    assert err.count(f"skipped {victim}") == 1 and err.count(victim) == 1, err
     assert f"1 image could not be read during training and was left out ({Path('green', '3.png')})" in err
     doc = json.loads(out)
     assert doc["reason"] == "completed" and doc["unreadable"] == [{"path": victim, "reason": "file not found"}]
