@@ -607,6 +607,17 @@ def _flag_message(e: Exception) -> str:
 RESUME_FLAGS = ("epochs", "device", "data", "resume", "json", "quiet", "command", "func", "parser_defaults")
 
 
+def _run_finished(run_dir: Path):
+    """(its RunInfo, whether it is finished): all its epochs trained, or an early stop (which a resume trained on
+    past). Without a status.json that can be read its history says: it went on to end "completed" again,
+    rewriting the run's evaluation and curves."""
+    from core.runs import RunStore, read_status
+
+    info = RunStore(run_dir.parent).info(run_dir)
+    planned, done = info.epochs_planned, info.epochs_done
+    return info, info.status == "completed" or bool(not read_status(run_dir) and planned and done >= planned)
+
+
 def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     """The settings for `train --resume`: the run's own, except --epochs (extend), --device and --data (moved)."""
     from core.checkpoint import CheckpointError, load
@@ -633,14 +644,9 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
             f"--data apply)"
         )
     if args.epochs is None:  # a finished run has nothing left to train (status.json and config.json say so;
-        from core.runs import RunStore, read_status  # last.pt, the big file, is read once, by the Trainer)
-
-        info = RunStore(run_dir.parent).info(run_dir)
+        info, finished = _run_finished(run_dir)  # last.pt, the big file, is read once, by the Trainer)
         done = info.epochs_done
-        # all its epochs, or an early stop (which resumed, trained on past it); without a status.json that can be
-        # read, its history says (it went on to end "completed" again, rewriting the run's evaluation and curves)
-        planned = info.epochs_planned
-        if info.status == "completed" or (not read_status(run_dir) and planned and done >= planned):
+        if finished:
             if not info.epochs_planned or done >= info.epochs_planned:
                 how = f"has trained all its {count_noun(done, 'epoch')}"
                 more = f"--epochs {done + 5} (say) to train it further"
@@ -668,11 +674,9 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     if args.epochs is not None:
         if args.epochs < 1:
             raise UsageError(f"--epochs {args.epochs}: must be ≥ 1")
-        if args.epochs == done:  # a run killed after its last epoch (in its evaluation, its status write): its
-            from core.runs import RunStore  # end to make, as a plain --resume would (it was refused)
-
-            unfinished = RunStore(run_dir.parent).info(run_dir).status != "completed"
-        if args.epochs < done or (args.epochs == done and not unfinished):
+        # a run killed after its last epoch (in its evaluation, its status write) has its end to make, as a plain
+        # --resume would (it was refused); a finished one, by the same test as a plain --resume's, has none
+        if args.epochs < done or (args.epochs == done and _run_finished(run_dir)[1]):
             raise UsageError(
                 f"--epochs {args.epochs}: the run has already trained {done} "
                 f"epoch{'s' if done != 1 else ''}; give more to extend it"

@@ -648,6 +648,8 @@ def test_resume_names_what_it_ignores_refuses_to_shrink_and_follows_moved_data(c
         kept = {p.name: p.read_bytes() for p in lost.iterdir() if p.is_file()}
         rc, _, err = run(capsys, "train", "--resume", lost)
         assert rc == 2 and one_line(err) and "has trained all its 1 epoch; give --epochs 6" in err
+        rc, _, err = run(capsys, "train", "--resume", lost, "--epochs", "1")  # (by the same test: it "resumed")
+        assert rc == 2 and one_line(err) and "already trained 1 epoch;" in err
         assert {p.name: p.read_bytes() for p in lost.iterdir() if p.is_file()} == kept  # (nothing rewritten)
     gone = shutil.copytree(run_dir, tmp_path / "gone_run")
     ck = load(gone / "last.pt")
