@@ -243,6 +243,8 @@ def folder_problem(path: str | Path, folder: str = "folder") -> str:
         return "permission denied (this folder or one above it may not be opened)"
     except OSError as e:
         return f"cannot be opened ({e.strerror or e})"
+    except ValueError:  # a NUL in the name: no file can have it
+        return "no such folder"
     return "" if stat.S_ISDIR(st.st_mode) else f"a file, not a {folder}"
 
 

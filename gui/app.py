@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     """Open the main window; returns the exit code (2 with one line on stderr when no display is usable)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(argv)
-    if args.data and not Path(args.data).is_dir():
+    if args.data and not os.path.isdir(args.data):  # (Path.is_dir raised on a name too long)
         print(f"--data {args.data}: not a folder", file=sys.stderr)
         return 2
     problem = check_display()

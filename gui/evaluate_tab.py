@@ -1122,7 +1122,7 @@ class EvaluateTab(QWidget):
                 "Choose a checkpoint first: Browse… for a best.pt, or Evaluate a run from the Runs tab.", error=True
             )
             return
-        if not Path(ckpt).is_file():
+        if not os.path.isfile(ckpt):  # (Path.is_file raised on a name too long or a folder that may not be entered)
             self._set_status(f"Checkpoint not found: {ckpt}", error=True)
             return
         if not data:
@@ -1135,10 +1135,11 @@ class EvaluateTab(QWidget):
                 )
                 return
             self.data_edit.setText(data)
-        if not Path(data).is_dir():
-            from core.data import folder_problem
+        from core.data import folder_problem
 
-            self._set_status(f"{data}: {folder_problem(data)}. {MOVED_HINT}", error=True)
+        if problem := folder_problem(data):  # (Path.is_dir raised on a name too long or a folder not to be entered)
+            hint = f" {MOVED_HINT}" if problem.startswith("no such folder") else ""  # (a file there moved nothing)
+            self._set_status(f"{data}: {problem}.{hint}", error=True)
             return
         save_to = None
         own_data = self._data_root_from_checkpoint(ckpt)

@@ -513,7 +513,7 @@ class MainWindow(QMainWindow):
         if self.predict_tab is None:
             self.statusBar().showMessage("The Predict tab is not available in this build.", 8000)
             return
-        if not Path(checkpoint).is_file():  # (a run deleted or moved outside the app while a tab showed it)
+        if not os.path.isfile(checkpoint):  # (a run deleted or moved outside the app while a tab showed it)
             self.statusBar().showMessage(f"{checkpoint}: {gone_checkpoint(checkpoint)}", 15000)
             return
         self.predict_tab.set_checkpoint(str(checkpoint))

@@ -1267,3 +1267,14 @@ def test_problem_notes_count_files_and_folders_apart(tmp_path, jpeg_writer):
         "1 image outside the class folders is left out",
         "1 group of identical files in different classes (one image, two labels)",
     ]
+
+
+def test_folder_problem_names_each_reason_and_never_raises(tmp_path):
+    """A NUL in a typed path raised ValueError out of it (the callers had no reason to show)."""
+    (tmp_path / "f.txt").write_text("x")
+    assert data.folder_problem(tmp_path) == ""
+    assert data.folder_problem(tmp_path / "none") == "no such folder"
+    assert data.folder_problem(tmp_path / "f.txt") == "a file, not a folder"
+    assert data.folder_problem(tmp_path / "f.txt" / "x") == "no such folder (a part of its path is a file)"
+    assert data.folder_problem(str(tmp_path) + "/a\0b") == "no such folder"
+    assert data.folder_problem(tmp_path / ("n" * 300)).startswith("cannot be opened (")

@@ -60,6 +60,8 @@ def test_missing_xcb_cursor_prints_the_apt_command(monkeypatch):
 def test_bad_data_flag_is_a_usage_error(tmp_path, capsys):
     assert gui_app.main(["--data", str(tmp_path / "missing")]) == 2
     assert "--data" in capsys.readouterr().err
+    assert gui_app.main(["--data", str(tmp_path / ("n" * 300))]) == 2  # (a name too long raised OSError)
+    assert "not a folder" in capsys.readouterr().err
     assert gui_app._parse([str(tmp_path)]).data == str(tmp_path)  # `main.py gui FOLDER` opens FOLDER
     assert gui_app._parse(["--platform", "offscreen"]).data is None  # Qt's own options pass through
     with pytest.raises(SystemExit) as e:
@@ -867,3 +869,5 @@ def test_predicting_with_a_run_deleted_outside_the_app_says_so(qtbot, window, tm
     assert w.predict_tab.model_combo.findData(str(gone)) < 0
     with pytest.raises(ValueError, match="no such checkpoint file: its folder"):  # (a user error: no traceback)
         PredictorCache().get(str(gone))
+    w.predict_with(str(tmp_path / ("n" * 300) / "best.pt"))  # a name too long: said, not an OSError in a slot
+    assert w.tabs.currentIndex() == before and ": no such checkpoint file" in w.statusBar().currentMessage()

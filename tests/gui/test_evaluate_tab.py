@@ -208,6 +208,13 @@ def test_saved_results_of_a_data_folder_that_is_gone_say_so(qtbot, tab, tmp_path
     assert text.startswith(f"Its data folder {data} is not there any more") and "Browse…" in text
     tab.evaluate_now()
     assert tab.status_label.text() == f"{data}: no such folder. {MOVED_HINT}"
+    for other, said in (
+        ("n" * 300, "cannot be opened (File name too long)."),
+        ("config.json", "a file, not a folder."),
+    ):
+        tab.data_edit.setText(str(run / other))  # (a name too long raised OSError in the slot; a file there moved
+        tab.evaluate_now()  # nothing: no "Moved?" hint)
+        assert tab.status_label.text() == f"{run / other}: {said}" and not tab.is_evaluating()
 
 
 def test_a_run_folder_deleted_outside_the_app_is_said_gone_not_untrained(qtbot, tab, tmp_path):
@@ -250,6 +257,9 @@ def test_missing_checkpoint_is_reported(tab, tmp_path):
     tab.evaluate_now()
     assert not tab.is_busy()
     assert "Checkpoint not found" in tab.status_label.text()
+    tab.ckpt_edit.setText(str(tmp_path / ("n" * 300)))  # a name too long: said, not an OSError in the slot
+    tab.evaluate_now()
+    assert not tab.is_busy() and "Checkpoint not found" in tab.status_label.text()
     tab.ckpt_edit.clear()  # nothing chosen yet: what to do, not a path "(none chosen)" not found
     tab.evaluate_now()
     assert tab.status_label.text().startswith("Choose a checkpoint first")
