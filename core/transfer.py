@@ -316,7 +316,7 @@ class LinearTrainer(Trainer):
     def _fit_schedule(self, n_train: int) -> None:
         """The schedule for the images that could be read. The split counted unreadable ones too: a cosine over
         its steps ended above 0, and a plateau watching val_acc with no readable validation image never moved.
-        (A resumed run's schedule, restored from last.pt, keeps its place.)"""
+        (A resumed run's schedule, restored from last.pt, keeps its place; a plateau's watches what it can.)"""
         tc, sched = self.config.train, self.scheduler
         steps = max(1, math.ceil(n_train / tc.batch_size))
         if isinstance(sched, torch.optim.lr_scheduler.LambdaLR) and steps != self.steps_per_epoch:
@@ -324,8 +324,10 @@ class LinearTrainer(Trainer):
             self.scheduler = make_scheduler(self.optimizer, tc, steps, "min")
             self.scheduler.last_epoch = last
             restep_schedule(self.scheduler, self.optimizer, self.start_epoch, old, steps)
-        elif isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) and not self.has_val and sched.mode != "min":
-            self.scheduler = make_scheduler(self.optimizer, tc, steps, "min")  # (on the training loss)
+        elif isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):  # on the training loss without a
+            mode = "max" if (self.has_val and tc.monitor == "val_acc") else "min"  # readable val image; a resumed
+            if sched.mode != mode:  # one restored "min" so, watching val_acc again, cut its rate as accuracy rose
+                self.scheduler = make_scheduler(self.optimizer, tc, steps, mode)
         self.steps_per_epoch = self.trained_steps_per_epoch = steps
 
     @torch.inference_mode()

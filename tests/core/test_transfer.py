@@ -209,6 +209,28 @@ def test_linear_resume_continues_from_cache(dataset, weights, tmp_path):
     assert isinstance(Trainer(None, resume=r.run_dir), transfer.LinearTrainer)
 
 
+def test_a_linear_probe_plateau_watches_val_accuracy_again_when_its_images_are_back(dataset, weights, tmp_path):
+    """No val image readable: the plateau watches the training loss ("min"). Resumed with them back, it kept the
+    restored "min" while watching val_acc, and so cut the rate each time accuracy rose."""
+    import shutil
+
+    cfg = config(dataset, weights, epochs=1)
+    cfg.train.scheduler = "plateau"
+    t = Trainer(cfg, runs_dir=tmp_path / "runs")
+    val = [Path(t.index.samples[i].path) for i in sorted(t.split.val)]
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for i, p in enumerate(val):
+        shutil.move(p, kept / f"{i}.png")
+    first = t.fit()
+    assert first.reason == "completed" and t.scheduler.mode == "min"
+    for i, p in enumerate(val):
+        shutil.move(kept / f"{i}.png", p)
+    cfg.train.epochs = 2
+    t2 = Trainer(cfg, resume=first.run_dir)
+    assert t2.fit().reason == "completed" and t2.has_val and t2.scheduler.mode == "max"
+
+
 def test_wrong_shape_weights_are_rejected_naming_the_layer(dataset, tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save(models.build("resnext11_4x8d", 10).state_dict(), bad)
