@@ -122,7 +122,8 @@ def _not_a_file(path: str | Path) -> bool:
         return False
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A run file's JSON object: {} when it is missing, damaged, not an object, or no regular file (a pipe)."""
     if _not_a_file(path):
         return {}
     try:
@@ -402,13 +403,13 @@ def file_stamp(path: str | Path) -> tuple[int, int, int] | None:
 def read_status(run_dir: str | Path) -> dict[str, Any]:
     """status.json as written ({} when missing or unreadable, or when its status is none of STATUSES: {"x": 1}
     there ended `runs` in a traceback); `effective_status` says whether "running" still is."""
-    doc = _read_json(Path(run_dir) / "status.json")
+    doc = read_json(Path(run_dir) / "status.json")
     return doc if doc.get("status") in STATUSES else {}
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """config.json as written ({} when missing or unreadable)."""
-    return _read_json(Path(run_dir) / "config.json")
+    return read_json(Path(run_dir) / "config.json")
 
 
 def write_status(run_dir: str | Path, status: str, **extra: Any) -> dict[str, Any]:
@@ -1004,7 +1005,7 @@ class RunStore:
             config=read_config(path),
             history=read_history(path),
             status=status,
-            evaluation=_read_json(ev) if ev.is_file() else None,
+            evaluation=read_json(ev) if ev.is_file() else None,
         )
 
     def delete(self, path: str | Path) -> None:

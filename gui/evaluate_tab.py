@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections import deque
 from pathlib import Path
@@ -42,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.runs import file_stamp, read_status
+from core.runs import file_stamp, read_json, read_status
 from gui.app import settings
 from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
 from gui.predict_tab import PredictorCache, cam_overlay, display_copy
@@ -1016,7 +1015,7 @@ class EvaluateTab(QWidget):
         run = Path(run_dir)
         self._forget_running_evaluation(str(run / "best.pt"))
         self._run_dir = str(run)
-        cfg = self._read_json(run / "config.json") or {}
+        cfg = read_json(run / "config.json")  # (the runs' reader: a named pipe there hung the window for good)
         from core.runs import section, trained_data_root
 
         data = section(cfg, "data")
@@ -1034,7 +1033,7 @@ class EvaluateTab(QWidget):
         self._held_out = "test" if has["test"] else "val" if has["val"] else "all"
         self._select_split(self._held_out)
         self.source_label.setText(f"Run: {run.name}")
-        evaluation = self._read_json(run / "evaluation.json")
+        evaluation = read_json(run / "evaluation.json")
         self._set_status("")
         if evaluation:
             self.evaluate_button.setText("Evaluate again")
@@ -1084,14 +1083,6 @@ class EvaluateTab(QWidget):
         self.not_evaluated_label.setText(
             f"{run.name} has not been evaluated yet.\n\nEvaluate {which} on the {self.split()} split of {where}?"
         )
-
-    @staticmethod
-    def _read_json(path: Path) -> dict[str, Any] | None:
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return d if isinstance(d, dict) else None
 
     # ------------------------------------------------------------------ evaluating
 

@@ -217,6 +217,19 @@ def test_saved_results_of_a_data_folder_that_is_gone_say_so(qtbot, tab, tmp_path
         assert tab.status_label.text() == f"{run / other}: {said}" and not tab.is_evaluating()
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_for_a_run_file_does_not_hang_the_tab(qtbot, tab, tmp_path):
+    """Showing a run whose evaluation.json or config.json was a named pipe waited on it for ever: the window hung."""
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, sample_evaluation(data))
+    for name in ("evaluation.json", "config.json"):
+        (run / name).unlink()
+        os.mkfifo(run / name)
+    tab.show_run(str(run))
+    assert tab.stack.currentIndex() == PAGE_NOT_EVALUATED and tab.source_label.text() == f"Run: {run.name}"
+
+
 def test_a_run_folder_deleted_outside_the_app_is_said_gone_not_untrained(qtbot, tab, tmp_path):
     """The Train tab's Evaluate on a run deleted in the file manager said "has no best.pt yet … Train it (or resume
     it)", of a folder that was not there at all."""
