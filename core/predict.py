@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -512,15 +513,21 @@ def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -
     _atomic_write(Path(path), text.encode("utf-8", errors="surrogateescape"))  # a name's own bytes
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _as_text(cell: str) -> str:
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+    if cell[:1] not in ("=", "+", "-", "@", "\t", "\r") or _PLAIN_NUMBER.fullmatch(cell):
+        return cell  # (a plain number runs nothing: class folders "-1" and "+1" stay "-1" and "+1" for scripts)
+    return "'" + cell
 
 
 def csv_text(predictions: Iterable[Prediction], top_k: int) -> str:
     """Predictions as CSV (source, ok, error, label, confidence, top1, prob1, …). A model with fewer classes than
     `top_k` gets as many top columns as it has classes (none always empty). A name that a spreadsheet would take
-    for a formula (a file or class folder named "=HYPERLINK(…)", "+1", "@x") is written after a ' so that it
-    shows as the text it is, as OWASP advises for CSV files."""
+    for a formula (a file or class folder named "=HYPERLINK(…)", "-x", "@x") is written after a ' so that it
+    shows as the text it is, as OWASP advises for CSV files; a plain number ("-1", "+1", "-0.5") runs nothing and
+    is written as it is, so the common -1/+1 labels read back unchanged."""
     predictions = list(predictions)
     known = max((len(p.top) for p in predictions if p.ok), default=0)
     top_k = min(top_k, known) if known else top_k

@@ -314,7 +314,10 @@ def test_a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_text():
     ]
     rows = list(csv.reader(csv_text(preds, top_k=2).splitlines()))
     assert rows[1][:4] == ["'=cmd.jpg", "yes", "", "'" + formula] and rows[1][5] == "'" + formula
-    assert rows[1][7] == "'+1" and rows[2][0] == "photos/cat.jpg" and rows[2][3] == "cat" and rows[2][7] == "'-"
+    assert rows[1][7] == "+1" and rows[2][0] == "photos/cat.jpg" and rows[2][3] == "cat" and rows[2][7] == "'-"
+    for name, written in (("-1", "-1"), ("-0.5", "-0.5"), ("+2e3", "+2e3"), ("-1+2", "'-1+2"), ("-1)", "'-1)")):
+        one = Prediction("a.jpg", True, label=name, index=0, confidence=1.0, top=[(name, 1.0)])  # (a number runs
+        assert list(csv.reader(csv_text([one], top_k=1).splitlines()))[1][3] == written  # nothing; "-1+2" would)
 
 
 def test_from_checkpoint_rejects_a_bad_file(tmp_path):
