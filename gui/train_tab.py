@@ -1531,7 +1531,7 @@ class TrainTab(QWidget):
         )
         self.log_line(f"Run folder: {info.run_dir}")
         root = str((info.config.get("data") or {}).get("root") or "")
-        where = f" for {elide_middle(Path(root).name, 40)}" if root else ""  # (read later, another folder may be open)
+        where = f" for {elide_middle(Path(root).name or root, 40)}" if root else ""  # (read later: another may be open)
         for note in info.data_notes:  # (the CLI warns of them before it starts; here the log does)
             self.log_line(f"{note}: the Dataset tab's Problems list{where} names them", "warning")
         if info.start_epoch or getattr(info, "resume_step", 0):  # a resumed run keeps its own settings

@@ -957,6 +957,8 @@ def test_the_scans_problems_and_images_lost_while_training_are_said(qtbot, tmp_p
     tab._on_fit_started(_fit_info(run_dir=str(tmp_path / "r"), data_notes=notes, config=config))
     # the folder named: read later, the Dataset tab may show another one
     assert f"⚠ {notes[0]}: the Dataset tab's Problems list for photos names them" in tab.log.toPlainText()
+    tab._on_fit_started(_fit_info(run_dir=str(tmp_path / "r"), data_notes=notes, config={"data": {"root": "/"}}))
+    assert f"⚠ {notes[0]}: the Dataset tab's Problems list for / names them" in tab.log.toPlainText()  # (not "for ")
     lost = [(str(tmp_path / "a" / "1.jpg"), "file not found"), (str(tmp_path / "b" / "2.jpg"), "truncated image")]
     tab._on_finished(FitResult("completed", "", 1, 0.5, str(tmp_path / "r"), unreadable=lost))
     assert "2 images could not be read and were left out (see the log)." in tab.result_label.text()
