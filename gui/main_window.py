@@ -438,7 +438,7 @@ class MainWindow(QMainWindow):
         rows = [
             (a.shortcut().toString(native), a.text().replace("&", "").rstrip("…"))
             for key, a in self.actions.items()
-            if not a.shortcut().isEmpty() and not key.startswith("tab_")
+            if not a.shortcut().isEmpty() and not key.startswith("tab_") and key != "start"  # (F5: its own row)
         ]
         first, last = (
             self.actions[f"tab_{n.lower()}"].shortcut().toString(native) for n in (TAB_NAMES[0], TAB_NAMES[-1])
@@ -447,7 +447,7 @@ class MainWindow(QMainWindow):
             (f"{first} … {last}", "The tabs, left to right"),
             ("Ctrl+V", "Predict: classify the image on the clipboard"),
             ("Esc", "Predict: back to the list from an image shown large"),
-            ("F5", "Runs: refresh the list (on the other tabs: start training)"),
+            ("F5", "Start training (on the Runs tab: refresh the list)"),
             (QKeySequence(QKeySequence.StandardKey.Delete).toString(native), "Runs: delete the selected runs (asks)"),
             ("Return, Space", "Press the focused button"),
             ("Tab", "The next field (a setting takes the mouse wheel once it has the focus)"),

@@ -301,7 +301,7 @@ class RunsTab(QWidget):
         self.folder_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         top.addWidget(self.folder_label, 1)
         self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setToolTip("Re-read the runs folder (runs made by the command line appear too) (F5)")
+        self.refresh_button.setToolTip("Re-read the runs folder; runs made by the command line appear too (F5)")
         self.refresh_button.clicked.connect(self.refresh)
         self.open_folder_button = QPushButton("Show runs folder")
         self.open_folder_button.setToolTip("Show the runs folder in the file manager")
