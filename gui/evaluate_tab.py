@@ -1294,8 +1294,8 @@ class EvaluateTab(QWidget):
             f"new {name}'s numbers."
         )
         said = self.status_label.text()
-        if note not in said:  # (after a failed or cancelled evaluation, below what became of it)
-            keep = said.startswith(("Evaluation failed", "Evaluation cancelled"))
+        if note not in said:  # (after a failed or cancelled evaluation or a data folder gone, below that)
+            keep = said.startswith(("Evaluation failed", "Evaluation cancelled", "Its data folder"))
             tone = self._graver("warning")
             self._set_status(f"{said}\n{note}" if keep else note, tone == "error", tone == "warning")
         self._fade_results(True)

@@ -208,6 +208,12 @@ def test_saved_results_of_a_data_folder_that_is_gone_say_so(qtbot, tab, tmp_path
     assert text.startswith(f"Its data folder {data} is not there any more") and "Browse…" in text
     tab.evaluate_now()
     assert tab.status_label.text() == f"{data}: no such folder. {MOVED_HINT}"
+    doc = sample_evaluation(data)
+    (run / "evaluation.json").write_text(json.dumps({**doc, "epoch": 1}))
+    (run / "status.json").write_text(json.dumps({"status": "completed", "best_epoch": 3}))  # trained on since
+    tab.show_run(str(run))  # both said: the folder gone was replaced by "best.pt has changed"
+    text = tab.status_label.text()
+    assert text.startswith(f"Its data folder {data} is not there any more") and "best.pt has changed" in text
     for other, said in (
         ("n" * 300, "cannot be opened (File name too long)."),
         ("config.json", "a file, not a folder."),
