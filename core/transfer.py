@@ -467,6 +467,9 @@ class LinearTrainer(Trainer):
             self._warn(f"epoch {epoch} starts again from its first batch: its images or batch size changed")
             if self.is_main:  # its per-batch line starts again too
                 runs.write_batches(self.run_dir, [r for r in runs.read_batches(self.run_dir) if r[0] < epoch])
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):  # and its cosine: it went on from
+                self.scheduler.last_epoch = (epoch - 1) * self.steps_per_epoch  # the steps done, so ended early
+                restep_schedule(self.scheduler, self.optimizer, epoch - 1, None, self.steps_per_epoch)
             return 0
         done = int(partial["steps_done"])
         meter.seconds0 = float(partial.get("seconds") or 0.0)

@@ -306,6 +306,16 @@ def test_a_linear_run_stopped_inside_an_epoch_resumes_from_the_next_step_exactly
     b = checkpoint.load(Path(resumed.run_dir) / "last.pt")
     assert b["scheduler"]["last_epoch"] == a["scheduler"]["last_epoch"]
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    # stopped again inside epoch 2 and resumed with a training image gone: the epoch starts over from its first
+    # batch, and its cosine with it (it went on from step 2, so the run's rate reached 0 two steps early)
+    token = StopToken()
+    third = Trainer(cfg, callbacks=[StopAt((2, 2))], stop=token, runs_dir=tmp_path / "c").fit()
+    assert third.reason == "stopped"
+    t = Trainer(None, resume=third.run_dir)
+    Path(t.index.samples[sorted(t.split.train)[0]].path).unlink()  # 17 images: still 5 steps an epoch
+    again = t.fit()
+    assert again.reason == "completed" and t.steps_per_epoch == 5
+    assert t.scheduler.last_epoch == 15 and again.history[1]["lr"] == pytest.approx(straight.history[1]["lr"])
 
 
 @pytest.mark.parametrize("mode", ["linear", "finetune"])
