@@ -665,14 +665,15 @@ class PredictTab(QWidget):
             self._model_chosen = False  # whichever run slid into its place in the list (another data set's)
         self.refresh_models(keep=not lost)  # never leaves the list without a model or its placeholder
         self._prev_combo_index = self.model_combo.currentIndex()
-        now = self.model_combo.currentText() if self.checkpoint() else "none chosen"
+        if self.checkpoint():
+            now = f"the model is now {self.model_combo.currentText()}"
+            then = "Drop images or folders to classify them."
+        else:  # ("the model is now none chosen. Drop images…", which then asked for a model first)
+            now, then = "no other model is there", "Choose a model file (or train one) to classify images."
         if shown_lost:
-            self._clear_results(
-                f"The model of these results was deleted; the model is now {now}. Drop images or "
-                "folders to classify them."
-            )
+            self._clear_results(f"The model of these results was deleted; {now}. {then}")
         elif lost:  # (the line under the drop area named the deleted file)
-            self._set_status(f"The model was deleted; the model is now {now}.")
+            self._set_status(f"The model was deleted; {now}." + ("" if self.checkpoint() else f" {then}"))
 
     def checkpoint(self) -> str | None:
         """The checkpoint file predictions use, or None when none is chosen."""

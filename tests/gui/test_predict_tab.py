@@ -620,6 +620,11 @@ def test_a_deleted_run_leaves_the_model_list_and_takes_its_answers(qtbot, tab, c
     assert tab.model_combo.findData(str(ckpt)) < 0 and tab.checkpoint() != str(ckpt)
     assert tab.stack.currentIndex() == 0 and tab.single_result() is None
     assert "The model of these results was deleted" in tab.status_label.text()
+    assert tab.checkpoint() is None  # (it said "the model is now none chosen. Drop images or folders to classify")
+    assert tab.status_label.text() == (
+        "The model of these results was deleted; no other model is there. Choose a model file (or train one) to "
+        "classify images."
+    )
 
 
 @pytest.mark.timeout(180)
