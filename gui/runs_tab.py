@@ -1117,7 +1117,9 @@ class RunsTab(QWidget):
         infos = [self._info(p) for p in paths]
         keys = [k for k in dict.fromkeys(k for f in flat for k in f) if len({_fmt(f.get(k)) for f in flat}) > 1]
         # (train.epochs is the "of N" of the epochs row: listed again, the two said the same thing twice)
-        keys = [k for k in keys if not k.startswith(HIDDEN_SETTINGS) and k != "train.epochs"]
+        keys = [k for k in keys if not k.startswith(HIDDEN_SETTINGS)]
+        planned_differ = "train.epochs" in keys
+        keys = [k for k in keys if k != "train.epochs"]
         self.settings_tree.setColumnCount(1 + len(paths))
         self.settings_tree.setHeaderLabels(["Setting", *short_run_labels(paths)])
         slots = self.run_slots(paths)  # (the curves' colours)
@@ -1138,8 +1140,10 @@ class RunsTab(QWidget):
                 item.setToolTip(col, Path(paths[col - 1]).name if name == "run" else value)
             self.settings_tree.addTopLevelItem(item)
         self._fit_run_columns(len(paths))
-        if not keys:
-            self._hint("The selected runs have the same settings")
+        if not keys:  # ("the same settings" beside "5 of 5" and "3 of 4" read as if the plans were the same)
+            self._hint(
+                "Only their planned epochs differ" if planned_differ else "The selected runs have the same settings"
+            )
         return True
 
     def _fit_run_columns(self, runs: int) -> None:

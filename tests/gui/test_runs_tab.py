@@ -241,6 +241,18 @@ def test_several_runs_show_the_settings_that_differ_side_by_side(qtbot, tab, run
     assert rows["train.lr"] == flip(lr) and rows["train.batch_size"] == flip(batch) and rows["epochs"] == flip(epochs)
     assert "data.root" not in rows  # the same in both: not repeated
     assert "train.epochs" not in rows  # different, but the epochs row says it ("of 4"): not said twice
+
+    def hints() -> list[str]:  # the rows that are a sentence, not a setting
+        items = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+        return [it.text(0) for it in items if not it.text(1)]
+
+    assert hints() == []
+    cfg["train"]["lr"], cfg["train"]["batch_size"] = 0.001, 32  # now only the plan differs: not "the same settings"
+    cfg_path.write_text(json.dumps(cfg))
+    tab._records.clear()
+    tab.select_runs([str(runs["done"])])
+    tab.select_runs([str(runs["done"]), str(runs["stopped"])])
+    assert hints() == ["Only their planned epochs differ"]
     compared = tab.lower_split.sizes()[1]
     tab.select_runs([str(runs["done"])])
     assert tree.columnCount() == 2 and tree.headerItem().text(1) == "Value"  # one run: all its settings again
