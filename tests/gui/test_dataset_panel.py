@@ -369,8 +369,10 @@ def test_each_class_s_thumbnails_start_at_its_first_image(qtbot, panel, tmp_path
     assert bar.value() == 0
 
 
-def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset):
+def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset, tmp_path):
+    assert not panel.preview_next.isEnabled()  # no data set: "Another image" had nothing to show, and did nothing
     _load(qtbot, panel, tiny_dataset)
+    assert panel.preview_next.isEnabled()
     qtbot.waitUntil(lambda: panel.preview_grid.count() == 8, timeout=60000)
     panel.preview_grid.clear()
     panel.augment_combo.setCurrentText("strong")
@@ -381,6 +383,8 @@ def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset):
     assert panel.preview_grid.item(0).text() == "every epoch" and "every epoch sees the same" in (
         panel.preview_label.toolTip()
     )
+    (tmp_path / "none" / "cat").mkdir(parents=True)  # a folder that cannot be opened: nothing to preview again
+    assert _load(qtbot, panel, tmp_path / "none") is None and not panel.preview_next.isEnabled()
 
 
 def test_dropped_folder_is_scanned(qtbot, panel, tiny_dataset, tmp_path):
