@@ -360,6 +360,7 @@ class MainWindow(QMainWindow):
             keys = self.actions[key].shortcut().toString(QKeySequence.SequenceFormat.NativeText)
             button.setToolTip(f"{button.toolTip()} ({keys})")
         t.state_changed.connect(self._sync_training_actions)
+        t.start_changed.connect(self._sync_training_actions)
         self._sync_training_actions()
 
         m = bar.addMenu("&View")

@@ -276,6 +276,7 @@ class TrainTab(QWidget):
     status_message = Signal(str)
     device_in_use = Signal(str)
     state_changed = Signal(str)
+    start_changed = Signal(bool)  # Start became available or not (the data set opened can or cannot be trained on)
 
     def __init__(
         self,
@@ -309,6 +310,8 @@ class TrainTab(QWidget):
         self._device_type = "cpu"
         self._defaults: dict | None = None
         self._refusal = ""  # the banner's text when Start refused the form's settings
+        self._data_problem = ""  # why the open data set cannot be trained on: Start is disabled, saying so
+        self._start_tip = ""  # Start's own tooltip, while another says why it is disabled
         self._had_saved_settings = bool(settings().value("train/epochs"))
         self._guessed_device_type: str | None = None  # first start: the device type whose values the form shows
         self._build()
@@ -630,7 +633,7 @@ class TrainTab(QWidget):
             self._on_data_changed()
         focused = QApplication.focusWidget()  # (a field or button about to be disabled: see the end)
         busy = state != IDLE
-        self.start_button.setEnabled(not busy)
+        self._sync_start()
         self.pause_button.setEnabled(state == RUNNING and self.proc is None)
         self.resume_button.setEnabled(state == PAUSED or (state == IDLE and self._stopped_run() is not None))
         self.stop_button.setEnabled(state in (PREPARING, RUNNING, PAUSED))
@@ -668,6 +671,20 @@ class TrainTab(QWidget):
             if target is not None:
                 target.setFocus(Qt.FocusReason.OtherFocusReason)
         self.state_changed.emit(state)
+
+    def _sync_start(self) -> None:
+        """Start is enabled at Idle unless the open data set cannot be trained on (it looked ready beside the red
+        banner, and pressing it said the banner again); its tooltip then says why."""
+        able = self.state == IDLE and not self._data_problem
+        if self._data_problem:
+            self._start_tip = self._start_tip or self.start_button.toolTip()
+            self.start_button.setToolTip(f"The open data set cannot be trained on: {self._data_problem}")
+        elif self._start_tip:
+            self.start_button.setToolTip(self._start_tip)
+            self._start_tip = ""
+        if able != self.start_button.isEnabled():
+            self.start_button.setEnabled(able)
+            self.start_changed.emit(able)
 
     def is_running(self) -> bool:
         return self.state != IDLE or is_running(self.thread) or self.proc is not None
@@ -854,6 +871,8 @@ class TrainTab(QWidget):
         if problem and not self.banner.text():  # said before Start is pressed (it looked ready to train)
             self._refusal = f"The data set cannot be used (Dataset tab): {problem}"
             self.banner.set_error(self._refusal)
+        self._data_problem = problem
+        self._sync_start()
         n = len(panel.index.classes) if panel.index is not None else None
         self.model_panel.set_context(num_classes=n, image_size=panel.image_size())
 

@@ -301,7 +301,9 @@ def test_a_first_start_fits_the_screen():
     assert not first_maximized(QSize(1366, 728)) and not first_maximized(None)
 
 
-def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
+def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window, tmp_path):
+    from PIL import Image
+
     from gui.train_tab import IDLE, PAUSED, RUNNING
 
     w = window(load_initial=False)
@@ -332,6 +334,12 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window):
     assert not w.runs_tab._training_busy and w.runs_tab._paused_run is None
     a["start"].trigger()  # no data set is open: the Train tab says so instead of starting
     assert w.tabs.currentWidget() is tab and tab.state == IDLE and "data set" in tab.banner.text()
+    (tmp_path / "one" / "cat").mkdir(parents=True)  # a data set that cannot be trained on: Start is not offered
+    for i in range(2):
+        Image.new("RGB", (16, 16), (40 * i, 0, 0)).save(tmp_path / "one" / "cat" / f"{i}.png")
+    with qtbot.waitSignal(w.dataset_panel.scan_finished, timeout=60000):
+        w.dataset_panel.load_folder(str(tmp_path / "one"))
+    assert not a["start"].isEnabled() and not tab.start_button.isEnabled()
     # the buttons that show a folder in the file manager say so ("Open folder" also chose data and classified)
     assert (tab.open_button.text(), w.runs_tab.open_folder_button.text()) == ("Show run folder", "Show runs folder")
     text = w.about_text()

@@ -900,9 +900,14 @@ def test_starts_refusal_goes_when_another_data_set_is_opened(qtbot, tmp_path, ti
     # said on the Train tab before Start is pressed (it looked ready to train), and again when it is
     assert tab.banner.kind == "error" and tab.banner.text().startswith("The data set cannot be used (Dataset tab): ")
     assert not tab.start() and "The data set cannot be used" in tab.banner.text()
+    # and Start is not offered (it looked ready beside the red banner); its tooltip says why
+    tip = tab.start_button.toolTip()
+    assert not tab.start_button.isEnabled() and tip.startswith("The open data set cannot be trained on: ")
+    assert "only one class" in tip
     with qtbot.waitSignal(panel.scan_finished, timeout=60000):
         panel.load_folder(str(tiny_dataset))
     assert panel.index is not None and tab.banner.text() == ""
+    assert tab.start_button.isEnabled() and tab.start_button.toolTip().startswith("Train a new model")
     tab.banner.set_info("something else")  # other messages are not the data set's to clear
     panel.set_image_size(48)
     assert tab.banner.text() == "something else"
