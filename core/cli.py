@@ -846,6 +846,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         warning = held_out_warning(run_dir, index, args.split)
         if warning:
             _err(f"warning: {warning}")
+    copies = None
+    if not own_folder and run_dir is not None:  # another folder holding some of the images it trained on
+        from core.runs import trained_copies_warning
+
+        copies = trained_copies_warning(run_dir, index, args.split)
+        if copies:
+            _err(f"warning: {copies}")
     bar = None if args.quiet else _Progress(f"evaluating ({args.split})")
     try:
         ev = evaluate(ckpt, index, split=args.split, device=args.device, progress=bar)
@@ -863,7 +870,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if ev.get("checkpoint") is None:  # (evaluated from the loaded dict: the file is named here, as predict does)
         ev["checkpoint"] = str(args.checkpoint)
     if args.json:
-        _emit_json({**{k: v for k, v in ev.items() if k != "predictions"}, "unusable": _unusable(index)})
+        doc = {**{k: v for k, v in ev.items() if k != "predictions"}, "unusable": _unusable(index)}
+        _emit_json({**doc, "trained_copies": copies} if copies else doc)
     else:
         top5 = "" if ev.get("top5") is None else f", top-5 {ev['top5']:.2%}"
         print(

@@ -414,6 +414,9 @@ class DatasetIndex:
     # the images' contents with their names and classes (as files_digest, with each file's bytes): the same images
     # in another place, moved or copied, have the same; "" where not made (an index built by hand)
     content_digest: str = ""
+    # each usable image's content digest, by its path (the scan makes them anyway): copies of an image in two
+    # folders are known by it (see core.runs.trained_copies); {} where not made
+    digests: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     _digest: str | None = field(default=None, init=False, repr=False, compare=False)  # files_digest(), once made
 
     def counts(self) -> dict[str, int]:
@@ -883,6 +886,11 @@ def scan(
         ignored_files=sorted(ignored),
         notes=notes + _unicode_twins(top if layout == "classes" else [c for s in top for c in _subdirs(s.path)]),
         content_digest=content if samples else "",
+        digests={
+            path: digest
+            for (path, cls, _), (digest, reason) in zip(candidates, results, strict=True)
+            if reason is None and cls in classes and digest
+        },
     )
 
 

@@ -691,6 +691,44 @@ def holds_its_images(run_dir: str | Path, index: Any, trained_root: str = "") ->
     return isinstance(names, str) and gone and names == index.files_digest()
 
 
+def trained_copies(run_dir: str | Path, index: Any, split: str = "all") -> tuple[int, int] | None:
+    """(how many of `index`'s `split` images are copies of images the run trained on, how many there are), for a
+    folder other than the run's own: "all" of a folder holding some of its training images (copied into a "test"
+    set) scored them as new, and the accuracy read high without a word. Known by the bytes, from a scan of the
+    run's own folder and its split drawn again; None when that folder is gone or cannot be read."""
+    from core.data import DataError, scan
+    from core.data import split as split_of
+
+    own_root = run_data_root(run_dir)
+    if not own_root or not os.path.isdir(own_root) or not getattr(index, "digests", None):
+        return None
+    with contextlib.suppress(OSError):
+        if os.path.samefile(own_root, index.root):
+            return None
+    cfg = config_section(run_dir, "data")
+    try:
+        val, test, seed = float(cfg.get("val_split", 0.2)), float(cfg.get("test_split", 0.0)), int(cfg.get("seed", 0))
+        own = scan(own_root, min_classes=1)
+        trained = {own.digests.get(own.samples[i].path) for i in split_of(own, val, test, seed).train} - {None}
+        ids = range(len(index.samples)) if split == "all" else getattr(split_of(index, val, test, seed), split)
+    except (DataError, OSError, TypeError, ValueError):
+        return None
+    paths = [index.samples[i].path for i in ids]
+    return sum(index.digests.get(p) in trained for p in paths), len(paths)
+
+
+def trained_copies_warning(run_dir: str | Path, index: Any, split: str = "all") -> str | None:
+    """trained_copies as a sentence (None when there are none or it cannot be known)."""
+    found = trained_copies(run_dir, index, split)
+    if not found or not found[0]:
+        return None
+    n, total = found
+    return (
+        f"{n} of these {total} images are copies of images this model trained on (their bytes are those of its "
+        "training images), so the accuracy can read high; evaluate a folder of new images for an honest figure"
+    )
+
+
 def held_out_warning(run_dir: str | Path, index: Any, split: str, other_folder: str = "--data") -> str | None:
     """The warning for evaluating run_dir's held-out `split` of `index` (its own data folder, scanned now) when the
     folder changed since the run trained; None when it did not (or the run recorded nothing). `other_folder`: how

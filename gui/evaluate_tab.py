@@ -84,6 +84,7 @@ def _evaluate_job(
     save_to: str | None,
     own_run: str | None = None,
     moved_from: tuple[str, str] | None = None,
+    trained_from: str | None = None,
     progress: Any = None,
     stop: Any = None,
 ) -> dict[str, Any]:
@@ -93,10 +94,11 @@ def _evaluate_job(
     trained is noted in "data_changed". `moved_from` (run folder, its held-out split), for "all" of another
     folder: when that folder holds the very images the run trained on (moved or copied: core.runs.holds_its_images,
     by their bytes), its held-out split is evaluated instead, and "own_images" says so ("all" scored the images it
-    trained on, without a word)."""
+    trained on, without a word). `trained_from` (the run folder, for a folder other than its own): when some of its
+    images are copies of the run's training images, "trained_copies" says how many (they were scored as new)."""
     from core.data import scan
     from core.engine import evaluate
-    from core.runs import held_out_warning, holds_its_images, run_data_root
+    from core.runs import held_out_warning, holds_its_images, run_data_root, trained_copies_warning
 
     index = scan(data_root, progress=progress, stop=stop, min_classes=1)
     moved = None
@@ -117,6 +119,9 @@ def _evaluate_job(
     warning = held_out_warning(own_run, index, split, "choose it as the Data folder above") if own_run else None
     if warning:
         ev["data_changed"] = warning
+    copies = trained_copies_warning(trained_from, index, split) if trained_from and not moved else None
+    if copies and not ev.get("stopped"):
+        ev["trained_copies"] = copies
     if moved:
         ev["own_images"] = (
             f"{data_root} holds the images this run trained on (moved or copied): its {moved} images were "
@@ -1148,7 +1153,8 @@ class EvaluateTab(QWidget):
         elsewhere = bool(own_data) and _same_folder(data, own_data) is False  # (its own folder's "all" is asked for)
         moved_from = (str(Path(ckpt).parent), self._held_out) if split == "all" and elsewhere else None
         stamp = file_stamp(ckpt)  # (the file evaluated: it may be replaced while the evaluation runs)
-        worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run, moved_from)
+        trained_from = str(Path(ckpt).parent) if elsewhere else None
+        worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run, moved_from, trained_from)
         worker.progress.connect(self._on_eval_progress)
         self._eval_generation += 1
         gen = self._eval_generation
@@ -1403,6 +1409,9 @@ class EvaluateTab(QWidget):
             self._set_status(evaluated)
         if ev.get("data_changed") and not ev.get("stopped"):  # its held-out split may hold training images
             note = str(ev["data_changed"])
+            self._add_status(f"Careful: {note[0].upper()}{note[1:]}.", "warning")
+        if ev.get("trained_copies"):  # another folder holding some of the images it trained on
+            note = str(ev["trained_copies"])
             self._add_status(f"Careful: {note[0].upper()}{note[1:]}.", "warning")
         if ev.get("own_images") and not ev.get("stopped"):
             self._select_split(str(ev.get("split")))  # (the split evaluated, not "all")

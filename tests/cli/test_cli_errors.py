@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -520,6 +521,15 @@ def test_a_moved_or_copied_data_folder_is_known_as_the_runs_own(capsys, trained,
     Image.new("RGB", (20, 20), "white").save(moved / "red" / "0.png")  # the same names, another image: another set
     rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--data", moved, "--json", "--quiet")
     assert rc == 0 and json.loads(out)["split"] == "all" and "holds the images" not in err
+    # ... but most of it is the run's training images, scored as new: said (the accuracy read high, unsaid)
+    said = re.search(r"warning: (\d+) of these 18 images are copies of images this model trained on", err)
+    assert said and 1 <= int(said.group(1)) < 18 and json.loads(out)["trained_copies"] in err
+    for name in ("red", "green", "blue"):  # new images only: nothing to say
+        for i in range(2):
+            (tmp_path / "new" / name).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (20, 20), (50 + i, 60, 70 + len(name))).save(tmp_path / "new" / name / f"{i}.png")
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--data", tmp_path / "new", "--quiet")
+    assert rc == 0 and "copies" not in err, err
 
 
 def test_resuming_a_run_still_training_before_its_first_save_says_so(capsys, tmp_path):

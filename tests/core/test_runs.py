@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -526,3 +527,39 @@ def test_recent_loss_is_the_mean_since_the_previous_event():
     assert recent(P(epoch=2, loss=0.6, seen=0)) == 0.6  # (a count not known: the mean given)
     recent.resume_at(3, 2.0, 8)  # a run stopped after 8 images of epoch 3, at a mean of 2.0
     assert recent(P(epoch=3, loss=1.5, seen=16)) == pytest.approx(1.0)
+
+
+def test_copies_of_a_runs_training_images_in_another_folder_are_counted(tmp_path):
+    """A "test" folder made partly of copies of the training images was scored as new: the accuracy read high."""
+    import shutil
+
+    from PIL import Image
+
+    from core.data import scan, split
+
+    data = tmp_path / "data"
+    for c, name in enumerate(("red", "blue")):
+        (data / name).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (8, 8), (200 * (c == 0), 10 * i, 200 * (c == 1))).save(data / name / f"{i}.png")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"data": {"root": str(data), "val_split": 0.4, "seed": 3}}))
+    parts = split(scan(str(data)), 0.4, 0.0, 3)
+    index = scan(str(data))
+    trained, held = [index.samples[i].path for i in parts.train], [index.samples[i].path for i in parts.val]
+    other = tmp_path / "other"
+    for k, path in enumerate(trained[:3] + held[:2]):  # 3 training images, 2 validation ones, under new names
+        (other / Path(path).parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, other / Path(path).parent.name / f"copy{k}.png")
+    (other / "red").mkdir(exist_ok=True)
+    Image.new("RGB", (8, 8), "white").save(other / "red" / "new.png")
+    assert runs.trained_copies(run, scan(str(other)), "all") == (3, 6)
+    said = runs.trained_copies_warning(run, scan(str(other)))
+    assert said.startswith("3 of these 6 images are copies of images this model trained on")
+    assert runs.trained_copies(run, index) is None  # its own folder: the held-out split says what is honest
+    shutil.rmtree(data)  # its folder gone: not known
+    assert (
+        runs.trained_copies(run, scan(str(other))) is None
+        and runs.trained_copies_warning(run, scan(str(other))) is None
+    )
