@@ -137,6 +137,28 @@ def _evaluate_job(
     return ev
 
 
+def _absent_class_notes(ev: dict[str, Any], absent: list[str]) -> list[str]:
+    """What a class with no images in the evaluated folder does to the numbers, known from the confusion matrix's
+    column: images called it make its F1 0, counted in the Macro F1; none, and its F1 reads — and is not counted.
+    (It said "F1 is 0 if any image was called it …, and reads — if none was", of a matrix that showed which.)"""
+    names = [str(n) for n in ev.get("class_names") or []]
+    matrix = ev.get("confusion_matrix") or []
+    notes = []
+    for name in absent:
+        j = names.index(name) if name in names else None
+        called = sum(int(row[j]) for row in matrix) if j is not None and matrix else None
+        if called is None:
+            notes.append(f"{name}'s F1 is 0 if any image was called {name}, and reads — if none was")
+        elif called:
+            notes.append(
+                f"{count_noun(called, 'image')} {'was' if called == 1 else 'were'} called {name}, so its F1 is 0 "
+                "(counted in the Macro F1)"
+            )
+        else:
+            notes.append(f"none was called {name}, so its F1 reads — (left out of the Macro F1)")
+    return notes
+
+
 def _thumbs_job(
     paths: list[str], generation: int, out: deque, scale: float = 1.0, progress: Any = None, stop: Any = None
 ) -> int:
@@ -1388,10 +1410,7 @@ class EvaluateTab(QWidget):
         absent = [str(r.get("name")) for r in rows if r.get("support") == 0]
         if absent and evaluated:  # (a folder without one of the classes: its row reads "—" and 0.000, unexplained)
             them = ", ".join(absent[:4]) + (", …" if len(absent) > 4 else "")
-            evaluated += (
-                f" No images here of {them}: {'its' if len(absent) == 1 else 'each one’s'} F1 is 0 if any image was "
-                f"called {absent[0] if len(absent) == 1 else 'it'} (and counts in the Macro F1), and reads — if none was."
-            )
+            evaluated += f" No images here of {them}: " + "; ".join(_absent_class_notes(ev, absent[:4])) + "."
         if ev.get("stopped"):
             self._set_status(f"Cancelled: these numbers cover only the first {n} images.", warning=True)
         elif unread or left:

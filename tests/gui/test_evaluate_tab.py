@@ -32,12 +32,13 @@ def make_checkpoint(path: Path, data_root: str = "", val_split: float = 0.25) ->
     return path
 
 
-def make_dataset(root: Path, per_class: int = 4) -> Path:
+def make_dataset(root: Path, per_class: int = 4, seed: int = 0) -> Path:
+    """Class folders of random images, the same for the same seed (another seed: other images)."""
     import numpy as np
 
     for ci, name in enumerate(CLASSES):
         for i in range(per_class):
-            rng = np.random.default_rng(ci * 100 + i)
+            rng = np.random.default_rng(seed * 10_000 + ci * 100 + i)
             arr = rng.integers(0, 255, size=(36, 36, 3), dtype=np.uint8)
             arr[..., ci] = 230
             (root / name).mkdir(parents=True, exist_ok=True)
@@ -291,9 +292,13 @@ def test_a_class_without_images_in_the_evaluated_folder_is_said(qtbot, tab, tmp_
     for row in ev["per_class"]:
         if row["name"] == "dog":
             row.update(support=0, recall=None, f1=0.0)
+    dog = ev["class_names"].index("dog")
+    ev["confusion_matrix"][dog] = [0] * len(ev["class_names"])  # no dog here; some images were called dog
+    called = sum(row[dog] for row in ev["confusion_matrix"])
     tab.show_run(str(make_run(tmp_path / "runs", data, ev)))
-    said = "No images here of dog: its F1 is 0 if any image was called dog (and counts in the Macro F1), and reads —"
-    assert said in tab.status_label.text()
+    # what the matrix shows is said, not "its F1 is 0 if any image was called dog …, and reads — if none was"
+    said = "No images here of dog: 1 image was called dog, so its F1 is 0 (counted in the Macro F1)."
+    assert called == 1 and said in tab.status_label.text()
 
 
 @pytest.mark.timeout(180)
@@ -660,7 +665,7 @@ def test_all_of_the_runs_own_folder_says_it_includes_the_training_images(qtbot, 
     assert tab.status_label.text() == (
         f"Evaluated best.pt of {run.name} on every image of {data} (includes the 9 training images)."
     )
-    other = make_dataset(tmp_path / "other_pets", per_class=2)  # another folder: none of its images trained it
+    other = make_dataset(tmp_path / "other_pets", per_class=2, seed=1)  # another folder: none of its images trained it
     tab.data_edit.setText(str(other))
     tab._on_data_folder_chosen()
     tab.evaluate_now()
@@ -683,9 +688,18 @@ def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_
     tab.evaluate_now()
     wait_idle(qtbot, tab)
     assert tab.stack.currentIndex() == PAGE_RESULTS and tab.evaluation()["num_samples"] == 2  # the cats
-    evaluated = (
-        f"Evaluated best.pt of {tmp_path.name} on every image of {mixed}. No images here of dog, fox: each one’s F1 is 0 "
-        "if any image was called it (and counts in the Macro F1), and reads — if none was."
+    cm, names = tab.evaluation()["confusion_matrix"], tab.evaluation()["class_names"]
+    notes = []
+    for name in ("dog", "fox"):  # (the random model's answers: each said as the matrix has it)
+        k = sum(row[names.index(name)] for row in cm)
+        notes.append(
+            f"{k} image{'s' if k != 1 else ''} {'was' if k == 1 else 'were'} called {name}, so its F1 is 0 (counted in "
+            "the Macro F1)"
+            if k
+            else f"none was called {name}, so its F1 reads — (left out of the Macro F1)"
+        )
+    evaluated = f"Evaluated best.pt of {tmp_path.name} on every image of {mixed}. No images here of dog, fox: " + (
+        "; ".join(notes) + "."
     )
     assert tab.status_label.text() == f"{evaluated} Left out, not classes of the model: owl (2 images)."
     # numbers that came with a caution: amber, not the red of a failed evaluation
