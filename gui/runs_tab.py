@@ -926,7 +926,12 @@ class RunsTab(QWidget):
         last = max((max(r.history, key=lambda h: h.get("epoch") or 0).get("epoch") or 1 for _, _, r in records))
         for ax in (self.loss_ax, self.acc_ax):
             ax.set_xlim(0, last + max(0.2, 0.02 * last))
-        self.loss_ax.set_ylim(bottom=0)
+        from gui.charts import nice_ceiling
+
+        # from 0 to a round value above the highest point, as the Train tab draws it (matplotlib's margin is a
+        # share of the curves' range: a first validation loss of 1.85 sat on the top edge, its marker cut)
+        peak = max((float(y) for ln in self.loss_ax.get_lines() for y in ln.get_ydata() if math.isfinite(y)), default=1)
+        self.loss_ax.set_ylim(0.0, nice_ceiling(1.1 * peak))
         self.acc_ax.set_ylim(0, 1.01)
         dashed = any(ln.get_linestyle() == "--" for ln in self.loss_ax.get_lines())
         if not dashed and not (no_val and val_points):  # one kind of curve and no key (below): titles say which

@@ -174,6 +174,19 @@ def test_a_validation_loss_far_above_training_goes_off_the_scale(tab, runs):
     assert len(tab.curve_lines()) == 2  # the marks are not runs (the legend and the click-to-select use these)
 
 
+def test_the_highest_loss_point_is_below_the_top_edge(tab, runs):
+    """matplotlib's margin is a share of the curves' range: a first validation loss of 1.85 over later ones near
+    1.3 sat on the top edge, its marker cut in half."""
+    rows = read_history(runs["done"])
+    for row, loss in zip(rows, (1.85, 1.36, 1.33, 1.32, 1.32), strict=True):
+        row["val_loss"] = loss
+    write_history(runs["done"], rows)
+    tab.refresh()
+    tab.train_check.setChecked(False)
+    tab.select_runs([str(runs["done"])])
+    assert tab.loss_ax.get_ylim() == (0.0, 2.5)  # (1.1 × 1.85, rounded up as the Train tab rounds it)
+
+
 def test_hidden_training_losses_do_not_set_the_loss_axis(tab, runs):
     """Training curves unticked, one run diverged (training loss 18, validation loss inf, off the scale): the loss
     axis went to 20 over the validation curves drawn between 1 and 2.2."""
