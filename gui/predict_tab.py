@@ -335,6 +335,7 @@ class PredictTab(QWidget):
         self.model_combo.setMinimumContentsLength(24)  # the whole name is its tooltip and in the list
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.model_combo.activated.connect(self._on_model_activated)
+        self.model_combo.currentIndexChanged.connect(self._fit_topk_to_run)
         top.addWidget(self.model_combo, 1)
         top.addSpacing(8)
         self.topk_spin = QSpinBox()
@@ -916,6 +917,16 @@ class PredictTab(QWidget):
             self.topk_spin.blockSignals(False)
         knows = count_noun(classes, "class", "classes")
         self.topk_spin.setToolTip(f"How many of the most likely classes to show per image (this model knows {knows})")
+
+    def _fit_topk_to_run(self, *_: Any) -> None:
+        """Top-k fitted when a run's model is chosen, from the classes its config.json names (it showed 5 for a
+        model of 4 classes until the first answer came)."""
+        from core.runs import config_section
+
+        ckpt = self.checkpoint()
+        classes = config_section(Path(ckpt).parent, "dataset").get("classes") if ckpt else None
+        if isinstance(classes, list):
+            self._fit_topk(len(classes))
 
     def _on_one_done(self, result: dict[str, Any]) -> None:
         pred = result["pred"]

@@ -195,6 +195,12 @@ def test_top_k_goes_up_to_the_models_classes_and_the_choice_comes_back_for_a_big
     tab.predict_paths([str(p) for p in inputs["loose"][:2]])
     wait_idle(qtbot, tab)
     assert tab.topk_spin.maximum() == 6 and tab.topk_spin.value() == 4
+    run = tmp_path / "runs" / "20240101-000000-resnext11_2x4d-shapes"  # a run's model: fitted when chosen, from
+    run.mkdir(parents=True)  # the classes its config.json names (it showed 5 of 4 classes until the first answer)
+    make_checkpoint(run / "best.pt", classes=["a", "b"])
+    (run / "config.json").write_text(json.dumps({"dataset": {"classes": ["a", "b"]}}))
+    tab.set_checkpoint(str(run / "best.pt"))
+    assert tab.topk_spin.maximum() == 2 and tab.topk_spin.value() == 2
 
 
 @pytest.mark.timeout(180)
