@@ -575,4 +575,6 @@ def elide_path(fm: QFontMetrics, path: str, width: int) -> str:
         head = fm.elidedText(path[:cut], Qt.TextElideMode.ElideMiddle, room)
         if head:
             return head + name
+    if cut > 0 and fm.horizontalAdvance("…" + name) <= width:  # its folders cut, said so ("circle/broken.jpg"
+        return "…" + name  # read "broken.jpg", a file beside the class folders)
     return fm.elidedText(path[cut + 1 :], Qt.TextElideMode.ElideMiddle, width)

@@ -672,6 +672,8 @@ def test_long_class_names_and_paths_are_cut_in_the_middle_not_at_the_edge(qtbot,
     cut = elide_path(fm, p, width)
     assert cut.endswith("/IMG_0001.jpg") and "…" in cut and fm.horizontalAdvance(cut) <= width
     assert "…" in elide_path(fm, p, 40)  # no room even for the name: the name is cut in its middle
+    short = "circle/broken.jpg"  # room for the name and "…/", not for 3 "…" more: its folder is said cut
+    assert elide_path(fm, short, fm.horizontalAdvance("…/broken.jpg")) == "…/broken.jpg"
 
 
 def test_crop_box_matches_where_core_places_the_grad_cam():
