@@ -463,7 +463,12 @@ class MainWindow(QMainWindow):
         return f"<table>{body}</table>"
 
     def _shortcuts(self) -> None:
-        QMessageBox.information(self, "Keyboard shortcuts", self.shortcuts_text())
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", self.shortcuts_text(), parent=self)
+        box.setObjectName("shortcuts")
+        label = box.findChild(QLabel, "qt_msgbox_label")  # (the box's text: Qt sized it about 300 px wide, and
+        if label is not None:  # most descriptions wrapped onto two or three lines)
+            label.setMinimumWidth(label.fontMetrics().averageCharWidth() * 72)
+        box.exec()
 
     # ---- wiring -------------------------------------------------------------------------------------------------
     def _wire(self) -> None:

@@ -354,6 +354,30 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window, tmp_
     assert "<b>Ctrl+V</b>" in keys and "<b>Esc</b>" in keys and "<b>Del</b>" in keys
 
 
+def test_the_shortcuts_box_is_wide_enough_for_its_descriptions(qtbot, window):
+    """Qt sized the box about 300 px wide: most descriptions wrapped onto two or three lines."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
+
+    w = window(load_initial=False)
+    seen: list = []
+
+    def look() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):  # (any box is closed: a test that fails must not hang)
+            label = box.findChild(QLabel, "qt_msgbox_label")
+            seen.append((label.width(), label.fontMetrics().horizontalAdvance("Predict: classify the image on the")))
+            box.accept()
+        elif len(seen) < 1 and look.tries < 2000:  # about 20 s, then the assertion below fails
+            look.tries += 1
+            QTimer.singleShot(10, look)
+
+    look.tries = 0
+    QTimer.singleShot(0, look)
+    w.actions["shortcuts"].trigger()
+    assert seen and seen[0][0] > 2 * seen[0][1], seen  # the key column and a whole description side by side
+
+
 def test_tab_moves_on_from_every_table_and_list(qtbot, window):
     """Keyboard users: Tab must leave a table for the next control (Qt tables cycle through their cells by default,
     which traps the keyboard there); arrow keys move inside."""
