@@ -990,8 +990,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"note: run folders in the given folders left out (checkpoints and curves, not photos): {run_folders[0]}{more}"
         )
     cam_interrupted: KeyboardInterrupt | None = None
-    if args.cam:
-        from core.predict import cam_names, save_cam_overlay
+    overlay_of: dict[str, str] = {}  # source -> the overlay written for it (--json names it: same-named photos
+    if args.cam:  # from two folders get 0_gradcam.png and 0_2_gradcam.png, and nothing said which was whose)
+        from core.predict import OVERLAY_MAX_SIDE, cam_names, save_cam_overlay
 
         out = Path(args.cam)
         out.mkdir(parents=True, exist_ok=True)
@@ -1003,7 +1004,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             for p in preds:
                 if p.ok:
                     try:
-                        save_cam_overlay(predictor.gradcam(p.source), out, p.source, file_name=names[str(p.source)])
+                        cam = predictor.gradcam(p.source, max_side=OVERLAY_MAX_SIDE)  # (a 15000 px photo's
+                        saved = save_cam_overlay(cam, out, p.source, file_name=names[str(p.source)])  # took 4 GB)
+                        overlay_of[str(p.source)] = str(saved)
                         made += 1
                     except Exception as e:  # noqa: BLE001 - the prediction stands; only its overlay is missing
                         why = f"no Grad-CAM overlay: {_overlay_error(e)}"
@@ -1040,7 +1043,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             {
                 "checkpoint": str(args.checkpoint),
                 "class_names": predictor.class_names,
-                "predictions": [prediction_to_dict(p) for p in preds],
+                "predictions": [  # with --cam, each image's overlay (None: none was made)
+                    {**prediction_to_dict(p), **({"overlay": overlay_of.get(str(p.source))} if args.cam else {})}
+                    for p in preds
+                ],
                 "errors": [{"source": str(s), "error": r} for s, r in problems],
                 "ignored_files": ignored,
                 "overlays_left_out": overlays,
@@ -1222,7 +1228,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write the results as CSV (- : the CSV on stdout, in place of the text lines)",
     )
-    sp.add_argument("--cam", metavar="DIR", help="write Grad-CAM overlays into DIR")
+    sp.add_argument(
+        "--cam",
+        metavar="DIR",
+        help="write Grad-CAM overlays into DIR (at most 4096 px on a side; --json names each image's overlay)",
+    )
     sp.add_argument("--device", type=_device_name, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     sp.add_argument("--json", action="store_true", help="print one JSON document")
     sp.add_argument("--quiet", action="store_true", help="no progress on stderr")

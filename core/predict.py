@@ -569,6 +569,10 @@ def _text_of_name(name: str) -> str:
         return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+OVERLAY_MAX_SIDE = 4096  # px: `predict --cam` draws a photo's overlay on a copy at most this size (a 15000 px
+# photo's took 4 GB and Pillow warned of a decompression bomb about the overlay itself)
+
+
 def save_cam_overlay(
     cam: CamResult, out_dir: str | Path, source: str | Path | None = None, file_name: str | None = None
 ) -> Path:

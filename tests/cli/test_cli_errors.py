@@ -691,8 +691,24 @@ def test_cam_overlays_of_same_named_images_do_not_overwrite_each_other(capsys, t
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], a, b, "--cam", tmp_path / "cams2")
     assert rc == 0, err
     assert sorted(p.name for p in (tmp_path / "cams2").iterdir()) == ["Photo_2_gradcam.png", "photo_gradcam.png"]
+    # --json names each image's overlay (which of the two was whose was said nowhere)
+    rc, out, err = run(capsys, "predict", "--checkpoint", trained["best"], b, a, "--cam", tmp_path / "c3", "--json")
+    assert rc == 0, err
+    got = {Path(p["source"]).parent.name: Path(p["overlay"]) for p in json.loads(out)["predictions"]}
+    assert got == {"b": tmp_path / "c3" / "Photo_gradcam.png", "a": tmp_path / "c3" / "photo_2_gradcam.png"}
     rc, _, err = run(capsys, "predict", "--checkpoint", trained["best"], tmp_path / "missing.png")
     assert rc == 2  # nothing could be classified
+
+
+def test_a_huge_photos_overlay_is_drawn_at_most_4096_px_on_a_side(capsys, trained, tmp_path):
+    """A 15000 x 11900 photo's overlay was drawn at full size: 4.2 GB of memory, and Pillow warned of a
+    decompression bomb about the overlay itself."""
+    big = tmp_path / "wide.png"
+    Image.new("RGB", (6000, 300), (200, 10, 10)).save(big)
+    rc, out, err = run(capsys, "predict", "--checkpoint", trained["best"], big, "--cam", tmp_path / "c", "--json")
+    assert rc == 0, err
+    with Image.open(json.loads(out)["predictions"][0]["overlay"]) as overlay:
+        assert overlay.size == (4096, 205)
 
 
 def test_a_ctrl_c_during_the_overlays_keeps_the_predictions(capsys, trained, tmp_path, monkeypatch):
