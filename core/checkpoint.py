@@ -210,7 +210,7 @@ def not_torch_file(path: str | Path, kind: str | None = None) -> str:
         return "damaged or incomplete (torch's older format)"
     if kind == "damaged":
         return "a zip archive, damaged or cut short"
-    if Path(path).suffix.lower() == ".onnx":
+    if runs.is_onnx(path):  # (by its bytes: by its name, an ONNX export named .pt was "not a file saved by …")
         return "an ONNX model, not a file saved by torch.save"
     return "not a file saved by torch.save"
 

@@ -846,13 +846,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         warning = held_out_warning(run_dir, index, args.split)
         if warning:
             _err(f"warning: {warning}")
-    copies = None
-    if not own_folder and run_dir is not None:  # another folder holding some of the images it trained on
-        from core.runs import trained_copies_warning
-
-        copies = trained_copies_warning(run_dir, index, args.split)
-        if copies:
-            _err(f"warning: {copies}")
     bar = None if args.quiet else _Progress(f"evaluating ({args.split})")
     try:
         ev = evaluate(ckpt, index, split=args.split, device=args.device, progress=bar)
@@ -869,6 +862,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{index.root}: no image of the {args.split} split could be read")
     if ev.get("checkpoint") is None:  # (evaluated from the loaded dict: the file is named here, as predict does)
         ev["checkpoint"] = str(args.checkpoint)
+    copies = None
+    if not own_folder and run_dir is not None:  # another folder holding some of the images it trained on
+        from core.runs import trained_copies_warning
+
+        copies = trained_copies_warning(run_dir, index, args.split, ev.get("class_names"))
+        if copies:
+            _err(f"warning: {copies}")
     if args.json:
         doc = {**{k: v for k, v in ev.items() if k != "predictions"}, "unusable": _unusable(index)}
         _emit_json({**doc, "trained_copies": copies} if copies else doc)
@@ -1094,6 +1094,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.out == "-":  # (as `predict --csv -` reads, standard output; it wrote a file named "-")
         raise UsageError(f"--out -: export writes {model} to a file, not to standard output; name the file")
     _check_output("--out", args.out, folder=False, inputs=[args.checkpoint], writes=model)
+    suffix = Path(args.out).suffix.lower()  # a name that says the other format: read back as that, it failed
+    clash = suffix in (".pt", ".pth", ".ts") if args.format == "onnx" else suffix == ".onnx"
+    if clash:
+        want, other = (".onnx", "torchscript") if args.format == "onnx" else (".pt", "onnx")
+        raise UsageError(
+            f"--out {args.out}: a {suffix} name for {model} (it would be taken for the other format); name it "
+            f"{Path(args.out).with_suffix(want).name}, or give --format {other}"
+        )
     try:
         info = fn(args.checkpoint, args.out)
     except (CheckpointError, ExportError) as e:

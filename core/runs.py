@@ -16,7 +16,7 @@ import tempfile
 import time
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -691,11 +691,14 @@ def holds_its_images(run_dir: str | Path, index: Any, trained_root: str = "") ->
     return isinstance(names, str) and gone and names == index.files_digest()
 
 
-def trained_copies(run_dir: str | Path, index: Any, split: str = "all") -> tuple[int, int] | None:
+def trained_copies(
+    run_dir: str | Path, index: Any, split: str = "all", classes: Sequence[str] | None = None
+) -> tuple[int, int] | None:
     """(how many of `index`'s `split` images are copies of images the run trained on, how many there are), for a
     folder other than the run's own: "all" of a folder holding some of its training images (copied into a "test"
     set) scored them as new, and the accuracy read high without a word. Known by the bytes, from a scan of the
-    run's own folder and its split drawn again; None when that folder is gone or cannot be read."""
+    run's own folder and its split drawn again; None when that folder is gone or cannot be read. `classes`: the
+    model's (images of other classes are not evaluated, so not counted)."""
     from core.data import DataError, scan
     from core.data import split as split_of
 
@@ -713,13 +716,16 @@ def trained_copies(run_dir: str | Path, index: Any, split: str = "all") -> tuple
         ids = range(len(index.samples)) if split == "all" else getattr(split_of(index, val, test, seed), split)
     except (DataError, OSError, TypeError, ValueError):
         return None
-    paths = [index.samples[i].path for i in ids]
+    known = None if classes is None else set(classes)
+    paths = [index.samples[i].path for i in ids if known is None or index.classes[index.samples[i].label] in known]
     return sum(index.digests.get(p) in trained for p in paths), len(paths)
 
 
-def trained_copies_warning(run_dir: str | Path, index: Any, split: str = "all") -> str | None:
+def trained_copies_warning(
+    run_dir: str | Path, index: Any, split: str = "all", classes: Sequence[str] | None = None
+) -> str | None:
     """trained_copies as a sentence (None when there are none or it cannot be known)."""
-    found = trained_copies(run_dir, index, split)
+    found = trained_copies(run_dir, index, split, classes)
     if not found or not found[0]:
         return None
     n, total = found

@@ -119,7 +119,8 @@ def _evaluate_job(
     warning = held_out_warning(own_run, index, split, "choose it as the Data folder above") if own_run else None
     if warning:
         ev["data_changed"] = warning
-    copies = trained_copies_warning(trained_from, index, split) if trained_from and not moved else None
+    known = ev.get("class_names")
+    copies = trained_copies_warning(trained_from, index, split, known) if trained_from and not moved else None
     if copies and not ev.get("stopped"):
         ev["trained_copies"] = copies
     if moved:

@@ -22,11 +22,12 @@ from core.cli import _train_config, build_parser, main
 from tests.helpers import TINY_TRAIN_ARGS as TINY
 
 
-def make_set(root: Path, classes=("red", "green", "blue"), per_class: int = 6) -> Path:
+def make_set(root: Path, classes=("red", "green", "blue"), per_class: int = 6, shade: int = 0) -> Path:
+    """Class folders of plain-coloured images; the same for the same `shade` (another: other images)."""
     for c, name in enumerate(classes):
         (root / name).mkdir(parents=True)
         for i in range(per_class):
-            Image.new("RGB", (20, 20), (200 * (c == 0), 200 * (c == 1) + i, 200 * (c == 2))).save(
+            Image.new("RGB", (20, 20), (200 * (c == 0) + shade, 200 * (c == 1) + i, 200 * (c == 2) + shade)).save(
                 root / name / f"{i}.png"
             )
     return root
@@ -222,6 +223,24 @@ def test_unwritable_outputs_are_one_line_and_leave_no_temp_file(capsys, trained,
     rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "onnx", "--out", "-")
     assert rc == 2 and one_line(err) and "--out -: export writes an ONNX model to a file, not to standard" in err
     assert not (tmp_path / "-").exists()
+    # a name of the other format: a TorchScript zip named .onnx failed in onnxruntime ("INVALID_PROTOBUF")
+    for fmt, name, said in (
+        (
+            "torchscript",
+            "m.onnx",
+            "a .onnx name for a TorchScript model (it would be taken for the other format); "
+            "name it m.pt, or give --format onnx",
+        ),
+        (
+            "onnx",
+            "m.pt",
+            "a .pt name for an ONNX model (it would be taken for the other format); name it m.onnx, or "
+            "give --format torchscript",
+        ),
+    ):
+        rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", fmt, "--out", tmp_path / name)
+        assert rc == 2 and one_line(err) and err == f"error: --out {tmp_path / name}: {said}\n", err
+        assert not (tmp_path / name).exists()
     rc, _, err = run(
         capsys, "predict", "--checkpoint", trained["best"], trained["data"] / "red", "--cam", trained["best"]
     )
@@ -524,11 +543,8 @@ def test_a_moved_or_copied_data_folder_is_known_as_the_runs_own(capsys, trained,
     # ... but most of it is the run's training images, scored as new: said (the accuracy read high, unsaid)
     said = re.search(r"warning: (\d+) of these 18 images are copies of images this model trained on", err)
     assert said and 1 <= int(said.group(1)) < 18 and json.loads(out)["trained_copies"] in err
-    for name in ("red", "green", "blue"):  # new images only: nothing to say
-        for i in range(2):
-            (tmp_path / "new" / name).mkdir(parents=True, exist_ok=True)
-            Image.new("RGB", (20, 20), (50 + i, 60, 70 + len(name))).save(tmp_path / "new" / name / f"{i}.png")
-    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--data", tmp_path / "new", "--quiet")
+    new = make_set(tmp_path / "new", per_class=2, shade=30)  # new images only: nothing to say
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--data", new, "--quiet")
     assert rc == 0 and "copies" not in err, err
 
 
@@ -988,7 +1004,8 @@ def test_evaluating_a_run_that_kept_no_held_out_images_warns_that_it_scores_its_
     rc, out, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet")
     assert rc == 0 and out.startswith("12 images (all)")
     assert "warning: this run kept no validation or test images, so every image of its data folder is scored" in err
-    rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--data", make_set(tmp_path / "new"), "--quiet")
+    new = make_set(tmp_path / "new", shade=30)  # (new images: the same bytes are now said to be training images)
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--data", new, "--quiet")
     assert rc == 0 and "warning" not in err
 
 

@@ -323,6 +323,10 @@ def test_a_checkpoint_that_cannot_be_read_or_is_an_onnx_model_is_called_what_it_
     onnx.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x032.1" + bytes(range(200)))
     with pytest.raises(CheckpointError, match=r"model\.onnx: not a ResNeXt Studio checkpoint \(an ONNX model, not"):
         checkpoint.load(onnx)
+    named_pt = tmp_path / "model.pt"  # known by its bytes, not its name
+    named_pt.write_bytes(onnx.read_bytes())
+    with pytest.raises(CheckpointError, match=r"model\.pt: not a ResNeXt Studio checkpoint \(an ONNX model, not"):
+        checkpoint.load(named_pt)
     path = tmp_path / "best.pt"
     torch.save(_payload(), path)
 

@@ -555,6 +555,9 @@ def test_copies_of_a_runs_training_images_in_another_folder_are_counted(tmp_path
     (other / "red").mkdir(exist_ok=True)
     Image.new("RGB", (8, 8), "white").save(other / "red" / "new.png")
     assert runs.trained_copies(run, scan(str(other)), "all") == (3, 6)
+    in_red = sum(Path(p).parent.name == "red" for p in trained[:3])  # images of classes the model does not know
+    red_files = len(list((other / "red").iterdir()))  # are not evaluated: not counted either
+    assert runs.trained_copies(run, scan(str(other)), "all", classes=["red"]) == (in_red, red_files)
     said = runs.trained_copies_warning(run, scan(str(other)))
     assert said.startswith("3 of these 6 images are copies of images this model trained on")
     assert runs.trained_copies(run, index) is None  # its own folder: the held-out split says what is honest
