@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -419,7 +420,7 @@ def _report_data_notes(index) -> None:
     if os.environ.get("RANK", "0") != "0":
         return
     doc = index.to_dict()
-    _warn_duplicates(index, hint=f"; python main.py scan {index.root} lists them")
+    _warn_duplicates(index, hint=f"; python main.py scan {shlex.quote(index.root)} lists them")
     for note in doc["notes"]:
         _err(f"note: {note}")
     if doc["empty_classes"]:
@@ -447,7 +448,7 @@ def _report_ignored(index) -> None:
         first = min(photos)
         _err(
             f"note: {count_noun(len(photos), 'photo')} in class folders left out, of a type not read, e.g. "
-            f"{first}: {ignored_reason(first)}; python main.py scan {index.root} lists them"
+            f"{first}: {ignored_reason(first)}; python main.py scan {shlex.quote(index.root)} lists them"
         )
 
 
@@ -467,7 +468,7 @@ def _report_unusable(index, limit: int = 20) -> int:
         for path, reason in bad[:limit]:
             _err(f"  {path}: {reason}")
         if len(bad) > limit:
-            _err(f"  … and {len(bad) - limit} more (python main.py scan {index.root} lists them all)")
+            _err(f"  … and {len(bad) - limit} more (python main.py scan {shlex.quote(index.root)} lists them all)")
     return len(bad)
 
 
@@ -656,7 +657,7 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
                 more = f"--epochs {info.epochs_planned} to train on to its planned end"
             raise UsageError(
                 f"--resume {args.resume}: the run {how}; give {more}, or evaluate it with: evaluate --checkpoint "
-                f"{args.resume}"
+                f"{shlex.quote(str(args.resume))}"
             )
     if args.epochs is None and args.device is None and args.data is None:
         return None

@@ -1232,3 +1232,14 @@ def test_quiet_training_still_says_its_warnings(capsys, trained, tmp_path):
         "warning: the warm-up (1 epochs) belongs to the cosine schedule; with 'step' the run starts at the full "
         "learning rate\n"
     )
+
+
+def test_a_command_to_copy_from_a_message_quotes_a_path_with_spaces(capsys, trained, tmp_path):
+    """ "python main.py scan /data/my photos lists them" ran scan on /data/my and a folder named photos."""
+    import shlex
+
+    spaced = shutil.copytree(trained["data"], tmp_path / "my photos")
+    (spaced / "red" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # (a type not read)
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", spaced, "--quiet")
+    assert f"python main.py scan '{spaced}' lists them" in err, err
+    assert shlex.split(err.split("python main.py scan ")[1].split(" lists them")[0]) == [str(spaced)]
