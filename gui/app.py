@@ -287,9 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     """Open the main window; returns the exit code (2 with one line on stderr when no display is usable)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(argv)
-    if args.data and not os.path.isdir(args.data):  # (Path.is_dir raised on a name too long)
-        print(f"--data {args.data}: not a folder", file=sys.stderr)
-        return 2
+    if args.data:
+        from core.data import folder_problem  # (never raises: Path.is_dir did on a name too long)
+
+        if problem := folder_problem(args.data):  # ("--data /x: not a folder" of `main.py gui /x`, a folder missing)
+            flag = "--data " if any(a == "--data" or a.startswith("--data=") for a in argv) else ""
+            print(f"error: {flag}{args.data}: {problem}", file=sys.stderr)
+            return 2
     problem = check_display()
     if problem:
         print(problem, file=sys.stderr)

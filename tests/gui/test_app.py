@@ -59,9 +59,11 @@ def test_missing_xcb_cursor_prints_the_apt_command(monkeypatch):
 
 def test_bad_data_flag_is_a_usage_error(tmp_path, capsys):
     assert gui_app.main(["--data", str(tmp_path / "missing")]) == 2
-    assert "--data" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"error: --data {tmp_path / 'missing'}: no such folder\n"
+    assert gui_app.main([str(tmp_path / "missing")]) == 2  # `main.py gui DIR`: no flag was typed to name
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing'}: no such folder\n"
     assert gui_app.main(["--data", str(tmp_path / ("n" * 300))]) == 2  # (a name too long raised OSError)
-    assert "not a folder" in capsys.readouterr().err
+    assert "cannot be opened (File name too long)" in capsys.readouterr().err
     assert gui_app._parse([str(tmp_path)]).data == str(tmp_path)  # `main.py gui FOLDER` opens FOLDER
     assert gui_app._parse(["--platform", "offscreen"]).data is None  # Qt's own options pass through
     with pytest.raises(SystemExit) as e:
