@@ -274,6 +274,10 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
     if isinstance(source, (bytes, bytearray, memoryview)):  # an encoded file's bytes (a str or bytes path is
         source = io.BytesIO(bytes(source))  # no use: bytes were "corrupt image (embedded null byte)")
     name = _source_name(source)
+    if not isinstance(source, (str, Path, Image.Image)) and not hasattr(source, "read"):  # ("cannot decode image
+        raise ImageLoadError(  # (AttributeError: 'Tensor' object has no attribute 'read')" of a tensor or None)
+            name, f"not an image: a {type(source).__name__} (give a file's path, a PIL image, a uint8 array or bytes)"
+        )
     try:
         if isinstance(source, Image.Image):
             if 0 in source.size:

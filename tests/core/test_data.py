@@ -1278,3 +1278,13 @@ def test_folder_problem_names_each_reason_and_never_raises(tmp_path):
     assert data.folder_problem(tmp_path / "f.txt" / "x") == "no such folder (a part of its path is a file)"
     assert data.folder_problem(str(tmp_path) + "/a\0b") == "no such folder"
     assert data.folder_problem(tmp_path / ("n" * 300)).startswith("cannot be opened (")
+
+
+def test_an_input_of_a_type_that_is_no_image_is_named(tmp_path):
+    """A tensor, None or a number was "cannot decode image (AttributeError: 'Tensor' object has no attribute
+    'read')"."""
+    import torch
+
+    for thing, kind in ((torch.zeros(3, 8, 8), "Tensor"), (None, "NoneType"), (7, "int")):
+        with pytest.raises(data.ImageLoadError, match=rf"not an image: a {kind} \(give a file's path"):
+            data.load_image(thing)
