@@ -1289,6 +1289,8 @@ def _run_checkpoint(folder: str, flag: str = "--checkpoint") -> str:
 
     found = run_checkpoint(folder)
     if found is not None:
+        if Path(found).name != "best.pt":  # (said only in --json's "checkpoint": the numbers read as best.pt's)
+            _err(f"note: {flag} {folder}: the run has no best.pt yet; its {Path(found).name} is used")
         return str(found)
     raise UsageError(f"{flag} {folder}: a folder without best.pt or last.pt; give a checkpoint file")
 
@@ -1328,10 +1330,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if not argv else 2
         _refuse_empty(parser, args)
         args.parser_defaults = _defaults_of(parser, args.command)
-        if getattr(args, "checkpoint", None) and Path(args.checkpoint).is_dir():
+        if getattr(args, "checkpoint", None) and os.path.isdir(args.checkpoint):  # (Path.is_dir could raise)
             args.checkpoint = _run_checkpoint(args.checkpoint)
         pretrained = getattr(args, "pretrained", None)
-        if pretrained and pretrained != "imagenet" and Path(pretrained).is_dir():  # (a run, as for --checkpoint)
+        if pretrained and pretrained != "imagenet" and os.path.isdir(pretrained):  # (a run, as for --checkpoint)
             args.pretrained = _run_checkpoint(pretrained, "--pretrained")
         with _ending_on_signals():
             return int(args.func(args) or 0)

@@ -1243,3 +1243,14 @@ def test_a_command_to_copy_from_a_message_quotes_a_path_with_spaces(capsys, trai
     rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", spaced, "--quiet")
     assert f"python main.py scan '{spaced}' lists them" in err, err
     assert shlex.split(err.split("python main.py scan ")[1].split(" lists them")[0]) == [str(spaced)]
+
+
+def test_a_run_folder_without_best_pt_is_said_to_give_its_last_pt(capsys, trained, tmp_path):
+    """evaluate --checkpoint RUN_DIR on a run with no best.pt used its last.pt; only --json's "checkpoint" said so."""
+    run_dir = shutil.copytree(trained["run"], tmp_path / "run")
+    (run_dir / "best.pt").unlink()
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet")
+    assert rc == 0 and out, err
+    assert f"note: --checkpoint {run_dir}: the run has no best.pt yet; its last.pt is used" in err
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--quiet")
+    assert rc == 0 and "no best.pt" not in err
