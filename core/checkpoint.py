@@ -50,12 +50,30 @@ def save(path: str | Path, payload: dict[str, Any]) -> None:
         full = isinstance(e, OSError) or free < 256 * 2**20
         why = "no space left on device" if full else str(e).strip().splitlines()[0]
         kept = "the file it replaces is kept" if path.exists() else "no file was written"
+        # (the space free alone, measured once the temp file was gone, read as room enough: "6 MB free" of a 9 MB
+        # file)
+        need = f"it needs about {_size_text(_payload_bytes(payload))}; "
         raise OSError(
             errno.ENOSPC if full else errno.EIO,
-            f"could not write it: {why} ({free / 2**20:.0f} MB free; {kept})",
+            f"could not write it: {why} ({need}{_size_text(free)} free; {kept})",
             str(path),
         ) from None
     _fsync_dir(path.parent)
+
+
+def _payload_bytes(obj: Any) -> int:
+    """About what a payload takes on disk: its tensors' bytes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_payload_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_payload_bytes(v) for v in obj)
+    return 0
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} KB" if n else "0 MB"
 
 
 def snapshot(obj: Any, buffers: dict[tuple[Any, ...], torch.Tensor] | None = None) -> Any:

@@ -87,7 +87,8 @@ def test_interrupted_save_keeps_previous_file(tmp_path, monkeypatch):
     with pytest.raises(OSError) as e:
         checkpoint.save(path, _payload(3.0))
     assert str(e.value) == (
-        f"[Errno 28] could not write it: no space left on device (5 MB free; the file it replaces is kept): '{path}'"
+        "[Errno 28] could not write it: no space left on device (it needs about 1 KB; 5 MB free; the file it "
+        f"replaces is kept): '{path}'"
     )
     monkeypatch.undo()
     assert torch.equal(checkpoint.load(path)["model"]["w"], torch.full((2, 2), 1.0))
@@ -107,7 +108,12 @@ def test_a_full_disk_names_the_checkpoint_and_says_nothing_was_written_when_ther
     with pytest.raises(OSError) as e:
         checkpoint.save(path, _payload(1.0))
     assert e.value.filename == str(path) and e.value.errno == errno.ENOSPC
-    assert e.value.strerror == "could not write it: no space left on device (0 MB free; no file was written)"
+    assert e.value.strerror == (
+        "could not write it: no space left on device (it needs about 1 KB; 0 MB free; no file was written)"
+    )
+    big = {"model": {"w": torch.zeros(3 * 2**20, dtype=torch.uint8)}}  # (3 MB of weights: said in MB)
+    with pytest.raises(OSError, match=r"\(it needs about 3 MB; 0 MB free; no file was written\)"):
+        checkpoint.save(path, big)
     assert list(tmp_path.iterdir()) == []  # no temp file left either
 
 
