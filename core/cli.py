@@ -571,7 +571,7 @@ def _train_config(args: argparse.Namespace):
     try:
         cfg.validate()
     except ConfigError as e:
-        raise UsageError(_flag_message(e)) from None
+        raise UsageError(_flag_message(e, args)) from None
     if m.pretrained not in (None, "imagenet") and not Path(m.pretrained).is_file():
         what = "a folder, not a file" if Path(m.pretrained).is_dir() else "no such file"
         # named where the user gave it: a config file's value was blamed on a --pretrained never typed
@@ -580,8 +580,10 @@ def _train_config(args: argparse.Namespace):
     return cfg
 
 
-def _flag_message(e: Exception) -> str:
-    """A ConfigError ("train.batch_size=1: must be ≥ 2") as the flag the user typed: "--batch-size 1: must be ≥ 2"."""
+def _flag_message(e: Exception, args: argparse.Namespace | None = None) -> str:
+    """A ConfigError ("train.batch_size=1: must be ≥ 2") as the flag the user typed: "--batch-size 1: must be ≥ 2".
+    With `args` of a command given --config FILE, a setting whose flag was not typed is the file's, and named so
+    ("--config FILE: model.arch=…": it was blamed on an --arch never typed)."""
     import dataclasses
 
     from core.config import DataConfig, ModelConfig, TrainConfig
@@ -600,6 +602,8 @@ def _flag_message(e: Exception) -> str:
     if not why or name not in fields or section not in ("", "data", "model", "train"):
         return str(e)  # not "[section.]setting[=value]: reason" ("exp.lr: this run is training…", say)
     flag = "--" + {"root": "data", "save_every_s": "save_every"}.get(name, name).replace("_", "-")
+    if args is not None and getattr(args, "config", None) and getattr(args, flag[2:].replace("-", "_"), None) is None:
+        return f"--config {args.config}: {e}"
     value = value.strip("'")
     value = value[:-2] if value.endswith(".0") and value[:-2].lstrip("-").isdigit() else value  # (--lr 0 read 0.0)
     return f"{flag} {value}: {why}" if value else f"{flag}: {why}"
@@ -708,13 +712,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = _train_config(args)
         if not cfg.data.root:
             raise UsageError("train: --data DIR is required (or --resume RUN_DIR)")
-        if problem := folder_problem(cfg.data.root):
-            raise UsageError(f"--data {cfg.data.root}: {problem}")
+        if problem := folder_problem(cfg.data.root):  # (the --config file's: blamed on a --data never typed)
+            where = "--data" if args.data is not None else f"--config {args.config}: data.root"
+            raise UsageError(f"{where} {cfg.data.root}: {problem}")
     callbacks = [_make_printer(warnings_only=True) if args.quiet else _make_printer()]
     try:
         trainer = Trainer(cfg, callbacks=callbacks, runs_dir=args.runs_dir, resume=args.resume)
     except ConfigError as e:
-        raise UsageError(_flag_message(e)) from None
+        raise UsageError(_flag_message(e, args)) from None
     except (DataError, ModelError, CheckpointError) as e:
         hint = ""
         if args.resume and args.data is None and str(e).endswith(": no such folder"):

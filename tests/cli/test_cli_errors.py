@@ -164,6 +164,14 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     from_file.write_text(json.dumps({"model": {"pretrained": str(tmp_path / "none.pth")}}))
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--config", from_file, "--runs-dir", tmp_path / "r")
     assert rc == 2 and err.startswith(f"error: --config {from_file}: model.pretrained {tmp_path / 'none.pth'}: no such")
+    from_file.write_text(json.dumps({"model": {"arch": "bogus"}, "data": {"root": str(trained["data"])}}))
+    rc, _, err = run(capsys, "train", "--config", from_file, "--runs-dir", tmp_path / "r")  # (it said "--arch: …")
+    assert rc == 2 and one_line(err) and err.startswith(f"error: --config {from_file}: model.arch: 'bogus': unknown")
+    rc, _, err = run(capsys, "train", "--config", from_file, "--arch", "bogus2", "--runs-dir", tmp_path / "r")
+    assert rc == 2 and err.startswith("error: --arch: 'bogus2': unknown")  # typed: the flag's
+    from_file.write_text(json.dumps({"data": {"root": str(tmp_path / "gone")}}))
+    rc, _, err = run(capsys, "train", "--config", from_file, "--runs-dir", tmp_path / "r")  # (it said "--data …")
+    assert rc == 2 and err == f"error: --config {from_file}: data.root {tmp_path / 'gone'}: no such folder\n"
     rc, _, err = run(capsys, *_tiny_train(trained, tmp_path / "r"), "--freeze-backbone")  # random weights, frozen
     assert rc == 2 and one_line(err) and "--freeze-backbone needs --pretrained imagenet|PATH" in err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
