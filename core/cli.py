@@ -964,6 +964,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     to_stdout = args.csv == "-"  # the table on stdout, in place of the text lines (it wrote a file named "-")
     if to_stdout and args.json:
         raise UsageError("--csv - and --json both write to stdout: choose one")
+    if "-" in args.paths and not os.path.exists("-"):  # (it said "-: file not found")
+        raise UsageError("-: predict reads images from files, not from standard input; give the image's path")
     run_folders: list[str] = []
     files, problems = expand_paths(args.paths, ignored=ignored, overlays=overlays, run_folders=run_folders)
     if not to_stdout:

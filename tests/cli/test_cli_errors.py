@@ -530,6 +530,10 @@ def test_predict_csv_dash_writes_the_table_on_stdout(capsys, trained, tmp_path, 
     assert piped == (tmp_path / "p.csv").read_bytes() and piped.count(b"\r\n") == 3
     rc, out, err = run(capsys, "predict", "--checkpoint", trained["run"], images[0], "--csv", "-", "--json")
     assert rc == 2 and out == "" and err == "error: --csv - and --json both write to stdout: choose one\n"
+    rc, out, err = run(capsys, "predict", "--checkpoint", trained["run"], "-")  # (it said "-: file not found")
+    assert rc == 2 and err == (
+        "error: -: predict reads images from files, not from standard input; give the image's path\n"
+    )
 
 
 def test_a_moved_or_copied_data_folder_is_known_as_the_runs_own(capsys, trained, tmp_path):
