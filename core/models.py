@@ -721,12 +721,15 @@ def check_weights(name: str, state: dict[str, torch.Tensor], path: str | Path) -
     before anything is built (a model of meta tensors): a training run checks its weights file before it starts."""
     with torch.device("meta"):
         model = _construct(parse_arch(name), 2)  # (the head is new anyway: any class count)
-    _fitting(model.state_dict(), state, path)
+    _fitting(model.state_dict(), state, path, name)
 
 
-def _fitting(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: str | Path) -> list[str]:
+def _fitting(
+    own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: str | Path, arch: str = ""
+) -> list[str]:
     """The keys of `state` to leave out of a model whose state dict is `own` (its head, fc, when it differs),
-    or ModelError naming what else does not fit."""
+    or ModelError naming what else does not fit (and `arch`, the architecture the weights were tried in: with
+    none chosen, the one picked for them was not said)."""
     skipped = []
     for k, v in state.items():
         if k in own and tuple(own[k].shape) != tuple(v.shape):
@@ -735,7 +738,7 @@ def _fitting(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path:
                 continue
             raise ModelError(
                 f"{path}: layer {k} has shape {tuple(v.shape)} in the file but "
-                f"{tuple(own[k].shape)} in the model; wrong architecture?"
+                f"{tuple(own[k].shape)} in the model{f' ({arch})' if arch else ''}; wrong architecture?"
             )
     missing = [k for k in own if k not in state and not _head_name(k) and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own and not _head_name(k)]

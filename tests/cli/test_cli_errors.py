@@ -190,6 +190,7 @@ def test_bad_settings_files_and_paths_are_usage_errors(capsys, trained, tmp_path
     rc, _, err = run(capsys, *_tiny_train(trained, tmp_path / "r"), "--pretrained", other, "--mode", "finetune")
     # an input error, found before the run starts (it failed the run, with exit code 1)
     assert rc == 2 and one_line(err) and "other.pth: layer conv1.weight has shape (3, 3, 3, 3) in the file" in err
+    assert "in the model (resnext11_2x4d); wrong architecture?" in err  # (the one tried: with no --arch, unsaid)
     rc, _, err = run(capsys, *_tiny_train(trained, tmp_path / "r"), "--pretrained", "imagenet")
     assert rc == 2 and one_line(err) and "resnext11_2x4d has no ImageNet weights" in err
     rc, _, err = run(capsys, "train", "--data", trained["data"], "--seed", "99999999999999999999")
