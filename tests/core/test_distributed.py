@@ -600,8 +600,10 @@ def test_images_one_rank_could_not_read_are_reported_by_rank_0(dataset, tmp_path
     args = ["train", "--data", str(dataset), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--cache", "stream"]
     proc = torchrun([str(script), *args, *COMMON, "--json"])
     victim = record.read_text()
-    said = "warning: 1 image could not be read during training and left out:"  # (--quiet: COMMON)
-    assert proc.stderr.count(said) == 1 and f"  {victim}: file not found" in proc.stderr, proc.stderr[-3000:]
+    shown = Path(Path(victim).parent.name, Path(victim).name)  # (--quiet: COMMON; said by rank 0 alone, once)
+    said = f"warning: 1 image could not be read during training and was left out ({shown})"
+    tail = proc.stderr[-3000:]
+    assert proc.stderr.count(said) == 1 and f"] warning: skipped {victim}: file not found" in proc.stderr, tail
     doc = json.loads(proc.stdout)
     assert doc["reason"] == "completed" and doc["unreadable"] == [{"path": victim, "reason": "file not found"}]
     assert "exitcode  : 1" in proc.stderr and "rank      : 0" in proc.stderr  # rank 0 gives the partial result
