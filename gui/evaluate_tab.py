@@ -119,9 +119,9 @@ def _evaluate_job(
     warning = held_out_warning(own_run, index, split, "choose it as the Data folder above") if own_run else None
     if warning:
         ev["data_changed"] = warning
-    known = ev.get("class_names")
-    copies = trained_copies_warning(trained_from, index, split, known) if trained_from and not moved else None
-    if copies and not ev.get("stopped"):
+    look = trained_from and not moved and not ev.get("stopped")  # (a cancelled evaluation: no scan of its own)
+    copies = trained_copies_warning(trained_from, index, split, ev.get("class_names")) if look else None
+    if copies:
         ev["trained_copies"] = copies
     if moved:
         ev["own_images"] = (
