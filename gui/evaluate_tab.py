@@ -120,7 +120,7 @@ def _evaluate_job(
     if warning:
         ev["data_changed"] = warning
     look = trained_from and not moved and not ev.get("stopped")  # (a cancelled evaluation: no scan of its own)
-    copies = trained_copies_warning(trained_from, index, split, ev.get("class_names")) if look else None
+    copies = trained_copies_warning(trained_from, index, split, ev.get("class_names"), stop) if look else None
     if copies:
         ev["trained_copies"] = copies
     if moved:

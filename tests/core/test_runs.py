@@ -561,6 +561,8 @@ def test_copies_of_a_runs_training_images_in_another_folder_are_counted(tmp_path
     said = runs.trained_copies_warning(run, scan(str(other)))
     assert said.startswith("3 of these 6 images are copies of images this model trained on")
     assert runs.trained_copies(run, index) is None  # its own folder: the held-out split says what is honest
+    stopped = type("Stop", (), {"stopped": True})()  # (Cancel while its folder is scanned: not known, not waited on)
+    assert runs.trained_copies(run, scan(str(other)), stop=stopped) is None
     shutil.rmtree(data)  # its folder gone: not known
     assert (
         runs.trained_copies(run, scan(str(other))) is None
