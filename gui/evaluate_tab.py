@@ -1417,7 +1417,7 @@ class EvaluateTab(QWidget):
         elif unread or left:
             unread_text = (
                 f"{count_noun(unread, 'file')} could not be used and {'was' if unread == 1 else 'were'} left out "
-                "(point here for which and why). "
+                "(hover over this line for which and why). "
                 if unread
                 else ""
             )

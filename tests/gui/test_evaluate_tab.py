@@ -710,7 +710,7 @@ def test_classes_the_model_does_not_know_are_left_out_and_named(qtbot, tab, tmp_
     tab.evaluate_now()
     wait_idle(qtbot, tab)
     assert tab.status_label.text() == (  # the scan's unusable file is named too (it was dropped in silence)
-        f"{evaluated} 1 file could not be used and was left out (point here for which and why). "
+        f"{evaluated} 1 file could not be used and was left out (hover over this line for which and why). "
         "Left out, not classes of the model: owl (1 image)."
     )
     assert "truncated.jpg" in tab.status_label.toolTip()
