@@ -664,6 +664,8 @@ class RunsTab(QWidget):
 
     def _check_running(self) -> None:
         """Refresh when a run listed as running is not any more (its process ended without writing a word)."""
+        if self.window().isMinimized():
+            return  # (nobody is looking: the first tick after the window comes back looks)
         for info in self._infos:
             if info.status == "running":
                 try:
@@ -748,7 +750,8 @@ class RunsTab(QWidget):
         """The run the Train tab has paused (None: none is): its row says "paused", not "running"."""
         if run_dir != self._paused_run:
             self._paused_run = run_dir
-            self.refresh()
+            if self.isVisible():  # (a hidden tab is refreshed when it is shown: showEvent)
+                self.refresh()
 
     def set_training_busy(self, busy: bool) -> None:
         """The Train tab started or ended a run: Resume / Train more epochs… wait while it trains."""

@@ -1001,7 +1001,40 @@ def test_the_run_paused_in_the_train_tab_says_paused(qtbot, tab, runs):
         return tab.table.item(row, COL_STATUS)
 
     assert cell().text() == "running"
+    tab.show()
     tab.set_paused_run(str(live))
     assert cell().text() == "paused" and "Resume in the Train tab" in cell().toolTip()
     tab.set_paused_run(None)
     assert cell().text() == "running"
+
+
+def test_a_hidden_runs_tab_is_not_read_again_for_a_pause_until_it_is_shown(qtbot, tab, runs, monkeypatch):
+    """Pausing and resuming in the Train tab re-read every run folder although the Runs tab was not showing."""
+    live = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
+    tab.refresh()
+    refreshes = []
+    real = tab.refresh
+    monkeypatch.setattr(tab, "refresh", lambda: (refreshes.append(1), real())[1])
+    tab.set_paused_run(str(live))
+    assert refreshes == []
+    tab.show()  # (showEvent refreshes: the row is up to date when it is seen)
+    row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == live.name)
+    assert refreshes and tab.table.item(row, COL_STATUS).text() == "paused"
+
+
+def test_a_minimised_window_does_not_look_for_ended_runs(qtbot, tab, runs, monkeypatch):
+    """The every-few-seconds check for a run whose process ended read its status while nobody could see it."""
+    make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
+    tab.show()
+    tab.refresh()
+    reads = []
+    store = tab._store()
+    real_info = store.info
+    monkeypatch.setattr(tab, "_store", lambda: store)
+    monkeypatch.setattr(store, "info", lambda path: (reads.append(path), real_info(path))[1])
+    tab.showMinimized()
+    tab._check_running()  # (what the timer calls)
+    assert reads == []
+    tab.showNormal()
+    tab._check_running()
+    assert reads
