@@ -120,17 +120,33 @@ class _PathDelegate(QStyledItemDelegate):
 
     def initStyleOption(self, option: QStyleOptionViewItem, index: Any) -> None:  # noqa: N802 — Qt override
         super().initStyleOption(option, index)
+        fm, path = option.fontMetrics, option.text
         width = option.rect.width() - 10  # the cell's text margins
-        if width > 0:
-            option.text = elide_path(option.fontMetrics, option.text, width)
+        cut = max(path.rfind("/"), path.rfind("\\"))
+        if width <= 0 or fm.horizontalAdvance(path) <= width:
+            return
+        if cut > 0 and (option.rect.height() - 2) // max(1, fm.lineSpacing()) > 1:  # a row two lines tall: its
+            middle = Qt.TextElideMode.ElideMiddle  # folders on the first, the file's name on the second
+            option.text = (
+                f"{fm.elidedText(path[: cut + 1], middle, width)}\n{fm.elidedText(path[cut + 1 :], middle, width)}"
+            )
+            option.features |= QStyleOptionViewItem.ViewItemFeature.WrapText
+        else:
+            option.text = elide_path(fm, path, width)
 
 
 class _ElideRightDelegate(QStyledItemDelegate):
-    """Cuts a cell's text at its end, whatever the view's elide mode."""
+    """Wraps a cell's text over the lines its row has room for (Qt cuts the last one at its end), whatever the
+    view's elide mode (a reason cut to its first 15 characters at a large font read "not an image file…")."""
 
     def initStyleOption(self, option: QStyleOptionViewItem, index: Any) -> None:  # noqa: N802 — Qt override
         super().initStyleOption(option, index)
         option.textElideMode = Qt.TextElideMode.ElideRight
+        fm = option.fontMetrics
+        width = option.rect.width() - 10  # the cell's text margins
+        lines = (option.rect.height() - 2) // max(1, fm.lineSpacing())
+        if width > 0 and lines > 1 and fm.horizontalAdvance(option.text) > width:
+            option.features |= QStyleOptionViewItem.ViewItemFeature.WrapText
 
 
 class _LevelStrengthSpin(QDoubleSpinBox):
@@ -380,7 +396,7 @@ class DatasetPanel(QWidget):
         self.bad_table.setHorizontalHeaderLabels(["File", "Reason", ""])
         hh = self.bad_table.horizontalHeader()
         hh.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
-        self._bad_columns = ColumnShare(self.bad_table, 0, 1)  # short paths leave the reasons room
+        self._bad_columns = ColumnShare(self.bad_table, 0, 1, two_lines=True)  # short paths leave the reasons room
         self.bad_table.verticalHeader().hide()
         self.bad_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.bad_table.setWordWrap(False)

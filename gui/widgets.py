@@ -244,11 +244,14 @@ class ColumnShare(QObject):
     """Two columns of a table share the width the others leave: `first` takes what its texts need, up to half
     (more when `second` needs less than the rest), and `second` stretches over the rest. Both fixed at once, the
     short file names of a Problems list sat in half the table while their reasons were cut ("cannot identify i…").
-    Kept as the table is resized; `update()` after filling it. A width the user drags the column to is kept."""
+    Kept as the table is resized; `update()` after filling it. A width the user drags the column to is kept.
+    `two_lines`: when a text of the two columns is still cut, the rows are made two lines tall (their delegates
+    wrap), and one line again when all fit."""
 
-    def __init__(self, table: Any, first: int, second: int) -> None:
+    def __init__(self, table: Any, first: int, second: int, two_lines: bool = False) -> None:
         super().__init__(table)
-        self.table, self.first, self.second = table, first, second
+        self.table, self.first, self.second, self.two_lines = table, first, second, two_lines
+        self._one_line = table.verticalHeader().defaultSectionSize()  # (the row height the style gives)
         header = table.horizontalHeader()
         header.setSectionResizeMode(first, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(second, QHeaderView.ResizeMode.Stretch)
@@ -260,22 +263,29 @@ class ColumnShare(QObject):
     def _on_resized(self, column: int, _old: int, _new: int) -> None:
         if column == self.first and not self._setting:
             self.dragged = True
+            if self.two_lines:
+                self.update()  # (the rows' height for the width dragged to)
 
     def update(self) -> None:
         t, header = self.table, self.table.horizontalHeader()
         others = sum(header.sectionSize(c) for c in range(header.count()) if c not in (self.first, self.second))
         room = t.viewport().width() - others
-        if room <= 0 or t.model() is None or t.model().rowCount() == 0 or self.dragged:
+        if room <= 0 or t.model() is None or t.model().rowCount() == 0:
             return
         pad = 12  # (the cell's margins)
         need = t.sizeHintForColumn(self.first) + pad
         need_second = max(t.sizeHintForColumn(self.second) + pad, header.sectionSizeHint(self.second))
-        width = min(need, max(room // 2, room - need_second))
-        self._setting = True
-        try:
-            header.resizeSection(self.first, max(width, header.sectionSizeHint(self.first)))
-        finally:
-            self._setting = False
+        if not self.dragged:
+            width = min(need, max(room // 2, room - need_second))
+            self._setting = True
+            try:
+                header.resizeSection(self.first, max(width, header.sectionSizeHint(self.first)))
+            finally:
+                self._setting = False
+        if self.two_lines:
+            first = header.sectionSize(self.first)  # (the stretched second takes the rest, once the view lays out)
+            cut = need > first or need_second > room - first
+            t.verticalHeader().setDefaultSectionSize(self._one_line + t.fontMetrics().lineSpacing() * cut)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.Resize:
@@ -577,4 +587,9 @@ def elide_path(fm: QFontMetrics, path: str, width: int) -> str:
             return head + name
     if cut > 0 and fm.horizontalAdvance("…" + name) <= width:  # its folders cut, said so ("circle/broken.jpg"
         return "…" + name  # read "broken.jpg", a file beside the class folders)
+    if cut > 0:  # the name cut too, its folders still said cut: "…/trunc…hone.jpg", not "trunc…hone.jpg"
+        lead = "…" + path[cut]
+        short = fm.elidedText(path[cut + 1 :], Qt.TextElideMode.ElideMiddle, width - fm.horizontalAdvance(lead))
+        if short:
+            return lead + short
     return fm.elidedText(path[cut + 1 :], Qt.TextElideMode.ElideMiddle, width)

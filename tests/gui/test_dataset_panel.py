@@ -631,9 +631,12 @@ def test_problem_paths_keep_their_file_names_visible(qtbot, panel, awkward):
         option = QStyleOptionViewItem()
         option.rect = table.visualItemRect(table.item(row, 0))
         table.itemDelegateForColumn(0).initStyleOption(option, table.model().index(row, 0, QModelIndex()))
-        assert option.fontMetrics.horizontalAdvance(option.text) <= option.rect.width(), option.text
-        shown.append(option.text)
-    assert all("…" in t for t in shown) and {t.split("/")[-1] for t in shown} == {"corrupt.jpg", "notes.txt"}, shown
+        lines = option.text.split("\n")  # (a row two lines tall: the folders on the first, the name on the second)
+        assert len(lines) <= (option.rect.height() - 2) // option.fontMetrics.lineSpacing(), option.text
+        assert all(option.fontMetrics.horizontalAdvance(t) <= option.rect.width() for t in lines), option.text
+        shown.append(lines)
+    assert all("…" in lines[0] for lines in shown), shown
+    assert {lines[-1].split("/")[-1] for lines in shown} == {"corrupt.jpg", "notes.txt"}, shown
     option = QStyleOptionViewItem()  # a reason reads from its start: cut at the end
     table.itemDelegateForColumn(1).initStyleOption(option, table.model().index(0, 1, QModelIndex()))
     assert option.textElideMode == Qt.TextElideMode.ElideRight
@@ -711,3 +714,36 @@ def test_grid_cells_grow_with_a_larger_font_so_short_captions_stay_whole(qtbot):
     big = grid.gridSize()
     assert big.width() >= fm.horizontalAdvance("every epoch") + 8 and big.width() > small.width()
     assert big.height() >= 72 + fm.height() + 8
+
+
+def test_problem_rows_grow_to_two_lines_when_their_reasons_are_cut(qtbot, panel, tmp_path, dataset_factory):
+    """At a large font in a 720p window the reasons were cut to about 15 characters ("not an ima…"), the whole
+    text only in a tooltip: a row two lines tall shows them wrapped, and one line again when there is room."""
+    from PySide6.QtWidgets import QStyleOptionViewItem, QTableWidget
+
+    root = dataset_factory(tmp_path / "d", {"a": 4, "b": 4})
+    (root / "a" / "notes_about_where_these_photos_came_from.txt").write_text("x")
+    _load(qtbot, panel, root)
+    panel.middle_tabs.setCurrentIndex(1)  # (the Problems tab)
+    table = panel.bad_table
+    fresh = QTableWidget()
+    one_line = fresh.verticalHeader().defaultSectionSize()  # (the style's row height)
+    panel.resize(2400, 700)
+    qtbot.waitUntil(lambda: table.viewport().width() > 900)
+    assert table.rowHeight(0) == one_line  # (room for all: one line)
+    panel.resize(1100, 700)
+    qtbot.waitUntil(lambda: table.rowHeight(0) > one_line)
+    assert table.rowHeight(0) >= one_line + table.fontMetrics().lineSpacing()
+    # the cut cells wrap over the two lines: the path at its folder, the reason at its words
+    for column in (0, 1):
+        option = QStyleOptionViewItem()
+        option.rect = table.visualRect(table.model().index(0, column))
+        option.fontMetrics = table.fontMetrics()
+        table.itemDelegateForColumn(column).initStyleOption(option, table.model().index(0, column))
+        assert option.features & QStyleOptionViewItem.ViewItemFeature.WrapText, column
+    option = QStyleOptionViewItem()
+    option.rect = table.visualRect(table.model().index(0, 0))
+    table.itemDelegateForColumn(0).initStyleOption(option, table.model().index(0, 0))
+    assert option.text.split("\n")[0] == "a" + os.sep and option.text.endswith(".txt")
+    panel.resize(2400, 700)
+    qtbot.waitUntil(lambda: table.rowHeight(0) == one_line)

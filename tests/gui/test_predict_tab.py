@@ -674,6 +674,13 @@ def test_long_class_names_and_paths_are_cut_in_the_middle_not_at_the_edge(qtbot,
     assert "…" in elide_path(fm, p, 40)  # no room even for the name: the name is cut in its middle
     short = "circle/broken.jpg"  # room for the name and "…/", not for 3 "…" more: its folder is said cut
     assert elide_path(fm, short, fm.horizontalAdvance("…/broken.jpg")) == "…/broken.jpg"
+    # no room for the whole name either: it is cut in its middle, and its folders are still said cut
+    # ("square/truncated_photo_from_phone.jpg" read "truncated_p…m_phone.jpg", a file beside the class folders)
+    long_name = "square/truncated_photo_from_phone.jpg"
+    width = fm.horizontalAdvance("…/truncated_photo")
+    shown = elide_path(fm, long_name, width)
+    assert shown.startswith("…/") and shown.endswith(".jpg") and "…" in shown[2:], shown
+    assert fm.horizontalAdvance(shown) <= width
 
 
 def test_crop_box_matches_where_core_places_the_grad_cam():
