@@ -872,7 +872,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not own_folder and run_dir is not None:  # another folder holding some of the images it trained on
         from core.runs import trained_copies_warning
 
-        copies = trained_copies_warning(run_dir, index, args.split, ev.get("class_names"))
+        bar = None if args.quiet else _Progress("looking for copies of its training images (scanning its folder)")
+        try:
+            copies = trained_copies_warning(run_dir, index, args.split, ev.get("class_names"), progress=bar)
+        finally:
+            if bar:
+                bar.close()
         if copies:
             _err(f"warning: {copies}")
     if args.json:

@@ -692,14 +692,19 @@ def holds_its_images(run_dir: str | Path, index: Any, trained_root: str = "") ->
 
 
 def trained_copies(
-    run_dir: str | Path, index: Any, split: str = "all", classes: Sequence[str] | None = None, stop: Any = None
+    run_dir: str | Path,
+    index: Any,
+    split: str = "all",
+    classes: Sequence[str] | None = None,
+    stop: Any = None,
+    progress: Any = None,
 ) -> tuple[int, int] | None:
     """(how many of `index`'s `split` images are copies of images the run trained on, how many there are), for a
     folder other than the run's own: "all" of a folder holding some of its training images (copied into a "test"
     set) scored them as new, and the accuracy read high without a word. Known by the bytes, from a scan of the
     run's own folder and its split drawn again; None when that folder is gone or cannot be read. `classes`: the
     model's (images of other classes are not evaluated, so not counted). `stop` (a StopToken) ends the scan of
-    the run's folder: None then (what it had read was not verified)."""
+    the run's folder: None then (what it had read was not verified); `progress(done, total)` follows that scan."""
     from core.data import DataError, scan
     from core.data import split as split_of
 
@@ -712,7 +717,7 @@ def trained_copies(
     cfg = config_section(run_dir, "data")
     try:
         val, test, seed = float(cfg.get("val_split", 0.2)), float(cfg.get("test_split", 0.0)), int(cfg.get("seed", 0))
-        own = scan(own_root, min_classes=1, stop=stop)
+        own = scan(own_root, min_classes=1, stop=stop, progress=progress)
         if stop is not None and getattr(stop, "stopped", False):
             return None
         trained = {own.digests.get(own.samples[i].path) for i in split_of(own, val, test, seed).train} - {None}
@@ -725,10 +730,15 @@ def trained_copies(
 
 
 def trained_copies_warning(
-    run_dir: str | Path, index: Any, split: str = "all", classes: Sequence[str] | None = None, stop: Any = None
+    run_dir: str | Path,
+    index: Any,
+    split: str = "all",
+    classes: Sequence[str] | None = None,
+    stop: Any = None,
+    progress: Any = None,
 ) -> str | None:
     """trained_copies as a sentence (None when there are none or it cannot be known)."""
-    found = trained_copies(run_dir, index, split, classes, stop)
+    found = trained_copies(run_dir, index, split, classes, stop, progress)
     if not found or not found[0]:
         return None
     n, total = found

@@ -87,6 +87,7 @@ def _evaluate_job(
     trained_from: str | None = None,
     progress: Any = None,
     stop: Any = None,
+    stage: Any = None,
 ) -> dict[str, Any]:
     """Worker: scan the data folder, evaluate the checkpoint on one split, optionally save evaluation.json.
 
@@ -95,7 +96,8 @@ def _evaluate_job(
     folder: when that folder holds the very images the run trained on (moved or copied: core.runs.holds_its_images,
     by their bytes), its held-out split is evaluated instead, and "own_images" says so ("all" scored the images it
     trained on, without a word). `trained_from` (the run folder, for a folder other than its own): when some of its
-    images are copies of the run's training images, "trained_copies" says how many (they were scored as new)."""
+    images are copies of the run's training images, "trained_copies" says how many (they were scored as new); that
+    takes a scan of the run's own folder, said by `stage(words)` before it starts."""
     from core.data import scan
     from core.engine import evaluate
     from core.runs import held_out_warning, holds_its_images, run_data_root, trained_copies_warning
@@ -120,7 +122,11 @@ def _evaluate_job(
     if warning:
         ev["data_changed"] = warning
     look = trained_from and not moved and not ev.get("stopped")  # (a cancelled evaluation: no scan of its own)
-    copies = trained_copies_warning(trained_from, index, split, ev.get("class_names"), stop) if look else None
+    copies = None
+    if look:
+        if stage is not None:
+            stage(f"Looking for copies of the run's training images: scanning {run_data_root(trained_from)}…")
+        copies = trained_copies_warning(trained_from, index, split, ev.get("class_names"), stop=stop, progress=progress)
     if copies:
         ev["trained_copies"] = copies
     if moved:
@@ -1179,6 +1185,7 @@ class EvaluateTab(QWidget):
         trained_from = str(Path(ckpt).parent) if elsewhere else None
         worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run, moved_from, trained_from)
         worker.progress.connect(self._on_eval_progress)
+        worker.stage.connect(self._on_eval_stage)
         self._eval_generation += 1
         gen = self._eval_generation
         # Lambdas connected straight to a worker run on its thread; connect_worker relays them to ours.
@@ -1218,6 +1225,12 @@ class EvaluateTab(QWidget):
         from core.runs import run_data_root
 
         return run_data_root(Path(ckpt).parent)
+
+    def _on_eval_stage(self, words: str) -> None:
+        """The evaluation went on to another part (the scan for copies of the training images): the status says it
+        while the bar counts it, or the bar went round again under "Evaluating…" with no word why."""
+        if self._eval_worker is not None and self.sender() is self._eval_worker:
+            self._set_status(words)
 
     def _on_eval_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(1, total))

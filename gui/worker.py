@@ -115,13 +115,16 @@ def _accepts(fn: Callable, name: str) -> bool:
 
 
 class FunctionWorker(QObject):
-    """Runs `fn(*args, **kwargs)` in a worker thread; `fn` also gets `progress=` and `stop=` if it accepts them.
+    """Runs `fn(*args, **kwargs)` in a worker thread; `fn` also gets `progress=`, `stage=` and `stop=` if it
+    accepts them.
 
-    Signals: progress(done, total) (throttled, the final one always sent), result(value), failed(message),
-    finished() — always last. `cancel()` sets the stop token; a function that honours it ends early.
+    Signals: progress(done, total) (throttled, the final one always sent), stage(words) (what the progress now
+    counts, when a job has several parts), result(value), failed(message), finished() — always last. `cancel()`
+    sets the stop token; a function that honours it ends early.
     """
 
     progress = Signal(int, int)
+    stage = Signal(str)
     result = Signal(object)
     failed = Signal(str)
     finished = Signal()
@@ -154,6 +157,8 @@ class FunctionWorker(QObject):
             kwargs = dict(self.kwargs)
             if _accepts(self.fn, "progress") and "progress" not in kwargs:
                 kwargs["progress"] = self._progress
+            if _accepts(self.fn, "stage") and "stage" not in kwargs:
+                kwargs["stage"] = self.stage.emit
             if _accepts(self.fn, "stop") and "stop" not in kwargs:
                 kwargs["stop"] = self._token.create()
             value = self.fn(*self.args, **kwargs)

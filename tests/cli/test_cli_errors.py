@@ -556,6 +556,9 @@ def test_a_moved_or_copied_data_folder_is_known_as_the_runs_own(capsys, trained,
     # ... but most of it is the run's training images, scored as new: said (the accuracy read high, unsaid)
     said = re.search(r"warning: (\d+) of these 18 images are copies of images this model trained on", err)
     assert said and 1 <= int(said.group(1)) < 18 and json.loads(out)["trained_copies"] in err
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--data", moved)
+    assert rc == 0 and "looking for copies of its training images (scanning its folder)" in err  # (not --quiet: the
+    # scan of its own folder, as long as the evaluation's, has its own bar)
     new = make_set(tmp_path / "new", per_class=2, shade=30)  # new images only: nothing to say
     rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--data", new, "--quiet")
     assert rc == 0 and "copies" not in err, err

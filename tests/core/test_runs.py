@@ -558,8 +558,12 @@ def test_copies_of_a_runs_training_images_in_another_folder_are_counted(tmp_path
     in_red = sum(Path(p).parent.name == "red" for p in trained[:3])  # images of classes the model does not know
     red_files = len(list((other / "red").iterdir()))  # are not evaluated: not counted either
     assert runs.trained_copies(run, scan(str(other)), "all", classes=["red"]) == (in_red, red_files)
-    said = runs.trained_copies_warning(run, scan(str(other)))
+    counted: list[tuple[int, int]] = []  # the scan of the run's own folder is followed (it had no progress)
+    said = runs.trained_copies_warning(
+        run, scan(str(other)), progress=lambda done, total: counted.append((done, total))
+    )
     assert said.startswith("3 of these 6 images are copies of images this model trained on")
+    assert counted and counted[-1][0] == counted[-1][1] and counted[-1][1] >= 10  # (its 10 images)
     assert runs.trained_copies(run, index) is None  # its own folder: the held-out split says what is honest
     stopped = type("Stop", (), {"stopped": True})()  # (Cancel while its folder is scanned: not known, not waited on)
     assert runs.trained_copies(run, scan(str(other)), stop=stopped) is None

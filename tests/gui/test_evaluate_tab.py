@@ -1198,3 +1198,45 @@ def test_a_checkpoint_outside_a_run_asks_for_its_data_folder_and_says_why(tab, t
     tab.evaluate_now()
     assert tab.status_label.text().startswith("Choose the data folder to evaluate on: model.pt does not say which")
     assert not tab.is_busy()
+
+
+@pytest.mark.timeout(180)
+def test_the_scan_for_copies_of_the_training_images_is_said_while_it_runs(qtbot, tab, tmp_path, monkeypatch):
+    """Evaluating another folder scans the run's own folder too, for copies of its training images: the bar went
+    round a second time under "Evaluating…", as long as the evaluation itself for a large set, with no word why."""
+    import threading
+
+    import core.runs
+
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    other = make_dataset(tmp_path / "other_pets", per_class=2, seed=5)
+    release, seen = threading.Event(), []
+    real = core.runs.trained_copies_warning
+
+    def held(*args, progress=None, **kwargs):  # the real scan, held at its end until the status has been read
+        def counting(done, total):
+            seen.append((done, total))
+            if progress is not None:
+                progress(done, total)
+
+        said = real(*args, progress=counting, **kwargs)
+        release.wait(60)
+        return said
+
+    monkeypatch.setattr(core.runs, "trained_copies_warning", held)
+    tab.show_run(str(run))
+    tab.data_edit.setText(str(other))
+    tab._on_data_folder_chosen()
+    tab.evaluate_now()
+    try:
+        qtbot.waitUntil(
+            lambda: "Looking for copies of the run's training images" in tab.status_label.text(), timeout=60_000
+        )
+        assert str(data) in tab.status_label.text() and not tab.progress.isHidden()
+        qtbot.waitUntil(lambda: tab.progress.maximum() == 12 and tab.progress.value() == 12)  # its own 12 images
+    finally:
+        release.set()
+    wait_idle(qtbot, tab)
+    assert seen and seen[-1] == (12, 12)
+    assert "Looking for copies" not in tab.status_label.text()  # (the results' own words once they are in)
