@@ -75,7 +75,7 @@ from gui.widgets import (
     store_json_setting,
     with_suffix,
 )
-from gui.worker import FunctionWorker, start_worker
+from gui.worker import FunctionWorker, connect_worker, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
@@ -977,9 +977,13 @@ class PredictTab(QWidget):
         if self._cam_worker is not None or self._worker is not None:  # (one model, one job at a time: Grad-CAM hooks
             return  # its layers while it runs)
         worker = FunctionWorker(_cam_of_class, self._cache, single["checkpoint"], single["item"], name)
-        worker.result.connect(lambda r, s=single: self._on_cam_of(s, r))
-        worker.failed.connect(lambda msg: self.cam_note.setText(f"Grad-CAM unavailable: {msg}"))
-        worker.finished.connect(lambda: setattr(self, "_cam_worker", None))
+        connect_worker(  # (lambdas connected to the worker's signals straight ran on its thread, widgets and all)
+            worker,
+            self,
+            result=lambda r, s=single: self._on_cam_of(s, r),
+            failed=lambda msg: self.cam_note.setText(f"Grad-CAM unavailable: {msg}"),
+            finished=lambda: setattr(self, "_cam_worker", None),
+        )
         self._cam_worker = worker
         self.cam_note.setText(f"Computing the Grad-CAM of {name}…")
         start_worker(worker, self)

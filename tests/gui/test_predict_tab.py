@@ -370,7 +370,14 @@ def test_filters_sort_and_export(qtbot, tab, ckpt, inputs, tmp_path, monkeypatch
 
 
 @pytest.mark.timeout(180)
-def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
+def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs, monkeypatch):
+    import threading
+
+    import gui.predict_tab as predict_tab
+
+    shown_on = []  # the threads the image was shown on (a bar's Grad-CAM was shown from the worker's thread)
+    real_show = tab._show_single_image
+    monkeypatch.setattr(tab, "_show_single_image", lambda: (shown_on.append(threading.current_thread()), real_show()))
     tab.set_checkpoint(str(ckpt))
     tab.topk_spin.setValue(2)
     tab.predict_paths([str(inputs["loose"][0])])
@@ -409,6 +416,21 @@ def test_one_image_shows_bars_and_gradcam(qtbot, tab, ckpt, inputs):
     qtbot.waitUntil(lambda: tab.bars.highlight() == pred.label, timeout=30_000)
     assert tab.image_view._pixmap.toImage() == overlaid
     qtbot.waitUntil(lambda: tab._cam_worker is None, timeout=30_000)
+    assert len(shown_on) >= 4 and set(shown_on) == {threading.main_thread()}
+    # a Grad-CAM that fails says so, from the window's thread too
+    noted = []
+    real_note = tab.cam_note.setText
+    monkeypatch.setattr(
+        tab.cam_note, "setText", lambda t: (noted.append((t, threading.current_thread())), real_note(t))
+    )
+
+    def failing(*_args, **_kwargs):
+        raise ValueError("no layer to hook")
+
+    monkeypatch.setattr(predict_tab, "_cam_of_class", failing)
+    tab.show_cam_of(second)
+    qtbot.waitUntil(lambda: tab._cam_worker is None, timeout=30_000)
+    assert noted[-1] == ("Grad-CAM unavailable: no layer to hook", threading.main_thread()), noted
     from gui.app import load_stylesheet
 
     tab.setStyleSheet(load_stylesheet())  # the app's style: the predicted class stands out
