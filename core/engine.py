@@ -216,10 +216,17 @@ def choose_memory_format(arch: str, device: torch.device | str, setting: str = "
 
 
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """The autocast dtype for training on this device: bf16 where supported, else fp16; None on CPU/MPS."""
+    """The autocast dtype for training on this device: bf16 on GPUs with bf16 tensor cores (compute capability 8.0
+    on: A100, RTX 30xx, H100), else fp16 (with the GradScaler); None on CPU/MPS. Asked of `device` itself: on
+    mixed GPUs the current one may be another. (torch.cuda.is_bf16_supported() also says yes where bf16 is only
+    emulated, a T4 or V100, where it is slower than fp32.)"""
     if not enabled or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    try:
+        major, _minor = torch.cuda.get_device_capability(device)
+    except (AssertionError, RuntimeError, ValueError):  # (no such device: fp16 runs everywhere)
+        return torch.float16
+    return torch.bfloat16 if major >= 8 else torch.float16
 
 
 def seed_everything(seed: int) -> None:

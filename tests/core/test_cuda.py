@@ -49,6 +49,7 @@ def test_training_on_cuda_uses_amp_channels_last_and_saves_cpu_checkpoints(datas
             seen.update(
                 device=t.device,
                 amp=t.amp_dtype,
+                scaler=t.scaler.is_enabled(),
                 fmt=t.memory_format,
                 mode=t.train_loader.mode,
                 cache_cuda=t.train_loader.cache.is_cuda,
@@ -61,7 +62,9 @@ def test_training_on_cuda_uses_amp_channels_last_and_saves_cpu_checkpoints(datas
     r = t.fit()
     assert r.reason == "completed", r.message
     assert seen["device"].type == "cuda" and seen["model_cuda"]
-    assert seen["amp"] in (torch.bfloat16, torch.float16)
+    tensor_bf16 = torch.cuda.get_device_capability(seen["device"])[0] >= 8  # (bf16 tensor cores: A100 on)
+    assert seen["amp"] == (torch.bfloat16 if tensor_bf16 else torch.float16)
+    assert seen["scaler"] == (seen["amp"] == torch.float16)  # fp16's gradients are scaled; bf16's need not be
     assert seen["fmt"] == torch.channels_last
     assert seen["mode"] == "memory" and seen["cache_cuda"]
     assert seen["fused"] is True

@@ -1293,6 +1293,26 @@ def test_evaluate_known_case(tmp_path):
     assert ev["left_out_classes"] == {} and ev["num_samples"] == 8 + zebras
 
 
+def test_amp_uses_bf16_only_on_gpus_with_bf16_tensor_cores(monkeypatch):
+    """torch.cuda.is_bf16_supported() says yes on a T4 or V100 (bf16 emulated there, slower than fp32), and it asks
+    the current GPU, not the one trained on: bf16 was chosen on every CUDA GPU, and fp16 with its GradScaler never."""
+    asked = []
+    capability = {0: (7, 5), 1: (8, 0), 2: (9, 0), 3: (6, 1)}  # a T4, an A100, an H100, a GTX 1080
+
+    def fake(device=None):
+        asked.append(device)
+        return capability[torch.device(device).index]
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", fake)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # (what it says on all of them)
+    chosen = [engine.amp_dtype(torch.device("cuda", i), True) for i in range(4)]
+    assert chosen == [torch.float16, torch.bfloat16, torch.bfloat16, torch.float16]
+    assert [torch.device(d).index for d in asked] == [0, 1, 2, 3]  # (each GPU asked of itself)
+    assert (
+        engine.amp_dtype(torch.device("cuda", 1), False) is None and engine.amp_dtype(torch.device("cpu"), True) is None
+    )
+
+
 def test_resolve_defaults_cpu():
     cfg = resolve_defaults(RunConfig(), "cpu")
     assert cfg.model.arch == models.default_arch("cpu") and cfg.data.image_size == 32 and cfg.train.epochs == 15
