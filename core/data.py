@@ -62,6 +62,13 @@ class DataError(ValueError):
     """The whole data set is unusable (missing folder, fewer than two classes); the message is one line."""
 
 
+class LoadStopped(Exception):
+    """The stop token was set while a loader read its images into memory (BatchLoader's `stop`)."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped while reading the images into memory")
+
+
 class ImageLoadError(Exception):
     """One image cannot be used; str(e) == f"{path}: {reason}"."""
 
@@ -1552,9 +1559,12 @@ class BatchLoader:
         world_size: int = 1,
         progress: Callable[[int, int], None] | None = None,
         budget: int | None = None,
+        stop: Any = None,
     ) -> None:
         """`budget`: the cache's bytes, when not this device's (cache_budget_bytes): the ranks of a distributed run
-        take one, so that every rank caches or every rank streams."""
+        take one, so that every rank caches or every rank streams. `progress(done, total)` follows the reading of
+        the images into memory; `stop` (a StopToken) ends it: LoadStopped is raised (a Stop pressed then had waited
+        for every image to be decoded, minutes for a large set)."""
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: must be ≥ 1")
         if not 0 <= rank < world_size:
@@ -1579,12 +1589,12 @@ class BatchLoader:
         self.workers = 0
         self._loader = None
         if self.mode == "memory":
-            self._fill_cache(progress)
+            self._fill_cache(progress, stop)
         else:
             self._make_stream(num_workers)
 
     # -- memory mode
-    def _fill_cache(self, progress: Callable[[int, int], None] | None) -> None:
+    def _fill_cache(self, progress: Callable[[int, int], None] | None, stop: Any = None) -> None:
         import torch
 
         total = len(self.ids)
@@ -1597,6 +1607,8 @@ class BatchLoader:
             progress(0, total)
 
         def work(pos: int) -> tuple[int, Any, str | None]:
+            if stop is not None and stop.stopped:
+                return pos, None, None  # (not read: the loop below ends at it)
             path = self.index.samples[self.ids[pos]].path
             try:
                 return pos, load_for_model(path, self.cfg.image_size), None
@@ -1611,6 +1623,9 @@ class BatchLoader:
             for start in range(0, total, chunk):
                 stage = torch.empty(min(chunk, total - start), 3, r, r, dtype=torch.uint8)
                 for pos, t, reason in pool.map(work, range(start, min(start + chunk, total))):
+                    if stop is not None and stop.stopped:
+                        pool.shutdown(wait=False, cancel_futures=True)  # (the decodes under way are waited for)
+                        raise LoadStopped
                     if reason is None:
                         stage[pos - start] = t
                         ok[pos] = True

@@ -1030,6 +1030,12 @@ class Trainer:
     def _fit(self) -> FitResult:
         try:
             self._setup()
+        except data.LoadStopped:  # Stop pressed while the images were read into memory
+            if self._resume_ckpt:  # (a resumed run is as its last.pt left it: its status says so)
+                self.history = [dict(r) for r in self._resume_ckpt.get("history", [])]
+                self.best = dict(self._resume_ckpt["best"]) if self._resume_ckpt.get("best") else None
+                self._best_saved = dict(self.best) if self.best else None  # (a best.pt to mend is the next resume's)
+            return self._finish("stopped", "stopped while reading the images into memory")
         except Exception as e:  # noqa: BLE001 - anything before the first epoch: report, do not raise
             return self._finish("failed", _one_line(e), tb=traceback.format_exc())
         reason, message, tb = "completed", "", None
@@ -1158,8 +1164,19 @@ class Trainer:
                 # longer matched. Asked for each loader, as in one process (validation's after training's cache).
                 budget = -distributed.agree([-data.cache_budget_bytes(cfg.data, dev)])[0]
                 shard = {"rank": self.rank, "world_size": self.world_size, "budget": budget}
+            # a Stop while the images are read into memory ends it (LoadStopped); not under DDP, where the ranks
+            # stop together at a batch (one rank's loader ended alone would leave the others waiting on it)
+            stop = None if self.dist.enabled else self.stop
             return data.make_loader(
-                index, ids, cfg.data, batch_size=self.local_batch, shuffle=shuffle, seed=tc.seed, device=dev, **shard
+                index,
+                ids,
+                cfg.data,
+                batch_size=self.local_batch,
+                shuffle=shuffle,
+                seed=tc.seed,
+                device=dev,
+                stop=stop,
+                **shard,
             )
 
         self.train_loader = loader(self.split.train, shuffle=True)
@@ -2452,15 +2469,24 @@ def evaluate(
     fmt = choose_memory_format(ckpt["arch"], dev, cfg.train.channels_last)
     model = model.to(memory_format=fmt)
     tf = data.BatchTransform(dcfg, train=False)
-    loader = data.make_loader(index, indices, dcfg, batch_size=batch_size, shuffle=False, seed=0, device=dev)
-
+    n = len(indices)
+    steps = -(-n // batch_size)
+    # one bar for both parts: the images read into memory (one unit each; a Stop ends it), then the batches
+    filling = (lambda done, _total: progress(done, n + steps)) if progress else None
     ys, preds, confs, idxs, logits_all = [], [], [], [], []
     errors: list[dict[str, str]] = []
     loss_sum, stopped = 0.0, False
-    total = len(loader)
-    if progress:
-        progress(0, total)
-    for step, batch in enumerate(loader, 1):
+    try:
+        loader = data.make_loader(
+            index, indices, dcfg, batch_size=batch_size, shuffle=False, seed=0, device=dev, progress=filling, stop=stop
+        )
+    except data.LoadStopped:
+        loader, stopped = None, True
+    read = n if loader is not None and loader.mode == "memory" else 0  # (the units the reading counted)
+    total = read + (len(loader) if loader is not None else 0)
+    if progress and loader is not None:
+        progress(read, total)
+    for step, batch in enumerate(loader if loader is not None else [], 1):
         errors += [{"path": p, "reason": r} for p, r in batch.errors]
         if stop is not None and stop.stopped:
             stopped = True
@@ -2478,8 +2504,9 @@ def evaluate(
             idxs.append(batch.idx.cpu())
             logits_all.append(out)
         if progress:
-            progress(step, total)
-    loader.close()  # (a stop leaves its workers reading ahead)
+            progress(read + step, total)
+    if loader is not None:
+        loader.close()  # (a stop leaves its workers reading ahead)
 
     k = len(names)
     y = torch.cat(ys) if ys else torch.empty(0, dtype=torch.long)

@@ -289,8 +289,14 @@ def test_a_run_ended_between_last_pt_and_best_pt_gets_its_best_pt_back(dataset, 
     stale["model"] = {k: torch.zeros_like(v) for k, v in stale["model"].items()}
     checkpoint.save(run / "best.pt", stale)
     rec, token = Recorder(), StopToken()
-    token.stop()  # stopped before it trains: best.pt is as the resume left it
-    resumed = Trainer(config(dataset, epochs=3, batch_size=4), callbacks=[rec], stop=token, resume=run).fit()
+
+    class StopAtStart(Callback):  # stopped before it trains: best.pt is as the resume left it
+        def on_fit_start(self, info):
+            token.stop()
+
+    resumed = Trainer(
+        config(dataset, epochs=3, batch_size=4), callbacks=[rec, StopAtStart()], stop=token, resume=run
+    ).fit()
     assert resumed.reason == "stopped"
     mended = checkpoint.load(run / "best.pt")
     assert mended["epoch"] == 2 and all(torch.equal(mended["model"][k], last["model"][k]) for k in last["model"])
@@ -2168,3 +2174,61 @@ def test_a_class_without_validation_images_and_the_scans_problems_are_said_at_th
     rec = Recorder()
     Trainer(config(make_colour_set(tmp_path / "clean", per_class=6), epochs=1), callbacks=[rec], runs_dir=tmp_path)
     assert not [w for w in rec.warnings if "no validation images" in w]
+
+
+def _stopping_after(monkeypatch, token, images: int) -> list[str]:
+    """data.load_for_model counting its calls, the token set once `images` have been decoded."""
+    import threading
+
+    real, decoded, lock = data.load_for_model, [], threading.Lock()
+
+    def counting(path, *args, **kwargs):
+        with lock:
+            decoded.append(path)
+            if len(decoded) == images:
+                token.stop()
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "load_for_model", counting)
+    monkeypatch.setattr(data, "default_workers", lambda: 2)  # (the decodes under way when it is set: at most 2)
+    return decoded
+
+
+def test_stop_while_the_images_are_read_into_memory_ends_the_reading(dataset, tmp_path, monkeypatch):
+    """Stop was not looked at until every image was decoded into the cache (minutes for a large set; the window's
+    close waited, then gave up): the reading ends, and no run folder is left for a run that trained nothing."""
+    n = len(data.scan(dataset).samples)
+    token = StopToken()
+    decoded = _stopping_after(monkeypatch, token, 3)
+    rec = Recorder()
+    cfg = config(dataset)
+    cfg.data.cache = "memory"
+    result = Trainer(cfg, callbacks=[rec], stop=token, runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "stopped" and result.run_dir is None, result.message
+    assert rec.of("fit_start") == [] and len(decoded) <= 3 + 2, (len(decoded), n)  # (those under way finish)
+    assert not any((tmp_path / "runs").iterdir())
+    # evaluate's Cancel too: it ends with nothing scored, said as stopped; its bar counted the reading
+    run = _fit_stopped_at(config(dataset, epochs=1), tmp_path / "runs2", (1, 1)).run_dir
+    token, seen = StopToken(), []
+    decoded = _stopping_after(monkeypatch, token, 3)
+    ev = evaluate(
+        Path(run) / "last.pt", data.scan(dataset), split="all", stop=token, progress=lambda d, t: seen.append((d, t))
+    )
+    assert ev["stopped"] and ev["num_samples"] == 0 and len(decoded) <= 3 + 2
+    monkeypatch.undo()
+    seen.clear()
+    ev = evaluate(Path(run) / "last.pt", data.scan(dataset), split="all", progress=lambda d, t: seen.append((d, t)))
+    assert ev["num_samples"] == n and len({t for _, t in seen}) == 1  # one bar: the reading, then the batches
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == seen[-1][1] > n
+    # a resumed run stopped while reading is as its last.pt left it: its status keeps its epochs and its best
+    done = Trainer(config(dataset, epochs=1), runs_dir=tmp_path / "runs3").fit()
+    before = (Path(done.run_dir) / "last.pt").read_bytes()
+    token = StopToken()
+    _stopping_after(monkeypatch, token, 3)
+    cfg = config(dataset, epochs=2)
+    cfg.data.cache = "memory"
+    again = Trainer(cfg, stop=token, resume=done.run_dir).fit()
+    assert again.reason == "stopped" and "reading the images" in again.message and len(again.history) == 1
+    status = _status(done.run_dir)
+    assert (status["status"], status["epochs_done"], status["best_epoch"]) == ("stopped", 1, done.best_epoch)
+    assert (Path(done.run_dir) / "last.pt").read_bytes() == before
