@@ -2469,6 +2469,9 @@ def evaluate(
     fmt = choose_memory_format(ckpt["arch"], dev, cfg.train.channels_last)
     model = model.to(memory_format=fmt)
     tf = data.BatchTransform(dcfg, train=False)
+    # in the precision the run validated in (bf16/fp16 autocast on a GPU): its final evaluation.json of the best
+    # epoch had given other numbers than that epoch's validation in history.csv, and on near ties another class
+    half = amp_dtype(dev, cfg.train.amp)
     n = len(indices)
     steps = -(-n // batch_size)
     # one bar for both parts: the images read into memory (one unit each; a Stop ends it), then the batches
@@ -2494,7 +2497,8 @@ def evaluate(
         if batch.x.shape[0]:
             x = tf(batch.x.to(dev, non_blocking=dev.type == "cuda")).contiguous(memory_format=fmt)
             y = label_map[batch.y.cpu()]
-            out = model(x).float().cpu()
+            with torch.autocast(dev.type, dtype=half, enabled=half is not None):  # (as the run validated)
+                out = model(x).float().cpu()
             loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
             prob = out.softmax(1)
             conf, pred = prob.max(1)

@@ -2232,3 +2232,20 @@ def test_stop_while_the_images_are_read_into_memory_ends_the_reading(dataset, tm
     status = _status(done.run_dir)
     assert (status["status"], status["epochs_done"], status["best_epoch"]) == ("stopped", 1, done.best_epoch)
     assert (Path(done.run_dir) / "last.pt").read_bytes() == before
+
+
+def test_the_final_evaluation_is_in_the_precision_the_run_validated_in(dataset, tmp_path, monkeypatch):
+    """On a GPU the epochs validated under bf16/fp16 autocast and evaluate() ran in fp32: evaluation.json of the
+    best epoch disagreed with that epoch's validation in history.csv. Played on the CPU with bf16 autocast."""
+    monkeypatch.setattr(engine, "amp_dtype", lambda dev, enabled: torch.bfloat16 if enabled else None)
+    cfg = config(dataset, epochs=1)
+    cfg.data.val_split = 0.5
+    result = Trainer(cfg, runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "completed", result.message
+    ev = json.loads((Path(result.run_dir) / "evaluation.json").read_text())
+    row = result.history[-1]
+    assert ev["split"] == "val" and ev["loss"] == pytest.approx(row["val_loss"], rel=1e-6, abs=1e-7)
+    assert ev["accuracy"] == pytest.approx(row["val_acc"])
+    monkeypatch.undo()  # in fp32 the numbers are others: the agreement above is the precision's
+    full = evaluate(Path(result.run_dir) / "best.pt", data.scan(dataset), split="val")
+    assert full["loss"] != pytest.approx(row["val_loss"], rel=1e-6, abs=1e-7)
