@@ -2471,7 +2471,7 @@ def evaluate(
     tf = data.BatchTransform(dcfg, train=False)
     # in the precision the run validated in (bf16/fp16 autocast on a GPU): its final evaluation.json of the best
     # epoch had given other numbers than that epoch's validation in history.csv, and on near ties another class
-    half = amp_dtype(dev, cfg.train.amp)
+    half = None if cfg.model.mode == "linear" else amp_dtype(dev, cfg.train.amp)  # (a linear probe: in float32)
     n = len(indices)
     steps = -(-n // batch_size)
     # one bar for both parts: the images read into memory (one unit each; a Stop ends it), then the batches

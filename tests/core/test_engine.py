@@ -2246,6 +2246,10 @@ def test_the_final_evaluation_is_in_the_precision_the_run_validated_in(dataset, 
     row = result.history[-1]
     assert ev["split"] == "val" and ev["loss"] == pytest.approx(row["val_loss"], rel=1e-6, abs=1e-7)
     assert ev["accuracy"] == pytest.approx(row["val_acc"])
+    linear = checkpoint.load(Path(result.run_dir) / "best.pt")  # a linear probe validates in float32: so too here
+    linear["config"]["model"].update(mode="linear", pretrained="weights.pth")
+    probe = evaluate(linear, data.scan(dataset), split="val")
     monkeypatch.undo()  # in fp32 the numbers are others: the agreement above is the precision's
     full = evaluate(Path(result.run_dir) / "best.pt", data.scan(dataset), split="val")
     assert full["loss"] != pytest.approx(row["val_loss"], rel=1e-6, abs=1e-7)
+    assert probe["loss"] == full["loss"]
