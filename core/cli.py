@@ -259,13 +259,26 @@ def _make_printer(warnings_only: bool = False):
 
         def __init__(self) -> None:
             self.bar: _Progress | None = None
+            self.reading: tuple[float, _Progress | None] | None = None  # (its start, its bar once it takes a while)
             self.epochs = 0
             self.monitor = "val_acc"  # (train.monitor, from on_fit_start)
             self.acc = "acc"
 
+        def on_loading(self, done: int, total: int) -> None:
+            """The images read into memory: a bar once it has taken a second (a small set's says nothing)."""
+            start, bar = self.reading or (time.monotonic(), None)
+            if bar is None and time.monotonic() - start >= 1.0:
+                bar = _Progress("reading the images into memory")
+            if bar is not None:
+                bar(done, total)
+            self.reading = (start, bar)
+
         def on_fit_start(self, info) -> None:
             from core.config import train_acc_name
 
+            if self.reading and self.reading[1] is not None:
+                self.reading[1].close()
+            self.reading = None
             self.epochs = info.epochs
             self.acc = train_acc_name(info.config)
             self.monitor = (info.config.get("train") or {}).get("monitor", "val_acc")

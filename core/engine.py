@@ -148,6 +148,10 @@ class FitResult:
 class Callback:
     """Receives trainer events; every hook is a no-op here. Hooks run on the training thread."""
 
+    def on_loading(self, done: int, total: int) -> None:
+        """Before on_fit_start: `done` of the `total` training and validation images read into memory (the
+        decoded-image cache; minutes for a large set). Not sent when the images are streamed from disk."""
+
     def on_fit_start(self, info: FitInfo) -> None: ...
     def on_epoch_start(self, epoch: int) -> None: ...
     def on_batch_end(self, p: BatchProgress) -> None: ...
@@ -893,7 +897,9 @@ class Trainer:
     # -- events
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
-            getattr(cb, hook)(*args)
+            fn = getattr(cb, hook, None)  # (a listener written before a hook was added has none)
+            if fn is not None:
+                fn(*args)
 
     def _warn(self, msg: str) -> None:
         if not self.is_main:
@@ -1156,6 +1162,13 @@ class Trainer:
             except Exception as e:  # noqa: BLE001 - compile is an optional speed-up
                 self._warn(f"torch.compile unavailable ({_one_line(e)}); training without it")
 
+        # the reading of the images into memory, training's then validation's, said as one count (on_loading)
+        reading = {"train": 0, "val": len(self.split.val) // self.world_size}  # (val's own count, once it starts)
+
+        def read(part: str, done: int, total: int) -> None:
+            reading[part] = total
+            self._emit("on_loading", done + (reading["train"] if part == "val" else 0), sum(reading.values()))
+
         def loader(ids: list[int], shuffle: bool) -> data.BatchLoader:
             shard: dict[str, Any] = {}
             if self.dist.enabled:
@@ -1176,11 +1189,16 @@ class Trainer:
                 seed=tc.seed,
                 device=dev,
                 stop=stop,
+                progress=(lambda done, total: read("train" if shuffle else "val", done, total))
+                if self.is_main
+                else None,
                 **shard,
             )
 
         self.train_loader = loader(self.split.train, shuffle=True)
         self.val_loader = loader(self.split.val, shuffle=False) if self.split.val else None
+        if reading["train"] and self.val_loader is not None and self.val_loader.mode != "memory":
+            self._emit("on_loading", reading["train"], reading["train"])  # (validation streams: all read)
         self.train_tf = data.BatchTransform(cfg.data, train=True)
         self.eval_tf = data.BatchTransform(cfg.data, train=False)
         self.steps_per_epoch = max(1, len(self.train_loader))

@@ -1115,6 +1115,7 @@ class TrainTab(QWidget):
             self._launch_torchrun(config, self.gpu_count, resume=resume, rows=len(history or []))
             return
         worker = TrainingWorker(config, index, runs_dir=self.runs_dir, resume=resume)
+        worker.loading.connect(self._on_loading)
         worker.fit_started.connect(self._on_fit_started)
         worker.epoch_started.connect(self._on_epoch_started)
         worker.batch.connect(self._on_batch)
@@ -1527,10 +1528,21 @@ class TrainTab(QWidget):
             )
 
     # ---- worker events ------------------------------------------------------------------------------------------
+    def _on_loading(self, done: int, total: int) -> None:
+        """The images read into memory before the first epoch, on the batch bar: "Preparing…" had stood for
+        minutes on a large set with nothing moving."""
+        if self.state != PREPARING:
+            return
+        self.batch_bar.setRange(0, max(1, total))
+        self.batch_bar.setValue(done)
+        self.batch_label.setText(f"Reading images {done:,} / {total:,}")
+        _hold_width(self.batch_label, f"Reading images {total:,} / {total:,}")
+
     def _on_fit_started(self, info: Any) -> None:
         from core.config import train_acc_name
 
         self.fit_info = info
+        self.batch_label.setMinimumWidth(0)  # (held for "Reading images …": the batches' own count holds it now)
         self._acc_name = train_acc_name(info.config)  # (the epoch lines' name of the training accuracy)
         self.run_dir = info.run_dir
         if self.state == PREPARING or self.state == PAUSED and self.worker is not None and not self.worker.paused:

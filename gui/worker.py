@@ -303,6 +303,7 @@ class TrainingWorker(QObject):
     failed(str) when an exception escapes (then finished(None) follows). stop() / pause() / resume() steer it.
     """
 
+    loading = Signal(int, int)  # images read into memory, of how many (before fit_started), at ≤ 4 Hz
     fit_started = Signal(object)
     epoch_started = Signal(int)
     batch = Signal(object)
@@ -356,6 +357,12 @@ class TrainingWorker(QObject):
         last = [float("-inf")]
 
         class _QtCallback(Callback):
+            def on_loading(self, done: int, total: int) -> None:
+                now = time.monotonic()
+                if now - last[0] >= worker.batch_interval_s or done >= total:
+                    last[0] = now
+                    worker.loading.emit(int(done), int(total))
+
             def on_fit_start(self, info: Any) -> None:
                 worker.fit_started.emit(info)
 

@@ -38,6 +38,9 @@ class Recorder(Callback):
         self.warnings: list[str] = []
         self.hook = trainer_hook
 
+    def on_loading(self, done, total):
+        self.events.append(("loading", (done, total)))
+
     def on_fit_start(self, info):
         self.events.append(("fit_start", info))
 
@@ -2253,3 +2256,41 @@ def test_the_final_evaluation_is_in_the_precision_the_run_validated_in(dataset, 
     full = evaluate(Path(result.run_dir) / "best.pt", data.scan(dataset), split="val")
     assert full["loss"] != pytest.approx(row["val_loss"], rel=1e-6, abs=1e-7)
     assert probe["loss"] == full["loss"]
+
+
+def test_the_reading_of_the_images_into_memory_is_counted_before_the_first_epoch(dataset, tmp_path):
+    """Minutes of reading a large set into memory came with no event: "Preparing…" stood still in the app, and the
+    command line said nothing. Training's and validation's images are one count; a set streamed has none."""
+    rec = Recorder()
+    cfg = config(dataset, epochs=1)
+    cfg.data.cache = "memory"
+    result = Trainer(cfg, callbacks=[rec], runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "completed", result.message
+    kinds = [e[0] for e in rec.events]
+    assert kinds.index("fit_start") > max(i for i, k in enumerate(kinds) if k == "loading")  # all before it
+    counts = rec.of("loading")
+    info = rec.of("fit_start")[0]
+    n = info.train_size + info.val_size
+    assert counts[0][0] == 0 and counts[-1] == (n, n)
+    assert [d for d, _ in counts] == sorted(d for d, _ in counts) and all(t == n for _, t in counts)
+    streamed = Recorder()
+    cfg.data.cache = "stream"
+    assert Trainer(cfg, callbacks=[streamed], runs_dir=tmp_path / "runs").fit().reason == "completed"
+    assert streamed.of("loading") == []
+
+
+def test_the_command_line_shows_a_slow_reading_of_the_images_and_says_nothing_of_a_quick_one(capsys, monkeypatch):
+    from core import cli
+
+    clock = [100.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock[0])
+    quick = cli._make_printer()
+    quick.on_loading(0, 24)
+    quick.on_loading(24, 24)
+    assert capsys.readouterr().err == ""
+    slow = cli._make_printer()
+    slow.on_loading(0, 20000)
+    clock[0] += 1.5
+    slow.on_loading(20000, 20000)
+    err = capsys.readouterr().err
+    assert "reading the images into memory" in err and "20000/20000" in err

@@ -51,20 +51,32 @@ def _cleanup(panel, tab):
 
 
 @pytest.mark.timeout(300)
-def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_dir):
+def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_dir, monkeypatch):
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=2)
     try:
-        epochs_seen = []
+        epochs_seen, reading = [], []
+        real = TrainTab._on_loading  # the images read into memory before the first epoch: said on the batch bar
+
+        def seen(self, done, total):  # ("Preparing…" had stood still for minutes on a large set)
+            real(self, done, total)
+            reading.append((self.batch_label.text(), self.batch_bar.value(), self.batch_bar.maximum()))
+
+        monkeypatch.setattr(TrainTab, "_on_loading", seen)
         with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
             assert tab.start(), tab.banner.text()
             assert tab.state != IDLE and not tab.start_button.isEnabled() and tab.stop_button.isEnabled()
             tab.worker.epoch_end.connect(lambda m: epochs_seen.append(m.epoch))
+
             # what the run trains with is saved at its start, the Dataset tab's settings too (the app may be
             # killed before it quits: a tiny model then came back with the default image size)
             assert int(settings().value("data/image_size")) == panel.size_spin.value()
             assert int(settings().value("train/epochs")) == 2
         result = done.args[0]
         assert result.reason == "completed", result.message
+        sizes = json.loads((Path(result.run_dir) / "config.json").read_text())["dataset"]
+        n = sizes["train_size"] + sizes["val_size"]
+        assert reading and reading[-1] == (f"Reading images {n} / {n}", n, n), reading
+        assert tab.batch_label.text().startswith("Batch")
         assert tab.charts.epoch_points == 2
         assert len(tab.charts.batch_x) >= 2  # smoothed per-batch loss drawn too
         assert tab.state == IDLE and tab.start_button.isEnabled() and not tab.stop_button.isEnabled()
