@@ -1533,6 +1533,7 @@ class TrainTab(QWidget):
         minutes on a large set with nothing moving."""
         if self.state != PREPARING:
             return
+        self.batch_bar.setFormat("%v / %m images")
         self.batch_bar.setRange(0, max(1, total))
         self.batch_bar.setValue(done)
         self.batch_label.setText(f"Reading images {done:,} / {total:,}")
@@ -1543,6 +1544,7 @@ class TrainTab(QWidget):
 
         self.fit_info = info
         self.batch_label.setMinimumWidth(0)  # (held for "Reading images …": the batches' own count holds it now)
+        self.batch_bar.setFormat("%v / %m batches")
         self._acc_name = train_acc_name(info.config)  # (the epoch lines' name of the training accuracy)
         self.run_dir = info.run_dir
         if self.state == PREPARING or self.state == PAUSED and self.worker is not None and not self.worker.paused:

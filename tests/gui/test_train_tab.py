@@ -60,6 +60,7 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
         def seen(self, done, total):  # ("Preparing…" had stood still for minutes on a large set)
             real(self, done, total)
             reading.append((self.batch_label.text(), self.batch_bar.value(), self.batch_bar.maximum()))
+            assert self.batch_bar.text().endswith(" images")  # (the bar's own words: not "batches")
 
         monkeypatch.setattr(TrainTab, "_on_loading", seen)
         with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
@@ -76,7 +77,7 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
         sizes = json.loads((Path(result.run_dir) / "config.json").read_text())["dataset"]
         n = sizes["train_size"] + sizes["val_size"]
         assert reading and reading[-1] == (f"Reading images {n} / {n}", n, n), reading
-        assert tab.batch_label.text().startswith("Batch")
+        assert tab.batch_label.text().startswith("Batch") and tab.batch_bar.text().endswith(" batches")
         assert tab.charts.epoch_points == 2
         assert len(tab.charts.batch_x) >= 2  # smoothed per-batch loss drawn too
         assert tab.state == IDLE and tab.start_button.isEnabled() and not tab.stop_button.isEnabled()
