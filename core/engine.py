@@ -1109,6 +1109,9 @@ class Trainer:
                 epochs=tc.epochs,
                 arch=cfg.model.arch,
                 epochs_done=len(self._resume_ckpt["history"]) if self._resume_ckpt else 0,
+                # a resume keeps saying its best epoch until it saves (a kill before then left none, and `runs`
+                # named the first of tied val_acc rows, which need not be best.pt's)
+                **self._resume_best(),
             )
         if self.dist.enabled:
             if self.is_main:
@@ -1250,6 +1253,11 @@ class Trainer:
             data_notes=self.index.problem_notes(),
         )
         self._emit("on_fit_start", info)
+
+    def _resume_best(self) -> dict[str, Any]:
+        """{best_epoch, best_metric} of the checkpoint resumed from ({} for a new run)."""
+        best = (self._resume_ckpt or {}).get("best")
+        return {"best_epoch": best.get("epoch"), "best_metric": best.get("metric")} if isinstance(best, dict) else {}
 
     def _shared_run_dir(self) -> Path:
         """Distributed: rank 0 creates the run folder and every rank receives its path (or rank 0's error)."""

@@ -150,8 +150,16 @@ def test_resume_is_exact(dataset, tmp_path):
     assert first.reason == "stopped" and len(first.history) == 1
     assert _status(first.run_dir)["status"] == "stopped"
     rec = Recorder()
-    resumed = Trainer(None, callbacks=[rec], resume=first.run_dir).fit()
+    running = []  # status.json as the resume starts: it still names the best epoch (a kill then had left none)
+
+    class StatusAtStart(Callback):
+        def on_fit_start(self, info):
+            running.append(_status(first.run_dir))
+
+    resumed = Trainer(None, callbacks=[rec, StatusAtStart()], resume=first.run_dir).fit()
     assert resumed.reason == "completed" and resumed.run_dir == first.run_dir
+    assert running[0]["status"] == "running" and running[0]["epochs_done"] == 1
+    assert (running[0]["best_epoch"], running[0]["best_metric"]) == (first.best_epoch, first.best_metric)
     assert rec.of("fit_start")[0].start_epoch == 1 and rec.of("epoch_start") == [2]
     assert _strip_seconds(resumed.history) == _strip_seconds(straight.history)
     a = checkpoint.load(Path(straight.run_dir) / "last.pt")["model"]
