@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -54,11 +56,15 @@ def _cleanup(panel, tab):
 def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_dir, monkeypatch):
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=2)
     try:
-        epochs_seen, reading = [], []
+        epochs_seen, reading, on_gui_thread = [], [], []
         real = TrainTab._on_loading  # the images read into memory before the first epoch: said on the batch bar
 
+        # (wraps: PySide queues a call to the GUI thread only for a function named as the tab's own method; this
+        # one, named otherwise, ran on the training thread and painted the bar there, which crashed Qt)
+        @functools.wraps(real)
         def seen(self, done, total):  # ("Preparing…" had stood still for minutes on a large set)
             real(self, done, total)
+            on_gui_thread.append(threading.current_thread() is threading.main_thread())
             reading.append((self.batch_label.text(), self.batch_bar.value(), self.batch_bar.maximum()))
             assert self.batch_bar.text().endswith(" images")  # (the bar's own words: not "batches")
 
@@ -77,6 +83,7 @@ def test_tiny_run_to_the_end_adds_one_point_per_epoch(qtbot, tiny_dataset, runs_
         sizes = json.loads((Path(result.run_dir) / "config.json").read_text())["dataset"]
         n = sizes["train_size"] + sizes["val_size"]
         assert reading and reading[-1] == (f"Reading images {n} / {n}", n, n), reading
+        assert all(on_gui_thread), "the tab's handler ran on the training thread"
         assert tab.batch_label.text().startswith("Batch") and tab.batch_bar.text().endswith(" batches")
         assert tab.charts.epoch_points == 2
         assert len(tab.charts.batch_x) >= 2  # smoothed per-batch loss drawn too
@@ -876,8 +883,6 @@ def test_a_data_set_changed_while_weights_download_is_checked_again(
 ):
     """Start with ImageNet weights checks the data set, then downloads; a scan that ended meanwhile (here, of a
     one-class folder) was launched unchecked: a one-output model, its loss always 0."""
-    import threading
-
     import gui.train_tab as tt
 
     one, panel, tab = _one_class_folder_and_tab(qtbot, tmp_path, tiny_dataset, runs_dir)
