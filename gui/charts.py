@@ -493,15 +493,23 @@ class TrainingCharts(_Canvas):
         self.blits += 1
 
 
+AXIS_TOP_MAX = 1e300  # the highest axis top: matplotlib's tick arithmetic overflows near the float's maximum
+
+
 def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 (times a power of ten) that is ≥ value."""
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 (times a power of ten) that is ≥ value, as a float, at most
+    AXIS_TOP_MAX. (An int power of ten above 2**63, from a diverged run's loss of 2e19, made matplotlib's set_ylim
+    raise a TypeError: the Runs tab then showed no curves, settings or buttons for that run.)"""
     if value <= 0 or not math.isfinite(value):
         return 1.0
+    if value >= AXIS_TOP_MAX:
+        return AXIS_TOP_MAX
     exp = math.floor(math.log10(value))
     for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if m * 10**exp >= value * (1 - 1e-12):
-            return m * 10**exp
-    return 10 ** (exp + 1)
+        top = m * 10.0**exp
+        if top >= value * (1 - 1e-12):
+            return min(top, AXIS_TOP_MAX)
+    return AXIS_TOP_MAX
 
 
 class BarChart(_Canvas):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from gui.charts import TRAIN_COLOR, VAL_COLOR, TrainingCharts, nice_ceiling
+from gui.charts import AXIS_TOP_MAX, TRAIN_COLOR, VAL_COLOR, TrainingCharts, nice_ceiling
 
 
 def _flush(qtbot, charts: TrainingCharts) -> None:
@@ -37,6 +37,23 @@ def test_nice_ceiling():
     assert nice_ceiling(2.3) == 2.5 and nice_ceiling(0.7) == pytest.approx(0.8)
     assert nice_ceiling(1.0) == 1.0 and nice_ceiling(11) == 12 and nice_ceiling(0.031) == pytest.approx(0.04)
     assert nice_ceiling(0) == 1.0 and nice_ceiling(math.inf) == 1.0
+    # a diverged run's loss: a float (an int 10**19 broke matplotlib's set_ylim), and never past what it can tick
+    assert type(nice_ceiling(2.3e19)) is float and nice_ceiling(2.3e19) == pytest.approx(2.5e19)
+    assert type(nice_ceiling(7)) is float and nice_ceiling(1.7e308) == AXIS_TOP_MAX == nice_ceiling(9e299)
+
+
+def test_a_diverged_runs_loss_of_2e19_is_drawn(qtbot, charts):
+    """A run whose loss blew up to 2.3e19 (no NaN yet) stopped the live chart: the axis top was an int."""
+    charts.set_planned_epochs(5, classes=4)
+    charts.add_batch(1, 1, 4, 1.4)
+    charts.add_batch(1, 4, 4, 2.3e19)
+    charts.add_epoch(1, 2.3e19, 0.25, 2.3e19, 0.25)
+    _flush(qtbot, charts)
+    assert charts.ax_loss.get_ylim() == (0.0, nice_ceiling(1.1 * 2.3e19))
+    charts.add_batch(2, 1, 4, 1.7e308)  # the largest float: the axis stops at a top matplotlib can still tick
+    _flush(qtbot, charts)
+    assert charts.ax_loss.get_ylim() == (0.0, AXIS_TOP_MAX)
+    assert not charts.grab().isNull()
 
 
 def test_planned_epochs_fix_the_axes_and_updates_blit(qtbot, charts):

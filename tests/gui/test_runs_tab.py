@@ -97,6 +97,20 @@ def test_lists_every_run_with_its_columns(tab, runs):
     assert tab.table.item(0, COL_ARCH).text() == "resnext11_2x4d"
 
 
+def test_a_diverged_runs_curves_and_buttons_are_shown(tab, runs):
+    """A loss of 2.3e19 in history.csv (diverged, not yet NaN): the loss axis' top had been an int, matplotlib
+    raised, and the run showed no curves, no settings and no Delete."""
+    rows = read_history(runs["stopped"])
+    rows[-1].update(train_loss=2.3e19, val_loss=2.3e19)
+    write_history(runs["stopped"], rows)
+    tab.refresh()
+    tab.select_runs([str(runs["stopped"])])
+    assert len(tab.loss_ax.get_lines()) == 1 and tab.delete_button.isEnabled()
+    assert tab.loss_ax.get_ylim()[1] >= 2.3e19
+    assert tab.settings_tree.topLevelItemCount() > 0
+    tab.canvas.draw()  # (raises if matplotlib cannot tick the axis)
+
+
 def test_refresh_picks_up_runs_made_elsewhere(tab, runs):
     make_run(runs["done"].parent, "20240104-100000-resnet18-cli", "completed", 2, 1_704_400_000)
     tab.refresh()
