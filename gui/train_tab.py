@@ -952,6 +952,11 @@ class TrainTab(QWidget):
             if panel is not None and panel.last_error:  # the folder was opened but cannot be trained on: say why
                 raise ValueError(f"The data set cannot be used (Dataset tab): {panel.last_error}")
             raise ValueError("Open a data set first (Dataset tab): no images to train on.")
+        if not Path(panel.index.root).is_dir():  # moved or deleted since the scan: a run made of 39 skipped images
+            raise ValueError(
+                f"The data folder {panel.index.root} is not there any more (moved, renamed, or on a drive that was "
+                "removed): open it again in the Dataset tab (Open folder…)."
+            )
         train = TrainConfig(**self.train_values())
         data = panel.data_config()
         if data.val_split + data.test_split >= 1.0:  # said in the form's words (the config names its fields)

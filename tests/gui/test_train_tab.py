@@ -293,6 +293,24 @@ def test_start_without_data_explains_instead_of_failing(qtbot):
     wait_for_workers(60, cancel=False)
 
 
+def test_start_after_the_data_folder_was_moved_says_so_and_makes_no_run(qtbot, tiny_dataset, runs_dir):
+    """The scanned folder moved away before Start: a run was made that failed on every image (39 skip lines)."""
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    try:
+        moved = tiny_dataset.with_name("moved")
+        tiny_dataset.rename(moved)
+        assert not tab.start() and tab.state == IDLE
+        assert tab.banner.text().startswith(f"The data folder {tiny_dataset} is not there any more")
+        assert "Open folder" in tab.banner.text()
+        assert not Path(runs_dir).is_dir() or not any(Path(runs_dir).iterdir())  # no run folder made
+        moved.rename(tiny_dataset)  # back where it was: it trains
+        with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
+            assert tab.start(), tab.banner.text()
+        assert done.args[0].reason == "completed"
+    finally:
+        _cleanup(panel, tab)
+
+
 def test_bad_learning_rate_is_reported(qtbot, tiny_dataset, runs_dir):
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
     try:
