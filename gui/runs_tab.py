@@ -1222,13 +1222,23 @@ class RunsTab(QWidget):
         if info.status != "completed":
             self.resume_requested.emit(path)
             return
+        done, planned = info.epochs_done, info.epochs_planned or 0
+        if planned > done:  # early stopping ended it: the schedule had been laid over the plan, not what it did
+            so_far = f"{count_noun(done, 'epoch')} of the {planned} it planned (early stopping ended it)"
+            schedule = (
+                f"Its learning-rate schedule is laid over the new total: {planned - done} more finish its plan as it\n"
+                "was; fewer make the rate fall faster from here, more stretch it."
+            )
+        else:
+            so_far = count_noun(done, "epoch")
+            schedule = "Its learning-rate schedule is stretched over the new total."
         extra, ok = QInputDialog.getInt(
             self,
             "Train more epochs",
-            f"{info.name} has trained {count_noun(info.epochs_done, 'epoch')}.\n"
+            f"{info.name} has trained {so_far}.\n"
             "How many more? The run goes on in its own folder: its history grows, and its best.pt is replaced if a\n"
-            "new epoch does better. Its learning-rate schedule is stretched over the new total.",
-            5,
+            f"new epoch does better. {schedule}",
+            planned - done if planned > done else 5,
             1,
             10000,
         )

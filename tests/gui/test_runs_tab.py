@@ -520,6 +520,24 @@ def test_a_finished_run_can_train_more_epochs(qtbot, tab, runs, monkeypatch):
     assert sig.args == [str(runs["stopped"])] and len(asked) == 1  # a stopped run finishes its own plan
 
 
+def test_more_epochs_for_an_early_stopped_run_offer_the_rest_of_its_plan(qtbot, tab, runs, monkeypatch):
+    """Early stopping ended it at 3 of 5 epochs: the dialog said the schedule is "stretched" (5 more made it 8, over
+    its plan of 5) and offered 5, where 2 finish the plan its schedule was laid over."""
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **k: asked.append(a) or (a[3], True))
+    early = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "completed", 3, 1_704_500_000)
+    tab.refresh()
+    tab.select_runs([str(early)])
+    with qtbot.waitSignal(tab.extend_requested) as sig:
+        tab.resume_button.click()
+    text, offered = asked[0][2], asked[0][3]
+    assert "has trained 3 epochs of the 5 it planned (early stopping ended it)" in text and "stretched." not in text
+    assert offered == 2 and sig.args == [str(early), 5]  # the offer finishes the plan
+    tab.select_runs([str(runs["done"])])  # all its epochs done: more stretch the schedule, 5 offered
+    tab.resume_button.click()
+    assert asked[1][3] == 5 and "stretched over the new total" in asked[1][2]
+
+
 def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
     tab.select_runs([str(runs["done"])])
     typed = iter([str(tmp_path / "hist"), str(tmp_path / "curves")])  # names typed without an extension
