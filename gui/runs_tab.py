@@ -604,7 +604,7 @@ class RunsTab(QWidget):
         cells[COL_NAME].setToolTip(str(info.path))
         cells[COL_STATUS].setForeground(QColor(STATUS_COLORS.get(info.status, "#4a525c")))
         cells[COL_STATUS].setToolTip(status_explanation(info))
-        if info.status == "running" and self._paused_run and Path(info.path) == Path(self._paused_run):
+        if self._is_paused(info):
             cells[COL_STATUS].setText("paused")  # (it said "running", "Training now", beside "Paused" below)
             cells[COL_STATUS].setForeground(QColor(WARNING_COLOR))
             cells[COL_STATUS].setToolTip("Paused in this window: Resume in the Train tab goes on with it")
@@ -746,6 +746,15 @@ class RunsTab(QWidget):
         self._show_settings()
         self._update_buttons()
 
+    def _is_paused(self, info: Any) -> bool:
+        """Whether `info` is the run the Train tab holds paused (its status.json says "running")."""
+        return bool(
+            info is not None
+            and info.status == "running"
+            and self._paused_run
+            and Path(info.path) == Path(self._paused_run)
+        )
+
     def set_paused_run(self, run_dir: str | None) -> None:
         """The run the Train tab has paused (None: none is): its row says "paused", not "running"."""
         if run_dir != self._paused_run:
@@ -771,7 +780,9 @@ class RunsTab(QWidget):
             else "Continue a stopped, interrupted or failed run from its last.pt"
         )
         self.resume_button.setEnabled(bool(one and (one.resumable or more)))
-        if one is not None and one.status == "running":  # a disabled button says why
+        if self._is_paused(one):  # a disabled button says why
+            self.resume_button.setToolTip("This run is paused in the Train tab: its Resume goes on with it")
+        elif one is not None and one.status == "running":
             self.resume_button.setToolTip("This run is training now; resume it once it has stopped")
         elif self._training_busy and self.resume_button.isEnabled():
             self.resume_button.setEnabled(False)
@@ -795,7 +806,8 @@ class RunsTab(QWidget):
         elif one is None:
             no_best = no_epoch = "This run's folder cannot be read"
         elif one.status == "running":
-            no_best = no_epoch = "This run is in its first epoch: its best.pt and curves come when that ends"
+            doing = "paused in its first epoch (Train tab)" if self._is_paused(one) else "in its first epoch"
+            no_best = no_epoch = f"This run is {doing}: its best.pt and curves come when that epoch ends"
         else:
             no_best = "This run has no best.pt: it ended before its first epoch was saved"
             no_epoch = "This run has no finished epoch: nothing to draw or list"
@@ -803,6 +815,8 @@ class RunsTab(QWidget):
             no_epoch = "None of these runs has a finished epoch yet: nothing to draw"
         if not paths:
             no_delete = "Select a run first"
+        elif any(self._is_paused(i) for i in infos):
+            no_delete = "A run paused in the Train tab cannot be deleted; stop it there first"
         elif any(i is not None and i.status == "running" for i in infos):
             no_delete = "A run training now cannot be deleted"
         else:
@@ -1080,7 +1094,8 @@ class RunsTab(QWidget):
         summary = QTreeWidgetItem(["run", Path(path).name])
         summary.setToolTip(1, path)
         self.settings_tree.addTopLevelItem(summary)
-        rows = [("status", info.status if info else record.status.get("status"))]
+        # (paused: as its row says; status.json says "running" while the Train tab holds it)
+        rows = [("status", "paused" if self._is_paused(info) else info.status if info else record.status.get("status"))]
         if record.status.get("message"):
             rows.append(("message", record.status.get("message")))
         if info is not None:

@@ -1038,6 +1038,20 @@ def test_the_run_paused_in_the_train_tab_says_paused(qtbot, tab, runs):
     assert cell().text() == "paused" and "Resume in the Train tab" in cell().toolTip()
     tab.set_paused_run(None)
     assert cell().text() == "running"
+    # selected, everything says paused: its settings (they said "status running"), and why its buttons are off
+    first = make_run(live.parent, "20240106-100000-resnext11_2x4d-shapes", "running", 0, 1_704_600_000, False, False)
+    tab.refresh()
+    tab.set_paused_run(str(first))
+    tab.select_runs([str(first)])
+    status_row = tab.settings_tree.topLevelItem(0).child(0)
+    assert (status_row.text(0), status_row.text(1)) == ("status", "paused")
+    assert tab.resume_button.toolTip() == "This run is paused in the Train tab: its Resume goes on with it"
+    assert tab.predict_button.toolTip().startswith("This run is paused in its first epoch (Train tab)")
+    assert tab.delete_button.toolTip().startswith("A run paused in the Train tab cannot be deleted")
+    tab.set_paused_run(None)
+    tab.select_runs([str(first)])
+    assert tab.settings_tree.topLevelItem(0).child(0).text(1) == "running"
+    assert tab.predict_button.toolTip().startswith("This run is in its first epoch:")
 
 
 def test_a_hidden_runs_tab_is_not_read_again_for_a_pause_until_it_is_shown(qtbot, tab, runs, monkeypatch):
