@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import inspect
+import re
 import sys
 import threading
 import time
@@ -102,8 +104,21 @@ def _error_text(exc: BaseException) -> str:
         where = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f)  # a rename names both
         return f"{where}: {exc.strerror}" if where else exc.strerror
     if _is_user_error(exc):
-        return text
+        return _runs_folder_words(text)
     return f"{name}: {text}"
+
+
+def _runs_folder_words(text: str) -> str:
+    """The engine names the runs folder as its setting ("runs_dir='/data/runs': not writable", the command line's
+    --runs-dir): in the window, in words ("The runs folder /data/runs: not writable")."""
+    m = re.match(r"runs_dir=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"): ", text)
+    if m is None:
+        return text
+    try:
+        folder = ast.literal_eval(m.group(1))
+    except (ValueError, SyntaxError):
+        return text
+    return f"The runs folder {folder}: {text[m.end() :]}"
 
 
 def _accepts(fn: Callable, name: str) -> bool:

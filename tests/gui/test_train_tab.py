@@ -198,6 +198,8 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         press(tab.resume_button)
         assert tab.state == RUNNING and tab.pause_button.isEnabled() and tab.result_label.text() == "Training…"
         assert QApplication.focusWidget() is tab.pause_button
+        with qtbot.waitSignal(tab.worker.batch, timeout=120000):
+            pass  # a batch trained before the Stop (one pressed before the first had nothing to resume from, below)
         with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
             press(tab.stop_button)
         assert done.args[0].reason == "stopped"
@@ -281,6 +283,23 @@ def test_exception_in_training_reaches_the_dialog(qtbot, tiny_dataset, runs_dir,
         assert tab.state == IDLE and tab.start_button.isEnabled()
         assert tab.banner.kind == "error"
         assert not tab.evaluate_button.isEnabled()
+    finally:
+        _cleanup(panel, tab)
+
+
+def test_a_runs_folder_that_cannot_be_made_is_named_in_words(qtbot, tiny_dataset, tmp_path, monkeypatch):
+    """The engine names the runs folder as its setting (runs_dir='…', the command line's --runs-dir): the window
+    says "The runs folder …"."""
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a, **k: shown.append(text))
+    blocked = tmp_path / "runs"
+    blocked.write_text("a file where the runs folder should be")
+    panel, tab = _setup(qtbot, tiny_dataset, blocked)
+    try:
+        with qtbot.waitSignal(tab.state_changed, timeout=60000, check_params_cb=lambda s: s == IDLE):
+            assert tab.start()
+        said = " ".join([tab.banner.text(), *shown])
+        assert f"The runs folder {blocked}: a file, not a folder" in said and "runs_dir=" not in said, said
     finally:
         _cleanup(panel, tab)
 
