@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QFileSystemWatcher, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QFileSystemWatcher, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPixmap, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -405,8 +405,9 @@ class RunsTab(QWidget):
         self.canvas: Any = None
         self.figure: Any = None
         self._legend_handles: list[Any] = []  # the lines the legend names
+        self._legend_key = 0  # how many of them, at the end, are the key (solid/dashed), not runs
         self._legend_labels: list[str] = []  # and what it calls them
-        self._legend_cols = 0
+        self._legend_now: tuple[int, int] = (0, 0)  # its columns and most rows, as placed
         self.table.viewport().installEventFilter(self)  # (refits the columns on a resize: eventFilter)
         self.table.installEventFilter(self)  # (Tab into it selects a run: eventFilter)
         self._loss_ax: Any = None
@@ -488,8 +489,8 @@ class RunsTab(QWidget):
             current = self.table.currentRow()
             self.table.selectRow(current if current >= 0 else 0)
         resized = obj is self.canvas and event.type() == QEvent.Type.Resize and self._legend_handles
-        if resized and self._legend_columns(event.size().width()) != self._legend_cols:
-            self._place_legend(event.size().width())
+        if resized and self._legend_shape(event.size()) != self._legend_now:
+            self._place_legend(event.size().width(), event.size().height())
         if resized and self._off_note:
             self._title_loss(event.size().width())  # (drawn with the resize)
         return super().eventFilter(obj, event)
@@ -503,19 +504,44 @@ class RunsTab(QWidget):
         per = chars * 8 * 0.6 * px_per_point(self.figure) + 40  # 8 pt text, and the line sample with its gaps
         return max(1, min(6, len(self._legend_handles), int(width / per)))
 
-    def _place_legend(self, width: int | None = None) -> None:
+    def _legend_rows(self, height: int) -> int:
+        """The legend's most rows: a third of the chart's height (70 runs' names, 24 rows, had pressed both plots
+        into a sliver behind them)."""
+        from gui.charts import px_per_point
+
+        row = 8 * 1.75 * px_per_point(self.figure)  # 8 pt text and the space between rows
+        return max(1, int(height / 3 / row))
+
+    def _legend_shape(self, size: QSize) -> tuple[int, int]:
+        return self._legend_columns(size.width()), self._legend_rows(size.height())
+
+    def _place_legend(self, width: int | None = None, height: int | None = None) -> None:
+        from matplotlib.lines import Line2D
+
         for legend in self.figure.legends:
             legend.remove()
         if not self._legend_handles:
             return
-        self._legend_cols = self._legend_columns(self.canvas.width() if width is None else width)
+        size = QSize(
+            self.canvas.width() if width is None else width, self.canvas.height() if height is None else height
+        )
+        self._legend_now = self._legend_shape(size)
+        cols, rows = self._legend_now
+        handles, labels = list(self._legend_handles), list(self._legend_labels)
+        room = cols * rows
+        if len(handles) > room:  # the first runs, then how many more, and the key (dashed/solid) if there is one
+            tail = self._legend_key
+            runs = max(0, room - 1 - tail)
+            more = len(handles) - tail - runs
+            handles = [*handles[:runs], Line2D([], [], linestyle="none"), *handles[len(handles) - tail :]]
+            labels = [*labels[:runs], f"… {count_noun(more, 'more run')}", *labels[len(labels) - tail :]]
         self.figure.legend(
-            handles=self._legend_handles,
-            labels=self._legend_labels,
+            handles=handles,
+            labels=labels,
             loc="outside lower center",
             fontsize=8,
             frameon=False,
-            ncols=self._legend_cols,
+            ncols=cols,
         )
 
     @property
@@ -978,6 +1004,7 @@ class RunsTab(QWidget):
                 Line2D([], [], color=grey, linestyle="--", linewidth=1.0, label="training (dashed)"),
             ]
         self._legend_handles = self.curve_lines() + list(no_epoch) + batches + key
+        self._legend_key = len(key)  # (always shown, after the runs a crowded legend leaves out)
         self._legend_labels = [ln.get_label() for ln in self._legend_handles]
         # 3 runs or more: the settings columns' titles (start times); full names, one a row, pressed the charts flat
         if len(paths) >= 3:

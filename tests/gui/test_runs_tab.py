@@ -903,6 +903,28 @@ def test_three_or_more_runs_are_named_by_start_time_in_the_legend(qtbot, tab, ru
     assert tab.figure.legends[0]._ncols == len(texts)  # short enough to sit side by side
 
 
+def test_seventy_runs_keep_their_charts_and_the_legend_says_how_many_more(qtbot, tab, runs):
+    """70 runs' names, 24 legend rows, pressed both plots into a sliver behind the legend."""
+    tab.show()
+    root = runs["done"].parent
+    for d in range(1, 24):
+        for h in range(3):
+            make_run(root, f"202402{d:02d}-1{h}0000-resnext11_2x4d-shapes", "completed", 2, 1_706_000_000 + d * 9e4 + h)
+    tab.refresh()
+    tab.train_check.setChecked(True)  # (the key, solid/dashed, stays at the legend's end)
+    tab.select_runs([str(p) for p in root.iterdir()])
+    assert len(tab.curve_lines()) == 72  # one a run
+    tab.canvas.draw()
+    legend = tab.figure.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts[-2:] == ["validation", "training (dashed)"]
+    shown = len(texts) - 3
+    assert shown > 0 and texts[-3] == f"… {len(tab._legend_handles) - 2 - shown} more runs"
+    fig_h = tab.figure.bbox.height
+    assert legend.get_window_extent().height <= fig_h / 3 + 4  # a third of the chart at most
+    assert tab.loss_ax.get_window_extent().height >= fig_h / 3  # the plots keep their room
+
+
 def test_an_evaluation_made_after_the_folder_changed_says_so(qtbot, tab, runs):
     ev = {"accuracy": 0.5, "split": "val", "num_samples": 4, "data_changed": "the data folder changed since …"}
     (runs["done"] / "evaluation.json").write_text(json.dumps(ev))
