@@ -868,6 +868,13 @@ class RunLock:
             return None if got is None else not got
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
@@ -1001,7 +1008,15 @@ class RunStore:
         # (and said beside status.json's own message: a damaged config.json or history.csv of a completed run was
         # in `runs --json` alone, or not at all)
         damaged = [n for n, doc in (("status.json", status), ("config.json", cfg)) if not doc and (path / n).exists()]
-        damaged += ["history.csv"] if history_damaged else []
+        # (no rows where status.json counts epochs done, or not even its header line: cut short, by a full disk or
+        # a copy; the run showed "0 / 5" epochs and empty charts without a word)
+        done = status.get("epochs_done")
+        emptied = (
+            not history
+            and (path / "history.csv").is_file()
+            and (_size(path / "history.csv") == 0 or isinstance(done, int) and not isinstance(done, bool) and done > 0)
+        )
+        damaged += ["history.csv"] if history_damaged or emptied else []
         message = str(status.get("message") or "")
         if damaged:
             note = f"{' and '.join(damaged)} cannot be read (damaged or empty)"

@@ -837,6 +837,8 @@ class RunsTab(QWidget):
         else:
             no_best = "This run has no best.pt: it ended before its first epoch was saved"
             no_epoch = "This run has no finished epoch: nothing to draw or list"
+        if one is not None and "history.csv" in one.unreadable_files and not one.epochs_done:
+            no_epoch = "This run's history.csv cannot be read (damaged or empty): nothing to draw or list"
         if len(paths) > 1 and not with_epochs:
             no_epoch = "None of these runs has a finished epoch yet: nothing to draw"
         if not paths:

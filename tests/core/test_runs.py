@@ -320,6 +320,13 @@ def test_a_history_with_bytes_that_are_not_utf8_hides_no_run(tmp_path):
     (run / "history.csv").write_text("epoch,val_acc\n")  # a header alone (no epoch yet): nothing damaged
     (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}}))
     assert store.info(run).unreadable_files == () and store.info(run).message == "done"
+    # not even a header (the trainer always writes one), or no rows where status.json counts 3 epochs done: cut
+    # short; the run showed "0 / 5" epochs and blank charts without a word
+    (run / "history.csv").write_text("")
+    assert store.info(run).unreadable_files == ("history.csv",)
+    (run / "history.csv").write_text("epoch,val_acc\n")
+    (run / "status.json").write_text(json.dumps({"status": "completed", "message": "done", "epochs_done": 3}))
+    assert store.info(run).message == "history.csv cannot be read (damaged or empty); done"
 
 
 def test_a_run_whose_status_json_cannot_be_read_says_so_and_keeps_its_date(tmp_path):

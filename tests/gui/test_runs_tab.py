@@ -111,6 +111,19 @@ def test_a_diverged_runs_curves_and_buttons_are_shown(tab, runs):
     tab.canvas.draw()  # (raises if matplotlib cannot tick the axis)
 
 
+def test_an_emptied_history_says_why_there_are_no_curves(tab, runs):
+    """history.csv emptied (a full disk, a copy cut short): "0 / 5" epochs and blank charts, without a word."""
+    (runs["done"] / "history.csv").write_text("")
+    tab.refresh()
+    tab.select_runs([str(runs["done"])])
+    row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == runs["done"].name)
+    assert "history.csv cannot be read (damaged or empty)" in tab.table.item(row, COL_STATUS).toolTip()
+    assert not tab.png_button.isEnabled()
+    assert (
+        tab.png_button.toolTip() == "This run's history.csv cannot be read (damaged or empty): nothing to draw or list"
+    )
+
+
 def test_refresh_picks_up_runs_made_elsewhere(tab, runs):
     make_run(runs["done"].parent, "20240104-100000-resnet18-cli", "completed", 2, 1_704_400_000)
     tab.refresh()
