@@ -1425,7 +1425,9 @@ class Trainer:
                 if partial is not None:
                     partial["lr"] = lr
                 self._save_last(self._epochs_done, partial=partial)
-                return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
+                steps = (e.state or {}).get("steps")
+                after = f", after batch {partial['steps_done']} of {steps}" if partial and steps else ""
+                return "stopped", f"stopped during epoch {epoch}{after}; last.pt holds the weights so far"
             try:
                 val_loss, val_acc = self._validate() if self.has_val else (None, None)
             except _Stopped:
@@ -1436,7 +1438,7 @@ class Trainer:
                     "lr": lr,
                 }
                 self._save_last(self._epochs_done, partial={"epoch": epoch, **state})
-                return "stopped", f"stopped during epoch {epoch}; last.pt holds the weights so far"
+                return "stopped", f"stopped during epoch {epoch}, while validating; last.pt holds the weights so far"
             if val_loss is not None and not math.isfinite(val_loss):  # the epoch's last steps broke the weights:
                 self._fail_nonfinite(math.isnan(val_loss), epoch)  # neither best.pt nor last.pt may keep them
             row = {
@@ -1570,6 +1572,8 @@ class Trainer:
         augmentation generators' states. Waits for the device once; a non-finite loss fails the run here
         (distributed: is noted for the ranks' agreement) rather than being saved into last.pt."""
         loss_sum, correct, first_bad = meter.settle()
+        if meter.seen > meter.seen0 and steps_done > meter.reported:  # the step it stops after, as the last progress
+            meter._report([loss_sum, first_bad], steps_done, meter.seen, time.perf_counter())  # (bars stood behind)
         rows = meter.rows_done()
         if self.is_main and meter.seen:
             self._batch_log.at_stop(meter.epoch, steps_done, meter.steps, loss_sum / meter.seen, meter.seen)
@@ -1580,6 +1584,7 @@ class Trainer:
         return _Stopped(
             {
                 "steps_done": steps_done,
+                "steps": meter.steps,  # (of the epoch: for the stop's message)
                 "batches_done": batches_done,
                 "images": images,
                 "loss_sum": loss_sum,
@@ -2242,6 +2247,7 @@ class _EpochMeter:
         self.paused = 0.0
         self.t0 = time.perf_counter()
         self._last_emit = self._last_file = -math.inf
+        self.reported = 0  # the step of the last progress event
         self._lagged = dev.type == "cuda"
         self._pending: tuple[Any, torch.Tensor, int, int] | None = None  # event, host values, step, images seen
         self._first_done: tuple[float, float] | None = None  # (time, paused) when this session's first step ended
@@ -2365,6 +2371,7 @@ class _EpochMeter:
             self.epoch, step, self.steps, mean_loss, (seen - self.seen0) * self.ranks / active, left * per_step, seen
         )
         p.recent_loss = self._recent(p)
+        self.reported = step
         self.trainer._emit("on_batch_end", p)
         if (
             self.distributed

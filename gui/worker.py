@@ -345,6 +345,7 @@ class TrainingWorker(QObject):
         self.result: Any = None
         self.exception: BaseException | None = None
         self._token = _LazyToken()
+        self._held_batch: list[Any] = []
 
     def stop(self) -> None:
         self._token.stop()
@@ -370,6 +371,8 @@ class TrainingWorker(QObject):
 
         worker = self
         last = [float("-inf")]
+        held = self._held_batch  # the newest batch the throttle held back: sent when the run ends (a Stop left the
+        held.clear()  # bar a few batches behind the one last.pt holds)
 
         class _QtCallback(Callback):
             def on_loading(self, done: int, total: int) -> None:
@@ -381,14 +384,17 @@ class TrainingWorker(QObject):
             def on_fit_start(self, info: Any) -> None:
                 worker.fit_started.emit(info)
 
-            def on_epoch_start(self, epoch: int) -> None:
-                worker.epoch_started.emit(int(epoch))
-
             def on_batch_end(self, p: Any) -> None:
                 now = time.monotonic()
+                held[:] = [p]
                 if now - last[0] >= worker.batch_interval_s or p.step >= p.steps:
                     last[0] = now
+                    held.clear()
                     worker.batch.emit(p)
+
+            def on_epoch_start(self, epoch: int) -> None:
+                held.clear()  # (a batch of the epoch before is not the bar's news any more)
+                worker.epoch_started.emit(int(epoch))
 
             def on_epoch_end(self, m: Any) -> None:
                 worker.epoch_end.emit(m)
@@ -430,4 +436,6 @@ class TrainingWorker(QObject):
             self.failed.emit(_error_text(exc))
             result = None
         finally:
+            if self._held_batch:
+                self.batch.emit(self._held_batch.pop())
             self.finished.emit(result)

@@ -79,8 +79,11 @@ def _fit_stopped_at(cfg, runs_dir, at: tuple[int, int]):
             if (p.epoch, p.step) == at:
                 token.stop()
 
-    result = Trainer(cfg, callbacks=[StopThere()], stop=token, runs_dir=runs_dir).fit()
+    rec = Recorder()
+    result = Trainer(cfg, callbacks=[StopThere(), rec], stop=token, runs_dir=runs_dir).fit()
     assert result.reason == "stopped", result.message
+    steps = next(p.steps for p in rec.of("batch"))  # where it stopped, in the bar's numbers
+    assert result.message.startswith(f"stopped during epoch {at[0]}, after batch {at[1]} of {steps}; "), result.message
     return result
 
 

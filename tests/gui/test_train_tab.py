@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -198,11 +199,19 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         press(tab.resume_button)
         assert tab.state == RUNNING and tab.pause_button.isEnabled() and tab.result_label.text() == "Training…"
         assert QApplication.focusWidget() is tab.pause_button
-        with qtbot.waitSignal(tab.worker.batch, timeout=120000):
-            pass  # a batch trained before the Stop (one pressed before the first had nothing to resume from, below)
+        trained = []  # a batch trained before the Stop (one pressed before the first left nothing to resume from)
+        tab.worker.batch.connect(trained.append)  # (on the training thread: a list's append is all it does; a
+        qtbot.waitUntil(lambda: bool(trained), timeout=120000)  # waitSignal on a worker's signal can miss its quit)
         with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
             press(tab.stop_button)
         assert done.args[0].reason == "stopped"
+        # the bar shows the batch last.pt holds (it stood a few behind, where the throttle had last sent one)
+        said, bar = done.args[0].message, tab.batch_label.text()
+        at = re.search(r"after batch (\d+) of (\d+)", said)
+        if at:
+            assert bar == f"Batch {at[1]} / {at[2]}", (said, bar)
+        else:  # (or it stopped while validating, or between two epochs: the epoch's batches were all done)
+            assert re.search(r"while validating|stopped before epoch", said) and re.fullmatch(r"Batch (\d+) / \1", bar)
         assert tab.state == IDLE and tab.start_button.isEnabled()
         assert QApplication.focusWidget() is tab.start_button  # (it fell to the log while stopping)
         assert tab.model_panel._context["image_size"] == size * 2  # applied once the run has ended
@@ -364,16 +373,22 @@ def test_function_worker_passes_progress_and_stop_and_reports(qtbot):
     w = FunctionWorker(job, 5)
     got = []
     w.progress.connect(lambda d, t: got.append((d, t)))  # runs in the worker thread: fine for a list
-    with qtbot.waitSignal(w.result, timeout=30000) as res:
-        start_worker(w)
-    assert res.args == [10]
+    # (recorded on the worker's thread and waited for here: qtbot.waitSignal on a worker's signal stops its timer
+    # from that thread, and a signal in the moment before its loop starts is missed: the wait hung)
+    res = []
+    w.result.connect(res.append)
+    start_worker(w)
+    qtbot.waitUntil(lambda: bool(res), timeout=30000)
+    assert res == [10]
     assert got[-1] == (5, 5)
     qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
 
     failing = FunctionWorker(lambda: 1 / 0)
-    with qtbot.waitSignal(failing.failed, timeout=30000) as err:
-        start_worker(failing)
-    assert "ZeroDivisionError" in err.args[0]
+    err = []
+    failing.failed.connect(err.append)
+    start_worker(failing)
+    qtbot.waitUntil(lambda: bool(err), timeout=30000)
+    assert "ZeroDivisionError" in err[0]
     qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
 
 
@@ -397,12 +412,27 @@ def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
     cfg = RunConfig()
     cfg.model.arch = TINY_ARCH
     w = TrainingWorker(cfg, batch_interval_s=10.0)
-    batches = []
+    batches, fin = [], []
     w.batch.connect(lambda p: batches.append(p.step))
-    with qtbot.waitSignal(w.finished, timeout=30000) as fin:
-        start_worker(w)
-    assert fin.args[0].reason == "completed"
+    w.finished.connect(fin.append)
+    start_worker(w)
+    qtbot.waitUntil(lambda: bool(fin), timeout=30000)
+    assert fin[0].reason == "completed"
     assert batches[0] == 1 and batches[-1] == 2000 and len(batches) <= 3
+    qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
+    # a run that ends inside an epoch (Stop): the newest batch, held back by the throttle, is sent before the end
+    # (the bar stood a few batches behind the one last.pt holds)
+    FakeTrainer.fit = lambda self: (
+        [cb.on_batch_end(BatchProgress(1, s, 10, 1.0, 100.0, 1.0)) for s in range(1, 6) for cb in self.callbacks],
+        FitResult("stopped", "", 0, None, None),
+    )[1]
+    w = TrainingWorker(cfg, batch_interval_s=10.0)
+    batches, fin = [], []
+    w.batch.connect(lambda p: batches.append(p.step))
+    w.finished.connect(fin.append)
+    start_worker(w)
+    qtbot.waitUntil(lambda: bool(fin), timeout=30000)
+    assert batches == [1, 5]
     qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
 
 
