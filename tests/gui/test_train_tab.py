@@ -411,29 +411,27 @@ def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
 
     cfg = RunConfig()
     cfg.model.arch = TINY_ARCH
-    w = TrainingWorker(cfg, batch_interval_s=10.0)
-    batches, fin = [], []
-    w.batch.connect(lambda p: batches.append(p.step))
-    w.finished.connect(fin.append)
-    start_worker(w)
-    qtbot.waitUntil(lambda: bool(fin), timeout=30000)
-    assert fin[0].reason == "completed"
+
+    def run() -> tuple[list[int], FitResult]:
+        w = TrainingWorker(cfg, batch_interval_s=10.0)
+        batches, fin = [], []
+        w.batch.connect(lambda p: batches.append(p.step))  # (on the worker's thread: a list's append alone)
+        w.finished.connect(fin.append)
+        start_worker(w)
+        qtbot.waitUntil(lambda: bool(fin), timeout=30000)
+        qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
+        return batches, fin[0]
+
+    batches, fin = run()
+    assert fin.reason == "completed"
     assert batches[0] == 1 and batches[-1] == 2000 and len(batches) <= 3
-    qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
     # a run that ends inside an epoch (Stop): the newest batch, held back by the throttle, is sent before the end
     # (the bar stood a few batches behind the one last.pt holds)
     FakeTrainer.fit = lambda self: (
         [cb.on_batch_end(BatchProgress(1, s, 10, 1.0, 100.0, 1.0)) for s in range(1, 6) for cb in self.callbacks],
         FitResult("stopped", "", 0, None, None),
     )[1]
-    w = TrainingWorker(cfg, batch_interval_s=10.0)
-    batches, fin = [], []
-    w.batch.connect(lambda p: batches.append(p.step))
-    w.finished.connect(fin.append)
-    start_worker(w)
-    qtbot.waitUntil(lambda: bool(fin), timeout=30000)
-    assert batches == [1, 5]
-    qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
+    assert run()[0] == [1, 5]
 
 
 def _run_stopped_after_epoch_1(folder: Path, runs_dir, epochs: int):
