@@ -733,21 +733,19 @@ class Trainer:
             # one of this architecture (the weights are read again when the model is built, not held meanwhile)
         if not self._resume_ckpt and self.is_main:
             root = self.runs_dir if self.runs_dir is not None else runs.default_runs_dir()
+            where = f"runs_dir={str(root)!r}" if self.runs_dir is not None else runs.runs_dir_named(root)
             blocked = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
             if blocked is not None:  # (made only when the run starts: nothing is created for a run that cannot)
                 why = "a file, not a folder" if blocked == root else f"{blocked} is a file, not a folder"
-                where = f"runs_dir={str(root)!r}" if self.runs_dir is not None else runs.runs_dir_named(root)
                 raise ConfigError(f"{where}: {why}")
             there = next((p for p in (root, *root.parents) if p.exists()), None)
             if there is not None and not os.access(there, os.W_OK | os.X_OK):  # read-only file system, no permission
-                raise ConfigError(f"runs_dir={str(root)!r}: cannot create a run folder in {there} (not writable)")
+                raise ConfigError(f"{where}: cannot create a run folder in {there} (not writable)")
             if there is not None:  # (and a probe: os.access says yes to root, and of /proc, where nothing is made)
                 try:
                     os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=there))
                 except OSError as e:  # it failed as a run that could not begin (exit 1), not an input error
-                    raise ConfigError(
-                        f"runs_dir={str(root)!r}: cannot create a run folder in {there} ({e.strerror or e})"
-                    ) from None
+                    raise ConfigError(f"{where}: cannot create a run folder in {there} ({e.strerror or e})") from None
         if self._resume_ckpt and self.is_main:  # (a probe: os.access answers wrongly on Windows and for root)
             try:
                 with tempfile.TemporaryFile(dir=self.resume_dir):
@@ -1254,6 +1252,17 @@ class Trainer:
         )
         self._emit("on_fit_start", info)
 
+    def _status_best_after_mend(self) -> None:
+        """status.json names the best epoch the resume goes on with: _mend_best may have adopted a best.pt newer
+        than last.pt, or dropped one whose file is lost (a kill before the next save left the other named)."""
+        now = {"best_epoch": self.best.get("epoch"), "best_metric": self.best.get("metric")} if self.best else {}
+        if now == self._resume_best():
+            return
+        skip = ("status", "updated", "pid", "hostname", "started", "best_epoch", "best_metric")
+        doc = {k: v for k, v in runs.read_status(self.run_dir).items() if k not in skip}
+        with contextlib.suppress(OSError):  # (the next save writes it again)
+            runs.write_status(self.run_dir, "running", **doc, **now)
+
     def _resume_best(self) -> dict[str, Any]:
         """{best_epoch, best_metric} of the checkpoint resumed from ({} for a new run)."""
         best = (self._resume_ckpt or {}).get("best")
@@ -1338,6 +1347,7 @@ class Trainer:
             )
             self._mend_best()
             self._best_saved = dict(self.best) if self.best else None
+            self._status_best_after_mend()
         if self.dist.enabled:  # what rank 0 made of best.pt (a later best kept, a lost one forgotten): every rank
             self.best = distributed.broadcast_object(self.best)  # counts bad epochs alike for early stopping
 
@@ -1425,8 +1435,7 @@ class Trainer:
                 if partial is not None:
                     partial["lr"] = lr
                 self._save_last(self._epochs_done, partial=partial)
-                steps = (e.state or {}).get("steps")
-                after = f", after batch {partial['steps_done']} of {steps}" if partial and steps else ""
+                after = _stopped_where(partial, (e.state or {}).get("steps"))
                 return "stopped", f"stopped during epoch {epoch}{after}; last.pt holds the weights so far"
             try:
                 val_loss, val_acc = self._validate() if self.has_val else (None, None)
@@ -1573,7 +1582,8 @@ class Trainer:
         (distributed: is noted for the ranks' agreement) rather than being saved into last.pt."""
         loss_sum, correct, first_bad = meter.settle()
         if meter.seen > meter.seen0 and steps_done > meter.reported:  # the step it stops after, as the last progress
-            meter._report([loss_sum, first_bad], steps_done, meter.seen, time.perf_counter())  # (bars stood behind)
+            meter._report([loss_sum, first_bad], steps_done, meter.seen, time.perf_counter(), final=True)  # (bars
+            # had stood behind it; under torchrun progress.json, which the window reads, is written for it too)
         rows = meter.rows_done()
         if self.is_main and meter.seen:
             self._batch_log.at_stop(meter.epoch, steps_done, meter.steps, loss_sum / meter.seen, meter.seen)
@@ -2217,6 +2227,18 @@ class _CompiledOrEager:
         return True
 
 
+def _stopped_where(partial: dict[str, Any] | None, steps: int | None) -> str:
+    """Where in its epoch a Stop left the run, for its message: ", after batch 7 of 30"."""
+    done = int((partial or {}).get("steps_done") or 0)
+    if not partial or not steps:
+        return ""
+    if done <= 0:
+        return ", before its first batch"
+    if done >= steps:
+        return ", after its last batch, before validating"
+    return f", after batch {done} of {steps}"
+
+
 class _EpochMeter:
     """One epoch's running loss and accuracy, its paused time, and its progress events.
 
@@ -2355,7 +2377,7 @@ class _EpochMeter:
         self._report([loss_sum, first_bad], self.steps, self.seen, time.perf_counter())
         return loss_sum / self.seen, correct / self.seen
 
-    def _report(self, values: list[float], step: int, seen: int, now: float) -> None:
+    def _report(self, values: list[float], step: int, seen: int, now: float, final: bool = False) -> None:
         mean_loss = values[0] / seen
         if not math.isfinite(mean_loss):
             self._nonfinite(math.isnan(mean_loss), int(values[1]) if values[1] > 0 else step)
@@ -2376,7 +2398,7 @@ class _EpochMeter:
         if (
             self.distributed
             and self.trainer.is_main
-            and (step == self.steps or now - self._last_file >= PROGRESS_FILE_INTERVAL_S)
+            and (final or step == self.steps or now - self._last_file >= PROGRESS_FILE_INTERVAL_S)
         ):
             self._last_file = now
             self.trainer._write_progress(p, self._file_recent(p))

@@ -772,6 +772,17 @@ class RunsTab(QWidget):
         self._show_settings()
         self._update_buttons()
 
+    def _has_curves(self, path: str) -> bool:
+        """A finished epoch in its history.csv to draw or list (status.json's count alone is not: the file may have
+        been emptied)."""
+        info = self._info(path)
+        if info is None or not info.epochs_done:
+            return False
+        if "history.csv" in info.unreadable_files:
+            record = self._record(path)
+            return bool(record is not None and record.history)
+        return True
+
     def _is_paused(self, info: Any) -> bool:
         """Whether `info` is the run the Train tab holds paused (its status.json says "running")."""
         return bool(
@@ -817,7 +828,7 @@ class RunsTab(QWidget):
             self.resume_button.setToolTip(
                 "This run has no last.pt (it ended before its first epoch was saved): nothing to resume"
             )
-        with_epochs = [p for p in paths if (i := self._info(p)) is not None and i.epochs_done]
+        with_epochs = [p for p in paths if self._has_curves(p)]
         self.png_button.setEnabled(bool(with_epochs))  # nothing to draw or list for runs without a finished epoch
         self.csv_button.setEnabled(len(paths) == 1 and bool(with_epochs))
         self.model_button.setEnabled(bool(one and one.has_best) and self._export_worker is None)
@@ -837,7 +848,7 @@ class RunsTab(QWidget):
         else:
             no_best = "This run has no best.pt: it ended before its first epoch was saved"
             no_epoch = "This run has no finished epoch: nothing to draw or list"
-        if one is not None and "history.csv" in one.unreadable_files and not one.epochs_done:
+        if one is not None and "history.csv" in one.unreadable_files and not with_epochs:
             no_epoch = "This run's history.csv cannot be read (damaged or empty): nothing to draw or list"
         if len(paths) > 1 and not with_epochs:
             no_epoch = "None of these runs has a finished epoch yet: nothing to draw"
@@ -1266,23 +1277,32 @@ class RunsTab(QWidget):
         if info.status != "completed":
             self.resume_requested.emit(path)
             return
+        from core.runs import section
+
         done, planned = info.epochs_done, info.epochs_planned or 0
-        if planned > done:  # early stopping ended it: the schedule had been laid over the plan, not what it did
-            so_far = f"{count_noun(done, 'epoch')} of the {planned} it planned (early stopping ended it)"
+        record = self._record(path)
+        cosine = section(record.config if record else {}, "train").get("scheduler", "cosine") == "cosine"
+        early = planned > done  # early stopping ended it ("completed" before its last planned epoch)
+        so_far = f"{count_noun(done, 'epoch')} of the {planned} it planned (early stopping ended it)" if early else ""
+        so_far = so_far or count_noun(done, "epoch")
+        schedule = ""
+        if cosine and early:  # the cosine is laid over the new total from where the run is: its rate moves at once
             schedule = (
-                f"Its learning-rate schedule is laid over the new total: {planned - done} more finish its plan as it\n"
-                "was; fewer make the rate fall faster from here, more stretch it."
+                f" Its cosine learning-rate schedule is laid over the new total: {planned - done} more go on at the\n"
+                "rate it had planned; fewer lower the rate at once, more raise it."
             )
-        else:
-            so_far = count_noun(done, "epoch")
-            schedule = "Its learning-rate schedule is stretched over the new total."
+        elif cosine:
+            schedule = (
+                " Its cosine learning-rate schedule is laid over the new total: the rate, near 0 at the run's end,\n"
+                "rises at once and falls to 0 again by the last new epoch."
+            )
         extra, ok = QInputDialog.getInt(
             self,
             "Train more epochs",
             f"{info.name} has trained {so_far}.\n"
             "How many more? The run goes on in its own folder: its history grows, and its best.pt is replaced if a\n"
-            f"new epoch does better. {schedule}",
-            planned - done if planned > done else 5,
+            f"new epoch does better.{schedule}",
+            planned - done if early else 5,
             1,
             10000,
         )

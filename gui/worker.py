@@ -112,13 +112,16 @@ def _runs_folder_words(text: str) -> str:
     """The engine names the runs folder as its setting ("runs_dir='/data/runs': not writable", the command line's
     --runs-dir): in the window, in words ("The runs folder /data/runs: not writable")."""
     m = re.match(r"runs_dir=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"): ", text)
-    if m is None:
+    if m is not None:
+        try:
+            text = f"the runs folder {ast.literal_eval(m.group(1))}: {text[m.end() :]}"
+        except (ValueError, SyntaxError):
+            return text
+    if not text.startswith("the runs folder "):  # (the default folder: the engine names it so)
         return text
-    try:
-        folder = ast.literal_eval(m.group(1))
-    except (ValueError, SyntaxError):
-        return text
-    return f"The runs folder {folder}: {text[m.end() :]}"
+    if text.endswith(": a file, not a folder"):
+        text = text.removesuffix(": a file, not a folder") + " is a file, not a folder"
+    return "T" + text[1:]
 
 
 def _accepts(fn: Callable, name: str) -> bool:
@@ -436,6 +439,6 @@ class TrainingWorker(QObject):
             self.failed.emit(_error_text(exc))
             result = None
         finally:
-            if self._held_batch:
-                self.batch.emit(self._held_batch.pop())
+            if self._held_batch and result is not None and result.reason != "failed":  # (not after an error: the
+                self.batch.emit(self._held_batch.pop())  # batch that failed is not one last.pt holds)
             self.finished.emit(result)

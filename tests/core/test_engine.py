@@ -327,9 +327,15 @@ def test_a_resume_replaces_a_damaged_best_pt_with_its_own_best(dataset, tmp_path
     checkpoint.save(run / "last.pt", last)
     data = (run / "best.pt").read_bytes()
     (run / "best.pt").write_bytes(data[:1000])
-    rec = Recorder()
-    resumed = Trainer(config(dataset, epochs=3, batch_size=4), callbacks=[rec], resume=run).fit()
+    rec, at_start = Recorder(), []
+
+    class StatusAtStart(Callback):
+        def on_fit_start(self, info):
+            at_start.append(_status(run))
+
+    resumed = Trainer(config(dataset, epochs=3, batch_size=4), callbacks=[rec, StatusAtStart()], resume=run).fit()
     assert resumed.reason == "completed", resumed.message
+    assert "best_epoch" not in at_start[0]  # (its best, lost, is not named while the resume has not saved)
     assert checkpoint.load(run / "best.pt")["epoch"] == 3 and resumed.best_epoch == 3
     assert [w for w in rec.warnings if w.startswith("best.pt (epoch 1, the best so far) is damaged")]
     assert resumed.evaluation is not None  # (its final evaluation ran on the new best.pt)
@@ -684,6 +690,33 @@ def test_a_stop_right_after_a_non_finite_loss_fails_instead_of_saving_broken_wei
     result = Trainer(config(dataset, epochs=3, batch_size=4, save_every_s=0), stop=token, runs_dir=tmp_path).fit()
     assert result.reason == "failed" and "NaN at epoch 2 step 2" in result.message, result.message
     assert checkpoint.load(Path(result.run_dir) / "last.pt")["epoch"] == 1
+
+
+def test_a_stop_between_progress_events_reports_the_step_it_stopped_after(dataset, tmp_path, monkeypatch):
+    """Progress is throttled: a Stop after step 4 left the last event (and the bars) at step 1 while last.pt held
+    4 steps. One more event says the step it stopped after, and the message names it."""
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 1e9)  # after step 1, no event inside the epoch
+    token, calls, step = StopToken(), [], Trainer._train_step
+
+    def counted(self, *args):
+        calls.append(1)
+        if len(calls) == 4:
+            token.stop()
+        return step(self, *args)
+
+    monkeypatch.setattr(Trainer, "_train_step", counted)
+    rec = Recorder()
+    result = Trainer(config(dataset, epochs=2, batch_size=4), callbacks=[rec], stop=token, runs_dir=tmp_path).fit()
+    assert [(p.epoch, p.step, p.steps) for p in rec.of("batch")] == [(1, 1, 5), (1, 4, 5)]
+    assert result.message.startswith("stopped during epoch 1, after batch 4 of 5; "), result.message
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    again = Recorder()
+    resumed = Trainer(None, callbacks=[again], resume=result.run_dir).fit()
+    assert resumed.reason == "completed" and again.of("fit_start")[0].resume_step == 4
+    # the other places a Stop can leave an epoch, in words ("after batch 0 of 9" and "5 of 5" had been said)
+    assert engine._stopped_where({"steps_done": 0}, 9) == ", before its first batch"
+    assert engine._stopped_where({"steps_done": 5}, 5) == ", after its last batch, before validating"
+    assert engine._stopped_where(None, 5) == ""
 
 
 @pytest.mark.skipif(not hasattr(__import__("signal"), "SIGHUP"), reason="POSIX signals")

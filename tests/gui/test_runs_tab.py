@@ -40,7 +40,7 @@ def make_run(
         train=TrainConfig(epochs=5),
     )
     (d / "config.json").write_text(json.dumps(cfg.to_dict()))
-    (d / "status.json").write_text(json.dumps({"status": status, "started": started}))
+    (d / "status.json").write_text(json.dumps({"status": status, "started": started, "epochs_done": epochs}))
     write_history(
         d,
         [
@@ -548,7 +548,8 @@ def test_more_epochs_for_an_early_stopped_run_offer_the_rest_of_its_plan(qtbot, 
     assert offered == 2 and sig.args == [str(early), 5]  # the offer finishes the plan
     tab.select_runs([str(runs["done"])])  # all its epochs done: more stretch the schedule, 5 offered
     tab.resume_button.click()
-    assert asked[1][3] == 5 and "stretched over the new total" in asked[1][2]
+    assert asked[1][3] == 5 and "near 0 at the run's end,\nrises at once" in asked[1][2]
+    assert "2 more go on at the\nrate it had planned; fewer lower the rate at once, more raise it." in text
 
 
 def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):

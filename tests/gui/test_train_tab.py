@@ -210,8 +210,9 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         at = re.search(r"after batch (\d+) of (\d+)", said)
         if at:
             assert bar == f"Batch {at[1]} / {at[2]}", (said, bar)
-        else:  # (or it stopped while validating, or between two epochs: the epoch's batches were all done)
-            assert re.search(r"while validating|stopped before epoch", said) and re.fullmatch(r"Batch (\d+) / \1", bar)
+        else:  # (or before its epoch's first batch, after its last, while validating, or between two epochs)
+            assert re.search(r"validating|stopped before epoch|before its first batch", said), said
+            assert "validating" not in said or re.fullmatch(r"Batch (\d+) / \1", bar), (said, bar)
         assert tab.state == IDLE and tab.start_button.isEnabled()
         assert QApplication.focusWidget() is tab.start_button  # (it fell to the log while stopping)
         assert tab.model_panel._context["image_size"] == size * 2  # applied once the run has ended
@@ -308,7 +309,7 @@ def test_a_runs_folder_that_cannot_be_made_is_named_in_words(qtbot, tiny_dataset
         with qtbot.waitSignal(tab.state_changed, timeout=60000, check_params_cb=lambda s: s == IDLE):
             assert tab.start()
         said = " ".join([tab.banner.text(), *shown])
-        assert f"The runs folder {blocked}: a file, not a folder" in said and "runs_dir=" not in said, said
+        assert f"The runs folder {blocked} is a file, not a folder" in said and "runs_dir=" not in said, said
     finally:
         _cleanup(panel, tab)
 
@@ -432,6 +433,15 @@ def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
         FitResult("stopped", "", 0, None, None),
     )[1]
     assert run()[0] == [1, 5]
+
+    def failing(self):
+        for s in range(1, 6):
+            for cb in self.callbacks:
+                cb.on_batch_end(BatchProgress(1, s, 10, 1.0, 100.0, 1.0))
+        raise RuntimeError("boom")
+
+    FakeTrainer.fit = failing
+    assert run() == ([1], None)  # a failed run's newest batch is not one last.pt holds: not sent after the error
 
 
 def _run_stopped_after_epoch_1(folder: Path, runs_dir, epochs: int):
