@@ -998,10 +998,11 @@ class RunStore:
             best_acc, best_epoch = row["val_acc"], saved
         elif saved is not None and best_acc is None:
             best_epoch = saved
+        started = status.get("started")
+        if isinstance(started, bool) or not isinstance(started, (int, float)) or not 0 < started < 1e11:
+            started = None  # hand-edited: true (a 1970 date), "soon", NaN or 1e300 (not a date): as if not there
         try:
-            created = float(status.get("started") or _named_time(path.name) or path.stat().st_mtime)
-        except (TypeError, ValueError):  # a hand-edited or damaged status.json must not hide every run
-            created = _named_time(path.name) or _mtime(path)
+            created = float(started or _named_time(path.name) or path.stat().st_mtime)
         except OSError:
             created = 0.0
         # a file there that cannot be read is said (the run showed as interrupted and dated today, without a word)

@@ -329,6 +329,21 @@ def test_a_history_with_bytes_that_are_not_utf8_hides_no_run(tmp_path):
     assert store.info(run).message == "history.csv cannot be read (damaged or empty); done"
 
 
+def test_a_hand_edited_start_time_that_is_no_date_is_read_from_the_name(tmp_path):
+    """ "started": 1e300 ended the Runs tab's listing (OverflowError in localtime); true dated the run 1970."""
+    import datetime
+
+    run = tmp_path / "20260101-120000-resnet18-shapes"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}}))
+    named = datetime.datetime(2026, 1, 1, 12, 0, 0).timestamp()
+    for started in (1e300, True, float("nan"), -5, "soon", None):
+        (run / "status.json").write_text(json.dumps({"status": "completed", "started": started}))
+        assert RunStore(tmp_path).info(run).created == named, started
+    (run / "status.json").write_text(json.dumps({"status": "completed", "started": 1_700_000_000}))
+    assert RunStore(tmp_path).info(run).created == 1_700_000_000  # (a real one is kept)
+
+
 def test_a_run_whose_status_json_cannot_be_read_says_so_and_keeps_its_date(tmp_path):
     """It showed as "interrupted", silently, dated today (the folder's mtime): on top of a list sorted by date."""
     import datetime
