@@ -2229,9 +2229,9 @@ class _CompiledOrEager:
 
 def _stopped_where(partial: dict[str, Any] | None, steps: int | None) -> str:
     """Where in its epoch a Stop left the run, for its message: ", after batch 7 of 30"."""
-    done = int((partial or {}).get("steps_done") or 0)
     if not partial or not steps:
         return ""
+    done = int(partial.get("steps_done") or 0)
     if done <= 0:
         return ", before its first batch"
     if done >= steps:

@@ -1011,12 +1011,8 @@ class RunStore:
         damaged = [n for n, doc in (("status.json", status), ("config.json", cfg)) if not doc and (path / n).exists()]
         # (no rows where status.json counts epochs done, or not even its header line: cut short, by a full disk or
         # a copy; the run showed "0 / 5" epochs and empty charts without a word)
-        done = status.get("epochs_done")
-        emptied = (
-            not history
-            and (path / "history.csv").is_file()
-            and (_size(path / "history.csv") == 0 or isinstance(done, int) and not isinstance(done, bool) and done > 0)
-        )
+        counted = _count(status.get("epochs_done")) or 0
+        emptied = not history and (path / "history.csv").is_file() and (counted > 0 or _size(path / "history.csv") == 0)
         damaged += ["history.csv"] if history_damaged or emptied else []
         message = str(status.get("message") or "")
         if damaged:
@@ -1034,7 +1030,7 @@ class RunStore:
             arch=str(model.get("arch") or status.get("arch") or "?"),
             dataset=str(dataset.get("name") or Path(str(data.get("root") or "?")).name),
             # (status.json's count too: a history.csv lost or damaged showed a finished run as "0/4")
-            epochs_done=max(len(history), _count(status.get("epochs_done")) or 0),
+            epochs_done=max(len(history), counted),
             epochs_planned=_count(train.get("epochs")),
             best_val_acc=best_acc,
             best_epoch=best_epoch,

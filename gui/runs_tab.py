@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QFileSystemWatcher, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPixmap, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -489,7 +489,7 @@ class RunsTab(QWidget):
             current = self.table.currentRow()
             self.table.selectRow(current if current >= 0 else 0)
         resized = obj is self.canvas and event.type() == QEvent.Type.Resize and self._legend_handles
-        if resized and self._legend_shape(event.size()) != self._legend_now:
+        if resized and self._legend_shape(event.size().width(), event.size().height()) != self._legend_now:
             self._place_legend(event.size().width(), event.size().height())
         if resized and self._off_note:
             self._title_loss(event.size().width())  # (drawn with the resize)
@@ -512,8 +512,8 @@ class RunsTab(QWidget):
         row = 8 * 1.75 * px_per_point(self.figure)  # 8 pt text and the space between rows
         return max(1, int(height / 3 / row))
 
-    def _legend_shape(self, size: QSize) -> tuple[int, int]:
-        return self._legend_columns(size.width()), self._legend_rows(size.height())
+    def _legend_shape(self, width: int, height: int) -> tuple[int, int]:
+        return self._legend_columns(width), self._legend_rows(height)
 
     def _place_legend(self, width: int | None = None, height: int | None = None) -> None:
         from matplotlib.lines import Line2D
@@ -522,10 +522,9 @@ class RunsTab(QWidget):
             legend.remove()
         if not self._legend_handles:
             return
-        size = QSize(
+        self._legend_now = self._legend_shape(
             self.canvas.width() if width is None else width, self.canvas.height() if height is None else height
         )
-        self._legend_now = self._legend_shape(size)
         cols, rows = self._legend_now
         handles, labels = list(self._legend_handles), list(self._legend_labels)
         room = cols * rows
@@ -1283,8 +1282,9 @@ class RunsTab(QWidget):
         record = self._record(path)
         cosine = section(record.config if record else {}, "train").get("scheduler", "cosine") == "cosine"
         early = planned > done  # early stopping ended it ("completed" before its last planned epoch)
-        so_far = f"{count_noun(done, 'epoch')} of the {planned} it planned (early stopping ended it)" if early else ""
-        so_far = so_far or count_noun(done, "epoch")
+        so_far = count_noun(done, "epoch") + (
+            f" of the {planned} it planned (early stopping ended it)" if early else ""
+        )
         schedule = ""
         if cosine and early:  # the cosine is laid over the new total from where the run is: its rate moves at once
             schedule = (

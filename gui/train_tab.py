@@ -944,6 +944,7 @@ class TrainTab(QWidget):
     def build_config(self) -> Any:
         """The RunConfig for a new run from the dataset panel, the model panel and the form (ConfigError/ValueError)."""
         from core.config import RunConfig, TrainConfig
+        from core.data import folder_problem
 
         panel = self.dataset_panel
         if panel is not None and panel.index is not None and panel.index.too_few_classes():
@@ -952,10 +953,15 @@ class TrainTab(QWidget):
             if panel is not None and panel.last_error:  # the folder was opened but cannot be trained on: say why
                 raise ValueError(f"The data set cannot be used (Dataset tab): {panel.last_error}")
             raise ValueError("Open a data set first (Dataset tab): no images to train on.")
-        if not Path(panel.index.root).is_dir():  # moved or deleted since the scan: a run made of 39 skipped images
+        if problem := folder_problem(panel.index.root):  # changed since the scan: a run made of 39 skipped images
+            gone = problem.startswith("no such folder")
+            why = (
+                "is not there any more (moved, renamed, or on a drive that was removed)"
+                if gone
+                else f"cannot be used now ({problem})"
+            )
             raise ValueError(
-                f"The data folder {panel.index.root} is not there any more (moved, renamed, or on a drive that was "
-                "removed): open it again in the Dataset tab (Open folder…)."
+                f"The data folder {panel.index.root} {why}: open it again in the Dataset tab (Open folder…)."
             )
         train = TrainConfig(**self.train_values())
         data = panel.data_config()
