@@ -1060,8 +1060,9 @@ class RunStore:
         infos.sort(key=lambda r: (r.created, r.name), reverse=True)
         return infos
 
-    def load(self, path: str | Path) -> RunRecord:
-        """Everything stored about one run: config, history, status and evaluation (None if not evaluated)."""
+    def load(self, path: str | Path, evaluation: bool = True) -> RunRecord:
+        """Everything stored about one run: config, history, status and evaluation (None if not evaluated, or not
+        asked for: evaluation.json holds a line per image evaluated, megabytes that curves do not need)."""
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such run folder")
@@ -1074,7 +1075,7 @@ class RunStore:
             config=read_config(path),
             history=read_history(path),
             status=status,
-            evaluation=read_json(ev) if ev.is_file() else None,
+            evaluation=read_json(ev) if evaluation and ev.is_file() else None,
         )
 
     def delete(self, path: str | Path) -> None:

@@ -330,6 +330,10 @@ class ConfusionMatrixCanvas(QWidget):
         self.cell_texts: list[list[Any]] = []
         self.numbers_fit = True  # False while the cells are too small for their numbers: then none is drawn
         self.canvas.mpl_connect("draw_event", self._fit_after_draw)
+        # The outline and the keyboard's box are drawn over a copy of the matrix (blitted): redrawing all of a
+        # matrix of 300 classes for them took 0.3-0.7 s an arrow key
+        self._background: Any = None
+        self.canvas.mpl_connect("draw_event", self._keep_background)
         self.canvas.mpl_connect("motion_notify_event", self._on_hover)
         self.canvas.mpl_connect("button_press_event", self._on_press)
         self._draw()
@@ -389,6 +393,7 @@ class ConfusionMatrixCanvas(QWidget):
         use_fonts_for(self._names)  # before the axes exist: their tick labels take the font family when made
         self.figure.clear()
         self._cursor_box = None  # (gone with the figure's artists)
+        self._background = None
         self.ax = self.figure.add_subplot(1, 1, 1)
         self.cell_texts = []
         self._ticks = []
@@ -491,33 +496,50 @@ class ConfusionMatrixCanvas(QWidget):
                     row.append(self.ax.text(j, i, text, ha="center", va="center", fontsize=cell_fs, color=color))
                 self.cell_texts.append(row)
         self._outline = None
-        if self.selected is not None and max(self.selected) < n:
-            from matplotlib.patches import Rectangle
+        self._place_outline()
+        self._place_cursor(blit=False)
+        self.canvas.draw_idle()
 
-            r, c = self.selected  # the cell whose images the gallery lists
-            self._outline = self.ax.add_patch(
-                Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="#f28e2b", linewidth=3, zorder=5)
-            )
-        self._place_cursor()
+    def _mark(self, cell: tuple[int, int], **style: Any) -> Any:
+        """A box around a cell, drawn only by _blit_marks (over the matrix drawn without it)."""
+        from matplotlib.patches import Rectangle
 
-    def _place_cursor(self) -> None:
+        r, c = cell
+        return self.ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, animated=True, **style))
+
+    def _place_outline(self) -> None:
+        if self._outline is not None:
+            self._outline.remove()
+            self._outline = None
+        if self.selected is not None and max(self.selected) < len(self._matrix):  # its images are listed
+            self._outline = self._mark(self.selected, edgecolor="#f28e2b", linewidth=3, zorder=5)
+
+    def _place_cursor(self, blit: bool = True) -> None:
         """The keyboard's cell, a dashed blue box, while the matrix has the focus (none otherwise)."""
         if self._cursor_box is not None:
             self._cursor_box.remove()
             self._cursor_box = None
         n = len(self._matrix)
         if self.hasFocus() and self.cursor is not None and max(self.cursor) < n:
-            from matplotlib.patches import Rectangle
-
             self.setAccessibleDescription(self.cell_tooltip(*self.cursor))  # (a screen reader's: the tooltip's)
+            self._cursor_box = self._mark(self.cursor, edgecolor="#2f6fdf", linewidth=2, linestyle="--", zorder=6)
+        if blit:
+            self._blit_marks()
 
-            r, c = self.cursor
-            self._cursor_box = self.ax.add_patch(
-                Rectangle(
-                    (c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="#2f6fdf", linewidth=2, linestyle="--", zorder=6
-                )
-            )
-        self.canvas.draw_idle()
+    def _keep_background(self, event: Any) -> None:
+        """After a draw (which leaves out the boxes): keep a copy of it, and draw the boxes over it."""
+        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        self._blit_marks()
+
+    def _blit_marks(self) -> None:
+        if self._background is None:  # not drawn yet (or drawn anew): the boxes come with that draw
+            self.canvas.draw_idle()
+            return
+        self.canvas.restore_region(self._background)
+        for mark in (self._outline, self._cursor_box):
+            if mark is not None:
+                self.ax.draw_artist(mark)
+        self.canvas.blit(self.figure.bbox)
 
     def focusInEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         super().focusInEvent(event)
@@ -557,7 +579,8 @@ class ConfusionMatrixCanvas(QWidget):
         """Outline `cell` (row, column), or none."""
         if cell != self.selected:
             self.selected = cell
-            self._draw()
+            self._place_outline()
+            self._blit_marks()
 
     def _fit_after_draw(self, event: Any) -> None:
         """After a draw: the class names under three columns or fewer are slanted when they are wider than their
@@ -703,7 +726,11 @@ class EvaluateTab(QWidget):
         self._folder_offered = ""  # the data folder last checked for being the model's own (_on_data_folder_chosen)
         self._held_out = "val"  # the split of the run's own images it never trained on
         self._run_splits: dict[str, bool] = {}  # which splits of its own data folder the shown run has images in
-        self._gallery_rows: list[dict[str, Any]] = []
+        self._gallery_all: list[dict[str, Any]] = []  # every misclassified image, most confident first
+        self._gallery_rows: list[dict[str, Any]] = []  # those the gallery shows
+        self._thumb_rows: list[int] = []  # the gallery's rows whose thumbnails the worker is making, in its order
+        self._thumb_icons: dict[str, QIcon] = {}  # thumbnails made, by path
+        self._thumb_gen = 0  # thumbnails of a gallery filled since are dropped
         self.diagonal_note = ""  # what a click on the diagonal last answered
         self._name_ends = ("", "")  # what most long class names start and end with (left out of gallery captions)
         self._build()
@@ -1456,6 +1483,7 @@ class EvaluateTab(QWidget):
     def _fill_per_class(self, rows: list[Any]) -> None:
         t = self.per_class_table
         t.setSortingEnabled(False)
+        t.setRowCount(0)  # (items replaced one by one in a full table cost its size each: 300 classes took 3 s)
         t.setRowCount(len(rows))
         for i, r in enumerate(rows):
             name = str(_row_value(r, "name", 0))
@@ -1470,10 +1498,7 @@ class EvaluateTab(QWidget):
         t.setSortingEnabled(True)
 
     def _fill_gallery(self, mis: list[Any]) -> None:
-        if self._thumb_worker is not None:
-            self._thumb_worker.cancel()
         self._generation += 1
-        self._thumb_queue.clear()
         entries = []
         for m in mis:
             entries.append(
@@ -1485,35 +1510,54 @@ class EvaluateTab(QWidget):
                 }
             )
         entries.sort(key=lambda e: -e["confidence"])
-        self._gallery_rows = []  # (clear() moves the current row as it goes: no row may be shown from it)
-        self.gallery.clear()
+        self._gallery_all = entries
+        self._thumb_icons = {}
         self._gallery_filter = None
         self.filter_row.setVisible(False)
-        self._gallery_rows = entries[:GALLERY_LIMIT]
+        self._show_gallery(entries[:GALLERY_LIMIT])
         self.detail_view.set_image(None)
         self.detail_label.setText("")
         self._cam_result = None
         self._cam_pending = None
-        placeholder = QPixmap(TILE, TILE)
-        placeholder.fill(Qt.GlobalColor.lightGray)
-        names = {n for e in self._gallery_rows for n in (e["true"], e["predicted"]) if len(n) > 20}
-        self._name_ends = _shared_end(sorted(names), True), _shared_end(sorted(names), False)
-        captions = [self._caption(e) for e in self._gallery_rows]
-        lines = max((c.count("\n") + 1 for c in captions), default=2)
-        self.gallery.setGridSize(QSize(GALLERY_CELL, TILE + 12 + lines * self.gallery.fontMetrics().lineSpacing()))
-        for e, caption in zip(self._gallery_rows, captions, strict=True):
-            item = QListWidgetItem(QIcon(placeholder), caption)
-            item.setToolTip(f"{e['true']} → {e['predicted']} ({e['confidence']:.1%})\n{e['path']}")
-            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-            self.gallery.addItem(item)
         more = f", {len(entries) - GALLERY_LIMIT} more not shown" if len(entries) > GALLERY_LIMIT else ""
         self.side_tabs.setTabText(1, f"Misclassified ({len(entries)}{more})")
         if not entries:
             self.detail_view.set_hint("No misclassified images — every image in this split was classified correctly.")
+        else:
+            self.detail_view.set_hint("Click a misclassified image to see it large with its Grad-CAM")
+
+    def _show_gallery(self, rows: list[dict[str, Any]], keep: dict[str, Any] | None = None) -> None:
+        """Fill the gallery with these misclassified images (the most confident of all, or of one cell of the
+        matrix), `keep` still chosen if it is among them (its Grad-CAM stays). Thumbnails made before are reused;
+        the others are made in a worker."""
+        if self._thumb_worker is not None:
+            self._thumb_worker.cancel()
+        self._thumb_gen += 1
+        self._thumb_queue.clear()
+        self._gallery_rows = []  # (clear() moves the current row as it goes: no row may be shown from it)
+        self.gallery.clear()
+        self._gallery_rows = rows
+        placeholder = QPixmap(TILE, TILE)
+        placeholder.fill(Qt.GlobalColor.lightGray)
+        names = {n for e in rows for n in (e["true"], e["predicted"]) if len(n) > 20}
+        self._name_ends = _shared_end(sorted(names), True), _shared_end(sorted(names), False)
+        captions = [self._caption(e) for e in rows]
+        lines = max((c.count("\n") + 1 for c in captions), default=2)
+        self.gallery.setGridSize(QSize(GALLERY_CELL, TILE + 12 + lines * self.gallery.fontMetrics().lineSpacing()))
+        for e, caption in zip(rows, captions, strict=True):
+            item = QListWidgetItem(self._thumb_icons.get(e["path"]) or QIcon(placeholder), caption)
+            item.setToolTip(f"{e['true']} → {e['predicted']} ({e['confidence']:.1%})\n{e['path']}")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            self.gallery.addItem(item)
+        if keep is not None and keep in rows:
+            self.gallery.blockSignals(True)  # chosen as it was: not shown (and its Grad-CAM computed) anew
+            self.gallery.setCurrentRow(rows.index(keep))
+            self.gallery.blockSignals(False)
+        self._thumb_rows = [i for i, e in enumerate(rows) if e["path"] not in self._thumb_icons]
+        if not self._thumb_rows:
             return
-        self.detail_view.set_hint("Click a misclassified image to see it large with its Grad-CAM")
         worker = FunctionWorker(
-            _thumbs_job, [e["path"] for e in self._gallery_rows], self._generation, self._thumb_queue, screen_scale()
+            _thumbs_job, [rows[i]["path"] for i in self._thumb_rows], self._thumb_gen, self._thumb_queue, screen_scale()
         )
         worker.progress.connect(self._drain_thumbs)
         connect_worker(worker, self, finished=lambda w=worker: self._on_thumbs_finished(w))
@@ -1539,30 +1583,38 @@ class EvaluateTab(QWidget):
 
     def filter_gallery(self, pair: tuple[str, str] | None) -> None:
         """Show only the misclassified images of true class → predicted class `pair` (a cell of the confusion
-        matrix clicked), or all of them (None)."""
+        matrix clicked), or all of them (None). A cell's images are taken from every misclassified image, not only
+        from the most confident ones the gallery holds: with many classes most cells had none of those, and a cell
+        of 12 listed "0 images"."""
         self._gallery_filter = pair
-        shown = 0
-        for i, e in enumerate(self._gallery_rows):
-            hide = pair is not None and (e["true"], e["predicted"]) != pair
-            self.gallery.item(i).setHidden(hide)
-            shown += not hide
-        if pair is not None and self.gallery.currentRow() >= 0 and self.gallery.currentItem().isHidden():
-            self.gallery.setCurrentRow(-1)
+        at = self.gallery.currentRow()
+        current = self._gallery_rows[at] if 0 <= at < len(self._gallery_rows) else None
+        rows = [e for e in self._gallery_all if pair is None or (e["true"], e["predicted"]) == pair]
+        self._show_gallery(rows[:GALLERY_LIMIT], keep=current)
+        if current is not None and current not in self._gallery_rows:
             self._detail_token += 1  # a Grad-CAM still being computed is of the image no longer shown
             self._cam_result = self._cam_pending = None
             self.detail_view.set_image(None)
             self.detail_label.setText("")
+        if self.gallery.currentRow() < 0:
             # (the hint left was the one before that image's Grad-CAM: "Computing Grad-CAM…", for good)
-            self.detail_view.set_hint(
-                "Click an image to see it large with its Grad-CAM" if shown else "No images in this cell"
-            )
+            if pair is not None:
+                hint = "Click an image to see it large with its Grad-CAM" if rows else "No images in this cell"
+            elif rows:
+                hint = "Click a misclassified image to see it large with its Grad-CAM"
+            else:
+                hint = "No misclassified images — every image in this split was classified correctly."
+            self.detail_view.set_hint(hint)
         self.filter_row.setVisible(pair is not None)
         if self.cm_canvas is not None:
             names = self.cm_canvas.names()
             cell = (names.index(pair[0]), names.index(pair[1])) if pair and set(pair) <= set(names) else None
             self.cm_canvas.select(cell)
         if pair is not None:
-            self.filter_label.setText(f"<b>{pair[0]}</b> predicted as <b>{pair[1]}</b>: {count_noun(shown, 'image')}")
+            shown = f", the {GALLERY_LIMIT} most confident shown" if len(rows) > GALLERY_LIMIT else ""
+            self.filter_label.setText(
+                f"<b>{pair[0]}</b> predicted as <b>{pair[1]}</b>: {count_noun(len(rows), 'image')}{shown}"
+            )
             self.filter_label.setToolTip(f"{pair[0]} → {pair[1]}")
 
     def _caption(self, e: dict[str, Any]) -> str:
@@ -1587,9 +1639,12 @@ class EvaluateTab(QWidget):
 
     def _drain_thumbs(self, *_: Any) -> None:
         while self._thumb_queue:
-            gen, row, img = self._thumb_queue.popleft()
-            if gen == self._generation and img is not None and row < self.gallery.count():
-                self.gallery.item(row).setIcon(photo_icon(img))
+            gen, i, img = self._thumb_queue.popleft()
+            if gen == self._thumb_gen and img is not None and i < len(self._thumb_rows):
+                row = self._thumb_rows[i]
+                icon = photo_icon(img)
+                self._thumb_icons[self._gallery_rows[row]["path"]] = icon  # (for the gallery filled again by a cell)
+                self.gallery.item(row).setIcon(icon)
 
     def _on_thumbs_finished(self, worker: FunctionWorker) -> None:
         self._drain_thumbs()

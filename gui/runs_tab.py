@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QFileSystemWatcher, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QFileSystemWatcher, QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPixmap, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -91,6 +91,22 @@ def _export(fmt: str, checkpoint_path: str, out: str) -> dict[str, Any]:
     from core import export
 
     return (export.export_onnx if fmt == "onnx" else export.export_torchscript)(checkpoint_path, out)
+
+
+def _evaluated_accuracy(run_dir: str) -> str | None:
+    """ "93.1% (val split, 120 images)" of a run's evaluation.json, None if it has none. Read only for the one run
+    shown: the file holds a line per image (2 MB for 3600), and reading it for every run selected to compare their
+    curves froze the window for seconds."""
+    from core.runs import read_json
+
+    ev = read_json(Path(run_dir) / "evaluation.json")
+    acc = ev.get("accuracy")
+    if not isinstance(acc, (int, float)) or isinstance(acc, bool):  # ("high" in a hand-edited file raised)
+        return None
+    where = f"{ev.get('split', '?')} split, {ev.get('num_samples', '?')} images"
+    if ev.get("data_changed"):  # evaluated after the folder changed: the split may hold training images
+        where += "; the data folder had changed"
+    return f"{acc:.1%} ({where})"
 
 
 class _SortItem(QTableWidgetItem):
@@ -718,7 +734,7 @@ class RunsTab(QWidget):
     def _record(self, path: str) -> Any:
         if path not in self._records:
             try:
-                self._records[path] = self._store().load(path)
+                self._records[path] = self._store().load(path, evaluation=False)  # (read by _evaluated_accuracy)
             except (OSError, ValueError):
                 self._records[path] = None
         return self._records[path]
@@ -756,13 +772,16 @@ class RunsTab(QWidget):
     def select_runs(self, paths: list[str]) -> None:
         """Select these run folders (others are deselected)."""
         wanted = {str(p) for p in paths}
-        self.table.clearSelection()
-        mode = self.table.selectionMode()
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        for row in range(self.table.rowCount()):
-            if self.table.item(row, COL_NAME).data(PATH_ROLE) in wanted:
-                self.table.selectRow(row)
-        self.table.setSelectionMode(mode)
+        model, last = self.table.model(), self.table.columnCount() - 1
+        chosen = QItemSelection()  # (at once: a row at a time drew the curves of 1, 2, … runs on the way)
+        rows = [r for r in range(self.table.rowCount()) if self.table.item(r, COL_NAME).data(PATH_ROLE) in wanted]
+        for row in rows:
+            chosen.select(model.index(row, 0), model.index(row, last))
+        selection = self.table.selectionModel()
+        if rows:  # (the current row, which Enter acts on: the last chosen, as selectRow left it)
+            selection.setCurrentIndex(model.index(rows[-1], COL_NAME), QItemSelectionModel.SelectionFlag.NoUpdate)
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        selection.select(chosen, flags)
 
     # ------------------------------------------------------------------ selection → curves, settings, buttons
 
@@ -1143,14 +1162,9 @@ class RunsTab(QWidget):
                 ("best val acc", "—" if info.best_val_acc is None else f"{info.best_val_acc:.1%}"),
                 ("best epoch", info.best_epoch),
             ]
-        if record.evaluation:
-            acc = record.evaluation.get("accuracy")
-            if isinstance(acc, (int, float)) and not isinstance(acc, bool):  # ("high" in a hand-edited file raised)
-                ev = record.evaluation
-                where = f"{ev.get('split', '?')} split, {ev.get('num_samples', '?')} images"
-                if ev.get("data_changed"):  # evaluated after the folder changed: the split may hold training images
-                    where += "; the data folder had changed"
-                rows.append(("evaluated accuracy", f"{acc:.1%} ({where})"))
+        evaluated = _evaluated_accuracy(path)
+        if evaluated:
+            rows.append(("evaluated accuracy", evaluated))
         for k, v in rows:
             item = QTreeWidgetItem([k, _fmt(v)])
             item.setToolTip(1, _fmt(v))  # long values (a stop message) are cut at the column's edge

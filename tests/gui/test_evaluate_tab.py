@@ -541,20 +541,96 @@ def test_clicking_a_confusion_matrix_cell_lists_its_images_under_misclassified(q
 
     tab.side_tabs.setCurrentIndex(0)
     click(row, col)
-    shown = [e for i, e in enumerate(entries) if not tab.gallery.item(i).isHidden()]
+    shown = tab.gallery_entries()
     assert shown and all((e["true"], e["predicted"]) == pair for e in shown)
-    assert len(shown) == sum((e["true"], e["predicted"]) == pair for e in entries)
+    assert shown == [e for e in entries if (e["true"], e["predicted"]) == pair] and tab.gallery.count() == len(shown)
     assert tab.side_tabs.currentIndex() == 1 and not tab.filter_row.isHidden()
     assert tab.filter_label.text().endswith(f"{len(shown)} image" + ("s" if len(shown) != 1 else ""))
     assert "Click (or Enter): list these images" in tab.cm_canvas.cell_tooltip(row, col)
     assert tab.cm_canvas.selected == (row, col) and tab.cm_canvas._outline is not None  # outlined in the matrix
     click(row, row)  # the diagonal (right answers): the list stays as it is, and the click is answered
-    assert sum(not tab.gallery.item(i).isHidden() for i in range(len(entries))) == len(shown)
+    assert tab.gallery_entries() == shown
     right = tab.cm_canvas.value(row, row)
     assert tab.diagonal_note.startswith(f"{pair[0]}: {right} image") and "wrong answers only" in tab.diagonal_note
     click(row, col)  # the same cell again: every image
-    assert all(not tab.gallery.item(i).isHidden() for i in range(len(entries))) and tab.filter_row.isHidden()
+    assert tab.gallery_entries() == entries and tab.gallery.count() == len(entries) and tab.filter_row.isHidden()
     assert tab.cm_canvas.selected is None and tab.cm_canvas._outline is None
+
+
+@pytest.mark.timeout(180)
+def test_a_cell_lists_its_images_beyond_the_most_confident_the_gallery_holds(qtbot, tab, tmp_path, monkeypatch):
+    """The gallery holds the GALLERY_LIMIT most confident mistakes; a cell was filtered out of those alone, so with
+    many classes most cells (a tooltip of "9 of its 12 images") listed "0 images"."""
+    from gui import evaluate_tab
+
+    monkeypatch.setattr(evaluate_tab, "GALLERY_LIMIT", 2)
+    data = make_dataset(tmp_path / "pets")
+    tab.show_run(str(make_run(tmp_path / "runs", data, sample_evaluation(data))))
+    wait_idle(qtbot, tab)
+    top = tab.gallery_entries()
+    assert [e["confidence"] for e in top] == [0.91, 0.70]  # cat → dog (0.55) is not among them
+    assert tab.side_tabs.tabText(1) == "Misclassified (3, 1 more not shown)"
+    tab.gallery.setCurrentRow(0)  # dog → cat, shown large
+    wait_idle(qtbot, tab)
+    cam = tab.detail_result()
+    assert cam is not None and cam["path"] == top[0]["path"]
+
+    def thumb(row: int) -> str:  # a pixel of the tile's icon: lightGray (#c0c0c0) until its thumbnail is made
+        return tab.gallery.item(row).icon().pixmap(8, 8).toImage().pixelColor(4, 4).name()
+
+    made = thumb(0)
+    assert made != "#c0c0c0"
+
+    tab.filter_gallery(("dog", "cat"))  # the image shown is in the cell: it stays chosen, its Grad-CAM with it
+    assert tab.gallery_entries() == [top[0]] and tab.gallery.currentRow() == 0
+    assert tab.detail_result() is cam and tab._cam_worker is None
+    assert thumb(0) == made  # its thumbnail, not made again
+    tab.filter_gallery(("cat", "dog"))
+    assert [(e["true"], e["predicted"], e["confidence"]) for e in tab.gallery_entries()] == [("cat", "dog", 0.55)]
+    assert tab.filter_label.text().endswith(": 1 image") and tab.gallery.count() == 1
+    assert tab.gallery.currentRow() == -1 and tab.detail_result() is None
+    assert tab.detail_view._hint == "Click an image to see it large with its Grad-CAM"
+    wait_idle(qtbot, tab)  # its thumbnail is made
+    assert thumb(0) != "#c0c0c0"
+    tab.filter_gallery(("fox", "cat"))
+    assert tab.gallery.count() == 0 and tab.detail_view._hint == "No images in this cell"
+    tab.filter_gallery(None)  # Show all: the most confident again
+    assert tab.gallery_entries() == top and tab.filter_row.isHidden() and tab.cm_canvas.selected is None
+    assert tab.detail_view._hint == "Click a misclassified image to see it large with its Grad-CAM"
+
+
+def test_the_outline_and_the_keyboard_box_are_drawn_over_the_matrix_not_with_it(qtbot, tab, tmp_path):
+    """Each arrow key and each cell clicked redrew the whole matrix (0.3-0.7 s a key for 300 classes): the boxes
+    are now blitted over a copy of it, and still seen, and gone when taken away."""
+    _evaluated_run(qtbot, tab, tmp_path)
+    tab.show()
+    cm = tab.cm_canvas
+    qtbot.wait(50)  # (the draw the showing asked for)
+    cm.canvas.draw()
+    draws = []
+    cm.canvas.mpl_connect("draw_event", lambda e: draws.append(e))
+
+    def edge_colour(row: int, col: int) -> str:  # the middle of the cell's left edge, as the canvas shows it
+        x, y = cm.ax.transData.transform((col - 0.5, row))  # (figure pixels, from the bottom)
+        img = cm.canvas.grab().toImage()
+        return img.pixelColor(round(x) + 1, round(img.height() - y)).name()  # (1 px in: the 3 pt line covers it)
+
+    plain = edge_colour(1, 1)
+    cm.select((1, 1))
+    assert edge_colour(1, 1) == "#f28e2b" != plain  # the outline, orange
+    cm.setFocus()
+    qtbot.waitUntil(cm.hasFocus, timeout=5000)
+    for key in (Qt.Key.Key_Down, Qt.Key.Key_Right, Qt.Key.Key_Up):
+        qtbot.keyClick(cm, key)
+    assert cm.cursor == (1, 2) and cm._cursor_box is not None  # (from the cell outlined)
+    cm.select(None)
+    assert edge_colour(1, 1) == plain  # gone again
+    qtbot.wait(50)  # (a draw_idle would have run by now)
+    assert draws == []  # not one draw of the whole matrix for any of it
+    cm.set_normalized(True)  # the matrix itself changes: drawn again, the keyboard's box with it
+    cm.canvas.draw()
+    assert len(draws) >= 1 and cm._cursor_box is not None and cm._cursor_box.get_xy() == (1.5, 0.5)
+    cm.clearFocus()
 
 
 def test_the_confusion_matrix_is_used_from_the_keyboard(qtbot, tab, tmp_path):
@@ -586,7 +662,7 @@ def test_the_confusion_matrix_is_used_from_the_keyboard(qtbot, tab, tmp_path):
     qtbot.keyClick(cm, Qt.Key.Key_Left, Qt.KeyboardModifier.NoModifier)
     qtbot.keyClick(cm, Qt.Key.Key_Right)
     qtbot.keyClick(cm, Qt.Key.Key_Return)
-    shown = [e for i, e in enumerate(entries) if not tab.gallery.item(i).isHidden()]
+    shown = tab.gallery_entries()
     assert shown and all((e["true"], e["predicted"]) == pair for e in shown) and cm.selected == (row, col)
     for _ in range(len(names) + 2):  # the edge holds
         qtbot.keyClick(cm, Qt.Key.Key_Up)
