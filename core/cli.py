@@ -139,7 +139,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
             print(f"{count_noun(len(doc['duplicates']), 'group')} of identical files{where}:")
             for group in doc["duplicates"][:20]:
                 notes = ["in different classes!"] * (group in mixed) + ["in two split folders!"] * (group in leaked)
-                print("  " + "  ==  ".join(map(_field, group)) + (f"  ({', '.join(notes)})" if notes else ""))
+                more = [f"… {len(group) - 8} more copies"] * (len(group) > 8)  # (4000 copies made one line of 259 kB)
+                line = "  ==  ".join([*map(_field, group[:8]), *more])
+                print("  " + line + (f"  ({', '.join(notes)})" if notes else ""))
             if len(doc["duplicates"]) > 20:
                 print(f"  … and {len(doc['duplicates']) - 20} more (--json lists them all)")
             _warn_duplicates(index)

@@ -281,6 +281,10 @@ class MainWindow(QMainWindow):
         self.layout().setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self.setMinimumSize(need)
 
+    def _settle_after_first_scan(self, _index: Any) -> None:
+        self.dataset_panel.scan_finished.disconnect(self._settle_after_first_scan)
+        QTimer.singleShot(0, self.settle_minimum_size)
+
     def _finish_deferred_step(self, remaining: list[str]) -> None:
         """One piece per event-loop turn, so the window stays responsive while the rest appears."""
         if self._closing:
@@ -541,6 +545,10 @@ class MainWindow(QMainWindow):
             target = str(SAMPLE_DIR)
         if target:
             self.dataset_panel.load_folder(target)
+            if self.dataset_panel.is_scanning():
+                # its tables, chart and notes need more room than the empty tab: the minimum is settled again once
+                # they are in (it was fixed before, and at the smallest window the tabs scrolled both ways)
+                self.dataset_panel.scan_finished.connect(self._settle_after_first_scan)
 
     def start_background_init(self) -> None:
         """After show: load matplotlib off the GUI thread, then the deferred widgets; import torch and the core

@@ -660,12 +660,13 @@ class TrainTab(QWidget):
         owed = self._focus_owed is not None and QApplication.focusWidget() is self._focus_owed[0]
         if lost or owed:
             # F5 from a field, or Start, Pause or Stop pressed: the keys go on to the next control that acts (the
-            # focus was cleared with the disabled field, or fell to the log); while stopping none does: on at Idle
+            # focus was cleared with the disabled field, or fell to the log); while stopping none does: on at Idle.
+            # Never Stop: given the focus while Preparing (Pause is off then), the next Enter stopped the run
             after = {
                 IDLE: (self.start_button, self.resume_button),
-                PAUSED: (self.resume_button, self.stop_button),
+                PAUSED: (self.resume_button,),
                 STOPPING: (),
-            }.get(state, (self.pause_button, self.stop_button))
+            }.get(state, (self.pause_button,))
             target = next((b for b in after if b.isEnabled()), None)
             self._focus_owed = (QApplication.focusWidget(),) if target is None else None  # (where it fell)
             if target is not None:

@@ -111,6 +111,22 @@ def test_scan_text_names_every_kind_of_problem_with_right_plurals_and_columns(ca
     assert len(rows) == 2 and len({len(r.replace("日本", "xxxx")) for r in rows}) == 1  # counts line up on screen
 
 
+def test_a_large_group_of_identical_files_is_one_short_line(capsys, tmp_path):
+    """4000 copies of one photo were printed as one line of 259,000 characters; --json keeps every name."""
+    import json
+
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        Image.new("RGB", (8, 8), (200, 10, 10) if c == "a" else (10, 10, 200)).save(tmp_path / c / "x.png")
+    for i in range(12):
+        shutil.copy(tmp_path / "a" / "x.png", tmp_path / "a" / f"copy{i:02d}.png")
+    rc, out, err = run(capsys, "scan", str(tmp_path), "--quiet")
+    line = next(ln for ln in out.splitlines() if "copy00.png" in ln or "x.png" in ln and "==" in ln)
+    assert line.count("  ==  ") == 8 and line.endswith("… 5 more copies") and len(line) < 80 * 12
+    rc, out, err = run(capsys, "scan", str(tmp_path), "--json")
+    assert [len(g) for g in json.loads(out)["duplicates"]] == [13]
+
+
 def test_table_columns_count_a_file_names_bytes_that_are_not_utf8_as_printed():
     """A class folder named in Latin-1 ("caf\\xe9") prints escaped, "caf\\udce9": its row's counts stood 5 columns
     left of the others'."""

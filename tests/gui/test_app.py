@@ -122,6 +122,35 @@ def test_the_window_fits_a_1366x768_laptop_screen(qtbot, window):
     qtbot.waitUntil(lambda: w.height() <= 680)
 
 
+def test_every_kind_of_button_shows_the_focus_ring(qtbot):
+    """Stop's pink border outranked the focus ring: with the keyboard on it, nothing said so."""
+    from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
+
+    from gui.app import load_stylesheet
+
+    box = QWidget()
+    qtbot.addWidget(box)
+    box.setStyleSheet(load_stylesheet())
+    lay = QHBoxLayout(box)
+    buttons = {name: QPushButton(name) for name in ("plain", "primaryButton", "dangerButton")}
+    for name, b in buttons.items():
+        b.setObjectName(name)
+        lay.addWidget(b)
+    box.show()
+    qtbot.waitExposed(box)
+
+    def edge(b: QPushButton) -> str:  # the middle of its left border
+        img = b.grab().toImage()
+        return img.pixelColor(0, img.height() // 2).name()
+
+    for name, b in buttons.items():
+        unfocused = edge(b)
+        b.setFocus()
+        qtbot.waitUntil(b.hasFocus)
+        ring = edge(b)
+        assert ring != unfocused and ring in ("#2f6fdf", "#0f2f6e"), (name, unfocused, ring)
+
+
 def test_a_larger_desktop_font_is_followed_and_a_smaller_one_kept_at_the_styles_size(qtbot):
     """style.qss set 10 pt on every widget: a user who had raised the desktop font to 13 pt got 10 pt."""
     from PySide6.QtWidgets import QLabel
@@ -255,6 +284,17 @@ def test_fields_that_grow_after_the_last_resize_widen_the_settings_column(qtbot,
     assert column.widget().width() <= column.viewport().width()
     right = tab.device_combo.mapTo(column.viewport(), tab.device_combo.rect().topRight()).x()
     assert right < column.viewport().width()  # the widest field whole, its arrow in sight
+
+
+@pytest.mark.timeout(300)
+def test_the_smallest_window_has_room_for_the_first_data_set_it_opens(qtbot, window, sample_path):
+    """The minimum was fixed before the first scan's tables, chart and notes were in: at the smallest window the
+    sample set's Dataset tab scrolled (both ways on a large screen; the offscreen one is too narrow anyway)."""
+    w = window(data_dir=str(sample_path))
+    qtbot.waitUntil(lambda: w.dataset_panel.index is not None, timeout=150000)
+    chrome = w.menuBar().sizeHint().height() + w.statusBar().sizeHint().height()
+    # (the tabs' height, whole: the width is capped by this 800-px screen, and its scroll bar takes a few px more)
+    qtbot.waitUntil(lambda: w.minimumSize().height() >= w.tabs.minimumSizeHint().height() + chrome, timeout=5000)
 
 
 def test_a_longer_message_scrolls_the_tabs_and_never_grows_the_window(qtbot, window):
