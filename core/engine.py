@@ -1034,6 +1034,8 @@ class Trainer:
     def _fit(self) -> FitResult:
         try:
             self._setup()
+        except models.DownloadStopped as e:  # Stop pressed (or Ctrl-C) while the ImageNet weights downloaded
+            return self._finish("stopped", str(e))
         except data.LoadStopped:  # Stop pressed while the images were read into memory
             if self._resume_ckpt:  # (a resumed run is as its last.pt left it: its status says so)
                 self.history = [dict(r) for r in self._resume_ckpt.get("history", [])]
@@ -1139,7 +1141,10 @@ class Trainer:
         freeze = cfg.model.freeze_backbone or cfg.model.mode == "linear"
         pretrained = None if self._resume_ckpt else cfg.model.pretrained
         # built before the run folder: weights that do not fit (or cannot be downloaded) leave no failed run behind
-        model = models.build(cfg.model.arch, len(index.classes), pretrained=pretrained, freeze_backbone=freeze)
+        stop = None if self.dist.enabled else self.stop  # (a download stops as the loaders do)
+        model = models.build(
+            cfg.model.arch, len(index.classes), pretrained=pretrained, freeze_backbone=freeze, stop=stop
+        )
         self._open_run()
         self.memory_format = choose_memory_format(cfg.model.arch, dev, tc.channels_last)
         if self.dist.enabled and tc.sync_bn:

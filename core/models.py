@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -192,6 +193,7 @@ def build(
     pretrained: str | None = None,
     progress: Progress | None = None,
     freeze_backbone: bool = False,
+    stop: Any = None,
 ) -> nn.Module:
     """Build a network with a fresh `num_classes` head; `pretrained` is None, "imagenet" or a state-dict file.
 
@@ -205,7 +207,7 @@ def build(
     model = _construct(spec, num_classes)
     if pretrained is not None and str(pretrained).strip().lower() not in ("", "none"):
         if str(pretrained).strip().lower() == "imagenet":
-            path = imagenet_weights_path(spec.name, progress=progress)
+            path = imagenet_weights_path(spec.name, progress=progress, stop=stop)
         else:
             path = Path(pretrained).expanduser()
         load_weights(model, path)
@@ -561,21 +563,39 @@ def estimate_train_memory(name: str, num_classes: int, image_size: int, batch_si
 _HASH_RE = re.compile(r"-([a-f0-9]+)\.")
 
 
-def download_weights(url: str, dest_dir: str | Path, progress: Progress | None = None, timeout: float = 30) -> Path:
+class DownloadStopped(ModelError):
+    """The stop token was set while the weights downloaded (nothing is kept)."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped while downloading the ImageNet weights")
+
+
+def download_weights(
+    url: str, dest_dir: str | Path, progress: Progress | None = None, timeout: float = 30, stop: Any = None
+) -> Path:
     """Download `url` into dest_dir (file name from the URL), unless already there; returns the path.
 
     The sha256 prefix in torchvision's `name-<hash>.pth` convention is verified; a bad file is deleted, never cached.
-    progress(done_bytes, total_bytes) is called per chunk (total 0 when the server does not say).
+    progress(done_bytes, total_bytes) is called per chunk (total 0 when the server does not say). A `stop` token
+    (an object with `.stopped`) set meanwhile ends it within a chunk with DownloadStopped (Stop, Cancel and Ctrl-C
+    had waited out the whole download, and the run then started).
     """
     fname = os.path.basename(urllib.parse.urlparse(url).path)
     if not fname:
         raise ModelError(f"{url}: no file name in the URL")
     dest_dir = Path(dest_dir)
     dest = dest_dir / fname
-    if dest.is_file():
-        return dest
     m = _HASH_RE.search(fname)
     expected = m.group(1) if m else None
+    if dest.is_file():
+        if expected is None or _hash_checked(dest, expected):
+            return dest
+        try:  # damaged in the cache (cut short by another program, a disk error): every Start failed on it
+            dest.unlink()
+        except OSError as e:
+            raise ModelError(
+                f"{dest}: damaged weights in the cache, and they cannot be removed ({e.strerror or e})"
+            ) from None
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{fname}.", suffix=".part", dir=dest_dir)
@@ -591,7 +611,9 @@ def download_weights(url: str, dest_dir: str | Path, progress: Progress | None =
                 if progress is not None:
                     progress(0, total)
                 while True:
-                    chunk = resp.read(1 << 20)
+                    if stop is not None and getattr(stop, "stopped", False):
+                        raise DownloadStopped()
+                    chunk = resp.read(1 << 18)
                     if not chunk:
                         break
                     f.write(chunk)
@@ -631,6 +653,25 @@ def download_weights(url: str, dest_dir: str | Path, progress: Progress | None =
     return dest
 
 
+_HASH_OK: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime) -> the hash checked, once a process
+
+
+def _hash_checked(path: Path, expected: str) -> bool:
+    """Whether a cached weights file's sha256 starts with `expected` (read once a process for one file's state)."""
+    try:
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in _HASH_OK:
+            sha = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    sha.update(chunk)
+            _HASH_OK[key] = sha.hexdigest().startswith(expected)
+        return _HASH_OK[key]
+    except OSError:
+        return True  # (unreadable: loading it says so, by name)
+
+
 def weights_cache_dir() -> Path:
     """torchvision's weights cache: $TORCH_HOME/hub/checkpoints (torch.hub.get_dir() / "checkpoints")."""
     return Path(torch.hub.get_dir()) / "checkpoints"
@@ -645,9 +686,9 @@ def imagenet_weights_url(name: str) -> str:
     return spec.weights_url
 
 
-def imagenet_weights_path(name: str, progress: Progress | None = None) -> Path:
+def imagenet_weights_path(name: str, progress: Progress | None = None, stop: Any = None) -> Path:
     """Path of the torchvision ImageNet weights for `name`, downloading (hash-checked) if not cached."""
-    return download_weights(imagenet_weights_url(name), weights_cache_dir(), progress=progress)
+    return download_weights(imagenet_weights_url(name), weights_cache_dir(), progress=progress, stop=stop)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -183,7 +183,10 @@ class LinearTrainer(Trainer):
         seed_everything(tc.seed)
         pretrained = None if self._resume_ckpt else cfg.model.pretrained
         # built before the run folder, as in Trainer._setup: weights that do not fit leave no failed run behind
-        model = models.build(cfg.model.arch, len(self.index.classes), pretrained=pretrained, freeze_backbone=True)
+        stop = None if self.dist.enabled else self.stop
+        model = models.build(
+            cfg.model.arch, len(self.index.classes), pretrained=pretrained, freeze_backbone=True, stop=stop
+        )
         self._open_run()
         self.memory_format = choose_memory_format(cfg.model.arch, dev, tc.channels_last)
         self.model = model.to(dev, memory_format=self.memory_format)

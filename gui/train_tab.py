@@ -251,10 +251,10 @@ def _resolved_defaults(device: str) -> dict:
     }
 
 
-def _download_weights(arch: str, progress: Any = None) -> str:
+def _download_weights(arch: str, progress: Any = None, stop: Any = None) -> str:
     from core.models import imagenet_weights_path
 
-    return str(imagenet_weights_path(arch, progress=progress))
+    return str(imagenet_weights_path(arch, progress=progress, stop=stop))  # (Stop and Cancel end it within 256 kB)
 
 
 def _float_edit(value: float, tip: str, low: float = 0.0, high: float = 10.0) -> QLineEdit:
@@ -1057,6 +1057,15 @@ class TrainTab(QWidget):
         # A run that has done all its planned epochs (it failed after the last one) gets one more.
         planned = _int(section(config, "train").get("epochs"), 0)  # (section: "train": "x" raised here)
         saved = _int(status.get("epochs_done"), len(history))
+        if epochs is None and status.get("status") == "completed":
+            # finished since this tab showed it stopped (`train --resume` in a terminal): Resume trained one more
+            # epoch unasked, and laid its schedule anew
+            self.banner.set_error(
+                f"{Path(run_dir).name} has finished since it stopped here ({saved} epochs, completed): nothing to "
+                "resume. To train it further, use Train more epochs… in the Runs tab."
+            )
+            self.resume_button.setEnabled(False)
+            return False
         history = [r for r in history if _int(r.get("epoch"), 0) <= saved]
         override.train.epochs = max(planned, saved + 1) if epochs is None else int(epochs)
         if override.train.epochs <= saved:
@@ -1161,11 +1170,16 @@ class TrainTab(QWidget):
         result, run = self.result, self.run_dir
         if result is None or result.reason not in ("stopped", "failed") or not run:
             return None
-        return run if (Path(run) / "last.pt").is_file() else None
+        if not (Path(run) / "last.pt").is_file():
+            return None
+        from core.runs import read_status
+
+        return None if read_status(Path(run)).get("status") == "completed" else run  # (finished elsewhere since)
 
     def stop(self) -> None:
-        if getattr(self, "_download_worker", None) is not None:
+        if getattr(self, "_download_worker", None) is not None and not self._download_worker.cancelled:
             self._download_worker.cancel()
+            self.log_line("Cancelling the download of the ImageNet weights…")
         if self.worker is not None and self.state in (PREPARING, RUNNING, PAUSED):
             self.worker.stop()
             self._set_state(STOPPING)
@@ -1485,6 +1499,9 @@ class TrainTab(QWidget):
             dialog.reset()
             self._download_worker = None
             self._set_state(IDLE)
+            if worker.cancelled:  # (it ended as Stop or Cancel came): no run the user called off
+                self.log_line("Download cancelled")
+                return
             index = self.dataset_panel.index  # (a scan may have ended meanwhile: the folder is checked again)
             if index is None or index.too_few_classes() or index.root != config.data.root:
                 self.banner.set_error(
@@ -1737,19 +1754,38 @@ class TrainTab(QWidget):
 
     # ---- settings -----------------------------------------------------------------------------------------------
     def _restore_settings(self) -> None:
+        """Each saved value on its own: one not valid (hand-edited, another version's) keeps its own field's default
+        (the first bad one reset every later one, and `early_stop_patience=abc` stopped the window from opening), and
+        a number past its field's range is brought into it (past 32 bits setValue raised OverflowError)."""
+        from gui.widgets import load_number_setting, load_spin_setting
+
         s = settings()
-        values: dict = {}
+        spins = {
+            "epochs": self.epochs_spin,
+            "batch_size": self.batch_spin,
+            "warmup_epochs": self.warmup_spin,
+            "label_smoothing": self.smoothing_spin,
+            "mixup": self.mixup_spin,
+            "cutmix": self.cutmix_spin,
+            "early_stop_patience": self.patience_spin,
+            "seed": self.seed_spin,
+        }
         for key in TRAIN_KEYS:
-            v = s.value(f"train/{key}")
+            name = f"train/{key}"
+            v = s.value(name)
             if v is None:
                 continue
-            values[key] = (
-                {"true": True, "false": False}.get(str(v).lower(), v) if key in ("class_weights", "amp") else v
-            )
-        if "early_stop_patience" in values:
-            values["early_stop_patience"] = int(values["early_stop_patience"] or 0)
-        with contextlib.suppress(TypeError, ValueError):
-            self.set_train_values(values)
+            if key in spins:
+                v = load_spin_setting(s, name, spins[key], None)
+            elif key in ("lr", "weight_decay"):  # (a value out of range is said in words at Start, as one typed)
+                v = load_number_setting(s, name, float, None, None, None)
+            elif key in ("class_weights", "amp"):
+                v = {"true": True, "false": False}.get(str(v).lower())
+            elif not isinstance(v, str):
+                v = None
+            if v is not None:
+                with contextlib.suppress(TypeError, ValueError, OverflowError):
+                    self.set_train_values({key: v})
 
     def save_settings(self) -> None:
         s = settings()

@@ -106,20 +106,69 @@ def test_http_error_and_offline(server, tmp_path):
     assert list(tmp_path.glob("*.part")) == [] and list(M.weights_cache_dir().iterdir()) == []
 
 
-def test_imagenet_weights_from_cache_without_network(tmp_path):
+def test_imagenet_weights_from_cache_without_network(tmp_path, monkeypatch):
     cache = M.weights_cache_dir()
     assert cache == tmp_path / "torch_home" / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch.manual_seed(0)
     src = M.build("resnet18", 1000)
     sd = {k: v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}  # like torchvision V1
-    torch.save(sd, cache / "resnet18-f37072fd.pth")
-    assert M.imagenet_weights_path("resnet18") == cache / "resnet18-f37072fd.pth"
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    name = f"resnet18-{hashlib.sha256(buf.getvalue()).hexdigest()[:8]}.pth"  # (a cached file's hash is checked)
+    (cache / name).write_bytes(buf.getvalue())
+    monkeypatch.setattr(M, "imagenet_weights_url", lambda arch: f"https://download.pytorch.org/models/{name}")
+    assert M.imagenet_weights_path("resnet18") == cache / name
     model = M.build("resnet18", 3, pretrained="imagenet")
     assert torch.equal(model.layer4[1].conv2.weight, src.layer4[1].conv2.weight)
     assert model.fc.out_features == 3 and model.fc.weight.shape == (3, 512)
     same_head = M.build("resnet18", 1000, pretrained="imagenet")
     assert torch.equal(same_head.fc.weight, src.fc.weight)
+
+
+class _Token:
+    stopped = False
+
+
+def test_a_stop_ends_the_download_within_a_chunk_and_keeps_nothing(server, tmp_path):
+    """Stop and Cancel (and Ctrl-C) waited out the whole download, and the run then started."""
+    token, seen = _Token(), []
+
+    def progress(done, total):
+        seen.append(done)
+        token.stopped = done > 0  # after the first chunk
+
+    dest = tmp_path / "cache"
+    with pytest.raises(M.DownloadStopped, match="stopped while downloading the ImageNet weights"):
+        M.download_weights(server.base + server.name, dest, progress=progress, stop=token)
+    assert 0 < seen[-1] < len(server.body) and list(dest.iterdir()) == []  # no weights, no partial file
+
+
+def test_damaged_weights_in_the_cache_are_downloaded_again(server, tmp_path):
+    """A cached file cut short (by another program, a disk error) was used as it was: every Start failed on it."""
+    dest = tmp_path / "cache"
+    dest.mkdir()
+    (dest / server.name).write_bytes(server.body[: len(server.body) // 2])
+    path = M.download_weights(server.base + server.name, dest)
+    assert path.read_bytes() == server.body and len(server.requests) == 1
+    assert M.download_weights(server.base + server.name, dest) == path and len(server.requests) == 1  # good: kept
+
+
+def test_a_run_stopped_while_its_weights_download_keeps_no_run_and_no_weights(server, tmp_path, monkeypatch):
+    from core.config import RunConfig
+    from core.engine import StopToken, Trainer
+    from tests.helpers import make_colour_set
+
+    monkeypatch.setattr(M, "imagenet_weights_url", lambda arch: server.base + server.name)
+    cfg = RunConfig()
+    cfg.data.root, cfg.data.image_size, cfg.data.num_workers = str(make_colour_set(tmp_path / "data")), 16, 0
+    cfg.model.arch, cfg.model.pretrained, cfg.model.mode = "resnet18", "imagenet", "finetune"
+    cfg.train.epochs, cfg.train.batch_size, cfg.train.device = 1, 8, "cpu"
+    token = StopToken()
+    token.stop()  # (as a Ctrl-C does before the download's first chunk)
+    result = Trainer(cfg, stop=token, runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "stopped" and result.run_dir is None, result.message
+    assert not list(M.weights_cache_dir().glob("*.pth")) and len(server.requests) <= 1
 
 
 def test_no_imagenet_weights_for_cifar_style():

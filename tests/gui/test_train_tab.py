@@ -790,6 +790,29 @@ def test_a_resume_charts_the_epochs_last_pt_holds_not_the_rows_written_after_it(
 
 
 @pytest.mark.timeout(300)
+def test_resume_of_a_run_finished_elsewhere_since_it_stopped_here_is_refused(qtbot, tiny_dataset, runs_dir):
+    """Stopped here, then finished by `train --resume` in a terminal: Resume was still offered, and trained one more
+    epoch unasked (its cosine laid anew, its best.pt at stake)."""
+    from core import runs
+
+    first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=2)
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    try:
+        tab.result, tab.run_dir = first, first.run_dir  # as this tab's own Stop left it
+        tab._set_state(IDLE)
+        assert tab.resume_button.isEnabled()
+        runs.write_status(first.run_dir, "completed", reason="completed", epochs_done=2)  # the terminal's resume
+        tab._set_state(IDLE)
+        assert not tab.resume_button.isEnabled()
+        assert not tab.resume_run(first.run_dir) and tab.state == IDLE
+        assert "has finished since it stopped here (2 epochs, completed)" in tab.banner.text()
+        assert "Train more epochs" in tab.banner.text()
+        assert runs.read_status(first.run_dir)["epochs_done"] == 2
+    finally:
+        _cleanup(panel, tab)
+
+
+@pytest.mark.timeout(300)
 def test_a_finished_run_trains_to_the_epochs_asked_for(qtbot, tiny_dataset, runs_dir):
     first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=1)  # completed
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
@@ -983,6 +1006,73 @@ def test_a_data_set_changed_while_weights_download_is_checked_again(
     qtbot.waitUntil(lambda: tab._download_worker is None, timeout=30000)
     assert launched == [] and tab.state == IDLE
     assert "changed while the weights downloaded" in tab.banner.text()
+
+
+@pytest.mark.timeout(120)
+def test_stop_during_the_weights_download_starts_no_run(qtbot, tmp_path, tiny_dataset, runs_dir, monkeypatch):
+    """Stop (and the dialog's Cancel) were ignored: the download went on, and the run started when it ended."""
+    import gui.train_tab as tt
+    from core import models
+
+    _, panel, tab = _one_class_folder_and_tab(qtbot, tmp_path, tiny_dataset, runs_dir)
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        panel.load_folder(str(tiny_dataset))
+    started, release, tokens = threading.Event(), threading.Event(), []
+
+    def download(arch, progress=None, stop=None):  # ends at the stop, as the real one does, or at `release`
+        tokens.append(stop)
+        started.set()
+        while not release.wait(0.01):
+            if stop is not None and stop.stopped and not tokens[1:]:
+                raise models.DownloadStopped()
+        return str(tmp_path / "weights.pth")
+
+    monkeypatch.setattr(tt, "_download_weights", download)
+    launched = []
+    monkeypatch.setattr(tab, "_launch", lambda config, index, resume=None: launched.append(index))
+    mp = tab.model_panel
+    qtbot.waitUntil(lambda: mp.pretrained_combo.findData("imagenet") >= 0, timeout=60000)
+    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("imagenet"))
+    assert tab.start() and started.wait(10)
+    tab.stop()
+    qtbot.waitUntil(lambda: tab._download_worker is None, timeout=10000)
+    assert launched == [] and tab.state == IDLE and tokens[0] is not None
+    assert tab.log.toPlainText().splitlines()[-1].endswith("  Download cancelled")
+    tokens.append("ignores the stop")  # one that ends with its file just as the Stop comes: no run either
+    started.clear()
+    assert tab.start() and started.wait(10)
+    tab.stop()
+    release.set()
+    qtbot.waitUntil(lambda: tab._download_worker is None, timeout=10000)
+    assert launched == [] and tab.state == IDLE
+    assert tab.log.toPlainText().splitlines()[-1].endswith("  Download cancelled")
+
+
+def test_the_real_download_is_given_the_stop(tmp_path, monkeypatch):
+    import gui.train_tab as tt
+    from core import models
+
+    class Stopped:
+        stopped = True
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(models.urllib.request, "urlopen", lambda *a, **k: _FakeResponse())
+    with pytest.raises(models.DownloadStopped):
+        tt._download_weights("resnet18", stop=Stopped())
+    assert not list(tmp_path.rglob("*.pth"))
+
+
+class _FakeResponse:
+    headers = {"Content-Length": "4"}
+
+    def read(self, n):
+        return b"data"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 @pytest.mark.timeout(120)
