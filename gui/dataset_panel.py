@@ -48,10 +48,14 @@ from gui.widgets import (
     count_noun,
     elide_path,
     load_json_setting,
+    load_spin_setting,
     on_return,
+    path_from_setting,
+    path_to_setting,
     read_thumbnail,
     screen_scale,
     show_folder,
+    shown_path,
     store_json_setting,
     wheel_scrolls_the_form,
 )
@@ -343,6 +347,7 @@ class DatasetPanel(QWidget):
         box = QGroupBox("Classes")
         lay = QVBoxLayout(box)
         self.class_table = QTableWidget(0, 2)
+        self.class_table.setAccessibleName("Classes and their numbers of images")
         self.class_table.setTabKeyNavigation(False)  # Tab goes on to the next control; arrows move in the table
         self.class_table.setHorizontalHeaderLabels(["Class", "Images"])
         self.class_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -392,6 +397,7 @@ class DatasetPanel(QWidget):
         self.bad_label.setWordWrap(True)
         pl.addWidget(self.bad_label)
         self.bad_table = QTableWidget(0, 3)
+        self.bad_table.setAccessibleName("Problems: files left out and why")
         self.bad_table.setTabKeyNavigation(False)
         self.bad_table.setHorizontalHeaderLabels(["File", "Reason", ""])
         hh = self.bad_table.horizontalHeader()
@@ -407,6 +413,7 @@ class DatasetPanel(QWidget):
         self.dup_label.setWordWrap(True)
         pl.addWidget(self.dup_label)
         self.dup_list = QListWidget()  # one file a line, wrapped at "/" when narrow: never a sideways scroll
+        self.dup_list.setAccessibleName("Identical files")
         self.dup_list.setWordWrap(True)
         self.dup_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.dup_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -757,7 +764,7 @@ class DatasetPanel(QWidget):
         # the folder's path once: the box above shows it (a path typed otherwise, "~/photos", is said as read)
         shown = self.recent_combo.currentText().strip()
         same = bool(shown) and os.path.normcase(os.path.abspath(os.path.expanduser(shown))) == os.path.normcase(
-            index.root
+            shown_path(index.root)
         )
         head = "" if same else f"{html.escape(_fit_words(self.summary_label, index.root))}<br>"
         self.summary_label.setText(head + " · ".join(parts))
@@ -1030,34 +1037,50 @@ class DatasetPanel(QWidget):
 
     # ---- settings -----------------------------------------------------------------------------------------------
     def recent_folders(self) -> list[str]:
-        return load_json_setting(settings(), "data/recent", [])
+        """The recent folders saved (JSON, so a name that is not valid UTF-8 keeps its bytes); only its strings (a
+        hand-edited `[1]` or `null` in it stopped the window from opening)."""
+        return [f for f in load_json_setting(settings(), "data/recent", []) if isinstance(f, str) and f]
+
+    @staticmethod
+    def last_folder() -> str:
+        """The folder last opened well, as saved by _remember_folder ("" for none): a name that is not valid UTF-8
+        is kept JSON-quoted, as Qt drops its bytes from a plain value (the next start opened the sample set)."""
+        return path_from_setting(settings().value("data/last_folder", ""))
 
     def _remember_folder(self, folder: str, ok: bool) -> None:
         s = settings()
         recent = [f for f in self.recent_folders() if f != folder]
         if ok:
             recent.insert(0, folder)
-            s.setValue("data/last_folder", folder)
+            s.setValue("data/last_folder", path_to_setting(folder))
         store_json_setting(s, "data/recent", recent[:MAX_RECENT])
         self._fill_recent(folder)
 
     def _fill_recent(self, current: str = "") -> None:
+        """The folder box's list. Each entry's path is kept here too (`_recent_paths`): Qt drops a byte that is not
+        valid UTF-8 from a name (Linux), and the entry chosen then named no such folder; it shows as U+FFFD."""
         self.recent_combo.blockSignals(True)
         self.recent_combo.clear()
         items = self.recent_folders()
         if current and current not in items:
             items = [current, *items]
+        self._recent_paths = list(items)
         for f in items:
-            self.recent_combo.addItem(f, f)
-            self.recent_combo.setItemData(self.recent_combo.count() - 1, f, Qt.ItemDataRole.ToolTipRole)
+            self.recent_combo.addItem(shown_path(f), f)
+            self.recent_combo.setItemData(self.recent_combo.count() - 1, shown_path(f), Qt.ItemDataRole.ToolTipRole)
         if current:
-            self.recent_combo.setCurrentIndex(max(0, self.recent_combo.findData(current)))
+            self.recent_combo.setCurrentIndex(items.index(current))
         self.recent_combo.blockSignals(False)
+
+    def recent_path(self, i: int) -> str:
+        """The folder of the folder box's entry `i` ("" for none)."""
+        paths = getattr(self, "_recent_paths", [])
+        return paths[i] if 0 <= i < len(paths) else ""
 
     def _on_path_typed(self) -> None:
         text = self.recent_combo.currentText().strip().strip('"').strip("'")  # ("Copy as path" on Windows quotes it)
         folder = os.path.expanduser(text)
-        if not text or folder == self.folder:
+        if not text or folder == self.folder or (self.folder and text == shown_path(self.folder)):
             return
         if not os.path.isdir(folder):
             self.banner.set_error(f"{folder}: {'a file, not a folder' if os.path.exists(folder) else 'no such folder'}")
@@ -1072,29 +1095,34 @@ class DatasetPanel(QWidget):
             escape = kind == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Escape
             kept = (Qt.FocusReason.PopupFocusReason, Qt.FocusReason.ActiveWindowFocusReason)  # (its list; Alt+Tab)
             left = kind == QEvent.Type.FocusOut and event.reason() not in kept
-            if (escape or left) and self.recent_combo.currentText() != self.folder:
+            if (escape or left) and self.recent_combo.currentText() != shown_path(self.folder):
                 self._fill_recent(self.folder)
                 return escape
         return super().eventFilter(obj, event)
 
     def _on_recent_activated(self, i: int) -> None:
-        folder = self.recent_combo.itemData(i)
+        folder = self.recent_path(i)
         if folder and folder != self.folder:
             self.load_folder(folder)
 
     def _restore_settings(self) -> None:
+        """Each value on its own: one not valid (hand-edited, another version's) keeps its field's default, and a
+        number past its field's range is brought into it (past 32 bits setValue raised, and no window opened)."""
         s = settings()
-        self.val_spin.setValue(int(s.value("data/val_percent", 20)))
-        self.test_spin.setValue(int(s.value("data/test_percent", 0)))
-        self.seed_spin.setValue(int(s.value("data/seed", 0)))
-        self.size_spin.setValue(int(s.value("data/image_size", 64)))
+        for key, spin in (
+            ("data/val_percent", self.val_spin),
+            ("data/test_percent", self.test_spin),
+            ("data/seed", self.seed_spin),
+            ("data/image_size", self.size_spin),
+        ):
+            spin.setValue(load_spin_setting(s, key, spin))
         level = str(s.value("data/augment", "standard"))
         self.augment_combo.setCurrentText(level if level in AUGMENT_LEVELS else "standard")
         self._flip_pref = str(s.value("data/hflip", "true")).lower() == "true"
         self._sync_flip()
         self._sync_strength_fields()
-        self.jitter_spin.setValue(float(s.value("data/color_jitter", 0.0)))
-        self.erasing_spin.setValue(float(s.value("data/random_erasing", 0.0)))
+        self.jitter_spin.setValue(load_spin_setting(s, "data/color_jitter", self.jitter_spin, 0.0))
+        self.erasing_spin.setValue(load_spin_setting(s, "data/random_erasing", self.erasing_spin, 0.0))
         self._fill_recent()
 
     def save_settings(self) -> None:

@@ -68,6 +68,8 @@ from gui.widgets import (
     elide_middle,
     gone_checkpoint,
     load_json_setting,
+    load_number_setting,
+    load_spin_setting,
     photo_icon,
     refused_output,
     remember_dir,
@@ -341,7 +343,8 @@ class PredictTab(QWidget):
         self.topk_spin = QSpinBox()
         top.addWidget(buddy_label("Top-&k:", self.topk_spin))
         self.topk_spin.setRange(1, 20)
-        self.topk_spin.setValue(int(load_json_setting(settings(), "predict/top_k", 5)))
+        self.topk_spin.setValue(5)  # (a saved value past the box's range raised OverflowError, and no tab showed)
+        self.topk_spin.setValue(load_spin_setting(settings(), "predict/top_k", self.topk_spin))
         self.topk_spin.valueChanged.connect(lambda v: store_json_setting(settings(), "predict/top_k", v))
         self.topk_spin.setToolTip("How many of the most likely classes to show per image")
         top.addWidget(self.topk_spin)
@@ -908,7 +911,7 @@ class PredictTab(QWidget):
         user chose is kept in the settings, and comes back for a model with more classes."""
         if classes < 1 or self.topk_spin.maximum() == classes:
             return
-        wanted = int(load_json_setting(settings(), "predict/top_k", self.topk_spin.value()))
+        wanted = load_number_setting(settings(), "predict/top_k", int, 1, None, self.topk_spin.value())
         self.topk_spin.blockSignals(True)  # (not a choice of the user's: nothing is stored or classified again)
         try:
             self.topk_spin.setMaximum(classes)

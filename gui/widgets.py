@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
     QComboBox,
+    QDoubleSpinBox,
     QHeaderView,
     QLabel,
     QListView,
@@ -22,6 +25,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QSizePolicy,
+    QSpinBox,
     QTreeView,
     QWidget,
 )
@@ -555,6 +559,69 @@ def load_json_setting(s: Any, key: str, default: Any) -> Any:
 
 def store_json_setting(s: Any, key: str, value: Any) -> None:
     s.setValue(key, json.dumps(value))
+
+
+def load_number_setting(s: Any, key: str, kind: type, low: float | None, high: float | None, default: Any) -> Any:
+    """A number setting read as `kind` (int or float) and brought into [low, high] (None: no bound); `default` when
+    it is missing or not such a number ("abc", "12.5" for a whole number, "nan", a list). A hand-edited or foreign
+    value past a spin box's range raised OverflowError in setValue (past 32 bits), and the window never opened."""
+    raw = s.value(key)
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):  # (None: missing; a list: "1, 2" in INI)
+        return default
+    value: int | float | None = None
+    if kind is int and not isinstance(raw, float):
+        with contextlib.suppress(ValueError):
+            value = int(raw)  # (exact, where the float of a long number is not)
+    if value is None:  # a float, or a whole number written as one ("20.0", "1e3")
+        try:
+            number = float(raw)
+        except ValueError:
+            return default
+        if not math.isfinite(number) or (kind is int and not number.is_integer()):
+            return default
+        value = kind(number)
+    if low is not None:
+        value = max(value, kind(low))
+    if high is not None:
+        value = min(value, kind(high))
+    return value
+
+
+def load_spin_setting(s: Any, key: str, spin: QSpinBox | QDoubleSpinBox, default: Any = ...) -> Any:
+    """`key` read for `spin` (load_number_setting with its type and range); `default` is the spin's own value."""
+    kind = float if isinstance(spin, QDoubleSpinBox) else int
+    return load_number_setting(
+        s, key, kind, spin.minimum(), spin.maximum(), spin.value() if default is ... else default
+    )
+
+
+def path_to_setting(path: str) -> str:
+    """A path as it can be stored in QSettings: as it is, or, when its name is not valid UTF-8 (Linux bytes kept
+    as surrogates by os.fsdecode, which Qt drops), JSON-quoted with those escaped ("\\udcff"). The quoted form
+    never is a path of its own (no absolute path starts with a quote)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(path)
+    return path
+
+
+def path_from_setting(value: Any) -> str:
+    """A path stored by path_to_setting (or a plain one of an older version); "" for anything else."""
+    if not isinstance(value, str):
+        return ""
+    if value.startswith('"'):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        return decoded if isinstance(decoded, str) else ""
+    return value
+
+
+def shown_path(path: str) -> str:
+    """A path as it can be shown: a byte that is not valid UTF-8 in its name as U+FFFD (Qt dropped it)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def dialog_dir(kind: str, name: str = "", near: str | None = None) -> str:
