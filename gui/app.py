@@ -20,15 +20,59 @@ NO_DISPLAY_MESSAGE = (
     "ResNeXt Studio needs a display: run it in a desktop session, or use the command line: "
     "python main.py --help (headless: QT_QPA_PLATFORM=offscreen)"
 )
-XCB_CURSOR_MESSAGE = (
-    "ResNeXt Studio needs the X11 library libxcb-cursor0 (Qt's xcb plugin): sudo apt install libxcb-cursor0"
-)
+# The X11 libraries Qt's xcb platform plugin loads, as Debian/Ubuntu packages and the names ctypes.util.find_library
+# knows them by: the README's list first (what a desktop often lacks), then the rest the plugin links. Without any of
+# them Qt aborts with a message that names only xcb-cursor0. (The README also lists libxcb-xinerama0, which Qt 5
+# loaded; Qt 6's plugin does not: a machine without it opens the window.)
+XCB_LIBRARIES = {
+    "libxcb-cursor0": "xcb-cursor",
+    "libxkbcommon-x11-0": "xkbcommon-x11",
+    "libxcb-icccm4": "xcb-icccm",
+    "libxcb-image0": "xcb-image",
+    "libxcb-keysyms1": "xcb-keysyms",
+    "libxcb-randr0": "xcb-randr",
+    "libxcb-render-util0": "xcb-render-util",
+    "libxcb-shape0": "xcb-shape",
+    "libxcb-xkb1": "xcb-xkb",
+    "libxcb-util1": "xcb-util",
+    "libxcb-render0": "xcb-render",
+    "libxcb-shm0": "xcb-shm",
+    "libxcb-sync1": "xcb-sync",
+    "libxcb-xfixes0": "xcb-xfixes",
+    "libxkbcommon0": "xkbcommon",
+    "libx11-xcb1": "X11-xcb",
+    "libxcb1": "xcb",
+    "libx11-6": "X11",
+}
+
+
+def xcb_message(missing: list[str]) -> str:
+    """The one line saying which of the xcb plugin's libraries (packages) are missing, and how to install them."""
+    what = f"library {missing[0]}" if len(missing) == 1 else f"libraries {', '.join(missing)}"
+    return f"ResNeXt Studio needs the X11 {what} (Qt's xcb plugin): sudo apt install {' '.join(missing)}"
+
+
+XCB_CURSOR_MESSAGE = xcb_message(["libxcb-cursor0"])
+
+
+def missing_xcb_libraries(find_library: Any = None) -> list[str]:
+    """The packages of XCB_LIBRARIES whose library `find_library` (ctypes.util.find_library) does not find."""
+    if find_library is None:
+        import ctypes.util
+
+        find_library = ctypes.util.find_library
+    return [package for package, name in XCB_LIBRARIES.items() if find_library(name) is None]
+
+
 STYLE_PATH = Path(__file__).with_name("style.qss")
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "resources" / "sample"
 
 
-def check_display(environ: dict[str, str] | None = None, platform: str | None = None) -> str | None:
-    """The one-line reason the window cannot open here, or None when Qt has somewhere to draw."""
+def check_display(
+    environ: dict[str, str] | None = None, platform: str | None = None, find_library: Any = None
+) -> str | None:
+    """The one-line reason the window cannot open here, or None when Qt has somewhere to draw (and, for X11, every
+    library its xcb plugin loads; `find_library` as ctypes.util.find_library, which it is by default)."""
     env = os.environ if environ is None else environ
     platform = sys.platform if platform is None else platform
     if not platform.startswith("linux"):
@@ -37,19 +81,64 @@ def check_display(environ: dict[str, str] | None = None, platform: str | None = 
     if not qpa and not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
         return NO_DISPLAY_MESSAGE
     uses_xcb = qpa.startswith("xcb") or (not qpa and not env.get("WAYLAND_DISPLAY"))
-    if uses_xcb:
-        import ctypes.util
-
-        if ctypes.util.find_library("xcb-cursor") is None:
-            return XCB_CURSOR_MESSAGE
+    if uses_xcb and (missing := missing_xcb_libraries(find_library)):
+        return xcb_message(missing)
     return None
+
+
+_read_status: dict[str, Any] = {}  # settings file -> what went wrong when it was first read (QSettings.Status)
 
 
 def settings() -> QSettings:
     """The application's settings (an INI file in the user scope, so tests can redirect it with QSettings.setPath)."""
     from PySide6.QtCore import QSettings
 
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
+    s = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
+    if s.status() != QSettings.Status.NoError:  # (known only to the first QSettings that reads the file: Qt keeps
+        _read_status.setdefault(s.fileName(), s.status())  # what it read for the others)
+    return s
+
+
+def settings_write_problem(path: str | os.PathLike) -> str | None:
+    """Why the settings file at `path` cannot be written, or None. Qt writes a new file beside it (and a .lock) and
+    renames it over the old one, and refuses an old one it cannot open for writing."""
+    import tempfile
+
+    file = Path(path)
+    if file.is_dir():
+        return "it is a folder"
+    folder = file.parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing.name} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # (as Qt does before writing)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+        if file.exists():
+            with open(file, "r+b"):
+                pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+def settings_problem(s: QSettings | None = None) -> str | None:
+    """One line naming the settings file when its settings are lost: it cannot be written (checked now, or `s`'s
+    status after a sync) or could not be read (a file not in the INI format: the defaults were used). Else None.
+    (Nothing checked the settings' status: a settings file that could not be written lost every change silently.)"""
+    from PySide6.QtCore import QSettings
+
+    s = settings() if s is None else s
+    path, status = s.fileName(), s.status()
+    read = _read_status.get(path)
+    reason = settings_write_problem(path)
+    if reason or QSettings.Status.AccessError in (status, read):
+        return f"Settings are not saved: {path} cannot be written ({reason or 'access denied'})"
+    if QSettings.Status.FormatError in (status, read):
+        return f"Settings could not be read from {path} (not an INI file): the defaults are used"
+    return None
 
 
 STYLE_POINT_SIZE = 10.0  # style.qss's text size, and the smallest the app uses

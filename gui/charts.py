@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -25,6 +26,27 @@ _RC = {
     "ytick.labelsize": 8,
     "legend.fontsize": 8,
 }
+
+
+def chart_style() -> Any:
+    """A context in which matplotlib makes text at the charts' sizes (_RC). A text's size is fixed when it is made
+    (a title by set_title, a legend by legend, tick labels when ticks are made: also at a draw, after ax.clear()),
+    so every chart makes its artists, and draws, inside it; made outside, they took matplotlib's 10 pt. (Leaving it
+    undoes every rcParams change made inside: use_fonts_for's font fallback is made before entering it.)"""
+    import matplotlib
+
+    return matplotlib.rc_context(_RC)
+
+
+def _styled(method: Callable) -> Callable:
+    """`method`, run in chart_style()."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with chart_style():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 CHART_DPI = 100  # the charts' dots per inch at style.qss's 10 pt: their 8-10 pt text then sits beside the window's
@@ -118,9 +140,7 @@ class _Canvas(FigureCanvasQTAgg):
     BATCH_DRAW_INTERVAL_S = 1.0  # per-batch curve: at most every second (a draw holds the GIL)
 
     def __init__(self, width: float, height: float) -> None:
-        import matplotlib
-
-        with matplotlib.rc_context(_RC):
+        with chart_style():
             fig = chart_figure(width, height)
         super().__init__(fig)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -170,6 +190,11 @@ class _Canvas(FigureCanvasQTAgg):
     def _render(self) -> None:
         """Bring the pixels up to date (subclasses may blit instead of drawing everything)."""
         self.draw()
+
+    @_styled
+    def draw(self) -> None:
+        """A full draw, in the charts' style: ticks made by it (after a clear, on new limits) take _RC's sizes."""
+        super().draw()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         self.relayout()
@@ -228,6 +253,7 @@ class TrainingCharts(_Canvas):
     0-100 %, and the loss axis grows in "nice" steps only when a value passes its top.
     """
 
+    @_styled
     def __init__(self, width: float = 7.0, height: float = 3.2) -> None:
         super().__init__(width, height)
         self.ax_loss, self.ax_acc = self.figure.subplots(1, 2)
@@ -279,6 +305,7 @@ class TrainingCharts(_Canvas):
 
     COMPACT_BELOW_PX = 250  # shorter than this, the plot titles go (the y labels still name the plots)
 
+    @_styled
     def _place_legend(self) -> None:
         """One legend for both plots (they use the same styles), never over a curve: in a row above them, or in a
         compact chart in a column at their right, and no "epoch" under the axes (at 1280 x 720 the row and the
@@ -324,6 +351,7 @@ class TrainingCharts(_Canvas):
         note.set_text(textwrap.fill(text, max(12, math.ceil(len(text) / lines) + 3)))
         return False
 
+    @_styled
     def _place_off_scale_note(self) -> bool:
         """The off-scale note takes the Loss title's place in the row above the plot, clear of the curves (the
         y label still names the plot); a compact chart has no title row, so there it goes inside the plot's top
@@ -517,13 +545,20 @@ class BarChart(_Canvas):
 
     def __init__(self, width: float = 4.0, height: float = 2.6) -> None:
         super().__init__(width, height)
-        self.ax = self.figure.subplots()
-        # the figure's title, from its left edge: an axes title starts after the class names and was cut off
-        self.figure.suptitle("Images per class", x=0.02, ha="left", fontweight="bold", fontsize=10)
+        with chart_style():
+            self.ax = self.figure.subplots()
+            # the figure's title, from its left edge: an axes title starts after the class names and was cut off
+            self.figure.suptitle("Images per class", x=0.02, ha="left", fontweight="bold", fontsize=10)
         self.set_counts([], [])
 
     def set_counts(self, names: Sequence[str], counts: Sequence[int]) -> None:
-        use_fonts_for(names)  # before the axes are cleared: new tick labels take the font family when made
+        # before the axes are cleared, and outside chart_style (which would undo it): new tick labels take the font
+        # family when made
+        use_fonts_for(names)
+        self._set_counts(names, counts)
+
+    @_styled
+    def _set_counts(self, names: Sequence[str], counts: Sequence[int]) -> None:
         ax = self.ax
         ax.clear()
         _style_axes(ax)
@@ -554,6 +589,7 @@ class BarChart(_Canvas):
 
     LABEL_PX = 11  # the least height a class name needs: with less room per bar, every k-th name is written
 
+    @_styled
     def _thin_labels(self) -> None:
         """Many classes in a short chart: name every k-th bar (and print its count) rather than overlap them all."""
         labels = getattr(self, "_labels", [])

@@ -10,25 +10,37 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
+    QDialogButtonBox,
     QFrame,
+    QGridLayout,
     QLabel,
+    QLayout,
     QMainWindow,
     QMessageBox,
     QScrollArea,
     QSplitter,
+    QStyle,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from gui.app import SAMPLE_DIR, freeze_imported_objects, pause_gc_for_imports, resume_gc, settings
+from gui.app import (
+    SAMPLE_DIR,
+    freeze_imported_objects,
+    pause_gc_for_imports,
+    resume_gc,
+    settings,
+    settings_problem,
+)
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import IDLE, PAUSED, TrainTab
-from gui.widgets import ask, gone_checkpoint, keep_focus_in_view, keyboard_friendly, show_folder
+from gui.widgets import ElidedLabel, ask, gone_checkpoint, keep_focus_in_view, keyboard_friendly, show_folder
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
 TAB_NAMES = ("Dataset", "Train", "Evaluate", "Predict", "Runs")
@@ -104,6 +116,56 @@ def first_maximized(free: QSize | None) -> bool:
     return free is not None and not free.isEmpty() and (free.width() < 1280 or free.height() < 720)
 
 
+def fitted_width(need: int, chrome: int, free: int) -> int | None:
+    """The width for a text `need` px wide unwrapped, in a dialog that adds `chrome` px (icon, margins), on a screen
+    `free` px wide: None when it fits whole; else what the screen leaves it (its lines then wrap)."""
+    frame = 40  # (the window's frame and a margin from the screen's edges)
+    return None if need + chrome + frame <= free else max(160, free - chrome - frame)
+
+
+class ShortcutsDialog(QDialog):
+    """Help ▸ Keyboard shortcuts: the table of keys, as wide as its widest row so that no row wraps, up to the
+    screen's width. (A QMessageBox sized its text ~72 average characters wide, and 6 of the 16 descriptions
+    wrapped; it also never grows past 1000 px, so a 15 pt desktop font wrapped a row whatever it was told.)"""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("shortcuts")
+        self.setWindowTitle("Keyboard shortcuts")
+        icon = QLabel()
+        size = self.style().pixelMetric(QStyle.PixelMetric.PM_MessageBoxIconSize, None, self)
+        icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation).pixmap(size, size))
+        self.label = QLabel(text)
+        self.label.setObjectName("shortcutsText")
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setWordWrap(False)  # (its width: the widest row)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok)
+        buttons.accepted.connect(self.accept)
+        ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setDefault(True)
+        ok.setFocus()
+        grid = QGridLayout(self)
+        grid.setHorizontalSpacing(18)
+        grid.addWidget(icon, 0, 0, Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.label, 0, 1)
+        grid.addWidget(buttons, 1, 0, 1, 2)
+        grid.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)  # (its size follows the text's, never less)
+        self.fit_to_screen()
+
+    def fit_to_screen(self) -> None:
+        """Rows wrap only on a screen narrower than the widest of them."""
+        screen = (self.parentWidget() or self).screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        self.ensurePolished()  # (the style sheet's font, the rows' width)
+        need = self.label.sizeHint().width()
+        chrome = self.sizeHint().width() - need
+        width = fitted_width(need, chrome, screen.availableGeometry().width())
+        self.label.setWordWrap(width is not None)
+        if width is not None:
+            self.label.setFixedWidth(width)
+
+
 def _splitter_keys(name: str, widget: QWidget) -> list[tuple[str, QSplitter]]:
     """The settings key of each splitter in a tab (its place, direction and panes: a changed layout starts
     afresh rather than from another splitter's sizes)."""
@@ -162,6 +224,10 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("Device: detecting…")
         self.device_label.setObjectName("deviceLabel")
         self.statusBar().addPermanentWidget(self.device_label)
+        # (the tabs have read their settings: a file that could not be read is known; and no message shows yet, which
+        # would hide the label for good: QStatusBar shows a widget added under a message only if it was never hidden)
+        self.settings_problem = ""  # what was said about the settings file (once): see _say_settings_problem
+        self._say_settings_problem(settings_problem())
         self.dataset_panel.status_message.connect(self._show_status)
         self.train_tab.status_message.connect(self._show_status)
         self.train_tab.device_in_use.connect(self._on_device_in_use)
@@ -178,6 +244,19 @@ class MainWindow(QMainWindow):
             _restore_splitters(name, widget)
         if load_initial:
             self._open_initial(data_dir)
+
+    def _say_settings_problem(self, problem: str | None) -> None:
+        """Say, once, that the settings are not kept (or could not be read), naming their file: in the status bar,
+        where it stays, whole in its tooltip (as a message it was soon replaced by the scan's). The status bar's
+        messages cover it while they show."""
+        if not problem or self.settings_problem:
+            return
+        self.settings_problem = problem
+        label = ElidedLabel(problem)
+        label.setObjectName("settingsProblem")
+        label.setStyleSheet("color: #b3261e;")
+        label.setAccessibleName(problem)
+        self.statusBar().addWidget(label, 1)
 
     def _built_tabs(self) -> dict[str, QWidget]:
         """The tabs built so far, by name ("dataset", "train", and those of OPTIONAL_TABS shown once)."""
@@ -408,7 +487,12 @@ class MainWindow(QMainWindow):
         from core.runs import default_runs_dir
 
         folder = Path(self.runs_dir) if self.runs_dir else default_runs_dir()
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file of that name, a folder that cannot be made: it said nothing (stderr only)
+            reason = "it is a file, not a folder" if folder.is_file() else (e.strerror or str(e))
+            self.statusBar().showMessage(f"Cannot show the runs folder {folder}: {reason}", 15000)
+            return
         self.open_folder(str(folder))
 
     def about_text(self) -> str:
@@ -467,12 +551,7 @@ class MainWindow(QMainWindow):
         return f"<table>{body}</table>"
 
     def _shortcuts(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", self.shortcuts_text(), parent=self)
-        box.setObjectName("shortcuts")
-        label = box.findChild(QLabel, "qt_msgbox_label")  # (the box's text: Qt sized it about 300 px wide, and
-        if label is not None:  # most descriptions wrapped onto two or three lines)
-            label.setMinimumWidth(label.fontMetrics().averageCharWidth() * 72)
-        box.exec()
+        ShortcutsDialog(self.shortcuts_text(), self).exec()
 
     # ---- wiring -------------------------------------------------------------------------------------------------
     def _wire(self) -> None:
@@ -538,8 +617,7 @@ class MainWindow(QMainWindow):
 
     # ---- start-up -----------------------------------------------------------------------------------------------
     def _open_initial(self, data_dir: str | None) -> None:
-        s = settings()
-        last = s.value("data/last_folder", "", str)
+        last = self.dataset_panel.last_folder()  # (a name that is not UTF-8 kept whole: it opened the sample set)
         target = data_dir or (last if last and Path(last).is_dir() else "")
         if not target and SAMPLE_DIR.is_dir():
             target = str(SAMPLE_DIR)
@@ -654,10 +732,16 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.train_tab.save_settings()
         self.dataset_panel.save_settings()
-        settings().setValue("window/geometry", self.saveGeometry())
+        s = settings()
+        s.setValue("window/geometry", self.saveGeometry())
         for name, widget in self._built_tabs().items():
             for key, splitter in _splitter_keys(name, widget):
-                settings().setValue(key, splitter.saveState())
+                s.setValue(key, splitter.saveState())
+        s.sync()  # (written now: its status says whether they were)
+        if s.status() != QSettings.Status.NoError and not self.settings_problem:  # (not said at start-up)
+            problem = settings_problem(s)
+            self._say_settings_problem(problem)
+            print(problem, file=sys.stderr)  # (the window is going)
         self.train_tab.stop_and_wait()
         self.dataset_panel.cancel_all()
         wait_for_workers(timeout_s=120.0)

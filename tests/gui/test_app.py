@@ -48,13 +48,46 @@ def test_display_checks():
 def test_missing_xcb_cursor_prints_the_apt_command(monkeypatch):
     import ctypes.util
 
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else f"lib{name}.so")
     msg = gui_app.check_display({"DISPLAY": ":0"}, "linux")
     assert msg == gui_app.XCB_CURSOR_MESSAGE and "sudo apt install libxcb-cursor0" in msg
     assert gui_app.check_display({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
     assert gui_app.check_display({"DISPLAY": ":0", "QT_QPA_PLATFORM": "xcb"}, "linux") == msg
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "libxcb-cursor.so.0")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so")
     assert gui_app.check_display({"DISPLAY": ":0"}, "linux") is None
+
+
+def test_every_missing_xcb_library_is_named_not_only_xcb_cursor(monkeypatch):
+    """With libxcb-cursor0 installed but libxcb-icccm4 missing, Qt aborted naming xcb-cursor0 (and the check, which
+    looked for xcb-cursor alone, let it): every library the xcb plugin loads is looked for, the missing named."""
+    import ctypes.util
+
+    asked: list[str] = []
+
+    def finder(missing: set[str]):
+        def find(name: str) -> str | None:
+            asked.append(name)
+            return None if name in missing else f"lib{name}.so.0"
+
+        return find
+
+    x11 = {"DISPLAY": ":0"}
+    monkeypatch.setattr(ctypes.util, "find_library", finder({"xcb-icccm"}))  # (what it finds libraries with)
+    msg = gui_app.check_display(x11, "linux")
+    assert msg == "ResNeXt Studio needs the X11 library libxcb-icccm4 (Qt's xcb plugin): sudo apt install libxcb-icccm4"
+    msg = gui_app.check_display(x11, "linux", finder({"xcb-keysyms", "xkbcommon-x11", "xcb-render-util"}))
+    assert msg is not None and len(msg.splitlines()) == 1 and "xcb-cursor" not in msg
+    assert msg.endswith("sudo apt install libxkbcommon-x11-0 libxcb-keysyms1 libxcb-render-util0"), msg
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    listed = readme.split("sudo apt-get install", 1)[1].split("```", 1)[0].replace("\\", " ").split()
+    asked.clear()
+    assert gui_app.check_display(x11, "linux", finder(set())) is None
+    # the README's packages, but libxcb-xinerama0: Qt 6's plugin does not load it (Qt 5's did)
+    assert {p for p in listed if p != "libxcb-xinerama0"} <= set(gui_app.XCB_LIBRARIES)
+    assert sorted(asked) == sorted(gui_app.XCB_LIBRARIES.values())
+    every = gui_app.check_display(x11, "linux", lambda name: None)
+    assert every == gui_app.xcb_message(list(gui_app.XCB_LIBRARIES)) and len(every.splitlines()) == 1
+    assert gui_app.check_display({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, "linux", lambda n: None) is None
 
 
 def test_bad_data_flag_is_a_usage_error(tmp_path, capsys):
@@ -396,28 +429,63 @@ def test_menus_reach_every_tab_and_follow_the_training_state(qtbot, window, tmp_
     assert "<b>Ctrl+V</b>" in keys and "<b>Esc</b>" in keys and "<b>Del</b>" in keys
 
 
-def test_the_shortcuts_box_is_wide_enough_for_its_descriptions(qtbot, window):
-    """Qt sized the box about 300 px wide: most descriptions wrapped onto two or three lines."""
+def _lines_per_cell(label) -> list[int]:
+    """The number of lines each cell of `label`'s rich-text table is drawn on, at the label's width and font."""
+    from PySide6.QtGui import QTextDocument
+
+    doc = QTextDocument()
+    doc.setDefaultFont(label.font())
+    doc.setDocumentMargin(0)  # (as a QLabel lays its text out)
+    doc.setHtml(label.text())
+    doc.setTextWidth(label.contentsRect().width())
+    doc.size()  # (laid out)
+    block, lines = doc.begin(), []
+    while block.isValid():
+        if block.text():
+            lines.append(block.layout().lineCount())
+        block = block.next()
+    return lines
+
+
+def test_the_shortcuts_box_shows_every_row_on_one_line(qtbot, window):
+    """Qt sized the box about 300 px wide: most descriptions wrapped onto two or three lines; sized then to ~72
+    average characters, 6 of the 16 still wrapped. It is as wide as its widest row."""
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
+    from PySide6.QtWidgets import QApplication, QLabel
 
     w = window(load_initial=False)
     seen: list = []
 
     def look() -> None:
         box = QApplication.activeModalWidget()
-        if isinstance(box, QMessageBox):  # (any box is closed: a test that fails must not hang)
-            label = box.findChild(QLabel, "qt_msgbox_label")
-            seen.append((label.width(), label.fontMetrics().horizontalAdvance("Predict: classify the image on the")))
+        if box is not None and box.objectName() == "shortcuts":
+            label = box.findChild(QLabel, "shortcutsText") or box.findChild(QLabel, "qt_msgbox_label")
+            rows = label.text().count("<tr>")
+            seen.append((rows, _lines_per_cell(label), label.height(), label.fontMetrics().lineSpacing()))
             box.accept()
-        elif len(seen) < 1 and look.tries < 2000:  # about 20 s, then the assertion below fails
+        elif box is not None:  # (any other box is closed: a test that fails must not hang)
+            box.reject()
+        if not seen and look.tries < 2000:  # about 20 s, then the assertion below fails
             look.tries += 1
             QTimer.singleShot(10, look)
 
     look.tries = 0
     QTimer.singleShot(0, look)
     w.actions["shortcuts"].trigger()
-    assert seen and seen[0][0] > 2 * seen[0][1], seen  # the key column and a whole description side by side
+    assert seen, "no shortcuts box"
+    rows, lines, height, line = seen[0]
+    assert rows >= 16 and len(lines) == 2 * rows, seen  # a key and a description a row
+    assert lines == [1] * len(lines), lines  # none wrapped
+    assert height < rows * 1.5 * line, seen  # one line a row (two lines a row would be ~2x)
+
+
+def test_the_shortcuts_box_is_as_wide_as_its_widest_row_up_to_the_screens_width():
+    from gui.main_window import fitted_width
+
+    assert fitted_width(600, 90, 1280) is None  # it fits: no row wraps
+    assert fitted_width(1400, 90, 3840) is None  # wider than a QMessageBox may grow (1000 px), still whole
+    assert fitted_width(600, 90, 640) == 640 - 90 - 40  # a small screen: the screen's width, the rows wrap
+    assert fitted_width(600, 90, 200) == 160  # (never a sliver)
 
 
 def test_tab_moves_on_from_every_table_and_list(qtbot, window):
@@ -946,3 +1014,80 @@ def test_predicting_with_a_run_deleted_outside_the_app_says_so(qtbot, window, tm
         PredictorCache().get(str(gone))
     w.predict_with(str(tmp_path / ("n" * 300) / "best.pt"))  # a name too long: said, not an OSError in a slot
     assert w.tabs.currentIndex() == before and ": no such checkpoint file" in w.statusBar().currentMessage()
+
+
+def test_show_runs_folder_on_a_runs_path_that_cannot_be_a_folder_says_why(qtbot, window, tmp_path, monkeypatch):
+    """A runs path that is a file (or under one) raised from mkdir, on stderr only, and nothing happened."""
+    import gui.main_window as main_window
+
+    opened: list[str] = []
+    monkeypatch.setattr(main_window, "show_folder", lambda folder, parent=None: opened.append(folder) or True)
+    w = window(load_initial=False)
+    a_file = tmp_path / "runs-file"
+    a_file.write_text("not a folder")
+    for path, reason in ((a_file, "it is a file, not a folder"), (a_file / "runs", "Not a directory")):
+        w.runs_dir = str(path)
+        w.actions["runs_folder"].trigger()
+        assert w.statusBar().currentMessage() == f"Cannot show the runs folder {path}: {reason}"
+    assert opened == []
+    w.runs_dir = str(tmp_path / "new" / "runs")  # (one that can be made is, and shown)
+    w.actions["runs_folder"].trigger()
+    assert opened == [str(tmp_path / "new" / "runs")] and (tmp_path / "new" / "runs").is_dir()
+
+
+def _problem_label(w):
+    from PySide6.QtWidgets import QLabel
+
+    return w.statusBar().findChild(QLabel, "settingsProblem")
+
+
+def test_a_settings_file_that_cannot_be_written_is_said_once_at_start(qtbot, window, tmp_path, capsys):
+    """Its changes were lost without a word (nothing read QSettings.status()). Its folder's path runs through a
+    file here: root, as the tests run, is refused that too."""
+    from PySide6.QtCore import QSettings
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(blocker / "config"))
+    path = gui_app.settings().fileName()
+    w = window(load_initial=False)
+    label = _problem_label(w)
+    assert label is not None and label.isVisible()
+    assert label.text() == f"Settings are not saved: {path} cannot be written (not-a-folder is a file, not a folder)"
+    assert w.settings_problem == label.text()
+    w.dataset_panel.val_spin.setValue(33)
+    w.close()  # the settings are written now, and fail: not said again
+    assert not Path(path).exists()  # (the writes did fail)
+    assert capsys.readouterr().err == ""
+    assert len([c for c in w.statusBar().children() if c.objectName() == "settingsProblem"]) == 1
+
+
+def test_settings_that_cannot_be_written_when_the_window_closes_are_said(qtbot, window, capsys):
+    """Writable at start, not at the close (their folder replaced by a file): said as the window closes."""
+    import shutil
+
+    path = Path(gui_app.settings().fileName())
+    w = window(load_initial=False)
+    assert _problem_label(w) is None  # (nothing to say yet)
+    w.dataset_panel.val_spin.setValue(33)
+    shutil.rmtree(path.parent, ignore_errors=True)
+    path.parent.write_text("in the way")
+    w.close()
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"Settings are not saved: {path} cannot be written ({path.parent.name} is a file, not a folder)"
+    ]
+    assert w.settings_problem == err.strip()
+
+
+def test_a_settings_file_that_cannot_be_read_is_said_at_start(qtbot, window):
+    path = Path(gui_app.settings().fileName())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xfe[[[\x00\x00garbage=\n[a\n")
+    from PySide6.QtCore import QSettings
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(path.parent.parent))  # (read anew)
+    w = window(load_initial=False)
+    label = _problem_label(w)
+    assert label is not None and label.isVisible()
+    assert label.text() == f"Settings could not be read from {path} (not an INI file): the defaults are used"

@@ -379,3 +379,54 @@ def test_chart_text_grows_with_a_larger_desktop_font(qtbot):
     finally:
         app.setFont(before)
     assert big_h / small_h == pytest.approx(1.3, rel=0.15)
+
+
+def _text_sizes(canvas) -> dict[str, set[float]]:
+    """The font sizes (pt) of a chart's tick labels, axis labels, titles and legends, as drawn now."""
+    canvas.draw()  # (as the app draws: tick labels are made at a draw)
+    sizes: dict[str, set[float]] = {"ticks": set(), "labels": set(), "titles": set(), "legend": set()}
+    for ax in canvas.figure.axes:
+        ticks = (*ax.get_xticklabels(), *ax.get_yticklabels())
+        sizes["ticks"] |= {t.get_fontsize() for t in ticks if t.get_text() and t.get_visible()}
+        sizes["labels"] |= {a.label.get_fontsize() for a in (ax.xaxis, ax.yaxis) if a.label.get_text()}
+        titles = (ax.title, ax._left_title, ax._right_title)
+        sizes["titles"] |= {t.get_fontsize() for t in titles if t.get_text()}
+    for legend in canvas.figure.legends:
+        sizes["legend"] |= {t.get_fontsize() for t in legend.get_texts()}
+    return sizes
+
+
+def test_every_charts_text_has_the_charts_sizes_when_built_and_when_redrawn(qtbot, charts):
+    """The Train tab's curves had matplotlib's 10 pt ticks, labels and legend (the Runs tab draws the same curves at
+    8/9 pt), and the class balance chart 10 pt counts beside 8 pt class names: only the figure was made with the
+    charts' sizes, not the axes, legends and ticks made after it (and again at a clear, a new legend, a reset)."""
+    from gui.charts import _RC, BarChart
+
+    tick, label, title, legend = _RC["xtick.labelsize"], _RC["axes.labelsize"], _RC["axes.titlesize"], 8
+    full = {"ticks": {tick}, "labels": {label}, "titles": {title}, "legend": {legend}}
+    charts.set_planned_epochs(5, classes=4)
+    assert _text_sizes(charts) == full, "built"
+    charts.resize(800, 170)  # compact: a new legend, at the right, and no titles
+    qtbot.waitUntil(lambda: charts._compact)
+    assert _text_sizes(charts) == {**full, "titles": set(), "labels": {label}}, "compact"
+    charts.resize(800, 340)  # a new legend again, the titles back
+    qtbot.waitUntil(lambda: not charts._compact)
+    charts.add_epoch(1, 1.3, 0.4, 40.0, 0.3)  # off the scale: the note takes the Loss title's place
+    assert _text_sizes(charts) == full, "an off-scale note"
+    charts.reset()
+    charts.set_planned_epochs(12, classes=4)  # new limits: ticks made again
+    charts.add_epoch(1, 1.3, 0.4, 1.2, 0.3)
+    assert _text_sizes(charts) == full and charts.ax_loss.get_title(loc="left") == "Loss", "reset"
+
+    bars = BarChart()
+    qtbot.addWidget(bars)
+    bars.resize(260, 300)
+    bars.show()
+    qtbot.waitExposed(bars)
+    bars.set_counts(["circle", "square", "star"], [150, 140, 60])
+    assert _text_sizes(bars) == {"ticks": {tick}, "labels": set(), "titles": set(), "legend": set()}
+    assert {t.get_fontsize() for t in bars.ax.texts if t.get_visible()} == {tick}  # the counts beside the bars
+    bars.set_counts([f"class {i}" for i in range(40)], [8 * (i + 1) for i in range(40)])  # cleared, redrawn
+    bars.resize(260, 200)  # fewer names: set again
+    qtbot.waitUntil(lambda: bars.height() == 200)
+    assert _text_sizes(bars)["ticks"] == {tick}

@@ -153,7 +153,15 @@ def test_a_folder_whose_name_is_not_utf8_is_reopened_from_the_settings(qtbot, tm
     assert again.folder == bad and again.index is not None and again.index.root == bad
     assert again.last_error == "" and "no such folder" not in again.banner.text()
     assert "photos-\ufffd" in again.recent_combo.itemText(0)  # (shown with a mark where the byte is)
-    assert again.last_folder() == bad  # what the window opens next time (MainWindow._open_initial)
+    assert again.last_folder() == bad
+
+    from gui.main_window import MainWindow
+
+    window = MainWindow(runs_dir=str(tmp_path / "runs"))  # the next start of the window opens it again
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.dataset_panel.index is not None, timeout=60000)
+    assert window.dataset_panel.index.root == bad
+    window.confirm_close = False
 
 
 def test_the_last_folder_of_an_earlier_version_is_still_read(qtbot, tmp_path):
