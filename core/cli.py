@@ -682,7 +682,7 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
         return None
     try:
         ck = load(run_dir / "last.pt")
-        cfg = RunConfig.from_dict(ck["config"])
+        cfg = RunConfig.from_dict(ck["config"], source=run_dir / "last.pt")
     except (CheckpointError, KeyError, TypeError, ValueError) as e:
         raise UsageError(f"--resume {args.resume}: {e}") from None
     done = int(ck.get("epoch") or 0)

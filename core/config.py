@@ -242,7 +242,27 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, d: dict[str, Any], source: str | Path | None = None) -> RunConfig:
+        """The settings a run stored: its config.json, or a checkpoint's "config". `source` names that file in
+        the messages (ConfigError). A setting this version does not know is refused as one a newer ResNeXt Studio
+        may have written (see newer_settings_message), not ignored: a setting left out would evaluate on another
+        split or preprocessing without a word, and a resume would train on without it and save the run without
+        it. A settings file the user typed is read by from_json, where an unknown setting is a typo."""
+        where = f"{source}: " if source is not None else ""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}expected settings (a JSON object), got {type(d).__name__}")
+        unknown = unknown_settings(d)
+        if unknown:
+            raise ConfigError(newer_settings_message(unknown, source))
+        try:
+            return cls._from_sections(d)
+        except ConfigError as e:
+            if where:
+                raise ConfigError(f"{where}{e}") from None
+            raise
+
+    @classmethod
+    def _from_sections(cls, d: dict[str, Any]) -> RunConfig:
         return cls(
             data=_from_dict(DataConfig, d.get("data", {}), "data"),
             model=_from_dict(ModelConfig, d.get("model", {}), "model"),
@@ -275,7 +295,38 @@ class RunConfig:
         unknown = [k for k in doc if k not in ("data", "model", "train", "dataset")]  # dataset: a run's record
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown section (a settings file has data, model and train)")
-        return cls.from_dict(doc)
+        return cls._from_sections(doc)  # (an unknown setting here is a typo: "train.epochz: unknown setting")
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def unknown_settings(doc: Any) -> list[str]:
+    """The settings in stored settings (a run's config.json, a checkpoint's "config") that this version does not
+    know, as "section.name", in order: what a newer version added (data.mixup_schedule, say). Other top-level keys
+    (a run's "dataset" record) are no settings."""
+    out = []
+    for name, kind in SECTIONS.items():
+        part = doc.get(name) if isinstance(doc, dict) else None
+        if isinstance(part, dict):
+            known = {f.name for f in dataclasses.fields(kind)}
+            out += [f"{name}.{key}" for key in sorted(part, key=str) if key not in known]
+    return out
+
+
+def newer_settings_message(unknown: list[str], source: str | Path | None = None) -> str:
+    """Why stored settings holding `unknown` (unknown_settings) cannot be used, naming the file `source` when
+    given: they were likely written by a newer ResNeXt Studio."""
+    from core import __version__
+
+    names = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    what = f"{names}: unknown setting{'s' if len(unknown) > 1 else ''}"
+    if source is None:
+        return f"{what} (saved by a newer version of ResNeXt Studio than this {__version__}?)"
+    return (
+        f"{source}: {what}: this file may have been written by a newer version of ResNeXt Studio (this is "
+        f"{__version__}); use that version, or update this one, to evaluate or resume the run"
+    )
 
 
 def _type_problem(annotation: str, value: Any) -> str | None:

@@ -676,7 +676,7 @@ class Trainer:
             problem = _resume_problem(self._resume_ckpt, self.resume_dir)
             if problem:  # (before anything in the run folder is written: it failed later, as a failed run)
                 raise checkpoint.CheckpointError(f"{self.resume_dir / 'last.pt'}: cannot resume from it: {problem}")
-            stored = RunConfig.from_dict(self._resume_ckpt["config"])
+            stored = RunConfig.from_dict(self._resume_ckpt["config"], source=self.resume_dir / "last.pt")
             # (an old run's relative data.root, not a folder given now: `--resume RUN --data photos` means ./photos)
             stored.data.root = runs.trained_data_root(self.resume_dir, stored.data.root)
             if config is not None:
@@ -2487,7 +2487,7 @@ def evaluate(
     if split not in ("val", "test", "all", "train"):
         raise ValueError(f"split={split!r}: one of val, test, all")
     ckpt = checkpoint.load(source) if not isinstance(source, dict) else source
-    cfg = RunConfig.from_dict(ckpt.get("config") or {})
+    cfg = RunConfig.from_dict(ckpt.get("config") or {}, source=None if isinstance(source, dict) else source)
     dcfg = copy.deepcopy(cfg.data)
     dcfg.image_size = int(ckpt["image_size"])
     names = [data.class_key(c) for c in ckpt["class_names"]]  # a checkpoint from before names were NFC

@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import stat
+import sys
 import tempfile
 import time
 import unicodedata
@@ -75,6 +76,7 @@ class RunInfo:
     data_root: str = ""  # the data folder it trained on, absolute where known ("" when its config says none)
     damaged_files: tuple[str, ...] = ()  # its checkpoints that are empty or cut short (not counted as had)
     unreadable_files: tuple[str, ...] = ()  # its status.json, config.json or history.csv, there but not readable
+    host: str = ""  # the machine its status.json names, when that is another one (a run copied from there, or shared)
 
     @property
     def ended_early(self) -> bool:
@@ -882,22 +884,61 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+# A run that status.json says is running on another machine (copied from there mid-run, or that machine crashed)
+# is taken to have ended there once nothing holds its folder's lock AND status.json has not been written for this
+# long. The lock alone is not enough: a network share may keep each machine's locks to itself (sshfs, some SMB and
+# NFS mounts, Windows' byte locks beside Linux's flock), so a free lock here cannot rule out a process training the
+# folder on the other machine. A live run rewrites status.json at its epochs' ends (at most every save_every_s,
+# 30 s by default); the margin also covers the two machines' clocks differing by some minutes.
+FOREIGN_QUIET_S = 10 * 60
+
+
 def effective_status(status: dict[str, Any], run_dir: str | Path | None = None) -> str:
-    """The status to show: "running" becomes "interrupted" when its process is gone from this host: its run
-    folder's lock is free, or (runs without a lock) no process has its id."""
+    """The status to show: "running" becomes "interrupted" when its process is gone: on this host, its run folder's
+    lock is free, or (runs without a lock) no process has its id; on another host (status.json's hostname), its
+    lock is free (or cannot be told) and status.json has been quiet for FOREIGN_QUIET_S."""
+    return judge_status(status, run_dir)[0]
+
+
+def judge_status(status: dict[str, Any], run_dir: str | Path | None = None) -> tuple[str, str]:
+    """effective_status, and a note in words when a run of another host is taken as interrupted ("last seen running
+    on alice-laptop (2026-11-29 05:22)"; "" otherwise)."""
     s = status.get("status") or "interrupted"
-    if s == "running" and status.get("hostname") == socket.gethostname():
+    if s != "running":
+        return s, ""
+    host = status.get("hostname")
+    if host == socket.gethostname():
         held = RunLock(run_dir).probe() if run_dir is not None else None
         if held is not None:
-            return s if held else "interrupted"
+            return (s if held else "interrupted"), ""
         try:
             pid = int(status.get("pid", -1))
             alive = pid_alive(pid) and not _started_after(pid, float(status.get("updated") or 0))
         except (TypeError, ValueError):
             alive = False
-        if not alive:
-            return "interrupted"
-    return s
+        return (s if alive else "interrupted"), ""
+    if not isinstance(host, str) or not host.strip():
+        return s, ""  # (no machine named: a hand-written file; its process cannot be looked for)
+    # another machine's process id means nothing here; the lock does, where the folder is shared (see FOREIGN_QUIET_S)
+    if run_dir is not None and RunLock(run_dir).probe():
+        return s, ""
+    last = _last_written(status, run_dir)
+    if last is None or time.time() - last < FOREIGN_QUIET_S:
+        return s, ""
+    when = datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M")
+    return "interrupted", f"last seen running on {host} ({when})"
+
+
+def _last_written(status: dict[str, Any], run_dir: str | Path | None) -> float | None:
+    """When status.json was last written: its "updated" time (the writer's clock; a copy keeps it), else the
+    file's modification time; None when neither is known."""
+    updated = status.get("updated")
+    if isinstance(updated, (int, float)) and not isinstance(updated, bool) and 0 < updated < 1e11:
+        return float(updated)
+    if run_dir is not None:
+        mtime = _mtime(Path(run_dir) / "status.json")
+        return mtime or None
+    return None
 
 
 def _started_after(pid: int, when: float) -> bool:
@@ -921,6 +962,89 @@ def _named_time(name: str) -> float | None:
         return datetime.strptime(name[:15], "%Y%m%d-%H%M%S").timestamp()
     except ValueError:
         return None
+
+
+DELETING_PREFIX = ".deleting-"  # a run folder being deleted is renamed so first (hidden: the listing skips it)
+
+
+class PartlyDeleted(OSError):
+    """A run folder was taken off the list (renamed to `left`, a hidden folder beside it) but some of its files
+    could not be removed: they are still in `left`. Its message says so (without the run's name)."""
+
+    def __init__(self, run: Path, left: Path, failed: list[tuple[str, BaseException]]) -> None:
+        from core import count_noun
+
+        why = failed[0][1]
+        reason = _reason(why)
+        remaining = _files_under(left)
+        if remaining:
+            shown = ", ".join(remaining[:4]) + (f" and {len(remaining) - 4} more" if len(remaining) > 4 else "")
+            text = (
+                f"deleted from the run list, but {count_noun(len(remaining), 'file')} could not be removed "
+                f"({reason}): {shown}; {'they are' if len(remaining) > 1 else 'it is'} left in {left} (delete that "
+                "folder by hand)"
+            )
+        else:
+            text = f"deleted from the run list, but its emptied folder {left} could not be removed ({reason})"
+        super().__init__(text)
+        self.errno = getattr(why, "errno", None)
+        self.run, self.left, self.remaining = run, left, remaining
+
+
+def _files_under(folder: Path) -> list[str]:
+    """The files in a folder and its sub-folders, as paths relative to it, sorted."""
+    return sorted(str(Path(where, name).relative_to(folder)) for where, _, names in os.walk(folder) for name in names)
+
+
+def _reason(error: BaseException) -> str:
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+def _set_aside(folder: Path) -> Path:
+    """Rename a run folder to a free hidden name beside it (.deleting-NAME, .deleting-NAME-2 …) and return that.
+    OSError, saying that nothing was deleted, when it cannot be renamed."""
+    for i in range(1, 1000):
+        aside = folder.with_name(f"{DELETING_PREFIX}{folder.name}{'' if i == 1 else f'-{i}'}")
+        if os.path.lexists(aside):
+            continue
+        deadline = time.monotonic() + REPLACE_RETRY_S  # (Windows: a reader, indexer or antivirus lets go soon)
+        while True:
+            try:
+                os.rename(folder, aside)
+                return aside
+            except FileExistsError:
+                break  # (taken meanwhile: the next name)
+            except OSError as e:
+                if isinstance(e, PermissionError) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                held = ", or a program has one of its files open" if os.name == "nt" else ""
+                error = OSError(
+                    f"not deleted: its folder could not be renamed to {aside.name}, the first step of deleting it "
+                    f"({e.strerror or e}{held}); nothing was removed"
+                )
+                error.errno = e.errno
+                raise error from None
+    raise OSError(f"not deleted: no free name beside it for {DELETING_PREFIX}{folder.name}; nothing was removed")
+
+
+def _remove_tree(folder: Path) -> list[tuple[str, BaseException]]:
+    """shutil.rmtree that goes on past what it cannot remove: the paths it could not remove, with why."""
+    failed: list[tuple[str, BaseException]] = []
+
+    def note(func: Any, path: str, error: BaseException) -> None:
+        if os.name == "nt" and isinstance(error, PermissionError) and func in (os.unlink, os.remove):
+            with contextlib.suppress(OSError):  # a read-only file (a sync client's): Windows removes none
+                os.chmod(path, stat.S_IWRITE)
+                func(path)
+                return
+        failed.append((path, error))
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=note)
+    else:
+        shutil.rmtree(folder, onerror=lambda func, path, info: note(func, path, info[1]))
+    return failed
 
 
 def unreadable_run(path: Path, error: OSError) -> RunInfo:
@@ -1015,6 +1139,10 @@ class RunStore:
         emptied = not history and (path / "history.csv").is_file() and (counted > 0 or _size(path / "history.csv") == 0)
         damaged += ["history.csv"] if history_damaged or emptied else []
         message = str(status.get("message") or "")
+        host = status.get("hostname")
+        shown, seen = judge_status(status, path) if status else ("", "")
+        if seen:  # (a run of another machine, taken as interrupted: where it was last seen running)
+            message = f"{seen}; {message}" if message else seen
         if damaged:
             note = f"{' and '.join(damaged)} cannot be read (damaged or empty)"
             message = f"{note}; {message}" if message else note
@@ -1036,15 +1164,14 @@ class RunStore:
             best_epoch=best_epoch,
             # no status.json: a run being made (its folder locked, config.json written first) or one that ended
             # before it could write one
-            status=effective_status(status, path)
-            if status
-            else ("running" if RunLock(path).probe() else "interrupted"),
+            status=shown or ("running" if RunLock(path).probe() else "interrupted"),
             has_best=(path / "best.pt").is_file() and "best.pt" not in cut,
             has_last=(path / "last.pt").is_file() and "last.pt" not in cut,
             message=message,
             data_root=str(dataset.get("root") or data.get("root") or ""),
             damaged_files=cut,
             unreadable_files=tuple(damaged),
+            host=host if isinstance(host, str) and host != socket.gethostname() else "",
         )
 
     def list(self) -> list[RunInfo]:
@@ -1079,17 +1206,41 @@ class RunStore:
         )
 
     def delete(self, path: str | Path) -> None:
-        """Remove one run folder; refuses anything that is not a folder directly inside the root."""
+        """Remove one run folder; refuses anything that is not a folder directly inside the root (ValueError).
+
+        The folder is first renamed to a hidden sibling (DELETING_PREFIX + its name, which no listing shows), then
+        removed: one file that could not be removed (held open on Windows, immutable, in a read-only folder) left a
+        run half deleted, its checkpoints gone and its status.json still listing it. A rename that fails raises
+        OSError and leaves the run whole; a removal that stops part-way raises PartlyDeleted (the run is off the
+        list; what is left, and where, in its message)."""
         target = Path(path).expanduser().resolve()
         root = self.root.resolve()
         if target.parent != root or not target.is_dir() or Path(path).is_symlink():
             raise ValueError(f"{path}: not a run folder inside {root}; refusing to delete")
         lock = RunLock(target)  # held while deleting: a resume cannot start in the folder meanwhile
         try:
-            if not lock.acquire(wait_s=0.2):
+            try:
+                taken = lock.acquire(wait_s=0.2)
+            except OSError as e:  # (no .lock, and a folder that cannot be written: nor could it be emptied)
+                raise OSError(f"not deleted: cannot write in its folder ({_reason(e)}); nothing was removed") from None
+            if not taken:
                 raise ValueError(f"{path}: this run is training right now; stop it before deleting it")
             if os.name == "nt":
-                lock.release()  # (Windows deletes no open file)
-            shutil.rmtree(target)
+                lock.release()  # (Windows deletes no open file, nor renames a folder holding one)
+            aside = _set_aside(target)
+            files = _files_under(aside)
+            failed = _remove_tree(aside)
+            if failed and files and _files_under(aside) == files:  # nothing could go (a read-only folder): put back
+                try:
+                    os.rename(aside, target)
+                except OSError:
+                    pass  # (then it is said as partly deleted, below)
+                else:
+                    raise OSError(
+                        f"not deleted: none of its files could be removed ({_reason(failed[0][1])}); the run is as "
+                        "it was"
+                    )
         finally:
             lock.release()
+        if failed:
+            raise PartlyDeleted(target, aside, failed)

@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPixmap, QShort
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -152,6 +153,8 @@ def status_explanation(info: Any) -> str:
         "failed": "Training failed",
         "interrupted": "Its process ended without a word (killed, crashed or the machine stopped)",
     }.get(info.status, info.status)
+    if info.status == "running" and getattr(info, "host", ""):
+        what += f" on {info.host}, says its status.json"  # (a run copied from there, or in a shared folder)
     if info.status == "unreadable":
         what = info.message[:1].upper() + info.message[1:]  # ("Its folder cannot be read: cannot read …")
     elif info.message and info.status != "running":
@@ -272,6 +275,26 @@ def _as_trained(config: dict) -> dict:
             if key in data and data[key] == 0:
                 data[key] = f"{_fmt(own)} (strong's own)"
     return out
+
+
+def ask_int(parent: QWidget, title: str, text: str, value: int, least: int, most: int) -> tuple[int, bool]:
+    """QInputDialog.getInt, its text wrapped to the dialog's width: getInt's label keeps each line whole, so a long
+    text was broken by hand and read ragged (a short line, a long one, a short one) at any font. Paragraphs are
+    separated by blank lines in `text`."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle(title)
+    dialog.setInputMode(QInputDialog.InputMode.IntInput)
+    dialog.setIntRange(least, most)
+    dialog.setIntValue(value)
+    dialog.setLabelText(text)
+    label = dialog.findChild(QLabel)
+    if label is not None:
+        label.setWordWrap(True)
+        label.setMinimumWidth(at_font(460, label))  # (wrapped, a label asks for little width: a tall narrow box)
+    accepted = dialog.exec() == QDialog.DialogCode.Accepted
+    value = dialog.intValue()
+    dialog.deleteLater()
+    return value, accepted
 
 
 class RunsTab(QWidget):
@@ -801,6 +824,15 @@ class RunsTab(QWidget):
             return bool(record is not None and record.history)
         return True
 
+    def _newer_settings(self, path: str) -> str:
+        """Why a run cannot be resumed here when its config.json holds settings this version does not know (written
+        by a newer ResNeXt Studio), naming the file; "" otherwise."""
+        from core.config import newer_settings_message, unknown_settings
+
+        record = self._record(path)
+        unknown = unknown_settings(record.config) if record is not None else []
+        return newer_settings_message(unknown, Path(path) / "config.json") if unknown else ""
+
     def _is_paused(self, info: Any) -> bool:
         """Whether `info` is the run the Train tab holds paused (its status.json says "running")."""
         return bool(
@@ -837,8 +869,18 @@ class RunsTab(QWidget):
         self.resume_button.setEnabled(bool(one and (one.resumable or more)))
         if self._is_paused(one):  # a disabled button says why
             self.resume_button.setToolTip("This run is paused in the Train tab: its Resume goes on with it")
+        elif one is not None and one.status == "running" and getattr(one, "host", ""):
+            from core.runs import FOREIGN_QUIET_S
+
+            self.resume_button.setToolTip(
+                f"This run is training on {one.host}, says its status.json. If it is not, the run shows as "
+                f"interrupted once that file is {FOREIGN_QUIET_S // 60} minutes old and nothing holds its folder's lock"
+            )
         elif one is not None and one.status == "running":
             self.resume_button.setToolTip("This run is training now; resume it once it has stopped")
+        elif self.resume_button.isEnabled() and (newer := self._newer_settings(paths[0])):
+            self.resume_button.setEnabled(False)  # (the Train tab failed on it with a message naming no file)
+            self.resume_button.setToolTip(newer)
         elif self._training_busy and self.resume_button.isEnabled():
             self.resume_button.setEnabled(False)
             self.resume_button.setToolTip("Another run is training in the Train tab; this one can go on after it")
@@ -1299,22 +1341,22 @@ class RunsTab(QWidget):
         so_far = count_noun(done, "epoch") + (
             f" of the {planned} it planned (early stopping ended it)" if early else ""
         )
-        schedule = ""
+        schedule = ""  # (no line breaks within a paragraph: the dialog wraps them to its width)
         if cosine and early:  # the cosine is laid over the new total from where the run is: its rate moves at once
             schedule = (
-                f" Its cosine learning-rate schedule is laid over the new total: {planned - done} more go on at the\n"
-                "rate it had planned; fewer lower the rate at once, more raise it."
+                f"\n\nIts cosine learning-rate schedule is laid over the new total: {planned - done} more go on at "
+                "the rate it had planned; fewer lower the rate at once, more raise it."
             )
         elif cosine:
             schedule = (
-                " Its cosine learning-rate schedule is laid over the new total: the rate, near 0 at the run's end,\n"
-                "rises at once and falls to 0 again by the last new epoch."
+                "\n\nIts cosine learning-rate schedule is laid over the new total: the rate, near 0 at the run's "
+                "end, rises at once and falls to 0 again by the last new epoch."
             )
-        extra, ok = QInputDialog.getInt(
+        extra, ok = ask_int(
             self,
             "Train more epochs",
-            f"{info.name} has trained {so_far}.\n"
-            "How many more? The run goes on in its own folder: its history grows, and its best.pt is replaced if a\n"
+            f"{info.name} has trained {so_far}.\n\n"
+            "How many more? The run goes on in its own folder: its history grows, and its best.pt is replaced if a "
             f"new epoch does better.{schedule}",
             planned - done if early else 5,
             1,
@@ -1323,10 +1365,25 @@ class RunsTab(QWidget):
         if ok:
             self.extend_requested.emit(path, info.epochs_done + extra)
 
-    def _open_folder(self) -> None:
+    def _open_folder(self) -> bool:
+        """Show the runs folder in the file manager, making it first; a path that cannot be a folder (a file there,
+        a folder that cannot be written) is said in the tab and the status bar, naming the path and why (it raised
+        to stderr, and nothing was shown). False then."""
         root = self.runs_dir()
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            if root.exists() and not root.is_dir():
+                why = "it is a file, not a folder"
+            else:
+                where = f" ({e.filename})" if e.filename and Path(e.filename) != root else ""
+                why = f"it cannot be made: {e.strerror or e}{where}"
+            text = f"Cannot show the runs folder {root}: {why}"
+            self.folder_label.setText(text)
+            self.status_message.emit(text)
+            return False
         show_folder(str(root), self)
+        return True
 
     def _export_png(self) -> None:
         name = "curves.png" if len(self.selected_paths()) != 1 else f"{Path(self.selected_paths()[0]).name}.png"
@@ -1478,12 +1535,17 @@ class RunsTab(QWidget):
             yes=f"Delete {count_noun(len(paths), 'run')}",
         ):
             return False
+        from core.runs import PartlyDeleted
+
         store = self._store()
-        errors, deleted = [], []
+        errors, deleted, partly = [], [], []
         for p in paths:
             try:
                 store.delete(p)
                 deleted.append(p)
+            except PartlyDeleted as e:  # off the list, but some of its files are left (in a hidden folder: said)
+                deleted.append(p)
+                partly.append(f"{Path(p).name}: {e}")
             except (OSError, ValueError) as e:
                 errors.append(f"{Path(p).name}: {e}")
         self.table.clearSelection()
@@ -1492,6 +1554,9 @@ class RunsTab(QWidget):
             self.runs_deleted.emit(deleted)
             what = Path(deleted[0]).name if len(deleted) == 1 else count_noun(len(deleted), "run")
             self.status_message.emit(f"Deleted {what}")
-        if errors:
-            QMessageBox.warning(self, "Delete runs", "Some runs could not be deleted:\n" + "\n".join(errors))
+        if errors or partly:
+            said = (["Some runs could not be deleted:", *errors] if errors else []) + (
+                ["Not all files could be removed:", *partly] if partly else []
+            )
+            QMessageBox.warning(self, "Delete runs", "\n".join(said))
         return len(errors) < len(paths)

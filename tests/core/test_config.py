@@ -180,3 +180,28 @@ def test_an_architecture_pasted_with_spaces_is_stored_without_them():
     assert cfg.model.arch == "resnext50_32x4d"
     for argv in (["summary", "--arch", "resnext50_32x4d "], ["train", "--data", "d", "--arch", " resnext11_4x8d"]):
         assert build_parser().parse_args(argv).arch == argv[-1].strip()
+
+
+def test_settings_a_newer_version_saved_name_their_file_and_say_so(tmp_path):
+    """A run whose config.json or checkpoint holds a setting a newer version added could be neither evaluated nor
+    resumed, with "data.mixup_schedule: unknown setting", naming no file. It is still refused (ignored, it would
+    evaluate or train on without it), but said as what it likely is; a typed settings file keeps its typo error."""
+    saved = RunConfig().to_dict()
+    saved["data"]["mixup_schedule"] = "linear"
+    saved["train"]["ema_decay"] = 0.999
+    with pytest.raises(ConfigError) as e:
+        RunConfig.from_dict(saved, source=tmp_path / "run" / "last.pt")
+    text = str(e.value)
+    assert text.startswith(f"{tmp_path / 'run' / 'last.pt'}: data.mixup_schedule, train.ema_decay: unknown settings")
+    assert "may have been written by a newer version of ResNeXt Studio" in text
+    with pytest.raises(ConfigError, match=r"^data\.mixup_schedule, train\.ema_decay: unknown settings \(.*newer"):
+        RunConfig.from_dict(saved)  # (no file given: what it likely is, all the same)
+    bad = RunConfig().to_dict()
+    bad["train"]["lr"] = -1.0
+    with pytest.raises(ConfigError, match=r"^/runs/x/config\.json: train\.lr=-1\.0: must be > 0"):
+        RunConfig.from_dict(bad, source="/runs/x/config.json")  # (any problem of a saved file names it)
+    typed = tmp_path / "mine.json"
+    typed.write_text(json.dumps({"data": {"mixup_schedule": "linear"}}))
+    with pytest.raises(ConfigError) as e:
+        RunConfig.from_json(typed)
+    assert str(e.value) == "data.mixup_schedule: unknown setting"  # (a typo in the user's own file)

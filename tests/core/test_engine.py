@@ -2338,3 +2338,18 @@ def test_the_command_line_shows_a_slow_reading_of_the_images_and_says_nothing_of
     slow.on_loading(20000, 20000)
     err = capsys.readouterr().err
     assert "reading the images into memory" in err and "20000/20000" in err
+
+
+def test_a_run_saved_by_a_newer_version_names_its_checkpoint_when_resumed_or_evaluated(dataset, tmp_path):
+    """ "data.mixup_schedule: unknown setting" named no file: the user had typed no setting of that name."""
+    first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path / "runs", (1, 1))
+    last = Path(first.run_dir) / "last.pt"
+    ckpt = checkpoint.load(last)
+    ckpt["config"]["data"]["mixup_schedule"] = "linear"  # a setting a later version added
+    checkpoint.save(last, ckpt)
+    with pytest.raises(ConfigError) as resumed:
+        Trainer(None, resume=first.run_dir)
+    assert str(resumed.value).startswith(f"{last}: data.mixup_schedule") and "newer version" in str(resumed.value)
+    with pytest.raises(ConfigError) as evaluated:
+        evaluate(last, data.scan(dataset))
+    assert str(evaluated.value).startswith(f"{last}: data.mixup_schedule")

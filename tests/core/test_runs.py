@@ -594,3 +594,110 @@ def test_copies_of_a_runs_training_images_in_another_folder_are_counted(tmp_path
         runs.trained_copies(run, scan(str(other))) is None
         and runs.trained_copies_warning(run, scan(str(other))) is None
     )
+
+
+def test_a_run_left_running_on_another_machine_is_interrupted_once_its_lock_is_free_and_it_is_quiet(tmp_path):
+    """A run copied from another machine while its status.json said "running" (or from a machine that crashed)
+    named that machine: only a run of this host was looked at, so it showed "running" for good (Resume and Delete
+    disabled) while `train --resume` took it at once."""
+    import time
+
+    store = RunStore(tmp_path)
+    hour_ago = time.time() - 3600
+    doc = {"status": "running", "hostname": "alice-laptop", "pid": 4242, "started": 100, "updated": hour_ago}
+    run = _fake_run(store, "resnet18", doc)
+    (run / "last.pt").write_bytes(b"x")
+    lock = runs.RunLock(run)  # its .lock, as the trainer leaves it (free: nobody trains it)
+    assert lock.acquire()
+    lock.release()
+    info = store.info(run)
+    assert info.status == "interrupted" and info.resumable and info.host == "alice-laptop"
+    assert info.message.startswith("last seen running on alice-laptop (")  # where, and when
+    assert store.load(run).status["status"] == "interrupted" and runs.effective_status(doc, run) == "interrupted"
+    # a folder shared with that machine, whose lock reaches here: held, so it trains there now
+    assert lock.acquire()
+    try:
+        assert store.info(run).status == "running" and store.info(run).host == "alice-laptop"
+    finally:
+        lock.release()
+    # status.json written moments ago: a share may keep that machine's lock to itself, so a free lock is not enough
+    doc["updated"] = time.time() - 60
+    (run / "status.json").write_text(json.dumps(doc))
+    assert store.info(run).status == "running"
+    doc["updated"] = time.time() - runs.FOREIGN_QUIET_S - 5
+    (run / "status.json").write_text(json.dumps(doc))
+    assert store.info(run).status == "interrupted"
+    # no "updated" time: the file's own; no .lock (a run from before locks): the quiet time alone decides
+    del doc["updated"]
+    (run / "status.json").write_text(json.dumps(doc))
+    (run / ".lock").unlink()
+    assert store.info(run).status == "running"
+    os.utime(run / "status.json", (hour_ago, hour_ago))
+    assert store.info(run).status == "interrupted"
+    # a status.json that names no machine (hand-written) is as it was: running
+    assert runs.effective_status({"status": "running", "updated": hour_ago}, run) == "running"
+    store.delete(run)  # (its lock is free: Delete works)
+    assert not run.exists()
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != ".lock")  # (.lock: made by the delete's lock)
+
+
+def _run_with_files(store: RunStore) -> Path:
+    run = Path(_fake_run(store, "resnet18", {"status": "completed", "started": 1}))
+    for name in ("best.pt", "last.pt"):
+        (run / name).write_bytes(b"x")
+    return run
+
+
+def test_delete_sets_the_run_aside_first_so_a_file_that_cannot_go_never_leaves_it_half_deleted(tmp_path, monkeypatch):
+    """status.json that could not be removed (immutable, held open on Windows, a read-only folder) left a run
+    without best.pt, last.pt, config.json and history.csv, still listed, and "could not be deleted" said."""
+    import errno
+
+    store = RunStore(tmp_path)
+    run = _run_with_files(store)
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):  # (shutil.rmtree removes by name within the folder)
+        if os.path.basename(path) == "status.json":
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    with pytest.raises(runs.PartlyDeleted) as e:
+        store.delete(run)
+    left = tmp_path / f".deleting-{run.name}"
+    assert e.value.left == left and sorted(p.name for p in left.iterdir()) == ["status.json"]
+    assert not run.exists() and store.list() == []  # off the list (the folder set aside is hidden), not half a run
+    text = str(e.value)
+    assert "deleted from the run list" in text and "status.json" in text and str(left) in text, text
+    assert "Operation not permitted" in text
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    # the same name again, with .deleting-NAME still there: set aside beside it
+    again = tmp_path / run.name
+    again.mkdir()
+    (again / "status.json").write_text(json.dumps({"status": "completed"}))
+    store.delete(again)
+    assert not again.exists() and left.is_dir() and not (tmp_path / f".deleting-{run.name}-2").exists()
+
+    # the rename itself refused (a read-only runs folder, a file held open on Windows): nothing removed
+    run = _run_with_files(store)
+    files = _files(run)
+    real_rename = os.rename
+
+    def rename(src, dst, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(src))
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match=r"not deleted: .*Permission denied.*nothing was removed"):
+        store.delete(run)
+    assert _files(run) == files and [i.path for i in store.list()] == [run]
+    monkeypatch.setattr(os, "rename", real_rename)
+
+    # no file could go (a read-only folder): put back as it was, and said so
+    monkeypatch.setattr(os, "unlink", lambda path, *a, **k: (_ for _ in ()).throw(PermissionError(13, "Denied")))
+    with pytest.raises(OSError, match=r"not deleted: none of its files could be removed \(Denied\)"):
+        store.delete(run)
+    assert _files(run) == files and [i.path for i in store.list()] == [run]

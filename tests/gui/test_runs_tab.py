@@ -11,7 +11,7 @@ import pytest
 import torch
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QTreeWidgetItem
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QLabel, QMessageBox, QTreeWidgetItem
 
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.runs import read_history, write_history
@@ -518,38 +518,88 @@ def test_tab_into_the_run_list_selects_its_current_run(qtbot, tab, runs):
     assert tab.selected_paths() == []
 
 
-def test_a_finished_run_can_train_more_epochs(qtbot, tab, runs, monkeypatch):
-    asked = []
-    monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **k: asked.append(a[2]) or (3, True))
+@pytest.fixture
+def more_epochs(monkeypatch):
+    """Answers the "Train more epochs" dialog (a real QInputDialog, shown but not waited on): records its text, the
+    number it offered and how its label is laid out, and answers `answer["n"]` (None: the number offered)."""
+    asked: list[dict] = []
+    answer: dict[str, int | None] = {"n": None}
+
+    def exec_(dialog):
+        label = next((w for w in dialog.findChildren(QLabel) if w.text() == dialog.labelText()), None)
+        dialog.show()
+        lines = label.fontMetrics()
+        asked.append(
+            {
+                "text": dialog.labelText(),
+                "offered": dialog.intValue(),
+                "wraps": label.wordWrap(),
+                "width_chars": label.width() / lines.averageCharWidth(),
+                "lines": label.height() / lines.lineSpacing(),
+            }
+        )
+        dialog.hide()
+        if answer["n"] is not None:
+            dialog.setIntValue(answer["n"])
+        return QDialog.DialogCode.Accepted
+
+    def get_int(parent, title, text, value, *args, **kwargs):  # (its label does not wrap)
+        asked.append({"text": text, "offered": value, "wraps": False})
+        return (value if answer["n"] is None else answer["n"]), True
+
+    monkeypatch.setattr(QInputDialog, "exec", exec_)
+    monkeypatch.setattr(QInputDialog, "getInt", get_int)
+    return asked, answer
+
+
+def test_a_finished_run_can_train_more_epochs(qtbot, tab, runs, more_epochs):
+    said, answer = more_epochs
+    answer["n"] = 3
     tab.select_runs([str(runs["done"])])
     with qtbot.waitSignal(tab.extend_requested) as sig:
         tab.resume_button.click()
+    asked = [d["text"] for d in said]
     assert sig.args == [str(runs["done"]), 5 + 3] and "has trained 5 epochs" in asked[0]
     assert "goes on in its own folder" in asked[0] and "best.pt is replaced if" in asked[0]  # (not a copy: said)
     tab.select_runs([str(runs["stopped"])])
     assert tab.resume_button.text() == "Resume training"
     with qtbot.waitSignal(tab.resume_requested) as sig:
         tab.resume_button.click()
-    assert sig.args == [str(runs["stopped"])] and len(asked) == 1  # a stopped run finishes its own plan
+    assert sig.args == [str(runs["stopped"])] and len(said) == 1  # a stopped run finishes its own plan
 
 
-def test_more_epochs_for_an_early_stopped_run_offer_the_rest_of_its_plan(qtbot, tab, runs, monkeypatch):
+def test_more_epochs_for_an_early_stopped_run_offer_the_rest_of_its_plan(qtbot, tab, runs, more_epochs):
     """Early stopping ended it at 3 of 5 epochs: the dialog said the schedule is "stretched" (5 more made it 8, over
     its plan of 5) and offered 5, where 2 finish the plan its schedule was laid over."""
-    asked = []
-    monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **k: asked.append(a) or (a[3], True))
+    asked, _ = more_epochs
     early = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "completed", 3, 1_704_500_000)
     tab.refresh()
     tab.select_runs([str(early)])
     with qtbot.waitSignal(tab.extend_requested) as sig:
         tab.resume_button.click()
-    text, offered = asked[0][2], asked[0][3]
+    text, offered = asked[0]["text"], asked[0]["offered"]
     assert "has trained 3 epochs of the 5 it planned (early stopping ended it)" in text and "stretched." not in text
     assert offered == 2 and sig.args == [str(early), 5]  # the offer finishes the plan
     tab.select_runs([str(runs["done"])])  # all its epochs done: more stretch the schedule, 5 offered
     tab.resume_button.click()
-    assert asked[1][3] == 5 and "near 0 at the run's end,\nrises at once" in asked[1][2]
-    assert "2 more go on at the\nrate it had planned; fewer lower the rate at once, more raise it." in text
+    assert asked[1]["offered"] == 5 and "near 0 at the run's end, rises at once" in asked[1]["text"]
+    assert "2 more go on at the rate it had planned; fewer lower the rate at once, more raise it." in text
+
+
+def test_the_more_epochs_dialog_wraps_its_text_to_its_width(qtbot, tab, runs, more_epochs):
+    """Its text was broken by hand ("…replaced if a\nnew epoch does better…"): lines short, long, short, at any
+    font (QInputDialog.getInt's label does not wrap). The label wraps now; only paragraphs are apart."""
+    asked, _ = more_epochs
+    tab.select_runs([str(runs["done"])])
+    with qtbot.waitSignal(tab.extend_requested):
+        tab.resume_button.click()
+    shown = asked[0]
+    paragraphs = shown["text"].split("\n\n")
+    assert len(paragraphs) == 3 and not any("\n" in para for para in paragraphs), shown["text"]
+    assert paragraphs[1].startswith("How many more?") and paragraphs[2].startswith("Its cosine learning-rate")
+    assert shown["wraps"]
+    # laid out: the long paragraphs wrap within a dialog of a readable width (not one line each, nor a tall column)
+    assert 40 <= shown["width_chars"] <= 120 and shown["lines"] >= 5, shown
 
 
 def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
@@ -1152,3 +1202,102 @@ def test_a_minimised_window_does_not_look_for_ended_runs(qtbot, tab, runs, monke
     tab.showNormal()
     tab._check_running()
     assert reads
+
+
+def test_a_run_left_running_on_another_machine_can_be_resumed_and_deleted(qtbot, tab, runs):
+    """Copied from a machine while its status.json said "running" (or from one that crashed): only a run of this
+    host was looked at, so the row said "running" for good, Resume and Delete disabled ("This run is training
+    now…"), while `main.py train --resume` on it went ahead."""
+    import time
+
+    from core.runs import RunLock
+
+    away = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
+    doc = {"status": "running", "started": 1_704_500_000, "epochs_done": 2, "hostname": "alice-laptop", "pid": 4242}
+    (away / "status.json").write_text(json.dumps(doc | {"updated": time.time() - 3600}))
+    lock = RunLock(away)  # (its .lock, free: nobody trains it)
+    assert lock.acquire()
+    lock.release()
+    tab.refresh()
+    tab.select_runs([str(away)])
+    row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == away.name)
+    cell = tab.table.item(row, COL_STATUS)
+    assert cell.text() == "interrupted" and "last seen running on alice-laptop (" in cell.toolTip()
+    assert tab.resume_button.isEnabled() and tab.resume_button.text() == "Resume training"
+    assert tab.delete_button.isEnabled()
+    # written a minute ago: it may be training there (a share may keep that machine's lock to itself); said so
+    (away / "status.json").write_text(json.dumps(doc | {"updated": time.time() - 60}))
+    tab.refresh()
+    tab.select_runs([str(away)])
+    row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == away.name)
+    assert tab.table.item(row, COL_STATUS).text() == "running"
+    assert tab.table.item(row, COL_STATUS).toolTip().startswith("Training now on alice-laptop")
+    assert not tab.resume_button.isEnabled() and "training on alice-laptop" in tab.resume_button.toolTip()
+    assert not tab.delete_button.isEnabled()
+
+
+def test_show_runs_folder_says_why_it_cannot(qtbot, tmp_path, monkeypatch):
+    """A runs path that is a file, or cannot be made: mkdir raised to stderr, and nothing was shown."""
+    shown: list[str] = []
+    monkeypatch.setattr("gui.runs_tab.show_folder", lambda folder, parent=None: shown.append(folder) or True)
+    blocker = tmp_path / "runs-is-a-file"
+    blocker.write_text("not a folder")
+    w = RunsTab()
+    qtbot.addWidget(w)
+    said: list[str] = []
+    w.status_message.connect(said.append)
+    w.set_runs_dir(blocker)
+    w.open_folder_button.click()
+    assert shown == [] and said == [f"Cannot show the runs folder {blocker}: it is a file, not a folder"]
+    assert w.folder_label.text() == said[0]  # (in the tab too, not only the status bar's passing line)
+    w.set_runs_dir(blocker / "runs")  # a folder inside that file: cannot be made
+    w.open_folder_button.click()
+    assert shown == [] and said[-1].startswith(f"Cannot show the runs folder {blocker / 'runs'}: it cannot be made: ")
+    w.set_runs_dir(tmp_path / "new")
+    w.open_folder_button.click()
+    assert shown == [str(tmp_path / "new")] and (tmp_path / "new").is_dir() and len(said) == 2
+
+
+def test_a_run_one_of_whose_files_cannot_go_is_deleted_from_the_list_and_what_is_left_is_said(
+    qtbot, tab, runs, answer_question, monkeypatch
+):
+    """status.json undeletable (immutable, held open on Windows): best.pt, last.pt, config.json and history.csv
+    went, the run stayed listed, half deleted, and the box said it "could not be deleted"."""
+    import errno
+    import os
+
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        if os.path.basename(path) == "status.json":
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    warned: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a, **k: warned.append(text))
+    run = runs["stopped"]
+    tab.select_runs([str(run)])
+    answer_question("Delete 1 run")
+    with qtbot.waitSignal(tab.runs_deleted, timeout=5000) as deleted:
+        assert tab.delete_selected() is True
+    assert deleted.args[0] == [str(run)] and tab.run_count() == 2 and not run.exists()
+    left = run.parent / f".deleting-{run.name}"
+    assert [p.name for p in left.iterdir() if p.name != ".lock"] == ["status.json"]
+    assert len(warned) == 1 and "could not be deleted" not in warned[0]
+    assert f"{run.name}: deleted from the run list, but 1 file could not be removed" in warned[0]
+    assert str(left) in warned[0] and "status.json" in warned[0]
+
+
+def test_a_run_saved_by_a_newer_version_says_why_it_cannot_be_resumed(tab, runs):
+    """Its config.json holds a setting this version does not know: Resume failed in the Train tab with
+    "data.mixup_schedule: unknown setting", naming no file."""
+    config = json.loads((runs["stopped"] / "config.json").read_text())
+    config["data"]["mixup_schedule"] = "linear"
+    (runs["stopped"] / "config.json").write_text(json.dumps(config))
+    tab.refresh()
+    tab.select_runs([str(runs["stopped"])])
+    tip = tab.resume_button.toolTip()
+    assert not tab.resume_button.isEnabled()
+    assert str(runs["stopped"] / "config.json") in tip and "data.mixup_schedule" in tip and "newer version" in tip
+    assert tab.predict_button.isEnabled()  # (best.pt needs none of its settings to predict)
