@@ -974,10 +974,9 @@ class TrainTab(QWidget):
         cfg = RunConfig(data=data, model=self.model_panel.model_config(), train=train)
         return cfg.validate()
 
-    def _in_form_words(self, exc: Exception) -> str:
-        """A setting the form holds that the config refused ("lr=0.0: must be > 0") in the form's words ("Learning
-        rate 0.0: must be > 0"), with the field focused for the fix; any other message as it is."""
-        fields = {
+    def _number_fields(self) -> dict[str, QWidget]:
+        """The form's number fields by their settings' names (two line edits, the rest spin boxes)."""
+        return {
             "lr": self.lr_edit,
             "weight_decay": self.wd_edit,
             "epochs": self.epochs_spin,
@@ -989,6 +988,11 @@ class TrainTab(QWidget):
             "early_stop_patience": self.patience_spin,
             "seed": self.seed_spin,
         }
+
+    def _in_form_words(self, exc: Exception) -> str:
+        """A setting the form holds that the config refused ("lr=0.0: must be > 0") in the form's words ("Learning
+        rate 0.0: must be > 0"), with the field focused for the fix; any other message as it is."""
+        fields = self._number_fields()
         where, sep, why = str(exc).partition(": ")
         name, _, value = where.partition("=")
         field = fields.get(name) if sep else None
@@ -1760,16 +1764,7 @@ class TrainTab(QWidget):
         from gui.widgets import load_number_setting, load_spin_setting
 
         s = settings()
-        spins = {
-            "epochs": self.epochs_spin,
-            "batch_size": self.batch_spin,
-            "warmup_epochs": self.warmup_spin,
-            "label_smoothing": self.smoothing_spin,
-            "mixup": self.mixup_spin,
-            "cutmix": self.cutmix_spin,
-            "early_stop_patience": self.patience_spin,
-            "seed": self.seed_spin,
-        }
+        spins = {k: w for k, w in self._number_fields().items() if isinstance(w, (QSpinBox, QDoubleSpinBox))}
         for key in TRAIN_KEYS:
             name = f"train/{key}"
             v = s.value(name)

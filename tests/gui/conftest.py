@@ -144,3 +144,23 @@ def answer_question():
         return seen
 
     return arrange
+
+
+@pytest.fixture
+def window(qtbot, runs_dir):
+    """make(**kwargs): a shown MainWindow on this test's runs folder, closed without asking at the end."""
+    from gui.main_window import MainWindow
+
+    created = []
+
+    def make(**kwargs):
+        w = MainWindow(runs_dir=str(runs_dir), **kwargs)
+        qtbot.addWidget(w)
+        w.show()
+        created.append(w)
+        return w
+
+    yield make
+    for w in created:
+        w.confirm_close = False
+        w.close()

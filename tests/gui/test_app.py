@@ -122,25 +122,6 @@ def test_importing_the_main_window_loads_no_torch_and_no_matplotlib():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.fixture
-def window(qtbot, runs_dir):
-    from gui.main_window import MainWindow
-
-    created = []
-
-    def make(**kwargs):
-        w = MainWindow(runs_dir=str(runs_dir), **kwargs)
-        qtbot.addWidget(w)
-        w.show()
-        created.append(w)
-        return w
-
-    yield make
-    for w in created:
-        w.confirm_close = False
-        w.close()
-
-
 def test_the_window_fits_a_1366x768_laptop_screen(qtbot, window):
     """No tab may force the window taller than a 768-px screen leaves (taskbar and title bar take ~85 px)."""
     from gui.app import load_stylesheet

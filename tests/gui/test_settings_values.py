@@ -21,25 +21,6 @@ def hand_edit(lines: dict[str, dict[str, str]]) -> None:
     )
 
 
-@pytest.fixture
-def window(qtbot, runs_dir):
-    from gui.main_window import MainWindow
-
-    created = []
-
-    def make(**kwargs):
-        w = MainWindow(runs_dir=str(runs_dir), load_initial=False, **kwargs)
-        qtbot.addWidget(w)
-        w.show()
-        created.append(w)
-        return w
-
-    yield make
-    for w in created:
-        w.confirm_close = False
-        w.close()
-
-
 @pytest.mark.parametrize(
     ("section", "key", "raw", "field", "expected"),
     [
@@ -60,7 +41,7 @@ def test_one_odd_saved_value_does_not_stop_the_window_opening(qtbot, window, sec
     """Each of these raised during start-up (ValueError, OverflowError past 32 bits, TypeError in the recent list),
     on every launch; top_k out of range left the Predict tab a placeholder for good."""
     hand_edit({section: {key: raw}})
-    w = window()
+    w = window(load_initial=False)
     assert w.predict_tab is not None  # (not "This tab is not available in this build (OverflowError: )")
     assert field(w) == expected
 

@@ -976,13 +976,26 @@ def _one_class_folder_and_tab(qtbot, tmp_path, tiny_dataset, runs_dir):
     return one, panel, tab
 
 
+def _imagenet_start_with(qtbot, tab, monkeypatch, download) -> list:
+    """ImageNet weights chosen in the tab, `download` standing in for their download; the list gets the data set
+    of every run it launches (none is)."""
+    import gui.train_tab as tt
+
+    monkeypatch.setattr(tt, "_download_weights", download)
+    launched = []
+    monkeypatch.setattr(tab, "_launch", lambda config, index, resume=None: launched.append(index))
+    mp = tab.model_panel
+    qtbot.waitUntil(lambda: mp.pretrained_combo.findData("imagenet") >= 0, timeout=60000)
+    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("imagenet"))
+    return launched
+
+
 @pytest.mark.timeout(120)
 def test_a_data_set_changed_while_weights_download_is_checked_again(
     qtbot, tmp_path, tiny_dataset, runs_dir, monkeypatch
 ):
     """Start with ImageNet weights checks the data set, then downloads; a scan that ended meanwhile (here, of a
     one-class folder) was launched unchecked: a one-output model, its loss always 0."""
-    import gui.train_tab as tt
 
     one, panel, tab = _one_class_folder_and_tab(qtbot, tmp_path, tiny_dataset, runs_dir)
     with qtbot.waitSignal(panel.scan_finished, timeout=60000):
@@ -993,12 +1006,7 @@ def test_a_data_set_changed_while_weights_download_is_checked_again(
         release.wait(30)
         return str(tmp_path / "weights.pth")
 
-    monkeypatch.setattr(tt, "_download_weights", download)
-    launched = []
-    monkeypatch.setattr(tab, "_launch", lambda config, index, resume=None: launched.append(index))
-    mp = tab.model_panel
-    qtbot.waitUntil(lambda: mp.pretrained_combo.findData("imagenet") >= 0, timeout=60000)
-    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("imagenet"))
+    launched = _imagenet_start_with(qtbot, tab, monkeypatch, download)
     assert tab.start() and tab._download_worker is not None
     with qtbot.waitSignal(panel.scan_finished, timeout=60000):
         panel.load_folder(str(one.parent))
@@ -1011,7 +1019,6 @@ def test_a_data_set_changed_while_weights_download_is_checked_again(
 @pytest.mark.timeout(120)
 def test_stop_during_the_weights_download_starts_no_run(qtbot, tmp_path, tiny_dataset, runs_dir, monkeypatch):
     """Stop (and the dialog's Cancel) were ignored: the download went on, and the run started when it ended."""
-    import gui.train_tab as tt
     from core import models
 
     _, panel, tab = _one_class_folder_and_tab(qtbot, tmp_path, tiny_dataset, runs_dir)
@@ -1027,12 +1034,7 @@ def test_stop_during_the_weights_download_starts_no_run(qtbot, tmp_path, tiny_da
                 raise models.DownloadStopped()
         return str(tmp_path / "weights.pth")
 
-    monkeypatch.setattr(tt, "_download_weights", download)
-    launched = []
-    monkeypatch.setattr(tab, "_launch", lambda config, index, resume=None: launched.append(index))
-    mp = tab.model_panel
-    qtbot.waitUntil(lambda: mp.pretrained_combo.findData("imagenet") >= 0, timeout=60000)
-    mp.pretrained_combo.setCurrentIndex(mp.pretrained_combo.findData("imagenet"))
+    launched = _imagenet_start_with(qtbot, tab, monkeypatch, download)
     assert tab.start() and started.wait(10)
     tab.stop()
     qtbot.waitUntil(lambda: tab._download_worker is None, timeout=10000)
