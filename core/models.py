@@ -587,9 +587,11 @@ def download_weights(
     dest = dest_dir / fname
     m = _HASH_RE.search(fname)
     expected = m.group(1) if m else None
+    damaged = ""
     if dest.is_file():
         if expected is None or _hash_checked(dest, expected):
             return dest
+        damaged = f"the cached weights at {dest} were damaged and have been removed"
         try:  # damaged in the cache (cut short by another program, a disk error): every Start failed on it
             dest.unlink()
         except OSError as e:
@@ -630,8 +632,9 @@ def download_weights(
             ) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
             reason = getattr(e, "reason", None) or e
+            cached = damaged or f"no cached weights at {dest}"
             raise ModelError(
-                f"cannot download {url} ({reason}): no internet and no cached weights at {dest}; "
+                f"cannot download {url} ({reason}): no internet and {cached}; "
                 f"choose a local weights file (--pretrained PATH) or train from scratch"
             ) from None
         except http.client.HTTPException as e:

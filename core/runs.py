@@ -888,8 +888,11 @@ def _mtime(path: Path) -> float:
 # is taken to have ended there once nothing holds its folder's lock AND status.json has not been written for this
 # long. The lock alone is not enough: a network share may keep each machine's locks to itself (sshfs, some SMB and
 # NFS mounts, Windows' byte locks beside Linux's flock), so a free lock here cannot rule out a process training the
-# folder on the other machine. A live run rewrites status.json at its epochs' ends (at most every save_every_s,
-# 30 s by default); the margin also covers the two machines' clocks differing by some minutes.
+# folder on the other machine. A live run rewrites status.json when it saves: at its epochs' ends, at most every
+# save_every_s (30 s by default). So the quiet must also outlast twice the run's save_every_s and twice its longest
+# epoch (foreign_quiet_s), and both clocks must say so: status.json's "updated" (the writer's) and its modification
+# time here (a clock minutes behind made every live run look quiet). A run paused there writes nothing: Delete
+# names the machine it was last seen on, and asks.
 FOREIGN_QUIET_S = 10 * 60
 
 
@@ -923,22 +926,41 @@ def judge_status(status: dict[str, Any], run_dir: str | Path | None = None) -> t
     if run_dir is not None and RunLock(run_dir).probe():
         return s, ""
     last = _last_written(status, run_dir)
-    if last is None or time.time() - last < FOREIGN_QUIET_S:
+    if last is None or time.time() - last < foreign_quiet_s(run_dir):
         return s, ""
     when = datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M")
     return "interrupted", f"last seen running on {host} ({when})"
 
 
+def foreign_quiet_s(run_dir: str | Path | None) -> float:
+    """How long a run of another machine must have left status.json unwritten to be taken as ended there:
+    FOREIGN_QUIET_S, or twice its save_every_s, or twice its longest epoch so far, whichever is longest."""
+    quiet = float(FOREIGN_QUIET_S)
+    if run_dir is None:
+        return quiet
+    save_every = section(read_config(run_dir), "train").get("save_every_s")
+    if isinstance(save_every, (int, float)) and not isinstance(save_every, bool) and math.isfinite(save_every):
+        quiet = max(quiet, 2.0 * save_every)
+    for row in read_history(run_dir):
+        try:
+            seconds = float(row.get("seconds") or 0)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(seconds):
+            quiet = max(quiet, 2.0 * seconds)
+    return quiet
+
+
 def _last_written(status: dict[str, Any], run_dir: str | Path | None) -> float | None:
-    """When status.json was last written: its "updated" time (the writer's clock; a copy keeps it), else the
-    file's modification time; None when neither is known."""
+    """When status.json was last written, as the later of its "updated" time (the writer's clock; a copy keeps it)
+    and its modification time here; None when neither is known."""
+    known = []
     updated = status.get("updated")
     if isinstance(updated, (int, float)) and not isinstance(updated, bool) and 0 < updated < 1e11:
-        return float(updated)
+        known.append(float(updated))
     if run_dir is not None:
-        mtime = _mtime(Path(run_dir) / "status.json")
-        return mtime or None
-    return None
+        known.append(_mtime(Path(run_dir) / "status.json"))
+    return max((t for t in known if t), default=None)
 
 
 def _started_after(pid: int, when: float) -> bool:

@@ -527,9 +527,12 @@ class ConfusionMatrixCanvas(QWidget):
             self._blit_marks()
 
     def _keep_background(self, event: Any) -> None:
-        """After a draw (which leaves out the boxes): keep a copy of it, and draw the boxes over it."""
+        """After a draw (which leaves out the boxes): keep a copy of it, and draw the boxes over it. Into the
+        buffer only: the draw's own update shows them (a blit here repainted inside the paint that drew)."""
         self._background = self.canvas.copy_from_bbox(self.figure.bbox)
-        self._blit_marks()
+        for mark in (self._outline, self._cursor_box):
+            if mark is not None:
+                self.ax.draw_artist(mark)
 
     def _blit_marks(self) -> None:
         if self._background is None:  # not drawn yet (or drawn anew): the boxes come with that draw
@@ -1644,6 +1647,8 @@ class EvaluateTab(QWidget):
                 row = self._thumb_rows[i]
                 icon = photo_icon(img)
                 self._thumb_icons[self._gallery_rows[row]["path"]] = icon  # (for the gallery filled again by a cell)
+                while len(self._thumb_icons) > 2 * GALLERY_LIMIT:  # (the oldest go: cell after cell of a big set)
+                    del self._thumb_icons[next(iter(self._thumb_icons))]
                 self.gallery.item(row).setIcon(icon)
 
     def _on_thumbs_finished(self, worker: FunctionWorker) -> None:

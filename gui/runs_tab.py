@@ -1526,11 +1526,18 @@ class RunsTab(QWidget):
         if not paths:
             return False
         names = "\n".join(Path(p).name for p in paths[:10]) + ("\n…" if len(paths) > 10 else "")
+        # runs of another machine taken as ended there (quiet for long): one paused there writes nothing
+        away = [i for p in paths if (i := self._info(p)) is not None and i.host and i.status == "interrupted"]
+        careful = "".join(
+            f"\n\n{i.path.name} was {i.message.split(';')[0]}: if it is still training or paused there, deleting "
+            "it loses that run."
+            for i in away[:3]
+        )
         if not ask(
             self,
             "Delete runs",
             f"Delete {len(paths)} run folder{'s' if len(paths) > 1 else ''} with "
-            f"{'their' if len(paths) > 1 else 'its'} checkpoints?\n\n{names}\n\n"
+            f"{'their' if len(paths) > 1 else 'its'} checkpoints?\n\n{names}{careful}\n\n"
             "This cannot be undone.",
             yes=f"Delete {count_noun(len(paths), 'run')}",
         ):

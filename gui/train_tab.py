@@ -1483,7 +1483,8 @@ class TrainTab(QWidget):
         from core.models import auto_arch
 
         arch = config.model.arch if config.model.arch != "auto" else auto_arch("cpu", "imagenet")  # Auto: ResNeXt-50
-        dialog = QProgressDialog(f"Downloading ImageNet weights for {arch}…", "Cancel", 0, 0, self)
+        # (cached weights are read through for their hash first: "Downloading" would not be true of that)
+        dialog = QProgressDialog(f"ImageNet weights for {arch}: looking in the cache…", "Cancel", 0, 0, self)
         dialog.setWindowTitle("ImageNet weights")
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)
@@ -1492,6 +1493,7 @@ class TrainTab(QWidget):
         self._set_state(PREPARING)
 
         def progress(done: int, total: int) -> None:
+            dialog.setLabelText(f"Downloading ImageNet weights for {arch}: {done / 2**20:.0f} MB")
             if total > 0:
                 dialog.setRange(0, 1000)
                 dialog.setValue(int(1000 * done / total))

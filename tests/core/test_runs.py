@@ -607,6 +607,12 @@ def test_a_run_left_running_on_another_machine_is_interrupted_once_its_lock_is_f
     doc = {"status": "running", "hostname": "alice-laptop", "pid": 4242, "started": 100, "updated": hour_ago}
     run = _fake_run(store, "resnet18", doc)
     (run / "last.pt").write_bytes(b"x")
+
+    def write(doc, age_here: float = 3600) -> None:  # status.json, written `age_here` ago by this machine's clock
+        (run / "status.json").write_text(json.dumps(doc))
+        os.utime(run / "status.json", (time.time() - age_here,) * 2)
+
+    write(doc)
     lock = runs.RunLock(run)  # its .lock, as the trainer leaves it (free: nobody trains it)
     assert lock.acquire()
     lock.release()
@@ -622,14 +628,28 @@ def test_a_run_left_running_on_another_machine_is_interrupted_once_its_lock_is_f
         lock.release()
     # status.json written moments ago: a share may keep that machine's lock to itself, so a free lock is not enough
     doc["updated"] = time.time() - 60
-    (run / "status.json").write_text(json.dumps(doc))
+    write(doc)
     assert store.info(run).status == "running"
     doc["updated"] = time.time() - runs.FOREIGN_QUIET_S - 5
-    (run / "status.json").write_text(json.dumps(doc))
+    write(doc)
+    assert store.info(run).status == "interrupted"
+    write(doc, age_here=60)  # its clock 10 minutes behind this one's: written a minute ago, here
+    assert store.info(run).status == "running"
+    # epochs of 8 minutes, or saves 20 minutes apart: quiet for 10 minutes is no end
+    runs.append_history(run, {"epoch": 1, "train_loss": 1.0, "seconds": 480.0})
+    write(doc, age_here=runs.FOREIGN_QUIET_S + 5)
+    assert runs.foreign_quiet_s(run) == 960 and store.info(run).status == "running"
+    cfg = json.loads((run / "config.json").read_text())
+    cfg.setdefault("train", {})["save_every_s"] = 1200
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert runs.foreign_quiet_s(run) == 2400
+    write(doc, age_here=3600)
+    doc["updated"] = hour_ago
+    write(doc, age_here=3600)
     assert store.info(run).status == "interrupted"
     # no "updated" time: the file's own; no .lock (a run from before locks): the quiet time alone decides
     del doc["updated"]
-    (run / "status.json").write_text(json.dumps(doc))
+    write(doc, age_here=0)
     (run / ".lock").unlink()
     assert store.info(run).status == "running"
     os.utime(run / "status.json", (hour_ago, hour_ago))

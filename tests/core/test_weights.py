@@ -154,6 +154,19 @@ def test_damaged_weights_in_the_cache_are_downloaded_again(server, tmp_path):
     assert M.download_weights(server.base + server.name, dest) == path and len(server.requests) == 1  # good: kept
 
 
+def test_damaged_weights_in_the_cache_without_a_network_are_said_to_be_removed(tmp_path):
+    """It said "no cached weights" of weights it had just found damaged and removed."""
+    dest = tmp_path / "cache"
+    dest.mkdir()
+    (dest / "tiny-deadbeef.pth").write_bytes(b"cut short")
+    with pytest.raises(M.ModelError) as e:
+        M.download_weights("https://example.org/tiny-deadbeef.pth", dest)
+    assert f"no internet and the cached weights at {dest / 'tiny-deadbeef.pth'} were damaged and have been removed" in (
+        str(e.value)
+    )
+    assert list(dest.iterdir()) == []
+
+
 def test_a_run_stopped_while_its_weights_download_keeps_no_run_and_no_weights(server, tmp_path, monkeypatch):
     from core.config import RunConfig
     from core.engine import StopToken, Trainer

@@ -599,7 +599,7 @@ def test_a_cell_lists_its_images_beyond_the_most_confident_the_gallery_holds(qtb
     assert tab.detail_view._hint == "Click a misclassified image to see it large with its Grad-CAM"
 
 
-def test_the_outline_and_the_keyboard_box_are_drawn_over_the_matrix_not_with_it(qtbot, tab, tmp_path):
+def test_the_outline_and_the_keyboard_box_are_drawn_over_the_matrix_not_with_it(qtbot, qtlog, tab, tmp_path):
     """Each arrow key and each cell clicked redrew the whole matrix (0.3-0.7 s a key for 300 classes): the boxes
     are now blitted over a copy of it, and still seen, and gone when taken away."""
     _evaluated_run(qtbot, tab, tmp_path)
@@ -627,9 +627,16 @@ def test_the_outline_and_the_keyboard_box_are_drawn_over_the_matrix_not_with_it(
     assert edge_colour(1, 1) == plain  # gone again
     qtbot.wait(50)  # (a draw_idle would have run by now)
     assert draws == []  # not one draw of the whole matrix for any of it
-    cm.set_normalized(True)  # the matrix itself changes: drawn again, the keyboard's box with it
-    cm.canvas.draw()
+    cm.set_normalized(True)  # the matrix itself changes: drawn again (in the paint of a grab), the box with it
+    img = cm.canvas.grab().toImage()
     assert len(draws) >= 1 and cm._cursor_box is not None and cm._cursor_box.get_xy() == (1.5, 0.5)
+    x, y = cm.ax.transData.transform((2, 0.5))  # the middle of the box's lower edge (dashed: a few px around it)
+    seen = {
+        img.pixelColor(round(x) + dx, round(img.height() - y) + dy).name() for dx in range(-6, 7) for dy in (-1, 0, 1)
+    }
+    assert "#2f6fdf" in seen, seen
+    # (drawn into the paint that drew, not repainted from inside it: Qt said "Recursive repaint detected")
+    assert not [r for r in qtlog.records if "epaint" in r.message or "paintEngine" in r.message]
     cm.clearFocus()
 
 

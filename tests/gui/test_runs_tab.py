@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -1204,7 +1205,7 @@ def test_a_minimised_window_does_not_look_for_ended_runs(qtbot, tab, runs, monke
     assert reads
 
 
-def test_a_run_left_running_on_another_machine_can_be_resumed_and_deleted(qtbot, tab, runs):
+def test_a_run_left_running_on_another_machine_can_be_resumed_and_deleted(qtbot, tab, runs, monkeypatch):
     """Copied from a machine while its status.json said "running" (or from one that crashed): only a run of this
     host was looked at, so the row said "running" for good, Resume and Delete disabled ("This run is training
     now…"), while `main.py train --resume` on it went ahead."""
@@ -1215,6 +1216,7 @@ def test_a_run_left_running_on_another_machine_can_be_resumed_and_deleted(qtbot,
     away = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
     doc = {"status": "running", "started": 1_704_500_000, "epochs_done": 2, "hostname": "alice-laptop", "pid": 4242}
     (away / "status.json").write_text(json.dumps(doc | {"updated": time.time() - 3600}))
+    os.utime(away / "status.json", (time.time() - 3600,) * 2)  # (and an hour ago by this machine's clock)
     lock = RunLock(away)  # (its .lock, free: nobody trains it)
     assert lock.acquire()
     lock.release()
@@ -1225,6 +1227,10 @@ def test_a_run_left_running_on_another_machine_can_be_resumed_and_deleted(qtbot,
     assert cell.text() == "interrupted" and "last seen running on alice-laptop (" in cell.toolTip()
     assert tab.resume_button.isEnabled() and tab.resume_button.text() == "Resume training"
     assert tab.delete_button.isEnabled()
+    asked = []
+    monkeypatch.setattr("gui.runs_tab.ask", lambda parent, title, text, **k: asked.append(text) or False)
+    assert not tab.delete_selected() and away.is_dir()  # asked first, with where it was last seen; No: kept
+    assert f"{away.name} was last seen running on alice-laptop (" in asked[0] and "paused there" in asked[0]
     # written a minute ago: it may be training there (a share may keep that machine's lock to itself); said so
     (away / "status.json").write_text(json.dumps(doc | {"updated": time.time() - 60}))
     tab.refresh()
