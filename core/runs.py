@@ -903,9 +903,14 @@ def effective_status(status: dict[str, Any], run_dir: str | Path | None = None) 
     return judge_status(status, run_dir)[0]
 
 
-def judge_status(status: dict[str, Any], run_dir: str | Path | None = None) -> tuple[str, str]:
+def judge_status(
+    status: dict[str, Any],
+    run_dir: str | Path | None = None,
+    config: dict[str, Any] | None = None,
+    history: list[dict[str, Any]] | None = None,
+) -> tuple[str, str]:
     """effective_status, and a note in words when a run of another host is taken as interrupted ("last seen running
-    on alice-laptop (2026-11-29 05:22)"; "" otherwise)."""
+    on alice-laptop (2026-11-29 05:22)"; "" otherwise). `config` and `history`: the run's, when already read."""
     s = status.get("status") or "interrupted"
     if s != "running":
         return s, ""
@@ -926,22 +931,26 @@ def judge_status(status: dict[str, Any], run_dir: str | Path | None = None) -> t
     if run_dir is not None and RunLock(run_dir).probe():
         return s, ""
     last = _last_written(status, run_dir)
-    if last is None or time.time() - last < foreign_quiet_s(run_dir):
+    if last is None or time.time() - last < foreign_quiet_s(run_dir, config, history):
         return s, ""
     when = datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M")
     return "interrupted", f"last seen running on {host} ({when})"
 
 
-def foreign_quiet_s(run_dir: str | Path | None) -> float:
+def foreign_quiet_s(
+    run_dir: str | Path | None, config: dict[str, Any] | None = None, history: list[dict[str, Any]] | None = None
+) -> float:
     """How long a run of another machine must have left status.json unwritten to be taken as ended there:
-    FOREIGN_QUIET_S, or twice its save_every_s, or twice its longest epoch so far, whichever is longest."""
+    FOREIGN_QUIET_S, or twice its save_every_s, or twice its longest epoch so far, whichever is longest (its
+    config.json and history.csv read here unless given)."""
     quiet = float(FOREIGN_QUIET_S)
     if run_dir is None:
         return quiet
-    save_every = section(read_config(run_dir), "train").get("save_every_s")
+    config = read_config(run_dir) if config is None else config
+    save_every = section(config, "train").get("save_every_s")
     if isinstance(save_every, (int, float)) and not isinstance(save_every, bool) and math.isfinite(save_every):
         quiet = max(quiet, 2.0 * save_every)
-    for row in read_history(run_dir):
+    for row in read_history(run_dir) if history is None else history:
         try:
             seconds = float(row.get("seconds") or 0)
         except (TypeError, ValueError):
@@ -1162,7 +1171,7 @@ class RunStore:
         damaged += ["history.csv"] if history_damaged or emptied else []
         message = str(status.get("message") or "")
         host = status.get("hostname")
-        shown, seen = judge_status(status, path) if status else ("", "")
+        shown, seen = judge_status(status, path, cfg, history) if status else ("", "")
         if seen:  # (a run of another machine, taken as interrupted: where it was last seen running)
             message = f"{seen}; {message}" if message else seen
         if damaged:

@@ -242,6 +242,7 @@ class DatasetPanel(QWidget):
         self.folder = ""
         self.last_error = ""
         self._scan_worker: FunctionWorker | None = None
+        self._recent_paths: list[str] = []  # the folder box's entries' paths (see _fill_recent)
         self._scan_gen = 0
         self._thumb_loader: ThumbnailLoader | None = None
         self._thumb_gen = 0
@@ -1066,16 +1067,16 @@ class DatasetPanel(QWidget):
             items = [current, *items]
         self._recent_paths = list(items)
         for f in items:
-            self.recent_combo.addItem(shown_path(f), f)
-            self.recent_combo.setItemData(self.recent_combo.count() - 1, shown_path(f), Qt.ItemDataRole.ToolTipRole)
+            shown = shown_path(f)
+            self.recent_combo.addItem(shown, f)
+            self.recent_combo.setItemData(self.recent_combo.count() - 1, shown, Qt.ItemDataRole.ToolTipRole)
         if current:
             self.recent_combo.setCurrentIndex(items.index(current))
         self.recent_combo.blockSignals(False)
 
     def recent_path(self, i: int) -> str:
         """The folder of the folder box's entry `i` ("" for none)."""
-        paths = getattr(self, "_recent_paths", [])
-        return paths[i] if 0 <= i < len(paths) else ""
+        return self._recent_paths[i] if 0 <= i < len(self._recent_paths) else ""
 
     def _on_path_typed(self) -> None:
         text = self.recent_combo.currentText().strip().strip('"').strip("'")  # ("Copy as path" on Windows quotes it)

@@ -40,7 +40,15 @@ from gui.app import (
 )
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import IDLE, PAUSED, TrainTab
-from gui.widgets import ElidedLabel, ask, gone_checkpoint, keep_focus_in_view, keyboard_friendly, show_folder
+from gui.widgets import (
+    ElidedLabel,
+    ask,
+    gone_checkpoint,
+    keep_focus_in_view,
+    keyboard_friendly,
+    make_folder,
+    show_folder,
+)
 from gui.worker import FunctionWorker, connect_worker, start_worker, wait_for_workers
 
 TAB_NAMES = ("Dataset", "Train", "Evaluate", "Predict", "Runs")
@@ -487,10 +495,8 @@ class MainWindow(QMainWindow):
         from core.runs import default_runs_dir
 
         folder = Path(self.runs_dir) if self.runs_dir else default_runs_dir()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:  # a file of that name, a folder that cannot be made: it said nothing (stderr only)
-            reason = "it is a file, not a folder" if folder.is_file() else (e.strerror or str(e))
+        reason = make_folder(folder)
+        if reason:  # a file of that name, a folder that cannot be made: it said nothing (stderr only)
             self.statusBar().showMessage(f"Cannot show the runs folder {folder}: {reason}", 15000)
             return
         self.open_folder(str(folder))

@@ -37,12 +37,14 @@ from PySide6.QtWidgets import (
 from gui.app import at_font, settings
 from gui.widgets import (
     ERROR_COLOR,
+    NOT_A_FOLDER,
     WARNING_COLOR,
     FrozenFirstColumn,
     ask,
     count_noun,
     dialog_dir,
     load_json_setting,
+    make_folder,
     on_return,
     refused_output,
     remember_dir,
@@ -1370,14 +1372,9 @@ class RunsTab(QWidget):
         a folder that cannot be written) is said in the tab and the status bar, naming the path and why (it raised
         to stderr, and nothing was shown). False then."""
         root = self.runs_dir()
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            if root.exists() and not root.is_dir():
-                why = "it is a file, not a folder"
-            else:
-                where = f" ({e.filename})" if e.filename and Path(e.filename) != root else ""
-                why = f"it cannot be made: {e.strerror or e}{where}"
+        why = make_folder(root)
+        if why:
+            why = why if why == NOT_A_FOLDER else f"it cannot be made: {why}"
             text = f"Cannot show the runs folder {root}: {why}"
             self.folder_label.setText(text)
             self.status_message.emit(text)

@@ -55,6 +55,8 @@ from gui.widgets import (
     count_noun,
     dialog_dir,
     elide_middle,
+    load_number_setting,
+    load_spin_setting,
     remember_dir,
     wheel_scrolls_the_form,
 )
@@ -1763,8 +1765,6 @@ class TrainTab(QWidget):
         """Each saved value on its own: one not valid (hand-edited, another version's) keeps its own field's default
         (the first bad one reset every later one, and `early_stop_patience=abc` stopped the window from opening), and
         a number past its field's range is brought into it (past 32 bits setValue raised OverflowError)."""
-        from gui.widgets import load_number_setting, load_spin_setting
-
         s = settings()
         spins = {k: w for k, w in self._number_fields().items() if isinstance(w, (QSpinBox, QDoubleSpinBox))}
         for key in TRAIN_KEYS:

@@ -7,6 +7,7 @@ import json
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QUrl
@@ -35,6 +36,22 @@ from gui.app import settings
 
 ERROR_COLOR = "#b42318"  # text of what failed (the Runs list's failed runs, Evaluate's status line)
 WARNING_COLOR = "#9a6700"  # amber: a result that comes with a caution (files left out, a stopped run)
+
+
+NOT_A_FOLDER = "it is a file, not a folder"
+
+
+def make_folder(folder: Path) -> str:
+    """Make `folder` (and the folders above it); "" when it is there, else why it cannot be: NOT_A_FOLDER, or the
+    system's reason (with the path it names, when another)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if folder.exists() and not folder.is_dir():
+            return NOT_A_FOLDER
+        where = f" ({e.filename})" if e.filename and Path(e.filename) != folder else ""
+        return f"{e.strerror or e}{where}"
+    return ""
 
 
 def show_folder(folder: str, parent: QWidget | None = None) -> bool:
