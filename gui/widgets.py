@@ -486,8 +486,9 @@ class ImageGrid(QListWidget):
         # caption read "class_00_0…"; in the middle, "apple…0.jpg". The end (the number) tells them apart.
         self.setTextElideMode(Qt.TextElideMode.ElideLeft)
         self.setSpacing(2)
-        if not selectable:
+        if not selectable:  # (pictures to look at: as a Tab stop it showed no mark and did nothing)
             self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+            self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
     def _fit_grid(self) -> None:
         """Cells of tile + 18 by tile + 24 px at the style's 10 pt, wider and taller with a larger font (fixed, a

@@ -36,3 +36,18 @@ def make_colour_set(root: Path, per_class: int = 8, size: int = 16) -> Path:
             a = np.clip(np.array(col)[None, None] + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(a).save(d / f"{i:02d}.png")
     return root
+
+
+def tab_chain(start) -> list:
+    """The widgets Tab can visit after `start`, in order, until it comes back round: Qt's focus chain less the
+    widgets that take no focus from Tab (hidden ones stay in: a tab page not shown is in the chain)."""
+    from PySide6.QtCore import Qt
+
+    chain, w = [], start
+    for _ in range(1000):
+        w = w.nextInFocusChain()
+        if w is start:
+            break
+        if w.focusPolicy() & Qt.FocusPolicy.TabFocus:
+            chain.append(w)
+    return chain

@@ -10,6 +10,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 
 from gui.dataset_panel import DatasetPanel
+from tests.helpers import tab_chain
 
 
 @pytest.fixture
@@ -385,6 +386,10 @@ def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset, tmp_pa
     )
     (tmp_path / "none" / "cat").mkdir(parents=True)  # a folder that cannot be opened: nothing to preview again
     assert _load(qtbot, panel, tmp_path / "none") is None and not panel.preview_next.isEnabled()
+
+    _load(qtbot, panel, tiny_dataset)
+    chain = tab_chain(panel.augment_combo)  # the pictures are looked at, not a stop of their own with no mark
+    assert panel.preview_next in chain and panel.thumb_grid in chain and panel.preview_grid not in chain
 
 
 def test_dropped_folder_is_scanned(qtbot, panel, tiny_dataset, tmp_path):

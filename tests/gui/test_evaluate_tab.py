@@ -13,6 +13,7 @@ from PySide6.QtGui import QPalette
 
 from gui.evaluate_tab import CM_ZERO_MAX, MOVED_HINT, PAGE_NOT_EVALUATED, PAGE_RESULTS, EvaluateTab
 from gui.worker import active_threads
+from tests.helpers import tab_chain
 
 CLASSES = ["cat", "dog", "fox"]
 
@@ -511,12 +512,7 @@ def test_filtering_the_image_shown_away_leaves_a_hint_and_drops_its_grad_cam(qtb
 def test_tab_reaches_the_matrix_right_after_its_own_controls(qtbot, tab, tmp_path):
     """Made after the tabs beside it, the matrix came after the gallery and the Grad-CAM box in the Tab order."""
     _evaluated_run(qtbot, tab, tmp_path)
-    chain, w = [], tab.norm_radio
-    for _ in range(200):
-        w = w.nextInFocusChain()
-        if w is tab.norm_radio:
-            break
-        chain.append(w)
+    chain = tab_chain(tab.norm_radio)
     assert tab.cm_canvas in chain
     at = chain.index(tab.cm_canvas)
     later = {tab.side_tabs.tabBar(), tab.per_class_table, tab.gallery, tab.cam_check}
