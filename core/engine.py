@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -466,7 +467,12 @@ def refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
         status = json.loads((run_dir / "status.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    if not isinstance(status, dict) or status.get("hostname") != socket.gethostname():
+    if not isinstance(status, dict):
+        return
+    host = status.get("hostname")
+    if host != socket.gethostname():
+        if isinstance(host, str) and host.strip() and runs.effective_status(status, run_dir) == "running":
+            _refuse_a_run_of_another_machine(run_dir, status, host)
         return
     if runs.effective_status(status, run_dir) == "running" and status.get("pid") != os.getpid():
         told_by_pid = runs.RunLock(run_dir).probe() is None  # (a run from before locks: its process id decided)
@@ -478,6 +484,18 @@ def refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
                 else ""
             )
         )
+
+
+def _refuse_a_run_of_another_machine(run_dir: Path, status: dict[str, Any], host: str) -> None:
+    """A run that another machine's status.json says is training, written to lately (a shared folder, or copied
+    mid-run): resumed here too, both would write it. Said with when it counts as ended there (runs.judge_status)."""
+    last = runs.last_written(status, run_dir) or time.time()
+    ends = datetime.fromtimestamp(last + runs.foreign_quiet_s(run_dir)).strftime("%Y-%m-%d %H:%M")
+    raise ConfigError(
+        f"{run_dir}: this run is training on {host}, says its status.json (last written "
+        f"{datetime.fromtimestamp(last).strftime('%Y-%m-%d %H:%M')}); stop it there before resuming it here. If it "
+        f"is not training there, it can be resumed from {ends}, when that file has been quiet long enough"
+    )
 
 
 def _lock_run(run_dir: Path) -> runs.RunLock:

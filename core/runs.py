@@ -930,7 +930,7 @@ def judge_status(
     # another machine's process id means nothing here; the lock does, where the folder is shared (see FOREIGN_QUIET_S)
     if run_dir is not None and RunLock(run_dir).probe():
         return s, ""
-    last = _last_written(status, run_dir)
+    last = last_written(status, run_dir)
     if last is None or time.time() - last < foreign_quiet_s(run_dir, config, history):
         return s, ""
     when = datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M")
@@ -960,7 +960,7 @@ def foreign_quiet_s(
     return quiet
 
 
-def _last_written(status: dict[str, Any], run_dir: str | Path | None) -> float | None:
+def last_written(status: dict[str, Any], run_dir: str | Path | None) -> float | None:
     """When status.json was last written, as the later of its "updated" time (the writer's clock; a copy keeps it)
     and its modification time here; None when neither is known."""
     known = []

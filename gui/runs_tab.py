@@ -872,11 +872,12 @@ class RunsTab(QWidget):
         if self._is_paused(one):  # a disabled button says why
             self.resume_button.setToolTip("This run is paused in the Train tab: its Resume goes on with it")
         elif one is not None and one.status == "running" and getattr(one, "host", ""):
-            from core.runs import FOREIGN_QUIET_S
+            from core.runs import foreign_quiet_s
 
+            quiet = round(foreign_quiet_s(one.path) / 60)  # (longer for a run of long epochs or rare saves)
             self.resume_button.setToolTip(
                 f"This run is training on {one.host}, says its status.json. If it is not, the run shows as "
-                f"interrupted once that file is {FOREIGN_QUIET_S // 60} minutes old and nothing holds its folder's lock"
+                f"interrupted once that file is {quiet} minutes old and nothing holds its folder's lock"
             )
         elif one is not None and one.status == "running":
             self.resume_button.setToolTip("This run is training now; resume it once it has stopped")

@@ -193,6 +193,26 @@ def test_a_run_still_training_elsewhere_is_not_resumed(dataset, tmp_path):
     assert Trainer(None, resume=first.run_dir).fit().reason == "completed"
 
 
+def test_a_run_training_on_another_machine_is_not_resumed_here_until_it_counts_as_ended(dataset, tmp_path):
+    """A folder shared with another machine, or copied from it mid-run: status.json names that machine and was
+    written a minute ago. The Runs tab would not resume it; `train --resume` (the Trainer) took it at once, and
+    both machines then wrote one run folder."""
+    import time
+
+    first = _fit_stopped_at(config(dataset, epochs=2, batch_size=4), tmp_path, (1, 1))
+    status_path = Path(first.run_dir) / "status.json"
+    status = {**json.loads(status_path.read_text()), "status": "running", "hostname": "alice-laptop", "pid": 4242}
+    status_path.write_text(json.dumps({**status, "updated": time.time() - 60}))
+    with pytest.raises(ConfigError, match="training on alice-laptop") as e:
+        Trainer(None, resume=first.run_dir)
+    assert "resumed from " in str(e.value) and str(first.run_dir) in str(e.value)
+    assert json.loads(status_path.read_text())["hostname"] == "alice-laptop"  # nothing was touched
+    old = time.time() - runs.FOREIGN_QUIET_S - 60  # quiet for longer than a live run ever is: ended there
+    status_path.write_text(json.dumps({**status, "updated": old}))
+    os.utime(status_path, (old, old))
+    assert Trainer(None, resume=first.run_dir).fit().reason == "completed"
+
+
 def test_an_extension_killed_before_its_first_new_epoch_resumes_to_its_plan(dataset, tmp_path):
     """`train --resume RUN --epochs 8` killed before epoch 7 saved: config.json plans 8, last.pt still 6; a plain
     resume said "completed" with nothing trained and wrote the plan back to 6."""

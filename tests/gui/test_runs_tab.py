@@ -1239,7 +1239,14 @@ def test_a_run_left_running_on_another_machine_can_be_resumed_and_deleted(qtbot,
     assert tab.table.item(row, COL_STATUS).text() == "running"
     assert tab.table.item(row, COL_STATUS).toolTip().startswith("Training now on alice-laptop")
     assert not tab.resume_button.isEnabled() and "training on alice-laptop" in tab.resume_button.toolTip()
+    assert "10 minutes old" in tab.resume_button.toolTip()
     assert not tab.delete_button.isEnabled()
+    from core.runs import append_history
+
+    append_history(away, {"epoch": 3, "train_loss": 1.0, "seconds": 1500.0})  # epochs of 25 minutes: 50 quiet ones
+    tab.refresh()
+    tab.select_runs([str(away)])
+    assert "50 minutes old" in tab.resume_button.toolTip()  # (it said 10, the least, however long its epochs)
 
 
 def test_show_runs_folder_says_why_it_cannot(qtbot, tmp_path, monkeypatch):
