@@ -187,9 +187,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         )
         kind = zip_kind(path)
         if kind == "torchscript":
-            raise CheckpointError(
-                f"{path}: a TorchScript export (a model for other programs), not a checkpoint; use the run's best.pt"
-            ) from None
+            raise CheckpointError(_TORCHSCRIPT.format(path=path)) from None
         if kind in ("damaged", "torch.save"):  # torch.save's format, cut short or damaged (a copy that did not finish)
             raise CheckpointError(f"{path}: damaged or incomplete checkpoint file (unreadable: {why})") from None
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({not_torch_file(path, kind)})") from None
@@ -210,6 +208,21 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if problem:
         raise CheckpointError(f"{path}: damaged checkpoint ({problem})")
     return ckpt
+
+
+_TORCHSCRIPT = "{path}: a TorchScript export (a model for other programs), not a checkpoint; use the run's best.pt"
+
+
+def not_a_checkpoint(path: str | Path) -> str:
+    """Why the file `path` cannot be a checkpoint, as `load` would say it, told from its first bytes and its zip
+    index alone (nothing unpickled: quick enough to ask before anything else is asked of the user); "" when it may
+    be one (`load` tells the rest)."""
+    kind = zip_kind(path)
+    if kind == "torchscript":
+        return _TORCHSCRIPT.format(path=path)
+    if kind in ("torch.save", "damaged") or runs.is_torch_legacy(path):
+        return ""
+    return f"{path}: not a ResNeXt Studio checkpoint ({not_torch_file(path, kind)})"
 
 
 def not_torch_file(path: str | Path, kind: str | None = None) -> str:

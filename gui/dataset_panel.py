@@ -57,6 +57,7 @@ from gui.widgets import (
     show_folder,
     shown_path,
     store_json_setting,
+    typed_path,
     wheel_scrolls_the_form,
 )
 from gui.worker import FunctionWorker, connect_worker, start_worker
@@ -1079,9 +1080,9 @@ class DatasetPanel(QWidget):
         return self._recent_paths[i] if 0 <= i < len(self._recent_paths) else ""
 
     def _on_path_typed(self) -> None:
-        text = self.recent_combo.currentText().strip().strip('"').strip("'")  # ("Copy as path" on Windows quotes it)
-        folder = os.path.expanduser(text)
-        if not text or folder == self.folder or (self.folder and text == shown_path(self.folder)):
+        text = self.recent_combo.currentText().strip()
+        folder = typed_path(text)
+        if not folder or folder == self.folder or (self.folder and text == shown_path(self.folder)):
             return
         if not os.path.isdir(folder):
             self.banner.set_error(f"{folder}: {'a file, not a folder' if os.path.exists(folder) else 'no such folder'}")

@@ -56,7 +56,9 @@ from gui.widgets import (
     photo_icon,
     remember_dir,
     screen_scale,
+    sort_header,
     store_json_setting,
+    typed_path,
 )
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
@@ -191,6 +193,11 @@ def _cam_job(
 
 
 MOVED_HINT = "Moved? Choose where the images are now (Browse… beside Data folder) to evaluate again."
+
+
+def _what_of(split: str, folder: str) -> str:
+    """ "every image of FOLDER" (split "all"), or "the val split of FOLDER" (it said "on the all split of …")."""
+    return f"every image of {folder}" if split == "all" else f"the {split} split of {folder}"
 
 
 def _same_folder(a: str, b: str) -> bool | None:
@@ -890,6 +897,7 @@ class EvaluateTab(QWidget):
 
         self.side_tabs = QTabWidget()
         self.per_class_table = QTableWidget(0, 5)
+        sort_header(self.per_class_table)
         self.per_class_table.setAccessibleName("Precision, recall and F1 per class")
         self.per_class_table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
         self.per_class_table.setHorizontalHeaderLabels(["Class", "Precision", "Recall", "F1", "Support"])
@@ -996,7 +1004,7 @@ class EvaluateTab(QWidget):
     def _on_data_folder_chosen(self) -> None:
         """Another folder than the model's own: its val/test split would be a random share of it, so "all" (once
         per folder chosen: a split the user picks afterwards stays)."""
-        data, own = self.data_edit.text().strip(), self._data_root_from_checkpoint(self.ckpt_edit.text().strip())
+        data, own = self._data_path(), self._data_root_from_checkpoint(self._ckpt_path())
         same = _same_folder(data, own) if data and own else None
         # The run's empty splits are empty in its own folder only: another folder may have test/ images
         self._offer_splits(self._run_splits if same is not False else {})
@@ -1141,11 +1149,11 @@ class EvaluateTab(QWidget):
         if self._run_dir is None or not self.evaluate_now_button.isEnabled():
             return
         run = Path(self._run_dir)
-        ckpt = self.ckpt_edit.text().strip()
+        ckpt = self._ckpt_path()
         which = "its best.pt" if ckpt and Path(ckpt) == run / "best.pt" else Path(ckpt).name or "a checkpoint"
-        where = self.data_edit.text().strip() or "its data folder"
         self.not_evaluated_label.setText(
-            f"{run.name} has not been evaluated yet.\n\nEvaluate {which} on the {self.split()} split of {where}?"
+            f"{run.name} has not been evaluated yet.\n\nEvaluate {which} on "
+            f"{_what_of(self.split(), self._data_path() or 'its data folder')}?"
         )
 
     # ------------------------------------------------------------------ evaluating
@@ -1170,15 +1178,23 @@ class EvaluateTab(QWidget):
             else:
                 self._set_status("An evaluation is already running; its results appear here when it ends.")
             return
-        ckpt = self.ckpt_edit.text().strip()
-        data = self.data_edit.text().strip()
+        ckpt, data = self._ckpt_path(), self._data_path()
         if not ckpt:
             self._set_status(
                 "Choose a checkpoint first: Browse… for a best.pt, or Evaluate a run from the Runs tab.", error=True
             )
             return
+        if os.path.isdir(ckpt) and os.path.isfile(os.path.join(ckpt, "best.pt")):  # a run folder: its best.pt
+            ckpt = os.path.join(ckpt, "best.pt")  # (as `evaluate --checkpoint RUN_DIR` takes it)
+            self.ckpt_edit.setText(ckpt)
         if not os.path.isfile(ckpt):  # (Path.is_file raised on a name too long or a folder that may not be entered)
-            self._set_status(f"Checkpoint not found: {ckpt}", error=True)
+            what = "a folder with no best.pt in it" if os.path.isdir(ckpt) else "no such file"
+            self._set_status(f"Checkpoint {ckpt}: {what}. Choose a best.pt (Browse…).", error=True)
+            return
+        from core.checkpoint import not_a_checkpoint
+
+        if refused := not_a_checkpoint(ckpt):  # (before asking for a data folder, which it would be evaluated on)
+            self._set_status(f"Cannot evaluate: {refused}", error=True)
             return
         if not data:
             data = self._data_root_from_checkpoint(ckpt)
@@ -1236,7 +1252,7 @@ class EvaluateTab(QWidget):
         self.evaluate_button.setEnabled(False)
         self.evaluate_now_button.setEnabled(False)
         self._fade_results(True)
-        self._set_status(f"Evaluating {Path(ckpt).name} on the {split} split of {data}…")
+        self._set_status(f"Evaluating {Path(ckpt).name} on {_what_of(split, data)}…")
         start_worker(worker, self)
 
     def _fade_results(self, faded: bool) -> None:
@@ -1249,6 +1265,14 @@ class EvaluateTab(QWidget):
             effect = QGraphicsOpacityEffect(page)
             effect.setOpacity(0.35)
             page.setGraphicsEffect(effect)
+
+    def _ckpt_path(self) -> str:
+        """The checkpoint field's path ("" for none), as typed or pasted (quotes, ~ and file:// taken as meant)."""
+        return typed_path(self.ckpt_edit.text())
+
+    def _data_path(self) -> str:
+        """The data-folder field's path ("" for none), read as the checkpoint field's."""
+        return typed_path(self.data_edit.text())
 
     @staticmethod
     def _data_root_from_checkpoint(ckpt: str) -> str:
@@ -1298,11 +1322,7 @@ class EvaluateTab(QWidget):
         ckpt = Path(self._checkpoint) if self._checkpoint else None
         what = f"{ckpt.name} of {ckpt.parent.name}" if ckpt else "the checkpoint"
         split = ev.get("split", "?")
-        where = (
-            f"every image of {ev['data_root']}"
-            if split == "all" and ev.get("data_root")
-            else (f"the {split} split of {ev['data_root']}" if ev.get("data_root") else f"the {split} split")
-        )
+        where = _what_of(split, ev["data_root"]) if ev.get("data_root") else f"the {split} split"
         return f"{what} on {where}"
 
     def _training_images_note(self, ev: dict[str, Any]) -> str:

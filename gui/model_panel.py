@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import settings
-from gui.widgets import SteadyLabel, dialog_dir, remember_dir, shrinkable
+from gui.widgets import SteadyLabel, dialog_dir, remember_dir, shrinkable, typed_path
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 AUTO = "auto"
@@ -297,7 +297,7 @@ class ModelPanel(QGroupBox):
             if choice == "none"
             else "imagenet"
             if choice == "imagenet"
-            else (self.weights_edit.text().strip() or None)
+            else (typed_path(self.weights_edit.text()) or None)  # (a path pasted in quotes, or as file://…)
         )
         return ModelConfig(
             arch=self.arch(),

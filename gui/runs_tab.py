@@ -49,6 +49,7 @@ from gui.widgets import (
     refused_output,
     remember_dir,
     show_folder,
+    sort_header,
     store_json_setting,
     with_suffix,
 )
@@ -351,6 +352,7 @@ class RunsTab(QWidget):
         top.addWidget(self.open_folder_button)
 
         self.table = QTableWidget(0, len(COLUMNS))
+        sort_header(self.table)  # (the sorted numbers' right-aligned titles ran under the arrow)
         self.table.setAccessibleName("Runs")
         self.table.setTabKeyNavigation(False)  # Tab reaches the buttons; arrows move in the table
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -1400,6 +1402,7 @@ class RunsTab(QWidget):
             return False
         self._ensure_canvas()
         try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)  # (as Export model and Predict's CSV make theirs)
             with atomic_file(path, "wb") as f:
                 self.figure.savefig(f, format="png", dpi=150, facecolor="white", bbox_inches="tight")
         except OSError as e:
@@ -1428,6 +1431,7 @@ class RunsTab(QWidget):
         record = self._record(run_dir)
         rows = record.history if record else []
         try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             with atomic_file(path, newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(HISTORY_FIELDS), extrasaction="ignore")
                 w.writeheader()

@@ -27,6 +27,9 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSizePolicy,
     QSpinBox,
+    QStyle,
+    QStyleOptionHeader,
+    QTableView,
     QTreeView,
     QWidget,
 )
@@ -468,6 +471,39 @@ def elide_middle(text: str, limit: int) -> str:
     return text[:head] + "…" + (text[-tail:] if tail > 0 else "")
 
 
+class SortHeader(QHeaderView):
+    """A table's column header whose sorted section keeps its label clear of the sort arrow. Under the style sheet
+    (its section padding) Qt draws the label in the whole section and the arrow over its end: a right-aligned
+    "Best val acc", sorted, read "Best val ac" and an arrow."""
+
+    def paintSection(self, painter: QPainter, rect: QRect, index: int) -> None:  # noqa: N802 - Qt override
+        if not (self.isSortIndicatorShown() and index == self.sortIndicatorSection()):
+            super().paintSection(painter, rect, index)
+            return
+        opt = QStyleOptionHeader()
+        self.initStyleOption(opt)
+        self.initStyleOptionForIndex(opt, index)
+        opt.rect = rect
+        label, opt.text = opt.text, ""
+        style = self.style()
+        style.drawControl(QStyle.ControlElement.CE_Header, opt, painter, self)  # the section and its arrow
+        opt.text = label
+        opt.sortIndicator = QStyleOptionHeader.SortIndicator.None_
+        room = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize, opt, self) + 4  # the arrow's, and a gap
+        opt.rect = style.subElementRect(QStyle.SubElement.SE_HeaderLabel, opt, self).adjusted(0, 0, -room, 0)
+        style.drawControl(QStyle.ControlElement.CE_HeaderLabel, opt, painter, self)  # the label, left of it
+
+
+def sort_header(table: QTableView) -> QHeaderView:
+    """Give `table` (a QTableView or QTableWidget, before its columns are set up) a SortHeader, as a table's own
+    header is (clickable, its sections highlighted with the selection); returns it."""
+    header = SortHeader(Qt.Orientation.Horizontal, table)
+    header.setSectionsClickable(True)
+    header.setHighlightSections(True)
+    table.setHorizontalHeader(header)
+    return header
+
+
 class ImageGrid(QListWidget):
     """A grid of image tiles with captions (QListWidget in icon mode)."""
 
@@ -635,6 +671,19 @@ def path_from_setting(value: Any) -> str:
             return value
         return decoded if isinstance(decoded, str) else ""
     return value
+
+
+def typed_path(text: str) -> str:
+    """A path as typed or pasted into a path field, made a path: spaces around it and the quotes of a copied path
+    ("Copy as path" on Windows; a shell's '…') taken off, a file:// address (a file manager's copy) made a local
+    path, and ~ expanded. "" stays ""."""
+    text = text.strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    if text.lower().startswith("file:"):
+        local = QUrl(text).toLocalFile()
+        text = local or text
+    return os.path.expanduser(text) if text else ""
 
 
 def shown_path(path: str) -> str:

@@ -113,6 +113,13 @@ def test_a_folder_path_typed_or_pasted_in_the_folder_box_opens_on_enter(qtbot, p
     # … and so does Alt+Tab to another program (to look up the folder's name)
     QApplication.sendEvent(edit, QFocusEvent(QEvent.Type.FocusOut, Qt.FocusReason.ActiveWindowFocusReason))
     assert edit.text() == str(tmp_path / "half typ")
+    from PySide6.QtCore import QUrl
+
+    other = shutil.copytree(tiny_dataset, tmp_path / "other set")  # a file manager's copy: "file:///…/other%20set"
+    edit.setText(QUrl.fromLocalFile(str(other)).toString())
+    with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+        qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert panel.index.root == str(other)
 
 
 def test_a_rescan_keeps_the_class_looked_at(qtbot, panel, tiny_dataset, tmp_path):

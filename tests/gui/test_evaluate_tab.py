@@ -277,13 +277,48 @@ def test_missing_checkpoint_is_reported(tab, tmp_path):
     tab.set_checkpoint(str(tmp_path / "nope.pt"), str(tmp_path))
     tab.evaluate_now()
     assert not tab.is_busy()
-    assert "Checkpoint not found" in tab.status_label.text()
+    assert tab.status_label.text() == f"Checkpoint {tmp_path / 'nope.pt'}: no such file. Choose a best.pt (Browse…)."
     tab.ckpt_edit.setText(str(tmp_path / ("n" * 300)))  # a name too long: said, not an OSError in the slot
     tab.evaluate_now()
-    assert not tab.is_busy() and "Checkpoint not found" in tab.status_label.text()
+    assert not tab.is_busy() and ": no such file." in tab.status_label.text()
+    tab.ckpt_edit.setText(str(tmp_path))  # a folder that is no run: it was "not found", though it is there
+    tab.evaluate_now()
+    assert f"{tmp_path}: a folder with no best.pt in it" in tab.status_label.text()
     tab.ckpt_edit.clear()  # nothing chosen yet: what to do, not a path "(none chosen)" not found
     tab.evaluate_now()
     assert tab.status_label.text().startswith("Choose a checkpoint first")
+
+
+def test_a_file_that_is_no_checkpoint_is_said_before_a_data_folder_is_asked_for(qtbot, tab, tmp_path):
+    """A TorchScript export or a text file as the checkpoint, the data folder empty: it asked for a data folder
+    ("… does not say which folder it was trained on"), and only once one was chosen said the file was no checkpoint."""
+    junk = tmp_path / "notes.pt"
+    junk.write_text("not a model")
+    tab.set_checkpoint(str(junk))
+    tab.evaluate_now()
+    assert not tab.is_busy()
+    assert tab.status_label.text().startswith(f"Cannot evaluate: {junk}: not a ResNeXt Studio checkpoint (")
+
+
+def test_the_path_fields_take_a_run_folder_quotes_a_home_folder_and_a_file_address(qtbot, tab, tmp_path, monkeypatch):
+    """A run folder typed as the checkpoint was "Checkpoint not found" (`evaluate --checkpoint RUN_DIR` takes its
+    best.pt); a path pasted in quotes, with ~, or as a file manager's file:// address was "no such folder. Moved?",
+    though the Dataset tab's folder box took all three."""
+    from PySide6.QtCore import QUrl
+
+    data = make_dataset(tmp_path / "my pets")
+    run = make_run(tmp_path / "runs", data, None)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tab.set_checkpoint(f'"{run}"', f"file://{QUrl.fromLocalFile(str(data)).path()}")
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS, tab.status_label.text()
+    assert tab.ckpt_edit.text() == str(run / "best.pt") and tab.evaluation()["data_root"] == str(data)
+    tab.set_checkpoint(f"'{run / 'best.pt'}'", "~/my pets")
+    tab._evaluation = None
+    tab.evaluate_now()
+    wait_idle(qtbot, tab)
+    assert tab.evaluation() is not None and tab.evaluation()["data_root"] == str(data), tab.status_label.text()
 
 
 def test_a_class_without_images_in_the_evaluated_folder_is_said(qtbot, tab, tmp_path):
@@ -1102,9 +1137,9 @@ def test_the_evaluate_now_prompt_names_the_folder_and_split_the_fields_hold(qtbo
     tab.data_edit.setText(str(other))
     tab.data_edit.editingFinished.emit()  # (another folder: the split becomes "all")
     assert tab.split() == "all"
-    assert tab.not_evaluated_label.text().endswith(f"on the all split of {other}?")
+    assert tab.not_evaluated_label.text().endswith(f"on every image of {other}?")  # (not "on the all split of")
     tab.ckpt_edit.setText(str(run / "last.pt"))
-    assert "Evaluate last.pt on the all split" in tab.not_evaluated_label.text()
+    assert "Evaluate last.pt on every image of" in tab.not_evaluated_label.text()
 
 
 def test_a_deleted_run_leaves_no_evaluate_again_button(qtbot, tab, tmp_path):

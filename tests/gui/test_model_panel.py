@@ -140,3 +140,15 @@ def test_the_rows_below_a_preset_description_stay_put_whichever_preset(qtbot, pa
         )
     assert len(heights) > 1  # the descriptions do take different numbers of lines at this width …
     assert len(tops) == 1, tops  # … yet Pretrained, Mode and the rest keep their place
+
+
+def test_a_weights_path_pasted_in_quotes_or_as_a_file_address_is_the_file(panel, tmp_path):
+    """ "Copy as path" on Windows quotes it, and a file manager's copy is a file:// address: training was then
+    refused with "… no such file" of the quoted name."""
+    from PySide6.QtCore import QUrl
+
+    weights = tmp_path / "my weights.pth"
+    _choose(panel, panel.pretrained_combo, "file")
+    for typed in (f'  "{weights}" ', f"'{weights}'", QUrl.fromLocalFile(str(weights)).toString()):
+        panel.weights_edit.setText(typed)
+        assert panel.model_config().pretrained == str(weights), typed

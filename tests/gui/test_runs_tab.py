@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QLabel, QMessa
 from core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from core.runs import read_history, write_history
 from gui.runs_tab import (
+    COL_ACC,
     COL_ARCH,
     COL_DATA,
     COL_DATE,
@@ -645,6 +646,11 @@ def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
     assert {p: p.read_bytes() for p in kept} == kept
     assert tab._export_worker is None
     assert tab.export_curves_png(str(png)) and len(warned) == 2  # the curves may replace an image (the last ones)
+    # into a folder not made yet (typed in the dialog): made, as Export model and Predict's CSV make theirs; it was
+    # "Could not write …: No such file or directory"
+    new = tmp_path / "new" / "folder"
+    assert tab.export_curves_png(str(new / "c.png")) and tab.export_history_csv(str(run), str(new / "h.csv"))
+    assert sorted(p.name for p in new.iterdir()) == ["c.png", "h.csv"] and len(warned) == 2
 
 
 def _real_best(run: Path) -> torch.nn.Module:
@@ -804,6 +810,49 @@ def test_on_a_narrow_window_the_data_set_column_gives_the_run_names_room(qtbot, 
     assert h.sectionSize(COL_NAME) >= usual
     tab.resize(1600, 700)
     qtbot.waitUntil(lambda: h.sectionSize(COL_DATA) == min(MAX_FIT_WIDTH, t.sizeHintForColumn(COL_DATA)))
+
+
+def _dark_runs(image, threshold: int = 140) -> list[tuple[int, int]]:
+    """The (first, last) x of each stretch of columns of `image` that hold a dark pixel (text, an arrow)."""
+    dark = [
+        any(image.pixelColor(x, y).value() < threshold for y in range(image.height())) for x in range(image.width())
+    ]
+    spans, start = [], None
+    for x, d in enumerate([*dark, False]):
+        if d and start is None:
+            start = x
+        elif not d and start is not None:
+            spans.append((start, x - 1))
+            start = None
+    return spans
+
+
+def test_a_sorted_columns_title_stays_clear_of_the_sort_arrow(qtbot, tab, runs):
+    """Sorted by "Best val acc" (a right-aligned title, as its numbers are), the arrow was drawn over its last
+    letter: "Best val ac" and an arrow (the style sheet's padding; Qt drew the label in the whole section)."""
+    from PySide6.QtCore import QRect
+
+    from gui.app import load_stylesheet
+
+    tab.setStyleSheet(load_stylesheet())  # (the app's: the overlap came with its section padding)
+    tab.show()
+    qtbot.waitExposed(tab)
+    t, h = tab.table, tab.table.horizontalHeader()
+
+    def section() -> list[tuple[int, int]]:
+        x = h.sectionViewportPosition(COL_ACC)
+        return _dark_runs(h.grab(QRect(x, 0, h.sectionSize(COL_ACC), h.height())).toImage())
+
+    t.sortByColumn(COL_DATE, Qt.SortOrder.DescendingOrder)
+    title = section()  # the title alone: its letters, no arrow
+    t.sortByColumn(COL_ACC, Qt.SortOrder.DescendingOrder)
+    sorted_ = section()
+    mark = h.style().pixelMetric(h.style().PixelMetric.PM_HeaderMarkSize)
+    arrow = sorted_[-1]
+    assert arrow[1] - arrow[0] <= mark, (sorted_, title)  # the arrow stands alone at the end …
+    assert len(sorted_) == len(title) + 1 and arrow[0] > sorted_[-2][1] + 1  # … after the whole title, a gap between
+    widths = [b - a for a, b in sorted_[:-1]]
+    assert widths == [b - a for a, b in title]  # every word as wide as unsorted: none cut
 
 
 def test_columns_fit_their_contents_and_the_name_stretches(qtbot, tab, runs):
