@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from core import runs
-from core.runs import zip_kind  # (torch-free, for the run list; models and the loader ask it too)
+from core.runs import not_torch_file, zip_kind  # (torch-free: the run list and the window ask them too)
 
 FORMAT = "resnext-studio/1"
 
@@ -187,7 +187,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         )
         kind = zip_kind(path)
         if kind == "torchscript":
-            raise CheckpointError(_TORCHSCRIPT.format(path=path)) from None
+            raise CheckpointError(runs.TORCHSCRIPT_REFUSAL.format(path=path)) from None
         if kind in ("damaged", "torch.save"):  # torch.save's format, cut short or damaged (a copy that did not finish)
             raise CheckpointError(f"{path}: damaged or incomplete checkpoint file (unreadable: {why})") from None
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({not_torch_file(path, kind)})") from None
@@ -208,42 +208,6 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if problem:
         raise CheckpointError(f"{path}: damaged checkpoint ({problem})")
     return ckpt
-
-
-_TORCHSCRIPT = "{path}: a TorchScript export (a model for other programs), not a checkpoint; use the run's best.pt"
-
-
-def not_a_checkpoint(path: str | Path) -> str:
-    """Why the file `path` cannot be a checkpoint, as `load` would say it, told from its first bytes and its zip
-    index alone (nothing unpickled: quick enough to ask before anything else is asked of the user); "" when it may
-    be one (`load` tells the rest)."""
-    kind = zip_kind(path)
-    if kind == "torchscript":
-        return _TORCHSCRIPT.format(path=path)
-    if kind in ("torch.save", "damaged") or runs.is_torch_legacy(path):
-        return ""
-    return f"{path}: not a ResNeXt Studio checkpoint ({not_torch_file(path, kind)})"
-
-
-def not_torch_file(path: str | Path, kind: str | None = None) -> str:
-    """What a file torch.load could not read is, in words, from the file itself ("an empty file", "an ONNX model",
-    "a zip archive …"): the unpickler's own words were "pop from empty list", "101" or "[enforce fail at …]".
-    `kind`: its zip_kind, when the caller has it."""
-    try:
-        if os.path.getsize(path) == 0:
-            return "an empty file"
-    except OSError as e:
-        return e.strerror or "unreadable"
-    kind = zip_kind(path) if kind is None else kind
-    if kind == "zip":
-        return "a zip archive that torch.save did not write"
-    if runs.is_torch_legacy(path):  # (torch's older format, cut short: "unexpected EOF" from the unpickler)
-        return "damaged or incomplete (torch's older format)"
-    if kind == "damaged":
-        return "a zip archive, damaged or cut short"
-    if runs.is_onnx(path):  # (by its bytes: by its name, an ONNX export named .pt was "not a file saved by …")
-        return "an ONNX model, not a file saved by torch.save"
-    return "not a file saved by torch.save"
 
 
 def _refusal(message: str, path: str | Path | None = None) -> str:

@@ -708,7 +708,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
         raise ModelError(f"{path}: not a weights file ({_refusal(str(e), path)})") from None
     except Exception:  # noqa: BLE001 - any unpickling failure means "not a weights file"
-        from core.checkpoint import not_torch_file, zip_kind
+        from core.runs import not_torch_file, zip_kind
 
         kind = zip_kind(path)
         if kind == "torchscript":

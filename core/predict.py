@@ -26,6 +26,10 @@ Item = Any  # str | Path | a file object | bytes | PIL.Image.Image | numpy.ndarr
 CANCELLED = "cancelled"
 NO_IMAGES_IN_FOLDER = "no image files in this folder"  # the reason given for a dropped folder without images
 ONLY_OVERLAYS = "no image files in this folder but Grad-CAM overlays of an earlier predict --cam (left out)"
+# a runs folder dropped: its runs' curves.png are no photos (it said "no image files", beside its .png files)
+ONLY_RUN_FOLDERS = "no image files in this folder but run folders of this program (checkpoints and curves, left out)"
+A_RUN_FOLDER = "a run folder of this program (checkpoints and curves, no images: left out)"
+NO_IMAGES_REASONS = (NO_IMAGES_IN_FOLDER, ONLY_OVERLAYS, ONLY_RUN_FOLDERS, A_RUN_FOLDER)  # a folder's, not a file's
 BACKENDS = ("auto", "torch", "onnx")
 
 
@@ -445,10 +449,12 @@ def expand_paths(
         listed: list[str] = []
         found: list[str] = []
         mine_before = len(mine)
+        runs_here: list[str] = []
         errors: list[OSError] = []
         if recursive:
             for root, dirs, names in data.walk(p, onerror=errors.append):  # links followed, loops not
                 if data.is_run_folder(root, names):  # its curves.png is no photo to classify
+                    runs_here.append(root)
                     if run_folders is not None:
                         run_folders.append(root)
                     else:
@@ -473,7 +479,11 @@ def expand_paths(
         for e in errors:
             problems.append((str(getattr(e, "filename", None) or raw), f"cannot read folder: {e.strerror or e}"))
         if not found and not errors and not unread:
-            problems.append((str(raw), ONLY_OVERLAYS if len(mine) > mine_before else NO_IMAGES_IN_FOLDER))
+            if runs_here:  # (the folder itself, or run folders in it: their files are left out, not "no images")
+                why = A_RUN_FOLDER if runs_here[0] == str(p) else ONLY_RUN_FOLDERS
+            else:
+                why = ONLY_OVERLAYS if len(mine) > mine_before else NO_IMAGES_IN_FOLDER
+            problems.append((str(raw), why))
         files += found
     seen: set[str] = set()  # a file named both alone and through its folder is classified once (first place kept)
 

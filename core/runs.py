@@ -294,6 +294,44 @@ def zip_kind(path: str | Path) -> str:
     return "torch.save" if any(n.endswith("/data.pkl") for n in names) else "zip"
 
 
+TORCHSCRIPT_REFUSAL = (
+    "{path}: a TorchScript export (a model for other programs), not a checkpoint; use the run's best.pt"
+)
+
+
+def not_a_checkpoint(path: str | Path) -> str:
+    """Why the file `path` cannot be a checkpoint, as `load` would say it, told from its first bytes and its zip
+    index alone (nothing unpickled: quick enough to ask before anything else is asked of the user); "" when it may
+    be one (`load` tells the rest)."""
+    kind = zip_kind(path)
+    if kind == "torchscript":
+        return TORCHSCRIPT_REFUSAL.format(path=path)
+    if kind in ("torch.save", "damaged") or is_torch_legacy(path):
+        return ""
+    return f"{path}: not a ResNeXt Studio checkpoint ({not_torch_file(path, kind)})"
+
+
+def not_torch_file(path: str | Path, kind: str | None = None) -> str:
+    """What a file torch.load could not read is, in words, from the file itself ("an empty file", "an ONNX model",
+    "a zip archive …"): the unpickler's own words were "pop from empty list", "101" or "[enforce fail at …]".
+    `kind`: its zip_kind, when the caller has it."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "an empty file"
+    except OSError as e:
+        return e.strerror or "unreadable"
+    kind = zip_kind(path) if kind is None else kind
+    if kind == "zip":
+        return "a zip archive that torch.save did not write"
+    if is_torch_legacy(path):  # (torch's older format, cut short: "unexpected EOF" from the unpickler)
+        return "damaged or incomplete (torch's older format)"
+    if kind == "damaged":
+        return "a zip archive, damaged or cut short"
+    if is_onnx(path):  # (by its bytes: by its name, an ONNX export named .pt was "not a file saved by …")
+        return "an ONNX model, not a file saved by torch.save"
+    return "not a file saved by torch.save"
+
+
 def precious_kind(path: str | Path, model_ok: bool = False) -> str:
     """What an existing file is that an output of another kind must not replace, in words ("an image", "a
     PyTorch checkpoint or weights file", "a TorchScript model", "an ONNX model"), or "" (`export --out photo.jpg`

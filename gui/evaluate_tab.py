@@ -1191,7 +1191,7 @@ class EvaluateTab(QWidget):
             what = "a folder with no best.pt in it" if os.path.isdir(ckpt) else "no such file"
             self._set_status(f"Checkpoint {ckpt}: {what}. Choose a best.pt (Browse…).", error=True)
             return
-        from core.checkpoint import not_a_checkpoint
+        from core.runs import not_a_checkpoint
 
         if refused := not_a_checkpoint(ckpt):  # (before asking for a data folder, which it would be evaluated on)
             self._set_status(f"Cannot evaluate: {refused}", error=True)

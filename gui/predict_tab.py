@@ -80,7 +80,6 @@ from gui.widgets import (
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
 THUMB = 48
 TOP_NAME = 24  # characters of a class name in the Top classes column (its tooltip has it whole)
 DISPLAY_MAX = 2048  # px: the longest side of a picture (and its Grad-CAM) shown large; about a screen
@@ -131,6 +130,14 @@ class _ElideRight(QStyledItemDelegate):
     def initStyleOption(self, option: Any, index: Any) -> None:  # noqa: N802 - Qt override
         super().initStyleOption(option, index)
         option.textElideMode = Qt.TextElideMode.ElideRight
+
+
+def image_filter() -> str:
+    """The Open images… dialog's types: every extension the app reads (a list of its own left out .jfif, .jpe and
+    .avif). Qt's dialog matches them in any case (PHOTO.JPG too)."""
+    from core.data import IMAGE_EXTENSIONS  # (here: importing this module loads neither numpy nor PIL)
+
+    return f"Images ({' '.join(f'*{e}' for e in sorted(IMAGE_EXTENSIONS))});;All files (*)"
 
 
 def display_name(source: str, folders: list[str]) -> str:
@@ -322,6 +329,7 @@ class PredictTab(QWidget):
         self._classes_seen: set[str] = set()
         self._prev_combo_index = -1
         self._image_name = "Image"
+        self._reselect: str | None = None  # the file whose row is made current again as a re-run's rows come in
         # what the table and the single view show: (kind, item, from_list, checkpoint, top_k) of the job that made it
         self._jobs: dict[str, tuple] = {}
         self._build()
@@ -670,7 +678,7 @@ class PredictTab(QWidget):
         self.refresh_models(keep=not lost)  # never leaves the list without a model or its placeholder
         self._prev_combo_index = self.model_combo.currentIndex()
         if self.checkpoint():
-            now = f"the model is now {self.model_combo.currentText()}"
+            now = f"the model is now {self._model_name()}"
             then = "Drop images or folders to classify them."
         else:  # ("the model is now none chosen. Drop images…", which then asked for a model first)
             now, then = "no other model is there", "Choose a model file (or train one) to classify images."
@@ -678,6 +686,12 @@ class PredictTab(QWidget):
             self._clear_results(f"The model of these results was deleted; {now}. {then}")
         elif lost:  # (the line under the drop area named the deleted file)
             self._set_status(f"The model was deleted; {now}." + ("" if self.checkpoint() else f" {then}"))
+
+    def _model_name(self) -> str:
+        """The chosen model in words: its run folder's name, or the path of a file chosen as one (the list's text,
+        "val acc 26.7%  ·  20261129-…", read oddly inside a sentence)."""
+        chosen = self.checkpoint() or ""
+        return chosen if self.model_combo.currentText().startswith("File: ") else Path(chosen).parent.name
 
     def checkpoint(self) -> str | None:
         """The checkpoint file predictions use, or None when none is chosen."""
@@ -689,8 +703,16 @@ class PredictTab(QWidget):
 
         Results of another model on screen are classified again when the user chose the model here (rerun=True);
         when another tab sets it ("Predict with this model"), they are cleared instead: a large table is not
-        re-classified behind the user's back, and no answer of the old model stays next to the new name."""
+        re-classified behind the user's back, and no answer of the old model stays next to the new name. A file that
+        cannot be a checkpoint, told from its first bytes, is refused in red and not listed: the model before stays."""
+        from core.runs import not_a_checkpoint
+
         path = str(path)
+        if refused := not_a_checkpoint(path):  # (told from its first bytes: a TorchScript export, an ONNX model, junk)
+            # not listed: it stayed in the list as "File: …", chosen, and every drop after failed on it again
+            self.model_combo.setCurrentIndex(max(0, self._prev_combo_index))  # the model before it (not "Choose…")
+            self._set_status(refused, error=True)
+            return
         self._model_chosen = True
         if self._worker is None:
             self.refresh_models()  # a run trained since the last visit gets its name, not a "File:" entry
@@ -754,9 +776,9 @@ class PredictTab(QWidget):
         if paths:
             event.acceptProposedAction()
             self.predict_paths(paths)
-        elif mime.hasImage():
+        elif mime.hasImage():  # (dragged from a web browser: the picture, with a web address that is no file)
             event.acceptProposedAction()
-            self._predict_qimage(mime.imageData())
+            self._predict_qimage(mime.imageData(), "Dropped image")  # (it was called "Pasted image")
         else:
             event.ignore()
 
@@ -772,17 +794,19 @@ class PredictTab(QWidget):
                 "The clipboard holds no image. Copy an image (or image files) and press Ctrl+V.", error=True
             )
 
-    def _predict_qimage(self, qimg: Any) -> None:
+    def _predict_qimage(self, qimg: Any, name: str = "Pasted image") -> None:
+        """Classify an image given as picture data, named `name` in the view, the status line and the CSV."""
         from gui.image_view import qimage_to_pil
 
         if qimg is None or qimg.isNull():
-            self._set_status("The clipboard image is empty.", error=True)
+            empty = "The clipboard image is empty." if name == "Pasted image" else f"The {name.lower()} is empty."
+            self._set_status(empty, error=True)
             return
-        self.predict_image(qimage_to_pil(qimg), "Pasted image")
+        self.predict_image(qimage_to_pil(qimg), name)
 
     def _open_images(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Open images", dialog_dir("images", near=self._data_folder), IMAGE_FILTER
+            self, "Open images", dialog_dir("images", near=self._data_folder), image_filter()
         )
         if files:
             remember_dir("images", files[0])
@@ -841,6 +865,7 @@ class PredictTab(QWidget):
             self._reset_table()
             if self.stack.currentIndex() == 2:
                 self.stack.setCurrentIndex(0)
+        self._reselect = self._row_to_keep(item) if kind == "many" else None
         self._jobs[kind] = (kind, item, from_list, checkpoint, top_k)
         if kind == "many":
             self._reset_table()
@@ -871,6 +896,19 @@ class PredictTab(QWidget):
         self.cancel_button.setEnabled(True)
         self._update_export()
         start_worker(worker, self)
+
+    def _row_to_keep(self, item: Any) -> str | None:
+        """The file of the row to select again when the list is classified again (`item` is the list's own inputs):
+        the table's current row, else the row opened large from it. The re-run empties the table, and Back came to
+        no row at all (Top-k changed while a row was open)."""
+        job = self._jobs.get("many")
+        if job is None or job[1] is not item:  # (a new list: nothing of the old one to find)
+            return None
+        current = self.table.currentIndex()
+        if current.isValid():
+            return self.model.index(self.proxy.mapToSource(current).row(), COL_FILE).data(PATH_ROLE)
+        opened = self._jobs.get("one")
+        return str(opened[1]) if opened is not None and opened[2] else None
 
     def _rerun_if_stale(self, force: bool = False) -> None:
         """The model or top-k changed: classify what is on screen again, so no table or view shows answers of a
@@ -1027,12 +1065,22 @@ class PredictTab(QWidget):
 
     def _drain(self) -> None:
         added = False
+        found = -1
         while self._queue:
             _, pred, _, thumb = self._queue.popleft()
             self._add_row(pred, thumb)
             added = True
+            if self._reselect is not None and str(pred.source) == self._reselect:
+                found = self.model.rowCount() - 1
         if added:
             self._update_count()
+        if found >= 0:  # the row current before a re-run, back as the current one (where the sort puts it now)
+            self._reselect = None
+            if not self.table.currentIndex().isValid():  # (unless another row was chosen meanwhile)
+                shown = self.proxy.mapFromSource(self.model.index(found, 0))
+                if shown.isValid():
+                    self.table.setCurrentIndex(shown)
+                    self.table.scrollTo(shown)
 
     def _add_row(self, pred: Any, thumb: Any) -> None:
         self._results.append(pred)
@@ -1085,9 +1133,9 @@ class PredictTab(QWidget):
 
     def _problems(self) -> tuple[int, int]:
         """(files that could not be read, folders with no images) among the results."""
-        from core.predict import NO_IMAGES_IN_FOLDER, ONLY_OVERLAYS  # loaded already: the results came from there
+        from core.predict import NO_IMAGES_REASONS  # loaded already: the results came from there
 
-        folders = sum(1 for r in self._results if not r.ok and r.error in (NO_IMAGES_IN_FOLDER, ONLY_OVERLAYS))
+        folders = sum(1 for r in self._results if not r.ok and r.error in NO_IMAGES_REASONS)
         return sum(1 for r in self._results if not r.ok) - folders, folders
 
     def _update_count(self) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core import checkpoint
+from core import checkpoint, runs
 from core.checkpoint import CheckpointError
 
 
@@ -285,12 +285,12 @@ def test_a_checkpoint_cut_short_is_called_damaged_and_other_files_say_what_they_
         with pytest.raises(CheckpointError, match="photos.zip: not a ResNeXt Studio checkpoint"):
             load(archive)
     # the quick look (nothing unpickled) refuses what load refuses, in load's words, and passes what may be one
-    assert checkpoint.not_a_checkpoint(whole) == "" and checkpoint.not_a_checkpoint(tmp_path / "cut-5000.pt") == ""
+    assert runs.not_a_checkpoint(whole) == "" and runs.not_a_checkpoint(tmp_path / "cut-5000.pt") == ""
     for p in (exported, archive):
         with pytest.raises(CheckpointError) as e:
             load(p)
-        assert checkpoint.not_a_checkpoint(p) == str(e.value)
-    assert checkpoint.not_a_checkpoint(plain).startswith(f"{plain}: not a ResNeXt Studio checkpoint (")
+        assert runs.not_a_checkpoint(p) == str(e.value)
+    assert runs.not_a_checkpoint(plain).startswith(f"{plain}: not a ResNeXt Studio checkpoint (")
 
 
 @pytest.mark.parametrize(

@@ -221,6 +221,29 @@ def test_expand_paths_leaves_run_folders_out_as_the_scanner_does(tmp_path):
     assert files == [str(root / "a.jpg")] and str(run / "curves.png") in ignored
 
 
+def test_a_folder_of_run_folders_alone_says_they_were_left_out_not_that_it_holds_no_images(tmp_path):
+    """A runs folder given: "no image files in this folder", beside the runs' curves.png it had left out."""
+    from core.predict import A_RUN_FOLDER, NO_IMAGES_IN_FOLDER, ONLY_RUN_FOLDERS
+
+    runs = tmp_path / "runs"
+    for name in ("20260101-000000-resnext11_2x4d-photos", "20260102-000000-resnext11_2x4d-photos"):
+        run = runs / name
+        run.mkdir(parents=True)
+        (run / "status.json").write_text(json.dumps({"status": "completed"}))
+        (run / "config.json").write_text(json.dumps({"model": {"arch": "resnext11_2x4d"}}))
+        Image.new("RGB", (4, 4)).save(run / "curves.png")
+    (tmp_path / "empty").mkdir()
+    for found in (None, []):  # (the app counts their files among the other files; the command line names them)
+        files, problems = expand_paths([runs, run, tmp_path / "empty"], run_folders=found)
+        assert files == []
+        assert problems == [
+            (str(runs), ONLY_RUN_FOLDERS),
+            (str(run), A_RUN_FOLDER),
+            (str(tmp_path / "empty"), NO_IMAGES_IN_FOLDER),  # (one with nothing in it: as before)
+        ]
+    assert ONLY_RUN_FOLDERS.startswith(NO_IMAGES_IN_FOLDER) and "run folders" in ONLY_RUN_FOLDERS
+
+
 def test_a_heic_photo_is_named_with_what_to_do_not_an_other_file_or_not_an_image(tmp_path):
     """iPhone photos: in a folder they were counted among "other files ignored", alone "not an image"."""
     folder = tmp_path / "phone"

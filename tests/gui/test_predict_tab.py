@@ -86,6 +86,10 @@ def wait_idle(qtbot, w, timeout: int = 90_000) -> None:
 def drop(widget, paths: list[Path]) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    drop_mime(widget, mime)
+
+
+def drop_mime(widget, mime: QMimeData) -> None:
     enter = QDragEnterEvent(
         widget.rect().center(),
         Qt.DropAction.CopyAction,
@@ -164,6 +168,27 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
     assert cli == expected
     assert doc["ignored_files"] == [str(other)]
     assert f"1 file in the given folders ignored (not an image type):\n  {other}" in proc.stderr
+
+
+@pytest.mark.timeout(180)
+def test_a_dropped_runs_folder_says_its_run_folders_were_left_out(qtbot, tab, ckpt, tmp_path):
+    """A runs folder dropped: "Cannot read: no image files in this folder", though it held .png files (the runs'
+    curves, left out on purpose)."""
+    from core.predict import ONLY_RUN_FOLDERS
+    from gui.predict_tab import COL_TOPK
+
+    run = tmp_path / "runs" / "20261129-083604-resnext11_4x8d-sample"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"status": "completed"}))
+    (run / "config.json").write_text(json.dumps({"model": {"arch": "resnext11_2x4d"}}))
+    make_image(run / "curves.png", 1)
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(tmp_path / "runs")])
+    wait_idle(qtbot, tab)
+    assert tab.row_count() == 1
+    assert tab.model.index(0, COL_TOPK).data() == f"Cannot read: {ONLY_RUN_FOLDERS}"
+    assert tab.count_label.text() == "0 files, 1 folder without images"  # (not "1 unreadable": no file is)
+    assert tab.status_label.text() == "No images found in what was dropped."
 
 
 def test_top_k_and_the_grad_cam_box_are_kept_for_the_next_start(qtbot, tab):
@@ -484,6 +509,56 @@ def test_paste_image_from_clipboard(qtbot, tab, ckpt, inputs):
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.filterwarnings("ignore:Function.*QDragEnterEvent:DeprecationWarning")
+def test_an_image_dropped_from_a_web_browser_is_called_dropped_not_pasted(qtbot, tab, ckpt, inputs, tmp_path):
+    """An image dragged in from a web browser (its picture and web address, no file) was "Pasted image" in the
+    view, the status line and the CSV's source column."""
+    import csv
+
+    tab.set_checkpoint(str(ckpt))
+    mime = QMimeData()
+    mime.setImageData(QImage(str(inputs["loose"][1])))
+    mime.setUrls([QUrl("https://example.com/shapes/triangle.png")])
+    drop_mime(tab, mime)
+    wait_idle(qtbot, tab)
+    pred = tab.single_result()
+    assert pred is not None and pred.ok
+    assert tab.file_label.text() == "Dropped image"
+    assert tab.status_label.text() == f"Dropped image: {pred.label} ({pred.confidence:.1%})"
+    tab.export_csv(str(tmp_path / "dropped.csv"))
+    with open(tmp_path / "dropped.csv", newline="") as f:
+        assert [r["source"] for r in csv.DictReader(f)] == ["Dropped image"]
+
+
+def test_open_images_offers_every_image_type_the_app_reads_in_any_case(qtbot, tab, tmp_path, monkeypatch):
+    """The dialog's types were a list of their own: .jfif, .jpe and .avif photos, which the app reads, could not
+    be chosen."""
+    from PySide6.QtWidgets import QFileDialog, QFileSystemModel
+
+    from core.data import IMAGE_EXTENSIONS
+
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda _p, _t, _d, types: asked.append(types) or ([], ""))
+    tab._open_images()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = {f"photo{e}" for e in IMAGE_EXTENSIONS} | {"UPPER.JPG", "Mixed.Jfif", "CAMERA.AVIF"}
+    for name in photos | {"notes.txt"}:
+        (folder / name).write_bytes(b"x")
+    dialog = QFileDialog(None, "Open images", str(folder), asked[0])
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog)  # (Qt's own: how it matches the types)
+    qtbot.addWidget(dialog)
+    files = dialog.findChild(QFileSystemModel)
+    root = files.index(str(folder))
+
+    def listed() -> set[str]:
+        return {files.index(r, 0, root).data() for r in range(files.rowCount(root))}
+
+    qtbot.waitUntil(lambda: photos <= listed(), timeout=10_000)
+    assert "notes.txt" not in listed()
+
+
+@pytest.mark.timeout(180)
 def test_cancel_keeps_partial_results_and_stops_the_worker(qtbot, tab, ckpt, tmp_path):
     folder = tmp_path / "many"
     for i in range(160):
@@ -501,14 +576,52 @@ def test_cancel_keeps_partial_results_and_stops_the_worker(qtbot, tab, ckpt, tmp
 
 
 def test_bad_checkpoint_is_reported_in_the_tab(qtbot, tab, inputs, tmp_path):
-    bad = tmp_path / "broken.pt"
-    bad.write_bytes(b"this is not a checkpoint")
+    import torch
+
+    bad = tmp_path / "broken.pt"  # a torch.save file (it passes the first look), but not of this program
+    torch.save({"weights": torch.zeros(2)}, bad)
     tab.set_checkpoint(str(bad))
     tab.predict_paths([str(p) for p in inputs["loose"]])
     wait_idle(qtbot, tab)
     assert "broken.pt" in tab.status_label.text()
     assert tab.row_count() == 0
     assert tab.stack.currentIndex() == 0  # back to the drop hint
+
+
+@pytest.mark.timeout(180)
+def test_a_model_file_refused_is_not_kept_and_the_model_before_it_stays(
+    qtbot, tab, ckpt, inputs, tmp_path, monkeypatch
+):
+    """A TorchScript export, an ONNX model or junk chosen as the model was refused in red, but stayed in the list
+    as "File: …", chosen: the next drop failed on it again."""
+    import warnings
+
+    import torch
+    from PySide6.QtWidgets import QFileDialog
+
+    from core.runs import not_a_checkpoint
+
+    exported, onnx, junk = tmp_path / "exported.pt", tmp_path / "model.onnx", tmp_path / "junk.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.jit's deprecation)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), exported)
+    onnx.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x032.1" + bytes(range(200)))
+    junk.write_bytes(b"this is not a checkpoint")
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(inputs["loose"][0])])
+    wait_idle(qtbot, tab)
+    entries = [tab.model_combo.itemText(i) for i in range(tab.model_combo.count())]
+    for refused in (exported, onnx, junk):
+        monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, f=refused: (str(f), ""))
+        tab.model_combo.setCurrentIndex(tab.model_combo.findText("Choose checkpoint file…"))
+        tab.model_combo.activated.emit(tab.model_combo.currentIndex())
+        wait_idle(qtbot, tab)
+        assert tab.status_label.text() == not_a_checkpoint(refused) and "color" in tab.status_label.styleSheet()
+        assert tab.model_combo.findData(str(refused)) < 0 and tab.checkpoint() == str(ckpt)
+        assert [tab.model_combo.itemText(i) for i in range(tab.model_combo.count())] == entries
+    tab.predict_paths([str(inputs["loose"][1])])  # the next drop: classified with the model before
+    wait_idle(qtbot, tab)
+    assert tab.single_result().ok and tab._jobs["one"][3] == str(ckpt)
 
 
 def test_no_model_gives_a_hint_and_starts_nothing(qtbot, tab, inputs):
@@ -653,6 +766,36 @@ def test_a_deleted_run_leaves_the_model_list_and_takes_its_answers(qtbot, tab, c
         "The model of these results was deleted; no other model is there. Choose a model file (or train one) to "
         "classify images."
     )
+
+
+def test_after_a_deleted_model_the_new_one_is_named_by_its_run_not_the_list_text(qtbot, tab, ckpt, tmp_path):
+    """The line read "…the model is now val acc 26.7%  ·  20261129-083604-resnext11_4x8d-sample.": the model
+    list's text pasted into the sentence."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    for name, started in (("20261128-000000-resnext11_2x4d-sample", 1), ("20261129-083604-resnext11_4x8d-sample", 2)):
+        d = runs / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model": {"arch": "resnext11_2x4d"}, "train": {"epochs": 1}}))
+        (d / "status.json").write_text(json.dumps({"status": "completed", "started": 1_700_000_000 + started}))
+        (d / "history.csv").write_text("epoch,train_loss,train_acc,val_loss,val_acc\n1,1.0,0.3,1.1,0.267\n")
+        shutil.copy(ckpt, d / "best.pt")
+    tab.refresh_models()
+    newest = runs / "20261129-083604-resnext11_4x8d-sample"
+    assert tab.model_combo.currentText() == f"val acc 26.7%  ·  {newest.name}"
+    older = runs / "20261128-000000-resnext11_2x4d-sample"
+    tab.set_checkpoint(str(older / "best.pt"))
+    shutil.rmtree(older)
+    tab.forget_runs([str(older)])
+    assert tab.checkpoint() == str(newest / "best.pt")
+    assert tab.status_label.text() == f"The model was deleted; the model is now {newest.name}."
+    tab.set_checkpoint(str(ckpt))  # a file chosen as a model ("File: …" in the list): named by its path
+    tab.set_checkpoint(str(newest / "best.pt"))
+    shutil.rmtree(newest)
+    tab.forget_runs([str(newest)])
+    assert tab.checkpoint() == str(ckpt)
+    assert tab.status_label.text() == f"The model was deleted; the model is now {ckpt}."
 
 
 @pytest.mark.timeout(180)
@@ -837,6 +980,38 @@ def test_back_and_export_refer_to_the_current_job_only(qtbot, tab, ckpt, inputs,
 
     tab._clear_results("cleared")
     assert not tab.export_button.isEnabled()
+
+
+@pytest.mark.timeout(240)
+def test_back_after_top_k_changed_returns_to_the_row_that_was_opened(qtbot, tab, ckpt, inputs):
+    """Top-k changed while a row of a sorted list was open: Back classified the list again into an emptied table
+    and came to no row at all (current row -1); untouched, it came back on the row opened."""
+    from gui.predict_tab import COL_CONF
+
+    images = [str(p) for p in inputs["loose"] + inputs["in_folder"]]
+    tab.set_checkpoint(str(ckpt))
+    tab.topk_spin.setValue(3)
+    tab.predict_paths(images)
+    wait_idle(qtbot, tab)
+    tab.table.sortByColumn(COL_CONF, Qt.SortOrder.DescendingOrder)
+    tab.show()
+    tab.activateWindow()
+    tab.table.setFocus()
+    qtbot.waitUntil(tab.table.hasFocus)
+    tab.table.setCurrentIndex(tab.proxy.index(0, 0))
+    opened = tab.proxy.index(0, COL_FILE).data(PATH_ROLE)  # (the top row by confidence, wherever it came in)
+    qtbot.keyClick(tab.table, Qt.Key.Key_Return)
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == 1 and tab.file_label.text() == opened
+    tab.topk_spin.setValue(2)
+    qtbot.waitUntil(lambda: not tab._rerun_timer.isActive(), timeout=5000)  # (then the image is classified again)
+    wait_idle(qtbot, tab)
+    qtbot.keyClick(tab.image_view, Qt.Key.Key_Escape)
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == 2 and all(len(r.top) == 2 for r in tab.results())
+    current = tab.table.currentIndex()
+    assert current.isValid() and current.siblingAtColumn(COL_FILE).data(PATH_ROLE) == opened
+    assert tab.table.selectionModel().isRowSelected(current.row())
 
 
 @pytest.mark.timeout(180)
