@@ -74,6 +74,7 @@ from gui.widgets import (
     refused_output,
     remember_dir,
     screen_scale,
+    sort_header,
     store_json_setting,
     with_suffix,
 )
@@ -528,6 +529,7 @@ class PredictTab(QWidget):
         self.mode_combo.currentTextChanged.connect(self._on_filter_changed)
 
         self.table = QTableView()
+        sort_header(self.table)
         self.table.setAccessibleName("Results, one row per image")
         self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move in it
         self.table.setModel(self.proxy)
