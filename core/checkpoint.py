@@ -191,6 +191,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         if kind in ("damaged", "torch.save"):  # torch.save's format, cut short or damaged (a copy that did not finish)
             raise CheckpointError(f"{path}: damaged or incomplete checkpoint file (unreadable: {why})") from None
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint ({not_torch_file(path, kind)})") from None
+    if damage := runs.zip_damage(path):  # (read by the unpickler without a word: weights of flipped bytes)
+        raise CheckpointError(f"{path}: damaged checkpoint file ({damage})")
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (contains a {type(ckpt).__name__}, not a dict)")
     if "format" not in ckpt:
@@ -271,15 +273,41 @@ def _shape_problem(ckpt: dict[str, Any]) -> str | None:
     root = (config.get("data") or {}).get("root")
     if root is not None and not isinstance(root, str):
         return f"its config's data.root is not a folder name ({str(root)[:40]!r})"
+    odd = odd_tensor(ckpt["model"])
+    if odd:
+        return f"its weights are no model's: {odd}"
     broken = not_finite(ckpt["model"])
     if broken:  # saved after the training diverged: every answer would be NaN
         return f"its weights are not finite ({broken})"
     return None
 
 
+MODEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)  # what a model's weights may be saved as
+
+
+def odd_tensor(state: dict[str, Any]) -> str:
+    """A tensor of a state dict that no model holds, in words ("conv1.weight is a sparse tensor", "fc.weight
+    holds float8_e4m3fn numbers"), or "": a crafted file's sparse or float8 weights ended every command in a
+    traceback (the finite check cannot look into them). Whole-number tensors (counters) and quantized ones pass:
+    loading them says what does not fit."""
+    for k, t in state.items():
+        if not torch.is_tensor(t):
+            continue
+        if t.layout != torch.strided:
+            return f"{k} is a {str(t.layout).removeprefix('torch.').removesuffix('_coo')} tensor"
+        if t.is_complex() or (t.is_floating_point() and t.dtype not in MODEL_DTYPES):
+            return f"{k} holds {str(t.dtype).removeprefix('torch.')} numbers"
+    return ""
+
+
 def not_finite(state: dict[str, Any]) -> str:
-    """Where a state dict's weights hold NaN or inf ("NaN or inf in fc.weight and others"), or "" (all finite)."""
-    broken = [k for k, t in state.items() if torch.is_tensor(t) and t.is_floating_point() and not t.isfinite().all()]
+    """Where a state dict's weights hold NaN or inf ("NaN or inf in fc.weight and others"), or "" (all finite).
+    Tensors odd_tensor names are not looked into."""
+    broken = [
+        k
+        for k, t in state.items()
+        if torch.is_tensor(t) and t.layout == torch.strided and t.dtype in MODEL_DTYPES and not t.isfinite().all()
+    ]
     return f"NaN or inf in {broken[0]}{' and others' if len(broken) > 1 else ''}" if broken else ""
 
 

@@ -732,8 +732,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path}: not a weights file (expected a state dict of tensors, or a checkpoint with a "
             f"'model' or 'state_dict' entry)"
         )
-    from core.checkpoint import not_finite
+    from core.checkpoint import not_finite, odd_tensor
+    from core.runs import zip_damage
 
+    if damage := zip_damage(path):
+        raise ModelError(f"{path}: damaged weights file ({damage})")
+    if odd := odd_tensor(obj):
+        raise ModelError(f"{path}: not a model's weights ({odd})")
     broken = not_finite(obj)
     if broken:  # (a checkpoint saved after its training diverged: the run failed at its first step, "lower the lr")
         raise ModelError(f"{path}: damaged weights (not finite: {broken})")

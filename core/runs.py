@@ -294,6 +294,18 @@ def zip_kind(path: str | Path) -> str:
     return "torch.save" if any(n.endswith("/data.pkl") for n in names) else "zip"
 
 
+def zip_damage(path: str | Path) -> str:
+    """Which part of a zip file (torch.save's format) no longer matches the checksum written with it, in words, or
+    "" (all match; not a zip; unreadable: the reader says that). torch's reader does not check them: a checkpoint
+    with flipped bytes in its weights (a copy gone wrong, a failing disk) loaded, and answered at random."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, RuntimeError):
+        return ""
+    return f"its part {bad} no longer matches its checksum: a copy gone wrong, or a failing disk" if bad else ""
+
+
 TORCHSCRIPT_REFUSAL = (
     "{path}: a TorchScript export (a model for other programs), not a checkpoint; use the run's best.pt"
 )

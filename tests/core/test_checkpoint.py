@@ -318,6 +318,48 @@ def test_a_checkpoint_every_reader_would_trip_on_is_refused_with_the_reason(tmp_
     assert str(e.value) == f"{path}: damaged checkpoint ({why})"
 
 
+def test_a_checkpoint_whose_bytes_no_longer_match_their_checksums_is_called_damaged(tmp_path):
+    """Bytes flipped in its weights (a copy gone wrong, a failing disk): torch's reader checks no checksum, so it
+    loaded, and evaluated at 16.7% where the run had 66.7%."""
+    from tests.helpers import flip_a_weight_byte
+
+    good, bad = tmp_path / "best.pt", tmp_path / "flipped.pt"
+    torch.save(_payload(), good)
+    flip_a_weight_byte(good, bad)
+    assert torch.load(bad, weights_only=True)["model"]["w"].isfinite().all()  # (it unpickles, finite: no other tell)
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load(bad)
+    assert str(e.value).startswith(f"{bad}: damaged checkpoint file (its part best/data/")  # (torch.save's names)
+    assert str(e.value).endswith("no longer matches its checksum: a copy gone wrong, or a failing disk)")
+    assert checkpoint.load(good)["class_names"] == ["a", "b"]
+    from core import models
+
+    with pytest.raises(models.ModelError, match=r"flipped.pt: damaged weights file \(its part best/data/"):
+        models.read_state_dict(bad)  # (as pretrained weights, the same)
+
+
+@pytest.mark.parametrize(
+    "tensor, said",
+    [
+        (torch.eye(2).to_sparse(), "w is a sparse tensor"),
+        (torch.ones(2, 2).to(torch.float8_e4m3fn), "w holds float8_e4m3fn numbers"),
+        (torch.ones(2, 2, dtype=torch.complex64), "w holds complex64 numbers"),
+    ],
+)
+def test_weights_no_model_holds_are_refused_with_their_name_not_a_traceback(tmp_path, tensor, said):
+    """A crafted file's sparse or float8 weights: the finite check raised NotImplementedError in every command."""
+    path = tmp_path / "odd.pt"
+    torch.save({**_payload(), "model": {"w": tensor}}, path)
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load(path)
+    assert str(e.value) == f"{path}: damaged checkpoint (its weights are no model's: {said})"
+    from core import models
+
+    with pytest.raises(models.ModelError) as e:  # as pretrained weights, the same
+        models.read_state_dict(path)
+    assert str(e.value) == f"{path}: not a model's weights ({said})"
+
+
 def test_a_later_versions_checkpoint_format_is_named_not_read_as_this_ones(tmp_path):
     path = tmp_path / "future.pt"
     torch.save({**_payload(), "format": "resnext-studio/99"}, path)
