@@ -167,7 +167,12 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     """Load a ResNeXt Studio checkpoint with the weights-only unpickler; never runs code from the file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        what = "no such checkpoint file"
+        if path.is_dir():
+            what = "a folder, not a checkpoint file"
+        elif os.path.exists(path):  # (a named pipe was "no such checkpoint file", though it was there)
+            what = f"{runs.special_kind(path.resolve()) or 'no regular file'}, not a checkpoint file"
+        raise CheckpointError(f"{path}: {what}")
     try:
         with warnings.catch_warnings():  # (torch warns of a pickle file's protocol, or of a TorchScript file,
             warnings.simplefilter("ignore", UserWarning)  # before it refuses it: the refusal says why)

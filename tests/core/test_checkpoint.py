@@ -360,6 +360,18 @@ def test_weights_no_model_holds_are_refused_with_their_name_not_a_traceback(tmp_
     assert str(e.value) == f"{path}: not a model's weights ({said})"
 
 
+def test_a_path_that_is_no_file_is_said_to_be_what_it_is(tmp_path):
+    """A named pipe given as the checkpoint was "no such checkpoint file", though it was there."""
+    with pytest.raises(CheckpointError, match=r"nope.pt: no such checkpoint file$"):
+        checkpoint.load(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match=r": a folder, not a checkpoint file$"):
+        checkpoint.load(tmp_path)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.pt")
+        with pytest.raises(CheckpointError, match=r"pipe.pt: a named pipe, not a checkpoint file$"):
+            checkpoint.load(tmp_path / "pipe.pt")
+
+
 def test_a_later_versions_checkpoint_format_is_named_not_read_as_this_ones(tmp_path):
     path = tmp_path / "future.pt"
     torch.save({**_payload(), "format": "resnext-studio/99"}, path)
