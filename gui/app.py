@@ -80,10 +80,32 @@ def check_display(
     qpa = env.get("QT_QPA_PLATFORM", "").strip()
     if not qpa and not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
         return NO_DISPLAY_MESSAGE
+    if qpa and not env.get("QT_QPA_PLATFORM_PLUGIN_PATH") and (unknown := _unknown_platform(qpa)):
+        return unknown
     uses_xcb = qpa.startswith("xcb") or (not qpa and not env.get("WAYLAND_DISPLAY"))
     if uses_xcb and (missing := missing_xcb_libraries(find_library)):
         return xcb_message(missing)
     return None
+
+
+def _unknown_platform(qpa: str, plugins: Path | None = None) -> str | None:
+    """The one line for a QT_QPA_PLATFORM that names no platform plugin Qt has here ("bogus", a typo of
+    "offscreen"): Qt aborted, dumping core, after a paragraph. None when one of its names (it may list several,
+    "wayland;xcb", each with ":options") has a plugin, or the plugins cannot be looked at."""
+    if plugins is None:
+        from PySide6.QtCore import QLibraryInfo
+
+        plugins = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms"
+    try:
+        have = sorted(n.name[4:].split(".")[0] for n in plugins.iterdir() if n.name.startswith("libq"))
+    except OSError:
+        return None
+    wanted = [part.split(":")[0].strip() for part in qpa.split(";")]
+    if not have or any(name in have for name in wanted):
+        return None
+    return (
+        f"QT_QPA_PLATFORM={qpa}: no such Qt platform here (there are {', '.join(have)}); unset it, or use one of those"
+    )
 
 
 _read_status: dict[str, Any] = {}  # settings file -> what went wrong when it was first read (QSettings.Status)

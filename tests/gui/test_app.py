@@ -45,6 +45,24 @@ def test_display_checks():
     assert gui_app.check_display({}, "darwin") is None
 
 
+def test_a_platform_qt_does_not_have_is_said_in_one_line(tmp_path):
+    """QT_QPA_PLATFORM=bogus: Qt printed a paragraph and aborted, dumping core (exit 134)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "main.py")],
+        env={**_env_without_display(), "QT_QPA_PLATFORM": "bogus"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("QT_QPA_PLATFORM=bogus: no such Qt platform here (there are ") and "offscreen" in line
+    for fine in ("offscreen", "wayland;xcb", "bogus;offscreen", "offscreen:fontengine=freetype"):
+        assert gui_app.check_display({"QT_QPA_PLATFORM": fine, "WAYLAND_DISPLAY": "w"}, "linux") is None, fine
+    assert gui_app._unknown_platform("bogus", tmp_path / "none") is None  # (no plugins to look at: Qt tells)
+
+
 def test_missing_xcb_cursor_prints_the_apt_command(monkeypatch):
     import ctypes.util
 
