@@ -610,6 +610,12 @@ def walk(
         yield dirpath, dirnames, filenames
 
 
+def _loops_up(path: str, homes: Iterable[str]) -> bool:
+    """Whether the folder `path` (a link, say) is one of `homes` or a folder above one (by where they really are)."""
+    real = os.path.realpath(path)
+    return any(home == real or home.startswith(real.rstrip(os.sep) + os.sep) for home in map(os.path.realpath, homes))
+
+
 CAM_SOFTWARE = "ResNeXt Studio Grad-CAM overlay"  # the PNG text chunk of an overlay `predict --cam` writes
 
 
@@ -788,8 +794,17 @@ def scan(
             f"{root_s}: {why}; use ROOT/train/<class>/… (val/, test/ beside it) or ROOT/<class>/… with no split folders"
         )
 
-    def take(cls: os.DirEntry, split_name: str | None) -> None:
-        """A class folder's images, its other files and whether it could be listed."""
+    taken: list[os.DirEntry] = []  # the class folders (not the links among them that loop, left out)
+
+    def take(cls: os.DirEntry, split_name: str | None, home: str) -> None:
+        """A class folder's images, its other files and whether it could be listed. A link among the class folders
+        to `home` (the folder that holds them) or to a folder above it is a loop, said and not made a class: walked,
+        `dot -> .` took every class's photos into one class more, `up -> ..` every other data set beside this one
+        (the walk of a class folder can only tell links above that class folder, not above the data folder)."""
+        if _loops_up(cls.path, (root_s, home)):
+            unlisted.append((cls.path, LOOP_REASON))
+            return
+        taken.append(cls)
         name = class_key(cls.name)
         class_names.add(name)
         before = len(ignored)
@@ -803,7 +818,7 @@ def scan(
             split_name = SPLIT_NAMES[split_dir.name.lower()]
             bad += [(p, LOOSE_REASON) for p in _loose_images(split_dir.path)]
             for cls in _subdirs(split_dir.path, bad):
-                take(cls, split_name)
+                take(cls, split_name, split_dir.path)
     else:
         layout = "classes"
         lone = [e.name for e in top if e.name.lower() in SPLIT_NAMES]
@@ -813,7 +828,7 @@ def scan(
                 f"class folder in train/ (and val/, test/ beside it): ROOT/train/<class>/…"
             )
         for cls in top:
-            take(cls, None)
+            take(cls, None, root_s)
     bad += unlisted
 
     results = _verify_all([c[0] for c in candidates], progress, stop, workers)
@@ -895,7 +910,7 @@ def scan(
         unusable_classes=sorted(lost + other_only),
         duplicates=duplicates,
         ignored_files=sorted(ignored),
-        notes=notes + _unicode_twins(top if layout == "classes" else [c for s in top for c in _subdirs(s.path)]),
+        notes=notes + _unicode_twins(taken),
         content_digest=content if samples else "",
         digests={
             path: digest

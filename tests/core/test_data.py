@@ -275,6 +275,38 @@ def test_linked_sub_folders_are_followed_and_link_loops_are_not(tmp_path, jpeg_w
     assert files == [str(tmp_path / "set" / "b" / "own.jpg")]
 
 
+def test_a_class_level_link_to_the_data_folder_or_above_is_a_loop_not_a_class(tmp_path, jpeg_writer):
+    """`dot -> .` beside the class folders was made a class of every class's photos, `up -> ..` one of every data
+    set beside this one (the walk of a class folder only refused links above that class folder)."""
+    root = tmp_path / "sets" / "set"
+    for i, cls in enumerate(("red", "blue")):
+        jpeg_writer(root / cls / "own.jpg", i)
+    jpeg_writer(tmp_path / "sets" / "other" / "cat" / "0.jpg", 5)
+    jpeg_writer(tmp_path / "elsewhere" / "0.jpg", 6)
+    loops = [root / "dot", root / "up", root / "upup"]
+    for link, target in zip(loops, (".", "..", "../.."), strict=True):
+        os.symlink(target, link)
+    os.symlink("red", root / "red2")  # a sibling class folder, and a folder elsewhere: classes, as before
+    os.symlink(tmp_path / "elsewhere", root / "far")
+    idx = scan(root)
+    assert idx.counts() == {"blue": 1, "far": 1, "red": 1, "red2": 1}
+    assert idx.bad_files == sorted((str(p), data.LOOP_REASON) for p in loops)
+    assert idx.duplicates == [[str(root / "red" / "own.jpg"), str(root / "red2" / "own.jpg")]]
+    assert idx.problem_notes()[0] == "3 folders in the class folders could not be used and are left out"
+    # train/val/test: a link in train/ to train/ itself, to the data folder or above
+    split = tmp_path / "split"
+    for part in ("train", "val"):
+        for i, cls in enumerate(("red", "blue")):
+            jpeg_writer(split / part / cls / "own.jpg", 10 * (part == "val") + i)
+    loops = [split / "train" / name for name in ("dot", "up", "upup")]
+    for link, target in zip(loops, (".", "..", "../.."), strict=True):
+        os.symlink(target, link)
+    os.symlink("../val/red", split / "train" / "vred")  # a class folder of another split: a class, as before
+    idx = scan(split)
+    assert idx.layout == "splits" and idx.counts() == {"blue": 2, "red": 2, "vred": 1}
+    assert idx.bad_files == sorted((str(p), data.LOOP_REASON) for p in loops)
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 def test_pipes_and_devices_named_like_images_are_reported_not_opened(tmp_path, jpeg_writer):
     """Opening a named pipe waited for ever (Ctrl-C could not stop the scan); /dev/zero read until out of memory."""
