@@ -83,6 +83,76 @@ class _Parser(argparse.ArgumentParser):
         raise _ArgumentError(f"{self.prog}: {message}")
 
 
+class _OutputError(OSError):
+    """Standard output could not be written (a full disk, `> /dev/full`): said as the output's, for the bare
+    "error: No space left on device" named nothing. A closed pipe stays a BrokenPipeError (`… | head`: exit 0)."""
+
+
+@contextlib.contextmanager
+def _writing_output() -> Any:
+    """A failed write to standard output raised as _OutputError."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise _OutputError(*e.args) from e
+
+
+class _Output:
+    """sys.stdout while a command runs: every print() of it goes through here, so that a failed write is known to
+    be the output's (_OutputError); all else is the stream's own."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with _writing_output():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with _writing_output():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _standard_streams() -> Any:
+    """stdout as _Output; a closed stderr (`2>&-`, a service, a job runner, pythonw: sys.stderr is None) as the
+    null device: progress and messages go nowhere, as asked, instead of failing the command (None.isatty()) or
+    going to stdout (print(file=None) writes there, into a --json document). The null device takes the lowest free
+    descriptor, 2 when stderr alone was closed: torch's own C++ warnings then never land in a file opened there.
+    Both are put back after (main() called from Python, as the tests do)."""
+    stdout, stderr = sys.stdout, sys.stderr
+    if stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    if stdout is not None:
+        sys.stdout = _Output(stdout)
+    try:
+        yield
+    finally:
+        if sys.stderr is not stderr:
+            with contextlib.suppress(OSError):
+                sys.stderr.close()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _drop_output() -> None:
+    """After the output failed: what is still buffered for it is let go to the null device (Python's own flush at
+    exit failed again, and said "Exception ignored … No space left on device" and exit 120). The process's own
+    stdout only (not a stream that main()'s caller put there)."""
+    if getattr(sys.stdout, "_stream", sys.stdout) is not sys.__stdout__:
+        return
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)
+
+
 def _emit_json(doc: Any) -> None:
     from core.runs import json_safe
 
@@ -1055,8 +1125,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         out = getattr(sys.stdout, "buffer", None)
         text = csv_text(preds, args.top_k)
         if out is not None:
-            out.write(text.encode("utf-8", errors="surrogateescape"))
-            out.flush()
+            with _writing_output():  # (past _Output, which sees text only)
+                out.write(text.encode("utf-8", errors="surrogateescape"))
+                out.flush()
         else:  # (a stream without bytes: what pytest's capture gives)
             sys.stdout.write(text)
     elif args.csv:
@@ -1345,10 +1416,15 @@ def _answer_interrupted(args: argparse.Namespace | None, how: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = None
     for stream in (sys.stdout, sys.stderr):  # a file name that is not valid UTF-8 prints escaped, never crashes
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
+    with _standard_streams():  # (round the messages of failures too: with no stderr they went to stdout)
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
+    args = None
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -1363,7 +1439,10 @@ def main(argv: list[str] | None = None) -> int:
         if pretrained and pretrained != "imagenet" and os.path.isdir(pretrained):  # (a run, as for --checkpoint)
             args.pretrained = _run_checkpoint(pretrained, "--pretrained")
         with _ending_on_signals():
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+        if sys.stdout is not None:  # what is still buffered: a failure is said here (at exit: "Exception ignored")
+            sys.stdout.flush()
+        return code
     except UsageError as e:
         hint = ""
         if isinstance(e, _ArgumentError):  # "-odd.png" read as a flag: argparse said only that PATH was missing
@@ -1374,6 +1453,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `… | head`: the reader has gone; before OSError, of which it is one
         os._exit(0)
+    except _OutputError as e:  # (a full disk): said to be the output, not some file
+        _drop_output()
+        _err(f"error: cannot write the output (standard output): {e.strerror or e}")
+        return 2
     except OSError as e:  # a path that cannot be written or read (a folder given for a file, no permission, …)
         name = getattr(e, "filename2", None) or getattr(e, "filename", None)  # os.replace: the destination
         where = f"{name}: " if name else ""
