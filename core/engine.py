@@ -1043,7 +1043,9 @@ class Trainer:
                     what = "training has not resumed yet; nothing new is trained and last.pt is kept"
                 else:
                     what = "training has not begun yet; no run is kept"
-                print(f"stopping: {what} (Ctrl-C again to interrupt at once)", file=sys.stderr, flush=True)
+                # (a `kill` or a closed terminal: "Ctrl-C again" meant nothing there, and its second one does nothing)
+                again = " (Ctrl-C again to interrupt at once)" if signum == signal.SIGINT else ""
+                print(f"stopping: {what}{again}", file=sys.stderr, flush=True)
             self.stop.stop()
 
         # (SIGHUP: the terminal it runs in was closed; it killed the run and lost the epoch held back)

@@ -819,20 +819,26 @@ def test_ctrl_c_stops_after_the_batch_and_a_second_one_interrupts(dataset, tmp_p
     before = signal.getsignal(signal.SIGINT)
 
     class CtrlC(Recorder):
-        def __init__(self, times: int) -> None:
+        def __init__(self, times: int, signum: int = signal.SIGINT) -> None:
             super().__init__()
-            self.times = times
+            self.times, self.signum = times, signum
 
         def on_batch_end(self, p):
             super().on_batch_end(p)
             if p.epoch == 2:
                 while self.times:
                     self.times -= 1
-                    os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, on the main thread
+                    os.kill(os.getpid(), self.signum)  # the handler runs here, on the main thread
 
     result = Trainer(config(dataset, epochs=3), callbacks=[CtrlC(1)], runs_dir=tmp_path / "a").fit()
     assert result.reason == "stopped" and "during epoch 2" in result.message
-    assert "stopping: last.pt is saved after the current batch" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "stopping: last.pt is saved after the current batch (Ctrl-C again to interrupt at once)" in err
+    # a `kill` stops it the same way, and is not told of a Ctrl-C that means nothing to it (a second one does nothing)
+    killed = Trainer(config(dataset, epochs=3), callbacks=[CtrlC(2, signal.SIGTERM)], runs_dir=tmp_path / "k").fit()
+    err = capsys.readouterr().err
+    assert killed.reason == "stopped" and "stopping: last.pt is saved after the current batch\n" in err
+    assert "Ctrl-C" not in err
     last = checkpoint.load(Path(result.run_dir) / "last.pt")
     assert last["epoch"] == 1 and last["partial_epoch"] is True
     assert _status(result.run_dir)["status"] == "stopped"
