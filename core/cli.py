@@ -156,6 +156,8 @@ def _drop_output() -> None:
 def _emit_json(doc: Any) -> None:
     from core.runs import json_safe
 
+    if sys.stdout is None:  # (`>&-`: nowhere to write, as print() has it; it raised AttributeError)
+        return
     sys.stdout.write(json.dumps(json_safe(doc), indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
 
@@ -549,7 +551,10 @@ def _report_unusable(index, limit: int = 20) -> int:
         more = f" and {len(runs) - 1} more" if len(runs) > 1 else ""
         _err(f"note: run folders in the data folder are left out (not images to learn from): {runs[0]}{more}")
     if bad and os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
-        _err(f"warning: {len(bad)} file(s) in {index.root} could not be used and are left out:")
+        from core.data import files_and_folders
+
+        are = "is" if len(bad) == 1 else "are"  # ("1 file(s)", also of a folder that could not be read)
+        _err(f"warning: {files_and_folders(bad)} in {index.root} could not be used and {are} left out:")
         for path, reason in bad[:limit]:
             _err(f"  {path}: {reason}")
         if len(bad) > limit:

@@ -515,14 +515,11 @@ class DatasetIndex:
         """A sentence for each kind of problem that training goes on despite, for a training log (`scan` and the
         window's Problems tab list the files; the window's training log had said nothing of them)."""
         loose = sum(r == LOOSE_REASON for _, r in self.unusable)
-        folders = sum(r.startswith("cannot read folder") or r == LOOP_REASON for _, r in self.unusable)
-        files = len(self.unusable) - loose - folders
+        within = [(p, r) for p, r in self.unusable if r != LOOSE_REASON]
         notes = []
-        if files or folders:
-            parts = [count_noun(n, noun) for n, noun in ((files, "file"), (folders, "folder")) if n]
-            what = " and ".join(parts)
-            are = "is" if files + folders == 1 else "are"
-            notes.append(f"{what} in the class folders could not be used and {are} left out")
+        if within:
+            are = "is" if len(within) == 1 else "are"
+            notes.append(f"{files_and_folders(within)} in the class folders could not be used and {are} left out")
         if loose:
             notes.append(
                 f"{count_noun(loose, 'image')} outside the class folders {'is' if loose == 1 else 'are'} left out"
@@ -608,6 +605,14 @@ def walk(
             keep.append(d)
         dirnames[:] = keep
         yield dirpath, dirnames, filenames
+
+
+def files_and_folders(unusable: list[tuple[str, str]]) -> str:
+    """(path, reason) pairs of what a scan could not use, counted in words: "2 files", "1 file and 1 folder" (a
+    folder that cannot be read, or a link that loops)."""
+    folders = sum(r.startswith("cannot read folder") or r == LOOP_REASON for _, r in unusable)
+    files = len(unusable) - folders
+    return " and ".join(count_noun(n, noun) for n, noun in ((files, "file"), (folders, "folder")) if n) or "nothing"
 
 
 def _loops_up(path: str, homes: Iterable[str]) -> bool:

@@ -603,7 +603,7 @@ def test_unusable_files_are_listed_and_exit_1_after_training_on_the_rest(capsys,
     broken = str((data / "red" / "broken.png").absolute())
     assert doc["reason"] == "completed"
     assert [u["path"] for u in doc["unusable"]] == [broken] and doc["unusable"][0]["reason"]  # why rc is 1
-    assert "1 file(s)" in err and "broken.png" in err
+    assert "warning: 1 file in " in err and "could not be used and is left out" in err and "broken.png" in err
     (run_dir,) = runs.iterdir()
     assert Path(doc["run_dir"]) == run_dir.absolute()
     rc, out, err = run(capsys, "evaluate", "--checkpoint", run_dir / "best.pt", "--split", "all", "--json")

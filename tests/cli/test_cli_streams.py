@@ -69,6 +69,8 @@ def test_with_stderr_closed_every_command_works_and_stdout_holds_its_answer_alon
     assert done.returncode == 2 and done.stdout == ""
     done = _main_py("scan", data, stdout=None, close=(1, 2))  # (no stream at all: nothing to say, nor to fail)
     assert done.returncode == 0
+    done = _main_py("scan", data, "--json", stdout=None, close=(1,))  # (--json raised AttributeError on None)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
 def test_a_command_run_from_python_without_stderr_leaves_the_streams_as_it_found_them(capsys, trained):
