@@ -713,6 +713,14 @@ def _run_finished(run_dir: Path):
     return info, info.status == "completed" or bool(not read_status(run_dir) and planned and done >= planned)
 
 
+def _planned(run_dir: Path) -> int:
+    """The epochs config.json plans for the run (0 when it says none): an extension killed before its first new
+    epoch saved has raised it above last.pt's."""
+    from core.runs import planned_epochs
+
+    return planned_epochs(run_dir) or 0
+
+
 def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     """The settings for `train --resume`: the run's own, except --epochs (extend), --device and --data (moved)."""
     from core.checkpoint import CheckpointError, load
@@ -776,11 +784,16 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
                 f"--epochs {args.epochs}: the run has already trained {done} "
                 f"epoch{'s' if done != 1 else ''}; give more to extend it"
             )
+        planned = max(cfg.train.epochs, _planned(run_dir))
+        if args.epochs < planned and cfg.train.scheduler == "cosine":  # (said: the README speaks of extending only)
+            _err(
+                f"warning: --epochs {args.epochs} is fewer than the {planned} this run planned: its "
+                f"cosine learning-rate schedule is squeezed to end at epoch {args.epochs} (the rate "
+                f"falls sooner than it would have); leave out --epochs to train on to {planned}"
+            )
         cfg.train.epochs = args.epochs
     else:  # the run's plan: config.json's, which an extension killed before its first new epoch saved has raised
-        from core.runs import planned_epochs
-
-        cfg.train.epochs = max(cfg.train.epochs, planned_epochs(run_dir) or 0)
+        cfg.train.epochs = max(cfg.train.epochs, _planned(run_dir))
     if args.device is not None:
         cfg.train.device = args.device
     return cfg

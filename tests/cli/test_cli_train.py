@@ -266,3 +266,22 @@ def test_predict_lines_escape_class_names_too(capsys, tmp_path):
     assert rc == 0, err
     fields = out.rstrip("\n").split("\t")
     assert len(fields) == 4 and "a\\tb" in fields[1] + fields[3]  # path, class, confidence, (the other class)
+
+
+@pytest.mark.timeout(300)
+def test_resuming_with_fewer_epochs_than_planned_says_the_schedule_is_squeezed(capsys, tiny_set, tmp_path):
+    """`train --resume RUN --epochs 3` of a run planned for 5: its cosine schedule was squeezed into 3 epochs (the
+    rate fell at once) without a word; the README speaks of extending only."""
+    runs = tmp_path / "runs"
+    rc, out, err = run(capsys, "train", "--data", tiny_set, "--epochs", "1", "--runs-dir", runs, "--json", *TINY)
+    assert rc == 0, err
+    run_dir = Path(json.loads(out)["run_dir"])
+    config = json.loads((run_dir / "config.json").read_text())
+    config["train"]["epochs"] = 5  # (as a run planned for 5 and stopped after its first)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "2", "--quiet")
+    assert rc == 0, err
+    assert "warning: --epochs 2 is fewer than the 5 this run planned: its cosine learning-rate schedule is " in err
+    assert "leave out --epochs to train on to 5" in err
+    rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "6", "--quiet")  # more than planned: as asked
+    assert rc == 0 and "fewer than" not in err, err
