@@ -67,3 +67,17 @@ def flip_a_weight_byte(src: Path, dst: Path) -> None:
     )
     raw[start + 4] ^= 0x5A  # (a low byte of the second number: the value stays finite)
     dst.write_bytes(bytes(raw))
+
+
+def train_tiny(data: Path, runs: Path, *more: str) -> Path:
+    """`main.py train` of one quiet epoch of a tiny model on `data` into the empty folder `runs`: its run folder."""
+    from core.cli import main
+
+    assert (
+        main(
+            ["train", "--data", str(data), "--epochs", "1", "--runs-dir", str(runs), "--quiet", *TINY_TRAIN_ARGS, *more]
+        )
+        == 0
+    )
+    (run_dir,) = Path(runs).iterdir()
+    return run_dir

@@ -20,6 +20,7 @@ from PIL import Image
 from core.checkpoint import load
 from core.cli import _train_config, build_parser, main
 from tests.helpers import TINY_TRAIN_ARGS as TINY
+from tests.helpers import train_tiny
 
 
 def make_set(root: Path, classes=("red", "green", "blue"), per_class: int = 6, shade: int = 0) -> Path:
@@ -47,9 +48,7 @@ def one_line(err: str) -> bool:
 def trained(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli_errors")
     data = make_set(root / "data")
-    rc = main(["train", "--data", str(data), "--epochs", "1", "--runs-dir", str(root / "runs"), "--quiet", *TINY])
-    assert rc == 0
-    (run_dir,) = (root / "runs").iterdir()
+    run_dir = train_tiny(data, root / "runs")
     return {"root": root, "data": data, "run": run_dir, "best": run_dir / "best.pt"}
 
 
@@ -987,11 +986,7 @@ def test_evaluating_a_changed_data_folder_warns_that_its_split_may_hold_training
     from core.runs import config_section, data_changes
 
     data = make_set(tmp_path / "data", per_class=8)
-    assert (
-        main(["train", "--data", str(data), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--quiet", *TINY])
-        == 0
-    )
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    run_dir = train_tiny(data, tmp_path / "runs")
     rc, _, err = run(capsys, "evaluate", "--checkpoint", run_dir, "--quiet")
     assert rc == 0 and "warning" not in err, err
     shutil.copy(data / "red" / "0.png", data / "red" / "0 copy.png")
@@ -1122,11 +1117,7 @@ def test_a_resume_that_moves_data_or_device_keeps_an_extensions_plan(capsys, tmp
     """`train --resume RUN --device cpu` (or --data) after an extension was killed: back to the old total, nothing
     trained; a plain --resume went on to the plan."""
     data = make_set(tmp_path / "data", per_class=6)
-    assert (
-        main(["train", "--data", str(data), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--quiet", *TINY])
-        == 0
-    )
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    run_dir = train_tiny(data, tmp_path / "runs")
     doc = json.loads((run_dir / "config.json").read_text())
     doc["train"]["epochs"] = 2  # what `--epochs 2` wrote before it was killed
     (run_dir / "config.json").write_text(json.dumps(doc))

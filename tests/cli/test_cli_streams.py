@@ -13,7 +13,7 @@ import pytest
 
 from core.cli import main
 from tests.helpers import TINY_TRAIN_ARGS as TINY
-from tests.helpers import make_colour_set
+from tests.helpers import make_colour_set, train_tiny
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = "error: cannot write the output (standard output): No space left on device\n"
@@ -23,9 +23,7 @@ FULL = "error: cannot write the output (standard output): No space left on devic
 def trained(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli_streams")
     data = make_colour_set(root / "data")
-    rc = main(["train", "--data", str(data), "--epochs", "1", "--runs-dir", str(root / "runs"), "--quiet", *TINY])
-    assert rc == 0
-    (run_dir,) = (root / "runs").iterdir()
+    run_dir = train_tiny(data, root / "runs")
     return {"data": data, "best": run_dir / "best.pt"}
 
 
