@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QLocale, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
     QApplication,
@@ -259,11 +259,28 @@ def _download_weights(arch: str, progress: Any = None, stop: Any = None) -> str:
     return str(imagenet_weights_path(arch, progress=progress, stop=stop))  # (Stop and Cancel end it within 256 kB)
 
 
+class _NumberValidator(QDoubleValidator):
+    """A number field's validator: "0.003" or "3e-3", with "." for the point whatever the desktop's language (the
+    form reads it with float(): a typed "1,5" was let in, then refused at Start as no number), and what is pasted
+    with spaces or a line break round it taken without them (" 5e-3" was refused without a word, the old value
+    kept). A number past its range stays typed (it may be on its way); Start names the range."""
+
+    def __init__(self, low: float, high: float, parent: QObject) -> None:
+        super().__init__(low, high, 10, parent)
+        self.setNotation(QDoubleValidator.Notation.ScientificNotation)
+        c = QLocale.c()
+        c.setNumberOptions(QLocale.NumberOption.RejectGroupSeparator)
+        self.setLocale(c)
+
+    def validate(self, text: str, pos: int) -> object:
+        stripped = text.strip()
+        state = super().validate(stripped, min(pos, len(stripped)))
+        return (state[0], stripped, min(pos, len(stripped))) if isinstance(state, tuple) else state
+
+
 def _float_edit(value: float, tip: str, low: float = 0.0, high: float = 10.0) -> QLineEdit:
     edit = QLineEdit(f"{value:g}")
-    v = QDoubleValidator(low, high, 10, edit)
-    v.setNotation(QDoubleValidator.Notation.ScientificNotation)
-    edit.setValidator(v)
+    edit.setValidator(_NumberValidator(low, high, edit))
     edit.setToolTip(tip)
     return edit
 
@@ -880,20 +897,31 @@ class TrainTab(QWidget):
         self.model_panel.set_context(num_classes=n, image_size=panel.image_size())
 
     # ---- the form -----------------------------------------------------------------------------------------------
-    def train_values(self) -> dict:
-        def num(edit: QLineEdit, name: str) -> float:
+    def train_values(self, ranged: bool = False) -> dict:
+        """The Train form's settings. `ranged`: a number past its field's range is refused too (for a new run:
+        1e9 as the learning rate started one, and failed it at step 3); a resume uses none of those numbers, and
+        the settings keep what is typed."""
+
+        def num(edit: QLineEdit, key: str) -> float:
+            """The field's number, or ValueError in the config's form ("lr=1e9: must be …", said in the form's
+            words with the field focused)."""
+            text = edit.text().strip()
             try:
-                return float(edit.text().strip())
+                value = float(text)
             except ValueError:
-                raise ValueError(f"{name}: {edit.text()!r} is not a number") from None
+                raise ValueError(f"{key}={text!r}: not a number") from None
+            v = edit.validator()
+            if ranged and not v.bottom() <= value <= v.top():  # (nan and inf too)
+                raise ValueError(f"{key}={text}: must be from {v.bottom():g} to {v.top():g}")
+            return value
 
         patience = self.patience_spin.value()
         return {
             "epochs": self.epochs_spin.value(),
             "batch_size": self.batch_spin.value(),
-            "lr": num(self.lr_edit, "Learning rate"),
+            "lr": num(self.lr_edit, "lr"),
             "optimizer": self.optimizer_combo.currentText(),
-            "weight_decay": num(self.wd_edit, "Weight decay"),
+            "weight_decay": num(self.wd_edit, "weight_decay"),
             "scheduler": self.scheduler_combo.currentText(),
             # only the cosine schedule has a warm-up (the field is off for the others; its value is kept for later)
             "warmup_epochs": round(self.warmup_spin.value(), 3)
@@ -966,7 +994,7 @@ class TrainTab(QWidget):
             raise ValueError(
                 f"The data folder {panel.index.root} {why}: open it again in the Dataset tab (Open folder…)."
             )
-        train = TrainConfig(**self.train_values())
+        train = TrainConfig(**self.train_values(ranged=True))
         data = panel.data_config()
         if data.val_split + data.test_split >= 1.0:  # said in the form's words (the config names its fields)
             raise ValueError(

@@ -351,8 +351,23 @@ def test_bad_learning_rate_is_reported(qtbot, tiny_dataset, runs_dir):
         tab.window().show()
         tab.activateWindow()
         assert not tab.start()
-        assert tab.banner.text() == "Learning rate 0.0: must be > 0"
+        assert tab.banner.text() == "Learning rate 0: must be from 1e-08 to 10"
         qtbot.waitUntil(lambda: tab.lr_edit.hasFocus())  # where to fix it
+        # a number past the field's range was let stay, and started a run (1e9 failed it at step 3)
+        for text, said in (("1e9", "Learning rate 1e9: must be from 1e-08 to 10"), ("nan", "Learning rate nan: must")):
+            tab.lr_edit.setText(text)
+            tab.wd_edit.setFocus()
+            assert not tab.start() and tab.state == IDLE and tab.banner.text().startswith(said), tab.banner.text()
+            qtbot.waitUntil(lambda: tab.lr_edit.hasFocus())
+        tab.lr_edit.setText("0.01")
+        tab.wd_edit.setText("2")
+        assert not tab.start() and tab.banner.text() == "Weight decay 2: must be from 0 to 1"
+        tab.wd_edit.setText("5e-4")
+        tab.lr_edit.clear()
+        tab.lr_edit.insert(" 5e-3\n")  # pasted with a space and a line break: it was refused without a word
+        assert tab.lr_edit.text() == "5e-3"
+        tab.lr_edit.insert(",5")  # (a comma let in, then "not a number" at Start: the form reads a point)
+        assert tab.lr_edit.text() == "5e-3"
         tab.lr_edit.setText("0.01")
         panel.val_spin.setValue(60)
         panel.test_spin.setValue(40)
