@@ -2295,6 +2295,7 @@ class _EpochMeter:
         self.t0 = time.perf_counter()
         self._last_emit = self._last_file = -math.inf
         self.reported = 0  # the step of the last progress event
+        self._ticked = 0  # the last step done (tick)
         self._lagged = dev.type == "cuda"
         self._pending: tuple[Any, torch.Tensor, int, int] | None = None  # event, host values, step, images seen
         self._first_done: tuple[float, float] | None = None  # (time, paused) when this session's first step ended
@@ -2304,6 +2305,10 @@ class _EpochMeter:
     def wait_if_paused(self) -> None:
         stop = self.trainer.stop
         if stop.paused:
+            if self.seen and self._ticked > self.reported:  # the steps done since the last event, said before the
+                self._pending = None  # wait (a pause showed "Batch 8 / 15" while 9 were trained, as Stop then said)
+                loss_sum, _, first_bad = self.totals().tolist()
+                self._report([loss_sum, first_bad], self._ticked, self.seen, time.perf_counter())
             p0 = time.perf_counter()
             while not stop.wait_if_paused(0.25) and not stop.stopped:
                 pass
@@ -2377,6 +2382,7 @@ class _EpochMeter:
             self.trainer._writer.wait(self.trainer._emit)  # (raises the error)
         if not self.seen or step == self.steps:
             return
+        self._ticked = step
         now = time.perf_counter()
         if self._first_done is None:
             self._first_done = (now, self.paused)

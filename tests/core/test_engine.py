@@ -978,6 +978,41 @@ def test_pause_and_stop_token():
     assert token.stopped and token.wait_if_paused(0)
 
 
+def test_a_pause_first_reports_the_steps_done_since_the_last_progress_event(dataset, tmp_path, monkeypatch):
+    """Progress goes out every PROGRESS_INTERVAL_S: a pause right after a step not yet reported showed
+    "Batch 8 / 15" for as long as it lasted, while 9 were trained (and Stop then said "after batch 9")."""
+    import threading
+
+    from core import engine
+
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 1e9)  # (the first step's event, then none until the end)
+    token = StopToken()
+    seen_paused: list[int] = []
+    tick = engine._EpochMeter.tick
+
+    def tick_then_pause(meter, step):
+        tick(meter, step)
+        if meter.epoch == 1 and step == 3:
+            token.pause()  # as the Pause button does, between two steps
+
+    class WhilePaused(Recorder):
+        def on_batch_end(self, p):
+            super().on_batch_end(p)
+            if token.paused:
+                seen_paused.append(p.step)
+                token.resume()
+
+    monkeypatch.setattr(engine._EpochMeter, "tick", tick_then_pause)
+    safety = threading.Timer(20, token.resume)  # (without the report the pause would last: the test fails, not hangs)
+    safety.start()
+    try:
+        cfg = config(dataset, epochs=1, batch_size=2)  # (steps enough: the third is not the epoch's last)
+        result = Trainer(cfg, callbacks=[WhilePaused()], stop=token, runs_dir=tmp_path).fit()
+    finally:
+        safety.cancel()
+    assert result.reason == "completed" and seen_paused == [3]
+
+
 def test_nan_loss_fails_and_keeps_best(dataset, tmp_path):
     class Poison(Recorder):
         trainer = None
