@@ -207,6 +207,12 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
         "Left out of training: 1 unusable file, 2 images outside the class folders, 1 other file ignored (not images):"
     )
     assert "2 images outside the class folders</span>" in panel.summary_label.text()
+    (root / "a" / "IMG_0001.HEIC").write_bytes(b"an iPhone photo")  # a photo, of a type not read: not "not images"
+    _load(qtbot, panel, root)
+    assert panel.bad_label.text() == (
+        "Left out of training: 1 unusable file, 2 images outside the class folders, 1 photo of a type not read "
+        "(ignored), 1 other file ignored (not images):"
+    )
 
     _load(qtbot, panel, dataset_factory(tmp_path / "clean", {"a": 3, "b": 3}))
     assert panel.middle_tabs.tabText(1) == "Problems"  # nothing to list: sentences, not two empty tables
