@@ -201,6 +201,17 @@ def _left_out(index: Any) -> list[tuple[str, bool]]:
     return [(count_noun(n, noun) + tail, error) for n, noun, tail, error in kinds if n]
 
 
+def _caption(index: Any, path: str) -> str:
+    """A class's image named within the class: "000.png", or with the folders that tell two apart, its split
+    ("train/000.png", "val/000.png": a train/val/test folder showed "000.png" three times) and any sub-folder of
+    the class folder ("day 2/000.png")."""
+    parts = os.path.relpath(path, index.root).split(os.sep)
+    if parts[0] == os.pardir or len(parts) < 2:  # (not under the root as listed: its name alone)
+        return os.path.basename(path)
+    cls = 1 if index.layout == "splits" and len(parts) > 2 else 0  # the class folder's place among them
+    return "/".join(parts[:cls] + parts[cls + 1 :])
+
+
 def _dup_groups(index: Any) -> str:
     return count_noun(len(index.duplicates), "group") + " of identical files"
 
@@ -903,7 +914,7 @@ class DatasetPanel(QWidget):
         )
         self.thumb_label.setToolTip(name)
         for p in shown:
-            self.thumb_grid.add_tile(Path(p).name, p)
+            self.thumb_grid.add_tile(_caption(self.index, p), p)
         self.thumb_grid.scrollToTop()  # each class from its first image (the last one's scroll stayed)
         gen = self._thumb_gen
         loader = ThumbnailLoader(shown, scale=screen_scale())
