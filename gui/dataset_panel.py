@@ -202,14 +202,25 @@ def _left_out(index: Any) -> list[tuple[str, bool]]:
 
 
 def _caption(index: Any, path: str) -> str:
-    """A class's image named within the class: "000.png", or with the folders that tell two apart, its split
-    ("train/000.png", "val/000.png": a train/val/test folder showed "000.png" three times) and any sub-folder of
-    the class folder ("day 2/000.png")."""
+    """A class's image named within its class folder: "000.png", or with the sub-folder it is in ("day 2/000.png").
+    (Which split it is in, a tile has no room for: the label above the tiles says their order.)"""
     parts = os.path.relpath(path, index.root).split(os.sep)
     if parts[0] == os.pardir or len(parts) < 2:  # (not under the root as listed: its name alone)
         return os.path.basename(path)
-    cls = 1 if index.layout == "splits" and len(parts) > 2 else 0  # the class folder's place among them
-    return "/".join(parts[:cls] + parts[cls + 1 :])
+    return "/".join(parts[2 if index.layout == "splits" and len(parts) > 2 else 1 :])
+
+
+def _split_order(samples: list[Any]) -> str:
+    """ " (test 4 · train 12 · val 4, in that order)" for a class of a train/val/test folder, whose files may be
+    named alike in each split (it showed "000.png" three times, with no word of which was which); "" otherwise."""
+    counts: dict[str, int] = {}
+    runs = 0  # stretches of one split in the list: as many as splits when each stands together
+    for i, s in enumerate(samples):
+        counts[s.split] = counts.get(s.split, 0) + 1
+        runs += i == 0 or s.split != samples[i - 1].split
+    if len(counts) < 2:
+        return ""
+    return f" ({' · '.join(f'{k} {n}' for k, n in counts.items())}{', in that order' if runs == len(counts) else ''})"
 
 
 def _dup_groups(index: Any) -> str:
@@ -905,12 +916,15 @@ class DatasetPanel(QWidget):
         self._clear_thumbs()
         if self.index is None or label is None:
             return
-        paths = [s.path for s in self.index.samples if s.label == label]
+        samples = [s for s in self.index.samples if s.label == label]
+        paths = [s.path for s in samples]
         shown = paths[:MAX_THUMBS]
         name = self.index.classes[label]
         more = f" (showing the first {len(shown)})" if len(paths) > len(shown) else ""
+        order = _split_order(samples) if self.index.layout == "splits" else ""
         self.thumb_label.setText(
-            f"{_elide(self.thumb_label, name)}: {count_noun(len(paths), 'image')}{more}. Double-click an image to open its folder."
+            f"{_elide(self.thumb_label, name)}: {count_noun(len(paths), 'image')}{order}{more}. Double-click an "
+            "image to open its folder."
         )
         self.thumb_label.setToolTip(name)
         for p in shown:

@@ -368,24 +368,24 @@ def test_thumbnails_load_for_the_selected_class_only(qtbot, panel, tmp_path, dat
     assert revealed == [panel.thumb_grid.item(2).toolTip()] and "b_" in revealed[0]
 
 
-def test_thumbnails_of_a_split_folder_say_their_split(qtbot, panel, tmp_path, dataset_factory):
+def test_thumbnails_of_a_split_folder_are_said_in_their_splits_order(qtbot, panel, tmp_path, dataset_factory):
     """A train/val/test folder whose splits name their files alike showed "a_000.jpg" once for each split, with
-    nothing to tell which was which; a class's sub-folder likewise."""
+    nothing to tell which was which: the label says how many of each, in their order; a sub-folder is named."""
     for split, n in (("train", 4), ("val", 2)):
         dataset_factory(tmp_path / "tv" / split, {"a": n, "b": n})
     (tmp_path / "tv" / "train" / "a" / "day 2").mkdir()
     shutil.copy(tmp_path / "tv" / "train" / "b" / "b_000.jpg", tmp_path / "tv" / "train" / "a" / "day 2" / "x.jpg")
     _load(qtbot, panel, tmp_path / "tv")
     panel.class_table.selectRow(0)
-    captions = sorted(panel.thumb_grid.item(i).text() for i in range(panel.thumb_grid.count()))
-    assert captions == [f"train/a_00{i}.jpg" for i in range(4)] + [
-        "train/day 2/x.jpg",
-        "val/a_000.jpg",
-        "val/a_001.jpg",
-    ]
+    assert panel.thumb_label.text().startswith("a: 7 images (train 5 · val 2, in that order). ")
+    captions = [panel.thumb_grid.item(i).text() for i in range(panel.thumb_grid.count())]
+    assert captions == [f"a_00{i}.jpg" for i in range(4)] + ["day 2/x.jpg", "a_000.jpg", "a_001.jpg"]
+    tips = [panel.thumb_grid.item(i).toolTip() for i in range(panel.thumb_grid.count())]
+    assert [os.path.relpath(t, tmp_path / "tv").split(os.sep)[0] for t in tips] == ["train"] * 5 + ["val"] * 2
     _load(qtbot, panel, dataset_factory(tmp_path / "flat", {"a": 2, "b": 2}))
     panel.class_table.selectRow(0)
     assert sorted(panel.thumb_grid.item(i).text() for i in range(2)) == ["a_000.jpg", "a_001.jpg"]  # (as before)
+    assert panel.thumb_label.text().startswith("a: 2 images. ")
 
 
 def test_each_class_s_thumbnails_start_at_its_first_image(qtbot, panel, tmp_path, dataset_factory):
