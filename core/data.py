@@ -607,10 +607,14 @@ def walk(
         yield dirpath, dirnames, filenames
 
 
+def folder_reason(reason: str) -> bool:
+    """Whether a reason of DatasetIndex.unusable is a folder's: one that cannot be read, or a link that loops."""
+    return reason.startswith("cannot read folder") or reason == LOOP_REASON
+
+
 def files_and_folders(unusable: list[tuple[str, str]]) -> str:
-    """(path, reason) pairs of what a scan could not use, counted in words: "2 files", "1 file and 1 folder" (a
-    folder that cannot be read, or a link that loops)."""
-    folders = sum(r.startswith("cannot read folder") or r == LOOP_REASON for _, r in unusable)
+    """(path, reason) pairs of what a scan could not use, counted in words: "2 files", "1 file and 1 folder"."""
+    folders = sum(folder_reason(r) for _, r in unusable)
     files = len(unusable) - folders
     return " and ".join(count_noun(n, noun) for n, noun in ((files, "file"), (folders, "folder")) if n) or "nothing"
 

@@ -1607,8 +1607,8 @@ class Trainer:
         (distributed: is noted for the ranks' agreement) rather than being saved into last.pt."""
         loss_sum, correct, first_bad = meter.settle()
         if meter.seen > meter.seen0 and steps_done > meter.reported:  # the step it stops after, as the last progress
-            meter._report([loss_sum, first_bad], steps_done, meter.seen, time.perf_counter(), final=True)  # (bars
-            # had stood behind it; under torchrun progress.json, which the window reads, is written for it too)
+            # (bars had stood behind it; under torchrun progress.json, which the window reads, is written for it too)
+            meter._report([loss_sum, correct, first_bad], steps_done, meter.seen, time.perf_counter(), final=True)
         rows = meter.rows_done()
         if self.is_main and meter.seen:
             self._batch_log.at_stop(meter.epoch, steps_done, meter.steps, loss_sum / meter.seen, meter.seen)
@@ -2307,8 +2307,7 @@ class _EpochMeter:
         if stop.paused:
             if self.seen and self._ticked > self.reported:  # the steps done since the last event, said before the
                 self._pending = None  # wait (a pause showed "Batch 8 / 15" while 9 were trained, as Stop then said)
-                loss_sum, _, first_bad = self.totals().tolist()
-                self._report([loss_sum, first_bad], self._ticked, self.seen, time.perf_counter())
+                self._report(self.totals().tolist(), self._ticked, self.seen, time.perf_counter())
             p0 = time.perf_counter()
             while not stop.wait_if_paused(0.25) and not stop.stopped:
                 pass
@@ -2395,8 +2394,7 @@ class _EpochMeter:
             _, values, at_step, seen = self._pending
             self._pending = None
             self._last_emit = now
-            loss_sum, _, first_bad = values.tolist()
-            self._report([loss_sum, first_bad], at_step, seen, now)
+            self._report(values.tolist(), at_step, seen, now)
 
     def finish(self) -> tuple[float, float]:
         """Waits for the device, reports the last step; the epoch's mean loss and accuracy (NaN without images:
@@ -2404,14 +2402,16 @@ class _EpochMeter:
         self._pending = None
         if not self.seen:
             return math.nan, math.nan
-        loss_sum, correct, first_bad = self.totals().tolist()
-        self._report([loss_sum, first_bad], self.steps, self.seen, time.perf_counter())
+        totals = self.totals().tolist()
+        self._report(totals, self.steps, self.seen, time.perf_counter())
+        loss_sum, correct, _ = totals
         return loss_sum / self.seen, correct / self.seen
 
     def _report(self, values: list[float], step: int, seen: int, now: float, final: bool = False) -> None:
+        """A progress event from the totals() read at `step` ([loss sum, correct, first bad step])."""
         mean_loss = values[0] / seen
         if not math.isfinite(mean_loss):
-            self._nonfinite(math.isnan(mean_loss), int(values[1]) if values[1] > 0 else step)
+            self._nonfinite(math.isnan(mean_loss), int(values[2]) if values[2] > 0 else step)
             return
         active = max(1e-9, now - self.t0 - self.paused)
         left = (self.steps - step) + (self.trainer.config.train.epochs - self.epoch) * self.steps

@@ -183,16 +183,16 @@ def _problem_files(index: Any) -> list[tuple[str, str]]:
 def _left_out(index: Any) -> list[tuple[str, bool]]:
     """What the scan left out as (words, is an error), in the words the summary, the Problems tab and its list
     heading all use; one entry per kind, and their counts add up to len(_problem_files(index))."""
-    from core.data import LOOSE_REASON, unread_photo
+    from core.data import LOOSE_REASON, folder_reason, unread_photo
 
-    folders = sum(reason.startswith("cannot read folder") for _, reason in index.unusable)
+    folders = sum(folder_reason(reason) for _, reason in index.unusable)  # (a link that loops counted as one too)
     # good images put beside the class folders, not in one: a misplaced photo, not a damaged file ("unusable")
     loose = sum(reason == LOOSE_REASON for _, reason in index.unusable)
     # an iPhone's HEIC is a photo, of a type not read: "not images" beside its row's "a HEIC image" said both
     photos = sum(1 for path in index.ignored_files if unread_photo(path))
     kinds = (
         (len(index.unusable) - folders - loose, "unusable file", "", True),
-        (folders, "unreadable folder", "", True),
+        (folders, "folder not read", "", True),
         (loose, "image", " outside the class folders", True),
         (len(index.run_folders), "run folder", " ignored (not images)", False),
         (photos, "photo", " of a type not read (ignored)", False),

@@ -273,9 +273,8 @@ class _NumberValidator(QDoubleValidator):
         self.setLocale(c)
 
     def validate(self, text: str, pos: int) -> object:
-        stripped = text.strip()
-        state = super().validate(stripped, min(pos, len(stripped)))
-        return (state[0], stripped, min(pos, len(stripped))) if isinstance(state, tuple) else state
+        stripped, pos = text.strip(), min(pos, len(text.strip()))
+        return super().validate(stripped, pos)[0], stripped, pos
 
 
 def _float_edit(value: float, tip: str, low: float = 0.0, high: float = 10.0) -> QLineEdit:
