@@ -78,7 +78,7 @@ from gui.widgets import (
     store_json_setting,
     with_suffix,
 )
-from gui.worker import FunctionWorker, connect_worker, start_worker
+from gui.worker import FunctionWorker, connect_worker, error_text, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
 THUMB = 48
@@ -98,6 +98,11 @@ ERRORS_ONLY = "Problems only"  # files not read, folders without images ("Errors
 UNSEEN_NOTE = "The model sees only the outlined centre square; the greyed edges were cropped away before it looked."
 
 
+class ModelLoadError(ValueError):
+    """A checkpoint that could not be loaded as a model (gone, or a file that passed the quick look but is not one of
+    ours); its message names the file."""
+
+
 class PredictorCache:
     """Keeps the last Predictor so repeated predictions with one checkpoint load it once (used from workers)."""
 
@@ -111,16 +116,16 @@ class PredictorCache:
 
         try:
             key = (os.path.abspath(checkpoint), os.path.getmtime(checkpoint))
-        except OSError:  # (a ValueError: a message for the user, not a FileNotFoundError without a reason, which
-            raise ValueError(f"{checkpoint}: {gone_checkpoint(checkpoint)}") from None  # read as a bug)
+        except OSError:  # (a message for the user, not a FileNotFoundError without a reason, which read as a bug)
+            raise ModelLoadError(f"{checkpoint}: {gone_checkpoint(checkpoint)}") from None
         with self._lock:
             if self._key != key:
                 try:
                     self._predictor = Predictor.from_checkpoint(checkpoint)
-                except (ValueError, OSError):
-                    raise  # CheckpointError / ModelError already name the file
+                except (ValueError, OSError) as e:  # CheckpointError / ModelError already name the file
+                    raise ModelLoadError(error_text(e)) from e
                 except Exception as e:  # noqa: BLE001 — e.g. torch.load failing on a truncated file
-                    raise ValueError(f"{checkpoint}: cannot load this checkpoint ({type(e).__name__}: {e})") from e
+                    raise ModelLoadError(f"{checkpoint}: cannot load this checkpoint ({type(e).__name__}: {e})") from e
                 self._key = key
             return self._predictor
 
@@ -321,6 +326,9 @@ class PredictTab(QWidget):
         self._queue: deque = deque()
         self._worker: FunctionWorker | None = None
         self._pending: tuple[str, Any] | None = None
+        # a model file just chosen, loading to be sure it is one: (its path, the model before it, classify again?),
+        # with True added once it has loaded
+        self._checking: tuple | None = None
         self._results: list[Any] = []  # Prediction objects (and error stand-ins) in arrival order
         self._status: tuple[str, bool] = ("", False)  # the status line and whether it is an error
         self._list_status: tuple[str, bool] | None = None  # the list's, while one of its rows is open large
@@ -716,6 +724,10 @@ class PredictTab(QWidget):
             self._set_status(refused, error=True)
             return
         self._model_chosen = True
+        chosen_in_list = (
+            self.model_combo.currentText() != CHOOSE_FILE
+        )  # (else the dialog's: the model was the one before)
+        before = self.checkpoint() if chosen_in_list else self.model_combo.itemData(self._prev_combo_index)
         if self._worker is None:
             self.refresh_models()  # a run trained since the last visit gets its name, not a "File:" entry
         idx = self.model_combo.findData(path)
@@ -724,10 +736,80 @@ class PredictTab(QWidget):
         self.model_combo.setCurrentIndex(idx)
         self._prev_combo_index = idx
         self._set_status(f"Model: {path}")
-        if rerun:
-            self._rerun_if_stale()
-        elif any(job[3] != path for job in self._jobs.values()) and self.stack.currentIndex() in (1, 2):
+        if not rerun and any(job[3] != path for job in self._jobs.values()) and self.stack.currentIndex() in (1, 2):
             self._clear_results(f"Model: {path}. Drop images or folders to classify them.")
+        if self.model_combo.itemText(idx).startswith("File: "):
+            self._check_model_file(path, before if before != path else None, rerun)
+        elif rerun:
+            self._rerun_if_stale()
+
+    def _check_model_file(self, path: str, before: str | None, rerun: bool) -> None:
+        """Load a model file chosen here before anything is classified with it. A file that passes the quick look
+        but is no model of ours (another program's torch.save) stayed listed, chosen, until a drop failed on it, and
+        every drop after failed again. Drops meanwhile wait for it (and the model is loaded once for them)."""
+        self._checking = (path, before, rerun)
+        worker = FunctionWorker(self._cache.get, path)
+        connect_worker(
+            worker,
+            self,
+            result=lambda predictor: self._model_file_loaded(path, predictor),
+            failed=lambda message: self._model_file_refused(path, message),
+            finished=lambda: self._model_file_checked(path),
+        )
+        start_worker(worker, self)
+
+    def _model_file_loaded(self, path: str, predictor: Any) -> None:
+        if self._checking is None or self._checking[0] != path:  # (another file was chosen since)
+            return
+        self._checking = (*self._checking[:3], True)
+        self._fit_topk(len(predictor.class_names))
+
+    def _model_file_refused(self, path: str, message: str) -> None:
+        """Not a model: off the list, and the model before it is chosen again; nothing is classified with it."""
+        if self._checking is None or self._checking[0] != path:
+            return
+        before, chosen = self._checking[1], self.checkpoint() == path
+        idx = self.model_combo.findData(path)
+        if idx >= 0:
+            self.model_combo.removeItem(idx)
+        if not chosen:  # (another model was chosen while it loaded: that one stays)
+            self._prev_combo_index = self.model_combo.findData(self.checkpoint())
+            self._set_status(f"{message.rstrip('.')}. It is off the model list.", error=True)
+            return
+        back = self.model_combo.findData(before) if before else -1
+        if back < 0:
+            self._model_chosen = False  # as at start-up: the newest run on the open data set, if any
+            self.refresh_models(keep=False)
+            back = self.model_combo.currentIndex()
+        self.model_combo.setCurrentIndex(back)
+        self._prev_combo_index = back
+        waited = self._pending is not None and self._worker is None  # (a drop made while it loaded)
+        if waited:
+            self._pending = None
+        name = self._model_name() if self.checkpoint() else None
+        still = (
+            f"the model is {'still' if self.checkpoint() == before else 'now'} {name}" if name else "no model is chosen"
+        )
+        dropped = " The images dropped meanwhile were not classified." if waited else ""
+        self._set_status(f"{message.rstrip('.')}. Not taken as the model: {still}.{dropped}", error=True)
+
+    def _model_file_checked(self, path: str) -> None:
+        """The check has ended (this runs after its result): what waited for it starts. Busy until then: between
+        the two, a test that waited for the tab to be idle found it idle with a drop not yet started."""
+        if self._checking is None or self._checking[0] != path:
+            return
+        loaded_to_rerun = len(self._checking) > 3 and self._checking[2]
+        self._checking = None
+        if loaded_to_rerun:  # what is on screen, with this model (a drop made meanwhile is newer: it goes instead)
+            self._rerun_if_stale()
+        if self._worker is not None:
+            return
+        if self._pending is None:
+            self._show_idle()
+        else:
+            kind, item, from_list = self._pending
+            self._pending = None
+            self._start(kind, item, from_list)
 
     def _clear_results(self, status: str) -> None:
         """Back to the drop page: the answers shown (and any job still running) are dropped."""
@@ -825,7 +907,7 @@ class PredictTab(QWidget):
     # ------------------------------------------------------------------ running
 
     def is_busy(self) -> bool:
-        return self._worker is not None
+        return self._worker is not None or self._checking is not None
 
     def predict_paths(self, paths: list[str]) -> None:
         """Classify files and/or folders: one file → large view with Grad-CAM; otherwise → the results table."""
@@ -843,11 +925,18 @@ class PredictTab(QWidget):
         self._start("one", image)
 
     def cancel(self) -> None:
-        self._pending = None
+        waited, self._pending = self._pending, None
         if self._worker is not None:
             self._worker.cancel()
             self.cancel_button.setEnabled(False)
             self._set_status("Cancelling…")
+        elif waited is not None:  # (waiting for a model file to load)
+            self._show_idle()
+            self._set_status("Cancelled: nothing was classified.")
+
+    def _show_idle(self) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
 
     def _start(self, kind: str, item: Any, from_list: bool = False) -> None:
         checkpoint = self.checkpoint()
@@ -856,9 +945,16 @@ class PredictTab(QWidget):
                 "Choose a model first: train one in the Train tab, or pick “Choose checkpoint file…”.", error=True
             )
             return
-        if self._worker is not None:  # run after the current job has stopped
+        if self._worker is not None or self._checking is not None:  # run after the current job (or the check)
             self._pending = (kind, item, from_list)
-            self._worker.cancel()
+            if self._worker is not None:
+                self._worker.cancel()
+            else:  # (the model file is loading: the drop shows it is taken, and can be cancelled)
+                self.progress.setRange(0, 0)
+                self.progress.setVisible(True)
+                self.cancel_button.setVisible(True)
+                self.cancel_button.setEnabled(True)
+                self._set_status(f"Loading the model {Path(checkpoint).name}…")
             return
         top_k = self.topk_spin.value()
         if kind == "one" and not from_list and "many" in self._jobs:
@@ -926,8 +1022,7 @@ class PredictTab(QWidget):
     def _on_finished(self) -> None:
         self._drain()
         self._worker = None
-        self.progress.setVisible(False)
-        self.cancel_button.setVisible(False)
+        self._show_idle()
         if self._pending is not None:
             kind, item, from_list = self._pending
             self._pending = None

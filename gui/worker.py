@@ -82,7 +82,15 @@ class _LazyToken:
             time.sleep(0.05)
 
 
-_USER_ERRORS = ("DataError", "ConfigError", "CheckpointError", "ModelError", "ImageLoadError", "ExportError")
+_USER_ERRORS = (
+    "DataError",
+    "ConfigError",
+    "CheckpointError",
+    "ModelError",
+    "ImageLoadError",
+    "ExportError",
+    "ModelLoadError",
+)
 
 
 def _is_user_error(exc: BaseException) -> bool:
@@ -95,7 +103,7 @@ def _is_user_error(exc: BaseException) -> bool:
     )
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     """One readable line: our own error types and ValueErrors carry a user message already ("the test split of …
     is empty"), file errors say which file and why; anything else gets its type name."""
     name = type(exc).__name__
@@ -184,7 +192,7 @@ class FunctionWorker(QObject):
             self.exception = exc
             if not _is_user_error(exc):  # a bug: its traceback helps whoever reads the console
                 traceback.print_exc(file=sys.stderr)
-            self.failed.emit(_error_text(exc))
+            self.failed.emit(error_text(exc))
         else:
             self.result.emit(value)
         finally:
@@ -436,7 +444,7 @@ class TrainingWorker(QObject):
             self.exception = exc
             if not _is_user_error(exc):
                 traceback.print_exc(file=sys.stderr)
-            self.failed.emit(_error_text(exc))
+            self.failed.emit(error_text(exc))
             result = None
         finally:
             if self._held_batch and result is not None and result.reason != "failed":  # (not after an error: the

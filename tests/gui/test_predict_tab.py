@@ -581,11 +581,47 @@ def test_bad_checkpoint_is_reported_in_the_tab(qtbot, tab, inputs, tmp_path):
     bad = tmp_path / "broken.pt"  # a torch.save file (it passes the first look), but not of this program
     torch.save({"weights": torch.zeros(2)}, bad)
     tab.set_checkpoint(str(bad))
-    tab.predict_paths([str(p) for p in inputs["loose"]])
+    tab.predict_paths([str(p) for p in inputs["loose"]])  # (dropped while the file loads: they wait for it)
     wait_idle(qtbot, tab)
-    assert "broken.pt" in tab.status_label.text()
+    assert "broken.pt" in tab.status_label.text() and "color" in tab.status_label.styleSheet()
+    assert tab.status_label.text().endswith(
+        "Not taken as the model: no model is chosen. The images dropped meanwhile were not classified."
+    )
     assert tab.row_count() == 0
     assert tab.stack.currentIndex() == 0  # back to the drop hint
+    assert tab.model_combo.findData(str(bad)) < 0 and tab.checkpoint() is None
+
+
+@pytest.mark.timeout(180)
+def test_a_model_file_that_does_not_load_leaves_the_list_and_the_answer_on_screen_stays(
+    qtbot, tab, ckpt, inputs, tmp_path, monkeypatch
+):
+    """Another program's torch.save file passes the quick look at its first bytes. Chosen as the model it stayed
+    listed and chosen, the answer on screen was cleared, and every drop after failed on it again."""
+    import torch
+    from PySide6.QtWidgets import QFileDialog
+
+    other = tmp_path / "other_program.pt"
+    torch.save({"epoch": 3, "state": {"w": torch.zeros(2)}}, other)
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(inputs["loose"][0])])
+    wait_idle(qtbot, tab)
+    answer = tab.single_result()
+    entries = [tab.model_combo.itemText(i) for i in range(tab.model_combo.count())]
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a: (str(other), ""))
+    tab.model_combo.setCurrentIndex(tab.model_combo.findText("Choose checkpoint file…"))
+    tab.model_combo.activated.emit(tab.model_combo.currentIndex())
+    assert tab.checkpoint() == str(other) and tab.is_busy()  # (chosen, while it loads)
+    wait_idle(qtbot, tab)
+    status = tab.status_label.text()
+    assert status.startswith(f"{other}: ") and "color" in tab.status_label.styleSheet()
+    assert status.endswith(f"Not taken as the model: the model is still {ckpt}.")
+    assert tab.checkpoint() == str(ckpt) and tab.model_combo.findData(str(other)) < 0
+    assert [tab.model_combo.itemText(i) for i in range(tab.model_combo.count())] == entries
+    assert tab.stack.currentIndex() == 1 and tab.single_result() is answer and tab._jobs["one"][3] == str(ckpt)
+    tab.predict_paths([str(inputs["loose"][1])])  # the next drop: classified with the model before
+    wait_idle(qtbot, tab)
+    assert tab.single_result().ok and tab._jobs["one"][3] == str(ckpt)
 
 
 @pytest.mark.timeout(180)
@@ -746,7 +782,9 @@ def test_changing_the_model_or_top_k_classifies_the_shown_images_again(qtbot, ta
 
     # chosen from another tab ("Predict with this model"): old answers are cleared, not re-classified
     tab.set_checkpoint(str(ckpt))
-    assert not tab.is_busy() and tab.stack.currentIndex() == 0 and tab.row_count() == 0
+    assert tab.stack.currentIndex() == 0 and tab.row_count() == 0 and not tab._jobs
+    wait_idle(qtbot, tab)  # (the file is loaded once, to be sure it is a model: nothing is classified with it)
+    assert tab.stack.currentIndex() == 0 and tab.row_count() == 0 and not tab._jobs
 
 
 def test_a_deleted_run_leaves_the_model_list_and_takes_its_answers(qtbot, tab, ckpt, inputs, tmp_path):
@@ -791,6 +829,7 @@ def test_after_a_deleted_model_the_new_one_is_named_by_its_run_not_the_list_text
     assert tab.checkpoint() == str(newest / "best.pt")
     assert tab.status_label.text() == f"The model was deleted; the model is now {newest.name}."
     tab.set_checkpoint(str(ckpt))  # a file chosen as a model ("File: …" in the list): named by its path
+    wait_idle(qtbot, tab)
     tab.set_checkpoint(str(newest / "best.pt"))
     shutil.rmtree(newest)
     tab.forget_runs([str(newest)])
