@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import io
 import math
@@ -48,6 +49,9 @@ def _quiet_large_images() -> None:
 
 # .avif needs a Pillow built with libavif (its wheels are); where it is not, such files are listed as unusable
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif"}
+# the Pillow formats a file is opened as, whatever its name: the types above and a few plain raster ones. Not
+# every reader Pillow has: a PostScript file named photo.jpg went to its EPS reader, which runs Ghostscript
+READ_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "AVIF", "PPM", "TGA", "ICO")  # (JPEG: MPO too)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 grey, as torchvision's colour jitter
@@ -105,6 +109,14 @@ def _damaged_kind(head: bytes | None) -> str | None:
     return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
 
 
+@functools.cache
+def _read_formats() -> tuple[str, ...]:
+    """READ_FORMATS this Pillow has (one built without AVIF has no reader of that name: Image.open raised
+    KeyError for it)."""
+    Image.init()
+    return tuple(f for f in READ_FORMATS if f in Image.OPEN)
+
+
 def _head(source: Any) -> bytes | None:
     """A file's first 16 bytes (None when it cannot be read)."""
     try:
@@ -128,6 +140,8 @@ def error_reason(exc: BaseException, head: bytes | None = None) -> str:
     if isinstance(exc, UnidentifiedImageError):
         if head and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:  # (an iPhone's photos)
             return _unread_text("HEIC")
+        if head and head.startswith((b"%!PS", b"\xc5\xd0\xd3\xc6")):  # (READ_FORMATS leaves EPS out)
+            return "a PostScript (EPS) file, which is not read (save it as PNG or JPEG)"
         kind = _damaged_kind(head)
         return (
             f"a damaged {kind} file (its header cannot be read)"
@@ -181,22 +195,21 @@ def _rescale_16bit(a: np.ndarray) -> np.ndarray:
 
 
 def _scale_wide(a: np.ndarray) -> np.ndarray:
-    """Integer, float or boolean pixel data of unknown range → uint8: floats in 0..1 (a mask of 0.0 and 1.0 too)
-    ×255, booleans 0/255, keep 0..255, /257 for 16-bit, else min-max."""
-    unit = a.dtype.kind in "fb"  # (read before the cast below: it made every array a float one)
+    """Integer, float or boolean pixel data of unknown range → uint8. Data of no negative value is scaled so its
+    full scale is white: 1.0 for floats and booleans, 255 for integers; past it (a float image of 0..1.0000001, an
+    integer one of 0..4095), its brightest value is white. One rule whatever the range: a float image one rounding
+    step over 1.0 was stretched min-max and a 0..256 one divided by 257, and both trained as near black. Data with
+    negative values is stretched min-max."""
+    full = 1.0 if a.dtype.kind in "fb" else 255.0  # (read before the cast below: it made every array a float one)
     a = a.astype(np.float64)
     finite = np.isfinite(a)
     if not finite.all():
         a = np.where(finite, a, 0.0)
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if lo >= 0 and hi <= 1.0 and unit:
-        out = a * 255.0
-    elif lo >= 0 and hi <= 255:
-        out = a
-    elif lo >= 0 and hi <= 65535:
-        out = a / 257.0
+    if lo >= 0:
+        out = a * (255.0 / max(full, hi))
     else:
-        out = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        out = (a - lo) * (255.0 / (hi - lo))
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
@@ -205,7 +218,11 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if mode == "RGB" and "transparency" not in img.info:
         return img
     if mode.startswith("I;16"):
-        return _gray_array_to_rgb(_rescale_16bit(np.asarray(img)))
+        a = np.asarray(img)
+        grey = _rescale_16bit(a)
+        if isinstance(clear := img.info.get("transparency"), int):  # (a PNG's tRNS: on white, as 8-bit ones are)
+            grey[a == clear] = 255
+        return _gray_array_to_rgb(grey)
     if mode in ("I", "F"):
         return _gray_array_to_rgb(_scale_wide(np.asarray(img)))
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode in ("P", "L", "RGB", "1") and "transparency" in img.info):
@@ -293,7 +310,7 @@ def load_image(source: str | Path | Image.Image | np.ndarray | Any, draft: int |
         if isinstance(source, (str, Path)) and (problem := _file_problem(source)):
             raise ImageLoadError(name, problem)
         _quiet_large_images()
-        with Image.open(source) as im:
+        with Image.open(source, formats=_read_formats()) as im:
             if draft:
                 im.draft("RGB", (int(draft), int(draft)))  # a no-op for formats other than JPEG
             im.load()
@@ -372,7 +389,7 @@ def verify_image(path: str) -> tuple[str | None, str | None]:
     digest = h.hexdigest()
     _quiet_large_images()
     try:
-        with Image.open(io.BytesIO(data) if data is not None else path) as im:
+        with Image.open(io.BytesIO(data) if data is not None else path, formats=_read_formats()) as im:
             if im.format == "JPEG":
                 im.draft("RGB", (64, 64))
             im.load()
@@ -635,7 +652,7 @@ def is_cam_overlay(path: str | Path) -> bool:
         return False
     _quiet_large_images()  # (a 100 M pixel one printed Pillow's warning, without its name, as load_image does not)
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=("PNG",)) as im:
             return im.format == "PNG" and im.info.get("Software") == CAM_SOFTWARE
     except Exception:  # noqa: BLE001 - not an image, not readable: not ours
         return False

@@ -655,6 +655,41 @@ def test_load_image_mode_i_and_f():
     assert np.asarray(load_image(np.array([[0, 1, 200]], np.int32)))[0, :, 0].tolist() == [0, 1, 200]  # (0..255)
 
 
+def test_a_16_bit_png_with_a_transparent_grey_is_on_white_as_an_8_bit_one(tmp_path):
+    """Its transparent pixels came out black; the same picture in 8 bits came out white."""
+    a = np.zeros((4, 4), np.uint16)
+    a[:, 2:] = 65535
+    Image.fromarray(a).save(tmp_path / "i16.png", transparency=0)
+    Image.fromarray((a // 257).astype(np.uint8)).save(tmp_path / "l8.png", transparency=0)
+    assert Image.open(tmp_path / "i16.png").mode.startswith("I;16")
+    wide, narrow = (np.asarray(load_image(tmp_path / n)) for n in ("i16.png", "l8.png"))
+    assert wide[0, :, 0].tolist() == narrow[0, :, 0].tolist() == [255, 255, 255, 255]
+
+
+def test_wide_pixel_data_past_its_full_scale_is_not_turned_near_black(tmp_path):
+    """A float TIFF one rounding step over 1.0 was stretched min-max, and a 32-bit one of 0..256 divided by 257:
+    both trained as near-black pictures, while 0..1.0 and 0..255 were right. Past the full scale, the brightest
+    value is white."""
+    ramp = np.linspace(0, 1, 48 * 40, dtype=np.float32).reshape(40, 48)
+    means = {}
+    for name, a in {
+        "f_unit": ramp,
+        "f_over": ramp * np.float32(1.0000001),
+        "f_1.01": ramp * np.float32(1.01),
+        "i_255": np.round(ramp * 255).astype(np.int32),
+        "i_256": np.round(ramp * 256).astype(np.int32),
+        "i_12bit": np.round(ramp * 4095).astype(np.int32),
+    }.items():
+        Image.fromarray(a).save(tmp_path / f"{name}.tif")
+        pixels = np.asarray(load_image(tmp_path / f"{name}.tif"), np.float64)
+        means[name] = pixels.mean()
+        assert pixels.max() == 255, name
+    assert all(abs(m - means["f_unit"]) < 1.0 for m in means.values()), means
+    assert data.load_for_model(tmp_path / "f_over.tif", 32).float().mean() > 120  # (it was 0.5 of 255)
+    signed = np.asarray(load_image(np.array([[-2.0, 0.0, 2.0]], np.float32)))[0, :, 0].tolist()
+    assert signed == [0, 128, 255]  # (negative values: stretched min-max)
+
+
 @pytest.mark.parametrize("name", ["truncated", "zero", "text", "bomb"])
 def test_load_image_errors_match_scan_reasons(awkward_dir, name):
     path, fragment = awkward_dir.bad[name]
@@ -663,6 +698,27 @@ def test_load_image_errors_match_scan_reasons(awkward_dir, name):
     assert e.value.path == str(path)
     assert e.value.reason.startswith(fragment)
     assert str(e.value).startswith(f"{path}: ")
+
+
+def test_a_postscript_file_named_as_a_photo_is_not_handed_to_ghostscript(tmp_path, monkeypatch):
+    """Any file of an image's name went to every reader Pillow has: a PostScript file named photo.jpg to its EPS
+    reader, which runs Ghostscript on it (without Ghostscript: "corrupt image (Unable to locate Ghostscript…)")."""
+    from PIL import EpsImagePlugin
+
+    def ghostscript(*_a, **_k):
+        raise AssertionError("Ghostscript was run")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", ghostscript)
+    eps = tmp_path / "photo.jpg"
+    Image.new("RGB", (20, 20), "red").save(eps, format="EPS")
+    said = "a PostScript (EPS) file, which is not read (save it as PNG or JPEG)"
+    with pytest.raises(ImageLoadError) as e:
+        load_image(eps)
+    assert e.value.reason == said
+    assert data.verify_image(eps)[1] == said
+    for kind in ("PNG", "JPEG", "TIFF", "WEBP", "GIF", "BMP"):  # the photo types still open, whatever their name
+        Image.new("RGB", (20, 20), "red").save(tmp_path / "x.img", format=kind)
+        assert load_image(tmp_path / "x.img").getpixel((5, 5))[0] > 200, kind
 
 
 def test_load_image_missing_file_and_bad_array(tmp_path):
