@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.app import settings
-from gui.image_view import pil_to_qimage
+from gui.image_view import load_thumbnail, pil_to_qimage
 from gui.widgets import (
     Banner,
     ColumnShare,
@@ -52,7 +52,6 @@ from gui.widgets import (
     on_return,
     path_from_setting,
     path_to_setting,
-    read_thumbnail,
     screen_scale,
     show_folder,
     shown_path,
@@ -110,7 +109,7 @@ class ThumbnailLoader(QObject):
             for row, path in enumerate(self.paths):
                 if self._stop:
                     return
-                batch.append((row, read_thumbnail(path, self.size, self.scale)))
+                batch.append((row, load_thumbnail(path, self.size, self.scale)))
                 if len(batch) >= THUMB_CHUNK:
                     self.chunk.emit(batch)
                     batch = []
@@ -1009,9 +1008,9 @@ class DatasetPanel(QWidget):
         if self.index is None or not self.index.samples:
             return None
         label = self.selected_class()
-        pool = [s.path for s in self.index.samples if label is None or s.label == label] or [
-            s.path for s in self.index.samples
-        ]
+        of_class = [s for s in self.index.samples if label is None or s.label == label] or self.index.samples
+        # a train/val/test folder: its training images alone (a val or test image is never augmented)
+        pool = [s.path for s in of_class if s.split in (None, "train")] or [s.path for s in of_class]
         return pool[self._preview_sample % len(pool)]
 
     def _start_preview(self) -> None:
@@ -1050,7 +1049,9 @@ class DatasetPanel(QWidget):
         else:
             for i, img in enumerate(images):
                 self.preview_grid.add_tile(f"#{i + 1}", path, img)
-        self.preview_label.setText(f"{Path(path).parent.name}/{Path(path).name}")  # the box title says the rest
+        # its place in the data folder: "circle/000.png", "train/circle/000.png" (each split names its files alike)
+        shown = os.path.relpath(path, self.index.root) if self.index is not None else path
+        self.preview_label.setText(Path(shown).as_posix() if not shown.startswith(os.pardir) else Path(path).name)
         self.preview_label.setToolTip(
             f"{path}, as training sees it" + (": no random change is on, so every epoch sees the same" if same else "")
         )

@@ -216,23 +216,6 @@ def screen_scale() -> float:
     return max(1.0, float(app.devicePixelRatio())) if app is not None else 1.0
 
 
-def read_thumbnail(path: str, size: int, scale: float = 1.0) -> QImage:
-    """The image at `path` scaled to fit `size` logical px at `scale` device px each (screen_scale(); EXIF
-    orientation applied); a null QImage if unreadable."""
-    from PySide6.QtGui import QImageReader
-
-    px = max(1, round(size * scale))
-    reader = QImageReader(path)
-    reader.setAutoTransform(True)
-    src = reader.size()
-    if src.isValid() and (src.width() > px or src.height() > px):
-        reader.setScaledSize(src.scaled(px, px, Qt.AspectRatioMode.KeepAspectRatio))
-    img = reader.read()
-    if not img.isNull():
-        img.setDevicePixelRatio(scale)
-    return img
-
-
 class Banner(QLabel):
     """A one-line message strip: error (red) or info (blue); hidden when empty."""
 
@@ -565,10 +548,10 @@ class ImageGrid(QListWidget):
         self.addItem(item)
         return item
 
-    def set_tile_image(self, item: QListWidgetItem, image: QImage) -> None:
-        if image.isNull():
+    def set_tile_image(self, item: QListWidgetItem, image: QImage | None) -> None:
+        if image is None or image.isNull():  # (an image that could not be read: its tile stays blank)
             return
-        scale = image.devicePixelRatio()  # (read_thumbnail's: a tile of `tile` logical px holds tile * scale pixels)
+        scale = image.devicePixelRatio()  # (load_thumbnail's: a tile of `tile` logical px holds tile * scale pixels)
         side = max(1, round(self.tile * scale))
         pm = QPixmap.fromImage(image)
         if pm.width() != side and pm.height() != side:

@@ -368,6 +368,32 @@ def test_thumbnails_load_for_the_selected_class_only(qtbot, panel, tmp_path, dat
     assert revealed == [panel.thumb_grid.item(2).toolTip()] and "b_" in revealed[0]
 
 
+def test_thumbnails_are_read_as_training_reads_the_images(qtbot, panel, tmp_path, dataset_factory):
+    """Qt's reader, which the tiles used, left them blank for a 2 x 200 strip, a name that is not UTF-8 and AVIF,
+    and showed a PNG turned by its EXIF orientation unturned, while training, Predict and Grad-CAM turn it."""
+    from PIL import features
+    from PySide6.QtCore import QSize
+
+    root = dataset_factory(tmp_path / "odd", {"a": 1, "b": 2})
+    wide = Image.new("RGB", (64, 40), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # (turned a quarter: a portrait picture)
+    wide.save(root / "a" / "turned.png", exif=exif)
+    Image.new("RGB", (2, 200), (30, 30, 200)).save(root / "a" / "strip.png")
+    odd_name = os.fsdecode(b"caf\xe9.png")  # (Latin-1 bytes: no UTF-8 name)
+    wide.save(root / "a" / odd_name)
+    if features.check("avif"):
+        wide.save(root / "a" / "photo.avif")
+    _load(qtbot, panel, root)
+    panel.class_table.selectRow(0)
+    count = panel.thumb_grid.count()
+    assert count == (5 if features.check("avif") else 4)
+    qtbot.waitUntil(lambda: panel.thumbnails_loaded == count, timeout=20000)
+    (turned,) = [panel.thumb_grid.item(i) for i in range(count) if panel.thumb_grid.item(i).text() == "turned.png"]
+    tile = turned.icon().pixmap(QSize(72, 72), 1.0).toImage()
+    assert tile.pixelColor(36, 2).alpha() == 255 and tile.pixelColor(2, 36).alpha() == 0  # upright: tall
+
+
 def test_thumbnails_of_a_split_folder_are_said_in_their_splits_order(qtbot, panel, tmp_path, dataset_factory):
     """A train/val/test folder whose splits name their files alike showed "a_000.jpg" once for each split, with
     nothing to tell which was which: the label says how many of each, in their order; a sub-folder is named."""
@@ -386,6 +412,25 @@ def test_thumbnails_of_a_split_folder_are_said_in_their_splits_order(qtbot, pane
     panel.class_table.selectRow(0)
     assert sorted(panel.thumb_grid.item(i).text() for i in range(2)) == ["a_000.jpg", "a_001.jpg"]  # (as before)
     assert panel.thumb_label.text().startswith("a: 2 images. ")
+
+
+def test_the_augmentation_preview_of_a_split_folder_shows_training_images_named_by_their_split(
+    qtbot, panel, tmp_path, dataset_factory
+):
+    """It drew val and test images too (never augmented in training), captioned "a/a_000.jpg" as the train one of
+    that name was."""
+    for split, n in (("train", 3), ("val", 2), ("test", 2)):
+        dataset_factory(tmp_path / "tvt" / split, {"a": n, "b": n})
+    _load(qtbot, panel, tmp_path / "tvt")
+    panel.class_table.selectRow(0)
+    shown = []
+    for _ in range(4):  # (three training images of "a": the fourth is the first again)
+        qtbot.waitUntil(lambda: "as training sees it" in panel.preview_label.toolTip(), timeout=60000)
+        shown.append((panel.preview_label.text(), panel.preview_label.toolTip().split(",")[0]))
+        panel.preview_label.setToolTip("")
+        panel.preview_next.click()
+    assert [text for text, _ in shown] == [f"train/a/a_00{i}.jpg" for i in (0, 1, 2, 0)]
+    assert all(path == str(tmp_path / "tvt" / text) for text, path in shown)
 
 
 def test_each_class_s_thumbnails_start_at_its_first_image(qtbot, panel, tmp_path, dataset_factory):

@@ -1177,7 +1177,7 @@ def test_thumbnails_are_read_at_the_screens_pixel_density(qtbot, tmp_path):
     from PySide6.QtCore import QSize
 
     from gui.image_view import load_thumbnail
-    from gui.widgets import ImageGrid, read_thumbnail
+    from gui.widgets import ImageGrid
 
     Image.new("RGB", (800, 600), (10, 200, 30)).save(tmp_path / "big.png")
     Image.new("RGB", (32, 32), (200, 20, 30)).save(tmp_path / "small.png")
@@ -1186,7 +1186,7 @@ def test_thumbnails_are_read_at_the_screens_pixel_density(qtbot, tmp_path):
     assert sharp.deviceIndependentSize().toSize() == QSize(96, 72)  # laid out as before
     small = load_thumbnail(str(tmp_path / "small.png"), 96, 2.0)
     assert (small.width(), small.devicePixelRatio()) == (192, 2.0)  # six times, a whole factor
-    read = read_thumbnail(str(tmp_path / "big.png"), 72, 2.0)
+    read = load_thumbnail(str(tmp_path / "big.png"), 72, 2.0)
     assert (read.width(), read.height(), read.devicePixelRatio()) == (144, 108, 2.0)
     grid = ImageGrid(tile=72)
     qtbot.addWidget(grid)
@@ -1196,7 +1196,7 @@ def test_thumbnails_are_read_at_the_screens_pixel_density(qtbot, tmp_path):
     assert pm.toImage().pixelColor(72, 72).getRgb()[:3] == (10, 200, 30)  # (the photo, centred on it)
     plain = ImageGrid(tile=72)
     qtbot.addWidget(plain)
-    one = plain.add_tile("big.png", image=read_thumbnail(str(tmp_path / "big.png"), 72)).icon().pixmap(QSize(72, 72))
+    one = plain.add_tile("big.png", image=load_thumbnail(str(tmp_path / "big.png"), 72)).icon().pixmap(QSize(72, 72))
     assert (one.width(), one.height(), one.devicePixelRatio()) == (72, 72, 1.0)
 
 
