@@ -287,8 +287,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 class _Progress:
     """A one-line progress bar on stderr (redrawn in place on a terminal, sparse lines otherwise)."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, counts: bool = True) -> None:
+        """`counts=False`: a share ("45%") in place of "done/total", for a bar whose units are of two kinds (evaluate
+        counts the images it reads, then the batches: "0/122" was shown for 120 images)."""
         self.label = label
+        self.counts = counts
         self.tty = sys.stderr.isatty()
         self.last = 0.0
 
@@ -300,7 +303,7 @@ class _Progress:
         width = 24
         frac = done / total if total else 1.0
         bar = "█" * int(frac * width) + "·" * (width - int(frac * width))
-        line = f"{self.label} {bar} {done}/{total} {extra}"
+        line = f"{self.label} {bar} {f'{done}/{total}' if self.counts else f'{frac:.0%}'} {extra}"
         if self.tty:
             sys.stderr.write("\r" + line[:160].ljust(100))
             sys.stderr.flush()
@@ -955,7 +958,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         warning = held_out_warning(run_dir, index, args.split)
         if warning:
             _err(f"warning: {warning}")
-    bar = None if args.quiet else _Progress(f"evaluating ({args.split})")
+    bar = None if args.quiet else _Progress(f"evaluating ({args.split})", counts=False)
     try:
         ev = evaluate(ckpt, index, split=args.split, device=args.device, progress=bar)
     except CheckpointError as e:
@@ -1316,7 +1319,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--num-workers", type=int, metavar="N", help="DataLoader workers when streaming")
     sp.add_argument("--seed", type=int, metavar="N", help="seed of the split, the weights and the augmentation")
     sp.add_argument(
-        "--device", type=_device_name, metavar="auto|cpu|cuda|mps", help="default auto: CUDA if present, else the CPU"
+        "--device",
+        type=_device_name,
+        metavar="auto|cpu|cuda|cuda:N|mps",
+        help="default auto: CUDA if present, else the CPU",
     )
     sp.add_argument("--no-amp", action="store_true", help="train in fp32 on CUDA")
     sp.add_argument(
@@ -1325,7 +1331,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
     sp.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm under torchrun")
     sp.add_argument("--runs-dir", metavar="DIR", help="where run folders go (env RESNEXT_STUDIO_RUNS)")
-    sp.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run")
+    sp.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped or interrupted run, or train a finished one further (a larger --epochs)",
+    )
     sp.add_argument("--json", action="store_true", help="print one JSON document (the result) on stdout")
     sp.add_argument("--quiet", action="store_true", help="no progress on stderr (warnings and failures still)")
 
@@ -1367,7 +1377,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", required=True, choices=["onnx", "torchscript"], help="file format")
     sp.add_argument("--out", required=True, metavar="FILE", help="the exported file (never an input)")
     sp.add_argument("--json", action="store_true", help="print one JSON document")
-    sp.add_argument("--quiet", action="store_true", help="print nothing when it succeeds (as evaluate and predict)")
+    sp.add_argument(
+        "--quiet", action="store_true", help="print nothing when it succeeds (the line that names the file written)"
+    )
 
     sp = add("runs", "list past training runs", cmd_runs)
     sp.add_argument("--runs-dir", metavar="DIR", help="where run folders are (env RESNEXT_STUDIO_RUNS)")

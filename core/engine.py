@@ -275,6 +275,9 @@ def resolve_defaults(config: RunConfig, device: torch.device | str) -> RunConfig
                 continue  # the warm-up is the cosine schedule's; the others would only be told it is ignored
             if getattr(cfg.train, key) == getattr(_DEFAULT_TRAIN, key):
                 setattr(cfg.train, key, preset[key])
+    else:  # its canonical name: "ResNeXt50-32x4d" typed was kept so in config.json, the run's name and its lists
+        with contextlib.suppress(models.ModelError):  # (a name that is none: said where the model is built)
+            cfg.model.arch = models.parse_arch(cfg.model.arch).name
     if cfg.model.mode == "linear":
         cfg.model.freeze_backbone = True
     return cfg

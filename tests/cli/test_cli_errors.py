@@ -88,8 +88,11 @@ def test_a_device_name_in_capitals_or_with_spaces_is_taken_by_every_command(caps
 def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(capsys, trained, tmp_path):
     rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--split", "test")
     assert rc == 2 and one_line(err) and "the test split" in err and "is empty" in err
-    rc, out, _ = run(capsys, "evaluate", "--checkpoint", trained["best"], "--quiet")  # its own folder: held-out part
+    rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["best"])  # its own folder: held-out part
     assert rc == 0 and " images (val): accuracy " in out.splitlines()[0]
+    # its bar counts the images read and then the batches: a share, not "0/122" for 120 images
+    bars = [line for line in err.splitlines() if line.startswith("evaluating (val)")]
+    assert bars[-1].rstrip().endswith(" 100%") and not any("/" in bar for bar in bars), bars
     rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--split", "all", "--quiet")
     trained_on = json.loads((trained["run"] / "config.json").read_text())["dataset"]["train_size"]
     assert rc == 0 and f"includes the {trained_on} images it trained on" in err  # (as the app's Evaluate tab says)
@@ -380,7 +383,7 @@ def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
     assert rc == 2 and one_line(err) and "a PyTorch checkpoint or weights file; not overwriting it" in err
     assert weights.read_bytes() == kept
     again = tmp_path / "model"  # (no suffix, as some name their exports)
-    for quiet in ([], ["--quiet"]):  # (--quiet as evaluate and predict take it: nothing printed on success)
+    for quiet in ([], ["--quiet"]):  # (--quiet: nothing printed on success)
         rc, out, err = run(
             capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", again, *quiet
         )

@@ -285,3 +285,18 @@ def test_resuming_with_fewer_epochs_than_planned_says_the_schedule_is_squeezed(c
     assert "leave out --epochs to train on to 5" in err
     rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "6", "--quiet")  # more than planned: as asked
     assert rc == 0 and "fewer than" not in err, err
+
+
+@pytest.mark.timeout(300)
+def test_an_architecture_typed_in_another_form_is_kept_by_its_own_name(capsys, tiny_set, tmp_path):
+    """`--arch ResNeXt11-2x4d` trained the right model, but config.json, the run folder's name and the run lists
+    kept the name as typed (capitals and a dash), so runs of one model read as two."""
+    runs = tmp_path / "runs"
+    rc, out, err = run(
+        capsys, "train", "--data", tiny_set, "--epochs", "1", "--runs-dir", runs, "--json", *TINY,
+        "--arch", " ResNeXt11-2x4d",
+    )  # fmt: skip
+    assert rc == 0, err
+    run_dir = Path(json.loads(out)["run_dir"])
+    assert json.loads((run_dir / "config.json").read_text())["model"]["arch"] == "resnext11_2x4d"
+    assert "-resnext11_2x4d-" in run_dir.name
