@@ -14,10 +14,12 @@ import socket
 import stat
 import sys
 import tempfile
+import threading
 import time
 import unicodedata
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,9 +48,50 @@ def runs_dir_named(root: str | Path) -> str:
     return f"RESNEXT_STUDIO_RUNS={root}" if os.environ.get("RESNEXT_STUDIO_RUNS") else f"the runs folder {root}"
 
 
+class _FileMemo:
+    """What a reader made of a file, kept while the file stays as it was (its size, modification time and inode):
+    the Runs and Predict tabs list every run folder each time they are shown, and 300 runs took 0.6 s of the
+    window's thread, most of it opening each checkpoint's zip index and parsing each history.csv again."""
+
+    def __init__(self, limit: int) -> None:
+        self._items: OrderedDict[str, tuple[tuple[int, int, int], Any]] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, path: str | Path, read: Callable[[str | Path], Any]) -> Any:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return read(path)  # (no file: its reader says so, and nothing is kept)
+        state, name = (st.st_mtime_ns, st.st_size, st.st_ino), os.path.abspath(path)
+        if time.time_ns() - st.st_mtime_ns < 2_000_000_000:  # changed just now: a change within the file system
+            return read(path)  # clock's tick (a few ms) would keep its time, so it is not kept
+        with self._lock:
+            kept = self._items.get(name)
+            if kept is not None and kept[0] == state:
+                self._items.move_to_end(name)
+                return kept[1]
+        value = read(path)
+        with self._lock:
+            self._items[name] = (state, value)
+            self._items.move_to_end(name)
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+        return value
+
+
+_CUT_SHORT = _FileMemo(4096)
+_HISTORIES = _FileMemo(1024)
+_BATCHES = _FileMemo(4)  # (one run's may hold 200,000 rows: the few drawn last)
+
+
 def cut_short(path: str | Path) -> bool:
     """Whether a checkpoint file is empty, or a zip (torch.save's format) whose index is missing: a copy or a save
     that did not finish. Cheap (the end of the file); the older, non-zip format is not judged."""
+    return _CUT_SHORT.get(path, _cut_short)
+
+
+def _cut_short(path: str | Path) -> bool:
     try:
         with open(path, "rb") as f:
             if not f.read(1):
@@ -564,11 +607,15 @@ class RecentLoss:
 def read_batches(run_dir: str | Path) -> list[tuple[int, int, int, float]]:
     """batches.csv as (epoch, step, steps, loss) tuples in file order; malformed lines (a write cut short) are
     skipped; [] if there is none (runs from before this file existed)."""
-    rows = []
-    if _not_a_file(Path(run_dir) / "batches.csv"):
+    return list(_BATCHES.get(Path(run_dir) / "batches.csv", _read_batches))  # (parsed again at each redraw: 0.2 s)
+
+
+def _read_batches(path: str | Path) -> list[tuple[int, int, int, float]]:
+    rows: list[tuple[int, int, int, float]] = []
+    if _not_a_file(path):
         return rows
     try:
-        with open(Path(run_dir) / "batches.csv", encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8", newline="") as f:
             for rec in csv.reader(f):
                 try:
                     e, s, n, loss = int(rec[0]), int(rec[1]), int(rec[2]), float(rec[3])
@@ -613,7 +660,11 @@ def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
 def _read_history(run_dir: str | Path) -> tuple[list[dict[str, Any]], bool]:
     """read_history's rows, and whether the file is there but could not be read whole (bytes that are no text, or
     lines without an epoch number)."""
-    path = Path(run_dir) / "history.csv"
+    rows, damaged = _HISTORIES.get(Path(run_dir) / "history.csv", _parse_history)
+    return [dict(r) for r in rows], damaged  # (copies: a caller's change stays its own)
+
+
+def _parse_history(path: str | Path) -> tuple[list[dict[str, Any]], bool]:
     if _not_a_file(path):
         return [], True
     try:
