@@ -274,6 +274,34 @@ def test_class_balance_chart_counts_in_whole_images_with_room_between_the_number
     assert len(boxes) >= 2 and all(a.x1 + 4 <= b.x0 for a, b in zip(boxes, boxes[1:], strict=False)), boxes
 
 
+def test_class_balance_chart_resized_draws_once_per_burst_of_resizes(qtbot, monkeypatch):
+    """Each resize drew all its bars at the next turn of the event loop, and once more for the chart's own request:
+    a rescan (its progress row shown, then hidden) drew 150 classes five times, a window dragged larger at each
+    step, 0.1-0.2 s apiece on the window's thread."""
+    from PySide6.QtWidgets import QApplication
+
+    from gui.charts import BarChart
+
+    chart = BarChart()
+    qtbot.addWidget(chart)
+    chart.resize(300, 700)
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.set_counts([f"class {i}" for i in range(150)], [10 + i % 7 for i in range(150)])
+    _flush(qtbot, chart)
+    shown = chart._names_shown
+    draws = []
+    real = chart.draw
+    monkeypatch.setattr(chart, "draw", lambda: (draws.append(chart.height()), real())[1])
+    for step in range(5):
+        chart.resize(300, 500 - 40 * step)
+        QApplication.processEvents()
+    _flush(qtbot, chart)
+    QApplication.processEvents()
+    assert 1 <= len(draws) <= 2 and draws[-1] == 340, draws  # (the last size drawn, at least)
+    assert chart._names_shown > shown  # every k-th name, k fitted to the last height
+
+
 def test_class_balance_chart_of_many_classes_names_every_kth_bar_rather_than_overlap_them(qtbot):
     from gui.charts import BarChart
 
