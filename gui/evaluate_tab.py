@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import inspect
 import os
 from collections import deque
@@ -429,6 +430,10 @@ class ConfusionMatrixCanvas(QWidget):
             cb.ax.tick_params(labelsize=8)
             if self._normalized:
                 cb.ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+            else:  # counts of images: whole numbers (it read 2.5, 7.5 for a matrix of at most 10 in a cell)
+                from matplotlib.ticker import MaxNLocator
+
+                cb.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         # Cells of at least CM_CELL px, wider for numbers of 4 digits (fewer px for hundreds of classes, which have
         # no numbers): below that the canvas stops shrinking and the scroll area around it scrolls
         cell_fs = 10 if n <= 6 else 9 if n <= 10 else 8 if n <= 16 else 7
@@ -1635,8 +1640,11 @@ class EvaluateTab(QWidget):
             self.cm_canvas.select(cell)
         if pair is not None:
             shown = f", the {GALLERY_LIMIT} most confident shown" if len(rows) > GALLERY_LIMIT else ""
+            # each name cut in its middle to fit (the line was cut at the pane's edge, its count with it); written
+            # as text, not markup ("<unknown>", a folder's name, was taken for a tag and vanished)
+            true, said = (html.escape(elide_middle(name, 28)) for name in pair)
             self.filter_label.setText(
-                f"<b>{pair[0]}</b> predicted as <b>{pair[1]}</b>: {count_noun(len(rows), 'image')}{shown}"
+                f"<b>{true}</b> predicted as <b>{said}</b>: {count_noun(len(rows), 'image')}{shown}"
             )
             self.filter_label.setToolTip(f"{pair[0]} → {pair[1]}")
 

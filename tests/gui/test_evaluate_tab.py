@@ -1001,6 +1001,39 @@ def shown_matrix(qtbot, width: int, height: int):
     return cm
 
 
+def test_a_cells_line_above_the_gallery_cuts_long_names_and_writes_them_as_text(qtbot, tab):
+    """The line was cut at the pane's edge, its count with it, and a class named "<unknown>" vanished (taken for a
+    tag)."""
+    from PySide6.QtGui import QTextDocument
+
+    long = "a_rather_long_class_name_for_category_number_15_with_extra_words"
+    tab.filter_gallery(("<unknown>", long))
+    doc = QTextDocument()
+    doc.setHtml(tab.filter_label.text())
+    shown = doc.toPlainText()
+    assert shown.startswith("<unknown> predicted as a_rather_long") and shown.endswith("extra_words: 0 images")
+    assert "…" in shown and len(shown) < 70 and tab.filter_label.toolTip() == f"<unknown> → {long}"
+
+
+def test_the_colour_scale_of_a_matrix_of_counts_reads_whole_images(qtbot):
+    """A matrix of many classes has a colour scale in place of numbers; of counts it read 0.5, 1.5, 2.5."""
+    from gui.evaluate_tab import CM_TEXT_MAX, ConfusionMatrixCanvas
+
+    n = CM_TEXT_MAX + 5
+    matrix = [[(3 if i == j else (i + j) % 2) for j in range(n)] for i in range(n)]
+    cm = ConfusionMatrixCanvas()
+    qtbot.addWidget(cm)
+    cm.set_matrix(matrix, [f"c{i}" for i in range(n)], normalized=False)
+    cm.canvas.draw()
+    (scale,) = [ax for ax in cm.figure.axes if ax is not cm.ax]
+    ticks = [t for t in scale.get_yticks() if 0 <= t <= 3]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    cm.set_normalized(True)  # (shares: per cent, as before)
+    cm.canvas.draw()
+    (scale,) = [ax for ax in cm.figure.axes if ax is not cm.ax]
+    assert [t.get_text() for t in scale.get_yticklabels() if t.get_text()][-1] == "100%"
+
+
 def test_fit_to_pane_shows_a_big_matrix_whole(qtbot):
     """30 classes never fitted, even maximised: the diagonal and the class names could not be seen together."""
     cm = shown_matrix(qtbot, 640, 560)
