@@ -360,6 +360,9 @@ def _make_printer(warnings_only: bool = False):
             self.acc = train_acc_name(info.config)
             self.monitor = (info.config.get("train") or {}).get("monitor", "val_acc")
             _err(f"run folder: {info.run_dir}")
+            if info.start_epoch or info.resume_step:  # (where a resume goes on: it was not said)
+                within = f", from batch {info.resume_step + 1} of epoch {info.start_epoch + 1}" * bool(info.resume_step)
+                _err(f"resuming after epoch {info.start_epoch} of {info.epochs}{within}")
             _err(
                 f"device: {info.device_name}; model {info.arch} ({info.params:,} parameters), "
                 f"{count_noun(info.num_classes, 'class', 'classes')}; images: {info.train_size} train / {info.val_size} val / "
@@ -823,7 +826,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"{where} {cfg.data.root}: {problem}")
     callbacks = [_make_printer(warnings_only=True) if args.quiet else _make_printer()]
     try:
-        trainer = Trainer(cfg, callbacks=callbacks, runs_dir=args.runs_dir, resume=args.resume)
+        trainer = Trainer(
+            cfg, callbacks=callbacks, runs_dir=args.runs_dir, resume=args.resume, extend=args.epochs is not None
+        )
     except ConfigError as e:
         raise UsageError(_flag_message(e, args)) from None
     except (DataError, ModelError, CheckpointError) as e:

@@ -679,7 +679,13 @@ class Trainer:
         stop: StopToken | None = None,
         runs_dir: str | Path | None = None,
         resume: str | Path | None = None,
+        extend: bool = False,
     ) -> None:
+        """`extend`: a resume asked for more epochs on purpose (`train --resume RUN --epochs N`, Train more
+        epochs…): a run that ended by early stopping trains on, with a new patience window. Without it such a run
+        has only its end to make (killed in its final evaluation, it trained on past its early stop)."""
+        self._extend = extend
+        self._ended_early = False  # a resumed run whose last.pt says it stopped early, not extended: no epochs
         self._lock: runs.RunLock | None = None  # the run folder's, while this Trainer may write it
         self.train_loader: data.BatchLoader | None = None  # (made by _setup, closed when fit ends)
         self.val_loader: data.BatchLoader | None = None
@@ -1358,11 +1364,20 @@ class Trainer:
         self.bad_epochs = int(ck.get("bad_epochs", 0))
         patience = self.config.train.early_stop_patience
         if patience and self.bad_epochs >= patience and self._partial is None:
-            # it ended by early stopping, and is given more epochs: a new patience window (kept as it was, it
-            # stopped again after one epoch that did not beat the best)
-            self.bad_epochs = 0
+            if self._extend:  # it ended by early stopping, and is given more epochs: a new patience window (kept
+                self.bad_epochs = 0  # as it was, it stopped again after one epoch that did not beat the best)
+            else:  # it ended so and was stopped or killed making its end: that end alone is left to make
+                self._ended_early = True
         if self.is_main:
+            unsaved = [r["epoch"] for r in runs.read_history(self.run_dir) if r["epoch"] > self.start_epoch]
             runs.write_history(self.run_dir, self.history)  # drop rows written after this checkpoint
+            if unsaved:  # (killed between two saves, save_every_s apart: the resume went back without a word)
+                span = f"epoch {unsaved[0]}" if len(unsaved) == 1 else f"epochs {min(unsaved)}-{max(unsaved)}"
+                self._warn(
+                    f"history.csv had {span} too, trained after last.pt was last written (the run ended before "
+                    f"saving {'it' if len(unsaved) == 1 else 'them'}): training goes on from last.pt, after epoch "
+                    f"{self.start_epoch}"
+                )
             p = self._partial or {}  # steps of the next epoch the checkpoint holds (all: it stopped validating)
             done = math.inf if p.get("trained") else int(p.get("steps_done") or 0)
             runs.write_batches(  # and the per-batch losses of batches trained after it
@@ -1439,6 +1454,8 @@ class Trainer:
         tc = self.config.train
         self._phase = "epochs"
         self._saved_at = time.monotonic()
+        if self._ended_early:
+            return "early_stop", self._early_stop_words()
         for epoch in range(self.start_epoch + 1, tc.epochs + 1):
             if self._stop_requested():
                 if self._unsaved:  # the last epoch's end, held back by save_every_s
@@ -1501,13 +1518,14 @@ class Trainer:
             early_stop = bool(tc.early_stop_patience and self.bad_epochs >= tc.early_stop_patience)
             self._save_epoch(epoch, row, improved, final=early_stop or epoch == tc.epochs)
             if early_stop:
-                n = self.bad_epochs  # the best epoch is reported with the result, not repeated here
-                watched = {"val_acc": "validation accuracy", "val_loss": "validation loss"}.get(tc.monitor, tc.monitor)
-                return "early_stop", (
-                    f"no improvement in {watched if self.has_val else 'training loss'} for "
-                    f"{n} epoch{'s' if n != 1 else ''}"
-                )
+                return "early_stop", self._early_stop_words()
         return "completed", ""
+
+    def _early_stop_words(self) -> str:
+        """Why the run stopped early (the best epoch is reported with the result, not repeated here)."""
+        n, monitor = self.bad_epochs, self.config.train.monitor
+        watched = {"val_acc": "validation accuracy", "val_loss": "validation loss"}.get(monitor, monitor)
+        return f"no improvement in {watched if self.has_val else 'training loss'} for {n} epoch{'s' if n != 1 else ''}"
 
     def _stop_requested(self) -> bool:
         """The stop token; distributed: True on every rank when any rank was asked to stop (collective)."""

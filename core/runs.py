@@ -1275,6 +1275,9 @@ class RunStore:
         shown, seen = judge_status(status, path, cfg, history) if status else ("", "")
         if seen:  # (a run of another machine, taken as interrupted: where it was last seen running)
             message = f"{seen}; {message}" if message else seen
+        if status and shown != "running" and 0 < counted < len(history):  # (killed between two saves of last.pt)
+            note = f"last.pt holds {counted} of the {len(history)} epochs trained: a resume goes on from there"
+            message = f"{note}; {message}" if message else note
         if damaged:
             note = f"{' and '.join(damaged)} cannot be read (damaged or empty)"
             message = f"{note}; {message}" if message else note

@@ -1114,7 +1114,7 @@ class TrainTab(QWidget):
                 self.banner.set_error(f"{what}: the run's data folder {data_root} is not there any more.")
                 return False
             override.data.root = found
-        self._launch(override, None, resume=run_dir, history=history)
+        self._launch(override, None, resume=run_dir, history=history, extend=epochs is not None)
         return True
 
     def _locate_moved_data(self, data_root: str, title: str = "Resume training") -> str:
@@ -1134,7 +1134,9 @@ class TrainTab(QWidget):
             str(Path(data_root).parent) if Path(data_root).parent.is_dir() else dialog_dir("images"),
         )
 
-    def _launch(self, config: Any, index: Any, resume: str | None, history: list | None = None) -> None:
+    def _launch(
+        self, config: Any, index: Any, resume: str | None, history: list | None = None, extend: bool = False
+    ) -> None:
         self.result = None
         self.fit_info = None
         self._launched_resume = bool(resume)
@@ -1168,7 +1170,7 @@ class TrainTab(QWidget):
             # (a resume too: in one process a run's batch, the global batch of all GPUs, would all fall on one)
             self._launch_torchrun(config, self.gpu_count, resume=resume, rows=len(history or []))
             return
-        worker = TrainingWorker(config, index, runs_dir=self.runs_dir, resume=resume)
+        worker = TrainingWorker(config, index, runs_dir=self.runs_dir, resume=resume, extend=extend)
         worker.loading.connect(self._on_loading)
         worker.fit_started.connect(self._on_fit_started)
         worker.epoch_started.connect(self._on_epoch_started)

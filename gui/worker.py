@@ -346,12 +346,14 @@ class TrainingWorker(QObject):
         runs_dir: str | None = None,
         resume: str | None = None,
         batch_interval_s: float = BATCH_INTERVAL_S,
+        extend: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
         self.index = index
         self.runs_dir = runs_dir
         self.resume_dir = resume
+        self.extend = extend  # (a resume given more epochs on purpose: Trainer's `extend`)
         self.batch_interval_s = batch_interval_s
         self.result: Any = None
         self.exception: BaseException | None = None
@@ -437,6 +439,7 @@ class TrainingWorker(QObject):
                 stop=token,
                 runs_dir=self.runs_dir,
                 resume=self.resume_dir,
+                extend=self.extend,
             )
             result = trainer.fit()
             self.result = result

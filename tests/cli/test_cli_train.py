@@ -283,8 +283,9 @@ def test_resuming_with_fewer_epochs_than_planned_says_the_schedule_is_squeezed(c
     assert rc == 0, err
     assert "warning: --epochs 2 is fewer than the 5 this run planned: its cosine learning-rate schedule is " in err
     assert "leave out --epochs to train on to 5" in err
-    rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "6", "--quiet")  # more than planned: as asked
+    rc, _, err = run(capsys, "train", "--resume", run_dir, "--epochs", "6")  # more than planned: as asked
     assert rc == 0 and "fewer than" not in err, err
+    assert "\nresuming after epoch 2 of 6\n" in err  # where it goes on (it was not said)
 
 
 @pytest.mark.timeout(300)

@@ -938,6 +938,47 @@ def test_a_compiler_that_fails_at_the_first_step_falls_back_to_plain_training(da
     assert failed.reason == "failed" and "out of GPU memory" in failed.message
 
 
+def test_an_early_stopped_run_killed_making_its_end_resumes_to_that_end_alone(dataset, tmp_path, monkeypatch):
+    """Killed (or Ctrl-C twice) in its final evaluation, a run that had stopped early trained on when resumed: its
+    last.pt's early stop was taken for an extension's, with a new patience window (and best.pt could change). Given
+    more epochs on purpose (`--epochs`, Train more epochs…), it trains on."""
+    monkeypatch.setattr(Trainer, "_score", lambda self, row: (0.0,))  # (never better than epoch 1: it stops at 2)
+    first = Trainer(config(dataset, epochs=4, early_stop_patience=1, save_every_s=0), runs_dir=tmp_path).fit()
+    assert first.reason == "early_stop"
+    run = Path(first.run_dir)
+    (run / "evaluation.json").unlink()  # as the kill left it: no evaluation, status.json not "completed"
+    status = json.loads((run / "status.json").read_text())
+    (run / "status.json").write_text(json.dumps({**status, "status": "interrupted"}))
+    before = [(r["epoch"], r["val_acc"]) for r in runs.read_history(run)]
+    assert len(before) == 2 and checkpoint.load(run / "last.pt")["epoch"] == 2
+    again = Trainer(None, resume=run).fit()
+    assert again.reason == "early_stop" and "no improvement in validation accuracy for 1 epoch" in again.message
+    assert [(r["epoch"], r["val_acc"]) for r in runs.read_history(run)] == before
+    assert checkpoint.load(run / "last.pt")["epoch"] == 2 and (run / "evaluation.json").is_file()
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+    more = Trainer(config(dataset, epochs=4, early_stop_patience=1), resume=run, extend=True).fit()
+    assert more.reason == "early_stop" and len(runs.read_history(run)) == 3  # a new window of one epoch
+
+
+def test_epochs_trained_after_the_last_save_of_a_killed_run_are_said_and_trained_again(dataset, tmp_path):
+    """Killed between two saves (save_every_s apart), a run listed 6 epochs done while last.pt held 2, and its
+    resume went back to epoch 3 without a word."""
+    first = Trainer(config(dataset, epochs=2, save_every_s=0), runs_dir=tmp_path).fit()
+    run = Path(first.run_dir)
+    saved, status = (run / "last.pt").read_bytes(), (run / "status.json").read_text()
+    Trainer(config(dataset, epochs=4, save_every_s=0), resume=run, extend=True).fit()
+    assert len(runs.read_history(run)) == 4
+    (run / "last.pt").write_bytes(saved)  # as a kill leaves it: last.pt and status.json of epoch 2, history of 4
+    (run / "status.json").write_text(json.dumps({**json.loads(status), "status": "interrupted"}))
+    info = runs.RunStore(tmp_path).info(run)
+    assert info.message.startswith("last.pt holds 2 of the 4 epochs trained: a resume goes on from there")
+    rec = Recorder()
+    Trainer(config(dataset, epochs=4, save_every_s=0), callbacks=[rec], resume=run).fit()
+    said = [w for w in rec.warnings if w.startswith("history.csv had epochs 3-4 too")]
+    assert len(said) == 1 and said[0].endswith("training goes on from last.pt, after epoch 2"), rec.warnings
+    assert [r["epoch"] for r in runs.read_history(run)] == [1, 2, 3, 4]  # (trained again, each once)
+
+
 def test_ctrl_c_in_the_final_evaluation_says_training_is_saved(dataset, tmp_path, capsys, monkeypatch):
     """It said "last.pt is saved after the current batch", though every epoch was done."""
     import os
@@ -1314,7 +1355,7 @@ def test_an_early_stopped_run_given_more_epochs_gets_a_new_patience_window(tmp_p
     monkeypatch.setattr(Trainer, "_validate", lambda self: next(vals))
     first = Trainer(config(dataset, epochs=8, early_stop_patience=2), runs_dir=tmp_path / "runs").fit()
     assert first.reason == "early_stop" and len(first.history) == 4
-    resumed = Trainer(config(dataset, epochs=8, early_stop_patience=2), resume=first.run_dir).fit()
+    resumed = Trainer(config(dataset, epochs=8, early_stop_patience=2), resume=first.run_dir, extend=True).fit()
     assert resumed.reason == "early_stop", resumed.message
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]  # two more epochs, the patience's
     assert resumed.best_epoch == 2

@@ -414,7 +414,7 @@ def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
     from core.engine import BatchProgress, FitResult
 
     class FakeTrainer:
-        def __init__(self, config, index=None, callbacks=(), stop=None, runs_dir=None, resume=None):
+        def __init__(self, config, index=None, callbacks=(), stop=None, runs_dir=None, resume=None, extend=False):
             self.callbacks = list(callbacks)
 
         def fit(self):
