@@ -326,9 +326,9 @@ class PredictTab(QWidget):
         self._queue: deque = deque()
         self._worker: FunctionWorker | None = None
         self._pending: tuple[str, Any] | None = None
-        # a model file just chosen, loading to be sure it is one: (its path, the model before it, classify again?),
-        # with True added once it has loaded
-        self._checking: tuple | None = None
+        # model files just chosen, loading to be sure they are models: path -> [the model before it (one that was
+        # no file being checked), classify again once loaded?, loaded?]
+        self._checking: dict[str, list] = {}
         self._results: list[Any] = []  # Prediction objects (and error stand-ins) in arrival order
         self._status: tuple[str, bool] = ("", False)  # the status line and whether it is an error
         self._list_status: tuple[str, bool] | None = None  # the list's, while one of its rows is open large
@@ -724,10 +724,9 @@ class PredictTab(QWidget):
             self._set_status(refused, error=True)
             return
         self._model_chosen = True
-        chosen_in_list = (
-            self.model_combo.currentText() != CHOOSE_FILE
-        )  # (else the dialog's: the model was the one before)
-        before = self.checkpoint() if chosen_in_list else self.model_combo.itemData(self._prev_combo_index)
+        # the model before it: the one chosen, or, when it comes from "Choose checkpoint file…", the one before that
+        dialog = self.model_combo.currentText() == CHOOSE_FILE
+        before = self.model_combo.itemData(self._prev_combo_index) if dialog else self.checkpoint()
         if self._worker is None:
             self.refresh_models()  # a run trained since the last visit gets its name, not a "File:" entry
         idx = self.model_combo.findData(path)
@@ -739,6 +738,8 @@ class PredictTab(QWidget):
         if not rerun and any(job[3] != path for job in self._jobs.values()) and self.stack.currentIndex() in (1, 2):
             self._clear_results(f"Model: {path}. Drop images or folders to classify them.")
         if self.model_combo.itemText(idx).startswith("File: "):
+            if before in self._checking:  # (chosen while another file loads: the model before that one)
+                before = self._checking[before][0]
             self._check_model_file(path, before if before != path else None, rerun)
         elif rerun:
             self._rerun_if_stale()
@@ -747,7 +748,10 @@ class PredictTab(QWidget):
         """Load a model file chosen here before anything is classified with it. A file that passes the quick look
         but is no model of ours (another program's torch.save) stayed listed, chosen, until a drop failed on it, and
         every drop after failed again. Drops meanwhile wait for it (and the model is loaded once for them)."""
-        self._checking = (path, before, rerun)
+        if path in self._checking:  # (chosen again while it loads: that load answers)
+            self._checking[path][1] = self._checking[path][1] or rerun
+            return
+        self._checking[path] = [before, rerun, False]
         worker = FunctionWorker(self._cache.get, path)
         connect_worker(
             worker,
@@ -759,22 +763,25 @@ class PredictTab(QWidget):
         start_worker(worker, self)
 
     def _model_file_loaded(self, path: str, predictor: Any) -> None:
-        if self._checking is None or self._checking[0] != path:  # (another file was chosen since)
-            return
-        self._checking = (*self._checking[:3], True)
-        self._fit_topk(len(predictor.class_names))
+        if path in self._checking:
+            self._checking[path][2] = True
+        if self.checkpoint() == path:  # (not when another model was chosen meanwhile: top-k is that one's)
+            self._fit_topk(len(predictor.class_names))
 
     def _model_file_refused(self, path: str, message: str) -> None:
         """Not a model: off the list, and the model before it is chosen again; nothing is classified with it."""
-        if self._checking is None or self._checking[0] != path:
+        if path not in self._checking:
             return
-        before, chosen = self._checking[1], self.checkpoint() == path
+        before, chosen = self._checking[path][0], self.checkpoint() == path
         idx = self.model_combo.findData(path)
         if idx >= 0:
             self.model_combo.removeItem(idx)
         if not chosen:  # (another model was chosen while it loaded: that one stays)
             self._prev_combo_index = self.model_combo.findData(self.checkpoint())
-            self._set_status(f"{message.rstrip('.')}. It is off the model list.", error=True)
+            said, error = self._status  # (another file's refusal just said stays, this one after it)
+            self._set_status(
+                f"{said + ' ' if error else ''}{message.rstrip('.')}. It is off the model list.", error=True
+            )
             return
         back = self.model_combo.findData(before) if before else -1
         if back < 0:
@@ -796,13 +803,10 @@ class PredictTab(QWidget):
     def _model_file_checked(self, path: str) -> None:
         """The check has ended (this runs after its result): what waited for it starts. Busy until then: between
         the two, a test that waited for the tab to be idle found it idle with a drop not yet started."""
-        if self._checking is None or self._checking[0] != path:
-            return
-        loaded_to_rerun = len(self._checking) > 3 and self._checking[2]
-        self._checking = None
-        if loaded_to_rerun:  # what is on screen, with this model (a drop made meanwhile is newer: it goes instead)
-            self._rerun_if_stale()
-        if self._worker is not None:
+        _, rerun, loaded = self._checking.pop(path, [None, False, False])
+        if rerun and loaded and self.checkpoint() == path:  # what is on screen, with this model (a drop made
+            self._rerun_if_stale()  # meanwhile is newer: it goes instead)
+        if self._worker is not None or self.checkpoint() in self._checking:
             return
         if self._pending is None:
             self._show_idle()
@@ -907,7 +911,7 @@ class PredictTab(QWidget):
     # ------------------------------------------------------------------ running
 
     def is_busy(self) -> bool:
-        return self._worker is not None or self._checking is not None
+        return self._worker is not None or bool(self._checking)
 
     def predict_paths(self, paths: list[str]) -> None:
         """Classify files and/or folders: one file → large view with Grad-CAM; otherwise → the results table."""
@@ -945,7 +949,7 @@ class PredictTab(QWidget):
                 "Choose a model first: train one in the Train tab, or pick “Choose checkpoint file…”.", error=True
             )
             return
-        if self._worker is not None or self._checking is not None:  # run after the current job (or the check)
+        if self._worker is not None or checkpoint in self._checking:  # after the current job (or the model's check)
             self._pending = (kind, item, from_list)
             if self._worker is not None:
                 self._worker.cancel()

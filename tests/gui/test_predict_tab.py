@@ -660,6 +660,48 @@ def test_a_model_file_refused_is_not_kept_and_the_model_before_it_stays(
     assert tab.single_result().ok and tab._jobs["one"][3] == str(ckpt)
 
 
+@pytest.mark.timeout(180)
+def test_model_files_chosen_while_another_loads_are_each_checked(qtbot, tab, ckpt, inputs, tmp_path):
+    """A second file chosen while the first loaded left the first unchecked: a broken first file stayed listed, and
+    became "the model before" a broken second one, so every drop failed on it again. A file that loads after a run
+    was chosen fitted top-k to its own classes, under the run's name."""
+    import json
+    import shutil
+
+    import torch
+
+    bad1, bad2 = tmp_path / "bad1.pt", tmp_path / "bad2.pt"
+    for bad in (bad1, bad2):
+        torch.save({"state": {"w": torch.zeros(2)}}, bad)
+    tab.set_checkpoint(str(ckpt))
+    wait_idle(qtbot, tab)
+    tab.set_checkpoint(str(bad1))
+    tab.set_checkpoint(str(bad2))
+    wait_idle(qtbot, tab)
+    assert tab.checkpoint() == str(ckpt)
+    assert tab.model_combo.findData(str(bad1)) < 0 and tab.model_combo.findData(str(bad2)) < 0
+    said = tab.status_label.text()
+    assert "bad2.pt: not a ResNeXt Studio checkpoint" in said and f"the model is still {ckpt}." in said, said
+
+    run = tmp_path / "runs" / "20261129-000000-resnext11_2x4d-six"  # a run of 6 classes, chosen from the list
+    run.mkdir()
+    six = [f"k{i}" for i in range(6)]
+    make_checkpoint(run / "best.pt", classes=six)
+    (run / "config.json").write_text(json.dumps({"model": {"arch": "resnext11_2x4d"}, "dataset": {"classes": six}}))
+    (run / "status.json").write_text(json.dumps({"status": "completed", "started": 1_800_000_000}))
+    two = make_checkpoint(tmp_path / "two" / "best.pt", seed=1, classes=["x", "y"])
+    shutil.copy(two, tmp_path / "two.pt")
+    tab.set_checkpoint(str(tmp_path / "two.pt"))  # loading…
+    tab.refresh_models()
+    tab.model_combo.setCurrentIndex(tab.model_combo.findData(str(run / "best.pt")))
+    tab.model_combo.activated.emit(tab.model_combo.currentIndex())
+    tab._fit_topk_to_run()
+    tab.predict_paths([str(inputs["loose"][0])])  # (for the run's model: it waits for no other file)
+    wait_idle(qtbot, tab)
+    assert tab.checkpoint() == str(run / "best.pt") and tab.topk_spin.maximum() == 6
+    assert tab.single_result().ok and tab.single_result().label in six
+
+
 def test_no_model_gives_a_hint_and_starts_nothing(qtbot, tab, inputs):
     assert tab.checkpoint() is None
     tab.predict_paths([str(inputs["loose"][0])])
