@@ -706,6 +706,7 @@ class Trainer:
             stored = RunConfig.from_dict(self._resume_ckpt["config"], source=self.resume_dir / "last.pt")
             # (an old run's relative data.root, not a folder given now: `--resume RUN --data photos` means ./photos)
             stored.data.root = runs.trained_data_root(self.resume_dir, stored.data.root)
+            saved_plan = stored.train.epochs  # (last.pt's: an extension writes its new plan to config.json first)
             if config is not None:
                 stored.train.epochs = config.train.epochs
                 stored.train.device = config.train.device
@@ -717,6 +718,9 @@ class Trainer:
                 if planned is not None and planned > stored.train.epochs:
                     stored.train.epochs = planned
             config = stored
+            # a plan raised past last.pt's is an extension (one killed before its first new epoch saved, resumed
+            # plainly, ended at once as stopped early: the epochs asked for were dropped)
+            self._extend = extend or config.train.epochs > saved_plan
         if config is None:
             raise ConfigError("config: required unless resuming a run")
         config.validate()

@@ -1168,7 +1168,7 @@ class TrainTab(QWidget):
         self.dataset_panel.save_settings()  # is killed before it quits
         if (resume is not None or index is not None) and self.use_all_gpus():
             # (a resume too: in one process a run's batch, the global batch of all GPUs, would all fall on one)
-            self._launch_torchrun(config, self.gpu_count, resume=resume, rows=len(history or []))
+            self._launch_torchrun(config, self.gpu_count, resume=resume, rows=len(history or []), extend=extend)
             return
         worker = TrainingWorker(config, index, runs_dir=self.runs_dir, resume=resume, extend=extend)
         worker.loading.connect(self._on_loading)
@@ -1252,7 +1252,9 @@ class TrainTab(QWidget):
         return not is_running(self.thread)
 
     # ---- "Use all GPUs": a torchrun child process followed through its run folder -------------------------------
-    def _launch_torchrun(self, config: Any, nproc: int, resume: str | None = None, rows: int = 0) -> None:
+    def _launch_torchrun(
+        self, config: Any, nproc: int, resume: str | None = None, rows: int = 0, extend: bool = False
+    ) -> None:
         """Start `main.py train` under torchrun on `nproc` processes (`train --resume` for `resume`, whose chart
         holds `rows` epochs already); a QTimer follows the run folder it writes."""
         from core.distributed import follow_run, launch_torchrun
@@ -1261,7 +1263,13 @@ class TrainTab(QWidget):
         tmp = Path(tempfile.mkdtemp(prefix="resnext-studio-ddp-"))
         cfg_path, out_path, log_path = tmp / "config.json", tmp / "result.json", tmp / "train.log"
         if resume is not None:  # the run's own settings; only these may change (as resume_run set them)
-            args = ["train", "--resume", resume, "--epochs", str(config.train.epochs), "--json"]
+            from core.runs import planned_epochs
+
+            args = ["train", "--resume", resume, "--json"]
+            # --epochs says "more epochs, on purpose" (Trainer's extend): a Resume to the run's plan leaves it out
+            # (given, a run that had stopped early and was killed making its end trained on past it)
+            if extend or config.train.epochs != planned_epochs(resume):
+                args += ["--epochs", str(config.train.epochs)]
             args += ["--device", config.train.device] + (["--data", config.data.root] if config.data.root else [])
         else:
             choose_arch(config)  # here, so the CLI's device preset does not replace the form's values

@@ -958,6 +958,14 @@ def test_an_early_stopped_run_killed_making_its_end_resumes_to_that_end_alone(da
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
     more = Trainer(config(dataset, epochs=4, early_stop_patience=1), resume=run, extend=True).fit()
     assert more.reason == "early_stop" and len(runs.read_history(run)) == 3  # a new window of one epoch
+    # an extension killed before its first new epoch saved: config.json plans more than last.pt did, and a plain
+    # resume goes on with it (it ended at once, the epochs asked for dropped)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["train"]["epochs"] = 6
+    (run / "config.json").write_text(json.dumps(cfg))
+    (run / "status.json").write_text(json.dumps({**status, "status": "interrupted", "epochs_done": 3}))
+    resumed = Trainer(None, resume=run).fit()
+    assert resumed.reason == "early_stop" and len(runs.read_history(run)) == 4
 
 
 def test_epochs_trained_after_the_last_save_of_a_killed_run_are_said_and_trained_again(dataset, tmp_path):

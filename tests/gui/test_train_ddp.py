@@ -182,6 +182,7 @@ def test_resume_after_a_stop_goes_on_under_torchrun_on_every_gpu(qtbot, monkeypa
             tab.resume_button.click()
             assert tab.proc is not None and tab.worker is None  # torchrun again, not the one-process worker
             assert "--resume" in tab.proc.args and run in tab.proc.args
+            assert "--epochs" not in tab.proc.args  # (to its plan: no extension, which would reset a spent patience)
             assert tab._ddp["progress"] is not None and not tab._ddp["live"]  # (the stopped job's progress.json)
             tab.stop_button.click()  # before the job has begun
             assert tab.state == STOPPING
