@@ -209,7 +209,7 @@ def _scale_wide(a: np.ndarray) -> np.ndarray:
     if lo >= 0:
         out = a * (255.0 / max(full, hi))
     else:
-        out = (a - lo) * (255.0 / (hi - lo))
+        out = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 

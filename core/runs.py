@@ -48,13 +48,22 @@ def runs_dir_named(root: str | Path) -> str:
     return f"RESNEXT_STUDIO_RUNS={root}" if os.environ.get("RESNEXT_STUDIO_RUNS") else f"the runs folder {root}"
 
 
+class _NotKept(Exception):
+    """A reader's answer that is not kept (it could not read the file: a cause that may pass, a permission given,
+    a network share back, without the file changing)."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("not kept")
+        self.value = value
+
+
 class _FileMemo:
-    """What a reader made of a file, kept while the file stays as it was (its size, modification time and inode):
+    """What a reader made of a file, kept while the file stays as it was (its size, times and inode):
     the Runs and Predict tabs list every run folder each time they are shown, and 300 runs took 0.6 s of the
     window's thread, most of it opening each checkpoint's zip index and parsing each history.csv again."""
 
     def __init__(self, limit: int) -> None:
-        self._items: OrderedDict[str, tuple[tuple[int, int, int], Any]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[tuple[int, ...], Any]] = OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()
 
@@ -62,22 +71,34 @@ class _FileMemo:
         try:
             st = os.stat(path)
         except (OSError, ValueError):
-            return read(path)  # (no file: its reader says so, and nothing is kept)
-        state, name = (st.st_mtime_ns, st.st_size, st.st_ino), os.path.abspath(path)
+            return _answer(read, path)  # (no file: its reader says so, and nothing is kept)
+        # (the change time too: no one can set it, and a rewrite that restores the modification time, rsync -t or
+        # touch -r, moves it)
+        state, name = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino), os.path.abspath(path)
         if time.time_ns() - st.st_mtime_ns < 2_000_000_000:  # changed just now: a change within the file system
-            return read(path)  # clock's tick (a few ms) would keep its time, so it is not kept
+            return _answer(read, path)  # clock's tick (a few ms) would keep its time, so it is not kept
         with self._lock:
             kept = self._items.get(name)
             if kept is not None and kept[0] == state:
                 self._items.move_to_end(name)
                 return kept[1]
-        value = read(path)
+        try:
+            value = read(path)
+        except _NotKept as e:
+            return e.value
         with self._lock:
             self._items[name] = (state, value)
             self._items.move_to_end(name)
             while len(self._items) > self._limit:
                 self._items.popitem(last=False)
         return value
+
+
+def _answer(read: Callable[[str | Path], Any], path: str | Path) -> Any:
+    try:
+        return read(path)
+    except _NotKept as e:
+        return e.value
 
 
 _CUT_SHORT = _FileMemo(4096)
@@ -97,7 +118,7 @@ def _cut_short(path: str | Path) -> bool:
             if not f.read(1):
                 return True
     except OSError:  # (not read at all: another matter than a cut-short file)
-        return False
+        raise _NotKept(False) from None
     return zip_kind(path) == "damaged"
 
 
@@ -623,7 +644,9 @@ def _read_batches(path: str | Path) -> list[tuple[int, int, int, float]]:
                     continue  # the header, or a line cut short
                 if len(rec) == 4 and e >= 1 and 1 <= s <= n and math.isfinite(loss):
                     rows.append((e, s, n, loss))
-    except (OSError, csv.Error, UnicodeDecodeError):
+    except OSError:
+        raise _NotKept(rows) from None
+    except (csv.Error, UnicodeDecodeError):
         return rows
     return rows
 
@@ -671,8 +694,10 @@ def _parse_history(path: str | Path) -> tuple[list[dict[str, Any]], bool]:
         with open(path, encoding="utf-8", newline="") as f:
             rows = [{k: _num(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
     except FileNotFoundError:
-        return [], False
-    except (OSError, ValueError, csv.Error):  # ValueError: UnicodeDecodeError (a damaged file)
+        raise _NotKept(([], False)) from None
+    except OSError:
+        raise _NotKept(([], True)) from None
+    except (ValueError, csv.Error):  # ValueError: UnicodeDecodeError (a damaged file)
         return [], True
     kept = [r for r in rows if isinstance(r.get("epoch"), int)]
     return kept, len(kept) < len(rows)

@@ -688,6 +688,7 @@ def test_wide_pixel_data_past_its_full_scale_is_not_turned_near_black(tmp_path):
     assert data.load_for_model(tmp_path / "f_over.tif", 32).float().mean() > 120  # (it was 0.5 of 255)
     signed = np.asarray(load_image(np.array([[-2.0, 0.0, 2.0]], np.float32)))[0, :, 0].tolist()
     assert signed == [0, 128, 255]  # (negative values: stretched min-max)
+    assert np.asarray(load_image(np.full((2, 3), -1.0, np.float32))).max() == 0  # (one negative value: no ÷ 0)
 
 
 @pytest.mark.parametrize("name", ["truncated", "zero", "text", "bomb"])

@@ -751,3 +751,22 @@ def test_a_run_listed_again_is_not_read_again_until_its_files_change(tmp_path, m
     assert (again.epochs_done, again.best_val_acc) == (3, 0.9) and parsed == [run / "history.csv"]
     (run / "best.pt").write_bytes((run / "best.pt").read_bytes()[:100])  # cut short, just now: read again
     assert store.list()[0].damaged_files == ("best.pt",)
+    # rewritten in place with its modification time put back (rsync -t, touch -r): its change time says so
+    text = (run / "history.csv").read_text()
+    (run / "history.csv").write_text(text.replace("0.9,", "0.8,"))
+    os.utime(run / "history.csv", ns=(long_ago + 10**9, long_ago + 10**9))
+    assert store.list()[0].best_val_acc == 0.8
+    # a history that could not be read (a permission, a share away) is read again next time, not kept so
+    real_open = open
+    failing = [run / "history.csv"]
+
+    def refuse_once(file, *a, **k):
+        if Path(file) in failing:
+            failing.clear()
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *a, **k)
+
+    monkeypatch.setattr("builtins.open", refuse_once)
+    os.utime(run / "history.csv", ns=(long_ago + 2 * 10**9, long_ago + 2 * 10**9))
+    assert store.list()[0].epochs_done == 2 and not failing  # (status.json's count; history.csv not read)
+    assert store.list()[0].best_val_acc == 0.8  # read again, and there
