@@ -68,37 +68,37 @@ class _FileMemo:
         self._lock = threading.Lock()
 
     def get(self, path: str | Path, read: Callable[[str | Path], Any]) -> Any:
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            return _answer(read, path)  # (no file: its reader says so, and nothing is kept)
-        # (the change time too: no one can set it, and a rewrite that restores the modification time, rsync -t or
-        # touch -r, moves it)
-        state, name = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino), os.path.abspath(path)
-        if time.time_ns() - st.st_mtime_ns < 2_000_000_000:  # changed just now: a change within the file system
-            return _answer(read, path)  # clock's tick (a few ms) would keep its time, so it is not kept
-        with self._lock:
-            kept = self._items.get(name)
-            if kept is not None and kept[0] == state:
-                self._items.move_to_end(name)
-                return kept[1]
+        name, state = os.path.abspath(path), self._state(path)
+        if state is not None:
+            with self._lock:
+                kept = self._items.get(name)
+                if kept is not None and kept[0] == state:
+                    self._items.move_to_end(name)
+                    return kept[1]
         try:
             value = read(path)
         except _NotKept as e:
             return e.value
-        with self._lock:
-            self._items[name] = (state, value)
-            self._items.move_to_end(name)
-            while len(self._items) > self._limit:
-                self._items.popitem(last=False)
+        if state is not None:
+            with self._lock:
+                self._items[name] = (state, value)
+                self._items.move_to_end(name)
+                while len(self._items) > self._limit:
+                    self._items.popitem(last=False)
         return value
 
-
-def _answer(read: Callable[[str | Path], Any], path: str | Path) -> Any:
-    try:
-        return read(path)
-    except _NotKept as e:
-        return e.value
+    @staticmethod
+    def _state(path: str | Path) -> tuple[int, ...] | None:
+        """What tells the file changed: its times (the change time too: no one can set it, and a rewrite that puts
+        the modification time back, rsync -t or touch -r, moves it), size and inode. None: nothing is kept (no
+        file, or one changed just now: a change within the file system clock's tick, a few ms, keeps its time)."""
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        if time.time_ns() - st.st_mtime_ns < 2_000_000_000:
+            return None
+        return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
 _CUT_SHORT = _FileMemo(4096)

@@ -200,11 +200,17 @@ def _left_out(index: Any) -> list[tuple[str, bool]]:
     return [(count_noun(n, noun) + tail, error) for n, noun, tail, error in kinds if n]
 
 
+def _place(index: Any, path: str) -> list[str]:
+    """An image's place in the data folder, its parts ("train", "circle", "000.png"); [] if it is not under it."""
+    parts = os.path.relpath(path, index.root).split(os.sep)
+    return [] if parts[0] == os.pardir else parts
+
+
 def _caption(index: Any, path: str) -> str:
     """A class's image named within its class folder: "000.png", or with the sub-folder it is in ("day 2/000.png").
     (Which split it is in, a tile has no room for: the label above the tiles says their order.)"""
-    parts = os.path.relpath(path, index.root).split(os.sep)
-    if parts[0] == os.pardir or len(parts) < 2:  # (not under the root as listed: its name alone)
+    parts = _place(index, path)
+    if len(parts) < 2:  # (not under the root as listed: its name alone)
         return os.path.basename(path)
     return "/".join(parts[2 if index.layout == "splits" and len(parts) > 2 else 1 :])
 
@@ -1068,8 +1074,8 @@ class DatasetPanel(QWidget):
             for i, img in enumerate(images):
                 self.preview_grid.add_tile(f"#{i + 1}", path, img)
         # its place in the data folder: "circle/000.png", "train/circle/000.png" (each split names its files alike)
-        shown = os.path.relpath(path, self.index.root) if self.index is not None else path
-        self.preview_label.setText(Path(shown).as_posix() if not shown.startswith(os.pardir) else Path(path).name)
+        parts = _place(self.index, path) if self.index is not None else []
+        self.preview_label.setText("/".join(parts) or Path(path).name)
         self.preview_label.setToolTip(
             f"{path}, as training sees it" + (": no random change is on, so every epoch sees the same" if same else "")
         )

@@ -806,14 +806,9 @@ class PredictTab(QWidget):
         _, rerun, loaded = self._checking.pop(path, [None, False, False])
         if rerun and loaded and self.checkpoint() == path:  # what is on screen, with this model (a drop made
             self._rerun_if_stale()  # meanwhile is newer: it goes instead)
-        if self._worker is not None or self.checkpoint() in self._checking:
-            return
-        if self._pending is None:
+        if self._worker is None and self.checkpoint() not in self._checking:
             self._show_idle()
-        else:
-            kind, item, from_list = self._pending
-            self._pending = None
-            self._start(kind, item, from_list)
+            self._start_pending()
 
     def _clear_results(self, status: str) -> None:
         """Back to the drop page: the answers shown (and any job still running) are dropped."""
@@ -1027,6 +1022,10 @@ class PredictTab(QWidget):
         self._drain()
         self._worker = None
         self._show_idle()
+        self._start_pending()
+
+    def _start_pending(self) -> None:
+        """The job that waited (for a job or a model file's check) starts now."""
         if self._pending is not None:
             kind, item, from_list = self._pending
             self._pending = None
