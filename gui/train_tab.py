@@ -1087,7 +1087,9 @@ class TrainTab(QWidget):
         # The epochs last.pt holds: status.json's epochs_done is written after each last.pt, history.csv at every
         # epoch's end (a run killed between two saves, train.save_every_s apart, has more history rows than its
         # checkpoint: the resume goes on from the checkpoint, and so does the chart).
-        # A run that has done all its planned epochs (it failed after the last one) gets one more.
+        # A run that has done all its planned epochs (it failed after the last one, in its final evaluation) only
+        # makes its end, as `train --resume` does (it was given one more epoch, unasked: its schedule laid anew).
+        # (A config.json that gives no plan, damaged: one epoch more than last.pt holds.)
         planned = _int(section(config, "train").get("epochs"), 0)  # (section: "train": "x" raised here)
         saved = _int(status.get("epochs_done"), len(history))
         if epochs is None and status.get("status") == "completed":
@@ -1100,8 +1102,8 @@ class TrainTab(QWidget):
             self.resume_button.setEnabled(False)
             return False
         history = [r for r in history if _int(r.get("epoch"), 0) <= saved]
-        override.train.epochs = max(planned, saved + 1) if epochs is None else int(epochs)
-        if override.train.epochs <= saved:
+        override.train.epochs = (planned if planned >= saved else saved + 1) if epochs is None else int(epochs)
+        if epochs is not None and override.train.epochs <= saved:
             self.banner.set_error(f"{Path(run_dir).name} has trained {saved} epochs already; ask for more than that.")
             return False
         override.data.root = ""

@@ -828,6 +828,31 @@ def test_resume_of_a_run_finished_elsewhere_since_it_stopped_here_is_refused(qtb
 
 
 @pytest.mark.timeout(300)
+def test_resuming_a_run_that_failed_after_its_last_epoch_only_makes_its_end(qtbot, tiny_dataset, runs_dir):
+    """All its planned epochs done, it failed in its final evaluation: Resume trained one more epoch unasked (its
+    cosine laid anew, its best.pt at stake), where `train --resume` only makes the run's end."""
+    from core import runs
+
+    first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=1)  # completed: made to look failed in its end
+    (Path(first.run_dir) / "evaluation.json").unlink(missing_ok=True)
+    runs.write_status(first.run_dir, "failed", reason="failed", epochs_done=1)
+    best = (Path(first.run_dir) / "best.pt").read_bytes()
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=5)  # (the form's epochs are not the run's)
+    try:
+        with qtbot.waitSignal(tab.run_finished, timeout=280000) as done:
+            assert tab.resume_run(first.run_dir), tab.banner.text()
+        assert done.args[0].reason == "completed", done.args[0].message
+        assert [h["epoch"] for h in done.args[0].history] == [1]
+        assert [r["epoch"] for r in runs.read_history(first.run_dir)] == [1]
+        status = runs.read_status(first.run_dir)
+        assert status["status"] == "completed" and status["epochs_done"] == 1
+        assert json.loads((Path(first.run_dir) / "config.json").read_text())["train"]["epochs"] == 1
+        assert (Path(first.run_dir) / "best.pt").read_bytes() == best
+    finally:
+        _cleanup(panel, tab)
+
+
+@pytest.mark.timeout(300)
 def test_a_finished_run_trains_to_the_epochs_asked_for(qtbot, tiny_dataset, runs_dir):
     first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=1)  # completed
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
