@@ -485,6 +485,46 @@ def test_the_legend_takes_fewer_columns_in_a_narrow_chart_and_stays_inside_it(qt
     assert legend_inside()
 
 
+def test_runs_drawn_alike_keep_the_charts_layout_and_others_get_theirs(qtbot, tab, runs):
+    """Constrained layout was 60 % of each redraw (0.15 s an arrow key down a long run list): a run drawn like the
+    one before keeps its margins; one with other titles, ticks or legend rows is laid out again. Either way the axes
+    sit where a layout worked out afresh puts them."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    root = runs["done"].parent
+    alike = make_run(root, "20240104-100000-resnext11_2x4d-shapes", "completed", 5, 1_704_400_000)
+    rows = read_history(runs["stopped"])
+    rows[0]["val_loss"] = 40.0  # off the scale: a note in the title's place, over two lines
+    write_history(runs["stopped"], rows)
+    tab.show()
+    tab.refresh()
+
+    def places() -> list[list[int]]:  # the axes' boxes in pixels
+        size = (tab.canvas.width(), tab.canvas.height()) * 2
+        return [
+            [round(v * n) for v, n in zip(ax.get_position().bounds, size, strict=True)]
+            for ax in (tab.loss_ax, tab.acc_ax)
+        ]
+
+    def check(paths, kept: bool) -> None:
+        tab.select_runs([str(p) for p in paths])
+        assert isinstance(tab.figure.get_layout_engine(), ConstrainedLayoutEngine) != kept
+        tab.canvas.draw()
+        drawn = places()
+        tab.figure.set_layout_engine("constrained")  # afresh
+        tab.canvas.draw()
+        again = places()
+        assert all(abs(a - b) <= 2 for a, b in zip(sum(drawn, []), sum(again, []), strict=True)), (drawn, again)
+
+    check([runs["done"]], kept=False)  # the first draw
+    check([alike], kept=True)  # the next run down the list, drawn alike
+    check([runs["stopped"]], kept=False)  # its title is a note over two lines
+    check([runs["done"]], kept=False)
+    check([runs["done"], alike], kept=True)  # their legend takes one row, as one run's
+    tab.canvas.resize(tab.canvas.width() - 200, tab.canvas.height())
+    check([runs["done"], alike], kept=False)  # another size
+
+
 def test_action_signals(qtbot, tab, runs):
     tab.select_runs([str(runs["stopped"])])
     with qtbot.waitSignal(tab.predict_requested) as sig:
