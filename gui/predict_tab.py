@@ -61,6 +61,7 @@ from gui.image_view import (
 from gui.widgets import (
     ERROR_COLOR,
     ColumnShare,
+    ElidedComboBox,
     ElidedLabel,
     buddy_label,
     count_noun,
@@ -348,7 +349,7 @@ class PredictTab(QWidget):
 
     def _build(self) -> None:
         top = QHBoxLayout()
-        self.model_combo = QComboBox()
+        self.model_combo = ElidedComboBox()
         top.addWidget(buddy_label("&Model:", self.model_combo))
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(24)  # the whole name is its tooltip and in the list

@@ -115,6 +115,12 @@ def _hold_width(label: QLabel, widest: str) -> None:
         label.setMinimumWidth(width)
 
 
+def _unbroken(text: str) -> str:
+    """`text` with no-break spaces: a value is not parted from its name where a log line wraps (a narrow log split
+    "acc" from "33.8%" and "55.0" from "s"). The log's copy and toPlainText give them as spaces."""
+    return text.replace(" ", "\u00a0")
+
+
 def _fmt_left(seconds: float | None) -> str:
     """Time left, in words: "17:02" read as a time of day beside the log's clock times."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
@@ -1688,10 +1694,15 @@ class TrainTab(QWidget):
     def _on_epoch_end(self, m: Any) -> None:
         self.charts.add_metrics(m)
         self.epoch_bar.setValue(m.epoch)
-        val = f" · val loss {m.val_loss:.4f}, acc {100 * m.val_acc:.1f}%" if m.val_acc is not None else ""
+        keep = _unbroken
+        val = (
+            f" · val {keep(f'loss {m.val_loss:.4f}')}, {keep(f'acc {100 * m.val_acc:.1f}%')}"
+            if m.val_acc is not None
+            else ""
+        )
         self.log_line(
-            f"Epoch {m.epoch}: train loss {m.train_loss:.4f}, {self._acc_name} {100 * m.train_acc:.1f}%{val} · "
-            f"{m.lr_text()} · {m.seconds:.1f} s"
+            f"Epoch {m.epoch}: train {keep(f'loss {m.train_loss:.4f}')}, {keep(f'{self._acc_name} {100 * m.train_acc:.1f}%')}"
+            f"{val} · {keep(m.lr_text())} · {keep(f'{m.seconds:.1f} s')}"
         )
 
     def _on_warning(self, msg: str) -> None:
@@ -1733,8 +1744,9 @@ class TrainTab(QWidget):
         # how it ended and why on one line: on a 1280 x 720 screen a line of its own pushed the run folder out of
         # the box
         lines = [f"<b>{html.escape(title)}</b>" + (f": {html.escape(result.message)}" if result.message else "")]
-        if self._stopped_run() is not None:  # (before the numbers: the box shows its first lines unscrolled)
-            lines.append("<i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>")
+        if self._stopped_run() is not None:  # (on the first line: the box shows its first lines unscrolled, and a
+            # line of its own cut the run folder's name on a 1024 x 700 screen)
+            lines[0] += f"{'' if lines[0].endswith('.') else '.'} <i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>"
         lost = len(result.unreadable)
         if lost:  # deleted or damaged since the scan: the numbers below are of fewer images than it counted
             lines.append(

@@ -28,7 +28,9 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSpinBox,
     QStyle,
+    QStyleOptionComboBox,
     QStyleOptionHeader,
+    QStylePainter,
     QTableView,
     QTreeView,
     QWidget,
@@ -408,6 +410,34 @@ class ElidedLabel(QLabel):
         else:
             shown = fm.elidedText(self._full, Qt.TextElideMode.ElideMiddle, width)
         super().setText(shown)
+
+
+class ElidedComboBox(QComboBox):
+    """A combo box whose shown text, when wider than its field, is cut in its middle with "…": Qt cuts it at the
+    field's right edge without a mark (the Predict tab's model, a run's name, lost its end on a 1024-px screen).
+    The list shows every item whole."""
+
+    def shown_text(self) -> str:
+        """The current text as drawn: cut to the field's width."""
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        return self._fitted(option)
+
+    def _fitted(self, option: QStyleOptionComboBox) -> str:
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self
+        )
+        icon = option.iconSize.width() + 4 if not option.currentIcon.isNull() else 0
+        width = max(10, field.width() - icon - 4)
+        return self.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideMiddle, width)
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        option.currentText = self._fitted(option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
 class SteadyLabel(QLabel):

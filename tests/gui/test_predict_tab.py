@@ -737,6 +737,30 @@ def test_default_model_is_the_latest_runs_best(qtbot, tmp_path, ckpt):
     assert w.checkpoint() == str(other)
 
 
+def test_a_model_name_wider_than_its_box_is_cut_in_the_middle_not_at_its_end(qtbot, tab):
+    """On a 1024-px screen the model box cut "val acc 73.3%  ·  20261129-135702-resnext11_4x8d-sample" at its right
+    edge, no "…": the run's name lost its end (its data set). Now its middle goes, and the box draws what it says."""
+    from gui.widgets import ElidedComboBox
+
+    name = "val acc 73.3%  ·  20261129-135702-resnext11_4x8d-sample-of-shapes"
+    tab.show()  # (the list is made again when shown)
+    tab.model_combo.setItemText(tab.model_combo.currentIndex(), name)
+    tab.model_combo.setFixedWidth(240)
+    shown = tab.model_combo.shown_text()
+    assert "…" in shown and shown.startswith("val acc 73.3%") and shown.endswith("shapes"), shown
+    assert tab.model_combo.fontMetrics().horizontalAdvance(shown) < 240
+    assert tab.model_combo.currentText() == name  # (and the list: whole)
+    # drawn as a box holding the cut text itself
+    same = ElidedComboBox(tab)
+    same.addItem(shown)
+    same.setGeometry(tab.model_combo.geometry())
+    same.show()
+    assert same.shown_text() == shown
+    assert same.grab().toImage() == tab.model_combo.grab().toImage()
+    tab.model_combo.setFixedWidth(800)  # room: whole
+    assert tab.model_combo.shown_text() == name
+
+
 def test_the_first_model_is_the_newest_trained_on_the_open_data_set(qtbot, tmp_path, ckpt):
     """The newest run of all was another data set's: 1,495 photos came back as star, triangle, square, circle."""
     import shutil
