@@ -66,6 +66,10 @@ MAX_THUMBS = 600
 THUMB_CHUNK = 24
 THUMB_SIZE = 72
 PREVIEW_COUNT = 8
+SAME_EVERY_EPOCH = (
+    "No random change is on (Augmentation none, no colour jitter or erasing): every epoch trains on this image as "
+    "shown. Pick an Augmentation level to see how each epoch would vary it."
+)
 AUGMENT_LEVELS = ("none", "light", "standard", "strong")
 FLIP_TIP = "Mirror training images at random (off for text, digits, left/right classes)"
 FLIP_OFF_TIP = "No flips while Augmentation is none; pick another level to use this option"
@@ -758,6 +762,7 @@ class DatasetPanel(QWidget):
         self.dup_list.clear()
         self._clear_thumbs()
         self.preview_grid.clear()
+        self.preview_grid.set_note("")
         self.preview_next.setEnabled(index is not None and bool(index.samples))
         self.thumb_label.setText("Select a class on the left to see its images." if index is not None else "")
         self.thumb_label.setToolTip("")
@@ -1068,6 +1073,7 @@ class DatasetPanel(QWidget):
             return
         self.preview_grid.clear()
         same = len(images) > 1 and all(img == images[0] for img in images[1:])
+        self.preview_grid.set_note(SAME_EVERY_EPOCH if same else "")
         if same:  # no random change is on (augmentation none): six identical tiles would say nothing
             self.preview_grid.add_tile("every epoch", path, images[0])
         else:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QUrl
-from PySide6.QtGui import QColor, QDesktopServices, QFontMetrics, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtGui import QColor, QDesktopServices, QFontMetrics, QIcon, QImage, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractScrollArea,
@@ -535,6 +535,7 @@ class ImageGrid(QListWidget):
         # caption read "class_00_0…"; in the middle, "apple…0.jpg". The end (the number) tells them apart.
         self.setTextElideMode(Qt.TextElideMode.ElideLeft)
         self.setSpacing(2)
+        self._note = ""  # set_note: words in the room the tiles leave
         if not selectable:  # (pictures to look at: as a Tab stop it showed no mark and did nothing)
             self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
             self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -559,6 +560,34 @@ class ImageGrid(QListWidget):
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
             self._fit_grid()
         super().changeEvent(event)
+
+    def set_note(self, text: str) -> None:
+        """Words drawn in the room the tiles leave, beside the last one (below the first row when that is too
+        narrow); "" for none. (One tile alone in the augmentation preview's box looked like a preview that had
+        failed: why there is one was said only in a tooltip.)"""
+        self._note = text
+        self.viewport().update()
+
+    def note(self) -> str:
+        return self._note
+
+    def note_rect(self) -> QRect:
+        """Where set_note's words go, in the viewport: beside the last tile of the first row, or below it."""
+        area = self.viewport().rect().adjusted(8, 6, -8, -6)
+        last = self.visualItemRect(self.item(self.count() - 1)) if self.count() else QRect(0, 0, 0, 0)
+        beside = QRect(area.left() + last.right() + 8, area.top(), area.right() - last.right() - 8, area.height())
+        if self.count() and beside.width() >= 8 * self.fontMetrics().averageCharWidth() + 8:
+            return beside
+        return QRect(area.left(), area.top() + last.bottom() + 4, area.width(), area.height() - last.bottom() - 4)
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        super().paintEvent(event)
+        if self._note:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+            painter.drawText(self.note_rect(), int(flags), self._note)
+            painter.end()
 
     def _blank(self) -> QIcon:
         if getattr(self, "_blank_icon", None) is None:

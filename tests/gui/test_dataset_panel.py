@@ -462,6 +462,27 @@ def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset, tmp_pa
     assert panel.preview_grid.item(0).text() == "every epoch" and "every epoch sees the same" in (
         panel.preview_label.toolTip()
     )
+    # and why, in the box beside the tile (alone in an empty box, it looked like a preview that had failed)
+    grid = panel.preview_grid
+    assert (
+        grid.note().startswith("No random change is on")
+        and grid.note_rect().left() > grid.visualItemRect(grid.item(0)).right()
+    )
+    panel.show()
+    shot, note = grid.viewport().grab().toImage(), grid.note()
+    grid.set_note("")
+    bare = grid.viewport().grab().toImage()
+    grid.set_note(note)
+    area = grid.note_rect()
+    differ = sum(
+        shot.pixel(x, y) != bare.pixel(x, y)
+        for x in range(area.left(), min(area.right(), shot.width()), 2)
+        for y in range(area.top(), min(area.top() + 40, shot.height()), 2)
+    )
+    assert differ > 20  # the words are drawn there
+    panel.augment_combo.setCurrentText("light")
+    qtbot.waitUntil(lambda: panel.preview_grid.count() == 8, timeout=60000)
+    assert grid.note() == ""  # eight different tiles say it themselves
     (tmp_path / "none" / "cat").mkdir(parents=True)  # a folder that cannot be opened: nothing to preview again
     assert _load(qtbot, panel, tmp_path / "none") is None and not panel.preview_next.isEnabled()
 
