@@ -44,7 +44,9 @@ def load_thumbnail(path: str, size: int = 96, scale: float = 1.0) -> QImage | No
     None when it cannot be read (runs on any thread). Read as training reads it (core.data.load_image): Qt's reader,
     which the Dataset tab used, left tiles blank for AVIF, a 1 x 4000 strip and a file name that is not UTF-8, and
     a PNG or WebP photo unturned by its EXIF orientation. A picture less than half the size is enlarged by a whole
-    factor, pixels kept square and sharp: a 32-px training image sat as a speck in the middle of its tile."""
+    factor, pixels kept square and sharp: a 32-px training image sat as a speck in the middle of its tile. One
+    between half and the whole size is enlarged smoothly to it: a 64-px image left a 96-px tile's row a third
+    empty (the Misclassified gallery's captions sat under it, a gap below them)."""
     try:
         from PIL import Image
 
@@ -58,6 +60,11 @@ def load_thumbnail(path: str, size: int = 96, scale: float = 1.0) -> QImage | No
     factor = px // max(img.size)
     if factor >= 2:
         img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+    elif max(img.size) < px:
+        ratio = px / max(img.size)
+        img = img.resize(
+            (max(1, round(img.width * ratio)), max(1, round(img.height * ratio))), Image.Resampling.BICUBIC
+        )
     out = pil_to_qimage(img)
     out.setDevicePixelRatio(scale)
     return out

@@ -1203,6 +1203,10 @@ def test_small_images_fill_their_gallery_tiles_with_sharp_pixels(tmp_path):
     big = load_thumbnail(str(tmp_path / "big.png"), 96)
     assert (big.width(), big.height()) == (96, 72)
     assert load_thumbnail(str(tmp_path / "missing.png"), 96) is None
+    # between half and the whole tile: enlarged to it, smoothly (a 64-px image left a third of the row empty)
+    Image.fromarray(rng.integers(0, 255, (64, 48, 3), dtype=np.uint8)).save(tmp_path / "mid.png")
+    mid = load_thumbnail(str(tmp_path / "mid.png"), 96)
+    assert (mid.width(), mid.height()) == (72, 96)
 
 
 def test_thumbnails_are_read_at_the_screens_pixel_density(qtbot, tmp_path):
