@@ -651,6 +651,7 @@ class PredictTab(QWidget):
         self.model_combo.setCurrentIndex(idx if idx >= 0 else self._default_model_index(runs))
         self._prev_combo_index = self.model_combo.currentIndex()
         self.model_combo.blockSignals(False)
+        self._fit_topk_to_run()  # (the model chosen with the signals blocked: 5 of a 4-class model was shown)
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)

@@ -729,6 +729,12 @@ def test_default_model_is_the_latest_runs_best(qtbot, tmp_path, ckpt):
     assert w.checkpoint() == str(runs / "20240202-000000-b-d" / "best.pt")
     names = [w.model_combo.itemText(i) for i in range(2)]  # an unfinished run says so; a finished one needs not
     assert names == ["stopped, 1/3 epochs  ·  20240202-000000-b-d", "20240101-000000-a-d"]
+    assert w.topk_spin.maximum() == 20  # (their config.json names no classes)
+    config = json.loads((runs / "20240202-000000-b-d" / "config.json").read_text())
+    config["dataset"] = {"classes": ["a", "b", "c", "d"]}
+    (runs / "20240202-000000-b-d" / "config.json").write_text(json.dumps(config))
+    w.refresh_models(keep=False)  # the model the list starts on: top-k fits its 4 classes before any answer
+    assert (w.topk_spin.maximum(), w.topk_spin.value()) == (4, 4)
     other = tmp_path / "other.pt"
     shutil.copy(ckpt, other)
     w.set_checkpoint(str(other))
