@@ -97,10 +97,12 @@ def _export(fmt: str, checkpoint_path: str, out: str) -> dict[str, Any]:
     return (export.export_onnx if fmt == "onnx" else export.export_torchscript)(checkpoint_path, out)
 
 
-def _evaluated_accuracy(run_dir: str) -> str | None:
+def _evaluated_accuracy(run_dir: str, best_epoch: int | None = None) -> str | None:
     """ "93.1% (val split, 120 images)" of a run's evaluation.json, None if it has none. Read only for the one run
     shown: the file holds a line per image (2 MB for 3600), and reading it for every run selected to compare their
-    curves froze the window for seconds."""
+    curves froze the window for seconds. A best.pt of another epoch than `best_epoch` (the run's best now) is named:
+    a run trained on elsewhere and killed before its final evaluation showed epoch 1's 25.0 % beside "best epoch 12"
+    as if of the same model."""
     from core.runs import read_json
 
     ev = read_json(Path(run_dir) / "evaluation.json")
@@ -110,6 +112,9 @@ def _evaluated_accuracy(run_dir: str) -> str | None:
     where = f"{ev.get('split', '?')} split, {ev.get('num_samples', '?')} images"
     if ev.get("data_changed"):  # evaluated after the folder changed: the split may hold training images
         where += "; the data folder had changed"
+    epoch, name = ev.get("epoch"), Path(str(ev.get("checkpoint") or "best.pt")).name
+    if name == "best.pt" and isinstance(epoch, int) and best_epoch is not None and epoch != best_epoch:
+        where += f"; of epoch {epoch}'s best.pt, not the best now: evaluate it again"
     return f"{acc:.1%} ({where})"
 
 
@@ -1245,7 +1250,7 @@ class RunsTab(QWidget):
                 ("best val acc", "—" if info.best_val_acc is None else f"{info.best_val_acc:.1%}"),
                 ("best epoch", info.best_epoch),
             ]
-        evaluated = _evaluated_accuracy(path)
+        evaluated = _evaluated_accuracy(path, info.best_epoch if info is not None else None)
         if evaluated:
             rows.append(("evaluated accuracy", evaluated))
         for k, v in rows:

@@ -1089,6 +1089,25 @@ def test_an_evaluation_made_after_the_folder_changed_says_so(qtbot, tab, runs):
     assert rows["evaluated accuracy"] == "50.0% (val split, 4 images; the data folder had changed)"
 
 
+def test_an_evaluation_of_an_earlier_best_pt_says_so(qtbot, tab, runs):
+    """Trained on elsewhere (train --resume --epochs) and killed before its final evaluation: epoch 1's 25.0 % was
+    shown beside "best epoch 5" as if of the same model."""
+    ev = {"accuracy": 0.25, "split": "val", "num_samples": 4, "epoch": 1, "checkpoint": str(runs["done"] / "best.pt")}
+    (runs["done"] / "evaluation.json").write_text(json.dumps(ev))
+    tab.refresh()
+    tab.select_runs([str(runs["done"])])
+    rows = _summary_rows(tab)
+    assert rows["best epoch"] == "5"
+    assert (
+        rows["evaluated accuracy"]
+        == "25.0% (val split, 4 images; of epoch 1's best.pt, not the best now: evaluate it again)"
+    )
+    (runs["done"] / "evaluation.json").write_text(json.dumps({**ev, "epoch": 5}))  # of the best.pt there now
+    tab.select_runs([str(runs["stopped"])])
+    tab.select_runs([str(runs["done"])])
+    assert _summary_rows(tab)["evaluated accuracy"] == "25.0% (val split, 4 images)"
+
+
 def test_comparing_runs_reads_no_evaluation_and_one_run_shows_the_newest(qtbot, tab, runs, monkeypatch):
     """evaluation.json holds a line per image (2 MB for 3600): read for every run selected, 200 runs froze the
     window for 2.5 s and kept 440 MB. Only the one-run view reads it, and so shows an evaluation made since."""
