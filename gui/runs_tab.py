@@ -58,6 +58,8 @@ COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", 
 COL_DATE, COL_NAME, COL_ARCH, COL_DATA, COL_EPOCHS, COL_ACC, COL_STATUS = range(len(COLUMNS))
 NUMERIC_COLUMNS = (COL_EPOCHS, COL_ACC)
 STRETCH_COLUMN = COL_NAME  # takes the spare width, so the table has no empty gutter on the right
+WATCHED_RUNS_MAX = 500  # run folders watched for changes made by other programs (newest first: each is a watch
+# the system counts, of a few thousand it allows a user's programs on some)
 ALIVE_CHECK_MS = 3000  # how often a run listed as running is looked at, while the tab is shown
 MAX_FIT_WIDTH = 260  # columns fitted to their contents get no wider than this (the user may widen them)
 DATA_LEAST = 110  # px: the data set's column, narrowed for the run names (see fit_columns)
@@ -715,16 +717,20 @@ class RunsTab(QWidget):
             self._user_sized.add(col)  # a width the user chose is kept across refreshes
 
     def _watch(self, root: Path) -> None:
+        """Watch the runs folder (runs made and deleted), every run's folder (status.json replaced: a run resumed
+        or trained on by another program, which was shown stopped or completed all through it, Delete and Resume
+        offered) up to WATCHED_RUNS_MAX of the newest, and the history.csv of those running (a line per epoch)."""
         old = self._watcher.directories() + self._watcher.files()
         if old:
             self._watcher.removePaths(old)
         paths = [str(root)] if root.is_dir() else []
-        for info in self._infos:
-            if info.status == "running":
-                paths.append(str(info.path))
-                hist = Path(info.path) / "history.csv"
-                if hist.exists():
-                    paths.append(str(hist))
+        running = [i for i in self._infos if i.status == "running"]
+        others = [i for i in self._infos if i.status != "running"][: max(0, WATCHED_RUNS_MAX - len(running))]
+        paths += [str(i.path) for i in running + others]
+        for info in running:
+            hist = Path(info.path) / "history.csv"
+            if hist.exists():
+                paths.append(str(hist))
         if paths:
             self._watcher.addPaths(paths)
 

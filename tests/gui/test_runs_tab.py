@@ -126,6 +126,23 @@ def test_an_emptied_history_says_why_there_are_no_curves(tab, runs):
     )
 
 
+def test_a_run_trained_on_by_another_program_is_seen_without_a_refresh(qtbot, tab, runs):
+    """`train --resume` in a terminal of a run listed as stopped or completed: nothing changed in the runs folder
+    itself, so the row said "completed" all through it, Delete and Train more epochs offered, until F5."""
+    from core.runs import write_status
+
+    tab.show()
+
+    def status() -> str:
+        rows = range(tab.run_count())
+        return next(tab.table.item(r, COL_STATUS).text() for r in rows if tab.table.item(r, COL_NAME).text() == name)
+
+    name = runs["done"].name
+    assert status() == "completed"
+    write_status(runs["done"], "stopped", epochs_done=5)  # (as a resume's start and end replace it)
+    qtbot.waitUntil(lambda: status() == "stopped", timeout=10000)
+
+
 def test_refresh_picks_up_runs_made_elsewhere(tab, runs):
     make_run(runs["done"].parent, "20240104-100000-resnet18-cli", "completed", 2, 1_704_400_000)
     tab.refresh()
