@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.runs import file_stamp
 from gui.app import settings
 from gui.image_view import (
     DropHint,
@@ -340,7 +341,8 @@ class PredictTab(QWidget):
         self._prev_combo_index = -1
         self._image_name = "Image"
         self._reselect: str | None = None  # the file whose row is made current again as a re-run's rows come in
-        # what the table and the single view show: (kind, item, from_list, checkpoint, top_k) of the job that made it
+        # what the table and the single view show: (kind, item, from_list, checkpoint, top_k, the checkpoint's
+        # file_stamp) of the job that made it
         self._jobs: dict[str, tuple] = {}
         self._build()
         self.refresh_models()
@@ -657,6 +659,13 @@ class PredictTab(QWidget):
         super().showEvent(event)
         if self._worker is None:
             self.refresh_models()  # runs finished since the last visit appear in the list
+            self._rerun_if_stale()  # (its model file replaced meanwhile)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        super().changeEvent(event)
+        back = event.type() == QEvent.Type.ActivationChange and self.isActiveWindow() and self.isVisible()
+        if back and self._worker is None:  # the window is come back to (from a terminal that trained the run on)
+            self._rerun_if_stale()
 
     def _add_file_item(self, path: str) -> int:
         idx = self.model_combo.findData(path)
@@ -965,7 +974,7 @@ class PredictTab(QWidget):
             if self.stack.currentIndex() == 2:
                 self.stack.setCurrentIndex(0)
         self._reselect = self._row_to_keep(item) if kind == "many" else None
-        self._jobs[kind] = (kind, item, from_list, checkpoint, top_k)
+        self._jobs[kind] = (kind, item, from_list, checkpoint, top_k, file_stamp(checkpoint))
         if kind == "many":
             self._reset_table()
             self._dropped_folders = [str(p) for p in item if isinstance(p, (str, Path)) and Path(p).is_dir()]
@@ -1011,12 +1020,18 @@ class PredictTab(QWidget):
 
     def _rerun_if_stale(self, force: bool = False) -> None:
         """The model or top-k changed: classify what is on screen again, so no table or view shows answers of a
-        model that is no longer chosen. `force`: the same file with new weights (a run trained further)."""
+        model that is no longer chosen. `force`: the same file with new weights (a run trained further here). The
+        file replaced since (by another program: `train --resume`) is new weights too: the table kept the old
+        answers while a row opened from it showed the new model's."""
         if self._pending is not None:  # a job waiting to start uses the current model and top-k anyway
             return
         shown = {1: "one", 2: "many"}.get(self.stack.currentIndex())
         job = self._jobs.get(shown) if shown else None
-        if job is None or (not force and (job[3], job[4]) == (self.checkpoint(), self.topk_spin.value())):
+        if job is None:
+            return
+        same = (job[3], job[4]) == (self.checkpoint(), self.topk_spin.value())
+        replaced = file_stamp(job[3]) not in (None, job[5])
+        if same and not force and not replaced:
             return
         self._start(job[0], job[1], job[2])
 

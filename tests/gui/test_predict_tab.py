@@ -859,6 +859,33 @@ def test_changing_the_model_or_top_k_classifies_the_shown_images_again(qtbot, ta
     assert tab.stack.currentIndex() == 0 and tab.row_count() == 0 and not tab._jobs
 
 
+def test_answers_of_a_model_file_replaced_since_are_classified_again_when_looked_at(qtbot, tab, ckpt, inputs, tmp_path):
+    """best.pt replaced by another program (`train --resume --epochs` found a better epoch): the table kept the old
+    model's answers, and a row opened from it gave the new model's. Shown again, the tab classifies them again."""
+    import os
+
+    from core.predict import Predictor
+
+    images = [str(p) for p in inputs["loose"] + inputs["in_folder"]]
+    tab.show()
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths(images)
+    wait_idle(qtbot, tab)
+    before = [(r.label, round(r.confidence, 4)) for r in tab.results()]
+    tab.hide()
+    tab.show()  # nothing changed: nothing is classified again
+    assert not tab.is_busy()
+    os.replace(make_checkpoint(tmp_path / "new.pt", seed=7), ckpt)  # as checkpoint.save replaces it
+    tab.hide()
+    tab.show()
+    assert tab.is_busy()
+    wait_idle(qtbot, tab)
+    expected = [
+        (e.label, round(e.confidence, 4)) for e in Predictor.from_checkpoint(ckpt, device="cpu").predict(images)
+    ]
+    assert [(r.label, round(r.confidence, 4)) for r in tab.results()] == expected != before
+
+
 def test_a_deleted_run_leaves_the_model_list_and_takes_its_answers(qtbot, tab, ckpt, inputs, tmp_path):
     tab.set_checkpoint(str(ckpt))
     assert tab.checkpoint() == str(ckpt)
