@@ -659,13 +659,13 @@ class PredictTab(QWidget):
         super().showEvent(event)
         if self._worker is None:
             self.refresh_models()  # runs finished since the last visit appear in the list
-            self._rerun_if_stale()  # (its model file replaced meanwhile)
+            self._rerun_if_stale(replaced_only=True)  # (its model file replaced meanwhile)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802
         super().changeEvent(event)
         back = event.type() == QEvent.Type.ActivationChange and self.isActiveWindow() and self.isVisible()
         if back and self._worker is None:  # the window is come back to (from a terminal that trained the run on)
-            self._rerun_if_stale()
+            self._rerun_if_stale(replaced_only=True)
 
     def _add_file_item(self, path: str) -> int:
         idx = self.model_combo.findData(path)
@@ -1018,22 +1018,22 @@ class PredictTab(QWidget):
         opened = self._jobs.get("one")
         return str(opened[1]) if opened is not None and opened[2] else None
 
-    def _rerun_if_stale(self, force: bool = False) -> None:
+    def _rerun_if_stale(self, force: bool = False, replaced_only: bool = False) -> None:
         """The model or top-k changed: classify what is on screen again, so no table or view shows answers of a
         model that is no longer chosen. `force`: the same file with new weights (a run trained further here). The
         file replaced since (by another program: `train --resume`) is new weights too: the table kept the old
-        answers while a row opened from it showed the new model's."""
+        answers while a row opened from it showed the new model's. `replaced_only`: that alone is looked at (the
+        tab or the window come back to, the list maybe on "Choose checkpoint file…" with its dialog closing)."""
         if self._pending is not None:  # a job waiting to start uses the current model and top-k anyway
             return
         shown = {1: "one", 2: "many"}.get(self.stack.currentIndex())
         job = self._jobs.get(shown) if shown else None
         if job is None:
             return
-        same = (job[3], job[4]) == (self.checkpoint(), self.topk_spin.value())
-        replaced = file_stamp(job[3]) not in (None, job[5])
-        if same and not force and not replaced:
-            return
-        self._start(job[0], job[1], job[2])
+        replaced = job[3] == self.checkpoint() and file_stamp(job[3]) not in (None, job[5])
+        changed = (job[3], job[4]) != (self.checkpoint(), self.topk_spin.value())
+        if replaced or (not replaced_only and (force or changed)):
+            self._start(job[0], job[1], job[2])
 
     def _on_finished(self) -> None:
         self._drain()

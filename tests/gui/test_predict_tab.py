@@ -884,6 +884,13 @@ def test_answers_of_a_model_file_replaced_since_are_classified_again_when_looked
         (e.label, round(e.confidence, 4)) for e in Predictor.from_checkpoint(ckpt, device="cpu").predict(images)
     ]
     assert [(r.label, round(r.confidence, 4)) for r in tab.results()] == expected != before
+    # come back to while the list stands on "Choose checkpoint file…" (its dialog closing): no "Choose a model first"
+    os.replace(make_checkpoint(tmp_path / "newer.pt", seed=8), ckpt)
+    said = tab.status_label.text()
+    tab.model_combo.setCurrentIndex(tab.model_combo.count() - 1)
+    assert tab.checkpoint() is None
+    tab._rerun_if_stale(replaced_only=True)
+    assert not tab.is_busy() and tab.status_label.text() == said
 
 
 def test_a_deleted_run_leaves_the_model_list_and_takes_its_answers(qtbot, tab, ckpt, inputs, tmp_path):
