@@ -222,6 +222,7 @@ class _ResultLabel(QLabel):
 
 
 BUSY_TEXT = "A run is already in progress; stop it before resuming another."
+RESUME_HINT = " <i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>"  # (after how a run with a last.pt ended)
 CPU_ONLY_TORCH = (
     "This machine has an NVIDIA GPU driver, but the PyTorch installed here is built for the CPU only, so training "
     "runs on the CPU. To train on the GPU, install PyTorch's CUDA build (the command is on pytorch.org)."
@@ -1108,7 +1109,9 @@ class TrainTab(QWidget):
             self.resume_button.setEnabled(False)
             return False
         history = [r for r in history if _int(r.get("epoch"), 0) <= saved]
-        override.train.epochs = (planned if planned >= saved else saved + 1) if epochs is None else int(epochs)
+        override.train.epochs = (
+            (planned if planned and planned >= saved else saved + 1) if epochs is None else int(epochs)
+        )
         if epochs is not None and override.train.epochs <= saved:
             self.banner.set_error(f"{Path(run_dir).name} has trained {saved} epochs already; ask for more than that.")
             return False
@@ -1746,7 +1749,7 @@ class TrainTab(QWidget):
         lines = [f"<b>{html.escape(title)}</b>" + (f": {html.escape(result.message)}" if result.message else "")]
         if self._stopped_run() is not None:  # (on the first line: the box shows its first lines unscrolled, and a
             # line of its own cut the run folder's name on a 1024 x 700 screen)
-            lines[0] += f"{'' if lines[0].endswith('.') else '.'} <i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>"
+            lines[0] += f"{'' if lines[0].endswith('.') else '.'}{RESUME_HINT}"
         lost = len(result.unreadable)
         if lost:  # deleted or damaged since the scan: the numbers below are of fewer images than it counted
             lines.append(
@@ -1801,7 +1804,7 @@ class TrainTab(QWidget):
             b.setEnabled(False)
         self.best_checkpoint = self.last_checkpoint = None
         # how it ended stays; what it offered (resume from last.pt, the best epoch's files, its folder) went with it
-        title = self.result_label.text().split("<br>")[0]
+        title = self.result_label.text().split("<br>")[0].replace(RESUME_HINT, "")
         name = html.escape(Path(self.run_dir).name)
         self.result_label.setText(f"{title}<br><i>Its folder {name} has been deleted (checkpoints and curves).</i>")
         self.run_dir = None

@@ -238,7 +238,7 @@ def test_pause_resume_stop_returns_to_idle_with_last_checkpoint(qtbot, tiny_data
         assert again.args[0].reason == "stopped" and again.args[0].run_dir == done.args[0].run_dir
         qtbot.waitUntil(lambda: not is_running(tab.thread), timeout=30000)
         tab.forget_runs([again.args[0].run_dir])  # (deleted in the Runs tab: nothing to resume any more)
-        assert not tab.resume_button.isEnabled()
+        assert not tab.resume_button.isEnabled() and "Resume" not in tab.result_label.text()
     finally:
         _cleanup(panel, tab)
 
@@ -704,7 +704,9 @@ def test_a_deleted_run_takes_its_result_buttons_with_it(qtbot, tmp_path, runs_di
     run = tmp_path / "run"
     run.mkdir()
     tab.run_dir, tab.best_checkpoint = str(run), str(run / "best.pt")
-    tab.result_label.setText("<b>Stopped by you</b><br><i>Resume (Ctrl+Shift+R) goes on from last.pt.</i>")
+    tab.result_label.setText(
+        "<b>Stopped by you</b>: after batch 2 of 30. <i>Resume (Ctrl+Shift+R) goes on from last.pt.</i><br>Best epoch 1"
+    )
     for b in (tab.evaluate_button, tab.predict_button, tab.open_button):
         b.setEnabled(True)
     tab.forget_runs([str(tmp_path / "another")])
@@ -713,7 +715,8 @@ def test_a_deleted_run_takes_its_result_buttons_with_it(qtbot, tmp_path, runs_di
     assert not any(b.isEnabled() for b in (tab.evaluate_button, tab.predict_button, tab.open_button))
     assert tab.run_dir is None and "deleted" in tab.result_label.text()
     # what the run offered went with it: the box says nothing of resuming it any more (it did, above "deleted")
-    assert tab.result_label.text().startswith("<b>Stopped by you</b><br>") and "Resume" not in tab.result_label.text()
+    said = tab.result_label.text()
+    assert said.startswith("<b>Stopped by you</b>: after batch 2 of 30.<br>") and "Resume" not in said
 
 
 @pytest.mark.timeout(300)
@@ -825,6 +828,33 @@ def test_resume_of_a_run_finished_elsewhere_since_it_stopped_here_is_refused(qtb
         assert "has finished since it stopped here (2 epochs, completed)" in tab.banner.text()
         assert "Train more epochs" in tab.banner.text()
         assert runs.read_status(first.run_dir)["epochs_done"] == 2
+    finally:
+        _cleanup(panel, tab)
+
+
+def test_a_resume_goes_to_the_runs_plan_or_one_epoch_past_what_it_holds(qtbot, tiny_dataset, runs_dir, monkeypatch):
+    """The epochs a Resume asks of the trainer: the run's plan; one more than last.pt holds where config.json gives
+    none (damaged), never 0 (a run with no plan and no epoch saved asked for 0, which the trainer refuses)."""
+    from core import runs
+
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir, epochs=7)  # (the form's epochs are not the run's)
+    asked = []
+    monkeypatch.setattr(tab, "_launch", lambda config, index, **kw: asked.append(config.train.epochs))
+    try:
+        run = Path(runs_dir) / "r"
+        run.mkdir()
+        (run / "last.pt").write_bytes(b"x")
+        for plan, done, status, want in (
+            (5, 2, "stopped", 5),
+            (5, 5, "failed", 5),
+            (None, 0, "failed", 1),
+            (None, 3, "stopped", 4),
+            (3, 5, "stopped", 6),
+        ):
+            (run / "config.json").write_text(json.dumps({"train": {"epochs": plan}} if plan else {}))
+            runs.write_status(run, status, epochs_done=done)
+            assert tab.resume_run(str(run)), tab.banner.text()
+            assert asked[-1] == want, (plan, done, asked)
     finally:
         _cleanup(panel, tab)
 
