@@ -110,16 +110,18 @@ class PredictorCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[str, float] | None = None
+        self._key: tuple[str, Any] | None = None
         self._predictor: Any = None
 
     def get(self, checkpoint: str) -> Any:
+        """The Predictor of `checkpoint`, loaded again when the file was replaced (its inode, size or modification
+        time: one copied in with its time kept, `cp -p` or `rsync -t`, was the old model by its time alone)."""
         from core.predict import Predictor
 
-        try:
-            key = (os.path.abspath(checkpoint), os.path.getmtime(checkpoint))
-        except OSError:  # (a message for the user, not a FileNotFoundError without a reason, which read as a bug)
-            raise ModelLoadError(f"{checkpoint}: {gone_checkpoint(checkpoint)}") from None
+        stamp = file_stamp(checkpoint)
+        if stamp is None:  # (a message for the user, not a FileNotFoundError without a reason, which read as a bug)
+            raise ModelLoadError(f"{checkpoint}: {gone_checkpoint(checkpoint)}")
+        key = (os.path.abspath(checkpoint), stamp)
         with self._lock:
             if self._key != key:
                 try:
@@ -661,11 +663,12 @@ class PredictTab(QWidget):
             self.refresh_models()  # runs finished since the last visit appear in the list
             self._rerun_if_stale(replaced_only=True)  # (its model file replaced meanwhile)
 
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
-        super().changeEvent(event)
-        back = event.type() == QEvent.Type.ActivationChange and self.isActiveWindow() and self.isVisible()
-        if back and self._worker is None:  # the window is come back to (from a terminal that trained the run on)
+    def event(self, event: QEvent) -> bool:
+        # the window is come back to (from a terminal that trained the run on): WindowActivate reaches every widget
+        # in it (ActivationChange only the window itself)
+        if event.type() == QEvent.Type.WindowActivate and self.isVisible() and self._worker is None:
             self._rerun_if_stale(replaced_only=True)
+        return super().event(event)
 
     def _add_file_item(self, path: str) -> int:
         idx = self.model_combo.findData(path)

@@ -884,6 +884,22 @@ def test_answers_of_a_model_file_replaced_since_are_classified_again_when_looked
         (e.label, round(e.confidence, 4)) for e in Predictor.from_checkpoint(ckpt, device="cpu").predict(images)
     ]
     assert [(r.label, round(r.confidence, 4)) for r in tab.results()] == expected != before
+
+    # the window come back to (from the terminal), the file replaced by one copied in with its time kept (cp -p): the
+    # answers and the model that gives them are the new file's, not the old model's by its time alone
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    then = os.stat(ckpt).st_mtime_ns
+    os.replace(make_checkpoint(tmp_path / "copied.pt", seed=3), ckpt)
+    os.utime(ckpt, ns=(then, then))
+    QCoreApplication.sendEvent(tab, QEvent(QEvent.Type.WindowActivate))
+    assert tab.is_busy()
+    wait_idle(qtbot, tab)
+    expected = [
+        (e.label, round(e.confidence, 4)) for e in Predictor.from_checkpoint(ckpt, device="cpu").predict(images)
+    ]
+    assert [(r.label, round(r.confidence, 4)) for r in tab.results()] == expected
+
     # come back to while the list stands on "Choose checkpoint file…" (its dialog closing): no "Choose a model first"
     os.replace(make_checkpoint(tmp_path / "newer.pt", seed=8), ckpt)
     said = tab.status_label.text()
