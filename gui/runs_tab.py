@@ -459,6 +459,7 @@ class RunsTab(QWidget):
         self._legend_labels: list[str] = []  # and what it calls them
         self._legend_now: tuple[int, int] = (0, 0)  # its columns and most rows, as placed
         self._laid_out: tuple | None = None  # what the chart's last constrained layout was worked out for
+        self._layout_asked: tuple | None = None  # and what the next one is asked for (drawn: _laid_out)
         self.table.viewport().installEventFilter(self)  # (refits the columns on a resize: eventFilter)
         self.table.installEventFilter(self)  # (Tab into it selects a run: eventFilter)
         self._loss_ax: Any = None
@@ -524,6 +525,7 @@ class RunsTab(QWidget):
         del stretch
         self.chart_layout.insertWidget(0, self.canvas, 1)
         self.canvas.installEventFilter(self)  # a narrower chart gets a legend of fewer columns
+        self.canvas.mpl_connect("draw_event", self._on_drawn)
 
     def eventFilter(self, obj: Any, event: Any) -> bool:
         if event.type() == QEvent.Type.Resize and obj is self.table.viewport():
@@ -1132,12 +1134,21 @@ class RunsTab(QWidget):
     def _lay_out(self, key: tuple | None) -> None:
         """Constrained layout at the next draw only when `key` (_layout_key; None: unknown) differs from the last
         one laid out: it was 60 % of a draw (0.15 s of 0.25 s per arrow key in the runs list), and the margins it
-        finds for one run fit the next run drawn alike. Otherwise the axes keep the places it gave them."""
+        finds for one run fit the next run drawn alike. Otherwise the axes keep the places it gave them. A layout
+        counts once drawn (_on_drawn): two selections before one draw (an arrow key held) leave none worked out."""
         if self.figure is None:
             return
-        same = key is not None and key == self._laid_out
-        self.figure.set_layout_engine("none" if same else "constrained")
-        self._laid_out = key
+        if key is not None and key == self._laid_out:
+            self.figure.set_layout_engine("none")
+        else:
+            self.figure.set_layout_engine("constrained")
+            self._layout_asked = key
+
+    def _on_drawn(self, _event: Any) -> None:
+        from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+        if isinstance(self.figure.get_layout_engine(), ConstrainedLayoutEngine):
+            self._laid_out, self._layout_asked = self._layout_asked, None
 
     def _mark_off_scale(
         self,
@@ -1595,6 +1606,11 @@ class RunsTab(QWidget):
 
         store = self._store()
         errors, deleted, partly = [], [], []
+        # not watched while they go: on Windows a watched folder is held open, and its rename aside refused
+        watched = set(self._watcher.directories() + self._watcher.files())
+        going = [w for w in watched for p in paths if w == str(p) or Path(w).parent == Path(p)]
+        if going:
+            self._watcher.removePaths(going)
         for p in paths:
             try:
                 store.delete(p)

@@ -523,19 +523,25 @@ def test_runs_drawn_alike_keep_the_charts_layout_and_others_get_theirs(qtbot, ta
             for ax in (tab.loss_ax, tab.acc_ax)
         ]
 
-    def check(paths, kept: bool) -> None:
+    def check(paths, kept: bool, before=()) -> None:
+        for earlier in before:  # selected, not drawn (an arrow key held: one draw for several selections)
+            tab.select_runs([str(p) for p in earlier])
         tab.select_runs([str(p) for p in paths])
         assert isinstance(tab.figure.get_layout_engine(), ConstrainedLayoutEngine) != kept
         tab.canvas.draw()
         drawn = places()
-        tab.figure.set_layout_engine("constrained")  # afresh
+        state = tab._laid_out, tab._layout_asked
+        tab.figure.set_layout_engine("constrained")  # afresh, to compare (and what the tab knows left as it was)
         tab.canvas.draw()
+        tab._laid_out, tab._layout_asked = state
         again = places()
         assert all(abs(a - b) <= 2 for a, b in zip(sum(drawn, []), sum(again, []), strict=True)), (drawn, again)
 
     check([runs["done"]], kept=False)  # the first draw
     check([alike], kept=True)  # the next run down the list, drawn alike
     check([runs["stopped"]], kept=False)  # its title is a note over two lines
+    check([alike], kept=False, before=[[runs["done"]]])  # (done's layout asked for, never drawn)
+    check([runs["stopped"]], kept=False)
     check([runs["done"]], kept=False)
     check([runs["done"], alike], kept=True)  # their legend takes one row, as one run's
     tab.canvas.resize(tab.canvas.width() - 200, tab.canvas.height())
@@ -780,7 +786,17 @@ def test_export_model_saves_a_checked_file_or_says_why_not(qtbot, tab, runs, tmp
     assert not (tmp_path / "bad.onnx").exists() and tab.last_export is None
 
 
-def test_delete_asks_and_removes(qtbot, tab, runs, answer_question):
+def test_delete_asks_and_removes(qtbot, tab, runs, answer_question, monkeypatch):
+    from core.runs import RunStore
+
+    real, watched = RunStore.delete, []
+
+    def delete(store, path):  # (on Windows a watched folder is held open: its rename aside was refused)
+        watched.append(str(path) in tab._watcher.directories())
+        return real(store, path)
+
+    monkeypatch.setattr(RunStore, "delete", delete)
+    assert str(runs["failed"]) in tab._watcher.directories()  # (a run trained on elsewhere is seen: watched)
     tab.select_runs([str(runs["failed"])])
     asked = answer_question("Cancel")
     assert tab.delete_selected() is False
@@ -792,6 +808,7 @@ def test_delete_asks_and_removes(qtbot, tab, runs, answer_question):
     with qtbot.waitSignal(tab.runs_deleted, timeout=5000) as deleted:
         assert tab.delete_selected() is True
     assert deleted.args[0] == [str(runs["failed"])]  # the other tabs drop what pointed at it
+    assert watched == [False]  # not watched while it went
     assert said == [f"Deleted {runs['failed'].name}"]  # (the status bar confirms it)
     assert runs["failed"].name in asked[0][0]
     assert not runs["failed"].exists()
