@@ -1607,8 +1607,9 @@ class RunsTab(QWidget):
         store = self._store()
         errors, deleted, partly = [], [], []
         # not watched while they go: on Windows a watched folder is held open, and its rename aside refused
-        watched = set(self._watcher.directories() + self._watcher.files())
-        going = [w for w in watched for p in paths if w == str(p) or Path(w).parent == Path(p)]
+        folders = {str(p) for p in paths}
+        going = [w for w in self._watcher.directories() if w in folders]
+        going += [w for w in self._watcher.files() if str(Path(w).parent) in folders]  # (a running run's history)
         if going:
             self._watcher.removePaths(going)
         for p in paths:

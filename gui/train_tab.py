@@ -1697,15 +1697,14 @@ class TrainTab(QWidget):
     def _on_epoch_end(self, m: Any) -> None:
         self.charts.add_metrics(m)
         self.epoch_bar.setValue(m.epoch)
-        keep = _unbroken
         val = (
-            f" · val {keep(f'loss {m.val_loss:.4f}')}, {keep(f'acc {100 * m.val_acc:.1f}%')}"
+            f" · val {_unbroken(f'loss {m.val_loss:.4f}')}, {_unbroken(f'acc {100 * m.val_acc:.1f}%')}"
             if m.val_acc is not None
             else ""
         )
         self.log_line(
-            f"Epoch {m.epoch}: train {keep(f'loss {m.train_loss:.4f}')}, {keep(f'{self._acc_name} {100 * m.train_acc:.1f}%')}"
-            f"{val} · {keep(m.lr_text())} · {keep(f'{m.seconds:.1f} s')}"
+            f"Epoch {m.epoch}: train {_unbroken(f'loss {m.train_loss:.4f}')}, {_unbroken(f'{self._acc_name} {100 * m.train_acc:.1f}%')}"
+            f"{val} · {_unbroken(m.lr_text())} · {_unbroken(f'{m.seconds:.1f} s')}"
         )
 
     def _on_warning(self, msg: str) -> None:
