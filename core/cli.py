@@ -1056,7 +1056,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             note = "  (no last.pt: it cannot be resumed; best.pt can be used)"
         elif r.message and r.status in ("failed", "unreadable", "interrupted"):  # (a damaged status.json: why)
             note = f"  ({r.message if len(r.message) <= 70 else r.message[:69] + '…'})"
-        print(f"  {_pad(r.name, 48)} {r.status:<12} epochs {r.epochs_done}/{planned}  best val acc {acc}{_field(note)}")
+        status = "paused" if r.paused else r.status  # (status.json says "running" through a pause)
+        print(f"  {_pad(r.name, 48)} {status:<12} epochs {r.epochs_done}/{planned}  best val acc {acc}{_field(note)}")
     return 0
 
 

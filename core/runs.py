@@ -30,6 +30,9 @@ from core.config import MAX_EPOCHS
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 BATCH_FIELDS = ("epoch", "step", "steps", "loss")  # batches.csv: the epoch's running mean loss as training went
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
+# In a run folder while its training is paused (the app's Pause; status.json goes on saying "running"): other
+# programs' listings (`runs`, another window) said "running" all through a pause.
+PAUSED_MARKER = ".paused"
 
 
 def default_runs_dir() -> Path:
@@ -141,6 +144,7 @@ class RunInfo:
     damaged_files: tuple[str, ...] = ()  # its checkpoints that are empty or cut short (not counted as had)
     unreadable_files: tuple[str, ...] = ()  # its status.json, config.json or history.csv, there but not readable
     host: str = ""  # the machine its status.json names, when that is another one (a run copied from there, or shared)
+    paused: bool = False  # running, and paused by the app that trains it (PAUSED_MARKER)
 
     @property
     def ended_early(self) -> bool:
@@ -461,6 +465,17 @@ def is_onnx(path: str | Path) -> bool:
     except OSError:
         return False
     return len(head) == 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] == 0x12
+
+
+def mark_paused(run_dir: str | Path, paused: bool) -> None:
+    """Say in the run folder that its training is paused (PAUSED_MARKER), or no longer. Never raises: a folder
+    that cannot take the mark only goes on being listed as running."""
+    path = Path(run_dir) / PAUSED_MARKER
+    with contextlib.suppress(OSError):
+        if paused:
+            path.touch()
+        else:
+            path.unlink(missing_ok=True)
 
 
 def remove_stale_temp_files(folder: str | Path) -> int:
@@ -1332,6 +1347,7 @@ class RunStore:
             damaged_files=cut,
             unreadable_files=tuple(damaged),
             host=host if isinstance(host, str) and host != socket.gethostname() else "",
+            paused=shown == "running" and (path / PAUSED_MARKER).exists(),  # (a killed run's mark is not a pause)
         )
 
     def list(self) -> list[RunInfo]:

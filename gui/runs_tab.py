@@ -688,6 +688,10 @@ class RunsTab(QWidget):
             cells[COL_STATUS].setText("paused")  # (it said "running", "Training now", beside "Paused" below)
             cells[COL_STATUS].setForeground(QColor(WARNING_COLOR))
             cells[COL_STATUS].setToolTip("Paused in this window: Resume in the Train tab goes on with it")
+        elif self._paused_elsewhere(info):
+            cells[COL_STATUS].setText("paused")
+            cells[COL_STATUS].setForeground(QColor(WARNING_COLOR))
+            cells[COL_STATUS].setToolTip("Paused in another window: its Resume goes on with it")
         for c in (COL_EPOCHS, COL_ACC):
             cells[c].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for col, item in enumerate(cells):
@@ -862,6 +866,11 @@ class RunsTab(QWidget):
             and Path(info.path) == Path(self._paused_run)
         )
 
+    def _paused_elsewhere(self, info: Any) -> bool:
+        """Whether `info` is a run another program (another window) holds paused: `runs` and this list said
+        "running" all through it."""
+        return bool(info is not None and info.status == "running" and info.paused and not self._is_paused(info))
+
     def set_paused_run(self, run_dir: str | None) -> None:
         """The run the Train tab has paused (None: none is): its row says "paused", not "running"."""
         if run_dir != self._paused_run:
@@ -889,6 +898,8 @@ class RunsTab(QWidget):
         self.resume_button.setEnabled(bool(one and (one.resumable or more)))
         if self._is_paused(one):  # a disabled button says why
             self.resume_button.setToolTip("This run is paused in the Train tab: its Resume goes on with it")
+        elif self._paused_elsewhere(one):
+            self.resume_button.setToolTip("This run is paused in another window: its Resume goes on with it")
         elif one is not None and one.status == "running" and getattr(one, "host", ""):
             from core.runs import foreign_quiet_s
 
@@ -924,7 +935,13 @@ class RunsTab(QWidget):
         elif one is None:
             no_best = no_epoch = "This run's folder cannot be read"
         elif one.status == "running":
-            doing = "paused in its first epoch (Train tab)" if self._is_paused(one) else "in its first epoch"
+            doing = (
+                "paused in its first epoch (Train tab)"
+                if self._is_paused(one)
+                else "paused in its first epoch"
+                if self._paused_elsewhere(one)
+                else "in its first epoch"
+            )
             no_best = no_epoch = f"This run is {doing}: its best.pt and curves come when that epoch ends"
         else:
             no_best = "This run has no best.pt: it ended before its first epoch was saved"
@@ -937,6 +954,8 @@ class RunsTab(QWidget):
             no_delete = "Select a run first"
         elif any(self._is_paused(i) for i in infos):
             no_delete = "A run paused in the Train tab cannot be deleted; stop it there first"
+        elif any(self._paused_elsewhere(i) for i in infos):
+            no_delete = "A run paused in another window cannot be deleted; stop it there first"
         elif any(i is not None and i.status == "running" for i in infos):
             no_delete = "A run training now cannot be deleted"
         else:
@@ -1258,7 +1277,8 @@ class RunsTab(QWidget):
         summary.setToolTip(1, path)
         self.settings_tree.addTopLevelItem(summary)
         # (paused: as its row says; status.json says "running" while the Train tab holds it)
-        rows = [("status", "paused" if self._is_paused(info) else info.status if info else record.status.get("status"))]
+        paused = self._is_paused(info) or self._paused_elsewhere(info)
+        rows = [("status", "paused" if paused else info.status if info else record.status.get("status"))]
         if record.status.get("message"):
             rows.append(("message", record.status.get("message")))
         if info is not None:

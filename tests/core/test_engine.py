@@ -1062,6 +1062,65 @@ def test_a_pause_first_reports_the_steps_done_since_the_last_progress_event(data
     assert result.reason == "completed" and seen_paused == [3]
 
 
+def test_a_paused_run_is_listed_as_paused_by_other_programs_and_not_after(dataset, tmp_path, capsys, monkeypatch):
+    """The app's Pause wrote nothing: status.json says "running" all through it, and `runs` (or another window)
+    said "running". While paused the run folder holds runs.PAUSED_MARKER; a resume, a stop or a kill ends it."""
+    import threading
+
+    from core.cli import main as cli_main
+
+    token = StopToken()
+    marked_now = threading.Event()
+    seen: list[tuple] = []
+    mark = runs.mark_paused
+
+    def mark_and_tell(run_dir, paused):
+        mark(run_dir, paused)
+        if paused:
+            marked_now.set()
+
+    def another_program() -> None:  # lists the runs while the trainer waits, paused, then presses Resume
+        try:
+            if not marked_now.wait(20):
+                return
+            info = runs.RunStore(tmp_path).list()[0]
+            assert cli_main(["runs", "--runs-dir", str(tmp_path)]) == 0
+            listed = capsys.readouterr().out
+            seen.append((info.status, info.paused, (info.path / runs.PAUSED_MARKER).exists(), listed))
+        finally:
+            token.resume()
+
+    class PauseAtStep2(Recorder):
+        def on_batch_end(self, p):
+            super().on_batch_end(p)
+            if (p.epoch, p.step) == (1, 2) and not token.paused and not seen:
+                token.pause()  # between two steps, as the Pause button does
+                threading.Thread(target=another_program, daemon=True).start()
+
+    monkeypatch.setattr(runs, "mark_paused", mark_and_tell)
+    monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # (an event at every step: step 2's is not skipped)
+    cfg = config(dataset, epochs=1, batch_size=2)
+    result = Trainer(cfg, callbacks=[PauseAtStep2()], stop=token, runs_dir=tmp_path).fit()
+    assert result.reason == "completed", result.message
+    assert len(seen) == 1
+    status, paused, marked, listed = seen[0]
+    assert (status, paused, marked) == ("running", True, True)
+    assert " paused " in listed and " running " not in listed
+    run = Path(result.run_dir)
+    assert not (run / runs.PAUSED_MARKER).exists() and runs.RunStore(tmp_path).list()[0].paused is False
+
+    # a run killed while paused: its mark says nothing (the run is interrupted), and a resume removes it
+    runs.write_status(run, "running", pid=2**22 + 12345)  # (no such process: taken as interrupted)
+    (run / runs.PAUSED_MARKER).touch()
+    info = runs.RunStore(tmp_path).list()[0]
+    assert (info.status, info.paused) == ("interrupted", False)
+    trainer = Trainer(None, resume=run)
+    try:
+        assert not (run / runs.PAUSED_MARKER).exists()
+    finally:
+        trainer.close()
+
+
 def test_nan_loss_fails_and_keeps_best(dataset, tmp_path):
     class Poison(Recorder):
         trainer = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import warnings
 from pathlib import Path
 
@@ -1313,6 +1314,43 @@ def test_the_run_paused_in_the_train_tab_says_paused(qtbot, tab, runs):
     tab.select_runs([str(first)])
     assert tab.settings_tree.topLevelItem(0).child(0).text(1) == "running"
     assert tab.predict_button.toolTip().startswith("This run is in its first epoch:")
+
+
+def test_a_run_paused_in_another_window_says_paused_here_too(qtbot, tab, runs):
+    """Paused in a second window (or by another program of the app), a run's row here said "running" ("training
+    now") all through the pause: its trainer marks the folder (runs.PAUSED_MARKER), which is watched."""
+    from core.runs import PAUSED_MARKER
+
+    live = make_run(
+        runs["done"].parent, "20240106-100000-resnext11_2x4d-shapes", "running", 0, 1_704_600_000, False, False
+    )
+    tab.refresh()
+    tab.show()
+
+    def cell():
+        row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == live.name)
+        return tab.table.item(row, COL_STATUS)
+
+    assert cell().text() == "running"
+    (live / PAUSED_MARKER).touch()  # (the other window's Pause)
+    qtbot.waitUntil(lambda: cell().text() == "paused", timeout=10000)
+    assert "another window" in cell().toolTip()
+    tab.select_runs([str(live)])
+    status_row = tab.settings_tree.topLevelItem(0).child(0)
+    assert (status_row.text(0), status_row.text(1)) == ("status", "paused")
+    assert tab.resume_button.toolTip() == "This run is paused in another window: its Resume goes on with it"
+    assert tab.predict_button.toolTip().startswith("This run is paused in its first epoch:")
+    assert tab.delete_button.toolTip().startswith("A run paused in another window cannot be deleted")
+    assert not tab.delete_button.isEnabled() and not tab.resume_button.isEnabled()
+    (live / PAUSED_MARKER).unlink()  # (its Resume)
+    qtbot.waitUntil(lambda: cell().text() == "running", timeout=10000)
+    # a mark left by a run killed while paused says nothing: the run is interrupted
+    (live / PAUSED_MARKER).touch()
+    status = json.loads((live / "status.json").read_text())
+    gone = {"pid": 2**22 + 12345, "hostname": socket.gethostname()}  # (no such process here)
+    (live / "status.json").write_text(json.dumps({**status, **gone}))
+    tab.refresh()
+    assert cell().text().startswith("interrupted") and "paused" not in cell().toolTip()
 
 
 def test_a_hidden_runs_tab_is_not_read_again_for_a_pause_until_it_is_shown(qtbot, tab, runs, monkeypatch):
