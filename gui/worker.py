@@ -259,12 +259,16 @@ def start_worker(worker: QObject, parent: QObject | None = None) -> QThread:
     # connection lock, and deadlocks with a GUI thread that holds the GIL while connecting signals. The worker and
     # the thread are released by _forget instead, on the GUI thread, once the thread has finished.
     entry: list[Any] = [thread, worker]
+    stop_on_destroyed: list[Callable[..., Any]] = []  # (connected to the parent while the worker runs)
 
     def _forget(*_: Any) -> None:  # on the GUI thread, after the thread has finished
         thread.wait()
         if entry in _ACTIVE:
             _ACTIVE.remove(entry)
         forget_relay.deleteLater()
+        for fn in stop_on_destroyed:  # (each worker left one on its tab, for the tab's life: a leak per job)
+            with contextlib.suppress(RuntimeError, TypeError):  # (the parent gone already)
+                parent.destroyed.disconnect(fn)
 
     forget_relay = _Relay(_forget)
     entry.append(forget_relay)
@@ -274,7 +278,8 @@ def start_worker(worker: QObject, parent: QObject | None = None) -> QThread:
         stopper = getattr(worker, "cancel", None) or getattr(worker, "stop", None)
         if stopper is not None:
             ref = weakref.WeakMethod(stopper)
-            parent.destroyed.connect(lambda *_: (m := ref()) is not None and m())
+            stop_on_destroyed.append(lambda *_: (m := ref()) is not None and m())
+            parent.destroyed.connect(stop_on_destroyed[0])
     thread.start()
     return thread
 

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -408,6 +409,43 @@ def test_function_worker_passes_progress_and_stop_and_reports(qtbot):
     start_worker(failing)
     qtbot.waitUntil(lambda: bool(err), timeout=30000)
     assert "ZeroDivisionError" in err[0]
+    qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
+
+
+def test_a_finished_worker_leaves_nothing_connected_to_its_parent(qtbot):
+    """Each worker connected a stop to its parent's destroyed signal for the parent's life: a tab that ran 200 jobs
+    (thumbnails, predictions, listings) held 200 connections and their closures. A parent destroyed while its
+    worker runs still stops it."""
+    from PySide6.QtCore import SIGNAL
+    from PySide6.QtWidgets import QWidget
+
+    from gui.worker import _ACTIVE
+
+    owner = QWidget()
+
+    def receivers() -> int:
+        return owner.receivers(SIGNAL("destroyed(QObject*)"))
+
+    counts = []
+    for _ in range(6):
+        worker = FunctionWorker(lambda: None)
+        start_worker(worker, owner)
+        qtbot.waitUntil(lambda w=worker: all(e[1] is not w for e in _ACTIVE), timeout=10000)  # (released)
+        counts.append(receivers())
+    assert counts[-1] == counts[0], counts  # (PySide keeps one of its own from the first connection on)
+
+    def job(progress=None, stop=None):
+        while not stop.stopped:  # (until the parent's end cancels it)
+            time.sleep(0.005)
+        return "stopped"
+
+    res = []
+    w = FunctionWorker(job)
+    w.result.connect(res.append)
+    start_worker(w, owner)
+    assert receivers() == counts[0] + 1
+    owner.deleteLater()
+    qtbot.waitUntil(lambda: res == ["stopped"], timeout=10000)
     qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
 
 
