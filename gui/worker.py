@@ -197,6 +197,29 @@ class FunctionWorker(QObject):
             self.result.emit(value)
         finally:
             self.finished.emit()
+            release_free_memory()
+
+
+_TRIM: list[Any] = []  # glibc's malloc_trim, once looked up (None where there is none: macOS, Windows, musl)
+
+
+def release_free_memory() -> None:
+    """Hand back to the system the memory the C allocator keeps free (glibc's malloc_trim; elsewhere nothing).
+
+    Every job runs on a thread of its own, and glibc keeps what a thread freed in that thread's arena for later:
+    over a session of trainings, evaluations and predictions the app grew ~27 MB a round (1.0 to 1.5 GB in 20
+    rounds) while ~200 MB of it was in use. Called on the worker's thread as its job ends: a few milliseconds."""
+    if not _TRIM:
+        trim = None
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError, AttributeError):
+                import ctypes
+
+                trim = ctypes.CDLL(None).malloc_trim
+        _TRIM.append(trim)
+    if _TRIM[0] is not None:
+        with contextlib.suppress(Exception):
+            _TRIM[0](0)
 
 
 class _Relay(QObject):
@@ -458,3 +481,4 @@ class TrainingWorker(QObject):
             if self._held_batch and result is not None and result.reason != "failed":  # (not after an error: the
                 self.batch.emit(self._held_batch.pop())  # batch that failed is not one last.pt holds)
             self.finished.emit(result)
+            release_free_memory()

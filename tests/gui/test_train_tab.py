@@ -449,6 +449,28 @@ def test_a_finished_worker_leaves_nothing_connected_to_its_parent(qtbot):
     qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
 
 
+def test_each_job_hands_its_freed_memory_back_on_its_own_thread(qtbot, monkeypatch):
+    """glibc kept what each job's thread freed in that thread's arena: a session of trainings, evaluations and
+    predictions grew ~27 MB a round (1.0 to 1.5 GB in 20 rounds) with ~200 MB in use."""
+    import platform
+    import sys
+
+    from gui import worker as worker_module
+
+    trims = []
+    monkeypatch.setattr(worker_module, "release_free_memory", lambda: trims.append(threading.current_thread()))
+    res = []
+    job = FunctionWorker(lambda: 42)
+    job.result.connect(res.append)
+    start_worker(job)
+    qtbot.waitUntil(lambda: not active_threads(), timeout=10000)
+    assert res == [42] and len(trims) == 1 and trims[0] is not threading.main_thread()
+    monkeypatch.undo()
+    worker_module.release_free_memory()  # the real one: no error, wherever it runs
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert worker_module._TRIM[0] is not None  # (found: not a silent no-op on glibc)
+
+
 def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
     import core.engine
     from core.engine import BatchProgress, FitResult
