@@ -196,6 +196,19 @@ class _Canvas(FigureCanvasQTAgg):
         """A full draw, in the charts' style: ticks made by it (after a clear, on new limits) take _RC's sizes."""
         super().draw()
 
+    def draw_idle(self) -> None:
+        """Matplotlib's redraw after a resize, paced as the chart's own (and none while hidden: showEvent draws):
+        each resize drew the whole figure at the next turn of the event loop, besides the chart's own draw (a
+        rescan showing and hiding the progress row above it drew 150 classes' bars five times, 0.1-0.2 s each; a
+        window dragged larger, once per step, the training charts too, and those of hidden tabs as well). At the
+        next turn of the event loop at the soonest: the resize that asks has not finished placing the titles."""
+        self._dirty = True
+        if not self.isVisible():
+            return
+        wait_ms = max(0, round((self.MIN_DRAW_INTERVAL_S - (time.monotonic() - self._last_draw)) * 1000))
+        if not self._timer.isActive() or self._timer.remainingTime() > wait_ms:
+            self._timer.start(wait_ms)
+
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         self.relayout()
         super().resizeEvent(event)
@@ -604,12 +617,6 @@ class BarChart(_Canvas):
         self.ax.set_yticks(list(shown), [labels[i] for i in shown], fontsize=8)
         for i, text in enumerate(self._counts):
             text.set_visible(i % k == 0)
-
-    def draw_idle(self) -> None:
-        """Matplotlib's redraw after a resize, paced as the chart's own: each resize drew the whole figure at the
-        next turn of the event loop, besides the chart's own draw (a rescan showing and hiding the progress row
-        above it drew 150 classes' bars five times, 0.1-0.2 s each; a window dragged larger, once per step)."""
-        self.request_draw()
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         if getattr(self, "_labels", None):  # (before the resize's own draw: a request of its own drew twice)
