@@ -431,4 +431,15 @@ def main(argv: list[str] | None = None) -> int:
             os._exit(0)  # a measurement hook: skip waiting for the background imports
 
         QTimer.singleShot(0, _report)
-    return int(app.exec())
+    rc = int(app.exec())
+    # A job started after the window's close waited for its workers (a queued answer asking for one: the model's
+    # summary once the device was known) must end before Python lets go of its thread: Qt ended the process on
+    # "QThread: Destroyed while thread is still running" (SIGABRT; 2 of ~1,200 launches closed during start-up).
+    from gui.worker import wait_for_workers
+
+    if not wait_for_workers(timeout_s=60.0):  # (one that would not stop: the process ends without Python's teardown)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(rc)
+    return rc
