@@ -684,14 +684,15 @@ class RunsTab(QWidget):
         cells[COL_NAME].setToolTip(str(info.path))
         cells[COL_STATUS].setForeground(QColor(STATUS_COLORS.get(info.status, "#4a525c")))
         cells[COL_STATUS].setToolTip(status_explanation(info))
-        if self._is_paused(info):
+        here = self._is_paused(info)
+        if here or self._paused_elsewhere(info):
             cells[COL_STATUS].setText("paused")  # (it said "running", "Training now", beside "Paused" below)
             cells[COL_STATUS].setForeground(QColor(WARNING_COLOR))
-            cells[COL_STATUS].setToolTip("Paused in this window: Resume in the Train tab goes on with it")
-        elif self._paused_elsewhere(info):
-            cells[COL_STATUS].setText("paused")
-            cells[COL_STATUS].setForeground(QColor(WARNING_COLOR))
-            cells[COL_STATUS].setToolTip("Paused in another window: its Resume goes on with it")
+            cells[COL_STATUS].setToolTip(
+                "Paused in this window: Resume in the Train tab goes on with it"
+                if here
+                else "Paused in another window: its Resume goes on with it"
+            )
         for c in (COL_EPOCHS, COL_ACC):
             cells[c].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for col, item in enumerate(cells):
