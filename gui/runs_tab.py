@@ -60,6 +60,8 @@ NUMERIC_COLUMNS = (COL_EPOCHS, COL_ACC)
 STRETCH_COLUMN = COL_NAME  # takes the spare width, so the table has no empty gutter on the right
 WATCHED_RUNS_MAX = 500  # run folders watched for changes made by other programs (newest first: each is a watch
 # the system counts, of a few thousand it allows a user's programs on some)
+SELECTION_SHOW_MS = 60  # a selection changed by hand is drawn once it rests this long (a held arrow key: the run
+# it stops on, not a whole redraw for each run it passes, 0.1-0.3 s apiece); one chosen by the program at once
 ALIVE_CHECK_MS = 3000  # how often a run listed as running is looked at, while the tab is shown
 MAX_FIT_WIDTH = 260  # columns fitted to their contents get no wider than this (the user may widen them)
 DATA_LEAST = 110  # px: the data set's column, narrowed for the run names (see fit_columns)
@@ -386,7 +388,11 @@ class RunsTab(QWidget):
         self._fitting = False
         h.sectionResized.connect(self._on_section_resized)
         self.table.sortItems(COL_DATE, Qt.SortOrder.DescendingOrder)
-        self.table.itemSelectionChanged.connect(self._on_selection)
+        self._selection_rest = QTimer(self)
+        self._selection_rest.setSingleShot(True)
+        self._selection_rest.setInterval(SELECTION_SHOW_MS)
+        self._selection_rest.timeout.connect(self._on_selection)
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
         self.table.doubleClicked.connect(lambda *_: self._evaluate())
         on_return(self.table, self._evaluate)
 
@@ -830,10 +836,18 @@ class RunsTab(QWidget):
             selection.setCurrentIndex(model.index(rows[-1], COL_NAME), QItemSelectionModel.SelectionFlag.NoUpdate)
         flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         selection.select(chosen, flags)
+        if self._selection_rest.isActive():  # (chosen by the program: shown at once)
+            self._on_selection()
 
     # ------------------------------------------------------------------ selection → curves, settings, buttons
 
+    def _on_selection_changed(self) -> None:
+        """By hand (a click, an arrow key): the buttons follow at once, the curves and settings once it rests."""
+        self._update_buttons()
+        self._selection_rest.start()
+
     def _on_selection(self) -> None:
+        self._selection_rest.stop()
         self._draw_curves()
         self._show_settings()
         self._update_buttons()

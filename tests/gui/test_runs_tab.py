@@ -26,6 +26,7 @@ from gui.runs_tab import (
     COL_STATUS,
     COLUMNS,
     NUMERIC_COLUMNS,
+    PATH_ROLE,
     RunsTab,
     short_run_labels,
 )
@@ -98,6 +99,29 @@ def test_lists_every_run_with_its_columns(tab, runs):
         )
     }
     assert tab.table.item(0, COL_ARCH).text() == "resnext11_2x4d"
+
+
+def test_a_held_arrow_key_draws_the_run_it_stops_on_not_each_one_it_passes(qtbot, tab, runs, monkeypatch):
+    """Each arrow key redrew the curves and the settings of the run it reached (0.1-0.3 s apiece): a key held down
+    a list of runs froze the window on every row. The buttons follow at once; a selection the program makes
+    (select_runs) is shown at once too."""
+    tab.show()
+    qtbot.waitExposed(tab)
+    first = tab.table.item(0, COL_NAME).data(PATH_ROLE)
+    tab.select_runs([first])
+    drawn = []
+    real = tab._draw_curves
+    monkeypatch.setattr(tab, "_draw_curves", lambda: (drawn.append(tab.selected_paths()), real())[1])
+    tab.table.setFocus()
+    for _ in range(2):
+        qtbot.keyClick(tab.table, Qt.Key.Key_Down)
+    last = tab.table.item(2, COL_NAME).data(PATH_ROLE)
+    assert tab.selected_paths() == [last] and drawn == []  # (nothing drawn on the way)
+    assert tab.delete_button.isEnabled() == (tab._info(last).status != "running")  # the buttons: at once
+    qtbot.waitUntil(lambda: drawn == [[last]], timeout=5000)
+    assert tab.settings_tree.topLevelItem(0).text(1) == Path(last).name
+    tab.select_runs([first])
+    assert drawn[-1] == [first]  # (chosen by the program: drawn at once)
 
 
 def test_a_diverged_runs_curves_and_buttons_are_shown(tab, runs):
