@@ -914,6 +914,21 @@ class Trainer:
             runs.remove_stale_temp_files(self.resume_dir)  # a killed run's half-written checkpoints (ours now)
             runs.mark_paused(self.resume_dir, False)  # (and a pause it was killed in)
 
+    def wait_out_pause(self) -> float:
+        """Wait while paused, until resumed or stopped; the seconds waited. The run folder says it meanwhile
+        (runs.mark_paused: `runs` and other windows said "running" all through a pause)."""
+        marked = self.is_main and self.run_dir is not None
+        if marked:
+            runs.mark_paused(self.run_dir, True)
+        p0 = time.perf_counter()
+        try:
+            while not self.stop.wait_if_paused(0.25) and not self.stop.stopped:
+                pass
+            return time.perf_counter() - p0
+        finally:
+            if marked:
+                runs.mark_paused(self.run_dir, False)
+
     def close(self) -> None:
         """Let go of the run folder without training: a Trainer that resumes a run holds its lock from construction
         until fit() ends (or this, or its garbage collection)."""
@@ -2329,22 +2344,11 @@ class _EpochMeter:
         self._file_recent = runs.RecentLoss()  # and since the previous progress.json (distributed)
 
     def wait_if_paused(self) -> None:
-        stop, trainer = self.trainer.stop, self.trainer
-        if stop.paused:
-            marked = trainer.is_main and trainer.run_dir is not None
-            if marked:  # (first: the report below may take a while, and other programs list the run meanwhile)
-                runs.mark_paused(trainer.run_dir, True)
-            try:
-                if self.seen and self._ticked > self.reported:  # the steps done since the last event, said before
-                    self._pending = None  # the wait ("Batch 8 / 15" showed for a pause while 9 were trained)
-                    self._report(self.totals().tolist(), self._ticked, self.seen, time.perf_counter())
-                p0 = time.perf_counter()
-                while not stop.wait_if_paused(0.25) and not stop.stopped:
-                    pass
-                self.paused += time.perf_counter() - p0
-            finally:
-                if marked:
-                    runs.mark_paused(trainer.run_dir, False)
+        if self.trainer.stop.paused:
+            if self.seen and self._ticked > self.reported:  # the steps done since the last event, said before the
+                self._pending = None  # wait (a pause showed "Batch 8 / 15" while 9 were trained, as Stop then said)
+                self._report(self.totals().tolist(), self._ticked, self.seen, time.perf_counter())
+            self.paused += self.trainer.wait_out_pause()
 
     def resume_from(
         self, steps: int, loss_sum: float, correct: float, first_bad: float, seen: int, rows: Any = None

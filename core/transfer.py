@@ -375,10 +375,7 @@ class LinearTrainer(Trainer):
             with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="features") as pool:
                 for step, start in enumerate(range(0, len(jobs), chunk), 1):
                     if stop.paused:
-                        p0 = time.perf_counter()
-                        while not stop.wait_if_paused(0.25) and not stop.stopped:
-                            pass
-                        paused += time.perf_counter() - p0
+                        paused += self.wait_out_pause()
                     if stop.stopped:
                         break
                     views, owners = [], []

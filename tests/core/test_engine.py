@@ -592,6 +592,7 @@ def test_a_run_stopped_inside_an_epoch_resumes_from_the_next_batch_exactly(datas
 
     first = Trainer(cfg, callbacks=[StopInEpoch2()], stop=token, runs_dir=tmp_path / "b").fit()
     assert first.reason == "stopped" and len(first.history) == 1
+    assert not (Path(first.run_dir) / runs.PAUSED_MARKER).exists()  # (a stop while paused ends its mark too)
     last = checkpoint.load(Path(first.run_dir) / "last.pt")
     assert last["epoch"] == 1 and last["partial"]["epoch"] == 2 and last["partial"]["steps_done"] == 2
     assert last["partial"]["ranks"][0]["batches_done"] == 2 and last["partial"]["ranks"][0]["seen"] == 8

@@ -192,6 +192,49 @@ def test_linear_stop_during_features_keeps_the_work(dataset, weights, tmp_path, 
     assert r2.reason == "completed" and passes + passes2 == 18 * 3 + 6
 
 
+def test_a_pause_while_a_linear_probe_computes_its_features_is_marked_in_its_folder(
+    dataset, weights, tmp_path, monkeypatch
+):
+    """The features' pass (minutes on a large set) waited out a pause of its own, and only the epochs' wait marked
+    the folder: `runs` and other windows said "running" all through it (engine.Trainer.wait_out_pause)."""
+    import threading
+
+    from core import runs
+
+    monkeypatch.setattr(transfer, "FEATURE_BATCH", 6)
+    monkeypatch.setattr(transfer, "PROGRESS_INTERVAL_S", 0.0)
+    token = StopToken()
+    marked_now = threading.Event()
+    seen: list[tuple] = []
+    mark = runs.mark_paused
+
+    def mark_and_tell(run_dir, paused):
+        mark(run_dir, paused)
+        if paused:
+            marked_now.set()
+
+    def another_program() -> None:  # lists the runs while the features' pass waits, then presses Resume
+        try:
+            if marked_now.wait(20):
+                info = runs.RunStore(tmp_path / "runs").list()[0]
+                seen.append((info.status, info.paused))
+        finally:
+            token.resume()
+
+    class PauseInFeatures(Callback):
+        def on_batch_end(self, p):
+            if p.epoch == 0 and p.step == 2 and not token.paused and not seen:  # (epoch 0: the features' pass)
+                token.pause()
+                threading.Thread(target=another_program, daemon=True).start()
+
+    monkeypatch.setattr(runs, "mark_paused", mark_and_tell)
+    cfg = config(dataset, weights, epochs=1)
+    result = Trainer(cfg, callbacks=[PauseInFeatures()], stop=token, runs_dir=tmp_path / "runs").fit()
+    assert result.reason == "completed", result.message
+    assert seen == [("running", True)]
+    assert not (Path(result.run_dir) / runs.PAUSED_MARKER).exists()
+
+
 def test_linear_resume_continues_from_cache(dataset, weights, tmp_path):
     cfg = config(dataset, weights, epochs=2)
     _, r, _, _ = fit(cfg, tmp_path)
