@@ -12,7 +12,8 @@ from typing import Any
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QRectF, QTimer
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy
 
 TRAIN_COLOR = "#2f6fdf"
@@ -152,6 +153,8 @@ class _Canvas(FigureCanvasQTAgg):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._flush)
+        self._frame: QImage | None = None  # the picture as drawn before a resize, until it is drawn at its new size
+        self.mpl_connect("draw_event", self._forget_frame)
 
     def request_draw(self, soon: bool = True) -> None:
         """Schedule a redraw, coalescing bursts of updates (batch events) into a few draws per second.
@@ -210,8 +213,32 @@ class _Canvas(FigureCanvasQTAgg):
             self._timer.start(wait_ms)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        self._keep_frame()
         self.relayout()
         super().resizeEvent(event)
+
+    def _keep_frame(self) -> None:
+        """Before the first resize since a draw: keep the picture drawn, to be shown stretched over the canvas until
+        the paced draw at its new size (matplotlib painted an empty one meanwhile: a window dragged showed blank
+        charts in most frames)."""
+        renderer = getattr(self, "renderer", None)
+        if self._frame is not None or renderer is None:
+            return
+        pixels = renderer.buffer_rgba()
+        height, width = pixels.shape[:2]
+        self._frame = QImage(bytes(pixels), width, height, QImage.Format.Format_RGBA8888).copy()  # (its own copy)
+
+    def _forget_frame(self, _event: Any = None) -> None:
+        self._frame = None  # (drawn at its size)
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
+        if self._frame is None:
+            super().paintEvent(event)
+            return
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawImage(QRectF(self.rect()), self._frame)
+        painter.end()
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         super().showEvent(event)

@@ -334,6 +334,29 @@ def test_training_charts_resized_draw_once_per_burst_and_not_while_hidden(qtbot,
     assert draws == [740]
 
 
+def test_training_charts_show_their_last_picture_between_a_resize_and_its_draw(qtbot, charts, monkeypatch):
+    """While a paced draw waited, matplotlib painted a renderer it had just made anew at the new size: empty. A
+    window dragged showed blank charts in most of its frames."""
+    from PySide6.QtWidgets import QApplication
+
+    charts.set_planned_epochs(3)
+    charts.add_epoch(1, 1.2, 0.4, 1.3, 0.35)
+    charts.add_epoch(2, 0.9, 0.6, 1.0, 0.55)
+    _flush(qtbot, charts)
+    drawn = _count_colour(charts, TRAIN_COLOR)
+    assert drawn > 20
+    full = charts.full_draws
+    monkeypatch.setattr(charts, "MIN_DRAW_INTERVAL_S", 3600.0)  # (the paced draw waits, whatever the machine's pace)
+    for step in range(3):  # (a drag: resizes sooner than the paced draw, each painted)
+        charts.resize(760 - 30 * step, 320)
+        QApplication.processEvents()
+        assert charts.full_draws == full and _count_colour(charts, TRAIN_COLOR) > drawn // 2  # stretched, not blank
+    charts._timer.stop()
+    charts._flush()  # (the paced draw)
+    assert charts.full_draws == full + 1 and charts._frame is None  # drawn at its size: the kept picture let go
+    assert _count_colour(charts, TRAIN_COLOR) > drawn // 2
+
+
 def test_class_balance_chart_of_many_classes_names_every_kth_bar_rather_than_overlap_them(qtbot):
     from gui.charts import BarChart
 
