@@ -437,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     # "QThread: Destroyed while thread is still running" (SIGABRT; 2 of ~1,200 launches closed during start-up).
     from gui.worker import wait_for_workers
 
-    if not wait_for_workers(timeout_s=60.0):  # (one that would not stop: the process ends without Python's teardown)
+    # (one that would not stop, here or at the close: the process ends without Python's teardown)
+    if not wait_for_workers(timeout_s=2.0 if window.workers_left else 60.0):
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()

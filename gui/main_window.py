@@ -206,6 +206,7 @@ class MainWindow(QMainWindow):
         self.confirm_close = True
         self.runs_dir = runs_dir
         self._closing = False
+        self.workers_left = False  # closing, the jobs still running after the wait for them
         self._device_text = ""
         self._training_device = ""  # the device a run trains on now ("" when none does)
 
@@ -314,8 +315,9 @@ class MainWindow(QMainWindow):
                     if hasattr(widget, sig):
                         getattr(widget, sig).connect(slot)
                 if hasattr(widget, "set_training_busy"):  # one run trains at a time: Resume waits for it
-                    widget.set_training_busy(self.train_tab.state != IDLE)
-                    self.train_tab.state_changed.connect(lambda state: widget.set_training_busy(state != IDLE))
+                    t = self.train_tab
+                    widget.set_training_busy(t.state != IDLE, t.run_dir)
+                    t.state_changed.connect(lambda state: widget.set_training_busy(state != IDLE, t.run_dir))
                 if hasattr(widget, "set_paused_run"):
                     t = self.train_tab
                     widget.set_paused_run(t.run_dir if t.state == PAUSED else None)
@@ -750,6 +752,6 @@ class MainWindow(QMainWindow):
             print(problem, file=sys.stderr)  # (the window is going)
         self.train_tab.stop_and_wait()
         self.dataset_panel.cancel_all()
-        wait_for_workers(timeout_s=120.0)
+        self.workers_left = not wait_for_workers(timeout_s=120.0)  # (main() then waits no more for them)
         resume_gc()  # in case the window closes before the background imports have reported back
         event.accept()

@@ -324,6 +324,7 @@ class RunsTab(QWidget):
         super().__init__(parent)
         self._runs_dir: str | None = None
         self._training_busy = False  # the Train tab is training a run (one at a time)
+        self._own_run: str | None = None  # that run's folder, once known
         self._paused_run: str | None = None  # the run the Train tab holds paused (status.json says "running")
         self._infos: list[Any] = []
         self._records: dict[str, Any] = {}
@@ -884,7 +885,9 @@ class RunsTab(QWidget):
     def _paused_elsewhere(self, info: Any) -> bool:
         """Whether `info` is a run another program (another window) holds paused: `runs` and this list said
         "running" all through it."""
-        return bool(info is not None and info.status == "running" and info.paused and not self._is_paused(info))
+        own = bool(info is not None and self._own_run and Path(info.path) == Path(self._own_run))
+        # (this window's own: its mark outlives a Resume by a moment, until the training thread is back)
+        return bool(info is not None and info.status == "running" and info.paused and not own)
 
     def set_paused_run(self, run_dir: str | None) -> None:
         """The run the Train tab has paused (None: none is): its row says "paused", not "running"."""
@@ -893,9 +896,11 @@ class RunsTab(QWidget):
             if self.isVisible():  # (a hidden tab is refreshed when it is shown: showEvent)
                 self.refresh()
 
-    def set_training_busy(self, busy: bool) -> None:
-        """The Train tab started or ended a run: Resume / Train more epochs… wait while it trains."""
+    def set_training_busy(self, busy: bool, run_dir: str | None = None) -> None:
+        """The Train tab started or ended a run (`run_dir`: its folder, once known): Resume / Train more epochs…
+        wait while it trains."""
         self._training_busy = bool(busy)
+        self._own_run = run_dir if busy else None
         self._update_buttons()
 
     def _update_buttons(self) -> None:

@@ -1377,6 +1377,25 @@ def test_a_run_paused_in_another_window_says_paused_here_too(qtbot, tab, runs):
     assert cell().text().startswith("interrupted") and "paused" not in cell().toolTip()
 
 
+def test_this_windows_own_run_resumed_is_not_said_paused_in_another_window(qtbot, tab, runs):
+    """Training ▸ Resume: the Train tab's state changes at once, the trainer's thread removes its folder's mark a
+    moment later; meanwhile the row said "paused" with "Paused in another window", and Delete the same."""
+    from core.runs import PAUSED_MARKER
+
+    live = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)
+    tab.show()
+    tab.set_training_busy(True, str(live))
+    tab.set_paused_run(str(live))
+    (live / PAUSED_MARKER).touch()  # (its own trainer, waiting in the pause)
+    tab.set_paused_run(None)  # Resume pressed: the thread has not woken yet
+    row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == live.name)
+    assert tab.table.item(row, COL_STATUS).text() == "running"
+    tab.set_training_busy(False)  # (another window's, once this one trains nothing: said paused there)
+    tab.refresh()
+    row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == live.name)
+    assert tab.table.item(row, COL_STATUS).text() == "paused"
+
+
 def test_a_hidden_runs_tab_is_not_read_again_for_a_pause_until_it_is_shown(qtbot, tab, runs, monkeypatch):
     """Pausing and resuming in the Train tab re-read every run folder although the Runs tab was not showing."""
     live = make_run(runs["done"].parent, "20240105-100000-resnext11_2x4d-shapes", "running", 2, 1_704_500_000)

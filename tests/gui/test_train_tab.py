@@ -487,7 +487,10 @@ def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
 
     monkeypatch.setattr(core.engine, "Trainer", FakeTrainer)
     from core.config import RunConfig
+    from gui import worker as worker_module
 
+    trims = []  # (a training's thread hands its freed memory back too, as it ends)
+    monkeypatch.setattr(worker_module, "release_free_memory", lambda: trims.append(threading.current_thread()))
     cfg = RunConfig()
     cfg.model.arch = TINY_ARCH
 
@@ -504,6 +507,7 @@ def test_training_worker_throttles_batch_signals(qtbot, monkeypatch):
     batches, fin = run()
     assert fin.reason == "completed"
     assert batches[0] == 1 and batches[-1] == 2000 and len(batches) <= 3
+    assert len(trims) == 1 and trims[0] is not threading.main_thread()
     # a run that ends inside an epoch (Stop): the newest batch, held back by the throttle, is sent before the end
     # (the bar stood a few batches behind the one last.pt holds)
     FakeTrainer.fit = lambda self: (
