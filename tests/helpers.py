@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,31 @@ def train_tiny(data: Path, runs: Path, *more: str) -> Path:
     )
     (run_dir,) = Path(runs).iterdir()
     return run_dir
+
+
+def look_while_paused(monkeypatch, token, look) -> Callable[[], None]:
+    """Another program looking at the runs while a trainer waits, paused: returns start(), to call right after
+    token.pause(). `look()` runs on a thread of its own once the trainer has marked its folder paused
+    (runs.mark_paused), then Resume is pressed (also when the mark never comes within 20 s: the test fails, not
+    hangs)."""
+    import threading
+
+    from core import runs
+
+    marked = threading.Event()
+    mark = runs.mark_paused
+
+    def mark_and_tell(run_dir, paused):
+        mark(run_dir, paused)
+        if paused:
+            marked.set()
+
+    def program() -> None:
+        try:
+            if marked.wait(20):
+                look()
+        finally:
+            token.resume()
+
+    monkeypatch.setattr(runs, "mark_paused", mark_and_tell)
+    return lambda: threading.Thread(target=program, daemon=True).start()

@@ -1066,39 +1066,27 @@ def test_a_pause_first_reports_the_steps_done_since_the_last_progress_event(data
 def test_a_paused_run_is_listed_as_paused_by_other_programs_and_not_after(dataset, tmp_path, capsys, monkeypatch):
     """The app's Pause wrote nothing: status.json says "running" all through it, and `runs` (or another window)
     said "running". While paused the run folder holds runs.PAUSED_MARKER; a resume, a stop or a kill ends it."""
-    import threading
-
     from core.cli import main as cli_main
+    from tests.helpers import look_while_paused
 
     token = StopToken()
-    marked_now = threading.Event()
     seen: list[tuple] = []
-    mark = runs.mark_paused
 
-    def mark_and_tell(run_dir, paused):
-        mark(run_dir, paused)
-        if paused:
-            marked_now.set()
+    def look() -> None:  # as `runs` in a terminal would, while the trainer waits
+        info = runs.RunStore(tmp_path).list()[0]
+        assert cli_main(["runs", "--runs-dir", str(tmp_path)]) == 0
+        listed = capsys.readouterr().out
+        seen.append((info.status, info.paused, (info.path / runs.PAUSED_MARKER).exists(), listed))
 
-    def another_program() -> None:  # lists the runs while the trainer waits, paused, then presses Resume
-        try:
-            if not marked_now.wait(20):
-                return
-            info = runs.RunStore(tmp_path).list()[0]
-            assert cli_main(["runs", "--runs-dir", str(tmp_path)]) == 0
-            listed = capsys.readouterr().out
-            seen.append((info.status, info.paused, (info.path / runs.PAUSED_MARKER).exists(), listed))
-        finally:
-            token.resume()
+    another_program = look_while_paused(monkeypatch, token, look)
 
     class PauseAtStep2(Recorder):
         def on_batch_end(self, p):
             super().on_batch_end(p)
             if (p.epoch, p.step) == (1, 2) and not token.paused and not seen:
                 token.pause()  # between two steps, as the Pause button does
-                threading.Thread(target=another_program, daemon=True).start()
+                another_program()
 
-    monkeypatch.setattr(runs, "mark_paused", mark_and_tell)
     monkeypatch.setattr(engine, "PROGRESS_INTERVAL_S", 0.0)  # (an event at every step: step 2's is not skipped)
     cfg = config(dataset, epochs=1, batch_size=2)
     result = Trainer(cfg, callbacks=[PauseAtStep2()], stop=token, runs_dir=tmp_path).fit()

@@ -197,37 +197,26 @@ def test_a_pause_while_a_linear_probe_computes_its_features_is_marked_in_its_fol
 ):
     """The features' pass (minutes on a large set) waited out a pause of its own, and only the epochs' wait marked
     the folder: `runs` and other windows said "running" all through it (engine.Trainer.wait_out_pause)."""
-    import threading
-
     from core import runs
+    from tests.helpers import look_while_paused
 
     monkeypatch.setattr(transfer, "FEATURE_BATCH", 6)
     monkeypatch.setattr(transfer, "PROGRESS_INTERVAL_S", 0.0)
     token = StopToken()
-    marked_now = threading.Event()
     seen: list[tuple] = []
-    mark = runs.mark_paused
 
-    def mark_and_tell(run_dir, paused):
-        mark(run_dir, paused)
-        if paused:
-            marked_now.set()
+    def look() -> None:
+        info = runs.RunStore(tmp_path / "runs").list()[0]
+        seen.append((info.status, info.paused))
 
-    def another_program() -> None:  # lists the runs while the features' pass waits, then presses Resume
-        try:
-            if marked_now.wait(20):
-                info = runs.RunStore(tmp_path / "runs").list()[0]
-                seen.append((info.status, info.paused))
-        finally:
-            token.resume()
+    another_program = look_while_paused(monkeypatch, token, look)
 
     class PauseInFeatures(Callback):
         def on_batch_end(self, p):
             if p.epoch == 0 and p.step == 2 and not token.paused and not seen:  # (epoch 0: the features' pass)
                 token.pause()
-                threading.Thread(target=another_program, daemon=True).start()
+                another_program()
 
-    monkeypatch.setattr(runs, "mark_paused", mark_and_tell)
     cfg = config(dataset, weights, epochs=1)
     result = Trainer(cfg, callbacks=[PauseInFeatures()], stop=token, runs_dir=tmp_path / "runs").fit()
     assert result.reason == "completed", result.message

@@ -709,15 +709,9 @@ def test_application_main_shows_the_window(tmp_path):
     assert "window-visible True" in proc.stdout
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
-def test_a_terminating_signal_closes_the_window_as_quit_does(tmp_path, sig):
-    """A logout's SIGTERM (or Ctrl-C in the terminal) ended the process on the spot: the settings changed since
-    the last quit were lost (a tiny model then came back with 64-px images: 4x the work) and so was the window's
-    place. Now the window closes as File > Quit does, saving them, and the process exits 0."""
-    import select
-    import signal
-
+def _app_process(tmp_path: Path, *argv: str) -> subprocess.Popen:
+    """The app in a process of its own (offscreen; its settings and runs under tmp_path), saying
+    "window-visible True" on stdout once its window shows."""
     env = {
         **os.environ,
         "QT_QPA_PLATFORM": "offscreen",
@@ -727,14 +721,21 @@ def test_a_terminating_signal_closes_the_window_as_quit_does(tmp_path, sig):
         "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
         "HOME": str(tmp_path),
     }
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "main.py"), "gui"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return subprocess.Popen(
+        [sys.executable, *argv], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_terminating_signal_closes_the_window_as_quit_does(tmp_path, sig):
+    """A logout's SIGTERM (or Ctrl-C in the terminal) ended the process on the spot: the settings changed since
+    the last quit were lost (a tiny model then came back with 64-px images: 4x the work) and so was the window's
+    place. Now the window closes as File > Quit does, saving them, and the process exits 0."""
+    import select
+    import signal
+
+    proc = _app_process(tmp_path, str(REPO / "main.py"), "gui")
     try:  # (deadlines below the test's own: a hang fails this test, not the whole run)
         ready, _, _ = select.select([proc.stdout], [], [], 60)
         assert ready and proc.stdout.readline().strip() == "window-visible True"
@@ -784,18 +785,7 @@ def test_a_job_started_as_the_window_closes_is_stopped_and_waited_for(tmp_path):
     import select
     import signal
 
-    env = {
-        **os.environ,
-        "QT_QPA_PLATFORM": "offscreen",
-        "RESNEXT_STUDIO_SAY_SHOWN": "1",
-        "RESNEXT_STUDIO_RUNS": str(tmp_path / "runs"),
-        "PYTHONPATH": str(REPO),
-        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-        "HOME": str(tmp_path),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LATE_JOB], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = _app_process(tmp_path, "-c", LATE_JOB)
     try:  # (deadlines below the test's own: a hang fails this test, not the whole run)
         ready, _, _ = select.select([proc.stdout], [], [], 60)
         assert ready and proc.stdout.readline().strip() == "window-visible True"
