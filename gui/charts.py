@@ -156,21 +156,22 @@ class _Canvas(FigureCanvasQTAgg):
         self._frame: QImage | None = None  # the picture as drawn before a resize, until it is drawn at its new size
         self.mpl_connect("draw_event", self._forget_frame)
 
-    def request_draw(self, soon: bool = True) -> None:
+    def request_draw(self, soon: bool = True, later: bool = False) -> None:
         """Schedule a redraw, coalescing bursts of updates (batch events) into a few draws per second.
 
         Training runs in a thread of this process, so every millisecond spent drawing here is taken from it:
-        batch-driven draws wait at least two seconds, and longer when a draw is expensive.
+        batch-driven draws wait at least two seconds, and longer when a draw is expensive. `later`: not at once
+        even when one is due (at the next turn of the event loop at the soonest).
         """
         self._dirty = True
         if not self.isVisible():
             return  # drawn by showEvent
         interval = self.MIN_DRAW_INTERVAL_S if soon else max(self.BATCH_DRAW_INTERVAL_S, 10 * self._draw_cost)
         wait = interval - (time.monotonic() - self._last_draw)
-        if wait <= 0:
+        if wait <= 0 and not later:
             self._flush()
         elif not self._timer.isActive() or (soon and self._timer.remainingTime() > wait * 1000):
-            self._timer.start(int(wait * 1000) + 1)
+            self._timer.start(max(0, int(wait * 1000) + 1))
 
     def _flush(self) -> None:
         if self._dirty and self.isVisible():
@@ -205,12 +206,7 @@ class _Canvas(FigureCanvasQTAgg):
         rescan showing and hiding the progress row above it drew 150 classes' bars five times, 0.1-0.2 s each; a
         window dragged larger, once per step, the training charts too, and those of hidden tabs as well). At the
         next turn of the event loop at the soonest: the resize that asks has not finished placing the titles."""
-        self._dirty = True
-        if not self.isVisible():
-            return
-        wait_ms = max(0, round((self.MIN_DRAW_INTERVAL_S - (time.monotonic() - self._last_draw)) * 1000))
-        if not self._timer.isActive() or self._timer.remainingTime() > wait_ms:
-            self._timer.start(wait_ms)
+        self.request_draw(later=True)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 — Qt override
         self._keep_frame()

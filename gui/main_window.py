@@ -314,12 +314,11 @@ class MainWindow(QMainWindow):
                 ):
                     if hasattr(widget, sig):
                         getattr(widget, sig).connect(slot)
+                t = self.train_tab
                 if hasattr(widget, "set_training_busy"):  # one run trains at a time: Resume waits for it
-                    t = self.train_tab
                     widget.set_training_busy(t.state != IDLE, t.run_dir)
                     t.state_changed.connect(lambda state: widget.set_training_busy(state != IDLE, t.run_dir))
                 if hasattr(widget, "set_paused_run"):
-                    t = self.train_tab
                     widget.set_paused_run(t.run_dir if t.state == PAUSED else None)
                     t.state_changed.connect(lambda state: widget.set_paused_run(t.run_dir if state == PAUSED else None))
         return widget
