@@ -242,7 +242,74 @@ def _without_start_time(name: str) -> str:
     return name[16:] if _start_time(name) and len(name) > 16 else name
 
 
+# The settings pane's names for config.json's keys: the words of the Dataset and Train tabs' forms (a key's own name,
+# "train.lr" or "cache_budget_mb", is in the name's tooltip, for config files and the command line)
+SETTING_LABELS = {
+    "data": "data",
+    "data.root": "data folder",
+    "data.image_size": "image size (px)",
+    "data.val_split": "validation share",
+    "data.test_split": "test share",
+    "data.seed": "split seed",
+    "data.augment": "augmentation",
+    "data.hflip": "horizontal flip",
+    "data.color_jitter": "colour jitter",
+    "data.random_erasing": "random erasing",
+    "data.cache": "decoded-image cache",
+    "data.cache_budget_mb": "cache budget (MB)",
+    "data.num_workers": "loader workers",
+    "model": "model",
+    "model.arch": "architecture",
+    "model.pretrained": "pretrained weights",
+    "model.mode": "mode",
+    "model.freeze_backbone": "freeze the backbone",
+    "train": "training",
+    "train.epochs": "epochs",
+    "train.batch_size": "batch size",
+    "train.lr": "learning rate",
+    "train.optimizer": "optimizer",
+    "train.momentum": "momentum",
+    "train.nesterov": "Nesterov momentum",
+    "train.weight_decay": "weight decay",
+    "train.scheduler": "LR schedule",
+    "train.warmup_epochs": "warm-up epochs",
+    "train.step_size": "LR step every (epochs)",
+    "train.gamma": "LR step factor",
+    "train.label_smoothing": "label smoothing",
+    "train.grad_clip": "gradient clipping",
+    "train.mixup": "mixup",
+    "train.cutmix": "CutMix",
+    "train.class_weights": "class weights",
+    "train.early_stop_patience": "early stop (patience)",
+    "train.monitor": "best epoch by",
+    "train.device": "device",
+    "train.amp": "mixed precision (AMP)",
+    "train.channels_last": "channels last",
+    "train.compile": "torch.compile",
+    "train.seed": "training seed",
+    "train.sync_bn": "synchronised batch norm",
+    "train.backbone_lr_mult": "backbone LR factor",
+    "train.save_every_s": "save at most every (s)",
+    "dataset": "data set",
+    "dataset.name": "name",
+    "dataset.layout": "layout",
+    "dataset.classes": "classes",
+    "dataset.counts": "images per class",
+    "dataset.content": "content fingerprint",
+    "dataset.train_size": "training images",
+    "dataset.val_size": "validation images",
+    "dataset.test_size": "test images",
+}
+
+
+def _name_tip(key: str, label: str) -> str:
+    """A setting's tooltip: its name, and its key in config.json when that is other words."""
+    return label if key not in SETTING_LABELS or key.rpartition(".")[2] == label else f"{label} ({key} in config.json)"
+
+
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"  # ("True" / "False": Python's words)
     if isinstance(value, float):
         return f"{value:.6g}"
     if value is None:
@@ -1356,7 +1423,10 @@ class RunsTab(QWidget):
         ]
         rows += [(k, [_fmt(f.get(k)) for f in flat]) for k in keys]
         for name, values in rows:
-            item = QTreeWidgetItem([name, *values])
+            # config.json's keys in the form's words; one without a label (of another version) as it is
+            item = QTreeWidgetItem([SETTING_LABELS.get(name, name) if name in keys else name, *values])
+            if name in keys:
+                item.setToolTip(0, _name_tip(name, item.text(0)))
             for col, value in enumerate(values, 1):
                 item.setToolTip(col, Path(paths[col - 1]).name if name == "run" else value)
             self.settings_tree.addTopLevelItem(item)
@@ -1398,10 +1468,12 @@ class RunsTab(QWidget):
 
     def _add_tree(self, parent: QTreeWidgetItem | None, obj: dict, prefix: str = "") -> None:
         for key, value in obj.items():
-            if f"{prefix}{key}" == "dataset.files":  # a fingerprint, not a setting
+            path = f"{prefix}{key}"
+            if path == "dataset.files":  # a fingerprint, not a setting
                 continue
-            item = QTreeWidgetItem([str(key), "" if isinstance(value, dict) else _fmt(value)])
-            item.setToolTip(0, str(key))  # (a long one is cut in the middle)
+            label = SETTING_LABELS.get(path, str(key))  # (a class among the counts: its name)
+            item = QTreeWidgetItem([label, "" if isinstance(value, dict) else _fmt(value)])
+            item.setToolTip(0, _name_tip(path, label))  # (a long name is cut in the middle)
             if not isinstance(value, dict):
                 item.setToolTip(1, _fmt(value))
             if parent is None:

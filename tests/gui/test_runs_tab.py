@@ -279,10 +279,19 @@ def test_settings_and_buttons_follow_the_selection(tab, runs):
         tab.settings_tree.topLevelItem(i).text(0): tab.settings_tree.topLevelItem(i)
         for i in range(tab.settings_tree.topLevelItemCount())
     }
-    assert {"run", "data", "model", "train"} <= set(tops)
-    train = tops["train"]
+    assert {"run", "data", "model", "training"} <= set(tops)
+    train = tops["training"]
     values = {train.child(i).text(0): train.child(i).text(1) for i in range(train.childCount())}
     assert values["epochs"] == "5"
+    # the forms' words, not config.json's keys ("train.lr", "batch_size"), which are in the names' tooltips
+    cfg = json.loads((runs["stopped"] / "config.json").read_text())
+    assert values["learning rate"] == f"{cfg['train']['lr']:g}" and values["batch size"] == "32"
+    assert not any("_" in name for name in values)
+    tips = {train.child(i).text(0): train.child(i).toolTip(0) for i in range(train.childCount())}
+    assert tips["learning rate"] == "learning rate (train.lr in config.json)" and tips["epochs"] == "epochs"
+    model = tops["model"]
+    shown = {model.child(i).text(0): model.child(i).text(1) for i in range(model.childCount())}
+    assert shown["freeze the backbone"] in ("yes", "no")  # (not Python's "False")
     assert tab.resume_button.isEnabled()
     assert tab.predict_button.isEnabled() and tab.evaluate_button.isEnabled()
 
@@ -322,9 +331,13 @@ def test_several_runs_show_the_settings_that_differ_side_by_side(qtbot, tab, run
     first_is_done = order[0] == runs["done"].name
     lr, batch, epochs = (["0.001", "0.01"], ["32", "64"], ["5 of 5", "3 of 4"])
     flip = (lambda v: v) if first_is_done else (lambda v: v[::-1])
-    assert rows["train.lr"] == flip(lr) and rows["train.batch_size"] == flip(batch) and rows["epochs"] == flip(epochs)
-    assert "data.root" not in rows  # the same in both: not repeated
-    assert "train.epochs" not in rows  # different, but the epochs row says it ("of 4"): not said twice
+    assert rows["learning rate"] == flip(lr) and rows["batch size"] == flip(batch) and rows["epochs"] == flip(epochs)
+    assert "data folder" not in rows  # the same in both: not repeated
+    assert len([name for name in rows if name == "epochs"]) == 1  # train.epochs differs, but the epochs row says it
+    lr_row = next(
+        tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "learning rate"
+    )
+    assert lr_row.toolTip(0) == "learning rate (train.lr in config.json)"
 
     def hints() -> list[str]:  # the rows that are a sentence, not a setting
         items = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
@@ -427,11 +440,13 @@ def test_compared_runs_show_their_values_whole_and_other_models_are_named(qtbot,
     )
     names = [run_row.text(c) for c in (1, 2, 3)]
     assert "resnet18-flowers" in names and all(not n[:1].isdigit() for n in names)  # no start time: it heads the column
-    rows = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
-    assert not [r for r in rows if r.startswith("dataset.")]
+    rows = [
+        tree.topLevelItem(i).text(0) + " " + tree.topLevelItem(i).toolTip(0) for i in range(tree.topLevelItemCount())
+    ]
+    assert not [r for r in rows if "dataset." in r]  # (its name and fingerprint: in the titles, not settings)
     tab.select_runs([str(third)])
     shown = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
-    dataset = next(item for item in shown if item.text(0) == "dataset")
+    dataset = next(item for item in shown if item.text(0) == "data set")
     assert [dataset.child(i).text(0) for i in range(dataset.childCount())] == ["name"]
 
 
@@ -496,13 +511,14 @@ def test_many_compared_runs_scroll_sideways_rather_than_cut_every_value(qtbot, t
     tree.horizontalScrollBar().setValue(tree.horizontalScrollBar().maximum())
     qtbot.waitUntil(frozen.isVisible)
     assert frozen.geometry().left() <= tree.frameWidth() and frozen.width() >= tree.columnWidth(0)
-    row = next(i for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "train.lr")
+    row = next(i for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "learning rate")
     item = tree.topLevelItem(row)
     at = frozen.viewport().mapTo(tree, frozen.visualRect(frozen.model().index(row, 0)).center())
     assert tree.viewport().geometry().contains(at)  # on the row's line, inside the visible part of the tree
     shown = frozen.indexAt(frozen.viewport().mapFrom(tree, at))
     assert (
-        shown.data() == "train.lr" and tree.visualItemRect(item).center().y() == tree.viewport().mapFrom(tree, at).y()
+        shown.data() == "learning rate"
+        and tree.visualItemRect(item).center().y() == tree.viewport().mapFrom(tree, at).y()
     )
     tree.verticalScrollBar().setValue(tree.verticalScrollBar().maximum())  # the names follow the rows
     assert frozen.verticalScrollBar().value() == tree.verticalScrollBar().value()
@@ -1098,7 +1114,7 @@ def test_a_hand_edited_evaluation_json_does_not_break_the_settings_pane(qtbot, t
     tab.select_runs([str(run)])
     tree = tab.settings_tree
     keys = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
-    assert keys[0] == "run" and "train" in keys  # every section is there
+    assert keys[0] == "run" and "training" in keys  # every section is there
     summary = tree.topLevelItem(0)
     assert "evaluated accuracy" not in [summary.child(i).text(0) for i in range(summary.childCount())]
 
@@ -1230,11 +1246,12 @@ def test_settings_show_what_strong_used_and_leave_out_what_the_optimizer_and_sch
         item = tops[section]
         return {item.child(i).text(0): item.child(i).text(1) for i in range(item.childCount())}
 
-    data, train = values("data"), values("train")
-    assert data["color_jitter"] == "0.3 (strong's own)"
-    assert data["random_erasing"] == "0.5"  # set by the user: strong's own is not used
-    assert not {"momentum", "nesterov", "step_size", "gamma", "backbone_lr_mult"} & set(train)
-    assert train["warmup_epochs"] == "1" and train["weight_decay"] == "0.0005"
+    data, train = values("data"), values("training")
+    assert data["colour jitter"] == "0.3 (strong's own)"
+    assert data["random erasing"] == "0.5"  # set by the user: strong's own is not used
+    sgd_or_step = {"momentum", "Nesterov momentum", "LR step every (epochs)", "LR step factor", "backbone LR factor"}
+    assert not sgd_or_step & set(train)
+    assert train["warm-up epochs"] == "1" and train["weight decay"] == "0.0005"
 
     # sgd with a step schedule: momentum and step are its own; cosine's warm-up is not
     cfg["data"]["augment"] = "standard"
@@ -1244,16 +1261,17 @@ def test_settings_show_what_strong_used_and_leave_out_what_the_optimizer_and_sch
     tab.select_runs([str(runs["stopped"])])
     tab.select_runs([str(runs["done"])])
     tops = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
-    data, train = values("data"), values("train")
-    assert data["color_jitter"] == "0"  # standard adds none
-    assert train["momentum"] == "0.9" and train["step_size"] == "10" and train["gamma"] == "0.1"
-    assert "warmup_epochs" not in train
+    data, train = values("data"), values("training")
+    assert data["colour jitter"] == "0"  # standard adds none
+    assert train["momentum"] == "0.9" and train["LR step every (epochs)"] == "10" and train["LR step factor"] == "0.1"
+    assert train["Nesterov momentum"] == "no"
+    assert "warm-up epochs" not in train
 
     # compared with an adamw run, the momentum it does not have is "—", not the same 0.9
     tab.select_runs([str(runs["done"]), str(runs["stopped"])])
     rows = {tree.topLevelItem(i).text(0): tree.topLevelItem(i) for i in range(tree.topLevelItemCount())}
-    assert "train.momentum" in rows
-    by_run = dict(zip(tab.selected_paths(), (rows["train.momentum"].text(c) for c in (1, 2)), strict=True))
+    assert "momentum" in rows
+    by_run = dict(zip(tab.selected_paths(), (rows["momentum"].text(c) for c in (1, 2)), strict=True))
     assert by_run == {str(runs["done"]): "0.9", str(runs["stopped"]): "—"}
 
     # augmentation "none" flips nothing: two such runs are not told apart by the flip box they were saved with
@@ -1266,7 +1284,7 @@ def test_settings_show_what_strong_used_and_leave_out_what_the_optimizer_and_sch
     tab.select_runs([str(runs["done"])])
     tab.select_runs([str(runs["done"]), str(runs["stopped"])])
     rows = {tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())}
-    assert "data.hflip" not in rows and "data.augment" not in rows
+    assert "horizontal flip" not in rows and "augmentation" not in rows
 
 
 def test_also_show_training_curves_is_kept_for_the_next_start(qtbot, tab):
