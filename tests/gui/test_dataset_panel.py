@@ -483,6 +483,14 @@ def test_augmentation_preview_follows_options(qtbot, panel, tiny_dataset, tmp_pa
     panel.augment_combo.setCurrentText("light")
     qtbot.waitUntil(lambda: panel.preview_grid.count() == 8, timeout=60000)
     assert grid.note() == ""  # eight different tiles say it themselves
+    # validation + test over 100 %: the Split box says so; the preview, which no split touches, goes on
+    panel.val_spin.setValue(60)
+    panel.test_spin.setValue(50)
+    assert "must stay below 100" in panel.split_counts.text()
+    panel.preview_grid.clear()
+    panel.augment_combo.setCurrentText("strong")
+    qtbot.waitUntil(lambda: panel.preview_grid.count() == 8, timeout=60000)
+    assert "as training sees it" in panel.preview_label.toolTip() and "split" not in panel.preview_label.text()
     (tmp_path / "none" / "cat").mkdir(parents=True)  # a folder that cannot be opened: nothing to preview again
     assert _load(qtbot, panel, tmp_path / "none") is None and not panel.preview_next.isEnabled()
 
