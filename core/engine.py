@@ -1158,6 +1158,9 @@ class Trainer:
                 epochs=tc.epochs,
                 arch=cfg.model.arch,
                 epochs_done=len(self._resume_ckpt["history"]) if self._resume_ckpt else 0,
+                # what "auto" chose (cpu | cuda | mps): config.json keeps "auto", and a CPU run's "amp": true
+                # trained in full precision
+                device=self.device.type,
                 # a resume keeps saying its best epoch until it saves (a kill before then left none, and `runs`
                 # named the first of tied val_acc rows, which need not be best.pt's)
                 **self._resume_best(),

@@ -544,12 +544,13 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 def write_status(run_dir: str | Path, status: str, **extra: Any) -> dict[str, Any]:
-    """Replace status.json with {status, updated, ...extra}; keeps pid/hostname/started from the previous file."""
+    """Replace status.json with {status, updated, ...extra}; keeps pid/hostname/started/device from the previous
+    file."""
     if status not in STATUSES:
         raise ValueError(f"status {status!r}: one of {STATUSES}")
     run_dir = Path(run_dir)
     prev = read_status(run_dir)
-    doc = {k: prev[k] for k in ("pid", "hostname", "started") if k in prev}
+    doc = {k: prev[k] for k in ("pid", "hostname", "started", "device") if k in prev}
     if status == "running":
         doc.update(pid=os.getpid(), hostname=socket.gethostname())
         if "started" not in doc:

@@ -331,16 +331,24 @@ USED_ONLY_WITH = {
 }
 
 
-def _as_trained(config: dict) -> dict:
+def _as_trained(config: dict, status: dict | None = None) -> dict:
     """A run's config.json as the run used it, for the settings pane: the values its optimizer and scheduler do not
     read are left out (and the flip of augmentation "none", which flips nothing), and colour jitter / erasing at 0
     under "strong" say what strong used instead ("0.3 (strong's own)", as the Dataset tab's fields do; "0" read as
-    none)."""
+    none). The device "auto" chose (status.json's) is said beside it, and mixed precision is "no" off CUDA (a CPU
+    run's config says "amp": true, the GPU's default, and trained in full precision)."""
     from core.config import STRONG_ERASING, STRONG_JITTER  # light (no torch)
 
     out = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}
     train, data = out.get("train"), out.get("data")
+    used = (status or {}).get("device")
     if isinstance(train, dict):
+        asked = train.get("device")
+        if isinstance(used, str) and used and asked == "auto":
+            train["device"] = f"auto ({used})"
+        on = used if isinstance(used, str) and used else asked if asked != "auto" else None
+        if train.get("amp") is True and isinstance(on, str) and not on.startswith("cuda"):
+            train["amp"] = f"no (full precision on {({'cpu': 'the CPU', 'mps': 'MPS'}).get(on, on)})"
         for key, (setting, users) in USED_ONLY_WITH.items():
             if key in train and setting in train and train[setting] not in users:
                 del train[key]
@@ -1381,7 +1389,7 @@ class RunsTab(QWidget):
             item = QTreeWidgetItem([k, _fmt(v)])
             item.setToolTip(1, _fmt(v))  # long values (a stop message) are cut at the column's edge
             summary.addChild(item)
-        self._add_tree(None, _as_trained(record.config))
+        self._add_tree(None, _as_trained(record.config, record.status))
         tree = self.settings_tree
         tree.expandAll()
         # (half the width at most: a folder may not)
@@ -1401,7 +1409,7 @@ class RunsTab(QWidget):
         records = [self._record(p) for p in paths]
         if any(r is None for r in records):
             return False
-        flat = [_flatten(_as_trained(r.config)) for r in records]
+        flat = [_flatten(_as_trained(r.config, r.status)) for r in records]
         infos = [self._info(p) for p in paths]
         keys = [k for k in dict.fromkeys(k for f in flat for k in f) if len({_fmt(f.get(k)) for f in flat}) > 1]
         # (train.epochs is the "of N" of the epochs row: listed again, the two said the same thing twice)

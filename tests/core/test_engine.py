@@ -107,6 +107,7 @@ def test_end_to_end_run_folder(dataset, tmp_path, monkeypatch):
         assert (run / name).is_file(), name
     assert len(result.history) == 2 and (run / "history.csv").read_text().count("\n") == 3
     assert _status(run)["status"] == "completed" and _status(run)["reason"] == "completed"
+    assert _status(run)["device"] == trainer.device.type == "cpu"  # what it trained on, kept past "running"
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["dataset"]["classes"] == ["c0", "c1", "c2"] and cfg["train"]["epochs"] == 2
     # an easy set: well above chance (1/3)

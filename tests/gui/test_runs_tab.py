@@ -1287,6 +1287,36 @@ def test_settings_show_what_strong_used_and_leave_out_what_the_optimizer_and_sch
     assert "horizontal flip" not in rows and "augmentation" not in rows
 
 
+def test_the_settings_say_the_device_auto_chose_and_no_mixed_precision_off_cuda(tab, runs):
+    """A CPU run's config.json keeps "amp": true (the GPU's default) and device "auto": the pane said "mixed
+    precision (AMP) yes" for a run that trained in full precision, and not on what."""
+    tree = tab.settings_tree
+
+    def training(run: Path, device: str | None, asked: str) -> dict[str, str]:
+        cfg = json.loads((run / "config.json").read_text())
+        cfg["train"].update(device=asked, amp=True)
+        (run / "config.json").write_text(json.dumps(cfg))
+        status = json.loads((run / "status.json").read_text())
+        status.pop("device", None)
+        (run / "status.json").write_text(json.dumps(status if device is None else {**status, "device": device}))
+        tab._records.clear()
+        tab.refresh()
+        tab.select_runs([str(run)])
+        top = next(
+            tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "training"
+        )
+        return {top.child(i).text(0): top.child(i).text(1) for i in range(top.childCount())}
+
+    shown = training(runs["done"], "cpu", "auto")
+    assert shown["device"] == "auto (cpu)" and shown["mixed precision (AMP)"] == "no (full precision on the CPU)"
+    shown = training(runs["done"], "cuda", "auto")
+    assert shown["device"] == "auto (cuda)" and shown["mixed precision (AMP)"] == "yes"
+    shown = training(runs["done"], None, "cpu")  # a run from before status.json said: its config's own device
+    assert shown["device"] == "cpu" and shown["mixed precision (AMP)"].startswith("no ")
+    shown = training(runs["done"], None, "auto")  # not known: as written
+    assert shown["device"] == "auto" and shown["mixed precision (AMP)"] == "yes"
+
+
 def test_also_show_training_curves_is_kept_for_the_next_start(qtbot, tab):
     assert not tab.train_check.isChecked()
     tab.train_check.setChecked(True)
