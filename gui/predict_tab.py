@@ -215,7 +215,29 @@ def _predict_many(
         if progress:
             progress(done, total)
     names = list(predictor.class_names)
-    return {"total": total, "done": done, "class_names": names, "ignored": len(ignored), "overlays": len(overlays)}
+    return {"total": total, "done": done, "class_names": names, "ignored": ignored, "overlays": len(overlays)}
+
+
+IGNORED_NAMED = 3  # files that are not images, named in the status line after a folder is classified (then "…")
+IGNORED_TIP_MAX = 30  # and listed whole in its tooltip
+
+
+def _ignored_words(ignored: list[str]) -> str:
+    """ "; 1 other file ignored (not an image): notes.txt" for the status line ("" for none)."""
+    if not ignored:
+        return ""
+    names = ", ".join(Path(p).name for p in ignored[:IGNORED_NAMED]) + (", …" if len(ignored) > IGNORED_NAMED else "")
+    what = "not an image" if len(ignored) == 1 else "not images"
+    return f"; {count_noun(len(ignored), 'other file')} ignored ({what}): {names}"
+
+
+def _ignored_tip(ignored: list[str]) -> str | None:
+    if not ignored:
+        return None
+    more = len(ignored) - IGNORED_TIP_MAX
+    return (
+        "Ignored, not images:\n" + "\n".join(ignored[:IGNORED_TIP_MAX]) + (f"\n… and {more} more" if more > 0 else "")
+    )
 
 
 def _error_prediction(source: str, reason: str) -> Any:
@@ -1056,10 +1078,10 @@ class PredictTab(QWidget):
         if self.stack.currentIndex() == 2 and self.model.rowCount() == 0:
             self.stack.setCurrentIndex(0)
 
-    def _set_status(self, text: str, error: bool = False) -> None:
+    def _set_status(self, text: str, error: bool = False, tip: str | None = None) -> None:
         self._status = (text, error)
         self.status_label.setText(text)
-        self.status_label.setToolTip(text)
+        self.status_label.setToolTip(text if tip is None else f"{text}\n\n{tip}")
         self.status_label.setStyleSheet(f"QLabel {{ color: {ERROR_COLOR}; }}" if error else "")
 
     # ------------------------------------------------------------------ one image
@@ -1287,14 +1309,17 @@ class PredictTab(QWidget):
         elif n == folders:
             self._set_status("No images found in what was dropped.", error=True)
         else:
+            ignored = [str(p) for p in info.get("ignored") or []]
             self._set_status(
                 f"{count_noun(n - errors - folders, 'image')} classified"
                 + (f"; {errors} could not be read" if errors else "")
                 + (f"; {count_noun(folders, 'folder')} had no images" if folders else "")
-                + (f"; {count_noun(info['ignored'], 'other file')} ignored (not images)" if info.get("ignored") else "")
+                + _ignored_words(ignored)
                 + (f"; {count_noun(info['overlays'], 'Grad-CAM overlay')} left out" if info.get("overlays") else "")
                 + ".",
                 error=False,
+                # (which files: the status named none, the Dataset tab's Problems list names them)
+                tip=_ignored_tip(ignored),
             )
         self.predictions_finished.emit(n)
 

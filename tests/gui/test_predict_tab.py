@@ -139,8 +139,10 @@ def test_drop_fills_one_row_per_input_matching_predictor_and_cli(qtbot, tab, ckp
     assert tab.stack.currentIndex() == 2
     assert tab.count_label.text() == f"{len(images) + 1} files, 1 unreadable, 1 folder without images"
     assert tab.status_label.text() == (
-        f"{len(images)} images classified; 1 could not be read; 1 folder had no images; 1 other file ignored (not images)."
+        f"{len(images)} images classified; 1 could not be read; 1 folder had no images; "
+        "1 other file ignored (not an image): readme.md."
     )
+    assert tab.status_label.toolTip().endswith(f"Ignored, not images:\n{other}")  # which one, whole
 
     # the same answers from the command line (exit 1: one input was unreadable)
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -1250,3 +1252,14 @@ def test_the_progress_bar_keeps_up_with_the_rows_shown(qtbot, tab):
         )
     tab._on_many_progress(1, 600)
     assert tab.row_count() == 13 and tab.progress.value() == 13 and tab.progress.maximum() == 600
+
+
+def test_the_files_a_folder_held_that_are_not_images_are_named():
+    from gui.predict_tab import IGNORED_TIP_MAX, _ignored_tip, _ignored_words
+
+    four = ["a/x.txt", "b/y.md", "c/z.doc", "d/w.csv"]
+    assert _ignored_words(four) == "; 4 other files ignored (not images): x.txt, y.md, z.doc, …"
+    assert _ignored_words(four[:1]) == "; 1 other file ignored (not an image): x.txt" and _ignored_words([]) == ""
+    many = [f"f/{i}.txt" for i in range(IGNORED_TIP_MAX + 2)]
+    tip = _ignored_tip(many)
+    assert tip.splitlines()[1] == "f/0.txt" and tip.endswith("… and 2 more") and _ignored_tip([]) is None
