@@ -260,6 +260,20 @@ def _shared_end(names: list[str], at_start: bool) -> str:
     return max((e for e, c in ends.items() if c >= need), key=len, default="")
 
 
+def row_percents(counts: list[int]) -> list[int]:
+    """A row's shares in whole percent that add up to 100 (largest remainders get the rounding's spare points):
+    each share rounded alone, a row read 3 + 0 + 33 + 63 = 99 under a title saying each row sums to 100 %."""
+    total = sum(counts)
+    if total <= 0:
+        return [0] * len(counts)
+    whole = [100 * c // total for c in counts]
+    spare = 100 - sum(whole)
+    # (in whole numbers: the remainders of 1/30 and 10/30 tie, which floats told apart by their last bit)
+    for j in sorted(range(len(counts)), key=lambda j: (-(100 * counts[j] % total), j))[:spare]:
+        whole[j] += 1
+    return whole
+
+
 def _short_names(names: list[str], limit: int) -> list[str]:
     """Class names cut to `limit` characters for tick labels. What most of the long ones share at their start or
     end ("…_with_extra_words") tells none apart, so that goes first (an ellipsis marks it); then the middle."""
@@ -494,6 +508,7 @@ class ConfusionMatrixCanvas(QWidget):
             unit = "%" if percent_sign else ""
             for i in range(n):
                 row = []
+                percents = row_percents(self._matrix[i])
                 for j in range(n):
                     if self._normalized and sums[i, 0] == 0:  # no images of this class here: no row to share out
                         text = "–"  # a dash, not a row of 0 %
@@ -502,7 +517,7 @@ class ConfusionMatrixCanvas(QWidget):
                     elif not self._normalized:
                         text = str(int(counts[i, j]))
                     else:  # a few images that round to 0 % are still there
-                        text = ("<1" if shown[i, j] < 0.005 else f"{shown[i, j] * 100:.0f}") + unit
+                        text = ("<1" if percents[j] == 0 else str(percents[j])) + unit
                     dark = shown[i, j] > vmax * 0.55
                     color = "white" if dark else "#1f2328" if counts[i, j] else "#a3acb6"
                     cell_text = self.ax.text(j, i, text, ha="center", va="center", fontsize=cell_fs, color=color)

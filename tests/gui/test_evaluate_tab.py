@@ -130,7 +130,7 @@ def test_show_run_draws_evaluation_json(qtbot, tab, tmp_path):
     assert tab.per_class_table.item(1, 4).text() == "8"
 
     tab.norm_radio.setChecked(True)
-    assert tab.cm_canvas.texts()[1] == ["25%", "62%", "12%"]
+    assert tab.cm_canvas.texts()[1] == ["25%", "63%", "12%"]  # (62.5 and 12.5: one of them up, to make 100)
     assert tab.cm_canvas.ax.get_title() == "Confusion matrix (each row sums to 100 %)"
     tab.counts_radio.setChecked(True)
     assert tab.cm_canvas.texts()[0] == ["3", "1", "0"]
@@ -1080,6 +1080,23 @@ def test_a_small_matrix_keeps_its_percent_signs_and_full_names(qtbot):
     )
     assert cm.texts()[0] == ["47%", "53%", "0%", "0%"] and cm.texts()[1][1] == "100%"
     assert cm.tick_labels() == ["circle", "square", "star", "triangle"]
+    assert cm.ax.get_title() == "Confusion matrix (each row sums to 100 %)"
+
+
+def test_the_numbers_of_a_row_normalised_matrix_add_up_to_100_as_its_title_says(qtbot):
+    """Each share rounded alone, a row of 1, 0, 10, 19 images read 3 + 0 + 33 + 63 = 99 %."""
+    from gui.evaluate_tab import ConfusionMatrixCanvas, row_percents
+
+    assert row_percents([1, 0, 10, 19]) == [4, 0, 33, 63]  # the spare point to the largest remainder (a tie: first)
+    assert row_percents([2, 0, 1, 0]) == [67, 0, 33, 0] and row_percents([0, 0]) == [0, 0]
+    assert row_percents([1, 399, 0]) == [0, 100, 0]  # (a quarter percent: shown "<1")
+    cm = ConfusionMatrixCanvas()
+    qtbot.addWidget(cm)
+    rows = [[1, 0, 10, 19], [2, 9, 9, 0], [7, 0, 27, 66], [1, 1, 1, 797]]
+    cm.set_matrix(rows, ["circle", "square", "star", "triangle"], True)
+    for texts in cm.texts():
+        assert sum(0 if t == "<1%" else int(t.rstrip("%")) for t in texts) == 100, texts
+    assert cm.texts()[3][:3] == ["<1%", "<1%", "<1%"]  # a few images are still there
     assert cm.ax.get_title() == "Confusion matrix (each row sums to 100 %)"
 
 
