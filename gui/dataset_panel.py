@@ -1147,7 +1147,11 @@ class DatasetPanel(QWidget):
         if not folder or folder == self.folder or (self.folder and text == shown_path(self.folder)):
             return
         if not os.path.isdir(folder):
-            self.banner.set_error(f"{folder}: {'a file, not a folder' if os.path.exists(folder) else 'no such folder'}")
+            why = "a file, not a folder" if os.path.exists(folder) else "no such folder"
+            # (above the open folder's classes and images, and a Start training that would train on them, the
+            # banner alone read as if nothing were open any more)
+            still = f". Still open: {shown_path(self.folder)}" if self.index is not None and self.folder else ""
+            self.banner.set_error(f"{folder}: {why}{still}")
             return
         self.load_folder(os.path.abspath(folder))
 
