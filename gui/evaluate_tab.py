@@ -1204,29 +1204,26 @@ class EvaluateTab(QWidget):
             return
         ckpt, data = self._ckpt_path(), self._data_path()
         if not ckpt:
-            self._set_status(
-                "Choose a checkpoint first: Browse… for a best.pt, or Evaluate a run from the Runs tab.", error=True
-            )
+            self._refuse("Choose a checkpoint first: Browse… for a best.pt, or Evaluate a run from the Runs tab.")
             return
         if os.path.isdir(ckpt) and os.path.isfile(os.path.join(ckpt, "best.pt")):  # a run folder: its best.pt
             ckpt = os.path.join(ckpt, "best.pt")  # (as `evaluate --checkpoint RUN_DIR` takes it)
             self.ckpt_edit.setText(ckpt)
         if not os.path.isfile(ckpt):  # (Path.is_file raised on a name too long or a folder that may not be entered)
             what = "a folder with no best.pt in it" if os.path.isdir(ckpt) else "no such file"
-            self._set_status(f"Checkpoint {ckpt}: {what}. Choose a best.pt (Browse…).", error=True)
+            self._refuse(f"Checkpoint {ckpt}: {what}. Choose a best.pt (Browse…).")
             return
         from core.runs import not_a_checkpoint
 
         if refused := not_a_checkpoint(ckpt):  # (before asking for a data folder, which it would be evaluated on)
-            self._set_status(f"Cannot evaluate: {refused}", error=True)
+            self._refuse(f"Cannot evaluate: {refused}")
             return
         if not data:
             data = self._data_root_from_checkpoint(ckpt)
             if not data:
-                self._set_status(
+                self._refuse(
                     f"Choose the data folder to evaluate on: {Path(ckpt).name} does not say which folder it was "
-                    "trained on (it is not in a run folder, or that run's config.json names none).",
-                    error=True,
+                    "trained on (it is not in a run folder, or that run's config.json names none)."
                 )
                 return
             self.data_edit.setText(data)
@@ -1234,13 +1231,13 @@ class EvaluateTab(QWidget):
 
         if problem := folder_problem(data):  # (Path.is_dir raised on a name too long or a folder not to be entered)
             hint = f" {MOVED_HINT}" if problem.startswith("no such folder") else ""  # (a file there moved nothing)
-            self._set_status(f"{data}: {problem}.{hint}", error=True)
+            self._refuse(f"{data}: {problem}.{hint}")
             return
         save_to = None
         own_data = self._data_root_from_checkpoint(ckpt)
         split = self.split()
         if not self._split_offered():  # chosen before the folder was changed back, or set from code
-            self._set_status(f"This run kept no {split} images; choose another split.", error=True)
+            self._refuse(f"This run kept no {split} images; choose another split.")
             return
         held_out = bool(own_data) and Path(own_data).resolve() == Path(data).resolve() and split != "all"
         if held_out and self._run_dir and Path(ckpt) == Path(self._run_dir) / "best.pt":
@@ -1333,13 +1330,18 @@ class EvaluateTab(QWidget):
         if worker.cancelled:  # a cancel while the folder was still being scanned ends as "scan cancelled"
             self._set_status("Evaluation cancelled.")
             return True
+        self._refuse(f"Evaluation failed: {message}")
+        return True
+
+    def _refuse(self, message: str) -> None:
+        """An evaluation that failed, or was refused before it began, said in red, and what the results shown
+        below are then (a refusal above an earlier evaluation's results read as if they were of what was asked)."""
         shown = ""
         if self.stack.currentIndex() == PAGE_RESULTS and self._evaluation:
             shown = (
                 f"\nThe results below are still those of the earlier evaluation ({self._described(self._evaluation)})."
             )
-        self._set_status(f"Evaluation failed: {message}{shown}", error=True)
-        return True
+        self._set_status(f"{message}{shown}", error=True)
 
     def _described(self, ev: dict[str, Any]) -> str:
         """ "best.pt of <run> on the val split of <folder>" for status lines."""
