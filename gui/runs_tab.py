@@ -307,6 +307,19 @@ def _name_tip(key: str, label: str) -> str:
     return label if key not in SETTING_LABELS or key.rpartition(".")[2] == label else f"{label} ({key} in config.json)"
 
 
+# The curves' export formats, by extension: the save dialog's filters
+CURVE_FILTERS = {".png": "PNG image (*.png)", ".svg": "SVG image (*.svg)", ".pdf": "PDF document (*.pdf)"}
+
+
+def curves_path(path: str, chosen_filter: str = "") -> str:
+    """The name typed in the curves' save dialog, with the chosen filter's extension added unless it has one of
+    theirs: "curves.jpg" had been written as PNG data under that name (over a data set's photo, too)."""
+    if os.path.splitext(path)[1].lower() in CURVE_FILTERS:
+        return path
+    suffix = next((ext for ext, text in CURVE_FILTERS.items() if text == chosen_filter), ".png")
+    return path + suffix
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"  # ("True" / "False": Python's words)
@@ -489,9 +502,9 @@ class RunsTab(QWidget):
         self.resume_button = QPushButton("Resume training")
         self.resume_button.setToolTip("Continue a stopped, interrupted or failed run from its last.pt")
         self.resume_button.clicked.connect(self._resume)
-        self.png_button = QPushButton("Curves PNG…")
-        self.png_button.setToolTip("Export the curves shown as a PNG image")
-        self.png_button.clicked.connect(self._export_png)
+        self.curves_button = QPushButton("Curves image…")
+        self.curves_button.setToolTip("Export the curves shown as an image (PNG, or SVG / PDF to scale them)")
+        self.curves_button.clicked.connect(self._export_curves)
         self.csv_button = QPushButton("History CSV…")
         self.csv_button.setToolTip("Export the run's history.csv (one row per epoch)")
         self.csv_button.clicked.connect(self._export_csv)
@@ -512,7 +525,7 @@ class RunsTab(QWidget):
             for b in (
                 self.predict_button,
                 self.evaluate_button,
-                self.png_button,
+                self.curves_button,
                 self.csv_button,
                 self.model_button,
                 self.delete_button,
@@ -524,7 +537,7 @@ class RunsTab(QWidget):
         for b in (self.predict_button, self.evaluate_button, self.resume_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
-        for b in (self.model_button, self.png_button, self.csv_button, self.delete_button):
+        for b in (self.model_button, self.curves_button, self.csv_button, self.delete_button):
             buttons.addWidget(b)
 
         upper = QWidget()
@@ -1016,7 +1029,7 @@ class RunsTab(QWidget):
                 "This run has no last.pt (it ended before its first epoch was saved): nothing to resume"
             )
         with_epochs = [p for p in paths if self._has_curves(p)]
-        self.png_button.setEnabled(bool(with_epochs))  # nothing to draw or list for runs without a finished epoch
+        self.curves_button.setEnabled(bool(with_epochs))  # nothing to draw or list for runs without a finished epoch
         self.csv_button.setEnabled(len(paths) == 1 and bool(with_epochs))
         self.model_button.setEnabled(bool(one and one.has_best) and self._export_worker is None)
         self.delete_button.setEnabled(
@@ -1058,7 +1071,7 @@ class RunsTab(QWidget):
         why = {
             self.predict_button: no_best,
             self.evaluate_button: no_best,
-            self.png_button: no_epoch,
+            self.curves_button: no_epoch,
             self.csv_button: no_epoch,
             self.model_button: "An export is being made; one at a time" if self._export_worker else no_best,
             self.delete_button: no_delete,
@@ -1563,26 +1576,34 @@ class RunsTab(QWidget):
         show_folder(str(root), self)
         return True
 
-    def _export_png(self) -> None:
+    def _export_curves(self) -> None:
         name = "curves.png" if len(self.selected_paths()) != 1 else f"{Path(self.selected_paths()[0]).name}.png"
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export curves as PNG", dialog_dir("exports", name), "PNG images (*.png)"
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export curves", dialog_dir("exports", name), ";;".join(CURVE_FILTERS.values())
         )
         if path:
             remember_dir("exports", path)
-            self.export_curves_png(with_suffix(path, ".png"))
+            self.export_curves(curves_path(path, chosen))
 
-    def export_curves_png(self, path: str) -> bool:
-        """Save the curves as they are drawn now (atomically); False, after saying why, when it cannot."""
+    def export_curves(self, path: str) -> bool:
+        """Save the curves as they are drawn now (atomically), in the format of the name's extension (PNG, SVG or
+        PDF); False, after saying why, when it cannot."""
         from core.runs import atomic_file
 
         if refused_output(self, "Export curves", path, "the curves", image_ok=True):
             return False
         self._ensure_canvas()
+        kind = os.path.splitext(path)[1].lower().lstrip(".")
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)  # (as Export model and Predict's CSV make theirs)
             with atomic_file(path, "wb") as f:
-                self.figure.savefig(f, format="png", dpi=150, facecolor="white", bbox_inches="tight")
+                self.figure.savefig(
+                    f,
+                    format=kind if f".{kind}" in CURVE_FILTERS else "png",
+                    dpi=150,
+                    facecolor="white",
+                    bbox_inches="tight",
+                )
         except OSError as e:
             QMessageBox.warning(self, "Export curves", f"Could not write {path}: {e.strerror or e}")
             return False

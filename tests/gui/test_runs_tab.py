@@ -145,9 +145,10 @@ def test_an_emptied_history_says_why_there_are_no_curves(tab, runs):
     tab.select_runs([str(runs["done"])])
     row = next(r for r in range(tab.run_count()) if tab.table.item(r, COL_NAME).text() == runs["done"].name)
     assert "history.csv cannot be read (damaged or empty)" in tab.table.item(row, COL_STATUS).toolTip()
-    assert not tab.png_button.isEnabled()
+    assert not tab.curves_button.isEnabled()
     assert (
-        tab.png_button.toolTip() == "This run's history.csv cannot be read (damaged or empty): nothing to draw or list"
+        tab.curves_button.toolTip()
+        == "This run's history.csv cannot be read (damaged or empty): nothing to draw or list"
     )
 
 
@@ -301,7 +302,7 @@ def test_settings_and_buttons_follow_the_selection(tab, runs):
     assert not tab.resume_button.isEnabled()  # no last.pt
     assert not tab.predict_button.isEnabled()  # no best.pt
     tab.select_runs([str(runs["done"]), str(runs["stopped"])])
-    assert not tab.csv_button.isEnabled() and tab.png_button.isEnabled() and tab.delete_button.isEnabled()
+    assert not tab.csv_button.isEnabled() and tab.curves_button.isEnabled() and tab.delete_button.isEnabled()
 
 
 def test_several_runs_show_the_settings_that_differ_side_by_side(qtbot, tab, runs):
@@ -721,17 +722,33 @@ def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
     assert float(rows[1]["val_acc"]) == pytest.approx(0.45)
     with qtbot.waitSignal(tab.status_message) as said:
-        tab._export_png()
+        tab._export_curves()
     png = tmp_path / "curves.png"
     assert said.args == [f"Saved the curves to {png}"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["curves.png", "hist.csv"]  # no temp files
+    # the format is the name's (PNG data had been written under any name typed: "curves.jpg", over a photo too)
+    from gui.runs_tab import CURVE_FILTERS
+
+    chosen = iter(
+        [
+            (str(tmp_path / "vector"), CURVE_FILTERS[".svg"]),
+            (str(tmp_path / "print.PDF"), ""),
+            (str(tmp_path / "c.jpg"), ""),
+        ]
+    )
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: next(chosen))
+    for _ in range(3):
+        tab._export_curves()
+    assert (tmp_path / "vector.svg").read_text().lstrip().startswith("<?xml")
+    assert (tmp_path / "print.PDF").read_bytes()[:5] == b"%PDF-"
+    assert not (tmp_path / "c.jpg").exists() and (tmp_path / "c.jpg.png").read_bytes()[:4] == b"\x89PNG"
     run = runs["done"]  # a run folder's own files are never written over (an export over last.pt broke the run)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     warned = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
     assert not tab.export_history_csv(str(run), str(run / "history.csv"))
-    assert not tab.export_curves_png(str(run / "curves.png"))
+    assert not tab.export_curves(str(run / "curves.png"))
     tab.export_model(str(run), str(run / "last.pt"), "torchscript")
     assert len(warned) == 3 and all("one of its run folder's own files" in w for w in warned)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before and tab._export_worker is None
@@ -749,11 +766,11 @@ def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
     ]
     assert {p: p.read_bytes() for p in kept} == kept
     assert tab._export_worker is None
-    assert tab.export_curves_png(str(png)) and len(warned) == 2  # the curves may replace an image (the last ones)
+    assert tab.export_curves(str(png)) and len(warned) == 2  # the curves may replace an image (the last ones)
     # into a folder not made yet (typed in the dialog): made, as Export model and Predict's CSV make theirs; it was
     # "Could not write …: No such file or directory"
     new = tmp_path / "new" / "folder"
-    assert tab.export_curves_png(str(new / "c.png")) and tab.export_history_csv(str(run), str(new / "h.csv"))
+    assert tab.export_curves(str(new / "c.png")) and tab.export_history_csv(str(run), str(new / "h.csv"))
     assert sorted(p.name for p in new.iterdir()) == ["c.png", "h.csv"] and len(warned) == 2
 
 
