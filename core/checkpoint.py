@@ -201,7 +201,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (contains a {type(ckpt).__name__}, not a dict)")
     if "format" not in ckpt:
-        raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (no 'format' key)")
+        raise CheckpointError(f"{path}: {_foreign_dict(ckpt)}")
     if not str(ckpt["format"]).startswith("resnext-studio/"):
         raise CheckpointError(f"{path}: not a ResNeXt Studio checkpoint (format {ckpt['format']!r})")
     if str(ckpt["format"]) != FORMAT:  # (a later version's layout read as this one's could mean anything)
@@ -215,6 +215,22 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if problem:
         raise CheckpointError(f"{path}: damaged checkpoint ({problem})")
     return ckpt
+
+
+def _foreign_dict(ckpt: dict[str, Any]) -> str:
+    """What a torch.save dict without this program's format mark is, in words ("no 'format' key" told a user
+    nothing; torchvision's weights file, the commonest, is a model's weights alone)."""
+    if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return (
+            f"a model's weights alone (a state dict of {len(ckpt)} tensors: no architecture, class names or "
+            "preprocessing), not a ResNeXt Studio checkpoint. To start training from these weights, choose the file "
+            "as Pretrained (--pretrained PATH); to classify, use a run's best.pt"
+        )
+    return (
+        "not a ResNeXt Studio checkpoint (another program's file: it holds "
+        + (", ".join(repr(k) for k in list(ckpt)[:4]) + (", …" if len(ckpt) > 4 else "") if ckpt else "an empty dict")
+        + ")"
+    )
 
 
 def _refusal(message: str, path: str | Path | None = None) -> str:

@@ -180,9 +180,20 @@ def test_malicious_pickle_is_refused(tmp_path):
 def test_foreign_files_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         checkpoint.load(tmp_path / "missing.pt")
-    torch.save({"state_dict": {}}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="no 'format' key"):
+    torch.save({"state_dict": {}, "epoch": 3}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError) as refused:
         checkpoint.load(tmp_path / "other.pt")
+    assert str(refused.value) == (
+        f"{tmp_path / 'other.pt'}: not a ResNeXt Studio checkpoint (another program's file: it holds 'state_dict', "
+        "'epoch')"
+    )
+    # torchvision's weights file: weights alone, said so (it had said "no 'format' key"), and where it is of use
+    torch.save(torch.nn.Linear(2, 3).state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(CheckpointError) as refused:
+        checkpoint.load(tmp_path / "weights.pt")
+    said = str(refused.value)
+    assert said.startswith(f"{tmp_path / 'weights.pt'}: a model's weights alone (a state dict of 2 tensors")
+    assert "choose the file as Pretrained (--pretrained PATH)" in said
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="not a dict"):
         checkpoint.load(tmp_path / "list.pt")
