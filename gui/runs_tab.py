@@ -1004,7 +1004,9 @@ class RunsTab(QWidget):
             else "Continue a stopped, interrupted or failed run from its last.pt"
         )
         self.resume_button.setEnabled(bool(one and (one.resumable or more)))
-        if self._is_paused(one):  # a disabled button says why
+        if len(paths) != 1:  # a disabled button says why (as the others do: Resume alone still said what it does)
+            self.resume_button.setToolTip("Select one run (these act on one)" if paths else "Select a run first")
+        elif self._is_paused(one):
             self.resume_button.setToolTip("This run is paused in the Train tab: its Resume goes on with it")
         elif self._paused_elsewhere(one):
             self.resume_button.setToolTip("This run is paused in another window: its Resume goes on with it")

@@ -303,6 +303,11 @@ def test_settings_and_buttons_follow_the_selection(tab, runs):
     assert not tab.predict_button.isEnabled()  # no best.pt
     tab.select_runs([str(runs["done"]), str(runs["stopped"])])
     assert not tab.csv_button.isEnabled() and tab.curves_button.isEnabled() and tab.delete_button.isEnabled()
+    # each button that acts on one run says so when several are selected, Resume too (it said what it does)
+    for b in (tab.resume_button, tab.csv_button, tab.predict_button, tab.evaluate_button, tab.model_button):
+        assert not b.isEnabled() and b.toolTip() == "Select one run (these act on one)", b.text()
+    tab.select_runs([])
+    assert not tab.resume_button.isEnabled() and tab.resume_button.toolTip() == "Select a run first"
 
 
 def test_several_runs_show_the_settings_that_differ_side_by_side(qtbot, tab, runs):
