@@ -757,7 +757,7 @@ class PredictTab(QWidget):
         if refused := not_a_checkpoint(path):  # (told from its first bytes: a TorchScript export, an ONNX model, junk)
             # not listed: it stayed in the list as "File: …", chosen, and every drop after failed on it again
             self.model_combo.setCurrentIndex(max(0, self._prev_combo_index))  # the model before it (not "Choose…")
-            self._set_status(refused, error=True)
+            self._refused_model(refused, self.checkpoint())  # (which model is in use, as a later refusal says)
             return
         self._model_chosen = True
         # the model before it: the one chosen, or, when it comes from "Choose checkpoint file…", the one before that
@@ -829,12 +829,15 @@ class PredictTab(QWidget):
         waited = self._pending is not None and self._worker is None  # (a drop made while it loaded)
         if waited:
             self._pending = None
+        self._refused_model(message, before, " The images dropped meanwhile were not classified." if waited else "")
+
+    def _refused_model(self, message: str, before: str | None, more: str = "") -> None:
+        """A model file refused, said in red with the model in use now (the one `before` it, or another)."""
         name = self._model_name() if self.checkpoint() else None
         still = (
             f"the model is {'still' if self.checkpoint() == before else 'now'} {name}" if name else "no model is chosen"
         )
-        dropped = " The images dropped meanwhile were not classified." if waited else ""
-        self._set_status(f"{message.rstrip('.')}. Not taken as the model: {still}.{dropped}", error=True)
+        self._set_status(f"{message.rstrip('.')}. Not taken as the model: {still}.{more}", error=True)
 
     def _model_file_checked(self, path: str) -> None:
         """The check has ended (this runs after its result): what waited for it starts. Busy until then: between
