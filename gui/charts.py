@@ -62,6 +62,23 @@ def chart_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=CHART_DPI * text_scale(), layout="constrained", facecolor="white")
 
 
+def save_figure(figure: Figure, path: str) -> None:
+    """Write a chart as drawn to `path`, atomically, in its extension's format (PNG at 150 dpi, SVG or PDF; see
+    widgets.FIGURE_FILTERS; another name gets PNG), making its folder (as Export model and Predict's CSV make
+    theirs). Raises OSError."""
+    import os
+    from pathlib import Path
+
+    from core.runs import atomic_file
+
+    kind = os.path.splitext(path)[1].lower().lstrip(".")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path, "wb") as f:
+        figure.savefig(
+            f, format=kind if kind in ("svg", "pdf") else "png", dpi=150, facecolor="white", bbox_inches="tight"
+        )
+
+
 def px_per_point(figure: Figure) -> float:
     """Screen pixels (Qt's logical ones) per point of `figure`'s text, at the dpi it was made with (its dpi times
     the screen's pixel ratio, while on a canvas): for sizing by a label's length before drawing."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import html
 import inspect
+import json
 import os
 from collections import deque
 from pathlib import Path
@@ -27,6 +29,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -48,18 +52,22 @@ from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
 from gui.predict_tab import PredictorCache, cam_overlay, display_copy
 from gui.widgets import (
     ERROR_COLOR,
+    FIGURE_FILTERS,
     WARNING_COLOR,
     buddy_label,
     count_noun,
     dialog_dir,
     elide_middle,
+    figure_path,
     load_json_setting,
     photo_icon,
+    refused_output,
     remember_dir,
     screen_scale,
     sort_header,
     store_json_setting,
     typed_path,
+    with_suffix,
 )
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
@@ -734,8 +742,41 @@ class ConfusionMatrixCanvas(QWidget):
         return [t.get_text() for t in self.ax.get_xticklabels()]
 
 
+# What Export… writes of the evaluation shown: its menu's words, the file's suffix and the save dialog's filter
+EXPORTS = {  # (and the status bar's name for what was written)
+    "per_class": ("Per-class scores (CSV)…", "-per-class.csv", "CSV file (*.csv)", "per-class scores"),
+    "predictions": ("Every image's prediction (CSV)…", "-predictions.csv", "CSV file (*.csv)", "predictions"),
+    "matrix_csv": ("Confusion matrix counts (CSV)…", "-confusion-matrix.csv", "CSV file (*.csv)", "confusion matrix"),
+    "matrix_image": ("Confusion matrix as shown (PNG, SVG or PDF)…", "-confusion-matrix.png", "", "confusion matrix"),
+    "json": ("Whole evaluation (JSON)…", "-evaluation.json", "JSON file (*.json)", "evaluation"),
+}
+
+
+def export_rows(ev: dict[str, Any], kind: str) -> list[list[Any]]:
+    """The rows of an evaluation's CSV export `kind` (per_class, predictions or matrix_csv), header first."""
+    if kind == "per_class":
+        rows = [["class", "precision", "recall", "f1", "support"]]
+        for r in ev.get("per_class") or []:
+            values = [_row_value(r, k, i) for i, k in enumerate(("name", "precision", "recall", "f1", "support"))]
+            rows.append(["" if v is None else v for v in values])  # (a class never predicted has no precision)
+        return rows
+    if kind == "predictions":
+        rows = [["path", "true", "predicted", "confidence", "correct"]]
+        for p in ev.get("predictions") or []:
+            true, predicted = _row_value(p, "true", 1), _row_value(p, "predicted", 2)
+            rows.append([_row_value(p, "path", 0), true, predicted, _row_value(p, "confidence", 3), true == predicted])
+        return rows
+    if kind == "matrix_csv":
+        names = [str(n) for n in ev.get("class_names") or []]
+        matrix = ev.get("confusion_matrix") or []
+        return [["true \\ predicted", *names], *([name, *row] for name, row in zip(names, matrix, strict=False))]
+    raise ValueError(f"export {kind!r}: not a CSV export")
+
+
 class EvaluateTab(QWidget):
     """Shows a run's evaluation (from evaluation.json, or computed on request) or evaluates any checkpoint."""
+
+    status_message = Signal(str)  # for the window's status bar (an export written)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -915,6 +956,18 @@ class EvaluateTab(QWidget):
         self.fit_check.toggled.connect(self._on_fit_toggled)
         self.fit_check.setVisible(False)  # until a matrix is too big for its pane
         toggle.addWidget(self.fit_check)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip(
+            "Save these results: the per-class scores, every image's prediction or the confusion matrix as CSV, the "
+            "matrix as an image, or the whole evaluation as JSON"
+        )
+        menu = QMenu(self.export_button)
+        self.export_actions = {}
+        for kind, (words, *_) in EXPORTS.items():
+            self.export_actions[kind] = menu.addAction(words, lambda k=kind: self._export(k))
+        menu.aboutToShow.connect(self._update_export_actions)
+        self.export_button.setMenu(menu)
+        toggle.addWidget(self.export_button)
         lv.addLayout(toggle)
         self.cm_canvas: ConfusionMatrixCanvas | None = None  # made on first use: matplotlib loads slowly
         self.cm_layout = lv
@@ -1342,6 +1395,69 @@ class EvaluateTab(QWidget):
                 f"\nThe results below are still those of the earlier evaluation ({self._described(self._evaluation)})."
             )
         self._set_status(f"{message}{shown}", error=True)
+
+    # ---- export ---------------------------------------------------------------------------------------------
+    def _update_export_actions(self) -> None:
+        """Each export offered when the results shown have it (an evaluation.json of an older version, or one
+        written by hand, may lack the predictions)."""
+        ev = self._evaluation or {}
+        has = {
+            "per_class": bool(ev.get("per_class")),
+            "predictions": bool(ev.get("predictions")),
+            "matrix_csv": bool(ev.get("confusion_matrix")),
+            "matrix_image": bool(ev.get("confusion_matrix")) and self.cm_canvas is not None,
+            "json": bool(ev),
+        }
+        for kind, action in self.export_actions.items():
+            action.setEnabled(has[kind])
+            action.setToolTip("" if has[kind] else "These results do not hold it")
+
+    def _export(self, kind: str) -> None:
+        if not self._evaluation:
+            return
+        words, suffix, chosen, _ = EXPORTS[kind]
+        source = self._evaluation.get("checkpoint") or self._checkpoint or ""
+        stem = Path(self._run_dir).name if self._run_dir else Path(source).parent.name or "evaluation"
+        name = f"{stem}-{self._evaluation.get('split', 'all')}{suffix}"
+        filters = ";;".join(FIGURE_FILTERS.values()) if kind == "matrix_image" else chosen
+        path, chosen = QFileDialog.getSaveFileName(
+            self, f"Export {words.rstrip('…').lower()}", dialog_dir("exports", name), filters
+        )
+        if path:
+            remember_dir("exports", path)
+            ext = os.path.splitext(suffix)[1]
+            self.export_results(kind, figure_path(path, chosen) if kind == "matrix_image" else with_suffix(path, ext))
+
+    def export_results(self, kind: str, path: str) -> bool:
+        """Write export `kind` (EXPORTS) of the evaluation shown to `path`, atomically; False, after saying why,
+        when it cannot."""
+        from core.runs import atomic_file
+
+        ev = self._evaluation
+        if not ev:
+            return False
+        image = kind == "matrix_image"
+        if refused_output(self, "Export evaluation", path, "the matrix" if image else "the export", image_ok=image):
+            return False
+        try:
+            if image:
+                from gui.charts import save_figure
+
+                if self.cm_canvas is None:
+                    return False
+                save_figure(self.cm_canvas.figure, path)
+            else:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                with atomic_file(path, newline="") as f:
+                    if kind == "json":
+                        json.dump(ev, f, indent=1, ensure_ascii=False, default=str)
+                    else:
+                        csv.writer(f).writerows(export_rows(ev, kind))
+        except OSError as e:
+            QMessageBox.warning(self, "Export evaluation", f"Could not write {path}: {e.strerror or e}")
+            return False
+        self.status_message.emit(f"Saved the {EXPORTS[kind][3]} to {path}")
+        return True
 
     def _described(self, ev: dict[str, Any]) -> str:
         """ "best.pt of <run> on the val split of <folder>" for status lines."""

@@ -303,6 +303,8 @@ class MainWindow(QMainWindow):
                 )
             if self.runs_dir and hasattr(widget, "set_runs_dir"):
                 widget.set_runs_dir(self.runs_dir)
+            if hasattr(widget, "status_message"):  # (the Runs and Evaluate tabs' exports)
+                widget.status_message.connect(self._show_status)
             if name == "runs":
                 for sig, slot in (
                     ("predict_requested", self.predict_with),
@@ -310,7 +312,6 @@ class MainWindow(QMainWindow):
                     ("resume_requested", self.resume_run),
                     ("extend_requested", self.resume_run),
                     ("runs_deleted", self._on_runs_deleted),
-                    ("status_message", self._show_status),
                 ):
                     if hasattr(widget, sig):
                         getattr(widget, sig).connect(slot)

@@ -37,12 +37,14 @@ from PySide6.QtWidgets import (
 from gui.app import at_font, settings
 from gui.widgets import (
     ERROR_COLOR,
+    FIGURE_FILTERS,
     NOT_A_FOLDER,
     WARNING_COLOR,
     FrozenFirstColumn,
     ask,
     count_noun,
     dialog_dir,
+    figure_path,
     load_json_setting,
     make_folder,
     on_return,
@@ -307,19 +309,6 @@ def _name_tip(key: str, label: str) -> str:
     return label if key not in SETTING_LABELS or key.rpartition(".")[2] == label else f"{label} ({key} in config.json)"
 
 
-# The curves' export formats, by extension: the save dialog's filters
-CURVE_FILTERS = {".png": "PNG image (*.png)", ".svg": "SVG image (*.svg)", ".pdf": "PDF document (*.pdf)"}
-
-
-def curves_path(path: str, chosen_filter: str = "") -> str:
-    """The name typed in the curves' save dialog, with the chosen filter's extension added unless it has one of
-    theirs: "curves.jpg" had been written as PNG data under that name (over a data set's photo, too)."""
-    if os.path.splitext(path)[1].lower() in CURVE_FILTERS:
-        return path
-    suffix = next((ext for ext, text in CURVE_FILTERS.items() if text == chosen_filter), ".png")
-    return path + suffix
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"  # ("True" / "False": Python's words)
@@ -368,6 +357,11 @@ def _as_trained(config: dict, status: dict | None = None) -> dict:
         model = config.get("model") if isinstance(config.get("model"), dict) else {}
         if "backbone_lr_mult" in train and (model.get("mode") != "finetune" or model.get("freeze_backbone")):
             del train["backbone_lr_mult"]  # only a fine-tune's trainable backbone learns at lr × this
+    if isinstance(data, dict):  # the shares as the Dataset tab's fields show them ("0.2" read as 0.2 %)
+        for key in ("val_split", "test_split"):
+            value = data.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                data[key] = f"{round(100 * value, 1):g} %"
     if isinstance(data, dict) and data.get("augment") == "none":
         data.pop("hflip", None)  # (a centre crop alone: runs told apart by "hflip True | False" that flipped nothing)
     if isinstance(data, dict) and data.get("augment") == "strong":
@@ -1581,31 +1575,22 @@ class RunsTab(QWidget):
     def _export_curves(self) -> None:
         name = "curves.png" if len(self.selected_paths()) != 1 else f"{Path(self.selected_paths()[0]).name}.png"
         path, chosen = QFileDialog.getSaveFileName(
-            self, "Export curves", dialog_dir("exports", name), ";;".join(CURVE_FILTERS.values())
+            self, "Export curves", dialog_dir("exports", name), ";;".join(FIGURE_FILTERS.values())
         )
         if path:
             remember_dir("exports", path)
-            self.export_curves(curves_path(path, chosen))
+            self.export_curves(figure_path(path, chosen))
 
     def export_curves(self, path: str) -> bool:
         """Save the curves as they are drawn now (atomically), in the format of the name's extension (PNG, SVG or
         PDF); False, after saying why, when it cannot."""
-        from core.runs import atomic_file
+        from gui.charts import save_figure
 
         if refused_output(self, "Export curves", path, "the curves", image_ok=True):
             return False
         self._ensure_canvas()
-        kind = os.path.splitext(path)[1].lower().lstrip(".")
         try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)  # (as Export model and Predict's CSV make theirs)
-            with atomic_file(path, "wb") as f:
-                self.figure.savefig(
-                    f,
-                    format=kind if f".{kind}" in CURVE_FILTERS else "png",
-                    dpi=150,
-                    facecolor="white",
-                    bbox_inches="tight",
-                )
+            save_figure(self.figure, path)
         except OSError as e:
             QMessageBox.warning(self, "Export curves", f"Could not write {path}: {e.strerror or e}")
             return False

@@ -95,6 +95,19 @@ def with_suffix(path: str, suffix: str) -> str:
     return path if os.path.splitext(path)[1] else path + suffix
 
 
+# A chart's export formats, by extension: the save dialog's filters (charts.save_figure writes them)
+FIGURE_FILTERS = {".png": "PNG image (*.png)", ".svg": "SVG image (*.svg)", ".pdf": "PDF document (*.pdf)"}
+
+
+def figure_path(path: str, chosen_filter: str = "") -> str:
+    """The name typed in a chart's save dialog, with the chosen filter's extension added unless it has one of
+    theirs: "curves.jpg" had been written as PNG data under that name (over a data set's photo, too)."""
+    if os.path.splitext(path)[1].lower() in FIGURE_FILTERS:
+        return path
+    suffix = next((ext for ext, text in FIGURE_FILTERS.items() if text == chosen_filter), ".png")
+    return path + suffix
+
+
 def refused_output(
     parent: QWidget | None, title: str, path: str, writes: str, image_ok: bool = False, model_ok: bool = False
 ) -> bool:

@@ -1063,6 +1063,13 @@ def test_predicting_with_a_run_deleted_outside_the_app_says_so(qtbot, window, tm
     assert w.tabs.currentIndex() == before and ": no such checkpoint file" in w.statusBar().currentMessage()
 
 
+def test_the_exports_of_the_evaluate_and_runs_tabs_are_said_in_the_status_bar(qtbot, window):
+    w = window(load_initial=False)
+    for tab in (w.evaluate_tab, w.runs_tab):
+        tab.status_message.emit(f"Saved it from {type(tab).__name__}")
+        assert w.statusBar().currentMessage() == f"Saved it from {type(tab).__name__}"
+
+
 def test_show_runs_folder_on_a_runs_path_that_cannot_be_a_folder_says_why(qtbot, window, tmp_path, monkeypatch):
     """A runs path that is a file (or under one) raised from mkdir, on stderr only, and nothing happened."""
     import gui.main_window as main_window

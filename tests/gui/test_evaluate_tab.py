@@ -1412,3 +1412,78 @@ def test_the_scan_for_copies_of_the_training_images_is_said_while_it_runs(qtbot,
     wait_idle(qtbot, tab)
     assert seen and seen[-1] == (12, 12)
     assert "Looking for copies" not in tab.status_label.text()  # (the results' own words once they are in)
+
+
+def test_the_results_shown_are_exported_as_csv_json_and_an_image(qtbot, tab, tmp_path, monkeypatch):
+    """Evaluate had no export: the per-class scores, each image's answer and the matrix stayed in the window (the
+    command line's --json alone gave them)."""
+    import csv
+
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from gui.widgets import FIGURE_FILTERS
+
+    data = make_dataset(tmp_path / "pets")
+    ev = sample_evaluation(data)
+    run = make_run(tmp_path / "runs", data, ev)
+    tab.show_run(str(run))
+    assert tab.stack.currentIndex() == PAGE_RESULTS and tab.export_button.isEnabled()
+    said = []
+    tab.status_message.connect(said.append)
+    tab._update_export_actions()  # (as the menu opens) an evaluation.json without every image's answer
+    assert not tab.export_actions["predictions"].isEnabled() and tab.export_actions["per_class"].isEnabled()
+
+    ev["predictions"] = [
+        {"path": str(data / "cat" / "0.png"), "true": "cat", "predicted": "dog", "confidence": 0.55},
+        {"path": str(data / "cat" / "1.png"), "true": "cat", "predicted": "cat", "confidence": 0.9},
+    ]
+    ev["per_class"][2]["precision"] = None  # (a class never predicted: no precision)
+    tab.show_evaluation(ev, str(run / "best.pt"))
+    tab._update_export_actions()
+    assert all(a.isEnabled() for a in tab.export_actions.values())
+    out = tmp_path / "out"
+
+    def read(name: str) -> list[list[str]]:
+        with open(out / name, newline="", encoding="utf-8") as f:
+            return list(csv.reader(f))
+
+    assert tab.export_results("per_class", str(out / "scores.csv"))  # (into a folder not made yet)
+    assert read("scores.csv") == [
+        ["class", "precision", "recall", "f1", "support"],
+        ["cat", "0.6", "0.75", "0.667", "4"],
+        ["dog", "0.833", "0.625", "0.714", "8"],
+        ["fox", "", "1.0", "0.889", "4"],
+    ]
+    assert said[-1] == f"Saved the per-class scores to {out / 'scores.csv'}"
+    assert tab.export_results("predictions", str(out / "pred.csv"))
+    assert read("pred.csv") == [
+        ["path", "true", "predicted", "confidence", "correct"],
+        [str(data / "cat" / "0.png"), "cat", "dog", "0.55", "False"],
+        [str(data / "cat" / "1.png"), "cat", "cat", "0.9", "True"],
+    ]
+    assert tab.export_results("matrix_csv", str(out / "cm.csv"))
+    assert read("cm.csv") == [["true \\ predicted", *CLASSES]] + [
+        [name, *map(str, row)] for name, row in zip(CLASSES, ev["confusion_matrix"], strict=True)
+    ]
+    assert tab.export_results("json", str(out / "ev.json"))
+    assert json.loads((out / "ev.json").read_text(encoding="utf-8")) == ev
+
+    # through the menu and its save dialog: the name the extension the export needs, the image the format chosen
+    answers = iter([(str(out / "named"), ""), (str(out / "matrix"), FIGURE_FILTERS[".svg"])])
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: next(answers))
+    tab.export_actions["per_class"].trigger()
+    tab.export_actions["matrix_image"].trigger()
+    assert read("named.csv")[0][0] == "class"
+    assert (out / "matrix.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    assert said[-1] == f"Saved the confusion matrix to {out / 'matrix.svg'}"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["scores.csv", "pred.csv", "cm.csv", "ev.json", "named.csv", "matrix.svg"]
+    )  # (no temp files left)
+
+    # never over a run's own files, nor an image by a CSV
+    warned = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warned.append(a[2]))
+    kept = {p: p.read_bytes() for p in (run / "evaluation.json", data / "cat" / "0.png")}
+    assert not tab.export_results("json", str(run / "evaluation.json"))
+    assert not tab.export_results("predictions", str(data / "cat" / "0.png"))
+    assert {p: p.read_bytes() for p in kept} == kept and len(warned) == 2

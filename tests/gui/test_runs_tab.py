@@ -290,6 +290,9 @@ def test_settings_and_buttons_follow_the_selection(tab, runs):
     assert not any("_" in name for name in values)
     tips = {train.child(i).text(0): train.child(i).toolTip(0) for i in range(train.childCount())}
     assert tips["learning rate"] == "learning rate (train.lr in config.json)" and tips["epochs"] == "epochs"
+    data = tops["data"]
+    shares = {data.child(i).text(0): data.child(i).text(1) for i in range(data.childCount())}
+    assert shares["validation share"] == "20 %" and shares["test share"] == "0 %"  # as the Dataset tab says them
     model = tops["model"]
     shown = {model.child(i).text(0): model.child(i).text(1) for i in range(model.childCount())}
     assert shown["freeze the backbone"] in ("yes", "no")  # (not Python's "False")
@@ -733,11 +736,11 @@ def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["curves.png", "hist.csv"]  # no temp files
     # the format is the name's (PNG data had been written under any name typed: "curves.jpg", over a photo too)
-    from gui.runs_tab import CURVE_FILTERS
+    from gui.widgets import FIGURE_FILTERS
 
     chosen = iter(
         [
-            (str(tmp_path / "vector"), CURVE_FILTERS[".svg"]),
+            (str(tmp_path / "vector"), FIGURE_FILTERS[".svg"]),
             (str(tmp_path / "print.PDF"), ""),
             (str(tmp_path / "c.jpg"), ""),
         ]
