@@ -344,11 +344,12 @@ def _as_trained(config: dict, status: dict | None = None) -> dict:
     out = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}
     train, data = out.get("train"), out.get("data")
     used = (status or {}).get("device")
+    used = used if isinstance(used, str) and used else None
     if isinstance(train, dict):
         asked = train.get("device")
-        if isinstance(used, str) and used and asked == "auto":
+        if used and asked == "auto":
             train["device"] = f"auto ({used})"
-        on = used if isinstance(used, str) and used else asked if asked != "auto" else None
+        on = used or (asked if asked != "auto" else None)
         if train.get("amp") is True and isinstance(on, str) and not on.startswith("cuda"):
             train["amp"] = f"no (full precision on {({'cpu': 'the CPU', 'mps': 'MPS'}).get(on, on)})"
         for key, (setting, users) in USED_ONLY_WITH.items():
