@@ -266,6 +266,7 @@ class DatasetPanel(QWidget):
     """Everything about the data set. `index` holds the last good scan; `data_config()` the chosen settings."""
 
     index_changed = Signal(object)  # DatasetIndex | None
+    scan_started = Signal(str)  # the folder being scanned (Start waits for it: it would train on the set before)
     scan_finished = Signal(object)  # DatasetIndex, or None when the scan failed or was cancelled
     config_changed = Signal()  # split / size / augmentation changed
     status_message = Signal(str)
@@ -623,6 +624,7 @@ class DatasetPanel(QWidget):
         )
         self._scan_worker = worker
         start_worker(worker, self)
+        self.scan_started.emit(folder)
 
     def cancel_scan(self) -> None:
         if self._scan_worker is not None:

@@ -348,6 +348,8 @@ class TrainTab(QWidget):
         if dataset_panel is not None:
             dataset_panel.index_changed.connect(self._on_data_changed)
             dataset_panel.config_changed.connect(self._on_data_changed)
+            dataset_panel.scan_started.connect(self._sync_start)  # (Start waits for a scan; a failed one
+            dataset_panel.scan_finished.connect(self._sync_start)  # changes no index)
             self.model_panel.image_size_suggested.connect(self._on_image_size_suggested)
         self.model_panel.auto_values = self._auto_values
         self.model_panel.pretrained_changed.connect(self._follow_auto_preset)
@@ -698,19 +700,32 @@ class TrainTab(QWidget):
                 target.setFocus(Qt.FocusReason.OtherFocusReason)
         self.state_changed.emit(state)
 
-    def _sync_start(self) -> None:
+    def _sync_start(self, *_: Any) -> None:
         """Start is enabled at Idle unless the open data set cannot be trained on (it looked ready beside the red
-        banner, and pressing it said the banner again); its tooltip then says why."""
-        able = self.state == IDLE and not self._data_problem
-        if self._data_problem:
+        banner, and pressing it said the banner again), or while the Dataset tab scans a folder (Start trained on
+        the data set open before it, under the new folder's name in the box); its tooltip then says why."""
+        why = (
+            f"The open data set cannot be trained on: {self._data_problem}"
+            if self._data_problem
+            else self._scanning_text()
+        )
+        able = self.state == IDLE and not why
+        if why:
             self._start_tip = self._start_tip or self.start_button.toolTip()
-            self.start_button.setToolTip(f"The open data set cannot be trained on: {self._data_problem}")
+            self.start_button.setToolTip(why)
         elif self._start_tip:
             self.start_button.setToolTip(self._start_tip)
             self._start_tip = ""
         if able != self.start_button.isEnabled():
             self.start_button.setEnabled(able)
             self.start_changed.emit(able)
+
+    def _scanning_text(self) -> str:
+        """Why Start waits while the Dataset tab scans a folder ("" when it does not)."""
+        panel = self.dataset_panel
+        if panel is None or not panel.is_scanning():
+            return ""
+        return f"The Dataset tab is checking the images of {panel.folder}; training can start once it has"
 
     def is_running(self) -> bool:
         return self.state != IDLE or is_running(self.thread) or self.proc is not None
@@ -984,6 +999,8 @@ class TrainTab(QWidget):
         from core.data import folder_problem
 
         panel = self.dataset_panel
+        if scanning := self._scanning_text():  # (F5 as the scan runs: the set open before is not the one named)
+            raise ValueError(f"{scanning}.")
         if panel is not None and panel.index is not None and panel.index.too_few_classes():
             raise ValueError(f"The data set cannot be used (Dataset tab): {panel.training_problem()}")
         if panel is None or panel.index is None:
@@ -1559,7 +1576,8 @@ class TrainTab(QWidget):
                 self.log_line("Download cancelled")
                 return
             index = self.dataset_panel.index  # (a scan may have ended meanwhile: the folder is checked again)
-            if index is None or index.too_few_classes() or index.root != config.data.root:
+            changed = index is None or index.too_few_classes() or index.root != config.data.root
+            if changed or self.dataset_panel.is_scanning():  # (or changing: its scan runs)
                 self.banner.set_error(
                     "The data set changed while the weights downloaded (Dataset tab); press Start training again."
                 )

@@ -1156,6 +1156,42 @@ def test_a_data_set_changed_while_weights_download_is_checked_again(
 
 
 @pytest.mark.timeout(120)
+def test_start_waits_for_the_scan_of_the_folder_being_opened(qtbot, tmp_path, tiny_dataset, runs_dir, monkeypatch):
+    """Start as another folder was being scanned trained on the data set open before, though the folder box named
+    the new one (and the summary then described the new one beside that run)."""
+    import core.data as data
+
+    other = shutil.copytree(tiny_dataset, tmp_path / "other")
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    launched = []
+    monkeypatch.setattr(tab, "_launch", lambda config, index, resume=None: launched.append((config, index)))
+    release, real_scan = threading.Event(), data.scan
+
+    def slow_scan(*a, **k):  # the scan of the new folder lasts until the test lets it end
+        release.wait(30)
+        return real_scan(*a, **k)
+
+    monkeypatch.setattr(data, "scan", slow_scan)
+    try:
+        assert tab.start_button.isEnabled()
+        panel.load_folder(str(other))
+        assert not tab.start_button.isEnabled()
+        assert tab.start_button.toolTip() == (
+            f"The Dataset tab is checking the images of {other}; training can start once it has"
+        )
+        assert not tab.start() and launched == []  # (F5, the menu: refused, and said)
+        assert tab.banner.text().startswith(f"The Dataset tab is checking the images of {other}")
+        with qtbot.waitSignal(panel.scan_finished, timeout=60000):
+            release.set()
+        assert tab.start_button.isEnabled() and not tab.start_button.toolTip().startswith("The Dataset tab")
+        assert tab.banner.text() == ""  # (the refusal went with the scan it was about)
+        assert tab.start() and launched[0][1].root == str(other) == launched[0][0].data.root
+    finally:
+        release.set()
+        _cleanup(panel, tab)
+
+
+@pytest.mark.timeout(120)
 def test_stop_during_the_weights_download_starts_no_run(qtbot, tmp_path, tiny_dataset, runs_dir, monkeypatch):
     """Stop (and the dialog's Cancel) were ignored: the download went on, and the run started when it ended."""
     from core import models
