@@ -862,8 +862,12 @@ class Trainer:
         # (a batch of 100000 over 4 images was refused for needing 120 GB)
         batch = max(1, min(self.local_batch, math.ceil(len(self.split.train) / max(1, self.world_size))))
         try:
-            need = models.estimate_train_memory(
-                cfg.model.arch, len(self.index.classes), cfg.data.image_size, batch, cfg.train.amp
+            need = models.estimate_train_memory(  # (AMP on CUDA only: the CPU trains in float32, as the app's
+                cfg.model.arch,  # summary counts it; the two said 6374 and 6360 GB of one model)
+                len(self.index.classes),
+                cfg.data.image_size,
+                batch,
+                cfg.train.amp and self.device.type == "cuda",
             )
             if self.device.type == "cuda":
                 have = torch.cuda.get_device_properties(self.device).total_memory

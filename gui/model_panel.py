@@ -82,6 +82,9 @@ def _summarise(
     }
 
 
+NO_IMAGENET_ADVICE = "choose ResNeXt-50/101, a ResNet, or another weights source."
+
+
 def human_count(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
@@ -307,14 +310,32 @@ class ModelPanel(QGroupBox):
         )
 
     def problem(self) -> str | None:
-        """Why the current choice cannot start, or None."""
+        """Why the current choice cannot start, or None. (Of the choice now, not of the summary: that comes a moment
+        after a change, and Start in that moment had refused a custom net + ImageNet as "no internet connection?",
+        or refused ImageNet's absence when Pretrained was None again.)"""
         choice = self.pretrained_choice()
         if choice == "file" and not self.weights_edit.text().strip():
             return "Choose a weights file, or set Pretrained to None or ImageNet."
         if choice == "none" and self.mode_combo.currentData() != "scratch":
             return "Linear probe and fine-tune need pretrained weights."
-        if self.summary_error:
-            return self.summary_error
+        if choice == "imagenet":
+            from core import models
+
+            try:
+                spec = models.parse_arch(
+                    models.auto_arch(self._context["device_type"], "imagenet") if self.arch() == AUTO else self.arch()
+                )
+            except models.ModelError as e:
+                return str(e)
+            if not spec.has_imagenet_weights:
+                return f"{spec.name} has no ImageNet weights: {NO_IMAGENET_ADVICE}"
+        if (
+            self.summary_error
+            and not self._summary_pending
+            and self._summary_worker is None
+            and not self._timer.isActive()
+        ):
+            return self.summary_error  # (one of the choice shown: no newer summary is coming)
         return None
 
     def browse_weights(self) -> None:
@@ -450,15 +471,20 @@ class ModelPanel(QGroupBox):
         text = (
             f"<b>{info['arch']}</b>: {human_count(info['params'])} parameters · "
             f"{human_count(info['macs'])}MACs per image at {info['image_size']} px<br>"
-            f"≈ {human_bytes(info['memory'])} to train at batch {info['batch_size']} (weights, optimizer state, "
-            f"activations)"
         )
-        if self.pretrained_choice() == "imagenet" and not info["has_imagenet_weights"]:
+        if self.mode_combo.currentData() == "linear" or self.freeze_check.isChecked():
+            # (the estimate is of training every layer: it read 2.3 GB for a probe that took 290 MB)
             text += (
-                "<br><span style='color:#b3261e'>No ImageNet weights for this architecture: choose "
-                "ResNeXt-50/101, a ResNet, or another weights source.</span>"
+                f"Only the classifier trains: ≈ {human_bytes(4 * info['params'])} of weights, far less than the "
+                f"≈ {human_bytes(info['memory'])} of training every layer at batch {info['batch_size']}"
             )
-            self.summary_error = f"{info['arch']} has no ImageNet weights."
+        else:
+            text += (
+                f"≈ {human_bytes(info['memory'])} to train at batch {info['batch_size']} (weights, optimizer state, "
+                f"activations)"
+            )
+        if self.pretrained_choice() == "imagenet" and not info["has_imagenet_weights"]:  # (problem() refuses it)
+            text += f"<br><span style='color:#b3261e'>No ImageNet weights for this architecture: {NO_IMAGENET_ADVICE}</span>"
         self.summary_label.setText(text)
         self.summary_ready.emit(info)
 

@@ -436,6 +436,14 @@ def test_a_model_far_too_big_for_the_machine_is_refused_before_anything(capsys, 
     rc, _, err = run(capsys, *argv, "--runs-dir", tmp_path / "r")
     assert rc == 2 and one_line(err) and err.startswith("error: --arch resnext152_256x512d: training it needs about")
     assert "choose a smaller model, batch or image size" in err and not (tmp_path / "r").exists()
+    # the CPU trains in float32 (--amp is CUDA's): the figure is that estimate, as the app's model summary says it
+    from core import models
+
+    said = float(re.search(r"needs about ([\d.]+) GB at batch (\d+)", err).group(1))
+    batch = int(re.search(r"at batch (\d+)", err).group(1))
+    classes = len([p for p in Path(trained["data"]).iterdir() if p.is_dir()])
+    fp32 = models.estimate_train_memory("resnext152_256x512d", classes, 64, batch, amp=False) / 2**30
+    assert said == pytest.approx(fp32, abs=0.06), (said, fp32)
     # a batch size far above the training images is one batch of them all: not refused for its memory
     from core.engine import Trainer
 

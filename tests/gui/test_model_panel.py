@@ -152,3 +152,41 @@ def test_a_weights_path_pasted_in_quotes_or_as_a_file_address_is_the_file(panel,
     for typed in (f'  "{weights}" ', f"'{weights}'", QUrl.fromLocalFile(str(weights)).toString()):
         panel.weights_edit.setText(typed)
         assert panel.model_config().pretrained == str(weights), typed
+
+
+@pytest.mark.timeout(120)
+def test_what_start_refuses_is_of_the_choice_now_not_of_the_summary_still_coming(qtbot, panel):
+    """Start before the summary came back: a custom net + ImageNet went to the download, which said "no internet
+    connection?"; and with Pretrained None again, the stale "has no ImageNet weights" still refused Start."""
+    panel.set_context(device_type="cpu", num_classes=4, image_size=32, batch_size=16)
+    qtbot.waitUntil(lambda: panel.preset_combo.findData("resnext50_32x4d") >= 0, timeout=60000)  # presets loaded
+    _choose(panel, panel.pretrained_combo, "imagenet")
+    panel.set_arch("resnext29_8x16d")  # no ImageNet weights; asked at once, before any summary
+    assert panel.problem() == (
+        "resnext29_8x16d has no ImageNet weights: choose ResNeXt-50/101, a ResNet, or another weights source."
+    )
+    qtbot.waitUntil(lambda: (panel.last_summary or {}).get("arch") == "resnext29_8x16d", timeout=60000)
+    qtbot.waitUntil(lambda: panel._summary_worker is None and not panel._timer.isActive(), timeout=60000)
+    assert "No ImageNet weights for this architecture" in panel.summary_label.text()
+    _choose(panel, panel.pretrained_combo, "none")
+    assert panel.problem() is None  # (at once: the next summary has not come)
+    _choose(panel, panel.pretrained_combo, "imagenet")
+    panel.set_arch("resnext50_32x4d")
+    assert panel.problem() is None
+
+
+@pytest.mark.timeout(120)
+def test_a_probe_is_not_summarised_as_the_memory_of_training_every_layer(qtbot, panel, tmp_path):
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    panel.set_context(device_type="cpu", num_classes=4, image_size=64, batch_size=16)
+    qtbot.waitUntil(lambda: panel.preset_combo.findData("resnext50_32x4d") >= 0, timeout=60000)  # presets loaded
+    panel.set_arch("resnext11_2x4d")
+    qtbot.waitUntil(lambda: (panel.last_summary or {}).get("arch") == "resnext11_2x4d", timeout=60000)
+    qtbot.waitUntil(lambda: panel._summary_worker is None and not panel._timer.isActive(), timeout=60000)
+    assert "to train at batch 16 (weights, optimizer state, activations)" in panel.summary_label.text()
+    _choose(panel, panel.pretrained_combo, "file")
+    panel.weights_edit.setText(str(weights))
+    _choose(panel, panel.mode_combo, "linear")
+    qtbot.waitUntil(lambda: "Only the classifier trains" in panel.summary_label.text(), timeout=60000)
+    assert "of training every layer at batch 16" in panel.summary_label.text()
