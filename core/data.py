@@ -462,6 +462,12 @@ class DatasetIndex:
         self._digest = _listing_digest(f"{self.classes[s.label]}\t{_rel_key(s.path, self.root)}" for s in self.samples)
         return self._digest
 
+    def folders_gone(self) -> list[str]:
+        """The folders of its images (a class folder, or a split's) not there any more: the data folder changed
+        since the scan (a class folder deleted or renamed). Cheap: one look per folder."""
+        folders = dict.fromkeys(os.path.dirname(s.path) for s in self.samples)
+        return [f for f in folders if not os.path.isdir(f)]
+
     def too_few_classes(self) -> str | None:
         """Why this set cannot be trained on for want of classes (scan(min_classes=1) lets one class through, for
         an evaluation set or to show the folder), or None."""

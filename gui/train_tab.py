@@ -1017,6 +1017,12 @@ class TrainTab(QWidget):
             raise ValueError(
                 f"The data folder {panel.index.root} {why}: open it again in the Dataset tab (Open folder…)."
             )
+        if gone := panel.index.folders_gone():  # (a class folder deleted since: a model with a class never seen)
+            more = f" and {count_noun(len(gone) - 1, 'other')}" if len(gone) > 1 else ""
+            raise ValueError(
+                f"The data folder changed since it was scanned: {gone[0]}{more} is not there any more. Press "
+                "Rescan in the Dataset tab, then Start training again."
+            )
         train = TrainConfig(**self.train_values(ranged=True))
         data = panel.data_config()
         if data.val_split + data.test_split >= 1.0:  # said in the form's words (the config names its fields)

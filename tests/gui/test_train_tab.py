@@ -326,7 +326,7 @@ def test_start_without_data_explains_instead_of_failing(qtbot):
     wait_for_workers(60, cancel=False)
 
 
-def test_start_after_the_data_folder_was_moved_says_so_and_makes_no_run(qtbot, tiny_dataset, runs_dir):
+def test_start_after_the_data_folder_was_moved_says_so_and_makes_no_run(qtbot, tiny_dataset, runs_dir, tmp_path):
     """The scanned folder moved away before Start: a run was made that failed on every image (39 skip lines)."""
     panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
     try:
@@ -337,6 +337,15 @@ def test_start_after_the_data_folder_was_moved_says_so_and_makes_no_run(qtbot, t
         assert "Open folder" in tab.banner.text()
         assert not Path(runs_dir).is_dir() or not any(Path(runs_dir).iterdir())  # no run folder made
         moved.rename(tiny_dataset)  # back where it was: it trains
+        # one class folder gone since the scan: the run trained a class it never saw ("10 images could not be read")
+        first = tiny_dataset / panel.index.classes[0]
+        first.rename(tmp_path / "away")
+        assert not tab.start() and tab.state == IDLE
+        assert tab.banner.text() == (
+            f"The data folder changed since it was scanned: {first} is not there any more. Press Rescan in the "
+            "Dataset tab, then Start training again."
+        )
+        (tmp_path / "away").rename(first)
         with qtbot.waitSignal(tab.run_finished, timeout=120000) as done:
             assert tab.start(), tab.banner.text()
         assert done.args[0].reason == "completed"
