@@ -378,8 +378,10 @@ def _from_dict(kind: type, d: dict[str, Any], section: str):
 def train_acc_name(config: dict[str, Any]) -> str:
     """What a run's training accuracy is called in its epoch lines: "acc", or "acc (mixed labels)" under MixUp or
     CutMix, whose score weighs both labels of a mixed image (a plain "acc" of 61 % beside a validation 100 % read as
-    underfitting)."""
+    underfitting). A linear probe trains on cached features without them (it says so), so its accuracy is plain."""
     train = config.get("train") or {}
+    if (config.get("model") or {}).get("mode") == "linear":
+        return "acc"
     mixed = any(isinstance(train.get(k), (int, float)) and train.get(k) > 0 for k in ("mixup", "cutmix"))
     return "acc (mixed labels)" if mixed else "acc"
 

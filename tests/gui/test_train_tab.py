@@ -1026,6 +1026,7 @@ def test_the_log_says_when_the_training_accuracy_is_of_mixed_labels(qtbot):
     for config, word in (
         ({"train": {"mixup": 0.0, "cutmix": 0.0}}, "acc"),
         ({"train": {"cutmix": 1.0}}, "acc (mixed labels)"),
+        ({"train": {"cutmix": 1.0}, "model": {"mode": "linear"}}, "acc"),  # (a probe trains without them)
     ):
         tab._on_fit_started(_fit_info(config=config))
         tab._on_epoch_end(EpochMetrics(1, 0.7, 0.61, 0.2, 1.0, 0.003, 1.0))
@@ -1339,3 +1340,12 @@ def test_the_scans_problems_and_images_lost_while_training_are_said(qtbot, tmp_p
     assert "2 images could not be read and were left out (see the log)." in tab.result_label.text()
     tab._on_finished(FitResult("completed", "", 1, 0.5, str(tmp_path / "r")))
     assert "could not be read" not in tab.result_label.text()
+    # best.pt evaluated again gives the best epoch's 5 of 6: one line, though history.csv kept it in float32
+    history = [{"epoch": 1, "val_acc": 0.8333333134651184, "train_loss": 0.5}]
+    ev = {"split": "val", "accuracy": 5 / 6, "num_samples": 6}
+    tab._on_finished(FitResult("completed", "", 1, 0.83, str(tmp_path / "r"), history=history, evaluation=ev))
+    text = tab.result_label.text()
+    assert "validation accuracy 83.3% (6 images)" in text and "accuracy of best.pt" not in text
+    ev["accuracy"] = 4 / 6  # another number: said on a line of its own
+    tab._on_finished(FitResult("completed", "", 1, 0.83, str(tmp_path / "r"), history=history, evaluation=ev))
+    assert "Validation accuracy of best.pt: 66.7% (6 images)" in tab.result_label.text()
