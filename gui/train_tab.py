@@ -1609,6 +1609,7 @@ class TrainTab(QWidget):
         box.setWindowTitle("ImageNet weights unavailable")
         box.setText("The ImageNet weights could not be downloaded (no internet connection?).")
         reason = message.split("; choose a local weights file")[0]  # the command line's advice names a flag
+        self.log_line(f"ImageNet weights unavailable: {reason}", "warning")  # (kept past the dialog)
         box.setInformativeText(f"{reason}.\n\nUse a weights file you already have, or train from scratch.")
         local = box.addButton("Use a local file…", QMessageBox.ButtonRole.AcceptRole)
         scratch = box.addButton("Train from scratch…", QMessageBox.ButtonRole.ActionRole)

@@ -602,6 +602,8 @@ def test_the_offline_weights_dialog_speaks_to_the_window_not_the_command_line(qt
     assert "--pretrained" not in shown[0] and shown[0].endswith(
         "Use a weights file you already have, or train from scratch."
     )
+    # and in the log, where it stays once the dialog is gone (the log said nothing of it)
+    assert "ImageNet weights unavailable: cannot download https://x/resnext50.pth (no route)" in tab.log.toPlainText()
 
     # "Train from scratch…": Pretrained goes to None and the user checks the model (chosen for its weights: a
     # ResNeXt-50 at 224 px started at once, hours an epoch on a CPU) before starting
