@@ -745,6 +745,7 @@ class Trainer:
         self.config = config if self._resume_ckpt else resolve_defaults(config, self.device)
         self.config.validate()
         self.local_batch, self._batch_note = self.config.train.batch_size, None
+        self._diverging_said = False  # (_note_diverging: once a run)
         if self.dist.enabled:
             if self.config.model.mode == "linear":
                 raise ConfigError("model.mode='linear': linear probing runs in one process; start it without torchrun")
@@ -954,6 +955,23 @@ class Trainer:
         if not self.is_main:
             print(f"[rank {self.rank}] warning: {msg}", file=sys.stderr, flush=True)
         self._emit("on_warning", msg)
+
+    def _note_diverging(self, row: dict[str, Any]) -> None:
+        """Once a run: a training loss far above guessing's (ln of the classes), or three times its first epoch's,
+        is said with what usually helps. A learning rate of 10 ended "completed" at a loss of 1.4 million without
+        a word."""
+        if self._diverging_said or not self.is_main:
+            return
+        chance = math.log(max(2, self.num_classes))  # a model that guesses evenly
+        first, now = self.history[0], row["train_loss"]
+        grew = len(self.history) > 1 and now > 3 * first["train_loss"] and now > 2 * chance
+        if now > 20 * chance or grew:
+            self._diverging_said = True
+            since = f"from {first['train_loss']:.3g} in epoch {first['epoch']}; " if grew else ""
+            self._warn(
+                f"the training loss is {now:.3g} in epoch {row['epoch']} ({since}guessing scores {chance:.2f}): "
+                f"training is diverging; a lower learning rate than {row['lr']:.3g} usually helps"
+            )
 
     def _note_classes_without_val(self, trained: list[int]) -> None:
         """Classes trained on with no validation image (a class of one photo, a val/ folder without it): the
@@ -1537,6 +1555,7 @@ class Trainer:
                 runs.append_history(self.run_dir, row)
             # (per-epoch schedules step below: the rate now is the epoch's last step's, or the step after it)
             self._emit("on_epoch_end", EpochMetrics(**row, lr_end=float(self.optimizer.param_groups[0]["lr"])))
+            self._note_diverging(row)
             improved = self._update_best(row)
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(self._monitored(row))

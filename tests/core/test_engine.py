@@ -118,6 +118,7 @@ def test_end_to_end_run_folder(dataset, tmp_path, monkeypatch):
     assert batches and all(b.steps == info.steps_per_epoch for b in batches)
     assert [b.step for b in batches if b.epoch == 1][-1] == info.steps_per_epoch  # the last batch is reported
     assert [m.epoch for m in rec.of("epoch_end")] == [1, 2]
+    assert not [w for w in rec.warnings if "diverging" in w]  # (a run that learns is not warned of it)
     assert rec.of("fit_end")[0] is result
     best = torch.load(run / "best.pt", weights_only=True)  # plain torch, weights only
     assert best["format"] == checkpoint.FORMAT and best["class_names"] == ["c0", "c1", "c2"]
@@ -2512,3 +2513,37 @@ def test_a_run_saved_by_a_newer_version_names_its_checkpoint_when_resumed_or_eva
     with pytest.raises(ConfigError) as evaluated:
         evaluate(last, data.scan(dataset))
     assert str(evaluated.value).startswith(f"{last}: data.mixup_schedule")
+
+
+def test_a_diverging_training_loss_is_said_once():
+    """A learning rate of 10 ended "completed" at a loss of 1.4 million, without a word."""
+    import types
+
+    said = []
+    t = types.SimpleNamespace(_diverging_said=False, is_main=True, num_classes=4, history=[], _warn=said.append)
+
+    def epoch(n: int, loss: float) -> None:
+        row = {"epoch": n, "train_loss": loss, "lr": 0.5}
+        t.history.append(row)
+        Trainer._note_diverging(t, row)
+
+    epoch(1, 1.38)
+    epoch(2, 1.1)  # learning: nothing said
+    epoch(3, 1.3)
+    assert said == []
+    epoch(4, 4.5)  # over three times epoch 1's, and well above guessing's ln 4 = 1.39
+    assert said == [
+        "the training loss is 4.5 in epoch 4 (from 1.38 in epoch 1; guessing scores 1.39): training is diverging; "
+        "a lower learning rate than 0.5 usually helps"
+    ]
+    epoch(5, 1e6)
+    assert len(said) == 1  # once a run
+    t.history.clear(), said.clear()
+    t._diverging_said = False
+    epoch(1, 1.4e6)  # broken from the first epoch on
+    assert said and said[0].startswith("the training loss is 1.4e+06 in epoch 1 (guessing scores 1.39)")
+    t.history.clear(), said.clear()
+    t._diverging_said, t.num_classes = False, 1000
+    epoch(1, 6.9)  # ln 1000: a thousand classes start there
+    epoch(2, 8.0)
+    assert said == []
