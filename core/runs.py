@@ -434,7 +434,7 @@ def precious_kind(path: str | Path, model_ok: bool = False) -> str:
         return "a PyTorch checkpoint or weights file"
     if is_torch_legacy(path):
         return "a PyTorch checkpoint or weights file"
-    onnx = path.suffix.lower() == ".onnx" or is_onnx(path)
+    onnx = is_onnx(path)  # (by its bytes: any file named *.onnx had been replaced by an export)
     if model_ok:  # an earlier export (or an empty file); `export --out notes.txt` replaced the notes
         if kind == "torchscript" or onnx or path.stat().st_size == 0:
             return ""
@@ -444,7 +444,7 @@ def precious_kind(path: str | Path, model_ok: bool = False) -> str:
         return "a file that is not an exported model"
     if kind == "torchscript":
         return "a TorchScript model"
-    return "an ONNX model" if onnx else ""
+    return "an ONNX model" if onnx or path.suffix.lower() == ".onnx" else ""
 
 
 def _read_only(path: Path) -> bool:

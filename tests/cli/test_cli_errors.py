@@ -413,6 +413,11 @@ def test_outputs_never_overwrite_the_inputs(capsys, trained, tmp_path):
     rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "onnx", "--out", notes)
     assert rc == 2 and one_line(err) and "a file that is not an exported model; not overwriting it" in err
     assert notes.read_text() == "my notes"
+    named = tmp_path / "other.onnx"  # named as an export, but not one: its name alone had let it be replaced
+    named.write_bytes(b"\x00\x01 not a model" * 50)
+    rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "onnx", "--out", named)
+    assert rc == 2 and one_line(err) and "a file that is not an exported model; not overwriting it" in err
+    assert named.read_bytes() == b"\x00\x01 not a model" * 50
     cut = tmp_path / "cut.pt"  # an export (or a checkpoint: no telling) cut short
     cut.write_bytes(again.read_bytes()[:300])
     rc, _, err = run(capsys, "export", "--checkpoint", trained["best"], "--format", "torchscript", "--out", cut)
