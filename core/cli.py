@@ -710,13 +710,12 @@ RESUME_FLAGS = ("epochs", "device", "data", "resume", "json", "quiet", "command"
 
 def _run_finished(run_dir: Path):
     """(its RunInfo, whether it is finished): all its epochs trained, or an early stop (which a resume trained on
-    past). Without a status.json that can be read its history says: it went on to end "completed" again,
-    rewriting the run's evaluation and curves."""
-    from core.runs import RunStore, read_status
+    past). Without a status.json that can be read its history says (RunStore.info): it went on to end "completed"
+    again, rewriting the run's evaluation and curves."""
+    from core.runs import RunStore
 
-    info = RunStore(run_dir.parent).info(run_dir)
-    planned, done = info.epochs_planned, info.epochs_done
-    return info, info.status == "completed" or bool(not read_status(run_dir) and planned and done >= planned)
+    info = RunStore(run_dir.parent).info(run_dir)  # (its status says it: see RunStore.info)
+    return info, info.status == "completed"
 
 
 def _planned(run_dir: Path) -> int:

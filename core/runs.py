@@ -125,6 +125,12 @@ def _cut_short(path: str | Path) -> bool:
     return zip_kind(path) == "damaged"
 
 
+def _all_trained(train: dict[str, Any], history: list[dict[str, Any]]) -> bool:
+    """history.csv holds every epoch config.json plans."""
+    planned = _count(train.get("epochs"))
+    return bool(planned) and len(history) >= planned
+
+
 @dataclass
 class RunInfo:
     path: Path
@@ -1339,8 +1345,10 @@ class RunStore:
             best_val_acc=best_acc,
             best_epoch=best_epoch,
             # no status.json: a run being made (its folder locked, config.json written first) or one that ended
-            # before it could write one
-            status=shown or ("running" if RunLock(path).probe() else "interrupted"),
+            # before it could write one; or one that cannot be read, whose history may say it trained every
+            # epoch (it was "interrupted" here while `train --resume` took it as finished)
+            status=shown
+            or ("running" if RunLock(path).probe() else "completed" if _all_trained(train, history) else "interrupted"),
             has_best=(path / "best.pt").is_file() and "best.pt" not in cut,
             has_last=(path / "last.pt").is_file() and "last.pt" not in cut,
             message=message,

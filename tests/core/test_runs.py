@@ -366,6 +366,16 @@ def test_a_run_whose_status_json_cannot_be_read_says_so_and_keeps_its_date(tmp_p
         assert store.info(run).status == "interrupted" and runs.read_status(run) == {}
     (run / "status.json").write_text(json.dumps({"status": "completed", "epochs_done": 1e308}))
     assert store.info(run).epochs_done == 0 and store.info(run).status == "completed"
+    # unreadable, but its history holds every epoch planned: finished, as `train --resume` takes it (it was listed
+    # "interrupted", and a resume then said it had trained all its epochs)
+    (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}, "train": {"epochs": 2}}))
+    (run / "status.json").write_text("[1, 2]")
+    rows = [{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "lr": 0.1, "seconds": 1}]
+    runs.write_history(run, rows)
+    assert store.info(run).status == "interrupted"  # (1 of 2)
+    runs.write_history(run, rows + [{**rows[0], "epoch": 2}])
+    info = store.info(run)
+    assert info.status == "completed" and info.message == "status.json cannot be read (damaged or empty)"
     # resumed, its status.json written anew: it keeps the date of its name (it was dated now: the newest run)
     runs.write_status(run, "running")
     assert runs.read_status(run)["started"] == datetime.datetime(2026, 1, 1, 12, 0, 0).timestamp()
