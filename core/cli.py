@@ -181,8 +181,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from core.data import DataError, scan
 
     progress = _Progress("scanning") if not args.quiet else None
-    try:
-        index = scan(args.dir, progress=progress)
+    try:  # (one class is listed, with why it cannot train: it is enough to evaluate on, as `evaluate --data` does)
+        index = scan(args.dir, progress=progress, min_classes=1)
     except DataError as e:
         if progress:
             progress.close()
@@ -191,6 +191,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         progress.close()
     doc = index.to_dict()
     doc["bad_files"], doc["run_folders"] = _unusable(index), index.run_folders  # (no cause of exit code 1: apart)
+    doc["cannot_train"] = index.too_few_classes()  # (None: it can)
     if args.json:
         _emit_json(doc)
     else:
@@ -205,6 +206,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             print(f"  class folder left out, none of its files can be used (listed below): {_field(name)}")
         for note in doc["notes"]:
             print(f"note: {_field(note)}")
+        if doc["cannot_train"]:
+            print(f"note: {_field(doc['cannot_train'])}; enough to evaluate a model on (evaluate --data)")
         if doc["duplicates"]:
             mixed, leaked = doc["mixed_duplicates"], doc["leaked_duplicates"]
             where = "" if doc["layout"] == "splits" else " (kept together in one split)"

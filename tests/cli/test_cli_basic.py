@@ -161,12 +161,22 @@ def test_a_pre_split_set_says_which_flags_it_ignores_and_which_images_leak(capsy
     assert "--val-split 0.5 is not used" in err and "--test-split 0.1 is not used" in err
 
 
-def test_scan_missing_and_one_class_exit_2_with_one_line(capsys, tmp_path):
+def test_scan_of_a_missing_folder_exits_2_and_of_one_class_lists_it(capsys, tmp_path):
     rc, out, err = run(capsys, "scan", str(tmp_path / "nope"))
     assert rc == 2 and out == "" and err.count("\n") == 1 and "nope" in err
+    # one class: listed, with why it cannot train (it said only that, exit 2, though `evaluate --data` takes it)
     _make_set(tmp_path / "one", {"only": 3})
     rc, out, err = run(capsys, "scan", str(tmp_path / "one"), "--quiet")
-    assert rc == 2 and err.count("\n") == 1
+    assert rc == 0 and err == "" and "3 images in 1 class" in out
+    assert out.splitlines()[-1] == (
+        "note: only one class with images ('only'); at least two are needed to train; enough to evaluate a model on "
+        "(evaluate --data)"
+    )
+    rc, out, _ = run(capsys, "scan", str(tmp_path / "one"), "--quiet", "--json")
+    doc = json.loads(out)
+    assert rc == 0 and doc["classes"] == [{"name": "only", "count": 3}] and "at least two" in doc["cannot_train"]
+    _make_set(tmp_path / "two", {"a": 2, "b": 2})
+    assert json.loads(run(capsys, "scan", str(tmp_path / "two"), "--quiet", "--json")[1])["cannot_train"] is None
 
 
 def test_bad_flag_is_one_line_exit_2(capsys):
