@@ -327,6 +327,12 @@ def test_a_history_with_bytes_that_are_not_utf8_hides_no_run(tmp_path):
     (run / "history.csv").write_text("epoch,val_acc\n")
     (run / "status.json").write_text(json.dumps({"status": "completed", "message": "done", "epochs_done": 3}))
     assert store.info(run).message == "history.csv cannot be read (damaged or empty); done"
+    # its best accuracy is best.pt's own, from status.json (it read "—"); not a loss, when the loss picked it
+    doc = {"status": "completed", "epochs_done": 3, "best_epoch": 2, "best_metric": 0.65625}
+    (run / "status.json").write_text(json.dumps(doc))
+    assert (store.info(run).best_val_acc, store.info(run).best_epoch) == (0.65625, 2)
+    (run / "config.json").write_text(json.dumps({"model": {"arch": "resnet18"}, "train": {"monitor": "val_loss"}}))
+    assert (store.info(run).best_val_acc, store.info(run).best_epoch) == (None, 2)
 
 
 def test_a_hand_edited_start_time_that_is_no_date_is_read_from_the_name(tmp_path):
