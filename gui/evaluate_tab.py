@@ -1591,7 +1591,7 @@ class EvaluateTab(QWidget):
             self.cm_canvas.setAccessibleName("Confusion matrix (arrow keys: cells; Enter: its images)")
             self.cm_layout.addWidget(self.cm_canvas, 1)
             # made after the tabs beside it, it came last in the Tab order: after the gallery on the right
-            QWidget.setTabOrder(self.fit_check, self.cm_canvas)
+            QWidget.setTabOrder(self.export_button, self.cm_canvas)  # (after its row's last control, Export…)
             self.cm_canvas.scrolls_changed.connect(self._offer_fit)
             self.cm_canvas.cell_clicked.connect(self._on_cell_clicked)
         self.cm_canvas.set_matrix(

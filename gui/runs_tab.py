@@ -820,7 +820,10 @@ class RunsTab(QWidget):
         old = self._watcher.directories() + self._watcher.files()
         if old:
             self._watcher.removePaths(old)
-        paths = [str(root)] if root.is_dir() else []
+        # (no runs folder yet: the nearest folder above it that is there, so the first run's making of it is seen;
+        # the list said "0 runs" all through that run)
+        above = next((p for p in root.parents if p.is_dir()), None)
+        paths = [str(root)] if root.is_dir() else [str(above)] if above is not None else []
         running = [i for i in self._infos if i.status == "running"]
         others = [i for i in self._infos if i.status != "running"][: max(0, WATCHED_RUNS_MAX - len(running))]
         paths += [str(i.path) for i in running + others]
@@ -984,6 +987,8 @@ class RunsTab(QWidget):
         wait while it trains."""
         self._training_busy = bool(busy)
         self._own_run = run_dir if busy else None
+        if busy and run_dir and all(str(i.path) != str(run_dir) for i in self._infos):
+            self._schedule_refresh()  # (its folder made before the runs folder was watched: listed only at its end)
         self._update_buttons()
 
     def _update_buttons(self) -> None:

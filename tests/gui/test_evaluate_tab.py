@@ -554,6 +554,7 @@ def test_tab_reaches_the_matrix_right_after_its_own_controls(qtbot, tab, tmp_pat
     at = chain.index(tab.cm_canvas)
     later = {tab.side_tabs.tabBar(), tab.per_class_table, tab.gallery, tab.cam_check}
     assert not later & set(chain[:at]) and later <= set(chain[at:])
+    assert chain[at - 1] is tab.export_button  # the row above it first, as on screen (Export… came after the matrix)
 
 
 def test_clicking_a_confusion_matrix_cell_lists_its_images_under_misclassified(qtbot, tab, tmp_path):

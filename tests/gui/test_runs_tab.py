@@ -1610,3 +1610,21 @@ def test_a_run_saved_by_a_newer_version_says_why_it_cannot_be_resumed(tab, runs)
     assert not tab.resume_button.isEnabled()
     assert str(runs["stopped"] / "config.json") in tip and "data.mixup_schedule" in tip and "newer version" in tip
     assert tab.predict_button.isEnabled()  # (best.pt needs none of its settings to predict)
+
+
+def test_the_first_run_made_in_a_runs_folder_not_there_yet_is_listed(qtbot, tmp_path):
+    """Before the first run the runs folder does not exist, so nothing watched it: the list said "0 runs" all
+    through the first training, until it ended."""
+    root = tmp_path / "home" / "runs"
+    tab = RunsTab()
+    qtbot.addWidget(tab)
+    tab.set_runs_dir(root)
+    tab.show()
+    assert tab.folder_label.text() == f"0 runs in {root}"
+    make_run(root, "20240101-100000-resnext11_2x4d-shapes", "running", 0, 1_704_100_000)  # (made by a training)
+    qtbot.waitUntil(lambda: tab.folder_label.text() == f"1 run in {root}", timeout=10000)
+    # a run whose folder came while nothing looked: the Train tab's word that it trains it brings it in
+    second = make_run(root, "20240102-100000-resnext11_2x4d-shapes", "running", 0, 1_704_200_000)
+    tab._watcher.removePaths(tab._watcher.directories())  # (as if the change had been missed)
+    tab.set_training_busy(True, str(second))
+    qtbot.waitUntil(lambda: tab.folder_label.text() == f"2 runs in {root}", timeout=10000)
