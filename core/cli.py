@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import math
 import os
@@ -1127,9 +1128,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # file that is no overlay of ours: only an older overlay is replaced
         names = cam_names([p.source for p in preds if p.ok], out, [*files, args.checkpoint])
         wanted, made = sum(p.ok for p in preds), 0
+        full = ""  # the disk is full: why every overlay after it is missing (not tried, nor said one by one)
         try:
-            for p in preds:
-                if p.ok:
+            for i, p in enumerate(preds):
+                if p.ok and full:
+                    problems.append((p.source, full))
+                elif p.ok:
                     try:
                         cam = predictor.gradcam(p.source, max_side=OVERLAY_MAX_SIDE)  # (a 15000 px photo's
                         saved = save_cam_overlay(cam, out, p.source, file_name=names[str(p.source)])  # took 4 GB)
@@ -1137,8 +1141,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         made += 1
                     except Exception as e:  # noqa: BLE001 - the prediction stands; only its overlay is missing
                         why = f"no Grad-CAM overlay: {_overlay_error(e)}"
-                        _err(f"error: {p.source}: {why}")
                         problems.append((p.source, why))
+                        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                            full = f"no Grad-CAM overlay: {out} is full"  # (160 lines, one per image, said it)
+                            left = sum(q.ok for q in preds[i + 1 :])
+                            _err(f"error: {p.source}: {why}; the {count_noun(left, 'overlay')} after it are not made")
+                        else:
+                            _err(f"error: {p.source}: {why}")
         except KeyboardInterrupt as e:  # (a Ctrl-C, or SIGTERM as _Ended): the answers are not thrown away
             cam_interrupted = e
             with contextlib.suppress(OSError):  # (a closed terminal)

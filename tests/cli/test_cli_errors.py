@@ -919,6 +919,34 @@ def test_an_overlay_that_cannot_be_made_keeps_every_prediction(capsys, trained, 
     assert cams == ["kept_gradcam.png", "x" * 180 + "_gradcam.png"]
 
 
+def test_grad_cam_overlays_on_a_full_disk_are_said_once(capsys, trained, tmp_path, monkeypatch):
+    """Each overlay after the disk filled said its own "No space left on device": 160 lines for 160 images."""
+    import errno
+
+    import core.predict as cp
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"{i}.png").write_bytes((trained["data"] / "red" / f"{i}.png").read_bytes())
+    tried = []
+
+    def full(*args, **kwargs):
+        tried.append(args)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cp, "save_cam_overlay", full)
+    rc, out, err = run(capsys, "predict", "--checkpoint", trained["best"], folder, "--cam", tmp_path / "cams", "--json")
+    lines = [ln for ln in err.splitlines() if "Grad-CAM overlay" in ln]
+    assert rc == 1 and len(tried) == 1 and len(lines) == 1, err
+    assert lines[0].endswith("no Grad-CAM overlay: No space left on device; the 3 overlays after it are not made")
+    doc = json.loads(out)  # every image without its overlay is still listed as such
+    assert [e["error"] for e in doc["errors"]] == [lines[0].split(": ", 2)[2].split(";")[0]] + [
+        f"no Grad-CAM overlay: {tmp_path / 'cams'} is full"
+    ] * 3
+    assert [p["overlay"] for p in doc["predictions"]] == [None] * 4
+
+
 def test_a_relative_data_folder_still_works_from_another_working_folder(capsys, trained, tmp_path, monkeypatch):
     """`train --data photos` stored "photos": evaluate and resume then failed anywhere but where train had run."""
     import shutil
