@@ -1302,9 +1302,9 @@ class RunStore:
         elif saved is not None and best_acc is None:
             best_epoch = saved
             metric = status.get("best_metric")  # (history.csv lost or damaged: best.pt's own number, when accuracy)
-            monitored = train.get("monitor", "val_acc")
-            if monitored == "val_acc" and isinstance(metric, (int, float)) and not isinstance(metric, bool):
-                best_acc = float(metric) if 0 <= metric <= 1 else None
+            number = isinstance(metric, (int, float)) and not isinstance(metric, bool)
+            if train.get("monitor", "val_acc") == "val_acc" and number and 0 <= metric <= 1:
+                best_acc = float(metric)
         started = status.get("started")
         if isinstance(started, bool) or not isinstance(started, (int, float)) or not 0 < started < 1e11:
             started = None  # hand-edited: true (a 1970 date), "soon", NaN or 1e300 (not a date): as if not there

@@ -64,15 +64,12 @@ def chart_figure(width: float, height: float) -> Figure:
 
 def save_figure(figure: Figure, path: str) -> None:
     """Write a chart as drawn to `path`, atomically, in its extension's format (PNG at 150 dpi, SVG or PDF; see
-    widgets.FIGURE_FILTERS; another name gets PNG), making its folder (as Export model and Predict's CSV make
-    theirs). Raises OSError."""
+    widgets.FIGURE_FILTERS; another name gets PNG). Raises OSError."""
     import os
-    from pathlib import Path
 
     from core.runs import atomic_file
 
     kind = os.path.splitext(path)[1].lower().lstrip(".")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path, "wb") as f:
         figure.savefig(
             f, format=kind if kind in ("svg", "pdf") else "png", dpi=150, facecolor="white", bbox_inches="tight"

@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -61,13 +60,13 @@ from gui.widgets import (
     figure_path,
     load_json_setting,
     photo_icon,
-    refused_output,
     remember_dir,
     screen_scale,
     sort_header,
     store_json_setting,
     typed_path,
     with_suffix,
+    write_export,
 )
 from gui.worker import FunctionWorker, connect_worker, start_worker
 
@@ -1432,29 +1431,24 @@ class EvaluateTab(QWidget):
         """Write export `kind` (EXPORTS) of the evaluation shown to `path`, atomically; False, after saying why,
         when it cannot."""
         from core.runs import atomic_file
+        from gui.charts import save_figure
 
         ev = self._evaluation
-        if not ev:
-            return False
         image = kind == "matrix_image"
-        if refused_output(self, "Export evaluation", path, "the matrix" if image else "the export", image_ok=image):
+        if not ev or (image and self.cm_canvas is None):
             return False
-        try:
-            if image:
-                from gui.charts import save_figure
 
-                if self.cm_canvas is None:
-                    return False
-                save_figure(self.cm_canvas.figure, path)
-            else:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                with atomic_file(path, newline="") as f:
-                    if kind == "json":
-                        json.dump(ev, f, indent=1, ensure_ascii=False, default=str)
-                    else:
-                        csv.writer(f).writerows(export_rows(ev, kind))
-        except OSError as e:
-            QMessageBox.warning(self, "Export evaluation", f"Could not write {path}: {e.strerror or e}")
+        def write(target: str) -> None:
+            if image:
+                save_figure(self.cm_canvas.figure, target)
+                return
+            with atomic_file(target, newline="") as f:
+                if kind == "json":
+                    json.dump(ev, f, indent=1, ensure_ascii=False, default=str)
+                else:
+                    csv.writer(f).writerows(export_rows(ev, kind))
+
+        if not write_export(self, "Export evaluation", path, "the matrix" if image else "the export", write, image):
             return False
         self.status_message.emit(f"Saved the {EXPORTS[kind][3]} to {path}")
         return True

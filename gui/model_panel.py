@@ -52,6 +52,14 @@ def _presets() -> list[dict]:
     return presets()
 
 
+def trained_arch(arch: str, device_type: str, weights: str | None) -> Any:
+    """The ArchSpec of what trains: Auto made concrete for the device and weights (models.ModelError for a name
+    that is none)."""
+    from core import models
+
+    return models.parse_arch(models.auto_arch(device_type, weights) if arch == AUTO else arch)
+
+
 def _summarise(
     arch: str,
     device_type: str,
@@ -64,8 +72,7 @@ def _summarise(
     """`weights`: None, "imagenet" or a weights file (a checkpoint of ours makes Auto its architecture)."""
     from core import models
 
-    name = models.auto_arch(device_type, weights) if arch == AUTO else arch  # what trains
-    spec = models.parse_arch(name)
+    spec = trained_arch(arch, device_type, weights)
     info = models.summary(spec.name, num_classes, image_size)
     memory = models.estimate_train_memory(
         spec.name, num_classes, image_size, batch_size, amp=amp and device_type == "cuda"
@@ -322,9 +329,7 @@ class ModelPanel(QGroupBox):
             from core import models
 
             try:
-                spec = models.parse_arch(
-                    models.auto_arch(self._context["device_type"], "imagenet") if self.arch() == AUTO else self.arch()
-                )
+                spec = trained_arch(self.arch(), self._context["device_type"], "imagenet")
             except models.ModelError as e:
                 return str(e)
             if not spec.has_imagenet_weights:

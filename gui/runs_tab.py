@@ -54,6 +54,7 @@ from gui.widgets import (
     sort_header,
     store_json_setting,
     with_suffix,
+    write_export,
 )
 
 COLUMNS = ["Date", "Run", "Architecture", "Data set", "Epochs", "Best val acc", "Status"]
@@ -349,8 +350,8 @@ def _as_trained(config: dict, status: dict | None = None) -> dict:
         asked = train.get("device")
         if used and asked == "auto":
             train["device"] = f"auto ({used})"
-        on = used or (asked if asked != "auto" else None)
-        if train.get("amp") is True and isinstance(on, str) and not on.startswith("cuda"):
+        on = used or (asked if isinstance(asked, str) and asked != "auto" else "")
+        if train.get("amp") is True and on and not on.startswith("cuda"):
             train["amp"] = f"no (full precision on {({'cpu': 'the CPU', 'mps': 'MPS'}).get(on, on)})"
         for key, (setting, users) in USED_ONLY_WITH.items():
             if key in train and setting in train and train[setting] not in users:
@@ -358,14 +359,15 @@ def _as_trained(config: dict, status: dict | None = None) -> dict:
         model = config.get("model") if isinstance(config.get("model"), dict) else {}
         if "backbone_lr_mult" in train and (model.get("mode") != "finetune" or model.get("freeze_backbone")):
             del train["backbone_lr_mult"]  # only a fine-tune's trainable backbone learns at lr × this
-    if isinstance(data, dict):  # the shares as the Dataset tab's fields show them ("0.2" read as 0.2 %)
-        for key in ("val_split", "test_split"):
-            value = data.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                data[key] = f"{round(100 * value, 1):g} %"
-    if isinstance(data, dict) and data.get("augment") == "none":
+    if not isinstance(data, dict):
+        return out
+    for key in ("val_split", "test_split"):  # the shares as the Dataset tab's fields show them ("0.2" read as 0.2 %)
+        value = data.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            data[key] = f"{round(100 * value, 1):g} %"
+    if data.get("augment") == "none":
         data.pop("hflip", None)  # (a centre crop alone: runs told apart by "hflip True | False" that flipped nothing)
-    if isinstance(data, dict) and data.get("augment") == "strong":
+    if data.get("augment") == "strong":
         for key, own in (("color_jitter", STRONG_JITTER), ("random_erasing", STRONG_ERASING)):
             if key in data and data[key] == 0:
                 data[key] = f"{_fmt(own)} (strong's own)"
@@ -1592,13 +1594,8 @@ class RunsTab(QWidget):
         PDF); False, after saying why, when it cannot."""
         from gui.charts import save_figure
 
-        if refused_output(self, "Export curves", path, "the curves", image_ok=True):
-            return False
         self._ensure_canvas()
-        try:
-            save_figure(self.figure, path)
-        except OSError as e:
-            QMessageBox.warning(self, "Export curves", f"Could not write {path}: {e.strerror or e}")
+        if not write_export(self, "Export curves", path, "the curves", lambda p: save_figure(self.figure, p), True):
             return False
         self.status_message.emit(f"Saved the curves to {path}")
         return True
@@ -1618,19 +1615,17 @@ class RunsTab(QWidget):
         """Write the run's per-epoch history to `path` (atomically); False, after saying why, when it cannot."""
         from core.runs import HISTORY_FIELDS, atomic_file
 
-        if refused_output(self, "Export history", path, "the CSV"):
-            return False
         record = self._record(run_dir)
         rows = record.history if record else []
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            with atomic_file(path, newline="") as f:
+
+        def write(target: str) -> None:
+            with atomic_file(target, newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(HISTORY_FIELDS), extrasaction="ignore")
                 w.writeheader()
                 for row in rows:
                     w.writerow({k: "" if row.get(k) is None else row.get(k) for k in HISTORY_FIELDS})
-        except OSError as e:
-            QMessageBox.warning(self, "Export history", f"Could not write {path}: {e.strerror or e}")
+
+        if not write_export(self, "Export history", path, "the CSV", write):
             return False
         self.status_message.emit(f"Saved {count_noun(len(rows), 'epoch')} of history to {path}")
         return True

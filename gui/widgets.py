@@ -128,6 +128,23 @@ def refused_output(
     return True
 
 
+def write_export(
+    parent: QWidget | None, title: str, path: str, writes: str, write: Any, image_ok: bool = False
+) -> bool:
+    """An export of `writes` ("the CSV", "the curves") to `path` by `write(path)`: refused where refused_output says
+    so, its folder made (one typed in the save dialog: "Could not write …: No such file or directory"), a failure
+    said in a warning. True when written."""
+    if refused_output(parent, title, path, writes, image_ok=image_ok):
+        return False
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+    except OSError as e:
+        QMessageBox.warning(parent, title, f"Could not write {path}: {e.strerror or e}")
+        return False
+    return True
+
+
 def buddy_label(text: str, field: QWidget) -> QLabel:
     """A label whose "&" letter (Alt+letter) puts the focus in `field`, as QFormLayout's row labels do."""
     label = QLabel(text)
