@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from core import runs
+from core import count_noun, runs
 from core.runs import not_torch_file, zip_kind  # (torch-free: the run list and the window ask them too)
 
 FORMAT = "resnext-studio/1"
@@ -222,7 +222,7 @@ def _foreign_dict(ckpt: dict[str, Any]) -> str:
     nothing; torchvision's weights file, the commonest, is a model's weights alone)."""
     if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         return (
-            f"a model's weights alone (a state dict of {len(ckpt)} tensors: no architecture, class names or "
+            f"a model's weights alone (a state dict of {count_noun(len(ckpt), 'tensor')}: no architecture, class names or "
             "preprocessing), not a ResNeXt Studio checkpoint. To start training from these weights, choose the file "
             "as Pretrained (--pretrained PATH); to classify, use a run's best.pt"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import deque
 from pathlib import Path
@@ -37,6 +38,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QSplitter,
@@ -84,6 +86,7 @@ from gui.worker import FunctionWorker, connect_worker, error_text, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
 THUMB = 48
+TOP_K = 5  # classes shown per image unless the user chooses
 TOP_NAME = 24  # characters of a class name in the Top classes column (its tooltip has it whole)
 DISPLAY_MAX = 2048  # px: the longest side of a picture (and its Grad-CAM) shown large; about a screen
 
@@ -134,6 +137,34 @@ class PredictorCache:
             return self._predictor
 
 
+class _ModelCombo(ElidedComboBox):
+    """The model list. Stepped through with the arrow keys or the wheel, it does not open the file dialog on
+    "Choose checkpoint file…" (a wheel turned over the tab's scrolling page opened it), and the wheel turns it only
+    once it has the focus (a click or Tab)."""
+
+    stepping = False  # an arrow key or the wheel is changing the item
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # (not WheelFocus: a turn of the wheel does not take it)
+
+    def _step(self, handler: Any, event: Any) -> None:
+        self.stepping = True
+        try:
+            handler(event)
+        finally:
+            self.stepping = False
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._step(super().keyPressEvent, event)
+
+    def wheelEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if not self.hasFocus():
+            event.ignore()  # the page under it scrolls
+            return
+        self._step(super().wheelEvent, event)
+
+
 class _ElideRight(QStyledItemDelegate):
     """Cut a cell's text at its end ("star 24.5 %  triangle 2…"), not in its middle."""
 
@@ -161,6 +192,11 @@ def display_name(source: str, folders: list[str]) -> str:
             continue
         return (Path(folder).name / rel).as_posix() if Path(folder).name else rel.as_posix()
     return path.name if not path.parent.name else f"{path.parent.name}/{path.name}"
+
+
+def natural_key(name: str) -> str:
+    """A sort key putting "2.png" before "10.png": numbers padded, case ignored."""
+    return re.sub(r"\d+", lambda m: m.group().zfill(12), name.casefold())
 
 
 def _common_folder(paths: list[Any]) -> list[str]:
@@ -351,6 +387,9 @@ class PredictTab(QWidget):
         self._cache = PredictorCache()
         self._queue: deque = deque()
         self._worker: FunctionWorker | None = None
+        self._running: str | None = None  # the running job's kind ("one", "many")
+        # its answers are not shown: the job was replaced (by another, or results cleared for another tab's model)
+        self._discarded = False
         self._pending: tuple[str, Any] | None = None
         # model files just chosen, loading to be sure they are models: path -> [the model before it (one that was
         # no file being checked), classify again once loaded?, loaded?]
@@ -368,6 +407,7 @@ class PredictTab(QWidget):
         # what the table and the single view show: (kind, item, from_list, checkpoint, top_k, the checkpoint's
         # file_stamp) of the job that made it
         self._jobs: dict[str, tuple] = {}
+        self._classes_of: dict[str, int] = {}  # model files loaded here -> how many classes they know (for Top-k)
         self._build()
         self.refresh_models()
 
@@ -375,7 +415,7 @@ class PredictTab(QWidget):
 
     def _build(self) -> None:
         top = QHBoxLayout()
-        self.model_combo = ElidedComboBox()
+        self.model_combo = _ModelCombo()
         top.addWidget(buddy_label("&Model:", self.model_combo))
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(24)  # the whole name is its tooltip and in the list
@@ -387,7 +427,7 @@ class PredictTab(QWidget):
         self.topk_spin = QSpinBox()
         top.addWidget(buddy_label("Top-&k:", self.topk_spin))
         self.topk_spin.setRange(1, 20)
-        self.topk_spin.setValue(5)  # (a saved value past the box's range raised OverflowError, and no tab showed)
+        self.topk_spin.setValue(TOP_K)  # (a saved value past the box's range raised OverflowError, and no tab showed)
         self.topk_spin.setValue(load_spin_setting(settings(), "predict/top_k", self.topk_spin))
         self.topk_spin.valueChanged.connect(lambda v: store_json_setting(settings(), "predict/top_k", v))
         self.topk_spin.setToolTip("How many of the most likely classes to show per image")
@@ -430,6 +470,8 @@ class PredictTab(QWidget):
         self.status_label = QLabel("")
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # wrapped: a refused model file's message ends with the model still in use and what to do (it was cut)
+        self.status_label.setWordWrap(True)
         bottom.addWidget(self.status_label, 1)
         self.progress = QProgressBar()
         self.progress.setFixedWidth(260)
@@ -530,7 +572,14 @@ class PredictTab(QWidget):
         self.cam_note.setStyleSheet("QLabel { color: palette(placeholder-text); }")
         v.addWidget(self.cam_note)
         v.addStretch(1)
-        split.addWidget(side)
+        # the pane scrolls by itself (20 bars ran over the check box, or the whole tab scrolled the image away)
+        pane = QScrollArea()
+        pane.setWidget(side)
+        pane.setWidgetResizable(True)
+        pane.setFrameShape(QFrame.Shape.NoFrame)
+        pane.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        pane.setMinimumWidth(side.minimumWidth())
+        split.addWidget(pane)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([700, 340])
@@ -771,7 +820,8 @@ class PredictTab(QWidget):
         self.model_combo.setCurrentIndex(idx)
         self._prev_combo_index = idx
         self._set_status(f"Model: {path}")
-        if not rerun and any(job[3] != path for job in self._jobs.values()) and self.stack.currentIndex() in (1, 2):
+        shown = self.stack.currentIndex() in (1, 2) or self._worker is not None  # (a first image still running)
+        if not rerun and shown and any(job[3] != path for job in self._jobs.values()):
             self._clear_results(f"Model: {path}. Drop images or folders to classify them.")
         if self.model_combo.itemText(idx).startswith("File: "):
             if before in self._checking:  # (chosen while another file loads: the model before that one)
@@ -801,6 +851,7 @@ class PredictTab(QWidget):
     def _model_file_loaded(self, path: str, predictor: Any) -> None:
         if path in self._checking:
             self._checking[path][2] = True
+        self._classes_of[path] = len(predictor.class_names)
         if self.checkpoint() == path:  # (not when another model was chosen meanwhile: top-k is that one's)
             self._fit_topk(len(predictor.class_names))
 
@@ -851,6 +902,7 @@ class PredictTab(QWidget):
 
     def _clear_results(self, status: str) -> None:
         """Back to the drop page: the answers shown (and any job still running) are dropped."""
+        self._discarded = self._worker is not None  # (its rows, coming in still, filled the cleared table again)
         self.cancel()
         self._jobs.clear()
         self._reset_table()
@@ -859,10 +911,17 @@ class PredictTab(QWidget):
         self._set_status(status)
 
     def _on_model_activated(self, index: int) -> None:
+        stepping = self.model_combo.stepping
         if self.model_combo.itemText(index) != CHOOSE_FILE:
             self._model_chosen = True
             self._prev_combo_index = index
-            self._rerun_if_stale()
+            if stepping:  # (each model passed on the way classified the images again)
+                self._rerun_timer.start()
+            else:
+                self._rerun_if_stale()
+            return
+        if stepping:  # the dialog opens from the list only (a click, or Alt+Down and Enter)
+            self.model_combo.setCurrentIndex(max(0, self._prev_combo_index))
             return
         path, _ = QFileDialog.getOpenFileName(
             self,
@@ -986,6 +1045,9 @@ class PredictTab(QWidget):
         if self._worker is not None or checkpoint in self._checking:  # after the current job (or the model's check)
             self._pending = (kind, item, from_list)
             if self._worker is not None:
+                # what it answers is replaced by this job, unless this is a row opened from the list it fills (the
+                # rows done stay): the answer of a model no longer chosen showed under its name
+                self._discarded = self._discarded or not (self._running == "many" and kind == "one" and from_list)
                 self._worker.cancel()
             else:  # (the model file is loading: the drop shows it is taken, and can be cancelled)
                 self.progress.setRange(0, 0)
@@ -1026,7 +1088,7 @@ class PredictTab(QWidget):
             self._set_status("Predicting…")
         worker.failed.connect(self._on_failed)
         worker.finished.connect(self._on_finished)
-        self._worker = worker
+        self._worker, self._running, self._discarded = worker, kind, False
         self.progress.setVisible(True)
         self.cancel_button.setVisible(kind == "many")
         self.cancel_button.setEnabled(True)
@@ -1054,7 +1116,8 @@ class PredictTab(QWidget):
         tab or the window come back to, the list maybe on "Choose checkpoint file…" with its dialog closing)."""
         if self._pending is not None:  # a job waiting to start uses the current model and top-k anyway
             return
-        shown = {1: "one", 2: "many"}.get(self.stack.currentIndex())
+        # the job running (a first image: the drop page shows until it answers), else the one shown
+        shown = self._running or {1: "one", 2: "many"}.get(self.stack.currentIndex())
         job = self._jobs.get(shown) if shown else None
         if job is None:
             return
@@ -1065,7 +1128,7 @@ class PredictTab(QWidget):
 
     def _on_finished(self) -> None:
         self._drain()
-        self._worker = None
+        self._worker, self._running, self._discarded = None, None, False
         self._show_idle()
         self._start_pending()
 
@@ -1077,6 +1140,8 @@ class PredictTab(QWidget):
             self._start(kind, item, from_list)
 
     def _on_failed(self, message: str) -> None:
+        if self._discarded:
+            return
         self._set_status(message, error=True)
         if self.stack.currentIndex() == 2 and self.model.rowCount() == 0:
             self.stack.setCurrentIndex(0)
@@ -1094,7 +1159,8 @@ class PredictTab(QWidget):
         user chose is kept in the settings, and comes back for a model with more classes."""
         if classes < 1 or self.topk_spin.maximum() == classes:
             return
-        wanted = load_number_setting(settings(), "predict/top_k", int, 1, None, self.topk_spin.value())
+        # (unset: the default, not the value a model of fewer classes cut it to)
+        wanted = load_number_setting(settings(), "predict/top_k", int, 1, None, TOP_K)
         self.topk_spin.blockSignals(True)  # (not a choice of the user's: nothing is stored or classified again)
         try:
             self.topk_spin.setMaximum(classes)
@@ -1113,8 +1179,12 @@ class PredictTab(QWidget):
         classes = config_section(Path(ckpt).parent, "dataset").get("classes") if ckpt else None
         if isinstance(classes, list):
             self._fit_topk(len(classes))
+        elif ckpt in self._classes_of:  # a model file loaded before (a file chosen again: its answer had Top-k of
+            self._fit_topk(self._classes_of[ckpt])  # the model before)
 
     def _on_one_done(self, result: dict[str, Any]) -> None:
+        if self._discarded:
+            return
         pred = result["pred"]
         self._fit_topk(int(result.get("classes") or 0))
         self._single = result
@@ -1190,6 +1260,9 @@ class PredictTab(QWidget):
     # ------------------------------------------------------------------ many images
 
     def _reset_table(self) -> None:
+        """An empty table; the Show choice stays, as the filter text does (it went back to All results after a
+        re-run, and the count line changed meaning unsaid): a class stays a choice until the model is known."""
+        mode = self.mode_combo.currentText() or ALL_RESULTS
         self._queue.clear()
         self._results = []
         self._classes_seen = set()
@@ -1197,11 +1270,17 @@ class PredictTab(QWidget):
         self.mode_combo.blockSignals(True)
         self.mode_combo.clear()
         self.mode_combo.addItems([ALL_RESULTS, ERRORS_ONLY])
+        if mode not in (ALL_RESULTS, ERRORS_ONLY):
+            self._classes_seen.add(mode)
+            self._insert_class_choice(mode)
+        self.mode_combo.setCurrentText(mode)
         self.mode_combo.blockSignals(False)
-        self.proxy.set_mode(ALL_RESULTS)
+        self.proxy.set_mode(mode)
         self._update_count()
 
     def _on_many_progress(self, done: int, total: int) -> None:
+        if self._discarded:
+            return
         self._drain()
         self.progress.setRange(0, max(1, total))
         # the rows drained are as far as the worker has got: the signal's count, queued behind them, lagged (the
@@ -1209,6 +1288,9 @@ class PredictTab(QWidget):
         self.progress.setValue(min(total, max(done, len(self._results))))
 
     def _drain(self) -> None:
+        if self._discarded:
+            self._queue.clear()
+            return
         added = False
         found = -1
         while self._queue:
@@ -1238,7 +1320,7 @@ class PredictTab(QWidget):
         thumb_item.setData(len(self._results), SORT_ROLE)
         file_item = QStandardItem(display_name(source, self._name_roots))
         file_item.setToolTip(source)
-        file_item.setData(source.lower(), SORT_ROLE)
+        file_item.setData(natural_key(file_item.text()), SORT_ROLE)  # as shown (it sorted by the whole path)
         file_item.setData(bool(pred.ok), OK_ROLE)
         file_item.setData(source, PATH_ROLE)
         if pred.ok:
@@ -1298,12 +1380,20 @@ class PredictTab(QWidget):
         self._update_export()  # its tooltip counts the rows shown
 
     def _on_many_done(self, info: dict[str, Any]) -> None:
+        if self._discarded:
+            return
         self._drain()
-        self._fit_topk(len(info.get("class_names") or []))
-        for name in info.get("class_names") or []:  # every class the model knows is a choice, those it never
+        known = info.get("class_names") or []
+        self._fit_topk(len(known))
+        for name in known:  # every class the model knows is a choice, those it never
             if name not in self._classes_seen:  # predicted too ("square" missing read as not filterable)
                 self._classes_seen.add(name)
                 self._insert_class_choice(name)
+        kept = self.mode_combo.currentText()
+        if known and kept not in (ALL_RESULTS, ERRORS_ONLY, *known):  # a class of the model before, not of this one
+            self._classes_seen.discard(kept)
+            self.mode_combo.removeItem(self.mode_combo.currentIndex())  # (currentTextChanged: All results shown)
+            self.mode_combo.setCurrentText(ALL_RESULTS)
         self._columns.update()
         n = len(self._results)
         errors, folders = self._problems()

@@ -194,6 +194,9 @@ def test_foreign_files_are_refused(tmp_path):
     said = str(refused.value)
     assert said.startswith(f"{tmp_path / 'weights.pt'}: a model's weights alone (a state dict of 2 tensors")
     assert "choose the file as Pretrained (--pretrained PATH)" in said
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "one.pt")  # ("a state dict of 1 tensors")
+    with pytest.raises(CheckpointError, match=r"a state dict of 1 tensor: no architecture"):
+        checkpoint.load(tmp_path / "one.pt")
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="not a dict"):
         checkpoint.load(tmp_path / "list.pt")

@@ -13,7 +13,7 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 
-from gui.predict_tab import COL_CLASS, COL_FILE, ERRORS_ONLY, PATH_ROLE, PredictTab
+from gui.predict_tab import ALL_RESULTS, COL_CLASS, COL_FILE, ERRORS_ONLY, PATH_ROLE, PredictTab
 from gui.worker import active_threads
 
 REPO = Path(__file__).resolve().parents[2]
@@ -1265,3 +1265,210 @@ def test_the_files_a_folder_held_that_are_not_images_are_named():
     many = [f"f/{i}.txt" for i in range(IGNORED_TIP_MAX + 2)]
     tip = _ignored_tip(many)
     assert tip.splitlines()[1] == "f/0.txt" and tip.endswith("… and 2 more") and _ignored_tip([]) is None
+
+
+def _gated(monkeypatch, name: str, honour_stop: bool = True):
+    """Hold the tab's worker function `name` until the returned event is set (the job stays running meanwhile).
+    honour_stop=False: the job goes on as if its batch were already on its way when it was cancelled."""
+    import functools
+    import threading
+
+    import gui.predict_tab as predict_tab
+
+    real = getattr(predict_tab, name)
+    gate = threading.Event()
+
+    @functools.wraps(real)  # (its signature: the worker passes the keywords it takes)
+    def held(*args, **kwargs):
+        assert gate.wait(60)
+        if not honour_stop:
+            kwargs["stop"] = None
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict_tab, name, held)
+    return gate
+
+
+@pytest.mark.timeout(120)
+def test_a_model_or_top_k_changed_while_the_first_image_runs_classifies_it_again(
+    qtbot, tab, ckpt, inputs, tmp_path, monkeypatch
+):
+    """The drop page shows until the first image's answer comes: a model chosen meanwhile left the old model's
+    answer (its classes, its top-k) beside the new model's name, and Export wrote it."""
+    other = make_checkpoint(tmp_path / "other" / "best.pt", classes=["a", "b", "c", "d"])
+    tab.set_checkpoint(str(other))
+    tab.set_checkpoint(str(ckpt))
+    wait_idle(qtbot, tab)
+    gate = _gated(monkeypatch, "_predict_one")
+    tab.predict_paths([str(inputs["loose"][0])])
+    running = tab.is_busy() and tab.stack.currentIndex() == 0
+    index = tab.model_combo.findData(str(other))
+    tab.model_combo.setCurrentIndex(index)
+    tab.model_combo.activated.emit(index)  # chosen in the list
+    gate.set()
+    wait_idle(qtbot, tab)
+    assert running
+    assert tab.stack.currentIndex() == 1 and tab._single["checkpoint"] == str(other)
+    assert {n for n, _ in tab.bars.items()} <= {"a", "b", "c", "d"} and len(tab.bars.items()) == 4
+
+    gate = _gated(monkeypatch, "_predict_one")  # Top-k changed while a new image runs
+    tab.predict_paths([str(inputs["loose"][1])])
+    tab.topk_spin.setValue(2)
+    tab._rerun_timer.timeout.emit()  # (the pause for more clicks, over)
+    gate.set()
+    wait_idle(qtbot, tab)
+    assert len(tab.bars.items()) == 2 and tab._single["name"] == str(inputs["loose"][1])
+
+
+@pytest.mark.timeout(120)
+def test_a_model_set_by_another_tab_while_images_run_leaves_the_page_clear(
+    qtbot, tab, ckpt, inputs, tmp_path, monkeypatch
+):
+    """ "Predict with this model" while a folder was being classified: the cancelled job's rows, still coming in,
+    filled the cleared table again with the old model's answers and said "Cancelled after …"."""
+    other = make_checkpoint(tmp_path / "other" / "best.pt", seed=3)
+    tab.set_checkpoint(str(ckpt))
+    wait_idle(qtbot, tab)
+    gate = _gated(monkeypatch, "_predict_many", honour_stop=False)
+    finished = []
+    tab.predictions_finished.connect(finished.append)
+    tab.predict_paths([str(p) for p in inputs["loose"] + inputs["in_folder"]])
+    running = tab.is_busy() and tab.stack.currentIndex() == 2
+    tab.set_checkpoint(str(other))  # as the window's "Predict with this model" does
+    gate.set()
+    wait_idle(qtbot, tab)
+    assert running
+    assert tab.row_count() == 0 and tab.results() == [] and tab.stack.currentIndex() == 0
+    assert tab.status_label.text().startswith(f"Model: {other}") and not finished
+    assert tab.mode_combo.count() == 2  # no class of the old job's answers to filter by
+
+    gate = _gated(monkeypatch, "_predict_one", honour_stop=False)  # and the first image of a drop, not yet shown
+    tab.predict_paths([str(inputs["loose"][0])])
+    tab.set_checkpoint(str(ckpt))
+    gate.set()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == 0 and tab.single_result() is None and not finished
+
+
+@pytest.mark.timeout(60)
+def test_arrow_keys_and_the_wheel_on_the_model_list_open_no_file_dialog(qtbot, tab, ckpt, tmp_path, monkeypatch):
+    """ "Choose checkpoint file…" is the list's last item: arrowing or wheeling onto it opened a file dialog, and a
+    wheel turned over the tab's scrolling page changed the model."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication, QFileDialog
+
+    from gui.predict_tab import CHOOSE_FILE
+
+    opened = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (opened.append(a), ("", ""))[1])
+    tab.show()
+    tab.set_checkpoint(str(ckpt))
+    wait_idle(qtbot, tab)
+    combo = tab.model_combo
+    assert combo.itemText(combo.count() - 1) == CHOOSE_FILE and combo.currentIndex() == combo.count() - 2
+    before = combo.currentIndex()
+
+    def wheel(down: bool) -> None:
+        delta = QPoint(0, -120 if down else 120)
+        event = QWheelEvent(
+            QPointF(5, 5), QPointF(combo.mapToGlobal(QPoint(5, 5))), QPoint(), delta,
+            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+        )  # fmt: skip
+        QApplication.sendEvent(combo, event)
+
+    wheel(down=True)  # not focused: the page scrolls, the model stays
+    assert combo.currentIndex() == before and not opened
+    combo.setFocus()
+    for _ in range(3):
+        qtbot.keyClick(combo, Qt.Key.Key_Down)
+        wheel(down=True)
+    assert not opened and combo.currentText() != CHOOSE_FILE and combo.currentIndex() == before
+    index = combo.findText(CHOOSE_FILE)  # chosen from the open list: the dialog
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+    assert len(opened) == 1 and combo.currentIndex() == before
+
+
+@pytest.mark.timeout(180)
+def test_the_show_choice_stays_when_the_list_is_classified_again(qtbot, tab, ckpt, inputs, tmp_path):
+    """Top-k changed with "Problems only" chosen: the list came back on All results, the filter text kept, the
+    count line meaning something else unsaid. A class the new model does not know goes back to All results."""
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(p) for p in inputs["loose"] + inputs["in_folder"] + inputs["bad"]])
+    wait_idle(qtbot, tab)
+    tab.mode_combo.setCurrentText(ERRORS_ONLY)
+    assert tab.visible_row_count() == 1
+    tab.topk_spin.setValue(2)
+    tab._rerun_timer.timeout.emit()
+    wait_idle(qtbot, tab)
+    assert tab.results()[0].top and len(tab.results()[0].top) == 2  # classified again
+    assert tab.mode_combo.currentText() == ERRORS_ONLY and tab.visible_row_count() == 1
+    assert "showing 1" in tab.count_label.text()
+
+    tab.mode_combo.setCurrentText("dog")
+    shown = tab.visible_row_count()
+    tab.set_checkpoint(str(make_checkpoint(tmp_path / "b" / "best.pt", seed=5)), rerun=True)  # same classes
+    wait_idle(qtbot, tab)
+    assert tab.mode_combo.currentText() == "dog"
+    assert tab.visible_row_count() == sum(1 for r in tab.results() if r.label == "dog") != tab.row_count() or shown
+    other = make_checkpoint(tmp_path / "c" / "best.pt", classes=["p", "q"])
+    tab.set_checkpoint(str(other), rerun=True)
+    wait_idle(qtbot, tab)
+    assert tab.mode_combo.currentText() == ALL_RESULTS and tab.mode_combo.findText("dog") < 0
+    assert tab.visible_row_count() == tab.row_count()
+
+
+@pytest.mark.timeout(120)
+def test_top_k_comes_back_to_its_default_after_a_model_with_fewer_classes(qtbot, tab, ckpt, inputs, tmp_path):
+    """Never touched, Top-k showed 3 for a 30-class model once a 3-class one had cut it to 3."""
+    tab.set_checkpoint(str(ckpt))
+    wait_idle(qtbot, tab)
+    assert tab.topk_spin.value() == 3
+    tab.set_checkpoint(str(make_checkpoint(tmp_path / "b" / "best.pt", classes=[f"c{i}" for i in range(8)])))
+    wait_idle(qtbot, tab)
+    assert tab.topk_spin.maximum() == 8 and tab.topk_spin.value() == 5
+
+
+@pytest.mark.timeout(120)
+def test_the_file_column_sorts_by_the_names_shown_with_numbers_in_order(qtbot, tab, ckpt, tmp_path):
+    """It sorted by the whole path (a loose file's folder before the names shown) and 10.png before 2.png."""
+    for name in ("2.png", "10.png", "1.png"):
+        make_image(tmp_path / "photos" / name, len(name))
+    loose = make_image(tmp_path / "aaa" / "zeta.png", 4)
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(tmp_path / "photos"), str(loose)])
+    wait_idle(qtbot, tab)
+    tab.table.sortByColumn(COL_FILE, Qt.SortOrder.AscendingOrder)
+    shown = [tab.proxy.index(r, COL_FILE).data() for r in range(tab.proxy.rowCount())]
+    assert [Path(s).as_posix() for s in shown] == ["aaa/zeta.png", "photos/1.png", "photos/2.png", "photos/10.png"]
+
+
+@pytest.mark.timeout(120)
+def test_many_bars_scroll_in_their_pane_and_a_long_status_wraps(qtbot, tab, tmp_path, inputs):
+    """Top-k 20 drew the bars over the Grad-CAM box, or made the whole tab taller than the window; a refused
+    model file's message was cut at the window's edge before it said which model is still in use."""
+    from PySide6.QtWidgets import QScrollArea
+
+    many = make_checkpoint(tmp_path / "many.pt", classes=[f"class_{i:02d}" for i in range(30)])
+    tab.show()
+    tab.topk_spin.setValue(20)
+    tab.set_checkpoint(str(many))
+    wait_idle(qtbot, tab)
+    tab.predict_paths([str(inputs["loose"][0])])
+    wait_idle(qtbot, tab)
+    assert len(tab.bars.items()) == 20
+    assert tab.minimumSizeHint().height() < tab.height()  # the tab fits its 700 px
+    assert tab.cam_check.geometry().top() >= tab.bars.geometry().bottom()  # below the bars, not under them
+    pane = tab.bars.parentWidget().parentWidget().parentWidget()
+    assert isinstance(pane, QScrollArea) and pane.verticalScrollBar().maximum() > 0
+    pane.ensureWidgetVisible(tab.cam_check)
+    assert pane.verticalScrollBar().value() > 0
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00not a checkpoint" * 4)
+    tab.set_checkpoint(str(junk))
+    said = tab.status_label.text()
+    assert "Not taken as the model: the model is still" in said
+    qtbot.waitUntil(lambda: tab.status_label.height() >= tab.status_label.heightForWidth(tab.status_label.width()))
+    assert tab.status_label.heightForWidth(tab.status_label.width()) > tab.status_label.fontMetrics().height() * 1.5
