@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import io
 import json
 import math
 import os
@@ -714,7 +715,11 @@ def _parse_history(path: str | Path) -> tuple[list[dict[str, Any]], bool]:
         return [], True
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            rows = [{k: _num(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
+            text = f.read()
+        lines = list(csv.DictReader(io.StringIO(text, newline="")))
+        if lines and not text.endswith(("\n", "\r")) and None in lines[-1].values():
+            lines.pop()  # a line the trainer is writing (read between its writes): no epoch yet ("3 / 2" epochs)
+        rows = [{k: _num(v) for k, v in row.items() if k} for row in lines]
     except FileNotFoundError:
         raise _NotKept(([], False)) from None
     except OSError:
@@ -1245,6 +1250,19 @@ def unreadable_run(path: Path, error: OSError) -> RunInfo:
     )
 
 
+def _is_run_dir(p: Path) -> bool:
+    """A folder holding config.json or status.json (a run's first files)."""
+    for name in ("config.json", "status.json"):  # (os.stat: Path.exists answers False for any error
+        try:  # from Python 3.12 on, which would hide a folder that cannot be read)
+            os.stat(p / name)
+            return True
+        except FileNotFoundError:
+            continue
+        except OSError:  # a folder that cannot be read (chmod 000): listed as unreadable, not ending the
+            return _named_time(p.name) is not None  # listing (a folder named as runs are)
+    return False
+
+
 class RunStore:
     """All run folders under one root directory."""
 
@@ -1265,23 +1283,17 @@ class RunStore:
         raise OSError(f"{self.root}: cannot create a new run folder named {base}")
 
     def _run_dirs(self) -> list[Path]:
+        return [p for p in self._folders() if _is_run_dir(p)]
+
+    def _folders(self) -> list[Path]:
         if not self.root.is_dir():
             return []
+        return [p for p in self.root.iterdir() if not p.name.startswith(".") and p.is_dir()]
 
-        def is_run(p: Path) -> bool:
-            if not p.is_dir():
-                return False
-            for name in ("config.json", "status.json"):  # (os.stat: Path.exists answers False for any error
-                try:  # from Python 3.12 on, which would hide a folder that cannot be read)
-                    os.stat(p / name)
-                    return True
-                except FileNotFoundError:
-                    continue
-                except OSError:  # a folder that cannot be read (chmod 000): listed as unreadable, not ending the
-                    return _named_time(p.name) is not None  # listing (a folder named as runs are)
-            return False
-
-        return [p for p in self.root.iterdir() if not p.name.startswith(".") and is_run(p)]
+    def forming(self, limit: int = 20) -> list[Path]:
+        """Folders in the runs folder that are no run yet, newest name first: one a trainer has just made, or one
+        being copied in (`cp -r` writes config.json last). A window watches them to list the run once it is one."""
+        return sorted((p for p in self._folders() if not _is_run_dir(p)), key=lambda p: p.name, reverse=True)[:limit]
 
     def info(self, path: str | Path) -> RunInfo:
         """Summary of one run folder (tolerates missing or half-written files)."""

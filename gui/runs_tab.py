@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import math
@@ -415,7 +416,8 @@ class RunsTab(QWidget):
         self._records: dict[str, Any] = {}
         self.last_export: dict[str, Any] | None = None  # what the last "Export model" saved (None: it failed)
         self._watcher = QFileSystemWatcher(self)
-        self._watcher.directoryChanged.connect(self._schedule_refresh)
+        self._watcher.directoryChanged.connect(self._on_folder_changed)
+        self._root_parent: str | None = None  # the runs folder's parent, watched for its going
         self._watcher.fileChanged.connect(self._schedule_refresh)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -568,6 +570,7 @@ class RunsTab(QWidget):
         self.chart_layout.addWidget(self.train_check)
 
         self.settings_tree = QTreeWidget()
+        self._settings_shown: list[str] | None = None  # the runs whose settings it shows
         self.settings_tree.setAccessibleName("Settings of the selected runs")
         self.settings_tree.setHeaderLabels(["Setting", "Value"])
         self.settings_tree.setAlternatingRowColors(True)
@@ -826,6 +829,14 @@ class RunsTab(QWidget):
         # the list said "0 runs" all through that run)
         above = next((p for p in root.parents if p.is_dir()), None)
         paths = [str(root)] if root.is_dir() else [str(above)] if above is not None else []
+        # the folder above it too, to see the runs folder renamed or moved away (its own watch says nothing: the
+        # runs stayed listed, Delete offered on folders no longer there); its other changes are let be
+        self._root_parent = str(root.parent) if root.is_dir() and root.parent != root else None
+        if self._root_parent is not None:
+            paths.append(self._root_parent)
+        # and folders in it that are no run yet (one just made, one being copied in): listed once their files land
+        with contextlib.suppress(OSError):
+            paths += [str(p) for p in self._store().forming()]
         running = [i for i in self._infos if i.status == "running"]
         others = [i for i in self._infos if i.status != "running"][: max(0, WATCHED_RUNS_MAX - len(running))]
         paths += [str(i.path) for i in running + others]
@@ -838,6 +849,11 @@ class RunsTab(QWidget):
 
     def _schedule_refresh(self, *_: Any) -> None:
         self._debounce.start()
+
+    def _on_folder_changed(self, path: str) -> None:
+        if path == self._root_parent and self.runs_dir().is_dir():
+            return  # (something else beside the runs folder)
+        self._schedule_refresh()
 
     def _sync_alive_check(self) -> None:
         if self.isVisible() and any(i.status == "running" for i in self._infos):
@@ -1351,6 +1367,41 @@ class RunsTab(QWidget):
         ]
 
     def _show_settings(self) -> None:
+        """The selected runs' settings, drawn again at each refresh (an epoch of a run training elsewhere): the same
+        runs keep the sections folded and the place scrolled to (they opened again, and it jumped to the top)."""
+        tree = self.settings_tree
+        paths = self.selected_paths()
+        same = paths == self._settings_shown
+        folded = self._folded_settings() if same else set()
+        scrolled = tree.verticalScrollBar().value() if same else 0
+        self._settings_shown = paths
+        self._fill_settings(paths)
+        if folded:
+            for item in self._settings_items():
+                if self._setting_key(item) in folded:
+                    item.setExpanded(False)
+        tree.verticalScrollBar().setValue(scrolled)
+
+    def _settings_items(self) -> list[QTreeWidgetItem]:
+        items, todo = [], [self.settings_tree.topLevelItem(i) for i in range(self.settings_tree.topLevelItemCount())]
+        while todo:
+            item = todo.pop()
+            items.append(item)
+            todo += [item.child(i) for i in range(item.childCount())]
+        return items
+
+    @staticmethod
+    def _setting_key(item: QTreeWidgetItem) -> tuple[str, ...]:
+        key = []
+        while item is not None:
+            key.append(item.text(0))
+            item = item.parent()
+        return tuple(reversed(key))
+
+    def _folded_settings(self) -> set[tuple[str, ...]]:
+        return {self._setting_key(i) for i in self._settings_items() if i.childCount() and not i.isExpanded()}
+
+    def _fill_settings(self, paths: list[str]) -> None:
         tree = self.settings_tree
         tree.clear()
         tree.setColumnCount(2)
@@ -1358,7 +1409,6 @@ class RunsTab(QWidget):
         tree.header().setStretchLastSection(True)
         tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
-        paths = self.selected_paths()
         if len(paths) > 1 and self._show_differences(paths):
             return
         width = None  # the settings pane's: its first share (the chart has its width back), or one run's values'

@@ -132,6 +132,34 @@ def test_history_rows_without_an_epoch_are_not_counted(tmp_path):
     assert store.list()[0].epochs_done == 1
 
 
+def test_a_history_line_still_being_written_is_no_epoch_yet(tmp_path):
+    """Read between two of the trainer's writes, the last line was half there: a finished run of 2 epochs was
+    listed as "3 / 2". A whole line, even one of numbers out of range, is an epoch."""
+    store = RunStore(tmp_path)
+    run = _fake_run(store, "resnet34", {"status": "completed", "started": 300}, epochs=2)
+    whole = (run / "history.csv").read_bytes()
+    assert whole.endswith(b"\n")
+    for half in (b"3", b"3,0.5,"):
+        (run / "history.csv").write_bytes(whole + half)
+        assert [r["epoch"] for r in runs.read_history(run)] == [1, 2], half
+        assert store.list()[0].epochs_done == 2
+    fields = len(whole.splitlines()[0].split(b","))
+    (run / "history.csv").write_bytes(whole + b",".join([b"3"] + [b"inf"] * (fields - 1)) + b"\n")
+    assert [r["epoch"] for r in runs.read_history(run)] == [1, 2, 3]
+
+
+def test_folders_that_are_no_run_yet_are_named_for_watching(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    done = _fake_run(store, "resnet18", {"status": "completed"})
+    making = store.root / "20990101-000000-resnext11_2x4d-shapes"
+    making.mkdir()
+    (store.root / ".hidden").mkdir()
+    (store.root / "notes.txt").write_text("x")
+    assert store.forming() == [making] and [i.path for i in store.list()] == [done]
+    (making / "config.json").write_text("{}")
+    assert store.forming() == []
+
+
 def test_delete_refuses_outside_root(tmp_path):
     store = RunStore(tmp_path / "runs")
     d = _fake_run(store, "resnet18", {"status": "completed"})

@@ -1628,3 +1628,63 @@ def test_the_first_run_made_in_a_runs_folder_not_there_yet_is_listed(qtbot, tmp_
     tab._watcher.removePaths(tab._watcher.directories())  # (as if the change had been missed)
     tab.set_training_busy(True, str(second))
     qtbot.waitUntil(lambda: tab.folder_label.text() == f"2 runs in {root}", timeout=10000)
+
+
+def test_a_run_whose_files_come_after_its_folder_is_listed_without_a_refresh(qtbot, tab, runs, tmp_path):
+    """A folder made (by a trainer, or `cp -r` of a run, which writes config.json last) and listed before its
+    files came was never watched: the run stayed unlisted until Refresh."""
+    root = next(iter(runs.values())).parent
+    tab.show()
+    spare = make_run(tmp_path / "spare", "20240104-100000-resnext11_2x4d-shapes", "completed", 2, 1_704_400_000)
+    target = root / spare.name
+    target.mkdir()
+    tab.refresh()  # (the listing made between the folder and its files)
+    assert tab.folder_label.text() == f"3 runs in {root}" and str(target) in tab._watcher.directories()
+    for f in sorted(spare.iterdir(), key=lambda f: f.name == "config.json"):  # config.json last, as cp does
+        (target / f.name).write_bytes(f.read_bytes())
+    qtbot.waitUntil(lambda: tab.folder_label.text() == f"4 runs in {root}", timeout=10000)
+
+
+def test_a_runs_folder_moved_away_empties_the_list(qtbot, tab, runs):
+    """Renamed while shown, the runs folder's own watch said nothing: its runs stayed listed, and Delete was
+    offered on folders no longer there."""
+    root = next(iter(runs.values())).parent
+    tab.show()
+    tab.select_runs([str(runs["done"])])
+    assert tab.delete_button.isEnabled()
+    root.rename(root.with_name("runs-moved"))
+    qtbot.waitUntil(lambda: tab.folder_label.text() == f"0 runs in {root}", timeout=10000)
+    assert not tab.delete_button.isEnabled() and tab.selected_paths() == []
+    (root.parent / "unrelated").mkdir()  # something else beside it (and it back): looked at, not listed twice
+    root.with_name("runs-moved").rename(root)
+    qtbot.waitUntil(lambda: tab.folder_label.text() == f"3 runs in {root}", timeout=10000)
+
+
+def test_the_settings_sections_folded_stay_folded_when_the_list_is_read_again(qtbot, tab, runs):
+    """Each epoch of a run training elsewhere reads the list again: the sections the user had folded opened again
+    and the pane jumped to its top."""
+    tab.show()
+    tab.resize(1200, 500)
+    tab.select_runs([str(runs["done"])])
+    tree = tab.settings_tree
+    sections = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    folded = [s for s in sections if s.childCount()][1]
+    folded.setExpanded(False)
+    name = folded.text(0)
+    bar = tree.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    bar.setValue(bar.maximum())
+    scrolled = bar.value()
+    tab.refresh()
+
+    def section(text):
+        return next(
+            tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == text
+        )
+
+    assert not section(name).isExpanded() and bar.value() == scrolled
+    assert sum(1 for i in range(tree.topLevelItemCount()) if not tree.topLevelItem(i).isExpanded()) == 1
+    tab.select_runs([str(runs["stopped"])])  # another run: shown whole, from its top
+    assert all(
+        tree.topLevelItem(i).isExpanded() for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).childCount()
+    )
