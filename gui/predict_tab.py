@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections import deque
 from pathlib import Path
@@ -74,6 +73,7 @@ from gui.widgets import (
     load_json_setting,
     load_number_setting,
     load_spin_setting,
+    natural_key,
     photo_icon,
     refused_output,
     remember_dir,
@@ -192,11 +192,6 @@ def display_name(source: str, folders: list[str]) -> str:
             continue
         return (Path(folder).name / rel).as_posix() if Path(folder).name else rel.as_posix()
     return path.name if not path.parent.name else f"{path.parent.name}/{path.name}"
-
-
-def natural_key(name: str) -> str:
-    """A sort key putting "2.png" before "10.png": numbers padded, case ignored."""
-    return re.sub(r"\d+", lambda m: m.group().zfill(12), name.casefold())
 
 
 def _common_folder(paths: list[Any]) -> list[str]:

@@ -48,6 +48,7 @@ from gui.widgets import (
     figure_path,
     load_json_setting,
     make_folder,
+    natural_key,
     on_return,
     refused_output,
     remember_dir,
@@ -214,7 +215,14 @@ def short_run_labels(paths: list[str]) -> list[str]:
         f"run {n}" if t is None else t.strftime("%H:%M:%S" if one_day else "%m-%d %H:%M")
         for n, t in enumerate(starts, 1)
     ]
-    return [f"{label} ({n})" if labels.count(label) > 1 else label for n, label in enumerate(labels, 1)]
+    # runs of one label numbered in their folders' order, so that `…-tiny-2` (RunStore's second run of a second)
+    # is (2): numbered in the table's order, it was (1)
+    keys = [(natural_key(Path(path).name), i) for i, path in enumerate(paths)]
+    out = []
+    for label, key in zip(labels, keys, strict=True):
+        twins = sorted(k for k, other in zip(keys, labels, strict=True) if other == label)
+        out.append(f"{label} ({twins.index(key) + 1})" if len(twins) > 1 else label)
+    return out
 
 
 def _smoothed_batches(run_dir: str) -> tuple[list[float], list[float]]:

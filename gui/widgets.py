@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -502,6 +503,11 @@ def gone_checkpoint(path: str) -> str:
     if not os.path.isdir(folder):
         return f"no such checkpoint file: its folder {os.path.basename(folder)} was deleted or moved"
     return "no such checkpoint file"
+
+
+def natural_key(name: str) -> str:
+    """A sort key putting "2.png" before "10.png": numbers padded, case ignored."""
+    return re.sub(r"\d+", lambda m: m.group().zfill(12), name.casefold())
 
 
 def elide_middle(text: str, limit: int) -> str:

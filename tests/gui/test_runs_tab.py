@@ -1062,6 +1062,9 @@ def test_compared_runs_are_titled_by_their_start_times():
     assert short_run_labels([same_day[0], "/r/20261127-090000-x-y"]) == ["11-26 10:18", "11-27 09:00"]
     twins = ["/a/20261126-101852-a-b", "/b/20261126-101852-a-b", "/c/my-run"]
     assert short_run_labels(twins) == ["10:18:52 (1)", "10:18:52 (2)", "run 3"]
+    # two runs of one second (RunStore names the second `…-2`), the second listed first: numbered by their names
+    second = ["/r/20261126-101852-a-b-2", "/r/20261126-101852-a-b", "/r/20261126-101852-a-b-10"]
+    assert short_run_labels(second) == ["10:18:52 (2)", "10:18:52 (1)", "10:18:52 (3)"]
 
 
 def test_failed_and_interrupted_runs_explain_themselves(tab, runs, tmp_path):
