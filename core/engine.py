@@ -40,44 +40,13 @@ from core import (
     runs,
 )
 from core.config import MAX_EPOCHS, ConfigError, DataConfig, RunConfig, TrainConfig, auto_preset
+from core.stop import StopToken
 
 PROGRESS_INTERVAL_S = 0.1  # batch events at most 10 per second (plus the first and last batch of an epoch)
 BATCH_LOG_INTERVAL_S = 0.25  # batches.csv: a row at most 4 times a second (plus each epoch's last batch)
 PROGRESS_FILE_INTERVAL_S = 0.5  # distributed runs: rank 0 rewrites progress.json at most twice a second
 
 # ------------------------------------------------------------------------------------------------------- events
-
-
-class StopToken:
-    """Thread-safe stop / pause flags shared between a running job and whoever controls it."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._running.set()  # wake a paused job so that it can see the stop
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    def pause(self) -> None:
-        if not self.stopped:
-            self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def wait_if_paused(self, timeout: float | None = None) -> bool:
-        """Block while paused (up to `timeout` seconds); True when no longer paused."""
-        return self._running.wait(timeout)
 
 
 @dataclass
@@ -197,7 +166,7 @@ def device_name(dev: torch.device) -> str:
         return f"{torch.cuda.get_device_name(dev)} ({dev})"
     if dev.type == "mps":
         return "Apple GPU (mps)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU ({count_noun(torch.get_num_threads(), 'thread')})"
 
 
 def choose_memory_format(arch: str, device: torch.device | str, setting: str = "auto") -> torch.memory_format:

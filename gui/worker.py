@@ -7,7 +7,6 @@ import contextlib
 import inspect
 import re
 import sys
-import threading
 import time
 import traceback
 import weakref
@@ -16,70 +15,13 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QThread, Signal, Slot
 
+from core.stop import StopToken
+
 # Every (thread, worker) started by start_worker, kept alive here until the thread has finished.
 _ACTIVE: list[list[Any]] = []  # [thread, worker, relay]
 
 BATCH_INTERVAL_S = 0.25  # batch signals at most 4 per second: each wakes the GUI thread, which then competes
 # with the training threads for the cores and the GIL
-
-
-class _LazyToken:
-    """Holds stop/pause requests until the real core.engine.StopToken exists (created in the worker thread).
-
-    Creating the StopToken needs `core.engine` (which imports torch); doing that on the GUI thread would stall it,
-    so the token is made in `run()` and requests made before then are replayed onto it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._token: Any = None
-        self._stopped = False
-        self._paused = False
-
-    def create(self) -> Any:
-        try:
-            from core.engine import StopToken
-        except ImportError:  # core.engine unavailable: this object answers `stopped` / `paused` itself
-            return self
-        with self._lock:
-            if self._token is None:
-                self._token = StopToken()
-                if self._paused:
-                    self._token.pause()
-                if self._stopped:
-                    self._token.stop()
-            return self._token
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            if self._token is not None:
-                self._token.stop()
-
-    def pause(self) -> None:
-        with self._lock:
-            self._paused = True
-            if self._token is not None:
-                self._token.pause()
-
-    def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            if self._token is not None:
-                self._token.resume()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stopped
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    def wait_if_paused(self, timeout: float | None = None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._paused and not self._stopped and (deadline is None or time.monotonic() < deadline):
-            time.sleep(0.05)
 
 
 _USER_ERRORS = (
@@ -161,7 +103,7 @@ class FunctionWorker(QObject):
         self.args = args
         self.kwargs = kwargs
         self.exception: BaseException | None = None
-        self._token = _LazyToken()
+        self._token = StopToken()
         self._last_progress = 0.0
 
     def cancel(self) -> None:
@@ -186,7 +128,7 @@ class FunctionWorker(QObject):
             if _accepts(self.fn, "stage") and "stage" not in kwargs:
                 kwargs["stage"] = self.stage.emit
             if _accepts(self.fn, "stop") and "stop" not in kwargs:
-                kwargs["stop"] = self._token.create()
+                kwargs["stop"] = self._token
             value = self.fn(*self.args, **kwargs)
         except Exception as exc:  # noqa: BLE001 — every failure becomes one `failed` signal
             self.exception = exc
@@ -385,7 +327,7 @@ class TrainingWorker(QObject):
         self.batch_interval_s = batch_interval_s
         self.result: Any = None
         self.exception: BaseException | None = None
-        self._token = _LazyToken()
+        self._token = StopToken()
         self._held_batch: list[Any] = []
 
     def stop(self) -> None:
@@ -454,7 +396,7 @@ class TrainingWorker(QObject):
         try:
             from core.engine import Trainer
 
-            token = self._token.create()
+            token = self._token
             cfg = self.config
             if cfg is not None and self.resume_dir is None:
                 from core.engine import choose_arch

@@ -2547,3 +2547,13 @@ def test_a_diverging_training_loss_is_said_once():
     epoch(1, 6.9)  # ln 1000: a thousand classes start there
     epoch(2, 8.0)
     assert said == []
+
+
+def test_the_cpu_is_named_with_its_thread_count_in_words(monkeypatch):
+    """Under torchrun (one thread a process) it read "CPU (1 threads)"."""
+    from core.engine import device_name
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert device_name(torch.device("cpu")) == "CPU (1 thread)"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert device_name(torch.device("cpu")) == "CPU (4 threads)"

@@ -1145,3 +1145,26 @@ def test_a_settings_file_that_cannot_be_read_is_said_at_start(qtbot, window):
     label = _problem_label(w)
     assert label is not None and label.isVisible()
     assert label.text() == f"Settings could not be read from {path} (not an INI file): the defaults are used"
+
+
+def test_a_folder_scan_in_the_background_loads_no_torch(tmp_path):
+    """A background job's stop token came from core.engine, which imports torch: the first folder scan waited about
+    4 s for that import (a job that never touches the model)."""
+    from tests.gui.conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", {"a": 3, "b": 3})
+    code = (
+        "import sys\n"
+        "from core.data import scan\n"
+        "from gui.worker import FunctionWorker\n"
+        f"w = FunctionWorker(scan, {str(data)!r})\n"
+        "got = []\n"
+        "w.result.connect(got.append)\n"
+        "w.run()\n"
+        "assert got and got[0].counts() == {'a': 3, 'b': 3}, got\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
