@@ -602,6 +602,11 @@ class BarChart(_Canvas):
         self.set_counts([], [])
 
     def set_counts(self, names: Sequence[str], counts: Sequence[int]) -> None:
+        from gui.widgets import shown_path
+
+        # a class folder's name whose bytes are not UTF-8 (a zip from Windows) as the table shows it: matplotlib
+        # raised on it at every draw, and the chart kept the data set before
+        names = [shown_path(str(n)) for n in names]
         # before the axes are cleared, and outside chart_style (which would undo it): new tick labels take the font
         # family when made
         use_fonts_for(names)

@@ -67,6 +67,10 @@ MAX_THUMBS = 600
 THUMB_CHUNK = 24
 THUMB_SIZE = 72
 PREVIEW_COUNT = 8
+PLAIN_IMAGE = (
+    "The random changes on (crops, flips, colour) leave this image as it is: it is plain, so every epoch trains on it "
+    "as shown. Pick another image to see how each epoch varies it."
+)
 SAME_EVERY_EPOCH = (
     "No random change is on (Augmentation none, no colour jitter or erasing): every epoch trains on this image as "
     "shown. Pick an Augmentation level to see how each epoch would vary it."
@@ -196,7 +200,7 @@ def _left_out(index: Any) -> list[tuple[str, bool]]:
     photos = sum(1 for path in index.ignored_files if unread_photo(path))
     kinds = (
         (len(index.unusable) - folders - loose, "unusable file", "", True),
-        (folders, "folder not read", "", True),
+        (folders, "folder", " not read", True),
         (loose, "image", " outside the class folders", True),
         (len(index.run_folders), "run folder", " ignored (not images)", False),
         (photos, "photo", " of a type not read (ignored)", False),
@@ -249,6 +253,12 @@ def _few_images(counts: list[int]) -> list[int]:
 
 def _elide(widget: QWidget, text: str, width: int = NAME_WIDTH) -> str:
     return widget.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, width)
+
+
+def _classes_missing(index: Any, part: list[int]) -> list[str]:
+    """The classes that have no image among the samples `part`."""
+    have = {index.samples[i].label for i in part}
+    return [name for label, name in enumerate(index.classes) if label not in have]
 
 
 def _warning(text: str) -> str:
@@ -856,8 +866,12 @@ class DatasetPanel(QWidget):
         self.middle_tabs.setTabToolTip(1, ", ".join(kinds) if kinds else "Nothing left out, no identical files")
 
         split_layout = index.layout == "splits"
-        for w in (self.val_spin, self.test_spin, self.seed_spin):
-            w.setEnabled(not split_layout)
+        # train/ without val/: the Validation share of train/ is held out (seeded), as training does; it was greyed
+        # out while it still decided the split
+        carved = split_layout and not any(s.split == "val" for s in index.samples)
+        for w in (self.val_spin, self.seed_spin):
+            w.setEnabled(not split_layout or carved)
+        self.test_spin.setEnabled(not split_layout)
         self._update_split_counts()
         if index.classes:
             self.class_table.selectRow(index.classes.index(select) if select in index.classes else 0)
@@ -924,7 +938,18 @@ class DatasetPanel(QWidget):
             return
         text = f"train {len(s.train)} · val {len(s.val)} · test {len(s.test)}"
         if self.index.layout == "splits":
-            text += " (from the folders)"
+            from_train = not any(x.split == "val" for x in self.index.samples)
+            text += " (val from train/, the rest from the folders)" if from_train else " (from the folders)"
+        tips = []
+        for part, words in ((s.val, "validation"), (s.test, "test")):
+            missing = _classes_missing(self.index, part) if part else []
+            if missing:  # (a class of 2 images has none in test; of 1, none in validation: said nowhere)
+                names = ", ".join(_elide(self, n) for n in missing[:3]) + (", …" if len(missing) > 3 else "")
+                text += "<br>" + _warning(f"no {words} image: {names}")
+                tips.append(
+                    f"Classes with no {words} image (too few images, or none in its folder):\n" + "\n".join(missing)
+                )
+        self.split_counts.setToolTip("\n\n".join(tips))
         if len(s.train) < 2:  # (Start would refuse it: say so here, with what to change)
             fix = "add images to train/" if self.index.layout == "splits" else "add images, or lower the shares"
             text += "<br>" + _warning(f"too few to train (at least 2): {fix}")
@@ -1061,11 +1086,14 @@ class DatasetPanel(QWidget):
             self.preview_label.setText(str(exc))
             self.preview_label.setToolTip(str(exc))  # one line here: the whole message on hover
             return
+        from core.data import AugmentPlan, augment_plan
+
+        still = augment_plan(cfg, train=True) == AugmentPlan("center")  # no random change is on
         worker = FunctionWorker(_preview, path, cfg, PREVIEW_COUNT, self._preview_sample)
         connect_worker(
             worker,
             self,
-            result=lambda images, p=path: self._on_preview(p, images),
+            result=lambda images, p=path: self._on_preview(p, images, still),
             failed=self._on_preview_failed,
             finished=self._on_preview_finished,
         )
@@ -1073,13 +1101,15 @@ class DatasetPanel(QWidget):
         self.preview_label.setText("Rendering…")
         start_worker(worker, self)
 
-    def _on_preview(self, path: str, images: list[QImage]) -> None:
+    def _on_preview(self, path: str, images: list[QImage], still: bool = False) -> None:
+        """The tiles of one image as epochs see it; `still`: no random change is on (else an image that every
+        change leaves as it is, a plain one, was said to have Augmentation none while it was on)."""
         if path != self._preview_path():  # the folder or the class changed while it rendered
             return
         self.preview_grid.clear()
         same = len(images) > 1 and all(img == images[0] for img in images[1:])
-        self.preview_grid.set_note(SAME_EVERY_EPOCH if same else "")
-        if same:  # no random change is on (augmentation none): six identical tiles would say nothing
+        self.preview_grid.set_note((SAME_EVERY_EPOCH if still else PLAIN_IMAGE) if same else "")
+        if same:  # six identical tiles would say nothing
             self.preview_grid.add_tile("every epoch", path, images[0])
         else:
             for i, img in enumerate(images):
@@ -1087,8 +1117,9 @@ class DatasetPanel(QWidget):
         # its place in the data folder: "circle/000.png", "train/circle/000.png" (each split names its files alike)
         parts = _place(self.index, path) if self.index is not None else []
         self.preview_label.setText("/".join(parts) or Path(path).name)
+        why = "no random change is on" if still else "the random changes leave this image as it is"
         self.preview_label.setToolTip(
-            f"{path}, as training sees it" + (": no random change is on, so every epoch sees the same" if same else "")
+            f"{path}, as training sees it" + (f": {why}, so every epoch sees the same" if same else "")
         )
 
     def _on_preview_failed(self, msg: str) -> None:
@@ -1152,7 +1183,8 @@ class DatasetPanel(QWidget):
             why = "a file, not a folder" if os.path.exists(folder) else "no such folder"
             # (above the open folder's classes and images, and a Start training that would train on them, the
             # banner alone read as if nothing were open any more)
-            still = f". Still open: {shown_path(self.folder)}" if self.index is not None and self.folder else ""
+            # (the open one: self.folder is already the one being scanned, which is not open yet)
+            still = f". Still open: {shown_path(self.index.root)}" if self.index is not None else ""
             self.banner.set_error(f"{folder}: {why}{still}")
             return
         self.load_folder(os.path.abspath(folder))

@@ -62,6 +62,7 @@ from gui.widgets import (
     photo_icon,
     remember_dir,
     screen_scale,
+    shown_path,
     sort_header,
     store_json_setting,
     typed_path,
@@ -380,7 +381,7 @@ class ConfusionMatrixCanvas(QWidget):
         self._matrix = [[int(v) for v in row] for row in matrix]
         if self.cursor is not None and max(self.cursor) >= len(self._matrix):  # (fewer classes than before)
             self.cursor = (0, 0) if self._matrix else None
-        self._names = [str(n) for n in names]
+        self._names = [shown_path(str(n)) for n in names]  # (a name not UTF-8: matplotlib raised on it)
         if normalized is not None:
             self._normalized = normalized
         if fit is not None:

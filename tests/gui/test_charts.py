@@ -513,3 +513,25 @@ def test_every_charts_text_has_the_charts_sizes_when_built_and_when_redrawn(qtbo
     bars.resize(260, 200)  # fewer names: set again
     qtbot.waitUntil(lambda: bars.height() == 200)
     assert _text_sizes(bars)["ticks"] == {tick}
+
+
+def test_a_class_name_that_is_not_utf8_is_drawn_as_the_tables_show_it(qtbot):
+    """A class folder named in bytes that are not UTF-8 (a zip made on Windows): matplotlib raised at every draw,
+    and the balance chart kept the data set before."""
+    from gui.charts import BarChart
+    from gui.evaluate_tab import ConfusionMatrixCanvas
+
+    chart = BarChart()
+    qtbot.addWidget(chart)
+    chart.resize(400, 300)
+    chart.show()
+    chart.set_counts(["cat", "dog"], [5, 5])
+    _flush(qtbot, chart)
+    chart.set_counts(["bytes_\udcff", "ok"], [3, 4])
+    _flush(qtbot, chart)
+    assert [t.get_text() for t in chart.ax.get_yticklabels()] == ["bytes_\ufffd", "ok"]
+    matrix = ConfusionMatrixCanvas()
+    qtbot.addWidget(matrix)
+    matrix.set_matrix([[3, 1], [0, 4]], ["bytes_\udcff", "ok"])
+    matrix.figure.canvas.draw()
+    assert "bytes_\ufffd" in [t.get_text() for t in matrix.figure.axes[0].get_yticklabels()]

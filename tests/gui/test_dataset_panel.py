@@ -882,3 +882,84 @@ def test_problem_rows_grow_to_two_lines_when_their_reasons_are_cut(qtbot, panel,
     assert option.text.split("\n")[0] == "a" + os.sep and option.text.endswith(".txt")
     panel.resize(2400, 700)
     qtbot.waitUntil(lambda: table.rowHeight(0) == one_line)
+
+
+@pytest.mark.timeout(120)
+def test_without_a_val_folder_the_validation_share_of_train_stays_a_choice(qtbot, panel, tmp_path, dataset_factory):
+    """train/ and test/, no val/: the Validation share was greyed out while it took 20 % of train/ (a saved 50 %
+    took half, and could not be changed)."""
+    root = tmp_path / "d"
+    dataset_factory(root / "train", {"a": 8, "b": 8})
+    dataset_factory(root / "test", {"a": 3, "b": 3})
+    _load(qtbot, panel, root)
+    assert panel.val_spin.isEnabled() and panel.seed_spin.isEnabled() and not panel.test_spin.isEnabled()
+    panel.val_spin.setValue(25)
+    assert panel.split_counts.text().startswith("train 12 · val 4 · test 6 (val from train/")
+    assert panel.data_config().val_split == 0.25
+    dataset_factory(root / "val", {"a": 2, "b": 2})  # with its own val/: the folders decide everything
+    _load(qtbot, panel, root)
+    assert not any(w.isEnabled() for w in (panel.val_spin, panel.test_spin, panel.seed_spin))
+    assert panel.split_counts.text().startswith("train 16 · val 4 · test 6 (from the folders)")
+
+
+@pytest.mark.timeout(120)
+def test_classes_left_without_validation_or_test_images_are_named(qtbot, panel, tmp_path, dataset_factory):
+    """A class of 2 images got none in test, one of 1 none in validation: the Split box gave totals alone."""
+    root = dataset_factory(tmp_path / "d", {"common": 20, "rare": 2, "single": 1})
+    _load(qtbot, panel, root)
+    panel.val_spin.setValue(20)
+    panel.test_spin.setValue(10)
+    text = panel.split_counts.text()
+    assert "no validation image: single" in text and "no test image: rare, single" in text
+    assert "Classes with no test image" in panel.split_counts.toolTip() and "rare" in panel.split_counts.toolTip()
+    panel.test_spin.setValue(0)  # no test part asked for: nothing to say of it
+    assert "no test image" not in panel.split_counts.text()
+
+
+@pytest.mark.timeout(120)
+def test_a_plain_image_under_augmentation_is_not_said_to_have_none(qtbot, panel, tmp_path, dataset_factory):
+    """A one-colour image looks the same under crops and flips: the preview said "No random change is on
+    (Augmentation none …)" with Augmentation on standard."""
+    from PIL import Image
+
+    root = dataset_factory(tmp_path / "d", {"a": 2, "b": 2})
+    for f in (root / "a").iterdir():
+        Image.new("RGB", (40, 40), (200, 30, 30)).save(f)
+    _load(qtbot, panel, root)
+    panel.set_image_size(96)  # (random crops of a part of it, and flips: at 64 px and under, a padded shift
+    panel.augment_combo.setCurrentText("standard")  # shows the padding's edge)
+    qtbot.waitUntil(lambda: panel.preview_grid.count() == 1 and panel.preview_grid.note() != "", timeout=60000)
+    assert "leave this image as it is" in panel.preview_grid.note() and "Augmentation none" not in (
+        panel.preview_grid.note()
+    )
+
+
+@pytest.mark.timeout(120)
+def test_a_wrong_path_typed_during_a_scan_names_the_folder_still_open(
+    qtbot, panel, tiny_dataset, tmp_path, monkeypatch
+):
+    """While another folder was being scanned, "Still open:" named that folder, not the one open."""
+    import threading
+
+    import gui.dataset_panel as dp
+
+    _load(qtbot, panel, tiny_dataset)
+    gate = threading.Event()
+    real = dp._scan
+
+    def held(folder, progress=None, stop=None):
+        gate.wait(30)
+        return real(folder, progress=progress, stop=stop)
+
+    monkeypatch.setattr(dp, "_scan", held)
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dataset, other)
+    try:
+        panel.load_folder(str(other))
+        panel.recent_combo.setEditText(str(tmp_path / "nowhere"))
+        panel._on_path_typed()
+        said = panel.banner.text()
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: not panel.is_scanning(), timeout=60000)
+    assert said == f"{tmp_path / 'nowhere'}: no such folder. Still open: {tiny_dataset}"
