@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 7's GPU checks in one call (about 6-7 minutes on an H200), for a session that is lent a GPU machine:
-#   bash benchmarks/gpu_check.sh            (PYTHON=python3.12 ... to choose the interpreter; OUT=folder for logs)
+#   bash benchmarks/gpu_check.sh            (.venv/bin/python when there is one, else python3; PYTHON=... to choose; OUT=folder for logs)
 # 1. the CUDA tests; 2. bench_train --paired on resnext50 @ 224 (b/c from pairs of epochs that meet the same moment
 # of a machine whose speed drifts; the target is b/c >= 0.95); 3. the same for resnext29 @ 32 (b/a and b/c);
 # 4. step_gap on resnext50: b/c with parts of the Trainer's step knocked out (augmentation; all extras), to see
@@ -9,7 +9,9 @@
 # their time; the logs go to $OUT (or ./gpu_logs).
 set -u
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+DEFAULT_PY=python3
+[ -x .venv/bin/python ] && DEFAULT_PY=.venv/bin/python  # (the project's own, as benchmarks/README.md runs them)
+PY=${PYTHON:-$DEFAULT_PY}
 LOGS=${OUT:-gpu_logs}
 mkdir -p "$LOGS"
 "$PY" -c 'import torch, torchvision, PIL, numpy; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' \
