@@ -7,6 +7,7 @@ import errno
 import functools
 import hashlib
 import io
+import json
 import math
 import os
 import random
@@ -794,10 +795,13 @@ def scan(
     stop: Any = None,
     workers: int | None = None,
     min_classes: int = 2,
+    use_cache: bool = True,
 ) -> DatasetIndex:
     """Index an image folder (class folders or train/val/test folders), verifying every image by decoding it.
 
-    `min_classes`: training needs two classes; a folder to evaluate a model on may hold one (min_classes=1)."""
+    `min_classes`: training needs two classes; a folder to evaluate a model on may hold one (min_classes=1).
+    `use_cache`: images found good by an earlier scan of the folder, unchanged since (size, times, inode), are not
+    decoded again (scan_cache_dir())."""
     if problem := folder_problem(root):
         raise DataError(f"{root}: {problem}")
     root_s = os.path.abspath(root)
@@ -863,7 +867,9 @@ def scan(
             take(cls, None, root_s)
     bad += unlisted
 
-    results = _verify_all([c[0] for c in candidates], progress, stop, workers)
+    # (a scan's cache: what was found good before, by file stamp, is not decoded again)
+    cache = _ScanCache(root_s) if use_cache else None
+    results = _verify_all([c[0] for c in candidates], progress, stop, workers, cache)
 
     good: dict[str, list[tuple[str, str | None]]] = {c: [] for c in class_names}
     unusable_in: dict[str, list[tuple[str, str]]] = {}  # class -> its files that cannot be used, and why
@@ -952,8 +958,84 @@ def scan(
     )
 
 
+SCAN_CACHE_VERSION = 1
+
+
+def scan_cache_dir() -> Path:
+    """$RESNEXT_STUDIO_CACHE/scans, else the platform's user cache folder for resnext-studio / scans."""
+    env = os.environ.get("RESNEXT_STUDIO_CACHE")
+    if env:
+        return Path(env) / "scans"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("resnext-studio", appauthor=False)) / "scans"
+
+
+def _file_stamp(path: str) -> list[int] | None:
+    """What tells a file changed: size, modification and change times (a copy that keeps its time, `cp -p`, is
+    a change of the ctime), and its inode; None when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+class _ScanCache:
+    """The images a scan of one folder found good, with their digests, by file stamp: the next scan of the folder
+    (the app opens on the last one at every start) decodes only the files changed since. A file whose stamp
+    differs is checked again; a file found bad is never kept (checked at every scan, its reason said afresh). A
+    cache that cannot be read or written costs only the time it would have saved."""
+
+    def __init__(self, root: str) -> None:
+        key = hashlib.blake2b(root.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
+        self.file = scan_cache_dir() / f"{key}.json"
+        self.root = root
+        self.files: dict[str, list] = {}
+        try:
+            doc = json.loads(self.file.read_text(encoding="utf-8"))
+            same = (doc.get("version"), doc.get("pillow"), doc.get("root")) == (
+                SCAN_CACHE_VERSION,
+                Image.__version__,
+                root,
+            )
+            if same and isinstance(doc.get("files"), dict):  # (another Pillow may read a file otherwise)
+                self.files = doc["files"]
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def get(self, path: str, stamp: list[int] | None) -> tuple[str, None] | None:
+        entry = self.files.get(path)
+        if stamp is None or not isinstance(entry, list) or len(entry) != 2 or entry[0] != stamp:
+            return None
+        return (entry[1], None) if isinstance(entry[1], str) else None
+
+    def save(self, paths: list[str], stamps: list, results: list[tuple[str | None, str | None]]) -> None:
+        files = {
+            p: [st, digest]
+            for p, st, (digest, reason) in zip(paths, stamps, results, strict=True)
+            if st is not None and digest and reason is None
+        }
+        if files == self.files:
+            return  # (nothing changed: a data set of 20,000 images reopened rewrote 3 MB)
+        doc = {"version": SCAN_CACHE_VERSION, "pillow": Image.__version__, "root": self.root, "files": files}
+        tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, self.file)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self.files = files
+
+
 def _verify_all(
-    paths: list[str], progress: Callable[[int, int], None] | None, stop: Any, workers: int | None
+    paths: list[str],
+    progress: Callable[[int, int], None] | None,
+    stop: Any,
+    workers: int | None,
+    cache: _ScanCache | None = None,
 ) -> list[tuple[str | None, str | None]]:
     total = len(paths)
     results: list[tuple[str | None, str | None]] = [(None, None)] * total
@@ -961,15 +1043,25 @@ def _verify_all(
         progress(0, total)
     if not total:
         return results
+    stamps = [_file_stamp(p) for p in paths] if cache is not None else [None] * total
+    todo = []
+    for i, (path, st) in enumerate(zip(paths, stamps, strict=True)):
+        known = cache.get(path, st) if cache is not None else None
+        if known is None:
+            todo.append(i)
+        else:
+            results[i] = known
     step = max(1, total // PROGRESS_STEPS)
-    n_workers = max(1, min(workers or default_workers(), total))
+    n_workers = max(1, min(workers or default_workers(), max(1, len(todo))))
 
     def check(i: int) -> tuple[int, tuple[str | None, str | None] | None]:
         return i, None if _is_stopped(stop) else verify_image(paths[i])
 
-    done = 0
+    done = total - len(todo)
+    if progress and done:
+        progress(done, total)
     with ThreadPoolExecutor(n_workers, thread_name_prefix="scan") as pool:
-        futures = [pool.submit(check, i) for i in range(total)]
+        futures = [pool.submit(check, i) for i in todo]
         try:
             for fut in as_completed(futures):
                 i, res = fut.result()
@@ -982,6 +1074,8 @@ def _verify_all(
         finally:
             for fut in futures:
                 fut.cancel()
+    if cache is not None:
+        cache.save(paths, stamps, results)
     return results
 
 
