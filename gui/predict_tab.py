@@ -86,6 +86,8 @@ from gui.worker import FunctionWorker, connect_worker, error_text, start_worker
 
 CHOOSE_FILE = "Choose checkpoint file…"
 THUMB = 48
+CLASSES_TITLE = "Most likely classes (click one for its Grad-CAM)"
+CLICK_HINT = "Click: what in the image speaks for this class (its Grad-CAM)"
 TOP_K = 5  # classes shown per image unless the user chooses
 TOP_NAME = 24  # characters of a class name in the Top classes column (its tooltip has it whole)
 DISPLAY_MAX = 2048  # px: the longest side of a picture (and its Grad-CAM) shown large; about a screen
@@ -546,12 +548,12 @@ class PredictTab(QWidget):
         line.setFrameShape(QFrame.Shape.HLine)
         line.setFrameShadow(QFrame.Shadow.Sunken)
         v.addWidget(line)
-        self.top_title = QLabel("Most likely classes (click one for its Grad-CAM)")
+        self.top_title = QLabel(CLASSES_TITLE)
         self.top_title.setWordWrap(True)  # (the side pane may be 300 px: at 150 % it was cut, "…for its Grad-CA")
         v.addWidget(self.top_title)
         self.bars = ProbabilityBars()
         self.bars.setAccessibleName("Most likely classes (arrow keys; Enter: its Grad-CAM)")
-        self.bars.click_hint = "Click: what in the image speaks for this class (its Grad-CAM)"
+        self.bars.click_hint = CLICK_HINT
         self.bars.clicked.connect(self.show_cam_of)
         self._cam_worker: FunctionWorker | None = None
         v.addWidget(self.bars)
@@ -1201,6 +1203,11 @@ class PredictTab(QWidget):
         else:
             self.class_label.setText(pred.label)
             self.conf_label.setText(f"Confidence {pred.confidence:.1%}")
+            # no Grad-CAM for this model (its note says why): the bars offer none ("click one for its Grad-CAM"
+            # stayed, and a click did nothing)
+            cam = result["cam"] is not None or not result.get("cam_error")
+            self.top_title.setText(CLASSES_TITLE if cam else "Most likely classes")
+            self.bars.click_hint = CLICK_HINT if cam else ""
             self.bars.set_items(list(pred.top), highlight=pred.label)
             self.cam_check.setText("Show Grad-CAM overlay")  # (of the top class; a bar clicked names its class)
             self.cam_check.setEnabled(result["cam"] is not None)
@@ -1223,8 +1230,8 @@ class PredictTab(QWidget):
     def show_cam_of(self, name: str) -> None:
         """The Grad-CAM of class `name` (a bar clicked) instead of the top class's, computed in the background."""
         single = self._single
-        if not single or not single["pred"].ok or name == single.get("cam_class"):
-            return
+        if not single or not single["pred"].ok or name == single.get("cam_class") or not self.bars.click_hint:
+            return  # (no Grad-CAM for this model: its note says why)
         if self._cam_worker is not None or self._worker is not None:  # (one model, one job at a time: Grad-CAM hooks
             return  # its layers while it runs)
         worker = FunctionWorker(_cam_of_class, self._cache, single["checkpoint"], single["item"], name)

@@ -1472,3 +1472,26 @@ def test_many_bars_scroll_in_their_pane_and_a_long_status_wraps(qtbot, tab, tmp_
     assert "Not taken as the model: the model is still" in said
     qtbot.waitUntil(lambda: tab.status_label.height() >= tab.status_label.heightForWidth(tab.status_label.width()))
     assert tab.status_label.heightForWidth(tab.status_label.width()) > tab.status_label.fontMetrics().height() * 1.5
+
+
+@pytest.mark.timeout(120)
+def test_a_model_without_grad_cam_offers_no_click_for_one(qtbot, tab, ckpt, inputs, monkeypatch):
+    """Its note said Grad-CAM was unavailable, while the title still said "click one for its Grad-CAM" and a click
+    did nothing."""
+    import gui.predict_tab as predict_tab
+
+    monkeypatch.setattr(
+        predict_tab, "cam_overlay", lambda *a, **k: {"cam": None, "seen": None, "cam_error": "Grad-CAM unavailable: x"}
+    )
+    tab.set_checkpoint(str(ckpt))
+    tab.predict_paths([str(inputs["loose"][0])])
+    wait_idle(qtbot, tab)
+    assert tab.top_title.text() == "Most likely classes" and tab.bars.click_hint == ""
+    assert tab.cam_note.text() == "Grad-CAM unavailable: x"
+    other = next(n for n, _ in tab.bars.items() if n != tab.single_result().label)
+    tab.bars.clicked.emit(other)
+    assert tab._cam_worker is None and tab.cam_note.text() == "Grad-CAM unavailable: x"
+    monkeypatch.undo()
+    tab.predict_paths([str(inputs["loose"][1])])  # a model with one: offered again
+    wait_idle(qtbot, tab)
+    assert "click one for its Grad-CAM" in tab.top_title.text() and tab.bars.click_hint
