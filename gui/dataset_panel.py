@@ -50,6 +50,7 @@ from gui.widgets import (
     elide_path,
     load_json_setting,
     load_spin_setting,
+    natural_key,
     on_return,
     path_from_setting,
     path_to_setting,
@@ -973,6 +974,11 @@ class DatasetPanel(QWidget):
         if self.index is None or label is None:
             return
         samples = [s for s in self.index.samples if s.label == label]
+        # numbers in order (2.jpg before 10.jpg: "the first 600" were 0, 1, 10, 100, 1000 …), each split together
+        first: dict[str | None, int] = {}
+        for x in samples:
+            first.setdefault(x.split, len(first))
+        samples.sort(key=lambda x: (first[x.split], natural_key(x.path)))
         paths = [s.path for s in samples]
         shown = paths[:MAX_THUMBS]
         name = self.index.classes[label]

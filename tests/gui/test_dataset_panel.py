@@ -963,3 +963,14 @@ def test_a_wrong_path_typed_during_a_scan_names_the_folder_still_open(
         gate.set()
     qtbot.waitUntil(lambda: not panel.is_scanning(), timeout=60000)
     assert said == f"{tmp_path / 'nowhere'}: no such folder. Still open: {tiny_dataset}"
+
+
+def test_thumbnails_put_numbered_files_in_number_order(qtbot, panel, tmp_path, dataset_factory):
+    """ "showing the first 600" were 0, 1, 10, 100, 1000 … of a class of numbered photos."""
+    root = dataset_factory(tmp_path / "d", {"a": 5, "b": 2})
+    for i, name in enumerate(("2.jpg", "10.jpg", "1.jpg")):
+        (root / "a" / f"a_00{i}.jpg").rename(root / "a" / name)
+    _load(qtbot, panel, root)
+    panel.class_table.selectRow(0)
+    captions = [panel.thumb_grid.item(i).text() for i in range(panel.thumb_grid.count())]
+    assert captions == ["1.jpg", "2.jpg", "10.jpg", "a_003.jpg", "a_004.jpg"]
