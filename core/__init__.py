@@ -10,6 +10,17 @@ def count_noun(n: int, noun: str, plural: str = "") -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
+def csv_cell(cell: str) -> str:
+    """A text cell for a CSV file: one a spreadsheet would run as a formula (a file or class folder named
+    "=HYPERLINK(…)", "-x", "@x") is written after a ', as OWASP advises; a plain number runs nothing and is written
+    as it is (class folders "-1" and "+1" stay "-1" and "+1" for scripts)."""
+    import re
+
+    if cell[:1] not in ("=", "+", "-", "@", "\t", "\r") or re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", cell):
+        return cell
+    return "'" + cell
+
+
 def quiet_closed_terminal() -> None:
     """stdout and stderr that are a terminal to the null device (on SIGHUP: the terminal is gone, and a write to it
     fails); a file or a pipe keeps what is written (nohup.out, a log, the app reading a torchrun job's JSON).

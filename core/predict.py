@@ -6,7 +6,6 @@ import csv
 import hashlib
 import io
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ import torch
 from PIL import Image
 
 from core import checkpoint as ckpt_mod
-from core import data
+from core import csv_cell, data
 
 Item = Any  # str | Path | a file object | bytes | PIL.Image.Image | numpy.ndarray
 
@@ -523,15 +522,6 @@ def write_csv(predictions: Iterable[Prediction], path: str | Path, top_k: int) -
     _atomic_write(Path(path), text.encode("utf-8", errors="surrogateescape"))  # a name's own bytes
 
 
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def _as_text(cell: str) -> str:
-    if cell[:1] not in ("=", "+", "-", "@", "\t", "\r") or _PLAIN_NUMBER.fullmatch(cell):
-        return cell  # (a plain number runs nothing: class folders "-1" and "+1" stay "-1" and "+1" for scripts)
-    return "'" + cell
-
-
 def csv_text(predictions: Iterable[Prediction], top_k: int) -> str:
     """Predictions as CSV (source, ok, error, label, confidence, top1, prob1, …). A model with fewer classes than
     `top_k` gets as many top columns as it has classes (none always empty). A name that a spreadsheet would take
@@ -549,14 +539,14 @@ def csv_text(predictions: Iterable[Prediction], top_k: int) -> str:
     w.writerow(header)
     for p in predictions:
         row: list[Any] = [
-            _as_text(p.source),
+            csv_cell(p.source),
             "yes" if p.ok else "no",
-            _as_text(p.error or ""),
-            _as_text(p.label or ""),
+            csv_cell(p.error or ""),
+            csv_cell(p.label or ""),
             "" if p.confidence is None else f"{p.confidence:.6f}",
         ]
         for i in range(top_k):
-            row += [_as_text(p.top[i][0]), f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
+            row += [csv_cell(p.top[i][0]), f"{p.top[i][1]:.6f}"] if i < len(p.top) else ["", ""]
         w.writerow(row)
     return buf.getvalue()
 

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core import csv_cell
 from core.runs import file_stamp, read_json, read_status
 from gui.app import settings
 from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
@@ -123,8 +124,11 @@ def _evaluate_job(
         kwargs["progress"] = progress
     if _accepts(evaluate, "stop"):
         kwargs["stop"] = stop
-    ev = evaluate(str(checkpoint), index, **kwargs)
-    ev = {k: v for k, v in ev.items() if k != "predictions"}
+    stamp = file_stamp(checkpoint)  # (the file evaluated: as it is now, after the scan; replaced during the scan,
+    ev = evaluate(str(checkpoint), index, **kwargs)  # the new one was evaluated and its results said out of date)
+    # every image's prediction: shown and exported (Export… offered "Every image's prediction" greyed out always),
+    # not saved in evaluation.json (a line per image: megabytes that the Runs tab reads for a number)
+    predictions = ev.pop("predictions", None)
     ev["unusable_files"] = [list(b) for b in index.bad_files]  # the scan's: unreadable, or outside class folders
     ev["split"] = ev.get("split") or split
     ev["checkpoint"] = ev.get("checkpoint") or str(checkpoint)
@@ -152,6 +156,9 @@ def _evaluate_job(
             write_json_atomic(save_to, ev)
         except OSError as e:  # (a full disk): the numbers are shown all the same, said unsaved
             ev["save_error"] = f"{getattr(e, 'filename', None) or save_to}: {e.strerror or e}"
+    if predictions is not None:
+        ev["predictions"] = predictions
+    ev["checkpoint_stamp"] = stamp  # (taken off when shown)
     return ev
 
 
@@ -191,12 +198,24 @@ def _thumbs_job(
 
 
 def _cam_job(
-    cache: PredictorCache, checkpoint: str, path: str, class_name: str, progress: Any = None, stop: Any = None
+    cache: PredictorCache,
+    checkpoint: str,
+    path: str,
+    class_name: str,
+    stamp: Any = None,
+    progress: Any = None,
+    stop: Any = None,
 ) -> dict[str, Any]:
     """Worker: the image and its Grad-CAM overlay for `class_name` (the wrongly predicted class), as the Predict
-    tab shows them (a copy of screen size; the margins the model never saw in grey)."""
-    predictor = cache.get(checkpoint)
+    tab shows them (a copy of screen size; the margins the model never saw in grey). `stamp`: the checkpoint file
+    the results are of; replaced since, the image comes without a heat map (the new model's sat under the old
+    model's answer)."""
     img = display_copy(path)
+    if stamp is not None and file_stamp(checkpoint) != stamp:
+        name = Path(checkpoint).name
+        changed = f"{name} has changed since these results were computed: evaluate it again for its Grad-CAM."
+        return {"path": path, "image": pil_to_qimage(img), "cam": None, "seen": None, "cam_error": changed}
+    predictor = cache.get(checkpoint)
     idx = predictor.class_names.index(class_name) if class_name in predictor.class_names else None
     return {"path": path, "image": pil_to_qimage(img), **cam_overlay(predictor, path, img, idx)}
 
@@ -753,7 +772,13 @@ EXPORTS = {  # (and the status bar's name for what was written)
 
 
 def export_rows(ev: dict[str, Any], kind: str) -> list[list[Any]]:
-    """The rows of an evaluation's CSV export `kind` (per_class, predictions or matrix_csv), header first."""
+    """The rows of an evaluation's CSV export `kind` (per_class, predictions or matrix_csv), header first; a text
+    a spreadsheet would run as a formula (a class folder "=HYPERLINK(…)", "@SUM(1)") written after a ', as the
+    Predict tab's CSV does."""
+    return [[csv_cell(v) if isinstance(v, str) else v for v in row] for row in _export_rows(ev, kind)]
+
+
+def _export_rows(ev: dict[str, Any], kind: str) -> list[list[Any]]:
     if kind == "per_class":
         rows = [["class", "precision", "recall", "f1", "support"]]
         for r in ev.get("per_class") or []:
@@ -1494,8 +1519,16 @@ class EvaluateTab(QWidget):
             self._eval_worker.cancel()
 
     def _on_result(self, ev: dict[str, Any], checkpoint: str, stamp: Any = None, saved: bool = False) -> bool:
-        if ev.get("stopped") and not ev.get("num_samples"):  # cancelled before any image: keep what was shown
-            self._set_status("Evaluation cancelled.")
+        stamp = ev.pop("checkpoint_stamp", stamp)
+        earlier = self._evaluation if self.stack.currentIndex() == PAGE_RESULTS else None
+        if ev.get("stopped") and (not ev.get("num_samples") or (earlier and not earlier.get("stopped"))):
+            # cancelled before any image, or over whole results: those stay (the first 64 images' numbers, of a
+            # few classes, took the place of an evaluation of 180)
+            n = int(ev.get("num_samples") or 0)
+            said = f"Evaluation cancelled after {count_noun(n, 'image')}." if n else "Evaluation cancelled."
+            if earlier:
+                said += f"\nThe results below are still those of the earlier evaluation ({self._described(earlier)})."
+            self._set_status(said)
             return True
         self.show_evaluation(ev, checkpoint)
         self._ckpt_stamp, self._shows_run_file = stamp, saved and not ev.get("save_error")
@@ -1841,7 +1874,7 @@ class EvaluateTab(QWidget):
             self._cam_pending = (path, predicted)
             return
         self.detail_view.set_hint("Computing Grad-CAM…")
-        worker = FunctionWorker(_cam_job, self._cache, self._checkpoint, path, predicted)
+        worker = FunctionWorker(_cam_job, self._cache, self._checkpoint, path, predicted, self._ckpt_stamp)
         gen = self._generation  # a gallery refilled meanwhile (a new evaluation) makes this answer stale
         token = self._detail_token  # and so does the image being filtered away
 

@@ -122,11 +122,24 @@ def refused_output(
         why = "is one of its run folder's own files; writing over it would break the run"
     else:
         kind = precious_kind(path, model_ok=model_ok)
-        if not kind or (image_ok and kind == "an image"):
+        if not kind or (image_ok and kind == "an image" and _chart_export(path)):
             return False
-        why = f"is {kind}; it is not replaced with {writes}"
+        other = " that no chart export wrote" if image_ok and kind == "an image" else ""
+        why = f"is {kind}{other}; it is not replaced with {writes}"
     QMessageBox.warning(parent, title, f"{path} {why}. Choose another name.")
     return True
+
+
+def _chart_export(path: str) -> bool:
+    """An image a chart export wrote (matplotlib marks its PNGs): one an export may replace. Any image was: the
+    confusion matrix saved over a photo of the data set it evaluated replaced the photo."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return str(im.info.get("Software", "")).startswith("Matplotlib")
+    except (OSError, ValueError):
+        return False
 
 
 def write_export(

@@ -1487,4 +1487,90 @@ def test_the_results_shown_are_exported_as_csv_json_and_an_image(qtbot, tab, tmp
     kept = {p: p.read_bytes() for p in (run / "evaluation.json", data / "cat" / "0.png")}
     assert not tab.export_results("json", str(run / "evaluation.json"))
     assert not tab.export_results("predictions", str(data / "cat" / "0.png"))
-    assert {p: p.read_bytes() for p in kept} == kept and len(warned) == 2
+    assert not tab.export_results("matrix_image", str(data / "cat" / "0.png"))  # (a photo of the data set: it was
+    assert {p: p.read_bytes() for p in kept} == kept and len(warned) == 3  # replaced by the matrix)
+    assert tab.export_results("matrix_image", str(out / "again.png"))  # an earlier export of it is replaced
+    assert tab.export_results("matrix_image", str(out / "again.png")) and len(warned) == 3
+
+    # a class folder a spreadsheet would run as a formula: written as text
+    ev["class_names"] = ['=HYPERLINK("http://x")', "@SUM(1)", "-1"]
+    for row, name in zip(ev["per_class"], ev["class_names"], strict=True):
+        row["name"] = name
+    tab.show_evaluation(ev, str(run / "best.pt"))
+    assert tab.export_results("per_class", str(out / "f.csv")) and tab.export_results("matrix_csv", str(out / "fm.csv"))
+    assert [r[0] for r in read("f.csv")[1:]] == ['\'=HYPERLINK("http://x")', "'@SUM(1)", "-1"]
+    assert read("fm.csv")[0][1:] == ['\'=HYPERLINK("http://x")', "'@SUM(1)", "-1"]
+
+
+@pytest.mark.timeout(180)
+def test_an_evaluation_made_here_exports_every_images_prediction(qtbot, tab, tmp_path):
+    """ "Every image's prediction (CSV)" was greyed out for every evaluation made in the app (the answers were
+    dropped with the saved file's); evaluation.json still leaves them out (a line per image)."""
+    import csv
+
+    _data, run = _evaluated_run(qtbot, tab, tmp_path)
+    ev = tab.evaluation()
+    tab._update_export_actions()
+    assert tab.export_actions["predictions"].isEnabled() and len(ev["predictions"]) == ev["num_samples"]
+    assert tab.export_results("predictions", str(tmp_path / "p.csv"))
+    with open(tmp_path / "p.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == ev["num_samples"] + 1 and rows[0] == ["path", "true", "predicted", "confidence", "correct"]
+    saved = json.loads((run / "evaluation.json").read_text())
+    assert "predictions" not in saved and "checkpoint_stamp" not in saved and "checkpoint_stamp" not in ev
+
+
+@pytest.mark.timeout(180)
+def test_an_evaluation_cancelled_over_whole_results_leaves_them(qtbot, tab, tmp_path, monkeypatch):
+    """Cancelled after its first batch, the first images' numbers (of a few classes) took the place of a whole
+    evaluation, with no word of which model or folder."""
+    import core.engine
+
+    _data, _run = _evaluated_run(qtbot, tab, tmp_path)
+    whole = tab.evaluation()
+    real = core.engine.evaluate
+
+    def cut_short(*args, **kwargs):
+        ev = real(*args, **kwargs)
+        return {**ev, "stopped": True, "num_samples": 3}  # as a Cancel after the first images leaves it
+
+    monkeypatch.setattr(core.engine, "evaluate", cut_short)
+    tab.evaluate_button.click()
+    wait_idle(qtbot, tab)
+    assert tab.evaluation() is whole and tab.stack.currentIndex() == PAGE_RESULTS
+    said = tab.status_label.text()
+    assert said.startswith("Evaluation cancelled after 3 images.")
+    assert "The results below are still those of the earlier evaluation (best.pt of" in said
+    assert tab.stack.widget(PAGE_RESULTS).graphicsEffect() is None
+
+
+@pytest.mark.timeout(180)
+def test_a_checkpoint_replaced_before_it_is_loaded_is_the_one_the_results_are_of(qtbot, tab, tmp_path, monkeypatch):
+    """best.pt replaced while the folder was scanned: the new file was evaluated, and its results were faded at
+    once as out of date. Replaced after, the Grad-CAM of an image came from the new model under the old answer."""
+    import core.data
+
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, None)
+    tab.show_run(str(run))
+    real = core.data.scan
+
+    def scan_then_replace(*args, **kwargs):
+        index = real(*args, **kwargs)
+        _replace_checkpoint(run / "best.pt")
+        return index
+
+    monkeypatch.setattr(core.data, "scan", scan_then_replace)
+    tab.evaluate_now_button.click()
+    wait_idle(qtbot, tab)
+    assert tab.stack.currentIndex() == PAGE_RESULTS and not tab.check_stale()
+    monkeypatch.undo()
+
+    _replace_checkpoint(run / "best.pt")
+    assert tab.check_stale()
+    assert tab.gallery.count() >= 1
+    tab.gallery.setCurrentRow(0)
+    wait_idle(qtbot, tab)
+    cam = tab.detail_result()
+    assert cam is not None and cam["cam"] is None and cam["image"] is not None
+    assert "best.pt has changed since these results were computed: evaluate it again" in cam["cam_error"]

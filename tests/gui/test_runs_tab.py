@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QLabel, QMessageBox, QTreeWidgetItem
@@ -775,6 +776,15 @@ def test_exports(qtbot, tab, runs, tmp_path, monkeypatch):
     assert {p: p.read_bytes() for p in kept} == kept
     assert tab._export_worker is None
     assert tab.export_curves(str(png)) and len(warned) == 2  # the curves may replace an image (the last ones)
+    shot = tmp_path / "holiday.png"  # but not a picture no chart export wrote (a photo of a data set)
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(shot)
+    kept = shot.read_bytes()
+    assert not tab.export_curves(str(shot)) and shot.read_bytes() == kept
+    assert (
+        warned[-1]
+        == f"{shot} is an image that no chart export wrote; it is not replaced with the curves. Choose another name."
+    )
+    warned.pop()
     # into a folder not made yet (typed in the dialog): made, as Export model and Predict's CSV make theirs; it was
     # "Could not write …: No such file or directory"
     new = tmp_path / "new" / "folder"
