@@ -1019,8 +1019,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             _err(f"could not read {e['path']}: {e['reason']}" if isinstance(e, dict) else f"could not read {e}")
     left = ev.get("left_out_classes") or {}
     if left:  # classes the model does not know: their images were not evaluated
-        what = ", ".join(f"{name} ({n} image{'s' if n != 1 else ''})" for name, n in left.items())
-        _err(f"left out, not classes of the model: {what}")
+        from core.runs import left_out_words
+
+        _err(f"left out, not classes of the model: {left_out_words(ev)}")
     return 1 if ev.get("errors") or unusable or left else 0
 
 

@@ -2652,6 +2652,11 @@ def evaluate(
         stopped,
     )
     doc["left_out_classes"] = left_out  # {class the checkpoint does not know: images of it not evaluated}
+    # a folder named as a class of the model but for its letters' case or spaces ("Green" for "green"): said, with
+    # the name to give it (its images were left out without a hint, and the numbers came from the other classes)
+    near = {c: m for c in left_out for m in names if c != m and c.casefold().strip() == m.casefold().strip()}
+    if near:
+        doc["left_out_near"] = near
     return doc
 
 

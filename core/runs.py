@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from core import count_noun
 from core.config import MAX_EPOCHS
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -901,6 +902,19 @@ def trained_copies_warning(
         f"{n} of these {total} images are copies of images this model trained on (their bytes are those of its "
         "training images), so the accuracy can read high; evaluate a folder of new images for an honest figure"
     )
+
+
+def left_out_words(ev: dict[str, Any]) -> str:
+    """The classes of an evaluated folder the model does not know, with their image counts, and for a folder named
+    as one of its classes but for case or spaces the name to give it: "Green (5 images; the model's class is
+    "green": name the folder so to evaluate them), moss (2 images)"; "" for none."""
+    left = ev.get("left_out_classes") or {}
+    near = ev.get("left_out_near") or {}
+    words = []
+    for name, n in left.items():
+        hint = f'; the model\'s class is "{near[name]}": name the folder so to evaluate them' if name in near else ""
+        words.append(f"{name} ({count_noun(int(n), 'image')}{hint})")
+    return ", ".join(words)
 
 
 def held_out_warning(run_dir: str | Path, index: Any, split: str, other_folder: str = "--data") -> str | None:

@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import csv_cell
-from core.runs import file_stamp, read_json, read_status
+from core.runs import file_stamp, left_out_words, read_json, read_status
 from gui.app import settings
 from gui.image_view import ImageView, load_thumbnail, pil_to_qimage
 from gui.predict_tab import PredictorCache, cam_overlay, display_copy
@@ -1629,13 +1629,7 @@ class EvaluateTab(QWidget):
         self._fill_gallery(ev.get("misclassified", []) or [])
         errors = ev.get("errors") or []
         left = ev.get("left_out_classes") or {}
-        left_text = (
-            "Left out, not classes of the model: "
-            + ", ".join(f"{c} ({count_noun(k, 'image')})" for c, k in left.items())
-            + "."
-            if left
-            else ""
-        )
+        left_text = f"Left out, not classes of the model: {left_out_words(ev)}." if left else ""
         unusable = [tuple(b) for b in ev.get("unusable_files") or []] + [
             (e["path"], e["reason"]) if isinstance(e, dict) else (str(e), "could not be read") for e in errors
         ]

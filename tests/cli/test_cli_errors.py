@@ -107,6 +107,16 @@ def test_evaluate_explains_empty_splits_unknown_classes_and_damaged_checkpoints(
     rc, out, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", other)  # another folder:
     # all of it by default; the shared class is evaluated, the unknown one is left out and named: exit 1
     assert rc == 1 and "left out, not classes of the model: purple (" in err, err
+    cased = make_set(tmp_path / "cased", classes=("red", "Green "))  # a class of the model but for case and a space
+    rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", cased)
+    assert (
+        rc == 1
+        and (
+            'left out, not classes of the model: Green  (6 images; the model\'s class is "green": name the folder so to '
+            "evaluate them)"
+        )
+        in err
+    ), err
     assert out.startswith(f"{len(list((Path(other) / 'red').iterdir()))} images (all)")
     strange = make_set(tmp_path / "strange", classes=("purple", "orange"))
     rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["best"], "--data", strange, "--split", "all")
