@@ -149,7 +149,13 @@ def _evaluate_job(
             f"{data_root} holds the images this run trained on (moved or copied): its {moved} images were "
             "evaluated, not all of them"
         )
-    if save_to and not ev.get("stopped"):
+    replaced = file_stamp(checkpoint) != stamp  # (its run trained on meanwhile: the trainer's evaluation.json, of
+    if save_to and not ev.get("stopped") and replaced:  # the new best.pt, was replaced by this one of the old)
+        name = Path(checkpoint).name
+        ev["save_error"] = (
+            f"{name} was replaced while it was evaluated (its run trained on); these are the old {name}'s"
+        )
+    elif save_to and not ev.get("stopped"):
         from core.runs import write_json_atomic
 
         try:
@@ -1557,7 +1563,9 @@ class EvaluateTab(QWidget):
         )
         said = self.status_label.text()
         if note not in said:  # (after a failed or cancelled evaluation or a data folder gone, below that)
-            keep = said.startswith(("Evaluation failed", "Evaluation cancelled", "Its data folder"))
+            keep = said.startswith(("Evaluation failed", "Evaluation cancelled", "Its data folder")) or (
+                "Not saved:" in said  # (its checkpoint replaced while it was evaluated: both are said)
+            )
             tone = self._graver("warning")
             self._set_status(f"{said}\n{note}" if keep else note, tone == "error", tone == "warning")
         self._fade_results(True)

@@ -1574,3 +1574,29 @@ def test_a_checkpoint_replaced_before_it_is_loaded_is_the_one_the_results_are_of
     cam = tab.detail_result()
     assert cam is not None and cam["cam"] is None and cam["image"] is not None
     assert "best.pt has changed since these results were computed: evaluate it again" in cam["cam_error"]
+
+
+@pytest.mark.timeout(180)
+def test_a_checkpoint_replaced_during_its_evaluation_leaves_the_runs_evaluation_json(qtbot, tab, tmp_path, monkeypatch):
+    """Evaluate pressed while the run trained: the trainer's final evaluation.json, of the new best.pt, was
+    replaced by this evaluation of the old one."""
+    import core.engine
+
+    data = make_dataset(tmp_path / "pets")
+    run = make_run(tmp_path / "runs", data, sample_evaluation(data))
+    final = (run / "evaluation.json").read_bytes()
+    tab.show_run(str(run))
+    real = core.engine.evaluate
+
+    def while_training(*args, **kwargs):
+        ev = real(*args, **kwargs)
+        _replace_checkpoint(run / "best.pt")  # the run's next best epoch, and its own evaluation.json, meanwhile
+        return ev
+
+    monkeypatch.setattr(core.engine, "evaluate", while_training)
+    tab.evaluate_button.click()
+    wait_idle(qtbot, tab)
+    assert (run / "evaluation.json").read_bytes() == final
+    said = tab.status_label.text()
+    assert "Not saved: best.pt was replaced while it was evaluated (its run trained on)" in said
+    assert tab.check_stale()
