@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -1122,6 +1123,15 @@ class TrainTab(QWidget):
         # (A config.json that gives no plan, damaged: one epoch more than last.pt holds.)
         planned = _int(section(config, "train").get("epochs"), 0)  # (section: "train": "x" raised here)
         saved = _int(status.get("epochs_done"), len(history))
+        if status.get("status") == "running":  # (effective: a live process of this machine holds it, or another's
+            # writes to it lately) refused here: the trainer's refusal came after this tab had cleared the run's
+            # result, curves and buttons as for a run starting
+            pid = status.get("pid")
+            by = f" (process {pid})" if pid and status.get("hostname") == socket.gethostname() else ""
+            self.banner.set_error(
+                f"{Path(run_dir).name} is training in another program{by}: stop it there before resuming it here."
+            )
+            return False
         if epochs is None and status.get("status") == "completed":
             # finished since this tab showed it stopped (`train --resume` in a terminal): Resume trained one more
             # epoch unasked, and laid its schedule anew

@@ -1351,3 +1351,44 @@ def test_the_scans_problems_and_images_lost_while_training_are_said(qtbot, tmp_p
     ev["accuracy"] = 4 / 6  # another number: said on a line of its own
     tab._on_finished(FitResult("completed", "", 1, 0.83, str(tmp_path / "r"), history=history, evaluation=ev))
     assert "Validation accuracy of best.pt: 66.7% (6 images)" in tab.result_label.text()
+
+
+@pytest.mark.timeout(120)
+def test_resume_of_a_run_training_in_another_program_is_refused_before_anything_is_cleared(
+    qtbot, tiny_dataset, runs_dir
+):
+    """`train --resume RUN` in a terminal while this tab showed the run stopped: Resume cleared the run's result,
+    curves and buttons before the trainer refused it ("Could not resume the run. See the log.")."""
+    import os
+    import subprocess
+    import sys
+
+    from core import runs
+
+    first = _run_stopped_after_epoch_1(tiny_dataset, runs_dir, epochs=2)
+    panel, tab = _setup(qtbot, tiny_dataset, runs_dir)
+    hold = (  # the terminal's trainer: it holds the run's lock
+        "import sys, time\nfrom core.runs import RunLock\nlock = RunLock(sys.argv[1])\nassert lock.acquire()\n"
+        "print('held', flush=True)\ntime.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    other = subprocess.Popen([sys.executable, "-c", hold, first.run_dir], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        tab.result, tab.run_dir = first, first.run_dir  # as this tab's own Stop left it
+        tab._set_state(IDLE)
+        shown = tab.result_label.text()
+        runs.write_status(first.run_dir, "running", epochs_done=1)  # the terminal's resume, in process `other`
+        status = json.loads((Path(first.run_dir) / "status.json").read_text())
+        status["pid"] = other.pid
+        (Path(first.run_dir) / "status.json").write_text(json.dumps(status))
+        assert not tab.resume_run(first.run_dir) and tab.state == IDLE
+        assert tab.banner.text() == (
+            f"{Path(first.run_dir).name} is training in another program (process {other.pid}): stop it there "
+            "before resuming it here."
+        )
+        assert tab.result_label.text() == shown and tab.run_dir == first.run_dir and tab.result is first
+    finally:
+        other.kill()
+        other.wait()
+        _cleanup(panel, tab)
