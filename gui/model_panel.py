@@ -411,6 +411,9 @@ class ModelPanel(QGroupBox):
         )
 
     def _on_changed(self, *_: Any) -> None:
+        # the choice made is the one kept when the preset list arrives (it set the saved one back: a Custom
+        # ResNeXt chosen at start-up, and trained, read "Auto" once the list came)
+        self._saved_arch = self.arch()
         pretrained = self.model_config().pretrained
         pending = self.pretrained_choice() == "file" and not pretrained  # (no file chosen yet: still weights)
         if pretrained != self._pretrained_now and not pending:

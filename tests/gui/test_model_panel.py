@@ -190,3 +190,25 @@ def test_a_probe_is_not_summarised_as_the_memory_of_training_every_layer(qtbot, 
     _choose(panel, panel.mode_combo, "linear")
     qtbot.waitUntil(lambda: "Only the classifier trains" in panel.summary_label.text(), timeout=60000)
     assert "of training every layer at batch 16" in panel.summary_label.text()
+
+
+@pytest.mark.timeout(120)
+def test_an_architecture_chosen_before_the_preset_list_arrives_is_kept(qtbot):
+    """The list loads in the background at start-up: a Custom ResNeXt chosen (and trained) before it came was set
+    back to the saved choice, "Auto", when it did; the form then said Auto beside a run of the custom model."""
+    from gui.app import settings
+    from gui.model_panel import CUSTOM, _presets
+
+    settings().setValue("model/arch", "auto")
+    panel = ModelPanel()
+    qtbot.addWidget(panel)
+    panel.preset_combo.setCurrentIndex(panel.preset_combo.findData(CUSTOM))  # the user's choice, list or not
+    panel.depth_spin.setValue(11)
+    panel.card_spin.setValue(2)
+    panel.width_spin.setValue(4)
+    assert panel.arch() == "resnext11_2x4d"
+    panel._on_presets(_presets())  # the list arrives (again, if it came already)
+    assert panel.arch() == "resnext11_2x4d" and panel.preset_combo.currentData() == CUSTOM
+    panel.preset_combo.setCurrentIndex(panel.preset_combo.findData("resnext50_32x4d"))
+    panel._on_presets(_presets())
+    assert panel.arch() == "resnext50_32x4d"
