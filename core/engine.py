@@ -893,6 +893,11 @@ class Trainer:
         (runs.mark_paused: `runs` and other windows said "running" all through a pause)."""
         marked = self.is_main and self.run_dir is not None
         if marked:
+            # the best epoch's weights that save_every_s held back go to best.pt now: a pause can last, and a
+            # crash in it lost them (a resume adopts a best.pt newer than last.pt: _mend_best)
+            unsaved = self._unsaved
+            self._save_pending_best()
+            self._unsaved = unsaved  # (last.pt is still behind: a stop or an early stop writes it)
             runs.mark_paused(self.run_dir, True)
         p0 = time.perf_counter()
         try:

@@ -2557,3 +2557,33 @@ def test_the_cpu_is_named_with_its_thread_count_in_words(monkeypatch):
     assert device_name(torch.device("cpu")) == "CPU (1 thread)"
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     assert device_name(torch.device("cpu")) == "CPU (4 threads)"
+
+
+def test_a_pause_writes_the_best_weights_that_save_every_s_held_back(dataset, tmp_path, monkeypatch):
+    """Paused after two epochs with save_every_s not yet due, the run folder held no best.pt: a crash or a kill
+    during a long pause lost the epochs' best weights."""
+    from tests.helpers import look_while_paused
+
+    token = StopToken()
+    seen: list[tuple] = []
+
+    def look() -> None:
+        run = next(p for p in tmp_path.iterdir() if p.is_dir())
+        best = run / "best.pt"
+        seen.append((best.is_file(), checkpoint.load(best)["epoch"] if best.is_file() else None))
+
+    another_program = look_while_paused(monkeypatch, token, look)
+
+    class PauseInEpoch3(Recorder):
+        def on_batch_end(self, p):
+            super().on_batch_end(p)
+            if (p.epoch, p.step) == (3, 1) and not seen:
+                token.pause()
+                another_program()
+
+    cfg = config(dataset, epochs=3, batch_size=4)
+    cfg.train.save_every_s = 3600  # (nothing written before the run's end)
+    result = Trainer(cfg, callbacks=[PauseInEpoch3()], stop=token, runs_dir=tmp_path).fit()
+    assert result.reason == "completed", result.message
+    assert len(seen) == 1 and seen[0][0] and seen[0][1] in (1, 2)  # the best of the two epochs done
+    assert checkpoint.load(Path(result.run_dir) / "last.pt")["epoch"] == 3  # (and the end as before)
