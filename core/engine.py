@@ -448,8 +448,10 @@ def refuse_a_running_run(run_dir: Path, under_torchrun: bool = False) -> None:
         return
     if runs.effective_status(status, run_dir) == "running" and status.get("pid") != os.getpid():
         told_by_pid = runs.RunLock(run_dir).probe() is None  # (a run from before locks: its process id decided)
+        # paused in a window ("still training" of a run the window showed paused read as another run)
+        doing = "is paused in another window" if (run_dir / runs.PAUSED_MARKER).exists() else "is still training"
         raise ConfigError(
-            f"{run_dir}: this run is still training (process {status.get('pid')}); stop it before resuming it"
+            f"{run_dir}: this run {doing} (process {status.get('pid')}); stop it before resuming it"
             + (
                 " (if no training is running, that process is another program: delete the run's status.json)"
                 if told_by_pid

@@ -601,6 +601,10 @@ def test_resuming_a_run_still_training_before_its_first_save_says_so(capsys, tmp
     rc, _, err = run(capsys, "train", "--resume", run_dir)
     assert rc == 2 and one_line(err), err
     assert err.startswith(f"error: --resume {run_dir}: this run is still training (process {os.getppid()})"), err
+    (run_dir / ".paused").touch()  # the window that trains it holds it paused
+    rc, _, err = run(capsys, "train", "--resume", run_dir)
+    assert rc == 2 and f"this run is paused in another window (process {os.getppid()})" in err, err
+    (run_dir / ".paused").unlink()
     status["pid"] = 2**22 + 12345  # gone: a run that ended before saving anything
     (run_dir / "status.json").write_text(json.dumps(status))
     rc, _, err = run(capsys, "train", "--resume", run_dir)

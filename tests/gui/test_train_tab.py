@@ -1388,6 +1388,9 @@ def test_resume_of_a_run_training_in_another_program_is_refused_before_anything_
             "before resuming it here."
         )
         assert tab.result_label.text() == shown and tab.run_dir == first.run_dir and tab.result is first
+        (Path(first.run_dir) / ".paused").touch()  # held paused by another window
+        assert not tab.resume_run(first.run_dir)
+        assert f"is paused in another window (process {other.pid}): stop it there" in tab.banner.text()
     finally:
         other.kill()
         other.wait()
