@@ -234,6 +234,14 @@ def _what_of(split: str, folder: str) -> str:
     return f"every image of {folder}" if split == "all" else f"the {split} split of {folder}"
 
 
+def _same_file(a: str, b: str) -> bool | None:
+    """Whether two paths name the same file (None when that cannot be told)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
 def _same_folder(a: str, b: str) -> bool | None:
     """Whether two paths name the same folder (None when that cannot be told)."""
     try:
@@ -1538,7 +1546,25 @@ class EvaluateTab(QWidget):
             return True
         self.show_evaluation(ev, checkpoint)
         self._ckpt_stamp, self._shows_run_file = stamp, saved and not ev.get("save_error")
+        if self._fields_changed(ev, checkpoint):  # (the results came under fields that said another folder and
+            self._add_status(  # split: the card's "val split" beside "all" above, unexplained)
+                "The checkpoint, folder or split above was changed while it ran: press Evaluate for what they say now.",
+                "warning",
+            )
         return True
+
+    def _fields_changed(self, ev: dict[str, Any], checkpoint: str) -> bool:
+        """Whether the fields above name another checkpoint, folder or split than the evaluation `ev` is of."""
+        ckpt_now = self._ckpt_path()
+        if ckpt_now and os.path.isdir(ckpt_now):  # a run folder: its best.pt
+            ckpt_now = os.path.join(ckpt_now, "best.pt")
+        data_now = self._data_path()
+        data_then = str(ev.get("data_root") or ev.get("data") or "")
+        return (
+            (bool(ckpt_now) and _same_file(ckpt_now, checkpoint) is False)
+            or (bool(data_now) and bool(data_then) and _same_folder(data_now, data_then) is False)
+            or (self.split() != ev.get("split") and not ev.get("own_images"))  # (its held-out split for "all")
+        )
 
     def shows_run_evaluation(self, run_dir: str) -> bool:
         """Whether the results shown are this run's own evaluation.json (read, or written by this tab), which a

@@ -11,6 +11,16 @@ def _flush(qtbot, charts: TrainingCharts) -> None:
     qtbot.waitUntil(lambda: not charts._dirty and not charts._timer.isActive(), timeout=5000)
 
 
+def _shown_bar_chart(qtbot, width: int, height: int):
+    from gui.charts import BarChart
+
+    chart = BarChart()
+    qtbot.addWidget(chart)
+    chart.resize(width, height)
+    chart.show()
+    return chart
+
+
 def _count_colour(charts: TrainingCharts, hex_colour: str, tolerance: int = 30) -> int:
     img = charts.grab().toImage()
     want = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
@@ -242,12 +252,8 @@ def test_class_names_outside_the_default_font_are_drawn_not_boxes(qtbot, name, m
 def test_class_balance_chart_makes_room_for_new_class_names(qtbot):
     """The layout is computed once per size (it doubles a draw's cost); new class names must get it done again,
     or they are drawn off the canvas's left edge."""
-    from gui.charts import BarChart
 
-    chart = BarChart()
-    qtbot.addWidget(chart)
-    chart.resize(260, 300)
-    chart.show()
+    chart = _shown_bar_chart(qtbot, 260, 300)
     _flush(qtbot, chart)  # laid out with no data set: no names
     bare = chart.ax.get_position().x0
     chart.set_counts(["a rather long class name", "b"], [5, 7])
@@ -259,12 +265,8 @@ def test_class_balance_chart_makes_room_for_new_class_names(qtbot):
 
 def test_class_balance_chart_counts_in_whole_images_with_room_between_the_numbers(qtbot):
     """Classes of one image each: the count axis reads 0, 1, 2 (it read 0.0, 0.5, 1.0 …)."""
-    from gui.charts import BarChart
 
-    chart = BarChart()
-    qtbot.addWidget(chart)
-    chart.resize(260, 300)
-    chart.show()
+    chart = _shown_bar_chart(qtbot, 260, 300)
     chart.set_counts(["a", "b"], [1, 1])
     _flush(qtbot, chart)
     ticks = [t for t in chart.ax.get_xticks() if 0 <= t <= chart.ax.get_xlim()[1]]
@@ -282,12 +284,7 @@ def test_class_balance_chart_resized_draws_once_per_burst_of_resizes(qtbot, monk
     step, 0.1-0.2 s apiece on the window's thread."""
     from PySide6.QtWidgets import QApplication
 
-    from gui.charts import BarChart
-
-    chart = BarChart()
-    qtbot.addWidget(chart)
-    chart.resize(300, 700)
-    chart.show()
+    chart = _shown_bar_chart(qtbot, 300, 700)
     qtbot.waitExposed(chart)
     chart.set_counts([f"class {i}" for i in range(150)], [10 + i % 7 for i in range(150)])
     _flush(qtbot, chart)
@@ -358,12 +355,8 @@ def test_training_charts_show_their_last_picture_between_a_resize_and_its_draw(q
 
 
 def test_class_balance_chart_of_many_classes_names_every_kth_bar_rather_than_overlap_them(qtbot):
-    from gui.charts import BarChart
 
-    chart = BarChart()
-    qtbot.addWidget(chart)
-    chart.resize(260, 300)
-    chart.show()
+    chart = _shown_bar_chart(qtbot, 260, 300)
     names = [f"{i:02d}_class" for i in range(30)]
     chart.set_counts(names, [8] * 29 + [2])
     _flush(qtbot, chart)
@@ -518,13 +511,9 @@ def test_every_charts_text_has_the_charts_sizes_when_built_and_when_redrawn(qtbo
 def test_a_class_name_that_is_not_utf8_is_drawn_as_the_tables_show_it(qtbot):
     """A class folder named in bytes that are not UTF-8 (a zip made on Windows): matplotlib raised at every draw,
     and the balance chart kept the data set before."""
-    from gui.charts import BarChart
     from gui.evaluate_tab import ConfusionMatrixCanvas
 
-    chart = BarChart()
-    qtbot.addWidget(chart)
-    chart.resize(400, 300)
-    chart.show()
+    chart = _shown_bar_chart(qtbot, 400, 300)
     chart.set_counts(["cat", "dog"], [5, 5])
     _flush(qtbot, chart)
     chart.set_counts(["bytes_\udcff", "ok"], [3, 4])
