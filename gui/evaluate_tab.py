@@ -60,6 +60,7 @@ from gui.widgets import (
     elide_middle,
     figure_path,
     load_json_setting,
+    natural_key,
     photo_icon,
     remember_dir,
     screen_scale,
@@ -234,16 +235,8 @@ def _what_of(split: str, folder: str) -> str:
     return f"every image of {folder}" if split == "all" else f"the {split} split of {folder}"
 
 
-def _same_file(a: str, b: str) -> bool | None:
-    """Whether two paths name the same file (None when that cannot be told)."""
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except (OSError, RuntimeError):
-        return None
-
-
-def _same_folder(a: str, b: str) -> bool | None:
-    """Whether two paths name the same folder (None when that cannot be told)."""
+def _same_path(a: str, b: str) -> bool | None:
+    """Whether two paths name the same file or folder (None when that cannot be told)."""
     try:
         return Path(a).resolve() == Path(b).resolve()
     except (OSError, RuntimeError):
@@ -264,7 +257,8 @@ class _NumItem(QTableWidgetItem):
         self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
     def __lt__(self, other: QTableWidgetItem) -> bool:
-        return (self.key if self.key is not None else -1) < (getattr(other, "key", None) or -1)
+        theirs = getattr(other, "key", None)  # (a score of 0.0 is a score: "or -1" sorted it with the "—"s)
+        return (self.key if self.key is not None else -1) < (theirs if theirs is not None else -1)
 
 
 class _Metric(QFrame):
@@ -1121,7 +1115,7 @@ class EvaluateTab(QWidget):
         """Another folder than the model's own: its val/test split would be a random share of it, so "all" (once
         per folder chosen: a split the user picks afterwards stays)."""
         data, own = self._data_path(), self._data_root_from_checkpoint(self._ckpt_path())
-        same = _same_folder(data, own) if data and own else None
+        same = _same_path(data, own) if data and own else None
         # The run's empty splits are empty in its own folder only: another folder may have test/ images
         self._offer_splits(self._run_splits if same is not False else {})
         if data == self._folder_offered:
@@ -1338,7 +1332,7 @@ class EvaluateTab(QWidget):
             save_to = str(Path(self._run_dir) / "evaluation.json")
         own_run = str(Path(ckpt).parent) if held_out else None
         # another folder's "all": unless it is the run's own images moved or copied (the worker tells, by its files)
-        elsewhere = bool(own_data) and _same_folder(data, own_data) is False  # (its own folder's "all" is asked for)
+        elsewhere = bool(own_data) and _same_path(data, own_data) is False  # (its own folder's "all" is asked for)
         moved_from = (str(Path(ckpt).parent), self._held_out) if split == "all" and elsewhere else None
         stamp = file_stamp(ckpt)  # (the file evaluated: it may be replaced while the evaluation runs)
         trained_from = str(Path(ckpt).parent) if elsewhere else None
@@ -1508,7 +1502,7 @@ class EvaluateTab(QWidget):
         if ev.get("split") != "all" or not self._checkpoint or not ev.get("data_root"):
             return ""
         own = self._data_root_from_checkpoint(self._checkpoint)
-        if not own or not _same_folder(str(ev["data_root"]), own):
+        if not own or not _same_path(str(ev["data_root"]), own):
             return ""
         from core.runs import config_section
 
@@ -1561,8 +1555,8 @@ class EvaluateTab(QWidget):
         data_now = self._data_path()
         data_then = str(ev.get("data_root") or ev.get("data") or "")
         return (
-            (bool(ckpt_now) and _same_file(ckpt_now, checkpoint) is False)
-            or (bool(data_now) and bool(data_then) and _same_folder(data_now, data_then) is False)
+            (bool(ckpt_now) and _same_path(ckpt_now, checkpoint) is False)
+            or (bool(data_now) and bool(data_then) and _same_path(data_now, data_then) is False)
             or (self.split() != ev.get("split") and not ev.get("own_images"))  # (its held-out split for "all")
         )
 
@@ -1640,7 +1634,7 @@ class EvaluateTab(QWidget):
         self.acc_card.set("—" if acc is None else f"{acc:.1%}")
         self.top5_card.setVisible(top5 is not None)
         self.top5_card.set("—" if top5 is None else f"{top5:.1%}")
-        self.loss_card.set("—" if loss is None else f"{loss:.4f}")
+        self.loss_card.set("—" if loss is None else f"{loss:.4g}")  # (1.7e-05 read "0.0000")
         split = ev.get("split", "?")
         self.n_card.set(str(n), f"{n} images in the {split} split" if split != "all" else f"{n} images (all)")
         self.n_card.caption.setText("Images (all)" if split == "all" else f"Images ({split} split)")
@@ -1710,7 +1704,8 @@ class EvaluateTab(QWidget):
             name = str(_row_value(r, "name", 0))
             prec, rec, f1 = (_row_value(r, k, p) for k, p in (("precision", 1), ("recall", 2), ("f1", 3)))
             support = _row_value(r, "support", 4)
-            item = QTableWidgetItem(name)
+            item = _NumItem(name, natural_key(name))  # (class_2 before class_10, case aside)
+            item.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
             item.setToolTip(name)
             t.setItem(i, 0, item)
             for c, v in ((1, prec), (2, rec), (3, f1)):

@@ -1632,3 +1632,27 @@ def test_results_of_fields_changed_while_they_were_computed_say_so(qtbot, tab, t
     tab.evaluate_button.click()
     wait_idle(qtbot, tab)
     assert "changed while it ran" not in tab.status_label.text()
+
+
+def test_the_per_class_table_sorts_scores_of_zero_apart_from_none_and_names_in_number_order(tab, tmp_path):
+    """A precision of 0.000 sorted among the "—"s (a 0.0 taken for no score), and class_10 came before class_2;
+    a loss of 1.7e-05 read 0.0000."""
+    data = make_dataset(tmp_path / "pets")
+    ev = sample_evaluation(data)
+    ev["class_names"] = ["class_10", "class_2", "Class_1"]
+    for row, name, precision in zip(ev["per_class"], ev["class_names"], (None, 0.0, 0.5), strict=True):
+        row["name"], row["precision"] = name, precision
+    ev["loss"] = 1.7e-05
+    tab.show_evaluation(ev)
+    t = tab.per_class_table
+
+    def column(c: int) -> list[str]:
+        return [t.item(r, c).text() for r in range(t.rowCount())]
+
+    t.sortItems(1, Qt.SortOrder.AscendingOrder)
+    assert column(1) == ["—", "0.000", "0.500"]
+    t.sortItems(1, Qt.SortOrder.DescendingOrder)
+    assert column(1) == ["0.500", "0.000", "—"]
+    t.sortItems(0, Qt.SortOrder.AscendingOrder)
+    assert column(0) == ["Class_1", "class_2", "class_10"]
+    assert tab.loss_card.value.text() == "1.7e-05"
