@@ -1121,6 +1121,16 @@ class EvaluateTab(QWidget):
         if data == self._folder_offered:
             return
         self._folder_offered = data
+        ckpt = self._ckpt_path()
+        if data and not own and ckpt and os.path.isfile(ckpt) and self.split() != "all":
+            # a checkpoint outside a run folder: its own folder is not known here, so any folder is another's (its
+            # val split, a random quarter of it, was scored where `evaluate` scores every image)
+            self._select_split("all")
+            self._set_status(
+                "The folder this model was trained on is not known here (its checkpoint is not in a run folder): "
+                'every image in this folder will be evaluated (the split is set to "all").'
+            )
+            return
         if not (data and own):
             return
         if same is False and self.split() != "all":

@@ -1656,3 +1656,19 @@ def test_the_per_class_table_sorts_scores_of_zero_apart_from_none_and_names_in_n
     t.sortItems(0, Qt.SortOrder.AscendingOrder)
     assert column(0) == ["Class_1", "class_2", "class_10"]
     assert tab.loss_card.value.text() == "1.7e-05"
+
+
+@pytest.mark.timeout(180)
+def test_a_checkpoint_outside_a_run_is_evaluated_on_every_image_of_the_folder_chosen(qtbot, tab, tmp_path):
+    """Not in a run folder, its own folder is not known here: the val split of the folder chosen (a random quarter)
+    was scored, where `evaluate --data` scores every image."""
+    data = make_dataset(tmp_path / "pets")
+    bare = make_checkpoint(tmp_path / "copied" / "model.pt", str(tmp_path / "elsewhere"))
+    tab.ckpt_edit.setText(str(bare))
+    tab.data_edit.setText(str(data))
+    tab._on_data_folder_chosen()
+    assert tab.split() == "all" and "is not known here" in tab.status_label.text()
+    tab.evaluate_button.click()
+    wait_idle(qtbot, tab)
+    images = sum(1 for _ in data.rglob("*.png"))
+    assert tab.evaluation()["split"] == "all" and tab.evaluation()["num_samples"] == images
