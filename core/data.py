@@ -463,6 +463,10 @@ class DatasetIndex:
         self._digest = _listing_digest(f"{self.classes[s.label]}\t{_rel_key(s.path, self.root)}" for s in self.samples)
         return self._digest
 
+    def val_from_train(self) -> bool:
+        """Split folders without val/: the validation share is taken from train/ (split), seeded."""
+        return self.layout == "splits" and not any(s.split == "val" for s in self.samples)
+
     def folders_gone(self) -> list[str]:
         """The folders of its images (a class folder, or a split's) not there any more: the data folder changed
         since the scan (a class folder deleted or renamed). Cheap: one look per folder."""
@@ -958,7 +962,7 @@ def scan(
     )
 
 
-SCAN_CACHE_VERSION = 1
+SCAN_CACHE_VERSION = 2  # (2: runs.file_stamp's order)
 
 
 def scan_cache_dir() -> Path:
@@ -969,16 +973,6 @@ def scan_cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("resnext-studio", appauthor=False)) / "scans"
-
-
-def _file_stamp(path: str) -> list[int] | None:
-    """What tells a file changed: size, modification and change times (a copy that keeps its time, `cp -p`, is
-    a change of the ctime), and its inode; None when it cannot be read."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 class _ScanCache:
@@ -1005,6 +999,7 @@ class _ScanCache:
             pass
 
     def get(self, path: str, stamp: list[int] | None) -> tuple[str, None] | None:
+        """(digest, None) of an image found good with this stamp (runs.file_stamp, as a list: JSON's), else None."""
         entry = self.files.get(path)
         if stamp is None or not isinstance(entry, list) or len(entry) != 2 or entry[0] != stamp:
             return None
@@ -1043,7 +1038,12 @@ def _verify_all(
         progress(0, total)
     if not total:
         return results
-    stamps = [_file_stamp(p) for p in paths] if cache is not None else [None] * total
+    if cache is not None:
+        from core.runs import file_stamp
+
+        stamps = [None if (st := file_stamp(p)) is None else list(st) for p in paths]
+    else:
+        stamps = [None] * total
     todo = []
     for i, (path, st) in enumerate(zip(paths, stamps, strict=True)):
         known = cache.get(path, st) if cache is not None else None
@@ -1172,7 +1172,7 @@ def split(index: DatasetIndex, val: float = 0.2, test: float = 0.0, seed: int = 
         parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
         for i, s in enumerate(index.samples):
             parts[s.split or "train"].append(i)
-        if not parts["val"] and val > 0:
+        if index.val_from_train() and val > 0:
             # Only train/ (and maybe test/) exists: carve the validation part out of train.
             tr, va, _ = _stratified(index, parts["train"], val, 0.0, seed)
             parts["train"], parts["val"] = tr, va

@@ -529,14 +529,15 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def file_stamp(path: str | Path) -> tuple[int, int, int] | None:
-    """What changes when a file is replaced or rewritten (its inode, size and modification time); None when it
-    cannot be read. A resume checks last.pt with it, the Evaluate tab the checkpoint its results came from."""
+def file_stamp(path: str | Path) -> tuple[int, int, int, int] | None:
+    """What changes when a file is replaced or rewritten (its inode, size, and modification and change times: a
+    copy that keeps its time, `cp -p`, changes the ctime); None when it cannot be read. A resume checks last.pt with
+    it, the Evaluate tab the checkpoint its results came from, a scan the images it found good before."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any]:

@@ -869,9 +869,8 @@ class DatasetPanel(QWidget):
         split_layout = index.layout == "splits"
         # train/ without val/: the Validation share of train/ is held out (seeded), as training does; it was greyed
         # out while it still decided the split
-        carved = split_layout and not any(s.split == "val" for s in index.samples)
         for w in (self.val_spin, self.seed_spin):
-            w.setEnabled(not split_layout or carved)
+            w.setEnabled(not split_layout or index.val_from_train())
         self.test_spin.setEnabled(not split_layout)
         self._update_split_counts()
         if index.classes:
@@ -939,7 +938,7 @@ class DatasetPanel(QWidget):
             return
         text = f"train {len(s.train)} · val {len(s.val)} · test {len(s.test)}"
         if self.index.layout == "splits":
-            from_train = not any(x.split == "val" for x in self.index.samples)
+            from_train = self.index.val_from_train()
             text += " (val from train/, the rest from the folders)" if from_train else " (from the folders)"
         tips = []
         for part, words in ((s.val, "validation"), (s.test, "test")):

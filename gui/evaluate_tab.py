@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QToolTip,
     QVBoxLayout,
@@ -54,6 +53,7 @@ from gui.widgets import (
     ERROR_COLOR,
     FIGURE_FILTERS,
     WARNING_COLOR,
+    SortItem,
     buddy_label,
     count_noun,
     dialog_dir,
@@ -250,15 +250,11 @@ def _row_value(row: Any, key: str, pos: int) -> Any:
     return row[pos] if isinstance(row, (list, tuple)) and len(row) > pos else None
 
 
-class _NumItem(QTableWidgetItem):
-    def __init__(self, text: str, key: Any) -> None:
-        super().__init__(text)
-        self.key = key
-        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-
-    def __lt__(self, other: QTableWidgetItem) -> bool:
-        theirs = getattr(other, "key", None)  # (a score of 0.0 is a score: "or -1" sorted it with the "—"s)
-        return (self.key if self.key is not None else -1) < (theirs if theirs is not None else -1)
+def _num_item(text: str, key: Any) -> SortItem:
+    """A number's cell, right-aligned; a key of None (no score: "—") sorts before 0.000."""
+    item = SortItem(text, key)
+    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    return item
 
 
 class _Metric(QFrame):
@@ -817,7 +813,7 @@ class EvaluateTab(QWidget):
         self._run_dir: str | None = None
         self._checkpoint: str | None = None
         self._evaluation: dict[str, Any] | None = None
-        self._ckpt_stamp: tuple[int, int, int] | None = None  # the checkpoint file the results shown were computed from
+        self._ckpt_stamp: tuple[int, ...] | None = None  # the checkpoint file the results shown were computed from
         self._shows_run_file = False  # the results shown are the run's own evaluation.json
         self._cache = PredictorCache()
         self._eval_worker: FunctionWorker | None = None
@@ -1344,7 +1340,6 @@ class EvaluateTab(QWidget):
         # another folder's "all": unless it is the run's own images moved or copied (the worker tells, by its files)
         elsewhere = bool(own_data) and _same_path(data, own_data) is False  # (its own folder's "all" is asked for)
         moved_from = (str(Path(ckpt).parent), self._held_out) if split == "all" and elsewhere else None
-        stamp = file_stamp(ckpt)  # (the file evaluated: it may be replaced while the evaluation runs)
         trained_from = str(Path(ckpt).parent) if elsewhere else None
         worker = FunctionWorker(_evaluate_job, ckpt, data, split, save_to, own_run, moved_from, trained_from)
         worker.progress.connect(self._on_eval_progress)
@@ -1355,9 +1350,7 @@ class EvaluateTab(QWidget):
         connect_worker(
             worker,
             self,
-            result=lambda ev, c=ckpt, f=bool(save_to): (
-                gen == self._eval_generation and self._on_result(ev, c, stamp, f)
-            ),
+            result=lambda ev, c=ckpt, f=bool(save_to): gen == self._eval_generation and self._on_result(ev, c, f),
             failed=lambda msg, w=worker: gen == self._eval_generation and self._on_eval_failed(msg, w),
         )
         worker.finished.connect(self._on_eval_finished)
@@ -1536,8 +1529,8 @@ class EvaluateTab(QWidget):
         if self._eval_worker is not None:
             self._eval_worker.cancel()
 
-    def _on_result(self, ev: dict[str, Any], checkpoint: str, stamp: Any = None, saved: bool = False) -> bool:
-        stamp = ev.pop("checkpoint_stamp", stamp)
+    def _on_result(self, ev: dict[str, Any], checkpoint: str, saved: bool = False) -> bool:
+        stamp = ev.pop("checkpoint_stamp", None)  # (the file evaluated, as the job loaded it)
         earlier = self._evaluation if self.stack.currentIndex() == PAGE_RESULTS else None
         if ev.get("stopped") and (not ev.get("num_samples") or (earlier and not earlier.get("stopped"))):
             # cancelled before any image, or over whole results: those stay (the first 64 images' numbers, of a
@@ -1714,13 +1707,12 @@ class EvaluateTab(QWidget):
             name = str(_row_value(r, "name", 0))
             prec, rec, f1 = (_row_value(r, k, p) for k, p in (("precision", 1), ("recall", 2), ("f1", 3)))
             support = _row_value(r, "support", 4)
-            item = _NumItem(name, natural_key(name))  # (class_2 before class_10, case aside)
-            item.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            item = SortItem(name, natural_key(name))  # (class_2 before class_10, case aside)
             item.setToolTip(name)
             t.setItem(i, 0, item)
             for c, v in ((1, prec), (2, rec), (3, f1)):
-                t.setItem(i, c, _NumItem("—" if v is None else f"{float(v):.3f}", None if v is None else float(v)))
-            t.setItem(i, 4, _NumItem(str(support), support))
+                t.setItem(i, c, _num_item("—" if v is None else f"{float(v):.3f}", None if v is None else float(v)))
+            t.setItem(i, 4, _num_item(str(support), support))
         t.setSortingEnabled(True)
 
     def _fill_gallery(self, mis: list[Any]) -> None:

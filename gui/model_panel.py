@@ -155,7 +155,8 @@ class ModelPanel(QGroupBox):
         self._context = {"device_type": "cpu", "num_classes": 10, "image_size": 64, "batch_size": 32, "amp": False}
         self._summary_worker: FunctionWorker | None = None
         self._summary_pending = False
-        self._saved_arch = str(settings().value("model/arch", AUTO))
+        # the architecture to show once the preset list has come: the saved one, then the one chosen (_on_changed)
+        self._arch_wanted = str(settings().value("model/arch", AUTO))
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(300)
@@ -268,7 +269,7 @@ class ModelPanel(QGroupBox):
         self.preset_combo.addItem("Custom ResNeXt…", CUSTOM)
         self.preset_combo.blockSignals(False)
         self.description.set_texts([*DESCRIPTIONS.values(), *(p.get("description", "") for p in self.presets)])
-        self.set_arch(self._saved_arch)
+        self.set_arch(self._arch_wanted)
         self._on_preset_changed()
 
     def _preset(self, name: str) -> dict | None:
@@ -413,7 +414,7 @@ class ModelPanel(QGroupBox):
     def _on_changed(self, *_: Any) -> None:
         # the choice made is the one kept when the preset list arrives (it set the saved one back: a Custom
         # ResNeXt chosen at start-up, and trained, read "Auto" once the list came)
-        self._saved_arch = self.arch()
+        self._arch_wanted = self.arch()
         pretrained = self.model_config().pretrained
         pending = self.pretrained_choice() == "file" and not pretrained  # (no file chosen yet: still weights)
         if pretrained != self._pretrained_now and not pending:
@@ -514,7 +515,7 @@ class ModelPanel(QGroupBox):
     # ---- settings -----------------------------------------------------------------------------------------------
     def _restore(self) -> None:
         s = settings()
-        self.set_arch(self._saved_arch)
+        self.set_arch(self._arch_wanted)
         choice = str(s.value("model/pretrained", "none"))
         i = self.pretrained_combo.findData(choice)
         self.pretrained_combo.setCurrentIndex(max(0, i))

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTableWidget,
-    QTableWidgetItem,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -42,6 +41,7 @@ from gui.widgets import (
     NOT_A_FOLDER,
     WARNING_COLOR,
     FrozenFirstColumn,
+    SortItem,
     ask,
     count_noun,
     dialog_dir,
@@ -125,20 +125,6 @@ def _evaluated_accuracy(run_dir: str, best_epoch: int | None = None) -> str | No
     if name == "best.pt" and isinstance(epoch, int) and best_epoch is not None and epoch != best_epoch:
         where += f"; of epoch {epoch}'s best.pt, not the best now: evaluate it again"
     return f"{acc:.1%} ({where})"
-
-
-class _SortItem(QTableWidgetItem):
-    """A table cell that sorts by a key stored beside its display text."""
-
-    def __init__(self, text: str, key: Any) -> None:
-        super().__init__(text)
-        self.key = key
-
-    def __lt__(self, other: QTableWidgetItem) -> bool:
-        a, b = self.key, getattr(other, "key", None)
-        if a is None or b is None:
-            return a is None and b is not None
-        return a < b
 
 
 def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
@@ -775,13 +761,13 @@ class RunsTab(QWidget):
         if info.best_val_acc is not None and info.best_epoch is not None:
             acc += f"  (ep {info.best_epoch})"
         cells = [
-            _SortItem(created, info.created),
-            _SortItem(info.name, info.name.lower()),
-            _SortItem(info.arch, info.arch),
-            _SortItem(info.dataset, info.dataset.lower()),
-            _SortItem(epochs, info.epochs_done),
-            _SortItem(acc, info.best_val_acc),
-            _SortItem(status_text(info), info.status),
+            SortItem(created, info.created),
+            SortItem(info.name, info.name.lower()),
+            SortItem(info.arch, info.arch),
+            SortItem(info.dataset, info.dataset.lower()),
+            SortItem(epochs, info.epochs_done),
+            SortItem(acc, info.best_val_acc),
+            SortItem(status_text(info), info.status),
         ]
         cells[COL_NAME].setData(PATH_ROLE, str(info.path))
         cells[COL_NAME].setToolTip(str(info.path))

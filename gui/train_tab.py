@@ -1130,9 +1130,9 @@ class TrainTab(QWidget):
             by = f" (process {pid})" if pid and status.get("hostname") == socket.gethostname() else ""
             from core.runs import PAUSED_MARKER
 
-            doing = "is paused in another window" if (Path(run_dir) / PAUSED_MARKER).exists() else "is training"
-            where = "" if "window" in doing else " in another program"
-            self.banner.set_error(f"{Path(run_dir).name} {doing}{where}{by}: stop it there before resuming it here.")
+            paused = (Path(run_dir) / PAUSED_MARKER).exists()
+            doing = "is paused in another window" if paused else "is training in another program"
+            self.banner.set_error(f"{Path(run_dir).name} {doing}{by}: stop it there before resuming it here.")
             return False
         if epochs is None and status.get("status") == "completed":
             # finished since this tab showed it stopped (`train --resume` in a terminal): Resume trained one more

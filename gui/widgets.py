@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QStyleOptionHeader,
     QStylePainter,
     QTableView,
+    QTableWidgetItem,
     QTreeView,
     QWidget,
 )
@@ -516,6 +517,20 @@ def gone_checkpoint(path: str) -> str:
     if not os.path.isdir(folder):
         return f"no such checkpoint file: its folder {os.path.basename(folder)} was deleted or moved"
     return "no such checkpoint file"
+
+
+class SortItem(QTableWidgetItem):
+    """A table cell that sorts by a key stored beside its display text (None before any key)."""
+
+    def __init__(self, text: str, key: Any) -> None:
+        super().__init__(text)
+        self.key = key
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        a, b = self.key, getattr(other, "key", None)
+        if a is None or b is None:
+            return a is None and b is not None
+        return a < b
 
 
 def natural_key(name: str) -> str:
