@@ -505,12 +505,35 @@ class TrainingCharts(_Canvas):
         self._refresh()
 
     def _refresh(self) -> None:
+        self.setAccessibleDescription(self.describe())
         self.train_loss_line.set_data(self.epochs, self.train_loss)
         self.val_loss_line.set_data(self.epochs, self.val_loss)
         self.train_acc_line.set_data(self.epochs, self.train_acc)
         self.val_acc_line.set_data(self.epochs, self.val_acc)
         self.batch_line.set_data(self.batch_x, self.batch_y)
         self._update_limits(soon=True)
+
+    def describe(self) -> str:
+        """The curves' latest values in words (a screen reader's description: the chart itself is a picture)."""
+        if not self.epochs:
+            return "No epoch finished yet."
+
+        def pair(loss: float, acc: float) -> str:
+            words = [
+                f"loss {loss:.4g}" if math.isfinite(loss) else "",
+                f"accuracy {acc:.1f}%" if math.isfinite(acc) else "",
+            ]
+            return ", ".join(w for w in words if w) or "not measured"
+
+        of = f" of {self.planned_epochs}" if self.planned_epochs >= self.epochs[-1] else ""
+        text = f"Epoch {self.epochs[-1]}{of}: train {pair(self.train_loss[-1], self.train_acc[-1])}"
+        if math.isfinite(self.val_loss[-1]) or math.isfinite(self.val_acc[-1]):
+            text += f"; validation {pair(self.val_loss[-1], self.val_acc[-1])}"
+        finite = [(a, e) for a, e in zip(self.val_acc, self.epochs, strict=True) if math.isfinite(a)]
+        if len(finite) > 1:
+            best, epoch = max(finite, key=lambda pair: pair[0])  # (the first epoch to reach it)
+            text += f"; best validation accuracy {best:.1f}% at epoch {epoch}"
+        return text + "."
 
     # -- limits: changed rarely, each change costs a full draw
     def _update_limits(self, soon: bool) -> None:
@@ -639,6 +662,14 @@ class BarChart(_Canvas):
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))  # 0, 1, 2, not 0.5; few, not "80100120"
         self._names_shown = 0
         self._thin_labels()
+        if names:
+            pairs = sorted(zip(counts, names, strict=True))
+            self.setAccessibleDescription(
+                f"{len(names)} classes, {sum(counts)} images: from {pairs[0][0]} ({pairs[0][1]}) "
+                f"to {pairs[-1][0]} ({pairs[-1][1]})."
+            )
+        else:
+            self.setAccessibleDescription("No data set loaded.")
         self.relayout()  # new class names: room for them is found again at the next draw
         self.request_draw()
 

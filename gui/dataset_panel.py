@@ -762,10 +762,11 @@ class DatasetPanel(QWidget):
         for r in range(top, end):
             if table.cellWidget(r, 2) is not None or table.item(r, 0) is None:
                 continue
-            path = table.item(r, 0).toolTip()
+            path, name = table.item(r, 0).toolTip(), table.item(r, 0).text()
             button = QPushButton("Show")  # (as "Show run folder": the file manager; narrower, the reasons get room)
             button.setAutoDefault(True)  # (Return clicks it, as gui.widgets.keyboard_friendly sets for the rest)
-            button.setToolTip("Show the folder holding this file in the file manager")
+            button.setToolTip(f"Show the folder holding {name} in the file manager")
+            button.setAccessibleName(f"Show {name}")  # (every row's was "Show" alone to a screen reader)
             button.clicked.connect(lambda _=False, p=path: self.reveal(p))
             table.setCellWidget(r, 2, button)
 

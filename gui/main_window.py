@@ -364,11 +364,23 @@ class MainWindow(QMainWindow):
         self.scroller.setMinimumSize(self.tabs.minimumSizeHint())  # (the scroll area alone asks for next to nothing)
         need = self.minimumSizeHint()
         self.scroller.setMinimumSize(0, 0)
-        free = self.screen().availableGeometry().size() if self.screen() else None
+        free = self._free_area()
         if free is not None and not free.isEmpty():
+            # Capped one way, the tabs scroll that way, and its scroll bar takes room the other way: on a 1024 x 600
+            # screen the height alone was capped, and the bar then made the tabs scroll sideways too, their right
+            # edge ("Evaluate again", the Support column) cut.
+            bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+            if need.height() > free.height():
+                need.setWidth(need.width() + bar)
+            if need.width() > free.width():
+                need.setHeight(need.height() + bar)
             need = need.boundedTo(free)
         self.layout().setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         self.setMinimumSize(need)
+
+    def _free_area(self) -> QSize | None:
+        """The screen's room for the window (without panels and docks)."""
+        return self.screen().availableGeometry().size() if self.screen() else None
 
     def _settle_after_first_scan(self, _index: Any) -> None:
         self.dataset_panel.scan_finished.disconnect(self._settle_after_first_scan)
@@ -686,7 +698,7 @@ class MainWindow(QMainWindow):
         if isinstance(geo, QByteArray) and not geo.isEmpty():
             self.restoreGeometry(geo)
         else:
-            free = self.screen().availableGeometry().size() if self.screen() else None
+            free = self._free_area()
             self.resize(first_size(free))
             self.maximize_first = first_maximized(free)
 

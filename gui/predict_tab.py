@@ -575,6 +575,7 @@ class PredictTab(QWidget):
         pane.setWidgetResizable(True)
         pane.setFrameShape(QFrame.Shape.NoFrame)
         pane.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        pane.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (Tab stopped on it, unnamed and unmarked; it follows the focus)
         pane.setMinimumWidth(side.minimumWidth())
         split.addWidget(pane)
         split.setStretchFactor(0, 3)

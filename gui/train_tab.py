@@ -452,7 +452,8 @@ class TrainTab(QWidget):
         self.batch_bar.setFormat("%v / %m batches")
         self.speed_label = QLabel("– images/s")
         self.eta_label = QLabel("Time left –")
-        self.device_label = ElidedLabel("Device: –")  # a cache path in it must not widen the window
+        # a cache path in it must not widen the window; cut at its end ("data…d 480 images" had lost "cached")
+        self.device_label = ElidedLabel("Device: –", mode=Qt.TextElideMode.ElideRight)
         self.device_label.setObjectName("hintLabel")
         for w in (self.speed_label, self.eta_label):
             w.setMinimumWidth(110)
@@ -481,6 +482,10 @@ class TrainTab(QWidget):
         self._log_follow = True
         bar = self.log.verticalScrollBar()
         bar.valueChanged.connect(lambda v: setattr(self, "_log_follow", v >= bar.maximum() - 2))
+        self.log.setAccessibleName("Training log")
+        # At the window's least width the Result box's buttons kept theirs and the log had 72 px: its lines broke
+        # every 7 characters. It keeps room for about 24.
+        self.log.setMinimumWidth(24 * self.log.fontMetrics().averageCharWidth() + 24)
         lg.addWidget(self.log)
         # half and half: at 3:2 the Result box's five lines (how it ended, the resume hint, the best epoch, the run
         # folder) needed a scroll bar on a 1366 x 768 screen and cut the folder's name. A splitter: on a 1024-px
@@ -624,7 +629,15 @@ class TrainTab(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # (an unmarked stop for Tab; the text is read, not edited)
+        # A stop for Tab only while the text is longer than the box (a small screen, a large font): the arrow keys
+        # then scroll it, its frame shows the focus, and a screen reader names it. Otherwise it is skipped.
+        scroll.setObjectName("resultScroll")
+        scroll.setAccessibleName("Result")
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        scroll.verticalScrollBar().rangeChanged.connect(
+            lambda _low, high: scroll.setFocusPolicy(Qt.FocusPolicy.StrongFocus if high > 0 else Qt.FocusPolicy.NoFocus)
+        )
+        self.result_scroll = scroll
         lay.addWidget(scroll, 1)
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setToolTip("Confusion matrix and per-class scores of the best model")
@@ -1696,7 +1709,9 @@ class TrainTab(QWidget):
             self.log_line(text)
             self.banner.set_info(text + " The form keeps yours for new runs.")
         done = getattr(info, "resume_step", 0)
-        if done:
+        if done >= info.steps_per_epoch:  # (stopped while validating: every batch was trained)
+            self.log_line(f"Going on with the validation of epoch {info.start_epoch + 1}, where it was stopped")
+        elif done:
             self.log_line(
                 f"Going on in epoch {info.start_epoch + 1} after batch {done} of {info.steps_per_epoch}, where it "
                 "was stopped"

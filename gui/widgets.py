@@ -415,15 +415,22 @@ class FrozenFirstColumn(QTreeView):
 
 
 class ElidedLabel(QLabel):
-    """A one-line label that never widens its window: a long text is cut with "…" in the middle (a cache path; the
-    end of a class name often tells it apart) or, with path=True, in its folders so the file's name stays whole.
+    """A one-line label that never widens its window: a long text is cut with "…" in the middle (the end of a class
+    name often tells it apart), where `mode` says, or, with path=True, in its folders so the file's name stays whole.
     The whole text is the tooltip and text(); it is cut again when resized or restyled (a style sheet's font
     arrives when the label is polished)."""
 
-    def __init__(self, text: str = "", parent: QWidget | None = None, path: bool = False) -> None:
+    def __init__(
+        self,
+        text: str = "",
+        parent: QWidget | None = None,
+        path: bool = False,
+        mode: Qt.TextElideMode = Qt.TextElideMode.ElideMiddle,
+    ) -> None:
         super().__init__(parent)
         self._full = ""
         self._path = path
+        self._mode = mode
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.setText(text)
 
@@ -453,7 +460,7 @@ class ElidedLabel(QLabel):
         if self._path:
             shown = elide_path(fm, self._full, width)
         else:
-            shown = fm.elidedText(self._full, Qt.TextElideMode.ElideMiddle, width)
+            shown = fm.elidedText(self._full, self._mode, width)
         super().setText(shown)
 
 

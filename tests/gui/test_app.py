@@ -357,6 +357,25 @@ def test_a_longer_message_scrolls_the_tabs_and_never_grows_the_window(qtbot, win
     assert [b.maximum() for b in bars] == [0, 0]  # on a large enough window: no scroll bars
 
 
+def test_a_screen_too_low_for_the_tabs_scrolls_them_down_only(qtbot, window, monkeypatch):
+    """On a 1024 x 600 screen the minimum's height was capped and its width was not widened for the vertical scroll
+    bar: at the smallest window the tabs scrolled both ways and their right edge was cut ("Evaluate again")."""
+    from PySide6.QtCore import QSize
+
+    w = window(load_initial=False)
+    w.tabs.setCurrentWidget(w.train_tab)
+    need = w.tabs.minimumSizeHint()
+    monkeypatch.setattr(w, "_free_area", lambda: QSize(need.width() + 400, need.height() // 2))
+    w.settle_minimum_size()
+    w.resize(w.minimumSize())
+    qtbot.waitUntil(lambda: w.size() == w.minimumSize())
+    qtbot.waitUntil(lambda: w.scroller.verticalScrollBar().maximum() > 0)  # too low: it scrolls down …
+    for _ in range(5):
+        QApplication.processEvents()
+    assert w.scroller.horizontalScrollBar().maximum() == 0  # … and not sideways
+    assert w.scroller.viewport().width() >= w.tabs.minimumSizeHint().width()
+
+
 def test_a_first_start_fits_the_screen():
     """The window opened at 1280 x 820 on every screen: on a 1366 x 768 laptop its bottom 52 px were off-screen."""
     from PySide6.QtCore import QSize

@@ -524,3 +524,24 @@ def test_a_class_name_that_is_not_utf8_is_drawn_as_the_tables_show_it(qtbot):
     matrix.set_matrix([[3, 1], [0, 4]], ["bytes_\udcff", "ok"])
     matrix.figure.canvas.draw()
     assert "bytes_\ufffd" in [t.get_text() for t in matrix.figure.axes[0].get_yticklabels()]
+
+
+def test_the_charts_say_in_words_what_they_draw(qtbot):
+    """The charts are pictures: a screen reader had their names alone, and no value."""
+    charts = TrainingCharts()
+    qtbot.addWidget(charts)
+    assert charts.accessibleDescription() == "No epoch finished yet."
+    charts.set_planned_epochs(10, 3)
+    charts.add_epoch(1, 1.2, 0.40, 1.1, 0.45)
+    charts.add_epoch(2, 0.9, 0.60, 1.0, 0.625)
+    charts.add_epoch(3, 0.7, 0.70, 1.3, 0.50)
+    text = charts.accessibleDescription()
+    assert text.startswith("Epoch 3 of 10: train loss 0.7, accuracy 70.0%; validation loss 1.3, accuracy 50.0%")
+    assert "best validation accuracy 62.5% at epoch 2" in text
+    charts.add_epoch(4, 0.6, 0.75, None, None)  # (an epoch without validation)
+    assert "validation loss" not in charts.accessibleDescription().split(";")[1]
+
+    chart = _shown_bar_chart(qtbot, 300, 200)
+    assert chart.accessibleDescription() == "No data set loaded."
+    chart.set_counts(["cat", "dog", "fox"], [30, 5, 12])
+    assert chart.accessibleDescription() == "3 classes, 47 images: from 5 (dog) to 30 (cat)."

@@ -177,7 +177,10 @@ def test_bad_files_and_duplicates_are_listed(qtbot, panel, tmp_path, dataset_fac
     assert panel.bad_table.rowCount() == 1
     assert "broken.jpg" in panel.bad_table.item(0, 0).text()
     assert panel.bad_table.item(0, 1).text()  # the reason
-    assert panel.bad_table.cellWidget(0, 2).text() == "Show"
+    show = panel.bad_table.cellWidget(0, 2)
+    assert show.text() == "Show"
+    # every row's button was "Show" alone to a screen reader, with the same tooltip: they name their file now
+    assert "broken.jpg" in show.accessibleName() and "broken.jpg" in show.toolTip()
     assert panel.dup_list.count() == 1
     assert "copy_of_b0.jpg" in panel.dup_list.item(0).text()
     assert panel.middle_tabs.tabText(1) == "Problems (2)"

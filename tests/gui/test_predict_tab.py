@@ -1495,3 +1495,16 @@ def test_a_model_without_grad_cam_offers_no_click_for_one(qtbot, tab, ckpt, inpu
     tab.predict_paths([str(inputs["loose"][1])])  # a model with one: offered again
     wait_idle(qtbot, tab)
     assert "click one for its Grad-CAM" in tab.top_title.text() and tab.bars.click_hint
+
+
+def test_no_unnamed_stop_for_tab_around_the_side_pane(tab):
+    """The side pane's scroll area was a stop of its own in the Tab chain: unnamed, and with nothing on screen to
+    show where the focus was (the widgets in it take the focus, and the pane scrolls to them)."""
+    from PySide6.QtWidgets import QScrollArea
+
+    stops = [
+        a
+        for a in tab.findChildren(QScrollArea)
+        if a.focusPolicy() & Qt.FocusPolicy.TabFocus and not a.accessibleName() and type(a) is QScrollArea
+    ]
+    assert stops == []

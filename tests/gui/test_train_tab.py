@@ -164,6 +164,29 @@ def test_a_long_run_folder_name_is_cut_in_the_middle_to_the_result_box(qtbot):
     assert label.text() == "Training…"
 
 
+def test_a_narrow_window_keeps_the_log_readable_and_the_result_reachable(qtbot):
+    """At the window's least width the log had 72 px (its lines broke every 7 characters), the device line lost
+    "cached" to its middle cut, and a Result text longer than its box could not be scrolled from the keyboard."""
+    from PySide6.QtCore import Qt
+
+    tab = TrainTab()
+    qtbot.addWidget(tab)
+    tab.resize(tab.minimumSizeHint().width(), 700)
+    tab.show()
+    qtbot.waitExposed(tab)
+    assert tab.log.viewport().width() >= 20 * tab.log.fontMetrics().averageCharWidth()
+    tab.device_label.setText("Device: CPU (2 threads) · data: cached 480 images in memory, 1.4 MB " + "x" * 200)
+    assert tab.device_label.shown_text().startswith("Device: CPU (2 threads) · data: cached 480")
+    assert tab.result_scroll.focusPolicy() == Qt.FocusPolicy.NoFocus  # short: no Tab stop
+    tab.result_label.show_result([f"line {i}" for i in range(30)], "20261129-233141-resnext11_4x8d-sample")
+    bar = tab.result_scroll.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    assert tab.result_scroll.focusPolicy() == Qt.FocusPolicy.StrongFocus and tab.result_scroll.accessibleName()
+    tab.result_scroll.setFocus()
+    qtbot.keyClick(tab.result_scroll, Qt.Key.Key_PageDown)
+    assert bar.value() > 0  # the keys scroll it
+
+
 def _wait_running(qtbot, tab):
     qtbot.waitUntil(lambda: tab.fit_info is not None and tab.state == RUNNING, timeout=120000)
 
@@ -1003,6 +1026,9 @@ def test_a_resumed_epoch_shows_where_it_goes_on(qtbot):
     tab.ensure_charts()
     tab._on_fit_started(_fit_info(start_epoch=1, resume_step=14))
     assert "Going on in epoch 2 after batch 14 of 30, where it was stopped" in tab.log.toPlainText()
+    tab._on_fit_started(_fit_info(start_epoch=1, resume_step=30))  # stopped while validating: "after batch 30 of 30"
+    assert "Going on with the validation of epoch 2, where it was stopped" in tab.log.toPlainText()
+    tab._on_fit_started(_fit_info(start_epoch=1, resume_step=14))
     tab._on_epoch_started(2)
     assert tab.batch_label.text() == "Batch 14 / 30" and tab.batch_bar.value() == 14  # not "Batch 0" first
     tab._on_epoch_started(3)
