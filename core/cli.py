@@ -168,6 +168,12 @@ def _err(msg: str) -> None:
     print(_field(msg), file=sys.stderr, flush=True)
 
 
+def _speaks() -> bool:
+    """Under torchrun, whether this process says what every process of its machine would say alike (a refused
+    argument, a warning about the arguments): the first of each machine (LOCAL_RANK 0) does; each had printed it."""
+    return os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 def _fmt_time(s: float | None) -> str:
     if s is None or s != s or s == float("inf"):
         return "--:--"
@@ -365,7 +371,11 @@ def _make_printer(warnings_only: bool = False):
             self.monitor = (info.config.get("train") or {}).get("monitor", "val_acc")
             _err(f"run folder: {info.run_dir}")
             if info.start_epoch or info.resume_step:  # (where a resume goes on: it was not said)
-                within = f", from batch {info.resume_step + 1} of epoch {info.start_epoch + 1}" * bool(info.resume_step)
+                within = ""
+                if info.resume_step >= info.steps_per_epoch:  # (stopped while validating: every batch was trained)
+                    within = f", at the validation of epoch {info.start_epoch + 1}"
+                elif info.resume_step:
+                    within = f", from batch {info.resume_step + 1} of epoch {info.start_epoch + 1}"
                 _err(f"resuming after epoch {info.start_epoch} of {info.epochs}{within}")
             _err(
                 f"device: {info.device_name}; model {info.arch} ({info.params:,} parameters), "
@@ -794,7 +804,7 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
                 f"epoch{'s' if done != 1 else ''}; give more to extend it"
             )
         planned = max(cfg.train.epochs, _planned(run_dir))
-        if args.epochs < planned and cfg.train.scheduler == "cosine":  # (said: the README speaks of extending only)
+        if args.epochs < planned and cfg.train.scheduler == "cosine" and _speaks():  # (the README: extending only)
             _err(
                 f"warning: --epochs {args.epochs} is fewer than the {planned} this run planned: its "
                 f"cosine learning-rate schedule is squeezed to end at epoch {args.epochs} (the rate "
@@ -1497,7 +1507,8 @@ def _main(argv: list[str]) -> int:
             options = argv[: argv.index("--")] if "--" in argv else argv
             dashed = next((a for a in options if a.startswith("-") and len(a) > 1 and os.path.exists(a)), None)
             hint = f" ({dashed} is a file: put -- before names that begin with '-')" if dashed else ""
-        _err(f"error: {e}{hint}")
+        if _speaks() or f"LOCAL_RANK={os.environ.get('LOCAL_RANK')}:" in str(e):  # (or of this process alone)
+            _err(f"error: {e}{hint}")
         return 2
     except BrokenPipeError:  # `… | head`: the reader has gone; before OSError, of which it is one
         os._exit(0)

@@ -11,7 +11,9 @@ How a run is distributed (the rules core.engine.Trainer follows when WORLD_SIZE 
   number of GPUs at a fixed global batch needs no learning-rate change.
 - Each process sees a different shard of every epoch (DistributedSampler semantics: one shuffle per epoch seeded
   by (seed, epoch), padded to divide evenly) and draws augmentation from seed + rank. Loss sums, correct counts and
-  image counts are summed across processes, so history.csv holds whole-data-set numbers.
+  image counts are summed across processes, so history.csv holds whole-data-set numbers: exactly for validation
+  (the padding copies are taken back), and for training with up to world_size - 1 images the padding repeats
+  (trained twice, counted twice: 54 for 53 images on 2 processes).
 - Rank 0 alone creates the run folder (its path is broadcast) and writes checkpoints, history.csv, status.json,
   progress.json, evaluation.json and curves.png; the other ranks' callbacks are silent.
 - Stop and failure decisions are collective: every step the ranks agree (stop requested, batch too small, the
@@ -21,7 +23,8 @@ How a run is distributed (the rules core.engine.Trainer follows when WORLD_SIZE 
   are queued every PROGRESS_INTERVAL_S and land a step or two later), and at the latest at the epoch's end or at
   a stop, before last.pt is written. SIGINT/SIGTERM set the stop request. A rank that crashes makes the others fail on the next agreement
   (Gloo notices the closed connection) or at the process-group timeout (RESNEXT_STUDIO_DDP_TIMEOUT_S, default
-  600 s); torchrun then ends the job. Checkpoints are written atomically, so rank 0's last.pt stays intact.
+  600 s); torchrun then ends the job. Checkpoints are written atomically, so rank 0's last.pt stays intact: it
+  holds the last epoch saved (at most train.save_every_s old; none when that time had not passed yet).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import contextlib
 import csv
 import datetime
 import json
+import math
 import os
 import signal
 import socket
@@ -86,6 +90,21 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name}={value!r}: not a number") from None
 
 
+def env_timeout_s() -> float:
+    """RESNEXT_STUDIO_DDP_TIMEOUT_S, in seconds (DEFAULT_TIMEOUT_S when unset); anything but a positive number is
+    refused in words (it had raised a traceback on every process, and 0 a C++ stack dump)."""
+    value = os.environ.get("RESNEXT_STUDIO_DDP_TIMEOUT_S")
+    if value is None:
+        return float(DEFAULT_TIMEOUT_S)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"RESNEXT_STUDIO_DDP_TIMEOUT_S={value!r}: not a positive number of seconds")
+    return seconds
+
+
 def init_from_env(device: str = "auto", timeout_s: float | None = None) -> DistContext:
     """Join the torchrun process group described by RANK / WORLD_SIZE / LOCAL_RANK (no-op when WORLD_SIZE is 1).
 
@@ -115,9 +134,7 @@ def init_from_env(device: str = "auto", timeout_s: float | None = None) -> DistC
         backend = "nccl" if dist.is_nccl_available() else "gloo"  # (Windows builds have no NCCL; Gloo does CUDA too)
     else:
         dev, backend = torch.device("cpu"), "gloo"
-    timeout = (
-        timeout_s if timeout_s is not None else float(os.environ.get("RESNEXT_STUDIO_DDP_TIMEOUT_S", DEFAULT_TIMEOUT_S))
-    )
+    timeout = timeout_s if timeout_s is not None else env_timeout_s()
     here = False
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout))
@@ -166,7 +183,7 @@ def _make_control_group(timeout_s: float) -> None:
 
 def _control() -> Any:
     if _control_group is None:  # a process group made elsewhere, then used directly
-        _make_control_group(float(os.environ.get("RESNEXT_STUDIO_DDP_TIMEOUT_S", DEFAULT_TIMEOUT_S)))
+        _make_control_group(env_timeout_s())
     return _control_group
 
 

@@ -1032,10 +1032,17 @@ class Trainer:
                 run_dir,
                 "interrupted",
                 reason="interrupted",
-                message="interrupted at once by a second Ctrl-C; "
-                + ("last.pt holds the last saved state" if saved else "nothing was saved, it cannot be resumed"),
+                message=f"interrupted at once by a second Ctrl-C; {self._saved_words()}",
                 epochs_done=self._epochs_saved if saved else 0,
             )
+
+    def _saved_words(self) -> str:
+        """What a run cut short can be resumed from: last.pt's epochs, or nothing (save_every_s may not have
+        written a last.pt yet: a peer killed in the first 30 s had been said to leave "the last saved state")."""
+        if self.run_dir is not None and (self.run_dir / "last.pt").is_file():
+            n = self._epochs_saved
+            return f"last.pt holds {n} finished epoch{'' if n == 1 else 's'}: the run can be resumed"
+        return "nothing was saved to resume from (last.pt is written at most every --save-every seconds)"
 
     def _catch_signals(self) -> Callable[[], None]:
         """SIGINT/SIGTERM/SIGHUP request a stop (collective under DDP) instead of killing the process; a second
@@ -1104,10 +1111,8 @@ class Trainer:
             elif self.dist.enabled and _is_peer_failure(e):
                 reason, message, tb = (
                     "failed",
-                    (
-                        f"another training process failed or was killed (see the torchrun "
-                        f"log); last.pt holds the last saved state. {_one_line(e)}"
-                    ),
+                    f"another training process failed or was killed (see the torchrun log); "
+                    f"{self._saved_words()}. {_one_line(e)}",
                     traceback.format_exc(),
                 )
             else:
@@ -1200,7 +1205,7 @@ class Trainer:
         if self.dist.enabled and tc.sync_bn:
             if dev.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            else:
+            elif self.is_main:  # (every process's would be the same line)
                 self._warn("sync_bn needs CUDA (NCCL); on the CPU each process keeps its own BatchNorm statistics")
         elif tc.sync_bn and not self._resume_ckpt:  # (said, not done without a word)
             self._warn("sync_bn is for several processes under torchrun: one process has nothing to synchronise")
@@ -2501,16 +2506,16 @@ def _exact_steps(
 def _is_peer_failure(e: BaseException) -> bool:
     """A collective that failed because another rank died or timed out (not this rank's own problem)."""
     dist_error = getattr(torch.distributed, "DistError", None)
-    text = str(e)
+    text = str(e).lower()  # (Gloo's own: "Timed out waiting 15000ms for recv operation to complete")
     return (dist_error is not None and isinstance(e, dist_error)) or any(
         s in text
         for s in (
-            "Connection closed by peer",
-            "Connection reset by peer",
+            "connection closed by peer",
+            "connection reset by peer",
             "timed out",
-            "Timeout",
-            "NCCL communicator was aborted",
-            "ProcessGroup",
+            "timeout",
+            "nccl communicator was aborted",
+            "processgroup",
         )
     )
 

@@ -1319,3 +1319,23 @@ def test_a_run_folder_without_best_pt_is_said_to_give_its_last_pt(capsys, traine
     assert f"note: --checkpoint {run_dir}: the run has no best.pt yet; its last.pt is used" in err
     rc, _, err = run(capsys, "evaluate", "--checkpoint", trained["run"], "--quiet")
     assert rc == 0 and "no best.pt" not in err
+
+
+def test_under_torchrun_one_process_of_a_machine_says_a_refusal(capsys, monkeypatch, tmp_path):
+    """Every process of a torchrun job printed the same "error: --data …: no such folder" (three times with three
+    processes); one of a machine's processes says it, and a refusal of one process alone is said by that one."""
+    missing = str(tmp_path / "nope")
+    for local_rank, said in (("0", True), ("1", False)):
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+        assert main(["train", "--data", missing, "--runs-dir", str(tmp_path / "runs")]) == 2
+        err = capsys.readouterr().err
+        assert (f"--data {missing}" in err) is said, (local_rank, err)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    import core.cli
+
+    def refuse(_name):
+        raise core.cli.UsageError("LOCAL_RANK=3: only 2 CUDA device(s) on this machine; lower --nproc_per_node")
+
+    monkeypatch.setattr(core.cli, "_check_device", refuse)
+    assert main(["train", "--data", missing, "--device", "cuda"]) == 2
+    assert "LOCAL_RANK=3: only 2 CUDA device(s)" in capsys.readouterr().err

@@ -128,6 +128,24 @@ def single_config(root: Path, epochs: int) -> RunConfig:
 # ------------------------------------------------------------------------------------------ single process
 
 
+def test_a_hung_peer_is_a_peer_failure_and_a_bad_timeout_is_refused_in_words(monkeypatch):
+    """Gloo's timeout reads "Timed out waiting 15000ms for recv operation to complete": a frozen process failed the
+    run with that raw text, not as another process's failure; a timeout of "10m" or 0 had raised a traceback (and a
+    C++ stack dump) on every process."""
+    gloo = RuntimeError("[gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 15000ms for recv operation")
+    assert engine._is_peer_failure(gloo)
+    assert engine._is_peer_failure(RuntimeError("Connection reset by peer"))
+    assert not engine._is_peer_failure(RuntimeError("CUDA error: device-side assert triggered"))
+    monkeypatch.delenv("RESNEXT_STUDIO_DDP_TIMEOUT_S", raising=False)
+    assert distributed.env_timeout_s() == distributed.DEFAULT_TIMEOUT_S
+    monkeypatch.setenv("RESNEXT_STUDIO_DDP_TIMEOUT_S", "15")
+    assert distributed.env_timeout_s() == 15.0
+    for bad in ("10m", "0", "-5", "nan", ""):
+        monkeypatch.setenv("RESNEXT_STUDIO_DDP_TIMEOUT_S", bad)
+        with pytest.raises(ConfigError, match=f"RESNEXT_STUDIO_DDP_TIMEOUT_S={bad!r}: not a positive number"):
+            distributed.env_timeout_s()
+
+
 def test_single_process_is_not_distributed(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
@@ -457,6 +475,7 @@ def test_crashing_rank_does_not_hang_and_keeps_last(dataset, tmp_path):
     status = json.loads((run / "status.json").read_text())
     print("status after a crashed rank:", status["status"], status.get("message"))
     assert status["status"] == "failed" and "another training process failed" in status["message"]
+    assert "last.pt holds 1 finished epoch" in status["message"]  # (it named a last.pt when there was none, too)
     assert status["epochs_done"] == 1
 
 
