@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -141,14 +144,25 @@ class Predictor:
             from core.runs import run_checkpoint
 
             path = run_checkpoint(path) or path
-        ckpt = ckpt_mod.load(path, map_location="cpu")
-        dev = resolve_device(device)
         if backend == "onnx":
-            dev = torch.device("cpu")
+            # One copy of the file for the model, the cache entry's name and the export: training replaced best.pt
+            # between three reads of it, and an entry named for one version held another's export for good.
+            with _still_copy(path) as copy:
+                try:
+                    pred = cls._from_file(copy, torch.device("cpu"), shown=str(path))
+                except ckpt_mod.CheckpointError as e:
+                    raise ckpt_mod.CheckpointError(str(e).replace(str(copy), str(path))) from None
+                pred._use_onnx(copy)
+            return pred
+        return cls._from_file(Path(path), resolve_device(device), shown=str(path))
+
+    @classmethod
+    def _from_file(cls, path: Path, dev: torch.device, shown: str) -> Predictor:
+        ckpt = ckpt_mod.load(path, map_location="cpu")
         try:
             model = ckpt_mod.model_from_checkpoint(ckpt, dev)
         except ckpt_mod.CheckpointError as e:
-            raise ckpt_mod.CheckpointError(f"{path}: {e}") from None
+            raise ckpt_mod.CheckpointError(f"{shown}: {e}") from None
         for p in model.parameters():  # inference only; Grad-CAM needs gradients of activations, not of weights
             p.requires_grad_(False)
         image_size = int(ckpt["image_size"])
@@ -160,13 +174,13 @@ class Predictor:
             std=ckpt.get("std") or data.IMAGENET_STD,
             device=dev,
             arch=str(ckpt.get("arch", "")),
-            checkpoint_path=str(path),
+            checkpoint_path=shown,
         )
-        if backend == "onnx":
-            pred._use_onnx(Path(path))
         return pred
 
     def _use_onnx(self, path: Path) -> None:
+        """The cached export of `path` (the file this predictor's model came from), made when missing, damaged or
+        not this model's (an entry an older version filled from a checkpoint replaced meanwhile)."""
         from core import export
 
         cache = onnx_cache_path(path)
@@ -178,12 +192,22 @@ class Predictor:
         opts.log_severity_level = 3
         try:
             session = ort.InferenceSession(str(cache), opts, providers=["CPUExecutionProvider"])
-        except Exception:  # noqa: BLE001 - a damaged cache entry: export again
-            export.export_onnx(path, cache)
+            if not self._same_answers(session):
+                raise ValueError("another model's export")
+        except Exception:  # noqa: BLE001 - a damaged cache entry, or another model's: export again
+            export.export_onnx(path, cache)  # (which checks the new file against the model)
             session = ort.InferenceSession(str(cache), opts, providers=["CPUExecutionProvider"])
         self._onnx_session = session
         self.onnx_path = str(cache)
         self.backend = "onnx"
+
+    def _same_answers(self, session: Any) -> bool:
+        """Whether an ONNX session gives this model's logits (to 1e-3) on two random inputs."""
+        x = torch.randn(2, 3, self.image_size, self.image_size, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            want = self.model(x.to(self.device)).float().cpu().numpy()
+        got = session.run(None, {"input": x.numpy()})[0]
+        return got.shape == want.shape and bool(np.abs(got - want).max() <= 1e-3)
 
     # ------------------------------------------------------------------ pipeline
 
@@ -649,6 +673,26 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("resnext-studio", appauthor=False)) / "onnx"
+
+
+@contextlib.contextmanager
+def _still_copy(path: str | Path) -> Iterator[Path]:
+    """A copy of the file at `path` in the ONNX cache folder, removed after use (a file training replaces now and
+    then, read once)."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".checkpoint-", suffix=".pt", dir=folder)
+    os.close(fd)
+    try:
+        try:
+            shutil.copyfile(path, name)
+        except OSError:  # (no such file, a folder, a pipe, no permission: said as checkpoint.load says it)
+            ckpt_mod.load(path)
+            raise
+        yield Path(name)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
 
 
 def onnx_cache_path(checkpoint_path: str | Path) -> Path:

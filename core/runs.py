@@ -416,7 +416,7 @@ def not_torch_file(path: str | Path, kind: str | None = None) -> str:
     if kind == "damaged":
         return "a zip archive, damaged or cut short"
     if is_onnx(path):  # (by its bytes: by its name, an ONNX export named .pt was "not a file saved by …")
-        return "an ONNX model, not a file saved by torch.save"
+        return "an ONNX model, not a file saved by torch.save: use the run's best.pt, or run the model with onnxruntime"
     return "not a file saved by torch.save"
 
 

@@ -104,6 +104,8 @@ def test_onnx_export_runs_outside_the_project_with_the_same_answers(setup, tmp_p
     assert json.loads(meta["mean"]) == pytest.approx(data.IMAGENET_MEAN)
     assert json.loads(meta["std"]) == pytest.approx(data.IMAGENET_STD)
     assert "centre-crop" in meta["preprocessing"] and "draft" in meta["preprocessing"]  # (JPEGs decode reduced)
+    # the load rule before it (the text had begun at "RGB image": a turned phone photo was read sideways)
+    assert all(w in meta["preprocessing"] for w in ("EXIF orientation", "transparent pixels", "16-bit"))
     assert expected == _snippet_labels(out, samples)
 
 

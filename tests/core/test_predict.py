@@ -478,6 +478,33 @@ def test_onnx_backend_gives_the_same_answers(ckpt, predictor, tmp_path, monkeypa
     assert fast.gradcam(paths[0]).heatmap.shape == Image.open(paths[0]).size[::-1]
 
 
+@pytest.mark.timeout(180)
+def test_an_onnx_cache_entry_of_another_model_is_made_again(ckpt, predictor, tmp_path, monkeypatch):
+    """Training replaced best.pt between the three reads of it (its model, its cache name, its export): the entry
+    named for one version held another's export, and every later ONNX predictor of that version used it."""
+    pytest.importorskip("onnxruntime")
+    from core import export
+
+    monkeypatch.setenv("RESNEXT_STUDIO_CACHE", str(tmp_path / "cache"))
+    other = checkpoint.load(ckpt)
+    other["model"] = {
+        k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v for k, v in other["model"].items()
+    }
+    checkpoint.save(tmp_path / "other.pt", other)
+    export.export_onnx(tmp_path / "other.pt", onnx_cache_path(ckpt))  # the entry named for ckpt holds the other
+    paths = make_images(tmp_path / "imgs", 4)
+    fast = Predictor.from_checkpoint(ckpt, backend="onnx")
+    for a, b in zip(fast.predict(paths), predictor.predict(paths), strict=True):
+        assert a.index == b.index and a.confidence == pytest.approx(b.confidence, abs=1e-5)
+    assert fast.checkpoint_path == str(ckpt)  # (its own name, not the copy read)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [onnx_cache_path(ckpt).name]  # no copy left
+    with pytest.raises(checkpoint.CheckpointError, match=f"^{tmp_path / 'missing.pt'}: no such"):
+        Predictor.from_checkpoint(tmp_path / "missing.pt", backend="onnx")
+    (tmp_path / "cut.pt").write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(checkpoint.CheckpointError, match=f"^{tmp_path / 'cut.pt'}: damaged"):
+        Predictor.from_checkpoint(tmp_path / "cut.pt", backend="onnx")
+
+
 def test_gradcam_and_predict_can_share_a_predictor_across_threads(predictor, tmp_path):
     """The GUI runs a folder prediction and a Grad-CAM on worker threads with one cached Predictor."""
     import threading
