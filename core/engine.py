@@ -2048,6 +2048,11 @@ class Trainer:
                     raise
                 self._epochs_saved = last["epoch"]  # (read once the job is waited for: _finish)
                 events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
+                if best is not None and status is not None:  # last.pt's epochs now, best.pt's still the old ones:
+                    # killed while best.pt was written, the listing said last.pt held the epoch before
+                    held = runs.read_status(run_dir)
+                    old_best = {k: held.get(k) for k in ("best_epoch", "best_metric")}
+                    runs.write_status(run_dir, "running", **{**status, **old_best})
             save_best()
             if status is not None:
                 runs.write_status(run_dir, "running", **status)

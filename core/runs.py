@@ -486,6 +486,11 @@ def mark_paused(run_dir: str | Path, paused: bool) -> None:
             path.unlink(missing_ok=True)
 
 
+def _trainer_temp(name: str) -> bool:
+    """Whether a file name is one of a trainer's atomic writes in progress (`.last.pt.x1y2z3.tmp`)."""
+    return name.endswith(TEMP_SUFFIX) and any(name.startswith(f".{file}.") for file in TRAINER_FILES)
+
+
 def remove_stale_temp_files(folder: str | Path) -> int:
     """Delete the temp files a killed training left in its run folder (`.last.pt.x1y2z3.tmp`, up to a full
     checkpoint each); returns how many. Only the files the lock holder writes: the app may be writing
@@ -493,8 +498,7 @@ def remove_stale_temp_files(folder: str | Path) -> int:
     n = 0
     with contextlib.suppress(OSError):
         for p in Path(folder).iterdir():
-            mine = any(p.name.startswith(f".{name}.") for name in TRAINER_FILES)
-            if mine and p.name.endswith(TEMP_SUFFIX) and p.is_file():
+            if _trainer_temp(p.name) and p.is_file():
                 with contextlib.suppress(OSError):
                     p.unlink()
                     n += 1
@@ -1310,6 +1314,43 @@ class RunStore:
         being copied in (`cp -r` writes config.json last). A window watches them to list the run once it is one."""
         return sorted((p for p in self._folders() if not _is_run_dir(p)), key=lambda p: p.name, reverse=True)[:limit]
 
+    def tidy(self) -> list[Path]:
+        """Remove what a training killed at once (kill -9, a power cut) left where no run goes on: its half-written
+        trainer files (`.last.pt.x1y2z3.tmp`, up to a checkpoint each: only a resume removed them, and a run killed
+        before its first last.pt cannot be resumed), and a folder it had only just made (its lock, a half-written
+        config.json, an empty error.txt of a full disk: never listed, kept for ever). Only in a folder whose lock
+        this process can take: no process trains it. Returns what was removed."""
+        removed: list[Path] = []
+        for folder in self._folders():
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            debris = [n for n in names if _trainer_temp(n)]
+            only_just_made = ".lock" in names and all(
+                n in (".lock", *debris) or (n == "error.txt" and _size(folder / n) == 0) for n in names
+            )
+            if not debris and not only_just_made:
+                continue
+            lock = RunLock(folder)
+            try:
+                if not lock.acquire(wait_s=0.0) or not lock.held:  # (held elsewhere, or no locks on this disk)
+                    continue
+                for name in debris + (["error.txt"] if only_just_made and "error.txt" in names else []):
+                    with contextlib.suppress(OSError):
+                        (folder / name).unlink()
+                        removed.append(folder / name)
+            except OSError:  # (a folder this user may not write)
+                continue
+            finally:
+                lock.release()
+            if only_just_made:
+                with contextlib.suppress(OSError):
+                    (folder / ".lock").unlink()
+                    folder.rmdir()
+                    removed.append(folder)
+        return removed
+
     def info(self, path: str | Path) -> RunInfo:
         """Summary of one run folder (tolerates missing or half-written files)."""
         path = Path(path)
@@ -1392,7 +1433,9 @@ class RunStore:
 
     def list(self) -> list[RunInfo]:
         """Every run under the root, newest first; one that cannot be read is listed as "unreadable" with the
-        reason (it ended the whole listing: `runs` printed one Permission denied and no run)."""
+        reason (it ended the whole listing: `runs` printed one Permission denied and no run). What killed
+        trainings left behind goes first (tidy)."""
+        self.tidy()
         infos = []
         for p in self._run_dirs():
             try:

@@ -1696,6 +1696,22 @@ def test_a_resume_clears_what_a_killed_or_failed_attempt_left(dataset, tmp_path)
     assert not (run / ".last.pt.pou344hq.tmp").exists() and not (run / "error.txt").exists()
 
 
+def test_status_json_counts_last_pt_epochs_before_best_pt_is_written(dataset, tmp_path, monkeypatch):
+    """Killed while best.pt was written (after last.pt), status.json still said the epoch before: the listing then
+    said last.pt held one epoch fewer than it did."""
+    real_save, seen = checkpoint.save, []
+
+    def watching_save(path, payload):
+        if Path(path).name == "best.pt" and (Path(path).parent / "last.pt").is_file():
+            last = checkpoint.load(Path(path).parent / "last.pt")["epoch"]
+            seen.append((last, _status(Path(path).parent).get("epochs_done")))
+        return real_save(path, payload)
+
+    monkeypatch.setattr(checkpoint, "save", watching_save)
+    Trainer(config(dataset, epochs=2, save_every_s=0), runs_dir=tmp_path).fit()
+    assert seen and all(last == done for last, done in seen), seen
+
+
 def test_a_runs_folder_that_cannot_be_written_is_an_input_error_before_anything_starts(dataset, tmp_path, monkeypatch):
     """A read-only file system ended the run as "failed" (exit 1) once training was set up; it is refused up front."""
     real = os.access

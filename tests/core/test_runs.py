@@ -814,3 +814,33 @@ def test_a_run_listed_again_is_not_read_again_until_its_files_change(tmp_path, m
     os.utime(run / "history.csv", ns=(long_ago + 2 * 10**9, long_ago + 2 * 10**9))
     assert store.list()[0].epochs_done == 2 and not failing  # (status.json's count; history.csv not read)
     assert store.list()[0].best_val_acc == 0.8  # read again, and there
+
+
+def test_what_a_killed_training_left_where_no_run_goes_on_is_removed_when_listed(tmp_path):
+    """kill -9 as a run folder was made left it with only its lock (and a half-written config.json): never listed
+    and never removed. One killed in its first last.pt's write kept the temp file (a checkpoint's size) for ever:
+    only a resume removed such files, and that run had no last.pt to resume from."""
+    store = RunStore(tmp_path)
+    made = tmp_path / "20261130-000102-resnext11_2x4d-data"
+    made.mkdir()
+    (made / ".lock").touch()
+    (made / ".config.json.yk2grvl3.tmp").write_text("{")
+    (made / "error.txt").touch()  # (a full disk's)
+    run = _fake_run(store, "resnext11_2x4d", {"status": "running", "started": 1, "hostname": socket.gethostname()})
+    (run / ".last.pt.pou344hq.tmp").write_bytes(b"x" * 1000)
+    (run / ".evaluation.json.abc.tmp").write_text("{")  # (the app's, not a trainer's: left alone)
+    copying = tmp_path / "20261130-000103-copied-in"  # (being copied in: no lock, files of its own)
+    copying.mkdir()
+    (copying / "history.csv").write_text("epoch\n")
+    held = tmp_path / "20261130-000104-resnext11_2x4d-data"  # (a trainer has it: its lock is held)
+    held.mkdir()
+    lock = runs.RunLock(held)
+    assert lock.acquire()
+    (held / ".config.json.q1w2e3r4.tmp").write_text("{")
+    try:
+        infos = store.list()
+        assert [i.path for i in infos] == [run]
+        assert not made.exists() and copying.is_dir() and (held / ".config.json.q1w2e3r4.tmp").is_file()
+        assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [".evaluation.json.abc.tmp", ".lock"]
+    finally:
+        lock.release()
