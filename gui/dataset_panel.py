@@ -769,6 +769,11 @@ class DatasetPanel(QWidget):
             button.setAccessibleName(f"Show {name}")  # (every row's was "Show" alone to a screen reader)
             button.clicked.connect(lambda _=False, p=path: self.reveal(p))
             table.setCellWidget(r, 2, button)
+            if table.rowHeight(r) < button.sizeHint().height():  # (a large font: it stuck out below its row)
+                table.setRowHeight(r, button.sizeHint().height())
+        if table.rowCount():  # room for one whole row at the least height (a 14 pt font left half of one)
+            frame = 2 * table.frameWidth() + table.horizontalHeader().height()
+            table.setMinimumHeight(max(table.minimumHeight(), frame + table.rowHeight(0) + 2))
 
     def _fill(self, index: Any, select: str | None = None) -> None:
         """The panel shows `index`, with the class named `select` selected (the first when it has none)."""

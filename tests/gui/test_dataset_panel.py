@@ -977,3 +977,18 @@ def test_thumbnails_put_numbered_files_in_number_order(qtbot, panel, tmp_path, d
     panel.class_table.selectRow(0)
     captions = [panel.thumb_grid.item(i).text() for i in range(panel.thumb_grid.count())]
     assert captions == ["1.jpg", "2.jpg", "10.jpg", "a_003.jpg", "a_004.jpg"]
+
+
+def test_the_problems_list_keeps_room_for_a_whole_row_and_its_button(qtbot, panel, tmp_path, dataset_factory):
+    """With a 14 pt font at the window's least size the Problems list showed half a row, its Show button sticking
+    out below it: the table's least height is one whole row, as tall as its button."""
+    from PySide6.QtGui import QFont
+
+    panel.bad_table.setFont(QFont(panel.font().family(), 16))
+    root = dataset_factory(tmp_path / "d", {"a": 4, "b": 4})
+    (root / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    _load(qtbot, panel, root)
+    table = panel.bad_table
+    show = table.cellWidget(0, 2)
+    assert table.rowHeight(0) >= show.sizeHint().height()
+    assert table.minimumHeight() >= table.horizontalHeader().height() + table.rowHeight(0)
