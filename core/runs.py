@@ -486,6 +486,9 @@ def mark_paused(run_dir: str | Path, paused: bool) -> None:
             path.unlink(missing_ok=True)
 
 
+DEBRIS_AGE_S = 900.0  # a trainer's temp file or new folder untouched this long is what a killed one left
+
+
 def _trainer_temp(name: str) -> bool:
     """Whether a file name is one of a trainer's atomic writes in progress (`.last.pt.x1y2z3.tmp`)."""
     return name.endswith(TEMP_SUFFIX) and any(name.startswith(f".{file}.") for file in TRAINER_FILES)
@@ -1319,16 +1322,22 @@ class RunStore:
         trainer files (`.last.pt.x1y2z3.tmp`, up to a checkpoint each: only a resume removed them, and a run killed
         before its first last.pt cannot be resumed), and a folder it had only just made (its lock, a half-written
         config.json, an empty error.txt of a full disk: never listed, kept for ever). Only in a folder whose lock
-        this process can take: no process trains it. Returns what was removed."""
+        this process can take (no process of this machine trains it), and only files untouched for DEBRIS_AGE_S (a
+        network share may keep another machine's locks to itself: that machine's trainer may be writing one now).
+        Returns what was removed."""
         removed: list[Path] = []
         for folder in self._folders():
             try:
                 names = os.listdir(folder)
             except OSError:
                 continue
-            debris = [n for n in names if _trainer_temp(n)]
-            only_just_made = ".lock" in names and all(
-                n in (".lock", *debris) or (n == "error.txt" and _size(folder / n) == 0) for n in names
+            now = time.time()
+            old = [n for n in names if now - _mtime(folder / n) > DEBRIS_AGE_S]
+            debris = [n for n in old if _trainer_temp(n)]
+            only_just_made = (
+                ".lock" in old
+                and len(old) == len(names)
+                and all(n in (".lock", *debris) or (n == "error.txt" and _size(folder / n) == 0) for n in names)
             )
             if not debris and not only_just_made:
                 continue

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -837,10 +838,19 @@ def test_what_a_killed_training_left_where_no_run_goes_on_is_removed_when_listed
     lock = runs.RunLock(held)
     assert lock.acquire()
     (held / ".config.json.q1w2e3r4.tmp").write_text("{")
+    young = tmp_path / "20261130-000105-resnext11_2x4d-data"  # (just made, by another machine's trainer maybe)
+    young.mkdir()
+    (young / ".lock").touch()
+    (run / ".best.pt.n3w.tmp").write_text("being written")  # (as by another machine's trainer: too new to go)
+    long_ago = time.time() - runs.DEBRIS_AGE_S - 60
+    for p in [made, *made.iterdir(), *held.iterdir(), run / ".last.pt.pou344hq.tmp", run / ".evaluation.json.abc.tmp"]:
+        os.utime(p, (long_ago, long_ago))
     try:
         infos = store.list()
         assert [i.path for i in infos] == [run]
         assert not made.exists() and copying.is_dir() and (held / ".config.json.q1w2e3r4.tmp").is_file()
-        assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [".evaluation.json.abc.tmp", ".lock"]
+        assert (young / ".lock").is_file()
+        left = sorted(p.name for p in run.iterdir() if p.name.startswith("."))
+        assert left == [".best.pt.n3w.tmp", ".evaluation.json.abc.tmp", ".lock"]
     finally:
         lock.release()
