@@ -1052,7 +1052,11 @@ class EvaluateTab(QWidget):
         self.gallery.setAccessibleName("Misclassified images")
         self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
         self.gallery.setIconSize(QSize(TILE, TILE))
-        self.gallery.setGridSize(QSize(GALLERY_CELL, TILE + 44))
+        # a tile and its two-line caption, in the font's lines; room for one whole row at the least height (with a
+        # 14 pt font the captions ran past the 44 px they had, and a short gallery cut them after their first line)
+        cell_height = TILE + 2 * self.gallery.fontMetrics().lineSpacing() + 14
+        self.gallery.setGridSize(QSize(GALLERY_CELL, cell_height))
+        self.gallery.setMinimumHeight(cell_height + 2 * self.gallery.frameWidth() + 8)
         self.gallery.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.gallery.setMovement(QListWidget.Movement.Static)

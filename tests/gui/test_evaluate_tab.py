@@ -11,7 +11,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
 
-from gui.evaluate_tab import CM_ZERO_MAX, MOVED_HINT, PAGE_NOT_EVALUATED, PAGE_RESULTS, EvaluateTab
+from gui.evaluate_tab import CM_ZERO_MAX, MOVED_HINT, PAGE_NOT_EVALUATED, PAGE_RESULTS, TILE, EvaluateTab
 from gui.worker import active_threads
 from tests.helpers import tab_chain
 
@@ -1672,3 +1672,22 @@ def test_a_checkpoint_outside_a_run_is_evaluated_on_every_image_of_the_folder_ch
     wait_idle(qtbot, tab)
     images = sum(1 for _ in data.rglob("*.png"))
     assert tab.evaluation()["split"] == "all" and tab.evaluation()["num_samples"] == images
+
+
+def test_the_gallery_keeps_room_for_a_whole_row_of_tiles_and_captions(qtbot):
+    """With a 14 pt font at the window's least size the gallery cut its captions ("circle → triangle (41%)")
+    after their first line: its cells were 44 px taller than a tile whatever the font, and it could be shorter
+    than one cell."""
+    from PySide6.QtGui import QFont
+    from PySide6.QtWidgets import QApplication
+
+    before = QApplication.font()
+    QApplication.setFont(QFont(before.family(), 14))
+    try:
+        big = EvaluateTab()
+        qtbot.addWidget(big)
+    finally:
+        QApplication.setFont(before)
+    lines = 2 * big.gallery.fontMetrics().lineSpacing()
+    assert big.gallery.gridSize().height() >= TILE + lines
+    assert big.gallery.minimumHeight() >= big.gallery.gridSize().height()
