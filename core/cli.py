@@ -72,7 +72,12 @@ def _raise_if_signalled() -> None:
 
 
 class UsageError(Exception):
-    """Bad flag or input: exit 2 with one line."""
+    """Bad flag or input: exit 2 with one line. `own`: it may be this process's alone under torchrun (found while
+    the trainer was set up, not in the arguments): every process says it, tagged with its rank."""
+
+    def __init__(self, message: str = "", own: bool = False) -> None:
+        super().__init__(message)
+        self.own = own
 
 
 class _ArgumentError(UsageError):
@@ -171,7 +176,11 @@ def _err(msg: str) -> None:
 def _speaks() -> bool:
     """Under torchrun, whether this process says what every process of its machine would say alike (a refused
     argument, a warning about the arguments): the first of each machine (LOCAL_RANK 0) does; each had printed it."""
-    return os.environ.get("LOCAL_RANK", "0") == "0"
+    try:
+        alone = int(os.environ.get("WORLD_SIZE", "1")) <= 1
+    except ValueError:
+        alone = True
+    return alone or os.environ.get("LOCAL_RANK", "0") == "0"
 
 
 def _fmt_time(s: float | None) -> str:
@@ -372,7 +381,7 @@ def _make_printer(warnings_only: bool = False):
             _err(f"run folder: {info.run_dir}")
             if info.start_epoch or info.resume_step:  # (where a resume goes on: it was not said)
                 within = ""
-                if info.resume_step >= info.steps_per_epoch:  # (stopped while validating: every batch was trained)
+                if info.resume_step and info.resume_step >= info.steps_per_epoch:  # (stopped while validating)
                     within = f", at the validation of epoch {info.start_epoch + 1}"
                 elif info.resume_step:
                     within = f", from batch {info.resume_step + 1} of epoch {info.start_epoch + 1}"
@@ -843,12 +852,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             cfg, callbacks=callbacks, runs_dir=args.runs_dir, resume=args.resume, extend=args.epochs is not None
         )
     except ConfigError as e:
-        raise UsageError(_flag_message(e, args)) from None
+        raise UsageError(_flag_message(e, args), own=True) from None
     except (DataError, ModelError, CheckpointError) as e:
         hint = ""
         if args.resume and args.data is None and str(e).endswith(": no such folder"):
             hint = "; if its images moved, give --data DIR where they are now"
-        raise UsageError(f"{e}{hint}") from None
+        raise UsageError(f"{e}{hint}", own=True) from None
     unusable = _report_unusable(trainer.index)
     _report_ignored(trainer.index)
     _report_data_notes(trainer.index)
@@ -1507,8 +1516,10 @@ def _main(argv: list[str]) -> int:
             options = argv[: argv.index("--")] if "--" in argv else argv
             dashed = next((a for a in options if a.startswith("-") and len(a) > 1 and os.path.exists(a)), None)
             hint = f" ({dashed} is a file: put -- before names that begin with '-')" if dashed else ""
-        if _speaks() or f"LOCAL_RANK={os.environ.get('LOCAL_RANK')}:" in str(e):  # (or of this process alone)
+        if _speaks():
             _err(f"error: {e}{hint}")
+        elif e.own:
+            _err(f"[rank {os.environ.get('RANK', '?')}] error: {e}{hint}")
         return 2
     except BrokenPipeError:  # `… | head`: the reader has gone; before OSError, of which it is one
         os._exit(0)

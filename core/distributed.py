@@ -24,7 +24,7 @@ How a run is distributed (the rules core.engine.Trainer follows when WORLD_SIZE 
   a stop, before last.pt is written. SIGINT/SIGTERM set the stop request. A rank that crashes makes the others fail on the next agreement
   (Gloo notices the closed connection) or at the process-group timeout (RESNEXT_STUDIO_DDP_TIMEOUT_S, default
   600 s); torchrun then ends the job. Checkpoints are written atomically, so rank 0's last.pt stays intact: it
-  holds the last epoch saved (at most train.save_every_s old; none when that time had not passed yet).
+  holds the last epoch saved (written at epoch ends, at most once every train.save_every_s; none before the first).
 """
 
 from __future__ import annotations

@@ -1042,7 +1042,7 @@ class Trainer:
         if self.run_dir is not None and (self.run_dir / "last.pt").is_file():
             n = self._epochs_saved
             return f"last.pt holds {n} finished epoch{'' if n == 1 else 's'}: the run can be resumed"
-        return "nothing was saved to resume from (last.pt is written at most every --save-every seconds)"
+        return "nothing was saved to resume from (last.pt is written at epoch ends, at most once every --save-every seconds)"
 
     def _catch_signals(self) -> Callable[[], None]:
         """SIGINT/SIGTERM/SIGHUP request a stop (collective under DDP) instead of killing the process; a second
@@ -1098,7 +1098,7 @@ class Trainer:
             return self._finish("stopped", "stopped while reading the images into memory")
         except Exception as e:  # noqa: BLE001 - anything before the first epoch: report, do not raise
             return self._finish("failed", _one_line(e), tb=traceback.format_exc())
-        reason, message, tb = "completed", "", None
+        reason, message, tb, peer = "completed", "", None, None
         try:
             reason, message = self._loop()
             if self.dist.enabled:  # every rank leaves the loop together: each loaded its own share of the images
@@ -1108,13 +1108,8 @@ class Trainer:
         except Exception as e:  # noqa: BLE001
             if _is_oom(e):
                 reason, message = "failed", self._oom_message()
-            elif self.dist.enabled and _is_peer_failure(e):
-                reason, message, tb = (
-                    "failed",
-                    f"another training process failed or was killed (see the torchrun log); "
-                    f"{self._saved_words()}. {_one_line(e)}",
-                    traceback.format_exc(),
-                )
+            elif self.dist.enabled and _is_peer_failure(e):  # (said once the files in flight are written)
+                reason, message, tb, peer = "failed", _one_line(e), traceback.format_exc(), e
             else:
                 reason, message, tb = "failed", _one_line(e), traceback.format_exc()
         try:
@@ -1126,6 +1121,11 @@ class Trainer:
                 self._safe_warn(f"could not save the last epoch: {_one_line(e)}")
             else:
                 reason, message, tb = "failed", _one_line(e), traceback.format_exc()
+        if peer is not None:
+            message = (
+                f"another training process failed or was killed (see the torchrun log); {self._saved_words()}. "
+                f"{message}"
+            )
         # "ending": the failure is being written down, a Ctrl-C now changes nothing
         self._phase = "ending" if reason == "failed" else "final"
         return self._finish(reason, message, tb=tb)
@@ -2049,10 +2049,12 @@ class Trainer:
                 self._epochs_saved = last["epoch"]  # (read once the job is waited for: _finish)
                 events.append(("on_checkpoint", str(run_dir / "last.pt"), "last"))
                 if best is not None and status is not None:  # last.pt's epochs now, best.pt's still the old ones:
-                    # killed while best.pt was written, the listing said last.pt held the epoch before
-                    held = runs.read_status(run_dir)
-                    old_best = {k: held.get(k) for k in ("best_epoch", "best_metric")}
-                    runs.write_status(run_dir, "running", **{**status, **old_best})
+                    # killed while best.pt was written, the listing said last.pt held the epoch before. (Only a
+                    # word: its failure must not cost best.pt, which is written next.)
+                    with contextlib.suppress(OSError):
+                        held = runs.read_status(run_dir)
+                        old_best = {k: held.get(k) for k in ("best_epoch", "best_metric")}
+                        runs.write_status(run_dir, "running", **{**status, **old_best})
             save_best()
             if status is not None:
                 runs.write_status(run_dir, "running", **status)

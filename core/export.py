@@ -22,9 +22,10 @@ from core import data, runs
 ATOL = 1e-4
 EXTRA_MESSAGE = "ONNX export needs the 'export' extra: pip install 'resnext-studio[export]'"
 PREPROCESSING = (
-    "Turn the image as its EXIF orientation says (PIL's ImageOps.exif_transpose); put transparent pixels (an "
-    "alpha channel, a palette's or a PNG's transparent colour) on white; 16-bit grey to 8-bit by (v + 128) // "
-    "257; then an RGB image (a JPEG file decoded reduced: PIL's Image.draft('RGB', (resize_size, resize_size)), the smallest "
+    "Open the image (a JPEG file decoded reduced, see below); turn it as its EXIF orientation says (PIL's "
+    "ImageOps.exif_transpose); put transparent pixels (an alpha channel, a palette's or a PNG's transparent "
+    "colour) on white; 16-bit grey to 8-bit by (v + 128) // 257, 32-bit or float grey scaled so that 255 (1.0 for "
+    "floats) or the brightest value if higher is white; then an RGB image (a JPEG file decoded reduced: PIL's Image.draft('RGB', (resize_size, resize_size)), the smallest "
     "1/2, 1/4 or 1/8 scale whose sides stay >= resize_size, as training did); resize the shorter side to "
     "resize_size (bilinear, antialiased; the longer side int(resize_size * long / short)); centre-crop "
     "resize_size x resize_size (left round((width - resize_size) / 2), top likewise, Python's round); "

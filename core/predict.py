@@ -147,12 +147,14 @@ class Predictor:
         if backend == "onnx":
             # One copy of the file for the model, the cache entry's name and the export: training replaced best.pt
             # between three reads of it, and an entry named for one version held another's export for good.
+            from core.export import ExportError
+
             with _still_copy(path) as copy:
                 try:
                     pred = cls._from_file(copy, torch.device("cpu"), shown=str(path))
-                except ckpt_mod.CheckpointError as e:
-                    raise ckpt_mod.CheckpointError(str(e).replace(str(copy), str(path))) from None
-                pred._use_onnx(copy)
+                    pred._use_onnx(copy)
+                except (ckpt_mod.CheckpointError, ExportError) as e:  # (said of the file given, not of the copy)
+                    raise type(e)(str(e).replace(str(copy), str(path))) from None
             return pred
         return cls._from_file(Path(path), resolve_device(device), shown=str(path))
 
@@ -677,11 +679,9 @@ def cache_dir() -> Path:
 
 @contextlib.contextmanager
 def _still_copy(path: str | Path) -> Iterator[Path]:
-    """A copy of the file at `path` in the ONNX cache folder, removed after use (a file training replaces now and
-    then, read once)."""
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=".checkpoint-", suffix=".pt", dir=folder)
+    """A copy of the file at `path` in the temporary folder, removed after use (a file training replaces now and
+    then, read once; the temporary folder, where a copy a killed process left is not kept for ever)."""
+    fd, name = tempfile.mkstemp(prefix="resnext-studio-checkpoint-", suffix=".pt")
     os.close(fd)
     try:
         try:

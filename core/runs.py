@@ -1321,43 +1321,60 @@ class RunStore:
         """Remove what a training killed at once (kill -9, a power cut) left where no run goes on: its half-written
         trainer files (`.last.pt.x1y2z3.tmp`, up to a checkpoint each: only a resume removed them, and a run killed
         before its first last.pt cannot be resumed), and a folder it had only just made (its lock, a half-written
-        config.json, an empty error.txt of a full disk: never listed, kept for ever). Only in a folder whose lock
-        this process can take (no process of this machine trains it), and only files untouched for DEBRIS_AGE_S (a
-        network share may keep another machine's locks to itself: that machine's trainer may be writing one now).
-        Returns what was removed."""
+        config.json, an empty error.txt of a full disk: never listed, kept for ever). Returns what was removed.
+
+        Only what no process trains: a run whose status is not "running" (judge_status: its lock, its process, or
+        for another machine's run a quiet status.json), or a new folder whose lock this process can take; and only
+        files untouched for DEBRIS_AGE_S by this machine's clock (a network share may keep another machine's locks
+        to itself). A folder's names are read once; only the candidates are looked at further."""
         removed: list[Path] = []
+        now = time.time()
+
+        def quiet(path: Path) -> bool:
+            try:
+                return now - path.stat().st_mtime > DEBRIS_AGE_S
+            except OSError:  # (not known: taken as being written)
+                return False
+
         for folder in self._folders():
             try:
                 names = os.listdir(folder)
             except OSError:
                 continue
-            now = time.time()
-            old = [n for n in names if now - _mtime(folder / n) > DEBRIS_AGE_S]
-            debris = [n for n in old if _trainer_temp(n)]
-            only_just_made = (
-                ".lock" in old
-                and len(old) == len(names)
-                and all(n in (".lock", *debris) or (n == "error.txt" and _size(folder / n) == 0) for n in names)
-            )
-            if not debris and not only_just_made:
+            temps = [n for n in names if _trainer_temp(n)]
+            just_made = ".lock" in names and all(n in (".lock", "error.txt", *temps) for n in names)
+            if not temps and not just_made:
                 continue
-            lock = RunLock(folder)
-            try:
-                if not lock.acquire(wait_s=0.0) or not lock.held:  # (held elsewhere, or no locks on this disk)
+            if just_made and "error.txt" in names and _size(folder / "error.txt") != 0:
+                just_made = False  # (a failure's words: kept)
+            if not just_made and judge_status(read_status(folder), folder)[0] == "running":
+                continue
+            if just_made:  # all of it, or nothing
+                if not all(quiet(folder / n) for n in names):
                     continue
-                for name in debris + (["error.txt"] if only_just_made and "error.txt" in names else []):
+                doomed = [n for n in names if n != ".lock"]
+            else:
+                doomed = [n for n in temps if quiet(folder / n)]
+                if not doomed:
+                    continue
+            lock = RunLock(folder) if ".lock" in names else None  # (never made where there was none)
+            try:
+                if lock is not None and (not lock.acquire(wait_s=0.0) or not lock.held):
+                    continue  # held: trained now (or a file system without locks: not known)
+                for name in doomed:
                     with contextlib.suppress(OSError):
                         (folder / name).unlink()
                         removed.append(folder / name)
+                if just_made:  # (its lock goes too: nothing else locks a folder that is no run)
+                    with contextlib.suppress(OSError):
+                        (folder / ".lock").unlink()
+                        folder.rmdir()
+                        removed.append(folder)
             except OSError:  # (a folder this user may not write)
                 continue
             finally:
-                lock.release()
-            if only_just_made:
-                with contextlib.suppress(OSError):
-                    (folder / ".lock").unlink()
-                    folder.rmdir()
-                    removed.append(folder)
+                if lock is not None:
+                    lock.release()
         return removed
 
     def info(self, path: str | Path) -> RunInfo:

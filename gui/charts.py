@@ -443,6 +443,7 @@ class TrainingCharts(_Canvas):
         """Span the x axis over the whole run from its start, so it need not be redrawn as epochs arrive; with the
         number of classes, start the loss axis where an untrained model's loss (about ln classes) fits."""
         self.planned_epochs = max(0, int(epochs))
+        self.setAccessibleDescription(self.describe())
         if classes >= 2:
             self._expected_top = nice_ceiling(1.1 * math.log(classes))
         self._update_limits(soon=True)
@@ -531,7 +532,7 @@ class TrainingCharts(_Canvas):
             text += f"; validation {pair(self.val_loss[-1], self.val_acc[-1])}"
         finite = [(a, e) for a, e in zip(self.val_acc, self.epochs, strict=True) if math.isfinite(a)]
         if len(finite) > 1:
-            best, epoch = max(finite, key=lambda pair: pair[0])  # (the first epoch to reach it)
+            best, epoch = max(finite, key=lambda acc_epoch: acc_epoch[0])  # (the first epoch to reach it)
             text += f"; best validation accuracy {best:.1f}% at epoch {epoch}"
         return text + "."
 

@@ -369,7 +369,9 @@ class MainWindow(QMainWindow):
             # Capped one way, the tabs scroll that way, and its scroll bar takes room the other way: on a 1024 x 600
             # screen the height alone was capped, and the bar then made the tabs scroll sideways too, their right
             # edge ("Evaluate again", the Support column) cut.
-            bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+            vertical = self.scroller.verticalScrollBar()
+            transient = self.style().styleHint(QStyle.StyleHint.SH_ScrollBar_Transient, None, vertical)
+            bar = 0 if transient else self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, vertical)
             if need.height() > free.height():
                 need.setWidth(need.width() + bar)
             if need.width() > free.width():

@@ -485,6 +485,7 @@ class TrainTab(QWidget):
         self.log.setAccessibleName("Training log")
         # At the window's least width the Result box's buttons kept theirs and the log had 72 px: its lines broke
         # every 7 characters. It keeps room for about 24.
+        self.log.ensurePolished()  # (the style sheet's font: the width of its characters)
         self.log.setMinimumWidth(24 * self.log.fontMetrics().averageCharWidth() + 24)
         lg.addWidget(self.log)
         # half and half: at 3:2 the Result box's five lines (how it ended, the resume hint, the best epoch, the run
@@ -1709,7 +1710,7 @@ class TrainTab(QWidget):
             self.log_line(text)
             self.banner.set_info(text + " The form keeps yours for new runs.")
         done = getattr(info, "resume_step", 0)
-        if done >= info.steps_per_epoch:  # (stopped while validating: every batch was trained)
+        if done and done >= info.steps_per_epoch:  # (stopped while validating: every batch was trained)
             self.log_line(f"Going on with the validation of epoch {info.start_epoch + 1}, where it was stopped")
         elif done:
             self.log_line(

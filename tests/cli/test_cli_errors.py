@@ -1323,19 +1323,30 @@ def test_a_run_folder_without_best_pt_is_said_to_give_its_last_pt(capsys, traine
 
 def test_under_torchrun_one_process_of_a_machine_says_a_refusal(capsys, monkeypatch, tmp_path):
     """Every process of a torchrun job printed the same "error: --data …: no such folder" (three times with three
-    processes); one of a machine's processes says it, and a refusal of one process alone is said by that one."""
+    processes); one of a machine's processes says it. What the trainer's set-up refuses may be one process's alone:
+    every process says that, tagged with its rank. Outside torchrun (LOCAL_RANK left in the environment) nothing
+    is kept quiet."""
     missing = str(tmp_path / "nope")
+    monkeypatch.setenv("WORLD_SIZE", "2")
     for local_rank, said in (("0", True), ("1", False)):
         monkeypatch.setenv("LOCAL_RANK", local_rank)
         assert main(["train", "--data", missing, "--runs-dir", str(tmp_path / "runs")]) == 2
         err = capsys.readouterr().err
         assert (f"--data {missing}" in err) is said, (local_rank, err)
-    monkeypatch.setenv("LOCAL_RANK", "3")
-    import core.cli
+    monkeypatch.setenv("RANK", "3")
 
-    def refuse(_name):
-        raise core.cli.UsageError("LOCAL_RANK=3: only 2 CUDA device(s) on this machine; lower --nproc_per_node")
+    class Refusing:
+        def __init__(self, *a, **k):
+            from core.config import ConfigError
 
-    monkeypatch.setattr(core.cli, "_check_device", refuse)
-    assert main(["train", "--data", missing, "--device", "cuda"]) == 2
-    assert "LOCAL_RANK=3: only 2 CUDA device(s)" in capsys.readouterr().err
+            raise ConfigError("LOCAL_RANK=1: only 1 CUDA device(s) on this machine; lower --nproc_per_node")
+
+    monkeypatch.setattr("core.engine.Trainer", Refusing)
+    data = tmp_path / "d"
+    for name in ("a", "b"):
+        (data / name).mkdir(parents=True)
+    assert main(["train", "--data", str(data)]) == 2
+    assert "[rank 3] error: LOCAL_RANK=1: only 1 CUDA device(s)" in capsys.readouterr().err
+    monkeypatch.delenv("WORLD_SIZE")
+    assert main(["train", "--data", missing]) == 2
+    assert f"error: --data {missing}" in capsys.readouterr().err

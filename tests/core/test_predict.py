@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -478,6 +479,12 @@ def test_onnx_backend_gives_the_same_answers(ckpt, predictor, tmp_path, monkeypa
     assert fast.gradcam(paths[0]).heatmap.shape == Image.open(paths[0]).size[::-1]
 
 
+def _failing_export(path, out, *a, **k):
+    from core.export import ExportError
+
+    raise ExportError(f"ONNX export of {path} failed: RuntimeError: no")
+
+
 @pytest.mark.timeout(180)
 def test_an_onnx_cache_entry_of_another_model_is_made_again(ckpt, predictor, tmp_path, monkeypatch):
     """Training replaced best.pt between the three reads of it (its model, its cache name, its export): the entry
@@ -493,16 +500,23 @@ def test_an_onnx_cache_entry_of_another_model_is_made_again(ckpt, predictor, tmp
     checkpoint.save(tmp_path / "other.pt", other)
     export.export_onnx(tmp_path / "other.pt", onnx_cache_path(ckpt))  # the entry named for ckpt holds the other
     paths = make_images(tmp_path / "imgs", 4)
+    import tempfile
+
+    copies = set(Path(tempfile.gettempdir()).glob("resnext-studio-checkpoint-*"))
     fast = Predictor.from_checkpoint(ckpt, backend="onnx")
     for a, b in zip(fast.predict(paths), predictor.predict(paths), strict=True):
         assert a.index == b.index and a.confidence == pytest.approx(b.confidence, abs=1e-5)
     assert fast.checkpoint_path == str(ckpt)  # (its own name, not the copy read)
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [onnx_cache_path(ckpt).name]  # no copy left
-    with pytest.raises(checkpoint.CheckpointError, match=f"^{tmp_path / 'missing.pt'}: no such"):
+    assert set(Path(tempfile.gettempdir()).glob("resnext-studio-checkpoint-*")) == copies  # (no copy left)
+    with pytest.raises(checkpoint.CheckpointError, match=f"^{re.escape(str(tmp_path / 'missing.pt'))}: no such"):
         Predictor.from_checkpoint(tmp_path / "missing.pt", backend="onnx")
     (tmp_path / "cut.pt").write_bytes(ckpt.read_bytes()[:1000])
-    with pytest.raises(checkpoint.CheckpointError, match=f"^{tmp_path / 'cut.pt'}: damaged"):
+    with pytest.raises(checkpoint.CheckpointError, match=f"^{re.escape(str(tmp_path / 'cut.pt'))}: damaged"):
         Predictor.from_checkpoint(tmp_path / "cut.pt", backend="onnx")
+    onnx_cache_path(ckpt).unlink()
+    monkeypatch.setattr(export, "export_onnx", _failing_export)
+    with pytest.raises(export.ExportError, match=re.escape(str(ckpt))):  # (the file given, not the copy read)
+        Predictor.from_checkpoint(ckpt, backend="onnx")
 
 
 def test_gradcam_and_predict_can_share_a_predictor_across_threads(predictor, tmp_path):

@@ -827,7 +827,9 @@ def test_what_a_killed_training_left_where_no_run_goes_on_is_removed_when_listed
     (made / ".lock").touch()
     (made / ".config.json.yk2grvl3.tmp").write_text("{")
     (made / "error.txt").touch()  # (a full disk's)
-    run = _fake_run(store, "resnext11_2x4d", {"status": "running", "started": 1, "hostname": socket.gethostname()})
+    killed = {"status": "running", "started": 1, "hostname": socket.gethostname(), "pid": 2**22 + 12345}
+    run = _fake_run(store, "resnext11_2x4d", killed)  # (its process gone: its lock free)
+    (run / ".lock").touch()
     (run / ".last.pt.pou344hq.tmp").write_bytes(b"x" * 1000)
     (run / ".evaluation.json.abc.tmp").write_text("{")  # (the app's, not a trainer's: left alone)
     copying = tmp_path / "20261130-000103-copied-in"  # (being copied in: no lock, files of its own)
@@ -845,9 +847,13 @@ def test_what_a_killed_training_left_where_no_run_goes_on_is_removed_when_listed
     long_ago = time.time() - runs.DEBRIS_AGE_S - 60
     for p in [made, *made.iterdir(), *held.iterdir(), run / ".last.pt.pou344hq.tmp", run / ".evaluation.json.abc.tmp"]:
         os.utime(p, (long_ago, long_ago))
+    live = _fake_run(store, "resnext11_2x4d", {**killed, "pid": os.getpid()})  # (no lock: its process decides)
+    (live / ".last.pt.w1r2t3.tmp").write_bytes(b"x")
+    os.utime(live / ".last.pt.w1r2t3.tmp", (long_ago, long_ago))
     try:
         infos = store.list()
-        assert [i.path for i in infos] == [run]
+        assert sorted(i.path for i in infos) == sorted([run, live])
+        assert (live / ".last.pt.w1r2t3.tmp").is_file() and not (live / ".lock").exists()  # (trained: kept)
         assert not made.exists() and copying.is_dir() and (held / ".config.json.q1w2e3r4.tmp").is_file()
         assert (young / ".lock").is_file()
         left = sorted(p.name for p in run.iterdir() if p.name.startswith("."))

@@ -174,7 +174,7 @@ def test_a_narrow_window_keeps_the_log_readable_and_the_result_reachable(qtbot):
     tab.resize(tab.minimumSizeHint().width(), 700)
     tab.show()
     qtbot.waitExposed(tab)
-    assert tab.log.viewport().width() >= 20 * tab.log.fontMetrics().averageCharWidth()
+    assert tab.log.viewport().width() >= 23 * tab.log.fontMetrics().averageCharWidth()
     tab.device_label.setText("Device: CPU (2 threads) · data: cached 480 images in memory, 1.4 MB " + "x" * 200)
     assert tab.device_label.shown_text().startswith("Device: CPU (2 threads) · data: cached 480")
     assert tab.result_scroll.focusPolicy() == Qt.FocusPolicy.NoFocus  # short: no Tab stop
