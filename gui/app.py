@@ -159,7 +159,9 @@ def settings_problem(s: QSettings | None = None) -> str | None:
     if reason or QSettings.Status.AccessError in (status, read):
         return f"Settings are not saved: {path} cannot be written ({reason or 'access denied'})"
     if QSettings.Status.FormatError in (status, read):
-        return f"Settings could not be read from {path} (not an INI file): the defaults are used"
+        return (
+            f"Settings could not all be read from {path} (not an INI file): what could not be read is at its defaults"
+        )
     return None
 
 

@@ -1190,6 +1190,10 @@ class DatasetPanel(QWidget):
         folder = typed_path(text)
         if not folder or folder == self.folder or (self.folder and text == shown_path(self.folder)):
             return
+        self._open_chosen(folder)
+
+    def _open_chosen(self, folder: str) -> None:
+        """Open a folder typed or picked from the list; one that is not there any more leaves the open one open."""
         if not os.path.isdir(folder):
             why = "a file, not a folder" if os.path.exists(folder) else "no such folder"
             # (above the open folder's classes and images, and a Start training that would train on them, the
@@ -1216,7 +1220,7 @@ class DatasetPanel(QWidget):
     def _on_recent_activated(self, i: int) -> None:
         folder = self.recent_path(i)
         if folder and folder != self.folder:
-            self.load_folder(folder)
+            self._open_chosen(folder)  # (a folder gone since had closed the open data set)
 
     def _restore_settings(self) -> None:
         """Each value on its own: one not valid (hand-edited, another version's) keeps its field's default, and a

@@ -384,6 +384,14 @@ class MainWindow(QMainWindow):
         """The screen's room for the window (without panels and docks)."""
         return self.screen().availableGeometry().size() if self.screen() else None
 
+    def _say_gone_folder(self, _index: Any) -> None:
+        """Once: the data set open last time is not there any more, and which one is open instead."""
+        self.dataset_panel.scan_finished.disconnect(self._say_gone_folder)
+        banner = self.dataset_panel.banner
+        if not banner.text() and self.dataset_panel.index is not None:
+            banner.set_info(f"{self._gone_folder}, the data set open last time, is not there any more.")
+            banner.setToolTip(f"{self._gone_folder} is not there any more: {self.dataset_panel.index.root} is open")
+
     def _settle_after_first_scan(self, _index: Any) -> None:
         self.dataset_panel.scan_finished.disconnect(self._settle_after_first_scan)
         QTimer.singleShot(0, self.settle_minimum_size)
@@ -645,6 +653,9 @@ class MainWindow(QMainWindow):
             target = str(SAMPLE_DIR)
         if target:
             self.dataset_panel.load_folder(target)
+            if last and not data_dir and target != last:  # (the sample opened instead, without a word)
+                self._gone_folder = last
+                self.dataset_panel.scan_finished.connect(self._say_gone_folder)
             if self.dataset_panel.is_scanning():
                 # its tables, chart and notes need more room than the empty tab: the minimum is settled again once
                 # they are in (it was fixed before, and at the smallest window the tabs scrolled both ways)

@@ -284,7 +284,14 @@ class ModelPanel(QGroupBox):
         import re
 
         m = re.match(r"^resnext(\d+)_(\d+)x(\d+)d$", str(name))
-        if m and int(m.group(1)) in DepthSpin.DEPTHS:  # an impossible saved depth is not quietly made another
+        spins = ((self.card_spin, 2), (self.width_spin, 3))
+        # an impossible saved depth, cardinality or width is not quietly made another (300 groups became 256, a
+        # network of 159 M parameters; one past 32 bits ended the start-up with an OverflowError)
+        if (
+            m
+            and int(m.group(1)) in DepthSpin.DEPTHS
+            and all(spin.minimum() <= int(m.group(k)) <= spin.maximum() for spin, k in spins)
+        ):
             self.depth_spin.setValue(int(m.group(1)))
             self.card_spin.setValue(int(m.group(2)))
             self.width_spin.setValue(int(m.group(3)))

@@ -933,18 +933,21 @@ class TrainTab(QWidget):
         self.model_panel.set_context(num_classes=n, image_size=panel.image_size())
 
     # ---- the form -----------------------------------------------------------------------------------------------
-    def train_values(self, ranged: bool = False) -> dict:
+    def train_values(self, ranged: bool = False, lenient: bool = False) -> dict:
         """The Train form's settings. `ranged`: a number past its field's range is refused too (for a new run:
         1e9 as the learning rate started one, and failed it at step 3); a resume uses none of those numbers, and
-        the settings keep what is typed."""
+        the settings keep what is typed. `lenient`: a field that is no number (half typed) is None, not refused
+        (what the settings keep of a form closed so)."""
 
-        def num(edit: QLineEdit, key: str) -> float:
+        def num(edit: QLineEdit, key: str) -> float | None:
             """The field's number, or ValueError in the config's form ("lr=1e9: must be …", said in the form's
             words with the field focused)."""
             text = edit.text().strip()
             try:
                 value = float(text)
             except ValueError:
+                if lenient:
+                    return None
                 raise ValueError(f"{key}={text!r}: not a number") from None
             v = edit.validator()
             if ranged and not v.bottom() <= value <= v.top():  # (nan and inf too)
@@ -1895,12 +1898,13 @@ class TrainTab(QWidget):
 
     def save_settings(self) -> None:
         s = settings()
-        try:
-            values = self.train_values()
-        except ValueError:
-            return
+        # (a learning rate left half typed, "1e-", had every Train and Model setting of the session forgotten: the
+        # field is left as it was stored, the rest saved)
+        values = self.train_values(lenient=True)
         values["warmup_epochs"] = round(self.warmup_spin.value(), 3)  # kept for when cosine is chosen again
         for key, v in values.items():
+            if v is None and key in ("lr", "weight_decay"):
+                continue
             if isinstance(v, bool):
                 v = "true" if v else "false"
             s.setValue(f"train/{key}", 0 if v is None else v)

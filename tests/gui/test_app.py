@@ -1163,7 +1163,9 @@ def test_a_settings_file_that_cannot_be_read_is_said_at_start(qtbot, window):
     w = window(load_initial=False)
     label = _problem_label(w)
     assert label is not None and label.isVisible()
-    assert label.text() == f"Settings could not be read from {path} (not an INI file): the defaults are used"
+    assert label.text() == (
+        f"Settings could not all be read from {path} (not an INI file): what could not be read is at its defaults"
+    )
 
 
 def test_a_folder_scan_in_the_background_loads_no_torch(tmp_path):

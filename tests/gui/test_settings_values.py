@@ -159,3 +159,57 @@ def test_the_dataset_tabs_lists_have_names_for_screen_readers(qtbot):
     qtbot.addWidget(panel)
     names = {v: v.accessibleName() for v in (panel.class_table, panel.bad_table, panel.dup_list)}
     assert all(names.values()) and len(set(names.values())) == 3, names
+
+
+@pytest.mark.parametrize("arch", ["resnext50_99999999999x4d", "resnext29_8x99999999999d", "resnext29_300x16d"])
+def test_a_saved_custom_network_past_the_forms_range_is_not_taken_or_made_another(qtbot, window, arch):
+    """A cardinality or width past 32 bits ended every start-up with an OverflowError; 300 groups, past the box's
+    256, came back as resnext29_256x16d, a network of 159 M parameters that Start would have trained."""
+    hand_edit({"model": {"arch": arch}})
+    w = window(load_initial=False)
+    assert w.train_tab.model_panel.arch() == "auto"
+
+
+def test_a_half_typed_learning_rate_at_closing_keeps_the_rest_of_the_form(qtbot, runs_dir):
+    """A learning rate left at "1e-" when the window closed made every Train and Model setting of the session be
+    forgotten (save_settings stopped at the first field that was no number)."""
+    from gui.dataset_panel import DatasetPanel
+    from gui.train_tab import TrainTab
+
+    settings().setValue("train/lr", "0.02")
+    panel = DatasetPanel()
+    tab = TrainTab(panel, runs_dir=str(runs_dir))
+    for w in (panel, tab):
+        qtbot.addWidget(w)
+    tab.set_train_values({"epochs": 7, "optimizer": "sgd"})
+    tab.model_panel.set_arch("resnext20_4x8d")
+    tab.lr_edit.setText("1e-")
+    tab.save_settings()
+    s = settings()
+    assert s.value("train/epochs") in (7, "7") and s.value("train/optimizer") == "sgd"
+    assert s.value("model/arch") == "resnext20_4x8d"
+    assert s.value("train/lr") in (0.02, "0.02")  # (the field half typed: its stored value stays)
+
+
+def test_a_data_set_gone_since_the_last_time_is_said_and_a_gone_entry_keeps_the_open_one(
+    qtbot, window, tmp_path, dataset_factory
+):
+    """The data set open last time, deleted since, was replaced by the sample without a word; picking it in the
+    folder list then closed the data set that was open."""
+    import shutil
+
+    gone = dataset_factory(tmp_path / "gone", {"a": 4, "b": 4})
+    w = window(data_dir=str(gone))
+    qtbot.waitUntil(lambda: w.dataset_panel.index is not None, timeout=60000)
+    w.close()
+    shutil.rmtree(gone)
+    w2 = window()
+    panel = w2.dataset_panel
+    qtbot.waitUntil(lambda: panel.index is not None, timeout=150000)
+    assert f"{gone}, the data set open last time, is not there any more" in panel.banner.text()
+    open_now = panel.index.root
+    i = next(k for k in range(panel.recent_combo.count()) if panel.recent_path(k) == str(gone))
+    panel.recent_combo.setCurrentIndex(i)
+    panel.recent_combo.activated.emit(i)
+    assert panel.index is not None and panel.index.root == open_now  # (still open)
+    assert f"{gone}: no such folder. Still open:" in panel.banner.text()
