@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -331,6 +332,10 @@ class ModelPanel(QGroupBox):
         choice = self.pretrained_choice()
         if choice == "file" and not self.weights_edit.text().strip():
             return "Choose a weights file, or set Pretrained to None or ImageNet."
+        if choice == "file" and not os.path.isfile(path := typed_path(self.weights_edit.text())):
+            # (a file remembered from the last time, deleted since: Start's error box was the first word of it)
+            why = "a folder, not a weights file" if os.path.isdir(path) else "no such weights file"
+            return f"{path}: {why}. Choose another, or set Pretrained to None or ImageNet."
         if choice == "none" and self.mode_combo.currentData() != "scratch":
             return "Linear probe and fine-tune need pretrained weights."
         if choice == "imagenet":

@@ -212,3 +212,16 @@ def test_an_architecture_chosen_before_the_preset_list_arrives_is_kept(qtbot):
     panel.preset_combo.setCurrentIndex(panel.preset_combo.findData("resnext50_32x4d"))
     panel._on_presets(_presets())
     assert panel.arch() == "resnext50_32x4d"
+
+
+def test_a_weights_file_that_is_not_there_is_said_before_start(qtbot, panel, tmp_path):
+    """A weights file remembered from the last time and deleted since showed a normal summary and an enabled
+    Start, whose error box was the first word of it."""
+    _choose(panel, panel.pretrained_combo, "file")
+    panel.weights_edit.setText(str(tmp_path / "gone.pth"))
+    assert panel.problem().startswith(f"{tmp_path / 'gone.pth'}: no such weights file")
+    panel.weights_edit.setText(str(tmp_path))
+    assert panel.problem().startswith(f"{tmp_path}: a folder, not a weights file")
+    (tmp_path / "w.pth").write_bytes(b"x")
+    panel.weights_edit.setText(f'"{tmp_path / "w.pth"}"')  # (pasted in quotes)
+    assert panel.problem() is None or "no such" not in panel.problem()
