@@ -827,6 +827,47 @@ def _resume_config(args: argparse.Namespace, parser_defaults: dict[str, Any]):
     return cfg
 
 
+def _fetch_imagenet_weights(arch: str, pretrained: str | None, quiet: bool) -> None:
+    """The ImageNet weights a new run starts from, downloaded (once, into torchvision's cache) with its progress on
+    stderr before the trainer is set up: the README promised progress, and 100-340 MB came without a word."""
+    from core import models
+
+    if str(pretrained or "").strip().lower() != "imagenet":
+        return
+    try:
+        spec = models.parse_arch(arch)
+    except models.ModelError:
+        return  # ("auto", a name the trainer refuses in its own words)
+    if not spec.has_imagenet_weights:
+        return
+    url = models.imagenet_weights_url(spec.name)
+    if (models.weights_cache_dir() / os.path.basename(url)).is_file():
+        return  # (checked against its hash when the trainer takes it)
+    shown = {"at": 0.0}
+    speaks = _speaks() and not quiet
+    tty = speaks and sys.stderr is not None and sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        end = bool(total) and done >= total
+        if not speaks or (now - shown["at"] < (0.5 if tty else 10.0) and not end and done):
+            return
+        shown["at"] = now
+        of = f" of {total / 1e6:.1f}" if total else ""
+        line = f"downloading the ImageNet weights of {spec.name}: {done / 1e6:.1f}{of} MB"
+        if tty:
+            print(f"\r{line}", end="\n" if end else "", file=sys.stderr, flush=True)
+        else:
+            _err(line)
+
+    try:
+        models.imagenet_weights_path(spec.name, progress=progress)
+    except models.ModelError as e:
+        if tty:
+            print(file=sys.stderr)
+        raise UsageError(str(e), own=True) from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from core.checkpoint import CheckpointError
     from core.config import ConfigError
@@ -846,6 +887,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if problem := folder_problem(cfg.data.root):  # (the --config file's: blamed on a --data never typed)
             where = "--data" if args.data is not None else f"--config {args.config}: data.root"
             raise UsageError(f"{where} {cfg.data.root}: {problem}")
+        _fetch_imagenet_weights(cfg.model.arch, cfg.model.pretrained, quiet=args.quiet)
     callbacks = [_make_printer(warnings_only=True) if args.quiet else _make_printer()]
     try:
         trainer = Trainer(

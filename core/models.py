@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.client
@@ -10,6 +11,7 @@ import os
 import pickle
 import re
 import tempfile
+import time
 import types
 import urllib.error
 import urllib.parse
@@ -604,18 +606,30 @@ def download_weights(
     except OSError as e:
         raise ModelError(f"{dest_dir}: cannot write to the weights cache folder ({e.strerror or e})") from None
     tmp = Path(tmp_name)
+    _remove_old_parts(dest_dir, keep=tmp)
     sha = hashlib.sha256()
+    done, kind = 0, ""
+    by_hand = (
+        f"on a computer with internet, download {url} and copy it to {dest} (it is checked, then used offline); "
+        "or choose a local weights file (--pretrained PATH), or train from scratch"
+    )
     try:
         try:
             with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
-                total = int(resp.headers.get("Content-Length") or 0)
-                done = 0
+                try:
+                    total = max(0, int(resp.headers.get("Content-Length") or 0))
+                except ValueError:  # (a malformed header: the length is not known)
+                    total = 0
+                kind = str(resp.headers.get("Content-Type") or "")
                 if progress is not None:
                     progress(0, total)
+                # whatever has arrived, up to a chunk: a full chunk's read waited a minute on a slow line, and Stop,
+                # Cancel, Ctrl-C and closing the window with it
+                read = getattr(resp, "read1", resp.read)
                 while True:
                     if stop is not None and getattr(stop, "stopped", False):
                         raise DownloadStopped()
-                    chunk = resp.read(1 << 18)
+                    chunk = read(1 << 18)
                     if not chunk:
                         break
                     f.write(chunk)
@@ -632,11 +646,13 @@ def download_weights(
             ) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
             reason = getattr(e, "reason", None) or e
+            if done:  # (a line that broke after megabytes was said to be no internet)
+                raise ModelError(
+                    f"cannot download {url}: the connection broke after {done / 1e6:.1f} MB ({reason}); try again, "
+                    f"or {by_hand}"
+                ) from None
             cached = damaged or f"no cached weights at {dest}"
-            raise ModelError(
-                f"cannot download {url} ({reason}): no internet and {cached}; "
-                f"choose a local weights file (--pretrained PATH) or train from scratch"
-            ) from None
+            raise ModelError(f"cannot download {url} ({reason}): no internet and {cached}; {by_hand}") from None
         except http.client.HTTPException as e:
             raise ModelError(f"cannot download {url}: {type(e).__name__} (connection cut); try again") from None
         except OSError as e:
@@ -644,6 +660,11 @@ def download_weights(
         if total and done != total:
             raise ModelError(f"cannot download {url}: got {done} of {total} bytes (connection cut); try again")
         digest = sha.hexdigest()
+        if expected and not digest.startswith(expected) and kind.startswith("text/html"):
+            raise ModelError(
+                f"{url}: the network sent a web page, not the weights (a network that asks you to sign in first, "
+                f"such as a hotel's or a company's?); sign in, or {by_hand}"
+            )
         if expected and not digest.startswith(expected):
             raise ModelError(
                 f"{url}: hash mismatch (expected sha256 {expected}…, got {digest[: len(expected)]}…); "
@@ -654,6 +675,21 @@ def download_weights(
         if tmp.exists():
             tmp.unlink()
     return dest
+
+
+PART_AGE_S = 3600.0  # a download's .part file untouched this long was left by a process that was killed
+
+
+def _remove_old_parts(folder: Path, keep: Path) -> None:
+    """Remove the half-downloaded files (`.name.x1y2.part`) killed downloads left in the weights cache (up to a
+    model's size each, kept for ever); a download going on now in another process touches its file every chunk."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for p in folder.iterdir():
+            if p.name.startswith(".") and p.name.endswith(".part") and p != keep:
+                with contextlib.suppress(OSError):
+                    if now - p.stat().st_mtime > PART_AGE_S:
+                        p.unlink()
 
 
 _HASH_OK: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime) -> the hash checked, once a process

@@ -748,16 +748,28 @@ class MainWindow(QMainWindow):
 
     # ---- closing ------------------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 — Qt override
+        downloading = getattr(self.train_tab, "_download_worker", None) is not None  # (no run yet: nothing to keep)
         if (
             self.train_tab.is_running()
             and self.confirm_close
-            and not ask(
-                self,
-                "Training in progress",
-                "A training run is in progress. Stop it and close the window?\n\nIt stops after the current batch "
-                "and keeps everything trained so far; Resume training in the Runs tab goes on from there.",
-                yes="Stop and close",
-                no="Keep training",
+            and not (
+                ask(
+                    self,
+                    "Downloading the ImageNet weights",
+                    "The ImageNet weights are downloading, and the training starts once they are in. Cancel the "
+                    "download and close the window?",
+                    yes="Cancel and close",
+                    no="Keep downloading",
+                )
+                if downloading
+                else ask(
+                    self,
+                    "Training in progress",
+                    "A training run is in progress. Stop it and close the window?\n\nIt stops after the current "
+                    "batch and keeps everything trained so far; Resume training in the Runs tab goes on from there.",
+                    yes="Stop and close",
+                    no="Keep training",
+                )
             )
         ):
             event.ignore()

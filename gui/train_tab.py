@@ -1636,10 +1636,15 @@ class TrainTab(QWidget):
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle("ImageNet weights unavailable")
-        box.setText("The ImageNet weights could not be downloaded (no internet connection?).")
-        reason = message.split("; choose a local weights file")[0]  # the command line's advice names a flag
+        offline = "no internet" in message
+        box.setText(f"The ImageNet weights could not be downloaded{' (no internet connection?)' if offline else ''}.")
+        # the command line's advice names a flag: the reason, and how to bring the file in by hand, in the box's words
+        reason, _, by_hand = message.partition("; on a computer with internet, ")
+        reason = reason.split("; choose a local weights file")[0]
+        by_hand = by_hand.split("; or choose a local weights file")[0]
         self.log_line(f"ImageNet weights unavailable: {reason}", "warning")  # (kept past the dialog)
-        box.setInformativeText(f"{reason}.\n\nUse a weights file you already have, or train from scratch.")
+        hand = f"On a computer with internet, {by_hand}.\n\n" if by_hand else ""
+        box.setInformativeText(f"{reason}.\n\n{hand}Or use a weights file you already have, or train from scratch.")
         local = box.addButton("Use a local file…", QMessageBox.ButtonRole.AcceptRole)
         scratch = box.addButton("Train from scratch…", QMessageBox.ButtonRole.ActionRole)
         scratch.setToolTip("Sets Pretrained to None; you check the model for this computer, then Start")

@@ -29,6 +29,7 @@ _USER_ERRORS = (
     "ConfigError",
     "CheckpointError",
     "ModelError",
+    "DownloadStopped",  # (a Cancel: each printed a traceback)
     "ImageLoadError",
     "ExportError",
     "ModelLoadError",

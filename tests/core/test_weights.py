@@ -4,7 +4,9 @@ import contextlib
 import hashlib
 import http.server
 import io
+import os
 import threading
+import time
 import urllib.error
 
 import pytest
@@ -293,3 +295,102 @@ def test_a_file_of_torchs_older_format_cut_short_is_called_damaged(tmp_path):
         M.read_state_dict(cut)
     with pytest.raises(CheckpointError, match=r"cut.pth: not a ResNeXt Studio checkpoint \(damaged or incomplete"):
         load(cut)
+
+
+class _OddServer:
+    """One file served as a troubled network serves it: `mode` says how."""
+
+    def __init__(self, body: bytes, mode: str):
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                if mode == "html":
+                    page = b"<html><body>Sign in to use the Wi-Fi</body></html>"
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
+                self.send_header("Content-Length", "abc" if mode == "bad-length" else str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                    if mode == "bad-length":
+                        self.wfile.write(body)
+                    else:  # "stall": a first piece, then nothing until released (a line gone slow)
+                        self.wfile.write(body[:1000])
+                        self.wfile.flush()
+                        outer.release.wait(30)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def close(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.mark.timeout(20)
+def test_a_troubled_network_is_said_as_it_is_and_a_stop_does_not_wait_for_a_slow_line(tmp_path):
+    """A stop was looked at between reads of 256 KB, each waiting until all of it came: on a slow line Ctrl-C,
+    Cancel and closing the window waited a minute or more. A malformed Content-Length ended in "invalid literal
+    for int()"; a sign-in page was "a corrupted download, try again"; the offline advice never said how to bring
+    the file in by hand; a killed download's .part stayed in the cache for ever."""
+    body = _tiny_state_bytes()
+    name = f"tiny-{hashlib.sha256(body).hexdigest()[:8]}.pth"
+    dest = tmp_path / "cache"
+    dest.mkdir()
+    stale = dest / f".{name}.k1ll3d.part"
+    stale.write_bytes(b"x" * 1000)
+    old = time.time() - M.PART_AGE_S - 60
+    os.utime(stale, (old, old))
+    stall = _OddServer(body, "stall")
+    try:
+        token = _Token()
+
+        def progress(done, total):
+            token.stopped = done > 0  # (the first piece is in: the user presses Stop)
+
+        with pytest.raises(M.DownloadStopped):
+            M.download_weights(stall.base + name, dest, progress=progress, stop=token)
+    finally:
+        stall.close()
+    assert list(dest.iterdir()) == []  # (no partial file, and the killed one's gone too)
+    odd = _OddServer(body, "bad-length")
+    try:
+        assert M.download_weights(odd.base + name, dest).read_bytes() == body  # (the length taken as not known)
+    finally:
+        odd.close()
+    page = _OddServer(body, "html")
+    try:
+        with pytest.raises(M.ModelError, match="sent a web page, not the weights") as e:
+            M.download_weights(page.base + "other-" + name, dest)
+        assert f"download {page.base}other-{name} and copy it to {dest / ('other-' + name)}" in str(e.value)
+    finally:
+        page.close()
+
+
+def test_the_command_line_shows_the_weights_download_and_names_a_failure(server, monkeypatch, capsys):
+    """`train --pretrained imagenet` downloaded 100-340 MB without a word, though the README promised progress."""
+    from core.cli import UsageError, _fetch_imagenet_weights
+
+    monkeypatch.setattr(M, "imagenet_weights_url", lambda arch: server.base + server.name)
+    _fetch_imagenet_weights("resnet18", "imagenet", quiet=False)
+    err = capsys.readouterr().err
+    mb = f"{len(server.body) / 1e6:.1f}"
+    assert f"downloading the ImageNet weights of resnet18: {mb} of {mb} MB" in err
+    assert (M.weights_cache_dir() / server.name).read_bytes() == server.body
+    _fetch_imagenet_weights("resnet18", "imagenet", quiet=False)  # (cached: not again, and nothing said)
+    assert capsys.readouterr().err == "" and server.requests.count("/" + server.name) == 1
+    monkeypatch.setattr(M, "imagenet_weights_url", lambda arch: server.base + "missing-12345678.pth")
+    with pytest.raises(UsageError, match="HTTP 404"):
+        _fetch_imagenet_weights("resnet18", "imagenet", quiet=True)

@@ -1189,3 +1189,21 @@ def test_a_folder_scan_in_the_background_loads_no_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_closing_during_the_weights_download_asks_about_the_download(qtbot, window, answer_question, monkeypatch):
+    """Closing while the ImageNet weights downloaded asked about "a training run in progress" that "keeps
+    everything trained so far": there was no run yet, nothing to keep or resume. And each Cancel of a download
+    printed a traceback (DownloadStopped was not known as the user's own doing)."""
+    from core.models import DownloadStopped
+    from gui.worker import _is_user_error
+
+    assert _is_user_error(DownloadStopped())
+    w = window(load_initial=False)
+    monkeypatch.setattr(w.train_tab, "is_running", lambda: True)
+    w.train_tab._download_worker = object()
+    seen = answer_question("Keep downloading")
+    assert not w.close()  # (kept open)
+    text, buttons, title = seen[0]
+    assert title == "Downloading the ImageNet weights" and "Cancel and close" in buttons and "trained" not in text
+    w.train_tab._download_worker, w.confirm_close = None, False  # (pytest-qt closes it before monkeypatch undoes)

@@ -618,12 +618,14 @@ def test_the_offline_weights_dialog_speaks_to_the_window_not_the_command_line(qt
     monkeypatch.setattr(QMessageBox, "exec", lambda box: shown.append(box.informativeText()) or 0)
     message = (
         "cannot download https://x/resnext50.pth (no route): no internet and no cached weights at /c/r.pth; "
-        "choose a local weights file (--pretrained PATH) or train from scratch"
+        "on a computer with internet, download https://x/resnext50.pth and copy it to /c/r.pth (it is checked, then "
+        "used offline); or choose a local weights file (--pretrained PATH), or train from scratch"
     )
     tab._offline_choice(None, message)
     assert shown[0].startswith("cannot download https://x/resnext50.pth (no route): no internet and no cached")
+    assert "On a computer with internet, download https://x/resnext50.pth and copy it to /c/r.pth" in shown[0]
     assert "--pretrained" not in shown[0] and shown[0].endswith(
-        "Use a weights file you already have, or train from scratch."
+        "Or use a weights file you already have, or train from scratch."
     )
     # and in the log, where it stays once the dialog is gone (the log said nothing of it)
     assert "ImageNet weights unavailable: cannot download https://x/resnext50.pth (no route)" in tab.log.toPlainText()
