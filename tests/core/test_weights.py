@@ -35,7 +35,22 @@ def _tiny_state_bytes() -> bytes:
     return buf.getvalue()
 
 
-class _Server:
+class _Loopback:
+    """An HTTP server on the loopback interface, on a thread of its own, answering with `handler`."""
+
+    def _serve(self, handler: type) -> None:
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+class _Server(_Loopback):
     def __init__(self, files: dict[str, bytes]):
         self.files, self.requests = files, []
         outer = self
@@ -57,15 +72,7 @@ class _Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        self._serve(Handler)
 
 
 @pytest.fixture
@@ -297,7 +304,7 @@ def test_a_file_of_torchs_older_format_cut_short_is_called_damaged(tmp_path):
         load(cut)
 
 
-class _OddServer:
+class _OddServer(_Loopback):
     """One file served as a troubled network serves it: `mode` says how."""
 
     def __init__(self, body: bytes, mode: str):
@@ -327,16 +334,11 @@ class _OddServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self._serve(Handler)
 
     def close(self):
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        super().close()
 
 
 @pytest.mark.timeout(20)
