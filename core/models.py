@@ -835,7 +835,11 @@ def _fitting(
             parts.append(
                 f"unexpected {len(unexpected)} keys ({', '.join(unexpected[:3])}{', …' if len(unexpected) > 3 else ''})"
             )
-        raise ModelError(f"{path}: weights do not match the architecture: {'; '.join(parts)}")
+        # (which architecture they were tried in, as the shape mismatch says: with none chosen it was unsaid)
+        raise ModelError(
+            f"{path}: weights do not match the architecture{f' ({arch})' if arch else ''}: {'; '.join(parts)}; "
+            "weights of another architecture (or depth)?"
+        )
     if skipped:  # a new head: skip all of fc, never half of it
         skipped = [k for k in state if _head_name(k)]
     skipped += [k for k in own if _head_name(k) and k not in state]

@@ -407,6 +407,7 @@ class RunsTab(QWidget):
         self._own_run: str | None = None  # that run's folder, once known
         self._paused_run: str | None = None  # the run the Train tab holds paused (status.json says "running")
         self._infos: list[Any] = []
+        self._had_runs = False  # (runs were listed in this window: a runs folder gone since is said to be gone)
         self._records: dict[str, Any] = {}
         self.last_export: dict[str, Any] | None = None  # what the last "Export model" saved (None: it failed)
         self._watcher = QFileSystemWatcher(self)
@@ -744,7 +745,16 @@ class RunsTab(QWidget):
         self.table.setSelectionMode(mode)
         self.table.blockSignals(False)
         if self._infos:
+            self._had_runs = True
             self.table_stack.setCurrentIndex(0)
+        elif not root.exists() and self._had_runs:
+            # (runs listed a moment ago, and the folder gone: a drive unplugged, a folder removed; "No runs yet"
+            # read as if there had been none)
+            self.empty_label.setText(
+                f"The runs folder\n{root}\nis not there (moved, deleted, or on a drive not connected).\n\n"
+                "A new run makes it again."
+            )
+            self.table_stack.setCurrentIndex(1)
         else:
             self.empty_label.setText(
                 f"No runs yet in\n{root}\n\nTrain a model in the Train tab, or from a terminal:\n"

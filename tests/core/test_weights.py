@@ -232,6 +232,9 @@ def test_missing_and_unexpected_keys(tmp_path):
     torch.save(sd, tmp_path / "w.pth")
     with pytest.raises(M.ModelError, match=r"missing 1 keys \(layer3\.0\.bn3\.running_var\).*extra\.weight"):
         M.build("resnext11_4x8d", 5, pretrained=str(tmp_path / "w.pth"))
+    # which architecture they were tried in (with none chosen, the one picked was unsaid), and the likely cause
+    with pytest.raises(M.ModelError, match=r"match the architecture \(resnext11_4x8d\): .*another architecture"):
+        M.check_weights("resnext11_4x8d", sd, tmp_path / "w.pth")
     with torch.device("cpu"):
         other = M.build("resnet18", 5).state_dict()
     torch.save(other, tmp_path / "r18.pth")

@@ -940,6 +940,18 @@ def test_empty_runs_folder_shows_a_hint(qtbot, tmp_path):
     assert [t.get_text() for t in w.loss_ax.texts] == ["No runs yet"]  # not "Select one or more runs" of none
 
 
+def test_a_runs_folder_that_goes_away_is_said_to_be_gone_not_empty(qtbot, tab, runs):
+    """Its runs listed a moment ago, then the folder gone (a drive unplugged): "No runs yet" read as if there had
+    never been any."""
+    import shutil
+
+    assert tab.run_count() > 0
+    root = tab.runs_dir()
+    shutil.rmtree(root)
+    tab.refresh()
+    assert tab.table_stack.currentIndex() == 1 and f"{root}\nis not there" in tab.empty_label.text()
+
+
 def test_on_a_narrow_window_the_data_set_column_gives_the_run_names_room(qtbot, tab, runs):
     """At 1024 px the data set's column kept 260 px for one long name while three runs read
     "20261127-…8d-sample" (the run's name ends with the data set's); it widens again with the window."""
