@@ -111,11 +111,35 @@ def _unknown_platform(qpa: str, plugins: Path | None = None) -> str | None:
 _read_status: dict[str, Any] = {}  # settings file -> what went wrong when it was first read (QSettings.Status)
 
 
+# What this process last wrote to each settings file, key by key: at closing, a value the window left as it was
+# and another window of the app changed meanwhile stays the other's (MainWindow.closeEvent).
+_written: dict[str, dict[str, Any]] = {}
+_recording: list[type] = []
+
+
+def written_settings(path: str) -> dict[str, Any]:
+    """The values this process has written to the settings file at `path` (a copy)."""
+    return dict(_written.get(path, {}))
+
+
+def _settings_class() -> type:
+    if not _recording:
+        from PySide6.QtCore import QSettings
+
+        class _Recording(QSettings):
+            def setValue(self, key: str, value: Any) -> None:  # noqa: N802 - Qt override
+                _written.setdefault(self.fileName(), {})[key] = value
+                super().setValue(key, value)
+
+        _recording.append(_Recording)
+    return _recording[0]
+
+
 def settings() -> QSettings:
     """The application's settings (an INI file in the user scope, so tests can redirect it with QSettings.setPath)."""
     from PySide6.QtCore import QSettings
 
-    s = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
+    s = _settings_class()(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
     if s.status() != QSettings.Status.NoError:  # (known only to the first QSettings that reads the file: Qt keeps
         _read_status.setdefault(s.fileName(), s.status())  # what it read for the others)
     return s

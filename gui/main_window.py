@@ -37,6 +37,7 @@ from gui.app import (
     resume_gc,
     settings,
     settings_problem,
+    written_settings,
 )
 from gui.dataset_panel import DatasetPanel
 from gui.train_tab import IDLE, PAUSED, TrainTab
@@ -184,6 +185,21 @@ def _splitter_keys(name: str, widget: QWidget) -> list[tuple[str, QSplitter]]:
     ]
 
 
+def _plain(value: Any) -> Any:
+    """A settings value in a form to compare (the INI file gives strings back for the numbers written)."""
+    if isinstance(value, QByteArray):
+        return bytes(value.data())
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return str(value)
+
+
+def _settings_snapshot() -> dict[str, Any]:
+    """Every settings value as it is now, in _plain's form."""
+    s = settings()
+    return {k: _plain(s.value(k)) for k in s.allKeys()}
+
+
 def _restore_splitters(name: str, widget: QWidget) -> None:
     """The pane sizes the user left a tab's splitters at, when the window was last closed."""
     for key, splitter in _splitter_keys(name, widget):
@@ -209,6 +225,7 @@ class MainWindow(QMainWindow):
         self.workers_left = False  # closing, the jobs still running after the wait for them
         self._device_text = ""
         self._training_device = ""  # the device a run trains on now ("" when none does)
+        self._settings_at_start = _settings_snapshot()  # (closing: another window's changes since are kept)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -775,13 +792,23 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._closing = True
+        s = settings()
+        mine = {k: _plain(v) for k, v in written_settings(s.fileName()).items()}  # (this window's writes so far)
+        s.sync()  # (what another window of the app wrote meanwhile, read)
+        theirs = {k: s.value(k) for k in s.allKeys()}
         self.train_tab.save_settings()
         self.dataset_panel.save_settings()
-        s = settings()
         s.setValue("window/geometry", self.saveGeometry())
         for name, widget in self._built_tabs().items():
             for key, splitter in _splitter_keys(name, widget):
                 s.setValue(key, splitter.saveState())
+        # Each tab writes every key it has: with two windows open, the one closed last wrote the values it had read
+        # at its start over what the other had changed. A value left here as this window last had it (read at
+        # start-up, or written since, at Start), and changed in the file since, stays as the other window left it.
+        for key, value in theirs.items():
+            last = mine.get(key, self._settings_at_start.get(key))
+            if last is not None and _plain(s.value(key)) == last and _plain(value) != last:
+                s.setValue(key, value)
         s.sync()  # (written now: its status says whether they were)
         if s.status() != QSettings.Status.NoError and not self.settings_problem:  # (not said at start-up)
             problem = settings_problem(s)

@@ -213,3 +213,30 @@ def test_a_data_set_gone_since_the_last_time_is_said_and_a_gone_entry_keeps_the_
     panel.recent_combo.activated.emit(i)
     assert panel.index is not None and panel.index.root == open_now  # (still open)
     assert f"{gone}: no such folder. Still open:" in panel.banner.text()
+
+
+def test_two_windows_keep_each_others_changes(qtbot, window):
+    """With two windows of the app open, the one closed last wrote every value it had read at its start over what
+    the other had changed meanwhile (the other window's epochs were lost). What this window changed stays its own,
+    also a value it saved at Start and then set back."""
+    from PySide6.QtCore import QSettings
+
+    from gui.app import APP, ORG
+
+    def other_window() -> QSettings:  # (another process's writes: not this one's record)
+        return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORG, APP)
+
+    settings().setValue("train/epochs", 9)
+    settings().setValue("train/seed", 3)
+    settings().setValue("train/batch_size", 16)
+    w = window(load_initial=False)
+    assert w.train_tab.epochs_spin.value() == 9
+    w.train_tab.batch_spin.setValue(24)
+    w.train_tab.save_settings()  # (as Start does)
+    other_window().setValue("train/epochs", 5)
+    other_window().setValue("train/batch_size", 64)
+    w.train_tab.seed_spin.setValue(7)  # (this one's own change)
+    w.train_tab.batch_spin.setValue(16)  # (and back to its start-up value after Start saved 24)
+    w.close()
+    values = {k: int(settings().value(f"train/{k}")) for k in ("epochs", "seed", "batch_size")}
+    assert values == {"epochs": 5, "seed": 7, "batch_size": 16}
