@@ -840,10 +840,7 @@ def _fetch_imagenet_weights(arch: str, pretrained: str | None, quiet: bool) -> N
         return  # ("auto", a name the trainer refuses in its own words)
     if not spec.has_imagenet_weights:
         return
-    url = models.imagenet_weights_url(spec.name)
-    if (models.weights_cache_dir() / os.path.basename(url)).is_file():
-        return  # (checked against its hash when the trainer takes it)
-    shown = {"at": 0.0}
+    shown = {"at": 0.0}  # (a file in the cache already: checked against its hash, and no progress is said)
     speaks = _speaks() and not quiet
     tty = speaks and sys.stderr is not None and sys.stderr.isatty()
 

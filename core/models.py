@@ -572,6 +572,10 @@ class DownloadStopped(ModelError):
         super().__init__("stopped while downloading the ImageNet weights")
 
 
+# how a failed download's message goes on (the app words the rest its own way: gui.train_tab._offline_choice)
+BY_HAND = "on a computer with internet, "
+
+
 def download_weights(
     url: str, dest_dir: str | Path, progress: Progress | None = None, timeout: float = 30, stop: Any = None
 ) -> Path:
@@ -610,7 +614,7 @@ def download_weights(
     sha = hashlib.sha256()
     done, kind = 0, ""
     by_hand = (
-        f"on a computer with internet, download {url} and copy it to {dest} (it is checked, then used offline); "
+        f"{BY_HAND}download {url} and copy it to {dest} (it is checked, then used offline); "
         "or choose a local weights file (--pretrained PATH), or train from scratch"
     )
     try:

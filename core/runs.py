@@ -487,6 +487,8 @@ def mark_paused(run_dir: str | Path, paused: bool) -> None:
 
 
 DEBRIS_AGE_S = 900.0  # a trainer's temp file or new folder untouched this long is what a killed one left
+TIDY_EVERY_S = 60.0  # RunStore.list tidies a runs folder at most this often
+_tidied_at: dict[Path, float] = {}  # runs folder -> when list() last tidied it (time.monotonic)
 
 
 def _trainer_temp(name: str) -> bool:
@@ -1461,7 +1463,9 @@ class RunStore:
         """Every run under the root, newest first; one that cannot be read is listed as "unreadable" with the
         reason (it ended the whole listing: `runs` printed one Permission denied and no run). What killed
         trainings left behind goes first (tidy)."""
-        self.tidy()
+        if time.monotonic() - _tidied_at.get(self.root, -TIDY_EVERY_S) >= TIDY_EVERY_S:  # (a window lists
+            _tidied_at[self.root] = time.monotonic()  # at every change in the folder: a look a minute is enough,
+            self.tidy()  # for leftovers 15 minutes old)
         infos = []
         for p in self._run_dirs():
             try:

@@ -1639,7 +1639,9 @@ class TrainTab(QWidget):
         offline = "no internet" in message
         box.setText(f"The ImageNet weights could not be downloaded{' (no internet connection?)' if offline else ''}.")
         # the command line's advice names a flag: the reason, and how to bring the file in by hand, in the box's words
-        reason, _, by_hand = message.partition("; on a computer with internet, ")
+        from core.models import BY_HAND
+
+        reason, _, by_hand = message.partition(f"; {BY_HAND}")
         reason = reason.split("; choose a local weights file")[0]
         by_hand = by_hand.split("; or choose a local weights file")[0]
         self.log_line(f"ImageNet weights unavailable: {reason}", "warning")  # (kept past the dialog)
